@@ -1,0 +1,20 @@
+//! The one place where the relay and the widget agree.
+//!
+//! Everything here is plain data with serde: no I/O, no clocks, no allocation strategy beyond
+//! `String` and `Vec`, so the same types compile for the relay (native) and the widget (wasm32).
+//! Three families live here, each in its own module:
+//!
+//! - [`event`]: the normalized telephony event. It is the body of the generic webhook and the
+//!   common output of every provider adapter, so integrators can feed any PBX into the relay.
+//! - [`ws`]: the messages on the widget's WebSocket (`/v1/agent/ws`) and the call view they carry.
+//! - [`host`]: the payloads the widget posts to the V2 host window (the V2 CTI channel).
+//!
+//! The JSON shapes are public interface (see the README's contract section); changing a field name
+//! here is a breaking change for deployed widgets and integrations.
+
+pub mod event;
+pub mod host;
+pub mod ws;
+
+pub use event::{Direction, EndReason, EventType, TelephonyEvent};
+pub use ws::{CallCommand, CallState, CallView, ClientMessage, Match, RecordKind, ServerMessage};

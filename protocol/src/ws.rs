@@ -1,0 +1,267 @@
+//! Messages on the widget's WebSocket, `GET /v1/agent/ws`.
+//!
+//! Text frames carry one JSON object each, tagged by `type`. The client opens with `hello`; the
+//! relay answers `welcome` and then pushes `call` messages whenever a call of that rep changes.
+//! Each `call` message carries the whole call view rather than a delta, so a widget that missed
+//! one message is repaired by the next, and every `call` carries a per-rep sequence number so a
+//! reconnecting widget can ask for what it missed.
+
+use serde::{Deserialize, Serialize};
+
+use crate::event::{Direction, EndReason};
+
+/// What the widget sends.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ClientMessage {
+    /// Must be the first frame. `last_seq` is the highest `seq` the widget has applied, or null
+    /// on a first connection.
+    Hello { token: String, last_seq: Option<u64> },
+    /// A call control for one of the rep's calls.
+    Command {
+        call_id: String,
+        #[serde(flatten)]
+        command: CallCommand,
+    },
+    /// Application-level heartbeat (browsers cannot send WebSocket ping frames).
+    Ping {
+        #[serde(default)]
+        nonce: u64,
+    },
+}
+
+/// A call control, forwarded by the relay to the provider that owns the call.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum CallCommand {
+    Answer,
+    Decline,
+    Hold,
+    Resume,
+    Hangup,
+    Transfer { target: String },
+}
+
+impl CallCommand {
+    /// The action's wire name, as used in the `action` tag and in provider requests.
+    pub fn name(&self) -> &'static str {
+        match self {
+            CallCommand::Answer => "answer",
+            CallCommand::Decline => "decline",
+            CallCommand::Hold => "hold",
+            CallCommand::Resume => "resume",
+            CallCommand::Hangup => "hangup",
+            CallCommand::Transfer { .. } => "transfer",
+        }
+    }
+}
+
+/// What the relay sends.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ServerMessage {
+    /// The answer to a valid `hello`. `seq` is the rep's newest sequence number at this moment;
+    /// `heartbeat_secs` tells the widget how often to ping.
+    Welcome {
+        agent: String,
+        tenant: String,
+        seq: u64,
+        heartbeat_secs: u64,
+        /// Origin patterns of the V2 host windows the widget may post CTI payloads to and accept
+        /// click-to-dial requests from, e.g. `https://*.crm.cloud.sap`.
+        #[serde(default)]
+        host_origins: Vec<String>,
+    },
+    /// A call of this rep changed (or is replayed after a reconnect).
+    Call { seq: u64, call: CallView },
+    Pong {
+        #[serde(default)]
+        nonce: u64,
+    },
+    /// Something the widget asked for failed; the connection stays open.
+    Error { code: String, message: String },
+}
+
+/// Where a call stands, from the rep's point of view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum CallState {
+    Ringing,
+    Connected,
+    Held,
+    Transferred,
+    Ended,
+}
+
+impl CallState {
+    /// True once nothing more can happen to the call on this rep's side.
+    pub fn is_final(self) -> bool {
+        matches!(self, CallState::Ended | CallState::Transferred)
+    }
+}
+
+/// Everything the widget needs to show one call.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CallView {
+    pub id: String,
+    pub direction: Direction,
+    pub state: CallState,
+    /// E.164 when the number could be normalized, otherwise as the provider sent it.
+    pub from: String,
+    pub to: String,
+    /// The remote party's number formatted for people (international format), for the card.
+    #[serde(default)]
+    pub remote_display: String,
+    /// An extension the provider attached to the remote number, shown but never matched on.
+    #[serde(default)]
+    pub remote_extension: Option<String>,
+    pub agent: String,
+    /// Every record that carries the remote number, best first.
+    pub matches: Vec<Match>,
+    /// The record to pop: the first match, or null for an unknown caller.
+    pub pop: Option<Match>,
+    /// RFC 3339 times from the source's clock.
+    pub started_at: String,
+    #[serde(default)]
+    pub answered_at: Option<String>,
+    #[serde(default)]
+    pub ended_at: Option<String>,
+    #[serde(default)]
+    pub end_reason: Option<EndReason>,
+    /// When the relay received the first event of this call (Unix milliseconds), so that
+    /// ring-to-pop can be measured end to end.
+    #[serde(default)]
+    pub received_at_ms: u64,
+    #[serde(default)]
+    pub recording_url: Option<String>,
+}
+
+impl CallView {
+    /// The number of the party on the other end of the line.
+    pub fn remote(&self) -> &str {
+        match self.direction {
+            Direction::Inbound => &self.from,
+            Direction::Outbound => &self.to,
+        }
+    }
+}
+
+/// The V2 record types a number can belong to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum RecordKind {
+    Contact,
+    IndividualCustomer,
+    Account,
+}
+
+impl RecordKind {
+    /// How people call this kind of record in the card.
+    pub fn label(self) -> &'static str {
+        match self {
+            RecordKind::Contact => "Contact",
+            RecordKind::IndividualCustomer => "Individual customer",
+            RecordKind::Account => "Account",
+        }
+    }
+}
+
+/// A V2 record that carries the caller's number, with what the caller card shows about it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Match {
+    pub kind: RecordKind,
+    /// The V2 UUID.
+    pub id: String,
+    #[serde(default)]
+    pub display_id: String,
+    pub name: String,
+    /// The account the record belongs to (for a contact) or is (for an account).
+    #[serde(default)]
+    pub account: Option<AccountRef>,
+    #[serde(default)]
+    pub open_opportunities: Vec<Opportunity>,
+    #[serde(default)]
+    pub last_interactions: Vec<Interaction>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountRef {
+    pub id: String,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Opportunity {
+    pub id: String,
+    pub name: String,
+    #[serde(default)]
+    pub stage: String,
+    #[serde(default)]
+    pub amount: Option<f64>,
+    #[serde(default)]
+    pub currency: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Interaction {
+    /// For example `phone_call`, `visit`, `email`.
+    pub kind: String,
+    pub subject: String,
+    /// RFC 3339.
+    pub at: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hello_round_trips_with_null_last_seq() {
+        let msg: ClientMessage =
+            serde_json::from_str(r#"{"type":"hello","token":"t","last_seq":null}"#).expect("parses");
+        assert_eq!(
+            msg,
+            ClientMessage::Hello {
+                token: "t".into(),
+                last_seq: None
+            }
+        );
+    }
+
+    #[test]
+    fn command_is_flat_on_the_wire() {
+        let msg = ClientMessage::Command {
+            call_id: "c1".into(),
+            command: CallCommand::Transfer {
+                target: "bob@example.com".into(),
+            },
+        };
+        let json = serde_json::to_value(&msg).expect("serializes");
+        assert_eq!(
+            json,
+            serde_json::json!({"type":"command","call_id":"c1","action":"transfer","target":"bob@example.com"})
+        );
+        let back: ClientMessage = serde_json::from_value(json).expect("parses");
+        assert_eq!(back, msg);
+        let hold: ClientMessage =
+            serde_json::from_str(r#"{"type":"command","call_id":"c1","action":"hold"}"#)
+                .expect("parses");
+        assert_eq!(
+            hold,
+            ClientMessage::Command {
+                call_id: "c1".into(),
+                command: CallCommand::Hold
+            }
+        );
+    }
+
+    #[test]
+    fn unknown_message_type_is_an_error() {
+        assert!(serde_json::from_str::<ClientMessage>(r#"{"type":"launch"}"#).is_err());
+    }
+}

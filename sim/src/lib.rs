@@ -1,0 +1,94 @@
+//! The simulator: everything the CTI talks to that cannot be reached from a developer machine.
+//!
+//! The relay never knows it talks to this crate: it is configured with URLs exactly as it would be
+//! for a real SAP Sales Cloud V2 tenant, a real PBX and a real identity provider. The simulator
+//! serves, on one port (default `127.0.0.1:8090`):
+//!
+//! - [`v2`]: the V2 REST API under `/sap/c4c/api/v1/...`, with V2's envelopes, query options,
+//!   ETags, errors and rate limits, seeded with realistic demo data; `/sim/faults` to make it fail.
+//! - [`pbx`]: a PBX that places calls (`/sim/calls`), sends signed normalized telephony events to
+//!   the relay's generic webhook, and accepts the relay's call controls.
+//! - [`idp`]: an identity provider issuing RS256 agent tokens (`/sim/token`) and its JWKS.
+//! - [`host`]: the V2 host stand-in page that frames the widget, and the log of every CTI payload
+//!   it received (`/sim/host/payloads`).
+//!
+//! The demo, the end-to-end tests and the benchmarks all drive the product through this crate.
+
+pub mod config;
+pub mod host;
+pub mod idp;
+pub mod pbx;
+pub mod v2;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+
+pub use config::SimConfig;
+
+/// The simulator's shared state: one of each simulated system.
+#[derive(Debug)]
+pub struct Sim {
+    pub config: SimConfig,
+    pub v2: v2::Tenant,
+    pub pbx: pbx::Pbx,
+    pub idp: idp::Idp,
+    pub host: host::HostLog,
+}
+
+impl Sim {
+    pub fn new(config: SimConfig) -> Arc<Self> {
+        Arc::new(Sim {
+            v2: v2::Tenant::new(&config),
+            pbx: pbx::Pbx::new(&config),
+            idp: idp::Idp::new(&config),
+            host: host::HostLog::default(),
+            config,
+        })
+    }
+}
+
+/// All routes of all simulated systems.
+pub fn router(sim: Arc<Sim>) -> Router {
+    Router::new()
+        .merge(v2::routes())
+        .merge(pbx::routes())
+        .merge(idp::routes())
+        .merge(host::routes())
+        .with_state(sim)
+}
+
+/// A running simulator.
+#[derive(Debug)]
+pub struct SimHandle {
+    pub addr: SocketAddr,
+    pub sim: Arc<Sim>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl SimHandle {
+    /// `http://<addr>`, the base URL to configure the relay with.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops serving; in-flight requests are dropped.
+    pub fn abort(&self) {
+        self.task.abort();
+    }
+}
+
+/// Binds `config.listen` (port 0 picks a free port) and serves in the background.
+pub async fn spawn(config: SimConfig) -> std::io::Result<SimHandle> {
+    let listener = tokio::net::TcpListener::bind(config.listen).await?;
+    let addr = listener.local_addr()?;
+    let sim = Sim::new(config);
+    let app = router(sim.clone());
+    let task = tokio::spawn(async move {
+        if let Err(err) = axum::serve(listener, app).await {
+            tracing::error!(%err, "simulator stopped serving");
+        }
+    });
+    Ok(SimHandle { addr, sim, task })
+}
