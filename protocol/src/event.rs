@@ -46,8 +46,14 @@ pub enum EventType {
 
 impl EventType {
     /// Every accepted value, for error messages that tell the sender what would have worked.
-    pub const ALL: &'static [&'static str] =
-        &["ringing", "answered", "held", "resumed", "transferred", "ended"];
+    pub const ALL: &'static [&'static str] = &[
+        "ringing",
+        "answered",
+        "held",
+        "resumed",
+        "transferred",
+        "ended",
+    ];
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -17,7 +17,10 @@ use crate::event::{Direction, EndReason};
 pub enum ClientMessage {
     /// Must be the first frame. `last_seq` is the highest `seq` the widget has applied, or null
     /// on a first connection.
-    Hello { token: String, last_seq: Option<u64> },
+    Hello {
+        token: String,
+        last_seq: Option<u64>,
+    },
     /// A call control for one of the rep's calls.
     Command {
         call_id: String,
@@ -223,7 +226,8 @@ mod tests {
     #[test]
     fn hello_round_trips_with_null_last_seq() {
         let msg: ClientMessage =
-            serde_json::from_str(r#"{"type":"hello","token":"t","last_seq":null}"#).expect("parses");
+            serde_json::from_str(r#"{"type":"hello","token":"t","last_seq":null}"#)
+                .expect("parses");
         assert_eq!(
             msg,
             ClientMessage::Hello {

@@ -1,1 +1,83 @@
-//! placeholder
+//! The CTI relay: the server half of the CTI for SAP Sales Cloud V2.
+//!
+//! Telephony providers post call events to the relay; it normalizes the numbers, matches the
+//! caller against the tenant's V2 records, and pushes the call to the rep's widget over a
+//! WebSocket. The widget's call controls come back the same way and the relay forwards them to the
+//! provider. The widget lives in `widget/`, the shared wire types in `protocol/`, and everything
+//! the relay talks to in tests and the demo (V2, the PBX, the identity provider) in `sim/`.
+//!
+//! Modules, one job each: [`api`] (HTTP routes), [`adapters`] (providers), [`pipeline`] (event to
+//! pushed call), [`calls`] (leg state and store), [`numbers`] (E.164 and the index), [`push`]
+//! (fan-out, replay, WebSocket sessions), [`auth`] (tokens, signatures), [`v2`] (V2 client and
+//! field mapping), [`config`], [`metrics`].
+
+pub mod adapters;
+pub mod api;
+pub mod auth;
+pub mod calls;
+pub mod clock;
+pub mod config;
+pub mod error;
+pub mod metrics;
+pub mod numbers;
+pub mod pipeline;
+pub mod push;
+pub mod secret;
+pub mod state;
+pub mod v2;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+pub use config::Config;
+pub use state::AppState;
+
+/// A running relay.
+#[derive(Debug)]
+pub struct RelayHandle {
+    pub addr: SocketAddr,
+    pub state: Arc<AppState>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl RelayHandle {
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops serving and the background work.
+    pub fn abort(&self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+impl Drop for RelayHandle {
+    fn drop(&mut self) {
+        self.abort();
+    }
+}
+
+/// Binds `state.config.listen` and serves in the background, with the index refreshers.
+pub async fn spawn(state: Arc<AppState>) -> std::io::Result<RelayHandle> {
+    let listener = tokio::net::TcpListener::bind(state.config.listen).await?;
+    let addr = listener.local_addr()?;
+    let mut tasks = start_background(&state);
+    let app = api::router(state.clone());
+    tasks.push(tokio::spawn(async move {
+        if let Err(err) = axum::serve(listener, app).await {
+            tracing::error!(%err, "relay stopped serving");
+        }
+    }));
+    Ok(RelayHandle { addr, state, tasks })
+}
+
+/// The work that runs beside request handling: one index refresher per tenant.
+pub fn start_background(state: &Arc<AppState>) -> Vec<tokio::task::JoinHandle<()>> {
+    state
+        .tenants
+        .values()
+        .map(|tenant| tokio::spawn(numbers::refresh::run(state.clone(), tenant.clone())))
+        .collect()
+}

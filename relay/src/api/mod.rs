@@ -1,0 +1,31 @@
+//! The relay's HTTP surface: health, metrics, telephony webhooks, the widget's WebSocket and
+//! the widget's files. Paths here are public contract (see the README).
+
+mod health;
+mod webhook;
+mod widget;
+mod ws;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::routing::{get, post};
+use tower_http::trace::TraceLayer;
+
+use crate::state::AppState;
+
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(health::metrics))
+        .route(
+            "/v1/tenants/{tenant}/telephony/{provider}",
+            post(webhook::receive),
+        )
+        .route("/v1/agent/ws", get(ws::upgrade))
+        .nest_service("/widget", widget::service(&state))
+        .route("/widget", get(widget::redirect))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}

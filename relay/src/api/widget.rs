@@ -1,0 +1,34 @@
+//! The widget's files at `/widget/`, with the headers V2 needs to frame it.
+
+use axum::http::{HeaderValue, header};
+use axum::response::Redirect;
+use tower::Layer;
+use tower_http::services::{ServeDir, ServeFile};
+use tower_http::set_header::SetResponseHeaderLayer;
+
+use crate::state::AppState;
+
+pub async fn redirect() -> Redirect {
+    Redirect::permanent("/widget/")
+}
+
+/// Serves trunk's output; only the configured V2 hosts may frame it.
+pub fn service(
+    state: &AppState,
+) -> tower_http::set_header::SetResponseHeader<ServeDir<ServeFile>, HeaderValue> {
+    let dir = &state.config.widget_dir;
+    if !dir.join("index.html").exists() {
+        tracing::warn!(dir = %dir.display(), "widget not built: /widget/ will answer 404 (run `cargo xtask demo`)");
+    }
+    let ancestors = state
+        .config
+        .host_origins
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .join(" ");
+    let csp = HeaderValue::from_str(&format!("frame-ancestors 'self' {ancestors}"))
+        .unwrap_or_else(|_| HeaderValue::from_static("frame-ancestors 'self'"));
+    let files = ServeDir::new(dir).fallback(ServeFile::new(dir.join("index.html")));
+    SetResponseHeaderLayer::overriding(header::CONTENT_SECURITY_POLICY, csp).layer(files)
+}

@@ -1,0 +1,150 @@
+//! Agent tokens: RS256 JWTs verified against the identity provider's JWKS.
+//!
+//! The same code checks XSUAA/IAS tokens in production and the simulator's tokens in the demo;
+//! only the JWKS URL, issuer and audience differ. The tenant is `app_tid`, else `zid` (XSUAA's
+//! identity zone); the rep is `user_name`, else `email`, else `sub`.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode, decode_header};
+use serde::Deserialize;
+use tokio::sync::{Mutex, RwLock};
+
+/// Who a valid token speaks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentIdentity {
+    pub tenant: String,
+    pub agent: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    #[error("token is not a JWT: {0}")]
+    Malformed(String),
+    #[error("token signed with unknown key {0:?}")]
+    UnknownKey(String),
+    #[error("token rejected: {0}")]
+    Invalid(String),
+    #[error("token names no tenant (app_tid or zid) or no user")]
+    MissingIdentity,
+    #[error("identity provider keys unavailable: {0}")]
+    KeysUnavailable(String),
+}
+
+#[derive(Debug, Deserialize)]
+struct Claims {
+    app_tid: Option<String>,
+    zid: Option<String>,
+    user_name: Option<String>,
+    email: Option<String>,
+    sub: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Jwks {
+    keys: Vec<Jwk>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Jwk {
+    kid: Option<String>,
+    kty: String,
+    n: Option<String>,
+    e: Option<String>,
+}
+
+/// Refetching keys for an unknown `kid` at most this often keeps forged tokens from turning the
+/// relay into a load generator against the identity provider.
+const REFETCH_INTERVAL: Duration = Duration::from_secs(30);
+
+#[derive(Debug)]
+pub struct JwtVerifier {
+    jwks_url: String,
+    validation: Validation,
+    http: reqwest::Client,
+    keys: RwLock<HashMap<String, DecodingKey>>,
+    last_fetch: Mutex<Option<Instant>>,
+}
+
+impl JwtVerifier {
+    pub fn new(jwks_url: &str, issuer: &str, audience: &str) -> Self {
+        let mut validation = Validation::new(Algorithm::RS256);
+        validation.set_issuer(&[issuer]);
+        validation.set_audience(&[audience]);
+        validation.leeway = 30;
+        JwtVerifier {
+            jwks_url: jwks_url.to_string(),
+            validation,
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .build()
+                .unwrap_or_default(),
+            keys: RwLock::new(HashMap::new()),
+            last_fetch: Mutex::new(None),
+        }
+    }
+
+    pub async fn verify(&self, token: &str) -> Result<AgentIdentity, AuthError> {
+        let header = decode_header(token).map_err(|e| AuthError::Malformed(e.to_string()))?;
+        let kid = header.kid.unwrap_or_default();
+        let key = match self.key(&kid).await {
+            Some(key) => key,
+            None => {
+                self.refresh().await?;
+                self.key(&kid)
+                    .await
+                    .ok_or_else(|| AuthError::UnknownKey(kid.clone()))?
+            }
+        };
+        let data = decode::<Claims>(token, &key, &self.validation)
+            .map_err(|e| AuthError::Invalid(e.to_string()))?;
+        let claims = data.claims;
+        let tenant = claims.app_tid.or(claims.zid).filter(|t| !t.is_empty());
+        let agent = claims
+            .user_name
+            .or(claims.email)
+            .or(claims.sub)
+            .filter(|a| !a.is_empty());
+        match (tenant, agent) {
+            (Some(tenant), Some(agent)) => Ok(AgentIdentity { tenant, agent }),
+            _ => Err(AuthError::MissingIdentity),
+        }
+    }
+
+    async fn key(&self, kid: &str) -> Option<DecodingKey> {
+        self.keys.read().await.get(kid).cloned()
+    }
+
+    /// Fetches the JWKS, unless it was fetched moments ago.
+    pub async fn refresh(&self) -> Result<(), AuthError> {
+        let mut last = self.last_fetch.lock().await;
+        if last.is_some_and(|at| at.elapsed() < REFETCH_INTERVAL)
+            && !self.keys.read().await.is_empty()
+        {
+            return Ok(());
+        }
+        let unavailable = |e: &dyn std::fmt::Display| AuthError::KeysUnavailable(e.to_string());
+        let jwks: Jwks = self
+            .http
+            .get(&self.jwks_url)
+            .send()
+            .await
+            .and_then(reqwest::Response::error_for_status)
+            .map_err(|e| unavailable(&e.without_url()))?
+            .json()
+            .await
+            .map_err(|e| unavailable(&e.without_url()))?;
+        let mut keys = HashMap::new();
+        for jwk in jwks.keys.into_iter().filter(|k| k.kty == "RSA") {
+            if let (Some(n), Some(e)) = (&jwk.n, &jwk.e) {
+                if let Ok(key) = DecodingKey::from_rsa_components(n, e) {
+                    keys.insert(jwk.kid.clone().unwrap_or_default(), key);
+                }
+            }
+        }
+        *self.keys.write().await = keys;
+        *last = Some(Instant::now());
+        Ok(())
+    }
+}

@@ -1,0 +1,7 @@
+//! Call sessions: how provider events move a call leg through its states, and where legs live.
+
+pub mod session;
+pub mod store;
+
+pub use session::{Transition, apply};
+pub use store::{CallStore, MemoryCallStore, StoreError};

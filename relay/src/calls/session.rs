@@ -1,0 +1,187 @@
+//! The call-leg state machine, as a pure function.
+//!
+//! Providers deliver events late, twice and out of order. The rules: a leg only moves forward
+//! (ringing -> connected <-> held -> ended/transferred); nothing resurrects a final leg; an event
+//! that arrives before its predecessor (answered before ringing) still lands in the right state.
+
+use cti_protocol::event::{EndReason, EventType, TelephonyEvent};
+use cti_protocol::ws::{CallState, CallView};
+
+/// What an event did to a leg.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Transition {
+    /// The leg changed; push the new view.
+    Changed(CallView),
+    /// The event is stale or redundant for this leg (a late ringing after answer, a hold of an
+    /// ended call); it is acknowledged but changes nothing.
+    Unchanged,
+}
+
+/// Applies `event` to the leg `view` (already created for the event's call and agent).
+pub fn apply(mut view: CallView, event: &TelephonyEvent) -> Transition {
+    let before = view.clone();
+    if view.state.is_final() {
+        // Final is final; only a recording link may still arrive for an ended call.
+        if event.event_type == EventType::Ended
+            && view.recording_url.is_none()
+            && event.recording_url.is_some()
+        {
+            view.recording_url = event.recording_url.clone();
+            return Transition::Changed(view);
+        }
+        return Transition::Unchanged;
+    }
+    match event.event_type {
+        EventType::Ringing => {}
+        EventType::Answered | EventType::Resumed => {
+            if view.state == CallState::Ringing && view.answered_at.is_none() {
+                view.answered_at = Some(event.at.clone());
+            }
+            view.state = CallState::Connected;
+        }
+        EventType::Held => {
+            if view.answered_at.is_none() {
+                view.answered_at = Some(event.at.clone());
+            }
+            view.state = CallState::Held;
+        }
+        EventType::Transferred => {
+            view.state = CallState::Transferred;
+            view.ended_at = Some(event.at.clone());
+        }
+        EventType::Ended => {
+            view.state = CallState::Ended;
+            view.ended_at = Some(event.at.clone());
+            view.end_reason = Some(event.reason.unwrap_or(if view.answered_at.is_some() {
+                EndReason::Completed
+            } else {
+                EndReason::Missed
+            }));
+        }
+        _ => return Transition::Unchanged,
+    }
+    if event.recording_url.is_some() {
+        view.recording_url = event.recording_url.clone();
+    }
+    if view == before {
+        Transition::Unchanged
+    } else {
+        Transition::Changed(view)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cti_protocol::event::Direction;
+
+    fn ringing_view() -> CallView {
+        CallView {
+            id: "c1".into(),
+            direction: Direction::Inbound,
+            state: CallState::Ringing,
+            from: "+41441234567".into(),
+            to: "+41449990000".into(),
+            remote_display: "+41 44 123 45 67".into(),
+            remote_extension: None,
+            agent: "alice".into(),
+            matches: vec![],
+            pop: None,
+            started_at: "2026-11-24T10:00:00Z".into(),
+            answered_at: None,
+            ended_at: None,
+            end_reason: None,
+            received_at_ms: 1,
+            recording_url: None,
+        }
+    }
+
+    fn event(kind: EventType, at: &str) -> TelephonyEvent {
+        TelephonyEvent {
+            id: format!("e-{at}"),
+            call_id: "c1".into(),
+            event_type: kind,
+            direction: Direction::Inbound,
+            from: "044 123 45 67".into(),
+            to: "+41449990000".into(),
+            agent: "alice".into(),
+            at: at.into(),
+            transfer_to: None,
+            reason: None,
+            recording_url: None,
+        }
+    }
+
+    fn changed(t: Transition) -> CallView {
+        match t {
+            Transition::Changed(v) => v,
+            Transition::Unchanged => panic!("expected a change"),
+        }
+    }
+
+    #[test]
+    fn answer_hold_resume_end() {
+        let v = changed(apply(ringing_view(), &event(EventType::Answered, "t1")));
+        assert_eq!(v.state, CallState::Connected);
+        assert_eq!(v.answered_at.as_deref(), Some("t1"));
+        let v = changed(apply(v, &event(EventType::Held, "t2")));
+        assert_eq!(v.state, CallState::Held);
+        let v = changed(apply(v, &event(EventType::Resumed, "t3")));
+        assert_eq!(v.state, CallState::Connected);
+        assert_eq!(
+            v.answered_at.as_deref(),
+            Some("t1"),
+            "resume keeps the answer time"
+        );
+        let v = changed(apply(v, &event(EventType::Ended, "t4")));
+        assert_eq!(v.state, CallState::Ended);
+        assert_eq!(v.end_reason, Some(EndReason::Completed));
+    }
+
+    #[test]
+    fn late_ringing_never_resurrects() {
+        let v = changed(apply(ringing_view(), &event(EventType::Ended, "t1")));
+        assert_eq!(v.end_reason, Some(EndReason::Missed));
+        assert_eq!(
+            apply(v.clone(), &event(EventType::Ringing, "t0")),
+            Transition::Unchanged
+        );
+        assert_eq!(
+            apply(v, &event(EventType::Answered, "t0")),
+            Transition::Unchanged
+        );
+    }
+
+    #[test]
+    fn late_ringing_after_answer_changes_nothing() {
+        let v = changed(apply(ringing_view(), &event(EventType::Answered, "t1")));
+        assert_eq!(
+            apply(v, &event(EventType::Ringing, "t0")),
+            Transition::Unchanged
+        );
+    }
+
+    #[test]
+    fn explicit_reason_wins_and_recording_arrives_late() {
+        let mut e = event(EventType::Ended, "t1");
+        e.reason = Some(EndReason::Declined);
+        let v = changed(apply(ringing_view(), &e));
+        assert_eq!(v.end_reason, Some(EndReason::Declined));
+        let mut late = event(EventType::Ended, "t2");
+        late.recording_url = Some("https://rec/1.wav".into());
+        let v = changed(apply(v, &late));
+        assert_eq!(v.recording_url.as_deref(), Some("https://rec/1.wav"));
+        assert_eq!(v.ended_at.as_deref(), Some("t1"));
+    }
+
+    #[test]
+    fn transfer_is_final_for_this_leg() {
+        let v = changed(apply(ringing_view(), &event(EventType::Answered, "t1")));
+        let v = changed(apply(v, &event(EventType::Transferred, "t2")));
+        assert_eq!(v.state, CallState::Transferred);
+        assert_eq!(
+            apply(v, &event(EventType::Held, "t3")),
+            Transition::Unchanged
+        );
+    }
+}

@@ -1,0 +1,137 @@
+//! Where call legs and the ids of processed events live.
+//!
+//! Behind a trait so a shared store (Redis) can carry calls across relay restarts and instances;
+//! the in-memory store is the embedded default for a single instance.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use cti_protocol::ws::CallView;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("call store unavailable: {0}")]
+    Unavailable(String),
+}
+
+#[async_trait]
+pub trait CallStore: Send + Sync + std::fmt::Debug {
+    /// Whether the provider event `event_id` was already applied in `tenant`.
+    async fn seen(&self, tenant: &str, event_id: &str) -> Result<bool, StoreError>;
+    /// Saves the leg and marks the event applied, as one step.
+    async fn save(&self, tenant: &str, view: &CallView, event_id: &str) -> Result<(), StoreError>;
+    /// Marks an event applied that changed nothing (so its redelivery is a duplicate).
+    async fn mark_seen(&self, tenant: &str, event_id: &str) -> Result<(), StoreError>;
+    async fn get(
+        &self,
+        tenant: &str,
+        call_id: &str,
+        agent: &str,
+    ) -> Result<Option<CallView>, StoreError>;
+    /// Updates a leg without an event (enrichment of the caller card).
+    async fn put(&self, tenant: &str, view: &CallView) -> Result<(), StoreError>;
+    /// The rep's legs that are not final, for a widget that connects mid-call.
+    async fn active_for_agent(
+        &self,
+        tenant: &str,
+        agent: &str,
+    ) -> Result<Vec<CallView>, StoreError>;
+}
+
+/// How many event ids a tenant remembers; providers redeliver within minutes, not days.
+const SEEN_CAPACITY: usize = 200_000;
+
+#[derive(Debug, Default)]
+struct TenantCalls {
+    legs: HashMap<(String, String), CallView>,
+    seen: HashSet<String>,
+    seen_order: VecDeque<String>,
+}
+
+impl TenantCalls {
+    fn remember(&mut self, event_id: &str) {
+        if self.seen.insert(event_id.to_string()) {
+            self.seen_order.push_back(event_id.to_string());
+            while self.seen_order.len() > SEEN_CAPACITY {
+                if let Some(old) = self.seen_order.pop_front() {
+                    self.seen.remove(&old);
+                }
+            }
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct MemoryCallStore {
+    tenants: Mutex<HashMap<String, TenantCalls>>,
+}
+
+impl MemoryCallStore {
+    fn with<R>(&self, tenant: &str, f: impl FnOnce(&mut TenantCalls) -> R) -> R {
+        let mut tenants = self
+            .tenants
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        f(tenants.entry(tenant.to_string()).or_default())
+    }
+}
+
+fn key(view: &CallView) -> (String, String) {
+    (view.id.clone(), view.agent.clone())
+}
+
+#[async_trait]
+impl CallStore for MemoryCallStore {
+    async fn seen(&self, tenant: &str, event_id: &str) -> Result<bool, StoreError> {
+        Ok(self.with(tenant, |t| t.seen.contains(event_id)))
+    }
+
+    async fn save(&self, tenant: &str, view: &CallView, event_id: &str) -> Result<(), StoreError> {
+        self.with(tenant, |t| {
+            t.legs.insert(key(view), view.clone());
+            t.remember(event_id);
+        });
+        Ok(())
+    }
+
+    async fn mark_seen(&self, tenant: &str, event_id: &str) -> Result<(), StoreError> {
+        self.with(tenant, |t| t.remember(event_id));
+        Ok(())
+    }
+
+    async fn get(
+        &self,
+        tenant: &str,
+        call_id: &str,
+        agent: &str,
+    ) -> Result<Option<CallView>, StoreError> {
+        Ok(self.with(tenant, |t| {
+            t.legs
+                .get(&(call_id.to_string(), agent.to_string()))
+                .cloned()
+        }))
+    }
+
+    async fn put(&self, tenant: &str, view: &CallView) -> Result<(), StoreError> {
+        self.with(tenant, |t| t.legs.insert(key(view), view.clone()));
+        Ok(())
+    }
+
+    async fn active_for_agent(
+        &self,
+        tenant: &str,
+        agent: &str,
+    ) -> Result<Vec<CallView>, StoreError> {
+        Ok(self.with(tenant, |t| {
+            let mut calls: Vec<CallView> = t
+                .legs
+                .values()
+                .filter(|v| v.agent == agent && !v.state.is_final())
+                .cloned()
+                .collect();
+            calls.sort_by_key(|v| v.received_at_ms);
+            calls
+        }))
+    }
+}

@@ -1,0 +1,251 @@
+//! The relay's configuration: environment variables over embedded defaults.
+//!
+//! With no variables set the relay runs the demo: one tenant `demo` whose V2 tenant, PBX and
+//! identity provider are the simulator on `127.0.0.1:8090`. Every variable is listed in the
+//! README; [`Config::from_env`] names the variable in every error.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::numbers::DefaultRegion;
+use crate::secret::Secret;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub tenants: Vec<TenantConfig>,
+    pub jwt: JwtConfig,
+    /// The widget's built files (trunk's `dist`), served at `/widget/`.
+    pub widget_dir: PathBuf,
+    /// Origin patterns of V2 host windows the widget may talk to.
+    pub host_origins: Vec<String>,
+    pub webhook_max_bytes: usize,
+    /// How long a new WebSocket may take to send a valid `hello`.
+    pub hello_timeout: Duration,
+    pub heartbeat_secs: u64,
+    /// Messages per rep kept for replay after a disconnect.
+    pub replay_capacity: usize,
+    pub v2_timeout: Duration,
+    /// How often each tenant's number index is rebuilt from V2.
+    pub index_refresh: Duration,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct JwtConfig {
+    pub jwks_url: String,
+    pub issuer: String,
+    pub audience: String,
+}
+
+/// One customer of the relay: their V2 tenant, their telephony, their secrets.
+#[derive(Debug, Clone, Deserialize)]
+pub struct TenantConfig {
+    pub id: String,
+    /// ISO 3166 region for numbers written nationally (`044 123 45 67` in `CH`).
+    pub default_region: String,
+    pub webhook_secret: Secret,
+    pub v2_url: String,
+    pub v2_user: String,
+    pub v2_password: Secret,
+    /// Where the generic provider accepts call controls (`POST <url>/calls/{id}/commands`).
+    pub control_url: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{var}: {problem}")]
+    Invalid { var: &'static str, problem: String },
+    #[error("CTI_TENANTS_FILE {path}: {problem}")]
+    TenantsFile { path: String, problem: String },
+}
+
+impl Config {
+    /// The demo: everything on loopback, talking to the simulator at `sim_url`.
+    pub fn demo(sim_url: &str) -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            tenants: vec![TenantConfig {
+                id: "demo".into(),
+                default_region: "CH".into(),
+                webhook_secret: Secret::new("demo-webhook-secret"),
+                v2_url: sim_url.into(),
+                v2_user: "demo".into(),
+                v2_password: Secret::new("demo"),
+                control_url: format!("{sim_url}/sim/pbx"),
+            }],
+            jwt: JwtConfig {
+                jwks_url: format!("{sim_url}/sim/jwks.json"),
+                issuer: "cti-sim".into(),
+                audience: "cti-relay".into(),
+            },
+            widget_dir: PathBuf::from("widget/dist"),
+            host_origins: vec!["https://*.crm.cloud.sap".into(), sim_url.into()],
+            webhook_max_bytes: 64 * 1024,
+            hello_timeout: Duration::from_secs(10),
+            heartbeat_secs: 25,
+            replay_capacity: 256,
+            v2_timeout: Duration::from_secs(10),
+            index_refresh: Duration::from_secs(15 * 60),
+        }
+    }
+
+    /// Reads the environment through `get` (so tests need not touch the process environment).
+    pub fn from_vars(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let sim_url = "http://127.0.0.1:8090";
+        let mut config = Config::demo(sim_url);
+        let invalid = |var: &'static str, problem: String| ConfigError::Invalid { var, problem };
+
+        if let Some(port) = get("PORT") {
+            let port: u16 = port
+                .parse()
+                .map_err(|_| invalid("PORT", format!("{port:?} is not a port number")))?;
+            config.listen = SocketAddr::from(([0, 0, 0, 0], port));
+        }
+        if let Some(listen) = get("CTI_LISTEN") {
+            config.listen = listen
+                .parse()
+                .map_err(|_| invalid("CTI_LISTEN", format!("{listen:?} is not host:port")))?;
+        }
+        if let Some(path) = get("CTI_TENANTS_FILE") {
+            let text = std::fs::read_to_string(&path).map_err(|e| ConfigError::TenantsFile {
+                path: path.clone(),
+                problem: e.to_string(),
+            })?;
+            config.tenants = serde_json::from_str(&text).map_err(|e| ConfigError::TenantsFile {
+                path: path.clone(),
+                problem: e.to_string(),
+            })?;
+        } else {
+            let t = &mut config.tenants[0];
+            let set = |slot: &mut String, var: &str| {
+                if let Some(v) = get(var) {
+                    *slot = v;
+                }
+            };
+            set(&mut t.id, "CTI_TENANT");
+            set(&mut t.default_region, "CTI_DEFAULT_REGION");
+            set(&mut t.v2_url, "CTI_V2_URL");
+            set(&mut t.v2_user, "CTI_V2_USER");
+            set(&mut t.control_url, "CTI_CONTROL_URL");
+            if let Some(v) = get("CTI_V2_PASSWORD") {
+                t.v2_password = Secret::new(v);
+            }
+            if let Some(v) = get("CTI_WEBHOOK_SECRET") {
+                t.webhook_secret = Secret::new(v);
+            }
+        }
+        for tenant in &config.tenants {
+            DefaultRegion::parse(&tenant.default_region).map_err(|_| {
+                invalid(
+                    "CTI_DEFAULT_REGION",
+                    format!(
+                        "tenant {:?}: {:?} is not an ISO 3166 region",
+                        tenant.id, tenant.default_region
+                    ),
+                )
+            })?;
+            if tenant.webhook_secret.expose().len() < 16 {
+                return Err(invalid(
+                    "CTI_WEBHOOK_SECRET",
+                    format!(
+                        "tenant {:?}: the secret must be at least 16 characters",
+                        tenant.id
+                    ),
+                ));
+            }
+        }
+        if let Some(v) = get("CTI_JWKS_URL") {
+            config.jwt.jwks_url = v;
+        }
+        if let Some(v) = get("CTI_JWT_ISSUER") {
+            config.jwt.issuer = v;
+        }
+        if let Some(v) = get("CTI_JWT_AUDIENCE") {
+            config.jwt.audience = v;
+        }
+        if let Some(v) = get("CTI_WIDGET_DIR") {
+            config.widget_dir = PathBuf::from(v);
+        }
+        if let Some(v) = get("CTI_HOST_ORIGINS") {
+            config.host_origins = v
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect();
+        }
+        let number = |var: &'static str, default: u64| -> Result<u64, ConfigError> {
+            match get(var) {
+                None => Ok(default),
+                Some(v) => v
+                    .parse()
+                    .map_err(|_| invalid(var, format!("{v:?} is not a whole number"))),
+            }
+        };
+        config.webhook_max_bytes = number("CTI_WEBHOOK_MAX_BYTES", 64 * 1024)? as usize;
+        config.hello_timeout = Duration::from_secs(number("CTI_HELLO_TIMEOUT_SECS", 10)?);
+        config.heartbeat_secs = number("CTI_HEARTBEAT_SECS", 25)?.max(1);
+        config.replay_capacity = number("CTI_REPLAY_CAPACITY", 256)? as usize;
+        config.v2_timeout = Duration::from_secs(number("CTI_V2_TIMEOUT_SECS", 10)?);
+        config.index_refresh = Duration::from_secs(number("CTI_INDEX_REFRESH_SECS", 900)?.max(10));
+        Ok(config)
+    }
+
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_vars(|var| std::env::var(var).ok())
+    }
+
+    pub fn tenant(&self, id: &str) -> Option<&TenantConfig> {
+        self.tenants.iter().find(|t| t.id == id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn vars(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| map.get(k).cloned()
+    }
+
+    #[test]
+    fn defaults_are_the_demo() {
+        let c = Config::from_vars(vars(&[])).expect("valid");
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.tenants[0].id, "demo");
+        assert_eq!(c.tenants[0].default_region, "CH");
+    }
+
+    #[test]
+    fn cloud_foundry_port_binds_all_interfaces() {
+        let c = Config::from_vars(vars(&[("PORT", "8081")])).expect("valid");
+        assert_eq!(c.listen.to_string(), "0.0.0.0:8081");
+    }
+
+    #[test]
+    fn errors_name_the_variable() {
+        let err = Config::from_vars(vars(&[("CTI_LISTEN", "nowhere")])).expect_err("invalid");
+        assert!(err.to_string().starts_with("CTI_LISTEN:"), "{err}");
+        let err = Config::from_vars(vars(&[("CTI_DEFAULT_REGION", "ZZ")])).expect_err("invalid");
+        assert!(err.to_string().contains("ZZ"), "{err}");
+        let err = Config::from_vars(vars(&[("CTI_WEBHOOK_SECRET", "short")])).expect_err("invalid");
+        assert!(err.to_string().contains("16 characters"), "{err}");
+        let err = Config::from_vars(vars(&[("CTI_HEARTBEAT_SECS", "soon")])).expect_err("invalid");
+        assert!(err.to_string().starts_with("CTI_HEARTBEAT_SECS"), "{err}");
+    }
+
+    #[test]
+    fn secrets_stay_out_of_debug_output() {
+        let c =
+            Config::from_vars(vars(&[("CTI_V2_PASSWORD", "topsecretpassword")])).expect("valid");
+        assert!(!format!("{c:?}").contains("topsecretpassword"));
+    }
+}

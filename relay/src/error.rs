@@ -1,0 +1,69 @@
+//! Every error the relay's HTTP API returns, and the one place they become responses.
+//!
+//! The body is always `{"error":{"code":"...","message":"..."}}`: the code is stable for
+//! programs, the message tells a person what was wrong and where.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("unknown tenant {0:?}")]
+    UnknownTenant(String),
+    #[error("body is larger than the limit of {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    #[error("Content-Type must be application/json, got {0:?}")]
+    UnsupportedMediaType(String),
+    #[error(transparent)]
+    Signature(#[from] crate::auth::signature::SignatureError),
+    #[error("body is not valid JSON: {0}")]
+    MalformedJson(String),
+    #[error("invalid event: {0}")]
+    InvalidEvent(String),
+    #[error("unknown event type {found:?}; expected one of: {expected}")]
+    UnknownEventType { found: String, expected: String },
+    #[error("temporarily unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl ApiError {
+    /// The stable, machine-readable code (also the `/metrics` label).
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::UnknownTenant(_) => "unknown_tenant",
+            ApiError::PayloadTooLarge { .. } => "payload_too_large",
+            ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
+            ApiError::Signature(crate::auth::signature::SignatureError::Missing) => {
+                "missing_signature"
+            }
+            ApiError::Signature(_) => "bad_signature",
+            ApiError::MalformedJson(_) => "malformed_json",
+            ApiError::InvalidEvent(_) => "invalid_event",
+            ApiError::UnknownEventType { .. } => "unknown_event_type",
+            ApiError::Unavailable(_) => "unavailable",
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::UnknownTenant(_) => StatusCode::NOT_FOUND,
+            ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Signature(_) => StatusCode::UNAUTHORIZED,
+            ApiError::MalformedJson(_) => StatusCode::BAD_REQUEST,
+            ApiError::InvalidEvent(_) | ApiError::UnknownEventType { .. } => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({"error": {"code": self.code(), "message": self.to_string()}});
+        (self.status(), Json(body)).into_response()
+    }
+}

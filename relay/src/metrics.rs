@@ -1,0 +1,153 @@
+//! What the relay counts, exposed at `GET /metrics` in the Prometheus text format.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WebhookLabels {
+    pub provider: String,
+    /// `accepted`, `duplicate`, or the error code.
+    pub outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TenantLabels {
+    pub tenant: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BuildLabels {
+    pub tenant: String,
+    pub outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CommandLabels {
+    pub action: String,
+    pub outcome: String,
+}
+
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    pub webhook_requests: Family<WebhookLabels, Counter>,
+    pub ws_connections: Gauge,
+    pub ws_closed: Family<ReasonLabels, Counter>,
+    pub calls_pushed: Counter,
+    /// Webhook received -> call message handed to the rep's connections.
+    pub event_to_push_seconds: Histogram,
+    pub index_numbers: Family<TenantLabels, Gauge>,
+    pub index_builds: Family<BuildLabels, Counter>,
+    pub commands: Family<CommandLabels, Counter>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("cti");
+        let webhook_requests = Family::<WebhookLabels, Counter>::default();
+        registry.register(
+            "webhook_requests",
+            "Telephony webhook requests by provider and outcome",
+            webhook_requests.clone(),
+        );
+        let ws_connections = Gauge::default();
+        registry.register(
+            "ws_connections",
+            "Open widget WebSocket connections",
+            ws_connections.clone(),
+        );
+        let ws_closed = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "ws_closed",
+            "Widget WebSocket connections closed, by reason",
+            ws_closed.clone(),
+        );
+        let calls_pushed = Counter::default();
+        registry.register(
+            "calls_pushed",
+            "Call messages published to reps",
+            calls_pushed.clone(),
+        );
+        let event_to_push_seconds = Histogram::new(exponential_buckets(0.0005, 2.0, 14));
+        registry.register(
+            "event_to_push_seconds",
+            "Time from receiving a telephony event to publishing the call to the rep",
+            event_to_push_seconds.clone(),
+        );
+        let index_numbers = Family::<TenantLabels, Gauge>::default();
+        registry.register(
+            "index_numbers",
+            "Distinct phone numbers in the tenant's number index",
+            index_numbers.clone(),
+        );
+        let index_builds = Family::<BuildLabels, Counter>::default();
+        registry.register(
+            "index_builds",
+            "Number index builds by tenant and outcome",
+            index_builds.clone(),
+        );
+        let commands = Family::<CommandLabels, Counter>::default();
+        registry.register(
+            "call_commands",
+            "Call controls forwarded to providers, by action and outcome",
+            commands.clone(),
+        );
+        Metrics {
+            registry,
+            webhook_requests,
+            ws_connections,
+            ws_closed,
+            calls_pushed,
+            event_to_push_seconds,
+            index_numbers,
+            index_builds,
+            commands,
+        }
+    }
+}
+
+impl Metrics {
+    pub fn webhook(&self, provider: &str, outcome: &str) {
+        self.webhook_requests
+            .get_or_create(&WebhookLabels {
+                provider: provider.into(),
+                outcome: outcome.into(),
+            })
+            .inc();
+    }
+
+    pub fn ws_closed(&self, reason: &str) {
+        self.ws_closed
+            .get_or_create(&ReasonLabels {
+                reason: reason.into(),
+            })
+            .inc();
+    }
+
+    pub fn command(&self, action: &str, outcome: &str) {
+        self.commands
+            .get_or_create(&CommandLabels {
+                action: action.into(),
+                outcome: outcome.into(),
+            })
+            .inc();
+    }
+
+    /// The text exposition format.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        if let Err(err) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
+            tracing::error!(%err, "encoding metrics failed");
+        }
+        out
+    }
+}

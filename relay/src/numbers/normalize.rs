@@ -1,0 +1,152 @@
+//! Turning whatever users and PBXs type into E.164, the only form the index and V2 match on.
+//!
+//! Built on `rlibphonenumber`, a port of Google's libphonenumber: it agrees with the reference
+//! implementation where the older `phonenumber` crate mis-normalizes numbers that carry another
+//! country code than the default region (it strips that region's trunk prefix from them).
+
+use std::str::FromStr;
+
+use rlibphonenumber::{PHONE_NUMBER_UTIL, PhoneNumberFormat, Region};
+
+/// A number in E.164 with what was split off it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Normalized {
+    /// `+<country code><national number>`: the matching key.
+    pub e164: String,
+    /// For people: `+41 44 123 45 67`.
+    pub international: String,
+    /// Shown on the card, never matched on.
+    pub extension: Option<String>,
+}
+
+/// Why a string is not a phone number, in terms a data steward can act on.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidNumber {
+    #[error("empty")]
+    Empty,
+    #[error("not a number")]
+    NotANumber,
+    #[error("invalid country code")]
+    InvalidCountryCode,
+    #[error("too short")]
+    TooShort,
+    #[error("too long")]
+    TooLong,
+    #[error("not a valid number for its country")]
+    NotValid,
+    #[error("unknown default region {0:?}")]
+    UnknownRegion(String),
+}
+
+/// A tenant's default region, parsed once from its ISO 3166 code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DefaultRegion(Region);
+
+impl DefaultRegion {
+    pub fn parse(code: &str) -> Result<Self, InvalidNumber> {
+        Region::from_str(&code.trim().to_ascii_uppercase())
+            .ok()
+            // Only regions with a calling code can resolve national numbers (not `ZZ`, `XX`).
+            .filter(|r| PHONE_NUMBER_UTIL.get_country_code_for_region(*r).is_some())
+            .map(DefaultRegion)
+            .ok_or_else(|| InvalidNumber::UnknownRegion(code.to_string()))
+    }
+}
+
+/// Normalizes `input` with `region` as the default for numbers written nationally.
+pub fn normalize(input: &str, region: &DefaultRegion) -> Result<Normalized, InvalidNumber> {
+    let trimmed = input.trim();
+    if trimmed.is_empty() {
+        return Err(InvalidNumber::Empty);
+    }
+    let number = PHONE_NUMBER_UTIL
+        .parse(trimmed, Some(region.0))
+        .map_err(|err| {
+            use rlibphonenumber::ParseError;
+            match err {
+                ParseError::InvalidCountryCode => InvalidNumber::InvalidCountryCode,
+                ParseError::TooShortAfterIdd | ParseError::TooShortNsn => InvalidNumber::TooShort,
+                ParseError::TooLongNsn => InvalidNumber::TooLong,
+                _ => InvalidNumber::NotANumber,
+            }
+        })?;
+    if !PHONE_NUMBER_UTIL.is_valid_number(&number) {
+        return Err(InvalidNumber::NotValid);
+    }
+    let extension = Some(number.extension().to_string()).filter(|e| !e.is_empty());
+    let mut without_extension = number.clone();
+    without_extension.extension = None;
+    Ok(Normalized {
+        e164: PHONE_NUMBER_UTIL
+            .format(&without_extension, PhoneNumberFormat::E164)
+            .into_owned(),
+        international: PHONE_NUMBER_UTIL
+            .format(&without_extension, PhoneNumberFormat::International)
+            .into_owned(),
+        extension,
+    })
+}
+
+/// True for a string already in E.164 form (`+` and 8 to 15 digits), as V2 stores normalised numbers.
+pub fn looks_like_e164(s: &str) -> bool {
+    s.strip_prefix('+').is_some_and(|digits| {
+        (8..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ch() -> DefaultRegion {
+        DefaultRegion::parse("CH").expect("CH is a region")
+    }
+
+    #[test]
+    fn national_with_trunk_prefix() {
+        let n = normalize("044 123 45 67", &ch()).expect("valid");
+        assert_eq!(n.e164, "+41441234567");
+        assert_eq!(n.international, "+41 44 123 45 67");
+    }
+
+    #[test]
+    fn other_country_keeps_its_own_digits() {
+        // The regression that rules out the `phonenumber` crate.
+        let n = normalize("+33 1 23 45 67 89", &ch()).expect("valid");
+        assert_eq!(n.e164, "+33123456789");
+        let n = normalize("0033 1 23 45 67 89", &ch()).expect("valid");
+        assert_eq!(n.e164, "+33123456789");
+    }
+
+    #[test]
+    fn extensions_are_kept_apart() {
+        let us = DefaultRegion::parse("us").expect("region");
+        let n = normalize("+1 212 555 0147 ext. 12", &us).expect("valid");
+        assert_eq!(n.e164, "+12125550147");
+        assert_eq!(n.extension.as_deref(), Some("12"));
+        let n = normalize("tel:+41441234567;ext=55", &ch()).expect("valid");
+        assert_eq!(n.e164, "+41441234567");
+        assert_eq!(n.extension.as_deref(), Some("55"));
+    }
+
+    #[test]
+    fn invalid_input_has_a_reason() {
+        assert_eq!(normalize("", &ch()), Err(InvalidNumber::Empty));
+        assert_eq!(normalize("hello", &ch()), Err(InvalidNumber::NotANumber));
+        assert_eq!(
+            normalize("+999 1234", &ch()),
+            Err(InvalidNumber::InvalidCountryCode)
+        );
+        assert_eq!(normalize("12", &ch()), Err(InvalidNumber::NotValid));
+        assert!(DefaultRegion::parse("XX").is_err());
+        assert!(DefaultRegion::parse("ZZ").is_err());
+        assert!(DefaultRegion::parse("Switzerland").is_err());
+    }
+
+    #[test]
+    fn e164_shape() {
+        assert!(looks_like_e164("+41441234567"));
+        assert!(!looks_like_e164("41441234567"));
+        assert!(!looks_like_e164("+41 44"));
+    }
+}

@@ -1,0 +1,223 @@
+//! From a telephony event to a call on the rep's screen.
+//!
+//! Apply the event to its call leg (idempotent, order-tolerant), match the caller on first sight,
+//! publish the new view to the rep, and fill in the caller card's details (open opportunities,
+//! last interactions) from V2 without holding up the pop.
+
+use std::sync::Arc;
+
+use cti_protocol::event::{Direction, TelephonyEvent};
+use cti_protocol::ws::{CallState, CallView, Match};
+
+use crate::calls::{self, Transition};
+use crate::error::ApiError;
+use crate::numbers::{IndexedRecord, normalize};
+use crate::secret::mask_number;
+use crate::state::{AppState, Tenant};
+use crate::v2::client::Collection;
+use crate::v2::records;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Applied (or acknowledged as stale) for the first time.
+    Accepted,
+    /// This event id was applied before.
+    Duplicate,
+}
+
+pub async fn ingest(
+    state: &Arc<AppState>,
+    tenant: &Arc<Tenant>,
+    event: TelephonyEvent,
+    received_at_ms: u64,
+) -> Result<Outcome, ApiError> {
+    let tid = tenant.config.id.as_str();
+    let unavailable = |e: calls::StoreError| ApiError::Unavailable(e.to_string());
+    let _serial = state.stripe(tid, &event.call_id).lock().await;
+    if state
+        .calls
+        .seen(tid, &event.id)
+        .await
+        .map_err(unavailable)?
+    {
+        return Ok(Outcome::Duplicate);
+    }
+    let existing = state
+        .calls
+        .get(tid, &event.call_id, &event.agent)
+        .await
+        .map_err(unavailable)?;
+    let is_new = existing.is_none();
+    let leg = match existing {
+        Some(leg) => leg,
+        None => new_leg(state, tenant, &event, received_at_ms),
+    };
+    let view = match calls::apply(leg.clone(), &event) {
+        Transition::Changed(view) => view,
+        Transition::Unchanged if is_new => leg,
+        Transition::Unchanged => {
+            state
+                .calls
+                .mark_seen(tid, &event.id)
+                .await
+                .map_err(unavailable)?;
+            tracing::debug!(call = %event.call_id, event = %event.id, "stale event acknowledged");
+            return Ok(Outcome::Accepted);
+        }
+    };
+    state
+        .calls
+        .save(tid, &view, &event.id)
+        .await
+        .map_err(unavailable)?;
+    publish(state, tid, view.clone());
+    let elapsed_ms = state.clock.now_ms().saturating_sub(received_at_ms);
+    state
+        .metrics
+        .event_to_push_seconds
+        .observe(elapsed_ms as f64 / 1000.0);
+    tracing::info!(
+        call = %view.id, state = ?view.state, caller = %mask_number(view.remote()),
+        matches = view.matches.len(), "call updated"
+    );
+    if is_new && view.state == CallState::Ringing {
+        if let Some(account) = view.pop.as_ref().and_then(|m| m.account.clone()) {
+            let (state, tenant) = (state.clone(), tenant.clone());
+            tokio::spawn(async move {
+                enrich(&state, &tenant, &view.id, &view.agent, &account.id).await;
+            });
+        }
+    }
+    Ok(Outcome::Accepted)
+}
+
+fn publish(state: &AppState, tenant: &str, view: CallView) {
+    state.hub.publish(tenant, view);
+    state.metrics.calls_pushed.inc();
+}
+
+/// A leg seen for the first time: normalize both numbers, match the remote party.
+fn new_leg(
+    state: &AppState,
+    tenant: &Tenant,
+    event: &TelephonyEvent,
+    received_at_ms: u64,
+) -> CallView {
+    let from = normalize(&event.from, &tenant.region);
+    let to = normalize(&event.to, &tenant.region);
+    let remote = match event.direction {
+        Direction::Inbound => &from,
+        Direction::Outbound => &to,
+    };
+    let raw_remote = match event.direction {
+        Direction::Inbound => &event.from,
+        Direction::Outbound => &event.to,
+    };
+    let matches: Vec<Match> = match remote {
+        Ok(n) => state
+            .index
+            .lookup(&tenant.config.id, &n.e164)
+            .unwrap_or_else(|err| {
+                tracing::warn!(%err, "number index lookup failed; the call goes out unmatched");
+                Vec::new()
+            })
+            .into_iter()
+            .map(to_match)
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    let e164_or_raw = |n: &Result<crate::numbers::Normalized, _>, raw: &str| {
+        n.as_ref()
+            .map_or_else(|_| raw.trim().to_string(), |n| n.e164.clone())
+    };
+    CallView {
+        id: event.call_id.clone(),
+        direction: event.direction,
+        state: CallState::Ringing,
+        from: e164_or_raw(&from, &event.from),
+        to: e164_or_raw(&to, &event.to),
+        remote_display: remote.as_ref().map_or_else(
+            |_| raw_remote.trim().to_string(),
+            |n| n.international.clone(),
+        ),
+        remote_extension: remote.as_ref().ok().and_then(|n| n.extension.clone()),
+        agent: event.agent.clone(),
+        pop: matches.first().cloned(),
+        matches,
+        started_at: event.at.clone(),
+        answered_at: None,
+        ended_at: None,
+        end_reason: None,
+        received_at_ms,
+        recording_url: None,
+    }
+}
+
+fn to_match(record: IndexedRecord) -> Match {
+    Match {
+        kind: record.kind,
+        id: record.id,
+        display_id: record.display_id,
+        name: record.name,
+        account: record.account,
+        open_opportunities: Vec::new(),
+        last_interactions: Vec::new(),
+    }
+}
+
+/// Reads the pop match's open opportunities and last interactions from V2 and republishes the
+/// call with them. Best effort: the card without them is still right.
+async fn enrich(
+    state: &Arc<AppState>,
+    tenant: &Arc<Tenant>,
+    call_id: &str,
+    agent: &str,
+    account_id: &str,
+) {
+    let opportunity_query = [
+        ("$filter", records::open_opportunities_filter(account_id)),
+        ("$top", "5".to_string()),
+    ];
+    let (filter, orderby) = records::interactions_query(account_id);
+    let interaction_query = [
+        ("$filter", filter),
+        ("$orderby", orderby),
+        ("$top", "3".into()),
+    ];
+    let opportunities = tenant
+        .v2
+        .list(Collection::Opportunities, &opportunity_query);
+    let interactions = tenant.v2.list(Collection::PhoneCalls, &interaction_query);
+    let (opportunities, interactions) = tokio::join!(opportunities, interactions);
+    let opportunities: Vec<_> = match opportunities {
+        Ok(items) => items.iter().filter_map(records::opportunity).collect(),
+        Err(err) => {
+            tracing::warn!(%err, "open opportunities unavailable for the caller card");
+            Vec::new()
+        }
+    };
+    let interactions: Vec<_> = match interactions {
+        Ok(items) => items.iter().filter_map(records::interaction).collect(),
+        Err(err) => {
+            tracing::warn!(%err, "last interactions unavailable for the caller card");
+            Vec::new()
+        }
+    };
+    if opportunities.is_empty() && interactions.is_empty() {
+        return;
+    }
+    let tid = tenant.config.id.as_str();
+    let _serial = state.stripe(tid, call_id).lock().await;
+    let Ok(Some(mut view)) = state.calls.get(tid, call_id, agent).await else {
+        return;
+    };
+    for m in view.matches.iter_mut().chain(view.pop.iter_mut()) {
+        if m.account.as_ref().is_some_and(|a| a.id == account_id) {
+            m.open_opportunities = opportunities.clone();
+            m.last_interactions = interactions.clone();
+        }
+    }
+    if state.calls.put(tid, &view).await.is_ok() {
+        publish(state, tid, view);
+    }
+}

@@ -1,0 +1,261 @@
+//! One widget connection, as a conversation over two channels.
+//!
+//! The session knows nothing of sockets: frames come in on one channel and go out on another, so
+//! tests drive it directly and the WebSocket handler only pumps frames. Close codes:
+//! 4400 bad frame, 4401 bad token, 4403 unknown tenant, 4408 no hello or heartbeat in time,
+//! 4409 too far behind (reconnect to resume), 1003 binary frame.
+
+use std::sync::Arc;
+
+use cti_protocol::ws::{CallCommand, ClientMessage, ServerMessage};
+use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::mpsc;
+use tokio::time::{Instant, sleep_until, timeout};
+
+use crate::auth::AgentIdentity;
+use crate::state::AppState;
+
+/// A frame from the widget.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Inbound {
+    Text(String),
+    Binary,
+}
+
+/// A frame to the widget.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outbound {
+    Message(ServerMessage),
+    Close { code: u16, reason: String },
+}
+
+pub const CLOSE_BAD_FRAME: u16 = 4400;
+pub const CLOSE_BAD_TOKEN: u16 = 4401;
+pub const CLOSE_UNKNOWN_TENANT: u16 = 4403;
+pub const CLOSE_TIMEOUT: u16 = 4408;
+pub const CLOSE_LAGGED: u16 = 4409;
+pub const CLOSE_UNSUPPORTED: u16 = 1003;
+
+/// Why the session ended, for the metrics label.
+fn reason_label(code: u16) -> &'static str {
+    match code {
+        CLOSE_BAD_FRAME => "bad_frame",
+        CLOSE_BAD_TOKEN => "bad_token",
+        CLOSE_UNKNOWN_TENANT => "unknown_tenant",
+        CLOSE_TIMEOUT => "timeout",
+        CLOSE_LAGGED => "lagged",
+        CLOSE_UNSUPPORTED => "unsupported",
+        _ => "other",
+    }
+}
+
+struct Conversation<'a> {
+    state: &'a Arc<AppState>,
+    out: &'a mpsc::Sender<Outbound>,
+}
+
+impl Conversation<'_> {
+    async fn send(&self, message: ServerMessage) -> bool {
+        self.out.send(Outbound::Message(message)).await.is_ok()
+    }
+
+    async fn close(&self, code: u16, reason: impl Into<String>) {
+        let reason = reason.into();
+        self.state.metrics.ws_closed(reason_label(code));
+        tracing::info!(code, %reason, "closing widget connection");
+        let _ = self.out.send(Outbound::Close { code, reason }).await;
+    }
+}
+
+/// Runs one connection until either side ends it.
+pub async fn run(
+    state: Arc<AppState>,
+    mut inbound: mpsc::Receiver<Inbound>,
+    out: mpsc::Sender<Outbound>,
+) {
+    let conv = Conversation {
+        state: &state,
+        out: &out,
+    };
+    let hello_timeout = state.config.hello_timeout;
+    let first = match timeout(hello_timeout, inbound.recv()).await {
+        Err(_) => {
+            conv.close(
+                CLOSE_TIMEOUT,
+                format!("no hello within {} s", hello_timeout.as_secs()),
+            )
+            .await;
+            return;
+        }
+        Ok(None) => return,
+        Ok(Some(frame)) => frame,
+    };
+    let (token, last_seq) = match parse(&first) {
+        Ok(ClientMessage::Hello { token, last_seq }) => (token, last_seq),
+        Ok(_) => {
+            conv.close(CLOSE_BAD_FRAME, "the first frame must be hello")
+                .await;
+            return;
+        }
+        Err((code, reason)) => {
+            conv.close(code, reason).await;
+            return;
+        }
+    };
+    let identity = match state.jwt.verify(&token).await {
+        Ok(identity) => identity,
+        Err(err) => {
+            conv.close(CLOSE_BAD_TOKEN, format!("invalid token: {err}"))
+                .await;
+            return;
+        }
+    };
+    if state.tenant(&identity.tenant).is_none() {
+        conv.close(
+            CLOSE_UNKNOWN_TENANT,
+            "this tenant is not configured on the relay",
+        )
+        .await;
+        return;
+    }
+    state.metrics.ws_connections.inc();
+    serve(&conv, &identity, last_seq, &mut inbound).await;
+    state.metrics.ws_connections.dec();
+}
+
+async fn serve(
+    conv: &Conversation<'_>,
+    who: &AgentIdentity,
+    last_seq: Option<u64>,
+    inbound: &mut mpsc::Receiver<Inbound>,
+) {
+    let state = conv.state;
+    let mut subscription = state.hub.subscribe(&who.tenant, &who.agent, last_seq);
+    let heartbeat = state.config.heartbeat_secs;
+    let welcome = ServerMessage::Welcome {
+        agent: who.agent.clone(),
+        tenant: who.tenant.clone(),
+        seq: subscription.newest,
+        heartbeat_secs: heartbeat,
+        host_origins: state.config.host_origins.clone(),
+    };
+    if !conv.send(welcome).await {
+        return;
+    }
+    for pushed in std::mem::take(&mut subscription.backlog) {
+        if !conv
+            .send(ServerMessage::Call {
+                seq: pushed.seq,
+                call: pushed.call,
+            })
+            .await
+        {
+            return;
+        }
+    }
+    // A widget that stopped pinging for three heartbeats is gone (or behind a dead proxy).
+    let idle = std::time::Duration::from_secs(heartbeat.saturating_mul(3));
+    let mut deadline = Instant::now() + idle;
+    loop {
+        tokio::select! {
+            frame = inbound.recv() => {
+                let Some(frame) = frame else { return };
+                deadline = Instant::now() + idle;
+                match parse(&frame) {
+                    Ok(ClientMessage::Ping { nonce }) => {
+                        if !conv.send(ServerMessage::Pong { nonce }).await { return; }
+                    }
+                    Ok(ClientMessage::Command { call_id, command }) => {
+                        let (state, who, out) = (state.clone(), who.clone(), conv.out.clone());
+                        tokio::spawn(async move {
+                            if let Err(message) = run_command(&state, &who, &call_id, &command).await {
+                                let _ = out.send(Outbound::Message(message)).await;
+                            }
+                        });
+                    }
+                    Ok(ClientMessage::Hello { .. }) => {
+                        let error = ServerMessage::Error {
+                            code: "already_signed_in".into(),
+                            message: "hello is only valid as the first frame".into(),
+                        };
+                        if !conv.send(error).await { return; }
+                    }
+                    Ok(_) => {
+                        let error = ServerMessage::Error {
+                            code: "unsupported".into(),
+                            message: "this message type is not supported".into(),
+                        };
+                        if !conv.send(error).await { return; }
+                    }
+                    Err((code, reason)) => {
+                        conv.close(code, reason).await;
+                        return;
+                    }
+                }
+            }
+            pushed = subscription.live.recv() => match pushed {
+                Ok(pushed) => {
+                    let message = ServerMessage::Call { seq: pushed.seq, call: pushed.call };
+                    if !conv.send(message).await { return; }
+                }
+                Err(RecvError::Lagged(_)) => {
+                    conv.close(CLOSE_LAGGED, "too far behind; reconnect with last_seq to resume").await;
+                    return;
+                }
+                Err(RecvError::Closed) => return,
+            },
+            () = sleep_until(deadline) => {
+                conv.close(CLOSE_TIMEOUT, format!("no message for {} s", idle.as_secs())).await;
+                return;
+            }
+        }
+    }
+}
+
+fn parse(frame: &Inbound) -> Result<ClientMessage, (u16, String)> {
+    match frame {
+        Inbound::Binary => Err((CLOSE_UNSUPPORTED, "binary frames are not supported".into())),
+        Inbound::Text(text) => serde_json::from_str(text)
+            .map_err(|e| (CLOSE_BAD_FRAME, format!("malformed frame: {e}"))),
+    }
+}
+
+/// Forwards a call control to the provider of the rep's call; the error message for the widget.
+async fn run_command(
+    state: &Arc<AppState>,
+    who: &AgentIdentity,
+    call_id: &str,
+    command: &CallCommand,
+) -> Result<(), ServerMessage> {
+    let error = |code: &str, message: String| ServerMessage::Error {
+        code: code.into(),
+        message,
+    };
+    let Some(tenant) = state.tenant(&who.tenant) else {
+        return Err(error(
+            "unknown_tenant",
+            "this tenant is not configured".into(),
+        ));
+    };
+    let call = match state.calls.get(&who.tenant, call_id, &who.agent).await {
+        Ok(Some(call)) => call,
+        Ok(None) => {
+            return Err(error(
+                "unknown_call",
+                format!("no call {call_id:?} for this rep"),
+            ));
+        }
+        Err(err) => return Err(error("unavailable", err.to_string())),
+    };
+    match tenant.adapter.command(&tenant.config, &call, command).await {
+        Ok(()) => {
+            state.metrics.command(command.name(), "ok");
+            Ok(())
+        }
+        Err(err) => {
+            state.metrics.command(command.name(), "failed");
+            tracing::warn!(%err, call = %call_id, "call control failed");
+            Err(error("command_failed", err.to_string()))
+        }
+    }
+}

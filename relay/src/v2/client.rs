@@ -1,0 +1,172 @@
+//! A thin V2 REST client: V2's query options, envelopes and error format, and nothing else.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::secret::Secret;
+
+/// The V2 collections the CTI reads, with their service paths.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Collection {
+    Accounts,
+    ContactPersons,
+    IndividualCustomers,
+    Opportunities,
+    PhoneCalls,
+}
+
+impl Collection {
+    pub fn path(self) -> &'static str {
+        match self {
+            Collection::Accounts => "account-service/accounts",
+            Collection::ContactPersons => "contact-person-service/contactPersons",
+            Collection::IndividualCustomers => "individual-customer-service/individualCustomers",
+            Collection::Opportunities => "opportunity-service/opportunities",
+            Collection::PhoneCalls => "phone-service/phoneCalls",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum V2Error {
+    /// V2 answered with an error status; `code` and `message` come from V2's error envelope.
+    #[error("V2 answered {status} on {path}: {code}: {message}")]
+    Status {
+        status: u16,
+        path: String,
+        code: String,
+        message: String,
+        retry_after: Option<u64>,
+    },
+    #[error("V2 unreachable at {path}: {reason}")]
+    Transport { path: String, reason: String },
+    #[error("V2 sent an unexpected body on {path}: {reason}")]
+    Decode { path: String, reason: String },
+}
+
+/// How the relay authenticates to V2. Basic (a technical user) is the one scheme in SAP's
+/// published V2 specifications.
+#[derive(Debug, Clone)]
+pub enum V2Auth {
+    Basic { user: String, password: Secret },
+}
+
+#[derive(Debug, Clone)]
+pub struct V2Client {
+    http: reqwest::Client,
+    base_url: String,
+    auth: V2Auth,
+}
+
+impl V2Client {
+    pub fn new(base_url: &str, auth: V2Auth, timeout: Duration) -> Self {
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout.min(Duration::from_secs(5)))
+            .build()
+            .unwrap_or_default();
+        V2Client {
+            http,
+            base_url: base_url.trim_end_matches('/').to_string(),
+            auth,
+        }
+    }
+
+    /// GET a collection with query options; returns the `value` array.
+    pub async fn list(
+        &self,
+        collection: Collection,
+        query: &[(&str, String)],
+    ) -> Result<Vec<Value>, V2Error> {
+        let path = format!("/sap/c4c/api/v1/{}", collection.path());
+        let request = self
+            .authorize(self.http.get(format!("{}{}", self.base_url, path)))
+            .header("Accept", "application/json")
+            .query(query);
+        let response = request.send().await.map_err(|e| V2Error::Transport {
+            path: path.clone(),
+            reason: e.without_url().to_string(),
+        })?;
+        let status = response.status();
+        let retry_after = response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse().ok());
+        let body = response.bytes().await.map_err(|e| V2Error::Transport {
+            path: path.clone(),
+            reason: e.without_url().to_string(),
+        })?;
+        if !status.is_success() {
+            let (code, message) = error_envelope(&body);
+            return Err(V2Error::Status {
+                status: status.as_u16(),
+                path,
+                code,
+                message,
+                retry_after,
+            });
+        }
+        let mut envelope: Value = serde_json::from_slice(&body).map_err(|e| V2Error::Decode {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
+        match envelope.get_mut("value").map(Value::take) {
+            Some(Value::Array(items)) => Ok(items),
+            _ => Err(V2Error::Decode {
+                path,
+                reason: "no `value` array in the collection envelope".into(),
+            }),
+        }
+    }
+
+    fn authorize(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match &self.auth {
+            V2Auth::Basic { user, password } => request.basic_auth(user, Some(password.expose())),
+        }
+    }
+}
+
+/// V2's `{"error":{"code","message"}}`, or the raw body's start when V2 (or a proxy) sent another shape.
+fn error_envelope(body: &[u8]) -> (String, String) {
+    let parsed: Option<Value> = serde_json::from_slice(body).ok();
+    let error = parsed.as_ref().and_then(|v| v.get("error"));
+    let field = |name: &str| {
+        error
+            .and_then(|e| e.get(name))
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    };
+    match (field("code"), field("message")) {
+        (Some(code), Some(message)) => (code, message),
+        (code, _) => (
+            code.unwrap_or_else(|| "unknown".into()),
+            String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned(),
+        ),
+    }
+}
+
+/// Quotes a value for a `$filter` string literal (single quotes doubled).
+pub fn quote(value: &str) -> String {
+    format!("'{}'", value.replace('\'', "''"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_envelope_is_read() {
+        let (code, msg) = error_envelope(br#"{"error":{"code":"account.1001","message":"nope"}}"#);
+        assert_eq!((code.as_str(), msg.as_str()), ("account.1001", "nope"));
+        let (code, msg) = error_envelope(b"<html>bad gateway</html>");
+        assert_eq!(code, "unknown");
+        assert!(msg.contains("bad gateway"));
+    }
+
+    #[test]
+    fn quoting_doubles_single_quotes() {
+        assert_eq!(quote("O'Neil"), "'O''Neil'");
+    }
+}

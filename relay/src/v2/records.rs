@@ -1,0 +1,234 @@
+//! Where V2 keeps what the CTI reads: the one place that knows V2's field names.
+//!
+//! Accounts, contact persons and individual customers are confirmed shapes (SAP's OpenAPI files
+//! and samples). Opportunities' and phone calls' field names are partly inferred; when SAP's
+//! specification says otherwise, this is the only file to change.
+
+use serde_json::Value;
+
+use cti_protocol::ws::{AccountRef, Interaction, Opportunity, RecordKind};
+
+use super::client::Collection;
+use crate::numbers::IndexedRecord;
+
+/// The collections whose phone numbers identify callers, with the record kind each holds.
+pub const CALLER_COLLECTIONS: [(Collection, RecordKind); 3] = [
+    (Collection::Accounts, RecordKind::Account),
+    (Collection::ContactPersons, RecordKind::Contact),
+    (
+        Collection::IndividualCustomers,
+        RecordKind::IndividualCustomer,
+    ),
+];
+
+/// One phone field of a record: as typed, as V2 normalised it (when it did), and the country of
+/// the address it belongs to (the best default region for a nationally written number).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PhoneField<'a> {
+    pub formatted: Option<&'a str>,
+    pub normalised: Option<&'a str>,
+    pub country: Option<&'a str>,
+}
+
+fn str_at<'a>(value: &'a Value, key: &str) -> Option<&'a str> {
+    value
+        .get(key)
+        .and_then(Value::as_str)
+        .filter(|s| !s.trim().is_empty())
+}
+
+/// The phone and mobile pair of one communication block (an object with `phone*`/`mobile*`).
+fn pair<'a>(block: &'a Value, country: Option<&'a str>, out: &mut Vec<PhoneField<'a>>) {
+    for prefix in ["phone", "mobile"] {
+        let formatted = str_at(block, &format!("{prefix}FormattedNumber"));
+        let normalised = str_at(block, &format!("{prefix}NormalisedNumber"));
+        if formatted.is_some() || normalised.is_some() {
+            out.push(PhoneField {
+                formatted,
+                normalised,
+                country,
+            });
+        }
+    }
+}
+
+/// Every phone number a record carries: accounts and individual customers on their default
+/// communication and addresses; contacts on themselves and on each account they work for.
+pub fn phone_fields(kind: RecordKind, record: &Value) -> Vec<PhoneField<'_>> {
+    let mut out = Vec::new();
+    match kind {
+        RecordKind::Contact => {
+            let country = record
+                .get("isContactPersonFor")
+                .and_then(Value::as_array)
+                .and_then(|a| a.first())
+                .and_then(|r| str_at(r, "country"));
+            pair(record, country, &mut out);
+            if let Some(relations) = record.get("isContactPersonFor").and_then(Value::as_array) {
+                for relation in relations {
+                    pair(relation, str_at(relation, "country"), &mut out);
+                }
+            }
+        }
+        _ => {
+            let country = record
+                .get("defaultAddress")
+                .and_then(|a| str_at(a, "country"));
+            if let Some(block) = record.get("defaultCommunication") {
+                pair(block, country, &mut out);
+            }
+            if let Some(addresses) = record.get("addresses").and_then(Value::as_array) {
+                for address in addresses {
+                    pair(address, str_at(address, "country").or(country), &mut out);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The card's view of a record, or None when V2 sent a record without an id.
+pub fn indexed_record(kind: RecordKind, record: &Value) -> Option<IndexedRecord> {
+    let id = str_at(record, "id")?.to_string();
+    let name = str_at(record, "formattedName")
+        .map(str::to_string)
+        .or_else(|| {
+            let given = str_at(record, "givenName").unwrap_or_default();
+            let family = str_at(record, "familyName").unwrap_or_default();
+            let joined = format!("{given} {family}").trim().to_string();
+            (!joined.is_empty()).then_some(joined)
+        })
+        .or_else(|| str_at(record, "firstLineName").map(str::to_string))
+        .unwrap_or_else(|| "(no name)".into());
+    let account = match kind {
+        RecordKind::Contact => contact_account(record),
+        _ => Some(AccountRef {
+            id: id.clone(),
+            name: name.clone(),
+        }),
+    };
+    Some(IndexedRecord {
+        kind,
+        display_id: str_at(record, "displayId").unwrap_or_default().to_string(),
+        id,
+        name,
+        account,
+    })
+}
+
+/// A contact's main account: the relation for `accountId`, else the first relation.
+fn contact_account(record: &Value) -> Option<AccountRef> {
+    let relations = record.get("isContactPersonFor").and_then(Value::as_array);
+    let main_id = str_at(record, "accountId");
+    let relation = relations.and_then(|rs| {
+        rs.iter()
+            .find(|r| main_id.is_some() && str_at(r, "accountId") == main_id)
+            .or_else(|| rs.first())
+    });
+    let id = main_id.or_else(|| relation.and_then(|r| str_at(r, "accountId")))?;
+    let name = relation
+        .and_then(|r| str_at(r, "accountFormattedName"))
+        .unwrap_or_default();
+    Some(AccountRef {
+        id: id.to_string(),
+        name: name.to_string(),
+    })
+}
+
+/// `$filter` for the open opportunities of an account.
+pub fn open_opportunities_filter(account_id: &str) -> String {
+    format!(
+        "account/id eq {} and lifeCycleStatus eq 'OPEN'",
+        super::client::quote(account_id)
+    )
+}
+
+/// `$filter` and `$orderby` for an account's latest phone interactions.
+pub fn interactions_query(account_id: &str) -> (String, String) {
+    (
+        format!("account/id eq {}", super::client::quote(account_id)),
+        "startDateTime desc".into(),
+    )
+}
+
+pub fn opportunity(value: &Value) -> Option<Opportunity> {
+    let revenue = value.get("expectedRevenue");
+    Some(Opportunity {
+        id: str_at(value, "id")?.to_string(),
+        name: str_at(value, "name").unwrap_or("(unnamed)").to_string(),
+        stage: str_at(value, "salesPhaseDescription")
+            .or_else(|| str_at(value, "salesPhase"))
+            .unwrap_or_default()
+            .to_string(),
+        amount: revenue
+            .and_then(|r| r.get("amount"))
+            .and_then(Value::as_f64),
+        currency: revenue
+            .and_then(|r| str_at(r, "currencyCode"))
+            .map(str::to_string),
+    })
+}
+
+pub fn interaction(value: &Value) -> Option<Interaction> {
+    Some(Interaction {
+        kind: "phone_call".into(),
+        subject: str_at(value, "subject").unwrap_or("Phone call").to_string(),
+        at: str_at(value, "startDateTime")?.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn account_phones_include_addresses() {
+        let account = json!({"id":"a1","displayId":"100","formattedName":"Acme AG",
+            "defaultAddress":{"country":"CH"},
+            "defaultCommunication":{"phoneFormattedNumber":"044 123 45 67","mobileNormalisedNumber":"+41791234567"},
+            "addresses":[{"country":"DE","phoneFormattedNumber":"030 1234567"}]});
+        let phones = phone_fields(RecordKind::Account, &account);
+        assert_eq!(phones.len(), 3);
+        assert_eq!(phones[0].formatted, Some("044 123 45 67"));
+        assert_eq!(phones[0].country, Some("CH"));
+        assert_eq!(phones[1].normalised, Some("+41791234567"));
+        assert_eq!(phones[2].country, Some("DE"));
+        let rec = indexed_record(RecordKind::Account, &account).expect("record");
+        assert_eq!(rec.account.expect("self").name, "Acme AG");
+    }
+
+    #[test]
+    fn contact_work_phones_per_account() {
+        let contact = json!({"id":"c1","givenName":"Anna","familyName":"Muster","accountId":"a2",
+            "phoneFormattedNumber":"+41 44 111 22 33",
+            "isContactPersonFor":[
+                {"accountId":"a1","accountFormattedName":"Other","country":"CH","phoneFormattedNumber":"044 123 45 67"},
+                {"accountId":"a2","accountFormattedName":"Main AG","country":"CH"}]});
+        let phones = phone_fields(RecordKind::Contact, &contact);
+        assert_eq!(phones.len(), 2);
+        let rec = indexed_record(RecordKind::Contact, &contact).expect("record");
+        assert_eq!(rec.name, "Anna Muster");
+        assert_eq!(rec.account.expect("account").name, "Main AG");
+    }
+
+    #[test]
+    fn record_without_id_is_skipped() {
+        assert!(indexed_record(RecordKind::Account, &json!({"formattedName":"x"})).is_none());
+    }
+
+    #[test]
+    fn opportunity_and_interaction_mapping() {
+        let o = opportunity(
+            &json!({"id":"o1","name":"Fleet renewal","salesPhaseDescription":"Proposal",
+            "expectedRevenue":{"amount":120000.0,"currencyCode":"CHF"}}),
+        )
+        .expect("opportunity");
+        assert_eq!(o.stage, "Proposal");
+        assert_eq!(o.amount, Some(120000.0));
+        let i = interaction(&json!({"subject":"Follow-up","startDateTime":"2026-10-01T09:00:00Z"}))
+            .expect("interaction");
+        assert_eq!(i.subject, "Follow-up");
+        assert!(interaction(&json!({"subject":"no date"})).is_none());
+    }
+}
