@@ -1,0 +1,508 @@
+//! The WebSocket to the relay: open it, greet, keep it alive, and come back when it drops.
+//!
+//! A rep leaves the CTI panel open all day across sleep, VPN switches and relay deployments, and
+//! a widget that silently stopped receiving calls is the worst failure it can have. So this
+//! module never gives up on its own: a closed, failed or silent socket is replaced after a
+//! jittered backoff ([`backoff`]), silence is detected with application-level pings
+//! ([`heartbeat`]), and on each reconnect `hello` carries the highest `seq` applied so the relay
+//! can replay what was missed. The one exception is the relay refusing the token (close code
+//! 4401): retrying cannot fix that, so the rep is shown as signed out.
+//!
+//! The socket reports to one handler: status changes for the status line, and every well-formed
+//! server message. Malformed frames are logged (without their content, which may carry phone
+//! numbers) and dropped.
+
+pub mod backoff;
+pub mod heartbeat;
+
+use std::cell::{Cell, RefCell};
+use std::fmt;
+use std::rc::{Rc, Weak};
+
+use cti_protocol::{ClientMessage, ServerMessage};
+use gloo::events::EventListener;
+use gloo::timers::callback::{Interval, Timeout};
+use wasm_bindgen::JsCast;
+use wasm_bindgen::closure::Closure;
+use web_sys::{CloseEvent, MessageEvent, WebSocket};
+
+use backoff::Backoff;
+use heartbeat::{Heartbeat, Tick};
+
+/// The relay's WebSocket endpoint, on the origin that served the widget.
+pub const PATH: &str = "/v1/agent/ws";
+/// The close code with which the relay refuses a token.
+pub const BAD_TOKEN: u16 = 4401;
+/// The close code the widget uses when it gives up on a silent connection.
+const SILENT_CLOSE: u16 = 4000;
+/// How long `welcome` may take after the socket is created, connection set-up included.
+const HANDSHAKE_TIMEOUT_MS: u64 = 10_000;
+/// How often liveness is checked; well below any heartbeat interval the relay asks for.
+const TICK_MS: u32 = 1_000;
+
+/// The WebSocket URL for a page served from `page_protocol` (`https:`) and `page_host`
+/// (`host[:port]`), as `window.location` gives them.
+pub fn ws_url(page_protocol: &str, page_host: &str) -> String {
+    let scheme = if page_protocol.eq_ignore_ascii_case("https:") {
+        "wss"
+    } else {
+        "ws"
+    };
+    format!("{scheme}://{page_host}{PATH}")
+}
+
+/// Where the connection stands, as the status line shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum ConnectionStatus {
+    #[default]
+    Connecting,
+    Connected,
+    /// Disconnected for `reason`; the next attempt starts at `retry_at_ms` (Unix milliseconds).
+    Reconnecting {
+        retry_at_ms: u64,
+        reason: String,
+    },
+    /// No usable token: nothing will happen until the host page signs the rep in again.
+    SignedOut {
+        reason: String,
+    },
+}
+
+impl ConnectionStatus {
+    /// The `data-state` of the status line, which end-to-end tests wait on.
+    pub fn data_state(&self) -> &'static str {
+        match self {
+            ConnectionStatus::Connecting => "connecting",
+            ConnectionStatus::Connected => "connected",
+            ConnectionStatus::Reconnecting { .. } => "reconnecting",
+            ConnectionStatus::SignedOut { .. } => "signed_out",
+        }
+    }
+}
+
+/// What the connection reports to its owner.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ConnectionEvent {
+    Status(ConnectionStatus),
+    /// Boxed: a call view is large, status changes are frequent and small.
+    Message(Box<ServerMessage>),
+}
+
+/// Words for the rep about why the socket closed. The relay's own reason wins when it gave one.
+pub fn close_reason(code: u16, reason: &str) -> String {
+    let reason = reason.trim();
+    if !reason.is_empty() {
+        return reason.chars().take(80).collect();
+    }
+    match code {
+        1000 => "closed by the relay".to_owned(),
+        1001 => "the relay is going away".to_owned(),
+        1006 => "connection lost".to_owned(),
+        1011 => "relay error".to_owned(),
+        1012 => "the relay is restarting".to_owned(),
+        1013 => "the relay is busy".to_owned(),
+        code => format!("closed with code {code}"),
+    }
+}
+
+type Handler = Rc<dyn Fn(ConnectionEvent)>;
+
+/// A self-healing connection to the relay. Cloning shares it.
+#[derive(Clone)]
+pub struct Connection {
+    inner: Rc<RefCell<Inner>>,
+}
+
+impl fmt::Debug for Connection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Connection").finish_non_exhaustive()
+    }
+}
+
+struct Inner {
+    url: String,
+    token: String,
+    /// Shared with the owner, which knows what was applied; read when `hello` is sent.
+    last_seq: Rc<Cell<Option<u64>>>,
+    handler: Handler,
+    backoff: Backoff,
+    /// Failed attempts since the last `welcome`: the backoff's exponent.
+    attempt: u32,
+    socket: Option<Socket>,
+    welcomed: bool,
+    heartbeat: Heartbeat,
+    ticker: Option<Interval>,
+    retry: Option<Timeout>,
+    online: Option<EventListener>,
+    stopped: bool,
+}
+
+/// One WebSocket and the callbacks it holds. Dropping it detaches them first, so a socket that
+/// was given up on can never report into the connection that replaced it.
+struct Socket {
+    ws: WebSocket,
+    _on_open: Closure<dyn FnMut()>,
+    _on_message: Closure<dyn FnMut(MessageEvent)>,
+    _on_close: Closure<dyn FnMut(CloseEvent)>,
+}
+
+impl Socket {
+    fn close(self, code: u16, reason: &str) {
+        self.detach();
+        // Only fails for codes outside the allowed range, which ours are not.
+        let _ = self.ws.close_with_code_and_reason(code, reason);
+    }
+
+    fn detach(&self) {
+        self.ws.set_onopen(None);
+        self.ws.set_onmessage(None);
+        self.ws.set_onclose(None);
+        self.ws.set_onerror(None);
+    }
+
+    fn send(&self, message: &ClientMessage) -> bool {
+        if self.ws.ready_state() != WebSocket::OPEN {
+            return false;
+        }
+        match serde_json::to_string(message) {
+            Ok(json) => self.ws.send_with_str(&json).is_ok(),
+            Err(_) => false,
+        }
+    }
+}
+
+impl Drop for Socket {
+    fn drop(&mut self) {
+        self.detach();
+        let _ = self.ws.close();
+    }
+}
+
+fn now_ms() -> u64 {
+    js_sys::Date::now() as u64
+}
+
+impl Connection {
+    /// Opens the connection and keeps it open until [`Connection::stop`] or a refused token.
+    pub fn start(
+        url: String,
+        token: String,
+        last_seq: Rc<Cell<Option<u64>>>,
+        handler: impl Fn(ConnectionEvent) + 'static,
+    ) -> Connection {
+        let inner = Rc::new(RefCell::new(Inner {
+            url,
+            token,
+            last_seq,
+            handler: Rc::new(handler),
+            backoff: Backoff::default(),
+            attempt: 0,
+            socket: None,
+            welcomed: false,
+            heartbeat: Heartbeat::awaiting_welcome(now_ms(), HANDSHAKE_TIMEOUT_MS),
+            ticker: None,
+            retry: None,
+            online: None,
+            stopped: false,
+        }));
+        let weak = Rc::downgrade(&inner);
+        let ticker = Interval::new(TICK_MS, move || {
+            if let Some(rc) = weak.upgrade() {
+                on_tick(&rc);
+            }
+        });
+        // Back online after a network change: waiting out the rest of a long backoff would only
+        // leave the rep without calls for nothing.
+        let weak = Rc::downgrade(&inner);
+        let online = EventListener::new(&gloo::utils::window(), "online", move |_| {
+            if let Some(rc) = weak.upgrade() {
+                let waiting = rc.borrow().retry.is_some();
+                if waiting {
+                    connect(&rc);
+                }
+            }
+        });
+        {
+            let mut state = inner.borrow_mut();
+            state.ticker = Some(ticker);
+            state.online = Some(online);
+        }
+        connect(&inner);
+        Connection { inner }
+    }
+
+    /// Sends a message once the relay has welcomed this connection; false otherwise, so the
+    /// caller can tell the rep instead of losing a click silently.
+    pub fn send(&self, message: &ClientMessage) -> bool {
+        let inner = self.inner.borrow();
+        inner.welcomed
+            && inner
+                .socket
+                .as_ref()
+                .is_some_and(|socket| socket.send(message))
+    }
+
+    /// Closes the socket for good.
+    pub fn stop(&self) {
+        let mut inner = self.inner.borrow_mut();
+        inner.stopped = true;
+        inner.retry = None;
+        inner.ticker = None;
+        inner.online = None;
+        if let Some(socket) = inner.socket.take() {
+            socket.close(1000, "widget closed");
+        }
+    }
+}
+
+/// Calls the handler outside any borrow, so it may use the connection (to send, or stop).
+fn emit(rc: &Rc<RefCell<Inner>>, events: Vec<ConnectionEvent>) {
+    if events.is_empty() {
+        return;
+    }
+    let handler = rc.borrow().handler.clone();
+    for event in events {
+        handler(event);
+    }
+}
+
+fn connect(rc: &Rc<RefCell<Inner>>) {
+    let events = {
+        let mut inner = rc.borrow_mut();
+        if inner.stopped {
+            return;
+        }
+        inner.retry = None;
+        inner.socket = None;
+        inner.welcomed = false;
+        inner.heartbeat = Heartbeat::awaiting_welcome(now_ms(), HANDSHAKE_TIMEOUT_MS);
+        match open_socket(Rc::downgrade(rc), &inner.url) {
+            Ok(socket) => {
+                inner.socket = Some(socket);
+                vec![ConnectionEvent::Status(ConnectionStatus::Connecting)]
+            }
+            Err(reason) => schedule_retry(rc, &mut inner, reason),
+        }
+    };
+    emit(rc, events);
+}
+
+fn open_socket(weak: Weak<RefCell<Inner>>, url: &str) -> Result<Socket, String> {
+    let ws = WebSocket::new(url).map_err(|_| "the relay address is not usable".to_owned())?;
+
+    let on_open = {
+        let weak = weak.clone();
+        Closure::<dyn FnMut()>::new(move || {
+            if let Some(rc) = weak.upgrade() {
+                on_open(&rc);
+            }
+        })
+    };
+    let on_message = {
+        let weak = weak.clone();
+        Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
+            if let Some(rc) = weak.upgrade() {
+                on_message(&rc, &event);
+            }
+        })
+    };
+    let on_close = Closure::<dyn FnMut(CloseEvent)>::new(move |event: CloseEvent| {
+        if let Some(rc) = weak.upgrade() {
+            on_close(&rc, &event);
+        }
+    });
+    ws.set_onopen(Some(on_open.as_ref().unchecked_ref()));
+    ws.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+    ws.set_onclose(Some(on_close.as_ref().unchecked_ref()));
+    Ok(Socket {
+        ws,
+        _on_open: on_open,
+        _on_message: on_message,
+        _on_close: on_close,
+    })
+}
+
+fn schedule_retry(
+    rc: &Rc<RefCell<Inner>>,
+    inner: &mut Inner,
+    reason: String,
+) -> Vec<ConnectionEvent> {
+    inner.socket = None;
+    inner.welcomed = false;
+    let delay = inner
+        .backoff
+        .delay_ms(inner.attempt, js_sys::Math::random());
+    inner.attempt = inner.attempt.saturating_add(1);
+    let weak = Rc::downgrade(rc);
+    inner.retry = Some(Timeout::new(
+        u32::try_from(delay).unwrap_or(u32::MAX),
+        move || {
+            if let Some(rc) = weak.upgrade() {
+                connect(&rc);
+            }
+        },
+    ));
+    vec![ConnectionEvent::Status(ConnectionStatus::Reconnecting {
+        retry_at_ms: now_ms().saturating_add(delay),
+        reason,
+    })]
+}
+
+fn on_open(rc: &Rc<RefCell<Inner>>) {
+    let inner = rc.borrow();
+    let hello = ClientMessage::Hello {
+        token: inner.token.clone(),
+        last_seq: inner.last_seq.get(),
+    };
+    let sent = inner
+        .socket
+        .as_ref()
+        .is_some_and(|socket| socket.send(&hello));
+    if !sent {
+        // The close that follows schedules the retry.
+        gloo::console::warn!("could not send hello to the relay");
+    }
+}
+
+fn on_message(rc: &Rc<RefCell<Inner>>, event: &MessageEvent) {
+    let now = now_ms();
+    let events = {
+        let mut inner = rc.borrow_mut();
+        inner.heartbeat.heard(now);
+        let Some(text) = event.data().as_string() else {
+            gloo::console::warn!("ignored a binary frame from the relay");
+            return;
+        };
+        match serde_json::from_str::<ServerMessage>(&text) {
+            Err(err) => {
+                // The frame itself is not logged: it may carry callers' numbers.
+                let problem = format!(
+                    "ignored a malformed frame from the relay ({:?} error at line {}, column {})",
+                    err.classify(),
+                    err.line(),
+                    err.column()
+                );
+                gloo::console::warn!(problem);
+                Vec::new()
+            }
+            Ok(ServerMessage::Pong { .. }) => Vec::new(),
+            Ok(message @ ServerMessage::Welcome { heartbeat_secs, .. }) => {
+                inner.heartbeat.welcomed(now, heartbeat_secs);
+                inner.attempt = 0;
+                inner.welcomed = true;
+                vec![
+                    ConnectionEvent::Message(Box::new(message)),
+                    ConnectionEvent::Status(ConnectionStatus::Connected),
+                ]
+            }
+            Ok(message) => vec![ConnectionEvent::Message(Box::new(message))],
+        }
+    };
+    emit(rc, events);
+}
+
+fn on_close(rc: &Rc<RefCell<Inner>>, event: &CloseEvent) {
+    let events = {
+        let mut inner = rc.borrow_mut();
+        if inner.stopped {
+            return;
+        }
+        inner.socket = None;
+        if event.code() == BAD_TOKEN {
+            inner.stopped = true;
+            inner.welcomed = false;
+            inner.retry = None;
+            inner.ticker = None;
+            inner.online = None;
+            vec![ConnectionEvent::Status(ConnectionStatus::SignedOut {
+                reason: "The relay did not accept your sign-in. Open the phone panel from V2 \
+                         again to sign in."
+                    .to_owned(),
+            })]
+        } else {
+            let reason = close_reason(event.code(), &event.reason());
+            schedule_retry(rc, &mut inner, reason)
+        }
+    };
+    emit(rc, events);
+}
+
+fn on_tick(rc: &Rc<RefCell<Inner>>) {
+    let now = now_ms();
+    let events = {
+        let mut inner = rc.borrow_mut();
+        if inner.stopped || inner.socket.is_none() {
+            return;
+        }
+        match inner.heartbeat.tick(now) {
+            Tick::Wait => Vec::new(),
+            Tick::Ping(nonce) => {
+                if let Some(socket) = inner.socket.as_ref() {
+                    socket.send(&ClientMessage::Ping { nonce });
+                }
+                Vec::new()
+            }
+            Tick::Dead => {
+                if let Some(socket) = inner.socket.take() {
+                    socket.close(SILENT_CLOSE, "no heartbeat");
+                }
+                let reason = if inner.welcomed {
+                    "no answer from the relay"
+                } else {
+                    "the relay did not answer in time"
+                };
+                schedule_retry(rc, &mut inner, reason.to_owned())
+            }
+        }
+    };
+    emit(rc, events);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wasm_bindgen_test::wasm_bindgen_test;
+
+    #[wasm_bindgen_test]
+    fn socket_url_follows_the_page() {
+        assert_eq!(
+            ws_url("https:", "cti.example.com"),
+            "wss://cti.example.com/v1/agent/ws"
+        );
+        assert_eq!(
+            ws_url("http:", "127.0.0.1:8080"),
+            "ws://127.0.0.1:8080/v1/agent/ws"
+        );
+    }
+
+    #[wasm_bindgen_test]
+    fn close_reasons_read_well() {
+        assert_eq!(close_reason(1006, ""), "connection lost");
+        assert_eq!(close_reason(1012, "  "), "the relay is restarting");
+        assert_eq!(close_reason(4500, ""), "closed with code 4500");
+        assert_eq!(close_reason(1000, "shutting down"), "shutting down");
+        assert_eq!(close_reason(1000, &"x".repeat(200)).len(), 80);
+    }
+
+    #[wasm_bindgen_test]
+    fn status_states_match_the_dom_contract() {
+        let states: Vec<_> = [
+            ConnectionStatus::Connecting,
+            ConnectionStatus::Connected,
+            ConnectionStatus::Reconnecting {
+                retry_at_ms: 0,
+                reason: String::new(),
+            },
+            ConnectionStatus::SignedOut {
+                reason: String::new(),
+            },
+        ]
+        .iter()
+        .map(ConnectionStatus::data_state)
+        .collect();
+        assert_eq!(
+            states,
+            vec!["connecting", "connected", "reconnecting", "signed_out"]
+        );
+    }
+}

@@ -1,0 +1,5 @@
+//! The binary trunk builds into the page the relay serves at `/widget/`.
+
+fn main() {
+    cti_widget::run();
+}

@@ -1,0 +1,539 @@
+//! What the widget knows, and the host payloads that follow from it.
+//!
+//! Every server message goes through [`WidgetState::apply`], which is pure: no clock, no storage,
+//! no DOM. That makes the two promises the rep relies on checkable in isolation: a message is
+//! applied at most once (the relay resends after a reconnect, and may resend what the widget
+//! already has), and the V2 host hears about each moment of a call exactly once, however the
+//! messages are replayed, repeated or reordered.
+
+use std::collections::{BTreeSet, VecDeque};
+
+use cti_protocol::host::{HostAction, HostMessage};
+use cti_protocol::{CallState, CallView, ServerMessage};
+
+use crate::posted::PostedSet;
+
+/// How many dismissed calls are remembered, so that a late update of one does not bring its
+/// summary back.
+const DISMISSED_CAPACITY: usize = 100;
+
+/// What `welcome` told the widget about this sign-in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    pub agent: String,
+    pub tenant: String,
+    pub heartbeat_secs: u64,
+    pub host_origins: Vec<String>,
+}
+
+/// A failure to show the rep: the relay's `error` message, or one the widget raised itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub code: String,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct WidgetState {
+    session: Option<Session>,
+    /// The highest `seq` applied. It lives as long as the page: after a reload the widget asks
+    /// for a fresh snapshot (`last_seq: null`) because its calls are gone from memory.
+    last_seq: Option<u64>,
+    /// Calls on screen, in the order they were first seen.
+    calls: Vec<CallView>,
+    dismissed: VecDeque<String>,
+    /// Calls with a command on its way, whose buttons wait for the resulting state.
+    pending: BTreeSet<String>,
+    problem: Option<Problem>,
+    posted: PostedSet,
+}
+
+impl WidgetState {
+    /// A state that already knows what was posted before a reload.
+    pub fn new(posted: PostedSet) -> Self {
+        WidgetState {
+            posted,
+            ..WidgetState::default()
+        }
+    }
+
+    /// Applies one server message and returns the payloads to post to the host, in order. The
+    /// pairs returned are already recorded as posted: persist [`Self::posted`] before posting,
+    /// so a crash in between loses a pop rather than doubling it.
+    pub fn apply(&mut self, message: ServerMessage) -> Vec<HostMessage> {
+        match message {
+            ServerMessage::Welcome {
+                agent,
+                tenant,
+                seq,
+                heartbeat_secs,
+                host_origins,
+            } => {
+                self.welcome(
+                    Session {
+                        agent,
+                        tenant,
+                        heartbeat_secs,
+                        host_origins,
+                    },
+                    seq,
+                );
+                Vec::new()
+            }
+            ServerMessage::Call { seq, call } => self.call(seq, call),
+            ServerMessage::Error { code, message } => {
+                // The relay does not say which command failed; every waiting button gets a
+                // second chance rather than staying dead.
+                self.pending.clear();
+                self.problem = Some(Problem { code, message });
+                Vec::new()
+            }
+            ServerMessage::Pong { .. } => Vec::new(),
+            _ => Vec::new(),
+        }
+    }
+
+    fn welcome(&mut self, session: Session, seq: u64) {
+        let same_agent = self
+            .session
+            .as_ref()
+            .is_none_or(|previous| previous.agent == session.agent);
+        if !same_agent {
+            // Another rep signed in on this page: nothing on screen is theirs.
+            self.calls.clear();
+            self.dismissed.clear();
+            self.last_seq = None;
+        }
+        if self.last_seq.is_some_and(|last| seq < last) {
+            // The relay's sequence went backwards: it lost its history (a restart without
+            // shared storage). Keeping the old mark would ignore every new message; the posted
+            // set still keeps the host from hearing anything twice.
+            self.last_seq = None;
+        }
+        // A command sent before the connection dropped may never have reached the relay.
+        self.pending.clear();
+        self.session = Some(session);
+    }
+
+    fn call(&mut self, seq: u64, call: CallView) -> Vec<HostMessage> {
+        if self.last_seq.is_some_and(|last| seq <= last) {
+            return Vec::new();
+        }
+        self.last_seq = Some(seq);
+        let effects = self.host_effects(&call);
+        self.pending.remove(&call.id);
+
+        if call.state.is_final() && self.dismissed.contains(&call.id) {
+            return effects;
+        }
+        if let Some(shown) = self.calls.iter_mut().find(|shown| shown.id == call.id) {
+            *shown = call;
+        } else {
+            // A new call replaces the summaries of the ones before it.
+            self.calls.retain(|shown| !shown.state.is_final());
+            self.calls.push(call);
+        }
+        effects
+    }
+
+    /// NOTIFY on the first ringing, ACCEPT on the first connected (or held, which implies it),
+    /// END on the first final state. END only follows a NOTIFY or ACCEPT: a call the host never
+    /// heard of (say, one that rang and ended while the widget was closed) has no interaction
+    /// in V2 to close.
+    fn host_effects(&mut self, call: &CallView) -> Vec<HostMessage> {
+        let id = call.id.as_str();
+        let announced = |posted: &PostedSet| {
+            posted.contains(id, HostAction::Notify) || posted.contains(id, HostAction::Accept)
+        };
+        let action = match call.state {
+            // A ringing that arrives after the call was accepted or ended is stale: popping
+            // again would put an old caller in front of the rep.
+            CallState::Ringing
+                if !self.posted.contains(id, HostAction::Accept)
+                    && !self.posted.contains(id, HostAction::End) =>
+            {
+                Some(HostAction::Notify)
+            }
+            CallState::Connected | CallState::Held
+                if !self.posted.contains(id, HostAction::End) =>
+            {
+                Some(HostAction::Accept)
+            }
+            state if state.is_final() && announced(&self.posted) => Some(HostAction::End),
+            _ => None,
+        };
+        action
+            .filter(|action| self.posted.insert(id, *action))
+            .map(|action| HostMessage::for_call(call, action))
+            .into_iter()
+            .collect()
+    }
+
+    /// The rep sent a command for this call: its buttons wait for the state it leads to.
+    pub fn command_sent(&mut self, call_id: &str) {
+        self.pending.insert(call_id.to_owned());
+    }
+
+    /// Takes an ended call's summary off the screen for good.
+    pub fn dismiss(&mut self, call_id: &str) {
+        let before = self.calls.len();
+        self.calls
+            .retain(|call| !(call.id == call_id && call.state.is_final()));
+        if self.calls.len() < before {
+            self.dismissed.push_back(call_id.to_owned());
+            while self.dismissed.len() > DISMISSED_CAPACITY {
+                self.dismissed.pop_front();
+            }
+        }
+    }
+
+    /// Shows a problem the widget found itself (for example, a command while offline).
+    pub fn report(&mut self, code: &str, message: &str) {
+        self.problem = Some(Problem {
+            code: code.to_owned(),
+            message: message.to_owned(),
+        });
+    }
+
+    pub fn dismiss_problem(&mut self) {
+        self.problem = None;
+    }
+
+    pub fn session(&self) -> Option<&Session> {
+        self.session.as_ref()
+    }
+
+    pub fn last_seq(&self) -> Option<u64> {
+        self.last_seq
+    }
+
+    /// Calls on screen: the live ones first (they need the rep), then ended summaries.
+    pub fn visible_calls(&self) -> impl Iterator<Item = &CallView> {
+        let live = self.calls.iter().filter(|call| !call.state.is_final());
+        let ended = self.calls.iter().filter(|call| call.state.is_final());
+        live.chain(ended)
+    }
+
+    pub fn is_pending(&self, call_id: &str) -> bool {
+        self.pending.contains(call_id)
+    }
+
+    pub fn problem(&self) -> Option<&Problem> {
+        self.problem.as_ref()
+    }
+
+    pub fn posted(&self) -> &PostedSet {
+        &self.posted
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cti_protocol::{Direction, EndReason, Match, RecordKind};
+    use wasm_bindgen_test::wasm_bindgen_test;
+
+    fn call(id: &str, state: CallState) -> CallView {
+        CallView {
+            id: id.into(),
+            direction: Direction::Inbound,
+            state,
+            from: "+41441234567".into(),
+            to: "+41449990000".into(),
+            remote_display: "+41 44 123 45 67".into(),
+            remote_extension: None,
+            agent: "alice@example.com".into(),
+            matches: vec![Match {
+                kind: RecordKind::Contact,
+                id: "m1".into(),
+                display_id: "1001".into(),
+                name: "Anna Meier".into(),
+                account: None,
+                open_opportunities: vec![],
+                last_interactions: vec![],
+            }],
+            pop: None,
+            started_at: "2026-11-24T10:00:00Z".into(),
+            answered_at: None,
+            ended_at: None,
+            end_reason: None,
+            received_at_ms: 0,
+            recording_url: None,
+        }
+    }
+
+    fn msg(seq: u64, id: &str, state: CallState) -> ServerMessage {
+        ServerMessage::Call {
+            seq,
+            call: call(id, state),
+        }
+    }
+
+    fn welcome(agent: &str, seq: u64) -> ServerMessage {
+        ServerMessage::Welcome {
+            agent: agent.into(),
+            tenant: "t1".into(),
+            seq,
+            heartbeat_secs: 20,
+            host_origins: vec!["https://*.crm.cloud.sap".into()],
+        }
+    }
+
+    /// The (call id, CTI action) of each payload, which is what "exactly once" is about.
+    fn actions(effects: &[HostMessage]) -> Vec<(String, String)> {
+        effects
+            .iter()
+            .map(|m| {
+                (
+                    m.payload.external_reference_id.clone(),
+                    m.payload.action.clone(),
+                )
+            })
+            .collect()
+    }
+
+    fn pair(id: &str, action: &str) -> (String, String) {
+        (id.to_owned(), action.to_owned())
+    }
+
+    #[wasm_bindgen_test]
+    fn a_call_life_posts_notify_accept_end_once_each() {
+        let mut state = WidgetState::default();
+        assert!(state.apply(welcome("alice", 0)).is_empty());
+        let mut all = Vec::new();
+        all.extend(state.apply(msg(1, "c1", CallState::Ringing)));
+        all.extend(state.apply(msg(2, "c1", CallState::Connected)));
+        all.extend(state.apply(msg(3, "c1", CallState::Held)));
+        all.extend(state.apply(msg(4, "c1", CallState::Connected)));
+        all.extend(state.apply(msg(5, "c1", CallState::Ended)));
+        assert_eq!(
+            actions(&all),
+            vec![
+                pair("c1", "NOTIFY"),
+                pair("c1", "ACCEPT"),
+                pair("c1", "END")
+            ]
+        );
+        assert_eq!(
+            all[0],
+            HostMessage::for_call(&call("c1", CallState::Ringing), HostAction::Notify)
+        );
+        assert_eq!(state.last_seq(), Some(5));
+    }
+
+    #[wasm_bindgen_test]
+    fn a_seq_already_applied_is_ignored() {
+        let mut state = WidgetState::default();
+        state.apply(msg(7, "c1", CallState::Ringing));
+        // A stale message with an older seq must not roll the call back.
+        assert!(state.apply(msg(6, "c1", CallState::Ended)).is_empty());
+        assert!(state.apply(msg(7, "c1", CallState::Ended)).is_empty());
+        let shown: Vec<_> = state.visible_calls().map(|c| c.state).collect();
+        assert_eq!(shown, vec![CallState::Ringing]);
+        assert_eq!(state.last_seq(), Some(7));
+    }
+
+    #[wasm_bindgen_test]
+    fn replay_after_the_relay_lost_its_history_does_not_repost() {
+        let mut state = WidgetState::default();
+        state.apply(welcome("alice", 0));
+        assert_eq!(
+            actions(&state.apply(msg(10, "c1", CallState::Ringing))),
+            vec![pair("c1", "NOTIFY")]
+        );
+        // The relay restarted: its sequence starts over below ours.
+        state.apply(welcome("alice", 1));
+        assert_eq!(state.last_seq(), None);
+        // The same call, replayed with new numbers, applies (the card stays current) ...
+        assert!(state.apply(msg(1, "c1", CallState::Ringing)).is_empty());
+        // ... and moves on, each moment still posted once.
+        assert_eq!(
+            actions(&state.apply(msg(2, "c1", CallState::Connected))),
+            vec![pair("c1", "ACCEPT")]
+        );
+        assert!(state.apply(msg(3, "c1", CallState::Connected)).is_empty());
+    }
+
+    #[wasm_bindgen_test]
+    fn a_reconnect_with_a_higher_relay_seq_keeps_the_mark() {
+        let mut state = WidgetState::default();
+        state.apply(welcome("alice", 0));
+        state.apply(msg(4, "c1", CallState::Ringing));
+        state.apply(welcome("alice", 9));
+        assert_eq!(state.last_seq(), Some(4));
+        assert!(state.apply(msg(4, "c1", CallState::Ringing)).is_empty());
+    }
+
+    #[wasm_bindgen_test]
+    fn a_reload_does_not_pop_again() {
+        let mut before = WidgetState::default();
+        before.apply(msg(1, "c1", CallState::Ringing));
+        before.apply(msg(2, "c1", CallState::Connected));
+        let stored = before.posted().to_json();
+
+        let mut after = WidgetState::new(PostedSet::from_json(&stored).expect("reads"));
+        after.apply(welcome("alice", 2));
+        // The fresh snapshot after the reload shows the call but tells the host nothing new.
+        assert!(after.apply(msg(2, "c1", CallState::Connected)).is_empty());
+        assert_eq!(after.visible_calls().count(), 1);
+        assert_eq!(
+            actions(&after.apply(msg(3, "c1", CallState::Ended))),
+            vec![pair("c1", "END")]
+        );
+    }
+
+    #[wasm_bindgen_test]
+    fn out_of_order_states_never_post_backwards() {
+        let mut state = WidgetState::default();
+        // First seen already connected (the ringing message was lost): ACCEPT, no NOTIFY.
+        assert_eq!(
+            actions(&state.apply(msg(5, "c1", CallState::Connected))),
+            vec![pair("c1", "ACCEPT")]
+        );
+        // A later ringing for the same call (relay resync) must not pop it again.
+        state.apply(welcome("alice", 0));
+        assert!(state.apply(msg(1, "c1", CallState::Ringing)).is_empty());
+        assert_eq!(
+            actions(&state.apply(msg(2, "c1", CallState::Transferred))),
+            vec![pair("c1", "END")]
+        );
+        assert!(state.apply(msg(3, "c1", CallState::Connected)).is_empty());
+        assert!(state.apply(msg(4, "c1", CallState::Ended)).is_empty());
+    }
+
+    #[wasm_bindgen_test]
+    fn missed_call_posts_notify_then_end_without_accept() {
+        let mut state = WidgetState::default();
+        let mut all = state.apply(msg(1, "c1", CallState::Ringing));
+        all.extend(state.apply(msg(2, "c1", CallState::Ended)));
+        assert_eq!(actions(&all), vec![pair("c1", "NOTIFY"), pair("c1", "END")]);
+    }
+
+    #[wasm_bindgen_test]
+    fn a_call_first_seen_ended_tells_the_host_nothing_but_is_shown() {
+        let mut state = WidgetState::default();
+        assert!(state.apply(msg(1, "c1", CallState::Ended)).is_empty());
+        assert_eq!(state.visible_calls().count(), 1);
+    }
+
+    #[wasm_bindgen_test]
+    fn concurrent_calls_are_tracked_apart() {
+        let mut state = WidgetState::default();
+        let mut all = state.apply(msg(1, "c1", CallState::Ringing));
+        all.extend(state.apply(msg(2, "c2", CallState::Ringing)));
+        all.extend(state.apply(msg(3, "c1", CallState::Connected)));
+        all.extend(state.apply(msg(4, "c2", CallState::Ended)));
+        assert_eq!(
+            actions(&all),
+            vec![
+                pair("c1", "NOTIFY"),
+                pair("c2", "NOTIFY"),
+                pair("c1", "ACCEPT"),
+                pair("c2", "END")
+            ]
+        );
+        let ids: Vec<_> = state.visible_calls().map(|c| c.id.as_str()).collect();
+        assert_eq!(ids, vec!["c1", "c2"]);
+    }
+
+    #[wasm_bindgen_test]
+    fn the_latest_view_of_a_call_wins() {
+        let mut state = WidgetState::default();
+        state.apply(msg(1, "c1", CallState::Ringing));
+        let mut answered = call("c1", CallState::Connected);
+        answered.answered_at = Some("2026-11-24T10:00:05Z".into());
+        state.apply(ServerMessage::Call {
+            seq: 2,
+            call: answered.clone(),
+        });
+        let shown: Vec<_> = state.visible_calls().cloned().collect();
+        assert_eq!(shown, vec![answered]);
+    }
+
+    #[wasm_bindgen_test]
+    fn an_ended_call_stays_as_a_summary_until_the_next_call() {
+        let mut state = WidgetState::default();
+        state.apply(msg(1, "c1", CallState::Ringing));
+        let mut ended = call("c1", CallState::Ended);
+        ended.end_reason = Some(EndReason::Completed);
+        state.apply(ServerMessage::Call {
+            seq: 2,
+            call: ended,
+        });
+        let shown: Vec<_> = state
+            .visible_calls()
+            .map(|c| (c.id.as_str(), c.state))
+            .collect();
+        assert_eq!(shown, vec![("c1", CallState::Ended)]);
+
+        state.apply(msg(3, "c2", CallState::Ringing));
+        let shown: Vec<_> = state.visible_calls().map(|c| c.id.as_str()).collect();
+        assert_eq!(shown, vec!["c2"]);
+    }
+
+    #[wasm_bindgen_test]
+    fn dismiss_removes_only_ended_calls_and_they_stay_gone() {
+        let mut state = WidgetState::default();
+        state.apply(msg(1, "c1", CallState::Ringing));
+        state.dismiss("c1");
+        assert_eq!(
+            state.visible_calls().count(),
+            1,
+            "a live call cannot be dismissed"
+        );
+        state.apply(msg(2, "c1", CallState::Ended));
+        state.dismiss("c1");
+        assert_eq!(state.visible_calls().count(), 0);
+        // A late update of the dismissed call (say, its recording link) stays off screen.
+        state.apply(msg(3, "c1", CallState::Ended));
+        assert_eq!(state.visible_calls().count(), 0);
+    }
+
+    #[wasm_bindgen_test]
+    fn pending_commands_wait_for_the_next_state_or_an_error() {
+        let mut state = WidgetState::default();
+        state.apply(msg(1, "c1", CallState::Ringing));
+        state.command_sent("c1");
+        assert!(state.is_pending("c1"));
+        state.apply(msg(2, "c1", CallState::Connected));
+        assert!(!state.is_pending("c1"));
+
+        state.command_sent("c1");
+        state.apply(ServerMessage::Error {
+            code: "provider_failed".into(),
+            message: "The phone system refused".into(),
+        });
+        assert!(!state.is_pending("c1"));
+        assert_eq!(
+            state.problem().map(|p| p.code.as_str()),
+            Some("provider_failed")
+        );
+        state.dismiss_problem();
+        assert_eq!(state.problem(), None);
+
+        state.command_sent("c1");
+        state.apply(welcome("alice", 2));
+        assert!(!state.is_pending("c1"), "a reconnect releases the buttons");
+    }
+
+    #[wasm_bindgen_test]
+    fn welcome_keeps_the_session_and_another_agent_starts_over() {
+        let mut state = WidgetState::default();
+        state.apply(welcome("alice", 0));
+        assert_eq!(state.session().map(|s| s.agent.as_str()), Some("alice"));
+        state.apply(msg(3, "c1", CallState::Ringing));
+        state.apply(welcome("bob", 5));
+        assert_eq!(state.visible_calls().count(), 0);
+        assert_eq!(state.last_seq(), None);
+        assert_eq!(state.session().map(|s| s.tenant.as_str()), Some("t1"));
+    }
+
+    #[wasm_bindgen_test]
+    fn pong_changes_nothing() {
+        let mut state = WidgetState::default();
+        state.apply(msg(1, "c1", CallState::Ringing));
+        let before = state.clone();
+        assert!(state.apply(ServerMessage::Pong { nonce: 3 }).is_empty());
+        assert_eq!(state, before);
+    }
+}

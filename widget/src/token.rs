@@ -1,0 +1,160 @@
+//! The agent's sign-in token: how it reaches the widget and how it survives a reload.
+//!
+//! The host page puts the token in the iframe's URL fragment (`#token=<jwt>`) because a fragment
+//! never leaves the browser: no server log, no `Referer` header. The widget moves it into
+//! `sessionStorage` and takes it out of the address bar, so it is neither left in the history nor
+//! in a copied link, while a reload of the same tab still finds it.
+
+use crate::storage;
+
+/// Where the token is kept between reloads of one tab.
+pub const STORAGE_KEY: &str = "cti.token";
+
+const PARAM: &str = "token";
+
+/// The token carried by a URL fragment such as `#token=eyJ...`; other `&`-separated parameters
+/// may sit next to it. Percent-escapes are decoded because some host pages encode the whole value.
+pub fn token_from_fragment(fragment: &str) -> Option<String> {
+    let params = fragment.strip_prefix('#').unwrap_or(fragment);
+    params
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .find(|(name, _)| *name == PARAM)
+        .and_then(|(_, value)| percent_decode(value))
+        .map(|value| value.trim().to_owned())
+        .filter(|value| !value.is_empty())
+}
+
+/// The fragment left once the token is taken out: empty when the token was all there was, so the
+/// address bar ends without a dangling `#`.
+pub fn fragment_without_token(fragment: &str) -> String {
+    let params = fragment.strip_prefix('#').unwrap_or(fragment);
+    let rest: Vec<&str> = params
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+        .filter(|pair| pair.split_once('=').map_or(*pair, |(name, _)| name) != PARAM)
+        .collect();
+    if rest.is_empty() {
+        String::new()
+    } else {
+        format!("#{}", rest.join("&"))
+    }
+}
+
+/// Decodes `%XX` escapes. A `%` that does not start a valid escape is kept as it is: a token with
+/// a stray `%` is the relay's to reject, not a reason to sign the rep out here.
+fn percent_decode(value: &str) -> Option<String> {
+    let bytes = value.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let escaped = (bytes[i] == b'%')
+            .then(|| bytes.get(i + 1..i + 3))
+            .flatten()
+            .and_then(|hex| std::str::from_utf8(hex).ok())
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
+        match escaped {
+            Some(byte) => {
+                out.push(byte);
+                i += 3;
+            }
+            None => {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// The token for this page load: a fresh one from the fragment wins over the stored one, because
+/// the host page sets a new fragment exactly when it signs the rep in again.
+pub fn acquire() -> Option<String> {
+    let window = web_sys::window()?;
+    let location = window.location();
+    let fragment = location.hash().unwrap_or_default();
+    if let Some(token) = token_from_fragment(&fragment) {
+        // Only scrub the address bar once the token is safely stored: without storage, the
+        // fragment is the only thing that lets a reload sign the rep back in.
+        if storage::set(STORAGE_KEY, &token) {
+            let rest = fragment_without_token(&fragment);
+            let path = location.pathname().unwrap_or_default();
+            let search = location.search().unwrap_or_default();
+            let url = format!("{path}{search}{rest}");
+            if let Ok(history) = window.history()
+                && history
+                    .replace_state_with_url(&wasm_bindgen::JsValue::NULL, "", Some(&url))
+                    .is_err()
+            {
+                gloo::console::warn!("could not remove the sign-in token from the address bar");
+            }
+        }
+        return Some(token);
+    }
+    storage::get(STORAGE_KEY).filter(|token| !token.is_empty())
+}
+
+/// Drops the stored token once the relay has refused it, so a reload shows the rep signed out
+/// instead of failing the same way again.
+pub fn forget() {
+    storage::remove(STORAGE_KEY);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wasm_bindgen_test::wasm_bindgen_test;
+
+    const JWT: &str = "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2ln-_";
+
+    #[wasm_bindgen_test]
+    fn reads_the_token_from_the_fragment() {
+        assert_eq!(
+            token_from_fragment(&format!("#token={JWT}")).as_deref(),
+            Some(JWT)
+        );
+        assert_eq!(
+            token_from_fragment(&format!("token={JWT}")).as_deref(),
+            Some(JWT)
+        );
+    }
+
+    #[wasm_bindgen_test]
+    fn finds_the_token_among_other_parameters() {
+        let fragment = format!("#lang=de&token={JWT}&theme=dark");
+        assert_eq!(token_from_fragment(&fragment).as_deref(), Some(JWT));
+    }
+
+    #[wasm_bindgen_test]
+    fn no_token_when_absent_or_empty() {
+        assert_eq!(token_from_fragment(""), None);
+        assert_eq!(token_from_fragment("#"), None);
+        assert_eq!(token_from_fragment("#token="), None);
+        assert_eq!(token_from_fragment("#token"), None);
+        assert_eq!(token_from_fragment("#tokens=abc"), None);
+        assert_eq!(token_from_fragment("#mytoken=abc"), None);
+    }
+
+    #[wasm_bindgen_test]
+    fn decodes_percent_escapes_and_keeps_broken_ones() {
+        assert_eq!(
+            token_from_fragment("#token=a%2Eb%2ec").as_deref(),
+            Some("a.b.c")
+        );
+        assert_eq!(
+            token_from_fragment("#token=a%zzb%").as_deref(),
+            Some("a%zzb%")
+        );
+    }
+
+    #[wasm_bindgen_test]
+    fn removing_the_token_keeps_the_rest() {
+        assert_eq!(fragment_without_token(&format!("#token={JWT}")), "");
+        assert_eq!(
+            fragment_without_token(&format!("#lang=de&token={JWT}&theme=dark")),
+            "#lang=de&theme=dark"
+        );
+        assert_eq!(fragment_without_token("#section"), "#section");
+        assert_eq!(fragment_without_token(""), "");
+    }
+}

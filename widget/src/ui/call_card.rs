@@ -1,0 +1,153 @@
+//! One call on screen: who is calling, where the call stands, and what the rep can do.
+
+use cti_protocol::{CallState, CallView};
+use yew::prelude::*;
+
+use super::caller::{OtherMatches, RecordDetails, RecordLine, other_matches, primary_match};
+use super::clock::use_now;
+use super::controls::Controls;
+use super::{UiAction, format};
+
+#[derive(Debug, Clone, PartialEq, Properties)]
+pub struct CallCardProps {
+    pub call: CallView,
+    /// A command for this call is on its way.
+    pub pending: bool,
+    /// The relay is reachable; controls are pointless otherwise.
+    pub online: bool,
+    pub on_action: Callback<UiAction>,
+}
+
+/// An id for `aria-labelledby`, safe whatever characters the provider put in its call id.
+fn heading_id(call_id: &str) -> String {
+    let safe: String = call_id
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("caller-{safe}")
+}
+
+/// Keyed by call id in the list, so each call gets its own instance and `data-rendered-at` is
+/// the moment this call's caller was first drawn: tests measure ring-to-pop with it.
+#[component]
+pub fn CallCard(props: &CallCardProps) -> Html {
+    let rendered_at = use_state(|| js_sys::Date::now() as u64);
+    let call = &props.call;
+    let state = format::state_name(call.state);
+    let primary = primary_match(call).cloned();
+    let others: Vec<_> = other_matches(call).into_iter().cloned().collect();
+    let name = primary
+        .as_ref()
+        .map_or_else(|| "Unknown caller".to_owned(), |record| record.name.clone());
+    let heading = heading_id(&call.id);
+    let live = !call.state.is_final();
+
+    html! {
+        <article
+            class={classes!("call-card", format!("call-{state}"))}
+            data-testid="call-card"
+            data-call-id={call.id.clone()}
+            aria-labelledby={heading.clone()}
+        >
+            <p class="call-status">
+                <span class="call-state" data-testid="call-state" data-state={state}>
+                    { format::state_label(call.state, call.direction) }
+                </span>
+                if matches!(call.state, CallState::Connected | CallState::Held) {
+                    if let Some(answered_at) = call.answered_at.clone() {
+                        <CallTimer {answered_at} />
+                    }
+                }
+            </p>
+            <h2
+                id={heading}
+                class={classes!("caller-name", primary.is_none().then_some("caller-unknown"))}
+                data-testid="caller-name"
+                data-rendered-at={rendered_at.to_string()}
+            >
+                { name }
+            </h2>
+            if let Some(record) = primary.clone() {
+                <RecordLine {record} />
+            }
+            <p class="caller-number" data-testid="caller-number">{ format::remote_number(call) }</p>
+            if live {
+                <Controls
+                    call_id={call.id.clone()}
+                    state={call.state}
+                    direction={call.direction}
+                    disabled={props.pending || !props.online}
+                    on_action={props.on_action.clone()}
+                />
+                if let Some(record) = primary {
+                    <RecordDetails {record} />
+                }
+                <OtherMatches {others} />
+            } else {
+                <Summary call={call.clone()} on_action={props.on_action.clone()} />
+            }
+        </article>
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Properties)]
+struct CallTimerProps {
+    answered_at: AttrValue,
+}
+
+/// Time since the call was answered. The telephony source's clock and the browser's may
+/// disagree by a little; a negative span shows as 0:00 rather than counting up from minus.
+#[component]
+fn CallTimer(props: &CallTimerProps) -> Html {
+    let now = use_now(1_000);
+    let Some(answered) = format::parse_rfc3339_ms(&props.answered_at) else {
+        return Html::default();
+    };
+    let elapsed = i64::try_from(now).unwrap_or(i64::MAX) - answered;
+    html! {
+        <span class="call-timer" data-testid="call-timer" role="timer">
+            { format::duration(elapsed) }
+        </span>
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Properties)]
+struct SummaryProps {
+    call: CallView,
+    on_action: Callback<UiAction>,
+}
+
+/// What is left of a finished call until the next one arrives or the rep dismisses it.
+#[component]
+fn Summary(props: &SummaryProps) -> Html {
+    let call = &props.call;
+    let onclick = {
+        let on_action = props.on_action.clone();
+        let call_id = call.id.clone();
+        Callback::from(move |_: MouseEvent| on_action.emit(UiAction::Dismiss(call_id.clone())))
+    };
+    let talk_time = format::talk_time(call).unwrap_or_else(|| "Not answered".to_owned());
+    html! {
+        <div class="call-summary" data-testid="call-summary">
+            <dl>
+                <div>
+                    <dt>{ "Duration" }</dt>
+                    <dd data-testid="call-duration">{ talk_time }</dd>
+                </div>
+                <div>
+                    <dt>{ "Result" }</dt>
+                    <dd data-testid="end-reason">{ format::end_reason(call) }</dd>
+                </div>
+            </dl>
+            <button type="button" class="btn btn-secondary" data-testid="btn-dismiss" {onclick}>
+                { "Dismiss" }
+            </button>
+        </div>
+    }
+}

@@ -1,0 +1,138 @@
+//! What the card knows about the caller: the record to pop, its open deals and recent contact,
+//! and the other records that share the number.
+
+use cti_protocol::{CallView, Match};
+use yew::prelude::*;
+
+use super::format;
+
+/// The record the card is about: the relay's pop choice, else its best match.
+pub fn primary_match(call: &CallView) -> Option<&Match> {
+    call.pop.as_ref().or_else(|| call.matches.first())
+}
+
+/// Every other record that carries the number, best first.
+pub fn other_matches(call: &CallView) -> Vec<&Match> {
+    let primary = primary_match(call).map(|m| (m.kind, m.id.as_str()));
+    call.matches
+        .iter()
+        .filter(|m| Some((m.kind, m.id.as_str())) != primary)
+        .collect()
+}
+
+/// The account line under the name: left out when the record is the account itself.
+fn account_name(record: &Match) -> Option<&str> {
+    record
+        .account
+        .as_ref()
+        .map(|account| account.name.as_str())
+        .filter(|name| !name.is_empty() && *name != record.name)
+}
+
+#[derive(Debug, Clone, PartialEq, Properties)]
+pub struct CallerProps {
+    pub record: Match,
+}
+
+/// Kind and account of the matched record, e.g. "Contact · Acme AG".
+#[component]
+pub fn RecordLine(props: &CallerProps) -> Html {
+    let record = &props.record;
+    html! {
+        <p class="caller-record">
+            <span class="record-kind" data-testid="caller-kind">{ record.kind.label() }</span>
+            if let Some(account) = account_name(record) {
+                <span class="separator" aria-hidden="true">{ " · " }</span>
+                <span class="record-account" data-testid="caller-account">{ account.to_owned() }</span>
+            }
+        </p>
+    }
+}
+
+/// Open opportunities and last interactions of the matched record.
+#[component]
+pub fn RecordDetails(props: &CallerProps) -> Html {
+    let record = &props.record;
+    html! {
+        <>
+            if !record.open_opportunities.is_empty() {
+                <section class="detail" data-testid="opportunities" aria-label="Open opportunities">
+                    <h3>{ "Open opportunities" }</h3>
+                    <ul>
+                        { for record.open_opportunities.iter().map(|opportunity| {
+                            let amount = opportunity
+                                .amount
+                                .map(|value| format::amount(value, opportunity.currency.as_deref()));
+                            html! {
+                                <li class="opportunity">
+                                    <span class="item-title">{ opportunity.name.clone() }</span>
+                                    <span class="item-meta">
+                                        if !opportunity.stage.is_empty() {
+                                            <span class="opportunity-stage">{ opportunity.stage.clone() }</span>
+                                        }
+                                        if let Some(amount) = amount {
+                                            <span class="opportunity-amount">{ amount }</span>
+                                        }
+                                    </span>
+                                </li>
+                            }
+                        }) }
+                    </ul>
+                </section>
+            }
+            if !record.last_interactions.is_empty() {
+                <section class="detail" data-testid="interactions" aria-label="Last interactions">
+                    <h3>{ "Last interactions" }</h3>
+                    <ul>
+                        { for record.last_interactions.iter().map(|interaction| html! {
+                            <li class="interaction">
+                                <span class="item-title">{ interaction.subject.clone() }</span>
+                                <span class="item-meta">
+                                    <time datetime={interaction.at.clone()}>{ format::date(&interaction.at) }</time>
+                                </span>
+                            </li>
+                        }) }
+                    </ul>
+                </section>
+            }
+        </>
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Properties)]
+pub struct OtherMatchesProps {
+    pub others: Vec<Match>,
+}
+
+/// "2 other matches", folded: a shared main line can match dozens of records, and the rep
+/// should see the best one first without losing the rest.
+#[component]
+pub fn OtherMatches(props: &OtherMatchesProps) -> Html {
+    let count = props.others.len();
+    if count == 0 {
+        return Html::default();
+    }
+    let summary = if count == 1 {
+        "1 other match".to_owned()
+    } else {
+        format!("{count} other matches")
+    };
+    html! {
+        <details class="detail other-matches" data-testid="other-matches">
+            <summary>{ summary }</summary>
+            <ul>
+                { for props.others.iter().map(|record| html! {
+                    <li class="other-match">
+                        <span class="item-title">{ record.name.clone() }</span>
+                        <span class="item-meta">
+                            { record.kind.label() }
+                            if let Some(account) = account_name(record) {
+                                { " · " }{ account.to_owned() }
+                            }
+                        </span>
+                    </li>
+                }) }
+            </ul>
+        </details>
+    }
+}

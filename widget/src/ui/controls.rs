@@ -1,0 +1,92 @@
+//! The call controls: which buttons a call offers in each state.
+
+use cti_protocol::{CallCommand, CallState, Direction};
+use yew::prelude::*;
+
+use super::UiAction;
+
+#[derive(Debug, Clone, PartialEq, Properties)]
+pub struct ControlsProps {
+    pub call_id: AttrValue,
+    pub state: CallState,
+    pub direction: Direction,
+    /// A command is on its way, or the relay is unreachable: a second click would do nothing
+    /// useful, so the buttons wait for the next state.
+    pub disabled: bool,
+    pub on_action: Callback<UiAction>,
+}
+
+struct Button {
+    command: CallCommand,
+    label: &'static str,
+    test_id: &'static str,
+    style: &'static str,
+}
+
+fn buttons(state: CallState, direction: Direction) -> Vec<Button> {
+    let button = |command, label, test_id, style| Button {
+        command,
+        label,
+        test_id,
+        style,
+    };
+    match (state, direction) {
+        (CallState::Ringing, Direction::Inbound) => vec![
+            button(CallCommand::Answer, "Answer", "btn-answer", "btn-accept"),
+            button(CallCommand::Decline, "Decline", "btn-decline", "btn-danger"),
+        ],
+        (CallState::Ringing, Direction::Outbound) => {
+            vec![button(
+                CallCommand::Hangup,
+                "Cancel call",
+                "btn-hangup",
+                "btn-danger",
+            )]
+        }
+        (CallState::Connected, _) => vec![
+            button(CallCommand::Hold, "Hold", "btn-hold", "btn-secondary"),
+            button(CallCommand::Hangup, "Hang up", "btn-hangup", "btn-danger"),
+        ],
+        (CallState::Held, _) => vec![
+            button(CallCommand::Resume, "Resume", "btn-resume", "btn-accept"),
+            button(CallCommand::Hangup, "Hang up", "btn-hangup", "btn-danger"),
+        ],
+        _ => Vec::new(),
+    }
+}
+
+#[component]
+pub fn Controls(props: &ControlsProps) -> Html {
+    let buttons = buttons(props.state, props.direction);
+    if buttons.is_empty() {
+        return Html::default();
+    }
+    html! {
+        <div class="controls" role="group" aria-label="Call controls">
+            { for buttons.into_iter().map(|button| {
+                let onclick = {
+                    let on_action = props.on_action.clone();
+                    let call_id = props.call_id.to_string();
+                    let command = button.command.clone();
+                    Callback::from(move |_: MouseEvent| {
+                        on_action.emit(UiAction::Command {
+                            call_id: call_id.clone(),
+                            command: command.clone(),
+                        })
+                    })
+                };
+                html! {
+                    <button
+                        type="button"
+                        class={classes!("btn", button.style)}
+                        data-testid={button.test_id}
+                        disabled={props.disabled}
+                        {onclick}
+                    >
+                        { button.label }
+                    </button>
+                }
+            }) }
+        </div>
+    }
+}

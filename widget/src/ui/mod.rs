@@ -1,0 +1,130 @@
+//! The panel the rep sees. Components here only draw a [`ViewModel`] and report clicks as
+//! [`UiAction`]s; deciding what the clicks do is the controller's job, so a component can be
+//! mounted on its own with any view model, which is how the rendering tests work.
+
+pub mod call_card;
+pub mod caller;
+pub mod clock;
+pub mod controls;
+pub mod format;
+pub mod status;
+
+use std::rc::Rc;
+
+use cti_protocol::{CallCommand, CallView};
+use yew::prelude::*;
+
+use crate::connection::ConnectionStatus;
+use crate::host::HostWarning;
+use crate::state::Problem;
+use call_card::CallCard;
+use status::StatusLine;
+
+/// Everything the panel shows, in one value.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ViewModel {
+    pub status: ConnectionStatus,
+    /// The signed-in rep, once the relay has welcomed the widget.
+    pub agent: Option<String>,
+    /// Live calls first, then ended summaries.
+    pub calls: Vec<CallItem>,
+    pub problem: Option<Problem>,
+    pub host_warning: Option<HostWarning>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct CallItem {
+    pub call: CallView,
+    /// A command for this call is waiting for its result.
+    pub pending: bool,
+}
+
+/// What the rep asked for.
+#[derive(Debug, Clone, PartialEq)]
+pub enum UiAction {
+    Command {
+        call_id: String,
+        command: CallCommand,
+    },
+    Dismiss(String),
+    DismissProblem,
+}
+
+#[derive(Debug, Clone, PartialEq, Properties)]
+pub struct WidgetViewProps {
+    pub view: Rc<ViewModel>,
+    pub on_action: Callback<UiAction>,
+}
+
+/// The whole panel: status line, warnings, then the calls (or what to show without one).
+#[component]
+pub fn WidgetView(props: &WidgetViewProps) -> Html {
+    let view = &props.view;
+    let online = view.status == ConnectionStatus::Connected;
+    let body = if let ConnectionStatus::SignedOut { reason } = &view.status {
+        html! {
+            <section class="panel signed-out" data-testid="signed-out">
+                <h2>{ "Signed out" }</h2>
+                <p>{ reason.clone() }</p>
+            </section>
+        }
+    } else if !view.calls.is_empty() {
+        html! {
+            { for view.calls.iter().map(|item| html! {
+                <CallCard
+                    key={item.call.id.clone()}
+                    call={item.call.clone()}
+                    pending={item.pending}
+                    {online}
+                    on_action={props.on_action.clone()}
+                />
+            }) }
+        }
+    } else if let Some(agent) = &view.agent {
+        html! {
+            <section class="panel idle" data-testid="idle">
+                <p class="idle-title">{ "Ready — waiting for calls" }</p>
+                <p class="idle-agent">
+                    { "Signed in as " }
+                    <span data-testid="agent-id">{ agent.clone() }</span>
+                </p>
+            </section>
+        }
+    } else {
+        html! {
+            <section class="panel idle">
+                <p class="idle-title">{ "Connecting to the phone system…" }</p>
+            </section>
+        }
+    };
+    let dismiss_problem = {
+        let on_action = props.on_action.clone();
+        Callback::from(move |_: MouseEvent| on_action.emit(UiAction::DismissProblem))
+    };
+
+    html! {
+        <div class="widget">
+            <StatusLine status={view.status.clone()} />
+            if let Some(warning) = &view.host_warning {
+                <p class="notice" data-testid="host-warning" data-reason={warning.reason}>
+                    { warning.message.clone() }
+                </p>
+            }
+            if let Some(problem) = &view.problem {
+                <div class="problem" role="alert" data-testid="error" data-code={problem.code.clone()}>
+                    <p>{ problem.message.clone() }</p>
+                    <button
+                        type="button"
+                        class="btn-icon"
+                        aria-label="Dismiss message"
+                        data-testid="btn-error-dismiss"
+                        onclick={dismiss_problem}
+                    >
+                        { "×" }
+                    </button>
+                </div>
+            }
+            <main class="calls" aria-label="Calls">{ body }</main>
+        </div>
+    }
+}

@@ -1,0 +1,65 @@
+//! The connection status line at the top of the panel.
+
+use yew::prelude::*;
+
+use super::clock::use_now;
+use crate::connection::ConnectionStatus;
+
+#[derive(Debug, Clone, PartialEq, Properties)]
+pub struct StatusLineProps {
+    pub status: ConnectionStatus,
+}
+
+/// Always present, so the rep can tell "no calls" from "not connected" at a glance.
+#[component]
+pub fn StatusLine(props: &StatusLineProps) -> Html {
+    let state = props.status.data_state();
+    let content = match &props.status {
+        ConnectionStatus::Connected => html! { <span class="status-text">{ "Connected" }</span> },
+        ConnectionStatus::Connecting => {
+            html! { <span class="status-text">{ "Connecting…" }</span> }
+        }
+        ConnectionStatus::Reconnecting {
+            retry_at_ms,
+            reason,
+        } => html! { <Countdown retry_at_ms={*retry_at_ms} reason={reason.clone()} /> },
+        ConnectionStatus::SignedOut { .. } => {
+            html! { <span class="status-text">{ "Signed out" }</span> }
+        }
+    };
+    html! {
+        <div
+            class={classes!("status", format!("status-{state}"))}
+            role="status"
+            aria-live="polite"
+            data-testid="connection-status"
+            data-state={state}
+        >
+            <span class="status-dot" aria-hidden="true"></span>
+            { content }
+        </div>
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Properties)]
+struct CountdownProps {
+    retry_at_ms: u64,
+    reason: AttrValue,
+}
+
+/// "Disconnected (reason) · Reconnecting in 4s". The countdown is hidden from screen readers:
+/// announcing every tick of a polite live region would drown everything else out, and the
+/// switch to "Connecting…" is announced anyway.
+#[component]
+fn Countdown(props: &CountdownProps) -> Html {
+    let now = use_now(500);
+    let seconds = props.retry_at_ms.saturating_sub(now).div_ceil(1_000);
+    html! {
+        <span class="status-text">
+            <span class="status-reason">{ format!("Disconnected ({})", props.reason) }</span>
+            <span class="status-retry" aria-hidden="true" data-testid="reconnect-in">
+                { format!(" · Reconnecting in {seconds}s") }
+            </span>
+        </span>
+    }
+}

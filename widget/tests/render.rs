@@ -1,0 +1,396 @@
+//! The panel as the rep sees it: each test mounts the view with a given view model into a fresh
+//! element and reads the DOM that end-to-end tests and screen readers rely on.
+
+#![cfg(target_arch = "wasm32")]
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use cti_protocol::ws::{AccountRef, Interaction, Opportunity};
+use cti_protocol::{CallCommand, CallState, CallView, Direction, EndReason, Match, RecordKind};
+use cti_widget::connection::ConnectionStatus;
+use cti_widget::host::HostTarget;
+use cti_widget::state::Problem;
+use cti_widget::ui::{CallItem, UiAction, ViewModel, WidgetView, WidgetViewProps};
+use wasm_bindgen::JsCast;
+use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
+use web_sys::{Element, HtmlElement};
+use yew::{AppHandle, Callback};
+
+wasm_bindgen_test_configure!(run_in_browser);
+
+struct Mounted {
+    root: Element,
+    handle: AppHandle<WidgetView>,
+    actions: Rc<RefCell<Vec<UiAction>>>,
+}
+
+impl Mounted {
+    async fn new(view: ViewModel) -> Mounted {
+        let document = gloo::utils::document();
+        let root = document.create_element("div").expect("creates a div");
+        document
+            .body()
+            .expect("has a body")
+            .append_child(&root)
+            .expect("appends");
+        let actions = Rc::new(RefCell::new(Vec::new()));
+        let handle = yew::Renderer::<WidgetView>::with_root_and_props(
+            root.clone(),
+            props(view, actions.clone()),
+        )
+        .render();
+        yew::scheduler::flush().await;
+        Mounted {
+            root,
+            handle,
+            actions,
+        }
+    }
+
+    async fn update(&mut self, view: ViewModel) {
+        self.handle.update(props(view, self.actions.clone()));
+        yew::scheduler::flush().await;
+    }
+
+    fn find(&self, test_id: &str) -> Option<Element> {
+        self.root
+            .query_selector(&format!("[data-testid=\"{test_id}\"]"))
+            .expect("valid selector")
+    }
+
+    fn get(&self, test_id: &str) -> Element {
+        self.find(test_id)
+            .unwrap_or_else(|| panic!("no {test_id} in {}", self.root.inner_html()))
+    }
+
+    fn text(&self, test_id: &str) -> String {
+        self.get(test_id)
+            .text_content()
+            .unwrap_or_default()
+            .trim()
+            .to_owned()
+    }
+
+    fn attr(&self, test_id: &str, name: &str) -> Option<String> {
+        self.get(test_id).get_attribute(name)
+    }
+
+    fn click(&self, test_id: &str) {
+        self.get(test_id)
+            .dyn_into::<HtmlElement>()
+            .expect("is an HTML element")
+            .click();
+    }
+}
+
+fn props(view: ViewModel, actions: Rc<RefCell<Vec<UiAction>>>) -> WidgetViewProps {
+    WidgetViewProps {
+        view: Rc::new(view),
+        on_action: Callback::from(move |action| actions.borrow_mut().push(action)),
+    }
+}
+
+fn anna() -> Match {
+    Match {
+        kind: RecordKind::Contact,
+        id: "3f2a".into(),
+        display_id: "1001".into(),
+        name: "Anna Meier".into(),
+        account: Some(AccountRef {
+            id: "a1".into(),
+            name: "Acme AG".into(),
+        }),
+        open_opportunities: vec![Opportunity {
+            id: "o1".into(),
+            name: "Fleet renewal 2027".into(),
+            stage: "Negotiation".into(),
+            amount: Some(12_500.0),
+            currency: Some("EUR".into()),
+        }],
+        last_interactions: vec![Interaction {
+            kind: "phone_call".into(),
+            subject: "Pricing follow-up".into(),
+            at: "2026-11-24T10:00:00Z".into(),
+        }],
+    }
+}
+
+fn acme() -> Match {
+    Match {
+        kind: RecordKind::Account,
+        id: "a1".into(),
+        display_id: "2001".into(),
+        name: "Acme AG".into(),
+        account: Some(AccountRef {
+            id: "a1".into(),
+            name: "Acme AG".into(),
+        }),
+        open_opportunities: vec![],
+        last_interactions: vec![],
+    }
+}
+
+fn ringing(matches: Vec<Match>) -> CallView {
+    CallView {
+        id: "call-42".into(),
+        direction: Direction::Inbound,
+        state: CallState::Ringing,
+        from: "+41441234567".into(),
+        to: "+41449990000".into(),
+        remote_display: "+41 44 123 45 67".into(),
+        remote_extension: None,
+        agent: "alice@example.com".into(),
+        pop: matches.first().cloned(),
+        matches,
+        started_at: "2026-11-24T10:00:00Z".into(),
+        answered_at: None,
+        ended_at: None,
+        end_reason: None,
+        received_at_ms: 1_700_000_000_000,
+        recording_url: None,
+    }
+}
+
+fn connected_view(call: CallView, pending: bool) -> ViewModel {
+    ViewModel {
+        status: ConnectionStatus::Connected,
+        agent: Some("alice@example.com".into()),
+        calls: vec![CallItem { call, pending }],
+        problem: None,
+        host_warning: None,
+    }
+}
+
+#[wasm_bindgen_test]
+async fn a_known_caller_shows_name_record_and_details() {
+    let before = js_sys::Date::now() as u64;
+    let mounted = Mounted::new(connected_view(ringing(vec![anna(), acme()]), false)).await;
+
+    assert_eq!(mounted.text("caller-name"), "Anna Meier");
+    let rendered_at: u64 = mounted
+        .attr("caller-name", "data-rendered-at")
+        .expect("has data-rendered-at")
+        .parse()
+        .expect("is milliseconds");
+    assert!(rendered_at >= before && rendered_at <= js_sys::Date::now() as u64);
+    assert_eq!(mounted.text("caller-kind"), "Contact");
+    assert_eq!(mounted.text("caller-account"), "Acme AG");
+    assert_eq!(mounted.text("caller-number"), "+41 44 123 45 67");
+    assert_eq!(
+        mounted.attr("call-state", "data-state").as_deref(),
+        Some("ringing")
+    );
+    assert_eq!(mounted.text("call-state"), "Incoming call");
+
+    let opportunities = mounted.text("opportunities");
+    for part in ["Fleet renewal 2027", "Negotiation", "12,500 EUR"] {
+        assert!(opportunities.contains(part), "{part} in {opportunities}");
+    }
+    let interactions = mounted.text("interactions");
+    assert!(interactions.contains("Pricing follow-up"), "{interactions}");
+    assert!(interactions.contains("24 Nov 2026"), "{interactions}");
+
+    let others = mounted.get("other-matches");
+    assert_eq!(others.tag_name().to_lowercase(), "details");
+    let others = others.text_content().unwrap_or_default();
+    assert!(others.contains("1 other match"), "{others}");
+    assert!(
+        others.contains("Acme AG") && others.contains("Account"),
+        "{others}"
+    );
+
+    assert!(mounted.find("btn-answer").is_some());
+    assert!(mounted.find("btn-decline").is_some());
+    assert!(mounted.find("btn-hangup").is_none());
+
+    let status = mounted.get("connection-status");
+    assert_eq!(
+        status.get_attribute("data-state").as_deref(),
+        Some("connected")
+    );
+    assert_eq!(status.get_attribute("role").as_deref(), Some("status"));
+    assert_eq!(status.get_attribute("aria-live").as_deref(), Some("polite"));
+    assert_eq!(mounted.text("connection-status"), "Connected");
+}
+
+#[wasm_bindgen_test]
+async fn an_unknown_caller_shows_the_number() {
+    let mut call = ringing(vec![]);
+    call.remote_extension = Some("12".into());
+    let mounted = Mounted::new(connected_view(call, false)).await;
+    assert_eq!(mounted.text("caller-name"), "Unknown caller");
+    assert!(mounted.attr("caller-name", "data-rendered-at").is_some());
+    assert_eq!(mounted.text("caller-number"), "+41 44 123 45 67 ext. 12");
+    assert!(mounted.find("caller-kind").is_none());
+    assert!(mounted.find("opportunities").is_none());
+    assert!(mounted.find("other-matches").is_none());
+}
+
+#[wasm_bindgen_test]
+async fn answering_sends_the_command_and_the_card_keeps_its_first_render_time() {
+    let mut mounted = Mounted::new(connected_view(ringing(vec![anna()]), false)).await;
+    let first = mounted.attr("caller-name", "data-rendered-at");
+    mounted.click("btn-answer");
+    assert_eq!(
+        mounted.actions.borrow().as_slice(),
+        &[UiAction::Command {
+            call_id: "call-42".into(),
+            command: CallCommand::Answer
+        }]
+    );
+
+    // While the command is under way, the buttons wait.
+    mounted
+        .update(connected_view(ringing(vec![anna()]), true))
+        .await;
+    assert!(mounted.get("btn-answer").has_attribute("disabled"));
+    assert!(mounted.get("btn-decline").has_attribute("disabled"));
+
+    let mut answered = ringing(vec![anna()]);
+    answered.state = CallState::Connected;
+    answered.answered_at = Some("2026-11-24T10:00:05Z".into());
+    mounted.update(connected_view(answered, false)).await;
+    assert_eq!(
+        mounted.attr("call-state", "data-state").as_deref(),
+        Some("connected")
+    );
+    assert!(mounted.find("call-timer").is_some());
+    assert!(!mounted.get("btn-hold").has_attribute("disabled"));
+    assert!(mounted.find("btn-answer").is_none());
+    assert_eq!(mounted.attr("caller-name", "data-rendered-at"), first);
+
+    mounted.click("btn-hold");
+    mounted.click("btn-hangup");
+    let sent: Vec<_> = mounted
+        .actions
+        .borrow()
+        .iter()
+        .filter_map(|action| match action {
+            UiAction::Command { command, .. } => Some(command.name()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(sent, vec!["answer", "hold", "hangup"]);
+}
+
+#[wasm_bindgen_test]
+async fn a_held_call_offers_resume() {
+    let mut held = ringing(vec![anna()]);
+    held.state = CallState::Held;
+    held.answered_at = Some("2026-11-24T10:00:05Z".into());
+    let mounted = Mounted::new(connected_view(held, false)).await;
+    assert_eq!(
+        mounted.attr("call-state", "data-state").as_deref(),
+        Some("held")
+    );
+    assert!(mounted.find("btn-resume").is_some());
+    assert!(mounted.find("btn-hangup").is_some());
+    assert!(mounted.find("btn-hold").is_none());
+}
+
+#[wasm_bindgen_test]
+async fn controls_wait_while_disconnected() {
+    let mut view = connected_view(ringing(vec![anna()]), false);
+    view.status = ConnectionStatus::Reconnecting {
+        retry_at_ms: js_sys::Date::now() as u64 + 4_000,
+        reason: "connection lost".into(),
+    };
+    let mounted = Mounted::new(view).await;
+    assert!(mounted.get("btn-answer").has_attribute("disabled"));
+    assert_eq!(
+        mounted.attr("connection-status", "data-state").as_deref(),
+        Some("reconnecting")
+    );
+    let status = mounted.text("connection-status");
+    assert!(
+        status.contains("Disconnected (connection lost)"),
+        "{status}"
+    );
+    assert!(
+        status.contains("Reconnecting in 4s") || status.contains("Reconnecting in 3s"),
+        "{status}"
+    );
+}
+
+#[wasm_bindgen_test]
+async fn an_ended_call_leaves_a_summary_to_dismiss() {
+    let mut ended = ringing(vec![anna()]);
+    ended.state = CallState::Ended;
+    ended.answered_at = Some("2026-11-24T10:00:05Z".into());
+    ended.ended_at = Some("2026-11-24T10:02:18Z".into());
+    ended.end_reason = Some(EndReason::Completed);
+    let mounted = Mounted::new(connected_view(ended, false)).await;
+    assert_eq!(
+        mounted.attr("call-state", "data-state").as_deref(),
+        Some("ended")
+    );
+    assert_eq!(mounted.text("call-state"), "Call ended");
+    assert_eq!(mounted.text("call-duration"), "2:13");
+    assert_eq!(mounted.text("end-reason"), "Completed");
+    assert!(mounted.find("btn-hangup").is_none());
+    mounted.click("btn-dismiss");
+    assert_eq!(
+        mounted.actions.borrow().as_slice(),
+        &[UiAction::Dismiss("call-42".into())]
+    );
+}
+
+#[wasm_bindgen_test]
+async fn idle_shows_readiness_and_the_rep() {
+    let view = ViewModel {
+        status: ConnectionStatus::Connected,
+        agent: Some("alice@example.com".into()),
+        ..ViewModel::default()
+    };
+    let mounted = Mounted::new(view).await;
+    assert!(mounted.text("idle").contains("Ready — waiting for calls"));
+    assert_eq!(mounted.text("agent-id"), "alice@example.com");
+    assert!(mounted.find("call-card").is_none());
+}
+
+#[wasm_bindgen_test]
+async fn signed_out_says_so_and_hides_calls() {
+    let mut view = connected_view(ringing(vec![anna()]), false);
+    view.status = ConnectionStatus::SignedOut {
+        reason: "No sign-in token.".into(),
+    };
+    let mounted = Mounted::new(view).await;
+    assert_eq!(
+        mounted.attr("connection-status", "data-state").as_deref(),
+        Some("signed_out")
+    );
+    assert_eq!(mounted.text("connection-status"), "Signed out");
+    assert!(mounted.text("signed-out").contains("No sign-in token."));
+    assert!(mounted.find("caller-name").is_none());
+}
+
+#[wasm_bindgen_test]
+async fn relay_errors_and_host_warnings_are_shown() {
+    let mut view = connected_view(ringing(vec![anna()]), false);
+    view.problem = Some(Problem {
+        code: "provider_failed".into(),
+        message: "The phone system refused the command.".into(),
+    });
+    view.host_warning = HostTarget::NotAllowed("https://evil.example".into()).warning();
+    let mounted = Mounted::new(view).await;
+    assert_eq!(
+        mounted.attr("error", "data-code").as_deref(),
+        Some("provider_failed")
+    );
+    assert_eq!(mounted.attr("error", "role").as_deref(), Some("alert"));
+    assert!(
+        mounted
+            .text("error")
+            .contains("The phone system refused the command.")
+    );
+    assert_eq!(
+        mounted.attr("host-warning", "data-reason").as_deref(),
+        Some("origin-not-allowed")
+    );
+    mounted.click("btn-error-dismiss");
+    assert_eq!(
+        mounted.actions.borrow().as_slice(),
+        &[UiAction::DismissProblem]
+    );
+}
