@@ -1,5 +1,6 @@
 //! How the simulator is set up: which relay its PBX talks to and how its V2 tenant behaves.
 
+use std::ffi::OsString;
 use std::net::SocketAddr;
 
 /// Every knob of the simulator. `Default` is the demo: the relay on `127.0.0.1:8080`, tenant
@@ -47,5 +48,134 @@ impl Default for SimConfig {
             seed: 42,
             records: 320,
         }
+    }
+}
+
+/// A setting from the environment that cannot be used, named so the operator can fix it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{var} is not valid UTF-8")]
+    NotUnicode { var: &'static str },
+    #[error("{var} is set but empty")]
+    Empty { var: &'static str },
+    #[error("{var}={value:?} is not {expected}")]
+    Invalid {
+        var: &'static str,
+        value: String,
+        expected: &'static str,
+    },
+}
+
+/// Most records the generator is asked for: more only slows start-up without testing more.
+const MAX_RECORDS: usize = 100_000;
+
+impl SimConfig {
+    /// The defaults, overridden by `SIM_*` environment variables (see [`SimConfig::from_lookup`]).
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var_os(name))
+    }
+
+    /// The defaults, overridden by what `lookup` finds for these names:
+    ///
+    /// `SIM_LISTEN` (`host:port`), `SIM_RELAY_URL`, `SIM_RELAY_PUBLIC_URL` (defaults to
+    /// `SIM_RELAY_URL` when only that is set), `SIM_TENANT`, `SIM_WEBHOOK_SECRET`, `SIM_V2_USER`,
+    /// `SIM_V2_PASSWORD`, `SIM_AGENT`, `SIM_AGENT_NUMBER`, `SIM_RECORDS`, `SIM_SEED`,
+    /// `SIM_REQUEST_BUDGET` (a number, or `none`/`unlimited`).
+    ///
+    /// Taking a lookup function rather than reading the process environment lets tests try
+    /// every variable without mutating global state.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<OsString>) -> Result<Self, ConfigError> {
+        let get = |var: &'static str| -> Result<Option<String>, ConfigError> {
+            match lookup(var) {
+                None => Ok(None),
+                Some(raw) => {
+                    let value = raw
+                        .into_string()
+                        .map_err(|_| ConfigError::NotUnicode { var })?;
+                    Ok(Some(value.trim().to_string()))
+                }
+            }
+        };
+        let text = |var: &'static str| -> Result<Option<String>, ConfigError> {
+            match get(var)? {
+                Some(v) if v.is_empty() => Err(ConfigError::Empty { var }),
+                other => Ok(other),
+            }
+        };
+        let invalid =
+            |var: &'static str, value: &str, expected: &'static str| ConfigError::Invalid {
+                var,
+                value: value.to_string(),
+                expected,
+            };
+        let url = |var: &'static str| -> Result<Option<String>, ConfigError> {
+            let Some(value) = text(var)? else {
+                return Ok(None);
+            };
+            let parsed =
+                reqwest::Url::parse(&value).map_err(|_| invalid(var, &value, "an http(s) URL"))?;
+            if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
+                return Err(invalid(var, &value, "an http(s) URL"));
+            }
+            Ok(Some(value.trim_end_matches('/').to_string()))
+        };
+
+        let mut config = SimConfig::default();
+        if let Some(v) = text("SIM_LISTEN")? {
+            config.listen = v
+                .parse()
+                .map_err(|_| invalid("SIM_LISTEN", &v, "an address like 127.0.0.1:8090"))?;
+        }
+        let relay_url = url("SIM_RELAY_URL")?;
+        let public_url = url("SIM_RELAY_PUBLIC_URL")?;
+        if let Some(v) = &relay_url {
+            config.relay_url = v.clone();
+        }
+        if let Some(v) = public_url.or(relay_url) {
+            config.relay_public_url = v;
+        }
+        if let Some(v) = text("SIM_TENANT")? {
+            config.tenant = v;
+        }
+        if let Some(v) = text("SIM_WEBHOOK_SECRET")? {
+            config.webhook_secret = v;
+        }
+        if let Some(v) = text("SIM_V2_USER")? {
+            config.v2_user = v;
+        }
+        if let Some(v) = text("SIM_V2_PASSWORD")? {
+            config.v2_password = v;
+        }
+        if let Some(v) = text("SIM_AGENT")? {
+            config.demo_agent = v;
+        }
+        if let Some(v) = text("SIM_AGENT_NUMBER")? {
+            config.demo_agent_number = v;
+        }
+        if let Some(v) = text("SIM_RECORDS")? {
+            config.records = v
+                .parse()
+                .ok()
+                .filter(|n| *n <= MAX_RECORDS)
+                .ok_or_else(|| invalid("SIM_RECORDS", &v, "a whole number from 0 to 100000"))?;
+        }
+        if let Some(v) = text("SIM_SEED")? {
+            config.seed = v
+                .parse()
+                .map_err(|_| invalid("SIM_SEED", &v, "a whole number"))?;
+        }
+        if let Some(v) = get("SIM_REQUEST_BUDGET")? {
+            config.request_budget = match v.to_ascii_lowercase().as_str() {
+                "" | "none" | "unlimited" => None,
+                _ => Some(v.parse().map_err(|_| {
+                    invalid(
+                        "SIM_REQUEST_BUDGET",
+                        &v,
+                        "a whole number of requests, or `none`",
+                    )
+                })?),
+            };
+        }
+        Ok(config)
     }
 }

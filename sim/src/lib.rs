@@ -82,6 +82,15 @@ impl SimHandle {
 /// Binds `config.listen` (port 0 picks a free port) and serves in the background.
 pub async fn spawn(config: SimConfig) -> std::io::Result<SimHandle> {
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
+    spawn_on(listener, config)
+}
+
+/// Serves on a listener bound beforehand, for set-ups where the relay must know the simulator's
+/// address before the simulator's configuration is complete (and the other way round).
+pub fn spawn_on(
+    listener: tokio::net::TcpListener,
+    config: SimConfig,
+) -> std::io::Result<SimHandle> {
     let addr = listener.local_addr()?;
     let sim = Sim::new(config);
     let app = router(sim.clone());

@@ -1,0 +1,341 @@
+//! The V2 host stand-in: a page playing SAP Sales Cloud V2 Agent Desktop around the widget.
+//!
+//! V2 frames the CTI widget in a side-panel iframe and reacts to the CTI payloads the widget
+//! posts to `window.parent`: on `NOTIFY` or `ACCEPT` it searches accounts, contacts and
+//! individual customers by `ANI` and pops the match (or "Unknown Customer" when `ANI` is not
+//! E.164 with a leading `+`). The stand-in page does the same in the browser and reports every
+//! payload here, tagged with the page's id, so tests can tell which tab popped and how often.
+//!
+//! Routes (the page and its assets are compiled in, so the binary needs no files next to it):
+//!
+//! - `GET /` and `GET /sim/host` redirect to `GET /sim/host/`, the page; `/sim/host/host.js`,
+//!   `/sim/host/host.css` its assets.
+//! - `GET /sim/host/config.json`: `{"relay_url","agent","tenant","agent_number"}`.
+//! - `GET /sim/host/callers`: the tenant's sample callers `[{"label","number"}]`.
+//! - `GET /sim/host/lookup?ani=+E164`: `{"ani","ani_ok","owners":[{"kind","id","display_id","name"}]}`,
+//!   what V2 would pop for that ANI.
+//! - `POST /sim/host/payloads` `{"page_id","payload",<"encoding">}` → 204; `GET` lists
+//!   `[{"seq","page_id","received_at","payload","ani_ok","encoding"}]` in arrival order;
+//!   `DELETE` empties the log (sequence numbers keep counting, so an old `seq` never reappears).
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use axum::Json;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::http::header::{CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::get;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::Sim;
+use crate::pbx::mask_number;
+
+const INDEX_HTML: &str = include_str!("../../static/host/index.html");
+const HOST_JS: &str = include_str!("../../static/host/host.js");
+const HOST_CSS: &str = include_str!("../../static/host/host.css");
+
+/// Payloads kept: far more than any test produces, few enough that a forgotten demo tab cannot
+/// grow the process without bound.
+const MAX_ENTRIES: usize = 10_000;
+const MAX_PAGE_ID_LEN: usize = 100;
+
+/// Everything the host routes can refuse, mapped to a response in [`IntoResponse`] below.
+#[derive(Debug, thiserror::Error)]
+pub enum HostError {
+    #[error("malformed JSON body: {0}")]
+    MalformedJson(String),
+    #[error("{0}")]
+    InvalidBody(String),
+    #[error("{0}")]
+    InvalidQuery(String),
+}
+
+impl HostError {
+    fn code(&self) -> &'static str {
+        match self {
+            HostError::MalformedJson(_) => "malformed_json",
+            HostError::InvalidBody(_) => "invalid_body",
+            HostError::InvalidQuery(_) => "invalid_query",
+        }
+    }
+}
+
+impl IntoResponse for HostError {
+    fn into_response(self) -> Response {
+        let body = json!({"error": {"code": self.code(), "message": self.to_string()}});
+        (StatusCode::BAD_REQUEST, Json(body)).into_response()
+    }
+}
+
+/// One CTI payload as a host page received it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HostPayload {
+    /// 1, 2, 3, ... in arrival order across all pages.
+    pub seq: u64,
+    pub page_id: String,
+    /// RFC 3339, the simulator's clock.
+    pub received_at: String,
+    /// The CTI parameters (`Type`, `EventType`, `Action`, `ANI`, ...) as the page decoded them.
+    pub payload: Value,
+    /// False when an `ANI` is present but not `+` followed by digits: V2 would not identify the
+    /// caller from it.
+    pub ani_ok: bool,
+    /// How the widget encoded the message, as the page saw it: `object`, `json-string` or `xml`.
+    pub encoding: Option<String>,
+}
+
+#[derive(Debug, Default)]
+struct LogInner {
+    last_seq: u64,
+    entries: VecDeque<HostPayload>,
+}
+
+/// Every CTI payload the stand-in pages received, in order.
+#[derive(Debug, Default)]
+pub struct HostLog {
+    inner: Mutex<LogInner>,
+}
+
+impl HostLog {
+    fn lock(&self) -> MutexGuard<'_, LogInner> {
+        // Each update leaves the log consistent, so a poisoned lock is still usable.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Appends a payload and returns it as stored.
+    pub fn record(&self, page_id: &str, payload: Value, encoding: Option<String>) -> HostPayload {
+        let ani_ok = match payload.get("ANI") {
+            None | Some(Value::Null) => true,
+            Some(Value::String(ani)) => is_e164(ani),
+            Some(_) => false,
+        };
+        let mut inner = self.lock();
+        inner.last_seq += 1;
+        let entry = HostPayload {
+            seq: inner.last_seq,
+            page_id: page_id.to_string(),
+            received_at: now_rfc3339(),
+            payload,
+            ani_ok,
+            encoding,
+        };
+        if inner.entries.len() >= MAX_ENTRIES {
+            inner.entries.pop_front();
+        }
+        inner.entries.push_back(entry.clone());
+        entry
+    }
+
+    /// Every payload still kept, oldest first.
+    pub fn entries(&self) -> Vec<HostPayload> {
+        self.lock().entries.iter().cloned().collect()
+    }
+
+    pub fn clear(&self) {
+        self.lock().entries.clear();
+    }
+}
+
+/// `+` followed by digits only, the form V2's customer search needs.
+pub fn is_e164(number: &str) -> bool {
+    number
+        .strip_prefix('+')
+        .is_some_and(|digits| !digits.is_empty() && digits.chars().all(|c| c.is_ascii_digit()))
+}
+
+fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+/// The origin the widget iframe loads from, for the page's Content-Security-Policy.
+fn origin_of(url: &str) -> Option<String> {
+    let url = reqwest::Url::parse(url).ok()?;
+    let origin = url.origin();
+    origin.is_tuple().then(|| origin.ascii_serialization())
+}
+
+pub fn routes() -> Router<Arc<Sim>> {
+    Router::new()
+        .route("/", get(|| async { Redirect::to("/sim/host/") }))
+        .route("/sim/host", get(|| async { Redirect::to("/sim/host/") }))
+        .route("/sim/host/", get(index))
+        .route("/sim/host/host.js", get(script))
+        .route("/sim/host/host.css", get(style))
+        .route("/sim/host/config.json", get(config))
+        .route("/sim/host/callers", get(callers))
+        .route("/sim/host/lookup", get(lookup))
+        .route(
+            "/sim/host/payloads",
+            get(list_payloads).post(add_payload).delete(clear_payloads),
+        )
+}
+
+async fn index(State(sim): State<Arc<Sim>>) -> Response {
+    // Like V2's own CSP settings, only the configured widget origin may be framed: a widget
+    // served from anywhere else fails here as it would in the tenant.
+    let frame_src = origin_of(&sim.config.relay_public_url).unwrap_or_else(|| "'none'".into());
+    let csp = format!(
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+         connect-src 'self'; frame-src {frame_src}; object-src 'none'; base-uri 'none'"
+    );
+    (
+        [
+            (CONTENT_TYPE, "text/html; charset=utf-8".to_string()),
+            (CACHE_CONTROL, "no-store".to_string()),
+            (CONTENT_SECURITY_POLICY, csp),
+        ],
+        INDEX_HTML,
+    )
+        .into_response()
+}
+
+async fn script() -> Response {
+    (
+        [
+            (CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (CACHE_CONTROL, "no-store"),
+        ],
+        HOST_JS,
+    )
+        .into_response()
+}
+
+async fn style() -> Response {
+    (
+        [
+            (CONTENT_TYPE, "text/css; charset=utf-8"),
+            (CACHE_CONTROL, "no-store"),
+        ],
+        HOST_CSS,
+    )
+        .into_response()
+}
+
+async fn config(State(sim): State<Arc<Sim>>) -> Json<Value> {
+    let c = &sim.config;
+    Json(json!({
+        "relay_url": c.relay_public_url.trim_end_matches('/'),
+        "agent": c.demo_agent,
+        "tenant": c.tenant,
+        "agent_number": c.demo_agent_number,
+    }))
+}
+
+async fn callers(State(sim): State<Arc<Sim>>) -> Response {
+    Json(sim.v2.sample_callers()).into_response()
+}
+
+async fn lookup(
+    State(sim): State<Arc<Sim>>,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Result<Response, HostError> {
+    let Query(query) = query.map_err(|e| HostError::InvalidQuery(e.body_text()))?;
+    let raw = query.get("ani").ok_or_else(|| {
+        HostError::InvalidQuery("`ani` is required, e.g. ?ani=%2B41441234567".into())
+    })?;
+    // An unencoded `+` arrives as a space; that is a URL slip, not a different number.
+    let ani = match raw.strip_prefix(' ') {
+        Some(rest) if rest.starts_with(|c: char| c.is_ascii_digit()) => format!("+{rest}"),
+        _ => raw.trim().to_string(),
+    };
+    let ani_ok = is_e164(&ani);
+    // V2 identifies callers only from E.164 ANIs; anything else is "Unknown Customer".
+    let owners = if ani_ok {
+        sim.v2.lookup_phone(&ani)
+    } else {
+        Vec::new()
+    };
+    tracing::debug!(ani = %mask_number(&ani), owners = owners.len(), "host lookup");
+    Ok(Json(json!({"ani": ani, "ani_ok": ani_ok, "owners": owners})).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+struct NewPayload {
+    #[serde(default)]
+    page_id: Option<String>,
+    #[serde(default)]
+    payload: Option<Value>,
+    #[serde(default)]
+    encoding: Option<String>,
+}
+
+async fn add_payload(State(sim): State<Arc<Sim>>, body: Bytes) -> Result<StatusCode, HostError> {
+    let value: Value = serde_json::from_slice(&body).map_err(|e| {
+        HostError::MalformedJson(format!("{e} (line {}, column {})", e.line(), e.column()))
+    })?;
+    let request: NewPayload = serde_json::from_value(value).map_err(|e| {
+        HostError::InvalidBody(format!("expected {{\"page_id\",\"payload\"}}: {e}"))
+    })?;
+    let page_id = request
+        .page_id
+        .map(|p| p.trim().to_string())
+        .filter(|p| !p.is_empty() && p.len() <= MAX_PAGE_ID_LEN && !p.chars().any(char::is_control))
+        .ok_or_else(|| {
+            HostError::InvalidBody(format!(
+                "`page_id` must be 1 to {MAX_PAGE_ID_LEN} printable characters"
+            ))
+        })?;
+    let payload = request
+        .payload
+        .filter(|p| !p.is_null())
+        .ok_or_else(|| HostError::InvalidBody("`payload` is required".into()))?;
+    let encoding = request.encoding.filter(|e| !e.is_empty() && e.len() <= 32);
+    let entry = sim.host.record(&page_id, payload, encoding);
+    let field = |name: &str| {
+        entry
+            .payload
+            .get(name)
+            .and_then(Value::as_str)
+            .unwrap_or("-")
+            .to_string()
+    };
+    tracing::info!(
+        seq = entry.seq,
+        page = %entry.page_id,
+        action = %field("Action"),
+        event_type = %field("EventType"),
+        ani = %mask_number(&field("ANI")),
+        ani_ok = entry.ani_ok,
+        "host received a CTI payload"
+    );
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn list_payloads(State(sim): State<Arc<Sim>>) -> Json<Vec<HostPayload>> {
+    Json(sim.host.entries())
+}
+
+async fn clear_payloads(State(sim): State<Arc<Sim>>) -> StatusCode {
+    sim.host.clear();
+    StatusCode::NO_CONTENT
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn e164_is_plus_and_digits() {
+        assert!(is_e164("+41441234567"));
+        assert!(!is_e164("41441234567"));
+        assert!(!is_e164("+41 44 123 45 67"));
+        assert!(!is_e164("+"));
+    }
+
+    #[test]
+    fn origin_drops_the_path() {
+        assert_eq!(
+            origin_of("http://127.0.0.1:8080/widget/").as_deref(),
+            Some("http://127.0.0.1:8080")
+        );
+        assert_eq!(origin_of("not a url"), None);
+    }
+}
