@@ -62,6 +62,14 @@ impl Drop for RelayHandle {
 /// Binds `state.config.listen` and serves in the background, with the index refreshers.
 pub async fn spawn(state: Arc<AppState>) -> std::io::Result<RelayHandle> {
     let listener = tokio::net::TcpListener::bind(state.config.listen).await?;
+    spawn_on(listener, state)
+}
+
+/// Serves on a listener bound beforehand (tests bind port 0 first to learn the address).
+pub fn spawn_on(
+    listener: tokio::net::TcpListener,
+    state: Arc<AppState>,
+) -> std::io::Result<RelayHandle> {
     let addr = listener.local_addr()?;
     let mut tasks = start_background(&state);
     let app = api::router(state.clone());

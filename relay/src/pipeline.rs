@@ -53,7 +53,7 @@ pub async fn ingest(
         None => new_leg(state, tenant, &event, received_at_ms),
     };
     let view = match calls::apply(leg.clone(), &event) {
-        Transition::Changed(view) => view,
+        Transition::Changed(view) => *view,
         Transition::Unchanged if is_new => leg,
         Transition::Unchanged => {
             state
@@ -80,13 +80,14 @@ pub async fn ingest(
         call = %view.id, state = ?view.state, caller = %mask_number(view.remote()),
         matches = view.matches.len(), "call updated"
     );
-    if is_new && view.state == CallState::Ringing {
-        if let Some(account) = view.pop.as_ref().and_then(|m| m.account.clone()) {
-            let (state, tenant) = (state.clone(), tenant.clone());
-            tokio::spawn(async move {
-                enrich(&state, &tenant, &view.id, &view.agent, &account.id).await;
-            });
-        }
+    if is_new
+        && view.state == CallState::Ringing
+        && let Some(account) = view.pop.as_ref().and_then(|m| m.account.clone())
+    {
+        let (state, tenant) = (state.clone(), tenant.clone());
+        tokio::spawn(async move {
+            enrich(&state, &tenant, &view.id, &view.agent, &account.id).await;
+        });
     }
     Ok(Outcome::Accepted)
 }

@@ -53,13 +53,13 @@ pub fn parse_event(body: &[u8]) -> Result<TelephonyEvent, ApiError> {
             "the body must be one JSON object".into(),
         ));
     }
-    if let Some(Value::String(found)) = value.get("type") {
-        if !EventType::ALL.contains(&found.as_str()) {
-            return Err(ApiError::UnknownEventType {
-                found: found.clone(),
-                expected: EventType::ALL.join(", "),
-            });
-        }
+    if let Some(Value::String(found)) = value.get("type")
+        && !EventType::ALL.contains(&found.as_str())
+    {
+        return Err(ApiError::UnknownEventType {
+            found: found.clone(),
+            expected: EventType::ALL.join(", "),
+        });
     }
     let event: TelephonyEvent = serde_path_to_error::deserialize(&value).map_err(|e| {
         let path = e.path().to_string();
@@ -109,12 +109,12 @@ fn validate(event: &TelephonyEvent) -> Result<(), ApiError> {
             "field `transfer_to` is required for a `transferred` event".into(),
         ));
     }
-    if let Some(url) = &event.recording_url {
-        if !(url.starts_with("https://") || url.starts_with("http://")) || url.len() > 2048 {
-            return Err(ApiError::InvalidEvent(
-                "field `recording_url` must be an http(s) URL of at most 2048 characters".into(),
-            ));
-        }
+    if let Some(url) = &event.recording_url
+        && (!(url.starts_with("https://") || url.starts_with("http://")) || url.len() > 2048)
+    {
+        return Err(ApiError::InvalidEvent(
+            "field `recording_url` must be an http(s) URL of at most 2048 characters".into(),
+        ));
     }
     Ok(())
 }

@@ -10,7 +10,8 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::routing::{get, post};
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{DefaultOnFailure, TraceLayer};
+use tracing::Level;
 
 use crate::state::AppState;
 
@@ -25,7 +26,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route("/v1/agent/ws", get(ws::upgrade))
         .nest_service("/widget", widget::service(&state))
-        .route("/widget", get(widget::redirect))
-        .layer(TraceLayer::new_for_http())
+        // A 503 from /readyz is an answer, not a failure; real failures are logged where they happen.
+        .layer(TraceLayer::new_for_http().on_failure(DefaultOnFailure::new().level(Level::DEBUG)))
         .with_state(state)
 }

@@ -1,16 +1,11 @@
 //! The widget's files at `/widget/`, with the headers V2 needs to frame it.
 
 use axum::http::{HeaderValue, header};
-use axum::response::Redirect;
 use tower::Layer;
 use tower_http::services::{ServeDir, ServeFile};
 use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::state::AppState;
-
-pub async fn redirect() -> Redirect {
-    Redirect::permanent("/widget/")
-}
 
 /// Serves trunk's output; only the configured V2 hosts may frame it.
 pub fn service(

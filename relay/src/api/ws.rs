@@ -39,7 +39,7 @@ async fn pump(state: Arc<AppState>, socket: WebSocket) {
     });
     while let Some(outbound) = out_rx.recv().await {
         let message = match outbound {
-            Outbound::Message(message) => match serde_json::to_string(&message) {
+            Outbound::Message(message) => match serde_json::to_string(&*message) {
                 Ok(text) => Message::Text(text.into()),
                 Err(err) => {
                     tracing::error!(%err, "server message did not serialize");

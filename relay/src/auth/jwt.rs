@@ -137,10 +137,10 @@ impl JwtVerifier {
             .map_err(|e| unavailable(&e.without_url()))?;
         let mut keys = HashMap::new();
         for jwk in jwks.keys.into_iter().filter(|k| k.kty == "RSA") {
-            if let (Some(n), Some(e)) = (&jwk.n, &jwk.e) {
-                if let Ok(key) = DecodingKey::from_rsa_components(n, e) {
-                    keys.insert(jwk.kid.clone().unwrap_or_default(), key);
-                }
+            if let (Some(n), Some(e)) = (&jwk.n, &jwk.e)
+                && let Ok(key) = DecodingKey::from_rsa_components(n, e)
+            {
+                keys.insert(jwk.kid.clone().unwrap_or_default(), key);
             }
         }
         *self.keys.write().await = keys;

@@ -11,7 +11,7 @@ use cti_protocol::ws::{CallState, CallView};
 #[derive(Debug, Clone, PartialEq)]
 pub enum Transition {
     /// The leg changed; push the new view.
-    Changed(CallView),
+    Changed(Box<CallView>),
     /// The event is stale or redundant for this leg (a late ringing after answer, a hold of an
     /// ended call); it is acknowledged but changes nothing.
     Unchanged,
@@ -27,7 +27,7 @@ pub fn apply(mut view: CallView, event: &TelephonyEvent) -> Transition {
             && event.recording_url.is_some()
         {
             view.recording_url = event.recording_url.clone();
-            return Transition::Changed(view);
+            return Transition::Changed(Box::new(view));
         }
         return Transition::Unchanged;
     }
@@ -66,7 +66,7 @@ pub fn apply(mut view: CallView, event: &TelephonyEvent) -> Transition {
     if view == before {
         Transition::Unchanged
     } else {
-        Transition::Changed(view)
+        Transition::Changed(Box::new(view))
     }
 }
 
@@ -114,7 +114,7 @@ mod tests {
 
     fn changed(t: Transition) -> CallView {
         match t {
-            Transition::Changed(v) => v,
+            Transition::Changed(v) => *v,
             Transition::Unchanged => panic!("expected a change"),
         }
     }

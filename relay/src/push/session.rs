@@ -25,7 +25,7 @@ pub enum Inbound {
 /// A frame to the widget.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outbound {
-    Message(ServerMessage),
+    Message(Box<ServerMessage>),
     Close { code: u16, reason: String },
 }
 
@@ -56,7 +56,10 @@ struct Conversation<'a> {
 
 impl Conversation<'_> {
     async fn send(&self, message: ServerMessage) -> bool {
-        self.out.send(Outbound::Message(message)).await.is_ok()
+        self.out
+            .send(Outbound::Message(Box::new(message)))
+            .await
+            .is_ok()
     }
 
     async fn close(&self, code: u16, reason: impl Into<String>) {
@@ -169,7 +172,7 @@ async fn serve(
                         let (state, who, out) = (state.clone(), who.clone(), conv.out.clone());
                         tokio::spawn(async move {
                             if let Err(message) = run_command(&state, &who, &call_id, &command).await {
-                                let _ = out.send(Outbound::Message(message)).await;
+                                let _ = out.send(Outbound::Message(Box::new(message))).await;
                             }
                         });
                     }
