@@ -1,1 +1,282 @@
-//! placeholder
+//! The harness for tests that cross process boundaries: a relay and a simulator on loopback
+//! ports chosen by the OS, a WebSocket client speaking the widget protocol, and headless Chromium
+//! driven through chromedriver.
+//!
+//! Waiting is always on a condition with a deadline (a page showing a text, a payload arriving),
+//! never a fixed sleep: these machines are slow and noisy, and a test must be as fast as the system
+//! allows and fail with what it was waiting for.
+
+pub mod browser;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use cti_relay::{AppState, Config, RelayHandle};
+use cti_sim::{SimConfig, SimHandle};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::Value;
+use tokio::net::TcpListener;
+use tokio_tungstenite::tungstenite::Message;
+
+/// How long any single wait may take before the test fails and says what it waited for.
+pub const PATIENCE: Duration = Duration::from_secs(30);
+
+/// Where trunk put the widget: `CTI_WIDGET_DIST`, else the workspace's `widget/dist`.
+pub fn widget_dist() -> PathBuf {
+    std::env::var_os("CTI_WIDGET_DIST")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("..")
+                .join("widget/dist")
+        })
+}
+
+/// A relay and a simulator wired to each other, as `cargo xtask demo` wires them.
+#[derive(Debug)]
+pub struct Stack {
+    pub sim: SimHandle,
+    pub relay: RelayHandle,
+    pub http: reqwest::Client,
+}
+
+impl Stack {
+    pub async fn start() -> Result<Stack> {
+        Self::start_with(|_| {}).await
+    }
+
+    /// Starts both with the demo configuration, adjusted by `tweak` (e.g. a short hello timeout).
+    pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> Result<Stack> {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(std::env::var("CTI_TEST_LOG").unwrap_or_else(|_| "warn".into()))
+            .with_test_writer()
+            .try_init();
+        let sim_listener = TcpListener::bind("127.0.0.1:0").await?;
+        let relay_listener = TcpListener::bind("127.0.0.1:0").await?;
+        let sim_url = format!("http://{}", sim_listener.local_addr()?);
+        let relay_url = format!("http://{}", relay_listener.local_addr()?);
+
+        let sim = cti_sim::spawn_on(
+            sim_listener,
+            SimConfig {
+                relay_url: relay_url.clone(),
+                relay_public_url: relay_url.clone(),
+                ..SimConfig::default()
+            },
+        )?;
+        let mut config = Config::demo(&sim_url);
+        config.listen = relay_listener.local_addr()?;
+        config.widget_dir = widget_dist();
+        tweak(&mut config);
+        let relay = cti_relay::spawn_on(relay_listener, AppState::new(config))?;
+        let stack = Stack {
+            sim,
+            relay,
+            http: reqwest::Client::builder().timeout(PATIENCE).build()?,
+        };
+        stack.wait_ready().await?;
+        Ok(stack)
+    }
+
+    /// Until the relay's index is built (it crawls the simulated tenant at start-up).
+    pub async fn wait_ready(&self) -> Result<()> {
+        let url = format!("{}/readyz", self.relay.url());
+        eventually("the relay to become ready", || async {
+            let response = self.http.get(&url).send().await.ok()?;
+            (response.status() == 200).then_some(())
+        })
+        .await
+    }
+
+    pub fn token(&self, agent: &str) -> String {
+        self.sim.sim.idp.issue(agent, "demo", 3600)
+    }
+
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}/v1/agent/ws", self.relay.addr)
+    }
+
+    /// Places an inbound call through the simulated PBX; returns its call id.
+    pub async fn place_call(&self, from: &str, agent: &str) -> Result<String> {
+        let response = self
+            .http
+            .post(format!("{}/sim/calls", self.sim.url()))
+            .json(&serde_json::json!({"from": from, "agent": agent}))
+            .send()
+            .await?;
+        let status = response.status();
+        let body: Value = response.json().await?;
+        if !status.is_success() {
+            bail!("placing a call failed: {status} {body}");
+        }
+        body["call_id"]
+            .as_str()
+            .map(str::to_string)
+            .context("no call_id in /sim/calls answer")
+    }
+
+    /// Every CTI payload the host stand-in pages received.
+    pub async fn host_payloads(&self) -> Result<Vec<Value>> {
+        let body: Value = self
+            .http
+            .get(format!("{}/sim/host/payloads", self.sim.url()))
+            .send()
+            .await?
+            .json()
+            .await?;
+        Ok(body.as_array().cloned().unwrap_or_default())
+    }
+
+    /// A seeded caller whose number belongs to exactly one record: (number as dialled, E.164,
+    /// the record's name).
+    pub fn single_match_caller(&self) -> Result<(String, String, String)> {
+        let region = cti_relay::numbers::DefaultRegion::parse("CH")?;
+        for caller in self.sim.sim.v2.sample_callers() {
+            let Ok(n) = cti_relay::numbers::normalize(&caller.number, &region) else {
+                continue;
+            };
+            let owners = self.sim.sim.v2.lookup_phone(&n.e164);
+            if let [only] = owners.as_slice() {
+                return Ok((caller.number.clone(), n.e164, only.name.clone()));
+            }
+        }
+        bail!("the simulator offers no sample caller that matches exactly one record")
+    }
+
+    pub async fn metrics(&self) -> Result<String> {
+        Ok(self
+            .http
+            .get(format!("{}/metrics", self.relay.url()))
+            .send()
+            .await?
+            .text()
+            .await?)
+    }
+}
+
+/// Polls `check` until it yields a value or [`PATIENCE`] runs out.
+pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    let mut pause = Duration::from_millis(5);
+    loop {
+        if let Some(value) = check().await {
+            return Ok(value);
+        }
+        if tokio::time::Instant::now() > deadline {
+            bail!("timed out after {PATIENCE:?} waiting for {what}");
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(100));
+    }
+}
+
+/// A widget-protocol client over a real WebSocket.
+pub struct WsClient {
+    stream: tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+}
+
+impl std::fmt::Debug for WsClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WsClient")
+    }
+}
+
+/// What the relay sent: a JSON message, or the close frame's code and reason.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Received {
+    Json(Value),
+    Closed(u16, String),
+}
+
+impl WsClient {
+    pub async fn connect(url: &str) -> Result<WsClient> {
+        let (stream, _) = tokio_tungstenite::connect_async(url).await?;
+        Ok(WsClient { stream })
+    }
+
+    pub async fn send_text(&mut self, text: &str) -> Result<()> {
+        self.stream.send(Message::Text(text.into())).await?;
+        Ok(())
+    }
+
+    pub async fn send_json(&mut self, value: &Value) -> Result<()> {
+        self.send_text(&value.to_string()).await
+    }
+
+    pub async fn send_binary(&mut self, bytes: &[u8]) -> Result<()> {
+        self.stream
+            .send(Message::Binary(bytes.to_vec().into()))
+            .await?;
+        Ok(())
+    }
+
+    /// The next message or close, within [`PATIENCE`].
+    pub async fn recv(&mut self) -> Result<Received> {
+        loop {
+            let next = tokio::time::timeout(PATIENCE, self.stream.next())
+                .await
+                .context("timed out waiting for a WebSocket message")?;
+            match next {
+                None => return Ok(Received::Closed(1006, "stream ended".into())),
+                Some(Err(err)) => bail!("WebSocket error: {err}"),
+                Some(Ok(Message::Text(text))) => {
+                    return Ok(Received::Json(serde_json::from_str(&text)?));
+                }
+                Some(Ok(Message::Close(frame))) => {
+                    return Ok(frame.map_or(Received::Closed(1005, String::new()), |f| {
+                        Received::Closed(f.code.into(), f.reason.to_string())
+                    }));
+                }
+                Some(Ok(_)) => continue,
+            }
+        }
+    }
+
+    pub async fn recv_json(&mut self) -> Result<Value> {
+        match self.recv().await? {
+            Received::Json(value) => Ok(value),
+            Received::Closed(code, reason) => bail!("closed with {code}: {reason}"),
+        }
+    }
+
+    /// Skips messages until one satisfies `pred`.
+    pub async fn recv_until(&mut self, what: &str, pred: impl Fn(&Value) -> bool) -> Result<Value> {
+        loop {
+            let value = self
+                .recv_json()
+                .await
+                .with_context(|| format!("waiting for {what}"))?;
+            if pred(&value) {
+                return Ok(value);
+            }
+        }
+    }
+
+    /// Connects and signs in; returns the client and the welcome message.
+    pub async fn signed_in(
+        stack: &Stack,
+        agent: &str,
+        last_seq: Option<u64>,
+    ) -> Result<(WsClient, Value)> {
+        let mut client = WsClient::connect(&stack.ws_url()).await?;
+        client
+            .send_json(&serde_json::json!({"type":"hello","token": stack.token(agent), "last_seq": last_seq}))
+            .await?;
+        let welcome = client.recv_json().await?;
+        if welcome["type"] != "welcome" {
+            bail!("expected welcome, got {welcome}");
+        }
+        Ok((client, welcome))
+    }
+}
+
+/// Shared handle type for tests that keep the stack across awaits in spawned tasks.
+pub type SharedStack = Arc<Stack>;

@@ -1,1 +1,47 @@
-fn main() {}
+//! `cargo xtask <command>`: the project's set-up and orchestration, in Rust so it runs wherever
+//! cargo does.
+//!
+//! - `demo`: installs what the widget build needs, builds everything, starts the simulator and
+//!   the relay on their embedded defaults, prints the URL to open; Ctrl-C stops both.
+//! - `test`: installs what the tests need (browser, drivers, redis-server, the WASM toolchain),
+//!   then runs every test: lint, unit and integration tests, the widget's browser tests, and the
+//!   end-to-end tests in headless Chromium.
+
+mod setup;
+mod tasks;
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("demo") => tasks::demo(),
+        Some("test") => tasks::test(&args[1..]),
+        Some("setup") => setup::all(),
+        Some("help") | Some("--help") | Some("-h") | None => {
+            print_help();
+            Ok(())
+        }
+        Some(other) => Err(anyhow::anyhow!(
+            "unknown command {other:?}; run `cargo xtask help`"
+        )),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("xtask: error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn print_help() {
+    println!(
+        "cargo xtask <command>\n\n\
+         Commands:\n  \
+         demo    build and run relay + simulator on embedded defaults, print the URL to open\n  \
+         test    install test prerequisites, then run every test (add --no-lint to skip fmt/clippy)\n  \
+         setup   only install prerequisites (wasm32 target, trunk, wasm-bindgen-cli, chromium,\n          chromium-driver, redis-server)\n  \
+         help    this text"
+    );
+}

@@ -1,0 +1,180 @@
+//! Ring to screen pop in a real browser: the simulated V2 host page frames the widget, a call
+//! rings, the rep answers and hangs up, and the host receives exactly the CTI payloads V2 needs.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use cti_tests::browser::Browser;
+use cti_tests::{Stack, eventually};
+use serde_json::Value;
+
+const AGENT: &str = "alice@example.com";
+const WIDGET: &str = "#cti-frame";
+
+/// The payloads the host received for `call_id`, as `Action` strings in order.
+async fn actions_for(stack: &Stack, call_id: &str) -> Result<Vec<(String, Value)>> {
+    Ok(stack
+        .host_payloads()
+        .await?
+        .into_iter()
+        .filter(|p| p["payload"]["payload"]["ExternalReferenceID"] == call_id)
+        .map(|p| {
+            let inner = p["payload"]["payload"].clone();
+            (inner["Action"].as_str().unwrap_or_default().to_string(), p)
+        })
+        .collect())
+}
+
+async fn wait_for_action(stack: &Stack, call_id: &str, action: &str) -> Result<Value> {
+    eventually(
+        &format!("the host to receive {action} for {call_id}"),
+        || async {
+            actions_for(stack, call_id)
+                .await
+                .ok()?
+                .into_iter()
+                .find(|(a, _)| a == action)
+                .map(|(_, p)| p)
+        },
+    )
+    .await
+}
+
+/// The rep's newest ringing call as the relay holds it.
+async fn ringing_call(stack: &Stack) -> Result<cti_protocol::ws::CallView> {
+    eventually("the relay to hold the ringing call", || async {
+        stack
+            .relay
+            .state
+            .calls
+            .active_for_agent("demo", AGENT)
+            .await
+            .ok()?
+            .pop()
+    })
+    .await
+}
+
+async fn open_host(browser: &Browser, stack: &Stack) -> Result<()> {
+    browser
+        .client
+        .goto(&format!("{}/sim/host/?agent={AGENT}", stack.sim.url()))
+        .await?;
+    browser.enter_frame(WIDGET).await?;
+    browser
+        .wait_for("[data-testid=connection-status][data-state=connected]")
+        .await?;
+    browser.leave_frame().await
+}
+
+async fn ring_from(browser: &Browser, number: &str) -> Result<()> {
+    let input = browser
+        .client
+        .find(fantoccini::Locator::Css("#caller-number"))
+        .await?;
+    input.clear().await?;
+    input.send_keys(number).await?;
+    browser.click("#ring-button").await
+}
+
+fn screenshot_path() -> PathBuf {
+    // `CTI_UPDATE_SCREENSHOT=1` refreshes the README's picture; otherwise it goes to target/.
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    if std::env::var_os("CTI_UPDATE_SCREENSHOT").is_some() {
+        root.join("docs/widget-call.png")
+    } else {
+        root.join("target/widget-call.png")
+    }
+}
+
+#[tokio::test]
+async fn ring_pop_answer_hang_up_in_chromium() -> Result<()> {
+    let stack = Stack::start().await?;
+    let browser = Browser::start().await?;
+    open_host(&browser, &stack).await?;
+
+    // A known caller.
+    let (dialled, e164, name) = stack.single_match_caller()?;
+    ring_from(&browser, &dialled).await?;
+    browser.enter_frame(WIDGET).await?;
+    browser
+        .wait_text(
+            "[data-testid=caller-name]",
+            &format!("caller name {name:?}"),
+            |t| t.contains(&name),
+        )
+        .await?;
+    let rendered_at: u64 = browser
+        .attr("[data-testid=caller-name]", "data-rendered-at")
+        .await
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let call = ringing_call(&stack).await?;
+    if rendered_at >= call.received_at_ms && rendered_at > 0 {
+        println!(
+            "ring-to-pop: {} ms (webhook received -> caller name rendered in the widget)",
+            rendered_at - call.received_at_ms
+        );
+    }
+    browser.leave_frame().await?;
+    let notify = wait_for_action(&stack, &call.id, "NOTIFY").await?;
+    assert_eq!(notify["payload"]["payload"]["ANI"], e164.as_str());
+    assert_eq!(notify["payload"]["payload"]["EventType"], "INBOUND");
+    assert_eq!(notify["ani_ok"], true);
+    browser
+        .wait_text("#pop-target", "the host to name the record V2 pops", |t| {
+            t.contains(&name)
+        })
+        .await?;
+
+    browser.enter_frame(WIDGET).await?;
+    browser.click("[data-testid=btn-answer]").await?;
+    browser
+        .wait_for("[data-testid=call-state][data-state=connected]")
+        .await?;
+    browser.leave_frame().await?;
+    wait_for_action(&stack, &call.id, "ACCEPT").await?;
+    let png = browser.client.screenshot().await?;
+    let path = screenshot_path();
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(&path, png)?;
+
+    browser.enter_frame(WIDGET).await?;
+    browser.click("[data-testid=btn-hangup]").await?;
+    browser
+        .wait_for("[data-testid=call-state][data-state=ended]")
+        .await?;
+    browser.leave_frame().await?;
+    let end = wait_for_action(&stack, &call.id, "END").await?;
+    assert_eq!(end["payload"]["payload"]["EventType"], "UPDATEACTIVITY");
+    let actions: Vec<String> = actions_for(&stack, &call.id)
+        .await?
+        .into_iter()
+        .map(|(a, _)| a)
+        .collect();
+    assert_eq!(
+        actions,
+        ["NOTIFY", "ACCEPT", "END"],
+        "one payload per moment, in order"
+    );
+
+    // An unknown caller: the card says so and the host still gets E.164.
+    ring_from(&browser, "+41 31 555 01 99").await?;
+    browser.enter_frame(WIDGET).await?;
+    browser
+        .wait_text(
+            "[data-testid=caller-name]",
+            "the unknown caller card",
+            |t| t.contains("Unknown caller"),
+        )
+        .await?;
+    browser.leave_frame().await?;
+    let unknown = ringing_call(&stack).await?;
+    let notify = wait_for_action(&stack, &unknown.id, "NOTIFY").await?;
+    assert_eq!(notify["payload"]["payload"]["ANI"], "+41315550199");
+
+    browser.close().await;
+    Ok(())
+}

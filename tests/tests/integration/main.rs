@@ -1,0 +1,5 @@
+//! Every cross-process test, in one binary: the relay's HTTP and WebSocket contract against the
+//! simulator, and the end-to-end flow in headless Chromium.
+
+mod browser_flow;
+mod relay_api;

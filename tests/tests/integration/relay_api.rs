@@ -1,0 +1,403 @@
+//! The relay's public contract, driven over real sockets with the simulator behind it.
+
+use std::time::Duration;
+
+use cti_sim::pbx::sign;
+use cti_tests::{Received, Stack, WsClient};
+use serde_json::{Value, json};
+
+const AGENT: &str = "alice@example.com";
+const SECRET: &str = "demo-webhook-secret";
+
+fn event(id: &str, call: &str, kind: &str, from: &str) -> Value {
+    json!({"id": id, "call_id": call, "type": kind, "direction": "inbound", "from": from,
+           "to": "+41 44 999 00 00", "agent": AGENT, "at": "2026-11-24T10:00:00Z",
+           "transfer_to": null, "reason": null, "recording_url": null})
+}
+
+async fn post_raw(
+    stack: &Stack,
+    tenant: &str,
+    body: &[u8],
+    content_type: Option<&str>,
+    signature: Option<String>,
+) -> (u16, Value) {
+    let mut request = stack
+        .http
+        .post(format!(
+            "{}/v1/tenants/{tenant}/telephony/generic",
+            stack.relay.url()
+        ))
+        .body(body.to_vec());
+    if let Some(ct) = content_type {
+        request = request.header("content-type", ct);
+    }
+    if let Some(sig) = signature {
+        request = request.header("x-cti-signature", sig);
+    }
+    let response = request.send().await.expect("relay answers");
+    let status = response.status().as_u16();
+    let body = response.json().await.unwrap_or(Value::Null);
+    (status, body)
+}
+
+async fn post_signed(stack: &Stack, body: &[u8]) -> (u16, Value) {
+    post_raw(
+        stack,
+        "demo",
+        body,
+        Some("application/json"),
+        Some(sign(SECRET, body)),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn health_readiness_and_metrics() {
+    let stack = Stack::start().await.expect("stack starts");
+    let health = stack
+        .http
+        .get(format!("{}/healthz", stack.relay.url()))
+        .send()
+        .await
+        .expect("healthz");
+    assert_eq!(health.status(), 200);
+    let ready: Value = stack
+        .http
+        .get(format!("{}/readyz", stack.relay.url()))
+        .send()
+        .await
+        .expect("readyz")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(ready["status"], "ready");
+    assert!(
+        ready["tenants"]["demo"]["numbers"].as_u64().unwrap_or(0) > 300,
+        "{ready}"
+    );
+    let metrics = stack.metrics().await.expect("metrics");
+    assert!(
+        metrics.contains("cti_index_numbers{tenant=\"demo\"}"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn bad_webhook_input_gets_a_named_error_and_a_metric() {
+    let stack = Stack::start_with(|c| c.webhook_max_bytes = 2048)
+        .await
+        .expect("stack starts");
+    let valid = event("evt-1", "call-1", "ringing", "044 123 45 67").to_string();
+    let cases: Vec<(&str, (u16, Value), u16, &str)> = vec![
+        (
+            "malformed JSON",
+            post_signed(&stack, b"{\"id\": ").await,
+            400,
+            "malformed_json",
+        ),
+        (
+            "missing field",
+            post_signed(
+                &stack,
+                valid.replace("\"call_id\":\"call-1\",", "").as_bytes(),
+            )
+            .await,
+            422,
+            "invalid_event",
+        ),
+        (
+            "wrong type",
+            post_signed(
+                &stack,
+                valid
+                    .replace("\"agent\":\"alice@example.com\"", "\"agent\":42")
+                    .as_bytes(),
+            )
+            .await,
+            422,
+            "invalid_event",
+        ),
+        (
+            "unknown event type",
+            post_signed(
+                &stack,
+                valid.replace("\"ringing\"", "\"exploded\"").as_bytes(),
+            )
+            .await,
+            422,
+            "unknown_event_type",
+        ),
+        (
+            "too large",
+            post_signed(&stack, &vec![b' '; 4096]).await,
+            413,
+            "payload_too_large",
+        ),
+        (
+            "missing signature",
+            post_raw(
+                &stack,
+                "demo",
+                valid.as_bytes(),
+                Some("application/json"),
+                None,
+            )
+            .await,
+            401,
+            "missing_signature",
+        ),
+        (
+            "wrong signature",
+            post_raw(
+                &stack,
+                "demo",
+                valid.as_bytes(),
+                Some("application/json"),
+                Some(sign("wrong-secret-wrong", valid.as_bytes())),
+            )
+            .await,
+            401,
+            "bad_signature",
+        ),
+        (
+            "unknown tenant",
+            post_raw(
+                &stack,
+                "nobody",
+                valid.as_bytes(),
+                Some("application/json"),
+                Some(sign(SECRET, valid.as_bytes())),
+            )
+            .await,
+            404,
+            "unknown_tenant",
+        ),
+        (
+            "wrong content type",
+            post_raw(
+                &stack,
+                "demo",
+                valid.as_bytes(),
+                Some("text/plain"),
+                Some(sign(SECRET, valid.as_bytes())),
+            )
+            .await,
+            415,
+            "unsupported_media_type",
+        ),
+    ];
+    for (what, (status, body), want_status, want_code) in cases {
+        assert_eq!(status, want_status, "{what}: {body}");
+        assert_eq!(body["error"]["code"], want_code, "{what}: {body}");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty()),
+            "{what}: {body}"
+        );
+    }
+    let metrics = stack.metrics().await.expect("metrics");
+    for code in [
+        "malformed_json",
+        "invalid_event",
+        "unknown_event_type",
+        "payload_too_large",
+        "missing_signature",
+        "bad_signature",
+        "unknown_tenant",
+        "unsupported_media_type",
+    ] {
+        assert!(
+            metrics.contains(&format!("outcome=\"{code}\"")),
+            "no metric for {code}:\n{metrics}"
+        );
+    }
+    // Nothing was accepted along the way, and the relay still serves.
+    let (status, _) = post_signed(&stack, valid.as_bytes()).await;
+    assert_eq!(status, 202);
+}
+
+#[tokio::test]
+async fn events_reach_the_rep_once_in_order_with_matches() {
+    let stack = Stack::start().await.expect("stack starts");
+    let (mut ws, welcome) = WsClient::signed_in(&stack, AGENT, None)
+        .await
+        .expect("signed in");
+    assert_eq!(welcome["agent"], AGENT);
+    assert_eq!(welcome["tenant"], "demo");
+    let (dialled, e164, name) = stack.single_match_caller().expect("a seeded caller");
+
+    let ringing = event("evt-r", "call-7", "ringing", &dialled).to_string();
+    assert_eq!(post_signed(&stack, ringing.as_bytes()).await.0, 202);
+    // The provider redelivers: acknowledged, not applied again.
+    assert_eq!(post_signed(&stack, ringing.as_bytes()).await.0, 200);
+
+    let call = ws
+        .recv_until("the ringing call", |m| m["type"] == "call")
+        .await
+        .expect("call message");
+    let seq1 = call["seq"].as_u64().expect("seq");
+    assert_eq!(call["call"]["state"], "ringing");
+    assert_eq!(call["call"]["from"], e164.as_str());
+    assert_eq!(call["call"]["pop"]["name"], name.as_str());
+    assert_eq!(
+        call["call"]["matches"][0]["kind"],
+        call["call"]["pop"]["kind"]
+    );
+
+    let answered = event("evt-a", "call-7", "answered", &dialled).to_string();
+    assert_eq!(post_signed(&stack, answered.as_bytes()).await.0, 202);
+    let late_ringing = event("evt-r2", "call-7", "ringing", &dialled).to_string();
+    assert_eq!(post_signed(&stack, late_ringing.as_bytes()).await.0, 202);
+    let ended = event("evt-e", "call-7", "ended", &dialled).to_string();
+    assert_eq!(post_signed(&stack, ended.as_bytes()).await.0, 202);
+
+    let mut states = Vec::new();
+    let mut last_seq = seq1;
+    while states.last().map(String::as_str) != Some("ended") {
+        let m = ws
+            .recv_until("call updates", |m| m["type"] == "call")
+            .await
+            .expect("update");
+        let seq = m["seq"].as_u64().expect("seq");
+        assert!(seq > last_seq, "sequence numbers increase");
+        last_seq = seq;
+        states.push(m["call"]["state"].as_str().unwrap_or_default().to_string());
+    }
+    // Card enrichment may add a second "ringing" or "connected" view; a late ringing never
+    // brings the call back after it was answered.
+    let first_connected = states
+        .iter()
+        .position(|s| s == "connected")
+        .expect("connected");
+    assert!(
+        !states[first_connected..].contains(&"ringing".to_string()),
+        "{states:?}"
+    );
+
+    // Reconnecting with the first seq replays exactly what came after it.
+    let (mut again, _) = WsClient::signed_in(&stack, AGENT, Some(seq1))
+        .await
+        .expect("signed in");
+    let mut replayed = Vec::new();
+    while replayed.last() != Some(&last_seq) {
+        let m = again
+            .recv_until("replay", |m| m["type"] == "call")
+            .await
+            .expect("replay");
+        replayed.push(m["seq"].as_u64().expect("seq"));
+    }
+    assert!(replayed.iter().all(|s| *s > seq1));
+    assert_eq!(replayed.len() as u64, last_seq - seq1);
+}
+
+#[tokio::test]
+async fn another_rep_sees_nothing() {
+    let stack = Stack::start().await.expect("stack starts");
+    let (mut bob, _) = WsClient::signed_in(&stack, "bob@example.com", None)
+        .await
+        .expect("bob");
+    let (mut alice, _) = WsClient::signed_in(&stack, AGENT, None)
+        .await
+        .expect("alice");
+    let ringing = event("evt-x", "call-x", "ringing", "+41 44 000 00 00").to_string();
+    assert_eq!(post_signed(&stack, ringing.as_bytes()).await.0, 202);
+    alice
+        .recv_until("alice's call", |m| m["type"] == "call")
+        .await
+        .expect("alice gets it");
+    // Bob's connection answers a ping, and nothing else came before the pong.
+    bob.send_json(&json!({"type":"ping","nonce":7}))
+        .await
+        .expect("ping");
+    let next = bob.recv_json().await.expect("pong");
+    assert_eq!(next, json!({"type":"pong","nonce":7}));
+}
+
+#[tokio::test]
+async fn call_controls_travel_to_the_pbx_and_back() {
+    let stack = Stack::start().await.expect("stack starts");
+    let (mut ws, _) = WsClient::signed_in(&stack, AGENT, None)
+        .await
+        .expect("signed in");
+    let call_id = stack
+        .place_call("+41 44 000 11 22", AGENT)
+        .await
+        .expect("call placed");
+    ws.recv_until("ringing", |m| {
+        m["type"] == "call" && m["call"]["id"] == call_id.as_str()
+    })
+    .await
+    .expect("ringing");
+    for (action, state) in [
+        ("answer", "connected"),
+        ("hold", "held"),
+        ("resume", "connected"),
+        ("hangup", "ended"),
+    ] {
+        ws.send_json(&json!({"type":"command","call_id": call_id, "action": action}))
+            .await
+            .expect("command sent");
+        ws.recv_until(&format!("{state} after {action}"), |m| {
+            m["type"] == "call" && m["call"]["state"] == state
+        })
+        .await
+        .expect("state confirmed by the PBX");
+    }
+    // A control for a call the rep does not have is an error message, not a closed socket.
+    ws.send_json(&json!({"type":"command","call_id":"nope","action":"answer"}))
+        .await
+        .expect("sent");
+    let err = ws
+        .recv_until("error", |m| m["type"] == "error")
+        .await
+        .expect("error");
+    assert_eq!(err["code"], "unknown_call");
+}
+
+#[tokio::test]
+async fn websocket_misuse_is_closed_with_a_reason() {
+    let stack = Stack::start_with(|c| c.hello_timeout = Duration::from_millis(300))
+        .await
+        .expect("stack starts");
+    let close_of = |r: Received| match r {
+        Received::Closed(code, reason) => (code, reason),
+        other => panic!("expected a close, got {other:?}"),
+    };
+
+    let mut ws = WsClient::connect(&stack.ws_url()).await.expect("connects");
+    ws.send_text("this is not json").await.expect("sent");
+    let (code, reason) = close_of(ws.recv().await.expect("close"));
+    assert_eq!(code, 4400);
+    assert!(reason.contains("malformed"), "{reason}");
+
+    let mut ws = WsClient::connect(&stack.ws_url()).await.expect("connects");
+    ws.send_json(&json!({"type":"ping"})).await.expect("sent");
+    let (code, reason) = close_of(ws.recv().await.expect("close"));
+    assert_eq!(code, 4400);
+    assert!(reason.contains("hello"), "{reason}");
+
+    let mut ws = WsClient::connect(&stack.ws_url()).await.expect("connects");
+    ws.send_json(&json!({"type":"hello","token":"not.a.jwt","last_seq":null}))
+        .await
+        .expect("sent");
+    let (code, reason) = close_of(ws.recv().await.expect("close"));
+    assert_eq!(code, 4401);
+    assert!(reason.contains("token"), "{reason}");
+
+    let mut ws = WsClient::connect(&stack.ws_url()).await.expect("connects");
+    ws.send_binary(&[0, 1, 2]).await.expect("sent");
+    let (code, _) = close_of(ws.recv().await.expect("close"));
+    assert_eq!(code, 1003);
+
+    // Silence: closed once the hello timeout passes.
+    let mut ws = WsClient::connect(&stack.ws_url()).await.expect("connects");
+    let (code, reason) = close_of(ws.recv().await.expect("close"));
+    assert_eq!(code, 4408);
+    assert!(reason.contains("hello"), "{reason}");
+
+    let metrics = stack.metrics().await.expect("metrics");
+    assert!(metrics.contains("reason=\"bad_token\""), "{metrics}");
+    assert!(metrics.contains("reason=\"timeout\""), "{metrics}");
+}

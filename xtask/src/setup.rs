@@ -1,0 +1,170 @@
+//! Installing what builds and tests need, skipping whatever is already there.
+//!
+//! Versions come from the places that decide them: trunk is pinned here (newer releases need a
+//! newer rustc), wasm-bindgen-cli must equal the `wasm-bindgen` version in Cargo.lock.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+
+pub const TRUNK_VERSION: &str = "0.21.14";
+const SYSTEM_PACKAGES: &[(&str, &str)] = &[
+    ("chromium", "/usr/bin/chromium"),
+    ("chromium-driver", "/usr/bin/chromedriver"),
+    ("redis-server", "/usr/bin/redis-server"),
+];
+
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+pub fn step(message: &str) {
+    println!("==> {message}");
+}
+
+/// Runs a command, streaming its output; fails with the command line when it fails.
+pub fn run(command: &mut Command) -> Result<()> {
+    let line = format!("{command:?}");
+    let status = command
+        .status()
+        .with_context(|| format!("could not start {line}"))?;
+    if !status.success() {
+        bail!("{line} failed with {status}");
+    }
+    Ok(())
+}
+
+fn output(command: &mut Command) -> Option<String> {
+    let out = command.output().ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+fn cargo_bin(name: &str) -> PathBuf {
+    let home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))
+        .unwrap_or_else(|| PathBuf::from(".cargo"));
+    home.join("bin").join(name)
+}
+
+/// The tool on PATH, else in cargo's bin directory.
+pub fn tool(name: &str) -> PathBuf {
+    let installed = cargo_bin(name);
+    if installed.exists() {
+        installed
+    } else {
+        PathBuf::from(name)
+    }
+}
+
+pub fn wasm_target() -> Result<()> {
+    let installed =
+        output(Command::new("rustup").args(["target", "list", "--installed"])).unwrap_or_default();
+    if installed
+        .lines()
+        .any(|l| l.trim() == "wasm32-unknown-unknown")
+    {
+        return Ok(());
+    }
+    step("installing the wasm32-unknown-unknown target");
+    run(Command::new("rustup").args(["target", "add", "wasm32-unknown-unknown"]))
+}
+
+pub fn trunk() -> Result<()> {
+    let version = output(Command::new(tool("trunk")).arg("--version")).unwrap_or_default();
+    if version.split_whitespace().nth(1) == Some(TRUNK_VERSION) {
+        return Ok(());
+    }
+    step(&format!(
+        "installing trunk {TRUNK_VERSION} (several minutes, once per machine)"
+    ));
+    run(Command::new("cargo").args(["install", "--locked", &format!("trunk@{TRUNK_VERSION}")]))
+}
+
+/// The `wasm-bindgen` version Cargo.lock resolved; the CLI must match it exactly.
+pub fn locked_wasm_bindgen() -> Result<String> {
+    let lock = std::fs::read_to_string(workspace_root().join("Cargo.lock"))
+        .context("reading Cargo.lock")?;
+    let mut lines = lock.lines();
+    while let Some(line) = lines.next() {
+        if line.trim() == "name = \"wasm-bindgen\""
+            && let Some(version) = lines
+                .next()
+                .and_then(|l| l.trim().strip_prefix("version = \""))
+        {
+            return Ok(version.trim_end_matches('"').to_string());
+        }
+    }
+    bail!("Cargo.lock has no wasm-bindgen package")
+}
+
+pub fn wasm_bindgen_cli() -> Result<()> {
+    let wanted = locked_wasm_bindgen()?;
+    let have = output(Command::new(tool("wasm-bindgen")).arg("--version")).unwrap_or_default();
+    if have.split_whitespace().nth(1) == Some(wanted.as_str()) {
+        return Ok(());
+    }
+    step(&format!(
+        "installing wasm-bindgen-cli {wanted} to match Cargo.lock (several minutes, once per machine)"
+    ));
+    // Its own lock file pins a crate release the registry no longer serves, so no --locked.
+    run(Command::new("cargo").args(["install", "wasm-bindgen-cli", "--version", &wanted]))
+}
+
+/// Debian packages for the browser tests and Redis; installed with apt-get when running as root.
+pub fn system_packages() -> Result<()> {
+    let missing: Vec<&str> = SYSTEM_PACKAGES
+        .iter()
+        .filter(|(_, path)| !Path::new(path).exists())
+        .map(|(package, _)| *package)
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let is_root = output(Command::new("id").arg("-u")).as_deref() == Some("0");
+    if !is_root {
+        bail!(
+            "missing system packages: {}; install them with `sudo apt-get install -y {}`",
+            missing.join(", "),
+            missing.join(" ")
+        );
+    }
+    step(&format!("installing {} with apt-get", missing.join(", ")));
+    run(Command::new("apt-get")
+        .args(["update", "-qq"])
+        .env("DEBIAN_FRONTEND", "noninteractive"))?;
+    run(Command::new("apt-get")
+        .args(["install", "-y", "-qq", "--no-install-recommends"])
+        .args(&missing)
+        .env("DEBIAN_FRONTEND", "noninteractive"))
+}
+
+/// Everything the widget build needs.
+pub fn widget_toolchain() -> Result<()> {
+    wasm_target()?;
+    trunk()?;
+    wasm_bindgen_cli()
+}
+
+pub fn all() -> Result<()> {
+    widget_toolchain()?;
+    system_packages()?;
+    step("set-up complete");
+    Ok(())
+}
+
+/// PATH with cargo's bin directory first, so trunk finds the wasm-bindgen we installed.
+pub fn path_with_cargo_bin() -> std::ffi::OsString {
+    let bin = cargo_bin("");
+    let mut paths = vec![bin];
+    if let Some(path) = std::env::var_os("PATH") {
+        paths.extend(std::env::split_paths(&path));
+    }
+    std::env::join_paths(paths).unwrap_or_default()
+}

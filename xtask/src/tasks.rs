@@ -1,0 +1,223 @@
+//! The commands themselves: `demo` and `test`.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+
+use crate::setup::{self, run, step, workspace_root};
+
+const RELAY_ADDR: &str = "127.0.0.1:8080";
+const SIM_ADDR: &str = "127.0.0.1:8090";
+const DEMO_AGENT: &str = "alice@example.com";
+
+/// A cargo command from the workspace root, with RUSTFLAGS removed: it would silently replace
+/// the wasm32 rustflags of `.cargo/config.toml`.
+fn cargo(args: &[&str]) -> Command {
+    let mut command = Command::new("cargo");
+    command
+        .args(args)
+        .current_dir(workspace_root())
+        .env_remove("RUSTFLAGS")
+        .env("PATH", setup::path_with_cargo_bin());
+    command
+}
+
+/// Builds the widget into `widget/dist` with trunk (offline: no downloads, exact tool versions).
+pub fn build_widget() -> Result<()> {
+    step("building the widget (trunk)");
+    let mut command = Command::new(setup::tool("trunk"));
+    command
+        .args(["build", "--offline"])
+        .current_dir(workspace_root())
+        .env_remove("RUSTFLAGS")
+        .env("TRUNK_SKIP_VERSION_CHECK", "true")
+        .env("PATH", setup::path_with_cargo_bin());
+    run(&mut command)?;
+    let index = workspace_root().join("widget/dist/index.html");
+    if !index.exists() {
+        bail!("trunk finished but {} is missing", index.display());
+    }
+    Ok(())
+}
+
+fn ensure_free(addr: &str, what: &str) -> Result<()> {
+    TcpListener::bind(addr)
+        .map(drop)
+        .with_context(|| format!("{addr} is in use; stop whatever listens there to run the {what}"))
+}
+
+/// A minimal HTTP GET so the orchestrator needs no HTTP client: the status code, if any answer.
+fn http_status(addr: &str, path: &str) -> Option<u16> {
+    let mut stream = TcpStream::connect(addr).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").ok()?;
+    let mut head = [0u8; 16];
+    stream.read_exact(&mut head).ok()?;
+    std::str::from_utf8(&head[9..12]).ok()?.parse().ok()
+}
+
+struct Children(Vec<(&'static str, Child)>);
+
+impl Children {
+    fn exited(&mut self) -> Option<&'static str> {
+        self.0
+            .iter_mut()
+            .find_map(|(name, child)| matches!(child.try_wait(), Ok(Some(_))).then_some(*name))
+    }
+
+    /// SIGINT first (both binaries shut down gracefully on it), SIGKILL after 5 s.
+    fn stop(&mut self) {
+        for (_, child) in &mut self.0 {
+            let _ = Command::new("kill")
+                .args(["-INT", &child.id().to_string()])
+                .status();
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        for (name, child) in &mut self.0 {
+            while Instant::now() < deadline {
+                if matches!(child.try_wait(), Ok(Some(_))) {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            if !matches!(child.try_wait(), Ok(Some(_))) {
+                eprintln!("{name} did not stop in time; killing it");
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+    }
+}
+
+pub fn demo() -> Result<()> {
+    setup::widget_toolchain()?;
+    build_widget()?;
+    step("building the relay and the simulator");
+    run(&mut cargo(&[
+        "build",
+        "--bin",
+        "cti-relay",
+        "--bin",
+        "cti-sim",
+    ]))?;
+    ensure_free(RELAY_ADDR, "relay")?;
+    ensure_free(SIM_ADDR, "simulator")?;
+
+    let bin = |name: &str| workspace_root().join("target/debug").join(name);
+    let (stop_tx, stop_rx) = mpsc::channel();
+    ctrlc::set_handler(move || {
+        let _ = stop_tx.send(());
+    })
+    .context("installing the Ctrl-C handler")?;
+
+    step("starting the simulator and the relay");
+    let mut children = Children(Vec::new());
+    children.0.push((
+        "simulator",
+        Command::new(bin("cti-sim"))
+            .env("SIM_LISTEN", SIM_ADDR)
+            .env("SIM_RELAY_URL", format!("http://{RELAY_ADDR}"))
+            .spawn()
+            .context("starting cti-sim")?,
+    ));
+    children.0.push((
+        "relay",
+        Command::new(bin("cti-relay"))
+            .env("CTI_LISTEN", RELAY_ADDR)
+            .env("CTI_WIDGET_DIR", workspace_root().join("widget/dist"))
+            .spawn()
+            .context("starting cti-relay")?,
+    ));
+
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while http_status(RELAY_ADDR, "/readyz") != Some(200) {
+        if let Some(name) = children.exited() {
+            children.stop();
+            bail!("the {name} exited during start-up; its log is above");
+        }
+        if Instant::now() > deadline || stop_rx.try_recv().is_ok() {
+            children.stop();
+            bail!("the relay did not become ready within 60 s (see the log above)");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    println!();
+    println!("  CTI demo is running. Open:");
+    println!();
+    println!("      http://{SIM_ADDR}/sim/host/?agent={DEMO_AGENT}");
+    println!();
+    println!("  (simulated V2 Agent Desktop with the widget; place a call from its panel)");
+    println!("  Press Ctrl-C to stop.");
+    println!();
+    loop {
+        if stop_rx.recv_timeout(Duration::from_millis(500)).is_ok() {
+            step("stopping");
+            children.stop();
+            return Ok(());
+        }
+        if let Some(name) = children.exited() {
+            children.stop();
+            bail!("the {name} stopped unexpectedly; its log is above");
+        }
+    }
+}
+
+pub fn test(args: &[String]) -> Result<()> {
+    let lint = !args.iter().any(|a| a == "--no-lint");
+    let started = Instant::now();
+    setup::all()?;
+    if lint {
+        step("checking formatting");
+        run(&mut cargo(&["fmt", "--all", "--check"]))?;
+        step("clippy (native crates)");
+        run(&mut cargo(&[
+            "clippy",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ]))?;
+        step("clippy (widget, wasm32)");
+        run(&mut cargo(&[
+            "clippy",
+            "-p",
+            "cti-widget",
+            "--target",
+            "wasm32-unknown-unknown",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ]))?;
+    }
+    build_widget()?;
+    step("unit, integration and end-to-end tests");
+    let root = workspace_root();
+    run(cargo(&["test", "--no-fail-fast"])
+        .env("CTI_WIDGET_DIST", root.join("widget/dist"))
+        .env("CHROMEDRIVER", "/usr/bin/chromedriver")
+        .env("CHROMIUM", "/usr/bin/chromium"))?;
+    step("widget tests in headless Chromium");
+    run(cargo(&[
+        "test",
+        "-p",
+        "cti-widget",
+        "--target",
+        "wasm32-unknown-unknown",
+    ])
+    .env("CHROMEDRIVER", "/usr/bin/chromedriver")
+    .env(
+        "WASM_BINDGEN_TEST_WEBDRIVER_JSON",
+        Path::new(&root).join("widget/webdriver.json"),
+    ))?;
+    step(&format!(
+        "all tests passed in {:.0} s",
+        started.elapsed().as_secs_f64()
+    ));
+    Ok(())
+}
