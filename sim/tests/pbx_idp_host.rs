@@ -878,7 +878,8 @@ async fn lookup_answers_what_v2_would_pop() {
         .v2
         .sample_callers()
         .into_iter()
-        .map(|c| c.number)
+        // Foreign callers are presented internationally: without the spaces, that is E.164.
+        .map(|c| c.number.replace([' ', '-'], ""))
         .find(|n| cti_sim::host::is_e164(n) && !sim.v2.lookup_phone(n).is_empty())
         .expect("a sample caller with an E.164 number on record");
     let encoded = e164.replacen('+', "%2B", 1);

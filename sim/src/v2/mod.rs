@@ -1,13 +1,35 @@
-//! Placeholder for the simulated V2 REST API: just enough of `Tenant` for the other simulators
-//! to compile against until the real module lands.
+//! The simulated SAP Sales Cloud V2 tenant: the REST API under `/sap/c4c/api/v1/...`.
+//!
+//! It follows V2's published conventions as far as they are known: `{"count","value"}` and
+//! `{"value"}` envelopes, `$top` (at most 999), `$skip` (below 10000), `$filter`, `$select`,
+//! `$count`, `$orderby`, Basic auth, the `{"error":{...}}` envelope, ETag + If-Match on PATCH
+//! (428 without, 412 stale), and 429 with Retry-After over a daily request budget. The relay reaches
+//! it by URL only, as it would a real tenant.
 
-use std::sync::Arc;
+pub mod limits;
+pub mod query;
+pub mod seed;
 
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use axum::Json;
 use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use base64::Engine;
 use serde::Serialize;
+use serde_json::{Value, json};
 
 use crate::{Sim, SimConfig};
+use limits::{Admission, Fault, Limits};
 
+/// Who carries a number, as V2 Agent Desktop's ANI search would find them.
 #[derive(Debug, Clone, Serialize)]
 pub struct PhoneOwner {
     pub kind: &'static str,
@@ -16,65 +38,643 @@ pub struct PhoneOwner {
     pub name: String,
 }
 
+/// A caller the demo page offers: a label and the number as the PBX presents it.
 #[derive(Debug, Clone, Serialize)]
 pub struct SampleCaller {
     pub label: String,
     pub number: String,
 }
 
+/// V2's largest page and its offset limit.
+pub const MAX_TOP: usize = 999;
+pub const MAX_SKIP: usize = 9_999;
+const DEFAULT_TOP: usize = 50;
+
+/// The collections this tenant serves: (service, collection, kind for phone lookups).
+const COLLECTIONS: &[(&str, &str, Option<&str>)] = &[
+    ("account-service", "accounts", Some("account")),
+    ("contact-person-service", "contactPersons", Some("contact")),
+    (
+        "individual-customer-service",
+        "individualCustomers",
+        Some("individual_customer"),
+    ),
+    ("employee-service", "employees", None),
+    ("opportunity-service", "opportunities", None),
+    ("phone-service", "phoneCalls", None),
+];
+
+#[derive(Debug, Default)]
+struct Collection {
+    items: Vec<Value>,
+    by_id: HashMap<String, usize>,
+}
+
+impl Collection {
+    fn from(items: Vec<Value>) -> Self {
+        let by_id = items
+            .iter()
+            .enumerate()
+            .filter_map(|(i, v)| Some((v.get("id")?.as_str()?.to_string(), i)))
+            .collect();
+        Collection { items, by_id }
+    }
+}
+
 #[derive(Debug)]
 pub struct Tenant {
-    phones: Vec<(String, PhoneOwner)>,
+    user: String,
+    password: String,
+    collections: RwLock<HashMap<&'static str, Collection>>,
+    samples: Vec<SampleCaller>,
+    limits: Limits,
+    requests: AtomicU64,
+    next_display_id: AtomicU64,
 }
 
 impl Tenant {
-    pub fn new(_config: &SimConfig) -> Self {
-        let owner = |kind, id: &str, display_id: &str, name: &str| PhoneOwner {
-            kind,
-            id: id.into(),
-            display_id: display_id.into(),
-            name: name.into(),
-        };
+    pub fn new(config: &SimConfig) -> Self {
+        Self::with_clock(config, limits::system_clock())
+    }
+
+    pub fn with_clock(config: &SimConfig, clock: limits::Clock) -> Self {
+        let seed = seed::generate(config.seed, config.records, &config.demo_agent);
+        let mut collections = HashMap::new();
+        collections.insert("accounts", Collection::from(seed.accounts));
+        collections.insert("contactPersons", Collection::from(seed.contacts));
+        collections.insert("individualCustomers", Collection::from(seed.individuals));
+        collections.insert("employees", Collection::from(seed.employees));
+        collections.insert("opportunities", Collection::from(seed.opportunities));
+        collections.insert("phoneCalls", Collection::from(seed.phone_calls));
         Tenant {
-            phones: vec![
-                (
-                    "+41441234567".into(),
-                    owner("contact", "c-1", "1001", "Anna Schmidt"),
-                ),
-                (
-                    "+41449870000".into(),
-                    owner("account", "a-1", "2001", "Acme AG"),
-                ),
-                (
-                    "+41449870000".into(),
-                    owner("contact", "c-2", "1002", "Ben Meier"),
-                ),
-            ],
+            user: config.v2_user.clone(),
+            password: config.v2_password.clone(),
+            collections: RwLock::new(collections),
+            samples: seed
+                .samples
+                .into_iter()
+                .map(|(label, number)| SampleCaller { label, number })
+                .collect(),
+            limits: Limits::new(config.request_budget, clock),
+            requests: AtomicU64::new(0),
+            next_display_id: AtomicU64::new(900_000),
         }
     }
 
+    /// Every record with a normalised phone equal to `e164`.
     pub fn lookup_phone(&self, e164: &str) -> Vec<PhoneOwner> {
-        self.phones
-            .iter()
-            .filter(|(number, _)| number == e164)
-            .map(|(_, owner)| owner.clone())
-            .collect()
+        let collections = self.collections.read().unwrap_or_else(|p| p.into_inner());
+        let mut owners = Vec::new();
+        for (_, name, kind) in COLLECTIONS {
+            let (Some(kind), Some(collection)) = (kind, collections.get(name)) else {
+                continue;
+            };
+            for record in &collection.items {
+                if carries(record, e164) {
+                    let text = |k: &str| record.get(k).and_then(Value::as_str).unwrap_or_default();
+                    owners.push(PhoneOwner {
+                        kind,
+                        id: text("id").to_string(),
+                        display_id: text("displayId").to_string(),
+                        name: text("formattedName").to_string(),
+                    });
+                }
+            }
+        }
+        owners
     }
 
     pub fn sample_callers(&self) -> Vec<SampleCaller> {
-        vec![
-            SampleCaller {
-                label: "Anna Schmidt".into(),
-                number: "+41 44 123 45 67".into(),
-            },
-            SampleCaller {
-                label: "Acme AG".into(),
-                number: "+41441234567".into(),
-            },
-        ]
+        self.samples.clone()
+    }
+
+    /// Requests the V2 API has answered (any status), for tests and benchmarks.
+    pub fn request_count(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
+    }
+
+    /// The records of one collection (e.g. `"accounts"`), for tests.
+    pub fn records(&self, collection: &str) -> Vec<Value> {
+        self.collections
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(collection)
+            .map(|c| c.items.clone())
+            .unwrap_or_default()
+    }
+}
+
+/// True when any `*NormalisedNumber` field anywhere in the record equals `e164`.
+fn carries(value: &Value, e164: &str) -> bool {
+    match value {
+        Value::Object(map) => map.iter().any(|(k, v)| {
+            (k.ends_with("NormalisedNumber") && v.as_str() == Some(e164)) || carries(v, e164)
+        }),
+        Value::Array(items) => items.iter().any(|v| carries(v, e164)),
+        _ => false,
     }
 }
 
 pub fn routes() -> Router<Arc<Sim>> {
     Router::new()
+        .route(
+            "/sap/c4c/api/v1/{service}/{collection}",
+            get(list).post(create),
+        )
+        .route(
+            "/sap/c4c/api/v1/{service}/{collection}/{id}",
+            get(read).patch(update),
+        )
+        .route(
+            "/sim/faults",
+            post(set_fault).delete(clear_fault).get(get_fault),
+        )
+}
+
+/// V2's error envelope.
+fn v2_error(status: StatusCode, code: &str, message: impl Into<String>, target: &str) -> Response {
+    let body = json!({"error": {"code": code, "message": message.into(), "target": target, "details": []}});
+    (status, Json(body)).into_response()
+}
+
+fn collection_name(service: &str, collection: &str) -> Result<&'static str, Response> {
+    COLLECTIONS
+        .iter()
+        .find(|(s, c, _)| *s == service && *c == collection)
+        .map(|(_, c, _)| *c)
+        .ok_or_else(|| {
+            v2_error(
+                StatusCode::NOT_FOUND,
+                "api.404",
+                format!("no collection {service}/{collection}"),
+                "",
+            )
+        })
+}
+
+/// Auth, faults and budget, in the order a caller meets them.
+async fn guard(sim: &Sim, headers: &HeaderMap) -> Result<(), Response> {
+    let tenant = &sim.v2;
+    tenant.requests.fetch_add(1, Ordering::Relaxed);
+    let expected = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD
+            .encode(format!("{}:{}", tenant.user, tenant.password))
+    );
+    let authorized = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v == expected);
+    if !authorized {
+        return Err((
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Basic realm=\"V2\"")],
+        )
+            .into_response());
+    }
+    match tenant.limits.admit() {
+        Admission::Serve => Ok(()),
+        Admission::Delay(ms) => {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            Ok(())
+        }
+        Admission::Fail(status) => {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+            let mut response = v2_error(status, "sim.fault", "injected fault", "");
+            if status == StatusCode::TOO_MANY_REQUESTS {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            Err(response)
+        }
+        Admission::OverBudget(retry_after) => {
+            let mut response = v2_error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "api.429",
+                "the daily API call limit of this tenant is reached",
+                "",
+            );
+            if let Ok(v) = HeaderValue::from_str(&retry_after.to_string()) {
+                response.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+            Err(response)
+        }
+    }
+}
+
+fn bad_request(message: impl Into<String>, target: &str) -> Response {
+    v2_error(StatusCode::BAD_REQUEST, "api.400", message, target)
+}
+
+/// The parsed query options of a collection GET.
+struct Options {
+    top: usize,
+    skip: usize,
+    count: bool,
+    filter: Option<query::Filter>,
+    orderby: Vec<query::OrderKey>,
+    select: Option<Vec<String>>,
+}
+
+fn options(params: &[(String, String)]) -> Result<Options, Response> {
+    let mut o = Options {
+        top: DEFAULT_TOP,
+        skip: 0,
+        count: false,
+        filter: None,
+        orderby: Vec::new(),
+        select: None,
+    };
+    for (key, value) in params {
+        let number = |what: &str| -> Result<usize, Response> {
+            value.trim().parse().map_err(|_| {
+                bad_request(
+                    format!("{what} must be a whole number, got {value:?}"),
+                    what,
+                )
+            })
+        };
+        match key.as_str() {
+            "$top" => {
+                o.top = number("$top")?;
+                if o.top > MAX_TOP {
+                    return Err(bad_request(
+                        format!("$top must not exceed {MAX_TOP}, got {}", o.top),
+                        "$top",
+                    ));
+                }
+            }
+            "$skip" => {
+                o.skip = number("$skip")?;
+                if o.skip > MAX_SKIP {
+                    return Err(bad_request(
+                        format!("$skip must be below 10000, got {}", o.skip),
+                        "$skip",
+                    ));
+                }
+            }
+            "$count" => {
+                o.count = match value.as_str() {
+                    "true" => true,
+                    "false" => false,
+                    _ => return Err(bad_request("$count must be true or false", "$count")),
+                }
+            }
+            "$filter" => {
+                o.filter = Some(
+                    query::parse_filter(value)
+                        .map_err(|e| bad_request(format!("invalid $filter: {e}"), "$filter"))?,
+                );
+            }
+            "$orderby" => {
+                o.orderby = query::parse_orderby(value)
+                    .map_err(|e| bad_request(format!("invalid $orderby: {e}"), "$orderby"))?;
+            }
+            "$select" => {
+                o.select = Some(
+                    value
+                        .split(',')
+                        .map(|s| s.trim().to_string())
+                        .filter(|s| !s.is_empty())
+                        .collect(),
+                );
+            }
+            "$search" | "$query" | "$exclude" => {
+                return Err(v2_error(
+                    StatusCode::NOT_IMPLEMENTED,
+                    "api.501",
+                    format!("{key} is not supported by this tenant"),
+                    key,
+                ));
+            }
+            other if other.starts_with('$') => {
+                return Err(bad_request(format!("unknown query option {other}"), other));
+            }
+            _ => {}
+        }
+    }
+    Ok(o)
+}
+
+async fn list(
+    State(sim): State<Arc<Sim>>,
+    Path((service, collection)): Path<(String, String)>,
+    Query(params): Query<Vec<(String, String)>>,
+    headers: HeaderMap,
+) -> Response {
+    let name = match collection_name(&service, &collection) {
+        Ok(name) => name,
+        Err(response) => return response,
+    };
+    if let Err(response) = guard(&sim, &headers).await {
+        return response;
+    }
+    let o = match options(&params) {
+        Ok(o) => o,
+        Err(response) => return response,
+    };
+    let collections = sim.v2.collections.read().unwrap_or_else(|p| p.into_inner());
+    let Some(items) = collections.get(name).map(|c| &c.items) else {
+        return v2_error(StatusCode::NOT_FOUND, "api.404", "no such collection", "");
+    };
+    let mut hits: Vec<&Value> = items
+        .iter()
+        .filter(|r| o.filter.as_ref().is_none_or(|f| query::matches(f, r)))
+        .collect();
+    let total = hits.len();
+    if !o.orderby.is_empty() {
+        hits.sort_by(|a, b| query::order(&o.orderby, a, b));
+    }
+    let page: Vec<Value> = hits
+        .into_iter()
+        .skip(o.skip)
+        .take(o.top)
+        .map(|r| match &o.select {
+            Some(fields) => query::select(r, fields),
+            None => r.clone(),
+        })
+        .collect();
+    let body = if o.count {
+        json!({"count": total, "value": page})
+    } else {
+        json!({"value": page})
+    };
+    Json(body).into_response()
+}
+
+fn etag_of(record: &Value) -> String {
+    format!(
+        "\"{}\"",
+        record["adminData"]["updatedOn"]
+            .as_str()
+            .unwrap_or_default()
+    )
+}
+
+fn with_etag(record: &Value, status: StatusCode) -> Response {
+    let mut response = (status, Json(json!({"value": record}))).into_response();
+    if let Ok(v) = HeaderValue::from_str(&etag_of(record)) {
+        response.headers_mut().insert(header::ETAG, v);
+    }
+    response
+}
+
+async fn read(
+    State(sim): State<Arc<Sim>>,
+    Path((service, collection, id)): Path<(String, String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    let name = match collection_name(&service, &collection) {
+        Ok(name) => name,
+        Err(response) => return response,
+    };
+    if let Err(response) = guard(&sim, &headers).await {
+        return response;
+    }
+    let collections = sim.v2.collections.read().unwrap_or_else(|p| p.into_inner());
+    let Some(c) = collections.get(name) else {
+        return v2_error(StatusCode::NOT_FOUND, "api.404", "no such collection", "");
+    };
+    match c.by_id.get(&id).and_then(|i| c.items.get(*i)) {
+        Some(record) => with_etag(record, StatusCode::OK),
+        None => v2_error(
+            StatusCode::NOT_FOUND,
+            &format!("{collection}.404"),
+            format!("no {collection} with id {id}"),
+            "id",
+        ),
+    }
+}
+
+fn now_stamp() -> String {
+    let now = time::OffsetDateTime::now_utc();
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        now.year(),
+        u8::from(now.month()),
+        now.day(),
+        now.hour(),
+        now.minute(),
+        now.second(),
+        now.millisecond()
+    )
+}
+
+/// V2 keeps a normalised twin of every formatted phone field; derive it on write.
+fn derive_normalised(record: &mut Value) {
+    let country = record["defaultAddress"]["country"]
+        .as_str()
+        .map(str::to_string);
+    fn block(block: &mut Value, country: Option<&str>) {
+        let Some(map) = block.as_object_mut() else {
+            return;
+        };
+        let local = map
+            .get("country")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        let country = local.as_deref().or(country);
+        for prefix in ["phone", "mobile"] {
+            if let Some(typed) = map
+                .get(&format!("{prefix}FormattedNumber"))
+                .and_then(Value::as_str)
+            {
+                let normalised = seed::normalise(typed, country).map_or(Value::Null, Value::String);
+                map.insert(format!("{prefix}NormalisedNumber"), normalised);
+            }
+        }
+    }
+    block(record, country.as_deref());
+    block(&mut record["defaultCommunication"], country.as_deref());
+    for list in ["addresses", "isContactPersonFor"] {
+        if let Some(items) = record.get_mut(list).and_then(Value::as_array_mut) {
+            for item in items {
+                block(item, country.as_deref());
+            }
+        }
+    }
+}
+
+fn merge_patch(target: &mut Value, patch: &Value) {
+    match (target.as_object_mut(), patch.as_object()) {
+        (Some(target), Some(patch)) => {
+            for (key, value) in patch {
+                if value.is_null() {
+                    target.remove(key);
+                } else {
+                    merge_patch(target.entry(key.clone()).or_insert(Value::Null), value);
+                }
+            }
+        }
+        _ => *target = patch.clone(),
+    }
+}
+
+fn parse_body(body: &Bytes) -> Result<Value, Response> {
+    let value: Value = serde_json::from_slice(body).map_err(|e| {
+        bad_request(
+            format!(
+                "the body is not valid JSON: {e} (line {}, column {})",
+                e.line(),
+                e.column()
+            ),
+            "",
+        )
+    })?;
+    if !value.is_object() {
+        return Err(bad_request("the body must be a JSON object", ""));
+    }
+    Ok(value)
+}
+
+async fn create(
+    State(sim): State<Arc<Sim>>,
+    Path((service, collection)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let name = match collection_name(&service, &collection) {
+        Ok(name) => name,
+        Err(response) => return response,
+    };
+    if let Err(response) = guard(&sim, &headers).await {
+        return response;
+    }
+    let mut record = match parse_body(&body) {
+        Ok(v) => v,
+        Err(response) => return response,
+    };
+    let id = uuid::Uuid::new_v4().to_string();
+    let stamp = now_stamp();
+    record["id"] = Value::String(id.clone());
+    if record.get("displayId").and_then(Value::as_str).is_none() {
+        let display = sim.v2.next_display_id.fetch_add(1, Ordering::Relaxed);
+        record["displayId"] = Value::String(display.to_string());
+    }
+    record["adminData"] = json!({"createdOn": stamp, "createdBy": "api", "createdByName": "API user",
+                                 "updatedOn": stamp, "updatedBy": "api", "updatedByName": "API user"});
+    derive_normalised(&mut record);
+    let mut collections = sim
+        .v2
+        .collections
+        .write()
+        .unwrap_or_else(|p| p.into_inner());
+    let c = collections.entry(name).or_default();
+    c.by_id.insert(id, c.items.len());
+    c.items.push(record.clone());
+    with_etag(&record, StatusCode::CREATED)
+}
+
+async fn update(
+    State(sim): State<Arc<Sim>>,
+    Path((service, collection, id)): Path<(String, String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let name = match collection_name(&service, &collection) {
+        Ok(name) => name,
+        Err(response) => return response,
+    };
+    if let Err(response) = guard(&sim, &headers).await {
+        return response;
+    }
+    let patch = match parse_body(&body) {
+        Ok(v) => v,
+        Err(response) => return response,
+    };
+    let Some(if_match) = headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok()) else {
+        return v2_error(
+            StatusCode::PRECONDITION_REQUIRED,
+            "api.428",
+            "PATCH requires an If-Match header with the record's ETag",
+            "If-Match",
+        );
+    };
+    let mut collections = sim
+        .v2
+        .collections
+        .write()
+        .unwrap_or_else(|p| p.into_inner());
+    let Some(c) = collections.get_mut(name) else {
+        return v2_error(StatusCode::NOT_FOUND, "api.404", "no such collection", "");
+    };
+    let Some(record) = c.by_id.get(&id).copied().and_then(|i| c.items.get_mut(i)) else {
+        return v2_error(
+            StatusCode::NOT_FOUND,
+            &format!("{collection}.404"),
+            format!("no {collection} with id {id}"),
+            "id",
+        );
+    };
+    let current = record["adminData"]["updatedOn"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let presented = if_match.trim().trim_matches('"');
+    if presented != "*" && presented != current {
+        return v2_error(
+            StatusCode::PRECONDITION_FAILED,
+            "api.412",
+            "the record was changed since it was read (ETag mismatch)",
+            "If-Match",
+        );
+    }
+    let admin = record["adminData"].clone();
+    merge_patch(record, &patch);
+    let mut stamp = now_stamp();
+    if stamp <= current {
+        // Two writes in one millisecond must still get different ETags.
+        stamp = format!("{}+", current);
+    }
+    record["id"] = Value::String(id);
+    record["adminData"] = admin;
+    record["adminData"]["updatedOn"] = Value::String(stamp);
+    derive_normalised(record);
+    with_etag(record, StatusCode::OK)
+}
+
+async fn set_fault(State(sim): State<Arc<Sim>>, body: Bytes) -> Response {
+    let error = |message: &str, target: &str| {
+        (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"error": {"code": "invalid_fault", "message": message, "target": target}})),
+        )
+            .into_response()
+    };
+    let Ok(value) = serde_json::from_slice::<Value>(&body) else {
+        return error("the body is not valid JSON", "");
+    };
+    let count = match value.get("count") {
+        None => 1,
+        Some(c) => match c.as_u64().and_then(|c| u32::try_from(c).ok()) {
+            Some(c) => c,
+            None => return error("count must be a positive whole number", "count"),
+        },
+    };
+    let fault = match (value.get("status"), value.get("delay_ms")) {
+        (Some(s), None) => match s.as_u64().filter(|s| (400..600).contains(s)) {
+            Some(status) => Fault::Status {
+                status: status as u16,
+                count,
+            },
+            None => return error("status must be an HTTP error status (400-599)", "status"),
+        },
+        (None, Some(d)) => match d.as_u64().filter(|d| *d <= 60_000) {
+            Some(delay_ms) => Fault::Delay { delay_ms, count },
+            None => return error("delay_ms must be 0 to 60000", "delay_ms"),
+        },
+        _ => return error("give exactly one of status or delay_ms", ""),
+    };
+    sim.v2.limits.set_fault(Some(fault));
+    Json(json!({"fault": fault})).into_response()
+}
+
+async fn clear_fault(State(sim): State<Arc<Sim>>) -> Response {
+    sim.v2.limits.set_fault(None);
+    Json(json!({"fault": null})).into_response()
+}
+
+async fn get_fault(State(sim): State<Arc<Sim>>) -> Response {
+    Json(json!({"fault": sim.v2.limits.fault()})).into_response()
 }

@@ -17,9 +17,9 @@ async fn actions_for(stack: &Stack, call_id: &str) -> Result<Vec<(String, Value)
         .host_payloads()
         .await?
         .into_iter()
-        .filter(|p| p["payload"]["payload"]["ExternalReferenceID"] == call_id)
+        .filter(|p| p["payload"]["ExternalReferenceID"] == call_id)
         .map(|p| {
-            let inner = p["payload"]["payload"].clone();
+            let inner = p["payload"].clone();
             (inner["Action"].as_str().unwrap_or_default().to_string(), p)
         })
         .collect())
@@ -118,8 +118,8 @@ async fn ring_pop_answer_hang_up_in_chromium() -> Result<()> {
     }
     browser.leave_frame().await?;
     let notify = wait_for_action(&stack, &call.id, "NOTIFY").await?;
-    assert_eq!(notify["payload"]["payload"]["ANI"], e164.as_str());
-    assert_eq!(notify["payload"]["payload"]["EventType"], "INBOUND");
+    assert_eq!(notify["payload"]["ANI"], e164.as_str());
+    assert_eq!(notify["payload"]["EventType"], "INBOUND");
     assert_eq!(notify["ani_ok"], true);
     browser
         .wait_text("#pop-target", "the host to name the record V2 pops", |t| {
@@ -148,7 +148,7 @@ async fn ring_pop_answer_hang_up_in_chromium() -> Result<()> {
         .await?;
     browser.leave_frame().await?;
     let end = wait_for_action(&stack, &call.id, "END").await?;
-    assert_eq!(end["payload"]["payload"]["EventType"], "UPDATEACTIVITY");
+    assert_eq!(end["payload"]["EventType"], "UPDATEACTIVITY");
     let actions: Vec<String> = actions_for(&stack, &call.id)
         .await?
         .into_iter()
@@ -173,7 +173,7 @@ async fn ring_pop_answer_hang_up_in_chromium() -> Result<()> {
     browser.leave_frame().await?;
     let unknown = ringing_call(&stack).await?;
     let notify = wait_for_action(&stack, &unknown.id, "NOTIFY").await?;
-    assert_eq!(notify["payload"]["payload"]["ANI"], "+41315550199");
+    assert_eq!(notify["payload"]["ANI"], "+41315550199");
 
     browser.close().await;
     Ok(())
