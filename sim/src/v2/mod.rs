@@ -191,19 +191,73 @@ pub fn routes() -> Router<Arc<Sim>> {
         )
 }
 
-/// V2's error envelope.
-fn v2_error(status: StatusCode, code: &str, message: impl Into<String>, target: &str) -> Response {
-    let body = json!({"error": {"code": code, "message": message.into(), "target": target, "details": []}});
-    (status, Json(body)).into_response()
+/// Every way the simulated V2 API says no, rendered in one place as V2's error envelope.
+#[derive(Debug, thiserror::Error)]
+pub enum V2Error {
+    #[error("authentication required")]
+    Unauthorized,
+    #[error("{message}")]
+    Status {
+        status: StatusCode,
+        code: String,
+        message: String,
+        target: String,
+    },
+    /// 429, with the seconds until the caller may retry.
+    #[error("{message}")]
+    TooManyRequests { message: String, retry_after: u64 },
 }
 
-fn collection_name(service: &str, collection: &str) -> Result<&'static str, Response> {
+impl V2Error {
+    fn new(status: StatusCode, code: &str, message: impl Into<String>, target: &str) -> Self {
+        V2Error::Status {
+            status,
+            code: code.into(),
+            message: message.into(),
+            target: target.into(),
+        }
+    }
+}
+
+impl IntoResponse for V2Error {
+    fn into_response(self) -> Response {
+        let envelope = |code: &str, message: &str, target: &str| {
+            Json(
+                json!({"error": {"code": code, "message": message, "target": target, "details": []}}),
+            )
+        };
+        match self {
+            V2Error::Unauthorized => (
+                StatusCode::UNAUTHORIZED,
+                [(header::WWW_AUTHENTICATE, "Basic realm=\"V2\"")],
+            )
+                .into_response(),
+            V2Error::Status {
+                status,
+                code,
+                message,
+                target,
+            } => (status, envelope(&code, &message, &target)).into_response(),
+            V2Error::TooManyRequests {
+                message,
+                retry_after,
+            } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                [(header::RETRY_AFTER, retry_after.to_string())],
+                envelope("api.429", &message, ""),
+            )
+                .into_response(),
+        }
+    }
+}
+
+fn collection_name(service: &str, collection: &str) -> Result<&'static str, V2Error> {
     COLLECTIONS
         .iter()
         .find(|(s, c, _)| *s == service && *c == collection)
         .map(|(_, c, _)| *c)
         .ok_or_else(|| {
-            v2_error(
+            V2Error::new(
                 StatusCode::NOT_FOUND,
                 "api.404",
                 format!("no collection {service}/{collection}"),
@@ -213,7 +267,7 @@ fn collection_name(service: &str, collection: &str) -> Result<&'static str, Resp
 }
 
 /// Auth, faults and budget, in the order a caller meets them.
-async fn guard(sim: &Sim, headers: &HeaderMap) -> Result<(), Response> {
+async fn guard(sim: &Sim, headers: &HeaderMap) -> Result<(), V2Error> {
     let tenant = &sim.v2;
     tenant.requests.fetch_add(1, Ordering::Relaxed);
     let expected = format!(
@@ -226,11 +280,7 @@ async fn guard(sim: &Sim, headers: &HeaderMap) -> Result<(), Response> {
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v == expected);
     if !authorized {
-        return Err((
-            StatusCode::UNAUTHORIZED,
-            [(header::WWW_AUTHENTICATE, "Basic realm=\"V2\"")],
-        )
-            .into_response());
+        return Err(V2Error::Unauthorized);
     }
     match tenant.limits.admit() {
         Admission::Serve => Ok(()),
@@ -238,33 +288,25 @@ async fn guard(sim: &Sim, headers: &HeaderMap) -> Result<(), Response> {
             tokio::time::sleep(Duration::from_millis(ms)).await;
             Ok(())
         }
-        Admission::Fail(status) => {
-            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
-            let mut response = v2_error(status, "sim.fault", "injected fault", "");
-            if status == StatusCode::TOO_MANY_REQUESTS {
-                response
-                    .headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-            }
-            Err(response)
-        }
-        Admission::OverBudget(retry_after) => {
-            let mut response = v2_error(
-                StatusCode::TOO_MANY_REQUESTS,
-                "api.429",
-                "the daily API call limit of this tenant is reached",
-                "",
-            );
-            if let Ok(v) = HeaderValue::from_str(&retry_after.to_string()) {
-                response.headers_mut().insert(header::RETRY_AFTER, v);
-            }
-            Err(response)
-        }
+        Admission::Fail(429) => Err(V2Error::TooManyRequests {
+            message: "injected fault".into(),
+            retry_after: 1,
+        }),
+        Admission::Fail(status) => Err(V2Error::new(
+            StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE),
+            "sim.fault",
+            "injected fault",
+            "",
+        )),
+        Admission::OverBudget(retry_after) => Err(V2Error::TooManyRequests {
+            message: "the daily API call limit of this tenant is reached".into(),
+            retry_after,
+        }),
     }
 }
 
-fn bad_request(message: impl Into<String>, target: &str) -> Response {
-    v2_error(StatusCode::BAD_REQUEST, "api.400", message, target)
+fn bad_request(message: impl Into<String>, target: &str) -> V2Error {
+    V2Error::new(StatusCode::BAD_REQUEST, "api.400", message, target)
 }
 
 /// The parsed query options of a collection GET.
@@ -277,7 +319,7 @@ struct Options {
     select: Option<Vec<String>>,
 }
 
-fn options(params: &[(String, String)]) -> Result<Options, Response> {
+fn options(params: &[(String, String)]) -> Result<Options, V2Error> {
     let mut o = Options {
         top: DEFAULT_TOP,
         skip: 0,
@@ -287,7 +329,7 @@ fn options(params: &[(String, String)]) -> Result<Options, Response> {
         select: None,
     };
     for (key, value) in params {
-        let number = |what: &str| -> Result<usize, Response> {
+        let number = |what: &str| -> Result<usize, V2Error> {
             value.trim().parse().map_err(|_| {
                 bad_request(
                     format!("{what} must be a whole number, got {value:?}"),
@@ -341,7 +383,7 @@ fn options(params: &[(String, String)]) -> Result<Options, Response> {
                 );
             }
             "$search" | "$query" | "$exclude" => {
-                return Err(v2_error(
+                return Err(V2Error::new(
                     StatusCode::NOT_IMPLEMENTED,
                     "api.501",
                     format!("{key} is not supported by this tenant"),
@@ -362,21 +404,18 @@ async fn list(
     Path((service, collection)): Path<(String, String)>,
     Query(params): Query<Vec<(String, String)>>,
     headers: HeaderMap,
-) -> Response {
-    let name = match collection_name(&service, &collection) {
-        Ok(name) => name,
-        Err(response) => return response,
-    };
-    if let Err(response) = guard(&sim, &headers).await {
-        return response;
-    }
-    let o = match options(&params) {
-        Ok(o) => o,
-        Err(response) => return response,
-    };
+) -> Result<Response, V2Error> {
+    let name = collection_name(&service, &collection)?;
+    guard(&sim, &headers).await?;
+    let o = options(&params)?;
     let collections = sim.v2.collections.read().unwrap_or_else(|p| p.into_inner());
     let Some(items) = collections.get(name).map(|c| &c.items) else {
-        return v2_error(StatusCode::NOT_FOUND, "api.404", "no such collection", "");
+        return Err(V2Error::new(
+            StatusCode::NOT_FOUND,
+            "api.404",
+            "no such collection",
+            "",
+        ));
     };
     let mut hits: Vec<&Value> = items
         .iter()
@@ -400,7 +439,7 @@ async fn list(
     } else {
         json!({"value": page})
     };
-    Json(body).into_response()
+    Ok(Json(body).into_response())
 }
 
 fn etag_of(record: &Value) -> String {
@@ -424,26 +463,26 @@ async fn read(
     State(sim): State<Arc<Sim>>,
     Path((service, collection, id)): Path<(String, String, String)>,
     headers: HeaderMap,
-) -> Response {
-    let name = match collection_name(&service, &collection) {
-        Ok(name) => name,
-        Err(response) => return response,
-    };
-    if let Err(response) = guard(&sim, &headers).await {
-        return response;
-    }
+) -> Result<Response, V2Error> {
+    let name = collection_name(&service, &collection)?;
+    guard(&sim, &headers).await?;
     let collections = sim.v2.collections.read().unwrap_or_else(|p| p.into_inner());
     let Some(c) = collections.get(name) else {
-        return v2_error(StatusCode::NOT_FOUND, "api.404", "no such collection", "");
+        return Err(V2Error::new(
+            StatusCode::NOT_FOUND,
+            "api.404",
+            "no such collection",
+            "",
+        ));
     };
     match c.by_id.get(&id).and_then(|i| c.items.get(*i)) {
-        Some(record) => with_etag(record, StatusCode::OK),
-        None => v2_error(
+        Some(record) => Ok(with_etag(record, StatusCode::OK)),
+        None => Err(V2Error::new(
             StatusCode::NOT_FOUND,
             &format!("{collection}.404"),
             format!("no {collection} with id {id}"),
             "id",
-        ),
+        )),
     }
 }
 
@@ -511,7 +550,7 @@ fn merge_patch(target: &mut Value, patch: &Value) {
     }
 }
 
-fn parse_body(body: &Bytes) -> Result<Value, Response> {
+fn parse_body(body: &Bytes) -> Result<Value, V2Error> {
     let value: Value = serde_json::from_slice(body).map_err(|e| {
         bad_request(
             format!(
@@ -533,18 +572,10 @@ async fn create(
     Path((service, collection)): Path<(String, String)>,
     headers: HeaderMap,
     body: Bytes,
-) -> Response {
-    let name = match collection_name(&service, &collection) {
-        Ok(name) => name,
-        Err(response) => return response,
-    };
-    if let Err(response) = guard(&sim, &headers).await {
-        return response;
-    }
-    let mut record = match parse_body(&body) {
-        Ok(v) => v,
-        Err(response) => return response,
-    };
+) -> Result<Response, V2Error> {
+    let name = collection_name(&service, &collection)?;
+    guard(&sim, &headers).await?;
+    let mut record = parse_body(&body)?;
     let id = uuid::Uuid::new_v4().to_string();
     let stamp = now_stamp();
     record["id"] = Value::String(id.clone());
@@ -563,7 +594,7 @@ async fn create(
     let c = collections.entry(name).or_default();
     c.by_id.insert(id, c.items.len());
     c.items.push(record.clone());
-    with_etag(&record, StatusCode::CREATED)
+    Ok(with_etag(&record, StatusCode::CREATED))
 }
 
 async fn update(
@@ -571,25 +602,17 @@ async fn update(
     Path((service, collection, id)): Path<(String, String, String)>,
     headers: HeaderMap,
     body: Bytes,
-) -> Response {
-    let name = match collection_name(&service, &collection) {
-        Ok(name) => name,
-        Err(response) => return response,
-    };
-    if let Err(response) = guard(&sim, &headers).await {
-        return response;
-    }
-    let patch = match parse_body(&body) {
-        Ok(v) => v,
-        Err(response) => return response,
-    };
+) -> Result<Response, V2Error> {
+    let name = collection_name(&service, &collection)?;
+    guard(&sim, &headers).await?;
+    let patch = parse_body(&body)?;
     let Some(if_match) = headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok()) else {
-        return v2_error(
+        return Err(V2Error::new(
             StatusCode::PRECONDITION_REQUIRED,
             "api.428",
             "PATCH requires an If-Match header with the record's ETag",
             "If-Match",
-        );
+        ));
     };
     let mut collections = sim
         .v2
@@ -597,15 +620,20 @@ async fn update(
         .write()
         .unwrap_or_else(|p| p.into_inner());
     let Some(c) = collections.get_mut(name) else {
-        return v2_error(StatusCode::NOT_FOUND, "api.404", "no such collection", "");
+        return Err(V2Error::new(
+            StatusCode::NOT_FOUND,
+            "api.404",
+            "no such collection",
+            "",
+        ));
     };
     let Some(record) = c.by_id.get(&id).copied().and_then(|i| c.items.get_mut(i)) else {
-        return v2_error(
+        return Err(V2Error::new(
             StatusCode::NOT_FOUND,
             &format!("{collection}.404"),
             format!("no {collection} with id {id}"),
             "id",
-        );
+        ));
     };
     let current = record["adminData"]["updatedOn"]
         .as_str()
@@ -613,12 +641,12 @@ async fn update(
         .to_string();
     let presented = if_match.trim().trim_matches('"');
     if presented != "*" && presented != current {
-        return v2_error(
+        return Err(V2Error::new(
             StatusCode::PRECONDITION_FAILED,
             "api.412",
             "the record was changed since it was read (ETag mismatch)",
             "If-Match",
-        );
+        ));
     }
     let admin = record["adminData"].clone();
     merge_patch(record, &patch);
@@ -631,7 +659,7 @@ async fn update(
     record["adminData"] = admin;
     record["adminData"]["updatedOn"] = Value::String(stamp);
     derive_normalised(record);
-    with_etag(record, StatusCode::OK)
+    Ok(with_etag(record, StatusCode::OK))
 }
 
 async fn set_fault(State(sim): State<Arc<Sim>>, body: Bytes) -> Response {

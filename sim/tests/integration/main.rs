@@ -1,0 +1,5 @@
+//! The simulator's routes, driven through its router: the V2 REST API, the PBX, the identity
+//! provider and the host stand-in page.
+
+mod pbx_idp_host;
+mod v2_api;
