@@ -198,6 +198,8 @@ pub fn test(args: &[String]) -> Result<()> {
     build_widget()?;
     step("unit, integration and end-to-end tests");
     let root = workspace_root();
+    let report = root.join("target/ring-to-pop.txt");
+    let _ = std::fs::remove_file(&report);
     run(cargo(&["test", "--no-fail-fast"])
         .env("CTI_WIDGET_DIST", root.join("widget/dist"))
         .env("CHROMEDRIVER", "/usr/bin/chromedriver")
@@ -215,6 +217,9 @@ pub fn test(args: &[String]) -> Result<()> {
         "WASM_BINDGEN_TEST_WEBDRIVER_JSON",
         Path::new(&root).join("widget/webdriver.json"),
     ))?;
+    if let Ok(line) = std::fs::read_to_string(&report) {
+        step(&format!("measured {}", line.trim()));
+    }
     step(&format!(
         "all tests passed in {:.0} s",
         started.elapsed().as_secs_f64()
