@@ -19,6 +19,19 @@ struct Cli {
 enum Command {
     /// Serve the relay (the default).
     Serve,
+    /// Phone-number tools.
+    #[command(subcommand)]
+    Numbers(NumbersCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum NumbersCommand {
+    /// Read numbers, one per line, on stdin; write `input<TAB>+E164` or `input<TAB>invalid:<reason>`.
+    Normalize {
+        /// ISO 3166 region for numbers written nationally, e.g. CH.
+        #[arg(long)]
+        region: String,
+    },
 }
 
 #[tokio::main]
@@ -31,6 +44,23 @@ async fn main() -> anyhow::Result<()> {
         .init();
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve().await,
+        Command::Numbers(NumbersCommand::Normalize { region }) => normalize(&region),
+    }
+}
+
+fn normalize(region: &str) -> anyhow::Result<()> {
+    let region = cti_relay::numbers::DefaultRegion::parse(region)
+        .map_err(|_| anyhow::anyhow!("--region {region:?} is not an ISO 3166 region code"))?;
+    let stdin = std::io::stdin().lock();
+    let stdout = std::io::BufWriter::new(std::io::stdout().lock());
+    match cti_relay::numbers::batch::normalize_lines(stdin, stdout, &region) {
+        Ok(stats) => {
+            eprintln!("{} numbers, {} invalid", stats.lines, stats.invalid);
+            Ok(())
+        }
+        // A closed pipe (`| head`) is the reader's choice, not an error.
+        Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(err) => Err(err).context("normalizing stdin"),
     }
 }
 

@@ -152,9 +152,54 @@ pub fn widget_toolchain() -> Result<()> {
     wasm_bindgen_cli()
 }
 
+/// The phonenumbers release whose metadata matches the Rust port's (9.0.42): the oracle of the
+/// differential normalization test.
+const PHONENUMBERS_VERSION: &str = "9.0.42";
+
+/// A virtualenv at `.venv` with Google libphonenumber's Python port, pinned.
+pub fn phone_oracle() -> Result<()> {
+    let venv = workspace_root().join(".venv");
+    let python = venv.join("bin/python3");
+    let have = output(
+        Command::new(&python).args(["-c", "import phonenumbers; print(phonenumbers.__version__)"]),
+    );
+    if have.as_deref() == Some(PHONENUMBERS_VERSION) {
+        return Ok(());
+    }
+    step(&format!(
+        "installing the phone-number oracle (phonenumbers {PHONENUMBERS_VERSION}) into .venv"
+    ));
+    if !python.exists() {
+        let created = Command::new("python3")
+            .args(["-m", "venv"])
+            .arg(&venv)
+            .status();
+        if !matches!(created, Ok(s) if s.success()) {
+            // Debian's python3 ships venv separately.
+            if output(Command::new("id").arg("-u")).as_deref() != Some("0") {
+                bail!(
+                    "python3 -m venv failed; install python3-venv (`sudo apt-get install -y python3-venv`)"
+                );
+            }
+            run(Command::new("apt-get")
+                .args(["install", "-y", "-qq", "python3-venv"])
+                .env("DEBIAN_FRONTEND", "noninteractive"))?;
+            run(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
+        }
+    }
+    run(Command::new(&python).args([
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        &format!("phonenumbers=={PHONENUMBERS_VERSION}"),
+    ]))
+}
+
 pub fn all() -> Result<()> {
     widget_toolchain()?;
     system_packages()?;
+    phone_oracle()?;
     step("set-up complete");
     Ok(())
 }

@@ -202,6 +202,7 @@ pub fn test(args: &[String]) -> Result<()> {
     let _ = std::fs::remove_file(&report);
     run(cargo(&["test", "--no-fail-fast"])
         .env("CTI_WIDGET_DIST", root.join("widget/dist"))
+        .env("CTI_PHONE_ORACLE_PYTHON", root.join(".venv/bin/python3"))
         .env("CHROMEDRIVER", "/usr/bin/chromedriver")
         .env("CHROMIUM", "/usr/bin/chromium"))?;
     step("widget tests in headless Chromium");

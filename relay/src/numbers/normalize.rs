@@ -38,6 +38,21 @@ pub enum InvalidNumber {
     UnknownRegion(String),
 }
 
+impl InvalidNumber {
+    /// The stable reason code (`too_short`, `not_valid`, ...) used in CLI output and reports.
+    pub fn code(&self) -> &'static str {
+        match self {
+            // Google's libphonenumber reports an empty string as not a number.
+            InvalidNumber::Empty | InvalidNumber::NotANumber => "not_a_number",
+            InvalidNumber::InvalidCountryCode => "invalid_country_code",
+            InvalidNumber::TooShort => "too_short",
+            InvalidNumber::TooLong => "too_long",
+            InvalidNumber::NotValid => "not_valid",
+            InvalidNumber::UnknownRegion(_) => "unknown_region",
+        }
+    }
+}
+
 /// A tenant's default region, parsed once from its ISO 3166 code.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DefaultRegion(Region);

@@ -2,4 +2,5 @@
 //! simulator, and the end-to-end flow in headless Chromium.
 
 mod browser_flow;
+mod phone_oracle;
 mod relay_api;
