@@ -31,6 +31,11 @@ pub struct Config {
     pub v2_timeout: Duration,
     /// How often each tenant's number index is rebuilt from V2.
     pub index_refresh: Duration,
+    /// How long a ringing call waits for V2 when its number is not in the index; past it the call
+    /// goes out as unknown and is updated when V2 answers.
+    pub miss_budget: Duration,
+    /// How long "V2 has no record with this number" is believed.
+    pub negative_ttl: Duration,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -89,6 +94,8 @@ impl Config {
             replay_capacity: 256,
             v2_timeout: Duration::from_secs(10),
             index_refresh: Duration::from_secs(15 * 60),
+            miss_budget: Duration::from_millis(300),
+            negative_ttl: Duration::from_secs(60),
         }
     }
 
@@ -191,6 +198,8 @@ impl Config {
         config.replay_capacity = number("CTI_REPLAY_CAPACITY", 256)? as usize;
         config.v2_timeout = Duration::from_secs(number("CTI_V2_TIMEOUT_SECS", 10)?);
         config.index_refresh = Duration::from_secs(number("CTI_INDEX_REFRESH_SECS", 900)?.max(10));
+        config.miss_budget = Duration::from_millis(number("CTI_MISS_BUDGET_MS", 300)?);
+        config.negative_ttl = Duration::from_secs(number("CTI_NEGATIVE_TTL_SECS", 60)?);
         Ok(config)
     }
 

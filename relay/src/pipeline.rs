@@ -11,7 +11,7 @@ use cti_protocol::ws::{CallState, CallView, Match};
 
 use crate::calls::{self, Transition};
 use crate::error::ApiError;
-use crate::numbers::{IndexedRecord, normalize};
+use crate::numbers::{IndexedRecord, live, normalize};
 use crate::secret::mask_number;
 use crate::state::{AppState, Tenant};
 use crate::v2::client::Collection;
@@ -48,9 +48,9 @@ pub async fn ingest(
         .await
         .map_err(unavailable)?;
     let is_new = existing.is_none();
-    let leg = match existing {
-        Some(leg) => leg,
-        None => new_leg(state, tenant, &event, received_at_ms),
+    let (leg, pending) = match existing {
+        Some(leg) => (leg, None),
+        None => new_leg(state, tenant, &event, received_at_ms).await,
     };
     let view = match calls::apply(leg.clone(), &event) {
         Transition::Changed(view) => *view,
@@ -80,7 +80,13 @@ pub async fn ingest(
         call = %view.id, state = ?view.state, caller = %mask_number(view.remote()),
         matches = view.matches.len(), "call updated"
     );
-    if is_new
+    if let Some(pending) = pending {
+        let (state, tenant) = (state.clone(), tenant.clone());
+        let (call_id, agent) = (view.id.clone(), view.agent.clone());
+        tokio::spawn(async move {
+            late_match(&state, &tenant, &call_id, &agent, pending).await;
+        });
+    } else if is_new
         && view.state == CallState::Ringing
         && let Some(account) = view.pop.as_ref().and_then(|m| m.account.clone())
     {
@@ -97,13 +103,16 @@ fn publish(state: &AppState, tenant: &str, view: CallView) {
     state.metrics.calls_pushed.inc();
 }
 
+/// A live V2 lookup that outlasted the push budget; it still yields the matches later.
+type PendingLookup = tokio::task::JoinHandle<Vec<IndexedRecord>>;
+
 /// A leg seen for the first time: normalize both numbers, match the remote party.
-fn new_leg(
-    state: &AppState,
-    tenant: &Tenant,
+async fn new_leg(
+    state: &Arc<AppState>,
+    tenant: &Arc<Tenant>,
     event: &TelephonyEvent,
     received_at_ms: u64,
-) -> CallView {
+) -> (CallView, Option<PendingLookup>) {
     let from = normalize(&event.from, &tenant.region);
     let to = normalize(&event.to, &tenant.region);
     let remote = match event.direction {
@@ -114,24 +123,16 @@ fn new_leg(
         Direction::Inbound => &event.from,
         Direction::Outbound => &event.to,
     };
-    let matches: Vec<Match> = match remote {
-        Ok(n) => state
-            .index
-            .lookup(&tenant.config.id, &n.e164)
-            .unwrap_or_else(|err| {
-                tracing::warn!(%err, "number index lookup failed; the call goes out unmatched");
-                Vec::new()
-            })
-            .into_iter()
-            .map(to_match)
-            .collect(),
-        Err(_) => Vec::new(),
+    let (records, pending) = match remote {
+        Ok(n) => lookup_caller(state, tenant, &n.e164).await,
+        Err(_) => (Vec::new(), None),
     };
+    let matches: Vec<Match> = records.into_iter().map(to_match).collect();
     let e164_or_raw = |n: &Result<crate::numbers::Normalized, _>, raw: &str| {
         n.as_ref()
             .map_or_else(|_| raw.trim().to_string(), |n| n.e164.clone())
     };
-    CallView {
+    let view = CallView {
         id: event.call_id.clone(),
         direction: event.direction,
         state: CallState::Ringing,
@@ -151,6 +152,85 @@ fn new_leg(
         end_reason: None,
         received_at_ms,
         recording_url: None,
+    };
+    (view, pending)
+}
+
+/// The index first; on a miss, a cached V2 answer; else V2 itself, waited for at most the
+/// configured budget. Returns the matches, or the lookup still running past the budget.
+async fn lookup_caller(
+    state: &Arc<AppState>,
+    tenant: &Arc<Tenant>,
+    e164: &str,
+) -> (Vec<IndexedRecord>, Option<PendingLookup>) {
+    let tid = tenant.config.id.as_str();
+    match state.index.lookup(tid, e164) {
+        Ok(records) if !records.is_empty() => return (records, None),
+        Ok(_) => {}
+        Err(err) => tracing::warn!(%err, "number index lookup failed; asking V2"),
+    }
+    if let Some(records) = state.misses.get(tid, e164, state.clock.now_ms()) {
+        return (records, None);
+    }
+    let (state2, tenant2, number) = (state.clone(), tenant.clone(), e164.to_string());
+    let mut lookup = tokio::spawn(async move {
+        match live::query(&tenant2.v2, &number).await {
+            Ok(records) => {
+                let ttl = if records.is_empty() {
+                    state2.config.negative_ttl
+                } else {
+                    state2.config.index_refresh
+                };
+                let expires = state2.clock.now_ms() + ttl.as_millis() as u64;
+                state2
+                    .misses
+                    .put(&tenant2.config.id, &number, records.clone(), expires);
+                records
+            }
+            Err(err) => {
+                tracing::warn!(%err, "live V2 lookup of an unknown caller failed");
+                Vec::new()
+            }
+        }
+    });
+    match tokio::time::timeout(state.config.miss_budget, &mut lookup).await {
+        Ok(records) => (records.unwrap_or_default(), None),
+        Err(_) => (Vec::new(), Some(lookup)),
+    }
+}
+
+/// Completes a leg that went out as unknown when V2's answer arrives after the budget.
+async fn late_match(
+    state: &Arc<AppState>,
+    tenant: &Arc<Tenant>,
+    call_id: &str,
+    agent: &str,
+    pending: PendingLookup,
+) {
+    let records = pending.await.unwrap_or_default();
+    if records.is_empty() {
+        return;
+    }
+    let tid = tenant.config.id.as_str();
+    let account = {
+        let _serial = state.stripe(tid, call_id).lock().await;
+        let Ok(Some(mut view)) = state.calls.get(tid, call_id, agent).await else {
+            return;
+        };
+        if !view.matches.is_empty() || view.state.is_final() {
+            return;
+        }
+        view.matches = records.into_iter().map(to_match).collect();
+        view.pop = view.matches.first().cloned();
+        let account = view.pop.as_ref().and_then(|m| m.account.clone());
+        if state.calls.put(tid, &view).await.is_err() {
+            return;
+        }
+        publish(state, tid, view);
+        account
+    };
+    if let Some(account) = account {
+        enrich(state, tenant, call_id, agent, &account.id).await;
     }
 }
 

@@ -11,6 +11,7 @@ use crate::calls::{CallStore, MemoryCallStore};
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::{Config, TenantConfig};
 use crate::metrics::Metrics;
+use crate::numbers::live::MissCache;
 use crate::numbers::{DefaultRegion, MemoryIndex, NumberIndex};
 use crate::push::Hub;
 use crate::v2::V2Client;
@@ -52,6 +53,8 @@ pub struct AppState {
     pub config: Config,
     pub tenants: HashMap<String, Arc<Tenant>>,
     pub index: Arc<dyn NumberIndex>,
+    /// Live V2 answers for numbers the index missed.
+    pub misses: MissCache,
     pub calls: Arc<dyn CallStore>,
     pub hub: Hub,
     pub metrics: Metrics,
@@ -113,6 +116,7 @@ impl AppState {
             stripes: (0..64).map(|_| tokio::sync::Mutex::new(())).collect(),
             tenants,
             index,
+            misses: MissCache::default(),
             calls,
             clock,
             config,

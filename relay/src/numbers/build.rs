@@ -42,7 +42,7 @@ pub async fn build_generation(
     }
     stats.numbers = generation.len();
     for records in generation.values_mut() {
-        records.sort_by(|a, b| a.kind.cmp(&b.kind).then_with(|| a.name.cmp(&b.name)));
+        super::index::rank(records);
     }
     Ok((generation, stats))
 }

@@ -19,6 +19,12 @@ pub struct IndexedRecord {
     pub account: Option<AccountRef>,
 }
 
+/// Puts the records of one number in match order: contacts, then individual customers, then
+/// accounts (the person on the line before the company), by name within a kind.
+pub fn rank(records: &mut [IndexedRecord]) {
+    records.sort_by(|a, b| a.kind.cmp(&b.kind).then_with(|| a.name.cmp(&b.name)));
+}
+
 /// One tenant's complete mapping, as produced by a full crawl.
 pub type Generation = HashMap<String, Vec<IndexedRecord>>;
 

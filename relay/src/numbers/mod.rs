@@ -3,6 +3,7 @@
 pub mod batch;
 pub mod build;
 pub mod index;
+pub mod live;
 pub mod normalize;
 pub mod refresh;
 

@@ -135,6 +135,30 @@ fn contact_account(record: &Value) -> Option<AccountRef> {
     })
 }
 
+/// `$filter` finding every record of `kind` that carries `e164` in any normalised phone field.
+pub fn phone_filter(kind: RecordKind, e164: &str) -> String {
+    let value = super::client::quote(e164);
+    let paths: &[&str] = match kind {
+        RecordKind::Contact => &[
+            "phoneNormalisedNumber",
+            "mobileNormalisedNumber",
+            "isContactPersonFor/phoneNormalisedNumber",
+            "isContactPersonFor/mobileNormalisedNumber",
+        ],
+        _ => &[
+            "defaultCommunication/phoneNormalisedNumber",
+            "defaultCommunication/mobileNormalisedNumber",
+            "addresses/phoneNormalisedNumber",
+            "addresses/mobileNormalisedNumber",
+        ],
+    };
+    paths
+        .iter()
+        .map(|p| format!("{p} eq {value}"))
+        .collect::<Vec<_>>()
+        .join(" or ")
+}
+
 /// `$filter` for the open opportunities of an account.
 pub fn open_opportunities_filter(account_id: &str) -> String {
     format!(
@@ -210,6 +234,15 @@ mod tests {
         let rec = indexed_record(RecordKind::Contact, &contact).expect("record");
         assert_eq!(rec.name, "Anna Muster");
         assert_eq!(rec.account.expect("account").name, "Main AG");
+    }
+
+    #[test]
+    fn phone_filters_cover_every_phone_field() {
+        let f = phone_filter(RecordKind::Contact, "+41441234567");
+        assert!(f.contains("isContactPersonFor/phoneNormalisedNumber eq '+41441234567'"));
+        assert_eq!(f.matches(" or ").count(), 3);
+        let f = phone_filter(RecordKind::Account, "+41441234567");
+        assert!(f.starts_with("defaultCommunication/phoneNormalisedNumber eq"));
     }
 
     #[test]

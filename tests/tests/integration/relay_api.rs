@@ -401,3 +401,102 @@ async fn websocket_misuse_is_closed_with_a_reason() {
     assert!(metrics.contains("reason=\"bad_token\""), "{metrics}");
     assert!(metrics.contains("reason=\"timeout\""), "{metrics}");
 }
+
+/// Creates a contact in the simulated V2 tenant after the relay built its index.
+async fn create_contact(stack: &Stack, given: &str, phone: &str) {
+    let response = stack
+        .http
+        .post(format!(
+            "{}/sap/c4c/api/v1/contact-person-service/contactPersons",
+            stack.sim.url()
+        ))
+        .basic_auth("demo", Some("demo"))
+        .json(&json!({"givenName": given, "familyName": "Newcomer", "formattedName": format!("{given} Newcomer"),
+                      "phoneFormattedNumber": phone,
+                      "isContactPersonFor": [{"accountId": "acc-new", "accountFormattedName": "Newcomer AG", "country": "CH"}]}))
+        .send()
+        .await
+        .expect("V2 answers");
+    assert_eq!(response.status(), 201);
+}
+
+#[tokio::test]
+async fn a_caller_missing_from_the_index_is_found_in_v2() {
+    let stack = Stack::start().await.expect("stack starts");
+    create_contact(&stack, "Nora", "+41 44 668 18 00").await;
+    let (mut ws, _) = WsClient::signed_in(&stack, AGENT, None)
+        .await
+        .expect("signed in");
+    let ringing = event("evt-live", "call-live", "ringing", "044 668 18 00").to_string();
+    assert_eq!(post_signed(&stack, ringing.as_bytes()).await.0, 202);
+    let call = ws
+        .recv_until("the call", |m| m["type"] == "call")
+        .await
+        .expect("call");
+    assert_eq!(call["call"]["pop"]["name"], "Nora Newcomer");
+    assert_eq!(call["call"]["pop"]["account"]["name"], "Newcomer AG");
+}
+
+#[tokio::test]
+async fn a_slow_v2_answer_updates_the_call_after_it_went_out_unknown() {
+    let stack = Stack::start_with(|c| c.miss_budget = Duration::from_millis(50))
+        .await
+        .expect("stack starts");
+    create_contact(&stack, "Otto", "+41 44 668 18 01").await;
+    // The three live queries (accounts, contacts, individual customers) each take a second.
+    let fault = stack
+        .http
+        .post(format!("{}/sim/faults", stack.sim.url()))
+        .json(&json!({"delay_ms": 1000, "count": 3}))
+        .send()
+        .await
+        .expect("fault set");
+    assert_eq!(fault.status(), 200);
+    let (mut ws, _) = WsClient::signed_in(&stack, AGENT, None)
+        .await
+        .expect("signed in");
+    let ringing = event("evt-slow", "call-slow", "ringing", "044 668 18 01").to_string();
+    assert_eq!(post_signed(&stack, ringing.as_bytes()).await.0, 202);
+    let first = ws
+        .recv_until("the call", |m| m["type"] == "call")
+        .await
+        .expect("call");
+    assert!(
+        first["call"]["pop"].is_null(),
+        "pushed unknown within the budget: {first}"
+    );
+    let later = ws
+        .recv_until("the late match", |m| {
+            m["type"] == "call" && !m["call"]["pop"].is_null()
+        })
+        .await
+        .expect("update");
+    assert_eq!(later["call"]["pop"]["name"], "Otto Newcomer");
+    assert_eq!(later["call"]["state"], "ringing");
+}
+
+#[tokio::test]
+async fn an_unknown_number_is_asked_once_then_remembered() {
+    let stack = Stack::start().await.expect("stack starts");
+    let (mut ws, _) = WsClient::signed_in(&stack, AGENT, None)
+        .await
+        .expect("signed in");
+    let first = event("evt-u1", "call-u1", "ringing", "044 668 18 02").to_string();
+    assert_eq!(post_signed(&stack, first.as_bytes()).await.0, 202);
+    ws.recv_until("first call", |m| m["type"] == "call")
+        .await
+        .expect("call");
+    let asked = stack.sim.sim.v2.request_count();
+    let second = event("evt-u2", "call-u2", "ringing", "+41 44 668 18 02").to_string();
+    assert_eq!(post_signed(&stack, second.as_bytes()).await.0, 202);
+    let call = ws
+        .recv_until("second call", |m| m["type"] == "call")
+        .await
+        .expect("call");
+    assert!(call["call"]["pop"].is_null());
+    assert_eq!(
+        stack.sim.sim.v2.request_count(),
+        asked,
+        "the negative answer was cached"
+    );
+}
