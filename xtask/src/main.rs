@@ -6,6 +6,7 @@
 //! - `test`: installs what the tests need (browser, drivers, redis-server, the WASM toolchain),
 //!   then runs every test: lint, unit and integration tests, the widget's browser tests, and the
 //!   end-to-end tests in headless Chromium.
+//! - `bench`: benchmarks in release mode, printing percentiles.
 
 mod setup;
 mod tasks;
@@ -17,6 +18,7 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("demo") => tasks::demo(),
         Some("test") => tasks::test(&args[1..]),
+        Some("bench") => tasks::bench(&args[1..]),
         Some("setup") => setup::all(),
         Some("help") | Some("--help") | Some("-h") | None => {
             print_help();
@@ -41,6 +43,7 @@ fn print_help() {
          Commands:\n  \
          demo    build and run relay + simulator on embedded defaults, print the URL to open\n  \
          test    install test prerequisites, then run every test (add --no-lint to skip fmt/clippy)\n  \
+         bench   benchmarks with percentiles: `bench numbers` (normalization, index lookups, index\n          build of 100,000 simulated records; CTI_BENCH_RECORDS sets records per collection)\n  \
          setup   only install prerequisites (wasm32 target, trunk, wasm-bindgen-cli, chromium,\n          chromium-driver, redis-server)\n  \
          help    this text"
     );

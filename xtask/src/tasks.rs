@@ -227,3 +227,24 @@ pub fn test(args: &[String]) -> Result<()> {
     ));
     Ok(())
 }
+
+/// Benchmarks run in release mode; timing belongs here, never in tests.
+pub fn bench(args: &[String]) -> Result<()> {
+    let suites = ["numbers"];
+    let wanted: Vec<&str> = if args.is_empty() {
+        suites.to_vec()
+    } else {
+        args.iter().map(String::as_str).collect()
+    };
+    for suite in wanted {
+        if !suites.contains(&suite) {
+            bail!(
+                "unknown benchmark {suite:?}; available: {}",
+                suites.join(", ")
+            );
+        }
+        step(&format!("benchmark: {suite} (release build)"));
+        run(&mut cargo(&["bench", "-p", "cti-tests", "--bench", suite]))?;
+    }
+    Ok(())
+}
