@@ -36,6 +36,8 @@ pub struct Config {
     pub miss_budget: Duration,
     /// How long "V2 has no record with this number" is believed.
     pub negative_ttl: Duration,
+    /// Shared stores in Redis (several relay instances act as one); None keeps them in memory.
+    pub redis_url: Option<crate::secret::Secret>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -96,6 +98,7 @@ impl Config {
             index_refresh: Duration::from_secs(15 * 60),
             miss_budget: Duration::from_millis(300),
             negative_ttl: Duration::from_secs(60),
+            redis_url: None,
         }
     }
 
@@ -200,6 +203,13 @@ impl Config {
         config.index_refresh = Duration::from_secs(number("CTI_INDEX_REFRESH_SECS", 900)?.max(10));
         config.miss_budget = Duration::from_millis(number("CTI_MISS_BUDGET_MS", 300)?);
         config.negative_ttl = Duration::from_secs(number("CTI_NEGATIVE_TTL_SECS", 60)?);
+        config.redis_url = match (get("REDIS_URL"), get("VCAP_SERVICES")) {
+            (Some(url), _) => Some(crate::secret::Secret::new(url)),
+            (None, Some(vcap)) => redis_from_vcap(&vcap)
+                .map_err(|problem| invalid("VCAP_SERVICES", problem))?
+                .map(crate::secret::Secret::new),
+            (None, None) => None,
+        };
         Ok(config)
     }
 
@@ -210,6 +220,37 @@ impl Config {
     pub fn tenant(&self, id: &str) -> Option<&TenantConfig> {
         self.tenants.iter().find(|t| t.id == id)
     }
+}
+
+/// The URL of a `redis-cache` binding (SAP BTP's Redis service), if the app has one.
+fn redis_from_vcap(vcap: &str) -> Result<Option<String>, String> {
+    let services: serde_json::Value =
+        serde_json::from_str(vcap).map_err(|e| format!("not valid JSON: {e}"))?;
+    let Some(credentials) = services
+        .get("redis-cache")
+        .and_then(|b| b.get(0))
+        .and_then(|b| b.get("credentials"))
+    else {
+        return Ok(None);
+    };
+    let text = |k: &str| credentials.get(k).and_then(serde_json::Value::as_str);
+    if let Some(uri) = text("uri") {
+        return Ok(Some(uri.to_string()));
+    }
+    let host = text("hostname").ok_or("redis-cache credentials have neither uri nor hostname")?;
+    let port = credentials
+        .get("port")
+        .and_then(|p| p.as_u64().or_else(|| p.as_str()?.parse().ok()))
+        .unwrap_or(6379);
+    let scheme = if credentials.get("tls").and_then(serde_json::Value::as_bool) == Some(true) {
+        "rediss"
+    } else {
+        "redis"
+    };
+    let auth = text("password")
+        .map(|p| format!(":{p}@"))
+        .unwrap_or_default();
+    Ok(Some(format!("{scheme}://{auth}{host}:{port}")))
 }
 
 #[cfg(test)]
@@ -249,6 +290,26 @@ mod tests {
         assert!(err.to_string().contains("16 characters"), "{err}");
         let err = Config::from_vars(vars(&[("CTI_HEARTBEAT_SECS", "soon")])).expect_err("invalid");
         assert!(err.to_string().starts_with("CTI_HEARTBEAT_SECS"), "{err}");
+    }
+
+    #[test]
+    fn redis_comes_from_redis_url_or_a_redis_cache_binding() {
+        let c = Config::from_vars(vars(&[("REDIS_URL", "redis://127.0.0.1:7000")])).expect("valid");
+        assert_eq!(
+            c.redis_url.as_ref().map(|s| s.expose()),
+            Some("redis://127.0.0.1:7000")
+        );
+        let vcap = r#"{"redis-cache":[{"name":"r","credentials":{"hostname":"h.example","port":1234,"password":"pw","tls":true}}]}"#;
+        let c = Config::from_vars(vars(&[("VCAP_SERVICES", vcap)])).expect("valid");
+        assert_eq!(
+            c.redis_url.as_ref().map(|s| s.expose()),
+            Some("rediss://:pw@h.example:1234")
+        );
+        assert!(!format!("{c:?}").contains("pw@"));
+        let c = Config::from_vars(vars(&[("VCAP_SERVICES", r#"{"xsuaa":[]}"#)])).expect("valid");
+        assert!(c.redis_url.is_none());
+        let err = Config::from_vars(vars(&[("VCAP_SERVICES", "{")])).expect_err("invalid");
+        assert!(err.to_string().starts_with("VCAP_SERVICES"), "{err}");
     }
 
     #[test]

@@ -67,7 +67,15 @@ fn normalize(region: &str) -> anyhow::Result<()> {
 async fn serve() -> anyhow::Result<()> {
     let config = cti_relay::Config::from_env().context("invalid configuration")?;
     let listen = config.listen;
-    let state = cti_relay::AppState::new(config);
+    let stores = if config.redis_url.is_some() {
+        "redis"
+    } else {
+        "memory"
+    };
+    let state = cti_relay::AppState::from_config(config)
+        .await
+        .context("connecting the stores")?;
+    tracing::info!(stores, "stores ready");
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;

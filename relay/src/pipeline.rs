@@ -164,7 +164,7 @@ async fn lookup_caller(
     e164: &str,
 ) -> (Vec<IndexedRecord>, Option<PendingLookup>) {
     let tid = tenant.config.id.as_str();
-    match state.index.lookup(tid, e164) {
+    match state.index.lookup(tid, e164).await {
         Ok(records) if !records.is_empty() => return (records, None),
         Ok(_) => {}
         Err(err) => tracing::warn!(%err, "number index lookup failed; asking V2"),

@@ -12,6 +12,7 @@ use crate::clock::{SharedClock, SystemClock};
 use crate::config::{Config, TenantConfig};
 use crate::metrics::Metrics;
 use crate::numbers::live::MissCache;
+use crate::numbers::redis_index::RedisIndex;
 use crate::numbers::{DefaultRegion, MemoryIndex, NumberIndex};
 use crate::push::Hub;
 use crate::v2::V2Client;
@@ -65,6 +66,22 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// The stores the configuration asks for: Redis with `redis_url`, else in memory.
+    pub async fn from_config(
+        config: Config,
+    ) -> Result<Arc<Self>, crate::numbers::index::IndexError> {
+        let index: Arc<dyn NumberIndex> = match &config.redis_url {
+            Some(url) => Arc::new(RedisIndex::connect(url.expose()).await?),
+            None => Arc::new(MemoryIndex::default()),
+        };
+        Ok(Self::with_parts(
+            config,
+            index,
+            Arc::new(MemoryCallStore::default()),
+            Arc::new(SystemClock),
+        ))
+    }
+
     /// The embedded defaults: in-memory stores, the system clock.
     pub fn new(config: Config) -> Arc<Self> {
         Self::with_parts(

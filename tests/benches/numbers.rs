@@ -120,7 +120,7 @@ async fn bench_index(records: usize) {
     let elapsed = started.elapsed();
     let numbers: Vec<String> = generation.keys().cloned().collect();
     let index = MemoryIndex::default();
-    index.replace("bench", generation).expect("replace");
+    index.replace("bench", generation).await.expect("replace");
     println!(
         "index build: {} records, {} numbers, {} V2 requests in {elapsed:?}; resident memory +{} MiB",
         stats.records,
@@ -133,7 +133,7 @@ async fn bench_index(records: usize) {
     for i in 0..200_000usize {
         let number = &numbers[(i * 7919) % numbers.len()];
         let t = Instant::now();
-        let hits = index.lookup("bench", number).expect("lookup");
+        let hits = index.lookup("bench", number).await.expect("lookup");
         samples.push(t.elapsed());
         assert!(!hits.is_empty());
     }

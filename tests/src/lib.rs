@@ -7,6 +7,7 @@
 //! allows and fail with what it was waiting for.
 
 pub mod browser;
+pub mod redis;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -70,7 +71,8 @@ impl Stack {
         config.listen = relay_listener.local_addr()?;
         config.widget_dir = widget_dist();
         tweak(&mut config);
-        let relay = cti_relay::spawn_on(relay_listener, AppState::new(config))?;
+        let state = AppState::from_config(config).await?;
+        let relay = cti_relay::spawn_on(relay_listener, state)?;
         let stack = Stack {
             sim,
             relay,

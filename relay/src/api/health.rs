@@ -16,11 +16,17 @@ pub async fn healthz() -> &'static str {
 }
 
 /// 200 once every tenant's number index was built from V2 (so calls can be matched); 503 with
-/// the reason per tenant before that.
+/// the reason per tenant before that. With Redis unreachable the relay still serves (lookups fall
+/// back to V2), so it stays 200 and says `degraded`.
 pub async fn readyz(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     let mut ready = true;
+    let mut degraded = false;
     let mut tenants = serde_json::Map::new();
     for (id, tenant) in &state.tenants {
+        if let Err(err) = state.index.len(id).await {
+            degraded = true;
+            tracing::warn!(%err, tenant = %id, "number index store unreachable");
+        }
         let status = match tenant.index_status() {
             IndexStatus::Ready { numbers } => json!({"index": "ready", "numbers": numbers}),
             IndexStatus::Building => {
@@ -34,9 +40,14 @@ pub async fn readyz(State(state): State<Arc<AppState>>) -> impl IntoResponse {
         };
         tenants.insert(id.clone(), status);
     }
+    let status = match (ready, degraded) {
+        (false, _) => "not_ready",
+        (true, true) => "degraded",
+        (true, false) => "ready",
+    };
     let body: Value = json!({
-        "status": if ready { "ready" } else { "not_ready" },
-        "stores": "memory",
+        "status": status,
+        "stores": if state.config.redis_url.is_some() { "redis" } else { "memory" },
         "tenants": tenants,
     });
     let code = if ready {

@@ -7,10 +7,12 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
+use async_trait::async_trait;
 use cti_protocol::ws::{AccountRef, RecordKind};
+use serde::{Deserialize, Serialize};
 
 /// What the index keeps about a record: enough to show a caller card before V2 answers anything.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IndexedRecord {
     pub kind: RecordKind,
     pub id: String,
@@ -34,13 +36,14 @@ pub enum IndexError {
     Unavailable(String),
 }
 
+#[async_trait]
 pub trait NumberIndex: Send + Sync + std::fmt::Debug {
-    /// Every record carrying `e164` in `tenant`, in no particular order.
-    fn lookup(&self, tenant: &str, e164: &str) -> Result<Vec<IndexedRecord>, IndexError>;
+    /// Every record carrying `e164` in `tenant`, in match order.
+    async fn lookup(&self, tenant: &str, e164: &str) -> Result<Vec<IndexedRecord>, IndexError>;
     /// Atomically replaces the tenant's whole index.
-    fn replace(&self, tenant: &str, generation: Generation) -> Result<(), IndexError>;
+    async fn replace(&self, tenant: &str, generation: Generation) -> Result<(), IndexError>;
     /// How many distinct numbers the tenant's index holds.
-    fn len(&self, tenant: &str) -> Result<usize, IndexError>;
+    async fn len(&self, tenant: &str) -> Result<usize, IndexError>;
 }
 
 /// The embedded default: one immutable map per tenant, swapped by pointer.
@@ -59,15 +62,16 @@ impl MemoryIndex {
     }
 }
 
+#[async_trait]
 impl NumberIndex for MemoryIndex {
-    fn lookup(&self, tenant: &str, e164: &str) -> Result<Vec<IndexedRecord>, IndexError> {
+    async fn lookup(&self, tenant: &str, e164: &str) -> Result<Vec<IndexedRecord>, IndexError> {
         Ok(self
             .generation(tenant)
             .and_then(|g| g.get(e164).cloned())
             .unwrap_or_default())
     }
 
-    fn replace(&self, tenant: &str, generation: Generation) -> Result<(), IndexError> {
+    async fn replace(&self, tenant: &str, generation: Generation) -> Result<(), IndexError> {
         self.tenants
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -75,7 +79,7 @@ impl NumberIndex for MemoryIndex {
         Ok(())
     }
 
-    fn len(&self, tenant: &str) -> Result<usize, IndexError> {
+    async fn len(&self, tenant: &str) -> Result<usize, IndexError> {
         Ok(self.generation(tenant).map_or(0, |g| g.len()))
     }
 }
@@ -94,29 +98,38 @@ mod tests {
         }
     }
 
-    #[test]
-    fn tenants_are_isolated_and_replacement_is_whole() {
+    #[tokio::test]
+    async fn tenants_are_isolated_and_replacement_is_whole() {
         let index = MemoryIndex::default();
         let mut g = Generation::new();
         g.insert("+41441234567".into(), vec![record("a")]);
-        index.replace("t1", g).expect("replace");
-        assert_eq!(index.lookup("t1", "+41441234567").expect("lookup").len(), 1);
+        index.replace("t1", g).await.expect("replace");
+        assert_eq!(
+            index
+                .lookup("t1", "+41441234567")
+                .await
+                .expect("lookup")
+                .len(),
+            1
+        );
         assert!(
             index
                 .lookup("t2", "+41441234567")
+                .await
                 .expect("lookup")
                 .is_empty()
         );
 
         let mut g2 = Generation::new();
         g2.insert("+41449999999".into(), vec![record("b")]);
-        index.replace("t1", g2).expect("replace");
+        index.replace("t1", g2).await.expect("replace");
         assert!(
             index
                 .lookup("t1", "+41441234567")
+                .await
                 .expect("lookup")
                 .is_empty()
         );
-        assert_eq!(index.len("t1").expect("len"), 1);
+        assert_eq!(index.len("t1").await.expect("len"), 1);
     }
 }

@@ -5,6 +5,7 @@ pub mod build;
 pub mod index;
 pub mod live;
 pub mod normalize;
+pub mod redis_index;
 pub mod refresh;
 
 pub use index::{IndexedRecord, MemoryIndex, NumberIndex};

@@ -14,7 +14,7 @@ pub async fn rebuild(state: &AppState, tenant: &Tenant) -> Result<usize, V2Error
     let started = std::time::Instant::now();
     let (generation, stats) = build_generation(&tenant.v2, &tenant.region).await?;
     let numbers = generation.len();
-    if let Err(err) = state.index.replace(&tenant.config.id, generation) {
+    if let Err(err) = state.index.replace(&tenant.config.id, generation).await {
         tracing::error!(%err, tenant = %tenant.config.id, "storing the number index failed");
         return Err(V2Error::Transport {
             path: "number index store".into(),

@@ -3,4 +3,5 @@
 
 mod browser_flow;
 mod phone_oracle;
+mod redis_index;
 mod relay_api;
