@@ -147,6 +147,36 @@ impl Stack {
         bail!("the simulator offers no sample caller that matches exactly one record")
     }
 
+    /// The relay's `/readyz` answer.
+    pub async fn readyz(&self) -> Result<Value> {
+        Ok(self
+            .http
+            .get(format!("{}/readyz", self.relay.url()))
+            .send()
+            .await?
+            .json()
+            .await?)
+    }
+
+    /// Posts a body to the demo tenant's generic webhook, signed with its secret; the status.
+    pub async fn post_event(&self, body: &str) -> Result<u16> {
+        let response = self
+            .http
+            .post(format!(
+                "{}/v1/tenants/demo/telephony/generic",
+                self.relay.url()
+            ))
+            .header("content-type", "application/json")
+            .header(
+                "x-cti-signature",
+                cti_sim::pbx::sign("demo-webhook-secret", body.as_bytes()),
+            )
+            .body(body.to_string())
+            .send()
+            .await?;
+        Ok(response.status().as_u16())
+    }
+
     pub async fn metrics(&self) -> Result<String> {
         Ok(self
             .http

@@ -7,7 +7,7 @@ use cti_relay::numbers::redis_index::RedisIndex;
 use cti_relay::secret::Secret;
 use cti_tests::redis::RedisServer;
 use cti_tests::{Stack, WsClient};
-use serde_json::{Value, json};
+use serde_json::json;
 
 fn record(id: &str, name: &str) -> IndexedRecord {
     IndexedRecord {
@@ -65,24 +65,11 @@ async fn replacement_is_whole_and_tenants_are_apart() {
 async fn post_ringing(stack: &Stack, id: &str, call: &str, from: &str) {
     let body = json!({"id": id, "call_id": call, "type": "ringing", "direction": "inbound",
         "from": from, "to": "+41 44 999 00 00", "agent": "alice@example.com",
-        "at": "2026-11-24T10:00:00Z"})
-    .to_string();
+        "at": "2026-11-24T10:00:00Z"});
     let status = stack
-        .http
-        .post(format!(
-            "{}/v1/tenants/demo/telephony/generic",
-            stack.relay.url()
-        ))
-        .header("content-type", "application/json")
-        .header(
-            "x-cti-signature",
-            cti_sim::pbx::sign("demo-webhook-secret", body.as_bytes()),
-        )
-        .body(body)
-        .send()
+        .post_event(&body.to_string())
         .await
-        .expect("relay answers")
-        .status();
+        .expect("relay answers");
     assert_eq!(status, 202);
 }
 
@@ -90,32 +77,13 @@ async fn post_ringing(stack: &Stack, id: &str, call: &str, from: &str) {
 async fn the_relay_matches_from_redis_and_falls_back_to_v2_when_it_is_gone() {
     let mut server = RedisServer::start().await.expect("redis-server");
     let url = server.url();
-    let stack = Stack::start_with(|c| c.redis_url = Some(Secret::new(url)))
+    let stack = Stack::start_with(|c| c.redis_url = Some(Secret::new(url.clone())))
         .await
         .expect("stack starts");
-    let ready: Value = stack
-        .http
-        .get(format!("{}/readyz", stack.relay.url()))
-        .send()
-        .await
-        .expect("readyz")
-        .json()
-        .await
-        .expect("json");
+    let ready = stack.readyz().await.expect("readyz");
     assert_eq!(ready["stores"], "redis");
     assert_eq!(ready["status"], "ready");
-    let direct = RedisIndex::connect(
-        &stack
-            .relay
-            .state
-            .config
-            .redis_url
-            .as_ref()
-            .map(|s| s.expose().to_string())
-            .unwrap_or_default(),
-    )
-    .await
-    .expect("connects");
+    let direct = RedisIndex::connect(&url).await.expect("connects");
     assert!(
         direct.len("demo").await.expect("len") > 300,
         "the index lives in Redis"
@@ -145,14 +113,6 @@ async fn the_relay_matches_from_redis_and_falls_back_to_v2_when_it_is_gone() {
         name.as_str(),
         "matched through V2"
     );
-    let ready: Value = stack
-        .http
-        .get(format!("{}/readyz", stack.relay.url()))
-        .send()
-        .await
-        .expect("readyz")
-        .json()
-        .await
-        .expect("json");
+    let ready = stack.readyz().await.expect("readyz");
     assert_eq!(ready["status"], "degraded");
 }

@@ -62,15 +62,7 @@ async fn health_readiness_and_metrics() {
         .await
         .expect("healthz");
     assert_eq!(health.status(), 200);
-    let ready: Value = stack
-        .http
-        .get(format!("{}/readyz", stack.relay.url()))
-        .send()
-        .await
-        .expect("readyz")
-        .json()
-        .await
-        .expect("json");
+    let ready = stack.readyz().await.expect("readyz");
     assert_eq!(ready["status"], "ready");
     assert!(
         ready["tenants"]["demo"]["numbers"].as_u64().unwrap_or(0) > 300,
