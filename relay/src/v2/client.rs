@@ -81,37 +81,10 @@ impl V2Client {
     ) -> Result<Vec<Value>, V2Error> {
         let path = format!("/sap/c4c/api/v1/{}", collection.path());
         let request = self
-            .authorize(self.http.get(format!("{}{}", self.base_url, path)))
-            .header("Accept", "application/json")
+            .http
+            .get(format!("{}{}", self.base_url, path))
             .query(query);
-        let response = request.send().await.map_err(|e| V2Error::Transport {
-            path: path.clone(),
-            reason: e.without_url().to_string(),
-        })?;
-        let status = response.status();
-        let retry_after = response
-            .headers()
-            .get("retry-after")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse().ok());
-        let body = response.bytes().await.map_err(|e| V2Error::Transport {
-            path: path.clone(),
-            reason: e.without_url().to_string(),
-        })?;
-        if !status.is_success() {
-            let (code, message) = error_envelope(&body);
-            return Err(V2Error::Status {
-                status: status.as_u16(),
-                path,
-                code,
-                message,
-                retry_after,
-            });
-        }
-        let mut envelope: Value = serde_json::from_slice(&body).map_err(|e| V2Error::Decode {
-            path: path.clone(),
-            reason: e.to_string(),
-        })?;
+        let (mut envelope, _) = self.send(request, &path).await?;
         match envelope.get_mut("value").map(Value::take) {
             Some(Value::Array(items)) => Ok(items),
             _ => Err(V2Error::Decode {
@@ -119,6 +92,90 @@ impl V2Client {
                 reason: "no `value` array in the collection envelope".into(),
             }),
         }
+    }
+
+    /// GET one record by id: the record and its ETag, or None when V2 has no such record
+    /// (deleted, or never there).
+    pub async fn get(
+        &self,
+        collection: Collection,
+        id: &str,
+    ) -> Result<Option<Versioned>, V2Error> {
+        let path = format!("/sap/c4c/api/v1/{}/{}", collection.path(), encode(id));
+        let request = self.http.get(format!("{}{}", self.base_url, path));
+        match self.send(request, &path).await {
+            Ok((envelope, etag)) => Ok(Some(Versioned::from_envelope(envelope, etag, path)?)),
+            Err(V2Error::Status { status: 404, .. }) => Ok(None),
+            Err(err) => Err(err),
+        }
+    }
+
+    /// PATCH one record with a merge patch, guarded by the ETag it was read with. A record changed
+    /// since then gives `V2Error::Status { status: 412, .. }`: re-read and decide again.
+    pub async fn patch(
+        &self,
+        collection: Collection,
+        id: &str,
+        etag: &str,
+        patch: &Value,
+    ) -> Result<Versioned, V2Error> {
+        let path = format!("/sap/c4c/api/v1/{}/{}", collection.path(), encode(id));
+        let request = self
+            .http
+            .patch(format!("{}{}", self.base_url, path))
+            .header("If-Match", etag)
+            .header("Content-Type", "application/merge-patch+json")
+            .body(patch.to_string());
+        let (envelope, new_etag) = self.send(request, &path).await?;
+        Versioned::from_envelope(envelope, new_etag, path)
+    }
+
+    /// Sends with auth, maps error statuses to V2's error envelope, and returns the JSON body
+    /// (null for an empty one, as V2 answers some PATCHes with 204) with the ETag header.
+    async fn send(
+        &self,
+        request: reqwest::RequestBuilder,
+        path: &str,
+    ) -> Result<(Value, Option<String>), V2Error> {
+        let transport = |e: reqwest::Error| V2Error::Transport {
+            path: path.to_string(),
+            reason: e.without_url().to_string(),
+        };
+        let response = self
+            .authorize(request)
+            .header("Accept", "application/json")
+            .send()
+            .await
+            .map_err(transport)?;
+        let status = response.status();
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(|v| v.trim().to_string())
+        };
+        let retry_after = header("retry-after").and_then(|v| v.parse().ok());
+        let etag = header("etag");
+        let body = response.bytes().await.map_err(transport)?;
+        if !status.is_success() {
+            let (code, message) = error_envelope(&body);
+            return Err(V2Error::Status {
+                status: status.as_u16(),
+                path: path.to_string(),
+                code,
+                message,
+                retry_after,
+            });
+        }
+        if body.is_empty() {
+            return Ok((Value::Null, etag));
+        }
+        let envelope = serde_json::from_slice(&body).map_err(|e| V2Error::Decode {
+            path: path.to_string(),
+            reason: e.to_string(),
+        })?;
+        Ok((envelope, etag))
     }
 
     fn authorize(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
@@ -145,6 +202,55 @@ fn error_envelope(body: &[u8]) -> (String, String) {
             String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned(),
         ),
     }
+}
+
+/// One record as read, with the ETag a later PATCH must present.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Versioned {
+    pub record: Value,
+    /// V2's ETag header, else `"<adminData.updatedOn>"` (what V2's ETag is made of), else `*`.
+    pub etag: String,
+}
+
+impl Versioned {
+    fn from_envelope(
+        mut envelope: Value,
+        etag: Option<String>,
+        path: String,
+    ) -> Result<Self, V2Error> {
+        let record = match envelope.get_mut("value").map(Value::take) {
+            Some(record @ Value::Object(_)) => record,
+            // A 204 to a PATCH: the caller re-reads if it needs the new state.
+            _ if envelope.is_null() => Value::Null,
+            _ => {
+                return Err(V2Error::Decode {
+                    path,
+                    reason: "no `value` object in the record envelope".into(),
+                });
+            }
+        };
+        let etag = etag
+            .or_else(|| {
+                record
+                    .pointer("/adminData/updatedOn")
+                    .and_then(Value::as_str)
+                    .map(|u| format!("\"{u}\""))
+            })
+            .unwrap_or_else(|| "*".into());
+        Ok(Versioned { record, etag })
+    }
+}
+
+/// Percent-encodes a record id for a path segment (V2 ids are UUIDs, but input is input).
+fn encode(id: &str) -> String {
+    id.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 /// Quotes a value for a `$filter` string literal (single quotes doubled).

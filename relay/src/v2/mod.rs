@@ -6,4 +6,4 @@
 pub mod client;
 pub mod records;
 
-pub use client::{V2Client, V2Error};
+pub use client::{V2Client, V2Error, Versioned};
