@@ -30,6 +30,11 @@ pub struct CtiPayload {
     pub dnis: Option<String>,
     #[serde(rename = "ExternalReferenceID")]
     pub external_reference_id: String,
+    /// Call attached data: the display id of the record the relay ranked first (or the rep
+    /// chose). With V2's customer identification set to `Custom_1`, V2 opens exactly this record
+    /// instead of searching by ANI.
+    #[serde(rename = "Custom_1", default, skip_serializing_if = "Option::is_none")]
+    pub custom_1: Option<String>,
 }
 
 /// The moments of a call the host is told about.
@@ -68,6 +73,10 @@ impl HostMessage {
                 ani: with_numbers.then(|| ani.clone()),
                 dnis: with_numbers.then(|| dnis.clone()),
                 external_reference_id: call.id.clone(),
+                custom_1: with_numbers
+                    .then(|| call.pop.as_ref().map(|m| m.display_id.clone()))
+                    .flatten()
+                    .filter(|d| !d.is_empty()),
             },
         }
     }

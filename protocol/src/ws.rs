@@ -27,6 +27,9 @@ pub enum ClientMessage {
         #[serde(flatten)]
         command: CallCommand,
     },
+    /// The rep says the caller is another of the call's matches: it becomes the call's record,
+    /// and the relay remembers the choice for this rep and number.
+    ChooseMatch { call_id: String, record_id: String },
     /// Application-level heartbeat (browsers cannot send WebSocket ping frames).
     Ping {
         #[serde(default)]

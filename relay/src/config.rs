@@ -11,6 +11,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::numbers::DefaultRegion;
+use crate::numbers::rank::{RankRules, Rule, parse_kind};
 use crate::secret::Secret;
 
 #[derive(Debug, Clone)]
@@ -38,6 +39,14 @@ pub struct Config {
     pub negative_ttl: Duration,
     /// Shared stores in Redis (several relay instances act as one); None keeps them in memory.
     pub redis_url: Option<crate::secret::Secret>,
+    /// V2 requests per tenant and UTC day the index refresher may spend; None: no limit.
+    pub refresh_budget: Option<u64>,
+    /// How far back phone calls count as a record's latest activity when ranking matches;
+    /// zero reads no calls.
+    pub activity_days: u64,
+    /// How often the refresher checks that the index store still holds the index (a Redis that
+    /// restarted empty is rebuilt at once instead of at the next interval).
+    pub index_check: Duration,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -59,6 +68,39 @@ pub struct TenantConfig {
     pub v2_password: Secret,
     /// Where the generic provider accepts call controls (`POST <url>/calls/{id}/commands`).
     pub control_url: String,
+    /// Basic credentials V2's outbound communication system uses to deliver change events to
+    /// `POST /v1/tenants/{tenant}/v2-events`; without them the endpoint is off for the tenant.
+    #[serde(default)]
+    pub v2_events_user: Option<String>,
+    #[serde(default)]
+    pub v2_events_password: Option<Secret>,
+    /// The order of rules that rank several matches of one number (`owner`, `open_opportunity`,
+    /// `latest_activity`, `kind`); absent: all four in that order.
+    #[serde(default)]
+    pub match_rules: Option<Vec<String>>,
+    /// The order of record kinds for the `kind` rule; absent: contact, individual_customer, account.
+    #[serde(default)]
+    pub kind_order: Option<Vec<String>>,
+}
+
+impl TenantConfig {
+    /// The tenant's match order, as configured.
+    pub fn rank_rules(&self) -> Result<RankRules, String> {
+        let mut rules = RankRules::default();
+        if let Some(names) = &self.match_rules {
+            rules.rules = names
+                .iter()
+                .map(|n| n.parse::<Rule>())
+                .collect::<Result<_, _>>()?;
+        }
+        if let Some(names) = &self.kind_order {
+            rules.kinds = names
+                .iter()
+                .map(|n| parse_kind(n))
+                .collect::<Result<_, _>>()?;
+        }
+        Ok(rules)
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -82,6 +124,10 @@ impl Config {
                 v2_user: "demo".into(),
                 v2_password: Secret::new("demo"),
                 control_url: format!("{sim_url}/sim/pbx"),
+                v2_events_user: Some("v2-events".into()),
+                v2_events_password: Some(Secret::new("demo-v2-events-secret")),
+                match_rules: None,
+                kind_order: None,
             }],
             jwt: JwtConfig {
                 jwks_url: format!("{sim_url}/sim/jwks.json"),
@@ -99,6 +145,9 @@ impl Config {
             miss_budget: Duration::from_millis(300),
             negative_ttl: Duration::from_secs(60),
             redis_url: None,
+            refresh_budget: None,
+            activity_days: 90,
+            index_check: Duration::from_secs(10),
         }
     }
 
@@ -146,6 +195,15 @@ impl Config {
             if let Some(v) = get("CTI_WEBHOOK_SECRET") {
                 t.webhook_secret = Secret::new(v);
             }
+            if let Some(v) = get("CTI_V2_EVENTS_USER") {
+                t.v2_events_user = Some(v);
+            }
+            if let Some(v) = get("CTI_V2_EVENTS_PASSWORD") {
+                t.v2_events_password = Some(Secret::new(v));
+            }
+            let list = |v: String| v.split(',').map(|s| s.trim().to_string()).collect();
+            t.match_rules = get("CTI_MATCH_RULES").map(list);
+            t.kind_order = get("CTI_MATCH_KIND_ORDER").map(list);
         }
         for tenant in &config.tenants {
             DefaultRegion::parse(&tenant.default_region).map_err(|_| {
@@ -157,6 +215,21 @@ impl Config {
                     ),
                 )
             })?;
+            tenant.rank_rules().map_err(|problem| {
+                invalid(
+                    "CTI_MATCH_RULES",
+                    format!("tenant {:?}: {problem}", tenant.id),
+                )
+            })?;
+            if tenant.v2_events_user.is_some() != tenant.v2_events_password.is_some() {
+                return Err(invalid(
+                    "CTI_V2_EVENTS_PASSWORD",
+                    format!(
+                        "tenant {:?}: set both the V2 events user and password, or neither",
+                        tenant.id
+                    ),
+                ));
+            }
             if tenant.webhook_secret.expose().len() < 16 {
                 return Err(invalid(
                     "CTI_WEBHOOK_SECRET",
@@ -203,6 +276,12 @@ impl Config {
         config.index_refresh = Duration::from_secs(number("CTI_INDEX_REFRESH_SECS", 900)?.max(10));
         config.miss_budget = Duration::from_millis(number("CTI_MISS_BUDGET_MS", 300)?);
         config.negative_ttl = Duration::from_secs(number("CTI_NEGATIVE_TTL_SECS", 60)?);
+        config.refresh_budget = match get("CTI_REFRESH_DAILY_BUDGET") {
+            None => None,
+            Some(_) => Some(number("CTI_REFRESH_DAILY_BUDGET", 0)?),
+        };
+        config.activity_days = number("CTI_ACTIVITY_DAYS", 90)?;
+        config.index_check = Duration::from_secs(number("CTI_INDEX_CHECK_SECS", 10)?.max(1));
         config.redis_url = match (get("REDIS_URL"), get("VCAP_SERVICES")) {
             (Some(url), _) => Some(crate::secret::Secret::new(url)),
             (None, Some(vcap)) => redis_from_vcap(&vcap)
@@ -310,6 +389,29 @@ mod tests {
         assert!(c.redis_url.is_none());
         let err = Config::from_vars(vars(&[("VCAP_SERVICES", "{")])).expect_err("invalid");
         assert!(err.to_string().starts_with("VCAP_SERVICES"), "{err}");
+    }
+
+    #[test]
+    fn match_rules_are_checked_at_start_up() {
+        let c = Config::from_vars(vars(&[
+            ("CTI_MATCH_RULES", "kind, owner"),
+            ("CTI_MATCH_KIND_ORDER", "account,contact"),
+        ]))
+        .expect("valid");
+        let rules = c.tenants[0].rank_rules().expect("rules");
+        assert_eq!(rules.rules, [Rule::Kind, Rule::OwnedByRep]);
+        let err =
+            Config::from_vars(vars(&[("CTI_MATCH_RULES", "owner,luck")])).expect_err("invalid");
+        assert!(
+            err.to_string().starts_with("CTI_MATCH_RULES") && err.to_string().contains("luck"),
+            "{err}"
+        );
+        let err =
+            Config::from_vars(vars(&[("CTI_REFRESH_DAILY_BUDGET", "lots")])).expect_err("invalid");
+        assert!(
+            err.to_string().starts_with("CTI_REFRESH_DAILY_BUDGET"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -24,6 +24,8 @@ pub enum ApiError {
     InvalidEvent(String),
     #[error("unknown event type {found:?}; expected one of: {expected}")]
     UnknownEventType { found: String, expected: String },
+    #[error("not authorized: {0}")]
+    Unauthorized(String),
     #[error("temporarily unavailable: {0}")]
     Unavailable(String),
 }
@@ -42,6 +44,7 @@ impl ApiError {
             ApiError::MalformedJson(_) => "malformed_json",
             ApiError::InvalidEvent(_) => "invalid_event",
             ApiError::UnknownEventType { .. } => "unknown_event_type",
+            ApiError::Unauthorized(_) => "unauthorized",
             ApiError::Unavailable(_) => "unavailable",
         }
     }
@@ -51,7 +54,7 @@ impl ApiError {
             ApiError::UnknownTenant(_) => StatusCode::NOT_FOUND,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::Signature(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Signature(_) | ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::MalformedJson(_) => StatusCode::BAD_REQUEST,
             ApiError::InvalidEvent(_) | ApiError::UnknownEventType { .. } => {
                 StatusCode::UNPROCESSABLE_ENTITY

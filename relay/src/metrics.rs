@@ -48,6 +48,18 @@ pub struct Metrics {
     pub index_numbers: Family<TenantLabels, Gauge>,
     pub index_builds: Family<BuildLabels, Counter>,
     pub commands: Family<CommandLabels, Counter>,
+    /// Unix seconds of the last successful full build.
+    pub index_last_success: Family<TenantLabels, Gauge>,
+    /// 1 for the refresher's current phase, 0 for the others.
+    pub refresh_phase: Family<PhaseLabels, Gauge>,
+    pub refresh_requests_today: Family<TenantLabels, Gauge>,
+    pub v2_events: Family<BuildLabels, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PhaseLabels {
+    pub tenant: String,
+    pub phase: String,
 }
 
 impl Default for Metrics {
@@ -101,7 +113,35 @@ impl Default for Metrics {
             "Call controls forwarded to providers, by action and outcome",
             commands.clone(),
         );
+        let index_last_success = Family::<TenantLabels, Gauge>::default();
+        registry.register(
+            "index_last_success_timestamp_seconds",
+            "When the tenant's number index was last built completely",
+            index_last_success.clone(),
+        );
+        let refresh_phase = Family::<PhaseLabels, Gauge>::default();
+        registry.register(
+            "index_refresh_phase",
+            "The index refresher's phase per tenant (1 = current)",
+            refresh_phase.clone(),
+        );
+        let refresh_requests_today = Family::<TenantLabels, Gauge>::default();
+        registry.register(
+            "index_refresh_requests_today",
+            "V2 requests the index refresher spent today (UTC), against its daily budget",
+            refresh_requests_today.clone(),
+        );
+        let v2_events = Family::<BuildLabels, Counter>::default();
+        registry.register(
+            "v2_events",
+            "V2 change events received, by tenant and outcome",
+            v2_events.clone(),
+        );
         Metrics {
+            index_last_success,
+            refresh_phase,
+            refresh_requests_today,
+            v2_events,
             registry,
             webhook_requests,
             ws_connections,

@@ -11,6 +11,7 @@ use cti_protocol::ws::{CallState, CallView, Match};
 
 use crate::calls::{self, Transition};
 use crate::error::ApiError;
+use crate::numbers::rank::{RankContext, rank};
 use crate::numbers::{IndexedRecord, live, normalize};
 use crate::secret::mask_number;
 use crate::state::{AppState, Tenant};
@@ -124,7 +125,13 @@ async fn new_leg(
         Direction::Outbound => &event.to,
     };
     let (records, pending) = match remote {
-        Ok(n) => lookup_caller(state, tenant, &n.e164).await,
+        Ok(n) => {
+            let (records, pending) = lookup_caller(state, tenant, &n.e164).await;
+            (
+                ranked(state, tenant, &event.agent, &n.e164, records).await,
+                pending,
+            )
+        }
         Err(_) => (Vec::new(), None),
     };
     let matches: Vec<Match> = records.into_iter().map(to_match).collect();
@@ -199,6 +206,33 @@ async fn lookup_caller(
     }
 }
 
+/// Puts the matches in the tenant's order for this rep, the rep's earlier choice first.
+async fn ranked(
+    state: &AppState,
+    tenant: &Tenant,
+    agent: &str,
+    e164: &str,
+    mut records: Vec<IndexedRecord>,
+) -> Vec<IndexedRecord> {
+    if records.len() < 2 {
+        return records;
+    }
+    let remembered = match state.choices.get(&tenant.config.id, agent, e164).await {
+        Ok(choice) => choice,
+        Err(err) => {
+            tracing::warn!(%err, "remembered choices unavailable; ranking without them");
+            None
+        }
+    };
+    let employee = tenant.employee_id(agent);
+    let ctx = RankContext {
+        rep_employee_id: employee.as_deref(),
+        remembered: remembered.as_deref(),
+    };
+    rank(&mut records, &tenant.rules, &ctx);
+    records
+}
+
 /// Completes a leg that went out as unknown when V2's answer arrives after the budget.
 async fn late_match(
     state: &Arc<AppState>,
@@ -212,6 +246,15 @@ async fn late_match(
         return;
     }
     let tid = tenant.config.id.as_str();
+    let remote = state
+        .calls
+        .get(tid, call_id, agent)
+        .await
+        .ok()
+        .flatten()
+        .map(|v| v.remote().to_string())
+        .unwrap_or_default();
+    let records = ranked(state, tenant, agent, &remote, records).await;
     let account = {
         let _serial = state.stripe(tid, call_id).lock().await;
         let Ok(Some(mut view)) = state.calls.get(tid, call_id, agent).await else {
@@ -301,4 +344,65 @@ async fn enrich(
     if state.calls.put(tid, &view).await.is_ok() {
         publish(state, tid, view);
     }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ChooseError {
+    #[error("no call {0:?} for this rep")]
+    UnknownCall(String),
+    #[error("record {0:?} is not one of the call's matches")]
+    NotAMatch(String),
+    #[error("temporarily unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// The rep picked another of the call's matches: it becomes the call's record (first in the
+/// list, in the card, in `Custom_1` of later host payloads), and is remembered for this rep and
+/// number so the next call from it starts there.
+pub async fn choose_match(
+    state: &Arc<AppState>,
+    tenant: &Arc<Tenant>,
+    agent: &str,
+    call_id: &str,
+    record_id: &str,
+) -> Result<(), ChooseError> {
+    let tid = tenant.config.id.as_str();
+    let unavailable = |e: &dyn std::fmt::Display| ChooseError::Unavailable(e.to_string());
+    let account = {
+        let _serial = state.stripe(tid, call_id).lock().await;
+        let mut view = state
+            .calls
+            .get(tid, call_id, agent)
+            .await
+            .map_err(|e| unavailable(&e))?
+            .ok_or_else(|| ChooseError::UnknownCall(call_id.to_string()))?;
+        let position = view
+            .matches
+            .iter()
+            .position(|m| m.id == record_id)
+            .ok_or_else(|| ChooseError::NotAMatch(record_id.to_string()))?;
+        let chosen = view.matches.remove(position);
+        view.matches.insert(0, chosen.clone());
+        let needs_details =
+            chosen.open_opportunities.is_empty() && chosen.last_interactions.is_empty();
+        let account = chosen.account.clone().filter(|_| needs_details);
+        view.pop = Some(chosen);
+        state
+            .calls
+            .put(tid, &view)
+            .await
+            .map_err(|e| unavailable(&e))?;
+        state
+            .choices
+            .put(tid, agent, view.remote(), record_id)
+            .await
+            .map_err(|e| unavailable(&e))?;
+        tracing::info!(call = %call_id, caller = %mask_number(view.remote()), "rep chose another match");
+        publish(state, tid, view);
+        account
+    };
+    if let Some(account) = account {
+        enrich(state, tenant, call_id, agent, &account.id).await;
+    }
+    Ok(())
 }

@@ -11,7 +11,11 @@ use crate::calls::{CallStore, MemoryCallStore};
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::{Config, TenantConfig};
 use crate::metrics::Metrics;
+use crate::numbers::budget::DailyBudget;
+use crate::numbers::choices::{ChoiceStore, MemoryChoices};
+use crate::numbers::coordination::{MemoryCoordination, RefreshCoordination};
 use crate::numbers::live::MissCache;
+use crate::numbers::rank::RankRules;
 use crate::numbers::redis_index::RedisIndex;
 use crate::numbers::{DefaultRegion, MemoryIndex, NumberIndex};
 use crate::push::Hub;
@@ -26,6 +30,40 @@ pub enum IndexStatus {
     Failed { error: String },
 }
 
+/// What the tenant's refresher is doing, for `/readyz` and `/metrics`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefreshPhase {
+    Building,
+    /// Up to date; the next full build is due later.
+    Idle,
+    /// Another relay instance holds the rebuild lease and keeps the shared index.
+    Standby,
+    /// The last build failed; retrying after a back-off (or V2's Retry-After).
+    Retrying,
+    /// Today's request budget is spent.
+    BudgetExhausted,
+}
+
+impl RefreshPhase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RefreshPhase::Building => "building",
+            RefreshPhase::Idle => "idle",
+            RefreshPhase::Standby => "standby",
+            RefreshPhase::Retrying => "retrying",
+            RefreshPhase::BudgetExhausted => "budget_exhausted",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefreshStatus {
+    pub phase: RefreshPhase,
+    /// Unix ms of this instance's last successful full build.
+    pub last_success_ms: Option<u64>,
+    pub last_error: Option<String>,
+}
+
 /// A tenant's configuration with the parts built from it.
 #[derive(Debug)]
 pub struct Tenant {
@@ -33,10 +71,48 @@ pub struct Tenant {
     pub region: DefaultRegion,
     pub v2: V2Client,
     pub adapter: Arc<dyn TelephonyAdapter>,
+    pub rules: RankRules,
+    /// Reps' e-mail addresses (lower case) to their V2 employee ids, for the "owned by the rep"
+    /// rule; read with each full build.
+    pub employees: Mutex<HashMap<String, String>>,
+    /// V2 requests the index refresher may still spend today.
+    pub budget: DailyBudget,
     pub index_status: Mutex<IndexStatus>,
+    pub refresh: Mutex<RefreshStatus>,
 }
 
 impl Tenant {
+    /// The RFC 3339 instant `days` before `now_ms`; None when activity is not read.
+    pub fn activity_since(&self, now_ms: u64, days: u64) -> Option<String> {
+        if days == 0 {
+            return None;
+        }
+        let since_ms = now_ms.saturating_sub(days * 24 * 60 * 60 * 1000);
+        let at = time::OffsetDateTime::from_unix_timestamp((since_ms / 1000) as i64).ok()?;
+        at.format(&time::format_description::well_known::Rfc3339)
+            .ok()
+    }
+
+    /// The rep's V2 employee id, when the last build saw them.
+    pub fn employee_id(&self, agent: &str) -> Option<String> {
+        self.employees
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&agent.to_lowercase())
+            .cloned()
+    }
+
+    pub fn refresh_status(&self) -> RefreshStatus {
+        self.refresh
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    pub fn update_refresh(&self, f: impl FnOnce(&mut RefreshStatus)) {
+        f(&mut self.refresh.lock().unwrap_or_else(|p| p.into_inner()));
+    }
+
     pub fn index_status(&self) -> IndexStatus {
         self.index_status
             .lock()
@@ -49,11 +125,37 @@ impl Tenant {
     }
 }
 
+/// The stores behind the traits, chosen by configuration (or by a test).
+#[derive(Debug, Clone)]
+pub struct Stores {
+    pub index: Arc<dyn NumberIndex>,
+    pub coordination: Arc<dyn RefreshCoordination>,
+    pub choices: Arc<dyn ChoiceStore>,
+    pub calls: Arc<dyn CallStore>,
+}
+
+impl Stores {
+    pub fn memory(clock: SharedClock) -> Self {
+        Stores {
+            index: Arc::new(MemoryIndex::default()),
+            coordination: Arc::new(MemoryCoordination::new(clock)),
+            choices: Arc::new(MemoryChoices::default()),
+            calls: Arc::new(MemoryCallStore::default()),
+        }
+    }
+}
+
 #[derive(Debug)]
 pub struct AppState {
     pub config: Config,
     pub tenants: HashMap<String, Arc<Tenant>>,
     pub index: Arc<dyn NumberIndex>,
+    /// How relay instances share the work of keeping indexes fresh.
+    pub coordination: Arc<dyn RefreshCoordination>,
+    /// The records reps picked for numbers.
+    pub choices: Arc<dyn ChoiceStore>,
+    /// This process, as a lease holder.
+    pub instance_id: String,
     /// Live V2 answers for numbers the index missed.
     pub misses: MissCache,
     pub calls: Arc<dyn CallStore>,
@@ -70,34 +172,29 @@ impl AppState {
     pub async fn from_config(
         config: Config,
     ) -> Result<Arc<Self>, crate::numbers::index::IndexError> {
-        let index: Arc<dyn NumberIndex> = match &config.redis_url {
-            Some(url) => Arc::new(RedisIndex::connect(url.expose()).await?),
-            None => Arc::new(MemoryIndex::default()),
+        let clock: SharedClock = Arc::new(SystemClock);
+        let stores = match &config.redis_url {
+            Some(url) => {
+                let redis = Arc::new(RedisIndex::connect(url.expose()).await?);
+                Stores {
+                    index: redis.clone(),
+                    coordination: redis.clone(),
+                    choices: redis,
+                    calls: Arc::new(MemoryCallStore::default()),
+                }
+            }
+            None => Stores::memory(clock.clone()),
         };
-        Ok(Self::with_parts(
-            config,
-            index,
-            Arc::new(MemoryCallStore::default()),
-            Arc::new(SystemClock),
-        ))
+        Ok(Self::with_parts(config, stores, clock))
     }
 
     /// The embedded defaults: in-memory stores, the system clock.
     pub fn new(config: Config) -> Arc<Self> {
-        Self::with_parts(
-            config,
-            Arc::new(MemoryIndex::default()),
-            Arc::new(MemoryCallStore::default()),
-            Arc::new(SystemClock),
-        )
+        let clock: SharedClock = Arc::new(SystemClock);
+        Self::with_parts(config, Stores::memory(clock.clone()), clock)
     }
 
-    pub fn with_parts(
-        config: Config,
-        index: Arc<dyn NumberIndex>,
-        calls: Arc<dyn CallStore>,
-        clock: SharedClock,
-    ) -> Arc<Self> {
+    pub fn with_parts(config: Config, stores: Stores, clock: SharedClock) -> Arc<Self> {
         let generic: Arc<dyn TelephonyAdapter> = Arc::new(GenericAdapter::default());
         let tenants = config
             .tenants
@@ -116,7 +213,16 @@ impl AppState {
                         config.v2_timeout,
                     ),
                     adapter: generic.clone(),
+                    // Config validation already rejected unknown rules.
+                    rules: t.rank_rules().unwrap_or_default(),
+                    employees: Mutex::new(HashMap::new()),
+                    budget: DailyBudget::new(config.refresh_budget, clock.clone()),
                     index_status: Mutex::new(IndexStatus::Building),
+                    refresh: Mutex::new(RefreshStatus {
+                        phase: RefreshPhase::Building,
+                        last_success_ms: None,
+                        last_error: None,
+                    }),
                     config: t.clone(),
                 };
                 (t.id.clone(), Arc::new(tenant))
@@ -132,9 +238,12 @@ impl AppState {
             metrics: Metrics::default(),
             stripes: (0..64).map(|_| tokio::sync::Mutex::new(())).collect(),
             tenants,
-            index,
+            index: stores.index,
+            coordination: stores.coordination,
+            choices: stores.choices,
+            instance_id: uuid::Uuid::new_v4().to_string(),
             misses: MissCache::default(),
-            calls,
+            calls: stores.calls,
             clock,
             config,
         })

@@ -26,6 +26,10 @@ pub struct SimConfig {
     pub demo_agent_number: String,
     /// Requests the V2 API serves before answering 429 with Retry-After (None: unlimited).
     pub request_budget: Option<u64>,
+    /// Whether V2 change events are sent to the relay's `v2-events` endpoint.
+    pub v2_events: bool,
+    pub v2_events_user: String,
+    pub v2_events_password: String,
     /// Seed of the demo data generator, so data is the same on every run.
     pub seed: u64,
     /// How many accounts, contacts and individual customers to generate (each).
@@ -45,6 +49,9 @@ impl Default for SimConfig {
             demo_agent: "alice@example.com".into(),
             demo_agent_number: "+41 44 999 00 00".into(),
             request_budget: None,
+            v2_events: true,
+            v2_events_user: "v2-events".into(),
+            v2_events_password: "demo-v2-events-secret".into(),
             seed: 42,
             records: 320,
         }
@@ -145,6 +152,19 @@ impl SimConfig {
         }
         if let Some(v) = text("SIM_V2_PASSWORD")? {
             config.v2_password = v;
+        }
+        if let Some(v) = text("SIM_V2_EVENTS")? {
+            config.v2_events = match v.to_ascii_lowercase().as_str() {
+                "on" | "true" | "1" => true,
+                "off" | "false" | "0" => false,
+                _ => return Err(invalid("SIM_V2_EVENTS", &v, "on or off")),
+            };
+        }
+        if let Some(v) = text("SIM_V2_EVENTS_USER")? {
+            config.v2_events_user = v;
+        }
+        if let Some(v) = text("SIM_V2_EVENTS_PASSWORD")? {
+            config.v2_events_password = v;
         }
         if let Some(v) = text("SIM_AGENT")? {
             config.demo_agent = v;

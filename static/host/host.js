@@ -154,6 +154,9 @@
     item.appendChild(field("EventType", payload.EventType));
     item.appendChild(field("ANI", payload.ANI));
     item.appendChild(field("ExternalReferenceID", payload.ExternalReferenceID));
+    if (payload.Custom_1) {
+      item.appendChild(field("Custom_1", payload.Custom_1));
+    }
     $("payload-log").appendChild(item);
     $("payload-empty").hidden = true;
 
@@ -174,7 +177,7 @@
       });
 
     if (POP_ACTIONS[payload.Action]) {
-      pop(hasAni ? payload.ANI : null, aniOk);
+      pop(hasAni ? payload.ANI : null, aniOk, payload.Custom_1);
     }
   }
 
@@ -189,7 +192,9 @@
     return owner.name + " (" + owner.kind + " " + owner.display_id + ")";
   }
 
-  async function pop(ani, aniOk) {
+  // Like a tenant whose customer identification uses call attached data (Custom_1 holding the
+  // record's display id) before the ANI search.
+  async function pop(ani, aniOk, cad) {
     var serial = ++state.lookupSerial;
     if (!ani || !aniOk) {
       setPop("unknown", "V2 would pop: Unknown Customer");
@@ -201,7 +206,10 @@
         return; // a newer payload already decided the pop
       }
       var owners = result.owners || [];
-      if (owners.length === 0) {
+      var byCad = cad ? owners.filter(function (o) { return o.display_id === cad; }) : [];
+      if (byCad.length === 1) {
+        setPop("popped", "V2 would pop: " + describeOwner(byCad[0]), byCad[0].id);
+      } else if (owners.length === 0) {
         setPop("unknown", "V2 would pop: Unknown Customer");
       } else if (owners.length === 1) {
         setPop("popped", "V2 would pop: " + describeOwner(owners[0]), owners[0].id);

@@ -1,14 +1,18 @@
 //! `cargo xtask bench numbers`: how fast callers are recognized, with percentiles.
 //!
 //! - normalization throughput on one core,
-//! - index lookups (in memory), per-lookup latency percentiles,
+//! - index lookups in memory and through Redis on loopback (when redis-server is installed, as
+//!   `cargo xtask test` does), per-lookup latency percentiles,
 //! - a full index build by crawling the simulated V2 tenant, its time and memory.
 //!
 //! Numbers vary between machines and runs; read them as orders of magnitude and trends.
 
 use std::time::{Duration, Instant};
 
-use cti_relay::numbers::build::build_generation;
+use cti_relay::clock::SystemClock;
+use cti_relay::numbers::budget::DailyBudget;
+use cti_relay::numbers::build::{BuildOptions, build_generation};
+use cti_relay::numbers::redis_index::RedisIndex;
 use cti_relay::numbers::{DefaultRegion, MemoryIndex, NumberIndex, normalize};
 use cti_relay::v2::V2Client;
 use cti_relay::v2::client::V2Auth;
@@ -110,17 +114,25 @@ async fn bench_index(records: usize) {
         },
         Duration::from_secs(60),
     );
-    let region = DefaultRegion::parse("CH").expect("region");
+    let options = BuildOptions {
+        region: DefaultRegion::parse("CH").expect("region"),
+        // The simulated history runs to October 2026: read its last three months.
+        activity_since: Some("2026-08-01T00:00:00Z".into()),
+    };
+    let budget = DailyBudget::new(None, std::sync::Arc::new(SystemClock));
     let before = rss_kib();
     let requests_before = sim.sim.v2.request_count();
     let started = Instant::now();
-    let (generation, stats) = build_generation(&client, &region)
+    let (generation, stats) = build_generation(&client, &options, &budget)
         .await
         .expect("index build");
     let elapsed = started.elapsed();
     let numbers: Vec<String> = generation.keys().cloned().collect();
     let index = MemoryIndex::default();
-    index.replace("bench", generation).await.expect("replace");
+    index
+        .replace("bench", generation.clone())
+        .await
+        .expect("replace");
     println!(
         "index build: {} records, {} numbers, {} V2 requests in {elapsed:?}; resident memory +{} MiB",
         stats.records,
@@ -138,6 +150,28 @@ async fn bench_index(records: usize) {
         assert!(!hits.is_empty());
     }
     percentiles("lookup (memory)", samples);
+
+    let mut redis = match cti_tests::redis::RedisServer::start().await {
+        Ok(redis) => redis,
+        Err(err) => {
+            println!("lookup (redis): skipped: {err}");
+            return;
+        }
+    };
+    let index = RedisIndex::connect(&redis.url()).await.expect("redis");
+    let started = Instant::now();
+    index.replace("bench", generation).await.expect("replace");
+    println!("index store (redis): {:?}", started.elapsed());
+    let mut samples = Vec::with_capacity(50_000);
+    for i in 0..50_000usize {
+        let number = &numbers[(i * 7919) % numbers.len()];
+        let t = Instant::now();
+        let hits = index.lookup("bench", number).await.expect("lookup");
+        samples.push(t.elapsed());
+        assert!(!hits.is_empty());
+    }
+    percentiles("lookup (redis, loopback)", samples);
+    redis.stop();
 }
 
 fn main() {

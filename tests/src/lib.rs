@@ -48,8 +48,16 @@ impl Stack {
         Self::start_with(|_| {}).await
     }
 
-    /// Starts both with the demo configuration, adjusted by `tweak` (e.g. a short hello timeout).
+    /// Starts both with the demo configuration, adjusted by `tweak` (e.g. a short hello timeout),
+    /// and waits until the relay is ready.
     pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> Result<Stack> {
+        let stack = Self::start_unready(tweak).await?;
+        stack.wait_ready().await?;
+        Ok(stack)
+    }
+
+    /// Starts both without waiting for readiness (for tests of a relay that cannot get ready).
+    pub async fn start_unready(tweak: impl FnOnce(&mut Config)) -> Result<Stack> {
         let _ = tracing_subscriber::fmt()
             .with_env_filter(std::env::var("CTI_TEST_LOG").unwrap_or_else(|_| "warn".into()))
             .with_test_writer()
@@ -78,7 +86,6 @@ impl Stack {
             relay,
             http: reqwest::Client::builder().timeout(PATIENCE).build()?,
         };
-        stack.wait_ready().await?;
         Ok(stack)
     }
 
@@ -175,6 +182,33 @@ impl Stack {
             .send()
             .await?;
         Ok(response.status().as_u16())
+    }
+
+    /// Sends a request to the simulated V2 API with the demo tenant's credentials; the status
+    /// and the JSON body (null when there is none).
+    pub async fn v2(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<(u16, Value)> {
+        let mut request = self
+            .http
+            .request(method, format!("{}/sap/c4c/api/v1/{path}", self.sim.url()))
+            .basic_auth("demo", Some("demo"))
+            .header("If-Match", "*");
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request.send().await?;
+        let status = response.status().as_u16();
+        let text = response.text().await?;
+        let json = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).with_context(|| format!("V2 answered {status}: {text}"))?
+        };
+        Ok((status, json))
     }
 
     pub async fn metrics(&self) -> Result<String> {

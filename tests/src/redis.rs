@@ -21,15 +21,28 @@ impl std::fmt::Debug for RedisServer {
 
 impl RedisServer {
     pub async fn start() -> Result<RedisServer> {
+        // `--port 0` disables TCP in redis-server, so take a free port from the OS first.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        Self::start_on(port).await
+    }
+
+    /// Starts a fresh, empty server on the port this one had, as a Redis restarted without
+    /// persistence comes back.
+    pub async fn restart(&mut self) -> Result<()> {
+        self.stop();
+        let fresh = Self::start_on(self.port).await?;
+        *self = fresh;
+        Ok(())
+    }
+
+    async fn start_on(port: u16) -> Result<RedisServer> {
         let binary =
             std::env::var("REDIS_SERVER").unwrap_or_else(|_| "/usr/bin/redis-server".into());
         if !std::path::Path::new(&binary).exists() {
             bail!("{binary} not found (run `cargo xtask test`, which installs redis-server)");
         }
-        // `--port 0` disables TCP in redis-server, so take a free port from the OS first.
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
         let process = Command::new(&binary)
             .args([
                 "--port",

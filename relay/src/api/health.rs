@@ -8,7 +8,8 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use serde_json::{Value, json};
 
-use crate::state::{AppState, IndexStatus};
+use crate::metrics::{PhaseLabels, TenantLabels};
+use crate::state::{AppState, IndexStatus, RefreshPhase, Tenant};
 
 /// 200 while the process serves requests.
 pub async fn healthz() -> &'static str {
@@ -27,7 +28,7 @@ pub async fn readyz(State(state): State<Arc<AppState>>) -> impl IntoResponse {
             degraded = true;
             tracing::warn!(%err, tenant = %id, "number index store unreachable");
         }
-        let status = match tenant.index_status() {
+        let mut status = match tenant.index_status() {
             IndexStatus::Ready { numbers } => json!({"index": "ready", "numbers": numbers}),
             IndexStatus::Building => {
                 ready = false;
@@ -38,6 +39,7 @@ pub async fn readyz(State(state): State<Arc<AppState>>) -> impl IntoResponse {
                 json!({"index": "failed", "error": error})
             }
         };
+        status["refresh"] = refresh_json(&state, tenant);
         tenants.insert(id.clone(), status);
     }
     let status = match (ready, degraded) {
@@ -58,7 +60,47 @@ pub async fn readyz(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     (code, Json(body))
 }
 
+/// The refresher's state: phase, last success, last error, today's requests and budget.
+fn refresh_json(state: &AppState, tenant: &Tenant) -> Value {
+    let refresh = tenant.refresh_status();
+    let age_s = refresh
+        .last_success_ms
+        .map(|at| state.clock.now_ms().saturating_sub(at) / 1000);
+    json!({
+        "phase": refresh.phase.as_str(),
+        "last_success_age_s": age_s,
+        "last_error": refresh.last_error,
+        "requests_today": tenant.budget.spent_today(),
+        "daily_budget": tenant.budget.limit(),
+    })
+}
+
 pub async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
+    // Gauges of state that lives elsewhere are read at scrape time.
+    for (id, tenant) in &state.tenants {
+        let current = tenant.refresh_status().phase;
+        for phase in [
+            RefreshPhase::Building,
+            RefreshPhase::Idle,
+            RefreshPhase::Standby,
+            RefreshPhase::Retrying,
+            RefreshPhase::BudgetExhausted,
+        ] {
+            state
+                .metrics
+                .refresh_phase
+                .get_or_create(&PhaseLabels {
+                    tenant: id.clone(),
+                    phase: phase.as_str().into(),
+                })
+                .set(i64::from(phase == current));
+        }
+        state
+            .metrics
+            .refresh_requests_today
+            .get_or_create(&TenantLabels { tenant: id.clone() })
+            .set(tenant.budget.spent_today() as i64);
+    }
     (
         [(
             header::CONTENT_TYPE,

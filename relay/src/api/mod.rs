@@ -2,6 +2,7 @@
 //! the widget's files. Paths here are public contract (see the README).
 
 mod health;
+mod v2_events;
 mod webhook;
 mod widget;
 mod ws;
@@ -24,6 +25,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/v1/tenants/{tenant}/telephony/{provider}",
             post(webhook::receive),
         )
+        .route("/v1/tenants/{tenant}/v2-events", post(v2_events::receive))
         .route("/v1/agent/ws", get(ws::upgrade))
         .nest_service("/widget", widget::service(&state))
         // A 503 from /readyz is an answer, not a failure; real failures are logged where they happen.

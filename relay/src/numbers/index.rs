@@ -5,13 +5,14 @@
 //! at once, so a lookup never sees a half-built index.
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::RwLock;
 
 use async_trait::async_trait;
 use cti_protocol::ws::{AccountRef, RecordKind};
 use serde::{Deserialize, Serialize};
 
-/// What the index keeps about a record: enough to show a caller card before V2 answers anything.
+/// What the index keeps about a record: enough to show a caller card, and to rank several
+/// matches, before V2 answers anything.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IndexedRecord {
     pub kind: RecordKind,
@@ -19,12 +20,15 @@ pub struct IndexedRecord {
     pub display_id: String,
     pub name: String,
     pub account: Option<AccountRef>,
-}
-
-/// Puts the records of one number in match order: contacts, then individual customers, then
-/// accounts (the person on the line before the company), by name within a kind.
-pub fn rank(records: &mut [IndexedRecord]) {
-    records.sort_by(|a, b| a.kind.cmp(&b.kind).then_with(|| a.name.cmp(&b.name)));
+    /// The V2 employee who owns the record (a contact: its account's owner).
+    #[serde(default)]
+    pub owner_id: Option<String>,
+    /// Open opportunities of the record's account, as of the last crawl.
+    #[serde(default)]
+    pub open_opportunities: u32,
+    /// Start of the latest phone call on the record's account, RFC 3339 (sorts as text).
+    #[serde(default)]
+    pub last_activity: Option<String>,
 }
 
 /// One tenant's complete mapping, as produced by a full crawl.
@@ -38,27 +42,85 @@ pub enum IndexError {
 
 #[async_trait]
 pub trait NumberIndex: Send + Sync + std::fmt::Debug {
-    /// Every record carrying `e164` in `tenant`, in match order.
+    /// Every record carrying `e164` in `tenant` (unordered: ranking depends on who asks).
     async fn lookup(&self, tenant: &str, e164: &str) -> Result<Vec<IndexedRecord>, IndexError>;
     /// Atomically replaces the tenant's whole index.
     async fn replace(&self, tenant: &str, generation: Generation) -> Result<(), IndexError>;
+    /// Puts one record under exactly `numbers`, taking it off every number it carried before
+    /// (an incremental update after V2 reported a change). Atomic per record.
+    async fn upsert(
+        &self,
+        tenant: &str,
+        record: IndexedRecord,
+        numbers: Vec<String>,
+    ) -> Result<(), IndexError>;
+    /// Takes a record off every number (V2 deleted it).
+    async fn remove(&self, tenant: &str, record_id: &str) -> Result<(), IndexError>;
     /// How many distinct numbers the tenant's index holds.
     async fn len(&self, tenant: &str) -> Result<usize, IndexError>;
 }
 
-/// The embedded default: one immutable map per tenant, swapped by pointer.
+/// One tenant's index in memory: numbers to records, and each record's numbers so an update
+/// can take a record off the numbers it no longer carries.
+#[derive(Debug, Default)]
+struct TenantIndex {
+    numbers: Generation,
+    by_record: HashMap<String, Vec<String>>,
+}
+
+impl TenantIndex {
+    fn from_generation(numbers: Generation) -> Self {
+        let mut by_record: HashMap<String, Vec<String>> = HashMap::new();
+        for (number, records) in &numbers {
+            for record in records {
+                by_record
+                    .entry(record.id.clone())
+                    .or_default()
+                    .push(number.clone());
+            }
+        }
+        TenantIndex { numbers, by_record }
+    }
+
+    fn remove(&mut self, record_id: &str) {
+        for number in self.by_record.remove(record_id).unwrap_or_default() {
+            if let Some(records) = self.numbers.get_mut(&number) {
+                records.retain(|r| r.id != record_id);
+                if records.is_empty() {
+                    self.numbers.remove(&number);
+                }
+            }
+        }
+    }
+
+    fn upsert(&mut self, record: IndexedRecord, numbers: Vec<String>) {
+        self.remove(&record.id);
+        if numbers.is_empty() {
+            return;
+        }
+        for number in &numbers {
+            self.numbers
+                .entry(number.clone())
+                .or_default()
+                .push(record.clone());
+        }
+        self.by_record.insert(record.id, numbers);
+    }
+}
+
+/// The embedded default, for a single relay instance.
 #[derive(Debug, Default)]
 pub struct MemoryIndex {
-    tenants: RwLock<HashMap<String, Arc<Generation>>>,
+    tenants: RwLock<HashMap<String, TenantIndex>>,
 }
 
 impl MemoryIndex {
-    fn generation(&self, tenant: &str) -> Option<Arc<Generation>> {
-        self.tenants
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .get(tenant)
-            .cloned()
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, TenantIndex>> {
+        self.tenants.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, TenantIndex>> {
+        self.tenants.write().unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -66,21 +128,41 @@ impl MemoryIndex {
 impl NumberIndex for MemoryIndex {
     async fn lookup(&self, tenant: &str, e164: &str) -> Result<Vec<IndexedRecord>, IndexError> {
         Ok(self
-            .generation(tenant)
-            .and_then(|g| g.get(e164).cloned())
+            .read()
+            .get(tenant)
+            .and_then(|t| t.numbers.get(e164).cloned())
             .unwrap_or_default())
     }
 
     async fn replace(&self, tenant: &str, generation: Generation) -> Result<(), IndexError> {
-        self.tenants
-            .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .insert(tenant.to_string(), Arc::new(generation));
+        // Built outside the lock: lookups never wait for the reverse map.
+        let fresh = TenantIndex::from_generation(generation);
+        self.write().insert(tenant.to_string(), fresh);
+        Ok(())
+    }
+
+    async fn upsert(
+        &self,
+        tenant: &str,
+        record: IndexedRecord,
+        numbers: Vec<String>,
+    ) -> Result<(), IndexError> {
+        self.write()
+            .entry(tenant.to_string())
+            .or_default()
+            .upsert(record, numbers);
+        Ok(())
+    }
+
+    async fn remove(&self, tenant: &str, record_id: &str) -> Result<(), IndexError> {
+        if let Some(t) = self.write().get_mut(tenant) {
+            t.remove(record_id);
+        }
         Ok(())
     }
 
     async fn len(&self, tenant: &str) -> Result<usize, IndexError> {
-        Ok(self.generation(tenant).map_or(0, |g| g.len()))
+        Ok(self.read().get(tenant).map_or(0, |t| t.numbers.len()))
     }
 }
 
@@ -95,6 +177,9 @@ mod tests {
             display_id: "1".into(),
             name: "Anna".into(),
             account: None,
+            owner_id: None,
+            open_opportunities: 0,
+            last_activity: None,
         }
     }
 
@@ -131,5 +216,43 @@ mod tests {
                 .is_empty()
         );
         assert_eq!(index.len("t1").await.expect("len"), 1);
+    }
+
+    #[tokio::test]
+    async fn an_update_moves_a_record_between_numbers_and_a_removal_clears_it() {
+        let index = MemoryIndex::default();
+        let mut g = Generation::new();
+        g.insert("+41441111111".into(), vec![record("a"), record("b")]);
+        index.replace("t1", g).await.expect("replace");
+
+        index
+            .upsert("t1", record("a"), vec!["+41442222222".into()])
+            .await
+            .expect("upsert");
+        let on_old = index.lookup("t1", "+41441111111").await.expect("lookup");
+        assert_eq!(
+            on_old.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
+            ["b"]
+        );
+        assert_eq!(
+            index
+                .lookup("t1", "+41442222222")
+                .await
+                .expect("lookup")
+                .len(),
+            1
+        );
+
+        index.remove("t1", "b").await.expect("remove");
+        assert!(
+            index
+                .lookup("t1", "+41441111111")
+                .await
+                .expect("lookup")
+                .is_empty()
+        );
+        assert_eq!(index.len("t1").await.expect("len"), 1);
+        index.remove("t1", "a").await.expect("remove");
+        assert_eq!(index.len("t1").await.expect("len"), 0);
     }
 }

@@ -10,7 +10,7 @@ use std::sync::Mutex;
 use crate::v2::client::{V2Client, V2Error};
 use crate::v2::records::{CALLER_COLLECTIONS, indexed_record, phone_filter};
 
-use super::index::{IndexedRecord, rank};
+use super::index::IndexedRecord;
 
 /// Asks V2 for every record carrying `e164`, all caller collections at once.
 pub async fn query(client: &V2Client, e164: &str) -> Result<Vec<IndexedRecord>, V2Error> {
@@ -29,7 +29,8 @@ pub async fn query(client: &V2Client, e164: &str) -> Result<Vec<IndexedRecord>, 
     let [a, b, c] = requests;
     let (a, b, c) = tokio::join!(a, b, c);
     let mut found: Vec<IndexedRecord> = a?.into_iter().chain(b?).chain(c?).collect();
-    rank(&mut found);
+    // A record matched by two of its fields comes back once; ranking is the caller's.
+    found.sort_by(|a, b| (a.kind, &a.id).cmp(&(b.kind, &b.id)));
     found.dedup_by(|x, y| x.id == y.id && x.kind == y.kind);
     Ok(found)
 }

@@ -1,9 +1,15 @@
 //! The number index in Redis, shared by every relay instance of a deployment.
 //!
-//! One hash per tenant (`cti:{<tenant>}:numbers`, field = E.164, value = the records as JSON), so
-//! a lookup is one `HGET`. A rebuild writes a complete new hash under a key of its own and swaps it
-//! in with `RENAME`, which is atomic: a lookup sees the old index or the new one, never a mix. The
+//! Per tenant, one hash from number to records (`cti:{<tenant>}:numbers`, field = E.164, value =
+//! the records as JSON), so a lookup is one `HGET`, and one from record id to its numbers
+//! (`cti:{<tenant>}:records`) for incremental updates. A rebuild writes both complete under keys of
+//! their own and swaps them in with two `RENAME`s in one transaction: a lookup sees the old index
+//! or the new one, never a mix. An incremental update is a Lua script, atomic like any script. The
 //! tenant sits in a hash tag, so one tenant's keys stay on one node of a Redis cluster.
+//!
+//! The same connection serves the refresh coordination: the rebuild lease (`SET NX PX`, released
+//! and extended only by its holder), the last build time, and the recent changes (a sorted set
+//! scored by time).
 
 use std::time::Duration;
 
@@ -11,6 +17,8 @@ use async_trait::async_trait;
 use redis::AsyncCommands;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
+use super::choices::ChoiceStore;
+use super::coordination::{CHANGES_KEPT_MS, RefreshCoordination};
 use super::index::{Generation, IndexError, IndexedRecord, NumberIndex};
 
 /// Fields written per round trip while building.
@@ -34,6 +42,70 @@ fn unavailable(err: impl std::fmt::Display) -> IndexError {
 fn key(tenant: &str) -> String {
     format!("cti:{{{tenant}}}:numbers")
 }
+
+fn records_key(tenant: &str) -> String {
+    format!("cti:{{{tenant}}}:records")
+}
+
+fn tenant_key(tenant: &str, what: &str) -> String {
+    format!("cti:{{{tenant}}}:{what}")
+}
+
+/// Takes record ARGV[1] off the numbers it carried and, when numbers follow its JSON (ARGV[2]),
+/// puts it under them. KEYS: the numbers hash, the records hash.
+const UPSERT: &str = r#"
+local id = ARGV[1]
+local old = redis.call('HGET', KEYS[2], id)
+if old then
+  for _, number in ipairs(cjson.decode(old)) do
+    local list = redis.call('HGET', KEYS[1], number)
+    if list then
+      local keep = {}
+      for _, record in ipairs(cjson.decode(list)) do
+        if record.id ~= id then table.insert(keep, record) end
+      end
+      if #keep == 0 then
+        redis.call('HDEL', KEYS[1], number)
+      else
+        redis.call('HSET', KEYS[1], number, cjson.encode(keep))
+      end
+    end
+  end
+  redis.call('HDEL', KEYS[2], id)
+end
+if #ARGV < 3 then return 0 end
+local record = cjson.decode(ARGV[2])
+local numbers = {}
+for i = 3, #ARGV do
+  local number = ARGV[i]
+  table.insert(numbers, number)
+  local list = redis.call('HGET', KEYS[1], number)
+  local records = {}
+  if list then records = cjson.decode(list) end
+  table.insert(records, record)
+  redis.call('HSET', KEYS[1], number, cjson.encode(records))
+end
+redis.call('HSET', KEYS[2], id, cjson.encode(numbers))
+return #numbers
+"#;
+
+/// Extends the lease KEYS[1] to ARGV[2] ms when ARGV[1] holds it, or takes it when free.
+const ACQUIRE: &str = r#"
+local holder = redis.call('GET', KEYS[1])
+if holder == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+if holder then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
+"#;
+
+/// Deletes the lease KEYS[1] when ARGV[1] holds it.
+const RELEASE: &str = r#"
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"#;
 
 impl RedisIndex {
     /// Connects (and later reconnects by itself). Commands give up after a second, so a Redis that
@@ -65,35 +137,187 @@ impl NumberIndex for RedisIndex {
 
     async fn replace(&self, tenant: &str, generation: Generation) -> Result<(), IndexError> {
         let mut conn = self.conn.clone();
-        let target = key(tenant);
+        let (numbers_key, records_key) = (key(tenant), records_key(tenant));
         if generation.is_empty() {
-            let _: () = conn.del(&target).await.map_err(unavailable)?;
+            let _: () = conn
+                .del(&[&numbers_key, &records_key])
+                .await
+                .map_err(unavailable)?;
             return Ok(());
         }
-        let building = format!("{target}:building:{}", uuid::Uuid::new_v4());
-        let entries: Vec<(String, String)> = generation
+        let build = uuid::Uuid::new_v4();
+        let building_numbers = format!("{numbers_key}:building:{build}");
+        let building_records = format!("{records_key}:building:{build}");
+        let mut by_record: std::collections::HashMap<&str, Vec<&str>> =
+            std::collections::HashMap::new();
+        let mut entries: Vec<(&str, String)> = Vec::with_capacity(generation.len());
+        for (number, records) in &generation {
+            for record in records {
+                by_record.entry(&record.id).or_default().push(number);
+            }
+            let json = serde_json::to_string(records).unwrap_or_else(|_| "[]".into());
+            entries.push((number, json));
+        }
+        let reverse: Vec<(&str, String)> = by_record
             .into_iter()
-            .map(|(number, records)| {
-                let json = serde_json::to_string(&records).unwrap_or_else(|_| "[]".into());
-                (number, json)
+            .map(|(id, numbers)| {
+                let json = serde_json::to_string(&numbers).unwrap_or_else(|_| "[]".into());
+                (id, json)
             })
             .collect();
-        for chunk in entries.chunks(BATCH) {
-            let mut pipe = redis::pipe();
-            pipe.hset_multiple(&building, chunk)
-                .ignore()
-                // A build that dies half-way leaves nothing behind for long.
-                .expire(&building, 3_600)
-                .ignore();
-            let _: () = pipe.query_async(&mut conn).await.map_err(unavailable)?;
+        for (target, fields) in [(&building_numbers, &entries), (&building_records, &reverse)] {
+            for chunk in fields.chunks(BATCH) {
+                let mut pipe = redis::pipe();
+                pipe.hset_multiple(target, chunk)
+                    .ignore()
+                    // A build that dies half-way leaves nothing behind for long.
+                    .expire(target, 3_600)
+                    .ignore();
+                let _: () = pipe.query_async(&mut conn).await.map_err(unavailable)?;
+            }
         }
-        let _: () = conn.rename(&building, &target).await.map_err(unavailable)?;
-        let _: () = conn.persist(&target).await.map_err(unavailable)?;
+        let _: () = redis::pipe()
+            .atomic()
+            .rename(&building_numbers, &numbers_key)
+            .ignore()
+            .rename(&building_records, &records_key)
+            .ignore()
+            .persist(&numbers_key)
+            .ignore()
+            .persist(&records_key)
+            .ignore()
+            .query_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn upsert(
+        &self,
+        tenant: &str,
+        record: IndexedRecord,
+        numbers: Vec<String>,
+    ) -> Result<(), IndexError> {
+        let mut conn = self.conn.clone();
+        let json = serde_json::to_string(&record).map_err(unavailable)?;
+        let _: i64 = redis::Script::new(UPSERT)
+            .key(key(tenant))
+            .key(records_key(tenant))
+            .arg(&record.id)
+            .arg(json)
+            .arg(numbers)
+            .invoke_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn remove(&self, tenant: &str, record_id: &str) -> Result<(), IndexError> {
+        let mut conn = self.conn.clone();
+        let _: i64 = redis::Script::new(UPSERT)
+            .key(key(tenant))
+            .key(records_key(tenant))
+            .arg(record_id)
+            .invoke_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
         Ok(())
     }
 
     async fn len(&self, tenant: &str) -> Result<usize, IndexError> {
         let mut conn = self.conn.clone();
         conn.hlen(key(tenant)).await.map_err(unavailable)
+    }
+}
+
+#[async_trait]
+impl RefreshCoordination for RedisIndex {
+    async fn acquire(&self, tenant: &str, holder: &str, ttl: Duration) -> Result<bool, IndexError> {
+        let mut conn = self.conn.clone();
+        let got: i64 = redis::Script::new(ACQUIRE)
+            .key(tenant_key(tenant, "rebuild-lease"))
+            .arg(holder)
+            .arg(ttl.as_millis() as u64)
+            .invoke_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        Ok(got == 1)
+    }
+
+    async fn release(&self, tenant: &str, holder: &str) -> Result<(), IndexError> {
+        let mut conn = self.conn.clone();
+        let _: i64 = redis::Script::new(RELEASE)
+            .key(tenant_key(tenant, "rebuild-lease"))
+            .arg(holder)
+            .invoke_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn last_built(&self, tenant: &str) -> Result<Option<u64>, IndexError> {
+        let mut conn = self.conn.clone();
+        conn.get(tenant_key(tenant, "built-at"))
+            .await
+            .map_err(unavailable)
+    }
+
+    async fn set_last_built(&self, tenant: &str, at_ms: u64) -> Result<(), IndexError> {
+        let mut conn = self.conn.clone();
+        conn.set(tenant_key(tenant, "built-at"), at_ms)
+            .await
+            .map_err(unavailable)
+    }
+
+    async fn note_change(&self, tenant: &str, entity: &str, at_ms: u64) -> Result<(), IndexError> {
+        let mut conn = self.conn.clone();
+        let changes = tenant_key(tenant, "changes");
+        let _: () = redis::pipe()
+            .zadd(&changes, entity, at_ms)
+            .ignore()
+            .zrembyscore(&changes, 0, at_ms.saturating_sub(CHANGES_KEPT_MS))
+            .ignore()
+            .query_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn changes_since(&self, tenant: &str, since_ms: u64) -> Result<Vec<String>, IndexError> {
+        let mut conn = self.conn.clone();
+        conn.zrangebyscore(tenant_key(tenant, "changes"), since_ms, "+inf")
+            .await
+            .map_err(unavailable)
+    }
+}
+
+/// Choices live one hash per tenant, field `<rep>|<number>`.
+#[async_trait]
+impl ChoiceStore for RedisIndex {
+    async fn get(&self, tenant: &str, rep: &str, e164: &str) -> Result<Option<String>, IndexError> {
+        let mut conn = self.conn.clone();
+        conn.hget(
+            tenant_key(tenant, "choices"),
+            format!("{}|{e164}", rep.to_lowercase()),
+        )
+        .await
+        .map_err(unavailable)
+    }
+
+    async fn put(
+        &self,
+        tenant: &str,
+        rep: &str,
+        e164: &str,
+        record_id: &str,
+    ) -> Result<(), IndexError> {
+        let mut conn = self.conn.clone();
+        conn.hset(
+            tenant_key(tenant, "choices"),
+            format!("{}|{e164}", rep.to_lowercase()),
+            record_id,
+        )
+        .await
+        .map_err(unavailable)
     }
 }

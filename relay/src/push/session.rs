@@ -176,6 +176,14 @@ async fn serve(
                             }
                         });
                     }
+                    Ok(ClientMessage::ChooseMatch { call_id, record_id }) => {
+                        let (state, who, out) = (state.clone(), who.clone(), conv.out.clone());
+                        tokio::spawn(async move {
+                            if let Err(message) = choose(&state, &who, &call_id, &record_id).await {
+                                let _ = out.send(Outbound::Message(Box::new(message))).await;
+                            }
+                        });
+                    }
                     Ok(ClientMessage::Hello { .. }) => {
                         let error = ServerMessage::Error {
                             code: "already_signed_in".into(),
@@ -221,6 +229,34 @@ fn parse(frame: &Inbound) -> Result<ClientMessage, (u16, String)> {
         Inbound::Text(text) => serde_json::from_str(text)
             .map_err(|e| (CLOSE_BAD_FRAME, format!("malformed frame: {e}"))),
     }
+}
+
+/// The rep's pick among a call's matches; the error message for the widget.
+async fn choose(
+    state: &Arc<AppState>,
+    who: &AgentIdentity,
+    call_id: &str,
+    record_id: &str,
+) -> Result<(), ServerMessage> {
+    let Some(tenant) = state.tenant(&who.tenant) else {
+        return Err(ServerMessage::Error {
+            code: "unknown_tenant".into(),
+            message: "this tenant is not configured".into(),
+        });
+    };
+    crate::pipeline::choose_match(state, tenant, &who.agent, call_id, record_id)
+        .await
+        .map_err(|err| {
+            let code = match err {
+                crate::pipeline::ChooseError::UnknownCall(_) => "unknown_call",
+                crate::pipeline::ChooseError::NotAMatch(_) => "not_a_match",
+                crate::pipeline::ChooseError::Unavailable(_) => "unavailable",
+            };
+            ServerMessage::Error {
+                code: code.into(),
+                message: err.to_string(),
+            }
+        })
 }
 
 /// Forwards a call control to the provider of the rep's call; the error message for the widget.

@@ -14,6 +14,7 @@ pub enum Collection {
     IndividualCustomers,
     Opportunities,
     PhoneCalls,
+    Employees,
 }
 
 impl Collection {
@@ -24,6 +25,7 @@ impl Collection {
             Collection::IndividualCustomers => "individual-customer-service/individualCustomers",
             Collection::Opportunities => "opportunity-service/opportunities",
             Collection::PhoneCalls => "phone-service/phoneCalls",
+            Collection::Employees => "employee-service/employees",
         }
     }
 }

@@ -108,6 +108,9 @@ pub fn indexed_record(kind: RecordKind, record: &Value) -> Option<IndexedRecord>
         }),
     };
     Some(IndexedRecord {
+        owner_id: owner_id(record).map(str::to_string),
+        open_opportunities: 0,
+        last_activity: None,
         kind,
         display_id: str_at(record, "displayId").unwrap_or_default().to_string(),
         id,
@@ -159,10 +162,43 @@ pub fn phone_filter(kind: RecordKind, e164: &str) -> String {
         .join(" or ")
 }
 
+/// `$filter` for every open opportunity of the tenant.
+pub const OPEN_OPPORTUNITY_FILTER: &str = "lifeCycleStatus eq 'OPEN'";
+
+/// `$filter` for phone calls that started at or after `since` (RFC 3339).
+pub fn calls_since_filter(since: &str) -> String {
+    format!("startDateTime ge {}", super::client::quote(since))
+}
+
+/// The employee owning an account or individual customer.
+pub fn owner_id(record: &Value) -> Option<&str> {
+    str_at(record, "ownerId")
+}
+
+/// An employee's e-mail address (how a rep signs in) and V2 id.
+pub fn employee_email_and_id(employee: &Value) -> Option<(&str, &str)> {
+    let email = employee
+        .get("workplaceAddress")
+        .and_then(|a| str_at(a, "eMail"))
+        .or_else(|| str_at(employee, "eMail"))?;
+    Some((email, str_at(employee, "id")?))
+}
+
+/// The account an opportunity belongs to.
+pub fn opportunity_account(opportunity: &Value) -> Option<&str> {
+    opportunity.get("account").and_then(|a| str_at(a, "id"))
+}
+
+/// The account a phone call was on, and when it started.
+pub fn call_account_and_start(call: &Value) -> Option<(&str, &str)> {
+    let account = call.get("account").and_then(|a| str_at(a, "id"))?;
+    Some((account, str_at(call, "startDateTime")?))
+}
+
 /// `$filter` for the open opportunities of an account.
 pub fn open_opportunities_filter(account_id: &str) -> String {
     format!(
-        "account/id eq {} and lifeCycleStatus eq 'OPEN'",
+        "account/id eq {} and {OPEN_OPPORTUNITY_FILTER}",
         super::client::quote(account_id)
     )
 }

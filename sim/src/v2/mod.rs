@@ -6,6 +6,7 @@
 //! (428 without, 412 stale), and 429 with Retry-After over a daily request budget. The relay reaches
 //! it by URL only, as it would a real tenant.
 
+pub mod events;
 pub mod limits;
 pub mod query;
 pub mod seed;
@@ -90,6 +91,7 @@ pub struct Tenant {
     limits: Limits,
     requests: AtomicU64,
     next_display_id: AtomicU64,
+    pub events: events::Emitter,
 }
 
 impl Tenant {
@@ -118,6 +120,7 @@ impl Tenant {
             limits: Limits::new(config.request_budget, clock),
             requests: AtomicU64::new(0),
             next_display_id: AtomicU64::new(900_000),
+            events: events::Emitter::new(config),
         }
     }
 
@@ -183,7 +186,7 @@ pub fn routes() -> Router<Arc<Sim>> {
         )
         .route(
             "/sap/c4c/api/v1/{service}/{collection}/{id}",
-            get(read).patch(update),
+            get(read).patch(update).delete(remove),
         )
         .route(
             "/sim/faults",
@@ -486,7 +489,7 @@ async fn read(
     }
 }
 
-fn now_stamp() -> String {
+pub(crate) fn now_stamp() -> String {
     let now = time::OffsetDateTime::now_utc();
     format!(
         "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
@@ -594,6 +597,9 @@ async fn create(
     let c = collections.entry(name).or_default();
     c.by_id.insert(id, c.items.len());
     c.items.push(record.clone());
+    sim.v2
+        .events
+        .emit(events::Operation::Create, name, None, Some(&record));
     Ok(with_etag(&record, StatusCode::CREATED))
 }
 
@@ -648,6 +654,7 @@ async fn update(
             "If-Match",
         ));
     }
+    let before = record.clone();
     let admin = record["adminData"].clone();
     merge_patch(record, &patch);
     let mut stamp = now_stamp();
@@ -659,7 +666,50 @@ async fn update(
     record["adminData"] = admin;
     record["adminData"]["updatedOn"] = Value::String(stamp);
     derive_normalised(record);
+    sim.v2
+        .events
+        .emit(events::Operation::Update, name, Some(&before), Some(record));
     Ok(with_etag(record, StatusCode::OK))
+}
+
+/// DELETE: V2's UI deletes records (and emits the delete event); the simulator offers it over
+/// the API so tests can delete. 204, or 404 for an unknown id.
+async fn remove(
+    State(sim): State<Arc<Sim>>,
+    Path((service, collection, id)): Path<(String, String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, V2Error> {
+    let name = collection_name(&service, &collection)?;
+    guard(&sim, &headers).await?;
+    let mut collections = sim
+        .v2
+        .collections
+        .write()
+        .unwrap_or_else(|p| p.into_inner());
+    let removed = collections.get_mut(name).and_then(|c| {
+        let index = c.by_id.remove(&id)?;
+        let record = c.items.remove(index);
+        for position in c.by_id.values_mut() {
+            if *position > index {
+                *position -= 1;
+            }
+        }
+        Some(record)
+    });
+    match removed {
+        Some(record) => {
+            sim.v2
+                .events
+                .emit(events::Operation::Delete, name, Some(&record), None);
+            Ok(StatusCode::NO_CONTENT.into_response())
+        }
+        None => Err(V2Error::new(
+            StatusCode::NOT_FOUND,
+            &format!("{collection}.404"),
+            format!("no {collection} with id {id}"),
+            "id",
+        )),
+    }
 }
 
 async fn set_fault(State(sim): State<Arc<Sim>>, body: Bytes) -> Response {

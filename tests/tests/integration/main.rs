@@ -2,6 +2,7 @@
 //! simulator, and the end-to-end flow in headless Chromium.
 
 mod browser_flow;
+mod index_refresh;
 mod phone_oracle;
 mod redis_index;
 mod relay_api;

@@ -2,11 +2,15 @@
 //! that keeps matching callers (through V2) when Redis goes away.
 
 use cti_protocol::ws::RecordKind;
+use std::time::Duration;
+
+use cti_relay::numbers::choices::ChoiceStore;
+use cti_relay::numbers::coordination::RefreshCoordination;
 use cti_relay::numbers::index::{Generation, IndexedRecord, NumberIndex};
 use cti_relay::numbers::redis_index::RedisIndex;
 use cti_relay::secret::Secret;
 use cti_tests::redis::RedisServer;
-use cti_tests::{Stack, WsClient};
+use cti_tests::{Stack, WsClient, eventually};
 use serde_json::json;
 
 fn record(id: &str, name: &str) -> IndexedRecord {
@@ -16,6 +20,9 @@ fn record(id: &str, name: &str) -> IndexedRecord {
         display_id: "1".into(),
         name: name.into(),
         account: None,
+        owner_id: None,
+        open_opportunities: 0,
+        last_activity: None,
     }
 }
 
@@ -62,6 +69,130 @@ async fn replacement_is_whole_and_tenants_are_apart() {
     assert_eq!(index.len("t1").await.expect("len"), 0);
 }
 
+fn names(records: &[IndexedRecord]) -> Vec<&str> {
+    let mut names: Vec<&str> = records.iter().map(|r| r.name.as_str()).collect();
+    names.sort();
+    names
+}
+
+#[tokio::test]
+async fn incremental_updates_move_and_remove_records_atomically() {
+    let server = RedisServer::start().await.expect("redis-server");
+    let index = RedisIndex::connect(&server.url()).await.expect("connects");
+    let mut g = Generation::new();
+    g.insert(
+        "+41441111111".into(),
+        vec![record("a", "Anna"), record("b", "Ben")],
+    );
+    g.insert("+41442222222".into(), vec![record("a", "Anna")]);
+    index.replace("t1", g).await.expect("replace");
+
+    // Anna now carries only a new number.
+    let mut anna = record("a", "Anna M.");
+    anna.owner_id = Some("emp-1".into());
+    index
+        .upsert("t1", anna.clone(), vec!["+41443333333".into()])
+        .await
+        .expect("upsert");
+    let shared = index.lookup("t1", "+41441111111").await.expect("lookup");
+    assert_eq!(names(&shared), ["Ben"]);
+    assert!(
+        index
+            .lookup("t1", "+41442222222")
+            .await
+            .expect("lookup")
+            .is_empty()
+    );
+    assert_eq!(
+        index.lookup("t1", "+41443333333").await.expect("lookup"),
+        [anna],
+        "the record round-trips through the script unchanged"
+    );
+
+    // A record the index never saw is added; a deleted one leaves every number.
+    index
+        .upsert("t1", record("c", "Cleo"), vec!["+41441111111".into()])
+        .await
+        .expect("upsert new");
+    assert_eq!(
+        names(&index.lookup("t1", "+41441111111").await.expect("lookup")),
+        ["Ben", "Cleo"]
+    );
+    index.remove("t1", "b").await.expect("remove");
+    index
+        .remove("t1", "never-there")
+        .await
+        .expect("remove unknown");
+    assert_eq!(
+        names(&index.lookup("t1", "+41441111111").await.expect("lookup")),
+        ["Cleo"]
+    );
+    assert_eq!(index.len("t1").await.expect("len"), 2);
+    assert_eq!(index.len("t2").await.expect("len"), 0);
+}
+
+#[tokio::test]
+async fn the_rebuild_lease_changes_and_choices_live_in_redis() {
+    let server = RedisServer::start().await.expect("redis-server");
+    let one = RedisIndex::connect(&server.url()).await.expect("connects");
+    let two = RedisIndex::connect(&server.url()).await.expect("connects");
+    let ttl = Duration::from_secs(30);
+    assert!(one.acquire("t1", "relay-1", ttl).await.expect("acquire"));
+    assert!(!two.acquire("t1", "relay-2", ttl).await.expect("acquire"));
+    assert!(one.acquire("t1", "relay-1", ttl).await.expect("renew"));
+    two.release("t1", "relay-2")
+        .await
+        .expect("release by a non-holder");
+    assert!(!two.acquire("t1", "relay-2", ttl).await.expect("still held"));
+    one.release("t1", "relay-1").await.expect("release");
+    assert!(two.acquire("t1", "relay-2", ttl).await.expect("free again"));
+    // A holder that died: the lease runs out by itself.
+    assert!(
+        one.acquire("t2", "relay-1", Duration::from_millis(50))
+            .await
+            .expect("acquire")
+    );
+    eventually("the short lease to expire", || async {
+        two.acquire("t2", "relay-2", ttl)
+            .await
+            .ok()
+            .filter(|got| *got)
+    })
+    .await
+    .expect("expired");
+
+    assert_eq!(one.last_built("t1").await.expect("read"), None);
+    one.set_last_built("t1", 1_234).await.expect("write");
+    assert_eq!(two.last_built("t1").await.expect("read"), Some(1_234));
+
+    one.note_change("t1", "contact:c1", 1_000)
+        .await
+        .expect("note");
+    one.note_change("t1", "account:a1", 2_000)
+        .await
+        .expect("note");
+    assert_eq!(
+        two.changes_since("t1", 1_500).await.expect("since"),
+        ["account:a1"]
+    );
+
+    one.put("t1", "Alice@Example.com", "+41441111111", "c1")
+        .await
+        .expect("choose");
+    assert_eq!(
+        two.get("t1", "alice@example.com", "+41441111111")
+            .await
+            .expect("read"),
+        Some("c1".into())
+    );
+    assert_eq!(
+        two.get("t2", "alice@example.com", "+41441111111")
+            .await
+            .expect("read"),
+        None
+    );
+}
+
 async fn post_ringing(stack: &Stack, id: &str, call: &str, from: &str) {
     let body = json!({"id": id, "call_id": call, "type": "ringing", "direction": "inbound",
         "from": from, "to": "+41 44 999 00 00", "agent": "alice@example.com",
@@ -77,9 +208,12 @@ async fn post_ringing(stack: &Stack, id: &str, call: &str, from: &str) {
 async fn the_relay_matches_from_redis_and_falls_back_to_v2_when_it_is_gone() {
     let mut server = RedisServer::start().await.expect("redis-server");
     let url = server.url();
-    let stack = Stack::start_with(|c| c.redis_url = Some(Secret::new(url.clone())))
-        .await
-        .expect("stack starts");
+    let stack = Stack::start_with(|c| {
+        c.redis_url = Some(Secret::new(url.clone()));
+        c.index_check = Duration::from_millis(200);
+    })
+    .await
+    .expect("stack starts");
     let ready = stack.readyz().await.expect("readyz");
     assert_eq!(ready["stores"], "redis");
     assert_eq!(ready["status"], "ready");
@@ -115,4 +249,76 @@ async fn the_relay_matches_from_redis_and_falls_back_to_v2_when_it_is_gone() {
     );
     let ready = stack.readyz().await.expect("readyz");
     assert_eq!(ready["status"], "degraded");
+
+    // Redis comes back empty (no persistence): the relay notices and rebuilds by itself.
+    server.restart().await.expect("redis-server restarts");
+    eventually("the relay to be ready on Redis again", || async {
+        let ready = stack.readyz().await.ok()?;
+        (ready["status"] == "ready").then_some(())
+    })
+    .await
+    .expect("recovered");
+    let direct = RedisIndex::connect(&url).await.expect("connects");
+    let number = cti_relay::numbers::normalize(
+        &dialled,
+        &cti_relay::numbers::DefaultRegion::parse("CH").expect("region"),
+    )
+    .expect("valid")
+    .e164;
+    let records = eventually("the rebuilt index in Redis", || async {
+        let records = direct.lookup("demo", &number).await.ok()?;
+        (!records.is_empty()).then_some(records)
+    })
+    .await
+    .expect("rebuilt");
+    assert_eq!(records[0].name, name);
+}
+
+#[tokio::test]
+async fn a_second_relay_on_the_same_redis_serves_the_shared_index_without_rebuilding() {
+    let server = RedisServer::start().await.expect("redis-server");
+    let url = server.url();
+    let stack = Stack::start_with(|c| {
+        c.redis_url = Some(Secret::new(url.clone()));
+        c.index_check = Duration::from_millis(200);
+    })
+    .await
+    .expect("stack starts");
+    let mut config = stack.relay.state.config.clone();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    config.listen = listener.local_addr().expect("addr");
+    let state = cti_relay::AppState::from_config(config)
+        .await
+        .expect("second relay state");
+    let second = cti_relay::spawn_on(listener, state).expect("second relay");
+    let http = reqwest::Client::new();
+    let ready = eventually("the second relay to be ready", || async {
+        let body: serde_json::Value = http
+            .get(format!("{}/readyz", second.url()))
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        (body["status"] == "ready").then_some(body)
+    })
+    .await
+    .expect("ready");
+    assert_eq!(ready["tenants"]["demo"]["refresh"]["phase"], "standby");
+    let metrics = http
+        .get(format!("{}/metrics", second.url()))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        !metrics.contains("cti_index_builds_total{tenant=\"demo\",outcome=\"ok\"}"),
+        "the second relay did not crawl V2 again:\n{metrics}"
+    );
+    second.abort();
 }
