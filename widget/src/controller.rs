@@ -100,6 +100,17 @@ impl Controller {
                     );
                 }
             }
+            UiAction::ChooseMatch { call_id, record_id } => {
+                let connection = self.shared.borrow().connection.clone();
+                let message = ClientMessage::ChooseMatch { call_id, record_id };
+                if !connection.is_some_and(|connection| connection.send(&message)) {
+                    self.shared.borrow_mut().state.report(
+                        "not_connected",
+                        "Not connected to the phone system. Try again once the status shows \
+                         Connected.",
+                    );
+                }
+            }
             UiAction::Dismiss(call_id) => self.shared.borrow_mut().state.dismiss(&call_id),
             UiAction::DismissProblem => self.shared.borrow_mut().state.dismiss_problem(),
         }

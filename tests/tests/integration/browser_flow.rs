@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use cti_tests::browser::Browser;
 use cti_tests::{Stack, eventually};
 use serde_json::Value;
@@ -184,6 +184,70 @@ async fn ring_pop_answer_hang_up_in_chromium() -> Result<()> {
     let notify = wait_for_action(&stack, &unknown.id, "NOTIFY").await?;
     assert_eq!(notify["payload"]["ANI"], "+41315550199");
 
+    browser.close().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_rep_picks_another_match_and_v2_is_told_which_record() -> Result<()> {
+    let stack = Stack::start().await?;
+    // A main line shared by an account and some of its contacts.
+    let (number, account) = stack
+        .sim
+        .sim
+        .v2
+        .records("accounts")
+        .into_iter()
+        .find_map(|account| {
+            let number = account["defaultCommunication"]["phoneNormalisedNumber"]
+                .as_str()?
+                .to_string();
+            (stack.sim.sim.v2.lookup_phone(&number).len() >= 2).then_some((number, account))
+        })
+        .context("a shared main line")?;
+    let account_id = account["id"].as_str().context("account id")?;
+    let account_name = account["formattedName"].as_str().context("name")?;
+    let browser = Browser::start().await?;
+    open_host(&browser, &stack).await?;
+
+    ring_from(&browser, &number).await?;
+    let call = ringing_call(&stack).await?;
+    let first = call.pop.clone().context("a ranked first match")?;
+    assert_ne!(first.id, account_id, "the person comes before the company");
+    let notify = wait_for_action(&stack, &call.id, "NOTIFY").await?;
+    assert_eq!(notify["payload"]["Custom_1"], first.display_id.as_str());
+    browser
+        .wait_text("#pop-target", "the host to pop the ranked record", |t| {
+            t.contains(&first.name)
+        })
+        .await?;
+
+    browser.enter_frame(WIDGET).await?;
+    browser.click("[data-testid=other-matches] summary").await?;
+    browser
+        .click(&format!(
+            "li[data-record-id=\"{account_id}\"] button.choose-match"
+        ))
+        .await?;
+    browser
+        .wait_text("[data-testid=caller-name]", "the chosen account", |t| {
+            t.contains(account_name)
+        })
+        .await?;
+    browser.click("[data-testid=btn-answer]").await?;
+    browser.leave_frame().await?;
+    let accept = wait_for_action(&stack, &call.id, "ACCEPT").await?;
+    assert_eq!(
+        accept["payload"]["Custom_1"], account["displayId"],
+        "V2 identifies the chosen record on ACCEPT"
+    );
+    let remembered = stack
+        .relay
+        .state
+        .choices
+        .get("demo", AGENT, &number)
+        .await?;
+    assert_eq!(remembered.as_deref(), Some(account_id));
     browser.close().await;
     Ok(())
 }

@@ -47,6 +47,12 @@ pub fn CallCard(props: &CallCardProps) -> Html {
         .map_or_else(|| "Unknown caller".to_owned(), |record| record.name.clone());
     let heading = heading_id(&call.id);
     let live = !call.state.is_final();
+    let choose_match = {
+        let on_action = props.on_action.clone();
+        Callback::from(move |(call_id, record_id): (String, String)| {
+            on_action.emit(UiAction::ChooseMatch { call_id, record_id });
+        })
+    };
 
     html! {
         <article
@@ -88,7 +94,7 @@ pub fn CallCard(props: &CallCardProps) -> Html {
                 if let Some(record) = primary {
                     <RecordDetails {record} />
                 }
-                <OtherMatches {others} />
+                <OtherMatches call_id={call.id.clone()} {others} on_choose={choose_match} />
             } else {
                 <Summary call={call.clone()} on_action={props.on_action.clone()} />
             }

@@ -101,7 +101,10 @@ pub fn RecordDetails(props: &CallerProps) -> Html {
 
 #[derive(Debug, Clone, PartialEq, Properties)]
 pub struct OtherMatchesProps {
+    pub call_id: AttrValue,
     pub others: Vec<Match>,
+    /// Choosing one makes it the call's record; the relay remembers it for the next call.
+    pub on_choose: Callback<(String, String)>,
 }
 
 /// "2 other matches", folded: a shared main line can match dozens of records, and the rep
@@ -121,16 +124,30 @@ pub fn OtherMatches(props: &OtherMatchesProps) -> Html {
         <details class="detail other-matches" data-testid="other-matches">
             <summary>{ summary }</summary>
             <ul>
-                { for props.others.iter().map(|record| html! {
-                    <li class="other-match">
-                        <span class="item-title">{ record.name.clone() }</span>
-                        <span class="item-meta">
-                            { record.kind.label() }
-                            if let Some(account) = account_name(record) {
-                                { " · " }{ account.to_owned() }
-                            }
-                        </span>
-                    </li>
+                { for props.others.iter().map(|record| {
+                    let choose = {
+                        let on_choose = props.on_choose.clone();
+                        let call_id = props.call_id.to_string();
+                        let record_id = record.id.clone();
+                        Callback::from(move |_: MouseEvent| {
+                            on_choose.emit((call_id.clone(), record_id.clone()));
+                        })
+                    };
+                    html! {
+                        <li class="other-match" data-record-id={record.id.clone()}>
+                            <span class="item-title">{ record.name.clone() }</span>
+                            <span class="item-meta">
+                                { record.kind.label() }
+                                if let Some(account) = account_name(record) {
+                                    { " · " }{ account.to_owned() }
+                                }
+                            </span>
+                            <button type="button" class="choose-match" onclick={choose}
+                                aria-label={format!("This is the caller: {}", record.name)}>
+                                { "This is the caller" }
+                            </button>
+                        </li>
+                    }
                 }) }
             </ul>
         </details>

@@ -46,6 +46,11 @@ pub enum UiAction {
         call_id: String,
         command: CallCommand,
     },
+    /// The caller is this other match (call id, record id).
+    ChooseMatch {
+        call_id: String,
+        record_id: String,
+    },
     Dismiss(String),
     DismissProblem,
 }
