@@ -3,7 +3,7 @@
 
 use std::io::{BufRead, Write};
 
-use super::normalize::{DefaultRegion, normalize};
+use super::normalize::{DefaultRegion, to_e164};
 
 /// Counts of one run, for the summary on stderr.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -33,8 +33,8 @@ pub fn normalize_lines(
         stats.lines += 1;
         // Tabs inside the input would break the two-column output.
         let shown = text.replace('\t', " ");
-        match normalize(&text, region) {
-            Ok(n) => writeln!(output, "{shown}\t{}", n.e164)?,
+        match to_e164(&text, region) {
+            Ok(e164) => writeln!(output, "{shown}\t{e164}")?,
             Err(e) => {
                 stats.invalid += 1;
                 writeln!(output, "{shown}\tinvalid:{}", e.code())?;

@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use super::budget::{BudgetExhausted, DailyBudget};
 use super::index::{Generation, IndexedRecord};
-use super::normalize::{DefaultRegion, looks_like_e164, normalize};
+use super::normalize::{DefaultRegion, looks_like_e164, to_e164};
 use crate::v2::client::{Collection, V2Client, V2Error, quote};
 use crate::v2::records::{self, CALLER_COLLECTIONS, indexed_record, phone_fields};
 
@@ -308,8 +308,7 @@ fn e164_of(
         .unwrap_or_else(|| tenant_region.clone());
     field
         .formatted
-        .and_then(|f| normalize(f, &region).ok())
-        .map(|n| n.e164)
+        .and_then(|f| to_e164(f, &region).ok())
         .or_else(|| {
             field
                 .normalised

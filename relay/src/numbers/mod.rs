@@ -14,4 +14,4 @@ pub mod refresh;
 pub mod update;
 
 pub use index::{IndexedRecord, MemoryIndex, NumberIndex};
-pub use normalize::{DefaultRegion, InvalidNumber, Normalized, normalize};
+pub use normalize::{DefaultRegion, InvalidNumber, Normalized, normalize, to_e164};
