@@ -426,7 +426,20 @@ async fn list(
         .collect();
     let total = hits.len();
     if !o.orderby.is_empty() {
-        hits.sort_by(|a, b| query::order(&o.orderby, a, b));
+        // Like a database with an index: only the rows up to the page's end are put in order
+        // (a crawl of 100,000 records would otherwise sort the whole collection per page).
+        // Stable: equal keys keep insertion order.
+        let mut ranked: Vec<(usize, &Value)> = hits.into_iter().enumerate().collect();
+        let order = |a: &(usize, &Value), b: &(usize, &Value)| {
+            query::order(&o.orderby, a.1, b.1).then(a.0.cmp(&b.0))
+        };
+        let needed = o.skip.saturating_add(o.top);
+        if needed > 0 && needed < ranked.len() {
+            ranked.select_nth_unstable_by(needed - 1, order);
+            ranked.truncate(needed);
+        }
+        ranked.sort_by(order);
+        hits = ranked.into_iter().map(|(_, r)| r).collect();
     }
     let page: Vec<Value> = hits
         .into_iter()
