@@ -32,6 +32,19 @@ enum NumbersCommand {
         #[arg(long)]
         region: String,
     },
+    /// Crawl the configured V2 tenant and write CSV of every phone field that will not match
+    /// callers (cannot be normalized, or V2's stored normalised value disagrees).
+    Audit {
+        /// The tenant to audit (needed when several are configured).
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Write the CSV here instead of stdout.
+        #[arg(long)]
+        out: Option<std::path::PathBuf>,
+        /// Write corrected values of disagreeing fields back to V2 (If-Match guarded).
+        #[arg(long)]
+        fix: bool,
+    },
 }
 
 #[tokio::main]
@@ -45,7 +58,101 @@ async fn main() -> anyhow::Result<()> {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve().await,
         Command::Numbers(NumbersCommand::Normalize { region }) => normalize(&region),
+        Command::Numbers(NumbersCommand::Audit { tenant, out, fix }) => {
+            audit(tenant.as_deref(), out.as_deref(), fix).await
+        }
     }
+}
+
+async fn audit(
+    tenant: Option<&str>,
+    out: Option<&std::path::Path>,
+    fix: bool,
+) -> anyhow::Result<()> {
+    use cti_relay::numbers::audit::{self, AuditOptions, Progress};
+    use indicatif::{ProgressBar, ProgressStyle};
+
+    let config = cti_relay::Config::from_env().context("invalid configuration")?;
+    let tenant = match tenant {
+        Some(id) => config
+            .tenant(id)
+            .with_context(|| format!("no tenant {id:?} is configured"))?,
+        None => match config.tenants.as_slice() {
+            [only] => only,
+            _ => anyhow::bail!("several tenants are configured; choose one with --tenant"),
+        },
+    };
+    let region = cti_relay::numbers::DefaultRegion::parse(&tenant.default_region)
+        .map_err(|_| anyhow::anyhow!("tenant {:?}: bad default region", tenant.id))?;
+    let client = cti_relay::v2::V2Client::new(
+        &tenant.v2_url,
+        cti_relay::v2::client::V2Auth::Basic {
+            user: tenant.v2_user.clone(),
+            password: tenant.v2_password.clone(),
+        },
+        config.v2_timeout,
+    );
+    let output: Box<dyn std::io::Write> = match out {
+        Some(path) => Box::new(
+            std::fs::File::create(path)
+                .with_context(|| format!("cannot write {}", path.display()))?,
+        ),
+        None => Box::new(std::io::stdout().lock()),
+    };
+    // On stderr, drawn only when stderr is a terminal.
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template("{msg:>22} [{bar:30}] {pos}/{len} {elapsed}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    let summary = audit::run(
+        &client,
+        &region,
+        AuditOptions { fix },
+        output,
+        |p| match p {
+            Progress::Crawling {
+                collection,
+                done,
+                total,
+            } => {
+                bar.set_message(format!("reading {collection}"));
+                bar.set_length(total.unwrap_or(done));
+                bar.set_position(done);
+            }
+            Progress::Fixing { done, total } => {
+                bar.set_message("fixing");
+                bar.set_length(total);
+                bar.set_position(done);
+            }
+        },
+    )
+    .await
+    .with_context(|| format!("auditing tenant {:?}", tenant.id))?;
+    bar.finish_and_clear();
+    eprintln!(
+        "{} records, {} phone fields: {} invalid, {} disagreeing with V2's normalised value{}",
+        summary.records,
+        summary.fields,
+        summary.invalid,
+        summary.mismatched,
+        if fix {
+            format!(
+                "; {} fixed ({} changed meanwhile and were judged again), {} failed",
+                summary.fixed, summary.conflicts, summary.failed
+            )
+        } else {
+            String::new()
+        }
+    );
+    if summary.failed > 0 {
+        anyhow::bail!(
+            "{} corrections failed (see the action column)",
+            summary.failed
+        );
+    }
+    Ok(())
 }
 
 fn normalize(region: &str) -> anyhow::Result<()> {

@@ -19,6 +19,11 @@ use crate::v2::records::{self, CALLER_COLLECTIONS, indexed_record, phone_fields}
 /// V2's largest page.
 pub const PAGE_SIZE: usize = 999;
 
+/// A page answered 429 is retried after V2's Retry-After when that is at most this long…
+const MAX_PAGE_WAIT_S: u64 = 60;
+/// …and at most this often per crawl; past either, the crawl fails and says why.
+const MAX_PAGE_RETRIES: u32 = 5;
+
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
     #[error(transparent)]
@@ -177,6 +182,7 @@ pub async fn crawl(
 ) -> Result<usize, BuildError> {
     let mut last_id: Option<String> = None;
     let mut requests = 0;
+    let mut throttled = 0;
     loop {
         let mut query = vec![
             ("$orderby", "id".to_string()),
@@ -191,9 +197,22 @@ pub async fn crawl(
             (None, Some(a)) => query.push(("$filter", a)),
             (None, None) => {}
         }
-        budget.spend()?;
-        requests += 1;
-        let page = client.list(collection, &query).await?;
+        let page = loop {
+            budget.spend()?;
+            requests += 1;
+            match client.list(collection, &query).await {
+                // A crawl is long; resume it after V2's Retry-After instead of starting over.
+                Err(V2Error::Status {
+                    status: 429,
+                    retry_after: Some(wait),
+                    ..
+                }) if wait <= MAX_PAGE_WAIT_S && throttled < MAX_PAGE_RETRIES => {
+                    throttled += 1;
+                    tokio::time::sleep(std::time::Duration::from_secs(wait)).await;
+                }
+                other => break other?,
+            }
+        };
         for record in &page {
             visit(record);
         }

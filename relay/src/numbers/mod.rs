@@ -1,5 +1,6 @@
 //! Who is calling: E.164 normalization and the index from numbers to V2 records.
 
+pub mod audit;
 pub mod batch;
 pub mod budget;
 pub mod build;

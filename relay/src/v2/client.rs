@@ -96,6 +96,32 @@ impl V2Client {
         }
     }
 
+    /// How many records of a collection match `filter` (`$count=true` with `$top=1`), for
+    /// progress reports.
+    pub async fn count(
+        &self,
+        collection: Collection,
+        filter: Option<&str>,
+    ) -> Result<u64, V2Error> {
+        let path = format!("/sap/c4c/api/v1/{}", collection.path());
+        let mut query = vec![("$count", "true".to_string()), ("$top", "1".to_string())];
+        if let Some(filter) = filter {
+            query.push(("$filter", filter.to_string()));
+        }
+        let request = self
+            .http
+            .get(format!("{}{}", self.base_url, path))
+            .query(&query);
+        let (envelope, _) = self.send(request, &path).await?;
+        envelope
+            .get("count")
+            .and_then(Value::as_u64)
+            .ok_or_else(|| V2Error::Decode {
+                path,
+                reason: "no `count` in the collection envelope".into(),
+            })
+    }
+
     /// GET one record by id: the record and its ETag, or None when V2 has no such record
     /// (deleted, or never there).
     pub async fn get(

@@ -21,13 +21,94 @@ pub const CALLER_COLLECTIONS: [(Collection, RecordKind); 3] = [
     ),
 ];
 
-/// One phone field of a record: as typed, as V2 normalised it (when it did), and the country of
-/// the address it belongs to (the best default region for a nationally written number).
+/// One phone field of a record: as typed, as V2 normalised it (when it did), the country of the
+/// address it belongs to (the best default region for a nationally written number), and where in
+/// the record it sits (for reports and corrections).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PhoneField<'a> {
     pub formatted: Option<&'a str>,
     pub normalised: Option<&'a str>,
     pub country: Option<&'a str>,
+    pub location: PhoneLocation,
+}
+
+/// Which object of a record holds a phone field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Holder {
+    /// The record itself (a contact's own phones).
+    Record,
+    /// An object field, e.g. `defaultCommunication`.
+    Object(&'static str),
+    /// An element of an array field, e.g. `addresses[1]`, `isContactPersonFor[0]`.
+    Element(&'static str, usize),
+}
+
+/// Where a phone field sits: its holder and whether it is the phone or the mobile pair.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PhoneLocation {
+    pub holder: Holder,
+    /// `phone` or `mobile`.
+    pub prefix: &'static str,
+}
+
+impl PhoneLocation {
+    pub fn formatted_key(&self) -> String {
+        format!("{}FormattedNumber", self.prefix)
+    }
+
+    pub fn normalised_key(&self) -> String {
+        format!("{}NormalisedNumber", self.prefix)
+    }
+
+    /// `defaultCommunication/phoneFormattedNumber`, `isContactPersonFor/0/phoneFormattedNumber`.
+    pub fn path(&self) -> String {
+        match self.holder {
+            Holder::Record => self.formatted_key(),
+            Holder::Object(name) => format!("{name}/{}", self.formatted_key()),
+            Holder::Element(name, i) => format!("{name}/{i}/{}", self.formatted_key()),
+        }
+    }
+
+    /// The object holding the field in `record`, if it (still) exists.
+    pub fn holder<'a>(&self, record: &'a Value) -> Option<&'a Value> {
+        match self.holder {
+            Holder::Record => Some(record),
+            Holder::Object(name) => record.get(name),
+            Holder::Element(name, i) => record.get(name)?.get(i),
+        }
+    }
+
+    /// The field's values inside its holder object.
+    pub fn read_in<'a>(&self, holder: &'a Value, country: Option<&'a str>) -> PhoneField<'a> {
+        PhoneField {
+            formatted: str_at(holder, &self.formatted_key()),
+            normalised: str_at(holder, &self.normalised_key()),
+            country,
+            location: *self,
+        }
+    }
+
+    /// A JSON merge patch that sets this field's formatted and normalised values. Merge patch
+    /// replaces arrays whole, so an element's fix sends the whole (current) array.
+    pub fn patch(&self, record: &Value, formatted: &str, normalised: &str) -> Option<Value> {
+        let mut values = serde_json::Map::new();
+        values.insert(self.formatted_key(), Value::String(formatted.into()));
+        values.insert(self.normalised_key(), Value::String(normalised.into()));
+        let mut patch = serde_json::Map::new();
+        match self.holder {
+            Holder::Record => patch = values,
+            Holder::Object(name) => {
+                patch.insert(name.into(), Value::Object(values));
+            }
+            Holder::Element(name, i) => {
+                let mut array = record.get(name)?.as_array()?.clone();
+                let element = array.get_mut(i)?.as_object_mut()?;
+                element.extend(values);
+                patch.insert(name.into(), Value::Array(array));
+            }
+        }
+        Some(Value::Object(patch))
+    }
 }
 
 fn str_at<'a>(value: &'a Value, key: &str) -> Option<&'a str> {
@@ -38,16 +119,16 @@ fn str_at<'a>(value: &'a Value, key: &str) -> Option<&'a str> {
 }
 
 /// The phone and mobile pair of one communication block (an object with `phone*`/`mobile*`).
-fn pair<'a>(block: &'a Value, country: Option<&'a str>, out: &mut Vec<PhoneField<'a>>) {
+fn pair<'a>(
+    block: &'a Value,
+    country: Option<&'a str>,
+    holder: Holder,
+    out: &mut Vec<PhoneField<'a>>,
+) {
     for prefix in ["phone", "mobile"] {
-        let formatted = str_at(block, &format!("{prefix}FormattedNumber"));
-        let normalised = str_at(block, &format!("{prefix}NormalisedNumber"));
-        if formatted.is_some() || normalised.is_some() {
-            out.push(PhoneField {
-                formatted,
-                normalised,
-                country,
-            });
+        let field = PhoneLocation { holder, prefix }.read_in(block, country);
+        if field.formatted.is_some() || field.normalised.is_some() {
+            out.push(field);
         }
     }
 }
@@ -63,10 +144,11 @@ pub fn phone_fields(kind: RecordKind, record: &Value) -> Vec<PhoneField<'_>> {
                 .and_then(Value::as_array)
                 .and_then(|a| a.first())
                 .and_then(|r| str_at(r, "country"));
-            pair(record, country, &mut out);
+            pair(record, country, Holder::Record, &mut out);
             if let Some(relations) = record.get("isContactPersonFor").and_then(Value::as_array) {
-                for relation in relations {
-                    pair(relation, str_at(relation, "country"), &mut out);
+                for (i, relation) in relations.iter().enumerate() {
+                    let holder = Holder::Element("isContactPersonFor", i);
+                    pair(relation, str_at(relation, "country"), holder, &mut out);
                 }
             }
         }
@@ -75,11 +157,17 @@ pub fn phone_fields(kind: RecordKind, record: &Value) -> Vec<PhoneField<'_>> {
                 .get("defaultAddress")
                 .and_then(|a| str_at(a, "country"));
             if let Some(block) = record.get("defaultCommunication") {
-                pair(block, country, &mut out);
+                pair(
+                    block,
+                    country,
+                    Holder::Object("defaultCommunication"),
+                    &mut out,
+                );
             }
             if let Some(addresses) = record.get("addresses").and_then(Value::as_array) {
-                for address in addresses {
-                    pair(address, str_at(address, "country").or(country), &mut out);
+                for (i, address) in addresses.iter().enumerate() {
+                    let country = str_at(address, "country").or(country);
+                    pair(address, country, Holder::Element("addresses", i), &mut out);
                 }
             }
         }
@@ -270,6 +358,55 @@ mod tests {
         let rec = indexed_record(RecordKind::Contact, &contact).expect("record");
         assert_eq!(rec.name, "Anna Muster");
         assert_eq!(rec.account.expect("account").name, "Main AG");
+    }
+
+    #[test]
+    fn locations_name_the_field_and_patch_it_in_place() {
+        let contact = json!({"id":"c1","familyName":"Muster","phoneFormattedNumber":"+41 44 111 22 33",
+            "isContactPersonFor":[{"accountId":"a1","country":"CH","phoneFormattedNumber":"044 123 45 67"},
+                                  {"accountId":"a2","country":"CH","mobileFormattedNumber":"079 1"}]});
+        let phones = phone_fields(RecordKind::Contact, &contact);
+        let paths: Vec<String> = phones.iter().map(|p| p.location.path()).collect();
+        assert_eq!(
+            paths,
+            [
+                "phoneFormattedNumber",
+                "isContactPersonFor/0/phoneFormattedNumber",
+                "isContactPersonFor/1/mobileFormattedNumber"
+            ]
+        );
+        let patch = phones[2]
+            .location
+            .patch(&contact, "+41 79 123 45 67", "+41791234567")
+            .expect("patch");
+        // The whole array goes back, with only that element's field changed.
+        assert_eq!(
+            patch["isContactPersonFor"][0],
+            contact["isContactPersonFor"][0]
+        );
+        assert_eq!(
+            patch["isContactPersonFor"][1]["mobileNormalisedNumber"],
+            "+41791234567"
+        );
+        assert_eq!(patch["isContactPersonFor"][1]["accountId"], "a2");
+        let top = phones[0]
+            .location
+            .patch(&contact, "+41 44 111 22 33", "+41441112233")
+            .expect("patch");
+        assert_eq!(
+            top,
+            json!({"phoneFormattedNumber":"+41 44 111 22 33","phoneNormalisedNumber":"+41441112233"})
+        );
+        let account = json!({"id":"a","defaultCommunication":{"phoneFormattedNumber":"1"}});
+        let field = &phone_fields(RecordKind::Account, &account)[0];
+        assert_eq!(
+            field.location.path(),
+            "defaultCommunication/phoneFormattedNumber"
+        );
+        assert_eq!(
+            field.location.patch(&account, "x", "y").expect("patch"),
+            json!({"defaultCommunication":{"phoneFormattedNumber":"x","phoneNormalisedNumber":"y"}})
+        );
     }
 
     #[test]

@@ -156,6 +156,37 @@ impl Tenant {
         self.requests.load(Ordering::Relaxed)
     }
 
+    /// Stores a record exactly as given, the way a data migration loads legacy data: no derived
+    /// normalised numbers, no change event. Replaces a record with the same id. For tests of data
+    /// clean-up.
+    pub fn import(&self, collection: &'static str, record: Value) {
+        let id = record["id"].as_str().unwrap_or_default().to_string();
+        let mut collections = self.collections.write().unwrap_or_else(|p| p.into_inner());
+        let c = collections.entry(collection).or_default();
+        match c.by_id.get(&id) {
+            Some(i) => c.items[*i] = record,
+            None => {
+                c.by_id.insert(id, c.items.len());
+                c.items.push(record);
+            }
+        }
+    }
+
+    /// Someone edits the record in V2's UI: its ETag changes, its content does not.
+    pub fn touch(&self, collection: &str, id: &str) {
+        let mut collections = self.collections.write().unwrap_or_else(|p| p.into_inner());
+        if let Some(record) = collections
+            .get_mut(collection)
+            .and_then(|c| c.by_id.get(id).copied().and_then(|i| c.items.get_mut(i)))
+        {
+            let current = record["adminData"]["updatedOn"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            record["adminData"]["updatedOn"] = Value::String(format!("{current}+"));
+        }
+    }
+
     /// The records of one collection (e.g. `"accounts"`), for tests.
     pub fn records(&self, collection: &str) -> Vec<Value> {
         self.collections

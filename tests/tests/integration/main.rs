@@ -3,6 +3,7 @@
 
 mod browser_flow;
 mod index_refresh;
+mod numbers_audit;
 mod phone_oracle;
 mod redis_index;
 mod relay_api;
