@@ -195,6 +195,12 @@ impl Config {
             if let Some(v) = get("CTI_WEBHOOK_SECRET") {
                 t.webhook_secret = Secret::new(v);
             }
+            // The demo's events credentials are public: a real tenant gets the endpoint only
+            // with credentials of its own.
+            if t.v2_url != sim_url {
+                t.v2_events_user = None;
+                t.v2_events_password = None;
+            }
             if let Some(v) = get("CTI_V2_EVENTS_USER") {
                 t.v2_events_user = Some(v);
             }
@@ -389,6 +395,32 @@ mod tests {
         assert!(c.redis_url.is_none());
         let err = Config::from_vars(vars(&[("VCAP_SERVICES", "{")])).expect_err("invalid");
         assert!(err.to_string().starts_with("VCAP_SERVICES"), "{err}");
+    }
+
+    #[test]
+    fn the_demo_events_credentials_never_reach_a_real_tenant() {
+        let c = Config::from_vars(vars(&[("CTI_V2_URL", "https://my123.crm.cloud.sap")]))
+            .expect("valid");
+        assert!(c.tenants[0].v2_events_password.is_none());
+        let c = Config::from_vars(vars(&[
+            ("CTI_V2_URL", "https://my123.crm.cloud.sap"),
+            ("CTI_V2_EVENTS_USER", "hooks"),
+            ("CTI_V2_EVENTS_PASSWORD", "a-long-random-secret"),
+        ]))
+        .expect("valid");
+        assert_eq!(c.tenants[0].v2_events_user.as_deref(), Some("hooks"));
+        let err = Config::from_vars(vars(&[("CTI_V2_EVENTS_USER", "hooks")]))
+            .expect("demo password still set");
+        assert!(err.tenants[0].v2_events_password.is_some());
+        let err = Config::from_vars(vars(&[
+            ("CTI_V2_URL", "https://my123.crm.cloud.sap"),
+            ("CTI_V2_EVENTS_USER", "hooks"),
+        ]))
+        .expect_err("a user without a password");
+        assert!(
+            err.to_string().starts_with("CTI_V2_EVENTS_PASSWORD"),
+            "{err}"
+        );
     }
 
     #[test]
