@@ -27,6 +27,9 @@ pub enum ClientMessage {
         #[serde(flatten)]
         command: CallCommand,
     },
+    /// Click-to-dial: call `number` (as V2 or the rep wrote it; the relay normalizes it with the
+    /// tenant's region) from the rep's line.
+    Dial { number: String },
     /// The rep says the caller is another of the call's matches: it becomes the call's record,
     /// and the relay remembers the choice for this rep and number.
     ChooseMatch { call_id: String, record_id: String },

@@ -256,6 +256,7 @@ struct Outgoing {
 struct Call {
     created: u64,
     id: String,
+    direction: Direction,
     from: String,
     to: String,
     agent: String,
@@ -311,7 +312,7 @@ impl Call {
             id: format!("{}-e{}", self.id, self.next_event),
             call_id: self.id.clone(),
             event_type,
-            direction: Direction::Inbound,
+            direction: self.direction,
             from: self.from.clone(),
             to: self.to.clone(),
             agent: agent.to_string(),
@@ -494,6 +495,23 @@ impl Pbx {
     ) -> Result<String, PbxError> {
         let to = to.unwrap_or_else(|| self.default_to.clone());
         let agent = agent.unwrap_or_else(|| self.default_agent.clone());
+        self.start_call(Direction::Inbound, from, to, agent).await
+    }
+
+    /// Click-to-dial: the rep's line calls `to`; the far end rings until it answers
+    /// (`POST /sim/calls/{id}/answer`) or the rep hangs up.
+    pub async fn dial(&self, agent: String, to: String) -> Result<String, PbxError> {
+        let from = self.default_to.clone();
+        self.start_call(Direction::Outbound, from, to, agent).await
+    }
+
+    async fn start_call(
+        &self,
+        direction: Direction,
+        from: String,
+        to: String,
+        agent: String,
+    ) -> Result<String, PbxError> {
         let id = format!("call-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
         let counters = Arc::new(Counters::default());
         let (tx, rx) = mpsc::unbounded_channel();
@@ -501,6 +519,7 @@ impl Pbx {
         let call = Call {
             created: self.created.fetch_add(1, Ordering::Relaxed),
             id: id.clone(),
+            direction,
             from,
             to,
             agent: agent.clone(),
@@ -512,7 +531,10 @@ impl Pbx {
             counters,
             queue: Some(tx),
         };
-        tracing::info!(call = %id, from = %mask_number(&call.from), %agent, "call placed");
+        tracing::info!(
+            call = %id, ?direction, from = %mask_number(&call.from), to = %mask_number(&call.to),
+            %agent, "call placed"
+        );
         let ack = {
             // Registered before the ringing goes out, so a relay that answers at once finds it.
             let mut calls = self.lock();
@@ -533,6 +555,27 @@ impl Pbx {
                 Err(err.into())
             }
         }
+    }
+
+    /// The called party picks up an outbound call; waits until the relay took `answered`.
+    pub async fn remote_answer(&self, call_id: &str) -> Result<(), PbxError> {
+        let ack = {
+            let mut calls = self.lock();
+            let call = calls
+                .get_mut(call_id)
+                .ok_or_else(|| PbxError::UnknownCall(call_id.to_string()))?;
+            if call.direction != Direction::Outbound || call.state != LegState::Ringing {
+                return Err(PbxError::Conflict(format!(
+                    "call {call_id:?} is not an outbound call that rings"
+                )));
+            }
+            call.state = LegState::Connected;
+            call.answered = true;
+            let agent = call.agent.clone();
+            call.emit(EventType::Answered, &agent, None, None)
+        };
+        ack.await.unwrap_or(Err(DeliveryError::Stopped))?;
+        Ok(())
     }
 
     /// The caller hangs up; waits until the relay took the `ended` event.
@@ -599,7 +642,19 @@ impl Pbx {
         };
         let agent = call.agent.clone();
         // The acks are dropped: the relay learns the outcome from the events themselves.
+        let outbound = call.direction == Direction::Outbound;
         match (command, call.state) {
+            // The rep cannot answer a call they placed; they can give up on it.
+            (CallCommand::Answer | CallCommand::Decline, LegState::Ringing) if outbound => {
+                return Err(PbxError::Conflict(format!(
+                    "cannot {action} call {call_id:?}: it is the rep's own outbound call"
+                )));
+            }
+            (CallCommand::Hangup, LegState::Ringing) if outbound => {
+                call.state = LegState::Ended;
+                call.end_reason = Some(EndReason::Missed);
+                call.emit(EventType::Ended, &agent, None, Some(EndReason::Missed));
+            }
             (CallCommand::Answer, LegState::Ringing) => {
                 call.state = LegState::Connected;
                 call.answered = true;
@@ -683,7 +738,9 @@ pub fn routes() -> Router<Arc<Sim>> {
     Router::new()
         .route("/sim/calls", post(place_call).get(list_calls))
         .route("/sim/calls/{id}/hangup", post(hangup))
+        .route("/sim/calls/{id}/answer", post(remote_answer))
         .route("/sim/pbx/calls/{id}/commands", post(command))
+        .route("/sim/pbx/dial", post(dial))
 }
 
 #[derive(Debug, Deserialize)]
@@ -735,6 +792,40 @@ async fn hangup(
     let Path(id) = id?;
     let reason = sim.pbx.caller_hangup(&id).await?;
     Ok(Json(json!({"call_id": id, "state": "ended", "reason": reason})).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DialBody {
+    agent: String,
+    to: String,
+}
+
+/// `POST /sim/pbx/dial`, signed like commands: `{"agent","to"}` -> 201 `{"call_id"}` once the
+/// relay took the call's `ringing`.
+async fn dial(
+    State(sim): State<Arc<Sim>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, PbxError> {
+    let header = headers.get(SIGNATURE_HEADER).and_then(|v| v.to_str().ok());
+    verify(&sim.config.webhook_secret, &body, header)?;
+    let request: DialBody = parse_json(&body)?;
+    let agent = optional_field("agent", Some(request.agent))?
+        .ok_or_else(|| PbxError::InvalidCommand("`agent` is required".into()))?;
+    let to = optional_field("to", Some(request.to))?
+        .ok_or_else(|| PbxError::InvalidCommand("`to` is required".into()))?;
+    let call_id = sim.pbx.dial(agent, to).await?;
+    Ok((StatusCode::CREATED, Json(json!({"call_id": call_id}))).into_response())
+}
+
+async fn remote_answer(
+    State(sim): State<Arc<Sim>>,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<Response, PbxError> {
+    let Path(id) = id?;
+    sim.pbx.remote_answer(&id).await?;
+    Ok((StatusCode::OK, Json(json!({"answered": true}))).into_response())
 }
 
 #[derive(Debug, Deserialize)]

@@ -276,6 +276,21 @@
     if (callers.length === 0) {
       list.textContent = "No sample callers.";
     }
+    // Like a phone field on a V2 record page: clicking the number asks the CTI to dial it.
+    var dial = $("dial-list");
+    dial.textContent = "";
+    callers.forEach(function (caller) {
+      var link = document.createElement("a");
+      link.href = "tel:" + caller.number.replace(/[^0-9+]/g, "");
+      link.className = "dial-link";
+      link.dataset.number = caller.number;
+      link.textContent = caller.label + " · " + caller.number;
+      link.addEventListener("click", function (event) {
+        event.preventDefault();
+        clickToDial(caller.number);
+      });
+      dial.appendChild(link);
+    });
   }
 
   // V2 asks the CTI to dial by posting into its frame (click-to-dial on a phone field).
@@ -313,6 +328,7 @@
 
       getJson("/sim/host/callers").then(renderCallers, function (err) {
         $("ring-as-list").textContent = "";
+        $("dial-list").textContent = "";
         show("call-error", "Sample callers unavailable: " + err.message);
       });
 

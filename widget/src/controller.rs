@@ -12,7 +12,11 @@ use std::rc::Rc;
 use cti_protocol::{ClientMessage, ServerMessage};
 use yew::Callback;
 
+use wasm_bindgen::JsCast;
+use web_sys::MessageEvent;
+
 use crate::connection::{Connection, ConnectionEvent, ConnectionStatus, ws_url};
+use crate::dial;
 use crate::host::{self, HostTarget};
 use crate::posted::PostedSet;
 use crate::state::WidgetState;
@@ -45,6 +49,10 @@ struct Shared {
     /// The reducer's mark, shared with the connection for its next `hello`.
     last_seq: Rc<Cell<Option<u64>>>,
     render: Callback<Rc<ViewModel>>,
+    /// Click-to-dial requests refused (foreign origin, malformed), for the console and tests.
+    ignored_requests: u32,
+    /// Listens for V2's click-to-dial messages while the widget runs.
+    host_requests: Option<gloo::events::EventListener>,
 }
 
 impl Controller {
@@ -57,7 +65,19 @@ impl Controller {
             connection: None,
             last_seq: Rc::new(Cell::new(None)),
             render,
+            ignored_requests: 0,
+            host_requests: None,
         }));
+        let weak = Rc::downgrade(&shared);
+        let listener =
+            gloo::events::EventListener::new(&gloo::utils::window(), "message", move |event| {
+                let (Some(shared), Some(event)) = (weak.upgrade(), event.dyn_ref::<MessageEvent>())
+                else {
+                    return;
+                };
+                host_request(&shared, event);
+            });
+        shared.borrow_mut().host_requests = Some(listener);
         match token::acquire() {
             None => {
                 shared.borrow_mut().status = ConnectionStatus::SignedOut {
@@ -119,11 +139,55 @@ impl Controller {
 
     /// Closes the connection; the panel is going away.
     pub fn stop(&self) {
+        self.shared.borrow_mut().host_requests = None;
         let connection = self.shared.borrow_mut().connection.take();
         if let Some(connection) = connection {
             connection.stop();
         }
     }
+}
+
+/// A message posted into the frame: click-to-dial when it is one from the V2 host.
+fn host_request(shared: &Rc<RefCell<Shared>>, event: &MessageEvent) {
+    let window = gloo::utils::window();
+    let from_parent = match (event.source(), window.parent().ok().flatten()) {
+        // Framed: the parent is a different window from this one.
+        (Some(source), Some(parent)) => {
+            !js_sys::Object::is(&parent, &window) && js_sys::Object::is(&source, &parent)
+        }
+        _ => false,
+    };
+    let data = js_sys::JSON::stringify(&event.data())
+        .ok()
+        .and_then(|s| s.as_string())
+        .unwrap_or_default();
+    let allowed = shared
+        .borrow()
+        .state
+        .session()
+        .map(|session| session.host_origins.clone())
+        .unwrap_or_default();
+    match dial::judge(&event.origin(), from_parent, &allowed, &data) {
+        dial::Verdict::NotForUs => return,
+        dial::Verdict::Ignored(reason) => {
+            let note = format!("ignored a click-to-dial request: {reason}");
+            gloo::console::warn!(note);
+            shared.borrow_mut().ignored_requests += 1;
+        }
+        dial::Verdict::Dial(number) => {
+            let connection = shared.borrow().connection.clone();
+            let sent = connection
+                .is_some_and(|connection| connection.send(&ClientMessage::Dial { number }));
+            if !sent {
+                shared.borrow_mut().state.report(
+                    "not_connected",
+                    "Not connected to the phone system, so the number was not dialled. Try \
+                     again once the status shows Connected.",
+                );
+            }
+        }
+    }
+    render_view(shared);
 }
 
 fn socket_url() -> String {
@@ -209,6 +273,7 @@ fn render_view(shared: &Rc<RefCell<Shared>>) {
                 .collect(),
             problem: state.problem().cloned(),
             host_warning: shared.host.as_ref().and_then(HostTarget::warning),
+            ignored_host_requests: shared.ignored_requests,
         };
         (view, shared.render.clone())
     };

@@ -18,6 +18,7 @@
 pub mod app;
 pub mod connection;
 pub mod controller;
+pub mod dial;
 pub mod host;
 pub mod origin;
 pub mod posted;

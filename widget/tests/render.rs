@@ -159,6 +159,7 @@ fn connected_view(call: CallView, pending: bool) -> ViewModel {
         calls: vec![CallItem { call, pending }],
         problem: None,
         host_warning: None,
+        ignored_host_requests: 0,
     }
 }
 

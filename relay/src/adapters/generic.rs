@@ -154,12 +154,46 @@ impl TelephonyAdapter for GenericAdapter {
         if let Value::Object(map) = &mut body {
             map.insert("agent".into(), Value::String(call.agent.clone()));
         }
-        let bytes = serde_json::to_vec(&body).unwrap_or_default();
+        self.post(
+            tenant,
+            &["calls", call.id.as_str(), "commands"],
+            &body,
+            command.name(),
+        )
+        .await
+        .map(drop)
+    }
+
+    async fn dial(
+        &self,
+        tenant: &TenantConfig,
+        agent: &str,
+        e164: &str,
+    ) -> Result<Option<String>, CommandError> {
+        let body = serde_json::json!({"agent": agent, "to": e164});
+        let answer = self.post(tenant, &["dial"], &body, "dial").await?;
+        Ok(answer
+            .get("call_id")
+            .and_then(Value::as_str)
+            .map(str::to_string))
+    }
+}
+
+impl GenericAdapter {
+    /// POSTs a signed JSON body to `<control_url>/<segments>`; the provider's JSON answer.
+    async fn post(
+        &self,
+        tenant: &TenantConfig,
+        segments: &[&str],
+        body: &Value,
+        action: &'static str,
+    ) -> Result<Value, CommandError> {
+        let bytes = serde_json::to_vec(body).unwrap_or_default();
         let mut url = reqwest::Url::parse(tenant.control_url.trim_end_matches('/'))
             .map_err(|e| CommandError::Unreachable(format!("control URL is invalid: {e}")))?;
         url.path_segments_mut()
             .map_err(|()| CommandError::Unreachable("control URL cannot take a path".into()))?
-            .extend(["calls", call.id.as_str(), "commands"]);
+            .extend(segments);
         let response = self
             .http
             .post(url)
@@ -173,10 +207,10 @@ impl TelephonyAdapter for GenericAdapter {
             .await
             .map_err(|e| CommandError::Unreachable(e.without_url().to_string()))?;
         let status = response.status();
-        if status.is_success() {
-            return Ok(());
-        }
         let text = response.text().await.unwrap_or_default();
+        if status.is_success() {
+            return Ok(serde_json::from_str(&text).unwrap_or(Value::Null));
+        }
         let message = serde_json::from_str::<Value>(&text)
             .ok()
             .and_then(|v| {
@@ -186,7 +220,7 @@ impl TelephonyAdapter for GenericAdapter {
             })
             .unwrap_or_else(|| text.chars().take(200).collect());
         Err(CommandError::Rejected {
-            action: command.name(),
+            action,
             status: status.as_u16(),
             message,
         })

@@ -46,4 +46,13 @@ pub trait TelephonyAdapter: Send + Sync + std::fmt::Debug {
         call: &CallView,
         command: &CallCommand,
     ) -> Result<(), CommandError>;
+
+    /// Asks the provider to call `e164` from the rep's line (click-to-dial). The provider's
+    /// events bring the call; its id, when the provider tells it at once.
+    async fn dial(
+        &self,
+        tenant: &TenantConfig,
+        agent: &str,
+        e164: &str,
+    ) -> Result<Option<String>, CommandError>;
 }

@@ -176,6 +176,14 @@ async fn serve(
                             }
                         });
                     }
+                    Ok(ClientMessage::Dial { number }) => {
+                        let (state, who, out) = (state.clone(), who.clone(), conv.out.clone());
+                        tokio::spawn(async move {
+                            if let Err(message) = dial(&state, &who, &number).await {
+                                let _ = out.send(Outbound::Message(Box::new(message))).await;
+                            }
+                        });
+                    }
                     Ok(ClientMessage::ChooseMatch { call_id, record_id }) => {
                         let (state, who, out) = (state.clone(), who.clone(), conv.out.clone());
                         tokio::spawn(async move {
@@ -228,6 +236,46 @@ fn parse(frame: &Inbound) -> Result<ClientMessage, (u16, String)> {
         Inbound::Binary => Err((CLOSE_UNSUPPORTED, "binary frames are not supported".into())),
         Inbound::Text(text) => serde_json::from_str(text)
             .map_err(|e| (CLOSE_BAD_FRAME, format!("malformed frame: {e}"))),
+    }
+}
+
+/// Click-to-dial: normalize with the tenant's region and ask the provider to place the call; the
+/// error message for the widget.
+async fn dial(
+    state: &Arc<AppState>,
+    who: &AgentIdentity,
+    number: &str,
+) -> Result<(), ServerMessage> {
+    let error = |code: &str, message: String| ServerMessage::Error {
+        code: code.into(),
+        message,
+    };
+    let Some(tenant) = state.tenant(&who.tenant) else {
+        return Err(error(
+            "unknown_tenant",
+            "this tenant is not configured".into(),
+        ));
+    };
+    if number.len() > 64 {
+        return Err(error(
+            "invalid_number",
+            "the number to dial is longer than 64 characters".into(),
+        ));
+    }
+    let e164 = crate::numbers::normalize(number, &tenant.region)
+        .map_err(|err| error("invalid_number", format!("cannot dial that number: {err}")))?
+        .e164;
+    match tenant.adapter.dial(&tenant.config, &who.agent, &e164).await {
+        Ok(call_id) => {
+            state.metrics.command("dial", "ok");
+            tracing::info!(to = %crate::secret::mask_number(&e164), call = ?call_id, "dialling for the rep");
+            Ok(())
+        }
+        Err(err) => {
+            state.metrics.command("dial", "failed");
+            tracing::warn!(%err, "dialling failed");
+            Err(error("dial_failed", err.to_string()))
+        }
     }
 }
 

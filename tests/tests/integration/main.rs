@@ -2,6 +2,7 @@
 //! simulator, and the end-to-end flow in headless Chromium.
 
 mod browser_flow;
+mod click_to_dial;
 mod index_refresh;
 mod numbers_audit;
 mod phone_oracle;

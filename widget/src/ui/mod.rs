@@ -30,6 +30,8 @@ pub struct ViewModel {
     pub calls: Vec<CallItem>,
     pub problem: Option<Problem>,
     pub host_warning: Option<HostWarning>,
+    /// Click-to-dial requests refused so far (shown to tests as `data-ignored-requests`).
+    pub ignored_host_requests: u32,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -108,7 +110,7 @@ pub fn WidgetView(props: &WidgetViewProps) -> Html {
     };
 
     html! {
-        <div class="widget">
+        <div class="widget" data-ignored-requests={view.ignored_host_requests.to_string()}>
             <StatusLine status={view.status.clone()} />
             if let Some(warning) = &view.host_warning {
                 <p class="notice" data-testid="host-warning" data-reason={warning.reason}>
