@@ -133,6 +133,12 @@ impl Controller {
             }
             UiAction::Dismiss(call_id) => self.shared.borrow_mut().state.dismiss(&call_id),
             UiAction::DismissProblem => self.shared.borrow_mut().state.dismiss_problem(),
+            UiAction::RetryNow => {
+                let connection = self.shared.borrow().connection.clone();
+                if let Some(connection) = connection {
+                    connection.retry_now();
+                }
+            }
         }
         render_view(&self.shared);
     }

@@ -312,6 +312,32 @@ async fn controls_wait_while_disconnected() {
         status.contains("Reconnecting in 4s") || status.contains("Reconnecting in 3s"),
         "{status}"
     );
+    mounted.click("btn-retry-now");
+    assert_eq!(*mounted.actions.borrow(), vec![UiAction::RetryNow]);
+}
+
+#[wasm_bindgen_test]
+async fn other_matches_offer_to_be_the_caller() {
+    let mounted = Mounted::new(connected_view(ringing(vec![anna(), acme()]), false)).await;
+    let button = mounted
+        .get("other-matches")
+        .query_selector("button.choose-match")
+        .expect("query")
+        .expect("a choose button")
+        .dyn_into::<HtmlElement>()
+        .expect("html");
+    assert!(
+        button
+            .get_attribute("aria-label")
+            .is_some_and(|l| l.contains(&acme().name)),
+        "the button names the record"
+    );
+    button.click();
+    let actions = mounted.actions.borrow();
+    assert!(
+        matches!(actions.as_slice(), [UiAction::ChooseMatch { record_id, .. }] if *record_id == acme().id),
+        "{actions:?}"
+    );
 }
 
 #[wasm_bindgen_test]

@@ -21,6 +21,21 @@ impl Default for Backoff {
     }
 }
 
+/// A connection must stay up this long before its drop counts as a fresh start: a relay or
+/// proxy that accepts and then drops every connection at once would otherwise be hammered at the
+/// base delay forever.
+pub const STABLE_MS: u64 = 60_000;
+
+/// The backoff exponent for the retry after a drop: back to 0 when the connection that dropped
+/// had lasted `connected_for_ms` of at least a stable minute, else `failures` (the attempts made
+/// since the last stable connection). None: the socket never got as far as `welcome`.
+pub fn exponent_after_drop(failures: u32, connected_for_ms: Option<u64>) -> u32 {
+    match connected_for_ms {
+        Some(lasted) if lasted >= STABLE_MS => 0,
+        _ => failures,
+    }
+}
+
 impl Backoff {
     /// The largest wait before retry number `attempt` (0 for the first retry).
     pub fn ceiling_ms(&self, attempt: u32) -> u64 {
@@ -59,6 +74,25 @@ mod tests {
         assert_eq!(backoff.ceiling_ms(63), 30_000);
         assert_eq!(backoff.ceiling_ms(64), 30_000);
         assert_eq!(backoff.ceiling_ms(u32::MAX), 30_000);
+    }
+
+    #[wasm_bindgen_test]
+    fn only_a_stable_minute_resets_the_backoff() {
+        let backoff = Backoff::default();
+        // A socket that never got welcomed, again and again: the ceiling keeps growing.
+        assert_eq!(exponent_after_drop(5, None), 5);
+        // Welcomed, then dropped within the minute (a proxy that accepts and cuts): the same.
+        assert_eq!(exponent_after_drop(5, Some(59_999)), 5);
+        assert_eq!(
+            backoff.ceiling_ms(exponent_after_drop(5, Some(59_999))),
+            16_000
+        );
+        // Up for a minute: the next drop starts over at the base delay.
+        assert_eq!(exponent_after_drop(5, Some(STABLE_MS)), 0);
+        assert_eq!(
+            backoff.ceiling_ms(exponent_after_drop(5, Some(STABLE_MS))),
+            500
+        );
     }
 
     #[wasm_bindgen_test]

@@ -126,14 +126,18 @@ struct Inner {
     last_seq: Rc<Cell<Option<u64>>>,
     handler: Handler,
     backoff: Backoff,
-    /// Failed attempts since the last `welcome`: the backoff's exponent.
+    /// The backoff's exponent: failed attempts since the last connection that stayed up a
+    /// minute ([`backoff::attempt_after_drop`]).
     attempt: u32,
+    /// When the current socket was welcomed (Unix ms).
+    welcomed_at: Option<u64>,
     socket: Option<Socket>,
     welcomed: bool,
     heartbeat: Heartbeat,
     ticker: Option<Interval>,
     retry: Option<Timeout>,
     online: Option<EventListener>,
+    visible: Option<EventListener>,
     stopped: bool,
 }
 
@@ -197,12 +201,14 @@ impl Connection {
             handler: Rc::new(handler),
             backoff: Backoff::default(),
             attempt: 0,
+            welcomed_at: None,
             socket: None,
             welcomed: false,
             heartbeat: Heartbeat::awaiting_welcome(now_ms(), HANDSHAKE_TIMEOUT_MS),
             ticker: None,
             retry: None,
             online: None,
+            visible: None,
             stopped: false,
         }));
         let weak = Rc::downgrade(&inner);
@@ -222,10 +228,24 @@ impl Connection {
                 }
             }
         });
+        // A tab coming back from the background (a laptop waking up, a rep returning to V2)
+        // reconnects now rather than at the end of a backoff that grew while nobody looked.
+        let weak = Rc::downgrade(&inner);
+        let visible = EventListener::new(&gloo::utils::document(), "visibilitychange", move |_| {
+            let shown =
+                gloo::utils::document().visibility_state() == web_sys::VisibilityState::Visible;
+            if let Some(rc) = weak.upgrade() {
+                let waiting = rc.borrow().retry.is_some();
+                if shown && waiting {
+                    connect(&rc);
+                }
+            }
+        });
         {
             let mut state = inner.borrow_mut();
             state.ticker = Some(ticker);
             state.online = Some(online);
+            state.visible = Some(visible);
         }
         connect(&inner);
         Connection { inner }
@@ -242,6 +262,14 @@ impl Connection {
                 .is_some_and(|socket| socket.send(message))
     }
 
+    /// "Retry now": ends a backoff wait at once. Does nothing while connected or connecting.
+    pub fn retry_now(&self) {
+        let waiting = self.inner.borrow().retry.is_some();
+        if waiting {
+            connect(&self.inner);
+        }
+    }
+
     /// Closes the socket for good.
     pub fn stop(&self) {
         let mut inner = self.inner.borrow_mut();
@@ -249,6 +277,7 @@ impl Connection {
         inner.retry = None;
         inner.ticker = None;
         inner.online = None;
+        inner.visible = None;
         if let Some(socket) = inner.socket.take() {
             socket.close(1000, "widget closed");
         }
@@ -329,10 +358,13 @@ fn schedule_retry(
 ) -> Vec<ConnectionEvent> {
     inner.socket = None;
     inner.welcomed = false;
-    let delay = inner
-        .backoff
-        .delay_ms(inner.attempt, js_sys::Math::random());
-    inner.attempt = inner.attempt.saturating_add(1);
+    let connected_for = inner
+        .welcomed_at
+        .take()
+        .map(|at| now_ms().saturating_sub(at));
+    let exponent = backoff::exponent_after_drop(inner.attempt, connected_for);
+    let delay = inner.backoff.delay_ms(exponent, js_sys::Math::random());
+    inner.attempt = exponent.saturating_add(1);
     let weak = Rc::downgrade(rc);
     inner.retry = Some(Timeout::new(
         u32::try_from(delay).unwrap_or(u32::MAX),
@@ -388,7 +420,7 @@ fn on_message(rc: &Rc<RefCell<Inner>>, event: &MessageEvent) {
             Ok(ServerMessage::Pong { .. }) => Vec::new(),
             Ok(message @ ServerMessage::Welcome { heartbeat_secs, .. }) => {
                 inner.heartbeat.welcomed(now, heartbeat_secs);
-                inner.attempt = 0;
+                inner.welcomed_at = Some(now);
                 inner.welcomed = true;
                 vec![
                     ConnectionEvent::Message(Box::new(message)),
@@ -414,6 +446,7 @@ fn on_close(rc: &Rc<RefCell<Inner>>, event: &CloseEvent) {
             inner.retry = None;
             inner.ticker = None;
             inner.online = None;
+            inner.visible = None;
             vec![ConnectionEvent::Status(ConnectionStatus::SignedOut {
                 reason: "The relay did not accept your sign-in. Open the phone panel from V2 \
                          again to sign in."

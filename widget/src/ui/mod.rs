@@ -55,6 +55,8 @@ pub enum UiAction {
     },
     Dismiss(String),
     DismissProblem,
+    /// Reconnect now instead of waiting out the backoff.
+    RetryNow,
 }
 
 #[derive(Debug, Clone, PartialEq, Properties)]
@@ -111,7 +113,7 @@ pub fn WidgetView(props: &WidgetViewProps) -> Html {
 
     html! {
         <div class="widget" data-ignored-requests={view.ignored_host_requests.to_string()}>
-            <StatusLine status={view.status.clone()} />
+            <StatusLine status={view.status.clone()} on_retry={props.on_action.reform(|()| UiAction::RetryNow)} />
             if let Some(warning) = &view.host_warning {
                 <p class="notice" data-testid="host-warning" data-reason={warning.reason}>
                     { warning.message.clone() }

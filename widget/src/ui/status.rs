@@ -8,6 +8,8 @@ use crate::connection::ConnectionStatus;
 #[derive(Debug, Clone, PartialEq, Properties)]
 pub struct StatusLineProps {
     pub status: ConnectionStatus,
+    /// "Retry now" while waiting to reconnect.
+    pub on_retry: Callback<()>,
 }
 
 /// Always present, so the rep can tell "no calls" from "not connected" at a glance.
@@ -22,7 +24,18 @@ pub fn StatusLine(props: &StatusLineProps) -> Html {
         ConnectionStatus::Reconnecting {
             retry_at_ms,
             reason,
-        } => html! { <Countdown retry_at_ms={*retry_at_ms} reason={reason.clone()} /> },
+        } => {
+            let retry = props.on_retry.reform(|_: MouseEvent| ());
+            html! {
+                <>
+                    <Countdown retry_at_ms={*retry_at_ms} reason={reason.clone()} />
+                    <button type="button" class="btn-link status-retry-now"
+                        data-testid="btn-retry-now" onclick={retry}>
+                        { "Retry now" }
+                    </button>
+                </>
+            }
+        }
         ConnectionStatus::SignedOut { .. } => {
             html! { <span class="status-text">{ "Signed out" }</span> }
         }
