@@ -7,6 +7,7 @@
 //! allows and fail with what it was waiting for.
 
 pub mod browser;
+pub mod proxy;
 pub mod redis;
 
 use std::path::PathBuf;
@@ -58,6 +59,23 @@ impl Stack {
 
     /// Starts both without waiting for readiness (for tests of a relay that cannot get ready).
     pub async fn start_unready(tweak: impl FnOnce(&mut Config)) -> Result<Stack> {
+        Ok(Self::start_parts(tweak, false).await?.0)
+    }
+
+    /// Starts both with browsers reaching the relay (widget files and WebSocket) through a
+    /// [`proxy::FaultyProxy`] the test controls, as they would through a corporate proxy.
+    pub async fn start_behind_proxy(
+        tweak: impl FnOnce(&mut Config),
+    ) -> Result<(Stack, proxy::FaultyProxy)> {
+        let (stack, proxy) = Self::start_parts(tweak, true).await?;
+        stack.wait_ready().await?;
+        Ok((stack, proxy.context("the proxy")?))
+    }
+
+    async fn start_parts(
+        tweak: impl FnOnce(&mut Config),
+        behind_proxy: bool,
+    ) -> Result<(Stack, Option<proxy::FaultyProxy>)> {
         let _ = tracing_subscriber::fmt()
             .with_env_filter(std::env::var("CTI_TEST_LOG").unwrap_or_else(|_| "warn".into()))
             .with_test_writer()
@@ -66,12 +84,19 @@ impl Stack {
         let relay_listener = TcpListener::bind("127.0.0.1:0").await?;
         let sim_url = format!("http://{}", sim_listener.local_addr()?);
         let relay_url = format!("http://{}", relay_listener.local_addr()?);
+        let proxy = match behind_proxy {
+            true => Some(proxy::FaultyProxy::start(relay_listener.local_addr()?).await?),
+            false => None,
+        };
+        let public_url = proxy
+            .as_ref()
+            .map_or_else(|| relay_url.clone(), |p| p.url());
 
         let sim = cti_sim::spawn_on(
             sim_listener,
             SimConfig {
                 relay_url: relay_url.clone(),
-                relay_public_url: relay_url.clone(),
+                relay_public_url: public_url,
                 ..SimConfig::default()
             },
         )?;
@@ -86,7 +111,7 @@ impl Stack {
             relay,
             http: reqwest::Client::builder().timeout(PATIENCE).build()?,
         };
-        Ok(stack)
+        Ok((stack, proxy))
     }
 
     /// Until the relay's index is built (it crawls the simulated tenant at start-up).

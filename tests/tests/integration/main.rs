@@ -4,6 +4,7 @@
 mod browser_flow;
 mod click_to_dial;
 mod index_refresh;
+mod network_faults;
 mod numbers_audit;
 mod phone_oracle;
 mod redis_index;

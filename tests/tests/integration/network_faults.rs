@@ -1,0 +1,126 @@
+//! The widget behind a proxy that misbehaves: connections cut and refused for a while, then a
+//! proxy that goes silent without closing anything. Each time the widget must say where it
+//! stands, come back by itself, show what happened meanwhile, and tell V2 each moment once.
+
+use anyhow::Result;
+use cti_tests::browser::Browser;
+use cti_tests::{Stack, eventually};
+use serde_json::json;
+
+const AGENT: &str = "alice@example.com";
+const WIDGET: &str = "#cti-frame";
+
+async fn actions_for(stack: &Stack, call_id: &str) -> Result<Vec<String>> {
+    Ok(stack
+        .host_payloads()
+        .await?
+        .into_iter()
+        .filter(|p| p["payload"]["ExternalReferenceID"] == call_id)
+        .filter_map(|p| p["payload"]["Action"].as_str().map(str::to_string))
+        .collect())
+}
+
+async fn wait_action(stack: &Stack, call_id: &str, action: &str) -> Result<()> {
+    eventually(&format!("the host to receive {action}"), || async {
+        actions_for(stack, call_id)
+            .await
+            .ok()?
+            .iter()
+            .any(|a| a == action)
+            .then_some(())
+    })
+    .await
+}
+
+async fn post(stack: &Stack, id: &str, call_id: &str, kind: &str, from: &str) -> Result<()> {
+    let mut event = json!({"id": id, "call_id": call_id, "type": kind, "direction": "inbound",
+        "from": from, "to": "+41 44 999 00 00", "agent": AGENT, "at": "2026-11-24T10:00:05Z"});
+    if kind == "ended" {
+        event["reason"] = json!("completed");
+    }
+    let status = stack.post_event(&event.to_string()).await?;
+    anyhow::ensure!(status == 202, "the relay answered {status} to {kind}");
+    Ok(())
+}
+
+async fn status_is(browser: &Browser, state: &str) -> Result<()> {
+    browser
+        .wait_for(&format!(
+            "[data-testid=connection-status][data-state={state}]"
+        ))
+        .await
+}
+
+#[tokio::test]
+async fn cut_and_silent_connections_recover_without_losing_or_repeating_events() -> Result<()> {
+    // A one-second heartbeat, so a silent connection is noticed in seconds, not half a minute.
+    let (stack, proxy) = Stack::start_behind_proxy(|c| c.heartbeat_secs = 1).await?;
+    let browser = Browser::start().await?;
+    browser
+        .client
+        .goto(&format!("{}/sim/host/?agent={AGENT}", stack.sim.url()))
+        .await?;
+    browser.enter_frame(WIDGET).await?;
+    status_is(&browser, "connected").await?;
+    browser.leave_frame().await?;
+
+    let (number, _, name) = stack.single_match_caller()?;
+    let call_id = stack.place_call(&number, AGENT).await?;
+    browser.enter_frame(WIDGET).await?;
+    browser
+        .wait_text("[data-testid=caller-name]", "the caller", |t| {
+            t.contains(&name)
+        })
+        .await?;
+    browser.leave_frame().await?;
+    wait_action(&stack, &call_id, "NOTIFY").await?;
+
+    // The proxy drops every connection and refuses new ones for a while.
+    proxy.refuse(true);
+    proxy.cut();
+    browser.enter_frame(WIDGET).await?;
+    status_is(&browser, "reconnecting").await?;
+    browser.wait_for("[data-testid=btn-retry-now]").await?;
+    browser.leave_frame().await?;
+    // Meanwhile the rep answers on the desk phone.
+    post(&stack, "desk-answer", &call_id, "answered", &number).await?;
+    proxy.refuse(false);
+    browser.enter_frame(WIDGET).await?;
+    // The rep need not wait out the backoff (the button may already be gone: that is fine).
+    if let Ok(button) = browser
+        .client
+        .find(fantoccini::Locator::Css("[data-testid=btn-retry-now]"))
+        .await
+    {
+        let _ = button.click().await;
+    }
+    status_is(&browser, "connected").await?;
+    browser
+        .wait_for("[data-testid=call-state][data-state=connected]")
+        .await?;
+    browser.leave_frame().await?;
+    wait_action(&stack, &call_id, "ACCEPT").await?;
+
+    // The proxy goes silent: nothing is closed, nothing gets through. The heartbeat notices.
+    proxy.freeze(true);
+    browser.enter_frame(WIDGET).await?;
+    status_is(&browser, "reconnecting").await?;
+    browser.leave_frame().await?;
+    post(&stack, "desk-hangup", &call_id, "ended", &number).await?;
+    proxy.freeze(false);
+    browser.enter_frame(WIDGET).await?;
+    status_is(&browser, "connected").await?;
+    browser
+        .wait_for("[data-testid=call-state][data-state=ended]")
+        .await?;
+    browser.leave_frame().await?;
+    wait_action(&stack, &call_id, "END").await?;
+
+    assert_eq!(
+        actions_for(&stack, &call_id).await?,
+        ["NOTIFY", "ACCEPT", "END"],
+        "every moment reached V2 once, across both faults"
+    );
+    browser.close().await;
+    Ok(())
+}
