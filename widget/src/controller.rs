@@ -1,9 +1,13 @@
-//! The glue between the socket, the reducer, the host window and storage.
+//! The glue between the socket, the reducer, the host window, storage and the rep's other tabs.
 //!
 //! This is the only place where decisions turn into effects: a server message goes through the
 //! pure reducer ([`crate::state`]), then the posted set is persisted, then the host payloads are
 //! posted, then the panel is redrawn. Keeping that order here, in one place, is what makes "a
 //! reload never pops twice" hold: the mark is stored before the payload leaves.
+//!
+//! Only the leader tab ([`crate::tabs`]) connects and posts to its host; it sends its view to the
+//! other tabs after every change, and carries out their clicks. The posted set lives in storage
+//! the tabs share, so a tab that takes over never pops a call again.
 
 use std::cell::{Cell, RefCell};
 use std::fmt;
@@ -20,10 +24,11 @@ use crate::dial;
 use crate::host::{self, HostTarget};
 use crate::posted::PostedSet;
 use crate::state::WidgetState;
+use crate::tabs::{Mirror, TabEvent, TabMessage, Tabs};
 use crate::ui::{CallItem, UiAction, ViewModel};
 use crate::{storage, token};
 
-/// Where the posted set is kept between reloads of one tab.
+/// Where the posted set is kept, shared by the rep's tabs (`cti.posted:<rep>`).
 pub const POSTED_KEY: &str = "cti.posted";
 
 const NO_TOKEN: &str = "No sign-in token. Open the phone panel from SAP Sales Cloud to sign in.";
@@ -53,13 +58,21 @@ struct Shared {
     ignored_requests: u32,
     /// Listens for V2's click-to-dial messages while the widget runs.
     host_requests: Option<gloo::events::EventListener>,
+    /// This tab's sign-in token, used when it leads.
+    token: Option<String>,
+    /// Who the token names: the key of the rep's group of tabs and of the shared posted set.
+    rep: String,
+    tabs: Option<Tabs>,
+    leader: bool,
+    /// A follower's copy of the leader's view.
+    mirror: Option<Mirror>,
 }
 
 impl Controller {
     /// Signs in with the page's token and connects; `render` receives every new view.
     pub fn start(render: Callback<Rc<ViewModel>>) -> Controller {
         let shared = Rc::new(RefCell::new(Shared {
-            state: WidgetState::new(load_posted()),
+            state: WidgetState::new(PostedSet::default()),
             status: ConnectionStatus::Connecting,
             host: None,
             connection: None,
@@ -67,6 +80,11 @@ impl Controller {
             render,
             ignored_requests: 0,
             host_requests: None,
+            token: None,
+            rep: String::new(),
+            tabs: None,
+            leader: false,
+            mirror: None,
         }));
         let weak = Rc::downgrade(&shared);
         let listener =
@@ -85,31 +103,71 @@ impl Controller {
                 };
             }
             Some(token) => {
-                let last_seq = shared.borrow().last_seq.clone();
+                let rep = token::subject(&token).unwrap_or_else(|| "unknown".to_owned());
+                {
+                    let mut s = shared.borrow_mut();
+                    s.token = Some(token);
+                    s.rep = rep.clone();
+                }
                 let weak = Rc::downgrade(&shared);
-                let connection = Connection::start(socket_url(), token, last_seq, move |event| {
+                let tabs = Tabs::join(&rep, move |event| {
                     if let Some(shared) = weak.upgrade() {
-                        handle(&shared, event);
+                        on_tab_event(&shared, event);
                     }
                 });
-                shared.borrow_mut().connection = Some(connection);
+                let leader = tabs.is_leader();
+                if !leader {
+                    tabs.send(&TabMessage::Hello);
+                }
+                shared.borrow_mut().tabs = Some(tabs);
             }
         }
         render_view(&shared);
         Controller { shared }
     }
 
-    /// Carries out what the rep clicked.
+    /// Carries out what the rep clicked: here when this tab leads, else through the leader.
     pub fn act(&self, action: UiAction) {
+        act(&self.shared, action);
+    }
+
+    /// Closes the connection and leaves the tab group; the panel is going away.
+    pub fn stop(&self) {
+        let (connection, tabs) = {
+            let mut shared = self.shared.borrow_mut();
+            shared.host_requests = None;
+            (shared.connection.take(), shared.tabs.take())
+        };
+        if let Some(connection) = connection {
+            connection.stop();
+        }
+        drop(tabs);
+    }
+}
+
+fn act(shared: &Rc<RefCell<Shared>>, action: UiAction) {
+    {
+        let s = shared.borrow();
+        if let (false, Some(tabs)) = (s.leader, s.tabs.as_ref()) {
+            tabs.send(&TabMessage::Action { action });
+            return;
+        }
+    }
+    perform(shared, action);
+}
+
+/// Carries out a click in the leader tab.
+fn perform(shared: &Rc<RefCell<Shared>>, action: UiAction) {
+    {
         match action {
             UiAction::Command { call_id, command } => {
-                let connection = self.shared.borrow().connection.clone();
+                let connection = shared.borrow().connection.clone();
                 let message = ClientMessage::Command {
                     call_id: call_id.clone(),
                     command,
                 };
                 let sent = connection.is_some_and(|connection| connection.send(&message));
-                let mut shared = self.shared.borrow_mut();
+                let mut shared = shared.borrow_mut();
                 if sent {
                     shared.state.command_sent(&call_id);
                 } else {
@@ -121,35 +179,99 @@ impl Controller {
                 }
             }
             UiAction::ChooseMatch { call_id, record_id } => {
-                let connection = self.shared.borrow().connection.clone();
+                let connection = shared.borrow().connection.clone();
                 let message = ClientMessage::ChooseMatch { call_id, record_id };
                 if !connection.is_some_and(|connection| connection.send(&message)) {
-                    self.shared.borrow_mut().state.report(
+                    shared.borrow_mut().state.report(
                         "not_connected",
                         "Not connected to the phone system. Try again once the status shows \
                          Connected.",
                     );
                 }
             }
-            UiAction::Dismiss(call_id) => self.shared.borrow_mut().state.dismiss(&call_id),
-            UiAction::DismissProblem => self.shared.borrow_mut().state.dismiss_problem(),
+            UiAction::Dismiss(call_id) => shared.borrow_mut().state.dismiss(&call_id),
+            UiAction::DismissProblem => shared.borrow_mut().state.dismiss_problem(),
             UiAction::RetryNow => {
-                let connection = self.shared.borrow().connection.clone();
+                let connection = shared.borrow().connection.clone();
                 if let Some(connection) = connection {
                     connection.retry_now();
                 }
             }
+            UiAction::Dial { number } => {
+                let connection = shared.borrow().connection.clone();
+                let sent = connection
+                    .is_some_and(|connection| connection.send(&ClientMessage::Dial { number }));
+                if !sent {
+                    shared.borrow_mut().state.report(
+                        "not_connected",
+                        "Not connected to the phone system, so the number was not dialled. \
+                         Try again once the status shows Connected.",
+                    );
+                }
+            }
         }
-        render_view(&self.shared);
     }
+    render_view(shared);
+}
 
-    /// Closes the connection; the panel is going away.
-    pub fn stop(&self) {
-        self.shared.borrow_mut().host_requests = None;
-        let connection = self.shared.borrow_mut().connection.take();
-        if let Some(connection) = connection {
-            connection.stop();
+/// Leadership changed, or another tab said something.
+fn on_tab_event(shared: &Rc<RefCell<Shared>>, event: TabEvent) {
+    match event {
+        TabEvent::Leader(true) => become_leader(shared),
+        TabEvent::Leader(false) => become_follower(shared),
+        TabEvent::Message(TabMessage::Hello) => {}
+        TabEvent::Message(TabMessage::Mirror { mirror }) => {
+            let mut s = shared.borrow_mut();
+            if !s.leader {
+                s.mirror = Some(mirror);
+            }
         }
+        TabEvent::Message(TabMessage::Action { action }) => {
+            if shared.borrow().leader {
+                perform(shared, action);
+                return;
+            }
+        }
+        TabEvent::Message(TabMessage::Election { .. }) => return,
+    }
+    // A leader answers `hello` (and every change) by rendering, which sends its view.
+    render_view(shared);
+}
+
+/// This tab now leads: start from what the rep's tabs already popped, and connect.
+fn become_leader(shared: &Rc<RefCell<Shared>>) {
+    let (token, last_seq) = {
+        let mut s = shared.borrow_mut();
+        s.leader = true;
+        s.mirror = None;
+        s.state = WidgetState::new(load_posted(&s.rep));
+        s.last_seq.set(None);
+        s.status = ConnectionStatus::Connecting;
+        (s.token.clone(), s.last_seq.clone())
+    };
+    let Some(token) = token else { return };
+    let weak = Rc::downgrade(shared);
+    let connection = Connection::start(socket_url(), token, last_seq, move |event| {
+        if let Some(shared) = weak.upgrade() {
+            handle(&shared, event);
+        }
+    });
+    shared.borrow_mut().connection = Some(connection);
+}
+
+/// Another tab leads (two leaders met): hand over and mirror it.
+fn become_follower(shared: &Rc<RefCell<Shared>>) {
+    let connection = {
+        let mut s = shared.borrow_mut();
+        s.leader = false;
+        s.host = None;
+        s.connection.take()
+    };
+    if let Some(connection) = connection {
+        connection.stop();
+    }
+    if let Some(tabs) = shared.borrow().tabs.as_ref() {
+        tabs.send(&TabMessage::Hello);
     }
 }
 
@@ -167,12 +289,17 @@ fn host_request(shared: &Rc<RefCell<Shared>>, event: &MessageEvent) {
         .ok()
         .and_then(|s| s.as_string())
         .unwrap_or_default();
-    let allowed = shared
-        .borrow()
-        .state
-        .session()
-        .map(|session| session.host_origins.clone())
-        .unwrap_or_default();
+    let allowed = {
+        let s = shared.borrow();
+        match &s.mirror {
+            Some(mirror) if !s.leader => mirror.host_origins.clone(),
+            _ => s
+                .state
+                .session()
+                .map(|session| session.host_origins.clone())
+                .unwrap_or_default(),
+        }
+    };
     match dial::judge(&event.origin(), from_parent, &allowed, &data) {
         dial::Verdict::NotForUs => return,
         dial::Verdict::Ignored(reason) => {
@@ -180,18 +307,7 @@ fn host_request(shared: &Rc<RefCell<Shared>>, event: &MessageEvent) {
             gloo::console::warn!(note);
             shared.borrow_mut().ignored_requests += 1;
         }
-        dial::Verdict::Dial(number) => {
-            let connection = shared.borrow().connection.clone();
-            let sent = connection
-                .is_some_and(|connection| connection.send(&ClientMessage::Dial { number }));
-            if !sent {
-                shared.borrow_mut().state.report(
-                    "not_connected",
-                    "Not connected to the phone system, so the number was not dialled. Try \
-                     again once the status shows Connected.",
-                );
-            }
-        }
+        dial::Verdict::Dial(number) => return act(shared, UiAction::Dial { number }),
     }
     render_view(shared);
 }
@@ -204,8 +320,12 @@ fn socket_url() -> String {
     )
 }
 
-fn load_posted() -> PostedSet {
-    let Some(json) = storage::get(POSTED_KEY) else {
+fn posted_key(rep: &str) -> String {
+    format!("{POSTED_KEY}:{rep}")
+}
+
+fn load_posted(rep: &str) -> PostedSet {
+    let Some(json) = storage::shared_get(&posted_key(rep)) else {
         return PostedSet::default();
     };
     PostedSet::from_json(&json).unwrap_or_else(|_| {
@@ -246,7 +366,7 @@ fn apply(shared: &mut Shared, message: ServerMessage) {
     if effects.is_empty() {
         return;
     }
-    if !storage::set(POSTED_KEY, &shared.state.posted().to_json()) {
+    if !storage::shared_set(&posted_key(&shared.rep), &shared.state.posted().to_json()) {
         gloo::console::warn!("could not store the record of screen pops; a reload may pop again");
     }
     let Some(HostTarget::Parent(origin)) = &shared.host else {
@@ -266,20 +386,57 @@ fn apply(shared: &mut Shared, message: ServerMessage) {
 fn render_view(shared: &Rc<RefCell<Shared>>) {
     let (view, render) = {
         let shared = shared.borrow();
-        let state = &shared.state;
-        let view = ViewModel {
-            status: shared.status.clone(),
-            agent: state.session().map(|session| session.agent.clone()),
-            calls: state
-                .visible_calls()
-                .map(|call| CallItem {
-                    call: call.clone(),
-                    pending: state.is_pending(&call.id),
-                })
-                .collect(),
-            problem: state.problem().cloned(),
-            host_warning: shared.host.as_ref().and_then(HostTarget::warning),
-            ignored_host_requests: shared.ignored_requests,
+        let view = match (&shared.mirror, shared.leader || shared.tabs.is_none()) {
+            // A follower shows the leader's view; before the first one arrives, that it waits.
+            (mirror, false) => {
+                let mirror = mirror.clone().unwrap_or(Mirror {
+                    status: ConnectionStatus::Connecting,
+                    agent: None,
+                    calls: Vec::new(),
+                    problem: None,
+                    host_origins: Vec::new(),
+                });
+                ViewModel {
+                    status: mirror.status,
+                    agent: mirror.agent,
+                    calls: mirror.calls,
+                    problem: mirror.problem,
+                    host_warning: None,
+                    ignored_host_requests: shared.ignored_requests,
+                }
+            }
+            (_, true) => {
+                let state = &shared.state;
+                let view = ViewModel {
+                    status: shared.status.clone(),
+                    agent: state.session().map(|session| session.agent.clone()),
+                    calls: state
+                        .visible_calls()
+                        .map(|call| CallItem {
+                            call: call.clone(),
+                            pending: state.is_pending(&call.id),
+                        })
+                        .collect(),
+                    problem: state.problem().cloned(),
+                    host_warning: shared.host.as_ref().and_then(HostTarget::warning),
+                    ignored_host_requests: shared.ignored_requests,
+                };
+                if let Some(tabs) = shared.tabs.as_ref() {
+                    tabs.send(&TabMessage::Mirror {
+                        mirror: Mirror {
+                            status: view.status.clone(),
+                            agent: view.agent.clone(),
+                            calls: view.calls.clone(),
+                            problem: view.problem.clone(),
+                            host_origins: state
+                                .session()
+                                .map(|session| session.host_origins.clone())
+                                .unwrap_or_default(),
+                        },
+                    });
+                }
+                view
+            }
         };
         (view, shared.render.clone())
     };

@@ -24,6 +24,7 @@ pub mod origin;
 pub mod posted;
 pub mod state;
 pub mod storage;
+pub mod tabs;
 pub mod token;
 pub mod ui;
 

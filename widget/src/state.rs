@@ -27,7 +27,7 @@ pub struct Session {
 }
 
 /// A failure to show the rep: the relay's `error` message, or one the widget raised itself.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Problem {
     pub code: String,
     pub message: String,

@@ -1,9 +1,8 @@
-//! `sessionStorage`: the widget's memory across reloads of one tab.
-//!
-//! Session storage rather than local storage because it belongs to one tab and dies with it: a
-//! token or a "this call was already popped" mark must not leak into another tab or outlive the
-//! browser session. A browser that refuses storage to third-party frames still gets a working
-//! widget; it only forgets on reload.
+//! The widget's memory across reloads: `sessionStorage` for what belongs to one tab (its sign-in
+//! token must not leak into another tab or outlive the session), `localStorage` for what the
+//! rep's tabs share (which calls were already popped, so a new leader tab never pops them again).
+//! A browser that refuses storage to third-party frames still gets a working widget; it only
+//! forgets on reload.
 
 use web_sys::Storage;
 
@@ -26,4 +25,18 @@ pub fn remove(key: &str) {
         // Nothing to do about a failure: the value was unreadable to begin with.
         let _ = storage.remove_item(key);
     }
+}
+
+fn local_storage() -> Option<Storage> {
+    web_sys::window()?.local_storage().ok().flatten()
+}
+
+/// A value all of this origin's tabs share, or `None`.
+pub fn shared_get(key: &str) -> Option<String> {
+    local_storage()?.get_item(key).ok().flatten()
+}
+
+/// Stores a value all tabs share; false when the browser refused.
+pub fn shared_set(key: &str, value: &str) -> bool {
+    local_storage().is_some_and(|storage| storage.set_item(key, value).is_ok())
 }

@@ -94,6 +94,23 @@ pub fn acquire() -> Option<String> {
     storage::get(STORAGE_KEY).filter(|token| !token.is_empty())
 }
 
+/// The rep a token names (`user_name`, else `email`, else `sub`, as the relay reads them), without
+/// checking its signature: only to tell this rep's tabs from another rep's in the same browser.
+/// The relay still checks every token it is given.
+pub fn subject(token: &str) -> Option<String> {
+    use base64::Engine;
+    let payload = token.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .ok()?;
+    let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    ["user_name", "email", "sub"]
+        .iter()
+        .find_map(|k| claims.get(*k).and_then(|v| v.as_str()))
+        .map(|s| s.trim().to_lowercase())
+        .filter(|s| !s.is_empty())
+}
+
 /// Drops the stored token once the relay has refused it, so a reload shows the rep signed out
 /// instead of failing the same way again.
 pub fn forget() {
@@ -106,6 +123,22 @@ mod tests {
     use wasm_bindgen_test::wasm_bindgen_test;
 
     const JWT: &str = "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2ln-_";
+
+    #[wasm_bindgen_test]
+    fn the_subject_is_read_from_the_claims() {
+        use base64::Engine;
+        let encode =
+            |json: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json.as_bytes());
+        let token = format!(
+            "h.{}.s",
+            encode(r#"{"sub":"x1","email":"Alice@Example.com"}"#)
+        );
+        assert_eq!(subject(&token).as_deref(), Some("alice@example.com"));
+        let token = format!("h.{}.s", encode(r#"{"user_name":"bob","sub":"x"}"#));
+        assert_eq!(subject(&token).as_deref(), Some("bob"));
+        assert_eq!(subject("not-a-jwt"), None);
+        assert_eq!(subject(&format!("h.{}.s", encode("[]"))), None);
+    }
 
     #[wasm_bindgen_test]
     fn reads_the_token_from_the_fragment() {

@@ -9,3 +9,4 @@ mod numbers_audit;
 mod phone_oracle;
 mod redis_index;
 mod relay_api;
+mod tabs;

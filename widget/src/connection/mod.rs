@@ -52,7 +52,8 @@ pub fn ws_url(page_protocol: &str, page_host: &str) -> String {
 }
 
 /// Where the connection stands, as the status line shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
 pub enum ConnectionStatus {
     #[default]
     Connecting,

@@ -34,7 +34,7 @@ pub struct ViewModel {
     pub ignored_host_requests: u32,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct CallItem {
     pub call: CallView,
     /// A command for this call is waiting for its result.
@@ -42,7 +42,8 @@ pub struct CallItem {
 }
 
 /// What the rep asked for.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", content = "with", rename_all = "snake_case")]
 pub enum UiAction {
     Command {
         call_id: String,
@@ -57,6 +58,10 @@ pub enum UiAction {
     DismissProblem,
     /// Reconnect now instead of waiting out the backoff.
     RetryNow,
+    /// Click-to-dial, accepted from this tab's host.
+    Dial {
+        number: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Properties)]

@@ -1,0 +1,152 @@
+//! One rep, several V2 tabs: exactly one widget leads (holds the WebSocket and tells its host
+//! page about calls), the others mirror it and their buttons work, and closing the leader hands
+//! over without a second pop.
+
+use anyhow::{Context, Result};
+use cti_tests::browser::Browser;
+use cti_tests::{Stack, eventually};
+use fantoccini::wd::WindowHandle;
+use serde_json::Value;
+
+const AGENT: &str = "alice@example.com";
+const WIDGET: &str = "#cti-frame";
+
+/// Opens the host page in a new tab; returns its window and page id.
+async fn open_tab(browser: &Browser, stack: &Stack, first: bool) -> Result<(WindowHandle, String)> {
+    let handle = if first {
+        browser.client.window().await?
+    } else {
+        let opened = browser.client.new_window(true).await?;
+        browser
+            .client
+            .switch_to_window(opened.handle.clone())
+            .await?;
+        opened.handle
+    };
+    browser
+        .client
+        .goto(&format!("{}/sim/host/?agent={AGENT}", stack.sim.url()))
+        .await?;
+    browser.wait_for("body[data-page-id]").await?;
+    let page = browser
+        .attr("body", "data-page-id")
+        .await
+        .context("page id")?;
+    browser.enter_frame(WIDGET).await?;
+    browser
+        .wait_for("[data-testid=connection-status][data-state=connected]")
+        .await?;
+    browser.leave_frame().await?;
+    Ok((handle, page))
+}
+
+/// (action, page id) of every payload the host pages received for `call_id`.
+async fn payloads(stack: &Stack, call_id: &str) -> Result<Vec<(String, String)>> {
+    Ok(stack
+        .host_payloads()
+        .await?
+        .into_iter()
+        .filter(|p| p["payload"]["ExternalReferenceID"] == call_id)
+        .map(|p| {
+            let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
+            (text(&p["payload"]["Action"]), text(&p["page_id"]))
+        })
+        .collect())
+}
+
+async fn wait_payload(stack: &Stack, call_id: &str, action: &str) -> Result<()> {
+    eventually(&format!("{action} for {call_id}"), || async {
+        payloads(stack, call_id)
+            .await
+            .ok()?
+            .iter()
+            .any(|(a, _)| a == action)
+            .then_some(())
+    })
+    .await
+}
+
+async fn shows_caller(browser: &Browser, tab: &WindowHandle, name: &str) -> Result<()> {
+    browser.client.switch_to_window(tab.clone()).await?;
+    browser.enter_frame(WIDGET).await?;
+    browser
+        .wait_text("[data-testid=caller-name]", "the caller in this tab", |t| {
+            t.contains(name)
+        })
+        .await?;
+    browser.leave_frame().await
+}
+
+#[tokio::test]
+async fn one_leader_among_tabs_mirrors_to_the_others_and_hands_over() -> Result<()> {
+    let stack = Stack::start().await?;
+    let browser = Browser::start().await?;
+    let (first, first_page) = open_tab(&browser, &stack, true).await?;
+    let (second, _) = open_tab(&browser, &stack, false).await?;
+    let (third, _) = open_tab(&browser, &stack, false).await?;
+
+    // A call shows in every tab and pops once, in the leader's host page.
+    let (number, _, name) = stack.single_match_caller()?;
+    let call = stack.place_call(&number, AGENT).await?;
+    for tab in [&first, &second, &third] {
+        shows_caller(&browser, tab, &name).await?;
+    }
+    wait_payload(&stack, &call, "NOTIFY").await?;
+
+    // The rep answers in a follower tab: the leader carries it out.
+    browser.client.switch_to_window(second.clone()).await?;
+    browser.enter_frame(WIDGET).await?;
+    browser.click("[data-testid=btn-answer]").await?;
+    browser
+        .wait_for("[data-testid=call-state][data-state=connected]")
+        .await?;
+    browser.leave_frame().await?;
+    wait_payload(&stack, &call, "ACCEPT").await?;
+    stack
+        .http
+        .post(format!("{}/sim/calls/{call}/hangup", stack.sim.url()))
+        .send()
+        .await?;
+    wait_payload(&stack, &call, "END").await?;
+    let seen = payloads(&stack, &call).await?;
+    let actions: Vec<&str> = seen.iter().map(|(a, _)| a.as_str()).collect();
+    assert_eq!(actions, ["NOTIFY", "ACCEPT", "END"], "{seen:?}");
+    assert!(
+        seen.iter().all(|(_, page)| *page == first_page),
+        "only the leader (the first tab) talks to its host: {seen:?}"
+    );
+
+    // The leader's tab closes; another takes over, and the next call pops once, there.
+    browser.client.switch_to_window(first.clone()).await?;
+    browser.client.close_window().await?;
+    browser.client.switch_to_window(second.clone()).await?;
+    browser.enter_frame(WIDGET).await?;
+    browser
+        .wait_for("[data-testid=connection-status][data-state=connected]")
+        .await?;
+    browser.leave_frame().await?;
+    let next = stack.place_call(&number, AGENT).await?;
+    for tab in [&second, &third] {
+        shows_caller(&browser, tab, &name).await?;
+    }
+    wait_payload(&stack, &next, "NOTIFY").await?;
+    stack
+        .http
+        .post(format!("{}/sim/calls/{next}/hangup", stack.sim.url()))
+        .send()
+        .await?;
+    wait_payload(&stack, &next, "END").await?;
+    let seen = payloads(&stack, &next).await?;
+    let actions: Vec<&str> = seen.iter().map(|(a, _)| a.as_str()).collect();
+    assert_eq!(actions, ["NOTIFY", "END"], "{seen:?}");
+    let leader_page = &seen[0].1;
+    assert!(seen.iter().all(|(_, page)| page == leader_page));
+    assert_ne!(leader_page, &first_page, "the closed tab is gone");
+    assert_eq!(
+        payloads(&stack, &call).await?.len(),
+        3,
+        "the new leader did not pop the earlier call again"
+    );
+    browser.close().await;
+    Ok(())
+}
