@@ -45,6 +45,21 @@ impl RelayHandle {
         format!("http://{}", self.addr)
     }
 
+    /// Stops the way a deployment stops an instance: sessions close with 1012 (reconnect), the
+    /// server finishes its open requests, background work ends. Returns once the address is free.
+    pub async fn shutdown(mut self) {
+        self.stop().await;
+    }
+
+    /// [`RelayHandle::shutdown`] for a handle that stays around (a test restarting the relay).
+    pub async fn stop(&mut self) {
+        self.state.shut_down();
+        if let Some(server) = self.tasks.pop() {
+            let _ = server.await;
+        }
+        self.abort();
+    }
+
     /// Stops serving and the background work.
     pub fn abort(&self) {
         for task in &self.tasks {
@@ -73,8 +88,11 @@ pub fn spawn_on(
     let addr = listener.local_addr()?;
     let mut tasks = start_background(&state);
     let app = api::router(state.clone());
+    let stopping = state.clone();
     tasks.push(tokio::spawn(async move {
-        if let Err(err) = axum::serve(listener, app).await {
+        let serve = axum::serve(listener, app)
+            .with_graceful_shutdown(async move { stopping.stopping().await });
+        if let Err(err) = serve.await {
             tracing::error!(%err, "relay stopped serving");
         }
     }));

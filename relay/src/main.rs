@@ -188,11 +188,38 @@ async fn serve() -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {listen}"))?;
     let _background = cti_relay::start_background(&state);
     tracing::info!("relay listening on http://{}", listener.local_addr()?);
+    let signal = state.clone();
+    tokio::spawn(async move {
+        stop_signal().await;
+        tracing::info!("shutting down: telling widgets to reconnect");
+        signal.shut_down();
+    });
+    let stopping = state.clone();
     axum::serve(listener, cti_relay::api::router(state))
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-            tracing::info!("shutting down");
-        })
+        .with_graceful_shutdown(async move { stopping.stopping().await })
         .await
         .context("server failed")
+}
+
+/// Ctrl-C, or SIGTERM (what Cloud Foundry sends before stopping an instance).
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }

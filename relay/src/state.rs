@@ -165,6 +165,9 @@ pub struct AppState {
     pub clock: SharedClock,
     /// Events of one call are applied one at a time; calls hash onto these stripes.
     stripes: Vec<tokio::sync::Mutex<()>>,
+    /// Flips to true when the relay stops: WebSocket sessions close with 1012 so widgets
+    /// reconnect (to this relay once restarted, or to another instance) at once.
+    shutdown: tokio::sync::watch::Sender<bool>,
 }
 
 impl AppState {
@@ -237,6 +240,7 @@ impl AppState {
             hub: Hub::new(config.replay_capacity, clock.clone()),
             metrics: Metrics::default(),
             stripes: (0..64).map(|_| tokio::sync::Mutex::new(())).collect(),
+            shutdown: tokio::sync::watch::channel(false).0,
             tenants,
             index: stores.index,
             coordination: stores.coordination,
@@ -247,6 +251,18 @@ impl AppState {
             clock,
             config,
         })
+    }
+
+    /// Starts stopping: open sessions say goodbye, the server stops accepting.
+    pub fn shut_down(&self) {
+        self.shutdown.send_replace(true);
+    }
+
+    /// Resolves once [`AppState::shut_down`] was called (at once if it already was).
+    pub async fn stopping(&self) {
+        let mut rx = self.shutdown.subscribe();
+        // An error means the sender is gone, which only happens with the state itself.
+        let _ = rx.wait_for(|stopping| *stopping).await;
     }
 
     pub fn tenant(&self, id: &str) -> Option<&Arc<Tenant>> {

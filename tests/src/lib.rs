@@ -114,6 +114,26 @@ impl Stack {
         Ok((stack, proxy))
     }
 
+    /// Stops the relay as a deployment does (widgets are told to reconnect); the address stays
+    /// reserved for [`Stack::start_relay_again`].
+    pub async fn stop_relay(&mut self) {
+        self.relay.stop().await;
+    }
+
+    /// A new relay process on the same address and configuration (stores in memory start empty;
+    /// with Redis they carry over), ready when this returns.
+    pub async fn start_relay_again(&mut self) -> Result<()> {
+        let config = self.relay.state.config.clone();
+        let addr = self.relay.addr;
+        let listener = eventually("the relay's port to be free again", || async {
+            TcpListener::bind(addr).await.ok()
+        })
+        .await?;
+        let state = AppState::from_config(config).await?;
+        self.relay = cti_relay::spawn_on(listener, state)?;
+        self.wait_ready().await
+    }
+
     /// Until the relay's index is built (it crawls the simulated tenant at start-up).
     pub async fn wait_ready(&self) -> Result<()> {
         let url = format!("{}/readyz", self.relay.url());

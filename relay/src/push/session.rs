@@ -35,6 +35,8 @@ pub const CLOSE_UNKNOWN_TENANT: u16 = 4403;
 pub const CLOSE_TIMEOUT: u16 = 4408;
 pub const CLOSE_LAGGED: u16 = 4409;
 pub const CLOSE_UNSUPPORTED: u16 = 1003;
+/// The relay is restarting (or this instance is stopping): reconnect.
+pub const CLOSE_RESTART: u16 = 1012;
 
 /// Why the session ended, for the metrics label.
 fn reason_label(code: u16) -> &'static str {
@@ -45,6 +47,7 @@ fn reason_label(code: u16) -> &'static str {
         CLOSE_TIMEOUT => "timeout",
         CLOSE_LAGGED => "lagged",
         CLOSE_UNSUPPORTED => "unsupported",
+        CLOSE_RESTART => "restart",
         _ => "other",
     }
 }
@@ -223,6 +226,10 @@ async fn serve(
                 }
                 Err(RecvError::Closed) => return,
             },
+            () = state.stopping() => {
+                conv.close(CLOSE_RESTART, "the relay is restarting").await;
+                return;
+            }
             () = sleep_until(deadline) => {
                 conv.close(CLOSE_TIMEOUT, format!("no message for {} s", idle.as_secs())).await;
                 return;

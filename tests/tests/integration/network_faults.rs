@@ -124,3 +124,64 @@ async fn cut_and_silent_connections_recover_without_losing_or_repeating_events()
     browser.close().await;
     Ok(())
 }
+
+#[tokio::test]
+async fn a_relay_restart_during_a_ringing_call_loses_nothing_and_pops_once() -> Result<()> {
+    let mut stack = Stack::start().await?;
+    let browser = Browser::start().await?;
+    browser
+        .client
+        .goto(&format!("{}/sim/host/?agent={AGENT}", stack.sim.url()))
+        .await?;
+    browser.enter_frame(WIDGET).await?;
+    status_is(&browser, "connected").await?;
+    browser.leave_frame().await?;
+
+    let (number, _, name) = stack.single_match_caller()?;
+    let call_id = stack.place_call(&number, AGENT).await?;
+    browser.enter_frame(WIDGET).await?;
+    browser
+        .wait_text("[data-testid=caller-name]", "the caller", |t| {
+            t.contains(&name)
+        })
+        .await?;
+    browser.leave_frame().await?;
+    wait_action(&stack, &call_id, "NOTIFY").await?;
+
+    // A deployment restarts the relay while the call rings.
+    stack.stop_relay().await;
+    browser.enter_frame(WIDGET).await?;
+    status_is(&browser, "reconnecting").await?;
+    browser.leave_frame().await?;
+    stack.start_relay_again().await?;
+
+    // The call goes on at the PBX; its events reach the new relay.
+    post(
+        &stack,
+        "after-restart-answer",
+        &call_id,
+        "answered",
+        &number,
+    )
+    .await?;
+    browser.enter_frame(WIDGET).await?;
+    status_is(&browser, "connected").await?;
+    browser
+        .wait_for("[data-testid=call-state][data-state=connected]")
+        .await?;
+    browser.leave_frame().await?;
+    post(&stack, "after-restart-end", &call_id, "ended", &number).await?;
+    browser.enter_frame(WIDGET).await?;
+    browser
+        .wait_for("[data-testid=call-state][data-state=ended]")
+        .await?;
+    browser.leave_frame().await?;
+    wait_action(&stack, &call_id, "END").await?;
+    assert_eq!(
+        actions_for(&stack, &call_id).await?,
+        ["NOTIFY", "ACCEPT", "END"],
+        "no second pop after the restart"
+    );
+    browser.close().await;
+    Ok(())
+}
