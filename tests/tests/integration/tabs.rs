@@ -150,3 +150,72 @@ async fn one_leader_among_tabs_mirrors_to_the_others_and_hands_over() -> Result<
     browser.close().await;
     Ok(())
 }
+
+#[tokio::test]
+async fn a_reload_during_a_call_brings_back_the_panel_and_the_chosen_record_without_a_second_pop()
+-> Result<()> {
+    let stack = Stack::start().await?;
+    let browser = Browser::start().await?;
+    let (tab, _) = open_tab(&browser, &stack, true).await?;
+    // A main line shared by an account and its contacts; the rep will pick the account.
+    let (number, account) = stack
+        .sim
+        .sim
+        .v2
+        .records("accounts")
+        .into_iter()
+        .find_map(|account| {
+            let number = account["defaultCommunication"]["phoneNormalisedNumber"]
+                .as_str()?
+                .to_string();
+            (stack.sim.sim.v2.lookup_phone(&number).len() >= 2).then_some((number, account))
+        })
+        .context("a shared main line")?;
+    let account_id = account["id"].as_str().context("id")?;
+    let account_name = account["formattedName"].as_str().context("name")?;
+    let call = stack.place_call(&number, AGENT).await?;
+    wait_payload(&stack, &call, "NOTIFY").await?;
+    browser.enter_frame(WIDGET).await?;
+    browser.click("[data-testid=other-matches] summary").await?;
+    browser
+        .click(&format!(
+            "li[data-record-id=\"{account_id}\"] button.choose-match"
+        ))
+        .await?;
+    browser
+        .wait_text("[data-testid=caller-name]", "the chosen account", |t| {
+            t.contains(account_name)
+        })
+        .await?;
+    browser.leave_frame().await?;
+
+    // The rep reloads V2 mid-call.
+    browser.client.switch_to_window(tab.clone()).await?;
+    browser.client.refresh().await?;
+    browser.enter_frame(WIDGET).await?;
+    browser
+        .wait_for("[data-testid=connection-status][data-state=connected]")
+        .await?;
+    browser
+        .wait_text(
+            "[data-testid=caller-name]",
+            "the call panel with the chosen record after the reload",
+            |t| t.contains(account_name),
+        )
+        .await?;
+    browser.leave_frame().await?;
+    stack
+        .http
+        .post(format!("{}/sim/calls/{call}/hangup", stack.sim.url()))
+        .send()
+        .await?;
+    wait_payload(&stack, &call, "END").await?;
+    let actions: Vec<String> = payloads(&stack, &call)
+        .await?
+        .into_iter()
+        .map(|(a, _)| a)
+        .collect();
+    assert_eq!(actions, ["NOTIFY", "END"], "the reload did not pop again");
+    browser.close().await;
+    Ok(())
+}
