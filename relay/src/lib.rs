@@ -99,11 +99,41 @@ pub fn spawn_on(
     Ok(RelayHandle { addr, state, tasks })
 }
 
-/// The work that runs beside request handling: one index refresher per tenant.
+/// The work that runs beside request handling: one index refresher per tenant, and with Redis
+/// the listener that brings every instance's call messages to this instance's widgets.
 pub fn start_background(state: &Arc<AppState>) -> Vec<tokio::task::JoinHandle<()>> {
-    state
+    let mut tasks: Vec<_> = state
         .tenants
         .values()
         .map(|tenant| tokio::spawn(numbers::refresh::run(state.clone(), tenant.clone())))
-        .collect()
+        .collect();
+    if let Some(url) = state.config.redis_url.clone() {
+        let state = state.clone();
+        tasks.push(tokio::spawn(async move {
+            // Also on the first subscription: a widget may have connected just before it.
+            let mut broken = true;
+            loop {
+                let hub = &state.hub;
+                let result = push::redis_replay::listen(
+                    url.expose(),
+                    || {
+                        // Whatever other instances published while this one was not listening
+                        // is in the log: have the widgets here reconnect and fetch it.
+                        if broken {
+                            tracing::info!("call fan-out channel back; widgets resync");
+                            hub.resync_all();
+                        }
+                    },
+                    |published| hub.deliver(&published.tenant, published.pushed),
+                )
+                .await;
+                if let Err(err) = &result {
+                    tracing::warn!(%err, "call fan-out channel unavailable; retrying");
+                }
+                broken = true;
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+        }));
+    }
+    tasks
 }

@@ -71,7 +71,7 @@ pub async fn ingest(
         .save(tid, &view, &event.id)
         .await
         .map_err(unavailable)?;
-    publish(state, tid, view.clone());
+    publish(state, tid, view.clone()).await;
     let elapsed_ms = state.clock.now_ms().saturating_sub(received_at_ms);
     state
         .metrics
@@ -99,8 +99,8 @@ pub async fn ingest(
     Ok(Outcome::Accepted)
 }
 
-fn publish(state: &AppState, tenant: &str, view: CallView) {
-    state.hub.publish(tenant, view);
+async fn publish(state: &AppState, tenant: &str, view: CallView) {
+    state.hub.publish(tenant, view).await;
     state.metrics.calls_pushed.inc();
 }
 
@@ -269,7 +269,7 @@ async fn late_match(
         if state.calls.put(tid, &view).await.is_err() {
             return;
         }
-        publish(state, tid, view);
+        publish(state, tid, view).await;
         account
     };
     if let Some(account) = account {
@@ -342,7 +342,7 @@ async fn enrich(
         }
     }
     if state.calls.put(tid, &view).await.is_ok() {
-        publish(state, tid, view);
+        publish(state, tid, view).await;
     }
 }
 
@@ -398,7 +398,7 @@ pub async fn choose_match(
             .await
             .map_err(|e| unavailable(&e))?;
         tracing::info!(call = %call_id, caller = %mask_number(view.remote()), "rep chose another match");
-        publish(state, tid, view);
+        publish(state, tid, view).await;
         account
     };
     if let Some(account) = account {

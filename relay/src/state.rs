@@ -132,6 +132,9 @@ pub struct Stores {
     pub coordination: Arc<dyn RefreshCoordination>,
     pub choices: Arc<dyn ChoiceStore>,
     pub calls: Arc<dyn CallStore>,
+    /// A replay store shared by all instances (it publishes every message to them); None keeps
+    /// replay in memory.
+    pub shared_replay: Option<Arc<dyn crate::push::replay::ReplayStore>>,
 }
 
 impl Stores {
@@ -141,6 +144,7 @@ impl Stores {
             coordination: Arc::new(MemoryCoordination::new(clock)),
             choices: Arc::new(MemoryChoices::default()),
             calls: Arc::new(MemoryCallStore::default()),
+            shared_replay: None,
         }
     }
 }
@@ -179,11 +183,19 @@ impl AppState {
         let stores = match &config.redis_url {
             Some(url) => {
                 let redis = Arc::new(RedisIndex::connect(url.expose()).await?);
+                let replay = crate::push::redis_replay::RedisReplay::connect(
+                    url.expose(),
+                    config.replay_capacity,
+                    clock.clone(),
+                )
+                .await
+                .map_err(|e| crate::numbers::index::IndexError::Unavailable(e.to_string()))?;
                 Stores {
                     index: redis.clone(),
                     coordination: redis.clone(),
                     choices: redis,
                     calls: Arc::new(MemoryCallStore::default()),
+                    shared_replay: Some(Arc::new(replay)),
                 }
             }
             None => Stores::memory(clock.clone()),
@@ -237,7 +249,10 @@ impl AppState {
                 &config.jwt.issuer,
                 &config.jwt.audience,
             ),
-            hub: Hub::new(config.replay_capacity, clock.clone()),
+            hub: match stores.shared_replay {
+                Some(store) => Hub::with_store(store, true, config.replay_capacity, clock.clone()),
+                None => Hub::new(config.replay_capacity, clock.clone()),
+            },
             metrics: Metrics::default(),
             stripes: (0..64).map(|_| tokio::sync::Mutex::new(())).collect(),
             shutdown: tokio::sync::watch::channel(false).0,

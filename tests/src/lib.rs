@@ -377,7 +377,17 @@ impl WsClient {
         agent: &str,
         last_seq: Option<u64>,
     ) -> Result<(WsClient, Value)> {
-        let mut client = WsClient::connect(&stack.ws_url()).await?;
+        Self::signed_in_at(stack, &stack.ws_url(), agent, last_seq).await
+    }
+
+    /// [`WsClient::signed_in`] to another relay instance (`ws://.../v1/agent/ws`).
+    pub async fn signed_in_at(
+        stack: &Stack,
+        url: &str,
+        agent: &str,
+        last_seq: Option<u64>,
+    ) -> Result<(WsClient, Value)> {
+        let mut client = WsClient::connect(url).await?;
         client
             .send_json(&serde_json::json!({"type":"hello","token": stack.token(agent), "last_seq": last_seq}))
             .await?;

@@ -136,7 +136,10 @@ async fn serve(
     inbound: &mut mpsc::Receiver<Inbound>,
 ) {
     let state = conv.state;
-    let mut subscription = state.hub.subscribe(&who.tenant, &who.agent, last_seq);
+    let mut subscription = state.hub.subscribe(&who.tenant, &who.agent, last_seq).await;
+    // The highest number sent: a message that arrives live after it was in the backlog (or
+    // twice, from two paths) is dropped here rather than applied twice by the widget.
+    let mut sent = last_seq.unwrap_or(0);
     let heartbeat = state.config.heartbeat_secs;
     let welcome = ServerMessage::Welcome {
         agent: who.agent.clone(),
@@ -149,6 +152,7 @@ async fn serve(
         return;
     }
     for pushed in std::mem::take(&mut subscription.backlog) {
+        sent = sent.max(pushed.seq);
         if !conv
             .send(ServerMessage::Call {
                 seq: pushed.seq,
@@ -216,7 +220,9 @@ async fn serve(
                 }
             }
             pushed = subscription.live.recv() => match pushed {
+                Ok(pushed) if pushed.seq <= sent => {}
                 Ok(pushed) => {
+                    sent = pushed.seq;
                     let message = ServerMessage::Call { seq: pushed.seq, call: pushed.call };
                     if !conv.send(message).await { return; }
                 }
@@ -226,6 +232,10 @@ async fn serve(
                 }
                 Err(RecvError::Closed) => return,
             },
+            _ = subscription.resync.changed() => {
+                conv.close(CLOSE_RESTART, "resync: reconnect to catch up").await;
+                return;
+            }
             () = state.stopping() => {
                 conv.close(CLOSE_RESTART, "the relay is restarting").await;
                 return;

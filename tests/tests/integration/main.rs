@@ -8,5 +8,6 @@ mod network_faults;
 mod numbers_audit;
 mod phone_oracle;
 mod redis_index;
+mod redis_push;
 mod relay_api;
 mod tabs;
