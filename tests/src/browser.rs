@@ -146,6 +146,30 @@ impl Browser {
         Ok(())
     }
 
+    /// Takes the page off the network (or back on), as the browser's offline mode does: the
+    /// page sees `offline` / `online` events and its connections fail.
+    pub async fn set_offline(&self, offline: bool) -> Result<()> {
+        self.cdp("Network.enable", serde_json::json!({})).await?;
+        self.cdp(
+            "Network.emulateNetworkConditions",
+            serde_json::json!({"offline": offline, "latency": 0,
+                "downloadThroughput": -1, "uploadThroughput": -1}),
+        )
+        .await
+    }
+
+    /// A Chrome DevTools Protocol command through chromedriver.
+    async fn cdp(&self, cmd: &str, params: serde_json::Value) -> Result<()> {
+        self.client
+            .issue_cmd(Cdp {
+                cmd: cmd.to_string(),
+                params,
+            })
+            .await
+            .with_context(|| format!("DevTools command {cmd}"))?;
+        Ok(())
+    }
+
     /// Ends the browser session, then chromedriver.
     pub async fn close(self) {
         let _ = self.client.clone().close().await;
@@ -158,5 +182,30 @@ impl Drop for Browser {
         let _ = self.driver.kill();
         let _ = self.driver.wait();
         let _ = std::fs::remove_dir_all(&self.profile);
+    }
+}
+
+/// chromedriver's passage to the DevTools protocol (`POST /session/{id}/goog/cdp/execute`).
+#[derive(Debug)]
+struct Cdp {
+    cmd: String,
+    params: serde_json::Value,
+}
+
+impl fantoccini::wd::WebDriverCompatibleCommand for Cdp {
+    fn endpoint(
+        &self,
+        base_url: &url::Url,
+        session_id: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        base_url.join(&format!(
+            "session/{}/goog/cdp/execute",
+            session_id.unwrap_or_default()
+        ))
+    }
+
+    fn method_and_body(&self, _request_url: &url::Url) -> (http::Method, Option<String>) {
+        let body = serde_json::json!({"cmd": self.cmd, "params": self.params});
+        (http::Method::POST, Some(body.to_string()))
     }
 }

@@ -185,3 +185,41 @@ async fn a_relay_restart_during_a_ringing_call_loses_nothing_and_pops_once() -> 
     browser.close().await;
     Ok(())
 }
+
+#[tokio::test]
+async fn offline_and_back_online_reconnects_and_shows_what_happened() -> Result<()> {
+    let stack = Stack::start_with(|c| c.heartbeat_secs = 1).await?;
+    let browser = Browser::start().await?;
+    browser
+        .client
+        .goto(&format!("{}/sim/host/?agent={AGENT}", stack.sim.url()))
+        .await?;
+    browser.enter_frame(WIDGET).await?;
+    status_is(&browser, "connected").await?;
+    browser.leave_frame().await?;
+    let (number, _, name) = stack.single_match_caller()?;
+    let call_id = stack.place_call(&number, AGENT).await?;
+    wait_action(&stack, &call_id, "NOTIFY").await?;
+
+    browser.set_offline(true).await?;
+    browser.enter_frame(WIDGET).await?;
+    status_is(&browser, "reconnecting").await?;
+    browser.leave_frame().await?;
+    post(&stack, "offline-answer", &call_id, "answered", &number).await?;
+    browser.set_offline(false).await?;
+    browser.enter_frame(WIDGET).await?;
+    status_is(&browser, "connected").await?;
+    browser
+        .wait_for("[data-testid=call-state][data-state=connected]")
+        .await?;
+    browser
+        .wait_text("[data-testid=caller-name]", "the caller", |t| {
+            t.contains(&name)
+        })
+        .await?;
+    browser.leave_frame().await?;
+    wait_action(&stack, &call_id, "ACCEPT").await?;
+    assert_eq!(actions_for(&stack, &call_id).await?, ["NOTIFY", "ACCEPT"]);
+    browser.close().await;
+    Ok(())
+}

@@ -138,6 +138,7 @@ struct Inner {
     ticker: Option<Interval>,
     retry: Option<Timeout>,
     online: Option<EventListener>,
+    offline: Option<EventListener>,
     visible: Option<EventListener>,
     stopped: bool,
 }
@@ -209,6 +210,7 @@ impl Connection {
             ticker: None,
             retry: None,
             online: None,
+            offline: None,
             visible: None,
             stopped: false,
         }));
@@ -229,6 +231,15 @@ impl Connection {
                 }
             }
         });
+        // The browser says the network is gone: the socket is as good as dead, and waiting for
+        // the heartbeat to prove it would show "connected" for seconds longer. Reconnect on
+        // `online`.
+        let weak = Rc::downgrade(&inner);
+        let offline = EventListener::new(&gloo::utils::window(), "offline", move |_| {
+            if let Some(rc) = weak.upgrade() {
+                went_offline(&rc);
+            }
+        });
         // A tab coming back from the background (a laptop waking up, a rep returning to V2)
         // reconnects now rather than at the end of a backoff that grew while nobody looked.
         let weak = Rc::downgrade(&inner);
@@ -246,6 +257,7 @@ impl Connection {
             let mut state = inner.borrow_mut();
             state.ticker = Some(ticker);
             state.online = Some(online);
+            state.offline = Some(offline);
             state.visible = Some(visible);
         }
         connect(&inner);
@@ -278,6 +290,7 @@ impl Connection {
         inner.retry = None;
         inner.ticker = None;
         inner.online = None;
+        inner.offline = None;
         inner.visible = None;
         if let Some(socket) = inner.socket.take() {
             socket.close(1000, "widget closed");
@@ -447,6 +460,7 @@ fn on_close(rc: &Rc<RefCell<Inner>>, event: &CloseEvent) {
             inner.retry = None;
             inner.ticker = None;
             inner.online = None;
+            inner.offline = None;
             inner.visible = None;
             vec![ConnectionEvent::Status(ConnectionStatus::SignedOut {
                 reason: "The relay did not accept your sign-in. Open the phone panel from V2 \
@@ -457,6 +471,20 @@ fn on_close(rc: &Rc<RefCell<Inner>>, event: &CloseEvent) {
             let reason = close_reason(event.code(), &event.reason());
             schedule_retry(rc, &mut inner, reason)
         }
+    };
+    emit(rc, events);
+}
+
+fn went_offline(rc: &Rc<RefCell<Inner>>) {
+    let events = {
+        let mut inner = rc.borrow_mut();
+        if inner.stopped {
+            return;
+        }
+        if let Some(socket) = inner.socket.take() {
+            socket.close(SILENT_CLOSE, "browser offline");
+        }
+        schedule_retry(rc, &mut inner, "the browser is offline".to_owned())
     };
     emit(rc, events);
 }
