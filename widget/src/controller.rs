@@ -26,7 +26,7 @@ use crate::posted::PostedSet;
 use crate::state::WidgetState;
 use crate::tabs::{Mirror, TabEvent, TabMessage, Tabs};
 use crate::ui::{CallItem, UiAction, ViewModel};
-use crate::{storage, token};
+use crate::{notes, storage, token};
 
 /// Where the posted set is kept, shared by the rep's tabs (`cti.posted:<rep>`).
 pub const POSTED_KEY: &str = "cti.posted";
@@ -58,6 +58,8 @@ struct Shared {
     ignored_requests: u32,
     /// Listens for V2's click-to-dial messages while the widget runs.
     host_requests: Option<gloo::events::EventListener>,
+    /// Listens for other tabs' changes to shared storage (notes drafts).
+    storage_changed: Option<gloo::events::EventListener>,
     /// This tab's sign-in token, used when it leads.
     token: Option<String>,
     /// Who the token names: the key of the rep's group of tabs and of the shared posted set.
@@ -80,6 +82,7 @@ impl Controller {
             render,
             ignored_requests: 0,
             host_requests: None,
+            storage_changed: None,
             token: None,
             rep: String::new(),
             tabs: None,
@@ -96,6 +99,15 @@ impl Controller {
                 host_request(&shared, event);
             });
         shared.borrow_mut().host_requests = Some(listener);
+        // Another tab of the rep saved notes: show them here too.
+        let weak = Rc::downgrade(&shared);
+        let storage_changed =
+            gloo::events::EventListener::new(&gloo::utils::window(), "storage", move |_| {
+                if let Some(shared) = weak.upgrade() {
+                    render_view(&shared);
+                }
+            });
+        shared.borrow_mut().storage_changed = Some(storage_changed);
         match token::acquire() {
             None => {
                 shared.borrow_mut().status = ConnectionStatus::SignedOut {
@@ -146,6 +158,17 @@ impl Controller {
 }
 
 fn act(shared: &Rc<RefCell<Shared>>, action: UiAction) {
+    // Notes are drafts in storage every tab of the rep shares: written here, whoever leads.
+    if let UiAction::EditNotes { call_id, text } = &action {
+        let rep = shared.borrow().rep.clone();
+        let mut drafts = load_notes(&rep);
+        drafts.set(call_id, text);
+        if !storage::shared_set(&notes_key(&rep), &drafts.to_json()) {
+            gloo::console::warn!("could not save the notes draft; it may be lost on reload");
+        }
+        render_view(shared);
+        return;
+    }
     {
         let s = shared.borrow();
         if let (false, Some(tabs)) = (s.leader, s.tabs.as_ref()) {
@@ -197,6 +220,7 @@ fn perform(shared: &Rc<RefCell<Shared>>, action: UiAction) {
                     connection.retry_now();
                 }
             }
+            UiAction::EditNotes { .. } => {}
             UiAction::Dial { number } => {
                 let connection = shared.borrow().connection.clone();
                 let sent = connection
@@ -320,6 +344,16 @@ fn socket_url() -> String {
     )
 }
 
+fn notes_key(rep: &str) -> String {
+    format!("cti.notes:{rep}")
+}
+
+fn load_notes(rep: &str) -> notes::Drafts {
+    storage::shared_get(&notes_key(rep))
+        .map(|json| notes::Drafts::from_json(&json))
+        .unwrap_or_default()
+}
+
 fn posted_key(rep: &str) -> String {
     format!("{POSTED_KEY}:{rep}")
 }
@@ -384,7 +418,7 @@ fn apply(shared: &mut Shared, message: ServerMessage) {
 }
 
 fn render_view(shared: &Rc<RefCell<Shared>>) {
-    let (view, render) = {
+    let (mut view, render) = {
         let shared = shared.borrow();
         let view = match (&shared.mirror, shared.leader || shared.tabs.is_none()) {
             // A follower shows the leader's view; before the first one arrives, that it waits.
@@ -415,6 +449,7 @@ fn render_view(shared: &Rc<RefCell<Shared>>) {
                         .map(|call| CallItem {
                             call: call.clone(),
                             pending: state.is_pending(&call.id),
+                            notes: String::new(),
                         })
                         .collect(),
                     problem: state.problem().cloned(),
@@ -440,5 +475,9 @@ fn render_view(shared: &Rc<RefCell<Shared>>) {
         };
         (view, shared.render.clone())
     };
+    let drafts = load_notes(&shared.borrow().rep);
+    for item in &mut view.calls {
+        item.notes = drafts.get(&item.call.id).to_owned();
+    }
     render.emit(Rc::new(view));
 }

@@ -20,6 +20,7 @@ pub mod connection;
 pub mod controller;
 pub mod dial;
 pub mod host;
+pub mod notes;
 pub mod origin;
 pub mod posted;
 pub mod state;

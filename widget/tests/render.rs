@@ -156,7 +156,11 @@ fn connected_view(call: CallView, pending: bool) -> ViewModel {
     ViewModel {
         status: ConnectionStatus::Connected,
         agent: Some("alice@example.com".into()),
-        calls: vec![CallItem { call, pending }],
+        calls: vec![CallItem {
+            call,
+            pending,
+            notes: String::new(),
+        }],
         problem: None,
         host_warning: None,
         ignored_host_requests: 0,
@@ -314,6 +318,26 @@ async fn controls_wait_while_disconnected() {
     );
     mounted.click("btn-retry-now");
     assert_eq!(*mounted.actions.borrow(), vec![UiAction::RetryNow]);
+}
+
+#[wasm_bindgen_test]
+async fn notes_show_the_draft_and_report_typing() {
+    let mut view = connected_view(ringing(vec![anna()]), false);
+    view.calls[0].notes = "Wants a quote".into();
+    let mounted = Mounted::new(view).await;
+    let area = mounted
+        .get("notes")
+        .dyn_into::<web_sys::HtmlTextAreaElement>()
+        .expect("a textarea");
+    assert_eq!(area.value(), "Wants a quote");
+    area.set_value("Wants a quote for 40 units");
+    let input = web_sys::InputEvent::new("input").expect("event");
+    area.dispatch_event(&input).expect("dispatched");
+    let actions = mounted.actions.borrow();
+    assert!(
+        matches!(actions.as_slice(), [UiAction::EditNotes { text, .. }] if text == "Wants a quote for 40 units"),
+        "{actions:?}"
+    );
 }
 
 #[wasm_bindgen_test]

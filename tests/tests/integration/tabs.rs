@@ -100,6 +100,26 @@ async fn one_leader_among_tabs_mirrors_to_the_others_and_hands_over() -> Result<
     browser
         .wait_for("[data-testid=call-state][data-state=connected]")
         .await?;
+    // Notes typed in this tab show in the others.
+    browser
+        .client
+        .find(fantoccini::Locator::Css("[data-testid=notes]"))
+        .await?
+        .send_keys("Wants 40 units")
+        .await?;
+    browser.leave_frame().await?;
+    browser.client.switch_to_window(third.clone()).await?;
+    browser.enter_frame(WIDGET).await?;
+    eventually("the notes in another tab", || async {
+        let element = browser
+            .client
+            .find(fantoccini::Locator::Css("[data-testid=notes]"))
+            .await
+            .ok()?;
+        let value = element.prop("value").await.ok()??;
+        (value == "Wants 40 units").then_some(())
+    })
+    .await?;
     browser.leave_frame().await?;
     wait_payload(&stack, &call, "ACCEPT").await?;
     stack
@@ -187,6 +207,12 @@ async fn a_reload_during_a_call_brings_back_the_panel_and_the_chosen_record_with
             t.contains(account_name)
         })
         .await?;
+    browser
+        .client
+        .find(fantoccini::Locator::Css("[data-testid=notes]"))
+        .await?
+        .send_keys("Asked about the fleet renewal")
+        .await?;
     browser.leave_frame().await?;
 
     // The rep reloads V2 mid-call.
@@ -203,6 +229,17 @@ async fn a_reload_during_a_call_brings_back_the_panel_and_the_chosen_record_with
             |t| t.contains(account_name),
         )
         .await?;
+    let notes = browser
+        .client
+        .find(fantoccini::Locator::Css("[data-testid=notes]"))
+        .await?
+        .prop("value")
+        .await?;
+    assert_eq!(
+        notes.as_deref(),
+        Some("Asked about the fleet renewal"),
+        "the draft survived"
+    );
     browser.leave_frame().await?;
     stack
         .http

@@ -15,6 +15,9 @@ pub struct CallCardProps {
     pub pending: bool,
     /// The relay is reachable; controls are pointless otherwise.
     pub online: bool,
+    /// The rep's draft notes on this call.
+    #[prop_or_default]
+    pub notes: AttrValue,
     pub on_action: Callback<UiAction>,
 }
 
@@ -98,7 +101,41 @@ pub fn CallCard(props: &CallCardProps) -> Html {
             } else {
                 <Summary call={call.clone()} on_action={props.on_action.clone()} />
             }
+            <Notes call_id={call.id.clone()} text={props.notes.clone()} on_action={props.on_action.clone()} />
         </article>
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Properties)]
+struct NotesProps {
+    call_id: AttrValue,
+    text: AttrValue,
+    on_action: Callback<UiAction>,
+}
+
+/// The rep's notes on the call: a draft saved with every keystroke, in every tab of the rep.
+#[component]
+fn Notes(props: &NotesProps) -> Html {
+    let oninput = {
+        let on_action = props.on_action.clone();
+        let call_id = props.call_id.to_string();
+        Callback::from(move |event: InputEvent| {
+            let Some(area) = event.target_dyn_into::<web_sys::HtmlTextAreaElement>() else {
+                return;
+            };
+            on_action.emit(UiAction::EditNotes {
+                call_id: call_id.clone(),
+                text: area.value(),
+            });
+        })
+    };
+    let id = format!("notes-{}", heading_id(&props.call_id));
+    html! {
+        <div class="notes">
+            <label for={id.clone()}>{ "Notes" }</label>
+            <textarea {id} data-testid="notes" rows="3" maxlength="10000"
+                placeholder="What was the call about?" value={props.text.clone()} {oninput} />
+        </div>
     }
 }
 

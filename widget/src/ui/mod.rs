@@ -37,6 +37,9 @@ pub struct ViewModel {
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct CallItem {
     pub call: CallView,
+    /// The rep's draft notes on the call (from storage the rep's tabs share).
+    #[serde(default)]
+    pub notes: String,
     /// A command for this call is waiting for its result.
     pub pending: bool,
 }
@@ -61,6 +64,11 @@ pub enum UiAction {
     /// Click-to-dial, accepted from this tab's host.
     Dial {
         number: String,
+    },
+    /// The rep typed in a call's notes.
+    EditNotes {
+        call_id: String,
+        text: String,
     },
 }
 
@@ -89,6 +97,7 @@ pub fn WidgetView(props: &WidgetViewProps) -> Html {
                     key={item.call.id.clone()}
                     call={item.call.clone()}
                     pending={item.pending}
+                    notes={item.notes.clone()}
                     {online}
                     on_action={props.on_action.clone()}
                 />
