@@ -23,6 +23,9 @@ pub struct Config {
     pub widget_dir: PathBuf,
     /// Origin patterns of V2 host windows the widget may talk to.
     pub host_origins: Vec<String>,
+    /// The identity provider's sign-in page a signed-out widget sends the rep to; it returns
+    /// to `/widget/#token=<jwt>`. None: the widget can only say it is signed out.
+    pub signin_url: Option<String>,
     pub webhook_max_bytes: usize,
     /// How long a new WebSocket may take to send a valid `hello`.
     pub hello_timeout: Duration,
@@ -136,6 +139,7 @@ impl Config {
             },
             widget_dir: PathBuf::from("widget/dist"),
             host_origins: vec!["https://*.crm.cloud.sap".into(), sim_url.into()],
+            signin_url: Some(format!("{sim_url}/sim/authorize")),
             webhook_max_bytes: 64 * 1024,
             hello_timeout: Duration::from_secs(10),
             heartbeat_secs: 25,
@@ -257,6 +261,12 @@ impl Config {
         }
         if let Some(v) = get("CTI_WIDGET_DIR") {
             config.widget_dir = PathBuf::from(v);
+        }
+        if let Some(v) = get("CTI_SIGNIN_URL") {
+            config.signin_url = (!v.trim().is_empty()).then(|| v.trim().to_string());
+        } else if config.jwt.jwks_url != format!("{sim_url}/sim/jwks.json") {
+            // The simulator's sign-in only makes sense with the simulator's keys.
+            config.signin_url = None;
         }
         if let Some(v) = get("CTI_HOST_ORIGINS") {
             config.host_origins = v

@@ -181,7 +181,11 @@ pub fn routes() -> Router<Arc<Sim>> {
 async fn index(State(sim): State<Arc<Sim>>) -> Response {
     // Like V2's own CSP settings, only the configured widget origin may be framed: a widget
     // served from anywhere else fails here as it would in the tenant.
-    let frame_src = origin_of(&sim.config.relay_public_url).unwrap_or_else(|| "'none'".into());
+    // The relay's origin, and this one: the simulated identity provider that signs the rep in
+    // inside the frame lives here (a tenant lists its identity provider the same way).
+    let frame_src = origin_of(&sim.config.relay_public_url)
+        .map(|relay| format!("{relay} 'self'"))
+        .unwrap_or_else(|| "'none'".into());
     let csp = format!(
         "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
          connect-src 'self'; frame-src {frame_src}; object-src 'none'; base-uri 'none'"

@@ -99,6 +99,8 @@ pub enum IdpError {
     InvalidId { field: &'static str },
     #[error("`ttl` must be a whole number of seconds from 1 to {MAX_TTL_SECS}, not {0:?}")]
     InvalidTtl(String),
+    #[error("`redirect_uri` must be the relay's widget ({0}/widget/...)")]
+    InvalidRedirect(String),
     #[error("signing key unavailable: {0}")]
     KeyUnavailable(String),
     #[error("token signing failed: {0}")]
@@ -108,9 +110,10 @@ pub enum IdpError {
 impl IdpError {
     fn status(&self) -> StatusCode {
         match self {
-            IdpError::InvalidQuery(_) | IdpError::InvalidId { .. } | IdpError::InvalidTtl(_) => {
-                StatusCode::BAD_REQUEST
-            }
+            IdpError::InvalidQuery(_)
+            | IdpError::InvalidId { .. }
+            | IdpError::InvalidTtl(_)
+            | IdpError::InvalidRedirect(_) => StatusCode::BAD_REQUEST,
             IdpError::KeyUnavailable(_) | IdpError::Signing(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -121,6 +124,7 @@ impl IdpError {
             IdpError::InvalidId { field: "tenant" } => "invalid_tenant",
             IdpError::InvalidId { .. } => "invalid_agent",
             IdpError::InvalidTtl(_) => "invalid_ttl",
+            IdpError::InvalidRedirect(_) => "invalid_redirect_uri",
             IdpError::KeyUnavailable(_) => "key_unavailable",
             IdpError::Signing(_) => "signing_failed",
         }
@@ -164,6 +168,8 @@ pub struct IssuedToken {
 pub struct Idp {
     default_agent: String,
     default_tenant: String,
+    /// Where sign-ins may return to: the widget on the relay's public origin.
+    widget_origin: Option<String>,
 }
 
 impl Idp {
@@ -171,6 +177,9 @@ impl Idp {
         Idp {
             default_agent: config.demo_agent.clone(),
             default_tenant: config.tenant.clone(),
+            widget_origin: reqwest::Url::parse(&config.relay_public_url)
+                .ok()
+                .map(|u| u.origin().ascii_serialization()),
         }
     }
 
@@ -275,6 +284,45 @@ pub fn routes() -> Router<Arc<Sim>> {
     Router::new()
         .route("/sim/jwks.json", get(jwks))
         .route("/sim/token", get(token))
+        .route("/sim/authorize", get(authorize))
+}
+
+/// The sign-in page, reduced to what the widget needs: the rep (here always signed in, as
+/// `login_hint` or the demo rep) is sent back to `redirect_uri` with a token in the fragment. The
+/// return address must be the relay's widget, or any page could collect tokens.
+async fn authorize(
+    State(sim): State<Arc<Sim>>,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Result<Response, IdpError> {
+    let Query(query) = query.map_err(|e| IdpError::InvalidQuery(e.body_text()))?;
+    let expected = sim.idp.widget_origin.clone().unwrap_or_default();
+    let redirect = query
+        .get("redirect_uri")
+        .and_then(|r| reqwest::Url::parse(r).ok())
+        .filter(|u| {
+            u.origin().ascii_serialization() == expected && u.path().starts_with("/widget/")
+        })
+        .ok_or_else(|| IdpError::InvalidRedirect(expected.clone()))?;
+    let agent = match query.get("login_hint") {
+        Some(agent) => checked_id("login_hint", agent)?,
+        None => sim.idp.default_agent.clone(),
+    };
+    warm_up().await;
+    let issued = sim
+        .idp
+        .try_issue(&agent, &sim.idp.default_tenant, DEFAULT_TTL_SECS)?;
+    let token = issued.token;
+    let mut target = redirect;
+    target.set_fragment(Some(&format!("token={token}")));
+    tracing::info!(%agent, "agent signed in");
+    Ok((
+        StatusCode::SEE_OTHER,
+        [
+            (axum::http::header::LOCATION, target.to_string()),
+            (CACHE_CONTROL, "no-store".to_string()),
+        ],
+    )
+        .into_response())
 }
 
 async fn jwks(State(sim): State<Arc<Sim>>) -> Result<Json<serde_json::Value>, IdpError> {

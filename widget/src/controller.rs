@@ -31,7 +31,10 @@ use crate::{notes, storage, token};
 /// Where the posted set is kept, shared by the rep's tabs (`cti.posted:<rep>`).
 pub const POSTED_KEY: &str = "cti.posted";
 
-const NO_TOKEN: &str = "No sign-in token. Open the phone panel from SAP Sales Cloud to sign in.";
+/// The relay's redirect to the identity provider's sign-in page.
+const SIGN_IN_PATH: &str = "/v1/agent/sign-in";
+
+const NO_TOKEN: &str = "You are not signed in to the phone system.";
 
 /// The running widget. Cloning shares it.
 #[derive(Clone)]
@@ -158,6 +161,17 @@ impl Controller {
 }
 
 fn act(shared: &Rc<RefCell<Shared>>, action: UiAction) {
+    // Signing in happens in this frame, whoever leads: the sign-in page returns here.
+    if action == UiAction::SignIn {
+        if gloo::utils::window()
+            .location()
+            .set_href(SIGN_IN_PATH)
+            .is_err()
+        {
+            gloo::console::warn!("could not open the sign-in page");
+        }
+        return;
+    }
     // Notes are drafts in storage every tab of the rep shares: written here, whoever leads.
     if let UiAction::EditNotes { call_id, text } = &action {
         let rep = shared.borrow().rep.clone();
@@ -220,7 +234,7 @@ fn perform(shared: &Rc<RefCell<Shared>>, action: UiAction) {
                     connection.retry_now();
                 }
             }
-            UiAction::EditNotes { .. } => {}
+            UiAction::EditNotes { .. } | UiAction::SignIn => {}
             UiAction::Dial { number } => {
                 let connection = shared.borrow().connection.clone();
                 let sent = connection

@@ -414,6 +414,9 @@ async fn signed_out_says_so_and_hides_calls() {
     assert_eq!(mounted.text("connection-status"), "Signed out");
     assert!(mounted.text("signed-out").contains("No sign-in token."));
     assert!(mounted.find("caller-name").is_none());
+    // A way out, not a retry loop.
+    mounted.click("btn-sign-in");
+    assert_eq!(*mounted.actions.borrow(), vec![UiAction::SignIn]);
 }
 
 #[wasm_bindgen_test]

@@ -2,6 +2,7 @@
 //! the widget's files. Paths here are public contract (see the README).
 
 mod health;
+mod sign_in;
 mod v2_events;
 mod webhook;
 mod widget;
@@ -27,6 +28,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route("/v1/tenants/{tenant}/v2-events", post(v2_events::receive))
         .route("/v1/agent/ws", get(ws::upgrade))
+        .route("/v1/agent/sign-in", get(sign_in::redirect))
         .nest_service("/widget", widget::service(&state))
         // A 503 from /readyz is an answer, not a failure; real failures are logged where they happen.
         .layer(TraceLayer::new_for_http().on_failure(DefaultOnFailure::new().level(Level::DEBUG)))

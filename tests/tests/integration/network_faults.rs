@@ -223,3 +223,48 @@ async fn offline_and_back_online_reconnects_and_shows_what_happened() -> Result<
     browser.close().await;
     Ok(())
 }
+
+#[tokio::test]
+async fn a_refused_sign_in_offers_to_sign_in_again_and_that_works() -> Result<()> {
+    let stack = Stack::start().await?;
+    let browser = Browser::start().await?;
+    browser
+        .client
+        .goto(&format!("{}/sim/host/?agent={AGENT}", stack.sim.url()))
+        .await?;
+    browser.enter_frame(WIDGET).await?;
+    status_is(&browser, "connected").await?;
+    browser.leave_frame().await?;
+    // The frame is opened with a token the relay refuses (expired, revoked, ...).
+    browser
+        .client
+        .execute(
+            "document.getElementById('cti-frame').src = arguments[0]; return true;",
+            vec![json!(format!(
+                "{}/widget/?again=1#token=not-a-token",
+                stack.relay.url()
+            ))],
+        )
+        .await?;
+    browser.enter_frame(WIDGET).await?;
+    if status_is(&browser, "signed_out").await.is_err() {
+        let url = browser
+            .client
+            .execute("return location.href;", vec![])
+            .await?;
+        let status = browser.text("[data-testid=connection-status]").await;
+        let body = browser.text("body").await;
+        anyhow::bail!("not signed out: {url} {status:?} {body:?}");
+    }
+    browser.click("[data-testid=btn-sign-in]").await?;
+    // Through the identity provider and back, with a fresh token.
+    status_is(&browser, "connected").await?;
+    browser
+        .wait_text("[data-testid=agent-id]", "the signed-in rep", |t| {
+            t == AGENT
+        })
+        .await?;
+    browser.leave_frame().await?;
+    browser.close().await;
+    Ok(())
+}

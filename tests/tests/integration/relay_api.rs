@@ -496,3 +496,51 @@ async fn an_unknown_number_is_asked_once_then_remembered() {
         "the negative answer was cached"
     );
 }
+
+#[tokio::test]
+async fn sign_in_goes_to_the_identity_provider_and_returns_only_to_the_widget() {
+    let stack = Stack::start().await.expect("stack starts");
+    let no_redirects = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let response = no_redirects
+        .get(format!("{}/v1/agent/sign-in", stack.relay.url()))
+        .header("x-forwarded-proto", "https")
+        .header("host", "cti.example.com")
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(response.status(), 303);
+    let location = response.headers()["location"]
+        .to_str()
+        .expect("text")
+        .to_string();
+    assert!(
+        location.starts_with(&format!("{}/sim/authorize?", stack.sim.url())),
+        "{location}"
+    );
+    assert!(
+        location.contains("redirect_uri=https%3A%2F%2Fcti.example.com%2Fwidget%2F"),
+        "{location}"
+    );
+
+    // The identity provider sends tokens back to the relay's widget and nowhere else.
+    let widget = format!("{}/widget/", stack.relay.url());
+    let response = no_redirects
+        .get(format!("{}/sim/authorize", stack.sim.url()))
+        .query(&[("redirect_uri", widget.as_str())])
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(response.status(), 303);
+    let back = response.headers()["location"].to_str().expect("text");
+    assert!(back.starts_with(&format!("{widget}#token=ey")), "{back}");
+    let response = no_redirects
+        .get(format!("{}/sim/authorize", stack.sim.url()))
+        .query(&[("redirect_uri", "https://evil.example/widget/")])
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(response.status(), 400);
+}

@@ -65,6 +65,8 @@ pub enum UiAction {
     Dial {
         number: String,
     },
+    /// Signed out: go to the sign-in page (which comes back with a new token).
+    SignIn,
     /// The rep typed in a call's notes.
     EditNotes {
         call_id: String,
@@ -84,10 +86,14 @@ pub fn WidgetView(props: &WidgetViewProps) -> Html {
     let view = &props.view;
     let online = view.status == ConnectionStatus::Connected;
     let body = if let ConnectionStatus::SignedOut { reason } = &view.status {
+        let sign_in = props.on_action.reform(|_: MouseEvent| UiAction::SignIn);
         html! {
             <section class="panel signed-out" data-testid="signed-out">
                 <h2>{ "Signed out" }</h2>
                 <p>{ reason.clone() }</p>
+                <button type="button" class="btn btn-accept" data-testid="btn-sign-in" onclick={sign_in}>
+                    { "Sign in" }
+                </button>
             </section>
         }
     } else if !view.calls.is_empty() {

@@ -1,0 +1,61 @@
+//! `GET /v1/agent/sign-in`: where a signed-out widget sends the rep.
+//!
+//! The relay redirects to the configured identity provider's sign-in page with
+//! `redirect_uri=<this relay>/widget/`; the provider signs the rep in and returns to the widget with
+//! a token in the URL fragment, which the widget takes from there as it does from the host page.
+//! The relay's own address is taken from the request (`Host`, and `X-Forwarded-Proto` behind the
+//! Cloud Foundry router), since that is the address the browser used.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use serde_json::json;
+
+use crate::state::AppState;
+
+pub async fn redirect(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    let Some(signin) = state.config.signin_url.as_deref() else {
+        return (
+            StatusCode::NOT_FOUND,
+            axum::Json(json!({"error": {"code": "sign_in_not_configured",
+                "message": "no sign-in page is configured (CTI_SIGNIN_URL)"}})),
+        )
+            .into_response();
+    };
+    let text = |name: header::HeaderName| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+    };
+    let host = text(header::HOST)
+        .filter(|h| {
+            h.chars()
+                .all(|c| c.is_ascii_alphanumeric() || ".:-[]".contains(c))
+        })
+        .map(str::to_string)
+        .unwrap_or_else(|| state.config.listen.to_string());
+    let scheme = match headers
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+    {
+        Some(p) if p.eq_ignore_ascii_case("https") => "https",
+        _ => "http",
+    };
+    let back = format!("{scheme}://{host}/widget/");
+    match reqwest::Url::parse_with_params(signin, &[("redirect_uri", back.as_str())]) {
+        Ok(target) => Redirect::to(target.as_str()).into_response(),
+        Err(err) => {
+            tracing::error!(%err, "CTI_SIGNIN_URL is not a URL");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                axum::Json(json!({"error": {"code": "sign_in_misconfigured",
+                    "message": "the configured sign-in page is not a URL"}})),
+            )
+                .into_response()
+        }
+    }
+}
