@@ -23,6 +23,7 @@ pub mod numbers;
 pub mod pipeline;
 pub mod push;
 pub mod secret;
+pub mod shared_store;
 pub mod state;
 pub mod v2;
 
@@ -110,8 +111,7 @@ pub fn start_background(state: &Arc<AppState>) -> Vec<tokio::task::JoinHandle<()
     if let Some(url) = state.config.redis_url.clone() {
         let state = state.clone();
         tasks.push(tokio::spawn(async move {
-            // Also on the first subscription: a widget may have connected just before it.
-            let mut broken = true;
+            let mut broken = false;
             loop {
                 let hub = &state.hub;
                 let result = push::redis_replay::listen(
@@ -119,6 +119,7 @@ pub fn start_background(state: &Arc<AppState>) -> Vec<tokio::task::JoinHandle<()
                     || {
                         // Whatever other instances published while this one was not listening
                         // is in the log: have the widgets here reconnect and fetch it.
+                        state.fanout.store(1, std::sync::atomic::Ordering::SeqCst);
                         if broken {
                             tracing::info!("call fan-out channel back; widgets resync");
                             hub.resync_all();
@@ -131,6 +132,7 @@ pub fn start_background(state: &Arc<AppState>) -> Vec<tokio::task::JoinHandle<()
                     tracing::warn!(%err, "call fan-out channel unavailable; retrying");
                 }
                 broken = true;
+                state.fanout.store(2, std::sync::atomic::Ordering::SeqCst);
                 tokio::time::sleep(std::time::Duration::from_secs(1)).await;
             }
         }));

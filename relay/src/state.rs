@@ -169,6 +169,9 @@ pub struct AppState {
     pub clock: SharedClock,
     /// Events of one call are applied one at a time; calls hash onto these stripes.
     stripes: Vec<tokio::sync::Mutex<()>>,
+    /// With Redis: whether this instance listens to the other instances' call messages
+    /// (0: not yet, 1: listening, 2: the channel broke and is being re-established).
+    pub fanout: std::sync::atomic::AtomicU8,
     /// Flips to true when the relay stops: WebSocket sessions close with 1012 so widgets
     /// reconnect (to this relay once restarted, or to another instance) at once.
     shutdown: tokio::sync::watch::Sender<bool>,
@@ -256,6 +259,7 @@ impl AppState {
             metrics: Metrics::default(),
             stripes: (0..64).map(|_| tokio::sync::Mutex::new(())).collect(),
             shutdown: tokio::sync::watch::channel(false).0,
+            fanout: std::sync::atomic::AtomicU8::new(0),
             tenants,
             index: stores.index,
             coordination: stores.coordination,

@@ -9,6 +9,9 @@ use serde_json::json;
 
 use crate::eventually;
 
+/// The stand-in page's CTI iframe, where the widget runs.
+pub const WIDGET_FRAME: &str = "#cti-frame";
+
 /// One chromedriver with one Chromium session; both end when this is dropped.
 pub struct Browser {
     pub client: Client,
@@ -143,6 +146,69 @@ impl Browser {
 
     pub async fn leave_frame(&self) -> Result<()> {
         self.client.enter_parent_frame().await?;
+        Ok(())
+    }
+
+    /// Opens the V2 stand-in page for `agent` and waits until its widget is connected.
+    pub async fn open_host(&self, sim_url: &str, agent: &str) -> Result<()> {
+        self.client
+            .goto(&format!("{sim_url}/sim/host/?agent={agent}"))
+            .await?;
+        self.in_widget(|b| async move {
+            b.wait_for("[data-testid=connection-status][data-state=connected]")
+                .await
+        })
+        .await
+    }
+
+    /// Runs `steps` inside the widget's frame of the current page, then leaves it.
+    pub async fn in_widget<'a, F, Fut>(&'a self, steps: F) -> Result<()>
+    where
+        F: FnOnce(&'a Browser) -> Fut,
+        Fut: std::future::Future<Output = Result<()>>,
+    {
+        self.enter_frame(WIDGET_FRAME).await?;
+        let outcome = steps(self).await;
+        self.leave_frame().await?;
+        outcome
+    }
+
+    /// Waits until the widget shows a caller whose name contains `name`.
+    pub async fn wait_caller(&self, name: &str) -> Result<()> {
+        self.in_widget(|b| async move {
+            b.wait_text(
+                "[data-testid=caller-name]",
+                &format!("caller {name:?}"),
+                |t| t.contains(name),
+            )
+            .await
+            .map(drop)
+        })
+        .await
+    }
+
+    /// In the widget's frame: picks another of the call's matches ("This is the caller") and
+    /// waits until the card shows it.
+    pub async fn choose_match(&self, record_id: &str, name: &str) -> Result<()> {
+        self.click("[data-testid=other-matches] summary").await?;
+        self.click(&format!(
+            "li[data-record-id=\"{record_id}\"] button.choose-match"
+        ))
+        .await?;
+        self.wait_text("[data-testid=caller-name]", "the chosen record", |t| {
+            t.contains(name)
+        })
+        .await
+        .map(drop)
+    }
+
+    /// Types into the notes of the (first) call on screen, in the widget's frame.
+    pub async fn type_notes(&self, text: &str) -> Result<()> {
+        self.client
+            .find(Locator::Css("[data-testid=notes]"))
+            .await?
+            .send_keys(text)
+            .await?;
         Ok(())
     }
 

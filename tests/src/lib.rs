@@ -256,6 +256,84 @@ impl Stack {
         Ok((status, json))
     }
 
+    /// The CTI payloads the host pages received for `call_id`, in order.
+    pub async fn host_actions(&self, call_id: &str) -> Result<Vec<HostPayload>> {
+        Ok(self
+            .host_payloads()
+            .await?
+            .into_iter()
+            .filter(|p| p["payload"]["ExternalReferenceID"] == call_id)
+            .map(|entry| HostPayload {
+                action: entry["payload"]["Action"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+                page_id: entry["page_id"].as_str().unwrap_or_default().to_string(),
+                entry,
+            })
+            .collect())
+    }
+
+    /// Waits until a host page received `action` for `call_id`; the payload's log entry.
+    pub async fn wait_host_action(&self, call_id: &str, action: &str) -> Result<Value> {
+        eventually(
+            &format!("the host to receive {action} for {call_id}"),
+            || async {
+                self.host_actions(call_id)
+                    .await
+                    .ok()?
+                    .into_iter()
+                    .find(|p| p.action == action)
+                    .map(|p| p.entry)
+            },
+        )
+        .await
+    }
+
+    /// Just the actions (`NOTIFY`, `ACCEPT`, `END`) the host pages received for `call_id`.
+    pub async fn host_action_names(&self, call_id: &str) -> Result<Vec<String>> {
+        Ok(self
+            .host_actions(call_id)
+            .await?
+            .into_iter()
+            .map(|p| p.action)
+            .collect())
+    }
+
+    /// A seeded main line shared by an account and some of its contacts, with the account:
+    /// (E.164, the account record). `skip` filters accounts out (e.g. those a rep owns).
+    pub fn shared_main_line(&self, skip: impl Fn(&Value) -> bool) -> Result<(String, Value)> {
+        self.sim
+            .sim
+            .v2
+            .records("accounts")
+            .into_iter()
+            .filter(|account| !skip(account))
+            .find_map(|account| {
+                let number = account["defaultCommunication"]["phoneNormalisedNumber"]
+                    .as_str()?
+                    .to_string();
+                (self.sim.sim.v2.lookup_phone(&number).len() >= 2).then_some((number, account))
+            })
+            .context("the seeded tenant has no shared main line")
+    }
+
+    /// Another relay instance of the same deployment (same configuration and stores).
+    pub async fn spawn_another_relay(&self) -> Result<RelayHandle> {
+        let mut config = self.relay.state.config.clone();
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        config.listen = listener.local_addr()?;
+        let state = AppState::from_config(config).await?;
+        let relay = cti_relay::spawn_on(listener, state)?;
+        let url = format!("{}/readyz", relay.url());
+        eventually("the other relay to become ready", || async {
+            let response = self.http.get(&url).send().await.ok()?;
+            (response.status() == 200).then_some(())
+        })
+        .await?;
+        Ok(relay)
+    }
+
     pub async fn metrics(&self) -> Result<String> {
         Ok(self
             .http
@@ -397,6 +475,15 @@ impl WsClient {
         }
         Ok((client, welcome))
     }
+}
+
+/// One CTI payload a host page received.
+#[derive(Debug, Clone)]
+pub struct HostPayload {
+    pub action: String,
+    pub page_id: String,
+    /// The log entry: `{"page_id", "payload", "ani_ok", ...}`.
+    pub entry: Value,
 }
 
 /// Shared handle type for tests that keep the stack across awaits in spawned tasks.

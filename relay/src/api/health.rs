@@ -42,6 +42,22 @@ pub async fn readyz(State(state): State<Arc<AppState>>) -> impl IntoResponse {
         status["refresh"] = refresh_json(&state, tenant);
         tenants.insert(id.clone(), status);
     }
+    // With Redis, an instance is ready once it hears the other instances' call messages.
+    let fanout = if state.config.redis_url.is_some() {
+        match state.fanout.load(std::sync::atomic::Ordering::SeqCst) {
+            0 => {
+                ready = false;
+                "connecting"
+            }
+            1 => "listening",
+            _ => {
+                degraded = true;
+                "reconnecting"
+            }
+        }
+    } else {
+        "local"
+    };
     let status = match (ready, degraded) {
         (false, _) => "not_ready",
         (true, true) => "degraded",
@@ -50,6 +66,7 @@ pub async fn readyz(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     let body: Value = json!({
         "status": status,
         "stores": if state.config.redis_url.is_some() { "redis" } else { "memory" },
+        "fanout": fanout,
         "tenants": tenants,
     });
     let code = if ready {

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use redis::AsyncCommands;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::ConnectionManager;
 
 use super::choices::ChoiceStore;
 use super::coordination::{CHANGES_KEPT_MS, RefreshCoordination};
@@ -108,15 +108,9 @@ return 0
 "#;
 
 impl RedisIndex {
-    /// Connects (and later reconnects by itself). Commands give up after a second, so a Redis that
-    /// went away costs a call a second at most before the relay falls back to asking V2.
+    /// Connects (and later reconnects by itself; see [`crate::shared_store`]).
     pub async fn connect(url: &str) -> Result<Self, IndexError> {
-        let client = redis::Client::open(url).map_err(unavailable)?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(1)))
-            .set_response_timeout(Some(Duration::from_secs(1)))
-            .set_number_of_retries(1);
-        let conn = ConnectionManager::new_with_config(client, config)
+        let conn = crate::shared_store::connect(url)
             .await
             .map_err(unavailable)?;
         Ok(RedisIndex { conn })

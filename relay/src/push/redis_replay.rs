@@ -8,12 +8,10 @@
 //! that rep. When the subscription breaks, messages may have been missed: the instance tells its
 //! sessions to resync (the widgets reconnect and get the gap from the log).
 
-use std::time::Duration;
-
 use async_trait::async_trait;
 use cti_protocol::ws::CallView;
 use futures_util::StreamExt;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::ConnectionManager;
 use serde::Deserialize;
 
 use super::replay::{Backlog, Pushed, ReplayError, ReplayStore, backlog};
@@ -85,12 +83,7 @@ impl RedisReplay {
         capacity: usize,
         clock: SharedClock,
     ) -> Result<Self, ReplayError> {
-        let client = redis::Client::open(url).map_err(unavailable)?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(1)))
-            .set_response_timeout(Some(Duration::from_secs(1)))
-            .set_number_of_retries(1);
-        let conn = ConnectionManager::new_with_config(client, config)
+        let conn = crate::shared_store::connect(url)
             .await
             .map_err(unavailable)?;
         Ok(RedisReplay {

@@ -6,39 +6,9 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use cti_tests::browser::Browser;
 use cti_tests::{Stack, eventually};
-use serde_json::Value;
 
 const AGENT: &str = "alice@example.com";
-const WIDGET: &str = "#cti-frame";
-
-/// The payloads the host received for `call_id`, as `Action` strings in order.
-async fn actions_for(stack: &Stack, call_id: &str) -> Result<Vec<(String, Value)>> {
-    Ok(stack
-        .host_payloads()
-        .await?
-        .into_iter()
-        .filter(|p| p["payload"]["ExternalReferenceID"] == call_id)
-        .map(|p| {
-            let inner = p["payload"].clone();
-            (inner["Action"].as_str().unwrap_or_default().to_string(), p)
-        })
-        .collect())
-}
-
-async fn wait_for_action(stack: &Stack, call_id: &str, action: &str) -> Result<Value> {
-    eventually(
-        &format!("the host to receive {action} for {call_id}"),
-        || async {
-            actions_for(stack, call_id)
-                .await
-                .ok()?
-                .into_iter()
-                .find(|(a, _)| a == action)
-                .map(|(_, p)| p)
-        },
-    )
-    .await
-}
+use cti_tests::browser::WIDGET_FRAME as WIDGET;
 
 /// The rep's newest ringing call as the relay holds it.
 async fn ringing_call(stack: &Stack) -> Result<cti_protocol::ws::CallView> {
@@ -53,18 +23,6 @@ async fn ringing_call(stack: &Stack) -> Result<cti_protocol::ws::CallView> {
             .pop()
     })
     .await
-}
-
-async fn open_host(browser: &Browser, stack: &Stack) -> Result<()> {
-    browser
-        .client
-        .goto(&format!("{}/sim/host/?agent={AGENT}", stack.sim.url()))
-        .await?;
-    browser.enter_frame(WIDGET).await?;
-    browser
-        .wait_for("[data-testid=connection-status][data-state=connected]")
-        .await?;
-    browser.leave_frame().await
 }
 
 async fn ring_from(browser: &Browser, number: &str) -> Result<()> {
@@ -95,7 +53,7 @@ fn screenshot_path() -> PathBuf {
 async fn ring_pop_answer_hang_up_in_chromium() -> Result<()> {
     let stack = Stack::start().await?;
     let browser = Browser::start().await?;
-    open_host(&browser, &stack).await?;
+    browser.open_host(&stack.sim.url(), AGENT).await?;
 
     // A known caller.
     let (dialled, e164, name) = stack.single_match_caller()?;
@@ -126,7 +84,7 @@ async fn ring_pop_answer_hang_up_in_chromium() -> Result<()> {
     // `cargo xtask test` prints this after the run (test output is captured when tests pass).
     std::fs::write(report_path(), format!("{line}\n"))?;
     browser.leave_frame().await?;
-    let notify = wait_for_action(&stack, &call.id, "NOTIFY").await?;
+    let notify = stack.wait_host_action(&call.id, "NOTIFY").await?;
     assert_eq!(notify["payload"]["ANI"], e164.as_str());
     assert_eq!(notify["payload"]["EventType"], "INBOUND");
     assert_eq!(notify["ani_ok"], true);
@@ -142,7 +100,7 @@ async fn ring_pop_answer_hang_up_in_chromium() -> Result<()> {
         .wait_for("[data-testid=call-state][data-state=connected]")
         .await?;
     browser.leave_frame().await?;
-    wait_for_action(&stack, &call.id, "ACCEPT").await?;
+    stack.wait_host_action(&call.id, "ACCEPT").await?;
     let png = browser.client.screenshot().await?;
     let path = screenshot_path();
     if let Some(dir) = path.parent() {
@@ -156,13 +114,9 @@ async fn ring_pop_answer_hang_up_in_chromium() -> Result<()> {
         .wait_for("[data-testid=call-state][data-state=ended]")
         .await?;
     browser.leave_frame().await?;
-    let end = wait_for_action(&stack, &call.id, "END").await?;
+    let end = stack.wait_host_action(&call.id, "END").await?;
     assert_eq!(end["payload"]["EventType"], "UPDATEACTIVITY");
-    let actions: Vec<String> = actions_for(&stack, &call.id)
-        .await?
-        .into_iter()
-        .map(|(a, _)| a)
-        .collect();
+    let actions = stack.host_action_names(&call.id).await?;
     assert_eq!(
         actions,
         ["NOTIFY", "ACCEPT", "END"],
@@ -181,7 +135,7 @@ async fn ring_pop_answer_hang_up_in_chromium() -> Result<()> {
         .await?;
     browser.leave_frame().await?;
     let unknown = ringing_call(&stack).await?;
-    let notify = wait_for_action(&stack, &unknown.id, "NOTIFY").await?;
+    let notify = stack.wait_host_action(&unknown.id, "NOTIFY").await?;
     assert_eq!(notify["payload"]["ANI"], "+41315550199");
 
     browser.close().await;
@@ -192,29 +146,17 @@ async fn ring_pop_answer_hang_up_in_chromium() -> Result<()> {
 async fn the_rep_picks_another_match_and_v2_is_told_which_record() -> Result<()> {
     let stack = Stack::start().await?;
     // A main line shared by an account and some of its contacts.
-    let (number, account) = stack
-        .sim
-        .sim
-        .v2
-        .records("accounts")
-        .into_iter()
-        .find_map(|account| {
-            let number = account["defaultCommunication"]["phoneNormalisedNumber"]
-                .as_str()?
-                .to_string();
-            (stack.sim.sim.v2.lookup_phone(&number).len() >= 2).then_some((number, account))
-        })
-        .context("a shared main line")?;
+    let (number, account) = stack.shared_main_line(|_| false)?;
     let account_id = account["id"].as_str().context("account id")?;
     let account_name = account["formattedName"].as_str().context("name")?;
     let browser = Browser::start().await?;
-    open_host(&browser, &stack).await?;
+    browser.open_host(&stack.sim.url(), AGENT).await?;
 
     ring_from(&browser, &number).await?;
     let call = ringing_call(&stack).await?;
     let first = call.pop.clone().context("a ranked first match")?;
     assert_ne!(first.id, account_id, "the person comes before the company");
-    let notify = wait_for_action(&stack, &call.id, "NOTIFY").await?;
+    let notify = stack.wait_host_action(&call.id, "NOTIFY").await?;
     assert_eq!(notify["payload"]["Custom_1"], first.display_id.as_str());
     browser
         .wait_text("#pop-target", "the host to pop the ranked record", |t| {
@@ -223,20 +165,10 @@ async fn the_rep_picks_another_match_and_v2_is_told_which_record() -> Result<()>
         .await?;
 
     browser.enter_frame(WIDGET).await?;
-    browser.click("[data-testid=other-matches] summary").await?;
-    browser
-        .click(&format!(
-            "li[data-record-id=\"{account_id}\"] button.choose-match"
-        ))
-        .await?;
-    browser
-        .wait_text("[data-testid=caller-name]", "the chosen account", |t| {
-            t.contains(account_name)
-        })
-        .await?;
+    browser.choose_match(account_id, account_name).await?;
     browser.click("[data-testid=btn-answer]").await?;
     browser.leave_frame().await?;
-    let accept = wait_for_action(&stack, &call.id, "ACCEPT").await?;
+    let accept = stack.wait_host_action(&call.id, "ACCEPT").await?;
     assert_eq!(
         accept["payload"]["Custom_1"], account["displayId"],
         "V2 identifies the chosen record on ACCEPT"

@@ -7,7 +7,7 @@ use cti_tests::{Stack, WsClient, eventually};
 use serde_json::{Value, json};
 
 const AGENT: &str = "alice@example.com";
-const WIDGET: &str = "#cti-frame";
+use cti_tests::browser::WIDGET_FRAME as WIDGET;
 
 #[tokio::test]
 async fn dialling_over_the_websocket_places_an_outbound_call() {
@@ -77,15 +77,7 @@ async fn ignored_requests(browser: &Browser) -> Option<u64> {
 async fn a_dial_link_on_the_host_calls_and_foreign_frames_are_ignored() -> Result<()> {
     let stack = Stack::start().await?;
     let browser = Browser::start().await?;
-    browser
-        .client
-        .goto(&format!("{}/sim/host/?agent={AGENT}", stack.sim.url()))
-        .await?;
-    browser.enter_frame(WIDGET).await?;
-    browser
-        .wait_for("[data-testid=connection-status][data-state=connected]")
-        .await?;
-    browser.leave_frame().await?;
+    browser.open_host(&stack.sim.url(), AGENT).await?;
 
     // A record's phone number on the host page, clicked.
     browser.wait_for("#dial-list .dial-link").await?;
@@ -113,14 +105,7 @@ async fn a_dial_link_on_the_host_calls_and_foreign_frames_are_ignored() -> Resul
         .wait_for("[data-testid=call-state][data-state=ringing]")
         .await?;
     browser.leave_frame().await?;
-    let notify = eventually("the host's NOTIFY for the outbound call", || async {
-        let payloads = stack.host_payloads().await.ok()?;
-        payloads.into_iter().find(|p| {
-            p["payload"]["ExternalReferenceID"] == call.call_id.as_str()
-                && p["payload"]["Action"] == "NOTIFY"
-        })
-    })
-    .await?;
+    let notify = stack.wait_host_action(&call.call_id, "NOTIFY").await?;
     assert_eq!(notify["payload"]["EventType"], "OUTBOUND");
     assert_eq!(notify["payload"]["ANI"], e164.as_str());
 

@@ -183,17 +183,6 @@ async fn a_spent_refresh_budget_is_reported_not_retried_in_a_loop() {
     );
 }
 
-/// A main line shared by an account (not Alice's) and some of its contacts.
-fn shared_main_line(stack: &Stack, alice: &str) -> (String, Value) {
-    for account in stack.sim.sim.v2.records("accounts") {
-        let number = text(&account["defaultCommunication"], "phoneNormalisedNumber").to_string();
-        if text(&account, "ownerId") != alice && stack.sim.sim.v2.lookup_phone(&number).len() >= 2 {
-            return (number, account);
-        }
-    }
-    panic!("the seeded tenant has no shared main line");
-}
-
 async fn ring(stack: &Stack, ws: &mut WsClient, call: &str, agent: &str, from: &str) -> Value {
     let body = json!({"id": format!("evt-{call}"), "call_id": call, "type": "ringing",
         "direction": "inbound", "from": from, "to": "+41 44 999 00 00", "agent": agent,
@@ -221,7 +210,10 @@ async fn matches_are_ranked_for_the_rep_and_a_choice_is_remembered() {
         .find(|e| e["workplaceAddress"]["eMail"] == "alice@example.com")
         .map(|e| text(&e, "id").to_string())
         .expect("alice is an employee");
-    let (number, account) = shared_main_line(&stack, &alice);
+    // A main line shared by an account (not Alice's) and some of its contacts.
+    let (number, account) = stack
+        .shared_main_line(|account| text(account, "ownerId") == alice)
+        .expect("a shared main line");
 
     // By default the person comes before the company.
     let (mut bob_ws, _) = WsClient::signed_in(&stack, "bob@example.com", None)

@@ -3,34 +3,12 @@
 //! stands, come back by itself, show what happened meanwhile, and tell V2 each moment once.
 
 use anyhow::Result;
+use cti_tests::Stack;
 use cti_tests::browser::Browser;
-use cti_tests::{Stack, eventually};
 use serde_json::json;
 
 const AGENT: &str = "alice@example.com";
-const WIDGET: &str = "#cti-frame";
-
-async fn actions_for(stack: &Stack, call_id: &str) -> Result<Vec<String>> {
-    Ok(stack
-        .host_payloads()
-        .await?
-        .into_iter()
-        .filter(|p| p["payload"]["ExternalReferenceID"] == call_id)
-        .filter_map(|p| p["payload"]["Action"].as_str().map(str::to_string))
-        .collect())
-}
-
-async fn wait_action(stack: &Stack, call_id: &str, action: &str) -> Result<()> {
-    eventually(&format!("the host to receive {action}"), || async {
-        actions_for(stack, call_id)
-            .await
-            .ok()?
-            .iter()
-            .any(|a| a == action)
-            .then_some(())
-    })
-    .await
-}
+use cti_tests::browser::WIDGET_FRAME as WIDGET;
 
 async fn post(stack: &Stack, id: &str, call_id: &str, kind: &str, from: &str) -> Result<()> {
     let mut event = json!({"id": id, "call_id": call_id, "type": kind, "direction": "inbound",
@@ -56,24 +34,12 @@ async fn cut_and_silent_connections_recover_without_losing_or_repeating_events()
     // A one-second heartbeat, so a silent connection is noticed in seconds, not half a minute.
     let (stack, proxy) = Stack::start_behind_proxy(|c| c.heartbeat_secs = 1).await?;
     let browser = Browser::start().await?;
-    browser
-        .client
-        .goto(&format!("{}/sim/host/?agent={AGENT}", stack.sim.url()))
-        .await?;
-    browser.enter_frame(WIDGET).await?;
-    status_is(&browser, "connected").await?;
-    browser.leave_frame().await?;
+    browser.open_host(&stack.sim.url(), AGENT).await?;
 
     let (number, _, name) = stack.single_match_caller()?;
     let call_id = stack.place_call(&number, AGENT).await?;
-    browser.enter_frame(WIDGET).await?;
-    browser
-        .wait_text("[data-testid=caller-name]", "the caller", |t| {
-            t.contains(&name)
-        })
-        .await?;
-    browser.leave_frame().await?;
-    wait_action(&stack, &call_id, "NOTIFY").await?;
+    browser.wait_caller(&name).await?;
+    stack.wait_host_action(&call_id, "NOTIFY").await?;
 
     // The proxy drops every connection and refuses new ones for a while.
     proxy.refuse(true);
@@ -99,7 +65,7 @@ async fn cut_and_silent_connections_recover_without_losing_or_repeating_events()
         .wait_for("[data-testid=call-state][data-state=connected]")
         .await?;
     browser.leave_frame().await?;
-    wait_action(&stack, &call_id, "ACCEPT").await?;
+    stack.wait_host_action(&call_id, "ACCEPT").await?;
 
     // The proxy goes silent: nothing is closed, nothing gets through. The heartbeat notices.
     proxy.freeze(true);
@@ -114,10 +80,10 @@ async fn cut_and_silent_connections_recover_without_losing_or_repeating_events()
         .wait_for("[data-testid=call-state][data-state=ended]")
         .await?;
     browser.leave_frame().await?;
-    wait_action(&stack, &call_id, "END").await?;
+    stack.wait_host_action(&call_id, "END").await?;
 
     assert_eq!(
-        actions_for(&stack, &call_id).await?,
+        stack.host_action_names(&call_id).await?,
         ["NOTIFY", "ACCEPT", "END"],
         "every moment reached V2 once, across both faults"
     );
@@ -129,24 +95,12 @@ async fn cut_and_silent_connections_recover_without_losing_or_repeating_events()
 async fn a_relay_restart_during_a_ringing_call_loses_nothing_and_pops_once() -> Result<()> {
     let mut stack = Stack::start().await?;
     let browser = Browser::start().await?;
-    browser
-        .client
-        .goto(&format!("{}/sim/host/?agent={AGENT}", stack.sim.url()))
-        .await?;
-    browser.enter_frame(WIDGET).await?;
-    status_is(&browser, "connected").await?;
-    browser.leave_frame().await?;
+    browser.open_host(&stack.sim.url(), AGENT).await?;
 
     let (number, _, name) = stack.single_match_caller()?;
     let call_id = stack.place_call(&number, AGENT).await?;
-    browser.enter_frame(WIDGET).await?;
-    browser
-        .wait_text("[data-testid=caller-name]", "the caller", |t| {
-            t.contains(&name)
-        })
-        .await?;
-    browser.leave_frame().await?;
-    wait_action(&stack, &call_id, "NOTIFY").await?;
+    browser.wait_caller(&name).await?;
+    stack.wait_host_action(&call_id, "NOTIFY").await?;
 
     // A deployment restarts the relay while the call rings.
     stack.stop_relay().await;
@@ -176,9 +130,9 @@ async fn a_relay_restart_during_a_ringing_call_loses_nothing_and_pops_once() -> 
         .wait_for("[data-testid=call-state][data-state=ended]")
         .await?;
     browser.leave_frame().await?;
-    wait_action(&stack, &call_id, "END").await?;
+    stack.wait_host_action(&call_id, "END").await?;
     assert_eq!(
-        actions_for(&stack, &call_id).await?,
+        stack.host_action_names(&call_id).await?,
         ["NOTIFY", "ACCEPT", "END"],
         "no second pop after the restart"
     );
@@ -190,16 +144,10 @@ async fn a_relay_restart_during_a_ringing_call_loses_nothing_and_pops_once() -> 
 async fn offline_and_back_online_reconnects_and_shows_what_happened() -> Result<()> {
     let stack = Stack::start_with(|c| c.heartbeat_secs = 1).await?;
     let browser = Browser::start().await?;
-    browser
-        .client
-        .goto(&format!("{}/sim/host/?agent={AGENT}", stack.sim.url()))
-        .await?;
-    browser.enter_frame(WIDGET).await?;
-    status_is(&browser, "connected").await?;
-    browser.leave_frame().await?;
+    browser.open_host(&stack.sim.url(), AGENT).await?;
     let (number, _, name) = stack.single_match_caller()?;
     let call_id = stack.place_call(&number, AGENT).await?;
-    wait_action(&stack, &call_id, "NOTIFY").await?;
+    stack.wait_host_action(&call_id, "NOTIFY").await?;
 
     browser.set_offline(true).await?;
     browser.enter_frame(WIDGET).await?;
@@ -218,8 +166,11 @@ async fn offline_and_back_online_reconnects_and_shows_what_happened() -> Result<
         })
         .await?;
     browser.leave_frame().await?;
-    wait_action(&stack, &call_id, "ACCEPT").await?;
-    assert_eq!(actions_for(&stack, &call_id).await?, ["NOTIFY", "ACCEPT"]);
+    stack.wait_host_action(&call_id, "ACCEPT").await?;
+    assert_eq!(
+        stack.host_action_names(&call_id).await?,
+        ["NOTIFY", "ACCEPT"]
+    );
     browser.close().await;
     Ok(())
 }
@@ -228,13 +179,7 @@ async fn offline_and_back_online_reconnects_and_shows_what_happened() -> Result<
 async fn a_refused_sign_in_offers_to_sign_in_again_and_that_works() -> Result<()> {
     let stack = Stack::start().await?;
     let browser = Browser::start().await?;
-    browser
-        .client
-        .goto(&format!("{}/sim/host/?agent={AGENT}", stack.sim.url()))
-        .await?;
-    browser.enter_frame(WIDGET).await?;
-    status_is(&browser, "connected").await?;
-    browser.leave_frame().await?;
+    browser.open_host(&stack.sim.url(), AGENT).await?;
     // The frame is opened with a token the relay refuses (expired, revoked, ...).
     browser
         .client

@@ -284,15 +284,7 @@ async fn a_second_relay_on_the_same_redis_serves_the_shared_index_without_rebuil
     })
     .await
     .expect("stack starts");
-    let mut config = stack.relay.state.config.clone();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    config.listen = listener.local_addr().expect("addr");
-    let state = cti_relay::AppState::from_config(config)
-        .await
-        .expect("second relay state");
-    let second = cti_relay::spawn_on(listener, state).expect("second relay");
+    let second = stack.spawn_another_relay().await.expect("a second relay");
     let http = reqwest::Client::new();
     let ready = eventually("the second relay to be ready", || async {
         let body: serde_json::Value = http

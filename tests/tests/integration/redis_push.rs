@@ -53,18 +53,7 @@ async fn calls_cross_instances_and_replay_survives_a_restart() {
     .await
     .expect("stack starts");
     // A second instance of the same deployment.
-    let mut config = stack.relay.state.config.clone();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    config.listen = listener.local_addr().expect("addr");
-    let second = cti_relay::spawn_on(
-        listener,
-        cti_relay::AppState::from_config(config)
-            .await
-            .expect("second relay"),
-    )
-    .expect("serves");
+    let second = stack.spawn_another_relay().await.expect("a second relay");
     let second_ws = format!("ws://{}/v1/agent/ws", second.addr);
 
     // The widget is connected to the second instance; the PBX's webhook hits the first.

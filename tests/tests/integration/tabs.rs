@@ -6,10 +6,9 @@ use anyhow::{Context, Result};
 use cti_tests::browser::Browser;
 use cti_tests::{Stack, eventually};
 use fantoccini::wd::WindowHandle;
-use serde_json::Value;
 
 const AGENT: &str = "alice@example.com";
-const WIDGET: &str = "#cti-frame";
+use cti_tests::browser::WIDGET_FRAME as WIDGET;
 
 /// Opens the host page in a new tab; returns its window and page id.
 async fn open_tab(browser: &Browser, stack: &Stack, first: bool) -> Result<(WindowHandle, String)> {
@@ -23,58 +22,27 @@ async fn open_tab(browser: &Browser, stack: &Stack, first: bool) -> Result<(Wind
             .await?;
         opened.handle
     };
-    browser
-        .client
-        .goto(&format!("{}/sim/host/?agent={AGENT}", stack.sim.url()))
-        .await?;
-    browser.wait_for("body[data-page-id]").await?;
+    browser.open_host(&stack.sim.url(), AGENT).await?;
     let page = browser
         .attr("body", "data-page-id")
         .await
         .context("page id")?;
-    browser.enter_frame(WIDGET).await?;
-    browser
-        .wait_for("[data-testid=connection-status][data-state=connected]")
-        .await?;
-    browser.leave_frame().await?;
     Ok((handle, page))
+}
+
+async fn shows_caller(browser: &Browser, tab: &WindowHandle, name: &str) -> Result<()> {
+    browser.client.switch_to_window(tab.clone()).await?;
+    browser.wait_caller(name).await
 }
 
 /// (action, page id) of every payload the host pages received for `call_id`.
 async fn payloads(stack: &Stack, call_id: &str) -> Result<Vec<(String, String)>> {
     Ok(stack
-        .host_payloads()
+        .host_actions(call_id)
         .await?
         .into_iter()
-        .filter(|p| p["payload"]["ExternalReferenceID"] == call_id)
-        .map(|p| {
-            let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
-            (text(&p["payload"]["Action"]), text(&p["page_id"]))
-        })
+        .map(|p| (p.action, p.page_id))
         .collect())
-}
-
-async fn wait_payload(stack: &Stack, call_id: &str, action: &str) -> Result<()> {
-    eventually(&format!("{action} for {call_id}"), || async {
-        payloads(stack, call_id)
-            .await
-            .ok()?
-            .iter()
-            .any(|(a, _)| a == action)
-            .then_some(())
-    })
-    .await
-}
-
-async fn shows_caller(browser: &Browser, tab: &WindowHandle, name: &str) -> Result<()> {
-    browser.client.switch_to_window(tab.clone()).await?;
-    browser.enter_frame(WIDGET).await?;
-    browser
-        .wait_text("[data-testid=caller-name]", "the caller in this tab", |t| {
-            t.contains(name)
-        })
-        .await?;
-    browser.leave_frame().await
 }
 
 #[tokio::test]
@@ -91,7 +59,7 @@ async fn one_leader_among_tabs_mirrors_to_the_others_and_hands_over() -> Result<
     for tab in [&first, &second, &third] {
         shows_caller(&browser, tab, &name).await?;
     }
-    wait_payload(&stack, &call, "NOTIFY").await?;
+    stack.wait_host_action(&call, "NOTIFY").await?;
 
     // The rep answers in a follower tab: the leader carries it out.
     browser.client.switch_to_window(second.clone()).await?;
@@ -101,12 +69,7 @@ async fn one_leader_among_tabs_mirrors_to_the_others_and_hands_over() -> Result<
         .wait_for("[data-testid=call-state][data-state=connected]")
         .await?;
     // Notes typed in this tab show in the others.
-    browser
-        .client
-        .find(fantoccini::Locator::Css("[data-testid=notes]"))
-        .await?
-        .send_keys("Wants 40 units")
-        .await?;
+    browser.type_notes("Wants 40 units").await?;
     browser.leave_frame().await?;
     browser.client.switch_to_window(third.clone()).await?;
     browser.enter_frame(WIDGET).await?;
@@ -121,13 +84,13 @@ async fn one_leader_among_tabs_mirrors_to_the_others_and_hands_over() -> Result<
     })
     .await?;
     browser.leave_frame().await?;
-    wait_payload(&stack, &call, "ACCEPT").await?;
+    stack.wait_host_action(&call, "ACCEPT").await?;
     stack
         .http
         .post(format!("{}/sim/calls/{call}/hangup", stack.sim.url()))
         .send()
         .await?;
-    wait_payload(&stack, &call, "END").await?;
+    stack.wait_host_action(&call, "END").await?;
     let seen = payloads(&stack, &call).await?;
     let actions: Vec<&str> = seen.iter().map(|(a, _)| a.as_str()).collect();
     assert_eq!(actions, ["NOTIFY", "ACCEPT", "END"], "{seen:?}");
@@ -149,13 +112,13 @@ async fn one_leader_among_tabs_mirrors_to_the_others_and_hands_over() -> Result<
     for tab in [&second, &third] {
         shows_caller(&browser, tab, &name).await?;
     }
-    wait_payload(&stack, &next, "NOTIFY").await?;
+    stack.wait_host_action(&next, "NOTIFY").await?;
     stack
         .http
         .post(format!("{}/sim/calls/{next}/hangup", stack.sim.url()))
         .send()
         .await?;
-    wait_payload(&stack, &next, "END").await?;
+    stack.wait_host_action(&next, "END").await?;
     let seen = payloads(&stack, &next).await?;
     let actions: Vec<&str> = seen.iter().map(|(a, _)| a.as_str()).collect();
     assert_eq!(actions, ["NOTIFY", "END"], "{seen:?}");
@@ -178,41 +141,14 @@ async fn a_reload_during_a_call_brings_back_the_panel_and_the_chosen_record_with
     let browser = Browser::start().await?;
     let (tab, _) = open_tab(&browser, &stack, true).await?;
     // A main line shared by an account and its contacts; the rep will pick the account.
-    let (number, account) = stack
-        .sim
-        .sim
-        .v2
-        .records("accounts")
-        .into_iter()
-        .find_map(|account| {
-            let number = account["defaultCommunication"]["phoneNormalisedNumber"]
-                .as_str()?
-                .to_string();
-            (stack.sim.sim.v2.lookup_phone(&number).len() >= 2).then_some((number, account))
-        })
-        .context("a shared main line")?;
+    let (number, account) = stack.shared_main_line(|_| false)?;
     let account_id = account["id"].as_str().context("id")?;
     let account_name = account["formattedName"].as_str().context("name")?;
     let call = stack.place_call(&number, AGENT).await?;
-    wait_payload(&stack, &call, "NOTIFY").await?;
+    stack.wait_host_action(&call, "NOTIFY").await?;
     browser.enter_frame(WIDGET).await?;
-    browser.click("[data-testid=other-matches] summary").await?;
-    browser
-        .click(&format!(
-            "li[data-record-id=\"{account_id}\"] button.choose-match"
-        ))
-        .await?;
-    browser
-        .wait_text("[data-testid=caller-name]", "the chosen account", |t| {
-            t.contains(account_name)
-        })
-        .await?;
-    browser
-        .client
-        .find(fantoccini::Locator::Css("[data-testid=notes]"))
-        .await?
-        .send_keys("Asked about the fleet renewal")
-        .await?;
+    browser.choose_match(account_id, account_name).await?;
+    browser.type_notes("Asked about the fleet renewal").await?;
     browser.leave_frame().await?;
 
     // The rep reloads V2 mid-call.
@@ -246,7 +182,7 @@ async fn a_reload_during_a_call_brings_back_the_panel_and_the_chosen_record_with
         .post(format!("{}/sim/calls/{call}/hangup", stack.sim.url()))
         .send()
         .await?;
-    wait_payload(&stack, &call, "END").await?;
+    stack.wait_host_action(&call, "END").await?;
     let actions: Vec<String> = payloads(&stack, &call)
         .await?
         .into_iter()
