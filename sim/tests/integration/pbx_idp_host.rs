@@ -740,10 +740,11 @@ async fn the_host_page_and_its_assets_are_served() {
     ] {
         assert!(html.contains(needle), "page lacks {needle}");
     }
-    // Only the widget's origin may be framed, as with V2's CSP settings.
+    // Only the widget's origin (and this one, where the rep signs in) may be framed, as with
+    // V2's CSP settings.
     let csp = page.header(header::CONTENT_SECURITY_POLICY);
     assert!(
-        csp.contains("frame-src http://relay.example:8080;"),
+        csp.contains("frame-src http://relay.example:8080 'self';"),
         "{csp}"
     );
 
