@@ -114,6 +114,8 @@ mod tests {
             end_reason: None,
             received_at_ms: 0,
             recording_url: None,
+            transferred_from: None,
+            wrap_up: Default::default(),
         }
     }
 

@@ -17,4 +17,7 @@ pub mod host;
 pub mod ws;
 
 pub use event::{Direction, EndReason, EventType, TelephonyEvent};
-pub use ws::{CallCommand, CallState, CallView, ClientMessage, Match, RecordKind, ServerMessage};
+pub use ws::{
+    ActivityState, ActivityStatus, CallCommand, CallState, CallView, ClientMessage, Match, RecordKind,
+    ServerMessage, WrapUp,
+};

@@ -33,6 +33,16 @@ pub enum ClientMessage {
     /// The rep says the caller is another of the call's matches: it becomes the call's record,
     /// and the relay remembers the choice for this rep and number.
     ChooseMatch { call_id: String, record_id: String },
+    /// The rep's notes and disposition for one of their calls, during or after it. The whole
+    /// text each time (the relay keeps the last), so a resend after a reconnect is harmless.
+    SaveWrapUp {
+        call_id: String,
+        notes: String,
+        #[serde(default)]
+        disposition: Option<String>,
+    },
+    /// Try writing a call's activity again now (after V2 refused it and the cause was fixed).
+    RetryActivity { call_id: String },
     /// Application-level heartbeat (browsers cannot send WebSocket ping frames).
     Ping {
         #[serde(default)]
@@ -86,6 +96,9 @@ pub enum ServerMessage {
         /// click-to-dial requests from, e.g. `https://*.crm.cloud.sap`.
         #[serde(default)]
         host_origins: Vec<String>,
+        /// The tenant's call dispositions, in the order the widget offers them.
+        #[serde(default)]
+        dispositions: Vec<String>,
     },
     /// A call of this rep changed (or is replayed after a reconnect).
     Call { seq: u64, call: CallView },
@@ -150,6 +163,55 @@ pub struct CallView {
     pub received_at_ms: u64,
     #[serde(default)]
     pub recording_url: Option<String>,
+    /// The rep who handed this call over, on the receiving rep's leg of a transfer.
+    #[serde(default)]
+    pub transferred_from: Option<String>,
+    /// The rep's after-call work on this leg, and where the call's activity in V2 stands.
+    #[serde(default)]
+    pub wrap_up: WrapUp,
+}
+
+/// What the rep adds to a call, and the fate of the phone-call activity it ends up in.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct WrapUp {
+    /// The rep's notes as the relay last saved them (the widget keeps its draft until they match).
+    #[serde(default)]
+    pub notes: String,
+    /// One of the tenant's dispositions (`welcome.dispositions`), or none yet.
+    #[serde(default)]
+    pub disposition: Option<String>,
+    /// Where this call's activity stands in V2; none while the call is in progress.
+    #[serde(default)]
+    pub activity: Option<ActivityStatus>,
+}
+
+/// Where a finished call's phone-call activity stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActivityStatus {
+    pub state: ActivityState,
+    /// The activity's V2 id and display id once V2 has it.
+    #[serde(default)]
+    pub v2_id: Option<String>,
+    #[serde(default)]
+    pub display_id: Option<String>,
+    /// A link that opens the activity in V2, once logged.
+    #[serde(default)]
+    pub link: Option<String>,
+    /// Why the last attempt failed (V2's own message where it sent one).
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ActivityState {
+    /// Queued or being retried (V2 busy or away); it will be written without anyone's help.
+    Pending,
+    /// In V2; later notes go to the same activity.
+    Logged,
+    /// V2 refused it (a validation error); it waits for the rep's retry after the cause is fixed.
+    Failed,
 }
 
 impl CallView {

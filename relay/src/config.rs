@@ -50,6 +50,10 @@ pub struct Config {
     /// How often the refresher checks that the index store still holds the index (a Redis that
     /// restarted empty is rebuilt at once instead of at the next interval).
     pub index_check: Duration,
+    /// The first wait before writing an activity again after V2 failed; it doubles per attempt.
+    pub activity_retry_base: Duration,
+    /// The longest wait between attempts (V2's Retry-After may ask for longer).
+    pub activity_retry_max: Duration,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -84,6 +88,22 @@ pub struct TenantConfig {
     /// The order of record kinds for the `kind` rule; absent: contact, individual_customer, account.
     #[serde(default)]
     pub kind_order: Option<Vec<String>>,
+    /// What the rep may pick as a call's outcome, in the widget's order.
+    #[serde(default = "default_dispositions")]
+    pub dispositions: Vec<String>,
+}
+
+/// Dispositions a sales team starts with; tenants replace them with their own.
+pub fn default_dispositions() -> Vec<String> {
+    [
+        "Interested",
+        "Follow-up needed",
+        "Not interested",
+        "Left voicemail",
+        "Wrong number",
+    ]
+    .map(str::to_string)
+    .to_vec()
 }
 
 impl TenantConfig {
@@ -131,6 +151,7 @@ impl Config {
                 v2_events_password: Some(Secret::new("demo-v2-events-secret")),
                 match_rules: None,
                 kind_order: None,
+                dispositions: default_dispositions(),
             }],
             jwt: JwtConfig {
                 jwks_url: format!("{sim_url}/sim/jwks.json"),
@@ -152,6 +173,8 @@ impl Config {
             refresh_budget: None,
             activity_days: 90,
             index_check: Duration::from_secs(10),
+            activity_retry_base: Duration::from_secs(1),
+            activity_retry_max: Duration::from_secs(300),
         }
     }
 
@@ -214,6 +237,14 @@ impl Config {
             let list = |v: String| v.split(',').map(|s| s.trim().to_string()).collect();
             t.match_rules = get("CTI_MATCH_RULES").map(list);
             t.kind_order = get("CTI_MATCH_KIND_ORDER").map(list);
+            if let Some(v) = get("CTI_DISPOSITIONS") {
+                t.dispositions = v
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string)
+                    .collect();
+            }
         }
         for tenant in &config.tenants {
             DefaultRegion::parse(&tenant.default_region).map_err(|_| {
@@ -298,6 +329,10 @@ impl Config {
         };
         config.activity_days = number("CTI_ACTIVITY_DAYS", 90)?;
         config.index_check = Duration::from_secs(number("CTI_INDEX_CHECK_SECS", 10)?.max(1));
+        config.activity_retry_base =
+            Duration::from_millis(number("CTI_ACTIVITY_RETRY_BASE_MS", 1000)?.max(10));
+        config.activity_retry_max =
+            Duration::from_secs(number("CTI_ACTIVITY_RETRY_MAX_SECS", 300)?.max(1));
         config.redis_url = match (get("REDIS_URL"), get("VCAP_SERVICES")) {
             (Some(url), _) => Some(crate::secret::Secret::new(url)),
             (None, Some(vcap)) => redis_from_vcap(&vcap)

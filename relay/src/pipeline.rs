@@ -159,6 +159,8 @@ async fn new_leg(
         end_reason: None,
         received_at_ms,
         recording_url: None,
+        transferred_from: None,
+        wrap_up: Default::default(),
     };
     (view, pending)
 }

@@ -24,6 +24,7 @@ pub struct Session {
     pub tenant: String,
     pub heartbeat_secs: u64,
     pub host_origins: Vec<String>,
+    pub dispositions: Vec<String>,
 }
 
 /// A failure to show the rep: the relay's `error` message, or one the widget raised itself.
@@ -68,6 +69,7 @@ impl WidgetState {
                 seq,
                 heartbeat_secs,
                 host_origins,
+                dispositions,
             } => {
                 self.welcome(
                     Session {
@@ -75,6 +77,7 @@ impl WidgetState {
                         tenant,
                         heartbeat_secs,
                         host_origins,
+                        dispositions,
                     },
                     seq,
                 );
@@ -259,6 +262,8 @@ mod tests {
             end_reason: None,
             received_at_ms: 0,
             recording_url: None,
+            transferred_from: None,
+            wrap_up: Default::default(),
         }
     }
 
@@ -276,6 +281,7 @@ mod tests {
             seq,
             heartbeat_secs: 20,
             host_origins: vec!["https://*.crm.cloud.sap".into()],
+            dispositions: vec![],
         }
     }
 

@@ -1,7 +1,9 @@
 //! Call sessions: how provider events move a call leg through its states, and where legs live.
 
+pub mod redis_store;
 pub mod session;
 pub mod store;
 
 pub use session::{Transition, apply};
+pub use redis_store::RedisCallStore;
 pub use store::{CallStore, MemoryCallStore, StoreError};

@@ -93,6 +93,8 @@ mod tests {
             end_reason: None,
             received_at_ms: 1,
             recording_url: None,
+            transferred_from: None,
+            wrap_up: Default::default(),
         }
     }
 

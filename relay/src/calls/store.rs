@@ -31,6 +31,9 @@ pub trait CallStore: Send + Sync + std::fmt::Debug {
     ) -> Result<Option<CallView>, StoreError>;
     /// Updates a leg without an event (enrichment of the caller card).
     async fn put(&self, tenant: &str, view: &CallView) -> Result<(), StoreError>;
+    /// Every leg of a call (the first rep's, a transfer target's), oldest first: the call's
+    /// context for a rep it is handed to, and what its activity is made of.
+    async fn legs(&self, tenant: &str, call_id: &str) -> Result<Vec<CallView>, StoreError>;
     /// The rep's legs that are not final, for a widget that connects mid-call.
     async fn active_for_agent(
         &self,
@@ -49,7 +52,26 @@ struct TenantCalls {
     seen_order: VecDeque<String>,
 }
 
+/// Legs kept per tenant; past it the oldest finished ones go (their activity is in the outbox).
+const LEG_CAPACITY: usize = 100_000;
+
 impl TenantCalls {
+    fn insert(&mut self, view: &CallView) {
+        self.legs.insert(key(view), view.clone());
+        if self.legs.len() > LEG_CAPACITY {
+            let mut finished: Vec<(u64, (String, String))> = self
+                .legs
+                .iter()
+                .filter(|(_, v)| v.state.is_final())
+                .map(|(k, v)| (v.received_at_ms, k.clone()))
+                .collect();
+            finished.sort();
+            for (_, k) in finished.into_iter().take(LEG_CAPACITY / 2) {
+                self.legs.remove(&k);
+            }
+        }
+    }
+
     fn remember(&mut self, event_id: &str) {
         if self.seen.insert(event_id.to_string()) {
             self.seen_order.push_back(event_id.to_string());
@@ -77,6 +99,13 @@ impl MemoryCallStore {
     }
 }
 
+/// Oldest first: the order the call went from rep to rep.
+pub(crate) fn sort_legs(legs: &mut [CallView]) {
+    legs.sort_by(|a, b| {
+        (a.received_at_ms, &a.started_at, &a.agent).cmp(&(b.received_at_ms, &b.started_at, &b.agent))
+    });
+}
+
 fn key(view: &CallView) -> (String, String) {
     (view.id.clone(), view.agent.clone())
 }
@@ -89,7 +118,7 @@ impl CallStore for MemoryCallStore {
 
     async fn save(&self, tenant: &str, view: &CallView, event_id: &str) -> Result<(), StoreError> {
         self.with(tenant, |t| {
-            t.legs.insert(key(view), view.clone());
+            t.insert(view);
             t.remember(event_id);
         });
         Ok(())
@@ -114,8 +143,21 @@ impl CallStore for MemoryCallStore {
     }
 
     async fn put(&self, tenant: &str, view: &CallView) -> Result<(), StoreError> {
-        self.with(tenant, |t| t.legs.insert(key(view), view.clone()));
+        self.with(tenant, |t| t.insert(view));
         Ok(())
+    }
+
+    async fn legs(&self, tenant: &str, call_id: &str) -> Result<Vec<CallView>, StoreError> {
+        Ok(self.with(tenant, |t| {
+            let mut legs: Vec<CallView> = t
+                .legs
+                .values()
+                .filter(|v| v.id == call_id)
+                .cloned()
+                .collect();
+            sort_legs(&mut legs);
+            legs
+        }))
     }
 
     async fn active_for_agent(

@@ -147,6 +147,10 @@ async fn serve(
         seq: subscription.newest,
         heartbeat_secs: heartbeat,
         host_origins: state.config.host_origins.clone(),
+        dispositions: state
+            .tenant(&who.tenant)
+            .map(|t| t.config.dispositions.clone())
+            .unwrap_or_default(),
     };
     if !conv.send(welcome).await {
         return;
