@@ -163,12 +163,23 @@ pub struct CallView {
     pub received_at_ms: u64,
     #[serde(default)]
     pub recording_url: Option<String>,
-    /// The rep who handed this call over, on the receiving rep's leg of a transfer.
+    /// On a transferred call's new leg: who handed it over and their notes so far.
     #[serde(default)]
-    pub transferred_from: Option<String>,
+    pub handover: Option<Handover>,
     /// The rep's after-call work on this leg, and where the call's activity in V2 stands.
     #[serde(default)]
     pub wrap_up: WrapUp,
+}
+
+/// The context a rep receives with a transferred call (the caller's matches and chosen record
+/// come in the view itself).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Handover {
+    /// The rep who had the call before.
+    pub from: String,
+    /// Their notes, as last saved.
+    #[serde(default)]
+    pub notes: String,
 }
 
 /// What the rep adds to a call, and the fate of the phone-call activity it ends up in.

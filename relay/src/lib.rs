@@ -7,10 +7,12 @@
 //! the relay talks to in tests and the demo (V2, the PBX, the identity provider) in `sim/`.
 //!
 //! Modules, one job each: [`api`] (HTTP routes), [`adapters`] (providers), [`pipeline`] (event to
-//! pushed call), [`calls`] (leg state and store), [`numbers`] (E.164 and the index), [`push`]
+//! pushed call), [`calls`] (leg state and store), [`activity`] (the call's activity in V2, exactly
+//! once), [`numbers`] (E.164 and the index), [`push`]
 //! (fan-out, replay, WebSocket sessions), [`auth`] (tokens, signatures), [`v2`] (V2 client and
 //! field mapping), [`config`], [`metrics`].
 
+pub mod activity;
 pub mod adapters;
 pub mod api;
 pub mod auth;
@@ -100,7 +102,8 @@ pub fn spawn_on(
     Ok(RelayHandle { addr, state, tasks })
 }
 
-/// The work that runs beside request handling: one index refresher per tenant, and with Redis
+/// The work that runs beside request handling: one index refresher per tenant, the activity
+/// writer, and with Redis
 /// the listener that brings every instance's call messages to this instance's widgets.
 pub fn start_background(state: &Arc<AppState>) -> Vec<tokio::task::JoinHandle<()>> {
     let mut tasks: Vec<_> = state
@@ -108,6 +111,7 @@ pub fn start_background(state: &Arc<AppState>) -> Vec<tokio::task::JoinHandle<()
         .values()
         .map(|tenant| tokio::spawn(numbers::refresh::run(state.clone(), tenant.clone())))
         .collect();
+    tasks.push(tokio::spawn(activity::writer::run(state.clone())));
     if let Some(url) = state.config.redis_url.clone() {
         let state = state.clone();
         tasks.push(tokio::spawn(async move {

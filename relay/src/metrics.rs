@@ -54,6 +54,11 @@ pub struct Metrics {
     pub refresh_phase: Family<PhaseLabels, Gauge>,
     pub refresh_requests_today: Family<TenantLabels, Gauge>,
     pub v2_events: Family<BuildLabels, Counter>,
+    /// Attempts to write phone-call activities, by tenant and outcome (`created`, `updated`,
+    /// `unchanged`, `retry`, `parked`).
+    pub activity_writes: Family<BuildLabels, Counter>,
+    /// Activities not yet in V2 (due or being written).
+    pub activity_backlog: Family<TenantLabels, Gauge>,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -137,7 +142,21 @@ impl Default for Metrics {
             "V2 change events received, by tenant and outcome",
             v2_events.clone(),
         );
+        let activity_writes = Family::<BuildLabels, Counter>::default();
+        registry.register(
+            "activity_writes",
+            "Attempts to write phone-call activities to V2, by tenant and outcome",
+            activity_writes.clone(),
+        );
+        let activity_backlog = Family::<TenantLabels, Gauge>::default();
+        registry.register(
+            "activity_backlog",
+            "Phone-call activities waiting to be written to V2",
+            activity_backlog.clone(),
+        );
         Metrics {
+            activity_writes,
+            activity_backlog,
             index_last_success,
             refresh_phase,
             refresh_requests_today,
@@ -177,6 +196,15 @@ impl Metrics {
         self.commands
             .get_or_create(&CommandLabels {
                 action: action.into(),
+                outcome: outcome.into(),
+            })
+            .inc();
+    }
+
+    pub fn activity_write(&self, tenant: &str, outcome: &str) {
+        self.activity_writes
+            .get_or_create(&BuildLabels {
+                tenant: tenant.into(),
                 outcome: outcome.into(),
             })
             .inc();

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use cti_protocol::event::{Direction, TelephonyEvent};
 use cti_protocol::ws::{CallState, CallView, Match};
 
+use crate::activity;
 use crate::calls::{self, Transition};
 use crate::error::ApiError;
 use crate::numbers::rank::{RankContext, rank};
@@ -51,9 +52,19 @@ pub async fn ingest(
     let is_new = existing.is_none();
     let (leg, pending) = match existing {
         Some(leg) => (leg, None),
-        None => new_leg(state, tenant, &event, received_at_ms).await,
+        None => {
+            let earlier = state
+                .calls
+                .legs(tid, &event.call_id)
+                .await
+                .map_err(unavailable)?;
+            match earlier.last() {
+                Some(previous) => (handed_over(previous, &event, received_at_ms), None),
+                None => new_leg(state, tenant, &event, received_at_ms).await,
+            }
+        }
     };
-    let view = match calls::apply(leg.clone(), &event) {
+    let mut view = match calls::apply(leg.clone(), &event) {
         Transition::Changed(view) => *view,
         Transition::Unchanged if is_new => leg,
         Transition::Unchanged => {
@@ -66,6 +77,15 @@ pub async fn ingest(
             return Ok(Outcome::Accepted);
         }
     };
+    if view.state.is_final()
+        && let Some(status) = activity::queue_if_finished(state, tid, &view)
+            .await
+            .map_err(|e| ApiError::Unavailable(e.to_string()))?
+    {
+        // Queued before the leg is saved: a crash in between re-applies the event on redelivery
+        // and queues the same call again, which the outbox takes as the same entry.
+        view.wrap_up.activity = Some(status);
+    }
     state
         .calls
         .save(tid, &view, &event.id)
@@ -159,10 +179,31 @@ async fn new_leg(
         end_reason: None,
         received_at_ms,
         recording_url: None,
-        transferred_from: None,
+        handover: None,
         wrap_up: Default::default(),
     };
     (view, pending)
+}
+
+/// A leg for a rep the call was transferred to: the caller's context (matches, the chosen record
+/// with its details, the previous rep's notes) comes with it, without matching again.
+fn handed_over(previous: &CallView, event: &TelephonyEvent, received_at_ms: u64) -> CallView {
+    CallView {
+        agent: event.agent.clone(),
+        state: CallState::Ringing,
+        started_at: event.at.clone(),
+        answered_at: None,
+        ended_at: None,
+        end_reason: None,
+        received_at_ms,
+        recording_url: None,
+        handover: Some(cti_protocol::ws::Handover {
+            from: previous.agent.clone(),
+            notes: previous.wrap_up.notes.clone(),
+        }),
+        wrap_up: Default::default(),
+        ..previous.clone()
+    }
 }
 
 /// The index first; on a miss, a cached V2 answer; else V2 itself, waited for at most the

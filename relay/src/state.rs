@@ -4,10 +4,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::Mutex;
 
+use crate::activity::{MemoryOutbox, Outbox, RedisOutbox};
 use crate::adapters::TelephonyAdapter;
 use crate::adapters::generic::GenericAdapter;
 use crate::auth::JwtVerifier;
-use crate::calls::{CallStore, MemoryCallStore};
+use crate::calls::{CallStore, MemoryCallStore, RedisCallStore};
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::{Config, TenantConfig};
 use crate::metrics::Metrics;
@@ -132,6 +133,7 @@ pub struct Stores {
     pub coordination: Arc<dyn RefreshCoordination>,
     pub choices: Arc<dyn ChoiceStore>,
     pub calls: Arc<dyn CallStore>,
+    pub outbox: Arc<dyn Outbox>,
     /// A replay store shared by all instances (it publishes every message to them); None keeps
     /// replay in memory.
     pub shared_replay: Option<Arc<dyn crate::push::replay::ReplayStore>>,
@@ -144,6 +146,7 @@ impl Stores {
             coordination: Arc::new(MemoryCoordination::new(clock)),
             choices: Arc::new(MemoryChoices::default()),
             calls: Arc::new(MemoryCallStore::default()),
+            outbox: Arc::new(MemoryOutbox::default()),
             shared_replay: None,
         }
     }
@@ -163,6 +166,10 @@ pub struct AppState {
     /// Live V2 answers for numbers the index missed.
     pub misses: MissCache,
     pub calls: Arc<dyn CallStore>,
+    /// Finished calls on their way to V2 as activities.
+    pub outbox: Arc<dyn Outbox>,
+    /// Wakes the activity writer when something was queued.
+    pub activity_wake: tokio::sync::Notify,
     pub hub: Hub,
     pub metrics: Metrics,
     pub jwt: JwtVerifier,
@@ -183,8 +190,12 @@ impl AppState {
         config: Config,
     ) -> Result<Arc<Self>, crate::numbers::index::IndexError> {
         let clock: SharedClock = Arc::new(SystemClock);
+        let instance_id = uuid::Uuid::new_v4().to_string();
         let stores = match &config.redis_url {
             Some(url) => {
+                let unavailable = |e: &dyn std::fmt::Display| {
+                    crate::numbers::index::IndexError::Unavailable(e.to_string())
+                };
                 let redis = Arc::new(RedisIndex::connect(url.expose()).await?);
                 let replay = crate::push::redis_replay::RedisReplay::connect(
                     url.expose(),
@@ -193,11 +204,18 @@ impl AppState {
                 )
                 .await
                 .map_err(|e| crate::numbers::index::IndexError::Unavailable(e.to_string()))?;
+                let calls = RedisCallStore::connect(url.expose())
+                    .await
+                    .map_err(|e| unavailable(&e))?;
+                let outbox = RedisOutbox::connect(url.expose(), &instance_id)
+                    .await
+                    .map_err(|e| unavailable(&e))?;
                 Stores {
                     index: redis.clone(),
                     coordination: redis.clone(),
                     choices: redis,
-                    calls: Arc::new(MemoryCallStore::default()),
+                    calls: Arc::new(calls),
+                    outbox: Arc::new(outbox),
                     shared_replay: Some(Arc::new(replay)),
                 }
             }
@@ -267,6 +285,8 @@ impl AppState {
             instance_id: uuid::Uuid::new_v4().to_string(),
             misses: MissCache::default(),
             calls: stores.calls,
+            outbox: stores.outbox,
+            activity_wake: tokio::sync::Notify::new(),
             clock,
             config,
         })

@@ -262,7 +262,7 @@ mod tests {
             end_reason: None,
             received_at_ms: 0,
             recording_url: None,
-            transferred_from: None,
+            handover: None,
             wrap_up: Default::default(),
         }
     }

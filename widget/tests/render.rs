@@ -149,7 +149,7 @@ fn ringing(matches: Vec<Match>) -> CallView {
         end_reason: None,
         received_at_ms: 1_700_000_000_000,
         recording_url: None,
-        transferred_from: None,
+        handover: None,
         wrap_up: Default::default(),
     }
 }

@@ -4,6 +4,6 @@ pub mod redis_store;
 pub mod session;
 pub mod store;
 
-pub use session::{Transition, apply};
 pub use redis_store::RedisCallStore;
+pub use session::{Transition, apply};
 pub use store::{CallStore, MemoryCallStore, StoreError};

@@ -63,7 +63,11 @@ impl RedisCallStore {
     }
 
     /// The leg's writes, to be queued in a transaction.
-    fn queue_leg(pipe: &mut redis::Pipeline, tenant: &str, view: &CallView) -> Result<(), StoreError> {
+    fn queue_leg(
+        pipe: &mut redis::Pipeline,
+        tenant: &str,
+        view: &CallView,
+    ) -> Result<(), StoreError> {
         let json = serde_json::to_string(view).map_err(unavailable)?;
         let call = call_key(tenant, &view.id);
         let active = active_key(tenant, &view.agent);

@@ -21,12 +21,26 @@ pub enum Transition {
 pub fn apply(mut view: CallView, event: &TelephonyEvent) -> Transition {
     let before = view.clone();
     if view.state.is_final() {
-        // Final is final; only a recording link may still arrive for an ended call.
+        // Final is final: what may still arrive is a recording link, and an answer that happened
+        // before the end but was delivered after it (the call was talked, not missed).
         if event.event_type == EventType::Ended
             && view.recording_url.is_none()
             && event.recording_url.is_some()
         {
             view.recording_url = event.recording_url.clone();
+            return Transition::Changed(Box::new(view));
+        }
+        if matches!(
+            event.event_type,
+            EventType::Answered | EventType::Held | EventType::Resumed
+        ) && view.answered_at.is_none()
+            && view.state == CallState::Ended
+            && before_end(&event.at, view.ended_at.as_deref())
+        {
+            view.answered_at = Some(event.at.clone());
+            if view.end_reason == Some(EndReason::Missed) {
+                view.end_reason = Some(EndReason::Completed);
+            }
             return Transition::Changed(Box::new(view));
         }
         return Transition::Unchanged;
@@ -70,6 +84,17 @@ pub fn apply(mut view: CallView, event: &TelephonyEvent) -> Transition {
     }
 }
 
+/// Whether `at` comes before the leg's end (both RFC 3339; unreadable means no).
+fn before_end(at: &str, ended_at: Option<&str>) -> bool {
+    let parse = |s: &str| {
+        time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok()
+    };
+    match (parse(at), ended_at.and_then(parse)) {
+        (Some(at), Some(end)) => at <= end,
+        _ => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -93,7 +118,7 @@ mod tests {
             end_reason: None,
             received_at_ms: 1,
             recording_url: None,
-            transferred_from: None,
+            handover: None,
             wrap_up: Default::default(),
         }
     }
@@ -151,6 +176,36 @@ mod tests {
         assert_eq!(
             apply(v, &event(EventType::Answered, "t0")),
             Transition::Unchanged
+        );
+    }
+
+    #[test]
+    fn an_answer_delivered_after_the_end_makes_it_a_talked_call() {
+        let v = changed(apply(
+            ringing_view(),
+            &event(EventType::Ended, "2026-11-24T10:05:00Z"),
+        ));
+        assert_eq!(v.end_reason, Some(EndReason::Missed));
+        let v = changed(apply(
+            v,
+            &event(EventType::Answered, "2026-11-24T10:00:09Z"),
+        ));
+        assert_eq!(v.state, CallState::Ended);
+        assert_eq!(v.answered_at.as_deref(), Some("2026-11-24T10:00:09Z"));
+        assert_eq!(v.end_reason, Some(EndReason::Completed));
+        assert_eq!(
+            apply(v, &event(EventType::Answered, "2026-11-24T10:00:09Z")),
+            Transition::Unchanged,
+            "once is enough"
+        );
+        let v = changed(apply(
+            ringing_view(),
+            &event(EventType::Ended, "2026-11-24T10:05:00Z"),
+        ));
+        assert_eq!(
+            apply(v, &event(EventType::Answered, "2026-11-24T10:06:00Z")),
+            Transition::Unchanged,
+            "an answer after the end is not believed"
         );
     }
 

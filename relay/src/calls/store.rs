@@ -102,7 +102,11 @@ impl MemoryCallStore {
 /// Oldest first: the order the call went from rep to rep.
 pub(crate) fn sort_legs(legs: &mut [CallView]) {
     legs.sort_by(|a, b| {
-        (a.received_at_ms, &a.started_at, &a.agent).cmp(&(b.received_at_ms, &b.started_at, &b.agent))
+        (a.received_at_ms, &a.started_at, &a.agent).cmp(&(
+            b.received_at_ms,
+            &b.started_at,
+            &b.agent,
+        ))
     });
 }
 

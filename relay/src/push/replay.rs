@@ -185,7 +185,7 @@ pub(crate) mod tests {
             end_reason: None,
             received_at_ms: 0,
             recording_url: None,
-            transferred_from: None,
+            handover: None,
             wrap_up: Default::default(),
         }
     }

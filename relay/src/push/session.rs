@@ -179,26 +179,13 @@ async fn serve(
                     Ok(ClientMessage::Ping { nonce }) => {
                         if !conv.send(ServerMessage::Pong { nonce }).await { return; }
                     }
-                    Ok(ClientMessage::Command { call_id, command }) => {
+                    Ok(message @ (ClientMessage::Command { .. } | ClientMessage::Dial { .. }
+                        | ClientMessage::ChooseMatch { .. } | ClientMessage::SaveWrapUp { .. }
+                        | ClientMessage::RetryActivity { .. })) => {
                         let (state, who, out) = (state.clone(), who.clone(), conv.out.clone());
                         tokio::spawn(async move {
-                            if let Err(message) = run_command(&state, &who, &call_id, &command).await {
-                                let _ = out.send(Outbound::Message(Box::new(message))).await;
-                            }
-                        });
-                    }
-                    Ok(ClientMessage::Dial { number }) => {
-                        let (state, who, out) = (state.clone(), who.clone(), conv.out.clone());
-                        tokio::spawn(async move {
-                            if let Err(message) = dial(&state, &who, &number).await {
-                                let _ = out.send(Outbound::Message(Box::new(message))).await;
-                            }
-                        });
-                    }
-                    Ok(ClientMessage::ChooseMatch { call_id, record_id }) => {
-                        let (state, who, out) = (state.clone(), who.clone(), conv.out.clone());
-                        tokio::spawn(async move {
-                            if let Err(message) = choose(&state, &who, &call_id, &record_id).await {
+                            if let Err(refusal) = act(&state, &who, message).await {
+                                let message = ServerMessage::from(refusal);
                                 let _ = out.send(Outbound::Message(Box::new(message))).await;
                             }
                         });
@@ -252,6 +239,75 @@ async fn serve(
     }
 }
 
+/// A request of the rep's that failed: sent back as an `error` message, the connection stays.
+#[derive(Debug)]
+struct Refusal {
+    code: String,
+    message: String,
+}
+
+impl From<Refusal> for ServerMessage {
+    fn from(r: Refusal) -> Self {
+        ServerMessage::Error {
+            code: r.code,
+            message: r.message,
+        }
+    }
+}
+
+/// Carries out one of the rep's requests; an error message for the widget when it failed.
+async fn act(
+    state: &Arc<AppState>,
+    who: &AgentIdentity,
+    message: ClientMessage,
+) -> Result<(), Refusal> {
+    match message {
+        ClientMessage::Command { call_id, command } => {
+            run_command(state, who, &call_id, &command).await
+        }
+        ClientMessage::Dial { number } => dial(state, who, &number).await,
+        ClientMessage::ChooseMatch { call_id, record_id } => {
+            choose(state, who, &call_id, &record_id).await
+        }
+        ClientMessage::SaveWrapUp {
+            call_id,
+            notes,
+            disposition,
+        } => {
+            let tenant = known_tenant(state, who)?;
+            crate::activity::wrap_up::save(state, tenant, &who.agent, &call_id, notes, disposition)
+                .await
+                .map_err(wrap_up_error)
+        }
+        ClientMessage::RetryActivity { call_id } => {
+            let tenant = known_tenant(state, who)?;
+            crate::activity::wrap_up::retry(state, tenant, &who.agent, &call_id)
+                .await
+                .map_err(wrap_up_error)
+        }
+        _ => Ok(()),
+    }
+}
+
+fn known_tenant<'a>(
+    state: &'a AppState,
+    who: &AgentIdentity,
+) -> Result<&'a Arc<crate::state::Tenant>, Refusal> {
+    state
+        .tenant(&who.tenant)
+        .ok_or_else(|| Refusal {
+            code: "unknown_tenant".into(),
+            message: "this tenant is not configured".into(),
+        })
+}
+
+fn wrap_up_error(err: crate::activity::wrap_up::WrapUpError) -> Refusal {
+    Refusal {
+        code: err.code().into(),
+        message: err.to_string(),
+    }
+}
+
 fn parse(frame: &Inbound) -> Result<ClientMessage, (u16, String)> {
     match frame {
         Inbound::Binary => Err((CLOSE_UNSUPPORTED, "binary frames are not supported".into())),
@@ -266,8 +322,8 @@ async fn dial(
     state: &Arc<AppState>,
     who: &AgentIdentity,
     number: &str,
-) -> Result<(), ServerMessage> {
-    let error = |code: &str, message: String| ServerMessage::Error {
+) -> Result<(), Refusal> {
+    let error = |code: &str, message: String| Refusal {
         code: code.into(),
         message,
     };
@@ -306,9 +362,9 @@ async fn choose(
     who: &AgentIdentity,
     call_id: &str,
     record_id: &str,
-) -> Result<(), ServerMessage> {
+) -> Result<(), Refusal> {
     let Some(tenant) = state.tenant(&who.tenant) else {
-        return Err(ServerMessage::Error {
+        return Err(Refusal {
             code: "unknown_tenant".into(),
             message: "this tenant is not configured".into(),
         });
@@ -321,7 +377,7 @@ async fn choose(
                 crate::pipeline::ChooseError::NotAMatch(_) => "not_a_match",
                 crate::pipeline::ChooseError::Unavailable(_) => "unavailable",
             };
-            ServerMessage::Error {
+            Refusal {
                 code: code.into(),
                 message: err.to_string(),
             }
@@ -334,8 +390,8 @@ async fn run_command(
     who: &AgentIdentity,
     call_id: &str,
     command: &CallCommand,
-) -> Result<(), ServerMessage> {
-    let error = |code: &str, message: String| ServerMessage::Error {
+) -> Result<(), Refusal> {
+    let error = |code: &str, message: String| Refusal {
         code: code.into(),
         message,
     };

@@ -138,6 +138,29 @@ impl V2Client {
         }
     }
 
+    /// POST a new record; V2 answers 201 with the record.
+    pub async fn create(&self, collection: Collection, body: &Value) -> Result<Versioned, V2Error> {
+        let path = format!("/sap/c4c/api/v1/{}", collection.path());
+        let request = self
+            .http
+            .post(format!("{}{}", self.base_url, path))
+            .header("Content-Type", "application/json")
+            .body(body.to_string());
+        let (envelope, etag) = self.send(request, &path).await?;
+        Versioned::from_envelope(envelope, etag, path)
+    }
+
+    /// The first record of a collection matching `filter`, with the ETag a PATCH needs.
+    pub async fn find(
+        &self,
+        collection: Collection,
+        filter: &str,
+    ) -> Result<Option<Versioned>, V2Error> {
+        let query = [("$filter", filter.to_string()), ("$top", "1".to_string())];
+        let first = self.list(collection, &query).await?.into_iter().next();
+        Ok(first.map(Versioned::from_record))
+    }
+
     /// PATCH one record with a merge patch, guarded by the ETag it was read with. A record changed
     /// since then gives `V2Error::Status { status: 412, .. }`: re-read and decide again.
     pub async fn patch(
@@ -241,6 +264,15 @@ pub struct Versioned {
 }
 
 impl Versioned {
+    /// A record read from a list, whose ETag is its `adminData.updatedOn`.
+    pub fn from_record(record: Value) -> Self {
+        let etag = record
+            .pointer("/adminData/updatedOn")
+            .and_then(Value::as_str)
+            .map_or_else(|| "*".to_string(), |u| format!("\"{u}\""));
+        Versioned { record, etag }
+    }
+
     fn from_envelope(
         mut envelope: Value,
         etag: Option<String>,

@@ -17,8 +17,21 @@ pub fn system_clock() -> Clock {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case", untagged)]
 pub enum Fault {
-    Status { status: u16, count: u32 },
-    Delay { delay_ms: u64, count: u32 },
+    Status {
+        status: u16,
+        count: u32,
+    },
+    Delay {
+        delay_ms: u64,
+        count: u32,
+    },
+    /// The next `count` writes are carried out, but the caller gets `status` instead of the
+    /// answer (a gateway timing out after V2 committed): the case that duplicates naive clients.
+    AfterWrite {
+        status: u16,
+        count: u32,
+        after_write: bool,
+    },
 }
 
 /// The verdict for one request.
@@ -62,6 +75,22 @@ impl Limits {
 
     pub fn fault(&self) -> Option<Fault> {
         *self.fault.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// For a write just carried out: the status to answer instead, if an after-write fault is set.
+    pub fn lose_answer(&self) -> Option<u16> {
+        let mut fault = self.fault.lock().unwrap_or_else(|p| p.into_inner());
+        match fault.as_mut() {
+            Some(Fault::AfterWrite { status, count, .. }) if *count > 0 => {
+                *count -= 1;
+                let status = *status;
+                if *count == 0 {
+                    *fault = None;
+                }
+                Some(status)
+            }
+            _ => None,
+        }
     }
 
     /// Decides one request's fate; faults come before the budget, like a proxy in front of V2.

@@ -633,18 +633,82 @@ async fn create(
     record["adminData"] = json!({"createdOn": stamp, "createdBy": "api", "createdByName": "API user",
                                  "updatedOn": stamp, "updatedBy": "api", "updatedByName": "API user"});
     derive_normalised(&mut record);
-    let mut collections = sim
-        .v2
-        .collections
-        .write()
-        .unwrap_or_else(|p| p.into_inner());
-    let c = collections.entry(name).or_default();
-    c.by_id.insert(id, c.items.len());
-    c.items.push(record.clone());
+    if name == "phoneCalls" {
+        validate_phone_call(&record)?;
+    }
+    {
+        let mut collections = sim
+            .v2
+            .collections
+            .write()
+            .unwrap_or_else(|p| p.into_inner());
+        let c = collections.entry(name).or_default();
+        c.by_id.insert(id, c.items.len());
+        c.items.push(record.clone());
+    }
     sim.v2
         .events
         .emit(events::Operation::Create, name, None, Some(&record));
+    lost_answer(&sim)?;
     Ok(with_etag(&record, StatusCode::CREATED))
+}
+
+/// An after-write fault: the write happened, the caller hears an error.
+fn lost_answer(sim: &Sim) -> Result<(), V2Error> {
+    match sim.v2.limits.lose_answer() {
+        Some(status) => Err(V2Error::new(
+            StatusCode::from_u16(status).unwrap_or(StatusCode::GATEWAY_TIMEOUT),
+            "sim.fault",
+            "injected fault after the write was carried out",
+            "",
+        )),
+        None => Ok(()),
+    }
+}
+
+/// What the simulated phone-call service insists on (inferred, like the shape itself): a known
+/// direction, a start time, the external id the CTI finds its call by, a subject that fits.
+fn validate_phone_call(record: &Value) -> Result<(), V2Error> {
+    let invalid = |message: String, target: &str| {
+        V2Error::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "phoneCall.1001",
+            message,
+            target,
+        )
+    };
+    let text = |pointer: &str| record.pointer(pointer).and_then(Value::as_str);
+    match text("/direction") {
+        Some("INBOUND" | "OUTBOUND" | "MISSED") => {}
+        other => {
+            return Err(invalid(
+                format!(
+                    "Data is required or invalid -> direction ({other:?}; expected INBOUND, OUTBOUND or MISSED)"
+                ),
+                "{direction}",
+            ));
+        }
+    }
+    let start = text("/startDateTime").unwrap_or_default();
+    if time::OffsetDateTime::parse(start, &time::format_description::well_known::Rfc3339).is_err() {
+        return Err(invalid(
+            format!("DataTypeMismatch -> startDateTime ({start:?} is not a date-time)"),
+            "{startDateTime}",
+        ));
+    }
+    if text("/externalId/displayId").is_none_or(str::is_empty) {
+        return Err(invalid(
+            "Data is required -> externalId/displayId".into(),
+            "{externalId/displayId}",
+        ));
+    }
+    if text("/subject").is_some_and(|s| s.chars().count() > 255) {
+        return Err(invalid(
+            "Text too long -> subject (at most 255 characters)".into(),
+            "{subject}",
+        ));
+    }
+    Ok(())
 }
 
 async fn update(
@@ -713,7 +777,10 @@ async fn update(
     sim.v2
         .events
         .emit(events::Operation::Update, name, Some(&before), Some(record));
-    Ok(with_etag(record, StatusCode::OK))
+    let response = with_etag(record, StatusCode::OK);
+    drop(collections);
+    lost_answer(&sim)?;
+    Ok(response)
 }
 
 /// DELETE: V2's UI deletes records (and emits the delete event); the simulator offers it over
@@ -774,8 +841,14 @@ async fn set_fault(State(sim): State<Arc<Sim>>, body: Bytes) -> Response {
             None => return error("count must be a positive whole number", "count"),
         },
     };
+    let after_write = value.get("after_write").and_then(Value::as_bool) == Some(true);
     let fault = match (value.get("status"), value.get("delay_ms")) {
         (Some(s), None) => match s.as_u64().filter(|s| (400..600).contains(s)) {
+            Some(status) if after_write => Fault::AfterWrite {
+                status: status as u16,
+                count,
+                after_write,
+            },
             Some(status) => Fault::Status {
                 status: status as u16,
                 count,

@@ -1,0 +1,277 @@
+//! What a finished call amounts to: one record per call, whatever number of legs it had.
+//!
+//! A call is finished when every leg is final and one of them ended (a transferred leg waits for
+//! the rep it went to). The log is derived from the legs each time, so a late recording link or
+//! notes written after the call simply give a newer log for the same call.
+
+use cti_protocol::event::{Direction, EndReason};
+use cti_protocol::ws::{CallState, CallView, RecordKind};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+/// How V2 files the call: missed calls are their own kind of phone call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogDirection {
+    Inbound,
+    Outbound,
+    Missed,
+}
+
+/// The V2 record the call is filed under.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoggedRecord {
+    pub kind: RecordKind,
+    pub id: String,
+    /// The record's account (itself for an account).
+    pub account_id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallLog {
+    pub call_id: String,
+    pub direction: LogDirection,
+    pub outcome: EndReason,
+    /// RFC 3339, from the provider's clock.
+    pub started_at: String,
+    pub answered_at: Option<String>,
+    pub ended_at: String,
+    /// Seconds from answer to end (zero for a call nobody answered).
+    pub talk_secs: u64,
+    /// Seconds from the first ring to the end.
+    pub total_secs: u64,
+    /// E.164 where the numbers could be normalized.
+    pub from: String,
+    pub to: String,
+    /// The remote party's number.
+    pub remote: String,
+    /// Every rep who had the call, in the order they had it.
+    pub reps: Vec<String>,
+    /// The rep who had it last: the activity's owner.
+    pub owner: String,
+    pub record: Option<LoggedRecord>,
+    /// The reps' notes; with several reps, each rep's under their name.
+    pub notes: String,
+    pub disposition: Option<String>,
+    pub recording_url: Option<String>,
+}
+
+/// The call's log, once all its legs say it is over; None while it is not.
+pub fn completed(legs: &[CallView]) -> Option<CallLog> {
+    let ended = legs.iter().rev().find(|l| l.state == CallState::Ended)?;
+    if legs.iter().any(|l| !l.state.is_final()) {
+        return None;
+    }
+    let first = legs.first()?;
+    let answered_at = legs
+        .iter()
+        .filter_map(|l| l.answered_at.as_deref())
+        .min_by_key(|at| instant(at))
+        .map(str::to_string);
+    let started_at = legs
+        .iter()
+        .map(|l| l.started_at.as_str())
+        .min_by_key(|at| instant(at))
+        .unwrap_or(&first.started_at)
+        .to_string();
+    let ended_at = ended.ended_at.clone().unwrap_or_else(|| started_at.clone());
+    let outcome = if answered_at.is_some() {
+        ended.end_reason.unwrap_or(EndReason::Completed)
+    } else {
+        match ended.end_reason {
+            Some(EndReason::Completed) | None => EndReason::Missed,
+            Some(other) => other,
+        }
+    };
+    let direction = match (first.direction, &answered_at) {
+        (Direction::Inbound, None) => LogDirection::Missed,
+        (Direction::Inbound, Some(_)) => LogDirection::Inbound,
+        (Direction::Outbound, _) => LogDirection::Outbound,
+    };
+    let mut reps: Vec<String> = Vec::new();
+    for leg in legs {
+        if !reps.contains(&leg.agent) {
+            reps.push(leg.agent.clone());
+        }
+    }
+    let record = legs
+        .iter()
+        .rev()
+        .find_map(|l| l.pop.as_ref())
+        .map(|m| LoggedRecord {
+            kind: m.kind,
+            id: m.id.clone(),
+            account_id: m.account.as_ref().map(|a| a.id.clone()),
+        });
+    let with_notes: Vec<&CallView> = legs
+        .iter()
+        .filter(|l| !l.wrap_up.notes.trim().is_empty())
+        .collect();
+    let notes = match with_notes.as_slice() {
+        [] => String::new(),
+        [one] if reps.len() == 1 => one.wrap_up.notes.trim().to_string(),
+        several => several
+            .iter()
+            .map(|l| format!("{}:\n{}", l.agent, l.wrap_up.notes.trim()))
+            .collect::<Vec<_>>()
+            .join("\n\n"),
+    };
+    Some(CallLog {
+        call_id: first.id.clone(),
+        direction,
+        outcome,
+        talk_secs: answered_at
+            .as_deref()
+            .map_or(0, |at| seconds_between(at, &ended_at)),
+        total_secs: seconds_between(&started_at, &ended_at),
+        started_at,
+        answered_at,
+        ended_at,
+        from: first.from.clone(),
+        to: first.to.clone(),
+        remote: first.remote().to_string(),
+        owner: ended.agent.clone(),
+        reps,
+        record,
+        notes,
+        disposition: legs
+            .iter()
+            .rev()
+            .find_map(|l| l.wrap_up.disposition.clone()),
+        recording_url: legs.iter().rev().find_map(|l| l.recording_url.clone()),
+    })
+}
+
+fn instant(at: &str) -> Option<OffsetDateTime> {
+    OffsetDateTime::parse(at, &Rfc3339).ok()
+}
+
+/// Whole seconds from `a` to `b`; zero when either is unreadable or `b` comes first.
+fn seconds_between(a: &str, b: &str) -> u64 {
+    match (instant(a), instant(b)) {
+        (Some(a), Some(b)) if b > a => (b - a).whole_seconds() as u64,
+        _ => 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cti_protocol::ws::{AccountRef, Match, WrapUp};
+
+    fn leg(agent: &str, state: CallState) -> CallView {
+        CallView {
+            id: "call-1".into(),
+            direction: Direction::Inbound,
+            state,
+            from: "+41441234567".into(),
+            to: "+41449990000".into(),
+            remote_display: String::new(),
+            remote_extension: None,
+            agent: agent.into(),
+            matches: vec![],
+            pop: None,
+            started_at: "2026-11-25T10:00:00Z".into(),
+            answered_at: None,
+            ended_at: None,
+            end_reason: None,
+            received_at_ms: 1,
+            recording_url: None,
+            handover: None,
+            wrap_up: WrapUp::default(),
+        }
+    }
+
+    fn contact(id: &str) -> Match {
+        Match {
+            kind: RecordKind::Contact,
+            id: id.into(),
+            display_id: String::new(),
+            name: "Anna".into(),
+            account: Some(AccountRef {
+                id: "acc-1".into(),
+                name: "Acme".into(),
+            }),
+            open_opportunities: vec![],
+            last_interactions: vec![],
+        }
+    }
+
+    #[test]
+    fn an_answered_call_has_its_times_and_talk_time() {
+        let mut l = leg("alice", CallState::Ended);
+        l.answered_at = Some("2026-11-25T10:00:10Z".into());
+        l.ended_at = Some("2026-11-25T10:03:48Z".into());
+        l.pop = Some(contact("c-1"));
+        l.wrap_up.notes = "  wants a quote  ".into();
+        let log = completed(&[l]).expect("finished");
+        assert_eq!(log.direction, LogDirection::Inbound);
+        assert_eq!(log.outcome, EndReason::Completed);
+        assert_eq!((log.talk_secs, log.total_secs), (218, 228));
+        assert_eq!(log.reps, ["alice"]);
+        assert_eq!(log.notes, "wants a quote");
+        let record = log.record.expect("matched");
+        assert_eq!(
+            (record.id.as_str(), record.account_id.as_deref()),
+            ("c-1", Some("acc-1"))
+        );
+    }
+
+    #[test]
+    fn an_unanswered_inbound_call_is_missed() {
+        let mut l = leg("alice", CallState::Ended);
+        l.ended_at = Some("2026-11-25T10:00:20Z".into());
+        l.end_reason = Some(EndReason::Completed);
+        let log = completed(&[l]).expect("finished");
+        assert_eq!(log.direction, LogDirection::Missed);
+        assert_eq!(log.outcome, EndReason::Missed);
+        assert_eq!(log.talk_secs, 0);
+    }
+
+    #[test]
+    fn a_call_in_progress_or_in_transfer_is_not_finished() {
+        assert_eq!(completed(&[leg("alice", CallState::Connected)]), None);
+        assert_eq!(completed(&[leg("alice", CallState::Transferred)]), None);
+        assert_eq!(
+            completed(&[
+                leg("alice", CallState::Transferred),
+                leg("bob", CallState::Ringing)
+            ]),
+            None
+        );
+        assert_eq!(completed(&[]), None);
+    }
+
+    #[test]
+    fn a_transferred_call_lists_both_reps_and_both_notes() {
+        let mut a = leg("alice", CallState::Transferred);
+        a.answered_at = Some("2026-11-25T10:00:05Z".into());
+        a.ended_at = Some("2026-11-25T10:01:00Z".into());
+        a.pop = Some(contact("c-1"));
+        a.wrap_up.notes = "asked for billing".into();
+        let mut b = leg("bob", CallState::Ended);
+        b.received_at_ms = 2;
+        b.started_at = "2026-11-25T10:01:00Z".into();
+        b.answered_at = Some("2026-11-25T10:01:04Z".into());
+        b.ended_at = Some("2026-11-25T10:05:05Z".into());
+        b.pop = Some(contact("c-2"));
+        b.wrap_up.notes = "refund agreed".into();
+        b.wrap_up.disposition = Some("Interested".into());
+        let log = completed(&[a, b]).expect("finished");
+        assert_eq!(log.reps, ["alice", "bob"]);
+        assert_eq!(log.owner, "bob");
+        assert_eq!(log.started_at, "2026-11-25T10:00:00Z");
+        assert_eq!(log.talk_secs, 300);
+        assert_eq!(
+            log.record.expect("matched").id,
+            "c-2",
+            "the last rep's choice"
+        );
+        assert_eq!(
+            log.notes,
+            "alice:\nasked for billing\n\nbob:\nrefund agreed"
+        );
+        assert_eq!(log.disposition.as_deref(), Some("Interested"));
+    }
+}

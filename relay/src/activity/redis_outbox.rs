@@ -1,0 +1,246 @@
+//! The activity outbox in Redis: it survives relay restarts and is shared by every instance.
+//!
+//! Per tenant (keys in the tenant's hash tag): hashes of wanted logs, their versions and the
+//! delivery progress; a sorted set of due entries (score: due time); a sorted set of written or
+//! parked ones (score: when), so they are forgotten after a week; a lease key per entry being
+//! written. Each operation is one Lua script, so a claim, a put and a give-back never interleave.
+
+use async_trait::async_trait;
+use redis::aio::ConnectionManager;
+
+use super::log::CallLog;
+use super::outbox::{Entry, Next, Outbox, OutboxError, Progress};
+
+/// How long a written entry is kept for notes after the call.
+const KEEP_WRITTEN_MS: u64 = 7 * 24 * 60 * 60 * 1000;
+
+const PUT: &str = r#"
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+local version = redis.call('HINCRBY', KEYS[2], ARGV[1], 1)
+redis.call('ZADD', KEYS[4], ARGV[3], ARGV[1])
+redis.call('ZREM', KEYS[5], ARGV[1])
+local old = redis.call('ZRANGEBYSCORE', KEYS[5], '-inf', ARGV[4], 'LIMIT', 0, 100)
+for _, id in ipairs(old) do
+  redis.call('HDEL', KEYS[1], id)
+  redis.call('HDEL', KEYS[2], id)
+  redis.call('HDEL', KEYS[3], id)
+  redis.call('ZREM', KEYS[5], id)
+end
+return version
+"#;
+
+const CLAIM: &str = r#"
+local ids = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]) * 4)
+local out = {}
+local taken = 0
+for _, id in ipairs(ids) do
+  if taken >= tonumber(ARGV[3]) then break end
+  if redis.call('SET', ARGV[4] .. id, ARGV[5], 'NX', 'PX', ARGV[2]) then
+    taken = taken + 1
+    table.insert(out, id)
+    table.insert(out, redis.call('HGET', KEYS[1], id) or '')
+    table.insert(out, redis.call('HGET', KEYS[2], id) or '0')
+    table.insert(out, redis.call('HGET', KEYS[3], id) or '')
+  end
+end
+return out
+"#;
+
+const FINISH: &str = r#"
+redis.call('HSET', KEYS[3], ARGV[1], ARGV[2])
+if redis.call('GET', ARGV[6] .. ARGV[1]) == ARGV[7] then
+  redis.call('DEL', ARGV[6] .. ARGV[1])
+end
+local version = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0')
+if version > tonumber(ARGV[3]) then
+  redis.call('ZADD', KEYS[4], ARGV[5], ARGV[1])
+elseif ARGV[4] == '-1' then
+  redis.call('ZREM', KEYS[4], ARGV[1])
+  redis.call('ZADD', KEYS[5], ARGV[5], ARGV[1])
+else
+  redis.call('ZADD', KEYS[4], ARGV[4], ARGV[1])
+end
+return 1
+"#;
+
+const RETRY: &str = r#"
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end
+redis.call('ZADD', KEYS[4], ARGV[2], ARGV[1])
+redis.call('ZREM', KEYS[5], ARGV[1])
+return 1
+"#;
+
+#[derive(Clone)]
+pub struct RedisOutbox {
+    conn: ConnectionManager,
+    /// Names this process's leases, so a slow writer never releases a lease another took over.
+    owner: String,
+}
+
+impl std::fmt::Debug for RedisOutbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RedisOutbox")
+    }
+}
+
+fn unavailable(err: impl std::fmt::Display) -> OutboxError {
+    OutboxError::Unavailable(err.to_string())
+}
+
+/// log, version, progress, due, done.
+fn keys(tenant: &str) -> [String; 5] {
+    ["log", "ver", "progress", "due", "done"].map(|k| format!("cti:{{{tenant}}}:outbox:{k}"))
+}
+
+fn lease_prefix(tenant: &str) -> String {
+    format!("cti:{{{tenant}}}:outbox:lease:")
+}
+
+type Lazy = std::sync::LazyLock<redis::Script>;
+static PUT_SCRIPT: Lazy = Lazy::new(|| redis::Script::new(PUT));
+static CLAIM_SCRIPT: Lazy = Lazy::new(|| redis::Script::new(CLAIM));
+static FINISH_SCRIPT: Lazy = Lazy::new(|| redis::Script::new(FINISH));
+static RETRY_SCRIPT: Lazy = Lazy::new(|| redis::Script::new(RETRY));
+
+/// The script with the tenant's keys.
+fn script(script: &'static Lazy, tenant: &str) -> redis::ScriptInvocation<'static> {
+    let mut invocation = script.prepare_invoke();
+    for key in keys(tenant) {
+        invocation.key(key);
+    }
+    invocation
+}
+
+fn decode_entry(call_id: String, log: &str, version: &str, progress: &str) -> Option<Entry> {
+    let log: CallLog = match serde_json::from_str(log) {
+        Ok(log) => log,
+        Err(err) => {
+            tracing::warn!(%err, call = %call_id, "skipping an unreadable outbox entry");
+            return None;
+        }
+    };
+    Some(Entry {
+        call_id,
+        log,
+        version: version.parse().unwrap_or(0),
+        progress: serde_json::from_str(progress).unwrap_or_else(|_| Progress::default()),
+    })
+}
+
+impl RedisOutbox {
+    pub async fn connect(url: &str, owner: &str) -> Result<Self, OutboxError> {
+        let conn = crate::shared_store::connect(url)
+            .await
+            .map_err(unavailable)?;
+        Ok(RedisOutbox {
+            conn,
+            owner: owner.to_string(),
+        })
+    }
+}
+
+#[async_trait]
+impl Outbox for RedisOutbox {
+    async fn put(&self, tenant: &str, log: &CallLog, now_ms: u64) -> Result<u64, OutboxError> {
+        let json = serde_json::to_string(log).map_err(unavailable)?;
+        let mut conn = self.conn.clone();
+        script(&PUT_SCRIPT, tenant)
+            .arg(&log.call_id)
+            .arg(json)
+            .arg(now_ms)
+            .arg(now_ms.saturating_sub(KEEP_WRITTEN_MS))
+            .invoke_async(&mut conn)
+            .await
+            .map_err(unavailable)
+    }
+
+    async fn claim_due(
+        &self,
+        tenant: &str,
+        now_ms: u64,
+        lease_ms: u64,
+        limit: usize,
+    ) -> Result<Vec<Entry>, OutboxError> {
+        let mut conn = self.conn.clone();
+        let flat: Vec<String> = script(&CLAIM_SCRIPT, tenant)
+            .arg(now_ms)
+            .arg(lease_ms.max(1))
+            .arg(limit.max(1))
+            .arg(lease_prefix(tenant))
+            .arg(&self.owner)
+            .invoke_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        Ok(flat
+            .chunks_exact(4)
+            .filter_map(|c| decode_entry(c[0].clone(), &c[1], &c[2], &c[3]))
+            .collect())
+    }
+
+    async fn finish(
+        &self,
+        tenant: &str,
+        entry: &Entry,
+        next: Next,
+        now_ms: u64,
+    ) -> Result<(), OutboxError> {
+        let progress = serde_json::to_string(&entry.progress).map_err(unavailable)?;
+        let due = match next {
+            Next::Done | Next::Parked => "-1".to_string(),
+            Next::RetryAt(at) => at.to_string(),
+        };
+        let mut conn = self.conn.clone();
+        script(&FINISH_SCRIPT, tenant)
+            .arg(&entry.call_id)
+            .arg(progress)
+            .arg(entry.version)
+            .arg(due)
+            .arg(now_ms)
+            .arg(lease_prefix(tenant))
+            .arg(&self.owner)
+            .invoke_async::<i64>(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn get(&self, tenant: &str, call_id: &str) -> Result<Option<Entry>, OutboxError> {
+        let [log, ver, progress, ..] = keys(tenant);
+        let mut conn = self.conn.clone();
+        let (log, ver, progress): (Option<String>, Option<String>, Option<String>) = redis::pipe()
+            .hget(log, call_id)
+            .hget(ver, call_id)
+            .hget(progress, call_id)
+            .query_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        Ok(log.and_then(|log| {
+            decode_entry(
+                call_id.to_string(),
+                &log,
+                ver.as_deref().unwrap_or("0"),
+                progress.as_deref().unwrap_or(""),
+            )
+        }))
+    }
+
+    async fn retry(&self, tenant: &str, call_id: &str, now_ms: u64) -> Result<bool, OutboxError> {
+        let mut conn = self.conn.clone();
+        let found: i64 = script(&RETRY_SCRIPT, tenant)
+            .arg(call_id)
+            .arg(now_ms)
+            .invoke_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        Ok(found == 1)
+    }
+
+    async fn backlog(&self, tenant: &str) -> Result<u64, OutboxError> {
+        let mut conn = self.conn.clone();
+        redis::cmd("ZCARD")
+            .arg(&keys(tenant)[3])
+            .query_async(&mut conn)
+            .await
+            .map_err(unavailable)
+    }
+}

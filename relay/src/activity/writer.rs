@@ -1,0 +1,310 @@
+//! Writes due outbox entries to V2, exactly once per call, and tells the reps how it went.
+//!
+//! Exactly once: before creating, the writer looks the call up by `externalId.displayId` (the
+//! call id), so an activity V2 created just before a crash, a timeout or a lost answer is found
+//! and updated instead of created twice. Later changes (notes after the call, a late recording
+//! link) become a merge PATCH with If-Match; a 412 re-reads and recomputes the patch. Failures
+//! V2 may recover from (429 with its Retry-After, 5xx, timeouts, auth) are retried with an
+//! exponential back-off; validation errors are parked with V2's message until the rep retries.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use cti_protocol::ws::{ActivityState, ActivityStatus};
+
+use super::outbox::{Entry, Next};
+use crate::state::{AppState, Tenant};
+use crate::v2::client::Collection;
+use crate::v2::{V2Error, Versioned, phone_call};
+
+/// Entries written at once per tenant.
+const BATCH: usize = 16;
+/// How often the writer looks for due entries when nobody woke it.
+const POLL: Duration = Duration::from_millis(500);
+/// PATCHes that may meet a 412 in one attempt before it counts as a failure.
+const CONFLICT_ROUNDS: usize = 3;
+
+/// Runs until the relay stops.
+pub async fn run(state: Arc<AppState>) {
+    loop {
+        let mut worked = false;
+        for tenant in state.tenants.values() {
+            worked |= write_due(&state, tenant).await;
+        }
+        if !worked {
+            tokio::select! {
+                _ = state.activity_wake.notified() => {}
+                _ = tokio::time::sleep(POLL) => {}
+                _ = state.stopping() => return,
+            }
+        }
+    }
+}
+
+/// One round for one tenant; true when it found work.
+pub async fn write_due(state: &Arc<AppState>, tenant: &Arc<Tenant>) -> bool {
+    let tid = tenant.config.id.as_str();
+    let now = state.clock.now_ms();
+    // A claimed entry is ours for longer than one attempt can take (a few V2 requests, each
+    // bounded by the timeout); a crashed instance's entries come back after it.
+    let lease_ms = state.config.v2_timeout.as_millis() as u64 * 4 + 5_000;
+    let entries = match state.outbox.claim_due(tid, now, lease_ms, BATCH).await {
+        Ok(entries) => entries,
+        Err(err) => {
+            tracing::warn!(%err, tenant = %tid, "activity outbox unavailable; retrying");
+            return false;
+        }
+    };
+    if entries.is_empty() {
+        return false;
+    }
+    let attempts = entries
+        .into_iter()
+        .map(|entry| attempt(state, tenant, entry));
+    futures_util::future::join_all(attempts).await;
+    if let Ok(backlog) = state.outbox.backlog(tid).await {
+        state
+            .metrics
+            .activity_backlog
+            .get_or_create(&crate::metrics::TenantLabels { tenant: tid.into() })
+            .set(backlog as i64);
+    }
+    true
+}
+
+/// What one attempt did in V2.
+enum Wrote {
+    Created,
+    Updated,
+    Unchanged,
+}
+
+async fn attempt(state: &Arc<AppState>, tenant: &Arc<Tenant>, mut entry: Entry) {
+    let tid = tenant.config.id.as_str();
+    let result = write(tenant, &mut entry).await;
+    let now = state.clock.now_ms();
+    let (next, outcome) = match result {
+        Ok(wrote) => {
+            entry.progress.written_version = entry.version;
+            entry.progress.written_notes = Some(entry.log.notes.clone());
+            entry.progress.attempts = 0;
+            entry.progress.last_error = None;
+            entry.progress.parked = false;
+            let word = match wrote {
+                Wrote::Created => "created",
+                Wrote::Updated => "updated",
+                Wrote::Unchanged => "unchanged",
+            };
+            tracing::info!(tenant = %tid, call = %entry.call_id, outcome = word, "activity written");
+            (Next::Done, word)
+        }
+        Err(err) => {
+            entry.progress.attempts = entry.progress.attempts.saturating_add(1);
+            entry.progress.last_error = Some(describe(&err));
+            if refused(&err) {
+                entry.progress.parked = true;
+                tracing::warn!(tenant = %tid, call = %entry.call_id, %err, "V2 refused the activity; parked");
+                (Next::Parked, "parked")
+            } else {
+                entry.progress.parked = false;
+                let at = now + wait_ms(state, &err, entry.progress.attempts);
+                tracing::info!(
+                    tenant = %tid, call = %entry.call_id, attempts = entry.progress.attempts,
+                    retry_in_ms = at - now, %err, "activity not written yet; will retry"
+                );
+                (Next::RetryAt(at), "retry")
+            }
+        }
+    };
+    state.metrics.activity_write(tid, outcome);
+    if let Err(err) = state.outbox.finish(tid, &entry, next, now).await {
+        // The lease runs out and another attempt finds the activity by its call id.
+        tracing::warn!(%err, call = %entry.call_id, "could not record the activity's progress");
+    }
+    super::report(state, tenant, &entry.call_id, status(tenant, &entry, next)).await;
+}
+
+async fn write(tenant: &Tenant, entry: &mut Entry) -> Result<Wrote, V2Error> {
+    let v2 = &tenant.v2;
+    let known = match &entry.progress.v2_id {
+        Some(id) => v2.get(Collection::PhoneCalls, id).await?,
+        None => None,
+    };
+    let found = match known {
+        Some(found) => Some(found),
+        None => {
+            v2.find(
+                Collection::PhoneCalls,
+                &phone_call::by_call_filter(&entry.call_id),
+            )
+            .await?
+        }
+    };
+    let employee = |rep: &str| tenant.employee_id(rep);
+    let Some(mut current) = found else {
+        let body = phone_call::create_body(&entry.log, &employee);
+        let created = v2.create(Collection::PhoneCalls, &body).await?;
+        remember_ids(entry, &created);
+        return Ok(Wrote::Created);
+    };
+    remember_ids(entry, &current);
+    for round in 0..CONFLICT_ROUNDS {
+        let written = entry.progress.written_notes.as_deref();
+        let Some(patch) = phone_call::update_patch(&current.record, &entry.log, written, &employee)
+        else {
+            return Ok(if round == 0 {
+                Wrote::Unchanged
+            } else {
+                Wrote::Updated
+            });
+        };
+        let id = entry.progress.v2_id.clone().unwrap_or_default();
+        match v2
+            .patch(Collection::PhoneCalls, &id, &current.etag, &patch)
+            .await
+        {
+            Ok(_) => return Ok(Wrote::Updated),
+            Err(V2Error::Status { status: 412, .. }) => {
+                // Someone edited it in V2 since we read it: read again and merge into theirs.
+                match v2.get(Collection::PhoneCalls, &id).await? {
+                    Some(again) => current = again,
+                    None => {
+                        entry.progress.v2_id = None;
+                        return Err(V2Error::Decode {
+                            path: format!("phone call {id}"),
+                            reason: "deleted in V2 while being updated".into(),
+                        });
+                    }
+                }
+            }
+            Err(err) => return Err(err),
+        }
+    }
+    Err(V2Error::Status {
+        status: 412,
+        path: "phone call".into(),
+        code: "conflict".into(),
+        message: format!("still changing in V2 after {CONFLICT_ROUNDS} attempts"),
+        retry_after: None,
+    })
+}
+
+fn remember_ids(entry: &mut Entry, record: &Versioned) {
+    let text = |key: &str| {
+        record
+            .record
+            .get(key)
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_string)
+    };
+    if let Some(id) = text("id") {
+        entry.progress.v2_id = Some(id);
+    }
+    if let Some(display) = text("displayId") {
+        entry.progress.display_id = Some(display);
+    }
+}
+
+/// Errors no retry fixes: V2 understood the request and said no.
+fn refused(err: &V2Error) -> bool {
+    matches!(
+        err,
+        V2Error::Status {
+            status: 400 | 409 | 413 | 415 | 422,
+            ..
+        }
+    )
+}
+
+/// What the rep reads about a failed attempt.
+fn describe(err: &V2Error) -> String {
+    match err {
+        V2Error::Status {
+            status,
+            code,
+            message,
+            ..
+        } => format!("V2 answered {status} ({code}): {message}"),
+        V2Error::Transport { reason, .. } => format!("V2 unreachable: {reason}"),
+        V2Error::Decode { reason, .. } => format!("unexpected answer from V2: {reason}"),
+    }
+}
+
+/// The back-off before attempt `attempts + 1`: doubling from the configured base up to the
+/// maximum, and never sooner than V2's Retry-After.
+fn wait_ms(state: &AppState, err: &V2Error, attempts: u32) -> u64 {
+    let base = state.config.activity_retry_base.as_millis() as u64;
+    let max = state.config.activity_retry_max.as_millis() as u64;
+    let backoff = base
+        .saturating_mul(1u64 << attempts.saturating_sub(1).min(20))
+        .min(max);
+    match err {
+        V2Error::Status {
+            retry_after: Some(secs),
+            ..
+        } => backoff.max(secs.saturating_mul(1000)),
+        _ => backoff,
+    }
+}
+
+/// The status the reps see for an entry given back with `next`.
+pub fn status(tenant: &Tenant, entry: &Entry, next: Next) -> ActivityStatus {
+    let state = match next {
+        Next::Done => ActivityState::Logged,
+        Next::RetryAt(_) => ActivityState::Pending,
+        Next::Parked => ActivityState::Failed,
+    };
+    ActivityStatus {
+        state,
+        v2_id: entry.progress.v2_id.clone(),
+        display_id: entry.progress.display_id.clone(),
+        link: entry
+            .progress
+            .v2_id
+            .as_deref()
+            .filter(|_| state == ActivityState::Logged)
+            .map(|id| phone_call::ui_link(&tenant.config.v2_url, id)),
+        reason: entry.progress.last_error.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status_error(status: u16, retry_after: Option<u64>) -> V2Error {
+        V2Error::Status {
+            status,
+            path: "/p".into(),
+            code: "c".into(),
+            message: "m".into(),
+            retry_after,
+        }
+    }
+
+    #[test]
+    fn validation_errors_park_and_the_rest_retry() {
+        assert!(refused(&status_error(422, None)));
+        assert!(refused(&status_error(400, None)));
+        for retried in [408, 429, 500, 502, 503, 401, 403, 412] {
+            assert!(!refused(&status_error(retried, None)), "{retried}");
+        }
+        assert!(!refused(&V2Error::Transport {
+            path: "/p".into(),
+            reason: "refused".into()
+        }));
+    }
+
+    #[test]
+    fn back_off_doubles_to_the_maximum_and_honours_retry_after() {
+        let mut config = crate::Config::demo("http://127.0.0.1:1");
+        config.activity_retry_base = Duration::from_millis(1000);
+        config.activity_retry_max = Duration::from_secs(30);
+        let state = AppState::new(config);
+        let err = status_error(503, None);
+        let waits: Vec<u64> = (1..=7).map(|n| wait_ms(&state, &err, n)).collect();
+        assert_eq!(waits, [1000, 2000, 4000, 8000, 16000, 30000, 30000]);
+        assert_eq!(wait_ms(&state, &status_error(429, Some(120)), 1), 120_000);
+        assert_eq!(wait_ms(&state, &status_error(429, Some(1)), 4), 8000);
+    }
+}
