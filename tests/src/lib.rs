@@ -120,6 +120,66 @@ impl Stack {
         self.relay.stop().await;
     }
 
+    /// Kills the relay the way a crash does: no goodbye to widgets, no draining, background work
+    /// cut wherever it was. The address stays reserved for [`Stack::start_relay_again`].
+    ///
+    /// In one process the dead relay's open connections would live on (they are tasks of their
+    /// own); the test's HTTP client forgets them, as a client of a crashed process would.
+    pub fn crash_relay(&mut self) {
+        self.relay.abort();
+        self.http = reqwest::Client::builder()
+            .timeout(PATIENCE)
+            .build()
+            .unwrap_or_default();
+    }
+
+    /// The phone-call activities V2 holds for a call (found the way the relay finds them).
+    pub async fn activities(&self, call_id: &str) -> Result<Vec<Value>> {
+        let filter = format!("externalId/displayId eq '{call_id}'");
+        let path = format!(
+            "phone-service/phoneCalls?$filter={}",
+            filter.replace(' ', "%20").replace('\'', "%27")
+        );
+        let (status, body) = self.v2(reqwest::Method::GET, &path, None).await?;
+        if status != 200 {
+            bail!("listing phone calls answered {status}: {body}");
+        }
+        Ok(body["value"].as_array().cloned().unwrap_or_default())
+    }
+
+    /// Waits until V2 holds an activity for the call that satisfies `check`; fails if there is
+    /// ever more than one.
+    pub async fn wait_activity(
+        &self,
+        call_id: &str,
+        what: &str,
+        check: impl Fn(&Value) -> bool,
+    ) -> Result<Value> {
+        let found = eventually(&format!("the activity of {call_id} {what}"), || async {
+            let found = self.activities(call_id).await.ok()?;
+            if found.len() > 1 {
+                return Some(Err(found.len()));
+            }
+            found.into_iter().find(|a| check(a)).map(Ok)
+        })
+        .await?;
+        found.map_err(|n| anyhow::anyhow!("{call_id} was logged {n} times"))
+    }
+
+    /// Sets a fault on the simulated V2 API (`POST /sim/faults`).
+    pub async fn v2_fault(&self, fault: &Value) -> Result<()> {
+        let response = self
+            .http
+            .post(format!("{}/sim/faults", self.sim.url()))
+            .json(fault)
+            .send()
+            .await?;
+        if !response.status().is_success() {
+            bail!("setting the fault failed: {}", response.text().await?);
+        }
+        Ok(())
+    }
+
     /// A new relay process on the same address and configuration (stores in memory start empty;
     /// with Redis they carry over), ready when this returns.
     pub async fn start_relay_again(&mut self) -> Result<()> {

@@ -293,12 +293,10 @@ fn known_tenant<'a>(
     state: &'a AppState,
     who: &AgentIdentity,
 ) -> Result<&'a Arc<crate::state::Tenant>, Refusal> {
-    state
-        .tenant(&who.tenant)
-        .ok_or_else(|| Refusal {
-            code: "unknown_tenant".into(),
-            message: "this tenant is not configured".into(),
-        })
+    state.tenant(&who.tenant).ok_or_else(|| Refusal {
+        code: "unknown_tenant".into(),
+        message: "this tenant is not configured".into(),
+    })
 }
 
 fn wrap_up_error(err: crate::activity::wrap_up::WrapUpError) -> Refusal {
@@ -318,11 +316,7 @@ fn parse(frame: &Inbound) -> Result<ClientMessage, (u16, String)> {
 
 /// Click-to-dial: normalize with the tenant's region and ask the provider to place the call; the
 /// error message for the widget.
-async fn dial(
-    state: &Arc<AppState>,
-    who: &AgentIdentity,
-    number: &str,
-) -> Result<(), Refusal> {
+async fn dial(state: &Arc<AppState>, who: &AgentIdentity, number: &str) -> Result<(), Refusal> {
     let error = |code: &str, message: String| Refusal {
         code: code.into(),
         message,

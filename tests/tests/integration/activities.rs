@@ -1,0 +1,513 @@
+//! Every call ends as exactly one phone-call activity in V2: with its times, parties, record,
+//! notes and recording link; through V2 outages, lost answers, reordered and repeated provider
+//! events, relay crashes; and across a transfer between two reps.
+
+use std::time::Duration;
+
+use cti_relay::secret::Secret;
+use cti_tests::redis::RedisServer;
+use cti_tests::{Stack, WsClient, eventually};
+use serde_json::{Value, json};
+
+const ALICE: &str = "alice@example.com";
+const BOB: &str = "bob@example.com";
+
+fn event(id: &str, call: &str, kind: &str, from: &str, at: &str, extra: Value) -> String {
+    let mut body = json!({"id": id, "call_id": call, "type": kind, "direction": "inbound",
+        "from": from, "to": "+41 44 999 00 00", "agent": ALICE, "at": at});
+    if let (Value::Object(body), Value::Object(extra)) = (&mut body, extra) {
+        body.extend(extra);
+    }
+    body.to_string()
+}
+
+/// Posts events in order; each must be accepted (202) or a duplicate (200).
+async fn post_all(stack: &Stack, events: &[String]) {
+    for body in events {
+        let status = stack.post_event(body).await.expect("relay answers");
+        assert!(status == 202 || status == 200, "{status} for {body}");
+    }
+}
+
+/// A short ringing → ended call nobody answered.
+fn missed_call(call: &str, from: &str) -> Vec<String> {
+    vec![
+        event(
+            &format!("{call}-r"),
+            call,
+            "ringing",
+            from,
+            "2026-11-25T09:00:00Z",
+            json!({}),
+        ),
+        event(
+            &format!("{call}-e"),
+            call,
+            "ended",
+            from,
+            "2026-11-25T09:00:20Z",
+            json!({}),
+        ),
+    ]
+}
+
+/// Waits for a call message whose activity is in `state`.
+async fn activity_state(ws: &mut WsClient, call: &str, state: &str) -> Value {
+    ws.recv_until(&format!("{call}'s activity {state}"), |m| {
+        m["type"] == "call"
+            && m["call"]["id"] == call
+            && m["call"]["wrap_up"]["activity"]["state"] == state
+    })
+    .await
+    .expect("activity status")
+}
+
+fn quick_retries(c: &mut cti_relay::Config) {
+    c.activity_retry_base = Duration::from_millis(20);
+    c.activity_retry_max = Duration::from_millis(300);
+    c.miss_budget = Duration::from_secs(5);
+}
+
+#[tokio::test]
+async fn a_talked_call_is_logged_once_with_everything_and_notes_follow_later() {
+    let stack = Stack::start_with(quick_retries).await.expect("stack");
+    let (number, e164, _) = stack.single_match_caller().expect("caller");
+    let (mut ws, welcome) = WsClient::signed_in(&stack, ALICE, None).await.expect("ws");
+    assert!(
+        welcome["dispositions"]
+            .as_array()
+            .is_some_and(|d| d.iter().any(|x| x == "Interested")),
+        "{welcome}"
+    );
+    let call = "log-1";
+    post_all(
+        &stack,
+        &[
+            event(
+                "l1",
+                call,
+                "ringing",
+                &number,
+                "2026-11-25T10:00:00Z",
+                json!({}),
+            ),
+            event(
+                "l2",
+                call,
+                "answered",
+                &number,
+                "2026-11-25T10:00:10Z",
+                json!({}),
+            ),
+            event(
+                "l3",
+                call,
+                "ended",
+                &number,
+                "2026-11-25T10:03:48Z",
+                json!({"reason": "completed", "recording_url": "https://rec.example/log-1.wav"}),
+            ),
+        ],
+    )
+    .await;
+    let logged = activity_state(&mut ws, call, "logged").await;
+    let status = &logged["call"]["wrap_up"]["activity"];
+    let v2_id = status["v2_id"].as_str().expect("v2 id").to_string();
+    assert!(
+        status["link"].as_str().is_some_and(|l| l.ends_with(&v2_id)),
+        "{status}"
+    );
+    let pop = logged["call"]["pop"].clone();
+    let activity = stack
+        .wait_activity(call, "written", |_| true)
+        .await
+        .expect("one activity");
+    assert_eq!(activity["id"], v2_id.as_str());
+    assert_eq!(activity["direction"], "INBOUND");
+    assert_eq!(activity["startDateTime"], "2026-11-25T10:00:00Z");
+    assert_eq!(activity["endDateTime"], "2026-11-25T10:03:48Z");
+    assert_eq!(activity["talkDuration"], "PT3M38S");
+    assert_eq!(activity["phoneNumber"], e164.as_str());
+    assert_eq!(activity["recordingUrl"], "https://rec.example/log-1.wav");
+    let field = match pop["kind"].as_str() {
+        Some("contact") => "contact",
+        Some("individual_customer") => "individualCustomer",
+        _ => "account",
+    };
+    assert_eq!(
+        activity[field]["id"], pop["id"],
+        "filed under the popped record"
+    );
+    assert!(
+        activity["participants"].as_array().is_some_and(|p| p
+            .iter()
+            .any(|p| p["role"] == "AGENT" && p["userId"] == ALICE)),
+        "{activity}"
+    );
+
+    // Someone adds a note in V2; then the rep writes theirs after the call.
+    let (status, _) = stack
+        .v2(
+            reqwest::Method::PATCH,
+            &format!("phone-service/phoneCalls/{v2_id}"),
+            Some(&json!({"notes": [{"content": "manager: call back Monday"}]})),
+        )
+        .await
+        .expect("V2 edit");
+    assert_eq!(status, 200);
+    ws.send_json(&json!({"type": "save_wrap_up", "call_id": call,
+        "notes": "wants a quote for 20 seats", "disposition": "Interested"}))
+        .await
+        .expect("send");
+    let activity = stack
+        .wait_activity(call, "with the rep's notes", |a| {
+            a["disposition"] == "Interested"
+        })
+        .await
+        .expect("updated, not duplicated");
+    let notes: Vec<&str> = activity["notes"]
+        .as_array()
+        .expect("notes")
+        .iter()
+        .filter_map(|n| n["content"].as_str())
+        .collect();
+    assert_eq!(
+        notes,
+        ["wants a quote for 20 seats", "manager: call back Monday"]
+    );
+
+    // A disposition the tenant does not have is refused with a reason.
+    ws.send_json(
+        &json!({"type": "save_wrap_up", "call_id": call, "notes": "x",
+        "disposition": "Bought a yacht"}),
+    )
+    .await
+    .expect("send");
+    let refused = ws
+        .recv_until("an error", |m| m["type"] == "error")
+        .await
+        .expect("error");
+    assert_eq!(refused["code"], "unknown_disposition", "{refused}");
+}
+
+#[tokio::test]
+async fn v2_failing_for_a_while_delays_activities_but_never_loses_or_doubles_them() {
+    let stack = Stack::start_with(quick_retries).await.expect("stack");
+    stack
+        .v2_fault(&json!({"status": 503, "count": 12}))
+        .await
+        .expect("fault");
+    let calls: Vec<String> = (0..4).map(|i| format!("outage-{i}")).collect();
+    for (i, call) in calls.iter().enumerate() {
+        post_all(&stack, &missed_call(call, &format!("+41 79 555 10 0{i}"))).await;
+    }
+    // Then V2 throttles.
+    stack
+        .v2_fault(&json!({"status": 429, "count": 4}))
+        .await
+        .expect("fault");
+    for call in &calls {
+        let activity = stack
+            .wait_activity(call, "written", |_| true)
+            .await
+            .expect("logged once");
+        assert_eq!(activity["direction"], "MISSED");
+    }
+    let metrics = stack.metrics().await.expect("metrics");
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("cti_activity_writes_total") && l.contains("outcome=\"retry\"")),
+        "retries are counted:\n{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn an_answer_lost_after_v2_created_the_activity_does_not_duplicate_it() {
+    let stack = Stack::start_with(quick_retries).await.expect("stack");
+    stack
+        .v2_fault(&json!({"status": 504, "count": 1, "after_write": true}))
+        .await
+        .expect("fault");
+    post_all(&stack, &missed_call("lost-1", "+41 79 555 20 01")).await;
+    stack
+        .wait_activity("lost-1", "written", |_| true)
+        .await
+        .expect("logged");
+    let fault: Value = stack
+        .http
+        .get(format!("{}/sim/faults", stack.sim.url()))
+        .send()
+        .await
+        .expect("sim")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(fault["fault"], Value::Null, "the create's answer was lost");
+    // Give the writer every chance to write it again, then count.
+    let metrics = eventually("the writer to settle", || async {
+        let m = stack.metrics().await.ok()?;
+        m.contains("cti_activity_backlog{tenant=\"demo\"} 0")
+            .then_some(m)
+    })
+    .await
+    .expect("settled");
+    assert!(metrics.contains("outcome=\"unchanged\""), "{metrics}");
+    assert_eq!(stack.activities("lost-1").await.expect("list").len(), 1);
+}
+
+#[tokio::test]
+async fn a_refused_activity_shows_v2s_reason_and_is_written_when_the_rep_retries() {
+    let stack = Stack::start_with(quick_retries).await.expect("stack");
+    let (mut ws, _) = WsClient::signed_in(&stack, ALICE, None).await.expect("ws");
+    let from = "+41 79 555 30 01";
+    let [ringing, ended] = <[String; 2]>::try_from(missed_call("refused-1", from)).expect("two");
+    post_all(&stack, &[ringing]).await;
+    stack
+        .v2_fault(&json!({"status": 422, "count": 1}))
+        .await
+        .expect("fault");
+    post_all(&stack, &[ended]).await;
+    let failed = activity_state(&mut ws, "refused-1", "failed").await;
+    let reason = failed["call"]["wrap_up"]["activity"]["reason"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        reason.contains("422") && reason.contains("injected fault"),
+        "{reason}"
+    );
+    assert!(
+        stack
+            .activities("refused-1")
+            .await
+            .expect("list")
+            .is_empty()
+    );
+    ws.send_json(&json!({"type": "retry_activity", "call_id": "refused-1"}))
+        .await
+        .expect("send");
+    activity_state(&mut ws, "refused-1", "logged").await;
+    stack
+        .wait_activity("refused-1", "written", |_| true)
+        .await
+        .expect("logged once");
+}
+
+#[tokio::test]
+async fn reordered_and_repeated_provider_events_give_one_right_activity() {
+    let stack = Stack::start_with(quick_retries).await.expect("stack");
+    let from = "+41 79 555 40 01";
+    let call = "disorder-1";
+    let ringing = event(
+        "d1",
+        call,
+        "ringing",
+        from,
+        "2026-11-25T11:00:00Z",
+        json!({}),
+    );
+    let answered = event(
+        "d2",
+        call,
+        "answered",
+        from,
+        "2026-11-25T11:00:05Z",
+        json!({}),
+    );
+    let ended = event("d3", call, "ended", from, "2026-11-25T11:01:00Z", json!({}));
+    post_all(
+        &stack,
+        &[
+            ended.clone(),
+            ringing.clone(),
+            ended,
+            answered.clone(),
+            ringing,
+            answered,
+        ],
+    )
+    .await;
+    let activity = stack
+        .wait_activity(call, "as a talked call", |a| a["direction"] == "INBOUND")
+        .await
+        .expect("one activity");
+    assert_eq!(activity["talkDuration"], "PT55S");
+}
+
+#[tokio::test]
+async fn with_redis_a_crashed_relay_carries_the_call_and_its_queued_activity_over() {
+    let server = RedisServer::start().await.expect("redis-server");
+    let url = server.url();
+    let mut stack = Stack::start_with(|c| {
+        quick_retries(c);
+        c.redis_url = Some(Secret::new(url.clone()));
+        c.v2_timeout = Duration::from_secs(2);
+    })
+    .await
+    .expect("stack");
+    let from = "+41 79 555 50 01";
+
+    // A call in flight when the relay crashes ends after the restart: logged once, as talked,
+    // with the times from before the crash.
+    post_all(
+        &stack,
+        &[
+            event(
+                "k1",
+                "crash-1",
+                "ringing",
+                from,
+                "2026-11-25T12:00:00Z",
+                json!({}),
+            ),
+            event(
+                "k2",
+                "crash-1",
+                "answered",
+                from,
+                "2026-11-25T12:00:04Z",
+                json!({}),
+            ),
+        ],
+    )
+    .await;
+    stack.crash_relay();
+    stack.start_relay_again().await.expect("restarted");
+    post_all(
+        &stack,
+        &[event(
+            "k3",
+            "crash-1",
+            "ended",
+            from,
+            "2026-11-25T12:02:04Z",
+            json!({}),
+        )],
+    )
+    .await;
+    let activity = stack
+        .wait_activity("crash-1", "written", |_| true)
+        .await
+        .expect("logged once");
+    assert_eq!(activity["direction"], "INBOUND");
+    assert_eq!(activity["talkDuration"], "PT2M");
+
+    // An activity queued while V2 is down survives a crash and is written by the next process.
+    stack
+        .v2_fault(&json!({"status": 503, "count": 100000}))
+        .await
+        .expect("fault");
+    post_all(&stack, &missed_call("crash-2", from)).await;
+    eventually("the writer to have tried", || async {
+        let m = stack.metrics().await.ok()?;
+        m.contains("outcome=\"retry\"").then_some(())
+    })
+    .await
+    .expect("tried");
+    stack.crash_relay();
+    let cleared = stack
+        .http
+        .delete(format!("{}/sim/faults", stack.sim.url()))
+        .send()
+        .await
+        .expect("sim");
+    assert!(cleared.status().is_success());
+    stack.start_relay_again().await.expect("restarted");
+    stack
+        .wait_activity("crash-2", "written", |_| true)
+        .await
+        .expect("logged once after the restart");
+}
+
+#[tokio::test]
+async fn a_transferred_call_brings_its_context_and_lists_both_reps() {
+    let stack = Stack::start_with(quick_retries).await.expect("stack");
+    let (number, _, _) = stack.single_match_caller().expect("caller");
+    let (mut alice, _) = WsClient::signed_in(&stack, ALICE, None)
+        .await
+        .expect("alice");
+    let (mut bob, _) = WsClient::signed_in(&stack, BOB, None).await.expect("bob");
+    let call = stack.place_call(&number, ALICE).await.expect("call");
+    let ringing = alice
+        .recv_until("alice's ringing", |m| {
+            m["call"]["id"] == call.as_str() && m["call"]["state"] == "ringing"
+        })
+        .await
+        .expect("ringing");
+    let pop = ringing["call"]["pop"].clone();
+    assert!(pop.is_object(), "{ringing}");
+    let command = |action: &str| json!({"type": "command", "call_id": call, "action": action});
+    alice.send_json(&command("answer")).await.expect("answer");
+    alice
+        .recv_until("alice connected", |m| {
+            m["call"]["id"] == call.as_str() && m["call"]["state"] == "connected"
+        })
+        .await
+        .expect("connected");
+    alice
+        .send_json(
+            &json!({"type": "save_wrap_up", "call_id": call, "notes": "asks about the invoice"}),
+        )
+        .await
+        .expect("notes");
+    alice
+        .recv_until("alice's notes saved", |m| {
+            m["call"]["wrap_up"]["notes"] == "asks about the invoice"
+        })
+        .await
+        .expect("saved");
+    alice
+        .send_json(
+            &json!({"type": "command", "call_id": call, "action": "transfer", "target": BOB}),
+        )
+        .await
+        .expect("transfer");
+    let handed = bob
+        .recv_until("bob's ringing", |m| {
+            m["call"]["id"] == call.as_str() && m["call"]["state"] == "ringing"
+        })
+        .await
+        .expect("bob rings");
+    assert_eq!(handed["call"]["pop"]["id"], pop["id"], "the same record");
+    assert_eq!(handed["call"]["handover"]["from"], ALICE);
+    assert_eq!(
+        handed["call"]["handover"]["notes"],
+        "asks about the invoice"
+    );
+    bob.send_json(&command("answer")).await.expect("answer");
+    bob.recv_until("bob connected", |m| {
+        m["call"]["id"] == call.as_str() && m["call"]["state"] == "connected"
+    })
+    .await
+    .expect("connected");
+    bob.send_json(
+        &json!({"type": "save_wrap_up", "call_id": call, "notes": "sent a corrected invoice"}),
+    )
+    .await
+    .expect("notes");
+    bob.recv_until("bob's notes saved", |m| {
+        m["call"]["wrap_up"]["notes"] == "sent a corrected invoice"
+    })
+    .await
+    .expect("saved");
+    bob.send_json(&command("hangup")).await.expect("hangup");
+    let activity = stack
+        .wait_activity(&call, "written", |_| true)
+        .await
+        .expect("one activity");
+    let agents: Vec<&str> = activity["participants"]
+        .as_array()
+        .expect("participants")
+        .iter()
+        .filter(|p| p["role"] == "AGENT")
+        .filter_map(|p| p["userId"].as_str())
+        .collect();
+    assert_eq!(agents, [ALICE, BOB]);
+    let notes = activity["notes"][0]["content"].as_str().unwrap_or_default();
+    assert!(
+        notes.contains("asks about the invoice") && notes.contains("sent a corrected invoice"),
+        "{notes}"
+    );
+    activity_state(&mut alice, &call, "logged").await;
+    activity_state(&mut bob, &call, "logged").await;
+}
