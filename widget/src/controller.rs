@@ -215,9 +215,26 @@ fn perform(shared: &Rc<RefCell<Shared>>, action: UiAction) {
                     );
                 }
             }
-            UiAction::ChooseMatch { call_id, record_id } => {
+            UiAction::ChooseMatch { .. }
+            | UiAction::SaveWrapUp { .. }
+            | UiAction::RetryActivity { .. } => {
+                let message = match action {
+                    UiAction::ChooseMatch { call_id, record_id } => {
+                        ClientMessage::ChooseMatch { call_id, record_id }
+                    }
+                    UiAction::SaveWrapUp {
+                        call_id,
+                        notes,
+                        disposition,
+                    } => ClientMessage::SaveWrapUp {
+                        call_id,
+                        notes,
+                        disposition,
+                    },
+                    UiAction::RetryActivity { call_id } => ClientMessage::RetryActivity { call_id },
+                    _ => return,
+                };
                 let connection = shared.borrow().connection.clone();
-                let message = ClientMessage::ChooseMatch { call_id, record_id };
                 if !connection.is_some_and(|connection| connection.send(&message)) {
                     shared.borrow_mut().state.report(
                         "not_connected",
@@ -443,12 +460,14 @@ fn render_view(shared: &Rc<RefCell<Shared>>) {
                     calls: Vec::new(),
                     problem: None,
                     host_origins: Vec::new(),
+                    dispositions: Vec::new(),
                 });
                 ViewModel {
                     status: mirror.status,
                     agent: mirror.agent,
                     calls: mirror.calls,
                     problem: mirror.problem,
+                    dispositions: mirror.dispositions,
                     host_warning: None,
                     ignored_host_requests: shared.ignored_requests,
                 }
@@ -467,6 +486,10 @@ fn render_view(shared: &Rc<RefCell<Shared>>) {
                         })
                         .collect(),
                     problem: state.problem().cloned(),
+                    dispositions: state
+                        .session()
+                        .map(|session| session.dispositions.clone())
+                        .unwrap_or_default(),
                     host_warning: shared.host.as_ref().and_then(HostTarget::warning),
                     ignored_host_requests: shared.ignored_requests,
                 };
@@ -481,6 +504,7 @@ fn render_view(shared: &Rc<RefCell<Shared>>) {
                                 .session()
                                 .map(|session| session.host_origins.clone())
                                 .unwrap_or_default(),
+                            dispositions: view.dispositions.clone(),
                         },
                     });
                 }
@@ -489,9 +513,16 @@ fn render_view(shared: &Rc<RefCell<Shared>>) {
         };
         (view, shared.render.clone())
     };
+    // The draft wins (it may hold what the relay has not confirmed yet); without one, what the
+    // relay saved (typed in another browser, or before this storage was cleared).
     let drafts = load_notes(&shared.borrow().rep);
     for item in &mut view.calls {
-        item.notes = drafts.get(&item.call.id).to_owned();
+        let draft = drafts.get(&item.call.id);
+        item.notes = if draft.is_empty() {
+            item.call.wrap_up.notes.clone()
+        } else {
+            draft.to_owned()
+        };
     }
     render.emit(Rc::new(view));
 }

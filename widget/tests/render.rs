@@ -7,7 +7,10 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use cti_protocol::ws::{AccountRef, Interaction, Opportunity};
-use cti_protocol::{CallCommand, CallState, CallView, Direction, EndReason, Match, RecordKind};
+use cti_protocol::{
+    ActivityState, ActivityStatus, CallCommand, CallState, CallView, Direction, EndReason,
+    Handover, Match, RecordKind,
+};
 use cti_widget::connection::ConnectionStatus;
 use cti_widget::host::HostTarget;
 use cti_widget::state::Problem;
@@ -164,6 +167,7 @@ fn connected_view(call: CallView, pending: bool) -> ViewModel {
             notes: String::new(),
         }],
         problem: None,
+        dispositions: vec!["Interested".into(), "Not interested".into()],
         host_warning: None,
         ignored_host_requests: 0,
     }
@@ -340,6 +344,123 @@ async fn notes_show_the_draft_and_report_typing() {
         matches!(actions.as_slice(), [UiAction::EditNotes { text, .. }] if text == "Wants a quote for 40 units"),
         "{actions:?}"
     );
+}
+
+#[wasm_bindgen_test]
+async fn unsaved_notes_say_so_and_saving_sends_notes_and_disposition() {
+    let mut call = ringing(vec![anna()]);
+    call.wrap_up.notes = "Wants a quote".into();
+    call.wrap_up.disposition = Some("Interested".into());
+    let mut view = connected_view(call, false);
+    view.calls[0].notes = "Wants a quote".into();
+    let mut mounted = Mounted::new(view.clone()).await;
+    assert_eq!(
+        mounted.attr("notes-status", "data-saved").as_deref(),
+        Some("true")
+    );
+    assert_eq!(mounted.text("notes-status"), "Saved");
+    let select = mounted
+        .get("disposition")
+        .dyn_into::<web_sys::HtmlSelectElement>()
+        .expect("a select");
+    assert_eq!(select.value(), "Interested");
+
+    view.calls[0].notes = "Wants a quote for 40 units".into();
+    mounted.update(view).await;
+    assert_eq!(
+        mounted.attr("notes-status", "data-saved").as_deref(),
+        Some("false")
+    );
+    mounted.click("btn-save-notes");
+    select.set_value("Not interested");
+    select
+        .dispatch_event(&web_sys::Event::new("change").expect("event"))
+        .expect("dispatched");
+    let actions = mounted.actions.borrow();
+    assert_eq!(
+        actions.as_slice(),
+        &[
+            UiAction::SaveWrapUp {
+                call_id: "call-42".into(),
+                notes: "Wants a quote for 40 units".into(),
+                disposition: Some("Interested".into()),
+            },
+            UiAction::SaveWrapUp {
+                call_id: "call-42".into(),
+                notes: "Wants a quote for 40 units".into(),
+                disposition: Some("Not interested".into()),
+            },
+        ]
+    );
+}
+
+#[wasm_bindgen_test]
+async fn the_activity_status_shows_pending_logged_and_refused_with_a_retry() {
+    let mut ended = ringing(vec![anna()]);
+    ended.state = CallState::Ended;
+    ended.end_reason = Some(EndReason::Missed);
+    let status = |state, reason: Option<&str>| ActivityStatus {
+        state,
+        v2_id: Some("pc-1".into()),
+        display_id: Some("700123".into()),
+        link: (state == ActivityState::Logged)
+            .then(|| "https://my.crm.cloud.sap/go/detail/phonecall?nodeid=pc-1".into()),
+        reason: reason.map(str::to_owned),
+    };
+    ended.wrap_up.activity = Some(status(
+        ActivityState::Pending,
+        Some("V2 answered 503 (x): busy"),
+    ));
+    let mut view = connected_view(ended, false);
+    let mut mounted = Mounted::new(view.clone()).await;
+    assert_eq!(
+        mounted.attr("activity", "data-state").as_deref(),
+        Some("pending")
+    );
+    assert!(
+        mounted.text("activity").contains("retrying"),
+        "{}",
+        mounted.text("activity")
+    );
+
+    view.calls[0].call.wrap_up.activity = Some(status(ActivityState::Logged, None));
+    mounted.update(view.clone()).await;
+    assert_eq!(
+        mounted.attr("activity", "data-state").as_deref(),
+        Some("logged")
+    );
+    assert_eq!(mounted.text("activity-link"), "#700123");
+    assert!(
+        mounted
+            .attr("activity-link", "href")
+            .is_some_and(|h| h.ends_with("nodeid=pc-1"))
+    );
+
+    view.calls[0].call.wrap_up.activity = Some(status(
+        ActivityState::Failed,
+        Some("V2 answered 422 (phoneCall.1001): Data is required -> direction"),
+    ));
+    mounted.update(view).await;
+    assert!(mounted.text("activity-reason").contains("Data is required"));
+    mounted.click("btn-retry-activity");
+    assert_eq!(
+        mounted.actions.borrow().as_slice(),
+        &[UiAction::RetryActivity {
+            call_id: "call-42".into()
+        }]
+    );
+}
+
+#[wasm_bindgen_test]
+async fn a_transferred_call_shows_who_handed_it_over_and_their_notes() {
+    let mut call = ringing(vec![anna()]);
+    call.handover = Some(Handover {
+        from: "alice@example.com".into(),
+        notes: "Asks about the invoice".into(),
+    });
+    let mounted = Mounted::new(connected_view(call, false)).await;
+    assert_eq!(mounted.text("handover-from"), "alice@example.com");
+    assert_eq!(mounted.text("handover-notes"), "Asks about the invoice");
 }
 
 #[wasm_bindgen_test]

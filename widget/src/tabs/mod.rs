@@ -41,6 +41,9 @@ pub struct Mirror {
     pub problem: Option<Problem>,
     /// Where click-to-dial requests may come from (the leader learnt it at `welcome`).
     pub host_origins: Vec<String>,
+    /// The tenant's dispositions (the leader learnt them at `welcome`).
+    #[serde(default)]
+    pub dispositions: Vec<String>,
 }
 
 /// Everything the rep's tabs say to each other.

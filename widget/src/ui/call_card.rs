@@ -1,6 +1,6 @@
 //! One call on screen: who is calling, where the call stands, and what the rep can do.
 
-use cti_protocol::{CallState, CallView};
+use cti_protocol::{ActivityState, ActivityStatus, CallState, CallView};
 use yew::prelude::*;
 
 use super::caller::{OtherMatches, RecordDetails, RecordLine, other_matches, primary_match};
@@ -15,9 +15,12 @@ pub struct CallCardProps {
     pub pending: bool,
     /// The relay is reachable; controls are pointless otherwise.
     pub online: bool,
-    /// The rep's draft notes on this call.
+    /// The rep's notes on this call (the draft, else what the relay saved).
     #[prop_or_default]
     pub notes: AttrValue,
+    /// The tenant's dispositions.
+    #[prop_or_default]
+    pub dispositions: Vec<String>,
     pub on_action: Callback<UiAction>,
 }
 
@@ -86,6 +89,9 @@ pub fn CallCard(props: &CallCardProps) -> Html {
                 <RecordLine {record} />
             }
             <p class="caller-number" data-testid="caller-number">{ format::remote_number(call) }</p>
+            if let Some(handover) = call.handover.clone() {
+                <Handover {handover} />
+            }
             if live {
                 <Controls
                     call_id={call.id.clone()}
@@ -101,24 +107,71 @@ pub fn CallCard(props: &CallCardProps) -> Html {
             } else {
                 <Summary call={call.clone()} on_action={props.on_action.clone()} />
             }
-            <Notes call_id={call.id.clone()} text={props.notes.clone()} on_action={props.on_action.clone()} />
+            <WrapUpForm
+                call={call.clone()}
+                text={props.notes.clone()}
+                dispositions={props.dispositions.clone()}
+                online={props.online}
+                on_action={props.on_action.clone()}
+            />
         </article>
     }
 }
 
 #[derive(Debug, Clone, PartialEq, Properties)]
-struct NotesProps {
-    call_id: AttrValue,
+struct HandoverProps {
+    handover: cti_protocol::Handover,
+}
+
+/// A call handed over by another rep: who it comes from and what they noted.
+#[component]
+fn Handover(props: &HandoverProps) -> Html {
+    let handover = &props.handover;
+    html! {
+        <section class="handover" data-testid="handover">
+            <p class="handover-from">
+                { "Transferred by " }
+                <span data-testid="handover-from">{ handover.from.clone() }</span>
+            </p>
+            if !handover.notes.trim().is_empty() {
+                <blockquote class="handover-notes" data-testid="handover-notes">
+                    { handover.notes.clone() }
+                </blockquote>
+            }
+        </section>
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Properties)]
+struct WrapUpProps {
+    call: CallView,
     text: AttrValue,
+    dispositions: Vec<String>,
+    online: bool,
     on_action: Callback<UiAction>,
 }
 
-/// The rep's notes on the call: a draft saved with every keystroke, in every tab of the rep.
+/// The rep's notes and disposition: the notes are a draft saved with every keystroke in every
+/// tab of the rep, sent to the relay when the rep leaves the field, picks a disposition or
+/// presses Save; the line under them says whether the relay has them.
 #[component]
-fn Notes(props: &NotesProps) -> Html {
+fn WrapUpForm(props: &WrapUpProps) -> Html {
+    let call = &props.call;
+    let saved_disposition = call.wrap_up.disposition.clone();
+    let save = {
+        let on_action = props.on_action.clone();
+        let call_id = call.id.clone();
+        move |notes: String, disposition: Option<String>| {
+            on_action.emit(UiAction::SaveWrapUp {
+                call_id: call_id.clone(),
+                notes,
+                disposition,
+            });
+        }
+    };
     let oninput = {
         let on_action = props.on_action.clone();
-        let call_id = props.call_id.to_string();
+        let call_id = call.id.clone();
         Callback::from(move |event: InputEvent| {
             let Some(area) = event.target_dyn_into::<web_sys::HtmlTextAreaElement>() else {
                 return;
@@ -129,12 +182,60 @@ fn Notes(props: &NotesProps) -> Html {
             });
         })
     };
-    let id = format!("notes-{}", heading_id(&props.call_id));
+    let onchange = {
+        let save = save.clone();
+        let disposition = saved_disposition.clone();
+        Callback::from(move |event: Event| {
+            if let Some(area) = event.target_dyn_into::<web_sys::HtmlTextAreaElement>() {
+                save(area.value(), disposition.clone());
+            }
+        })
+    };
+    let on_disposition = {
+        let save = save.clone();
+        let text = props.text.to_string();
+        Callback::from(move |event: Event| {
+            if let Some(select) = event.target_dyn_into::<web_sys::HtmlSelectElement>() {
+                let value = select.value();
+                save(text.clone(), (!value.is_empty()).then_some(value));
+            }
+        })
+    };
+    let on_save = {
+        let text = props.text.to_string();
+        let disposition = saved_disposition.clone();
+        Callback::from(move |_: MouseEvent| save(text.clone(), disposition.clone()))
+    };
+    let saved = call.wrap_up.notes == props.text.as_str();
+    let id = format!("notes-{}", heading_id(&call.id));
+    let select_id = format!("disposition-{}", heading_id(&call.id));
     html! {
-        <div class="notes">
+        <div class="wrap-up">
             <label for={id.clone()}>{ "Notes" }</label>
             <textarea {id} data-testid="notes" rows="3" maxlength="10000"
-                placeholder="What was the call about?" value={props.text.clone()} {oninput} />
+                placeholder="What was the call about?" value={props.text.clone()} {oninput} {onchange} />
+            if !props.dispositions.is_empty() {
+                <label for={select_id.clone()}>{ "Outcome" }</label>
+                <select id={select_id} data-testid="disposition" onchange={on_disposition}>
+                    <option value="" selected={saved_disposition.is_none()}>{ "—" }</option>
+                    { for props.dispositions.iter().map(|d| html! {
+                        <option value={d.clone()} selected={saved_disposition.as_deref() == Some(d.as_str())}>
+                            { d.clone() }
+                        </option>
+                    }) }
+                </select>
+            }
+            <p class="notes-saved" data-testid="notes-status" data-saved={saved.to_string()}>
+                if saved {
+                    { if props.text.is_empty() { "" } else { "Saved" } }
+                } else {
+                    { "Not saved yet" }
+                    <button type="button" class="btn btn-secondary" data-testid="btn-save-notes"
+                        disabled={!props.online} onclick={on_save}>
+                        { "Save" }
+                    </button>
+                }
+            </p>
         </div>
     }
 }
@@ -188,9 +289,75 @@ fn Summary(props: &SummaryProps) -> Html {
                     <dd data-testid="end-reason">{ format::end_reason(call) }</dd>
                 </div>
             </dl>
+            if let Some(activity) = call.wrap_up.activity.clone() {
+                <ActivityLine call_id={call.id.clone()} {activity} on_action={props.on_action.clone()} />
+            }
             <button type="button" class="btn btn-secondary" data-testid="btn-dismiss" {onclick}>
                 { "Dismiss" }
             </button>
         </div>
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Properties)]
+struct ActivityLineProps {
+    call_id: AttrValue,
+    activity: ActivityStatus,
+    on_action: Callback<UiAction>,
+}
+
+/// Where the call's activity in V2 stands: on its way (retrying, and why), logged (with a link),
+/// or refused (V2's reason, and a retry once the cause is fixed).
+#[component]
+fn ActivityLine(props: &ActivityLineProps) -> Html {
+    let activity = &props.activity;
+    let state = match activity.state {
+        ActivityState::Logged => "logged",
+        ActivityState::Failed => "failed",
+        _ => "pending",
+    };
+    let retry = {
+        let on_action = props.on_action.clone();
+        let call_id = props.call_id.to_string();
+        Callback::from(move |_: MouseEvent| {
+            on_action.emit(UiAction::RetryActivity {
+                call_id: call_id.clone(),
+            });
+        })
+    };
+    let reason = activity.reason.clone().unwrap_or_default();
+    html! {
+        <p class={classes!("activity", format!("activity-{state}"))} data-testid="activity" data-state={state}>
+            { match activity.state {
+                ActivityState::Logged => html! {
+                    <>
+                        { "Logged in V2" }
+                        if let Some(link) = activity.link.clone() {
+                            { " " }
+                            <a href={link} target="_blank" rel="noopener" data-testid="activity-link">
+                                { activity.display_id.clone().map_or_else(|| "Open".to_owned(), |d| format!("#{d}")) }
+                            </a>
+                        }
+                    </>
+                },
+                ActivityState::Failed => html! {
+                    <>
+                        { "Not logged: " }
+                        <span data-testid="activity-reason">{ reason }</span>
+                        <button type="button" class="btn btn-secondary" data-testid="btn-retry-activity" onclick={retry}>
+                            { "Retry" }
+                        </button>
+                    </>
+                },
+                _ if reason.is_empty() => html! { { "Logging to V2…" } },
+                _ => html! {
+                    <>
+                        { "Logging to V2… retrying (" }
+                        <span data-testid="activity-reason">{ reason }</span>
+                        { ")" }
+                    </>
+                },
+            } }
+        </p>
     }
 }

@@ -29,6 +29,8 @@ pub struct ViewModel {
     /// Live calls first, then ended summaries.
     pub calls: Vec<CallItem>,
     pub problem: Option<Problem>,
+    /// What the rep may pick as a call's outcome.
+    pub dispositions: Vec<String>,
     pub host_warning: Option<HostWarning>,
     /// Click-to-dial requests refused so far (shown to tests as `data-ignored-requests`).
     pub ignored_host_requests: u32,
@@ -37,7 +39,8 @@ pub struct ViewModel {
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct CallItem {
     pub call: CallView,
-    /// The rep's draft notes on the call (from storage the rep's tabs share).
+    /// The rep's notes on the call: the draft from storage the rep's tabs share, else what the
+    /// relay saved.
     #[serde(default)]
     pub notes: String,
     /// A command for this call is waiting for its result.
@@ -72,6 +75,17 @@ pub enum UiAction {
         call_id: String,
         text: String,
     },
+    /// Send the notes and disposition to the relay (on leaving the notes, picking a
+    /// disposition, or "Save").
+    SaveWrapUp {
+        call_id: String,
+        notes: String,
+        disposition: Option<String>,
+    },
+    /// Try logging the call's activity again after V2 refused it.
+    RetryActivity {
+        call_id: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Properties)]
@@ -104,6 +118,7 @@ pub fn WidgetView(props: &WidgetViewProps) -> Html {
                     call={item.call.clone()}
                     pending={item.pending}
                     notes={item.notes.clone()}
+                    dispositions={view.dispositions.clone()}
                     {online}
                     on_action={props.on_action.clone()}
                 />
