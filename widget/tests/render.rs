@@ -286,6 +286,33 @@ async fn answering_sends_the_command_and_the_card_keeps_its_first_render_time() 
 }
 
 #[wasm_bindgen_test]
+async fn a_connected_call_can_be_transferred_to_a_colleague() {
+    let mut call = ringing(vec![anna()]);
+    call.state = CallState::Connected;
+    call.answered_at = Some("2026-11-24T10:00:05Z".into());
+    let mounted = Mounted::new(connected_view(call, false)).await;
+    let input = mounted
+        .get("transfer-target")
+        .dyn_into::<web_sys::HtmlInputElement>()
+        .expect("an input");
+    input.set_value(" bob@example.com ");
+    input
+        .dispatch_event(&web_sys::InputEvent::new("input").expect("event"))
+        .expect("dispatched");
+    yew::scheduler::flush().await;
+    mounted.click("btn-transfer");
+    assert_eq!(
+        mounted.actions.borrow().as_slice(),
+        &[UiAction::Command {
+            call_id: "call-42".into(),
+            command: CallCommand::Transfer {
+                target: "bob@example.com".into()
+            },
+        }]
+    );
+}
+
+#[wasm_bindgen_test]
 async fn a_held_call_offers_resume() {
     let mut held = ringing(vec![anna()]);
     held.state = CallState::Held;

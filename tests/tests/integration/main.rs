@@ -12,3 +12,4 @@ mod redis_index;
 mod redis_push;
 mod relay_api;
 mod tabs;
+mod transfer_browsers;

@@ -61,7 +61,9 @@ pub fn Controls(props: &ControlsProps) -> Html {
     if buttons.is_empty() {
         return Html::default();
     }
+    let transferable = matches!(props.state, CallState::Connected | CallState::Held);
     html! {
+        <>
         <div class="controls" role="group" aria-label="Call controls">
             { for buttons.into_iter().map(|button| {
                 let onclick = {
@@ -88,5 +90,67 @@ pub fn Controls(props: &ControlsProps) -> Html {
                 }
             }) }
         </div>
+        if transferable {
+            <Transfer call_id={props.call_id.clone()} disabled={props.disabled} on_action={props.on_action.clone()} />
+        }
+        </>
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Properties)]
+struct TransferProps {
+    call_id: AttrValue,
+    disabled: bool,
+    on_action: Callback<UiAction>,
+}
+
+/// Hands the call to a colleague (their user id, as the phone system knows them); they get the
+/// caller, the chosen record and the notes so far in their own widget.
+#[component]
+fn Transfer(props: &TransferProps) -> Html {
+    let target = use_state(String::new);
+    let oninput = {
+        let target = target.clone();
+        Callback::from(move |event: InputEvent| {
+            if let Some(input) = event.target_dyn_into::<web_sys::HtmlInputElement>() {
+                target.set(input.value());
+            }
+        })
+    };
+    let onsubmit = {
+        let (target, on_action, call_id) = (
+            target.clone(),
+            props.on_action.clone(),
+            props.call_id.to_string(),
+        );
+        Callback::from(move |event: SubmitEvent| {
+            event.prevent_default();
+            let to = target.trim().to_owned();
+            if !to.is_empty() {
+                on_action.emit(UiAction::Command {
+                    call_id: call_id.clone(),
+                    command: CallCommand::Transfer { target: to },
+                });
+            }
+        })
+    };
+    let id = format!(
+        "transfer-{}",
+        props
+            .call_id
+            .chars()
+            .filter(char::is_ascii_alphanumeric)
+            .collect::<String>()
+    );
+    html! {
+        <form class="transfer" {onsubmit}>
+            <label for={id.clone()}>{ "Transfer to" }</label>
+            <input {id} type="text" data-testid="transfer-target" placeholder="colleague@company.com"
+                maxlength="256" value={(*target).clone()} {oninput} />
+            <button type="submit" class="btn btn-secondary" data-testid="btn-transfer"
+                disabled={props.disabled || target.trim().is_empty()}>
+                { "Transfer" }
+            </button>
+        </form>
     }
 }
