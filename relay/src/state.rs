@@ -4,11 +4,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::Mutex;
 
-use crate::activity::{MemoryOutbox, Outbox, RedisOutbox};
+use crate::activity::{FallbackOutbox, MemoryOutbox, Outbox, RedisOutbox};
 use crate::adapters::TelephonyAdapter;
 use crate::adapters::generic::GenericAdapter;
 use crate::auth::JwtVerifier;
-use crate::calls::{CallStore, MemoryCallStore, RedisCallStore};
+use crate::calls::{CallStore, FallbackCallStore, MemoryCallStore, RedisCallStore};
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::{Config, TenantConfig};
 use crate::metrics::Metrics;
@@ -214,8 +214,8 @@ impl AppState {
                     index: redis.clone(),
                     coordination: redis.clone(),
                     choices: redis,
-                    calls: Arc::new(calls),
-                    outbox: Arc::new(outbox),
+                    calls: Arc::new(FallbackCallStore::new(calls)),
+                    outbox: Arc::new(FallbackOutbox::new(outbox)),
                     shared_replay: Some(Arc::new(replay)),
                 }
             }

@@ -4,6 +4,7 @@
 //! has it (memory, or Redis in [`redis_outbox`]); [`writer`] writes it on the tenant's
 //! authority. The field names V2 sees live in `v2::phone_call`.
 
+pub mod fallback;
 pub mod log;
 pub mod outbox;
 pub mod redis_outbox;
@@ -14,6 +15,7 @@ use std::sync::Arc;
 
 use cti_protocol::ws::{ActivityState, ActivityStatus, CallView};
 
+pub use fallback::FallbackOutbox;
 pub use outbox::{MemoryOutbox, Outbox, OutboxError};
 pub use redis_outbox::RedisOutbox;
 

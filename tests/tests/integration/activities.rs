@@ -511,3 +511,23 @@ async fn a_transferred_call_brings_its_context_and_lists_both_reps() {
     activity_state(&mut alice, &call, "logged").await;
     activity_state(&mut bob, &call, "logged").await;
 }
+
+#[tokio::test]
+async fn with_redis_gone_calls_still_pop_and_end_as_activities() {
+    let mut server = RedisServer::start().await.expect("redis-server");
+    let url = server.url();
+    let stack = Stack::start_with(|c| {
+        quick_retries(c);
+        c.redis_url = Some(Secret::new(url.clone()));
+    })
+    .await
+    .expect("stack");
+    let (mut ws, _) = WsClient::signed_in(&stack, ALICE, None).await.expect("ws");
+    server.stop();
+    post_all(&stack, &missed_call("outage-redis-1", "+41 79 555 60 01")).await;
+    activity_state(&mut ws, "outage-redis-1", "logged").await;
+    stack
+        .wait_activity("outage-redis-1", "written", |_| true)
+        .await
+        .expect("logged once");
+}
