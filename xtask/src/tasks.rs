@@ -230,7 +230,7 @@ pub fn test(args: &[String]) -> Result<()> {
 
 /// Benchmarks run in release mode; timing belongs here, never in tests.
 pub fn bench(args: &[String]) -> Result<()> {
-    let suites = ["numbers"];
+    let suites = ["numbers", "activities"];
     let wanted: Vec<&str> = if args.is_empty() {
         suites.to_vec()
     } else {
