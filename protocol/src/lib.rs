@@ -18,6 +18,6 @@ pub mod ws;
 
 pub use event::{Direction, EndReason, EventType, TelephonyEvent};
 pub use ws::{
-    ActivityState, ActivityStatus, CallCommand, CallState, CallView, ClientMessage, Handover,
-    Match, RecordKind, ServerMessage, WrapUp,
+    ActivityState, ActivityStatus, CallCommand, CallState, CallView, ClientMessage, Consent,
+    Handover, Match, RecordKind, ServerMessage, WrapUp,
 };

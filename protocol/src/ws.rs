@@ -43,6 +43,8 @@ pub enum ClientMessage {
     },
     /// Try writing a call's activity again now (after V2 refused it and the cause was fixed).
     RetryActivity { call_id: String },
+    /// The rep confirms the caller agreed to the recording (where the policy requires it).
+    ConfirmConsent { call_id: String },
     /// Application-level heartbeat (browsers cannot send WebSocket ping frames).
     Ping {
         #[serde(default)]
@@ -194,6 +196,30 @@ pub struct WrapUp {
     /// Where this call's activity stands in V2; none while the call is in progress.
     #[serde(default)]
     pub activity: Option<ActivityStatus>,
+    /// Whether the call's recording needs the caller's consent, and who confirmed it.
+    #[serde(default)]
+    pub consent: Option<Consent>,
+}
+
+/// Recording consent for one call, under the tenant's jurisdiction policy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Consent {
+    /// The caller must agree before the recording may be kept with the call.
+    pub required: bool,
+    /// The country whose rule decided (ISO 3166).
+    pub jurisdiction: String,
+    /// The rep who confirmed the caller agreed, and when (RFC 3339).
+    #[serde(default)]
+    pub confirmed_by: Option<String>,
+    #[serde(default)]
+    pub confirmed_at: Option<String>,
+}
+
+impl Consent {
+    /// Whether the recording link may be stored.
+    pub fn allows_recording(&self) -> bool {
+        !self.required || self.confirmed_by.is_some()
+    }
 }
 
 /// Where a finished call's phone-call activity stands.

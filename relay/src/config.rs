@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::calls::consent::ConsentPolicy;
 use crate::numbers::DefaultRegion;
 use crate::numbers::rank::{RankRules, Rule, parse_kind};
 use crate::secret::Secret;
@@ -88,6 +89,10 @@ pub struct TenantConfig {
     /// The order of record kinds for the `kind` rule; absent: contact, individual_customer, account.
     #[serde(default)]
     pub kind_order: Option<Vec<String>>,
+    /// Which countries need the caller's consent before a recording is kept; absent: the
+    /// built-in countries, two-party consent everywhere else.
+    #[serde(default)]
+    pub recording_consent: Option<ConsentPolicy>,
     /// What the rep may pick as a call's outcome, in the widget's order.
     #[serde(default = "default_dispositions")]
     pub dispositions: Vec<String>,
@@ -151,6 +156,7 @@ impl Config {
                 v2_events_password: Some(Secret::new("demo-v2-events-secret")),
                 match_rules: None,
                 kind_order: None,
+                recording_consent: None,
                 dispositions: default_dispositions(),
             }],
             jwt: JwtConfig {
@@ -237,6 +243,11 @@ impl Config {
             let list = |v: String| v.split(',').map(|s| s.trim().to_string()).collect();
             t.match_rules = get("CTI_MATCH_RULES").map(list);
             t.kind_order = get("CTI_MATCH_KIND_ORDER").map(list);
+            if let Some(v) = get("CTI_RECORDING_CONSENT") {
+                t.recording_consent = Some(
+                    ConsentPolicy::parse(&v).map_err(|p| invalid("CTI_RECORDING_CONSENT", p))?,
+                );
+            }
             if let Some(v) = get("CTI_DISPOSITIONS") {
                 t.dispositions = v
                     .split(',')

@@ -180,7 +180,13 @@ async fn new_leg(
         received_at_ms,
         recording_url: None,
         handover: None,
-        wrap_up: Default::default(),
+        wrap_up: cti_protocol::ws::WrapUp {
+            consent: Some(tenant.consent.decide(
+                &tenant.config.default_region,
+                remote.as_ref().ok().and_then(|n| n.region.as_deref()),
+            )),
+            ..Default::default()
+        },
     };
     (view, pending)
 }
@@ -201,7 +207,11 @@ fn handed_over(previous: &CallView, event: &TelephonyEvent, received_at_ms: u64)
             from: previous.agent.clone(),
             notes: previous.wrap_up.notes.clone(),
         }),
-        wrap_up: Default::default(),
+        // A caller's consent to recording holds for the whole call.
+        wrap_up: cti_protocol::ws::WrapUp {
+            consent: previous.wrap_up.consent.clone(),
+            ..Default::default()
+        },
         ..previous.clone()
     }
 }

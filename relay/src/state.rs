@@ -8,6 +8,7 @@ use crate::activity::{FallbackOutbox, MemoryOutbox, Outbox, RedisOutbox};
 use crate::adapters::TelephonyAdapter;
 use crate::adapters::generic::GenericAdapter;
 use crate::auth::JwtVerifier;
+use crate::calls::consent::ConsentPolicy;
 use crate::calls::{CallStore, FallbackCallStore, MemoryCallStore, RedisCallStore};
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::{Config, TenantConfig};
@@ -73,6 +74,8 @@ pub struct Tenant {
     pub v2: V2Client,
     pub adapter: Arc<dyn TelephonyAdapter>,
     pub rules: RankRules,
+    /// Where recordings need the caller's consent.
+    pub consent: ConsentPolicy,
     /// Reps' e-mail addresses (lower case) to their V2 employee ids, for the "owned by the rep"
     /// rule; read with each full build.
     pub employees: Mutex<HashMap<String, String>>,
@@ -251,6 +254,7 @@ impl AppState {
                     adapter: generic.clone(),
                     // Config validation already rejected unknown rules.
                     rules: t.rank_rules().unwrap_or_default(),
+                    consent: t.recording_consent.clone().unwrap_or_default(),
                     employees: Mutex::new(HashMap::new()),
                     budget: DailyBudget::new(config.refresh_budget, clock.clone()),
                     index_status: Mutex::new(IndexStatus::Building),

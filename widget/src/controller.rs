@@ -217,7 +217,8 @@ fn perform(shared: &Rc<RefCell<Shared>>, action: UiAction) {
             }
             UiAction::ChooseMatch { .. }
             | UiAction::SaveWrapUp { .. }
-            | UiAction::RetryActivity { .. } => {
+            | UiAction::RetryActivity { .. }
+            | UiAction::ConfirmConsent { .. } => {
                 let message = match action {
                     UiAction::ChooseMatch { call_id, record_id } => {
                         ClientMessage::ChooseMatch { call_id, record_id }
@@ -232,6 +233,9 @@ fn perform(shared: &Rc<RefCell<Shared>>, action: UiAction) {
                         disposition,
                     },
                     UiAction::RetryActivity { call_id } => ClientMessage::RetryActivity { call_id },
+                    UiAction::ConfirmConsent { call_id } => {
+                        ClientMessage::ConfirmConsent { call_id }
+                    }
                     _ => return,
                 };
                 let connection = shared.borrow().connection.clone();

@@ -8,7 +8,7 @@ use std::rc::Rc;
 
 use cti_protocol::ws::{AccountRef, Interaction, Opportunity};
 use cti_protocol::{
-    ActivityState, ActivityStatus, CallCommand, CallState, CallView, Direction, EndReason,
+    ActivityState, ActivityStatus, CallCommand, CallState, CallView, Consent, Direction, EndReason,
     Handover, Match, RecordKind,
 };
 use cti_widget::connection::ConnectionStatus;
@@ -475,6 +475,45 @@ async fn the_activity_status_shows_pending_logged_and_refused_with_a_retry() {
         &[UiAction::RetryActivity {
             call_id: "call-42".into()
         }]
+    );
+}
+
+#[wasm_bindgen_test]
+async fn recording_consent_is_asked_for_where_required_and_shown_once_given() {
+    let mut call = ringing(vec![anna()]);
+    call.state = CallState::Connected;
+    call.wrap_up.consent = Some(Consent {
+        required: true,
+        jurisdiction: "CH".into(),
+        confirmed_by: None,
+        confirmed_at: None,
+    });
+    let mut view = connected_view(call, false);
+    let mut mounted = Mounted::new(view.clone()).await;
+    assert!(mounted.text("consent").contains("(CH)"));
+    mounted.click("btn-confirm-consent");
+    assert_eq!(
+        mounted.actions.borrow().as_slice(),
+        &[UiAction::ConfirmConsent {
+            call_id: "call-42".into()
+        }]
+    );
+    if let Some(consent) = view.calls[0].call.wrap_up.consent.as_mut() {
+        consent.confirmed_by = Some("alice@example.com".into());
+    }
+    mounted.update(view.clone()).await;
+    assert_eq!(
+        mounted.attr("consent", "data-confirmed").as_deref(),
+        Some("true")
+    );
+    assert!(mounted.find("btn-confirm-consent").is_none());
+    if let Some(consent) = view.calls[0].call.wrap_up.consent.as_mut() {
+        consent.required = false;
+    }
+    mounted.update(view).await;
+    assert!(
+        mounted.find("consent").is_none(),
+        "nothing to ask where no consent is needed"
     );
 }
 

@@ -5,7 +5,7 @@
 //! notes written after the call simply give a newer log for the same call.
 
 use cti_protocol::event::{Direction, EndReason};
-use cti_protocol::ws::{CallState, CallView, RecordKind};
+use cti_protocol::ws::{CallState, CallView, Consent, RecordKind};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -54,7 +54,11 @@ pub struct CallLog {
     /// The reps' notes; with several reps, each rep's under their name.
     pub notes: String,
     pub disposition: Option<String>,
+    /// Only where the policy allows it: no consent needed, or the rep confirmed it.
     pub recording_url: Option<String>,
+    /// The recording consent the call needed, and who confirmed it when.
+    #[serde(default)]
+    pub consent: Option<Consent>,
 }
 
 /// The call's log, once all its legs say it is over; None while it is not.
@@ -117,6 +121,25 @@ pub fn completed(legs: &[CallView]) -> Option<CallLog> {
             .collect::<Vec<_>>()
             .join("\n\n"),
     };
+    let consent = legs
+        .iter()
+        .find_map(|l| l.wrap_up.consent.clone())
+        .map(|mut consent| {
+            if let Some(confirmed) = legs
+                .iter()
+                .filter_map(|l| l.wrap_up.consent.as_ref())
+                .find(|c| c.confirmed_by.is_some())
+            {
+                consent.confirmed_by = confirmed.confirmed_by.clone();
+                consent.confirmed_at = confirmed.confirmed_at.clone();
+            }
+            consent
+        });
+    let recording_url = legs
+        .iter()
+        .rev()
+        .find_map(|l| l.recording_url.clone())
+        .filter(|_| consent.as_ref().is_none_or(Consent::allows_recording));
     Some(CallLog {
         call_id: first.id.clone(),
         direction,
@@ -139,7 +162,8 @@ pub fn completed(legs: &[CallView]) -> Option<CallLog> {
             .iter()
             .rev()
             .find_map(|l| l.wrap_up.disposition.clone()),
-        recording_url: legs.iter().rev().find_map(|l| l.recording_url.clone()),
+        recording_url,
+        consent,
     })
 }
 
@@ -227,6 +251,35 @@ mod tests {
         assert_eq!(log.direction, LogDirection::Missed);
         assert_eq!(log.outcome, EndReason::Missed);
         assert_eq!(log.talk_secs, 0);
+    }
+
+    #[test]
+    fn a_recording_needing_consent_waits_for_the_reps_confirmation() {
+        let mut l = leg("alice", CallState::Ended);
+        l.ended_at = Some("2026-11-25T10:00:20Z".into());
+        l.recording_url = Some("https://rec.example/1.wav".into());
+        l.wrap_up.consent = Some(Consent {
+            required: true,
+            jurisdiction: "CH".into(),
+            confirmed_by: None,
+            confirmed_at: None,
+        });
+        let log = completed(std::slice::from_ref(&l)).expect("finished");
+        assert_eq!(log.recording_url, None, "withheld without consent");
+        assert!(log.consent.as_ref().is_some_and(|c| c.required));
+        if let Some(c) = l.wrap_up.consent.as_mut() {
+            c.confirmed_by = Some("alice".into());
+            c.confirmed_at = Some("2026-11-25T10:00:15Z".into());
+        }
+        let log = completed(&[l]).expect("finished");
+        assert_eq!(
+            log.recording_url.as_deref(),
+            Some("https://rec.example/1.wav")
+        );
+        assert_eq!(
+            log.consent.and_then(|c| c.confirmed_by).as_deref(),
+            Some("alice")
+        );
     }
 
     #[test]

@@ -247,6 +247,7 @@ mod tests {
             notes: notes.into(),
             disposition: None,
             recording_url: None,
+            consent: None,
         }
     }
 

@@ -21,6 +21,8 @@ pub enum WrapUpError {
     NotesTooLong(usize),
     #[error("{0:?} is not one of this tenant's dispositions")]
     UnknownDisposition(String),
+    #[error("this call's recording needs no consent")]
+    NoConsentNeeded,
     #[error("temporarily unavailable: {0}")]
     Unavailable(String),
 }
@@ -31,6 +33,7 @@ impl WrapUpError {
             WrapUpError::UnknownCall(_) => "unknown_call",
             WrapUpError::NotesTooLong(_) => "notes_too_long",
             WrapUpError::UnknownDisposition(_) => "unknown_disposition",
+            WrapUpError::NoConsentNeeded => "no_consent_needed",
             WrapUpError::Unavailable(_) => "unavailable",
         }
     }
@@ -98,6 +101,52 @@ pub async fn save(
         }
     }
     Ok(())
+}
+
+/// The rep confirms the caller agreed to the recording: stamped with who and when, and the
+/// recording link may now reach the activity.
+pub async fn confirm_consent(
+    state: &Arc<AppState>,
+    tenant: &Arc<Tenant>,
+    agent: &str,
+    call_id: &str,
+) -> Result<(), WrapUpError> {
+    let tid = tenant.config.id.as_str();
+    let _serial = state.stripe(tid, call_id).lock().await;
+    let mut leg = state
+        .calls
+        .get(tid, call_id, agent)
+        .await
+        .map_err(unavailable)?
+        .ok_or_else(|| WrapUpError::UnknownCall(call_id.to_string()))?;
+    let Some(consent) = leg.wrap_up.consent.as_mut() else {
+        return Err(WrapUpError::NoConsentNeeded);
+    };
+    if consent.confirmed_by.is_none() {
+        consent.confirmed_by = Some(agent.to_string());
+        consent.confirmed_at = Some(rfc3339(state.clock.now_ms()));
+        tracing::info!(call = %call_id, jurisdiction = %consent.jurisdiction, "recording consent confirmed");
+    }
+    if leg.state.is_final()
+        && let Some(status) = super::queue_if_finished(state, tid, &leg)
+            .await
+            .map_err(unavailable)?
+    {
+        leg.wrap_up.activity = Some(status);
+    }
+    state.calls.put(tid, &leg).await.map_err(unavailable)?;
+    state.hub.publish(tid, leg).await;
+    Ok(())
+}
+
+fn rfc3339(ms: u64) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
 }
 
 /// The rep asks for another attempt at a call's activity (after V2 refused it).

@@ -1,5 +1,6 @@
 //! Call sessions: how provider events move a call leg through its states, and where legs live.
 
+pub mod consent;
 pub mod fallback;
 pub mod redis_store;
 pub mod session;

@@ -17,6 +17,9 @@ pub struct Normalized {
     pub international: String,
     /// Shown on the card, never matched on.
     pub extension: Option<String>,
+    /// The ISO 3166 region the number belongs to (`CH`), when its numbering plan says so
+    /// (non-geographic numbers shared by several regions have none).
+    pub region: Option<String>,
 }
 
 /// Why a string is not a phone number, in terms a data steward can act on.
@@ -78,6 +81,9 @@ pub fn normalize(input: &str, region: &DefaultRegion) -> Result<Normalized, Inva
         international: PHONE_NUMBER_UTIL
             .format(&number, PhoneNumberFormat::International)
             .into_owned(),
+        region: PHONE_NUMBER_UTIL
+            .get_region_for_number(&number)
+            .map(|region| region.to_string()),
         extension,
     })
 }
@@ -138,6 +144,7 @@ mod tests {
         let n = normalize("044 123 45 67", &ch()).expect("valid");
         assert_eq!(n.e164, "+41441234567");
         assert_eq!(n.international, "+41 44 123 45 67");
+        assert_eq!(n.region.as_deref(), Some("CH"));
     }
 
     #[test]

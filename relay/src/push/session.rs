@@ -181,7 +181,8 @@ async fn serve(
                     }
                     Ok(message @ (ClientMessage::Command { .. } | ClientMessage::Dial { .. }
                         | ClientMessage::ChooseMatch { .. } | ClientMessage::SaveWrapUp { .. }
-                        | ClientMessage::RetryActivity { .. })) => {
+                        | ClientMessage::RetryActivity { .. }
+                        | ClientMessage::ConfirmConsent { .. })) => {
                         let (state, who, out) = (state.clone(), who.clone(), conv.out.clone());
                         tokio::spawn(async move {
                             if let Err(refusal) = act(&state, &who, message).await {
@@ -276,6 +277,12 @@ async fn act(
         } => {
             let tenant = known_tenant(state, who)?;
             crate::activity::wrap_up::save(state, tenant, &who.agent, &call_id, notes, disposition)
+                .await
+                .map_err(wrap_up_error)
+        }
+        ClientMessage::ConfirmConsent { call_id } => {
+            let tenant = known_tenant(state, who)?;
+            crate::activity::wrap_up::confirm_consent(state, tenant, &who.agent, &call_id)
                 .await
                 .map_err(wrap_up_error)
         }

@@ -91,6 +91,14 @@ pub fn create_body(log: &CallLog, employee: &dyn Fn(&str) -> Option<String>) -> 
     if let Some(url) = &log.recording_url {
         body.insert("recordingUrl".into(), json!(url));
     }
+    if let Some(consent) = &log.consent {
+        body.insert(
+            "recordingConsent".into(),
+            json!({"required": consent.required, "jurisdiction": consent.jurisdiction,
+                   "confirmed": consent.confirmed_by.is_some(),
+                   "confirmedBy": consent.confirmed_by, "confirmedAt": consent.confirmed_at}),
+        );
+    }
     Value::Object(body)
 }
 
@@ -227,6 +235,7 @@ mod tests {
             notes: "wants a quote".into(),
             disposition: Some("Interested".into()),
             recording_url: Some("https://rec.example/7.wav".into()),
+            consent: None,
         }
     }
 

@@ -128,7 +128,11 @@ async fn a_talked_call_is_logged_once_with_everything_and_notes_follow_later() {
     assert_eq!(activity["endDateTime"], "2026-11-25T10:03:48Z");
     assert_eq!(activity["talkDuration"], "PT3M38S");
     assert_eq!(activity["phoneNumber"], e164.as_str());
-    assert_eq!(activity["recordingUrl"], "https://rec.example/log-1.wav");
+    // The demo tenant is Swiss: two-party consent, so the recording waits for the rep.
+    assert_eq!(activity.get("recordingUrl"), None, "{activity}");
+    assert_eq!(activity["recordingConsent"]["required"], true);
+    assert!(activity["recordingConsent"]["jurisdiction"].is_string());
+    assert_eq!(activity["recordingConsent"]["confirmed"], false);
     let field = match pop["kind"].as_str() {
         Some("contact") => "contact",
         Some("individual_customer") => "individualCustomer",
@@ -144,6 +148,19 @@ async fn a_talked_call_is_logged_once_with_everything_and_notes_follow_later() {
             .any(|p| p["role"] == "AGENT" && p["userId"] == ALICE)),
         "{activity}"
     );
+
+    // The rep confirms the caller agreed: the link and who confirmed reach the same activity.
+    ws.send_json(&json!({"type": "confirm_consent", "call_id": call}))
+        .await
+        .expect("send");
+    let activity = stack
+        .wait_activity(call, "with the recording", |a| {
+            a["recordingUrl"] == "https://rec.example/log-1.wav"
+        })
+        .await
+        .expect("updated, not duplicated");
+    assert_eq!(activity["recordingConsent"]["confirmedBy"], ALICE);
+    assert!(activity["recordingConsent"]["confirmedAt"].is_string());
 
     // Someone adds a note in V2; then the rep writes theirs after the call.
     let (status, _) = stack
@@ -188,6 +205,49 @@ async fn a_talked_call_is_logged_once_with_everything_and_notes_follow_later() {
         .await
         .expect("error");
     assert_eq!(refused["code"], "unknown_disposition", "{refused}");
+}
+
+#[tokio::test]
+async fn a_one_party_jurisdiction_keeps_the_recording_without_asking() {
+    let stack = Stack::start_with(|c| {
+        quick_retries(c);
+        c.tenants[0].recording_consent =
+            Some(cti_relay::calls::consent::ConsentPolicy::parse("CH=one_party").expect("policy"));
+    })
+    .await
+    .expect("stack");
+    let (mut ws, _) = WsClient::signed_in(&stack, ALICE, None).await.expect("ws");
+    let from = "+41 44 668 18 00";
+    post_all(
+        &stack,
+        &[
+            event(
+                "o1",
+                "onep-1",
+                "ringing",
+                from,
+                "2026-11-25T10:00:00Z",
+                json!({}),
+            ),
+            event(
+                "o2",
+                "onep-1",
+                "ended",
+                from,
+                "2026-11-25T10:00:30Z",
+                json!({"recording_url": "https://rec.example/onep-1.wav"}),
+            ),
+        ],
+    )
+    .await;
+    let logged = activity_state(&mut ws, "onep-1", "logged").await;
+    assert_eq!(logged["call"]["wrap_up"]["consent"]["required"], false);
+    let activity = stack
+        .wait_activity("onep-1", "written", |_| true)
+        .await
+        .expect("logged");
+    assert_eq!(activity["recordingUrl"], "https://rec.example/onep-1.wav");
+    assert_eq!(activity["recordingConsent"]["required"], false);
 }
 
 #[tokio::test]

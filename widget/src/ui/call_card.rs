@@ -1,6 +1,6 @@
 //! One call on screen: who is calling, where the call stands, and what the rep can do.
 
-use cti_protocol::{ActivityState, ActivityStatus, CallState, CallView};
+use cti_protocol::{ActivityState, ActivityStatus, CallState, CallView, Consent};
 use yew::prelude::*;
 
 use super::caller::{OtherMatches, RecordDetails, RecordLine, other_matches, primary_match};
@@ -91,6 +91,9 @@ pub fn CallCard(props: &CallCardProps) -> Html {
             <p class="caller-number" data-testid="caller-number">{ format::remote_number(call) }</p>
             if let Some(handover) = call.handover.clone() {
                 <Handover {handover} />
+            }
+            if let Some(consent) = call.wrap_up.consent.clone().filter(|c| c.required) {
+                <ConsentNotice call_id={call.id.clone()} {consent} online={props.online} on_action={props.on_action.clone()} />
             }
             if live {
                 <Controls
@@ -358,6 +361,45 @@ fn ActivityLine(props: &ActivityLineProps) -> Html {
                     </>
                 },
             } }
+        </p>
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Properties)]
+struct ConsentProps {
+    call_id: AttrValue,
+    consent: Consent,
+    online: bool,
+    on_action: Callback<UiAction>,
+}
+
+/// Where the tenant's policy needs the caller's consent to keep the recording: the rep asks and
+/// confirms here (during or after the call); until then the recording stays off the activity.
+#[component]
+fn ConsentNotice(props: &ConsentProps) -> Html {
+    let consent = &props.consent;
+    let confirm = {
+        let on_action = props.on_action.clone();
+        let call_id = props.call_id.to_string();
+        Callback::from(move |_: MouseEvent| {
+            on_action.emit(UiAction::ConfirmConsent {
+                call_id: call_id.clone(),
+            });
+        })
+    };
+    let confirmed = consent.confirmed_by.is_some();
+    html! {
+        <p class={classes!("consent", confirmed.then_some("consent-confirmed"))}
+            data-testid="consent" data-confirmed={confirmed.to_string()}>
+            if let Some(by) = consent.confirmed_by.clone() {
+                { format!("Recording consent confirmed by {by}") }
+            } else {
+                { format!("Recording needs the caller's consent ({}). Ask, then confirm: ", consent.jurisdiction) }
+                <button type="button" class="btn btn-secondary" data-testid="btn-confirm-consent"
+                    disabled={!props.online} onclick={confirm}>
+                    { "Caller consented" }
+                </button>
+            }
         </p>
     }
 }

@@ -86,6 +86,10 @@ pub enum UiAction {
     RetryActivity {
         call_id: String,
     },
+    /// The caller agreed to the recording.
+    ConfirmConsent {
+        call_id: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Properties)]
