@@ -19,5 +19,5 @@ pub mod ws;
 pub use event::{Direction, EndReason, EventType, TelephonyEvent};
 pub use ws::{
     ActivityState, ActivityStatus, CallCommand, CallState, CallView, ClientMessage, Consent,
-    Handover, Match, RecordKind, ServerMessage, WrapUp,
+    ConsultView, Handover, Match, RecordKind, ServerMessage, WrapUp,
 };

@@ -62,7 +62,19 @@ pub enum CallCommand {
     Hold,
     Resume,
     Hangup,
-    Transfer { target: String },
+    /// Blind transfer: the call goes to `target` at once.
+    Transfer {
+        target: String,
+    },
+    /// Consult transfer, step one: the caller is held and `target` is rung on the same call.
+    Consult {
+        target: String,
+    },
+    /// Consult transfer, step two: the call goes to the consulted rep.
+    CompleteTransfer,
+    /// The consultation is over without a transfer: the consulted rep drops off, the caller
+    /// is back with the rep.
+    CancelConsult,
 }
 
 impl CallCommand {
@@ -75,6 +87,9 @@ impl CallCommand {
             CallCommand::Resume => "resume",
             CallCommand::Hangup => "hangup",
             CallCommand::Transfer { .. } => "transfer",
+            CallCommand::Consult { .. } => "consult",
+            CallCommand::CompleteTransfer => "complete_transfer",
+            CallCommand::CancelConsult => "cancel_consult",
         }
     }
 }
@@ -168,9 +183,19 @@ pub struct CallView {
     /// On a transferred call's new leg: who handed it over and their notes so far.
     #[serde(default)]
     pub handover: Option<Handover>,
+    /// While this rep consults a colleague about the call: who, and how far their leg is.
+    #[serde(default)]
+    pub consult: Option<ConsultView>,
     /// The rep's after-call work on this leg, and where the call's activity in V2 stands.
     #[serde(default)]
     pub wrap_up: WrapUp,
+}
+
+/// The colleague a rep is consulting before completing a transfer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsultView {
+    pub agent: String,
+    pub state: CallState,
 }
 
 /// The context a rep receives with a transferred call (the caller's matches and chosen record

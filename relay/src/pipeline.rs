@@ -92,6 +92,9 @@ pub async fn ingest(
         .await
         .map_err(unavailable)?;
     publish(state, tid, view.clone()).await;
+    show_consultation(state, tid, &view)
+        .await
+        .map_err(unavailable)?;
     let elapsed_ms = state.clock.now_ms().saturating_sub(received_at_ms);
     state
         .metrics
@@ -180,6 +183,7 @@ async fn new_leg(
         received_at_ms,
         recording_url: None,
         handover: None,
+        consult: None,
         wrap_up: cti_protocol::ws::WrapUp {
             consent: Some(tenant.consent.decide(
                 &tenant.config.default_region,
@@ -189,6 +193,34 @@ async fn new_leg(
         },
     };
     (view, pending)
+}
+
+/// A consulted rep's leg changed: the rep who consults (whose leg is still live) sees how far the
+/// colleague got, to complete the transfer or cancel.
+async fn show_consultation(
+    state: &AppState,
+    tenant: &str,
+    leg: &CallView,
+) -> Result<(), calls::StoreError> {
+    let Some(from) = leg.handover.as_ref().map(|h| h.from.as_str()) else {
+        return Ok(());
+    };
+    let Some(mut consulting) = state.calls.get(tenant, &leg.id, from).await? else {
+        return Ok(());
+    };
+    if consulting.state.is_final() {
+        return Ok(());
+    }
+    let consult = (!leg.state.is_final()).then(|| cti_protocol::ws::ConsultView {
+        agent: leg.agent.clone(),
+        state: leg.state,
+    });
+    if consulting.consult != consult {
+        consulting.consult = consult;
+        state.calls.put(tenant, &consulting).await?;
+        publish(state, tenant, consulting).await;
+    }
+    Ok(())
 }
 
 /// A leg for a rep the call was transferred to: the caller's context (matches, the chosen record
@@ -203,6 +235,7 @@ fn handed_over(previous: &CallView, event: &TelephonyEvent, received_at_ms: u64)
         end_reason: None,
         received_at_ms,
         recording_url: None,
+        consult: None,
         handover: Some(cti_protocol::ws::Handover {
             from: previous.agent.clone(),
             notes: previous.wrap_up.notes.clone(),

@@ -27,12 +27,16 @@
 //! {"action":"transfer","target":"bob@example.com","agent":"alice@example.com"}
 //! ```
 //!
-//! `action` is one of `answer`, `decline`, `hold`, `resume`, `hangup`, `transfer`. The PBX
-//! answers `202 {"accepted":true}` as soon as it takes the command, and reports the outcome only
-//! through events, exactly as a real switch confirms a state change after the fact:
-//! answer → `answered`; decline → `ended` (`declined`); hold → `held`; resume → `resumed`;
-//! hangup → `ended` (`completed`); transfer → `transferred` for the current rep, then `ringing`
-//! for the target rep under the same `call_id`. Errors: 401 bad or missing signature, 400 a body
+//! `action` is one of `answer`, `decline`, `hold`, `resume`, `hangup`, `transfer`, `consult`,
+//! `complete_transfer`, `cancel_consult`. The PBX answers `202 {"accepted":true}` as soon as it
+//! takes the command, and reports the outcome only through events, exactly as a real switch
+//! confirms a state change after the fact: answer → `answered`; decline → `ended` (`declined`);
+//! hold → `held`; resume → `resumed`; hangup → `ended` (`completed`); transfer → `transferred`
+//! for the current rep, then `ringing` for the target rep under the same `call_id`. A consult
+//! transfer: consult → `held` for the rep and `ringing` for the colleague under the same
+//! `call_id` (the colleague answers or hangs up with their own `agent`); complete_transfer →
+//! `transferred` for the rep, the colleague's leg goes on; cancel_consult → `ended` for the
+//! colleague and `resumed` for the rep. Errors: 401 bad or missing signature, 400 a body
 //! that is not a command, 404 unknown call, 409 a command the call's state does not allow (hold
 //! while ringing, anything after the end, a rep who no longer holds the call).
 //!
@@ -264,11 +268,20 @@ struct Call {
     end_reason: Option<EndReason>,
     /// Whether the current rep's leg was answered, which decides `completed` over `missed`.
     answered: bool,
+    /// A colleague the current rep is consulting (ringing or talking to them, caller on hold).
+    consult: Option<Consulted>,
     started_at: String,
     next_event: u64,
     counters: Arc<Counters>,
     /// The call's delivery task; `None` once the call ended and its last event is queued.
     queue: Option<mpsc::UnboundedSender<Outgoing>>,
+}
+
+/// The consulted rep's leg of a call.
+#[derive(Debug, Clone)]
+struct Consulted {
+    agent: String,
+    answered: bool,
 }
 
 impl std::fmt::Debug for Outgoing {
@@ -330,7 +343,7 @@ impl Call {
             // A closed queue drops the ack, which the waiter sees as `Stopped`.
             let _ = queue.send(outgoing);
         }
-        if event_type == EventType::Ended {
+        if event_type == EventType::Ended && agent == self.agent {
             // Dropping the sender lets the delivery task finish after this last event.
             self.queue = None;
         }
@@ -526,6 +539,7 @@ impl Pbx {
             state: LegState::Ringing,
             end_reason: None,
             answered: false,
+            consult: None,
             started_at: now_rfc3339(),
             next_event: 0,
             counters,
@@ -596,6 +610,7 @@ impl Pbx {
             };
             call.state = LegState::Ended;
             call.end_reason = Some(reason);
+            call.end_consult();
             let agent = call.agent.clone();
             let ack = call.emit(EventType::Ended, &agent, None, Some(reason));
             (reason, ack)
@@ -622,6 +637,9 @@ impl Pbx {
             return Err(PbxError::Conflict(format!(
                 "cannot {action} call {call_id:?}: it has ended"
             )));
+        }
+        if let Some(by) = by.filter(|b| call.consult.as_ref().is_some_and(|c| c.agent == *b)) {
+            return call.consulted_command(command, by);
         }
         if let Some(by) = by.filter(|b| *b != call.agent) {
             return Err(PbxError::Conflict(format!(
@@ -673,23 +691,64 @@ impl Pbx {
                 call.state = LegState::Connected;
                 call.emit(EventType::Resumed, &agent, None, None);
             }
+            (CallCommand::Consult { target }, LegState::Connected | LegState::Held) => {
+                let target = valid_target(target, &agent, call_id)?;
+                if call.consult.is_some() {
+                    return Err(PbxError::Conflict(format!(
+                        "call {call_id:?} is already in a consultation"
+                    )));
+                }
+                if call.state == LegState::Connected {
+                    call.state = LegState::Held;
+                    call.emit(EventType::Held, &agent, None, None);
+                }
+                call.consult = Some(Consulted {
+                    agent: target.clone(),
+                    answered: false,
+                });
+                call.emit(EventType::Ringing, &target, None, None);
+            }
+            (CallCommand::CompleteTransfer, _) => {
+                let Some(consulted) = call.consult.take() else {
+                    return Err(PbxError::Conflict(format!(
+                        "call {call_id:?} has no consultation to complete"
+                    )));
+                };
+                call.emit(
+                    EventType::Transferred,
+                    &agent,
+                    Some(consulted.agent.clone()),
+                    None,
+                );
+                call.agent = consulted.agent;
+                call.answered = consulted.answered;
+                call.state = if consulted.answered {
+                    LegState::Connected
+                } else {
+                    LegState::Ringing
+                };
+            }
+            (CallCommand::CancelConsult, _) => {
+                if call.consult.is_none() {
+                    return Err(PbxError::Conflict(format!(
+                        "call {call_id:?} has no consultation to cancel"
+                    )));
+                }
+                call.end_consult();
+                call.state = LegState::Connected;
+                call.emit(EventType::Resumed, &agent, None, None);
+            }
             (CallCommand::Hangup, LegState::Connected | LegState::Held) => {
+                call.end_consult();
                 call.state = LegState::Ended;
                 call.end_reason = Some(EndReason::Completed);
                 call.emit(EventType::Ended, &agent, None, Some(EndReason::Completed));
             }
-            (CallCommand::Transfer { target }, LegState::Connected | LegState::Held) => {
-                let target = target.trim();
-                if target.is_empty() || target.len() > MAX_FIELD_LEN {
-                    return Err(PbxError::InvalidCommand(format!(
-                        "`target` must be a rep id of 1 to {MAX_FIELD_LEN} characters"
-                    )));
-                }
-                if target == agent {
-                    return Err(PbxError::Conflict(format!(
-                        "cannot transfer call {call_id:?} to {target}: it is already with them"
-                    )));
-                }
+            (CallCommand::Transfer { target }, LegState::Connected | LegState::Held)
+                if call.consult.is_none() =>
+            {
+                let target = valid_target(target, &agent, call_id)?;
+                let target = target.as_str();
                 call.emit(
                     EventType::Transferred,
                     &agent,
@@ -704,6 +763,67 @@ impl Pbx {
             (_, state) => return Err(not_now(state)),
         }
         tracing::info!(call = %call_id, %action, %agent, "call control accepted");
+        Ok(())
+    }
+}
+
+/// A transfer or consult target: a rep id, not the rep who has the call.
+fn valid_target(target: &str, agent: &str, call_id: &str) -> Result<String, PbxError> {
+    let target = target.trim();
+    if target.is_empty() || target.len() > MAX_FIELD_LEN {
+        return Err(PbxError::InvalidCommand(format!(
+            "`target` must be a rep id of 1 to {MAX_FIELD_LEN} characters"
+        )));
+    }
+    if target == agent {
+        return Err(PbxError::Conflict(format!(
+            "cannot transfer call {call_id:?} to {target}: it is already with them"
+        )));
+    }
+    Ok(target.to_string())
+}
+
+impl Call {
+    /// Ends the consulted rep's leg, if there is one.
+    fn end_consult(&mut self) {
+        if let Some(consulted) = self.consult.take() {
+            let reason = if consulted.answered {
+                EndReason::Completed
+            } else {
+                EndReason::Missed
+            };
+            self.emit(EventType::Ended, &consulted.agent, None, Some(reason));
+        }
+    }
+
+    /// A call control from the consulted rep: answer, or leave the consultation.
+    fn consulted_command(&mut self, command: &CallCommand, by: &str) -> Result<(), PbxError> {
+        let Some(consulted) = self.consult.as_mut() else {
+            return Ok(());
+        };
+        match command {
+            CallCommand::Answer if !consulted.answered => {
+                consulted.answered = true;
+                self.emit(EventType::Answered, by, None, None);
+            }
+            CallCommand::Hangup | CallCommand::Decline => {
+                let reason = if consulted.answered {
+                    EndReason::Completed
+                } else {
+                    EndReason::Declined
+                };
+                self.consult = None;
+                self.emit(EventType::Ended, by, None, Some(reason));
+            }
+            other => {
+                return Err(PbxError::Conflict(format!(
+                    "cannot {} call {:?}: {by} is being consulted about it",
+                    other.name(),
+                    self.id
+                )));
+            }
+        }
+        tracing::info!(call = %self.id, action = %command.name(), agent = %by, "consulted rep's control accepted");
         Ok(())
     }
 }

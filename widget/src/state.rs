@@ -263,6 +263,7 @@ mod tests {
             received_at_ms: 0,
             recording_url: None,
             handover: None,
+            consult: None,
             wrap_up: Default::default(),
         }
     }

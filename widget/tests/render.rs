@@ -8,8 +8,8 @@ use std::rc::Rc;
 
 use cti_protocol::ws::{AccountRef, Interaction, Opportunity};
 use cti_protocol::{
-    ActivityState, ActivityStatus, CallCommand, CallState, CallView, Consent, Direction, EndReason,
-    Handover, Match, RecordKind,
+    ActivityState, ActivityStatus, CallCommand, CallState, CallView, Consent, ConsultView,
+    Direction, EndReason, Handover, Match, RecordKind,
 };
 use cti_widget::connection::ConnectionStatus;
 use cti_widget::host::HostTarget;
@@ -153,6 +153,7 @@ fn ringing(matches: Vec<Match>) -> CallView {
         received_at_ms: 1_700_000_000_000,
         recording_url: None,
         handover: None,
+        consult: None,
         wrap_up: Default::default(),
     }
 }
@@ -309,6 +310,57 @@ async fn a_connected_call_can_be_transferred_to_a_colleague() {
                 target: "bob@example.com".into()
             },
         }]
+    );
+}
+
+#[wasm_bindgen_test]
+async fn a_consultation_offers_to_complete_the_transfer_or_go_back_to_the_caller() {
+    let mut call = ringing(vec![anna()]);
+    call.state = CallState::Connected;
+    let mut view = connected_view(call, false);
+    let mut mounted = Mounted::new(view.clone()).await;
+    let input = mounted
+        .get("transfer-target")
+        .dyn_into::<web_sys::HtmlInputElement>()
+        .expect("an input");
+    input.set_value("bob@example.com");
+    input
+        .dispatch_event(&web_sys::InputEvent::new("input").expect("event"))
+        .expect("dispatched");
+    yew::scheduler::flush().await;
+    mounted.click("btn-consult");
+
+    view.calls[0].call.state = CallState::Held;
+    view.calls[0].call.consult = Some(ConsultView {
+        agent: "bob@example.com".into(),
+        state: CallState::Connected,
+    });
+    mounted.update(view).await;
+    assert_eq!(mounted.text("consult-agent"), "bob@example.com");
+    assert!(
+        mounted.find("btn-resume").is_none(),
+        "the consultation decides"
+    );
+    mounted.click("btn-complete-transfer");
+    mounted.click("btn-cancel-consult");
+    let sent: Vec<CallCommand> = mounted
+        .actions
+        .borrow()
+        .iter()
+        .filter_map(|a| match a {
+            UiAction::Command { command, .. } => Some(command.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        sent,
+        [
+            CallCommand::Consult {
+                target: "bob@example.com".into()
+            },
+            CallCommand::CompleteTransfer,
+            CallCommand::CancelConsult
+        ]
     );
 }
 

@@ -63,7 +63,11 @@ pub struct CallLog {
 
 /// The call's log, once all its legs say it is over; None while it is not.
 pub fn completed(legs: &[CallView]) -> Option<CallLog> {
-    let ended = legs.iter().rev().find(|l| l.state == CallState::Ended)?;
+    // The leg that ended last (a consulted colleague may have dropped off before the end).
+    let ended = legs
+        .iter()
+        .filter(|l| l.state == CallState::Ended)
+        .max_by_key(|l| l.ended_at.as_deref().and_then(instant))?;
     if legs.iter().any(|l| !l.state.is_final()) {
         return None;
     }
@@ -203,6 +207,7 @@ mod tests {
             received_at_ms: 1,
             recording_url: None,
             handover: None,
+            consult: None,
             wrap_up: WrapUp::default(),
         }
     }
@@ -280,6 +285,21 @@ mod tests {
             log.consent.and_then(|c| c.confirmed_by).as_deref(),
             Some("alice")
         );
+    }
+
+    #[test]
+    fn a_cancelled_consultation_is_part_of_the_call_but_not_its_end() {
+        let mut a = leg("alice", CallState::Ended);
+        a.answered_at = Some("2026-11-25T10:00:05Z".into());
+        a.ended_at = Some("2026-11-25T10:09:00Z".into());
+        let mut b = leg("bob", CallState::Ended);
+        b.received_at_ms = 2;
+        b.answered_at = Some("2026-11-25T10:02:00Z".into());
+        b.ended_at = Some("2026-11-25T10:03:00Z".into());
+        let log = completed(&[a, b]).expect("finished");
+        assert_eq!(log.owner, "alice");
+        assert_eq!(log.ended_at, "2026-11-25T10:09:00Z");
+        assert_eq!(log.reps, ["alice", "bob"]);
     }
 
     #[test]

@@ -119,6 +119,7 @@ mod tests {
             received_at_ms: 1,
             recording_url: None,
             handover: None,
+            consult: None,
             wrap_up: Default::default(),
         }
     }

@@ -591,3 +591,138 @@ async fn with_redis_gone_calls_still_pop_and_end_as_activities() {
         .await
         .expect("logged once");
 }
+
+/// Waits for a call message on `ws` for `call` that satisfies `check`.
+async fn call_where(
+    ws: &mut WsClient,
+    call: &str,
+    what: &str,
+    check: impl Fn(&Value) -> bool,
+) -> Value {
+    ws.recv_until(what, |m| {
+        m["type"] == "call" && m["call"]["id"] == call && check(&m["call"])
+    })
+    .await
+    .expect(what)
+}
+
+#[tokio::test]
+async fn a_consult_transfer_rings_the_colleague_then_hands_the_call_over_or_takes_it_back() {
+    let stack = Stack::start_with(quick_retries).await.expect("stack");
+    let (number, _, _) = stack.single_match_caller().expect("caller");
+    let (mut alice, _) = WsClient::signed_in(&stack, ALICE, None)
+        .await
+        .expect("alice");
+    let (mut bob, _) = WsClient::signed_in(&stack, BOB, None).await.expect("bob");
+    let command =
+        |call: &str, action: &str| json!({"type": "command", "call_id": call, "action": action});
+    let consult = |call: &str| json!({"type": "command", "call_id": call, "action": "consult", "target": BOB});
+
+    // Consult, the colleague answers, the transfer completes.
+    let call = stack.place_call(&number, ALICE).await.expect("call");
+    call_where(&mut alice, &call, "alice rings", |c| {
+        c["state"] == "ringing"
+    })
+    .await;
+    alice
+        .send_json(&command(&call, "answer"))
+        .await
+        .expect("send");
+    call_where(&mut alice, &call, "alice talks", |c| {
+        c["state"] == "connected"
+    })
+    .await;
+    alice.send_json(&consult(&call)).await.expect("send");
+    call_where(&mut alice, &call, "alice consults, caller held", |c| {
+        c["state"] == "held" && c["consult"]["agent"] == BOB && c["consult"]["state"] == "ringing"
+    })
+    .await;
+    let rung = call_where(&mut bob, &call, "bob is consulted", |c| {
+        c["state"] == "ringing"
+    })
+    .await;
+    assert_eq!(rung["call"]["handover"]["from"], ALICE);
+    bob.send_json(&command(&call, "answer"))
+        .await
+        .expect("send");
+    call_where(&mut alice, &call, "alice sees bob on the line", |c| {
+        c["consult"]["state"] == "connected"
+    })
+    .await;
+    alice
+        .send_json(&command(&call, "complete_transfer"))
+        .await
+        .expect("send");
+    call_where(&mut alice, &call, "alice handed over", |c| {
+        c["state"] == "transferred"
+    })
+    .await;
+    bob.send_json(&command(&call, "hangup"))
+        .await
+        .expect("send");
+    let activity = stack
+        .wait_activity(&call, "written", |_| true)
+        .await
+        .expect("one activity");
+    let agents: Vec<&str> = activity["participants"]
+        .as_array()
+        .expect("participants")
+        .iter()
+        .filter(|p| p["role"] == "AGENT")
+        .filter_map(|p| p["userId"].as_str())
+        .collect();
+    assert_eq!(agents, [ALICE, BOB]);
+
+    // Consult, then back to the caller: the colleague drops off, the call goes on with alice
+    // and ends as one activity that she owns.
+    let call = stack.place_call(&number, ALICE).await.expect("call");
+    call_where(&mut alice, &call, "alice rings", |c| {
+        c["state"] == "ringing"
+    })
+    .await;
+    alice
+        .send_json(&command(&call, "answer"))
+        .await
+        .expect("send");
+    call_where(&mut alice, &call, "alice talks", |c| {
+        c["state"] == "connected"
+    })
+    .await;
+    alice.send_json(&consult(&call)).await.expect("send");
+    call_where(&mut bob, &call, "bob is consulted", |c| {
+        c["state"] == "ringing"
+    })
+    .await;
+    bob.send_json(&command(&call, "answer"))
+        .await
+        .expect("send");
+    call_where(&mut alice, &call, "bob on the line", |c| {
+        c["consult"]["state"] == "connected"
+    })
+    .await;
+    alice
+        .send_json(&command(&call, "cancel_consult"))
+        .await
+        .expect("send");
+    call_where(&mut bob, &call, "bob dropped off", |c| {
+        c["state"] == "ended"
+    })
+    .await;
+    call_where(&mut alice, &call, "alice back with the caller", |c| {
+        c["state"] == "connected" && c["consult"].is_null()
+    })
+    .await;
+    assert!(
+        stack.activities(&call).await.expect("list").is_empty(),
+        "the call goes on"
+    );
+    alice
+        .send_json(&command(&call, "hangup"))
+        .await
+        .expect("send");
+    let activity = stack
+        .wait_activity(&call, "written", |_| true)
+        .await
+        .expect("one activity");
+    assert_eq!(activity["direction"], "INBOUND");
+}

@@ -101,6 +101,7 @@ pub fn CallCard(props: &CallCardProps) -> Html {
                     state={call.state}
                     direction={call.direction}
                     disabled={props.pending || !props.online}
+                    consult={call.consult.clone()}
                     on_action={props.on_action.clone()}
                 />
                 if let Some(record) = primary {
@@ -133,7 +134,7 @@ fn Handover(props: &HandoverProps) -> Html {
     html! {
         <section class="handover" data-testid="handover">
             <p class="handover-from">
-                { "Transferred by " }
+                { "Handed over by " }
                 <span data-testid="handover-from">{ handover.from.clone() }</span>
             </p>
             if !handover.notes.trim().is_empty() {

@@ -1,6 +1,6 @@
 //! The call controls: which buttons a call offers in each state.
 
-use cti_protocol::{CallCommand, CallState, Direction};
+use cti_protocol::{CallCommand, CallState, ConsultView, Direction};
 use yew::prelude::*;
 
 use super::UiAction;
@@ -13,6 +13,9 @@ pub struct ControlsProps {
     /// A command is on its way, or the relay is unreachable: a second click would do nothing
     /// useful, so the buttons wait for the next state.
     pub disabled: bool,
+    /// The colleague this rep is consulting about the call, if any.
+    #[prop_or_default]
+    pub consult: Option<ConsultView>,
     pub on_action: Callback<UiAction>,
 }
 
@@ -57,6 +60,12 @@ fn buttons(state: CallState, direction: Direction) -> Vec<Button> {
 
 #[component]
 pub fn Controls(props: &ControlsProps) -> Html {
+    if let Some(consult) = props.consult.clone() {
+        return html! {
+            <Consulting call_id={props.call_id.clone()} {consult} disabled={props.disabled}
+                on_action={props.on_action.clone()} />
+        };
+    }
     let buttons = buttons(props.state, props.direction);
     if buttons.is_empty() {
         return Html::default();
@@ -134,6 +143,22 @@ fn Transfer(props: &TransferProps) -> Html {
             }
         })
     };
+    let consult = {
+        let (target, on_action, call_id) = (
+            target.clone(),
+            props.on_action.clone(),
+            props.call_id.to_string(),
+        );
+        Callback::from(move |_: MouseEvent| {
+            let to = target.trim().to_owned();
+            if !to.is_empty() {
+                on_action.emit(UiAction::Command {
+                    call_id: call_id.clone(),
+                    command: CallCommand::Consult { target: to },
+                });
+            }
+        })
+    };
     let id = format!(
         "transfer-{}",
         props
@@ -151,6 +176,54 @@ fn Transfer(props: &TransferProps) -> Html {
                 disabled={props.disabled || target.trim().is_empty()}>
                 { "Transfer" }
             </button>
+            <button type="button" class="btn btn-secondary" data-testid="btn-consult"
+                disabled={props.disabled || target.trim().is_empty()} onclick={consult}>
+                { "Consult first" }
+            </button>
         </form>
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Properties)]
+struct ConsultingProps {
+    call_id: AttrValue,
+    consult: ConsultView,
+    disabled: bool,
+    on_action: Callback<UiAction>,
+}
+
+/// The caller waits on hold while the rep talks to a colleague: hand the call over, or take it back.
+#[component]
+fn Consulting(props: &ConsultingProps) -> Html {
+    let command = |command: CallCommand| {
+        let on_action = props.on_action.clone();
+        let call_id = props.call_id.to_string();
+        Callback::from(move |_: MouseEvent| {
+            on_action.emit(UiAction::Command {
+                call_id: call_id.clone(),
+                command: command.clone(),
+            });
+        })
+    };
+    let how_far = match props.consult.state {
+        CallState::Ringing => "ringing",
+        _ => "on the line",
+    };
+    html! {
+        <div class="controls consulting" role="group" aria-label="Consultation" data-testid="consulting">
+            <p>
+                { "Consulting " }
+                <span data-testid="consult-agent">{ props.consult.agent.clone() }</span>
+                { format!(" ({how_far}); the caller is on hold.") }
+            </p>
+            <button type="button" class="btn btn-accept" data-testid="btn-complete-transfer"
+                disabled={props.disabled} onclick={command(CallCommand::CompleteTransfer)}>
+                { "Complete transfer" }
+            </button>
+            <button type="button" class="btn btn-secondary" data-testid="btn-cancel-consult"
+                disabled={props.disabled} onclick={command(CallCommand::CancelConsult)}>
+                { "Back to the caller" }
+            </button>
+        </div>
     }
 }
