@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::authority::AuthMode;
+use crate::authority::destination::DestinationConfig;
 use crate::calls::consent::ConsentPolicy;
 use crate::numbers::DefaultRegion;
 use crate::numbers::rank::{RankRules, Rule, parse_kind};
@@ -55,6 +57,8 @@ pub struct Config {
     pub activity_retry_base: Duration,
     /// The longest wait between attempts (V2's Retry-After may ask for longer).
     pub activity_retry_max: Duration,
+    /// The BTP Destination service, for tenants writing through a destination.
+    pub destination: Option<DestinationConfig>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -93,6 +97,12 @@ pub struct TenantConfig {
     /// built-in countries, two-party consent everywhere else.
     #[serde(default)]
     pub recording_consent: Option<ConsentPolicy>,
+    /// On whose authority activities are written: `basic` (the technical user above, the
+    /// default) or `destination` (the rep's, through the BTP destination `v2_destination`).
+    #[serde(default)]
+    pub v2_auth: Option<String>,
+    #[serde(default)]
+    pub v2_destination: Option<String>,
     /// What the rep may pick as a call's outcome, in the widget's order.
     #[serde(default = "default_dispositions")]
     pub dispositions: Vec<String>,
@@ -112,6 +122,27 @@ pub fn default_dispositions() -> Vec<String> {
 }
 
 impl TenantConfig {
+    /// The tenant's authority mode, as configured.
+    pub fn auth_mode(&self) -> Result<AuthMode, String> {
+        match self.v2_auth.as_deref().map(str::trim) {
+            None | Some("basic") => Ok(AuthMode::Basic),
+            Some("destination") => match self.v2_destination.as_deref().map(str::trim) {
+                Some(name) if !name.is_empty() => Ok(AuthMode::Destination {
+                    name: name.to_string(),
+                }),
+                _ => Err(
+                    "v2_auth destination needs the destination's name (CTI_V2_DESTINATION)".into(),
+                ),
+            },
+            Some("oauth2") => {
+                Err("v2_auth oauth2 is not available yet; use basic or destination".into())
+            }
+            Some(other) => Err(format!(
+                "unknown v2_auth {other:?} (expected basic or destination)"
+            )),
+        }
+    }
+
     /// The tenant's match order, as configured.
     pub fn rank_rules(&self) -> Result<RankRules, String> {
         let mut rules = RankRules::default();
@@ -157,6 +188,8 @@ impl Config {
                 match_rules: None,
                 kind_order: None,
                 recording_consent: None,
+                v2_auth: None,
+                v2_destination: None,
                 dispositions: default_dispositions(),
             }],
             jwt: JwtConfig {
@@ -181,6 +214,7 @@ impl Config {
             index_check: Duration::from_secs(10),
             activity_retry_base: Duration::from_secs(1),
             activity_retry_max: Duration::from_secs(300),
+            destination: None,
         }
     }
 
@@ -243,6 +277,12 @@ impl Config {
             let list = |v: String| v.split(',').map(|s| s.trim().to_string()).collect();
             t.match_rules = get("CTI_MATCH_RULES").map(list);
             t.kind_order = get("CTI_MATCH_KIND_ORDER").map(list);
+            if let Some(v) = get("CTI_V2_AUTH") {
+                t.v2_auth = Some(v);
+            }
+            if let Some(v) = get("CTI_V2_DESTINATION") {
+                t.v2_destination = Some(v);
+            }
             if let Some(v) = get("CTI_RECORDING_CONSENT") {
                 t.recording_consent = Some(
                     ConsentPolicy::parse(&v).map_err(|p| invalid("CTI_RECORDING_CONSENT", p))?,
@@ -273,6 +313,9 @@ impl Config {
                     format!("tenant {:?}: {problem}", tenant.id),
                 )
             })?;
+            tenant
+                .auth_mode()
+                .map_err(|p| invalid("CTI_V2_AUTH", format!("tenant {:?}: {p}", tenant.id)))?;
             if tenant.v2_events_user.is_some() != tenant.v2_events_password.is_some() {
                 return Err(invalid(
                     "CTI_V2_EVENTS_PASSWORD",
@@ -344,6 +387,37 @@ impl Config {
             Duration::from_millis(number("CTI_ACTIVITY_RETRY_BASE_MS", 1000)?.max(10));
         config.activity_retry_max =
             Duration::from_secs(number("CTI_ACTIVITY_RETRY_MAX_SECS", 300)?.max(1));
+        config.destination = match (get("CTI_DESTINATION_URI"), get("VCAP_SERVICES")) {
+            (Some(uri), _) => {
+                let need = |var: &'static str| {
+                    get(var).ok_or_else(|| invalid(var, "required with CTI_DESTINATION_URI".into()))
+                };
+                Some(DestinationConfig {
+                    uri,
+                    token_url: need("CTI_DESTINATION_TOKEN_URL")?,
+                    client_id: need("CTI_DESTINATION_CLIENT_ID")?,
+                    client_secret: Secret::new(need("CTI_DESTINATION_CLIENT_SECRET")?),
+                })
+            }
+            (None, Some(vcap)) => {
+                destination_from_vcap(&vcap).map_err(|p| invalid("VCAP_SERVICES", p))?
+            }
+            (None, None) => None,
+        };
+        if config.destination.is_none()
+            && let Some(t) = config
+                .tenants
+                .iter()
+                .find(|t| matches!(t.auth_mode(), Ok(AuthMode::Destination { .. })))
+        {
+            return Err(invalid(
+                "CTI_V2_AUTH",
+                format!(
+                    "tenant {:?} writes through a destination, but no Destination service is configured (CTI_DESTINATION_URI or a destination binding)",
+                    t.id
+                ),
+            ));
+        }
         config.redis_url = match (get("REDIS_URL"), get("VCAP_SERVICES")) {
             (Some(url), _) => Some(crate::secret::Secret::new(url)),
             (None, Some(vcap)) => redis_from_vcap(&vcap)
@@ -361,6 +435,32 @@ impl Config {
     pub fn tenant(&self, id: &str) -> Option<&TenantConfig> {
         self.tenants.iter().find(|t| t.id == id)
     }
+}
+
+/// A `destination` binding's service URL and client credentials, if the app has one.
+fn destination_from_vcap(vcap: &str) -> Result<Option<DestinationConfig>, String> {
+    let services: serde_json::Value =
+        serde_json::from_str(vcap).map_err(|e| format!("not valid JSON: {e}"))?;
+    let Some(credentials) = services
+        .get("destination")
+        .and_then(|b| b.get(0))
+        .and_then(|b| b.get("credentials"))
+    else {
+        return Ok(None);
+    };
+    let text = |k: &str| {
+        credentials
+            .get(k)
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_string)
+            .ok_or_else(|| format!("the destination binding's credentials have no {k:?}"))
+    };
+    Ok(Some(DestinationConfig {
+        uri: text("uri")?,
+        token_url: format!("{}/oauth/token", text("url")?.trim_end_matches('/')),
+        client_id: text("clientid")?,
+        client_secret: Secret::new(text("clientsecret")?),
+    }))
 }
 
 /// The URL of a `redis-cache` binding (SAP BTP's Redis service), if the app has one.
@@ -500,6 +600,40 @@ mod tests {
             err.to_string().starts_with("CTI_REFRESH_DAILY_BUDGET"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn writing_through_a_destination_needs_its_name_and_the_service() {
+        let err = Config::from_vars(vars(&[("CTI_V2_AUTH", "destination")])).expect_err("no name");
+        assert!(err.to_string().contains("CTI_V2_DESTINATION"), "{err}");
+        let err = Config::from_vars(vars(&[
+            ("CTI_V2_AUTH", "destination"),
+            ("CTI_V2_DESTINATION", "sscDestination"),
+        ]))
+        .expect_err("no service");
+        assert!(err.to_string().contains("Destination service"), "{err}");
+        let vcap = r#"{"destination":[{"name":"d","credentials":{"uri":"https://destination-configuration.cfapps.eu10.hana.ondemand.com","url":"https://sub.authentication.eu10.hana.ondemand.com","clientid":"sb-clone","clientsecret":"s3cr3t-value"}}]}"#;
+        let c = Config::from_vars(vars(&[
+            ("CTI_V2_AUTH", "destination"),
+            ("CTI_V2_DESTINATION", "sscDestination"),
+            ("VCAP_SERVICES", vcap),
+        ]))
+        .expect("valid");
+        let d = c.destination.as_ref().expect("from the binding");
+        assert_eq!(
+            d.token_url,
+            "https://sub.authentication.eu10.hana.ondemand.com/oauth/token"
+        );
+        assert_eq!(d.client_id, "sb-clone");
+        assert!(!format!("{c:?}").contains("s3cr3t-value"));
+        assert_eq!(
+            c.tenants[0].auth_mode(),
+            Ok(AuthMode::Destination {
+                name: "sscDestination".into()
+            })
+        );
+        let err = Config::from_vars(vars(&[("CTI_V2_AUTH", "kerberos")])).expect_err("unknown");
+        assert!(err.to_string().contains("kerberos"), "{err}");
     }
 
     #[test]

@@ -16,6 +16,7 @@ pub mod activity;
 pub mod adapters;
 pub mod api;
 pub mod auth;
+pub mod authority;
 pub mod calls;
 pub mod clock;
 pub mod config;

@@ -76,6 +76,8 @@ pub struct Tenant {
     pub rules: RankRules,
     /// Where recordings need the caller's consent.
     pub consent: ConsentPolicy,
+    /// On whose authority activities are written.
+    pub auth: crate::authority::AuthMode,
     /// Reps' e-mail addresses (lower case) to their V2 employee ids, for the "owned by the rep"
     /// rule; read with each full build.
     pub employees: Mutex<HashMap<String, String>>,
@@ -173,6 +175,10 @@ pub struct AppState {
     pub outbox: Arc<dyn Outbox>,
     /// Wakes the activity writer when something was queued.
     pub activity_wake: tokio::sync::Notify,
+    /// The BTP Destination service, when configured.
+    pub destinations: Option<crate::authority::DestinationService>,
+    /// The reps' latest sign-in tokens, for tenants writing on the rep's authority.
+    pub user_tokens: crate::authority::UserTokens,
     pub hub: Hub,
     pub metrics: Metrics,
     pub jwt: JwtVerifier,
@@ -255,6 +261,8 @@ impl AppState {
                     // Config validation already rejected unknown rules.
                     rules: t.rank_rules().unwrap_or_default(),
                     consent: t.recording_consent.clone().unwrap_or_default(),
+                    // Config validation already rejected unusable modes.
+                    auth: t.auth_mode().unwrap_or(crate::authority::AuthMode::Basic),
                     employees: Mutex::new(HashMap::new()),
                     budget: DailyBudget::new(config.refresh_budget, clock.clone()),
                     index_status: Mutex::new(IndexStatus::Building),
@@ -291,6 +299,11 @@ impl AppState {
             calls: stores.calls,
             outbox: stores.outbox,
             activity_wake: tokio::sync::Notify::new(),
+            destinations: config
+                .destination
+                .clone()
+                .map(|d| crate::authority::DestinationService::new(d, config.v2_timeout)),
+            user_tokens: crate::authority::UserTokens::default(),
             clock,
             config,
         })

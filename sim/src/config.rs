@@ -34,6 +34,11 @@ pub struct SimConfig {
     pub seed: u64,
     /// How many accounts, contacts and individual customers to generate (each).
     pub records: usize,
+    /// The simulated BTP Destination service binding's client (XSUAA client credentials).
+    pub destination_client_id: String,
+    pub destination_client_secret: String,
+    /// The destination (type `OAuth2SAMLBearerAssertion`) that leads to the V2 tenant.
+    pub destination_name: String,
 }
 
 impl Default for SimConfig {
@@ -54,6 +59,9 @@ impl Default for SimConfig {
             v2_events_password: "demo-v2-events-secret".into(),
             seed: 42,
             records: 320,
+            destination_client_id: "cti-destination".into(),
+            destination_client_secret: "demo-destination-secret".into(),
+            destination_name: "sscDestination".into(),
         }
     }
 }

@@ -9,11 +9,14 @@
 //! - [`pbx`]: a PBX that places calls (`/sim/calls`), sends signed normalized telephony events to
 //!   the relay's generic webhook, and accepts the relay's call controls.
 //! - [`idp`]: an identity provider issuing RS256 agent tokens (`/sim/token`) and its JWKS.
+//! - [`btp`]: the SAP BTP Destination service (and its token endpoint) with user propagation to
+//!   the V2 tenant through an `OAuth2SAMLBearerAssertion` destination.
 //! - [`host`]: the V2 host stand-in page that frames the widget, and the log of every CTI payload
 //!   it received (`/sim/host/payloads`).
 //!
 //! The demo, the end-to-end tests and the benchmarks all drive the product through this crate.
 
+pub mod btp;
 pub mod config;
 pub mod host;
 pub mod idp;
@@ -35,6 +38,7 @@ pub struct Sim {
     pub pbx: pbx::Pbx,
     pub idp: idp::Idp,
     pub host: host::HostLog,
+    pub btp: btp::Btp,
 }
 
 impl Sim {
@@ -44,6 +48,7 @@ impl Sim {
             pbx: pbx::Pbx::new(&config),
             idp: idp::Idp::new(&config),
             host: host::HostLog::default(),
+            btp: btp::Btp::default(),
             config,
         })
     }
@@ -56,6 +61,7 @@ pub fn router(sim: Arc<Sim>) -> Router {
         .merge(pbx::routes())
         .merge(idp::routes())
         .merge(host::routes())
+        .merge(btp::routes())
         .with_state(sim)
 }
 

@@ -180,6 +180,21 @@ impl Stack {
         Ok(())
     }
 
+    /// A new relay process on the same address with another configuration, ready when this
+    /// returns.
+    pub async fn start_relay_with(&mut self, config: Config) -> Result<()> {
+        let addr = self.relay.addr;
+        let listener = eventually("the relay's port to be free again", || async {
+            TcpListener::bind(addr).await.ok()
+        })
+        .await?;
+        let mut config = config;
+        config.listen = addr;
+        let state = AppState::from_config(config).await?;
+        self.relay = cti_relay::spawn_on(listener, state)?;
+        self.wait_ready().await
+    }
+
     /// A new relay process on the same address and configuration (stores in memory start empty;
     /// with Redis they carry over), ready when this returns.
     pub async fn start_relay_again(&mut self) -> Result<()> {

@@ -13,9 +13,10 @@ use std::time::Duration;
 use cti_protocol::ws::{ActivityState, ActivityStatus};
 
 use super::outbox::{Entry, Next};
+use crate::authority::{self, AuthorityError};
 use crate::state::{AppState, Tenant};
 use crate::v2::client::Collection;
-use crate::v2::{V2Error, Versioned, phone_call};
+use crate::v2::{V2Client, V2Error, Versioned, phone_call};
 
 /// Entries written at once per tenant.
 const BATCH: usize = 16;
@@ -79,9 +80,21 @@ enum Wrote {
     Unchanged,
 }
 
+/// Why an attempt failed: V2 said so, or the relay could not act for the rep.
+#[derive(Debug, thiserror::Error)]
+enum Failure {
+    #[error(transparent)]
+    V2(#[from] V2Error),
+    #[error(transparent)]
+    Authority(#[from] AuthorityError),
+}
+
 async fn attempt(state: &Arc<AppState>, tenant: &Arc<Tenant>, mut entry: Entry) {
     let tid = tenant.config.id.as_str();
-    let result = write(tenant, &mut entry).await;
+    let result = match authority::client_for(state, tenant, &entry.log.owner).await {
+        Ok(v2) => write(&v2, tenant, &mut entry).await.map_err(Failure::from),
+        Err(err) => Err(Failure::from(err)),
+    };
     let now = state.clock.now_ms();
     let (next, outcome) = match result {
         Ok(wrote) => {
@@ -124,8 +137,7 @@ async fn attempt(state: &Arc<AppState>, tenant: &Arc<Tenant>, mut entry: Entry) 
     super::report(state, tenant, &entry.call_id, status(tenant, &entry, next)).await;
 }
 
-async fn write(tenant: &Tenant, entry: &mut Entry) -> Result<Wrote, V2Error> {
-    let v2 = &tenant.v2;
+async fn write(v2: &V2Client, tenant: &Tenant, entry: &mut Entry) -> Result<Wrote, V2Error> {
     let known = match &entry.progress.v2_id {
         Some(id) => v2.get(Collection::PhoneCalls, id).await?,
         None => None,
@@ -206,18 +218,22 @@ fn remember_ids(entry: &mut Entry, record: &Versioned) {
 }
 
 /// Errors no retry fixes: V2 understood the request and said no.
-fn refused(err: &V2Error) -> bool {
+fn refused(err: &Failure) -> bool {
     matches!(
         err,
-        V2Error::Status {
+        Failure::V2(V2Error::Status {
             status: 400 | 409 | 413 | 415 | 422,
             ..
-        }
+        })
     )
 }
 
 /// What the rep reads about a failed attempt.
-fn describe(err: &V2Error) -> String {
+fn describe(err: &Failure) -> String {
+    let err = match err {
+        Failure::V2(err) => err,
+        Failure::Authority(err) => return err.to_string(),
+    };
     match err {
         V2Error::Status {
             status,
@@ -232,17 +248,17 @@ fn describe(err: &V2Error) -> String {
 
 /// The back-off before attempt `attempts + 1`: doubling from the configured base up to the
 /// maximum, and never sooner than V2's Retry-After.
-fn wait_ms(state: &AppState, err: &V2Error, attempts: u32) -> u64 {
+fn wait_ms(state: &AppState, err: &Failure, attempts: u32) -> u64 {
     let base = state.config.activity_retry_base.as_millis() as u64;
     let max = state.config.activity_retry_max.as_millis() as u64;
     let backoff = base
         .saturating_mul(1u64 << attempts.saturating_sub(1).min(20))
         .min(max);
     match err {
-        V2Error::Status {
+        Failure::V2(V2Error::Status {
             retry_after: Some(secs),
             ..
-        } => backoff.max(secs.saturating_mul(1000)),
+        }) => backoff.max(secs.saturating_mul(1000)),
         _ => backoff,
     }
 }
@@ -272,14 +288,14 @@ pub fn status(tenant: &Tenant, entry: &Entry, next: Next) -> ActivityStatus {
 mod tests {
     use super::*;
 
-    fn status_error(status: u16, retry_after: Option<u64>) -> V2Error {
-        V2Error::Status {
+    fn status_error(status: u16, retry_after: Option<u64>) -> Failure {
+        Failure::V2(V2Error::Status {
             status,
             path: "/p".into(),
             code: "c".into(),
             message: "m".into(),
             retry_after,
-        }
+        })
     }
 
     #[test]
@@ -289,10 +305,13 @@ mod tests {
         for retried in [408, 429, 500, 502, 503, 401, 403, 412] {
             assert!(!refused(&status_error(retried, None)), "{retried}");
         }
-        assert!(!refused(&V2Error::Transport {
+        assert!(!refused(&Failure::V2(V2Error::Transport {
             path: "/p".into(),
             reason: "refused".into()
-        }));
+        })));
+        assert!(!refused(&Failure::Authority(AuthorityError::NoUserToken {
+            rep: "alice".into()
+        })));
     }
 
     #[test]

@@ -16,6 +16,8 @@ use tokio::sync::{Mutex, RwLock};
 pub struct AgentIdentity {
     pub tenant: String,
     pub agent: String,
+    /// When the token stops being valid (Unix seconds).
+    pub expires_at: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -39,6 +41,7 @@ struct Claims {
     user_name: Option<String>,
     email: Option<String>,
     sub: Option<String>,
+    exp: u64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -107,7 +110,11 @@ impl JwtVerifier {
             .or(claims.sub)
             .filter(|a| !a.is_empty());
         match (tenant, agent) {
-            (Some(tenant), Some(agent)) => Ok(AgentIdentity { tenant, agent }),
+            (Some(tenant), Some(agent)) => Ok(AgentIdentity {
+                tenant,
+                agent,
+                expires_at: claims.exp,
+            }),
             _ => Err(AuthError::MissingIdentity),
         }
     }

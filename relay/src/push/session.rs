@@ -124,6 +124,18 @@ pub async fn run(
         .await;
         return;
     }
+    if state
+        .tenant(&identity.tenant)
+        .is_some_and(|t| t.auth != crate::authority::AuthMode::Basic)
+    {
+        // Kept to write this rep's activities on their authority, also after they close the widget.
+        state.user_tokens.remember(
+            &identity.tenant,
+            &identity.agent,
+            &token,
+            identity.expires_at,
+        );
+    }
     state.metrics.ws_connections.inc();
     serve(&conv, &identity, last_seq, &mut inbound).await;
     state.metrics.ws_connections.dec();

@@ -51,7 +51,15 @@ pub enum V2Error {
 /// published V2 specifications.
 #[derive(Debug, Clone)]
 pub enum V2Auth {
-    Basic { user: String, password: Secret },
+    Basic {
+        user: String,
+        password: Secret,
+    },
+    /// A user's access token (from the BTP Destination service's SAML bearer exchange, or the
+    /// rep's own OAuth sign-in): V2 records the writes as that user's.
+    Bearer {
+        token: Secret,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -232,6 +240,7 @@ impl V2Client {
     fn authorize(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
         match &self.auth {
             V2Auth::Basic { user, password } => request.basic_auth(user, Some(password.expose())),
+            V2Auth::Bearer { token } => request.bearer_auth(token.expose()),
         }
     }
 }

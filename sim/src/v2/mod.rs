@@ -92,6 +92,15 @@ pub struct Tenant {
     requests: AtomicU64,
     next_display_id: AtomicU64,
     pub events: events::Emitter,
+    /// Bearer tokens this tenant accepts (issued by the simulated SAML bearer exchange of the
+    /// Destination service or the identity provider), with the user each acts for.
+    bearers: std::sync::Mutex<HashMap<String, Bearer>>,
+}
+
+#[derive(Debug, Clone)]
+struct Bearer {
+    user: String,
+    expires_at: u64,
 }
 
 impl Tenant {
@@ -121,7 +130,35 @@ impl Tenant {
             requests: AtomicU64::new(0),
             next_display_id: AtomicU64::new(900_000),
             events: events::Emitter::new(config),
+            bearers: std::sync::Mutex::new(HashMap::new()),
         }
+    }
+
+    /// A bearer token for V2 calls on `user`'s behalf, valid for `ttl_secs`: what a SAML bearer
+    /// assertion or an OAuth sign-in gets from V2's token service.
+    pub fn issue_bearer(&self, user: &str, ttl_secs: u64) -> String {
+        let token = format!("v2at-{}", uuid::Uuid::new_v4().simple());
+        let expires_at = now_secs().saturating_add(ttl_secs);
+        let mut bearers = self.bearers.lock().unwrap_or_else(|p| p.into_inner());
+        let now = now_secs();
+        bearers.retain(|_, b| b.expires_at > now);
+        bearers.insert(
+            token.clone(),
+            Bearer {
+                user: user.to_string(),
+                expires_at,
+            },
+        );
+        token
+    }
+
+    /// The user a bearer token acts for, if it is valid now.
+    fn bearer_user(&self, token: &str) -> Option<String> {
+        let bearers = self.bearers.lock().unwrap_or_else(|p| p.into_inner());
+        bearers
+            .get(token)
+            .filter(|b| b.expires_at > now_secs())
+            .map(|b| b.user.clone())
     }
 
     /// Every record with a normalised phone equal to `e164`.
@@ -300,8 +337,13 @@ fn collection_name(service: &str, collection: &str) -> Result<&'static str, V2Er
         })
 }
 
-/// Auth, faults and budget, in the order a caller meets them.
-async fn guard(sim: &Sim, headers: &HeaderMap) -> Result<(), V2Error> {
+fn now_secs() -> u64 {
+    time::OffsetDateTime::now_utc().unix_timestamp().max(0) as u64
+}
+
+/// Auth, faults and budget, in the order a caller meets them. Returns who acts: the technical
+/// user (`api`) for Basic, the user a bearer token was issued for.
+async fn guard(sim: &Sim, headers: &HeaderMap) -> Result<String, V2Error> {
     let tenant = &sim.v2;
     tenant.requests.fetch_add(1, Ordering::Relaxed);
     let expected = format!(
@@ -309,18 +351,25 @@ async fn guard(sim: &Sim, headers: &HeaderMap) -> Result<(), V2Error> {
         base64::engine::general_purpose::STANDARD
             .encode(format!("{}:{}", tenant.user, tenant.password))
     );
-    let authorized = headers
+    let presented = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v == expected);
-    if !authorized {
+        .unwrap_or_default();
+    let user = if presented == expected {
+        "api".to_string()
+    } else if let Some(user) = presented
+        .strip_prefix("Bearer ")
+        .and_then(|token| tenant.bearer_user(token.trim()))
+    {
+        user
+    } else {
         return Err(V2Error::Unauthorized);
-    }
+    };
     match tenant.limits.admit() {
-        Admission::Serve => Ok(()),
+        Admission::Serve => Ok(user),
         Admission::Delay(ms) => {
             tokio::time::sleep(Duration::from_millis(ms)).await;
-            Ok(())
+            Ok(user)
         }
         Admission::Fail(429) => Err(V2Error::TooManyRequests {
             message: "injected fault".into(),
@@ -621,7 +670,7 @@ async fn create(
     body: Bytes,
 ) -> Result<Response, V2Error> {
     let name = collection_name(&service, &collection)?;
-    guard(&sim, &headers).await?;
+    let user = guard(&sim, &headers).await?;
     let mut record = parse_body(&body)?;
     let id = uuid::Uuid::new_v4().to_string();
     let stamp = now_stamp();
@@ -630,8 +679,8 @@ async fn create(
         let display = sim.v2.next_display_id.fetch_add(1, Ordering::Relaxed);
         record["displayId"] = Value::String(display.to_string());
     }
-    record["adminData"] = json!({"createdOn": stamp, "createdBy": "api", "createdByName": "API user",
-                                 "updatedOn": stamp, "updatedBy": "api", "updatedByName": "API user"});
+    record["adminData"] = json!({"createdOn": stamp, "createdBy": user, "createdByName": user,
+                                 "updatedOn": stamp, "updatedBy": user, "updatedByName": user});
     derive_normalised(&mut record);
     if name == "phoneCalls" {
         validate_phone_call(&record)?;
@@ -718,7 +767,7 @@ async fn update(
     body: Bytes,
 ) -> Result<Response, V2Error> {
     let name = collection_name(&service, &collection)?;
-    guard(&sim, &headers).await?;
+    let user = guard(&sim, &headers).await?;
     let patch = parse_body(&body)?;
     let Some(if_match) = headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok()) else {
         return Err(V2Error::new(
@@ -773,6 +822,8 @@ async fn update(
     record["id"] = Value::String(id);
     record["adminData"] = admin;
     record["adminData"]["updatedOn"] = Value::String(stamp);
+    record["adminData"]["updatedBy"] = Value::String(user.clone());
+    record["adminData"]["updatedByName"] = Value::String(user);
     derive_normalised(record);
     sim.v2
         .events

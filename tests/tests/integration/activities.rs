@@ -726,3 +726,70 @@ async fn a_consult_transfer_rings_the_colleague_then_hands_the_call_over_or_take
         .expect("one activity");
     assert_eq!(activity["direction"], "INBOUND");
 }
+
+#[tokio::test]
+async fn through_a_btp_destination_activities_are_written_as_the_rep() {
+    let mut stack = Stack::start_with(|c| {
+        quick_retries(c);
+        c.tenants[0].v2_auth = Some("destination".into());
+        c.tenants[0].v2_destination = Some("sscDestination".into());
+    })
+    .await
+    .expect("stack");
+    // The destination binding points at the simulated BTP services (known only once the
+    // simulator listens); the relay is started again with it, as after a `cf bind-service`.
+    let sim = stack.sim.url();
+    let mut config = stack.relay.state.config.clone();
+    config.destination = Some(cti_relay::authority::destination::DestinationConfig {
+        uri: format!("{sim}/sim/btp"),
+        token_url: format!("{sim}/sim/btp/oauth/token"),
+        client_id: "cti-destination".into(),
+        client_secret: Secret::new("demo-destination-secret"),
+    });
+    stack.stop_relay().await;
+    stack
+        .start_relay_with(config)
+        .await
+        .expect("relay with the destination binding");
+
+    // Alice has her widget open: her call is written with her identity.
+    let (mut alice, _) = WsClient::signed_in(&stack, ALICE, None)
+        .await
+        .expect("alice");
+    post_all(&stack, &missed_call("dest-1", "+41 79 555 70 01")).await;
+    activity_state(&mut alice, "dest-1", "logged").await;
+    let activity = stack
+        .wait_activity("dest-1", "written", |_| true)
+        .await
+        .expect("logged");
+    assert_eq!(activity["adminData"]["createdBy"], ALICE);
+
+    // Bob's call ends while he has no widget open: it waits, says why, and is written as him
+    // once he signs in.
+    let bob_call: Vec<String> = missed_call("dest-2", "+41 79 555 70 02")
+        .into_iter()
+        .map(|e| e.replace(ALICE, BOB))
+        .collect();
+    post_all(&stack, &bob_call).await;
+    let pending = eventually("bob's activity to wait for his sign-in", || async {
+        let leg = stack
+            .relay
+            .state
+            .calls
+            .get("demo", "dest-2", BOB)
+            .await
+            .ok()??;
+        let reason = leg.wrap_up.activity?.reason?;
+        reason.contains("sign-in").then_some(reason)
+    })
+    .await
+    .expect("pending");
+    assert!(pending.contains(BOB), "{pending}");
+    assert!(stack.activities("dest-2").await.expect("list").is_empty());
+    let (_bob, _) = WsClient::signed_in(&stack, BOB, None).await.expect("bob");
+    let activity = stack
+        .wait_activity("dest-2", "written", |_| true)
+        .await
+        .expect("logged once bob signed in");
+    assert_eq!(activity["adminData"]["createdBy"], BOB);
+}

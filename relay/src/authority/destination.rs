@@ -1,0 +1,207 @@
+//! The SAP BTP Destination service, as a client: the binding's client-credentials token, then
+//! "find destination" with the rep's token for user propagation.
+//!
+//! `GET <uri>/destination-configuration/v1/destinations/<name>` with `Authorization: Bearer
+//! <client-credentials token>` and `X-user-token: <rep's JWT>` answers the destination's
+//! configuration (`URL`) and `authTokens`, the first of which is the rep's V2 token (or carries
+//! an `error` when the exchange failed). Both tokens are cached until shortly before they expire.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use serde::Deserialize;
+use tokio::sync::Mutex;
+
+use super::AuthorityError;
+use crate::secret::Secret;
+
+/// What the configuration (or a `destination` binding in `VCAP_SERVICES`) says about the service.
+#[derive(Debug, Clone)]
+pub struct DestinationConfig {
+    /// The service's API base (`uri` in the binding).
+    pub uri: String,
+    /// The XSUAA token endpoint (`<url>/oauth/token` from the binding).
+    pub token_url: String,
+    pub client_id: String,
+    pub client_secret: Secret,
+}
+
+/// Tokens are renewed this long before they expire.
+const MARGIN_MS: u64 = 60_000;
+
+#[derive(Debug)]
+pub struct DestinationService {
+    config: DestinationConfig,
+    http: reqwest::Client,
+    client_token: Mutex<Option<(Secret, u64)>>,
+    /// (tenant, rep) -> the V2 URL and the rep's V2 token with its expiry.
+    user_targets: Mutex<HashMap<(String, String), Target>>,
+}
+
+/// Where and how to reach V2 as one rep.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub url: String,
+    pub token: Secret,
+    expires_ms: u64,
+}
+
+#[derive(Deserialize)]
+struct TokenAnswer {
+    access_token: String,
+    #[serde(default)]
+    expires_in: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct FindAnswer {
+    #[serde(rename = "destinationConfiguration")]
+    configuration: DestinationConfiguration,
+    #[serde(rename = "authTokens", default)]
+    auth_tokens: Vec<AuthToken>,
+}
+
+#[derive(Deserialize)]
+struct DestinationConfiguration {
+    #[serde(rename = "URL")]
+    url: String,
+}
+
+#[derive(Deserialize)]
+struct AuthToken {
+    #[serde(rename = "type", default)]
+    kind: String,
+    #[serde(default)]
+    value: String,
+    #[serde(default)]
+    error: Option<String>,
+    /// Seconds, as a string in the service's answers (a number is accepted too).
+    #[serde(default, alias = "expiresIn")]
+    expires_in: Option<serde_json::Value>,
+}
+
+fn failed(what: &str, err: impl std::fmt::Display) -> AuthorityError {
+    AuthorityError::Destination(format!("{what}: {err}"))
+}
+
+impl DestinationService {
+    pub fn new(config: DestinationConfig, timeout: Duration) -> Self {
+        DestinationService {
+            config,
+            http: reqwest::Client::builder()
+                .timeout(timeout)
+                .build()
+                .unwrap_or_default(),
+            client_token: Mutex::new(None),
+            user_targets: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The V2 URL and the rep's V2 token from destination `name`.
+    pub async fn resolve(
+        &self,
+        name: &str,
+        tenant: &str,
+        rep: &str,
+        user_token: &Secret,
+        now_ms: u64,
+    ) -> Result<Target, AuthorityError> {
+        let key = (tenant.to_string(), rep.to_lowercase());
+        if let Some(target) = self.user_targets.lock().await.get(&key)
+            && target.expires_ms > now_ms + MARGIN_MS
+        {
+            return Ok(target.clone());
+        }
+        let client_token = self.client_token(now_ms).await?;
+        let url = format!(
+            "{}/destination-configuration/v1/destinations/{}",
+            self.config.uri.trim_end_matches('/'),
+            name
+        );
+        let response = self
+            .http
+            .get(&url)
+            .bearer_auth(client_token.expose())
+            .header("X-user-token", user_token.expose())
+            .send()
+            .await
+            .map_err(|e| failed("unreachable", e.without_url()))?;
+        let status = response.status();
+        if !status.is_success() {
+            let body = response.text().await.unwrap_or_default();
+            if status == reqwest::StatusCode::UNAUTHORIZED {
+                *self.client_token.lock().await = None;
+            }
+            return Err(failed(
+                &format!("destination {name:?} answered {status}"),
+                body.chars().take(200).collect::<String>(),
+            ));
+        }
+        let answer: FindAnswer = response
+            .json()
+            .await
+            .map_err(|e| failed("unexpected answer", e.without_url()))?;
+        let token = answer
+            .auth_tokens
+            .into_iter()
+            .next()
+            .ok_or_else(|| failed(name, "the destination returned no auth token"))?;
+        if let Some(error) = token.error.filter(|e| !e.is_empty()) {
+            return Err(failed(&format!("destination {name:?}"), error));
+        }
+        if token.value.is_empty() || !token.kind.eq_ignore_ascii_case("bearer") {
+            return Err(failed(name, "the destination returned no bearer token"));
+        }
+        let lifetime_s = token
+            .expires_in
+            .and_then(|v| v.as_u64().or_else(|| v.as_str()?.parse().ok()))
+            .unwrap_or(300);
+        let target = Target {
+            url: answer.configuration.url,
+            token: Secret::new(token.value),
+            expires_ms: now_ms + lifetime_s * 1000,
+        };
+        self.user_targets.lock().await.insert(key, target.clone());
+        Ok(target)
+    }
+
+    /// The binding's own token (client credentials), cached.
+    async fn client_token(&self, now_ms: u64) -> Result<Secret, AuthorityError> {
+        let mut cached = self.client_token.lock().await;
+        if let Some((token, expires)) = cached.as_ref()
+            && *expires > now_ms + MARGIN_MS
+        {
+            return Ok(token.clone());
+        }
+        let response = self
+            .http
+            .post(&self.config.token_url)
+            .basic_auth(
+                &self.config.client_id,
+                Some(self.config.client_secret.expose()),
+            )
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .body(format!(
+                "grant_type=client_credentials&client_id={}",
+                self.config.client_id
+            ))
+            .send()
+            .await
+            .map_err(|e| failed("token endpoint unreachable", e.without_url()))?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(failed(
+                "token endpoint",
+                format!("answered {status} (check the binding's client id and secret)"),
+            ));
+        }
+        let answer: TokenAnswer = response
+            .json()
+            .await
+            .map_err(|e| failed("token endpoint", e.without_url()))?;
+        let token = Secret::new(answer.access_token);
+        let expires = now_ms + answer.expires_in.unwrap_or(600) * 1000;
+        *cached = Some((token.clone(), expires));
+        Ok(token)
+    }
+}

@@ -1,0 +1,90 @@
+//! On whose authority the relay writes to V2: the tenant's choice of mode.
+//!
+//! - `basic`: the tenant's V2 technical user (the one scheme in SAP's published V2 specs); V2
+//!   records the writes as that user's.
+//! - `destination`: user propagation through the SAP BTP Destination service. The relay keeps the
+//!   rep's latest sign-in token (the XSUAA JWT the widget presents), and before writing asks the
+//!   Destination service for the tenant's `OAuth2SAMLBearerAssertion` destination with that token
+//!   as `X-user-token`; the service exchanges it for a V2 token of the rep. The relay holds no V2
+//!   credentials at all.
+//!
+//! The index crawl and caller lookups always use the technical user: they read on the tenant's
+//! behalf, not a rep's.
+
+pub mod destination;
+pub mod user_tokens;
+
+use std::sync::Arc;
+
+use crate::state::{AppState, Tenant};
+use crate::v2::V2Client;
+
+pub use destination::DestinationService;
+pub use user_tokens::UserTokens;
+
+/// How a tenant's activities are written, from the configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthMode {
+    Basic,
+    /// Through this BTP destination (`OAuth2SAMLBearerAssertion`) with the rep's token.
+    Destination {
+        name: String,
+    },
+}
+
+impl AuthMode {
+    pub fn name(&self) -> &'static str {
+        match self {
+            AuthMode::Basic => "basic",
+            AuthMode::Destination { .. } => "destination",
+        }
+    }
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum AuthorityError {
+    #[error(
+        "no current sign-in of {rep} to write on their behalf; it is used as soon as they open the widget again"
+    )]
+    NoUserToken { rep: String },
+    #[error(
+        "the BTP Destination service is not configured (CTI_DESTINATION_* or a destination binding)"
+    )]
+    NoDestinationService,
+    #[error("BTP Destination service: {0}")]
+    Destination(String),
+}
+
+/// A V2 client that acts for `rep` in `tenant`, as the tenant's mode says.
+pub async fn client_for(
+    state: &Arc<AppState>,
+    tenant: &Tenant,
+    rep: &str,
+) -> Result<V2Client, AuthorityError> {
+    match &tenant.auth {
+        AuthMode::Basic => Ok(tenant.v2.clone()),
+        AuthMode::Destination { name } => {
+            let service = state
+                .destinations
+                .as_ref()
+                .ok_or(AuthorityError::NoDestinationService)?;
+            let now_ms = state.clock.now_ms();
+            let user_token = state
+                .user_tokens
+                .get(&tenant.config.id, rep, now_ms)
+                .ok_or_else(|| AuthorityError::NoUserToken {
+                    rep: rep.to_string(),
+                })?;
+            let target = service
+                .resolve(name, &tenant.config.id, rep, &user_token, now_ms)
+                .await?;
+            Ok(V2Client::new(
+                &target.url,
+                crate::v2::client::V2Auth::Bearer {
+                    token: target.token,
+                },
+                state.config.v2_timeout,
+            ))
+        }
+    }
+}
