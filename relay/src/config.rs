@@ -12,6 +12,7 @@ use serde::Deserialize;
 
 use crate::authority::AuthMode;
 use crate::authority::destination::DestinationConfig;
+use crate::authority::oauth2::{OAuthSettings, default_scope};
 use crate::calls::consent::ConsentPolicy;
 use crate::numbers::DefaultRegion;
 use crate::numbers::rank::{RankRules, Rule, parse_kind};
@@ -59,6 +60,8 @@ pub struct Config {
     pub activity_retry_max: Duration,
     /// The BTP Destination service, for tenants writing through a destination.
     pub destination: Option<DestinationConfig>,
+    /// Seals the reps' refresh tokens (`oauth2`): 32 bytes in base64.
+    pub token_key: Option<Secret>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -103,6 +106,9 @@ pub struct TenantConfig {
     pub v2_auth: Option<String>,
     #[serde(default)]
     pub v2_destination: Option<String>,
+    /// The identity provider for `oauth2` (the reps' own sign-in).
+    #[serde(default)]
+    pub oauth: Option<OAuthSettings>,
     /// What the rep may pick as a call's outcome, in the widget's order.
     #[serde(default = "default_dispositions")]
     pub dispositions: Vec<String>,
@@ -134,11 +140,13 @@ impl TenantConfig {
                     "v2_auth destination needs the destination's name (CTI_V2_DESTINATION)".into(),
                 ),
             },
-            Some("oauth2") => {
-                Err("v2_auth oauth2 is not available yet; use basic or destination".into())
-            }
+            Some("oauth2") if self.oauth.is_some() => Ok(AuthMode::OAuth2),
+            Some("oauth2") => Err(
+                "v2_auth oauth2 needs the identity provider (CTI_OAUTH_AUTHORIZE_URL, CTI_OAUTH_TOKEN_URL, CTI_OAUTH_CLIENT_ID)"
+                    .into(),
+            ),
             Some(other) => Err(format!(
-                "unknown v2_auth {other:?} (expected basic or destination)"
+                "unknown v2_auth {other:?} (expected basic, destination or oauth2)"
             )),
         }
     }
@@ -190,6 +198,7 @@ impl Config {
                 recording_consent: None,
                 v2_auth: None,
                 v2_destination: None,
+                oauth: None,
                 dispositions: default_dispositions(),
             }],
             jwt: JwtConfig {
@@ -215,6 +224,7 @@ impl Config {
             activity_retry_base: Duration::from_secs(1),
             activity_retry_max: Duration::from_secs(300),
             destination: None,
+            token_key: None,
         }
     }
 
@@ -282,6 +292,19 @@ impl Config {
             }
             if let Some(v) = get("CTI_V2_DESTINATION") {
                 t.v2_destination = Some(v);
+            }
+            if let Some(authorize_url) = get("CTI_OAUTH_AUTHORIZE_URL") {
+                let need = |var: &'static str| {
+                    get(var)
+                        .ok_or_else(|| invalid(var, "required with CTI_OAUTH_AUTHORIZE_URL".into()))
+                };
+                t.oauth = Some(OAuthSettings {
+                    authorize_url,
+                    token_url: need("CTI_OAUTH_TOKEN_URL")?,
+                    client_id: need("CTI_OAUTH_CLIENT_ID")?,
+                    client_secret: get("CTI_OAUTH_CLIENT_SECRET").map(Secret::new),
+                    scope: get("CTI_OAUTH_SCOPE").unwrap_or_else(default_scope),
+                });
             }
             if let Some(v) = get("CTI_RECORDING_CONSENT") {
                 t.recording_consent = Some(
@@ -414,6 +437,23 @@ impl Config {
                 "CTI_V2_AUTH",
                 format!(
                     "tenant {:?} writes through a destination, but no Destination service is configured (CTI_DESTINATION_URI or a destination binding)",
+                    t.id
+                ),
+            ));
+        }
+        config.token_key = get("CTI_TOKEN_KEY").map(Secret::new);
+        if let Some(key) = &config.token_key {
+            crate::authority::vault::Sealer::from_base64(key.expose())
+                .map_err(|e| invalid("CTI_TOKEN_KEY", e.to_string()))?;
+        } else if let Some(t) = config
+            .tenants
+            .iter()
+            .find(|t| t.auth_mode() == Ok(AuthMode::OAuth2))
+        {
+            return Err(invalid(
+                "CTI_TOKEN_KEY",
+                format!(
+                    "tenant {:?} keeps reps' refresh tokens (oauth2): set a 32-byte key in base64, e.g. from `openssl rand -base64 32`",
                     t.id
                 ),
             ));
@@ -634,6 +674,38 @@ mod tests {
         );
         let err = Config::from_vars(vars(&[("CTI_V2_AUTH", "kerberos")])).expect_err("unknown");
         assert!(err.to_string().contains("kerberos"), "{err}");
+    }
+
+    #[test]
+    fn the_reps_own_sign_in_needs_an_identity_provider_and_a_token_key() {
+        let idp = [
+            ("CTI_V2_AUTH", "oauth2"),
+            (
+                "CTI_OAUTH_AUTHORIZE_URL",
+                "https://t.accounts.ondemand.com/oauth2/authorize",
+            ),
+            (
+                "CTI_OAUTH_TOKEN_URL",
+                "https://t.accounts.ondemand.com/oauth2/token",
+            ),
+            ("CTI_OAUTH_CLIENT_ID", "cti"),
+        ];
+        let err = Config::from_vars(vars(&[("CTI_V2_AUTH", "oauth2")])).expect_err("no idp");
+        assert!(err.to_string().contains("CTI_OAUTH_AUTHORIZE_URL"), "{err}");
+        let err = Config::from_vars(vars(&idp)).expect_err("no key");
+        assert!(err.to_string().starts_with("CTI_TOKEN_KEY"), "{err}");
+        let mut with_key = idp.to_vec();
+        with_key.push(("CTI_TOKEN_KEY", "c2hvcnQ="));
+        let err = Config::from_vars(vars(&with_key)).expect_err("short key");
+        assert!(err.to_string().contains("32 bytes"), "{err}");
+        with_key.pop();
+        with_key.push((
+            "CTI_TOKEN_KEY",
+            "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
+        ));
+        let c = Config::from_vars(vars(&with_key)).expect("valid");
+        assert_eq!(c.tenants[0].auth_mode(), Ok(AuthMode::OAuth2));
+        assert!(!format!("{c:?}").contains("MDEyMzQ1"));
     }
 
     #[test]

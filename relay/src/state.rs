@@ -139,6 +139,7 @@ pub struct Stores {
     pub choices: Arc<dyn ChoiceStore>,
     pub calls: Arc<dyn CallStore>,
     pub outbox: Arc<dyn Outbox>,
+    pub vault: Arc<dyn crate::authority::vault::TokenVault>,
     /// A replay store shared by all instances (it publishes every message to them); None keeps
     /// replay in memory.
     pub shared_replay: Option<Arc<dyn crate::push::replay::ReplayStore>>,
@@ -152,6 +153,7 @@ impl Stores {
             choices: Arc::new(MemoryChoices::default()),
             calls: Arc::new(MemoryCallStore::default()),
             outbox: Arc::new(MemoryOutbox::default()),
+            vault: Arc::new(crate::authority::vault::MemoryVault::default()),
             shared_replay: None,
         }
     }
@@ -179,6 +181,13 @@ pub struct AppState {
     pub destinations: Option<crate::authority::DestinationService>,
     /// The reps' latest sign-in tokens, for tenants writing on the rep's authority.
     pub user_tokens: crate::authority::UserTokens,
+    /// The reps' sealed refresh tokens (`oauth2`), and the key that seals them.
+    pub vault: Arc<dyn crate::authority::vault::TokenVault>,
+    pub sealer: Option<crate::authority::vault::Sealer>,
+    /// (tenant, rep) -> access token and its expiry (Unix ms), for `oauth2`.
+    pub access_tokens: Mutex<HashMap<(String, String), (crate::secret::Secret, u64)>>,
+    /// For the identity provider's token endpoint.
+    pub oauth_http: reqwest::Client,
     pub hub: Hub,
     pub metrics: Metrics,
     pub jwt: JwtVerifier,
@@ -225,6 +234,11 @@ impl AppState {
                     choices: redis,
                     calls: Arc::new(FallbackCallStore::new(calls)),
                     outbox: Arc::new(FallbackOutbox::new(outbox)),
+                    vault: Arc::new(
+                        crate::authority::vault::RedisVault::connect(url.expose())
+                            .await
+                            .map_err(|e| unavailable(&e))?,
+                    ),
                     shared_replay: Some(Arc::new(replay)),
                 }
             }
@@ -304,6 +318,16 @@ impl AppState {
                 .clone()
                 .map(|d| crate::authority::DestinationService::new(d, config.v2_timeout)),
             user_tokens: crate::authority::UserTokens::default(),
+            vault: stores.vault,
+            sealer: config
+                .token_key
+                .as_ref()
+                .and_then(|k| crate::authority::vault::Sealer::from_base64(k.expose()).ok()),
+            access_tokens: Mutex::new(HashMap::new()),
+            oauth_http: reqwest::Client::builder()
+                .timeout(config.v2_timeout)
+                .build()
+                .unwrap_or_default(),
             clock,
             config,
         })

@@ -39,6 +39,10 @@ pub struct SimConfig {
     pub destination_client_secret: String,
     /// The destination (type `OAuth2SAMLBearerAssertion`) that leads to the V2 tenant.
     pub destination_name: String,
+    /// The relay's client at the simulated SAP Cloud Identity Services (reps' own V2 sign-in).
+    pub ias_client_id: String,
+    /// How long the access tokens it issues live.
+    pub ias_access_ttl_secs: u64,
 }
 
 impl Default for SimConfig {
@@ -62,6 +66,8 @@ impl Default for SimConfig {
             destination_client_id: "cti-destination".into(),
             destination_client_secret: "demo-destination-secret".into(),
             destination_name: "sscDestination".into(),
+            ias_client_id: "cti-relay-v2".into(),
+            ias_access_ttl_secs: 3600,
         }
     }
 }

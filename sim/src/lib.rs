@@ -11,6 +11,8 @@
 //! - [`idp`]: an identity provider issuing RS256 agent tokens (`/sim/token`) and its JWKS.
 //! - [`btp`]: the SAP BTP Destination service (and its token endpoint) with user propagation to
 //!   the V2 tenant through an `OAuth2SAMLBearerAssertion` destination.
+//! - [`ias`]: SAP Cloud Identity Services for the reps' own V2 sign-in (authorization code with
+//!   PKCE, rotating refresh tokens).
 //! - [`host`]: the V2 host stand-in page that frames the widget, and the log of every CTI payload
 //!   it received (`/sim/host/payloads`).
 //!
@@ -19,6 +21,7 @@
 pub mod btp;
 pub mod config;
 pub mod host;
+pub mod ias;
 pub mod idp;
 pub mod pbx;
 pub mod v2;
@@ -39,6 +42,7 @@ pub struct Sim {
     pub idp: idp::Idp,
     pub host: host::HostLog,
     pub btp: btp::Btp,
+    pub ias: ias::Ias,
 }
 
 impl Sim {
@@ -49,6 +53,7 @@ impl Sim {
             idp: idp::Idp::new(&config),
             host: host::HostLog::default(),
             btp: btp::Btp::default(),
+            ias: ias::Ias::default(),
             config,
         })
     }
@@ -62,6 +67,7 @@ pub fn router(sim: Arc<Sim>) -> Router {
         .merge(idp::routes())
         .merge(host::routes())
         .merge(btp::routes())
+        .merge(ias::routes())
         .with_state(sim)
 }
 

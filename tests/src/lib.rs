@@ -127,6 +127,12 @@ impl Stack {
     /// own); the test's HTTP client forgets them, as a client of a crashed process would.
     pub fn crash_relay(&mut self) {
         self.relay.abort();
+        self.forget_connections();
+    }
+
+    /// A fresh HTTP client: kept-alive connections to a relay process that was replaced would
+    /// otherwise still reach it (in one test process, its connection tasks outlive it).
+    fn forget_connections(&mut self) {
         self.http = reqwest::Client::builder()
             .timeout(PATIENCE)
             .build()
@@ -192,6 +198,7 @@ impl Stack {
         config.listen = addr;
         let state = AppState::from_config(config).await?;
         self.relay = cti_relay::spawn_on(listener, state)?;
+        self.forget_connections();
         self.wait_ready().await
     }
 
@@ -206,6 +213,7 @@ impl Stack {
         .await?;
         let state = AppState::from_config(config).await?;
         self.relay = cti_relay::spawn_on(listener, state)?;
+        self.forget_connections();
         self.wait_ready().await
     }
 

@@ -259,6 +259,10 @@ fn wait_ms(state: &AppState, err: &Failure, attempts: u32) -> u64 {
             retry_after: Some(secs),
             ..
         }) => backoff.max(secs.saturating_mul(1000)),
+        // Waiting for the rep to sign in costs V2 nothing: look again soon.
+        Failure::Authority(
+            AuthorityError::NoUserToken { .. } | AuthorityError::NotConnected { .. },
+        ) => backoff.min(5_000),
         _ => backoff,
     }
 }

@@ -3,6 +3,7 @@
 
 mod health;
 mod sign_in;
+mod v2_connect;
 mod v2_events;
 mod webhook;
 mod widget;
@@ -29,6 +30,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/tenants/{tenant}/v2-events", post(v2_events::receive))
         .route("/v1/agent/ws", get(ws::upgrade))
         .route("/v1/agent/sign-in", get(sign_in::redirect))
+        .route("/v1/agent/v2-connect", post(v2_connect::start))
+        .route("/v1/agent/v2-callback", get(v2_connect::callback))
         .nest_service("/widget", widget::service(&state))
         // A 503 from /readyz is an answer, not a failure; real failures are logged where they happen.
         .layer(TraceLayer::new_for_http().on_failure(DefaultOnFailure::new().level(Level::DEBUG)))

@@ -15,26 +15,17 @@ use serde_json::json;
 
 use crate::state::AppState;
 
-pub async fn redirect(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
-    let Some(signin) = state.config.signin_url.as_deref() else {
-        return (
-            StatusCode::NOT_FOUND,
-            axum::Json(json!({"error": {"code": "sign_in_not_configured",
-                "message": "no sign-in page is configured (CTI_SIGNIN_URL)"}})),
-        )
-            .into_response();
-    };
-    let text = |name: header::HeaderName| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::trim)
-            .filter(|v| !v.is_empty())
-    };
-    let host = text(header::HOST)
+/// This relay's address as the browser used it: `Host`, and `X-Forwarded-Proto` behind the Cloud
+/// Foundry router.
+pub fn public_base(state: &AppState, headers: &HeaderMap) -> String {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
         .filter(|h| {
-            h.chars()
-                .all(|c| c.is_ascii_alphanumeric() || ".:-[]".contains(c))
+            !h.is_empty()
+                && h.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || ".:-[]".contains(c))
         })
         .map(str::to_string)
         .unwrap_or_else(|| state.config.listen.to_string());
@@ -45,7 +36,19 @@ pub async fn redirect(State(state): State<Arc<AppState>>, headers: HeaderMap) ->
         Some(p) if p.eq_ignore_ascii_case("https") => "https",
         _ => "http",
     };
-    let back = format!("{scheme}://{host}/widget/");
+    format!("{scheme}://{host}")
+}
+
+pub async fn redirect(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    let Some(signin) = state.config.signin_url.as_deref() else {
+        return (
+            StatusCode::NOT_FOUND,
+            axum::Json(json!({"error": {"code": "sign_in_not_configured",
+                "message": "no sign-in page is configured (CTI_SIGNIN_URL)"}})),
+        )
+            .into_response();
+    };
+    let back = format!("{}/widget/", public_base(&state, &headers));
     match reqwest::Url::parse_with_params(signin, &[("redirect_uri", back.as_str())]) {
         Ok(target) => Redirect::to(target.as_str()).into_response(),
         Err(err) => {

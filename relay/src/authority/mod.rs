@@ -8,11 +8,16 @@
 //!   as `X-user-token`; the service exchanges it for a V2 token of the rep. The relay holds no V2
 //!   credentials at all.
 //!
+//! - `oauth2`: the rep's own sign-in at the tenant's identity provider (authorization code with
+//!   PKCE, started from the widget); the refresh token is sealed with AES-GCM at rest.
+//!
 //! The index crawl and caller lookups always use the technical user: they read on the tenant's
 //! behalf, not a rep's.
 
 pub mod destination;
+pub mod oauth2;
 pub mod user_tokens;
+pub mod vault;
 
 use std::sync::Arc;
 
@@ -30,6 +35,8 @@ pub enum AuthMode {
     Destination {
         name: String,
     },
+    /// With the rep's own OAuth sign-in (authorization code + PKCE), connected from the widget.
+    OAuth2,
 }
 
 impl AuthMode {
@@ -37,6 +44,7 @@ impl AuthMode {
         match self {
             AuthMode::Basic => "basic",
             AuthMode::Destination { .. } => "destination",
+            AuthMode::OAuth2 => "oauth2",
         }
     }
 }
@@ -53,6 +61,13 @@ pub enum AuthorityError {
     NoDestinationService,
     #[error("BTP Destination service: {0}")]
     Destination(String),
+    #[error("{rep} has not connected V2 yet (\"Connect V2\" in the widget)")]
+    NotConnected { rep: String },
+    #[error("V2 sign-in: {0}")]
+    OAuth(String),
+    /// The identity provider said no to a token request (a 4xx).
+    #[error("V2 sign-in refused: {0}")]
+    Refused(String),
 }
 
 /// A V2 client that acts for `rep` in `tenant`, as the tenant's mode says.
@@ -83,6 +98,14 @@ pub async fn client_for(
                 crate::v2::client::V2Auth::Bearer {
                     token: target.token,
                 },
+                state.config.v2_timeout,
+            ))
+        }
+        AuthMode::OAuth2 => {
+            let token = oauth2::access_token(state, tenant, rep).await?;
+            Ok(V2Client::new(
+                &tenant.config.v2_url,
+                crate::v2::client::V2Auth::Bearer { token },
                 state.config.v2_timeout,
             ))
         }

@@ -793,3 +793,156 @@ async fn through_a_btp_destination_activities_are_written_as_the_rep() {
         .expect("logged once bob signed in");
     assert_eq!(activity["adminData"]["createdBy"], BOB);
 }
+
+/// The location a redirect points to.
+fn location(response: &reqwest::Response) -> String {
+    response
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[tokio::test]
+async fn with_the_reps_own_sign_in_activities_are_written_as_them_and_tokens_renew() {
+    let mut stack = Stack::start_with(quick_retries).await.expect("stack");
+    let sim = stack.sim.url();
+    let mut config = stack.relay.state.config.clone();
+    config.tenants[0].v2_auth = Some("oauth2".into());
+    config.tenants[0].oauth = Some(cti_relay::authority::oauth2::OAuthSettings {
+        authorize_url: format!("{sim}/sim/ias/oauth2/authorize"),
+        token_url: format!("{sim}/sim/ias/oauth2/token"),
+        client_id: "cti-relay-v2".into(),
+        client_secret: None,
+        scope: "openid offline_access".into(),
+    });
+    config.token_key = Some(Secret::new("MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="));
+    stack.stop_relay().await;
+    stack
+        .start_relay_with(config)
+        .await
+        .expect("relay in oauth2 mode");
+
+    // Before Alice connects V2, her call's activity waits and says why.
+    post_all(&stack, &missed_call("oauth-1", "+41 79 555 80 01")).await;
+    eventually("the activity to wait for alice's V2 sign-in", || async {
+        let leg = stack
+            .relay
+            .state
+            .calls
+            .get("demo", "oauth-1", ALICE)
+            .await
+            .ok()??;
+        let reason = leg.wrap_up.activity?.reason?;
+        reason.contains("has not connected V2").then_some(())
+    })
+    .await
+    .expect("pending");
+
+    // The widget posts her token into a new window; the relay sends it to the identity provider
+    // with a PKCE challenge, which signs her in and returns to the relay with a code.
+    let browser = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let start = browser
+        .post(format!("{}/v1/agent/v2-connect", stack.relay.url()))
+        .form(&[("token", stack.token(ALICE))])
+        .send()
+        .await
+        .expect("relay");
+    assert_eq!(start.status(), 303);
+    let authorize = location(&start);
+    assert!(
+        authorize.starts_with(&format!("{sim}/sim/ias/oauth2/authorize"))
+            && authorize.contains("code_challenge_method=S256")
+            && authorize.contains("login_hint=alice%40example.com"),
+        "{authorize}"
+    );
+    let back = browser.get(&authorize).send().await.expect("ias");
+    assert_eq!(back.status(), 303);
+    let callback = location(&back);
+    assert!(
+        callback.contains("/v1/agent/v2-callback?code="),
+        "{callback}"
+    );
+    // A forged state is refused.
+    let forged = browser
+        .get(format!(
+            "{}/v1/agent/v2-callback?code=x&state=Zm9yZ2Vk",
+            stack.relay.url()
+        ))
+        .send()
+        .await
+        .expect("relay");
+    assert_eq!(forged.status(), 400);
+    let done = browser.get(&callback).send().await.expect("relay");
+    assert_eq!(done.status(), 200);
+    assert!(
+        done.text()
+            .await
+            .expect("page")
+            .contains("V2 is connected for alice@example.com")
+    );
+
+    let activity = stack
+        .wait_activity("oauth-1", "written as alice", |_| true)
+        .await
+        .expect("logged");
+    assert_eq!(activity["adminData"]["createdBy"], ALICE);
+
+    // Her refresh token is sealed at rest; short-lived access tokens are renewed with it.
+    let sealed = stack
+        .relay
+        .state
+        .vault
+        .get("demo", ALICE)
+        .await
+        .expect("vault")
+        .expect("kept");
+    assert!(!String::from_utf8_lossy(&sealed).contains("iasrt-"));
+    stack.sim.sim.ias.set_access_ttl(30);
+    let before = stack.sim.sim.ias.refreshes();
+    stack
+        .relay
+        .state
+        .access_tokens
+        .lock()
+        .expect("lock")
+        .clear();
+    post_all(&stack, &missed_call("oauth-2", "+41 79 555 80 02")).await;
+    let activity = stack
+        .wait_activity("oauth-2", "written", |_| true)
+        .await
+        .expect("logged");
+    assert_eq!(activity["adminData"]["createdBy"], ALICE);
+    assert!(
+        stack.sim.sim.ias.refreshes() > before,
+        "renewed with the refresh token"
+    );
+
+    // Revoked at the identity provider: the next activity waits for her to connect again.
+    stack.sim.sim.ias.revoke(ALICE);
+    stack
+        .relay
+        .state
+        .access_tokens
+        .lock()
+        .expect("lock")
+        .clear();
+    post_all(&stack, &missed_call("oauth-3", "+41 79 555 80 03")).await;
+    eventually("the activity to wait for a new sign-in", || async {
+        let leg = stack
+            .relay
+            .state
+            .calls
+            .get("demo", "oauth-3", ALICE)
+            .await
+            .ok()??;
+        let reason = leg.wrap_up.activity?.reason?;
+        reason.contains("has not connected V2").then_some(())
+    })
+    .await
+    .expect("pending again");
+}

@@ -1,0 +1,124 @@
+//! The rep connects V2 with their own sign-in (tenants in `oauth2` mode).
+//!
+//! - `POST /v1/agent/v2-connect` (form field `token` = the rep's agent JWT, posted by the widget
+//!   into a new window, so the token never appears in a URL): 303 to the identity provider's
+//!   authorize page with a PKCE challenge.
+//! - `GET /v1/agent/v2-callback?code=..&state=..`: where the provider returns; the relay exchanges
+//!   the code and says, in a small page, that V2 is connected (or why not).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+
+use super::sign_in::public_base;
+use crate::authority::{AuthMode, oauth2};
+use crate::state::AppState;
+
+/// A small page for the sign-in window, with text people can act on.
+fn page(status: StatusCode, title: &str, text: &str) -> Response {
+    let escape = |s: &str| {
+        s.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+    };
+    let body = format!(
+        "<!doctype html><html lang=\"en\"><meta charset=\"utf-8\"><title>{}</title>\
+         <body style=\"font-family:sans-serif;margin:2rem\"><h1>{}</h1><p data-testid=\"v2-connect-result\">{}</p></body></html>",
+        escape(title),
+        escape(title),
+        escape(text)
+    );
+    (status, [(header::CACHE_CONTROL, "no-store")], Html(body)).into_response()
+}
+
+pub async fn start(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    let token = body.split('&').find_map(|pair| {
+        let (key, value) = pair.split_once('=')?;
+        (key == "token").then(|| value.to_string())
+    });
+    let Some(token) = token.filter(|t| !t.is_empty()) else {
+        return page(
+            StatusCode::BAD_REQUEST,
+            "Cannot connect V2",
+            "The request carried no sign-in token. Start again from the widget.",
+        );
+    };
+    let identity = match state.jwt.verify(&token).await {
+        Ok(identity) => identity,
+        Err(err) => {
+            return page(
+                StatusCode::UNAUTHORIZED,
+                "Cannot connect V2",
+                &format!("Your sign-in is not valid ({err}). Sign in to the widget again."),
+            );
+        }
+    };
+    let Some(tenant) = state
+        .tenant(&identity.tenant)
+        .filter(|t| t.auth == AuthMode::OAuth2)
+    else {
+        return page(
+            StatusCode::NOT_FOUND,
+            "Nothing to connect",
+            "This tenant does not write to V2 with the reps' own sign-in.",
+        );
+    };
+    let back = format!("{}/v1/agent/v2-callback", public_base(&state, &headers));
+    match oauth2::authorize_url(&state, tenant, &identity.agent, &back) {
+        Ok(url) => Redirect::to(&url).into_response(),
+        Err(err) => {
+            tracing::error!(%err, "cannot start a V2 sign-in");
+            page(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Cannot connect V2",
+                &err.to_string(),
+            )
+        }
+    }
+}
+
+pub async fn callback(
+    State(state): State<Arc<AppState>>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    if let Some(error) = query.get("error") {
+        let detail = query
+            .get("error_description")
+            .map_or(String::new(), |d| format!(": {d}"));
+        return page(
+            StatusCode::BAD_REQUEST,
+            "V2 not connected",
+            &format!("The identity provider answered {error}{detail}."),
+        );
+    }
+    let (Some(code), Some(sealed)) = (query.get("code"), query.get("state")) else {
+        return page(
+            StatusCode::BAD_REQUEST,
+            "V2 not connected",
+            "The identity provider's answer had no code or state. Start again from the widget.",
+        );
+    };
+    match oauth2::complete(&state, code, sealed).await {
+        Ok((_, rep)) => {
+            // Activities waiting for this rep's authority go now.
+            state.activity_wake.notify_one();
+            page(
+                StatusCode::OK,
+                "V2 connected",
+                &format!("V2 is connected for {rep}. You can close this window."),
+            )
+        }
+        Err(err) => page(
+            StatusCode::BAD_REQUEST,
+            "V2 not connected",
+            &err.to_string(),
+        ),
+    }
+}

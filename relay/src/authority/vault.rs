@@ -1,0 +1,227 @@
+//! The reps' refresh tokens at rest: sealed with AES-256-GCM under the configured key.
+//!
+//! Each sealed value is a fresh 96-bit nonce followed by the ciphertext, and its owner (tenant and
+//! rep) is the associated data, so a value copied to another rep's key does not open. The key
+//! (`CTI_TOKEN_KEY`, 32 bytes in base64) never leaves the relay's memory; whoever reads Redis sees
+//! nothing usable. Stores: memory (embedded default) and Redis (shared by instances, surviving
+//! restarts).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use aes_gcm::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
+use aes_gcm::{Aes256Gcm, Nonce};
+use async_trait::async_trait;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use redis::AsyncCommands;
+use redis::aio::ConnectionManager;
+
+use crate::secret::Secret;
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum VaultError {
+    #[error("CTI_TOKEN_KEY must be 32 bytes in base64 ({0})")]
+    BadKey(String),
+    #[error("a stored token does not open with this key (was CTI_TOKEN_KEY changed?)")]
+    Sealed,
+    #[error("token store unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// Seals and opens tokens.
+#[derive(Clone)]
+pub struct Sealer {
+    cipher: Aes256Gcm,
+}
+
+impl std::fmt::Debug for Sealer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Sealer")
+    }
+}
+
+const NONCE_LEN: usize = 12;
+
+fn owner(tenant: &str, rep: &str) -> Vec<u8> {
+    format!("{tenant}\u{0}{}", rep.to_lowercase()).into_bytes()
+}
+
+impl Sealer {
+    /// From the configured key: base64 of exactly 32 bytes.
+    pub fn from_base64(key: &str) -> Result<Self, VaultError> {
+        let bytes = STANDARD
+            .decode(key.trim())
+            .map_err(|e| VaultError::BadKey(e.to_string()))?;
+        if bytes.len() != 32 {
+            return Err(VaultError::BadKey(format!("{} bytes", bytes.len())));
+        }
+        let cipher =
+            Aes256Gcm::new_from_slice(&bytes).map_err(|e| VaultError::BadKey(e.to_string()))?;
+        Ok(Sealer { cipher })
+    }
+
+    pub fn seal(&self, tenant: &str, rep: &str, token: &str) -> Result<Vec<u8>, VaultError> {
+        let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
+        let aad = owner(tenant, rep);
+        let ciphertext = self
+            .cipher
+            .encrypt(
+                &nonce,
+                Payload {
+                    msg: token.as_bytes(),
+                    aad: &aad,
+                },
+            )
+            .map_err(|_| VaultError::Sealed)?;
+        let mut sealed = nonce.to_vec();
+        sealed.extend(ciphertext);
+        Ok(sealed)
+    }
+
+    pub fn open(&self, tenant: &str, rep: &str, sealed: &[u8]) -> Result<Secret, VaultError> {
+        if sealed.len() <= NONCE_LEN {
+            return Err(VaultError::Sealed);
+        }
+        let (nonce, ciphertext) = sealed.split_at(NONCE_LEN);
+        let nonce: [u8; NONCE_LEN] = nonce.try_into().map_err(|_| VaultError::Sealed)?;
+        let aad = owner(tenant, rep);
+        let plain = self
+            .cipher
+            .decrypt(
+                &Nonce::from(nonce),
+                Payload {
+                    msg: ciphertext,
+                    aad: &aad,
+                },
+            )
+            .map_err(|_| VaultError::Sealed)?;
+        String::from_utf8(plain)
+            .map(Secret::new)
+            .map_err(|_| VaultError::Sealed)
+    }
+}
+
+/// Where sealed tokens live, per tenant and rep.
+#[async_trait]
+pub trait TokenVault: Send + Sync + std::fmt::Debug {
+    async fn put(&self, tenant: &str, rep: &str, sealed: &[u8]) -> Result<(), VaultError>;
+    async fn get(&self, tenant: &str, rep: &str) -> Result<Option<Vec<u8>>, VaultError>;
+    async fn remove(&self, tenant: &str, rep: &str) -> Result<(), VaultError>;
+}
+
+#[derive(Debug, Default)]
+pub struct MemoryVault {
+    sealed: Mutex<HashMap<(String, String), Vec<u8>>>,
+}
+
+#[async_trait]
+impl TokenVault for MemoryVault {
+    async fn put(&self, tenant: &str, rep: &str, sealed: &[u8]) -> Result<(), VaultError> {
+        self.sealed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert((tenant.to_string(), rep.to_lowercase()), sealed.to_vec());
+        Ok(())
+    }
+
+    async fn get(&self, tenant: &str, rep: &str) -> Result<Option<Vec<u8>>, VaultError> {
+        Ok(self
+            .sealed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&(tenant.to_string(), rep.to_lowercase()))
+            .cloned())
+    }
+
+    async fn remove(&self, tenant: &str, rep: &str) -> Result<(), VaultError> {
+        self.sealed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&(tenant.to_string(), rep.to_lowercase()));
+        Ok(())
+    }
+}
+
+/// Sealed tokens in Redis, one key per rep (base64), kept until replaced or removed.
+#[derive(Clone)]
+pub struct RedisVault {
+    conn: ConnectionManager,
+}
+
+impl std::fmt::Debug for RedisVault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RedisVault")
+    }
+}
+
+fn key(tenant: &str, rep: &str) -> String {
+    format!("cti:{{{tenant}}}:vault:{}", rep.to_lowercase())
+}
+
+fn unavailable(err: impl std::fmt::Display) -> VaultError {
+    VaultError::Unavailable(err.to_string())
+}
+
+impl RedisVault {
+    pub async fn connect(url: &str) -> Result<Self, VaultError> {
+        Ok(RedisVault {
+            conn: crate::shared_store::connect(url)
+                .await
+                .map_err(unavailable)?,
+        })
+    }
+}
+
+#[async_trait]
+impl TokenVault for RedisVault {
+    async fn put(&self, tenant: &str, rep: &str, sealed: &[u8]) -> Result<(), VaultError> {
+        let mut conn = self.conn.clone();
+        conn.set(key(tenant, rep), STANDARD.encode(sealed))
+            .await
+            .map_err(unavailable)
+    }
+
+    async fn get(&self, tenant: &str, rep: &str) -> Result<Option<Vec<u8>>, VaultError> {
+        let mut conn = self.conn.clone();
+        let value: Option<String> = conn.get(key(tenant, rep)).await.map_err(unavailable)?;
+        Ok(value.and_then(|v| STANDARD.decode(v).ok()))
+    }
+
+    async fn remove(&self, tenant: &str, rep: &str) -> Result<(), VaultError> {
+        let mut conn = self.conn.clone();
+        conn.del(key(tenant, rep)).await.map_err(unavailable)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sealer() -> Sealer {
+        Sealer::from_base64(&STANDARD.encode([7u8; 32])).expect("a 32-byte key")
+    }
+
+    #[test]
+    fn a_sealed_token_opens_only_for_its_owner_and_key() {
+        let s = sealer();
+        let sealed = s.seal("t", "Alice@x", "refresh-123").expect("sealed");
+        assert!(!String::from_utf8_lossy(&sealed).contains("refresh-123"));
+        assert_eq!(
+            s.open("t", "alice@x", &sealed).expect("opens").expose(),
+            "refresh-123"
+        );
+        assert!(s.open("t", "bob@x", &sealed).is_err(), "another rep");
+        assert!(s.open("u", "alice@x", &sealed).is_err(), "another tenant");
+        let other = Sealer::from_base64(&STANDARD.encode([8u8; 32])).expect("key");
+        assert!(other.open("t", "alice@x", &sealed).is_err(), "another key");
+        let again = s.seal("t", "alice@x", "refresh-123").expect("sealed");
+        assert_ne!(sealed, again, "a fresh nonce every time");
+    }
+
+    #[test]
+    fn keys_must_be_32_bytes_of_base64() {
+        assert!(Sealer::from_base64("not base64!").is_err());
+        assert!(Sealer::from_base64(&STANDARD.encode([1u8; 16])).is_err());
+    }
+}
