@@ -284,10 +284,24 @@ async fn create_assigns_id_and_admin_data() {
         "POST",
         "/sap/c4c/api/v1/phone-service/phoneCalls",
         &[],
-        Some(json!({"subject": "Inbound call", "externalId": {"displayId": "call-1"}})),
+        Some(json!({"subject": "Inbound call", "externalId": {"displayId": "call-1"},
+            "direction": "INBOUND", "startDateTime": "2026-11-25T10:00:00Z"})),
     )
     .await;
     assert_eq!(created.status, StatusCode::CREATED);
+    assert_eq!(created.body["value"]["adminData"]["createdBy"], "api");
+    let refused = call(
+        &sim,
+        "POST",
+        "/sap/c4c/api/v1/phone-service/phoneCalls",
+        &[],
+        Some(json!({"subject": "?", "externalId": {"displayId": "call-2"},
+            "direction": "SIDEWAYS", "startDateTime": "2026-11-25T10:00:00Z"})),
+    )
+    .await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(refused.body["error"]["code"], "phoneCall.1001");
+    assert_eq!(refused.body["error"]["target"], "{direction}");
     assert!(created.body["value"]["id"].is_string());
     assert!(created.body["value"]["adminData"]["updatedOn"].is_string());
     let found = get(
