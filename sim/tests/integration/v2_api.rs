@@ -284,8 +284,10 @@ async fn create_assigns_id_and_admin_data() {
         "POST",
         "/sap/c4c/api/v1/phone-service/phoneCalls",
         &[],
-        Some(json!({"subject": "Inbound call", "externalId": {"displayId": "call-1"},
-            "direction": "INBOUND", "startDateTime": "2026-11-25T10:00:00Z"})),
+        Some(
+            json!({"subject": "Inbound call", "externalId": {"displayId": "call-1"},
+            "direction": "INBOUND", "startDateTime": "2026-11-25T10:00:00Z"}),
+        ),
     )
     .await;
     assert_eq!(created.status, StatusCode::CREATED);
@@ -295,8 +297,10 @@ async fn create_assigns_id_and_admin_data() {
         "POST",
         "/sap/c4c/api/v1/phone-service/phoneCalls",
         &[],
-        Some(json!({"subject": "?", "externalId": {"displayId": "call-2"},
-            "direction": "SIDEWAYS", "startDateTime": "2026-11-25T10:00:00Z"})),
+        Some(
+            json!({"subject": "?", "externalId": {"displayId": "call-2"},
+            "direction": "SIDEWAYS", "startDateTime": "2026-11-25T10:00:00Z"}),
+        ),
     )
     .await;
     assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
