@@ -119,6 +119,11 @@ pub enum ServerMessage {
     },
     /// A call of this rep changed (or is replayed after a reconnect).
     Call { seq: u64, call: CallView },
+    /// Whether V2 holds the rep's own sign-in, for tenants whose activities are written with
+    /// it: sent after `welcome` and again whenever it changes. While `connected` is false the
+    /// rep's activities wait, and the widget offers "Connect V2" (a form posting the rep's
+    /// token to `POST /v1/agent/v2-connect` in a new window).
+    V2SignIn { connected: bool },
     Pong {
         #[serde(default)]
         nonce: u64,
@@ -394,6 +399,16 @@ mod tests {
                 call_id: "c1".into(),
                 command: CallCommand::Hold
             }
+        );
+    }
+
+    #[test]
+    fn the_sign_in_status_is_named_for_v2() {
+        let json =
+            serde_json::to_value(ServerMessage::V2SignIn { connected: false }).expect("serializes");
+        assert_eq!(
+            json,
+            serde_json::json!({"type":"v2_sign_in","connected":false})
         );
     }
 

@@ -202,6 +202,26 @@ impl Stack {
         self.wait_ready().await
     }
 
+    /// Restarts the relay with the demo tenant writing activities on each rep's own V2 sign-in
+    /// (`oauth2` mode), at the simulator's identity provider.
+    pub async fn use_own_v2_sign_in(&mut self) -> Result<()> {
+        let sim = self.sim.url();
+        let mut config = self.relay.state.config.clone();
+        config.tenants[0].v2_auth = Some("oauth2".into());
+        config.tenants[0].oauth = Some(cti_relay::authority::oauth2::OAuthSettings {
+            authorize_url: format!("{sim}/sim/ias/oauth2/authorize"),
+            token_url: format!("{sim}/sim/ias/oauth2/token"),
+            client_id: "cti-relay-v2".into(),
+            client_secret: None,
+            scope: "openid offline_access".into(),
+        });
+        config.token_key = Some(cti_relay::secret::Secret::new(
+            "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
+        ));
+        self.stop_relay().await;
+        self.start_relay_with(config).await
+    }
+
     /// A new relay process on the same address and configuration (stores in memory start empty;
     /// with Redis they carry over), ready when this returns.
     pub async fn start_relay_again(&mut self) -> Result<()> {

@@ -34,6 +34,9 @@ pub const POSTED_KEY: &str = "cti.posted";
 /// The relay's redirect to the identity provider's sign-in page.
 const SIGN_IN_PATH: &str = "/v1/agent/sign-in";
 
+/// Where the rep's own V2 sign-in starts (a form post, so the token stays out of URLs).
+const V2_CONNECT_PATH: &str = "/v1/agent/v2-connect";
+
 const NO_TOKEN: &str = "You are not signed in to the phone system.";
 
 /// The running widget. Cloning shares it.
@@ -172,6 +175,19 @@ fn act(shared: &Rc<RefCell<Shared>>, action: UiAction) {
         }
         return;
     }
+    // Also in this frame, with this tab's token: the click's user activation lets the window open.
+    if action == UiAction::ConnectV2 {
+        let token = shared.borrow().token.clone();
+        match token {
+            Some(token) if open_v2_connect(&token).is_ok() => {}
+            _ => shared.borrow_mut().state.report(
+                "v2_connect",
+                "Could not open the V2 sign-in window. Allow pop-ups for this page and try again.",
+            ),
+        }
+        render_view(shared);
+        return;
+    }
     // Notes are drafts in storage every tab of the rep shares: written here, whoever leads.
     if let UiAction::EditNotes { call_id, text } = &action {
         let rep = shared.borrow().rep.clone();
@@ -255,7 +271,7 @@ fn perform(shared: &Rc<RefCell<Shared>>, action: UiAction) {
                     connection.retry_now();
                 }
             }
-            UiAction::EditNotes { .. } | UiAction::SignIn => {}
+            UiAction::EditNotes { .. } | UiAction::SignIn | UiAction::ConnectV2 => {}
             UiAction::Dial { number } => {
                 let connection = shared.borrow().connection.clone();
                 let sent = connection
@@ -371,6 +387,26 @@ fn host_request(shared: &Rc<RefCell<Shared>>, event: &MessageEvent) {
     render_view(shared);
 }
 
+/// Posts the token to the relay's V2 sign-in start into a new window: a hidden form, submitted
+/// and removed.
+fn open_v2_connect(token: &str) -> Result<(), wasm_bindgen::JsValue> {
+    let document = gloo::utils::document();
+    let form: web_sys::HtmlFormElement = document.create_element("form")?.unchecked_into();
+    form.set_method("post");
+    form.set_action(V2_CONNECT_PATH);
+    form.set_target("_blank");
+    let field: web_sys::HtmlInputElement = document.create_element("input")?.unchecked_into();
+    field.set_type("hidden");
+    field.set_name("token");
+    field.set_value(token);
+    form.append_child(&field)?;
+    let body = document.body().ok_or("no body")?;
+    body.append_child(&form)?;
+    form.submit()?;
+    body.remove_child(&form)?;
+    Ok(())
+}
+
 fn socket_url() -> String {
     let location = gloo::utils::window().location();
     ws_url(
@@ -465,6 +501,7 @@ fn render_view(shared: &Rc<RefCell<Shared>>) {
                     problem: None,
                     host_origins: Vec::new(),
                     dispositions: Vec::new(),
+                    v2_connected: None,
                 });
                 ViewModel {
                     status: mirror.status,
@@ -472,6 +509,7 @@ fn render_view(shared: &Rc<RefCell<Shared>>) {
                     calls: mirror.calls,
                     problem: mirror.problem,
                     dispositions: mirror.dispositions,
+                    v2_connected: mirror.v2_connected,
                     host_warning: None,
                     ignored_host_requests: shared.ignored_requests,
                 }
@@ -494,6 +532,7 @@ fn render_view(shared: &Rc<RefCell<Shared>>) {
                         .session()
                         .map(|session| session.dispositions.clone())
                         .unwrap_or_default(),
+                    v2_connected: state.v2_sign_in(),
                     host_warning: shared.host.as_ref().and_then(HostTarget::warning),
                     ignored_host_requests: shared.ignored_requests,
                 };
@@ -509,6 +548,7 @@ fn render_view(shared: &Rc<RefCell<Shared>>) {
                                 .map(|session| session.host_origins.clone())
                                 .unwrap_or_default(),
                             dispositions: view.dispositions.clone(),
+                            v2_connected: view.v2_connected,
                         },
                     });
                 }

@@ -47,6 +47,8 @@ pub struct WidgetState {
     pending: BTreeSet<String>,
     problem: Option<Problem>,
     posted: PostedSet,
+    /// Whether V2 holds the rep's own sign-in; `None` when the tenant does not use it.
+    v2_sign_in: Option<bool>,
 }
 
 impl WidgetState {
@@ -91,6 +93,10 @@ impl WidgetState {
                 self.problem = Some(Problem { code, message });
                 Vec::new()
             }
+            ServerMessage::V2SignIn { connected } => {
+                self.v2_sign_in = Some(connected);
+                Vec::new()
+            }
             ServerMessage::Pong { .. } => Vec::new(),
             _ => Vec::new(),
         }
@@ -106,6 +112,7 @@ impl WidgetState {
             self.calls.clear();
             self.dismissed.clear();
             self.last_seq = None;
+            self.v2_sign_in = None;
         }
         if self.last_seq.is_some_and(|last| seq < last) {
             // The relay's sequence went backwards: it lost its history (a restart without
@@ -221,6 +228,11 @@ impl WidgetState {
         self.pending.contains(call_id)
     }
 
+    /// `Some(false)`: the rep should connect V2 for their calls to be logged.
+    pub fn v2_sign_in(&self) -> Option<bool> {
+        self.v2_sign_in
+    }
+
     pub fn problem(&self) -> Option<&Problem> {
         self.problem.as_ref()
     }
@@ -326,6 +338,23 @@ mod tests {
             HostMessage::for_call(&call("c1", CallState::Ringing), HostAction::Notify)
         );
         assert_eq!(state.last_seq(), Some(5));
+    }
+
+    #[wasm_bindgen_test]
+    fn the_v2_sign_in_status_follows_the_relay_and_the_rep() {
+        let mut state = WidgetState::default();
+        state.apply(welcome("alice", 0));
+        assert_eq!(state.v2_sign_in(), None, "until the relay says");
+        state.apply(ServerMessage::V2SignIn { connected: false });
+        assert_eq!(state.v2_sign_in(), Some(false));
+        // A reconnect keeps it (no flicker); the relay says it again anyway.
+        state.apply(welcome("alice", 0));
+        assert_eq!(state.v2_sign_in(), Some(false));
+        state.apply(ServerMessage::V2SignIn { connected: true });
+        assert_eq!(state.v2_sign_in(), Some(true));
+        // Another rep's sign-in is not alice's.
+        state.apply(welcome("bob", 0));
+        assert_eq!(state.v2_sign_in(), None);
     }
 
     #[wasm_bindgen_test]

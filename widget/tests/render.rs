@@ -169,6 +169,7 @@ fn connected_view(call: CallView, pending: bool) -> ViewModel {
         }],
         problem: None,
         dispositions: vec!["Interested".into(), "Not interested".into()],
+        v2_connected: None,
         host_warning: None,
         ignored_host_requests: 0,
     }
@@ -688,4 +689,21 @@ async fn relay_errors_and_host_warnings_are_shown() {
         mounted.actions.borrow().as_slice(),
         &[UiAction::DismissProblem]
     );
+}
+
+#[wasm_bindgen_test]
+async fn a_rep_without_their_v2_sign_in_is_offered_to_connect() {
+    let mut view = connected_view(ringing(vec![anna()]), false);
+    let mut mounted = Mounted::new(view.clone()).await;
+    assert!(mounted.find("v2-connect").is_none(), "not for this tenant");
+
+    view.v2_connected = Some(false);
+    mounted.update(view.clone()).await;
+    assert!(mounted.text("v2-connect").contains("connect V2"));
+    mounted.click("btn-v2-connect");
+    assert_eq!(mounted.actions.borrow().as_slice(), &[UiAction::ConnectV2]);
+
+    view.v2_connected = Some(true);
+    mounted.update(view).await;
+    assert!(mounted.find("v2-connect").is_none(), "connected");
 }

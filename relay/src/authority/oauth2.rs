@@ -156,6 +156,33 @@ pub async fn complete(
     Ok((pending.tenant, pending.rep))
 }
 
+/// Whether the relay holds the rep's sign-in: a current access token or a sealed refresh token.
+/// A refresh token the provider later refuses is removed then, so this turns false at the
+/// first write that finds out.
+pub async fn is_connected(
+    state: &AppState,
+    tenant: &Tenant,
+    rep: &str,
+) -> Result<bool, AuthorityError> {
+    let tid = tenant.config.id.as_str();
+    let now = state.clock.now_ms();
+    let cached = state
+        .access_tokens
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(&(tid.to_string(), rep.to_lowercase()))
+        .is_some_and(|(_, expires)| *expires > now);
+    if cached {
+        return Ok(true);
+    }
+    state
+        .vault
+        .get(tid, rep)
+        .await
+        .map(|sealed| sealed.is_some())
+        .map_err(|e| AuthorityError::OAuth(e.to_string()))
+}
+
 /// The rep's access token, refreshed when it is about to expire.
 pub async fn access_token(
     state: &Arc<AppState>,

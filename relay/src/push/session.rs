@@ -8,8 +8,10 @@
 use std::sync::Arc;
 
 use cti_protocol::ws::{CallCommand, ClientMessage, ServerMessage};
+use std::time::Duration;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::mpsc;
+
 use tokio::time::{Instant, sleep_until, timeout};
 
 use crate::auth::AgentIdentity;
@@ -182,6 +184,12 @@ async fn serve(
     // A widget that stopped pinging for three heartbeats is gone (or behind a dead proxy).
     let idle = std::time::Duration::from_secs(heartbeat.saturating_mul(3));
     let mut deadline = Instant::now() + idle;
+    let mut sign_in = SignInWatch::new(state, who);
+    if let Some(connected) = sign_in.check().await
+        && !conv.send(ServerMessage::V2SignIn { connected }).await
+    {
+        return;
+    }
     loop {
         tokio::select! {
             frame = inbound.recv() => {
@@ -244,11 +252,82 @@ async fn serve(
                 conv.close(CLOSE_RESTART, "the relay is restarting").await;
                 return;
             }
+            () = sign_in.due() => {
+                if let Some(connected) = sign_in.check().await
+                    && !conv.send(ServerMessage::V2SignIn { connected }).await
+                {
+                    return;
+                }
+            }
             () = sleep_until(deadline) => {
                 conv.close(CLOSE_TIMEOUT, format!("no message for {} s", idle.as_secs())).await;
                 return;
             }
         }
+    }
+}
+
+/// Follows whether V2 holds the rep's own sign-in (tenants in `oauth2` mode), so the widget
+/// learns that "Connect V2" worked, or that it is needed again. The sign-in completes in
+/// another window and maybe on another instance, so the session looks at the shared vault:
+/// often while the rep is not connected, rarely once they are.
+struct SignInWatch<'a> {
+    state: &'a Arc<AppState>,
+    who: &'a AgentIdentity,
+    /// What the widget was last told; `None` before the first look.
+    told: Option<bool>,
+    next: Option<Instant>,
+}
+
+const SIGN_IN_CHECK_NOT_CONNECTED: Duration = Duration::from_secs(2);
+const SIGN_IN_CHECK_CONNECTED: Duration = Duration::from_secs(30);
+
+impl<'a> SignInWatch<'a> {
+    fn new(state: &'a Arc<AppState>, who: &'a AgentIdentity) -> Self {
+        let watched = state
+            .tenant(&who.tenant)
+            .is_some_and(|t| t.auth == crate::authority::AuthMode::OAuth2);
+        SignInWatch {
+            state,
+            who,
+            told: None,
+            next: watched.then(Instant::now),
+        }
+    }
+
+    /// Never fires for tenants that do not use the reps' own sign-in.
+    async fn due(&self) {
+        match self.next {
+            Some(at) => sleep_until(at).await,
+            None => std::future::pending().await,
+        }
+    }
+
+    /// The status to send, when it is new.
+    async fn check(&mut self) -> Option<bool> {
+        self.next?;
+        let tenant = self.state.tenant(&self.who.tenant)?;
+        let looked =
+            crate::authority::oauth2::is_connected(self.state, tenant, &self.who.agent).await;
+        let connected = match looked {
+            Ok(connected) => connected,
+            Err(err) => {
+                // Unknown is not news: keep what the widget was told and look again soon.
+                tracing::warn!(%err, "cannot tell whether the rep connected V2");
+                self.next = Some(Instant::now() + SIGN_IN_CHECK_NOT_CONNECTED);
+                return None;
+            }
+        };
+        let every = if connected {
+            SIGN_IN_CHECK_CONNECTED
+        } else {
+            SIGN_IN_CHECK_NOT_CONNECTED
+        };
+        self.next = Some(Instant::now() + every);
+        (self.told != Some(connected)).then(|| {
+            self.told = Some(connected);
+            connected
+        })
     }
 }
 

@@ -808,21 +808,17 @@ fn location(response: &reqwest::Response) -> String {
 async fn with_the_reps_own_sign_in_activities_are_written_as_them_and_tokens_renew() {
     let mut stack = Stack::start_with(quick_retries).await.expect("stack");
     let sim = stack.sim.url();
-    let mut config = stack.relay.state.config.clone();
-    config.tenants[0].v2_auth = Some("oauth2".into());
-    config.tenants[0].oauth = Some(cti_relay::authority::oauth2::OAuthSettings {
-        authorize_url: format!("{sim}/sim/ias/oauth2/authorize"),
-        token_url: format!("{sim}/sim/ias/oauth2/token"),
-        client_id: "cti-relay-v2".into(),
-        client_secret: None,
-        scope: "openid offline_access".into(),
-    });
-    config.token_key = Some(Secret::new("MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="));
-    stack.stop_relay().await;
     stack
-        .start_relay_with(config)
+        .use_own_v2_sign_in()
         .await
         .expect("relay in oauth2 mode");
+    // Her widget is told that V2 does not have her sign-in yet.
+    let (mut ws, _) = WsClient::signed_in(&stack, ALICE, None).await.expect("ws");
+    let status = ws
+        .recv_until("the V2 sign-in status", |m| m["type"] == "v2_sign_in")
+        .await
+        .expect("status");
+    assert_eq!(status["connected"], false);
 
     // Before Alice connects V2, her call's activity waits and says why.
     post_all(&stack, &missed_call("oauth-1", "+41 79 555 80 01")).await;
@@ -885,6 +881,12 @@ async fn with_the_reps_own_sign_in_activities_are_written_as_them_and_tokens_ren
             .expect("page")
             .contains("V2 is connected for alice@example.com")
     );
+    // Her widget learns it without reconnecting.
+    let status = ws
+        .recv_until("the V2 sign-in status", |m| m["type"] == "v2_sign_in")
+        .await
+        .expect("status");
+    assert_eq!(status["connected"], true);
 
     let activity = stack
         .wait_activity("oauth-1", "written as alice", |_| true)

@@ -183,3 +183,51 @@ async fn the_rep_picks_another_match_and_v2_is_told_which_record() -> Result<()>
     browser.close().await;
     Ok(())
 }
+
+#[tokio::test]
+async fn the_rep_connects_v2_from_the_widget_in_a_new_window() -> Result<()> {
+    let mut stack = Stack::start().await?;
+    stack.use_own_v2_sign_in().await?;
+    let browser = Browser::start().await?;
+    browser.open_host(&stack.sim.url(), AGENT).await?;
+    let host = browser.client.window().await?;
+
+    // The widget says her calls wait for her V2 sign-in, and starts it in a new window.
+    browser
+        .in_widget(|b| async move { b.click("[data-testid=btn-v2-connect]").await })
+        .await?;
+    let sign_in = eventually("the V2 sign-in window", || async {
+        let windows = browser.client.windows().await.ok()?;
+        windows.into_iter().find(|w| *w != host)
+    })
+    .await?;
+    browser.client.switch_to_window(sign_in).await?;
+    // The identity provider knows her (the simulator signs her in at once) and returns to the
+    // relay, which keeps her sign-in.
+    browser
+        .wait_text(
+            "[data-testid=v2-connect-result]",
+            "the relay to say V2 is connected",
+            |t| t.contains("V2 is connected for alice@example.com"),
+        )
+        .await?;
+    browser.client.close_window().await?;
+    browser.client.switch_to_window(host).await?;
+
+    // Back in V2, the widget drops its notice without a reload.
+    browser
+        .in_widget(|b| async move {
+            eventually("the Connect V2 notice to go", || async {
+                let notice = b
+                    .client
+                    .find(fantoccini::Locator::Css("[data-testid=v2-connect]"))
+                    .await;
+                notice.is_err().then_some(())
+            })
+            .await
+        })
+        .await?;
+    assert!(stack.relay.state.vault.get("demo", AGENT).await?.is_some());
+    browser.close().await;
+    Ok(())
+}

@@ -44,6 +44,8 @@ pub struct Mirror {
     /// The tenant's dispositions (the leader learnt them at `welcome`).
     #[serde(default)]
     pub dispositions: Vec<String>,
+    #[serde(default)]
+    pub v2_connected: Option<bool>,
 }
 
 /// Everything the rep's tabs say to each other.

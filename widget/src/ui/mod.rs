@@ -32,6 +32,8 @@ pub struct ViewModel {
     /// What the rep may pick as a call's outcome.
     pub dispositions: Vec<String>,
     pub host_warning: Option<HostWarning>,
+    /// Whether V2 holds the rep's own sign-in (`None`: the tenant does not use it).
+    pub v2_connected: Option<bool>,
     /// Click-to-dial requests refused so far (shown to tests as `data-ignored-requests`).
     pub ignored_host_requests: u32,
 }
@@ -70,6 +72,8 @@ pub enum UiAction {
     },
     /// Signed out: go to the sign-in page (which comes back with a new token).
     SignIn,
+    /// Start the rep's own V2 sign-in, in a new window.
+    ConnectV2,
     /// The rep typed in a call's notes.
     EditNotes {
         call_id: String,
@@ -157,6 +161,15 @@ pub fn WidgetView(props: &WidgetViewProps) -> Html {
                 <p class="notice" data-testid="host-warning" data-reason={warning.reason}>
                     { warning.message.clone() }
                 </p>
+            }
+            if view.v2_connected == Some(false) {
+                <div class="notice notice-action" data-testid="v2-connect">
+                    <p>{ "Your calls are logged in V2 as you once you connect V2. Until then they wait." }</p>
+                    <button type="button" class="btn btn-accept" data-testid="btn-v2-connect"
+                        onclick={props.on_action.reform(|_: MouseEvent| UiAction::ConnectV2)}>
+                        { "Connect V2" }
+                    </button>
+                </div>
             }
             if let Some(problem) = &view.problem {
                 <div class="problem" role="alert" data-testid="error" data-code={problem.code.clone()}>
