@@ -101,7 +101,8 @@ pub struct TenantConfig {
     #[serde(default)]
     pub recording_consent: Option<ConsentPolicy>,
     /// On whose authority activities are written: `basic` (the technical user above, the
-    /// default) or `destination` (the rep's, through the BTP destination `v2_destination`).
+    /// default), `destination` (the rep's, through the BTP destination `v2_destination`) or
+    /// `oauth2` (the rep's own sign-in at the identity provider in `oauth`).
     #[serde(default)]
     pub v2_auth: Option<String>,
     #[serde(default)]
