@@ -117,6 +117,7 @@ mod tests {
             handover: None,
             consult: None,
             wrap_up: Default::default(),
+            returns: 0,
         }
     }
 

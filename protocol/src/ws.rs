@@ -194,6 +194,14 @@ pub struct CallView {
     /// The rep's after-call work on this leg, and where the call's activity in V2 stands.
     #[serde(default)]
     pub wrap_up: WrapUp,
+    /// How often the call came back to this rep after their leg had ended (transferred back to
+    /// them, consulted again). Each return is a new ring for the rep and for V2.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub returns: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// The colleague a rep is consulting before completing a transfer.

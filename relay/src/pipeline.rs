@@ -64,6 +64,7 @@ pub async fn ingest(
             }
         }
     };
+    let was_final = leg.state.is_final();
     let mut view = match calls::apply(leg.clone(), &event) {
         Transition::Changed(view) => *view,
         Transition::Unchanged if is_new => leg,
@@ -77,6 +78,20 @@ pub async fn ingest(
             return Ok(Outcome::Accepted);
         }
     };
+    if was_final && !view.state.is_final() {
+        // The call came back to this rep: what the colleague it comes from knows comes along.
+        let legs = state
+            .calls
+            .legs(tid, &event.call_id)
+            .await
+            .map_err(unavailable)?;
+        if let Some(from) = came_from(&legs, &view.agent) {
+            view.handover = Some(cti_protocol::ws::Handover {
+                from: from.agent.clone(),
+                notes: from.wrap_up.notes.clone(),
+            });
+        }
+    }
     if view.state.is_final()
         && let Some(status) = activity::queue_if_finished(state, tid, &view)
             .await
@@ -191,6 +206,7 @@ async fn new_leg(
             )),
             ..Default::default()
         },
+        returns: 0,
     };
     (view, pending)
 }
@@ -221,6 +237,19 @@ async fn show_consultation(
         publish(state, tenant, consulting).await;
     }
     Ok(())
+}
+
+/// The colleague a returning call comes from: the one who had it most recently (ended last, or
+/// still has it while consulting back).
+fn came_from<'a>(legs: &'a [CallView], agent: &str) -> Option<&'a CallView> {
+    let ended = |l: &CallView| {
+        l.ended_at.as_deref().and_then(|at| {
+            time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339).ok()
+        })
+    };
+    legs.iter()
+        .filter(|l| l.agent != agent)
+        .max_by_key(|l| (!l.state.is_final(), ended(l)))
 }
 
 /// A leg for a rep the call was transferred to: the caller's context (matches, the chosen record

@@ -151,7 +151,12 @@ impl WidgetState {
     /// heard of (say, one that rang and ended while the widget was closed) has no interaction
     /// in V2 to close.
     fn host_effects(&mut self, call: &CallView) -> Vec<HostMessage> {
-        let id = call.id.as_str();
+        // A call that came back to the rep is a new round for V2: its own pop, answer and end.
+        let round = match call.returns {
+            0 => call.id.clone(),
+            n => format!("{}#{n}", call.id),
+        };
+        let id = round.as_str();
         let announced = |posted: &PostedSet| {
             posted.contains(id, HostAction::Notify) || posted.contains(id, HostAction::Accept)
         };
@@ -277,6 +282,7 @@ mod tests {
             handover: None,
             consult: None,
             wrap_up: Default::default(),
+            returns: 0,
         }
     }
 
@@ -338,6 +344,52 @@ mod tests {
             HostMessage::for_call(&call("c1", CallState::Ringing), HostAction::Notify)
         );
         assert_eq!(state.last_seq(), Some(5));
+    }
+
+    #[wasm_bindgen_test]
+    fn a_call_transferred_back_pops_again_once() {
+        let mut state = WidgetState::default();
+        state.apply(welcome("alice", 0));
+        let mut posted = Vec::new();
+        for (seq, st) in [
+            (1, CallState::Ringing),
+            (2, CallState::Connected),
+            (3, CallState::Transferred),
+        ] {
+            posted.extend(actions(&state.apply(msg(seq, "c1", st))));
+        }
+        let returned = |seq: u64, st: CallState| {
+            let mut call = call("c1", st);
+            call.returns = 1;
+            ServerMessage::Call { seq, call }
+        };
+        for (seq, st) in [
+            (4, CallState::Ringing),
+            (5, CallState::Connected),
+            (6, CallState::Connected),
+            (7, CallState::Ended),
+        ] {
+            posted.extend(actions(&state.apply(returned(seq, st))));
+        }
+        assert_eq!(
+            posted,
+            vec![
+                pair("c1", "NOTIFY"),
+                pair("c1", "ACCEPT"),
+                pair("c1", "END"),
+                pair("c1", "NOTIFY"),
+                pair("c1", "ACCEPT"),
+                pair("c1", "END"),
+            ]
+        );
+        // The first round's messages replayed (after the relay lost its numbering) post nothing.
+        state.apply(welcome("alice", 0));
+        let mut replayed = state.apply(ServerMessage::Call {
+            seq: 8,
+            call: call("c1", CallState::Connected),
+        });
+        replayed.extend(state.apply(returned(9, CallState::Ended)));
+        assert!(replayed.is_empty());
     }
 
     #[wasm_bindgen_test]

@@ -155,6 +155,7 @@ fn ringing(matches: Vec<Match>) -> CallView {
         handover: None,
         consult: None,
         wrap_up: Default::default(),
+        returns: 0,
     }
 }
 

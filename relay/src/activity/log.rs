@@ -209,6 +209,7 @@ mod tests {
             handover: None,
             consult: None,
             wrap_up: WrapUp::default(),
+            returns: 0,
         }
     }
 
@@ -314,6 +315,22 @@ mod tests {
             None
         );
         assert_eq!(completed(&[]), None);
+    }
+
+    #[test]
+    fn a_call_that_came_back_belongs_to_the_rep_who_ended_it() {
+        let mut a = leg("alice", CallState::Ended);
+        a.answered_at = Some("2026-11-25T10:00:05Z".into());
+        a.ended_at = Some("2026-11-25T10:06:00Z".into());
+        a.returns = 1;
+        let mut b = leg("bob", CallState::Transferred);
+        b.received_at_ms = 2;
+        b.answered_at = Some("2026-11-25T10:01:10Z".into());
+        b.ended_at = Some("2026-11-25T10:03:00Z".into());
+        let log = completed(&[a, b]).expect("finished");
+        assert_eq!(log.reps, ["alice", "bob"]);
+        assert_eq!(log.owner, "alice");
+        assert_eq!(log.talk_secs, 355, "from the first answer to the end");
     }
 
     #[test]

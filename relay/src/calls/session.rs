@@ -1,8 +1,10 @@
 //! The call-leg state machine, as a pure function.
 //!
 //! Providers deliver events late, twice and out of order. The rules: a leg only moves forward
-//! (ringing -> connected <-> held -> ended/transferred); nothing resurrects a final leg; an event
-//! that arrives before its predecessor (answered before ringing) still lands in the right state.
+//! (ringing -> connected <-> held -> ended/transferred); a late event never resurrects a final
+//! leg; an event that arrives before its predecessor (answered before ringing) still lands in the
+//! right state. The one way back is the call coming back to the rep (transferred back to them,
+//! consulted again): it rings for them after their leg ended, which opens a new round of the leg.
 
 use cti_protocol::event::{EndReason, EventType, TelephonyEvent};
 use cti_protocol::ws::{CallState, CallView};
@@ -20,6 +22,23 @@ pub enum Transition {
 /// Applies `event` to the leg `view` (already created for the event's call and agent).
 pub fn apply(mut view: CallView, event: &TelephonyEvent) -> Transition {
     let before = view.clone();
+    let returned = match event.event_type {
+        EventType::Ringing => true,
+        // A call handed on and then answered by this rep again, its ringing still on the way.
+        EventType::Answered | EventType::Held | EventType::Resumed => {
+            view.state == CallState::Transferred
+        }
+        _ => false,
+    };
+    if view.state.is_final() && returned && after_end(&event.at, view.ended_at.as_deref()) {
+        // The first answer stays, so the call's talk time still starts there; notes and
+        // consent carry on.
+        view.state = CallState::Ringing;
+        view.ended_at = None;
+        view.end_reason = None;
+        view.consult = None;
+        view.returns += 1;
+    }
     if view.state.is_final() {
         // Final is final: what may still arrive is a recording link, and an answer that happened
         // before the end but was delivered after it (the call was talked, not missed).
@@ -84,13 +103,23 @@ pub fn apply(mut view: CallView, event: &TelephonyEvent) -> Transition {
     }
 }
 
+fn instant(at: &str) -> Option<time::OffsetDateTime> {
+    time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339).ok()
+}
+
 /// Whether `at` comes before the leg's end (both RFC 3339; unreadable means no).
 fn before_end(at: &str, ended_at: Option<&str>) -> bool {
-    let parse = |s: &str| {
-        time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok()
-    };
-    match (parse(at), ended_at.and_then(parse)) {
+    match (instant(at), ended_at.and_then(instant)) {
         (Some(at), Some(end)) => at <= end,
+        _ => false,
+    }
+}
+
+/// Whether `at` comes strictly after the leg's end (unreadable means no: a late event is never
+/// taken for a return).
+fn after_end(at: &str, ended_at: Option<&str>) -> bool {
+    match (instant(at), ended_at.and_then(instant)) {
+        (Some(at), Some(end)) => at > end,
         _ => false,
     }
 }
@@ -121,6 +150,7 @@ mod tests {
             handover: None,
             consult: None,
             wrap_up: Default::default(),
+            returns: 0,
         }
     }
 
@@ -230,6 +260,49 @@ mod tests {
         let v = changed(apply(v, &late));
         assert_eq!(v.recording_url.as_deref(), Some("https://rec/1.wav"));
         assert_eq!(v.ended_at.as_deref(), Some("t1"));
+    }
+
+    #[test]
+    fn a_call_that_comes_back_rings_again_and_keeps_its_first_answer() {
+        let v = changed(apply(
+            ringing_view(),
+            &event(EventType::Answered, "2026-11-24T10:00:05Z"),
+        ));
+        let handed_on = changed(apply(
+            v,
+            &event(EventType::Transferred, "2026-11-24T10:01:00Z"),
+        ));
+        // Late news from before the transfer is still stale.
+        assert_eq!(
+            apply(
+                handed_on.clone(),
+                &event(EventType::Ringing, "2026-11-24T10:00:59Z")
+            ),
+            Transition::Unchanged
+        );
+        // Transferred back: a new round.
+        let back = changed(apply(
+            handed_on.clone(),
+            &event(EventType::Ringing, "2026-11-24T10:03:00Z"),
+        ));
+        assert_eq!(back.state, CallState::Ringing);
+        assert_eq!(back.returns, 1);
+        assert_eq!(back.ended_at, None);
+        assert_eq!(back.answered_at.as_deref(), Some("2026-11-24T10:00:05Z"));
+        let ended = changed(apply(
+            back,
+            &event(EventType::Ended, "2026-11-24T10:04:00Z"),
+        ));
+        assert_eq!(ended.end_reason, Some(EndReason::Completed));
+        // Its answer arriving before its ringing is a return too.
+        let answered = changed(apply(
+            handed_on,
+            &event(EventType::Answered, "2026-11-24T10:03:10Z"),
+        ));
+        assert_eq!(
+            (answered.state, answered.returns),
+            (CallState::Connected, 1)
+        );
     }
 
     #[test]

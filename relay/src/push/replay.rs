@@ -188,6 +188,7 @@ pub(crate) mod tests {
             handover: None,
             consult: None,
             wrap_up: Default::default(),
+            returns: 0,
         }
     }
 

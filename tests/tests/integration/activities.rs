@@ -480,7 +480,7 @@ async fn with_redis_a_crashed_relay_carries_the_call_and_its_queued_activity_ove
 }
 
 #[tokio::test]
-async fn a_transferred_call_brings_its_context_and_lists_both_reps() {
+async fn a_transferred_call_brings_its_context_comes_back_and_lists_both_reps() {
     let stack = Stack::start_with(quick_retries).await.expect("stack");
     let (number, _, _) = stack.single_match_caller().expect("caller");
     let (mut alice, _) = WsClient::signed_in(&stack, ALICE, None)
@@ -550,7 +550,40 @@ async fn a_transferred_call_brings_its_context_and_lists_both_reps() {
     })
     .await
     .expect("saved");
-    bob.send_json(&command("hangup")).await.expect("hangup");
+    // Bob hands it back: the call rings for Alice again, with Bob's notes, as a new round.
+    bob.send_json(
+        &json!({"type": "command", "call_id": call, "action": "transfer", "target": ALICE}),
+    )
+    .await
+    .expect("transfer back");
+    let back = alice
+        .recv_until("alice's second ringing", |m| {
+            m["call"]["id"] == call.as_str() && m["call"]["state"] == "ringing"
+        })
+        .await
+        .expect("alice rings again");
+    assert_eq!(back["call"]["returns"], 1);
+    assert_eq!(back["call"]["handover"]["from"], BOB);
+    assert_eq!(
+        back["call"]["handover"]["notes"],
+        "sent a corrected invoice"
+    );
+    assert_eq!(
+        back["call"]["wrap_up"]["notes"], "asks about the invoice",
+        "her own notes are still hers"
+    );
+    alice.send_json(&command("answer")).await.expect("answer");
+    alice
+        .recv_until("alice connected again", |m| {
+            m["call"]["id"] == call.as_str() && m["call"]["state"] == "connected"
+        })
+        .await
+        .expect("connected");
+    assert!(
+        stack.activities(&call).await.expect("v2").is_empty(),
+        "nothing is logged while the call goes on"
+    );
+    alice.send_json(&command("hangup")).await.expect("hangup");
     let activity = stack
         .wait_activity(&call, "written", |_| true)
         .await
