@@ -254,7 +254,7 @@ async fn a_one_party_jurisdiction_keeps_the_recording_without_asking() {
 async fn v2_failing_for_a_while_delays_activities_but_never_loses_or_doubles_them() {
     let stack = Stack::start_with(quick_retries).await.expect("stack");
     stack
-        .v2_fault(&json!({"status": 503, "count": 12}))
+        .v2_fault(&json!({"status": 500, "count": 12}))
         .await
         .expect("fault");
     let calls: Vec<String> = (0..4).map(|i| format!("outage-{i}")).collect();
