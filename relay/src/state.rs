@@ -140,6 +140,8 @@ pub struct Stores {
     pub calls: Arc<dyn CallStore>,
     pub outbox: Arc<dyn Outbox>,
     pub vault: Arc<dyn crate::authority::vault::TokenVault>,
+    /// Where the reps' sign-in tokens are shared between instances (sealed, with a token key).
+    pub user_tokens: Option<Arc<dyn crate::authority::vault::TokenVault>>,
     /// A replay store shared by all instances (it publishes every message to them); None keeps
     /// replay in memory.
     pub shared_replay: Option<Arc<dyn crate::push::replay::ReplayStore>>,
@@ -154,6 +156,7 @@ impl Stores {
             calls: Arc::new(MemoryCallStore::default()),
             outbox: Arc::new(MemoryOutbox::default()),
             vault: Arc::new(crate::authority::vault::MemoryVault::default()),
+            user_tokens: None,
             shared_replay: None,
         }
     }
@@ -209,6 +212,19 @@ impl AppState {
     ) -> Result<Arc<Self>, crate::numbers::index::IndexError> {
         let clock: SharedClock = Arc::new(SystemClock);
         let instance_id = uuid::Uuid::new_v4().to_string();
+        if config.redis_url.is_some()
+            && config.token_key.is_none()
+            && config.tenants.iter().any(|t| {
+                matches!(
+                    t.auth_mode(),
+                    Ok(crate::authority::AuthMode::Destination { .. })
+                )
+            })
+        {
+            tracing::warn!(
+                "reps' sign-ins stay on the instance their widget talks to (set CTI_TOKEN_KEY to                  share them sealed through Redis): an activity claimed by another instance waits                  until the rep's instance takes it"
+            );
+        }
         let stores = match &config.redis_url {
             Some(url) => {
                 let unavailable = |e: &dyn std::fmt::Display| {
@@ -239,6 +255,11 @@ impl AppState {
                             .await
                             .map_err(|e| unavailable(&e))?,
                     ),
+                    user_tokens: Some(Arc::new(
+                        crate::authority::vault::RedisVault::connect_for(url.expose(), "signin")
+                            .await
+                            .map_err(|e| unavailable(&e))?,
+                    )),
                     shared_replay: Some(Arc::new(replay)),
                 }
             }
@@ -290,6 +311,10 @@ impl AppState {
                 (t.id.clone(), Arc::new(tenant))
             })
             .collect();
+        let sealer = config
+            .token_key
+            .as_ref()
+            .and_then(|k| crate::authority::vault::Sealer::from_base64(k.expose()).ok());
         Arc::new(AppState {
             jwt: JwtVerifier::new(
                 &config.jwt.jwks_url,
@@ -317,12 +342,14 @@ impl AppState {
                 .destination
                 .clone()
                 .map(|d| crate::authority::DestinationService::new(d, config.v2_timeout)),
-            user_tokens: crate::authority::UserTokens::default(),
+            user_tokens: match (stores.user_tokens, &sealer) {
+                (Some(shared), Some(sealer)) => {
+                    crate::authority::UserTokens::shared(shared, sealer.clone())
+                }
+                _ => crate::authority::UserTokens::default(),
+            },
             vault: stores.vault,
-            sealer: config
-                .token_key
-                .as_ref()
-                .and_then(|k| crate::authority::vault::Sealer::from_base64(k.expose()).ok()),
+            sealer,
             access_tokens: Mutex::new(HashMap::new()),
             oauth_http: reqwest::Client::builder()
                 .timeout(config.v2_timeout)

@@ -87,6 +87,7 @@ pub async fn client_for(
             let user_token = state
                 .user_tokens
                 .get(&tenant.config.id, rep, now_ms)
+                .await
                 .ok_or_else(|| AuthorityError::NoUserToken {
                     rep: rep.to_string(),
                 })?;

@@ -106,6 +106,17 @@ impl Sealer {
 #[async_trait]
 pub trait TokenVault: Send + Sync + std::fmt::Debug {
     async fn put(&self, tenant: &str, rep: &str, sealed: &[u8]) -> Result<(), VaultError>;
+    /// Kept for `ttl_secs` only (a token that expires then). The memory vault keeps it; its
+    /// reader checks the expiry it sealed in.
+    async fn put_expiring(
+        &self,
+        tenant: &str,
+        rep: &str,
+        sealed: &[u8],
+        _ttl_secs: u64,
+    ) -> Result<(), VaultError> {
+        self.put(tenant, rep, sealed).await
+    }
     async fn get(&self, tenant: &str, rep: &str) -> Result<Option<Vec<u8>>, VaultError>;
     async fn remove(&self, tenant: &str, rep: &str) -> Result<(), VaultError>;
 }
@@ -143,10 +154,12 @@ impl TokenVault for MemoryVault {
     }
 }
 
-/// Sealed tokens in Redis, one key per rep (base64), kept until replaced or removed.
+/// Sealed tokens in Redis, one key per rep (base64), kept until replaced, removed or expired.
 #[derive(Clone)]
 pub struct RedisVault {
     conn: ConnectionManager,
+    /// What the vault holds, in its keys: `vault` (refresh tokens), `signin` (agent tokens).
+    kind: &'static str,
 }
 
 impl std::fmt::Debug for RedisVault {
@@ -155,8 +168,8 @@ impl std::fmt::Debug for RedisVault {
     }
 }
 
-fn key(tenant: &str, rep: &str) -> String {
-    format!("cti:{{{tenant}}}:vault:{}", rep.to_lowercase())
+fn key(kind: &str, tenant: &str, rep: &str) -> String {
+    format!("cti:{{{tenant}}}:{kind}:{}", rep.to_lowercase())
 }
 
 fn unavailable(err: impl std::fmt::Display) -> VaultError {
@@ -164,11 +177,18 @@ fn unavailable(err: impl std::fmt::Display) -> VaultError {
 }
 
 impl RedisVault {
+    /// The reps' refresh tokens (`cti:{t}:vault:<rep>`).
     pub async fn connect(url: &str) -> Result<Self, VaultError> {
+        Self::connect_for(url, "vault").await
+    }
+
+    /// A vault of another kind of token, in keys `cti:{t}:<kind>:<rep>`.
+    pub async fn connect_for(url: &str, kind: &'static str) -> Result<Self, VaultError> {
         Ok(RedisVault {
             conn: crate::shared_store::connect(url)
                 .await
                 .map_err(unavailable)?,
+            kind,
         })
     }
 }
@@ -177,20 +197,42 @@ impl RedisVault {
 impl TokenVault for RedisVault {
     async fn put(&self, tenant: &str, rep: &str, sealed: &[u8]) -> Result<(), VaultError> {
         let mut conn = self.conn.clone();
-        conn.set(key(tenant, rep), STANDARD.encode(sealed))
+        conn.set(key(self.kind, tenant, rep), STANDARD.encode(sealed))
             .await
             .map_err(unavailable)
     }
 
+    async fn put_expiring(
+        &self,
+        tenant: &str,
+        rep: &str,
+        sealed: &[u8],
+        ttl_secs: u64,
+    ) -> Result<(), VaultError> {
+        let mut conn = self.conn.clone();
+        conn.set_ex(
+            key(self.kind, tenant, rep),
+            STANDARD.encode(sealed),
+            ttl_secs.max(1),
+        )
+        .await
+        .map_err(unavailable)
+    }
+
     async fn get(&self, tenant: &str, rep: &str) -> Result<Option<Vec<u8>>, VaultError> {
         let mut conn = self.conn.clone();
-        let value: Option<String> = conn.get(key(tenant, rep)).await.map_err(unavailable)?;
+        let value: Option<String> = conn
+            .get(key(self.kind, tenant, rep))
+            .await
+            .map_err(unavailable)?;
         Ok(value.and_then(|v| STANDARD.decode(v).ok()))
     }
 
     async fn remove(&self, tenant: &str, rep: &str) -> Result<(), VaultError> {
         let mut conn = self.conn.clone();
-        conn.del(key(tenant, rep)).await.map_err(unavailable)
+        conn.del(key(self.kind, tenant, rep))
+            .await
+            .map_err(unavailable)
     }
 }
 

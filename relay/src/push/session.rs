@@ -131,12 +131,16 @@ pub async fn run(
         .is_some_and(|t| t.auth != crate::authority::AuthMode::Basic)
     {
         // Kept to write this rep's activities on their authority, also after they close the widget.
-        state.user_tokens.remember(
-            &identity.tenant,
-            &identity.agent,
-            &token,
-            identity.expires_at,
-        );
+        state
+            .user_tokens
+            .remember(
+                &identity.tenant,
+                &identity.agent,
+                &token,
+                identity.expires_at,
+                state.clock.now_ms(),
+            )
+            .await;
     }
     state.metrics.ws_connections.inc();
     serve(&conv, &identity, last_seq, &mut inbound).await;

@@ -827,6 +827,51 @@ async fn through_a_btp_destination_activities_are_written_as_the_rep() {
     assert_eq!(activity["adminData"]["createdBy"], BOB);
 }
 
+#[tokio::test]
+async fn with_redis_another_instance_writes_as_the_rep_who_signed_in_elsewhere() {
+    let server = RedisServer::start().await.expect("redis-server");
+    let url = server.url();
+    let mut stack = Stack::start_with(|c| {
+        quick_retries(c);
+        c.redis_url = Some(Secret::new(url.clone()));
+        c.tenants[0].v2_auth = Some("destination".into());
+        c.tenants[0].v2_destination = Some("sscDestination".into());
+    })
+    .await
+    .expect("stack");
+    let sim = stack.sim.url();
+    let mut config = stack.relay.state.config.clone();
+    config.destination = Some(cti_relay::authority::destination::DestinationConfig {
+        uri: format!("{sim}/sim/btp"),
+        token_url: format!("{sim}/sim/btp/oauth/token"),
+        client_id: "cti-destination".into(),
+        client_secret: Secret::new("demo-destination-secret"),
+    });
+    config.token_key = Some(Secret::new("MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="));
+    stack.stop_relay().await;
+    stack
+        .start_relay_with(config)
+        .await
+        .expect("relay with the destination binding");
+    assert!(stack.relay.state.user_tokens.is_shared());
+
+    // Alice opens her widget on this instance, then it is gone (restarted, scaled in).
+    let (alice, _) = WsClient::signed_in(&stack, ALICE, None)
+        .await
+        .expect("alice");
+    drop(alice);
+    stack.stop_relay().await;
+    stack.start_relay_again().await.expect("another instance");
+
+    // Her call ends there while her widget is closed: written as her all the same.
+    post_all(&stack, &missed_call("shared-1", "+41 79 555 90 01")).await;
+    let activity = stack
+        .wait_activity("shared-1", "written", |_| true)
+        .await
+        .expect("logged");
+    assert_eq!(activity["adminData"]["createdBy"], ALICE);
+}
+
 /// The location a redirect points to.
 fn location(response: &reqwest::Response) -> String {
     response
