@@ -115,6 +115,25 @@ pub struct TenantConfig {
     pub dispositions: Vec<String>,
 }
 
+/// The demo's webhook secret: published in the README, so only for a V2 on this machine.
+const DEMO_WEBHOOK_SECRET: &str = "demo-webhook-secret";
+
+/// Whether a URL's host is this machine (the simulator, a local trial).
+fn is_loopback(url: &str) -> bool {
+    reqwest::Url::parse(url)
+        .ok()
+        .and_then(|u| {
+            let host = u.host_str()?.trim_matches(['[', ']']).to_string();
+            Some(
+                host == "localhost"
+                    || host
+                        .parse::<std::net::IpAddr>()
+                        .is_ok_and(|ip| ip.is_loopback()),
+            )
+        })
+        .unwrap_or(false)
+}
+
 /// Dispositions a sales team starts with; tenants replace them with their own.
 pub fn default_dispositions() -> Vec<String> {
     [
@@ -187,7 +206,7 @@ impl Config {
             tenants: vec![TenantConfig {
                 id: "demo".into(),
                 default_region: "CH".into(),
-                webhook_secret: Secret::new("demo-webhook-secret"),
+                webhook_secret: Secret::new(DEMO_WEBHOOK_SECRET),
                 v2_url: sim_url.into(),
                 v2_user: "demo".into(),
                 v2_password: Secret::new("demo"),
@@ -346,6 +365,17 @@ impl Config {
                     format!(
                         "tenant {:?}: set both the V2 events user and password, or neither",
                         tenant.id
+                    ),
+                ));
+            }
+            if tenant.webhook_secret.expose() == DEMO_WEBHOOK_SECRET && !is_loopback(&tenant.v2_url)
+            {
+                return Err(invalid(
+                    "CTI_WEBHOOK_SECRET",
+                    format!(
+                        "tenant {:?} talks to V2 at {} with the demo's webhook secret, which is \
+                         public: anyone could post calls; set a secret of your own",
+                        tenant.id, tenant.v2_url
                     ),
                 ));
             }
@@ -595,12 +625,31 @@ mod tests {
     }
 
     #[test]
+    fn the_demo_webhook_secret_is_only_for_a_v2_on_this_machine() {
+        for local in [
+            "http://127.0.0.1:9000",
+            "http://localhost:8090",
+            "http://[::1]:8090",
+        ] {
+            Config::from_vars(vars(&[("CTI_V2_URL", local)])).expect("a local trial");
+        }
+        let err = Config::from_vars(vars(&[("CTI_V2_URL", "https://my123.crm.cloud.sap")]))
+            .expect_err("a real tenant with the public secret");
+        assert!(err.to_string().starts_with("CTI_WEBHOOK_SECRET"), "{err}");
+        assert!(err.to_string().contains("public"), "{err}");
+    }
+
+    #[test]
     fn the_demo_events_credentials_never_reach_a_real_tenant() {
-        let c = Config::from_vars(vars(&[("CTI_V2_URL", "https://my123.crm.cloud.sap")]))
-            .expect("valid");
+        let c = Config::from_vars(vars(&[
+            ("CTI_V2_URL", "https://my123.crm.cloud.sap"),
+            ("CTI_WEBHOOK_SECRET", "a-webhook-secret-of-our-own"),
+        ]))
+        .expect("valid");
         assert!(c.tenants[0].v2_events_password.is_none());
         let c = Config::from_vars(vars(&[
             ("CTI_V2_URL", "https://my123.crm.cloud.sap"),
+            ("CTI_WEBHOOK_SECRET", "a-webhook-secret-of-our-own"),
             ("CTI_V2_EVENTS_USER", "hooks"),
             ("CTI_V2_EVENTS_PASSWORD", "a-long-random-secret"),
         ]))
@@ -611,6 +660,7 @@ mod tests {
         assert!(err.tenants[0].v2_events_password.is_some());
         let err = Config::from_vars(vars(&[
             ("CTI_V2_URL", "https://my123.crm.cloud.sap"),
+            ("CTI_WEBHOOK_SECRET", "a-webhook-secret-of-our-own"),
             ("CTI_V2_EVENTS_USER", "hooks"),
         ]))
         .expect_err("a user without a password");
