@@ -6,12 +6,11 @@
 //! 4409 too far behind (reconnect to resume), 1003 binary frame.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use cti_protocol::ws::{CallCommand, ClientMessage, ServerMessage};
-use std::time::Duration;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::mpsc;
-
 use tokio::time::{Instant, sleep_until, timeout};
 
 use crate::auth::AgentIdentity;
@@ -186,7 +185,7 @@ async fn serve(
         }
     }
     // A widget that stopped pinging for three heartbeats is gone (or behind a dead proxy).
-    let idle = std::time::Duration::from_secs(heartbeat.saturating_mul(3));
+    let idle = Duration::from_secs(heartbeat.saturating_mul(3));
     let mut deadline = Instant::now() + idle;
     let mut sign_in = SignInWatch::new(state, who);
     if let Some(connected) = sign_in.check().await
