@@ -86,10 +86,7 @@ pub async fn ingest(
             .await
             .map_err(unavailable)?;
         if let Some(from) = came_from(&legs, &view.agent) {
-            view.handover = Some(cti_protocol::ws::Handover {
-                from: from.agent.clone(),
-                notes: from.wrap_up.notes.clone(),
-            });
+            view.handover = Some(handover_from(from));
         }
     }
     if view.state.is_final()
@@ -242,14 +239,20 @@ async fn show_consultation(
 /// The colleague a returning call comes from: the one who had it most recently (ended last, or
 /// still has it while consulting back).
 fn came_from<'a>(legs: &'a [CallView], agent: &str) -> Option<&'a CallView> {
-    let ended = |l: &CallView| {
-        l.ended_at.as_deref().and_then(|at| {
-            time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339).ok()
-        })
-    };
-    legs.iter()
-        .filter(|l| l.agent != agent)
-        .max_by_key(|l| (!l.state.is_final(), ended(l)))
+    legs.iter().filter(|l| l.agent != agent).max_by_key(|l| {
+        (
+            !l.state.is_final(),
+            l.ended_at.as_deref().and_then(crate::clock::instant),
+        )
+    })
+}
+
+/// What a rep hands over with the call: who they are and their notes so far.
+fn handover_from(previous: &CallView) -> cti_protocol::ws::Handover {
+    cti_protocol::ws::Handover {
+        from: previous.agent.clone(),
+        notes: previous.wrap_up.notes.clone(),
+    }
 }
 
 /// A leg for a rep the call was transferred to: the caller's context (matches, the chosen record
@@ -265,10 +268,7 @@ fn handed_over(previous: &CallView, event: &TelephonyEvent, received_at_ms: u64)
         received_at_ms,
         recording_url: None,
         consult: None,
-        handover: Some(cti_protocol::ws::Handover {
-            from: previous.agent.clone(),
-            notes: previous.wrap_up.notes.clone(),
-        }),
+        handover: Some(handover_from(previous)),
         // A caller's consent to recording holds for the whole call.
         wrap_up: cti_protocol::ws::WrapUp {
             consent: previous.wrap_up.consent.clone(),

@@ -7,8 +7,8 @@
 use cti_protocol::event::{Direction, EndReason};
 use cti_protocol::ws::{CallState, CallView, Consent, RecordKind};
 use serde::{Deserialize, Serialize};
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
+
+use crate::clock::instant;
 
 /// How V2 files the call: missed calls are their own kind of phone call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -169,10 +169,6 @@ pub fn completed(legs: &[CallView]) -> Option<CallLog> {
         recording_url,
         consent,
     })
-}
-
-fn instant(at: &str) -> Option<OffsetDateTime> {
-    OffsetDateTime::parse(at, &Rfc3339).ok()
 }
 
 /// Whole seconds from `a` to `b`; zero when either is unreadable or `b` comes first.

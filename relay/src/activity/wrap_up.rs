@@ -43,6 +43,21 @@ fn unavailable(err: impl std::fmt::Display) -> WrapUpError {
     WrapUpError::Unavailable(err.to_string())
 }
 
+/// The rep's leg of the call: a rep acts only on calls they had.
+async fn own_leg(
+    state: &AppState,
+    tenant: &str,
+    call_id: &str,
+    agent: &str,
+) -> Result<cti_protocol::ws::CallView, WrapUpError> {
+    state
+        .calls
+        .get(tenant, call_id, agent)
+        .await
+        .map_err(unavailable)?
+        .ok_or_else(|| WrapUpError::UnknownCall(call_id.to_string()))
+}
+
 /// Saves the rep's notes and disposition for a call and publishes the leg.
 pub async fn save(
     state: &Arc<AppState>,
@@ -64,12 +79,7 @@ pub async fn save(
     }
     let tid = tenant.config.id.as_str();
     let _serial = state.stripe(tid, call_id).lock().await;
-    let mut leg = state
-        .calls
-        .get(tid, call_id, agent)
-        .await
-        .map_err(unavailable)?
-        .ok_or_else(|| WrapUpError::UnknownCall(call_id.to_string()))?;
+    let mut leg = own_leg(state, tid, call_id, agent).await?;
     if leg.wrap_up.notes == notes && leg.wrap_up.disposition == disposition {
         // A resend after a reconnect: publish anyway, so the widget learns it is saved.
         state.hub.publish(tid, leg).await;
@@ -113,12 +123,7 @@ pub async fn confirm_consent(
 ) -> Result<(), WrapUpError> {
     let tid = tenant.config.id.as_str();
     let _serial = state.stripe(tid, call_id).lock().await;
-    let mut leg = state
-        .calls
-        .get(tid, call_id, agent)
-        .await
-        .map_err(unavailable)?
-        .ok_or_else(|| WrapUpError::UnknownCall(call_id.to_string()))?;
+    let mut leg = own_leg(state, tid, call_id, agent).await?;
     let Some(consent) = leg.wrap_up.consent.as_mut() else {
         return Err(WrapUpError::NoConsentNeeded);
     };
@@ -157,12 +162,7 @@ pub async fn retry(
     call_id: &str,
 ) -> Result<(), WrapUpError> {
     let tid = tenant.config.id.as_str();
-    let leg = state
-        .calls
-        .get(tid, call_id, agent)
-        .await
-        .map_err(unavailable)?
-        .ok_or_else(|| WrapUpError::UnknownCall(call_id.to_string()))?;
+    let leg = own_leg(state, tid, call_id, agent).await?;
     if !state
         .outbox
         .retry(tid, call_id, state.clock.now_ms())

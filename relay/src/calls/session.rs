@@ -9,6 +9,8 @@
 use cti_protocol::event::{EndReason, EventType, TelephonyEvent};
 use cti_protocol::ws::{CallState, CallView};
 
+use crate::clock::instant;
+
 /// What an event did to a leg.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Transition {
@@ -101,10 +103,6 @@ pub fn apply(mut view: CallView, event: &TelephonyEvent) -> Transition {
     } else {
         Transition::Changed(Box::new(view))
     }
-}
-
-fn instant(at: &str) -> Option<time::OffsetDateTime> {
-    time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339).ok()
 }
 
 /// Whether `at` comes before the leg's end (both RFC 3339; unreadable means no).
