@@ -22,6 +22,20 @@ use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::Message;
 
+/// The relay's key for sealing reps' tokens in tests (32 bytes, base64).
+pub const TEST_TOKEN_KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
+
+/// The reps an activity lists as its agents, in order.
+pub fn agents_on(activity: &Value) -> Vec<String> {
+    activity["participants"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|p| p["role"] == "AGENT")
+        .filter_map(|p| p["userId"].as_str().map(str::to_string))
+        .collect()
+}
+
 /// How long any single wait may take before the test fails and says what it waited for.
 pub const PATIENCE: Duration = Duration::from_secs(30);
 
@@ -215,9 +229,26 @@ impl Stack {
             client_secret: None,
             scope: "openid offline_access".into(),
         });
-        config.token_key = Some(cti_relay::secret::Secret::new(
-            "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
-        ));
+        config.token_key = Some(cti_relay::secret::Secret::new(TEST_TOKEN_KEY));
+        self.stop_relay().await;
+        self.start_relay_with(config).await
+    }
+
+    /// Restarts the relay with the demo tenant writing activities as each rep through the BTP
+    /// Destination service (`sscDestination`), bound to the simulator's BTP services (known
+    /// only once the simulator listens, as after a `cf bind-service`); `tweak` adds to that.
+    pub async fn use_btp_destination(&mut self, tweak: impl FnOnce(&mut Config)) -> Result<()> {
+        let sim = self.sim.url();
+        let mut config = self.relay.state.config.clone();
+        config.tenants[0].v2_auth = Some("destination".into());
+        config.tenants[0].v2_destination = Some("sscDestination".into());
+        config.destination = Some(cti_relay::authority::destination::DestinationConfig {
+            uri: format!("{sim}/sim/btp"),
+            token_url: format!("{sim}/sim/btp/oauth/token"),
+            client_id: "cti-destination".into(),
+            client_secret: cti_relay::secret::Secret::new("demo-destination-secret"),
+        });
+        tweak(&mut config);
         self.stop_relay().await;
         self.start_relay_with(config).await
     }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use cti_relay::secret::Secret;
 use cti_tests::redis::RedisServer;
-use cti_tests::{Stack, WsClient, eventually};
+use cti_tests::{Stack, TEST_TOKEN_KEY, WsClient, agents_on, eventually};
 use serde_json::{Value, json};
 
 const ALICE: &str = "alice@example.com";
@@ -60,6 +60,23 @@ async fn activity_state(ws: &mut WsClient, call: &str, state: &str) -> Value {
     })
     .await
     .expect("activity status")
+}
+
+/// Until the rep's leg says why the call's activity waits (a reason containing `because`).
+async fn activity_waits(stack: &Stack, call: &str, rep: &str, because: &str) -> String {
+    eventually(&format!("{call}'s activity to wait: {because}"), || async {
+        let leg = stack
+            .relay
+            .state
+            .calls
+            .get("demo", call, rep)
+            .await
+            .ok()??;
+        let reason = leg.wrap_up.activity?.reason?;
+        reason.contains(because).then_some(reason)
+    })
+    .await
+    .expect("waiting with a reason")
 }
 
 fn quick_retries(c: &mut cti_relay::Config) {
@@ -588,14 +605,7 @@ async fn a_transferred_call_brings_its_context_comes_back_and_lists_both_reps() 
         .wait_activity(&call, "written", |_| true)
         .await
         .expect("one activity");
-    let agents: Vec<&str> = activity["participants"]
-        .as_array()
-        .expect("participants")
-        .iter()
-        .filter(|p| p["role"] == "AGENT")
-        .filter_map(|p| p["userId"].as_str())
-        .collect();
-    assert_eq!(agents, [ALICE, BOB]);
+    assert_eq!(agents_on(&activity), [ALICE, BOB]);
     let notes = activity["notes"][0]["content"].as_str().unwrap_or_default();
     assert!(
         notes.contains("asks about the invoice") && notes.contains("sent a corrected invoice"),
@@ -697,14 +707,7 @@ async fn a_consult_transfer_rings_the_colleague_then_hands_the_call_over_or_take
         .wait_activity(&call, "written", |_| true)
         .await
         .expect("one activity");
-    let agents: Vec<&str> = activity["participants"]
-        .as_array()
-        .expect("participants")
-        .iter()
-        .filter(|p| p["role"] == "AGENT")
-        .filter_map(|p| p["userId"].as_str())
-        .collect();
-    assert_eq!(agents, [ALICE, BOB]);
+    assert_eq!(agents_on(&activity), [ALICE, BOB]);
 
     // Consult, then back to the caller: the colleague drops off, the call goes on with alice
     // and ends as one activity that she owns.
@@ -762,26 +765,9 @@ async fn a_consult_transfer_rings_the_colleague_then_hands_the_call_over_or_take
 
 #[tokio::test]
 async fn through_a_btp_destination_activities_are_written_as_the_rep() {
-    let mut stack = Stack::start_with(|c| {
-        quick_retries(c);
-        c.tenants[0].v2_auth = Some("destination".into());
-        c.tenants[0].v2_destination = Some("sscDestination".into());
-    })
-    .await
-    .expect("stack");
-    // The destination binding points at the simulated BTP services (known only once the
-    // simulator listens); the relay is started again with it, as after a `cf bind-service`.
-    let sim = stack.sim.url();
-    let mut config = stack.relay.state.config.clone();
-    config.destination = Some(cti_relay::authority::destination::DestinationConfig {
-        uri: format!("{sim}/sim/btp"),
-        token_url: format!("{sim}/sim/btp/oauth/token"),
-        client_id: "cti-destination".into(),
-        client_secret: Secret::new("demo-destination-secret"),
-    });
-    stack.stop_relay().await;
+    let mut stack = Stack::start_with(quick_retries).await.expect("stack");
     stack
-        .start_relay_with(config)
+        .use_btp_destination(|_| {})
         .await
         .expect("relay with the destination binding");
 
@@ -804,19 +790,7 @@ async fn through_a_btp_destination_activities_are_written_as_the_rep() {
         .map(|e| e.replace(ALICE, BOB))
         .collect();
     post_all(&stack, &bob_call).await;
-    let pending = eventually("bob's activity to wait for his sign-in", || async {
-        let leg = stack
-            .relay
-            .state
-            .calls
-            .get("demo", "dest-2", BOB)
-            .await
-            .ok()??;
-        let reason = leg.wrap_up.activity?.reason?;
-        reason.contains("sign-in").then_some(reason)
-    })
-    .await
-    .expect("pending");
+    let pending = activity_waits(&stack, "dest-2", BOB, "sign-in").await;
     assert!(pending.contains(BOB), "{pending}");
     assert!(stack.activities("dest-2").await.expect("list").is_empty());
     let (_bob, _) = WsClient::signed_in(&stack, BOB, None).await.expect("bob");
@@ -834,25 +808,13 @@ async fn with_redis_another_instance_writes_as_the_rep_who_signed_in_elsewhere()
     let mut stack = Stack::start_with(|c| {
         quick_retries(c);
         c.redis_url = Some(Secret::new(url.clone()));
-        c.tenants[0].v2_auth = Some("destination".into());
-        c.tenants[0].v2_destination = Some("sscDestination".into());
     })
     .await
     .expect("stack");
-    let sim = stack.sim.url();
-    let mut config = stack.relay.state.config.clone();
-    config.destination = Some(cti_relay::authority::destination::DestinationConfig {
-        uri: format!("{sim}/sim/btp"),
-        token_url: format!("{sim}/sim/btp/oauth/token"),
-        client_id: "cti-destination".into(),
-        client_secret: Secret::new("demo-destination-secret"),
-    });
-    config.token_key = Some(Secret::new("MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="));
-    stack.stop_relay().await;
     stack
-        .start_relay_with(config)
+        .use_btp_destination(|c| c.token_key = Some(Secret::new(TEST_TOKEN_KEY)))
         .await
-        .expect("relay with the destination binding");
+        .expect("relay with the destination binding and a token key");
     assert!(stack.relay.state.user_tokens.is_shared());
 
     // Alice opens her widget on this instance, then it is gone (restarted, scaled in).
@@ -900,19 +862,7 @@ async fn with_the_reps_own_sign_in_activities_are_written_as_them_and_tokens_ren
 
     // Before Alice connects V2, her call's activity waits and says why.
     post_all(&stack, &missed_call("oauth-1", "+41 79 555 80 01")).await;
-    eventually("the activity to wait for alice's V2 sign-in", || async {
-        let leg = stack
-            .relay
-            .state
-            .calls
-            .get("demo", "oauth-1", ALICE)
-            .await
-            .ok()??;
-        let reason = leg.wrap_up.activity?.reason?;
-        reason.contains("has not connected V2").then_some(())
-    })
-    .await
-    .expect("pending");
+    activity_waits(&stack, "oauth-1", ALICE, "has not connected V2").await;
 
     // The widget posts her token into a new window; the relay sends it to the identity provider
     // with a PKCE challenge, which signs her in and returns to the relay with a code.
@@ -1012,17 +962,5 @@ async fn with_the_reps_own_sign_in_activities_are_written_as_them_and_tokens_ren
         .expect("lock")
         .clear();
     post_all(&stack, &missed_call("oauth-3", "+41 79 555 80 03")).await;
-    eventually("the activity to wait for a new sign-in", || async {
-        let leg = stack
-            .relay
-            .state
-            .calls
-            .get("demo", "oauth-3", ALICE)
-            .await
-            .ok()??;
-        let reason = leg.wrap_up.activity?.reason?;
-        reason.contains("has not connected V2").then_some(())
-    })
-    .await
-    .expect("pending again");
+    activity_waits(&stack, "oauth-3", ALICE, "has not connected V2").await;
 }

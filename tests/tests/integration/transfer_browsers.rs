@@ -2,9 +2,9 @@
 //! the same caller, record and the first rep's notes; their V2 pops the same record; and the call
 //! ends as one activity that lists both reps, which both widgets show as logged.
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use cti_tests::browser::Browser;
-use cti_tests::{Stack, eventually};
+use cti_tests::{Stack, agents_on, eventually};
 use fantoccini::Locator;
 
 const ALICE: &str = "alice@example.com";
@@ -91,14 +91,7 @@ async fn the_caller_context_follows_a_transfer_into_the_other_reps_browser() -> 
         .await?;
 
     let activity = stack.wait_activity(&call, "written", |_| true).await?;
-    let agents: Vec<&str> = activity["participants"]
-        .as_array()
-        .context("participants")?
-        .iter()
-        .filter(|p| p["role"] == "AGENT")
-        .filter_map(|p| p["userId"].as_str())
-        .collect();
-    assert_eq!(agents, [ALICE, BOB]);
+    assert_eq!(agents_on(&activity), [ALICE, BOB]);
     let notes = eventually("both reps' notes on the activity", || async {
         let activity = stack.activities(&call).await.ok()?.pop()?;
         let notes = activity["notes"][0]["content"].as_str()?.to_string();
