@@ -22,19 +22,6 @@ use tokio::net::TcpListener;
 /// Webhook requests in flight at once (a busy PBX).
 const CONCURRENCY: usize = 32;
 
-fn percentiles(label: &str, mut samples: Vec<Duration>) {
-    samples.sort();
-    let at = |q: f64| samples[((samples.len() as f64 - 1.0) * q) as usize];
-    println!(
-        "{label}: n={} p50={:?} p90={:?} p99={:?} max={:?}",
-        samples.len(),
-        at(0.50),
-        at(0.90),
-        at(0.99),
-        at(1.0)
-    );
-}
-
 async fn run(label: &str, calls: usize, redis_url: Option<String>) {
     let sim_listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let relay_listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -139,7 +126,7 @@ async fn run(label: &str, calls: usize, redis_url: Option<String>) {
             format!(" ({} NOT logged within the deadline)", waiting.len())
         }
     );
-    percentiles(
+    cti_tests::print_percentiles(
         &format!("ended acknowledged -> activity in V2 ({label})"),
         latencies,
     );

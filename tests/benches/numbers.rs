@@ -18,19 +18,6 @@ use cti_relay::v2::V2Client;
 use cti_relay::v2::client::V2Auth;
 use cti_sim::SimConfig;
 
-fn percentiles(label: &str, mut samples: Vec<Duration>) {
-    samples.sort();
-    let at = |q: f64| samples[((samples.len() as f64 - 1.0) * q) as usize];
-    println!(
-        "{label}: n={} p50={:?} p90={:?} p99={:?} max={:?}",
-        samples.len(),
-        at(0.50),
-        at(0.90),
-        at(0.99),
-        at(1.0)
-    );
-}
-
 fn rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
@@ -161,7 +148,7 @@ async fn bench_index(records: usize) {
         samples.push(t.elapsed());
         assert!(!hits.is_empty());
     }
-    percentiles("lookup (memory)", samples);
+    cti_tests::print_percentiles("lookup (memory)", samples);
 
     let mut redis = match cti_tests::redis::RedisServer::start().await {
         Ok(redis) => redis,
@@ -182,7 +169,7 @@ async fn bench_index(records: usize) {
         samples.push(t.elapsed());
         assert!(!hits.is_empty());
     }
-    percentiles("lookup (redis, loopback)", samples);
+    cti_tests::print_percentiles("lookup (redis, loopback)", samples);
     redis.stop();
 }
 

@@ -36,6 +36,20 @@ pub fn agents_on(activity: &Value) -> Vec<String> {
         .collect()
 }
 
+/// Prints a benchmark's samples as `label: n=.. p50=.. p90=.. p99=.. max=..`.
+pub fn print_percentiles(label: &str, mut samples: Vec<Duration>) {
+    samples.sort();
+    let at = |q: f64| samples[((samples.len() as f64 - 1.0) * q) as usize];
+    println!(
+        "{label}: n={} p50={:?} p90={:?} p99={:?} max={:?}",
+        samples.len(),
+        at(0.50),
+        at(0.90),
+        at(0.99),
+        at(1.0)
+    );
+}
+
 /// How long any single wait may take before the test fails and says what it waited for.
 pub const PATIENCE: Duration = Duration::from_secs(30);
 
