@@ -8,6 +8,7 @@ pub mod clock;
 pub mod controls;
 pub mod format;
 pub mod status;
+pub mod wrap_up;
 
 use std::rc::Rc;
 
