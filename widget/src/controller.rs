@@ -13,7 +13,7 @@ use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::rc::Rc;
 
-use cti_protocol::{ClientMessage, ServerMessage};
+use cti_protocol::{ClientMessage, ErrorCode, ServerMessage};
 use yew::Callback;
 
 use wasm_bindgen::JsCast;
@@ -181,7 +181,7 @@ fn act(shared: &Rc<RefCell<Shared>>, action: UiAction) {
         match token {
             Some(token) if open_v2_connect(&token).is_ok() => {}
             _ => shared.borrow_mut().state.report(
-                "v2_connect",
+                ErrorCode::V2Connect.as_str(),
                 "Could not open the V2 sign-in window. Allow pop-ups for this page and try again.",
             ),
         }
@@ -225,7 +225,7 @@ fn perform(shared: &Rc<RefCell<Shared>>, action: UiAction) {
                     shared.state.command_sent(&call_id);
                 } else {
                     shared.state.report(
-                        "not_connected",
+                        ErrorCode::NotConnected.as_str(),
                         "Not connected to the phone system. Try again once the status shows \
                          Connected.",
                     );
@@ -257,7 +257,7 @@ fn perform(shared: &Rc<RefCell<Shared>>, action: UiAction) {
                 let connection = shared.borrow().connection.clone();
                 if !connection.is_some_and(|connection| connection.send(&message)) {
                     shared.borrow_mut().state.report(
-                        "not_connected",
+                        ErrorCode::NotConnected.as_str(),
                         "Not connected to the phone system. Try again once the status shows \
                          Connected.",
                     );
@@ -278,7 +278,7 @@ fn perform(shared: &Rc<RefCell<Shared>>, action: UiAction) {
                     .is_some_and(|connection| connection.send(&ClientMessage::Dial { number }));
                 if !sent {
                     shared.borrow_mut().state.report(
-                        "not_connected",
+                        ErrorCode::NotConnected.as_str(),
                         "Not connected to the phone system, so the number was not dialled. \
                          Try again once the status shows Connected.",
                     );

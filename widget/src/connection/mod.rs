@@ -19,6 +19,7 @@ use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::rc::{Rc, Weak};
 
+use cti_protocol::codes::close;
 use cti_protocol::{ClientMessage, ServerMessage};
 use gloo::events::EventListener;
 use gloo::timers::callback::{Interval, Timeout};
@@ -31,10 +32,6 @@ use heartbeat::{Heartbeat, Tick};
 
 /// The relay's WebSocket endpoint, on the origin that served the widget.
 pub const PATH: &str = "/v1/agent/ws";
-/// The close code with which the relay refuses a token.
-pub const BAD_TOKEN: u16 = 4401;
-/// The close code the widget uses when it gives up on a silent connection.
-const SILENT_CLOSE: u16 = 4000;
 /// How long `welcome` may take after the socket is created, connection set-up included.
 const HANDSHAKE_TIMEOUT_MS: u64 = 10_000;
 /// How often liveness is checked; well below any heartbeat interval the relay asks for.
@@ -100,7 +97,7 @@ pub fn close_reason(code: u16, reason: &str) -> String {
         1001 => "the relay is going away".to_owned(),
         1006 => "connection lost".to_owned(),
         1011 => "relay error".to_owned(),
-        1012 => "the relay is restarting".to_owned(),
+        close::RESTART => "the relay is restarting".to_owned(),
         1013 => "the relay is busy".to_owned(),
         code => format!("closed with code {code}"),
     }
@@ -454,7 +451,7 @@ fn on_close(rc: &Rc<RefCell<Inner>>, event: &CloseEvent) {
             return;
         }
         inner.socket = None;
-        if event.code() == BAD_TOKEN {
+        if event.code() == close::BAD_TOKEN {
             inner.stopped = true;
             inner.welcomed = false;
             inner.retry = None;
@@ -482,7 +479,7 @@ fn went_offline(rc: &Rc<RefCell<Inner>>) {
             return;
         }
         if let Some(socket) = inner.socket.take() {
-            socket.close(SILENT_CLOSE, "browser offline");
+            socket.close(close::SILENT, "browser offline");
         }
         schedule_retry(rc, &mut inner, "the browser is offline".to_owned())
     };
@@ -506,7 +503,7 @@ fn on_tick(rc: &Rc<RefCell<Inner>>) {
             }
             Tick::Dead => {
                 if let Some(socket) = inner.socket.take() {
-                    socket.close(SILENT_CLOSE, "no heartbeat");
+                    socket.close(close::SILENT, "no heartbeat");
                 }
                 let reason = if inner.welcomed {
                     "no answer from the relay"
