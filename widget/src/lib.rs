@@ -26,6 +26,7 @@ pub mod posted;
 pub mod state;
 pub mod storage;
 pub mod tabs;
+pub mod time;
 pub mod token;
 pub mod ui;
 

@@ -27,6 +27,7 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen::closure::Closure;
 use web_sys::{CloseEvent, MessageEvent, WebSocket};
 
+use crate::time::now_ms;
 use backoff::Backoff;
 use heartbeat::{Heartbeat, Tick};
 
@@ -179,10 +180,6 @@ impl Drop for Socket {
         self.detach();
         let _ = self.ws.close();
     }
-}
-
-fn now_ms() -> u64 {
-    js_sys::Date::now() as u64
 }
 
 impl Connection {

@@ -26,6 +26,7 @@ use web_sys::{BroadcastChannel, MessageEvent};
 
 use crate::connection::ConnectionStatus;
 use crate::state::Problem;
+use crate::time::now_ms;
 use crate::ui::{CallItem, UiAction};
 use election::{Effect, Election, Signal};
 
@@ -94,10 +95,6 @@ struct Inner {
     _lock_granted: Option<Closure<dyn FnMut(wasm_bindgen::JsValue) -> js_sys::Promise>>,
     _page_hide: Option<EventListener>,
     leader: bool,
-}
-
-fn now_ms() -> u64 {
-    js_sys::Date::now() as u64
 }
 
 /// A channel-safe name part: the rep's id with anything unusual replaced.

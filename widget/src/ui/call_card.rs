@@ -44,7 +44,7 @@ pub(super) fn heading_id(call_id: &str) -> String {
 /// the moment this call's caller was first drawn: tests measure ring-to-pop with it.
 #[component]
 pub fn CallCard(props: &CallCardProps) -> Html {
-    let rendered_at = use_state(|| js_sys::Date::now() as u64);
+    let rendered_at = use_state(crate::time::now_ms);
     let call = &props.call;
     let state = format::state_name(call.state);
     let primary = primary_match(call).cloned();
