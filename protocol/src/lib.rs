@@ -8,14 +8,18 @@
 //!   common output of every provider adapter, so integrators can feed any PBX into the relay.
 //! - [`ws`]: the messages on the widget's WebSocket (`/v1/agent/ws`) and the call view they carry.
 //! - [`host`]: the payloads the widget posts to the V2 host window (the V2 CTI channel).
+//! - [`codes`]: the WebSocket close codes and the error codes of refused requests, written once
+//!   for both ends.
 //!
 //! The JSON shapes are public interface (see the README's contract section); changing a field name
 //! here is a breaking change for deployed widgets and integrations.
 
+pub mod codes;
 pub mod event;
 pub mod host;
 pub mod ws;
 
+pub use codes::ErrorCode;
 pub use event::{Direction, EndReason, EventType, TelephonyEvent};
 pub use ws::{
     ActivityState, ActivityStatus, CallCommand, CallState, CallView, ClientMessage, Consent,

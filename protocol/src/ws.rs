@@ -128,8 +128,19 @@ pub enum ServerMessage {
         #[serde(default)]
         nonce: u64,
     },
-    /// Something the widget asked for failed; the connection stays open.
+    /// Something the widget asked for failed; the connection stays open. `code` is one of
+    /// [`crate::ErrorCode`]'s strings.
     Error { code: String, message: String },
+}
+
+impl ServerMessage {
+    /// A refusal with one of the codes both ends know.
+    pub fn error(code: crate::ErrorCode, message: impl Into<String>) -> ServerMessage {
+        ServerMessage::Error {
+            code: code.as_str().to_owned(),
+            message: message.into(),
+        }
+    }
 }
 
 /// Where a call stands, from the rep's point of view.
@@ -275,6 +286,19 @@ pub struct ActivityStatus {
     /// Why the last attempt failed (V2's own message where it sent one).
     #[serde(default)]
     pub reason: Option<String>,
+}
+
+impl ActivityStatus {
+    /// Queued, nothing known of V2's record yet.
+    pub fn pending() -> Self {
+        ActivityStatus {
+            state: ActivityState::Pending,
+            v2_id: None,
+            display_id: None,
+            link: None,
+            reason: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
