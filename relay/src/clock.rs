@@ -9,6 +9,17 @@ pub fn instant(at: &str) -> Option<time::OffsetDateTime> {
     time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339).ok()
 }
 
+/// Unix milliseconds as RFC 3339 (UTC), the form V2 and the widget read; empty if out of range.
+pub fn rfc3339(ms: u64) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
+}
+
 /// Wall-clock time in Unix milliseconds.
 pub trait Clock: Send + Sync + std::fmt::Debug {
     fn now_ms(&self) -> u64;

@@ -14,6 +14,7 @@
 
 pub mod activity;
 pub mod adapters;
+pub mod agent;
 pub mod api;
 pub mod auth;
 pub mod authority;

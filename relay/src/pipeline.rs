@@ -134,7 +134,7 @@ pub async fn ingest(
     Ok(Outcome::Accepted)
 }
 
-async fn publish(state: &AppState, tenant: &str, view: CallView) {
+pub(crate) async fn publish(state: &AppState, tenant: &str, view: CallView) {
     state.hub.publish(tenant, view).await;
     state.metrics.calls_pushed.inc();
 }
@@ -406,7 +406,7 @@ fn to_match(record: IndexedRecord) -> Match {
 
 /// Reads the pop match's open opportunities and last interactions from V2 and republishes the
 /// call with them. Best effort: the card without them is still right.
-async fn enrich(
+pub(crate) async fn enrich(
     state: &Arc<AppState>,
     tenant: &Arc<Tenant>,
     call_id: &str,
@@ -459,65 +459,4 @@ async fn enrich(
     if state.calls.put(tid, &view).await.is_ok() {
         publish(state, tid, view).await;
     }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum ChooseError {
-    #[error("no call {0:?} for this rep")]
-    UnknownCall(String),
-    #[error("record {0:?} is not one of the call's matches")]
-    NotAMatch(String),
-    #[error("temporarily unavailable: {0}")]
-    Unavailable(String),
-}
-
-/// The rep picked another of the call's matches: it becomes the call's record (first in the
-/// list, in the card, in `Custom_1` of later host payloads), and is remembered for this rep and
-/// number so the next call from it starts there.
-pub async fn choose_match(
-    state: &Arc<AppState>,
-    tenant: &Arc<Tenant>,
-    agent: &str,
-    call_id: &str,
-    record_id: &str,
-) -> Result<(), ChooseError> {
-    let tid = tenant.config.id.as_str();
-    let unavailable = |e: &dyn std::fmt::Display| ChooseError::Unavailable(e.to_string());
-    let account = {
-        let _serial = state.stripe(tid, call_id).lock().await;
-        let mut view = state
-            .calls
-            .get(tid, call_id, agent)
-            .await
-            .map_err(|e| unavailable(&e))?
-            .ok_or_else(|| ChooseError::UnknownCall(call_id.to_string()))?;
-        let position = view
-            .matches
-            .iter()
-            .position(|m| m.id == record_id)
-            .ok_or_else(|| ChooseError::NotAMatch(record_id.to_string()))?;
-        let chosen = view.matches.remove(position);
-        view.matches.insert(0, chosen.clone());
-        let needs_details =
-            chosen.open_opportunities.is_empty() && chosen.last_interactions.is_empty();
-        let account = chosen.account.clone().filter(|_| needs_details);
-        view.pop = Some(chosen);
-        state
-            .calls
-            .put(tid, &view)
-            .await
-            .map_err(|e| unavailable(&e))?;
-        state
-            .choices
-            .put(tid, agent, view.remote(), record_id)
-            .await
-            .map_err(|e| unavailable(&e))?;
-        tracing::info!(call = %call_id, caller = %mask_number(view.remote()), "rep chose another match");
-        publish(state, tid, view).await;
-        account
-    };
-    if let Some(account) = account {
-        enrich(state, tenant, call_id, agent, &account.id).await;
-    }
-    Ok(())
 }

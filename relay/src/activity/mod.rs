@@ -8,7 +8,6 @@ pub mod fallback;
 pub mod log;
 pub mod outbox;
 pub mod redis_outbox;
-pub mod wrap_up;
 pub mod writer;
 
 use std::sync::Arc;
@@ -54,13 +53,7 @@ pub async fn queue_if_finished(
             known
         }
         Some(known) if known.state == ActivityState::Pending => known,
-        _ => ActivityStatus {
-            state: ActivityState::Pending,
-            v2_id: None,
-            display_id: None,
-            link: None,
-            reason: None,
-        },
+        _ => ActivityStatus::pending(),
     };
     Ok(Some(status))
 }

@@ -1,4 +1,4 @@
-//! `GET /v1/agent/ws`: pumps WebSocket frames into and out of a [`crate::push::session`].
+//! `GET /v1/agent/ws`: pumps WebSocket frames into and out of a [`crate::agent::session`].
 
 use std::sync::Arc;
 
@@ -8,7 +8,7 @@ use axum::response::Response;
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
 
-use crate::push::session::{self, Inbound, Outbound};
+use crate::agent::session::{self, Inbound, Outbound};
 use crate::state::AppState;
 
 /// Largest frame a widget may send; commands and pings are tiny.

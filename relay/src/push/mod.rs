@@ -1,10 +1,9 @@
 //! Getting call changes to the rep's widgets: per-rep sequence numbers, a bounded replay
-//! buffer (in memory or Redis), fan-out across relay instances, and the WebSocket session that
-//! speaks the protocol.
+//! buffer (in memory or Redis) and fan-out across relay instances. The conversation with the
+//! widget itself is `agent`'s; this module depends on nothing above it.
 
 pub mod hub;
 pub mod redis_replay;
 pub mod replay;
-pub mod session;
 
 pub use hub::{Hub, Pushed, Subscription};

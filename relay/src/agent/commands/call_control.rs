@@ -1,0 +1,29 @@
+//! `command`: answer, hold, resume, hang up, transfer, consult — forwarded to the call's provider,
+//! whose events then confirm the new state.
+
+use cti_protocol::ws::CallCommand;
+
+use super::own_leg;
+use crate::agent::AgentError;
+use crate::state::{AppState, Tenant};
+
+pub(super) async fn apply(
+    app: &AppState,
+    tenant: &Tenant,
+    rep: &str,
+    call_id: &str,
+    command: &CallCommand,
+) -> Result<(), AgentError> {
+    let call = own_leg(app, tenant, call_id, rep).await?;
+    match tenant.adapter.command(&tenant.config, &call, command).await {
+        Ok(()) => {
+            app.metrics.command(command.name(), "ok");
+            Ok(())
+        }
+        Err(err) => {
+            app.metrics.command(command.name(), "failed");
+            tracing::warn!(%err, call = %call_id, "call control failed");
+            Err(AgentError::CommandFailed(err))
+        }
+    }
+}

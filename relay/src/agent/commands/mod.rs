@@ -1,0 +1,69 @@
+//! What a rep can ask of the relay, one file per client message.
+//!
+//! Each command checks that the call is the rep's own before acting: a rep acts only on calls
+//! they had. Errors come back as [`AgentError`]s, which the session turns into `error` messages.
+
+mod call_control;
+mod choose_match;
+mod confirm_consent;
+mod dial;
+mod retry_activity;
+mod save_wrap_up;
+
+use std::sync::Arc;
+
+use cti_protocol::ws::ClientMessage;
+
+use super::AgentError;
+use crate::auth::AgentIdentity;
+use crate::state::{AppState, Tenant};
+
+pub use save_wrap_up::MAX_NOTES_CHARS;
+
+/// Carries out one of the rep's requests. Messages that are not requests (hello, ping) are the
+/// session's business and do nothing here.
+pub async fn apply(
+    app: &Arc<AppState>,
+    who: &AgentIdentity,
+    message: ClientMessage,
+) -> Result<(), AgentError> {
+    let tenant = app
+        .tenant(&who.tenant)
+        .ok_or(AgentError::UnknownTenant)?;
+    let rep = &who.agent;
+    match message {
+        ClientMessage::Command { call_id, command } => {
+            call_control::apply(app, tenant, rep, &call_id, &command).await
+        }
+        ClientMessage::Dial { number } => dial::apply(app, tenant, rep, &number).await,
+        ClientMessage::ChooseMatch { call_id, record_id } => {
+            choose_match::apply(app, tenant, rep, &call_id, &record_id).await
+        }
+        ClientMessage::SaveWrapUp {
+            call_id,
+            notes,
+            disposition,
+        } => save_wrap_up::apply(app, tenant, rep, &call_id, notes, disposition).await,
+        ClientMessage::ConfirmConsent { call_id } => {
+            confirm_consent::apply(app, tenant, rep, &call_id).await
+        }
+        ClientMessage::RetryActivity { call_id } => {
+            retry_activity::apply(app, tenant, rep, &call_id).await
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The rep's leg of the call: a rep acts only on calls they had.
+async fn own_leg(
+    app: &AppState,
+    tenant: &Tenant,
+    call_id: &str,
+    rep: &str,
+) -> Result<cti_protocol::ws::CallView, AgentError> {
+    app.calls
+        .get(&tenant.config.id, call_id, rep)
+        .await
+        .map_err(AgentError::unavailable)?
+        .ok_or_else(|| AgentError::UnknownCall(call_id.to_string()))
+}

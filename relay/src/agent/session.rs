@@ -1,0 +1,274 @@
+//! One widget connection, as a conversation over two channels.
+//!
+//! The session knows nothing of sockets: frames come in on one channel and go out on another, so
+//! tests drive it directly and the WebSocket handler only pumps frames. The close codes are
+//! `cti_protocol::codes::close`, shared with the widget.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use cti_protocol::ErrorCode;
+use cti_protocol::codes::close;
+use cti_protocol::ws::{ClientMessage, ServerMessage};
+use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::mpsc;
+use tokio::time::{Instant, sleep_until, timeout};
+
+use super::commands;
+use super::sign_in_watch::SignInWatch;
+use crate::auth::AgentIdentity;
+use crate::state::AppState;
+
+/// A frame from the widget.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Inbound {
+    Text(String),
+    Binary,
+}
+
+/// A frame to the widget.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outbound {
+    Message(Box<ServerMessage>),
+    Close { code: u16, reason: String },
+}
+
+/// Why the session ended, for the metrics label.
+fn reason_label(code: u16) -> &'static str {
+    match code {
+        close::BAD_FRAME => "bad_frame",
+        close::BAD_TOKEN => "bad_token",
+        close::UNKNOWN_TENANT => "unknown_tenant",
+        close::TIMEOUT => "timeout",
+        close::LAGGED => "lagged",
+        close::UNSUPPORTED => "unsupported",
+        close::RESTART => "restart",
+        _ => "other",
+    }
+}
+
+struct Conversation<'a> {
+    state: &'a Arc<AppState>,
+    out: &'a mpsc::Sender<Outbound>,
+}
+
+impl Conversation<'_> {
+    async fn send(&self, message: ServerMessage) -> bool {
+        self.out
+            .send(Outbound::Message(Box::new(message)))
+            .await
+            .is_ok()
+    }
+
+    async fn close(&self, code: u16, reason: impl Into<String>) {
+        let reason = reason.into();
+        self.state.metrics.ws_closed(reason_label(code));
+        tracing::info!(code, %reason, "closing widget connection");
+        let _ = self.out.send(Outbound::Close { code, reason }).await;
+    }
+}
+
+/// Runs one connection until either side ends it.
+pub async fn run(
+    state: Arc<AppState>,
+    mut inbound: mpsc::Receiver<Inbound>,
+    out: mpsc::Sender<Outbound>,
+) {
+    let conv = Conversation {
+        state: &state,
+        out: &out,
+    };
+    let hello_timeout = state.config.hello_timeout;
+    let first = match timeout(hello_timeout, inbound.recv()).await {
+        Err(_) => {
+            conv.close(
+                close::TIMEOUT,
+                format!("no hello within {} s", hello_timeout.as_secs()),
+            )
+            .await;
+            return;
+        }
+        Ok(None) => return,
+        Ok(Some(frame)) => frame,
+    };
+    let (token, last_seq) = match parse(&first) {
+        Ok(ClientMessage::Hello { token, last_seq }) => (token, last_seq),
+        Ok(_) => {
+            conv.close(close::BAD_FRAME, "the first frame must be hello")
+                .await;
+            return;
+        }
+        Err((code, reason)) => {
+            conv.close(code, reason).await;
+            return;
+        }
+    };
+    let identity = match state.jwt.verify(&token).await {
+        Ok(identity) => identity,
+        Err(err) => {
+            conv.close(close::BAD_TOKEN, format!("invalid token: {err}"))
+                .await;
+            return;
+        }
+    };
+    if state.tenant(&identity.tenant).is_none() {
+        conv.close(
+            close::UNKNOWN_TENANT,
+            "this tenant is not configured on the relay",
+        )
+        .await;
+        return;
+    }
+    if state
+        .tenant(&identity.tenant)
+        .is_some_and(|t| t.auth != crate::authority::AuthMode::Basic)
+    {
+        // Kept to write this rep's activities on their authority, also after they close the widget.
+        state
+            .user_tokens
+            .remember(
+                &identity.tenant,
+                &identity.agent,
+                &token,
+                identity.expires_at,
+                state.clock.now_ms(),
+            )
+            .await;
+    }
+    state.metrics.ws_connections.inc();
+    serve(&conv, &identity, last_seq, &mut inbound).await;
+    state.metrics.ws_connections.dec();
+}
+
+async fn serve(
+    conv: &Conversation<'_>,
+    who: &AgentIdentity,
+    last_seq: Option<u64>,
+    inbound: &mut mpsc::Receiver<Inbound>,
+) {
+    let state = conv.state;
+    let mut subscription = state.hub.subscribe(&who.tenant, &who.agent, last_seq).await;
+    // The highest number sent: a message that arrives live after it was in the backlog (or
+    // twice, from two paths) is dropped here rather than applied twice by the widget.
+    let mut sent = last_seq.unwrap_or(0);
+    let heartbeat = state.config.heartbeat_secs;
+    let welcome = ServerMessage::Welcome {
+        agent: who.agent.clone(),
+        tenant: who.tenant.clone(),
+        seq: subscription.newest,
+        heartbeat_secs: heartbeat,
+        host_origins: state.config.host_origins.clone(),
+        dispositions: state
+            .tenant(&who.tenant)
+            .map(|t| t.config.dispositions.clone())
+            .unwrap_or_default(),
+    };
+    if !conv.send(welcome).await {
+        return;
+    }
+    for pushed in std::mem::take(&mut subscription.backlog) {
+        sent = sent.max(pushed.seq);
+        if !conv
+            .send(ServerMessage::Call {
+                seq: pushed.seq,
+                call: pushed.call,
+            })
+            .await
+        {
+            return;
+        }
+    }
+    // A widget that stopped pinging for three heartbeats is gone (or behind a dead proxy).
+    let idle = Duration::from_secs(heartbeat.saturating_mul(3));
+    let mut deadline = Instant::now() + idle;
+    let mut sign_in = SignInWatch::new(state, who);
+    if let Some(connected) = sign_in.check().await
+        && !conv.send(ServerMessage::V2SignIn { connected }).await
+    {
+        return;
+    }
+    loop {
+        tokio::select! {
+            frame = inbound.recv() => {
+                let Some(frame) = frame else { return };
+                deadline = Instant::now() + idle;
+                match parse(&frame) {
+                    Ok(ClientMessage::Ping { nonce }) => {
+                        if !conv.send(ServerMessage::Pong { nonce }).await { return; }
+                    }
+                    Ok(message @ (ClientMessage::Command { .. } | ClientMessage::Dial { .. }
+                        | ClientMessage::ChooseMatch { .. } | ClientMessage::SaveWrapUp { .. }
+                        | ClientMessage::RetryActivity { .. }
+                        | ClientMessage::ConfirmConsent { .. })) => {
+                        let (state, who, out) = (state.clone(), who.clone(), conv.out.clone());
+                        tokio::spawn(async move {
+                            if let Err(refusal) = commands::apply(&state, &who, message).await {
+                                tracing::debug!(%refusal, "refused a request of the rep's");
+                                let message = ServerMessage::from(refusal);
+                                let _ = out.send(Outbound::Message(Box::new(message))).await;
+                            }
+                        });
+                    }
+                    Ok(ClientMessage::Hello { .. }) => {
+                        let error = ServerMessage::error(
+                            ErrorCode::AlreadySignedIn,
+                            "hello is only valid as the first frame",
+                        );
+                        if !conv.send(error).await { return; }
+                    }
+                    Ok(_) => {
+                        let error = ServerMessage::error(
+                            ErrorCode::Unsupported,
+                            "this message type is not supported",
+                        );
+                        if !conv.send(error).await { return; }
+                    }
+                    Err((code, reason)) => {
+                        conv.close(code, reason).await;
+                        return;
+                    }
+                }
+            }
+            pushed = subscription.live.recv() => match pushed {
+                Ok(pushed) if pushed.seq <= sent => {}
+                Ok(pushed) => {
+                    sent = pushed.seq;
+                    let message = ServerMessage::Call { seq: pushed.seq, call: pushed.call };
+                    if !conv.send(message).await { return; }
+                }
+                Err(RecvError::Lagged(_)) => {
+                    conv.close(close::LAGGED, "too far behind; reconnect with last_seq to resume").await;
+                    return;
+                }
+                Err(RecvError::Closed) => return,
+            },
+            _ = subscription.resync.changed() => {
+                conv.close(close::RESTART, "resync: reconnect to catch up").await;
+                return;
+            }
+            () = state.stopping() => {
+                conv.close(close::RESTART, "the relay is restarting").await;
+                return;
+            }
+            () = sign_in.due() => {
+                if let Some(connected) = sign_in.check().await
+                    && !conv.send(ServerMessage::V2SignIn { connected }).await
+                {
+                    return;
+                }
+            }
+            () = sleep_until(deadline) => {
+                conv.close(close::TIMEOUT, format!("no message for {} s", idle.as_secs())).await;
+                return;
+            }
+        }
+    }
+}
+
+fn parse(frame: &Inbound) -> Result<ClientMessage, (u16, String)> {
+    match frame {
+        Inbound::Binary => Err((close::UNSUPPORTED, "binary frames are not supported".into())),
+        Inbound::Text(text) => serde_json::from_str(text)
+            .map_err(|e| (close::BAD_FRAME, format!("malformed frame: {e}"))),
+    }
+}
