@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
+use cti_protocol::ws::{CallCommand, ClientMessage};
 use cti_relay::{AppState, Config, RelayHandle};
 use cti_sim::{SimConfig, SimHandle};
 use futures_util::{SinkExt, StreamExt};
@@ -319,6 +320,20 @@ impl Stack {
             .context("no call_id in /sim/calls answer")
     }
 
+    /// Puts a call in talk for the rep whose widget is `ws`: places it from `from` through the
+    /// simulated PBX, waits for it to ring there, answers it and waits for it to connect. Most
+    /// call-control stories start from such a call; a failure names the step that did not happen.
+    pub async fn talking(&self, ws: &mut WsClient, from: &str, rep: &str) -> Result<AnsweredCall> {
+        let id = self.place_call(from, rep).await?;
+        let ringing = ws
+            .recv_call(&id, &format!("{id} to ring for {rep}"), |c| {
+                c["state"] == "ringing"
+            })
+            .await?;
+        ws.answer(&id).await?;
+        Ok(AnsweredCall { id, ringing })
+    }
+
     /// Every CTI payload the host stand-in pages received.
     pub async fn host_payloads(&self) -> Result<Vec<Value>> {
         let body: Value = self
@@ -597,6 +612,39 @@ impl WsClient {
         }
     }
 
+    /// Skips messages until a `call` message for `call_id` whose call view satisfies `check`: the
+    /// rep's other calls and the relay's other pushes come on the same socket in any order.
+    pub async fn recv_call(
+        &mut self,
+        call_id: &str,
+        what: &str,
+        check: impl Fn(&Value) -> bool,
+    ) -> Result<Value> {
+        self.recv_until(what, |m| {
+            m["type"] == "call" && m["call"]["id"] == call_id && check(&m["call"])
+        })
+        .await
+    }
+
+    /// Sends a call control as the widget's buttons do, built from the protocol's own type so the
+    /// frame is what a widget sends.
+    pub async fn command(&mut self, call_id: &str, command: CallCommand) -> Result<()> {
+        let message = ClientMessage::Command {
+            call_id: call_id.to_string(),
+            command,
+        };
+        self.send_json(&serde_json::to_value(&message)?).await
+    }
+
+    /// Answers a call ringing here and waits until it is connected; the connected message.
+    pub async fn answer(&mut self, call_id: &str) -> Result<Value> {
+        self.command(call_id, CallCommand::Answer).await?;
+        self.recv_call(call_id, &format!("{call_id} to connect"), |c| {
+            c["state"] == "connected"
+        })
+        .await
+    }
+
     /// Connects and signs in; returns the client and the welcome message.
     pub async fn signed_in(
         stack: &Stack,
@@ -623,6 +671,15 @@ impl WsClient {
         }
         Ok((client, welcome))
     }
+}
+
+/// A call a rep has answered, from [`Stack::talking`].
+#[derive(Debug, Clone)]
+pub struct AnsweredCall {
+    pub id: String,
+    /// The `call` message the rep's widget got when the call rang: the record popped before the
+    /// rep picked up.
+    pub ringing: Value,
 }
 
 /// One CTI payload a host page received.
