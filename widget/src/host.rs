@@ -75,18 +75,42 @@ pub fn choose_target(
     }
 }
 
-/// Looks at this page's frame and decides the target against the allowed patterns.
-pub fn detect(allowed: &[String]) -> HostTarget {
-    let Some(window) = web_sys::window() else {
-        return HostTarget::NotFramed;
-    };
-    let framed = match window.parent() {
-        Ok(Some(parent)) => !js_sys::Object::is(&parent, &window),
-        _ => false,
-    };
-    let ancestor = first_ancestor_origin(&window);
-    let referrer = window.document().map(|document| document.referrer());
-    choose_target(framed, ancestor.as_deref(), referrer.as_deref(), allowed)
+/// What the browser tells about the window hosting this page. It cannot change while the page
+/// lives, so it is read once and the target decided from it at each `welcome`, without the
+/// browser.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Frame {
+    pub framed: bool,
+    pub ancestor_origin: Option<String>,
+    pub referrer: Option<String>,
+}
+
+impl Frame {
+    /// This page's frame.
+    pub fn read() -> Frame {
+        let Some(window) = web_sys::window() else {
+            return Frame::default();
+        };
+        let framed = match window.parent() {
+            Ok(Some(parent)) => !js_sys::Object::is(&parent, &window),
+            _ => false,
+        };
+        Frame {
+            framed,
+            ancestor_origin: first_ancestor_origin(&window),
+            referrer: window.document().map(|document| document.referrer()),
+        }
+    }
+
+    /// The target against the allowed patterns.
+    pub fn target(&self, allowed: &[String]) -> HostTarget {
+        choose_target(
+            self.framed,
+            self.ancestor_origin.as_deref(),
+            self.referrer.as_deref(),
+            allowed,
+        )
+    }
 }
 
 /// `location.ancestorOrigins[0]`, read reflectively because Firefox does not have it and the
@@ -202,6 +226,6 @@ mod tests {
     #[wasm_bindgen_test]
     fn the_test_page_is_not_framed() {
         // The browser test runner loads the tests as a top-level page.
-        assert_eq!(detect(&allowed()), HostTarget::NotFramed);
+        assert_eq!(Frame::read().target(&allowed()), HostTarget::NotFramed);
     }
 }

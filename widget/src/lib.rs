@@ -8,18 +8,20 @@
 //! pops the matching record.
 //!
 //! Every decision is made by a pure module that the browser test run covers without a page to
-//! drive: [`state`] (what the widget knows and which host payloads that implies), [`posted`],
-//! [`origin`], [`connection::backoff`], [`connection::heartbeat`], the parsing half of [`token`] and
-//! [`ui::format`]. The modules that touch the browser only carry those decisions out, so they stay
-//! thin: [`connection`] (the socket and its timers), [`host`] (posting to the parent window),
-//! [`storage`], [`controller`] (the glue between them) and the [`ui`] components, rooted at
-//! [`app::App`].
+//! drive: [`model`] (the one model of the widget: what happened in, what to do out), built on
+//! [`state`] (the calls and which host payloads they imply), [`posted`], [`origin`], [`dial`],
+//! [`connection::backoff`], [`connection::heartbeat`], [`tabs::election`], [`tabs::wire`], the
+//! parsing half of [`token`] and [`ui::format`]. The modules that touch the browser only carry
+//! those decisions out, so they stay thin: [`connection`] (the socket and its timers), [`tabs`]
+//! (the rep's other tabs), [`host`] (posting to the parent window), [`storage`], [`controller`]
+//! (which carries out the model's effects) and the [`ui`] components, rooted at [`app::App`].
 
 pub mod app;
 pub mod connection;
 pub mod controller;
 pub mod dial;
 pub mod host;
+pub mod model;
 pub mod notes;
 pub mod origin;
 pub mod posted;
@@ -29,6 +31,9 @@ pub mod tabs;
 pub mod time;
 pub mod token;
 pub mod ui;
+
+#[cfg(test)]
+mod fixtures;
 
 #[cfg(test)]
 wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);

@@ -15,7 +15,7 @@
 pub mod backoff;
 pub mod heartbeat;
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::fmt;
 use std::rc::{Rc, Weak};
 
@@ -121,8 +121,8 @@ impl fmt::Debug for Connection {
 struct Inner {
     url: String,
     token: String,
-    /// Shared with the owner, which knows what was applied; read when `hello` is sent.
-    last_seq: Rc<Cell<Option<u64>>>,
+    /// Asks the owner, which knows what was applied, for the mark each `hello` carries.
+    last_seq: Rc<dyn Fn() -> Option<u64>>,
     handler: Handler,
     backoff: Backoff,
     /// The backoff's exponent: failed attempts since the last connection that stayed up a
@@ -184,16 +184,17 @@ impl Drop for Socket {
 
 impl Connection {
     /// Opens the connection and keeps it open until [`Connection::stop`] or a refused token.
+    /// `last_seq` is asked at every `hello`, so a reconnect resumes after what was applied.
     pub fn start(
         url: String,
         token: String,
-        last_seq: Rc<Cell<Option<u64>>>,
+        last_seq: impl Fn() -> Option<u64> + 'static,
         handler: impl Fn(ConnectionEvent) + 'static,
     ) -> Connection {
         let inner = Rc::new(RefCell::new(Inner {
             url,
             token,
-            last_seq,
+            last_seq: Rc::new(last_seq),
             handler: Rc::new(handler),
             backoff: Backoff::default(),
             attempt: 0,
@@ -389,10 +390,13 @@ fn schedule_retry(
 }
 
 fn on_open(rc: &Rc<RefCell<Inner>>) {
+    // Asked outside the borrow: the owner's answer must not depend on this connection's state.
+    let last_seq = rc.borrow().last_seq.clone();
+    let last_seq = last_seq();
     let inner = rc.borrow();
     let hello = ClientMessage::Hello {
         token: inner.token.clone(),
-        last_seq: inner.last_seq.get(),
+        last_seq,
     };
     let sent = inner
         .socket

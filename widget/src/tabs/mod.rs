@@ -12,6 +12,7 @@
 //! work).
 
 pub mod election;
+pub mod wire;
 
 use std::cell::RefCell;
 use std::fmt;
@@ -19,49 +20,16 @@ use std::rc::Rc;
 
 use gloo::events::EventListener;
 use gloo::timers::callback::Interval;
-use serde::{Deserialize, Serialize};
 use wasm_bindgen::JsCast;
 use wasm_bindgen::closure::Closure;
 use web_sys::{BroadcastChannel, MessageEvent};
 
-use crate::connection::ConnectionStatus;
-use crate::state::Problem;
 use crate::time::now_ms;
-use crate::ui::{CallItem, UiAction};
-use election::{Effect, Election, Signal};
+use election::{Effect, Election};
+pub use wire::{Mirror, TabMessage};
 
 /// How often the fallback election ticks.
 const TICK_MS: u32 = 100;
-
-/// What a leader shows, as followers mirror it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Mirror {
-    pub status: ConnectionStatus,
-    pub agent: Option<String>,
-    pub calls: Vec<CallItem>,
-    pub problem: Option<Problem>,
-    /// Where click-to-dial requests may come from (the leader learnt it at `welcome`).
-    pub host_origins: Vec<String>,
-    /// The tenant's dispositions (the leader learnt them at `welcome`).
-    #[serde(default)]
-    pub dispositions: Vec<String>,
-    #[serde(default)]
-    pub v2_connected: Option<bool>,
-}
-
-/// Everything the rep's tabs say to each other.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum TabMessage {
-    /// The fallback election (browsers without Web Locks).
-    Election { signal: Signal },
-    /// A follower asks the leader for its view.
-    Hello,
-    /// The leader's view.
-    Mirror { mirror: Mirror },
-    /// A follower's click, for the leader to carry out.
-    Action { action: UiAction },
-}
 
 /// What the tab learns: its role changed, or a message arrived.
 #[derive(Debug, Clone, PartialEq)]
@@ -139,7 +107,7 @@ impl Tabs {
                 let Some(text) = event.data().as_string() else {
                     return;
                 };
-                if let Ok(message) = serde_json::from_str::<TabMessage>(&text) {
+                if let Some(message) = wire::decode(&text) {
                     on_message(&rc, message);
                 }
             });
@@ -185,7 +153,7 @@ impl Drop for Tabs {
 
 fn send(rc: &Rc<RefCell<Inner>>, message: &TabMessage) {
     let channel = rc.borrow().channel.clone();
-    if let (Some(channel), Ok(text)) = (channel, serde_json::to_string(message)) {
+    if let (Some(channel), Some(text)) = (channel, wire::encode(message)) {
         // Fails only on a closed channel, i.e. while leaving.
         let _ = channel.post_message(&text.into());
     }

@@ -1,5 +1,5 @@
 //! The panel the rep sees. Components here only draw a [`ViewModel`] and report clicks as
-//! [`UiAction`]s; deciding what the clicks do is the controller's job, so a component can be
+//! [`UiAction`]s; deciding what the clicks do is the model's job, so a component can be
 //! mounted on its own with any view model, which is how the rendering tests work.
 
 pub mod call_card;
@@ -21,8 +21,9 @@ use crate::state::Problem;
 use call_card::CallCard;
 use status::StatusLine;
 
-/// Everything the panel shows, in one value.
-#[derive(Debug, Clone, PartialEq, Default)]
+/// Everything the panel shows, in one value. The leader tab sends it to the others as it is,
+/// less what belongs to the tab that draws it (its own host page and the requests it refused).
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
 pub struct ViewModel {
     pub status: ConnectionStatus,
     /// The signed-in rep, once the relay has welcomed the widget.
@@ -32,10 +33,12 @@ pub struct ViewModel {
     pub problem: Option<Problem>,
     /// What the rep may pick as a call's outcome.
     pub dispositions: Vec<String>,
+    #[serde(skip)]
     pub host_warning: Option<HostWarning>,
     /// Whether V2 holds the rep's own sign-in (`None`: the tenant does not use it).
     pub v2_connected: Option<bool>,
     /// Click-to-dial requests refused so far (shown to tests as `data-ignored-requests`).
+    #[serde(skip)]
     pub ignored_host_requests: u32,
 }
 

@@ -1,0 +1,149 @@
+//! What the rep's tabs say to each other over the channel `cti-tabs:<rep>`.
+//!
+//! During a deploy an old tab and a new one can share the channel, and the two may not read each
+//! other's messages the same way. So every message carries [`VERSION`], and a tab ignores the
+//! messages of another version rather than misreading them: until the other tab goes away it
+//! keeps waiting for a leader's view it can read, which is better than showing a wrong one.
+
+use serde::{Deserialize, Serialize};
+
+use super::election::Signal;
+use crate::ui::{UiAction, ViewModel};
+
+/// The version of these messages. Raise it with any change a tab of the previous version would
+/// misread. Messages without a version are from before it existed (version 1).
+pub const VERSION: u32 = 2;
+
+/// What a leader shows, as followers mirror it.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Mirror {
+    pub view: ViewModel,
+    /// Where click-to-dial requests may come from (the leader learnt it at `welcome`): a
+    /// follower judges the requests posted into its own frame.
+    pub host_origins: Vec<String>,
+}
+
+/// Everything the rep's tabs say to each other.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum TabMessage {
+    /// The fallback election (browsers without Web Locks).
+    Election { signal: Signal },
+    /// A follower asks the leader for its view.
+    Hello,
+    /// The leader's view.
+    Mirror { mirror: Box<Mirror> },
+    /// A follower's click, for the leader to carry out.
+    Action { action: UiAction },
+}
+
+#[derive(Serialize)]
+struct Outgoing<'a> {
+    version: u32,
+    #[serde(flatten)]
+    message: &'a TabMessage,
+}
+
+#[derive(Deserialize)]
+struct Incoming {
+    #[serde(default = "first_version")]
+    version: u32,
+    #[serde(flatten)]
+    message: serde_json::Value,
+}
+
+fn first_version() -> u32 {
+    1
+}
+
+/// The message as it travels.
+pub fn encode(message: &TabMessage) -> Option<String> {
+    serde_json::to_string(&Outgoing {
+        version: VERSION,
+        message,
+    })
+    .ok()
+}
+
+/// The message in `text`, when it is one of this version.
+pub fn decode(text: &str) -> Option<TabMessage> {
+    let incoming: Incoming = serde_json::from_str(text).ok()?;
+    if incoming.version != VERSION {
+        return None;
+    }
+    serde_json::from_value(incoming.message).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::connection::ConnectionStatus;
+    use crate::state::Problem;
+    use wasm_bindgen_test::wasm_bindgen_test;
+
+    #[wasm_bindgen_test]
+    fn messages_read_back_as_sent() {
+        let mirror = Mirror {
+            view: ViewModel {
+                status: ConnectionStatus::Connected,
+                agent: Some("alice@example.com".into()),
+                problem: Some(Problem {
+                    code: "unknown_call".into(),
+                    message: "No such call".into(),
+                }),
+                dispositions: vec!["Interested".into()],
+                v2_connected: Some(false),
+                ..ViewModel::default()
+            },
+            host_origins: vec!["https://*.crm.cloud.sap".into()],
+        };
+        for message in [
+            TabMessage::Hello,
+            TabMessage::Mirror {
+                mirror: Box::new(mirror),
+            },
+            TabMessage::Action {
+                action: UiAction::Dismiss("c1".into()),
+            },
+        ] {
+            let text = encode(&message).expect("encodes");
+            assert!(text.contains(&format!("\"version\":{VERSION}")), "{text}");
+            assert_eq!(decode(&text), Some(message));
+        }
+    }
+
+    #[wasm_bindgen_test]
+    fn another_version_is_ignored() {
+        assert_eq!(
+            decode(r#"{"type":"hello"}"#),
+            None,
+            "unversioned: version 1"
+        );
+        assert_eq!(decode(r#"{"version":3,"type":"hello"}"#), None);
+        assert_eq!(
+            decode(&format!(r#"{{"version":{VERSION},"type":"hello"}}"#)),
+            Some(TabMessage::Hello)
+        );
+        assert_eq!(decode("not json"), None);
+    }
+
+    #[wasm_bindgen_test]
+    fn a_mirror_carries_no_tab_own_parts() {
+        let view = ViewModel {
+            host_warning: crate::host::HostTarget::UnknownOrigin.warning(),
+            ignored_host_requests: 3,
+            ..ViewModel::default()
+        };
+        let message = TabMessage::Mirror {
+            mirror: Box::new(Mirror {
+                view,
+                host_origins: Vec::new(),
+            }),
+        };
+        let Some(TabMessage::Mirror { mirror }) = decode(&encode(&message).expect("encodes"))
+        else {
+            panic!("a mirror reads back as one");
+        };
+        assert_eq!(mirror.view, ViewModel::default());
+    }
+}
