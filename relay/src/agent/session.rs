@@ -272,3 +272,212 @@ fn parse(frame: &Inbound) -> Result<ClientMessage, (u16, String)> {
             .map_err(|e| (close::BAD_FRAME, format!("malformed frame: {e}"))),
     }
 }
+
+/// The session driven over its two channels, as the WebSocket handler drives it, but with no
+/// socket in between.
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use cti_protocol::event::Direction;
+    use cti_protocol::ws::{CallState, CallView, WrapUp};
+
+    use super::*;
+    use crate::clock::{SharedClock, SystemClock};
+    use crate::config::Config;
+    use crate::state::Stores;
+
+    /// The widget's end of one conversation.
+    struct Widget {
+        to_relay: mpsc::Sender<Inbound>,
+        from_relay: mpsc::Receiver<Outbound>,
+    }
+
+    impl Widget {
+        fn connect(app: Arc<AppState>) -> Widget {
+            let (to_relay, inbound) = mpsc::channel(16);
+            let (out, from_relay) = mpsc::channel(64);
+            tokio::spawn(run(app, inbound, out));
+            Widget {
+                to_relay,
+                from_relay,
+            }
+        }
+
+        async fn send(&self, message: serde_json::Value) {
+            let frame = Inbound::Text(message.to_string());
+            self.to_relay
+                .send(frame)
+                .await
+                .expect("the session is running");
+        }
+
+        async fn next(&mut self) -> Outbound {
+            tokio::time::timeout(Duration::from_secs(30), self.from_relay.recv())
+                .await
+                .expect("the session answers")
+                .expect("the session is running")
+        }
+
+        async fn message(&mut self) -> ServerMessage {
+            match self.next().await {
+                Outbound::Message(message) => *message,
+                closed => panic!("expected a message, got {closed:?}"),
+            }
+        }
+
+        async fn close_code(&mut self) -> u16 {
+            match self.next().await {
+                Outbound::Close { code, .. } => code,
+                message => panic!("expected a close, got {message:?}"),
+            }
+        }
+    }
+
+    /// A relay state on the embedded defaults whose identity provider is at `sim_url`.
+    fn app(sim_url: &str) -> Arc<AppState> {
+        let clock: SharedClock = Arc::new(SystemClock);
+        AppState::with_parts(Config::demo(sim_url), Stores::memory(clock.clone()), clock)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_widget_that_never_says_hello_is_closed_after_the_hello_timeout() {
+        let app = app("http://127.0.0.1:9");
+        let mut widget = Widget::connect(app);
+        assert_eq!(widget.close_code().await, close::TIMEOUT);
+    }
+
+    #[tokio::test]
+    async fn the_first_frame_must_be_a_hello_in_text() {
+        let mut widget = Widget::connect(app("http://127.0.0.1:9"));
+        widget
+            .send(serde_json::json!({"type": "ping", "nonce": 1}))
+            .await;
+        assert_eq!(widget.close_code().await, close::BAD_FRAME);
+
+        let mut widget = Widget::connect(app("http://127.0.0.1:9"));
+        widget
+            .to_relay
+            .send(Inbound::Binary)
+            .await
+            .expect("running");
+        assert_eq!(widget.close_code().await, close::UNSUPPORTED);
+
+        let mut widget = Widget::connect(app("http://127.0.0.1:9"));
+        widget.send(serde_json::json!({"type": "hello"})).await;
+        assert_eq!(widget.close_code().await, close::BAD_FRAME);
+    }
+
+    #[tokio::test]
+    async fn a_token_that_does_not_verify_is_refused_for_good() {
+        let mut widget = Widget::connect(app("http://127.0.0.1:9"));
+        widget
+            .send(serde_json::json!({"type": "hello", "token": "not.a.token"}))
+            .await;
+        assert_eq!(widget.close_code().await, close::BAD_TOKEN);
+    }
+
+    #[tokio::test]
+    async fn a_signed_in_widget_is_welcomed_answered_and_refused_with_reasons() {
+        let sim = cti_sim::spawn(cti_sim::SimConfig {
+            listen: "127.0.0.1:0".parse().expect("an address"),
+            ..cti_sim::SimConfig::default()
+        })
+        .await
+        .expect("the simulator starts");
+        let app = app(&sim.url());
+        let tenant = app.config.tenants[0].id.clone();
+        let token = sim.sim.idp.issue("alice@example.com", &tenant, 600);
+        let mut widget = Widget::connect(app.clone());
+
+        widget
+            .send(serde_json::json!({"type": "hello", "token": token}))
+            .await;
+        match widget.message().await {
+            ServerMessage::Welcome {
+                agent,
+                tenant: welcomed,
+                dispositions,
+                ..
+            } => {
+                assert_eq!(agent, "alice@example.com");
+                assert_eq!(welcomed, tenant);
+                assert_eq!(dispositions, app.config.tenants[0].dispositions);
+            }
+            other => panic!("expected welcome, got {other:?}"),
+        }
+
+        widget
+            .send(serde_json::json!({"type": "ping", "nonce": 7}))
+            .await;
+        assert_eq!(widget.message().await, ServerMessage::Pong { nonce: 7 });
+
+        widget
+            .send(serde_json::json!({"type": "hello", "token": "again"}))
+            .await;
+        assert_eq!(
+            error_code(widget.message().await),
+            ErrorCode::AlreadySignedIn
+        );
+
+        widget
+            .send(serde_json::json!({"type": "command", "call_id": "nope", "action": "answer"}))
+            .await;
+        assert_eq!(error_code(widget.message().await), ErrorCode::UnknownCall);
+
+        widget
+            .send(serde_json::json!({"type": "dial", "number": "not a number"}))
+            .await;
+        assert_eq!(error_code(widget.message().await), ErrorCode::InvalidNumber);
+
+        widget
+            .send(serde_json::json!({"type": "save_wrap_up", "call_id": "nope", "notes": "x".repeat(20_001)}))
+            .await;
+        assert_eq!(error_code(widget.message().await), ErrorCode::NotesTooLong);
+
+        let call = ringing("c-1", "alice@example.com");
+        app.hub.publish(&tenant, call.clone()).await;
+        match widget.message().await {
+            ServerMessage::Call { call: pushed, .. } => assert_eq!(pushed, call),
+            other => panic!("expected the call, got {other:?}"),
+        }
+
+        app.shut_down();
+        assert_eq!(widget.close_code().await, close::RESTART);
+        sim.abort();
+    }
+
+    fn error_code(message: ServerMessage) -> ErrorCode {
+        match message {
+            ServerMessage::Error { code, .. } => {
+                ErrorCode::parse(&code).unwrap_or_else(|| panic!("unknown code {code}"))
+            }
+            other => panic!("expected an error, got {other:?}"),
+        }
+    }
+
+    fn ringing(id: &str, agent: &str) -> CallView {
+        CallView {
+            id: id.into(),
+            direction: Direction::Inbound,
+            state: CallState::Ringing,
+            from: "+41441234567".into(),
+            to: "+41449990000".into(),
+            remote_display: "+41 44 123 45 67".into(),
+            remote_extension: None,
+            agent: agent.into(),
+            matches: Vec::new(),
+            pop: None,
+            started_at: "2026-12-02T10:00:00Z".into(),
+            answered_at: None,
+            ended_at: None,
+            end_reason: None,
+            received_at_ms: 0,
+            recording_url: None,
+            handover: None,
+            consult: None,
+            wrap_up: WrapUp::default(),
+            returns: 0,
+        }
+    }
+}
