@@ -17,6 +17,7 @@
 pub mod codes;
 pub mod event;
 pub mod host;
+pub mod signature;
 pub mod ws;
 
 pub use codes::ErrorCode;

@@ -6,6 +6,7 @@
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use cti_protocol::signature::SignatureError;
 use serde_json::json;
 
 #[derive(Debug, thiserror::Error)]
@@ -17,7 +18,7 @@ pub enum ApiError {
     #[error("Content-Type must be application/json, got {0:?}")]
     UnsupportedMediaType(String),
     #[error(transparent)]
-    Signature(#[from] crate::auth::signature::SignatureError),
+    Signature(#[from] SignatureError),
     #[error("body is not valid JSON: {0}")]
     MalformedJson(String),
     #[error("invalid event: {0}")]
@@ -37,9 +38,7 @@ impl ApiError {
             ApiError::UnknownTenant(_) => "unknown_tenant",
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
             ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
-            ApiError::Signature(crate::auth::signature::SignatureError::Missing) => {
-                "missing_signature"
-            }
+            ApiError::Signature(SignatureError::Missing) => "missing_signature",
             ApiError::Signature(_) => "bad_signature",
             ApiError::MalformedJson(_) => "malformed_json",
             ApiError::InvalidEvent(_) => "invalid_event",

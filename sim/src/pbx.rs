@@ -61,17 +61,16 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use cti_protocol::event::{Direction, EndReason, EventType, TelephonyEvent};
+use cti_protocol::signature::{self, SignatureError};
 use cti_protocol::ws::CallCommand;
-use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use sha2::Sha256;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::{Sim, SimConfig};
 
-/// The signature header on events and call controls.
-pub const SIGNATURE_HEADER: &str = "x-cti-signature";
+/// Tests and benchmarks sign the webhooks they post by hand under the simulator's name.
+pub use cti_protocol::signature::sign;
 
 /// Attempts per event: enough to ride out a relay restart in the tests, few enough that a dead
 /// relay fails `POST /sim/calls` within about a second.
@@ -80,49 +79,6 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 
 /// Longest number, agent or target the PBX takes; real ones are far shorter.
 const MAX_FIELD_LEN: usize = 256;
-
-type HmacSha256 = Hmac<Sha256>;
-
-fn mac(secret: &str) -> HmacSha256 {
-    // HMAC is defined for keys of any length (an empty one included), so this cannot fail.
-    HmacSha256::new_from_slice(secret.as_bytes()).expect("HMAC takes keys of any length")
-}
-
-/// The `X-CTI-Signature` value for `body`: `sha256=<hex HMAC-SHA256 keyed with secret>`.
-pub fn sign(secret: &str, body: &[u8]) -> String {
-    let mut mac = mac(secret);
-    mac.update(body);
-    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
-}
-
-/// Why a signature was refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum SignatureError {
-    #[error("missing X-CTI-Signature header")]
-    Missing,
-    #[error("X-CTI-Signature must be `sha256=<64 hex digits>`")]
-    Malformed,
-    #[error("X-CTI-Signature does not match the body")]
-    Mismatch,
-}
-
-/// Checks an `X-CTI-Signature` value in constant time, so response timing tells an attacker
-/// nothing about how close a forged signature came.
-pub fn verify(secret: &str, body: &[u8], header: Option<&str>) -> Result<(), SignatureError> {
-    let header = header.ok_or(SignatureError::Missing)?;
-    let digest = header
-        .trim()
-        .strip_prefix("sha256=")
-        .ok_or(SignatureError::Malformed)?;
-    let expected = hex::decode(digest).map_err(|_| SignatureError::Malformed)?;
-    if expected.len() != 32 {
-        return Err(SignatureError::Malformed);
-    }
-    let mut mac = mac(secret);
-    mac.update(body);
-    mac.verify_slice(&expected)
-        .map_err(|_| SignatureError::Mismatch)
-}
 
 /// A phone number for log lines: every digit but the last four replaced, so logs can tell calls
 /// apart without holding anyone's number.
@@ -366,7 +322,7 @@ impl RelayLink {
             status: 0,
             message: format!("event does not serialize: {e}"),
         })?;
-        let signature = sign(&self.secret, &body);
+        let signed = sign(&self.secret, &body);
         let mut backoff = FIRST_BACKOFF;
         let mut last = DeliveryError::Stopped;
         for attempt in 1..=MAX_ATTEMPTS {
@@ -374,7 +330,7 @@ impl RelayLink {
                 .http
                 .post(&self.events_url)
                 .header(CONTENT_TYPE, "application/json")
-                .header(SIGNATURE_HEADER, &signature)
+                .header(signature::HEADER, &signed)
                 .body(body.clone())
                 .send()
                 .await;
@@ -928,8 +884,8 @@ async fn dial(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, PbxError> {
-    let header = headers.get(SIGNATURE_HEADER).and_then(|v| v.to_str().ok());
-    verify(&sim.config.webhook_secret, &body, header)?;
+    let header = headers.get(signature::HEADER).and_then(|v| v.to_str().ok());
+    signature::verify(&sim.config.webhook_secret, &body, header)?;
     let request: DialBody = parse_json(&body)?;
     let agent = optional_field("agent", Some(request.agent))?
         .ok_or_else(|| PbxError::InvalidCommand("`agent` is required".into()))?;
@@ -963,8 +919,8 @@ async fn command(
     body: Bytes,
 ) -> Result<Response, PbxError> {
     // Authenticate before looking at anything else, so unsigned requests learn nothing.
-    let header = headers.get(SIGNATURE_HEADER).and_then(|v| v.to_str().ok());
-    verify(&sim.config.webhook_secret, &body, header)?;
+    let header = headers.get(signature::HEADER).and_then(|v| v.to_str().ok());
+    signature::verify(&sim.config.webhook_secret, &body, header)?;
     let Path(id) = id?;
     let value: Value = serde_json::from_slice(&body).map_err(|e| {
         PbxError::MalformedJson(format!("{e} (line {}, column {})", e.line(), e.column()))
@@ -985,24 +941,5 @@ mod tests {
         assert_eq!(mask_number("+41 44 123 45 67"), "+** ** *** 45 67");
         assert_eq!(mask_number("123"), "123");
         assert_eq!(mask_number(""), "");
-    }
-
-    #[test]
-    fn verify_accepts_own_signatures_only() {
-        let sig = sign("k", b"{}");
-        assert_eq!(verify("k", b"{}", Some(&sig)), Ok(()));
-        assert_eq!(
-            verify("x", b"{}", Some(&sig)),
-            Err(SignatureError::Mismatch)
-        );
-        assert_eq!(verify("k", b"{}", None), Err(SignatureError::Missing));
-        assert_eq!(
-            verify("k", b"{}", Some("sha1=00")),
-            Err(SignatureError::Malformed)
-        );
-        assert_eq!(
-            verify("k", b"{}", Some("sha256=abcd")),
-            Err(SignatureError::Malformed)
-        );
     }
 }

@@ -15,11 +15,11 @@ use async_trait::async_trait;
 use axum::http::HeaderMap;
 use axum::http::header::CONTENT_TYPE;
 use cti_protocol::event::{EventType, TelephonyEvent};
+use cti_protocol::signature;
 use cti_protocol::ws::{CallCommand, CallView};
 use serde_json::Value;
 
 use super::{CommandError, TelephonyAdapter};
-use crate::auth::signature;
 use crate::config::TenantConfig;
 use crate::error::ApiError;
 
