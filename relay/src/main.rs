@@ -82,8 +82,7 @@ async fn audit(
             _ => anyhow::bail!("several tenants are configured; choose one with --tenant"),
         },
     };
-    let region = cti_relay::numbers::DefaultRegion::parse(&tenant.default_region)
-        .map_err(|_| anyhow::anyhow!("tenant {:?}: bad default region", tenant.id))?;
+    let region = tenant.region.clone();
     let client = cti_relay::v2::V2Client::new(
         &tenant.v2_url,
         cti_relay::v2::client::V2Auth::Basic {

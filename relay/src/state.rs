@@ -214,12 +214,10 @@ impl AppState {
         let instance_id = uuid::Uuid::new_v4().to_string();
         if config.redis_url.is_some()
             && config.token_key.is_none()
-            && config.tenants.iter().any(|t| {
-                matches!(
-                    t.auth_mode(),
-                    Ok(crate::authority::AuthMode::Destination { .. })
-                )
-            })
+            && config
+                .tenants
+                .iter()
+                .any(|t| matches!(t.auth, crate::authority::AuthMode::Destination { .. }))
         {
             tracing::warn!(
                 "reps' sign-ins stay on the instance their widget talks to (set CTI_TOKEN_KEY to                  share them sealed through Redis): an activity claimed by another instance waits                  until the rep's instance takes it"
@@ -281,9 +279,7 @@ impl AppState {
             .iter()
             .map(|t| {
                 let tenant = Tenant {
-                    // Config validation already rejected unknown regions.
-                    region: DefaultRegion::parse(&t.default_region)
-                        .unwrap_or_else(|_| DefaultRegion::parse("US").expect("US is a region")),
+                    region: t.region.clone(),
                     v2: V2Client::new(
                         &t.v2_url,
                         V2Auth::Basic {
@@ -293,11 +289,9 @@ impl AppState {
                         config.v2_timeout,
                     ),
                     adapter: generic.clone(),
-                    // Config validation already rejected unknown rules.
-                    rules: t.rank_rules().unwrap_or_default(),
+                    rules: t.rank_rules.clone(),
                     consent: t.recording_consent.clone().unwrap_or_default(),
-                    // Config validation already rejected unusable modes.
-                    auth: t.auth_mode().unwrap_or(crate::authority::AuthMode::Basic),
+                    auth: t.auth.clone(),
                     employees: Mutex::new(HashMap::new()),
                     budget: DailyBudget::new(config.refresh_budget, clock.clone()),
                     index_status: Mutex::new(IndexStatus::Building),
@@ -314,7 +308,7 @@ impl AppState {
         let sealer = config
             .token_key
             .as_ref()
-            .and_then(|k| crate::authority::vault::Sealer::from_base64(k.expose()).ok());
+            .map(crate::authority::vault::Sealer::new);
         Arc::new(AppState {
             jwt: JwtVerifier::new(
                 &config.jwt.jwks_url,

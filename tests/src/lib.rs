@@ -26,6 +26,11 @@ use tokio_tungstenite::tungstenite::Message;
 /// The relay's key for sealing reps' tokens in tests (32 bytes, base64).
 pub const TEST_TOKEN_KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
 
+/// [`TEST_TOKEN_KEY`] as the relay's configuration holds it.
+pub fn test_token_key() -> cti_relay::config::TokenKey {
+    cti_relay::config::TokenKey::from_base64(TEST_TOKEN_KEY).expect("a 32-byte key")
+}
+
 /// The reps an activity lists as its agents, in order.
 pub fn agents_on(activity: &Value) -> Vec<String> {
     activity["participants"]
@@ -236,15 +241,15 @@ impl Stack {
     pub async fn use_own_v2_sign_in(&mut self) -> Result<()> {
         let sim = self.sim.url();
         let mut config = self.relay.state.config.clone();
-        config.tenants[0].v2_auth = Some("oauth2".into());
-        config.tenants[0].oauth = Some(cti_relay::authority::oauth2::OAuthSettings {
+        config.tenants[0].auth = cti_relay::config::AuthMode::OAuth2;
+        config.tenants[0].oauth = Some(cti_relay::config::OAuthSettings {
             authorize_url: format!("{sim}/sim/ias/oauth2/authorize"),
             token_url: format!("{sim}/sim/ias/oauth2/token"),
             client_id: "cti-relay-v2".into(),
             client_secret: None,
             scope: "openid offline_access".into(),
         });
-        config.token_key = Some(cti_relay::secret::Secret::new(TEST_TOKEN_KEY));
+        config.token_key = Some(test_token_key());
         self.stop_relay().await;
         self.start_relay_with(config).await
     }
@@ -255,9 +260,10 @@ impl Stack {
     pub async fn use_btp_destination(&mut self, tweak: impl FnOnce(&mut Config)) -> Result<()> {
         let sim = self.sim.url();
         let mut config = self.relay.state.config.clone();
-        config.tenants[0].v2_auth = Some("destination".into());
-        config.tenants[0].v2_destination = Some("sscDestination".into());
-        config.destination = Some(cti_relay::authority::destination::DestinationConfig {
+        config.tenants[0].auth = cti_relay::config::AuthMode::Destination {
+            name: "sscDestination".into(),
+        };
+        config.destination = Some(cti_relay::config::DestinationConfig {
             uri: format!("{sim}/sim/btp"),
             token_url: format!("{sim}/sim/btp/oauth/token"),
             client_id: "cti-destination".into(),

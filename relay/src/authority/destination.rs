@@ -13,18 +13,8 @@ use serde::Deserialize;
 use tokio::sync::Mutex;
 
 use super::AuthorityError;
+use crate::config::DestinationConfig;
 use crate::secret::Secret;
-
-/// What the configuration (or a `destination` binding in `VCAP_SERVICES`) says about the service.
-#[derive(Debug, Clone)]
-pub struct DestinationConfig {
-    /// The service's API base (`uri` in the binding).
-    pub uri: String,
-    /// The XSUAA token endpoint (`<url>/oauth/token` from the binding).
-    pub token_url: String,
-    pub client_id: String,
-    pub client_secret: Secret,
-}
 
 /// Tokens are renewed this long before they expire.
 const MARGIN_MS: u64 = 60_000;

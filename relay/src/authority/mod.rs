@@ -24,30 +24,9 @@ use std::sync::Arc;
 use crate::state::{AppState, Tenant};
 use crate::v2::V2Client;
 
+pub use crate::config::AuthMode;
 pub use destination::DestinationService;
 pub use user_tokens::UserTokens;
-
-/// How a tenant's activities are written, from the configuration.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AuthMode {
-    Basic,
-    /// Through this BTP destination (`OAuth2SAMLBearerAssertion`) with the rep's token.
-    Destination {
-        name: String,
-    },
-    /// With the rep's own OAuth sign-in (authorization code + PKCE), connected from the widget.
-    OAuth2,
-}
-
-impl AuthMode {
-    pub fn name(&self) -> &'static str {
-        match self {
-            AuthMode::Basic => "basic",
-            AuthMode::Destination { .. } => "destination",
-            AuthMode::OAuth2 => "oauth2",
-        }
-    }
-}
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum AuthorityError {

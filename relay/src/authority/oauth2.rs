@@ -18,25 +18,9 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::AuthorityError;
+use crate::config::OAuthSettings;
 use crate::secret::Secret;
 use crate::state::{AppState, Tenant};
-
-/// A tenant's identity provider for the reps' own sign-in.
-#[derive(Debug, Clone, Deserialize)]
-pub struct OAuthSettings {
-    pub authorize_url: String,
-    pub token_url: String,
-    pub client_id: String,
-    /// Absent for a public client (PKCE alone).
-    #[serde(default)]
-    pub client_secret: Option<Secret>,
-    #[serde(default = "default_scope")]
-    pub scope: String,
-}
-
-pub fn default_scope() -> String {
-    "openid offline_access".into()
-}
 
 /// How long a started sign-in may take.
 const PENDING_MS: u64 = 10 * 60 * 1000;

@@ -112,9 +112,13 @@ mod tests {
     use crate::authority::vault::MemoryVault;
     use base64::Engine;
 
+    fn sealer_with(byte: u8) -> Sealer {
+        let key = base64::engine::general_purpose::STANDARD.encode([byte; 32]);
+        Sealer::new(&crate::config::TokenKey::from_base64(&key).expect("key"))
+    }
+
     fn sealer() -> Sealer {
-        Sealer::from_base64(&base64::engine::general_purpose::STANDARD.encode([3u8; 32]))
-            .expect("key")
+        sealer_with(3)
     }
 
     fn text(token: Option<Secret>) -> Option<String> {
@@ -166,11 +170,7 @@ mod tests {
             "not past its expiry"
         );
         assert!(there.get("t", "bob@x", 0).await.is_none());
-        let other_key = UserTokens::shared(
-            vault,
-            Sealer::from_base64(&base64::engine::general_purpose::STANDARD.encode([4u8; 32]))
-                .expect("key"),
-        );
+        let other_key = UserTokens::shared(vault, sealer_with(4));
         assert!(other_key.get("t", "alice@x", 0).await.is_none());
     }
 }

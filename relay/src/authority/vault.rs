@@ -10,19 +10,18 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use aes_gcm::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
-use aes_gcm::{Aes256Gcm, Nonce};
+use aes_gcm::{Aes256Gcm, Key, Nonce};
 use async_trait::async_trait;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use redis::AsyncCommands;
 use redis::aio::ConnectionManager;
 
+use crate::config::TokenKey;
 use crate::secret::Secret;
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum VaultError {
-    #[error("CTI_TOKEN_KEY must be 32 bytes in base64 ({0})")]
-    BadKey(String),
     #[error("a stored token does not open with this key (was CTI_TOKEN_KEY changed?)")]
     Sealed,
     #[error("token store unavailable: {0}")]
@@ -48,17 +47,11 @@ fn owner(tenant: &str, rep: &str) -> Vec<u8> {
 }
 
 impl Sealer {
-    /// From the configured key: base64 of exactly 32 bytes.
-    pub fn from_base64(key: &str) -> Result<Self, VaultError> {
-        let bytes = STANDARD
-            .decode(key.trim())
-            .map_err(|e| VaultError::BadKey(e.to_string()))?;
-        if bytes.len() != 32 {
-            return Err(VaultError::BadKey(format!("{} bytes", bytes.len())));
+    /// With the configured key (checked when the configuration was read).
+    pub fn new(key: &TokenKey) -> Self {
+        Sealer {
+            cipher: Aes256Gcm::new(&Key::<Aes256Gcm>::from(*key.expose())),
         }
-        let cipher =
-            Aes256Gcm::new_from_slice(&bytes).map_err(|e| VaultError::BadKey(e.to_string()))?;
-        Ok(Sealer { cipher })
     }
 
     pub fn seal(&self, tenant: &str, rep: &str, token: &str) -> Result<Vec<u8>, VaultError> {
@@ -240,8 +233,12 @@ impl TokenVault for RedisVault {
 mod tests {
     use super::*;
 
+    fn sealer_with(byte: u8) -> Sealer {
+        Sealer::new(&TokenKey::from_base64(&STANDARD.encode([byte; 32])).expect("a 32-byte key"))
+    }
+
     fn sealer() -> Sealer {
-        Sealer::from_base64(&STANDARD.encode([7u8; 32])).expect("a 32-byte key")
+        sealer_with(7)
     }
 
     #[test]
@@ -255,7 +252,7 @@ mod tests {
         );
         assert!(s.open("t", "bob@x", &sealed).is_err(), "another rep");
         assert!(s.open("u", "alice@x", &sealed).is_err(), "another tenant");
-        let other = Sealer::from_base64(&STANDARD.encode([8u8; 32])).expect("key");
+        let other = sealer_with(8);
         assert!(other.open("t", "alice@x", &sealed).is_err(), "another key");
         let again = s.seal("t", "alice@x", "refresh-123").expect("sealed");
         assert_ne!(sealed, again, "a fresh nonce every time");
@@ -263,7 +260,7 @@ mod tests {
 
     #[test]
     fn keys_must_be_32_bytes_of_base64() {
-        assert!(Sealer::from_base64("not base64!").is_err());
-        assert!(Sealer::from_base64(&STANDARD.encode([1u8; 16])).is_err());
+        assert!(TokenKey::from_base64("not base64!").is_err());
+        assert!(TokenKey::from_base64(&STANDARD.encode([1u8; 16])).is_err());
     }
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use cti_relay::secret::Secret;
 use cti_tests::redis::RedisServer;
-use cti_tests::{Stack, TEST_TOKEN_KEY, WsClient, agents_on, eventually};
+use cti_tests::{Stack, WsClient, agents_on, eventually, test_token_key};
 use serde_json::{Value, json};
 
 const ALICE: &str = "alice@example.com";
@@ -812,7 +812,7 @@ async fn with_redis_another_instance_writes_as_the_rep_who_signed_in_elsewhere()
     .await
     .expect("stack");
     stack
-        .use_btp_destination(|c| c.token_key = Some(Secret::new(TEST_TOKEN_KEY)))
+        .use_btp_destination(|c| c.token_key = Some(test_token_key()))
         .await
         .expect("relay with the destination binding and a token key");
     assert!(stack.relay.state.user_tokens.is_shared());

@@ -1,0 +1,470 @@
+//! The environment variables (the README's configuration table), read over the demo's defaults.
+//!
+//! A variable that is not set leaves the value [`Config::demo`] gives it; one that is set but does
+//! not parse stops the start with an error naming it.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::tenant::TenantFile;
+use super::{AuthMode, Config, ConfigError, DestinationConfig, OAuthSettings, TokenKey};
+use super::{default_scope, vcap};
+use crate::calls::consent::ConsentPolicy;
+use crate::secret::Secret;
+
+/// Where the demo finds the simulator.
+const SIM_URL: &str = "http://127.0.0.1:8090";
+
+fn invalid(var: &'static str, problem: String) -> ConfigError {
+    ConfigError::Invalid { var, problem }
+}
+
+pub(super) fn from_vars(get: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+    let mut config = Config::demo(SIM_URL);
+
+    if let Some(port) = get("PORT") {
+        let port: u16 = port
+            .parse()
+            .map_err(|_| invalid("PORT", format!("{port:?} is not a port number")))?;
+        config.listen = SocketAddr::from(([0, 0, 0, 0], port));
+    }
+    if let Some(listen) = get("CTI_LISTEN") {
+        config.listen = listen
+            .parse()
+            .map_err(|_| invalid("CTI_LISTEN", format!("{listen:?} is not host:port")))?;
+    }
+    let tenants = match get("CTI_TENANTS_FILE") {
+        Some(path) => tenants_file(&path)?,
+        None => vec![single_tenant(&get)?],
+    };
+    config.tenants = tenants
+        .into_iter()
+        .map(TenantFile::check)
+        .collect::<Result<_, _>>()?;
+    if let Some(v) = get("CTI_JWKS_URL") {
+        config.jwt.jwks_url = v;
+    }
+    if let Some(v) = get("CTI_JWT_ISSUER") {
+        config.jwt.issuer = v;
+    }
+    if let Some(v) = get("CTI_JWT_AUDIENCE") {
+        config.jwt.audience = v;
+    }
+    if let Some(v) = get("CTI_WIDGET_DIR") {
+        config.widget_dir = PathBuf::from(v);
+    }
+    if let Some(v) = get("CTI_SIGNIN_URL") {
+        config.signin_url = (!v.trim().is_empty()).then(|| v.trim().to_string());
+    } else if config.jwt.jwks_url != Config::demo(SIM_URL).jwt.jwks_url {
+        // The simulator's sign-in only makes sense with the simulator's keys.
+        config.signin_url = None;
+    }
+    if let Some(v) = get("CTI_HOST_ORIGINS") {
+        config.host_origins = list(&v);
+    }
+
+    let number = |var: &'static str, default: u64| -> Result<u64, ConfigError> {
+        match get(var) {
+            None => Ok(default),
+            Some(v) => v
+                .parse()
+                .map_err(|_| invalid(var, format!("{v:?} is not a whole number"))),
+        }
+    };
+    let secs = |var, default: Duration, min: u64| {
+        number(var, default.as_secs()).map(|n| Duration::from_secs(n.max(min)))
+    };
+    let millis = |var, default: Duration, min: u64| {
+        number(var, default.as_millis() as u64).map(|n| Duration::from_millis(n.max(min)))
+    };
+    config.webhook_max_bytes =
+        number("CTI_WEBHOOK_MAX_BYTES", config.webhook_max_bytes as u64)? as usize;
+    config.hello_timeout = secs("CTI_HELLO_TIMEOUT_SECS", config.hello_timeout, 0)?;
+    config.heartbeat_secs = number("CTI_HEARTBEAT_SECS", config.heartbeat_secs)?.max(1);
+    config.replay_capacity = number("CTI_REPLAY_CAPACITY", config.replay_capacity as u64)? as usize;
+    config.v2_timeout = secs("CTI_V2_TIMEOUT_SECS", config.v2_timeout, 0)?;
+    config.index_refresh = secs("CTI_INDEX_REFRESH_SECS", config.index_refresh, 10)?;
+    config.miss_budget = millis("CTI_MISS_BUDGET_MS", config.miss_budget, 0)?;
+    config.negative_ttl = secs("CTI_NEGATIVE_TTL_SECS", config.negative_ttl, 0)?;
+    config.refresh_budget = match get("CTI_REFRESH_DAILY_BUDGET") {
+        None => config.refresh_budget,
+        Some(_) => Some(number("CTI_REFRESH_DAILY_BUDGET", 0)?),
+    };
+    config.activity_days = number("CTI_ACTIVITY_DAYS", config.activity_days)?;
+    config.index_check = secs("CTI_INDEX_CHECK_SECS", config.index_check, 1)?;
+    config.activity_retry_base =
+        millis("CTI_ACTIVITY_RETRY_BASE_MS", config.activity_retry_base, 10)?;
+    config.activity_retry_max = secs("CTI_ACTIVITY_RETRY_MAX_SECS", config.activity_retry_max, 1)?;
+
+    config.destination = match (get("CTI_DESTINATION_URI"), get("VCAP_SERVICES")) {
+        (Some(uri), _) => {
+            let need = |var: &'static str| {
+                get(var).ok_or_else(|| invalid(var, "required with CTI_DESTINATION_URI".into()))
+            };
+            Some(DestinationConfig {
+                uri,
+                token_url: need("CTI_DESTINATION_TOKEN_URL")?,
+                client_id: need("CTI_DESTINATION_CLIENT_ID")?,
+                client_secret: Secret::new(need("CTI_DESTINATION_CLIENT_SECRET")?),
+            })
+        }
+        (None, Some(vcap)) => vcap::destination(&vcap).map_err(|p| invalid("VCAP_SERVICES", p))?,
+        (None, None) => config.destination,
+    };
+    if config.destination.is_none()
+        && let Some(t) = config
+            .tenants
+            .iter()
+            .find(|t| matches!(t.auth, AuthMode::Destination { .. }))
+    {
+        return Err(invalid(
+            "CTI_V2_AUTH",
+            format!(
+                "tenant {:?} writes through a destination, but no Destination service is configured (CTI_DESTINATION_URI or a destination binding)",
+                t.id
+            ),
+        ));
+    }
+    if let Some(key) = get("CTI_TOKEN_KEY") {
+        config.token_key =
+            Some(TokenKey::from_base64(&key).map_err(|e| invalid("CTI_TOKEN_KEY", e.to_string()))?);
+    } else if let Some(t) = config.tenants.iter().find(|t| t.auth == AuthMode::OAuth2) {
+        return Err(invalid(
+            "CTI_TOKEN_KEY",
+            format!(
+                "tenant {:?} keeps reps' refresh tokens (oauth2): set a 32-byte key in base64, e.g. from `openssl rand -base64 32`",
+                t.id
+            ),
+        ));
+    }
+    config.redis_url = match (get("REDIS_URL"), get("VCAP_SERVICES")) {
+        (Some(url), _) => Some(Secret::new(url)),
+        (None, Some(vcap)) => vcap::redis(&vcap)
+            .map_err(|problem| invalid("VCAP_SERVICES", problem))?
+            .map(Secret::new),
+        (None, None) => config.redis_url,
+    };
+    Ok(config)
+}
+
+/// Comma-separated values, trimmed, without empty ones.
+fn list(v: &str) -> Vec<String> {
+    v.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+fn tenants_file(path: &str) -> Result<Vec<TenantFile>, ConfigError> {
+    let problem = |problem: String| ConfigError::TenantsFile {
+        path: path.to_string(),
+        problem,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| problem(e.to_string()))?;
+    serde_json::from_str(&text).map_err(|e| problem(e.to_string()))
+}
+
+/// The one tenant the single-tenant variables describe: the demo's, with what they change.
+fn single_tenant(get: &impl Fn(&str) -> Option<String>) -> Result<TenantFile, ConfigError> {
+    let mut t = TenantFile::demo(SIM_URL);
+    let set = |slot: &mut String, var: &str| {
+        if let Some(v) = get(var) {
+            *slot = v;
+        }
+    };
+    set(&mut t.id, "CTI_TENANT");
+    set(&mut t.default_region, "CTI_DEFAULT_REGION");
+    set(&mut t.v2_url, "CTI_V2_URL");
+    set(&mut t.v2_user, "CTI_V2_USER");
+    set(&mut t.control_url, "CTI_CONTROL_URL");
+    if let Some(v) = get("CTI_V2_PASSWORD") {
+        t.v2_password = Secret::new(v);
+    }
+    if let Some(v) = get("CTI_WEBHOOK_SECRET") {
+        t.webhook_secret = Secret::new(v);
+    }
+    // The demo's events credentials are public: a real tenant gets the endpoint only with
+    // credentials of its own.
+    if t.v2_url != SIM_URL {
+        t.v2_events_user = None;
+        t.v2_events_password = None;
+    }
+    if let Some(v) = get("CTI_V2_EVENTS_USER") {
+        t.v2_events_user = Some(v);
+    }
+    if let Some(v) = get("CTI_V2_EVENTS_PASSWORD") {
+        t.v2_events_password = Some(Secret::new(v));
+    }
+    let names = |v: String| v.split(',').map(|s| s.trim().to_string()).collect();
+    t.match_rules = get("CTI_MATCH_RULES").map(names);
+    t.kind_order = get("CTI_MATCH_KIND_ORDER").map(names);
+    if let Some(v) = get("CTI_V2_AUTH") {
+        t.v2_auth = Some(v);
+    }
+    if let Some(v) = get("CTI_V2_DESTINATION") {
+        t.v2_destination = Some(v);
+    }
+    if let Some(authorize_url) = get("CTI_OAUTH_AUTHORIZE_URL") {
+        let need = |var: &'static str| {
+            get(var).ok_or_else(|| invalid(var, "required with CTI_OAUTH_AUTHORIZE_URL".into()))
+        };
+        t.oauth = Some(OAuthSettings {
+            authorize_url,
+            token_url: need("CTI_OAUTH_TOKEN_URL")?,
+            client_id: need("CTI_OAUTH_CLIENT_ID")?,
+            client_secret: get("CTI_OAUTH_CLIENT_SECRET").map(Secret::new),
+            scope: get("CTI_OAUTH_SCOPE").unwrap_or_else(default_scope),
+        });
+    }
+    if let Some(v) = get("CTI_RECORDING_CONSENT") {
+        t.recording_consent =
+            Some(ConsentPolicy::parse(&v).map_err(|p| invalid("CTI_RECORDING_CONSENT", p))?);
+    }
+    if let Some(v) = get("CTI_DISPOSITIONS") {
+        t.dispositions = list(&v);
+    }
+    Ok(t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::numbers::rank::Rule;
+    use std::collections::HashMap;
+
+    fn vars(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| map.get(k).cloned()
+    }
+
+    #[test]
+    fn defaults_are_the_demo() {
+        let c = Config::from_vars(vars(&[])).expect("valid");
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.tenants[0].id, "demo");
+        assert_eq!(c.tenants[0].default_region, "CH");
+    }
+
+    #[test]
+    fn cloud_foundry_port_binds_all_interfaces() {
+        let c = Config::from_vars(vars(&[("PORT", "8081")])).expect("valid");
+        assert_eq!(c.listen.to_string(), "0.0.0.0:8081");
+    }
+
+    #[test]
+    fn errors_name_the_variable() {
+        let err = Config::from_vars(vars(&[("CTI_LISTEN", "nowhere")])).expect_err("invalid");
+        assert!(err.to_string().starts_with("CTI_LISTEN:"), "{err}");
+        let err = Config::from_vars(vars(&[("CTI_DEFAULT_REGION", "ZZ")])).expect_err("invalid");
+        assert!(err.to_string().contains("ZZ"), "{err}");
+        let err = Config::from_vars(vars(&[("CTI_WEBHOOK_SECRET", "short")])).expect_err("invalid");
+        assert!(err.to_string().contains("16 characters"), "{err}");
+        let err = Config::from_vars(vars(&[("CTI_HEARTBEAT_SECS", "soon")])).expect_err("invalid");
+        assert!(err.to_string().starts_with("CTI_HEARTBEAT_SECS"), "{err}");
+    }
+
+    #[test]
+    fn redis_comes_from_redis_url_or_a_redis_cache_binding() {
+        let c = Config::from_vars(vars(&[("REDIS_URL", "redis://127.0.0.1:7000")])).expect("valid");
+        assert_eq!(
+            c.redis_url.as_ref().map(|s| s.expose()),
+            Some("redis://127.0.0.1:7000")
+        );
+        let vcap = r#"{"redis-cache":[{"name":"r","credentials":{"hostname":"h.example","port":1234,"password":"pw","tls":true}}]}"#;
+        let c = Config::from_vars(vars(&[("VCAP_SERVICES", vcap)])).expect("valid");
+        assert_eq!(
+            c.redis_url.as_ref().map(|s| s.expose()),
+            Some("rediss://:pw@h.example:1234")
+        );
+        assert!(!format!("{c:?}").contains("pw@"));
+        let c = Config::from_vars(vars(&[("VCAP_SERVICES", r#"{"xsuaa":[]}"#)])).expect("valid");
+        assert!(c.redis_url.is_none());
+        let err = Config::from_vars(vars(&[("VCAP_SERVICES", "{")])).expect_err("invalid");
+        assert!(err.to_string().starts_with("VCAP_SERVICES"), "{err}");
+    }
+
+    #[test]
+    fn the_demo_webhook_secret_is_only_for_a_v2_on_this_machine() {
+        for local in [
+            "http://127.0.0.1:9000",
+            "http://localhost:8090",
+            "http://[::1]:8090",
+        ] {
+            Config::from_vars(vars(&[("CTI_V2_URL", local)])).expect("a local trial");
+        }
+        let err = Config::from_vars(vars(&[("CTI_V2_URL", "https://my123.crm.cloud.sap")]))
+            .expect_err("a real tenant with the public secret");
+        assert!(err.to_string().starts_with("CTI_WEBHOOK_SECRET"), "{err}");
+        assert!(err.to_string().contains("public"), "{err}");
+    }
+
+    #[test]
+    fn the_demo_events_credentials_never_reach_a_real_tenant() {
+        let c = Config::from_vars(vars(&[
+            ("CTI_V2_URL", "https://my123.crm.cloud.sap"),
+            ("CTI_WEBHOOK_SECRET", "a-webhook-secret-of-our-own"),
+        ]))
+        .expect("valid");
+        assert!(c.tenants[0].v2_events_password.is_none());
+        let c = Config::from_vars(vars(&[
+            ("CTI_V2_URL", "https://my123.crm.cloud.sap"),
+            ("CTI_WEBHOOK_SECRET", "a-webhook-secret-of-our-own"),
+            ("CTI_V2_EVENTS_USER", "hooks"),
+            ("CTI_V2_EVENTS_PASSWORD", "a-long-random-secret"),
+        ]))
+        .expect("valid");
+        assert_eq!(c.tenants[0].v2_events_user.as_deref(), Some("hooks"));
+        let err = Config::from_vars(vars(&[("CTI_V2_EVENTS_USER", "hooks")]))
+            .expect("demo password still set");
+        assert!(err.tenants[0].v2_events_password.is_some());
+        let err = Config::from_vars(vars(&[
+            ("CTI_V2_URL", "https://my123.crm.cloud.sap"),
+            ("CTI_WEBHOOK_SECRET", "a-webhook-secret-of-our-own"),
+            ("CTI_V2_EVENTS_USER", "hooks"),
+        ]))
+        .expect_err("a user without a password");
+        assert!(
+            err.to_string().starts_with("CTI_V2_EVENTS_PASSWORD"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn match_rules_are_checked_at_start_up() {
+        let c = Config::from_vars(vars(&[
+            ("CTI_MATCH_RULES", "kind, owner"),
+            ("CTI_MATCH_KIND_ORDER", "account,contact"),
+        ]))
+        .expect("valid");
+        let rules = &c.tenants[0].rank_rules;
+        assert_eq!(rules.rules, [Rule::Kind, Rule::OwnedByRep]);
+        let err =
+            Config::from_vars(vars(&[("CTI_MATCH_RULES", "owner,luck")])).expect_err("invalid");
+        assert!(
+            err.to_string().starts_with("CTI_MATCH_RULES") && err.to_string().contains("luck"),
+            "{err}"
+        );
+        let err =
+            Config::from_vars(vars(&[("CTI_REFRESH_DAILY_BUDGET", "lots")])).expect_err("invalid");
+        assert!(
+            err.to_string().starts_with("CTI_REFRESH_DAILY_BUDGET"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn writing_through_a_destination_needs_its_name_and_the_service() {
+        let err = Config::from_vars(vars(&[("CTI_V2_AUTH", "destination")])).expect_err("no name");
+        assert!(err.to_string().contains("CTI_V2_DESTINATION"), "{err}");
+        let err = Config::from_vars(vars(&[
+            ("CTI_V2_AUTH", "destination"),
+            ("CTI_V2_DESTINATION", "sscDestination"),
+        ]))
+        .expect_err("no service");
+        assert!(err.to_string().contains("Destination service"), "{err}");
+        let vcap = r#"{"destination":[{"name":"d","credentials":{"uri":"https://destination-configuration.cfapps.eu10.hana.ondemand.com","url":"https://sub.authentication.eu10.hana.ondemand.com","clientid":"sb-clone","clientsecret":"s3cr3t-value"}}]}"#;
+        let c = Config::from_vars(vars(&[
+            ("CTI_V2_AUTH", "destination"),
+            ("CTI_V2_DESTINATION", "sscDestination"),
+            ("VCAP_SERVICES", vcap),
+        ]))
+        .expect("valid");
+        let d = c.destination.as_ref().expect("from the binding");
+        assert_eq!(
+            d.token_url,
+            "https://sub.authentication.eu10.hana.ondemand.com/oauth/token"
+        );
+        assert_eq!(d.client_id, "sb-clone");
+        assert!(!format!("{c:?}").contains("s3cr3t-value"));
+        assert_eq!(
+            c.tenants[0].auth,
+            AuthMode::Destination {
+                name: "sscDestination".into()
+            }
+        );
+        let err = Config::from_vars(vars(&[("CTI_V2_AUTH", "kerberos")])).expect_err("unknown");
+        assert!(err.to_string().contains("kerberos"), "{err}");
+    }
+
+    #[test]
+    fn the_reps_own_sign_in_needs_an_identity_provider_and_a_token_key() {
+        let idp = [
+            ("CTI_V2_AUTH", "oauth2"),
+            (
+                "CTI_OAUTH_AUTHORIZE_URL",
+                "https://t.accounts.ondemand.com/oauth2/authorize",
+            ),
+            (
+                "CTI_OAUTH_TOKEN_URL",
+                "https://t.accounts.ondemand.com/oauth2/token",
+            ),
+            ("CTI_OAUTH_CLIENT_ID", "cti"),
+        ];
+        let err = Config::from_vars(vars(&[("CTI_V2_AUTH", "oauth2")])).expect_err("no idp");
+        assert!(err.to_string().contains("CTI_OAUTH_AUTHORIZE_URL"), "{err}");
+        let err = Config::from_vars(vars(&idp)).expect_err("no key");
+        assert!(err.to_string().starts_with("CTI_TOKEN_KEY"), "{err}");
+        let mut with_key = idp.to_vec();
+        with_key.push(("CTI_TOKEN_KEY", "c2hvcnQ="));
+        let err = Config::from_vars(vars(&with_key)).expect_err("short key");
+        assert!(err.to_string().contains("32 bytes"), "{err}");
+        with_key.pop();
+        with_key.push((
+            "CTI_TOKEN_KEY",
+            "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
+        ));
+        let c = Config::from_vars(vars(&with_key)).expect("valid");
+        assert_eq!(c.tenants[0].auth, AuthMode::OAuth2);
+        assert!(!format!("{c:?}").contains("MDEyMzQ1"));
+    }
+
+    #[test]
+    fn secrets_stay_out_of_debug_output() {
+        let c =
+            Config::from_vars(vars(&[("CTI_V2_PASSWORD", "topsecretpassword")])).expect("valid");
+        assert!(!format!("{c:?}").contains("topsecretpassword"));
+    }
+
+    #[test]
+    fn every_variable_read_here_is_in_the_readme() {
+        let readme = include_str!("../../../README.md");
+        let table: Vec<&str> = readme.lines().filter(|l| l.starts_with("| `")).collect();
+        let sources = [
+            include_str!("env.rs"),
+            include_str!("vcap.rs"),
+            include_str!("tenant.rs"),
+        ];
+        let mut read = Vec::new();
+        for source in sources {
+            for (i, _) in source.match_indices("\"CTI_") {
+                let name: String = source[i + 1..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == '_')
+                    .collect();
+                if name.len() > "CTI_".len() && !read.contains(&name) {
+                    read.push(name);
+                }
+            }
+        }
+        assert!(read.len() > 40, "the parser reads {read:?}");
+        for var in ["PORT", "REDIS_URL", "VCAP_SERVICES"] {
+            read.push(var.to_string());
+        }
+        let missing: Vec<&String> = read
+            .iter()
+            .filter(|var| {
+                let cell = format!("`{var}`");
+                !table.iter().any(|row| row.contains(&cell))
+            })
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "not in the README's configuration table: {missing:?}"
+        );
+    }
+}

@@ -1,0 +1,181 @@
+//! The relay's configuration: typed settings, parsed once at start-up.
+//!
+//! With no variables set the relay runs the demo: one tenant `demo` whose V2 tenant, PBX and
+//! identity provider are the simulator on `127.0.0.1:8090`. [`Config::demo`] is the one place
+//! that says what a setting is when nobody set it; the environment ([`env`]) and the tenants file
+//! ([`tenant`]) only override it, and every error names the variable. Everything here is a plain
+//! value: the modules that act on a setting import it from here, never the other way round.
+
+mod env;
+pub mod tenant;
+mod vcap;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use serde::Deserialize;
+
+use crate::secret::Secret;
+
+pub use tenant::{AuthMode, OAuthSettings, TenantConfig, default_dispositions, default_scope};
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub tenants: Vec<TenantConfig>,
+    pub jwt: JwtConfig,
+    /// The widget's built files (trunk's `dist`), served at `/widget/`.
+    pub widget_dir: PathBuf,
+    /// Origin patterns of V2 host windows the widget may talk to.
+    pub host_origins: Vec<String>,
+    /// The identity provider's sign-in page a signed-out widget sends the rep to; it returns
+    /// to `/widget/#token=<jwt>`. None: the widget can only say it is signed out.
+    pub signin_url: Option<String>,
+    pub webhook_max_bytes: usize,
+    /// How long a new WebSocket may take to send a valid `hello`.
+    pub hello_timeout: Duration,
+    pub heartbeat_secs: u64,
+    /// Messages per rep kept for replay after a disconnect.
+    pub replay_capacity: usize,
+    pub v2_timeout: Duration,
+    /// How often each tenant's number index is rebuilt from V2.
+    pub index_refresh: Duration,
+    /// How long a ringing call waits for V2 when its number is not in the index; past it the call
+    /// goes out as unknown and is updated when V2 answers.
+    pub miss_budget: Duration,
+    /// How long "V2 has no record with this number" is believed.
+    pub negative_ttl: Duration,
+    /// Shared stores in Redis (several relay instances act as one); None keeps them in memory.
+    pub redis_url: Option<Secret>,
+    /// V2 requests per tenant and UTC day the index refresher may spend; None: no limit.
+    pub refresh_budget: Option<u64>,
+    /// How far back phone calls count as a record's latest activity when ranking matches;
+    /// zero reads no calls.
+    pub activity_days: u64,
+    /// How often the refresher checks that the index store still holds the index (a Redis that
+    /// restarted empty is rebuilt at once instead of at the next interval).
+    pub index_check: Duration,
+    /// The first wait before writing an activity again after V2 failed; it doubles per attempt.
+    pub activity_retry_base: Duration,
+    /// The longest wait between attempts (V2's Retry-After may ask for longer).
+    pub activity_retry_max: Duration,
+    /// The BTP Destination service, for tenants writing through a destination.
+    pub destination: Option<DestinationConfig>,
+    /// Seals the reps' refresh tokens (`oauth2`) and their shared sign-ins.
+    pub token_key: Option<TokenKey>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct JwtConfig {
+    pub jwks_url: String,
+    pub issuer: String,
+    pub audience: String,
+}
+
+/// The BTP Destination service, from `CTI_DESTINATION_*` or a `destination` binding in
+/// `VCAP_SERVICES`.
+#[derive(Debug, Clone)]
+pub struct DestinationConfig {
+    /// The service's API base (`uri` in the binding).
+    pub uri: String,
+    /// The XSUAA token endpoint (`<url>/oauth/token` from the binding).
+    pub token_url: String,
+    pub client_id: String,
+    pub client_secret: Secret,
+}
+
+/// The AES-256 key that seals tokens at rest (`CTI_TOKEN_KEY`): checked when the configuration
+/// is read, so a relay with a bad key never starts, and nothing later has to handle one.
+#[derive(Clone, PartialEq, Eq)]
+pub struct TokenKey([u8; 32]);
+
+/// Why a `CTI_TOKEN_KEY` is not a key.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum TokenKeyError {
+    #[error("CTI_TOKEN_KEY must be 32 bytes in base64 ({0})")]
+    NotBase64(#[from] base64::DecodeError),
+    #[error("CTI_TOKEN_KEY must be 32 bytes in base64 ({0} bytes)")]
+    Length(usize),
+}
+
+impl TokenKey {
+    /// From base64 of exactly 32 bytes (`openssl rand -base64 32`).
+    pub fn from_base64(text: &str) -> Result<Self, TokenKeyError> {
+        let bytes = STANDARD.decode(text.trim())?;
+        let len = bytes.len();
+        bytes
+            .try_into()
+            .map(TokenKey)
+            .map_err(|_| TokenKeyError::Length(len))
+    }
+
+    /// The key's bytes, for the cipher; grep for it to audit where the key goes.
+    pub fn expose(&self) -> &[u8; 32] {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for TokenKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TokenKey(***)")
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{var}: {problem}")]
+    Invalid { var: &'static str, problem: String },
+    #[error("CTI_TENANTS_FILE {path}: {problem}")]
+    TenantsFile { path: String, problem: String },
+}
+
+impl Config {
+    /// The demo: everything on loopback, talking to the simulator at `sim_url`. Every default
+    /// the relay has is here.
+    pub fn demo(sim_url: &str) -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            tenants: vec![TenantConfig::demo(sim_url)],
+            jwt: JwtConfig {
+                jwks_url: format!("{sim_url}/sim/jwks.json"),
+                issuer: "cti-sim".into(),
+                audience: "cti-relay".into(),
+            },
+            widget_dir: PathBuf::from("widget/dist"),
+            host_origins: vec!["https://*.crm.cloud.sap".into(), sim_url.into()],
+            signin_url: Some(format!("{sim_url}/sim/authorize")),
+            webhook_max_bytes: 64 * 1024,
+            hello_timeout: Duration::from_secs(10),
+            heartbeat_secs: 25,
+            replay_capacity: 256,
+            v2_timeout: Duration::from_secs(10),
+            index_refresh: Duration::from_secs(15 * 60),
+            miss_budget: Duration::from_millis(300),
+            negative_ttl: Duration::from_secs(60),
+            redis_url: None,
+            refresh_budget: None,
+            activity_days: 90,
+            index_check: Duration::from_secs(10),
+            activity_retry_base: Duration::from_secs(1),
+            activity_retry_max: Duration::from_secs(300),
+            destination: None,
+            token_key: None,
+        }
+    }
+
+    /// Reads the environment through `get` (so tests need not touch the process environment).
+    pub fn from_vars(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        env::from_vars(get)
+    }
+
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_vars(|var| std::env::var(var).ok())
+    }
+
+    pub fn tenant(&self, id: &str) -> Option<&TenantConfig> {
+        self.tenants.iter().find(|t| t.id == id)
+    }
+}

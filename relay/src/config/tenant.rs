@@ -1,0 +1,314 @@
+//! One tenant's settings: the raw shape of the tenants file (and of the single-tenant variables),
+//! and the typed [`TenantConfig`] it becomes once it is checked.
+//!
+//! Everything a tenant's text can get wrong (an unknown region, rule or authority mode, half of a
+//! credential pair, the demo's public secret on a real V2) is found here, at start-up, and named
+//! by its variable; the rest of the relay receives parsed values and has nothing to forgive.
+
+use serde::Deserialize;
+
+use super::ConfigError;
+use crate::calls::consent::ConsentPolicy;
+use crate::numbers::DefaultRegion;
+use crate::numbers::rank::{RankRules, Rule, parse_kind};
+use crate::secret::Secret;
+
+/// One customer of the relay: their V2 tenant, their telephony, their secrets.
+#[derive(Debug, Clone)]
+pub struct TenantConfig {
+    pub id: String,
+    /// The ISO 3166 code as configured (`CH`), the name consent rules use for the tenant's
+    /// country.
+    pub default_region: String,
+    /// The same region, parsed: the default for numbers written nationally (`044 123 45 67`).
+    pub region: DefaultRegion,
+    pub webhook_secret: Secret,
+    pub v2_url: String,
+    pub v2_user: String,
+    pub v2_password: Secret,
+    /// Where the generic provider accepts call controls (`POST <url>/calls/{id}/commands`).
+    pub control_url: String,
+    /// Basic credentials V2's outbound communication system uses to deliver change events to
+    /// `POST /v1/tenants/{tenant}/v2-events`; both or neither, and without them the endpoint is
+    /// off for the tenant.
+    pub v2_events_user: Option<String>,
+    pub v2_events_password: Option<Secret>,
+    /// How several matches of one number are ranked.
+    pub rank_rules: RankRules,
+    /// Which countries need the caller's consent before a recording is kept; None: the built-in
+    /// countries, two-party consent everywhere else.
+    pub recording_consent: Option<ConsentPolicy>,
+    /// On whose authority activities are written.
+    pub auth: AuthMode,
+    /// The identity provider for the reps' own sign-in; always set when `auth` is `OAuth2`.
+    pub oauth: Option<OAuthSettings>,
+    /// What the rep may pick as a call's outcome, in the widget's order.
+    pub dispositions: Vec<String>,
+}
+
+/// How a tenant's activities are written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthMode {
+    /// As the tenant's V2 technical user.
+    Basic,
+    /// Through this BTP destination (`OAuth2SAMLBearerAssertion`) with the rep's token.
+    Destination { name: String },
+    /// With the rep's own OAuth sign-in (authorization code + PKCE), connected from the widget.
+    OAuth2,
+}
+
+/// A tenant's identity provider for the reps' own sign-in.
+#[derive(Debug, Clone, Deserialize)]
+pub struct OAuthSettings {
+    pub authorize_url: String,
+    pub token_url: String,
+    pub client_id: String,
+    /// Absent for a public client (PKCE alone).
+    #[serde(default)]
+    pub client_secret: Option<Secret>,
+    #[serde(default = "default_scope")]
+    pub scope: String,
+}
+
+/// The scopes asked for when none are configured: a refresh token is the point.
+pub fn default_scope() -> String {
+    "openid offline_access".into()
+}
+
+/// Dispositions a sales team starts with; tenants replace them with their own.
+pub fn default_dispositions() -> Vec<String> {
+    [
+        "Interested",
+        "Follow-up needed",
+        "Not interested",
+        "Left voicemail",
+        "Wrong number",
+    ]
+    .map(str::to_string)
+    .to_vec()
+}
+
+/// The demo's webhook secret: published in the README, so only for a V2 on this machine.
+const DEMO_WEBHOOK_SECRET: &str = "demo-webhook-secret";
+
+/// A tenant as written in the tenants file, or as the single-tenant variables describe it:
+/// text, not yet checked.
+#[derive(Debug, Clone, Deserialize)]
+pub(super) struct TenantFile {
+    pub(super) id: String,
+    pub(super) default_region: String,
+    pub(super) webhook_secret: Secret,
+    pub(super) v2_url: String,
+    pub(super) v2_user: String,
+    pub(super) v2_password: Secret,
+    pub(super) control_url: String,
+    #[serde(default)]
+    pub(super) v2_events_user: Option<String>,
+    #[serde(default)]
+    pub(super) v2_events_password: Option<Secret>,
+    /// `owner`, `open_opportunity`, `latest_activity`, `kind` in the tenant's order; absent: all
+    /// four in that order.
+    #[serde(default)]
+    pub(super) match_rules: Option<Vec<String>>,
+    /// The order of record kinds for the `kind` rule; absent: contact, individual_customer,
+    /// account.
+    #[serde(default)]
+    pub(super) kind_order: Option<Vec<String>>,
+    #[serde(default)]
+    pub(super) recording_consent: Option<ConsentPolicy>,
+    /// `basic` (absent), `destination` (with `v2_destination`) or `oauth2` (with `oauth`).
+    #[serde(default)]
+    pub(super) v2_auth: Option<String>,
+    #[serde(default)]
+    pub(super) v2_destination: Option<String>,
+    #[serde(default)]
+    pub(super) oauth: Option<OAuthSettings>,
+    #[serde(default = "default_dispositions")]
+    pub(super) dispositions: Vec<String>,
+}
+
+impl TenantFile {
+    /// The demo tenant, on the simulator at `sim_url`.
+    pub(super) fn demo(sim_url: &str) -> Self {
+        TenantFile {
+            id: "demo".into(),
+            default_region: "CH".into(),
+            webhook_secret: Secret::new(DEMO_WEBHOOK_SECRET),
+            v2_url: sim_url.into(),
+            v2_user: "demo".into(),
+            v2_password: Secret::new("demo"),
+            control_url: format!("{sim_url}/sim/pbx"),
+            v2_events_user: Some("v2-events".into()),
+            v2_events_password: Some(Secret::new("demo-v2-events-secret")),
+            match_rules: None,
+            kind_order: None,
+            recording_consent: None,
+            v2_auth: None,
+            v2_destination: None,
+            oauth: None,
+            dispositions: default_dispositions(),
+        }
+    }
+
+    /// The typed settings, or the first thing wrong with them, named by its variable.
+    pub(super) fn check(self) -> Result<TenantConfig, ConfigError> {
+        let invalid = |var: &'static str, problem: String| ConfigError::Invalid { var, problem };
+        let id = &self.id;
+        let region = DefaultRegion::parse(&self.default_region).map_err(|_| {
+            invalid(
+                "CTI_DEFAULT_REGION",
+                format!(
+                    "tenant {id:?}: {:?} is not an ISO 3166 region",
+                    self.default_region
+                ),
+            )
+        })?;
+        let rank_rules = self
+            .rank_rules()
+            .map_err(|problem| invalid("CTI_MATCH_RULES", format!("tenant {id:?}: {problem}")))?;
+        let auth = self
+            .auth_mode()
+            .map_err(|p| invalid("CTI_V2_AUTH", format!("tenant {id:?}: {p}")))?;
+        if self.v2_events_user.is_some() != self.v2_events_password.is_some() {
+            return Err(invalid(
+                "CTI_V2_EVENTS_PASSWORD",
+                format!("tenant {id:?}: set both the V2 events user and password, or neither"),
+            ));
+        }
+        if self.webhook_secret.expose() == DEMO_WEBHOOK_SECRET && !is_loopback(&self.v2_url) {
+            return Err(invalid(
+                "CTI_WEBHOOK_SECRET",
+                format!(
+                    "tenant {id:?} talks to V2 at {} with the demo's webhook secret, which is \
+                     public: anyone could post calls; set a secret of your own",
+                    self.v2_url
+                ),
+            ));
+        }
+        if self.webhook_secret.expose().len() < 16 {
+            return Err(invalid(
+                "CTI_WEBHOOK_SECRET",
+                format!("tenant {id:?}: the secret must be at least 16 characters"),
+            ));
+        }
+        Ok(TenantConfig {
+            id: self.id,
+            default_region: self.default_region,
+            region,
+            webhook_secret: self.webhook_secret,
+            v2_url: self.v2_url,
+            v2_user: self.v2_user,
+            v2_password: self.v2_password,
+            control_url: self.control_url,
+            v2_events_user: self.v2_events_user,
+            v2_events_password: self.v2_events_password,
+            rank_rules,
+            recording_consent: self.recording_consent,
+            auth,
+            oauth: self.oauth,
+            dispositions: self.dispositions,
+        })
+    }
+
+    fn auth_mode(&self) -> Result<AuthMode, String> {
+        match self.v2_auth.as_deref().map(str::trim) {
+            None | Some("basic") => Ok(AuthMode::Basic),
+            Some("destination") => match self.v2_destination.as_deref().map(str::trim) {
+                Some(name) if !name.is_empty() => Ok(AuthMode::Destination {
+                    name: name.to_string(),
+                }),
+                _ => Err(
+                    "v2_auth destination needs the destination's name (CTI_V2_DESTINATION)".into(),
+                ),
+            },
+            Some("oauth2") if self.oauth.is_some() => Ok(AuthMode::OAuth2),
+            Some("oauth2") => Err(
+                "v2_auth oauth2 needs the identity provider (CTI_OAUTH_AUTHORIZE_URL, CTI_OAUTH_TOKEN_URL, CTI_OAUTH_CLIENT_ID)"
+                    .into(),
+            ),
+            Some(other) => Err(format!(
+                "unknown v2_auth {other:?} (expected basic, destination or oauth2)"
+            )),
+        }
+    }
+
+    fn rank_rules(&self) -> Result<RankRules, String> {
+        let mut rules = RankRules::default();
+        if let Some(names) = &self.match_rules {
+            rules.rules = names
+                .iter()
+                .map(|n| n.parse::<Rule>())
+                .collect::<Result<_, _>>()?;
+        }
+        if let Some(names) = &self.kind_order {
+            rules.kinds = names
+                .iter()
+                .map(|n| parse_kind(n))
+                .collect::<Result<_, _>>()?;
+        }
+        Ok(rules)
+    }
+}
+
+impl TenantConfig {
+    /// The demo tenant, on the simulator at `sim_url`.
+    pub fn demo(sim_url: &str) -> Self {
+        TenantFile::demo(sim_url)
+            .check()
+            // A unit test holds the demo to this.
+            .expect("the demo tenant is valid")
+    }
+}
+
+/// Whether a URL's host is this machine (the simulator, a local trial).
+fn is_loopback(url: &str) -> bool {
+    reqwest::Url::parse(url)
+        .ok()
+        .and_then(|u| {
+            let host = u.host_str()?.trim_matches(['[', ']']).to_string();
+            Some(
+                host == "localhost"
+                    || host
+                        .parse::<std::net::IpAddr>()
+                        .is_ok_and(|ip| ip.is_loopback()),
+            )
+        })
+        .unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_demo_tenant_is_valid_on_any_local_simulator() {
+        for sim in [
+            "http://127.0.0.1:8090",
+            "http://localhost:1",
+            "http://[::1]:2",
+        ] {
+            assert!(TenantFile::demo(sim).check().is_ok(), "{sim}");
+        }
+    }
+
+    #[test]
+    fn a_tenants_file_entry_becomes_typed_settings() {
+        let raw: TenantFile = serde_json::from_value(serde_json::json!({
+            "id": "acme", "default_region": "de", "webhook_secret": "a-secret-of-acme-own",
+            "v2_url": "https://my1.crm.cloud.sap", "v2_user": "u", "v2_password": "p",
+            "control_url": "https://pbx.example", "match_rules": ["kind"],
+            "v2_auth": "oauth2",
+            "oauth": {"authorize_url": "https://a", "token_url": "https://t", "client_id": "c"}
+        }))
+        .expect("shape");
+        let t = raw.check().expect("valid");
+        assert_eq!(t.region, DefaultRegion::parse("DE").expect("region"));
+        assert_eq!(t.rank_rules.rules, [Rule::Kind]);
+        assert_eq!(t.auth, AuthMode::OAuth2);
+        assert_eq!(
+            t.oauth.as_ref().map(|o| o.scope.as_str()),
+            Some("openid offline_access")
+        );
+        assert_eq!(t.dispositions, default_dispositions());
+    }
+}
