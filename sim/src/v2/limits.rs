@@ -1,10 +1,21 @@
 //! What makes the simulated tenant misbehave on purpose: the daily request budget (429 with
-//! Retry-After) and injected faults (`POST /sim/faults`).
+//! Retry-After) and injected faults. Faults are set over `/sim/faults` and strike either before a
+//! request is served or after a write was carried out (a lost answer), which is how the tests show
+//! that the relay logs each call exactly once whatever V2 does.
 
 use std::sync::{Arc, Mutex};
 
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use serde::Serialize;
+use serde_json::{Value, json};
 use time::OffsetDateTime;
+
+use super::V2Error;
+use crate::Sim;
 
 /// The tenant's notion of now, replaceable in tests.
 pub type Clock = Arc<dyn Fn() -> OffsetDateTime + Send + Sync>;
@@ -142,6 +153,70 @@ impl Limits {
         used.1 += 1;
         None
     }
+}
+
+/// An after-write fault: the write happened, the caller hears an error.
+pub(super) fn lost_answer(sim: &Sim) -> Result<(), V2Error> {
+    match sim.v2.limits.lose_answer() {
+        Some(status) => Err(V2Error::new(
+            StatusCode::from_u16(status).unwrap_or(StatusCode::GATEWAY_TIMEOUT),
+            "sim.fault",
+            "injected fault after the write was carried out",
+            "",
+        )),
+        None => Ok(()),
+    }
+}
+
+pub(super) async fn set_fault(State(sim): State<Arc<Sim>>, body: Bytes) -> Response {
+    let error = |message: &str, target: &str| {
+        (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"error": {"code": "invalid_fault", "message": message, "target": target}})),
+        )
+            .into_response()
+    };
+    let Ok(value) = serde_json::from_slice::<Value>(&body) else {
+        return error("the body is not valid JSON", "");
+    };
+    let count = match value.get("count") {
+        None => 1,
+        Some(c) => match c.as_u64().and_then(|c| u32::try_from(c).ok()) {
+            Some(c) => c,
+            None => return error("count must be a positive whole number", "count"),
+        },
+    };
+    let after_write = value.get("after_write").and_then(Value::as_bool) == Some(true);
+    let fault = match (value.get("status"), value.get("delay_ms")) {
+        (Some(s), None) => match s.as_u64().filter(|s| (400..600).contains(s)) {
+            Some(status) if after_write => Fault::AfterWrite {
+                status: status as u16,
+                count,
+                after_write,
+            },
+            Some(status) => Fault::Status {
+                status: status as u16,
+                count,
+            },
+            None => return error("status must be an HTTP error status (400-599)", "status"),
+        },
+        (None, Some(d)) => match d.as_u64().filter(|d| *d <= 60_000) {
+            Some(delay_ms) => Fault::Delay { delay_ms, count },
+            None => return error("delay_ms must be 0 to 60000", "delay_ms"),
+        },
+        _ => return error("give exactly one of status or delay_ms", ""),
+    };
+    sim.v2.limits.set_fault(Some(fault));
+    Json(json!({"fault": fault})).into_response()
+}
+
+pub(super) async fn clear_fault(State(sim): State<Arc<Sim>>) -> Response {
+    sim.v2.limits.set_fault(None);
+    Json(json!({"fault": null})).into_response()
+}
+
+pub(super) async fn get_fault(State(sim): State<Arc<Sim>>) -> Response {
+    Json(json!({"fault": sim.v2.limits.fault()})).into_response()
 }
 
 #[cfg(test)]

@@ -1,0 +1,338 @@
+//! The record operations of the V2 REST API: list with query options, read, create, merge-patch
+//! update guarded by ETag / If-Match, and delete, each emitting the change event V2 would.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use super::http::{V2Error, bad_request, collection_name, guard, options};
+use super::limits::lost_answer;
+use super::phone_calls::validate_phone_call;
+use super::{events, now_stamp, query, seed};
+use crate::Sim;
+
+pub(super) async fn list(
+    State(sim): State<Arc<Sim>>,
+    Path((service, collection)): Path<(String, String)>,
+    Query(params): Query<Vec<(String, String)>>,
+    headers: HeaderMap,
+) -> Result<Response, V2Error> {
+    let name = collection_name(&service, &collection)?;
+    guard(&sim, &headers).await?;
+    let o = options(&params)?;
+    let collections = sim.v2.collections.read().unwrap_or_else(|p| p.into_inner());
+    let Some(items) = collections.get(name).map(|c| &c.items) else {
+        return Err(V2Error::new(
+            StatusCode::NOT_FOUND,
+            "api.404",
+            "no such collection",
+            "",
+        ));
+    };
+    let mut hits: Vec<&Value> = items
+        .iter()
+        .filter(|r| o.filter.as_ref().is_none_or(|f| query::matches(f, r)))
+        .collect();
+    let total = hits.len();
+    if !o.orderby.is_empty() {
+        // Like a database with an index: only the rows up to the page's end are put in order
+        // (a crawl of 100,000 records would otherwise sort the whole collection per page).
+        // Stable: equal keys keep insertion order.
+        let mut ranked: Vec<(usize, &Value)> = hits.into_iter().enumerate().collect();
+        let order = |a: &(usize, &Value), b: &(usize, &Value)| {
+            query::order(&o.orderby, a.1, b.1).then(a.0.cmp(&b.0))
+        };
+        let needed = o.skip.saturating_add(o.top);
+        if needed > 0 && needed < ranked.len() {
+            ranked.select_nth_unstable_by(needed - 1, order);
+            ranked.truncate(needed);
+        }
+        ranked.sort_by(order);
+        hits = ranked.into_iter().map(|(_, r)| r).collect();
+    }
+    let page: Vec<Value> = hits
+        .into_iter()
+        .skip(o.skip)
+        .take(o.top)
+        .map(|r| match &o.select {
+            Some(fields) => query::select(r, fields),
+            None => r.clone(),
+        })
+        .collect();
+    let body = if o.count {
+        json!({"count": total, "value": page})
+    } else {
+        json!({"value": page})
+    };
+    Ok(Json(body).into_response())
+}
+
+fn etag_of(record: &Value) -> String {
+    format!(
+        "\"{}\"",
+        record["adminData"]["updatedOn"]
+            .as_str()
+            .unwrap_or_default()
+    )
+}
+
+fn with_etag(record: &Value, status: StatusCode) -> Response {
+    let mut response = (status, Json(json!({"value": record}))).into_response();
+    if let Ok(v) = HeaderValue::from_str(&etag_of(record)) {
+        response.headers_mut().insert(header::ETAG, v);
+    }
+    response
+}
+
+pub(super) async fn read(
+    State(sim): State<Arc<Sim>>,
+    Path((service, collection, id)): Path<(String, String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, V2Error> {
+    let name = collection_name(&service, &collection)?;
+    guard(&sim, &headers).await?;
+    let collections = sim.v2.collections.read().unwrap_or_else(|p| p.into_inner());
+    let Some(c) = collections.get(name) else {
+        return Err(V2Error::new(
+            StatusCode::NOT_FOUND,
+            "api.404",
+            "no such collection",
+            "",
+        ));
+    };
+    match c.by_id.get(&id).and_then(|i| c.items.get(*i)) {
+        Some(record) => Ok(with_etag(record, StatusCode::OK)),
+        None => Err(V2Error::new(
+            StatusCode::NOT_FOUND,
+            &format!("{collection}.404"),
+            format!("no {collection} with id {id}"),
+            "id",
+        )),
+    }
+}
+
+/// V2 keeps a normalised twin of every formatted phone field; derive it on write.
+fn derive_normalised(record: &mut Value) {
+    let country = record["defaultAddress"]["country"]
+        .as_str()
+        .map(str::to_string);
+    fn block(block: &mut Value, country: Option<&str>) {
+        let Some(map) = block.as_object_mut() else {
+            return;
+        };
+        let local = map
+            .get("country")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        let country = local.as_deref().or(country);
+        for prefix in ["phone", "mobile"] {
+            if let Some(typed) = map
+                .get(&format!("{prefix}FormattedNumber"))
+                .and_then(Value::as_str)
+            {
+                let normalised = seed::normalise(typed, country).map_or(Value::Null, Value::String);
+                map.insert(format!("{prefix}NormalisedNumber"), normalised);
+            }
+        }
+    }
+    block(record, country.as_deref());
+    block(&mut record["defaultCommunication"], country.as_deref());
+    for list in ["addresses", "isContactPersonFor"] {
+        if let Some(items) = record.get_mut(list).and_then(Value::as_array_mut) {
+            for item in items {
+                block(item, country.as_deref());
+            }
+        }
+    }
+}
+
+fn merge_patch(target: &mut Value, patch: &Value) {
+    match (target.as_object_mut(), patch.as_object()) {
+        (Some(target), Some(patch)) => {
+            for (key, value) in patch {
+                if value.is_null() {
+                    target.remove(key);
+                } else {
+                    merge_patch(target.entry(key.clone()).or_insert(Value::Null), value);
+                }
+            }
+        }
+        _ => *target = patch.clone(),
+    }
+}
+
+fn parse_body(body: &Bytes) -> Result<Value, V2Error> {
+    let value: Value = serde_json::from_slice(body).map_err(|e| {
+        bad_request(
+            format!(
+                "the body is not valid JSON: {e} (line {}, column {})",
+                e.line(),
+                e.column()
+            ),
+            "",
+        )
+    })?;
+    if !value.is_object() {
+        return Err(bad_request("the body must be a JSON object", ""));
+    }
+    Ok(value)
+}
+
+pub(super) async fn create(
+    State(sim): State<Arc<Sim>>,
+    Path((service, collection)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, V2Error> {
+    let name = collection_name(&service, &collection)?;
+    let user = guard(&sim, &headers).await?;
+    let mut record = parse_body(&body)?;
+    let id = uuid::Uuid::new_v4().to_string();
+    let stamp = now_stamp();
+    record["id"] = Value::String(id.clone());
+    if record.get("displayId").and_then(Value::as_str).is_none() {
+        let display = sim.v2.next_display_id.fetch_add(1, Ordering::Relaxed);
+        record["displayId"] = Value::String(display.to_string());
+    }
+    record["adminData"] = json!({"createdOn": stamp, "createdBy": user, "createdByName": user,
+                                 "updatedOn": stamp, "updatedBy": user, "updatedByName": user});
+    derive_normalised(&mut record);
+    if name == "phoneCalls" {
+        validate_phone_call(&record)?;
+    }
+    {
+        let mut collections = sim
+            .v2
+            .collections
+            .write()
+            .unwrap_or_else(|p| p.into_inner());
+        let c = collections.entry(name).or_default();
+        c.by_id.insert(id, c.items.len());
+        c.items.push(record.clone());
+    }
+    sim.v2
+        .events
+        .emit(events::Operation::Create, name, None, Some(&record));
+    lost_answer(&sim)?;
+    Ok(with_etag(&record, StatusCode::CREATED))
+}
+
+pub(super) async fn update(
+    State(sim): State<Arc<Sim>>,
+    Path((service, collection, id)): Path<(String, String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, V2Error> {
+    let name = collection_name(&service, &collection)?;
+    let user = guard(&sim, &headers).await?;
+    let patch = parse_body(&body)?;
+    let Some(if_match) = headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok()) else {
+        return Err(V2Error::new(
+            StatusCode::PRECONDITION_REQUIRED,
+            "api.428",
+            "PATCH requires an If-Match header with the record's ETag",
+            "If-Match",
+        ));
+    };
+    let mut collections = sim
+        .v2
+        .collections
+        .write()
+        .unwrap_or_else(|p| p.into_inner());
+    let Some(c) = collections.get_mut(name) else {
+        return Err(V2Error::new(
+            StatusCode::NOT_FOUND,
+            "api.404",
+            "no such collection",
+            "",
+        ));
+    };
+    let Some(record) = c.by_id.get(&id).copied().and_then(|i| c.items.get_mut(i)) else {
+        return Err(V2Error::new(
+            StatusCode::NOT_FOUND,
+            &format!("{collection}.404"),
+            format!("no {collection} with id {id}"),
+            "id",
+        ));
+    };
+    let current = record["adminData"]["updatedOn"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let presented = if_match.trim().trim_matches('"');
+    if presented != "*" && presented != current {
+        return Err(V2Error::new(
+            StatusCode::PRECONDITION_FAILED,
+            "api.412",
+            "the record was changed since it was read (ETag mismatch)",
+            "If-Match",
+        ));
+    }
+    let before = record.clone();
+    let admin = record["adminData"].clone();
+    merge_patch(record, &patch);
+    let mut stamp = now_stamp();
+    if stamp <= current {
+        // Two writes in one millisecond must still get different ETags.
+        stamp = format!("{}+", current);
+    }
+    record["id"] = Value::String(id);
+    record["adminData"] = admin;
+    record["adminData"]["updatedOn"] = Value::String(stamp);
+    record["adminData"]["updatedBy"] = Value::String(user.clone());
+    record["adminData"]["updatedByName"] = Value::String(user);
+    derive_normalised(record);
+    sim.v2
+        .events
+        .emit(events::Operation::Update, name, Some(&before), Some(record));
+    let response = with_etag(record, StatusCode::OK);
+    drop(collections);
+    lost_answer(&sim)?;
+    Ok(response)
+}
+
+/// DELETE: V2's UI deletes records (and emits the delete event); the simulator offers it over
+/// the API so tests can delete. 204, or 404 for an unknown id.
+pub(super) async fn remove(
+    State(sim): State<Arc<Sim>>,
+    Path((service, collection, id)): Path<(String, String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, V2Error> {
+    let name = collection_name(&service, &collection)?;
+    guard(&sim, &headers).await?;
+    let mut collections = sim
+        .v2
+        .collections
+        .write()
+        .unwrap_or_else(|p| p.into_inner());
+    let removed = collections.get_mut(name).and_then(|c| {
+        let index = c.by_id.remove(&id)?;
+        let record = c.items.remove(index);
+        for position in c.by_id.values_mut() {
+            if *position > index {
+                *position -= 1;
+            }
+        }
+        Some(record)
+    });
+    match removed {
+        Some(record) => {
+            sim.v2
+                .events
+                .emit(events::Operation::Delete, name, Some(&record), None);
+            Ok(StatusCode::NO_CONTENT.into_response())
+        }
+        None => Err(V2Error::new(
+            StatusCode::NOT_FOUND,
+            &format!("{collection}.404"),
+            format!("no {collection} with id {id}"),
+            "id",
+        )),
+    }
+}
