@@ -7,7 +7,8 @@
 //! - [`v2`]: the V2 REST API under `/sap/c4c/api/v1/...`, with V2's envelopes, query options,
 //!   ETags, errors and rate limits, seeded with realistic demo data; `/sim/faults` to make it fail.
 //! - [`pbx`]: a PBX that places calls (`/sim/calls`), sends signed normalized telephony events to
-//!   the relay's generic webhook, and accepts the relay's call controls.
+//!   the relay's generic webhook, and accepts the relay's call controls. It signs and checks with
+//!   `cti_protocol::signature`, the contract's own definition of the header, not the relay's code.
 //! - [`idp`]: an identity provider issuing RS256 agent tokens (`/sim/token`) and its JWKS.
 //! - [`btp`]: the SAP BTP Destination service (and its token endpoint) with user propagation to
 //!   the V2 tenant through an `OAuth2SAMLBearerAssertion` destination.
