@@ -177,9 +177,7 @@ pub struct AppState {
     pub misses: MissCache,
     pub calls: Arc<dyn CallStore>,
     /// Finished calls on their way to V2 as activities.
-    pub outbox: Arc<dyn Outbox>,
-    /// Wakes the activity writer when something was queued.
-    pub activity_wake: tokio::sync::Notify,
+    pub activity: crate::activity::Activities,
     /// The BTP Destination service, when configured.
     pub destinations: Option<crate::authority::DestinationService>,
     /// The reps' latest sign-in tokens, for tenants writing on the rep's authority.
@@ -330,8 +328,7 @@ impl AppState {
             instance_id: uuid::Uuid::new_v4().to_string(),
             misses: MissCache::default(),
             calls: stores.calls,
-            outbox: stores.outbox,
-            activity_wake: tokio::sync::Notify::new(),
+            activity: crate::activity::Activities::new(stores.outbox),
             destinations: config
                 .destination
                 .clone()

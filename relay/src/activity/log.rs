@@ -5,9 +5,10 @@
 //! notes written after the call simply give a newer log for the same call.
 
 use cti_protocol::event::{Direction, EndReason};
-use cti_protocol::ws::{CallState, CallView, Consent, RecordKind};
+use cti_protocol::ws::{CallState, Consent, RecordKind};
 use serde::{Deserialize, Serialize};
 
+use crate::calls::Leg;
 use crate::clock::instant;
 
 /// How V2 files the call: missed calls are their own kind of phone call.
@@ -62,7 +63,7 @@ pub struct CallLog {
 }
 
 /// The call's log, once all its legs say it is over; None while it is not.
-pub fn completed(legs: &[CallView]) -> Option<CallLog> {
+pub fn completed(legs: &[Leg]) -> Option<CallLog> {
     // The leg that ended last (a consulted colleague may have dropped off before the end).
     let ended = legs
         .iter()
@@ -112,7 +113,7 @@ pub fn completed(legs: &[CallView]) -> Option<CallLog> {
             id: m.id.clone(),
             account_id: m.account.as_ref().map(|a| a.id.clone()),
         });
-    let with_notes: Vec<&CallView> = legs
+    let with_notes: Vec<&Leg> = legs
         .iter()
         .filter(|l| !l.wrap_up.notes.trim().is_empty())
         .collect();
@@ -182,30 +183,16 @@ fn seconds_between(a: &str, b: &str) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use cti_protocol::ws::{AccountRef, Match, WrapUp};
+    use cti_protocol::ws::{AccountRef, Match};
 
-    fn leg(agent: &str, state: CallState) -> CallView {
-        CallView {
+    fn leg(agent: &str, state: CallState) -> Leg {
+        Leg {
             id: "call-1".into(),
-            direction: Direction::Inbound,
             state,
-            from: "+41441234567".into(),
-            to: "+41449990000".into(),
             remote_display: String::new(),
-            remote_extension: None,
-            agent: agent.into(),
-            matches: vec![],
-            pop: None,
             started_at: "2026-11-25T10:00:00Z".into(),
-            answered_at: None,
-            ended_at: None,
-            end_reason: None,
             received_at_ms: 1,
-            recording_url: None,
-            handover: None,
-            consult: None,
-            wrap_up: WrapUp::default(),
-            returns: 0,
+            ..crate::calls::leg::fixtures::ringing("call-1", agent)
         }
     }
 

@@ -44,6 +44,9 @@ pub struct Entry {
     pub log: CallLog,
     pub version: u64,
     pub progress: Progress,
+    /// Whether a writer will try it (now or at a set time) without anyone asking: false once
+    /// written or parked.
+    pub due: bool,
 }
 
 impl Entry {
@@ -126,6 +129,7 @@ fn entry_of(call_id: &str, slot: &Slot) -> Option<Entry> {
         log: slot.log.clone()?,
         version: slot.version,
         progress: slot.progress.clone(),
+        due: slot.due_at.is_some(),
     })
 }
 

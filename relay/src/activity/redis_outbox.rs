@@ -111,7 +111,13 @@ fn script(script: &'static Lazy, tenant: &str) -> redis::ScriptInvocation<'stati
     invocation
 }
 
-fn decode_entry(call_id: String, log: &str, version: &str, progress: &str) -> Option<Entry> {
+fn decode_entry(
+    call_id: String,
+    log: &str,
+    version: &str,
+    progress: &str,
+    due: bool,
+) -> Option<Entry> {
     let log: CallLog = match serde_json::from_str(log) {
         Ok(log) => log,
         Err(err) => {
@@ -124,6 +130,7 @@ fn decode_entry(call_id: String, log: &str, version: &str, progress: &str) -> Op
         log,
         version: version.parse().unwrap_or(0),
         progress: serde_json::from_str(progress).unwrap_or_else(|_| Progress::default()),
+        due,
     })
 }
 
@@ -173,7 +180,7 @@ impl Outbox for RedisOutbox {
             .map_err(unavailable)?;
         Ok(flat
             .chunks_exact(4)
-            .filter_map(|c| decode_entry(c[0].clone(), &c[1], &c[2], &c[3]))
+            .filter_map(|c| decode_entry(c[0].clone(), &c[1], &c[2], &c[3], true))
             .collect())
     }
 
@@ -205,12 +212,19 @@ impl Outbox for RedisOutbox {
     }
 
     async fn get(&self, tenant: &str, call_id: &str) -> Result<Option<Entry>, OutboxError> {
-        let [log, ver, progress, ..] = keys(tenant);
+        let [log, ver, progress, due, _] = keys(tenant);
         let mut conn = self.conn.clone();
-        let (log, ver, progress): (Option<String>, Option<String>, Option<String>) = redis::pipe()
+        type Fields = (
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+        );
+        let (log, ver, progress, due): Fields = redis::pipe()
             .hget(log, call_id)
             .hget(ver, call_id)
             .hget(progress, call_id)
+            .zscore(due, call_id)
             .query_async(&mut conn)
             .await
             .map_err(unavailable)?;
@@ -220,6 +234,7 @@ impl Outbox for RedisOutbox {
                 &log,
                 ver.as_deref().unwrap_or("0"),
                 progress.as_deref().unwrap_or(""),
+                due.is_some(),
             )
         }))
     }

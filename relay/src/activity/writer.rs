@@ -10,7 +10,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use cti_protocol::ws::{ActivityState, ActivityStatus};
+use cti_protocol::ws::ActivityStatus;
 
 use super::outbox::{Entry, Next};
 use crate::authority::{self, AuthorityError};
@@ -34,7 +34,7 @@ pub async fn run(state: Arc<AppState>) {
         }
         if !worked {
             tokio::select! {
-                _ = state.activity_wake.notified() => {}
+                _ = state.activity.woken() => {}
                 _ = tokio::time::sleep(POLL) => {}
                 _ = state.stopping() => return,
             }
@@ -49,7 +49,12 @@ pub async fn write_due(state: &Arc<AppState>, tenant: &Arc<Tenant>) -> bool {
     // A claimed entry is ours for longer than one attempt can take (a few V2 requests, each
     // bounded by the timeout); a crashed instance's entries come back after it.
     let lease_ms = state.config.v2_timeout.as_millis() as u64 * 4 + 5_000;
-    let entries = match state.outbox.claim_due(tid, now, lease_ms, BATCH).await {
+    let entries = match state
+        .activity
+        .outbox
+        .claim_due(tid, now, lease_ms, BATCH)
+        .await
+    {
         Ok(entries) => entries,
         Err(err) => {
             tracing::warn!(%err, tenant = %tid, "activity outbox unavailable; retrying");
@@ -63,7 +68,7 @@ pub async fn write_due(state: &Arc<AppState>, tenant: &Arc<Tenant>) -> bool {
         .into_iter()
         .map(|entry| attempt(state, tenant, entry));
     futures_util::future::join_all(attempts).await;
-    if let Ok(backlog) = state.outbox.backlog(tid).await {
+    if let Ok(backlog) = state.activity.outbox.backlog(tid).await {
         state
             .metrics
             .activity_backlog
@@ -91,6 +96,7 @@ enum Failure {
 
 async fn attempt(state: &Arc<AppState>, tenant: &Arc<Tenant>, mut entry: Entry) {
     let tid = tenant.config.id.as_str();
+    let shown = super::status_of(&entry, &tenant.config.v2_url);
     let result = match authority::client_for(state, tenant, &entry.log.owner).await {
         Ok(v2) => write(&v2, tenant, &mut entry).await.map_err(Failure::from),
         Err(err) => Err(Failure::from(err)),
@@ -130,11 +136,30 @@ async fn attempt(state: &Arc<AppState>, tenant: &Arc<Tenant>, mut entry: Entry) 
         }
     };
     state.metrics.activity_write(tid, outcome);
-    if let Err(err) = state.outbox.finish(tid, &entry, next, now).await {
+    if let Err(err) = state.activity.outbox.finish(tid, &entry, next, now).await {
         // The lease runs out and another attempt finds the activity by its call id.
         tracing::warn!(%err, call = %entry.call_id, "could not record the activity's progress");
     }
-    super::report(state, tenant, &entry.call_id, status(tenant, &entry, next)).await;
+    entry.due = matches!(next, Next::RetryAt(_));
+    let status = super::status_of(&entry, &tenant.config.v2_url);
+    if status != shown {
+        show(state, tenant, &entry.call_id, status).await;
+    }
+}
+
+/// Shows the activity's new status on every leg of the call: each rep who had it sees it. Under
+/// the call's stripe, so a leg's newer state is never overtaken by this older copy of it.
+async fn show(state: &AppState, tenant: &Tenant, call_id: &str, status: ActivityStatus) {
+    let tid = tenant.config.id.as_str();
+    let _serial = state.stripe(tid, call_id).lock().await;
+    match state.calls.legs(tid, call_id).await {
+        Ok(legs) => {
+            for leg in legs {
+                state.hub.publish(tid, leg.view(Some(status.clone()))).await;
+            }
+        }
+        Err(err) => tracing::warn!(%err, call = %call_id, "cannot show the activity's status"),
+    }
 }
 
 async fn write(v2: &V2Client, tenant: &Tenant, entry: &mut Entry) -> Result<Wrote, V2Error> {
@@ -264,27 +289,6 @@ fn wait_ms(state: &AppState, err: &Failure, attempts: u32) -> u64 {
             AuthorityError::NoUserToken { .. } | AuthorityError::NotConnected { .. },
         ) => backoff.min(5_000),
         _ => backoff,
-    }
-}
-
-/// The status the reps see for an entry given back with `next`.
-pub fn status(tenant: &Tenant, entry: &Entry, next: Next) -> ActivityStatus {
-    let state = match next {
-        Next::Done => ActivityState::Logged,
-        Next::RetryAt(_) => ActivityState::Pending,
-        Next::Parked => ActivityState::Failed,
-    };
-    ActivityStatus {
-        state,
-        v2_id: entry.progress.v2_id.clone(),
-        display_id: entry.progress.display_id.clone(),
-        link: entry
-            .progress
-            .v2_id
-            .as_deref()
-            .filter(|_| state == ActivityState::Logged)
-            .map(|id| phone_call::ui_link(&tenant.config.v2_url, id)),
-        reason: entry.progress.last_error.clone(),
     }
 }
 

@@ -16,7 +16,9 @@ use axum::http::HeaderMap;
 use axum::http::header::CONTENT_TYPE;
 use cti_protocol::event::{EventType, TelephonyEvent};
 use cti_protocol::signature;
-use cti_protocol::ws::{CallCommand, CallView};
+use cti_protocol::ws::CallCommand;
+
+use crate::calls::Leg;
 use serde_json::Value;
 
 use super::{CommandError, TelephonyAdapter};
@@ -147,7 +149,7 @@ impl TelephonyAdapter for GenericAdapter {
     async fn command(
         &self,
         tenant: &TenantConfig,
-        call: &CallView,
+        call: &Leg,
         command: &CallCommand,
     ) -> Result<(), CommandError> {
         let mut body = serde_json::to_value(command).unwrap_or_default();

@@ -9,7 +9,9 @@ pub mod generic;
 use async_trait::async_trait;
 use axum::http::HeaderMap;
 use cti_protocol::event::TelephonyEvent;
-use cti_protocol::ws::{CallCommand, CallView};
+use cti_protocol::ws::CallCommand;
+
+use crate::calls::Leg;
 
 use crate::config::TenantConfig;
 use crate::error::ApiError;
@@ -43,7 +45,7 @@ pub trait TelephonyAdapter: Send + Sync + std::fmt::Debug {
     async fn command(
         &self,
         tenant: &TenantConfig,
-        call: &CallView,
+        call: &Leg,
         command: &CallCommand,
     ) -> Result<(), CommandError>;
 

@@ -57,6 +57,15 @@ impl AgentError {
     }
 }
 
+impl From<crate::pipeline::LegError> for AgentError {
+    fn from(err: crate::pipeline::LegError) -> Self {
+        match err {
+            crate::pipeline::LegError::UnknownCall(call) => AgentError::UnknownCall(call),
+            unavailable => AgentError::unavailable(unavailable),
+        }
+    }
+}
+
 impl From<AgentError> for ServerMessage {
     fn from(err: AgentError) -> Self {
         ServerMessage::error(err.code(), err.to_string())

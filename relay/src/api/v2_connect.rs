@@ -108,7 +108,7 @@ pub async fn callback(
     match oauth2::complete(&state, code, sealed).await {
         Ok((_, rep)) => {
             // Activities waiting for this rep's authority go now.
-            state.activity_wake.notify_one();
+            state.activity.wake();
             page(
                 StatusCode::OK,
                 "V2 connected",

@@ -74,7 +74,10 @@ async fn handle(
     let events = tenant.adapter.parse(&tenant.config, headers, &bytes)?;
     let mut outcome = Outcome::Duplicate;
     for event in events {
-        if pipeline::ingest(state, tenant, event, received_at_ms).await? == Outcome::Accepted {
+        let outcome_of_event = pipeline::ingest(state, tenant, event, received_at_ms)
+            .await
+            .map_err(|err| ApiError::Unavailable(err.to_string()))?;
+        if outcome_of_event == Outcome::Accepted {
             outcome = Outcome::Accepted;
         }
     }

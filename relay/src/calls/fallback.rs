@@ -6,8 +6,8 @@
 //! always costs: a crash during the outage loses those legs (the provider's redelivery and the
 //! next event rebuild them).
 
+use super::leg::Leg;
 use async_trait::async_trait;
-use cti_protocol::ws::CallView;
 
 use super::store::{CallStore, MemoryCallStore, StoreError, sort_legs};
 
@@ -45,7 +45,7 @@ impl<S: CallStore> CallStore for FallbackCallStore<S> {
         }
     }
 
-    async fn save(&self, tenant: &str, view: &CallView, event_id: &str) -> Result<(), StoreError> {
+    async fn save(&self, tenant: &str, view: &Leg, event_id: &str) -> Result<(), StoreError> {
         match self.shared.save(tenant, view, event_id).await {
             Ok(()) => Ok(()),
             Err(err) => {
@@ -70,7 +70,7 @@ impl<S: CallStore> CallStore for FallbackCallStore<S> {
         tenant: &str,
         call_id: &str,
         agent: &str,
-    ) -> Result<Option<CallView>, StoreError> {
+    ) -> Result<Option<Leg>, StoreError> {
         match self.shared.get(tenant, call_id, agent).await {
             Ok(Some(view)) => Ok(Some(view)),
             Ok(None) => self.local.get(tenant, call_id, agent).await,
@@ -81,7 +81,7 @@ impl<S: CallStore> CallStore for FallbackCallStore<S> {
         }
     }
 
-    async fn put(&self, tenant: &str, view: &CallView) -> Result<(), StoreError> {
+    async fn put(&self, tenant: &str, view: &Leg) -> Result<(), StoreError> {
         match self.shared.put(tenant, view).await {
             Ok(()) => Ok(()),
             Err(err) => {
@@ -91,7 +91,7 @@ impl<S: CallStore> CallStore for FallbackCallStore<S> {
         }
     }
 
-    async fn legs(&self, tenant: &str, call_id: &str) -> Result<Vec<CallView>, StoreError> {
+    async fn legs(&self, tenant: &str, call_id: &str) -> Result<Vec<Leg>, StoreError> {
         let mut legs = match self.shared.legs(tenant, call_id).await {
             Ok(legs) => legs,
             Err(err) => {
@@ -108,11 +108,7 @@ impl<S: CallStore> CallStore for FallbackCallStore<S> {
         Ok(legs)
     }
 
-    async fn active_for_agent(
-        &self,
-        tenant: &str,
-        agent: &str,
-    ) -> Result<Vec<CallView>, StoreError> {
+    async fn active_for_agent(&self, tenant: &str, agent: &str) -> Result<Vec<Leg>, StoreError> {
         let mut calls = match self.shared.active_for_agent(tenant, agent).await {
             Ok(calls) => calls,
             Err(err) => {

@@ -1,12 +1,20 @@
-//! Call sessions: how provider events move a call leg through its states, and where legs live.
+//! Calls: the legs the relay keeps, how provider events move them through their states, and
+//! where they live.
+//!
+//! [`leg`] is the stored model (the widget's view is built from it when published);
+//! [`transitions`] is the pure state machine events drive; [`store`] and its Redis and fallback
+//! implementations keep legs and the ids of applied events; [`consent`] decides where recording
+//! needs the caller's consent. Nothing here calls up into the rest of the relay.
 
 pub mod consent;
 pub mod fallback;
+pub mod leg;
 pub mod redis_store;
-pub mod session;
 pub mod store;
+pub mod transitions;
 
 pub use fallback::FallbackCallStore;
+pub use leg::{AfterCall, Leg};
 pub use redis_store::RedisCallStore;
-pub use session::{Transition, apply};
 pub use store::{CallStore, MemoryCallStore, StoreError};
+pub use transitions::{Transition, apply};

@@ -5,8 +5,8 @@
 //! one transaction, so an event is either applied and remembered or neither. Everything expires:
 //! calls after a few days, event ids after the window in which providers redeliver.
 
+use super::leg::Leg;
 use async_trait::async_trait;
-use cti_protocol::ws::CallView;
 use redis::AsyncCommands;
 use redis::aio::ConnectionManager;
 
@@ -44,7 +44,7 @@ fn event_key(tenant: &str, event_id: &str) -> String {
     format!("cti:{{{tenant}}}:event:{event_id}")
 }
 
-fn decode(json: &str) -> Option<CallView> {
+fn decode(json: &str) -> Option<Leg> {
     match serde_json::from_str(json) {
         Ok(view) => Some(view),
         Err(err) => {
@@ -63,11 +63,7 @@ impl RedisCallStore {
     }
 
     /// The leg's writes, to be queued in a transaction.
-    fn queue_leg(
-        pipe: &mut redis::Pipeline,
-        tenant: &str,
-        view: &CallView,
-    ) -> Result<(), StoreError> {
+    fn queue_leg(pipe: &mut redis::Pipeline, tenant: &str, view: &Leg) -> Result<(), StoreError> {
         let json = serde_json::to_string(view).map_err(unavailable)?;
         let call = call_key(tenant, &view.id);
         let active = active_key(tenant, &view.agent);
@@ -96,7 +92,7 @@ impl CallStore for RedisCallStore {
             .map_err(unavailable)
     }
 
-    async fn save(&self, tenant: &str, view: &CallView, event_id: &str) -> Result<(), StoreError> {
+    async fn save(&self, tenant: &str, view: &Leg, event_id: &str) -> Result<(), StoreError> {
         let mut pipe = redis::pipe();
         pipe.atomic();
         Self::queue_leg(&mut pipe, tenant, view)?;
@@ -118,7 +114,7 @@ impl CallStore for RedisCallStore {
         tenant: &str,
         call_id: &str,
         agent: &str,
-    ) -> Result<Option<CallView>, StoreError> {
+    ) -> Result<Option<Leg>, StoreError> {
         let mut conn = self.conn.clone();
         let json: Option<String> = conn
             .hget(call_key(tenant, call_id), agent)
@@ -127,7 +123,7 @@ impl CallStore for RedisCallStore {
         Ok(json.as_deref().and_then(decode))
     }
 
-    async fn put(&self, tenant: &str, view: &CallView) -> Result<(), StoreError> {
+    async fn put(&self, tenant: &str, view: &Leg) -> Result<(), StoreError> {
         let mut pipe = redis::pipe();
         pipe.atomic();
         Self::queue_leg(&mut pipe, tenant, view)?;
@@ -135,22 +131,18 @@ impl CallStore for RedisCallStore {
         pipe.query_async::<()>(&mut conn).await.map_err(unavailable)
     }
 
-    async fn legs(&self, tenant: &str, call_id: &str) -> Result<Vec<CallView>, StoreError> {
+    async fn legs(&self, tenant: &str, call_id: &str) -> Result<Vec<Leg>, StoreError> {
         let mut conn = self.conn.clone();
         let values: Vec<String> = conn
             .hvals(call_key(tenant, call_id))
             .await
             .map_err(unavailable)?;
-        let mut legs: Vec<CallView> = values.iter().filter_map(|v| decode(v)).collect();
+        let mut legs: Vec<Leg> = values.iter().filter_map(|v| decode(v)).collect();
         sort_legs(&mut legs);
         Ok(legs)
     }
 
-    async fn active_for_agent(
-        &self,
-        tenant: &str,
-        agent: &str,
-    ) -> Result<Vec<CallView>, StoreError> {
+    async fn active_for_agent(&self, tenant: &str, agent: &str) -> Result<Vec<Leg>, StoreError> {
         let mut conn = self.conn.clone();
         let ids: Vec<String> = conn
             .smembers(active_key(tenant, agent))

@@ -6,8 +6,8 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Mutex;
 
+use super::leg::Leg;
 use async_trait::async_trait;
-use cti_protocol::ws::CallView;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -20,7 +20,7 @@ pub trait CallStore: Send + Sync + std::fmt::Debug {
     /// Whether the provider event `event_id` was already applied in `tenant`.
     async fn seen(&self, tenant: &str, event_id: &str) -> Result<bool, StoreError>;
     /// Saves the leg and marks the event applied, as one step.
-    async fn save(&self, tenant: &str, view: &CallView, event_id: &str) -> Result<(), StoreError>;
+    async fn save(&self, tenant: &str, view: &Leg, event_id: &str) -> Result<(), StoreError>;
     /// Marks an event applied that changed nothing (so its redelivery is a duplicate).
     async fn mark_seen(&self, tenant: &str, event_id: &str) -> Result<(), StoreError>;
     async fn get(
@@ -28,18 +28,14 @@ pub trait CallStore: Send + Sync + std::fmt::Debug {
         tenant: &str,
         call_id: &str,
         agent: &str,
-    ) -> Result<Option<CallView>, StoreError>;
+    ) -> Result<Option<Leg>, StoreError>;
     /// Updates a leg without an event (enrichment of the caller card).
-    async fn put(&self, tenant: &str, view: &CallView) -> Result<(), StoreError>;
+    async fn put(&self, tenant: &str, view: &Leg) -> Result<(), StoreError>;
     /// Every leg of a call (the first rep's, a transfer target's), oldest first: the call's
     /// context for a rep it is handed to, and what its activity is made of.
-    async fn legs(&self, tenant: &str, call_id: &str) -> Result<Vec<CallView>, StoreError>;
+    async fn legs(&self, tenant: &str, call_id: &str) -> Result<Vec<Leg>, StoreError>;
     /// The rep's legs that are not final, for a widget that connects mid-call.
-    async fn active_for_agent(
-        &self,
-        tenant: &str,
-        agent: &str,
-    ) -> Result<Vec<CallView>, StoreError>;
+    async fn active_for_agent(&self, tenant: &str, agent: &str) -> Result<Vec<Leg>, StoreError>;
 }
 
 /// How many event ids a tenant remembers; providers redeliver within minutes, not days.
@@ -47,7 +43,7 @@ const SEEN_CAPACITY: usize = 200_000;
 
 #[derive(Debug, Default)]
 struct TenantCalls {
-    legs: HashMap<(String, String), CallView>,
+    legs: HashMap<(String, String), Leg>,
     seen: HashSet<String>,
     seen_order: VecDeque<String>,
 }
@@ -56,7 +52,7 @@ struct TenantCalls {
 const LEG_CAPACITY: usize = 100_000;
 
 impl TenantCalls {
-    fn insert(&mut self, view: &CallView) {
+    fn insert(&mut self, view: &Leg) {
         self.legs.insert(key(view), view.clone());
         if self.legs.len() > LEG_CAPACITY {
             let mut finished: Vec<(u64, (String, String))> = self
@@ -100,7 +96,7 @@ impl MemoryCallStore {
 }
 
 /// Oldest first: the order the call went from rep to rep.
-pub(crate) fn sort_legs(legs: &mut [CallView]) {
+pub(crate) fn sort_legs(legs: &mut [Leg]) {
     legs.sort_by(|a, b| {
         (a.received_at_ms, &a.started_at, &a.agent).cmp(&(
             b.received_at_ms,
@@ -110,7 +106,7 @@ pub(crate) fn sort_legs(legs: &mut [CallView]) {
     });
 }
 
-fn key(view: &CallView) -> (String, String) {
+fn key(view: &Leg) -> (String, String) {
     (view.id.clone(), view.agent.clone())
 }
 
@@ -120,7 +116,7 @@ impl CallStore for MemoryCallStore {
         Ok(self.with(tenant, |t| t.seen.contains(event_id)))
     }
 
-    async fn save(&self, tenant: &str, view: &CallView, event_id: &str) -> Result<(), StoreError> {
+    async fn save(&self, tenant: &str, view: &Leg, event_id: &str) -> Result<(), StoreError> {
         self.with(tenant, |t| {
             t.insert(view);
             t.remember(event_id);
@@ -138,7 +134,7 @@ impl CallStore for MemoryCallStore {
         tenant: &str,
         call_id: &str,
         agent: &str,
-    ) -> Result<Option<CallView>, StoreError> {
+    ) -> Result<Option<Leg>, StoreError> {
         Ok(self.with(tenant, |t| {
             t.legs
                 .get(&(call_id.to_string(), agent.to_string()))
@@ -146,14 +142,14 @@ impl CallStore for MemoryCallStore {
         }))
     }
 
-    async fn put(&self, tenant: &str, view: &CallView) -> Result<(), StoreError> {
+    async fn put(&self, tenant: &str, view: &Leg) -> Result<(), StoreError> {
         self.with(tenant, |t| t.insert(view));
         Ok(())
     }
 
-    async fn legs(&self, tenant: &str, call_id: &str) -> Result<Vec<CallView>, StoreError> {
+    async fn legs(&self, tenant: &str, call_id: &str) -> Result<Vec<Leg>, StoreError> {
         Ok(self.with(tenant, |t| {
-            let mut legs: Vec<CallView> = t
+            let mut legs: Vec<Leg> = t
                 .legs
                 .values()
                 .filter(|v| v.id == call_id)
@@ -164,13 +160,9 @@ impl CallStore for MemoryCallStore {
         }))
     }
 
-    async fn active_for_agent(
-        &self,
-        tenant: &str,
-        agent: &str,
-    ) -> Result<Vec<CallView>, StoreError> {
+    async fn active_for_agent(&self, tenant: &str, agent: &str) -> Result<Vec<Leg>, StoreError> {
         Ok(self.with(tenant, |t| {
-            let mut calls: Vec<CallView> = t
+            let mut calls: Vec<Leg> = t
                 .legs
                 .values()
                 .filter(|v| v.agent == agent && !v.state.is_final())

@@ -11,7 +11,7 @@ const AGENT: &str = "alice@example.com";
 use cti_tests::browser::WIDGET_FRAME as WIDGET;
 
 /// The rep's newest ringing call as the relay holds it.
-async fn ringing_call(stack: &Stack) -> Result<cti_protocol::ws::CallView> {
+async fn ringing_call(stack: &Stack) -> Result<cti_relay::calls::Leg> {
     eventually("the relay to hold the ringing call", || async {
         stack
             .relay

@@ -27,9 +27,7 @@ pub async fn apply(
     who: &AgentIdentity,
     message: ClientMessage,
 ) -> Result<(), AgentError> {
-    let tenant = app
-        .tenant(&who.tenant)
-        .ok_or(AgentError::UnknownTenant)?;
+    let tenant = app.tenant(&who.tenant).ok_or(AgentError::UnknownTenant)?;
     let rep = &who.agent;
     match message {
         ClientMessage::Command { call_id, command } => {
@@ -60,7 +58,7 @@ async fn own_leg(
     tenant: &Tenant,
     call_id: &str,
     rep: &str,
-) -> Result<cti_protocol::ws::CallView, AgentError> {
+) -> Result<crate::calls::Leg, AgentError> {
     app.calls
         .get(&tenant.config.id, call_id, rep)
         .await

@@ -1,22 +1,20 @@
 //! `retry_activity`: the rep asks for another attempt at a call's activity after V2 refused it.
 
-use std::sync::Arc;
-
-use cti_protocol::ws::{ActivityState, ActivityStatus};
-
 use super::own_leg;
 use crate::agent::AgentError;
+use crate::pipeline::legs;
 use crate::state::{AppState, Tenant};
 
 pub(super) async fn apply(
-    app: &Arc<AppState>,
-    tenant: &Arc<Tenant>,
+    app: &AppState,
+    tenant: &Tenant,
     rep: &str,
     call_id: &str,
 ) -> Result<(), AgentError> {
     let tid = tenant.config.id.as_str();
-    let leg = own_leg(app, tenant, call_id, rep).await?;
+    own_leg(app, tenant, call_id, rep).await?;
     if !app
+        .activity
         .outbox
         .retry(tid, call_id, app.clock.now_ms())
         .await
@@ -24,9 +22,18 @@ pub(super) async fn apply(
     {
         return Err(AgentError::UnknownCall(call_id.to_string()));
     }
-    app.activity_wake.notify_one();
-    let mut status = leg.wrap_up.activity.unwrap_or_else(ActivityStatus::pending);
-    status.state = ActivityState::Pending;
-    crate::activity::report(app, tenant, call_id, status).await;
+    app.activity.wake();
+    // Every rep who had the call sees it pending again.
+    let others = app
+        .calls
+        .legs(tid, call_id)
+        .await
+        .map_err(AgentError::unavailable)?;
+    for leg in others {
+        legs::update(app, tenant, call_id, &leg.agent, |_| {
+            Ok::<_, AgentError>(true)
+        })
+        .await?;
+    }
     Ok(())
 }

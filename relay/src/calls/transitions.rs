@@ -7,7 +7,9 @@
 //! consulted again): it rings for them after their leg ended, which opens a new round of the leg.
 
 use cti_protocol::event::{EndReason, EventType, TelephonyEvent};
-use cti_protocol::ws::{CallState, CallView};
+use cti_protocol::ws::CallState;
+
+use super::leg::Leg;
 
 use crate::clock::instant;
 
@@ -15,14 +17,14 @@ use crate::clock::instant;
 #[derive(Debug, Clone, PartialEq)]
 pub enum Transition {
     /// The leg changed; push the new view.
-    Changed(Box<CallView>),
+    Changed(Box<Leg>),
     /// The event is stale or redundant for this leg (a late ringing after answer, a hold of an
     /// ended call); it is acknowledged but changes nothing.
     Unchanged,
 }
 
 /// Applies `event` to the leg `view` (already created for the event's call and agent).
-pub fn apply(mut view: CallView, event: &TelephonyEvent) -> Transition {
+pub fn apply(mut view: Leg, event: &TelephonyEvent) -> Transition {
     let before = view.clone();
     let returned = match event.event_type {
         EventType::Ringing => true,
@@ -127,28 +129,11 @@ mod tests {
     use super::*;
     use cti_protocol::event::Direction;
 
-    fn ringing_view() -> CallView {
-        CallView {
-            id: "c1".into(),
-            direction: Direction::Inbound,
-            state: CallState::Ringing,
-            from: "+41441234567".into(),
-            to: "+41449990000".into(),
-            remote_display: "+41 44 123 45 67".into(),
-            remote_extension: None,
-            agent: "alice".into(),
-            matches: vec![],
-            pop: None,
+    fn ringing_view() -> Leg {
+        Leg {
             started_at: "2026-11-24T10:00:00Z".into(),
-            answered_at: None,
-            ended_at: None,
-            end_reason: None,
             received_at_ms: 1,
-            recording_url: None,
-            handover: None,
-            consult: None,
-            wrap_up: Default::default(),
-            returns: 0,
+            ..crate::calls::leg::fixtures::ringing("c1", "alice")
         }
     }
 
@@ -168,7 +153,7 @@ mod tests {
         }
     }
 
-    fn changed(t: Transition) -> CallView {
+    fn changed(t: Transition) -> Leg {
         match t {
             Transition::Changed(v) => *v,
             Transition::Unchanged => panic!("expected a change"),
