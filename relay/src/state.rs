@@ -8,6 +8,7 @@ use crate::activity::{FallbackOutbox, MemoryOutbox, Outbox, RedisOutbox};
 use crate::adapters::TelephonyAdapter;
 use crate::adapters::generic::GenericAdapter;
 use crate::auth::JwtVerifier;
+use crate::authority::Authority;
 use crate::calls::consent::ConsentPolicy;
 use crate::calls::{CallStore, FallbackCallStore, MemoryCallStore, RedisCallStore};
 use crate::clock::{SharedClock, SystemClock};
@@ -178,17 +179,9 @@ pub struct AppState {
     pub calls: Arc<dyn CallStore>,
     /// Finished calls on their way to V2 as activities.
     pub activity: crate::activity::Activities,
-    /// The BTP Destination service, when configured.
-    pub destinations: Option<crate::authority::DestinationService>,
-    /// The reps' latest sign-in tokens, for tenants writing on the rep's authority.
-    pub user_tokens: crate::authority::UserTokens,
-    /// The reps' sealed refresh tokens (`oauth2`), and the key that seals them.
-    pub vault: Arc<dyn crate::authority::vault::TokenVault>,
-    pub sealer: Option<crate::authority::vault::Sealer>,
-    /// (tenant, rep) -> access token and its expiry (Unix ms), for `oauth2`.
-    pub access_tokens: Mutex<HashMap<(String, String), (crate::secret::Secret, u64)>>,
-    /// For the identity provider's token endpoint.
-    pub oauth_http: reqwest::Client,
+    /// On whose authority activities are written: the reps' tokens and what turns them into V2
+    /// access.
+    pub authority: Authority,
     pub hub: Hub,
     pub metrics: Metrics,
     pub jwt: JwtVerifier,
@@ -261,16 +254,22 @@ impl AppState {
             }
             None => Stores::memory(clock.clone()),
         };
-        Ok(Self::with_parts(config, stores, clock))
+        Self::with_parts(config, stores, clock)
+            .map_err(|e| crate::numbers::index::IndexError::Unavailable(e.to_string()))
     }
 
     /// The embedded defaults: in-memory stores, the system clock.
-    pub fn new(config: Config) -> Arc<Self> {
+    pub fn new(config: Config) -> Result<Arc<Self>, reqwest::Error> {
         let clock: SharedClock = Arc::new(SystemClock);
         Self::with_parts(config, Stores::memory(clock.clone()), clock)
     }
 
-    pub fn with_parts(config: Config, stores: Stores, clock: SharedClock) -> Arc<Self> {
+    /// Fails only when no HTTP client can be built (no TLS backend).
+    pub fn with_parts(
+        config: Config,
+        stores: Stores,
+        clock: SharedClock,
+    ) -> Result<Arc<Self>, reqwest::Error> {
         let generic: Arc<dyn TelephonyAdapter> = Arc::new(GenericAdapter::default());
         let tenants = config
             .tenants
@@ -303,11 +302,8 @@ impl AppState {
                 (t.id.clone(), Arc::new(tenant))
             })
             .collect();
-        let sealer = config
-            .token_key
-            .as_ref()
-            .map(crate::authority::vault::Sealer::new);
-        Arc::new(AppState {
+        let authority = Authority::new(&config, stores.vault, stores.user_tokens, clock.clone())?;
+        Ok(Arc::new(AppState {
             jwt: JwtVerifier::new(
                 &config.jwt.jwks_url,
                 &config.jwt.issuer,
@@ -329,26 +325,10 @@ impl AppState {
             misses: MissCache::default(),
             calls: stores.calls,
             activity: crate::activity::Activities::new(stores.outbox),
-            destinations: config
-                .destination
-                .clone()
-                .map(|d| crate::authority::DestinationService::new(d, config.v2_timeout)),
-            user_tokens: match (stores.user_tokens, &sealer) {
-                (Some(shared), Some(sealer)) => {
-                    crate::authority::UserTokens::shared(shared, sealer.clone())
-                }
-                _ => crate::authority::UserTokens::default(),
-            },
-            vault: stores.vault,
-            sealer,
-            access_tokens: Mutex::new(HashMap::new()),
-            oauth_http: reqwest::Client::builder()
-                .timeout(config.v2_timeout)
-                .build()
-                .unwrap_or_default(),
+            authority,
             clock,
             config,
-        })
+        }))
     }
 
     /// Starts stopping: open sessions say goodbye, the server stops accepting.

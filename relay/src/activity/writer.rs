@@ -13,7 +13,7 @@ use std::time::Duration;
 use cti_protocol::ws::ActivityStatus;
 
 use super::outbox::{Entry, Next};
-use crate::authority::{self, AuthorityError};
+use crate::authority::AuthorityError;
 use crate::state::{AppState, Tenant};
 use crate::v2::client::Collection;
 use crate::v2::{V2Client, V2Error, Versioned, phone_call};
@@ -97,7 +97,10 @@ enum Failure {
 async fn attempt(state: &Arc<AppState>, tenant: &Arc<Tenant>, mut entry: Entry) {
     let tid = tenant.config.id.as_str();
     let shown = super::status_of(&entry, &tenant.config.v2_url);
-    let result = match authority::client_for(state, tenant, &entry.log.owner).await {
+    let result = match state
+        .authority
+        .client_for(&tenant.config, &tenant.v2, &entry.log.owner)
+        .await {
         Ok(v2) => write(&v2, tenant, &mut entry).await.map_err(Failure::from),
         Err(err) => Err(Failure::from(err)),
     };
@@ -327,7 +330,7 @@ mod tests {
         let mut config = crate::Config::demo("http://127.0.0.1:1");
         config.activity_retry_base = Duration::from_millis(1000);
         config.activity_retry_max = Duration::from_secs(30);
-        let state = AppState::new(config);
+        let state = AppState::new(config).expect("state");
         let err = status_error(503, None);
         let waits: Vec<u64> = (1..=7).map(|n| wait_ms(&state, &err, n)).collect();
         assert_eq!(waits, [1000, 2000, 4000, 8000, 16000, 30000, 30000]);

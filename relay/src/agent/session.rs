@@ -125,6 +125,7 @@ pub async fn run(
     {
         // Kept to write this rep's activities on their authority, also after they close the widget.
         state
+            .authority
             .user_tokens
             .remember(
                 &identity.tenant,
@@ -338,6 +339,7 @@ mod tests {
     fn app(sim_url: &str) -> Arc<AppState> {
         let clock: SharedClock = Arc::new(SystemClock);
         AppState::with_parts(Config::demo(sim_url), Stores::memory(clock.clone()), clock)
+            .expect("state")
     }
 
     #[tokio::test(start_paused = true)]

@@ -48,8 +48,11 @@ impl<'a> SignInWatch<'a> {
     pub(crate) async fn check(&mut self) -> Option<bool> {
         self.next?;
         let tenant = self.state.tenant(&self.who.tenant)?;
-        let looked =
-            crate::authority::oauth2::is_connected(self.state, tenant, &self.who.agent).await;
+        let looked = self
+            .state
+            .authority
+            .is_connected(&tenant.config.id, &self.who.agent)
+            .await;
         let connected = match looked {
             Ok(connected) => connected,
             Err(err) => {

@@ -14,7 +14,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 
 use super::sign_in::public_base;
-use crate::authority::{AuthMode, oauth2};
+use crate::authority::AuthMode;
 use crate::state::AppState;
 
 /// A small page for the sign-in window, with text people can act on.
@@ -71,7 +71,10 @@ pub async fn start(
         );
     };
     let back = format!("{}/v1/agent/v2-callback", public_base(&state, &headers));
-    match oauth2::authorize_url(&state, tenant, &identity.agent, &back) {
+    match state
+        .authority
+        .authorize_url(&tenant.config.id, &identity.agent, &back)
+    {
         Ok(url) => Redirect::to(&url).into_response(),
         Err(err) => {
             tracing::error!(%err, "cannot start a V2 sign-in");
@@ -105,7 +108,7 @@ pub async fn callback(
             "The identity provider's answer had no code or state. Start again from the widget.",
         );
     };
-    match oauth2::complete(&state, code, sealed).await {
+    match state.authority.complete(code, sealed).await {
         Ok((_, rep)) => {
             // Activities waiting for this rep's authority go now.
             state.activity.wake();

@@ -7,7 +7,6 @@
 //! an `error` when the exchange failed). Both tokens are cached until shortly before they expire.
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use serde::Deserialize;
 use tokio::sync::Mutex;
@@ -75,13 +74,11 @@ fn failed(what: &str, err: impl std::fmt::Display) -> AuthorityError {
 }
 
 impl DestinationService {
-    pub fn new(config: DestinationConfig, timeout: Duration) -> Self {
+    /// Over the authority's HTTP client (its timeouts are the relay's V2 timeouts).
+    pub fn new(config: DestinationConfig, http: reqwest::Client) -> Self {
         DestinationService {
             config,
-            http: reqwest::Client::builder()
-                .timeout(timeout)
-                .build()
-                .unwrap_or_default(),
+            http,
             client_token: Mutex::new(None),
             user_targets: Mutex::new(HashMap::new()),
         }

@@ -13,22 +13,31 @@
 //!
 //! The index crawl and caller lookups always use the technical user: they read on the tenant's
 //! behalf, not a rep's.
+//!
+//! [`Authority`] owns everything this takes (the stores of tokens, the key, the caches, one HTTP
+//! client) and is built from the configuration and the stores; it needs nothing else of the
+//! relay, so the rest of the relay asks it and never reaches into its parts.
 
 pub mod destination;
 pub mod oauth2;
 pub mod user_tokens;
 pub mod vault;
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
-use crate::state::{AppState, Tenant};
+use crate::clock::SharedClock;
+use crate::config::{Config, OAuthSettings, TenantConfig};
+use crate::secret::Secret;
 use crate::v2::V2Client;
+use crate::v2::client::V2Auth;
 
 pub use crate::config::AuthMode;
 pub use destination::DestinationService;
 pub use user_tokens::UserTokens;
+use vault::{Sealer, TokenVault, VaultError};
 
-#[derive(Debug, Clone, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 pub enum AuthorityError {
     #[error(
         "no current sign-in of {rep} to write on their behalf; it is used as soon as they open the widget again"
@@ -42,52 +51,128 @@ pub enum AuthorityError {
     Destination(String),
     #[error("{rep} has not connected V2 yet (\"Connect V2\" in the widget)")]
     NotConnected { rep: String },
+    #[error("V2 sign-in: no identity provider is configured")]
+    NoIdentityProvider,
+    #[error("V2 sign-in: no token key is configured (CTI_TOKEN_KEY)")]
+    NoTokenKey,
+    #[error("V2 sign-in: the sign-in's state is invalid or expired")]
+    InvalidState,
     #[error("V2 sign-in: {0}")]
-    OAuth(String),
+    PendingState(#[source] serde_json::Error),
+    #[error("V2 sign-in: the authorize URL is not a URL: {0}")]
+    AuthorizeUrl(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The sealed store of refresh tokens failed (unreachable, or a token that does not open).
+    #[error("V2 sign-in: {0}")]
+    Vault(#[from] VaultError),
+    #[error("V2 sign-in: token endpoint unreachable: {0}")]
+    TokenEndpointUnreachable(#[source] reqwest::Error),
+    /// The identity provider failed (a 5xx): the sign-in stands, the request may be repeated.
+    #[error("V2 sign-in: token endpoint answered {0}")]
+    TokenEndpointFailed(reqwest::StatusCode),
+    #[error("V2 sign-in: token endpoint: {0}")]
+    TokenAnswer(#[source] reqwest::Error),
     /// The identity provider said no to a token request (a 4xx).
     #[error("V2 sign-in refused: {0}")]
     Refused(String),
 }
 
-/// A V2 client that acts for `rep` in `tenant`, as the tenant's mode says.
-pub async fn client_for(
-    state: &Arc<AppState>,
-    tenant: &Tenant,
-    rep: &str,
-) -> Result<V2Client, AuthorityError> {
-    match &tenant.auth {
-        AuthMode::Basic => Ok(tenant.v2.clone()),
-        AuthMode::Destination { name } => {
-            let service = state
-                .destinations
-                .as_ref()
-                .ok_or(AuthorityError::NoDestinationService)?;
-            let now_ms = state.clock.now_ms();
-            let user_token = state
-                .user_tokens
-                .get(&tenant.config.id, rep, now_ms)
-                .await
-                .ok_or_else(|| AuthorityError::NoUserToken {
-                    rep: rep.to_string(),
-                })?;
-            let target = service
-                .resolve(name, &tenant.config.id, rep, &user_token, now_ms)
-                .await?;
-            Ok(V2Client::new(
-                &target.url,
-                crate::v2::client::V2Auth::Bearer {
-                    token: target.token,
-                },
-                state.config.v2_timeout,
-            ))
-        }
-        AuthMode::OAuth2 => {
-            let token = oauth2::access_token(state, tenant, rep).await?;
-            Ok(V2Client::new(
-                &tenant.config.v2_url,
-                crate::v2::client::V2Auth::Bearer { token },
-                state.config.v2_timeout,
-            ))
-        }
+/// Acting for reps in V2: their tokens, the key that seals them, and the services that turn them
+/// into V2 access.
+#[derive(Debug)]
+pub struct Authority {
+    /// Tenant id -> its identity provider, for tenants whose reps sign in themselves.
+    identity_providers: HashMap<String, OAuthSettings>,
+    /// The BTP Destination service, when configured.
+    destinations: Option<DestinationService>,
+    /// The reps' latest sign-in tokens, for tenants writing on the rep's authority.
+    pub user_tokens: UserTokens,
+    /// The reps' sealed refresh tokens (`oauth2`), and the key that seals them.
+    pub vault: Arc<dyn TokenVault>,
+    sealer: Option<Sealer>,
+    /// (tenant, rep) -> access token and its expiry (Unix ms), for `oauth2`.
+    pub access_tokens: Mutex<HashMap<(String, String), (Secret, u64)>>,
+    /// One pool of connections for the identity provider, the Destination service and the
+    /// writes as reps (a write is short; a fresh pool for each would mean a TLS handshake each).
+    http: reqwest::Client,
+    clock: SharedClock,
+}
+
+impl Authority {
+    /// From the configuration, the vault of refresh tokens and (with Redis) the store where the
+    /// instances share the reps' sign-ins.
+    pub fn new(
+        config: &Config,
+        vault: Arc<dyn TokenVault>,
+        shared_sign_ins: Option<Arc<dyn TokenVault>>,
+        clock: SharedClock,
+    ) -> Result<Self, reqwest::Error> {
+        let http = reqwest::Client::builder()
+            .timeout(config.v2_timeout)
+            .connect_timeout(config.v2_timeout.min(std::time::Duration::from_secs(5)))
+            .build()?;
+        let sealer = config.token_key.as_ref().map(Sealer::new);
+        Ok(Authority {
+            identity_providers: config
+                .tenants
+                .iter()
+                .filter_map(|t| Some((t.id.clone(), t.oauth.clone()?)))
+                .collect(),
+            destinations: config
+                .destination
+                .clone()
+                .map(|d| DestinationService::new(d, http.clone())),
+            user_tokens: match (shared_sign_ins, &sealer) {
+                (Some(shared), Some(sealer)) => UserTokens::shared(shared, sealer.clone()),
+                _ => UserTokens::default(),
+            },
+            vault,
+            sealer,
+            access_tokens: Mutex::new(HashMap::new()),
+            http,
+            clock,
+        })
+    }
+
+    /// A V2 client that acts for `rep` in `tenant`, as the tenant's mode says; `technical` is
+    /// the tenant's own (its technical user).
+    pub async fn client_for(
+        &self,
+        tenant: &TenantConfig,
+        technical: &V2Client,
+        rep: &str,
+    ) -> Result<V2Client, AuthorityError> {
+        let token = match &tenant.auth {
+            AuthMode::Basic => return Ok(technical.clone()),
+            AuthMode::Destination { name } => {
+                let service = self
+                    .destinations
+                    .as_ref()
+                    .ok_or(AuthorityError::NoDestinationService)?;
+                let now_ms = self.clock.now_ms();
+                let user_token = self
+                    .user_tokens
+                    .get(&tenant.id, rep, now_ms)
+                    .await
+                    .ok_or_else(|| AuthorityError::NoUserToken {
+                        rep: rep.to_string(),
+                    })?;
+                let target = service
+                    .resolve(name, &tenant.id, rep, &user_token, now_ms)
+                    .await?;
+                return Ok(V2Client::with_http(
+                    self.http.clone(),
+                    &target.url,
+                    V2Auth::Bearer {
+                        token: target.token,
+                    },
+                ));
+            }
+            AuthMode::OAuth2 => self.access_token(&tenant.id, rep).await?,
+        };
+        Ok(V2Client::with_http(
+            self.http.clone(),
+            &tenant.v2_url,
+            V2Auth::Bearer { token },
+        ))
     }
 }

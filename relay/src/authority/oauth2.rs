@@ -8,8 +8,6 @@
 //! tokens stay in memory and are refreshed a minute before they expire (a rotated refresh token
 //! replaces the old one).
 
-use std::sync::Arc;
-
 use aes_gcm::aead::OsRng;
 use aes_gcm::aead::rand_core::RngCore;
 use base64::Engine;
@@ -17,10 +15,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::AuthorityError;
+use super::{Authority, AuthorityError};
 use crate::config::OAuthSettings;
 use crate::secret::Secret;
-use crate::state::{AppState, Tenant};
 
 /// How long a started sign-in may take.
 const PENDING_MS: u64 = 10 * 60 * 1000;
@@ -57,227 +54,199 @@ fn challenge(verifier: &str) -> String {
     URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()))
 }
 
-fn settings(tenant: &Tenant) -> Result<&OAuthSettings, AuthorityError> {
-    tenant
-        .config
-        .oauth
-        .as_ref()
-        .ok_or_else(|| AuthorityError::OAuth("no identity provider is configured".into()))
+fn cache_key(tenant: &str, rep: &str) -> (String, String) {
+    (tenant.to_string(), rep.to_lowercase())
 }
 
-fn sealer(state: &AppState) -> Result<&super::vault::Sealer, AuthorityError> {
-    state
-        .sealer
-        .as_ref()
-        .ok_or_else(|| AuthorityError::OAuth("no token key is configured (CTI_TOKEN_KEY)".into()))
-}
-
-/// Where to send the rep's browser to sign in; it comes back to `redirect_uri`.
-pub fn authorize_url(
-    state: &AppState,
-    tenant: &Tenant,
-    rep: &str,
-    redirect_uri: &str,
-) -> Result<String, AuthorityError> {
-    let settings = settings(tenant)?;
-    let verifier = random_b64(32);
-    let pending = Pending {
-        tenant: tenant.config.id.clone(),
-        rep: rep.to_string(),
-        verifier: verifier.clone(),
-        redirect_uri: redirect_uri.to_string(),
-        expires_ms: state.clock.now_ms() + PENDING_MS,
-    };
-    let json = serde_json::to_string(&pending).map_err(|e| AuthorityError::OAuth(e.to_string()))?;
-    let sealed = sealer(state)?
-        .seal(STATE_OWNER, "", &json)
-        .map_err(|e| AuthorityError::OAuth(e.to_string()))?;
-    let url = reqwest::Url::parse_with_params(
-        &settings.authorize_url,
-        &[
-            ("response_type", "code"),
-            ("client_id", settings.client_id.as_str()),
-            ("redirect_uri", redirect_uri),
-            ("scope", settings.scope.as_str()),
-            ("code_challenge", challenge(&verifier).as_str()),
-            ("code_challenge_method", "S256"),
-            ("state", URL_SAFE_NO_PAD.encode(sealed).as_str()),
-            ("login_hint", rep),
-        ],
-    )
-    .map_err(|e| AuthorityError::OAuth(format!("the authorize URL is not a URL: {e}")))?;
-    Ok(url.into())
-}
-
-/// Finishes a sign-in the provider sent back: exchanges the code, keeps the tokens. Returns the
-/// tenant and rep it was for.
-pub async fn complete(
-    state: &AppState,
-    code: &str,
-    sealed_state: &str,
-) -> Result<(String, String), AuthorityError> {
-    let invalid = || AuthorityError::OAuth("the sign-in's state is invalid or expired".into());
-    let sealed = URL_SAFE_NO_PAD
-        .decode(sealed_state.trim())
-        .map_err(|_| invalid())?;
-    let json = sealer(state)?
-        .open(STATE_OWNER, "", &sealed)
-        .map_err(|_| invalid())?;
-    let pending: Pending = serde_json::from_str(json.expose()).map_err(|_| invalid())?;
-    if pending.expires_ms < state.clock.now_ms() {
-        return Err(invalid());
+impl Authority {
+    fn identity_provider(&self, tenant: &str) -> Result<&OAuthSettings, AuthorityError> {
+        self.identity_providers
+            .get(tenant)
+            .ok_or(AuthorityError::NoIdentityProvider)
     }
-    let tenant = state.tenant(&pending.tenant).ok_or_else(invalid)?;
-    let form = [
-        ("grant_type", "authorization_code"),
-        ("code", code),
-        ("redirect_uri", pending.redirect_uri.as_str()),
-        ("code_verifier", pending.verifier.as_str()),
-    ];
-    let answer = token_request(state, tenant, &form).await?;
-    keep(state, tenant, &pending.rep, answer).await?;
-    tracing::info!(tenant = %pending.tenant, "a rep connected V2 with their own sign-in");
-    Ok((pending.tenant, pending.rep))
-}
 
-/// Whether the relay holds the rep's sign-in: a current access token or a sealed refresh token.
-/// A refresh token the provider later refuses is removed then, so this turns false at the
-/// first write that finds out.
-pub async fn is_connected(
-    state: &AppState,
-    tenant: &Tenant,
-    rep: &str,
-) -> Result<bool, AuthorityError> {
-    let tid = tenant.config.id.as_str();
-    let now = state.clock.now_ms();
-    let cached = state
-        .access_tokens
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .get(&(tid.to_string(), rep.to_lowercase()))
-        .is_some_and(|(_, expires)| *expires > now);
-    if cached {
-        return Ok(true);
+    fn sealer(&self) -> Result<&super::vault::Sealer, AuthorityError> {
+        self.sealer.as_ref().ok_or(AuthorityError::NoTokenKey)
     }
-    state
-        .vault
-        .get(tid, rep)
-        .await
-        .map(|sealed| sealed.is_some())
-        .map_err(|e| AuthorityError::OAuth(e.to_string()))
-}
 
-/// The rep's access token, refreshed when it is about to expire.
-pub async fn access_token(
-    state: &Arc<AppState>,
-    tenant: &Tenant,
-    rep: &str,
-) -> Result<Secret, AuthorityError> {
-    let tid = tenant.config.id.as_str();
-    let now = state.clock.now_ms();
-    let key = (tid.to_string(), rep.to_lowercase());
-    if let Some((token, expires)) = state
-        .access_tokens
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .get(&key)
-        && *expires > now + MARGIN_MS
-    {
-        return Ok(token.clone());
+    /// Where to send the rep's browser to sign in; it comes back to `redirect_uri`.
+    pub fn authorize_url(
+        &self,
+        tenant: &str,
+        rep: &str,
+        redirect_uri: &str,
+    ) -> Result<String, AuthorityError> {
+        let settings = self.identity_provider(tenant)?;
+        let verifier = random_b64(32);
+        let pending = Pending {
+            tenant: tenant.to_string(),
+            rep: rep.to_string(),
+            verifier: verifier.clone(),
+            redirect_uri: redirect_uri.to_string(),
+            expires_ms: self.clock.now_ms() + PENDING_MS,
+        };
+        let json = serde_json::to_string(&pending).map_err(AuthorityError::PendingState)?;
+        let sealed = self.sealer()?.seal(STATE_OWNER, "", &json)?;
+        let url = reqwest::Url::parse_with_params(
+            &settings.authorize_url,
+            &[
+                ("response_type", "code"),
+                ("client_id", settings.client_id.as_str()),
+                ("redirect_uri", redirect_uri),
+                ("scope", settings.scope.as_str()),
+                ("code_challenge", challenge(&verifier).as_str()),
+                ("code_challenge_method", "S256"),
+                ("state", URL_SAFE_NO_PAD.encode(sealed).as_str()),
+                ("login_hint", rep),
+            ],
+        )
+        .map_err(|e| AuthorityError::AuthorizeUrl(e.into()))?;
+        Ok(url.into())
     }
-    let not_connected = || AuthorityError::NotConnected {
-        rep: rep.to_string(),
-    };
-    let sealed = state
-        .vault
-        .get(tid, rep)
-        .await
-        .map_err(|e| AuthorityError::OAuth(e.to_string()))?
-        .ok_or_else(not_connected)?;
-    let refresh = sealer(state)?
-        .open(tid, rep, &sealed)
-        .map_err(|e| AuthorityError::OAuth(e.to_string()))?;
-    let form = [
-        ("grant_type", "refresh_token"),
-        ("refresh_token", refresh.expose()),
-    ];
-    match token_request(state, tenant, &form).await {
-        Ok(answer) => keep(state, tenant, rep, answer).await,
-        Err(AuthorityError::Refused(reason)) => {
-            // The provider no longer honours it (revoked, expired): the rep must sign in again.
-            let _ = state.vault.remove(tid, rep).await;
-            tracing::info!(%reason, "a rep's V2 sign-in was refused; they need to connect again");
-            Err(not_connected())
+
+    /// Finishes a sign-in the provider sent back: exchanges the code, keeps the tokens. Returns
+    /// the tenant and rep it was for.
+    pub async fn complete(
+        &self,
+        code: &str,
+        sealed_state: &str,
+    ) -> Result<(String, String), AuthorityError> {
+        let invalid = |_| AuthorityError::InvalidState;
+        let sealed = URL_SAFE_NO_PAD
+            .decode(sealed_state.trim())
+            .map_err(invalid)?;
+        let json = self
+            .sealer()?
+            .open(STATE_OWNER, "", &sealed)
+            .map_err(|_| AuthorityError::InvalidState)?;
+        let pending: Pending =
+            serde_json::from_str(json.expose()).map_err(|_| AuthorityError::InvalidState)?;
+        if pending.expires_ms < self.clock.now_ms()
+            || !self.identity_providers.contains_key(&pending.tenant)
+        {
+            return Err(AuthorityError::InvalidState);
         }
-        Err(err) => Err(err),
+        let form = [
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", pending.redirect_uri.as_str()),
+            ("code_verifier", pending.verifier.as_str()),
+        ];
+        let answer = self.token_request(&pending.tenant, &form).await?;
+        self.keep(&pending.tenant, &pending.rep, answer).await?;
+        tracing::info!(tenant = %pending.tenant, "a rep connected V2 with their own sign-in");
+        Ok((pending.tenant, pending.rep))
     }
-}
 
-/// Seals the refresh token (when the provider sent one), caches the access token.
-async fn keep(
-    state: &AppState,
-    tenant: &Tenant,
-    rep: &str,
-    answer: TokenAnswer,
-) -> Result<Secret, AuthorityError> {
-    let tid = tenant.config.id.as_str();
-    if let Some(refresh) = &answer.refresh_token {
-        let sealed = sealer(state)?
-            .seal(tid, rep, refresh)
-            .map_err(|e| AuthorityError::OAuth(e.to_string()))?;
-        state
+    /// Whether the relay holds the rep's sign-in: a current access token or a sealed refresh
+    /// token. A refresh token the provider later refuses is removed then, so this turns false at
+    /// the first write that finds out.
+    pub async fn is_connected(&self, tenant: &str, rep: &str) -> Result<bool, AuthorityError> {
+        let now = self.clock.now_ms();
+        let cached = self
+            .access_tokens
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&cache_key(tenant, rep))
+            .is_some_and(|(_, expires)| *expires > now);
+        if cached {
+            return Ok(true);
+        }
+        Ok(self.vault.get(tenant, rep).await?.is_some())
+    }
+
+    /// The rep's access token, refreshed when it is about to expire.
+    pub async fn access_token(&self, tenant: &str, rep: &str) -> Result<Secret, AuthorityError> {
+        let now = self.clock.now_ms();
+        if let Some((token, expires)) = self
+            .access_tokens
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&cache_key(tenant, rep))
+            && *expires > now + MARGIN_MS
+        {
+            return Ok(token.clone());
+        }
+        let not_connected = || AuthorityError::NotConnected {
+            rep: rep.to_string(),
+        };
+        let sealed = self
             .vault
-            .put(tid, rep, &sealed)
-            .await
-            .map_err(|e| AuthorityError::OAuth(e.to_string()))?;
+            .get(tenant, rep)
+            .await?
+            .ok_or_else(not_connected)?;
+        let refresh = self.sealer()?.open(tenant, rep, &sealed)?;
+        let form = [
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh.expose()),
+        ];
+        match self.token_request(tenant, &form).await {
+            Ok(answer) => self.keep(tenant, rep, answer).await,
+            Err(AuthorityError::Refused(reason)) => {
+                // The provider no longer honours it (revoked, expired): the rep must sign in
+                // again.
+                let _ = self.vault.remove(tenant, rep).await;
+                tracing::info!(%reason, "a rep's V2 sign-in was refused; they need to connect again");
+                Err(not_connected())
+            }
+            Err(err) => Err(err),
+        }
     }
-    let token = Secret::new(answer.access_token);
-    let expires = state.clock.now_ms() + answer.expires_in.unwrap_or(300) * 1000;
-    state
-        .access_tokens
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .insert(
-            (tid.to_string(), rep.to_lowercase()),
-            (token.clone(), expires),
-        );
-    Ok(token)
-}
 
-async fn token_request(
-    state: &AppState,
-    tenant: &Tenant,
-    form: &[(&str, &str)],
-) -> Result<TokenAnswer, AuthorityError> {
-    let settings = settings(tenant)?;
-    let mut fields: Vec<(&str, &str)> = form.to_vec();
-    fields.push(("client_id", settings.client_id.as_str()));
-    let mut request = state.oauth_http.post(&settings.token_url).form(&fields);
-    if let Some(secret) = &settings.client_secret {
-        request = request.basic_auth(&settings.client_id, Some(secret.expose()));
+    /// Seals the refresh token (when the provider sent one), caches the access token.
+    async fn keep(
+        &self,
+        tenant: &str,
+        rep: &str,
+        answer: TokenAnswer,
+    ) -> Result<Secret, AuthorityError> {
+        if let Some(refresh) = &answer.refresh_token {
+            let sealed = self.sealer()?.seal(tenant, rep, refresh)?;
+            self.vault.put(tenant, rep, &sealed).await?;
+        }
+        let token = Secret::new(answer.access_token);
+        let expires = self.clock.now_ms() + answer.expires_in.unwrap_or(300) * 1000;
+        self.access_tokens
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(cache_key(tenant, rep), (token.clone(), expires));
+        Ok(token)
     }
-    let response = request.send().await.map_err(|e| {
-        AuthorityError::OAuth(format!("token endpoint unreachable: {}", e.without_url()))
-    })?;
-    let status = response.status();
-    if status.is_client_error() {
-        let body: serde_json::Value = response.json().await.unwrap_or_default();
-        let reason = body["error_description"]
-            .as_str()
-            .or(body["error"].as_str())
-            .unwrap_or("refused")
-            .to_string();
-        return Err(AuthorityError::Refused(format!("{status}: {reason}")));
+
+    async fn token_request(
+        &self,
+        tenant: &str,
+        form: &[(&str, &str)],
+    ) -> Result<TokenAnswer, AuthorityError> {
+        let settings = self.identity_provider(tenant)?;
+        let mut fields: Vec<(&str, &str)> = form.to_vec();
+        fields.push(("client_id", settings.client_id.as_str()));
+        let mut request = self.http.post(&settings.token_url).form(&fields);
+        if let Some(secret) = &settings.client_secret {
+            request = request.basic_auth(&settings.client_id, Some(secret.expose()));
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|e| AuthorityError::TokenEndpointUnreachable(e.without_url()))?;
+        let status = response.status();
+        if status.is_client_error() {
+            let body: serde_json::Value = response.json().await.unwrap_or_default();
+            let reason = body["error_description"]
+                .as_str()
+                .or(body["error"].as_str())
+                .unwrap_or("refused")
+                .to_string();
+            return Err(AuthorityError::Refused(format!("{status}: {reason}")));
+        }
+        if !status.is_success() {
+            return Err(AuthorityError::TokenEndpointFailed(status));
+        }
+        response
+            .json()
+            .await
+            .map_err(|e| AuthorityError::TokenAnswer(e.without_url()))
     }
-    if !status.is_success() {
-        return Err(AuthorityError::OAuth(format!(
-            "token endpoint answered {status}"
-        )));
-    }
-    response
-        .json()
-        .await
-        .map_err(|e| AuthorityError::OAuth(format!("token endpoint: {}", e.without_url())))
 }
 
 #[cfg(test)]

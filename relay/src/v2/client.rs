@@ -76,6 +76,12 @@ impl V2Client {
             .connect_timeout(timeout.min(Duration::from_secs(5)))
             .build()
             .unwrap_or_default();
+        Self::with_http(http, base_url, auth)
+    }
+
+    /// Over a client that already exists, so a short-lived V2 client (one write as one rep)
+    /// reuses its connections.
+    pub fn with_http(http: reqwest::Client, base_url: &str, auth: V2Auth) -> Self {
         V2Client {
             http,
             base_url: base_url.trim_end_matches('/').to_string(),
