@@ -111,7 +111,12 @@ pub fn start_background(state: &Arc<AppState>) -> Vec<tokio::task::JoinHandle<()
     let mut tasks: Vec<_> = state
         .tenants
         .values()
-        .map(|tenant| tokio::spawn(numbers::refresh::run(state.clone(), tenant.clone())))
+        .map(|tenant| {
+            tokio::spawn(numbers::refresh::run(
+                state.numbers.clone(),
+                tenant.numbers.clone(),
+            ))
+        })
         .collect();
     tasks.push(tokio::spawn(activity::writer::run(state.clone())));
     if let Some(url) = state.config.redis_url.clone() {

@@ -20,52 +20,12 @@ use crate::numbers::coordination::{MemoryCoordination, RefreshCoordination};
 use crate::numbers::live::MissCache;
 use crate::numbers::rank::RankRules;
 use crate::numbers::redis_index::RedisIndex;
-use crate::numbers::{DefaultRegion, MemoryIndex, NumberIndex};
+use crate::numbers::{
+    DefaultRegion, MemoryIndex, NumberIndex, Numbers, Settings as NumberSettings, TenantNumbers,
+};
 use crate::push::Hub;
 use crate::v2::V2Client;
 use crate::v2::client::V2Auth;
-
-/// Where a tenant's number index stands, for `/readyz`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum IndexStatus {
-    Building,
-    Ready { numbers: usize },
-    Failed { error: String },
-}
-
-/// What the tenant's refresher is doing, for `/readyz` and `/metrics`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RefreshPhase {
-    Building,
-    /// Up to date; the next full build is due later.
-    Idle,
-    /// Another relay instance holds the rebuild lease and keeps the shared index.
-    Standby,
-    /// The last build failed; retrying after a back-off (or V2's Retry-After).
-    Retrying,
-    /// Today's request budget is spent.
-    BudgetExhausted,
-}
-
-impl RefreshPhase {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RefreshPhase::Building => "building",
-            RefreshPhase::Idle => "idle",
-            RefreshPhase::Standby => "standby",
-            RefreshPhase::Retrying => "retrying",
-            RefreshPhase::BudgetExhausted => "budget_exhausted",
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RefreshStatus {
-    pub phase: RefreshPhase,
-    /// Unix ms of this instance's last successful full build.
-    pub last_success_ms: Option<u64>,
-    pub last_error: Option<String>,
-}
 
 /// A tenant's configuration with the parts built from it.
 #[derive(Debug)]
@@ -79,57 +39,8 @@ pub struct Tenant {
     pub consent: ConsentPolicy,
     /// On whose authority activities are written.
     pub auth: crate::authority::AuthMode,
-    /// Reps' e-mail addresses (lower case) to their V2 employee ids, for the "owned by the rep"
-    /// rule; read with each full build.
-    pub employees: Mutex<HashMap<String, String>>,
-    /// V2 requests the index refresher may still spend today.
-    pub budget: DailyBudget,
-    pub index_status: Mutex<IndexStatus>,
-    pub refresh: Mutex<RefreshStatus>,
-}
-
-impl Tenant {
-    /// The RFC 3339 instant `days` before `now_ms`; None when activity is not read.
-    pub fn activity_since(&self, now_ms: u64, days: u64) -> Option<String> {
-        if days == 0 {
-            return None;
-        }
-        let since_ms = now_ms.saturating_sub(days * 24 * 60 * 60 * 1000);
-        let at = time::OffsetDateTime::from_unix_timestamp((since_ms / 1000) as i64).ok()?;
-        at.format(&time::format_description::well_known::Rfc3339)
-            .ok()
-    }
-
-    /// The rep's V2 employee id, when the last build saw them.
-    pub fn employee_id(&self, agent: &str) -> Option<String> {
-        self.employees
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&agent.to_lowercase())
-            .cloned()
-    }
-
-    pub fn refresh_status(&self) -> RefreshStatus {
-        self.refresh
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-    }
-
-    pub fn update_refresh(&self, f: impl FnOnce(&mut RefreshStatus)) {
-        f(&mut self.refresh.lock().unwrap_or_else(|p| p.into_inner()));
-    }
-
-    pub fn index_status(&self) -> IndexStatus {
-        self.index_status
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-    }
-
-    pub fn set_index_status(&self, status: IndexStatus) {
-        *self.index_status.lock().unwrap_or_else(|p| p.into_inner()) = status;
-    }
+    /// The tenant's number index: its status, budget and what the last build learnt.
+    pub numbers: Arc<TenantNumbers>,
 }
 
 /// The stores behind the traits, chosen by configuration (or by a test).
@@ -146,6 +57,8 @@ pub struct Stores {
     /// A replay store shared by all instances (it publishes every message to them); None keeps
     /// replay in memory.
     pub shared_replay: Option<Arc<dyn crate::push::replay::ReplayStore>>,
+    /// This process, as the holder of leases (rebuilds, activities): one name for all of them.
+    pub instance_id: String,
 }
 
 impl Stores {
@@ -159,6 +72,7 @@ impl Stores {
             vault: Arc::new(crate::authority::vault::MemoryVault::default()),
             user_tokens: None,
             shared_replay: None,
+            instance_id: uuid::Uuid::new_v4().to_string(),
         }
     }
 }
@@ -167,15 +81,8 @@ impl Stores {
 pub struct AppState {
     pub config: Config,
     pub tenants: HashMap<String, Arc<Tenant>>,
-    pub index: Arc<dyn NumberIndex>,
-    /// How relay instances share the work of keeping indexes fresh.
-    pub coordination: Arc<dyn RefreshCoordination>,
-    /// The records reps picked for numbers.
-    pub choices: Arc<dyn ChoiceStore>,
-    /// This process, as a lease holder.
-    pub instance_id: String,
-    /// Live V2 answers for numbers the index missed.
-    pub misses: MissCache,
+    /// Callers' numbers: the index, the reps' choices, live answers.
+    pub numbers: Arc<Numbers>,
     pub calls: Arc<dyn CallStore>,
     /// Finished calls on their way to V2 as activities.
     pub activity: crate::activity::Activities,
@@ -183,7 +90,7 @@ pub struct AppState {
     /// access.
     pub authority: Authority,
     pub hub: Hub,
-    pub metrics: Metrics,
+    pub metrics: Arc<Metrics>,
     pub jwt: JwtVerifier,
     pub clock: SharedClock,
     /// Events of one call are applied one at a time; calls hash onto these stripes.
@@ -250,6 +157,7 @@ impl AppState {
                             .map_err(|e| unavailable(&e))?,
                     )),
                     shared_replay: Some(Arc::new(replay)),
+                    instance_id,
                 }
             }
             None => Stores::memory(clock.clone()),
@@ -271,32 +179,32 @@ impl AppState {
         clock: SharedClock,
     ) -> Result<Arc<Self>, reqwest::Error> {
         let generic: Arc<dyn TelephonyAdapter> = Arc::new(GenericAdapter::default());
+        let metrics = Arc::new(Metrics::default());
         let tenants = config
             .tenants
             .iter()
             .map(|t| {
+                let v2 = V2Client::new(
+                    &t.v2_url,
+                    V2Auth::Basic {
+                        user: t.v2_user.clone(),
+                        password: t.v2_password.clone(),
+                    },
+                    config.v2_timeout,
+                );
                 let tenant = Tenant {
                     region: t.region.clone(),
-                    v2: V2Client::new(
-                        &t.v2_url,
-                        V2Auth::Basic {
-                            user: t.v2_user.clone(),
-                            password: t.v2_password.clone(),
-                        },
-                        config.v2_timeout,
-                    ),
+                    numbers: Arc::new(TenantNumbers::new(
+                        &t.id,
+                        v2.clone(),
+                        t.region.clone(),
+                        DailyBudget::new(config.refresh_budget, clock.clone()),
+                    )),
+                    v2,
                     adapter: generic.clone(),
                     rules: t.rank_rules.clone(),
                     consent: t.recording_consent.clone().unwrap_or_default(),
                     auth: t.auth.clone(),
-                    employees: Mutex::new(HashMap::new()),
-                    budget: DailyBudget::new(config.refresh_budget, clock.clone()),
-                    index_status: Mutex::new(IndexStatus::Building),
-                    refresh: Mutex::new(RefreshStatus {
-                        phase: RefreshPhase::Building,
-                        last_success_ms: None,
-                        last_error: None,
-                    }),
                     config: t.clone(),
                 };
                 (t.id.clone(), Arc::new(tenant))
@@ -313,16 +221,25 @@ impl AppState {
                 Some(store) => Hub::with_store(store, true, config.replay_capacity, clock.clone()),
                 None => Hub::new(config.replay_capacity, clock.clone()),
             },
-            metrics: Metrics::default(),
+            numbers: Arc::new(Numbers {
+                index: stores.index,
+                coordination: stores.coordination,
+                choices: stores.choices,
+                misses: MissCache::default(),
+                settings: NumberSettings {
+                    index_refresh: config.index_refresh,
+                    index_check: config.index_check,
+                    activity_days: config.activity_days,
+                },
+                clock: clock.clone(),
+                metrics: metrics.clone(),
+                instance_id: stores.instance_id,
+            }),
+            metrics,
             stripes: (0..64).map(|_| tokio::sync::Mutex::new(())).collect(),
             shutdown: tokio::sync::watch::channel(false).0,
             fanout: std::sync::atomic::AtomicU8::new(0),
             tenants,
-            index: stores.index,
-            coordination: stores.coordination,
-            choices: stores.choices,
-            instance_id: uuid::Uuid::new_v4().to_string(),
-            misses: MissCache::default(),
             calls: stores.calls,
             activity: crate::activity::Activities::new(stores.outbox),
             authority,

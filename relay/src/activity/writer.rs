@@ -180,7 +180,7 @@ async fn write(v2: &V2Client, tenant: &Tenant, entry: &mut Entry) -> Result<Wrot
             .await?
         }
     };
-    let employee = |rep: &str| tenant.employee_id(rep);
+    let employee = |rep: &str| tenant.numbers.employee_id(rep);
     let Some(mut current) = found else {
         let body = phone_call::create_body(&entry.log, &employee);
         let created = v2.create(Collection::PhoneCalls, &body).await?;

@@ -9,7 +9,8 @@ use axum::response::IntoResponse;
 use serde_json::{Value, json};
 
 use crate::metrics::{PhaseLabels, TenantLabels};
-use crate::state::{AppState, IndexStatus, RefreshPhase, Tenant};
+use crate::numbers::{IndexStatus, RefreshPhase};
+use crate::state::{AppState, Tenant};
 
 /// 200 while the process serves requests.
 pub async fn healthz() -> &'static str {
@@ -24,11 +25,11 @@ pub async fn readyz(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     let mut degraded = false;
     let mut tenants = serde_json::Map::new();
     for (id, tenant) in &state.tenants {
-        if let Err(err) = state.index.len(id).await {
+        if let Err(err) = state.numbers.index.len(id).await {
             degraded = true;
             tracing::warn!(%err, tenant = %id, "number index store unreachable");
         }
-        let mut status = match tenant.index_status() {
+        let mut status = match tenant.numbers.index_status() {
             IndexStatus::Ready { numbers } => json!({"index": "ready", "numbers": numbers}),
             IndexStatus::Building => {
                 ready = false;
@@ -79,7 +80,7 @@ pub async fn readyz(State(state): State<Arc<AppState>>) -> impl IntoResponse {
 
 /// The refresher's state: phase, last success, last error, today's requests and budget.
 fn refresh_json(state: &AppState, tenant: &Tenant) -> Value {
-    let refresh = tenant.refresh_status();
+    let refresh = tenant.numbers.refresh_status();
     let age_s = refresh
         .last_success_ms
         .map(|at| state.clock.now_ms().saturating_sub(at) / 1000);
@@ -87,15 +88,15 @@ fn refresh_json(state: &AppState, tenant: &Tenant) -> Value {
         "phase": refresh.phase.as_str(),
         "last_success_age_s": age_s,
         "last_error": refresh.last_error,
-        "requests_today": tenant.budget.spent_today(),
-        "daily_budget": tenant.budget.limit(),
+        "requests_today": tenant.numbers.budget.spent_today(),
+        "daily_budget": tenant.numbers.budget.limit(),
     })
 }
 
 pub async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     // Gauges of state that lives elsewhere are read at scrape time.
     for (id, tenant) in &state.tenants {
-        let current = tenant.refresh_status().phase;
+        let current = tenant.numbers.refresh_status().phase;
         for phase in [
             RefreshPhase::Building,
             RefreshPhase::Idle,
@@ -116,7 +117,7 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
             .metrics
             .refresh_requests_today
             .get_or_create(&TenantLabels { tenant: id.clone() })
-            .set(tenant.budget.spent_today() as i64);
+            .set(tenant.numbers.budget.spent_today() as i64);
     }
     (
         [(

@@ -96,6 +96,7 @@ async fn handle(
                 let key = update::entity_key(kind, &id);
                 // Noted first: a rebuild swapping in meanwhile re-applies it.
                 state
+                    .numbers
                     .coordination
                     .note_change(tenant_id, &key, now)
                     .await
@@ -110,7 +111,7 @@ async fn handle(
         let (state, tenant, kind, id) = (state.clone(), tenant.clone(), *kind, id.clone());
         tokio::spawn(async move {
             let tid = tenant.config.id.clone();
-            match update::apply(&state, &tenant, kind, &id).await {
+            match update::apply(&state.numbers, &tenant.numbers, kind, &id).await {
                 Ok(updated) => {
                     count(&state, &tid, "applied");
                     tracing::info!(tenant = %tid, ?kind, ?updated, "index updated from a V2 change");

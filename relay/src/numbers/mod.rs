@@ -1,4 +1,10 @@
 //! Who is calling: E.164 normalization and the index from numbers to V2 records.
+//!
+//! [`Numbers`] holds what every tenant shares (the index and its coordination between
+//! instances, the reps' remembered choices, the cache of live answers); [`TenantNumbers`] holds a
+//! tenant's side (its V2, region, request budget, the employees the last build saw, and where
+//! its index stands). The refresher and the change-event updates take those two and nothing
+//! else, so this module calls nothing above it.
 
 pub mod audit;
 pub mod batch;
@@ -16,3 +22,120 @@ pub mod update;
 
 pub use index::{IndexedRecord, MemoryIndex, NumberIndex};
 pub use normalize::{DefaultRegion, InvalidNumber, Normalized, normalize, to_e164};
+pub use refresh::{IndexStatus, RefreshPhase, RefreshStatus};
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::clock::SharedClock;
+use crate::metrics::Metrics;
+
+/// The number services every tenant shares.
+#[derive(Debug)]
+pub struct Numbers {
+    pub index: Arc<dyn NumberIndex>,
+    /// How relay instances share the work of keeping indexes fresh.
+    pub coordination: Arc<dyn coordination::RefreshCoordination>,
+    /// The records reps picked for numbers.
+    pub choices: Arc<dyn choices::ChoiceStore>,
+    /// Live V2 answers for numbers the index missed.
+    pub misses: live::MissCache,
+    pub settings: Settings,
+    pub clock: SharedClock,
+    pub metrics: Arc<Metrics>,
+    /// This process, as the holder of rebuild leases.
+    pub instance_id: String,
+}
+
+/// How often indexes are rebuilt and looked at, and how far back activity counts for ranking.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub index_refresh: Duration,
+    pub index_check: Duration,
+    /// Days of phone calls read for the "latest call" ranking signal; 0 reads none.
+    pub activity_days: u64,
+}
+
+/// One tenant's side of the numbers.
+#[derive(Debug)]
+pub struct TenantNumbers {
+    pub id: String,
+    pub v2: crate::v2::V2Client,
+    pub region: DefaultRegion,
+    /// V2 requests the index refresher may still spend today.
+    pub budget: budget::DailyBudget,
+    /// Reps' e-mail addresses (lower case) to their V2 employee ids, for the "owned by the rep"
+    /// rule; read with each full build.
+    employees: Mutex<HashMap<String, String>>,
+    index_status: Mutex<IndexStatus>,
+    refresh: Mutex<RefreshStatus>,
+}
+
+impl TenantNumbers {
+    pub fn new(
+        id: &str,
+        v2: crate::v2::V2Client,
+        region: DefaultRegion,
+        budget: budget::DailyBudget,
+    ) -> Self {
+        TenantNumbers {
+            id: id.to_string(),
+            v2,
+            region,
+            budget,
+            employees: Mutex::new(HashMap::new()),
+            index_status: Mutex::new(IndexStatus::Building),
+            refresh: Mutex::new(RefreshStatus {
+                phase: RefreshPhase::Building,
+                last_success_ms: None,
+                last_error: None,
+            }),
+        }
+    }
+
+    /// The RFC 3339 instant `days` before `now_ms`; None when activity is not read.
+    pub fn activity_since(now_ms: u64, days: u64) -> Option<String> {
+        if days == 0 {
+            return None;
+        }
+        let since_ms = now_ms.saturating_sub(days * 24 * 60 * 60 * 1000);
+        let at = time::OffsetDateTime::from_unix_timestamp((since_ms / 1000) as i64).ok()?;
+        at.format(&time::format_description::well_known::Rfc3339)
+            .ok()
+    }
+
+    /// The rep's V2 employee id, when the last build saw them.
+    pub fn employee_id(&self, agent: &str) -> Option<String> {
+        lock(&self.employees).get(&agent.to_lowercase()).cloned()
+    }
+
+    pub fn knows_employees(&self) -> bool {
+        !lock(&self.employees).is_empty()
+    }
+
+    pub fn set_employees(&self, employees: HashMap<String, String>) {
+        *lock(&self.employees) = employees;
+    }
+
+    pub fn refresh_status(&self) -> RefreshStatus {
+        lock(&self.refresh).clone()
+    }
+
+    pub fn update_refresh(&self, f: impl FnOnce(&mut RefreshStatus)) {
+        f(&mut lock(&self.refresh));
+    }
+
+    pub fn index_status(&self) -> IndexStatus {
+        lock(&self.index_status).clone()
+    }
+
+    pub fn set_index_status(&self, status: IndexStatus) {
+        *lock(&self.index_status) = status;
+    }
+}
+
+/// These mutexes guard plain values that stay whole whatever a panicking holder did.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
+}

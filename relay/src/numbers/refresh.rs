@@ -10,11 +10,53 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::metrics::{BuildLabels, TenantLabels};
-use crate::state::{AppState, IndexStatus, RefreshPhase, Tenant};
 
 use super::build::{BuildError, BuildOptions, build_generation, employees};
 use super::index::IndexError;
 use super::update;
+use super::{Numbers, TenantNumbers};
+
+/// Where a tenant's number index stands, for `/readyz`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IndexStatus {
+    Building,
+    Ready { numbers: usize },
+    Failed { error: String },
+}
+
+/// What the tenant's refresher is doing, for `/readyz` and `/metrics`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefreshPhase {
+    Building,
+    /// Up to date; the next full build is due later.
+    Idle,
+    /// Another relay instance holds the rebuild lease and keeps the shared index.
+    Standby,
+    /// The last build failed; retrying after a back-off (or V2's Retry-After).
+    Retrying,
+    /// Today's request budget is spent.
+    BudgetExhausted,
+}
+
+impl RefreshPhase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RefreshPhase::Building => "building",
+            RefreshPhase::Idle => "idle",
+            RefreshPhase::Standby => "standby",
+            RefreshPhase::Retrying => "retrying",
+            RefreshPhase::BudgetExhausted => "budget_exhausted",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefreshStatus {
+    pub phase: RefreshPhase,
+    /// Unix ms of this instance's last successful full build.
+    pub last_success_ms: Option<u64>,
+    pub last_error: Option<String>,
+}
 
 /// How long a rebuild lease lasts; a holder renews it while it builds, so it only runs out when
 /// the holder died.
@@ -70,22 +112,22 @@ pub enum RefreshError {
 
 /// Builds the tenant's index once and swaps it in whole; then re-applies the changes V2 reported
 /// while the crawl ran (the crawl may have read some of those records before they changed).
-pub async fn rebuild(state: &AppState, tenant: &Tenant) -> Result<usize, RefreshError> {
-    let tid = tenant.config.id.as_str();
-    let started_ms = state.clock.now_ms();
+pub async fn rebuild(numbers: &Numbers, tenant: &TenantNumbers) -> Result<usize, RefreshError> {
+    let tid = tenant.id.as_str();
+    let started_ms = numbers.clock.now_ms();
     let started = std::time::Instant::now();
     let options = BuildOptions {
         region: tenant.region.clone(),
-        activity_since: tenant.activity_since(started_ms, state.config.activity_days),
+        activity_since: TenantNumbers::activity_since(started_ms, numbers.settings.activity_days),
     };
     let build = build_generation(&tenant.v2, &options, &tenant.budget);
     // Renew the lease while the crawl runs, so a long build keeps it and a dead one loses it.
     let renew = async {
         loop {
             tokio::time::sleep(LEASE / 3).await;
-            if let Err(err) = state
+            if let Err(err) = numbers
                 .coordination
-                .acquire(tid, &state.instance_id, LEASE)
+                .acquire(tid, &numbers.instance_id, LEASE)
                 .await
             {
                 tracing::warn!(%err, tenant = %tid, "renewing the rebuild lease failed");
@@ -96,82 +138,85 @@ pub async fn rebuild(state: &AppState, tenant: &Tenant) -> Result<usize, Refresh
         built = build => built?,
         never = renew => never,
     };
-    let numbers = generation.len();
-    state.index.replace(tid, generation).await?;
+    let count = generation.len();
+    numbers.index.replace(tid, generation).await?;
     refresh_employees(tenant).await?;
-    let changed = state.coordination.changes_since(tid, started_ms).await?;
+    let changed = numbers.coordination.changes_since(tid, started_ms).await?;
     for key in &changed {
         if let Some((kind, id)) = update::parse_entity_key(key)
-            && let Err(err) = update::apply(state, tenant, kind, id).await
+            && let Err(err) = update::apply(numbers, tenant, kind, id).await
         {
             tracing::warn!(%err, tenant = %tid, "re-applying a change after the rebuild failed");
         }
     }
-    state
+    numbers
         .coordination
-        .set_last_built(tid, state.clock.now_ms())
+        .set_last_built(tid, numbers.clock.now_ms())
         .await?;
     tracing::info!(
-        tenant = %tid, records = stats.records, numbers,
+        tenant = %tid, records = stats.records, numbers = count,
         unusable_numbers = stats.unusable_numbers, requests = stats.requests,
         reapplied_changes = changed.len(), elapsed_ms = started.elapsed().as_millis() as u64,
         "number index built"
     );
-    Ok(numbers)
+    Ok(count)
 }
 
 /// Reads the tenant's employees, for recognising reps as owners.
-async fn refresh_employees(tenant: &Tenant) -> Result<(), BuildError> {
+async fn refresh_employees(tenant: &TenantNumbers) -> Result<(), BuildError> {
     let map = employees(&tenant.v2, &tenant.budget).await?;
-    *tenant.employees.lock().unwrap_or_else(|p| p.into_inner()) = map;
+    tenant.set_employees(map);
     Ok(())
 }
 
 /// Runs forever: on every tick, decide from the store's state whether to build.
-pub async fn run(state: Arc<AppState>, tenant: Arc<Tenant>) {
-    let tid = tenant.config.id.clone();
+pub async fn run(numbers: Arc<Numbers>, tenant: Arc<TenantNumbers>) {
+    let tid = tenant.id.clone();
     let mut failures: u32 = 0;
     let mut retry_at_ms = 0;
     let mut built_numbers: Option<usize> = None;
     loop {
-        let stored_numbers = state.index.len(&tid).await.ok();
-        let last_built_ms = state.coordination.last_built(&tid).await.unwrap_or(None);
+        let stored_numbers = numbers.index.len(&tid).await.ok();
+        let last_built_ms = numbers.coordination.last_built(&tid).await.unwrap_or(None);
         let facts = TickFacts {
-            now_ms: state.clock.now_ms(),
+            now_ms: numbers.clock.now_ms(),
             last_built_ms,
             retry_at_ms,
             stored_numbers,
             built_numbers,
-            interval_ms: state.config.index_refresh.as_millis() as u64,
+            interval_ms: numbers.settings.index_refresh.as_millis() as u64,
         };
         if decide(&facts) == Decision::Build {
-            match state
+            match numbers
                 .coordination
-                .acquire(&tid, &state.instance_id, LEASE)
+                .acquire(&tid, &numbers.instance_id, LEASE)
                 .await
             {
                 Ok(true) => {
                     tenant.update_refresh(|r| r.phase = RefreshPhase::Building);
-                    let outcome = rebuild(&state, &tenant).await;
-                    let _ = state.coordination.release(&tid, &state.instance_id).await;
+                    let outcome = rebuild(&numbers, &tenant).await;
+                    let _ = numbers
+                        .coordination
+                        .release(&tid, &numbers.instance_id)
+                        .await;
                     match outcome {
-                        Ok(numbers) => {
+                        Ok(count) => {
                             failures = 0;
-                            built_numbers = Some(numbers);
-                            tenant.set_index_status(IndexStatus::Ready { numbers });
-                            let now = state.clock.now_ms();
+                            built_numbers = Some(count);
+                            tenant.set_index_status(IndexStatus::Ready { numbers: count });
+                            let now = numbers.clock.now_ms();
                             tenant.update_refresh(|r| {
                                 r.phase = RefreshPhase::Idle;
                                 r.last_success_ms = Some(now);
                                 r.last_error = None;
                             });
-                            record(&state, &tenant, "ok", Some(numbers));
+                            record(&numbers, &tenant, "ok", Some(count));
                         }
                         Err(err) => {
                             failures = failures.saturating_add(1);
                             let wait = retry_wait(&err, failures);
-                            retry_at_ms = state.clock.now_ms() + wait.as_millis() as u64;
-                            failed(&state, &tenant, &err, failures, wait);
+                            retry_at_ms = numbers.clock.now_ms() + wait.as_millis() as u64;
+                            failed(&numbers, &tenant, &err, failures, wait);
                         }
                     }
                 }
@@ -190,22 +235,18 @@ pub async fn run(state: Arc<AppState>, tenant: Arc<Tenant>) {
         {
             // Another instance built the shared index (this one started after it did).
             standby(&tenant, stored_numbers);
-            if tenant
-                .employees
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .is_empty()
+            if !tenant.knows_employees()
                 && let Err(err) = refresh_employees(&tenant).await
             {
                 tracing::warn!(%err, tenant = %tid, "reading employees failed");
             }
         }
-        tokio::time::sleep(state.config.index_check).await;
+        tokio::time::sleep(numbers.settings.index_check).await;
     }
 }
 
 /// Another instance keeps the shared index: serve it as soon as it holds anything.
-fn standby(tenant: &Tenant, stored_numbers: Option<usize>) {
+fn standby(tenant: &TenantNumbers, stored_numbers: Option<usize>) {
     tenant.update_refresh(|r| r.phase = RefreshPhase::Standby);
     if let Some(numbers) = stored_numbers.filter(|n| *n > 0) {
         tenant.set_index_status(IndexStatus::Ready { numbers });
@@ -223,14 +264,20 @@ fn retry_wait(err: &RefreshError, failures: u32) -> Duration {
         .unwrap_or_else(|| Duration::from_millis(500u64.saturating_mul(1 << failures.min(7))))
 }
 
-fn failed(state: &AppState, tenant: &Tenant, err: &RefreshError, failures: u32, wait: Duration) {
+fn failed(
+    numbers: &Numbers,
+    tenant: &TenantNumbers,
+    err: &RefreshError,
+    failures: u32,
+    wait: Duration,
+) {
     let budget = matches!(err, RefreshError::Build(BuildError::Budget(_)));
     tracing::warn!(
-        %err, tenant = %tenant.config.id, failures, retry_in_s = wait.as_secs(),
+        %err, tenant = %tenant.id, failures, retry_in_s = wait.as_secs(),
         "number index build failed"
     );
     record(
-        state,
+        numbers,
         tenant,
         if budget { "budget_exhausted" } else { "failed" },
         None,
@@ -251,29 +298,29 @@ fn failed(state: &AppState, tenant: &Tenant, err: &RefreshError, failures: u32, 
     }
 }
 
-fn record(state: &AppState, tenant: &Tenant, outcome: &str, numbers: Option<usize>) {
+fn record(numbers: &Numbers, tenant: &TenantNumbers, outcome: &str, count: Option<usize>) {
     let labels = TenantLabels {
-        tenant: tenant.config.id.clone(),
+        tenant: tenant.id.clone(),
     };
-    state
+    numbers
         .metrics
         .index_builds
         .get_or_create(&BuildLabels {
-            tenant: tenant.config.id.clone(),
+            tenant: tenant.id.clone(),
             outcome: outcome.into(),
         })
         .inc();
-    if let Some(n) = numbers {
-        state
+    if let Some(n) = count {
+        numbers
             .metrics
             .index_numbers
             .get_or_create(&labels)
             .set(n as i64);
-        state
+        numbers
             .metrics
             .index_last_success
             .get_or_create(&labels)
-            .set((state.clock.now_ms() / 1000) as i64);
+            .set((numbers.clock.now_ms() / 1000) as i64);
     }
 }
 

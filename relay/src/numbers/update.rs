@@ -9,7 +9,7 @@ use cti_protocol::ws::RecordKind;
 
 use super::build::{BuildError, account_signals, entry_of};
 use super::index::IndexError;
-use crate::state::{AppState, Tenant};
+use super::{Numbers, TenantNumbers};
 use crate::v2::client::Collection;
 
 #[derive(Debug, thiserror::Error)]
@@ -55,12 +55,12 @@ fn collection(kind: RecordKind) -> Collection {
 
 /// Re-reads one entity from V2 and replaces its entries in the tenant's index.
 pub async fn apply(
-    state: &AppState,
-    tenant: &Tenant,
+    numbers: &Numbers,
+    tenant: &TenantNumbers,
     kind: RecordKind,
     id: &str,
 ) -> Result<Updated, UpdateError> {
-    let tid = tenant.config.id.as_str();
+    let tid = tenant.id.as_str();
     tenant.budget.spend().map_err(BuildError::from)?;
     let current = tenant
         .v2
@@ -68,24 +68,25 @@ pub async fn apply(
         .await
         .map_err(BuildError::from)?;
     let Some(current) = current else {
-        state.index.remove(tid, id).await?;
+        numbers.index.remove(tid, id).await?;
         return Ok(Updated::Removed);
     };
     let entry = entry_of(kind, &current.record, &tenant.region);
     let Some(mut record) = entry.record else {
         // V2 sent a record without an id: nothing to index under it.
-        state.index.remove(tid, id).await?;
+        numbers.index.remove(tid, id).await?;
         return Ok(Updated::Removed);
     };
     if let Some(account) = record.account.as_ref().map(|a| a.id.clone()) {
-        let since = tenant.activity_since(state.clock.now_ms(), state.config.activity_days);
+        let since =
+            TenantNumbers::activity_since(numbers.clock.now_ms(), numbers.settings.activity_days);
         let signals =
             account_signals(&tenant.v2, &account, since.as_deref(), &tenant.budget).await?;
         signals.apply(&mut record);
     }
-    let numbers = entry.numbers.len();
-    state.index.upsert(tid, record, entry.numbers).await?;
-    Ok(Updated::Indexed { numbers })
+    let count = entry.numbers.len();
+    numbers.index.upsert(tid, record, entry.numbers).await?;
+    Ok(Updated::Indexed { numbers: count })
 }
 
 #[cfg(test)]

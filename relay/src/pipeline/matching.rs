@@ -22,12 +22,12 @@ pub(super) async fn lookup_caller(
     e164: &str,
 ) -> (Vec<IndexedRecord>, Option<PendingLookup>) {
     let tid = tenant.config.id.as_str();
-    match state.index.lookup(tid, e164).await {
+    match state.numbers.index.lookup(tid, e164).await {
         Ok(records) if !records.is_empty() => return (records, None),
         Ok(_) => {}
         Err(err) => tracing::warn!(%err, "number index lookup failed; asking V2"),
     }
-    if let Some(records) = state.misses.get(tid, e164, state.clock.now_ms()) {
+    if let Some(records) = state.numbers.misses.get(tid, e164, state.clock.now_ms()) {
         return (records, None);
     }
     let (state2, tenant2, number) = (state.clone(), tenant.clone(), e164.to_string());
@@ -41,6 +41,7 @@ pub(super) async fn lookup_caller(
                 };
                 let expires = state2.clock.now_ms() + ttl.as_millis() as u64;
                 state2
+                    .numbers
                     .misses
                     .put(&tenant2.config.id, &number, records.clone(), expires);
                 records
@@ -68,14 +69,19 @@ pub(super) async fn ranked(
     if records.len() < 2 {
         return records;
     }
-    let remembered = match state.choices.get(&tenant.config.id, agent, e164).await {
+    let remembered = match state
+        .numbers
+        .choices
+        .get(&tenant.config.id, agent, e164)
+        .await
+    {
         Ok(choice) => choice,
         Err(err) => {
             tracing::warn!(%err, "remembered choices unavailable; ranking without them");
             None
         }
     };
-    let employee = tenant.employee_id(agent);
+    let employee = tenant.numbers.employee_id(agent);
     let ctx = RankContext {
         rep_employee_id: employee.as_deref(),
         remembered: remembered.as_deref(),

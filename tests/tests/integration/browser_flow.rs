@@ -176,6 +176,7 @@ async fn the_rep_picks_another_match_and_v2_is_told_which_record() -> Result<()>
     let remembered = stack
         .relay
         .state
+        .numbers
         .choices
         .get("demo", AGENT, &number)
         .await?;

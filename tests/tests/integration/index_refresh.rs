@@ -12,6 +12,7 @@ async fn indexed_ids(stack: &Stack, e164: &str) -> Vec<String> {
     stack
         .relay
         .state
+        .numbers
         .index
         .lookup("demo", e164)
         .await

@@ -29,7 +29,8 @@ pub(super) async fn apply(
         Ok::<_, AgentError>(true)
     })
     .await?;
-    app.choices
+    app.numbers
+        .choices
         .put(tid, rep, leg.remote(), record_id)
         .await
         .map_err(AgentError::unavailable)?;
