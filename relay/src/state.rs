@@ -2,7 +2,6 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::Mutex;
 
 use crate::activity::{FallbackOutbox, MemoryOutbox, Outbox, RedisOutbox};
 use crate::adapters::TelephonyAdapter;
