@@ -118,34 +118,15 @@ pub fn start_background(state: &Arc<AppState>) -> Vec<tokio::task::JoinHandle<()
             ))
         })
         .collect();
-    tasks.push(tokio::spawn(activity::writer::run(state.clone())));
+    let stopping = state.clone();
+    tasks.push(tokio::spawn(activity::writer::run(
+        state.writer(),
+        async move { stopping.stopping().await },
+    )));
     if let Some(url) = state.config.redis_url.clone() {
         let state = state.clone();
         tasks.push(tokio::spawn(async move {
-            let mut broken = false;
-            loop {
-                let hub = &state.hub;
-                let result = push::redis_replay::listen(
-                    url.expose(),
-                    || {
-                        // Whatever other instances published while this one was not listening
-                        // is in the log: have the widgets here reconnect and fetch it.
-                        state.fanout.store(1, std::sync::atomic::Ordering::SeqCst);
-                        if broken {
-                            tracing::info!("call fan-out channel back; widgets resync");
-                            hub.resync_all();
-                        }
-                    },
-                    |published| hub.deliver(&published.tenant, published.pushed),
-                )
-                .await;
-                if let Err(err) = &result {
-                    tracing::warn!(%err, "call fan-out channel unavailable; retrying");
-                }
-                broken = true;
-                state.fanout.store(2, std::sync::atomic::Ordering::SeqCst);
-                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-            }
+            push::fanout::follow(url.expose(), &state.hub, &state.fanout).await;
         }));
     }
     tasks

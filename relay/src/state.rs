@@ -76,6 +76,15 @@ impl Stores {
     }
 }
 
+/// Why the relay could not start with its configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("Redis at REDIS_URL is unavailable: {0}")]
+    Redis(#[source] redis::RedisError),
+    #[error("the HTTP client cannot be built: {0}")]
+    Http(#[source] reqwest::Error),
+}
+
 #[derive(Debug)]
 pub struct AppState {
     pub config: Config,
@@ -84,19 +93,18 @@ pub struct AppState {
     pub numbers: Arc<Numbers>,
     pub calls: Arc<dyn CallStore>,
     /// Finished calls on their way to V2 as activities.
-    pub activity: crate::activity::Activities,
+    pub activity: Arc<crate::activity::Activities>,
     /// On whose authority activities are written: the reps' tokens and what turns them into V2
     /// access.
-    pub authority: Authority,
-    pub hub: Hub,
+    pub authority: Arc<Authority>,
+    pub hub: Arc<Hub>,
     pub metrics: Arc<Metrics>,
     pub jwt: JwtVerifier,
     pub clock: SharedClock,
     /// Events of one call are applied one at a time; calls hash onto these stripes.
-    stripes: Vec<tokio::sync::Mutex<()>>,
-    /// With Redis: whether this instance listens to the other instances' call messages
-    /// (0: not yet, 1: listening, 2: the channel broke and is being re-established).
-    pub fanout: std::sync::atomic::AtomicU8,
+    pub stripes: Arc<crate::calls::Stripes>,
+    /// With Redis: whether this instance hears the other instances' call messages.
+    pub fanout: crate::push::Fanout,
     /// Flips to true when the relay stops: WebSocket sessions close with 1012 so widgets
     /// reconnect (to this relay once restarted, or to another instance) at once.
     shutdown: tokio::sync::watch::Sender<bool>,
@@ -104,9 +112,7 @@ pub struct AppState {
 
 impl AppState {
     /// The stores the configuration asks for: Redis with `redis_url`, else in memory.
-    pub async fn from_config(
-        config: Config,
-    ) -> Result<Arc<Self>, crate::numbers::index::IndexError> {
+    pub async fn from_config(config: Config) -> Result<Arc<Self>, StartupError> {
         let clock: SharedClock = Arc::new(SystemClock);
         let instance_id = uuid::Uuid::new_v4().to_string();
         if config.redis_url.is_some()
@@ -117,52 +123,49 @@ impl AppState {
                 .any(|t| matches!(t.auth, crate::authority::AuthMode::Destination { .. }))
         {
             tracing::warn!(
-                "reps' sign-ins stay on the instance their widget talks to (set CTI_TOKEN_KEY to                  share them sealed through Redis): an activity claimed by another instance waits                  until the rep's instance takes it"
+                "reps' sign-ins stay on the instance their widget talks to (set CTI_TOKEN_KEY to \
+                 share them sealed through Redis): an activity claimed by another instance waits \
+                 until the rep's instance takes it"
             );
         }
         let stores = match &config.redis_url {
             Some(url) => {
-                let unavailable = |e: &dyn std::fmt::Display| {
-                    crate::numbers::index::IndexError::Unavailable(e.to_string())
-                };
-                let redis = Arc::new(RedisIndex::connect(url.expose()).await?);
-                let replay = crate::push::redis_replay::RedisReplay::connect(
-                    url.expose(),
-                    config.replay_capacity,
-                    clock.clone(),
-                )
-                .await
-                .map_err(|e| crate::numbers::index::IndexError::Unavailable(e.to_string()))?;
-                let calls = RedisCallStore::connect(url.expose())
+                // One multiplexed connection serves every store; only the fan-out listener,
+                // which subscribes, has its own.
+                let conn = crate::shared_store::connect(url.expose())
                     .await
-                    .map_err(|e| unavailable(&e))?;
-                let outbox = RedisOutbox::connect(url.expose(), &instance_id)
-                    .await
-                    .map_err(|e| unavailable(&e))?;
+                    .map_err(StartupError::Redis)?;
+                let redis = Arc::new(RedisIndex::with_connection(conn.clone()));
+                use crate::authority::vault::RedisVault;
                 Stores {
                     index: redis.clone(),
                     coordination: redis.clone(),
                     choices: redis,
-                    calls: Arc::new(FallbackCallStore::new(calls)),
-                    outbox: Arc::new(FallbackOutbox::new(outbox)),
-                    vault: Arc::new(
-                        crate::authority::vault::RedisVault::connect(url.expose())
-                            .await
-                            .map_err(|e| unavailable(&e))?,
-                    ),
-                    user_tokens: Some(Arc::new(
-                        crate::authority::vault::RedisVault::connect_for(url.expose(), "signin")
-                            .await
-                            .map_err(|e| unavailable(&e))?,
+                    calls: Arc::new(FallbackCallStore::new(RedisCallStore::with_connection(
+                        conn.clone(),
+                    ))),
+                    outbox: Arc::new(FallbackOutbox::new(RedisOutbox::with_connection(
+                        conn.clone(),
+                        &instance_id,
+                    ))),
+                    vault: Arc::new(RedisVault::with_connection(conn.clone(), "vault")),
+                    user_tokens: Some(Arc::new(RedisVault::with_connection(
+                        conn.clone(),
+                        "signin",
+                    ))),
+                    shared_replay: Some(Arc::new(
+                        crate::push::redis_replay::RedisReplay::with_connection(
+                            conn,
+                            config.replay_capacity,
+                            clock.clone(),
+                        ),
                     )),
-                    shared_replay: Some(Arc::new(replay)),
                     instance_id,
                 }
             }
             None => Stores::memory(clock.clone()),
         };
-        Self::with_parts(config, stores, clock)
-            .map_err(|e| crate::numbers::index::IndexError::Unavailable(e.to_string()))
+        Self::with_parts(config, stores, clock).map_err(StartupError::Http)
     }
 
     /// The embedded defaults: in-memory stores, the system clock.
@@ -216,10 +219,10 @@ impl AppState {
                 &config.jwt.issuer,
                 &config.jwt.audience,
             ),
-            hub: match stores.shared_replay {
+            hub: Arc::new(match stores.shared_replay {
                 Some(store) => Hub::with_store(store, true, config.replay_capacity, clock.clone()),
                 None => Hub::new(config.replay_capacity, clock.clone()),
-            },
+            }),
             numbers: Arc::new(Numbers {
                 index: stores.index,
                 coordination: stores.coordination,
@@ -235,13 +238,13 @@ impl AppState {
                 instance_id: stores.instance_id,
             }),
             metrics,
-            stripes: (0..64).map(|_| tokio::sync::Mutex::new(())).collect(),
+            stripes: Arc::default(),
             shutdown: tokio::sync::watch::channel(false).0,
-            fanout: std::sync::atomic::AtomicU8::new(0),
+            fanout: crate::push::Fanout::default(),
             tenants,
             calls: stores.calls,
-            activity: crate::activity::Activities::new(stores.outbox),
-            authority,
+            activity: Arc::new(crate::activity::Activities::new(stores.outbox)),
+            authority: Arc::new(authority),
             clock,
             config,
         }))
@@ -259,15 +262,36 @@ impl AppState {
         let _ = rx.wait_for(|stopping| *stopping).await;
     }
 
+    /// The activity writer's parts, for running it beside the server.
+    pub fn writer(&self) -> crate::activity::writer::Writer {
+        use crate::activity::writer::{Writer, WriterSettings, WriterTenant};
+        Writer {
+            activity: self.activity.clone(),
+            authority: self.authority.clone(),
+            calls: self.calls.clone(),
+            stripes: self.stripes.clone(),
+            hub: self.hub.clone(),
+            metrics: self.metrics.clone(),
+            clock: self.clock.clone(),
+            settings: WriterSettings::from_config(&self.config),
+            tenants: self
+                .tenants
+                .values()
+                .map(|t| WriterTenant {
+                    config: t.config.clone(),
+                    v2: t.v2.clone(),
+                    numbers: t.numbers.clone(),
+                })
+                .collect(),
+        }
+    }
+
     pub fn tenant(&self, id: &str) -> Option<&Arc<Tenant>> {
         self.tenants.get(id)
     }
 
     /// The lock that serializes events of `call_id`.
     pub fn stripe(&self, tenant: &str, call_id: &str) -> &tokio::sync::Mutex<()> {
-        use std::hash::{Hash, Hasher};
-        let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        (tenant, call_id).hash(&mut hasher);
-        &self.stripes[(hasher.finish() as usize) % self.stripes.len()]
+        self.stripes.of(tenant, call_id)
     }
 }

@@ -139,10 +139,15 @@ impl RedisOutbox {
         let conn = crate::shared_store::connect(url)
             .await
             .map_err(unavailable)?;
-        Ok(RedisOutbox {
+        Ok(Self::with_connection(conn, owner))
+    }
+
+    /// On a connection the process shares with its other stores.
+    pub fn with_connection(conn: ConnectionManager, owner: &str) -> Self {
+        RedisOutbox {
             conn,
             owner: owner.to_string(),
-        })
+        }
     }
 }
 

@@ -12,9 +12,15 @@ use std::time::Duration;
 
 use cti_protocol::ws::ActivityStatus;
 
+use super::Activities;
 use super::outbox::{Entry, Next};
-use crate::authority::AuthorityError;
-use crate::state::{AppState, Tenant};
+use crate::authority::{Authority, AuthorityError};
+use crate::calls::{CallStore, Stripes};
+use crate::clock::SharedClock;
+use crate::config::{Config, TenantConfig};
+use crate::metrics::Metrics;
+use crate::numbers::TenantNumbers;
+use crate::push::Hub;
 use crate::v2::client::Collection;
 use crate::v2::{V2Client, V2Error, Versioned, phone_call};
 
@@ -25,30 +31,74 @@ const POLL: Duration = Duration::from_millis(500);
 /// PATCHes that may meet a 412 in one attempt before it counts as a failure.
 const CONFLICT_ROUNDS: usize = 3;
 
-/// Runs until the relay stops.
-pub async fn run(state: Arc<AppState>) {
+/// What the writer works with: the outbox, the reps' authority, the legs it shows statuses on,
+/// and each tenant's V2.
+#[derive(Debug)]
+pub struct Writer {
+    pub activity: Arc<Activities>,
+    pub authority: Arc<Authority>,
+    pub calls: Arc<dyn CallStore>,
+    pub stripes: Arc<Stripes>,
+    pub hub: Arc<Hub>,
+    pub metrics: Arc<Metrics>,
+    pub clock: SharedClock,
+    pub settings: WriterSettings,
+    pub tenants: Vec<WriterTenant>,
+}
+
+/// A tenant as the writer sees it.
+#[derive(Debug)]
+pub struct WriterTenant {
+    pub config: TenantConfig,
+    /// The tenant's V2 with its technical user (the authority may write as the rep instead).
+    pub v2: V2Client,
+    /// Who of the reps V2 knows as employees, for the activity's owner.
+    pub numbers: Arc<TenantNumbers>,
+}
+
+#[derive(Debug, Clone)]
+pub struct WriterSettings {
+    /// How long a claimed entry is this writer's.
+    pub lease_ms: u64,
+    pub retry_base_ms: u64,
+    pub retry_max_ms: u64,
+}
+
+impl WriterSettings {
+    pub fn from_config(config: &Config) -> Self {
+        WriterSettings {
+            // A claimed entry is ours for longer than one attempt can take (a few V2 requests,
+            // each bounded by the timeout); a crashed instance's entries come back after it.
+            lease_ms: config.v2_timeout.as_millis() as u64 * 4 + 5_000,
+            retry_base_ms: config.activity_retry_base.as_millis() as u64,
+            retry_max_ms: config.activity_retry_max.as_millis() as u64,
+        }
+    }
+}
+
+/// Runs until `stopping` resolves.
+pub async fn run(writer: Writer, stopping: impl std::future::Future<Output = ()>) {
+    tokio::pin!(stopping);
     loop {
         let mut worked = false;
-        for tenant in state.tenants.values() {
-            worked |= write_due(&state, tenant).await;
+        for tenant in &writer.tenants {
+            worked |= write_due(&writer, tenant).await;
         }
         if !worked {
             tokio::select! {
-                _ = state.activity.woken() => {}
+                _ = writer.activity.woken() => {}
                 _ = tokio::time::sleep(POLL) => {}
-                _ = state.stopping() => return,
+                _ = &mut stopping => return,
             }
         }
     }
 }
 
 /// One round for one tenant; true when it found work.
-pub async fn write_due(state: &Arc<AppState>, tenant: &Arc<Tenant>) -> bool {
+pub async fn write_due(state: &Writer, tenant: &WriterTenant) -> bool {
     let tid = tenant.config.id.as_str();
     let now = state.clock.now_ms();
-    // A claimed entry is ours for longer than one attempt can take (a few V2 requests, each
-    // bounded by the timeout); a crashed instance's entries come back after it.
-    let lease_ms = state.config.v2_timeout.as_millis() as u64 * 4 + 5_000;
+    let lease_ms = state.settings.lease_ms;
     let entries = match state
         .activity
         .outbox
@@ -94,13 +144,14 @@ enum Failure {
     Authority(#[from] AuthorityError),
 }
 
-async fn attempt(state: &Arc<AppState>, tenant: &Arc<Tenant>, mut entry: Entry) {
+async fn attempt(state: &Writer, tenant: &WriterTenant, mut entry: Entry) {
     let tid = tenant.config.id.as_str();
     let shown = super::status_of(&entry, &tenant.config.v2_url);
     let result = match state
         .authority
         .client_for(&tenant.config, &tenant.v2, &entry.log.owner)
-        .await {
+        .await
+    {
         Ok(v2) => write(&v2, tenant, &mut entry).await.map_err(Failure::from),
         Err(err) => Err(Failure::from(err)),
     };
@@ -129,7 +180,7 @@ async fn attempt(state: &Arc<AppState>, tenant: &Arc<Tenant>, mut entry: Entry) 
                 (Next::Parked, "parked")
             } else {
                 entry.progress.parked = false;
-                let at = now + wait_ms(state, &err, entry.progress.attempts);
+                let at = now + wait_ms(&state.settings, &err, entry.progress.attempts);
                 tracing::info!(
                     tenant = %tid, call = %entry.call_id, attempts = entry.progress.attempts,
                     retry_in_ms = at - now, %err, "activity not written yet; will retry"
@@ -152,9 +203,9 @@ async fn attempt(state: &Arc<AppState>, tenant: &Arc<Tenant>, mut entry: Entry) 
 
 /// Shows the activity's new status on every leg of the call: each rep who had it sees it. Under
 /// the call's stripe, so a leg's newer state is never overtaken by this older copy of it.
-async fn show(state: &AppState, tenant: &Tenant, call_id: &str, status: ActivityStatus) {
+async fn show(state: &Writer, tenant: &WriterTenant, call_id: &str, status: ActivityStatus) {
     let tid = tenant.config.id.as_str();
-    let _serial = state.stripe(tid, call_id).lock().await;
+    let _serial = state.stripes.of(tid, call_id).lock().await;
     match state.calls.legs(tid, call_id).await {
         Ok(legs) => {
             for leg in legs {
@@ -165,7 +216,7 @@ async fn show(state: &AppState, tenant: &Tenant, call_id: &str, status: Activity
     }
 }
 
-async fn write(v2: &V2Client, tenant: &Tenant, entry: &mut Entry) -> Result<Wrote, V2Error> {
+async fn write(v2: &V2Client, tenant: &WriterTenant, entry: &mut Entry) -> Result<Wrote, V2Error> {
     let known = match &entry.progress.v2_id {
         Some(id) => v2.get(Collection::PhoneCalls, id).await?,
         None => None,
@@ -276,9 +327,8 @@ fn describe(err: &Failure) -> String {
 
 /// The back-off before attempt `attempts + 1`: doubling from the configured base up to the
 /// maximum, and never sooner than V2's Retry-After.
-fn wait_ms(state: &AppState, err: &Failure, attempts: u32) -> u64 {
-    let base = state.config.activity_retry_base.as_millis() as u64;
-    let max = state.config.activity_retry_max.as_millis() as u64;
+fn wait_ms(settings: &WriterSettings, err: &Failure, attempts: u32) -> u64 {
+    let (base, max) = (settings.retry_base_ms, settings.retry_max_ms);
     let backoff = base
         .saturating_mul(1u64 << attempts.saturating_sub(1).min(20))
         .min(max);
@@ -330,11 +380,14 @@ mod tests {
         let mut config = crate::Config::demo("http://127.0.0.1:1");
         config.activity_retry_base = Duration::from_millis(1000);
         config.activity_retry_max = Duration::from_secs(30);
-        let state = AppState::new(config).expect("state");
+        let settings = WriterSettings::from_config(&config);
         let err = status_error(503, None);
-        let waits: Vec<u64> = (1..=7).map(|n| wait_ms(&state, &err, n)).collect();
+        let waits: Vec<u64> = (1..=7).map(|n| wait_ms(&settings, &err, n)).collect();
         assert_eq!(waits, [1000, 2000, 4000, 8000, 16000, 30000, 30000]);
-        assert_eq!(wait_ms(&state, &status_error(429, Some(120)), 1), 120_000);
-        assert_eq!(wait_ms(&state, &status_error(429, Some(1)), 4), 8000);
+        assert_eq!(
+            wait_ms(&settings, &status_error(429, Some(120)), 1),
+            120_000
+        );
+        assert_eq!(wait_ms(&settings, &status_error(429, Some(1)), 4), 8000);
     }
 }

@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 
 use crate::metrics::{PhaseLabels, TenantLabels};
 use crate::numbers::{IndexStatus, RefreshPhase};
+use crate::push::FanoutState;
 use crate::state::{AppState, Tenant};
 
 /// 200 while the process serves requests.
@@ -45,13 +46,13 @@ pub async fn readyz(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     }
     // With Redis, an instance is ready once it hears the other instances' call messages.
     let fanout = if state.config.redis_url.is_some() {
-        match state.fanout.load(std::sync::atomic::Ordering::SeqCst) {
-            0 => {
+        match state.fanout.state() {
+            FanoutState::Connecting => {
                 ready = false;
                 "connecting"
             }
-            1 => "listening",
-            _ => {
+            FanoutState::Listening => "listening",
+            FanoutState::Reconnecting => {
                 degraded = true;
                 "reconnecting"
             }

@@ -177,12 +177,15 @@ impl RedisVault {
 
     /// A vault of another kind of token, in keys `cti:{t}:<kind>:<rep>`.
     pub async fn connect_for(url: &str, kind: &'static str) -> Result<Self, VaultError> {
-        Ok(RedisVault {
-            conn: crate::shared_store::connect(url)
-                .await
-                .map_err(unavailable)?,
-            kind,
-        })
+        let conn = crate::shared_store::connect(url)
+            .await
+            .map_err(unavailable)?;
+        Ok(Self::with_connection(conn, kind))
+    }
+
+    /// A vault of `kind` on a connection the process shares with its other stores.
+    pub fn with_connection(conn: redis::aio::ConnectionManager, kind: &'static str) -> Self {
+        RedisVault { conn, kind }
     }
 }
 

@@ -4,17 +4,20 @@
 //! [`leg`] is the stored model (the widget's view is built from it when published);
 //! [`transitions`] is the pure state machine events drive; [`store`] and its Redis and fallback
 //! implementations keep legs and the ids of applied events; [`consent`] decides where recording
-//! needs the caller's consent. Nothing here calls up into the rest of the relay.
+//! needs the caller's consent; [`stripes`] serializes the changes to one call. Nothing here calls
+//! up into the rest of the relay.
 
 pub mod consent;
 pub mod fallback;
 pub mod leg;
 pub mod redis_store;
 pub mod store;
+pub mod stripes;
 pub mod transitions;
 
 pub use fallback::FallbackCallStore;
 pub use leg::{AfterCall, Leg};
 pub use redis_store::RedisCallStore;
 pub use store::{CallStore, MemoryCallStore, StoreError};
+pub use stripes::Stripes;
 pub use transitions::{Transition, apply};

@@ -59,7 +59,12 @@ impl RedisCallStore {
         let conn = crate::shared_store::connect(url)
             .await
             .map_err(unavailable)?;
-        Ok(RedisCallStore { conn })
+        Ok(Self::with_connection(conn))
+    }
+
+    /// On a connection the process shares with its other stores.
+    pub fn with_connection(conn: ConnectionManager) -> Self {
+        RedisCallStore { conn }
     }
 
     /// The leg's writes, to be queued in a transaction.

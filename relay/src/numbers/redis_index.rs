@@ -113,7 +113,12 @@ impl RedisIndex {
         let conn = crate::shared_store::connect(url)
             .await
             .map_err(unavailable)?;
-        Ok(RedisIndex { conn })
+        Ok(Self::with_connection(conn))
+    }
+
+    /// On a connection the process shares with its other stores.
+    pub fn with_connection(conn: ConnectionManager) -> Self {
+        RedisIndex { conn }
     }
 }
 

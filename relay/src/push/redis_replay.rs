@@ -86,11 +86,20 @@ impl RedisReplay {
         let conn = crate::shared_store::connect(url)
             .await
             .map_err(unavailable)?;
-        Ok(RedisReplay {
+        Ok(Self::with_connection(conn, capacity, clock))
+    }
+
+    /// On a connection the process shares with its other stores.
+    pub fn with_connection(
+        conn: redis::aio::ConnectionManager,
+        capacity: usize,
+        clock: SharedClock,
+    ) -> Self {
+        RedisReplay {
             conn,
             capacity: capacity.max(1),
             clock,
-        })
+        }
     }
 }
 
