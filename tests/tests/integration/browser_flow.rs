@@ -228,7 +228,16 @@ async fn the_rep_connects_v2_from_the_widget_in_a_new_window() -> Result<()> {
             .await
         })
         .await?;
-    assert!(stack.relay.state.authority.vault.get("demo", AGENT).await?.is_some());
+    assert!(
+        stack
+            .relay
+            .state
+            .authority
+            .vault
+            .get("demo", AGENT)
+            .await?
+            .is_some()
+    );
     browser.close().await;
     Ok(())
 }
