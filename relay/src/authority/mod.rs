@@ -76,6 +76,9 @@ pub enum AuthorityError {
     Refused(String),
 }
 
+/// One rep's turn to refresh, waited for without blocking the thread.
+type Turn = Arc<tokio::sync::Mutex<()>>;
+
 /// Acting for reps in V2: their tokens, the key that seals them, and the services that turn them
 /// into V2 access.
 #[derive(Debug)]
@@ -95,6 +98,14 @@ pub struct Authority {
     /// writes as reps (a write is short; a fresh pool for each would mean a TLS handshake each).
     http: reqwest::Client,
     clock: SharedClock,
+    /// (tenant, rep) -> the turn to refresh their access token. The provider rotates refresh
+    /// tokens and refuses a used one, so two writes renewing at once would have one of them
+    /// refused and the rep's sign-in dropped; one at a time, the second finds the first's token.
+    refreshing: Mutex<HashMap<(String, String), Turn>>,
+    /// This instance, as the holder of a rep's refresh lease in a shared vault.
+    holder: String,
+    /// How long a refresh lease lasts: longer than a token request may take.
+    lease_ms: u64,
 }
 
 impl Authority {
@@ -130,6 +141,9 @@ impl Authority {
             access_tokens: Mutex::new(HashMap::new()),
             http,
             clock,
+            refreshing: Mutex::new(HashMap::new()),
+            holder: uuid::Uuid::new_v4().to_string(),
+            lease_ms: config.v2_timeout.as_millis() as u64 * 2 + 1_000,
         })
     }
 

@@ -23,6 +23,8 @@ use crate::secret::Secret;
 const PENDING_MS: u64 = 10 * 60 * 1000;
 /// Access tokens are not used in their last minute.
 const MARGIN_MS: u64 = 60_000;
+/// How often a refresh waiting for another instance's lease looks again.
+const LEASE_POLL: std::time::Duration = std::time::Duration::from_millis(50);
 /// The vault's owner for sealed `state` values (no rep has this name: it has no `@`... and a NUL).
 const STATE_OWNER: &str = "\u{0}oauth-state";
 
@@ -157,16 +159,56 @@ impl Authority {
 
     /// The rep's access token, refreshed when it is about to expire.
     pub async fn access_token(&self, tenant: &str, rep: &str) -> Result<Secret, AuthorityError> {
+        if let Some(token) = self.cached_access_token(tenant, rep) {
+            return Ok(token);
+        }
+        // One refresh per rep at a time: in this process by the rep's turn, across instances by
+        // the vault's lease. Whoever waited finds the token the one before them got.
+        let turn = self
+            .refreshing
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(cache_key(tenant, rep))
+            .or_default()
+            .clone();
+        let _turn = turn.lock().await;
+        if let Some(token) = self.cached_access_token(tenant, rep) {
+            return Ok(token);
+        }
+        self.take_lease(tenant, rep).await?;
+        let refreshed = self.refresh(tenant, rep).await;
+        if let Err(err) = self.vault.release(tenant, rep, &self.holder).await {
+            // It expires on its own; another instance waits until then.
+            tracing::warn!(%err, "cannot give back a rep's refresh lease");
+        }
+        refreshed
+    }
+
+    fn cached_access_token(&self, tenant: &str, rep: &str) -> Option<Secret> {
         let now = self.clock.now_ms();
-        if let Some((token, expires)) = self
-            .access_tokens
+        self.access_tokens
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .get(&cache_key(tenant, rep))
-            && *expires > now + MARGIN_MS
+            .filter(|(_, expires)| *expires > now + MARGIN_MS)
+            .map(|(token, _)| token.clone())
+    }
+
+    /// Waits for the rep's refresh lease; a holder that died frees it when it expires.
+    async fn take_lease(&self, tenant: &str, rep: &str) -> Result<(), AuthorityError> {
+        while !self
+            .vault
+            .lease(tenant, rep, &self.holder, self.lease_ms)
+            .await?
         {
-            return Ok(token.clone());
+            tokio::time::sleep(LEASE_POLL).await;
         }
+        Ok(())
+    }
+
+    /// Renews with the refresh token the vault holds now (another instance may have rotated it
+    /// while this one waited for the lease).
+    async fn refresh(&self, tenant: &str, rep: &str) -> Result<Secret, AuthorityError> {
         let not_connected = || AuthorityError::NotConnected {
             rep: rep.to_string(),
         };
@@ -184,8 +226,8 @@ impl Authority {
             Ok(answer) => self.keep(tenant, rep, answer).await,
             Err(AuthorityError::Refused(reason)) => {
                 // The provider no longer honours it (revoked, expired): the rep must sign in
-                // again.
-                let _ = self.vault.remove(tenant, rep).await;
+                // again, unless the vault holds a newer sign-in than the one refused.
+                let _ = self.vault.remove_if(tenant, rep, &sealed).await;
                 tracing::info!(%reason, "a rep's V2 sign-in was refused; they need to connect again");
                 Err(not_connected())
             }
@@ -251,7 +293,113 @@ impl Authority {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::{HashMap, HashSet};
+    use std::sync::{Arc, Mutex};
+
+    use axum::extract::{Form, State};
+    use axum::http::StatusCode;
+    use axum::response::{IntoResponse, Response};
+
     use super::*;
+    use crate::authority::vault::{MemoryVault, TokenVault};
+    use crate::clock::SystemClock;
+    use crate::config::{AuthMode, Config, TokenKey};
+
+    /// An identity provider that rotates refresh tokens and refuses one used before, as SAP
+    /// Cloud Identity Services can; it answers after a short while, as a real one does.
+    #[derive(Default)]
+    struct Provider {
+        valid: Mutex<HashSet<String>>,
+        issued: Mutex<u32>,
+        refused: Mutex<u32>,
+    }
+
+    async fn token(
+        State(provider): State<Arc<Provider>>,
+        Form(form): Form<HashMap<String, String>>,
+    ) -> Response {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let presented = form.get("refresh_token").cloned().unwrap_or_default();
+        if !provider.valid.lock().expect("lock").remove(&presented) {
+            *provider.refused.lock().expect("lock") += 1;
+            let body = serde_json::json!({"error": "invalid_grant"});
+            return (StatusCode::BAD_REQUEST, axum::Json(body)).into_response();
+        }
+        let n = {
+            let mut issued = provider.issued.lock().expect("lock");
+            *issued += 1;
+            *issued
+        };
+        provider
+            .valid
+            .lock()
+            .expect("lock")
+            .insert(format!("rt-{n}"));
+        axum::Json(serde_json::json!({
+            "access_token": format!("at-{n}"), "refresh_token": format!("rt-{n}"),
+            "expires_in": 3600
+        }))
+        .into_response()
+    }
+
+    /// An authority for the demo tenant in `oauth2` mode at a provider of its own, with Alice's
+    /// sign-in (refresh token `rt-0`) in `vault`.
+    async fn signed_in(vault: Arc<dyn TokenVault>) -> (Arc<Authority>, Arc<Provider>) {
+        let provider = Arc::new(Provider::default());
+        provider.valid.lock().expect("lock").insert("rt-0".into());
+        let app = axum::Router::new()
+            .route("/token", axum::routing::post(token))
+            .with_state(provider.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("port");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let mut config = Config::demo("http://127.0.0.1:9");
+        let key =
+            TokenKey::from_base64("MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=").expect("key");
+        config.token_key = Some(key);
+        config.tenants[0].auth = AuthMode::OAuth2;
+        config.tenants[0].oauth = Some(OAuthSettings {
+            authorize_url: format!("{url}/authorize"),
+            token_url: format!("{url}/token"),
+            client_id: "cti".into(),
+            client_secret: None,
+            scope: "openid offline_access".into(),
+        });
+        let authority =
+            Authority::new(&config, vault, None, Arc::new(SystemClock)).expect("authority");
+        let sealed = authority
+            .sealer()
+            .expect("key")
+            .seal("demo", "alice@x", "rt-0")
+            .expect("sealed");
+        authority
+            .vault
+            .put("demo", "alice@x", &sealed)
+            .await
+            .expect("kept");
+        (Arc::new(authority), provider)
+    }
+
+    #[tokio::test]
+    async fn two_writes_that_need_a_new_access_token_at_once_refresh_once() {
+        let (authority, provider) = signed_in(Arc::new(MemoryVault::default())).await;
+        let (a, b) = tokio::join!(
+            authority.access_token("demo", "alice@x"),
+            authority.access_token("demo", "Alice@x"),
+        );
+        let (a, b) = (a.expect("first"), b.expect("second"));
+        assert_eq!(a.expose(), b.expose(), "one refresh, shared");
+        assert_eq!(*provider.issued.lock().expect("lock"), 1);
+        assert_eq!(*provider.refused.lock().expect("lock"), 0);
+        assert!(
+            authority
+                .is_connected("demo", "alice@x")
+                .await
+                .expect("vault")
+        );
+    }
 
     #[test]
     fn the_pkce_challenge_is_the_s256_of_the_verifier() {

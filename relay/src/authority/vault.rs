@@ -112,6 +112,20 @@ pub trait TokenVault: Send + Sync + std::fmt::Debug {
     }
     async fn get(&self, tenant: &str, rep: &str) -> Result<Option<Vec<u8>>, VaultError>;
     async fn remove(&self, tenant: &str, rep: &str) -> Result<(), VaultError>;
+    /// Removes the rep's value only if it still is `sealed`: a refresh token the provider refused
+    /// goes, one another instance stored since stays. True when it was removed.
+    async fn remove_if(&self, tenant: &str, rep: &str, sealed: &[u8]) -> Result<bool, VaultError>;
+    /// Takes the rep's refresh lease for `ttl_ms` under `holder`, if nobody holds it: one
+    /// refresh per rep at a time across instances. False when another holder has it.
+    async fn lease(
+        &self,
+        tenant: &str,
+        rep: &str,
+        holder: &str,
+        ttl_ms: u64,
+    ) -> Result<bool, VaultError>;
+    /// Gives the lease back, if `holder` still has it.
+    async fn release(&self, tenant: &str, rep: &str, holder: &str) -> Result<(), VaultError>;
 }
 
 #[derive(Debug, Default)]
@@ -145,6 +159,25 @@ impl TokenVault for MemoryVault {
             .remove(&(tenant.to_string(), rep.to_lowercase()));
         Ok(())
     }
+
+    async fn remove_if(&self, tenant: &str, rep: &str, sealed: &[u8]) -> Result<bool, VaultError> {
+        let mut stored = self.sealed.lock().unwrap_or_else(|p| p.into_inner());
+        let key = (tenant.to_string(), rep.to_lowercase());
+        let same = stored.get(&key).is_some_and(|s| s == sealed);
+        if same {
+            stored.remove(&key);
+        }
+        Ok(same)
+    }
+
+    /// Only this process uses a memory vault, and it refreshes one rep at a time already.
+    async fn lease(&self, _: &str, _: &str, _: &str, _: u64) -> Result<bool, VaultError> {
+        Ok(true)
+    }
+
+    async fn release(&self, _: &str, _: &str, _: &str) -> Result<(), VaultError> {
+        Ok(())
+    }
 }
 
 /// Sealed tokens in Redis, one key per rep (base64), kept until replaced, removed or expired.
@@ -164,6 +197,15 @@ impl std::fmt::Debug for RedisVault {
 fn key(kind: &str, tenant: &str, rep: &str) -> String {
     format!("cti:{{{tenant}}}:{kind}:{}", rep.to_lowercase())
 }
+
+/// Deletes KEYS[1] if it holds ARGV[1]: compare and delete in one step, so nothing another
+/// instance wrote in between is lost.
+const DELETE_IF_SAME: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+";
 
 fn unavailable(err: impl std::fmt::Display) -> VaultError {
     VaultError::Unavailable(err.to_string())
@@ -229,6 +271,48 @@ impl TokenVault for RedisVault {
         conn.del(key(self.kind, tenant, rep))
             .await
             .map_err(unavailable)
+    }
+
+    async fn remove_if(&self, tenant: &str, rep: &str, sealed: &[u8]) -> Result<bool, VaultError> {
+        let mut conn = self.conn.clone();
+        let removed: i64 = redis::Script::new(DELETE_IF_SAME)
+            .key(key(self.kind, tenant, rep))
+            .arg(STANDARD.encode(sealed))
+            .invoke_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        Ok(removed == 1)
+    }
+
+    async fn lease(
+        &self,
+        tenant: &str,
+        rep: &str,
+        holder: &str,
+        ttl_ms: u64,
+    ) -> Result<bool, VaultError> {
+        let mut conn = self.conn.clone();
+        let taken: Option<String> = redis::cmd("SET")
+            .arg(key(&format!("{}-lease", self.kind), tenant, rep))
+            .arg(holder)
+            .arg("NX")
+            .arg("PX")
+            .arg(ttl_ms.max(1))
+            .query_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        Ok(taken.is_some())
+    }
+
+    async fn release(&self, tenant: &str, rep: &str, holder: &str) -> Result<(), VaultError> {
+        let mut conn = self.conn.clone();
+        let _: i64 = redis::Script::new(DELETE_IF_SAME)
+            .key(key(&format!("{}-lease", self.kind), tenant, rep))
+            .arg(holder)
+            .invoke_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        Ok(())
     }
 }
 

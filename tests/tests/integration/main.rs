@@ -7,6 +7,7 @@ mod click_to_dial;
 mod index_refresh;
 mod network_faults;
 mod numbers_audit;
+mod oauth_refresh;
 mod phone_oracle;
 mod redis_index;
 mod redis_push;
