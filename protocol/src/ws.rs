@@ -95,9 +95,11 @@ impl CallCommand {
 }
 
 /// What the relay sends.
-// `Call` dwarfs the other variants, but messages are serialized right after construction and never
-// stored in bulk, so boxing would buy nothing.
-#[allow(clippy::large_enum_variant)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "`Call` dwarfs the other variants, but messages are serialized right after \
+              construction and never stored in bulk, so boxing would buy nothing"
+)]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 #[non_exhaustive]

@@ -3,7 +3,7 @@
 use cti_protocol::{CallState, CallView, Direction, Match, RecordKind};
 
 /// An inbound call from a known contact, for the rep alice, in `state`.
-pub fn call(id: &str, state: CallState) -> CallView {
+pub(crate) fn call(id: &str, state: CallState) -> CallView {
     CallView {
         id: id.into(),
         direction: Direction::Inbound,

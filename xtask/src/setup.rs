@@ -8,26 +8,26 @@ use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 
-pub const TRUNK_VERSION: &str = "0.21.14";
+pub(crate) const TRUNK_VERSION: &str = "0.21.14";
 const SYSTEM_PACKAGES: &[(&str, &str)] = &[
     ("chromium", "/usr/bin/chromium"),
     ("chromium-driver", "/usr/bin/chromedriver"),
     ("redis-server", "/usr/bin/redis-server"),
 ];
 
-pub fn workspace_root() -> PathBuf {
+pub(crate) fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from("."))
 }
 
-pub fn step(message: &str) {
+pub(crate) fn step(message: &str) {
     println!("==> {message}");
 }
 
 /// Runs a command, streaming its output; fails with the command line when it fails.
-pub fn run(command: &mut Command) -> Result<()> {
+pub(crate) fn run(command: &mut Command) -> Result<()> {
     let line = format!("{command:?}");
     let status = command
         .status()
@@ -54,7 +54,7 @@ fn cargo_bin(name: &str) -> PathBuf {
 }
 
 /// The tool on PATH, else in cargo's bin directory.
-pub fn tool(name: &str) -> PathBuf {
+pub(crate) fn tool(name: &str) -> PathBuf {
     let installed = cargo_bin(name);
     if installed.exists() {
         installed
@@ -63,7 +63,7 @@ pub fn tool(name: &str) -> PathBuf {
     }
 }
 
-pub fn wasm_target() -> Result<()> {
+pub(crate) fn wasm_target() -> Result<()> {
     let installed =
         output(Command::new("rustup").args(["target", "list", "--installed"])).unwrap_or_default();
     if installed
@@ -76,7 +76,7 @@ pub fn wasm_target() -> Result<()> {
     run(Command::new("rustup").args(["target", "add", "wasm32-unknown-unknown"]))
 }
 
-pub fn trunk() -> Result<()> {
+pub(crate) fn trunk() -> Result<()> {
     let version = output(Command::new(tool("trunk")).arg("--version")).unwrap_or_default();
     if version.split_whitespace().nth(1) == Some(TRUNK_VERSION) {
         return Ok(());
@@ -88,7 +88,7 @@ pub fn trunk() -> Result<()> {
 }
 
 /// The `wasm-bindgen` version Cargo.lock resolved; the CLI must match it exactly.
-pub fn locked_wasm_bindgen() -> Result<String> {
+pub(crate) fn locked_wasm_bindgen() -> Result<String> {
     let lock = std::fs::read_to_string(workspace_root().join("Cargo.lock"))
         .context("reading Cargo.lock")?;
     let mut lines = lock.lines();
@@ -104,7 +104,7 @@ pub fn locked_wasm_bindgen() -> Result<String> {
     bail!("Cargo.lock has no wasm-bindgen package")
 }
 
-pub fn wasm_bindgen_cli() -> Result<()> {
+pub(crate) fn wasm_bindgen_cli() -> Result<()> {
     let wanted = locked_wasm_bindgen()?;
     let have = output(Command::new(tool("wasm-bindgen")).arg("--version")).unwrap_or_default();
     if have.split_whitespace().nth(1) == Some(wanted.as_str()) {
@@ -118,7 +118,7 @@ pub fn wasm_bindgen_cli() -> Result<()> {
 }
 
 /// Debian packages for the browser tests and Redis; installed with apt-get when running as root.
-pub fn system_packages() -> Result<()> {
+pub(crate) fn system_packages() -> Result<()> {
     let missing: Vec<&str> = SYSTEM_PACKAGES
         .iter()
         .filter(|(_, path)| !Path::new(path).exists())
@@ -146,7 +146,7 @@ pub fn system_packages() -> Result<()> {
 }
 
 /// Everything the widget build needs.
-pub fn widget_toolchain() -> Result<()> {
+pub(crate) fn widget_toolchain() -> Result<()> {
     wasm_target()?;
     trunk()?;
     wasm_bindgen_cli()
@@ -157,7 +157,7 @@ pub fn widget_toolchain() -> Result<()> {
 const PHONENUMBERS_VERSION: &str = "9.0.42";
 
 /// A virtualenv at `.venv` with Google libphonenumber's Python port, pinned.
-pub fn phone_oracle() -> Result<()> {
+pub(crate) fn phone_oracle() -> Result<()> {
     let venv = workspace_root().join(".venv");
     let python = venv.join("bin/python3");
     let have = output(
@@ -196,7 +196,7 @@ pub fn phone_oracle() -> Result<()> {
     ]))
 }
 
-pub fn all() -> Result<()> {
+pub(crate) fn all() -> Result<()> {
     widget_toolchain()?;
     system_packages()?;
     phone_oracle()?;
@@ -205,7 +205,7 @@ pub fn all() -> Result<()> {
 }
 
 /// PATH with cargo's bin directory first, so trunk finds the wasm-bindgen we installed.
-pub fn path_with_cargo_bin() -> std::ffi::OsString {
+pub(crate) fn path_with_cargo_bin() -> std::ffi::OsString {
     let bin = cargo_bin("");
     let mut paths = vec![bin];
     if let Some(path) = std::env::var_os("PATH") {

@@ -28,7 +28,7 @@ fn cargo(args: &[&str]) -> Command {
 }
 
 /// Builds the widget into `widget/dist` with trunk (offline: no downloads, exact tool versions).
-pub fn build_widget() -> Result<()> {
+pub(crate) fn build_widget() -> Result<()> {
     step("building the widget (trunk)");
     let mut command = Command::new(setup::tool("trunk"));
     command
@@ -94,7 +94,7 @@ impl Children {
     }
 }
 
-pub fn demo() -> Result<()> {
+pub(crate) fn demo() -> Result<()> {
     setup::widget_toolchain()?;
     build_widget()?;
     step("building the relay and the simulator");
@@ -167,7 +167,7 @@ pub fn demo() -> Result<()> {
     }
 }
 
-pub fn test(args: &[String]) -> Result<()> {
+pub(crate) fn test(args: &[String]) -> Result<()> {
     let lint = !args.iter().any(|a| a == "--no-lint");
     let started = Instant::now();
     setup::all()?;
@@ -229,7 +229,7 @@ pub fn test(args: &[String]) -> Result<()> {
 }
 
 /// Benchmarks run in release mode; timing belongs here, never in tests.
-pub fn bench(args: &[String]) -> Result<()> {
+pub(crate) fn bench(args: &[String]) -> Result<()> {
     let suites = ["numbers", "activities"];
     let wanted: Vec<&str> = if args.is_empty() {
         suites.to_vec()

@@ -18,7 +18,7 @@ use super::log::CallLog;
 #[derive(Debug, thiserror::Error)]
 pub enum OutboxError {
     #[error("activity outbox unavailable: {0}")]
-    Unavailable(String),
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
 /// What the writer knows of an entry's way into V2.

@@ -83,8 +83,8 @@ impl std::fmt::Debug for RedisOutbox {
     }
 }
 
-fn unavailable(err: impl std::fmt::Display) -> OutboxError {
-    OutboxError::Unavailable(err.to_string())
+fn unavailable(err: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> OutboxError {
+    OutboxError::Unavailable(err.into())
 }
 
 /// log, version, progress, due, done.

@@ -14,14 +14,14 @@ use crate::push::FanoutState;
 use crate::state::{AppState, Tenant};
 
 /// 200 while the process serves requests.
-pub async fn healthz() -> &'static str {
+pub(super) async fn healthz() -> &'static str {
     "ok"
 }
 
 /// 200 once every tenant's number index was built from V2 (so calls can be matched); 503 with
 /// the reason per tenant before that. With Redis unreachable the relay still serves (lookups fall
 /// back to V2), so it stays 200 and says `degraded`.
-pub async fn readyz(State(state): State<Arc<AppState>>) -> impl IntoResponse {
+pub(super) async fn readyz(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     let mut ready = true;
     let mut degraded = false;
     let mut tenants = serde_json::Map::new();
@@ -94,7 +94,7 @@ fn refresh_json(state: &AppState, tenant: &Tenant) -> Value {
     })
 }
 
-pub async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
+pub(super) async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     // Gauges of state that lives elsewhere are read at scrape time.
     for (id, tenant) in &state.tenants {
         let current = tenant.numbers.refresh_status().phase;

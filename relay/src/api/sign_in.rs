@@ -17,7 +17,7 @@ use crate::state::AppState;
 
 /// This relay's address as the browser used it: `Host`, and `X-Forwarded-Proto` behind the Cloud
 /// Foundry router.
-pub fn public_base(state: &AppState, headers: &HeaderMap) -> String {
+pub(super) fn public_base(state: &AppState, headers: &HeaderMap) -> String {
     let host = headers
         .get(header::HOST)
         .and_then(|v| v.to_str().ok())
@@ -39,7 +39,7 @@ pub fn public_base(state: &AppState, headers: &HeaderMap) -> String {
     format!("{scheme}://{host}")
 }
 
-pub async fn redirect(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+pub(super) async fn redirect(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
     let Some(signin) = state.config.signin_url.as_deref() else {
         return (
             StatusCode::NOT_FOUND,

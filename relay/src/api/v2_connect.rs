@@ -34,7 +34,7 @@ fn page(status: StatusCode, title: &str, text: &str) -> Response {
     (status, [(header::CACHE_CONTROL, "no-store")], Html(body)).into_response()
 }
 
-pub async fn start(
+pub(super) async fn start(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
     body: String,
@@ -87,7 +87,7 @@ pub async fn start(
     }
 }
 
-pub async fn callback(
+pub(super) async fn callback(
     State(state): State<Arc<AppState>>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {

@@ -27,7 +27,7 @@ const MAX_EVENTS: usize = 100;
 
 /// One event reduced to what the index needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Parsed {
+pub(super) enum Parsed {
     Entity {
         kind: RecordKind,
         id: String,
@@ -36,7 +36,7 @@ pub enum Parsed {
     Ignored(String),
 }
 
-pub async fn receive(
+pub(super) async fn receive(
     State(state): State<Arc<AppState>>,
     Path(tenant_id): Path<String>,
     headers: HeaderMap,
@@ -148,7 +148,7 @@ fn count(state: &AppState, tenant: &str, outcome: &str) {
 }
 
 /// Reads one CloudEvent or an array of them.
-pub fn parse(bytes: &[u8]) -> Result<Vec<Parsed>, ApiError> {
+pub(super) fn parse(bytes: &[u8]) -> Result<Vec<Parsed>, ApiError> {
     let value: Value =
         serde_json::from_slice(bytes).map_err(|e| ApiError::MalformedJson(e.to_string()))?;
     match value {

@@ -13,7 +13,7 @@ use crate::error::ApiError;
 use crate::pipeline::{self, Outcome};
 use crate::state::AppState;
 
-pub async fn receive(
+pub(super) async fn receive(
     State(state): State<Arc<AppState>>,
     Path((tenant_id, provider)): Path<(String, String)>,
     headers: HeaderMap,

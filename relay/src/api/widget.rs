@@ -8,7 +8,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use crate::state::AppState;
 
 /// Serves trunk's output; only the configured V2 hosts may frame it.
-pub fn service(
+pub(super) fn service(
     state: &AppState,
 ) -> tower_http::set_header::SetResponseHeader<ServeDir<ServeFile>, HeaderValue> {
     let dir = &state.config.widget_dir;

@@ -14,7 +14,7 @@ use crate::state::AppState;
 /// Largest frame a widget may send; commands and pings are tiny.
 const MAX_FRAME_BYTES: usize = 64 * 1024;
 
-pub async fn upgrade(State(state): State<Arc<AppState>>, ws: WebSocketUpgrade) -> Response {
+pub(super) async fn upgrade(State(state): State<Arc<AppState>>, ws: WebSocketUpgrade) -> Response {
     ws.max_message_size(MAX_FRAME_BYTES)
         .on_upgrade(move |socket| pump(state, socket))
 }

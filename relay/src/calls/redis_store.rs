@@ -28,8 +28,8 @@ impl std::fmt::Debug for RedisCallStore {
     }
 }
 
-fn unavailable(err: impl std::fmt::Display) -> StoreError {
-    StoreError::Unavailable(err.to_string())
+fn unavailable(err: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> StoreError {
+    StoreError::Unavailable(err.into())
 }
 
 fn call_key(tenant: &str, call_id: &str) -> String {

@@ -12,7 +12,7 @@ use async_trait::async_trait;
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("call store unavailable: {0}")]
-    Unavailable(String),
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
 #[async_trait]

@@ -37,7 +37,7 @@ pub type Generation = HashMap<String, Vec<IndexedRecord>>;
 #[derive(Debug, thiserror::Error)]
 pub enum IndexError {
     #[error("number index store unavailable: {0}")]
-    Unavailable(String),
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
 #[async_trait]

@@ -35,8 +35,8 @@ impl std::fmt::Debug for RedisIndex {
     }
 }
 
-fn unavailable(err: impl std::fmt::Display) -> IndexError {
-    IndexError::Unavailable(err.to_string())
+fn unavailable(err: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> IndexError {
+    IndexError::Unavailable(err.into())
 }
 
 fn key(tenant: &str) -> String {
