@@ -6,22 +6,35 @@
 //! provider. The widget lives in `widget/`, the shared wire types in `protocol/`, and everything
 //! the relay talks to in tests and the demo (V2, the PBX, the identity provider) in `sim/`.
 //!
-//! Modules, one job each: [`api`] (HTTP routes), [`adapters`] (providers), [`pipeline`] (event to
-//! pushed call), [`calls`] (leg state and store), [`activity`] (the call's activity in V2, exactly
-//! once), [`numbers`] (E.164 and the index), [`push`]
-//! (fan-out, replay, WebSocket sessions), [`auth`] (tokens, signatures), [`v2`] (V2 client and
-//! field mapping), [`config`], [`metrics`].
+//! The modules stand in layers; each calls only the layers below it, and only [`state`] knows
+//! them all:
+//!
+//! - [`api`]: the HTTP routes, the one place errors become responses.
+//! - [`agent`]: the conversation with a rep's widget, one file per request the rep can make.
+//! - [`pipeline`]: from a provider's event to a call on the rep's screen (ingest, matching,
+//!   enrichment), and the one way a call leg changes outside an event.
+//! - [`state`]: the wiring: builds every part from the configuration and hands each its pieces.
+//! - the domains, which never read the state: [`activity`] (a finished call becomes exactly one
+//!   activity in V2), [`authority`] (on whose behalf V2 is written), [`adapters`] (telephony
+//!   providers), [`numbers`] (E.164, the number index and its refresh), [`calls`] (call legs,
+//!   their state machine and store), [`push`] (per-rep sequence numbers, replay, fan-out between
+//!   instances), [`v2`] (the V2 client and field mapping).
+//! - [`config`]: typed settings, parsed once; it borrows plain value types (a region, ranking
+//!   rules, a consent policy) from the domains that define them and calls nothing.
+//! - the ground: [`identity`] (who may talk to the relay: reps' tokens, V2's event
+//!   credentials), [`metrics`], [`clock`], [`secret`] (secrets, and numbers masked for logs),
+//!   [`shared_store`] (the Redis connection), [`error`] (the HTTP error enum).
 
 pub mod activity;
 pub mod adapters;
 pub mod agent;
 pub mod api;
-pub mod auth;
 pub mod authority;
 pub mod calls;
 pub mod clock;
 pub mod config;
 pub mod error;
+pub mod identity;
 pub mod metrics;
 pub mod numbers;
 pub mod pipeline;

@@ -16,7 +16,7 @@ use tokio::time::{Instant, sleep_until, timeout};
 
 use super::commands;
 use super::sign_in_watch::SignInWatch;
-use crate::auth::AgentIdentity;
+use crate::identity::AgentIdentity;
 use crate::state::AppState;
 
 /// A frame from the widget.

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use tokio::time::{Instant, sleep_until};
 
-use crate::auth::AgentIdentity;
+use crate::identity::AgentIdentity;
 use crate::state::AppState;
 
 /// Follows whether V2 holds the rep's own sign-in (tenants in `oauth2` mode), so the widget

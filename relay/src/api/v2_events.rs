@@ -16,8 +16,8 @@ use axum::response::{IntoResponse, Response};
 use cti_protocol::ws::RecordKind;
 use serde_json::{Value, json};
 
-use crate::auth::basic;
 use crate::error::ApiError;
+use crate::identity::basic;
 use crate::metrics::BuildLabels;
 use crate::numbers::update;
 use crate::state::AppState;

@@ -2,7 +2,7 @@
 //!
 //! Every change to a leg follows the same steps: take the call's stripe (so events and the
 //! rep's requests on one call never interleave), load the leg, change it, queue the call's
-//! activity if the leg is final, save, publish. [`update`] is those steps, once.
+//! activity if the leg is final, save, publish. `update` is those steps, once.
 
 use crate::activity::QueueError;
 use crate::calls::{Leg, StoreError};

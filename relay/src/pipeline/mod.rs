@@ -1,6 +1,6 @@
 //! From a telephony event to a call on the rep's screen.
 //!
-//! [`ingest`] applies an event to its call leg (idempotent, order-tolerant) and publishes the new
+//! [`ingest()`] applies an event to its call leg (idempotent, order-tolerant) and publishes the new
 //! view to the rep; [`matching`] finds who is calling on a leg's first event; [`enrich`] fills in
 //! the caller card's details from V2 without holding up the pop; [`legs`] is the one way a leg
 //! changes outside an event (lock, load, change, queue, save, publish). The pipeline calls down

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use cti_protocol::ws::ClientMessage;
 
 use super::AgentError;
-use crate::auth::AgentIdentity;
+use crate::identity::AgentIdentity;
 use crate::state::{AppState, Tenant};
 
 pub use save_wrap_up::MAX_NOTES_CHARS;
