@@ -4,8 +4,9 @@
 //! `String` and `Vec`, so the same types compile for the relay (native) and the widget (wasm32).
 //! Three families live here, each in its own module:
 //!
-//! - [`event`]: the normalized telephony event. It is the body of the generic webhook and the
-//!   common output of every provider adapter, so integrators can feed any PBX into the relay.
+//! - [`event`]: the normalized telephony event every provider adapter produces, and
+//!   ([`event::generic`]) the generic webhook's body, through which integrators feed any PBX into
+//!   the relay.
 //! - [`ws`]: the messages on the widget's WebSocket (`/v1/agent/ws`) and the call view they carry.
 //! - [`host`]: the payloads the widget posts to the V2 host window (the V2 CTI channel).
 //! - [`codes`]: the WebSocket close codes and the error codes of refused requests, written once

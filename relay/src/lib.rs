@@ -117,8 +117,8 @@ pub fn spawn_on(
     Ok(RelayHandle { addr, state, tasks })
 }
 
-/// The work that runs beside request handling: one index refresher per tenant, the activity
-/// writer, and with Redis
+/// The work that runs beside request handling: one index refresher per tenant, each tenant's
+/// provider link (for providers that keep one), the activity writer, and with Redis
 /// the listener that brings every instance's call messages to this instance's widgets.
 pub fn start_background(state: &Arc<AppState>) -> Vec<tokio::task::JoinHandle<()>> {
     let mut tasks: Vec<_> = state
@@ -131,6 +131,12 @@ pub fn start_background(state: &Arc<AppState>) -> Vec<tokio::task::JoinHandle<()
             ))
         })
         .collect();
+    for tenant in state.tenants.values() {
+        tasks.push(tokio::spawn(adapters::background::run(
+            state.clone(),
+            tenant.clone(),
+        )));
+    }
     let stopping = state.clone();
     tasks.push(tokio::spawn(activity::writer::run(
         state.writer(),

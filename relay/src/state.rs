@@ -5,7 +5,6 @@ use std::sync::Arc;
 
 use crate::activity::{FallbackOutbox, MemoryOutbox, Outbox, RedisOutbox};
 use crate::adapters::TelephonyAdapter;
-use crate::adapters::generic::GenericAdapter;
 use crate::authority::Authority;
 use crate::calls::consent::ConsentPolicy;
 use crate::calls::{CallStore, FallbackCallStore, MemoryCallStore, RedisCallStore};
@@ -180,7 +179,11 @@ impl AppState {
         stores: Stores,
         clock: SharedClock,
     ) -> Result<Arc<Self>, reqwest::Error> {
-        let generic: Arc<dyn TelephonyAdapter> = Arc::new(GenericAdapter::default());
+        // One pool for every tenant's provider; a client that cannot be built (no TLS backend)
+        // stops the start instead of running without its timeout.
+        let http = reqwest::Client::builder()
+            .timeout(config.v2_timeout)
+            .build()?;
         let metrics = Arc::new(Metrics::default());
         let tenants = config
             .tenants
@@ -203,7 +206,7 @@ impl AppState {
                         DailyBudget::new(config.refresh_budget, clock.clone()),
                     )),
                     v2,
-                    adapter: generic.clone(),
+                    adapter: crate::adapters::build(&t.telephony, &http),
                     rules: t.rank_rules.clone(),
                     consent: t.recording_consent.clone().unwrap_or_default(),
                     auth: t.auth.clone(),

@@ -1,21 +1,129 @@
 //! Telephony providers, each behind one trait.
 //!
-//! An adapter turns a provider's inbound traffic into normalized [`TelephonyEvent`]s and carries
-//! the rep's call controls back to the provider. Adding a provider means implementing this trait
-//! in one new file; nothing else in the relay knows which provider a call came from.
+//! An adapter turns a provider's traffic into the relay's [`TelephonyEvent`]s and carries the
+//! rep's call controls back to the provider. It owns what it needs for that (its secret, its URLs,
+//! the shared HTTP client) and nothing else of the tenant's, so the rest of the relay never knows
+//! which provider a call came from.
+//!
+//! Adding a provider:
+//! 1. Write the adapter in a module of its own here (`adapters/<provider>.rs`, or a folder when it
+//!    grows): its `Settings` (serde, with a `check` for what start-up must refuse) and a type
+//!    implementing [`TelephonyAdapter`]. Its inbound traffic arrives at
+//!    `GET`/`POST /v1/tenants/{tenant}/telephony/<provider>` ([`TelephonyAdapter::receive`]: events,
+//!    or a subscription handshake's answer); a long-lived link or a renewal goes in
+//!    [`TelephonyAdapter::background`], which the relay runs per tenant and restarts.
+//! 2. Here, in this file: the module, one arm of [`TelephonySettings`] and one arm in [`build`]
+//!    and [`TelephonySettings::check`]. Tenants choose it with `"provider": "<provider>"` in the
+//!    tenants file, next to its settings.
+//! 3. A double of the provider in the simulator (`sim/src/<provider>`, its module and routes
+//!    registered in `sim/src/lib.rs`), so the integration tests drive it over real sockets the
+//!    way they drive the generic PBX.
+//! 4. The README (its settings, its endpoint) and docs/architecture.md's seams table.
+//!
+//! [`generic`] is built exactly this way.
 
+pub mod background;
 pub mod generic;
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, Method};
+use axum::response::Response;
 use cti_protocol::event::TelephonyEvent;
+use cti_protocol::signature::SignatureError;
 use cti_protocol::ws::CallCommand;
+use futures_util::future::BoxFuture;
+use serde::Deserialize;
 
 use crate::calls::Leg;
 
-use crate::config::TenantConfig;
-use crate::error::ApiError;
+pub use background::EventSink;
 
+/// Which provider a tenant's calls come from, with that provider's settings. In the tenants file
+/// the tag sits at the tenant's top level (`"provider": "generic"`, the default when absent),
+/// beside the provider's own keys.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "provider", rename_all = "snake_case")]
+pub enum TelephonySettings {
+    Generic(generic::Settings),
+}
+
+impl TelephonySettings {
+    /// What start-up must refuse in the provider's settings, checked with what it depends on
+    /// in the tenant's.
+    pub fn check(&self, tenant: &TenantFacts<'_>) -> Result<(), SettingsError> {
+        match self {
+            TelephonySettings::Generic(settings) => settings.check(tenant),
+        }
+    }
+}
+
+/// The parts of a tenant's settings a provider's checks may depend on.
+#[derive(Debug, Clone, Copy)]
+pub struct TenantFacts<'a> {
+    pub id: &'a str,
+    pub v2_url: &'a str,
+}
+
+/// A provider setting start-up refuses, named by the variable (or key) that sets it.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{var}: {problem}")]
+pub struct SettingsError {
+    pub var: &'static str,
+    pub problem: String,
+}
+
+/// The tenant's adapter, sharing the process's HTTP client. The one place, with
+/// [`TelephonySettings`], that lists the providers.
+pub fn build(settings: &TelephonySettings, http: &reqwest::Client) -> Arc<dyn TelephonyAdapter> {
+    match settings {
+        TelephonySettings::Generic(settings) => {
+            Arc::new(generic::GenericAdapter::new(settings.clone(), http.clone()))
+        }
+    }
+}
+
+/// One request to `/v1/tenants/{tenant}/telephony/{provider}`, body read within the limit.
+#[derive(Debug, Clone, Copy)]
+pub struct Inbound<'a> {
+    pub method: &'a Method,
+    pub headers: &'a HeaderMap,
+    /// The raw query string, where a handshake's token may come (Microsoft Graph's
+    /// `validationToken`).
+    pub query: Option<&'a str>,
+    pub body: &'a [u8],
+}
+
+/// What an inbound request amounts to.
+#[derive(Debug)]
+pub enum Ingress {
+    /// Call events, applied in order; the answer says whether any was new.
+    Events(Vec<TelephonyEvent>),
+    /// The provider's handshake (a subscription's validation token echoed back): answered as is,
+    /// no events.
+    Reply(Response),
+}
+
+/// Why an inbound request was refused; the webhook route turns it into the HTTP error.
+#[derive(Debug, thiserror::Error)]
+pub enum AdapterError {
+    #[error("Content-Type must be application/json, got {0:?}")]
+    UnsupportedMediaType(String),
+    #[error(transparent)]
+    Signature(#[from] SignatureError),
+    #[error("body is not valid JSON: {0}")]
+    MalformedJson(#[source] serde_json::Error),
+    #[error("invalid event: {0}")]
+    InvalidEvent(String),
+    #[error("unknown event type {found:?}; expected one of: {expected}")]
+    UnknownEventType { found: String, expected: String },
+    /// The provider does not send this method (a handshake `GET` to a provider without one).
+    #[error("{0} is not accepted here")]
+    MethodNotAllowed(Method),
+}
+
+/// Why a call control or a dial did not reach the provider.
 #[derive(Debug, thiserror::Error)]
 pub enum CommandError {
     #[error("the provider refused {action}: {status} {message}")]
@@ -33,28 +141,22 @@ pub trait TelephonyAdapter: Send + Sync + std::fmt::Debug {
     /// The path segment under `/v1/tenants/{tenant}/telephony/` and the metrics label.
     fn provider(&self) -> &'static str;
 
-    /// Authenticates and parses one inbound request. Errors say what was wrong and where.
-    fn parse(
-        &self,
-        tenant: &TenantConfig,
-        headers: &HeaderMap,
-        body: &[u8],
-    ) -> Result<Vec<TelephonyEvent>, ApiError>;
+    /// Authenticates and reads one inbound request. Errors say what was wrong and where.
+    fn receive(&self, request: Inbound<'_>) -> Result<Ingress, AdapterError>;
+
+    /// Work that outlives any request: a notification WebSocket, a CTI or SIP link, renewing a
+    /// subscription before it expires. The relay runs it per tenant, starts it again with a
+    /// back-off whenever it ends, and applies what it sends through `events` exactly like a
+    /// webhook's events. None (the default): the provider only calls in.
+    fn background(&self, events: EventSink) -> Option<BoxFuture<'static, ()>> {
+        let _ = events;
+        None
+    }
 
     /// Asks the provider to act on the call; its events confirm the result.
-    async fn command(
-        &self,
-        tenant: &TenantConfig,
-        call: &Leg,
-        command: &CallCommand,
-    ) -> Result<(), CommandError>;
+    async fn command(&self, call: &Leg, command: &CallCommand) -> Result<(), CommandError>;
 
     /// Asks the provider to call `e164` from the rep's line (click-to-dial). The provider's
     /// events bring the call; its id, when the provider tells it at once.
-    async fn dial(
-        &self,
-        tenant: &TenantConfig,
-        agent: &str,
-        e164: &str,
-    ) -> Result<Option<String>, CommandError>;
+    async fn dial(&self, agent: &str, e164: &str) -> Result<Option<String>, CommandError>;
 }

@@ -25,7 +25,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/metrics", get(health::metrics))
         .route(
             "/v1/tenants/{tenant}/telephony/{provider}",
-            post(webhook::receive),
+            post(webhook::receive).get(webhook::receive),
         )
         .route("/v1/tenants/{tenant}/v2-events", post(v2_events::receive))
         .route("/v1/agent/ws", get(ws::upgrade))

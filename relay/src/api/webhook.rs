@@ -1,41 +1,55 @@
-//! `POST /v1/tenants/{tenant}/telephony/{provider}`: telephony events in.
+//! `POST` and `GET /v1/tenants/{tenant}/telephony/{provider}`: telephony events in, and the
+//! handshakes some providers make before they send any (`GET` or `POST`, the adapter decides).
 
 use std::sync::Arc;
 
 use axum::Json;
 use axum::body::{Body, to_bytes};
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{Path, RawQuery, State};
+use axum::http::header::ALLOW;
+use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+use crate::adapters::{AdapterError, Inbound, Ingress};
 use crate::error::ApiError;
 use crate::pipeline::{self, Outcome};
-use crate::state::AppState;
+use crate::state::{AppState, Tenant};
+
+/// The label of requests that reached no adapter: a path segment must not become a metrics
+/// series.
+const UNKNOWN: &str = "unknown";
 
 pub(super) async fn receive(
     State(state): State<Arc<AppState>>,
     Path((tenant_id, provider)): Path<(String, String)>,
+    method: Method,
+    RawQuery(query): RawQuery,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
     let received_at_ms = state.clock.now_ms();
-    let label = if provider == "generic" {
-        "generic"
-    } else {
-        "unknown"
+    let tenant = state
+        .tenant(&tenant_id)
+        .filter(|t| t.adapter.provider() == provider);
+    let label = tenant.map_or(UNKNOWN, |t| t.adapter.provider());
+    let Some(tenant) = tenant else {
+        let err = match state.tenant(&tenant_id) {
+            None => ApiError::UnknownTenant(tenant_id.clone()),
+            Some(_) => {
+                ApiError::UnknownTenant(format!("{tenant_id}: no provider {provider:?} configured"))
+            }
+        };
+        return refused(&state, &tenant_id, label, err);
     };
-    match handle(
-        &state,
-        &tenant_id,
-        &provider,
-        &headers,
-        body,
+    let request = Request {
+        method: &method,
+        query: query.as_deref(),
+        headers: &headers,
         received_at_ms,
-    )
-    .await
-    {
-        Ok(outcome) => {
+    };
+    match handle(&state, tenant, request, body).await {
+        Ok(Answer::Outcome(outcome)) => {
             let (status, word) = match outcome {
                 Outcome::Accepted => (StatusCode::ACCEPTED, "accepted"),
                 Outcome::Duplicate => (StatusCode::OK, "duplicate"),
@@ -43,43 +57,149 @@ pub(super) async fn receive(
             state.metrics.webhook(label, word);
             (status, Json(json!({"status": word}))).into_response()
         }
-        Err(err) => {
-            state.metrics.webhook(label, err.code());
-            tracing::info!(tenant = %tenant_id, provider = %label, code = err.code(), "webhook rejected: {err}");
-            err.into_response()
+        Ok(Answer::Reply(response)) => {
+            state.metrics.webhook(label, "handshake");
+            response
         }
+        Err(Refusal::Method(method)) => {
+            state.metrics.webhook(label, "method_not_allowed");
+            tracing::info!(tenant = %tenant_id, provider = %label, %method, "webhook method refused");
+            (StatusCode::METHOD_NOT_ALLOWED, [(ALLOW, "POST")]).into_response()
+        }
+        Err(Refusal::Api(err)) => refused(&state, &tenant_id, label, err),
+    }
+}
+
+fn refused(state: &AppState, tenant_id: &str, label: &str, err: ApiError) -> Response {
+    state.metrics.webhook(label, err.code());
+    tracing::info!(tenant = %tenant_id, provider = %label, code = err.code(), "webhook rejected: {err}");
+    err.into_response()
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Request<'a> {
+    method: &'a Method,
+    query: Option<&'a str>,
+    headers: &'a HeaderMap,
+    received_at_ms: u64,
+}
+
+enum Answer {
+    Outcome(Outcome),
+    Reply(Response),
+}
+
+enum Refusal {
+    /// Not a method the provider sends: 405, as for any route that does not take it.
+    Method(Method),
+    Api(ApiError),
+}
+
+impl From<ApiError> for Refusal {
+    fn from(err: ApiError) -> Self {
+        Refusal::Api(err)
+    }
+}
+
+impl From<AdapterError> for Refusal {
+    /// The one place an adapter's refusal becomes the public error code.
+    fn from(err: AdapterError) -> Self {
+        Refusal::Api(match err {
+            AdapterError::MethodNotAllowed(method) => return Refusal::Method(method),
+            AdapterError::UnsupportedMediaType(found) => ApiError::UnsupportedMediaType(found),
+            AdapterError::Signature(err) => ApiError::Signature(err),
+            AdapterError::MalformedJson(err) => ApiError::MalformedJson(format!(
+                "{err} (line {}, column {})",
+                err.line(),
+                err.column()
+            )),
+            AdapterError::InvalidEvent(problem) => ApiError::InvalidEvent(problem),
+            AdapterError::UnknownEventType { found, expected } => {
+                ApiError::UnknownEventType { found, expected }
+            }
+        })
     }
 }
 
 async fn handle(
     state: &Arc<AppState>,
-    tenant_id: &str,
-    provider: &str,
-    headers: &HeaderMap,
+    tenant: &Arc<Tenant>,
+    request: Request<'_>,
     body: Body,
-    received_at_ms: u64,
-) -> Result<Outcome, ApiError> {
-    let tenant = state
-        .tenant(tenant_id)
-        .ok_or_else(|| ApiError::UnknownTenant(tenant_id.to_string()))?;
-    if provider != tenant.adapter.provider() {
-        return Err(ApiError::UnknownTenant(format!(
-            "{tenant_id}: no provider {provider:?} configured"
-        )));
-    }
+) -> Result<Answer, Refusal> {
     let limit = state.config.webhook_max_bytes;
     let bytes = to_bytes(body, limit)
         .await
         .map_err(|_| ApiError::PayloadTooLarge { limit })?;
-    let events = tenant.adapter.parse(&tenant.config, headers, &bytes)?;
-    let mut outcome = Outcome::Duplicate;
+    let ingress = tenant.adapter.receive(Inbound {
+        method: request.method,
+        headers: request.headers,
+        query: request.query,
+        body: &bytes,
+    })?;
+    let events = match ingress {
+        Ingress::Reply(response) => return Ok(Answer::Reply(response)),
+        Ingress::Events(events) => events,
+    };
+    // A notification without call events (a provider's keep-alive) is taken, not a duplicate.
+    let mut outcome = if events.is_empty() {
+        Outcome::Accepted
+    } else {
+        Outcome::Duplicate
+    };
     for event in events {
-        let outcome_of_event = pipeline::ingest(state, tenant, event, received_at_ms)
+        let outcome_of_event = pipeline::ingest(state, tenant, event, request.received_at_ms)
             .await
             .map_err(|err| ApiError::Unavailable(err.to_string()))?;
         if outcome_of_event == Outcome::Accepted {
             outcome = Outcome::Accepted;
         }
     }
-    Ok(outcome)
+    Ok(Answer::Outcome(outcome))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn code(err: AdapterError) -> &'static str {
+        match Refusal::from(err) {
+            Refusal::Api(err) => err.code(),
+            Refusal::Method(_) => "method_not_allowed",
+        }
+    }
+
+    #[test]
+    fn adapter_refusals_keep_their_public_codes() {
+        use cti_protocol::signature::SignatureError;
+        let json = serde_json::from_str::<serde_json::Value>("{oops").expect_err("not json");
+        assert_eq!(code(AdapterError::MalformedJson(json)), "malformed_json");
+        assert_eq!(
+            code(AdapterError::Signature(SignatureError::Missing)),
+            "missing_signature"
+        );
+        assert_eq!(
+            code(AdapterError::Signature(SignatureError::Mismatch)),
+            "bad_signature"
+        );
+        assert_eq!(
+            code(AdapterError::UnsupportedMediaType("text/plain".into())),
+            "unsupported_media_type"
+        );
+        assert_eq!(
+            code(AdapterError::InvalidEvent("x".into())),
+            "invalid_event"
+        );
+        assert_eq!(
+            code(AdapterError::UnknownEventType {
+                found: "x".into(),
+                expected: "y".into()
+            }),
+            "unknown_event_type"
+        );
+        assert_eq!(
+            code(AdapterError::MethodNotAllowed(Method::GET)),
+            "method_not_allowed"
+        );
+    }
 }

@@ -7,9 +7,10 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::tenant::TenantFile;
+use super::tenant::{Telephony, TenantFile};
 use super::{AuthMode, Config, ConfigError, DestinationConfig, OAuthSettings, TokenKey};
 use super::{default_scope, vcap};
+use crate::adapters::{TelephonySettings, generic};
 use crate::calls::consent::ConsentPolicy;
 use crate::secret::Secret;
 
@@ -178,13 +179,17 @@ fn single_tenant(get: &impl Fn(&str) -> Option<String>) -> Result<TenantFile, Co
     set(&mut t.default_region, "CTI_DEFAULT_REGION");
     set(&mut t.v2_url, "CTI_V2_URL");
     set(&mut t.v2_user, "CTI_V2_USER");
-    set(&mut t.control_url, "CTI_CONTROL_URL");
     if let Some(v) = get("CTI_V2_PASSWORD") {
         t.v2_password = Secret::new(v);
     }
+    // The single-tenant variables describe a tenant on the generic provider; other providers
+    // are configured in a tenants file.
+    let mut pbx = generic::Settings::demo(SIM_URL);
+    set(&mut pbx.control_url, "CTI_CONTROL_URL");
     if let Some(v) = get("CTI_WEBHOOK_SECRET") {
-        t.webhook_secret = Secret::new(v);
+        pbx.webhook_secret = Secret::new(v);
     }
+    t.telephony = Telephony(TelephonySettings::Generic(pbx));
     // The demo's events credentials are public: a real tenant gets the endpoint only with
     // credentials of its own.
     if t.v2_url != SIM_URL {
@@ -438,6 +443,7 @@ mod tests {
             include_str!("env.rs"),
             include_str!("vcap.rs"),
             include_str!("tenant.rs"),
+            include_str!("../adapters/generic.rs"),
         ];
         let mut read = Vec::new();
         for source in sources {

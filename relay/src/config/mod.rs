@@ -4,7 +4,10 @@
 //! identity provider are the simulator on `127.0.0.1:8090`. [`Config::demo`] is the one place
 //! that says what a setting is when nobody set it; the environment ([`env`]) and the tenants file
 //! ([`tenant`]) only override it, and every error names the variable. Everything here is a plain
-//! value: the modules that act on a setting import it from here, never the other way round.
+//! value: the modules that act on a setting import it from here, never the other way round. The
+//! one exception is a tenant's telephony provider: its settings are the adapter's own type
+//! ([`crate::adapters::TelephonySettings`]), so that a provider is added without touching this
+//! module.
 
 mod env;
 pub mod tenant;

@@ -5,9 +5,10 @@
 //! credential pair, the demo's public secret on a real V2) is found here, at start-up, and named
 //! by its variable; the rest of the relay receives parsed values and has nothing to forgive.
 
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
 
 use super::ConfigError;
+use crate::adapters::{TelephonySettings, TenantFacts, generic};
 use crate::calls::consent::ConsentPolicy;
 use crate::numbers::DefaultRegion;
 use crate::numbers::rank::{RankRules, Rule, parse_kind};
@@ -22,12 +23,11 @@ pub struct TenantConfig {
     pub default_region: String,
     /// The same region, parsed: the default for numbers written nationally (`044 123 45 67`).
     pub region: DefaultRegion,
-    pub webhook_secret: Secret,
+    /// The tenant's telephony provider and its settings (secrets, URLs): the adapter's alone.
+    pub telephony: TelephonySettings,
     pub v2_url: String,
     pub v2_user: String,
     pub v2_password: Secret,
-    /// Where the generic provider accepts call controls (`POST <url>/calls/{id}/commands`).
-    pub control_url: String,
     /// Basic credentials V2's outbound communication system uses to deliver change events to
     /// `POST /v1/tenants/{tenant}/v2-events`; both or neither, and without them the endpoint is
     /// off for the tenant.
@@ -88,20 +88,18 @@ pub fn default_dispositions() -> Vec<String> {
     .to_vec()
 }
 
-/// The demo's webhook secret: published in the README, so only for a V2 on this machine.
-const DEMO_WEBHOOK_SECRET: &str = "demo-webhook-secret";
-
 /// A tenant as written in the tenants file, or as the single-tenant variables describe it:
 /// text, not yet checked.
 #[derive(Debug, Clone, Deserialize)]
 pub(super) struct TenantFile {
     pub(super) id: String,
     pub(super) default_region: String,
-    pub(super) webhook_secret: Secret,
+    /// `provider` and that provider's keys, at the tenant's top level.
+    #[serde(flatten)]
+    pub(super) telephony: Telephony,
     pub(super) v2_url: String,
     pub(super) v2_user: String,
     pub(super) v2_password: Secret,
-    pub(super) control_url: String,
     #[serde(default)]
     pub(super) v2_events_user: Option<String>,
     #[serde(default)]
@@ -133,11 +131,10 @@ impl TenantFile {
         TenantFile {
             id: "demo".into(),
             default_region: "CH".into(),
-            webhook_secret: Secret::new(DEMO_WEBHOOK_SECRET),
+            telephony: Telephony(TelephonySettings::Generic(generic::Settings::demo(sim_url))),
             v2_url: sim_url.into(),
             v2_user: "demo".into(),
             v2_password: Secret::new("demo"),
-            control_url: format!("{sim_url}/sim/pbx"),
             v2_events_user: Some("v2-events".into()),
             v2_events_password: Some(Secret::new("demo-v2-events-secret")),
             match_rules: None,
@@ -175,31 +172,22 @@ impl TenantFile {
                 format!("tenant {id:?}: set both the V2 events user and password, or neither"),
             ));
         }
-        if self.webhook_secret.expose() == DEMO_WEBHOOK_SECRET && !is_loopback(&self.v2_url) {
-            return Err(invalid(
-                "CTI_WEBHOOK_SECRET",
-                format!(
-                    "tenant {id:?} talks to V2 at {} with the demo's webhook secret, which is \
-                     public: anyone could post calls; set a secret of your own",
-                    self.v2_url
-                ),
-            ));
-        }
-        if self.webhook_secret.expose().len() < 16 {
-            return Err(invalid(
-                "CTI_WEBHOOK_SECRET",
-                format!("tenant {id:?}: the secret must be at least 16 characters"),
-            ));
-        }
+        let facts = TenantFacts {
+            id,
+            v2_url: &self.v2_url,
+        };
+        self.telephony
+            .0
+            .check(&facts)
+            .map_err(|e| invalid(e.var, e.problem))?;
         Ok(TenantConfig {
             id: self.id,
             default_region: self.default_region,
             region,
-            webhook_secret: self.webhook_secret,
+            telephony: self.telephony.0,
             v2_url: self.v2_url,
             v2_user: self.v2_user,
             v2_password: self.v2_password,
-            control_url: self.control_url,
             v2_events_user: self.v2_events_user,
             v2_events_password: self.v2_events_password,
             rank_rules,
@@ -260,20 +248,21 @@ impl TenantConfig {
     }
 }
 
-/// Whether a URL's host is this machine (the simulator, a local trial).
-fn is_loopback(url: &str) -> bool {
-    reqwest::Url::parse(url)
-        .ok()
-        .and_then(|u| {
-            let host = u.host_str()?.trim_matches(['[', ']']).to_string();
-            Some(
-                host == "localhost"
-                    || host
-                        .parse::<std::net::IpAddr>()
-                        .is_ok_and(|ip| ip.is_loopback()),
-            )
-        })
-        .unwrap_or(false)
+/// A tenant's provider settings as the tenants file has them: flat among the tenant's keys, and
+/// the generic provider when no `provider` is named, so files written before there was a choice
+/// still read.
+#[derive(Debug, Clone)]
+pub(super) struct Telephony(pub(super) TelephonySettings);
+
+impl<'de> Deserialize<'de> for Telephony {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let mut keys = serde_json::Map::deserialize(deserializer)?;
+        keys.entry("provider")
+            .or_insert_with(|| serde_json::Value::from("generic"));
+        TelephonySettings::deserialize(serde_json::Value::Object(keys))
+            .map(Telephony)
+            .map_err(serde::de::Error::custom)
+    }
 }
 
 #[cfg(test)]
@@ -310,5 +299,32 @@ mod tests {
             Some("openid offline_access")
         );
         assert_eq!(t.dispositions, default_dispositions());
+        assert!(matches!(
+            &t.telephony,
+            TelephonySettings::Generic(g)
+                if g.control_url == "https://pbx.example"
+                    && g.webhook_secret.expose() == "a-secret-of-acme-own"
+        ));
+    }
+
+    #[test]
+    fn the_provider_is_named_beside_its_keys_and_generic_when_it_is_not() {
+        let entry = |provider: Option<&str>| {
+            let mut entry = serde_json::json!({
+                "id": "acme", "default_region": "DE", "webhook_secret": "a-secret-of-acme-own",
+                "v2_url": "https://my1.crm.cloud.sap", "v2_user": "u", "v2_password": "p",
+                "control_url": "https://pbx.example"
+            });
+            if let Some(provider) = provider {
+                entry["provider"] = provider.into();
+            }
+            serde_json::from_value::<TenantFile>(entry)
+        };
+        for provider in [None, Some("generic")] {
+            let t = entry(provider).expect("shape").check().expect("valid");
+            assert!(matches!(t.telephony, TelephonySettings::Generic(_)));
+        }
+        let err = entry(Some("carrier-pigeon")).expect_err("no such provider");
+        assert!(err.to_string().contains("carrier-pigeon"), "{err}");
     }
 }

@@ -4,7 +4,8 @@
 //! view to the rep; [`matching`] finds who is calling on a leg's first event; [`enrich`] fills in
 //! the caller card's details from V2 without holding up the pop; [`legs`] is the one way a leg
 //! changes outside an event (lock, load, change, queue, save, publish). The pipeline calls down
-//! into calls, numbers, activity and push; only the routes and the agent conversation call it.
+//! into calls, numbers, activity and push; only the routes, the providers' background links and
+//! the agent conversation call it.
 
 pub mod enrich;
 pub mod ingest;

@@ -5,7 +5,8 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use cti_protocol::event::{Direction, EndReason, EventType, TelephonyEvent};
+use cti_protocol::event::generic::Body;
+use cti_protocol::event::{Direction, EndReason, EventType};
 use cti_protocol::ws::CallCommand;
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
@@ -98,7 +99,7 @@ impl Call {
         let recording_url = (event_type == EventType::Ended
             && reason == Some(EndReason::Completed))
         .then(|| format!("https://recordings.example.com/{}.wav", self.id));
-        let event = TelephonyEvent {
+        let event = Body {
             id: format!("{}-e{}", self.id, self.next_event),
             call_id: self.id.clone(),
             event_type,

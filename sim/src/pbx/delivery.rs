@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::http::header::CONTENT_TYPE;
-use cti_protocol::event::TelephonyEvent;
+use cti_protocol::event::generic::Body;
 use cti_protocol::signature::{self, sign};
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
@@ -36,7 +36,7 @@ pub(super) struct Counters {
 }
 
 pub(super) struct Outgoing {
-    pub(super) event: TelephonyEvent,
+    pub(super) event: Body,
     pub(super) ack: Option<oneshot::Sender<Result<(), DeliveryError>>>,
 }
 
@@ -58,7 +58,7 @@ pub(super) struct RelayLink {
 
 impl RelayLink {
     /// Sends one event, retrying what may be transient.
-    async fn deliver(&self, event: &TelephonyEvent) -> Result<(), DeliveryError> {
+    async fn deliver(&self, event: &Body) -> Result<(), DeliveryError> {
         let body = serde_json::to_vec(event).map_err(|e| DeliveryError::Rejected {
             status: 0,
             message: format!("event does not serialize: {e}"),

@@ -15,7 +15,7 @@ pub(super) async fn apply(
     command: &CallCommand,
 ) -> Result<(), AgentError> {
     let call = own_leg(app, tenant, call_id, rep).await?;
-    match tenant.adapter.command(&tenant.config, &call, command).await {
+    match tenant.adapter.command(&call, command).await {
         Ok(()) => {
             app.metrics.command(command.name(), "ok");
             Ok(())

@@ -20,7 +20,7 @@ pub(super) async fn apply(
     let e164 = crate::numbers::normalize(number, &tenant.region)
         .map_err(AgentError::InvalidNumber)?
         .e164;
-    match tenant.adapter.dial(&tenant.config, rep, &e164).await {
+    match tenant.adapter.dial(rep, &e164).await {
         Ok(call_id) => {
             app.metrics.command("dial", "ok");
             tracing::info!(to = %mask_number(&e164), call = ?call_id, "dialling for the rep");
