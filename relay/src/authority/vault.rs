@@ -25,7 +25,7 @@ pub enum VaultError {
     #[error("a stored token does not open with this key (was CTI_TOKEN_KEY changed?)")]
     Sealed,
     #[error("token store unavailable: {0}")]
-    Unavailable(String),
+    Unavailable(#[source] std::sync::Arc<dyn std::error::Error + Send + Sync>),
 }
 
 /// Seals and opens tokens.
@@ -207,8 +207,8 @@ end
 return 0
 ";
 
-fn unavailable(err: impl std::fmt::Display) -> VaultError {
-    VaultError::Unavailable(err.to_string())
+fn unavailable(err: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> VaultError {
+    VaultError::Unavailable(std::sync::Arc::from(err.into()))
 }
 
 impl RedisVault {

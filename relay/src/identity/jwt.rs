@@ -20,18 +20,18 @@ pub struct AgentIdentity {
     pub expires_at: u64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 pub enum AuthError {
     #[error("token is not a JWT: {0}")]
-    Malformed(String),
+    Malformed(#[source] jsonwebtoken::errors::Error),
     #[error("token signed with unknown key {0:?}")]
     UnknownKey(String),
     #[error("token rejected: {0}")]
-    Invalid(String),
+    Invalid(#[source] jsonwebtoken::errors::Error),
     #[error("token names no tenant (app_tid or zid) or no user")]
     MissingIdentity,
     #[error("identity provider keys unavailable: {0}")]
-    KeysUnavailable(String),
+    KeysUnavailable(#[source] reqwest::Error),
 }
 
 #[derive(Debug, Deserialize)]
@@ -89,7 +89,7 @@ impl JwtVerifier {
     }
 
     pub async fn verify(&self, token: &str) -> Result<AgentIdentity, AuthError> {
-        let header = decode_header(token).map_err(|e| AuthError::Malformed(e.to_string()))?;
+        let header = decode_header(token).map_err(AuthError::Malformed)?;
         let kid = header.kid.unwrap_or_default();
         let key = match self.key(&kid).await {
             Some(key) => key,
@@ -100,8 +100,7 @@ impl JwtVerifier {
                     .ok_or_else(|| AuthError::UnknownKey(kid.clone()))?
             }
         };
-        let data = decode::<Claims>(token, &key, &self.validation)
-            .map_err(|e| AuthError::Invalid(e.to_string()))?;
+        let data = decode::<Claims>(token, &key, &self.validation).map_err(AuthError::Invalid)?;
         let claims = data.claims;
         let tenant = claims.app_tid.or(claims.zid).filter(|t| !t.is_empty());
         let agent = claims
@@ -131,17 +130,17 @@ impl JwtVerifier {
         {
             return Ok(());
         }
-        let unavailable = |e: &dyn std::fmt::Display| AuthError::KeysUnavailable(e.to_string());
+        let unavailable = |e: reqwest::Error| AuthError::KeysUnavailable(e.without_url());
         let jwks: Jwks = self
             .http
             .get(&self.jwks_url)
             .send()
             .await
             .and_then(reqwest::Response::error_for_status)
-            .map_err(|e| unavailable(&e.without_url()))?
+            .map_err(unavailable)?
             .json()
             .await
-            .map_err(|e| unavailable(&e.without_url()))?;
+            .map_err(unavailable)?;
         let mut keys = HashMap::new();
         for jwk in jwks.keys.into_iter().filter(|k| k.kty == "RSA") {
             if let (Some(n), Some(e)) = (&jwk.n, &jwk.e)

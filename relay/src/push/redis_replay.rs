@@ -62,8 +62,8 @@ impl std::fmt::Debug for RedisReplay {
     }
 }
 
-fn unavailable(err: impl std::fmt::Display) -> ReplayError {
-    ReplayError(err.to_string())
+fn unavailable(err: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> ReplayError {
+    ReplayError(err.into())
 }
 
 fn keys(tenant: &str, agent: &str) -> [String; 4] {

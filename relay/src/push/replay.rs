@@ -35,7 +35,7 @@ pub struct Backlog {
 
 #[derive(Debug, thiserror::Error)]
 #[error("replay store unavailable: {0}")]
-pub struct ReplayError(pub String);
+pub struct ReplayError(#[source] pub Box<dyn std::error::Error + Send + Sync>);
 
 #[async_trait]
 pub trait ReplayStore: Send + Sync + std::fmt::Debug {
