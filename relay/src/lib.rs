@@ -20,7 +20,8 @@
 //!   their state machine and store), [`push`] (per-rep sequence numbers, replay, fan-out between
 //!   instances), [`v2`] (the V2 client and field mapping).
 //! - [`config`]: typed settings, parsed once; it borrows plain value types (a region, ranking
-//!   rules, a consent policy) from the domains that define them and calls nothing.
+//!   rules, a consent policy, a provider's settings) from the domains that define them and calls
+//!   nothing.
 //! - the ground: [`identity`] (who may talk to the relay: reps' tokens, V2's event
 //!   credentials), [`metrics`], [`clock`], [`secret`] (secrets, and numbers masked for logs),
 //!   [`shared_store`] (the Redis connection), [`error`] (the HTTP error enum).
@@ -132,7 +133,7 @@ pub fn start_background(state: &Arc<AppState>) -> Vec<tokio::task::JoinHandle<()
         })
         .collect();
     for tenant in state.tenants.values() {
-        tasks.push(tokio::spawn(adapters::background::run(
+        tasks.push(tokio::spawn(pipeline::links::run(
             state.clone(),
             tenant.clone(),
         )));

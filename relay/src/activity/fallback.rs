@@ -7,8 +7,8 @@
 
 use async_trait::async_trait;
 
-use super::log::CallLog;
 use super::outbox::{Entry, MemoryOutbox, Next, Outbox, OutboxError};
+use crate::calls::log::CallLog;
 
 #[derive(Debug)]
 pub struct FallbackOutbox<S> {

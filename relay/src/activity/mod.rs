@@ -1,13 +1,12 @@
 //! Phone-call activities: every finished call ends as exactly one activity in V2.
 //!
-//! [`log`] derives what a call amounts to from its legs; [`outbox`] keeps it durably until V2
+//! A finished call's log (`calls::log`, derived from its legs) is kept in the [`outbox`] until V2
 //! has it (memory, or Redis in [`redis_outbox`]); [`writer`] writes it on the tenant's
 //! authority. Where an activity stands is the outbox's to say ([`status_of`]): legs never hold
 //! it, the view a rep sees joins the two when it is published. The field names V2 sees live in
 //! `v2::phone_call`.
 
 pub mod fallback;
-pub mod log;
 pub mod outbox;
 pub mod redis_outbox;
 pub mod writer;
@@ -66,7 +65,7 @@ impl Activities {
                 crate::calls::store::sort_legs(&mut legs);
             }
         }
-        let Some(log) = log::completed(&legs) else {
+        let Some(log) = crate::calls::log::completed(&legs) else {
             return Ok(false);
         };
         self.outbox.put(tenant, &log, now_ms).await?;

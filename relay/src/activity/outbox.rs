@@ -13,7 +13,7 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use super::log::CallLog;
+use crate::calls::log::CallLog;
 
 #[derive(Debug, thiserror::Error)]
 pub enum OutboxError {
@@ -229,7 +229,7 @@ impl Outbox for MemoryOutbox {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::activity::log::LogDirection;
+    use crate::calls::log::LogDirection;
     use cti_protocol::event::EndReason;
 
     pub(crate) fn log(call_id: &str, notes: &str) -> CallLog {

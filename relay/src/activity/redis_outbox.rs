@@ -8,8 +8,8 @@
 use async_trait::async_trait;
 use redis::aio::ConnectionManager;
 
-use super::log::CallLog;
 use super::outbox::{Entry, Next, Outbox, OutboxError, Progress};
+use crate::calls::log::CallLog;
 
 /// How long a written entry is kept for notes after the call.
 const KEEP_WRITTEN_MS: u64 = 7 * 24 * 60 * 60 * 1000;

@@ -4,9 +4,9 @@
 //! subscriptions expire need a task that lives as long as the relay. The adapter only writes the
 //! future; here it is started per tenant, started again with a growing back-off whenever it ends
 //! or panics (a dropped link is normal, a tight reconnect loop against a provider that is down is
-//! not), and what it sends into its [`EventSink`] is applied through the same
-//! [`pipeline::ingest`] as a webhook's events. The sink is a channel, so an adapter never needs
-//! the relay's state.
+//! not). What it sends into its [`EventSink`] arrives at the other end, the [`Inbox`], which the
+//! relay drains into the same ingest as a webhook's events. The sink is a channel, so an adapter
+//! never needs the relay's state, and this module knows nothing above the adapters.
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
@@ -17,11 +17,8 @@ use cti_protocol::event::TelephonyEvent;
 use futures_util::FutureExt;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
-use tracing::Instrument;
 
 use super::TelephonyAdapter;
-use crate::pipeline::{self, IngestError};
-use crate::state::{AppState, Tenant};
 
 /// Events waiting for the relay per tenant; a full queue makes the adapter wait, which is the
 /// back-pressure a link wants.
@@ -39,18 +36,36 @@ pub struct Inbox {
     queue: mpsc::Receiver<Delivery>,
 }
 
+/// Why the relay could not apply an event (its store was away, for instance).
+pub type Failure = Box<dyn std::error::Error + Send + Sync>;
+
+/// One event from a link, and the way to tell the link whether the relay applied it.
 #[derive(Debug)]
-struct Delivery {
-    event: TelephonyEvent,
-    applied: oneshot::Sender<Result<(), IngestError>>,
+pub struct Delivery {
+    pub event: TelephonyEvent,
+    applied: oneshot::Sender<Result<(), Failure>>,
+}
+
+impl Delivery {
+    /// Tells the waiting link the outcome; a link that stopped waiting is not told.
+    pub fn report(self, outcome: Result<(), Failure>) {
+        let _ = self.applied.send(outcome);
+    }
+}
+
+impl Inbox {
+    /// The next event a link sent, in the order it sent them; None once every sink is gone.
+    pub async fn next(&mut self) -> Option<Delivery> {
+        self.queue.recv().await
+    }
 }
 
 /// Why an event from a background link was not applied; a link whose provider redelivers should
 /// leave it unacknowledged.
 #[derive(Debug, thiserror::Error)]
 pub enum Undelivered {
-    #[error(transparent)]
-    Failed(#[from] IngestError),
+    #[error("the relay could not apply it: {0}")]
+    Failed(#[source] Failure),
     #[error("the relay is stopping")]
     Closed,
 }
@@ -70,7 +85,10 @@ impl EventSink {
             .send(Delivery { event, applied })
             .await
             .map_err(|_| Undelivered::Closed)?;
-        outcome.await.map_err(|_| Undelivered::Closed)??;
+        outcome
+            .await
+            .map_err(|_| Undelivered::Closed)?
+            .map_err(Undelivered::Failed)?;
         Ok(())
     }
 }
@@ -126,26 +144,6 @@ pub fn supervise(
             }
         }
     })
-}
-
-/// The tenant's background link, if its adapter has one, with its events applied in the order
-/// the link sends them. Returns at once for a provider that only calls in.
-pub async fn run(state: Arc<AppState>, tenant: Arc<Tenant>) {
-    let (events, mut inbox) = channel();
-    let Some(link) = supervise(tenant.adapter.clone(), events, Backoff::default()) else {
-        return;
-    };
-    let apply = async {
-        while let Some(Delivery { event, applied }) = inbox.queue.recv().await {
-            let outcome = pipeline::ingest(&state, &tenant, event, state.clock.now_ms()).await;
-            // The link may have stopped waiting; the event is applied either way.
-            let _ = applied.send(outcome.map(drop));
-        }
-    };
-    let span = tracing::info_span!("background", tenant = %tenant.config.id);
-    futures_util::future::join(link, apply)
-        .instrument(span)
-        .await;
 }
 
 #[cfg(test)]
@@ -251,9 +249,9 @@ mod tests {
         let t0 = Instant::now();
         let mut delivered = Vec::new();
         while delivered.len() < 4 {
-            let Delivery { event, applied } = inbox.queue.recv().await.expect("the link sends");
-            delivered.push(event.id);
-            let _ = applied.send(Ok(()));
+            let delivery = inbox.next().await.expect("the link sends");
+            delivered.push(delivery.event.id.clone());
+            delivery.report(Ok(()));
         }
         link.abort();
         // Run 2 panicked before sending; the others each delivered their event.
@@ -279,8 +277,7 @@ mod tests {
     async fn the_link_hears_whether_its_event_was_applied() {
         let (events, mut inbox) = channel();
         let relay = tokio::spawn(async move {
-            let Delivery { applied, .. } = inbox.queue.recv().await.expect("an event");
-            let _ = applied.send(Ok(()));
+            inbox.next().await.expect("an event").report(Ok(()));
         });
         events.deliver(event(1)).await.expect("applied");
         relay.await.expect("relay side");

@@ -1,7 +1,8 @@
 //! Calls: the legs the relay keeps, how provider events move them through their states, and
 //! where they live.
 //!
-//! [`leg`] is the stored model (the widget's view is built from it when published);
+//! [`leg`] is the stored model (the widget's view is built from it when published); [`log`] is
+//! what a finished call amounts to, whatever number of legs it had;
 //! [`transitions`] is the pure state machine events drive; [`store`] and its Redis and fallback
 //! implementations keep legs and the ids of applied events; [`consent`] decides where recording
 //! needs the caller's consent; [`stripes`] serializes the changes to one call. Nothing here calls
@@ -10,6 +11,7 @@
 pub mod consent;
 pub mod fallback;
 pub mod leg;
+pub mod log;
 pub mod redis_store;
 pub mod store;
 pub mod stripes;

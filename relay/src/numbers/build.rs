@@ -14,7 +14,7 @@ use super::budget::{BudgetExhausted, DailyBudget};
 use super::index::{Generation, IndexedRecord};
 use super::normalize::{DefaultRegion, looks_like_e164, to_e164};
 use crate::v2::client::{Collection, V2Client, V2Error, quote};
-use crate::v2::records::{self, CALLER_COLLECTIONS, indexed_record, phone_fields};
+use crate::v2::records::{self, CALLER_COLLECTIONS, caller_record, phone_fields};
 
 /// V2's largest page.
 pub const PAGE_SIZE: usize = 999;
@@ -243,7 +243,7 @@ pub struct Entry {
 }
 
 pub fn entry_of(kind: RecordKind, record: &Value, tenant_region: &DefaultRegion) -> Entry {
-    let Some(indexed) = indexed_record(kind, record) else {
+    let Some(indexed) = caller_record(kind, record).map(IndexedRecord::from) else {
         return Entry::default();
     };
     let mut entry = Entry {

@@ -31,6 +31,22 @@ pub struct IndexedRecord {
     pub last_activity: Option<String>,
 }
 
+impl From<crate::v2::records::CallerRecord> for IndexedRecord {
+    /// A record as V2 described it, before any ranking signal is known.
+    fn from(record: crate::v2::records::CallerRecord) -> Self {
+        IndexedRecord {
+            kind: record.kind,
+            id: record.id,
+            display_id: record.display_id,
+            name: record.name,
+            account: record.account,
+            owner_id: record.owner_id,
+            open_opportunities: 0,
+            last_activity: None,
+        }
+    }
+}
+
 /// One tenant's complete mapping, as produced by a full crawl.
 pub type Generation = HashMap<String, Vec<IndexedRecord>>;
 

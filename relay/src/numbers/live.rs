@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use crate::v2::client::{V2Client, V2Error};
-use crate::v2::records::{CALLER_COLLECTIONS, indexed_record, phone_filter};
+use crate::v2::records::{CALLER_COLLECTIONS, caller_record, phone_filter};
 
 use super::index::IndexedRecord;
 
@@ -22,7 +22,7 @@ pub async fn query(client: &V2Client, e164: &str) -> Result<Vec<IndexedRecord>, 
         client.list(collection, &query).await.map(|records| {
             records
                 .iter()
-                .filter_map(|r| indexed_record(kind, r))
+                .filter_map(|r| caller_record(kind, r).map(IndexedRecord::from))
                 .collect::<Vec<_>>()
         })
     });

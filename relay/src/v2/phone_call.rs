@@ -9,7 +9,7 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::activity::log::{CallLog, LogDirection};
+use crate::calls::log::{CallLog, LogDirection};
 use cti_protocol::ws::RecordKind;
 
 /// The `$filter` that finds the activity written for a call.
@@ -209,7 +209,7 @@ pub fn iso_duration(secs: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::activity::log::LoggedRecord;
+    use crate::calls::log::LoggedRecord;
     use cti_protocol::event::EndReason;
 
     fn log() -> CallLog {

@@ -9,7 +9,6 @@ use serde_json::Value;
 use cti_protocol::ws::{AccountRef, Interaction, Opportunity, RecordKind};
 
 use super::client::Collection;
-use crate::numbers::IndexedRecord;
 
 /// The collections whose phone numbers identify callers, with the record kind each holds.
 pub const CALLER_COLLECTIONS: [(Collection, RecordKind); 3] = [
@@ -175,8 +174,21 @@ pub fn phone_fields(kind: RecordKind, record: &Value) -> Vec<PhoneField<'_>> {
     out
 }
 
+/// What a caller record says of itself, read with V2's field names: enough for a caller card.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallerRecord {
+    pub kind: RecordKind,
+    pub id: String,
+    pub display_id: String,
+    pub name: String,
+    /// The record's account (itself for an account, the main relation for a contact).
+    pub account: Option<AccountRef>,
+    /// The V2 employee who owns the record.
+    pub owner_id: Option<String>,
+}
+
 /// The card's view of a record, or None when V2 sent a record without an id.
-pub fn indexed_record(kind: RecordKind, record: &Value) -> Option<IndexedRecord> {
+pub fn caller_record(kind: RecordKind, record: &Value) -> Option<CallerRecord> {
     let id = str_at(record, "id")?.to_string();
     let name = str_at(record, "formattedName")
         .map(str::to_string)
@@ -195,10 +207,8 @@ pub fn indexed_record(kind: RecordKind, record: &Value) -> Option<IndexedRecord>
             name: name.clone(),
         }),
     };
-    Some(IndexedRecord {
+    Some(CallerRecord {
         owner_id: owner_id(record).map(str::to_string),
-        open_opportunities: 0,
-        last_activity: None,
         kind,
         display_id: str_at(record, "displayId").unwrap_or_default().to_string(),
         id,
@@ -342,7 +352,7 @@ mod tests {
         assert_eq!(phones[0].country, Some("CH"));
         assert_eq!(phones[1].normalised, Some("+41791234567"));
         assert_eq!(phones[2].country, Some("DE"));
-        let rec = indexed_record(RecordKind::Account, &account).expect("record");
+        let rec = caller_record(RecordKind::Account, &account).expect("record");
         assert_eq!(rec.account.expect("self").name, "Acme AG");
     }
 
@@ -355,7 +365,7 @@ mod tests {
                 {"accountId":"a2","accountFormattedName":"Main AG","country":"CH"}]});
         let phones = phone_fields(RecordKind::Contact, &contact);
         assert_eq!(phones.len(), 2);
-        let rec = indexed_record(RecordKind::Contact, &contact).expect("record");
+        let rec = caller_record(RecordKind::Contact, &contact).expect("record");
         assert_eq!(rec.name, "Anna Muster");
         assert_eq!(rec.account.expect("account").name, "Main AG");
     }
@@ -420,7 +430,7 @@ mod tests {
 
     #[test]
     fn record_without_id_is_skipped() {
-        assert!(indexed_record(RecordKind::Account, &json!({"formattedName":"x"})).is_none());
+        assert!(caller_record(RecordKind::Account, &json!({"formattedName":"x"})).is_none());
     }
 
     #[test]

@@ -8,7 +8,7 @@ use cti_protocol::event::{Direction, EndReason};
 use cti_protocol::ws::{CallState, Consent, RecordKind};
 use serde::{Deserialize, Serialize};
 
-use crate::calls::Leg;
+use super::Leg;
 use crate::clock::instant;
 
 /// How V2 files the call: missed calls are their own kind of phone call.
