@@ -11,9 +11,9 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use super::http::{V2Error, bad_request, collection_name, guard, options};
 use super::limits::lost_answer;
 use super::phone_calls::validate_phone_call;
+use super::request::{V2Error, bad_request, collection_name, guard, options};
 use super::{events, now_stamp, query, seed};
 use crate::Sim;
 

@@ -7,8 +7,8 @@
 //! it by URL only, as it would a real tenant.
 //!
 //! Inside: `tenant` holds the records and answers the simulator's own questions (who carries this
-//! number?), `http` is what every request goes through (routes, auth, faults, budget, query
-//! options, the error envelope), `crud` the record operations, `phone_calls` what the phone-call
+//! number?), `http` the routes, `request` what every request goes through (auth, faults, budget,
+//! query options, the error envelope), `crud` the record operations, `phone_calls` what the phone-call
 //! service insists on; `limits` makes the tenant fail on purpose.
 
 mod crud;
@@ -17,10 +17,12 @@ mod http;
 pub mod limits;
 mod phone_calls;
 pub mod query;
+mod request;
 pub mod seed;
 mod tenant;
 
-pub use http::{MAX_SKIP, MAX_TOP, V2Error, routes};
+pub use http::routes;
+pub use request::{MAX_SKIP, MAX_TOP, V2Error};
 pub use tenant::{PhoneOwner, SampleCaller, Tenant};
 
 /// Now as V2 writes it (UTC, milliseconds, `Z`), for `adminData` and change events; the

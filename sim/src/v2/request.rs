@@ -1,0 +1,243 @@
+//! What every V2 request goes through before it reaches a record: authentication, injected
+//! faults and the daily budget (`guard`), the query options of a collection read, and V2's error
+//! envelope for every refusal.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use axum::Json;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use serde_json::json;
+
+use super::limits::Admission;
+use super::query;
+use super::tenant::COLLECTIONS;
+use crate::Sim;
+
+/// V2's largest page and its offset limit.
+pub const MAX_TOP: usize = 999;
+pub const MAX_SKIP: usize = 9_999;
+const DEFAULT_TOP: usize = 50;
+
+/// Every way the simulated V2 API says no, rendered in one place as V2's error envelope.
+#[derive(Debug, thiserror::Error)]
+pub enum V2Error {
+    #[error("authentication required")]
+    Unauthorized,
+    #[error("{message}")]
+    Status {
+        status: StatusCode,
+        code: String,
+        message: String,
+        target: String,
+    },
+    /// 429, with the seconds until the caller may retry.
+    #[error("{message}")]
+    TooManyRequests { message: String, retry_after: u64 },
+}
+
+impl V2Error {
+    pub(super) fn new(
+        status: StatusCode,
+        code: &str,
+        message: impl Into<String>,
+        target: &str,
+    ) -> Self {
+        V2Error::Status {
+            status,
+            code: code.into(),
+            message: message.into(),
+            target: target.into(),
+        }
+    }
+}
+
+impl IntoResponse for V2Error {
+    fn into_response(self) -> Response {
+        let envelope = |code: &str, message: &str, target: &str| {
+            Json(
+                json!({"error": {"code": code, "message": message, "target": target, "details": []}}),
+            )
+        };
+        match self {
+            V2Error::Unauthorized => (
+                StatusCode::UNAUTHORIZED,
+                [(header::WWW_AUTHENTICATE, "Basic realm=\"V2\"")],
+            )
+                .into_response(),
+            V2Error::Status {
+                status,
+                code,
+                message,
+                target,
+            } => (status, envelope(&code, &message, &target)).into_response(),
+            V2Error::TooManyRequests {
+                message,
+                retry_after,
+            } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                [(header::RETRY_AFTER, retry_after.to_string())],
+                envelope("api.429", &message, ""),
+            )
+                .into_response(),
+        }
+    }
+}
+
+pub(super) fn collection_name(service: &str, collection: &str) -> Result<&'static str, V2Error> {
+    COLLECTIONS
+        .iter()
+        .find(|(s, c, _)| *s == service && *c == collection)
+        .map(|(_, c, _)| *c)
+        .ok_or_else(|| {
+            V2Error::new(
+                StatusCode::NOT_FOUND,
+                "api.404",
+                format!("no collection {service}/{collection}"),
+                "",
+            )
+        })
+}
+
+/// Auth, faults and budget, in the order a caller meets them. Returns who acts: the technical
+/// user (`api`) for Basic, the user a bearer token was issued for.
+pub(super) async fn guard(sim: &Sim, headers: &HeaderMap) -> Result<String, V2Error> {
+    let tenant = &sim.v2;
+    tenant.requests.fetch_add(1, Ordering::Relaxed);
+    let expected = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD
+            .encode(format!("{}:{}", tenant.user, tenant.password))
+    );
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let user = if presented == expected {
+        "api".to_string()
+    } else if let Some(user) = presented
+        .strip_prefix("Bearer ")
+        .and_then(|token| tenant.bearer_user(token.trim()))
+    {
+        user
+    } else {
+        return Err(V2Error::Unauthorized);
+    };
+    match tenant.limits.admit() {
+        Admission::Serve => Ok(user),
+        Admission::Delay(ms) => {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            Ok(user)
+        }
+        Admission::Fail(429) => Err(V2Error::TooManyRequests {
+            message: "injected fault".into(),
+            retry_after: 1,
+        }),
+        Admission::Fail(status) => Err(V2Error::new(
+            StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE),
+            "sim.fault",
+            "injected fault",
+            "",
+        )),
+        Admission::OverBudget(retry_after) => Err(V2Error::TooManyRequests {
+            message: "the daily API call limit of this tenant is reached".into(),
+            retry_after,
+        }),
+    }
+}
+
+pub(super) fn bad_request(message: impl Into<String>, target: &str) -> V2Error {
+    V2Error::new(StatusCode::BAD_REQUEST, "api.400", message, target)
+}
+
+/// The parsed query options of a collection GET.
+pub(super) struct Options {
+    pub(super) top: usize,
+    pub(super) skip: usize,
+    pub(super) count: bool,
+    pub(super) filter: Option<query::Filter>,
+    pub(super) orderby: Vec<query::OrderKey>,
+    pub(super) select: Option<Vec<String>>,
+}
+
+pub(super) fn options(params: &[(String, String)]) -> Result<Options, V2Error> {
+    let mut o = Options {
+        top: DEFAULT_TOP,
+        skip: 0,
+        count: false,
+        filter: None,
+        orderby: Vec::new(),
+        select: None,
+    };
+    for (key, value) in params {
+        let number = |what: &str| -> Result<usize, V2Error> {
+            value.trim().parse().map_err(|_| {
+                bad_request(
+                    format!("{what} must be a whole number, got {value:?}"),
+                    what,
+                )
+            })
+        };
+        match key.as_str() {
+            "$top" => {
+                o.top = number("$top")?;
+                if o.top > MAX_TOP {
+                    return Err(bad_request(
+                        format!("$top must not exceed {MAX_TOP}, got {}", o.top),
+                        "$top",
+                    ));
+                }
+            }
+            "$skip" => {
+                o.skip = number("$skip")?;
+                if o.skip > MAX_SKIP {
+                    return Err(bad_request(
+                        format!("$skip must be below 10000, got {}", o.skip),
+                        "$skip",
+                    ));
+                }
+            }
+            "$count" => {
+                o.count = match value.as_str() {
+                    "true" => true,
+                    "false" => false,
+                    _ => return Err(bad_request("$count must be true or false", "$count")),
+                }
+            }
+            "$filter" => {
+                o.filter = Some(
+                    query::parse_filter(value)
+                        .map_err(|e| bad_request(format!("invalid $filter: {e}"), "$filter"))?,
+                );
+            }
+            "$orderby" => {
+                o.orderby = query::parse_orderby(value)
+                    .map_err(|e| bad_request(format!("invalid $orderby: {e}"), "$orderby"))?;
+            }
+            "$select" => {
+                o.select = Some(
+                    value
+                        .split(',')
+                        .map(|s| s.trim().to_string())
+                        .filter(|s| !s.is_empty())
+                        .collect(),
+                );
+            }
+            "$search" | "$query" | "$exclude" => {
+                return Err(V2Error::new(
+                    StatusCode::NOT_IMPLEMENTED,
+                    "api.501",
+                    format!("{key} is not supported by this tenant"),
+                    key,
+                ));
+            }
+            other if other.starts_with('$') => {
+                return Err(bad_request(format!("unknown query option {other}"), other));
+            }
+            _ => {}
+        }
+    }
+    Ok(o)
+}
