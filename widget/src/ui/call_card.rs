@@ -25,21 +25,6 @@ pub struct CallCardProps {
     pub on_action: Callback<UiAction>,
 }
 
-/// An id for `aria-labelledby`, safe whatever characters the provider put in its call id.
-pub(super) fn heading_id(call_id: &str) -> String {
-    let safe: String = call_id
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    format!("caller-{safe}")
-}
-
 /// Keyed by call id in the list, so each call gets its own instance and `data-rendered-at` is
 /// the moment this call's caller was first drawn: tests measure ring-to-pop with it.
 #[component]
@@ -52,7 +37,7 @@ pub fn CallCard(props: &CallCardProps) -> Html {
     let name = primary
         .as_ref()
         .map_or_else(|| "Unknown caller".to_owned(), |record| record.name.clone());
-    let heading = heading_id(&call.id);
+    let heading = format::heading_id(&call.id);
     let live = !call.state.is_final();
     let choose_match = {
         let on_action = props.on_action.clone();

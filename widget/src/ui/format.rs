@@ -191,6 +191,21 @@ pub fn talk_time(call: &CallView) -> Option<String> {
     Some(duration(ended - answered))
 }
 
+/// An id for `aria-labelledby`, safe whatever characters the provider put in its call id.
+pub(crate) fn heading_id(call_id: &str) -> String {
+    let safe: String = call_id
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("caller-{safe}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,7 +5,7 @@ use cti_protocol::{ActivityState, ActivityStatus, CallView, Consent};
 use yew::prelude::*;
 
 use super::UiAction;
-use super::call_card::heading_id;
+use super::format::heading_id;
 
 #[derive(Debug, Clone, PartialEq, Properties)]
 pub struct WrapUpProps {
