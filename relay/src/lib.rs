@@ -151,3 +151,98 @@ pub fn start_background(state: &Arc<AppState>) -> Vec<tokio::task::JoinHandle<()
     }
     tasks
 }
+
+/// The layers of the crate map above, held against the code: each room imports only the rooms
+/// it may call, so an arrow back up (and with it an import circle) fails here, naming the file.
+#[cfg(test)]
+mod layers {
+    use std::path::Path;
+
+    /// What every room may use.
+    const GROUND: &[&str] = &["clock", "secret", "shared_store", "metrics"];
+
+    /// Room -> the other rooms it may import. The application layers above (`api`, `agent`,
+    /// `pipeline`, `state`) may import any of these and are not listed.
+    const ROOMS: &[(&str, &[&str])] = &[
+        ("calls", &[]),
+        ("push", &[]),
+        ("identity", &[]),
+        ("v2", &["calls"]),
+        ("numbers", &["v2"]),
+        ("adapters", &["calls"]),
+        ("config", &["adapters", "calls", "numbers"]),
+        ("authority", &["config", "v2"]),
+        (
+            "activity",
+            &["authority", "calls", "config", "numbers", "push", "v2"],
+        ),
+        ("clock", &[]),
+        ("secret", &[]),
+        ("shared_store", &[]),
+        ("metrics", &[]),
+        ("error", &[]),
+    ];
+
+    fn sources(path: &Path, out: &mut Vec<std::path::PathBuf>) {
+        if path.is_dir() {
+            let mut entries: Vec<_> = std::fs::read_dir(path)
+                .expect("the source folder reads")
+                .map(|e| e.expect("an entry").path())
+                .collect();
+            entries.sort();
+            for entry in entries {
+                sources(&entry, out);
+            }
+        } else if path.is_file() && path.extension().is_some_and(|e| e == "rs") {
+            out.push(path.to_path_buf());
+        }
+    }
+
+    /// Every `crate::<room>` a file names.
+    fn rooms_named(text: &str) -> Vec<String> {
+        text.match_indices("crate::")
+            .map(|(at, found)| {
+                text[at + found.len()..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_room_imports_only_the_rooms_below_it() {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut wrong = Vec::new();
+        for (room, allowed) in ROOMS {
+            let mut files = Vec::new();
+            sources(&src.join(room), &mut files);
+            sources(&src.join(format!("{room}.rs")), &mut files);
+            assert!(!files.is_empty(), "room {room} has no source");
+            for file in files {
+                let text = std::fs::read_to_string(&file).expect("a source file reads");
+                for named in rooms_named(&text) {
+                    let fine = named == *room
+                        || allowed.contains(&named.as_str())
+                        || GROUND.contains(&named.as_str());
+                    if !fine {
+                        wrong.push(format!("{} uses crate::{named}", file.display()));
+                    }
+                }
+            }
+        }
+        assert!(
+            wrong.is_empty(),
+            "imports against the layers:\n{}",
+            wrong.join("\n")
+        );
+    }
+
+    #[test]
+    fn the_check_sees_an_import() {
+        assert_eq!(
+            rooms_named("use crate::state::AppState;\nuse crate::v2::V2Client;"),
+            ["state", "v2"]
+        );
+    }
+}

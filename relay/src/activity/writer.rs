@@ -377,7 +377,7 @@ mod tests {
 
     #[test]
     fn back_off_doubles_to_the_maximum_and_honours_retry_after() {
-        let mut config = crate::Config::demo("http://127.0.0.1:1");
+        let mut config = crate::config::Config::demo("http://127.0.0.1:1");
         config.activity_retry_base = Duration::from_millis(1000);
         config.activity_retry_max = Duration::from_secs(30);
         let settings = WriterSettings::from_config(&config);
