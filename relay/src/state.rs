@@ -179,23 +179,25 @@ impl AppState {
         stores: Stores,
         clock: SharedClock,
     ) -> Result<Arc<Self>, reqwest::Error> {
-        // One pool for every tenant's provider; a client that cannot be built (no TLS backend)
-        // stops the start instead of running without its timeout.
+        // One connection pool for everything the relay asks over HTTP (V2, the providers, the
+        // identity provider, the Destination service); a client that cannot be built (no TLS
+        // backend) stops the start instead of running without its timeouts.
         let http = reqwest::Client::builder()
             .timeout(config.v2_timeout)
+            .connect_timeout(config.v2_timeout.min(std::time::Duration::from_secs(5)))
             .build()?;
         let metrics = Arc::new(Metrics::default());
         let tenants = config
             .tenants
             .iter()
             .map(|t| {
-                let v2 = V2Client::new(
+                let v2 = V2Client::with_http(
+                    http.clone(),
                     &t.v2_url,
                     V2Auth::Basic {
                         user: t.v2_user.clone(),
                         password: t.v2_password.clone(),
                     },
-                    config.v2_timeout,
                 );
                 let tenant = Tenant {
                     region: t.region.clone(),
@@ -215,9 +217,17 @@ impl AppState {
                 (t.id.clone(), Arc::new(tenant))
             })
             .collect();
-        let authority = Authority::new(&config, stores.vault, stores.user_tokens, clock.clone())?;
+        let authority = Authority::new(
+            &config,
+            http.clone(),
+            stores.vault,
+            stores.user_tokens,
+            clock.clone(),
+            &stores.instance_id,
+        );
         Ok(Arc::new(AppState {
             jwt: JwtVerifier::new(
+                http,
                 &config.jwt.jwks_url,
                 &config.jwt.issuer,
                 &config.jwt.audience,

@@ -111,18 +111,17 @@ pub struct Authority {
 impl Authority {
     /// From the configuration, the vault of refresh tokens and (with Redis) the store where the
     /// instances share the reps' sign-ins.
+    /// `http` is the process's client; `holder` names this process in refresh leases.
     pub fn new(
         config: &Config,
+        http: reqwest::Client,
         vault: Arc<dyn TokenVault>,
         shared_sign_ins: Option<Arc<dyn TokenVault>>,
         clock: SharedClock,
-    ) -> Result<Self, reqwest::Error> {
-        let http = reqwest::Client::builder()
-            .timeout(config.v2_timeout)
-            .connect_timeout(config.v2_timeout.min(std::time::Duration::from_secs(5)))
-            .build()?;
+        holder: &str,
+    ) -> Self {
         let sealer = config.token_key.as_ref().map(Sealer::new);
-        Ok(Authority {
+        Authority {
             identity_providers: config
                 .tenants
                 .iter()
@@ -142,9 +141,9 @@ impl Authority {
             http,
             clock,
             refreshing: Mutex::new(HashMap::new()),
-            holder: uuid::Uuid::new_v4().to_string(),
+            holder: holder.to_string(),
             lease_ms: config.v2_timeout.as_millis() as u64 * 2 + 1_000,
-        })
+        }
     }
 
     /// A V2 client that acts for `rep` in `tenant`, as the tenant's mode says; `technical` is

@@ -367,8 +367,14 @@ mod tests {
             client_secret: None,
             scope: "openid offline_access".into(),
         });
-        let authority =
-            Authority::new(&config, vault, None, Arc::new(SystemClock)).expect("authority");
+        let authority = Authority::new(
+            &config,
+            reqwest::Client::new(),
+            vault,
+            None,
+            Arc::new(SystemClock),
+            "this-instance",
+        );
         let sealed = authority
             .sealer()
             .expect("key")

@@ -71,7 +71,8 @@ pub struct JwtVerifier {
 }
 
 impl JwtVerifier {
-    pub fn new(jwks_url: &str, issuer: &str, audience: &str) -> Self {
+    /// `http` is the process's client (with its timeouts).
+    pub fn new(http: reqwest::Client, jwks_url: &str, issuer: &str, audience: &str) -> Self {
         let mut validation = Validation::new(Algorithm::RS256);
         validation.set_issuer(&[issuer]);
         validation.set_audience(&[audience]);
@@ -79,10 +80,7 @@ impl JwtVerifier {
         JwtVerifier {
             jwks_url: jwks_url.to_string(),
             validation,
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(10))
-                .build()
-                .unwrap_or_default(),
+            http,
             keys: RwLock::new(HashMap::new()),
             last_fetch: Mutex::new(None),
         }
