@@ -1,8 +1,8 @@
 //! The one place where the relay and the widget agree.
 //!
-//! Everything here is plain data with serde: no I/O, no clocks, no allocation strategy beyond
-//! `String` and `Vec`, so the same types compile for the relay (native) and the widget (wasm32).
-//! Three families live here, each in its own module:
+//! Everything here is plain data with serde (and, behind the `signing` feature, one pure
+//! computation): no I/O, no clocks, no allocation strategy beyond `String` and `Vec`, so the same
+//! types compile for the relay (native) and the widget (wasm32). Each family has its own module:
 //!
 //! - [`event`]: the normalized telephony event every provider adapter produces, and
 //!   ([`event::generic`]) the generic webhook's body, through which integrators feed any PBX into
@@ -11,6 +11,8 @@
 //! - [`host`]: the payloads the widget posts to the V2 host window (the V2 CTI channel).
 //! - [`codes`]: the WebSocket close codes and the error codes of refused requests, written once
 //!   for both ends.
+//! - `signature` (feature `signing`): the `X-CTI-Signature` HMAC the generic webhook and its call
+//!   controls carry, shared by the relay and the simulated PBX.
 //!
 //! The JSON shapes are public interface (see the README's contract section); changing a field name
 //! here is a breaking change for deployed widgets and integrations.
