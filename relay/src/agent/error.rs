@@ -33,6 +33,10 @@ pub enum AgentError {
     NoConsentNeeded,
     #[error("temporarily unavailable: {0}")]
     Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error("hello is only valid as the first frame")]
+    AlreadySignedIn,
+    #[error("this message type is not supported")]
+    Unsupported,
 }
 
 impl AgentError {
@@ -53,6 +57,8 @@ impl AgentError {
             AgentError::UnknownDisposition(_) => ErrorCode::UnknownDisposition,
             AgentError::NoConsentNeeded => ErrorCode::NoConsentNeeded,
             AgentError::Unavailable(_) => ErrorCode::Unavailable,
+            AgentError::AlreadySignedIn => ErrorCode::AlreadySignedIn,
+            AgentError::Unsupported => ErrorCode::Unsupported,
         }
     }
 }

@@ -7,15 +7,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use cti_protocol::ErrorCode;
 use cti_protocol::codes::close;
 use cti_protocol::ws::{ClientMessage, ServerMessage};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until, timeout};
 
-use super::commands;
 use super::sign_in_watch::SignInWatch;
+use super::{AgentError, commands};
 use crate::identity::AgentIdentity;
 use crate::state::AppState;
 
@@ -211,17 +210,11 @@ async fn serve(
                         });
                     }
                     Ok(ClientMessage::Hello { .. }) => {
-                        let error = ServerMessage::error(
-                            ErrorCode::AlreadySignedIn,
-                            "hello is only valid as the first frame",
-                        );
+                        let error = ServerMessage::from(AgentError::AlreadySignedIn);
                         if !conv.send(error).await { return; }
                     }
                     Ok(_) => {
-                        let error = ServerMessage::error(
-                            ErrorCode::Unsupported,
-                            "this message type is not supported",
-                        );
+                        let error = ServerMessage::from(AgentError::Unsupported);
                         if !conv.send(error).await { return; }
                     }
                     Err((code, reason)) => {
@@ -280,6 +273,7 @@ fn parse(frame: &Inbound) -> Result<ClientMessage, (u16, String)> {
 mod tests {
     use std::time::Duration;
 
+    use cti_protocol::ErrorCode;
     use cti_protocol::event::Direction;
     use cti_protocol::ws::{CallState, CallView, WrapUp};
 
