@@ -1,5 +1,10 @@
-//! `POST /v1/tenants/{tenant}/v2-events`: V2's change events (CloudEvents), so the number index
-//! follows edits within seconds instead of at the next full build.
+//! `POST /v1/tenants/{tenant}/v2-events`: V2's change events, so the number index follows edits
+//! within seconds instead of at the next full build.
+//!
+//! Two body shapes reach it: the CloudEvents envelope a tenant's event notification sends, and the
+//! `{entity, currentImage}` payload SAP's sample shows for external hooks, since an administrator
+//! may set up either. Delivery is authenticated as the tenant's outbound communication system is
+//! set up: Basic, or OAuth 2.0 client credentials (see `identity::bearer`).
 //!
 //! The endpoint answers 202 at once (V2's asynchronous hooks expect that) and re-reads the entity
 //! in the background; an event is only a hint of which entity to re-read (see `numbers::update`).
@@ -17,7 +22,7 @@ use cti_protocol::ws::RecordKind;
 use serde_json::{Value, json};
 
 use crate::error::ApiError;
-use crate::identity::basic;
+use crate::identity::{basic, bearer};
 use crate::metrics::BuildLabels;
 use crate::numbers::update;
 use crate::state::AppState;
@@ -47,13 +52,18 @@ pub(super) async fn receive(
         Err(err) => {
             count(&state, &tenant_id, err.code());
             tracing::info!(tenant = %tenant_id, code = err.code(), "V2 event rejected: {err}");
-            let basic_challenge = matches!(err, ApiError::Unauthorized(_));
+            let challenge = matches!(err, ApiError::Unauthorized(_));
             let mut response = err.into_response();
-            if basic_challenge {
-                response.headers_mut().insert(
-                    header::WWW_AUTHENTICATE,
-                    header::HeaderValue::from_static("Basic realm=\"cti-relay v2-events\""),
-                );
+            if challenge {
+                for scheme in [
+                    "Basic realm=\"cti-relay v2-events\"",
+                    "Bearer realm=\"cti-relay v2-events\"",
+                ] {
+                    response.headers_mut().append(
+                        header::WWW_AUTHENTICATE,
+                        header::HeaderValue::from_static(scheme),
+                    );
+                }
             }
             response
         }
@@ -69,19 +79,34 @@ async fn handle(
     let tenant = state
         .tenant(tenant_id)
         .ok_or_else(|| ApiError::UnknownTenant(tenant_id.to_string()))?;
-    let (Some(user), Some(password)) = (
-        tenant.config.v2_events_user.as_deref(),
-        tenant.config.v2_events_password.as_ref(),
-    ) else {
+    let basic_credentials = tenant
+        .config
+        .v2_events_user
+        .as_deref()
+        .zip(tenant.config.v2_events_password.as_ref());
+    let client_id = tenant.config.v2_events_client_id.as_deref();
+    if basic_credentials.is_none() && client_id.is_none() {
         return Err(ApiError::UnknownTenant(format!(
             "{tenant_id}: V2 change events are not enabled (no V2 events credentials configured)"
         )));
-    };
+    }
     let authorization = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    basic::verify(authorization, user, password.expose())
-        .map_err(|e| ApiError::Unauthorized(e.to_string()))?;
+    match (authorization, client_id, basic_credentials) {
+        (Some(value), Some(client_id), _) if bearer::token(value).is_some() => {
+            bearer::verify(&state.jwt, value, tenant_id, client_id)
+                .await
+                .map_err(|e| ApiError::Unauthorized(e.to_string()))?;
+        }
+        (_, _, Some((user, password))) => basic::verify(authorization, user, password.expose())
+            .map_err(|e| ApiError::Unauthorized(e.to_string()))?,
+        _ => {
+            return Err(ApiError::Unauthorized(
+                "a Bearer token from the identity provider is expected".into(),
+            ));
+        }
+    }
     let limit = state.config.webhook_max_bytes;
     let bytes = to_bytes(body, limit)
         .await
@@ -170,18 +195,31 @@ fn parse_one(event: &Value) -> Result<Parsed, String> {
         return Err("an event must be a JSON object".into());
     }
     let text = |path: &str| event.pointer(path).and_then(Value::as_str).map(str::trim);
-    text("/specversion").ok_or("missing `specversion` (a CloudEvents envelope is expected)")?;
-    let event_type = text("/type").ok_or("missing `type`")?;
+    // An external hook's payload names the entity instead of an event type, and has no envelope.
+    let hook = event.get("specversion").is_none()
+        && event.get("currentImage").is_some_and(Value::is_object);
+    let (event_type, images) = if hook {
+        let entity = text("/entity").ok_or("missing `entity` (an external hook's payload)")?;
+        (entity, "")
+    } else {
+        text("/specversion").ok_or(
+            "missing `specversion` (a CloudEvents envelope or an external hook's `{entity, currentImage}` is expected)",
+        )?;
+        (text("/type").ok_or("missing `type`")?, "/data")
+    };
     let Some(kind) = kind_of(event_type) else {
         return Ok(Parsed::Ignored(format!(
             "type {event_type:?} is not about a caller record"
         )));
     };
-    let id = text("/subject")
-        .or_else(|| text("/data/currentImage/id"))
-        .or_else(|| text("/data/beforeImage/id"))
+    // The image is the entity itself; `subject` is only seen holding the id in one tenant's
+    // events, so it comes second.
+    let id = text(&format!("{images}/currentImage/id"))
         .filter(|id| !id.is_empty())
-        .ok_or("no entity id: `subject` and `data.currentImage.id` are both missing")?;
+        .or_else(|| text("/subject").filter(|id| !id.is_empty()))
+        .or_else(|| text(&format!("{images}/beforeImage/id")))
+        .filter(|id| !id.is_empty())
+        .ok_or("no entity id: `currentImage.id` and `subject` are both missing")?;
     if id.len() > 100 || id.chars().any(|c| c.is_control()) {
         return Err("the entity id is not a V2 id".into());
     }
@@ -268,5 +306,36 @@ mod tests {
         let ignored = parse(br#"{"specversion":"0.2","type":"x.updateOpportunity","subject":"o"}"#)
             .expect("valid");
         assert!(matches!(&ignored[0], Parsed::Ignored(r) if r.contains("updateOpportunity")));
+    }
+
+    #[test]
+    fn the_current_image_names_the_entity_before_the_subject() {
+        let event = r#"{"specversion":"0.2","type":"sap.crm.custom.event.updateAccount",
+            "subject":"not-the-id","data":{"currentImage":{"id":"a1"},"beforeImage":{"id":"a0"}}}"#;
+        assert_eq!(
+            parse(event.as_bytes()).expect("valid"),
+            [Parsed::Entity {
+                kind: RecordKind::Account,
+                id: "a1".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn an_external_hook_payload_names_its_entity() {
+        let hook = r#"[{"entity":"sap.ssc.contactpersonservice.entity.contactPerson",
+            "currentImage":{"id":"c7","displayId":"1000290"}},
+            {"entity":"sap.ssc.caseservice.entity.case","currentImage":{"id":"k1"}}]"#;
+        let parsed = parse(hook.as_bytes()).expect("valid");
+        assert_eq!(
+            parsed[0],
+            Parsed::Entity {
+                kind: RecordKind::Contact,
+                id: "c7".into()
+            }
+        );
+        assert!(matches!(&parsed[1], Parsed::Ignored(r) if r.contains("case")));
+        let err = parse(br#"{"currentImage":{"id":"c7"}}"#).expect_err("no entity");
+        assert!(err.to_string().contains("entity"), "{err}");
     }
 }

@@ -195,12 +195,16 @@ fn single_tenant(get: &impl Fn(&str) -> Option<String>) -> Result<TenantFile, Co
     if t.v2_url != SIM_URL {
         t.v2_events_user = None;
         t.v2_events_password = None;
+        t.v2_events_client_id = None;
     }
     if let Some(v) = get("CTI_V2_EVENTS_USER") {
         t.v2_events_user = Some(v);
     }
     if let Some(v) = get("CTI_V2_EVENTS_PASSWORD") {
         t.v2_events_password = Some(Secret::new(v));
+    }
+    if let Some(v) = get("CTI_V2_EVENTS_CLIENT_ID") {
+        t.v2_events_client_id = Some(v);
     }
     let names = |v: String| v.split(',').map(|s| s.trim().to_string()).collect();
     t.match_rules = get("CTI_MATCH_RULES").map(names);

@@ -33,6 +33,10 @@ pub struct TenantConfig {
     /// off for the tenant.
     pub v2_events_user: Option<String>,
     pub v2_events_password: Option<Secret>,
+    /// The OAuth client V2's outbound communication system takes its client-credentials tokens
+    /// as, from the identity provider agent tokens come from; with it, change events may carry
+    /// `Authorization: Bearer` instead of Basic credentials.
+    pub v2_events_client_id: Option<String>,
     /// How several matches of one number are ranked.
     pub rank_rules: RankRules,
     /// Which countries need the caller's consent before a recording is kept; None: the built-in
@@ -104,6 +108,8 @@ pub(super) struct TenantFile {
     pub(super) v2_events_user: Option<String>,
     #[serde(default)]
     pub(super) v2_events_password: Option<Secret>,
+    #[serde(default)]
+    pub(super) v2_events_client_id: Option<String>,
     /// `owner`, `open_opportunity`, `latest_activity`, `kind` in the tenant's order; absent: all
     /// four in that order.
     #[serde(default)]
@@ -137,6 +143,7 @@ impl TenantFile {
             v2_password: Secret::new("demo"),
             v2_events_user: Some("v2-events".into()),
             v2_events_password: Some(Secret::new("demo-v2-events-secret")),
+            v2_events_client_id: Some("v2-events".into()),
             match_rules: None,
             kind_order: None,
             recording_consent: None,
@@ -190,6 +197,10 @@ impl TenantFile {
             v2_password: self.v2_password,
             v2_events_user: self.v2_events_user,
             v2_events_password: self.v2_events_password,
+            v2_events_client_id: self
+                .v2_events_client_id
+                .map(|c| c.trim().to_string())
+                .filter(|c| !c.is_empty()),
             rank_rules,
             recording_consent: self.recording_consent,
             auth,

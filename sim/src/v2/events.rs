@@ -1,8 +1,11 @@
 //! V2's outbound change events: after an account, contact person or individual customer is
 //! created, changed or deleted, V2 calls the configured endpoint with a CloudEvents 0.2 envelope
 //! (shared/reference/sap-v2.md section 5: the envelope a real tenant sent; the `type` names for
-//! other entities and operations follow the `updateAccount` pattern). Delivery is asynchronous
-//! and authenticated with Basic credentials, as an outbound communication system can be set up.
+//! other entities and operations follow the `updateAccount` pattern), or, set up as an external
+//! hook, with the `{entity, currentImage}` payload of SAP's sample. Delivery is asynchronous and
+//! authenticated as an outbound communication system can be set up: Basic credentials, or a
+//! client-credentials token (issued here by the simulated identity provider; which provider a
+//! real tenant's token URL points at is the tenant's choice).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -10,6 +13,26 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::SimConfig;
+use crate::idp::Idp;
+
+/// The body shape events are sent in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Shape {
+    #[default]
+    CloudEvent,
+    /// `{entity: "sap.ssc.<service>.entity.<entity>", currentImage}`.
+    ExternalHook,
+}
+
+/// How deliveries authenticate.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Auth {
+    /// The configured events user and password.
+    #[default]
+    Basic,
+    /// A fresh token for this client per delivery, naming `tenant`.
+    ClientCredentials { client_id: String, tenant: String },
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Operation {
@@ -38,6 +61,59 @@ fn entity(collection: &str) -> Option<&'static str> {
     }
 }
 
+/// The entity name an external hook carries (`.crm.` replaced by `.ssc.`, as SAP's sample notes).
+fn hook_entity(collection: &str) -> Option<&'static str> {
+    match collection {
+        "accounts" => Some("sap.ssc.accountservice.entity.account"),
+        "contactPersons" => Some("sap.ssc.contactpersonservice.entity.contactPerson"),
+        "individualCustomers" => {
+            Some("sap.ssc.individualcustomerservice.entity.individualCustomer")
+        }
+        _ => None,
+    }
+}
+
+/// The body of one event in `shape`.
+fn body(
+    shape: Shape,
+    op: Operation,
+    collection: &str,
+    source: &str,
+    before: Option<&Value>,
+    after: Option<&Value>,
+) -> Option<Value> {
+    let id = after
+        .or(before)
+        .and_then(|r| r.get("id"))
+        .and_then(Value::as_str)?;
+    match shape {
+        Shape::CloudEvent => {
+            let entity = entity(collection)?;
+            let now = super::now_stamp();
+            Some(json!({
+                "id": uuid::Uuid::new_v4().to_string(),
+                "specversion": "0.2",
+                "type": format!("sap.crm.custom.event.{}{entity}", op.word()),
+                "source": source,
+                "subject": id,
+                "time": now,
+                "datacontenttype": "application/json",
+                "data": {
+                    "beforeImage": before.cloned().unwrap_or(Value::Null),
+                    "currentImage": after.cloned().unwrap_or(Value::Null),
+                    "dataContext": {"requestedByUser": "api", "requestProcessedOn": now}
+                }
+            }))
+        }
+        // A hook after a delete has no current image; the deleted one stands in, so the
+        // receiver still learns the id (inferred: no delete hook payload is published).
+        Shape::ExternalHook => Some(json!({
+            "entity": hook_entity(collection)?,
+            "currentImage": after.or(before).cloned().unwrap_or(Value::Null),
+        })),
+    }
+}
+
 #[derive(Debug)]
 pub struct Emitter {
     http: reqwest::Client,
@@ -46,6 +122,8 @@ pub struct Emitter {
     user: String,
     password: String,
     source: String,
+    delivery: std::sync::Mutex<(Shape, Auth)>,
+    idp: std::sync::Arc<Idp>,
     delivered: std::sync::Arc<AtomicU64>,
 }
 
@@ -67,8 +145,15 @@ impl Emitter {
             user: config.v2_events_user.clone(),
             password: config.v2_events_password.clone(),
             source: format!("sim-tenant-{}", config.tenant),
+            delivery: Default::default(),
+            idp: std::sync::Arc::new(Idp::new(config)),
             delivered: Default::default(),
         }
+    }
+
+    /// Sends later events in `shape`, authenticated with `auth`.
+    pub fn set_delivery(&self, shape: Shape, auth: Auth) {
+        *self.delivery.lock().unwrap_or_else(|e| e.into_inner()) = (shape, auth);
     }
 
     /// Events the endpoint accepted so far.
@@ -85,45 +170,40 @@ impl Emitter {
         before: Option<&Value>,
         after: Option<&Value>,
     ) {
-        let (Some(url), Some(entity)) = (self.url.clone(), entity(collection)) else {
+        let Some(url) = self.url.clone() else {
             return;
         };
-        let Some(id) = after
-            .or(before)
-            .and_then(|r| r.get("id"))
-            .and_then(Value::as_str)
-        else {
+        let (shape, auth) = self
+            .delivery
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let Some(event) = body(shape, op, collection, &self.source, before, after) else {
             return;
         };
-        let now = super::now_stamp();
-        let event = json!({
-            "id": uuid::Uuid::new_v4().to_string(),
-            "specversion": "0.2",
-            "type": format!("sap.crm.custom.event.{}{entity}", op.word()),
-            "source": self.source,
-            "subject": id,
-            "time": now,
-            "datacontenttype": "application/json",
-            "data": {
-                "beforeImage": before.cloned().unwrap_or(Value::Null),
-                "currentImage": after.cloned().unwrap_or(Value::Null),
-                "dataContext": {"requestedByUser": "api", "requestProcessedOn": now}
-            }
-        });
-        let (http, user, password, delivered) = (
+        let (http, user, password, idp, delivered) = (
             self.http.clone(),
             self.user.clone(),
             self.password.clone(),
+            self.idp.clone(),
             self.delivered.clone(),
         );
         tokio::spawn(async move {
             for attempt in 0..3u32 {
-                let sent = http
-                    .post(&url)
-                    .basic_auth(&user, Some(&password))
-                    .json(&event)
-                    .send()
-                    .await;
+                let request = match &auth {
+                    Auth::Basic => http.post(&url).basic_auth(&user, Some(&password)),
+                    Auth::ClientCredentials { client_id, tenant } => {
+                        let token = match idp.try_issue(client_id, tenant, 300) {
+                            Ok(issued) => issued.token,
+                            Err(err) => {
+                                tracing::warn!(%err, "no token for a V2 change event");
+                                return;
+                            }
+                        };
+                        http.post(&url).bearer_auth(token)
+                    }
+                };
+                let sent = request.json(&event).send().await;
                 match sent {
                     Ok(r) if r.status().is_success() => {
                         delivered.fetch_add(1, Ordering::SeqCst);
@@ -137,5 +217,51 @@ impl Emitter {
                 tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_shapes_carry_the_entity_and_its_id() {
+        let record = json!({"id": "a1", "displayId": "1000"});
+        let cloud = body(
+            Shape::CloudEvent,
+            Operation::Update,
+            "accounts",
+            "s",
+            None,
+            Some(&record),
+        )
+        .expect("an event");
+        assert_eq!(cloud["type"], "sap.crm.custom.event.updateAccount");
+        assert_eq!(cloud["data"]["currentImage"]["id"], "a1");
+        let hook = body(
+            Shape::ExternalHook,
+            Operation::Delete,
+            "contactPersons",
+            "s",
+            Some(&record),
+            None,
+        )
+        .expect("a hook");
+        assert_eq!(
+            hook,
+            json!({"entity": "sap.ssc.contactpersonservice.entity.contactPerson",
+                   "currentImage": record})
+        );
+        assert!(
+            body(
+                Shape::ExternalHook,
+                Operation::Create,
+                "cases",
+                "s",
+                None,
+                Some(&record)
+            )
+            .is_none()
+        );
     }
 }
