@@ -31,6 +31,13 @@ pub struct BuildLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SignalLabels {
+    pub tenant: String,
+    /// `opportunities`, `phone_calls` or `employees`.
+    pub signal: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CommandLabels {
     pub action: String,
     pub outcome: String,
@@ -59,6 +66,8 @@ pub struct Metrics {
     pub activity_writes: Family<BuildLabels, Counter>,
     /// Activities not yet in V2 (due or being written).
     pub activity_backlog: Family<TenantLabels, Gauge>,
+    /// Ranking-signal reads V2 refused (the index was built or updated without them).
+    pub index_signal_refusals: Family<SignalLabels, Counter>,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -154,7 +163,14 @@ impl Default for Metrics {
             "Phone-call activities waiting to be written to V2",
             activity_backlog.clone(),
         );
+        let index_signal_refusals = Family::<SignalLabels, Counter>::default();
+        registry.register(
+            "index_signal_refusals",
+            "Ranking-signal reads V2 refused, by tenant and signal; the index goes without them",
+            index_signal_refusals.clone(),
+        );
         Metrics {
+            index_signal_refusals,
             activity_writes,
             activity_backlog,
             index_last_success,

@@ -9,7 +9,7 @@ use axum::response::IntoResponse;
 use serde_json::{Value, json};
 
 use crate::metrics::{PhaseLabels, TenantLabels};
-use crate::numbers::{IndexStatus, RefreshPhase};
+use crate::numbers::{IndexStatus, RefreshPhase, SignalsStatus};
 use crate::push::FanoutState;
 use crate::state::{AppState, Tenant};
 
@@ -42,6 +42,14 @@ pub(super) async fn readyz(State(state): State<Arc<AppState>>) -> impl IntoRespo
             }
         };
         status["refresh"] = refresh_json(&state, tenant);
+        // Ranking without signals still matches every caller, so this never holds readiness.
+        status["signals"] = match tenant.numbers.signals_status() {
+            SignalsStatus::Pending => json!({"state": "pending"}),
+            SignalsStatus::Available => json!({"state": "available"}),
+            SignalsStatus::Unavailable { reason } => {
+                json!({"state": "unavailable", "reason": reason})
+            }
+        };
         tenants.insert(id.clone(), status);
     }
     // With Redis, an instance is ready once it hears the other instances' call messages.

@@ -4,8 +4,20 @@
 //! by a sortable key (`$orderby=id` with `id gt '<last id>'`) instead of offsets: it reaches every
 //! record of any tenant size. Besides the numbers, the crawl gathers what ranking several matches
 //! needs (owners, open opportunities, latest calls), so ranking costs no request at ring time.
+//!
+//! What is published about paging is thin (see `docs/architecture.md`): 999 is a maximum SAP
+//! says "can change", so a page shorter than asked proves nothing and only an empty page ends a
+//! crawl. That V2 accepts `$orderby=id` and `id gt` on UUID keys is inferred; where it refuses
+//! them the crawl falls back to `$skip`, which reaches only the first 10,000 records. A 429's
+//! Retry-After is not documented either, so without one the crawl waits a back-off of its own
+//! and asks for the same page again.
+//!
+//! The caller collections are the index; the ranking signals (open opportunities, latest
+//! calls, employees) read fields nobody has confirmed, so they are best effort: a refusal is
+//! reported in the build's stats and the index is built without them.
 
 use std::collections::{HashMap, HashSet};
+use std::time::Duration;
 
 use cti_protocol::ws::RecordKind;
 use serde_json::Value;
@@ -19,10 +31,15 @@ use crate::v2::records::{self, CALLER_COLLECTIONS, caller_record, phone_fields};
 /// V2's largest page.
 pub const PAGE_SIZE: usize = 999;
 
+/// The largest `$skip` V2 accepts (practitioners report an error from 10,000 on).
+pub const MAX_SKIP: usize = 9_999;
+
 /// A page answered 429 is retried after V2's Retry-After when that is at most this long…
 const MAX_PAGE_WAIT_S: u64 = 60;
-/// …and at most this often per crawl; past either, the crawl fails and says why.
-const MAX_PAGE_RETRIES: u32 = 5;
+/// …and at most this often in a row for one page; past either, the crawl fails and says why.
+const MAX_PAGE_RETRIES: u32 = 6;
+/// Without Retry-After, the first wait; it doubles with each 429 in a row for the same page.
+const FIRST_THROTTLE_WAIT: Duration = Duration::from_secs(1);
 
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
@@ -30,6 +47,15 @@ pub enum BuildError {
     V2(#[from] V2Error),
     #[error(transparent)]
     Budget(#[from] BudgetExhausted),
+    /// Keyset paging was refused and the collection holds more than `$skip` reaches.
+    #[error(
+        "{collection} holds more than the {reached} records $skip paging reaches, and V2 refused \
+         keyset paging ($orderby=id, id gt): the index would be incomplete"
+    )]
+    SkipLimit {
+        collection: &'static str,
+        reached: usize,
+    },
 }
 
 impl BuildError {
@@ -39,6 +65,7 @@ impl BuildError {
             BuildError::V2(V2Error::Status { retry_after, .. }) => *retry_after,
             BuildError::V2(_) => None,
             BuildError::Budget(b) => Some(b.renews_in_s),
+            BuildError::SkipLimit { .. } => None,
         }
     }
 }
@@ -60,6 +87,55 @@ pub struct BuildStats {
     /// Phone fields that could not be normalized (a data quality signal, not an error).
     pub unusable_numbers: usize,
     pub requests: usize,
+    /// Ranking signals V2 refused; the index was built without them.
+    pub refused: Vec<SignalRefusal>,
+}
+
+/// A source of ranking signals, read besides the caller records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    Opportunities,
+    PhoneCalls,
+    Employees,
+}
+
+impl Signal {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Signal::Opportunities => "opportunities",
+            Signal::PhoneCalls => "phone_calls",
+            Signal::Employees => "employees",
+        }
+    }
+}
+
+/// V2 would not give a signal; `reason` is its answer, for `/readyz` and the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignalRefusal {
+    pub signal: Signal,
+    pub reason: String,
+}
+
+/// Signals are best effort, except where waiting is the answer: a spent budget or a throttled
+/// V2 fails the build (and it is retried later), anything else V2 says is a refusal.
+pub(crate) fn best_effort<T>(
+    signal: Signal,
+    outcome: Result<T, BuildError>,
+    refused: &mut Vec<SignalRefusal>,
+) -> Result<Option<T>, BuildError> {
+    match outcome {
+        Ok(value) => Ok(Some(value)),
+        Err(
+            err @ (BuildError::Budget(_) | BuildError::V2(V2Error::Status { status: 429, .. })),
+        ) => Err(err),
+        Err(err) => {
+            refused.push(SignalRefusal {
+                signal,
+                reason: err.to_string(),
+            });
+            Ok(None)
+        }
+    }
 }
 
 /// Per account: who owns it, how many open opportunities it has, when it was last called.
@@ -103,32 +179,8 @@ pub async fn build_generation(
     let mut stats = BuildStats::default();
     let mut signals = AccountSignals::default();
 
-    stats.requests += crawl(
-        client,
-        Collection::Opportunities,
-        Some(records::OPEN_OPPORTUNITY_FILTER.into()),
-        budget,
-        |opportunity| {
-            if let Some(account) = records::opportunity_account(opportunity) {
-                *signals
-                    .open_opportunities
-                    .entry(account.to_string())
-                    .or_default() += 1;
-            }
-        },
-    )
-    .await?;
-    if let Some(since) = &options.activity_since {
-        stats.requests += crawl(
-            client,
-            Collection::PhoneCalls,
-            Some(records::calls_since_filter(since)),
-            budget,
-            |call| signals.note_call(call),
-        )
-        .await?;
-    }
-    // Accounts come first, so contacts find their account's owner.
+    // The callers first: they are the index, and nothing read after them can stop it being built.
+    // Accounts come first among them, so contacts find their account's owner.
     for (collection, kind) in CALLER_COLLECTIONS {
         stats.requests += crawl(client, collection, None, budget, |record| {
             stats.records += 1;
@@ -142,14 +194,43 @@ pub async fn build_generation(
             }
             let entry = entry_of(kind, record, &options.region);
             stats.unusable_numbers += entry.unusable;
-            if let Some(mut indexed) = entry.record {
-                signals.apply(&mut indexed);
+            if let Some(indexed) = entry.record {
                 for number in entry.numbers {
                     generation.entry(number).or_default().push(indexed.clone());
                 }
             }
         })
         .await?;
+    }
+    let open = crawl(
+        client,
+        Collection::Opportunities,
+        Some(records::OPEN_OPPORTUNITY_FILTER.into()),
+        budget,
+        |opportunity| {
+            if let Some(account) = records::opportunity_account(opportunity) {
+                *signals
+                    .open_opportunities
+                    .entry(account.to_string())
+                    .or_default() += 1;
+            }
+        },
+    )
+    .await;
+    stats.requests += best_effort(Signal::Opportunities, open, &mut stats.refused)?.unwrap_or(0);
+    if let Some(since) = &options.activity_since {
+        let calls = crawl(
+            client,
+            Collection::PhoneCalls,
+            Some(records::calls_since_filter(since)),
+            budget,
+            |call| signals.note_call(call),
+        )
+        .await;
+        stats.requests += best_effort(Signal::PhoneCalls, calls, &mut stats.refused)?.unwrap_or(0);
+    }
+    for under_number in generation.values_mut() {
+        under_number.iter_mut().for_each(|r| signals.apply(r));
     }
     stats.numbers = generation.len();
     Ok((generation, stats))
@@ -171,8 +252,97 @@ pub async fn employees(
     Ok(map)
 }
 
-/// Pages through one collection by ascending id, handing each record to `visit`; returns the
-/// number of requests made.
+/// How a crawl asks for its next page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cursor {
+    /// `$orderby=id`, and `id gt '<last>'` after the first page.
+    Keyset { after: Option<String> },
+    /// `$skip`, ordered by id when V2 took `$orderby=id` (it refused only `id gt`).
+    Skip { skip: usize, ordered: bool },
+}
+
+/// What to do after a page of `len` records whose last id is `last`.
+pub fn next_cursor(cursor: &Cursor, len: usize, last: Option<&str>) -> Option<Cursor> {
+    // A page shorter than asked may be V2's own (smaller) cap; only an empty one is the end.
+    if len == 0 {
+        return None;
+    }
+    match cursor {
+        Cursor::Keyset { after } => {
+            let last = last?;
+            // A repeated id would loop forever on a server that ignores the filter.
+            (after.as_deref() != Some(last)).then(|| Cursor::Keyset {
+                after: Some(last.to_string()),
+            })
+        }
+        Cursor::Skip { skip, ordered } => Some(Cursor::Skip {
+            skip: skip + len,
+            ordered: *ordered,
+        }),
+    }
+}
+
+/// Where to go when V2 answered 400 to a keyset page: the first page refused `$orderby=id` (or
+/// the crawl's own filter, which the unordered retry tells apart); a later one refused `id gt`.
+pub fn fallback(cursor: &Cursor, seen: usize) -> Option<Cursor> {
+    match cursor {
+        Cursor::Keyset { after: None } => Some(Cursor::Skip {
+            skip: 0,
+            ordered: false,
+        }),
+        Cursor::Keyset { after: Some(_) } => Some(Cursor::Skip {
+            skip: seen,
+            ordered: true,
+        }),
+        Cursor::Skip { .. } => None,
+    }
+}
+
+/// How long to wait before asking again for a page answered 429 for the `attempt`th time in a
+/// row (1-based); None gives up (V2 asked for longer than a crawl waits, or too often).
+pub fn throttle_wait(retry_after_s: Option<u64>, attempt: u32) -> Option<Duration> {
+    if attempt > MAX_PAGE_RETRIES {
+        return None;
+    }
+    match retry_after_s {
+        Some(s) if s <= MAX_PAGE_WAIT_S => Some(Duration::from_secs(s)),
+        Some(_) => None,
+        None => Some(
+            FIRST_THROTTLE_WAIT
+                .saturating_mul(1 << (attempt - 1).min(6))
+                .min(Duration::from_secs(MAX_PAGE_WAIT_S)),
+        ),
+    }
+}
+
+fn page_query(cursor: &Cursor, filter: Option<&str>) -> Vec<(&'static str, String)> {
+    let mut query = vec![("$top", PAGE_SIZE.to_string())];
+    let mut after = None;
+    match cursor {
+        Cursor::Keyset { after: last } => {
+            query.push(("$orderby", "id".into()));
+            after = last.as_ref().map(|last| format!("id gt {}", quote(last)));
+        }
+        Cursor::Skip { skip, ordered } => {
+            if *ordered {
+                query.push(("$orderby", "id".into()));
+            }
+            if *skip > 0 {
+                query.push(("$skip", skip.to_string()));
+            }
+        }
+    }
+    match (filter, after) {
+        (Some(f), Some(a)) => query.push(("$filter", format!("({f}) and {a}"))),
+        (Some(f), None) => query.push(("$filter", f.to_string())),
+        (None, Some(a)) => query.push(("$filter", a)),
+        (None, None) => {}
+    }
+    query
+}
+
+/// Pages through one collection (by ascending id where V2 allows), handing each record to
+/// `visit`; returns the number of requests made.
 pub async fn crawl(
     client: &V2Client,
     collection: Collection,
@@ -180,53 +350,74 @@ pub async fn crawl(
     budget: &DailyBudget,
     mut visit: impl FnMut(&Value),
 ) -> Result<usize, BuildError> {
-    let mut last_id: Option<String> = None;
+    let mut cursor = Cursor::Keyset { after: None };
     let mut requests = 0;
-    let mut throttled = 0;
+    let mut seen = 0;
+    // Said once the fallback worked: a refusal of the crawl's own filter is not about paging.
+    let mut refused_keyset: Option<V2Error> = None;
     loop {
-        let mut query = vec![
-            ("$orderby", "id".to_string()),
-            ("$top", PAGE_SIZE.to_string()),
-        ];
-        let after = last_id
-            .as_ref()
-            .map(|last| format!("id gt {}", quote(last)));
-        match (&filter, after) {
-            (Some(f), Some(a)) => query.push(("$filter", format!("({f}) and {a}"))),
-            (Some(f), None) => query.push(("$filter", f.clone())),
-            (None, Some(a)) => query.push(("$filter", a)),
-            (None, None) => {}
+        if let Cursor::Skip { skip, .. } = cursor
+            && skip > MAX_SKIP
+        {
+            return Err(BuildError::SkipLimit {
+                collection: collection.path(),
+                reached: skip,
+            });
         }
+        let query = page_query(&cursor, filter.as_deref());
+        let mut throttled = 0;
         let page = loop {
             budget.spend()?;
             requests += 1;
             match client.list(collection, &query).await {
-                // A crawl is long; resume it after V2's Retry-After instead of starting over.
+                // A crawl is long: wait and ask for the same page again instead of starting over.
                 Err(V2Error::Status {
                     status: 429,
-                    retry_after: Some(wait),
+                    retry_after,
                     ..
-                }) if wait <= MAX_PAGE_WAIT_S && throttled < MAX_PAGE_RETRIES => {
+                }) if throttle_wait(retry_after, throttled + 1).is_some() => {
                     throttled += 1;
-                    tokio::time::sleep(std::time::Duration::from_secs(wait)).await;
+                    let wait = throttle_wait(retry_after, throttled).unwrap_or_default();
+                    tracing::info!(
+                        collection = collection.path(),
+                        wait_ms = wait.as_millis() as u64,
+                        told = retry_after.is_some(),
+                        "V2 throttled the crawl; resuming the page"
+                    );
+                    tokio::time::sleep(wait).await;
                 }
-                other => break other?,
+                Err(err @ V2Error::Status { status: 400, .. }) => match fallback(&cursor, seen) {
+                    Some(next) => {
+                        refused_keyset = Some(err);
+                        cursor = next;
+                        break None;
+                    }
+                    None => return Err(err.into()),
+                },
+                other => break Some(other?),
             }
         };
+        let Some(page) = page else {
+            continue;
+        };
+        if let Some(err) = refused_keyset.take() {
+            tracing::warn!(
+                %err, collection = collection.path(),
+                "V2 refused keyset paging; falling back to $skip, which reaches only the first \
+                 10,000 records"
+            );
+        }
         for record in &page {
             visit(record);
         }
-        let next = page
+        seen += page.len();
+        let last = page
             .last()
             .and_then(|r| r.get("id"))
-            .and_then(Value::as_str)
-            .map(str::to_string);
-        match next {
-            // A short page is the last one; a repeated id would loop forever on a broken server.
-            Some(id) if page.len() == PAGE_SIZE && last_id.as_deref() != Some(id.as_str()) => {
-                last_id = Some(id);
-            }
-            _ => return Ok(requests),
+            .and_then(Value::as_str);
+        match next_cursor(&cursor, page.len(), last) {
+            Some(next) => cursor = next,
+            None => return Ok(requests),
         }
     }
 }
@@ -264,14 +455,16 @@ pub fn entry_of(kind: RecordKind, record: &Value, tenant_region: &DefaultRegion)
     entry
 }
 
-/// The signals of one account, read live (for an incremental update, where no crawl ran).
+/// The signals of one account, read live (for an incremental update, where no crawl ran), with
+/// the signals V2 refused (best effort, as in a build).
 pub async fn account_signals(
     client: &V2Client,
     account_id: &str,
     activity_since: Option<&str>,
     budget: &DailyBudget,
-) -> Result<AccountSignals, BuildError> {
+) -> Result<(AccountSignals, Vec<SignalRefusal>), BuildError> {
     let mut signals = AccountSignals::default();
+    let mut refused = Vec::new();
     budget.spend()?;
     if let Some(account) = client.get(Collection::Accounts, account_id).await?
         && let Some(owner) = records::owner_id(&account.record)
@@ -290,10 +483,13 @@ pub async fn account_signals(
                 ("$top", PAGE_SIZE.to_string()),
             ],
         )
-        .await?;
-    signals
-        .open_opportunities
-        .insert(account_id.to_string(), open.len() as u32);
+        .await
+        .map_err(BuildError::from);
+    if let Some(open) = best_effort(Signal::Opportunities, open, &mut refused)? {
+        signals
+            .open_opportunities
+            .insert(account_id.to_string(), open.len() as u32);
+    }
     if let Some(since) = activity_since {
         budget.spend()?;
         let (filter, orderby) = records::interactions_query(account_id);
@@ -309,10 +505,13 @@ pub async fn account_signals(
                     ("$top", "1".into()),
                 ],
             )
-            .await?;
-        calls.iter().for_each(|c| signals.note_call(c));
+            .await
+            .map_err(BuildError::from);
+        if let Some(calls) = best_effort(Signal::PhoneCalls, calls, &mut refused)? {
+            calls.iter().for_each(|c| signals.note_call(c));
+        }
     }
-    Ok(signals)
+    Ok((signals, refused))
 }
 
 /// The typed number normalized by us (with the address's country, else the tenant's region);
@@ -334,4 +533,122 @@ fn e164_of(
                 .filter(|n| looks_like_e164(n))
                 .map(str::to_string)
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keyset(after: &str) -> Cursor {
+        Cursor::Keyset {
+            after: Some(after.into()),
+        }
+    }
+
+    #[test]
+    fn only_an_empty_page_ends_a_crawl() {
+        let first = Cursor::Keyset { after: None };
+        // 500 of the 999 asked: V2 may cap pages lower, so ask on.
+        assert_eq!(next_cursor(&first, 500, Some("b")), Some(keyset("b")));
+        assert_eq!(next_cursor(&keyset("b"), 0, None), None);
+        assert_eq!(next_cursor(&keyset("b"), 3, Some("b")), None, "no progress");
+        let skip = Cursor::Skip {
+            skip: 500,
+            ordered: false,
+        };
+        assert_eq!(
+            next_cursor(&skip, 500, Some("z")),
+            Some(Cursor::Skip {
+                skip: 1000,
+                ordered: false
+            })
+        );
+        assert_eq!(next_cursor(&skip, 0, None), None);
+    }
+
+    #[test]
+    fn a_refused_keyset_page_falls_back_to_skip_once() {
+        assert_eq!(
+            fallback(&Cursor::Keyset { after: None }, 0),
+            Some(Cursor::Skip {
+                skip: 0,
+                ordered: false
+            })
+        );
+        // `$orderby=id` worked, `id gt` did not: keep the order, skip what was read.
+        assert_eq!(
+            fallback(&keyset("b"), 999),
+            Some(Cursor::Skip {
+                skip: 999,
+                ordered: true
+            })
+        );
+        let skip = Cursor::Skip {
+            skip: 0,
+            ordered: false,
+        };
+        assert_eq!(fallback(&skip, 0), None);
+    }
+
+    #[test]
+    fn pages_ask_for_the_filter_and_the_cursor_together() {
+        let q = page_query(&keyset("a'b"), Some("x eq 1"));
+        assert!(q.contains(&("$orderby", "id".into())));
+        assert!(
+            q.contains(&("$filter", "(x eq 1) and id gt 'a''b'".into())),
+            "{q:?}"
+        );
+        let q = page_query(
+            &Cursor::Skip {
+                skip: 999,
+                ordered: false,
+            },
+            Some("x eq 1"),
+        );
+        assert_eq!(
+            q,
+            vec![
+                ("$top", "999".to_string()),
+                ("$skip", "999".into()),
+                ("$filter", "x eq 1".into())
+            ]
+        );
+    }
+
+    #[test]
+    fn a_429_waits_as_told_or_backs_off_and_gives_up_in_the_end() {
+        assert_eq!(throttle_wait(Some(3), 1), Some(Duration::from_secs(3)));
+        assert_eq!(
+            throttle_wait(Some(3600), 1),
+            None,
+            "longer than a crawl waits"
+        );
+        assert_eq!(throttle_wait(None, 1), Some(Duration::from_secs(1)));
+        assert_eq!(throttle_wait(None, 2), Some(Duration::from_secs(2)));
+        assert_eq!(throttle_wait(None, 6), Some(Duration::from_secs(32)));
+        assert_eq!(throttle_wait(None, MAX_PAGE_RETRIES + 1), None);
+    }
+
+    #[test]
+    fn a_refused_signal_is_noted_but_waiting_is_not_a_refusal() {
+        let mut refused = Vec::new();
+        let status = |status| {
+            Err::<(), _>(BuildError::V2(V2Error::Status {
+                status,
+                path: "/p".into(),
+                code: "api.400".into(),
+                message: "unknown property".into(),
+                retry_after: None,
+            }))
+        };
+        assert!(matches!(
+            best_effort(Signal::PhoneCalls, status(400), &mut refused),
+            Ok(None)
+        ));
+        assert_eq!(refused.len(), 1);
+        assert_eq!(refused[0].signal, Signal::PhoneCalls);
+        assert!(refused[0].reason.contains("unknown property"));
+        assert!(best_effort(Signal::PhoneCalls, status(429), &mut refused).is_err());
+        assert_eq!(refused.len(), 1);
+    }
 }

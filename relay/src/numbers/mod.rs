@@ -5,6 +5,9 @@
 //! tenant's side (its V2, region, request budget, the employees the last build saw, and where
 //! its index stands). The refresher and the change-event updates take those two and nothing
 //! else, so this module calls nothing above it.
+//!
+//! Ranking signals (open opportunities, latest calls, employees) read V2 fields nobody has
+//! confirmed, so a tenant may refuse them; [`SignalsStatus`] says whether the index has them.
 
 pub mod audit;
 pub mod batch;
@@ -29,7 +32,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::clock::SharedClock;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, SignalLabels};
+
+use build::SignalRefusal;
 
 /// The number services every tenant shares.
 #[derive(Debug)]
@@ -70,6 +75,19 @@ pub struct TenantNumbers {
     employees: Mutex<HashMap<String, String>>,
     index_status: Mutex<IndexStatus>,
     refresh: Mutex<RefreshStatus>,
+    signals: Mutex<SignalsStatus>,
+}
+
+/// Whether the index carries the ranking signals, for `/readyz`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SignalsStatus {
+    /// No build has finished yet.
+    Pending,
+    Available,
+    /// V2 refused at least one signal; the index is served without it.
+    Unavailable {
+        reason: String,
+    },
 }
 
 impl TenantNumbers {
@@ -91,7 +109,12 @@ impl TenantNumbers {
                 last_success_ms: None,
                 last_error: None,
             }),
+            signals: Mutex::new(SignalsStatus::Pending),
         }
+    }
+
+    pub fn signals_status(&self) -> SignalsStatus {
+        lock(&self.signals).clone()
     }
 
     /// The RFC 3339 instant `days` before `now_ms`; None when activity is not read.
@@ -132,6 +155,50 @@ impl TenantNumbers {
 
     pub fn set_index_status(&self, status: IndexStatus) {
         *lock(&self.index_status) = status;
+    }
+}
+
+impl Numbers {
+    /// Counts each refused signal and records where the tenant's signals stand. A full build
+    /// (`whole`) says all there is to know, so it also clears an earlier refusal; an update only
+    /// adds to it. Only a change is logged, so a refusal that stays is not logged on every build.
+    pub fn report_signals(&self, tenant: &TenantNumbers, refused: &[SignalRefusal], whole: bool) {
+        for refusal in refused {
+            self.metrics
+                .index_signal_refusals
+                .get_or_create(&SignalLabels {
+                    tenant: tenant.id.clone(),
+                    signal: refusal.signal.as_str().into(),
+                })
+                .inc();
+        }
+        let next = if refused.is_empty() {
+            if !whole {
+                return;
+            }
+            SignalsStatus::Available
+        } else {
+            let reason = refused
+                .iter()
+                .map(|r| format!("{}: {}", r.signal.as_str(), r.reason))
+                .collect::<Vec<_>>()
+                .join("; ");
+            SignalsStatus::Unavailable { reason }
+        };
+        let previous = std::mem::replace(&mut *lock(&tenant.signals), next.clone());
+        if previous == next {
+            return;
+        }
+        match next {
+            SignalsStatus::Unavailable { reason } => tracing::warn!(
+                tenant = %tenant.id, %reason,
+                "V2 refused ranking signals; the number index is served without them"
+            ),
+            _ if matches!(previous, SignalsStatus::Unavailable { .. }) => {
+                tracing::info!(tenant = %tenant.id, "ranking signals are available again");
+            }
+            _ => {}
+        }
     }
 }
 

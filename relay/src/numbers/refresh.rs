@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use crate::metrics::{BuildLabels, TenantLabels};
 
-use super::build::{BuildError, BuildOptions, build_generation, employees};
+use super::build::{BuildError, BuildOptions, Signal, best_effort, build_generation, employees};
 use super::index::IndexError;
 use super::update;
 use super::{Numbers, TenantNumbers};
@@ -134,13 +134,18 @@ pub async fn rebuild(numbers: &Numbers, tenant: &TenantNumbers) -> Result<usize,
             }
         }
     };
-    let (generation, stats) = tokio::select! {
+    let (generation, mut stats) = tokio::select! {
         built = build => built?,
         never = renew => never,
     };
     let count = generation.len();
     numbers.index.replace(tid, generation).await?;
-    refresh_employees(tenant).await?;
+    best_effort(
+        Signal::Employees,
+        refresh_employees(tenant).await,
+        &mut stats.refused,
+    )?;
+    numbers.report_signals(tenant, &stats.refused, true);
     let changed = numbers.coordination.changes_since(tid, started_ms).await?;
     for key in &changed {
         if let Some((kind, id)) = update::parse_entity_key(key)

@@ -80,8 +80,9 @@ pub async fn apply(
     if let Some(account) = record.account.as_ref().map(|a| a.id.clone()) {
         let since =
             TenantNumbers::activity_since(numbers.clock.now_ms(), numbers.settings.activity_days);
-        let signals =
+        let (signals, refused) =
             account_signals(&tenant.v2, &account, since.as_deref(), &tenant.budget).await?;
+        numbers.report_signals(tenant, &refused, false);
         signals.apply(&mut record);
     }
     let count = entry.numbers.len();

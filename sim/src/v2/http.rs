@@ -1,12 +1,12 @@
-//! The simulated V2 API's routes: the record collections and the fault controls.
+//! The simulated V2 API's routes: the record collections, the fault controls and the quirks.
 
 use std::sync::Arc;
 
 use axum::Router;
 use axum::routing::{get, post};
 
-use super::crud::{create, list, read, remove, update};
-use super::limits::{clear_fault, get_fault, set_fault};
+use super::crud::{create, read, remove, update};
+use super::limits::{clear_fault, get_fault, get_quirks, list, set_fault, set_quirks};
 use crate::Sim;
 
 pub fn routes() -> Router<Arc<Sim>> {
@@ -23,4 +23,5 @@ pub fn routes() -> Router<Arc<Sim>> {
             "/sim/faults",
             post(set_fault).delete(clear_fault).get(get_fault),
         )
+        .route("/sim/v2/quirks", post(set_quirks).get(get_quirks))
 }

@@ -2,19 +2,26 @@
 //! Retry-After) and injected faults. Faults are set over `/sim/faults` and strike either before a
 //! request is served or after a write was carried out (a lost answer), which is how the tests show
 //! that the relay logs each call exactly once whatever V2 does.
+//!
+//! Quirks (`/sim/v2/quirks`) are standing behaviours of collection reads that V2 may have but
+//! nobody has confirmed: a page cap below 999 ("these numbers can change"), `$filter` refused on
+//! the collections the relay reads ranking signals from, keyset paging (`$orderby=id`,
+//! `id gt '...'`) refused. A 429 without Retry-After is a fault (`"retry_after": false`), since V2
+//! does not document that header. All are off by default.
 
 use std::sync::{Arc, Mutex};
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::StatusCode;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
 use super::V2Error;
+use super::crud;
 use crate::Sim;
 
 /// The tenant's notion of now, replaceable in tests.
@@ -43,6 +50,27 @@ pub enum Fault {
         count: u32,
         after_write: bool,
     },
+    /// After `after` collection reads went through, the next `count` answer 429 without
+    /// Retry-After (V2 documents no such header, so a client cannot count on one).
+    Throttle {
+        status: u16,
+        count: u32,
+        after: u32,
+        retry_after: bool,
+    },
+}
+
+/// Standing behaviours of collection reads, each one a thing V2 might do.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Quirks {
+    /// Most records a page holds, whatever `$top` asked (None: 999, V2's published maximum).
+    pub page_cap: Option<usize>,
+    /// `$filter` on opportunities and phone calls answers 400, as if their filter fields were
+    /// unknown to the tenant.
+    pub refuse_signal_filters: bool,
+    /// `$orderby=id` and `id gt '...'` answer 400.
+    pub refuse_keyset: bool,
 }
 
 /// The verdict for one request.
@@ -60,6 +88,7 @@ pub struct Limits {
     clock: Clock,
     used: Mutex<(i64, u64)>,
     fault: Mutex<Option<Fault>>,
+    quirks: Mutex<Quirks>,
 }
 
 impl std::fmt::Debug for Limits {
@@ -77,7 +106,33 @@ impl Limits {
             clock,
             used: Mutex::new((0, 0)),
             fault: Mutex::new(None),
+            quirks: Mutex::new(Quirks::default()),
         }
+    }
+
+    pub fn set_quirks(&self, quirks: Quirks) {
+        *self.quirks.lock().unwrap_or_else(|p| p.into_inner()) = quirks;
+    }
+
+    pub fn quirks(&self) -> Quirks {
+        *self.quirks.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// For a collection read: whether a throttle fault answers it with a bare 429.
+    pub fn throttle(&self) -> bool {
+        let mut fault = self.fault.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(Fault::Throttle { count, after, .. }) = fault.as_mut() else {
+            return false;
+        };
+        if *after > 0 {
+            *after -= 1;
+            return false;
+        }
+        *count = count.saturating_sub(1);
+        if *count == 0 {
+            *fault = None;
+        }
+        true
     }
 
     pub fn set_fault(&self, fault: Option<Fault>) {
@@ -187,7 +242,29 @@ pub(super) async fn set_fault(State(sim): State<Arc<Sim>>, body: Bytes) -> Respo
         },
     };
     let after_write = value.get("after_write").and_then(Value::as_bool) == Some(true);
+    let bare = value.get("retry_after").and_then(Value::as_bool) == Some(false);
+    let after = match value.get("after") {
+        None => 0,
+        Some(a) => match a.as_u64().and_then(|a| u32::try_from(a).ok()) {
+            Some(a) => a,
+            None => return error("after must be a whole number", "after"),
+        },
+    };
     let fault = match (value.get("status"), value.get("delay_ms")) {
+        (Some(s), None) if bare => match s.as_u64() {
+            Some(429) if count > 0 => Fault::Throttle {
+                status: 429,
+                count,
+                after,
+                retry_after: false,
+            },
+            _ => {
+                return error(
+                    "retry_after: false goes with status 429 and a count above 0",
+                    "retry_after",
+                );
+            }
+        },
         (Some(s), None) => match s.as_u64().filter(|s| (400..600).contains(s)) {
             Some(status) if after_write => Fault::AfterWrite {
                 status: status as u16,
@@ -217,6 +294,123 @@ pub(super) async fn clear_fault(State(sim): State<Arc<Sim>>) -> Response {
 
 pub(super) async fn get_fault(State(sim): State<Arc<Sim>>) -> Response {
     Json(json!({"fault": sim.v2.limits.fault()})).into_response()
+}
+
+pub(super) async fn set_quirks(State(sim): State<Arc<Sim>>, body: Bytes) -> Response {
+    match serde_json::from_slice::<Quirks>(&body) {
+        Ok(quirks)
+            if quirks
+                .page_cap
+                .is_none_or(|c| (1..=super::MAX_TOP).contains(&c)) =>
+        {
+            sim.v2.limits.set_quirks(quirks);
+            Json(json!({"quirks": quirks})).into_response()
+        }
+        Ok(_) => (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"error": {"code": "invalid_quirks",
+                "message": "page_cap must be 1 to 999", "target": "page_cap"}})),
+        )
+            .into_response(),
+        Err(err) => (
+            StatusCode::BAD_REQUEST,
+            Json(
+                json!({"error": {"code": "invalid_quirks", "message": err.to_string(),
+                "target": ""}}),
+            ),
+        )
+            .into_response(),
+    }
+}
+
+pub(super) async fn get_quirks(State(sim): State<Arc<Sim>>) -> Response {
+    Json(json!({"quirks": sim.v2.limits.quirks()})).into_response()
+}
+
+/// The collections whose `$filter` the `refuse_signal_filters` quirk refuses.
+const SIGNAL_COLLECTIONS: &[&str] = &["opportunities", "phoneCalls"];
+
+/// What the quirks and a throttle fault make of a collection read before it is served: a
+/// refusal, or the query options to serve it with (`$top` held to the page cap).
+fn shape_list(
+    sim: &Sim,
+    collection: &str,
+    mut params: Vec<(String, String)>,
+) -> Result<Vec<(String, String)>, V2Error> {
+    if sim.v2.limits.throttle() {
+        sim.v2
+            .requests
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        return Err(V2Error::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "api.429",
+            "too many requests",
+            "",
+        ));
+    }
+    let quirks = sim.v2.limits.quirks();
+    let refuse = |message: String, target: &str| {
+        sim.v2
+            .requests
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Err(V2Error::new(
+            StatusCode::BAD_REQUEST,
+            "api.400",
+            message,
+            target,
+        ))
+    };
+    for (key, value) in &params {
+        if quirks.refuse_signal_filters
+            && key == "$filter"
+            && SIGNAL_COLLECTIONS.contains(&collection)
+        {
+            return refuse(
+                format!("$filter on {collection} refers to a property the tenant does not know"),
+                "$filter",
+            );
+        }
+        if quirks.refuse_keyset {
+            let keyset = match key.as_str() {
+                "$orderby" => value
+                    .split(',')
+                    .any(|k| k.split_whitespace().next() == Some("id")),
+                "$filter" => value.contains("id gt "),
+                _ => false,
+            };
+            if keyset {
+                return refuse(format!("{key} on id is not supported"), key);
+            }
+        }
+    }
+    let cap = quirks.page_cap.unwrap_or(super::MAX_TOP);
+    for (key, value) in params.iter_mut() {
+        if key == "$top"
+            && let Ok(top) = value.trim().parse::<usize>()
+            && top > cap
+            && top <= super::MAX_TOP
+        {
+            *value = cap.to_string();
+        }
+    }
+    Ok(params)
+}
+
+/// A collection read as the quirks shape it, then served as usual.
+pub(super) async fn list(
+    State(sim): State<Arc<Sim>>,
+    Path((service, collection)): Path<(String, String)>,
+    Query(params): Query<Vec<(String, String)>>,
+    headers: HeaderMap,
+) -> Result<Response, V2Error> {
+    let params = shape_list(&sim, &collection, params)?;
+    crud::list(
+        State(sim),
+        Path((service, collection)),
+        Query(params),
+        headers,
+    )
+    .await
 }
 
 #[cfg(test)]
@@ -257,5 +451,22 @@ mod tests {
         }));
         assert_eq!(limits.admit(), Admission::Delay(5));
         assert_eq!(limits.admit(), Admission::Serve);
+    }
+
+    #[test]
+    fn a_throttle_fault_lets_some_reads_through_then_refuses_the_next() {
+        let limits = Limits::new(None, system_clock());
+        limits.set_fault(Some(Fault::Throttle {
+            status: 429,
+            count: 2,
+            after: 1,
+            retry_after: false,
+        }));
+        assert!(!limits.throttle());
+        assert_eq!(limits.admit(), Admission::Serve, "not a fault of admission");
+        assert!(limits.throttle());
+        assert!(limits.throttle());
+        assert!(!limits.throttle());
+        assert_eq!(limits.fault(), None);
     }
 }
