@@ -39,6 +39,9 @@ pub struct SimConfig {
     pub destination_client_secret: String,
     /// The destination (type `OAuth2SAMLBearerAssertion`) that leads to the V2 tenant.
     pub destination_name: String,
+    /// Whether the V2 API stores and matches properties its collections' schemas do not have
+    /// (`SIM_V2_UNKNOWN_FIELDS=accept`, for experiments) instead of refusing them as V2 does.
+    pub v2_accept_unknown_fields: bool,
     /// The relay's client at the simulated SAP Cloud Identity Services (reps' own V2 sign-in).
     pub ias_client_id: String,
     /// How long the access tokens it issues live.
@@ -66,6 +69,7 @@ impl Default for SimConfig {
             destination_client_id: "cti-destination".into(),
             destination_client_secret: "demo-destination-secret".into(),
             destination_name: "sscDestination".into(),
+            v2_accept_unknown_fields: false,
             ias_client_id: "cti-relay-v2".into(),
             ias_access_ttl_secs: 3600,
         }
@@ -179,6 +183,13 @@ impl SimConfig {
         }
         if let Some(v) = text("SIM_V2_EVENTS_PASSWORD")? {
             config.v2_events_password = v;
+        }
+        if let Some(v) = text("SIM_V2_UNKNOWN_FIELDS")? {
+            config.v2_accept_unknown_fields = match v.to_ascii_lowercase().as_str() {
+                "accept" => true,
+                "refuse" => false,
+                _ => return Err(invalid("SIM_V2_UNKNOWN_FIELDS", &v, "accept or refuse")),
+            };
         }
         if let Some(v) = text("SIM_AGENT")? {
             config.demo_agent = v;

@@ -7,6 +7,13 @@
 //! as the number in international form with its E.164 twin, guarded by the ETag the record was
 //! read with during the crawl: a record changed since (412) is re-read and judged again, never
 //! overwritten blindly. Invalid numbers need a person and are only reported.
+//!
+//! Only fields a record's schema has are judged or written: contacts have no normalised twins
+//! (their schema has formatted numbers only), so a contact's number is judged by its text alone
+//! and a correction of it would carry the formatted field only. A fix inside a sub-node array
+//! (`addresses[]`, `isContactPersonFor[]`) would send the whole array in a header PATCH, which V2
+//! is known to refuse for some nodes; it is done only where a published PATCH schema carries the
+//! array, otherwise the field is reported as `needs_a_person`.
 
 use std::io::Write;
 use std::time::Duration;
@@ -18,7 +25,10 @@ use super::budget::DailyBudget;
 use super::build::{BuildError, crawl};
 use super::normalize::{DefaultRegion, normalize};
 use crate::v2::client::{Collection, V2Client, V2Error};
-use crate::v2::records::{CALLER_COLLECTIONS, PhoneField, PhoneLocation, phone_fields};
+use crate::v2::records::{
+    CALLER_COLLECTIONS, Holder, PhoneField, PhoneLocation, has_normalised_twins, may_patch_array,
+    phone_fields,
+};
 
 /// Attempts per fix when V2 answers 412 (changed meanwhile) or 429 (slow down).
 const FIX_ATTEMPTS: u32 = 4;
@@ -94,11 +104,18 @@ enum Verdict {
     Mismatch(String, String),
 }
 
-fn judge(field: &PhoneField<'_>, tenant_region: &DefaultRegion) -> Verdict {
+fn judge(kind: RecordKind, field: &PhoneField<'_>, tenant_region: &DefaultRegion) -> Verdict {
     let region = field
         .country
         .and_then(|c| DefaultRegion::parse(c).ok())
         .unwrap_or_else(|| tenant_region.clone());
+    if !has_normalised_twins(kind) {
+        // No twin to disagree with: a number that normalises is one the index and V2 can read.
+        return match field.formatted.map(|typed| normalize(typed, &region)) {
+            Some(Err(err)) => Verdict::Invalid(err.code()),
+            _ => Verdict::Fine,
+        };
+    }
     match field.formatted {
         Some(typed) => match normalize(typed, &region) {
             Err(err) => Verdict::Invalid(err.code()),
@@ -158,7 +175,7 @@ pub async fn run(
             summary.records += 1;
             for field in phone_fields(kind, record) {
                 summary.fields += 1;
-                let (problem, expected) = match judge(&field, region) {
+                let (problem, expected) = match judge(kind, &field, region) {
                     Verdict::Fine => continue,
                     Verdict::Invalid(code) => {
                         summary.invalid += 1;
@@ -282,15 +299,21 @@ async fn fix(
             return Ok("gone");
         };
         let field = finding.location.read_in(holder, finding.country.as_deref());
-        let (international, e164) = match judge(&field, region) {
+        let (international, e164) = match judge(finding.kind, &field, region) {
             Verdict::Fine => return Ok("already_right"),
             // Someone typed something else meanwhile that needs a person now.
             Verdict::Invalid(_) => return Ok("needs_a_person"),
             Verdict::Mismatch(international, e164) => (international, e164),
         };
+        if let Holder::Element(array, _) = finding.location.holder
+            && !may_patch_array(finding.kind, array)
+        {
+            return Ok("needs_a_person");
+        }
+        let twin = has_normalised_twins(finding.kind).then_some(e164.as_str());
         let Some(patch) = finding
             .location
-            .patch(&current.record, &international, &e164)
+            .patch(&current.record, &international, twin)
         else {
             return Ok("gone");
         };
@@ -324,7 +347,6 @@ async fn fix(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::v2::records::{Holder, PhoneLocation};
 
     fn field<'a>(formatted: Option<&'a str>, normalised: Option<&'a str>) -> PhoneField<'a> {
         PhoneField {
@@ -342,27 +364,48 @@ mod tests {
     fn fields_are_judged_against_our_normalization() {
         let ch = DefaultRegion::parse("CH").expect("region");
         assert!(matches!(
-            judge(&field(Some("044 123 45 67"), Some("+41441234567")), &ch),
+            judge(
+                RecordKind::Account,
+                &field(Some("044 123 45 67"), Some("+41441234567")),
+                &ch
+            ),
             Verdict::Fine
         ));
         assert!(matches!(
-            judge(&field(Some("044 123 45 67"), Some("+4944123456")), &ch),
+            judge(RecordKind::Account, &field(Some("044 123 45 67"), Some("+4944123456")), &ch),
             Verdict::Mismatch(ref i, ref e) if i == "+41 44 123 45 67" && e == "+41441234567"
         ));
         assert!(matches!(
-            judge(&field(Some("044 123 45 67"), None), &ch),
+            judge(
+                RecordKind::Account,
+                &field(Some("044 123 45 67"), None),
+                &ch
+            ),
             Verdict::Mismatch(..)
         ));
+        // A contact has no twin: its text alone decides, whatever a legacy twin says.
         assert!(matches!(
-            judge(&field(Some("12"), None), &ch),
+            judge(
+                RecordKind::Contact,
+                &field(Some("044 123 45 67"), Some("+4944")),
+                &ch
+            ),
+            Verdict::Fine
+        ));
+        assert!(matches!(
+            judge(RecordKind::Contact, &field(Some("12"), None), &ch),
             Verdict::Invalid("not_valid")
         ));
         assert!(matches!(
-            judge(&field(None, Some("call me")), &ch),
+            judge(RecordKind::Account, &field(Some("12"), None), &ch),
+            Verdict::Invalid("not_valid")
+        ));
+        assert!(matches!(
+            judge(RecordKind::Account, &field(None, Some("call me")), &ch),
             Verdict::Invalid("not_a_number")
         ));
         assert!(matches!(
-            judge(&field(None, Some("+41441234567")), &ch),
+            judge(RecordKind::Account, &field(None, Some("+41441234567")), &ch),
             Verdict::Fine
         ));
     }

@@ -32,7 +32,8 @@ pub(super) async fn lookup_caller(
     }
     let (state2, tenant2, number) = (state.clone(), tenant.clone(), e164.to_string());
     let mut lookup = tokio::spawn(async move {
-        match live::query(&tenant2.v2, &number).await {
+        let (misses, tid2) = (&state2.numbers.misses, tenant2.config.id.as_str());
+        match live::query(&tenant2.v2, misses, tid2, &number, state2.clock.now_ms()).await {
             Ok(records) => {
                 let ttl = if records.is_empty() {
                     state2.config.negative_ttl

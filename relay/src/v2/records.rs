@@ -20,6 +20,21 @@ pub const CALLER_COLLECTIONS: [(Collection, RecordKind); 3] = [
     ),
 ];
 
+/// Whether records of `kind` have `...NormalisedNumber` twins next to their formatted numbers:
+/// accounts and individual customers do (CDS-ACC, SAP's mock data), contacts do not (SDK-GEN has
+/// only `...FormattedNumber`, on the contact and in `isContactPersonFor[]`).
+pub fn has_normalised_twins(kind: RecordKind) -> bool {
+    kind != RecordKind::Contact
+}
+
+/// Whether a header PATCH of a `kind` record may carry the sub-node array `name` whole. Only
+/// accounts' `addresses` are in a published PATCH request (CDS-ACC `Accountpatchupdaterequest`);
+/// V2 refused sub-nodes in a header PATCH of opportunities, so every other array is assumed
+/// refused until SAP's schema says otherwise.
+pub fn may_patch_array(kind: RecordKind, name: &str) -> bool {
+    kind == RecordKind::Account && name == "addresses"
+}
+
 /// One phone field of a record: as typed, as V2 normalised it (when it did), the country of the
 /// address it belongs to (the best default region for a nationally written number), and where in
 /// the record it sits (for reports and corrections).
@@ -87,12 +102,20 @@ impl PhoneLocation {
         }
     }
 
-    /// A JSON merge patch that sets this field's formatted and normalised values. Merge patch
-    /// replaces arrays whole, so an element's fix sends the whole (current) array.
-    pub fn patch(&self, record: &Value, formatted: &str, normalised: &str) -> Option<Value> {
+    /// A JSON merge patch that sets this field's formatted value, and its normalised twin when
+    /// the record has one (`normalised`). Merge patch replaces arrays whole, so an element's fix
+    /// sends the whole (current) array; whether that is allowed is [`may_patch_array`]'s.
+    pub fn patch(
+        &self,
+        record: &Value,
+        formatted: &str,
+        normalised: Option<&str>,
+    ) -> Option<Value> {
         let mut values = serde_json::Map::new();
         values.insert(self.formatted_key(), Value::String(formatted.into()));
-        values.insert(self.normalised_key(), Value::String(normalised.into()));
+        if let Some(normalised) = normalised {
+            values.insert(self.normalised_key(), Value::String(normalised.into()));
+        }
         let mut patch = serde_json::Map::new();
         match self.holder {
             Holder::Record => patch = values,
@@ -236,26 +259,39 @@ fn contact_account(record: &Value) -> Option<AccountRef> {
     })
 }
 
-/// `$filter` finding every record of `kind` that carries `e164` in any normalised phone field.
-pub fn phone_filter(kind: RecordKind, e164: &str) -> String {
-    let value = super::client::quote(e164);
-    let paths: &[&str] = match kind {
-        RecordKind::Contact => &[
-            "phoneNormalisedNumber",
-            "mobileNormalisedNumber",
-            "isContactPersonFor/phoneNormalisedNumber",
-            "isContactPersonFor/mobileNormalisedNumber",
-        ],
-        _ => &[
-            "defaultCommunication/phoneNormalisedNumber",
-            "defaultCommunication/mobileNormalisedNumber",
-            "addresses/phoneNormalisedNumber",
-            "addresses/mobileNormalisedNumber",
-        ],
+/// `$filter` finding every record of `kind` that carries a number, on the fields its schema has.
+///
+/// Accounts and individual customers have normalised twins (CDS-ACC; the filter is used in
+/// practice), matched with `e164`. Contacts have only `...FormattedNumber` fields (SDK-GEN), so
+/// they are matched on the text itself, in each of `formatted`: the spellings V2 may hold for the
+/// number. Which spelling V2 stores is inferred: SAP's samples show `+91 9999990012` (country
+/// code, a space, the national number), people type the grouped international form, and a
+/// number typed nationally (`044 ...`) cannot be found this way at all (the index, which
+/// normalises every formatted number itself, carries those).
+pub fn phone_filter(kind: RecordKind, e164: &str, formatted: &[String]) -> String {
+    let (paths, values): (&[&str], Vec<String>) = match kind {
+        RecordKind::Contact => (
+            &[
+                "phoneFormattedNumber",
+                "mobileFormattedNumber",
+                "isContactPersonFor/phoneFormattedNumber",
+                "isContactPersonFor/mobileFormattedNumber",
+            ],
+            formatted.iter().map(|f| super::client::quote(f)).collect(),
+        ),
+        _ => (
+            &[
+                "defaultCommunication/phoneNormalisedNumber",
+                "defaultCommunication/mobileNormalisedNumber",
+                "addresses/phoneNormalisedNumber",
+                "addresses/mobileNormalisedNumber",
+            ],
+            vec![super::client::quote(e164)],
+        ),
     };
     paths
         .iter()
-        .map(|p| format!("{p} eq {value}"))
+        .flat_map(|p| values.iter().map(move |v| format!("{p} eq {v}")))
         .collect::<Vec<_>>()
         .join(" or ")
 }
@@ -387,7 +423,7 @@ mod tests {
         );
         let patch = phones[2]
             .location
-            .patch(&contact, "+41 79 123 45 67", "+41791234567")
+            .patch(&contact, "+41 79 123 45 67", None)
             .expect("patch");
         // The whole array goes back, with only that element's field changed.
         assert_eq!(
@@ -395,18 +431,22 @@ mod tests {
             contact["isContactPersonFor"][0]
         );
         assert_eq!(
-            patch["isContactPersonFor"][1]["mobileNormalisedNumber"],
-            "+41791234567"
+            patch["isContactPersonFor"][1],
+            json!({"accountId":"a2","country":"CH","mobileFormattedNumber":"+41 79 123 45 67"}),
+            "a contact gets no normalised twin"
         );
         assert_eq!(patch["isContactPersonFor"][1]["accountId"], "a2");
         let top = phones[0]
             .location
-            .patch(&contact, "+41 44 111 22 33", "+41441112233")
+            .patch(&contact, "+41 44 111 22 33", None)
             .expect("patch");
-        assert_eq!(
-            top,
-            json!({"phoneFormattedNumber":"+41 44 111 22 33","phoneNormalisedNumber":"+41441112233"})
-        );
+        assert_eq!(top, json!({"phoneFormattedNumber":"+41 44 111 22 33"}));
+        assert!(may_patch_array(RecordKind::Account, "addresses"));
+        assert!(!may_patch_array(RecordKind::Contact, "isContactPersonFor"));
+        assert!(!may_patch_array(
+            RecordKind::IndividualCustomer,
+            "addresses"
+        ));
         let account = json!({"id":"a","defaultCommunication":{"phoneFormattedNumber":"1"}});
         let field = &phone_fields(RecordKind::Account, &account)[0];
         assert_eq!(
@@ -414,17 +454,26 @@ mod tests {
             "defaultCommunication/phoneFormattedNumber"
         );
         assert_eq!(
-            field.location.patch(&account, "x", "y").expect("patch"),
+            field
+                .location
+                .patch(&account, "x", Some("y"))
+                .expect("patch"),
             json!({"defaultCommunication":{"phoneFormattedNumber":"x","phoneNormalisedNumber":"y"}})
         );
     }
 
     #[test]
     fn phone_filters_cover_every_phone_field() {
-        let f = phone_filter(RecordKind::Contact, "+41441234567");
-        assert!(f.contains("isContactPersonFor/phoneNormalisedNumber eq '+41441234567'"));
+        let spellings = ["+41441234567".to_string(), "+41 44 123 45 67".to_string()];
+        let f = phone_filter(RecordKind::Contact, "+41441234567", &spellings);
+        assert!(f.contains("isContactPersonFor/phoneFormattedNumber eq '+41 44 123 45 67'"));
+        assert!(
+            !f.contains("Normalised"),
+            "contacts have no normalised fields: {f}"
+        );
+        assert_eq!(f.matches(" or ").count(), 7);
+        let f = phone_filter(RecordKind::Account, "+41441234567", &spellings);
         assert_eq!(f.matches(" or ").count(), 3);
-        let f = phone_filter(RecordKind::Account, "+41441234567");
         assert!(f.starts_with("defaultCommunication/phoneNormalisedNumber eq"));
     }
 

@@ -25,7 +25,7 @@ pub(super) async fn list(
 ) -> Result<Response, V2Error> {
     let name = collection_name(&service, &collection)?;
     guard(&sim, &headers).await?;
-    let o = options(&params)?;
+    let o = options(&params, sim.v2.schema(name).as_ref())?;
     let collections = sim.v2.collections.read().unwrap_or_else(|p| p.into_inner());
     let Some(items) = collections.get(name).map(|c| &c.items) else {
         return Err(V2Error::new(
@@ -38,6 +38,7 @@ pub(super) async fn list(
     let mut hits: Vec<&Value> = items
         .iter()
         .filter(|r| o.filter.as_ref().is_none_or(|f| query::matches(f, r)))
+        .filter(|r| o.search.as_deref().is_none_or(|s| searched(s, r)))
         .collect();
     let total = hits.len();
     if !o.orderby.is_empty() {
@@ -71,6 +72,40 @@ pub(super) async fn list(
         json!({"value": page})
     };
     Ok(Json(body).into_response())
+}
+
+/// `$search`: how V2 searches is not published; any top-level text containing the words (any
+/// case) is a hit here.
+fn searched(words: &str, record: &Value) -> bool {
+    let texts: Vec<String> = record
+        .as_object()
+        .map(|m| {
+            m.values()
+                .filter_map(Value::as_str)
+                .map(str::to_lowercase)
+                .collect()
+        })
+        .unwrap_or_default();
+    words
+        .split_whitespace()
+        .all(|w| texts.iter().any(|t| t.contains(w)))
+}
+
+/// Refuses a body property the collection's schema does not have, naming it.
+///
+/// Phone calls are left out for now: what the relay writes into its activity is being reworked,
+/// and until then their bodies are held only to `phone_calls`'s rules.
+fn known_properties(sim: &Sim, name: &str, body: &Value) -> Result<(), V2Error> {
+    if name == "phoneCalls" {
+        return Ok(());
+    }
+    match sim.v2.schema(name).and_then(|s| s.unknown_in(body)) {
+        Some(property) => Err(bad_request(
+            format!("the property {property} does not exist in {name}"),
+            &property,
+        )),
+        None => Ok(()),
+    }
 }
 
 fn etag_of(record: &Value) -> String {
@@ -117,8 +152,12 @@ pub(super) async fn read(
     }
 }
 
-/// V2 keeps a normalised twin of every formatted phone field; derive it on write.
-fn derive_normalised(record: &mut Value) {
+/// V2 keeps a normalised twin of an account's or individual customer's formatted phone fields
+/// (inferred from SAP's mock data); derive it on write. Contacts have no twins in their schema.
+fn derive_normalised(name: &str, record: &mut Value) {
+    if name == "contactPersons" {
+        return;
+    }
     let country = record["defaultAddress"]["country"]
         .as_str()
         .map(str::to_string);
@@ -193,6 +232,7 @@ pub(super) async fn create(
     let name = collection_name(&service, &collection)?;
     let user = guard(&sim, &headers).await?;
     let mut record = parse_body(&body)?;
+    known_properties(&sim, name, &record)?;
     let id = uuid::Uuid::new_v4().to_string();
     let stamp = now_stamp();
     record["id"] = Value::String(id.clone());
@@ -202,7 +242,7 @@ pub(super) async fn create(
     }
     record["adminData"] = json!({"createdOn": stamp, "createdBy": user, "createdByName": user,
                                  "updatedOn": stamp, "updatedBy": user, "updatedByName": user});
-    derive_normalised(&mut record);
+    derive_normalised(name, &mut record);
     if name == "phoneCalls" {
         validate_phone_call(&record)?;
     }
@@ -232,6 +272,7 @@ pub(super) async fn update(
     let name = collection_name(&service, &collection)?;
     let user = guard(&sim, &headers).await?;
     let patch = parse_body(&body)?;
+    known_properties(&sim, name, &patch)?;
     let Some(if_match) = headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok()) else {
         return Err(V2Error::new(
             StatusCode::PRECONDITION_REQUIRED,
@@ -287,11 +328,21 @@ pub(super) async fn update(
     record["adminData"]["updatedOn"] = Value::String(stamp);
     record["adminData"]["updatedBy"] = Value::String(user.clone());
     record["adminData"]["updatedByName"] = Value::String(user);
-    derive_normalised(record);
+    derive_normalised(name, record);
     sim.v2
         .events
         .emit(events::Operation::Update, name, Some(&before), Some(record));
-    let response = with_etag(record, StatusCode::OK);
+    // The employee service answers a PATCH with 204 and no body (its OpenAPI file); the others
+    // with the record.
+    let response = if name == "employees" {
+        let mut response = StatusCode::NO_CONTENT.into_response();
+        if let Ok(v) = HeaderValue::from_str(&etag_of(record)) {
+            response.headers_mut().insert(header::ETAG, v);
+        }
+        response
+    } else {
+        with_etag(record, StatusCode::OK)
+    };
     drop(collections);
     lost_answer(&sim)?;
     Ok(response)

@@ -9,7 +9,8 @@
 //! Inside: `tenant` holds the records and answers the simulator's own questions (who carries this
 //! number?), `http` the routes, `request` what every request goes through (auth, faults, budget,
 //! query options, the error envelope), `crud` the record operations, `phone_calls` what the phone-call
-//! service insists on; `limits` makes the tenant fail on purpose.
+//! service insists on, `schema` the properties each collection has (nothing else is accepted in
+//! a query or a body); `limits` makes the tenant fail on purpose.
 
 mod crud;
 pub mod events;
@@ -18,6 +19,7 @@ pub mod limits;
 mod phone_calls;
 pub mod query;
 mod request;
+mod schema;
 pub mod seed;
 mod tenant;
 

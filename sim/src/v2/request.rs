@@ -12,8 +12,8 @@ use base64::Engine;
 use serde_json::json;
 
 use super::limits::Admission;
-use super::query;
 use super::tenant::COLLECTIONS;
+use super::{query, schema};
 use crate::Sim;
 
 /// V2's largest page and its offset limit.
@@ -160,9 +160,43 @@ pub(super) struct Options {
     pub(super) filter: Option<query::Filter>,
     pub(super) orderby: Vec<query::OrderKey>,
     pub(super) select: Option<Vec<String>>,
+    /// `$search`: free text, matched against the record's top-level texts.
+    pub(super) search: Option<String>,
 }
 
-pub(super) fn options(params: &[(String, String)]) -> Result<Options, V2Error> {
+/// Refuses a query option naming a property the collection's schema does not have, as V2 does
+/// (the refusal's wording is inferred; that V2 refuses is the OData services' common behaviour).
+fn known(schema: Option<&schema::Schema>, option: &str, path: &[String]) -> Result<(), V2Error> {
+    match schema {
+        Some(schema) if !schema.knows(path) => {
+            let property = path.join("/");
+            Err(bad_request(
+                format!("{option}: the property {property} does not exist"),
+                &property,
+            ))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Every property a filter names.
+fn filter_paths<'a>(filter: &'a query::Filter, out: &mut Vec<&'a [String]>) {
+    match filter {
+        query::Filter::Compare { path, .. } => out.push(path),
+        query::Filter::And(a, b) | query::Filter::Or(a, b) => {
+            filter_paths(a, out);
+            filter_paths(b, out);
+        }
+        query::Filter::Not(f) => filter_paths(f, out),
+    }
+}
+
+/// The query options of a collection GET; with `schema`, every property they name is checked
+/// against it.
+pub(super) fn options(
+    params: &[(String, String)],
+    schema: Option<&schema::Schema>,
+) -> Result<Options, V2Error> {
     let mut o = Options {
         top: DEFAULT_TOP,
         skip: 0,
@@ -170,6 +204,7 @@ pub(super) fn options(params: &[(String, String)]) -> Result<Options, V2Error> {
         filter: None,
         orderby: Vec::new(),
         select: None,
+        search: None,
     };
     for (key, value) in params {
         let number = |what: &str| -> Result<usize, V2Error> {
@@ -207,32 +242,38 @@ pub(super) fn options(params: &[(String, String)]) -> Result<Options, V2Error> {
                 }
             }
             "$filter" => {
-                o.filter = Some(
-                    query::parse_filter(value)
-                        .map_err(|e| bad_request(format!("invalid $filter: {e}"), "$filter"))?,
-                );
+                let filter = query::parse_filter(value)
+                    .map_err(|e| bad_request(format!("invalid $filter: {e}"), "$filter"))?;
+                let mut paths = Vec::new();
+                filter_paths(&filter, &mut paths);
+                for path in paths {
+                    known(schema, "$filter", path)?;
+                }
+                o.filter = Some(filter);
             }
             "$orderby" => {
                 o.orderby = query::parse_orderby(value)
                     .map_err(|e| bad_request(format!("invalid $orderby: {e}"), "$orderby"))?;
+                for key in &o.orderby {
+                    known(schema, "$orderby", &key.path)?;
+                }
             }
             "$select" => {
-                o.select = Some(
-                    value
-                        .split(',')
-                        .map(|s| s.trim().to_string())
-                        .filter(|s| !s.is_empty())
-                        .collect(),
-                );
+                let fields: Vec<String> = value
+                    .split(',')
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+                    .collect();
+                for field in &fields {
+                    let path: Vec<String> = field.split(['/', '.']).map(str::to_string).collect();
+                    known(schema, "$select", &path)?;
+                }
+                o.select = Some(fields);
             }
-            "$search" | "$query" | "$exclude" => {
-                return Err(V2Error::new(
-                    StatusCode::NOT_IMPLEMENTED,
-                    "api.501",
-                    format!("{key} is not supported by this tenant"),
-                    key,
-                ));
-            }
+            "$search" => o.search = Some(value.trim().to_lowercase()).filter(|s| !s.is_empty()),
+            // Every V2 service lists them; what they do to an answer is not published, so the
+            // simulator accepts them and leaves the answer as it is.
+            "$query" | "$exclude" => {}
             other if other.starts_with('$') => {
                 return Err(bad_request(format!("unknown query option {other}"), other));
             }

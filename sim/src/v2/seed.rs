@@ -300,10 +300,10 @@ pub fn generate(seed: u64, records: usize, demo_agent: &str) -> Seed {
             "lifeCycleStatus": "ACTIVE", "lifeCycleStatusDescription": "Active",
             "isNaturalPerson": false, "isProspect": false,
             "ownerId": owner["id"], "ownerFormattedName": owner["formattedName"],
-            "defaultAddress": {"country": country.code, "city": city, "street": format!("Hauptstrasse {}", i % 90 + 1), "postalCode": format!("{}", 1000 + i % 8000)},
+            "defaultAddress": {"country": country.code, "cityName": city, "streetName": format!("Hauptstrasse {}", i % 90 + 1), "postalCode": format!("{}", 1000 + i % 8000)},
             "defaultCommunication": {"eMail": format!("info{i}@example.com"), "web": format!("https://www.example.com/{i}"),
                 "phoneFormattedNumber": main.typed, "phoneNormalisedNumber": main.e164},
-            "addresses": [{"isDefaultAddress": true, "country": country.code, "city": city,
+            "addresses": [{"isDefaultAddress": true, "country": country.code, "cityName": city,
                 "phoneFormattedNumber": main.typed, "phoneNormalisedNumber": main.e164}],
             "hasContactPersons": [],
             "adminData": admin(&mut rng, &owner), "extensions": {}
@@ -366,8 +366,9 @@ pub fn generate(seed: u64, records: usize, demo_agent: &str) -> Seed {
             "id": id, "displayId": format!("{}", 200_000 + i),
             "givenName": given, "familyName": family, "formattedName": format!("{given} {family}"),
             "accountId": account["id"], "accountDisplayId": account["displayId"],
-            "phoneFormattedNumber": direct_typed, "phoneNormalisedNumber": direct.e164,
-            "mobileFormattedNumber": mobile.typed, "mobileNormalisedNumber": mobile.e164,
+            // Contacts carry formatted numbers only: their schema has no normalised twins.
+            "phoneFormattedNumber": direct_typed,
+            "mobileFormattedNumber": mobile.typed,
             "eMail": format!("{}.{}{i}@example.com", given.to_lowercase(), family.to_lowercase()),
             "lifeCycleStatus": "ACTIVE",
             "isContactPersonFor": [{"id": uuid(&mut rng), "accountId": account["id"],
@@ -375,7 +376,6 @@ pub fn generate(seed: u64, records: usize, demo_agent: &str) -> Seed {
                 "country": country.code, "isReverseDefault": true,
                 // Every third contact's work phone is the company's main line.
                 "phoneFormattedNumber": if i % 3 == 0 { main.national.clone() } else { direct.national.clone() },
-                "phoneNormalisedNumber": if i % 3 == 0 { main.e164.clone() } else { direct.e164.clone() },
                 "functionalTitleName": (["Purchasing", "CEO", "Head of IT", "Logistics"][i % 4]),
                 "departmentName": (["Purchasing", "Management", "IT", "Operations"][i % 4])}],
             "adminData": admin(&mut rng, &owner)
@@ -397,7 +397,7 @@ pub fn generate(seed: u64, records: usize, demo_agent: &str) -> Seed {
             "isNaturalPerson": true, "customerRole": "CRM000", "customerRoleDescription": "Customer",
             "lifeCycleStatus": "ACTIVE", "lifeCycleStatusDescription": "Active",
             "ownerId": owner["id"], "ownerFormattedName": owner["formattedName"],
-            "defaultAddress": {"country": country.code, "city": city},
+            "defaultAddress": {"country": country.code, "cityName": city},
             "defaultCommunication": {"phoneFormattedNumber": phone.typed, "phoneNormalisedNumber": phone.e164,
                 "eMail": format!("{}{i}@example.net", given.to_lowercase())},
             "addresses": [], "adminData": admin(&mut rng, &owner), "extensions": {}
@@ -429,6 +429,13 @@ fn samples(seed: &Seed, main_lines: &[(usize, Phone)]) -> Samples {
             })
             .unwrap_or_else(|| e164.to_string())
     };
+    // Contacts have no normalised twins: their numbers are read as V2 would, from the text.
+    let twin = |holder: &Value, country: &Value| {
+        holder["phoneFormattedNumber"]
+            .as_str()
+            .and_then(|typed| normalise(typed, country.as_str()))
+            .map_or(Value::Null, Value::String)
+    };
     let mut out = Vec::new();
     let mut countries_used = Vec::new();
     // Contacts with their own direct line at an account with open opportunities.
@@ -436,7 +443,7 @@ fn samples(seed: &Seed, main_lines: &[(usize, Phone)]) -> Samples {
         let relation = &contact["isContactPersonFor"][0];
         let country = relation["country"].as_str().unwrap_or_default().to_string();
         if countries_used.contains(&country)
-            || relation["phoneNormalisedNumber"] == seed_main_line(seed, &contact["accountId"])
+            || twin(relation, &relation["country"]) == seed_main_line(seed, &contact["accountId"])
             || !open_accounts(&contact["accountId"])
             || contact["phoneFormattedNumber"]
                 .as_str()
@@ -444,9 +451,8 @@ fn samples(seed: &Seed, main_lines: &[(usize, Phone)]) -> Samples {
         {
             continue;
         }
-        let e164 = contact["phoneNormalisedNumber"]
-            .as_str()
-            .unwrap_or_default();
+        let e164 = twin(contact, &relation["country"]);
+        let e164 = e164.as_str().unwrap_or_default();
         out.push((
             format!(
                 "{} (contact at {}, {country})",
@@ -483,7 +489,10 @@ fn samples(seed: &Seed, main_lines: &[(usize, Phone)]) -> Samples {
     if let Some((index, phone)) = main_lines.iter().find(|(i, line)| {
         seed.contacts
             .iter()
-            .filter(|c| c["isContactPersonFor"][0]["phoneNormalisedNumber"] == line.e164.as_str())
+            .filter(|c| {
+                let relation = &c["isContactPersonFor"][0];
+                twin(relation, &relation["country"]) == line.e164.as_str()
+            })
             .count()
             >= 1
             && seed.accounts[*i]["defaultAddress"]["country"] == "CH"
@@ -558,6 +567,12 @@ mod tests {
             seed.opportunities
                 .iter()
                 .any(|o| o["lifeCycleStatus"] == "OPEN")
+        );
+        assert!(
+            seed.contacts
+                .iter()
+                .all(|c| !c.to_string().contains("NormalisedNumber")),
+            "contacts carry formatted numbers only"
         );
         assert!(seed.contacts.iter().any(|c| {
             c["phoneFormattedNumber"]

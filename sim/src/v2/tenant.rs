@@ -4,13 +4,13 @@
 
 use std::collections::HashMap;
 use std::sync::RwLock;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use serde::Serialize;
 use serde_json::Value;
 
 use super::limits::{self, Limits};
-use super::{events, seed};
+use super::{events, schema, seed};
 use crate::SimConfig;
 
 /// Who carries a number, as V2 Agent Desktop's ANI search would find them.
@@ -75,6 +75,11 @@ pub struct Tenant {
     /// Bearer tokens this tenant accepts (issued by the simulated SAML bearer exchange of the
     /// Destination service or the identity provider), with the user each acts for.
     bearers: std::sync::Mutex<HashMap<String, Bearer>>,
+    /// Whether properties outside a collection's schema are refused (V2's behaviour) or, with
+    /// `SIM_V2_UNKNOWN_FIELDS=accept`, stored and matched as nothing.
+    strict: AtomicBool,
+    /// (collection, property path) taken out of a collection's schema.
+    withdrawn: RwLock<Vec<(String, String)>>,
 }
 
 #[derive(Debug, Clone)]
@@ -111,7 +116,36 @@ impl Tenant {
             next_display_id: AtomicU64::new(900_000),
             events: events::Emitter::new(config),
             bearers: std::sync::Mutex::new(HashMap::new()),
+            strict: AtomicBool::new(!config.v2_accept_unknown_fields),
+            withdrawn: RwLock::new(Vec::new()),
         }
+    }
+
+    /// The schema a request on `collection` is held to, or none when unknown properties are
+    /// accepted.
+    pub(super) fn schema(&self, collection: &str) -> Option<schema::Schema> {
+        if !self.strict.load(Ordering::Relaxed) {
+            return None;
+        }
+        let withdrawn = self.withdrawn.read().unwrap_or_else(|p| p.into_inner());
+        let own = withdrawn
+            .iter()
+            .filter(|(c, _)| c == collection)
+            .map(|(_, p)| p.clone())
+            .collect();
+        schema::of(collection).map(|s| s.without(own))
+    }
+
+    /// Accept (true) or refuse properties outside the schemas from now on.
+    pub fn accept_unknown_fields(&self, accept: bool) {
+        self.strict.store(!accept, Ordering::Relaxed);
+    }
+
+    /// Takes a property (a `/` path) out of a collection's schema, as a tenant whose schema
+    /// differs from the published one: requests naming it are refused from now on.
+    pub fn withdraw_property(&self, collection: &str, path: &str) {
+        let mut withdrawn = self.withdrawn.write().unwrap_or_else(|p| p.into_inner());
+        withdrawn.push((collection.to_string(), path.to_string()));
     }
 
     /// A bearer token for V2 calls on `user`'s behalf, valid for `ttl_secs`: what a SAML bearer
@@ -215,13 +249,31 @@ impl Tenant {
     }
 }
 
-/// True when any `*NormalisedNumber` field anywhere in the record equals `e164`.
+/// True when any phone field anywhere in the record is `e164`: a normalised twin equal to it, or
+/// a formatted number that normalises to it (contacts have no twins), read with the country of
+/// the nearest object that names one.
 fn carries(value: &Value, e164: &str) -> bool {
+    // A contact's own phones have no address: its first account relation's country applies.
+    let country = value
+        .pointer("/defaultAddress/country")
+        .or_else(|| value.pointer("/isContactPersonFor/0/country"))
+        .and_then(Value::as_str);
+    carries_in(value, e164, country)
+}
+
+fn carries_in(value: &Value, e164: &str, country: Option<&str>) -> bool {
     match value {
-        Value::Object(map) => map.iter().any(|(k, v)| {
-            (k.ends_with("NormalisedNumber") && v.as_str() == Some(e164)) || carries(v, e164)
-        }),
-        Value::Array(items) => items.iter().any(|v| carries(v, e164)),
+        Value::Object(map) => {
+            let country = map.get("country").and_then(Value::as_str).or(country);
+            map.iter().any(|(k, v)| {
+                let text = v.as_str();
+                (k.ends_with("NormalisedNumber") && text == Some(e164))
+                    || (k.ends_with("FormattedNumber")
+                        && text.and_then(|t| seed::normalise(t, country)).as_deref() == Some(e164))
+                    || carries_in(v, e164, country)
+            })
+        }
+        Value::Array(items) => items.iter().any(|v| carries_in(v, e164, country)),
         _ => false,
     }
 }

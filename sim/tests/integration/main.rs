@@ -3,3 +3,4 @@
 
 mod pbx_idp_host;
 mod v2_api;
+mod v2_schema;

@@ -10,9 +10,9 @@ use cti_sim::{Sim, SimConfig};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
-const ACCOUNTS: &str = "/sap/c4c/api/v1/account-service/accounts";
+pub(crate) const ACCOUNTS: &str = "/sap/c4c/api/v1/account-service/accounts";
 
-fn sim(budget: Option<u64>) -> Arc<Sim> {
+pub(crate) fn sim(budget: Option<u64>) -> Arc<Sim> {
     Sim::new(SimConfig {
         records: 60,
         request_budget: budget,
@@ -27,13 +27,13 @@ fn basic(user: &str, password: &str) -> String {
     )
 }
 
-struct Reply {
-    status: StatusCode,
-    headers: axum::http::HeaderMap,
-    body: Value,
+pub(crate) struct Reply {
+    pub(crate) status: StatusCode,
+    pub(crate) headers: axum::http::HeaderMap,
+    pub(crate) body: Value,
 }
 
-async fn call(
+pub(crate) async fn call(
     sim: &Arc<Sim>,
     method: &str,
     uri: &str,
@@ -71,7 +71,7 @@ async fn call(
     }
 }
 
-async fn get(sim: &Arc<Sim>, uri: &str) -> Reply {
+pub(crate) async fn get(sim: &Arc<Sim>, uri: &str) -> Reply {
     call(sim, "GET", uri, &[], None).await
 }
 

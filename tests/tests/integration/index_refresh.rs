@@ -31,7 +31,14 @@ async fn v2_change_events_move_and_remove_numbers_in_the_index() {
     let stack = Stack::start().await.expect("stack starts");
     let contact = stack.sim.sim.v2.records("contactPersons")[1].clone();
     let id = text(&contact, "id").to_string();
-    let mobile = text(&contact, "mobileNormalisedNumber").to_string();
+    // Contacts hold formatted numbers only; the index keys them by the E.164 form.
+    let region = cti_relay::numbers::DefaultRegion::parse(text(
+        &contact["isContactPersonFor"][0],
+        "country",
+    ))
+    .expect("region");
+    let mobile = cti_relay::numbers::to_e164(text(&contact, "mobileFormattedNumber"), &region)
+        .expect("a valid mobile");
     assert!(indexed_ids(&stack, &mobile).await.contains(&id));
 
     // The rep's mobile number changes in V2.

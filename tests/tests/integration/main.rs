@@ -5,6 +5,7 @@ mod activities;
 mod browser_flow;
 mod click_to_dial;
 mod index_refresh;
+mod live_lookup;
 mod network_faults;
 mod numbers_audit;
 mod oauth_refresh;

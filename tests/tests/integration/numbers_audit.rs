@@ -14,7 +14,8 @@ const CONTACT: &str = "00000000-audit-contact";
 const ACCOUNT: &str = "00000000-audit-account";
 
 /// Legacy records as a migration loaded them: typed numbers whose stored normalised values are
-/// wrong or missing, and one that is not a number at all.
+/// wrong or missing, and one that is not a number at all. The contact carries twins its schema
+/// does not have (as an import might leave them); the audit must neither judge nor write them.
 fn import_dirty_records(stack: &Stack) {
     let v2 = &stack.sim.sim.v2;
     v2.import(
@@ -32,7 +33,7 @@ fn import_dirty_records(stack: &Stack) {
         json!({"id": ACCOUNT, "displayId": "190001", "formattedName": "Altbau GmbH",
             "defaultAddress": {"country": "CH"},
             "defaultCommunication": {"eMail": "info@altbau.example", "phoneFormattedNumber": "044 222 33 44"},
-            "addresses": [{"country": "DE", "city": "Berlin", "phoneFormattedNumber": "030 1234567",
+            "addresses": [{"country": "DE", "cityName": "Berlin", "phoneFormattedNumber": "030 1234567",
                            "phoneNormalisedNumber": "+41301234567"}],
             "adminData": {"updatedOn": "2026-01-01T00:00:00.000Z"}}),
     );
@@ -92,17 +93,11 @@ async fn the_audit_reports_and_fixes_disagreeing_phone_fields() {
             "action"
         ]
     );
-    let work = row_for(&found, CONTACT, "isContactPersonFor/0/phoneFormattedNumber");
-    assert_eq!(
-        (&work[0], &work[2], &work[4], &work[5], &work[6], &work[7]),
-        (
-            "contactPersons",
-            "290001",
-            "044 765 43 21",
-            "+4944765432",
-            "+41447654321",
-            "mismatch"
-        )
+    assert!(
+        found
+            .iter()
+            .all(|r| &r[1] != CONTACT || &r[3] != "isContactPersonFor/0/phoneFormattedNumber"),
+        "a contact's valid number is fine whatever a twin it should not have says"
     );
     assert_eq!(
         &row_for(
@@ -129,7 +124,7 @@ async fn the_audit_reports_and_fixes_disagreeing_phone_fields() {
             .all(|r| &r[1] != CONTACT || &r[3] != "phoneFormattedNumber"),
         "the contact's correct own phone is not reported"
     );
-    assert!(summary.records > 900 && summary.mismatched >= 3 && summary.invalid >= 1);
+    assert!(summary.records > 900 && summary.mismatched >= 2 && summary.invalid >= 1);
     assert_eq!(
         stack
             .sim
@@ -156,10 +151,6 @@ async fn the_audit_reports_and_fixes_disagreeing_phone_fields() {
     .await
     .expect("audit fixes");
     let fixed = rows(&report);
-    assert_eq!(
-        &row_for(&fixed, CONTACT, "isContactPersonFor/0/phoneFormattedNumber")[8],
-        "fixed"
-    );
     assert_eq!(
         &row_for(
             &fixed,
@@ -193,13 +184,12 @@ async fn the_audit_reports_and_fixes_disagreeing_phone_fields() {
         .expect("read")
         .expect("exists")
         .record;
-    let relations = &contact["isContactPersonFor"];
-    assert_eq!(relations[0]["phoneNormalisedNumber"], "+41447654321");
-    assert_eq!(relations[0]["phoneFormattedNumber"], "+41 44 765 43 21");
     assert_eq!(
-        relations[0]["accountId"], "a-1",
-        "the rest of the element stays"
+        contact["adminData"]["updatedOn"], "2026-01-01T00:00:00.000Z",
+        "nothing was written to the contact"
     );
+    let relations = &contact["isContactPersonFor"];
+    assert_eq!(relations[0]["phoneFormattedNumber"], "044 765 43 21");
     assert_eq!(
         relations[1]["mobileFormattedNumber"], "12",
         "invalid numbers are left alone"
@@ -214,7 +204,7 @@ async fn the_audit_reports_and_fixes_disagreeing_phone_fields() {
         account["addresses"][0]["phoneNormalisedNumber"],
         "+49301234567"
     );
-    assert_eq!(account["addresses"][0]["city"], "Berlin");
+    assert_eq!(account["addresses"][0]["cityName"], "Berlin");
     assert_eq!(
         account["defaultCommunication"]["eMail"],
         "info@altbau.example"
