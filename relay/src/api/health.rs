@@ -50,6 +50,19 @@ pub(super) async fn readyz(State(state): State<Arc<AppState>>) -> impl IntoRespo
                 json!({"state": "unavailable", "reason": reason})
             }
         };
+        // Collections V2 refused live lookups on (skipped for a while); the others still answer.
+        let refused: serde_json::Map<String, Value> = state
+            .numbers
+            .misses
+            .refusals(id, state.clock.now_ms())
+            .into_iter()
+            .map(|r| (r.collection, Value::String(r.reason)))
+            .collect();
+        status["live_lookup"] = if refused.is_empty() {
+            json!({"state": "available"})
+        } else {
+            json!({"state": "partly_refused", "refused": refused})
+        };
         tenants.insert(id.clone(), status);
     }
     // With Redis, an instance is ready once it hears the other instances' call messages.

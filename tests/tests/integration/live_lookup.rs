@@ -7,7 +7,7 @@ use cti_relay::numbers::live::{self, MissCache};
 use cti_relay::secret::Secret;
 use cti_relay::v2::V2Client;
 use cti_relay::v2::client::V2Auth;
-use cti_tests::Stack;
+use cti_tests::{Stack, eventually};
 use serde_json::json;
 
 const NUMBER: &str = "+41445556677";
@@ -80,4 +80,41 @@ async fn a_refused_contact_lookup_leaves_the_account_matches_and_is_remembered()
         .await
         .expect("lookup");
     assert_eq!(v2.request_count() - before, 2);
+}
+
+#[tokio::test]
+async fn readiness_names_a_collection_that_refused_a_live_lookup() {
+    let stack = Stack::start().await.expect("stack starts");
+    stack.wait_ready().await.expect("ready");
+    let before = stack.readyz().await.expect("readyz");
+    assert_eq!(
+        before["tenants"]["demo"]["live_lookup"]["state"],
+        "available"
+    );
+
+    // A tenant whose contact schema lacks the field: an unknown caller is looked up live.
+    stack
+        .sim
+        .sim
+        .v2
+        .withdraw_property("contactPersons", "isContactPersonFor/phoneFormattedNumber");
+    stack
+        .place_call("+41 44 555 00 99", "alice@example.com")
+        .await
+        .expect("the call rings");
+    let refused = eventually("readiness to name the refused collection", || async {
+        let now = stack.readyz().await.ok()?;
+        let lookup = &now["tenants"]["demo"]["live_lookup"];
+        (lookup["state"] == "partly_refused").then(|| lookup["refused"].clone())
+    })
+    .await
+    .expect("named");
+    assert!(
+        refused["contactPersons"]
+            .as_str()
+            .is_some_and(|r| r.contains("isContactPersonFor/phoneFormattedNumber")),
+        "{refused}"
+    );
+    // A refused lookup is not a reason to take the instance out of rotation.
+    assert_eq!(stack.readyz().await.expect("readyz")["status"], "ready");
 }
