@@ -118,6 +118,12 @@ pub enum ServerMessage {
         /// The tenant's call dispositions, in the order the widget offers them.
         #[serde(default)]
         dispositions: Vec<String>,
+        /// Whether `NOTIFY` and `ACCEPT` carry `Custom_1` (the chosen record's display id) for
+        /// V2's customer identification by call attached data. Which identifier V2 matches there
+        /// is not published, so it is the tenant's choice; absent (an older relay) leaves V2's
+        /// own search by `ANI`.
+        #[serde(default)]
+        custom_1: bool,
     },
     /// A call of this rep changed (or is replayed after a reconnect).
     Call { seq: u64, call: CallView },

@@ -6,6 +6,12 @@
 //! E.164 with a leading `+`). The stand-in page does the same in the browser and reports every
 //! payload here, tagged with the page's id, so tests can tell which tab popped and how often.
 //!
+//! A payload V2 would refuse is still logged, marked `refused` with the reason, so a test sees
+//! it rather than a payload that silently went missing: an `ExternalReferenceID` (or
+//! `ExternalOriginalReferenceID`) longer than 35 characters or with anything but letters and
+//! digits (KBA 3481409 says so for the reference; that V2 refuses the whole payload rather than
+//! storing it is inferred).
+//!
 //! Routes (the page and its assets are compiled in, so the binary needs no files next to it):
 //!
 //! - `GET /` and `GET /sim/host` redirect to `GET /sim/host/`, the page; `/sim/host/host.js`,
@@ -15,7 +21,7 @@
 //! - `GET /sim/host/lookup?ani=+E164`: `{"ani","ani_ok","owners":[{"kind","id","display_id","name"}]}`,
 //!   what V2 would pop for that ANI.
 //! - `POST /sim/host/payloads` `{"page_id","payload",<"encoding">}` → 204; `GET` lists
-//!   `[{"seq","page_id","received_at","payload","ani_ok","encoding"}]` in arrival order;
+//!   `[{"seq","page_id","received_at","payload","ani_ok","encoding",<"refused">}]` in arrival order;
 //!   `DELETE` empties the log (sequence numbers keep counting, so an old `seq` never reappears).
 
 use std::collections::{HashMap, VecDeque};
@@ -32,6 +38,8 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+
+use cti_protocol::host::{MAX_REFERENCE_LEN, is_v2_reference};
 
 use crate::Sim;
 use crate::pbx::mask_number;
@@ -88,6 +96,9 @@ pub struct HostPayload {
     pub ani_ok: bool,
     /// How the widget encoded the message, as the page saw it: `object`, `json-string` or `xml`.
     pub encoding: Option<String>,
+    /// Why V2 would refuse this payload; absent when it would take it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refused: Option<String>,
 }
 
 #[derive(Debug, Default)]
@@ -115,6 +126,7 @@ impl HostLog {
             Some(Value::String(ani)) => is_e164(ani),
             Some(_) => false,
         };
+        let refused = refusal(&payload);
         let mut inner = self.lock();
         inner.last_seq += 1;
         let entry = HostPayload {
@@ -124,6 +136,7 @@ impl HostLog {
             payload,
             ani_ok,
             encoding,
+            refused,
         };
         if inner.entries.len() >= MAX_ENTRIES {
             inner.entries.pop_front();
@@ -140,6 +153,19 @@ impl HostLog {
     pub fn clear(&self) {
         self.lock().entries.clear();
     }
+}
+
+/// Why V2 would refuse the references of `payload`, if it would.
+fn refusal(payload: &Value) -> Option<String> {
+    ["ExternalReferenceID", "ExternalOriginalReferenceID"]
+        .into_iter()
+        .find_map(|key| match payload.get(key) {
+            None | Some(Value::Null) => None,
+            Some(Value::String(reference)) if is_v2_reference(reference) => None,
+            Some(other) => Some(format!(
+                "{key} {other} is not 1 to {MAX_REFERENCE_LEN} letters and digits"
+            )),
+        })
 }
 
 /// `+` followed by digits only, the form V2's customer search needs.
@@ -308,6 +334,7 @@ async fn add_payload(State(sim): State<Arc<Sim>>, body: Bytes) -> Result<StatusC
         event_type = %field("EventType"),
         ani = %mask_number(&field("ANI")),
         ani_ok = entry.ani_ok,
+        refused = entry.refused.as_deref().unwrap_or("-"),
         "host received a CTI payload"
     );
     Ok(StatusCode::NO_CONTENT)
@@ -332,6 +359,49 @@ mod tests {
         assert!(!is_e164("41441234567"));
         assert!(!is_e164("+41 44 123 45 67"));
         assert!(!is_e164("+"));
+    }
+
+    #[test]
+    fn a_reference_v2_would_not_take_is_recorded_as_refused() {
+        let log = HostLog::default();
+        let taken = log.record(
+            "p1",
+            json!({"Action": "NOTIFY", "ExternalReferenceID": "Xabc123",
+                "ExternalOriginalReferenceID": "call42"}),
+            None,
+        );
+        assert_eq!(taken.refused, None);
+        let dashed = log.record(
+            "p1",
+            json!({"Action": "NOTIFY", "ExternalReferenceID": "call-42"}),
+            None,
+        );
+        assert!(
+            dashed
+                .refused
+                .as_deref()
+                .is_some_and(|r| r.starts_with("ExternalReferenceID")),
+            "{dashed:?}"
+        );
+        let long = log.record(
+            "p1",
+            json!({"Action": "NOTIFY", "ExternalReferenceID": "a".repeat(36)}),
+            None,
+        );
+        assert!(long.refused.is_some());
+        let original = log.record(
+            "p1",
+            json!({"Action": "NOTIFY", "ExternalReferenceID": "abc",
+                "ExternalOriginalReferenceID": "call-42"}),
+            None,
+        );
+        assert!(
+            original
+                .refused
+                .as_deref()
+                .is_some_and(|r| r.starts_with("ExternalOriginalReferenceID"))
+        );
+        assert_eq!(log.entries().len(), 4, "refused payloads are still logged");
     }
 
     #[test]

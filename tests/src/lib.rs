@@ -425,13 +425,19 @@ impl Stack {
         Ok((status, json))
     }
 
-    /// The CTI payloads the host pages received for `call_id`, in order.
+    /// The CTI payloads the host pages received for `call_id`, in order: those of its first
+    /// leg (under the reference V2 takes for the id) and the pops and answers of the legs that
+    /// continue it (a transfer names it as the original).
     pub async fn host_actions(&self, call_id: &str) -> Result<Vec<HostPayload>> {
+        let reference = cti_protocol::host::external_reference(call_id);
         Ok(self
             .host_payloads()
             .await?
             .into_iter()
-            .filter(|p| p["payload"]["ExternalReferenceID"] == call_id)
+            .filter(|p| {
+                p["payload"]["ExternalReferenceID"] == reference
+                    || p["payload"]["ExternalOriginalReferenceID"] == reference
+            })
             .map(|entry| HostPayload {
                 action: entry["payload"]["Action"]
                     .as_str()

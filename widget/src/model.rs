@@ -517,6 +517,7 @@ mod tests {
             heartbeat_secs: 20,
             host_origins: vec!["https://*.crm.cloud.sap".into()],
             dispositions: vec!["Interested".into()],
+            custom_1: true,
         }))
     }
 

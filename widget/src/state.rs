@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeSet, VecDeque};
 
-use cti_protocol::host::{HostAction, HostMessage};
+use cti_protocol::host::{HostAction, HostMessage, HostSettings};
 use cti_protocol::{CallState, CallView, ServerMessage};
 
 use crate::posted::PostedSet;
@@ -25,6 +25,8 @@ pub struct Session {
     pub heartbeat_secs: u64,
     pub host_origins: Vec<String>,
     pub dispositions: Vec<String>,
+    /// The tenant's choice to send `Custom_1`.
+    pub custom_1: bool,
 }
 
 /// A failure to show the rep: the relay's `error` message, or one the widget raised itself.
@@ -72,6 +74,7 @@ impl WidgetState {
                 heartbeat_secs,
                 host_origins,
                 dispositions,
+                custom_1,
             } => {
                 self.welcome(
                     Session {
@@ -80,6 +83,7 @@ impl WidgetState {
                         heartbeat_secs,
                         host_origins,
                         dispositions,
+                        custom_1,
                     },
                     seq,
                 );
@@ -152,6 +156,8 @@ impl WidgetState {
     /// in V2 to close.
     fn host_effects(&mut self, call: &CallView) -> Vec<HostMessage> {
         // A call that came back to the rep is a new round for V2: its own pop, answer and end.
+        // The posted set is keyed by round, not by the reference V2 sees, so what a widget of an
+        // earlier release recorded still counts after an update.
         let round = match call.returns {
             0 => call.id.clone(),
             n => format!("{}#{n}", call.id),
@@ -177,9 +183,13 @@ impl WidgetState {
             state if state.is_final() && announced(&self.posted) => Some(HostAction::End),
             _ => None,
         };
+        // Until `welcome` says otherwise, V2's own search by `ANI`.
+        let settings = HostSettings {
+            custom_1: self.session.as_ref().is_some_and(|s| s.custom_1),
+        };
         action
             .filter(|action| self.posted.insert(id, *action))
-            .map(|action| HostMessage::for_call(call, action))
+            .map(|action| HostMessage::for_leg(call, action, settings))
             .into_iter()
             .collect()
     }
@@ -251,7 +261,8 @@ impl WidgetState {
 mod tests {
     use super::*;
     use crate::fixtures::call;
-    use cti_protocol::EndReason;
+    use cti_protocol::host::{external_reference, is_v2_reference};
+    use cti_protocol::{EndReason, Handover};
     use wasm_bindgen_test::wasm_bindgen_test;
 
     fn msg(seq: u64, id: &str, state: CallState) -> ServerMessage {
@@ -269,6 +280,7 @@ mod tests {
             heartbeat_secs: 20,
             host_origins: vec!["https://*.crm.cloud.sap".into()],
             dispositions: vec![],
+            custom_1: true,
         }
     }
 
@@ -307,6 +319,7 @@ mod tests {
                 pair("c1", "END")
             ]
         );
+        // A first leg on an id V2 takes posts what the widget always posted.
         assert_eq!(
             all[0],
             HostMessage::for_call(&call("c1", CallState::Ringing), HostAction::Notify)
@@ -319,12 +332,13 @@ mod tests {
         let mut state = WidgetState::default();
         state.apply(welcome("alice", 0));
         let mut posted = Vec::new();
+        let mut all = Vec::new();
         for (seq, st) in [
             (1, CallState::Ringing),
             (2, CallState::Connected),
             (3, CallState::Transferred),
         ] {
-            posted.extend(actions(&state.apply(msg(seq, "c1", st))));
+            all.extend(state.apply(msg(seq, "c1", st)));
         }
         let returned = |seq: u64, st: CallState| {
             let mut call = call("c1", st);
@@ -337,19 +351,40 @@ mod tests {
             (6, CallState::Connected),
             (7, CallState::Ended),
         ] {
-            posted.extend(actions(&state.apply(returned(seq, st))));
+            all.extend(state.apply(returned(seq, st)));
         }
+        posted.extend(actions(&all));
+        let events: Vec<&str> = all.iter().map(|m| m.payload.event_type.as_str()).collect();
+        let originals: Vec<Option<&str>> = all
+            .iter()
+            .map(|m| m.payload.external_original_reference_id.as_deref())
+            .collect();
+        // The second round is a leg of its own for V2, announced as a transfer of the first.
+        let again = external_reference("c1#1");
         assert_eq!(
             posted,
             vec![
                 pair("c1", "NOTIFY"),
                 pair("c1", "ACCEPT"),
                 pair("c1", "END"),
-                pair("c1", "NOTIFY"),
-                pair("c1", "ACCEPT"),
-                pair("c1", "END"),
+                pair(&again, "NOTIFY"),
+                pair(&again, "ACCEPT"),
+                pair(&again, "END"),
             ]
         );
+        assert_eq!(
+            events,
+            [
+                "INBOUND",
+                "INBOUND",
+                "UPDATEACTIVITY",
+                "TRANSFER",
+                "TRANSFER",
+                "UPDATEACTIVITY"
+            ]
+        );
+        assert_eq!(originals, [None, None, None, Some("c1"), Some("c1"), None]);
+        assert!(state.posted().contains("c1#1", HostAction::Notify));
         // The first round's messages replayed (after the relay lost its numbering) post nothing.
         state.apply(welcome("alice", 0));
         let mut replayed = state.apply(ServerMessage::Call {
@@ -358,6 +393,83 @@ mod tests {
         });
         replayed.extend(state.apply(returned(9, CallState::Ended)));
         assert!(replayed.is_empty());
+    }
+
+    #[wasm_bindgen_test]
+    fn a_call_handed_over_is_a_transfer_of_the_original_under_a_reference_v2_takes() {
+        let mut state = WidgetState::default();
+        state.apply(welcome("bob", 0));
+        let leg = |seq: u64, st: CallState| {
+            let mut call = call("call-7f3a9c", st);
+            call.handover = Some(Handover {
+                from: "alice@example.com".into(),
+                notes: String::new(),
+            });
+            ServerMessage::Call { seq, call }
+        };
+        let mut all = Vec::new();
+        for (seq, st) in [
+            (1, CallState::Ringing),
+            (2, CallState::Connected),
+            (3, CallState::Ended),
+        ] {
+            all.extend(state.apply(leg(seq, st)));
+        }
+        let original = external_reference("call-7f3a9c");
+        assert!(is_v2_reference(&original), "{original}");
+        let reference = &all[0].payload.external_reference_id;
+        assert!(is_v2_reference(reference), "{reference}");
+        assert_ne!(reference, &original);
+        assert_eq!(
+            actions(&all),
+            vec![
+                pair(reference, "NOTIFY"),
+                pair(reference, "ACCEPT"),
+                pair(reference, "END")
+            ]
+        );
+        assert_eq!(all[0].payload.event_type, "TRANSFER");
+        assert_eq!(all[1].payload.event_type, "TRANSFER");
+        assert_eq!(
+            all[0].payload.external_original_reference_id.as_deref(),
+            Some(original.as_str())
+        );
+        assert_eq!(all[2].payload.event_type, "UPDATEACTIVITY");
+        // What was posted is still recorded under the provider's id.
+        for action in [HostAction::Notify, HostAction::Accept, HostAction::End] {
+            assert!(state.posted().contains("call-7f3a9c", action));
+        }
+    }
+
+    #[wasm_bindgen_test]
+    fn custom_1_is_sent_only_when_the_tenant_chose_it() {
+        let chosen = |custom_1: bool| {
+            let mut state = WidgetState::default();
+            let mut hello = welcome("alice", 0);
+            if let ServerMessage::Welcome { custom_1: slot, .. } = &mut hello {
+                *slot = custom_1;
+            }
+            state.apply(hello);
+            let mut ringing = call("c1", CallState::Ringing);
+            ringing.pop = ringing.matches.first().cloned();
+            let posted = state.apply(ServerMessage::Call {
+                seq: 1,
+                call: ringing,
+            });
+            assert_eq!(posted.len(), 1);
+            posted[0].payload.custom_1.clone()
+        };
+        assert_eq!(chosen(true).as_deref(), Some("1001"));
+        assert_eq!(chosen(false), None);
+        // Before `welcome` (a message replayed early), V2's own search.
+        let mut early = WidgetState::default();
+        let mut ringing = call("c2", CallState::Ringing);
+        ringing.pop = ringing.matches.first().cloned();
+        let posted = early.apply(ServerMessage::Call {
+            seq: 1,
+            call: ringing,
+        });
+        assert_eq!(posted[0].payload.custom_1, None);
     }
 
     #[wasm_bindgen_test]

@@ -162,6 +162,7 @@ async fn serve(
             .tenant(&who.tenant)
             .map(|t| t.config.dispositions.clone())
             .unwrap_or_default(),
+        custom_1: state.tenant(&who.tenant).is_some_and(|t| t.config.custom_1),
     };
     if !conv.send(welcome).await {
         return;
@@ -394,11 +395,13 @@ mod tests {
                 agent,
                 tenant: welcomed,
                 dispositions,
+                custom_1,
                 ..
             } => {
                 assert_eq!(agent, "alice@example.com");
                 assert_eq!(welcomed, tenant);
                 assert_eq!(dispositions, app.config.tenants[0].dispositions);
+                assert_eq!(custom_1, app.config.tenants[0].custom_1);
             }
             other => panic!("expected welcome, got {other:?}"),
         }

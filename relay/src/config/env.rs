@@ -206,6 +206,13 @@ fn single_tenant(get: &impl Fn(&str) -> Option<String>) -> Result<TenantFile, Co
     if let Some(v) = get("CTI_V2_EVENTS_CLIENT_ID") {
         t.v2_events_client_id = Some(v);
     }
+    // `Custom_1` is the demo's, for the simulator's host page; a real tenant opts in.
+    if t.v2_url != SIM_URL {
+        t.custom_1 = None;
+    }
+    if let Some(v) = get("CTI_CUSTOM_1") {
+        t.custom_1 = Some(v);
+    }
     let names = |v: String| v.split(',').map(|s| s.trim().to_string()).collect();
     t.match_rules = get("CTI_MATCH_RULES").map(names);
     t.kind_order = get("CTI_MATCH_KIND_ORDER").map(names);
@@ -310,6 +317,22 @@ mod tests {
             .expect_err("a real tenant with the public secret");
         assert!(err.to_string().starts_with("CTI_WEBHOOK_SECRET"), "{err}");
         assert!(err.to_string().contains("public"), "{err}");
+    }
+
+    #[test]
+    fn custom_1_stays_off_for_a_real_tenant_until_it_opts_in() {
+        assert!(Config::from_vars(vars(&[])).expect("valid").tenants[0].custom_1);
+        let real = [
+            ("CTI_V2_URL", "https://my123.crm.cloud.sap"),
+            ("CTI_WEBHOOK_SECRET", "a-webhook-secret-of-our-own"),
+        ];
+        let c = Config::from_vars(vars(&real)).expect("valid");
+        assert!(!c.tenants[0].custom_1);
+        let c = Config::from_vars(vars(&[real[0], real[1], ("CTI_CUSTOM_1", "display_id")]))
+            .expect("valid");
+        assert!(c.tenants[0].custom_1);
+        let c = Config::from_vars(vars(&[("CTI_CUSTOM_1", "off")])).expect("valid");
+        assert!(!c.tenants[0].custom_1);
     }
 
     #[test]

@@ -48,6 +48,11 @@ pub struct TenantConfig {
     pub oauth: Option<OAuthSettings>,
     /// What the rep may pick as a call's outcome, in the widget's order.
     pub dispositions: Vec<String>,
+    /// Whether the widget sends the chosen record's display id as `Custom_1`, for V2's customer
+    /// identification by call attached data. SAP documents that setting but not which
+    /// identifier it matches, so this is unverified and off unless the tenant opts in; off, V2
+    /// searches by `ANI` itself.
+    pub custom_1: bool,
 }
 
 /// How a tenant's activities are written.
@@ -129,6 +134,9 @@ pub(super) struct TenantFile {
     pub(super) oauth: Option<OAuthSettings>,
     #[serde(default = "default_dispositions")]
     pub(super) dispositions: Vec<String>,
+    /// `off` (absent) or `display_id`.
+    #[serde(default)]
+    pub(super) custom_1: Option<String>,
 }
 
 impl TenantFile {
@@ -151,6 +159,9 @@ impl TenantFile {
             v2_destination: None,
             oauth: None,
             dispositions: default_dispositions(),
+            // The simulator's host page pops the record named in `Custom_1`, as V2 would with
+            // call attached data set up, so the demo shows the rep's choice popping.
+            custom_1: Some("display_id".into()),
         }
     }
 
@@ -173,6 +184,18 @@ impl TenantFile {
         let auth = self
             .auth_mode()
             .map_err(|p| invalid("CTI_V2_AUTH", format!("tenant {id:?}: {p}")))?;
+        let custom_1 = match self.custom_1.as_deref().map(str::trim) {
+            None | Some("off") => false,
+            Some("display_id") => true,
+            Some(other) => {
+                return Err(invalid(
+                    "CTI_CUSTOM_1",
+                    format!(
+                        "tenant {id:?}: unknown custom_1 {other:?} (expected off or display_id)"
+                    ),
+                ));
+            }
+        };
         if self.v2_events_user.is_some() != self.v2_events_password.is_some() {
             return Err(invalid(
                 "CTI_V2_EVENTS_PASSWORD",
@@ -206,6 +229,7 @@ impl TenantFile {
             auth,
             oauth: self.oauth,
             dispositions: self.dispositions,
+            custom_1,
         })
     }
 
@@ -316,6 +340,29 @@ mod tests {
                 if g.control_url == "https://pbx.example"
                     && g.webhook_secret.expose() == "a-secret-of-acme-own"
         ));
+    }
+
+    #[test]
+    fn custom_1_is_opt_in_per_tenant_and_on_for_the_demo() {
+        let entry = |custom_1: Option<&str>| {
+            let mut entry = serde_json::json!({
+                "id": "acme", "default_region": "DE", "webhook_secret": "a-secret-of-acme-own",
+                "v2_url": "https://my1.crm.cloud.sap", "v2_user": "u", "v2_password": "p",
+                "control_url": "https://pbx.example"
+            });
+            if let Some(custom_1) = custom_1 {
+                entry["custom_1"] = custom_1.into();
+            }
+            serde_json::from_value::<TenantFile>(entry)
+                .expect("shape")
+                .check()
+        };
+        assert!(!entry(None).expect("valid").custom_1);
+        assert!(!entry(Some("off")).expect("valid").custom_1);
+        assert!(entry(Some("display_id")).expect("valid").custom_1);
+        let err = entry(Some("account_uuid")).expect_err("not a choice");
+        assert!(err.to_string().starts_with("CTI_CUSTOM_1"), "{err}");
+        assert!(TenantConfig::demo("http://127.0.0.1:8090").custom_1);
     }
 
     #[test]

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
+use cti_protocol::host::{external_reference, is_v2_reference};
 use cti_tests::browser::Browser;
 use cti_tests::{Stack, eventually};
 
@@ -49,6 +50,16 @@ fn screenshot_path() -> PathBuf {
     }
 }
 
+/// The payloads V2 would have refused, which should be none.
+async fn refused(stack: &Stack) -> Result<Vec<serde_json::Value>> {
+    Ok(stack
+        .host_payloads()
+        .await?
+        .into_iter()
+        .filter(|p| !p["refused"].is_null())
+        .collect())
+}
+
 #[tokio::test]
 async fn ring_pop_answer_hang_up_in_chromium() -> Result<()> {
     let stack = Stack::start().await?;
@@ -88,6 +99,17 @@ async fn ring_pop_answer_hang_up_in_chromium() -> Result<()> {
     assert_eq!(notify["payload"]["ANI"], e164.as_str());
     assert_eq!(notify["payload"]["EventType"], "INBOUND");
     assert_eq!(notify["ani_ok"], true);
+    // The simulator's ids (`call-<hex>`) have a dash, which V2 does not take: they arrive mapped.
+    assert!(call.id.contains('-'), "{}", call.id);
+    let reference = notify["payload"]["ExternalReferenceID"]
+        .as_str()
+        .context("a reference")?;
+    assert_eq!(reference, external_reference(&call.id));
+    assert!(is_v2_reference(reference), "{reference}");
+    assert_eq!(
+        notify["payload"]["ExternalOriginalReferenceID"],
+        serde_json::Value::Null
+    );
     browser
         .wait_text("#pop-target", "the host to name the record V2 pops", |t| {
             t.contains(&name)
@@ -122,6 +144,7 @@ async fn ring_pop_answer_hang_up_in_chromium() -> Result<()> {
         ["NOTIFY", "ACCEPT", "END"],
         "one payload per moment, in order"
     );
+    assert_eq!(refused(&stack).await?, Vec::<serde_json::Value>::new());
 
     // An unknown caller: the card says so and the host still gets E.164.
     ring_from(&browser, "+41 31 555 01 99").await?;

@@ -98,6 +98,13 @@ async fn one_leader_among_tabs_mirrors_to_the_others_and_hands_over() -> Result<
         seen.iter().all(|(_, page)| *page == first_page),
         "only the leader (the first tab) talks to its host: {seen:?}"
     );
+    let refused: Vec<_> = stack
+        .host_payloads()
+        .await?
+        .into_iter()
+        .filter(|p| !p["refused"].is_null())
+        .collect();
+    assert!(refused.is_empty(), "V2 would refuse {refused:?}");
 
     // The leader's tab closes; another takes over, and the next call pops once, there.
     browser.client.switch_to_window(first.clone()).await?;

@@ -3,6 +3,7 @@
 //! ends as one activity that lists both reps, which both widgets show as logged.
 
 use anyhow::Result;
+use cti_protocol::host::{external_reference, is_v2_reference};
 use cti_tests::browser::Browser;
 use cti_tests::{Stack, agents_on, eventually};
 use fantoccini::Locator;
@@ -83,6 +84,25 @@ async fn the_caller_context_follows_a_transfer_into_the_other_reps_browser() -> 
         pops[1].entry["payload"]["Custom_1"], alice_notify["payload"]["Custom_1"],
         "the same record"
     );
+    // Bob's leg is an interaction of its own in V2, announced as a transfer of Alice's.
+    let original = external_reference(&call);
+    assert_eq!(pops[0].entry["payload"]["EventType"], "INBOUND");
+    assert_eq!(
+        pops[0].entry["payload"]["ExternalReferenceID"],
+        original.as_str()
+    );
+    let transfer = &pops[1].entry["payload"];
+    assert_eq!(transfer["EventType"], "TRANSFER", "{pops:?}");
+    assert_eq!(transfer["ExternalOriginalReferenceID"], original.as_str());
+    let leg = transfer["ExternalReferenceID"].as_str().unwrap_or_default();
+    assert!(is_v2_reference(leg) && leg != original, "{pops:?}");
+    let refused: Vec<_> = stack
+        .host_payloads()
+        .await?
+        .into_iter()
+        .filter(|p| !p["refused"].is_null())
+        .collect();
+    assert!(refused.is_empty(), "V2 would refuse {refused:?}");
     alice
         .in_widget(|b| async move {
             b.wait_for("[data-testid=activity][data-state=logged]")
