@@ -15,5 +15,5 @@ mod redis_push;
 mod relay_api;
 mod tabs;
 mod transfer_browsers;
-mod v2_paging;
 mod v2_events_auth;
+mod v2_paging;
