@@ -33,13 +33,34 @@ pub fn test_token_key() -> cti_relay::config::TokenKey {
 
 /// The reps an activity lists as its agents, in order.
 pub fn agents_on(activity: &Value) -> Vec<String> {
-    activity["participants"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|p| p["role"] == "AGENT")
-        .filter_map(|p| p["userId"].as_str().map(str::to_string))
-        .collect()
+    summary_line(activity, "Reps: ")
+        .map(|reps| reps.split(", ").map(str::to_string).collect())
+        .unwrap_or_default()
+}
+
+/// The relay's part of a phone call's `transcript` (between its markers), or "".
+pub fn summary_of(activity: &Value) -> &str {
+    let text = activity["transcript"].as_str().unwrap_or_default();
+    let start = text.find(cti_relay::v2::phone_call::SUMMARY_START);
+    let end = text.find(cti_relay::v2::phone_call::SUMMARY_END);
+    match (start, end) {
+        (Some(start), Some(end)) if start < end => &text[start..end],
+        _ => "",
+    }
+}
+
+/// The rest of the summary's line that starts with `label` (`"Outcome: "`).
+pub fn summary_line<'a>(activity: &'a Value, label: &str) -> Option<&'a str> {
+    summary_of(activity)
+        .lines()
+        .find_map(|line| line.strip_prefix(label))
+}
+
+/// The reps' notes in the summary.
+pub fn notes_in(activity: &Value) -> Option<String> {
+    let summary = summary_of(activity);
+    let (_, notes) = summary.split_once("\nNotes:\n")?;
+    Some(notes.trim_end().to_string())
 }
 
 /// Prints a benchmark's samples as `label: n=.. p50=.. p90=.. p99=.. max=..`.
@@ -175,7 +196,8 @@ impl Stack {
 
     /// The phone-call activities V2 holds for a call (found the way the relay finds them).
     pub async fn activities(&self, call_id: &str) -> Result<Vec<Value>> {
-        let filter = format!("externalId/displayId eq '{call_id}'");
+        let reference = cti_protocol::host::external_reference(call_id);
+        let filter = format!("externalId/displayId eq '{reference}'");
         let path = format!(
             "phone-service/phoneCalls?$filter={}",
             filter.replace(' ', "%20").replace('\'', "%27")

@@ -1,9 +1,10 @@
 //! Writes due outbox entries to V2, exactly once per call, and tells the reps how it went.
 //!
 //! Exactly once: before creating, the writer looks the call up by `externalId.displayId` (the
-//! call id), so an activity V2 created just before a crash, a timeout or a lost answer is found
-//! and updated instead of created twice. Later changes (notes after the call, a late recording
-//! link) become a merge PATCH with If-Match; a 412 re-reads and recomputes the patch. Failures
+//! reference the widget gave V2 for the call), so the record Agent Desktop created from the
+//! widget's payload, or one the relay created just before a crash, a timeout or a lost answer,
+//! is updated instead of a second one created. Later changes (notes after the call, a late
+//! recording link) become a merge PATCH with If-Match; a 412 re-reads and recomputes the patch. Failures
 //! V2 may recover from (429 with its Retry-After, 5xx, timeouts, auth) are retried with an
 //! exponential back-off; validation errors are parked with V2's message until the rep retries.
 
@@ -147,6 +148,7 @@ enum Failure {
 async fn attempt(state: &Writer, tenant: &WriterTenant, mut entry: Entry) {
     let tid = tenant.config.id.as_str();
     let shown = super::status_of(&entry, &tenant.config.v2_url);
+    let fields = written_fields(&tenant.config);
     let result = match state
         .authority
         .client_for(&tenant.config, &tenant.v2, &entry.log.owner)
@@ -173,7 +175,7 @@ async fn attempt(state: &Writer, tenant: &WriterTenant, mut entry: Entry) {
         }
         Err(err) => {
             entry.progress.attempts = entry.progress.attempts.saturating_add(1);
-            entry.progress.last_error = Some(describe(&err));
+            entry.progress.last_error = Some(describe(&err, &fields));
             if refused(&err) {
                 entry.progress.parked = true;
                 tracing::warn!(tenant = %tid, call = %entry.call_id, %err, "V2 refused the activity; parked");
@@ -232,16 +234,16 @@ async fn write(v2: &V2Client, tenant: &WriterTenant, entry: &mut Entry) -> Resul
         }
     };
     let employee = |rep: &str| tenant.numbers.employee_id(rep);
+    let mapping = &tenant.config.activity_fields;
     let Some(mut current) = found else {
-        let body = phone_call::create_body(&entry.log, &employee);
+        let body = phone_call::create_body(&entry.log, mapping, &employee);
         let created = v2.create(Collection::PhoneCalls, &body).await?;
         remember_ids(entry, &created);
         return Ok(Wrote::Created);
     };
     remember_ids(entry, &current);
     for round in 0..CONFLICT_ROUNDS {
-        let written = entry.progress.written_notes.as_deref();
-        let Some(patch) = phone_call::update_patch(&current.record, &entry.log, written, &employee)
+        let Some(patch) = phone_call::update_patch(&current.record, &entry.log, mapping, &employee)
         else {
             return Ok(if round == 0 {
                 Wrote::Unchanged
@@ -307,13 +309,54 @@ fn refused(err: &Failure) -> bool {
     )
 }
 
-/// What the rep reads about a failed attempt.
-fn describe(err: &Failure) -> String {
+/// The phone-call fields the writer may send for the tenant, as V2 would name them.
+fn written_fields(config: &TenantConfig) -> Vec<String> {
+    let mut fields = vec![
+        phone_call::TRANSCRIPT.to_string(),
+        phone_call::EXTERNAL_ID.to_string(),
+    ];
+    fields.extend(config.activity_fields.values().cloned());
+    fields
+}
+
+/// The field V2's refusal names, of those the writer sends. V2's messages name the property
+/// (`Data is required or invalid -> transcript`); which spelling (`/` or `.`) is inferred, so
+/// both are looked for, the longest path first.
+fn refused_field(message: &str, fields: &[String]) -> Option<String> {
+    let mut fields: Vec<&String> = fields.iter().collect();
+    fields.sort_by_key(|f| std::cmp::Reverse(f.len()));
+    fields
+        .into_iter()
+        .find(|f| message.contains(f.as_str()) || message.contains(&f.replace('/', ".")))
+        .cloned()
+        .or_else(|| {
+            // Not one of ours: the property V2 names after its arrow or after "property".
+            let after = message
+                .split_once("->")
+                .or_else(|| message.split_once("property "))?
+                .1;
+            after.split_whitespace().next().map(str::to_string)
+        })
+}
+
+/// What the rep reads about a failed attempt; a validation error names the refused field.
+fn describe(err: &Failure, fields: &[String]) -> String {
     let err = match err {
         Failure::V2(err) => err,
         Failure::Authority(err) => return err.to_string(),
     };
     match err {
+        V2Error::Status {
+            status: status @ (400 | 415 | 422),
+            code,
+            message,
+            ..
+        } => match refused_field(message, fields) {
+            Some(field) => {
+                format!("V2 refused the field {field} ({status} {code}): {message}")
+            }
+            None => format!("V2 answered {status} ({code}): {message}"),
+        },
         V2Error::Status {
             status,
             code,
@@ -373,6 +416,71 @@ mod tests {
         assert!(!refused(&Failure::Authority(AuthorityError::NoUserToken {
             rep: "alice".into()
         })));
+    }
+
+    #[test]
+    fn a_refusal_names_the_field() {
+        let mut config = crate::config::Config::demo("http://127.0.0.1:1");
+        let mut tenant = config.tenants.remove(0);
+        tenant
+            .activity_fields
+            .insert("direction".into(), "extensions/CtiDirection".into());
+        let fields = written_fields(&tenant);
+        let refusal = |message: &str| {
+            Failure::V2(V2Error::Status {
+                status: 422,
+                path: "/p".into(),
+                code: "phoneCall.1001".into(),
+                message: message.into(),
+                retry_after: None,
+            })
+        };
+        let line = describe(
+            &refusal("Invalid value -> extensions.CtiDirection"),
+            &fields,
+        );
+        assert!(line.contains("field extensions/CtiDirection"), "{line}");
+        let line = describe(&refusal("Text too long -> transcript"), &fields);
+        assert!(line.contains("field transcript"), "{line}");
+        let line = describe(&refusal("the property foo does not exist"), &fields);
+        assert!(line.contains("field foo"), "{line}");
+    }
+
+    #[test]
+    fn every_mappable_field_has_a_value() {
+        let log = crate::calls::log::CallLog {
+            call_id: "c".into(),
+            direction: crate::calls::log::LogDirection::Inbound,
+            outcome: cti_protocol::event::EndReason::Completed,
+            started_at: "2026-11-25T10:00:00Z".into(),
+            answered_at: None,
+            ended_at: "2026-11-25T10:00:10Z".into(),
+            talk_secs: 0,
+            total_secs: 10,
+            from: "+1".into(),
+            to: "+2".into(),
+            remote: "+1".into(),
+            reps: vec!["a".into()],
+            owner: "a".into(),
+            record: Some(crate::calls::log::LoggedRecord {
+                kind: cti_protocol::ws::RecordKind::Account,
+                id: "r".into(),
+                account_id: Some("r".into()),
+            }),
+            notes: String::new(),
+            disposition: Some("d".into()),
+            recording_url: Some("u".into()),
+            consent: Some(cti_protocol::ws::Consent {
+                required: true,
+                jurisdiction: "CH".into(),
+                confirmed_by: Some("a".into()),
+                confirmed_at: Some("t".into()),
+            }),
+        };
+        for name in crate::config::MAPPABLE_ACTIVITY_FIELDS {
+            let value = phone_call::mapped_value(name, &log, &|_| Some("e".into()));
+            assert!(value.is_some(), "{name}");
+        }
     }
 
     #[test]

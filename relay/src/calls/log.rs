@@ -11,7 +11,8 @@ use serde::{Deserialize, Serialize};
 use super::Leg;
 use crate::clock::instant;
 
-/// How V2 files the call: missed calls are their own kind of phone call.
+/// How the call went, as the relay tells it: a missed call is an inbound one nobody answered (V2 has
+/// no missed direction; `v2::phone_call` writes it as inbound with its outcome).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LogDirection {

@@ -238,6 +238,16 @@ fn single_tenant(get: &impl Fn(&str) -> Option<String>) -> Result<TenantFile, Co
         t.recording_consent =
             Some(ConsentPolicy::parse(&v).map_err(|p| invalid("CTI_RECORDING_CONSENT", p))?);
     }
+    if let Some(v) = get("CTI_ACTIVITY_FIELDS") {
+        // `name=path` pairs; the names and paths are checked with the tenants file's.
+        t.activity_fields = list(&v)
+            .into_iter()
+            .map(|pair| match pair.split_once('=') {
+                Some((name, path)) => (name.trim().to_string(), path.trim().to_string()),
+                None => (pair, String::new()),
+            })
+            .collect();
+    }
     if let Some(v) = get("CTI_DISPOSITIONS") {
         t.dispositions = list(&v);
     }
@@ -453,6 +463,24 @@ mod tests {
         let c = Config::from_vars(vars(&with_key)).expect("valid");
         assert_eq!(c.tenants[0].auth, AuthMode::OAuth2);
         assert!(!format!("{c:?}").contains("MDEyMzQ1"));
+    }
+
+    #[test]
+    fn activity_fields_map_known_values_to_paths() {
+        let c = Config::from_vars(vars(&[(
+            "CTI_ACTIVITY_FIELDS",
+            "direction = extensions/CtiDirection, talk_duration=/extensions/Talk/",
+        )]))
+        .expect("valid");
+        let fields = &c.tenants[0].activity_fields;
+        assert_eq!(fields["direction"], "extensions/CtiDirection");
+        assert_eq!(fields["talk_duration"], "extensions/Talk");
+        let demo = Config::from_vars(vars(&[])).expect("valid");
+        assert!(demo.tenants[0].activity_fields.is_empty());
+        for wrong in ["mood=extensions/Mood", "direction=", "direction"] {
+            let err = Config::from_vars(vars(&[("CTI_ACTIVITY_FIELDS", wrong)])).expect_err(wrong);
+            assert!(err.to_string().contains("CTI_ACTIVITY_FIELDS"), "{err}");
+        }
     }
 
     #[test]

@@ -23,7 +23,10 @@ use serde::Deserialize;
 
 use crate::secret::Secret;
 
-pub use tenant::{AuthMode, OAuthSettings, TenantConfig, default_dispositions, default_scope};
+pub use tenant::{
+    AuthMode, MAPPABLE_ACTIVITY_FIELDS, OAuthSettings, TenantConfig, default_dispositions,
+    default_scope,
+};
 
 #[derive(Debug, Clone)]
 pub struct Config {

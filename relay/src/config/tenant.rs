@@ -5,6 +5,8 @@
 //! credential pair, the demo's public secret on a real V2) is found here, at start-up, and named
 //! by its variable; the rest of the relay receives parsed values and has nothing to forgive.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Deserializer};
 
 use super::ConfigError;
@@ -42,6 +44,10 @@ pub struct TenantConfig {
     /// Which countries need the caller's consent before a recording is kept; None: the built-in
     /// countries, two-party consent everywhere else.
     pub recording_consent: Option<ConsentPolicy>,
+    /// Where the phone call carries what V2 has no published field for: the relay's name of a
+    /// value (one of [`MAPPABLE_ACTIVITY_FIELDS`]) to a path in the record, typically under the
+    /// tenant's own `extensions`. Unmapped values reach V2 only in the transcript.
+    pub activity_fields: BTreeMap<String, String>,
     /// On whose authority activities are written.
     pub auth: AuthMode,
     /// The identity provider for the reps' own sign-in; always set when `auth` is `OAuth2`.
@@ -54,6 +60,29 @@ pub struct TenantConfig {
     /// searches by `ANI` itself.
     pub custom_1: bool,
 }
+
+/// The values of a call a tenant may map into its phone calls (`activity_fields`).
+pub const MAPPABLE_ACTIVITY_FIELDS: &[&str] = &[
+    "direction",
+    "status",
+    "outcome",
+    "start",
+    "end",
+    "duration",
+    "talk_duration",
+    "caller",
+    "called",
+    "participants",
+    "owner",
+    "account",
+    "record",
+    "disposition",
+    "recording_url",
+    "consent_required",
+    "consent_jurisdiction",
+    "consent_confirmed_by",
+    "consent_confirmed_at",
+];
 
 /// How a tenant's activities are written.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -125,6 +154,8 @@ pub(super) struct TenantFile {
     pub(super) kind_order: Option<Vec<String>>,
     #[serde(default)]
     pub(super) recording_consent: Option<ConsentPolicy>,
+    #[serde(default)]
+    pub(super) activity_fields: BTreeMap<String, String>,
     /// `basic` (absent), `destination` (with `v2_destination`) or `oauth2` (with `oauth`).
     #[serde(default)]
     pub(super) v2_auth: Option<String>,
@@ -155,6 +186,7 @@ impl TenantFile {
             match_rules: None,
             kind_order: None,
             recording_consent: None,
+            activity_fields: BTreeMap::new(),
             v2_auth: None,
             v2_destination: None,
             oauth: None,
@@ -181,6 +213,9 @@ impl TenantFile {
         let rank_rules = self
             .rank_rules()
             .map_err(|problem| invalid("CTI_MATCH_RULES", format!("tenant {id:?}: {problem}")))?;
+        let activity_fields = self
+            .activity_fields()
+            .map_err(|p| invalid("CTI_ACTIVITY_FIELDS", format!("tenant {id:?}: {p}")))?;
         let auth = self
             .auth_mode()
             .map_err(|p| invalid("CTI_V2_AUTH", format!("tenant {id:?}: {p}")))?;
@@ -226,11 +261,32 @@ impl TenantFile {
                 .filter(|c| !c.is_empty()),
             rank_rules,
             recording_consent: self.recording_consent,
+            activity_fields,
             auth,
             oauth: self.oauth,
             dispositions: self.dispositions,
             custom_1,
         })
+    }
+
+    /// The mapping with its paths trimmed, or what is wrong with it: a name the relay has no
+    /// value for, or an empty path.
+    fn activity_fields(&self) -> Result<BTreeMap<String, String>, String> {
+        let mut fields = BTreeMap::new();
+        for (name, path) in &self.activity_fields {
+            if !MAPPABLE_ACTIVITY_FIELDS.contains(&name.as_str()) {
+                return Err(format!(
+                    "unknown activity field {name:?} (expected one of {})",
+                    MAPPABLE_ACTIVITY_FIELDS.join(", ")
+                ));
+            }
+            let path = path.trim().trim_matches('/');
+            if path.is_empty() || path.split('/').any(|p| p.trim().is_empty()) {
+                return Err(format!("activity field {name:?} has no path"));
+            }
+            fields.insert(name.clone(), path.to_string());
+        }
+        Ok(fields)
     }
 
     fn auth_mode(&self) -> Result<AuthMode, String> {

@@ -1,22 +1,50 @@
-//! The phone-call activity's shape in V2: every field name the relay writes, in one place.
+//! The phone-call activity's shape in V2: every field of it the relay reads or writes, in one
+//! place, each marked by what it rests on.
 //!
-//! Confirmed (a published integration reads and writes them): the collection
-//! `phone-service/phoneCalls`, `id`, `displayId`, `externalId.displayId` (our call id, which is
-//! how a call is found again) and `adminData`. Everything else follows the shape V2 uses for its
-//! other activities (tasks, visits: `account{id}`, `owner{id}`, `notes[{content}]`,
-//! `startDateTime`) and is an inference until SAP publishes the phone-call API; rename here when
-//! it does.
+//! Agent Desktop creates the phone call itself when the widget posts `NOTIFY` or `ACCEPT`, with
+//! `externalId.displayId` = the payload's `ExternalReferenceID` (SAP KBA 3481409). The relay finds
+//! that record and writes the call's summary into its `transcript`, the one field a published
+//! integration writes (AWS's Amazon Connect guidance for V2, `connector_lambda.py`: PATCH with
+//! `If-Match` = `adminData.updatedOn`). It creates a record only where V2 has none (a call the
+//! widget never saw: missed, or handled outside it). Direction, times, parties and the rest have
+//! no published field: they are written only to the paths a tenant maps them to (its own
+//! `extensions`, typically), never guessed at the top level.
+
+use std::collections::BTreeMap;
 
 use serde_json::{Map, Value, json};
 
 use crate::calls::log::{CallLog, LogDirection};
+use cti_protocol::event::EndReason;
 use cti_protocol::ws::RecordKind;
 
-/// The `$filter` that finds the activity written for a call.
+/// `id`: confirmed (AWS guidance, PATCH `phoneCalls/{id}`).
+pub const ID: &str = "id";
+/// `displayId`: inferred (every V2 object has one; no source shows it on phone calls).
+pub const DISPLAY_ID: &str = "displayId";
+/// `externalId/displayId`: confirmed for reading (AWS guidance filters on it; KBA 3481409 says
+/// Agent Desktop sets it). Writing it in a create is inferred.
+pub const EXTERNAL_ID: &str = "externalId/displayId";
+/// `transcript`: confirmed writable (AWS guidance), shown as "Phone Transcript" on the timeline.
+pub const TRANSCRIPT: &str = "transcript";
+/// `adminData/updatedOn`, the `If-Match` value: confirmed (AWS guidance; V2's OpenAPI specs).
+pub const UPDATED_ON: &str = "adminData/updatedOn";
+
+/// Opens the relay's part of `transcript`. Text outside the markers is someone else's and kept.
+pub const SUMMARY_START: &str = "--- Call summary (CTI) ---";
+/// Closes the relay's part of `transcript`.
+pub const SUMMARY_END: &str = "--- End of call summary ---";
+
+/// The id V2 knows the call by: what the widget sent as `ExternalReferenceID`.
+pub fn reference(call_id: &str) -> String {
+    cti_protocol::host::external_reference(call_id)
+}
+
+/// The `$filter` that finds V2's phone call for a call.
 pub fn by_call_filter(call_id: &str) -> String {
     format!(
-        "externalId/displayId eq {}",
-        crate::v2::client::quote(call_id)
+        "{EXTERNAL_ID} eq {}",
+        crate::v2::client::quote(&reference(call_id))
     )
 }
 
@@ -29,168 +57,208 @@ pub fn ui_link(v2_url: &str, id: &str) -> String {
     )
 }
 
-/// The new activity for a finished call. `employee` maps a rep (as the provider names them) to
-/// their V2 employee id, when known.
-pub fn create_body(log: &CallLog, employee: &dyn Fn(&str) -> Option<String>) -> Value {
-    let mut body = Map::new();
-    let direction = match log.direction {
-        LogDirection::Inbound => "INBOUND",
-        LogDirection::Outbound => "OUTBOUND",
-        LogDirection::Missed => "MISSED",
-    };
-    let subject = match log.direction {
-        LogDirection::Inbound => format!("Inbound call from {}", log.remote),
-        LogDirection::Outbound => format!("Outbound call to {}", log.remote),
-        LogDirection::Missed => format!("Missed call from {}", log.remote),
-    };
-    body.insert("subject".into(), json!(subject));
-    body.insert("direction".into(), json!(direction));
-    body.insert("status".into(), json!("COMPLETED"));
-    body.insert("outcome".into(), json!(outcome(log)));
-    body.insert("startDateTime".into(), json!(log.started_at));
-    body.insert("endDateTime".into(), json!(log.ended_at));
-    body.insert("duration".into(), json!(iso_duration(log.total_secs)));
-    body.insert("talkDuration".into(), json!(iso_duration(log.talk_secs)));
-    body.insert("phoneNumber".into(), json!(log.remote));
-    body.insert("callerNumber".into(), json!(log.from));
-    body.insert("calledNumber".into(), json!(log.to));
-    body.insert("externalId".into(), json!({"displayId": log.call_id}));
-    let mut participants = vec![
-        json!({"role": "CALLER", "phoneNumber": log.from}),
-        json!({"role": "CALLED", "phoneNumber": log.to}),
-    ];
-    for rep in &log.reps {
-        let mut p = json!({"role": "AGENT", "userId": rep});
-        if let Some(id) = employee(rep) {
-            p["employee"] = json!({"id": id});
-        }
-        participants.push(p);
-    }
-    body.insert("participants".into(), Value::Array(participants));
-    if let Some(id) = employee(&log.owner) {
-        body.insert("owner".into(), json!({"id": id}));
-    }
-    if let Some(record) = &log.record {
-        let field = match record.kind {
-            RecordKind::Account => "account",
-            RecordKind::Contact => "contact",
-            RecordKind::IndividualCustomer => "individualCustomer",
-            _ => "account",
-        };
-        body.insert(field.into(), json!({"id": record.id}));
-        if record.kind != RecordKind::Account
-            && let Some(account) = &record.account_id
-        {
-            body.insert("account".into(), json!({"id": account}));
+/// A tenant's field mapping: the relay's name of a value (one of `MAPPABLE`) to the path in the
+/// phone call it goes to (`extensions/CtiDirection`).
+pub type Mapping = BTreeMap<String, String>;
+
+/// The record V2 lacks for a call nobody saw in the widget. `employee` maps a rep (as the
+/// provider names them) to their V2 employee id, when known.
+pub fn create_body(
+    log: &CallLog,
+    mapping: &Mapping,
+    employee: &dyn Fn(&str) -> Option<String>,
+) -> Value {
+    let mut body = json!({
+        "externalId": {"displayId": reference(&log.call_id)},
+        TRANSCRIPT: summary(log),
+    });
+    for (name, path) in mapping {
+        if let Some(value) = mapped_value(name, log, employee) {
+            set_path(&mut body, path, value);
         }
     }
-    body.insert("notes".into(), owned_notes(log, None));
-    if let Some(d) = &log.disposition {
-        body.insert("disposition".into(), json!(d));
-    }
-    if let Some(url) = &log.recording_url {
-        body.insert("recordingUrl".into(), json!(url));
-    }
-    if let Some(consent) = &log.consent {
-        body.insert(
-            "recordingConsent".into(),
-            json!({"required": consent.required, "jurisdiction": consent.jurisdiction,
-                   "confirmed": consent.confirmed_by.is_some(),
-                   "confirmedBy": consent.confirmed_by, "confirmedAt": consent.confirmed_at}),
-        );
-    }
-    Value::Object(body)
+    body
 }
 
-/// The merge patch that brings an existing activity up to date with `log`, or None when it
-/// already is. Every field the relay writes is compared (a late answer turns a missed call into
-/// a talked one; a recording link arrives late; notes come after the call); the notes array
-/// merges: notes others added in V2 are kept, and the relay's earlier text (`written_notes`) is
-/// replaced rather than repeated. `employee` as for [`create_body`].
+/// The merge patch that brings V2's record up to date with `log`, or None when it already is.
+/// In `transcript` the relay's part (between the markers) is replaced and everything around it
+/// kept, so notes others add in V2 survive; a transcript without the markers keeps its text after
+/// ours.
 pub fn update_patch(
     existing: &Value,
     log: &CallLog,
-    written_notes: Option<&str>,
+    mapping: &Mapping,
     employee: &dyn Fn(&str) -> Option<String>,
 ) -> Option<Value> {
-    let Value::Object(wanted) = create_body(log, employee) else {
-        return None;
-    };
-    let mut patch = Map::new();
-    for (key, value) in wanted {
-        let value = match key.as_str() {
-            "notes" => owned_notes(log, Some((existing, written_notes))),
-            "externalId" => continue,
-            _ => value,
-        };
-        if existing.get(&key) != Some(&value) {
-            patch.insert(key, value);
+    let mut patch = json!({});
+    let current = existing
+        .get(TRANSCRIPT)
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let merged = merge_transcript(current, &summary(log));
+    if merged != current {
+        patch[TRANSCRIPT] = json!(merged);
+    }
+    for (name, path) in mapping {
+        let wanted = mapped_value(name, log, employee).unwrap_or(Value::Null);
+        let pointer = format!("/{}", path.trim_matches('/'));
+        let held = existing.pointer(&pointer).unwrap_or(&Value::Null);
+        if *held != wanted {
+            set_path(&mut patch, path, wanted);
         }
     }
-    for (key, _) in absent_fields(log) {
-        if existing.get(key).is_some_and(|v| !v.is_null()) {
-            patch.insert(key.into(), Value::Null);
-        }
-    }
-    (!patch.is_empty()).then_some(Value::Object(patch))
+    (patch.as_object().is_some_and(|p| !p.is_empty())).then_some(patch)
 }
 
-/// Optional fields the log does not have (a disposition taken back): null in a patch.
-fn absent_fields(log: &CallLog) -> Vec<(&'static str, ())> {
-    let mut absent = Vec::new();
-    if log.disposition.is_none() {
-        absent.push(("disposition", ()));
-    }
-    if log.recording_url.is_none() {
-        absent.push(("recordingUrl", ()));
-    }
-    absent
-}
-
-/// The notes array: ours first; with `existing`, merged into what V2 holds.
-fn owned_notes(log: &CallLog, existing: Option<(&Value, Option<&str>)>) -> Value {
-    let mut notes: Vec<Value> = Vec::new();
-    let ours = log.notes.trim();
-    if let Some((record, written)) = existing
-        && let Some(Value::Array(items)) = record.get("notes")
+/// `current` with the relay's part replaced by `ours`.
+pub fn merge_transcript(current: &str, ours: &str) -> String {
+    if let Some(start) = current.find(SUMMARY_START)
+        && let Some(len) = current[start..].find(SUMMARY_END)
     {
-        for item in items {
-            let content = item.get("content").and_then(Value::as_str).unwrap_or("");
-            let ours_before = written.is_some_and(|w| w.trim() == content.trim());
-            if ours_before || content.trim() == ours {
-                continue;
-            }
-            notes.push(item.clone());
+        let end = start + len + SUMMARY_END.len();
+        return format!("{}{ours}{}", &current[..start], &current[end..]);
+    }
+    if current.trim().is_empty() {
+        ours.to_string()
+    } else {
+        format!("{ours}\n\n{current}")
+    }
+}
+
+/// The call as a rep reads it on V2's timeline, between the markers.
+pub fn summary(log: &CallLog) -> String {
+    let mut lines = vec![SUMMARY_START.to_string()];
+    lines.push(match log.direction {
+        LogDirection::Outbound => format!("Outbound call from {} to {}", log.from, log.to),
+        _ => format!("Inbound call from {} to {}", log.from, log.to),
+    });
+    lines.push(format!("Outcome: {}", outcome_text(log)));
+    lines.push(format!("Started: {}", log.started_at));
+    if let Some(at) = &log.answered_at {
+        lines.push(format!("Answered: {at}"));
+    }
+    lines.push(format!(
+        "Ended: {} (talk time {})",
+        log.ended_at,
+        clock_duration(log.talk_secs)
+    ));
+    if !log.reps.is_empty() {
+        lines.push(format!("Reps: {}", log.reps.join(", ")));
+    }
+    if let Some(record) = &log.record {
+        let kind = match record.kind {
+            RecordKind::Contact => "contact",
+            RecordKind::IndividualCustomer => "individual customer",
+            _ => "account",
+        };
+        lines.push(format!("Filed under {kind} {}", record.id));
+    }
+    if let Some(d) = &log.disposition {
+        lines.push(format!("Disposition: {d}"));
+    }
+    if let Some(url) = &log.recording_url {
+        lines.push(format!("Recording: {url}"));
+    }
+    if let Some(consent) = &log.consent
+        && consent.required
+    {
+        lines.push(match (&consent.confirmed_by, &consent.confirmed_at) {
+            (Some(by), Some(at)) => format!(
+                "Recording consent ({}): confirmed by {by} at {at}",
+                consent.jurisdiction
+            ),
+            _ => format!(
+                "Recording consent ({}): not confirmed",
+                consent.jurisdiction
+            ),
+        });
+    }
+    let notes = log.notes.trim();
+    if !notes.is_empty() {
+        lines.push(format!("Notes:\n{notes}"));
+    }
+    lines.push(SUMMARY_END.to_string());
+    lines.join("\n")
+}
+
+fn outcome_text(log: &CallLog) -> &'static str {
+    match (log.direction, log.outcome) {
+        (LogDirection::Missed, _) | (_, EndReason::Missed) => "missed",
+        (_, EndReason::Declined) => "declined",
+        (_, EndReason::Failed) => "failed",
+        _ => "completed",
+    }
+}
+
+/// A value the tenant may map, by the relay's name for it (the names `config` accepts). None:
+/// the call has no such value (no disposition yet), which a patch writes as null. Every path
+/// these go to is the tenant's: nothing here is a V2 field.
+pub fn mapped_value(
+    name: &str,
+    log: &CallLog,
+    employee: &dyn Fn(&str) -> Option<String>,
+) -> Option<Value> {
+    let consent = log.consent.as_ref();
+    Some(match name {
+        // A missed call is an inbound one that nobody answered: V2 has no MISSED direction.
+        "direction" => json!(match log.direction {
+            LogDirection::Outbound => "OUTBOUND",
+            _ => "INBOUND",
+        }),
+        "status" => json!("COMPLETED"),
+        "outcome" => json!(match outcome_text(log) {
+            "missed" => "MISSED",
+            "declined" => "DECLINED",
+            "failed" => "FAILED",
+            _ => "COMPLETED",
+        }),
+        "start" => json!(log.started_at),
+        "end" => json!(log.ended_at),
+        "duration" => json!(iso_duration(log.total_secs)),
+        "talk_duration" => json!(iso_duration(log.talk_secs)),
+        "caller" => json!(log.from),
+        "called" => json!(log.to),
+        "participants" => json!(log.reps),
+        "owner" => json!(employee(&log.owner)?),
+        "account" => json!(log.record.as_ref()?.account_id.as_ref()?),
+        "record" => json!(log.record.as_ref()?.id),
+        "disposition" => json!(log.disposition.as_ref()?),
+        "recording_url" => json!(log.recording_url.as_ref()?),
+        "consent_required" => json!(consent?.required),
+        "consent_jurisdiction" => json!(consent?.jurisdiction),
+        "consent_confirmed_by" => json!(consent?.confirmed_by.as_ref()?),
+        "consent_confirmed_at" => json!(consent?.confirmed_at.as_ref()?),
+        _ => return None,
+    })
+}
+
+/// Sets `value` at `path` (`extensions/CtiDirection`), making the objects on the way.
+fn set_path(target: &mut Value, path: &str, value: Value) {
+    let mut at = target;
+    let mut parts = path.trim_matches('/').split('/').peekable();
+    while let Some(part) = parts.next() {
+        if !at.is_object() {
+            *at = Value::Object(Map::new());
         }
-    }
-    if !ours.is_empty() {
-        // Keep the entry V2 already has for this text (with its id) when nothing changed.
-        let kept = existing
-            .and_then(|(r, _)| r.get("notes"))
-            .and_then(Value::as_array)
-            .and_then(|items| {
-                items
-                    .iter()
-                    .find(|i| i.get("content").and_then(Value::as_str).map(str::trim) == Some(ours))
-            })
-            .cloned();
-        notes.insert(0, kept.unwrap_or_else(|| json!({"content": ours})));
-    }
-    Value::Array(notes)
-}
-
-fn outcome(log: &CallLog) -> &'static str {
-    use cti_protocol::event::EndReason;
-    match log.outcome {
-        EndReason::Completed => "COMPLETED",
-        EndReason::Missed => "MISSED",
-        EndReason::Declined => "DECLINED",
-        EndReason::Failed => "FAILED",
-        _ => "COMPLETED",
+        let Value::Object(map) = at else { return };
+        if parts.peek().is_none() {
+            map.insert(part.to_string(), value);
+            return;
+        }
+        at = map.entry(part.to_string()).or_insert_with(|| json!({}));
     }
 }
 
-/// ISO 8601 duration as V2 writes it (`PT3M38S`).
+/// Seconds as a rep reads them (`3m 38s`).
+fn clock_duration(secs: u64) -> String {
+    match (secs / 3600, secs / 60 % 60, secs % 60) {
+        (0, 0, s) => format!("{s}s"),
+        (0, m, s) => format!("{m}m {s}s"),
+        (h, m, s) => format!("{h}h {m}m {s}s"),
+    }
+}
+
+/// ISO 8601 duration, the form V2 uses for durations elsewhere (`plannedDuration` on tasks).
 pub fn iso_duration(secs: u64) -> String {
     let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
     let mut out = String::from("PT");
@@ -210,7 +278,6 @@ pub fn iso_duration(secs: u64) -> String {
 mod tests {
     use super::*;
     use crate::calls::log::LoggedRecord;
-    use cti_protocol::event::EndReason;
 
     fn log() -> CallLog {
         CallLog {
@@ -244,66 +311,94 @@ mod tests {
     }
 
     #[test]
-    fn the_activity_carries_everything_a_manager_reads() {
-        let body = create_body(&log(), &employees);
-        assert_eq!(body["externalId"], json!({"displayId": "call-7"}));
-        assert_eq!(body["direction"], "INBOUND");
-        assert_eq!(body["duration"], "PT3M48S");
-        assert_eq!(body["talkDuration"], "PT3M38S");
-        assert_eq!(body["contact"], json!({"id": "c-1"}));
-        assert_eq!(body["account"], json!({"id": "a-1"}));
-        assert_eq!(body["owner"], json!({"id": "emp-bob"}));
-        assert_eq!(body["notes"], json!([{"content": "wants a quote"}]));
-        assert_eq!(body["recordingUrl"], "https://rec.example/7.wav");
-        let agents: Vec<_> = body["participants"]
-            .as_array()
-            .expect("participants")
-            .iter()
-            .filter(|p| p["role"] == "AGENT")
-            .map(|p| p["userId"].as_str().expect("user"))
-            .collect();
-        assert_eq!(agents, ["alice@example.com", "bob@example.com"]);
+    fn unmapped_the_activity_is_external_id_and_transcript_only() {
+        let body = create_body(&log(), &Mapping::new(), &employees);
+        let keys: Vec<_> = body.as_object().expect("object").keys().cloned().collect();
+        assert_eq!(keys, ["externalId", "transcript"]);
+        assert_eq!(body["externalId"]["displayId"], reference("call-7"));
+        let text = body["transcript"].as_str().expect("text");
+        for part in [
+            "Inbound call from +41441234567 to +41449990000",
+            "Outcome: completed",
+            "talk time 3m 38s",
+            "Reps: alice@example.com, bob@example.com",
+            "Disposition: Interested",
+            "Recording: https://rec.example/7.wav",
+            "wants a quote",
+        ] {
+            assert!(text.contains(part), "{part} in {text}");
+        }
+    }
+
+    #[test]
+    fn the_reference_is_the_one_the_widget_sends() {
+        assert_eq!(reference("abc123"), "abc123");
+        let long = "a".repeat(40);
+        assert_eq!(
+            reference(&long),
+            cti_protocol::host::external_reference(&long)
+        );
+        assert!(by_call_filter(&long).contains(&reference(&long)));
+    }
+
+    #[test]
+    fn a_missed_call_is_inbound_with_its_outcome() {
+        let mut missed = log();
+        missed.direction = LogDirection::Missed;
+        missed.outcome = EndReason::Missed;
+        let mapping = Mapping::from([
+            ("direction".into(), "extensions/CtiDirection".into()),
+            ("outcome".into(), "extensions/CtiOutcome".into()),
+        ]);
+        let body = create_body(&missed, &mapping, &employees);
+        assert_eq!(
+            body["extensions"],
+            json!({"CtiDirection": "INBOUND", "CtiOutcome": "MISSED"})
+        );
+        let text = body["transcript"].as_str().expect("text");
+        assert!(text.contains("Inbound call") && text.contains("Outcome: missed"));
     }
 
     #[test]
     fn an_up_to_date_activity_needs_no_patch() {
-        let body = create_body(&log(), &employees);
-        assert_eq!(
-            update_patch(&body, &log(), Some("wants a quote"), &employees),
-            None
-        );
+        let mapping = Mapping::from([("talk_duration".into(), "extensions/Talk".into())]);
+        let body = create_body(&log(), &mapping, &employees);
+        assert_eq!(update_patch(&body, &log(), &mapping, &employees), None);
     }
 
     #[test]
     fn new_notes_replace_ours_and_keep_everyone_elses() {
-        let mut existing = create_body(&log(), &employees);
-        existing["notes"] = json!([{"id": "n1", "content": "wants a quote"},
-                                   {"id": "n2", "content": "manager: call back Monday"}]);
+        let existing = json!({"transcript": format!(
+            "agent desktop: caller verified\n{}\nmanager: call back Monday",
+            summary(&log())
+        )});
         let mut newer = log();
         newer.notes = "wants a quote for 20 seats".into();
-        let patch =
-            update_patch(&existing, &newer, Some("wants a quote"), &employees).expect("a patch");
-        assert_eq!(
-            patch,
-            json!({"notes": [{"content": "wants a quote for 20 seats"},
-                             {"id": "n2", "content": "manager: call back Monday"}]})
+        let patch = update_patch(&existing, &newer, &Mapping::new(), &employees).expect("patch");
+        let text = patch["transcript"].as_str().expect("text");
+        assert!(
+            text.starts_with("agent desktop: caller verified\n"),
+            "{text}"
         );
+        assert!(text.ends_with("\nmanager: call back Monday"), "{text}");
+        assert!(text.contains("wants a quote for 20 seats"), "{text}");
+        assert_eq!(text.matches(SUMMARY_START).count(), 1, "{text}");
     }
 
     #[test]
-    fn a_late_answer_and_a_dropped_disposition_are_patched() {
-        let mut missed = log();
-        missed.direction = LogDirection::Missed;
-        missed.talk_secs = 0;
-        let existing = create_body(&missed, &employees);
-        let mut talked = log();
-        talked.disposition = None;
-        let patch =
-            update_patch(&existing, &talked, Some("wants a quote"), &employees).expect("a patch");
-        assert_eq!(patch["direction"], "INBOUND");
-        assert_eq!(patch["talkDuration"], "PT3M38S");
-        assert_eq!(patch["disposition"], Value::Null);
-        assert!(patch.get("notes").is_none(), "{patch}");
+    fn text_without_our_markers_is_kept_after_ours() {
+        assert_eq!(merge_transcript("", "ours"), "ours");
+        assert_eq!(merge_transcript("theirs", "ours"), "ours\n\ntheirs");
+    }
+
+    #[test]
+    fn a_dropped_disposition_is_nulled_at_its_mapped_path() {
+        let mapping = Mapping::from([("disposition".into(), "extensions/Disp".into())]);
+        let existing = create_body(&log(), &mapping, &employees);
+        let mut changed = log();
+        changed.disposition = None;
+        let patch = update_patch(&existing, &changed, &mapping, &employees).expect("patch");
+        assert_eq!(patch["extensions"]["Disp"], Value::Null);
     }
 
     #[test]

@@ -24,6 +24,7 @@ pub mod seed;
 mod tenant;
 
 pub use http::routes;
+pub use phone_calls::PhoneCallWrite;
 pub use request::{MAX_SKIP, MAX_TOP, V2Error};
 pub use tenant::{PhoneOwner, SampleCaller, Tenant};
 

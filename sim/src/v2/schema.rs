@@ -24,6 +24,16 @@ pub(super) struct Schema {
 }
 
 impl Schema {
+    /// The phone call's schema as a body is held to it (stricter than what may be queried),
+    /// keeping what the tenant withdrew.
+    pub(super) fn phone_call_body(self) -> Self {
+        Schema {
+            properties: PHONE_CALL_BODY,
+            open: &["extensions"],
+            withdrawn: self.withdrawn,
+        }
+    }
+
     /// Whether `path` (segments) names a property of this collection.
     pub(super) fn knows(&self, path: &[String]) -> bool {
         let joined = path.join("/");
@@ -396,10 +406,10 @@ const OPPORTUNITY: &[&str] = &[
     "adminData/updatedByName",
 ];
 
-/// Phone calls: only `id`, `displayId`, `externalId/displayId`, `transcript` and `adminData`
-/// are seen in practice. The rest is inferred and accepted only because the relay's signals and
-/// activity writer still use it (pending their rework); bodies are not checked against this
-/// list at all yet (see `phone_calls`).
+/// Phone calls, as queried: only `id`, `displayId`, `externalId/displayId`, `transcript` and
+/// `adminData` are seen in practice; the rest is inferred and stays filterable because the
+/// ranking signals still ask for it (they are best effort, so a tenant that refuses it costs
+/// nothing but the signal).
 const PHONE_CALL: &[&str] = &[
     "id",
     "displayId",
@@ -433,6 +443,11 @@ const PHONE_CALL: &[&str] = &[
     "adminData/updatedByName",
 ];
 
+/// What a phone call's POST or PATCH body may hold: the external id and `transcript` (the one
+/// field a published integration writes), and the tenant's own `extensions`. Inferred from that
+/// integration: no schema of the phone call is published.
+const PHONE_CALL_BODY: &[&str] = &["externalId", "externalId/displayId", "transcript"];
+
 /// The schema of a collection, by its name in the URL.
 pub(super) fn of(collection: &str) -> Option<Schema> {
     let (properties, open): (&'static [&'static str], &'static [&'static str]) = match collection {
@@ -453,10 +468,7 @@ pub(super) fn of(collection: &str) -> Option<Schema> {
             ],
         ),
         "opportunities" => (OPPORTUNITY, &["extensions"]),
-        "phoneCalls" => (
-            PHONE_CALL,
-            &["extensions", "participants", "recordingConsent"],
-        ),
+        "phoneCalls" => (PHONE_CALL, &["extensions"]),
         _ => return None,
     };
     Some(Schema {

@@ -80,6 +80,7 @@ pub struct Tenant {
     strict: AtomicBool,
     /// (collection, property path) taken out of a collection's schema.
     withdrawn: RwLock<Vec<(String, String)>>,
+    pub(super) phone_call_traffic: super::phone_calls::Traffic,
 }
 
 #[derive(Debug, Clone)]
@@ -118,6 +119,7 @@ impl Tenant {
             bearers: std::sync::Mutex::new(HashMap::new()),
             strict: AtomicBool::new(!config.v2_accept_unknown_fields),
             withdrawn: RwLock::new(Vec::new()),
+            phone_call_traffic: Default::default(),
         }
     }
 
@@ -200,6 +202,11 @@ impl Tenant {
 
     pub fn sample_callers(&self) -> Vec<SampleCaller> {
         self.samples.clone()
+    }
+
+    /// Every POST and PATCH of a phone call V2 carried out, in order, for tests.
+    pub fn phone_call_writes(&self) -> Vec<super::PhoneCallWrite> {
+        self.phone_call_traffic.all()
     }
 
     /// Requests the V2 API has answered (any status), for tests and benchmarks.

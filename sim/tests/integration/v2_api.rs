@@ -285,27 +285,38 @@ async fn create_assigns_id_and_admin_data() {
         "/sap/c4c/api/v1/phone-service/phoneCalls",
         &[],
         Some(
-            json!({"subject": "Inbound call", "externalId": {"displayId": "call-1"},
-            "direction": "INBOUND", "startDateTime": "2026-11-25T10:00:00Z"}),
+            json!({"externalId": {"displayId": "call-1"}, "transcript": "Inbound call",
+            "extensions": {"CtiDirection": "INBOUND"}}),
         ),
     )
     .await;
-    assert_eq!(created.status, StatusCode::CREATED);
+    assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
     assert_eq!(created.body["value"]["adminData"]["createdBy"], "api");
+    // A top-level property no source shows on phone calls is refused, named.
+    let guessed = call(
+        &sim,
+        "POST",
+        "/sap/c4c/api/v1/phone-service/phoneCalls",
+        &[],
+        Some(json!({"externalId": {"displayId": "call-2"}, "direction": "INBOUND"})),
+    )
+    .await;
+    assert_eq!(guessed.status, StatusCode::BAD_REQUEST);
+    assert_eq!(guessed.body["error"]["target"], "direction");
     let refused = call(
         &sim,
         "POST",
         "/sap/c4c/api/v1/phone-service/phoneCalls",
         &[],
-        Some(
-            json!({"subject": "?", "externalId": {"displayId": "call-2"},
-            "direction": "SIDEWAYS", "startDateTime": "2026-11-25T10:00:00Z"}),
-        ),
+        Some(json!({"transcript": "no reference"})),
     )
     .await;
     assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(refused.body["error"]["code"], "phoneCall.1001");
-    assert_eq!(refused.body["error"]["target"], "{direction}");
+    assert_eq!(refused.body["error"]["target"], "{externalId/displayId}");
+    let writes = sim.v2.phone_call_writes();
+    assert_eq!(writes.len(), 1, "{writes:?}");
+    assert_eq!(writes[0].method, "POST");
     assert!(created.body["value"]["id"].is_string());
     assert!(created.body["value"]["adminData"]["updatedOn"].is_string());
     let found = get(
@@ -323,6 +334,33 @@ async fn create_assigns_id_and_admin_data() {
     )
     .await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn agent_desktop_creates_the_phone_call_and_an_edit_in_v2_makes_a_held_etag_stale() {
+    let sim = sim(None);
+    let id = sim.v2.agent_desktop_call("ref1");
+    assert_eq!(sim.v2.agent_desktop_call("ref1"), id, "one per reference");
+    let path = format!("/sap/c4c/api/v1/phone-service/phoneCalls/{id}");
+    sim.v2
+        .edit_phone_call_after_next_read(&id, "\nmanager: call back");
+    let read = get(&sim, &path).await;
+    assert_eq!(read.body["value"]["externalId"]["displayId"], "ref1");
+    let etag = read.headers[header::ETAG]
+        .to_str()
+        .expect("etag")
+        .to_string();
+    let stale = call(
+        &sim,
+        "PATCH",
+        &path,
+        &[("if-match", etag.as_str())],
+        Some(json!({"transcript": "ours"})),
+    )
+    .await;
+    assert_eq!(stale.status, StatusCode::PRECONDITION_FAILED);
+    let again = get(&sim, &path).await;
+    assert_eq!(again.body["value"]["transcript"], "\nmanager: call back");
 }
 
 #[tokio::test]

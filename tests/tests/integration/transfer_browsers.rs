@@ -114,7 +114,7 @@ async fn the_caller_context_follows_a_transfer_into_the_other_reps_browser() -> 
     assert_eq!(agents_on(&activity), [ALICE, BOB]);
     let notes = eventually("both reps' notes on the activity", || async {
         let activity = stack.activities(&call).await.ok()?.pop()?;
-        let notes = activity["notes"][0]["content"].as_str()?.to_string();
+        let notes = cti_tests::notes_in(&activity)?;
         (notes.contains("March invoice") && notes.contains("corrected invoice")).then_some(notes)
     })
     .await?;

@@ -1,13 +1,15 @@
-//! Every call ends as exactly one phone-call activity in V2: with its times, parties, record,
-//! notes and recording link; through V2 outages, lost answers, reordered and repeated provider
-//! events, relay crashes; across a transfer between two reps; and written as the rep whatever way
-//! the tenant lets the relay act for them.
+//! Every call ends as exactly one phone-call activity in V2 (V2's own record where Agent Desktop
+//! made one, else one the relay creates): its times, parties, record, notes and recording link
+//! in the transcript, anything else only where the tenant maps it; through V2 outages, lost
+//! answers, reordered and repeated provider events, relay crashes; across a transfer between two
+//! reps; and written as the rep whatever way the tenant lets the relay act for them.
 
 mod authority;
 mod consent;
 mod exactly_once;
 mod lifecycle;
 mod redis;
+mod shape;
 mod transfers;
 
 use std::time::Duration;
