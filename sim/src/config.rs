@@ -42,6 +42,10 @@ pub struct SimConfig {
     /// Whether the V2 API stores and matches properties its collections' schemas do not have
     /// (`SIM_V2_UNKNOWN_FIELDS=accept`, for experiments) instead of refusing them as V2 does.
     pub v2_accept_unknown_fields: bool,
+    /// Whether a PATCH must present its ETag exactly as V2 documents it (the record's
+    /// `adminData.updatedOn` in double quotes; `SIM_V2_IF_MATCH=strict`) rather than also
+    /// unquoted or as `*`, forms clients are seen to send and V2 is reported to take.
+    pub v2_if_match_strict: bool,
     /// The relay's client at the simulated SAP Cloud Identity Services (reps' own V2 sign-in).
     pub ias_client_id: String,
     /// How long the access tokens it issues live.
@@ -70,6 +74,7 @@ impl Default for SimConfig {
             destination_client_secret: "demo-destination-secret".into(),
             destination_name: "sscDestination".into(),
             v2_accept_unknown_fields: false,
+            v2_if_match_strict: false,
             ias_client_id: "cti-relay-v2".into(),
             ias_access_ttl_secs: 3600,
         }
@@ -183,6 +188,13 @@ impl SimConfig {
         }
         if let Some(v) = text("SIM_V2_EVENTS_PASSWORD")? {
             config.v2_events_password = v;
+        }
+        if let Some(v) = text("SIM_V2_IF_MATCH")? {
+            config.v2_if_match_strict = match v.to_ascii_lowercase().as_str() {
+                "strict" => true,
+                "lenient" => false,
+                _ => return Err(invalid("SIM_V2_IF_MATCH", &v, "strict or lenient")),
+            };
         }
         if let Some(v) = text("SIM_V2_UNKNOWN_FIELDS")? {
             config.v2_accept_unknown_fields = match v.to_ascii_lowercase().as_str() {

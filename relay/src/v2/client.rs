@@ -69,6 +69,16 @@ pub struct V2Client {
     auth: V2Auth,
 }
 
+/// The media type of a PATCH body. Phone calls: `application/json`, what a working integration
+/// sends (confirmed in use, not declared by a published spec); the other collections:
+/// `application/merge-patch+json`, which SAP's employee and account specifications declare.
+fn patch_media_type(collection: Collection) -> &'static str {
+    match collection {
+        Collection::PhoneCalls => "application/json",
+        _ => "application/merge-patch+json",
+    }
+}
+
 impl V2Client {
     pub fn new(base_url: &str, auth: V2Auth, timeout: Duration) -> Self {
         let http = reqwest::Client::builder()
@@ -189,7 +199,7 @@ impl V2Client {
             .http
             .patch(format!("{}{}", self.base_url, path))
             .header("If-Match", etag)
-            .header("Content-Type", "application/merge-patch+json")
+            .header("Content-Type", patch_media_type(collection))
             .body(patch.to_string());
         let (envelope, new_etag) = self.send(request, &path).await?;
         Versioned::from_envelope(envelope, new_etag, path)

@@ -57,6 +57,8 @@ pub struct PhoneCallWrite {
     pub id: String,
     /// The body as the client sent it.
     pub body: Value,
+    /// The media type the client declared for it.
+    pub content_type: String,
 }
 
 /// The phone-call writes carried out, in order, so a test can count what a client sent (a
@@ -70,7 +72,7 @@ pub(super) struct Traffic {
 }
 
 impl Traffic {
-    pub(super) fn push(&self, method: &'static str, id: &str, body: &Value) {
+    pub(super) fn push(&self, method: &'static str, id: &str, body: &Value, content_type: &str) {
         self.writes
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -78,6 +80,7 @@ impl Traffic {
                 method,
                 id: id.to_string(),
                 body: body.clone(),
+                content_type: content_type.to_string(),
             });
     }
 

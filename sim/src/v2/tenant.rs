@@ -78,6 +78,8 @@ pub struct Tenant {
     /// Whether properties outside a collection's schema are refused (V2's behaviour) or, with
     /// `SIM_V2_UNKNOWN_FIELDS=accept`, stored and matched as nothing.
     strict: AtomicBool,
+    /// Whether PATCH takes only the documented If-Match form.
+    if_match_strict: AtomicBool,
     /// (collection, property path) taken out of a collection's schema.
     withdrawn: RwLock<Vec<(String, String)>>,
     pub(super) phone_call_traffic: super::phone_calls::Traffic,
@@ -118,6 +120,7 @@ impl Tenant {
             events: events::Emitter::new(config),
             bearers: std::sync::Mutex::new(HashMap::new()),
             strict: AtomicBool::new(!config.v2_accept_unknown_fields),
+            if_match_strict: AtomicBool::new(config.v2_if_match_strict),
             withdrawn: RwLock::new(Vec::new()),
             phone_call_traffic: Default::default(),
         }
@@ -136,6 +139,17 @@ impl Tenant {
             .map(|(_, p)| p.clone())
             .collect();
         schema::of(collection).map(|s| s.without(own))
+    }
+
+    /// Whether a PATCH's If-Match must be the quoted `adminData.updatedOn`, and nothing else.
+    pub(super) fn if_match_strict(&self) -> bool {
+        self.if_match_strict.load(Ordering::Relaxed)
+    }
+
+    /// Hold PATCHes to the documented If-Match form (true) or also take an unquoted timestamp
+    /// and `*` (false) from now on.
+    pub fn strict_if_match(&self, strict: bool) {
+        self.if_match_strict.store(strict, Ordering::Relaxed);
     }
 
     /// Accept (true) or refuse properties outside the schemas from now on.

@@ -422,3 +422,71 @@ async fn injected_faults_hit_the_next_requests() {
         assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{bad}");
     }
 }
+
+#[tokio::test]
+async fn patch_takes_the_declared_media_types_and_with_strictness_only_the_quoted_etag() {
+    let sim = sim(None);
+    let first = get(&sim, &format!("{ACCOUNTS}?$top=1")).await;
+    let id = first.body["value"][0]["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let uri = format!("{ACCOUNTS}/{id}");
+    let patch = json!({"defaultCommunication": {"phoneFormattedNumber": "044 668 18 01"}});
+    let etag = |reply: &Reply| {
+        reply.headers[header::ETAG]
+            .to_str()
+            .expect("etag")
+            .to_string()
+    };
+
+    // A body that is not JSON by its declared type is refused before anything else.
+    let current = etag(&get(&sim, &uri).await);
+    let plain = call(
+        &sim,
+        "PATCH",
+        &uri,
+        &[
+            ("if-match", current.as_str()),
+            ("content-type", "text/plain"),
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(
+        plain.status,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "{}",
+        plain.body
+    );
+    assert_eq!(plain.body["error"]["target"], "Content-Type");
+
+    // By default an unquoted timestamp and `*` are taken, as clients are seen to send them.
+    let unquoted = current.trim_matches('"').to_string();
+    let taken = call(
+        &sim,
+        "PATCH",
+        &uri,
+        &[("if-match", &unquoted)],
+        Some(patch.clone()),
+    )
+    .await;
+    assert_eq!(taken.status, StatusCode::OK, "{}", taken.body);
+
+    // Held to the documented form, only the quoted `updatedOn` passes.
+    sim.v2.strict_if_match(true);
+    let current = etag(&get(&sim, &uri).await);
+    for refused in [current.trim_matches('"'), "*"] {
+        let reply = call(
+            &sim,
+            "PATCH",
+            &uri,
+            &[("if-match", refused)],
+            Some(patch.clone()),
+        )
+        .await;
+        assert_eq!(reply.status, StatusCode::PRECONDITION_FAILED, "{refused}");
+    }
+    let quoted = call(&sim, "PATCH", &uri, &[("if-match", &current)], Some(patch)).await;
+    assert_eq!(quoted.status, StatusCode::OK, "{}", quoted.body);
+}

@@ -74,6 +74,8 @@ fn keys(body: &Value) -> Vec<&str> {
 #[tokio::test]
 async fn an_unmapped_tenants_activity_is_one_patch_of_v2s_own_phone_call() {
     let stack = Stack::start_with(quick_retries).await.expect("stack");
+    // Held to the ETag form V2 documents: the quoted `adminData.updatedOn`.
+    stack.sim.sim.v2.strict_if_match(true);
     // A provider id V2 cannot take as it is: the widget sent (and V2 stored) its mapping.
     let call = "shape-own-call-with-an-id-longer-than-v2-takes";
     let own = stack
@@ -94,6 +96,11 @@ async fn an_unmapped_tenants_activity_is_one_patch_of_v2s_own_phone_call() {
     assert_eq!(writes[0].0, "PATCH");
     assert_eq!(keys(&writes[0].1), ["transcript"]);
     let all = stack.sim.sim.v2.phone_call_writes();
+    let patch = all.iter().find(|w| w.id == own).expect("the PATCH");
+    assert_eq!(
+        patch.content_type, "application/json",
+        "as integrations send it"
+    );
     assert!(all.iter().all(|w| w.method != "POST"), "{all:?}");
 }
 
