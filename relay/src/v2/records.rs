@@ -1,8 +1,18 @@
 //! Where V2 keeps what the CTI reads: the one place that knows V2's field names.
 //!
-//! Accounts, contact persons and individual customers are confirmed shapes (SAP's OpenAPI files
-//! and samples). Opportunities' and phone calls' field names are partly inferred; when SAP's
-//! specification says otherwise, this is the only file to change.
+//! Every field read here, and how sure we are of it ("published" names the specification that
+//! declares it; "inferred" means seen in practice or by analogy, to change here when SAP says
+//! otherwise). The phone-call activity's fields are marked the same way in `phone_call.rs`.
+//!
+//! | collection | fields | status |
+//! | --- | --- | --- |
+//! | accounts | `id`, `displayId`, `formattedName`, `ownerId`, `defaultAddress/country`, `defaultCommunication/{phone,mobile}{Formatted,Normalised}Number`, `addresses[]/{country, phone and mobile numbers}` | published (customer account specification, CloudSDK_customerAccounts) |
+//! | individual customers | `id`, `displayId`, `formattedName` / `givenName` + `familyName`, `ownerId`, the same communication and address fields as accounts | published (CloudSDK_individualCustomer) |
+//! | contact persons | `id`, `displayId`, `formattedName` / `givenName` + `familyName`, `accountId`, `phoneFormattedNumber`, `mobileFormattedNumber`, `isContactPersonFor[]/{accountId, accountFormattedName, country, phoneFormattedNumber, mobileFormattedNumber}` | published (contact person schema of SAP's generated SDK); no normalised twins exist |
+//! | employees | `id`, `workplaceAddress/eMail` (or `eMail`) | published (SalesSvcCloudV2_employeeService) |
+//! | opportunities | `id`, `name`, `account/id`, `lifeCycleStatus` (`OPEN`), `salesPhase`, `salesPhaseDescription`, `expectedRevenue/{amount, currencyCode}` | inferred (V2's other services and samples) |
+//! | phone calls (read for ranking and the card) | `account/id`, `startDateTime`, `subject` | inferred |
+//! | every collection | `adminData/updatedOn` (the ETag), paging by `id` | ETag published (employee, case specifications); keyset paging inferred |
 
 use serde_json::Value;
 
