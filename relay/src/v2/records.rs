@@ -6,8 +6,8 @@
 //!
 //! | collection | fields | status |
 //! | --- | --- | --- |
-//! | accounts | `id`, `displayId`, `formattedName`, `ownerId`, `defaultAddress/country`, `defaultCommunication/{phone,mobile}{Formatted,Normalised}Number`, `addresses[]/{country, phone and mobile numbers}` | published (customer account specification, CloudSDK_customerAccounts) |
-//! | individual customers | `id`, `displayId`, `formattedName` / `givenName` + `familyName`, `ownerId`, the same communication and address fields as accounts | published (CloudSDK_individualCustomer) |
+//! | accounts | `id`, `displayId`, `formattedName`, `ownerId`, `defaultAddress/country`, `defaultCommunication/{phone,mobile}{Formatted,Normalised}Number`, `addresses[]/{country, phone and mobile numbers}` | published (CloudSDK_customerAccounts; `ownerId` in SAP's account data service, CDS-ACC) |
+//! | individual customers | `id`, `displayId`, `formattedName` / `givenName` + `familyName`, `ownerId`, the same communication and address fields as accounts | published (CloudSDK_individualCustomer; `ownerId` by analogy with accounts, inferred) |
 //! | contact persons | `id`, `displayId`, `formattedName` / `givenName` + `familyName`, `accountId`, `phoneFormattedNumber`, `mobileFormattedNumber`, `isContactPersonFor[]/{accountId, accountFormattedName, country, phoneFormattedNumber, mobileFormattedNumber}` | published (contact person schema of SAP's generated SDK); no normalised twins exist |
 //! | employees | `id`, `workplaceAddress/eMail` (or `eMail`) | published (SalesSvcCloudV2_employeeService) |
 //! | opportunities | `id`, `name`, `account/id`, `lifeCycleStatus` (`OPEN`), `salesPhase`, `salesPhaseDescription`, `expectedRevenue/{amount, currencyCode}` | inferred (V2's other services and samples) |
