@@ -5,6 +5,8 @@
 //! individual customers by `ANI` and pops the match (or "Unknown Customer" when `ANI` is not
 //! E.164 with a leading `+`). The stand-in page does the same in the browser and reports every
 //! payload here, tagged with the page's id, so tests can tell which tab popped and how often.
+//! Like Agent Desktop, the simulated V2 then keeps a phone call for the call under its
+//! `ExternalReferenceID`, which the relay's activity finds and updates.
 //!
 //! A payload V2 would refuse is still logged, marked `refused` with the reason, so a test sees
 //! it rather than a payload that silently went missing: an `ExternalReferenceID` (or
@@ -319,6 +321,7 @@ async fn add_payload(State(sim): State<Arc<Sim>>, body: Bytes) -> Result<StatusC
         .ok_or_else(|| HostError::InvalidBody("`payload` is required".into()))?;
     let encoding = request.encoding.filter(|e| !e.is_empty() && e.len() <= 32);
     let entry = sim.host.record(&page_id, payload, encoding);
+    agent_desktop_logs(&sim, &entry);
     let field = |name: &str| {
         entry
             .payload
@@ -338,6 +341,23 @@ async fn add_payload(State(sim): State<Arc<Sim>>, body: Bytes) -> Result<StatusC
         "host received a CTI payload"
     );
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// What Agent Desktop does with a call it is told about: it creates the phone call itself, under
+/// the payload's `ExternalReferenceID` as `externalId.displayId` (KBA 3481409), so the relay
+/// finds V2's own record rather than creating one. That this happens on the first `NOTIFY` or
+/// `ACCEPT` of an inbound or outbound call, and not for a `TRANSFER` (which refers to the
+/// original's record), is inferred.
+fn agent_desktop_logs(sim: &Sim, entry: &HostPayload) {
+    let field = |name: &str| entry.payload.get(name).and_then(Value::as_str);
+    let announced = matches!(field("Action"), Some("NOTIFY" | "ACCEPT"))
+        && matches!(field("EventType"), Some("INBOUND" | "OUTBOUND"));
+    if entry.refused.is_none()
+        && announced
+        && let Some(reference) = field("ExternalReferenceID")
+    {
+        sim.v2.agent_desktop_call(reference);
+    }
 }
 
 async fn list_payloads(State(sim): State<Arc<Sim>>) -> Json<Vec<HostPayload>> {

@@ -112,6 +112,11 @@ async fn the_caller_context_follows_a_transfer_into_the_other_reps_browser() -> 
 
     let activity = stack.wait_activity(&call, "written", |_| true).await?;
     assert_eq!(agents_on(&activity), [ALICE, BOB]);
+    // The phone call is the one Agent Desktop kept when Alice's widget announced the call; the
+    // relay updated it and created none.
+    assert_eq!(activity["adminData"]["createdBy"], "Agent Desktop");
+    let writes = stack.sim.sim.v2.phone_call_writes();
+    assert!(writes.iter().all(|w| w.method == "PATCH"), "{writes:?}");
     let notes = eventually("both reps' notes on the activity", || async {
         let activity = stack.activities(&call).await.ok()?.pop()?;
         let notes = cti_tests::notes_in(&activity)?;
