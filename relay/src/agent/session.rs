@@ -275,8 +275,6 @@ mod tests {
     use std::time::Duration;
 
     use cti_protocol::ErrorCode;
-    use cti_protocol::event::Direction;
-    use cti_protocol::ws::{CallState, CallView, WrapUp};
 
     use super::*;
     use crate::clock::{SharedClock, SystemClock};
@@ -434,7 +432,7 @@ mod tests {
             .await;
         assert_eq!(error_code(widget.message().await), ErrorCode::NotesTooLong);
 
-        let call = ringing("c-1", "alice@example.com");
+        let call = crate::calls::leg::fixtures::ringing("c-1", "alice@example.com").view(None);
         app.hub.publish(&tenant, call.clone()).await;
         match widget.message().await {
             ServerMessage::Call { call: pushed, .. } => assert_eq!(pushed, call),
@@ -452,31 +450,6 @@ mod tests {
                 ErrorCode::parse(&code).unwrap_or_else(|| panic!("unknown code {code}"))
             }
             other => panic!("expected an error, got {other:?}"),
-        }
-    }
-
-    fn ringing(id: &str, agent: &str) -> CallView {
-        CallView {
-            id: id.into(),
-            direction: Direction::Inbound,
-            state: CallState::Ringing,
-            from: "+41441234567".into(),
-            to: "+41449990000".into(),
-            remote_display: "+41 44 123 45 67".into(),
-            remote_extension: None,
-            agent: agent.into(),
-            matches: Vec::new(),
-            pop: None,
-            started_at: "2026-12-02T10:00:00Z".into(),
-            answered_at: None,
-            ended_at: None,
-            end_reason: None,
-            received_at_ms: 0,
-            recording_url: None,
-            handover: None,
-            consult: None,
-            wrap_up: WrapUp::default(),
-            returns: 0,
         }
     }
 }
