@@ -420,6 +420,19 @@ impl Stack {
         Ok(response.status().as_u16())
     }
 
+    /// The relay's own V2 client for the simulated tenant, with the demo tenant's technical user:
+    /// for tests that call the relay's V2-facing code directly.
+    pub fn v2_client(&self) -> cti_relay::v2::V2Client {
+        cti_relay::v2::V2Client::new(
+            &self.sim.url(),
+            cti_relay::v2::client::V2Auth::Basic {
+                user: "demo".into(),
+                password: cti_relay::secret::Secret::new("demo"),
+            },
+            Duration::from_secs(30),
+        )
+    }
+
     /// Sends a request to the simulated V2 API with the demo tenant's credentials; the status
     /// and the JSON body (null when there is none).
     pub async fn v2(

@@ -4,24 +4,10 @@
 
 use cti_protocol::ws::RecordKind;
 use cti_relay::numbers::live::{self, MissCache};
-use cti_relay::secret::Secret;
-use cti_relay::v2::V2Client;
-use cti_relay::v2::client::V2Auth;
 use cti_tests::{Stack, eventually};
 use serde_json::json;
 
 const NUMBER: &str = "+41445556677";
-
-fn client(stack: &Stack) -> V2Client {
-    V2Client::new(
-        &stack.sim.url(),
-        V2Auth::Basic {
-            user: "demo".into(),
-            password: Secret::new("demo"),
-        },
-        std::time::Duration::from_secs(30),
-    )
-}
 
 #[tokio::test]
 async fn a_refused_contact_lookup_leaves_the_account_matches_and_is_remembered() {
@@ -42,7 +28,7 @@ async fn a_refused_contact_lookup_leaves_the_account_matches_and_is_remembered()
                 "phoneFormattedNumber": "+41 44 555 66 77"}],
             "adminData": {"updatedOn": "2026-01-01T00:00:00.000Z"}}),
     );
-    let client = client(&stack);
+    let client = stack.v2_client();
 
     // The strict tenant answers the contact query: it names formatted fields only.
     let cache = MissCache::default();

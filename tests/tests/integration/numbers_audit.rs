@@ -4,9 +4,7 @@
 
 use cti_relay::numbers::DefaultRegion;
 use cti_relay::numbers::audit::{self, AuditOptions, Progress};
-use cti_relay::secret::Secret;
-use cti_relay::v2::V2Client;
-use cti_relay::v2::client::{Collection, V2Auth};
+use cti_relay::v2::client::Collection;
 use cti_tests::Stack;
 use serde_json::json;
 
@@ -39,17 +37,6 @@ fn import_dirty_records(stack: &Stack) {
     );
 }
 
-fn client(stack: &Stack) -> V2Client {
-    V2Client::new(
-        &stack.sim.url(),
-        V2Auth::Basic {
-            user: "demo".into(),
-            password: Secret::new("demo"),
-        },
-        std::time::Duration::from_secs(30),
-    )
-}
-
 fn rows(csv_text: &[u8]) -> Vec<csv::StringRecord> {
     csv::Reader::from_reader(csv_text)
         .records()
@@ -67,7 +54,7 @@ fn row_for<'a>(rows: &'a [csv::StringRecord], id: &str, field: &str) -> &'a csv:
 async fn the_audit_reports_and_fixes_disagreeing_phone_fields() {
     let stack = Stack::start().await.expect("stack starts");
     import_dirty_records(&stack);
-    let client = client(&stack);
+    let client = stack.v2_client();
     let ch = DefaultRegion::parse("CH").expect("region");
 
     let mut report = Vec::new();
