@@ -38,6 +38,12 @@ pub struct SignalLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ProviderLabels {
+    pub tenant: String,
+    pub provider: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CommandLabels {
     pub action: String,
     pub outcome: String,
@@ -68,6 +74,15 @@ pub struct Metrics {
     pub activity_backlog: Family<TenantLabels, Gauge>,
     /// Ranking-signal reads V2 refused (the index was built or updated without them).
     pub index_signal_refusals: Family<SignalLabels, Counter>,
+    /// 1 while this instance's connector to the tenant's provider is connected (and subscribed),
+    /// 0 otherwise (also on an instance standing by while another holds the connector).
+    pub provider_connected: Family<ProviderLabels, Gauge>,
+    /// Events a provider's connector handed to the relay.
+    pub provider_events: Family<ProviderLabels, Counter>,
+    /// Times a connector was started again after its connection ended.
+    pub provider_reconnects: Family<ProviderLabels, Counter>,
+    /// Errors a connector met (a refused request, a lost socket, a renewal that failed).
+    pub provider_errors: Family<ProviderLabels, Counter>,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -169,7 +184,35 @@ impl Default for Metrics {
             "Ranking-signal reads V2 refused, by tenant and signal; the index goes without them",
             index_signal_refusals.clone(),
         );
+        let provider_connected = Family::<ProviderLabels, Gauge>::default();
+        registry.register(
+            "provider_connected",
+            "Whether this instance's connector to the tenant's provider is connected (1) or not (0)",
+            provider_connected.clone(),
+        );
+        let provider_events = Family::<ProviderLabels, Counter>::default();
+        registry.register(
+            "provider_events",
+            "Events a provider connector handed to the relay",
+            provider_events.clone(),
+        );
+        let provider_reconnects = Family::<ProviderLabels, Counter>::default();
+        registry.register(
+            "provider_reconnects",
+            "Times a provider connector was started again after its connection ended",
+            provider_reconnects.clone(),
+        );
+        let provider_errors = Family::<ProviderLabels, Counter>::default();
+        registry.register(
+            "provider_errors",
+            "Errors provider connectors met",
+            provider_errors.clone(),
+        );
         Metrics {
+            provider_connected,
+            provider_events,
+            provider_reconnects,
+            provider_errors,
             index_signal_refusals,
             activity_writes,
             activity_backlog,

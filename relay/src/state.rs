@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use crate::activity::{FallbackOutbox, MemoryOutbox, Outbox, RedisOutbox};
 use crate::adapters::TelephonyAdapter;
+use crate::adapters::connector::{ConnectorLeases, LinkStatus, RedisLeases, SoleInstance};
 use crate::authority::Authority;
 use crate::calls::consent::ConsentPolicy;
 use crate::calls::{CallStore, FallbackCallStore, MemoryCallStore, RedisCallStore};
@@ -32,6 +33,8 @@ pub struct Tenant {
     pub region: DefaultRegion,
     pub v2: V2Client,
     pub adapter: Arc<dyn TelephonyAdapter>,
+    /// Where this instance stands with the provider's connector, for `/readyz`.
+    pub link: Arc<LinkStatus>,
     pub rules: RankRules,
     /// Where recordings need the caller's consent.
     pub consent: ConsentPolicy,
@@ -55,6 +58,8 @@ pub struct Stores {
     /// A replay store shared by all instances (it publishes every message to them); None keeps
     /// replay in memory.
     pub shared_replay: Option<Arc<dyn crate::push::replay::ReplayStore>>,
+    /// Who runs each tenant's provider connector.
+    pub leases: Arc<dyn ConnectorLeases>,
     /// This process, as the holder of leases (rebuilds, activities): one name for all of them.
     pub instance_id: String,
 }
@@ -70,6 +75,7 @@ impl Stores {
             vault: Arc::new(crate::authority::vault::MemoryVault::default()),
             user_tokens: None,
             shared_replay: None,
+            leases: Arc::new(SoleInstance),
             instance_id: uuid::Uuid::new_v4().to_string(),
         }
     }
@@ -102,6 +108,9 @@ pub struct AppState {
     pub clock: SharedClock,
     /// Events of one call are applied one at a time; calls hash onto these stripes.
     pub stripes: Arc<crate::calls::Stripes>,
+    /// Who runs each tenant's provider connector, and this instance's name as a holder.
+    pub leases: Arc<dyn ConnectorLeases>,
+    pub instance_id: String,
     /// With Redis: whether this instance hears the other instances' call messages.
     pub fanout: crate::push::Fanout,
     /// Flips to true when the relay stops: WebSocket sessions close with 1012 so widgets
@@ -152,6 +161,7 @@ impl AppState {
                         conn.clone(),
                         "signin",
                     ))),
+                    leases: Arc::new(RedisLeases::new(conn.clone())),
                     shared_replay: Some(Arc::new(
                         crate::push::redis_replay::RedisReplay::with_connection(
                             conn,
@@ -208,7 +218,15 @@ impl AppState {
                         DailyBudget::new(config.refresh_budget, clock.clone()),
                     )),
                     v2,
-                    adapter: crate::adapters::build(&t.telephony, &http),
+                    adapter: crate::adapters::build(
+                        &t.telephony,
+                        crate::adapters::Context {
+                            tenant: t.id.clone(),
+                            http: http.clone(),
+                            clock: clock.clone(),
+                        },
+                    ),
+                    link: Arc::default(),
                     rules: t.rank_rules.clone(),
                     consent: t.recording_consent.clone().unwrap_or_default(),
                     auth: t.auth.clone(),
@@ -248,8 +266,10 @@ impl AppState {
                 },
                 clock: clock.clone(),
                 metrics: metrics.clone(),
-                instance_id: stores.instance_id,
+                instance_id: stores.instance_id.clone(),
             }),
+            leases: stores.leases,
+            instance_id: stores.instance_id,
             metrics,
             stripes: Arc::default(),
             shutdown: tokio::sync::watch::channel(false).0,

@@ -182,7 +182,7 @@ impl TelephonyAdapter for GenericAdapter {
         "generic"
     }
 
-    fn receive(&self, request: Inbound<'_>) -> Result<Ingress, AdapterError> {
+    async fn receive(&self, request: Inbound<'_>) -> Result<Ingress, AdapterError> {
         if request.method != Method::POST {
             return Err(AdapterError::MethodNotAllowed(request.method.clone()));
         }
@@ -330,12 +330,13 @@ mod tests {
     }
 
     fn receive(method: Method, headers: &HeaderMap, body: &[u8]) -> Result<Ingress, AdapterError> {
-        adapter().receive(Inbound {
+        futures_util::FutureExt::now_or_never(adapter().receive(Inbound {
             method: &method,
             headers,
             query: None,
             body,
-        })
+        }))
+        .expect("the generic adapter reads a request without waiting")
     }
 
     #[test]

@@ -5,13 +5,23 @@
 //! the shared HTTP client) and nothing else of the tenant's, so the rest of the relay never knows
 //! which provider a call came from.
 //!
+//! Providers come in two shapes, and one seam serves both. A *pushed* provider posts to us
+//! (RingCentral's webhooks, Microsoft Graph): its requests arrive at [`TelephonyAdapter::receive`],
+//! and its [`TelephonyAdapter::connector`] owns the subscription's life (create, validate, renew,
+//! recreate when lost). A *held* provider is reached over a connection the relay keeps open
+//! (Genesys Cloud's notification WebSocket, a CTI or SIP link): the connector is that connection.
+//! Either way the relay runs the connector per tenant on one instance (a lease), starts it again
+//! with back-off and jitter, and shows its state in `/readyz` and `/metrics` ([`connector`]);
+//! the connector catches up on what happened while it was away by reading the provider's current
+//! calls, and [`reps`] tells which rep a provider's user is.
+//!
 //! Adding a provider:
 //! 1. Write the adapter in a module of its own here (`adapters/<provider>.rs`, or a folder when it
 //!    grows): its `Settings` (serde, with a `check` for what start-up must refuse) and a type
 //!    implementing [`TelephonyAdapter`]. Its inbound traffic arrives at
 //!    `GET`/`POST /v1/tenants/{tenant}/telephony/<provider>` ([`TelephonyAdapter::receive`]: events,
-//!    or a subscription handshake's answer); a long-lived link or a renewal goes in
-//!    [`TelephonyAdapter::background`], which the relay runs per tenant and restarts.
+//!    or a subscription handshake's answer); a held connection or a subscription's renewal goes in
+//!    [`TelephonyAdapter::connector`].
 //! 2. Here, in this file: the module, one arm of [`TelephonySettings`] and one arm in [`build`]
 //!    and [`TelephonySettings::check`]. Tenants choose it with `"provider": "<provider>"` in the
 //!    tenants file, next to its settings.
@@ -22,8 +32,9 @@
 //!
 //! [`generic`] is built exactly this way.
 
-pub mod background;
+pub mod connector;
 pub mod generic;
+pub mod reps;
 
 use std::sync::Arc;
 
@@ -37,8 +48,9 @@ use futures_util::future::BoxFuture;
 use serde::Deserialize;
 
 use crate::calls::Leg;
+use crate::clock::SharedClock;
 
-pub use background::EventSink;
+pub use connector::{Link, LinkError};
 
 /// Which provider a tenant's calls come from, with that provider's settings. In the tenants file
 /// the tag sits at the tenant's top level (`"provider": "generic"`, the default when absent),
@@ -74,12 +86,21 @@ pub struct SettingsError {
     pub problem: String,
 }
 
-/// The tenant's adapter, sharing the process's HTTP client. The one place, with
-/// [`TelephonySettings`], that lists the providers.
-pub fn build(settings: &TelephonySettings, http: &reqwest::Client) -> Arc<dyn TelephonyAdapter> {
+/// What an adapter gets from the relay besides its settings.
+#[derive(Debug, Clone)]
+pub struct Context {
+    /// The tenant it serves (for log lines and its webhook's path).
+    pub tenant: String,
+    /// The process's one HTTP client.
+    pub http: reqwest::Client,
+    pub clock: SharedClock,
+}
+
+/// The tenant's adapter. The one place, with [`TelephonySettings`], that lists the providers.
+pub fn build(settings: &TelephonySettings, context: Context) -> Arc<dyn TelephonyAdapter> {
     match settings {
         TelephonySettings::Generic(settings) => {
-            Arc::new(generic::GenericAdapter::new(settings.clone(), http.clone()))
+            Arc::new(generic::GenericAdapter::new(settings.clone(), context.http))
         }
     }
 }
@@ -118,6 +139,10 @@ pub enum AdapterError {
     InvalidEvent(String),
     #[error("unknown event type {found:?}; expected one of: {expected}")]
     UnknownEventType { found: String, expected: String },
+    /// The provider's own proof of who sent the request (a subscription's verification token)
+    /// is missing or wrong.
+    #[error("{0}")]
+    Unauthenticated(String),
     /// The provider does not send this method (a handshake `GET` to a provider without one).
     #[error("{0} is not accepted here")]
     MethodNotAllowed(Method),
@@ -142,14 +167,16 @@ pub trait TelephonyAdapter: Send + Sync + std::fmt::Debug {
     fn provider(&self) -> &'static str;
 
     /// Authenticates and reads one inbound request. Errors say what was wrong and where.
-    fn receive(&self, request: Inbound<'_>) -> Result<Ingress, AdapterError>;
+    async fn receive(&self, request: Inbound<'_>) -> Result<Ingress, AdapterError>;
 
-    /// Work that outlives any request: a notification WebSocket, a CTI or SIP link, renewing a
-    /// subscription before it expires. The relay runs it per tenant, starts it again with a
-    /// back-off whenever it ends, and applies what it sends through `events` exactly like a
-    /// webhook's events. None (the default): the provider only calls in.
-    fn background(&self, events: EventSink) -> Option<BoxFuture<'static, ()>> {
-        let _ = events;
+    /// One run of the provider's connector: its held connection, or its subscription's life.
+    /// The relay runs it on the instance holding the tenant's connector lease, starts it again
+    /// with back-off whenever it returns (an error says what was lost), and applies what it
+    /// delivers through `link` exactly like a webhook's events. The run reports `link.up()` once
+    /// connected and subscribed, and catches up then on what it missed. None (the default): the
+    /// provider only calls in and nothing of it expires.
+    fn connector(&self, link: Link) -> Option<BoxFuture<'static, Result<(), LinkError>>> {
+        let _ = link;
         None
     }
 

@@ -63,6 +63,16 @@ pub(super) async fn readyz(State(state): State<Arc<AppState>>) -> impl IntoRespo
         } else {
             json!({"state": "partly_refused", "refused": refused})
         };
+        // A provider's connection is shown, never held against readiness: widgets still need
+        // this instance while the provider is away, and another instance may hold the connector.
+        let link = tenant.link.get();
+        status["provider"] = json!({
+            "name": tenant.adapter.provider(),
+            "connector": link.role,
+            "connected": link.connected,
+            "reconnects": link.reconnects,
+            "last_error": link.last_error,
+        });
         tenants.insert(id.clone(), status);
     }
     // With Redis, an instance is ready once it hears the other instances' call messages.

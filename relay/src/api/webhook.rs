@@ -108,6 +108,7 @@ impl From<AdapterError> for Refusal {
             AdapterError::MethodNotAllowed(method) => return Refusal::Method(method),
             AdapterError::UnsupportedMediaType(found) => ApiError::UnsupportedMediaType(found),
             AdapterError::Signature(err) => ApiError::Signature(err),
+            AdapterError::Unauthenticated(problem) => ApiError::Unauthorized(problem),
             AdapterError::MalformedJson(err) => ApiError::MalformedJson(format!(
                 "{err} (line {}, column {})",
                 err.line(),
@@ -131,12 +132,15 @@ async fn handle(
     let bytes = to_bytes(body, limit)
         .await
         .map_err(|_| ApiError::PayloadTooLarge { limit })?;
-    let ingress = tenant.adapter.receive(Inbound {
-        method: request.method,
-        headers: request.headers,
-        query: request.query,
-        body: &bytes,
-    })?;
+    let ingress = tenant
+        .adapter
+        .receive(Inbound {
+            method: request.method,
+            headers: request.headers,
+            query: request.query,
+            body: &bytes,
+        })
+        .await?;
     let events = match ingress {
         Ingress::Reply(response) => return Ok(Answer::Reply(response)),
         Ingress::Events(events) => events,

@@ -36,7 +36,7 @@ pub(super) fn from_vars(get: impl Fn(&str) -> Option<String>) -> Result<Config, 
             .map_err(|_| invalid("CTI_LISTEN", format!("{listen:?} is not host:port")))?;
     }
     let tenants = match get("CTI_TENANTS_FILE") {
-        Some(path) => tenants_file(&path)?,
+        Some(path) => tenants_file(&path, &get)?,
         None => vec![single_tenant(&get)?],
     };
     config.tenants = tenants
@@ -94,6 +94,7 @@ pub(super) fn from_vars(get: impl Fn(&str) -> Option<String>) -> Result<Config, 
     };
     config.activity_days = number("CTI_ACTIVITY_DAYS", config.activity_days)?;
     config.index_check = secs("CTI_INDEX_CHECK_SECS", config.index_check, 1)?;
+    config.connector_lease = secs("CTI_CONNECTOR_LEASE_SECS", config.connector_lease, 3)?;
     config.activity_retry_base =
         millis("CTI_ACTIVITY_RETRY_BASE_MS", config.activity_retry_base, 10)?;
     config.activity_retry_max = secs("CTI_ACTIVITY_RETRY_MAX_SECS", config.activity_retry_max, 1)?;
@@ -158,13 +159,42 @@ fn list(v: &str) -> Vec<String> {
         .collect()
 }
 
-fn tenants_file(path: &str) -> Result<Vec<TenantFile>, ConfigError> {
+fn tenants_file(
+    path: &str,
+    get: &impl Fn(&str) -> Option<String>,
+) -> Result<Vec<TenantFile>, ConfigError> {
     let problem = |problem: String| ConfigError::TenantsFile {
         path: path.to_string(),
         problem,
     };
     let text = std::fs::read_to_string(path).map_err(|e| problem(e.to_string()))?;
-    serde_json::from_str(&text).map_err(|e| problem(e.to_string()))
+    let mut value: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| problem(e.to_string()))?;
+    from_environment(&mut value, get).map_err(problem)?;
+    serde_json::from_value(value).map_err(|e| problem(e.to_string()))
+}
+
+/// Replaces every string that is exactly `${NAME}` with the variable `NAME`, so a tenants file
+/// can be kept in a repository while its secrets (a provider's client secret, a V2 password) come
+/// from the environment, as platforms inject them.
+fn from_environment(
+    value: &mut serde_json::Value,
+    get: &impl Fn(&str) -> Option<String>,
+) -> Result<(), String> {
+    use serde_json::Value;
+    match value {
+        Value::String(text) => {
+            if let Some(name) = text.strip_prefix("${").and_then(|t| t.strip_suffix('}')) {
+                *text = get(name).ok_or_else(|| {
+                    format!("the variable {name} it names (as \"${{{name}}}\") is not set")
+                })?;
+            }
+            Ok(())
+        }
+        Value::Array(items) => items.iter_mut().try_for_each(|v| from_environment(v, get)),
+        Value::Object(map) => map.values_mut().try_for_each(|v| from_environment(v, get)),
+        _ => Ok(()),
+    }
 }
 
 /// The one tenant the single-tenant variables describe: the demo's, with what they change.
@@ -527,5 +557,34 @@ mod tests {
             missing.is_empty(),
             "not in the README's configuration table: {missing:?}"
         );
+    }
+
+    #[test]
+    fn a_tenants_file_takes_secrets_from_the_environment() {
+        let dir = std::env::temp_dir().join(format!("cti-tenants-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("tenants.json");
+        std::fs::write(
+            &path,
+            r#"[{"id":"acme","default_region":"CH","webhook_secret":"${ACME_WEBHOOK_SECRET}",
+                "control_url":"https://pbx.acme.example","v2_url":"https://my1.crm.cloud.sap",
+                "v2_user":"u","v2_password":"${ACME_V2_PASSWORD}"}]"#,
+        )
+        .expect("write");
+        let path = path.to_string_lossy().to_string();
+        let config = Config::from_vars(vars(&[
+            ("CTI_TENANTS_FILE", &path),
+            ("ACME_WEBHOOK_SECRET", "a-webhook-secret-of-acme"),
+            ("ACME_V2_PASSWORD", "v2-password"),
+        ]))
+        .expect("valid");
+        assert_eq!(config.tenants[0].v2_password.expose(), "v2-password");
+        let err = Config::from_vars(vars(&[
+            ("CTI_TENANTS_FILE", &path),
+            ("ACME_V2_PASSWORD", "v2-password"),
+        ]))
+        .expect_err("a variable is missing");
+        assert!(err.to_string().contains("ACME_WEBHOOK_SECRET"), "{err}");
+        let _ = std::fs::remove_dir_all(dir);
     }
 }

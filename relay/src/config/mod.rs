@@ -72,6 +72,9 @@ pub struct Config {
     pub destination: Option<DestinationConfig>,
     /// Seals the reps' refresh tokens (`oauth2`) and their shared sign-ins.
     pub token_key: Option<TokenKey>,
+    /// How long an instance holds a tenant's provider connector without renewing its lease:
+    /// with Redis, how soon another instance takes over from one that died.
+    pub connector_lease: Duration,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -169,6 +172,7 @@ impl Config {
             activity_retry_max: Duration::from_secs(300),
             destination: None,
             token_key: None,
+            connector_lease: Duration::from_secs(15),
         }
     }
 

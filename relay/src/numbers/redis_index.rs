@@ -89,24 +89,6 @@ redis.call('HSET', KEYS[2], id, cjson.encode(numbers))
 return #numbers
 "#;
 
-/// Extends the lease KEYS[1] to ARGV[2] ms when ARGV[1] holds it, or takes it when free.
-const ACQUIRE: &str = r#"
-local holder = redis.call('GET', KEYS[1])
-if holder == ARGV[1] then
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
-  return 1
-end
-if holder then return 0 end
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-return 1
-"#;
-
-/// Deletes the lease KEYS[1] when ARGV[1] holds it.
-const RELEASE: &str = r#"
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"#;
-
 impl RedisIndex {
     /// Connects (and later reconnects by itself; see [`crate::shared_store`]).
     pub async fn connect(url: &str) -> Result<Self, IndexError> {
@@ -233,25 +215,21 @@ impl NumberIndex for RedisIndex {
 impl RefreshCoordination for RedisIndex {
     async fn acquire(&self, tenant: &str, holder: &str, ttl: Duration) -> Result<bool, IndexError> {
         let mut conn = self.conn.clone();
-        let got: i64 = redis::Script::new(ACQUIRE)
-            .key(tenant_key(tenant, "rebuild-lease"))
-            .arg(holder)
-            .arg(ttl.as_millis() as u64)
-            .invoke_async(&mut conn)
-            .await
-            .map_err(unavailable)?;
-        Ok(got == 1)
+        crate::shared_store::acquire_lease(
+            &mut conn,
+            &tenant_key(tenant, "rebuild-lease"),
+            holder,
+            ttl,
+        )
+        .await
+        .map_err(unavailable)
     }
 
     async fn release(&self, tenant: &str, holder: &str) -> Result<(), IndexError> {
         let mut conn = self.conn.clone();
-        let _: i64 = redis::Script::new(RELEASE)
-            .key(tenant_key(tenant, "rebuild-lease"))
-            .arg(holder)
-            .invoke_async(&mut conn)
+        crate::shared_store::release_lease(&mut conn, &tenant_key(tenant, "rebuild-lease"), holder)
             .await
-            .map_err(unavailable)?;
-        Ok(())
+            .map_err(unavailable)
     }
 
     async fn last_built(&self, tenant: &str) -> Result<Option<u64>, IndexError> {
