@@ -50,7 +50,22 @@ pub struct SimConfig {
     pub ias_client_id: String,
     /// How long the access tokens it issues live.
     pub ias_access_ttl_secs: u64,
+    /// The telephony the host page can ring through, each with the relay tenant that uses it
+    /// (`SIM_PROVIDERS=generic=demo,genesys=demo-genesys`); the first is the page's default
+    /// unless `SIM_PROVIDER` names another.
+    pub providers: Vec<DemoProvider>,
 }
+
+/// One telephony system the host page offers: its name (`generic`, `genesys`, `ringcentral`)
+/// and the relay tenant configured with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DemoProvider {
+    pub name: String,
+    pub tenant: String,
+}
+
+/// The simulated telephony systems, by the relay's provider names.
+pub const PROVIDERS: &[&str] = &["generic", "genesys", "ringcentral"];
 
 impl Default for SimConfig {
     fn default() -> Self {
@@ -77,6 +92,10 @@ impl Default for SimConfig {
             v2_if_match_strict: false,
             ias_client_id: "cti-relay-v2".into(),
             ias_access_ttl_secs: 3600,
+            providers: vec![DemoProvider {
+                name: "generic".into(),
+                tenant: "demo".into(),
+            }],
         }
     }
 }
@@ -110,7 +129,7 @@ impl SimConfig {
     /// `SIM_LISTEN` (`host:port`), `SIM_RELAY_URL`, `SIM_RELAY_PUBLIC_URL` (defaults to
     /// `SIM_RELAY_URL` when only that is set), `SIM_TENANT`, `SIM_WEBHOOK_SECRET`, `SIM_V2_USER`,
     /// `SIM_V2_PASSWORD`, `SIM_AGENT`, `SIM_AGENT_NUMBER`, `SIM_RECORDS`, `SIM_SEED`,
-    /// `SIM_REQUEST_BUDGET` (a number, or `none`/`unlimited`).
+    /// `SIM_REQUEST_BUDGET` (a number, or `none`/`unlimited`), `SIM_PROVIDERS`, `SIM_PROVIDER`.
     ///
     /// Taking a lookup function rather than reading the process environment lets tests try
     /// every variable without mutating global state.
@@ -220,6 +239,39 @@ impl SimConfig {
             config.seed = v
                 .parse()
                 .map_err(|_| invalid("SIM_SEED", &v, "a whole number"))?;
+        }
+        if let Some(v) = text("SIM_PROVIDERS")? {
+            let expected = "pairs like generic=demo,genesys=demo-genesys (providers: generic, genesys, ringcentral)";
+            config.providers = v
+                .split(',')
+                .map(str::trim)
+                .filter(|pair| !pair.is_empty())
+                .map(|pair| match pair.split_once('=') {
+                    Some((name, tenant))
+                        if PROVIDERS.contains(&name.trim()) && !tenant.trim().is_empty() =>
+                    {
+                        Ok(DemoProvider {
+                            name: name.trim().to_string(),
+                            tenant: tenant.trim().to_string(),
+                        })
+                    }
+                    _ => Err(invalid("SIM_PROVIDERS", &v, expected)),
+                })
+                .collect::<Result<_, _>>()?;
+            if config.providers.is_empty() {
+                return Err(invalid("SIM_PROVIDERS", &v, expected));
+            }
+        }
+        if let Some(v) = text("SIM_PROVIDER")? {
+            let Some(at) = config.providers.iter().position(|p| p.name == v) else {
+                return Err(invalid(
+                    "SIM_PROVIDER",
+                    &v,
+                    "one of the providers in SIM_PROVIDERS",
+                ));
+            };
+            let chosen = config.providers.remove(at);
+            config.providers.insert(0, chosen);
         }
         if let Some(v) = get("SIM_REQUEST_BUDGET")? {
             config.request_budget = match v.to_ascii_lowercase().as_str() {

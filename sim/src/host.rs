@@ -18,7 +18,10 @@
 //!
 //! - `GET /` and `GET /sim/host` redirect to `GET /sim/host/`, the page; `/sim/host/host.js`,
 //!   `/sim/host/host.css` its assets.
-//! - `GET /sim/host/config.json`: `{"relay_url","agent","tenant","agent_number"}`.
+//! - `GET /sim/host/config.json`: `{"relay_url","agent","tenant","agent_number","providers"}`,
+//!   `providers` being `[{"name","tenant","calls"}]`: the telephony the page rings through (the
+//!   first by default, another with `?provider=<name>`), the relay tenant that uses it (the
+//!   widget signs in to that tenant) and the simulator's route that places its calls.
 //! - `GET /sim/host/callers`: the tenant's sample callers `[{"label","number"}]`.
 //! - `GET /sim/host/lookup?ani=+E164`: `{"ani","ani_ok","owners":[{"kind","id","display_id","name"}]}`,
 //!   what V2 would pop for that ANI.
@@ -253,11 +256,23 @@ async fn style() -> Response {
 
 async fn config(State(sim): State<Arc<Sim>>) -> Json<Value> {
     let c = &sim.config;
+    let providers: Vec<Value> = c
+        .providers
+        .iter()
+        .map(|p| {
+            let calls = match p.name.as_str() {
+                "generic" => "/sim/calls".to_string(),
+                other => format!("/sim/{other}/calls"),
+            };
+            json!({"name": p.name, "tenant": p.tenant, "calls": calls})
+        })
+        .collect();
     Json(json!({
         "relay_url": c.relay_public_url.trim_end_matches('/'),
         "agent": c.demo_agent,
         "tenant": c.tenant,
         "agent_number": c.demo_agent_number,
+        "providers": providers,
     }))
 }
 

@@ -14,6 +14,8 @@
   var state = {
     pageId: newPageId(),
     agent: null,
+    // The telephony calls ring through: {name, tenant, calls} from the simulator's config.
+    provider: null,
     relayOrigin: null,
     lastCallId: null,
     lookupSerial: 0,
@@ -233,7 +235,7 @@
     }
     $("call-status").textContent = "Ringing…";
     try {
-      var result = await postJson("/sim/calls", { from: number.trim(), agent: state.agent });
+      var result = await postJson(state.provider.calls, { from: number.trim(), agent: state.agent });
       state.lastCallId = result.call_id;
       $("caller-hangup").disabled = false;
       $("call-status").textContent = "Call " + result.call_id + " is ringing.";
@@ -250,7 +252,7 @@
       return;
     }
     try {
-      var result = await postJson("/sim/calls/" + encodeURIComponent(id) + "/hangup");
+      var result = await postJson(state.provider.calls + "/" + encodeURIComponent(id) + "/hangup");
       $("call-status").textContent = "Caller hung up call " + id + " (" + result.reason + ").";
       $("caller-hangup").disabled = true;
     } catch (err) {
@@ -302,6 +304,36 @@
     frame.contentWindow.postMessage({ Direction: "OUT", PhoneNumber: number.trim() }, state.relayOrigin);
   }
 
+  // ---- Telephony ---------------------------------------------------------------------------
+
+  // The provider named in the page's address, else the simulator's default (its first).
+  function choose(providers, wanted) {
+    var found = (providers || []).filter(function (p) { return p.name === wanted; })[0];
+    if (wanted && !found) {
+      show("page-error", "No provider " + wanted + " in this demo; ringing through " + providers[0].name + ".");
+    }
+    return found || providers[0];
+  }
+
+  // Switching providers signs the widget in to that provider's tenant: the page reloads with
+  // the choice in its address, so a reload or a shared link keeps it.
+  function renderProviders(providers, params) {
+    var select = $("provider");
+    select.textContent = "";
+    providers.forEach(function (p) {
+      var option = document.createElement("option");
+      option.value = p.name;
+      option.textContent = p.name;
+      option.selected = p.name === state.provider.name;
+      select.appendChild(option);
+    });
+    select.disabled = providers.length < 2;
+    select.addEventListener("change", function () {
+      params.set("provider", select.value);
+      window.location.search = params.toString();
+    });
+  }
+
   // ---- Start-up ----------------------------------------------------------------------------
 
   async function start() {
@@ -323,8 +355,10 @@
       var params = new URLSearchParams(window.location.search);
       state.agent = params.get("agent") || config.agent;
       state.relayOrigin = new URL(config.relay_url).origin;
+      state.provider = choose(config.providers, params.get("provider"));
       $("agent").textContent = state.agent;
-      $("tenant").textContent = config.tenant;
+      $("tenant").textContent = state.provider.tenant;
+      renderProviders(config.providers, params);
 
       getJson("/sim/host/callers").then(renderCallers, function (err) {
         $("ring-as-list").textContent = "";
@@ -332,7 +366,10 @@
         show("call-error", "Sample callers unavailable: " + err.message);
       });
 
-      var issued = await getJson("/sim/token?agent=" + encodeURIComponent(state.agent));
+      var issued = await getJson(
+        "/sim/token?agent=" + encodeURIComponent(state.agent) +
+        "&tenant=" + encodeURIComponent(state.provider.tenant)
+      );
       $("cti-frame").src = config.relay_url.replace(/\/+$/, "") + "/widget/#token=" + issued.token;
       document.body.dataset.ready = "true";
     } catch (err) {

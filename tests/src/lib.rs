@@ -78,6 +78,49 @@ pub fn print_percentiles(label: &str, mut samples: Vec<Duration>) {
 }
 
 /// How long any single wait may take before the test fails and says what it waited for.
+/// The telephony a [`Stack`] rings through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Provider {
+    Generic,
+    Genesys,
+    RingCentral,
+}
+
+impl Provider {
+    /// Every simulated provider, for tests that run once per provider.
+    pub const ALL: [Provider; 3] = [Provider::Generic, Provider::Genesys, Provider::RingCentral];
+
+    /// The relay's (and the simulator's) name of the provider.
+    pub fn name(self) -> &'static str {
+        match self {
+            Provider::Generic => "generic",
+            Provider::Genesys => "genesys",
+            Provider::RingCentral => "ringcentral",
+        }
+    }
+
+    /// The tenant's settings for this provider's simulator at `sim_url`, for a relay at
+    /// `relay_url` serving `tenant`.
+    pub fn settings(
+        self,
+        sim_url: &str,
+        relay_url: &str,
+        tenant: &str,
+    ) -> cti_relay::adapters::TelephonySettings {
+        cti_relay::adapters::TelephonySettings::demo(self.name(), sim_url, relay_url, tenant)
+            .unwrap_or_else(|| panic!("the relay has no simulated {}", self.name()))
+    }
+
+    /// The simulator's route that places this provider's calls (`{"from","agent"}` -> `{"call_id"}`).
+    pub fn calls_path(self) -> &'static str {
+        match self {
+            Provider::Generic => "/sim/calls",
+            Provider::Genesys => "/sim/genesys/calls",
+            Provider::RingCentral => "/sim/ringcentral/calls",
+        }
+    }
+}
+
 pub const PATIENCE: Duration = Duration::from_secs(30);
 
 /// Where trunk put the widget: `CTI_WIDGET_DIST`, else the workspace's `widget/dist`.
@@ -114,7 +157,31 @@ impl Stack {
 
     /// Starts both without waiting for readiness (for tests of a relay that cannot get ready).
     pub async fn start_unready(tweak: impl FnOnce(&mut Config)) -> Result<Stack> {
-        Ok(Self::start_parts(tweak, false).await?.0)
+        Ok(Self::start_parts(|_| {}, tweak, false).await?.0)
+    }
+
+    /// Starts both with the demo tenant's calls coming through `provider`'s simulator over that
+    /// provider's own protocol (the simulator's host page rings through it too), adjusted by
+    /// `tweak`; ready when this returns.
+    pub async fn start_through(
+        provider: Provider,
+        tweak: impl FnOnce(&mut Config),
+    ) -> Result<Stack> {
+        let sim_tweak = |sim: &mut SimConfig| {
+            sim.providers = vec![cti_sim::config::DemoProvider {
+                name: provider.name().into(),
+                tenant: "demo".into(),
+            }];
+        };
+        let configure = |config: &mut Config| {
+            let sim_url = config.tenants[0].v2_url.clone();
+            let relay_url = format!("http://{}", config.listen);
+            config.tenants[0].telephony = provider.settings(&sim_url, &relay_url, "demo");
+            tweak(config);
+        };
+        let (stack, _) = Self::start_parts(sim_tweak, configure, false).await?;
+        stack.wait_ready().await?;
+        Ok(stack)
     }
 
     /// Starts both with browsers reaching the relay (widget files and WebSocket) through a
@@ -122,12 +189,13 @@ impl Stack {
     pub async fn start_behind_proxy(
         tweak: impl FnOnce(&mut Config),
     ) -> Result<(Stack, proxy::FaultyProxy)> {
-        let (stack, proxy) = Self::start_parts(tweak, true).await?;
+        let (stack, proxy) = Self::start_parts(|_| {}, tweak, true).await?;
         stack.wait_ready().await?;
         Ok((stack, proxy.context("the proxy")?))
     }
 
     async fn start_parts(
+        sim_tweak: impl FnOnce(&mut SimConfig),
         tweak: impl FnOnce(&mut Config),
         behind_proxy: bool,
     ) -> Result<(Stack, Option<proxy::FaultyProxy>)> {
@@ -147,14 +215,13 @@ impl Stack {
             .as_ref()
             .map_or_else(|| relay_url.clone(), |p| p.url());
 
-        let sim = cti_sim::spawn_on(
-            sim_listener,
-            SimConfig {
-                relay_url: relay_url.clone(),
-                relay_public_url: public_url,
-                ..SimConfig::default()
-            },
-        )?;
+        let mut sim_config = SimConfig {
+            relay_url: relay_url.clone(),
+            relay_public_url: public_url,
+            ..SimConfig::default()
+        };
+        sim_tweak(&mut sim_config);
+        let sim = cti_sim::spawn_on(sim_listener, sim_config)?;
         let mut config = Config::demo(&sim_url);
         config.listen = relay_listener.local_addr()?;
         config.widget_dir = widget_dist();

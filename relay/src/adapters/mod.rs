@@ -62,6 +62,20 @@ pub enum TelephonySettings {
 }
 
 impl TelephonySettings {
+    /// The providers the simulator plays, by name.
+    pub const SIMULATED: &'static [&'static str] = &["generic"];
+
+    /// The settings that reach `provider`'s simulator at `sim_url`, for the demo and the tests;
+    /// `relay_url` and `tenant` say where a provider that calls in must post. None: no
+    /// simulator of that name.
+    pub fn demo(provider: &str, sim_url: &str, relay_url: &str, tenant: &str) -> Option<Self> {
+        let _ = (relay_url, tenant);
+        match provider {
+            "generic" => Some(TelephonySettings::Generic(generic::Settings::demo(sim_url))),
+            _ => None,
+        }
+    }
+
     /// What start-up must refuse in the provider's settings, checked with what it depends on
     /// in the tenant's.
     pub fn check(&self, tenant: &TenantFacts<'_>) -> Result<(), SettingsError> {

@@ -37,7 +37,14 @@ pub(super) fn from_vars(get: impl Fn(&str) -> Option<String>) -> Result<Config, 
     }
     let tenants = match get("CTI_TENANTS_FILE") {
         Some(path) => tenants_file(&path, &get)?,
-        None => vec![single_tenant(&get)?],
+        None => {
+            let tenant = single_tenant(&get)?;
+            let extra = match get("CTI_DEMO_PROVIDERS") {
+                Some(names) => demo_provider_tenants(&tenant, &list(&names), config.listen)?,
+                None => Vec::new(),
+            };
+            std::iter::once(tenant).chain(extra).collect()
+        }
     };
     config.tenants = tenants
         .into_iter()
@@ -195,6 +202,42 @@ fn from_environment(
         Value::Object(map) => map.values_mut().try_for_each(|v| from_environment(v, get)),
         _ => Ok(()),
     }
+}
+
+/// The demo's tenants on other providers' simulators (`CTI_DEMO_PROVIDERS=genesys,ringcentral`),
+/// `demo-<provider>`, each a copy of the demo tenant: only for the demo, on the simulator.
+fn demo_provider_tenants(
+    demo: &TenantFile,
+    names: &[String],
+    listen: SocketAddr,
+) -> Result<Vec<TenantFile>, ConfigError> {
+    let invalid = |problem: String| ConfigError::Invalid {
+        var: "CTI_DEMO_PROVIDERS",
+        problem,
+    };
+    if demo.v2_url != SIM_URL {
+        return Err(invalid(
+            "demo tenants run only on the simulator's V2 (CTI_V2_URL unset)".into(),
+        ));
+    }
+    let relay_url = format!("http://{}", listen).replace("0.0.0.0", "127.0.0.1");
+    names
+        .iter()
+        .map(|name| {
+            let id = format!("demo-{name}");
+            let settings =
+                TelephonySettings::demo(name, SIM_URL, &relay_url, &id).ok_or_else(|| {
+                    invalid(format!(
+                        "{name:?} has no simulator (expected some of {})",
+                        TelephonySettings::SIMULATED.join(", ")
+                    ))
+                })?;
+            let mut tenant = demo.clone();
+            tenant.id = id;
+            tenant.telephony = Telephony(settings);
+            Ok(tenant)
+        })
+        .collect()
 }
 
 /// The one tenant the single-tenant variables describe: the demo's, with what they change.

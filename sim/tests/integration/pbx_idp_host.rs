@@ -965,6 +965,28 @@ fn configuration_comes_from_sim_variables() {
     .expect("valid");
     assert_eq!(split.relay_public_url, "https://cti.example.com");
     assert_eq!(split.request_budget, None);
+
+    let providers = from(&[
+        (
+            "SIM_PROVIDERS",
+            "generic=demo, genesys=demo-genesys,ringcentral=demo-ringcentral",
+        ),
+        ("SIM_PROVIDER", "genesys"),
+    ])
+    .expect("valid");
+    let names: Vec<(&str, &str)> = providers
+        .providers
+        .iter()
+        .map(|p| (p.name.as_str(), p.tenant.as_str()))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("genesys", "demo-genesys"),
+            ("generic", "demo"),
+            ("ringcentral", "demo-ringcentral")
+        ]
+    );
 }
 
 #[test]
@@ -978,6 +1000,9 @@ fn bad_configuration_names_the_variable() {
         ("SIM_REQUEST_BUDGET", "1e3"),
         ("SIM_TENANT", ""),
         ("SIM_WEBHOOK_SECRET", " "),
+        ("SIM_PROVIDERS", "avaya=demo"),
+        ("SIM_PROVIDERS", "genesys"),
+        ("SIM_PROVIDER", "ringcentral"),
     ] {
         let err = from(&[(var, value)]).expect_err(var);
         assert!(err.to_string().contains(var), "{var}={value:?}: {err}");
