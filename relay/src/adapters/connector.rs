@@ -39,10 +39,32 @@ const QUEUE: usize = 256;
 #[error("{0}")]
 pub struct LinkError(pub String);
 
-/// A connector's way to the relay: its events, and its state for `/readyz` and `/metrics`.
+/// The calls the relay still holds as live, so a connector that was away (a lost socket, a
+/// restart, a take-over from another instance) can ask its provider how each one ended: a
+/// provider's list of current calls no longer has a call that ended during the gap.
+#[async_trait]
+pub trait LiveCalls: Send + Sync + std::fmt::Debug {
+    /// The ids of the calls on which `rep` has a leg that has not ended.
+    async fn of_rep(&self, rep: &str) -> Vec<String>;
+}
+
+/// For connectors run without a relay behind them (tests).
+#[derive(Debug, Default)]
+pub struct NoLiveCalls;
+
+#[async_trait]
+impl LiveCalls for NoLiveCalls {
+    async fn of_rep(&self, _: &str) -> Vec<String> {
+        Vec::new()
+    }
+}
+
+/// A connector's way to the relay: its events, the calls the relay holds as live, and its
+/// state for `/readyz` and `/metrics`.
 #[derive(Debug, Clone)]
 pub struct Link {
     queue: mpsc::Sender<Delivery>,
+    live: Arc<dyn LiveCalls>,
     status: Arc<LinkStatus>,
     metrics: Arc<Metrics>,
     labels: ProviderLabels,
@@ -92,6 +114,7 @@ pub enum Undelivered {
 pub fn channel(
     tenant: &str,
     provider: &str,
+    live: Arc<dyn LiveCalls>,
     status: Arc<LinkStatus>,
     metrics: Arc<Metrics>,
 ) -> (Link, Inbox) {
@@ -103,6 +126,7 @@ pub fn channel(
     metrics.provider_connected.get_or_create(&labels).set(0);
     let link = Link {
         queue,
+        live,
         status,
         metrics,
         labels,
@@ -128,6 +152,20 @@ impl Link {
             .map_err(|_| Undelivered::Closed)?
             .map_err(Undelivered::Failed)?;
         Ok(())
+    }
+
+    /// The calls the relay holds as live for any of `reps`, as (call id, rep), each call once:
+    /// after a gap, the connector reads each from its provider so an end it missed arrives.
+    pub async fn live_calls(&self, reps: &[String]) -> Vec<(String, String)> {
+        let mut calls: Vec<(String, String)> = Vec::new();
+        for rep in reps {
+            for call in self.live.of_rep(rep).await {
+                if !calls.iter().any(|(known, _)| *known == call) {
+                    calls.push((call, rep.clone()));
+                }
+            }
+        }
+        calls
     }
 
     /// The tenant this link serves (for the connector's log lines).
@@ -538,7 +576,13 @@ mod tests {
     ) -> (Supervision, Inbox, Arc<LinkStatus>, Arc<Metrics>) {
         let status = Arc::new(LinkStatus::default());
         let metrics = Arc::new(Metrics::default());
-        let (link, inbox) = channel("t", adapter.provider(), status.clone(), metrics.clone());
+        let (link, inbox) = channel(
+            "t",
+            adapter.provider(),
+            Arc::new(NoLiveCalls),
+            status.clone(),
+            metrics.clone(),
+        );
         let s = Supervision {
             adapter,
             link,

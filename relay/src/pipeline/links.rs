@@ -11,16 +11,50 @@ use std::sync::Arc;
 
 use tracing::Instrument;
 
-use crate::adapters::connector::{Backoff, Supervision, channel, lease_key, supervise};
+use async_trait::async_trait;
+
+use crate::adapters::connector::{Backoff, LiveCalls, Supervision, channel, lease_key, supervise};
+use crate::calls::CallStore;
 use crate::state::{AppState, Tenant};
+use cti_protocol::ws::CallState;
+
+/// The tenant's live calls as its call store has them (shared by all instances with Redis, so
+/// an instance taking a connector over knows the calls its predecessor had).
+#[derive(Debug)]
+struct StoredCalls {
+    calls: Arc<dyn CallStore>,
+    tenant: String,
+}
+
+#[async_trait]
+impl LiveCalls for StoredCalls {
+    async fn of_rep(&self, rep: &str) -> Vec<String> {
+        match self.calls.active_for_agent(&self.tenant, rep).await {
+            Ok(legs) => legs
+                .into_iter()
+                .filter(|leg| leg.state != CallState::Ended)
+                .map(|leg| leg.id)
+                .collect(),
+            Err(err) => {
+                tracing::warn!(%err, "the live calls could not be read for a connector's catch-up");
+                Vec::new()
+            }
+        }
+    }
+}
 
 /// The tenant's connector, if its adapter has one; returns at once for a provider that only
 /// calls in, and when the relay stops.
 pub async fn run(state: Arc<AppState>, tenant: Arc<Tenant>) {
     let provider = tenant.adapter.provider();
+    let live = Arc::new(StoredCalls {
+        calls: state.calls.clone(),
+        tenant: tenant.config.id.clone(),
+    });
     let (link, mut inbox) = channel(
         &tenant.config.id,
         provider,
+        live,
         tenant.link.clone(),
         state.metrics.clone(),
     );
