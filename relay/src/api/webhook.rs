@@ -151,6 +151,18 @@ async fn handle(
     } else {
         Outcome::Duplicate
     };
+    if !events.is_empty() {
+        // Counted beside the connectors' events, so a pushed provider's traffic shows up in the
+        // same series as a held one's.
+        state
+            .metrics
+            .provider_events
+            .get_or_create(&crate::metrics::ProviderLabels {
+                tenant: tenant.config.id.clone(),
+                provider: tenant.adapter.provider().to_string(),
+            })
+            .inc_by(events.len() as u64);
+    }
     for event in events {
         let outcome_of_event = pipeline::ingest(state, tenant, event, request.received_at_ms)
             .await
