@@ -240,6 +240,8 @@ impl SimConfig {
                 .parse()
                 .map_err(|_| invalid("SIM_SEED", &v, "a whole number"))?;
         }
+        // Without a list, the host page rings the generic PBX's calls for the PBX's tenant.
+        config.providers[0].tenant = config.tenant.clone();
         if let Some(v) = text("SIM_PROVIDERS")? {
             let expected = "pairs like generic=demo,genesys=demo-genesys (providers: generic, genesys, ringcentral)";
             config.providers = v

@@ -762,7 +762,8 @@ async fn the_host_page_and_its_assets_are_served() {
     assert_eq!(
         config,
         json!({"relay_url":"http://relay.example:8080","agent":"alice@example.com",
-               "tenant":"t1","agent_number":"+41 44 999 00 00"})
+               "tenant":"t1","agent_number":"+41 44 999 00 00",
+               "providers":[{"name":"generic","tenant":"demo","calls":"/sim/calls"}]})
     );
 }
 
