@@ -316,7 +316,8 @@ fn extension_json(ext: &Extension) -> Value {
         "name": ext.name,
         "type": "User",
         "status": "Enabled",
-        "contact": {"firstName": ext.name, "lastName": "Example", "email": ext.email},
+        "contact": {"firstName": ext.name, "lastName": "Example", "email": ext.email,
+                    "businessPhone": ext.direct_number},
     })
 }
 
@@ -717,7 +718,7 @@ async fn party_action(
     authorize(&sim, &headers)?;
     if !matches!(
         action.as_str(),
-        "answer" | "hold" | "unhold" | "transfer" | "bridge"
+        "answer" | "hold" | "unhold" | "transfer" | "bridge" | "reject"
     ) {
         return Err(RcError::not_found("action", &action));
     }

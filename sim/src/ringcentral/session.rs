@@ -400,6 +400,14 @@ impl RingCentral {
                 "unhold" => set_code(state, sid, &party, &["Hold"], "Answered")?,
                 "transfer" => transfer(self, state, sid, &party, body)?,
                 "bridge" => bridge(state, sid, &party, body)?,
+                // Reference 2.3: reject sends a ringing call to voicemail; the simulator has
+                // none, so the call ends for the rep (declined, not missed).
+                "reject" => {
+                    if party.code != "Proceeding" || party.direction != "Inbound" {
+                        return Err(RcError::conflict(format!("party {pid} does not ring")));
+                    }
+                    end_call(state, sid, false)
+                }
                 "drop" => {
                     if !party.live() {
                         return Err(RcError::conflict(format!("party {pid} is not active")));
