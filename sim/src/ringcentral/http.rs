@@ -638,6 +638,7 @@ fn renew(rc: &RingCentral, id: &str, update: Option<SubscriptionBody>) -> Result
         }
     }
     sub.expires_in = ttl;
+    rc.renewed_subscriptions.fetch_add(1, Ordering::Relaxed);
     sub.expires_at = Instant::now() + Duration::from_secs(ttl);
     sub.expiration_time = rfc3339_in(ttl);
     Ok(subscription_json(sub))
@@ -834,7 +835,8 @@ async fn remote_answer(
 async fn live_subscriptions(State(sim): State<Arc<Sim>>) -> Response {
     let rc = rc(&sim);
     Json(json!({"live": rc.subscriptions(),
-                "created": rc.created_subscriptions.load(Ordering::Relaxed)}))
+                "created": rc.created_subscriptions.load(Ordering::Relaxed),
+                "renewed": rc.renewed_subscriptions.load(Ordering::Relaxed)}))
     .into_response()
 }
 

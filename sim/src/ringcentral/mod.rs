@@ -149,11 +149,17 @@ pub struct RingCentral {
     inbox: Mutex<Option<mpsc::UnboundedReceiver<Outgoing>>>,
     /// Subscriptions created so far (tests see a recreation by it).
     pub created_subscriptions: AtomicU64,
+    /// Renewals so far (`POST .../renew` and `PUT`).
+    pub renewed_subscriptions: AtomicU64,
 }
 
 impl RingCentral {
     pub fn new(config: &SimConfig) -> Self {
+        // A fresh connection per delivery: a receiver that restarted is reached as it is now,
+        // never through a connection its previous process left open (in one test process
+        // those outlive a crashed relay).
         let http = reqwest::Client::builder()
+            .pool_max_idle_per_host(0)
             .connect_timeout(Duration::from_secs(2))
             .timeout(Duration::from_secs(10))
             .build()
@@ -173,6 +179,7 @@ impl RingCentral {
             queue,
             inbox: Mutex::new(Some(inbox)),
             created_subscriptions: AtomicU64::new(0),
+            renewed_subscriptions: AtomicU64::new(0),
         }
     }
 

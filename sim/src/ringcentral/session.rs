@@ -681,12 +681,11 @@ fn transfer(
         p.reason = Some("BlindTransfer");
         p.peer = Some(peer);
     });
-    // The new party rings first, then the rep's party is Gone (order inferred).
-    let mut changes = Vec::new();
+    // The rep's party is Gone, then the new party rings (order inferred).
+    let mut changes = vec![(sid.to_string(), party.id.clone())];
     if extension.is_some() {
         changes.push((sid.to_string(), new_pid));
     }
-    changes.push((sid.to_string(), party.id.clone()));
     Ok(changes)
 }
 

@@ -143,6 +143,33 @@ impl Tracker {
             .map(|(pid, s)| (s.session.clone(), (*pid).clone()))
     }
 
+    /// The peers named by `Gone` parties of a notification that have not been seen yet:
+    /// `(telephonySessionId, partyId)`.
+    pub(crate) fn unknown_peers(&self, body: &Value) -> Vec<(String, String)> {
+        body.get("parties")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter(|p| p.pointer("/status/code").and_then(Value::as_str) == Some("Gone"))
+            .filter_map(|p| {
+                let sid = p.pointer("/status/peerId/telephonySessionId")?.as_str()?;
+                let pid = p.pointer("/status/peerId/partyId")?.as_str()?;
+                (!self.parties.contains_key(pid)).then(|| (sid.to_string(), pid.to_string()))
+            })
+            .collect()
+    }
+
+    /// What a session read for a `Gone` party's peer said of that peer: its rep, so the transfer
+    /// names them. No events: the peer's own notifications bring its leg.
+    pub(crate) fn note_peer(&mut self, session: &str, pid: &str, rep: Option<String>) {
+        self.parties.entry(pid.to_string()).or_insert(Seen {
+            session: session.to_string(),
+            rep,
+            code: String::new(),
+            sequence: None,
+        });
+    }
+
     /// The consult session of `call` opened by the rep of `extension`.
     pub(crate) fn consult_of(&self, call: &str, extension: &str) -> Option<String> {
         self.aliases

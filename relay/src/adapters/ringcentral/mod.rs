@@ -291,6 +291,38 @@ impl Inner {
         self.tracker().apply(body, source, &view, &now)
     }
 
+    /// A transfer names the party it went to (`peerId`); where that party was not seen yet (it
+    /// rings after the transfer, or elsewhere), its session is read for the rep behind it. A
+    /// failed read leaves the transfer without a known target (the rep's leg then ends).
+    async fn learn_peers(&self, body: &Value) {
+        let peers = self.tracker().unknown_peers(body);
+        for (sid, pid) in peers {
+            let Ok(session) = self
+                .api
+                .call(
+                    Method::GET,
+                    &format!("/restapi/v1.0/account/~/telephony/sessions/{sid}"),
+                    None,
+                )
+                .await
+            else {
+                continue;
+            };
+            let rep = session["parties"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|p| p["id"].as_str() == Some(pid.as_str()))
+                .and_then(|p| {
+                    p["extensionId"]
+                        .as_str()
+                        .or(p.pointer("/owner/extensionId")?.as_str())
+                })
+                .and_then(|ext| self.reps.rep_of(ext));
+            self.tracker().note_peer(&sid, &pid, rep);
+        }
+    }
+
     /// Reads the account's extensions (every page) into the rep table.
     async fn load_directory(&self) -> Result<(), ApiError> {
         let mut page = 1;
@@ -356,6 +388,35 @@ impl Inner {
             .iter()
             .find(|(r, _)| r.eq_ignore_ascii_case(rep))
             .map(|(_, d)| d.clone())
+    }
+
+    /// Subscriptions to our address left by an earlier run (a crash, a restart): deleted, or
+    /// every notification would come once per subscription.
+    async fn delete_stale_subscriptions(&self) {
+        let Ok(list) = self
+            .api
+            .call(Method::GET, "/restapi/v1.0/subscription", None)
+            .await
+        else {
+            return;
+        };
+        for sub in list["records"].as_array().into_iter().flatten() {
+            let ours = sub.pointer("/deliveryMode/address").and_then(Value::as_str)
+                == Some(self.settings.ringcentral_webhook_url.as_str());
+            if let (true, Some(id)) = (ours, sub["id"].as_str()) {
+                let gone = self
+                    .api
+                    .call(
+                        Method::DELETE,
+                        &format!("/restapi/v1.0/subscription/{id}"),
+                        None,
+                    )
+                    .await;
+                if let Err(err) = gone {
+                    tracing::warn!(tenant = %self.tenant, %err, "an old RingCentral subscription stays");
+                }
+            }
+        }
     }
 
     async fn create_subscription(&self) -> Result<(String, u64), ApiError> {
@@ -438,6 +499,7 @@ impl Inner {
         self.load_directory()
             .await
             .map_err(|e| LinkError(format!("reading the extensions: {e}")))?;
+        self.delete_stale_subscriptions().await;
         let (mut id, mut expires_in) = self
             .create_subscription()
             .await
@@ -577,6 +639,25 @@ impl Inner {
             })
     }
 
+    /// The rep's party in the call's own session, else in a session standing for it (the
+    /// colleague's leg of a consult lives in the consult session).
+    async fn any_party(
+        &self,
+        call: &str,
+        rep: &str,
+        action: &'static str,
+    ) -> Result<(String, String), CommandError> {
+        let seen_here = self.tracker().party_of(call, rep, true);
+        if let Some(found) = seen_here {
+            return Ok(found);
+        }
+        let seen_there = self.tracker().party_of(call, rep, false);
+        if let Some(found) = seen_there {
+            return Ok(found);
+        }
+        self.party(call, rep, true, action).await
+    }
+
     async fn party_post(
         &self,
         sid: &str,
@@ -616,7 +697,7 @@ impl Inner {
         let action = command.name();
         match command {
             CallCommand::Answer => {
-                let (sid, pid) = self.party(&call.id, rep, true, action).await?;
+                let (sid, pid) = self.any_party(&call.id, rep, action).await?;
                 let body = self.device_of(rep).map(|d| json!({"deviceId": d}));
                 self.party_post(&sid, &pid, "answer", body.as_ref(), action)
                     .await
@@ -635,11 +716,7 @@ impl Inner {
                 self.party_post(&sid, &pid, verb, None, action).await
             }
             CallCommand::Hangup => {
-                let (sid, pid) = match self.party(&call.id, rep, true, action).await {
-                    Ok(found) => found,
-                    // The colleague's leg of a consult lives in the consult session.
-                    Err(_) => self.party(&call.id, rep, false, action).await?,
-                };
+                let (sid, pid) = self.any_party(&call.id, rep, action).await?;
                 self.api
                     .call(
                         Method::DELETE,
@@ -846,6 +923,7 @@ impl TelephonyAdapter for RingCentralAdapter {
             // Another filter's notification (presence): nothing for the relay.
             return Ok(Ingress::Events(Vec::new()));
         }
+        self.inner.learn_peers(body).await;
         Ok(Ingress::Events(self.inner.map(body, Source::Notification)))
     }
 
