@@ -288,6 +288,68 @@ async fn dialling_calls_out_from_the_reps_device() {
 }
 
 #[tokio::test]
+async fn a_rep_without_a_device_dials_by_ringout() {
+    let stack = Stack::start_through(Provider::RingCentral, |c| {
+        quick(c);
+        if let TelephonySettings::RingCentral(settings) = &mut c.tenants[0].telephony {
+            settings.ringcentral_device_ids.clear();
+        }
+    })
+    .await
+    .expect("stack");
+    subscribed(&stack, 1).await;
+    let (number, e164, _) = stack.single_match_caller().expect("caller");
+    let (mut alice, _) = WsClient::signed_in(&stack, ALICE, None)
+        .await
+        .expect("alice");
+    alice
+        .send_json(&json!({"type": "dial", "number": number}))
+        .await
+        .expect("dial");
+    let call = alice
+        .recv_until("the outbound call", |m| {
+            m["type"] == "call" && m["call"]["direction"] == "outbound"
+        })
+        .await
+        .expect("call");
+    assert_eq!(call["call"]["to"], e164.as_str());
+    let id = call["call"]["id"].as_str().expect("id").to_string();
+    // RingOut's answer names no session; the notifications brought it.
+    let sessions = stack.sim.sim.ringcentral.calls();
+    assert_eq!(sessions.len(), 1);
+    assert_eq!(sessions[0].call_id, id);
+    assert_eq!(
+        sim_post(&stack, &format!("/calls/{id}/answer"), &json!({})).await,
+        200
+    );
+    call_where(&mut alice, &id, "answered", |c| c["state"] == "connected").await;
+    assert_eq!(
+        sim_post(&stack, &format!("/calls/{id}/hangup"), &json!({})).await,
+        200
+    );
+    call_where(&mut alice, &id, "ended", |c| c["state"] == "ended").await;
+    one_activity(&stack, &id).await;
+}
+
+#[tokio::test]
+async fn a_declined_call_ends_declined() {
+    let stack = start().await;
+    let (number, _, _) = stack.single_match_caller().expect("caller");
+    let (mut alice, _) = WsClient::signed_in(&stack, ALICE, None)
+        .await
+        .expect("alice");
+    let call = ring(&stack, &number, ALICE).await;
+    call_where(&mut alice, &call, "ringing", |c| c["state"] == "ringing").await;
+    alice
+        .command(&call, CallCommand::Decline)
+        .await
+        .expect("decline");
+    let ended = call_where(&mut alice, &call, "declined", |c| c["state"] == "ended").await;
+    assert_eq!(ended["call"]["end_reason"], "declined", "{ended}");
+    one_activity(&stack, &call).await;
+}
+
+#[tokio::test]
 async fn duplicated_and_reordered_deliveries_change_nothing() {
     let stack = start().await;
     let (number, _, _) = stack.single_match_caller().expect("caller");
@@ -400,6 +462,28 @@ async fn a_deleted_subscription_is_made_again_and_the_call_caught_up() {
         .expect("hangup");
     call_where(&mut alice, &call, "ended", |c| c["state"] == "ended").await;
     one_activity(&stack, &call).await;
+
+    // A call that ends while nothing is delivered: its end is read from the session.
+    let call = ring(&stack, &number, ALICE).await;
+    alice.answer(&call).await.expect("connected");
+    assert_eq!(
+        sim_post(&stack, "/faults", &json!({"delete_subscriptions": true})).await,
+        200
+    );
+    stack
+        .sim
+        .sim
+        .ringcentral
+        .caller_hangup(&call)
+        .await
+        .expect_err("nobody is subscribed to hear it");
+    subscribed(&stack, 3).await;
+    call_where(&mut alice, &call, "the end caught up", |c| {
+        c["state"] == "ended"
+    })
+    .await;
+    let activity = one_activity(&stack, &call).await;
+    assert_eq!(summary_line(&activity, "Outcome: "), Some("completed"));
     let metrics = stack.metrics().await.expect("metrics");
     assert!(
         metrics.contains("provider=\"ringcentral\""),

@@ -17,7 +17,7 @@
 //! colleague's party there is the colleague's leg of that call, and the consulting rep's own
 //! party there is not a leg at all.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use cti_protocol::event::{Direction, EndReason, EventType, TelephonyEvent};
 use serde_json::Value;
@@ -74,6 +74,8 @@ pub(crate) struct Tracker {
     pub(crate) pending: Vec<PendingConsult>,
     /// The target the relay asked a party's blind transfer to go to (rep or number).
     pub(crate) transfer_targets: HashMap<String, String>,
+    /// Parties the relay asked to reject: their end is declined, not missed.
+    pub(crate) declined: HashSet<String>,
     calls: HashMap<String, CallFacts>,
 }
 
@@ -209,7 +211,15 @@ impl Tracker {
             .cloned()
             .unwrap_or_default();
         if self.parties.len() > MAX_PARTIES {
+            // Forgetting is safe: ids are derived from RingCentral's, so an update of a forgotten
+            // party gives ids the relay drops or states it already has.
             self.parties.clear();
+            self.calls.clear();
+            self.transfer_targets.clear();
+            self.declined.clear();
+        }
+        if self.aliases.len() > MAX_PARTIES {
+            self.aliases.clear();
         }
         let mut events = Vec::new();
         for party in &parties {
@@ -329,7 +339,13 @@ impl Tracker {
                 let missed = party.get("missedCall").and_then(Value::as_bool) == Some(true)
                     || code == "VoiceMail";
                 let mut ended = make(EventType::Ended, format!("{base}:ended"));
-                ended.reason = missed.then_some(EndReason::Missed);
+                ended.reason = if missed {
+                    Some(EndReason::Missed)
+                } else if self.declined.contains(pid) && was == "Proceeding" {
+                    Some(EndReason::Declined)
+                } else {
+                    None
+                };
                 events.push(ended);
             }
             "Gone" => {

@@ -22,7 +22,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use axum::http::{HeaderValue, Method, StatusCode};
 use axum::response::IntoResponse;
-use cti_protocol::event::TelephonyEvent;
+use cti_protocol::event::{EventType, TelephonyEvent};
 use cti_protocol::ws::CallCommand;
 use futures_util::future::BoxFuture;
 use serde::Deserialize;
@@ -49,6 +49,8 @@ const DEMO_VERIFICATION_TOKEN: &str = "demo-ringcentral-verification";
 const SESSIONS_FILTER: &str = "/restapi/v1.0/account/~/telephony/sessions";
 /// How often the subscription is looked at when the tenant does not say.
 const DEFAULT_WATCH_SECS: u64 = 60;
+/// Least time between two reads of the directory for an extension it did not have.
+const DIRECTORY_REREAD_MS: u64 = 60_000;
 /// Failed looks at the subscription in a row before the connector gives up and starts again.
 const MAX_FAILURES: u32 = 3;
 
@@ -195,6 +197,8 @@ struct Inner {
     reps: Reps,
     extensions: Mutex<Extensions>,
     tracker: Mutex<Tracker>,
+    /// When the directory was last read for an unknown extension (clock ms).
+    directory_read_ms: Mutex<Option<u64>>,
     clock: SharedClock,
     tenant: String,
 }
@@ -220,6 +224,7 @@ impl RingCentralAdapter {
                 api,
                 extensions: Mutex::new(Extensions::default()),
                 tracker: Mutex::new(Tracker::default()),
+                directory_read_ms: Mutex::new(None),
                 clock: context.clock,
                 tenant: context.tenant,
             }),
@@ -289,6 +294,37 @@ impl Inner {
             extensions: &extensions,
         };
         self.tracker().apply(body, source, &view, &now)
+    }
+
+    /// A party of an extension the directory did not have (a user added since it was read):
+    /// the directory is read again, at most once a minute.
+    async fn learn_extensions(&self, body: &Value) {
+        let unknown = {
+            let extensions = self.extensions();
+            body.get("parties")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|p| p["extensionId"].as_str())
+                .any(|ext| !extensions.all.iter().any(|e| e.id == ext))
+        };
+        if !unknown {
+            return;
+        }
+        let now = self.clock.now_ms();
+        {
+            let mut last = self
+                .directory_read_ms
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            if last.is_some_and(|at| now.saturating_sub(at) < DIRECTORY_REREAD_MS) {
+                return;
+            }
+            *last = Some(now);
+        }
+        if let Err(err) = self.load_directory().await {
+            tracing::warn!(tenant = %self.tenant, %err, "reading the RingCentral extensions again failed");
+        }
     }
 
     /// A transfer names the party it went to (`peerId`); where that party was not seen yet (it
@@ -464,6 +500,27 @@ impl Inner {
                 }
             }
         }
+        // The calls the relay holds as live that RingCentral no longer lists: they ended (or
+        // changed hands) while nothing was delivered; their sessions say how.
+        let mut reps: Vec<String> = self
+            .reps
+            .users()
+            .iter()
+            .filter_map(|u| self.reps.rep_of(u))
+            .collect();
+        reps.sort();
+        reps.dedup();
+        // A consult session stands for the call it consults on.
+        let listed: Vec<String> = {
+            let tracker = self.tracker();
+            sessions.iter().map(|s| tracker.call_of(s)).collect()
+        };
+        let gone: Vec<(String, String)> = link
+            .live_calls(&reps)
+            .await
+            .into_iter()
+            .filter(|(call, _)| !listed.contains(call))
+            .collect();
         for sid in sessions {
             let session = match self
                 .api
@@ -485,7 +542,55 @@ impl Inner {
                     .map_err(|e| LinkError(format!("the relay did not take a call: {e}")))?;
             }
         }
+        for (call, rep) in gone {
+            let events = match self
+                .api
+                .call(
+                    Method::GET,
+                    &format!("/restapi/v1.0/account/~/telephony/sessions/{call}"),
+                    None,
+                )
+                .await
+            {
+                Ok(session) => self.map(&session, Source::Snapshot),
+                Err(err) if err.status() == Some(404) => Vec::new(),
+                Err(err) => return Err(LinkError(format!("reading a session: {err}"))),
+            };
+            let ended = events.iter().any(|e| {
+                e.agent == rep && matches!(e.event_type, EventType::Ended | EventType::Transferred)
+            });
+            for event in events {
+                link.deliver(event)
+                    .await
+                    .map_err(|e| LinkError(format!("the relay did not take a call: {e}")))?;
+            }
+            if !ended {
+                // RingCentral has no session, or none of the rep's parties in it, any more:
+                // the rep's leg is over (how, nobody can tell now).
+                link.deliver(self.unseen_end(&call, &rep))
+                    .await
+                    .map_err(|e| LinkError(format!("the relay did not take a call: {e}")))?;
+            }
+        }
         Ok(())
+    }
+
+    /// The end of a rep's leg RingCentral no longer knows, with an id of its own (once per leg).
+    fn unseen_end(&self, call: &str, rep: &str) -> TelephonyEvent {
+        TelephonyEvent {
+            id: format!("rc:{call}:{rep}:ended-unseen"),
+            call_id: call.to_string(),
+            event_type: EventType::Ended,
+            direction: cti_protocol::event::Direction::Inbound,
+            // The relay holds the leg already; its numbers stay as they are.
+            from: String::new(),
+            to: String::new(),
+            agent: rep.to_string(),
+            at: self.now(),
+            transfer_to: None,
+            reason: None,
+            recording_url: None,
+        }
     }
 
     /// One run of the subscription's life; returns only when it cannot go on.
@@ -703,7 +808,8 @@ impl Inner {
                     .await
             }
             CallCommand::Decline => {
-                let (sid, pid) = self.party(&call.id, rep, true, action).await?;
+                let (sid, pid) = self.any_party(&call.id, rep, action).await?;
+                self.tracker().declined.insert(pid.clone());
                 self.party_post(&sid, &pid, "reject", None, action).await
             }
             CallCommand::Hold | CallCommand::Resume => {
@@ -923,6 +1029,7 @@ impl TelephonyAdapter for RingCentralAdapter {
             // Another filter's notification (presence): nothing for the relay.
             return Ok(Ingress::Events(Vec::new()));
         }
+        self.inner.learn_extensions(body).await;
         self.inner.learn_peers(body).await;
         Ok(Ingress::Events(self.inner.map(body, Source::Notification)))
     }
