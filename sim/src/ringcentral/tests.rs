@@ -461,3 +461,128 @@ async fn a_subscription_lives_until_it_expires_or_is_deleted_and_is_404_after() 
         .expect("get");
     assert_eq!(gone.status(), 404);
 }
+
+#[tokio::test]
+async fn call_control_refuses_what_ringcentral_would() {
+    let setup = Setup::new(Receiver::Echo).await;
+    let token = setup.token().await;
+    setup.subscribe(&token, &setup.subscription()).await;
+    let rc = &setup.sim.sim.ringcentral;
+    let sid = rc
+        .place_call("+41446681800", "alice@example.com")
+        .await
+        .expect("rings");
+    let alice = rc
+        .extension_by_email("alice@example.com")
+        .expect("alice")
+        .clone();
+    let pid = rc
+        .calls()
+        .into_iter()
+        .find(|c| c.call_id == sid)
+        .and_then(|c| {
+            c.parties
+                .into_iter()
+                .find(|p| p.extension_id.as_deref() == Some(alice.id.as_str()))
+        })
+        .expect("alice's party")
+        .id;
+    let party = |action: &str| {
+        setup.url(&format!(
+            "/restapi/v1.0/account/~/telephony/sessions/{sid}/parties/{pid}/{action}"
+        ))
+    };
+    let post = |url: String, body: Value| {
+        let request = setup.http.post(url).bearer_auth(&token).json(&body);
+        async move { request.send().await.expect("request").status().as_u16() }
+    };
+    // Hold while it rings, answer from another rep's device, an unknown party or action.
+    assert_eq!(post(party("hold"), json!({})).await, 409);
+    assert_eq!(
+        post(party("answer"), json!({"deviceId": "80400102"})).await,
+        400
+    );
+    assert_eq!(
+        post(
+            setup.url(&format!(
+                "/restapi/v1.0/account/~/telephony/sessions/{sid}/parties/p-nope/answer"
+            )),
+            json!({})
+        )
+        .await,
+        404
+    );
+    assert_eq!(post(party("explode"), json!({})).await, 404);
+    assert_eq!(
+        post(party("answer"), json!({"deviceId": alice.device_id})).await,
+        200
+    );
+    // A transfer names exactly one target; a bridge names a session that exists.
+    assert_eq!(
+        post(
+            party("transfer"),
+            json!({"extensionNumber": "102", "phoneNumber": "+41446681801"})
+        )
+        .await,
+        400
+    );
+    assert_eq!(
+        post(party("transfer"), json!({"extensionNumber": "999"})).await,
+        400
+    );
+    assert_eq!(
+        post(
+            party("bridge"),
+            json!({"telephonySessionId": "s-nope", "partyId": "p-1"})
+        )
+        .await,
+        404
+    );
+    // Call-out wants a device of the account, RingOut the rep's own phone.
+    let call_out = setup.url("/restapi/v1.0/account/~/telephony/call-out");
+    assert_eq!(
+        post(
+            call_out.clone(),
+            json!({"to": {"phoneNumber": "+41446681801"}})
+        )
+        .await,
+        400
+    );
+    assert_eq!(
+        post(
+            call_out.clone(),
+            json!({"from": {"deviceId": "1"}, "to": {"phoneNumber": "+41446681801"}})
+        )
+        .await,
+        400
+    );
+    let ring_out = setup.url(&format!(
+        "/restapi/v1.0/account/~/extension/{}/ring-out",
+        alice.id
+    ));
+    assert_eq!(
+        post(
+            ring_out.clone(),
+            json!({"to": {"phoneNumber": "+41446681801"}})
+        )
+        .await,
+        400
+    );
+    assert_eq!(
+        post(
+            ring_out,
+            json!({"from": {"phoneNumber": alice.direct_number}, "to": {"phoneNumber": "+41446681801"}})
+        )
+        .await,
+        200
+    );
+    // Without a token, nothing.
+    let anonymous = setup
+        .http
+        .post(party("hold"))
+        .json(&json!({}))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(anonymous.status(), 401);
+}

@@ -559,6 +559,32 @@ mod tests {
     }
 
     #[test]
+    fn a_ringing_party_the_relay_rejected_ends_declined() {
+        let mut t = Tracker::default();
+        let n = Source::Notification;
+        t.apply(
+            &note(1, "p-1", Some("101"), json!({"code": "Proceeding"}), false),
+            n,
+            &Reps,
+            NOW,
+        );
+        t.declined.insert("p-1".into());
+        let ended = t.apply(
+            &note(
+                2,
+                "p-1",
+                Some("101"),
+                json!({"code": "Disconnected"}),
+                false,
+            ),
+            n,
+            &Reps,
+            NOW,
+        );
+        assert_eq!(ended[0].reason, Some(EndReason::Declined));
+    }
+
+    #[test]
     fn parties_of_no_rep_are_not_legs() {
         let mut t = Tracker::default();
         let n = Source::Notification;
