@@ -288,11 +288,13 @@ async fn dialling_calls_out_from_the_reps_device() {
 }
 
 #[tokio::test]
-async fn a_rep_without_a_device_dials_by_ringout() {
+async fn a_rep_without_a_device_dials_by_ringout_and_client_credentials_suffice() {
     let stack = Stack::start_through(Provider::RingCentral, |c| {
         quick(c);
         if let TelephonySettings::RingCentral(settings) = &mut c.tenants[0].telephony {
             settings.ringcentral_device_ids.clear();
+            // And an app on client credentials rather than a JWT.
+            settings.ringcentral_jwt = None;
         }
     })
     .await

@@ -649,11 +649,13 @@ impl Inner {
                 Err(err) if err.status() == Some(404) => {
                     // RingCentral no longer has it (expired, deleted): a new one, and whatever
                     // happened to calls meanwhile read from the sessions.
+                    link.down();
                     link.error(&format!(
                         "the subscription is gone ({err}); creating a new one"
                     ));
                     match self.create_subscription().await {
                         Ok((new_id, new_expiry)) => {
+                            link.up();
                             id = new_id;
                             expires_in = new_expiry;
                             renew_at = tokio::time::Instant::now() + renew_after(expires_in);
@@ -667,7 +669,6 @@ impl Inner {
                             }
                         }
                         Err(err) => {
-                            link.down();
                             return Err(LinkError(format!(
                                 "creating the subscription again: {err}"
                             )));
