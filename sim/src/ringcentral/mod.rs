@@ -101,8 +101,8 @@ impl Subscription {
     }
 
     /// Whether a party of extension `ext` (None: no extension of ours) is covered, and under
-    /// which event path.
-    fn event_for(&self, ext: Option<&str>) -> Option<String> {
+    /// which event path. `owner` is the extension `~` stands for (the token's owner).
+    fn event_for(&self, ext: Option<&str>, owner: &str) -> Option<String> {
         self.filters.iter().find_map(|filter| {
             let path = filter.split('?').next().unwrap_or_default();
             if path == "/restapi/v1.0/account/~/telephony/sessions" {
@@ -113,6 +113,7 @@ impl Subscription {
             let ext_id = path
                 .strip_prefix("/restapi/v1.0/account/~/extension/")?
                 .strip_suffix("/telephony/sessions")?;
+            let ext_id = if ext_id == "~" { owner } else { ext_id };
             (Some(ext_id) == ext).then(|| {
                 format!("/restapi/v1.0/account/{ACCOUNT_ID}/extension/{ext_id}/telephony/sessions")
             })

@@ -134,6 +134,11 @@ impl RingCentral {
         let now = Instant::now();
         let duplicate = self.duplicate.load(Ordering::Relaxed);
         let reorder = self.reorder.load(Ordering::Relaxed);
+        let owner = self
+            .extensions
+            .first()
+            .map(|e| e.id.as_str())
+            .unwrap_or_default();
         let mut out = Vec::new();
         for (sid, pid) in changes {
             let Some(session) = state.sessions.get(sid) else {
@@ -151,7 +156,7 @@ impl RingCentral {
                 .filter(|s| s.live(now))
                 .filter_map(|s| {
                     Some(Target {
-                        event: s.event_for(Some(ext))?,
+                        event: s.event_for(Some(ext), owner)?,
                         subscription_id: s.id.clone(),
                         address: s.address.clone(),
                         verification_token: s.verification_token.clone(),
@@ -762,7 +767,6 @@ fn bridge(state: &mut State, sid: &str, party: &Party, body: &Value) -> Result<C
     if let Some(s) = state.sessions.get_mut(&other_sid) {
         s.bridged = Some(sid.to_string());
     }
-    // The held caller is taken off hold by the bridge.
     Ok(vec![
         (sid.to_string(), party.id.clone()),
         (other_sid, other_pid),
