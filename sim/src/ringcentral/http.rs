@@ -273,7 +273,7 @@ async fn token(State(sim): State<Arc<Sim>>, headers: HeaderMap, body: Bytes) -> 
     Json(
         json!({"access_token": access, "token_type": "bearer", "expires_in": ttl,
                 "scope": "ReadAccounts CallControl WebhookSubscriptions RingOut ReadPresence",
-                "owner_id": rc.extensions[0].id, "endpoint_id": "sim-endpoint"}),
+                "owner_id": rc.extensions.first().map(|e| e.id.as_str()), "endpoint_id": "sim-endpoint"}),
     )
     .into_response()
 }

@@ -127,6 +127,17 @@ impl Settings {
                 _ => return refuse(var, format!("{url:?} is not an https URL")),
             }
         }
+        let path = format!("/v1/tenants/{id}/telephony/ringcentral");
+        let webhook_path = reqwest::Url::parse(&self.ringcentral_webhook_url)
+            .map(|u| u.path().trim_end_matches('/').to_string())
+            .unwrap_or_default();
+        if !webhook_path.ends_with(&path) {
+            // Another tenant's path would take the deliveries and refuse them (its token).
+            return refuse(
+                "ringcentral_webhook_url",
+                format!("must be this relay's public URL of {path}"),
+            );
+        }
         if self.ringcentral_client_id.trim().is_empty() {
             return refuse("ringcentral_client_id", "must not be empty".into());
         }
@@ -1121,6 +1132,10 @@ mod tests {
         let mut short = demo.clone();
         short.ringcentral_verification_token = Secret::new("short");
         assert!(short.check(&facts).is_err());
+        let mut elsewhere = demo.clone();
+        elsewhere.ringcentral_webhook_url =
+            "http://127.0.0.1:2/v1/tenants/other/telephony/ringcentral".into();
+        assert!(elsewhere.check(&facts).is_err(), "another tenant's path");
         let mut plain = demo.clone();
         plain.ringcentral_server_url = "http://platform.ringcentral.com".into();
         assert!(plain.check(&facts).is_err());
