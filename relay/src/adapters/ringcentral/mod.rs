@@ -1150,49 +1150,34 @@ mod tests {
     }
 
     #[test]
-    fn a_tenants_file_names_ringcentral_with_its_secrets_from_the_environment() {
-        let dir = std::env::temp_dir().join(format!("cti-rc-tenants-{}", uuid::Uuid::new_v4()));
-        std::fs::create_dir_all(&dir).expect("dir");
-        let path = dir.join("tenants.json");
-        std::fs::write(
-            &path,
-            r#"[{"id":"acme","default_region":"CH","provider":"ringcentral",
-                "ringcentral_server_url":"https://platform.ringcentral.com",
-                "ringcentral_client_id":"app","ringcentral_client_secret":"${RC_SECRET}",
-                "ringcentral_jwt":"${RC_JWT}",
-                "ringcentral_webhook_url":"https://cti.acme.example/v1/tenants/acme/telephony/ringcentral",
-                "ringcentral_verification_token":"${RC_VERIFICATION}",
-                "ringcentral_device_ids":{"alice@acme.example":"802"},
-                "agents":{"62001":"alice@acme.example"},
-                "v2_url":"https://my1.crm.cloud.sap","v2_user":"u","v2_password":"p"}]"#,
-        )
-        .expect("write");
-        let path = path.to_string_lossy().to_string();
-        let vars = std::collections::HashMap::from([
-            ("CTI_TENANTS_FILE".to_string(), path),
-            ("RC_SECRET".to_string(), "rc-client-secret".to_string()),
-            ("RC_JWT".to_string(), "eyJ.rc.jwt".to_string()),
-            (
-                "RC_VERIFICATION".to_string(),
-                "0123456789abcdef0123".to_string(),
-            ),
-        ]);
-        let config =
-            crate::config::Config::from_vars(|k| vars.get(k).cloned()).expect("a valid file");
-        let _ = std::fs::remove_dir_all(&dir);
-        let TelephonySettings::RingCentral(settings) = &config.tenants[0].telephony else {
+    fn a_tenant_names_ringcentral_beside_its_keys() {
+        let tenant = json!({
+            "provider": "ringcentral",
+            "ringcentral_server_url": "https://platform.ringcentral.com",
+            "ringcentral_client_id": "app",
+            "ringcentral_client_secret": "rc-client-secret",
+            "ringcentral_jwt": "eyJ.rc.jwt",
+            "ringcentral_webhook_url": "https://cti.acme.example/v1/tenants/acme/telephony/ringcentral",
+            "ringcentral_verification_token": "0123456789abcdef0123",
+            "ringcentral_device_ids": {"alice@acme.example": "802"},
+            "agents": {"62001": "alice@acme.example"}
+        });
+        let TelephonySettings::RingCentral(settings) =
+            serde_json::from_value::<TelephonySettings>(tenant).expect("settings")
+        else {
             panic!("ringcentral");
         };
-        assert_eq!(
-            settings.ringcentral_client_secret.expose(),
-            "rc-client-secret"
-        );
         assert_eq!(
             settings.ringcentral_jwt.as_ref().map(Secret::expose),
             Some("eyJ.rc.jwt")
         );
         assert_eq!(settings.ringcentral_device_ids["alice@acme.example"], "802");
         assert_eq!(settings.agents["62001"], "alice@acme.example");
+        let facts = TenantFacts {
+            id: "acme",
+            v2_url: "https://my1.crm.cloud.sap",
+        };
+        assert!(settings.check(&facts).is_ok());
     }
 
     #[test]
