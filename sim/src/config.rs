@@ -54,6 +54,15 @@ pub struct SimConfig {
     /// (`SIM_PROVIDERS=generic=demo,genesys=demo-genesys`); the first is the page's default
     /// unless `SIM_PROVIDER` names another.
     pub providers: Vec<DemoProvider>,
+    /// The simulated RingCentral account's app (client id and secret for Basic client auth).
+    pub ringcentral_client_id: String,
+    pub ringcentral_client_secret: String,
+    /// The JWT credential its JWT-bearer grant accepts.
+    pub ringcentral_jwt: String,
+    /// How long its access tokens live.
+    pub ringcentral_token_ttl_secs: u64,
+    /// The longest life of its webhook subscriptions (`expiresIn`).
+    pub ringcentral_subscription_ttl_secs: u64,
 }
 
 /// One telephony system the host page offers: its name (`generic`, `genesys`, `ringcentral`)
@@ -96,6 +105,11 @@ impl Default for SimConfig {
                 name: "generic".into(),
                 tenant: "demo".into(),
             }],
+            ringcentral_client_id: "cti-relay-ringcentral".into(),
+            ringcentral_client_secret: "demo-ringcentral-secret".into(),
+            ringcentral_jwt: crate::ringcentral::DEMO_JWT.into(),
+            ringcentral_token_ttl_secs: 3600,
+            ringcentral_subscription_ttl_secs: 900,
         }
     }
 }

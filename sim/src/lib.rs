@@ -14,6 +14,8 @@
 //!   the V2 tenant through an `OAuth2SAMLBearerAssertion` destination.
 //! - [`ias`]: SAP Cloud Identity Services for the reps' own V2 sign-in (authorization code with
 //!   PKCE, rotating refresh tokens).
+//! - [`ringcentral`]: a RingCentral account under `/sim/ringcentral` (OAuth, extensions,
+//!   webhook subscriptions with their handshake, telephony sessions and call control).
 //! - [`host`]: the V2 host stand-in page that frames the widget, and the log of every CTI payload
 //!   it received (`/sim/host/payloads`).
 //!
@@ -25,6 +27,7 @@ pub mod host;
 pub mod ias;
 pub mod idp;
 pub mod pbx;
+pub mod ringcentral;
 pub mod v2;
 
 use std::net::SocketAddr;
@@ -44,6 +47,7 @@ pub struct Sim {
     pub host: host::HostLog,
     pub btp: btp::Btp,
     pub ias: ias::Ias,
+    pub ringcentral: ringcentral::RingCentral,
 }
 
 impl Sim {
@@ -55,6 +59,7 @@ impl Sim {
             host: host::HostLog::default(),
             btp: btp::Btp::default(),
             ias: ias::Ias::default(),
+            ringcentral: ringcentral::RingCentral::new(&config),
             config,
         })
     }
@@ -69,6 +74,7 @@ pub fn router(sim: Arc<Sim>) -> Router {
         .merge(host::routes())
         .merge(btp::routes())
         .merge(ias::routes())
+        .merge(ringcentral::routes())
         .with_state(sim)
 }
 

@@ -35,6 +35,7 @@
 pub mod connector;
 pub mod generic;
 pub mod reps;
+pub mod ringcentral;
 
 use std::sync::Arc;
 
@@ -59,19 +60,23 @@ pub use connector::{Link, LinkError};
 #[serde(tag = "provider", rename_all = "snake_case")]
 pub enum TelephonySettings {
     Generic(generic::Settings),
+    #[serde(rename = "ringcentral")]
+    RingCentral(ringcentral::Settings),
 }
 
 impl TelephonySettings {
     /// The providers the simulator plays, by name.
-    pub const SIMULATED: &'static [&'static str] = &["generic"];
+    pub const SIMULATED: &'static [&'static str] = &["generic", "ringcentral"];
 
     /// The settings that reach `provider`'s simulator at `sim_url`, for the demo and the tests;
     /// `relay_url` and `tenant` say where a provider that calls in must post. None: no
     /// simulator of that name.
     pub fn demo(provider: &str, sim_url: &str, relay_url: &str, tenant: &str) -> Option<Self> {
-        let _ = (relay_url, tenant);
         match provider {
             "generic" => Some(TelephonySettings::Generic(generic::Settings::demo(sim_url))),
+            "ringcentral" => Some(TelephonySettings::RingCentral(ringcentral::Settings::demo(
+                sim_url, relay_url, tenant,
+            ))),
             _ => None,
         }
     }
@@ -81,6 +86,7 @@ impl TelephonySettings {
     pub fn check(&self, tenant: &TenantFacts<'_>) -> Result<(), SettingsError> {
         match self {
             TelephonySettings::Generic(settings) => settings.check(tenant),
+            TelephonySettings::RingCentral(settings) => settings.check(tenant),
         }
     }
 }
@@ -116,6 +122,10 @@ pub fn build(settings: &TelephonySettings, context: Context) -> Arc<dyn Telephon
         TelephonySettings::Generic(settings) => {
             Arc::new(generic::GenericAdapter::new(settings.clone(), context.http))
         }
+        TelephonySettings::RingCentral(settings) => Arc::new(ringcentral::RingCentralAdapter::new(
+            settings.clone(),
+            context,
+        )),
     }
 }
 

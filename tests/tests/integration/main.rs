@@ -13,6 +13,7 @@ mod phone_oracle;
 mod redis_index;
 mod redis_push;
 mod relay_api;
+mod ringcentral;
 mod tabs;
 mod transfer_browsers;
 mod v2_events_auth;
