@@ -34,6 +34,7 @@
 
 pub mod connector;
 pub mod generic;
+pub mod genesys;
 pub mod reps;
 pub mod ringcentral;
 
@@ -62,6 +63,7 @@ pub enum TelephonySettings {
     Generic(generic::Settings),
     #[serde(rename = "ringcentral")]
     RingCentral(ringcentral::Settings),
+    Genesys(genesys::Settings),
 }
 
 impl TelephonySettings {
@@ -87,6 +89,7 @@ impl TelephonySettings {
         match self {
             TelephonySettings::Generic(settings) => settings.check(tenant),
             TelephonySettings::RingCentral(settings) => settings.check(tenant),
+            TelephonySettings::Genesys(settings) => settings.check(tenant),
         }
     }
 }
@@ -126,6 +129,9 @@ pub fn build(settings: &TelephonySettings, context: Context) -> Arc<dyn Telephon
             settings.clone(),
             context,
         )),
+        TelephonySettings::Genesys(settings) => {
+            Arc::new(genesys::GenesysAdapter::new(settings.clone(), context))
+        }
     }
 }
 
