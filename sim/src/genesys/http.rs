@@ -775,6 +775,8 @@ struct Faults {
     socket_closing: Option<bool>,
     /// Every channel expires now: sockets closed, channels gone.
     expire_channels: Option<bool>,
+    /// Every token issued so far expires now (and the channels that live with them).
+    expire_tokens: Option<bool>,
     duplicate: Option<bool>,
     reorder: Option<bool>,
     token_ttl_secs: Option<u64>,
@@ -818,6 +820,14 @@ async fn sim_faults(State(sim): Sh, body: Bytes) -> Response {
                 affected += usize::from(tx.send(Out::Closing).is_ok());
             }
         }
+    }
+    if faults.expire_tokens == Some(true) {
+        let now = Instant::now();
+        for expires in state.tokens.values_mut() {
+            *expires = now;
+        }
+        affected += state.tokens.len();
+        state.sweep();
     }
     if faults.expire_channels == Some(true) {
         let now = Instant::now();

@@ -125,6 +125,7 @@ pub(crate) struct State {
     pub(crate) conversations: HashMap<String, Conversation>,
     pub(crate) created: u64,
     pub(crate) sockets: u64,
+    pub(crate) tokens_issued: u64,
     pub(crate) knobs: Knobs,
 }
 
@@ -165,6 +166,7 @@ impl Genesys {
                 conversations: HashMap::new(),
                 created: 0,
                 sockets: 0,
+                tokens_issued: 0,
                 knobs: Knobs {
                     token_ttl: Duration::from_secs(config.genesys_token_ttl_secs),
                     heartbeat: Duration::from_millis(config.genesys_heartbeat_ms.max(1)),
@@ -207,6 +209,20 @@ impl Genesys {
     /// A snapshot of one conversation, as `GET /api/v2/conversations/calls/{id}` answers it.
     pub fn conversation(&self, id: &str) -> Option<serde_json::Value> {
         self.lock().conversations.get(id).map(Conversation::body)
+    }
+
+    /// How many tokens the login host has issued.
+    pub fn tokens_issued(&self) -> u64 {
+        self.lock().tokens_issued
+    }
+
+    /// The ids of the live channels, sorted.
+    pub fn channel_ids(&self) -> Vec<String> {
+        let mut state = self.lock();
+        state.sweep();
+        let mut ids: Vec<String> = state.channels.keys().cloned().collect();
+        ids.sort();
+        ids
     }
 
     /// How many channels exist and how many have a socket connected (for tests).

@@ -73,6 +73,13 @@ struct Socket {
     roll_at: Instant,
 }
 
+impl Drop for Socket {
+    /// The reader is a task of its own: it would keep the socket open after the run is gone.
+    fn drop(&mut self) {
+        self.reader.abort();
+    }
+}
+
 fn lost(what: impl std::fmt::Display) -> LinkError {
     LinkError(what.to_string())
 }
@@ -81,9 +88,7 @@ pub(super) async fn run(shared: Arc<Shared>, link: Link) -> Result<(), LinkError
     let mut sockets = Vec::new();
     let result = session(&shared, &link, &mut sockets).await;
     link.down();
-    for socket in sockets {
-        socket.reader.abort();
-    }
+    drop(sockets);
     if let Err(err) = &result {
         link.error(&format!("Genesys Cloud: {err}"));
     }
@@ -281,7 +286,6 @@ async fn roll(
     let topics = sockets[index].topics.clone();
     let fresh = open(shared, topics, number, frames.clone()).await?;
     let mut old = std::mem::replace(&mut sockets[index], fresh);
-    old.reader.abort();
     let _ = old.sink.close().await;
     Ok(())
 }

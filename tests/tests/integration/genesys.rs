@@ -1,0 +1,313 @@
+//! Genesys Cloud over its real protocol: the relay takes a client-credentials token from the
+//! simulated org, holds its notification WebSocket, maps its full call snapshots to the rep's
+//! widget and V2, and sends the rep's controls through the Conversations API.
+
+use anyhow::{Context, Result, bail};
+use cti_protocol::ws::CallCommand;
+use cti_relay::adapters::{TelephonySettings, genesys};
+use cti_tests::{Stack, WsClient, eventually};
+use serde_json::{Value, json};
+
+const ALICE: &str = "alice@example.com";
+const BOB: &str = "bob@example.com";
+
+async fn genesys_stack() -> Result<Stack> {
+    Stack::start_with(|config| {
+        let sim_url = config.tenants[0].v2_url.clone();
+        config.tenants[0].telephony = TelephonySettings::Genesys(genesys::Settings::demo(&sim_url));
+    })
+    .await
+}
+
+/// Waits until the relay's connector has a socket on the simulated org.
+async fn connected(stack: &Stack) -> Result<()> {
+    eventually("the relay's notification socket", || async {
+        let (_, sockets) = stack.sim.sim.genesys.channel_counts();
+        (sockets > 0).then_some(())
+    })
+    .await
+}
+
+/// A customer calls `agent` through the simulated org; the conversation id.
+async fn ring(stack: &Stack, from: &str, agent: &str) -> Result<String> {
+    let response = stack
+        .http
+        .post(format!("{}/sim/genesys/calls", stack.sim.url()))
+        .json(&json!({"from": from, "agent": agent}))
+        .send()
+        .await?;
+    let status = response.status();
+    let body: Value = response.json().await?;
+    if status != 201 {
+        bail!("ringing failed: {status} {body}");
+    }
+    body["call_id"]
+        .as_str()
+        .map(str::to_string)
+        .context("no call_id")
+}
+
+async fn sim_post(stack: &Stack, path: &str, body: &Value) -> Result<()> {
+    let response = stack
+        .http
+        .post(format!("{}/sim/genesys{path}", stack.sim.url()))
+        .json(body)
+        .send()
+        .await?;
+    if !response.status().is_success() {
+        bail!("{path}: {}", response.text().await?);
+    }
+    Ok(())
+}
+
+async fn fault(stack: &Stack, fault: Value) -> Result<()> {
+    sim_post(stack, "/faults", &fault).await
+}
+
+async fn state(ws: &mut WsClient, id: &str, state: &str) -> Result<Value> {
+    ws.recv_call(id, &format!("{id} {state}"), |c| c["state"] == state)
+        .await
+}
+
+#[tokio::test]
+async fn a_call_rings_pops_is_held_transferred_and_logged_once() -> Result<()> {
+    let stack = genesys_stack().await?;
+    connected(&stack).await?;
+    let (_, e164, name) = stack.single_match_caller()?;
+    let (mut alice, _) = WsClient::signed_in(&stack, ALICE, None).await?;
+    let (mut bob, _) = WsClient::signed_in(&stack, BOB, None).await?;
+
+    let id = ring(&stack, &e164, ALICE).await?;
+    let ringing = state(&mut alice, &id, "ringing").await?;
+    assert_eq!(ringing["call"]["from"], e164.as_str());
+    assert_eq!(ringing["call"]["direction"], "inbound");
+    assert_eq!(ringing["call"]["pop"]["name"], name.as_str());
+
+    alice.answer(&id).await?;
+    alice.command(&id, CallCommand::Hold).await?;
+    state(&mut alice, &id, "held").await?;
+    let conversation = stack.sim.sim.genesys.conversation(&id).context("call")?;
+    assert_eq!(conversation["participants"][1]["held"], true);
+    alice.command(&id, CallCommand::Resume).await?;
+    state(&mut alice, &id, "connected").await?;
+
+    alice
+        .command(&id, CallCommand::Transfer { target: BOB.into() })
+        .await?;
+    state(&mut alice, &id, "transferred").await?;
+    state(&mut bob, &id, "ringing").await?;
+    bob.answer(&id).await?;
+    bob.command(&id, CallCommand::Hangup).await?;
+    state(&mut bob, &id, "ended").await?;
+
+    let conversation = stack.sim.sim.genesys.conversation(&id).context("call")?;
+    assert_eq!(
+        conversation["participants"][1]["disconnectType"],
+        "transfer"
+    );
+    let activity = stack.wait_activity(&id, "written", |_| true).await?;
+    let agents = cti_tests::agents_on(&activity);
+    assert!(agents.iter().any(|a| a == ALICE), "{agents:?}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_consult_transfer_holds_rings_the_colleague_and_hands_over() -> Result<()> {
+    let stack = genesys_stack().await?;
+    connected(&stack).await?;
+    let (mut alice, _) = WsClient::signed_in(&stack, ALICE, None).await?;
+    let (mut bob, _) = WsClient::signed_in(&stack, BOB, None).await?;
+    let id = ring(&stack, "+41445550101", ALICE).await?;
+    state(&mut alice, &id, "ringing").await?;
+    alice.answer(&id).await?;
+
+    alice
+        .command(&id, CallCommand::Consult { target: BOB.into() })
+        .await?;
+    state(&mut alice, &id, "held").await?;
+    state(&mut bob, &id, "ringing").await?;
+    let conversation = stack.sim.sim.genesys.conversation(&id).context("call")?;
+    let alice_pid = conversation["participants"][1]["id"].clone();
+    assert_eq!(
+        conversation["participants"][2]["consultParticipantId"],
+        alice_pid
+    );
+    bob.answer(&id).await?;
+
+    // A cancelled consult brings the caller back to the rep.
+    alice.command(&id, CallCommand::CancelConsult).await?;
+    state(&mut bob, &id, "ended").await?;
+    state(&mut alice, &id, "connected").await?;
+
+    // A second consult, completed.
+    alice
+        .command(&id, CallCommand::Consult { target: BOB.into() })
+        .await?;
+    state(&mut alice, &id, "held").await?;
+    state(&mut bob, &id, "ringing").await?;
+    bob.answer(&id).await?;
+    alice.command(&id, CallCommand::CompleteTransfer).await?;
+    state(&mut alice, &id, "transferred").await?;
+    let conversation = stack.sim.sim.genesys.conversation(&id).context("call")?;
+    assert_eq!(
+        conversation["participants"][1]["disconnectType"],
+        "transfer.consult"
+    );
+    sim_post(&stack, &format!("/calls/{id}/hangup"), &json!({})).await?;
+    state(&mut bob, &id, "ended").await?;
+    stack.wait_activity(&id, "written", |_| true).await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_caller_hanging_up_while_it_rings_is_a_missed_call() -> Result<()> {
+    let stack = genesys_stack().await?;
+    connected(&stack).await?;
+    let (mut alice, _) = WsClient::signed_in(&stack, ALICE, None).await?;
+    let id = ring(&stack, "+41445550102", ALICE).await?;
+    state(&mut alice, &id, "ringing").await?;
+    sim_post(&stack, &format!("/calls/{id}/hangup"), &json!({})).await?;
+    let ended = state(&mut alice, &id, "ended").await?;
+    assert_eq!(ended["call"]["end_reason"], "missed", "{ended}");
+    stack.wait_activity(&id, "written", |_| true).await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn click_to_dial_places_the_call_through_the_conversations_api() -> Result<()> {
+    let stack = genesys_stack().await?;
+    connected(&stack).await?;
+    let (number, e164, _) = stack.single_match_caller()?;
+    let (mut alice, _) = WsClient::signed_in(&stack, ALICE, None).await?;
+    alice
+        .send_json(&json!({"type": "dial", "number": number}))
+        .await?;
+    let call = alice
+        .recv_until("the outbound call", |m| {
+            m["type"] == "call" && m["call"]["direction"] == "outbound"
+        })
+        .await?;
+    assert_eq!(call["call"]["state"], "ringing");
+    assert_eq!(call["call"]["to"], e164.as_str());
+    let id = call["call"]["id"].as_str().context("id")?.to_string();
+    let calls = stack.sim.sim.genesys.calls();
+    let placed = calls.iter().find(|c| c.call_id == id).context("placed")?;
+    assert_eq!(placed.agent, ALICE);
+    assert_eq!(placed.to, e164);
+
+    sim_post(&stack, &format!("/calls/{id}/answer"), &json!({})).await?;
+    state(&mut alice, &id, "connected").await?;
+    alice.command(&id, CallCommand::Hangup).await?;
+    state(&mut alice, &id, "ended").await?;
+    stack.wait_activity(&id, "written", |_| true).await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_relay_restart_mid_call_loses_nothing_and_logs_once() -> Result<()> {
+    let mut stack = genesys_stack().await?;
+    connected(&stack).await?;
+    let (mut alice, _) = WsClient::signed_in(&stack, ALICE, None).await?;
+    let id = ring(&stack, "+41445550103", ALICE).await?;
+    state(&mut alice, &id, "ringing").await?;
+    alice.answer(&id).await?;
+    stack.crash_relay();
+    // The caller hangs up while no relay listens.
+    sim_post(&stack, &format!("/calls/{id}/hangup"), &json!({})).await?;
+    stack.start_relay_again().await?;
+    let (mut alice, _) = WsClient::signed_in(&stack, ALICE, None).await?;
+    state(&mut alice, &id, "ended").await?;
+    stack.wait_activity(&id, "written", |_| true).await?;
+    // And a call that rings after the restart still arrives.
+    let next = ring(&stack, "+41445550104", ALICE).await?;
+    state(&mut alice, &next, "ringing").await?;
+    assert_eq!(stack.activities(&id).await?.len(), 1);
+    Ok(())
+}
+
+/// Every way the org's side of the connection breaks, mid-call: the call goes on, the next
+/// change still reaches the rep, and the call is logged once.
+#[tokio::test]
+async fn a_lost_socket_or_channel_mid_call_loses_nothing() -> Result<()> {
+    let stack = genesys_stack().await?;
+    connected(&stack).await?;
+    let (mut alice, _) = WsClient::signed_in(&stack, ALICE, None).await?;
+    for (n, break_it) in [
+        json!({"close_sockets": true}),
+        json!({"socket_closing": true}),
+        json!({"expire_channels": true}),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let id = ring(&stack, &format!("+4144555020{n}"), ALICE).await?;
+        state(&mut alice, &id, "ringing").await?;
+        alice.answer(&id).await?;
+        let before = stack.sim.sim.genesys.channel_ids();
+        fault(&stack, break_it.clone()).await?;
+        // The change made while the relay may be reconnecting is caught up.
+        let conversation = stack.sim.sim.genesys.conversation(&id).context("call")?;
+        let pid = conversation["participants"][1]["id"]
+            .as_str()
+            .context("pid")?
+            .to_string();
+        eventually("the relay on a new channel", || async {
+            let now = stack.sim.sim.genesys.channel_ids();
+            let (_, sockets) = stack.sim.sim.genesys.channel_counts();
+            (sockets > 0 && now.iter().any(|c| !before.contains(c))).then_some(())
+        })
+        .await
+        .with_context(|| format!("after {break_it}"))?;
+        let _ = pid;
+        sim_post(&stack, &format!("/calls/{id}/hangup"), &json!({})).await?;
+        state(&mut alice, &id, "ended")
+            .await
+            .with_context(|| format!("after {break_it}"))?;
+        stack.wait_activity(&id, "written", |_| true).await?;
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn duplicated_and_reordered_snapshots_give_one_clean_call() -> Result<()> {
+    let stack = genesys_stack().await?;
+    connected(&stack).await?;
+    fault(&stack, json!({"duplicate": true, "reorder": true})).await?;
+    let (mut alice, _) = WsClient::signed_in(&stack, ALICE, None).await?;
+    let id = ring(&stack, "+41445550105", ALICE).await?;
+    state(&mut alice, &id, "ringing").await?;
+    alice.answer(&id).await?;
+    sim_post(&stack, &format!("/calls/{id}/hangup"), &json!({})).await?;
+    let ended = state(&mut alice, &id, "ended").await?;
+    assert_eq!(ended["call"]["end_reason"], "completed", "{ended}");
+    stack.wait_activity(&id, "written", |_| true).await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_short_lived_token_is_renewed_without_dropping_the_socket() -> Result<()> {
+    let stack = genesys_stack().await?;
+    connected(&stack).await?;
+    // Tokens now live 2 s; the relay's current one dies (and its channel with it).
+    fault(&stack, json!({"token_ttl_secs": 2, "expire_tokens": true})).await?;
+    let channel = eventually("a channel on a short-lived token", || async {
+        let ids = stack.sim.sim.genesys.channel_ids();
+        let (_, sockets) = stack.sim.sim.genesys.channel_counts();
+        (sockets == 1 && ids.len() == 1).then(|| ids[0].clone())
+    })
+    .await?;
+    let issued = stack.sim.sim.genesys.tokens_issued();
+    eventually("three renewals", || async {
+        (stack.sim.sim.genesys.tokens_issued() >= issued + 3).then_some(())
+    })
+    .await?;
+    assert!(
+        stack.sim.sim.genesys.channel_ids().contains(&channel),
+        "the channel outlived its first token"
+    );
+    let (mut alice, _) = WsClient::signed_in(&stack, ALICE, None).await?;
+    let id = ring(&stack, "+41445550106", ALICE).await?;
+    state(&mut alice, &id, "ringing").await?;
+    assert!(stack.sim.sim.genesys.channel_ids().contains(&channel));
+    Ok(())
+}
