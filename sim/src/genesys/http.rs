@@ -200,6 +200,7 @@ async fn token(State(sim): Sh, headers: HeaderMap, body: Bytes) -> Response {
     state
         .tokens
         .insert(access_token.clone(), Instant::now() + ttl);
+    state.tokens_issued += 1;
     Json(json!({
         "access_token": access_token,
         "token_type": "bearer",

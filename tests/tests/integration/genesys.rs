@@ -169,7 +169,11 @@ async fn a_caller_hanging_up_while_it_rings_is_a_missed_call() -> Result<()> {
     sim_post(&stack, &format!("/calls/{id}/hangup"), &json!({})).await?;
     let ended = state(&mut alice, &id, "ended").await?;
     assert_eq!(ended["call"]["end_reason"], "missed", "{ended}");
-    stack.wait_activity(&id, "written", |_| true).await?;
+    let activity = stack.wait_activity(&id, "written", |_| true).await?;
+    assert!(
+        cti_tests::summary_of(&activity).contains("Outcome: missed"),
+        "{activity}"
+    );
     Ok(())
 }
 
@@ -215,9 +219,13 @@ async fn a_relay_restart_mid_call_loses_nothing_and_logs_once() -> Result<()> {
     // The caller hangs up while no relay listens.
     sim_post(&stack, &format!("/calls/{id}/hangup"), &json!({})).await?;
     stack.start_relay_again().await?;
+    // The new process reads the call back from the org and logs it, answered, once.
+    let activity = stack.wait_activity(&id, "written", |_| true).await?;
+    assert!(
+        !cti_tests::summary_of(&activity).contains("Outcome: missed"),
+        "{activity}"
+    );
     let (mut alice, _) = WsClient::signed_in(&stack, ALICE, None).await?;
-    state(&mut alice, &id, "ended").await?;
-    stack.wait_activity(&id, "written", |_| true).await?;
     // And a call that rings after the restart still arrives.
     let next = ring(&stack, "+41445550104", ALICE).await?;
     state(&mut alice, &next, "ringing").await?;
@@ -245,12 +253,6 @@ async fn a_lost_socket_or_channel_mid_call_loses_nothing() -> Result<()> {
         alice.answer(&id).await?;
         let before = stack.sim.sim.genesys.channel_ids();
         fault(&stack, break_it.clone()).await?;
-        // The change made while the relay may be reconnecting is caught up.
-        let conversation = stack.sim.sim.genesys.conversation(&id).context("call")?;
-        let pid = conversation["participants"][1]["id"]
-            .as_str()
-            .context("pid")?
-            .to_string();
         eventually("the relay on a new channel", || async {
             let now = stack.sim.sim.genesys.channel_ids();
             let (_, sockets) = stack.sim.sim.genesys.channel_counts();
@@ -258,7 +260,6 @@ async fn a_lost_socket_or_channel_mid_call_loses_nothing() -> Result<()> {
         })
         .await
         .with_context(|| format!("after {break_it}"))?;
-        let _ = pid;
         sim_post(&stack, &format!("/calls/{id}/hangup"), &json!({})).await?;
         state(&mut alice, &id, "ended")
             .await
@@ -309,5 +310,154 @@ async fn a_short_lived_token_is_renewed_without_dropping_the_socket() -> Result<
     let id = ring(&stack, "+41445550106", ALICE).await?;
     state(&mut alice, &id, "ringing").await?;
     assert!(stack.sim.sim.genesys.channel_ids().contains(&channel));
+    Ok(())
+}
+
+async fn reconnects(stack: &Stack) -> Result<u64> {
+    let ready = stack.readyz().await?;
+    ready["tenants"]["demo"]["provider"]["reconnects"]
+        .as_u64()
+        .with_context(|| format!("no reconnect count in {ready}"))
+}
+
+/// `v2.system.socket_closing` and a channel near the end of its life are met by a new channel,
+/// connected and subscribed before the old one goes: the connector never drops.
+#[tokio::test]
+async fn socket_closing_and_a_dying_channel_roll_over_without_a_reconnect() -> Result<()> {
+    let stack = genesys_stack().await?;
+    connected(&stack).await?;
+    let before = reconnects(&stack).await?;
+    let first = stack.sim.sim.genesys.channel_ids();
+    // New channels live 5 s from now on: the next one must be replaced before it dies.
+    fault(
+        &stack,
+        json!({"channel_ttl_secs": 5, "socket_closing": true}),
+    )
+    .await?;
+    let second = eventually("a second channel", || async {
+        let ids = stack.sim.sim.genesys.channel_ids();
+        ids.iter().find(|c| !first.contains(c)).cloned()
+    })
+    .await?;
+    let third = eventually("the second channel replaced before its end", || async {
+        let ids = stack.sim.sim.genesys.channel_ids();
+        ids.iter()
+            .find(|c| !first.contains(c) && **c != second)
+            .cloned()
+    })
+    .await?;
+    assert_ne!(third, second);
+    assert_eq!(reconnects(&stack).await?, before, "rolled, not reconnected");
+    let (mut alice, _) = WsClient::signed_in(&stack, ALICE, None).await?;
+    let id = ring(&stack, "+41445550107", ALICE).await?;
+    state(&mut alice, &id, "ringing").await?;
+    Ok(())
+}
+
+/// The simulated org's socket itself, as a client of the notification service sees it.
+#[tokio::test]
+async fn the_simulated_notification_socket_behaves_like_genesys() -> Result<()> {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+
+    let sim = cti_sim::spawn(cti_sim::SimConfig {
+        listen: "127.0.0.1:0".parse()?,
+        genesys_heartbeat_ms: 50,
+        ..cti_sim::SimConfig::default()
+    })
+    .await?;
+    let http = reqwest::Client::new();
+    let base = format!("{}/sim/genesys", sim.url());
+    let token: Value = http
+        .post(format!("{base}/login/oauth/token"))
+        .basic_auth("cti-relay-genesys", Some("demo-genesys-secret"))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await?
+        .json()
+        .await?;
+    let token = token["access_token"].as_str().context("token")?.to_string();
+    let channel: Value = http
+        .post(format!("{base}/api/v2/notifications/channels"))
+        .bearer_auth(&token)
+        .send()
+        .await?
+        .json()
+        .await?;
+    let uri = channel["connectUri"].as_str().context("connectUri")?;
+    let (mut ws, _) = tokio_tungstenite::connect_async(uri).await?;
+    async fn next_json(
+        ws: &mut tokio_tungstenite::WebSocketStream<
+            tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+        >,
+        pred: impl Fn(&Value) -> bool,
+    ) -> Result<Value> {
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Text(text))) => {
+                    let value: Value = serde_json::from_str(&text)?;
+                    if pred(&value) {
+                        return Ok(value);
+                    }
+                }
+                Some(Ok(_)) => {}
+                other => bail!("the socket ended: {other:?}"),
+            }
+        }
+    }
+    let beat = next_json(&mut ws, |v| v["topicName"] == "channel.metadata").await?;
+    assert_eq!(beat["eventBody"]["message"], "WebSocket Heartbeat");
+    ws.send(Message::Text(json!({"message": "ping"}).to_string().into()))
+        .await?;
+    next_json(&mut ws, |v| v["eventBody"]["message"] == "pong").await?;
+
+    // Subscribing over the socket, then a call for that user arrives as a full snapshot.
+    let alice = sim.sim.genesys.user_id(ALICE).context("alice")?;
+    let topic = format!("v2.users.{alice}.conversations.calls");
+    ws.send(Message::Text(
+        json!({"message": "subscribe", "topics": [topic], "correlationId": "abcdefghijklmnop"})
+            .to_string()
+            .into(),
+    ))
+    .await?;
+    let reply = next_json(&mut ws, |v| v.get("result").is_some()).await?;
+    assert_eq!(reply["result"], "200");
+    assert_eq!(reply["status"], "subscribed");
+    ws.send(Message::Text(
+        json!({"message": "subscribe", "topics": ["v2.users.nobody.conversations.calls"]})
+            .to_string()
+            .into(),
+    ))
+    .await?;
+    let refused = next_json(&mut ws, |v| v.get("result").is_some()).await?;
+    assert_eq!(refused["result"], "400");
+    let call: Value = http
+        .post(format!("{base}/calls"))
+        .json(&json!({"from": "+41445550108", "agent": ALICE}))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let event = next_json(&mut ws, |v| v["topicName"] == topic.as_str()).await?;
+    assert_eq!(event["eventBody"]["id"], call["call_id"]);
+    assert_eq!(event["version"], "2");
+    let agent = &event["eventBody"]["participants"][1];
+    assert_eq!(agent["state"], "alerting");
+    assert_eq!(agent["ani"], "tel:+41445550108");
+    assert_eq!(agent["user"]["id"], alice.as_str());
+
+    // A second connection to the channel replaces the first.
+    let (mut second, _) = tokio_tungstenite::connect_async(uri).await?;
+    let ended = next_json(&mut ws, |_| false).await;
+    assert!(ended.is_err(), "the first socket is closed");
+    next_json(&mut second, |v| v["topicName"] == "channel.metadata").await?;
+
+    // An unknown channel has no socket.
+    let unknown = tokio_tungstenite::connect_async(format!(
+        "ws://{}/sim/genesys/channels/streaming-0-nope",
+        sim.addr
+    ))
+    .await;
+    assert!(unknown.is_err());
     Ok(())
 }

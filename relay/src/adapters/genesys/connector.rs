@@ -120,6 +120,7 @@ async fn session(shared: &Shared, link: &Link, sockets: &mut Vec<Socket>) -> Res
     tracing::info!(tenant = %shared.tenant, channels = sockets.len(), topics = topics.len(),
         "Genesys Cloud notifications connected");
     catch_up(shared, link, &users).await?;
+    tracing::debug!(tenant = %shared.tenant, "caught up");
     loop {
         let renew_at = shared
             .api
@@ -292,6 +293,7 @@ async fn roll(
 
 /// A new token, and every channel re-subscribed with it.
 async fn renew(shared: &Shared, sockets: &mut [Socket]) -> Result<(), LinkError> {
+    tracing::debug!(tenant = %shared.tenant, "renewing the Genesys Cloud token");
     shared
         .api
         .renew()
