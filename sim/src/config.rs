@@ -74,6 +74,9 @@ pub struct SimConfig {
     pub genesys_channel_ttl_secs: u64,
     /// Between `v2.system.socket_closing` and the socket's close.
     pub genesys_socket_closing_grace_ms: u64,
+    /// Users added to the Genesys directory after the demo reps (`user-{n}@example.com`), to try
+    /// more reps than one notification channel takes.
+    pub genesys_extra_users: usize,
 }
 
 /// One telephony system the host page offers: its name (`generic`, `genesys`, `ringcentral`)
@@ -127,6 +130,7 @@ impl Default for SimConfig {
             genesys_heartbeat_ms: 30_000,
             genesys_channel_ttl_secs: 86_400,
             genesys_socket_closing_grace_ms: 2_000,
+            genesys_extra_users: 0,
         }
     }
 }

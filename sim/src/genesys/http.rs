@@ -780,6 +780,8 @@ struct Faults {
     expire_tokens: Option<bool>,
     duplicate: Option<bool>,
     reorder: Option<bool>,
+    /// Sockets stop sending heartbeats and answering pings.
+    mute: Option<bool>,
     token_ttl_secs: Option<u64>,
     heartbeat_ms: Option<u64>,
     channel_ttl_secs: Option<u64>,
@@ -797,6 +799,9 @@ async fn sim_faults(State(sim): Sh, body: Bytes) -> Response {
     }
     if let Some(on) = faults.reorder {
         state.knobs.reorder = on;
+    }
+    if let Some(on) = faults.mute {
+        state.knobs.mute = on;
     }
     if let Some(secs) = faults.token_ttl_secs {
         state.knobs.token_ttl = std::time::Duration::from_secs(secs);

@@ -93,6 +93,8 @@ pub(crate) struct Knobs {
     pub(crate) duplicate: bool,
     /// Every later snapshot is held back until the next one has gone (or a moment passed).
     pub(crate) reorder: bool,
+    /// Sockets send no heartbeats and answer no pings (a connection dead at the far end).
+    pub(crate) mute: bool,
 }
 
 /// What a socket task is told to send.
@@ -126,6 +128,7 @@ pub(crate) struct State {
     pub(crate) created: u64,
     pub(crate) sockets: u64,
     pub(crate) tokens_issued: u64,
+    pub(crate) pings: u64,
     pub(crate) knobs: Knobs,
 }
 
@@ -142,7 +145,7 @@ pub struct Genesys {
 
 impl Genesys {
     pub fn new(config: &SimConfig) -> Self {
-        let users = DEMO_USERS
+        let mut users: Vec<User> = DEMO_USERS
             .iter()
             .map(|(id, name, email)| User {
                 id: (*id).into(),
@@ -150,6 +153,11 @@ impl Genesys {
                 email: (*email).into(),
             })
             .collect();
+        users.extend((0..config.genesys_extra_users).map(|n| User {
+            id: format!("00000000-0000-4000-8000-{n:012}"),
+            name: format!("User {n}"),
+            email: format!("user-{n}@example.com"),
+        }));
         Genesys {
             client_id: config.genesys_client_id.clone(),
             client_secret: config.genesys_client_secret.clone(),
@@ -167,6 +175,7 @@ impl Genesys {
                 created: 0,
                 sockets: 0,
                 tokens_issued: 0,
+                pings: 0,
                 knobs: Knobs {
                     token_ttl: Duration::from_secs(config.genesys_token_ttl_secs),
                     heartbeat: Duration::from_millis(config.genesys_heartbeat_ms.max(1)),
@@ -174,6 +183,7 @@ impl Genesys {
                     closing_grace: Duration::from_millis(config.genesys_socket_closing_grace_ms),
                     duplicate: false,
                     reorder: false,
+                    mute: false,
                 },
             }),
         }
@@ -209,6 +219,25 @@ impl Genesys {
     /// A snapshot of one conversation, as `GET /api/v2/conversations/calls/{id}` answers it.
     pub fn conversation(&self, id: &str) -> Option<serde_json::Value> {
         self.lock().conversations.get(id).map(Conversation::body)
+    }
+
+    /// Mutes or unmutes the sockets, as the `mute` fault does.
+    pub fn set_mute(&self, mute: bool) {
+        self.lock().knobs.mute = mute;
+    }
+
+    /// How many `{"message":"ping"}` the sockets heard.
+    pub fn pings(&self) -> u64 {
+        self.lock().pings
+    }
+
+    /// Each live channel's topic count, sorted.
+    pub fn topic_counts(&self) -> Vec<usize> {
+        let mut state = self.lock();
+        state.sweep();
+        let mut counts: Vec<usize> = state.channels.values().map(|c| c.topics.len()).collect();
+        counts.sort_unstable();
+        counts
     }
 
     /// How many tokens the login host has issued.

@@ -124,8 +124,14 @@ async fn serve(sim: Arc<Sim>, id: String, mut socket: WebSocket) {
                 Some(Ok(_)) => {}
             },
             () = sleep_until(next_beat) => {
-                let every = sim.genesys.lock().knobs.heartbeat;
+                let (every, mute) = {
+                    let state = sim.genesys.lock();
+                    (state.knobs.heartbeat, state.knobs.mute)
+                };
                 next_beat = Instant::now() + every;
+                if mute {
+                    continue;
+                }
                 if socket.send(Message::Text(heartbeat().into())).await.is_err() {
                     return;
                 }
@@ -168,9 +174,14 @@ async fn serve(sim: Arc<Sim>, id: String, mut socket: WebSocket) {
 fn answer(sim: &Sim, id: &str, text: &str) -> Option<String> {
     let message: Value = serde_json::from_str(text).ok()?;
     match message["message"].as_str()? {
-        "ping" => Some(
-            json!({"topicName": "channel.metadata", "eventBody": {"message": "pong"}}).to_string(),
-        ),
+        "ping" => {
+            let mut state = sim.genesys.lock();
+            state.pings += 1;
+            (!state.knobs.mute).then(|| {
+                json!({"topicName": "channel.metadata", "eventBody": {"message": "pong"}})
+                    .to_string()
+            })
+        }
         "subscribe" => {
             let correlation = message["correlationId"].clone();
             let mut state = sim.genesys.lock();

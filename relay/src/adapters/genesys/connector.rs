@@ -43,10 +43,23 @@ use crate::adapters::{Link, LinkError};
 
 /// Topics one channel takes (reference 1.1).
 const MAX_TOPICS: usize = 1_000;
-/// Silence after which the socket is pinged: two heartbeats missed.
-const SILENT: Duration = Duration::from_secs(60);
-/// How long a ping waits for its pong.
-const PONG_WAIT: Duration = Duration::from_secs(15);
+/// How long the connector lets a socket be silent and waits for a pong.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Timing {
+    /// Silence after which the socket is pinged: two heartbeats (about every 30 s) missed.
+    pub(crate) silent: Duration,
+    /// How long a ping waits for its pong.
+    pub(crate) pong_wait: Duration,
+}
+
+impl Default for Timing {
+    fn default() -> Self {
+        Timing {
+            silent: Duration::from_secs(60),
+            pong_wait: Duration::from_secs(15),
+        }
+    }
+}
 /// How long before a channel's end it is replaced (at most; a fifth of its life when shorter).
 const ROLL_BEFORE: Duration = Duration::from_secs(600);
 /// Users per catch-up query.
@@ -121,6 +134,7 @@ async fn session(shared: &Shared, link: &Link, sockets: &mut Vec<Socket>) -> Res
         "Genesys Cloud notifications connected");
     catch_up(shared, link, &users).await?;
     tracing::debug!(tenant = %shared.tenant, "caught up");
+    let timing = shared.timing;
     loop {
         let renew_at = shared
             .api
@@ -131,8 +145,8 @@ async fn session(shared: &Shared, link: &Link, sockets: &mut Vec<Socket>) -> Res
             .iter()
             .map(|s| {
                 let watch = match s.ping_sent {
-                    Some(sent) => sent + PONG_WAIT,
-                    None => s.last_heard + SILENT,
+                    Some(sent) => sent + timing.pong_wait,
+                    None => s.last_heard + timing.silent,
                 };
                 watch.min(s.roll_at)
             })
@@ -167,10 +181,10 @@ async fn session(shared: &Shared, link: &Link, sockets: &mut Vec<Socket>) -> Res
                 while index < sockets.len() {
                     let socket = &mut sockets[index];
                     if let Some(sent) = socket.ping_sent {
-                        if sent + PONG_WAIT <= now {
+                        if sent + timing.pong_wait <= now {
                             return Err(lost("the notification socket did not answer a ping"));
                         }
-                    } else if socket.last_heard + SILENT <= now {
+                    } else if socket.last_heard + timing.silent <= now {
                         socket.ping_sent = Some(now);
                         let ping = json!({"message": "ping"}).to_string();
                         socket
@@ -406,4 +420,108 @@ async fn catch_up(shared: &Shared, link: &Link, users: &[String]) -> Result<(), 
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::adapters::Context;
+    use crate::adapters::connector::{Inbox, LinkStatus, channel};
+    use crate::metrics::Metrics;
+
+    async fn sim(tweak: impl FnOnce(&mut cti_sim::SimConfig)) -> cti_sim::SimHandle {
+        let mut config = cti_sim::SimConfig {
+            listen: "127.0.0.1:0".parse().expect("address"),
+            ..cti_sim::SimConfig::default()
+        };
+        tweak(&mut config);
+        cti_sim::spawn(config).await.expect("simulator")
+    }
+
+    fn shared(sim: &cti_sim::SimHandle, timing: Timing) -> Arc<Shared> {
+        Arc::new(Shared {
+            tenant: "demo".into(),
+            api: super::super::api::Api::new(
+                reqwest::Client::new(),
+                &format!("{}/sim/genesys", sim.url()),
+                &format!("{}/sim/genesys/login", sim.url()),
+                "cti-relay-genesys",
+                crate::secret::Secret::new("demo-genesys-secret"),
+            ),
+            reps: crate::adapters::reps::Reps::default(),
+            tracker: Mutex::default(),
+            context: Context {
+                tenant: "demo".into(),
+                http: reqwest::Client::new(),
+                clock: Arc::new(crate::clock::SystemClock),
+            },
+            timing,
+        })
+    }
+
+    fn link() -> (Link, Inbox, Arc<LinkStatus>) {
+        let status = Arc::new(LinkStatus::default());
+        let (link, inbox) = channel(
+            "demo",
+            "genesys",
+            status.clone(),
+            Arc::new(Metrics::default()),
+        );
+        (link, inbox, status)
+    }
+
+    async fn until(what: &str, check: impl Fn() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !check() {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    const QUICK: Timing = Timing {
+        silent: Duration::from_millis(300),
+        pong_wait: Duration::from_millis(300),
+    };
+
+    #[tokio::test]
+    async fn a_silent_socket_is_pinged_and_the_run_ends_when_no_pong_comes() {
+        let sim = sim(|_| {}).await;
+        let (link, _inbox, status) = link();
+        let run = tokio::spawn(run(shared(&sim, QUICK), link));
+        until("the link up", || status.get().connected).await;
+        sim.sim.genesys.set_mute(true);
+        let outcome = tokio::time::timeout(Duration::from_secs(20), run)
+            .await
+            .expect("the run ends")
+            .expect("no panic");
+        let err = outcome.expect_err("a dead socket ends the run");
+        assert!(err.0.contains("ping"), "{err}");
+        assert!(sim.sim.genesys.pings() >= 1);
+        assert!(!status.get().connected);
+    }
+
+    #[tokio::test]
+    async fn a_silent_socket_that_answers_pings_is_kept() {
+        // Heartbeats only every minute: the connector pings in between and hears pongs.
+        let sim = sim(|c| c.genesys_heartbeat_ms = 60_000).await;
+        let (link, _inbox, status) = link();
+        let run = tokio::spawn(run(shared(&sim, QUICK), link));
+        until("three pings answered", || sim.sim.genesys.pings() >= 3).await;
+        assert!(!run.is_finished(), "the run goes on");
+        assert!(status.get().connected);
+        run.abort();
+    }
+
+    #[tokio::test]
+    async fn more_reps_than_a_channel_takes_get_more_channels() {
+        let sim = sim(|c| c.genesys_extra_users = 1_200).await;
+        let (link, _inbox, status) = link();
+        let run = tokio::spawn(run(shared(&sim, Timing::default()), link));
+        until("the link up", || status.get().connected).await;
+        // 4 demo reps and 1,200 more: 1,000 topics on one channel, 204 on another.
+        assert_eq!(sim.sim.genesys.topic_counts(), [204, 1_000]);
+        run.abort();
+    }
 }

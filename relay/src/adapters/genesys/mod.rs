@@ -146,6 +146,7 @@ pub(crate) struct Shared {
     pub(crate) reps: Reps,
     pub(crate) tracker: Mutex<Tracker>,
     pub(crate) context: Context,
+    pub(crate) timing: connector::Timing,
 }
 
 impl Shared {
@@ -276,6 +277,7 @@ impl GenesysAdapter {
                 reps: Reps::new(settings.agents.clone()),
                 tracker: Mutex::new(Tracker::default()),
                 context,
+                timing: connector::Timing::default(),
             }),
         }
     }
