@@ -160,7 +160,7 @@ async fn a_consult_transfer_holds_rings_the_colleague_and_hands_over() -> Result
 }
 
 #[tokio::test]
-async fn a_caller_hanging_up_while_it_rings_is_a_missed_call() -> Result<()> {
+async fn a_caller_hanging_up_while_it_rings_is_missed_and_a_refusal_declined() -> Result<()> {
     let stack = genesys_stack().await?;
     connected(&stack).await?;
     let (mut alice, _) = WsClient::signed_in(&stack, ALICE, None).await?;
@@ -174,6 +174,15 @@ async fn a_caller_hanging_up_while_it_rings_is_a_missed_call() -> Result<()> {
         cti_tests::summary_of(&activity).contains("Outcome: missed"),
         "{activity}"
     );
+
+    // A call the rep declines.
+    let id = ring(&stack, "+41445550109", ALICE).await?;
+    state(&mut alice, &id, "ringing").await?;
+    alice.command(&id, CallCommand::Decline).await?;
+    let ended = state(&mut alice, &id, "ended").await?;
+    assert_eq!(ended["call"]["end_reason"], "declined", "{ended}");
+    let conversation = stack.sim.sim.genesys.conversation(&id).context("call")?;
+    assert_eq!(conversation["participants"][1]["disconnectType"], "client");
     Ok(())
 }
 

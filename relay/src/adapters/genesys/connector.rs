@@ -525,3 +525,26 @@ mod tests {
         run.abort();
     }
 }
+
+#[cfg(test)]
+mod tls {
+    /// A `wss://` connectUri (every real org's) gets a TLS client, not a panic for want of a
+    /// crypto provider: the handshake with a server that speaks no TLS fails as an error.
+    #[tokio::test]
+    async fn a_wss_uri_is_tried_with_tls() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("listener");
+        let addr = listener.local_addr().expect("address");
+        let server = tokio::spawn(async move {
+            if let Ok((mut socket, _)) = listener.accept().await {
+                use tokio::io::AsyncWriteExt;
+                let _ = socket.write_all(b"HTTP/1.1 400 Bad Request\r\n\r\n").await;
+            }
+        });
+        let outcome =
+            tokio_tungstenite::connect_async(format!("wss://{addr}/channels/streaming-0-x")).await;
+        assert!(outcome.is_err());
+        server.abort();
+    }
+}

@@ -547,6 +547,24 @@ mod tests {
     }
 
     #[test]
+    fn a_tenant_chooses_genesys_by_its_provider_key() {
+        let settings: crate::adapters::TelephonySettings = serde_json::from_value(json!({
+            "provider": "genesys",
+            "id": "acme",
+            "genesys_api_url": "https://api.mypurecloud.de",
+            "genesys_login_url": "https://login.mypurecloud.de",
+            "genesys_client_id": "abc",
+            "genesys_client_secret": "s3cret-of-acme",
+        }))
+        .expect("settings");
+        assert!(settings.check(&facts()).is_ok());
+        assert!(matches!(
+            settings,
+            crate::adapters::TelephonySettings::Genesys(ref g) if g.agents.is_empty()
+        ));
+    }
+
+    #[test]
     fn the_demo_client_only_reaches_a_local_simulator() {
         let demo = Settings::demo("http://127.0.0.1:8090");
         assert!(demo.check(&facts()).is_ok());
