@@ -68,7 +68,7 @@ pub enum TelephonySettings {
 
 impl TelephonySettings {
     /// The providers the simulator plays, by name.
-    pub const SIMULATED: &'static [&'static str] = &["generic", "ringcentral"];
+    pub const SIMULATED: &'static [&'static str] = &["generic", "genesys", "ringcentral"];
 
     /// The settings that reach `provider`'s simulator at `sim_url`, for the demo and the tests;
     /// `relay_url` and `tenant` say where a provider that calls in must post. None: no
@@ -79,6 +79,7 @@ impl TelephonySettings {
             "ringcentral" => Some(TelephonySettings::RingCentral(ringcentral::Settings::demo(
                 sim_url, relay_url, tenant,
             ))),
+            "genesys" => Some(TelephonySettings::Genesys(genesys::Settings::demo(sim_url))),
             _ => None,
         }
     }

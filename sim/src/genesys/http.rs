@@ -739,7 +739,7 @@ async fn sim_ring(State(sim): Sh, body: Bytes) -> Response {
     }
     let gc = &sim.genesys;
     let agent = request.agent.unwrap_or_else(|| gc.default_agent.clone());
-    let result = gc.lock().ring(&request.from, &agent, &gc.did);
+    let result = gc.ring(&request.from, &agent);
     match result {
         Ok(id) => {
             tracing::info!(conversation = %id, from = %mask(&request.from), "genesys: ringing");

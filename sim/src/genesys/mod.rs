@@ -208,6 +208,12 @@ impl Genesys {
             .map(|u| u.id.clone())
     }
 
+    /// A customer calls `agent` (an e-mail or user id), as `POST /sim/genesys/calls` does; the
+    /// conversation id.
+    pub fn ring(&self, from: &str, agent: &str) -> Result<String, GcError> {
+        self.lock().ring(from, agent, &self.did)
+    }
+
     /// Every call, oldest first.
     pub fn calls(&self) -> Vec<CallSummary> {
         let state = self.lock();

@@ -16,7 +16,8 @@
 //! The catch-up (inferred; the reference names none for client credentials): the analytics
 //! conversation details query for the reps' conversations under way, plus every conversation
 //! of theirs started in the last hour (one that ended while the relay was away), plus every
-//! conversation the tracker still has open; each read with `GET /api/v2/conversations/calls/{id}`
+//! conversation the tracker still has open and every call the relay holds as live
+//! ([`Link::live_calls`]); each read with `GET /api/v2/conversations/calls/{id}`
 //! and applied like a notification. Analytics data may lag real time by seconds; a snapshot read
 //! is applied only if it is newer than what was seen, so a lagging read loses nothing.
 
@@ -412,6 +413,15 @@ async fn catch_up(shared: &Shared, link: &Link, users: &[String]) -> Result<(), 
         }
     }
     ids.extend(shared.tracker().open());
+    // The calls the relay still holds as live: one that ended in the gap is in no list above
+    // when it started more than an hour ago.
+    let reps: Vec<String> = users.iter().filter_map(|u| shared.reps.rep_of(u)).collect();
+    ids.extend(
+        link.live_calls(&reps)
+            .await
+            .into_iter()
+            .map(|(call, _)| call),
+    );
     for id in ids {
         match shared.snapshot(&id).await {
             Ok(snapshot) => deliver(shared, link, snapshot).await?,
@@ -428,7 +438,7 @@ mod tests {
 
     use super::*;
     use crate::adapters::Context;
-    use crate::adapters::connector::{Inbox, LinkStatus, channel};
+    use crate::adapters::connector::{Inbox, LinkStatus, NoLiveCalls, channel};
     use crate::metrics::Metrics;
 
     async fn sim(tweak: impl FnOnce(&mut cti_sim::SimConfig)) -> cti_sim::SimHandle {
@@ -466,6 +476,7 @@ mod tests {
         let (link, inbox) = channel(
             "demo",
             "genesys",
+            Arc::new(NoLiveCalls),
             status.clone(),
             Arc::new(Metrics::default()),
         );
