@@ -470,3 +470,63 @@ async fn the_simulated_notification_socket_behaves_like_genesys() -> Result<()> 
     assert!(unknown.is_err());
     Ok(())
 }
+
+async fn role(http: &reqwest::Client, relay_url: &str) -> Result<String> {
+    let ready: Value = http
+        .get(format!("{relay_url}/readyz"))
+        .send()
+        .await?
+        .json()
+        .await?;
+    ready["tenants"]["demo"]["provider"]["connector"]
+        .as_str()
+        .map(str::to_string)
+        .with_context(|| format!("no connector role in {ready}"))
+}
+
+/// Two instances with Redis hold one notification socket between them; when the holder dies
+/// the other takes over and calls still ring.
+#[tokio::test]
+async fn two_instances_hold_one_socket_and_the_survivor_takes_over() -> Result<()> {
+    let server = cti_tests::redis::RedisServer::start().await?;
+    let url = server.url();
+    let mut stack = Stack::start_with(|config| {
+        let sim_url = config.tenants[0].v2_url.clone();
+        config.tenants[0].telephony = TelephonySettings::Genesys(genesys::Settings::demo(&sim_url));
+        config.redis_url = Some(cti_relay::secret::Secret::new(url.clone()));
+        config.connector_lease = std::time::Duration::from_secs(2);
+    })
+    .await?;
+    let second = stack.spawn_another_relay().await?;
+    let first_url = stack.relay.url();
+    let second_url = second.url();
+    let roles = eventually("one holder and one standby", || async {
+        let a = role(&stack.http, &first_url).await.ok()?;
+        let b = role(&stack.http, &second_url).await.ok()?;
+        let mut both = [a.clone(), b.clone()];
+        both.sort();
+        (both == ["holder".to_string(), "standby".to_string()]).then_some((a, b))
+    })
+    .await?;
+    connected(&stack).await?;
+    assert_eq!(stack.sim.sim.genesys.channel_counts().1, 1, "one socket");
+
+    let (survivor, survivor_ws) = if roles.0 == "holder" {
+        stack.crash_relay();
+        (
+            second_url.clone(),
+            format!("ws://{}/v1/agent/ws", second.addr),
+        )
+    } else {
+        drop(second);
+        (first_url.clone(), stack.ws_url())
+    };
+    eventually("the survivor to take the connector", || async {
+        (role(&stack.http, &survivor).await.ok()? == "holder").then_some(())
+    })
+    .await?;
+    let (mut alice, _) = WsClient::signed_in_at(&stack, &survivor_ws, ALICE, None).await?;
+    let id = ring(&stack, "+41445550110", ALICE).await?;
+    state(&mut alice, &id, "ringing").await?;
+    Ok(())
+}
