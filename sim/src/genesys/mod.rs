@@ -199,6 +199,17 @@ impl Genesys {
         self.lock().users.clone()
     }
 
+    /// Adds a user to the directory (a rep joining the org); their id.
+    pub fn add_user(&self, name: &str, email: &str) -> String {
+        let id = uuid::Uuid::new_v4().to_string();
+        self.lock().users.push(User {
+            id: id.clone(),
+            name: name.into(),
+            email: email.into(),
+        });
+        id
+    }
+
     /// The id of the user with this e-mail.
     pub fn user_id(&self, email: &str) -> Option<String> {
         self.lock()

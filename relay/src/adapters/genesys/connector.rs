@@ -11,7 +11,9 @@
 //! channel's subscriptions put again with it, which keeps the channels alive (how the simulator
 //! reads "token expiry kills the channel", inferred). A socket that falls silent for a minute
 //! (heartbeats come about every 30 s) gets `{"message":"ping"}`; no answer, a closed socket or
-//! an expired channel ends the run with an error, and the next run catches up.
+//! an expired channel ends the run with an error, and the next run catches up. The directory is
+//! read again every ten minutes; when the reps' users changed, new channels for the new topics
+//! replace the old ones (again connected and subscribed first) and the calls are read back.
 //!
 //! The catch-up (inferred; the reference names none for client credentials): the analytics
 //! conversation details query for the reps' conversations under way, plus every conversation
@@ -51,6 +53,9 @@ pub(crate) struct Timing {
     pub(crate) silent: Duration,
     /// How long a ping waits for its pong.
     pub(crate) pong_wait: Duration,
+    /// How often the user directory is read again, so a rep added to (or removed from) the org
+    /// is subscribed (or dropped) without a restart.
+    pub(crate) directory: Duration,
 }
 
 impl Default for Timing {
@@ -58,6 +63,7 @@ impl Default for Timing {
         Timing {
             silent: Duration::from_secs(60),
             pong_wait: Duration::from_secs(15),
+            directory: Duration::from_secs(600),
         }
     }
 }
@@ -114,16 +120,13 @@ async fn session(shared: &Shared, link: &Link, sockets: &mut Vec<Socket>) -> Res
         .load_directory()
         .await
         .map_err(|e| lost(format!("reading the user directory: {e}")))?;
-    let users = shared.reps.users();
+    let mut users = shared.reps.users();
     if users.is_empty() {
         return Err(lost(format!(
             "none of the {count} users of the directory is a rep (no e-mail, no override)"
         )));
     }
-    let topics: Vec<String> = users
-        .iter()
-        .map(|u| format!("v2.users.{u}.conversations.calls"))
-        .collect();
+    let topics = topics_of(&users);
     let (frames, mut inbox) = mpsc::channel(256);
     let mut numbers = 0u64;
     for chunk in topics.chunks(MAX_TOPICS) {
@@ -136,6 +139,7 @@ async fn session(shared: &Shared, link: &Link, sockets: &mut Vec<Socket>) -> Res
     catch_up(shared, link, &users).await?;
     tracing::debug!(tenant = %shared.tenant, "caught up");
     let timing = shared.timing;
+    let mut directory_at = Instant::now() + timing.directory;
     loop {
         let renew_at = shared
             .api
@@ -151,7 +155,7 @@ async fn session(shared: &Shared, link: &Link, sockets: &mut Vec<Socket>) -> Res
                 };
                 watch.min(s.roll_at)
             })
-            .fold(renew_at, Instant::min);
+            .fold(renew_at.min(directory_at), Instant::min);
         tokio::select! {
             frame = inbox.recv() => match frame {
                 Some(Frame::Text(number, text)) => {
@@ -178,6 +182,21 @@ async fn session(shared: &Shared, link: &Link, sockets: &mut Vec<Socket>) -> Res
                 if renew_at <= now {
                     renew(shared, sockets).await?;
                 }
+                if directory_at <= now {
+                    directory_at = now + timing.directory;
+                    if let Some(fresh) = reread_directory(shared, link, &users).await {
+                        let mut replacement = Vec::new();
+                        for chunk in topics_of(&fresh).chunks(MAX_TOPICS) {
+                            numbers += 1;
+                            replacement.push(open(shared, chunk.to_vec(), numbers, frames.clone()).await?);
+                        }
+                        // The new channels listen before the old ones go.
+                        *sockets = replacement;
+                        users = fresh;
+                        catch_up(shared, link, &users).await?;
+                        continue;
+                    }
+                }
                 let mut index = 0;
                 while index < sockets.len() {
                     let socket = &mut sockets[index];
@@ -203,6 +222,24 @@ async fn session(shared: &Shared, link: &Link, sockets: &mut Vec<Socket>) -> Res
             }
         }
     }
+}
+
+fn topics_of(users: &[String]) -> Vec<String> {
+    users
+        .iter()
+        .map(|u| format!("v2.users.{u}.conversations.calls"))
+        .collect()
+}
+
+/// The directory read again; the reps' users when they changed. A failed read is reported and
+/// changes nothing: the channels serve on.
+async fn reread_directory(shared: &Shared, link: &Link, users: &[String]) -> Option<Vec<String>> {
+    if let Err(e) = shared.load_directory().await {
+        link.error(&format!("Genesys Cloud: reading the user directory: {e}"));
+        return None;
+    }
+    let fresh = shared.reps.users();
+    (fresh != users && !fresh.is_empty()).then_some(fresh)
 }
 
 /// A new channel for these topics, connected and subscribed.
@@ -494,6 +531,7 @@ mod tests {
     const QUICK: Timing = Timing {
         silent: Duration::from_millis(300),
         pong_wait: Duration::from_millis(300),
+        directory: Duration::from_secs(600),
     };
 
     #[tokio::test]
@@ -522,6 +560,39 @@ mod tests {
         until("three pings answered", || sim.sim.genesys.pings() >= 3).await;
         assert!(!run.is_finished(), "the run goes on");
         assert!(status.get().connected);
+        run.abort();
+    }
+
+    #[tokio::test]
+    async fn a_rep_who_joins_the_org_is_subscribed_without_a_restart() {
+        let sim = sim(|_| {}).await;
+        let (link, mut inbox, status) = link();
+        let timing = Timing {
+            directory: Duration::from_millis(200),
+            ..Timing::default()
+        };
+        let run = tokio::spawn(run(shared(&sim, timing), link));
+        until("the link up", || status.get().connected).await;
+        assert_eq!(sim.sim.genesys.topic_counts(), [4]);
+        sim.sim.genesys.add_user("Erin Demo", "erin@example.com");
+        // The old channel stays in the org (channels are not deleted), its socket closed.
+        until("the new rep's topic", || {
+            sim.sim.genesys.topic_counts().contains(&5) && sim.sim.genesys.channel_counts().1 == 1
+        })
+        .await;
+        let call = sim
+            .sim
+            .genesys
+            .ring("+41445550111", "erin@example.com")
+            .expect("rings");
+        let delivery = tokio::time::timeout(Duration::from_secs(20), inbox.next())
+            .await
+            .expect("an event in time")
+            .expect("an event");
+        assert_eq!(delivery.event.call_id, call);
+        assert_eq!(delivery.event.agent, "erin@example.com");
+        delivery.report(Ok(()));
+        assert!(!run.is_finished(), "the same run goes on");
         run.abort();
     }
 
