@@ -224,14 +224,14 @@ impl Shared {
     }
 }
 
-/// A path segment from a provider id (ids are UUIDs; anything else is escaped).
+/// A path segment from a provider id (ids are UUIDs; any other byte is percent-encoded).
 fn segment(id: &str) -> String {
-    id.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' {
-                c.to_string()
+    id.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b == b'-' {
+                char::from(b).to_string()
             } else {
-                format!("%{:02X}", u32::from(c) & 0xFF)
+                format!("%{b:02X}")
             }
         })
         .collect()
@@ -604,5 +604,6 @@ mod tests {
     fn ids_in_paths_are_escaped() {
         assert_eq!(segment("2d3c1a8e-7f41"), "2d3c1a8e-7f41");
         assert_eq!(segment("a/b"), "a%2Fb");
+        assert_eq!(segment("é"), "%C3%A9");
     }
 }
