@@ -1208,6 +1208,132 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn consults_and_the_catch_up_query_refuse_what_genesys_would() {
+        let (app, sim) = app();
+        let token = token(&app).await;
+        let cid = sim
+            .genesys
+            .ring("+41445556677", "alice@example.com")
+            .expect("rings");
+        let body = sim.genesys.conversation(&cid).expect("conversation");
+        let customer = body["participants"][0]["id"]
+            .as_str()
+            .expect("pid")
+            .to_string();
+        let agent = body["participants"][1]["id"]
+            .as_str()
+            .expect("pid")
+            .to_string();
+        let base = format!("/sim/genesys/api/v2/conversations/calls/{cid}/participants");
+        let (status, _) = call(
+            &app,
+            authed(
+                "PATCH",
+                &format!("{base}/{agent}"),
+                &token,
+                Some(json!({"state": "connected"})),
+            ),
+        )
+        .await;
+        assert_eq!(status, StatusCode::ACCEPTED);
+        let alice = sim.genesys.user_id("alice@example.com").expect("alice");
+        let bob = sim.genesys.user_id("bob@example.com").expect("bob");
+        let consult = format!("{base}/{customer}/consult");
+        // No consulting user: the token has none.
+        let (status, _) = call(
+            &app,
+            authed(
+                "POST",
+                &consult,
+                &token,
+                Some(json!({"destination": {"userId": bob}})),
+            ),
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        // Posted on the agent instead of the party to transfer.
+        let (status, _) = call(
+            &app,
+            authed(
+                "POST",
+                &format!("{base}/{agent}/consult"),
+                &token,
+                Some(json!({"destination": {"userId": bob}, "consultingUserId": alice})),
+            ),
+        )
+        .await;
+        assert_eq!(status, StatusCode::CONFLICT);
+        let (status, _) = call(&app, authed("DELETE", &consult, &token, None)).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "no consult to cancel");
+        let (status, _) = call(
+            &app,
+            authed(
+                "POST",
+                &consult,
+                &token,
+                Some(json!({"speakTo": "DESTINATION", "destination": {"userId": bob}, "consultingUserId": alice})),
+            ),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        let body = sim.genesys.conversation(&cid).expect("conversation");
+        assert_eq!(body["participants"][0]["held"], true);
+        assert_eq!(
+            body["participants"][2]["consultParticipantId"],
+            agent.as_str()
+        );
+        let (status, _) = call(
+            &app,
+            authed(
+                "PATCH",
+                &consult,
+                &token,
+                Some(json!({"speakTo": "EVERYONE"})),
+            ),
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        let (status, _) = call(&app, authed("DELETE", &consult, &token, None)).await;
+        assert_eq!(status, StatusCode::NO_CONTENT);
+        let body = sim.genesys.conversation(&cid).expect("conversation");
+        assert_eq!(body["participants"][2]["state"], "disconnected");
+        assert_eq!(body["participants"][0]["held"], false);
+
+        let query = "/sim/genesys/api/v2/analytics/conversations/details/query";
+        let (status, _) = call(&app, authed("POST", query, &token, Some(json!({})))).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "an interval is required");
+        let (status, found) = call(
+            &app,
+            authed(
+                "POST",
+                query,
+                &token,
+                Some(json!({
+                    "interval": "2020-01-01T00:00:00Z/2100-01-01T00:00:00Z",
+                    "conversationFilters": [{"type": "and", "predicates": [
+                        {"type": "dimension", "dimension": "conversationEnd", "operator": "notExists"}]}],
+                    "segmentFilters": [{"type": "or", "predicates": [
+                        {"type": "dimension", "dimension": "userId", "operator": "matches", "value": alice}]}],
+                })),
+            ),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(found["conversations"][0]["conversationId"], cid.as_str());
+        // The token endpoint takes a form, not JSON.
+        let (status, body) = call(
+            &app,
+            Request::post("/sim/genesys/login/oauth/token")
+                .header("content-type", "application/json")
+                .body(Body::from("{}"))
+                .expect("request"),
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(body["error"], "invalid_request");
+    }
+
+    #[tokio::test]
     async fn click_to_dial_needs_the_calling_user_and_a_number() {
         let (app, sim) = app();
         let token = token(&app).await;
