@@ -294,6 +294,50 @@ async fn duplicated_and_reordered_snapshots_give_one_clean_call() -> Result<()> 
     Ok(())
 }
 
+/// Hold and resume at once, their snapshots swapped in flight: the rep ends up connected, not
+/// on the late hold.
+#[tokio::test]
+async fn swapped_hold_changes_end_on_the_org_s_state() -> Result<()> {
+    let stack = genesys_stack().await?;
+    connected(&stack).await?;
+    let (mut alice, _) = WsClient::signed_in(&stack, ALICE, None).await?;
+    let id = ring(&stack, "+41445550112", ALICE).await?;
+    state(&mut alice, &id, "ringing").await?;
+    alice.answer(&id).await?;
+    fault(&stack, json!({"reorder": true})).await?;
+    // Another client of the org (the rep's Genesys desktop) holds and resumes at once.
+    let base = format!("{}/sim/genesys", stack.sim.url());
+    let token: Value = stack
+        .http
+        .post(format!("{base}/login/oauth/token"))
+        .basic_auth("cti-relay-genesys", Some("demo-genesys-secret"))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await?
+        .json()
+        .await?;
+    let token = token["access_token"].as_str().context("token")?;
+    let conversation = stack.sim.sim.genesys.conversation(&id).context("call")?;
+    let pid = conversation["participants"][1]["id"]
+        .as_str()
+        .context("pid")?;
+    for held in [true, false] {
+        let response = stack
+            .http
+            .patch(format!(
+                "{base}/api/v2/conversations/calls/{id}/participants/{pid}"
+            ))
+            .bearer_auth(token)
+            .json(&json!({"held": held}))
+            .send()
+            .await?;
+        assert_eq!(response.status(), 202);
+    }
+    state(&mut alice, &id, "held").await?;
+    state(&mut alice, &id, "connected").await?;
+    Ok(())
+}
+
 #[tokio::test]
 async fn a_short_lived_token_is_renewed_without_dropping_the_socket() -> Result<()> {
     let stack = genesys_stack().await?;

@@ -43,6 +43,7 @@ use super::api::ApiError;
 use super::mapping::Snapshot;
 use crate::adapters::connector::Undelivered;
 use crate::adapters::{Link, LinkError};
+use cti_protocol::event::EventType;
 
 /// Topics one channel takes (reference 1.1).
 const MAX_TOPICS: usize = 1_000;
@@ -56,6 +57,9 @@ pub(crate) struct Timing {
     /// How often the user directory is read again, so a rep added to (or removed from) the org
     /// is subscribed (or dropped) without a restart.
     pub(crate) directory: Duration,
+    /// How long after a hold change its conversation is read back: snapshots carry no sequence,
+    /// so two hold changes swapped in flight can only be set right by the org's current state.
+    pub(crate) recheck: Duration,
 }
 
 impl Default for Timing {
@@ -64,6 +68,7 @@ impl Default for Timing {
             silent: Duration::from_secs(60),
             pong_wait: Duration::from_secs(15),
             directory: Duration::from_secs(600),
+            recheck: Duration::from_secs(1),
         }
     }
 }
@@ -140,6 +145,7 @@ async fn session(shared: &Shared, link: &Link, sockets: &mut Vec<Socket>) -> Res
     tracing::debug!(tenant = %shared.tenant, "caught up");
     let timing = shared.timing;
     let mut directory_at = Instant::now() + timing.directory;
+    let mut rechecks: Vec<(String, Instant)> = Vec::new();
     loop {
         let renew_at = shared
             .api
@@ -155,6 +161,7 @@ async fn session(shared: &Shared, link: &Link, sockets: &mut Vec<Socket>) -> Res
                 };
                 watch.min(s.roll_at)
             })
+            .chain(rechecks.iter().map(|(_, at)| *at))
             .fold(renew_at.min(directory_at), Instant::min);
         tokio::select! {
             frame = inbox.recv() => match frame {
@@ -164,10 +171,18 @@ async fn session(shared: &Shared, link: &Link, sockets: &mut Vec<Socket>) -> Res
                     };
                     sockets[index].last_heard = Instant::now();
                     sockets[index].ping_sent = None;
-                    if handle(shared, link, &text).await? == Heard::SocketClosing {
+                    match handle(shared, link, &text).await? {
+                        Heard::SocketClosing => {
                         tracing::info!(tenant = %shared.tenant, "Genesys Cloud socket closing; rolling to a new channel");
                         numbers += 1;
                         roll(shared, sockets, index, numbers, &frames).await?;
+                        }
+                        Heard::HoldChanged(id) => {
+                            if !rechecks.iter().any(|(known, _)| *known == id) {
+                                rechecks.push((id, Instant::now() + timing.recheck));
+                            }
+                        }
+                        Heard::Other => {}
                     }
                 }
                 Some(Frame::Closed(number, why)) => {
@@ -181,6 +196,21 @@ async fn session(shared: &Shared, link: &Link, sockets: &mut Vec<Socket>) -> Res
                 let now = Instant::now();
                 if renew_at <= now {
                     renew(shared, sockets).await?;
+                }
+                let due: Vec<String> = rechecks
+                    .iter()
+                    .filter(|(_, at)| *at <= now)
+                    .map(|(id, _)| id.clone())
+                    .collect();
+                rechecks.retain(|(_, at)| *at > now);
+                for id in due {
+                    match shared.snapshot(&id).await {
+                        Ok(snapshot) => {
+                            deliver(shared, link, snapshot).await?;
+                        }
+                        Err(ApiError::Status { status: 404, .. }) => {}
+                        Err(e) => link.error(&format!("Genesys Cloud: reading a call back: {e}")),
+                    }
                 }
                 if directory_at <= now {
                     directory_at = now + timing.directory;
@@ -361,6 +391,8 @@ async fn renew(shared: &Shared, sockets: &mut [Socket]) -> Result<(), LinkError>
 enum Heard {
     Other,
     SocketClosing,
+    /// A snapshot changed a rep's hold: the conversation is read back a moment later.
+    HoldChanged(String),
 }
 
 /// One text frame of a socket.
@@ -374,7 +406,12 @@ async fn handle(shared: &Shared, link: &Link, text: &str) -> Result<Heard, LinkE
     }
     if topic.starts_with("v2.users.") && topic.ends_with(".conversations.calls") {
         match serde_json::from_value::<Snapshot>(message["eventBody"].clone()) {
-            Ok(snapshot) => deliver(shared, link, snapshot).await?,
+            Ok(snapshot) => {
+                let id = snapshot.id.clone();
+                if deliver(shared, link, snapshot).await? {
+                    return Ok(Heard::HoldChanged(id));
+                }
+            }
             Err(e) => link.error(&format!("Genesys Cloud: an unreadable call event: {e}")),
         }
     }
@@ -383,9 +420,11 @@ async fn handle(shared: &Shared, link: &Link, text: &str) -> Result<Heard, LinkE
 
 /// Applies a snapshot and hands its events to the relay, in order. A failure forgets the
 /// conversation, so the next run's catch-up derives its events again.
-async fn deliver(shared: &Shared, link: &Link, snapshot: Snapshot) -> Result<(), LinkError> {
+async fn deliver(shared: &Shared, link: &Link, snapshot: Snapshot) -> Result<bool, LinkError> {
     let conversation = snapshot.id.clone();
+    let mut hold_changed = false;
     for event in shared.apply(snapshot) {
+        hold_changed |= matches!(event.event_type, EventType::Held | EventType::Resumed);
         match link.deliver(event).await {
             Ok(()) => {}
             Err(Undelivered::Closed) => return Err(lost("the relay is stopping")),
@@ -395,7 +434,7 @@ async fn deliver(shared: &Shared, link: &Link, snapshot: Snapshot) -> Result<(),
             }
         }
     }
-    Ok(())
+    Ok(hold_changed)
 }
 
 fn iso(at: time::OffsetDateTime) -> String {
@@ -461,7 +500,9 @@ async fn catch_up(shared: &Shared, link: &Link, users: &[String]) -> Result<(), 
     );
     for id in ids {
         match shared.snapshot(&id).await {
-            Ok(snapshot) => deliver(shared, link, snapshot).await?,
+            Ok(snapshot) => {
+                deliver(shared, link, snapshot).await?;
+            }
             Err(ApiError::Status { status: 404, .. }) => {}
             Err(e) => return Err(lost(format!("catching up on a call: {e}"))),
         }
@@ -532,6 +573,7 @@ mod tests {
         silent: Duration::from_millis(300),
         pong_wait: Duration::from_millis(300),
         directory: Duration::from_secs(600),
+        recheck: Duration::from_secs(1),
     };
 
     #[tokio::test]

@@ -7,9 +7,9 @@
 //! catch-up or a relay restart yields only ids the relay already has. Order is judged by
 //! progress, since nothing else orders snapshots: one that lacks a participant the last one had,
 //! or shows a participant earlier in its life (connected -> alerting, disconnected -> connected,
-//! a `connectedTime` or `endTime` gone), is late and dropped (inferred; a late snapshot that
-//! differs only in hold state cannot be told from a new one, so two hold changes swapped in
-//! flight leave the older one shown until the next change).
+//! a `connectedTime` or `endTime` gone), is late and dropped (inferred). A late snapshot that
+//! differs only in hold state cannot be told from a new one; the connector reads a conversation
+//! back a moment after each hold change, which sets two swapped hold changes right.
 //!
 //! Mapping (reference 1.3's table, inferred there from the enums), for each participant whose
 //! user is one of the tenant's reps:
