@@ -63,6 +63,20 @@ pub struct SimConfig {
     pub ringcentral_token_ttl_secs: u64,
     /// The longest life of its webhook subscriptions (`expiresIn`).
     pub ringcentral_subscription_ttl_secs: u64,
+    /// The simulated Genesys Cloud org's OAuth client (client-credentials grant).
+    pub genesys_client_id: String,
+    pub genesys_client_secret: String,
+    /// How long its access tokens live (Genesys' default for client credentials is a day).
+    pub genesys_token_ttl_secs: u64,
+    /// How often a notification socket hears `channel.metadata` "WebSocket Heartbeat".
+    pub genesys_heartbeat_ms: u64,
+    /// How long a notification channel lives unless its subscriptions are put again.
+    pub genesys_channel_ttl_secs: u64,
+    /// Between `v2.system.socket_closing` and the socket's close.
+    pub genesys_socket_closing_grace_ms: u64,
+    /// Users added to the Genesys directory after the demo reps (`user-{n}@example.com`), to try
+    /// more reps than one notification channel takes.
+    pub genesys_extra_users: usize,
 }
 
 /// One telephony system the host page offers: its name (`generic`, `genesys`, `ringcentral`)
@@ -110,6 +124,13 @@ impl Default for SimConfig {
             ringcentral_jwt: crate::ringcentral::DEMO_JWT.into(),
             ringcentral_token_ttl_secs: 3600,
             ringcentral_subscription_ttl_secs: 900,
+            genesys_client_id: "cti-relay-genesys".into(),
+            genesys_client_secret: "demo-genesys-secret".into(),
+            genesys_token_ttl_secs: 86_400,
+            genesys_heartbeat_ms: 30_000,
+            genesys_channel_ttl_secs: 86_400,
+            genesys_socket_closing_grace_ms: 2_000,
+            genesys_extra_users: 0,
         }
     }
 }

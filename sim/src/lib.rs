@@ -16,6 +16,8 @@
 //!   PKCE, rotating refresh tokens).
 //! - [`ringcentral`]: a RingCentral account under `/sim/ringcentral` (OAuth, extensions,
 //!   webhook subscriptions with their handshake, telephony sessions and call control).
+//! - [`genesys`]: Genesys Cloud under `/sim/genesys` (OAuth, users, notification channels over a
+//!   real WebSocket, call conversations and their controls).
 //! - [`host`]: the V2 host stand-in page that frames the widget, and the log of every CTI payload
 //!   it received (`/sim/host/payloads`).
 //!
@@ -23,6 +25,7 @@
 
 pub mod btp;
 pub mod config;
+pub mod genesys;
 pub mod host;
 pub mod ias;
 pub mod idp;
@@ -48,6 +51,7 @@ pub struct Sim {
     pub btp: btp::Btp,
     pub ias: ias::Ias,
     pub ringcentral: ringcentral::RingCentral,
+    pub genesys: genesys::Genesys,
 }
 
 impl Sim {
@@ -60,6 +64,7 @@ impl Sim {
             btp: btp::Btp::default(),
             ias: ias::Ias::default(),
             ringcentral: ringcentral::RingCentral::new(&config),
+            genesys: genesys::Genesys::new(&config),
             config,
         })
     }
@@ -75,6 +80,7 @@ pub fn router(sim: Arc<Sim>) -> Router {
         .merge(btp::routes())
         .merge(ias::routes())
         .merge(ringcentral::routes())
+        .merge(genesys::routes())
         .with_state(sim)
 }
 

@@ -34,6 +34,7 @@
 
 pub mod connector;
 pub mod generic;
+pub mod genesys;
 pub mod reps;
 pub mod ringcentral;
 
@@ -62,11 +63,12 @@ pub enum TelephonySettings {
     Generic(generic::Settings),
     #[serde(rename = "ringcentral")]
     RingCentral(ringcentral::Settings),
+    Genesys(genesys::Settings),
 }
 
 impl TelephonySettings {
     /// The providers the simulator plays, by name.
-    pub const SIMULATED: &'static [&'static str] = &["generic", "ringcentral"];
+    pub const SIMULATED: &'static [&'static str] = &["generic", "genesys", "ringcentral"];
 
     /// The settings that reach `provider`'s simulator at `sim_url`, for the demo and the tests;
     /// `relay_url` and `tenant` say where a provider that calls in must post. None: no
@@ -77,6 +79,7 @@ impl TelephonySettings {
             "ringcentral" => Some(TelephonySettings::RingCentral(ringcentral::Settings::demo(
                 sim_url, relay_url, tenant,
             ))),
+            "genesys" => Some(TelephonySettings::Genesys(genesys::Settings::demo(sim_url))),
             _ => None,
         }
     }
@@ -87,6 +90,7 @@ impl TelephonySettings {
         match self {
             TelephonySettings::Generic(settings) => settings.check(tenant),
             TelephonySettings::RingCentral(settings) => settings.check(tenant),
+            TelephonySettings::Genesys(settings) => settings.check(tenant),
         }
     }
 }
@@ -126,6 +130,9 @@ pub fn build(settings: &TelephonySettings, context: Context) -> Arc<dyn Telephon
             settings.clone(),
             context,
         )),
+        TelephonySettings::Genesys(settings) => {
+            Arc::new(genesys::GenesysAdapter::new(settings.clone(), context))
+        }
     }
 }
 
