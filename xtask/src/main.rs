@@ -2,7 +2,9 @@
 //! cargo does.
 //!
 //! - `demo`: installs what the widget build needs, builds everything, starts the simulator and
-//!   the relay on their embedded defaults, prints the URL to open; Ctrl-C stops both.
+//!   the relay on their embedded defaults, prints the URL to open; Ctrl-C stops both. The demo
+//!   tenants ring through the simulated generic PBX, Genesys Cloud and RingCentral
+//!   (`--provider` picks the host page's first).
 //! - `test`: installs what the tests need (browser, drivers, redis-server, the WASM toolchain),
 //!   then runs every test: lint, unit and integration tests, the widget's browser tests, and the
 //!   end-to-end tests in headless Chromium.
@@ -16,7 +18,7 @@ use std::process::ExitCode;
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
-        Some("demo") => tasks::demo(),
+        Some("demo") => tasks::demo(&args[1..]),
         Some("test") => tasks::test(&args[1..]),
         Some("bench") => tasks::bench(&args[1..]),
         Some("setup") => setup::all(),
@@ -41,7 +43,7 @@ fn print_help() {
     println!(
         "cargo xtask <command>\n\n\
          Commands:\n  \
-         demo    build and run relay + simulator on embedded defaults, print the URL to open\n  \
+         demo    build and run relay + simulator on embedded defaults, print the URL to open;\n          `--provider generic|genesys|ringcentral` picks the telephony the host page rings\n          through first (all three are there, switchable on the page)\n  \
          test    install test prerequisites, then run every test (add --no-lint to skip fmt/clippy)\n  \
          bench   benchmarks with percentiles: `bench numbers` (normalization, index lookups, index\n          build of 100,000 simulated records; CTI_BENCH_RECORDS sets records per collection),\n          `bench activities` (finished calls to V2 activities per second; CTI_BENCH_CALLS)\n  \
          setup   only install prerequisites (wasm32 target, trunk, wasm-bindgen-cli, chromium,\n          chromium-driver, redis-server)\n  \

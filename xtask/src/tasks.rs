@@ -94,7 +94,28 @@ impl Children {
     }
 }
 
-pub(crate) fn demo() -> Result<()> {
+/// The demo's telephony: each provider's simulator with the relay tenant configured for it.
+const DEMO_PROVIDERS: &[(&str, &str)] = &[
+    ("generic", "demo"),
+    ("genesys", "demo-genesys"),
+    ("ringcentral", "demo-ringcentral"),
+];
+
+pub(crate) fn demo(args: &[String]) -> Result<()> {
+    let provider = match args {
+        [] => "generic".to_string(),
+        [flag, name] if flag == "--provider" => name.clone(),
+        [flag] if flag.starts_with("--provider=") => flag["--provider=".len()..].to_string(),
+        _ => bail!("usage: cargo xtask demo [--provider generic|genesys|ringcentral]"),
+    };
+    if !DEMO_PROVIDERS.iter().any(|(name, _)| *name == provider) {
+        bail!("unknown provider {provider:?}; expected generic, genesys or ringcentral");
+    }
+    let sim_providers = DEMO_PROVIDERS
+        .iter()
+        .map(|(name, tenant)| format!("{name}={tenant}"))
+        .collect::<Vec<_>>()
+        .join(",");
     setup::widget_toolchain()?;
     build_widget()?;
     step("building the relay and the simulator");
@@ -122,6 +143,8 @@ pub(crate) fn demo() -> Result<()> {
         Command::new(bin("cti-sim"))
             .env("SIM_LISTEN", SIM_ADDR)
             .env("SIM_RELAY_URL", format!("http://{RELAY_ADDR}"))
+            .env("SIM_PROVIDERS", &sim_providers)
+            .env("SIM_PROVIDER", &provider)
             .spawn()
             .context("starting cti-sim")?,
     ));
@@ -130,6 +153,7 @@ pub(crate) fn demo() -> Result<()> {
         Command::new(bin("cti-relay"))
             .env("CTI_LISTEN", RELAY_ADDR)
             .env("CTI_WIDGET_DIR", workspace_root().join("widget/dist"))
+            .env("CTI_DEMO_PROVIDERS", "genesys,ringcentral")
             .spawn()
             .context("starting cti-relay")?,
     ));
@@ -149,9 +173,12 @@ pub(crate) fn demo() -> Result<()> {
     println!();
     println!("  CTI demo is running. Open:");
     println!();
-    println!("      http://{SIM_ADDR}/sim/host/?agent={DEMO_AGENT}");
+    println!("      http://{SIM_ADDR}/sim/host/?agent={DEMO_AGENT}&provider={provider}");
     println!();
-    println!("  (simulated V2 Agent Desktop with the widget; place a call from its panel)");
+    println!("  (simulated V2 Agent Desktop with the widget; place a call from its panel,");
+    println!(
+        "  through the telephony chosen on the page: generic PBX, Genesys Cloud, RingCentral)"
+    );
     println!("  Press Ctrl-C to stop.");
     println!();
     loop {
