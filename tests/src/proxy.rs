@@ -125,3 +125,65 @@ async fn forward(
         }
     }
 }
+
+/// The platform's router in front of several relay instances (Cloud Foundry's gorouter): each
+/// new connection goes to the first instance that takes it, so a provider posting to one public
+/// URL reaches whichever instance is alive. Connections wait until instances are known, so the
+/// router's address can be configured before the instances behind it exist.
+#[derive(Debug)]
+pub struct Router {
+    pub addr: SocketAddr,
+    instances: watch::Sender<Vec<SocketAddr>>,
+    accept: JoinHandle<()>,
+}
+
+impl Router {
+    pub async fn start() -> Result<Router> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let (instances, _) = watch::channel(Vec::<SocketAddr>::new());
+        let accept = {
+            let instances = instances.clone();
+            tokio::spawn(async move {
+                while let Ok((client, _)) = listener.accept().await {
+                    let mut known = instances.subscribe();
+                    tokio::spawn(async move {
+                        let upstreams = match known.wait_for(|list| !list.is_empty()).await {
+                            Ok(list) => list.clone(),
+                            Err(_) => return,
+                        };
+                        for upstream in upstreams {
+                            if let Ok(server) = TcpStream::connect(upstream).await {
+                                // Never cut nor frozen: the senders live as long as the pipe.
+                                let (_never_cut, cut) = watch::channel(0u64);
+                                let (_never_frozen, frozen) = watch::channel(false);
+                                pipe(client, server, cut, frozen).await;
+                                return;
+                            }
+                        }
+                    });
+                }
+            })
+        };
+        Ok(Router {
+            addr,
+            instances,
+            accept,
+        })
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The instances behind the router, tried in this order.
+    pub fn route_to(&self, instances: Vec<SocketAddr>) {
+        self.instances.send_replace(instances);
+    }
+}
+
+impl Drop for Router {
+    fn drop(&mut self) {
+        self.accept.abort();
+    }
+}
