@@ -77,7 +77,7 @@ async fn ring_pop_answer_hang_up_in_chromium_through_ringcentral() -> Result<()>
 
 /// The whole story in a browser, the host page's "Ring me" ringing through `provider`'s
 /// simulator over that provider's own protocol.
-async fn ring_pop_answer_hang_up(provider: Provider) -> Result<()> {
+pub(crate) async fn ring_pop_answer_hang_up(provider: Provider) -> Result<()> {
     let stack = Stack::start_through(provider, |_| {}).await?;
     let browser = Browser::start().await?;
     browser.open_host(&stack.sim.url(), AGENT).await?;
