@@ -240,6 +240,20 @@ impl RingCentral {
     }
 
     /// Live subscriptions.
+    /// The event filters of the live subscriptions, sorted (what the relay asked to hear).
+    pub fn subscription_filters(&self) -> Vec<String> {
+        let now = Instant::now();
+        let mut filters: Vec<String> = self
+            .lock()
+            .subscriptions
+            .values()
+            .filter(|s| s.live(now))
+            .flat_map(|s| s.filters.clone())
+            .collect();
+        filters.sort();
+        filters
+    }
+
     pub fn subscriptions(&self) -> Vec<String> {
         let now = Instant::now();
         let mut ids: Vec<String> = self

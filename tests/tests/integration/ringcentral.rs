@@ -560,3 +560,36 @@ async fn a_delivery_with_a_bad_verification_token_is_refused_and_counted() {
         "{metrics}"
     );
 }
+
+/// A tenant whose RingCentral user may not watch the whole account subscribes to each rep's
+/// extension instead; calls arrive the same way.
+#[tokio::test]
+async fn a_subscription_per_extension_brings_the_reps_calls() {
+    let stack = Stack::start_through(Provider::RingCentral, |c| {
+        quick(c);
+        if let TelephonySettings::RingCentral(settings) = &mut c.tenants[0].telephony {
+            settings.ringcentral_subscription = Some("extensions".into());
+        }
+    })
+    .await
+    .expect("stack");
+    subscribed(&stack, 1).await;
+    let filters = stack.sim.sim.ringcentral.subscription_filters();
+    assert_eq!(filters.len(), 4, "one per demo rep: {filters:?}");
+    assert!(
+        filters
+            .iter()
+            .all(|f| f.starts_with("/restapi/v1.0/account/~/extension/")
+                && f.ends_with("/telephony/sessions")),
+        "{filters:?}"
+    );
+    let (number, _, _) = stack.single_match_caller().expect("caller");
+    let (mut bob, _) = WsClient::signed_in(&stack, BOB, None).await.expect("bob");
+    let call = ring(&stack, &number, BOB).await;
+    call_where(&mut bob, &call, "ringing", |c| c["state"] == "ringing").await;
+    assert_eq!(
+        sim_post(&stack, &format!("/calls/{call}/hangup"), &json!({})).await,
+        200
+    );
+    call_where(&mut bob, &call, "missed", |c| c["end_reason"] == "missed").await;
+}

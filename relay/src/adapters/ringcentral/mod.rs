@@ -75,6 +75,11 @@ pub struct Settings {
     /// Seconds between looks at the subscription (a deleted one delivers nothing).
     #[serde(default)]
     pub ringcentral_watch_secs: Option<u64>,
+    /// What the subscription covers: `account` (absent: every telephony session of the account,
+    /// which needs an administrator's JWT) or `extensions` (one filter per rep's extension, for
+    /// an app whose user may not watch the whole account).
+    #[serde(default)]
+    pub ringcentral_subscription: Option<String>,
     /// Extension id -> rep e-mail, where an extension's contact e-mail is not the rep's login.
     #[serde(default)]
     pub agents: BTreeMap<String, String>,
@@ -105,6 +110,7 @@ impl Settings {
                 .map(|(rep, device)| (rep.to_string(), device.to_string()))
                 .collect(),
             ringcentral_watch_secs: Some(2),
+            ringcentral_subscription: None,
             agents: BTreeMap::new(),
         }
     }
@@ -166,6 +172,14 @@ impl Settings {
         }
         if self.ringcentral_watch_secs == Some(0) {
             return refuse("ringcentral_watch_secs", "must be at least 1".into());
+        }
+        if let Some(scope) = self.ringcentral_subscription.as_deref()
+            && !matches!(scope, "account" | "extensions")
+        {
+            return refuse(
+                "ringcentral_subscription",
+                format!("tenant {id:?}: {scope:?} is neither `account` nor `extensions`"),
+            );
         }
         Ok(())
     }
@@ -466,9 +480,21 @@ impl Inner {
         }
     }
 
+    /// The event filters: the account's sessions, or each rep extension's.
+    fn event_filters(&self) -> Vec<String> {
+        if self.settings.ringcentral_subscription.as_deref() != Some("extensions") {
+            return vec![SESSIONS_FILTER.to_string()];
+        }
+        self.reps
+            .users()
+            .into_iter()
+            .map(|ext| format!("/restapi/v1.0/account/~/extension/{ext}/telephony/sessions"))
+            .collect()
+    }
+
     async fn create_subscription(&self) -> Result<(String, u64), ApiError> {
         let body = json!({
-            "eventFilters": [SESSIONS_FILTER],
+            "eventFilters": self.event_filters(),
             "deliveryMode": {
                 "transportType": "WebHook",
                 "address": self.settings.ringcentral_webhook_url,
