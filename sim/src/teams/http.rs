@@ -896,10 +896,19 @@ async fn ring(State(sim): State<Arc<Sim>>, body: Bytes) -> Response {
     let Ok(body) = serde_json::from_slice::<Value>(&body) else {
         return sim_error(StatusCode::BAD_REQUEST, "body must be JSON {from, agent}");
     };
-    let from = body["from"]
+    // Graph names a PSTN caller in E.164; a number as dialled in the demo's region (CH, the
+    // seeded V2 data's) is written the way Teams would show it.
+    let dialled = body["from"]
         .as_str()
         .unwrap_or_default()
-        .replace([' ', '-'], "");
+        .replace([' ', '-', '.', '(', ')'], "");
+    let from = if let Some(rest) = dialled.strip_prefix("00") {
+        format!("+{rest}")
+    } else if let Some(rest) = dialled.strip_prefix('0') {
+        format!("+41{rest}")
+    } else {
+        dialled
+    };
     if !(from.starts_with('+') && from.len() > 4 && from[1..].chars().all(|c| c.is_ascii_digit())) {
         return sim_error(StatusCode::BAD_REQUEST, "`from` must be an E.164 number");
     }
