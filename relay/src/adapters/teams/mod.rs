@@ -957,3 +957,166 @@ impl TelephonyAdapter for TeamsAdapter {
         self.inner.dial(agent, e164).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use axum::http::HeaderMap;
+
+    use super::*;
+    use crate::adapters::TelephonySettings;
+    use cti_protocol::event::{EndReason, EventType};
+
+    fn adapter() -> TeamsAdapter {
+        TeamsAdapter::new(
+            Settings::demo("http://127.0.0.1:1", "http://127.0.0.1:2", "demo"),
+            Context {
+                tenant: "demo".into(),
+                http: reqwest::Client::new(),
+                clock: std::sync::Arc::new(crate::clock::SystemClock),
+            },
+        )
+    }
+
+    fn receive(query: Option<&str>, body: &str) -> Result<Ingress, AdapterError> {
+        let headers = HeaderMap::new();
+        futures_util::FutureExt::now_or_never(adapter().receive(Inbound {
+            method: &Method::POST,
+            headers: &headers,
+            query,
+            body: body.as_bytes(),
+        }))
+        .expect("receive does not wait here")
+    }
+
+    #[test]
+    fn the_validation_token_comes_back_decoded_as_text() {
+        let Ok(Ingress::Reply(reply)) = receive(Some("validationToken=a%20b%2Bc%26d"), "") else {
+            panic!("a reply");
+        };
+        assert_eq!(reply.status(), 200);
+        assert!(
+            reply.headers()[header::CONTENT_TYPE]
+                .to_str()
+                .expect("ascii")
+                .starts_with("text/plain")
+        );
+    }
+
+    #[test]
+    fn a_change_notification_with_another_client_state_is_refused() {
+        let forged = r#"{"value":[{"subscriptionId":"s","clientState":"guess","changeType":"created","resource":"communications/callRecords/x","resourceData":{"id":"x"}}]}"#;
+        assert!(matches!(
+            receive(None, forged),
+            Err(AdapterError::Unauthenticated(_))
+        ));
+        let lifecycle = format!(
+            r#"{{"value":[{{"subscriptionId":"s","clientState":"{DEMO_CLIENT_STATE}","lifecycleEvent":"subscriptionRemoved"}}]}}"#
+        );
+        assert!(matches!(
+            receive(None, &lifecycle),
+            Ok(Ingress::Events(events)) if events.is_empty()
+        ));
+    }
+
+    #[test]
+    fn a_bot_callback_without_its_token_is_refused() {
+        let body = r##"{"@odata.type":"#microsoft.graph.commsNotifications","value":[]}"##;
+        assert!(matches!(
+            receive(None, body),
+            Err(AdapterError::Unauthenticated(_))
+        ));
+    }
+
+    fn call(id: &str, state: &str, extra: Value) -> Value {
+        let mut data = json!({"id": id, "state": state, "direction": "incoming",
+            "callChainId": "chain-1",
+            "source": {"identity": {"phone": {"id": "+41446681800"}}},
+            "targets": [{"identity": {"user": {"id": "u-alice"}}}]});
+        if let (Some(data), Some(extra)) = (data.as_object_mut(), extra.as_object()) {
+            data.extend(extra.clone());
+        }
+        data
+    }
+
+    #[test]
+    fn notifications_out_of_order_or_twice_still_ring_answer_and_end_once() {
+        let mut tracker = Tracker::default();
+        let rep_of = |u: &str| (u == "u-alice").then(|| "alice@example.com".to_string());
+        let now = "2026-12-02T10:00:00Z";
+        let first = tracker.apply("A", &call("A", "established", json!({})), &rep_of, now);
+        let kinds: Vec<EventType> = first.iter().map(|e| e.event_type).collect();
+        assert_eq!(kinds, [EventType::Ringing, EventType::Answered]);
+        assert_eq!(first[0].from, "+41446681800");
+        assert_eq!(first[0].call_id, "chain-1");
+        assert!(
+            tracker
+                .apply("A", &call("A", "incoming", json!({})), &rep_of, now)
+                .is_empty()
+        );
+        let end = json!({"resultInfo": {"code": 200, "subcode": 0}});
+        let ended = tracker.apply("A", &call("A", "terminated", end.clone()), &rep_of, now);
+        assert_eq!(ended.len(), 1);
+        assert_eq!(ended[0].reason, Some(EndReason::Completed));
+        assert_eq!(ended[0].id, "teams:chain-1:alice@example.com:ended");
+        assert!(
+            tracker
+                .apply("A", &call("A", "terminated", end), &rep_of, now)
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn a_graceful_transfer_ends_the_leg_as_transferred() {
+        let mut tracker = Tracker::default();
+        let rep_of = |u: &str| (u == "u-alice").then(|| "alice@example.com".to_string());
+        let now = "2026-12-02T10:00:00Z";
+        tracker.apply("A", &call("A", "established", json!({})), &rep_of, now);
+        tracker
+            .transfer_targets
+            .insert("A".into(), "bob@example.com".into());
+        let done = json!({"resultInfo": {"code": 0, "subcode": 7015,
+                                         "message": "GracefulTransferCompleted"}});
+        let events = tracker.apply("A", &call("A", "terminated", done), &rep_of, now);
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].event_type, EventType::Transferred);
+        assert_eq!(events[0].transfer_to.as_deref(), Some("bob@example.com"));
+    }
+
+    #[test]
+    fn settings_read_from_the_tenants_file_keys_and_refuse_what_cannot_work() {
+        let tenant = json!({
+            "provider": "teams",
+            "teams_tenant_id": "6f1c2d3e-4b5a-4c7d-8e9f-0a1b2c3d4e5f",
+            "teams_client_id": "app",
+            "teams_client_secret": "entra-client-secret",
+            "teams_bot_app_id": "bot",
+            "teams_notification_url": "https://cti.acme.example/v1/tenants/acme/telephony/teams",
+            "teams_client_state": "0123456789abcdef0123",
+            "agents": {"8A34A46B-0000": "alice@acme.example"}
+        });
+        let TelephonySettings::Teams(settings) =
+            serde_json::from_value::<TelephonySettings>(tenant).expect("settings")
+        else {
+            panic!("teams");
+        };
+        assert_eq!(settings.teams_graph_url, GRAPH_URL);
+        assert_eq!(settings.teams_mode, "bot");
+        let facts = TenantFacts {
+            id: "acme",
+            v2_url: "https://my1.crm.cloud.sap",
+        };
+        assert!(settings.check(&facts).is_ok());
+        let mut presence = settings.clone();
+        presence.teams_mode = "presence".into();
+        assert!(presence.check(&facts).is_err(), "not built yet");
+        let mut short = settings.clone();
+        short.teams_client_state = Secret::new("short");
+        assert!(short.check(&facts).is_err());
+        let mut elsewhere = settings.clone();
+        elsewhere.teams_notification_url =
+            "https://cti.acme.example/v1/tenants/other/telephony/teams".into();
+        assert!(elsewhere.check(&facts).is_err());
+        let demo = Settings::demo("http://127.0.0.1:1", "http://127.0.0.1:2", "acme");
+        assert!(demo.check(&facts).is_err(), "the demo's secrets are public");
+    }
+}
