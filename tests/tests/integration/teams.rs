@@ -272,6 +272,44 @@ async fn the_subscription_removed_mid_call_is_made_again_and_nothing_is_lost_or_
 }
 
 #[tokio::test]
+async fn the_relay_restarted_mid_call_ends_it_once_and_keeps_one_subscription() {
+    let mut stack = start().await;
+    let (_, e164, _) = stack.single_match_caller().expect("caller");
+    let (mut alice, _) = WsClient::signed_in(&stack, ALICE, None)
+        .await
+        .expect("alice");
+    let call = ring(&stack, &e164, ALICE).await;
+    alice.answer(&call).await.expect("connected");
+    stack.crash_relay();
+    stack.start_relay_again().await.expect("relay back");
+    // A new subscription replaces the old one (deleted, or records would come twice).
+    subscribed(&stack, 2).await;
+    assert_eq!(stack.sim.sim.teams.subscriptions().len(), 1);
+    let (mut alice, _) = WsClient::signed_in(&stack, ALICE, None)
+        .await
+        .expect("alice again");
+    let (status, _) = sim_post(&stack, &format!("/calls/{call}/hangup"), &json!({})).await;
+    assert_eq!(status, 204);
+    call_where(&mut alice, &call, "ended", |c| c["state"] == "ended").await;
+    let activity = one_activity(&stack, &call).await;
+    assert_eq!(summary_line(&activity, "Outcome: "), Some("completed"));
+}
+
+#[tokio::test]
+async fn graph_asking_for_reauthorization_is_answered() {
+    let stack = start().await;
+    let (status, _) = sim_post(&stack, "/faults", &json!({"reauthorize": true})).await;
+    assert_eq!(status, 200);
+    let teams = &stack.sim.sim.teams;
+    eventually("the reauthorization", || async {
+        (teams.reauthorized_subscriptions.load(Ordering::Relaxed) == 1).then_some(())
+    })
+    .await
+    .expect("reauthorized");
+    assert_eq!(teams.created_subscriptions.load(Ordering::Relaxed), 1);
+}
+
+#[tokio::test]
 async fn forged_callbacks_and_a_wrong_client_state_are_refused_and_counted() {
     let stack = start().await;
     let (status, answer) = sim_post(

@@ -196,6 +196,9 @@ impl Tracker {
             recording_url: None,
         };
         let mut events = Vec::new();
+        // Heard of for the first time at its end (the relay restarted meanwhile): whether it
+        // was answered is not known here, only how Graph says it ended.
+        let unseen_before = !leg.rung;
         // Whatever came first (notifications may be reordered), the leg rang.
         if !leg.rung {
             leg.rung = true;
@@ -223,6 +226,13 @@ impl Tracker {
                         EndReason::Completed
                     } else if declined || code == Some(603) {
                         EndReason::Declined
+                    } else if unseen_before && !matches!(code, Some(408 | 480 | 486 | 487)) {
+                        // Inferred: an end that is not a SIP-like no-answer, cancel or busy
+                        // code ends a call that was talking; a relay that lost the call
+                        // hears it was answered (the same id, dropped by one that has it).
+                        leg.answered = true;
+                        events.push(event(leg, "answered", EventType::Answered));
+                        EndReason::Completed
                     } else {
                         EndReason::Missed
                     };
