@@ -602,3 +602,6 @@ pub(crate) fn now_rfc3339() -> String {
 pub(crate) fn new_call_id() -> String {
     uuid::Uuid::new_v4().simple().to_string().to_uppercase()
 }
+
+#[cfg(test)]
+mod tests;
