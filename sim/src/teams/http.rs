@@ -708,6 +708,23 @@ fn expiration(value: Option<&Value>) -> Result<(String, time::OffsetDateTime), R
     Ok((text.to_string(), at))
 }
 
+/// The expiry granted: as asked, or shorter where a test shortened subscriptions' life (Graph
+/// answers with the `expirationDateTime` it granted).
+fn granted(t: &Teams, asked: (String, time::OffsetDateTime)) -> (String, time::OffsetDateTime) {
+    let cap = t.max_subscription_secs.load(Ordering::Relaxed);
+    if cap == 0 {
+        return asked;
+    }
+    let latest = time::OffsetDateTime::now_utc() + time::Duration::seconds(cap as i64);
+    if asked.1 <= latest {
+        return asked;
+    }
+    let text = latest
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default();
+    (text, latest)
+}
+
 async fn create_subscription(
     State(sim): State<Arc<Sim>>,
     headers: HeaderMap,
@@ -744,7 +761,7 @@ async fn create_subscription(
         return bad_request("clientState must be at most 128 characters");
     }
     let (expiration, expires_at) = match expiration(body.get("expirationDateTime")) {
-        Ok(e) => e,
+        Ok(e) => granted(t, e),
         Err(r) => return r,
     };
     for url in std::iter::once(&notification_url).chain(lifecycle_url.as_ref()) {
@@ -817,7 +834,7 @@ async fn renew_subscription(
         Err(r) => return r,
     };
     let (expiration, expires_at) = match expiration(body.get("expirationDateTime")) {
-        Ok(e) => e,
+        Ok(e) => granted(t, e),
         Err(r) => return r,
     };
     let mut state = t.lock();

@@ -221,6 +221,9 @@ pub struct Teams {
     pub created_subscriptions: AtomicU64,
     pub renewed_subscriptions: AtomicU64,
     pub reauthorized_subscriptions: AtomicU64,
+    /// The longest life granted to a subscription, in seconds (0: as asked); tests shorten it
+    /// to see renewals.
+    pub max_subscription_secs: AtomicU64,
 }
 
 impl Teams {
@@ -258,6 +261,7 @@ impl Teams {
             created_subscriptions: AtomicU64::new(0),
             renewed_subscriptions: AtomicU64::new(0),
             reauthorized_subscriptions: AtomicU64::new(0),
+            max_subscription_secs: AtomicU64::new(0),
         }
     }
 

@@ -25,26 +25,30 @@ enum Receiver {
 async fn receiver(mode: Receiver) -> String {
     let app = Router::new().route(
         "/hook",
-        post(move |Query(q): Query<Vec<(String, String)>>, raw: axum::extract::RawQuery| async move {
-            let token = q
-                .iter()
-                .find(|(k, _)| k == "validationToken")
-                .map(|(_, v)| v.clone())
-                .unwrap_or_default();
-            let response: Response = match mode {
-                Receiver::Decoded => ([(header::CONTENT_TYPE, "text/plain")], token).into_response(),
-                Receiver::Encoded => (
-                    [(header::CONTENT_TYPE, "text/plain")],
-                    raw.0
-                        .unwrap_or_default()
-                        .trim_start_matches("validationToken=")
-                        .to_string(),
-                )
-                    .into_response(),
-                Receiver::Json => axum::Json(json!(token)).into_response(),
-            };
-            response
-        }),
+        post(
+            move |Query(q): Query<Vec<(String, String)>>, raw: axum::extract::RawQuery| async move {
+                let token = q
+                    .iter()
+                    .find(|(k, _)| k == "validationToken")
+                    .map(|(_, v)| v.clone())
+                    .unwrap_or_default();
+                let response: Response = match mode {
+                    Receiver::Decoded => {
+                        ([(header::CONTENT_TYPE, "text/plain")], token).into_response()
+                    }
+                    Receiver::Encoded => (
+                        [(header::CONTENT_TYPE, "text/plain")],
+                        raw.0
+                            .unwrap_or_default()
+                            .trim_start_matches("validationToken=")
+                            .to_string(),
+                    )
+                        .into_response(),
+                    Receiver::Json => axum::Json(json!(token)).into_response(),
+                };
+                response
+            },
+        ),
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -66,7 +70,10 @@ async fn sim() -> SimHandle {
 
 async fn token(http: &reqwest::Client, sim: &SimHandle, secret: &str) -> (u16, Value) {
     let response = http
-        .post(format!("{}/sim/teams/{TENANT_ID}/oauth2/v2.0/token", sim.url()))
+        .post(format!(
+            "{}/sim/teams/{TENANT_ID}/oauth2/v2.0/token",
+            sim.url()
+        ))
         .form(&[
             ("grant_type", "client_credentials"),
             ("client_id", DEMO_CLIENT_ID),

@@ -310,6 +310,26 @@ async fn graph_asking_for_reauthorization_is_answered() {
 }
 
 #[tokio::test]
+async fn the_subscription_is_renewed_before_the_life_graph_granted_ends() {
+    let stack = start().await;
+    let teams = &stack.sim.sim.teams;
+    // Graph grants three seconds whatever is asked (its answer says so).
+    teams.max_subscription_secs.store(3, Ordering::Relaxed);
+    let (status, _) = sim_post(&stack, "/faults", &json!({"remove_subscriptions": true})).await;
+    assert_eq!(status, 200);
+    subscribed(&stack, 2).await;
+    let live = teams.subscriptions();
+    eventually("two renewals", || async {
+        (teams.renewed_subscriptions.load(Ordering::Relaxed) >= 2).then_some(())
+    })
+    .await
+    .expect("renewed");
+    // Past its first life, the same subscription is still there.
+    assert_eq!(teams.subscriptions(), live);
+    assert_eq!(teams.created_subscriptions.load(Ordering::Relaxed), 2);
+}
+
+#[tokio::test]
 async fn forged_callbacks_and_a_wrong_client_state_are_refused_and_counted() {
     let stack = start().await;
     let (status, answer) = sim_post(

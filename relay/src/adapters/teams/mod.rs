@@ -485,12 +485,21 @@ impl Inner {
             .unwrap_or_default()
     }
 
-    fn renew_after(&self) -> Duration {
-        let minutes = self
-            .settings
-            .teams_subscription_minutes
-            .unwrap_or(DEFAULT_SUBSCRIPTION_MINUTES);
-        Duration::from_secs(minutes * 60 * 2 / 3)
+    /// Two thirds of the life Graph granted (its answer's `expirationDateTime`, which may be
+    /// shorter than asked), else of the life asked for.
+    fn renew_after(&self, granted: &Value) -> Duration {
+        let now = time::OffsetDateTime::now_utc();
+        let life = granted["expirationDateTime"]
+            .as_str()
+            .and_then(crate::clock::instant)
+            .map(|at| (at - now).whole_milliseconds().max(0) as u64)
+            .unwrap_or_else(|| {
+                self.settings
+                    .teams_subscription_minutes
+                    .unwrap_or(DEFAULT_SUBSCRIPTION_MINUTES)
+                    * 60_000
+            });
+        Duration::from_millis((life * 2 / 3).max(500))
     }
 
     /// Subscriptions to our URL left by an earlier run: deleted, or records would come twice.
@@ -510,7 +519,7 @@ impl Inner {
         }
     }
 
-    async fn subscribe(&self) -> Result<String, ApiError> {
+    async fn subscribe(&self) -> Result<(String, Duration), ApiError> {
         let body = json!({
             "changeType": "created",
             "notificationUrl": self.settings.teams_notification_url,
@@ -523,19 +532,20 @@ impl Inner {
             .graph
             .call(Method::POST, "/subscriptions", Some(&body))
             .await?;
-        Ok(answer["id"].as_str().unwrap_or_default().to_string())
+        let id = answer["id"].as_str().unwrap_or_default().to_string();
+        Ok((id, self.renew_after(&answer)))
     }
 
-    async fn resubscribe(&self, link: &Link, why: &str) -> Result<String, LinkError> {
+    async fn resubscribe(&self, link: &Link, why: &str) -> Result<(String, Duration), LinkError> {
         link.down();
         link.error(why);
-        let id = self
+        let (id, renew) = self
             .subscribe()
             .await
             .map_err(|e| LinkError(format!("creating the subscription again: {e}")))?;
         tracing::info!(tenant = %self.tenant, subscription = %id, "Teams callRecords subscription created again");
         link.up();
-        Ok(id)
+        Ok((id, renew))
     }
 
     /// One run of the callRecords subscription's life.
@@ -547,13 +557,13 @@ impl Inner {
                 .max(1),
         );
         self.delete_stale().await;
-        let mut id = self
+        let (mut id, renew) = self
             .subscribe()
             .await
             .map_err(|e| LinkError(format!("creating the subscription: {e}")))?;
         tracing::info!(tenant = %self.tenant, subscription = %id, "Teams callRecords subscription created");
         link.up();
-        let mut renew_at = tokio::time::Instant::now() + self.renew_after();
+        let mut renew_at = tokio::time::Instant::now() + renew;
         let mut failures = 0;
         loop {
             let next = (tokio::time::Instant::now() + watch).min(renew_at);
@@ -590,10 +600,11 @@ impl Inner {
                 }
             }
             if recreate {
-                id = self
+                let (new_id, renew) = self
                     .resubscribe(&link, "the subscription was removed")
                     .await?;
-                renew_at = tokio::time::Instant::now() + self.renew_after();
+                id = new_id;
+                renew_at = tokio::time::Instant::now() + renew;
                 continue;
             }
             let renewing = tokio::time::Instant::now() >= renew_at;
@@ -608,17 +619,18 @@ impl Inner {
                     .await
             };
             match answer {
-                Ok(_) => {
+                Ok(granted) => {
                     failures = 0;
                     if renewing {
-                        renew_at = tokio::time::Instant::now() + self.renew_after();
+                        renew_at = tokio::time::Instant::now() + self.renew_after(&granted);
                     }
                 }
                 Err(err) if err.status() == Some(404) => {
-                    id = self
+                    let (new_id, renew) = self
                         .resubscribe(&link, &format!("the subscription is gone ({err})"))
                         .await?;
-                    renew_at = tokio::time::Instant::now() + self.renew_after();
+                    id = new_id;
+                    renew_at = tokio::time::Instant::now() + renew;
                 }
                 Err(err) => {
                     failures += 1;
