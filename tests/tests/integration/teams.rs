@@ -187,6 +187,76 @@ async fn a_consult_transfer_hands_the_caller_to_the_colleague() {
         .expect("hangup");
     let activity = one_activity(&stack, &call).await;
     assert_eq!(agents_on(&activity), [ALICE, BOB]);
+
+    // Consult, then back: the consultation is hung up, alice goes on with the caller.
+    let call = ring(&stack, &e164, ALICE).await;
+    alice.answer(&call).await.expect("alice talks");
+    alice
+        .command(&call, CallCommand::Consult { target: BOB.into() })
+        .await
+        .expect("consult");
+    call_where(&mut bob, &call, "bob is consulted", |c| {
+        c["state"] == "ringing"
+    })
+    .await;
+    bob.answer(&call).await.expect("bob talks to alice");
+    alice
+        .command(&call, CallCommand::CancelConsult)
+        .await
+        .expect("cancel");
+    call_where(&mut bob, &call, "bob dropped off", |c| {
+        c["state"] == "ended"
+    })
+    .await;
+    let caller_leg = teams
+        .calls()
+        .into_iter()
+        .find(|c| c.chain == call)
+        .expect("alice's leg");
+    assert_eq!(
+        caller_leg.state, "established",
+        "alice still has the caller"
+    );
+    alice
+        .command(&call, CallCommand::Hangup)
+        .await
+        .expect("hangup");
+    call_where(&mut alice, &call, "ended", |c| c["state"] == "ended").await;
+    let activity = one_activity(&stack, &call).await;
+    assert_eq!(summary_line(&activity, "Outcome: "), Some("completed"));
+}
+
+#[tokio::test]
+async fn a_ringing_call_is_redirected_or_declined() {
+    let stack = start().await;
+    let (_, e164, _) = stack.single_match_caller().expect("caller");
+    let (mut alice, _) = WsClient::signed_in(&stack, ALICE, None)
+        .await
+        .expect("alice");
+    let (mut bob, _) = WsClient::signed_in(&stack, BOB, None).await.expect("bob");
+    // Transferred before it is answered: Graph redirects it to bob.
+    let call = ring(&stack, &e164, ALICE).await;
+    call_where(&mut alice, &call, "ringing", |c| c["state"] == "ringing").await;
+    alice
+        .command(&call, CallCommand::Transfer { target: BOB.into() })
+        .await
+        .expect("transfer");
+    call_where(&mut alice, &call, "redirected", |c| {
+        c["state"] == "transferred"
+    })
+    .await;
+    call_where(&mut bob, &call, "bob's phone rings", |c| {
+        c["state"] == "ringing"
+    })
+    .await;
+    // Bob declines: Graph rejects his leg.
+    bob.command(&call, CallCommand::Decline)
+        .await
+        .expect("decline");
+    let ended = call_where(&mut bob, &call, "declined", |c| c["state"] == "ended").await;
+    assert_eq!(ended["call"]["end_reason"], "declined", "{ended}");
+    let activity = one_activity(&stack, &call).await;
+    assert_eq!(agents_on(&activity), [ALICE, BOB]);
 }
 
 #[tokio::test]
