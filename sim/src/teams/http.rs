@@ -1062,7 +1062,11 @@ async fn faults(State(sim): State<Arc<Sim>>, body: Bytes) -> Response {
         tampered.truncate(tampered.len().saturating_sub(4));
         tampered.push_str(&tail.repeat(4));
         let mut statuses = Vec::new();
-        for auth in [Some(tampered), Some(wrong_aud), None] {
+        let other_tenant =
+            super::bot_token_for(&t.bot_app_id, "00000000-1111-2222-3333-444444444444")
+                .await
+                .unwrap_or_default();
+        for auth in [Some(tampered), Some(wrong_aud), Some(other_tenant), None] {
             let mut request = t.http.post(&url).json(&body);
             if let Some(token) = auth {
                 request = request.bearer_auth(token);

@@ -27,7 +27,7 @@
 //! `POST /sim/teams/calls/{id}/answer` (the far end of an outbound call answers; the rep's own
 //! answer for a rep not under the policy), `GET /sim/teams/calls`, `GET /sim/teams/subscriptions`,
 //! `POST /sim/teams/faults` with `{"remove_subscriptions":true}`, `{"reauthorize":true}`,
-//! `{"forge_callback":true}`, `{"bad_client_state":true}`, `{"duplicate":bool}`,
+//! `{"forge_callback":true}` (a changed signature, another audience, another tenant, no token; answers the statuses), `{"bad_client_state":true}`, `{"duplicate":bool}`,
 //! `{"reorder":bool}`.
 
 mod http;
@@ -506,9 +506,14 @@ pub(crate) async fn jwks() -> Result<Value, String> {
 
 /// A Bot Framework token for a call to the bot with app id `aud`.
 pub(crate) async fn bot_token(aud: &str) -> Result<String, String> {
+    bot_token_for(aud, TENANT_ID).await
+}
+
+/// A Bot Framework token naming tenant `tid` (another tenant's, for the forgery fault).
+pub(crate) async fn bot_token_for(aud: &str, tid: &str) -> Result<String, String> {
     let key = key().await?;
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    let claims = json!({"iss": BOT_ISSUER, "aud": aud, "tid": TENANT_ID,
+    let claims = json!({"iss": BOT_ISSUER, "aud": aud, "tid": tid,
                         "nbf": now - 5, "iat": now - 5, "exp": now + 3600,
                         "serviceurl": "https://smba.trafficmanager.net/emea/"});
     let mut header = Header::new(Algorithm::RS256);

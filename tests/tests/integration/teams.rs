@@ -409,10 +409,10 @@ async fn forged_callbacks_and_a_wrong_client_state_are_refused_and_counted() {
     )
     .await;
     assert_eq!(status, 200);
-    // A changed signature, another bot's audience, no token at all.
+    // A changed signature, another bot's audience, another tenant's, no token at all.
     assert_eq!(
         answer["forged_statuses"],
-        json!([401, 401, 401]),
+        json!([401, 401, 401, 401]),
         "{answer}"
     );
     assert_eq!(
@@ -422,7 +422,7 @@ async fn forged_callbacks_and_a_wrong_client_state_are_refused_and_counted() {
     );
     let metrics = stack.metrics().await.expect("metrics");
     assert!(
-        metrics.contains("provider=\"teams\",outcome=\"unauthorized\"} 4"),
+        metrics.contains("provider=\"teams\",outcome=\"unauthorized\"} 5"),
         "{metrics}"
     );
 }
