@@ -77,6 +77,11 @@ pub struct SimConfig {
     /// Users added to the Genesys directory after the demo reps (`user-{n}@example.com`), to try
     /// more reps than one notification channel takes.
     pub genesys_extra_users: usize,
+    /// The simulated Teams tenant's app registration (client credentials with a secret) and
+    /// its calling bot's app id (the `aud` of the Bot Framework tokens on calls to the bot).
+    pub teams_client_id: String,
+    pub teams_client_secret: String,
+    pub teams_bot_app_id: String,
 }
 
 /// One telephony system the host page offers: its name (`generic`, `genesys`, `ringcentral`)
@@ -88,7 +93,7 @@ pub struct DemoProvider {
 }
 
 /// The simulated telephony systems, by the relay's provider names.
-pub const PROVIDERS: &[&str] = &["generic", "genesys", "ringcentral"];
+pub const PROVIDERS: &[&str] = &["generic", "genesys", "ringcentral", "teams"];
 
 impl Default for SimConfig {
     fn default() -> Self {
@@ -131,6 +136,9 @@ impl Default for SimConfig {
             genesys_channel_ttl_secs: 86_400,
             genesys_socket_closing_grace_ms: 2_000,
             genesys_extra_users: 0,
+            teams_client_id: crate::teams::DEMO_CLIENT_ID.into(),
+            teams_client_secret: crate::teams::DEMO_CLIENT_SECRET.into(),
+            teams_bot_app_id: crate::teams::DEMO_BOT_APP_ID.into(),
         }
     }
 }
@@ -278,7 +286,7 @@ impl SimConfig {
         // Without a list, the host page rings the generic PBX's calls for the PBX's tenant.
         config.providers[0].tenant = config.tenant.clone();
         if let Some(v) = text("SIM_PROVIDERS")? {
-            let expected = "pairs like generic=demo,genesys=demo-genesys (providers: generic, genesys, ringcentral)";
+            let expected = "pairs like generic=demo,genesys=demo-genesys (providers: generic, genesys, ringcentral, teams)";
             config.providers = v
                 .split(',')
                 .map(str::trim)

@@ -18,6 +18,9 @@
 //!   webhook subscriptions with their handshake, telephony sessions and call control).
 //! - [`genesys`]: Genesys Cloud under `/sim/genesys` (OAuth, users, notification channels over a
 //!   real WebSocket, call conversations and their controls).
+//! - [`teams`]: a Microsoft Teams tenant under `/sim/teams` (Entra ID client credentials, Graph
+//!   users, a calling bot's comms notifications signed by a simulated Bot Framework, call
+//!   controls, callRecords subscriptions with their validation handshake).
 //! - [`host`]: the V2 host stand-in page that frames the widget, and the log of every CTI payload
 //!   it received (`/sim/host/payloads`).
 //!
@@ -31,6 +34,7 @@ pub mod ias;
 pub mod idp;
 pub mod pbx;
 pub mod ringcentral;
+pub mod teams;
 pub mod v2;
 
 use std::net::SocketAddr;
@@ -52,6 +56,7 @@ pub struct Sim {
     pub ias: ias::Ias,
     pub ringcentral: ringcentral::RingCentral,
     pub genesys: genesys::Genesys,
+    pub teams: teams::Teams,
 }
 
 impl Sim {
@@ -65,6 +70,7 @@ impl Sim {
             ias: ias::Ias::default(),
             ringcentral: ringcentral::RingCentral::new(&config),
             genesys: genesys::Genesys::new(&config),
+            teams: teams::Teams::new(&config),
             config,
         })
     }
@@ -81,6 +87,7 @@ pub fn router(sim: Arc<Sim>) -> Router {
         .merge(ias::routes())
         .merge(ringcentral::routes())
         .merge(genesys::routes())
+        .merge(teams::routes())
         .with_state(sim)
 }
 

@@ -17,6 +17,7 @@ mod redis_push;
 mod relay_api;
 mod ringcentral;
 mod tabs;
+mod teams;
 mod transfer_browsers;
 mod v2_events_auth;
 mod v2_paging;

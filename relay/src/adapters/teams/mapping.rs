@@ -1,0 +1,316 @@
+//! Comms notifications (reference 3.3) to the relay's events.
+//!
+//! One Graph call is one rep's leg; the relay's call id is the call's `callChainId` (the legs a
+//! transfer or a completed consultation add share it), or, for a consultation the bot placed,
+//! the call it consults on. Event ids are `teams:{chain}:{rep}:{kind}`, the same whether the
+//! bot's notification or the call record told, so a replay, a duplicate or the record of a call
+//! the bot saw is dropped by the relay.
+
+use std::collections::{HashMap, HashSet};
+
+use cti_protocol::event::{Direction, EndReason, EventType, TelephonyEvent};
+use serde_json::Value;
+
+/// A consultation asked for and not yet seen: the colleague's incoming leg from the rep.
+#[derive(Debug, Clone)]
+pub(crate) struct PendingConsult {
+    pub(crate) chain: String,
+    pub(crate) rep_user: String,
+    pub(crate) colleague_user: String,
+}
+
+/// What the adapter knows of one leg.
+#[derive(Debug, Clone)]
+pub(crate) struct LegInfo {
+    pub(crate) chain: String,
+    pub(crate) rep: String,
+    pub(crate) user: String,
+    pub(crate) direction: Direction,
+    pub(crate) from: String,
+    pub(crate) to: String,
+    /// The other party's identity as Graph gave it (the transferee of a consultative transfer).
+    pub(crate) other: Value,
+    pub(crate) rung: bool,
+    pub(crate) answered: bool,
+    pub(crate) ended: bool,
+    /// The leg is a consultation the rep `consult_by` placed to this leg's rep.
+    pub(crate) consult_by: Option<String>,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Tracker {
+    /// Graph call id -> leg.
+    pub(crate) legs: HashMap<String, LegInfo>,
+    pub(crate) pending: Vec<PendingConsult>,
+    /// Graph call id -> the rep or number it was transferred or redirected to, by our command.
+    pub(crate) transfer_targets: HashMap<String, String>,
+    /// Graph call ids the rep declined through the relay.
+    pub(crate) declined: HashSet<String>,
+    /// Chains the bot told about (their call records add nothing).
+    pub(crate) seen_chains: HashSet<String>,
+}
+
+/// The Entra user id of the rep side of a call resource.
+pub(crate) fn rep_user(data: &Value) -> Option<String> {
+    let incoming = data["direction"].as_str() != Some("outgoing");
+    let pointer = if incoming {
+        "/targets/0/identity/user/id"
+    } else {
+        "/source/identity/user/id"
+    };
+    data.pointer(pointer)
+        .and_then(Value::as_str)
+        .map(str::to_lowercase)
+}
+
+/// The number (or, for a Teams user, nothing) of an identity set.
+fn number(identity: &Value) -> String {
+    identity
+        .pointer("/phone/id")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string()
+}
+
+impl Tracker {
+    /// Graph's call id of the rep's live leg in `chain` (the latest one).
+    pub(crate) fn leg_of(&self, chain: &str, rep: &str, consult: bool) -> Option<String> {
+        self.legs
+            .iter()
+            .filter(|(_, l)| {
+                l.chain == chain
+                    && !l.ended
+                    && if consult {
+                        l.consult_by.as_deref() == Some(rep)
+                    } else {
+                        l.rep == rep
+                    }
+            })
+            .map(|(id, _)| id.clone())
+            .next()
+    }
+
+    /// Applies one comms notification item (`resourceData` of call `id`); `rep_of` names the
+    /// rep of an Entra user id (None: not a rep, the leg is ignored).
+    pub(crate) fn apply(
+        &mut self,
+        id: &str,
+        data: &Value,
+        rep_of: &dyn Fn(&str) -> Option<String>,
+        now: &str,
+    ) -> Vec<TelephonyEvent> {
+        let Some(user) = rep_user(data) else {
+            return Vec::new();
+        };
+        let Some(rep) = rep_of(&user) else {
+            return Vec::new();
+        };
+        let state = data["state"].as_str().unwrap_or_default();
+        if !self.legs.contains_key(id) {
+            let outgoing = data["direction"].as_str() == Some("outgoing");
+            let source_user = data
+                .pointer("/source/identity/user/id")
+                .and_then(Value::as_str)
+                .map(str::to_lowercase);
+            let consult = self
+                .pending
+                .iter()
+                .position(|p| {
+                    !outgoing
+                        && p.colleague_user == user
+                        && Some(&p.rep_user) == source_user.as_ref()
+                })
+                .map(|at| self.pending.remove(at));
+            let (chain, consult_by, from) = match consult {
+                Some(p) => {
+                    let caller = self
+                        .legs
+                        .values()
+                        .find(|l| l.chain == p.chain && l.direction == Direction::Inbound)
+                        .map(|l| l.from.clone())
+                        .unwrap_or_default();
+                    let by = rep_of(&p.rep_user);
+                    (p.chain, by, caller)
+                }
+                None => (
+                    data["callChainId"]
+                        .as_str()
+                        .filter(|c| !c.is_empty())
+                        .unwrap_or(id)
+                        .to_string(),
+                    None,
+                    number(&data["source"]["identity"]),
+                ),
+            };
+            let (direction, from, to, other) = if outgoing {
+                let target = data
+                    .pointer("/targets/0/identity")
+                    .cloned()
+                    .unwrap_or_default();
+                (Direction::Outbound, String::new(), number(&target), target)
+            } else {
+                (
+                    Direction::Inbound,
+                    from,
+                    String::new(),
+                    data["source"]["identity"].clone(),
+                )
+            };
+            self.seen_chains.insert(chain.clone());
+            self.legs.insert(
+                id.to_string(),
+                LegInfo {
+                    chain,
+                    rep: rep.clone(),
+                    user,
+                    direction,
+                    from,
+                    to,
+                    other,
+                    rung: false,
+                    answered: false,
+                    ended: false,
+                    consult_by,
+                },
+            );
+        }
+        let target = self.transfer_targets.get(id).cloned();
+        let declined = self.declined.contains(id);
+        let Some(leg) = self.legs.get_mut(id) else {
+            return Vec::new();
+        };
+        if leg.ended {
+            return Vec::new();
+        }
+        let event = |leg: &LegInfo, kind: &str, event_type: EventType| TelephonyEvent {
+            id: format!("teams:{}:{}:{kind}", leg.chain, leg.rep),
+            call_id: leg.chain.clone(),
+            event_type,
+            direction: leg.direction,
+            from: leg.from.clone(),
+            to: leg.to.clone(),
+            agent: leg.rep.clone(),
+            at: now.to_string(),
+            transfer_to: None,
+            reason: None,
+            recording_url: None,
+        };
+        let mut events = Vec::new();
+        // Heard of for the first time at its end (the relay restarted meanwhile): whether it
+        // was answered is not known here, only how Graph says it ended.
+        let unseen_before = !leg.rung;
+        // Whatever came first (notifications may be reordered), the leg rang.
+        if !leg.rung {
+            leg.rung = true;
+            events.push(event(leg, "ringing", EventType::Ringing));
+        }
+        match state {
+            "established" if !leg.answered => {
+                leg.answered = true;
+                events.push(event(leg, "answered", EventType::Answered));
+            }
+            "terminated" => {
+                leg.ended = true;
+                let code = data.pointer("/resultInfo/code").and_then(Value::as_u64);
+                let subcode = data.pointer("/resultInfo/subcode").and_then(Value::as_u64);
+                let transferred = subcode == Some(7015)
+                    || data["terminationReason"].as_str() == Some("AppTransferred")
+                    // Inferred: a redirected leg ends with 302.
+                    || code == Some(302);
+                if transferred {
+                    let mut e = event(leg, "transferred", EventType::Transferred);
+                    e.transfer_to = target;
+                    events.push(e);
+                } else {
+                    let reason = if leg.answered {
+                        EndReason::Completed
+                    } else if declined || code == Some(603) {
+                        EndReason::Declined
+                    } else if unseen_before && !matches!(code, Some(408 | 480 | 486 | 487)) {
+                        // Inferred: an end that is not a SIP-like no-answer, cancel or busy
+                        // code ends a call that was talking; a relay that lost the call
+                        // hears it was answered (the same id, dropped by one that has it).
+                        leg.answered = true;
+                        events.push(event(leg, "answered", EventType::Answered));
+                        EndReason::Completed
+                    } else {
+                        EndReason::Missed
+                    };
+                    let mut e = event(leg, "ended", EventType::Ended);
+                    e.reason = Some(reason);
+                    events.push(e);
+                }
+            }
+            _ => {}
+        }
+        events
+    }
+}
+
+/// The events of a call record for a call the bot never told about (a rep outside the
+/// compliance-recording policy, a notification lost for good): per session with a rep, ringing
+/// and, unless the session failed at set-up (inferred: a missed leg), answered; then the end,
+/// at the session's exact times.
+pub(crate) fn record_events(
+    record: &Value,
+    rep_of: &dyn Fn(&str) -> Option<String>,
+) -> Vec<TelephonyEvent> {
+    let Some(chain) = record["id"].as_str() else {
+        return Vec::new();
+    };
+    let mut events = Vec::new();
+    for session in record["sessions"].as_array().into_iter().flatten() {
+        let caller = &session["caller"]["identity"];
+        let callee = &session["callee"]["identity"];
+        let user_of = |identity: &Value| {
+            identity
+                .pointer("/user/id")
+                .and_then(Value::as_str)
+                .map(str::to_lowercase)
+        };
+        let (rep, direction, from, to) = if let Some(rep) = user_of(callee).and_then(|u| rep_of(&u))
+        {
+            (rep, Direction::Inbound, number(caller), String::new())
+        } else if let Some(rep) = user_of(caller).and_then(|u| rep_of(&u)) {
+            (rep, Direction::Outbound, String::new(), number(callee))
+        } else {
+            continue;
+        };
+        let start = session["startDateTime"]
+            .as_str()
+            .or(record["startDateTime"].as_str())
+            .unwrap_or_default()
+            .to_string();
+        let end = session["endDateTime"]
+            .as_str()
+            .or(record["endDateTime"].as_str())
+            .unwrap_or(&start)
+            .to_string();
+        let failed = session.get("failureInfo").is_some_and(|f| !f.is_null());
+        let event = |kind: &str, event_type: EventType, at: &str| TelephonyEvent {
+            id: format!("teams:{chain}:{rep}:{kind}"),
+            call_id: chain.to_string(),
+            event_type,
+            direction,
+            from: from.clone(),
+            to: to.clone(),
+            agent: rep.clone(),
+            at: at.to_string(),
+            transfer_to: None,
+            reason: None,
+            recording_url: None,
+        };
+        events.push(event("ringing", EventType::Ringing, &start));
+        if !failed {
+            events.push(event("answered", EventType::Answered, &start));
+        }
+        let mut end_event = event("ended", EventType::Ended, &end);
+        end_event.reason = Some(if failed {
+            EndReason::Missed
+        } else {
+            EndReason::Completed
+        });
+        events.push(end_event);
+    }
+    events
+}

@@ -1,0 +1,1100 @@
+//! The tenant's HTTP face under `/sim/teams`: Entra ID's token endpoint, Graph v1.0 as the relay
+//! calls it (a valid bearer token on every request; errors in Graph's shape
+//! `{"error":{"code","message","innerError"}}`), the Bot Framework's OpenID documents, and the
+//! simulator's controls.
+
+// A refusal is the finished Graph answer, returned as is; boxing it buys nothing on this path.
+#![allow(clippy::result_large_err)]
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use axum::Json;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+
+use super::{
+    BOT_ISSUER, Call, GRAPH_SCOPE, MAX_SUBSCRIPTION_MINUTES, Outgoing, Subscription, TENANT_ID,
+    Teams, new_call_id, now_rfc3339,
+};
+use crate::Sim;
+
+/// Graph waits this long for a validation answer (reference 3.2).
+const VALIDATION_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a control waits for the relay to take a notification.
+const ACK_TIMEOUT: Duration = Duration::from_secs(15);
+
+fn teams(sim: &Sim) -> &Teams {
+    &sim.teams
+}
+
+/// A refusal in Graph's error shape.
+fn graph_error(status: StatusCode, code: &str, message: &str) -> Response {
+    (
+        status,
+        Json(json!({"error": {"code": code, "message": message,
+            "innerError": {"date": now_rfc3339(),
+                           "request-id": uuid::Uuid::new_v4().to_string()}}})),
+    )
+        .into_response()
+}
+
+fn not_found(what: &str) -> Response {
+    graph_error(
+        StatusCode::NOT_FOUND,
+        "itemNotFound",
+        &format!("{what} not found"),
+    )
+}
+
+fn bad_request(message: &str) -> Response {
+    graph_error(StatusCode::BAD_REQUEST, "BadRequest", message)
+}
+
+pub fn routes() -> Router<Arc<Sim>> {
+    let graph = Router::new()
+        .route("/users/{id}", get(user))
+        .route("/communications/calls", post(create_call))
+        .route(
+            "/communications/calls/{id}",
+            get(get_call).delete(delete_call),
+        )
+        .route("/communications/calls/{id}/answer", post(answer))
+        .route("/communications/calls/{id}/reject", post(reject))
+        .route("/communications/calls/{id}/redirect", post(redirect))
+        .route("/communications/calls/{id}/transfer", post(transfer))
+        .route("/communications/callRecords/{id}", get(call_record))
+        .route(
+            "/subscriptions",
+            post(create_subscription).get(list_subscriptions),
+        )
+        .route(
+            "/subscriptions/{id}",
+            get(get_subscription)
+                .patch(renew_subscription)
+                .delete(delete_subscription),
+        )
+        .route("/subscriptions/{id}/reauthorize", post(reauthorize));
+    Router::new()
+        .nest("/sim/teams/graph/v1.0", graph)
+        .route("/sim/teams/{tenant}/oauth2/v2.0/token", post(token))
+        .route(
+            "/sim/teams/botframework/.well-known/openidconfiguration",
+            get(openid),
+        )
+        .route("/sim/teams/botframework/keys", get(keys))
+        .route("/sim/teams/calls", post(ring).get(list_calls))
+        .route("/sim/teams/calls/{id}/hangup", post(hangup_control))
+        .route("/sim/teams/calls/{id}/answer", post(answer_control))
+        .route("/sim/teams/subscriptions", get(list_subscriptions_control))
+        .route("/sim/teams/faults", post(faults))
+}
+
+/// `POST /{tenant}/oauth2/v2.0/token`: client credentials with a secret, Entra ID's errors.
+async fn token(
+    State(sim): State<Arc<Sim>>,
+    Path(tenant): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let t = teams(&sim);
+    let aad = |status: StatusCode, error: &str, code: u32, description: &str| {
+        (
+            status,
+            Json(json!({"error": error,
+                "error_description": format!("AADSTS{code}: {description}"),
+                "error_codes": [code], "timestamp": now_rfc3339()})),
+        )
+            .into_response()
+    };
+    if !tenant.eq_ignore_ascii_case(TENANT_ID) {
+        return aad(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            90002,
+            &format!("Tenant '{tenant}' not found."),
+        );
+    }
+    let form_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !form_type.starts_with("application/x-www-form-urlencoded") {
+        return aad(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            900144,
+            "The request body must contain the following parameter: 'grant_type'.",
+        );
+    }
+    let text = String::from_utf8_lossy(&body);
+    let Ok(url) = reqwest::Url::parse(&format!("http://form/?{text}")) else {
+        return aad(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            900144,
+            "Malformed form.",
+        );
+    };
+    let field = |name: &str| {
+        url.query_pairs()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
+    };
+    if field("grant_type").as_deref() != Some("client_credentials") {
+        return aad(
+            StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+            70003,
+            "The app requested an unsupported grant type.",
+        );
+    }
+    if field("client_id").as_deref() != Some(t.client_id.as_str()) {
+        return aad(
+            StatusCode::BAD_REQUEST,
+            "unauthorized_client",
+            700016,
+            "Application was not found in the directory.",
+        );
+    }
+    if field("client_secret").as_deref() != Some(t.client_secret.as_str()) {
+        return aad(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            7000215,
+            "Invalid client secret provided.",
+        );
+    }
+    if field("scope").as_deref() != Some(GRAPH_SCOPE) {
+        return aad(
+            StatusCode::BAD_REQUEST,
+            "invalid_scope",
+            1002012,
+            "The provided value for scope is not valid. Client credential flows must have a \
+             scope value with /.default suffixed to the resource identifier.",
+        );
+    }
+    Json(
+        json!({"token_type": "Bearer", "expires_in": 3599, "ext_expires_in": 3599,
+                "access_token": t.issue_token()}),
+    )
+    .into_response()
+}
+
+/// Whether the request carries a Graph token the tenant issued; else Graph's 401.
+fn authorized(t: &Teams, headers: &HeaderMap) -> Result<(), Response> {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    match token {
+        Some(token) if t.token_valid(token) => Ok(()),
+        Some(_) => Err(graph_error(
+            StatusCode::UNAUTHORIZED,
+            "InvalidAuthenticationToken",
+            "Access token validation failure. Invalid audience.",
+        )),
+        None => Err(graph_error(
+            StatusCode::UNAUTHORIZED,
+            "InvalidAuthenticationToken",
+            "Access token is empty.",
+        )),
+    }
+}
+
+fn base_url(headers: &HeaderMap) -> String {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("127.0.0.1");
+    format!("http://{host}")
+}
+
+async fn openid(headers: HeaderMap) -> Response {
+    let base = base_url(&headers);
+    Json(json!({
+        "issuer": BOT_ISSUER,
+        "authorization_endpoint": "https://invalid.botframework.com",
+        "jwks_uri": format!("{base}/sim/teams/botframework/keys"),
+        "id_token_signing_alg_values_supported": ["RS256"],
+        "token_endpoint_auth_methods_supported": ["private_key_jwt"],
+    }))
+    .into_response()
+}
+
+async fn keys() -> Response {
+    match super::jwks().await {
+        Ok(keys) => Json(keys).into_response(),
+        Err(err) => graph_error(StatusCode::INTERNAL_SERVER_ERROR, "KeyUnavailable", &err),
+    }
+}
+
+async fn user(State(sim): State<Arc<Sim>>, Path(id): Path<String>, headers: HeaderMap) -> Response {
+    let t = teams(&sim);
+    if let Err(refused) = authorized(t, &headers) {
+        return refused;
+    }
+    let found = t.user_by_id(&id).or_else(|| t.user_by_mail(&id));
+    match found {
+        Some(u) => Json(json!({
+            "@odata.context": "https://graph.microsoft.com/v1.0/$metadata#users/$entity",
+            "id": u.id, "userPrincipalName": u.upn, "mail": u.mail,
+            "displayName": u.display_name,
+        }))
+        .into_response(),
+        None => graph_error(
+            StatusCode::NOT_FOUND,
+            "Request_ResourceNotFound",
+            &format!(
+                "Resource '{id}' does not exist or one of its queried reference-property objects are not present."
+            ),
+        ),
+    }
+}
+
+fn json_body(body: &Bytes) -> Result<Value, Response> {
+    serde_json::from_slice(body).map_err(|e| bad_request(&format!("Invalid request body: {e}")))
+}
+
+/// The identity of an `invitationParticipantInfo` / transfer target: a known user or a phone.
+fn identity_of(t: &Teams, identity: &Value) -> Result<Value, Response> {
+    if let Some(id) = identity.pointer("/user/id").and_then(Value::as_str) {
+        let user = t
+            .user_by_id(id)
+            .ok_or_else(|| bad_request(&format!("Unknown target user {id}")))?;
+        return Ok(json!({"user": {"id": user.id, "displayName": user.display_name}}));
+    }
+    if let Some(phone) = identity.pointer("/phone/id").and_then(Value::as_str)
+        && phone.starts_with('+')
+        && phone.len() > 4
+        && phone[1..].chars().all(|c| c.is_ascii_digit())
+    {
+        return Ok(json!({"phone": {"id": phone}}));
+    }
+    Err(bad_request(
+        "The target must be identity.user.id or identity.phone.id (E.164)",
+    ))
+}
+
+/// Sends a notification about a leg and waits (within reason) until the relay took it.
+async fn notify_and_wait(t: &Teams, call: &Call, change: &str) -> Result<(), String> {
+    let (tx, rx) = oneshot::channel();
+    t.notify_call(call, change, Some(tx));
+    match tokio::time::timeout(ACK_TIMEOUT, rx).await {
+        Ok(Ok(result)) => result,
+        _ => Err("no answer from the relay".into()),
+    }
+}
+
+/// Changes a leg under the lock and notifies the bot of its new state.
+fn step(t: &Teams, id: &str, change: &str, apply: impl FnOnce(&mut Call)) -> Option<Call> {
+    let call = {
+        let mut state = t.lock();
+        let call = state.calls.get_mut(id)?;
+        apply(call);
+        call.clone()
+    };
+    t.notify_call(&call, change, None);
+    Some(call)
+}
+
+/// Ends a leg with `result`, then writes the chain's record if it was the last.
+fn terminate(t: &Teams, id: &str, result: Value, reason: Option<&'static str>) -> Option<Call> {
+    let call = step(t, id, "deleted", |c| {
+        c.state = "terminated";
+        c.result = Some(result);
+        c.termination_reason = reason;
+        c.ended_at = Some(now_rfc3339());
+    })?;
+    t.maybe_record(&call.chain);
+    Some(call)
+}
+
+fn result(code: u32, subcode: u32, message: &str) -> Value {
+    json!({"@odata.type": "#microsoft.graph.resultInfo", "code": code, "subcode": subcode,
+           "message": message})
+}
+
+/// A new incoming leg for `user` in `chain`, from `other`.
+fn new_leg(chain: &str, user: &str, other: Value, policy: bool) -> Call {
+    Call {
+        id: new_call_id(),
+        chain: chain.to_string(),
+        direction: "incoming",
+        user: user.to_string(),
+        other,
+        state: "incoming",
+        answered: false,
+        policy,
+        result: None,
+        termination_reason: None,
+        started: now_rfc3339(),
+        answered_at: None,
+        ended_at: None,
+        consult: false,
+    }
+}
+
+fn live_leg(t: &Teams, id: &str) -> Result<Call, Response> {
+    match t.lock().calls.get(id) {
+        Some(c) if c.state != "terminated" => Ok(c.clone()),
+        Some(_) => Err(graph_error(
+            StatusCode::BAD_REQUEST,
+            "8508",
+            "Call already terminated",
+        )),
+        None => Err(not_found(&format!("Call {id}"))),
+    }
+}
+
+async fn get_call(
+    State(sim): State<Arc<Sim>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let t = teams(&sim);
+    if let Err(refused) = authorized(t, &headers) {
+        return refused;
+    }
+    match t.lock().calls.get(&id) {
+        Some(c) => Json(c.resource()).into_response(),
+        None => not_found(&format!("Call {id}")),
+    }
+}
+
+/// `POST /communications/calls`: a call the bot places. A user target rings that user (a
+/// consultation from `source.identity.user`, inferred: Graph places it as the bot); a phone
+/// target is click-to-dial for the rep in `source.identity.user` (inferred likewise).
+async fn create_call(State(sim): State<Arc<Sim>>, headers: HeaderMap, body: Bytes) -> Response {
+    let t = teams(&sim);
+    if let Err(refused) = authorized(t, &headers) {
+        return refused;
+    }
+    let body = match json_body(&body) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    for field in [
+        "callbackUri",
+        "requestedModalities",
+        "mediaConfig",
+        "targets",
+    ] {
+        if body.get(field).is_none() {
+            return bad_request(&format!("Missing required property '{field}'"));
+        }
+    }
+    let Some(rep) = body
+        .pointer("/source/identity/user/id")
+        .and_then(Value::as_str)
+        .and_then(|id| t.user_by_id(id))
+        .cloned()
+    else {
+        return bad_request("source.identity.user.id must be a user of the tenant");
+    };
+    let target = match body
+        .pointer("/targets/0/identity")
+        .map(|i| identity_of(t, i))
+    {
+        Some(Ok(target)) => target,
+        Some(Err(r)) => return r,
+        None => return bad_request("targets must name one participant"),
+    };
+    let chain = uuid::Uuid::new_v4().to_string();
+    let call = if let Some(colleague) = target.pointer("/user/id").and_then(Value::as_str) {
+        let mut leg = new_leg(
+            &chain,
+            colleague,
+            json!({"user": {"id": rep.id, "displayName": rep.display_name}}),
+            true,
+        );
+        leg.consult = true;
+        leg
+    } else {
+        let mut leg = new_leg(&chain, &rep.id, target, true);
+        leg.direction = "outgoing";
+        leg.state = "establishing";
+        leg
+    };
+    t.lock().calls.insert(call.id.clone(), call.clone());
+    t.notify_call(&call, "created", None);
+    (StatusCode::CREATED, Json(call.resource())).into_response()
+}
+
+async fn answer(
+    State(sim): State<Arc<Sim>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let t = teams(&sim);
+    if let Err(refused) = authorized(t, &headers) {
+        return refused;
+    }
+    let body = match json_body(&body) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    for field in ["callbackUri", "acceptedModalities", "mediaConfig"] {
+        if body.get(field).is_none() {
+            return bad_request(&format!("Missing required property '{field}'"));
+        }
+    }
+    let call = match live_leg(t, &id) {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    if call.state != "incoming" {
+        return bad_request("Call is not in incoming state");
+    }
+    answer_leg(t, &id);
+    StatusCode::ACCEPTED.into_response()
+}
+
+/// `establishing` then `established` for a leg being answered.
+fn answer_leg(t: &Teams, id: &str) {
+    step(t, id, "updated", |c| c.state = "establishing");
+    step(t, id, "updated", |c| {
+        c.state = "established";
+        c.answered = true;
+        c.answered_at = Some(now_rfc3339());
+    });
+}
+
+async fn reject(
+    State(sim): State<Arc<Sim>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let t = teams(&sim);
+    if let Err(refused) = authorized(t, &headers) {
+        return refused;
+    }
+    if let Err(r) = json_body(&body) {
+        return r;
+    }
+    match live_leg(t, &id) {
+        Ok(c) if c.state == "incoming" => {}
+        Ok(_) => return bad_request("Call is not in incoming state"),
+        Err(r) => return r,
+    }
+    // Inferred: a rejected call ends with a SIP-like 603 in resultInfo.
+    terminate(t, &id, result(603, 0, "Call rejected"), None);
+    StatusCode::ACCEPTED.into_response()
+}
+
+async fn redirect(
+    State(sim): State<Arc<Sim>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let t = teams(&sim);
+    if let Err(refused) = authorized(t, &headers) {
+        return refused;
+    }
+    let body = match json_body(&body) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let call = match live_leg(t, &id) {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    if call.state != "incoming" {
+        return bad_request("Only an incoming call can be redirected");
+    }
+    let target = match body
+        .pointer("/targets/0/identity")
+        .map(|i| identity_of(t, i))
+    {
+        Some(Ok(target)) => target,
+        Some(Err(r)) => return r,
+        None => return bad_request("Missing required property 'targets'"),
+    };
+    // Inferred: a redirected leg ends with 302 in resultInfo.
+    terminate(t, &id, result(302, 0, "Redirected"), None);
+    if let Some(user) = target.pointer("/user/id").and_then(Value::as_str) {
+        let leg = new_leg(&call.chain, user, call.other.clone(), true);
+        t.lock().calls.insert(leg.id.clone(), leg.clone());
+        t.notify_call(&leg, "created", None);
+    }
+    StatusCode::ACCEPTED.into_response()
+}
+
+/// `POST /transfer`: blind (`transferTarget` only) or consultative (`transferTarget.replacesCallId`
+/// names the consultation's call, optionally with `transferee`).
+async fn transfer(
+    State(sim): State<Arc<Sim>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let t = teams(&sim);
+    if let Err(refused) = authorized(t, &headers) {
+        return refused;
+    }
+    let body = match json_body(&body) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let call = match live_leg(t, &id) {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    if call.state != "established" {
+        return bad_request("Call must be established to be transferred");
+    }
+    let Some(target) = body.get("transferTarget") else {
+        return bad_request("Missing required property 'transferTarget'");
+    };
+    let identity = match target.get("identity").map(|i| identity_of(t, i)) {
+        Some(Ok(identity)) => identity,
+        Some(Err(r)) => return r,
+        None => return bad_request("transferTarget.identity is required"),
+    };
+    let replaces = target
+        .get("replacesCallId")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    let consult = match &replaces {
+        Some(b) => match live_leg(t, b) {
+            Ok(c)
+                if c.state == "established"
+                    && identity.pointer("/user/id").and_then(Value::as_str)
+                        == Some(c.user.as_str()) =>
+            {
+                Some(c)
+            }
+            Ok(_) => {
+                return bad_request(
+                    "replacesCallId must be an established call with the transfer target",
+                );
+            }
+            Err(r) => return r,
+        },
+        None => None,
+    };
+    step(t, &id, "updated", |c| c.state = "transferring");
+    step(t, &id, "updated", |c| c.state = "transferAccepted");
+    match consult {
+        Some(b) => {
+            terminate(
+                t,
+                &id,
+                result(0, 7015, "GracefulTransferCompleted"),
+                Some("AppTransferred"),
+            );
+            // The consultation's leg now carries the caller, in the call's chain.
+            step(t, &b.id, "updated", |c| {
+                c.chain = call.chain.clone();
+                c.other = call.other.clone();
+                c.consult = false;
+            });
+            t.maybe_record(&b.chain);
+        }
+        None => {
+            terminate(t, &id, result(0, 7015, "GracefulTransferCompleted"), None);
+            if let Some(user) = identity.pointer("/user/id").and_then(Value::as_str) {
+                let leg = new_leg(&call.chain, user, call.other.clone(), true);
+                t.lock().calls.insert(leg.id.clone(), leg.clone());
+                t.notify_call(&leg, "created", None);
+            }
+        }
+    }
+    StatusCode::ACCEPTED.into_response()
+}
+
+async fn delete_call(
+    State(sim): State<Arc<Sim>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let t = teams(&sim);
+    if let Err(refused) = authorized(t, &headers) {
+        return refused;
+    }
+    if let Err(r) = live_leg(t, &id) {
+        return r;
+    }
+    // Inferred: an ordinary end is code 200 in resultInfo.
+    terminate(
+        t,
+        &id,
+        result(200, 0, "The call was ended by the application"),
+        None,
+    );
+    StatusCode::NO_CONTENT.into_response()
+}
+
+async fn call_record(
+    State(sim): State<Arc<Sim>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let t = teams(&sim);
+    if let Err(refused) = authorized(t, &headers) {
+        return refused;
+    }
+    match t.record(&id) {
+        Some(record) => Json(record).into_response(),
+        None => not_found(&format!("callRecord {id}")),
+    }
+}
+
+/// Graph's validation request to `url`: the token back, URL-decoded, as text/plain, in 10 s.
+async fn validate(t: &Teams, url: &str) -> Result<(), String> {
+    let token = format!(
+        "Validation: Testing client application reachability for subscription Request-Id: {}",
+        uuid::Uuid::new_v4()
+    );
+    let mut target = reqwest::Url::parse(url).map_err(|e| e.to_string())?;
+    target
+        .query_pairs_mut()
+        .append_pair("validationToken", &token);
+    let response = t
+        .http
+        .post(target)
+        .header(header::CONTENT_TYPE, "text/plain; charset=utf-8")
+        .timeout(VALIDATION_TIMEOUT)
+        .send()
+        .await
+        .map_err(|e| e.without_url().to_string())?;
+    let status = response.status();
+    let text_plain = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/plain"));
+    let body = response.text().await.unwrap_or_default();
+    if status != StatusCode::OK || !text_plain || body != token {
+        return Err(format!(
+            "answered {status}, text/plain {text_plain}, token echoed {}",
+            body == token
+        ));
+    }
+    Ok(())
+}
+
+fn expiration(value: Option<&Value>) -> Result<(String, time::OffsetDateTime), Response> {
+    let text = value
+        .and_then(Value::as_str)
+        .ok_or_else(|| bad_request("Missing required property 'expirationDateTime'"))?;
+    let at = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+        .map_err(|_| bad_request("expirationDateTime is not a valid date"))?;
+    let now = time::OffsetDateTime::now_utc();
+    if at <= now {
+        return Err(bad_request(
+            "Subscription expiration must be in the future.",
+        ));
+    }
+    if at > now + time::Duration::minutes(MAX_SUBSCRIPTION_MINUTES) {
+        return Err(graph_error(
+            StatusCode::BAD_REQUEST,
+            "ExtensionError",
+            &format!(
+                "Subscription expiration can only be {MAX_SUBSCRIPTION_MINUTES} minutes in the future."
+            ),
+        ));
+    }
+    Ok((text.to_string(), at))
+}
+
+/// The expiry granted: as asked, or shorter where a test shortened subscriptions' life (Graph
+/// answers with the `expirationDateTime` it granted).
+fn granted(t: &Teams, asked: (String, time::OffsetDateTime)) -> (String, time::OffsetDateTime) {
+    let cap = t.max_subscription_secs.load(Ordering::Relaxed);
+    if cap == 0 {
+        return asked;
+    }
+    let latest = time::OffsetDateTime::now_utc() + time::Duration::seconds(cap as i64);
+    if asked.1 <= latest {
+        return asked;
+    }
+    let text = latest
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default();
+    (text, latest)
+}
+
+async fn create_subscription(
+    State(sim): State<Arc<Sim>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let t = teams(&sim);
+    if let Err(refused) = authorized(t, &headers) {
+        return refused;
+    }
+    let body = match json_body(&body) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let resource = body["resource"].as_str().unwrap_or_default().to_string();
+    if resource.trim_start_matches('/') != "communications/callRecords" {
+        return bad_request(&format!("Unsupported resource '{resource}'"));
+    }
+    let change_type = body["changeType"].as_str().unwrap_or_default().to_string();
+    if change_type.is_empty()
+        || !change_type
+            .split(',')
+            .all(|c| matches!(c.trim(), "created" | "updated"))
+    {
+        return bad_request("changeType must be created and/or updated for callRecords");
+    }
+    let Some(notification_url) = body["notificationUrl"].as_str().map(str::to_string) else {
+        return bad_request("Missing required property 'notificationUrl'");
+    };
+    let lifecycle_url = body["lifecycleNotificationUrl"]
+        .as_str()
+        .map(str::to_string);
+    let client_state = body["clientState"].as_str().map(str::to_string);
+    if client_state.as_ref().is_some_and(|s| s.len() > 128) {
+        return bad_request("clientState must be at most 128 characters");
+    }
+    let (expiration, expires_at) = match expiration(body.get("expirationDateTime")) {
+        Ok(e) => granted(t, e),
+        Err(r) => return r,
+    };
+    for url in std::iter::once(&notification_url).chain(lifecycle_url.as_ref()) {
+        if let Err(why) = validate(t, url).await {
+            tracing::warn!(%why, "Teams subscription validation failed");
+            return graph_error(
+                StatusCode::BAD_REQUEST,
+                "ValidationError",
+                "Subscription validation request failed. Notification endpoint must respond \
+                 with 200 OK to validation request.",
+            );
+        }
+    }
+    let sub = Subscription {
+        id: uuid::Uuid::new_v4().to_string(),
+        resource,
+        change_type,
+        notification_url,
+        lifecycle_url,
+        client_state,
+        expiration,
+        expires_at,
+    };
+    t.lock().subscriptions.insert(sub.id.clone(), sub.clone());
+    t.created_subscriptions.fetch_add(1, Ordering::Relaxed);
+    (StatusCode::CREATED, Json(sub.json())).into_response()
+}
+
+async fn list_subscriptions(State(sim): State<Arc<Sim>>, headers: HeaderMap) -> Response {
+    let t = teams(&sim);
+    if let Err(refused) = authorized(t, &headers) {
+        return refused;
+    }
+    let value: Vec<Value> = t
+        .lock()
+        .subscriptions
+        .values()
+        .map(Subscription::json)
+        .collect();
+    Json(json!({"value": value})).into_response()
+}
+
+async fn get_subscription(
+    State(sim): State<Arc<Sim>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let t = teams(&sim);
+    if let Err(refused) = authorized(t, &headers) {
+        return refused;
+    }
+    match t.lock().subscriptions.get(&id) {
+        Some(s) => Json(s.json()).into_response(),
+        None => not_found(&format!("Subscription {id}")),
+    }
+}
+
+async fn renew_subscription(
+    State(sim): State<Arc<Sim>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let t = teams(&sim);
+    if let Err(refused) = authorized(t, &headers) {
+        return refused;
+    }
+    let body = match json_body(&body) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let (expiration, expires_at) = match expiration(body.get("expirationDateTime")) {
+        Ok(e) => granted(t, e),
+        Err(r) => return r,
+    };
+    let mut state = t.lock();
+    match state.subscriptions.get_mut(&id) {
+        Some(s) => {
+            s.expiration = expiration;
+            s.expires_at = expires_at;
+            t.renewed_subscriptions.fetch_add(1, Ordering::Relaxed);
+            Json(s.json()).into_response()
+        }
+        None => not_found(&format!("Subscription {id}")),
+    }
+}
+
+async fn delete_subscription(
+    State(sim): State<Arc<Sim>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let t = teams(&sim);
+    if let Err(refused) = authorized(t, &headers) {
+        return refused;
+    }
+    match t.lock().subscriptions.remove(&id) {
+        Some(_) => StatusCode::NO_CONTENT.into_response(),
+        None => not_found(&format!("Subscription {id}")),
+    }
+}
+
+async fn reauthorize(
+    State(sim): State<Arc<Sim>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let t = teams(&sim);
+    if let Err(refused) = authorized(t, &headers) {
+        return refused;
+    }
+    if !t.lock().subscriptions.contains_key(&id) {
+        return not_found(&format!("Subscription {id}"));
+    }
+    t.reauthorized_subscriptions.fetch_add(1, Ordering::Relaxed);
+    StatusCode::NO_CONTENT.into_response()
+}
+
+fn lifecycle(t: &Teams, sub: &Subscription, event: &str) {
+    let Some(url) = sub.lifecycle_url.clone() else {
+        return;
+    };
+    let body = json!({"value": [{"subscriptionId": sub.id,
+        "subscriptionExpirationDateTime": sub.expiration, "tenantId": TENANT_ID,
+        "clientState": sub.client_state, "lifecycleEvent": event}]});
+    t.send(Outgoing {
+        url,
+        body,
+        signed: false,
+        ack: None,
+        duplicate: false,
+        reorder: false,
+    });
+}
+
+// ---- simulator controls ----
+
+fn sim_error(status: StatusCode, message: &str) -> Response {
+    (
+        status,
+        Json(json!({"error": {"code": "sim", "message": message}})),
+    )
+        .into_response()
+}
+
+/// `POST /sim/teams/calls {"from","agent","policy"?}`: the caller rings the rep.
+async fn ring(State(sim): State<Arc<Sim>>, body: Bytes) -> Response {
+    let t = teams(&sim);
+    let Ok(body) = serde_json::from_slice::<Value>(&body) else {
+        return sim_error(StatusCode::BAD_REQUEST, "body must be JSON {from, agent}");
+    };
+    // Graph names a PSTN caller in E.164; a number as dialled in the demo's region (CH, the
+    // seeded V2 data's) is written the way Teams would show it.
+    let dialled = body["from"]
+        .as_str()
+        .unwrap_or_default()
+        .replace([' ', '-', '.', '(', ')'], "");
+    let from = if let Some(rest) = dialled.strip_prefix("00") {
+        format!("+{rest}")
+    } else if let Some(rest) = dialled.strip_prefix('0') {
+        format!("+41{rest}")
+    } else {
+        dialled
+    };
+    if !(from.starts_with('+') && from.len() > 4 && from[1..].chars().all(|c| c.is_ascii_digit())) {
+        return sim_error(StatusCode::BAD_REQUEST, "`from` must be an E.164 number");
+    }
+    let agent = body["agent"].as_str().unwrap_or("alice@example.com");
+    let Some(user) = t.user_by_mail(agent).cloned() else {
+        return sim_error(StatusCode::NOT_FOUND, "no such rep");
+    };
+    let policy = body["policy"].as_bool().unwrap_or(true);
+    let chain = uuid::Uuid::new_v4().to_string();
+    let leg = new_leg(&chain, &user.id, json!({"phone": {"id": from}}), policy);
+    t.lock().calls.insert(leg.id.clone(), leg.clone());
+    if let Err(err) = notify_and_wait(t, &leg, "created").await {
+        return sim_error(StatusCode::BAD_GATEWAY, &err);
+    }
+    (
+        StatusCode::CREATED,
+        Json(json!({"call_id": chain, "graph_call_id": leg.id})),
+    )
+        .into_response()
+}
+
+async fn list_calls(State(sim): State<Arc<Sim>>) -> Response {
+    let calls: Vec<Value> = teams(&sim).calls().iter().map(Call::resource).collect();
+    Json(json!({"calls": calls})).into_response()
+}
+
+/// The legs a control's `id` names: a leg, or every live leg of a chain.
+fn legs_of(t: &Teams, id: &str) -> Vec<Call> {
+    t.lock()
+        .calls
+        .values()
+        .filter(|c| (c.id == id || c.chain == id) && c.state != "terminated")
+        .cloned()
+        .collect()
+}
+
+/// The far end hangs up: every live leg ends (an unanswered one as cancelled).
+async fn hangup_control(State(sim): State<Arc<Sim>>, Path(id): Path<String>) -> Response {
+    let t = teams(&sim);
+    let legs = legs_of(t, &id);
+    if legs.is_empty() {
+        return sim_error(StatusCode::NOT_FOUND, "no live call with that id");
+    }
+    for leg in legs {
+        let why = if leg.answered {
+            result(200, 0, "The call was ended by the remote party")
+        } else {
+            // Inferred: the caller giving up while it rings ends it like SIP's 487.
+            result(487, 0, "Call cancelled by the caller")
+        };
+        terminate(t, &leg.id, why, None);
+    }
+    StatusCode::NO_CONTENT.into_response()
+}
+
+/// The far end (of an outbound call) answers; or a rep not under the policy picks up.
+async fn answer_control(State(sim): State<Arc<Sim>>, Path(id): Path<String>) -> Response {
+    let t = teams(&sim);
+    let legs: Vec<Call> = legs_of(t, &id)
+        .into_iter()
+        .filter(|c| matches!(c.state, "establishing" | "incoming"))
+        .collect();
+    if legs.is_empty() {
+        return sim_error(StatusCode::CONFLICT, "no call waiting to be answered");
+    }
+    for leg in legs {
+        if leg.state == "incoming" {
+            answer_leg(t, &leg.id);
+        } else {
+            step(t, &leg.id, "updated", |c| {
+                c.state = "established";
+                c.answered = true;
+                c.answered_at = Some(now_rfc3339());
+            });
+        }
+    }
+    StatusCode::NO_CONTENT.into_response()
+}
+
+async fn list_subscriptions_control(State(sim): State<Arc<Sim>>) -> Response {
+    Json(json!({"subscriptions": teams(&sim).subscriptions()})).into_response()
+}
+
+/// Breaks things: see the module's documentation.
+async fn faults(State(sim): State<Arc<Sim>>, body: Bytes) -> Response {
+    let t = teams(&sim);
+    let Ok(body) = serde_json::from_slice::<Value>(&body) else {
+        return sim_error(StatusCode::BAD_REQUEST, "body must be JSON");
+    };
+    let mut answer = json!({});
+    if let Some(on) = body["duplicate"].as_bool() {
+        t.duplicate.store(on, Ordering::Relaxed);
+    }
+    if let Some(on) = body["reorder"].as_bool() {
+        t.reorder.store(on, Ordering::Relaxed);
+    }
+    if body["remove_subscriptions"] == true {
+        let removed: Vec<Subscription> = t.lock().subscriptions.drain().map(|(_, s)| s).collect();
+        for sub in &removed {
+            lifecycle(t, sub, "subscriptionRemoved");
+        }
+        answer["removed"] = removed.len().into();
+    }
+    if body["reauthorize"] == true {
+        let subs: Vec<Subscription> = t.lock().subscriptions.values().cloned().collect();
+        for sub in &subs {
+            lifecycle(t, sub, "reauthorizationRequired");
+        }
+    }
+    if body["forge_callback"] == true {
+        let Some(url) = t.bot_url.clone() else {
+            return sim_error(StatusCode::CONFLICT, "no tenant uses Teams");
+        };
+        let leg = new_leg(
+            &uuid::Uuid::new_v4().to_string(),
+            &t.users[0].id,
+            json!({"phone": {"id": "+15550100999"}}),
+            true,
+        );
+        let body = json!({"@odata.type": "#microsoft.graph.commsNotifications",
+            "value": [{"@odata.type": "#microsoft.graph.commsNotification",
+                "changeType": "created", "resourceUrl": format!("/communications/calls/{}", leg.id),
+                "resourceData": leg.resource()}]});
+        let good = match super::bot_token(&t.bot_app_id).await {
+            Ok(token) => token,
+            Err(err) => return sim_error(StatusCode::INTERNAL_SERVER_ERROR, &err),
+        };
+        let wrong_aud = super::bot_token("00000000-0000-0000-0000-000000000000")
+            .await
+            .unwrap_or_default();
+        // The signature's last characters changed: the same claims, not the key's signature.
+        let mut tampered = good.clone();
+        let tail = if tampered.ends_with('A') { "B" } else { "A" };
+        tampered.truncate(tampered.len().saturating_sub(4));
+        tampered.push_str(&tail.repeat(4));
+        let mut statuses = Vec::new();
+        let other_tenant =
+            super::bot_token_for(&t.bot_app_id, "00000000-1111-2222-3333-444444444444")
+                .await
+                .unwrap_or_default();
+        for auth in [Some(tampered), Some(wrong_aud), Some(other_tenant), None] {
+            let mut request = t.http.post(&url).json(&body);
+            if let Some(token) = auth {
+                request = request.bearer_auth(token);
+            }
+            statuses.push(match request.send().await {
+                Ok(r) => r.status().as_u16(),
+                Err(_) => 0,
+            });
+        }
+        answer["forged_statuses"] = json!(statuses);
+    }
+    if body["bad_client_state"] == true {
+        let subs: Vec<Subscription> = t.lock().subscriptions.values().cloned().collect();
+        let mut statuses = Vec::new();
+        for sub in subs {
+            let chain = uuid::Uuid::new_v4().to_string();
+            let body = json!({"value": [{"subscriptionId": sub.id,
+                "clientState": "not-the-client-state", "changeType": "created",
+                "resource": format!("communications/callRecords/{chain}"),
+                "resourceData": {"id": chain}, "tenantId": TENANT_ID}]});
+            statuses.push(
+                match t.http.post(&sub.notification_url).json(&body).send().await {
+                    Ok(r) => r.status().as_u16(),
+                    Err(_) => 0,
+                },
+            );
+        }
+        answer["bad_client_state_statuses"] = json!(statuses);
+    }
+    Json(answer).into_response()
+}

@@ -1,0 +1,616 @@
+//! A simulated Microsoft Teams tenant as a calling bot and a change-notification subscriber see
+//! it: the Entra ID token endpoint (client credentials), Microsoft Graph (`users`, the bot's
+//! `communications/calls` and their controls, `subscriptions` with the validation handshake and
+//! lifecycle notifications, `communications/callRecords`), and the Bot Framework's OpenID
+//! configuration and keys that sign the comms notifications posted to the bot.
+//!
+//! Everything is served under `/sim/teams`: the relay is configured with
+//! `{sim}/sim/teams` as login URL (for `https://login.microsoftonline.com`),
+//! `{sim}/sim/teams/graph` as Graph URL (for `https://graph.microsoft.com`) and
+//! `{sim}/sim/teams/botframework/.well-known/openidconfiguration` as OpenID configuration.
+//! Shapes follow the provider reference's section 3; where this module decides something the
+//! reference does not say, the code says it is inferred and from what.
+//!
+//! The model (inferred from 3.1 and 3.3): every rep is under a compliance-recording policy, so
+//! the bot receives a comms notification for each call of theirs. One Graph call is one rep's
+//! leg; the legs of one conversation (a transfer's new leg, a consultation completed into the
+//! call) share the call's `callChainId`, which is also the id of the call record written once
+//! every leg ended (inferred: Graph documents the callRecord id as the call's chain id only
+//! informally). The bot's calling webhook (set in the bot's registration in production) is the
+//! relay's `{relay_url}/v1/tenants/{tenant}/telephony/teams`, the tenant being the one
+//! `SimConfig::providers` names for `teams`.
+//!
+//! Simulator controls: `POST /sim/teams/calls {"from","agent","policy"?}` rings a rep and answers
+//! `201 {"call_id","graph_call_id"}` once the relay took the `incoming` notification (with
+//! `"policy": false` the rep is not under the policy: the bot hears nothing, only the call record
+//! tells); `POST /sim/teams/calls/{id}/hangup` (the far end hangs up; `id` the chain or a leg),
+//! `POST /sim/teams/calls/{id}/answer` (the far end of an outbound call answers; the rep's own
+//! answer for a rep not under the policy), `GET /sim/teams/calls`, `GET /sim/teams/subscriptions`,
+//! `POST /sim/teams/faults` with `{"remove_subscriptions":true}`, `{"reauthorize":true}`,
+//! `{"forge_callback":true}` (a changed signature, another audience, another tenant, no token; answers the statuses), `{"bad_client_state":true}`, `{"duplicate":bool}`,
+//! `{"reorder":bool}`.
+
+mod http;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use rsa::pkcs1::EncodeRsaPrivateKey;
+use rsa::traits::PublicKeyParts;
+use serde_json::{Value, json};
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+use crate::SimConfig;
+
+pub use http::routes;
+
+/// The simulated Entra ID tenant (directory) id.
+pub const TENANT_ID: &str = "6f1c2d3e-4b5a-4c7d-8e9f-0a1b2c3d4e5f";
+/// The Bot Framework's issuer of the tokens on calls to the bot (reference 3.3).
+pub const BOT_ISSUER: &str = "https://api.botframework.com";
+/// The key id the simulated Bot Framework signs with.
+pub const KEY_ID: &str = "teams-sim-1";
+/// The one scope of a client-credentials token for Graph.
+pub const GRAPH_SCOPE: &str = "https://graph.microsoft.com/.default";
+/// The demo app registration and bot at the simulator (public, so only for a V2 on this machine).
+pub const DEMO_CLIENT_ID: &str = "0d9a7c55-1b2e-4f3a-9c8d-7e6f5a4b3c2d";
+pub const DEMO_CLIENT_SECRET: &str = "demo-teams-client-secret";
+pub const DEMO_BOT_APP_ID: &str = "b07a9b1e-5c4d-4e3f-8a2b-1c0d9e8f7a6b";
+/// The longest life of a callRecords subscription (Graph's documented maximum: 4,230 minutes).
+pub const MAX_SUBSCRIPTION_MINUTES: i64 = 4230;
+
+/// One Entra user (a demo rep).
+#[derive(Debug, Clone)]
+pub struct User {
+    pub id: String,
+    pub upn: String,
+    pub mail: String,
+    pub display_name: String,
+}
+
+/// The demo reps alice, bob, carol and dave @example.com, with fixed object ids.
+pub fn demo_users() -> Vec<User> {
+    ["alice", "bob", "carol", "dave"]
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            let mut chars = name.chars();
+            let display = chars
+                .next()
+                .map(|c| c.to_ascii_uppercase().to_string() + chars.as_str())
+                .unwrap_or_default();
+            User {
+                id: format!("8a34a46b-3d17-4adc-8dce-dc4e7d5726{:02}", i + 1),
+                upn: format!("{name}@example.com"),
+                mail: format!("{name}@example.com"),
+                display_name: display,
+            }
+        })
+        .collect()
+}
+
+/// One Graph call: one rep's leg of a conversation.
+#[derive(Debug, Clone)]
+pub struct Call {
+    pub id: String,
+    pub chain: String,
+    /// `incoming` / `outgoing` as Graph says it.
+    pub direction: &'static str,
+    /// The rep (Entra user id) whose leg it is.
+    pub user: String,
+    /// The other party's identity (`{"phone":{"id":..}}` or `{"user":{"id":..}}`).
+    pub other: Value,
+    pub state: &'static str,
+    pub answered: bool,
+    /// Whether the bot hears of this call (the rep is under the policy).
+    pub policy: bool,
+    /// Why it ended (`resultInfo`), once terminated.
+    pub result: Option<Value>,
+    pub termination_reason: Option<&'static str>,
+    pub started: String,
+    pub answered_at: Option<String>,
+    pub ended_at: Option<String>,
+    /// A consultation call created by the bot for this rep (its colleague is `other`).
+    pub consult: bool,
+}
+
+impl Call {
+    /// The `resourceData` of a comms notification about this call.
+    fn resource(&self) -> Value {
+        let me = json!({"user": {"id": self.user}});
+        let (source, target) = if self.direction == "incoming" {
+            (self.other.clone(), me)
+        } else {
+            (me, self.other.clone())
+        };
+        let mut data = json!({
+            "@odata.type": "#microsoft.graph.call",
+            "@odata.id": format!("/communications/calls/{}", self.id),
+            "id": self.id,
+            "state": self.state,
+            "direction": self.direction,
+            "callChainId": self.chain,
+            "source": {"@odata.type": "#microsoft.graph.participantInfo", "identity": source,
+                       "region": "westeurope", "languageId": "en-US"},
+            "targets": [{"@odata.type": "#microsoft.graph.invitationParticipantInfo",
+                         "identity": target}],
+            "requestedModalities": ["audio"],
+            "tenantId": TENANT_ID,
+        });
+        if let Some(result) = &self.result {
+            data["resultInfo"] = result.clone();
+        }
+        if let Some(reason) = self.termination_reason {
+            data["terminationReason"] = reason.into();
+        }
+        data
+    }
+}
+
+/// A change-notification subscription.
+#[derive(Debug, Clone)]
+pub(crate) struct Subscription {
+    pub(crate) id: String,
+    pub(crate) resource: String,
+    pub(crate) change_type: String,
+    pub(crate) notification_url: String,
+    pub(crate) lifecycle_url: Option<String>,
+    pub(crate) client_state: Option<String>,
+    pub(crate) expiration: String,
+    pub(crate) expires_at: time::OffsetDateTime,
+}
+
+impl Subscription {
+    pub(crate) fn json(&self) -> Value {
+        json!({
+            "@odata.context": "https://graph.microsoft.com/v1.0/$metadata#subscriptions/$entity",
+            "id": self.id, "resource": self.resource, "changeType": self.change_type,
+            "notificationUrl": self.notification_url,
+            "lifecycleNotificationUrl": self.lifecycle_url,
+            "expirationDateTime": self.expiration,
+            "clientState": self.client_state,
+            "applicationId": Value::Null,
+            "latestSupportedTlsVersion": "v1_2",
+        })
+    }
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct State {
+    pub(crate) tokens: HashMap<String, Instant>,
+    pub(crate) calls: HashMap<String, Call>,
+    pub(crate) subscriptions: HashMap<String, Subscription>,
+    pub(crate) records: HashMap<String, Value>,
+}
+
+/// One delivery to the relay: a body, where, and how it is authenticated.
+#[derive(Debug)]
+pub(crate) struct Outgoing {
+    pub(crate) url: String,
+    pub(crate) body: Value,
+    /// A bot callback carries the Bot Framework's bearer token.
+    pub(crate) signed: bool,
+    pub(crate) ack: Option<oneshot::Sender<Result<(), String>>>,
+    /// The faults in force when it was sent.
+    pub(crate) duplicate: bool,
+    pub(crate) reorder: bool,
+}
+
+/// The simulated Teams tenant.
+#[derive(Debug)]
+pub struct Teams {
+    pub client_id: String,
+    pub client_secret: String,
+    pub bot_app_id: String,
+    /// The bot's calling webhook (the relay's Teams endpoint), if a tenant uses Teams.
+    pub bot_url: Option<String>,
+    pub users: Vec<User>,
+    state: Mutex<State>,
+    pub(crate) duplicate: AtomicBool,
+    pub(crate) reorder: AtomicBool,
+    pub(crate) http: reqwest::Client,
+    queue: mpsc::UnboundedSender<Outgoing>,
+    inbox: Mutex<Option<mpsc::UnboundedReceiver<Outgoing>>>,
+    /// Subscriptions created so far (tests see a recreation by it).
+    pub created_subscriptions: AtomicU64,
+    pub renewed_subscriptions: AtomicU64,
+    pub reauthorized_subscriptions: AtomicU64,
+    /// The longest life granted to a subscription, in seconds (0: as asked); tests shorten it
+    /// to see renewals.
+    pub max_subscription_secs: AtomicU64,
+}
+
+impl Teams {
+    pub fn new(config: &SimConfig) -> Self {
+        let http = reqwest::Client::builder()
+            .pool_max_idle_per_host(0)
+            .connect_timeout(Duration::from_secs(2))
+            .timeout(Duration::from_secs(10))
+            .build()
+            .unwrap_or_default();
+        let (queue, inbox) = mpsc::unbounded_channel();
+        let bot_url = config
+            .providers
+            .iter()
+            .find(|p| p.name == "teams")
+            .map(|p| {
+                format!(
+                    "{}/v1/tenants/{}/telephony/teams",
+                    config.relay_url.trim_end_matches('/'),
+                    p.tenant
+                )
+            });
+        Teams {
+            client_id: config.teams_client_id.clone(),
+            client_secret: config.teams_client_secret.clone(),
+            bot_app_id: config.teams_bot_app_id.clone(),
+            bot_url,
+            users: demo_users(),
+            state: Mutex::new(State::default()),
+            duplicate: AtomicBool::new(false),
+            reorder: AtomicBool::new(false),
+            http,
+            queue,
+            inbox: Mutex::new(Some(inbox)),
+            created_subscriptions: AtomicU64::new(0),
+            renewed_subscriptions: AtomicU64::new(0),
+            reauthorized_subscriptions: AtomicU64::new(0),
+            max_subscription_secs: AtomicU64::new(0),
+        }
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
+        // Every change is a plain assignment under the lock, so a poisoned lock is consistent.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn user_by_mail(&self, mail: &str) -> Option<&User> {
+        self.users
+            .iter()
+            .find(|u| u.mail.eq_ignore_ascii_case(mail) || u.upn.eq_ignore_ascii_case(mail))
+    }
+
+    pub fn user_by_id(&self, id: &str) -> Option<&User> {
+        self.users.iter().find(|u| u.id.eq_ignore_ascii_case(id))
+    }
+
+    /// The calls (legs) the tenant has, in no order.
+    pub fn calls(&self) -> Vec<Call> {
+        self.lock().calls.values().cloned().collect()
+    }
+
+    /// Live subscriptions' ids.
+    pub fn subscriptions(&self) -> Vec<String> {
+        let now = time::OffsetDateTime::now_utc();
+        let mut ids: Vec<String> = self
+            .lock()
+            .subscriptions
+            .values()
+            .filter(|s| s.expires_at > now)
+            .map(|s| s.id.clone())
+            .collect();
+        ids.sort();
+        ids
+    }
+
+    /// The call record of a chain, once written.
+    pub fn record(&self, chain: &str) -> Option<Value> {
+        self.lock().records.get(chain).cloned()
+    }
+
+    pub(crate) fn issue_token(&self) -> String {
+        let token = format!("eyJ0eXAi.sim-graph.{}", uuid::Uuid::new_v4().simple());
+        let now = Instant::now();
+        let mut state = self.lock();
+        state.tokens.retain(|_, exp| *exp > now);
+        state
+            .tokens
+            .insert(token.clone(), now + Duration::from_secs(3599));
+        token
+    }
+
+    pub(crate) fn token_valid(&self, token: &str) -> bool {
+        self.lock()
+            .tokens
+            .get(token)
+            .is_some_and(|exp| *exp > Instant::now())
+    }
+
+    /// Hands deliveries to the delivery task (started on first use).
+    pub(crate) fn send(&self, mut outgoing: Outgoing) {
+        outgoing.duplicate = self.duplicate.load(Ordering::Relaxed);
+        outgoing.reorder = self.reorder.load(Ordering::Relaxed);
+        if let Some(inbox) = self.inbox.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            tokio::spawn(run_deliveries(
+                self.http.clone(),
+                self.bot_app_id.clone(),
+                inbox,
+            ));
+        }
+        let _ = self.queue.send(outgoing);
+    }
+
+    /// A comms notification about `call` to the bot (nothing for a rep not under the policy).
+    pub(crate) fn notify_call(
+        &self,
+        call: &Call,
+        change: &str,
+        ack: Option<oneshot::Sender<Result<(), String>>>,
+    ) {
+        let Some(url) = self.bot_url.clone().filter(|_| call.policy) else {
+            if let Some(ack) = ack {
+                let _ = ack.send(Ok(()));
+            }
+            return;
+        };
+        let body = json!({
+            "@odata.type": "#microsoft.graph.commsNotifications",
+            "value": [{
+                "@odata.type": "#microsoft.graph.commsNotification",
+                "changeType": change,
+                "resourceUrl": format!("/communications/calls/{}", call.id),
+                "resourceData": call.resource(),
+            }]
+        });
+        self.send(Outgoing {
+            url,
+            body,
+            signed: true,
+            ack,
+            duplicate: false,
+            reorder: false,
+        });
+    }
+
+    /// Writes the chain's call record once every leg ended, and notifies the subscriptions.
+    pub(crate) fn maybe_record(&self, chain: &str) {
+        let (record, subs) = {
+            let state = self.lock();
+            let legs: Vec<&Call> = state.calls.values().filter(|c| c.chain == chain).collect();
+            if legs.is_empty()
+                || legs.iter().any(|c| c.state != "terminated")
+                || state.records.contains_key(chain)
+            {
+                return;
+            }
+            let start = legs.iter().map(|c| c.started.clone()).min();
+            let end = legs.iter().filter_map(|c| c.ended_at.clone()).max();
+            let mut participants: Vec<Value> = Vec::new();
+            let mut sessions = Vec::new();
+            for leg in &legs {
+                let me = json!({"user": {"id": leg.user,
+                    "displayName": self.user_by_id(&leg.user).map(|u| u.display_name.clone())}});
+                for p in [&me, &leg.other] {
+                    if !participants.contains(p) {
+                        participants.push(p.clone());
+                    }
+                }
+                let (caller, callee) = if leg.direction == "incoming" {
+                    (leg.other.clone(), me)
+                } else {
+                    (me, leg.other.clone())
+                };
+                let mut session = json!({
+                    "id": leg.id,
+                    "modalities": ["audio"],
+                    "startDateTime": leg.answered_at.clone().unwrap_or(leg.started.clone()),
+                    "endDateTime": leg.ended_at,
+                    "caller": {"@odata.type": "#microsoft.graph.callRecords.participantEndpoint",
+                               "identity": caller},
+                    "callee": {"@odata.type": "#microsoft.graph.callRecords.participantEndpoint",
+                               "identity": callee},
+                });
+                if !leg.answered {
+                    // Inferred: an unanswered leg's session carries failureInfo at call setup.
+                    session["failureInfo"] = json!({"stage": "callSetup", "reason": "NoAnswer"});
+                }
+                sessions.push(session);
+            }
+            let organizer = legs
+                .iter()
+                .min_by_key(|c| c.started.clone())
+                .map(|c| {
+                    if c.direction == "incoming" {
+                        c.other.clone()
+                    } else {
+                        json!({"user": {"id": c.user}})
+                    }
+                })
+                .unwrap_or(Value::Null);
+            let record = json!({
+                "id": chain, "version": 1, "type": "peerToPeer", "modalities": ["audio"],
+                "lastModifiedDateTime": now_rfc3339(), "startDateTime": start, "endDateTime": end,
+                "joinWebUrl": Value::Null, "organizer": organizer, "participants": participants,
+                "sessions": sessions,
+            });
+            let subs: Vec<Subscription> = state
+                .subscriptions
+                .values()
+                .filter(|s| {
+                    s.resource.trim_start_matches('/') == "communications/callRecords"
+                        && s.expires_at > time::OffsetDateTime::now_utc()
+                })
+                .cloned()
+                .collect();
+            (record, subs)
+        };
+        self.lock().records.insert(chain.to_string(), record);
+        for sub in subs {
+            let body = json!({"value": [{
+                "subscriptionId": sub.id, "clientState": sub.client_state,
+                "changeType": "created",
+                "resource": format!("communications/callRecords/{chain}"),
+                "subscriptionExpirationDateTime": sub.expiration,
+                "resourceData": {"@odata.type": "#Microsoft.Graph.callrecord",
+                                 "@odata.id": format!("communications/callRecords/{chain}"),
+                                 "id": chain},
+                "tenantId": TENANT_ID,
+            }]});
+            self.send(Outgoing {
+                url: sub.notification_url.clone(),
+                body,
+                signed: false,
+                ack: None,
+                duplicate: false,
+                reorder: false,
+            });
+        }
+    }
+}
+
+/// The Bot Framework key: generated once per process (seconds of work), on a blocking thread.
+struct KeyMaterial {
+    encoding: EncodingKey,
+    n: String,
+    e: String,
+}
+
+static KEY: OnceLock<Result<KeyMaterial, String>> = OnceLock::new();
+
+fn generate() -> Result<KeyMaterial, String> {
+    let mut rng = rand::thread_rng();
+    let private = rsa::RsaPrivateKey::new(&mut rng, 2048)
+        .map_err(|e| format!("RSA key generation failed: {e}"))?;
+    let der = private
+        .to_pkcs1_der()
+        .map_err(|e| format!("RSA key encoding failed: {e}"))?;
+    let public = private.to_public_key();
+    Ok(KeyMaterial {
+        encoding: EncodingKey::from_rsa_der(der.as_bytes()),
+        n: URL_SAFE_NO_PAD.encode(public.n().to_bytes_be()),
+        e: URL_SAFE_NO_PAD.encode(public.e().to_bytes_be()),
+    })
+}
+
+async fn key() -> Result<&'static KeyMaterial, String> {
+    if KEY.get().is_none() {
+        let _ = tokio::task::spawn_blocking(|| KEY.get_or_init(generate).is_ok()).await;
+    }
+    KEY.get_or_init(generate).as_ref().map_err(Clone::clone)
+}
+
+/// The JWKS the OpenID configuration points at.
+pub(crate) async fn jwks() -> Result<Value, String> {
+    let key = key().await?;
+    Ok(
+        json!({"keys": [{"kty": "RSA", "use": "sig", "kid": KEY_ID, "n": key.n, "e": key.e,
+                        "endorsements": ["msteams"]}]}),
+    )
+}
+
+/// A Bot Framework token for a call to the bot with app id `aud`.
+pub(crate) async fn bot_token(aud: &str) -> Result<String, String> {
+    bot_token_for(aud, TENANT_ID).await
+}
+
+/// A Bot Framework token naming tenant `tid` (another tenant's, for the forgery fault).
+pub(crate) async fn bot_token_for(aud: &str, tid: &str) -> Result<String, String> {
+    let key = key().await?;
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let claims = json!({"iss": BOT_ISSUER, "aud": aud, "tid": tid,
+                        "nbf": now - 5, "iat": now - 5, "exp": now + 3600,
+                        "serviceurl": "https://smba.trafficmanager.net/emea/"});
+    let mut header = Header::new(Algorithm::RS256);
+    header.kid = Some(KEY_ID.into());
+    jsonwebtoken::encode(&header, &claims, &key.encoding).map_err(|e| e.to_string())
+}
+
+/// Attempts per delivery (the first and two retries; inferred, Graph retries for hours).
+const ATTEMPTS: u32 = 3;
+const REORDER_WINDOW: Duration = Duration::from_millis(150);
+
+async fn run_deliveries(
+    http: reqwest::Client,
+    bot_app_id: String,
+    mut inbox: mpsc::UnboundedReceiver<Outgoing>,
+) {
+    let mut held: Option<Outgoing> = None;
+    loop {
+        let next = match &held {
+            None => inbox.recv().await,
+            Some(_) => match tokio::time::timeout(REORDER_WINDOW, inbox.recv()).await {
+                Ok(next) => next,
+                Err(_) => {
+                    if let Some(late) = held.take() {
+                        deliver(&http, &bot_app_id, late, false).await;
+                    }
+                    continue;
+                }
+            },
+        };
+        let Some(item) = next else { break };
+        if item.reorder && held.is_none() {
+            held = Some(item);
+            continue;
+        }
+        let duplicate = item.duplicate;
+        deliver(&http, &bot_app_id, item, duplicate).await;
+        if let Some(late) = held.take() {
+            deliver(&http, &bot_app_id, late, false).await;
+        }
+    }
+}
+
+async fn deliver(http: &reqwest::Client, aud: &str, item: Outgoing, duplicate: bool) {
+    let times = if duplicate { 2 } else { 1 };
+    let mut outcome = Ok(());
+    for _ in 0..times {
+        outcome = post(http, aud, &item).await;
+    }
+    if let Some(ack) = item.ack {
+        let _ = ack.send(outcome);
+    }
+}
+
+async fn post(http: &reqwest::Client, aud: &str, item: &Outgoing) -> Result<(), String> {
+    let bytes = serde_json::to_vec(&item.body).map_err(|e| e.to_string())?;
+    let mut last = String::new();
+    let mut wait = Duration::from_millis(200);
+    for attempt in 1..=ATTEMPTS {
+        let mut request = http
+            .post(&item.url)
+            .header("content-type", "application/json; charset=utf-8")
+            .body(bytes.clone());
+        if item.signed {
+            request = request.bearer_auth(bot_token(aud).await?);
+        }
+        match request.send().await {
+            Ok(r) if r.status().is_success() => return Ok(()),
+            Ok(r) => {
+                last = format!("the receiver answered {}", r.status());
+                tracing::warn!(attempt, status = %r.status(), "Teams notification refused");
+            }
+            Err(err) => {
+                last = format!("the receiver is unreachable: {}", err.without_url());
+            }
+        }
+        if attempt < ATTEMPTS {
+            tokio::time::sleep(wait).await;
+            wait *= 2;
+        }
+    }
+    Err(last)
+}
+
+pub(crate) fn now_rfc3339() -> String {
+    let now = time::OffsetDateTime::now_utc();
+    let now = now
+        .replace_nanosecond(now.nanosecond() / 1_000_000 * 1_000_000)
+        .unwrap_or(now);
+    now.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+/// A Graph call id (32 upper-case hex digits, as in the reference's samples).
+pub(crate) fn new_call_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string().to_uppercase()
+}
+
+#[cfg(test)]
+mod tests;

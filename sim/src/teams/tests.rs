@@ -1,0 +1,163 @@
+//! The tenant's strictness over real HTTP: the simulator on one port, a notification receiver
+//! on another.
+
+use axum::Router;
+use axum::extract::Query;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use serde_json::{Value, json};
+
+use super::{DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, GRAPH_SCOPE, TENANT_ID};
+use crate::{SimConfig, SimHandle};
+
+/// How the test receiver answers Graph's validation request.
+#[derive(Debug, Clone, Copy)]
+enum Receiver {
+    /// The decoded token, as text/plain.
+    Decoded,
+    /// The token still URL-encoded.
+    Encoded,
+    /// The decoded token as JSON.
+    Json,
+}
+
+async fn receiver(mode: Receiver) -> String {
+    let app = Router::new().route(
+        "/hook",
+        post(
+            move |Query(q): Query<Vec<(String, String)>>, raw: axum::extract::RawQuery| async move {
+                let token = q
+                    .iter()
+                    .find(|(k, _)| k == "validationToken")
+                    .map(|(_, v)| v.clone())
+                    .unwrap_or_default();
+                let response: Response = match mode {
+                    Receiver::Decoded => {
+                        ([(header::CONTENT_TYPE, "text/plain")], token).into_response()
+                    }
+                    Receiver::Encoded => (
+                        [(header::CONTENT_TYPE, "text/plain")],
+                        raw.0
+                            .unwrap_or_default()
+                            .trim_start_matches("validationToken=")
+                            .to_string(),
+                    )
+                        .into_response(),
+                    Receiver::Json => axum::Json(json!(token)).into_response(),
+                };
+                response
+            },
+        ),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    format!("http://{addr}/hook")
+}
+
+async fn sim() -> SimHandle {
+    let config = SimConfig {
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        ..SimConfig::default()
+    };
+    crate::spawn(config).await.expect("sim")
+}
+
+async fn token(http: &reqwest::Client, sim: &SimHandle, secret: &str) -> (u16, Value) {
+    let response = http
+        .post(format!(
+            "{}/sim/teams/{TENANT_ID}/oauth2/v2.0/token",
+            sim.url()
+        ))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", DEMO_CLIENT_ID),
+            ("client_secret", secret),
+            ("scope", GRAPH_SCOPE),
+        ])
+        .send()
+        .await
+        .expect("token");
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn a_wrong_secret_gets_entra_ids_error_and_graph_wants_a_token() {
+    let sim = sim().await;
+    let http = reqwest::Client::new();
+    let (status, body) = token(&http, &sim, "guess").await;
+    assert_eq!(status, 401);
+    assert_eq!(body["error"], "invalid_client");
+    assert_eq!(body["error_codes"], json!([7000215]));
+    let users = format!("{}/sim/teams/graph/v1.0/users/alice@example.com", sim.url());
+    let refused = http.get(&users).send().await.expect("graph");
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+    let (status, body) = token(&http, &sim, DEMO_CLIENT_SECRET).await;
+    assert_eq!(status, 200);
+    let access = body["access_token"].as_str().expect("token");
+    let user: Value = http
+        .get(&users)
+        .bearer_auth(access)
+        .send()
+        .await
+        .expect("graph")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(user["userPrincipalName"], "alice@example.com");
+    assert!(user["id"].as_str().is_some_and(|id| id.len() == 36));
+}
+
+#[tokio::test]
+async fn a_subscription_is_made_only_when_the_token_comes_back_decoded_as_text() {
+    let sim = sim().await;
+    let http = reqwest::Client::new();
+    let (_, body) = token(&http, &sim, DEMO_CLIENT_SECRET).await;
+    let access = body["access_token"].as_str().expect("token").to_string();
+    let expiry = (time::OffsetDateTime::now_utc() + time::Duration::hours(1))
+        .format(&time::format_description::well_known::Rfc3339)
+        .expect("format");
+    for (mode, expected) in [
+        (Receiver::Encoded, 400),
+        (Receiver::Json, 400),
+        (Receiver::Decoded, 201),
+    ] {
+        let hook = receiver(mode).await;
+        let response = http
+            .post(format!("{}/sim/teams/graph/v1.0/subscriptions", sim.url()))
+            .bearer_auth(&access)
+            .json(&json!({"changeType": "created", "notificationUrl": hook,
+                          "resource": "/communications/callRecords",
+                          "expirationDateTime": expiry, "clientState": "0123456789abcdef"}))
+            .send()
+            .await
+            .expect("graph");
+        let status = response.status().as_u16();
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        assert_eq!(status, expected, "{mode:?}: {body}");
+        if status == 400 {
+            assert_eq!(body["error"]["code"], "ValidationError");
+        }
+    }
+    // Beyond Graph's 4,230 minutes for call records: refused.
+    let too_far = (time::OffsetDateTime::now_utc() + time::Duration::days(4))
+        .format(&time::format_description::well_known::Rfc3339)
+        .expect("format");
+    let hook = receiver(Receiver::Decoded).await;
+    let response = http
+        .post(format!("{}/sim/teams/graph/v1.0/subscriptions", sim.url()))
+        .bearer_auth(&access)
+        .json(&json!({"changeType": "created", "notificationUrl": hook,
+                      "resource": "/communications/callRecords",
+                      "expirationDateTime": too_far}))
+        .send()
+        .await
+        .expect("graph");
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+}

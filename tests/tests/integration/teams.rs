@@ -1,0 +1,483 @@
+//! Microsoft Teams end to end over its own protocol: the relay subscribes to call records at the
+//! simulated Graph (validation handshake), the calling bot's comms notifications arrive signed by
+//! the simulated Bot Framework, the rep's controls go out through Graph, and a subscription lost
+//! mid-call loses nothing and repeats nothing.
+
+use std::sync::atomic::Ordering;
+
+use cti_protocol::ws::CallCommand;
+use cti_tests::{Provider, Stack, WsClient, agents_on, eventually, summary_line};
+use serde_json::{Value, json};
+
+const ALICE: &str = "alice@example.com";
+const BOB: &str = "bob@example.com";
+
+fn quick(c: &mut cti_relay::Config) {
+    c.activity_retry_base = std::time::Duration::from_millis(20);
+    c.activity_retry_max = std::time::Duration::from_millis(300);
+    c.miss_budget = std::time::Duration::from_secs(5);
+    if let cti_relay::adapters::TelephonySettings::Teams(settings) = &mut c.tenants[0].telephony {
+        settings.teams_watch_secs = Some(1);
+    }
+}
+
+/// The stack with the demo tenant on Teams, its callRecords subscription live.
+async fn start() -> Stack {
+    let stack = Stack::start_through(Provider::Teams, quick)
+        .await
+        .expect("stack");
+    subscribed(&stack, 1).await;
+    stack
+}
+
+/// Until Graph has made `created` subscriptions and one is live.
+async fn subscribed(stack: &Stack, created: u64) {
+    let teams = &stack.sim.sim.teams;
+    eventually("the relay's subscription", || async {
+        let made = teams.created_subscriptions.load(Ordering::Relaxed);
+        (made >= created && !teams.subscriptions().is_empty()).then_some(())
+    })
+    .await
+    .expect("subscribed");
+}
+
+/// Rings `agent` from `from` (under the policy unless `policy` is false); the call's chain id.
+async fn ring_with(stack: &Stack, from: &str, agent: &str, policy: bool) -> String {
+    let response = stack
+        .http
+        .post(format!("{}/sim/teams/calls", stack.sim.url()))
+        .json(&json!({"from": from, "agent": agent, "policy": policy}))
+        .send()
+        .await
+        .expect("sim");
+    let status = response.status();
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(status, 201, "{body}");
+    body["call_id"].as_str().expect("call_id").to_string()
+}
+
+async fn ring(stack: &Stack, from: &str, agent: &str) -> String {
+    ring_with(stack, from, agent, true).await
+}
+
+async fn sim_post(stack: &Stack, path: &str, body: &Value) -> (u16, Value) {
+    let response = stack
+        .http
+        .post(format!("{}/sim/teams{path}", stack.sim.url()))
+        .json(body)
+        .send()
+        .await
+        .expect("sim");
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+async fn call_where(
+    ws: &mut WsClient,
+    call: &str,
+    what: &str,
+    check: impl Fn(&Value) -> bool,
+) -> Value {
+    ws.recv_call(call, what, check).await.expect(what)
+}
+
+/// Exactly one activity for the call, and still one once Graph wrote the call's record.
+async fn one_activity(stack: &Stack, call: &str) -> Value {
+    let activity = stack
+        .wait_activity(call, "written", |_| true)
+        .await
+        .expect("an activity");
+    let teams = &stack.sim.sim.teams;
+    eventually("the call record", || async { teams.record(call) })
+        .await
+        .expect("record");
+    assert_eq!(stack.activities(call).await.expect("v2").len(), 1);
+    activity
+}
+
+#[tokio::test]
+async fn a_call_rings_pops_is_answered_transferred_blind_and_logged_once() {
+    let stack = start().await;
+    let (_, e164, name) = stack.single_match_caller().expect("caller");
+    let (mut alice, _) = WsClient::signed_in(&stack, ALICE, None)
+        .await
+        .expect("alice");
+    let (mut bob, _) = WsClient::signed_in(&stack, BOB, None).await.expect("bob");
+    let call = ring(&stack, &e164, ALICE).await;
+    let rung = call_where(&mut alice, &call, "alice's phone rings", |c| {
+        c["state"] == "ringing"
+    })
+    .await;
+    assert_eq!(rung["call"]["pop"]["name"], name.as_str(), "{rung}");
+    assert_eq!(rung["call"]["from"], e164.as_str());
+    alice.answer(&call).await.expect("connected");
+    // Graph v1.0 has no hold: refused, and the call stays connected.
+    alice.command(&call, CallCommand::Hold).await.expect("hold");
+    let refused = alice
+        .recv_until("hold refused", |m| m["type"] == "error")
+        .await
+        .expect("error");
+    assert!(
+        refused["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("hold"),
+        "{refused}"
+    );
+    alice
+        .command(&call, CallCommand::Transfer { target: BOB.into() })
+        .await
+        .expect("transfer");
+    call_where(&mut alice, &call, "alice handed it on", |c| {
+        c["state"] == "transferred"
+    })
+    .await;
+    call_where(&mut bob, &call, "bob's phone rings", |c| {
+        c["state"] == "ringing"
+    })
+    .await;
+    bob.answer(&call).await.expect("bob connected");
+    assert!(stack.activities(&call).await.expect("v2").is_empty());
+    bob.command(&call, CallCommand::Hangup)
+        .await
+        .expect("hangup");
+    call_where(&mut bob, &call, "ended", |c| c["state"] == "ended").await;
+    let activity = one_activity(&stack, &call).await;
+    assert_eq!(agents_on(&activity), [ALICE, BOB]);
+    assert_eq!(summary_line(&activity, "Outcome: "), Some("completed"));
+}
+
+#[tokio::test]
+async fn a_consult_transfer_hands_the_caller_to_the_colleague() {
+    let stack = start().await;
+    let (_, e164, _) = stack.single_match_caller().expect("caller");
+    let (mut alice, _) = WsClient::signed_in(&stack, ALICE, None)
+        .await
+        .expect("alice");
+    let (mut bob, _) = WsClient::signed_in(&stack, BOB, None).await.expect("bob");
+    let call = ring(&stack, &e164, ALICE).await;
+    alice.answer(&call).await.expect("alice talks");
+    alice
+        .command(&call, CallCommand::Consult { target: BOB.into() })
+        .await
+        .expect("consult");
+    call_where(&mut bob, &call, "bob is consulted", |c| {
+        c["state"] == "ringing"
+    })
+    .await;
+    bob.answer(&call).await.expect("bob talks to alice");
+    alice
+        .command(&call, CallCommand::CompleteTransfer)
+        .await
+        .expect("complete");
+    call_where(&mut alice, &call, "alice handed over", |c| {
+        c["state"] == "transferred"
+    })
+    .await;
+    // The caller is now on bob's call (Graph moved the consultation into the call's chain).
+    let teams = &stack.sim.sim.teams;
+    let bobs = teams
+        .calls()
+        .into_iter()
+        .find(|c| c.chain == call && c.state == "established")
+        .expect("bob's leg carries the call");
+    assert_eq!(bobs.other["phone"]["id"], e164.as_str());
+    bob.command(&call, CallCommand::Hangup)
+        .await
+        .expect("hangup");
+    let activity = one_activity(&stack, &call).await;
+    assert_eq!(agents_on(&activity), [ALICE, BOB]);
+
+    // Consult, then back: the consultation is hung up, alice goes on with the caller.
+    let call = ring(&stack, &e164, ALICE).await;
+    alice.answer(&call).await.expect("alice talks");
+    alice
+        .command(&call, CallCommand::Consult { target: BOB.into() })
+        .await
+        .expect("consult");
+    call_where(&mut bob, &call, "bob is consulted", |c| {
+        c["state"] == "ringing"
+    })
+    .await;
+    bob.answer(&call).await.expect("bob talks to alice");
+    alice
+        .command(&call, CallCommand::CancelConsult)
+        .await
+        .expect("cancel");
+    call_where(&mut bob, &call, "bob dropped off", |c| {
+        c["state"] == "ended"
+    })
+    .await;
+    let caller_leg = teams
+        .calls()
+        .into_iter()
+        .find(|c| c.chain == call)
+        .expect("alice's leg");
+    assert_eq!(
+        caller_leg.state, "established",
+        "alice still has the caller"
+    );
+    alice
+        .command(&call, CallCommand::Hangup)
+        .await
+        .expect("hangup");
+    call_where(&mut alice, &call, "ended", |c| c["state"] == "ended").await;
+    let activity = one_activity(&stack, &call).await;
+    assert_eq!(summary_line(&activity, "Outcome: "), Some("completed"));
+}
+
+#[tokio::test]
+async fn a_ringing_call_is_redirected_or_declined() {
+    let stack = start().await;
+    let (_, e164, _) = stack.single_match_caller().expect("caller");
+    let (mut alice, _) = WsClient::signed_in(&stack, ALICE, None)
+        .await
+        .expect("alice");
+    let (mut bob, _) = WsClient::signed_in(&stack, BOB, None).await.expect("bob");
+    // Transferred before it is answered: Graph redirects it to bob.
+    let call = ring(&stack, &e164, ALICE).await;
+    call_where(&mut alice, &call, "ringing", |c| c["state"] == "ringing").await;
+    alice
+        .command(&call, CallCommand::Transfer { target: BOB.into() })
+        .await
+        .expect("transfer");
+    call_where(&mut alice, &call, "redirected", |c| {
+        c["state"] == "transferred"
+    })
+    .await;
+    call_where(&mut bob, &call, "bob's phone rings", |c| {
+        c["state"] == "ringing"
+    })
+    .await;
+    // Bob declines: Graph rejects his leg.
+    bob.command(&call, CallCommand::Decline)
+        .await
+        .expect("decline");
+    let ended = call_where(&mut bob, &call, "declined", |c| c["state"] == "ended").await;
+    assert_eq!(ended["call"]["end_reason"], "declined", "{ended}");
+    let activity = one_activity(&stack, &call).await;
+    assert_eq!(agents_on(&activity), [ALICE, BOB]);
+}
+
+#[tokio::test]
+async fn a_caller_who_gives_up_while_it_rings_is_a_missed_call() {
+    let stack = start().await;
+    let (_, e164, _) = stack.single_match_caller().expect("caller");
+    let (mut alice, _) = WsClient::signed_in(&stack, ALICE, None)
+        .await
+        .expect("alice");
+    let call = ring(&stack, &e164, ALICE).await;
+    call_where(&mut alice, &call, "ringing", |c| c["state"] == "ringing").await;
+    let (status, _) = sim_post(&stack, &format!("/calls/{call}/hangup"), &json!({})).await;
+    assert_eq!(status, 204);
+    let ended = call_where(&mut alice, &call, "missed", |c| c["state"] == "ended").await;
+    assert_eq!(ended["call"]["end_reason"], "missed", "{ended}");
+    let activity = one_activity(&stack, &call).await;
+    assert_eq!(summary_line(&activity, "Outcome: "), Some("missed"));
+}
+
+#[tokio::test]
+async fn dialling_places_a_call_through_graph() {
+    let stack = start().await;
+    let (number, e164, name) = stack.single_match_caller().expect("caller");
+    let (mut alice, _) = WsClient::signed_in(&stack, ALICE, None)
+        .await
+        .expect("alice");
+    alice
+        .send_json(&json!({"type": "dial", "number": number}))
+        .await
+        .expect("dial");
+    let call = alice
+        .recv_until("the outbound call", |m| {
+            m["type"] == "call" && m["call"]["direction"] == "outbound"
+        })
+        .await
+        .expect("call");
+    assert_eq!(call["call"]["state"], "ringing");
+    assert_eq!(call["call"]["to"], e164.as_str());
+    assert_eq!(call["call"]["pop"]["name"], name.as_str());
+    let id = call["call"]["id"].as_str().expect("id").to_string();
+    let (status, _) = sim_post(&stack, &format!("/calls/{id}/answer"), &json!({})).await;
+    assert_eq!(status, 204);
+    call_where(&mut alice, &id, "answered", |c| c["state"] == "connected").await;
+    alice
+        .command(&id, CallCommand::Hangup)
+        .await
+        .expect("hangup");
+    call_where(&mut alice, &id, "ended", |c| c["state"] == "ended").await;
+    one_activity(&stack, &id).await;
+}
+
+#[tokio::test]
+async fn the_subscription_removed_mid_call_is_made_again_and_nothing_is_lost_or_doubled() {
+    let stack = start().await;
+    let teams = &stack.sim.sim.teams;
+    let (_, e164, _) = stack.single_match_caller().expect("caller");
+    let (mut alice, _) = WsClient::signed_in(&stack, ALICE, None)
+        .await
+        .expect("alice");
+    let call = ring(&stack, &e164, ALICE).await;
+    alice.answer(&call).await.expect("connected");
+    let (status, answer) =
+        sim_post(&stack, "/faults", &json!({"remove_subscriptions": true})).await;
+    assert_eq!((status, answer["removed"].as_u64()), (200, Some(1)));
+    subscribed(&stack, 2).await;
+    assert_eq!(teams.subscriptions().len(), 1);
+    alice
+        .command(&call, CallCommand::Hangup)
+        .await
+        .expect("hangup");
+    call_where(&mut alice, &call, "ended", |c| c["state"] == "ended").await;
+    let activity = one_activity(&stack, &call).await;
+    assert_eq!(summary_line(&activity, "Outcome: "), Some("completed"));
+
+    // A call the bot never heard of (bob outside the policy) reaches the relay only through
+    // the new subscription's call record, and is logged once, as missed.
+    let unseen = ring_with(&stack, &e164, BOB, false).await;
+    let (status, _) = sim_post(&stack, &format!("/calls/{unseen}/hangup"), &json!({})).await;
+    assert_eq!(status, 204);
+    let activity = one_activity(&stack, &unseen).await;
+    assert_eq!(summary_line(&activity, "Outcome: "), Some("missed"));
+    assert_eq!(agents_on(&activity), [BOB]);
+}
+
+#[tokio::test]
+async fn the_relay_restarted_mid_call_ends_it_once_and_keeps_one_subscription() {
+    let mut stack = start().await;
+    let (_, e164, _) = stack.single_match_caller().expect("caller");
+    let (mut alice, _) = WsClient::signed_in(&stack, ALICE, None)
+        .await
+        .expect("alice");
+    let call = ring(&stack, &e164, ALICE).await;
+    alice.answer(&call).await.expect("connected");
+    stack.crash_relay();
+    stack.start_relay_again().await.expect("relay back");
+    // A new subscription replaces the old one (deleted, or records would come twice).
+    subscribed(&stack, 2).await;
+    assert_eq!(stack.sim.sim.teams.subscriptions().len(), 1);
+    let (mut alice, _) = WsClient::signed_in(&stack, ALICE, None)
+        .await
+        .expect("alice again");
+    let (status, _) = sim_post(&stack, &format!("/calls/{call}/hangup"), &json!({})).await;
+    assert_eq!(status, 204);
+    call_where(&mut alice, &call, "ended", |c| c["state"] == "ended").await;
+    let activity = one_activity(&stack, &call).await;
+    assert_eq!(summary_line(&activity, "Outcome: "), Some("completed"));
+}
+
+#[tokio::test]
+async fn graph_asking_for_reauthorization_is_answered() {
+    let stack = start().await;
+    let (status, _) = sim_post(&stack, "/faults", &json!({"reauthorize": true})).await;
+    assert_eq!(status, 200);
+    let teams = &stack.sim.sim.teams;
+    eventually("the reauthorization", || async {
+        (teams.reauthorized_subscriptions.load(Ordering::Relaxed) == 1).then_some(())
+    })
+    .await
+    .expect("reauthorized");
+    assert_eq!(teams.created_subscriptions.load(Ordering::Relaxed), 1);
+}
+
+#[tokio::test]
+async fn the_subscription_is_renewed_before_the_life_graph_granted_ends() {
+    let stack = start().await;
+    let teams = &stack.sim.sim.teams;
+    // Graph grants three seconds whatever is asked (its answer says so).
+    teams.max_subscription_secs.store(3, Ordering::Relaxed);
+    let (status, _) = sim_post(&stack, "/faults", &json!({"remove_subscriptions": true})).await;
+    assert_eq!(status, 200);
+    subscribed(&stack, 2).await;
+    let live = teams.subscriptions();
+    eventually("two renewals", || async {
+        (teams.renewed_subscriptions.load(Ordering::Relaxed) >= 2).then_some(())
+    })
+    .await
+    .expect("renewed");
+    // Past its first life, the same subscription is still there.
+    assert_eq!(teams.subscriptions(), live);
+    assert_eq!(teams.created_subscriptions.load(Ordering::Relaxed), 2);
+}
+
+#[tokio::test]
+async fn forged_callbacks_and_a_wrong_client_state_are_refused_and_counted() {
+    let stack = start().await;
+    let (status, answer) = sim_post(
+        &stack,
+        "/faults",
+        &json!({"forge_callback": true, "bad_client_state": true}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    // A changed signature, another bot's audience, another tenant's, no token at all.
+    assert_eq!(
+        answer["forged_statuses"],
+        json!([401, 401, 401, 401]),
+        "{answer}"
+    );
+    assert_eq!(
+        answer["bad_client_state_statuses"],
+        json!([401]),
+        "{answer}"
+    );
+    let metrics = stack.metrics().await.expect("metrics");
+    assert!(
+        metrics.contains("provider=\"teams\",outcome=\"unauthorized\"} 5"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn duplicated_and_reordered_notifications_change_nothing() {
+    let stack = start().await;
+    let (_, e164, _) = stack.single_match_caller().expect("caller");
+    let (mut alice, _) = WsClient::signed_in(&stack, ALICE, None)
+        .await
+        .expect("alice");
+    let (status, _) = sim_post(
+        &stack,
+        "/faults",
+        &json!({"duplicate": true, "reorder": true}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let call = ring(&stack, &e164, ALICE).await;
+    alice.answer(&call).await.expect("connected");
+    let (status, _) = sim_post(&stack, &format!("/calls/{call}/hangup"), &json!({})).await;
+    assert_eq!(status, 204);
+    call_where(&mut alice, &call, "ended", |c| c["state"] == "ended").await;
+    let activity = one_activity(&stack, &call).await;
+    assert_eq!(summary_line(&activity, "Outcome: "), Some("completed"));
+}
+
+#[tokio::test]
+async fn the_subscription_handshake_answers_the_decoded_token_as_text() {
+    let stack = start().await;
+    let response = stack
+        .http
+        .post(format!(
+            "{}/v1/tenants/demo/telephony/teams?validationToken=Validation%3A%20Testing%20client%20%2B%26",
+            stack.relay.url()
+        ))
+        .header("content-type", "text/plain; charset=utf-8")
+        .send()
+        .await
+        .expect("relay");
+    assert_eq!(response.status(), 200);
+    assert!(
+        response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("text/plain"))
+    );
+    assert_eq!(
+        response.text().await.expect("text"),
+        "Validation: Testing client +&"
+    );
+}
+
+#[tokio::test]
+async fn chromium_rings_pops_answers_and_hangs_up_through_teams() -> anyhow::Result<()> {
+    crate::browser_flow::ring_pop_answer_hang_up(Provider::Teams).await
+}
