@@ -77,6 +77,13 @@ pub struct SimConfig {
     /// Users added to the Genesys directory after the demo reps (`user-{n}@example.com`), to try
     /// more reps than one notification channel takes.
     pub genesys_extra_users: usize,
+    /// The simulated Webex org's integration (client id and secret for the token endpoint).
+    pub webex_client_id: String,
+    pub webex_client_secret: String,
+    /// The refresh token its refresh-token grant accepts (an admin's, granted once in a browser).
+    pub webex_refresh_token: String,
+    /// How long its access tokens live (Webex: 14 days; shorter here to exercise refreshes).
+    pub webex_token_ttl_secs: u64,
 }
 
 /// One telephony system the host page offers: its name (`generic`, `genesys`, `ringcentral`)
@@ -88,7 +95,7 @@ pub struct DemoProvider {
 }
 
 /// The simulated telephony systems, by the relay's provider names.
-pub const PROVIDERS: &[&str] = &["generic", "genesys", "ringcentral"];
+pub const PROVIDERS: &[&str] = &["generic", "genesys", "ringcentral", "webex"];
 
 impl Default for SimConfig {
     fn default() -> Self {
@@ -131,6 +138,10 @@ impl Default for SimConfig {
             genesys_channel_ttl_secs: 86_400,
             genesys_socket_closing_grace_ms: 2_000,
             genesys_extra_users: 0,
+            webex_client_id: "cti-relay-webex".into(),
+            webex_client_secret: "demo-webex-secret".into(),
+            webex_refresh_token: crate::webex::DEMO_REFRESH_TOKEN.into(),
+            webex_token_ttl_secs: 3600,
         }
     }
 }
@@ -278,7 +289,7 @@ impl SimConfig {
         // Without a list, the host page rings the generic PBX's calls for the PBX's tenant.
         config.providers[0].tenant = config.tenant.clone();
         if let Some(v) = text("SIM_PROVIDERS")? {
-            let expected = "pairs like generic=demo,genesys=demo-genesys (providers: generic, genesys, ringcentral)";
+            let expected = "pairs like generic=demo,genesys=demo-genesys (providers: generic, genesys, ringcentral, webex)";
             config.providers = v
                 .split(',')
                 .map(str::trim)

@@ -18,6 +18,8 @@
 //!   webhook subscriptions with their handshake, telephony sessions and call control).
 //! - [`genesys`]: Genesys Cloud under `/sim/genesys` (OAuth, users, notification channels over a
 //!   real WebSocket, call conversations and their controls).
+//! - [`webex`]: Webex Calling under `/sim/webex` (OAuth refresh grant, people, `telephony_calls`
+//!   webhooks signed with `X-Spark-Signature`, call control under `/v1/telephony/calls`).
 //! - [`host`]: the V2 host stand-in page that frames the widget, and the log of every CTI payload
 //!   it received (`/sim/host/payloads`).
 //!
@@ -32,6 +34,7 @@ pub mod idp;
 pub mod pbx;
 pub mod ringcentral;
 pub mod v2;
+pub mod webex;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -52,6 +55,7 @@ pub struct Sim {
     pub ias: ias::Ias,
     pub ringcentral: ringcentral::RingCentral,
     pub genesys: genesys::Genesys,
+    pub webex: webex::Webex,
 }
 
 impl Sim {
@@ -65,6 +69,7 @@ impl Sim {
             ias: ias::Ias::default(),
             ringcentral: ringcentral::RingCentral::new(&config),
             genesys: genesys::Genesys::new(&config),
+            webex: webex::Webex::new(&config),
             config,
         })
     }
@@ -81,6 +86,7 @@ pub fn router(sim: Arc<Sim>) -> Router {
         .merge(ias::routes())
         .merge(ringcentral::routes())
         .merge(genesys::routes())
+        .merge(webex::routes())
         .with_state(sim)
 }
 
