@@ -84,11 +84,17 @@ pub enum Provider {
     Generic,
     Genesys,
     RingCentral,
+    Webex,
 }
 
 impl Provider {
     /// Every simulated provider, for tests that run once per provider.
-    pub const ALL: [Provider; 3] = [Provider::Generic, Provider::Genesys, Provider::RingCentral];
+    pub const ALL: [Provider; 4] = [
+        Provider::Generic,
+        Provider::Genesys,
+        Provider::RingCentral,
+        Provider::Webex,
+    ];
 
     /// The relay's (and the simulator's) name of the provider.
     pub fn name(self) -> &'static str {
@@ -96,6 +102,7 @@ impl Provider {
             Provider::Generic => "generic",
             Provider::Genesys => "genesys",
             Provider::RingCentral => "ringcentral",
+            Provider::Webex => "webex",
         }
     }
 
@@ -117,6 +124,7 @@ impl Provider {
             Provider::Generic => "/sim/calls",
             Provider::Genesys => "/sim/genesys/calls",
             Provider::RingCentral => "/sim/ringcentral/calls",
+            Provider::Webex => "/sim/webex/calls",
         }
     }
 }

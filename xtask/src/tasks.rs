@@ -99,6 +99,7 @@ const DEMO_PROVIDERS: &[(&str, &str)] = &[
     ("generic", "demo"),
     ("genesys", "demo-genesys"),
     ("ringcentral", "demo-ringcentral"),
+    ("webex", "demo-webex"),
 ];
 
 pub(crate) fn demo(args: &[String]) -> Result<()> {
@@ -106,10 +107,10 @@ pub(crate) fn demo(args: &[String]) -> Result<()> {
         [] => "generic".to_string(),
         [flag, name] if flag == "--provider" => name.clone(),
         [flag] if flag.starts_with("--provider=") => flag["--provider=".len()..].to_string(),
-        _ => bail!("usage: cargo xtask demo [--provider generic|genesys|ringcentral]"),
+        _ => bail!("usage: cargo xtask demo [--provider generic|genesys|ringcentral|webex]"),
     };
     if !DEMO_PROVIDERS.iter().any(|(name, _)| *name == provider) {
-        bail!("unknown provider {provider:?}; expected generic, genesys or ringcentral");
+        bail!("unknown provider {provider:?}; expected generic, genesys, ringcentral or webex");
     }
     let sim_providers = DEMO_PROVIDERS
         .iter()
@@ -153,7 +154,7 @@ pub(crate) fn demo(args: &[String]) -> Result<()> {
         Command::new(bin("cti-relay"))
             .env("CTI_LISTEN", RELAY_ADDR)
             .env("CTI_WIDGET_DIR", workspace_root().join("widget/dist"))
-            .env("CTI_DEMO_PROVIDERS", "genesys,ringcentral")
+            .env("CTI_DEMO_PROVIDERS", "genesys,ringcentral,webex")
             .spawn()
             .context("starting cti-relay")?,
     ));

@@ -37,6 +37,7 @@ pub mod generic;
 pub mod genesys;
 pub mod reps;
 pub mod ringcentral;
+pub mod webex;
 
 use std::sync::Arc;
 
@@ -64,11 +65,12 @@ pub enum TelephonySettings {
     #[serde(rename = "ringcentral")]
     RingCentral(ringcentral::Settings),
     Genesys(genesys::Settings),
+    Webex(webex::Settings),
 }
 
 impl TelephonySettings {
     /// The providers the simulator plays, by name.
-    pub const SIMULATED: &'static [&'static str] = &["generic", "genesys", "ringcentral"];
+    pub const SIMULATED: &'static [&'static str] = &["generic", "genesys", "ringcentral", "webex"];
 
     /// The settings that reach `provider`'s simulator at `sim_url`, for the demo and the tests;
     /// `relay_url` and `tenant` say where a provider that calls in must post. None: no
@@ -80,6 +82,9 @@ impl TelephonySettings {
                 sim_url, relay_url, tenant,
             ))),
             "genesys" => Some(TelephonySettings::Genesys(genesys::Settings::demo(sim_url))),
+            "webex" => Some(TelephonySettings::Webex(webex::Settings::demo(
+                sim_url, relay_url, tenant,
+            ))),
             _ => None,
         }
     }
@@ -91,6 +96,7 @@ impl TelephonySettings {
             TelephonySettings::Generic(settings) => settings.check(tenant),
             TelephonySettings::RingCentral(settings) => settings.check(tenant),
             TelephonySettings::Genesys(settings) => settings.check(tenant),
+            TelephonySettings::Webex(settings) => settings.check(tenant),
         }
     }
 }
@@ -132,6 +138,9 @@ pub fn build(settings: &TelephonySettings, context: Context) -> Arc<dyn Telephon
         )),
         TelephonySettings::Genesys(settings) => {
             Arc::new(genesys::GenesysAdapter::new(settings.clone(), context))
+        }
+        TelephonySettings::Webex(settings) => {
+            Arc::new(webex::WebexAdapter::new(settings.clone(), context))
         }
     }
 }

@@ -461,7 +461,7 @@ impl Webex {
     }
 
     /// The user answers, holds, resumes or hangs up one of their calls.
-    pub(crate) fn act(&self, person: &str, action: &str, call_id: &str) -> Result<(), WebexError> {
+    pub fn act(&self, person: &str, action: &str, call_id: &str) -> Result<(), WebexError> {
         let leg = self.own_leg(person, call_id)?;
         let bad = |why: &str| WebexError::bad_request(&format!("{action}: {why}"));
         match action {

@@ -20,3 +20,4 @@ mod tabs;
 mod transfer_browsers;
 mod v2_events_auth;
 mod v2_paging;
+mod webex;
