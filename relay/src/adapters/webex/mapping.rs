@@ -61,12 +61,19 @@ pub(crate) struct PendingConsult {
     pub(crate) target_person: String,
 }
 
+/// A consultation's session: the call it stands for, and whose second call it is.
+#[derive(Debug, Clone)]
+pub(crate) struct Alias {
+    pub(crate) call: String,
+    pub(crate) rep_person: String,
+}
+
 #[derive(Debug, Default)]
 pub(crate) struct Tracker {
     /// callId -> the leg.
     pub(crate) legs: HashMap<String, SeenLeg>,
-    /// A consultation's callSessionId -> the consulted call.
-    pub(crate) aliases: HashMap<String, String>,
+    /// A consultation's callSessionId -> the consulted call and the consulting rep.
+    pub(crate) aliases: HashMap<String, Alias>,
     pub(crate) pending: Vec<PendingConsult>,
     /// callId -> the rep (or number) it was handed to, for the `transferred` at its end.
     pub(crate) transfer_targets: HashMap<String, String>,
@@ -83,7 +90,7 @@ impl Tracker {
     pub(crate) fn call_of(&self, session: &str) -> String {
         self.aliases
             .get(session)
-            .cloned()
+            .map(|a| a.call.clone())
             .unwrap_or_else(|| session.to_string())
     }
 
@@ -139,10 +146,9 @@ impl Tracker {
             .get(call_id)
             .map(|l| l.consult_own)
             .unwrap_or_else(|| {
-                call != session
-                    && self
-                        .pending_or_alias_rep(&call)
-                        .is_some_and(|rep_person| rep_person == person)
+                self.aliases
+                    .get(session)
+                    .is_some_and(|a| a.rep_person == person)
             });
         let personality = text(data, "personality");
         let direction = if personality == "terminator" {
@@ -276,26 +282,11 @@ impl Tracker {
         events
     }
 
-    /// The consulting rep's person id of a consulted call, while its consultation is pending or
-    /// known.
-    fn pending_or_alias_rep(&self, call: &str) -> Option<String> {
-        self.pending
-            .iter()
-            .find(|p| p.call == call)
-            .map(|p| p.rep_person.clone())
-            .or_else(|| {
-                self.legs
-                    .values()
-                    .find(|l| l.call == call && l.consult_own)
-                    .map(|l| l.person.clone())
-            })
-    }
-
     /// The call a session belongs to: an alias, or a pending consultation's second call (by its
     /// users: the consulting rep or the colleague, in a session not seen before), else itself.
     fn alias_for(&mut self, session: &str, person: &str) -> String {
-        if let Some(call) = self.aliases.get(session) {
-            return call.clone();
+        if let Some(alias) = self.aliases.get(session) {
+            return alias.call.clone();
         }
         let seen = self.legs.values().any(|l| l.call == session);
         if !seen
@@ -304,7 +295,11 @@ impl Tracker {
             })
         {
             let call = pending.call.clone();
-            self.aliases.insert(session.to_string(), call.clone());
+            let alias = Alias {
+                call: call.clone(),
+                rep_person: pending.rep_person.clone(),
+            };
+            self.aliases.insert(session.to_string(), alias);
             return call;
         }
         session.to_string()
@@ -409,6 +404,25 @@ mod tests {
         assert_eq!(events[0].call_id, "S1");
         assert_eq!(events[0].agent, "bob@example.com");
         assert_eq!(events[0].from, "+41446681800", "the caller's number");
+        assert_eq!(t.leg_of("S1", "alice@example.com", true).as_deref(), Some("C2"));
+    }
+
+    #[test]
+    fn the_reps_own_consult_call_stays_hidden_when_webex_answered_the_dial_first() {
+        let mut t = Tracker::default();
+        t.apply(&delivery("C1", "p-alice", "received", "alerting", "t1"), Source::Webhook, &Dir, "now");
+        t.aliases.insert(
+            "S2".into(),
+            Alias {
+                call: "S1".into(),
+                rep_person: "p-alice".into(),
+            },
+        );
+        let mut own = delivery("C2", "p-alice", "originated", "alerting", "t2");
+        own["data"]["callSessionId"] = json!("S2");
+        own["data"]["personality"] = json!("clickToDial");
+        assert!(t.apply(&own, Source::Webhook, &Dir, "now").is_empty());
+        assert_eq!(t.leg_of("S1", "alice@example.com", false).as_deref(), Some("C1"));
         assert_eq!(t.leg_of("S1", "alice@example.com", true).as_deref(), Some("C2"));
     }
 }

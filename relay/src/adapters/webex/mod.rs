@@ -760,7 +760,13 @@ impl Inner {
             .retain(|p| !(p.call == call.id && p.rep_person == person));
         let answer = answer?;
         if let Some(session) = answer.get("callSessionId").and_then(Value::as_str) {
-            tracker.aliases.insert(session.to_string(), call.id.clone());
+            tracker.aliases.insert(
+                session.to_string(),
+                mapping::Alias {
+                    call: call.id.clone(),
+                    rep_person: person.to_string(),
+                },
+            );
         }
         Ok(())
     }
