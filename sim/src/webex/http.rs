@@ -74,8 +74,10 @@ impl IntoResponse for WebexError {
         match self {
             WebexError::Api { status, message } => (
                 status,
-                Json(json!({"message": message, "errors": [{"description": message}],
-                            "trackingId": tracking_id()})),
+                Json(
+                    json!({"message": message, "errors": [{"description": message}],
+                            "trackingId": tracking_id()}),
+                ),
             )
                 .into_response(),
             WebexError::Undelivered(message) => (
@@ -126,7 +128,9 @@ fn json_body(body: &[u8]) -> Result<Value, WebexError> {
     let value: Value = serde_json::from_slice(body)
         .map_err(|e| WebexError::bad_request(&format!("The request body is not JSON: {e}")))?;
     if !value.is_object() {
-        return Err(WebexError::bad_request("The request body must be a JSON object"));
+        return Err(WebexError::bad_request(
+            "The request body must be a JSON object",
+        ));
     }
     Ok(value)
 }
@@ -278,10 +282,7 @@ async fn delete_webhook(
 
 /// The user the request acts for: `personId`, else the token's own user (the admin).
 fn person(query: &HashMap<String, String>) -> String {
-    query
-        .get("personId")
-        .cloned()
-        .unwrap_or_else(demo_admin_id)
+    query.get("personId").cloned().unwrap_or_else(demo_admin_id)
 }
 
 /// `GET /v1/telephony/calls`: the user's calls under way.
@@ -331,8 +332,8 @@ async fn call_action(
             Ok(StatusCode::NO_CONTENT.into_response())
         }
         "transfer" => {
-            let call1 = text("callId1")
-                .ok_or_else(|| WebexError::bad_request("callId1 is required"))?;
+            let call1 =
+                text("callId1").ok_or_else(|| WebexError::bad_request("callId1 is required"))?;
             let call2 = text("callId2");
             let destination = text("destination");
             wx.transfer(&person, call1, call2, destination)?;
@@ -368,7 +369,10 @@ async fn sim_calls(State(sim): State<Arc<Sim>>) -> Response {
     Json(json!(wx(&sim).legs())).into_response()
 }
 
-async fn hangup(State(sim): State<Arc<Sim>>, Path(id): Path<String>) -> Result<Response, WebexError> {
+async fn hangup(
+    State(sim): State<Arc<Sim>>,
+    Path(id): Path<String>,
+) -> Result<Response, WebexError> {
     wx(&sim).caller_hangup(&id).await?;
     Ok(Json(json!({"call_id": id, "state": "ended"})).into_response())
 }

@@ -427,7 +427,12 @@ impl Webex {
         }
         let mut last = None;
         for leg in legs {
-            last = self.change(&leg, |l| l.state = "disconnected".into(), "disconnected", json!({}));
+            last = self.change(
+                &leg,
+                |l| l.state = "disconnected".into(),
+                "disconnected",
+                json!({}),
+            );
         }
         match last {
             Some(outcome) => wait(outcome).await,
@@ -444,7 +449,12 @@ impl Webex {
             .find(|l| l.session == session && l.state == "alerting")
             .map(|l| l.call_id.clone())
             .ok_or_else(|| WebexError::not_found("call"))?;
-        if let Some(outcome) = self.change(&leg, |l| l.state = "connected".into(), "connected", json!({})) {
+        if let Some(outcome) = self.change(
+            &leg,
+            |l| l.state = "connected".into(),
+            "connected",
+            json!({}),
+        ) {
             wait(outcome).await?;
         }
         Ok(())
@@ -469,7 +479,12 @@ impl Webex {
                 if leg.state != "alerting" || leg.personality != "terminator" {
                     return Err(bad("the call is not ringing"));
                 }
-                self.change(call_id, |l| l.state = "connected".into(), "connected", json!({}));
+                self.change(
+                    call_id,
+                    |l| l.state = "connected".into(),
+                    "connected",
+                    json!({}),
+                );
                 // The other side of a call between two users hears the answer too.
                 self.peer_follow(&leg, "connected");
             }
@@ -483,10 +498,20 @@ impl Webex {
                 if leg.state != "held" {
                     return Err(bad("the call is not held"));
                 }
-                self.change(call_id, |l| l.state = "connected".into(), "resumed", json!({}));
+                self.change(
+                    call_id,
+                    |l| l.state = "connected".into(),
+                    "resumed",
+                    json!({}),
+                );
             }
             "hangup" => {
-                self.change(call_id, |l| l.state = "disconnected".into(), "disconnected", json!({}));
+                self.change(
+                    call_id,
+                    |l| l.state = "disconnected".into(),
+                    "disconnected",
+                    json!({}),
+                );
                 // A call between two users (a consult) ends for both; an outside caller's call
                 // ends when no user is left on it.
                 self.peer_follow(&leg, "disconnected");
@@ -505,7 +530,9 @@ impl Webex {
             .lock()
             .legs
             .iter()
-            .filter(|l| l.session == leg.session && l.call_id != leg.call_id && l.state != "disconnected")
+            .filter(|l| {
+                l.session == leg.session && l.call_id != leg.call_id && l.state != "disconnected"
+            })
             .map(|l| l.call_id.clone())
             .collect();
         for peer in peers {
@@ -563,7 +590,9 @@ impl Webex {
     ) -> Result<(), WebexError> {
         let first = self.own_leg(person, call1)?;
         if !matches!(first.state.as_str(), "connected" | "held") {
-            return Err(WebexError::bad_request("transfer: the call is not connected"));
+            return Err(WebexError::bad_request(
+                "transfer: the call is not connected",
+            ));
         }
         match (call2, destination) {
             (Some(call2), None) => {
@@ -573,11 +602,25 @@ impl Webex {
                     .lock()
                     .legs
                     .iter()
-                    .find(|l| l.session == second.session && l.call_id != second.call_id && l.state != "disconnected")
+                    .find(|l| {
+                        l.session == second.session
+                            && l.call_id != second.call_id
+                            && l.state != "disconnected"
+                    })
                     .cloned()
                     .ok_or_else(|| WebexError::bad_request("transfer: nobody on callId2"))?;
-                self.change(call1, |l| l.state = "disconnected".into(), "disconnected", json!({}));
-                self.change(call2, |l| l.state = "disconnected".into(), "disconnected", json!({}));
+                self.change(
+                    call1,
+                    |l| l.state = "disconnected".into(),
+                    "disconnected",
+                    json!({}),
+                );
+                self.change(
+                    call2,
+                    |l| l.state = "disconnected".into(),
+                    "disconnected",
+                    json!({}),
+                );
                 // Inferred: the colleague's call joins the first call's session and now shows the
                 // caller as its remote party.
                 self.change(
@@ -599,13 +642,22 @@ impl Webex {
                 if target.is_none() && (!destination.starts_with('+') || destination.len() < 5) {
                     return Err(WebexError::bad_request("destination is not a valid number"));
                 }
-                self.change(call1, |l| l.state = "disconnected".into(), "disconnected", json!({}));
+                self.change(
+                    call1,
+                    |l| l.state = "disconnected".into(),
+                    "disconnected",
+                    json!({}),
+                );
                 if let Some(target) = target {
                     let leg = self.new_leg(
                         &first.session,
                         &target,
                         "terminator",
-                        (&first.remote_name, &first.remote_number, &first.remote_call_type),
+                        (
+                            &first.remote_name,
+                            &first.remote_number,
+                            &first.remote_call_type,
+                        ),
                     );
                     self.emit(&leg, "received", "created", json!({}));
                 }

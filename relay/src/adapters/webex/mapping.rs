@@ -40,7 +40,6 @@ pub(crate) trait Directory {
 /// One user's call as the adapter saw it.
 #[derive(Debug, Clone)]
 pub(crate) struct SeenLeg {
-    pub(crate) person: String,
     pub(crate) rep: String,
     /// The relay's call id (the callSessionId, or the consulted call's).
     pub(crate) call: String,
@@ -117,7 +116,10 @@ impl Tracker {
         now: &str,
     ) -> Vec<TelephonyEvent> {
         let (data, person) = match source {
-            Source::Webhook => (body.get("data").unwrap_or(&Value::Null), text(body, "actorId")),
+            Source::Webhook => (
+                body.get("data").unwrap_or(&Value::Null),
+                text(body, "actorId"),
+            ),
             Source::Snapshot => (body, text(body, "personId")),
         };
         let call_id = match source {
@@ -202,7 +204,6 @@ impl Tracker {
         };
         let previous = self.legs.get(call_id).map(|l| l.state.clone());
         let leg = SeenLeg {
-            person: person.to_string(),
             rep: rep.clone(),
             call: call.clone(),
             session: session.to_string(),
@@ -226,7 +227,10 @@ impl Tracker {
         };
         let mut events = Vec::new();
         match state.as_str() {
-            "alerting" => events.push(event(EventType::Ringing, format!("webex:{call_id}:ringing"))),
+            "alerting" => events.push(event(
+                EventType::Ringing,
+                format!("webex:{call_id}:ringing"),
+            )),
             "connected" => {
                 let resumed = event_type == "resumed" || previous.as_deref() == Some("held");
                 if resumed {
@@ -235,20 +239,32 @@ impl Tracker {
                         format!("webex:{call_id}:resumed:{stamp}"),
                     ));
                 } else {
-                    events.push(event(EventType::Answered, format!("webex:{call_id}:answered")));
+                    events.push(event(
+                        EventType::Answered,
+                        format!("webex:{call_id}:answered"),
+                    ));
                 }
             }
             "held" => {
                 if source == Source::Snapshot && previous.is_none() {
-                    events.push(event(EventType::Answered, format!("webex:{call_id}:answered")));
+                    events.push(event(
+                        EventType::Answered,
+                        format!("webex:{call_id}:answered"),
+                    ));
                 }
                 if !(source == Source::Snapshot && previous.as_deref() == Some("held")) {
-                    events.push(event(EventType::Held, format!("webex:{call_id}:held:{stamp}")));
+                    events.push(event(
+                        EventType::Held,
+                        format!("webex:{call_id}:held:{stamp}"),
+                    ));
                 }
             }
             "disconnected" => {
                 if let Some(target) = self.transfer_targets.remove(call_id) {
-                    let mut e = event(EventType::Transferred, format!("webex:{call_id}:transferred"));
+                    let mut e = event(
+                        EventType::Transferred,
+                        format!("webex:{call_id}:transferred"),
+                    );
                     e.transfer_to = Some(target);
                     events.push(e);
                 } else {
@@ -339,7 +355,13 @@ mod tests {
         let mut t = Tracker::default();
         for event_type in ["received", "alerting"] {
             let events = t.apply(
-                &delivery("C1", "p-alice", event_type, "alerting", "2026-12-02T10:00:00.000Z"),
+                &delivery(
+                    "C1",
+                    "p-alice",
+                    event_type,
+                    "alerting",
+                    "2026-12-02T10:00:00.000Z",
+                ),
                 Source::Webhook,
                 &Dir,
                 "now",
@@ -365,7 +387,14 @@ mod tests {
             ("held", "held", "t5"),
         ]
         .iter()
-        .flat_map(|(e, s, ts)| t.apply(&delivery("C1", "p-alice", e, s, ts), Source::Webhook, &Dir, "now"))
+        .flat_map(|(e, s, ts)| {
+            t.apply(
+                &delivery("C1", "p-alice", e, s, ts),
+                Source::Webhook,
+                &Dir,
+                "now",
+            )
+        })
         .map(|e| (e.event_type, e.id))
         .collect();
         assert_eq!(kinds[1].0, EventType::Answered);
@@ -388,7 +417,12 @@ mod tests {
     #[test]
     fn a_consultation_is_a_leg_of_the_consulted_call() {
         let mut t = Tracker::default();
-        t.apply(&delivery("C1", "p-alice", "received", "alerting", "t1"), Source::Webhook, &Dir, "now");
+        t.apply(
+            &delivery("C1", "p-alice", "received", "alerting", "t1"),
+            Source::Webhook,
+            &Dir,
+            "now",
+        );
         t.pending.push(PendingConsult {
             call: "S1".into(),
             rep_person: "p-alice".into(),
@@ -397,20 +431,31 @@ mod tests {
         let mut own = delivery("C2", "p-alice", "originated", "alerting", "t2");
         own["data"]["callSessionId"] = json!("S2");
         own["data"]["personality"] = json!("clickToDial");
-        assert!(t.apply(&own, Source::Webhook, &Dir, "now").is_empty(), "not shown");
+        assert!(
+            t.apply(&own, Source::Webhook, &Dir, "now").is_empty(),
+            "not shown"
+        );
         let mut bob = delivery("C3", "p-bob", "received", "alerting", "t3");
         bob["data"]["callSessionId"] = json!("S2");
         let events = t.apply(&bob, Source::Webhook, &Dir, "now");
         assert_eq!(events[0].call_id, "S1");
         assert_eq!(events[0].agent, "bob@example.com");
         assert_eq!(events[0].from, "+41446681800", "the caller's number");
-        assert_eq!(t.leg_of("S1", "alice@example.com", true).as_deref(), Some("C2"));
+        assert_eq!(
+            t.leg_of("S1", "alice@example.com", true).as_deref(),
+            Some("C2")
+        );
     }
 
     #[test]
     fn the_reps_own_consult_call_stays_hidden_when_webex_answered_the_dial_first() {
         let mut t = Tracker::default();
-        t.apply(&delivery("C1", "p-alice", "received", "alerting", "t1"), Source::Webhook, &Dir, "now");
+        t.apply(
+            &delivery("C1", "p-alice", "received", "alerting", "t1"),
+            Source::Webhook,
+            &Dir,
+            "now",
+        );
         t.aliases.insert(
             "S2".into(),
             Alias {
@@ -422,7 +467,13 @@ mod tests {
         own["data"]["callSessionId"] = json!("S2");
         own["data"]["personality"] = json!("clickToDial");
         assert!(t.apply(&own, Source::Webhook, &Dir, "now").is_empty());
-        assert_eq!(t.leg_of("S1", "alice@example.com", false).as_deref(), Some("C1"));
-        assert_eq!(t.leg_of("S1", "alice@example.com", true).as_deref(), Some("C2"));
+        assert_eq!(
+            t.leg_of("S1", "alice@example.com", false).as_deref(),
+            Some("C1")
+        );
+        assert_eq!(
+            t.leg_of("S1", "alice@example.com", true).as_deref(),
+            Some("C2")
+        );
     }
 }

@@ -142,8 +142,8 @@ impl Settings {
                 "must be at least 16 characters".into(),
             );
         }
-        let demo =
-            secret == DEMO_WEBHOOK_SECRET || self.webex_client_secret.expose() == DEMO_CLIENT_SECRET;
+        let demo = secret == DEMO_WEBHOOK_SECRET
+            || self.webex_client_secret.expose() == DEMO_CLIENT_SECRET;
         if demo && !is_loopback(v2_url) {
             return refuse(
                 "webex_webhook_secret",
@@ -299,7 +299,10 @@ impl Inner {
 
     /// Reads the org's people (with their calling data) into the rep table.
     async fn load_directory(&self) -> Result<(), ApiError> {
-        let items = self.api.list("/v1/people?callingData=true&max=1000").await?;
+        let items = self
+            .api
+            .list("/v1/people?callingData=true&max=1000")
+            .await?;
         let mut people = HashMap::new();
         let mut pairs = Vec::new();
         for item in items {
@@ -375,7 +378,11 @@ impl Inner {
             if let (true, Some(id)) = (ours, hook.get("id").and_then(Value::as_str)) {
                 let gone = self
                     .api
-                    .call(Method::DELETE, &format!("/v1/webhooks/{}", encode(id)), None)
+                    .call(
+                        Method::DELETE,
+                        &format!("/v1/webhooks/{}", encode(id)),
+                        None,
+                    )
                     .await;
                 if let Err(err) = gone {
                     tracing::warn!(tenant = %self.tenant, %err, "an old Webex webhook stays");
@@ -511,7 +518,11 @@ impl Inner {
                     }
                     let _ = self
                         .api
-                        .call(Method::DELETE, &format!("/v1/webhooks/{}", encode(&id)), None)
+                        .call(
+                            Method::DELETE,
+                            &format!("/v1/webhooks/{}", encode(&id)),
+                            None,
+                        )
                         .await;
                 }
                 Err(err) if err.status() == Some(404) => {}
@@ -547,11 +558,13 @@ impl Inner {
 
     /// The rep's Webex person id.
     fn person_of(&self, rep: &str, action: &'static str) -> Result<String, CommandError> {
-        self.reps.user_of(rep).ok_or_else(|| CommandError::Rejected {
-            action,
-            status: 404,
-            message: format!("{rep} is not a Webex Calling user of the org"),
-        })
+        self.reps
+            .user_of(rep)
+            .ok_or_else(|| CommandError::Rejected {
+                action,
+                status: 404,
+                message: format!("{rep} is not a Webex Calling user of the org"),
+            })
     }
 
     /// The rep's callId on the call: as seen, else as Webex lists it now (after a restart).
@@ -692,7 +705,9 @@ impl Inner {
                         .map(|l| l.rep.clone())
                 };
                 if let Some(colleague) = colleague {
-                    self.tracker().transfer_targets.insert(leg.clone(), colleague);
+                    self.tracker()
+                        .transfer_targets
+                        .insert(leg.clone(), colleague);
                 }
                 let sent = self
                     .post(
@@ -734,11 +749,14 @@ impl Inner {
         target: &str,
     ) -> Result<(), CommandError> {
         let action = "consult";
-        let colleague = self.reps.user_of(target).ok_or_else(|| CommandError::Rejected {
-            action,
-            status: 404,
-            message: "the target is not a Webex Calling user of the org".into(),
-        })?;
+        let colleague = self
+            .reps
+            .user_of(target)
+            .ok_or_else(|| CommandError::Rejected {
+                action,
+                status: 404,
+                message: "the target is not a Webex Calling user of the org".into(),
+            })?;
         let destination = self.destination(target, action)?;
         let leg = self.leg(&call.id, rep, false, action).await?;
         if call.state != CallState::Held {
@@ -872,7 +890,10 @@ mod tests {
     fn receive(signature: Option<&str>, body: &str) -> Result<Ingress, AdapterError> {
         let mut map = HeaderMap::new();
         if let Some(signature) = signature {
-            map.insert("X-Spark-Signature", HeaderValue::from_str(signature).expect("value"));
+            map.insert(
+                "X-Spark-Signature",
+                HeaderValue::from_str(signature).expect("value"),
+            );
         }
         futures_util::FutureExt::now_or_never(adapter().receive(Inbound {
             method: &Method::POST,
@@ -931,7 +952,10 @@ mod tests {
             id: "t",
             v2_url: "https://my.crm.cloud.sap",
         };
-        assert!(demo.check(&public).is_err(), "the demo's secrets are public");
+        assert!(
+            demo.check(&public).is_err(),
+            "the demo's secrets are public"
+        );
     }
 
     #[test]
