@@ -80,6 +80,9 @@ pub(crate) struct Tracker {
     pub(crate) declined: HashSet<String>,
 }
 
+/// Legs kept before ended ones are forgotten.
+const MAX_LEGS: usize = 4096;
+
 fn text<'a>(value: &'a Value, key: &str) -> &'a str {
     value.get(key).and_then(Value::as_str).unwrap_or_default()
 }
@@ -292,10 +295,25 @@ impl Tracker {
         if !state.is_empty() {
             self.legs.insert(call_id.to_string(), leg);
         }
+        self.prune();
         if consult_own {
             return Vec::new();
         }
         events
+    }
+
+    /// Forgets ended calls once many are kept: a late duplicate of a call that long over would
+    /// bring nothing new to the relay anyway (its event ids are seen).
+    fn prune(&mut self) {
+        if self.legs.len() <= MAX_LEGS {
+            return;
+        }
+        self.legs.retain(|_, l| l.state != "disconnected");
+        let live: HashSet<String> = self.legs.values().map(|l| l.call.clone()).collect();
+        self.aliases.retain(|_, a| live.contains(&a.call));
+        self.transfer_targets
+            .retain(|leg, _| self.legs.contains_key(leg));
+        self.declined.retain(|leg| self.legs.contains_key(leg));
     }
 
     /// The call a session belongs to: an alias, or a pending consultation's second call (by its
