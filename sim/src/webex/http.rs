@@ -403,6 +403,12 @@ async fn faults(State(sim): State<Arc<Sim>>, body: Bytes) -> Result<Response, We
         match key.as_str() {
             "delete_webhooks" if on => done["deleted"] = wx.delete_webhooks().into(),
             "delete_webhooks" => {}
+            "revoke_tokens" if on => {
+                let mut state = wx.lock();
+                done["revoked"] = state.tokens.len().into();
+                state.tokens.clear();
+            }
+            "revoke_tokens" => {}
             "duplicate" => wx.duplicate.store(on, Ordering::Relaxed),
             "reorder" => wx.reorder.store(on, Ordering::Relaxed),
             other => return Err(WebexError::sim(format!("unknown fault `{other}`"))),

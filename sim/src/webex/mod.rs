@@ -12,8 +12,8 @@
 //! `POST /sim/webex/calls/{id}/hangup` is the caller (or far end) hanging up;
 //! `POST /sim/webex/calls/{id}/answer` is the far end of an outbound call answering;
 //! `GET /sim/webex/calls` lists the calls' legs, `GET /sim/webex/webhooks` the webhooks;
-//! `POST /sim/webex/faults` with `{"delete_webhooks":true}`, `{"duplicate":bool}` or
-//! `{"reorder":bool}`.
+//! `POST /sim/webex/faults` with `{"delete_webhooks":true}`, `{"revoke_tokens":true}` (every
+//! access token issued so far answers 401), `{"duplicate":bool}` or `{"reorder":bool}`.
 
 mod http;
 

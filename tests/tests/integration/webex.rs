@@ -122,6 +122,11 @@ async fn a_call_rings_pops_is_held_resumed_transferred_and_logged_once() {
     alice.answer(&call).await.expect("connected");
     alice.command(&call, CallCommand::Hold).await.expect("hold");
     call_where(&mut alice, &call, "held", |c| c["state"] == "held").await;
+    // Webex stops taking the access token: the relay refreshes it and the control goes through.
+    assert_eq!(
+        sim_post(&stack, "/faults", &json!({"revoke_tokens": true})).await,
+        200
+    );
     alice
         .command(&call, CallCommand::Resume)
         .await
