@@ -361,7 +361,16 @@ async fn place_call(State(sim): State<Arc<Sim>>, body: Bytes) -> Result<Response
         .get("agent")
         .and_then(Value::as_str)
         .unwrap_or(&sim.config.demo_agent);
-    let call_id = wx(&sim).place_call(from, agent).await?;
+    // `also`: more users rung at once (a hunt group), for `completedElsewhere`.
+    let mut agents = vec![agent];
+    agents.extend(
+        body.get("also")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str),
+    );
+    let call_id = wx(&sim).place_group_call(from, &agents).await?;
     Ok((StatusCode::CREATED, Json(json!({"call_id": call_id}))).into_response())
 }
 

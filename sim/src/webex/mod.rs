@@ -7,8 +7,9 @@
 //! field names, the `X-Spark-Signature` header) follow the provider reference's section 4.4;
 //! where this module decides something the reference does not say, the code says it is inferred.
 //!
-//! Simulator controls (tests and the demo): `POST /sim/webex/calls {"from","agent"}` rings a rep
-//! and answers `201 {"call_id"}` (the callSessionId) once the relay took the `received` event;
+//! Simulator controls (tests and the demo): `POST /sim/webex/calls {"from","agent","also"?}`
+//! rings a rep (and the reps in `also` at once, a hunt group: when one answers, the others' calls
+//! end with `completedElsewhere`) and answers `201 {"call_id"}` (the callSessionId) once the relay took the `received` event;
 //! `POST /sim/webex/calls/{id}/hangup` is the caller (or far end) hanging up;
 //! `POST /sim/webex/calls/{id}/answer` is the far end of an outbound call answering;
 //! `GET /sim/webex/calls` lists the calls' legs, `GET /sim/webex/webhooks` the webhooks;
@@ -400,14 +401,36 @@ impl Webex {
 
     /// An outside caller rings `agent`; the callSessionId once the relay took the event.
     pub async fn place_call(&self, from: &str, agent: &str) -> Result<String, WebexError> {
-        let person = self
-            .person_by_email(agent)
-            .cloned()
-            .ok_or_else(|| WebexError::sim(format!("no Webex Calling user {agent:?}")))?;
+        self.place_group_call(from, &[agent]).await
+    }
+
+    /// An outside caller rings every one of `agents` at once (a hunt group, a shared line):
+    /// when one answers, the others' calls end with `completedElsewhere`.
+    pub async fn place_group_call(
+        &self,
+        from: &str,
+        agents: &[&str],
+    ) -> Result<String, WebexError> {
+        let people: Vec<Person> = agents
+            .iter()
+            .map(|agent| {
+                self.person_by_email(agent)
+                    .cloned()
+                    .ok_or_else(|| WebexError::sim(format!("no Webex Calling user {agent:?}")))
+            })
+            .collect::<Result<_, _>>()?;
+        if people.is_empty() {
+            return Err(WebexError::sim("nobody to ring".into()));
+        }
         let session = new_session();
-        let leg = self.new_leg(&session, &person, "terminator", ("", from, "external"));
-        let outcome = self.emit(&leg, "received", "created", json!({}));
-        wait(outcome).await?;
+        let mut outcomes = Vec::new();
+        for person in &people {
+            let leg = self.new_leg(&session, person, "terminator", ("", from, "external"));
+            outcomes.push(self.emit(&leg, "received", "created", json!({})));
+        }
+        for outcome in outcomes {
+            wait(outcome).await?;
+        }
         Ok(session)
     }
 
@@ -487,6 +510,28 @@ impl Webex {
                 );
                 // The other side of a call between two users hears the answer too.
                 self.peer_follow(&leg, "connected");
+                // The group's other phones stop ringing: answered elsewhere.
+                let others: Vec<String> = self
+                    .lock()
+                    .legs
+                    .iter()
+                    .filter(|l| {
+                        l.session == leg.session
+                            && l.call_id != leg.call_id
+                            && l.state == "alerting"
+                            && l.personality == "terminator"
+                            && leg.remote_call_type == "external"
+                    })
+                    .map(|l| l.call_id.clone())
+                    .collect();
+                for other in others {
+                    self.change(
+                        &other,
+                        |l| l.state = "disconnected".into(),
+                        "disconnected",
+                        json!({"completedElsewhere": true}),
+                    );
+                }
             }
             "hold" => {
                 if leg.state != "connected" {

@@ -509,3 +509,40 @@ async fn a_delivery_with_a_bad_signature_is_refused_and_counted() {
 async fn ring_pop_answer_hang_up_in_chromium_through_webex() -> anyhow::Result<()> {
     crate::browser_flow::ring_pop_answer_hang_up(Provider::Webex).await
 }
+
+#[tokio::test]
+async fn a_group_call_answered_by_a_colleague_is_not_missed_for_the_rep() {
+    let stack = start().await;
+    let (number, _, _) = stack.single_match_caller().expect("caller");
+    let (mut alice, _) = WsClient::signed_in(&stack, ALICE, None)
+        .await
+        .expect("alice");
+    let (mut bob, _) = WsClient::signed_in(&stack, BOB, None).await.expect("bob");
+    let response = stack
+        .http
+        .post(format!("{}/sim/webex/calls", stack.sim.url()))
+        .json(&json!({"from": number, "agent": ALICE, "also": [BOB]}))
+        .send()
+        .await
+        .expect("sim");
+    assert_eq!(response.status(), 201);
+    let body: Value = response.json().await.expect("json");
+    let call = body["call_id"].as_str().expect("call_id").to_string();
+    call_where(&mut bob, &call, "bob's phone rings too", |c| {
+        c["state"] == "ringing"
+    })
+    .await;
+    alice.answer(&call).await.expect("alice answers");
+    let ended = call_where(&mut bob, &call, "answered elsewhere", |c| {
+        c["state"] == "ended"
+    })
+    .await;
+    assert_eq!(ended["call"]["end_reason"], "completed", "{ended}");
+    alice
+        .command(&call, CallCommand::Hangup)
+        .await
+        .expect("hangup");
+    call_where(&mut alice, &call, "ended", |c| c["state"] == "ended").await;
+    let activity = one_activity(&stack, &call).await;
+    assert_eq!(summary_line(&activity, "Outcome: "), Some("completed"));
+}
