@@ -82,6 +82,13 @@ pub struct SimConfig {
     pub teams_client_id: String,
     pub teams_client_secret: String,
     pub teams_bot_app_id: String,
+    /// The simulated Webex org's integration (client id and secret for the token endpoint).
+    pub webex_client_id: String,
+    pub webex_client_secret: String,
+    /// The refresh token its refresh-token grant accepts (an admin's, granted once in a browser).
+    pub webex_refresh_token: String,
+    /// How long its access tokens live (Webex: 14 days; shorter here to exercise refreshes).
+    pub webex_token_ttl_secs: u64,
 }
 
 /// One telephony system the host page offers: its name (`generic`, `genesys`, `ringcentral`)
@@ -93,7 +100,7 @@ pub struct DemoProvider {
 }
 
 /// The simulated telephony systems, by the relay's provider names.
-pub const PROVIDERS: &[&str] = &["generic", "genesys", "ringcentral", "teams"];
+pub const PROVIDERS: &[&str] = &["generic", "genesys", "ringcentral", "teams", "webex"];
 
 impl Default for SimConfig {
     fn default() -> Self {
@@ -139,6 +146,10 @@ impl Default for SimConfig {
             teams_client_id: crate::teams::DEMO_CLIENT_ID.into(),
             teams_client_secret: crate::teams::DEMO_CLIENT_SECRET.into(),
             teams_bot_app_id: crate::teams::DEMO_BOT_APP_ID.into(),
+            webex_client_id: "cti-relay-webex".into(),
+            webex_client_secret: "demo-webex-secret".into(),
+            webex_refresh_token: crate::webex::DEMO_REFRESH_TOKEN.into(),
+            webex_token_ttl_secs: 3600,
         }
     }
 }
@@ -286,7 +297,7 @@ impl SimConfig {
         // Without a list, the host page rings the generic PBX's calls for the PBX's tenant.
         config.providers[0].tenant = config.tenant.clone();
         if let Some(v) = text("SIM_PROVIDERS")? {
-            let expected = "pairs like generic=demo,genesys=demo-genesys (providers: generic, genesys, ringcentral, teams)";
+            let expected = "pairs like generic=demo,genesys=demo-genesys (providers: generic, genesys, ringcentral, teams, webex)";
             config.providers = v
                 .split(',')
                 .map(str::trim)

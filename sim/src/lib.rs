@@ -21,6 +21,8 @@
 //! - [`teams`]: a Microsoft Teams tenant under `/sim/teams` (Entra ID client credentials, Graph
 //!   users, a calling bot's comms notifications signed by a simulated Bot Framework, call
 //!   controls, callRecords subscriptions with their validation handshake).
+//! - [`webex`]: Webex Calling under `/sim/webex` (OAuth refresh grant, people, `telephony_calls`
+//!   webhooks signed with `X-Spark-Signature`, call control under `/v1/telephony/calls`).
 //! - [`host`]: the V2 host stand-in page that frames the widget, and the log of every CTI payload
 //!   it received (`/sim/host/payloads`).
 //!
@@ -36,6 +38,7 @@ pub mod pbx;
 pub mod ringcentral;
 pub mod teams;
 pub mod v2;
+pub mod webex;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -57,6 +60,7 @@ pub struct Sim {
     pub ringcentral: ringcentral::RingCentral,
     pub genesys: genesys::Genesys,
     pub teams: teams::Teams,
+    pub webex: webex::Webex,
 }
 
 impl Sim {
@@ -71,6 +75,7 @@ impl Sim {
             ringcentral: ringcentral::RingCentral::new(&config),
             genesys: genesys::Genesys::new(&config),
             teams: teams::Teams::new(&config),
+            webex: webex::Webex::new(&config),
             config,
         })
     }
@@ -88,6 +93,7 @@ pub fn router(sim: Arc<Sim>) -> Router {
         .merge(ringcentral::routes())
         .merge(genesys::routes())
         .merge(teams::routes())
+        .merge(webex::routes())
         .with_state(sim)
 }
 

@@ -85,15 +85,17 @@ pub enum Provider {
     Genesys,
     RingCentral,
     Teams,
+    Webex,
 }
 
 impl Provider {
     /// Every simulated provider, for tests that run once per provider.
-    pub const ALL: [Provider; 4] = [
+    pub const ALL: [Provider; 5] = [
         Provider::Generic,
         Provider::Genesys,
         Provider::RingCentral,
         Provider::Teams,
+        Provider::Webex,
     ];
 
     /// The relay's (and the simulator's) name of the provider.
@@ -103,6 +105,7 @@ impl Provider {
             Provider::Genesys => "genesys",
             Provider::RingCentral => "ringcentral",
             Provider::Teams => "teams",
+            Provider::Webex => "webex",
         }
     }
 
@@ -125,6 +128,7 @@ impl Provider {
             Provider::Genesys => "/sim/genesys/calls",
             Provider::RingCentral => "/sim/ringcentral/calls",
             Provider::Teams => "/sim/teams/calls",
+            Provider::Webex => "/sim/webex/calls",
         }
     }
 }

@@ -100,6 +100,7 @@ const DEMO_PROVIDERS: &[(&str, &str)] = &[
     ("genesys", "demo-genesys"),
     ("ringcentral", "demo-ringcentral"),
     ("teams", "demo-teams"),
+    ("webex", "demo-webex"),
 ];
 
 pub(crate) fn demo(args: &[String]) -> Result<()> {
@@ -107,10 +108,24 @@ pub(crate) fn demo(args: &[String]) -> Result<()> {
         [] => "generic".to_string(),
         [flag, name] if flag == "--provider" => name.clone(),
         [flag] if flag.starts_with("--provider=") => flag["--provider=".len()..].to_string(),
-        _ => bail!("usage: cargo xtask demo [--provider generic|genesys|ringcentral|teams]"),
+        _ => bail!(
+            "usage: cargo xtask demo [--provider {}]",
+            DEMO_PROVIDERS
+                .iter()
+                .map(|(name, _)| *name)
+                .collect::<Vec<_>>()
+                .join("|")
+        ),
     };
     if !DEMO_PROVIDERS.iter().any(|(name, _)| *name == provider) {
-        bail!("unknown provider {provider:?}; expected generic, genesys, ringcentral or teams");
+        bail!(
+            "unknown provider {provider:?}; expected one of {}",
+            DEMO_PROVIDERS
+                .iter()
+                .map(|(name, _)| *name)
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
     }
     let sim_providers = DEMO_PROVIDERS
         .iter()
@@ -154,7 +169,7 @@ pub(crate) fn demo(args: &[String]) -> Result<()> {
         Command::new(bin("cti-relay"))
             .env("CTI_LISTEN", RELAY_ADDR)
             .env("CTI_WIDGET_DIR", workspace_root().join("widget/dist"))
-            .env("CTI_DEMO_PROVIDERS", "genesys,ringcentral,teams")
+            .env("CTI_DEMO_PROVIDERS", "genesys,ringcentral,teams,webex")
             .spawn()
             .context("starting cti-relay")?,
     ));

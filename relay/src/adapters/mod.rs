@@ -38,6 +38,7 @@ pub mod genesys;
 pub mod reps;
 pub mod ringcentral;
 pub mod teams;
+pub mod webex;
 
 use std::sync::Arc;
 
@@ -66,11 +67,13 @@ pub enum TelephonySettings {
     RingCentral(ringcentral::Settings),
     Genesys(genesys::Settings),
     Teams(teams::Settings),
+    Webex(webex::Settings),
 }
 
 impl TelephonySettings {
     /// The providers the simulator plays, by name.
-    pub const SIMULATED: &'static [&'static str] = &["generic", "genesys", "ringcentral", "teams"];
+    pub const SIMULATED: &'static [&'static str] =
+        &["generic", "genesys", "ringcentral", "teams", "webex"];
 
     /// The settings that reach `provider`'s simulator at `sim_url`, for the demo and the tests;
     /// `relay_url` and `tenant` say where a provider that calls in must post. None: no
@@ -85,6 +88,9 @@ impl TelephonySettings {
             "teams" => Some(TelephonySettings::Teams(teams::Settings::demo(
                 sim_url, relay_url, tenant,
             ))),
+            "webex" => Some(TelephonySettings::Webex(webex::Settings::demo(
+                sim_url, relay_url, tenant,
+            ))),
             _ => None,
         }
     }
@@ -97,6 +103,7 @@ impl TelephonySettings {
             TelephonySettings::RingCentral(settings) => settings.check(tenant),
             TelephonySettings::Genesys(settings) => settings.check(tenant),
             TelephonySettings::Teams(settings) => settings.check(tenant),
+            TelephonySettings::Webex(settings) => settings.check(tenant),
         }
     }
 }
@@ -141,6 +148,9 @@ pub fn build(settings: &TelephonySettings, context: Context) -> Arc<dyn Telephon
         }
         TelephonySettings::Teams(settings) => {
             Arc::new(teams::TeamsAdapter::new(settings.clone(), context))
+        }
+        TelephonySettings::Webex(settings) => {
+            Arc::new(webex::WebexAdapter::new(settings.clone(), context))
         }
     }
 }

@@ -21,3 +21,4 @@ mod teams;
 mod transfer_browsers;
 mod v2_events_auth;
 mod v2_paging;
+mod webex;

@@ -1,0 +1,548 @@
+//! Webex Calling end to end over its own protocol: the relay registers an org-wide
+//! `telephony_calls` webhook at the simulated org, calls come as signed webhook events, the rep's
+//! controls go out through `/v1/telephony/calls`, and a webhook that disappears loses nothing and
+//! repeats nothing.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use cti_protocol::ws::CallCommand;
+use cti_relay::adapters::TelephonySettings;
+use cti_tests::{Provider, Stack, WsClient, agents_on, eventually, summary_line};
+use serde_json::{Value, json};
+
+const ALICE: &str = "alice@example.com";
+const BOB: &str = "bob@example.com";
+
+fn quick(c: &mut cti_relay::Config) {
+    c.activity_retry_base = Duration::from_millis(20);
+    c.activity_retry_max = Duration::from_millis(300);
+    c.miss_budget = Duration::from_secs(5);
+    // Look at the webhook every second, so a deleted one is noticed quickly.
+    if let TelephonySettings::Webex(settings) = &mut c.tenants[0].telephony {
+        settings.webex_watch_secs = Some(1);
+    }
+}
+
+/// The stack with the demo tenant on Webex, its webhook registered.
+async fn start() -> Stack {
+    let stack = Stack::start_through(Provider::Webex, quick)
+        .await
+        .expect("stack");
+    registered(&stack, 1).await;
+    stack
+}
+
+/// Until the org has had `created` webhooks and exactly one is live.
+async fn registered(stack: &Stack, created: u64) {
+    let wx = &stack.sim.sim.webex;
+    eventually("the relay's webhook", || async {
+        let made = wx.created_webhooks.load(Ordering::Relaxed);
+        (made >= created && wx.webhooks().len() == 1).then_some(())
+    })
+    .await
+    .expect("registered");
+}
+
+/// Rings `agent` from `from` through the simulated org; the callSessionId, once the relay took
+/// the `received` event.
+async fn ring(stack: &Stack, from: &str, agent: &str) -> String {
+    let response = stack
+        .http
+        .post(format!("{}/sim/webex/calls", stack.sim.url()))
+        .json(&json!({"from": from, "agent": agent}))
+        .send()
+        .await
+        .expect("sim");
+    let status = response.status();
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(status, 201, "{body}");
+    body["call_id"].as_str().expect("call_id").to_string()
+}
+
+async fn sim_post(stack: &Stack, path: &str, body: &Value) -> u16 {
+    stack
+        .http
+        .post(format!("{}/sim/webex{path}", stack.sim.url()))
+        .json(body)
+        .send()
+        .await
+        .expect("sim")
+        .status()
+        .as_u16()
+}
+
+async fn call_where(
+    ws: &mut WsClient,
+    call: &str,
+    what: &str,
+    check: impl Fn(&Value) -> bool,
+) -> Value {
+    ws.recv_call(call, what, check).await.expect(what)
+}
+
+/// Exactly one activity for the call.
+async fn one_activity(stack: &Stack, call: &str) -> Value {
+    let activity = stack
+        .wait_activity(call, "written", |_| true)
+        .await
+        .expect("an activity");
+    assert_eq!(stack.activities(call).await.expect("v2").len(), 1);
+    activity
+}
+
+/// The rep's live callId on the call's session at the simulated org, and their person id.
+fn leg_of(stack: &Stack, call: &str, rep: &str) -> (String, String) {
+    let wx = &stack.sim.sim.webex;
+    let person = wx.person_by_email(rep).expect("rep").id.clone();
+    let leg = wx
+        .legs()
+        .into_iter()
+        .find(|l| l.session == call && l.person == person && l.state != "disconnected")
+        .expect("the rep's call")
+        .call_id;
+    (person, leg)
+}
+
+#[tokio::test]
+async fn a_call_rings_pops_is_held_resumed_transferred_and_logged_once() {
+    let stack = start().await;
+    let (number, _, name) = stack.single_match_caller().expect("caller");
+    let (mut alice, _) = WsClient::signed_in(&stack, ALICE, None)
+        .await
+        .expect("alice");
+    let (mut bob, _) = WsClient::signed_in(&stack, BOB, None).await.expect("bob");
+    let call = ring(&stack, &number, ALICE).await;
+    let rung = call_where(&mut alice, &call, "alice's phone rings", |c| {
+        c["state"] == "ringing"
+    })
+    .await;
+    assert_eq!(rung["call"]["pop"]["name"], name.as_str(), "{rung}");
+    assert_eq!(rung["call"]["direction"], "inbound");
+    alice.answer(&call).await.expect("connected");
+    alice.command(&call, CallCommand::Hold).await.expect("hold");
+    call_where(&mut alice, &call, "held", |c| c["state"] == "held").await;
+    // Webex stops taking the access token: the relay refreshes it and the control goes through.
+    assert_eq!(
+        sim_post(&stack, "/faults", &json!({"revoke_tokens": true})).await,
+        200
+    );
+    alice
+        .command(&call, CallCommand::Resume)
+        .await
+        .expect("resume");
+    call_where(&mut alice, &call, "resumed", |c| c["state"] == "connected").await;
+    alice
+        .command(&call, CallCommand::Transfer { target: BOB.into() })
+        .await
+        .expect("transfer");
+    call_where(&mut alice, &call, "alice handed it on", |c| {
+        c["state"] == "transferred"
+    })
+    .await;
+    call_where(&mut bob, &call, "bob's phone rings", |c| {
+        c["state"] == "ringing"
+    })
+    .await;
+    bob.answer(&call).await.expect("bob connected");
+    assert!(stack.activities(&call).await.expect("v2").is_empty());
+    bob.command(&call, CallCommand::Hangup)
+        .await
+        .expect("hangup");
+    call_where(&mut bob, &call, "ended", |c| c["state"] == "ended").await;
+    let activity = one_activity(&stack, &call).await;
+    assert_eq!(agents_on(&activity), [ALICE, BOB]);
+    assert_eq!(summary_line(&activity, "Outcome: "), Some("completed"));
+}
+
+#[tokio::test]
+async fn a_consult_transfer_hands_over_to_the_colleague_or_goes_back_to_the_caller() {
+    let stack = start().await;
+    let (number, _, _) = stack.single_match_caller().expect("caller");
+    let (mut alice, _) = WsClient::signed_in(&stack, ALICE, None)
+        .await
+        .expect("alice");
+    let (mut bob, _) = WsClient::signed_in(&stack, BOB, None).await.expect("bob");
+    let consult = || CallCommand::Consult { target: BOB.into() };
+
+    // Consult, bob answers, alice completes the transfer (Webex's attended transfer).
+    let call = ring(&stack, &number, ALICE).await;
+    alice.answer(&call).await.expect("alice talks");
+    alice.command(&call, consult()).await.expect("consult");
+    call_where(&mut alice, &call, "caller held, bob rung", |c| {
+        c["state"] == "held" && c["consult"]["agent"] == BOB && c["consult"]["state"] == "ringing"
+    })
+    .await;
+    call_where(&mut bob, &call, "bob is consulted", |c| {
+        c["state"] == "ringing"
+    })
+    .await;
+    bob.command(&call, CallCommand::Answer)
+        .await
+        .expect("answer");
+    call_where(&mut alice, &call, "bob on the line", |c| {
+        c["consult"]["state"] == "connected"
+    })
+    .await;
+    alice
+        .command(&call, CallCommand::CompleteTransfer)
+        .await
+        .expect("complete");
+    call_where(&mut alice, &call, "alice handed over", |c| {
+        c["state"] == "transferred"
+    })
+    .await;
+    // Bob now has the caller: the caller hanging up ends his leg.
+    assert_eq!(
+        sim_post(&stack, &format!("/calls/{call}/hangup"), &json!({})).await,
+        200
+    );
+    call_where(&mut bob, &call, "ended", |c| c["state"] == "ended").await;
+    let activity = one_activity(&stack, &call).await;
+    assert_eq!(agents_on(&activity), [ALICE, BOB]);
+
+    // Consult, then back: bob drops off, alice goes on with the caller.
+    let call = ring(&stack, &number, ALICE).await;
+    alice.answer(&call).await.expect("alice talks");
+    alice.command(&call, consult()).await.expect("consult");
+    call_where(&mut bob, &call, "bob is consulted", |c| {
+        c["state"] == "ringing"
+    })
+    .await;
+    bob.command(&call, CallCommand::Answer)
+        .await
+        .expect("answer");
+    call_where(&mut alice, &call, "bob on the line", |c| {
+        c["consult"]["state"] == "connected"
+    })
+    .await;
+    alice
+        .command(&call, CallCommand::CancelConsult)
+        .await
+        .expect("cancel");
+    call_where(&mut bob, &call, "bob dropped off", |c| {
+        c["state"] == "ended"
+    })
+    .await;
+    call_where(&mut alice, &call, "alice back with the caller", |c| {
+        c["state"] == "connected" && c["consult"].is_null()
+    })
+    .await;
+    alice
+        .command(&call, CallCommand::Hangup)
+        .await
+        .expect("hangup");
+    let activity = one_activity(&stack, &call).await;
+    assert_eq!(summary_line(&activity, "Outcome: "), Some("completed"));
+}
+
+#[tokio::test]
+async fn a_caller_who_gives_up_while_it_rings_is_a_missed_call() {
+    let stack = start().await;
+    let (number, _, _) = stack.single_match_caller().expect("caller");
+    let (mut alice, _) = WsClient::signed_in(&stack, ALICE, None)
+        .await
+        .expect("alice");
+    let call = ring(&stack, &number, ALICE).await;
+    call_where(&mut alice, &call, "ringing", |c| c["state"] == "ringing").await;
+    assert_eq!(
+        sim_post(&stack, &format!("/calls/{call}/hangup"), &json!({})).await,
+        200
+    );
+    let ended = call_where(&mut alice, &call, "missed", |c| c["state"] == "ended").await;
+    assert_eq!(ended["call"]["end_reason"], "missed", "{ended}");
+    let activity = one_activity(&stack, &call).await;
+    assert_eq!(summary_line(&activity, "Outcome: "), Some("missed"));
+}
+
+#[tokio::test]
+async fn a_declined_call_ends_declined() {
+    let stack = start().await;
+    let (number, _, _) = stack.single_match_caller().expect("caller");
+    let (mut alice, _) = WsClient::signed_in(&stack, ALICE, None)
+        .await
+        .expect("alice");
+    let call = ring(&stack, &number, ALICE).await;
+    call_where(&mut alice, &call, "ringing", |c| c["state"] == "ringing").await;
+    alice
+        .command(&call, CallCommand::Decline)
+        .await
+        .expect("decline");
+    let ended = call_where(&mut alice, &call, "declined", |c| c["state"] == "ended").await;
+    assert_eq!(ended["call"]["end_reason"], "declined", "{ended}");
+    one_activity(&stack, &call).await;
+}
+
+#[tokio::test]
+async fn click_to_dial_calls_out_from_the_reps_line() {
+    let stack = start().await;
+    let (number, e164, name) = stack.single_match_caller().expect("caller");
+    let (mut alice, _) = WsClient::signed_in(&stack, ALICE, None)
+        .await
+        .expect("alice");
+    alice
+        .send_json(&json!({"type": "dial", "number": number}))
+        .await
+        .expect("dial");
+    let call = alice
+        .recv_until("the outbound call", |m| {
+            m["type"] == "call" && m["call"]["direction"] == "outbound"
+        })
+        .await
+        .expect("call");
+    assert_eq!(call["call"]["state"], "ringing");
+    assert_eq!(call["call"]["to"], e164.as_str());
+    assert_eq!(call["call"]["pop"]["name"], name.as_str());
+    let id = call["call"]["id"].as_str().expect("id").to_string();
+    let legs = stack.sim.sim.webex.legs();
+    assert_eq!(legs.len(), 1);
+    assert_eq!(legs[0].session, id, "the callSessionId is the call's id");
+    assert_eq!(legs[0].personality, "clickToDial");
+    assert_eq!(
+        sim_post(&stack, &format!("/calls/{id}/answer"), &json!({})).await,
+        200
+    );
+    call_where(&mut alice, &id, "answered", |c| c["state"] == "connected").await;
+    alice
+        .command(&id, CallCommand::Hangup)
+        .await
+        .expect("hangup");
+    call_where(&mut alice, &id, "ended", |c| c["state"] == "ended").await;
+    one_activity(&stack, &id).await;
+}
+
+#[tokio::test]
+async fn duplicated_and_reordered_deliveries_change_nothing() {
+    let stack = start().await;
+    let (number, _, _) = stack.single_match_caller().expect("caller");
+    assert_eq!(
+        sim_post(
+            &stack,
+            "/faults",
+            &json!({"duplicate": true, "reorder": true})
+        )
+        .await,
+        200
+    );
+    let (mut alice, _) = WsClient::signed_in(&stack, ALICE, None)
+        .await
+        .expect("alice");
+    let call = ring(&stack, &number, ALICE).await;
+    alice.answer(&call).await.expect("connected");
+    alice.command(&call, CallCommand::Hold).await.expect("hold");
+    call_where(&mut alice, &call, "held", |c| c["state"] == "held").await;
+    alice
+        .command(&call, CallCommand::Resume)
+        .await
+        .expect("resume");
+    call_where(&mut alice, &call, "resumed", |c| c["state"] == "connected").await;
+    alice
+        .command(&call, CallCommand::Hangup)
+        .await
+        .expect("hangup");
+    call_where(&mut alice, &call, "ended", |c| c["state"] == "ended").await;
+    let activity = one_activity(&stack, &call).await;
+    assert_eq!(summary_line(&activity, "Outcome: "), Some("completed"));
+}
+
+#[tokio::test]
+async fn a_deleted_webhook_is_made_again_and_the_calls_caught_up() {
+    let stack = start().await;
+    let wx = &stack.sim.sim.webex;
+    let (number, _, _) = stack.single_match_caller().expect("caller");
+    let (mut alice, _) = WsClient::signed_in(&stack, ALICE, None)
+        .await
+        .expect("alice");
+    let call = ring(&stack, &number, ALICE).await;
+    alice.answer(&call).await.expect("connected");
+    assert_eq!(
+        sim_post(&stack, "/faults", &json!({"delete_webhooks": true})).await,
+        200
+    );
+    // Held on the phone while nothing is delivered.
+    let (person, leg) = leg_of(&stack, &call, ALICE);
+    wx.act(&person, "hold", &leg).expect("held at the phone");
+    registered(&stack, 2).await;
+    call_where(&mut alice, &call, "the hold caught up", |c| {
+        c["state"] == "held"
+    })
+    .await;
+    alice
+        .command(&call, CallCommand::Resume)
+        .await
+        .expect("resume");
+    call_where(&mut alice, &call, "resumed", |c| c["state"] == "connected").await;
+    alice
+        .command(&call, CallCommand::Hangup)
+        .await
+        .expect("hangup");
+    call_where(&mut alice, &call, "ended", |c| c["state"] == "ended").await;
+    one_activity(&stack, &call).await;
+
+    // A call that ends while nothing is delivered: its end is caught up, logged once.
+    let call = ring(&stack, &number, ALICE).await;
+    alice.answer(&call).await.expect("connected");
+    assert_eq!(
+        sim_post(&stack, "/faults", &json!({"delete_webhooks": true})).await,
+        200
+    );
+    wx.caller_hangup(&call)
+        .await
+        .expect_err("no webhook to hear it");
+    registered(&stack, 3).await;
+    call_where(&mut alice, &call, "the end caught up", |c| {
+        c["state"] == "ended"
+    })
+    .await;
+    let activity = one_activity(&stack, &call).await;
+    assert_eq!(summary_line(&activity, "Outcome: "), Some("completed"));
+    // And the new webhook delivers.
+    let next = ring(&stack, &number, ALICE).await;
+    call_where(&mut alice, &next, "ringing", |c| c["state"] == "ringing").await;
+    let metrics = stack.metrics().await.expect("metrics");
+    assert!(
+        metrics.contains("provider=\"webex\""),
+        "the connector's metrics:\n{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn a_restarted_relay_replaces_its_webhook_and_reads_the_call_back() {
+    let mut stack = start().await;
+    let (number, _, _) = stack.single_match_caller().expect("caller");
+    let (mut alice, _) = WsClient::signed_in(&stack, ALICE, None)
+        .await
+        .expect("alice");
+    let call = ring(&stack, &number, ALICE).await;
+    alice.answer(&call).await.expect("connected");
+    stack.crash_relay();
+    let (person, leg) = leg_of(&stack, &call, ALICE);
+    // Deliveries fail while the relay is away (no acknowledgement to wait for).
+    let _ = stack.sim.sim.webex.act(&person, "hold", &leg);
+    stack.start_relay_again().await.expect("relay back");
+    // The old webhook to the same URL is deleted, or every event would come twice.
+    registered(&stack, 2).await;
+    let (mut alice, _) = WsClient::signed_in(&stack, ALICE, None)
+        .await
+        .expect("alice again");
+    call_where(&mut alice, &call, "the call read back, held", |c| {
+        c["state"] == "held"
+    })
+    .await;
+    alice
+        .command(&call, CallCommand::Resume)
+        .await
+        .expect("resume");
+    call_where(&mut alice, &call, "resumed", |c| c["state"] == "connected").await;
+    alice
+        .command(&call, CallCommand::Hangup)
+        .await
+        .expect("hangup");
+    call_where(&mut alice, &call, "ended", |c| c["state"] == "ended").await;
+    one_activity(&stack, &call).await;
+}
+
+#[tokio::test]
+async fn a_delivery_with_a_bad_signature_is_refused_and_counted() {
+    let stack = start().await;
+    let url = format!("{}/v1/tenants/demo/telephony/webex", stack.relay.url());
+    let alice = stack
+        .sim
+        .sim
+        .webex
+        .person_by_email(ALICE)
+        .expect("alice")
+        .id
+        .clone();
+    let body = json!({"resource": "telephony_calls", "event": "created", "actorId": alice,
+        "data": {"callId": "forged", "callSessionId": "forged-session", "personality": "terminator",
+                 "eventType": "received", "state": "alerting",
+                 "remoteParty": {"number": "+41446681800", "callType": "external"},
+                 "eventTimestamp": "2026-12-02T10:00:00.000Z"}});
+    let bytes = serde_json::to_vec(&body).expect("json");
+    let right = cti_sim::webex::signature("demo-webex-webhook-secret", &bytes);
+    let wrong = cti_sim::webex::signature("not-the-webhook-secret", &bytes);
+    for signature in [Some(wrong.as_str()), None] {
+        let mut request = stack
+            .http
+            .post(&url)
+            .header("content-type", "application/json")
+            .body(bytes.clone());
+        if let Some(signature) = signature {
+            request = request.header("X-Spark-Signature", signature);
+        }
+        let response = request.send().await.expect("relay");
+        assert_eq!(response.status(), 401);
+    }
+    let metrics = stack.metrics().await.expect("metrics");
+    assert!(
+        metrics.contains("provider=\"webex\",outcome=\"unauthorized\"} 2"),
+        "{metrics}"
+    );
+    // The same body with the secret's signature is taken: the check, not the body, refused it.
+    let response = stack
+        .http
+        .post(&url)
+        .header("content-type", "application/json")
+        .header("X-Spark-Signature", right)
+        .body(bytes)
+        .send()
+        .await
+        .expect("relay");
+    assert!(response.status().is_success(), "{}", response.status());
+    eventually("the signed event is a call", || async {
+        stack
+            .relay
+            .state
+            .calls
+            .active_for_agent("demo", ALICE)
+            .await
+            .ok()?
+            .into_iter()
+            .find(|c| c.id == "forged-session")
+    })
+    .await
+    .expect("the signed call");
+}
+
+#[tokio::test]
+async fn ring_pop_answer_hang_up_in_chromium_through_webex() -> anyhow::Result<()> {
+    crate::browser_flow::ring_pop_answer_hang_up(Provider::Webex).await
+}
+
+#[tokio::test]
+async fn a_group_call_answered_by_a_colleague_is_not_missed_for_the_rep() {
+    let stack = start().await;
+    let (number, _, _) = stack.single_match_caller().expect("caller");
+    let (mut alice, _) = WsClient::signed_in(&stack, ALICE, None)
+        .await
+        .expect("alice");
+    let (mut bob, _) = WsClient::signed_in(&stack, BOB, None).await.expect("bob");
+    let response = stack
+        .http
+        .post(format!("{}/sim/webex/calls", stack.sim.url()))
+        .json(&json!({"from": number, "agent": ALICE, "also": [BOB]}))
+        .send()
+        .await
+        .expect("sim");
+    assert_eq!(response.status(), 201);
+    let body: Value = response.json().await.expect("json");
+    let call = body["call_id"].as_str().expect("call_id").to_string();
+    call_where(&mut bob, &call, "bob's phone rings too", |c| {
+        c["state"] == "ringing"
+    })
+    .await;
+    alice.answer(&call).await.expect("alice answers");
+    let ended = call_where(&mut bob, &call, "answered elsewhere", |c| {
+        c["state"] == "ended"
+    })
+    .await;
+    assert_eq!(ended["call"]["end_reason"], "completed", "{ended}");
+    alice
+        .command(&call, CallCommand::Hangup)
+        .await
+        .expect("hangup");
+    call_where(&mut alice, &call, "ended", |c| c["state"] == "ended").await;
+    let activity = one_activity(&stack, &call).await;
+    assert_eq!(summary_line(&activity, "Outcome: "), Some("completed"));
+}
