@@ -33,6 +33,7 @@
 //! [`generic`] is built exactly this way.
 
 pub mod connector;
+pub mod finesse;
 pub mod generic;
 pub mod genesys;
 pub mod reps;
@@ -66,11 +67,13 @@ pub enum TelephonySettings {
     RingCentral(ringcentral::Settings),
     Genesys(genesys::Settings),
     Teams(teams::Settings),
+    Finesse(finesse::Settings),
 }
 
 impl TelephonySettings {
     /// The providers the simulator plays, by name.
-    pub const SIMULATED: &'static [&'static str] = &["generic", "genesys", "ringcentral", "teams"];
+    pub const SIMULATED: &'static [&'static str] =
+        &["generic", "genesys", "ringcentral", "teams", "finesse"];
 
     /// The settings that reach `provider`'s simulator at `sim_url`, for the demo and the tests;
     /// `relay_url` and `tenant` say where a provider that calls in must post. None: no
@@ -85,6 +88,7 @@ impl TelephonySettings {
             "teams" => Some(TelephonySettings::Teams(teams::Settings::demo(
                 sim_url, relay_url, tenant,
             ))),
+            "finesse" => Some(TelephonySettings::Finesse(finesse::Settings::demo(sim_url))),
             _ => None,
         }
     }
@@ -97,6 +101,7 @@ impl TelephonySettings {
             TelephonySettings::RingCentral(settings) => settings.check(tenant),
             TelephonySettings::Genesys(settings) => settings.check(tenant),
             TelephonySettings::Teams(settings) => settings.check(tenant),
+            TelephonySettings::Finesse(settings) => settings.check(tenant),
         }
     }
 }
@@ -141,6 +146,9 @@ pub fn build(settings: &TelephonySettings, context: Context) -> Arc<dyn Telephon
         }
         TelephonySettings::Teams(settings) => {
             Arc::new(teams::TeamsAdapter::new(settings.clone(), context))
+        }
+        TelephonySettings::Finesse(settings) => {
+            Arc::new(finesse::FinesseAdapter::new(settings.clone(), context))
         }
     }
 }
