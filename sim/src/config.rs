@@ -82,6 +82,13 @@ pub struct SimConfig {
     pub teams_client_id: String,
     pub teams_client_secret: String,
     pub teams_bot_app_id: String,
+    /// The XMPP server (`host:port`, plain on loopback) the simulated Finesse publishes its
+    /// Dialog notifications into; None: it publishes nothing.
+    pub finesse_xmpp: Option<String>,
+    /// Its XMPP domain (pubsub at `pubsub.<domain>`), told in `SystemInfo`.
+    pub finesse_xmpp_domain: String,
+    /// The password of its publishing account (`finesse-notifier`).
+    pub finesse_notifier_password: String,
 }
 
 /// One telephony system the host page offers: its name (`generic`, `genesys`, `ringcentral`)
@@ -93,7 +100,7 @@ pub struct DemoProvider {
 }
 
 /// The simulated telephony systems, by the relay's provider names.
-pub const PROVIDERS: &[&str] = &["generic", "genesys", "ringcentral", "teams"];
+pub const PROVIDERS: &[&str] = &["generic", "genesys", "ringcentral", "teams", "finesse"];
 
 impl Default for SimConfig {
     fn default() -> Self {
@@ -139,6 +146,9 @@ impl Default for SimConfig {
             teams_client_id: crate::teams::DEMO_CLIENT_ID.into(),
             teams_client_secret: crate::teams::DEMO_CLIENT_SECRET.into(),
             teams_bot_app_id: crate::teams::DEMO_BOT_APP_ID.into(),
+            finesse_xmpp: None,
+            finesse_xmpp_domain: "finesse.localhost".into(),
+            finesse_notifier_password: "demo-finesse-notifier".into(),
         }
     }
 }
@@ -286,7 +296,7 @@ impl SimConfig {
         // Without a list, the host page rings the generic PBX's calls for the PBX's tenant.
         config.providers[0].tenant = config.tenant.clone();
         if let Some(v) = text("SIM_PROVIDERS")? {
-            let expected = "pairs like generic=demo,genesys=demo-genesys (providers: generic, genesys, ringcentral, teams)";
+            let expected = "pairs like generic=demo,genesys=demo-genesys (providers: generic, genesys, ringcentral, teams, finesse)";
             config.providers = v
                 .split(',')
                 .map(str::trim)

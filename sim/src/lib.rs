@@ -28,6 +28,7 @@
 
 pub mod btp;
 pub mod config;
+pub mod finesse;
 pub mod genesys;
 pub mod host;
 pub mod ias;
@@ -57,6 +58,7 @@ pub struct Sim {
     pub ringcentral: ringcentral::RingCentral,
     pub genesys: genesys::Genesys,
     pub teams: teams::Teams,
+    pub finesse: finesse::Finesse,
 }
 
 impl Sim {
@@ -71,6 +73,7 @@ impl Sim {
             ringcentral: ringcentral::RingCentral::new(&config),
             genesys: genesys::Genesys::new(&config),
             teams: teams::Teams::new(&config),
+            finesse: finesse::Finesse::new(&config),
             config,
         })
     }
@@ -88,6 +91,7 @@ pub fn router(sim: Arc<Sim>) -> Router {
         .merge(ringcentral::routes())
         .merge(genesys::routes())
         .merge(teams::routes())
+        .merge(finesse::routes())
         .with_state(sim)
 }
 

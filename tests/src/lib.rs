@@ -7,6 +7,7 @@
 //! allows and fail with what it was waiting for.
 
 pub mod browser;
+pub mod prosody;
 pub mod proxy;
 pub mod redis;
 
@@ -85,6 +86,7 @@ pub enum Provider {
     Genesys,
     RingCentral,
     Teams,
+    Finesse,
 }
 
 impl Provider {
@@ -103,6 +105,7 @@ impl Provider {
             Provider::Genesys => "genesys",
             Provider::RingCentral => "ringcentral",
             Provider::Teams => "teams",
+            Provider::Finesse => "finesse",
         }
     }
 
@@ -125,6 +128,7 @@ impl Provider {
             Provider::Genesys => "/sim/genesys/calls",
             Provider::RingCentral => "/sim/ringcentral/calls",
             Provider::Teams => "/sim/teams/calls",
+            Provider::Finesse => "/sim/finesse/calls",
         }
     }
 }
@@ -175,7 +179,18 @@ impl Stack {
         provider: Provider,
         tweak: impl FnOnce(&mut Config),
     ) -> Result<Stack> {
+        Self::start_through_with(provider, |_| {}, tweak).await
+    }
+
+    /// [`Stack::start_through`], with the simulator's configuration tweaked too (where its
+    /// provider reaches a server the test started, such as Finesse's Prosody).
+    pub async fn start_through_with(
+        provider: Provider,
+        sim_extra: impl FnOnce(&mut SimConfig),
+        tweak: impl FnOnce(&mut Config),
+    ) -> Result<Stack> {
         let sim_tweak = |sim: &mut SimConfig| {
+            sim_extra(sim);
             sim.providers = vec![cti_sim::config::DemoProvider {
                 name: provider.name().into(),
                 tenant: "demo".into(),

@@ -1,0 +1,204 @@
+//! Cisco Finesse over its real protocols: the relay logs in to a real XMPP server (Prosody,
+//! started per test) as Finesse's notification service's client, receives the Dialog updates
+//! the simulated Finesse publishes into its pubsub service, and sends the rep's controls through
+//! the simulated Finesse REST API.
+
+use anyhow::{Context, Result, bail};
+use cti_protocol::ws::CallCommand;
+use cti_relay::adapters::TelephonySettings;
+use cti_relay::adapters::finesse::xmpp::{Account, Session};
+use cti_relay::secret::Secret;
+use cti_sim::SimConfig;
+use cti_tests::prosody::Prosody;
+use cti_tests::{Provider, Stack, WsClient, eventually};
+use serde_json::{Value, json};
+
+const ALICE: &str = "alice@example.com";
+const BOB: &str = "bob@example.com";
+
+fn account(prosody: &Prosody, user: &str, password: &str) -> Account {
+    Account {
+        host: "127.0.0.1".into(),
+        port: prosody.port,
+        domain: prosody.domain.clone(),
+        user: user.into(),
+        password: Secret::new(password),
+        resource: "cti-relay".into(),
+        tls: false,
+    }
+}
+
+/// Priority one of the design: the relay's XMPP client logs in to a real Prosody, subscribes to
+/// a Dialogs node, receives what another client publishes there with the `<Update>` XML-escaped
+/// inside `<notification>`, and answers the server's (here: another client's) XEP-0199 pings.
+#[tokio::test]
+async fn the_xmpp_client_logs_in_subscribes_and_receives_published_items() -> Result<()> {
+    let sim = SimConfig::default();
+    let prosody = Prosody::for_finesse(&sim).await?;
+    let pubsub = format!("pubsub.{}", prosody.domain);
+    let node = "/finesse/api/User/1001/Dialogs";
+
+    let mut agent = Session::connect(&account(&prosody, "1001", "demo-finesse-1001")).await?;
+    assert_eq!(agent.jid, format!("1001@{}/cti-relay", prosody.domain));
+    agent.subscribe(&pubsub, node).await?;
+
+    let mut notifier = Session::connect(&account(
+        &prosody,
+        cti_sim::finesse::NOTIFIER,
+        &sim.finesse_notifier_password,
+    ))
+    .await?;
+    let update = "<Update><data><dialogs><Dialog><id>1</id></Dialog></dialogs></data><event>POST</event><source>/finesse/api/User/1001/Dialogs</source></Update>";
+    notifier
+        .request(
+            "set",
+            Some(&pubsub),
+            &format!(
+                "<pubsub xmlns='http://jabber.org/protocol/pubsub'><publish node='{node}'><item><notification xmlns='http://jabber.org/protocol/pubsub'>{}</notification></item></publish></pubsub>",
+                update.replace('<', "&lt;").replace('>', "&gt;")
+            ),
+        )
+        .await?;
+    // Other stanzas (the agent's own presence, echoed by the server) may come first.
+    let message = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        loop {
+            let stanza = agent.next().await?;
+            if stanza.name == "message" {
+                return anyhow::Ok(stanza);
+            }
+        }
+    })
+    .await
+    .context("the published item in time")??;
+    let items = message.path(&["event", "items"]).context("pubsub items")?;
+    assert_eq!(items.attr("node"), Some(node));
+    let payload = items
+        .path(&["item", "notification"])
+        .context("a notification")?;
+    assert_eq!(payload.text, update);
+
+    // A ping to the agent's full JID comes back answered while the agent's session reads on.
+    let full = agent.jid.clone();
+    let reader = tokio::spawn(async move {
+        let _ = agent.next().await;
+    });
+    let pong = notifier
+        .request("get", Some(&full), "<ping xmlns='urn:xmpp:ping'/>")
+        .await?;
+    assert_eq!(pong.attr("type"), Some("result"));
+    reader.abort();
+
+    // A wrong password is refused as such.
+    let refused = Session::connect(&account(&prosody, "1002", "wrong")).await;
+    assert!(
+        matches!(refused, Err(cti_relay::adapters::finesse::xmpp::XmppError::AuthFailed { .. })),
+        "{refused:?}"
+    );
+    Ok(())
+}
+
+/// The stack on a Finesse simulator that publishes into `prosody`.
+async fn finesse_stack(prosody: &Prosody) -> Result<Stack> {
+    let addr = prosody.addr();
+    let port = prosody.port;
+    Stack::start_through_with(
+        Provider::Finesse,
+        |sim| sim.finesse_xmpp = Some(addr),
+        |config| {
+            if let TelephonySettings::Finesse(settings) = &mut config.tenants[0].telephony {
+                settings.finesse_xmpp_port = port;
+            }
+        },
+    )
+    .await
+}
+
+async fn start() -> Result<(Prosody, Stack)> {
+    let prosody = Prosody::for_finesse(&SimConfig::default()).await?;
+    let stack = finesse_stack(&prosody).await?;
+    connected(&stack).await?;
+    Ok((prosody, stack))
+}
+
+/// Waits until the relay's connector is up (logged in and subscribed).
+async fn connected(stack: &Stack) -> Result<()> {
+    eventually("the relay's Finesse connector up", || async {
+        let ready = stack.readyz().await.ok()?;
+        ready
+            .to_string()
+            .contains("\"connected\":true")
+            .then_some(())
+    })
+    .await
+}
+
+async fn ring(stack: &Stack, from: &str, agent: &str) -> Result<String> {
+    let response = stack
+        .http
+        .post(format!("{}/sim/finesse/calls", stack.sim.url()))
+        .json(&json!({"from": from, "agent": agent}))
+        .send()
+        .await?;
+    let status = response.status();
+    let body: Value = response.json().await?;
+    if status != 201 {
+        bail!("ringing failed: {status} {body}");
+    }
+    body["call_id"]
+        .as_str()
+        .map(str::to_string)
+        .context("no call_id")
+}
+
+async fn sim_post(stack: &Stack, path: &str) -> Result<()> {
+    let response = stack
+        .http
+        .post(format!("{}/sim/finesse{path}", stack.sim.url()))
+        .send()
+        .await?;
+    if !response.status().is_success() {
+        bail!("{path}: {}", response.text().await?);
+    }
+    Ok(())
+}
+
+async fn state(ws: &mut WsClient, id: &str, state: &str) -> Result<Value> {
+    ws.recv_call(id, &format!("{id} {state}"), |c| c["state"] == state)
+        .await
+}
+
+#[tokio::test]
+async fn a_call_rings_pops_is_held_blind_transferred_and_logged_once() -> Result<()> {
+    let (_prosody, stack) = start().await?;
+    let (_, e164, name) = stack.single_match_caller()?;
+    let (mut alice, _) = WsClient::signed_in(&stack, ALICE, None).await?;
+    let (mut bob, _) = WsClient::signed_in(&stack, BOB, None).await?;
+
+    let id = ring(&stack, &e164, ALICE).await?;
+    let ringing = state(&mut alice, &id, "ringing").await?;
+    assert_eq!(ringing["call"]["from"], e164.as_str());
+    assert_eq!(ringing["call"]["direction"], "inbound");
+    assert_eq!(ringing["call"]["pop"]["name"], name.as_str());
+
+    alice.answer(&id).await?;
+    alice.command(&id, CallCommand::Hold).await?;
+    state(&mut alice, &id, "held").await?;
+    alice.command(&id, CallCommand::Resume).await?;
+    state(&mut alice, &id, "connected").await?;
+
+    alice
+        .command(&id, CallCommand::Transfer { target: BOB.into() })
+        .await?;
+    state(&mut alice, &id, "transferred").await?;
+    state(&mut bob, &id, "ringing").await?;
+    bob.answer(&id).await?;
+    bob.command(&id, CallCommand::Hangup).await?;
+    state(&mut bob, &id, "ended").await?;
+    assert!(stack.sim.sim.finesse.dialog_ids().is_empty());
+
+    let activity = stack.wait_activity(&id, "written", |_| true).await?;
+    let agents = cti_tests::agents_on(&activity);
+    assert!(agents.iter().any(|a| a == ALICE), "{agents:?}");
+    assert_eq!(stack.activities(&id).await?.len(), 1);
+    Ok(())
+}
