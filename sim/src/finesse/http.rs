@@ -45,7 +45,12 @@ impl IntoResponse for ApiError {
 }
 
 fn xml_ok(body: String) -> Response {
-    (StatusCode::OK, [(header::CONTENT_TYPE, "application/xml")], body).into_response()
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/xml")],
+        body,
+    )
+        .into_response()
 }
 
 fn accepted() -> Response {
@@ -147,7 +152,10 @@ async fn sim_ring(State(sim): Sh, body: String) -> Response {
     let request: RingRequest = match serde_json::from_str(&body) {
         Ok(r) => r,
         Err(e) => {
-            return (StatusCode::BAD_REQUEST, Json(json!({"error": format!("invalid body: {e}")})))
+            return (
+                StatusCode::BAD_REQUEST,
+                Json(json!({"error": format!("invalid body: {e}")})),
+            )
                 .into_response();
         }
     };

@@ -121,8 +121,9 @@ impl State {
         let now = u64::try_from(time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000)
             .unwrap_or(0);
         self.last_ms = now.max(self.last_ms + 1);
-        let at = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(self.last_ms) * 1_000_000)
-            .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+        let at =
+            time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(self.last_ms) * 1_000_000)
+                .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
         format!(
             "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
             at.year(),
@@ -162,7 +163,9 @@ impl Finesse {
             };
             match tokio::runtime::Handle::try_current() {
                 Ok(runtime) => drop(runtime.spawn(xmpp::publisher(target, receiver))),
-                Err(_) => tracing::warn!("simulated Finesse: no runtime, nothing will be published"),
+                Err(_) => {
+                    tracing::warn!("simulated Finesse: no runtime, nothing will be published")
+                }
             }
         }
         Finesse {
@@ -235,7 +238,8 @@ impl Finesse {
 
     /// Rings an agent (by rep e-mail or Finesse id) from `from`: a new ACD dialog.
     pub fn ring(&self, from: &str, agent: &str) -> Result<String, ApiError> {
-        let (id, ext, _) = agent_by(agent).ok_or_else(|| refuse(404, "Not Found", "no such agent"))?;
+        let (id, ext, _) =
+            agent_by(agent).ok_or_else(|| refuse(404, "Not Found", "no such agent"))?;
         let mut state = self.state();
         let stamp = state.stamp();
         let mut dialog = Dialog {
@@ -331,14 +335,22 @@ impl Finesse {
         if known && password == password_of(user) {
             return Ok(user.to_string());
         }
-        Err(refuse(401, "Authentication Failure", "invalid user id or password"))
+        Err(refuse(
+            401,
+            "Authentication Failure",
+            "invalid user id or password",
+        ))
     }
 
     fn may_act_for(login: &str, agent: &str) -> Result<(), ApiError> {
         if login == agent || login == SUPERVISOR {
             return Ok(());
         }
-        Err(refuse(403, "Authorization Failure", "the user may not act for another agent"))
+        Err(refuse(
+            403,
+            "Authorization Failure",
+            "the user may not act for another agent",
+        ))
     }
 
     /// `GET /finesse/api/User/{id}/Dialogs`: the dialogs the agent is on.
@@ -357,7 +369,8 @@ impl Finesse {
 
     pub fn user_xml(&self, login: &str, user: &str) -> Result<String, ApiError> {
         Self::may_act_for(login, user)?;
-        let (id, ext, rep) = agent_by(user).ok_or_else(|| refuse(404, "Not Found", "no such user"))?;
+        let (id, ext, rep) =
+            agent_by(user).ok_or_else(|| refuse(404, "Not Found", "no such user"))?;
         let first = rep.split('@').next().unwrap_or(rep);
         Ok(format!(
             "<User><dialogs>/finesse/api/User/{id}/Dialogs</dialogs><extension>{ext}</extension><firstName>{first}</firstName><lastName>Demo</lastName><loginId>{id}</loginId><loginName>{first}</loginName><roles><role>Agent</role></roles><state>READY</state><teamId>1</teamId><teamName>Demo</teamName><uri>/finesse/api/User/{id}</uri></User>"
@@ -376,13 +389,22 @@ impl Finesse {
     /// `POST /finesse/api/User/{id}/Dialogs` with MAKE_CALL.
     pub fn make_call(&self, login: &str, user: &str, body: &str) -> Result<(), ApiError> {
         Self::may_act_for(login, user)?;
-        let (id, ext, _) = agent_by(user).ok_or_else(|| refuse(404, "Not Found", "no such user"))?;
+        let (id, ext, _) =
+            agent_by(user).ok_or_else(|| refuse(404, "Not Found", "no such user"))?;
         let request = xml::parse(body).map_err(|e| refuse(400, "Invalid Input", e.to_string()))?;
         if request.name != "Dialog" || request.text_of("requestedAction") != "MAKE_CALL" {
-            return Err(refuse(400, "Invalid Input", "requestedAction must be MAKE_CALL"));
+            return Err(refuse(
+                400,
+                "Invalid Input",
+                "requestedAction must be MAKE_CALL",
+            ));
         }
         if request.text_of("fromAddress") != ext {
-            return Err(refuse(400, "Invalid Input", "fromAddress must be the agent's extension"));
+            return Err(refuse(
+                400,
+                "Invalid Input",
+                "fromAddress must be the agent's extension",
+            ));
         }
         let to = request.text_of("toAddress");
         if to.is_empty() {
@@ -451,10 +473,17 @@ impl Finesse {
             .find(|p| p.address == target && p.agent.is_some())
             .and_then(|p| p.agent.clone())
             .ok_or_else(|| {
-                refuse(400, "Invalid Input", "targetMediaAddress is no agent on this dialog")
+                refuse(
+                    400,
+                    "Invalid Input",
+                    "targetMediaAddress is no agent on this dialog",
+                )
             })?;
         Self::may_act_for(login, &agent)?;
-        let current = dialog.agent(&agent).map(|p| p.state.clone()).unwrap_or_default();
+        let current = dialog
+            .agent(&agent)
+            .map(|p| p.state.clone())
+            .unwrap_or_default();
         let invalid = || {
             refuse(
                 400,
@@ -548,7 +577,9 @@ impl Finesse {
                 }
                 self.tell(&mut dialog, &newcomers);
                 // The dropped agent's participant leaves the dialog for good.
-                dialog.participants.retain(|p| p.agent.as_deref() != Some(agent.as_str()));
+                dialog
+                    .participants
+                    .retain(|p| p.agent.as_deref() != Some(agent.as_str()));
             }
             "CONSULT_CALL" => {
                 if current != "ACTIVE" || to.is_empty() || dialog.associated.is_some() {
@@ -632,10 +663,16 @@ impl Finesse {
                 }
                 self.tell(&mut first, &[]);
                 state.dialogs.remove(&first.id);
-                let caller = first.participants.iter().find(|p| p.agent.is_none()).cloned();
+                let caller = first
+                    .participants
+                    .iter()
+                    .find(|p| p.agent.is_none())
+                    .cloned();
                 set(&mut consult, &agent, "DROPPED", &stamp);
                 self.tell(&mut consult, &[]);
-                consult.participants.retain(|p| p.agent.as_deref() != Some(agent.as_str()));
+                consult
+                    .participants
+                    .retain(|p| p.agent.as_deref() != Some(agent.as_str()));
                 if let Some(mut caller) = caller {
                     caller.state = "ACTIVE".into();
                     caller.changed = stamp.clone();
@@ -648,7 +685,13 @@ impl Finesse {
                 Self::keep(&mut state, consult);
                 return Ok(());
             }
-            _ => return Err(refuse(400, "Invalid Input", format!("unknown requestedAction {action:?}"))),
+            _ => {
+                return Err(refuse(
+                    400,
+                    "Invalid Input",
+                    format!("unknown requestedAction {action:?}"),
+                ));
+            }
         }
         Self::keep(&mut state, dialog);
         Ok(())
@@ -661,7 +704,11 @@ impl Finesse {
 }
 
 fn last_segment(uri: &str) -> String {
-    uri.trim_end_matches('/').rsplit('/').next().unwrap_or("").to_string()
+    uri.trim_end_matches('/')
+        .rsplit('/')
+        .next()
+        .unwrap_or("")
+        .to_string()
 }
 
 fn agent_by(key: &str) -> Option<(&'static str, &'static str, &'static str)> {

@@ -70,7 +70,9 @@ pub fn parse(text: &str) -> Result<Element, XmlError> {
                 }
             }
             Ok(Event::End(_)) => {
-                let element = stack.pop().ok_or_else(|| XmlError("unbalanced end".into()))?;
+                let element = stack
+                    .pop()
+                    .ok_or_else(|| XmlError("unbalanced end".into()))?;
                 match stack.last_mut() {
                     Some(parent) => parent.children.push(element),
                     None => return Ok(element),
@@ -79,8 +81,8 @@ pub fn parse(text: &str) -> Result<Element, XmlError> {
             Ok(Event::Text(t)) => {
                 if let Some(top) = stack.last_mut() {
                     let raw = String::from_utf8_lossy(t.as_ref()).into_owned();
-                    let text = quick_xml::escape::unescape(&raw)
-                        .map_err(|e| XmlError(e.to_string()))?;
+                    let text =
+                        quick_xml::escape::unescape(&raw).map_err(|e| XmlError(e.to_string()))?;
                     top.text.push_str(&text);
                 }
             }
@@ -116,9 +118,10 @@ fn open(start: &quick_xml::events::BytesStart<'_>) -> Result<Element, XmlError> 
             .unescape_value()
             .map_err(|e| XmlError(e.to_string()))?
             .into_owned();
-        element
-            .attrs
-            .push((String::from_utf8_lossy(attr.key.as_ref()).into_owned(), value));
+        element.attrs.push((
+            String::from_utf8_lossy(attr.key.as_ref()).into_owned(),
+            value,
+        ));
     }
     Ok(element)
 }

@@ -90,7 +90,10 @@ impl Client {
                 anyhow::ensure!(
                     stanza.attr("type") == Some("result"),
                     "the server refused: {:?}",
-                    stanza.child("error").and_then(|e| e.children.first()).map(|c| c.name.clone())
+                    stanza
+                        .child("error")
+                        .and_then(|e| e.children.first())
+                        .map(|c| c.name.clone())
                 );
                 return Ok(stanza);
             }
@@ -118,8 +121,8 @@ impl Client {
                 }
             }
             let mut chunk = [0u8; 8192];
-            let read = tokio::time::timeout(Duration::from_secs(10), self.tcp.read(&mut chunk))
-                .await??;
+            let read =
+                tokio::time::timeout(Duration::from_secs(10), self.tcp.read(&mut chunk)).await??;
             anyhow::ensure!(read > 0, "the connection closed");
             self.buffer.extend_from_slice(&chunk[..read]);
         }

@@ -91,7 +91,10 @@ async fn the_xmpp_client_logs_in_subscribes_and_receives_published_items() -> Re
     // A wrong password is refused as such.
     let refused = Session::connect(&account(&prosody, "1002", "wrong")).await;
     assert!(
-        matches!(refused, Err(cti_relay::adapters::finesse::xmpp::XmppError::AuthFailed { .. })),
+        matches!(
+            refused,
+            Err(cti_relay::adapters::finesse::xmpp::XmppError::AuthFailed { .. })
+        ),
         "{refused:?}"
     );
     Ok(())
@@ -200,5 +203,204 @@ async fn a_call_rings_pops_is_held_blind_transferred_and_logged_once() -> Result
     let agents = cti_tests::agents_on(&activity);
     assert!(agents.iter().any(|a| a == ALICE), "{agents:?}");
     assert_eq!(stack.activities(&id).await?.len(), 1);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_consult_transfer_holds_rings_the_colleague_and_hands_over() -> Result<()> {
+    let (_prosody, stack) = start().await?;
+    let (mut alice, _) = WsClient::signed_in(&stack, ALICE, None).await?;
+    let (mut bob, _) = WsClient::signed_in(&stack, BOB, None).await?;
+    let id = ring(&stack, "+41445550101", ALICE).await?;
+    state(&mut alice, &id, "ringing").await?;
+    alice.answer(&id).await?;
+
+    // A cancelled consult: the colleague drops off, the caller is back with the rep.
+    alice
+        .command(&id, CallCommand::Consult { target: BOB.into() })
+        .await?;
+    state(&mut alice, &id, "held").await?;
+    state(&mut bob, &id, "ringing").await?;
+    assert_eq!(
+        stack.sim.sim.finesse.dialog_ids().len(),
+        2,
+        "a consult dialog"
+    );
+    bob.answer(&id).await?;
+    alice.command(&id, CallCommand::CancelConsult).await?;
+    state(&mut bob, &id, "ended").await?;
+    state(&mut alice, &id, "connected").await?;
+    assert_eq!(stack.sim.sim.finesse.dialog_ids(), std::slice::from_ref(&id));
+
+    // Consulted again (the colleague's leg rings as a new round), and this time handed over.
+    alice
+        .command(&id, CallCommand::Consult { target: BOB.into() })
+        .await?;
+    state(&mut alice, &id, "held").await?;
+    state(&mut bob, &id, "ringing").await?;
+    bob.answer(&id).await?;
+    alice.command(&id, CallCommand::CompleteTransfer).await?;
+    let transferred = state(&mut alice, &id, "transferred").await?;
+    assert!(transferred.to_string().contains(BOB), "{transferred}");
+    // The caller hangs up on the colleague.
+    let consult = stack
+        .sim
+        .sim
+        .finesse
+        .dialog_ids()
+        .into_iter()
+        .next()
+        .context("the consult dialog carries the call")?;
+    assert_ne!(consult, id);
+    sim_post(&stack, &format!("/calls/{consult}/hangup")).await?;
+    state(&mut bob, &id, "ended").await?;
+    stack.wait_activity(&id, "written", |_| true).await?;
+    assert_eq!(stack.activities(&id).await?.len(), 1);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_caller_hanging_up_while_it_rings_is_missed() -> Result<()> {
+    let (_prosody, stack) = start().await?;
+    let (mut alice, _) = WsClient::signed_in(&stack, ALICE, None).await?;
+    let id = ring(&stack, "+41445550102", ALICE).await?;
+    state(&mut alice, &id, "ringing").await?;
+    sim_post(&stack, &format!("/calls/{id}/hangup")).await?;
+    let ended = state(&mut alice, &id, "ended").await?;
+    assert_eq!(ended["call"]["end_reason"], "missed", "{ended}");
+    let activity = stack.wait_activity(&id, "written", |_| true).await?;
+    assert!(
+        cti_tests::summary_of(&activity).contains("Outcome: missed"),
+        "{activity}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn click_to_dial_is_a_make_call_request() -> Result<()> {
+    let (_prosody, stack) = start().await?;
+    let (number, e164, _) = stack.single_match_caller()?;
+    let (mut alice, _) = WsClient::signed_in(&stack, ALICE, None).await?;
+    alice
+        .send_json(&json!({"type": "dial", "number": number}))
+        .await?;
+    let call = alice
+        .recv_until("the outbound call", |m| {
+            m["type"] == "call" && m["call"]["direction"] == "outbound"
+        })
+        .await?;
+    assert_eq!(call["call"]["state"], "ringing");
+    assert_eq!(call["call"]["to"], e164.as_str());
+    let id = call["call"]["id"].as_str().context("id")?.to_string();
+    assert_eq!(stack.sim.sim.finesse.dialog_ids(), std::slice::from_ref(&id));
+
+    sim_post(&stack, &format!("/calls/{id}/answer")).await?;
+    state(&mut alice, &id, "connected").await?;
+    alice.command(&id, CallCommand::Hangup).await?;
+    state(&mut alice, &id, "ended").await?;
+    stack.wait_activity(&id, "written", |_| true).await?;
+    assert_eq!(stack.activities(&id).await?.len(), 1);
+    Ok(())
+}
+
+/// The XMPP server goes away mid-call (the relay's stream cut, and what Finesse publishes
+/// meanwhile lost, as it is for a subscriber who is not there): the relay logs in again,
+/// subscribes again, reads the agents' dialogs back, and the call ends once, answered.
+#[tokio::test]
+async fn a_cut_xmpp_connection_mid_call_is_caught_up_without_loss_or_double() -> Result<()> {
+    let (mut prosody, stack) = start().await?;
+    let (mut alice, _) = WsClient::signed_in(&stack, ALICE, None).await?;
+    let id = ring(&stack, "+41445550103", ALICE).await?;
+    state(&mut alice, &id, "ringing").await?;
+    alice.answer(&id).await?;
+
+    prosody.stop();
+    eventually("the relay to notice the lost stream", || async {
+        let ready = stack.readyz().await.ok()?;
+        (!ready.to_string().contains("\"connected\":true")).then_some(())
+    })
+    .await?;
+    let published = stack.sim.sim.finesse.published();
+    sim_post(&stack, &format!("/calls/{id}/hangup")).await?;
+    assert!(stack.sim.sim.finesse.published() > published);
+    prosody.restart().await?;
+    connected(&stack).await?;
+
+    let ended = state(&mut alice, &id, "ended").await?;
+    assert_eq!(ended["call"]["end_reason"], "completed", "{ended}");
+    let activity = stack.wait_activity(&id, "written", |_| true).await?;
+    assert!(
+        !cti_tests::summary_of(&activity).contains("Outcome: missed"),
+        "{activity}"
+    );
+    // Notifications flow again on the new stream.
+    let next = ring(&stack, "+41445550104", ALICE).await?;
+    state(&mut alice, &next, "ringing").await?;
+    assert_eq!(stack.activities(&id).await?.len(), 1);
+    Ok(())
+}
+
+/// One supervisor account for every agent: one XMPP stream subscribed to each agent's node,
+/// controls sent with the supervisor's credentials.
+#[tokio::test]
+async fn a_supervisor_account_serves_every_agent() -> Result<()> {
+    let prosody = Prosody::for_finesse(&SimConfig::default()).await?;
+    let addr = prosody.addr();
+    let port = prosody.port;
+    let stack = Stack::start_through_with(
+        Provider::Finesse,
+        |sim| sim.finesse_xmpp = Some(addr),
+        |config| {
+            if let TelephonySettings::Finesse(settings) = &mut config.tenants[0].telephony {
+                settings.finesse_xmpp_port = port;
+                settings.finesse_login = cti_relay::adapters::finesse::Login::Supervisor;
+                for agent in settings.finesse_agents.values_mut() {
+                    agent.password = None;
+                }
+            }
+        },
+    )
+    .await?;
+    connected(&stack).await?;
+    let (mut bob, _) = WsClient::signed_in(&stack, BOB, None).await?;
+    let id = ring(&stack, "+41445550105", BOB).await?;
+    state(&mut bob, &id, "ringing").await?;
+    bob.answer(&id).await?;
+    bob.command(&id, CallCommand::Hangup).await?;
+    state(&mut bob, &id, "ended").await?;
+    stack.wait_activity(&id, "written", |_| true).await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_simulated_finesse_refuses_what_finesse_refuses() -> Result<()> {
+    let (_prosody, stack) = start().await?;
+    let api = format!("{}/sim/finesse/finesse/api", stack.sim.url());
+    let unauthenticated = stack
+        .http
+        .get(format!("{api}/User/1001/Dialogs"))
+        .send()
+        .await?;
+    assert_eq!(unauthenticated.status(), 401);
+    assert!(unauthenticated.text().await?.contains("<ApiErrors>"));
+    let other = stack
+        .http
+        .get(format!("{api}/User/1002/Dialogs"))
+        .basic_auth("1001", Some("demo-finesse-1001"))
+        .send()
+        .await?;
+    assert_eq!(other.status(), 403);
+    let id = ring(&stack, "+41445550106", ALICE).await?;
+    // RETRIEVE on a ringing call: Invalid State.
+    let refused = stack
+        .http
+        .put(format!("{api}/Dialog/{id}"))
+        .basic_auth("1001", Some("demo-finesse-1001"))
+        .header("content-type", "application/xml")
+        .body("<Dialog><requestedAction>RETRIEVE</requestedAction><targetMediaAddress>7001</targetMediaAddress></Dialog>")
+        .send()
+        .await?;
+    assert_eq!(refused.status(), 400);
+    assert!(refused.text().await?.contains("Invalid State"));
     Ok(())
 }
