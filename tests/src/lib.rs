@@ -152,6 +152,8 @@ pub struct Stack {
     pub sim: SimHandle,
     pub relay: RelayHandle,
     pub http: reqwest::Client,
+    /// The XMPP server a Finesse stack's notifications go through (started with the stack).
+    pub prosody: Option<prosody::Prosody>,
 }
 
 impl Stack {
@@ -189,7 +191,16 @@ impl Stack {
         sim_extra: impl FnOnce(&mut SimConfig),
         tweak: impl FnOnce(&mut Config),
     ) -> Result<Stack> {
+        // Finesse's notifications need a real XMPP server: one for this stack.
+        let prosody = match provider {
+            Provider::Finesse => Some(prosody::Prosody::for_finesse(&SimConfig::default()).await?),
+            _ => None,
+        };
+        let xmpp = prosody.as_ref().map(|p| (p.addr(), p.port));
         let sim_tweak = |sim: &mut SimConfig| {
+            if let Some((addr, _)) = &xmpp {
+                sim.finesse_xmpp = Some(addr.clone());
+            }
             sim_extra(sim);
             sim.providers = vec![cti_sim::config::DemoProvider {
                 name: provider.name().into(),
@@ -200,9 +211,15 @@ impl Stack {
             let sim_url = config.tenants[0].v2_url.clone();
             let relay_url = format!("http://{}", config.listen);
             config.tenants[0].telephony = provider.settings(&sim_url, &relay_url, "demo");
+            if let (Some((_, port)), cti_relay::adapters::TelephonySettings::Finesse(settings)) =
+                (&xmpp, &mut config.tenants[0].telephony)
+            {
+                settings.finesse_xmpp_port = *port;
+            }
             tweak(config);
         };
-        let (stack, _) = Self::start_parts(sim_tweak, configure, false).await?;
+        let (mut stack, _) = Self::start_parts(sim_tweak, configure, false).await?;
+        stack.prosody = prosody;
         stack.wait_ready().await?;
         Ok(stack)
     }
@@ -255,6 +272,7 @@ impl Stack {
             sim,
             relay,
             http: reqwest::Client::builder().timeout(PATIENCE).build()?,
+            prosody: None,
         };
         Ok((stack, proxy))
     }

@@ -100,27 +100,18 @@ async fn the_xmpp_client_logs_in_subscribes_and_receives_published_items() -> Re
     Ok(())
 }
 
-/// The stack on a Finesse simulator that publishes into `prosody`.
-async fn finesse_stack(prosody: &Prosody) -> Result<Stack> {
-    let addr = prosody.addr();
-    let port = prosody.port;
-    Stack::start_through_with(
-        Provider::Finesse,
-        |sim| sim.finesse_xmpp = Some(addr),
-        |config| {
-            if let TelephonySettings::Finesse(settings) = &mut config.tenants[0].telephony {
-                settings.finesse_xmpp_port = port;
-            }
-        },
-    )
-    .await
+/// The stack on a Finesse simulator publishing into the stack's own Prosody, its connector up.
+async fn start() -> Result<Stack> {
+    let stack = Stack::start_through(Provider::Finesse, |_| {}).await?;
+    connected(&stack).await?;
+    Ok(stack)
 }
 
-async fn start() -> Result<(Prosody, Stack)> {
-    let prosody = Prosody::for_finesse(&SimConfig::default()).await?;
-    let stack = finesse_stack(&prosody).await?;
-    connected(&stack).await?;
-    Ok((prosody, stack))
+fn prosody(stack: &mut Stack) -> Result<&mut Prosody> {
+    stack
+        .prosody
+        .as_mut()
+        .context("a Finesse stack has its Prosody")
 }
 
 /// Waits until the relay's connector is up (logged in and subscribed).
@@ -172,7 +163,7 @@ async fn state(ws: &mut WsClient, id: &str, state: &str) -> Result<Value> {
 
 #[tokio::test]
 async fn a_call_rings_pops_is_held_blind_transferred_and_logged_once() -> Result<()> {
-    let (_prosody, stack) = start().await?;
+    let stack = start().await?;
     let (_, e164, name) = stack.single_match_caller()?;
     let (mut alice, _) = WsClient::signed_in(&stack, ALICE, None).await?;
     let (mut bob, _) = WsClient::signed_in(&stack, BOB, None).await?;
@@ -208,7 +199,7 @@ async fn a_call_rings_pops_is_held_blind_transferred_and_logged_once() -> Result
 
 #[tokio::test]
 async fn a_consult_transfer_holds_rings_the_colleague_and_hands_over() -> Result<()> {
-    let (_prosody, stack) = start().await?;
+    let stack = start().await?;
     let (mut alice, _) = WsClient::signed_in(&stack, ALICE, None).await?;
     let (mut bob, _) = WsClient::signed_in(&stack, BOB, None).await?;
     let id = ring(&stack, "+41445550101", ALICE).await?;
@@ -230,7 +221,10 @@ async fn a_consult_transfer_holds_rings_the_colleague_and_hands_over() -> Result
     alice.command(&id, CallCommand::CancelConsult).await?;
     state(&mut bob, &id, "ended").await?;
     state(&mut alice, &id, "connected").await?;
-    assert_eq!(stack.sim.sim.finesse.dialog_ids(), std::slice::from_ref(&id));
+    assert_eq!(
+        stack.sim.sim.finesse.dialog_ids(),
+        std::slice::from_ref(&id)
+    );
 
     // Consulted again (the colleague's leg rings as a new round), and this time handed over.
     alice
@@ -261,7 +255,7 @@ async fn a_consult_transfer_holds_rings_the_colleague_and_hands_over() -> Result
 
 #[tokio::test]
 async fn a_caller_hanging_up_while_it_rings_is_missed() -> Result<()> {
-    let (_prosody, stack) = start().await?;
+    let stack = start().await?;
     let (mut alice, _) = WsClient::signed_in(&stack, ALICE, None).await?;
     let id = ring(&stack, "+41445550102", ALICE).await?;
     state(&mut alice, &id, "ringing").await?;
@@ -278,7 +272,7 @@ async fn a_caller_hanging_up_while_it_rings_is_missed() -> Result<()> {
 
 #[tokio::test]
 async fn click_to_dial_is_a_make_call_request() -> Result<()> {
-    let (_prosody, stack) = start().await?;
+    let stack = start().await?;
     let (number, e164, _) = stack.single_match_caller()?;
     let (mut alice, _) = WsClient::signed_in(&stack, ALICE, None).await?;
     alice
@@ -292,7 +286,10 @@ async fn click_to_dial_is_a_make_call_request() -> Result<()> {
     assert_eq!(call["call"]["state"], "ringing");
     assert_eq!(call["call"]["to"], e164.as_str());
     let id = call["call"]["id"].as_str().context("id")?.to_string();
-    assert_eq!(stack.sim.sim.finesse.dialog_ids(), std::slice::from_ref(&id));
+    assert_eq!(
+        stack.sim.sim.finesse.dialog_ids(),
+        std::slice::from_ref(&id)
+    );
 
     sim_post(&stack, &format!("/calls/{id}/answer")).await?;
     state(&mut alice, &id, "connected").await?;
@@ -308,13 +305,13 @@ async fn click_to_dial_is_a_make_call_request() -> Result<()> {
 /// subscribes again, reads the agents' dialogs back, and the call ends once, answered.
 #[tokio::test]
 async fn a_cut_xmpp_connection_mid_call_is_caught_up_without_loss_or_double() -> Result<()> {
-    let (mut prosody, stack) = start().await?;
+    let mut stack = start().await?;
     let (mut alice, _) = WsClient::signed_in(&stack, ALICE, None).await?;
     let id = ring(&stack, "+41445550103", ALICE).await?;
     state(&mut alice, &id, "ringing").await?;
     alice.answer(&id).await?;
 
-    prosody.stop();
+    prosody(&mut stack)?.stop();
     eventually("the relay to notice the lost stream", || async {
         let ready = stack.readyz().await.ok()?;
         (!ready.to_string().contains("\"connected\":true")).then_some(())
@@ -323,7 +320,7 @@ async fn a_cut_xmpp_connection_mid_call_is_caught_up_without_loss_or_double() ->
     let published = stack.sim.sim.finesse.published();
     sim_post(&stack, &format!("/calls/{id}/hangup")).await?;
     assert!(stack.sim.sim.finesse.published() > published);
-    prosody.restart().await?;
+    prosody(&mut stack)?.restart().await?;
     connected(&stack).await?;
 
     let ended = state(&mut alice, &id, "ended").await?;
@@ -344,22 +341,14 @@ async fn a_cut_xmpp_connection_mid_call_is_caught_up_without_loss_or_double() ->
 /// controls sent with the supervisor's credentials.
 #[tokio::test]
 async fn a_supervisor_account_serves_every_agent() -> Result<()> {
-    let prosody = Prosody::for_finesse(&SimConfig::default()).await?;
-    let addr = prosody.addr();
-    let port = prosody.port;
-    let stack = Stack::start_through_with(
-        Provider::Finesse,
-        |sim| sim.finesse_xmpp = Some(addr),
-        |config| {
-            if let TelephonySettings::Finesse(settings) = &mut config.tenants[0].telephony {
-                settings.finesse_xmpp_port = port;
-                settings.finesse_login = cti_relay::adapters::finesse::Login::Supervisor;
-                for agent in settings.finesse_agents.values_mut() {
-                    agent.password = None;
-                }
+    let stack = Stack::start_through(Provider::Finesse, |config| {
+        if let TelephonySettings::Finesse(settings) = &mut config.tenants[0].telephony {
+            settings.finesse_login = cti_relay::adapters::finesse::Login::Supervisor;
+            for agent in settings.finesse_agents.values_mut() {
+                agent.password = None;
             }
-        },
-    )
+        }
+    })
     .await?;
     connected(&stack).await?;
     let (mut bob, _) = WsClient::signed_in(&stack, BOB, None).await?;
@@ -374,7 +363,7 @@ async fn a_supervisor_account_serves_every_agent() -> Result<()> {
 
 #[tokio::test]
 async fn the_simulated_finesse_refuses_what_finesse_refuses() -> Result<()> {
-    let (_prosody, stack) = start().await?;
+    let stack = start().await?;
     let api = format!("{}/sim/finesse/finesse/api", stack.sim.url());
     let unauthenticated = stack
         .http
@@ -403,4 +392,9 @@ async fn the_simulated_finesse_refuses_what_finesse_refuses() -> Result<()> {
     assert_eq!(refused.status(), 400);
     assert!(refused.text().await?.contains("Invalid State"));
     Ok(())
+}
+
+#[tokio::test]
+async fn a_call_rings_pops_and_is_answered_in_chromium_through_finesse() -> Result<()> {
+    crate::browser_flow::ring_pop_answer_hang_up(Provider::Finesse).await
 }
