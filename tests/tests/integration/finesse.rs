@@ -88,6 +88,17 @@ async fn the_xmpp_client_logs_in_subscribes_and_receives_published_items() -> Re
     assert_eq!(pong.attr("type"), Some("result"));
     reader.abort();
 
+    // Settings that require TLS refuse a server that offers no STARTTLS (this one has none).
+    let mut secure = account(&prosody, "1002", "demo-finesse-1002");
+    secure.tls = true;
+    let refused = Session::connect(&secure).await;
+    assert!(
+        refused
+            .as_ref()
+            .is_err_and(|e| e.to_string().contains("STARTTLS")),
+        "{refused:?}"
+    );
+
     // A wrong password is refused as such.
     let refused = Session::connect(&account(&prosody, "1002", "wrong")).await;
     assert!(
@@ -254,7 +265,7 @@ async fn a_consult_transfer_holds_rings_the_colleague_and_hands_over() -> Result
 }
 
 #[tokio::test]
-async fn a_caller_hanging_up_while_it_rings_is_missed() -> Result<()> {
+async fn a_caller_hanging_up_while_it_rings_is_missed_and_a_refusal_declined() -> Result<()> {
     let stack = start().await?;
     let (mut alice, _) = WsClient::signed_in(&stack, ALICE, None).await?;
     let id = ring(&stack, "+41445550102", ALICE).await?;
@@ -267,6 +278,14 @@ async fn a_caller_hanging_up_while_it_rings_is_missed() -> Result<()> {
         cti_tests::summary_of(&activity).contains("Outcome: missed"),
         "{activity}"
     );
+
+    // A call the rep declines: DROP while it rings.
+    let id = ring(&stack, "+41445550109", ALICE).await?;
+    state(&mut alice, &id, "ringing").await?;
+    alice.command(&id, CallCommand::Decline).await?;
+    let ended = state(&mut alice, &id, "ended").await?;
+    assert_eq!(ended["call"]["end_reason"], "declined", "{ended}");
+    assert!(stack.sim.sim.finesse.dialog_ids().is_empty());
     Ok(())
 }
 

@@ -197,13 +197,24 @@ pub struct Tracker {
     transfers: BTreeMap<(String, String), String>,
     /// The consult dialog a rep opened on a call: (call, user) -> dialog.
     consults: BTreeMap<(String, String), String>,
+    /// Ringing legs the rep declined through the relay: (call, user).
+    declines: std::collections::BTreeSet<(String, String)>,
 }
+
+/// Legs kept before the ended ones are let go (a late copy of their updates is then dropped
+/// by the relay, which has seen its event ids).
+const KEPT_LEGS: usize = 10_000;
 
 impl Tracker {
     /// Remembers that the rep asked for a transfer of the call, so their leg's end is one.
     pub fn transfer_requested(&mut self, call: &str, user: &str, target: &str) {
         self.transfers
             .insert((call.to_string(), user.to_string()), target.to_string());
+    }
+
+    /// Remembers that the rep declined the ringing call, so its end is `declined`.
+    pub fn decline_requested(&mut self, call: &str, user: &str) {
+        self.declines.insert((call.to_string(), user.to_string()));
     }
 
     /// The dialog that carries the user's leg of a call, while it lives.
@@ -368,6 +379,8 @@ impl Tracker {
                 } else {
                     let reason = if leg.answered {
                         EndReason::Completed
+                    } else if self.declines.contains(&key) {
+                        EndReason::Declined
                     } else if leg.outbound {
                         EndReason::Failed
                     } else {
@@ -380,6 +393,10 @@ impl Tracker {
         if leg.ended {
             self.transfers.remove(&key);
             self.consults.remove(&key);
+            self.declines.remove(&key);
+        }
+        if self.legs.len() > KEPT_LEGS {
+            self.legs.retain(|_, l| !l.ended);
         }
         out
     }
@@ -525,6 +542,12 @@ mod tests {
         run(&mut tracker, ALERT);
         let ended = run(&mut tracker, &with("DROPPED", "T9", "DELETE"));
         assert_eq!(ended[0].reason, Some(EndReason::Missed));
+
+        let mut tracker = Tracker::default();
+        run(&mut tracker, ALERT);
+        tracker.decline_requested("140953817", "900140321");
+        let ended = run(&mut tracker, &with("DROPPED", "T9", "DELETE"));
+        assert_eq!(ended[0].reason, Some(EndReason::Declined));
 
         let mut tracker = Tracker::default();
         run(&mut tracker, &with("ACTIVE", "T1", "PUT"));

@@ -535,9 +535,11 @@ impl TelephonyAdapter for FinesseAdapter {
         let key = (call.id.clone(), user.clone());
         match command {
             CallCommand::Answer => self.act(&user, &dialog, "ANSWER", None, action).await,
-            CallCommand::Decline | CallCommand::Hangup => {
+            CallCommand::Decline => {
+                self.shared.tracker().decline_requested(&call.id, &user);
                 self.act(&user, &dialog, "DROP", None, action).await
             }
+            CallCommand::Hangup => self.act(&user, &dialog, "DROP", None, action).await,
             CallCommand::Hold => self.act(&user, &dialog, "HOLD", None, action).await,
             CallCommand::Resume => self.act(&user, &dialog, "RETRIEVE", None, action).await,
             CallCommand::Transfer { target } => {
