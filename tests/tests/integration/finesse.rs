@@ -417,3 +417,36 @@ async fn the_simulated_finesse_refuses_what_finesse_refuses() -> Result<()> {
 async fn a_call_rings_pops_and_is_answered_in_chromium_through_finesse() -> Result<()> {
     crate::browser_flow::ring_pop_answer_hang_up(Provider::Finesse).await
 }
+
+/// The relay process dies mid-call and the caller hangs up meanwhile: the new process logs in,
+/// reads the agents' dialogs back, ends the call its store (Redis) still holds as live, and logs
+/// it once. Finesse keeps no ended dialogs, so a relay whose calls live only in its memory
+/// cannot learn of such a call after a restart: Redis is what carries it.
+#[tokio::test]
+async fn a_relay_restart_mid_call_loses_nothing_and_logs_once() -> Result<()> {
+    let redis = cti_tests::redis::RedisServer::start().await?;
+    let url = redis.url();
+    let mut stack = Stack::start_through(Provider::Finesse, |config| {
+        config.redis_url = Some(Secret::new(url));
+    })
+    .await?;
+    connected(&stack).await?;
+    let (mut alice, _) = WsClient::signed_in(&stack, ALICE, None).await?;
+    let id = ring(&stack, "+41445550107", ALICE).await?;
+    state(&mut alice, &id, "ringing").await?;
+    alice.answer(&id).await?;
+    stack.crash_relay();
+    sim_post(&stack, &format!("/calls/{id}/hangup")).await?;
+    stack.start_relay_again().await?;
+    let activity = stack.wait_activity(&id, "written", |_| true).await?;
+    assert!(
+        !cti_tests::summary_of(&activity).contains("Outcome: missed"),
+        "{activity}"
+    );
+    connected(&stack).await?;
+    let (mut alice, _) = WsClient::signed_in(&stack, ALICE, None).await?;
+    let next = ring(&stack, "+41445550108", ALICE).await?;
+    state(&mut alice, &next, "ringing").await?;
+    assert_eq!(stack.activities(&id).await?.len(), 1);
+    Ok(())
+}
