@@ -61,6 +61,21 @@ impl Prosody {
 
     /// A fresh server for `domain`, `admins` (local parts) owning every pubsub node.
     pub async fn start(domain: &str, admins: &[&str]) -> Result<Prosody> {
+        Self::start_inner(domain, admins, false).await
+    }
+
+    /// The same, requiring STARTTLS with a certificate for `localhost` issued by a CA made for
+    /// the test ([`Prosody::ca_pem`]), as an on-premises Finesse with its own CA.
+    pub async fn start_with_tls(domain: &str, admins: &[&str]) -> Result<Prosody> {
+        Self::start_inner(domain, admins, true).await
+    }
+
+    /// The test CA's certificate (PEM), for a server started with TLS.
+    pub fn ca_pem(&self) -> Result<String> {
+        std::fs::read_to_string(self.dir.join("ca.pem")).context("the test CA")
+    }
+
+    async fn start_inner(domain: &str, admins: &[&str], tls: bool) -> Result<Prosody> {
         installed()?;
         let port = std::net::TcpListener::bind("127.0.0.1:0")?
             .local_addr()?
@@ -68,6 +83,15 @@ impl Prosody {
         let dir = std::env::temp_dir().join(format!("cti-prosody-{}-{port}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(dir.join("data")).context("creating Prosody's directory")?;
+        let tls_config = if tls {
+            certificates(&dir)?;
+            let d = dir.display();
+            format!(
+                "c2s_require_encryption = true\nssl = {{ key = \"{d}/server.key\"; certificate = \"{d}/server.pem\"; }}\n"
+            )
+        } else {
+            "c2s_require_encryption = false\n".to_string()
+        };
         let admins: Vec<String> = admins.iter().map(|a| format!("\"{a}@{domain}\"")).collect();
         let d = dir.display();
         let config = format!(
@@ -76,8 +100,8 @@ run_as_root = true
 pidfile = "{d}/prosody.pid"
 data_path = "{d}/data"
 certificates = "{d}"
-modules_enabled = {{ "roster"; "saslauth"; "disco"; "ping"; "posix"; }}
-modules_disabled = {{ "s2s"; "tls"; }}
+modules_enabled = {{ "roster"; "saslauth"; "disco"; "ping"; "posix"; {tls_module} }}
+modules_disabled = {{ "s2s"; {no_tls_module} }}
 c2s_ports = {{ {port} }}
 c2s_interfaces = {{ "127.0.0.1" }}
 c2s_direct_tls_ports = {{}}
@@ -85,8 +109,7 @@ s2s_ports = {{}}
 component_ports = {{}}
 http_ports = {{}}
 https_ports = {{}}
-c2s_require_encryption = false
-allow_unencrypted_plain_auth = true
+{tls_config}allow_unencrypted_plain_auth = true
 authentication = "internal_plain"
 storage = "internal"
 admins = {{ {admins} }}
@@ -96,7 +119,10 @@ Component "pubsub.{domain}" "pubsub"
   autocreate_on_publish = true
   autocreate_on_subscribe = true
 "#,
-            admins = admins.join("; ")
+            admins = admins.join("; "),
+            // Without TLS, no STARTTLS offered at all (as a plain loopback server).
+            tls_module = if tls { "\"tls\";" } else { "" },
+            no_tls_module = if tls { "" } else { "\"tls\";" },
         );
         std::fs::write(dir.join("prosody.cfg.lua"), config)?;
         let mut prosody = Prosody {
@@ -177,6 +203,72 @@ Component "pubsub.{domain}" "pubsub"
         self.stop();
         self.launch().await
     }
+}
+
+/// A CA and a `localhost` certificate it issued, with openssl.
+fn certificates(dir: &std::path::Path) -> Result<()> {
+    let openssl = |args: &[&str]| -> Result<()> {
+        let status = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .context("running openssl")?;
+        if !status.success() {
+            bail!("openssl {args:?} failed: {status}");
+        }
+        Ok(())
+    };
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=CTI test CA",
+    ])?;
+    openssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=localhost",
+    ])?;
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )?;
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "server.ext",
+    ])?;
+    Ok(())
 }
 
 impl Drop for Prosody {

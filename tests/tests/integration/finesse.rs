@@ -25,6 +25,7 @@ fn account(prosody: &Prosody, user: &str, password: &str) -> Account {
         password: Secret::new(password),
         resource: "cti-relay".into(),
         tls: false,
+        ca_pem: None,
     }
 }
 
@@ -108,6 +109,30 @@ async fn the_xmpp_client_logs_in_subscribes_and_receives_published_items() -> Re
         ),
         "{refused:?}"
     );
+    Ok(())
+}
+
+/// STARTTLS as an on-premises Finesse asks for it: the relay secures the stream, checks the
+/// server's certificate against the tenant's CA, and refuses a certificate it cannot trust.
+#[tokio::test]
+async fn the_xmpp_client_secures_the_stream_with_starttls() -> Result<()> {
+    let prosody = Prosody::start_with_tls("finesse.localhost", &[]).await?;
+    prosody.register("1001", "demo-finesse-1001")?;
+    let mut secure = account(&prosody, "1001", "demo-finesse-1001");
+    secure.host = "localhost".into();
+    secure.tls = true;
+    let untrusted = Session::connect(&secure).await;
+    assert!(
+        untrusted.is_err(),
+        "a certificate of an unknown CA is refused"
+    );
+    secure.ca_pem = Some(prosody.ca_pem()?);
+    let session = Session::connect(&secure).await?;
+    assert_eq!(session.jid, "1001@finesse.localhost/cti-relay");
+    // And a server that requires TLS refuses a client that will not secure the stream.
+    let mut plain = secure.clone();
+    plain.tls = false;
+    assert!(Session::connect(&plain).await.is_err());
     Ok(())
 }
 

@@ -113,6 +113,7 @@ async fn session(shared: &Shared, link: &Link, readers: &mut Readers) -> Result<
             password,
             resource: settings.finesse_xmpp_resource.clone(),
             tls: settings.finesse_xmpp_tls,
+            ca_pem: settings.finesse_xmpp_ca_pem.clone(),
         };
         let mut session = Session::connect(&account)
             .await

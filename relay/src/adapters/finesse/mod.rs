@@ -81,6 +81,10 @@ pub struct Settings {
     /// STARTTLS required (true, the default); false only for a server on loopback.
     #[serde(default = "yes")]
     pub finesse_xmpp_tls: bool,
+    /// PEM certificates of the CA that signed the notification service's certificate (or the
+    /// self-signed certificate itself), trusted besides the web's roots.
+    #[serde(default)]
+    pub finesse_xmpp_ca_pem: Option<String>,
     /// The XMPP resource the relay binds (never `desktop`).
     #[serde(default = "default_resource")]
     pub finesse_xmpp_resource: String,
@@ -126,6 +130,7 @@ impl Settings {
             finesse_xmpp_port: 5222,
             finesse_xmpp_domain: None,
             finesse_xmpp_tls: false,
+            finesse_xmpp_ca_pem: None,
             finesse_xmpp_resource: default_resource(),
             finesse_login: Login::Agent,
             finesse_supervisor_id: Some("2001".into()),
@@ -187,6 +192,17 @@ impl Settings {
                     "{resource:?}: choose a resource other than `desktop` (the Finesse desktop's)"
                 ),
             ));
+        }
+        if let Some(pem) = &self.finesse_xmpp_ca_pem {
+            use rustls::pki_types::pem::PemObject;
+            let certs: Result<Vec<_>, _> =
+                rustls::pki_types::CertificateDer::pem_slice_iter(pem.as_bytes()).collect();
+            if !certs.is_ok_and(|c| !c.is_empty()) {
+                return Err(bad(
+                    "finesse_xmpp_ca_pem",
+                    "must hold PEM certificates (-----BEGIN CERTIFICATE-----)".into(),
+                ));
+            }
         }
         if self.finesse_agents.is_empty() {
             return Err(bad(
@@ -700,6 +716,12 @@ mod tests {
         bad.finesse_supervisor_id = Some("2001".into());
         bad.finesse_supervisor_password = Some(Secret::new("x"));
         assert!(bad.check(&facts()).is_ok());
+        let mut bad = settings.clone();
+        bad.finesse_xmpp_ca_pem = Some("not a certificate".into());
+        assert_eq!(
+            bad.check(&facts()).expect_err("pem").var,
+            "finesse_xmpp_ca_pem"
+        );
         let mut bad = settings.clone();
         bad.finesse_url = "finesse1".into();
         assert_eq!(bad.check(&facts()).expect_err("url").var, "finesse_url");

@@ -40,6 +40,9 @@ pub struct Account {
     pub resource: String,
     /// Whether STARTTLS is required (false: plain, for a server on loopback only).
     pub tls: bool,
+    /// PEM certificates trusted besides the web's roots: the CA (or the self-signed
+    /// certificate) of an on-premises Finesse.
+    pub ca_pem: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -100,7 +103,7 @@ impl Session {
             if answer.name != "proceed" {
                 return Err(XmppError::Protocol("the server refused STARTTLS".into()));
             }
-            session.io = tls(session.io, &account.host).await?;
+            session.io = tls(session.io, account).await?;
             session.buffer.clear();
             features = session.open(&account.domain).await?;
         } else if account.tls {
@@ -328,9 +331,19 @@ impl Session {
 
 /// Wraps the stream in TLS after `<proceed/>`, checking the server's certificate against the
 /// web's roots.
-async fn tls(io: Box<dyn Io>, host: &str) -> Result<Box<dyn Io>, XmppError> {
+async fn tls(io: Box<dyn Io>, account: &Account) -> Result<Box<dyn Io>, XmppError> {
+    use rustls::pki_types::pem::PemObject;
+    let host = &account.host;
     let mut roots = rustls::RootCertStore::empty();
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    if let Some(pem) = &account.ca_pem {
+        for cert in rustls::pki_types::CertificateDer::pem_slice_iter(pem.as_bytes()) {
+            let cert = cert.map_err(|e| XmppError::Protocol(format!("TLS: the CA PEM: {e}")))?;
+            roots
+                .add(cert)
+                .map_err(|e| XmppError::Protocol(format!("TLS: the CA PEM: {e}")))?;
+        }
+    }
     let config = rustls::ClientConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
