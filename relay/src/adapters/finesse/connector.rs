@@ -21,7 +21,7 @@ use tokio::task::JoinHandle;
 
 use super::mapping::{self, Agent, Dialog, Verb};
 use super::xml::{self, Element};
-use super::xmpp::{Account, Session};
+use super::xmpp::{Account, Session, XmppError};
 use super::{Login, Shared, segment};
 use crate::adapters::connector::Undelivered;
 use crate::adapters::{Link, LinkError};
@@ -125,7 +125,9 @@ async fn session(shared: &Shared, link: &Link, readers: &mut Readers) -> Result<
                 .map_err(|e| lost(format!("subscribing to agent {node}'s dialogs: {e}")))?;
         }
         let heard = heard.clone();
-        readers.0.push(tokio::spawn(serve(session, heard)));
+        readers
+            .0
+            .push(tokio::spawn(serve(session, domain.clone(), heard)));
     }
     drop(heard);
     link.up();
@@ -152,10 +154,28 @@ async fn session(shared: &Shared, link: &Link, readers: &mut Readers) -> Result<
     }
 }
 
+/// Silence after which the relay pings the server itself: Finesse pings its clients every 10 s,
+/// so a minute without a byte means a connection that died without closing.
+const SILENCE: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Reads one stream until it ends, handing on its pubsub items (pings are answered inside).
-async fn serve(mut session: Session, heard: mpsc::Sender<Heard>) {
+async fn serve(mut session: Session, domain: String, heard: mpsc::Sender<Heard>) {
     let why = loop {
-        match session.next().await {
+        let stanza = match tokio::time::timeout(SILENCE, session.next()).await {
+            Ok(stanza) => stanza,
+            Err(_) => {
+                // XEP-0199 to the server; what arrives meanwhile is kept for `next`.
+                match session
+                    .request("get", Some(&domain), "<ping xmlns='urn:xmpp:ping'/>")
+                    .await
+                {
+                    // Any answer, even a refusal, shows the stream lives.
+                    Ok(_) | Err(XmppError::Refused(_)) => continue,
+                    Err(e) => break format!("the notification stream went silent: {e}"),
+                }
+            }
+        };
+        match stanza {
             Ok(stanza) => {
                 for (node, update) in items(&stanza) {
                     if heard.send(Heard::Item { node, update }).await.is_err() {

@@ -57,6 +57,9 @@ pub enum XmppError {
     Timeout(&'static str),
     #[error("the XMPP server refused the login of {user}: {condition}")]
     AuthFailed { user: String, condition: String },
+    /// The server answered an iq with an error (its condition).
+    #[error("the XMPP server refused: {0}")]
+    Refused(String),
     #[error("XMPP: {0}")]
     Protocol(String),
 }
@@ -211,9 +214,7 @@ impl Session {
                         .child("error")
                         .and_then(|e| e.children.first())
                         .map_or_else(|| "error".to_string(), |c| c.name.clone());
-                    return Err(XmppError::Protocol(format!(
-                        "the server refused: {condition}"
-                    )));
+                    return Err(XmppError::Refused(condition));
                 }
                 return Ok(stanza);
             }
