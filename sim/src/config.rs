@@ -89,6 +89,13 @@ pub struct SimConfig {
     pub webex_refresh_token: String,
     /// How long its access tokens live (Webex: 14 days; shorter here to exercise refreshes).
     pub webex_token_ttl_secs: u64,
+    /// The XMPP server (`host:port`, plain on loopback) the simulated Finesse publishes its
+    /// Dialog notifications into; None: it publishes nothing.
+    pub finesse_xmpp: Option<String>,
+    /// Its XMPP domain (pubsub at `pubsub.<domain>`), told in `SystemInfo`.
+    pub finesse_xmpp_domain: String,
+    /// The password of its publishing account (`finesse-notifier`).
+    pub finesse_notifier_password: String,
 }
 
 /// One telephony system the host page offers: its name (`generic`, `genesys`, `ringcentral`)
@@ -100,7 +107,14 @@ pub struct DemoProvider {
 }
 
 /// The simulated telephony systems, by the relay's provider names.
-pub const PROVIDERS: &[&str] = &["generic", "genesys", "ringcentral", "teams", "webex"];
+pub const PROVIDERS: &[&str] = &[
+    "generic",
+    "genesys",
+    "ringcentral",
+    "teams",
+    "webex",
+    "finesse",
+];
 
 impl Default for SimConfig {
     fn default() -> Self {
@@ -150,6 +164,9 @@ impl Default for SimConfig {
             webex_client_secret: "demo-webex-secret".into(),
             webex_refresh_token: crate::webex::DEMO_REFRESH_TOKEN.into(),
             webex_token_ttl_secs: 3600,
+            finesse_xmpp: None,
+            finesse_xmpp_domain: "finesse.localhost".into(),
+            finesse_notifier_password: "demo-finesse-notifier".into(),
         }
     }
 }
@@ -297,7 +314,7 @@ impl SimConfig {
         // Without a list, the host page rings the generic PBX's calls for the PBX's tenant.
         config.providers[0].tenant = config.tenant.clone();
         if let Some(v) = text("SIM_PROVIDERS")? {
-            let expected = "pairs like generic=demo,genesys=demo-genesys (providers: generic, genesys, ringcentral, teams, webex)";
+            let expected = "pairs like generic=demo,genesys=demo-genesys (providers: generic, genesys, ringcentral, teams, webex, finesse)";
             config.providers = v
                 .split(',')
                 .map(str::trim)

@@ -30,6 +30,7 @@
 
 pub mod btp;
 pub mod config;
+pub mod finesse;
 pub mod genesys;
 pub mod host;
 pub mod ias;
@@ -61,6 +62,7 @@ pub struct Sim {
     pub genesys: genesys::Genesys,
     pub teams: teams::Teams,
     pub webex: webex::Webex,
+    pub finesse: finesse::Finesse,
 }
 
 impl Sim {
@@ -76,6 +78,7 @@ impl Sim {
             genesys: genesys::Genesys::new(&config),
             teams: teams::Teams::new(&config),
             webex: webex::Webex::new(&config),
+            finesse: finesse::Finesse::new(&config),
             config,
         })
     }
@@ -94,6 +97,7 @@ pub fn router(sim: Arc<Sim>) -> Router {
         .merge(genesys::routes())
         .merge(teams::routes())
         .merge(webex::routes())
+        .merge(finesse::routes())
         .with_state(sim)
 }
 

@@ -7,6 +7,7 @@
 //! allows and fail with what it was waiting for.
 
 pub mod browser;
+pub mod prosody;
 pub mod proxy;
 pub mod redis;
 
@@ -86,6 +87,7 @@ pub enum Provider {
     RingCentral,
     Teams,
     Webex,
+    Finesse,
 }
 
 impl Provider {
@@ -106,6 +108,7 @@ impl Provider {
             Provider::RingCentral => "ringcentral",
             Provider::Teams => "teams",
             Provider::Webex => "webex",
+            Provider::Finesse => "finesse",
         }
     }
 
@@ -129,6 +132,7 @@ impl Provider {
             Provider::RingCentral => "/sim/ringcentral/calls",
             Provider::Teams => "/sim/teams/calls",
             Provider::Webex => "/sim/webex/calls",
+            Provider::Finesse => "/sim/finesse/calls",
         }
     }
 }
@@ -152,6 +156,8 @@ pub struct Stack {
     pub sim: SimHandle,
     pub relay: RelayHandle,
     pub http: reqwest::Client,
+    /// The XMPP server a Finesse stack's notifications go through (started with the stack).
+    pub prosody: Option<prosody::Prosody>,
 }
 
 impl Stack {
@@ -179,7 +185,27 @@ impl Stack {
         provider: Provider,
         tweak: impl FnOnce(&mut Config),
     ) -> Result<Stack> {
+        Self::start_through_with(provider, |_| {}, tweak).await
+    }
+
+    /// [`Stack::start_through`], with the simulator's configuration tweaked too (where its
+    /// provider reaches a server the test started, such as Finesse's Prosody).
+    pub async fn start_through_with(
+        provider: Provider,
+        sim_extra: impl FnOnce(&mut SimConfig),
+        tweak: impl FnOnce(&mut Config),
+    ) -> Result<Stack> {
+        // Finesse's notifications need a real XMPP server: one for this stack.
+        let prosody = match provider {
+            Provider::Finesse => Some(prosody::Prosody::for_finesse(&SimConfig::default()).await?),
+            _ => None,
+        };
+        let xmpp = prosody.as_ref().map(|p| (p.addr(), p.port));
         let sim_tweak = |sim: &mut SimConfig| {
+            if let Some((addr, _)) = &xmpp {
+                sim.finesse_xmpp = Some(addr.clone());
+            }
+            sim_extra(sim);
             sim.providers = vec![cti_sim::config::DemoProvider {
                 name: provider.name().into(),
                 tenant: "demo".into(),
@@ -189,9 +215,15 @@ impl Stack {
             let sim_url = config.tenants[0].v2_url.clone();
             let relay_url = format!("http://{}", config.listen);
             config.tenants[0].telephony = provider.settings(&sim_url, &relay_url, "demo");
+            if let (Some((_, port)), cti_relay::adapters::TelephonySettings::Finesse(settings)) =
+                (&xmpp, &mut config.tenants[0].telephony)
+            {
+                settings.finesse_xmpp_port = *port;
+            }
             tweak(config);
         };
-        let (stack, _) = Self::start_parts(sim_tweak, configure, false).await?;
+        let (mut stack, _) = Self::start_parts(sim_tweak, configure, false).await?;
+        stack.prosody = prosody;
         stack.wait_ready().await?;
         Ok(stack)
     }
@@ -244,6 +276,7 @@ impl Stack {
             sim,
             relay,
             http: reqwest::Client::builder().timeout(PATIENCE).build()?,
+            prosody: None,
         };
         Ok((stack, proxy))
     }

@@ -13,6 +13,8 @@ const SYSTEM_PACKAGES: &[(&str, &str)] = &[
     ("chromium", "/usr/bin/chromium"),
     ("chromium-driver", "/usr/bin/chromedriver"),
     ("redis-server", "/usr/bin/redis-server"),
+    // A real XMPP server for the Cisco Finesse tests (its notification service is XMPP pubsub).
+    ("prosody", "/usr/bin/prosody"),
 ];
 
 pub(crate) fn workspace_root() -> PathBuf {
@@ -117,7 +119,7 @@ pub(crate) fn wasm_bindgen_cli() -> Result<()> {
     run(Command::new("cargo").args(["install", "wasm-bindgen-cli", "--version", &wanted]))
 }
 
-/// Debian packages for the browser tests and Redis; installed with apt-get when running as root.
+/// Debian packages for the browser tests, Redis and Prosody; installed with apt-get when running as root.
 pub(crate) fn system_packages() -> Result<()> {
     let missing: Vec<&str> = SYSTEM_PACKAGES
         .iter()

@@ -33,6 +33,7 @@
 //! [`generic`] is built exactly this way.
 
 pub mod connector;
+pub mod finesse;
 pub mod generic;
 pub mod genesys;
 pub mod reps;
@@ -68,12 +69,19 @@ pub enum TelephonySettings {
     Genesys(genesys::Settings),
     Teams(teams::Settings),
     Webex(webex::Settings),
+    Finesse(finesse::Settings),
 }
 
 impl TelephonySettings {
     /// The providers the simulator plays, by name.
-    pub const SIMULATED: &'static [&'static str] =
-        &["generic", "genesys", "ringcentral", "teams", "webex"];
+    pub const SIMULATED: &'static [&'static str] = &[
+        "generic",
+        "genesys",
+        "ringcentral",
+        "teams",
+        "webex",
+        "finesse",
+    ];
 
     /// The settings that reach `provider`'s simulator at `sim_url`, for the demo and the tests;
     /// `relay_url` and `tenant` say where a provider that calls in must post. None: no
@@ -91,6 +99,7 @@ impl TelephonySettings {
             "webex" => Some(TelephonySettings::Webex(webex::Settings::demo(
                 sim_url, relay_url, tenant,
             ))),
+            "finesse" => Some(TelephonySettings::Finesse(finesse::Settings::demo(sim_url))),
             _ => None,
         }
     }
@@ -104,6 +113,7 @@ impl TelephonySettings {
             TelephonySettings::Genesys(settings) => settings.check(tenant),
             TelephonySettings::Teams(settings) => settings.check(tenant),
             TelephonySettings::Webex(settings) => settings.check(tenant),
+            TelephonySettings::Finesse(settings) => settings.check(tenant),
         }
     }
 }
@@ -151,6 +161,9 @@ pub fn build(settings: &TelephonySettings, context: Context) -> Arc<dyn Telephon
         }
         TelephonySettings::Webex(settings) => {
             Arc::new(webex::WebexAdapter::new(settings.clone(), context))
+        }
+        TelephonySettings::Finesse(settings) => {
+            Arc::new(finesse::FinesseAdapter::new(settings.clone(), context))
         }
     }
 }

@@ -118,8 +118,13 @@ pub(crate) async fn ring_pop_answer_hang_up(provider: Provider) -> Result<()> {
     assert_eq!(notify["payload"]["EventType"], "INBOUND");
     assert_eq!(notify["ani_ok"], true);
     // The simulators' ids (`call-<hex>`, Genesys's UUIDs, RingCentral's `s-<hex>`, Webex's
-    // base64 callSessionIds of 48 characters) are not ids V2 takes: they arrive mapped.
-    assert!(!is_v2_reference(&call.id), "{}", call.id);
+    // base64 callSessionIds of 48 characters) are not ids V2 takes: they arrive mapped. Finesse's
+    // dialog ids are digits, which V2 takes as they are.
+    assert!(
+        !is_v2_reference(&call.id) || provider == Provider::Finesse,
+        "{}",
+        call.id
+    );
     let reference = notify["payload"]["ExternalReferenceID"]
         .as_str()
         .context("a reference")?;

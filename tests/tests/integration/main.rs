@@ -5,6 +5,7 @@ mod activities;
 mod browser_flow;
 mod click_to_dial;
 mod connectors;
+mod finesse;
 mod genesys;
 mod index_refresh;
 mod live_lookup;
