@@ -22,6 +22,7 @@ use serde_json::Value;
 use super::{
     AdapterError, CommandError, Inbound, Ingress, SettingsError, TelephonyAdapter, TenantFacts,
 };
+use crate::adapters::is_loopback;
 use crate::calls::Leg;
 use crate::secret::Secret;
 
@@ -70,22 +71,6 @@ impl Settings {
         }
         Ok(())
     }
-}
-
-/// Whether a URL's host is this machine (the simulator, a local trial).
-fn is_loopback(url: &str) -> bool {
-    reqwest::Url::parse(url)
-        .ok()
-        .and_then(|u| {
-            let host = u.host_str()?.trim_matches(['[', ']']).to_string();
-            Some(
-                host == "localhost"
-                    || host
-                        .parse::<std::net::IpAddr>()
-                        .is_ok_and(|ip| ip.is_loopback()),
-            )
-        })
-        .unwrap_or(false)
 }
 
 #[derive(Debug)]

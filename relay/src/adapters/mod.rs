@@ -133,6 +133,24 @@ pub struct SettingsError {
     pub problem: String,
 }
 
+/// Whether a URL's host is this machine (a simulator, a local trial): where start-up lets plain
+/// http and the demo's public secrets through.
+pub(crate) fn is_loopback(url: &str) -> bool {
+    reqwest::Url::parse(url)
+        .ok()
+        .and_then(|u| u.host_str().map(is_loopback_host))
+        .unwrap_or(false)
+}
+
+/// [`is_loopback`] for a bare host name or address (`[::1]` in brackets or not).
+pub(crate) fn is_loopback_host(host: &str) -> bool {
+    let host = host.trim_matches(['[', ']']);
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 /// What an adapter gets from the relay besides its settings.
 #[derive(Debug, Clone)]
 pub struct Context {

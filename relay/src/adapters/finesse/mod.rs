@@ -33,6 +33,7 @@ use super::{
     AdapterError, CommandError, Context, Inbound, Ingress, Link, LinkError, SettingsError,
     TelephonyAdapter, TenantFacts,
 };
+use crate::adapters::is_loopback_host;
 use crate::calls::Leg;
 use crate::secret::Secret;
 use mapping::Tracker;
@@ -282,14 +283,6 @@ impl Settings {
             )),
         }
     }
-}
-
-fn is_loopback_host(host: &str) -> bool {
-    let host = host.trim_matches(['[', ']']);
-    host == "localhost"
-        || host
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// Why a REST call failed.

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use super::super::{SettingsError, TenantFacts};
+use crate::adapters::is_loopback;
 use crate::secret::Secret;
 
 /// The demo's app and credentials at the simulator (public, so only for a V2 on this machine).
@@ -142,19 +143,4 @@ impl Settings {
         }
         Ok(())
     }
-}
-
-fn is_loopback(url: &str) -> bool {
-    reqwest::Url::parse(url)
-        .ok()
-        .and_then(|u| {
-            let host = u.host_str()?.trim_matches(['[', ']']).to_string();
-            Some(
-                host == "localhost"
-                    || host
-                        .parse::<std::net::IpAddr>()
-                        .is_ok_and(|ip| ip.is_loopback()),
-            )
-        })
-        .unwrap_or(false)
 }

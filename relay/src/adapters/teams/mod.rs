@@ -39,6 +39,7 @@ use super::{
     AdapterError, CommandError, Context, Inbound, Ingress, Link, LinkError, SettingsError,
     TelephonyAdapter, TenantFacts,
 };
+use crate::adapters::is_loopback;
 use crate::calls::Leg;
 use crate::clock::SharedClock;
 use crate::secret::{Secret, mask_number};
@@ -214,21 +215,6 @@ impl Settings {
         }
         Ok(())
     }
-}
-
-fn is_loopback(url: &str) -> bool {
-    reqwest::Url::parse(url)
-        .ok()
-        .and_then(|u| {
-            let host = u.host_str()?.trim_matches(['[', ']']).to_string();
-            Some(
-                host == "localhost"
-                    || host
-                        .parse::<std::net::IpAddr>()
-                        .is_ok_and(|ip| ip.is_loopback()),
-            )
-        })
-        .unwrap_or(false)
 }
 
 /// Compares without an early exit, so timing does not tell how much of a secret was right.

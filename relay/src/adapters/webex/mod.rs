@@ -37,6 +37,7 @@ use super::{
     AdapterError, CommandError, Context, Inbound, Ingress, Link, LinkError, SettingsError,
     TelephonyAdapter, TenantFacts,
 };
+use crate::adapters::is_loopback;
 use crate::calls::Leg;
 use crate::clock::SharedClock;
 use crate::secret::{Secret, mask_number};
@@ -157,21 +158,6 @@ impl Settings {
         }
         Ok(())
     }
-}
-
-fn is_loopback(url: &str) -> bool {
-    reqwest::Url::parse(url)
-        .ok()
-        .and_then(|u| {
-            let host = u.host_str()?.trim_matches(['[', ']']).to_string();
-            Some(
-                host == "localhost"
-                    || host
-                        .parse::<std::net::IpAddr>()
-                        .is_ok_and(|ip| ip.is_loopback()),
-            )
-        })
-        .unwrap_or(false)
 }
 
 /// One Webex Calling user as the directory gave them.
