@@ -23,6 +23,8 @@
 //!   controls, callRecords subscriptions with their validation handshake).
 //! - [`webex`]: Webex Calling under `/sim/webex` (OAuth refresh grant, people, `telephony_calls`
 //!   webhooks signed with `X-Spark-Signature`, call control under `/v1/telephony/calls`).
+//! - [`finesse`]: Cisco Finesse's REST API under `/sim/finesse` (XML, HTTP Basic), publishing its
+//!   Dialog updates into a real XMPP server's pubsub the way Finesse's Openfire does.
 //! - [`host`]: the V2 host stand-in page that frames the widget, and the log of every CTI payload
 //!   it received (`/sim/host/payloads`).
 //!

@@ -12,7 +12,7 @@
 //! - the Notification Service's side: each change is published as an `<Update>` (verb POST, PUT
 //!   or DELETE) to every agent who sees the dialog, into their `/finesse/api/User/{id}/Dialogs`
 //!   node of a real XMPP server's pubsub service, XML-escaped inside `<notification>`, as
-//!   Finesse's Openfire sends it ([`xmpp`]). No server configured: nothing is published.
+//!   Finesse's Openfire sends it (`xmpp.rs`). No server configured: nothing is published.
 //!
 //! Inferred where the reference is silent: a blind transfer to an agent keeps the dialog's id
 //! (the new agent gets it as a `POST`); a consult is a new dialog (`callType` CONSULT,

@@ -24,7 +24,7 @@
 //!   token's user needs that user named in the body: `consultingUserId` on a consult (a field of
 //!   `ConsultTransfer`), and on `POST /api/v2/conversations/calls` the first entry of
 //!   `participants` carrying a `userId` (inferred: the real API places calls from the token's user;
-//!   see [`http`] for the reasoning).
+//!   see `http.rs` for the reasoning).
 //!
 //! Simulator controls (not Genesys): `POST /sim/genesys/calls` rings a rep, `.../{id}/hangup` is
 //! the caller hanging up, `.../{id}/answer` the far end of an outbound call answering,
