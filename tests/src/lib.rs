@@ -423,6 +423,49 @@ impl Stack {
         self.wait_ready().await
     }
 
+    /// Rings `agent` from `from` through `provider`'s simulator (`POST <calls_path>`): the
+    /// call's id, once the simulator answered 201 (each simulator says when that is: the generic
+    /// PBX and RingCentral after the relay took the ring).
+    pub async fn ring_through(
+        &self,
+        provider: Provider,
+        from: &str,
+        agent: &str,
+    ) -> Result<String> {
+        let response = self
+            .http
+            .post(format!("{}{}", self.sim.url(), provider.calls_path()))
+            .json(&serde_json::json!({"from": from, "agent": agent}))
+            .send()
+            .await?;
+        let status = response.status();
+        let body: Value = response.json().await?;
+        if status != 201 {
+            bail!(
+                "ringing through {} failed: {status} {body}",
+                provider.name()
+            );
+        }
+        body["call_id"]
+            .as_str()
+            .map(str::to_string)
+            .with_context(|| format!("no call_id in {body}"))
+    }
+
+    /// The caller of `call` hangs up on `provider`'s simulator.
+    pub async fn hang_up_through(&self, provider: Provider, call: &str) -> Result<()> {
+        self.http
+            .post(format!(
+                "{}{}/{call}/hangup",
+                self.sim.url(),
+                provider.calls_path()
+            ))
+            .send()
+            .await?
+            .error_for_status()?;
+        Ok(())
+    }
+
     /// Until the relay's index is built (it crawls the simulated tenant at start-up).
     pub async fn wait_ready(&self) -> Result<()> {
         let url = format!("{}/readyz", self.relay.url());

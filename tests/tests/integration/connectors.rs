@@ -4,11 +4,11 @@
 
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use cti_relay::secret::Secret;
 use cti_tests::redis::RedisServer;
 use cti_tests::{Provider, Stack, WsClient, eventually};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 const AGENT: &str = "alice@example.com";
 
@@ -24,36 +24,6 @@ async fn connector(stack: &Stack, url: &str) -> Option<Value> {
         .await
         .ok()?;
     Some(body["tenants"]["demo"]["provider"].clone())
-}
-
-async fn ring(stack: &Stack, provider: Provider, from: &str) -> Result<String> {
-    let answer: Value = stack
-        .http
-        .post(format!("{}{}", stack.sim.url(), provider.calls_path()))
-        .json(&json!({"from": from, "agent": AGENT}))
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
-    Ok(answer["call_id"]
-        .as_str()
-        .context("the simulator names the call")?
-        .to_string())
-}
-
-async fn hang_up(stack: &Stack, provider: Provider, call: &str) -> Result<()> {
-    stack
-        .http
-        .post(format!(
-            "{}{}/{call}/hangup",
-            stack.sim.url(),
-            provider.calls_path()
-        ))
-        .send()
-        .await?
-        .error_for_status()?;
-    Ok(())
 }
 
 async fn call_state(ws: &mut WsClient, call: &str, state: &str) -> Result<Value> {
@@ -97,12 +67,12 @@ async fn one_instance_holds_the_genesys_connection_and_another_takes_over_when_i
     let ws_url = format!("ws://{}/v1/agent/ws", second.addr);
     let (mut ws, _) = WsClient::signed_in_at(&stack, &ws_url, AGENT, None).await?;
     let (number, _, _) = stack.single_match_caller()?;
-    let before = ring(&stack, provider, &number).await?;
+    let before = stack.ring_through(provider, &number, AGENT).await?;
     call_state(&mut ws, &before, "ringing").await?;
 
     // The holder dies without giving the lease back; the caller hangs up meanwhile.
     stack.crash_relay();
-    hang_up(&stack, provider, &before).await?;
+    stack.hang_up_through(provider, &before).await?;
     eventually(
         "the second instance to take the connection over",
         || async {
@@ -113,9 +83,9 @@ async fn one_instance_holds_the_genesys_connection_and_another_takes_over_when_i
     .await?;
     // The missed call ended while nobody was connected: the take-over's catch-up finds it.
     call_state(&mut ws, &before, "ended").await?;
-    let after = ring(&stack, provider, &number).await?;
+    let after = stack.ring_through(provider, &number, AGENT).await?;
     call_state(&mut ws, &after, "ringing").await?;
-    hang_up(&stack, provider, &after).await?;
+    stack.hang_up_through(provider, &after).await?;
     call_state(&mut ws, &after, "ended").await?;
     for call in [&before, &after] {
         let logged = stack.wait_activity(call, "to be written", |_| true).await?;
@@ -165,13 +135,13 @@ async fn one_instance_keeps_the_ringcentral_subscription_and_another_takes_over_
     let ws_url = format!("ws://{}/v1/agent/ws", second.addr);
     let (mut ws, _) = WsClient::signed_in_at(&stack, &ws_url, AGENT, None).await?;
     let (number, _, _) = stack.single_match_caller()?;
-    let before = ring(&stack, provider, &number).await?;
+    let before = stack.ring_through(provider, &number, AGENT).await?;
     call_state(&mut ws, &before, "ringing").await?;
 
     // The holder dies; the router sends the caller's hang-up to the survivor, which takes the
     // subscription over.
     stack.crash_relay();
-    hang_up(&stack, provider, &before).await?;
+    stack.hang_up_through(provider, &before).await?;
     call_state(&mut ws, &before, "ended").await?;
     eventually(
         "the second instance to take the subscription over",
@@ -181,9 +151,9 @@ async fn one_instance_keeps_the_ringcentral_subscription_and_another_takes_over_
         },
     )
     .await?;
-    let after = ring(&stack, provider, &number).await?;
+    let after = stack.ring_through(provider, &number, AGENT).await?;
     call_state(&mut ws, &after, "ringing").await?;
-    hang_up(&stack, provider, &after).await?;
+    stack.hang_up_through(provider, &after).await?;
     call_state(&mut ws, &after, "ended").await?;
     for call in [&before, &after] {
         let logged = stack.wait_activity(call, "to be written", |_| true).await?;

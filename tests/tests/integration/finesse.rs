@@ -163,21 +163,7 @@ async fn connected(stack: &Stack) -> Result<()> {
 }
 
 async fn ring(stack: &Stack, from: &str, agent: &str) -> Result<String> {
-    let response = stack
-        .http
-        .post(format!("{}/sim/finesse/calls", stack.sim.url()))
-        .json(&json!({"from": from, "agent": agent}))
-        .send()
-        .await?;
-    let status = response.status();
-    let body: Value = response.json().await?;
-    if status != 201 {
-        bail!("ringing failed: {status} {body}");
-    }
-    body["call_id"]
-        .as_str()
-        .map(str::to_string)
-        .context("no call_id")
+    stack.ring_through(Provider::Finesse, from, agent).await
 }
 
 async fn sim_post(stack: &Stack, path: &str) -> Result<()> {

@@ -5,7 +5,7 @@
 use anyhow::{Context, Result, bail};
 use cti_protocol::ws::CallCommand;
 use cti_relay::adapters::{TelephonySettings, genesys};
-use cti_tests::{Stack, WsClient, eventually};
+use cti_tests::{Provider, Stack, WsClient, eventually};
 use serde_json::{Value, json};
 
 const ALICE: &str = "alice@example.com";
@@ -30,21 +30,7 @@ async fn connected(stack: &Stack) -> Result<()> {
 
 /// A customer calls `agent` through the simulated org; the conversation id.
 async fn ring(stack: &Stack, from: &str, agent: &str) -> Result<String> {
-    let response = stack
-        .http
-        .post(format!("{}/sim/genesys/calls", stack.sim.url()))
-        .json(&json!({"from": from, "agent": agent}))
-        .send()
-        .await?;
-    let status = response.status();
-    let body: Value = response.json().await?;
-    if status != 201 {
-        bail!("ringing failed: {status} {body}");
-    }
-    body["call_id"]
-        .as_str()
-        .map(str::to_string)
-        .context("no call_id")
+    stack.ring_through(Provider::Genesys, from, agent).await
 }
 
 async fn sim_post(stack: &Stack, path: &str, body: &Value) -> Result<()> {

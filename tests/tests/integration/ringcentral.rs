@@ -48,17 +48,10 @@ async fn subscribed(stack: &Stack, created: u64) {
 /// Rings `agent` from `from` through the simulated account; the telephonySessionId, once the
 /// relay took the ringing notification.
 async fn ring(stack: &Stack, from: &str, agent: &str) -> String {
-    let response = stack
-        .http
-        .post(format!("{}/sim/ringcentral/calls", stack.sim.url()))
-        .json(&json!({"from": from, "agent": agent}))
-        .send()
+    stack
+        .ring_through(Provider::RingCentral, from, agent)
         .await
-        .expect("sim");
-    let status = response.status();
-    let body: Value = response.json().await.expect("json");
-    assert_eq!(status, 201, "{body}");
-    body["call_id"].as_str().expect("call_id").to_string()
+        .expect("ringing")
 }
 
 async fn sim_post(stack: &Stack, path: &str, body: &Value) -> u16 {

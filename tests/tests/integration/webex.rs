@@ -47,17 +47,10 @@ async fn registered(stack: &Stack, created: u64) {
 /// Rings `agent` from `from` through the simulated org; the callSessionId, once the relay took
 /// the `received` event.
 async fn ring(stack: &Stack, from: &str, agent: &str) -> String {
-    let response = stack
-        .http
-        .post(format!("{}/sim/webex/calls", stack.sim.url()))
-        .json(&json!({"from": from, "agent": agent}))
-        .send()
+    stack
+        .ring_through(Provider::Webex, from, agent)
         .await
-        .expect("sim");
-    let status = response.status();
-    let body: Value = response.json().await.expect("json");
-    assert_eq!(status, 201, "{body}");
-    body["call_id"].as_str().expect("call_id").to_string()
+        .expect("ringing")
 }
 
 async fn sim_post(stack: &Stack, path: &str, body: &Value) -> u16 {
