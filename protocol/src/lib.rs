@@ -27,5 +27,5 @@ pub use codes::ErrorCode;
 pub use event::{Direction, EndReason, EventType, TelephonyEvent};
 pub use ws::{
     ActivityState, ActivityStatus, CallCommand, CallState, CallView, ClientMessage, Consent,
-    ConsultView, Handover, Match, RecordKind, ServerMessage, WrapUp,
+    ConsultView, Control, Handover, Match, RecordKind, ServerMessage, WrapUp,
 };

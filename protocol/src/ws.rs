@@ -94,6 +94,79 @@ impl CallCommand {
     }
 }
 
+/// A kind of call control a phone system lets the relay perform. Not every provider has every
+/// one (Microsoft Graph has no hold; a SIP PBX's calls are answered and transferred on the
+/// phone), so the relay names the tenant's in `welcome` and the widget offers only those.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Control {
+    /// Answer a ringing call.
+    Answer,
+    /// Decline a ringing call.
+    Decline,
+    /// Hold and resume.
+    Hold,
+    /// Hang up (or cancel an outbound call that still rings).
+    Hangup,
+    /// Blind transfer.
+    Transfer,
+    /// Consult transfer: consult, then complete or cancel.
+    Consult,
+    /// Click-to-dial.
+    Dial,
+    /// A control a newer relay names that this build does not know: ignored.
+    #[serde(other)]
+    Unknown,
+}
+
+impl Control {
+    /// Every control this build knows: what a provider offers unless it says otherwise, and
+    /// what an older relay's `welcome` (without `controls`) is taken to mean.
+    pub const ALL: &'static [Control] = &[
+        Control::Answer,
+        Control::Decline,
+        Control::Hold,
+        Control::Hangup,
+        Control::Transfer,
+        Control::Consult,
+        Control::Dial,
+    ];
+
+    /// The control a command belongs to: resume is part of hold, completing or cancelling a
+    /// consultation part of consult.
+    pub fn of(command: &CallCommand) -> Control {
+        match command {
+            CallCommand::Answer => Control::Answer,
+            CallCommand::Decline => Control::Decline,
+            CallCommand::Hold | CallCommand::Resume => Control::Hold,
+            CallCommand::Hangup => Control::Hangup,
+            CallCommand::Transfer { .. } => Control::Transfer,
+            CallCommand::Consult { .. }
+            | CallCommand::CompleteTransfer
+            | CallCommand::CancelConsult => Control::Consult,
+        }
+    }
+
+    /// The control's wire name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Control::Answer => "answer",
+            Control::Decline => "decline",
+            Control::Hold => "hold",
+            Control::Hangup => "hangup",
+            Control::Transfer => "transfer",
+            Control::Consult => "consult",
+            Control::Dial => "dial",
+            Control::Unknown => "unknown",
+        }
+    }
+
+    fn all() -> Vec<Control> {
+        Control::ALL.to_vec()
+    }
+}
+
 /// What the relay sends.
 #[expect(
     clippy::large_enum_variant,
@@ -124,6 +197,10 @@ pub enum ServerMessage {
         /// own search by `ANI`.
         #[serde(default)]
         custom_1: bool,
+        /// The call controls the tenant's phone system offers through the relay; absent (an
+        /// older relay) means all of them.
+        #[serde(default = "Control::all")]
+        controls: Vec<Control>,
     },
     /// A call of this rep changed (or is replayed after a reconnect).
     Call { seq: u64, call: CallView },
@@ -440,6 +517,51 @@ mod tests {
                 command: CallCommand::Hold
             }
         );
+    }
+
+    #[test]
+    fn a_welcome_names_the_controls_and_an_older_one_means_all() {
+        let older: ServerMessage = serde_json::from_str(
+            r#"{"type":"welcome","agent":"a","tenant":"t","seq":0,"heartbeat_secs":20}"#,
+        )
+        .expect("parses");
+        let ServerMessage::Welcome { controls, .. } = older else {
+            panic!("a welcome: {older:?}");
+        };
+        assert_eq!(controls, Control::ALL);
+
+        let newer: ServerMessage = serde_json::from_str(
+            r#"{"type":"welcome","agent":"a","tenant":"t","seq":0,"heartbeat_secs":20,
+                "controls":["hangup","transfer","record"]}"#,
+        )
+        .expect("an unknown control does not spoil the welcome");
+        let ServerMessage::Welcome { controls, .. } = newer else {
+            panic!("a welcome: {newer:?}");
+        };
+        assert_eq!(
+            controls,
+            [Control::Hangup, Control::Transfer, Control::Unknown]
+        );
+    }
+
+    #[test]
+    fn resume_and_the_consultation_steps_belong_to_their_control() {
+        assert_eq!(Control::of(&CallCommand::Resume), Control::Hold);
+        assert_eq!(
+            Control::of(&CallCommand::CompleteTransfer),
+            Control::Consult
+        );
+        assert_eq!(Control::of(&CallCommand::CancelConsult), Control::Consult);
+        assert_eq!(
+            Control::of(&CallCommand::Transfer { target: "b".into() }),
+            Control::Transfer
+        );
+        for control in Control::ALL {
+            assert_eq!(
+                serde_json::to_value(control).expect("serializes"),
+                control.name()
+            );
+        }
     }
 
     #[test]

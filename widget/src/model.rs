@@ -11,7 +11,7 @@
 use std::rc::Rc;
 
 use cti_protocol::host::HostMessage;
-use cti_protocol::{ClientMessage, ErrorCode, ServerMessage};
+use cti_protocol::{ClientMessage, Control, ErrorCode, ServerMessage};
 
 use crate::connection::ConnectionStatus;
 use crate::dial;
@@ -289,6 +289,9 @@ impl Model {
                 .session()
                 .map(|session| session.dispositions.clone())
                 .unwrap_or_default(),
+            controls: state
+                .session()
+                .map_or_else(|| Control::ALL.to_vec(), |session| session.controls.clone()),
             v2_connected: state.v2_sign_in(),
             host_warning: self.host.as_ref().and_then(HostTarget::warning),
             ignored_host_requests: self.ignored_requests,
@@ -518,6 +521,7 @@ mod tests {
             host_origins: vec!["https://*.crm.cloud.sap".into()],
             dispositions: vec!["Interested".into()],
             custom_1: true,
+            controls: Control::ALL.to_vec(),
         }))
     }
 

@@ -9,7 +9,7 @@
 use std::collections::{BTreeSet, VecDeque};
 
 use cti_protocol::host::{HostAction, HostMessage, HostSettings};
-use cti_protocol::{CallState, CallView, ServerMessage};
+use cti_protocol::{CallState, CallView, Control, ServerMessage};
 
 use crate::posted::PostedSet;
 
@@ -27,6 +27,8 @@ pub struct Session {
     pub dispositions: Vec<String>,
     /// The tenant's choice to send `Custom_1`.
     pub custom_1: bool,
+    /// The call controls the tenant's phone system offers.
+    pub controls: Vec<Control>,
 }
 
 /// A failure to show the rep: the relay's `error` message, or one the widget raised itself.
@@ -75,6 +77,7 @@ impl WidgetState {
                 host_origins,
                 dispositions,
                 custom_1,
+                controls,
             } => {
                 self.welcome(
                     Session {
@@ -84,6 +87,7 @@ impl WidgetState {
                         host_origins,
                         dispositions,
                         custom_1,
+                        controls,
                     },
                     seq,
                 );
@@ -281,6 +285,7 @@ mod tests {
             host_origins: vec!["https://*.crm.cloud.sap".into()],
             dispositions: vec![],
             custom_1: true,
+            controls: Control::ALL.to_vec(),
         }
     }
 

@@ -8,7 +8,7 @@ use std::rc::Rc;
 
 use cti_protocol::ws::{AccountRef, Interaction, Opportunity};
 use cti_protocol::{
-    ActivityState, ActivityStatus, CallCommand, CallState, CallView, Consent, ConsultView,
+    ActivityState, ActivityStatus, CallCommand, CallState, CallView, Consent, ConsultView, Control,
     Direction, EndReason, Handover, Match, RecordKind,
 };
 use cti_widget::connection::ConnectionStatus;
@@ -170,6 +170,7 @@ fn connected_view(call: CallView, pending: bool) -> ViewModel {
         }],
         problem: None,
         dispositions: vec!["Interested".into(), "Not interested".into()],
+        controls: Control::ALL.to_vec(),
         v2_connected: None,
         host_warning: None,
         ignored_host_requests: 0,
@@ -363,6 +364,41 @@ async fn a_consultation_offers_to_complete_the_transfer_or_go_back_to_the_caller
             CallCommand::CompleteTransfer,
             CallCommand::CancelConsult
         ]
+    );
+}
+
+#[wasm_bindgen_test]
+async fn only_the_controls_the_phone_system_has_are_offered() {
+    let mut call = ringing(vec![anna()]);
+    call.state = CallState::Connected;
+    call.answered_at = Some("2026-11-24T10:00:05Z".into());
+    let mut view = connected_view(call, false);
+    // As Microsoft Teams through Graph: no hold.
+    view.controls = vec![Control::Hangup, Control::Consult];
+    let mounted = Mounted::new(view).await;
+    assert!(mounted.find("btn-hold").is_none());
+    assert!(mounted.find("btn-transfer").is_none());
+    assert!(mounted.find("btn-hangup").is_some());
+
+    let input = mounted
+        .get("transfer-target")
+        .dyn_into::<web_sys::HtmlInputElement>()
+        .expect("an input");
+    input.set_value("bob@example.com");
+    input
+        .dispatch_event(&web_sys::InputEvent::new("input").expect("event"))
+        .expect("dispatched");
+    yew::scheduler::flush().await;
+    mounted.click("btn-consult");
+    assert_eq!(
+        mounted.actions.borrow().as_slice(),
+        &[UiAction::Command {
+            call_id: "call-42".into(),
+            command: CallCommand::Consult {
+                target: "bob@example.com".into()
+            },
+        }],
+        "one consultation, not one per listener"
     );
 }
 

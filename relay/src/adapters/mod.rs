@@ -48,7 +48,7 @@ use axum::http::{HeaderMap, Method};
 use axum::response::Response;
 use cti_protocol::event::TelephonyEvent;
 use cti_protocol::signature::SignatureError;
-use cti_protocol::ws::CallCommand;
+use cti_protocol::ws::{CallCommand, Control};
 use futures_util::future::BoxFuture;
 use serde::Deserialize;
 
@@ -259,6 +259,13 @@ pub trait TelephonyAdapter: Send + Sync + std::fmt::Debug {
     fn connector(&self, link: Link) -> Option<BoxFuture<'static, Result<(), LinkError>>> {
         let _ = link;
         None
+    }
+
+    /// The call controls this provider performs for the relay, named to the widget in
+    /// `welcome` so a rep never sees a button the phone system would refuse. A provider that
+    /// lacks one says so here as well as refusing it in [`TelephonyAdapter::command`].
+    fn controls(&self) -> &'static [Control] {
+        Control::ALL
     }
 
     /// Asks the provider to act on the call; its events confirm the result.

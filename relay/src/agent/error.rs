@@ -37,6 +37,11 @@ pub enum AgentError {
     AlreadySignedIn,
     #[error("this message type is not supported")]
     Unsupported,
+    #[error("the tenant's phone system ({provider}) has no {} control", control.name())]
+    NotOffered {
+        provider: &'static str,
+        control: cti_protocol::Control,
+    },
 }
 
 impl AgentError {
@@ -58,7 +63,7 @@ impl AgentError {
             AgentError::NoConsentNeeded => ErrorCode::NoConsentNeeded,
             AgentError::Unavailable(_) => ErrorCode::Unavailable,
             AgentError::AlreadySignedIn => ErrorCode::AlreadySignedIn,
-            AgentError::Unsupported => ErrorCode::Unsupported,
+            AgentError::Unsupported | AgentError::NotOffered { .. } => ErrorCode::Unsupported,
         }
     }
 }

@@ -163,6 +163,10 @@ async fn serve(
             .map(|t| t.config.dispositions.clone())
             .unwrap_or_default(),
         custom_1: state.tenant(&who.tenant).is_some_and(|t| t.config.custom_1),
+        controls: state
+            .tenant(&who.tenant)
+            .map(|t| t.adapter.controls().to_vec())
+            .unwrap_or_default(),
     };
     if !conv.send(welcome).await {
         return;
@@ -394,12 +398,15 @@ mod tests {
                 tenant: welcomed,
                 dispositions,
                 custom_1,
+                controls,
                 ..
             } => {
                 assert_eq!(agent, "alice@example.com");
                 assert_eq!(welcomed, tenant);
                 assert_eq!(dispositions, app.config.tenants[0].dispositions);
                 assert_eq!(custom_1, app.config.tenants[0].custom_1);
+                // The generic webhook's PBX performs every control.
+                assert_eq!(controls, cti_protocol::Control::ALL);
             }
             other => panic!("expected welcome, got {other:?}"),
         }

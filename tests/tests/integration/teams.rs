@@ -99,9 +99,15 @@ async fn one_activity(stack: &Stack, call: &str) -> Value {
 async fn a_call_rings_pops_is_answered_transferred_blind_and_logged_once() {
     let stack = start().await;
     let (_, e164, name) = stack.single_match_caller().expect("caller");
-    let (mut alice, _) = WsClient::signed_in(&stack, ALICE, None)
+    let (mut alice, welcome) = WsClient::signed_in(&stack, ALICE, None)
         .await
         .expect("alice");
+    // The widget is told Teams has no hold, so it shows no hold button.
+    assert_eq!(
+        welcome["controls"],
+        serde_json::json!(["answer", "decline", "hangup", "transfer", "consult", "dial"]),
+        "{welcome}"
+    );
     let (mut bob, _) = WsClient::signed_in(&stack, BOB, None).await.expect("bob");
     let call = ring(&stack, &e164, ALICE).await;
     let rung = call_where(&mut alice, &call, "alice's phone rings", |c| {

@@ -1,6 +1,6 @@
 //! One call on screen: who is calling, where the call stands, and what the rep can do.
 
-use cti_protocol::{CallState, CallView};
+use cti_protocol::{CallState, CallView, Control};
 use yew::prelude::*;
 
 use super::caller::{OtherMatches, RecordDetails, RecordLine, other_matches, primary_match};
@@ -22,6 +22,9 @@ pub struct CallCardProps {
     /// The tenant's dispositions.
     #[prop_or_default]
     pub dispositions: Vec<String>,
+    /// The call controls the tenant's phone system offers.
+    #[prop_or_else(|| Control::ALL.to_vec())]
+    pub controls: Vec<Control>,
     pub on_action: Callback<UiAction>,
 }
 
@@ -88,6 +91,7 @@ pub fn CallCard(props: &CallCardProps) -> Html {
                     direction={call.direction}
                     disabled={props.pending || !props.online}
                     consult={call.consult.clone()}
+                    controls={props.controls.clone()}
                     on_action={props.on_action.clone()}
                 />
                 if let Some(record) = primary {

@@ -1,6 +1,7 @@
-//! The call controls: which buttons a call offers in each state.
+//! The call controls: which buttons a call offers in each state, among those the tenant's phone
+//! system has.
 
-use cti_protocol::{CallCommand, CallState, ConsultView, Direction};
+use cti_protocol::{CallCommand, CallState, ConsultView, Control, Direction};
 use yew::prelude::*;
 
 use super::UiAction;
@@ -16,9 +17,14 @@ pub struct ControlsProps {
     /// The colleague this rep is consulting about the call, if any.
     #[prop_or_default]
     pub consult: Option<ConsultView>,
+    /// The controls the tenant's phone system offers; a button for any other would only earn
+    /// the rep a refusal.
+    #[prop_or_else(|| Control::ALL.to_vec())]
+    pub controls: Vec<Control>,
     pub on_action: Callback<UiAction>,
 }
 
+#[derive(Debug)]
 struct Button {
     command: CallCommand,
     label: &'static str,
@@ -26,7 +32,7 @@ struct Button {
     style: &'static str,
 }
 
-fn buttons(state: CallState, direction: Direction) -> Vec<Button> {
+fn buttons(state: CallState, direction: Direction, offered: &[Control]) -> Vec<Button> {
     let button = |command, label, test_id, style| Button {
         command,
         label,
@@ -56,6 +62,9 @@ fn buttons(state: CallState, direction: Direction) -> Vec<Button> {
         ],
         _ => Vec::new(),
     }
+    .into_iter()
+    .filter(|button| offered.contains(&Control::of(&button.command)))
+    .collect()
 }
 
 #[component]
@@ -66,11 +75,14 @@ pub fn Controls(props: &ControlsProps) -> Html {
                 on_action={props.on_action.clone()} />
         };
     }
-    let buttons = buttons(props.state, props.direction);
-    if buttons.is_empty() {
+    let buttons = buttons(props.state, props.direction, &props.controls);
+    let blind = props.controls.contains(&Control::Transfer);
+    let consult = props.controls.contains(&Control::Consult);
+    let transferable =
+        matches!(props.state, CallState::Connected | CallState::Held) && (blind || consult);
+    if buttons.is_empty() && !transferable {
         return Html::default();
     }
-    let transferable = matches!(props.state, CallState::Connected | CallState::Held);
     html! {
         <>
         <div class="controls" role="group" aria-label="Call controls">
@@ -100,7 +112,8 @@ pub fn Controls(props: &ControlsProps) -> Html {
             }) }
         </div>
         if transferable {
-            <Transfer call_id={props.call_id.clone()} disabled={props.disabled} on_action={props.on_action.clone()} />
+            <Transfer call_id={props.call_id.clone()} disabled={props.disabled} {blind} {consult}
+                on_action={props.on_action.clone()} />
         }
         </>
     }
@@ -110,6 +123,10 @@ pub fn Controls(props: &ControlsProps) -> Html {
 struct TransferProps {
     call_id: AttrValue,
     disabled: bool,
+    /// The phone system has blind transfer.
+    blind: bool,
+    /// The phone system has consult transfer.
+    consult: bool,
     on_action: Callback<UiAction>,
 }
 
@@ -126,11 +143,14 @@ fn Transfer(props: &TransferProps) -> Html {
             }
         })
     };
+    // Enter in the field does what the first button does: a blind transfer where the phone
+    // system has one, else a consultation.
     let onsubmit = {
-        let (target, on_action, call_id) = (
+        let (target, on_action, call_id, blind) = (
             target.clone(),
             props.on_action.clone(),
             props.call_id.to_string(),
+            props.blind,
         );
         Callback::from(move |event: SubmitEvent| {
             event.prevent_default();
@@ -138,7 +158,11 @@ fn Transfer(props: &TransferProps) -> Html {
             if !to.is_empty() {
                 on_action.emit(UiAction::Command {
                     call_id: call_id.clone(),
-                    command: CallCommand::Transfer { target: to },
+                    command: if blind {
+                        CallCommand::Transfer { target: to }
+                    } else {
+                        CallCommand::Consult { target: to }
+                    },
                 });
             }
         })
@@ -172,14 +196,19 @@ fn Transfer(props: &TransferProps) -> Html {
             <label for={id.clone()}>{ "Transfer to" }</label>
             <input {id} type="text" data-testid="transfer-target" placeholder="colleague@company.com"
                 maxlength="256" value={(*target).clone()} {oninput} />
-            <button type="submit" class="btn btn-secondary" data-testid="btn-transfer"
-                disabled={props.disabled || target.trim().is_empty()}>
-                { "Transfer" }
-            </button>
-            <button type="button" class="btn btn-secondary" data-testid="btn-consult"
-                disabled={props.disabled || target.trim().is_empty()} onclick={consult}>
-                { "Consult first" }
-            </button>
+            if props.blind {
+                <button type="submit" class="btn btn-secondary" data-testid="btn-transfer"
+                    disabled={props.disabled || target.trim().is_empty()}>
+                    { "Transfer" }
+                </button>
+            }
+            if props.consult {
+                <button type={if props.blind { "button" } else { "submit" }} class="btn btn-secondary"
+                    data-testid="btn-consult" disabled={props.disabled || target.trim().is_empty()}
+                    onclick={props.blind.then_some(consult)}>
+                    { "Consult first" }
+                </button>
+            }
         </form>
     }
 }
@@ -225,5 +254,40 @@ fn Consulting(props: &ConsultingProps) -> Html {
                 { "Back to the caller" }
             </button>
         </div>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wasm_bindgen_test::wasm_bindgen_test;
+
+    fn commands(state: CallState, offered: &[Control]) -> Vec<&'static str> {
+        buttons(state, Direction::Inbound, offered)
+            .iter()
+            .map(|button| button.command.name())
+            .collect()
+    }
+
+    #[wasm_bindgen_test]
+    fn a_provider_without_hold_shows_no_hold_button() {
+        let everything = commands(CallState::Connected, Control::ALL);
+        assert_eq!(everything, ["hold", "hangup"]);
+        let no_hold: Vec<Control> = Control::ALL
+            .iter()
+            .copied()
+            .filter(|control| *control != Control::Hold)
+            .collect();
+        assert_eq!(commands(CallState::Connected, &no_hold), ["hangup"]);
+        assert_eq!(commands(CallState::Held, &no_hold), ["hangup"]);
+    }
+
+    #[wasm_bindgen_test]
+    fn a_phone_answered_call_offers_no_answer_button() {
+        assert_eq!(
+            commands(CallState::Ringing, Control::ALL),
+            ["answer", "decline"]
+        );
+        assert!(commands(CallState::Ringing, &[Control::Dial]).is_empty());
     }
 }

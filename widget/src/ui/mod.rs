@@ -12,7 +12,7 @@ pub mod wrap_up;
 
 use std::rc::Rc;
 
-use cti_protocol::{CallCommand, CallView};
+use cti_protocol::{CallCommand, CallView, Control};
 use yew::prelude::*;
 
 use crate::connection::ConnectionStatus;
@@ -33,6 +33,9 @@ pub struct ViewModel {
     pub problem: Option<Problem>,
     /// What the rep may pick as a call's outcome.
     pub dispositions: Vec<String>,
+    /// The call controls the tenant's phone system offers: the only buttons shown.
+    #[serde(default = "all_controls")]
+    pub controls: Vec<Control>,
     #[serde(skip)]
     pub host_warning: Option<HostWarning>,
     /// Whether V2 holds the rep's own sign-in (`None`: the tenant does not use it).
@@ -40,6 +43,11 @@ pub struct ViewModel {
     /// Click-to-dial requests refused so far (shown to tests as `data-ignored-requests`).
     #[serde(skip)]
     pub ignored_host_requests: u32,
+}
+
+/// A mirror from a tab of an older build names no controls: it offered them all.
+fn all_controls() -> Vec<Control> {
+    Control::ALL.to_vec()
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -131,6 +139,7 @@ pub fn WidgetView(props: &WidgetViewProps) -> Html {
                     pending={item.pending}
                     notes={item.notes.clone()}
                     dispositions={view.dispositions.clone()}
+                    controls={view.controls.clone()}
                     {online}
                     on_action={props.on_action.clone()}
                 />

@@ -29,7 +29,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use axum::http::{Method, StatusCode, header};
 use axum::response::IntoResponse;
-use cti_protocol::ws::CallCommand;
+use cti_protocol::ws::{CallCommand, Control};
 use futures_util::future::BoxFuture;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -894,6 +894,18 @@ impl Inner {
 impl TelephonyAdapter for TeamsAdapter {
     fn provider(&self) -> &'static str {
         "teams"
+    }
+
+    /// Graph v1.0 has no hold verb for a call (reference 3.4).
+    fn controls(&self) -> &'static [Control] {
+        &[
+            Control::Answer,
+            Control::Decline,
+            Control::Hangup,
+            Control::Transfer,
+            Control::Consult,
+            Control::Dial,
+        ]
     }
 
     async fn receive(&self, request: Inbound<'_>) -> Result<Ingress, AdapterError> {

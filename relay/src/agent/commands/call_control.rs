@@ -1,7 +1,7 @@
 //! `command`: answer, hold, resume, hang up, transfer, consult — forwarded to the call's provider,
 //! whose events then confirm the new state.
 
-use cti_protocol::ws::CallCommand;
+use cti_protocol::ws::{CallCommand, Control};
 
 use super::own_leg;
 use crate::agent::AgentError;
@@ -14,6 +14,13 @@ pub(super) async fn apply(
     call_id: &str,
     command: &CallCommand,
 ) -> Result<(), AgentError> {
+    let control = Control::of(command);
+    if !tenant.adapter.controls().contains(&control) {
+        return Err(AgentError::NotOffered {
+            provider: tenant.adapter.provider(),
+            control,
+        });
+    }
     let call = own_leg(app, tenant, call_id, rep).await?;
     match tenant.adapter.command(&call, command).await {
         Ok(()) => {

@@ -1,6 +1,8 @@
 //! `dial`: click-to-dial. The number is normalized with the tenant's region and the provider
 //! places the call from the rep's line; its events bring the call to the widget.
 
+use cti_protocol::ws::Control;
+
 use super::AgentError;
 use crate::secret::mask_number;
 use crate::state::{AppState, Tenant};
@@ -14,6 +16,12 @@ pub(super) async fn apply(
     rep: &str,
     number: &str,
 ) -> Result<(), AgentError> {
+    if !tenant.adapter.controls().contains(&Control::Dial) {
+        return Err(AgentError::NotOffered {
+            provider: tenant.adapter.provider(),
+            control: Control::Dial,
+        });
+    }
     if number.len() > MAX_DIAL_CHARS {
         return Err(AgentError::NumberTooLong);
     }
