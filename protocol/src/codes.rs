@@ -19,6 +19,10 @@ pub mod close {
     pub const LAGGED: u16 = 4409;
     /// A binary frame: the protocol is JSON text only.
     pub const UNSUPPORTED: u16 = 1003;
+    /// A frame over the relay's size limit (64 KiB).
+    pub const TOO_LARGE: u16 = 1009;
+    /// The widget kept sending actions far past its rate limit: reconnect after a back-off.
+    pub const RATE_LIMITED: u16 = 4429;
     /// The relay is restarting (or this instance is stopping): reconnect at once.
     pub const RESTART: u16 = 1012;
     /// The widget gave up on a connection that went silent (its own close, never the relay's).
@@ -57,11 +61,15 @@ pub enum ErrorCode {
     NotConnected,
     /// The rep must connect their V2 sign-in first (the widget's own code).
     V2Connect,
+    /// The connection sent actions faster than the relay takes them; this one was dropped.
+    RateLimited,
+    /// A call control for a call that is already over for this rep (ended or handed on).
+    CallOver,
 }
 
 impl ErrorCode {
     /// Every code, for round-trip tests and documentation.
-    pub const ALL: [ErrorCode; 14] = [
+    pub const ALL: [ErrorCode; 16] = [
         ErrorCode::UnknownTenant,
         ErrorCode::UnknownCall,
         ErrorCode::NotAMatch,
@@ -76,6 +84,8 @@ impl ErrorCode {
         ErrorCode::Unsupported,
         ErrorCode::NotConnected,
         ErrorCode::V2Connect,
+        ErrorCode::RateLimited,
+        ErrorCode::CallOver,
     ];
 
     /// The code as it travels (and as the README lists it).
@@ -95,6 +105,8 @@ impl ErrorCode {
             ErrorCode::Unsupported => "unsupported",
             ErrorCode::NotConnected => "not_connected",
             ErrorCode::V2Connect => "v2_connect",
+            ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::CallOver => "call_over",
         }
     }
 

@@ -29,6 +29,9 @@ pub enum ApiError {
     Unauthorized(String),
     #[error("temporarily unavailable: {0}")]
     Unavailable(String),
+    /// A limit on connections waiting to sign in; the widget's back-off retries.
+    #[error("too many connections waiting to sign in ({0}); retry shortly")]
+    Busy(&'static str),
 }
 
 impl ApiError {
@@ -45,6 +48,7 @@ impl ApiError {
             ApiError::UnknownEventType { .. } => "unknown_event_type",
             ApiError::Unauthorized(_) => "unauthorized",
             ApiError::Unavailable(_) => "unavailable",
+            ApiError::Busy(_) => "busy",
         }
     }
 
@@ -58,7 +62,7 @@ impl ApiError {
             ApiError::InvalidEvent(_) | ApiError::UnknownEventType { .. } => {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable(_) | ApiError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 }
@@ -66,6 +70,13 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = json!({"error": {"code": self.code(), "message": self.to_string()}});
-        (self.status(), Json(body)).into_response()
+        let mut response = (self.status(), Json(body)).into_response();
+        if matches!(self, ApiError::Busy(_)) {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static("1"),
+            );
+        }
+        response
     }
 }

@@ -9,6 +9,8 @@
 //! The modules stand in layers; each calls only the layers below it, and only [`state`] knows
 //! them all:
 //!
+//! - [`server`]: the accept loop under the routes (open connections capped, a header-read
+//!   timeout, each request's peer address).
 //! - [`api`]: the HTTP routes, the one place errors become responses.
 //! - [`agent`]: the conversation with a rep's widget, one file per request the rep can make.
 //! - [`pipeline`]: from a provider's event to a call on the rep's screen (ingest, matching,
@@ -41,6 +43,7 @@ pub mod numbers;
 pub mod pipeline;
 pub mod push;
 pub mod secret;
+pub mod server;
 pub mod shared_store;
 pub mod state;
 pub mod v2;
@@ -106,11 +109,10 @@ pub fn spawn_on(
 ) -> std::io::Result<RelayHandle> {
     let addr = listener.local_addr()?;
     let mut tasks = start_background(&state);
-    let app = api::router(state.clone());
     let stopping = state.clone();
+    let serving = state.clone();
     tasks.push(tokio::spawn(async move {
-        let serve = axum::serve(listener, app)
-            .with_graceful_shutdown(async move { stopping.stopping().await });
+        let serve = server::serve(listener, serving, async move { stopping.stopping().await });
         if let Err(err) = serve.await {
             tracing::error!(%err, "relay stopped serving");
         }

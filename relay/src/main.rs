@@ -194,8 +194,7 @@ async fn serve() -> anyhow::Result<()> {
         signal.shut_down();
     });
     let stopping = state.clone();
-    axum::serve(listener, cti_relay::api::router(state))
-        .with_graceful_shutdown(async move { stopping.stopping().await })
+    cti_relay::server::serve(listener, state, async move { stopping.stopping().await })
         .await
         .context("server failed")
 }

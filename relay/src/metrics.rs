@@ -55,6 +55,9 @@ pub struct Metrics {
     pub webhook_requests: Family<WebhookLabels, Counter>,
     pub ws_connections: Gauge,
     pub ws_closed: Family<ReasonLabels, Counter>,
+    /// Connections and widget actions turned away by a limit (`max_connections`,
+    /// `pending_hellos`, `pending_hellos_per_client`, `actions`, `dials`).
+    pub refused: Family<ReasonLabels, Counter>,
     pub calls_pushed: Counter,
     /// Webhook received -> call message handed to the rep's connections.
     pub event_to_push_seconds: Histogram,
@@ -111,6 +114,12 @@ impl Default for Metrics {
             "ws_closed",
             "Widget WebSocket connections closed, by reason",
             ws_closed.clone(),
+        );
+        let refused = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "refused",
+            "Connections and widget actions turned away by a limit, by limit",
+            refused.clone(),
         );
         let calls_pushed = Counter::default();
         registry.register(
@@ -224,6 +233,7 @@ impl Default for Metrics {
             webhook_requests,
             ws_connections,
             ws_closed,
+            refused,
             calls_pushed,
             event_to_push_seconds,
             index_numbers,
@@ -247,6 +257,15 @@ impl Metrics {
         self.ws_closed
             .get_or_create(&ReasonLabels {
                 reason: reason.into(),
+            })
+            .inc();
+    }
+
+    /// A limit turned a connection or an action away.
+    pub fn connection_refused(&self, limit: &str) {
+        self.refused
+            .get_or_create(&ReasonLabels {
+                reason: limit.into(),
             })
             .inc();
     }

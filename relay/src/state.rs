@@ -113,6 +113,8 @@ pub struct AppState {
     pub instance_id: String,
     /// With Redis: whether this instance hears the other instances' call messages.
     pub fanout: crate::push::Fanout,
+    /// Widget connections still waiting for their `hello`, counted against the limits.
+    pub pending_hellos: crate::agent::admission::PendingHellos,
     /// Flips to true when the relay stops: WebSocket sessions close with 1012 so widgets
     /// reconnect (to this relay once restarted, or to another instance) at once.
     shutdown: tokio::sync::watch::Sender<bool>,
@@ -274,6 +276,10 @@ impl AppState {
             stripes: Arc::default(),
             shutdown: tokio::sync::watch::channel(false).0,
             fanout: crate::push::Fanout::default(),
+            pending_hellos: crate::agent::admission::PendingHellos::new(
+                config.limits.pending_hellos,
+                config.limits.pending_hellos_per_client,
+            ),
             tenants,
             calls: stores.calls,
             activity: Arc::new(crate::activity::Activities::new(stores.outbox)),

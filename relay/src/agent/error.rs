@@ -42,6 +42,10 @@ pub enum AgentError {
         provider: &'static str,
         control: cti_protocol::Control,
     },
+    #[error("too many requests ({0}); this one was dropped")]
+    RateLimited(&'static str),
+    #[error("call {0} is over for this rep")]
+    CallOver(String),
 }
 
 impl AgentError {
@@ -64,6 +68,8 @@ impl AgentError {
             AgentError::Unavailable(_) => ErrorCode::Unavailable,
             AgentError::AlreadySignedIn => ErrorCode::AlreadySignedIn,
             AgentError::Unsupported | AgentError::NotOffered { .. } => ErrorCode::Unsupported,
+            AgentError::RateLimited(_) => ErrorCode::RateLimited,
+            AgentError::CallOver(_) => ErrorCode::CallOver,
         }
     }
 }

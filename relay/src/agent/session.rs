@@ -13,16 +13,23 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until, timeout};
 
+use super::admission::Pending;
 use super::sign_in_watch::SignInWatch;
+use super::throttle::Throttle;
 use super::{AgentError, commands};
 use crate::identity::AgentIdentity;
 use crate::state::AppState;
+
+/// How long past its `exp` a token is still taken, as the token check allows.
+const TOKEN_LEEWAY_MS: u64 = 30_000;
 
 /// A frame from the widget.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Inbound {
     Text(String),
     Binary,
+    /// A frame over the size limit, refused from its header; the socket reads nothing more.
+    TooLarge,
 }
 
 /// A frame to the widget.
@@ -42,6 +49,8 @@ fn reason_label(code: u16) -> &'static str {
         close::LAGGED => "lagged",
         close::UNSUPPORTED => "unsupported",
         close::RESTART => "restart",
+        close::TOO_LARGE => "too_large",
+        close::RATE_LIMITED => "rate_limited",
         _ => "other",
     }
 }
@@ -67,11 +76,13 @@ impl Conversation<'_> {
     }
 }
 
-/// Runs one connection until either side ends it.
+/// Runs one connection until either side ends it. `pending` counts the connection among those
+/// waiting to sign in; it is given back once the rep has.
 pub async fn run(
     state: Arc<AppState>,
     mut inbound: mpsc::Receiver<Inbound>,
     out: mpsc::Sender<Outbound>,
+    pending: Pending,
 ) {
     let conv = Conversation {
         state: &state,
@@ -118,6 +129,7 @@ pub async fn run(
         .await;
         return;
     }
+    drop(pending);
     if state
         .tenant(&identity.tenant)
         .is_some_and(|t| t.auth != crate::authority::AuthMode::Basic)
@@ -187,6 +199,16 @@ async fn serve(
     let idle = Duration::from_secs(heartbeat.saturating_mul(3));
     let mut deadline = Instant::now() + idle;
     let mut sign_in = SignInWatch::new(state, who);
+    let mut throttle = Throttle::new(&state.config.limits, state.clock.clone());
+    // A session lives no longer than the token it was opened with (plus the leeway the token
+    // check itself allows): an offboarded rep stops receiving calls when their token ends, and
+    // the widget signs in again for a fresh one.
+    let expires_in_ms = who
+        .expires_at
+        .saturating_mul(1000)
+        .saturating_add(TOKEN_LEEWAY_MS)
+        .saturating_sub(state.clock.now_ms());
+    let expiry = Instant::now() + Duration::from_millis(expires_in_ms);
     if let Some(connected) = sign_in.check().await
         && !conv.send(ServerMessage::V2SignIn { connected }).await
     {
@@ -205,8 +227,22 @@ async fn serve(
                         | ClientMessage::ChooseMatch { .. } | ClientMessage::SaveWrapUp { .. }
                         | ClientMessage::RetryActivity { .. }
                         | ClientMessage::ConfirmConsent { .. })) => {
+                        let permit = match throttle.admit(&message) {
+                            Ok(permit) => permit,
+                            Err(over) => {
+                                state.metrics.connection_refused(over.label());
+                                if throttle.abusive() {
+                                    conv.close(close::RATE_LIMITED, "too many requests; reconnect later").await;
+                                    return;
+                                }
+                                let refusal = ServerMessage::from(AgentError::RateLimited(over.label()));
+                                if !conv.send(refusal).await { return; }
+                                continue;
+                            }
+                        };
                         let (state, who, out) = (state.clone(), who.clone(), conv.out.clone());
                         tokio::spawn(async move {
+                            let _permit = permit;
                             if let Err(refusal) = commands::apply(&state, &who, message).await {
                                 tracing::debug!(%refusal, "refused a request of the rep's");
                                 let message = ServerMessage::from(refusal);
@@ -256,6 +292,10 @@ async fn serve(
                     return;
                 }
             }
+            () = sleep_until(expiry) => {
+                conv.close(close::BAD_TOKEN, "the sign-in expired; sign in again").await;
+                return;
+            }
             () = sleep_until(deadline) => {
                 conv.close(close::TIMEOUT, format!("no message for {} s", idle.as_secs())).await;
                 return;
@@ -267,6 +307,7 @@ async fn serve(
 fn parse(frame: &Inbound) -> Result<ClientMessage, (u16, String)> {
     match frame {
         Inbound::Binary => Err((close::UNSUPPORTED, "binary frames are not supported".into())),
+        Inbound::TooLarge => Err((close::TOO_LARGE, "frames are limited to 64 KiB".into())),
         Inbound::Text(text) => serde_json::from_str(text)
             .map_err(|e| (close::BAD_FRAME, format!("malformed frame: {e}"))),
     }
@@ -281,7 +322,7 @@ mod tests {
     use cti_protocol::ErrorCode;
 
     use super::*;
-    use crate::clock::{SharedClock, SystemClock};
+    use crate::clock::{Clock, SharedClock, SystemClock};
     use crate::config::Config;
     use crate::state::Stores;
 
@@ -295,7 +336,7 @@ mod tests {
         fn connect(app: Arc<AppState>) -> Widget {
             let (to_relay, inbound) = mpsc::channel(16);
             let (out, from_relay) = mpsc::channel(64);
-            tokio::spawn(run(app, inbound, out));
+            tokio::spawn(run(app, inbound, out, Pending::untracked()));
             Widget {
                 to_relay,
                 from_relay,
@@ -448,6 +489,125 @@ mod tests {
 
         app.shut_down();
         assert_eq!(widget.close_code().await, close::RESTART);
+        sim.abort();
+    }
+
+    #[tokio::test]
+    async fn a_dial_flood_is_refused_past_the_limit_and_then_closed() {
+        let sim = cti_sim::spawn(cti_sim::SimConfig {
+            listen: "127.0.0.1:0".parse().expect("an address"),
+            ..cti_sim::SimConfig::default()
+        })
+        .await
+        .expect("the simulator starts");
+        // Time stands still: nothing refills the buckets during the flood.
+        let clock = crate::clock::ManualClock::new(1_700_000_000_000);
+        let shared: SharedClock = Arc::new(clock);
+        let app = AppState::with_parts(
+            Config::demo(&sim.url()),
+            Stores::memory(shared.clone()),
+            shared,
+        )
+        .expect("state");
+        let token = sim.sim.idp.issue("alice@example.com", "demo", 600);
+        let mut widget = Widget::connect(app.clone());
+        widget
+            .send(serde_json::json!({"type": "hello", "token": token}))
+            .await;
+        assert!(matches!(
+            widget.message().await,
+            ServerMessage::Welcome { .. }
+        ));
+
+        // Unreadable numbers: a dial that gets through the limits is refused by the number
+        // check, so none reaches the phone system and each is visible as its own answer.
+        let to_relay = widget.to_relay.clone();
+        tokio::spawn(async move {
+            for _ in 0..100 {
+                let frame = serde_json::json!({"type": "dial", "number": "not a number"});
+                if to_relay
+                    .send(Inbound::Text(frame.to_string()))
+                    .await
+                    .is_err()
+                {
+                    break;
+                }
+            }
+        });
+        let (mut through, mut limited) = (0, 0);
+        let code = loop {
+            match widget.next().await {
+                Outbound::Message(message) => match error_code(*message) {
+                    ErrorCode::InvalidNumber => through += 1,
+                    ErrorCode::RateLimited => limited += 1,
+                    other => panic!("unexpected {other}"),
+                },
+                Outbound::Close { code, .. } => break code,
+            }
+        };
+        assert_eq!(through, 2, "two dials may follow each other");
+        assert_eq!(limited, super::super::throttle::REFUSALS_BEFORE_CLOSE - 1);
+        assert_eq!(code, close::RATE_LIMITED);
+        sim.abort();
+    }
+
+    #[tokio::test]
+    async fn a_call_handed_on_takes_no_more_controls_from_the_rep() {
+        let sim = cti_sim::spawn(cti_sim::SimConfig {
+            listen: "127.0.0.1:0".parse().expect("an address"),
+            ..cti_sim::SimConfig::default()
+        })
+        .await
+        .expect("the simulator starts");
+        let app = app(&sim.url());
+        let mut leg = crate::calls::leg::fixtures::ringing("c-7", "alice@example.com");
+        leg.state = cti_protocol::CallState::Transferred;
+        app.calls.put("demo", &leg).await.expect("stored");
+        let token = sim.sim.idp.issue("alice@example.com", "demo", 600);
+        let mut widget = Widget::connect(app.clone());
+        widget
+            .send(serde_json::json!({"type": "hello", "token": token}))
+            .await;
+        assert!(matches!(
+            widget.message().await,
+            ServerMessage::Welcome { .. }
+        ));
+        // Refused before the phone system is asked (which would answer `command_failed`).
+        widget
+            .send(serde_json::json!({"type": "command", "call_id": "c-7", "action": "hangup"}))
+            .await;
+        assert_eq!(error_code(widget.message().await), ErrorCode::CallOver);
+        sim.abort();
+    }
+
+    #[tokio::test]
+    async fn a_session_ends_when_its_token_does() {
+        let sim = cti_sim::spawn(cti_sim::SimConfig {
+            listen: "127.0.0.1:0".parse().expect("an address"),
+            ..cti_sim::SimConfig::default()
+        })
+        .await
+        .expect("the simulator starts");
+        let token = sim.sim.idp.issue("alice@example.com", "demo", 600);
+        // The relay's clock says the token (600 s, plus the 30 s leeway) has one second left.
+        let now = SystemClock.now_ms();
+        let clock = crate::clock::ManualClock::new(now + 600_000 + TOKEN_LEEWAY_MS - 1_000);
+        let shared: SharedClock = Arc::new(clock);
+        let app = AppState::with_parts(
+            Config::demo(&sim.url()),
+            Stores::memory(shared.clone()),
+            shared,
+        )
+        .expect("state");
+        let mut widget = Widget::connect(app);
+        widget
+            .send(serde_json::json!({"type": "hello", "token": token}))
+            .await;
+        assert!(matches!(
+            widget.message().await,
+            ServerMessage::Welcome { .. }
+        ));
+        assert_eq!(widget.close_code().await, close::BAD_TOKEN);
         sim.abort();
     }
 

@@ -8,24 +8,53 @@ use axum::response::Response;
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
 
+use super::client_addr::ClientAddr;
+use crate::agent::admission::Pending;
 use crate::agent::session::{self, Inbound, Outbound};
+use crate::error::ApiError;
 use crate::state::AppState;
 
-/// Largest frame a widget may send; commands and pings are tiny.
-const MAX_FRAME_BYTES: usize = 64 * 1024;
+/// Largest message a widget may send: a `save_wrap_up` with 20,000 characters of notes fits;
+/// commands and pings are tiny.
+const MAX_MESSAGE_BYTES: usize = 64 * 1024;
+/// Frames are capped alike, and a frame announcing more is refused from its header (1009)
+/// before its payload is read: without this the socket library would buffer up to 16 MiB.
+const MAX_FRAME_BYTES: usize = MAX_MESSAGE_BYTES;
+/// Bytes read from the socket at a time; frames grow the buffer only as far as they need.
+const READ_BUFFER_BYTES: usize = 4 * 1024;
 
-pub(super) async fn upgrade(State(state): State<Arc<AppState>>, ws: WebSocketUpgrade) -> Response {
-    ws.max_message_size(MAX_FRAME_BYTES)
-        .on_upgrade(move |socket| pump(state, socket))
+pub(super) async fn upgrade(
+    State(state): State<Arc<AppState>>,
+    ClientAddr(client): ClientAddr,
+    ws: WebSocketUpgrade,
+) -> Result<Response, ApiError> {
+    let pending = state.pending_hellos.admit(client).map_err(|full| {
+        state.metrics.connection_refused(full.label());
+        ApiError::Busy(full.label())
+    })?;
+    Ok(ws
+        .max_message_size(MAX_MESSAGE_BYTES)
+        .max_frame_size(MAX_FRAME_BYTES)
+        .read_buffer_size(READ_BUFFER_BYTES)
+        .on_upgrade(move |socket| pump(state, socket, pending)))
 }
 
-async fn pump(state: Arc<AppState>, socket: WebSocket) {
+async fn pump(state: Arc<AppState>, socket: WebSocket, pending: Pending) {
     let (mut sink, mut stream) = socket.split();
     let (in_tx, in_rx) = mpsc::channel(16);
     let (out_tx, mut out_rx) = mpsc::channel(64);
-    let session = tokio::spawn(session::run(state, in_rx, out_tx));
+    let session = tokio::spawn(session::run(state, in_rx, out_tx, pending));
     let reader = tokio::spawn(async move {
-        while let Some(Ok(message)) = stream.next().await {
+        while let Some(read) = stream.next().await {
+            let message = match read {
+                Ok(message) => message,
+                Err(err) => {
+                    if too_large(err) {
+                        let _ = in_tx.send(Inbound::TooLarge).await;
+                    }
+                    break;
+                }
+            };
             let frame = match message {
                 Message::Text(text) => Inbound::Text(text.to_string()),
                 Message::Binary(_) => Inbound::Binary,
@@ -50,7 +79,7 @@ async fn pump(state: Arc<AppState>, socket: WebSocket) {
                 let _ = sink
                     .send(Message::Close(Some(CloseFrame {
                         code,
-                        reason: reason.chars().take(120).collect::<String>().into(),
+                        reason: close_reason(&reason).into(),
                     })))
                     .await;
                 break;
@@ -62,4 +91,42 @@ async fn pump(state: Arc<AppState>, socket: WebSocket) {
     }
     reader.abort();
     session.abort();
+}
+
+/// Whether a read failed on the frame or message size limit (the peer gets 1009 then, not a
+/// silent drop).
+fn too_large(err: axum::Error) -> bool {
+    use tokio_tungstenite::tungstenite::Error;
+    matches!(
+        err.into_inner().downcast_ref::<Error>(),
+        Some(Error::Capacity(_))
+    )
+}
+
+/// A close frame's reason may carry 123 bytes (RFC 6455 5.5: 125 less the code); a longer one
+/// would make the socket library fail the close and the widget see 1006 instead of the code.
+fn close_reason(reason: &str) -> &str {
+    const MAX: usize = 123;
+    if reason.len() <= MAX {
+        return reason;
+    }
+    let mut end = MAX;
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    &reason[..end]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::close_reason;
+
+    #[test]
+    fn a_close_reason_is_cut_to_123_bytes_on_a_character_boundary() {
+        assert_eq!(close_reason("short"), "short");
+        let long = "é".repeat(100);
+        let cut = close_reason(&long);
+        assert!(cut.len() <= 123, "{} bytes", cut.len());
+        assert_eq!(cut.chars().count(), 61);
+    }
 }

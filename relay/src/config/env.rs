@@ -102,6 +102,7 @@ pub(super) fn from_vars(get: impl Fn(&str) -> Option<String>) -> Result<Config, 
     config.activity_days = number("CTI_ACTIVITY_DAYS", config.activity_days)?;
     config.index_check = secs("CTI_INDEX_CHECK_SECS", config.index_check, 1)?;
     config.connector_lease = secs("CTI_CONNECTOR_LEASE_SECS", config.connector_lease, 3)?;
+    config.limits = super::Limits::from_vars(&get, &number)?;
     config.activity_retry_base =
         millis("CTI_ACTIVITY_RETRY_BASE_MS", config.activity_retry_base, 10)?;
     config.activity_retry_max = secs("CTI_ACTIVITY_RETRY_MAX_SECS", config.activity_retry_max, 1)?;

@@ -10,6 +10,7 @@
 //! module.
 
 mod env;
+mod limits;
 pub mod tenant;
 mod vcap;
 
@@ -23,6 +24,7 @@ use serde::Deserialize;
 
 use crate::secret::Secret;
 
+pub use limits::Limits;
 pub use tenant::{
     AuthMode, MAPPABLE_ACTIVITY_FIELDS, OAuthSettings, TenantConfig, default_dispositions,
     default_scope,
@@ -75,6 +77,8 @@ pub struct Config {
     /// How long an instance holds a tenant's provider connector without renewing its lease:
     /// with Redis, how soon another instance takes over from one that died.
     pub connector_lease: Duration,
+    /// What one client, or all together, may hold of the instance.
+    pub limits: Limits,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -173,6 +177,7 @@ impl Config {
             destination: None,
             token_key: None,
             connector_lease: Duration::from_secs(15),
+            limits: Limits::default(),
         }
     }
 

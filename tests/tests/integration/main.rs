@@ -8,6 +8,7 @@ mod connectors;
 mod finesse;
 mod genesys;
 mod index_refresh;
+mod limits;
 mod live_lookup;
 mod network_faults;
 mod numbers_audit;

@@ -22,6 +22,11 @@ pub(super) async fn apply(
         });
     }
     let call = own_leg(app, tenant, call_id, rep).await?;
+    // A rep who handed the call on, or whose call ended, has no say over it any more: a phone
+    // system that acts on a call id alone must not hear from them.
+    if call.state.is_final() {
+        return Err(AgentError::CallOver(call_id.to_string()));
+    }
     match tenant.adapter.command(&call, command).await {
         Ok(()) => {
             app.metrics.command(command.name(), "ok");
