@@ -5,18 +5,24 @@
 //!   code_challenge_method=S256&state[&scope][&login_hint]`: the rep (`login_hint`, else the demo
 //!   rep) is signed in at once; 303 to `redirect_uri?code=..&state=..`. The return address must be
 //!   the relay's `/v1/agent/v2-callback`.
+//!   With a browser session ([`Ias::sign_in_as`]) the session's user is signed in whatever the
+//!   hint says, as identity providers with single sign-on do.
 //! - `POST /sim/ias/oauth2/token` (form): `grant_type=authorization_code` with `code`,
 //!   `redirect_uri`, `code_verifier`, `client_id`; or `grant_type=refresh_token` with
 //!   `refresh_token`, `client_id`. Answers `{"access_token","token_type":"Bearer","expires_in",
-//!   "refresh_token"}`; the access token is a V2 bearer token for the rep; every refresh hands out
-//!   a new refresh token and retires the old one. Errors follow RFC 6749 (`invalid_grant`, ...).
+//!   "refresh_token"}`, and for a code also the OpenID Connect `id_token` (RS256; `iss` the
+//!   service's base, `{host}/sim/ias`; `aud` the client; `sub` and `email` the user; the
+//!   authorize request's `nonce`); the access token is a V2 bearer token for the rep; every
+//!   refresh hands out a new refresh token and retires the old one. Errors follow RFC 6749
+//!   (`invalid_grant`, ...).
+//! - `GET /sim/ias/oauth2/certs`: the keys of the ID tokens (a JWKS).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use axum::extract::{Query, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -33,6 +39,7 @@ const CODE_TTL_SECS: u64 = 60;
 #[derive(Debug)]
 struct Code {
     user: String,
+    nonce: Option<String>,
     challenge: String,
     redirect_uri: String,
     expires_at: u64,
@@ -46,6 +53,8 @@ pub struct Ias {
     refreshes: AtomicU64,
     /// Seconds; 0 keeps the configured lifetime. Tests shorten it to see tokens renewed.
     access_ttl: AtomicU64,
+    /// The user the browser is already signed in as, if any.
+    session: Mutex<Option<String>>,
 }
 
 impl Ias {
@@ -57,6 +66,12 @@ impl Ias {
     /// Makes the access tokens issued from now on live `secs`.
     pub fn set_access_ttl(&self, secs: u64) {
         self.access_ttl.store(secs, Ordering::Relaxed);
+    }
+
+    /// A browser session for `user`: sign-ins from now on are `user`'s, whoever the relay hinted
+    /// at (a shared workstation, or a colleague opening someone else's link).
+    pub fn sign_in_as(&self, user: &str) {
+        *self.session.lock().unwrap_or_else(|p| p.into_inner()) = Some(user.to_string());
     }
 
     /// Retires every refresh token of `user` (an administrator revoking the rep's sessions).
@@ -85,6 +100,7 @@ pub fn routes() -> Router<Arc<Sim>> {
     Router::new()
         .route("/sim/ias/oauth2/authorize", get(authorize))
         .route("/sim/ias/oauth2/token", post(token))
+        .route("/sim/ias/oauth2/certs", get(certs))
 }
 
 async fn authorize(
@@ -121,11 +137,19 @@ async fn authorize(
             "response_type=code with an S256 code_challenge is required",
         );
     }
-    let user = query
-        .get("login_hint")
-        .filter(|u| !u.trim().is_empty())
-        .cloned()
-        .unwrap_or_else(|| sim.config.demo_agent.clone());
+    let session = sim
+        .ias
+        .session
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    let user = session.unwrap_or_else(|| {
+        query
+            .get("login_hint")
+            .filter(|u| !u.trim().is_empty())
+            .cloned()
+            .unwrap_or_else(|| sim.config.demo_agent.clone())
+    });
     let code = format!("iascode-{}", uuid::Uuid::new_v4().simple());
     sim.ias
         .codes
@@ -135,6 +159,7 @@ async fn authorize(
             code.clone(),
             Code {
                 user,
+                nonce: query.get("nonce").cloned(),
                 challenge: param("code_challenge").to_string(),
                 redirect_uri: param("redirect_uri").to_string(),
                 expires_at: now_secs() + CODE_TTL_SECS,
@@ -161,7 +186,14 @@ fn form(body: &str) -> HashMap<String, String> {
         .unwrap_or_default()
 }
 
-async fn token(State(sim): State<Arc<Sim>>, body: String) -> Response {
+async fn certs(State(sim): State<Arc<Sim>>) -> Response {
+    match sim.idp.jwks() {
+        Ok(keys) => Json(keys).into_response(),
+        Err(err) => (StatusCode::INTERNAL_SERVER_ERROR, err.to_string()).into_response(),
+    }
+}
+
+async fn token(State(sim): State<Arc<Sim>>, headers: HeaderMap, body: String) -> Response {
     let form = form(&body);
     let field = |name: &str| form.get(name).map(String::as_str).unwrap_or_default();
     if field("client_id") != sim.config.ias_client_id {
@@ -171,6 +203,7 @@ async fn token(State(sim): State<Arc<Sim>>, body: String) -> Response {
             "unknown client_id",
         );
     }
+    let mut nonce = None;
     let user = match field("grant_type") {
         "authorization_code" => {
             let code = sim
@@ -201,6 +234,7 @@ async fn token(State(sim): State<Arc<Sim>>, body: String) -> Response {
                     "PKCE verification failed",
                 );
             }
+            nonce = Some(code.nonce);
             code.user
         }
         "refresh_token" => {
@@ -238,13 +272,37 @@ async fn token(State(sim): State<Arc<Sim>>, body: String) -> Response {
         .refresh_tokens
         .lock()
         .unwrap_or_else(|p| p.into_inner())
-        .insert(refresh.clone(), user);
-    (
-        [(header::CACHE_CONTROL, "no-store")],
-        Json(
-            json!({"access_token": access, "token_type": "Bearer", "expires_in": ttl,
-                    "refresh_token": refresh, "scope": "openid offline_access"}),
-        ),
-    )
-        .into_response()
+        .insert(refresh.clone(), user.clone());
+    let mut answer = json!({"access_token": access, "token_type": "Bearer", "expires_in": ttl,
+                            "refresh_token": refresh, "scope": "openid offline_access"});
+    // A code grant with `openid` proves who signed in (OpenID Connect Core 3.1.3.3).
+    if let Some(nonce) = nonce {
+        let host = headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("127.0.0.1");
+        let iat = now_secs();
+        let mut claims = json!({
+            "iss": format!("http://{host}/sim/ias"),
+            "aud": sim.config.ias_client_id,
+            "sub": user,
+            "email": user,
+            "iat": iat,
+            "exp": iat + 3600,
+        });
+        if let Some(nonce) = nonce {
+            claims["nonce"] = json!(nonce);
+        }
+        match sim.idp.sign(&claims) {
+            Ok(id_token) => answer["id_token"] = json!(id_token),
+            Err(err) => {
+                return oauth_error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "server_error",
+                    &err.to_string(),
+                );
+            }
+        }
+    }
+    ([(header::CACHE_CONTROL, "no-store")], Json(answer)).into_response()
 }

@@ -253,6 +253,16 @@ impl Idp {
         })
     }
 
+    /// Any claims, signed with the provider's key (the identity service's ID tokens).
+    pub fn sign(&self, claims: &serde_json::Value) -> Result<String, IdpError> {
+        let key = key()?;
+        let mut header = Header::new(Algorithm::RS256);
+        header.kid = Some(KEY_ID.to_string());
+        header.typ = Some("JWT".to_string());
+        jsonwebtoken::encode(&header, claims, &key.encoding)
+            .map_err(|e| IdpError::Signing(e.to_string()))
+    }
+
     /// The JWKS document with the provider's one public key.
     pub fn jwks(&self) -> Result<serde_json::Value, IdpError> {
         let key = key()?;

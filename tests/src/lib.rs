@@ -382,6 +382,8 @@ impl Stack {
             client_id: "cti-relay-v2".into(),
             client_secret: None,
             scope: "openid offline_access".into(),
+            issuer: None,
+            jwks_url: None,
         });
         config.token_key = Some(test_token_key());
         self.stop_relay().await;

@@ -2,20 +2,25 @@
 //!
 //! - `POST /v1/agent/v2-connect` (form field `token` = the rep's agent JWT, posted by the widget
 //!   into a new window, so the token never appears in a URL): 303 to the identity provider's
-//!   authorize page with a PKCE challenge.
-//! - `GET /v1/agent/v2-callback?code=..&state=..`: where the provider returns; the relay exchanges
-//!   the code and says, in a small page, that V2 is connected (or why not).
+//!   authorize page with a PKCE challenge. Only the relay's own pages may post here (`Origin`),
+//!   and the answer sets a cookie that binds the sign-in to this browser.
+//! - `GET /v1/agent/v2-callback?code=..&state=..`: where the provider returns; in the browser
+//!   holding that cookie, the relay exchanges the code, checks who signed in, and says, in a
+//!   small page, that V2 is connected (or why not).
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 
 use super::sign_in::public_base;
 use crate::authority::AuthMode;
 use crate::state::AppState;
+
+/// The cookie that ties a sign-in to the browser that started it; sent back only to the callback.
+const BROWSER_COOKIE: &str = "cti_v2_connect";
 
 /// A small page for the sign-in window, with text people can act on.
 fn page(status: StatusCode, title: &str, text: &str) -> Response {
@@ -31,7 +36,31 @@ fn page(status: StatusCode, title: &str, text: &str) -> Response {
         escape(title),
         escape(text)
     );
-    (status, [(header::CACHE_CONTROL, "no-store")], Html(body)).into_response()
+    (
+        status,
+        [
+            (header::CACHE_CONTROL, "no-store"),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'",
+            ),
+        ],
+        Html(body),
+    )
+        .into_response()
+}
+
+/// The browser cookie's value in a request, if present.
+fn browser_cookie(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == BROWSER_COOKIE)
+        .map(|(_, value)| value.to_string())
 }
 
 pub(super) async fn start(
@@ -39,6 +68,17 @@ pub(super) async fn start(
     headers: HeaderMap,
     body: String,
 ) -> Response {
+    // The widget's form comes from the relay's own page; a form on any other site is refused,
+    // so no page elsewhere can start a sign-in with a token it got hold of.
+    let base = public_base(&state, &headers);
+    let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
+    if origin != Some(base.as_str()) {
+        return page(
+            StatusCode::FORBIDDEN,
+            "Cannot connect V2",
+            "Connect V2 from the widget's own button.",
+        );
+    }
     let token = body.split('&').find_map(|pair| {
         let (key, value) = pair.split_once('=')?;
         (key == "token").then(|| value.to_string())
@@ -70,12 +110,28 @@ pub(super) async fn start(
             "This tenant does not write to V2 with the reps' own sign-in.",
         );
     };
-    let back = format!("{}/v1/agent/v2-callback", public_base(&state, &headers));
+    let back = format!("{base}/v1/agent/v2-callback");
+    let browser = crate::authority::Authority::browser_binding();
     match state
         .authority
-        .authorize_url(&tenant.config.id, &identity.agent, &back)
+        .authorize_url(&tenant.config.id, &identity.agent, &back, &browser)
     {
-        Ok(url) => Redirect::to(&url).into_response(),
+        Ok(url) => {
+            let secure = if base.starts_with("https://") {
+                "; Secure"
+            } else {
+                ""
+            };
+            // Lax: the provider's redirect back is a top-level navigation, which carries it.
+            let cookie = format!(
+                "{BROWSER_COOKIE}={browser}; Path=/v1/agent/v2-callback; Max-Age=600; HttpOnly; SameSite=Lax{secure}"
+            );
+            let mut response = Redirect::to(&url).into_response();
+            if let Ok(value) = HeaderValue::from_str(&cookie) {
+                response.headers_mut().insert(header::SET_COOKIE, value);
+            }
+            response
+        }
         Err(err) => {
             tracing::error!(%err, "cannot start a V2 sign-in");
             page(
@@ -89,6 +145,7 @@ pub(super) async fn start(
 
 pub(super) async fn callback(
     State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
     if let Some(error) = query.get("error") {
@@ -108,7 +165,12 @@ pub(super) async fn callback(
             "The identity provider's answer had no code or state. Start again from the widget.",
         );
     };
-    match state.authority.complete(code, sealed).await {
+    let browser = browser_cookie(&headers);
+    match state
+        .authority
+        .complete(code, sealed, browser.as_deref())
+        .await
+    {
         Ok((_, rep)) => {
             // Activities waiting for this rep's authority go now.
             state.activity.wake();

@@ -19,6 +19,7 @@
 //! relay, so the rest of the relay asks it and never reaches into its parts.
 
 pub mod destination;
+mod id_token;
 pub mod oauth2;
 pub mod user_tokens;
 pub mod vault;
@@ -74,6 +75,19 @@ pub enum AuthorityError {
     /// The identity provider said no to a token request (a 4xx).
     #[error("V2 sign-in refused: {0}")]
     Refused(String),
+    #[error("V2 sign-in: the identity provider's ID token does not hold: {0}")]
+    IdToken(String),
+    #[error("V2 sign-in: the identity provider's keys cannot be read: {0}")]
+    IdTokenKeys(#[source] reqwest::Error),
+    /// Somebody else than the rep who started the sign-in signed in (a single sign-on session
+    /// of another user): nothing is kept.
+    #[error(
+        "V2 sign-in: {signed_in} signed in, but the sign-in was started for {rep}; sign out of the identity provider and connect again as {rep}"
+    )]
+    WrongIdentity { signed_in: String, rep: String },
+    /// The sign-in came back in another browser than the one that started it.
+    #[error("V2 sign-in: this browser did not start the sign-in; start again from the widget")]
+    OtherBrowser,
 }
 
 /// One rep's turn to refresh, waited for without blocking the thread.
@@ -102,6 +116,8 @@ pub struct Authority {
     /// tokens and refuses a used one, so two writes renewing at once would have one of them
     /// refused and the rep's sign-in dropped; one at a time, the second finds the first's token.
     refreshing: Mutex<HashMap<(String, String), Turn>>,
+    /// The identity providers' keys, for the ID tokens of reps' sign-ins.
+    id_keys: id_token::ProviderKeys,
     /// This instance, as the holder of a rep's refresh lease in a shared vault.
     holder: String,
     /// How long a refresh lease lasts: longer than a token request may take.
@@ -141,6 +157,7 @@ impl Authority {
             http,
             clock,
             refreshing: Mutex::new(HashMap::new()),
+            id_keys: id_token::ProviderKeys::default(),
             holder: holder.to_string(),
             lease_ms: config.v2_timeout.as_millis() as u64 * 2 + 1_000,
         }

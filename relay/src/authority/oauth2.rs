@@ -35,11 +35,20 @@ struct Pending {
     verifier: String,
     redirect_uri: String,
     expires_ms: u64,
+    /// Sent to the provider and expected back in the ID token.
+    #[serde(default)]
+    nonce: String,
+    /// The SHA-256 of the cookie set in the browser that started the sign-in: a state carried
+    /// to another browser (a link sent to a colleague) is refused there.
+    #[serde(default)]
+    browser: String,
 }
 
 #[derive(Deserialize)]
 struct TokenAnswer {
     access_token: String,
+    #[serde(default)]
+    id_token: Option<String>,
     #[serde(default)]
     refresh_token: Option<String>,
     #[serde(default)]
@@ -71,21 +80,32 @@ impl Authority {
         self.sealer.as_ref().ok_or(AuthorityError::NoTokenKey)
     }
 
-    /// Where to send the rep's browser to sign in; it comes back to `redirect_uri`.
+    /// A random value for the browser that starts a sign-in to keep (as a cookie) and show
+    /// again when the provider sends it back.
+    pub fn browser_binding() -> String {
+        random_b64(32)
+    }
+
+    /// Where to send the rep's browser to sign in; it comes back to `redirect_uri`, in the
+    /// browser that holds `browser` (from [`Authority::browser_binding`]).
     pub fn authorize_url(
         &self,
         tenant: &str,
         rep: &str,
         redirect_uri: &str,
+        browser: &str,
     ) -> Result<String, AuthorityError> {
         let settings = self.identity_provider(tenant)?;
         let verifier = random_b64(32);
+        let nonce = random_b64(16);
         let pending = Pending {
             tenant: tenant.to_string(),
             rep: rep.to_string(),
             verifier: verifier.clone(),
             redirect_uri: redirect_uri.to_string(),
             expires_ms: self.clock.now_ms() + PENDING_MS,
+            nonce: nonce.clone(),
+            browser: challenge(browser),
         };
         let json = serde_json::to_string(&pending).map_err(AuthorityError::PendingState)?;
         let sealed = self.sealer()?.seal(STATE_OWNER, "", &json)?;
@@ -99,6 +119,7 @@ impl Authority {
                 ("code_challenge", challenge(&verifier).as_str()),
                 ("code_challenge_method", "S256"),
                 ("state", URL_SAFE_NO_PAD.encode(sealed).as_str()),
+                ("nonce", nonce.as_str()),
                 ("login_hint", rep),
             ],
         )
@@ -106,12 +127,14 @@ impl Authority {
         Ok(url.into())
     }
 
-    /// Finishes a sign-in the provider sent back: exchanges the code, keeps the tokens. Returns
+    /// Finishes a sign-in the provider sent back to the browser holding `browser`: exchanges
+    /// the code, checks that the rep who started it is who signed in, keeps the tokens. Returns
     /// the tenant and rep it was for.
     pub async fn complete(
         &self,
         code: &str,
         sealed_state: &str,
+        browser: Option<&str>,
     ) -> Result<(String, String), AuthorityError> {
         let invalid = |_| AuthorityError::InvalidState;
         let sealed = URL_SAFE_NO_PAD
@@ -125,8 +148,16 @@ impl Authority {
             serde_json::from_str(json.expose()).map_err(|_| AuthorityError::InvalidState)?;
         if pending.expires_ms < self.clock.now_ms()
             || !self.identity_providers.contains_key(&pending.tenant)
+            || pending.nonce.is_empty()
         {
             return Err(AuthorityError::InvalidState);
+        }
+        let same_browser = browser.is_some_and(|b| {
+            subtle::ConstantTimeEq::ct_eq(challenge(b).as_bytes(), pending.browser.as_bytes())
+                .into()
+        });
+        if !same_browser {
+            return Err(AuthorityError::OtherBrowser);
         }
         let form = [
             ("grant_type", "authorization_code"),
@@ -135,6 +166,30 @@ impl Authority {
             ("code_verifier", pending.verifier.as_str()),
         ];
         let answer = self.token_request(&pending.tenant, &form).await?;
+        let id_token = answer.id_token.as_deref().ok_or_else(|| {
+            AuthorityError::IdToken("the provider sent none (is `openid` among the scopes?)".into())
+        })?;
+        let settings = self.identity_provider(&pending.tenant)?;
+        let signed_in = self
+            .id_keys
+            .subject(
+                &self.http,
+                settings,
+                id_token,
+                &pending.nonce,
+                self.clock.now_ms(),
+            )
+            .await?;
+        if !signed_in.eq_ignore_ascii_case(&pending.rep) {
+            tracing::warn!(
+                tenant = %pending.tenant,
+                "a V2 sign-in for one rep came back signed in as another; nothing kept"
+            );
+            return Err(AuthorityError::WrongIdentity {
+                signed_in,
+                rep: pending.rep,
+            });
+        }
         self.keep(&pending.tenant, &pending.rep, answer).await?;
         tracing::info!(tenant = %pending.tenant, "a rep connected V2 with their own sign-in");
         Ok((pending.tenant, pending.rep))
@@ -366,6 +421,8 @@ mod tests {
             client_id: "cti".into(),
             client_secret: None,
             scope: "openid offline_access".into(),
+            issuer: None,
+            jwks_url: None,
         });
         let authority = Authority::new(
             &config,

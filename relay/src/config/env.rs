@@ -306,6 +306,8 @@ fn single_tenant(get: &impl Fn(&str) -> Option<String>) -> Result<TenantFile, Co
             client_id: need("CTI_OAUTH_CLIENT_ID")?,
             client_secret: get("CTI_OAUTH_CLIENT_SECRET").map(Secret::new),
             scope: get("CTI_OAUTH_SCOPE").unwrap_or_else(default_scope),
+            issuer: get("CTI_OAUTH_ISSUER"),
+            jwks_url: get("CTI_OAUTH_JWKS_URL"),
         });
     }
     if let Some(v) = get("CTI_RECORDING_CONSENT") {

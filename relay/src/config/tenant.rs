@@ -106,6 +106,33 @@ pub struct OAuthSettings {
     pub client_secret: Option<Secret>,
     #[serde(default = "default_scope")]
     pub scope: String,
+    /// The `iss` of the provider's ID tokens; default: the authorize URL less
+    /// `/oauth2/authorize` (SAP Cloud Identity Services' layout).
+    #[serde(default)]
+    pub issuer: Option<String>,
+    /// Where the provider publishes the keys of its ID tokens; default: `{issuer}/oauth2/certs`
+    /// (SAP Cloud Identity Services' layout).
+    #[serde(default)]
+    pub jwks_url: Option<String>,
+}
+
+impl OAuthSettings {
+    /// The issuer ID tokens must name.
+    pub fn issuer(&self) -> String {
+        self.issuer.clone().unwrap_or_else(|| {
+            let url = self.authorize_url.trim_end_matches('/');
+            url.strip_suffix("/oauth2/authorize")
+                .unwrap_or(url)
+                .to_string()
+        })
+    }
+
+    /// The JWKS of the provider's ID tokens.
+    pub fn jwks_url(&self) -> String {
+        self.jwks_url
+            .clone()
+            .unwrap_or_else(|| format!("{}/oauth2/certs", self.issuer()))
+    }
 }
 
 /// The scopes asked for when none are configured: a refresh token is the point.

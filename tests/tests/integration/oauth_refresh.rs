@@ -29,10 +29,12 @@ fn missed_call(call: &str, from: &str) -> Vec<String> {
 async fn connect(stack: &Stack) {
     let browser = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
+        .cookie_store(true)
         .build()
         .expect("client");
     let mut next = browser
         .post(format!("{}/v1/agent/v2-connect", stack.relay.url()))
+        .header("origin", stack.relay.url())
         .form(&[("token", stack.token(ALICE))])
         .send()
         .await

@@ -79,10 +79,12 @@ async fn with_the_reps_own_sign_in_activities_are_written_as_them_and_tokens_ren
     // with a PKCE challenge, which signs her in and returns to the relay with a code.
     let browser = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
+        .cookie_store(true)
         .build()
         .expect("client");
     let start = browser
         .post(format!("{}/v1/agent/v2-connect", stack.relay.url()))
+        .header("origin", stack.relay.url())
         .form(&[("token", stack.token(ALICE))])
         .send()
         .await
@@ -177,4 +179,106 @@ async fn with_the_reps_own_sign_in_activities_are_written_as_them_and_tokens_ren
         .clear();
     post_all(&stack, &missed_call("oauth-3", "+41 79 555 80 03")).await;
     activity_waits(&stack, "oauth-3", ALICE, "has not connected V2").await;
+}
+
+/// A browser that keeps cookies and follows no redirects by itself.
+fn browser() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .cookie_store(true)
+        .build()
+        .expect("client")
+}
+
+/// Starts Alice's V2 sign-in in `browser` and lets the identity provider answer: the callback
+/// URL it sends the browser back to.
+async fn alice_signs_in(stack: &Stack, browser: &reqwest::Client) -> String {
+    let start = browser
+        .post(format!("{}/v1/agent/v2-connect", stack.relay.url()))
+        .header("origin", stack.relay.url())
+        .form(&[("token", stack.token(ALICE))])
+        .send()
+        .await
+        .expect("relay");
+    assert_eq!(start.status(), 303);
+    let back = browser
+        .get(location(&start))
+        .send()
+        .await
+        .expect("identity provider");
+    assert_eq!(back.status(), 303);
+    location(&back)
+}
+
+async fn alice_is_connected(stack: &Stack) -> bool {
+    stack
+        .relay
+        .state
+        .authority
+        .vault
+        .get("demo", ALICE)
+        .await
+        .expect("vault")
+        .is_some()
+}
+
+#[tokio::test]
+async fn a_sign_in_that_comes_back_as_someone_else_keeps_nothing() {
+    let mut stack = Stack::start().await.expect("stack");
+    stack
+        .use_own_v2_sign_in()
+        .await
+        .expect("relay in oauth2 mode");
+    // Bob's single sign-on session is in the browser: the provider signs him in whatever the
+    // relay hinted.
+    stack.sim.sim.ias.sign_in_as(BOB);
+    let browser = browser();
+    let callback = alice_signs_in(&stack, &browser).await;
+    let done = browser.get(&callback).send().await.expect("relay");
+    assert_eq!(done.status(), 400);
+    let page = done.text().await.expect("page");
+    assert!(
+        page.contains("bob@example.com signed in") && page.contains("alice@example.com"),
+        "{page}"
+    );
+    assert!(!alice_is_connected(&stack).await, "nothing kept for alice");
+}
+
+#[tokio::test]
+async fn a_sign_in_finished_in_another_browser_keeps_nothing() {
+    let mut stack = Stack::start().await.expect("stack");
+    stack
+        .use_own_v2_sign_in()
+        .await
+        .expect("relay in oauth2 mode");
+    // Alice starts, and sends the provider's link on to a colleague, whose browser finishes.
+    let callback = alice_signs_in(&stack, &browser()).await;
+    let elsewhere = browser().get(&callback).send().await.expect("relay");
+    assert_eq!(elsewhere.status(), 400);
+    assert!(
+        elsewhere
+            .text()
+            .await
+            .expect("page")
+            .contains("this browser did not start the sign-in")
+    );
+    assert!(!alice_is_connected(&stack).await);
+}
+
+#[tokio::test]
+async fn only_the_relays_own_page_may_start_a_sign_in() {
+    let mut stack = Stack::start().await.expect("stack");
+    stack
+        .use_own_v2_sign_in()
+        .await
+        .expect("relay in oauth2 mode");
+    let url = format!("{}/v1/agent/v2-connect", stack.relay.url());
+    for origin in [Some("https://elsewhere.example"), None] {
+        let mut request = browser().post(&url).form(&[("token", stack.token(ALICE))]);
+        if let Some(origin) = origin {
+            request = request.header("origin", origin);
+        }
+        let refused = request.send().await.expect("relay");
+        assert_eq!(refused.status(), 403, "origin {origin:?}");
+    }
 }
