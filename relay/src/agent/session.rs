@@ -169,7 +169,10 @@ async fn serve(
         tenant: who.tenant.clone(),
         seq: subscription.newest,
         heartbeat_secs: heartbeat,
-        host_origins: state.config.host_origins.clone(),
+        host_origins: state
+            .tenant(&who.tenant)
+            .map(|t| t.config.host_origins.clone())
+            .unwrap_or_default(),
         dispositions: state
             .tenant(&who.tenant)
             .map(|t| t.config.dispositions.clone())

@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
-use axum::response::IntoResponse;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use crate::metrics::{PhaseLabels, TenantLabels};
@@ -18,10 +18,31 @@ pub(super) async fn healthz() -> &'static str {
     "ok"
 }
 
+/// Whether the caller may see the tenants' details and the metrics: with `CTI_OPS_TOKEN`, who
+/// presents it as a bearer token; without, anyone, but only while every tenant's V2 is on this
+/// machine (the demo). A production relay never shows its customers and their errors to the
+/// internet by default.
+fn operator(state: &AppState, headers: &HeaderMap) -> bool {
+    match &state.config.ops_token {
+        Some(token) => headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .is_some_and(|presented| {
+                subtle::ConstantTimeEq::ct_eq(presented.as_bytes(), token.expose().as_bytes())
+                    .into()
+            }),
+        None => state
+            .tenants
+            .values()
+            .all(|t| crate::adapters::is_loopback(&t.config.v2_url)),
+    }
+}
+
 /// 200 once every tenant's number index was built from V2 (so calls can be matched); 503 with
 /// the reason per tenant before that. With Redis unreachable the relay still serves (lookups fall
 /// back to V2), so it stays 200 and says `degraded`.
-pub(super) async fn readyz(State(state): State<Arc<AppState>>) -> impl IntoResponse {
+pub(super) async fn readyz(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
     let mut ready = true;
     let mut degraded = false;
     let mut tenants = serde_json::Map::new();
@@ -96,18 +117,21 @@ pub(super) async fn readyz(State(state): State<Arc<AppState>>) -> impl IntoRespo
         (true, true) => "degraded",
         (true, false) => "ready",
     };
+    let code = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    if !operator(&state, &headers) {
+        return (code, Json(json!({"status": status}))).into_response();
+    }
     let body: Value = json!({
         "status": status,
         "stores": if state.config.redis_url.is_some() { "redis" } else { "memory" },
         "fanout": fanout,
         "tenants": tenants,
     });
-    let code = if ready {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
-    (code, Json(body))
+    (code, Json(body)).into_response()
 }
 
 /// The refresher's state: phase, last success, last error, today's requests and budget.
@@ -125,7 +149,13 @@ fn refresh_json(state: &AppState, tenant: &Tenant) -> Value {
     })
 }
 
-pub(super) async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
+pub(super) async fn metrics(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    if !operator(&state, &headers) {
+        return crate::error::ApiError::Unauthorized(
+            "the metrics need the operators' bearer token (CTI_OPS_TOKEN)".into(),
+        )
+        .into_response();
+    }
     // Gauges of state that lives elsewhere are read at scrape time.
     for (id, tenant) in &state.tenants {
         let current = tenant.numbers.refresh_status().phase;
@@ -158,4 +188,65 @@ pub(super) async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResp
         )],
         state.metrics.encode(),
     )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::{SharedClock, SystemClock};
+    use crate::config::Config;
+    use crate::secret::Secret;
+    use crate::state::Stores;
+
+    fn state(tweak: impl FnOnce(&mut Config)) -> Arc<AppState> {
+        let clock: SharedClock = Arc::new(SystemClock);
+        let mut config = Config::demo("http://127.0.0.1:9");
+        tweak(&mut config);
+        AppState::with_parts(config, Stores::memory(clock.clone()), clock).expect("state")
+    }
+
+    fn bearer(token: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::AUTHORIZATION,
+            format!("Bearer {token}").parse().expect("a header"),
+        );
+        headers
+    }
+
+    #[test]
+    fn the_demo_shows_its_details_and_a_real_tenant_hides_them() {
+        assert!(operator(&state(|_| {}), &HeaderMap::new()));
+        let real = state(|c| c.tenants[0].v2_url = "https://my123.crm.cloud.sap".into());
+        assert!(!operator(&real, &HeaderMap::new()));
+        assert!(!operator(&real, &bearer("anything")));
+    }
+
+    #[test]
+    fn the_operators_token_opens_them_and_nothing_else_does() {
+        let token = "an-operators-token-of-32-chars!!";
+        let guarded = state(|c| c.ops_token = Some(Secret::new(token)));
+        assert!(operator(&guarded, &bearer(token)));
+        assert!(!operator(
+            &guarded,
+            &bearer("an-operators-token-of-32-chars!?")
+        ));
+        assert!(!operator(&guarded, &HeaderMap::new()));
+    }
+
+    #[tokio::test]
+    async fn without_the_token_readiness_is_a_bare_status_and_metrics_are_refused() {
+        let guarded =
+            state(|c| c.ops_token = Some(Secret::new("an-operators-token-of-32-chars!!")));
+        let response = readyz(State(guarded.clone()), HeaderMap::new()).await;
+        let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .expect("body");
+        let body: Value = serde_json::from_slice(&body).expect("json");
+        assert!(body.get("tenants").is_none(), "{body}");
+        assert!(body.get("status").is_some(), "{body}");
+        let response = metrics(State(guarded), HeaderMap::new()).await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    }
 }

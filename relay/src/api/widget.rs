@@ -15,13 +15,15 @@ pub(super) fn service(
     if !dir.join("index.html").exists() {
         tracing::warn!(dir = %dir.display(), "widget not built: /widget/ will answer 404 (run `cargo xtask demo`)");
     }
-    let ancestors = state
-        .config
-        .host_origins
-        .iter()
-        .map(String::as_str)
-        .collect::<Vec<_>>()
-        .join(" ");
+    // One page for every tenant, served before anyone signs in: every tenant's V2 may frame it.
+    let mut origins: Vec<&str> = state
+        .tenants
+        .values()
+        .flat_map(|t| t.config.host_origins.iter().map(String::as_str))
+        .collect();
+    origins.sort_unstable();
+    origins.dedup();
+    let ancestors = origins.join(" ");
     let csp = HeaderValue::from_str(&format!("frame-ancestors 'self' {ancestors}"))
         .unwrap_or_else(|_| HeaderValue::from_static("frame-ancestors 'self'"));
     let files = ServeDir::new(dir).fallback(ServeFile::new(dir.join("index.html")));

@@ -17,6 +17,31 @@ use crate::secret::Secret;
 /// Where the demo finds the simulator.
 const SIM_URL: &str = "http://127.0.0.1:8090";
 
+/// The demo's identity settings are the simulator's, which anyone can run: they apply only while
+/// every tenant's V2 is on this machine. A relay serving a real V2 tenant refuses to start until
+/// its own identity provider is named, rather than accept tokens signed by a simulator.
+fn fail_closed(config: &Config, get: &impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+    let Some(real) = config
+        .tenants
+        .iter()
+        .find(|t| !crate::adapters::is_loopback(&t.v2_url))
+    else {
+        return Ok(());
+    };
+    for var in ["CTI_JWKS_URL", "CTI_JWT_ISSUER"] {
+        if get(var).is_none_or(|v| v.trim().is_empty()) {
+            return Err(invalid(
+                var,
+                format!(
+                    "required when V2 is not on this machine (tenant {:?}): the default is the simulator's identity provider",
+                    real.id
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn invalid(var: &'static str, problem: String) -> ConfigError {
     ConfigError::Invalid { var, problem }
 }
@@ -46,8 +71,15 @@ pub(super) fn from_vars(get: impl Fn(&str) -> Option<String>) -> Result<Config, 
             std::iter::once(tenant).chain(extra).collect()
         }
     };
+    let host_origins = get("CTI_HOST_ORIGINS").map(|v| list(&v));
     config.tenants = tenants
         .into_iter()
+        .map(|mut tenant| {
+            if tenant.host_origins.is_none() {
+                tenant.host_origins.clone_from(&host_origins);
+            }
+            tenant
+        })
         .map(TenantFile::check)
         .collect::<Result<_, _>>()?;
     if let Some(v) = get("CTI_JWKS_URL") {
@@ -67,9 +99,6 @@ pub(super) fn from_vars(get: impl Fn(&str) -> Option<String>) -> Result<Config, 
     } else if config.jwt.jwks_url != Config::demo(SIM_URL).jwt.jwks_url {
         // The simulator's sign-in only makes sense with the simulator's keys.
         config.signin_url = None;
-    }
-    if let Some(v) = get("CTI_HOST_ORIGINS") {
-        config.host_origins = list(&v);
     }
 
     let number = |var: &'static str, default: u64| -> Result<u64, ConfigError> {
@@ -103,6 +132,15 @@ pub(super) fn from_vars(get: impl Fn(&str) -> Option<String>) -> Result<Config, 
     config.index_check = secs("CTI_INDEX_CHECK_SECS", config.index_check, 1)?;
     config.connector_lease = secs("CTI_CONNECTOR_LEASE_SECS", config.connector_lease, 3)?;
     config.limits = super::Limits::from_vars(&get, &number)?;
+    if let Some(token) = get("CTI_OPS_TOKEN") {
+        if token.trim().len() < 16 {
+            return Err(invalid(
+                "CTI_OPS_TOKEN",
+                "use at least 16 random characters".into(),
+            ));
+        }
+        config.ops_token = Some(Secret::new(token.trim().to_string()));
+    }
     config.activity_retry_base =
         millis("CTI_ACTIVITY_RETRY_BASE_MS", config.activity_retry_base, 10)?;
     config.activity_retry_max = secs("CTI_ACTIVITY_RETRY_MAX_SECS", config.activity_retry_max, 1)?;
@@ -155,6 +193,7 @@ pub(super) fn from_vars(get: impl Fn(&str) -> Option<String>) -> Result<Config, 
             .map(Secret::new),
         (None, None) => config.redis_url,
     };
+    fail_closed(&config, &get)?;
     Ok(config)
 }
 
@@ -344,6 +383,48 @@ mod tests {
         move |k| map.get(k).cloned()
     }
 
+    /// A real identity provider's settings, which a relay serving a real V2 tenant needs.
+    const IDENTITY: [(&str, &str); 2] = [
+        (
+            "CTI_JWKS_URL",
+            "https://acme.authentication.eu10.hana.ondemand.com/token_keys",
+        ),
+        (
+            "CTI_JWT_ISSUER",
+            "https://acme.authentication.eu10.hana.ondemand.com/oauth/token",
+        ),
+    ];
+
+    #[test]
+    fn a_real_tenant_needs_its_own_identity_provider_and_gets_its_own_host() {
+        let bare = [
+            ("CTI_V2_URL", "https://my123.crm.cloud.sap"),
+            ("CTI_WEBHOOK_SECRET", "a-webhook-secret-of-our-own"),
+        ];
+        let err = Config::from_vars(vars(&bare)).expect_err("the simulator's keys");
+        assert!(err.to_string().starts_with("CTI_JWKS_URL"), "{err}");
+        let err = Config::from_vars(vars(&[bare[0], bare[1], IDENTITY[0]])).expect_err("no issuer");
+        assert!(err.to_string().starts_with("CTI_JWT_ISSUER"), "{err}");
+        let c =
+            Config::from_vars(vars(&[bare[0], bare[1], IDENTITY[0], IDENTITY[1]])).expect("valid");
+        assert_eq!(c.tenants[0].host_origins, ["https://my123.crm.cloud.sap"]);
+        let c = Config::from_vars(vars(&[
+            bare[0],
+            bare[1],
+            IDENTITY[0],
+            IDENTITY[1],
+            (
+                "CTI_HOST_ORIGINS",
+                "https://my123.crm.cloud.sap, https://my123.crm.ondemand.com",
+            ),
+        ]))
+        .expect("valid");
+        assert_eq!(c.tenants[0].host_origins.len(), 2);
+        // The demo on this machine keeps the simulator's.
+        let c = Config::from_vars(vars(&[])).expect("the demo");
+        assert_eq!(c.tenants[0].host_origins, ["http://127.0.0.1:8090"]);
+    }
+
     #[test]
     fn defaults_are_the_demo() {
         let c = Config::from_vars(vars(&[])).expect("valid");
@@ -411,11 +492,14 @@ mod tests {
         let real = [
             ("CTI_V2_URL", "https://my123.crm.cloud.sap"),
             ("CTI_WEBHOOK_SECRET", "a-webhook-secret-of-our-own"),
+            IDENTITY[0],
+            IDENTITY[1],
         ];
         let c = Config::from_vars(vars(&real)).expect("valid");
         assert!(!c.tenants[0].custom_1);
-        let c = Config::from_vars(vars(&[real[0], real[1], ("CTI_CUSTOM_1", "display_id")]))
-            .expect("valid");
+        let mut opted_in = real.to_vec();
+        opted_in.push(("CTI_CUSTOM_1", "display_id"));
+        let c = Config::from_vars(vars(&opted_in)).expect("valid");
         assert!(c.tenants[0].custom_1);
         let c = Config::from_vars(vars(&[("CTI_CUSTOM_1", "off")])).expect("valid");
         assert!(!c.tenants[0].custom_1);
@@ -426,12 +510,16 @@ mod tests {
         let c = Config::from_vars(vars(&[
             ("CTI_V2_URL", "https://my123.crm.cloud.sap"),
             ("CTI_WEBHOOK_SECRET", "a-webhook-secret-of-our-own"),
+            IDENTITY[0],
+            IDENTITY[1],
         ]))
         .expect("valid");
         assert!(c.tenants[0].v2_events_password.is_none());
         let c = Config::from_vars(vars(&[
             ("CTI_V2_URL", "https://my123.crm.cloud.sap"),
             ("CTI_WEBHOOK_SECRET", "a-webhook-secret-of-our-own"),
+            IDENTITY[0],
+            IDENTITY[1],
             ("CTI_V2_EVENTS_USER", "hooks"),
             ("CTI_V2_EVENTS_PASSWORD", "a-long-random-secret"),
         ]))
@@ -443,6 +531,8 @@ mod tests {
         let err = Config::from_vars(vars(&[
             ("CTI_V2_URL", "https://my123.crm.cloud.sap"),
             ("CTI_WEBHOOK_SECRET", "a-webhook-secret-of-our-own"),
+            IDENTITY[0],
+            IDENTITY[1],
             ("CTI_V2_EVENTS_USER", "hooks"),
         ]))
         .expect_err("a user without a password");
@@ -622,12 +712,16 @@ mod tests {
             ("CTI_TENANTS_FILE", &path),
             ("ACME_WEBHOOK_SECRET", "a-webhook-secret-of-acme"),
             ("ACME_V2_PASSWORD", "v2-password"),
+            IDENTITY[0],
+            IDENTITY[1],
         ]))
         .expect("valid");
         assert_eq!(config.tenants[0].v2_password.expose(), "v2-password");
         let err = Config::from_vars(vars(&[
             ("CTI_TENANTS_FILE", &path),
             ("ACME_V2_PASSWORD", "v2-password"),
+            IDENTITY[0],
+            IDENTITY[1],
         ]))
         .expect_err("a variable is missing");
         assert!(err.to_string().contains("ACME_WEBHOOK_SECRET"), "{err}");

@@ -37,8 +37,6 @@ pub struct Config {
     pub jwt: JwtConfig,
     /// The widget's built files (trunk's `dist`), served at `/widget/`.
     pub widget_dir: PathBuf,
-    /// Origin patterns of V2 host windows the widget may talk to.
-    pub host_origins: Vec<String>,
     /// The identity provider's sign-in page a signed-out widget sends the rep to; it returns
     /// to `/widget/#token=<jwt>`. None: the widget can only say it is signed out.
     pub signin_url: Option<String>,
@@ -79,6 +77,9 @@ pub struct Config {
     pub connector_lease: Duration,
     /// What one client, or all together, may hold of the instance.
     pub limits: Limits,
+    /// The bearer token that opens `/metrics` and the tenants' details in `/readyz`. Without
+    /// it they are open only while every tenant's V2 is on this machine (the demo).
+    pub ops_token: Option<Secret>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -158,7 +159,6 @@ impl Config {
                 audience: "cti-relay".into(),
             },
             widget_dir: PathBuf::from("widget/dist"),
-            host_origins: vec!["https://*.crm.cloud.sap".into(), sim_url.into()],
             signin_url: Some(format!("{sim_url}/sim/authorize")),
             webhook_max_bytes: 64 * 1024,
             hello_timeout: Duration::from_secs(10),
@@ -178,6 +178,7 @@ impl Config {
             token_key: None,
             connector_lease: Duration::from_secs(15),
             limits: Limits::default(),
+            ops_token: None,
         }
     }
 

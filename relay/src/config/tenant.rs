@@ -59,6 +59,10 @@ pub struct TenantConfig {
     /// identifier it matches, so this is unverified and off unless the tenant opts in; off, V2
     /// searches by `ANI` itself.
     pub custom_1: bool,
+    /// Origin patterns of this tenant's V2 windows: the widget talks to no other host (and its
+    /// reps learn no other tenant's). Default: the origin of `v2_url` (inferred: V2's UI is
+    /// served from the same host as its API, `my<NNNNNN>.crm.cloud.sap`).
+    pub host_origins: Vec<String>,
 }
 
 /// The values of a call a tenant may map into its phone calls (`activity_fields`).
@@ -195,6 +199,17 @@ pub(super) struct TenantFile {
     /// `off` (absent) or `display_id`.
     #[serde(default)]
     pub(super) custom_1: Option<String>,
+    /// The tenant's V2 host origins; absent: `CTI_HOST_ORIGINS`, else the origin of `v2_url`.
+    #[serde(default)]
+    pub(super) host_origins: Option<Vec<String>>,
+}
+
+/// `scheme://host[:port]` of a URL, the form CSP and `postMessage` compare.
+fn origin_of(url: &str) -> Option<String> {
+    reqwest::Url::parse(url)
+        .ok()
+        .map(|u| u.origin().ascii_serialization())
+        .filter(|o| o != "null")
 }
 
 impl TenantFile {
@@ -221,6 +236,7 @@ impl TenantFile {
             // The simulator's host page pops the record named in `Custom_1`, as V2 would with
             // call attached data set up, so the demo shows the rep's choice popping.
             custom_1: Some("display_id".into()),
+            host_origins: None,
         }
     }
 
@@ -272,6 +288,10 @@ impl TenantFile {
             .0
             .check(&facts)
             .map_err(|e| invalid(e.var, e.problem))?;
+        let host_origins = self
+            .host_origins
+            .clone()
+            .unwrap_or_else(|| origin_of(&self.v2_url).into_iter().collect());
         Ok(TenantConfig {
             id: self.id,
             default_region: self.default_region,
@@ -291,6 +311,7 @@ impl TenantFile {
             activity_fields,
             auth,
             oauth: self.oauth,
+            host_origins,
             dispositions: self.dispositions,
             custom_1,
         })
