@@ -32,6 +32,7 @@
 //!
 //! [`generic`] is built exactly this way.
 
+pub mod asterisk;
 pub mod connector;
 pub mod finesse;
 pub mod generic;
@@ -70,6 +71,7 @@ pub enum TelephonySettings {
     Teams(teams::Settings),
     Webex(webex::Settings),
     Finesse(finesse::Settings),
+    Asterisk(asterisk::Settings),
 }
 
 impl TelephonySettings {
@@ -81,6 +83,7 @@ impl TelephonySettings {
         "teams",
         "webex",
         "finesse",
+        "asterisk",
     ];
 
     /// The settings that reach `provider`'s simulator at `sim_url`, for the demo and the tests;
@@ -100,6 +103,9 @@ impl TelephonySettings {
                 sim_url, relay_url, tenant,
             ))),
             "finesse" => Some(TelephonySettings::Finesse(finesse::Settings::demo(sim_url))),
+            "asterisk" => Some(TelephonySettings::Asterisk(asterisk::Settings::demo(
+                sim_url,
+            ))),
             _ => None,
         }
     }
@@ -114,6 +120,7 @@ impl TelephonySettings {
             TelephonySettings::Teams(settings) => settings.check(tenant),
             TelephonySettings::Webex(settings) => settings.check(tenant),
             TelephonySettings::Finesse(settings) => settings.check(tenant),
+            TelephonySettings::Asterisk(settings) => settings.check(tenant),
         }
     }
 }
@@ -182,6 +189,9 @@ pub fn build(settings: &TelephonySettings, context: Context) -> Arc<dyn Telephon
         }
         TelephonySettings::Finesse(settings) => {
             Arc::new(finesse::FinesseAdapter::new(settings.clone(), context))
+        }
+        TelephonySettings::Asterisk(settings) => {
+            Arc::new(asterisk::AsteriskAdapter::new(settings.clone(), context))
         }
     }
 }
