@@ -101,6 +101,7 @@ const DEMO_PROVIDERS: &[(&str, &str)] = &[
     ("ringcentral", "demo-ringcentral"),
     ("teams", "demo-teams"),
     ("webex", "demo-webex"),
+    ("asterisk", "demo-asterisk"),
 ];
 
 pub(crate) fn demo(args: &[String]) -> Result<()> {
@@ -169,7 +170,10 @@ pub(crate) fn demo(args: &[String]) -> Result<()> {
         Command::new(bin("cti-relay"))
             .env("CTI_LISTEN", RELAY_ADDR)
             .env("CTI_WIDGET_DIR", workspace_root().join("widget/dist"))
-            .env("CTI_DEMO_PROVIDERS", "genesys,ringcentral,teams,webex")
+            .env(
+                "CTI_DEMO_PROVIDERS",
+                "genesys,ringcentral,teams,webex,asterisk",
+            )
             .spawn()
             .context("starting cti-relay")?,
     ));

@@ -2,6 +2,7 @@
 //! simulator, and the end-to-end flow in headless Chromium.
 
 mod activities;
+mod asterisk;
 mod browser_flow;
 mod click_to_dial;
 mod connectors;

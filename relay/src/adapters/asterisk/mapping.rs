@@ -40,6 +40,14 @@ pub fn endpoint_of(channel: &str) -> Option<&str> {
     .then_some(endpoint)
 }
 
+/// The resource of a channel's endpoint (`PJSIP/21-0000001b` -> `21`): the rep's extension.
+fn resource_of(channel: &str) -> String {
+    endpoint_of(channel)
+        .and_then(|e| e.split_once('/'))
+        .map(|(_, r)| r.to_string())
+        .unwrap_or_default()
+}
+
 /// A caller id as the relay takes it: `<unknown>` (and empty) is no number.
 pub fn number(raw: &str) -> String {
     let raw = raw.trim();
@@ -390,7 +398,9 @@ impl Tracker {
             .unwrap_or_default();
         leg.outbound = true;
         leg.rang = true;
-        leg.from = channel.map(|c| c.caller.clone()).unwrap_or_default();
+        // The channel's own caller id may be what an Originate set for the phone's display:
+        // the rep's number is their endpoint's.
+        leg.from = resource_of(&leg.channel);
         leg.to = to;
         push(out, leg, EventType::Ringing, "ringing", now);
     }
@@ -531,7 +541,7 @@ impl Tracker {
                     if let Some(leg) = self.legs.get_mut(&l.uniqueid) {
                         leg.outbound = true;
                         leg.rang = true;
-                        leg.from = l.caller.clone();
+                        leg.from = resource_of(&leg.channel);
                         leg.to = to;
                         push(&mut out, leg, EventType::Ringing, "ringing", now);
                     }

@@ -185,6 +185,7 @@ fn the_reference_answered_call_rings_answers_and_ends_both_legs() {
         .expect("bob");
     assert_eq!(out.direction, Direction::Outbound);
     assert_eq!(out.to, "1986");
+    assert_eq!(out.from, "21");
     let ends: Vec<_> = events
         .iter()
         .filter(|e| e.event_type == EventType::Ended)
