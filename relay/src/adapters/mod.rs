@@ -35,6 +35,7 @@
 pub mod asterisk;
 pub mod connector;
 pub mod finesse;
+pub mod freeswitch;
 pub mod generic;
 pub mod genesys;
 pub mod reps;
@@ -72,6 +73,7 @@ pub enum TelephonySettings {
     Webex(webex::Settings),
     Finesse(finesse::Settings),
     Asterisk(asterisk::Settings),
+    Freeswitch(freeswitch::Settings),
 }
 
 impl TelephonySettings {
@@ -84,6 +86,7 @@ impl TelephonySettings {
         "webex",
         "finesse",
         "asterisk",
+        "freeswitch",
     ];
 
     /// The settings that reach `provider`'s simulator at `sim_url`, for the demo and the tests;
@@ -121,6 +124,7 @@ impl TelephonySettings {
             TelephonySettings::Webex(settings) => settings.check(tenant),
             TelephonySettings::Finesse(settings) => settings.check(tenant),
             TelephonySettings::Asterisk(settings) => settings.check(tenant),
+            TelephonySettings::Freeswitch(settings) => settings.check(tenant),
         }
     }
 }
@@ -193,6 +197,10 @@ pub fn build(settings: &TelephonySettings, context: Context) -> Arc<dyn Telephon
         TelephonySettings::Asterisk(settings) => {
             Arc::new(asterisk::AsteriskAdapter::new(settings.clone(), context))
         }
+        TelephonySettings::Freeswitch(settings) => Arc::new(freeswitch::FreeswitchAdapter::new(
+            settings.clone(),
+            context,
+        )),
     }
 }
 
