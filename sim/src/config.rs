@@ -103,6 +103,12 @@ pub struct SimConfig {
     /// The manager user it accepts and its secret.
     pub asterisk_username: String,
     pub asterisk_secret: String,
+    /// Where the simulated FreeSWITCH's event socket listens; None: nowhere. The demo (a
+    /// provider list with `freeswitch`) takes `127.0.0.1:8021` unless `SIM_FREESWITCH_LISTEN`
+    /// names another.
+    pub freeswitch_listen: Option<SocketAddr>,
+    /// The event socket's password.
+    pub freeswitch_password: String,
 }
 
 /// One telephony system the host page offers: its name (`generic`, `genesys`, `ringcentral`)
@@ -122,6 +128,7 @@ pub const PROVIDERS: &[&str] = &[
     "webex",
     "finesse",
     "asterisk",
+    "freeswitch",
 ];
 
 impl Default for SimConfig {
@@ -178,6 +185,8 @@ impl Default for SimConfig {
             asterisk_listen: None,
             asterisk_username: "cti-relay".into(),
             asterisk_secret: "demo-asterisk-secret".into(),
+            freeswitch_listen: None,
+            freeswitch_password: "demo-freeswitch-secret".into(),
         }
     }
 }
@@ -212,7 +221,7 @@ impl SimConfig {
     /// `SIM_RELAY_URL` when only that is set), `SIM_TENANT`, `SIM_WEBHOOK_SECRET`, `SIM_V2_USER`,
     /// `SIM_V2_PASSWORD`, `SIM_AGENT`, `SIM_AGENT_NUMBER`, `SIM_RECORDS`, `SIM_SEED`,
     /// `SIM_REQUEST_BUDGET` (a number, or `none`/`unlimited`), `SIM_PROVIDERS`, `SIM_PROVIDER`,
-    /// `SIM_ASTERISK_LISTEN`.
+    /// `SIM_ASTERISK_LISTEN`, `SIM_FREESWITCH_LISTEN`.
     ///
     /// Taking a lookup function rather than reading the process environment lets tests try
     /// every variable without mutating global state.
@@ -326,7 +335,7 @@ impl SimConfig {
         // Without a list, the host page rings the generic PBX's calls for the PBX's tenant.
         config.providers[0].tenant = config.tenant.clone();
         if let Some(v) = text("SIM_PROVIDERS")? {
-            let expected = "pairs like generic=demo,genesys=demo-genesys (providers: generic, genesys, ringcentral, teams, webex, finesse, asterisk)";
+            let expected = "pairs like generic=demo,genesys=demo-genesys (providers: generic, genesys, ringcentral, teams, webex, finesse, asterisk, freeswitch)";
             config.providers = v
                 .split(',')
                 .map(str::trim)
@@ -364,6 +373,17 @@ impl SimConfig {
             })?);
         } else if config.providers.iter().any(|p| p.name == "asterisk") {
             config.asterisk_listen = Some(SocketAddr::from(([127, 0, 0, 1], 5038)));
+        }
+        if let Some(v) = text("SIM_FREESWITCH_LISTEN")? {
+            config.freeswitch_listen = Some(v.parse().map_err(|_| {
+                invalid(
+                    "SIM_FREESWITCH_LISTEN",
+                    &v,
+                    "an address like 127.0.0.1:8021",
+                )
+            })?);
+        } else if config.providers.iter().any(|p| p.name == "freeswitch") {
+            config.freeswitch_listen = Some(SocketAddr::from(([127, 0, 0, 1], 8021)));
         }
         if let Some(v) = get("SIM_REQUEST_BUDGET")? {
             config.request_budget = match v.to_ascii_lowercase().as_str() {

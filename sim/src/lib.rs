@@ -27,6 +27,8 @@
 //!   Dialog updates into a real XMPP server's pubsub the way Finesse's Openfire does.
 //! - [`asterisk`]: an Asterisk's Manager Interface (AMI) over TCP on its own port, replaying
 //!   captured AMI traffic, with HTTP controls under `/sim/asterisk` to place and drive calls.
+//! - [`freeswitch`]: a FreeSWITCH event socket (ESL) over TCP on its own port, with HTTP
+//!   controls under `/sim/freeswitch`.
 //! - [`host`]: the V2 host stand-in page that frames the widget, and the log of every CTI payload
 //!   it received (`/sim/host/payloads`).
 //!
@@ -36,6 +38,7 @@ pub mod asterisk;
 pub mod btp;
 pub mod config;
 pub mod finesse;
+pub mod freeswitch;
 pub mod genesys;
 pub mod host;
 pub mod ias;
@@ -69,6 +72,7 @@ pub struct Sim {
     pub webex: webex::Webex,
     pub finesse: finesse::Finesse,
     pub asterisk: Arc<asterisk::Asterisk>,
+    pub freeswitch: Arc<freeswitch::Freeswitch>,
 }
 
 impl Sim {
@@ -86,6 +90,7 @@ impl Sim {
             webex: webex::Webex::new(&config),
             finesse: finesse::Finesse::new(&config),
             asterisk: Arc::new(asterisk::Asterisk::new(&config)),
+            freeswitch: Arc::new(freeswitch::Freeswitch::new(&config)),
             config,
         })
     }
@@ -106,6 +111,7 @@ pub fn router(sim: Arc<Sim>) -> Router {
         .merge(webex::routes())
         .merge(finesse::routes())
         .merge(asterisk::routes())
+        .merge(freeswitch::routes())
         .with_state(sim)
 }
 
@@ -122,6 +128,17 @@ pub fn listen_protocols(sim: &Arc<Sim>) -> std::io::Result<()> {
         listener.set_nonblocking(true)?;
         let listener = tokio::net::TcpListener::from_std(listener)?;
         tokio::spawn(asterisk::server::serve(listener, sim.asterisk.clone()));
+    }
+    if let Some(addr) = sim.config.freeswitch_listen {
+        let listener = std::net::TcpListener::bind(addr).map_err(|e| {
+            std::io::Error::new(
+                e.kind(),
+                format!("the simulated FreeSWITCH cannot listen on {addr}: {e}"),
+            )
+        })?;
+        listener.set_nonblocking(true)?;
+        let listener = tokio::net::TcpListener::from_std(listener)?;
+        tokio::spawn(freeswitch::server::serve(listener, sim.freeswitch.clone()));
     }
     Ok(())
 }

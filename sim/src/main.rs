@@ -54,6 +54,9 @@ async fn run() -> anyhow::Result<()> {
     if let Some(addr) = sim.config.asterisk_listen {
         println!("simulated Asterisk AMI on {addr}");
     }
+    if let Some(addr) = sim.config.freeswitch_listen {
+        println!("simulated FreeSWITCH event socket on {addr}");
+    }
     let app = router(sim);
 
     println!("cti-sim listening on http://{addr}");

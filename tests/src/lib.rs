@@ -89,6 +89,7 @@ pub enum Provider {
     Webex,
     Finesse,
     Asterisk,
+    Freeswitch,
 }
 
 impl Provider {
@@ -111,6 +112,7 @@ impl Provider {
             Provider::Webex => "webex",
             Provider::Finesse => "finesse",
             Provider::Asterisk => "asterisk",
+            Provider::Freeswitch => "freeswitch",
         }
     }
 
@@ -136,6 +138,7 @@ impl Provider {
             Provider::Webex => "/sim/webex/calls",
             Provider::Finesse => "/sim/finesse/calls",
             Provider::Asterisk => "/sim/asterisk/calls",
+            Provider::Freeswitch => "/sim/freeswitch/calls",
         }
     }
 }
@@ -206,15 +209,19 @@ impl Stack {
         let xmpp = prosody.as_ref().map(|p| (p.addr(), p.port));
         // A simulated PBX speaking its own protocol listens on a port of this stack's.
         let pbx_port = match provider {
-            Provider::Asterisk => Some(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?),
+            Provider::Asterisk | Provider::Freeswitch => {
+                Some(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?)
+            }
             _ => None,
         };
         let sim_tweak = |sim: &mut SimConfig| {
             if let Some((addr, _)) = &xmpp {
                 sim.finesse_xmpp = Some(addr.clone());
             }
-            if provider == Provider::Asterisk {
-                sim.asterisk_listen = pbx_port;
+            match provider {
+                Provider::Asterisk => sim.asterisk_listen = pbx_port,
+                Provider::Freeswitch => sim.freeswitch_listen = pbx_port,
+                _ => {}
             }
             sim_extra(sim);
             sim.providers = vec![cti_sim::config::DemoProvider {
@@ -235,6 +242,11 @@ impl Stack {
                 (pbx_port, &mut config.tenants[0].telephony)
             {
                 settings.asterisk_port = addr.port();
+            }
+            if let (Some(addr), cti_relay::adapters::TelephonySettings::Freeswitch(settings)) =
+                (pbx_port, &mut config.tenants[0].telephony)
+            {
+                settings.freeswitch_port = addr.port();
             }
             tweak(config);
         };

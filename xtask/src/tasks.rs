@@ -102,6 +102,7 @@ const DEMO_PROVIDERS: &[(&str, &str)] = &[
     ("teams", "demo-teams"),
     ("webex", "demo-webex"),
     ("asterisk", "demo-asterisk"),
+    ("freeswitch", "demo-freeswitch"),
 ];
 
 pub(crate) fn demo(args: &[String]) -> Result<()> {
@@ -172,7 +173,7 @@ pub(crate) fn demo(args: &[String]) -> Result<()> {
             .env("CTI_WIDGET_DIR", workspace_root().join("widget/dist"))
             .env(
                 "CTI_DEMO_PROVIDERS",
-                "genesys,ringcentral,teams,webex,asterisk",
+                "genesys,ringcentral,teams,webex,asterisk,freeswitch",
             )
             .spawn()
             .context("starting cti-relay")?,

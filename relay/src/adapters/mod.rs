@@ -109,6 +109,9 @@ impl TelephonySettings {
             "asterisk" => Some(TelephonySettings::Asterisk(asterisk::Settings::demo(
                 sim_url,
             ))),
+            "freeswitch" => Some(TelephonySettings::Freeswitch(freeswitch::Settings::demo(
+                sim_url,
+            ))),
             _ => None,
         }
     }

@@ -7,6 +7,7 @@ mod browser_flow;
 mod click_to_dial;
 mod connectors;
 mod finesse;
+mod freeswitch;
 mod genesys;
 mod index_refresh;
 mod limits;
