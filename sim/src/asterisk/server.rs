@@ -133,7 +133,7 @@ async fn session(stream: TcpStream, asterisk: Arc<Asterisk>) {
                     if write.write_all(text.as_bytes()).await.is_err() { return; }
                     continue;
                 }
-                let text = match action.as_str() {
+                match action.as_str() {
                     "login" => {
                         let user = message.get("username").map(String::as_str).unwrap_or("");
                         let secret = message.get("secret").map(String::as_str).unwrap_or("");
@@ -211,8 +211,7 @@ async fn session(stream: TcpStream, asterisk: Arc<Asterisk>) {
                             Err(message) => response("Error", id, &[("Message", message)]),
                         }
                     }
-                };
-                text
+                }
             }
         };
         if write.write_all(out.as_bytes()).await.is_err() {

@@ -192,10 +192,8 @@ impl Tracker {
                 };
                 self.create(&listed, rep, now, &mut out);
             }
-            "CHANNEL_ANSWER" => {
-                if self.legs.get(&uuid).is_some_and(|l| !l.outbound) {
-                    self.answer(&uuid, now, &mut out);
-                }
+            "CHANNEL_ANSWER" if self.legs.get(&uuid).is_some_and(|l| !l.outbound) => {
+                self.answer(&uuid, now, &mut out);
             }
             "CHANNEL_BRIDGE" => {
                 for id in [
