@@ -171,6 +171,13 @@ impl Tracker {
         }
     }
 
+    /// The consult the rep asked for did not start (Asterisk refused it).
+    pub fn consult_withdrawn(&mut self, leg: &str) {
+        if let Some(leg) = self.legs.get_mut(leg) {
+            leg.consult_asked = false;
+        }
+    }
+
     /// Remembers that the rep declined the ringing leg.
     pub fn decline_requested(&mut self, leg: &str) {
         self.declines.insert(leg.to_string());

@@ -440,7 +440,7 @@ impl TelephonyAdapter for AsteriskAdapter {
             CallCommand::Consult { target } => {
                 let exten = shared.extension_of(target, action)?;
                 shared.tracker().consult_requested(&leg);
-                shared
+                let sent = shared
                     .act(
                         Message::action(
                             "Atxfer",
@@ -452,7 +452,11 @@ impl TelephonyAdapter for AsteriskAdapter {
                         ),
                         action,
                     )
-                    .await?;
+                    .await;
+                if sent.is_err() {
+                    shared.tracker().consult_withdrawn(&leg);
+                }
+                sent?;
             }
             CallCommand::CompleteTransfer => {
                 shared
