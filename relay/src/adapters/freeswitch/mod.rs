@@ -11,6 +11,11 @@
 //! No answer (FreeSWITCH cannot pick up a SIP phone) and no consult (that is the `att_xfer`
 //! dialplan application, run on the phone's side).
 //!
+//! Inferred (the reference names the commands, not their effect on a bridged call): `uuid_hold`
+//! is given the rep's own leg (FreeSWITCH then plays hold music to its partner and reports
+//! `CHANNEL_HOLD` for the rep's leg); `uuid_transfer -bleg` on the rep's leg moves the caller and
+//! ends the rep's leg; a leg carrying the `cti_dial` variable is the relay's click-to-dial.
+//!
 //! The event socket has no TLS: outside loopback, the tenant must say the network to it is
 //! private (`freeswitch_private_network`), e.g. a VPN or an stunnel in front of it.
 
