@@ -422,3 +422,35 @@ async fn a_call_rings_pops_and_is_hung_up_in_chromium_through_asterisk() -> Resu
     browser.close().await;
     Ok(())
 }
+
+/// The relay process dies mid-call and the caller hangs up meanwhile: the new process logs in,
+/// lists the channels, ends the call its store (Redis) still holds as live and no channel
+/// carries any more, and logs it once.
+#[tokio::test]
+async fn a_relay_restart_mid_call_loses_nothing_and_logs_once() -> Result<()> {
+    let redis = cti_tests::redis::RedisServer::start().await?;
+    let url = redis.url();
+    let mut stack = Stack::start_through(Provider::Asterisk, |config| {
+        config.redis_url = Some(Secret::new(url));
+    })
+    .await?;
+    connected(&stack).await?;
+    let (mut alice, _) = WsClient::signed_in(&stack, ALICE, None).await?;
+    let id = ring(&stack, "+41445550107", ALICE).await?;
+    state(&mut alice, &id, "ringing").await?;
+    pick_up(&stack, &mut alice, &id).await?;
+    stack.crash_relay();
+    stack.hang_up_through(Provider::Asterisk, &id).await?;
+    stack.start_relay_again().await?;
+    let activity = stack.wait_activity(&id, "written", |_| true).await?;
+    assert!(
+        !cti_tests::summary_of(&activity).contains("Outcome: missed"),
+        "{activity}"
+    );
+    connected(&stack).await?;
+    let (mut alice, _) = WsClient::signed_in(&stack, ALICE, None).await?;
+    let next = ring(&stack, "+41445550108", ALICE).await?;
+    state(&mut alice, &next, "ringing").await?;
+    assert_eq!(stack.activities(&id).await?.len(), 1);
+    Ok(())
+}
