@@ -96,6 +96,19 @@ pub struct SimConfig {
     pub finesse_xmpp_domain: String,
     /// The password of its publishing account (`finesse-notifier`).
     pub finesse_notifier_password: String,
+    /// Where the simulated Asterisk's manager interface (AMI) listens; None: nowhere. The demo
+    /// (a provider list with `asterisk`) takes `127.0.0.1:5038`, AMI's port, unless
+    /// `SIM_ASTERISK_LISTEN` names another.
+    pub asterisk_listen: Option<SocketAddr>,
+    /// The manager user it accepts and its secret.
+    pub asterisk_username: String,
+    pub asterisk_secret: String,
+    /// Where the simulated FreeSWITCH's event socket listens; None: nowhere. The demo (a
+    /// provider list with `freeswitch`) takes `127.0.0.1:8021` unless `SIM_FREESWITCH_LISTEN`
+    /// names another.
+    pub freeswitch_listen: Option<SocketAddr>,
+    /// The event socket's password.
+    pub freeswitch_password: String,
 }
 
 /// One telephony system the host page offers: its name (`generic`, `genesys`, `ringcentral`)
@@ -114,6 +127,8 @@ pub const PROVIDERS: &[&str] = &[
     "teams",
     "webex",
     "finesse",
+    "asterisk",
+    "freeswitch",
 ];
 
 impl Default for SimConfig {
@@ -167,6 +182,11 @@ impl Default for SimConfig {
             finesse_xmpp: None,
             finesse_xmpp_domain: "finesse.localhost".into(),
             finesse_notifier_password: "demo-finesse-notifier".into(),
+            asterisk_listen: None,
+            asterisk_username: "cti-relay".into(),
+            asterisk_secret: "demo-asterisk-secret".into(),
+            freeswitch_listen: None,
+            freeswitch_password: "demo-freeswitch-secret".into(),
         }
     }
 }
@@ -200,7 +220,8 @@ impl SimConfig {
     /// `SIM_LISTEN` (`host:port`), `SIM_RELAY_URL`, `SIM_RELAY_PUBLIC_URL` (defaults to
     /// `SIM_RELAY_URL` when only that is set), `SIM_TENANT`, `SIM_WEBHOOK_SECRET`, `SIM_V2_USER`,
     /// `SIM_V2_PASSWORD`, `SIM_AGENT`, `SIM_AGENT_NUMBER`, `SIM_RECORDS`, `SIM_SEED`,
-    /// `SIM_REQUEST_BUDGET` (a number, or `none`/`unlimited`), `SIM_PROVIDERS`, `SIM_PROVIDER`.
+    /// `SIM_REQUEST_BUDGET` (a number, or `none`/`unlimited`), `SIM_PROVIDERS`, `SIM_PROVIDER`,
+    /// `SIM_ASTERISK_LISTEN`, `SIM_FREESWITCH_LISTEN`.
     ///
     /// Taking a lookup function rather than reading the process environment lets tests try
     /// every variable without mutating global state.
@@ -314,7 +335,7 @@ impl SimConfig {
         // Without a list, the host page rings the generic PBX's calls for the PBX's tenant.
         config.providers[0].tenant = config.tenant.clone();
         if let Some(v) = text("SIM_PROVIDERS")? {
-            let expected = "pairs like generic=demo,genesys=demo-genesys (providers: generic, genesys, ringcentral, teams, webex, finesse)";
+            let expected = "pairs like generic=demo,genesys=demo-genesys (providers: generic, genesys, ringcentral, teams, webex, finesse, asterisk, freeswitch)";
             config.providers = v
                 .split(',')
                 .map(str::trim)
@@ -345,6 +366,24 @@ impl SimConfig {
             };
             let chosen = config.providers.remove(at);
             config.providers.insert(0, chosen);
+        }
+        if let Some(v) = text("SIM_ASTERISK_LISTEN")? {
+            config.asterisk_listen = Some(v.parse().map_err(|_| {
+                invalid("SIM_ASTERISK_LISTEN", &v, "an address like 127.0.0.1:5038")
+            })?);
+        } else if config.providers.iter().any(|p| p.name == "asterisk") {
+            config.asterisk_listen = Some(SocketAddr::from(([127, 0, 0, 1], 5038)));
+        }
+        if let Some(v) = text("SIM_FREESWITCH_LISTEN")? {
+            config.freeswitch_listen = Some(v.parse().map_err(|_| {
+                invalid(
+                    "SIM_FREESWITCH_LISTEN",
+                    &v,
+                    "an address like 127.0.0.1:8021",
+                )
+            })?);
+        } else if config.providers.iter().any(|p| p.name == "freeswitch") {
+            config.freeswitch_listen = Some(SocketAddr::from(([127, 0, 0, 1], 8021)));
         }
         if let Some(v) = get("SIM_REQUEST_BUDGET")? {
             config.request_budget = match v.to_ascii_lowercase().as_str() {

@@ -25,14 +25,20 @@
 //!   webhooks signed with `X-Spark-Signature`, call control under `/v1/telephony/calls`).
 //! - [`finesse`]: Cisco Finesse's REST API under `/sim/finesse` (XML, HTTP Basic), publishing its
 //!   Dialog updates into a real XMPP server's pubsub the way Finesse's Openfire does.
+//! - [`asterisk`]: an Asterisk's Manager Interface (AMI) over TCP on its own port, replaying
+//!   captured AMI traffic, with HTTP controls under `/sim/asterisk` to place and drive calls.
+//! - [`freeswitch`]: a FreeSWITCH event socket (ESL) over TCP on its own port, with HTTP
+//!   controls under `/sim/freeswitch`.
 //! - [`host`]: the V2 host stand-in page that frames the widget, and the log of every CTI payload
 //!   it received (`/sim/host/payloads`).
 //!
 //! The demo, the end-to-end tests and the benchmarks all drive the product through this crate.
 
+pub mod asterisk;
 pub mod btp;
 pub mod config;
 pub mod finesse;
+pub mod freeswitch;
 pub mod genesys;
 pub mod host;
 pub mod ias;
@@ -65,6 +71,8 @@ pub struct Sim {
     pub teams: teams::Teams,
     pub webex: webex::Webex,
     pub finesse: finesse::Finesse,
+    pub asterisk: Arc<asterisk::Asterisk>,
+    pub freeswitch: Arc<freeswitch::Freeswitch>,
 }
 
 impl Sim {
@@ -81,6 +89,8 @@ impl Sim {
             teams: teams::Teams::new(&config),
             webex: webex::Webex::new(&config),
             finesse: finesse::Finesse::new(&config),
+            asterisk: Arc::new(asterisk::Asterisk::new(&config)),
+            freeswitch: Arc::new(freeswitch::Freeswitch::new(&config)),
             config,
         })
     }
@@ -100,7 +110,37 @@ pub fn router(sim: Arc<Sim>) -> Router {
         .merge(teams::routes())
         .merge(webex::routes())
         .merge(finesse::routes())
+        .merge(asterisk::routes())
+        .merge(freeswitch::routes())
         .with_state(sim)
+}
+
+/// Starts the simulated providers that speak their own protocol on a port of their own (AMI),
+/// on the ports their configuration names; needs a Tokio runtime.
+pub fn listen_protocols(sim: &Arc<Sim>) -> std::io::Result<()> {
+    if let Some(addr) = sim.config.asterisk_listen {
+        let listener = std::net::TcpListener::bind(addr).map_err(|e| {
+            std::io::Error::new(
+                e.kind(),
+                format!("the simulated Asterisk cannot listen on {addr}: {e}"),
+            )
+        })?;
+        listener.set_nonblocking(true)?;
+        let listener = tokio::net::TcpListener::from_std(listener)?;
+        tokio::spawn(asterisk::server::serve(listener, sim.asterisk.clone()));
+    }
+    if let Some(addr) = sim.config.freeswitch_listen {
+        let listener = std::net::TcpListener::bind(addr).map_err(|e| {
+            std::io::Error::new(
+                e.kind(),
+                format!("the simulated FreeSWITCH cannot listen on {addr}: {e}"),
+            )
+        })?;
+        listener.set_nonblocking(true)?;
+        let listener = tokio::net::TcpListener::from_std(listener)?;
+        tokio::spawn(freeswitch::server::serve(listener, sim.freeswitch.clone()));
+    }
+    Ok(())
 }
 
 /// A running simulator.
@@ -137,6 +177,7 @@ pub fn spawn_on(
 ) -> std::io::Result<SimHandle> {
     let addr = listener.local_addr()?;
     let sim = Sim::new(config);
+    listen_protocols(&sim)?;
     let app = router(sim.clone());
     let task = tokio::spawn(async move {
         if let Err(err) = axum::serve(listener, app).await {

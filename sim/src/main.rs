@@ -50,6 +50,13 @@ async fn run() -> anyhow::Result<()> {
     // The signing key takes seconds to make: make it before the first token is asked for.
     cti_sim::idp::warm_up().await;
     let sim = Sim::new(config);
+    cti_sim::listen_protocols(&sim).context("starting the simulated providers' own ports")?;
+    if let Some(addr) = sim.config.asterisk_listen {
+        println!("simulated Asterisk AMI on {addr}");
+    }
+    if let Some(addr) = sim.config.freeswitch_listen {
+        println!("simulated FreeSWITCH event socket on {addr}");
+    }
     let app = router(sim);
 
     println!("cti-sim listening on http://{addr}");

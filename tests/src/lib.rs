@@ -88,6 +88,8 @@ pub enum Provider {
     Teams,
     Webex,
     Finesse,
+    Asterisk,
+    Freeswitch,
 }
 
 impl Provider {
@@ -109,6 +111,8 @@ impl Provider {
             Provider::Teams => "teams",
             Provider::Webex => "webex",
             Provider::Finesse => "finesse",
+            Provider::Asterisk => "asterisk",
+            Provider::Freeswitch => "freeswitch",
         }
     }
 
@@ -133,6 +137,8 @@ impl Provider {
             Provider::Teams => "/sim/teams/calls",
             Provider::Webex => "/sim/webex/calls",
             Provider::Finesse => "/sim/finesse/calls",
+            Provider::Asterisk => "/sim/asterisk/calls",
+            Provider::Freeswitch => "/sim/freeswitch/calls",
         }
     }
 }
@@ -201,9 +207,21 @@ impl Stack {
             _ => None,
         };
         let xmpp = prosody.as_ref().map(|p| (p.addr(), p.port));
+        // A simulated PBX speaking its own protocol listens on a port of this stack's.
+        let pbx_port = match provider {
+            Provider::Asterisk | Provider::Freeswitch => {
+                Some(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?)
+            }
+            _ => None,
+        };
         let sim_tweak = |sim: &mut SimConfig| {
             if let Some((addr, _)) = &xmpp {
                 sim.finesse_xmpp = Some(addr.clone());
+            }
+            match provider {
+                Provider::Asterisk => sim.asterisk_listen = pbx_port,
+                Provider::Freeswitch => sim.freeswitch_listen = pbx_port,
+                _ => {}
             }
             sim_extra(sim);
             sim.providers = vec![cti_sim::config::DemoProvider {
@@ -219,6 +237,16 @@ impl Stack {
                 (&xmpp, &mut config.tenants[0].telephony)
             {
                 settings.finesse_xmpp_port = *port;
+            }
+            if let (Some(addr), cti_relay::adapters::TelephonySettings::Asterisk(settings)) =
+                (pbx_port, &mut config.tenants[0].telephony)
+            {
+                settings.asterisk_port = addr.port();
+            }
+            if let (Some(addr), cti_relay::adapters::TelephonySettings::Freeswitch(settings)) =
+                (pbx_port, &mut config.tenants[0].telephony)
+            {
+                settings.freeswitch_port = addr.port();
             }
             tweak(config);
         };

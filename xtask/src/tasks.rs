@@ -101,6 +101,8 @@ const DEMO_PROVIDERS: &[(&str, &str)] = &[
     ("ringcentral", "demo-ringcentral"),
     ("teams", "demo-teams"),
     ("webex", "demo-webex"),
+    ("asterisk", "demo-asterisk"),
+    ("freeswitch", "demo-freeswitch"),
 ];
 
 pub(crate) fn demo(args: &[String]) -> Result<()> {
@@ -169,7 +171,10 @@ pub(crate) fn demo(args: &[String]) -> Result<()> {
         Command::new(bin("cti-relay"))
             .env("CTI_LISTEN", RELAY_ADDR)
             .env("CTI_WIDGET_DIR", workspace_root().join("widget/dist"))
-            .env("CTI_DEMO_PROVIDERS", "genesys,ringcentral,teams,webex")
+            .env(
+                "CTI_DEMO_PROVIDERS",
+                "genesys,ringcentral,teams,webex,asterisk,freeswitch",
+            )
             .spawn()
             .context("starting cti-relay")?,
     ));

@@ -32,8 +32,10 @@
 //!
 //! [`generic`] is built exactly this way.
 
+pub mod asterisk;
 pub mod connector;
 pub mod finesse;
+pub mod freeswitch;
 pub mod generic;
 pub mod genesys;
 pub mod reps;
@@ -70,6 +72,8 @@ pub enum TelephonySettings {
     Teams(teams::Settings),
     Webex(webex::Settings),
     Finesse(finesse::Settings),
+    Asterisk(asterisk::Settings),
+    Freeswitch(freeswitch::Settings),
 }
 
 impl TelephonySettings {
@@ -81,6 +85,8 @@ impl TelephonySettings {
         "teams",
         "webex",
         "finesse",
+        "asterisk",
+        "freeswitch",
     ];
 
     /// The settings that reach `provider`'s simulator at `sim_url`, for the demo and the tests;
@@ -100,6 +106,12 @@ impl TelephonySettings {
                 sim_url, relay_url, tenant,
             ))),
             "finesse" => Some(TelephonySettings::Finesse(finesse::Settings::demo(sim_url))),
+            "asterisk" => Some(TelephonySettings::Asterisk(asterisk::Settings::demo(
+                sim_url,
+            ))),
+            "freeswitch" => Some(TelephonySettings::Freeswitch(freeswitch::Settings::demo(
+                sim_url,
+            ))),
             _ => None,
         }
     }
@@ -114,6 +126,8 @@ impl TelephonySettings {
             TelephonySettings::Teams(settings) => settings.check(tenant),
             TelephonySettings::Webex(settings) => settings.check(tenant),
             TelephonySettings::Finesse(settings) => settings.check(tenant),
+            TelephonySettings::Asterisk(settings) => settings.check(tenant),
+            TelephonySettings::Freeswitch(settings) => settings.check(tenant),
         }
     }
 }
@@ -183,6 +197,13 @@ pub fn build(settings: &TelephonySettings, context: Context) -> Arc<dyn Telephon
         TelephonySettings::Finesse(settings) => {
             Arc::new(finesse::FinesseAdapter::new(settings.clone(), context))
         }
+        TelephonySettings::Asterisk(settings) => {
+            Arc::new(asterisk::AsteriskAdapter::new(settings.clone(), context))
+        }
+        TelephonySettings::Freeswitch(settings) => Arc::new(freeswitch::FreeswitchAdapter::new(
+            settings.clone(),
+            context,
+        )),
     }
 }
 

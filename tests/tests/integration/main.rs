@@ -2,10 +2,12 @@
 //! simulator, and the end-to-end flow in headless Chromium.
 
 mod activities;
+mod asterisk;
 mod browser_flow;
 mod click_to_dial;
 mod connectors;
 mod finesse;
+mod freeswitch;
 mod genesys;
 mod index_refresh;
 mod limits;
