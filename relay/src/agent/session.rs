@@ -132,9 +132,10 @@ pub async fn run(
     drop(pending);
     if state
         .tenant(&identity.tenant)
-        .is_some_and(|t| t.auth != crate::authority::AuthMode::Basic)
+        .is_some_and(|t| matches!(t.auth, crate::authority::AuthMode::Destination { .. }))
     {
-        // Kept to write this rep's activities on their authority, also after they close the widget.
+        // Kept to write this rep's activities on their authority through the Destination
+        // service, also after they close the widget. No other mode uses it, so no other keeps it.
         state
             .authority
             .user_tokens
@@ -611,6 +612,49 @@ mod tests {
             ServerMessage::Welcome { .. }
         ));
         assert_eq!(widget.close_code().await, close::BAD_TOKEN);
+        sim.abort();
+    }
+
+    #[tokio::test]
+    async fn a_reps_token_is_kept_only_where_activities_are_written_with_it() {
+        let sim = cti_sim::spawn(cti_sim::SimConfig {
+            listen: "127.0.0.1:0".parse().expect("an address"),
+            ..cti_sim::SimConfig::default()
+        })
+        .await
+        .expect("the simulator starts");
+        let clock: SharedClock = Arc::new(SystemClock);
+        for (auth, kept) in [
+            (crate::authority::AuthMode::Basic, false),
+            (crate::authority::AuthMode::OAuth2, false),
+            (
+                crate::authority::AuthMode::Destination {
+                    name: "sscDestination".into(),
+                },
+                true,
+            ),
+        ] {
+            let mut config = Config::demo(&sim.url());
+            config.tenants[0].auth = auth.clone();
+            let app = AppState::with_parts(config, Stores::memory(clock.clone()), clock.clone())
+                .expect("state");
+            let token = sim.sim.idp.issue("alice@example.com", "demo", 600);
+            let mut widget = Widget::connect(app.clone());
+            widget
+                .send(serde_json::json!({"type": "hello", "token": token}))
+                .await;
+            assert!(matches!(
+                widget.message().await,
+                ServerMessage::Welcome { .. }
+            ));
+            let held = app
+                .authority
+                .user_tokens
+                .get("demo", "alice@example.com", clock.now_ms())
+                .await
+                .is_some();
+            assert_eq!(held, kept, "{auth:?}");
+        }
         sim.abort();
     }
 
