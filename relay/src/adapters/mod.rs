@@ -38,6 +38,7 @@ pub mod generic;
 pub mod genesys;
 pub mod reps;
 pub mod ringcentral;
+pub mod sip;
 pub mod teams;
 pub mod webex;
 
@@ -70,6 +71,7 @@ pub enum TelephonySettings {
     Teams(teams::Settings),
     Webex(webex::Settings),
     Finesse(finesse::Settings),
+    Sip(sip::Settings),
 }
 
 impl TelephonySettings {
@@ -100,6 +102,7 @@ impl TelephonySettings {
                 sim_url, relay_url, tenant,
             ))),
             "finesse" => Some(TelephonySettings::Finesse(finesse::Settings::demo(sim_url))),
+            "sip" => Some(TelephonySettings::Sip(sip::Settings::demo(sim_url))),
             _ => None,
         }
     }
@@ -114,6 +117,7 @@ impl TelephonySettings {
             TelephonySettings::Teams(settings) => settings.check(tenant),
             TelephonySettings::Webex(settings) => settings.check(tenant),
             TelephonySettings::Finesse(settings) => settings.check(tenant),
+            TelephonySettings::Sip(settings) => settings.check(tenant),
         }
     }
 }
@@ -182,6 +186,9 @@ pub fn build(settings: &TelephonySettings, context: Context) -> Arc<dyn Telephon
         }
         TelephonySettings::Finesse(settings) => {
             Arc::new(finesse::FinesseAdapter::new(settings.clone(), context))
+        }
+        TelephonySettings::Sip(settings) => {
+            Arc::new(sip::SipAdapter::new(settings.clone(), context))
         }
     }
 }
