@@ -7,6 +7,7 @@
 //! allows and fail with what it was waiting for.
 
 pub mod browser;
+pub mod kamailio;
 pub mod prosody;
 pub mod proxy;
 pub mod redis;
@@ -88,6 +89,7 @@ pub enum Provider {
     Teams,
     Webex,
     Finesse,
+    Sip,
 }
 
 impl Provider {
@@ -109,6 +111,7 @@ impl Provider {
             Provider::Teams => "teams",
             Provider::Webex => "webex",
             Provider::Finesse => "finesse",
+            Provider::Sip => "sip",
         }
     }
 
@@ -133,6 +136,8 @@ impl Provider {
             Provider::Teams => "/sim/teams/calls",
             Provider::Webex => "/sim/webex/calls",
             Provider::Finesse => "/sim/finesse/calls",
+            // No simulator: calls are placed through the stack's Kamailio with SIPp.
+            Provider::Sip => "/sim/sip/calls",
         }
     }
 }
@@ -158,6 +163,8 @@ pub struct Stack {
     pub http: reqwest::Client,
     /// The XMPP server a Finesse stack's notifications go through (started with the stack).
     pub prosody: Option<prosody::Prosody>,
+    /// The SIP PBX a SIP stack's dialog events come from (started with the stack).
+    pub kamailio: Option<kamailio::Kamailio>,
 }
 
 impl Stack {
@@ -200,6 +207,12 @@ impl Stack {
             Provider::Finesse => Some(prosody::Prosody::for_finesse(&SimConfig::default()).await?),
             _ => None,
         };
+        // A SIP stack's calls go through a real Kamailio: one for this stack.
+        let kamailio = match provider {
+            Provider::Sip => Some(kamailio::Kamailio::start().await?),
+            _ => None,
+        };
+        let sip_server = kamailio.as_ref().map(|k| k.addr());
         let xmpp = prosody.as_ref().map(|p| (p.addr(), p.port));
         let sim_tweak = |sim: &mut SimConfig| {
             if let Some((addr, _)) = &xmpp {
@@ -220,10 +233,16 @@ impl Stack {
             {
                 settings.finesse_xmpp_port = *port;
             }
+            if let (Some(server), cti_relay::adapters::TelephonySettings::Sip(settings)) =
+                (&sip_server, &mut config.tenants[0].telephony)
+            {
+                settings.sip_server = server.clone();
+            }
             tweak(config);
         };
         let (mut stack, _) = Self::start_parts(sim_tweak, configure, false).await?;
         stack.prosody = prosody;
+        stack.kamailio = kamailio;
         stack.wait_ready().await?;
         Ok(stack)
     }
@@ -277,6 +296,7 @@ impl Stack {
             relay,
             http: reqwest::Client::builder().timeout(PATIENCE).build()?,
             prosody: None,
+            kamailio: None,
         };
         Ok((stack, proxy))
     }

@@ -92,6 +92,10 @@ fn default_expires() -> u32 {
     600
 }
 
+/// The demo PBX's SIP domain (a reserved `.test` name: the relay sends everything to
+/// `sip_server` and never resolves it).
+pub const DEMO_DOMAIN: &str = "pbx.test";
+
 /// The demo's reps and their extensions.
 pub const DEMO_REPS: [(&str, &str); 2] =
     [("alice@example.com", "1001"), ("bob@example.com", "1002")];
@@ -104,7 +108,7 @@ impl Settings {
             sip_transport: Transport::Udp,
             sip_reps: DEMO_REPS
                 .iter()
-                .map(|(rep, ext)| ((*rep).to_string(), format!("sip:{ext}@127.0.0.1")))
+                .map(|(rep, ext)| ((*rep).to_string(), format!("sip:{ext}@{DEMO_DOMAIN}")))
                 .collect(),
             sip_username: "cti-relay".into(),
             sip_password: Secret::new(format!("{DEMO_PASSWORD_PREFIX}relay")),
@@ -426,6 +430,6 @@ mod tests {
     fn the_demo_account_only_reaches_a_local_server() {
         let demo = Settings::demo("http://127.0.0.1:8090");
         assert!(demo.check(&facts()).is_ok());
-        assert_eq!(demo.identity(), "sip:cti-relay@127.0.0.1");
+        assert_eq!(demo.identity(), "sip:cti-relay@pbx.test");
     }
 }
