@@ -128,3 +128,67 @@ async fn a_call_the_caller_gives_up_on_is_missed() -> Result<()> {
     assert_eq!(stack.activities(&id).await?.len(), 1);
     Ok(())
 }
+
+/// Kamailio requires digest authentication on SUBSCRIBE: the relay's account passes it (every
+/// other test subscribes with it), and a wrong password keeps the connector down with the
+/// reason in `/readyz`.
+#[tokio::test]
+async fn subscriptions_need_the_relays_digest_credentials() -> Result<()> {
+    let stack = Stack::start_through(Provider::Sip, |config| {
+        if let cti_relay::adapters::TelephonySettings::Sip(settings) =
+            &mut config.tenants[0].telephony
+        {
+            settings.sip_password = cti_relay::secret::Secret::new("demo-sip-wrong");
+        }
+    })
+    .await?;
+    let refused = eventually("the relay to report the refused credentials", || async {
+        let ready = stack.readyz().await.ok()?.to_string();
+        ready
+            .contains("refused the digest credentials")
+            .then_some(ready)
+    })
+    .await?;
+    assert!(refused.contains("\"connected\":false"), "{refused}");
+    assert!(!refused.contains("demo-sip-wrong"), "{refused}");
+
+    // The right password: subscribed.
+    let mut config = stack.relay.state.config.clone();
+    if let cti_relay::adapters::TelephonySettings::Sip(settings) = &mut config.tenants[0].telephony
+    {
+        settings.sip_password = cti_relay::secret::Secret::new("demo-sip-relay");
+    }
+    let mut stack = stack;
+    stack.stop_relay().await;
+    stack.start_relay_with(config).await?;
+    connected(&stack).await
+}
+
+/// The relay crashes while the rep talks: the new process subscribes again, Kamailio's full
+/// state shows the call in progress, and its end is logged once.
+#[tokio::test]
+async fn a_relay_restarted_mid_call_subscribes_again_and_logs_the_end_once() -> Result<()> {
+    let mut stack = start().await?;
+    let (_, e164, _) = stack.single_match_caller()?;
+    let (mut alice, _) = WsClient::signed_in(&stack, ALICE, None).await?;
+    let pbx = kamailio(&stack)?;
+    let phone = pbx.answering_phone(ALICE_EXT, 200).await?;
+    let caller = pbx.call(&e164, ALICE_EXT, 6_000)?;
+    let ringing = rings(&mut alice).await?;
+    let id = ringing["call"]["id"]
+        .as_str()
+        .context("a call id")?
+        .to_string();
+    state(&mut alice, &id, "connected").await?;
+    drop(alice);
+
+    stack.crash_relay();
+    stack.start_relay_again().await?;
+    connected(&stack).await?;
+    caller.finished().await?;
+    phone.finished().await?;
+    let activity = stack.wait_activity(&id, "written", |_| true).await?;
+    assert_eq!(cti_tests::agents_on(&activity), [ALICE]);
+    assert_eq!(stack.activities(&id).await?.len(), 1);
+    Ok(())
+}
