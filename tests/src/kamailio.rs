@@ -17,7 +17,7 @@ const KAMAILIO: &str = "/usr/sbin/kamailio";
 const SIPP: &str = "/usr/bin/sipp";
 /// Debian's empty db_text tables (with their column headers).
 const DBTEXT_TEMPLATES: &str = "/usr/share/kamailio/dbtext/kamailio";
-const TABLES: [&str; 8] = [
+const TABLES: [&str; 10] = [
     "version",
     "subscriber",
     "location",
@@ -26,6 +26,8 @@ const TABLES: [&str; 8] = [
     "watchers",
     "pua",
     "xcap",
+    "dialog",
+    "dialog_vars",
 ];
 
 /// The SIP domain of the demo's addresses of record.
@@ -210,10 +212,24 @@ impl Kamailio {
         }
     }
 
-    /// Starts it again on the same port and tables (registrations, subscriptions and dialogs,
-    /// kept in memory, are gone, as after a real restart of this configuration).
+    /// Restarts it as an administrator does (SIGTERM, which writes its tables, then a new
+    /// process on the same port and tables): calls and published dialog states carry over,
+    /// registrations and subscriptions (in memory) do not.
     pub async fn restart(&mut self) -> Result<()> {
-        self.stop();
+        if let Some(mut process) = self.process.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &process.id().to_string()])
+                .status();
+            let exited = eventually("Kamailio to shut down", || {
+                let exited = process.try_wait().ok().flatten();
+                async move { exited }
+            })
+            .await;
+            if exited.is_err() {
+                self.process = Some(process);
+                self.stop();
+            }
+        }
         eventually("Kamailio's port to be free again", || async {
             std::net::UdpSocket::bind(("127.0.0.1", self.port))
                 .ok()

@@ -192,3 +192,65 @@ async fn a_relay_restarted_mid_call_subscribes_again_and_logs_the_end_once() -> 
     assert_eq!(stack.activities(&id).await?.len(), 1);
     Ok(())
 }
+
+/// Kamailio restarts while the rep talks, the relay subscribed over TCP: the connection drops,
+/// the relay connects and subscribes again, the call (kept by Kamailio across the restart)
+/// stays connected, and its end is logged once when the caller hangs up.
+#[tokio::test]
+async fn a_kamailio_restarted_mid_call_is_subscribed_again_over_tcp() -> Result<()> {
+    let mut stack = Stack::start_through(Provider::Sip, |config| {
+        if let cti_relay::adapters::TelephonySettings::Sip(settings) =
+            &mut config.tenants[0].telephony
+        {
+            settings.sip_transport = cti_relay::adapters::sip::Transport::Tcp;
+        }
+    })
+    .await?;
+    connected(&stack).await?;
+    let (_, e164, _) = stack.single_match_caller()?;
+    let (mut alice, _) = WsClient::signed_in(&stack, ALICE, None).await?;
+    let pbx = kamailio(&stack)?;
+    let phone = pbx.answering_phone(ALICE_EXT, 200).await?;
+    let caller = pbx.call(&e164, ALICE_EXT, 8_000)?;
+    let ringing = rings(&mut alice).await?;
+    let id = ringing["call"]["id"]
+        .as_str()
+        .context("a call id")?
+        .to_string();
+    state(&mut alice, &id, "connected").await?;
+
+    stack
+        .kamailio
+        .as_mut()
+        .context("the stack's Kamailio")?
+        .restart()
+        .await?;
+    eventually(
+        "the relay to reconnect to the restarted Kamailio",
+        || async {
+            let ready = stack.readyz().await.ok()?.to_string();
+            (ready.contains("\"connected\":true") && !ready.contains("\"reconnects\":0"))
+                .then_some(())
+        },
+    )
+    .await?;
+    let ended = state(&mut alice, &id, "ended").await?;
+    // The end is the caller's hang-up, after its 8 s of talk, not the restart.
+    let at = |field: &str| {
+        ended["call"][field]
+            .as_str()
+            .and_then(cti_relay::clock::instant)
+            .with_context(|| format!("{field} in {ended}"))
+    };
+    let talked = (at("ended_at")? - at("answered_at")?).whole_milliseconds();
+    assert!(talked >= 7_000, "{ended}");
+    caller.finished().await?;
+    phone.finished().await?;
+    let activity = stack.wait_activity(&id, "written", |_| true).await?;
+    assert!(
+        !cti_tests::summary_of(&activity).contains("Outcome: missed"),
+        "{activity} {ended}"
+    );
+    assert_eq!(stack.activities(&id).await?.len(), 1);
+    Ok(())
+}
