@@ -489,3 +489,281 @@ async fn catch_up(shared: &Shared, link: &Link, rep: &str) -> Result<(), LinkErr
     }
     deliver(shared, link, rep, events).await
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+    use std::sync::Mutex;
+
+    use rsip::headers::ToTypedHeader;
+    use rsip::prelude::{HasHeaders, HeadersExt};
+    use tokio::net::UdpSocket;
+    use tokio::sync::mpsc;
+
+    use super::*;
+    use crate::adapters::Context;
+    use crate::adapters::connector::{LinkStatus, NoLiveCalls, channel};
+    use crate::adapters::sip::{Settings, Transport};
+    use crate::metrics::Metrics;
+    use crate::secret::Secret;
+
+    const PASSWORD: &str = "s3cret-relay";
+
+    /// A scripted presence server on a loopback UDP socket.
+    struct Notifier {
+        socket: UdpSocket,
+        relay: Option<SocketAddr>,
+        cseq: u32,
+    }
+
+    impl Notifier {
+        /// The next request from the relay (its answers to our NOTIFYs are skipped).
+        async fn request(&mut self) -> rsip::Request {
+            loop {
+                let mut buffer = vec![0u8; 65_535];
+                let (n, from) = tokio::time::timeout(
+                    Duration::from_secs(10),
+                    self.socket.recv_from(&mut buffer),
+                )
+                .await
+                .expect("a message in time")
+                .expect("received");
+                self.relay = Some(from);
+                match rsip::SipMessage::try_from(&buffer[..n]).expect("SIP") {
+                    rsip::SipMessage::Request(request) => return request,
+                    rsip::SipMessage::Response(response) => {
+                        assert_eq!(response.status_code().code(), 200, "{response}");
+                    }
+                }
+            }
+        }
+
+        /// The relay's answer to our last request.
+        async fn response(&mut self) -> rsip::Response {
+            let mut buffer = vec![0u8; 65_535];
+            let (n, _) =
+                tokio::time::timeout(Duration::from_secs(10), self.socket.recv_from(&mut buffer))
+                    .await
+                    .expect("an answer in time")
+                    .expect("received");
+            rsip::Response::try_from(&buffer[..n]).expect("a response")
+        }
+
+        async fn send(&self, text: &str) {
+            let to = self.relay.expect("the relay spoke first");
+            self.socket
+                .send_to(text.as_bytes(), to)
+                .await
+                .expect("sent");
+        }
+
+        async fn answer(&self, request: &rsip::Request, code: &str, extra: &str) {
+            let mut text = format!("SIP/2.0 {code}\r\n");
+            for header in request.headers().iter() {
+                match header {
+                    rsip::Header::To(to) if !to.to_string().contains("tag=") => {
+                        text.push_str(&format!("{to};tag=nt\r\n"));
+                    }
+                    rsip::Header::Via(_)
+                    | rsip::Header::From(_)
+                    | rsip::Header::To(_)
+                    | rsip::Header::CallId(_)
+                    | rsip::Header::CSeq(_) => {
+                        text.push_str(&format!("{header}\r\n"));
+                    }
+                    _ => {}
+                }
+            }
+            text.push_str(extra);
+            text.push_str("Content-Length: 0\r\n\r\n");
+            self.send(&text).await;
+        }
+
+        async fn notify(&mut self, call_id: &str, state: &str, body: &str) {
+            self.cseq += 1;
+            let text = format!(
+                "NOTIFY sip:cti-relay@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bKn{cseq}\r\nFrom: <sip:1001@pbx.test>;tag=nt\r\nTo: <sip:cti-relay@pbx.test>;tag=ft\r\nCall-ID: {call_id}\r\nCSeq: {cseq} NOTIFY\r\nEvent: dialog\r\nSubscription-State: {state}\r\nContact: <sip:127.0.0.1:{port}>\r\nContent-Type: application/dialog-info+xml\r\nContent-Length: {len}\r\n\r\n{body}",
+                port = self.socket.local_addr().expect("address").port(),
+                cseq = self.cseq,
+                len = body.len(),
+            );
+            self.send(&text).await;
+        }
+    }
+
+    fn document(version: u64, state: &str) -> String {
+        format!(
+            r#"<?xml version="1.0"?><dialog-info xmlns="urn:ietf:params:xml:ns:dialog-info" version="{version}" state="full" entity="sip:1001@pbx.test"><dialog id="d1" call-id="c1@pbx" direction="recipient"><state>{state}</state><remote><identity>sip:+41441234567@pbx.test</identity></remote><local><identity>sip:1001@pbx.test</identity></local></dialog></dialog-info>"#
+        )
+    }
+
+    fn header(request: &rsip::Request, name: &str) -> String {
+        ua::header(request, name).unwrap_or_default()
+    }
+
+    #[tokio::test]
+    async fn the_subscriber_authenticates_answers_notifies_and_subscribes_again_when_it_must() {
+        let socket = UdpSocket::bind("127.0.0.1:0").await.expect("bound");
+        let port = socket.local_addr().expect("address").port();
+        let mut server = Notifier {
+            socket,
+            relay: None,
+            cseq: 0,
+        };
+        let settings = Settings {
+            sip_server: format!("127.0.0.1:{port}"),
+            sip_transport: Transport::Udp,
+            sip_reps: [(
+                "alice@example.com".to_string(),
+                "sip:1001@pbx.test".to_string(),
+            )]
+            .into(),
+            sip_username: "cti-relay".into(),
+            sip_password: Secret::new(PASSWORD),
+            sip_domain: None,
+            sip_expires: 600,
+            sip_tls_ca_pem: None,
+            sip_click_to_dial_url: None,
+        };
+        let shared = Arc::new(Shared {
+            tenant: "demo".into(),
+            settings,
+            context: Context {
+                tenant: "demo".into(),
+                http: reqwest::Client::new(),
+                clock: Arc::new(crate::clock::SystemClock),
+            },
+            tracker: Mutex::default(),
+        });
+        let status = Arc::new(LinkStatus::default());
+        let (link, mut inbox) = channel(
+            "demo",
+            "sip",
+            Arc::new(NoLiveCalls),
+            status.clone(),
+            Arc::new(Metrics::default()),
+        );
+        let (events, mut heard) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            while let Some(delivery) = inbox.next().await {
+                let _ = events.send(delivery.event.clone());
+                delivery.report(Ok(()));
+            }
+        });
+        let run = tokio::spawn(run(shared, link));
+
+        // The first SUBSCRIBE is challenged; the second answers the challenge.
+        let first = server.request().await;
+        assert_eq!(first.method, rsip::Method::Subscribe);
+        assert_eq!(first.uri.to_string(), "sip:1001@pbx.test");
+        assert_eq!(header(&first, "Event"), "dialog");
+        assert_eq!(header(&first, "Accept"), "application/dialog-info+xml");
+        assert_eq!(header(&first, "Expires"), "600");
+        server
+            .answer(
+                &first,
+                "401 Unauthorized",
+                "WWW-Authenticate: Digest realm=\"pbx.test\", nonce=\"n1\", qop=\"auth\"\r\n",
+            )
+            .await;
+        let second = server.request().await;
+        let call_id = ua::call_id(&second).expect("a Call-ID");
+        assert_eq!(Some(call_id.clone()), ua::call_id(&first));
+        assert!(ua::cseq(&second) > ua::cseq(&first));
+        let authorization = second
+            .authorization_header()
+            .expect("credentials")
+            .typed()
+            .expect("typed");
+        assert_eq!(authorization.username, "cti-relay");
+        assert!(
+            rsip::services::DigestGenerator::from(
+                &authorization,
+                PASSWORD,
+                &rsip::Method::Subscribe
+            )
+            .verify(&authorization.response),
+            "the digest is right"
+        );
+        server
+            .answer(
+                &second,
+                "200 OK",
+                &format!("Expires: 600\r\nContact: <sip:127.0.0.1:{port}>\r\n"),
+            )
+            .await;
+
+        // NOTIFYs are answered 200 and become events.
+        server
+            .notify(&call_id, "active;expires=600", &document(0, "early"))
+            .await;
+        assert_eq!(server.response().await.status_code().code(), 200);
+        let ringing = heard.recv().await.expect("an event");
+        assert_eq!(ringing.event_type, EventType::Ringing);
+        assert_eq!(ringing.from, "+41441234567");
+        assert_eq!(ringing.agent, "alice@example.com");
+        until("the link up", || status.get().connected).await;
+
+        // A version gap: applied (the document is full) and the subscription refreshed for
+        // full state, within its dialog, with credentials.
+        server
+            .notify(&call_id, "active;expires=600", &document(2, "confirmed"))
+            .await;
+        assert_eq!(server.response().await.status_code().code(), 200);
+        assert_eq!(
+            heard.recv().await.expect("an event").event_type,
+            EventType::Answered
+        );
+        let refresh = server.request().await;
+        assert_eq!(refresh.method, rsip::Method::Subscribe);
+        assert_eq!(ua::call_id(&refresh).as_deref(), Some(call_id.as_str()));
+        assert_eq!(ua::to_tag(&refresh).as_deref(), Some("nt"));
+        assert_eq!(refresh.uri.to_string(), format!("sip:127.0.0.1:{port}"));
+        assert!(refresh.authorization_header().is_some());
+        server.answer(&refresh, "200 OK", "Expires: 600\r\n").await;
+
+        // A NOTIFY of no subscription is refused.
+        server
+            .notify("stranger", "active;expires=600", &document(0, "early"))
+            .await;
+        assert_eq!(server.response().await.status_code().code(), 481);
+
+        // The server ends the subscription: a new one, in a new dialog.
+        server
+            .notify(
+                &call_id,
+                "terminated;reason=deactivated",
+                &document(3, "confirmed"),
+            )
+            .await;
+        assert_eq!(server.response().await.status_code().code(), 200);
+        let again = server.request().await;
+        assert_eq!(again.method, rsip::Method::Subscribe);
+        assert_ne!(ua::call_id(&again).as_deref(), Some(call_id.as_str()));
+        assert_eq!(ua::to_tag(&again), None);
+        // Credentials refused again for the same nonce: the run ends and says why.
+        server
+            .answer(
+                &again,
+                "401 Unauthorized",
+                "WWW-Authenticate: Digest realm=\"pbx.test\", nonce=\"n1\", qop=\"auth\"\r\n",
+            )
+            .await;
+        let outcome = tokio::time::timeout(Duration::from_secs(10), run)
+            .await
+            .expect("the run ends")
+            .expect("no panic");
+        let err = outcome.expect_err("refused credentials end the run");
+        assert!(err.0.contains("refused the digest credentials"), "{err}");
+        assert!(!err.0.contains(PASSWORD));
+        assert!(!status.get().connected);
+    }
+
+    async fn until(what: &str, check: impl Fn() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !check() {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
