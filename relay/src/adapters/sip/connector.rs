@@ -433,11 +433,11 @@ async fn on_request(
         if sub.pending.is_none() {
             sub.refresh_at = Some(now);
         }
-    } else if let Some(expires) = state.expires.filter(|e| *e > 0) {
-        if sub.pending.is_none() {
-            let due = now + refresh_in(expires);
-            sub.refresh_at = Some(sub.refresh_at.map_or(due, |at| at.min(due)));
-        }
+    } else if let Some(expires) = state.expires.filter(|e| *e > 0)
+        && sub.pending.is_none()
+    {
+        let due = now + refresh_in(expires);
+        sub.refresh_at = Some(sub.refresh_at.map_or(due, |at| at.min(due)));
     }
     Ok(())
 }

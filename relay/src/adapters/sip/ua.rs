@@ -469,7 +469,7 @@ pub fn contact_uri(message: &impl HeadersExt) -> Option<String> {
 }
 
 /// A header's value by name, for the headers rsip keeps untyped or as `Other`.
-pub fn header<'a>(message: &'a impl HasHeaders, name: &str) -> Option<String> {
+pub fn header(message: &impl HasHeaders, name: &str) -> Option<String> {
     message.headers().iter().find_map(|h| {
         let line = h.to_string();
         let (n, v) = line.split_once(':')?;
