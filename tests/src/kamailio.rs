@@ -258,6 +258,12 @@ impl Kamailio {
         self.phone(ext, "answer.xml", ring_ms).await
     }
 
+    /// A phone of `ext` that rings for `ring_ms`, answers, then holds the call for a second and
+    /// resumes it, publishing its hold to the server as its own dialog state.
+    pub async fn holding_phone(&self, ext: &str, ring_ms: u64) -> Result<Sipp> {
+        self.phone(ext, "answer-hold.xml", ring_ms).await
+    }
+
     /// A phone of `ext` that rings and is never picked up.
     pub async fn unanswered_phone(&self, ext: &str) -> Result<Sipp> {
         self.phone(ext, "no-answer.xml", 0).await
@@ -273,6 +279,11 @@ impl Kamailio {
                 port.to_string(),
                 "-d".into(),
                 pause_ms.to_string(),
+                "-s".into(),
+                ext.to_string(),
+                "-key".into(),
+                "domain".into(),
+                DOMAIN.into(),
             ],
         )?;
         self.register(ext, port).await?;

@@ -254,3 +254,30 @@ async fn a_kamailio_restarted_mid_call_is_subscribed_again_over_tcp() -> Result<
     assert_eq!(stack.activities(&id).await?.len(), 1);
     Ok(())
 }
+
+/// The rep's phone holds and resumes the call and publishes that (its own dialog state with
+/// `+sip.rendering`) to Kamailio, which notifies it with the proxy's view of the same call:
+/// answered -> held -> resumed -> hang up, logged once.
+#[tokio::test]
+async fn a_hold_the_phone_publishes_reaches_the_widget() -> Result<()> {
+    let stack = start().await?;
+    let (_, e164, _) = stack.single_match_caller()?;
+    let (mut alice, _) = WsClient::signed_in(&stack, ALICE, None).await?;
+    let pbx = kamailio(&stack)?;
+    let phone = pbx.holding_phone(ALICE_EXT, 200).await?;
+    let caller = pbx.call(&e164, ALICE_EXT, 3_000)?;
+    let ringing = rings(&mut alice).await?;
+    let id = ringing["call"]["id"]
+        .as_str()
+        .context("a call id")?
+        .to_string();
+    state(&mut alice, &id, "connected").await?;
+    state(&mut alice, &id, "held").await?;
+    state(&mut alice, &id, "connected").await?;
+    state(&mut alice, &id, "ended").await?;
+    caller.finished().await?;
+    phone.finished().await?;
+    stack.wait_activity(&id, "written", |_| true).await?;
+    assert_eq!(stack.activities(&id).await?.len(), 1);
+    Ok(())
+}

@@ -58,8 +58,8 @@ impl Tracker {
     /// Applies one document of `rep`'s subscription; the events it brings, in order.
     pub fn apply(&mut self, rep: &str, info: &DialogInfo, now: &str) -> Vec<TelephonyEvent> {
         let mut events = Vec::new();
-        for dialog in &info.dialogs {
-            self.dialog(rep, dialog, now, &mut events);
+        for dialog in merged(&info.dialogs) {
+            self.dialog(rep, &dialog, now, &mut events);
         }
         if info.state == Completeness::Full {
             let listed: Vec<&str> = info.dialogs.iter().map(Dialog::call).collect();
@@ -258,6 +258,52 @@ impl Tracker {
     }
 }
 
+/// The document's dialogs, one per SIP call: a presence server that aggregates several
+/// publishers (its proxy's view and the phone's own, which alone knows about hold) lists the
+/// same call more than once. The call is as far as its furthest report (`terminated` beyond
+/// `confirmed` beyond `early`), held when any confirmed report says the rep's side does not
+/// render, and carries whatever identities and transfer marks any report has.
+fn merged(dialogs: &[Dialog]) -> Vec<Dialog> {
+    fn rank(state: State) -> u8 {
+        match state {
+            State::Unknown => 0,
+            State::Trying => 1,
+            State::Proceeding => 2,
+            State::Early => 3,
+            State::Confirmed => 4,
+            State::Terminated => 5,
+        }
+    }
+    let mut calls: Vec<Dialog> = Vec::new();
+    for d in dialogs {
+        let Some(call) = calls.iter_mut().find(|c| c.call() == d.call()) else {
+            calls.push(d.clone());
+            continue;
+        };
+        let holding = [call.clone(), d.clone()]
+            .iter()
+            .any(|x| x.state == State::Confirmed && x.local_rendering == Some(false));
+        if rank(d.state) > rank(call.state) {
+            call.state = d.state;
+            call.event = d.event.clone().or(call.event.take());
+            call.code = d.code.or(call.code);
+        }
+        if call.direction == Role::Unknown {
+            call.direction = d.direction;
+        }
+        call.remote = call.remote.take().or_else(|| d.remote.clone());
+        call.local = call.local.take().or_else(|| d.local.clone());
+        call.replaces = call.replaces.take().or_else(|| d.replaces.clone());
+        call.referred_by = call.referred_by.take().or_else(|| d.referred_by.clone());
+        call.local_rendering = if holding {
+            Some(false)
+        } else {
+            call.local_rendering.or(d.local_rendering)
+        };
+    }
+    calls
+}
+
 /// How a leg ended besides hanging up.
 #[derive(Debug, Clone)]
 enum Ending {
@@ -390,6 +436,53 @@ mod tests {
         );
         assert!(t.apply(ALICE, &DialogInfo::idle(), NOW).is_empty());
         assert!(t.open_calls(ALICE).is_empty());
+    }
+
+    #[test]
+    fn a_call_reported_by_the_proxy_and_the_phone_is_one_call_held_by_the_phone() {
+        let mut t = Tracker::default();
+        t.apply(
+            ALICE,
+            &doc(1, &inbound("<state>confirmed</state>", "")),
+            NOW,
+        );
+        let phone = |rendering: &str| {
+            format!(
+                r#"<dialog id="phone-1" call-id="c1@pbx" direction="recipient"><state>confirmed</state><local><target uri="sip:1001@10.0.0.7"><param pname="+sip.rendering" pvalue="{rendering}"/></target></local></dialog>"#
+            )
+        };
+        let both = |rendering: &str| {
+            doc(
+                2,
+                &format!(
+                    "{}{}",
+                    inbound("<state>confirmed</state>", ""),
+                    phone(rendering)
+                ),
+            )
+        };
+        assert_eq!(
+            kinds(&t.apply(ALICE, &both("no"), NOW)),
+            [(EventType::Held, None)]
+        );
+        assert!(t.apply(ALICE, &both("no"), NOW).is_empty());
+        assert_eq!(
+            kinds(&t.apply(ALICE, &both("yes"), NOW)),
+            [(EventType::Resumed, None)]
+        );
+        // The proxy's terminated report ends the call whatever the phone last published.
+        let end = doc(
+            3,
+            &format!(
+                "{}{}",
+                inbound("<state>terminated</state>", ""),
+                phone("no")
+            ),
+        );
+        assert_eq!(
+            kinds(&t.apply(ALICE, &end, NOW)),
+            [(EventType::Ended, Some(EndReason::Completed))]
+        );
     }
 
     #[test]
