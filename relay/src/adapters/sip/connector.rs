@@ -6,7 +6,7 @@
 //! dialog-info applied ([`super::mapping`]); a subscription is refreshed before its `Expires`,
 //! started afresh when the server ends it or forgets it (`481`), and refreshed for full state
 //! when a `version` gap says a NOTIFY was lost. The link is up once every AoR's subscription
-//! was accepted; the first full state of each then ends what the relay still holds live for
+//! was answered; the first full state of each then ends what the relay still holds live for
 //! that rep but the server no longer lists (the catch-up after a gap). A stream that closes, a
 //! server that stops answering, or credentials it refuses end the run; the next one subscribes
 //! again.
@@ -54,7 +54,9 @@ struct Sub {
     pending: Option<Pending>,
     /// When to refresh (or, after a refusal, to try again).
     refresh_at: Option<Instant>,
-    accepted: bool,
+    /// The server answered this AoR's subscription: accepted it, or refused it (the link is up
+    /// once every AoR was answered; a refused one is tried again and said in `/readyz`).
+    answered: bool,
     /// The version of the last document applied.
     version: Option<u64>,
     /// Whether this dialog's first full state has been applied (the catch-up waits for it).
@@ -75,7 +77,7 @@ impl Sub {
             expires,
             pending: None,
             refresh_at: Some(Instant::now()),
-            accepted: false,
+            answered: false,
             version: None,
             caught_up: false,
             challenge: None,
@@ -167,7 +169,7 @@ async fn session(shared: &Shared, link: &Link) -> Result<(), LinkError> {
                 on_request(shared, link, &mut wire, &mut subs, request).await?;
             }
         }
-        if !up && subs.iter().all(|s| s.accepted) {
+        if !up && subs.iter().all(|s| s.answered) {
             up = true;
             link.up();
             tracing::info!(tenant = %shared.tenant, reps = subs.len(), "SIP dialog subscriptions active");
@@ -252,7 +254,7 @@ async fn on_response(
     let now = Instant::now();
     match code {
         200..=299 => {
-            sub.accepted = true;
+            sub.answered = true;
             if sub.to_tag.is_none() {
                 sub.to_tag = ua::to_tag(&response);
             }
@@ -308,6 +310,7 @@ async fn on_response(
                 sub.aor
             ));
             sub.restart(now + Duration::from_secs(60));
+            sub.answered = true;
         }
     }
     Ok(())
@@ -364,7 +367,7 @@ async fn on_request(
             reason: None,
         });
     // A NOTIFY is the server's acceptance too (it may overtake the 2xx over UDP).
-    sub.accepted = true;
+    sub.answered = true;
     let body = String::from_utf8_lossy(request.body()).into_owned();
     let content_type = ua::header(&request, "Content-Type").unwrap_or_default();
     let info = if body.trim().is_empty() {

@@ -426,6 +426,62 @@ mod tests {
         assert_eq!(bad.check(&facts()).expect_err("expires").var, "sip_expires");
     }
 
+    #[tokio::test]
+    async fn click_to_dial_posts_the_pbxs_url_and_only_then_is_offered() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bound");
+        let port = listener.local_addr().expect("address").port();
+        let server = tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await.expect("a request");
+            let mut request = vec![0u8; 4096];
+            let n = stream.read(&mut request).await.expect("read");
+            stream
+                .write_all(
+                    b"HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                )
+                .await
+                .expect("answered");
+            String::from_utf8_lossy(&request[..n]).into_owned()
+        });
+        let context = || Context {
+            tenant: "acme".into(),
+            http: reqwest::Client::new(),
+            clock: Arc::new(crate::clock::SystemClock),
+        };
+        let mut settings = Settings::demo("http://127.0.0.1:8090");
+        let without = SipAdapter::new(settings.clone(), context());
+        assert!(without.controls().is_empty());
+        let refused = without.dial("alice@example.com", "+41441234567").await;
+        assert!(
+            matches!(refused, Err(CommandError::Rejected { status: 501, .. })),
+            "{refused:?}"
+        );
+        settings.sip_click_to_dial_url = Some(format!(
+            "http://127.0.0.1:{port}/dial?from={{user}}&to={{number}}"
+        ));
+        assert!(settings.check(&facts()).is_ok());
+        let with = SipAdapter::new(settings, context());
+        assert_eq!(with.controls(), [Control::Dial]);
+        assert_eq!(
+            with.dial("alice@example.com", "+41441234567")
+                .await
+                .expect("dialled"),
+            None
+        );
+        let request = server.await.expect("served");
+        assert!(
+            request.starts_with("POST /dial?from=1001&to=%2B41441234567 HTTP/1.1"),
+            "{request}"
+        );
+        let unknown = with.dial("nobody@example.com", "+41441234567").await;
+        assert!(matches!(
+            unknown,
+            Err(CommandError::Rejected { status: 404, .. })
+        ));
+    }
+
     #[test]
     fn the_demo_account_only_reaches_a_local_server() {
         let demo = Settings::demo("http://127.0.0.1:8090");
