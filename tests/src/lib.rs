@@ -7,6 +7,7 @@
 //! allows and fail with what it was waiting for.
 
 pub mod browser;
+pub mod kamailio;
 pub mod prosody;
 pub mod proxy;
 pub mod redis;
@@ -90,6 +91,7 @@ pub enum Provider {
     Finesse,
     Asterisk,
     Freeswitch,
+    Sip,
 }
 
 impl Provider {
@@ -113,6 +115,7 @@ impl Provider {
             Provider::Finesse => "finesse",
             Provider::Asterisk => "asterisk",
             Provider::Freeswitch => "freeswitch",
+            Provider::Sip => "sip",
         }
     }
 
@@ -139,6 +142,8 @@ impl Provider {
             Provider::Finesse => "/sim/finesse/calls",
             Provider::Asterisk => "/sim/asterisk/calls",
             Provider::Freeswitch => "/sim/freeswitch/calls",
+            // No simulator: calls are placed through the stack's Kamailio with SIPp.
+            Provider::Sip => "/sim/sip/calls",
         }
     }
 }
@@ -164,6 +169,8 @@ pub struct Stack {
     pub http: reqwest::Client,
     /// The XMPP server a Finesse stack's notifications go through (started with the stack).
     pub prosody: Option<prosody::Prosody>,
+    /// The SIP PBX a SIP stack's dialog events come from (started with the stack).
+    pub kamailio: Option<kamailio::Kamailio>,
 }
 
 impl Stack {
@@ -206,6 +213,12 @@ impl Stack {
             Provider::Finesse => Some(prosody::Prosody::for_finesse(&SimConfig::default()).await?),
             _ => None,
         };
+        // A SIP stack's calls go through a real Kamailio: one for this stack.
+        let kamailio = match provider {
+            Provider::Sip => Some(kamailio::Kamailio::start().await?),
+            _ => None,
+        };
+        let sip_server = kamailio.as_ref().map(|k| k.addr());
         let xmpp = prosody.as_ref().map(|p| (p.addr(), p.port));
         // A simulated PBX speaking its own protocol listens on a port of this stack's.
         let pbx_port = match provider {
@@ -248,10 +261,16 @@ impl Stack {
             {
                 settings.freeswitch_port = addr.port();
             }
+            if let (Some(server), cti_relay::adapters::TelephonySettings::Sip(settings)) =
+                (&sip_server, &mut config.tenants[0].telephony)
+            {
+                settings.sip_server = server.clone();
+            }
             tweak(config);
         };
         let (mut stack, _) = Self::start_parts(sim_tweak, configure, false).await?;
         stack.prosody = prosody;
+        stack.kamailio = kamailio;
         stack.wait_ready().await?;
         Ok(stack)
     }
@@ -305,6 +324,7 @@ impl Stack {
             relay,
             http: reqwest::Client::builder().timeout(PATIENCE).build()?,
             prosody: None,
+            kamailio: None,
         };
         Ok((stack, proxy))
     }

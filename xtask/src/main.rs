@@ -47,7 +47,7 @@ fn print_help() {
          demo    build and run relay + simulator on embedded defaults, print the URL to open;\n          `--provider generic|genesys|ringcentral|teams|webex` picks the telephony the\n          host page rings through first (all are there, switchable on the page)\n  \
          test    install test prerequisites, then run every test (add --no-lint to skip fmt/clippy)\n  \
          bench   benchmarks with percentiles: `bench numbers` (normalization, index lookups, index\n          build of 100,000 simulated records; CTI_BENCH_RECORDS sets records per collection),\n          `bench activities` (finished calls to V2 activities per second; CTI_BENCH_CALLS)\n  \
-         setup   only install prerequisites (wasm32 target, trunk, wasm-bindgen-cli, chromium,\n          chromium-driver, redis-server, prosody)\n  \
+         setup   only install prerequisites (wasm32 target, trunk, wasm-bindgen-cli, chromium,\n          chromium-driver, redis-server, prosody,\n          kamailio, kamailio-presence-modules, sip-tester)\n  \
          help    this text"
     );
 }

@@ -15,6 +15,14 @@ const SYSTEM_PACKAGES: &[(&str, &str)] = &[
     ("redis-server", "/usr/bin/redis-server"),
     // A real XMPP server for the Cisco Finesse tests (its notification service is XMPP pubsub).
     ("prosody", "/usr/bin/prosody"),
+    // A real SIP PBX (registrar, proxy, RFC 4235 dialog-event presence server) for the SIP
+    // tests, and SIPp as its phones and callers.
+    ("kamailio", "/usr/sbin/kamailio"),
+    (
+        "kamailio-presence-modules",
+        "/usr/share/doc/kamailio-presence-modules",
+    ),
+    ("sip-tester", "/usr/bin/sipp"),
 ];
 
 pub(crate) fn workspace_root() -> PathBuf {

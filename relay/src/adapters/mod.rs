@@ -40,6 +40,7 @@ pub mod generic;
 pub mod genesys;
 pub mod reps;
 pub mod ringcentral;
+pub mod sip;
 pub mod teams;
 pub mod webex;
 
@@ -74,6 +75,7 @@ pub enum TelephonySettings {
     Finesse(finesse::Settings),
     Asterisk(asterisk::Settings),
     Freeswitch(freeswitch::Settings),
+    Sip(sip::Settings),
 }
 
 impl TelephonySettings {
@@ -112,6 +114,7 @@ impl TelephonySettings {
             "freeswitch" => Some(TelephonySettings::Freeswitch(freeswitch::Settings::demo(
                 sim_url,
             ))),
+            "sip" => Some(TelephonySettings::Sip(sip::Settings::demo(sim_url))),
             _ => None,
         }
     }
@@ -128,6 +131,7 @@ impl TelephonySettings {
             TelephonySettings::Finesse(settings) => settings.check(tenant),
             TelephonySettings::Asterisk(settings) => settings.check(tenant),
             TelephonySettings::Freeswitch(settings) => settings.check(tenant),
+            TelephonySettings::Sip(settings) => settings.check(tenant),
         }
     }
 }
@@ -204,6 +208,9 @@ pub fn build(settings: &TelephonySettings, context: Context) -> Arc<dyn Telephon
             settings.clone(),
             context,
         )),
+        TelephonySettings::Sip(settings) => {
+            Arc::new(sip::SipAdapter::new(settings.clone(), context))
+        }
     }
 }
 

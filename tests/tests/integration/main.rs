@@ -20,6 +20,7 @@ mod redis_index;
 mod redis_push;
 mod relay_api;
 mod ringcentral;
+mod sip;
 mod tabs;
 mod teams;
 mod transfer_browsers;

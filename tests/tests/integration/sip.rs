@@ -1,0 +1,283 @@
+//! SIP PBXs through RFC 4235 dialog events, against a real Kamailio (started per test with the
+//! repository's sample configuration) and real calls placed through it with SIPp: the reps'
+//! phones register, a caller rings a rep, and the relay reads Kamailio's own NOTIFYs.
+//!
+//! The widget's pop is checked on the widget protocol (WsClient), not in Chromium: the
+//! simulator's host page rings through simulators only, and a SIP call needs SIPp.
+
+use anyhow::{Context, Result};
+use cti_protocol::ws::CallCommand;
+use cti_tests::kamailio::Kamailio;
+use cti_tests::{Provider, Stack, WsClient, eventually};
+use serde_json::Value;
+
+const ALICE: &str = "alice@example.com";
+const ALICE_EXT: &str = "1001";
+
+/// The stack on its own Kamailio, the relay's subscriptions up.
+async fn start() -> Result<Stack> {
+    let stack = Stack::start_through(Provider::Sip, |_| {}).await?;
+    connected(&stack).await?;
+    Ok(stack)
+}
+
+fn kamailio(stack: &Stack) -> Result<&Kamailio> {
+    stack
+        .kamailio
+        .as_ref()
+        .context("a SIP stack has its Kamailio")
+}
+
+/// Waits until the relay's SIP connector is up (every rep's subscription accepted).
+async fn connected(stack: &Stack) -> Result<()> {
+    eventually("the relay's SIP connector up", || async {
+        let ready = stack.readyz().await.ok()?;
+        ready
+            .to_string()
+            .contains("\"connected\":true")
+            .then_some(())
+    })
+    .await
+    .with_context(|| {
+        stack
+            .kamailio
+            .as_ref()
+            .map(|k| format!("Kamailio's log: {}", k.log()))
+            .unwrap_or_default()
+    })
+}
+
+async fn state(ws: &mut WsClient, id: &str, state: &str) -> Result<Value> {
+    ws.recv_call(id, &format!("{id} {state}"), |c| c["state"] == state)
+        .await
+}
+
+/// The next call that rings on the rep's widget.
+async fn rings(ws: &mut WsClient) -> Result<Value> {
+    ws.recv_until("a call to ring", |m| {
+        m["type"] == "call" && m["call"]["state"] == "ringing"
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_call_through_kamailio_rings_pops_is_answered_and_logged_once() -> Result<()> {
+    let stack = start().await?;
+    let (_, e164, name) = stack.single_match_caller()?;
+    let (mut alice, welcome) = WsClient::signed_in(&stack, ALICE, None).await?;
+    // The widget shows no call controls the relay cannot give over SIP.
+    assert_eq!(welcome["controls"], serde_json::json!([]), "{welcome}");
+
+    let pbx = kamailio(&stack)?;
+    let phone = pbx.answering_phone(ALICE_EXT, 1_500).await?;
+    let caller = pbx.call(&e164, ALICE_EXT, 1_500)?;
+
+    let ringing = rings(&mut alice).await?;
+    let id = ringing["call"]["id"]
+        .as_str()
+        .context("a call id")?
+        .to_string();
+    assert_eq!(ringing["call"]["from"], e164.as_str());
+    assert_eq!(ringing["call"]["direction"], "inbound");
+    assert_eq!(ringing["call"]["pop"]["name"], name.as_str());
+
+    state(&mut alice, &id, "connected").await?;
+    // Controls are the phone's: the relay refuses them and says why.
+    alice.command(&id, CallCommand::Hold).await?;
+    let refusal = alice
+        .recv_until("the hold refused", |m| {
+            m["type"] == "error" || m["type"] == "command_result"
+        })
+        .await?;
+    assert!(refusal.to_string().contains("phone"), "{refusal}");
+
+    state(&mut alice, &id, "ended").await?;
+    caller.finished().await?;
+    phone.finished().await?;
+    let activity = stack.wait_activity(&id, "written", |_| true).await?;
+    assert!(
+        !cti_tests::summary_of(&activity).contains("Outcome: missed"),
+        "{activity}"
+    );
+    assert_eq!(cti_tests::agents_on(&activity), [ALICE]);
+    assert_eq!(stack.activities(&id).await?.len(), 1);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_call_the_caller_gives_up_on_is_missed() -> Result<()> {
+    let stack = start().await?;
+    let (mut alice, _) = WsClient::signed_in(&stack, ALICE, None).await?;
+    let pbx = kamailio(&stack)?;
+    let phone = pbx.unanswered_phone(ALICE_EXT).await?;
+    let caller = pbx.call_and_give_up("+41445550109", ALICE_EXT, 1_000)?;
+
+    let ringing = rings(&mut alice).await?;
+    let id = ringing["call"]["id"]
+        .as_str()
+        .context("a call id")?
+        .to_string();
+    state(&mut alice, &id, "ended").await?;
+    caller.finished().await?;
+    phone.finished().await?;
+    let activity = stack.wait_activity(&id, "written", |_| true).await?;
+    assert!(
+        cti_tests::summary_of(&activity).contains("Outcome: missed"),
+        "{activity}"
+    );
+    assert_eq!(stack.activities(&id).await?.len(), 1);
+    Ok(())
+}
+
+/// Kamailio requires digest authentication on SUBSCRIBE: the relay's account passes it (every
+/// other test subscribes with it), and a wrong password keeps the connector down with the
+/// reason in `/readyz`.
+#[tokio::test]
+async fn subscriptions_need_the_relays_digest_credentials() -> Result<()> {
+    let stack = Stack::start_through(Provider::Sip, |config| {
+        if let cti_relay::adapters::TelephonySettings::Sip(settings) =
+            &mut config.tenants[0].telephony
+        {
+            settings.sip_password = cti_relay::secret::Secret::new("demo-sip-wrong");
+        }
+    })
+    .await?;
+    let refused = eventually("the relay to report the refused credentials", || async {
+        let ready = stack.readyz().await.ok()?.to_string();
+        ready
+            .contains("refused the digest credentials")
+            .then_some(ready)
+    })
+    .await?;
+    assert!(refused.contains("\"connected\":false"), "{refused}");
+    assert!(!refused.contains("demo-sip-wrong"), "{refused}");
+
+    // The right password: subscribed.
+    let mut config = stack.relay.state.config.clone();
+    if let cti_relay::adapters::TelephonySettings::Sip(settings) = &mut config.tenants[0].telephony
+    {
+        settings.sip_password = cti_relay::secret::Secret::new("demo-sip-relay");
+    }
+    let mut stack = stack;
+    stack.stop_relay().await;
+    stack.start_relay_with(config).await?;
+    connected(&stack).await
+}
+
+/// The relay crashes while the rep talks: the new process subscribes again, Kamailio's full
+/// state shows the call in progress, and its end is logged once.
+#[tokio::test]
+async fn a_relay_restarted_mid_call_subscribes_again_and_logs_the_end_once() -> Result<()> {
+    let mut stack = start().await?;
+    let (_, e164, _) = stack.single_match_caller()?;
+    let (mut alice, _) = WsClient::signed_in(&stack, ALICE, None).await?;
+    let pbx = kamailio(&stack)?;
+    let phone = pbx.answering_phone(ALICE_EXT, 200).await?;
+    let caller = pbx.call(&e164, ALICE_EXT, 6_000)?;
+    let ringing = rings(&mut alice).await?;
+    let id = ringing["call"]["id"]
+        .as_str()
+        .context("a call id")?
+        .to_string();
+    state(&mut alice, &id, "connected").await?;
+    drop(alice);
+
+    stack.crash_relay();
+    stack.start_relay_again().await?;
+    connected(&stack).await?;
+    caller.finished().await?;
+    phone.finished().await?;
+    let activity = stack.wait_activity(&id, "written", |_| true).await?;
+    assert_eq!(cti_tests::agents_on(&activity), [ALICE]);
+    assert_eq!(stack.activities(&id).await?.len(), 1);
+    Ok(())
+}
+
+/// Kamailio restarts while the rep talks, the relay subscribed over TCP: the connection drops,
+/// the relay connects and subscribes again, the call (kept by Kamailio across the restart)
+/// stays connected, and its end is logged once when the caller hangs up.
+#[tokio::test]
+async fn a_kamailio_restarted_mid_call_is_subscribed_again_over_tcp() -> Result<()> {
+    let mut stack = Stack::start_through(Provider::Sip, |config| {
+        if let cti_relay::adapters::TelephonySettings::Sip(settings) =
+            &mut config.tenants[0].telephony
+        {
+            settings.sip_transport = cti_relay::adapters::sip::Transport::Tcp;
+        }
+    })
+    .await?;
+    connected(&stack).await?;
+    let (_, e164, _) = stack.single_match_caller()?;
+    let (mut alice, _) = WsClient::signed_in(&stack, ALICE, None).await?;
+    let pbx = kamailio(&stack)?;
+    let phone = pbx.answering_phone(ALICE_EXT, 200).await?;
+    let caller = pbx.call(&e164, ALICE_EXT, 8_000)?;
+    let ringing = rings(&mut alice).await?;
+    let id = ringing["call"]["id"]
+        .as_str()
+        .context("a call id")?
+        .to_string();
+    state(&mut alice, &id, "connected").await?;
+
+    stack
+        .kamailio
+        .as_mut()
+        .context("the stack's Kamailio")?
+        .restart()
+        .await?;
+    eventually(
+        "the relay to reconnect to the restarted Kamailio",
+        || async {
+            let ready = stack.readyz().await.ok()?.to_string();
+            (ready.contains("\"connected\":true") && !ready.contains("\"reconnects\":0"))
+                .then_some(())
+        },
+    )
+    .await?;
+    let ended = state(&mut alice, &id, "ended").await?;
+    // The end is the caller's hang-up, after its 8 s of talk, not the restart.
+    let at = |field: &str| {
+        ended["call"][field]
+            .as_str()
+            .and_then(cti_relay::clock::instant)
+            .with_context(|| format!("{field} in {ended}"))
+    };
+    let talked = (at("ended_at")? - at("answered_at")?).whole_milliseconds();
+    assert!(talked >= 7_000, "{ended}");
+    caller.finished().await?;
+    phone.finished().await?;
+    let activity = stack.wait_activity(&id, "written", |_| true).await?;
+    assert!(
+        !cti_tests::summary_of(&activity).contains("Outcome: missed"),
+        "{activity} {ended}"
+    );
+    assert_eq!(stack.activities(&id).await?.len(), 1);
+    Ok(())
+}
+
+/// The rep's phone holds and resumes the call and publishes that (its own dialog state with
+/// `+sip.rendering`) to Kamailio, which notifies it with the proxy's view of the same call:
+/// answered -> held -> resumed -> hang up, logged once.
+#[tokio::test]
+async fn a_hold_the_phone_publishes_reaches_the_widget() -> Result<()> {
+    let stack = start().await?;
+    let (_, e164, _) = stack.single_match_caller()?;
+    let (mut alice, _) = WsClient::signed_in(&stack, ALICE, None).await?;
+    let pbx = kamailio(&stack)?;
+    let phone = pbx.holding_phone(ALICE_EXT, 200).await?;
+    let caller = pbx.call(&e164, ALICE_EXT, 3_000)?;
+    let ringing = rings(&mut alice).await?;
+    let id = ringing["call"]["id"]
+        .as_str()
+        .context("a call id")?
+        .to_string();
+    state(&mut alice, &id, "connected").await?;
+    state(&mut alice, &id, "held").await?;
+    state(&mut alice, &id, "connected").await?;
+    state(&mut alice, &id, "ended").await?;
+    caller.finished().await?;
+    phone.finished().await?;
+    stack.wait_activity(&id, "written", |_| true).await?;
+    assert_eq!(stack.activities(&id).await?.len(), 1);
+    Ok(())
+}
