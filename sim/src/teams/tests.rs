@@ -161,3 +161,75 @@ async fn a_subscription_is_made_only_when_the_token_comes_back_decoded_as_text()
         .expect("graph");
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
 }
+
+#[tokio::test]
+async fn presence_is_subscribed_only_with_a_users_token_for_at_most_an_hour() {
+    let sim = sim().await;
+    let http = reqwest::Client::new();
+    let (_, body) = token(&http, &sim, DEMO_CLIENT_SECRET).await;
+    let app = body["access_token"].as_str().expect("token").to_string();
+    let refreshed: Value = http
+        .post(format!(
+            "{}/sim/teams/{TENANT_ID}/oauth2/v2.0/token",
+            sim.url()
+        ))
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("client_id", DEMO_CLIENT_ID),
+            ("client_secret", DEMO_CLIENT_SECRET),
+            ("refresh_token", super::DEMO_REFRESH_TOKEN),
+            (
+                "scope",
+                "https://graph.microsoft.com/Presence.Read.All offline_access",
+            ),
+        ])
+        .send()
+        .await
+        .expect("token")
+        .json()
+        .await
+        .expect("json");
+    let delegated = refreshed["access_token"].as_str().expect("delegated");
+    assert_ne!(
+        refreshed["refresh_token"],
+        super::DEMO_REFRESH_TOKEN,
+        "rotated"
+    );
+    let alice = &super::demo_users()[0].id;
+    let at = |minutes: i64| {
+        (time::OffsetDateTime::now_utc() + time::Duration::minutes(minutes))
+            .format(&time::format_description::well_known::Rfc3339)
+            .expect("format")
+    };
+    let hook = receiver(Receiver::Decoded).await;
+    let subscribe = |token: String, minutes: i64, resource: String| {
+        let (http, hook, sim_url) = (http.clone(), hook.clone(), sim.url());
+        async move {
+            let response = http
+                .post(format!("{sim_url}/sim/teams/graph/v1.0/subscriptions"))
+                .bearer_auth(token)
+                .json(&json!({"changeType": "updated", "notificationUrl": hook,
+                              "resource": resource, "expirationDateTime": at(minutes),
+                              "clientState": "0123456789abcdef"}))
+                .send()
+                .await
+                .expect("graph");
+            let status = response.status().as_u16();
+            (
+                status,
+                response.json::<Value>().await.unwrap_or(Value::Null),
+            )
+        }
+    };
+    let one = format!("/communications/presences/{alice}");
+    let (status, body) = subscribe(app, 30, one.clone()).await;
+    assert_eq!(status, 403, "application permissions: {body}");
+    let (status, _) = subscribe(delegated.into(), 90, one.clone()).await;
+    assert_eq!(status, 400, "beyond an hour");
+    let unknown = "/communications/presences?$filter=id in ('nobody')".to_string();
+    let (status, _) = subscribe(delegated.into(), 30, unknown).await;
+    assert_eq!(status, 400, "not a user");
+    let list = format!("/communications/presences?$filter=id in ('{alice}')");
+    let (status, body) = subscribe(delegated.into(), 55, list).await;
+    assert_eq!(status, 201, "{body}");
+}

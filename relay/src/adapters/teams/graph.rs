@@ -71,6 +71,16 @@ struct Token {
     expires: Instant,
 }
 
+/// Whose token a request carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Who {
+    /// The app itself (client credentials): calls, call records, users.
+    App,
+    /// The service account whose refresh token the tenant configured (delegated
+    /// `Presence.Read.All`): presence, whose subscriptions Graph takes from users only.
+    Delegated,
+}
+
 #[derive(Debug)]
 pub(crate) struct Graph {
     login_url: String,
@@ -80,7 +90,15 @@ pub(crate) struct Graph {
     client_secret: Secret,
     pub(crate) http: reqwest::Client,
     token: Mutex<Option<Token>>,
+    /// The service account's refresh token (the newest Entra ID gave back: each grant rotates
+    /// it), where the tenant uses presence.
+    refresh_token: Mutex<Option<Secret>>,
+    delegated_token: Mutex<Option<Token>>,
 }
+
+/// The delegated scopes presence needs (`offline_access` keeps a refresh token coming).
+pub(crate) const PRESENCE_SCOPE: &str =
+    "https://graph.microsoft.com/Presence.Read.All offline_access";
 
 impl Graph {
     pub(crate) fn new(
@@ -99,32 +117,68 @@ impl Graph {
             client_secret,
             http,
             token: Mutex::new(None),
+            refresh_token: Mutex::new(None),
+            delegated_token: Mutex::new(None),
         }
     }
 
-    fn cached(&self) -> Option<String> {
-        let token = self.token.lock().unwrap_or_else(|p| p.into_inner());
+    /// Presence calls go out with the service account whose refresh token this is.
+    pub(crate) fn with_refresh_token(self, refresh: Option<Secret>) -> Self {
+        *self.refresh_token.lock().unwrap_or_else(|p| p.into_inner()) = refresh;
+        self
+    }
+
+    fn slot(&self, who: Who) -> &Mutex<Option<Token>> {
+        match who {
+            Who::App => &self.token,
+            Who::Delegated => &self.delegated_token,
+        }
+    }
+
+    fn cached(&self, who: Who) -> Option<String> {
+        let token = self.slot(who).lock().unwrap_or_else(|p| p.into_inner());
         token
             .as_ref()
             .filter(|t| t.expires > Instant::now() + TOKEN_MARGIN)
             .map(|t| t.value.expose().to_string())
     }
 
-    fn forget_token(&self) {
-        *self.token.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    fn forget_token(&self, who: Who) {
+        *self.slot(who).lock().unwrap_or_else(|p| p.into_inner()) = None;
     }
 
-    /// An app-only token: the kept one, or a new client-credentials grant.
-    async fn token(&self) -> Result<String, ApiError> {
-        if let Some(token) = self.cached() {
+    /// A token: the kept one, or a new grant (client credentials for the app, the refresh
+    /// token for the service account).
+    async fn token(&self, who: Who) -> Result<String, ApiError> {
+        if let Some(token) = self.cached(who) {
             return Ok(token);
         }
-        let form = [
-            ("grant_type", "client_credentials"),
-            ("client_id", self.client_id.as_str()),
-            ("client_secret", self.client_secret.expose()),
-            ("scope", GRAPH_SCOPE),
-        ];
+        let refresh = match who {
+            Who::App => None,
+            Who::Delegated => Some(
+                self.refresh_token
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .clone()
+                    .ok_or_else(|| ApiError::Refused {
+                        status: 401,
+                        message: "token: no refresh token for presence".into(),
+                    })?,
+            ),
+        };
+        let mut form: Vec<(&str, String)> = vec![("client_id", self.client_id.clone())];
+        match &refresh {
+            None => {
+                form.push(("grant_type", "client_credentials".into()));
+                form.push(("scope", GRAPH_SCOPE.into()));
+            }
+            Some(refresh) => {
+                form.push(("grant_type", "refresh_token".into()));
+                form.push(("refresh_token", refresh.expose().to_string()));
+                form.push(("scope", PRESENCE_SCOPE.into()));
+            }
+        }
+        form.push(("client_secret", self.client_secret.expose().to_string()));
         let response = self
             .http
             .post(format!(
@@ -157,22 +211,39 @@ impl Graph {
             .get("expires_in")
             .and_then(Value::as_u64)
             .unwrap_or(3599);
-        *self.token.lock().unwrap_or_else(|p| p.into_inner()) = Some(Token {
+        if let (Who::Delegated, Some(next)) =
+            (who, value.get("refresh_token").and_then(Value::as_str))
+        {
+            *self.refresh_token.lock().unwrap_or_else(|p| p.into_inner()) = Some(Secret::new(next));
+        }
+        *self.slot(who).lock().unwrap_or_else(|p| p.into_inner()) = Some(Token {
             value: Secret::new(access.clone()),
             expires: Instant::now() + Duration::from_secs(ttl),
         });
         Ok(access)
     }
 
-    /// One Graph v1.0 request (`path` under `/v1.0`); a 401 is retried once with a new token.
+    /// One Graph v1.0 request with the app's token.
     pub(crate) async fn call(
         &self,
         method: Method,
         path: &str,
         body: Option<&Value>,
     ) -> Result<Value, ApiError> {
+        self.call_as(Who::App, method, path, body).await
+    }
+
+    /// One Graph v1.0 request (`path` under `/v1.0`) with `who`'s token; a 401 is retried
+    /// once with a new token.
+    pub(crate) async fn call_as(
+        &self,
+        who: Who,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Value, ApiError> {
         for attempt in 0..2 {
-            let token = self.token().await?;
+            let token = self.token(who).await?;
             let mut request = self
                 .http
                 .request(method.clone(), format!("{}/v1.0{path}", self.graph_url))
@@ -188,7 +259,7 @@ impl Graph {
             let status = response.status();
             let text = response.text().await.unwrap_or_default();
             if status == StatusCode::UNAUTHORIZED && attempt == 0 {
-                self.forget_token();
+                self.forget_token(who);
                 continue;
             }
             if !status.is_success() {
