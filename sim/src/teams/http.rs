@@ -162,7 +162,11 @@ async fn token(
         );
     }
     // A confidential client authenticates on every grant: a secret or a certificate's assertion.
-    if let Err(refused) = client_authenticated(t, &tenant, &field) {
+    let endpoint = format!(
+        "{}/sim/teams/{tenant}/oauth2/v2.0/token",
+        base_url(&headers)
+    );
+    if let Err(refused) = client_authenticated(t, &endpoint, &field) {
         return refused;
     }
     if grant == "refresh_token" {
@@ -220,12 +224,102 @@ pub(crate) fn aad(status: StatusCode, error: &str, code: u32, description: &str)
         .into_response()
 }
 
-/// The client's own authentication at the token endpoint: its secret.
+/// The client-assertion type of a certificate credential.
+const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
+/// The client's own authentication at the token endpoint: its secret, or a JWT signed with a
+/// certificate uploaded to the app registration (Microsoft identity platform "certificate
+/// credentials": header `x5t`, claims `aud` = this endpoint, `iss` = `sub` = the client id,
+/// `jti`, `nbf`, `exp`). Refusals in Entra ID's shape; the codes AADSTS700027 (signature, unknown
+/// key) and 700024 (time range) are Entra's, the others' numbers are inferred.
 fn client_authenticated(
     t: &Teams,
-    _tenant: &str,
+    endpoint: &str,
     field: &dyn Fn(&str) -> Option<String>,
 ) -> Result<(), Response> {
+    let invalid = |code: u32, description: &str| {
+        Err(aad(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            code,
+            description,
+        ))
+    };
+    if let Some(kind) = field("client_assertion_type") {
+        if kind != JWT_BEARER {
+            return Err(aad(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                50027,
+                "Invalid client_assertion_type.",
+            ));
+        }
+        let assertion = field("client_assertion").unwrap_or_default();
+        let Ok(header) = jsonwebtoken::decode_header(&assertion) else {
+            return invalid(50027, "JWT token is invalid or malformed.");
+        };
+        if header.alg != jsonwebtoken::Algorithm::RS256 {
+            return invalid(50027, "JWT token is invalid or malformed.");
+        }
+        let x5t = header.x5t.unwrap_or_default();
+        let Some(key) = t.certificate(&x5t) else {
+            return invalid(
+                700027,
+                &format!(
+                    "Client assertion contains an invalid signature. [Reason - The key was not \
+                     found., Thumbprint of key used by client: '{x5t}']"
+                ),
+            );
+        };
+        let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
+        validation.leeway = 0;
+        validation.validate_nbf = true;
+        validation.validate_aud = false;
+        validation.set_required_spec_claims(&["exp", "nbf", "aud", "iss", "sub"]);
+        let claims = match jsonwebtoken::decode::<Value>(&assertion, &key, &validation) {
+            Ok(data) => data.claims,
+            Err(err) => {
+                return match err.kind() {
+                    jsonwebtoken::errors::ErrorKind::ExpiredSignature
+                    | jsonwebtoken::errors::ErrorKind::ImmatureSignature => invalid(
+                        700024,
+                        "Client assertion is not within its valid time range.",
+                    ),
+                    jsonwebtoken::errors::ErrorKind::InvalidSignature => invalid(
+                        700027,
+                        "Client assertion contains an invalid signature. [Reason - The provided \
+                         signature value did not match the expected signature value.]",
+                    ),
+                    _ => invalid(50027, "JWT token is invalid or malformed."),
+                };
+            }
+        };
+        if claims["aud"].as_str() != Some(endpoint) {
+            return invalid(
+                700016,
+                &format!("The audience of the client assertion is not '{endpoint}'."),
+            );
+        }
+        let client = t.client_id.as_str();
+        if claims["iss"].as_str() != Some(client) || claims["sub"].as_str() != Some(client) {
+            return invalid(
+                700021,
+                "Client assertion application identifier doesn't match 'client_id' parameter.",
+            );
+        }
+        if claims["jti"].as_str().is_none_or(str::is_empty) {
+            return invalid(50027, "JWT token is invalid or malformed: no jti.");
+        }
+        if field("client_secret").is_some() {
+            return Err(aad(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                50027,
+                "Only one client authentication method may be used.",
+            ));
+        }
+        return Ok(());
+    }
     if field("client_secret").as_deref() != Some(t.client_secret.as_str()) {
         return Err(aad(
             StatusCode::UNAUTHORIZED,

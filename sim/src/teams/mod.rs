@@ -83,6 +83,32 @@ pub const DEMO_REFRESH_TOKEN: &str = "demo-teams-presence-refresh-token";
 /// The service account that refresh token signs in as.
 pub const DEMO_SERVICE_USER: &str = "cti-presence@example.com";
 
+/// Throwaway certificates made only for tests (never used anywhere else): the app's, which a test
+/// registers with the simulated app registration, and another nobody registered.
+pub mod test_certificates {
+    pub const APP_CERTIFICATE: &str = include_str!("testdata/throwaway-app-cert.pem");
+    pub const APP_PRIVATE_KEY: &str = include_str!("testdata/throwaway-app-key.pem");
+    pub const APP_PUBLIC_KEY: &str = include_str!("testdata/throwaway-app-public.pem");
+    pub const OTHER_CERTIFICATE: &str = include_str!("testdata/throwaway-other-cert.pem");
+    pub const OTHER_PRIVATE_KEY: &str = include_str!("testdata/throwaway-other-key.pem");
+}
+
+/// The `x5t` of a PEM certificate: base64url of the SHA-1 of its DER encoding (Microsoft identity
+/// platform, "certificate credentials").
+pub fn thumbprint(certificate_pem: &str) -> Option<String> {
+    use sha1::Digest;
+    let body: String = certificate_pem
+        .lines()
+        .skip_while(|l| !l.starts_with("-----BEGIN CERTIFICATE-----"))
+        .skip(1)
+        .take_while(|l| !l.starts_with("-----END CERTIFICATE-----"))
+        .collect();
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(body.trim())
+        .ok()?;
+    Some(URL_SAFE_NO_PAD.encode(sha1::Sha1::digest(der)))
+}
+
 /// One Entra user (a demo rep).
 #[derive(Debug, Clone)]
 pub struct User {
@@ -257,6 +283,8 @@ pub struct Teams {
     /// The longest life granted to a subscription, in seconds (0: as asked); tests shorten it
     /// to see renewals.
     pub max_subscription_secs: AtomicU64,
+    /// Certificates uploaded to the app registration: (x5t, public key).
+    certificates: Mutex<Vec<(String, jsonwebtoken::DecodingKey)>>,
 }
 
 impl Teams {
@@ -279,7 +307,7 @@ impl Teams {
                     p.tenant
                 )
             });
-        Teams {
+        let teams = Teams {
             client_id: config.teams_client_id.clone(),
             client_secret: config.teams_client_secret.clone(),
             bot_app_id: config.teams_bot_app_id.clone(),
@@ -295,7 +323,41 @@ impl Teams {
             renewed_subscriptions: AtomicU64::new(0),
             reauthorized_subscriptions: AtomicU64::new(0),
             max_subscription_secs: AtomicU64::new(0),
+            certificates: Mutex::new(Vec::new()),
+        };
+        for (certificate, public_key) in &config.teams_certificates {
+            if let Err(err) = teams.register_certificate(certificate, public_key) {
+                tracing::warn!(%err, "a Teams certificate was not registered");
+            }
         }
+        teams
+    }
+
+    /// Uploads a certificate to the app registration (its PEM, and its public key as PEM, which
+    /// Entra reads out of the certificate itself); its holder may then sign client assertions.
+    pub fn register_certificate(
+        &self,
+        certificate_pem: &str,
+        public_key_pem: &str,
+    ) -> Result<(), String> {
+        let x5t = thumbprint(certificate_pem).ok_or("not a PEM certificate")?;
+        let key = jsonwebtoken::DecodingKey::from_rsa_pem(public_key_pem.as_bytes())
+            .map_err(|e| e.to_string())?;
+        self.certificates
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((x5t, key));
+        Ok(())
+    }
+
+    /// The public key of the registered certificate with this `x5t`.
+    pub(crate) fn certificate(&self, x5t: &str) -> Option<jsonwebtoken::DecodingKey> {
+        self.certificates
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .find(|(t, _)| t == x5t)
+            .map(|(_, k)| k.clone())
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, State> {

@@ -233,3 +233,91 @@ async fn presence_is_subscribed_only_with_a_users_token_for_at_most_an_hour() {
     let (status, body) = subscribe(delegated.into(), 55, list).await;
     assert_eq!(status, 201, "{body}");
 }
+
+/// A client assertion as Entra ID wants it, with the parts a test spoils.
+fn assertion(key: &str, certificate: &str, aud: &str, exp_offset: i64) -> String {
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+    header.x5t = super::thumbprint(certificate);
+    let claims = json!({"aud": aud, "iss": DEMO_CLIENT_ID, "sub": DEMO_CLIENT_ID,
+        "jti": uuid::Uuid::new_v4().to_string(), "nbf": now - 600, "exp": now + exp_offset});
+    let key = jsonwebtoken::EncodingKey::from_rsa_pem(key.as_bytes()).expect("key");
+    jsonwebtoken::encode(&header, &claims, &key).expect("sign")
+}
+
+#[tokio::test]
+async fn a_certificate_assertion_gets_a_token_and_a_spoiled_one_entras_refusal() {
+    use super::test_certificates::*;
+    let config = SimConfig {
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        teams_certificates: vec![(APP_CERTIFICATE.into(), APP_PUBLIC_KEY.into())],
+        ..SimConfig::default()
+    };
+    let sim = crate::spawn(config).await.expect("sim");
+    let http = reqwest::Client::new();
+    let endpoint = format!("{}/sim/teams/{TENANT_ID}/oauth2/v2.0/token", sim.url());
+    let ask = |assertion: String| {
+        let (http, endpoint) = (http.clone(), endpoint.clone());
+        async move {
+            let response = http
+                .post(&endpoint)
+                .form(&[
+                    ("grant_type", "client_credentials"),
+                    ("client_id", DEMO_CLIENT_ID),
+                    (
+                        "client_assertion_type",
+                        "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                    ),
+                    ("client_assertion", assertion.as_str()),
+                    ("scope", GRAPH_SCOPE),
+                ])
+                .send()
+                .await
+                .expect("token");
+            let status = response.status().as_u16();
+            (
+                status,
+                response.json::<Value>().await.unwrap_or(Value::Null),
+            )
+        }
+    };
+    let (status, body) = ask(assertion(APP_PRIVATE_KEY, APP_CERTIFICATE, &endpoint, 300)).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body["access_token"].is_string());
+    let refusals = [
+        // Signed by another key under the registered certificate's thumbprint.
+        (
+            assertion(OTHER_PRIVATE_KEY, APP_CERTIFICATE, &endpoint, 300),
+            "AADSTS700027",
+        ),
+        // A certificate nobody uploaded.
+        (
+            assertion(OTHER_PRIVATE_KEY, OTHER_CERTIFICATE, &endpoint, 300),
+            "AADSTS700027",
+        ),
+        (
+            assertion(
+                APP_PRIVATE_KEY,
+                APP_CERTIFICATE,
+                "https://elsewhere/token",
+                300,
+            ),
+            "AADSTS700016",
+        ),
+        (
+            assertion(APP_PRIVATE_KEY, APP_CERTIFICATE, &endpoint, -60),
+            "AADSTS700024",
+        ),
+    ];
+    for (spoiled, code) in refusals {
+        let (status, body) = ask(spoiled).await;
+        assert_eq!(status, 401, "{body}");
+        assert_eq!(body["error"], "invalid_client", "{body}");
+        assert!(
+            body["error_description"]
+                .as_str()
+                .is_some_and(|d| d.starts_with(code)),
+            "{code}: {body}"
+        );
+    }
+}

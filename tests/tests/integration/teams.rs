@@ -603,3 +603,76 @@ async fn presence_notifications_with_a_forged_client_state_are_refused() {
         "{answer}"
     );
 }
+
+/// The demo tenant's app authenticating with the throwaway certificate `key` signs for instead
+/// of the secret; the simulated registration knows the app's certificate only.
+fn with_certificate(key: &'static str) -> impl FnOnce(&mut cti_relay::Config) {
+    move |c: &mut cti_relay::Config| {
+        quick(c);
+        if let cti_relay::adapters::TelephonySettings::Teams(settings) = &mut c.tenants[0].telephony
+        {
+            settings.teams_client_secret = cti_relay::secret::Secret::default();
+            settings.teams_client_certificate =
+                Some(cti_sim::teams::test_certificates::APP_CERTIFICATE.into());
+            settings.teams_client_private_key = Some(cti_relay::secret::Secret::new(key));
+        }
+    }
+}
+
+fn app_certificate_registered(sim: &mut cti_sim::SimConfig) {
+    use cti_sim::teams::test_certificates::{APP_CERTIFICATE, APP_PUBLIC_KEY};
+    sim.teams_certificates = vec![(APP_CERTIFICATE.into(), APP_PUBLIC_KEY.into())];
+}
+
+#[tokio::test]
+async fn a_certificate_instead_of_a_secret_rings_through() {
+    let stack = Stack::start_through_with(
+        Provider::Teams,
+        app_certificate_registered,
+        with_certificate(cti_sim::teams::test_certificates::APP_PRIVATE_KEY),
+    )
+    .await
+    .expect("stack");
+    subscribed(&stack, 1).await;
+    let (_, e164, name) = stack.single_match_caller().expect("caller");
+    let (mut alice, _) = WsClient::signed_in(&stack, ALICE, None)
+        .await
+        .expect("alice");
+    let call = ring(&stack, &e164, ALICE).await;
+    let rung = call_where(&mut alice, &call, "ringing", |c| c["state"] == "ringing").await;
+    assert_eq!(rung["call"]["pop"]["name"], name.as_str());
+    alice.answer(&call).await.expect("answered through Graph");
+    let (status, _) = sim_post(&stack, &format!("/calls/{call}/hangup"), &json!({})).await;
+    assert_eq!(status, 204);
+    let activity = one_activity(&stack, &call).await;
+    assert_eq!(summary_line(&activity, "Outcome: "), Some("completed"));
+}
+
+#[tokio::test]
+async fn a_key_that_is_not_the_registered_certificates_is_refused_and_readyz_says_why() {
+    // The relay signs with another key than the uploaded certificate's.
+    let stack = Stack::start_through_with(
+        Provider::Teams,
+        app_certificate_registered,
+        with_certificate(cti_sim::teams::test_certificates::OTHER_PRIVATE_KEY),
+    )
+    .await
+    .expect("stack");
+    let said = eventually("readyz names Entra's refusal", || async {
+        let ready = stack.readyz().await.ok()?;
+        let text = ready.to_string();
+        text.contains("AADSTS700027").then_some(text)
+    })
+    .await
+    .expect("refusal shown");
+    assert!(said.contains("invalid signature"), "{said}");
+    assert_eq!(
+        stack
+            .sim
+            .sim
+            .teams
+            .created_subscriptions
+            .load(Ordering::Relaxed),
+        0
+    );
+}

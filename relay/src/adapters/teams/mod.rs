@@ -95,9 +95,15 @@ fn default_mode() -> String {
 pub struct Settings {
     /// The customer's Entra ID tenant (directory) id.
     pub teams_tenant_id: String,
-    /// The app registration's client id and secret (client credentials).
+    /// The app registration's client id, and its credential: a secret, or a certificate
+    /// uploaded to the registration (its PEM) with its PEM private key.
     pub teams_client_id: String,
+    #[serde(default)]
     pub teams_client_secret: Secret,
+    #[serde(default)]
+    pub teams_client_certificate: Option<String>,
+    #[serde(default)]
+    pub teams_client_private_key: Option<Secret>,
     /// The calling bot's Microsoft App id: the `aud` of the Bot Framework tokens (bot mode).
     #[serde(default)]
     pub teams_bot_app_id: String,
@@ -143,6 +149,8 @@ impl Settings {
             teams_tenant_id: DEMO_TENANT_ID.into(),
             teams_client_id: DEMO_CLIENT_ID.into(),
             teams_client_secret: Secret::new(DEMO_CLIENT_SECRET),
+            teams_client_certificate: None,
+            teams_client_private_key: None,
             teams_bot_app_id: DEMO_BOT_APP_ID.into(),
             teams_login_url: format!("{sim}/sim/teams"),
             teams_graph_url: format!("{sim}/sim/teams/graph"),
@@ -176,6 +184,36 @@ impl Settings {
 
     fn presence(&self) -> bool {
         self.teams_mode == "presence"
+    }
+
+    /// The app's credential: the secret, or the certificate with its key (one of them).
+    fn credential(&self) -> Result<graph::Credential, String> {
+        let secret = !self.teams_client_secret.expose().is_empty();
+        match (
+            secret,
+            &self.teams_client_certificate,
+            &self.teams_client_private_key,
+        ) {
+            (false, Some(certificate), Some(key)) => {
+                graph::Certificate::from_pem(certificate, key.expose())
+                    .map(graph::Credential::Certificate)
+                    .map_err(|e| format!("teams_client_certificate: {e}"))
+            }
+            (true, None, None) => Ok(graph::Credential::Secret(self.teams_client_secret.clone())),
+            (true, _, _) => Err(
+                "give a secret or a certificate (teams_client_certificate and \
+                 teams_client_private_key), not both"
+                    .into(),
+            ),
+            (false, None, None) => Err("must not be empty (or give teams_client_certificate and \
+                 teams_client_private_key)"
+                .into()),
+            (false, _, _) => Err(
+                "a certificate credential needs both teams_client_certificate and \
+                 teams_client_private_key"
+                    .into(),
+            ),
+        }
     }
 
     pub(super) fn check(&self, tenant: &TenantFacts<'_>) -> Result<(), SettingsError> {
@@ -259,8 +297,8 @@ impl Settings {
                 );
             }
         }
-        if self.teams_client_secret.expose().is_empty() {
-            return refuse("teams_client_secret", "must not be empty".into());
+        if let Err(problem) = self.credential() {
+            return refuse("teams_client_secret", problem);
         }
         let state = self.teams_client_state.expose();
         // Graph takes a clientState of up to 128 characters; 16 is our floor for a secret.
@@ -401,7 +439,12 @@ impl TeamsAdapter {
             &settings.teams_graph_url,
             &settings.teams_tenant_id,
             &settings.teams_client_id,
-            settings.teams_client_secret.clone(),
+            // Checked at start; an unreadable certificate here leaves the secret (empty: Entra
+            // ID refuses, and /readyz says so).
+            settings.credential().unwrap_or_else(|_| {
+                graph::Credential::Secret(settings.teams_client_secret.clone())
+            }),
+            context.clock.clone(),
             context.http.clone(),
         )
         .with_refresh_token(settings.teams_presence_refresh_token.clone());
@@ -1518,5 +1561,65 @@ mod tests {
         assert!(elsewhere.check(&facts).is_err());
         let demo = Settings::demo("http://127.0.0.1:1", "http://127.0.0.1:2", "acme");
         assert!(demo.check(&facts).is_err(), "the demo's secrets are public");
+    }
+
+    /// The simulator's throwaway test certificate (made for tests only).
+    const TEST_CERTIFICATE: &str =
+        include_str!("../../../../sim/src/teams/testdata/throwaway-app-cert.pem");
+    const TEST_KEY: &str = include_str!("../../../../sim/src/teams/testdata/throwaway-app-key.pem");
+    const TEST_PUBLIC_KEY: &str =
+        include_str!("../../../../sim/src/teams/testdata/throwaway-app-public.pem");
+
+    #[test]
+    fn a_certificate_is_the_credential_instead_of_the_secret_never_besides_it() {
+        let facts = TenantFacts {
+            id: "acme",
+            v2_url: "https://my1.crm.cloud.sap",
+        };
+        let mut settings = Settings::demo("https://sim.example", "https://cti.example", "acme");
+        settings.teams_client_state = Secret::new("0123456789abcdef0123");
+        settings.teams_client_secret = Secret::new("entra-secret");
+        assert!(settings.check(&facts).is_ok());
+        settings.teams_client_certificate = Some(TEST_CERTIFICATE.into());
+        settings.teams_client_private_key = Some(Secret::new(TEST_KEY));
+        assert!(settings.check(&facts).is_err(), "both");
+        settings.teams_client_secret = Secret::default();
+        assert!(settings.check(&facts).is_ok());
+        settings.teams_client_private_key = None;
+        assert!(settings.check(&facts).is_err(), "no key");
+        settings.teams_client_private_key = Some(Secret::new("not a key"));
+        assert!(settings.check(&facts).is_err(), "not a key");
+    }
+
+    #[test]
+    fn the_client_assertion_carries_what_entra_id_checks() {
+        let certificate =
+            graph::Certificate::from_pem(TEST_CERTIFICATE, TEST_KEY).expect("certificate");
+        let graph = Graph::new(
+            "https://login.example",
+            "https://graph.example",
+            "tid",
+            "app-id",
+            graph::Credential::Certificate(certificate),
+            std::sync::Arc::new(crate::clock::SystemClock),
+            reqwest::Client::new(),
+        );
+        let assertion = graph.assertion_for_test().expect("signed");
+        let header = jsonwebtoken::decode_header(&assertion).expect("header");
+        assert_eq!(header.alg, jsonwebtoken::Algorithm::RS256);
+        assert_eq!(header.typ.as_deref(), Some("JWT"));
+        let x5t = header.x5t.expect("x5t");
+        assert_eq!(x5t.len(), 27, "base64url of a 20-byte SHA-1");
+        let key = jsonwebtoken::DecodingKey::from_rsa_pem(TEST_PUBLIC_KEY.as_bytes()).expect("key");
+        let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
+        validation.set_audience(&["https://login.example/tid/oauth2/v2.0/token"]);
+        validation.set_issuer(&["app-id"]);
+        let claims = jsonwebtoken::decode::<Value>(&assertion, &key, &validation)
+            .expect("valid")
+            .claims;
+        assert_eq!(claims["sub"], "app-id");
+        assert!(claims["jti"].as_str().is_some_and(|j| !j.is_empty()));
+        let (nbf, exp) = (claims["nbf"].as_u64(), claims["exp"].as_u64());
+        assert!(matches!((nbf, exp), (Some(n), Some(e)) if e > n && e - n <= 600));
     }
 }
