@@ -214,6 +214,13 @@ async fn a_consult_transfer_hands_the_caller_to_the_colleague() {
         c["state"] == "ended"
     })
     .await;
+    // The consultation's own call (its own chain at Graph) gets a record of its own.
+    let consultation = teams
+        .calls()
+        .into_iter()
+        .find(|c| c.chain != call && c.consult)
+        .expect("the consultation's leg")
+        .chain;
     let caller_leg = teams
         .calls()
         .into_iter()
@@ -230,6 +237,16 @@ async fn a_consult_transfer_hands_the_caller_to_the_colleague() {
     call_where(&mut alice, &call, "ended", |c| c["state"] == "ended").await;
     let activity = one_activity(&stack, &call).await;
     assert_eq!(summary_line(&activity, "Outcome: "), Some("completed"));
+    // Its record was delivered before the call's own (it ended first) and is not a call of
+    // its own: nothing logged under it.
+    assert!(teams.record(&consultation).is_some());
+    assert!(
+        stack
+            .activities(&consultation)
+            .await
+            .expect("v2")
+            .is_empty()
+    );
 }
 
 #[tokio::test]
