@@ -693,3 +693,50 @@ async fn a_key_that_is_not_the_registered_certificates_is_refused_and_readyz_say
         0
     );
 }
+
+#[tokio::test]
+async fn presence_subscriptions_removed_mid_call_are_made_again_renewed_and_the_call_still_closes_once()
+ {
+    let stack = Stack::start_through(Provider::Teams, presence_mode)
+        .await
+        .expect("stack");
+    subscribed(&stack, 2).await;
+    let teams = &stack.sim.sim.teams;
+    let (_, e164, _) = stack.single_match_caller().expect("caller");
+    let (mut alice, _) = WsClient::signed_in(&stack, ALICE, None)
+        .await
+        .expect("alice");
+    let chain = ring_with(&stack, &e164, ALICE, false).await;
+    let (status, _) = sim_post(&stack, &format!("/calls/{chain}/answer"), &json!({})).await;
+    assert_eq!(status, 204);
+    let on = alice
+        .recv_until("a call is on", |m| {
+            m["type"] == "call" && m["call"]["state"] == "connected"
+        })
+        .await
+        .expect("call");
+    let shown = on["call"]["id"].as_str().expect("id").to_string();
+    // Graph now grants three seconds and removes both subscriptions.
+    teams.max_subscription_secs.store(3, Ordering::Relaxed);
+    let (status, answer) =
+        sim_post(&stack, "/faults", &json!({"remove_subscriptions": true})).await;
+    assert_eq!((status, answer["removed"].as_u64()), (200, Some(2)));
+    subscribed(&stack, 4).await;
+    eventually("both again, renewed", || async {
+        (teams.subscriptions().len() == 2
+            && teams.renewed_subscriptions.load(Ordering::Relaxed) >= 2)
+            .then_some(())
+    })
+    .await
+    .expect("renewed");
+    // The call still closes, and is logged once.
+    let (status, _) = sim_post(&stack, &format!("/calls/{chain}/hangup"), &json!({})).await;
+    assert_eq!(status, 204);
+    call_where(&mut alice, &shown, "closed", |c| {
+        c["state"] == "transferred"
+    })
+    .await;
+    let activity = one_activity(&stack, &chain).await;
+    assert_eq!(summary_line(&activity, "Outcome: "), Some("completed"));
+    assert_eq!(teams.created_subscriptions.load(Ordering::Relaxed), 4);
+}
