@@ -82,6 +82,8 @@ pub struct SimConfig {
     pub teams_client_id: String,
     pub teams_client_secret: String,
     pub teams_bot_app_id: String,
+    /// Certificates uploaded to the Teams app registration: (PEM certificate, PEM public key).
+    pub teams_certificates: Vec<(String, String)>,
     /// The simulated Webex org's integration (client id and secret for the token endpoint).
     pub webex_client_id: String,
     pub webex_client_secret: String,
@@ -175,6 +177,7 @@ impl Default for SimConfig {
             teams_client_id: crate::teams::DEMO_CLIENT_ID.into(),
             teams_client_secret: crate::teams::DEMO_CLIENT_SECRET.into(),
             teams_bot_app_id: crate::teams::DEMO_BOT_APP_ID.into(),
+            teams_certificates: Vec::new(),
             webex_client_id: "cti-relay-webex".into(),
             webex_client_secret: "demo-webex-secret".into(),
             webex_refresh_token: crate::webex::DEMO_REFRESH_TOKEN.into(),

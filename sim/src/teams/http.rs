@@ -71,6 +71,11 @@ pub fn routes() -> Router<Arc<Sim>> {
         .route("/communications/calls/{id}/redirect", post(redirect))
         .route("/communications/calls/{id}/transfer", post(transfer))
         .route("/communications/callRecords/{id}", get(call_record))
+        .route("/communications/presences/{id}", get(presence))
+        .route(
+            "/communications/getPresencesByUserId",
+            post(presences_by_user_id),
+        )
         .route(
             "/subscriptions",
             post(create_subscription).get(list_subscriptions),
@@ -105,15 +110,6 @@ async fn token(
     body: Bytes,
 ) -> Response {
     let t = teams(&sim);
-    let aad = |status: StatusCode, error: &str, code: u32, description: &str| {
-        (
-            status,
-            Json(json!({"error": error,
-                "error_description": format!("AADSTS{code}: {description}"),
-                "error_codes": [code], "timestamp": now_rfc3339()})),
-        )
-            .into_response()
-    };
     if !tenant.eq_ignore_ascii_case(TENANT_ID) {
         return aad(
             StatusCode::BAD_REQUEST,
@@ -148,7 +144,8 @@ async fn token(
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.into_owned())
     };
-    if field("grant_type").as_deref() != Some("client_credentials") {
+    let grant = field("grant_type").unwrap_or_default();
+    if !matches!(grant.as_str(), "client_credentials" | "refresh_token") {
         return aad(
             StatusCode::BAD_REQUEST,
             "unsupported_grant_type",
@@ -164,13 +161,41 @@ async fn token(
             "Application was not found in the directory.",
         );
     }
-    if field("client_secret").as_deref() != Some(t.client_secret.as_str()) {
-        return aad(
-            StatusCode::UNAUTHORIZED,
-            "invalid_client",
-            7000215,
-            "Invalid client secret provided.",
-        );
+    // A confidential client authenticates on every grant: a secret or a certificate's assertion.
+    let endpoint = format!(
+        "{}/sim/teams/{tenant}/oauth2/v2.0/token",
+        base_url(&headers)
+    );
+    if let Err(refused) = client_authenticated(t, &endpoint, &field) {
+        return refused;
+    }
+    if grant == "refresh_token" {
+        let scope = field("scope").unwrap_or_default();
+        if !scope.split(' ').any(|s| {
+            s.eq_ignore_ascii_case("https://graph.microsoft.com/Presence.Read.All")
+                || s.eq_ignore_ascii_case("Presence.Read.All")
+        }) {
+            return aad(
+                StatusCode::BAD_REQUEST,
+                "invalid_scope",
+                70011,
+                "The provided request must include a 'scope' input parameter.",
+            );
+        }
+        let Some(next) = field("refresh_token").and_then(|r| t.rotate_refresh(&r)) else {
+            return aad(
+                StatusCode::BAD_REQUEST,
+                "invalid_grant",
+                9002313,
+                "Invalid request. Request is malformed or invalid.",
+            );
+        };
+        return Json(
+            json!({"token_type": "Bearer", "scope": scope, "expires_in": 3599,
+            "ext_expires_in": 3599, "access_token": t.issue(Some(super::DEMO_SERVICE_USER)),
+            "refresh_token": next}),
+        )
+        .into_response();
     }
     if field("scope").as_deref() != Some(GRAPH_SCOPE) {
         return aad(
@@ -188,14 +213,143 @@ async fn token(
     .into_response()
 }
 
+/// Entra ID's error body: `{"error","error_description":"AADSTS{code}: ...","error_codes"}`.
+pub(crate) fn aad(status: StatusCode, error: &str, code: u32, description: &str) -> Response {
+    (
+        status,
+        Json(json!({"error": error,
+            "error_description": format!("AADSTS{code}: {description}"),
+            "error_codes": [code], "timestamp": now_rfc3339()})),
+    )
+        .into_response()
+}
+
+/// The client-assertion type of a certificate credential.
+const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
+/// The client's own authentication at the token endpoint: its secret, or a JWT signed with a
+/// certificate uploaded to the app registration (Microsoft identity platform "certificate
+/// credentials": header `x5t`, claims `aud` = this endpoint, `iss` = `sub` = the client id,
+/// `jti`, `nbf`, `exp`). Refusals in Entra ID's shape; the codes AADSTS700027 (signature, unknown
+/// key) and 700024 (time range) are Entra's, the others' numbers are inferred.
+fn client_authenticated(
+    t: &Teams,
+    endpoint: &str,
+    field: &dyn Fn(&str) -> Option<String>,
+) -> Result<(), Response> {
+    let invalid = |code: u32, description: &str| {
+        Err(aad(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            code,
+            description,
+        ))
+    };
+    if let Some(kind) = field("client_assertion_type") {
+        if kind != JWT_BEARER {
+            return Err(aad(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                50027,
+                "Invalid client_assertion_type.",
+            ));
+        }
+        let assertion = field("client_assertion").unwrap_or_default();
+        let Ok(header) = jsonwebtoken::decode_header(&assertion) else {
+            return invalid(50027, "JWT token is invalid or malformed.");
+        };
+        if header.alg != jsonwebtoken::Algorithm::RS256 {
+            return invalid(50027, "JWT token is invalid or malformed.");
+        }
+        let x5t = header.x5t.unwrap_or_default();
+        let Some(key) = t.certificate(&x5t) else {
+            return invalid(
+                700027,
+                &format!(
+                    "Client assertion contains an invalid signature. [Reason - The key was not \
+                     found., Thumbprint of key used by client: '{x5t}']"
+                ),
+            );
+        };
+        let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
+        validation.leeway = 0;
+        validation.validate_nbf = true;
+        validation.validate_aud = false;
+        validation.set_required_spec_claims(&["exp", "nbf", "aud", "iss", "sub"]);
+        let claims = match jsonwebtoken::decode::<Value>(&assertion, &key, &validation) {
+            Ok(data) => data.claims,
+            Err(err) => {
+                return match err.kind() {
+                    jsonwebtoken::errors::ErrorKind::ExpiredSignature
+                    | jsonwebtoken::errors::ErrorKind::ImmatureSignature => invalid(
+                        700024,
+                        "Client assertion is not within its valid time range.",
+                    ),
+                    jsonwebtoken::errors::ErrorKind::InvalidSignature => invalid(
+                        700027,
+                        "Client assertion contains an invalid signature. [Reason - The provided \
+                         signature value did not match the expected signature value.]",
+                    ),
+                    _ => invalid(50027, "JWT token is invalid or malformed."),
+                };
+            }
+        };
+        if claims["aud"].as_str() != Some(endpoint) {
+            return invalid(
+                700016,
+                &format!("The audience of the client assertion is not '{endpoint}'."),
+            );
+        }
+        let client = t.client_id.as_str();
+        if claims["iss"].as_str() != Some(client) || claims["sub"].as_str() != Some(client) {
+            return invalid(
+                700021,
+                "Client assertion application identifier doesn't match 'client_id' parameter.",
+            );
+        }
+        if claims["jti"].as_str().is_none_or(str::is_empty) {
+            return invalid(50027, "JWT token is invalid or malformed: no jti.");
+        }
+        if field("client_secret").is_some() {
+            return Err(aad(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                50027,
+                "Only one client authentication method may be used.",
+            ));
+        }
+        return Ok(());
+    }
+    if field("client_secret").as_deref() != Some(t.client_secret.as_str()) {
+        return Err(aad(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            7000215,
+            "Invalid client secret provided.",
+        ));
+    }
+    Ok(())
+}
+
 /// Whether the request carries a Graph token the tenant issued; else Graph's 401.
 fn authorized(t: &Teams, headers: &HeaderMap) -> Result<(), Response> {
+    issued(t, headers).map(|_| ())
+}
+
+/// The request's Graph token as the tenant issued it; else Graph's 401.
+fn issued(t: &Teams, headers: &HeaderMap) -> Result<super::Issued, Response> {
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
     match token {
-        Some(token) if t.token_valid(token) => Ok(()),
+        Some(token) if t.token_valid(token) => t.token(token).ok_or_else(|| {
+            graph_error(
+                StatusCode::UNAUTHORIZED,
+                "InvalidAuthenticationToken",
+                "Lifetime validation failed, the token is expired.",
+            )
+        }),
         Some(_) => Err(graph_error(
             StatusCode::UNAUTHORIZED,
             "InvalidAuthenticationToken",
@@ -302,6 +456,7 @@ fn step(t: &Teams, id: &str, change: &str, apply: impl FnOnce(&mut Call)) -> Opt
         call.clone()
     };
     t.notify_call(&call, change, None);
+    t.presence_changed(&call.user);
     Some(call)
 }
 
@@ -684,7 +839,10 @@ async fn validate(t: &Teams, url: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn expiration(value: Option<&Value>) -> Result<(String, time::OffsetDateTime), Response> {
+fn expiration(
+    value: Option<&Value>,
+    max_minutes: i64,
+) -> Result<(String, time::OffsetDateTime), Response> {
     let text = value
         .and_then(Value::as_str)
         .ok_or_else(|| bad_request("Missing required property 'expirationDateTime'"))?;
@@ -696,13 +854,11 @@ fn expiration(value: Option<&Value>) -> Result<(String, time::OffsetDateTime), R
             "Subscription expiration must be in the future.",
         ));
     }
-    if at > now + time::Duration::minutes(MAX_SUBSCRIPTION_MINUTES) {
+    if at > now + time::Duration::minutes(max_minutes) {
         return Err(graph_error(
             StatusCode::BAD_REQUEST,
             "ExtensionError",
-            &format!(
-                "Subscription expiration can only be {MAX_SUBSCRIPTION_MINUTES} minutes in the future."
-            ),
+            &format!("Subscription expiration can only be {max_minutes} minutes in the future."),
         ));
     }
     Ok((text.to_string(), at))
@@ -739,16 +895,53 @@ async fn create_subscription(
         Err(r) => return r,
     };
     let resource = body["resource"].as_str().unwrap_or_default().to_string();
-    if resource.trim_start_matches('/') != "communications/callRecords" {
-        return bad_request(&format!("Unsupported resource '{resource}'"));
-    }
     let change_type = body["changeType"].as_str().unwrap_or_default().to_string();
-    if change_type.is_empty()
-        || !change_type
-            .split(',')
-            .all(|c| matches!(c.trim(), "created" | "updated"))
-    {
-        return bad_request("changeType must be created and/or updated for callRecords");
+    let mut users = Vec::new();
+    let mut max_minutes = MAX_SUBSCRIPTION_MINUTES;
+    if resource.trim_start_matches('/') == "communications/callRecords" {
+        if change_type.is_empty()
+            || !change_type
+                .split(',')
+                .all(|c| matches!(c.trim(), "created" | "updated"))
+        {
+            return bad_request("changeType must be created and/or updated for callRecords");
+        }
+    } else if let Some(ids) = presence_resource(&resource) {
+        // Graph takes presence subscriptions with delegated permission only (its presence
+        // notifications page: application permissions "Not supported").
+        match issued(t, &headers) {
+            Ok(token) if token.user.is_some() => {}
+            Ok(_) => {
+                return graph_error(
+                    StatusCode::FORBIDDEN,
+                    "ExtensionError",
+                    "Operation: Create; Exception: [Status Code: Forbidden; Reason: \
+                     Application permissions are not supported for presence subscriptions]",
+                );
+            }
+            Err(r) => return r,
+        }
+        if change_type.trim() != "updated" {
+            return bad_request("changeType must be 'updated' for presence");
+        }
+        if ids.is_empty() || ids.len() > super::MAX_PRESENCE_USERS {
+            return bad_request("A presence subscription takes 1 to 650 user ids");
+        }
+        for id in &ids {
+            if t.user_by_id(id).is_none() {
+                return bad_request(&format!("Invalid user id '{id}' in the resource"));
+            }
+        }
+        if body["includeResourceData"] == true && body.get("encryptionCertificate").is_none() {
+            return bad_request(
+                "encryptionCertificate and encryptionCertificateId are required when \
+                 includeResourceData is true",
+            );
+        }
+        users = ids;
+        max_minutes = super::MAX_PRESENCE_SUBSCRIPTION_MINUTES;
+    } else {
+        return bad_request(&format!("Unsupported resource '{resource}'"));
     }
     let Some(notification_url) = body["notificationUrl"].as_str().map(str::to_string) else {
         return bad_request("Missing required property 'notificationUrl'");
@@ -760,7 +953,7 @@ async fn create_subscription(
     if client_state.as_ref().is_some_and(|s| s.len() > 128) {
         return bad_request("clientState must be at most 128 characters");
     }
-    let (expiration, expires_at) = match expiration(body.get("expirationDateTime")) {
+    let (expiration, expires_at) = match expiration(body.get("expirationDateTime"), max_minutes) {
         Ok(e) => granted(t, e),
         Err(r) => return r,
     };
@@ -784,10 +977,74 @@ async fn create_subscription(
         client_state,
         expiration,
         expires_at,
+        users,
     };
     t.lock().subscriptions.insert(sub.id.clone(), sub.clone());
     t.created_subscriptions.fetch_add(1, Ordering::Relaxed);
     (StatusCode::CREATED, Json(sub.json())).into_response()
+}
+
+/// The user ids of a presence resource: `/communications/presences/{id}` or
+/// `/communications/presences?$filter=id in ('a','b')`; None for another resource.
+fn presence_resource(resource: &str) -> Option<Vec<String>> {
+    let rest = resource
+        .trim_start_matches('/')
+        .strip_prefix("communications/presences")?;
+    if let Some(id) = rest.strip_prefix('/') {
+        return (!id.is_empty() && !id.contains(['/', '?'])).then(|| vec![id.to_string()]);
+    }
+    let filter = rest.strip_prefix("?$filter=")?.trim();
+    let list = filter.strip_prefix("id in")?.trim();
+    let list = list.strip_prefix('(')?.strip_suffix(')')?;
+    Some(
+        list.split(',')
+            .map(|id| id.trim().trim_matches('\'').to_string())
+            .collect(),
+    )
+}
+
+async fn presence(
+    State(sim): State<Arc<Sim>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let t = teams(&sim);
+    if let Err(refused) = authorized(t, &headers) {
+        return refused;
+    }
+    match t.user_by_id(&id) {
+        Some(u) => Json(super::presence_json(&u.id, t.presence_of(&u.id))).into_response(),
+        None => not_found(&format!("Presence of {id}")),
+    }
+}
+
+/// `POST /communications/getPresencesByUserId {"ids":[...]}` (at most 650 ids).
+async fn presences_by_user_id(
+    State(sim): State<Arc<Sim>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let t = teams(&sim);
+    if let Err(refused) = authorized(t, &headers) {
+        return refused;
+    }
+    let body = match json_body(&body) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let Some(ids) = body["ids"].as_array() else {
+        return bad_request("Missing required property 'ids'");
+    };
+    if ids.len() > super::MAX_PRESENCE_USERS {
+        return bad_request("At most 650 ids are allowed");
+    }
+    let value: Vec<Value> = ids
+        .iter()
+        .filter_map(Value::as_str)
+        .filter_map(|id| t.user_by_id(id))
+        .map(|u| super::presence_json(&u.id, t.presence_of(&u.id)))
+        .collect();
+    Json(json!({"value": value})).into_response()
 }
 
 async fn list_subscriptions(State(sim): State<Arc<Sim>>, headers: HeaderMap) -> Response {
@@ -833,7 +1090,11 @@ async fn renew_subscription(
         Ok(b) => b,
         Err(r) => return r,
     };
-    let (expiration, expires_at) = match expiration(body.get("expirationDateTime")) {
+    let max_minutes = match t.lock().subscriptions.get(&id) {
+        Some(s) if !s.users.is_empty() => super::MAX_PRESENCE_SUBSCRIPTION_MINUTES,
+        _ => MAX_SUBSCRIPTION_MINUTES,
+    };
+    let (expiration, expires_at) = match expiration(body.get("expirationDateTime"), max_minutes) {
         Ok(e) => granted(t, e),
         Err(r) => return r,
     };

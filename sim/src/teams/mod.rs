@@ -20,6 +20,15 @@
 //! relay's `{relay_url}/v1/tenants/{tenant}/telephony/teams`, the tenant being the one
 //! `SimConfig::providers` names for `teams`.
 //!
+//! Presence (reference 3.1/3.2): a user is `Busy`/`InACall` while one of their legs is connected
+//! and `Available` otherwise (inferred: Teams shows InACall once a call is connected). Presence
+//! subscriptions (`/communications/presences/{id}` or `?$filter=id in ('a','b')`, at most 650
+//! users, `changeType` `updated`, at most an hour) are taken only with a delegated token (a
+//! refresh-token grant for the demo's service account; Graph's presence notifications page lists
+//! application permissions as not supported): an app-only token gets 403. Each change is a basic
+//! notification (no resource data); `GET /communications/presences/{id}` and
+//! `POST /communications/getPresencesByUserId` read it.
+//!
 //! Simulator controls: `POST /sim/teams/calls {"from","agent","policy"?}` rings a rep and answers
 //! `201 {"call_id","graph_call_id"}` once the relay took the `incoming` notification (with
 //! `"policy": false` the rep is not under the policy: the bot hears nothing, only the call record
@@ -64,6 +73,41 @@ pub const DEMO_CLIENT_SECRET: &str = "demo-teams-client-secret";
 pub const DEMO_BOT_APP_ID: &str = "b07a9b1e-5c4d-4e3f-8a2b-1c0d9e8f7a6b";
 /// The longest life of a callRecords subscription (Graph's documented maximum: 4,230 minutes).
 pub const MAX_SUBSCRIPTION_MINUTES: i64 = 4230;
+/// The longest life of a presence subscription (Graph: an hour).
+pub const MAX_PRESENCE_SUBSCRIPTION_MINUTES: i64 = 60;
+/// Graph's most users in one presence subscription's `$filter=id in (...)`.
+pub const MAX_PRESENCE_USERS: usize = 650;
+/// The refresh token of the demo's service account (a user who holds the delegated
+/// `Presence.Read.All`: Graph takes presence subscriptions only with a delegated token).
+pub const DEMO_REFRESH_TOKEN: &str = "demo-teams-presence-refresh-token";
+/// The service account that refresh token signs in as.
+pub const DEMO_SERVICE_USER: &str = "cti-presence@example.com";
+
+/// Throwaway certificates made only for tests (never used anywhere else): the app's, which a test
+/// registers with the simulated app registration, and another nobody registered.
+pub mod test_certificates {
+    pub const APP_CERTIFICATE: &str = include_str!("testdata/throwaway-app-cert.pem");
+    pub const APP_PRIVATE_KEY: &str = include_str!("testdata/throwaway-app-key.pem");
+    pub const APP_PUBLIC_KEY: &str = include_str!("testdata/throwaway-app-public.pem");
+    pub const OTHER_CERTIFICATE: &str = include_str!("testdata/throwaway-other-cert.pem");
+    pub const OTHER_PRIVATE_KEY: &str = include_str!("testdata/throwaway-other-key.pem");
+}
+
+/// The `x5t` of a PEM certificate: base64url of the SHA-1 of its DER encoding (Microsoft identity
+/// platform, "certificate credentials").
+pub fn thumbprint(certificate_pem: &str) -> Option<String> {
+    use sha1::Digest;
+    let body: String = certificate_pem
+        .lines()
+        .skip_while(|l| !l.starts_with("-----BEGIN CERTIFICATE-----"))
+        .skip(1)
+        .take_while(|l| !l.starts_with("-----END CERTIFICATE-----"))
+        .collect();
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(body.trim())
+        .ok()?;
+    Some(URL_SAFE_NO_PAD.encode(sha1::Sha1::digest(der)))
+}
 
 /// One Entra user (a demo rep).
 #[derive(Debug, Clone)]
@@ -164,6 +208,8 @@ pub(crate) struct Subscription {
     pub(crate) client_state: Option<String>,
     pub(crate) expiration: String,
     pub(crate) expires_at: time::OffsetDateTime,
+    /// The users a presence subscription covers (empty for callRecords).
+    pub(crate) users: Vec<String>,
 }
 
 impl Subscription {
@@ -181,9 +227,22 @@ impl Subscription {
     }
 }
 
+/// An access token the tenant issued: until when, and for whom.
+#[derive(Debug, Clone)]
+pub(crate) struct Issued {
+    pub(crate) expires: Instant,
+    /// The signed-in user of a delegated token (refresh-token grant); None: app-only.
+    pub(crate) user: Option<String>,
+}
+
 #[derive(Debug, Default)]
 pub(crate) struct State {
-    pub(crate) tokens: HashMap<String, Instant>,
+    pub(crate) tokens: HashMap<String, Issued>,
+    /// Refresh tokens issued (each grant rotates it; the old one stays valid, as Entra's do
+    /// until they expire).
+    pub(crate) refresh_tokens: Vec<String>,
+    /// Each user's presence as last notified: (availability, activity).
+    pub(crate) presence: HashMap<String, (&'static str, &'static str)>,
     pub(crate) calls: HashMap<String, Call>,
     pub(crate) subscriptions: HashMap<String, Subscription>,
     pub(crate) records: HashMap<String, Value>,
@@ -224,6 +283,8 @@ pub struct Teams {
     /// The longest life granted to a subscription, in seconds (0: as asked); tests shorten it
     /// to see renewals.
     pub max_subscription_secs: AtomicU64,
+    /// Certificates uploaded to the app registration: (x5t, public key).
+    certificates: Mutex<Vec<(String, jsonwebtoken::DecodingKey)>>,
 }
 
 impl Teams {
@@ -246,7 +307,7 @@ impl Teams {
                     p.tenant
                 )
             });
-        Teams {
+        let teams = Teams {
             client_id: config.teams_client_id.clone(),
             client_secret: config.teams_client_secret.clone(),
             bot_app_id: config.teams_bot_app_id.clone(),
@@ -262,7 +323,41 @@ impl Teams {
             renewed_subscriptions: AtomicU64::new(0),
             reauthorized_subscriptions: AtomicU64::new(0),
             max_subscription_secs: AtomicU64::new(0),
+            certificates: Mutex::new(Vec::new()),
+        };
+        for (certificate, public_key) in &config.teams_certificates {
+            if let Err(err) = teams.register_certificate(certificate, public_key) {
+                tracing::warn!(%err, "a Teams certificate was not registered");
+            }
         }
+        teams
+    }
+
+    /// Uploads a certificate to the app registration (its PEM, and its public key as PEM, which
+    /// Entra reads out of the certificate itself); its holder may then sign client assertions.
+    pub fn register_certificate(
+        &self,
+        certificate_pem: &str,
+        public_key_pem: &str,
+    ) -> Result<(), String> {
+        let x5t = thumbprint(certificate_pem).ok_or("not a PEM certificate")?;
+        let key = jsonwebtoken::DecodingKey::from_rsa_pem(public_key_pem.as_bytes())
+            .map_err(|e| e.to_string())?;
+        self.certificates
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((x5t, key));
+        Ok(())
+    }
+
+    /// The public key of the registered certificate with this `x5t`.
+    pub(crate) fn certificate(&self, x5t: &str) -> Option<jsonwebtoken::DecodingKey> {
+        self.certificates
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .find(|(t, _)| t == x5t)
+            .map(|(_, k)| k.clone())
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
@@ -305,21 +400,105 @@ impl Teams {
     }
 
     pub(crate) fn issue_token(&self) -> String {
+        self.issue(None)
+    }
+
+    /// A token for `user` (delegated) or the app (None).
+    pub(crate) fn issue(&self, user: Option<&str>) -> String {
         let token = format!("eyJ0eXAi.sim-graph.{}", uuid::Uuid::new_v4().simple());
         let now = Instant::now();
         let mut state = self.lock();
-        state.tokens.retain(|_, exp| *exp > now);
-        state
-            .tokens
-            .insert(token.clone(), now + Duration::from_secs(3599));
+        state.tokens.retain(|_, t| t.expires > now);
+        state.tokens.insert(
+            token.clone(),
+            Issued {
+                expires: now + Duration::from_secs(3599),
+                user: user.map(str::to_string),
+            },
+        );
         token
     }
 
+    /// Whether `refresh` is one the tenant issued (or the demo's); a new one when it is.
+    pub(crate) fn rotate_refresh(&self, refresh: &str) -> Option<String> {
+        let mut state = self.lock();
+        let known =
+            refresh == DEMO_REFRESH_TOKEN || state.refresh_tokens.iter().any(|r| r == refresh);
+        if !known {
+            return None;
+        }
+        let next = format!("sim-refresh.{}", uuid::Uuid::new_v4().simple());
+        state.refresh_tokens.push(next.clone());
+        if state.refresh_tokens.len() > 64 {
+            state.refresh_tokens.remove(0);
+        }
+        Some(next)
+    }
+
     pub(crate) fn token_valid(&self, token: &str) -> bool {
+        self.token(token).is_some()
+    }
+
+    /// The issued token, if it is one and unexpired.
+    pub(crate) fn token(&self, token: &str) -> Option<Issued> {
         self.lock()
             .tokens
             .get(token)
-            .is_some_and(|exp| *exp > Instant::now())
+            .filter(|t| t.expires > Instant::now())
+            .cloned()
+    }
+
+    /// A user's presence now, from their calls: `Busy`/`InACall` while one of their legs is
+    /// connected, else `Available` (inferred: Teams shows InACall once a call is connected, not
+    /// while it rings).
+    pub fn presence_of(&self, user: &str) -> (&'static str, &'static str) {
+        let state = self.lock();
+        presence_in(&state, user)
+    }
+
+    /// A user's presence changed (or not) after one of their calls did: the presence
+    /// subscriptions that cover the user hear of it (basic notifications, no resource data).
+    pub(crate) fn presence_changed(&self, user: &str) {
+        let subs = {
+            let mut state = self.lock();
+            let now = presence_in(&state, user);
+            let before = state
+                .presence
+                .insert(user.to_string(), now)
+                .unwrap_or(("Available", "Available"));
+            if before == now {
+                return;
+            }
+            let alive = time::OffsetDateTime::now_utc();
+            state
+                .subscriptions
+                .values()
+                .filter(|s| {
+                    s.expires_at > alive && s.users.iter().any(|u| u.eq_ignore_ascii_case(user))
+                })
+                .cloned()
+                .collect::<Vec<_>>()
+        };
+        for sub in subs {
+            let body = json!({"value": [{
+                "subscriptionId": sub.id, "clientState": sub.client_state,
+                "changeType": "updated",
+                "resource": format!("communications/presences('{user}')"),
+                "subscriptionExpirationDateTime": sub.expiration,
+                "resourceData": {"@odata.type": "#Microsoft.Graph.presence",
+                                 "@odata.id": format!("communications/presences('{user}')"),
+                                 "id": user},
+                "tenantId": TENANT_ID,
+            }]});
+            self.send(Outgoing {
+                url: sub.notification_url.clone(),
+                body,
+                signed: false,
+                ack: None,
+                duplicate: false,
+                reorder: false,
+            });
+        }
     }
 
     /// Hands deliveries to the delivery task (started on first use).
@@ -462,6 +641,24 @@ impl Teams {
             });
         }
     }
+}
+
+fn presence_in(state: &State, user: &str) -> (&'static str, &'static str) {
+    let talking = state.calls.values().any(|c| {
+        c.user.eq_ignore_ascii_case(user)
+            && matches!(c.state, "established" | "transferring" | "transferAccepted")
+    });
+    if talking {
+        ("Busy", "InACall")
+    } else {
+        ("Available", "Available")
+    }
+}
+
+/// A presence as Graph returns it.
+pub(crate) fn presence_json(user: &str, (availability, activity): (&str, &str)) -> Value {
+    json!({"id": user, "availability": availability, "activity": activity,
+           "statusMessage": Value::Null})
 }
 
 /// The Bot Framework key: generated once per process (seconds of work), on a blocking thread.

@@ -161,3 +161,163 @@ async fn a_subscription_is_made_only_when_the_token_comes_back_decoded_as_text()
         .expect("graph");
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
 }
+
+#[tokio::test]
+async fn presence_is_subscribed_only_with_a_users_token_for_at_most_an_hour() {
+    let sim = sim().await;
+    let http = reqwest::Client::new();
+    let (_, body) = token(&http, &sim, DEMO_CLIENT_SECRET).await;
+    let app = body["access_token"].as_str().expect("token").to_string();
+    let refreshed: Value = http
+        .post(format!(
+            "{}/sim/teams/{TENANT_ID}/oauth2/v2.0/token",
+            sim.url()
+        ))
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("client_id", DEMO_CLIENT_ID),
+            ("client_secret", DEMO_CLIENT_SECRET),
+            ("refresh_token", super::DEMO_REFRESH_TOKEN),
+            (
+                "scope",
+                "https://graph.microsoft.com/Presence.Read.All offline_access",
+            ),
+        ])
+        .send()
+        .await
+        .expect("token")
+        .json()
+        .await
+        .expect("json");
+    let delegated = refreshed["access_token"].as_str().expect("delegated");
+    assert_ne!(
+        refreshed["refresh_token"],
+        super::DEMO_REFRESH_TOKEN,
+        "rotated"
+    );
+    let alice = &super::demo_users()[0].id;
+    let at = |minutes: i64| {
+        (time::OffsetDateTime::now_utc() + time::Duration::minutes(minutes))
+            .format(&time::format_description::well_known::Rfc3339)
+            .expect("format")
+    };
+    let hook = receiver(Receiver::Decoded).await;
+    let subscribe = |token: String, minutes: i64, resource: String| {
+        let (http, hook, sim_url) = (http.clone(), hook.clone(), sim.url());
+        async move {
+            let response = http
+                .post(format!("{sim_url}/sim/teams/graph/v1.0/subscriptions"))
+                .bearer_auth(token)
+                .json(&json!({"changeType": "updated", "notificationUrl": hook,
+                              "resource": resource, "expirationDateTime": at(minutes),
+                              "clientState": "0123456789abcdef"}))
+                .send()
+                .await
+                .expect("graph");
+            let status = response.status().as_u16();
+            (
+                status,
+                response.json::<Value>().await.unwrap_or(Value::Null),
+            )
+        }
+    };
+    let one = format!("/communications/presences/{alice}");
+    let (status, body) = subscribe(app, 30, one.clone()).await;
+    assert_eq!(status, 403, "application permissions: {body}");
+    let (status, _) = subscribe(delegated.into(), 90, one.clone()).await;
+    assert_eq!(status, 400, "beyond an hour");
+    let unknown = "/communications/presences?$filter=id in ('nobody')".to_string();
+    let (status, _) = subscribe(delegated.into(), 30, unknown).await;
+    assert_eq!(status, 400, "not a user");
+    let list = format!("/communications/presences?$filter=id in ('{alice}')");
+    let (status, body) = subscribe(delegated.into(), 55, list).await;
+    assert_eq!(status, 201, "{body}");
+}
+
+/// A client assertion as Entra ID wants it, with the parts a test spoils.
+fn assertion(key: &str, certificate: &str, aud: &str, exp_offset: i64) -> String {
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+    header.x5t = super::thumbprint(certificate);
+    let claims = json!({"aud": aud, "iss": DEMO_CLIENT_ID, "sub": DEMO_CLIENT_ID,
+        "jti": uuid::Uuid::new_v4().to_string(), "nbf": now - 600, "exp": now + exp_offset});
+    let key = jsonwebtoken::EncodingKey::from_rsa_pem(key.as_bytes()).expect("key");
+    jsonwebtoken::encode(&header, &claims, &key).expect("sign")
+}
+
+#[tokio::test]
+async fn a_certificate_assertion_gets_a_token_and_a_spoiled_one_entras_refusal() {
+    use super::test_certificates::*;
+    let config = SimConfig {
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        teams_certificates: vec![(APP_CERTIFICATE.into(), APP_PUBLIC_KEY.into())],
+        ..SimConfig::default()
+    };
+    let sim = crate::spawn(config).await.expect("sim");
+    let http = reqwest::Client::new();
+    let endpoint = format!("{}/sim/teams/{TENANT_ID}/oauth2/v2.0/token", sim.url());
+    let ask = |assertion: String| {
+        let (http, endpoint) = (http.clone(), endpoint.clone());
+        async move {
+            let response = http
+                .post(&endpoint)
+                .form(&[
+                    ("grant_type", "client_credentials"),
+                    ("client_id", DEMO_CLIENT_ID),
+                    (
+                        "client_assertion_type",
+                        "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                    ),
+                    ("client_assertion", assertion.as_str()),
+                    ("scope", GRAPH_SCOPE),
+                ])
+                .send()
+                .await
+                .expect("token");
+            let status = response.status().as_u16();
+            (
+                status,
+                response.json::<Value>().await.unwrap_or(Value::Null),
+            )
+        }
+    };
+    let (status, body) = ask(assertion(APP_PRIVATE_KEY, APP_CERTIFICATE, &endpoint, 300)).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body["access_token"].is_string());
+    let refusals = [
+        // Signed by another key under the registered certificate's thumbprint.
+        (
+            assertion(OTHER_PRIVATE_KEY, APP_CERTIFICATE, &endpoint, 300),
+            "AADSTS700027",
+        ),
+        // A certificate nobody uploaded.
+        (
+            assertion(OTHER_PRIVATE_KEY, OTHER_CERTIFICATE, &endpoint, 300),
+            "AADSTS700027",
+        ),
+        (
+            assertion(
+                APP_PRIVATE_KEY,
+                APP_CERTIFICATE,
+                "https://elsewhere/token",
+                300,
+            ),
+            "AADSTS700016",
+        ),
+        (
+            assertion(APP_PRIVATE_KEY, APP_CERTIFICATE, &endpoint, -60),
+            "AADSTS700024",
+        ),
+    ];
+    for (spoiled, code) in refusals {
+        let (status, body) = ask(spoiled).await;
+        assert_eq!(status, 401, "{body}");
+        assert_eq!(body["error"], "invalid_client", "{body}");
+        assert!(
+            body["error_description"]
+                .as_str()
+                .is_some_and(|d| d.starts_with(code)),
+            "{code}: {body}"
+        );
+    }
+}

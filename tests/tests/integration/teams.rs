@@ -214,6 +214,13 @@ async fn a_consult_transfer_hands_the_caller_to_the_colleague() {
         c["state"] == "ended"
     })
     .await;
+    // The consultation's own call (its own chain at Graph) gets a record of its own.
+    let consultation = teams
+        .calls()
+        .into_iter()
+        .find(|c| c.chain != call && c.consult)
+        .expect("the consultation's leg")
+        .chain;
     let caller_leg = teams
         .calls()
         .into_iter()
@@ -230,6 +237,16 @@ async fn a_consult_transfer_hands_the_caller_to_the_colleague() {
     call_where(&mut alice, &call, "ended", |c| c["state"] == "ended").await;
     let activity = one_activity(&stack, &call).await;
     assert_eq!(summary_line(&activity, "Outcome: "), Some("completed"));
+    // Its record was delivered before the call's own (it ended first) and is not a call of
+    // its own: nothing logged under it.
+    assert!(teams.record(&consultation).is_some());
+    assert!(
+        stack
+            .activities(&consultation)
+            .await
+            .expect("v2")
+            .is_empty()
+    );
 }
 
 #[tokio::test]
@@ -486,4 +503,240 @@ async fn the_subscription_handshake_answers_the_decoded_token_as_text() {
 #[tokio::test]
 async fn chromium_rings_pops_answers_and_hangs_up_through_teams() -> anyhow::Result<()> {
     crate::browser_flow::ring_pop_answer_hang_up(Provider::Teams).await
+}
+
+/// The demo tenant on Teams without a bot: presence of alice and bob watched through the
+/// demo's service account.
+fn presence_mode(c: &mut cti_relay::Config) {
+    quick(c);
+    if let cti_relay::adapters::TelephonySettings::Teams(settings) = &mut c.tenants[0].telephony {
+        settings.teams_mode = "presence".into();
+        settings.teams_bot_app_id = String::new();
+        settings.teams_presence_users = vec![ALICE.into(), BOB.into()];
+        settings.teams_presence_refresh_token = Some(cti_relay::secret::Secret::new(
+            cti_sim::teams::DEMO_REFRESH_TOKEN,
+        ));
+    }
+}
+
+#[tokio::test]
+async fn presence_mode_shows_a_call_without_its_caller_and_logs_it_once_from_the_call_record() {
+    let stack = Stack::start_through(Provider::Teams, presence_mode)
+        .await
+        .expect("stack");
+    // Two subscriptions: call records (the app's token) and presence (the service account's).
+    subscribed(&stack, 2).await;
+    let teams = &stack.sim.sim.teams;
+    eventually("both subscriptions", || async {
+        (teams.subscriptions().len() == 2).then_some(())
+    })
+    .await
+    .expect("two");
+    let (_, e164, _) = stack.single_match_caller().expect("caller");
+    let (mut alice, welcome) = WsClient::signed_in(&stack, ALICE, None)
+        .await
+        .expect("alice");
+    assert_eq!(
+        welcome["controls"],
+        json!([]),
+        "no bot, no controls: {welcome}"
+    );
+    // The bot hears nothing (there is none); alice picks up in Teams: her presence says so.
+    let chain = ring_with(&stack, &e164, ALICE, false).await;
+    let (status, _) = sim_post(&stack, &format!("/calls/{chain}/answer"), &json!({})).await;
+    assert_eq!(status, 204);
+    let on = alice
+        .recv_until("a call is on", |m| {
+            m["type"] == "call" && m["call"]["state"] == "connected"
+        })
+        .await
+        .expect("call");
+    let shown = on["call"]["id"].as_str().expect("id").to_string();
+    assert_ne!(shown, chain, "presence does not know Graph's call");
+    assert_eq!(on["call"]["from"], "", "no caller until the record: {on}");
+    assert!(on["call"]["pop"].is_null(), "nobody matched: {on}");
+    // Dialling needs the bot: refused, and said so.
+    alice
+        .command(&shown, CallCommand::Hangup)
+        .await
+        .expect("hangup sent");
+    let refused = alice
+        .recv_until("no controls", |m| m["type"] == "error")
+        .await
+        .expect("error");
+    assert!(!refused["message"].as_str().unwrap_or_default().is_empty());
+    let (status, _) = sim_post(&stack, &format!("/calls/{chain}/hangup"), &json!({})).await;
+    assert_eq!(status, 204);
+    let closed = call_where(&mut alice, &shown, "the call is over", |c| {
+        c["state"]
+            .as_str()
+            .is_some_and(|s| s == "transferred" || s == "ended")
+    })
+    .await;
+    assert_eq!(closed["call"]["state"], "transferred", "{closed}");
+    // The record logs it: once, with the caller and the record's times; nothing under the
+    // presence call.
+    let activity = one_activity(&stack, &chain).await;
+    assert_eq!(summary_line(&activity, "Outcome: "), Some("completed"));
+    assert!(
+        summary_line(&activity, "Inbound call from ").is_some_and(|l| l.starts_with(&e164)),
+        "{activity}"
+    );
+    let record = teams.record(&chain).expect("record");
+    let started = record["sessions"][0]["startDateTime"]
+        .as_str()
+        .expect("start");
+    assert_eq!(summary_line(&activity, "Started: "), Some(started));
+    assert!(stack.activities(&shown).await.expect("v2").is_empty());
+}
+
+#[tokio::test]
+async fn presence_notifications_with_a_forged_client_state_are_refused() {
+    let stack = Stack::start_through(Provider::Teams, presence_mode)
+        .await
+        .expect("stack");
+    subscribed(&stack, 2).await;
+    let forged = json!({"value": [{"subscriptionId": "x", "clientState": "not-the-client-state",
+        "changeType": "updated", "resource": "communications/presences('8a34a46b-3d17-4adc-8dce-dc4e7d572601')",
+        "resourceData": {"@odata.type": "#Microsoft.Graph.presence",
+                         "id": "8a34a46b-3d17-4adc-8dce-dc4e7d572601"}}]});
+    let response = stack
+        .http
+        .post(format!(
+            "{}/v1/tenants/demo/telephony/teams",
+            stack.relay.url()
+        ))
+        .json(&forged)
+        .send()
+        .await
+        .expect("relay");
+    assert_eq!(response.status(), 401);
+    // A bot callback has nowhere to go either: this tenant has no bot.
+    let (status, answer) = sim_post(&stack, "/faults", &json!({"forge_callback": true})).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        answer["forged_statuses"],
+        json!([401, 401, 401, 401]),
+        "{answer}"
+    );
+}
+
+/// The demo tenant's app authenticating with the throwaway certificate `key` signs for instead
+/// of the secret; the simulated registration knows the app's certificate only.
+fn with_certificate(key: &'static str) -> impl FnOnce(&mut cti_relay::Config) {
+    move |c: &mut cti_relay::Config| {
+        quick(c);
+        if let cti_relay::adapters::TelephonySettings::Teams(settings) = &mut c.tenants[0].telephony
+        {
+            settings.teams_client_secret = cti_relay::secret::Secret::default();
+            settings.teams_client_certificate =
+                Some(cti_sim::teams::test_certificates::APP_CERTIFICATE.into());
+            settings.teams_client_private_key = Some(cti_relay::secret::Secret::new(key));
+        }
+    }
+}
+
+fn app_certificate_registered(sim: &mut cti_sim::SimConfig) {
+    use cti_sim::teams::test_certificates::{APP_CERTIFICATE, APP_PUBLIC_KEY};
+    sim.teams_certificates = vec![(APP_CERTIFICATE.into(), APP_PUBLIC_KEY.into())];
+}
+
+#[tokio::test]
+async fn a_certificate_instead_of_a_secret_rings_through() {
+    let stack = Stack::start_through_with(
+        Provider::Teams,
+        app_certificate_registered,
+        with_certificate(cti_sim::teams::test_certificates::APP_PRIVATE_KEY),
+    )
+    .await
+    .expect("stack");
+    subscribed(&stack, 1).await;
+    let (_, e164, name) = stack.single_match_caller().expect("caller");
+    let (mut alice, _) = WsClient::signed_in(&stack, ALICE, None)
+        .await
+        .expect("alice");
+    let call = ring(&stack, &e164, ALICE).await;
+    let rung = call_where(&mut alice, &call, "ringing", |c| c["state"] == "ringing").await;
+    assert_eq!(rung["call"]["pop"]["name"], name.as_str());
+    alice.answer(&call).await.expect("answered through Graph");
+    let (status, _) = sim_post(&stack, &format!("/calls/{call}/hangup"), &json!({})).await;
+    assert_eq!(status, 204);
+    let activity = one_activity(&stack, &call).await;
+    assert_eq!(summary_line(&activity, "Outcome: "), Some("completed"));
+}
+
+#[tokio::test]
+async fn a_key_that_is_not_the_registered_certificates_is_refused_and_readyz_says_why() {
+    // The relay signs with another key than the uploaded certificate's.
+    let stack = Stack::start_through_with(
+        Provider::Teams,
+        app_certificate_registered,
+        with_certificate(cti_sim::teams::test_certificates::OTHER_PRIVATE_KEY),
+    )
+    .await
+    .expect("stack");
+    let said = eventually("readyz names Entra's refusal", || async {
+        let ready = stack.readyz().await.ok()?;
+        let text = ready.to_string();
+        text.contains("AADSTS700027").then_some(text)
+    })
+    .await
+    .expect("refusal shown");
+    assert!(said.contains("invalid signature"), "{said}");
+    assert_eq!(
+        stack
+            .sim
+            .sim
+            .teams
+            .created_subscriptions
+            .load(Ordering::Relaxed),
+        0
+    );
+}
+
+#[tokio::test]
+async fn presence_subscriptions_removed_mid_call_are_made_again_renewed_and_the_call_still_closes_once()
+ {
+    let stack = Stack::start_through(Provider::Teams, presence_mode)
+        .await
+        .expect("stack");
+    subscribed(&stack, 2).await;
+    let teams = &stack.sim.sim.teams;
+    let (_, e164, _) = stack.single_match_caller().expect("caller");
+    let (mut alice, _) = WsClient::signed_in(&stack, ALICE, None)
+        .await
+        .expect("alice");
+    let chain = ring_with(&stack, &e164, ALICE, false).await;
+    let (status, _) = sim_post(&stack, &format!("/calls/{chain}/answer"), &json!({})).await;
+    assert_eq!(status, 204);
+    let on = alice
+        .recv_until("a call is on", |m| {
+            m["type"] == "call" && m["call"]["state"] == "connected"
+        })
+        .await
+        .expect("call");
+    let shown = on["call"]["id"].as_str().expect("id").to_string();
+    // Graph now grants three seconds and removes both subscriptions.
+    teams.max_subscription_secs.store(3, Ordering::Relaxed);
+    let (status, answer) =
+        sim_post(&stack, "/faults", &json!({"remove_subscriptions": true})).await;
+    assert_eq!((status, answer["removed"].as_u64()), (200, Some(2)));
+    subscribed(&stack, 4).await;
+    eventually("both again, renewed", || async {
+        (teams.subscriptions().len() == 2
+            && teams.renewed_subscriptions.load(Ordering::Relaxed) >= 2)
+            .then_some(())
+    })
+    .await
+    .expect("renewed");
+    // The call still closes, and is logged once.
+    let (status, _) = sim_post(&stack, &format!("/calls/{chain}/hangup"), &json!({})).await;
+    assert_eq!(status, 204);
+    call_where(&mut alice, &shown, "closed", |c| {
+        c["state"] == "transferred"
+    })
+    .await;
+    let activity = one_activity(&stack, &chain).await;
+    assert_eq!(summary_line(&activity, "Outcome: "), Some("completed"));
+    assert_eq!(teams.created_subscriptions.load(Ordering::Relaxed), 4);
 }

@@ -6,13 +6,88 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use reqwest::{Method, StatusCode};
 use serde::Deserialize;
 use serde_json::Value;
+use sha1::Digest;
 use tokio::time::Instant;
 
+use crate::clock::SharedClock;
 use crate::secret::Secret;
+
+/// The client-assertion type of a certificate credential (RFC 7523, as Entra ID names it).
+const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+/// How long a client assertion is good for: Microsoft's page asks for a short life, "5-10
+/// minutes after nbf" at most.
+const ASSERTION_SECS: u64 = 300;
+
+/// How the app proves itself to Entra ID.
+#[derive(Debug, Clone)]
+pub(crate) enum Credential {
+    Secret(Secret),
+    Certificate(Certificate),
+}
+
+/// A certificate uploaded to the app registration, with its private key.
+#[derive(Clone)]
+pub(crate) struct Certificate {
+    key: EncodingKey,
+    /// base64url of the SHA-1 of the certificate's DER: the assertion's `x5t`.
+    x5t: String,
+}
+
+impl std::fmt::Debug for Certificate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Certificate")
+            .field("x5t", &self.x5t)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Certificate {
+    /// From the PEM certificate and its PEM (PKCS#1 or PKCS#8) RSA private key.
+    pub(crate) fn from_pem(certificate: &str, private_key: &str) -> Result<Self, String> {
+        let body: String = certificate
+            .lines()
+            .map(str::trim)
+            .skip_while(|l| *l != "-----BEGIN CERTIFICATE-----")
+            .skip(1)
+            .take_while(|l| *l != "-----END CERTIFICATE-----")
+            .collect();
+        if body.is_empty() {
+            return Err("no PEM certificate (-----BEGIN CERTIFICATE-----) in it".into());
+        }
+        let der = STANDARD
+            .decode(body)
+            .map_err(|e| format!("the certificate's PEM is not base64: {e}"))?;
+        let key = EncodingKey::from_rsa_pem(private_key.as_bytes())
+            .map_err(|e| format!("the private key is not an RSA PEM key: {e}"))?;
+        Ok(Certificate {
+            key,
+            x5t: URL_SAFE_NO_PAD.encode(sha1::Sha1::digest(&der)),
+        })
+    }
+
+    /// The client assertion for `audience` (the token endpoint). What it carries is what the
+    /// Microsoft identity platform's "certificate credentials" page lists (confirmed there):
+    /// header `alg` RS256, `typ` JWT, `x5t` = base64url SHA-1 thumbprint of the certificate's
+    /// DER; claims `aud` = the token endpoint, `iss` = `sub` = the client id, `jti` unique,
+    /// `nbf` and `iat` now, `exp` a few minutes later.
+    fn assertion(&self, client_id: &str, audience: &str, now_secs: u64) -> Result<String, String> {
+        let mut header = Header::new(Algorithm::RS256);
+        header.typ = Some("JWT".into());
+        header.x5t = Some(self.x5t.clone());
+        let claims = serde_json::json!({
+            "aud": audience, "iss": client_id, "sub": client_id,
+            "jti": uuid::Uuid::new_v4().to_string(),
+            "nbf": now_secs, "iat": now_secs, "exp": now_secs + ASSERTION_SECS,
+        });
+        jsonwebtoken::encode(&header, &claims, &self.key).map_err(|e| e.to_string())
+    }
+}
 
 const TOKEN_MARGIN: Duration = Duration::from_secs(120);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -71,16 +146,35 @@ struct Token {
     expires: Instant,
 }
 
+/// Whose token a request carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Who {
+    /// The app itself (client credentials): calls, call records, users.
+    App,
+    /// The service account whose refresh token the tenant configured (delegated
+    /// `Presence.Read.All`): presence, whose subscriptions Graph takes from users only.
+    Delegated,
+}
+
 #[derive(Debug)]
 pub(crate) struct Graph {
     login_url: String,
     graph_url: String,
     tenant_id: String,
     client_id: String,
-    client_secret: Secret,
+    credential: Credential,
+    clock: SharedClock,
     pub(crate) http: reqwest::Client,
     token: Mutex<Option<Token>>,
+    /// The service account's refresh token (the newest Entra ID gave back: each grant rotates
+    /// it), where the tenant uses presence.
+    refresh_token: Mutex<Option<Secret>>,
+    delegated_token: Mutex<Option<Token>>,
 }
+
+/// The delegated scopes presence needs (`offline_access` keeps a refresh token coming).
+pub(crate) const PRESENCE_SCOPE: &str =
+    "https://graph.microsoft.com/Presence.Read.All offline_access";
 
 impl Graph {
     pub(crate) fn new(
@@ -88,7 +182,8 @@ impl Graph {
         graph_url: &str,
         tenant_id: &str,
         client_id: &str,
-        client_secret: Secret,
+        credential: Credential,
+        clock: SharedClock,
         http: reqwest::Client,
     ) -> Self {
         Graph {
@@ -96,41 +191,103 @@ impl Graph {
             graph_url: graph_url.trim_end_matches('/').to_string(),
             tenant_id: tenant_id.to_string(),
             client_id: client_id.to_string(),
-            client_secret,
+            credential,
+            clock,
             http,
             token: Mutex::new(None),
+            refresh_token: Mutex::new(None),
+            delegated_token: Mutex::new(None),
         }
     }
 
-    fn cached(&self) -> Option<String> {
-        let token = self.token.lock().unwrap_or_else(|p| p.into_inner());
+    /// The client assertion this app would send now (certificate credential only).
+    #[cfg(test)]
+    pub(crate) fn assertion_for_test(&self) -> Option<String> {
+        let Credential::Certificate(certificate) = &self.credential else {
+            return None;
+        };
+        let endpoint = format!("{}/{}/oauth2/v2.0/token", self.login_url, self.tenant_id);
+        certificate
+            .assertion(&self.client_id, &endpoint, self.clock.now_ms() / 1000)
+            .ok()
+    }
+
+    /// Presence calls go out with the service account whose refresh token this is.
+    pub(crate) fn with_refresh_token(self, refresh: Option<Secret>) -> Self {
+        *self.refresh_token.lock().unwrap_or_else(|p| p.into_inner()) = refresh;
+        self
+    }
+
+    fn slot(&self, who: Who) -> &Mutex<Option<Token>> {
+        match who {
+            Who::App => &self.token,
+            Who::Delegated => &self.delegated_token,
+        }
+    }
+
+    fn cached(&self, who: Who) -> Option<String> {
+        let token = self.slot(who).lock().unwrap_or_else(|p| p.into_inner());
         token
             .as_ref()
             .filter(|t| t.expires > Instant::now() + TOKEN_MARGIN)
             .map(|t| t.value.expose().to_string())
     }
 
-    fn forget_token(&self) {
-        *self.token.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    fn forget_token(&self, who: Who) {
+        *self.slot(who).lock().unwrap_or_else(|p| p.into_inner()) = None;
     }
 
-    /// An app-only token: the kept one, or a new client-credentials grant.
-    async fn token(&self) -> Result<String, ApiError> {
-        if let Some(token) = self.cached() {
+    /// A token: the kept one, or a new grant (client credentials for the app, the refresh
+    /// token for the service account).
+    async fn token(&self, who: Who) -> Result<String, ApiError> {
+        if let Some(token) = self.cached(who) {
             return Ok(token);
         }
-        let form = [
-            ("grant_type", "client_credentials"),
-            ("client_id", self.client_id.as_str()),
-            ("client_secret", self.client_secret.expose()),
-            ("scope", GRAPH_SCOPE),
-        ];
+        let refresh = match who {
+            Who::App => None,
+            Who::Delegated => Some(
+                self.refresh_token
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .clone()
+                    .ok_or_else(|| ApiError::Refused {
+                        status: 401,
+                        message: "token: no refresh token for presence".into(),
+                    })?,
+            ),
+        };
+        let mut form: Vec<(&str, String)> = vec![("client_id", self.client_id.clone())];
+        match &refresh {
+            None => {
+                form.push(("grant_type", "client_credentials".into()));
+                form.push(("scope", GRAPH_SCOPE.into()));
+            }
+            Some(refresh) => {
+                form.push(("grant_type", "refresh_token".into()));
+                form.push(("refresh_token", refresh.expose().to_string()));
+                form.push(("scope", PRESENCE_SCOPE.into()));
+            }
+        }
+        let endpoint = format!("{}/{}/oauth2/v2.0/token", self.login_url, self.tenant_id);
+        match &self.credential {
+            Credential::Secret(secret) => {
+                form.push(("client_secret", secret.expose().to_string()));
+            }
+            Credential::Certificate(certificate) => {
+                let now = self.clock.now_ms() / 1000;
+                let assertion = certificate
+                    .assertion(&self.client_id, &endpoint, now)
+                    .map_err(|e| ApiError::Refused {
+                        status: 0,
+                        message: format!("token: signing the client assertion: {e}"),
+                    })?;
+                form.push(("client_assertion_type", JWT_BEARER.into()));
+                form.push(("client_assertion", assertion));
+            }
+        }
         let response = self
             .http
-            .post(format!(
-                "{}/{}/oauth2/v2.0/token",
-                self.login_url, self.tenant_id
-            ))
+            .post(&endpoint)
             .form(&form)
             .timeout(REQUEST_TIMEOUT)
             .send()
@@ -157,22 +314,39 @@ impl Graph {
             .get("expires_in")
             .and_then(Value::as_u64)
             .unwrap_or(3599);
-        *self.token.lock().unwrap_or_else(|p| p.into_inner()) = Some(Token {
+        if let (Who::Delegated, Some(next)) =
+            (who, value.get("refresh_token").and_then(Value::as_str))
+        {
+            *self.refresh_token.lock().unwrap_or_else(|p| p.into_inner()) = Some(Secret::new(next));
+        }
+        *self.slot(who).lock().unwrap_or_else(|p| p.into_inner()) = Some(Token {
             value: Secret::new(access.clone()),
             expires: Instant::now() + Duration::from_secs(ttl),
         });
         Ok(access)
     }
 
-    /// One Graph v1.0 request (`path` under `/v1.0`); a 401 is retried once with a new token.
+    /// One Graph v1.0 request with the app's token.
     pub(crate) async fn call(
         &self,
         method: Method,
         path: &str,
         body: Option<&Value>,
     ) -> Result<Value, ApiError> {
+        self.call_as(Who::App, method, path, body).await
+    }
+
+    /// One Graph v1.0 request (`path` under `/v1.0`) with `who`'s token; a 401 is retried
+    /// once with a new token.
+    pub(crate) async fn call_as(
+        &self,
+        who: Who,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Value, ApiError> {
         for attempt in 0..2 {
-            let token = self.token().await?;
+            let token = self.token(who).await?;
             let mut request = self
                 .http
                 .request(method.clone(), format!("{}/v1.0{path}", self.graph_url))
@@ -188,7 +362,7 @@ impl Graph {
             let status = response.status();
             let text = response.text().await.unwrap_or_default();
             if status == StatusCode::UNAUTHORIZED && attempt == 0 {
-                self.forget_token();
+                self.forget_token(who);
                 continue;
             }
             if !status.is_success() {

@@ -157,6 +157,11 @@ impl Tracker {
                 )
             };
             self.seen_chains.insert(chain.clone());
+            // A consultation's own chain too: its record is the bot's call with a colleague,
+            // part of the consulted call, never a call of its own to log.
+            if let Some(own) = data["callChainId"].as_str().filter(|c| !c.is_empty()) {
+                self.seen_chains.insert(own.to_string());
+            }
             self.legs.insert(
                 id.to_string(),
                 LegInfo {

@@ -13,6 +13,12 @@
 //! record's sessions. The connector keeps that subscription: created, renewed at two thirds of
 //! its life, looked at every `teams_watch_secs`, reauthorized and recreated when Graph says.
 //!
+//! Presence mode (`teams_mode: presence`) is for tenants without such a bot: the connector also
+//! keeps a presence subscription for the watched reps (delegated, through a service account's
+//! refresh token, because Graph takes presence subscriptions from users only; at most an hour,
+//! renewed) and reads each notified presence; `InACall` shows the rep a call with no caller, and
+//! the call record logs it (see `presence`). No controls and no click-to-dial in that mode.
+//!
 //! Controls: answer, decline (reject), hang up (DELETE the call), blind transfer (`transfer`, or
 //! `redirect` while it rings), consult (a call placed to the colleague) and its completion (a
 //! consultative `transfer` with `replacesCallId`) or cancel (the consultation hung up),
@@ -21,6 +27,7 @@
 
 mod graph;
 mod mapping;
+mod presence;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -43,8 +50,9 @@ use crate::adapters::is_loopback;
 use crate::calls::Leg;
 use crate::clock::SharedClock;
 use crate::secret::{Secret, mask_number};
-use graph::{ApiError, BotAuth, Graph};
+use graph::{ApiError, BotAuth, Graph, Who};
 use mapping::{PendingConsult, Tracker};
+use presence::{CALL_PREFIX, PresenceCall, PresenceTracker};
 
 /// The demo's app registration, bot and tenant at the simulator (public: only for a V2 on
 /// this machine). They are the simulator's (`sim/src/teams`).
@@ -53,6 +61,8 @@ const DEMO_CLIENT_ID: &str = "0d9a7c55-1b2e-4f3a-9c8d-7e6f5a4b3c2d";
 const DEMO_CLIENT_SECRET: &str = "demo-teams-client-secret";
 const DEMO_BOT_APP_ID: &str = "b07a9b1e-5c4d-4e3f-8a2b-1c0d9e8f7a6b";
 const DEMO_CLIENT_STATE: &str = "demo-teams-client-state";
+/// The demo service account's refresh token at the simulator (presence mode).
+const DEMO_REFRESH_TOKEN: &str = "demo-teams-presence-refresh-token";
 
 const LOGIN_URL: &str = "https://login.microsoftonline.com";
 const GRAPH_URL: &str = "https://graph.microsoft.com";
@@ -61,6 +71,10 @@ const OPENID_URL: &str = "https://api.aps.skype.com/v1/.well-known/OpenIdConfigu
 const DEFAULT_WATCH_SECS: u64 = 60;
 /// Graph's longest life for a callRecords subscription is 4,230 minutes; a little less.
 const DEFAULT_SUBSCRIPTION_MINUTES: u64 = 4200;
+/// Graph's longest life for a presence subscription is an hour; a little less.
+const PRESENCE_SUBSCRIPTION_MINUTES: u64 = 55;
+/// Graph's most users in one presence subscription (`$filter=id in (...)`).
+const MAX_PRESENCE_USERS: usize = 650;
 const MAX_FAILURES: u32 = 3;
 
 fn default_login_url() -> String {
@@ -81,10 +95,17 @@ fn default_mode() -> String {
 pub struct Settings {
     /// The customer's Entra ID tenant (directory) id.
     pub teams_tenant_id: String,
-    /// The app registration's client id and secret (client credentials).
+    /// The app registration's client id, and its credential: a secret, or a certificate
+    /// uploaded to the registration (its PEM) with its PEM private key.
     pub teams_client_id: String,
+    #[serde(default)]
     pub teams_client_secret: Secret,
-    /// The calling bot's Microsoft App id: the `aud` of the Bot Framework tokens.
+    #[serde(default)]
+    pub teams_client_certificate: Option<String>,
+    #[serde(default)]
+    pub teams_client_private_key: Option<Secret>,
+    /// The calling bot's Microsoft App id: the `aud` of the Bot Framework tokens (bot mode).
+    #[serde(default)]
     pub teams_bot_app_id: String,
     #[serde(default = "default_login_url")]
     pub teams_login_url: String,
@@ -97,9 +118,18 @@ pub struct Settings {
     pub teams_notification_url: String,
     /// The subscription's `clientState`, checked on every change notification.
     pub teams_client_state: Secret,
-    /// `bot` (the only mode so far; `presence` is refused at start).
+    /// `bot` (a calling bot under a compliance-recording policy: real time, controls) or
+    /// `presence` (no bot: presence tells a call is on, the call record who it was).
     #[serde(default = "default_mode")]
     pub teams_mode: String,
+    /// Presence mode: the reps whose presence is watched (their UPN or e-mail, or Entra user
+    /// id), besides the users of `agents`.
+    #[serde(default)]
+    pub teams_presence_users: Vec<String>,
+    /// Presence mode: the refresh token of a service account holding the delegated
+    /// `Presence.Read.All` (Graph takes presence subscriptions with delegated permission only).
+    #[serde(default)]
+    pub teams_presence_refresh_token: Option<Secret>,
     /// Seconds between looks at the subscription.
     #[serde(default)]
     pub teams_watch_secs: Option<u64>,
@@ -119,6 +149,8 @@ impl Settings {
             teams_tenant_id: DEMO_TENANT_ID.into(),
             teams_client_id: DEMO_CLIENT_ID.into(),
             teams_client_secret: Secret::new(DEMO_CLIENT_SECRET),
+            teams_client_certificate: None,
+            teams_client_private_key: None,
             teams_bot_app_id: DEMO_BOT_APP_ID.into(),
             teams_login_url: format!("{sim}/sim/teams"),
             teams_graph_url: format!("{sim}/sim/teams/graph"),
@@ -131,9 +163,56 @@ impl Settings {
             ),
             teams_client_state: Secret::new(DEMO_CLIENT_STATE),
             teams_mode: "bot".into(),
+            teams_presence_users: Vec::new(),
+            teams_presence_refresh_token: None,
             teams_watch_secs: Some(2),
             teams_subscription_minutes: None,
             agents: BTreeMap::new(),
+        }
+    }
+
+    /// The demo tenant in presence mode: no bot, the demo's service account, `reps` watched.
+    pub fn demo_presence(sim_url: &str, relay_url: &str, tenant: &str, reps: &[&str]) -> Self {
+        Settings {
+            teams_mode: "presence".into(),
+            teams_bot_app_id: String::new(),
+            teams_presence_users: reps.iter().map(|r| r.to_string()).collect(),
+            teams_presence_refresh_token: Some(Secret::new(DEMO_REFRESH_TOKEN)),
+            ..Settings::demo(sim_url, relay_url, tenant)
+        }
+    }
+
+    fn presence(&self) -> bool {
+        self.teams_mode == "presence"
+    }
+
+    /// The app's credential: the secret, or the certificate with its key (one of them).
+    fn credential(&self) -> Result<graph::Credential, String> {
+        let secret = !self.teams_client_secret.expose().is_empty();
+        match (
+            secret,
+            &self.teams_client_certificate,
+            &self.teams_client_private_key,
+        ) {
+            (false, Some(certificate), Some(key)) => {
+                graph::Certificate::from_pem(certificate, key.expose())
+                    .map(graph::Credential::Certificate)
+                    .map_err(|e| format!("teams_client_certificate: {e}"))
+            }
+            (true, None, None) => Ok(graph::Credential::Secret(self.teams_client_secret.clone())),
+            (true, _, _) => Err(
+                "give a secret or a certificate (teams_client_certificate and \
+                 teams_client_private_key), not both"
+                    .into(),
+            ),
+            (false, None, None) => Err("must not be empty (or give teams_client_certificate and \
+                 teams_client_private_key)"
+                .into()),
+            (false, _, _) => Err(
+                "a certificate credential needs both teams_client_certificate and \
+                 teams_client_private_key"
+                    .into(),
+            ),
         }
     }
 
@@ -170,14 +249,56 @@ impl Settings {
         for (var, value) in [
             ("teams_tenant_id", &self.teams_tenant_id),
             ("teams_client_id", &self.teams_client_id),
-            ("teams_bot_app_id", &self.teams_bot_app_id),
         ] {
             if value.trim().is_empty() {
                 return refuse(var, "must not be empty".into());
             }
         }
-        if self.teams_client_secret.expose().is_empty() {
-            return refuse("teams_client_secret", "must not be empty".into());
+        match self.teams_mode.as_str() {
+            "bot" if self.teams_bot_app_id.trim().is_empty() => {
+                return refuse("teams_bot_app_id", "must not be empty in bot mode".into());
+            }
+            "bot" => {}
+            "presence" => {
+                if self
+                    .teams_presence_refresh_token
+                    .as_ref()
+                    .is_none_or(|t| t.expose().is_empty())
+                {
+                    return refuse(
+                        "teams_presence_refresh_token",
+                        "presence mode needs a service account's refresh token (Graph takes \
+                         presence subscriptions with delegated Presence.Read.All only)"
+                            .into(),
+                    );
+                }
+                let watched = self.teams_presence_users.len() + self.agents.len();
+                if watched == 0 {
+                    return refuse(
+                        "teams_presence_users",
+                        "presence mode watches the reps listed here (or in agents); none given"
+                            .into(),
+                    );
+                }
+                if watched > MAX_PRESENCE_USERS {
+                    return refuse(
+                        "teams_presence_users",
+                        format!("Graph watches at most {MAX_PRESENCE_USERS} users' presence"),
+                    );
+                }
+            }
+            other => {
+                return refuse(
+                    "teams_mode",
+                    format!(
+                        "{other:?} is not a mode: \"bot\" (a calling bot under a \
+                         compliance-recording policy) or \"presence\""
+                    ),
+                );
+            }
+        }
+        if let Err(problem) = self.credential() {
+            return refuse("teams_client_secret", problem);
         }
         let state = self.teams_client_state.expose();
         // Graph takes a clientState of up to 128 characters; 16 is our floor for a secret.
@@ -194,16 +315,6 @@ impl Settings {
                 ),
             );
         }
-        if self.teams_mode != "bot" {
-            return refuse(
-                "teams_mode",
-                format!(
-                    "{:?} is not supported; only \"bot\" (a calling bot under a \
-                     compliance-recording policy)",
-                    self.teams_mode
-                ),
-            );
-        }
         if self.teams_watch_secs == Some(0) {
             return refuse("teams_watch_secs", "must be at least 1".into());
         }
@@ -215,6 +326,33 @@ impl Settings {
         }
         Ok(())
     }
+}
+
+/// The user of a presence change notification: `resourceData.id`, else the id in
+/// `resource` (`communications/presences('{id}')` or `.../presences/{id}`); None for another
+/// resource.
+fn presence_user(item: &Value) -> Option<String> {
+    let resource = item["resource"].as_str().unwrap_or_default();
+    let typed = item
+        .pointer("/resourceData/@odata.type")
+        .and_then(Value::as_str)
+        .is_some_and(|t| t.to_ascii_lowercase().ends_with(".presence"));
+    let path = resource.trim_start_matches('/');
+    if !typed && !path.starts_with("communications/presences") {
+        return None;
+    }
+    item.pointer("/resourceData/id")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .or_else(|| {
+            let rest = path.strip_prefix("communications/presences")?;
+            let id = rest
+                .trim_start_matches('/')
+                .trim_start_matches("('")
+                .trim_end_matches("')");
+            (!id.is_empty()).then(|| id.to_string())
+        })
+        .map(|id| id.to_lowercase())
 }
 
 /// Compares without an early exit, so timing does not tell how much of a secret was right.
@@ -241,6 +379,37 @@ fn media_config() -> Value {
     json!({"@odata.type": "#microsoft.graph.serviceHostedMediaConfig"})
 }
 
+/// The change-notification subscriptions the connector keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Records,
+    Presence,
+}
+
+impl Kind {
+    fn who(self) -> Who {
+        match self {
+            Kind::Records => Who::App,
+            Kind::Presence => Who::Delegated,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Records => "callRecords",
+            Kind::Presence => "presence",
+        }
+    }
+}
+
+/// One live subscription and when to renew it.
+#[derive(Debug)]
+struct Sub {
+    kind: Kind,
+    id: String,
+    renew_at: tokio::time::Instant,
+}
+
 #[derive(Debug)]
 struct Inner {
     settings: Settings,
@@ -248,6 +417,9 @@ struct Inner {
     bot: BotAuth,
     reps: Reps,
     tracker: Mutex<Tracker>,
+    presence: Mutex<PresenceTracker>,
+    /// Presence mode: the Entra user ids watched (resolved when the connector starts).
+    watched: Mutex<Vec<String>>,
     /// Lifecycle notifications for the connector: (subscription id, event).
     lifecycle: Mutex<Vec<(String, String)>>,
     wake: tokio::sync::Notify,
@@ -267,9 +439,15 @@ impl TeamsAdapter {
             &settings.teams_graph_url,
             &settings.teams_tenant_id,
             &settings.teams_client_id,
-            settings.teams_client_secret.clone(),
+            // Checked at start; an unreadable certificate here leaves the secret (empty: Entra
+            // ID refuses, and /readyz says so).
+            settings.credential().unwrap_or_else(|_| {
+                graph::Credential::Secret(settings.teams_client_secret.clone())
+            }),
+            context.clock.clone(),
             context.http.clone(),
-        );
+        )
+        .with_refresh_token(settings.teams_presence_refresh_token.clone());
         let bot = BotAuth::new(
             &settings.teams_openid_url,
             &settings.teams_bot_app_id,
@@ -288,6 +466,8 @@ impl TeamsAdapter {
                 graph,
                 bot,
                 tracker: Mutex::new(Tracker::default()),
+                presence: Mutex::new(PresenceTracker::default()),
+                watched: Mutex::new(Vec::new()),
                 lifecycle: Mutex::new(Vec::new()),
                 wake: tokio::sync::Notify::new(),
                 clock: context.clock,
@@ -305,6 +485,120 @@ impl Inner {
 
     fn now(&self) -> String {
         crate::clock::rfc3339(self.clock.now_ms())
+    }
+
+    fn presence_tracker(&self) -> MutexGuard<'_, PresenceTracker> {
+        // Plain inserts and removals: a poisoned tracker is still consistent.
+        self.presence.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn watched(&self) -> Vec<String> {
+        self.watched
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// The Entra user ids of the reps presence mode watches: `agents`' users, and
+    /// `teams_presence_users` (ids as they are, UPNs and e-mails through Graph `users`).
+    async fn resolve_watched(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self
+            .settings
+            .agents
+            .keys()
+            .map(|k| k.to_lowercase())
+            .collect();
+        for user in &self.settings.teams_presence_users {
+            let id = if user.contains('@') {
+                match self.user_of(user).await {
+                    Some(id) => id,
+                    None => {
+                        tracing::warn!(tenant = %self.tenant, "a presence user is not in the directory");
+                        continue;
+                    }
+                }
+            } else {
+                let id = user.to_lowercase();
+                self.learn_user(&id).await;
+                id
+            };
+            if !ids.contains(&id) {
+                ids.push(id);
+            }
+        }
+        for id in &ids {
+            self.learn_user(id).await;
+        }
+        *self.watched.lock().unwrap_or_else(|p| p.into_inner()) = ids.clone();
+        ids
+    }
+
+    /// The presence of `users` now (one batch request, Graph's `getPresencesByUserId`) as
+    /// events: a call shown where one began, closed where it ended.
+    async fn presence_events(&self, users: &[String]) -> Vec<cti_protocol::event::TelephonyEvent> {
+        if users.is_empty() {
+            return Vec::new();
+        }
+        let answer = match self
+            .graph
+            .call_as(
+                Who::Delegated,
+                Method::POST,
+                "/communications/getPresencesByUserId",
+                Some(&json!({"ids": users})),
+            )
+            .await
+        {
+            Ok(answer) => answer,
+            Err(err) => {
+                tracing::warn!(tenant = %self.tenant, %err, "reading Teams presence failed");
+                return Vec::new();
+            }
+        };
+        let mut events = Vec::new();
+        for presence in answer["value"].as_array().into_iter().flatten() {
+            let (Some(user), Some(activity)) =
+                (presence["id"].as_str(), presence["activity"].as_str())
+            else {
+                continue;
+            };
+            let user = user.to_lowercase();
+            if self.reps.rep_of(&user).is_none() {
+                self.learn_user(&user).await;
+            }
+            let Some(rep) = self.reps.rep_of(&user) else {
+                continue;
+            };
+            let (now, now_ms) = (self.now(), self.clock.now_ms());
+            events.extend(
+                self.presence_tracker()
+                    .apply(&user, &rep, activity, &now, now_ms),
+            );
+        }
+        events
+    }
+
+    /// After a (re)subscription: presence calls the relay still shows (from before a restart or
+    /// a gap) are taken over while their rep is still in a call and closed otherwise, then the
+    /// presence of every watched user is read, so an end missed in between arrives.
+    async fn catch_up_presence(&self, link: &Link) {
+        let users = self.watched();
+        let reps: Vec<String> = users.iter().filter_map(|u| self.reps.rep_of(u)).collect();
+        let live = link.live_calls(&reps).await;
+        for (call_id, rep) in live.into_iter().filter(|(c, _)| c.starts_with(CALL_PREFIX)) {
+            let Some(user) = self.reps.user_of(&rep) else {
+                continue;
+            };
+            let mut tracker = self.presence_tracker();
+            if tracker.call_of(&user).is_none() {
+                tracker.adopt(&user, PresenceCall { call_id, rep });
+            }
+        }
+        for event in self.presence_events(&users).await {
+            if let Err(err) = link.deliver(event).await {
+                tracing::warn!(tenant = %self.tenant, ?err, "a presence catch-up event was not taken");
+            }
+        }
     }
 
     /// The rep of an Entra user: the overrides and what was learned, else Graph `users` (its
@@ -400,6 +694,7 @@ impl Inner {
             }
         }
         let mut events = Vec::new();
+        let mut users: Vec<String> = Vec::new();
         for item in items {
             if let Some(event) = item["lifecycleEvent"].as_str() {
                 let sub = item["subscriptionId"].as_str().unwrap_or_default();
@@ -411,6 +706,12 @@ impl Inner {
                 self.wake.notify_one();
                 continue;
             }
+            if let Some(user) = presence_user(&item) {
+                if !users.contains(&user) {
+                    users.push(user);
+                }
+                continue;
+            }
             let Some(record) = item
                 .pointer("/resourceData/id")
                 .and_then(Value::as_str)
@@ -419,6 +720,11 @@ impl Inner {
                 continue;
             };
             events.extend(self.record(record).await);
+        }
+        if !users.is_empty() && self.settings.presence() {
+            // A basic notification says only whose presence changed: it is read (the rich
+            // kind carries it encrypted, which needs a certificate of our own to decrypt).
+            events.extend(self.presence_events(&users).await);
         }
         Ok(events)
     }
@@ -461,80 +767,121 @@ impl Inner {
         mapping::record_events(&record, &|u| self.reps.rep_of(u))
     }
 
-    fn expiry(&self) -> String {
-        let minutes = self
-            .settings
-            .teams_subscription_minutes
-            .unwrap_or(DEFAULT_SUBSCRIPTION_MINUTES);
-        let at = time::OffsetDateTime::now_utc() + time::Duration::minutes(minutes as i64);
+    fn minutes(&self, kind: Kind) -> u64 {
+        match kind {
+            Kind::Records => self
+                .settings
+                .teams_subscription_minutes
+                .unwrap_or(DEFAULT_SUBSCRIPTION_MINUTES),
+            Kind::Presence => PRESENCE_SUBSCRIPTION_MINUTES,
+        }
+    }
+
+    fn expiry(&self, kind: Kind) -> String {
+        let at =
+            time::OffsetDateTime::now_utc() + time::Duration::minutes(self.minutes(kind) as i64);
         at.format(&time::format_description::well_known::Rfc3339)
             .unwrap_or_default()
     }
 
     /// Two thirds of the life Graph granted (its answer's `expirationDateTime`, which may be
     /// shorter than asked), else of the life asked for.
-    fn renew_after(&self, granted: &Value) -> Duration {
+    fn renew_after(&self, kind: Kind, granted: &Value) -> Duration {
         let now = time::OffsetDateTime::now_utc();
         let life = granted["expirationDateTime"]
             .as_str()
             .and_then(crate::clock::instant)
             .map(|at| (at - now).whole_milliseconds().max(0) as u64)
-            .unwrap_or_else(|| {
-                self.settings
-                    .teams_subscription_minutes
-                    .unwrap_or(DEFAULT_SUBSCRIPTION_MINUTES)
-                    * 60_000
-            });
+            .unwrap_or_else(|| self.minutes(kind) * 60_000);
         Duration::from_millis((life * 2 / 3).max(500))
     }
 
-    /// Subscriptions to our URL left by an earlier run: deleted, or records would come twice.
+    /// Subscriptions to our URL left by an earlier run: deleted, or notifications would come
+    /// twice (and Graph takes one presence subscription per user and app).
     async fn delete_stale(&self) {
-        let Ok(list) = self.graph.call(Method::GET, "/subscriptions", None).await else {
-            return;
-        };
-        for sub in list["value"].as_array().into_iter().flatten() {
-            let ours = sub["notificationUrl"].as_str()
-                == Some(self.settings.teams_notification_url.as_str());
-            if let (true, Some(id)) = (ours, sub["id"].as_str()) {
-                let _ = self
-                    .graph
-                    .call(Method::DELETE, &format!("/subscriptions/{id}"), None)
-                    .await;
+        let mut whos = vec![Who::App];
+        if self.settings.presence() {
+            whos.push(Who::Delegated);
+        }
+        for who in whos {
+            let Ok(list) = self
+                .graph
+                .call_as(who, Method::GET, "/subscriptions", None)
+                .await
+            else {
+                continue;
+            };
+            for sub in list["value"].as_array().into_iter().flatten() {
+                let ours = sub["notificationUrl"].as_str()
+                    == Some(self.settings.teams_notification_url.as_str());
+                if let (true, Some(id)) = (ours, sub["id"].as_str()) {
+                    let _ = self
+                        .graph
+                        .call_as(who, Method::DELETE, &format!("/subscriptions/{id}"), None)
+                        .await;
+                }
             }
         }
     }
 
-    async fn subscribe(&self) -> Result<(String, Duration), ApiError> {
+    async fn subscribe(&self, kind: Kind) -> Result<(String, Duration), ApiError> {
+        let (resource, change_type) = match kind {
+            Kind::Records => ("/communications/callRecords".to_string(), "created"),
+            Kind::Presence => {
+                let ids: Vec<String> = self.watched().iter().map(|id| format!("'{id}'")).collect();
+                (
+                    format!(
+                        "/communications/presences?$filter=id in ({})",
+                        ids.join(",")
+                    ),
+                    "updated",
+                )
+            }
+        };
         let body = json!({
-            "changeType": "created",
+            "changeType": change_type,
             "notificationUrl": self.settings.teams_notification_url,
             "lifecycleNotificationUrl": self.settings.teams_notification_url,
-            "resource": "/communications/callRecords",
-            "expirationDateTime": self.expiry(),
+            "resource": resource,
+            "expirationDateTime": self.expiry(kind),
             "clientState": self.settings.teams_client_state.expose(),
         });
         let answer = self
             .graph
-            .call(Method::POST, "/subscriptions", Some(&body))
+            .call_as(kind.who(), Method::POST, "/subscriptions", Some(&body))
             .await?;
         let id = answer["id"].as_str().unwrap_or_default().to_string();
-        Ok((id, self.renew_after(&answer)))
+        Ok((id, self.renew_after(kind, &answer)))
     }
 
-    async fn resubscribe(&self, link: &Link, why: &str) -> Result<(String, Duration), LinkError> {
+    /// A subscription made (again); presence is read right after, so nothing said while there
+    /// was none is lost.
+    async fn make(&self, link: &Link, kind: Kind) -> Result<Sub, LinkError> {
+        let (id, renew) = self
+            .subscribe(kind)
+            .await
+            .map_err(|e| LinkError(format!("creating the {} subscription: {e}", kind.name())))?;
+        tracing::info!(tenant = %self.tenant, subscription = %id, kind = kind.name(), "Teams subscription created");
+        if kind == Kind::Presence {
+            self.catch_up_presence(link).await;
+        }
+        Ok(Sub {
+            kind,
+            id,
+            renew_at: tokio::time::Instant::now() + renew,
+        })
+    }
+
+    async fn resubscribe(&self, link: &Link, kind: Kind, why: &str) -> Result<Sub, LinkError> {
         link.down();
         link.error(why);
-        let (id, renew) = self
-            .subscribe()
-            .await
-            .map_err(|e| LinkError(format!("creating the subscription again: {e}")))?;
-        tracing::info!(tenant = %self.tenant, subscription = %id, "Teams callRecords subscription created again");
+        let sub = self.make(link, kind).await?;
         link.up();
-        Ok((id, renew))
+        Ok(sub)
     }
 
-    /// One run of the callRecords subscription's life.
+    /// One run of the subscriptions' life: callRecords, and in presence mode the reps'
+    /// presence.
     async fn run(self: Arc<Self>, link: Link) -> Result<(), LinkError> {
         let watch = Duration::from_secs(
             self.settings
@@ -542,16 +889,29 @@ impl Inner {
                 .unwrap_or(DEFAULT_WATCH_SECS)
                 .max(1),
         );
+        let mut kinds = vec![Kind::Records];
+        if self.settings.presence() {
+            let watched = self.resolve_watched().await;
+            if watched.is_empty() {
+                return Err(LinkError(
+                    "none of the presence users is in the tenant's directory".into(),
+                ));
+            }
+            kinds.push(Kind::Presence);
+        }
         self.delete_stale().await;
-        let (mut id, renew) = self
-            .subscribe()
-            .await
-            .map_err(|e| LinkError(format!("creating the subscription: {e}")))?;
-        tracing::info!(tenant = %self.tenant, subscription = %id, "Teams callRecords subscription created");
+        let mut subs = Vec::new();
+        for kind in kinds {
+            subs.push(self.make(&link, kind).await?);
+        }
         link.up();
-        let mut renew_at = tokio::time::Instant::now() + renew;
         let mut failures = 0;
         loop {
+            let renew_at = subs
+                .iter()
+                .map(|s| s.renew_at)
+                .min()
+                .unwrap_or_else(tokio::time::Instant::now);
             let next = (tokio::time::Instant::now() + watch).min(renew_at);
             tokio::select! {
                 _ = tokio::time::sleep_until(next) => {}
@@ -559,71 +919,93 @@ impl Inner {
             }
             let events: Vec<(String, String)> =
                 std::mem::take(&mut *self.lifecycle.lock().unwrap_or_else(|p| p.into_inner()));
-            let mut recreate = false;
-            for (sub, event) in events.into_iter().filter(|(s, _)| *s == id) {
+            let mut recreate: Vec<Kind> = Vec::new();
+            for (sub_id, event) in events {
+                let Some(sub) = subs.iter().find(|s| s.id == sub_id) else {
+                    continue;
+                };
+                let kind = sub.kind;
                 match event.as_str() {
-                    "subscriptionRemoved" => recreate = true,
+                    "subscriptionRemoved" => recreate.push(kind),
                     "reauthorizationRequired" => {
                         let done = self
                             .graph
-                            .call(
+                            .call_as(
+                                kind.who(),
                                 Method::POST,
-                                &format!("/subscriptions/{sub}/reauthorize"),
+                                &format!("/subscriptions/{sub_id}/reauthorize"),
                                 None,
                             )
                             .await;
                         if let Err(err) = done {
                             if err.status() == Some(404) {
-                                recreate = true;
+                                recreate.push(kind);
                             } else {
                                 link.error(&format!("reauthorizing the subscription: {err}"));
                             }
                         }
                     }
-                    // Graph dropped notifications; the records of those calls stay readable,
-                    // but Graph does not say which (inferred: nothing to catch up by id).
+                    // Graph dropped notifications. Call records stay readable but Graph does
+                    // not say which (inferred: nothing to catch up by id); presence is read.
+                    "missed" if kind == Kind::Presence => self.catch_up_presence(&link).await,
                     _ => link.error(&format!("Graph reports lifecycle event {event}")),
                 }
             }
-            if recreate {
-                let (new_id, renew) = self
-                    .resubscribe(&link, "the subscription was removed")
+            for kind in recreate {
+                let sub = self
+                    .resubscribe(&link, kind, "a subscription was removed")
                     .await?;
-                id = new_id;
-                renew_at = tokio::time::Instant::now() + renew;
-                continue;
+                subs.retain(|s| s.kind != kind);
+                subs.push(sub);
             }
-            let renewing = tokio::time::Instant::now() >= renew_at;
-            let answer = if renewing {
-                let body = json!({"expirationDateTime": self.expiry()});
-                self.graph
-                    .call(Method::PATCH, &format!("/subscriptions/{id}"), Some(&body))
-                    .await
-            } else {
-                self.graph
-                    .call(Method::GET, &format!("/subscriptions/{id}"), None)
-                    .await
-            };
-            match answer {
-                Ok(granted) => {
-                    failures = 0;
-                    if renewing {
-                        renew_at = tokio::time::Instant::now() + self.renew_after(&granted);
+            let now = tokio::time::Instant::now();
+            for sub in subs.iter_mut() {
+                let renewing = now >= sub.renew_at;
+                let who = sub.kind.who();
+                let answer = if renewing {
+                    let body = json!({"expirationDateTime": self.expiry(sub.kind)});
+                    self.graph
+                        .call_as(
+                            who,
+                            Method::PATCH,
+                            &format!("/subscriptions/{}", sub.id),
+                            Some(&body),
+                        )
+                        .await
+                } else {
+                    self.graph
+                        .call_as(
+                            who,
+                            Method::GET,
+                            &format!("/subscriptions/{}", sub.id),
+                            None,
+                        )
+                        .await
+                };
+                match answer {
+                    Ok(granted) => {
+                        failures = 0;
+                        if renewing {
+                            sub.renew_at =
+                                tokio::time::Instant::now() + self.renew_after(sub.kind, &granted);
+                        }
                     }
-                }
-                Err(err) if err.status() == Some(404) => {
-                    let (new_id, renew) = self
-                        .resubscribe(&link, &format!("the subscription is gone ({err})"))
-                        .await?;
-                    id = new_id;
-                    renew_at = tokio::time::Instant::now() + renew;
-                }
-                Err(err) => {
-                    failures += 1;
-                    link.error(&format!("looking at the subscription: {err}"));
-                    if failures >= MAX_FAILURES {
-                        link.down();
-                        return Err(LinkError(format!("Graph does not answer: {err}")));
+                    Err(err) if err.status() == Some(404) => {
+                        *sub = self
+                            .resubscribe(
+                                &link,
+                                sub.kind,
+                                &format!("the subscription is gone ({err})"),
+                            )
+                            .await?;
+                    }
+                    Err(err) => {
+                        failures += 1;
+                        link.error(&format!("looking at the subscription: {err}"));
+                        if failures >= MAX_FAILURES {
+                            link.down();
+                            return Err(LinkError(format!("Graph does not answer: {err}")));
+                        }
                     }
                 }
             }
@@ -674,6 +1056,13 @@ impl Inner {
     async fn command(&self, call: &Leg, command: &CallCommand) -> Result<(), CommandError> {
         let rep = call.agent.as_str();
         let action = command.name();
+        if self.settings.presence() {
+            return Err(CommandError::Rejected {
+                action,
+                status: 501,
+                message: "Teams presence mode has no call controls: use the Teams client".into(),
+            });
+        }
         match command {
             CallCommand::Answer => {
                 let id = self.leg(&call.id, rep, action)?;
@@ -861,6 +1250,13 @@ impl Inner {
     /// `source.identity.user` as the rep the call is placed for).
     async fn dial(&self, rep: &str, e164: &str) -> Result<Option<String>, CommandError> {
         let action = "dial";
+        if self.settings.presence() {
+            return Err(CommandError::Rejected {
+                action,
+                status: 501,
+                message: "Teams presence mode places no calls: dial in the Teams client".into(),
+            });
+        }
         let user = self
             .user_of(rep)
             .await
@@ -898,6 +1294,10 @@ impl TelephonyAdapter for TeamsAdapter {
 
     /// Graph v1.0 has no hold verb for a call (reference 3.4).
     fn controls(&self) -> &'static [Control] {
+        if self.inner.settings.presence() {
+            // No bot: Graph controls no call of an ordinary user.
+            return &[];
+        }
         &[
             Control::Answer,
             Control::Decline,
@@ -942,6 +1342,11 @@ impl TelephonyAdapter for TeamsAdapter {
                         .is_some_and(|d| d["@odata.type"] == "#microsoft.graph.call")
                 })
             });
+        if (authorization.is_some() || comms) && self.inner.settings.presence() {
+            return Err(AdapterError::Unauthenticated(
+                "this tenant has no calling bot (presence mode)".into(),
+            ));
+        }
         if authorization.is_some() || comms {
             self.inner
                 .bot
@@ -1026,6 +1431,18 @@ mod tests {
             receive(None, &lifecycle),
             Ok(Ingress::Events(events)) if events.is_empty()
         ));
+    }
+
+    #[test]
+    fn presence_notifications_name_their_user() {
+        let basic = json!({"resource": "communications/presences('AB-12')",
+            "resourceData": {"@odata.type": "#Microsoft.Graph.presence", "id": "AB-12"}});
+        assert_eq!(presence_user(&basic).as_deref(), Some("ab-12"));
+        let bare = json!({"resource": "communications/presences('cd-34')"});
+        assert_eq!(presence_user(&bare).as_deref(), Some("cd-34"));
+        let record = json!({"resource": "communications/callRecords/x",
+            "resourceData": {"@odata.type": "#Microsoft.Graph.callrecord", "id": "x"}});
+        assert_eq!(presence_user(&record), None);
     }
 
     #[test]
@@ -1118,7 +1535,23 @@ mod tests {
         assert!(settings.check(&facts).is_ok());
         let mut presence = settings.clone();
         presence.teams_mode = "presence".into();
-        assert!(presence.check(&facts).is_err(), "not built yet");
+        presence.teams_bot_app_id = String::new();
+        assert!(
+            presence.check(&facts).is_err(),
+            "presence needs a service account"
+        );
+        presence.teams_presence_refresh_token = Some(Secret::new("refresh"));
+        assert!(presence.check(&facts).is_ok(), "the agents are watched");
+        presence.agents.clear();
+        assert!(presence.check(&facts).is_err(), "nobody to watch");
+        presence.teams_presence_users = vec!["alice@acme.example".into()];
+        assert!(presence.check(&facts).is_ok());
+        let mut botless = settings.clone();
+        botless.teams_bot_app_id = String::new();
+        assert!(botless.check(&facts).is_err(), "bot mode needs the bot");
+        let mut unknown = settings.clone();
+        unknown.teams_mode = "spy".into();
+        assert!(unknown.check(&facts).is_err());
         let mut short = settings.clone();
         short.teams_client_state = Secret::new("short");
         assert!(short.check(&facts).is_err());
@@ -1128,5 +1561,65 @@ mod tests {
         assert!(elsewhere.check(&facts).is_err());
         let demo = Settings::demo("http://127.0.0.1:1", "http://127.0.0.1:2", "acme");
         assert!(demo.check(&facts).is_err(), "the demo's secrets are public");
+    }
+
+    /// The simulator's throwaway test certificate (made for tests only).
+    const TEST_CERTIFICATE: &str =
+        include_str!("../../../../sim/src/teams/testdata/throwaway-app-cert.pem");
+    const TEST_KEY: &str = include_str!("../../../../sim/src/teams/testdata/throwaway-app-key.pem");
+    const TEST_PUBLIC_KEY: &str =
+        include_str!("../../../../sim/src/teams/testdata/throwaway-app-public.pem");
+
+    #[test]
+    fn a_certificate_is_the_credential_instead_of_the_secret_never_besides_it() {
+        let facts = TenantFacts {
+            id: "acme",
+            v2_url: "https://my1.crm.cloud.sap",
+        };
+        let mut settings = Settings::demo("https://sim.example", "https://cti.example", "acme");
+        settings.teams_client_state = Secret::new("0123456789abcdef0123");
+        settings.teams_client_secret = Secret::new("entra-secret");
+        assert!(settings.check(&facts).is_ok());
+        settings.teams_client_certificate = Some(TEST_CERTIFICATE.into());
+        settings.teams_client_private_key = Some(Secret::new(TEST_KEY));
+        assert!(settings.check(&facts).is_err(), "both");
+        settings.teams_client_secret = Secret::default();
+        assert!(settings.check(&facts).is_ok());
+        settings.teams_client_private_key = None;
+        assert!(settings.check(&facts).is_err(), "no key");
+        settings.teams_client_private_key = Some(Secret::new("not a key"));
+        assert!(settings.check(&facts).is_err(), "not a key");
+    }
+
+    #[test]
+    fn the_client_assertion_carries_what_entra_id_checks() {
+        let certificate =
+            graph::Certificate::from_pem(TEST_CERTIFICATE, TEST_KEY).expect("certificate");
+        let graph = Graph::new(
+            "https://login.example",
+            "https://graph.example",
+            "tid",
+            "app-id",
+            graph::Credential::Certificate(certificate),
+            std::sync::Arc::new(crate::clock::SystemClock),
+            reqwest::Client::new(),
+        );
+        let assertion = graph.assertion_for_test().expect("signed");
+        let header = jsonwebtoken::decode_header(&assertion).expect("header");
+        assert_eq!(header.alg, jsonwebtoken::Algorithm::RS256);
+        assert_eq!(header.typ.as_deref(), Some("JWT"));
+        let x5t = header.x5t.expect("x5t");
+        assert_eq!(x5t.len(), 27, "base64url of a 20-byte SHA-1");
+        let key = jsonwebtoken::DecodingKey::from_rsa_pem(TEST_PUBLIC_KEY.as_bytes()).expect("key");
+        let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
+        validation.set_audience(&["https://login.example/tid/oauth2/v2.0/token"]);
+        validation.set_issuer(&["app-id"]);
+        let claims = jsonwebtoken::decode::<Value>(&assertion, &key, &validation)
+            .expect("valid")
+            .claims;
+        assert_eq!(claims["sub"], "app-id");
+        assert!(claims["jti"].as_str().is_some_and(|j| !j.is_empty()));
+        let (nbf, exp) = (claims["nbf"].as_u64(), claims["exp"].as_u64());
+        assert!(matches!((nbf, exp), (Some(n), Some(e)) if e > n && e - n <= 600));
     }
 }
