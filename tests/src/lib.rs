@@ -93,13 +93,15 @@ pub enum Provider {
 }
 
 impl Provider {
-    /// Every simulated provider, for tests that run once per provider.
-    pub const ALL: [Provider; 5] = [
+    /// Every simulated provider, for tests that run once per provider (a Finesse stack starts
+    /// its own Prosody).
+    pub const ALL: [Provider; 6] = [
         Provider::Generic,
         Provider::Genesys,
         Provider::RingCentral,
         Provider::Teams,
         Provider::Webex,
+        Provider::Finesse,
     ];
 
     /// The relay's (and the simulator's) name of the provider.

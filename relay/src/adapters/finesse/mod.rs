@@ -112,6 +112,11 @@ fn default_resource() -> String {
     "cti-relay".into()
 }
 
+/// Where the demo's notification service listens on loopback: the Prosody `cargo xtask demo`
+/// has the simulator start (`SIM_FINESSE_PROSODY`). Not 5222, which a Prosody or Openfire
+/// installed on the machine may hold.
+pub const DEMO_XMPP_PORT: u16 = 15222;
+
 /// The simulator's agents: Finesse id, rep.
 pub const DEMO_AGENTS: [(&str, &str); 4] = [
     ("1001", "alice@example.com"),
@@ -122,13 +127,13 @@ pub const DEMO_AGENTS: [(&str, &str); 4] = [
 
 impl Settings {
     /// The simulated Finesse at `sim_url`, its demo agents logging in with their own accounts
-    /// to a notification service on loopback's port 5222 (tests put their Prosody's port).
+    /// to a notification service on loopback's [`DEMO_XMPP_PORT`] (tests put their Prosody's port).
     pub fn demo(sim_url: &str) -> Self {
         let sim_url = sim_url.trim_end_matches('/');
         Settings {
             finesse_url: format!("{sim_url}/sim/finesse"),
             finesse_xmpp_host: Some("127.0.0.1".into()),
-            finesse_xmpp_port: 5222,
+            finesse_xmpp_port: DEMO_XMPP_PORT,
             finesse_xmpp_domain: None,
             finesse_xmpp_tls: false,
             finesse_xmpp_ca_pem: None,
