@@ -109,6 +109,10 @@ pub struct SimConfig {
     pub freeswitch_listen: Option<SocketAddr>,
     /// The event socket's password.
     pub freeswitch_password: String,
+    /// Whether the simulated Finesse runs in single sign-on mode: its REST API then takes only
+    /// bearer tokens (`demo-finesse-sso-{id}`), and its notification service's accounts sign in
+    /// with the token in the password's place. False: HTTP Basic with the passwords.
+    pub finesse_sso: bool,
     /// A loopback port on which the simulator binary starts its own Prosody for the simulated
     /// Finesse (`SIM_FINESSE_PROSODY`, what `cargo xtask demo` sets); None: it starts none.
     pub finesse_prosody_port: Option<u16>,
@@ -191,6 +195,7 @@ impl Default for SimConfig {
             freeswitch_listen: None,
             freeswitch_password: "demo-freeswitch-secret".into(),
             finesse_prosody_port: None,
+            finesse_sso: false,
         }
     }
 }

@@ -53,7 +53,8 @@ fn installed() -> Result<()> {
 
 impl Prosody {
     /// A Prosody for the simulated Finesse on a free loopback port: its domain, and the
-    /// accounts of its demo agents, supervisor and notifier.
+    /// accounts of its demo agents, supervisor and notifier (in SSO mode the agents' and the
+    /// supervisor's sign in with their tokens).
     pub async fn for_finesse(sim: &SimConfig) -> Result<Prosody> {
         Self::for_finesse_on(sim, 0).await
     }
@@ -61,12 +62,12 @@ impl Prosody {
     /// The same on `port` of loopback (0: one the OS picks), as the demo wants it where the
     /// relay's demo tenant looks.
     pub async fn for_finesse_on(sim: &SimConfig, port: u16) -> Result<Prosody> {
-        use crate::finesse::{AGENTS, NOTIFIER, SUPERVISOR, password_of};
+        use crate::finesse::{AGENTS, NOTIFIER, SUPERVISOR, xmpp_secret_of};
         let prosody = Self::start_inner(&sim.finesse_xmpp_domain, &[NOTIFIER], false, port).await?;
         for (id, _, _) in AGENTS {
-            prosody.register(id, &password_of(id))?;
+            prosody.register(id, &xmpp_secret_of(sim, id))?;
         }
-        prosody.register(SUPERVISOR, &password_of(SUPERVISOR))?;
+        prosody.register(SUPERVISOR, &xmpp_secret_of(sim, SUPERVISOR))?;
         prosody.register(NOTIFIER, &sim.finesse_notifier_password)?;
         Ok(prosody)
     }

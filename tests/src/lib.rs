@@ -203,9 +203,12 @@ impl Stack {
         sim_extra: impl FnOnce(&mut SimConfig),
         tweak: impl FnOnce(&mut Config),
     ) -> Result<Stack> {
+        // The simulator's settings the test asks for, known before its servers start.
+        let mut extra = SimConfig::default();
+        sim_extra(&mut extra);
         // Finesse's notifications need a real XMPP server: one for this stack.
         let prosody = match provider {
-            Provider::Finesse => Some(prosody::Prosody::for_finesse(&SimConfig::default()).await?),
+            Provider::Finesse => Some(prosody::Prosody::for_finesse(&extra).await?),
             _ => None,
         };
         let xmpp = prosody.as_ref().map(|p| (p.addr(), p.port));
@@ -217,6 +220,12 @@ impl Stack {
             _ => None,
         };
         let sim_tweak = |sim: &mut SimConfig| {
+            *sim = SimConfig {
+                listen: sim.listen,
+                relay_url: sim.relay_url.clone(),
+                relay_public_url: sim.relay_public_url.clone(),
+                ..extra
+            };
             if let Some((addr, _)) = &xmpp {
                 sim.finesse_xmpp = Some(addr.clone());
             }
@@ -225,7 +234,6 @@ impl Stack {
                 Provider::Freeswitch => sim.freeswitch_listen = pbx_port,
                 _ => {}
             }
-            sim_extra(sim);
             sim.providers = vec![cti_sim::config::DemoProvider {
                 name: provider.name().into(),
                 tenant: "demo".into(),

@@ -391,6 +391,86 @@ async fn a_supervisor_account_serves_every_agent() -> Result<()> {
     Ok(())
 }
 
+/// A Finesse in single sign-on mode: the relay's REST calls carry the agents' SSO access
+/// tokens as bearer tokens and its XMPP logins the same tokens in SASL PLAIN's password; the
+/// simulated Finesse refuses Basic credentials there (and bearer tokens where it runs Basic).
+#[tokio::test]
+async fn an_sso_finesse_takes_bearer_tokens_and_refuses_basic() -> Result<()> {
+    let stack = Stack::start_through_with(
+        Provider::Finesse,
+        |sim| sim.finesse_sso = true,
+        |config| {
+            if let TelephonySettings::Finesse(settings) = &mut config.tenants[0].telephony {
+                settings.finesse_auth = cti_relay::adapters::finesse::Auth::Sso;
+                // Nothing to fall back on: the passwords are gone.
+                for agent in settings.finesse_agents.values_mut() {
+                    agent.password = None;
+                }
+            }
+        },
+    )
+    .await?;
+    connected(&stack).await?;
+    let (mut alice, _) = WsClient::signed_in(&stack, ALICE, None).await?;
+    let id = ring(&stack, "+41445550110", ALICE).await?;
+    state(&mut alice, &id, "ringing").await?;
+    alice.answer(&id).await?;
+    alice.command(&id, CallCommand::Hold).await?;
+    state(&mut alice, &id, "held").await?;
+    alice.command(&id, CallCommand::Resume).await?;
+    state(&mut alice, &id, "connected").await?;
+    alice.command(&id, CallCommand::Hangup).await?;
+    state(&mut alice, &id, "ended").await?;
+    stack.wait_activity(&id, "written", |_| true).await?;
+
+    let api = format!("{}/sim/finesse/finesse/api", stack.sim.url());
+    let basic = stack
+        .http
+        .get(format!("{api}/User/1001"))
+        .basic_auth("1001", Some("demo-finesse-1001"))
+        .send()
+        .await?;
+    assert_eq!(basic.status(), 401);
+    assert!(basic.text().await?.contains("SSO"));
+    let bearer = stack
+        .http
+        .get(format!("{api}/User/1001"))
+        .bearer_auth(cti_sim::finesse::token_of("1001"))
+        .send()
+        .await?;
+    assert_eq!(bearer.status(), 200);
+    let forged = stack
+        .http
+        .get(format!("{api}/User/1001"))
+        .bearer_auth("eyJ-not-issued")
+        .send()
+        .await?;
+    assert_eq!(forged.status(), 401);
+    // The notification service takes the token, not the password.
+    let prosody = stack.prosody.as_ref().context("its Prosody")?;
+    let token = cti_sim::finesse::token_of("1002");
+    Session::connect(&account(prosody, "1002", &token)).await?;
+    assert!(
+        Session::connect(&account(prosody, "1002", "demo-finesse-1002"))
+            .await
+            .is_err()
+    );
+
+    // And a Finesse on Basic refuses bearer tokens.
+    let basic_stack = start().await?;
+    let refused = basic_stack
+        .http
+        .get(format!(
+            "{}/sim/finesse/finesse/api/User/1001",
+            basic_stack.sim.url()
+        ))
+        .bearer_auth(cti_sim::finesse::token_of("1001"))
+        .send()
+        .await?;
+    assert_eq!(refused.status(), 401);
+    Ok(())
+}
+
 #[tokio::test]
 async fn the_simulated_finesse_refuses_what_finesse_refuses() -> Result<()> {
     let stack = start().await?;
