@@ -219,6 +219,46 @@ async fn a_call_rings_pops_is_held_blind_transferred_and_logged_once() -> Result
     Ok(())
 }
 
+/// A blind transfer made on the Finesse desktop (its REST request, not the relay's): the rep's
+/// leg ends as transferred to the colleague, not as a completed call, and the call is logged
+/// once.
+#[tokio::test]
+async fn a_transfer_made_on_the_finesse_desktop_is_a_transfer() -> Result<()> {
+    let stack = start().await?;
+    let (mut alice, _) = WsClient::signed_in(&stack, ALICE, None).await?;
+    let (mut bob, _) = WsClient::signed_in(&stack, BOB, None).await?;
+    let id = ring(&stack, "+41445550111", ALICE).await?;
+    state(&mut alice, &id, "ringing").await?;
+    alice.answer(&id).await?;
+
+    // Alice's desktop: TRANSFER_SST to Bob's extension, as agent 1001.
+    let desktop = stack
+        .http
+        .put(format!(
+            "{}/sim/finesse/finesse/api/Dialog/{id}",
+            stack.sim.url()
+        ))
+        .basic_auth("1001", Some("demo-finesse-1001"))
+        .header("content-type", "application/xml")
+        .body("<Dialog><requestedAction>TRANSFER_SST</requestedAction><targetMediaAddress>7001</targetMediaAddress><toAddress>7002</toAddress></Dialog>")
+        .send()
+        .await?;
+    assert_eq!(desktop.status(), 202, "{}", desktop.text().await?);
+    let transferred = state(&mut alice, &id, "transferred").await?;
+    assert!(transferred.to_string().contains(BOB), "{transferred}");
+    state(&mut bob, &id, "ringing").await?;
+    bob.answer(&id).await?;
+    bob.command(&id, CallCommand::Hangup).await?;
+    state(&mut bob, &id, "ended").await?;
+    let activity = stack.wait_activity(&id, "written", |_| true).await?;
+    assert!(
+        !cti_tests::summary_of(&activity).contains("Outcome: missed"),
+        "{activity}"
+    );
+    assert_eq!(stack.activities(&id).await?.len(), 1);
+    Ok(())
+}
+
 #[tokio::test]
 async fn a_consult_transfer_holds_rings_the_colleague_and_hands_over() -> Result<()> {
     let stack = start().await?;

@@ -226,7 +226,7 @@ async fn apply(
         return Ok(());
     };
     let now = shared.now();
-    let events = shared.tracker().apply(
+    let mut events = shared.tracker().apply(
         Agent {
             user,
             extension: &extension,
@@ -236,6 +236,14 @@ async fn apply(
         dialog,
         &now,
     );
+    // A transfer made on the desktop names the target's extension: a colleague's is their rep.
+    for event in &mut events {
+        if let Some(target) = &mut event.transfer_to
+            && let Some(rep) = shared.rep_of_extension(target)
+        {
+            *target = rep;
+        }
+    }
     deliver(shared, link, user, events).await
 }
 

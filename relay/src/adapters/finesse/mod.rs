@@ -489,6 +489,18 @@ impl Shared {
             .map(|(id, _)| id.clone())
     }
 
+    /// The rep whose agent has this extension (among those read so far).
+    pub(crate) fn rep_of_extension(&self, extension: &str) -> Option<String> {
+        let user = self
+            .extensions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .find(|(_, ext)| *ext == extension)
+            .map(|(user, _)| user.clone())?;
+        self.rep_of(&user)
+    }
+
     pub(crate) fn rep_of(&self, user: &str) -> Option<String> {
         self.settings
             .finesse_agents
