@@ -111,6 +111,13 @@ pub struct SimConfig {
     pub freeswitch_listen: Option<SocketAddr>,
     /// The event socket's password.
     pub freeswitch_password: String,
+    /// Whether the simulated Finesse runs in single sign-on mode: its REST API then takes only
+    /// bearer tokens (`demo-finesse-sso-{id}`), and its notification service's accounts sign in
+    /// with the token in the password's place. False: HTTP Basic with the passwords.
+    pub finesse_sso: bool,
+    /// A loopback port on which the simulator binary starts its own Prosody for the simulated
+    /// Finesse (`SIM_FINESSE_PROSODY`, what `cargo xtask demo` sets); None: it starts none.
+    pub finesse_prosody_port: Option<u16>,
 }
 
 /// One telephony system the host page offers: its name (`generic`, `genesys`, `ringcentral`)
@@ -190,6 +197,8 @@ impl Default for SimConfig {
             asterisk_secret: "demo-asterisk-secret".into(),
             freeswitch_listen: None,
             freeswitch_password: "demo-freeswitch-secret".into(),
+            finesse_prosody_port: None,
+            finesse_sso: false,
         }
     }
 }
@@ -224,7 +233,7 @@ impl SimConfig {
     /// `SIM_RELAY_URL` when only that is set), `SIM_TENANT`, `SIM_WEBHOOK_SECRET`, `SIM_V2_USER`,
     /// `SIM_V2_PASSWORD`, `SIM_AGENT`, `SIM_AGENT_NUMBER`, `SIM_RECORDS`, `SIM_SEED`,
     /// `SIM_REQUEST_BUDGET` (a number, or `none`/`unlimited`), `SIM_PROVIDERS`, `SIM_PROVIDER`,
-    /// `SIM_ASTERISK_LISTEN`, `SIM_FREESWITCH_LISTEN`.
+    /// `SIM_ASTERISK_LISTEN`, `SIM_FREESWITCH_LISTEN`, `SIM_FINESSE_PROSODY` (a port).
     ///
     /// Taking a lookup function rather than reading the process environment lets tests try
     /// every variable without mutating global state.
@@ -387,6 +396,14 @@ impl SimConfig {
             })?);
         } else if config.providers.iter().any(|p| p.name == "freeswitch") {
             config.freeswitch_listen = Some(SocketAddr::from(([127, 0, 0, 1], 8021)));
+        }
+        if let Some(v) = text("SIM_FINESSE_PROSODY")? {
+            config.finesse_prosody_port = Some(
+                v.parse()
+                    .ok()
+                    .filter(|p| *p > 0)
+                    .ok_or_else(|| invalid("SIM_FINESSE_PROSODY", &v, "a port number"))?,
+            );
         }
         if let Some(v) = get("SIM_REQUEST_BUDGET")? {
             config.request_budget = match v.to_ascii_lowercase().as_str() {

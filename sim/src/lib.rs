@@ -24,7 +24,8 @@
 //! - [`webex`]: Webex Calling under `/sim/webex` (OAuth refresh grant, people, `telephony_calls`
 //!   webhooks signed with `X-Spark-Signature`, call control under `/v1/telephony/calls`).
 //! - [`finesse`]: Cisco Finesse's REST API under `/sim/finesse` (XML, HTTP Basic), publishing its
-//!   Dialog updates into a real XMPP server's pubsub the way Finesse's Openfire does.
+//!   Dialog updates into a real XMPP server's pubsub the way Finesse's Openfire does; [`prosody`]
+//!   starts that server (the Debian package) for the tests and the demo.
 //! - [`asterisk`]: an Asterisk's Manager Interface (AMI) over TCP on its own port, replaying
 //!   captured AMI traffic, with HTTP controls under `/sim/asterisk` to place and drive calls.
 //! - [`freeswitch`]: a FreeSWITCH event socket (ESL) over TCP on its own port, with HTTP
@@ -44,6 +45,7 @@ pub mod host;
 pub mod ias;
 pub mod idp;
 pub mod pbx;
+pub mod prosody;
 pub mod ringcentral;
 pub mod teams;
 pub mod v2;

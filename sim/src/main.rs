@@ -34,7 +34,9 @@ fn main() -> ExitCode {
 }
 
 async fn run() -> anyhow::Result<()> {
-    let config = SimConfig::from_env().context("invalid simulator configuration")?;
+    let mut config = SimConfig::from_env().context("invalid simulator configuration")?;
+    // The simulated Finesse's notification service, kept until the simulator stops.
+    let _prosody = cti_sim::prosody::for_configured_finesse(&mut config).await;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {} (SIM_LISTEN)", config.listen))?;

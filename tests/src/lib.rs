@@ -95,13 +95,15 @@ pub enum Provider {
 }
 
 impl Provider {
-    /// Every simulated provider, for tests that run once per provider.
-    pub const ALL: [Provider; 5] = [
+    /// Every simulated provider, for tests that run once per provider (a Finesse stack starts
+    /// its own Prosody).
+    pub const ALL: [Provider; 6] = [
         Provider::Generic,
         Provider::Genesys,
         Provider::RingCentral,
         Provider::Teams,
         Provider::Webex,
+        Provider::Finesse,
     ];
 
     /// The relay's (and the simulator's) name of the provider.
@@ -208,9 +210,12 @@ impl Stack {
         sim_extra: impl FnOnce(&mut SimConfig),
         tweak: impl FnOnce(&mut Config),
     ) -> Result<Stack> {
+        // The simulator's settings the test asks for, known before its servers start.
+        let mut extra = SimConfig::default();
+        sim_extra(&mut extra);
         // Finesse's notifications need a real XMPP server: one for this stack.
         let prosody = match provider {
-            Provider::Finesse => Some(prosody::Prosody::for_finesse(&SimConfig::default()).await?),
+            Provider::Finesse => Some(prosody::Prosody::for_finesse(&extra).await?),
             _ => None,
         };
         // A SIP stack's calls go through a real Kamailio: one for this stack.
@@ -228,6 +233,12 @@ impl Stack {
             _ => None,
         };
         let sim_tweak = |sim: &mut SimConfig| {
+            *sim = SimConfig {
+                listen: sim.listen,
+                relay_url: sim.relay_url.clone(),
+                relay_public_url: sim.relay_public_url.clone(),
+                ..extra
+            };
             if let Some((addr, _)) = &xmpp {
                 sim.finesse_xmpp = Some(addr.clone());
             }
@@ -236,7 +247,6 @@ impl Stack {
                 Provider::Freeswitch => sim.freeswitch_listen = pbx_port,
                 _ => {}
             }
-            sim_extra(sim);
             sim.providers = vec![cti_sim::config::DemoProvider {
                 name: provider.name().into(),
                 tenant: "demo".into(),

@@ -3,9 +3,10 @@
 //!
 //! - `demo`: installs what the widget build needs, builds everything, starts the simulator and
 //!   the relay on their embedded defaults, prints the URL to open; Ctrl-C stops both. The demo
-//!   tenants ring through the simulated generic PBX, Genesys Cloud, RingCentral, Microsoft Teams
-//!   and Webex Calling
-//!   (`--provider` picks the host page's first).
+//!   tenants ring through the simulated generic PBX, Genesys Cloud, RingCentral, Microsoft Teams,
+//!   Webex Calling and Cisco Finesse (whose notifications go through a Prosody the simulator
+//!   starts; without Prosody the demo runs without Finesse and says why) (`--provider` picks
+//!   the host page's first).
 //! - `test`: installs what the tests need (browser, drivers, redis-server, the WASM toolchain),
 //!   then runs every test: lint, unit and integration tests, the widget's browser tests, and the
 //!   end-to-end tests in headless Chromium.
@@ -44,7 +45,7 @@ fn print_help() {
     println!(
         "cargo xtask <command>\n\n\
          Commands:\n  \
-         demo    build and run relay + simulator on embedded defaults, print the URL to open;\n          `--provider generic|genesys|ringcentral|teams|webex` picks the telephony the\n          host page rings through first (all are there, switchable on the page)\n  \
+         demo    build and run relay + simulator on embedded defaults, print the URL to open;\n          `--provider generic|genesys|ringcentral|teams|webex|finesse` picks the telephony the\n          host page rings through first (all are there, switchable on the page)\n  \
          test    install test prerequisites, then run every test (add --no-lint to skip fmt/clippy)\n  \
          bench   benchmarks with percentiles: `bench numbers` (normalization, index lookups, index\n          build of 100,000 simulated records; CTI_BENCH_RECORDS sets records per collection),\n          `bench activities` (finished calls to V2 activities per second; CTI_BENCH_CALLS)\n  \
          setup   only install prerequisites (wasm32 target, trunk, wasm-bindgen-cli, chromium,\n          chromium-driver, redis-server, prosody,\n          kamailio, kamailio-presence-modules, sip-tester)\n  \

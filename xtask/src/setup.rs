@@ -129,7 +129,21 @@ pub(crate) fn wasm_bindgen_cli() -> Result<()> {
 
 /// Debian packages for the browser tests, Redis and Prosody; installed with apt-get when running as root.
 pub(crate) fn system_packages() -> Result<()> {
-    let missing: Vec<&str> = SYSTEM_PACKAGES
+    install_missing(SYSTEM_PACKAGES)
+}
+
+/// Prosody alone: the demo's simulated Finesse notifies through it.
+pub(crate) fn prosody() -> Result<()> {
+    let prosody: Vec<(&str, &str)> = SYSTEM_PACKAGES
+        .iter()
+        .copied()
+        .filter(|(package, _)| *package == "prosody")
+        .collect();
+    install_missing(&prosody)
+}
+
+fn install_missing(packages: &[(&str, &str)]) -> Result<()> {
+    let missing: Vec<&str> = packages
         .iter()
         .filter(|(_, path)| !Path::new(path).exists())
         .map(|(package, _)| *package)

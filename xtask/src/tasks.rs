@@ -14,6 +14,9 @@ use crate::setup::{self, run, step, workspace_root};
 const RELAY_ADDR: &str = "127.0.0.1:8080";
 const SIM_ADDR: &str = "127.0.0.1:8090";
 const DEMO_AGENT: &str = "alice@example.com";
+/// The simulated Finesse's notification service (a Prosody the simulator starts): the relay's
+/// demo tenant `demo-finesse` logs in here (its `finesse::DEMO_XMPP_PORT`).
+const FINESSE_XMPP_ADDR: &str = "127.0.0.1:15222";
 
 /// A cargo command from the workspace root, with RUSTFLAGS removed: it would silently replace
 /// the wasm32 rustflags of `.cargo/config.toml`.
@@ -103,7 +106,19 @@ const DEMO_PROVIDERS: &[(&str, &str)] = &[
     ("webex", "demo-webex"),
     ("asterisk", "demo-asterisk"),
     ("freeswitch", "demo-freeswitch"),
+    ("finesse", "demo-finesse"),
 ];
+
+/// Whether the demo can offer Finesse: its notifications need a real XMPP server, Prosody,
+/// installed (set-up installs it when running as root) and its port free. Why not, otherwise.
+fn finesse_offerable() -> Result<(), String> {
+    setup::prosody().map_err(|e| format!("{e:#}"))?;
+    ensure_free(
+        FINESSE_XMPP_ADDR,
+        "simulated Finesse's XMPP server (Prosody)",
+    )
+    .map_err(|e| format!("{e:#}"))
+}
 
 pub(crate) fn demo(args: &[String]) -> Result<()> {
     let provider = match args {
@@ -129,12 +144,31 @@ pub(crate) fn demo(args: &[String]) -> Result<()> {
                 .join(", ")
         );
     }
-    let sim_providers = DEMO_PROVIDERS
+    setup::widget_toolchain()?;
+    let finesse = finesse_offerable();
+    if let Err(why) = &finesse {
+        if provider == "finesse" {
+            bail!("the demo cannot offer Finesse: {why}");
+        }
+        step(&format!("Finesse is not offered in this demo: {why}"));
+    }
+    let offered: Vec<(&str, &str)> = DEMO_PROVIDERS
+        .iter()
+        .copied()
+        .filter(|(name, _)| *name != "finesse" || finesse.is_ok())
+        .collect();
+    let sim_providers = offered
         .iter()
         .map(|(name, tenant)| format!("{name}={tenant}"))
         .collect::<Vec<_>>()
         .join(",");
-    setup::widget_toolchain()?;
+    // The relay's demo tenants besides the generic one (`demo-<name>`).
+    let relay_providers = offered
+        .iter()
+        .map(|(name, _)| *name)
+        .filter(|name| *name != "generic")
+        .collect::<Vec<_>>()
+        .join(",");
     build_widget()?;
     step("building the relay and the simulator");
     run(&mut cargo(&[
@@ -156,25 +190,25 @@ pub(crate) fn demo(args: &[String]) -> Result<()> {
 
     step("starting the simulator and the relay");
     let mut children = Children(Vec::new());
-    children.0.push((
-        "simulator",
-        Command::new(bin("cti-sim"))
-            .env("SIM_LISTEN", SIM_ADDR)
-            .env("SIM_RELAY_URL", format!("http://{RELAY_ADDR}"))
-            .env("SIM_PROVIDERS", &sim_providers)
-            .env("SIM_PROVIDER", &provider)
-            .spawn()
-            .context("starting cti-sim")?,
-    ));
+    let mut sim = Command::new(bin("cti-sim"));
+    sim.env("SIM_LISTEN", SIM_ADDR)
+        .env("SIM_RELAY_URL", format!("http://{RELAY_ADDR}"))
+        .env("SIM_PROVIDERS", &sim_providers)
+        .env("SIM_PROVIDER", &provider);
+    if finesse.is_ok() {
+        // The simulator starts Prosody there and publishes Finesse's Dialog updates into it.
+        let port = FINESSE_XMPP_ADDR.rsplit(':').next().unwrap_or_default();
+        sim.env("SIM_FINESSE_PROSODY", port);
+    }
+    children
+        .0
+        .push(("simulator", sim.spawn().context("starting cti-sim")?));
     children.0.push((
         "relay",
         Command::new(bin("cti-relay"))
             .env("CTI_LISTEN", RELAY_ADDR)
             .env("CTI_WIDGET_DIR", workspace_root().join("widget/dist"))
-            .env(
-                "CTI_DEMO_PROVIDERS",
-                "genesys,ringcentral,teams,webex,asterisk,freeswitch",
-            )
+            .env("CTI_DEMO_PROVIDERS", &relay_providers)
             .spawn()
             .context("starting cti-relay")?,
     ));
@@ -191,6 +225,11 @@ pub(crate) fn demo(args: &[String]) -> Result<()> {
         }
         std::thread::sleep(Duration::from_millis(200));
     }
+    if finesse.is_ok() && TcpStream::connect(FINESSE_XMPP_ADDR).is_err() {
+        println!(
+            "  Finesse is not offered: the simulator could not start Prosody (its log above says why)."
+        );
+    }
     println!();
     println!("  CTI demo is running. Open:");
     println!();
@@ -198,7 +237,15 @@ pub(crate) fn demo(args: &[String]) -> Result<()> {
     println!();
     println!("  (simulated V2 Agent Desktop with the widget; place a call from its panel,");
     println!(
-        "  through the telephony chosen on the page: generic PBX, Genesys Cloud, RingCentral)"
+        "  through the telephony chosen on the page: generic PBX, Genesys Cloud, RingCentral,"
+    );
+    println!(
+        "  Microsoft Teams, Webex Calling{})",
+        if finesse.is_ok() {
+            ", Cisco Finesse"
+        } else {
+            ""
+        }
     );
     println!("  Press Ctrl-C to stop.");
     println!();

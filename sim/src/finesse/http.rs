@@ -57,18 +57,32 @@ fn accepted() -> Response {
     StatusCode::ACCEPTED.into_response()
 }
 
-/// The Finesse id of the request's Basic credentials.
+/// The Finesse id of the request's credentials: HTTP Basic, or in SSO mode a bearer token; the
+/// other scheme is refused as no credentials at all.
 fn login(sim: &Sim, headers: &HeaderMap) -> Result<String, ApiError> {
+    let sso = sim.finesse.sso();
     let unauthorized = || ApiError {
         status: 401,
         kind: "Authentication Failure",
-        message: "HTTP Basic credentials are required".into(),
+        message: if sso {
+            "this Finesse signs users in with SSO: a bearer access token is required".into()
+        } else {
+            "HTTP Basic credentials are required".into()
+        },
     };
     let value = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Basic "))
         .ok_or_else(unauthorized)?;
+    if sso {
+        let token = value
+            .strip_prefix("Bearer ")
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(unauthorized)?;
+        return sim.finesse.login_bearer(token);
+    }
+    let value = value.strip_prefix("Basic ").ok_or_else(unauthorized)?;
     let decoded = base64::engine::general_purpose::STANDARD
         .decode(value.trim())
         .ok()

@@ -219,6 +219,46 @@ async fn a_call_rings_pops_is_held_blind_transferred_and_logged_once() -> Result
     Ok(())
 }
 
+/// A blind transfer made on the Finesse desktop (its REST request, not the relay's): the rep's
+/// leg ends as transferred to the colleague, not as a completed call, and the call is logged
+/// once.
+#[tokio::test]
+async fn a_transfer_made_on_the_finesse_desktop_is_a_transfer() -> Result<()> {
+    let stack = start().await?;
+    let (mut alice, _) = WsClient::signed_in(&stack, ALICE, None).await?;
+    let (mut bob, _) = WsClient::signed_in(&stack, BOB, None).await?;
+    let id = ring(&stack, "+41445550111", ALICE).await?;
+    state(&mut alice, &id, "ringing").await?;
+    alice.answer(&id).await?;
+
+    // Alice's desktop: TRANSFER_SST to Bob's extension, as agent 1001.
+    let desktop = stack
+        .http
+        .put(format!(
+            "{}/sim/finesse/finesse/api/Dialog/{id}",
+            stack.sim.url()
+        ))
+        .basic_auth("1001", Some("demo-finesse-1001"))
+        .header("content-type", "application/xml")
+        .body("<Dialog><requestedAction>TRANSFER_SST</requestedAction><targetMediaAddress>7001</targetMediaAddress><toAddress>7002</toAddress></Dialog>")
+        .send()
+        .await?;
+    assert_eq!(desktop.status(), 202, "{}", desktop.text().await?);
+    let transferred = state(&mut alice, &id, "transferred").await?;
+    assert!(transferred.to_string().contains(BOB), "{transferred}");
+    state(&mut bob, &id, "ringing").await?;
+    bob.answer(&id).await?;
+    bob.command(&id, CallCommand::Hangup).await?;
+    state(&mut bob, &id, "ended").await?;
+    let activity = stack.wait_activity(&id, "written", |_| true).await?;
+    assert!(
+        !cti_tests::summary_of(&activity).contains("Outcome: missed"),
+        "{activity}"
+    );
+    assert_eq!(stack.activities(&id).await?.len(), 1);
+    Ok(())
+}
+
 #[tokio::test]
 async fn a_consult_transfer_holds_rings_the_colleague_and_hands_over() -> Result<()> {
     let stack = start().await?;
@@ -388,6 +428,86 @@ async fn a_supervisor_account_serves_every_agent() -> Result<()> {
     bob.command(&id, CallCommand::Hangup).await?;
     state(&mut bob, &id, "ended").await?;
     stack.wait_activity(&id, "written", |_| true).await?;
+    Ok(())
+}
+
+/// A Finesse in single sign-on mode: the relay's REST calls carry the agents' SSO access
+/// tokens as bearer tokens and its XMPP logins the same tokens in SASL PLAIN's password; the
+/// simulated Finesse refuses Basic credentials there (and bearer tokens where it runs Basic).
+#[tokio::test]
+async fn an_sso_finesse_takes_bearer_tokens_and_refuses_basic() -> Result<()> {
+    let stack = Stack::start_through_with(
+        Provider::Finesse,
+        |sim| sim.finesse_sso = true,
+        |config| {
+            if let TelephonySettings::Finesse(settings) = &mut config.tenants[0].telephony {
+                settings.finesse_auth = cti_relay::adapters::finesse::Auth::Sso;
+                // Nothing to fall back on: the passwords are gone.
+                for agent in settings.finesse_agents.values_mut() {
+                    agent.password = None;
+                }
+            }
+        },
+    )
+    .await?;
+    connected(&stack).await?;
+    let (mut alice, _) = WsClient::signed_in(&stack, ALICE, None).await?;
+    let id = ring(&stack, "+41445550110", ALICE).await?;
+    state(&mut alice, &id, "ringing").await?;
+    alice.answer(&id).await?;
+    alice.command(&id, CallCommand::Hold).await?;
+    state(&mut alice, &id, "held").await?;
+    alice.command(&id, CallCommand::Resume).await?;
+    state(&mut alice, &id, "connected").await?;
+    alice.command(&id, CallCommand::Hangup).await?;
+    state(&mut alice, &id, "ended").await?;
+    stack.wait_activity(&id, "written", |_| true).await?;
+
+    let api = format!("{}/sim/finesse/finesse/api", stack.sim.url());
+    let basic = stack
+        .http
+        .get(format!("{api}/User/1001"))
+        .basic_auth("1001", Some("demo-finesse-1001"))
+        .send()
+        .await?;
+    assert_eq!(basic.status(), 401);
+    assert!(basic.text().await?.contains("SSO"));
+    let bearer = stack
+        .http
+        .get(format!("{api}/User/1001"))
+        .bearer_auth(cti_sim::finesse::token_of("1001"))
+        .send()
+        .await?;
+    assert_eq!(bearer.status(), 200);
+    let forged = stack
+        .http
+        .get(format!("{api}/User/1001"))
+        .bearer_auth("eyJ-not-issued")
+        .send()
+        .await?;
+    assert_eq!(forged.status(), 401);
+    // The notification service takes the token, not the password.
+    let prosody = stack.prosody.as_ref().context("its Prosody")?;
+    let token = cti_sim::finesse::token_of("1002");
+    Session::connect(&account(prosody, "1002", &token)).await?;
+    assert!(
+        Session::connect(&account(prosody, "1002", "demo-finesse-1002"))
+            .await
+            .is_err()
+    );
+
+    // And a Finesse on Basic refuses bearer tokens.
+    let basic_stack = start().await?;
+    let refused = basic_stack
+        .http
+        .get(format!(
+            "{}/sim/finesse/finesse/api/User/1001",
+            basic_stack.sim.url()
+        ))
+        .bearer_auth(cti_sim::finesse::token_of("1001"))
+        .send()
+        .await?;
+    assert_eq!(refused.status(), 401);
     Ok(())
 }
 

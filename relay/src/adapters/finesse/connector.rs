@@ -102,7 +102,7 @@ async fn session(shared: &Shared, link: &Link, readers: &mut Readers) -> Result<
     };
     let (heard, mut inbox) = mpsc::channel(256);
     for (user, nodes) in logins {
-        let (login, password) = settings
+        let (login, credential) = settings
             .credentials(&user)
             .ok_or_else(|| lost(format!("no credentials for {user}")))?;
         let account = Account {
@@ -110,7 +110,7 @@ async fn session(shared: &Shared, link: &Link, readers: &mut Readers) -> Result<
             port: settings.finesse_xmpp_port,
             domain: domain.clone(),
             user: login,
-            password,
+            password: credential.secret().clone(),
             resource: settings.finesse_xmpp_resource.clone(),
             tls: settings.finesse_xmpp_tls,
             ca_pem: settings.finesse_xmpp_ca_pem.clone(),
@@ -226,7 +226,7 @@ async fn apply(
         return Ok(());
     };
     let now = shared.now();
-    let events = shared.tracker().apply(
+    let mut events = shared.tracker().apply(
         Agent {
             user,
             extension: &extension,
@@ -236,6 +236,14 @@ async fn apply(
         dialog,
         &now,
     );
+    // A transfer made on the desktop names the target's extension: a colleague's is their rep.
+    for event in &mut events {
+        if let Some(target) = &mut event.transfer_to
+            && let Some(rep) = shared.rep_of_extension(target)
+        {
+            *target = rep;
+        }
+    }
     deliver(shared, link, user, events).await
 }
 

@@ -6,7 +6,10 @@
 //! events: `ALERTING` (or `INITIATING`/`INITIATED` when the rep dials) rings, `ACTIVE` answers
 //! (or resumes after `HELD`), `HELD` holds, `DROPPED`/`FAILED`/`WRAP_UP` or the dialog's `DELETE`
 //! ends the leg: `missed` when it never was active on an inbound call (inferred), `failed` for an
-//! outbound one, `transferred` when the rep asked the relay for a transfer of that call.
+//! outbound one, `transferred` when the rep asked the relay for a transfer of that call, or when
+//! the rep's participant dropped from a dialog that lives on with a party other than the rep and
+//! the caller (a blind transfer made on the Finesse desktop or the phone: the new party's
+//! `mediaAddress` is the target; inferred from the dialog Finesse keeps for the caller).
 //!
 //! A consult is a second dialog whose `associatedDialogUri` names the first: its events belong
 //! to the first dialog's call (the contract's one `call_id` per consult transfer), and the
@@ -368,7 +371,8 @@ impl Tracker {
             }
             _ => {
                 leg.ended = true;
-                if let Some(target) = transfer.filter(|_| leg.answered) {
+                let handed = transfer.or_else(|| handed_over(dialog, agent.extension, leg));
+                if let Some(target) = handed.filter(|_| leg.answered) {
                     push(
                         leg,
                         EventType::Transferred,
@@ -400,6 +404,36 @@ impl Tracker {
         }
         out
     }
+}
+
+/// Where a dialog went on without the rep: the address of a live party that is neither the rep
+/// nor the remote party (the caller, or the number the rep dialled), when the dialog itself
+/// lives on. A dialog that ended for everyone, or a rep still on it, is no handover.
+fn handed_over(dialog: &Dialog, extension: &str, leg: &Leg) -> Option<String> {
+    if matches!(dialog.state.as_str(), "DROPPED" | "FAILED" | "") {
+        return None;
+    }
+    let remote = if leg.outbound { &leg.to } else { &leg.from };
+    let live = |p: &&Participant| {
+        matches!(
+            p.state.as_str(),
+            "ALERTING" | "ACTIVE" | "HELD" | "INITIATING" | "INITIATED"
+        )
+    };
+    if dialog
+        .participants
+        .iter()
+        .filter(live)
+        .any(|p| p.address == extension)
+    {
+        return None;
+    }
+    dialog
+        .participants
+        .iter()
+        .filter(live)
+        .find(|p| p.address != extension && p.address != *remote && !p.address.is_empty())
+        .map(|p| p.address.clone())
 }
 
 #[cfg(test)]
@@ -556,6 +590,38 @@ mod tests {
         assert_eq!(ended.len(), 1);
         assert_eq!(ended[0].event_type, EventType::Transferred);
         assert_eq!(ended[0].transfer_to.as_deref(), Some("+41445550199"));
+    }
+
+    #[test]
+    fn a_rep_dropping_off_a_dialog_that_rings_someone_else_transferred_it() {
+        // Made on the Finesse desktop: the relay asked for nothing.
+        let mut tracker = Tracker::default();
+        run(&mut tracker, &with("ACTIVE", "T1", "PUT"));
+        let colleague = "<Participant><actions><action>ANSWER</action></actions><mediaAddress>7002</mediaAddress><mediaAddressType>AGENT_DEVICE</mediaAddressType><startTime>T2</startTime><state>ALERTING</state><stateCause></stateCause><stateChangeTime>T2</stateChangeTime></Participant>\n    </participants>";
+        let handed = with("DROPPED", "T2", "DELETE").replacen("</participants>", colleague, 1);
+        let ended = run(&mut tracker, &handed);
+        assert_eq!(ended.len(), 1);
+        assert_eq!(ended[0].event_type, EventType::Transferred);
+        assert_eq!(ended[0].transfer_to.as_deref(), Some("7002"));
+        assert_eq!(ended[0].id, "finesse:140953817:900140321:transferred");
+
+        // The same dialog ended for everyone (the caller hung up): no handover.
+        let mut tracker = Tracker::default();
+        run(&mut tracker, &with("ACTIVE", "T1", "PUT"));
+        let gone = handed.replace(
+            "<state>ALERTING</state>\n    <toAddress>",
+            "<state>DROPPED</state>\n    <toAddress>",
+        );
+        assert_ne!(gone, handed);
+        let ended = run(&mut tracker, &gone);
+        assert_eq!(ended[0].event_type, EventType::Ended);
+        assert_eq!(ended[0].reason, Some(EndReason::Completed));
+
+        // Never answered: a transfer it cannot be.
+        let mut tracker = Tracker::default();
+        run(&mut tracker, ALERT);
+        let ended = run(&mut tracker, &handed);
+        assert_eq!(ended[0].reason, Some(EndReason::Missed));
     }
 
     #[test]

@@ -5,7 +5,9 @@
 //! ([`xmpp`]) with each agent's account, or with one supervisor account for all of them (the
 //! tenant's choice), subscribes to each agent's `/finesse/api/User/{id}/Dialogs` node, and turns
 //! the `<Update>`s into events ([`mapping`]). Controls are `PUT /finesse/api/Dialog/{id}` with a
-//! `requestedAction` (reference 4.3), as the agent (or the supervisor), HTTP Basic.
+//! `requestedAction` (reference 4.3), as the agent (or the supervisor), with HTTP Basic (id and
+//! password) or, for a Finesse in single sign-on mode, an SSO bearer token (the tenant's
+//! `finesse_auth`).
 //!
 //! Inferred (no source in the reference; check against a real Finesse before relying on them):
 //! - with the supervisor account, the relay subscribes the supervisor to each agent's Dialogs
@@ -13,7 +15,12 @@
 //!   credentials;
 //! - completing a consult is `TRANSFER` on the held (first) dialog, and cancelling it is `DROP`
 //!   of the consult dialog followed by `RETRIEVE` of the first, as the Finesse desktop does;
-//! - declining a ringing call is `DROP`.
+//! - declining a ringing call is `DROP`;
+//! - with SSO, the notification service takes the same access token in the password's place of
+//!   SASL PLAIN (the Finesse EventTunnel, Cisco's own notification client, is handed only an id
+//!   and a "password", and a desktop in SSO mode has no password but its token); REST takes it
+//!   as `Authorization: Bearer` (reference 4.3). Tokens come from the settings (a tenants file
+//!   can read them from the environment, `${NAME}`); the relay does not refresh them.
 
 mod connector;
 pub mod mapping;
@@ -41,6 +48,8 @@ use mapping::Tracker;
 /// The simulator's demo passwords start with this: published in the README, so only for a
 /// simulated Finesse.
 const DEMO_PASSWORD_PREFIX: &str = "demo-finesse-";
+/// And its demo SSO tokens (public as well: they start with the same prefix).
+const DEMO_TOKEN_PREFIX: &str = "demo-finesse-sso-";
 /// The resource the Finesse desktop uses: a second login with it would log the agent out there.
 const RESERVED_RESOURCE: &str = "desktop";
 
@@ -55,14 +64,45 @@ pub enum Login {
     Supervisor,
 }
 
+/// How the relay authenticates to Finesse (REST and the notification service alike).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Auth {
+    /// HTTP Basic with the account's id and password; SASL PLAIN with the same.
+    #[default]
+    Basic,
+    /// A Finesse in single sign-on mode: the account's access token from Cisco IdS, as
+    /// `Authorization: Bearer` and in SASL PLAIN's password (inferred, see the module).
+    Sso,
+}
+
+/// What an account proves itself with.
+#[derive(Debug, Clone)]
+pub(crate) enum Credential {
+    Password(Secret),
+    Bearer(Secret),
+}
+
+impl Credential {
+    /// What goes in SASL PLAIN's password: the password, or the token in its place.
+    pub(crate) fn secret(&self) -> &Secret {
+        match self {
+            Credential::Password(secret) | Credential::Bearer(secret) => secret,
+        }
+    }
+}
+
 /// One agent of the tenant.
 #[derive(Debug, Clone, Deserialize)]
 pub struct AgentSettings {
     /// The rep's e-mail (their user in the relay).
     pub rep: String,
-    /// The agent's Finesse password, for [`Login::Agent`].
+    /// The agent's Finesse password, for [`Login::Agent`] with [`Auth::Basic`].
     #[serde(default)]
     pub password: Option<Secret>,
+    /// The agent's SSO access token, for [`Login::Agent`] with [`Auth::Sso`].
+    #[serde(default)]
+    pub token: Option<Secret>,
 }
 
 /// A tenant's Finesse.
@@ -91,11 +131,16 @@ pub struct Settings {
     pub finesse_xmpp_resource: String,
     #[serde(default)]
     pub finesse_login: Login,
-    /// The supervisor's Finesse id and password, for [`Login::Supervisor`].
+    /// Basic (id and password, the default) or SSO (bearer tokens).
+    #[serde(default)]
+    pub finesse_auth: Auth,
+    /// The supervisor's Finesse id and password (or SSO token), for [`Login::Supervisor`].
     #[serde(default)]
     pub finesse_supervisor_id: Option<String>,
     #[serde(default)]
     pub finesse_supervisor_password: Option<Secret>,
+    #[serde(default)]
+    pub finesse_supervisor_token: Option<Secret>,
     /// Finesse user id -> the agent.
     pub finesse_agents: BTreeMap<String, AgentSettings>,
 }
@@ -112,6 +157,11 @@ fn default_resource() -> String {
     "cti-relay".into()
 }
 
+/// Where the demo's notification service listens on loopback: the Prosody `cargo xtask demo`
+/// has the simulator start (`SIM_FINESSE_PROSODY`). Not 5222, which a Prosody or Openfire
+/// installed on the machine may hold.
+pub const DEMO_XMPP_PORT: u16 = 15222;
+
 /// The simulator's agents: Finesse id, rep.
 pub const DEMO_AGENTS: [(&str, &str); 4] = [
     ("1001", "alice@example.com"),
@@ -122,20 +172,22 @@ pub const DEMO_AGENTS: [(&str, &str); 4] = [
 
 impl Settings {
     /// The simulated Finesse at `sim_url`, its demo agents logging in with their own accounts
-    /// to a notification service on loopback's port 5222 (tests put their Prosody's port).
+    /// to a notification service on loopback's [`DEMO_XMPP_PORT`] (tests put their Prosody's port).
     pub fn demo(sim_url: &str) -> Self {
         let sim_url = sim_url.trim_end_matches('/');
         Settings {
             finesse_url: format!("{sim_url}/sim/finesse"),
             finesse_xmpp_host: Some("127.0.0.1".into()),
-            finesse_xmpp_port: 5222,
+            finesse_xmpp_port: DEMO_XMPP_PORT,
             finesse_xmpp_domain: None,
             finesse_xmpp_tls: false,
             finesse_xmpp_ca_pem: None,
             finesse_xmpp_resource: default_resource(),
             finesse_login: Login::Agent,
+            finesse_auth: Auth::Basic,
             finesse_supervisor_id: Some("2001".into()),
             finesse_supervisor_password: Some(Secret::new(format!("{DEMO_PASSWORD_PREFIX}2001"))),
+            finesse_supervisor_token: Some(Secret::new(format!("{DEMO_TOKEN_PREFIX}2001"))),
             finesse_agents: DEMO_AGENTS
                 .iter()
                 .map(|(id, rep)| {
@@ -144,6 +196,7 @@ impl Settings {
                         AgentSettings {
                             rep: (*rep).to_string(),
                             password: Some(Secret::new(format!("{DEMO_PASSWORD_PREFIX}{id}"))),
+                            token: Some(Secret::new(format!("{DEMO_TOKEN_PREFIX}{id}"))),
                         },
                     )
                 })
@@ -224,17 +277,23 @@ impl Settings {
                 ));
             }
             if self.finesse_login == Login::Agent {
-                let Some(password) = agent.password.as_ref().filter(|p| !p.expose().is_empty())
-                else {
+                let (secret, what) = match self.finesse_auth {
+                    Auth::Basic => (&agent.password, "a password"),
+                    Auth::Sso => (&agent.token, "an SSO token"),
+                };
+                let Some(secret) = secret.as_ref().filter(|p| !p.expose().is_empty()) else {
                     return Err(bad(
                         "finesse_agents",
-                        format!("agent {user:?} needs a password with finesse_login \"agent\""),
+                        format!(
+                            "agent {user:?} needs {what} with finesse_login \"agent\" and finesse_auth {:?}",
+                            self.auth_name()
+                        ),
                     ));
                 };
-                if demo(password) && !rest_loopback {
+                if demo(secret) && !rest_loopback {
                     return Err(bad(
                         "finesse_agents",
-                        "the demo's passwords are public; use the agents' own".into(),
+                        "the demo's passwords and tokens are public; use the agents' own".into(),
                     ));
                 }
             }
@@ -250,19 +309,26 @@ impl Settings {
                     "required with finesse_login \"supervisor\"".into(),
                 ));
             }
-            match &self.finesse_supervisor_password {
+            let (secret, var) = match self.finesse_auth {
+                Auth::Basic => (
+                    &self.finesse_supervisor_password,
+                    "finesse_supervisor_password",
+                ),
+                Auth::Sso => (&self.finesse_supervisor_token, "finesse_supervisor_token"),
+            };
+            match secret {
                 Some(p) if !p.expose().is_empty() => {
                     if demo(p) && !rest_loopback {
-                        return Err(bad(
-                            "finesse_supervisor_password",
-                            "the demo's password is public".into(),
-                        ));
+                        return Err(bad(var, "the demo's secrets are public".into()));
                     }
                 }
                 _ => {
                     return Err(bad(
-                        "finesse_supervisor_password",
-                        "required with finesse_login \"supervisor\"".into(),
+                        var,
+                        format!(
+                            "required with finesse_login \"supervisor\" and finesse_auth {:?}",
+                            self.auth_name()
+                        ),
                     ));
                 }
             }
@@ -270,18 +336,32 @@ impl Settings {
         Ok(())
     }
 
-    /// The account a user's REST calls (and, for agents, XMPP login) use: (id, password).
-    fn credentials(&self, user: &str) -> Option<(String, Secret)> {
-        match self.finesse_login {
+    fn auth_name(&self) -> &'static str {
+        match self.finesse_auth {
+            Auth::Basic => "basic",
+            Auth::Sso => "sso",
+        }
+    }
+
+    /// The account a user's REST calls (and, for agents, XMPP login) use: its id and what it
+    /// proves itself with.
+    fn credentials(&self, user: &str) -> Option<(String, Credential)> {
+        let (id, password, token) = match self.finesse_login {
             Login::Agent => {
                 let agent = self.finesse_agents.get(user)?;
-                Some((user.to_string(), agent.password.clone()?))
+                (user.to_string(), &agent.password, &agent.token)
             }
-            Login::Supervisor => Some((
+            Login::Supervisor => (
                 self.finesse_supervisor_id.clone()?,
-                self.finesse_supervisor_password.clone()?,
-            )),
-        }
+                &self.finesse_supervisor_password,
+                &self.finesse_supervisor_token,
+            ),
+        };
+        let credential = match self.finesse_auth {
+            Auth::Basic => Credential::Password(password.clone()?),
+            Auth::Sso => Credential::Bearer(token.clone()?),
+        };
+        Some((id, credential))
     }
 }
 
@@ -325,7 +405,7 @@ impl Shared {
         user: &str,
         body: Option<String>,
     ) -> Result<String, RestError> {
-        let (login, password) =
+        let (login, credential) =
             self.settings
                 .credentials(user)
                 .ok_or_else(|| RestError::Status {
@@ -333,12 +413,12 @@ impl Shared {
                     message: format!("no credentials for Finesse user {user:?}"),
                 })?;
         let url = format!("{}{path}", self.settings.finesse_url.trim_end_matches('/'));
-        let mut request = self
-            .context
-            .http
-            .request(method, &url)
-            .basic_auth(login, Some(password.expose()))
-            .timeout(std::time::Duration::from_secs(15));
+        let request = self.context.http.request(method, &url);
+        let mut request = match &credential {
+            Credential::Password(password) => request.basic_auth(login, Some(password.expose())),
+            Credential::Bearer(token) => request.bearer_auth(token.expose()),
+        }
+        .timeout(std::time::Duration::from_secs(15));
         if let Some(body) = body {
             request = request
                 .header(reqwest::header::CONTENT_TYPE, "application/xml")
@@ -407,6 +487,18 @@ impl Shared {
             .iter()
             .find(|(_, a)| a.rep.eq_ignore_ascii_case(rep))
             .map(|(id, _)| id.clone())
+    }
+
+    /// The rep whose agent has this extension (among those read so far).
+    pub(crate) fn rep_of_extension(&self, extension: &str) -> Option<String> {
+        let user = self
+            .extensions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .find(|(_, ext)| *ext == extension)
+            .map(|(user, _)| user.clone())?;
+        self.rep_of(&user)
     }
 
     pub(crate) fn rep_of(&self, user: &str) -> Option<String> {
@@ -695,6 +787,7 @@ mod tests {
             AgentSettings {
                 rep: "bob@example.com".into(),
                 password: None,
+                token: None,
             },
         );
         assert_eq!(
@@ -731,6 +824,71 @@ mod tests {
             far.check(&facts()).expect_err("public").var,
             "finesse_agents"
         );
+    }
+
+    #[test]
+    fn an_sso_tenant_proves_itself_with_tokens_not_passwords() {
+        let settings: crate::adapters::TelephonySettings = serde_json::from_value(json!({
+            "provider": "finesse",
+            "finesse_url": "https://finesse1.example.com:8445",
+            "finesse_auth": "sso",
+            "finesse_agents": {"1001": {"rep": "alice@example.com", "token": "eyJ-access-1001"}},
+        }))
+        .expect("settings");
+        assert!(settings.check(&facts()).is_ok());
+        assert!(!format!("{settings:?}").contains("eyJ-access"));
+        let crate::adapters::TelephonySettings::Finesse(settings) = settings else {
+            panic!("finesse")
+        };
+        let (id, credential) = settings.credentials("1001").expect("credentials");
+        assert_eq!(id, "1001");
+        assert!(
+            matches!(&credential, Credential::Bearer(t) if t.expose() == "eyJ-access-1001"),
+            "{credential:?}"
+        );
+        assert_eq!(credential.secret().expose(), "eyJ-access-1001");
+
+        // A password is no token.
+        let mut bad = settings.clone();
+        bad.finesse_agents.insert(
+            "1002".into(),
+            AgentSettings {
+                rep: "bob@example.com".into(),
+                password: Some(Secret::new("s3cret")),
+                token: None,
+            },
+        );
+        let err = bad.check(&facts()).expect_err("no token");
+        assert_eq!(err.var, "finesse_agents");
+        assert!(err.problem.contains("SSO token"), "{}", err.problem);
+        // The supervisor's token, not its password.
+        bad.finesse_login = Login::Supervisor;
+        bad.finesse_supervisor_id = Some("2001".into());
+        bad.finesse_supervisor_password = Some(Secret::new("x"));
+        assert_eq!(
+            bad.check(&facts()).expect_err("no supervisor token").var,
+            "finesse_supervisor_token"
+        );
+        bad.finesse_supervisor_token = Some(Secret::new("eyJ-access-2001"));
+        assert!(bad.check(&facts()).is_ok());
+        assert!(matches!(
+            bad.credentials("1002"),
+            Some((id, Credential::Bearer(_))) if id == "2001"
+        ));
+        // The demo's tokens are as public as its passwords.
+        let mut demo = Settings::demo("http://127.0.0.1:8090");
+        demo.finesse_auth = Auth::Sso;
+        assert!(demo.check(&facts()).is_ok());
+        demo.finesse_url = "https://finesse1.example.com:8445".into();
+        assert_eq!(
+            demo.check(&facts()).expect_err("public").var,
+            "finesse_agents"
+        );
+        // Basic stays the default.
+        assert!(matches!(
+            Settings::demo("http://127.0.0.1:8090").credentials("1001"),
+            Some((_, Credential::Password(_)))
+        ));
     }
 
     #[test]

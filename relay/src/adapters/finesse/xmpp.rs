@@ -36,6 +36,7 @@ pub struct Account {
     pub domain: String,
     /// The local part of the JID: the Finesse user id.
     pub user: String,
+    /// The password, or a Finesse in SSO mode's access token in its place.
     pub password: Secret,
     pub resource: String,
     /// Whether STARTTLS is required (false: plain, for a server on loopback only).
