@@ -75,7 +75,7 @@ impl<S: Outbox> Outbox for FallbackOutbox<S> {
         entry: &Entry,
         next: Next,
         now_ms: u64,
-    ) -> Result<(), OutboxError> {
+    ) -> Result<bool, OutboxError> {
         if self.local.get(tenant, &entry.call_id).await?.is_some() {
             return self.local.finish(tenant, entry, next, now_ms).await;
         }

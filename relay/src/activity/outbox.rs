@@ -5,10 +5,12 @@
 //! a version that grows on every write, and the delivery progress (written only by the writer that
 //! holds the entry's lease). Entries are due at a time; a writer claims due entries with a lease
 //! so two relay instances never write the same call at once, and gives them back with the outcome.
-//! An entry whose wanted version moved on while it was being written is due again at once.
+//! A give-back from a writer whose lease ran out is discarded: another writer has the entry. An
+//! entry whose wanted version moved on while it was being written is due again at once.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -47,6 +49,9 @@ pub struct Entry {
     /// Whether a writer will try it (now or at a set time) without anyone asking: false once
     /// written or parked.
     pub due: bool,
+    /// The lease a claim gave this copy (empty when read, not claimed): a give-back counts only
+    /// while it still holds the entry.
+    pub lease: String,
 }
 
 impl Entry {
@@ -80,14 +85,15 @@ pub trait Outbox: Send + Sync + std::fmt::Debug {
         lease_ms: u64,
         limit: usize,
     ) -> Result<Vec<Entry>, OutboxError>;
-    /// Gives a claimed entry back with the attempt's progress and when it is due next.
+    /// Gives a claimed entry back with the attempt's progress and when it is due next. False
+    /// (and nothing recorded) when the entry's lease ran out: it may be another writer's now.
     async fn finish(
         &self,
         tenant: &str,
         entry: &Entry,
         next: Next,
         now_ms: u64,
-    ) -> Result<(), OutboxError>;
+    ) -> Result<bool, OutboxError>;
     async fn get(&self, tenant: &str, call_id: &str) -> Result<Option<Entry>, OutboxError>;
     /// Makes an entry due now (the rep's retry). False when there is no such entry.
     async fn retry(&self, tenant: &str, call_id: &str, now_ms: u64) -> Result<bool, OutboxError>;
@@ -102,6 +108,7 @@ struct Slot {
     progress: Progress,
     due_at: Option<u64>,
     leased_until: u64,
+    lease: String,
     /// When the entry last changed, so written entries can be forgotten after a while.
     touched_ms: u64,
 }
@@ -114,6 +121,8 @@ const KEEP_WRITTEN_MS: u64 = 7 * 24 * 60 * 60 * 1000;
 #[derive(Debug, Default)]
 pub struct MemoryOutbox {
     tenants: Mutex<HashMap<String, HashMap<String, Slot>>>,
+    /// Names claims, so a give-back from a claim whose lease ran out is told apart.
+    claims: AtomicU64,
 }
 
 impl MemoryOutbox {
@@ -121,15 +130,20 @@ impl MemoryOutbox {
         let mut tenants = self.tenants.lock().unwrap_or_else(|p| p.into_inner());
         f(tenants.entry(tenant.to_string()).or_default())
     }
+
+    fn next_claim(&self) -> String {
+        format!("claim-{}", self.claims.fetch_add(1, Ordering::Relaxed) + 1)
+    }
 }
 
-fn entry_of(call_id: &str, slot: &Slot) -> Option<Entry> {
+fn entry_of(call_id: &str, slot: &Slot, lease: &str) -> Option<Entry> {
     Some(Entry {
         call_id: call_id.to_string(),
         log: slot.log.clone()?,
         version: slot.version,
         progress: slot.progress.clone(),
         due: slot.due_at.is_some(),
+        lease: lease.to_string(),
     })
 }
 
@@ -156,6 +170,7 @@ impl Outbox for MemoryOutbox {
         lease_ms: u64,
         limit: usize,
     ) -> Result<Vec<Entry>, OutboxError> {
+        let claim = self.next_claim();
         Ok(self.with(tenant, |slots| {
             let mut due: Vec<(&String, &mut Slot)> = slots
                 .iter_mut()
@@ -168,7 +183,8 @@ impl Outbox for MemoryOutbox {
                 .take(limit)
                 .filter_map(|(id, slot)| {
                     slot.leased_until = now_ms + lease_ms;
-                    entry_of(id, slot)
+                    slot.lease = claim.clone();
+                    entry_of(id, slot, &claim)
                 })
                 .collect()
         }))
@@ -180,13 +196,17 @@ impl Outbox for MemoryOutbox {
         entry: &Entry,
         next: Next,
         now_ms: u64,
-    ) -> Result<(), OutboxError> {
-        self.with(tenant, |slots| {
+    ) -> Result<bool, OutboxError> {
+        Ok(self.with(tenant, |slots| {
             let Some(slot) = slots.get_mut(&entry.call_id) else {
-                return;
+                return false;
             };
+            if slot.lease != entry.lease || slot.leased_until < now_ms {
+                return false;
+            }
             slot.progress = entry.progress.clone();
             slot.leased_until = 0;
+            slot.lease.clear();
             slot.touched_ms = now_ms;
             slot.due_at = if slot.version > entry.version {
                 Some(now_ms)
@@ -196,13 +216,13 @@ impl Outbox for MemoryOutbox {
                     Next::RetryAt(at) => Some(at),
                 }
             };
-        });
-        Ok(())
+            true
+        }))
     }
 
     async fn get(&self, tenant: &str, call_id: &str) -> Result<Option<Entry>, OutboxError> {
         Ok(self.with(tenant, |slots| {
-            slots.get(call_id).and_then(|s| entry_of(call_id, s))
+            slots.get(call_id).and_then(|s| entry_of(call_id, s, ""))
         }))
     }
 
@@ -366,6 +386,38 @@ mod tests {
                 .expect("claim")
                 .len(),
             1
+        );
+    }
+
+    #[tokio::test]
+    async fn a_give_back_after_the_lease_ran_out_is_discarded() {
+        let outbox = MemoryOutbox::default();
+        outbox.put("t", &log("c1", ""), 1_000).await.expect("put");
+        let mut late = outbox
+            .claim_due("t", 1_000, 10, 10)
+            .await
+            .expect("claim")
+            .remove(0);
+        let current = outbox
+            .claim_due("t", 1_011, 60_000, 10)
+            .await
+            .expect("claim")
+            .remove(0);
+        late.progress.v2_id = Some("pc-late".into());
+        late.progress.written_version = late.version;
+        assert!(
+            !outbox
+                .finish("t", &late, Next::Done, 1_020)
+                .await
+                .expect("finish")
+        );
+        let entry = outbox.get("t", "c1").await.expect("get").expect("entry");
+        assert_eq!(entry.progress, Progress::default(), "progress unchanged");
+        assert!(
+            outbox
+                .finish("t", &current, Next::RetryAt(9_000), 1_030)
+                .await
+                .expect("finish")
         );
     }
 }

@@ -46,11 +46,12 @@ end
 return out
 "#;
 
+/// Gives an entry back, only while the caller's claim still holds its lease: a writer whose
+/// lease ran out (slow V2) must not overwrite the progress of the writer that took the entry over.
 const FINISH: &str = r#"
+if redis.call('GET', ARGV[6] .. ARGV[1]) ~= ARGV[7] then return 0 end
+redis.call('DEL', ARGV[6] .. ARGV[1])
 redis.call('HSET', KEYS[3], ARGV[1], ARGV[2])
-if redis.call('GET', ARGV[6] .. ARGV[1]) == ARGV[7] then
-  redis.call('DEL', ARGV[6] .. ARGV[1])
-end
 local version = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0')
 if version > tonumber(ARGV[3]) then
   redis.call('ZADD', KEYS[4], ARGV[5], ARGV[1])
@@ -117,6 +118,7 @@ fn decode_entry(
     version: &str,
     progress: &str,
     due: bool,
+    lease: &str,
 ) -> Option<Entry> {
     let log: CallLog = match serde_json::from_str(log) {
         Ok(log) => log,
@@ -131,6 +133,7 @@ fn decode_entry(
         version: version.parse().unwrap_or(0),
         progress: serde_json::from_str(progress).unwrap_or_else(|_| Progress::default()),
         due,
+        lease: lease.to_string(),
     })
 }
 
@@ -174,18 +177,21 @@ impl Outbox for RedisOutbox {
         limit: usize,
     ) -> Result<Vec<Entry>, OutboxError> {
         let mut conn = self.conn.clone();
+        // Each claim holds its leases under its own name: a give-back from an earlier claim of
+        // this process whose lease ran out is told apart from the current one.
+        let lease = format!("{}:{}", self.owner, uuid::Uuid::new_v4());
         let flat: Vec<String> = script(&CLAIM_SCRIPT, tenant)
             .arg(now_ms)
             .arg(lease_ms.max(1))
             .arg(limit.max(1))
             .arg(lease_prefix(tenant))
-            .arg(&self.owner)
+            .arg(&lease)
             .invoke_async(&mut conn)
             .await
             .map_err(unavailable)?;
         Ok(flat
             .chunks_exact(4)
-            .filter_map(|c| decode_entry(c[0].clone(), &c[1], &c[2], &c[3], true))
+            .filter_map(|c| decode_entry(c[0].clone(), &c[1], &c[2], &c[3], true, &lease))
             .collect())
     }
 
@@ -195,7 +201,7 @@ impl Outbox for RedisOutbox {
         entry: &Entry,
         next: Next,
         now_ms: u64,
-    ) -> Result<(), OutboxError> {
+    ) -> Result<bool, OutboxError> {
         let progress = serde_json::to_string(&entry.progress).map_err(unavailable)?;
         let due = match next {
             Next::Done | Next::Parked => "-1".to_string(),
@@ -209,11 +215,11 @@ impl Outbox for RedisOutbox {
             .arg(due)
             .arg(now_ms)
             .arg(lease_prefix(tenant))
-            .arg(&self.owner)
+            .arg(&entry.lease)
             .invoke_async::<i64>(&mut conn)
             .await
-            .map_err(unavailable)?;
-        Ok(())
+            .map_err(unavailable)
+            .map(|recorded| recorded == 1)
     }
 
     async fn get(&self, tenant: &str, call_id: &str) -> Result<Option<Entry>, OutboxError> {
@@ -240,6 +246,7 @@ impl Outbox for RedisOutbox {
                 ver.as_deref().unwrap_or("0"),
                 progress.as_deref().unwrap_or(""),
                 due.is_some(),
+                "",
             )
         }))
     }

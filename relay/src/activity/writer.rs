@@ -61,16 +61,25 @@ pub struct WriterTenant {
 pub struct WriterSettings {
     /// How long a claimed entry is this writer's.
     pub lease_ms: u64,
+    /// How long one attempt may take: shorter than the lease, so the lease never runs out while
+    /// V2 is still being written (another instance would claim the entry and write it twice).
+    pub attempt_ms: u64,
     pub retry_base_ms: u64,
     pub retry_max_ms: u64,
 }
 
+/// What the lease has beyond the attempt's deadline: the give-back's own round trip.
+const LEASE_MARGIN_MS: u64 = 5_000;
+
 impl WriterSettings {
     pub fn from_config(config: &Config) -> Self {
+        // An attempt is a few V2 requests, each bounded by the timeout; past the deadline it is
+        // abandoned and retried (the next attempt finds what it created by the call id). A
+        // crashed instance's entries come back after the lease.
+        let attempt_ms = (config.v2_timeout.as_millis() as u64 * 4).max(1_000);
         WriterSettings {
-            // A claimed entry is ours for longer than one attempt can take (a few V2 requests,
-            // each bounded by the timeout); a crashed instance's entries come back after it.
-            lease_ms: config.v2_timeout.as_millis() as u64 * 4 + 5_000,
+            lease_ms: attempt_ms + LEASE_MARGIN_MS,
+            attempt_ms,
             retry_base_ms: config.activity_retry_base.as_millis() as u64,
             retry_max_ms: config.activity_retry_max.as_millis() as u64,
         }
@@ -143,19 +152,28 @@ enum Failure {
     V2(#[from] V2Error),
     #[error(transparent)]
     Authority(#[from] AuthorityError),
+    #[error("V2 did not finish within {0:?}")]
+    Deadline(Duration),
 }
 
 async fn attempt(state: &Writer, tenant: &WriterTenant, mut entry: Entry) {
     let tid = tenant.config.id.as_str();
     let shown = super::status_of(&entry, &tenant.config.v2_url);
     let fields = written_fields(&tenant.config);
-    let result = match state
-        .authority
-        .client_for(&tenant.config, &tenant.v2, &entry.log.owner)
-        .await
-    {
-        Ok(v2) => write(&v2, tenant, &mut entry).await.map_err(Failure::from),
-        Err(err) => Err(Failure::from(err)),
+    let deadline = Duration::from_millis(state.settings.attempt_ms);
+    let work = async {
+        match state
+            .authority
+            .client_for(&tenant.config, &tenant.v2, &entry.log.owner)
+            .await
+        {
+            Ok(v2) => write(&v2, tenant, &mut entry).await.map_err(Failure::from),
+            Err(err) => Err(Failure::from(err)),
+        }
+    };
+    let result = match tokio::time::timeout(deadline, work).await {
+        Ok(result) => result,
+        Err(_) => Err(Failure::Deadline(deadline)),
     };
     let now = state.clock.now_ms();
     let (next, outcome) = match result {
@@ -192,9 +210,17 @@ async fn attempt(state: &Writer, tenant: &WriterTenant, mut entry: Entry) {
         }
     };
     state.metrics.activity_write(tid, outcome);
-    if let Err(err) = state.activity.outbox.finish(tid, &entry, next, now).await {
-        // The lease runs out and another attempt finds the activity by its call id.
-        tracing::warn!(%err, call = %entry.call_id, "could not record the activity's progress");
+    match state.activity.outbox.finish(tid, &entry, next, now).await {
+        Ok(true) => {}
+        Ok(false) => {
+            // Another writer has the entry now; what it records stands.
+            tracing::warn!(call = %entry.call_id, "the activity's lease ran out during the attempt; its outcome is discarded");
+            return;
+        }
+        Err(err) => {
+            // The lease runs out and another attempt finds the activity by its call id.
+            tracing::warn!(%err, call = %entry.call_id, "could not record the activity's progress");
+        }
     }
     entry.due = matches!(next, Next::RetryAt(_));
     let status = super::status_of(&entry, &tenant.config.v2_url);
@@ -344,6 +370,7 @@ fn describe(err: &Failure, fields: &[String]) -> String {
     let err = match err {
         Failure::V2(err) => err,
         Failure::Authority(err) => return err.to_string(),
+        Failure::Deadline(_) => return err.to_string(),
     };
     match err {
         V2Error::Status {
