@@ -64,6 +64,33 @@ end
 return 1
 "#;
 
+/// Deletes the entry's lease when the caller's claim holds it.
+const RELEASE: &str = r#"
+if redis.call('GET', ARGV[2] .. ARGV[1]) == ARGV[3] then
+  redis.call('DEL', ARGV[2] .. ARGV[1])
+end
+return 1
+"#;
+
+/// Takes over an entry from elsewhere, unless it is leased here or changed since the caller read
+/// it (ARGV[4], the version then): the caller merged the progress against that read.
+const ADOPT: &str = r#"
+if redis.call('EXISTS', ARGV[6] .. ARGV[1]) == 1 then return 0 end
+local version = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0')
+if version ~= tonumber(ARGV[4]) then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('HINCRBY', KEYS[2], ARGV[1], 1)
+redis.call('HSET', KEYS[3], ARGV[1], ARGV[3])
+if ARGV[5] == '-1' then
+  redis.call('ZREM', KEYS[4], ARGV[1])
+  redis.call('ZADD', KEYS[5], ARGV[7], ARGV[1])
+else
+  redis.call('ZADD', KEYS[4], ARGV[5], ARGV[1])
+  redis.call('ZREM', KEYS[5], ARGV[1])
+end
+return 1
+"#;
+
 const RETRY: &str = r#"
 if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end
 redis.call('ZADD', KEYS[4], ARGV[2], ARGV[1])
@@ -102,6 +129,8 @@ static PUT_SCRIPT: Lazy = Lazy::new(|| redis::Script::new(PUT));
 static CLAIM_SCRIPT: Lazy = Lazy::new(|| redis::Script::new(CLAIM));
 static FINISH_SCRIPT: Lazy = Lazy::new(|| redis::Script::new(FINISH));
 static RETRY_SCRIPT: Lazy = Lazy::new(|| redis::Script::new(RETRY));
+static RELEASE_SCRIPT: Lazy = Lazy::new(|| redis::Script::new(RELEASE));
+static ADOPT_SCRIPT: Lazy = Lazy::new(|| redis::Script::new(ADOPT));
 
 /// The script with the tenant's keys.
 fn script(script: &'static Lazy, tenant: &str) -> redis::ScriptInvocation<'static> {
@@ -134,6 +163,7 @@ fn decode_entry(
         progress: serde_json::from_str(progress).unwrap_or_else(|_| Progress::default()),
         due,
         lease: lease.to_string(),
+        local: false,
     })
 }
 
@@ -222,6 +252,44 @@ impl Outbox for RedisOutbox {
             .map(|recorded| recorded == 1)
     }
 
+    async fn release(&self, tenant: &str, entry: &Entry) -> Result<(), OutboxError> {
+        let mut conn = self.conn.clone();
+        script(&RELEASE_SCRIPT, tenant)
+            .arg(&entry.call_id)
+            .arg(lease_prefix(tenant))
+            .arg(&entry.lease)
+            .invoke_async::<i64>(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn adopt(&self, tenant: &str, entry: &Entry, now_ms: u64) -> Result<bool, OutboxError> {
+        let here = self.get(tenant, &entry.call_id).await?;
+        let seen = here.as_ref().map_or(0, |e| e.version);
+        let (progress, due) = super::outbox::merged(here.as_ref(), entry, seen + 1);
+        let log = serde_json::to_string(&entry.log).map_err(unavailable)?;
+        let progress = serde_json::to_string(&progress).map_err(unavailable)?;
+        let due = if due {
+            now_ms.to_string()
+        } else {
+            "-1".to_string()
+        };
+        let mut conn = self.conn.clone();
+        let adopted: i64 = script(&ADOPT_SCRIPT, tenant)
+            .arg(&entry.call_id)
+            .arg(log)
+            .arg(progress)
+            .arg(seen)
+            .arg(due)
+            .arg(lease_prefix(tenant))
+            .arg(now_ms)
+            .invoke_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        Ok(adopted == 1)
+    }
+
     async fn get(&self, tenant: &str, call_id: &str) -> Result<Option<Entry>, OutboxError> {
         let [log, ver, progress, due, _] = keys(tenant);
         let mut conn = self.conn.clone();
@@ -269,5 +337,9 @@ impl Outbox for RedisOutbox {
             .query_async(&mut conn)
             .await
             .map_err(unavailable)
+    }
+
+    async fn at_risk(&self, _tenant: &str) -> Vec<String> {
+        Vec::new()
     }
 }

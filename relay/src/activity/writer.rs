@@ -66,6 +66,8 @@ pub struct WriterSettings {
     pub attempt_ms: u64,
     pub retry_base_ms: u64,
     pub retry_max_ms: u64,
+    /// How long a stopping relay keeps writing due activities before it gives up.
+    pub drain_ms: u64,
 }
 
 /// What the lease has beyond the attempt's deadline: the give-back's own round trip.
@@ -82,11 +84,12 @@ impl WriterSettings {
             attempt_ms,
             retry_base_ms: config.activity_retry_base.as_millis() as u64,
             retry_max_ms: config.activity_retry_max.as_millis() as u64,
+            drain_ms: config.drain.as_millis() as u64,
         }
     }
 }
 
-/// Runs until `stopping` resolves.
+/// Runs until `stopping` resolves (a round under way finishes); [`drain`] takes over from there.
 pub async fn run(writer: Writer, stopping: impl std::future::Future<Output = ()>) {
     tokio::pin!(stopping);
     loop {
@@ -100,6 +103,58 @@ pub async fn run(writer: Writer, stopping: impl std::future::Future<Output = ()>
                 _ = tokio::time::sleep(POLL) => {}
                 _ = &mut stopping => return,
             }
+        }
+    }
+}
+
+/// The relay stops: writes what is due until nothing is or the drain time (on the relay's clock)
+/// is up (a round still under way then is cut off: its leases run out, its entries stay queued),
+/// then names at error level every call whose activity only this process held and that is
+/// not in V2: those are lost (memory outbox without a journal, or memory during a Redis outage).
+pub async fn drain(writer: &Writer) {
+    let deadline = writer
+        .clock
+        .now_ms()
+        .saturating_add(writer.settings.drain_ms);
+    // What would be lost gets one more try now, whatever its back-off said.
+    for tenant in &writer.tenants {
+        let tid = tenant.config.id.as_str();
+        for call in writer.activity.outbox.at_risk(tid).await {
+            if let Err(err) = writer
+                .activity
+                .outbox
+                .retry(tid, &call, writer.clock.now_ms())
+                .await
+            {
+                tracing::warn!(%err, call = %call, "cannot try the activity once more");
+            }
+        }
+    }
+    loop {
+        let left = deadline.saturating_sub(writer.clock.now_ms());
+        if left == 0 {
+            break;
+        }
+        let round = async {
+            let mut worked = false;
+            for tenant in &writer.tenants {
+                worked |= write_due(writer, tenant).await;
+            }
+            worked
+        };
+        match tokio::time::timeout(Duration::from_millis(left), round).await {
+            Ok(true) => continue,
+            Ok(false) | Err(_) => break,
+        }
+    }
+    for tenant in &writer.tenants {
+        let tid = tenant.config.id.as_str();
+        let lost = writer.activity.outbox.at_risk(tid).await;
+        if !lost.is_empty() {
+            tracing::error!(
+                tenant = %tid, calls = ?lost,
+                "stopping with activities not yet in V2 that only this process held: they are lost"
+            );
         }
     }
 }
