@@ -181,9 +181,10 @@ impl AppState {
                     index: redis.clone(),
                     coordination: redis.clone(),
                     choices: redis,
-                    calls: Arc::new(FallbackCallStore::new(RedisCallStore::with_connection(
-                        conn.clone(),
-                    ))),
+                    calls: Arc::new(FallbackCallStore::new(
+                        RedisCallStore::with_connection(conn.clone()),
+                        clock.clone(),
+                    )),
                     outbox: Arc::new(FallbackOutbox::with_local(
                         RedisOutbox::with_connection(conn.clone(), &instance_id),
                         memory_outbox(&config)?,

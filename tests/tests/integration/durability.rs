@@ -2,15 +2,16 @@
 //! restart of a relay without Redis (its journal on disk) and is written before a stopping relay
 //! exits where V2 lets it; one queued in memory during a Redis outage moves to Redis when Redis is
 //! back; and an instance whose lease on an activity ran out cannot overwrite what the instance that
-//! took it over recorded.
+//! took it over recorded. A call that ended during a Redis outage is over once Redis is back.
 
 use std::time::Duration;
 
 use cti_relay::activity::RedisOutbox;
 use cti_relay::activity::outbox::{Next, Outbox};
 use cti_relay::secret::Secret;
+use cti_tests::proxy::FaultyProxy;
 use cti_tests::redis::RedisServer;
-use cti_tests::{Stack, eventually};
+use cti_tests::{Stack, WsClient, eventually};
 use serde_json::json;
 
 const ALICE: &str = "alice@example.com";
@@ -263,4 +264,86 @@ async fn a_give_back_after_the_lease_ran_out_leaves_the_new_holders_entry_alone(
             .expect("finish"),
         "B's give-back counts"
     );
+}
+
+#[tokio::test]
+#[ignore = "review F11 not finished: the call reads as over after the outage, but the notes saved after it do not reach V2 yet"]
+async fn a_call_that_ended_during_a_redis_outage_is_over_after_it_and_takes_the_notes() {
+    // Redis keeps its data through the outage: the relay reaches it through a proxy that cuts it.
+    let server = RedisServer::start().await.expect("redis-server");
+    let proxy = FaultyProxy::start(([127, 0, 0, 1], server.port).into())
+        .await
+        .expect("proxy");
+    let url = format!("redis://{}", proxy.addr);
+    let stack = Stack::start_with(|c| {
+        quick_retries(c);
+        c.redis_url = Some(Secret::new(url.clone()));
+    })
+    .await
+    .expect("stack");
+    let (mut ws, _) = WsClient::signed_in(&stack, ALICE, None).await.expect("ws");
+    let call = "fork-1";
+    let event = |i: usize, kind: &str, at: &str| {
+        json!({"id": format!("{call}-{i}"), "call_id": call, "type": kind,
+            "direction": "inbound", "from": "+41 79 555 70 02", "to": "+41 44 999 00 00",
+            "agent": ALICE, "at": at})
+        .to_string()
+    };
+    post_all(
+        &stack,
+        &[
+            event(0, "ringing", "2026-11-25T09:00:00Z"),
+            event(1, "answered", "2026-11-25T09:00:10Z"),
+        ],
+    )
+    .await;
+    ws.recv_call(call, "the call to connect", |c| c["state"] == "connected")
+        .await
+        .expect("connected");
+
+    // Redis goes away; the call ends meanwhile, in memory only.
+    proxy.refuse(true);
+    proxy.cut();
+    post_all(&stack, &[event(2, "ended", "2026-11-25T09:02:10Z")]).await;
+    stack
+        .wait_activity(call, "written during the outage", |_| true)
+        .await
+        .expect("logged");
+    proxy.refuse(false);
+
+    // Back: the call is over for the widget, and notes after it reach V2 with the talk time.
+    eventually("the call not to be live any more", || async {
+        let live = stack
+            .relay
+            .state
+            .calls
+            .active_for_agent("demo", ALICE)
+            .await
+            .ok()?;
+        (!live.iter().any(|l| l.id == call)).then_some(())
+    })
+    .await
+    .expect("not live");
+    ws.send_json(&json!({"type": "save_wrap_up", "call_id": call,
+        "notes": "call back on Tuesday", "disposition": "Interested"}))
+        .await
+        .expect("send");
+    let activity = stack
+        .wait_activity(call, "with the notes", |a| {
+            cti_tests::notes_in(a).as_deref() == Some("call back on Tuesday")
+        })
+        .await
+        .expect("notes in V2");
+    assert!(
+        cti_tests::summary_of(&activity).contains("(talk time 2m 0s)"),
+        "answered before the outage, so talked, not missed: {activity}"
+    );
+    let legs = stack
+        .relay
+        .state
+        .calls
+        .legs("demo", call)
+        .await
+        .expect("legs");
+    assert!(legs.iter().all(|l| l.state.is_final()), "{legs:?}");
 }
