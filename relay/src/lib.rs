@@ -79,6 +79,7 @@ impl RelayHandle {
         if let Some(server) = self.tasks.pop() {
             let _ = server.await;
         }
+        drain(&self.state).await;
         self.abort();
     }
 
@@ -94,6 +95,13 @@ impl Drop for RelayHandle {
     fn drop(&mut self) {
         self.abort();
     }
+}
+
+/// What a stopping relay does once it no longer serves: writes the activities that are due to V2
+/// until the drain time is up, and names at error level those only this process held that are
+/// not in V2 (see [`activity::writer::drain`]).
+pub async fn drain(state: &AppState) {
+    activity::writer::drain(&state.writer()).await;
 }
 
 /// Binds `state.config.listen` and serves in the background, with the index refreshers.

@@ -194,9 +194,17 @@ async fn serve() -> anyhow::Result<()> {
         signal.shut_down();
     });
     let stopping = state.clone();
-    cti_relay::server::serve(listener, state, async move { stopping.stopping().await })
+    let served =
+        cti_relay::server::serve(
+            listener,
+            state.clone(),
+            async move { stopping.stopping().await },
+        )
         .await
-        .context("server failed")
+        .context("server failed");
+    // Activities the phone system was told were taken go to V2 before the process ends.
+    cti_relay::drain(&state).await;
+    served
 }
 
 /// Ctrl-C, or SIGTERM (what Cloud Foundry sends before stopping an instance).

@@ -88,6 +88,36 @@ pub enum StartupError {
     Redis(#[source] redis::RedisError),
     #[error("the HTTP client cannot be built: {0}")]
     Http(#[source] reqwest::Error),
+    #[error("the activity journal in CTI_OUTBOX_DIR cannot be used: {0}")]
+    Journal(#[source] crate::activity::OutboxError),
+}
+
+/// The memory outbox the configuration asks for: journalled in `CTI_OUTBOX_DIR`, or only in
+/// memory, which is said at start-up (with Redis it holds only what is queued during an outage).
+fn memory_outbox(config: &Config) -> Result<MemoryOutbox, StartupError> {
+    if let Some(dir) = &config.outbox_dir {
+        let outbox = MemoryOutbox::durable(dir).map_err(StartupError::Journal)?;
+        tracing::info!(dir = %dir.display(), "activities waiting for V2 are journalled on disk");
+        return Ok(outbox);
+    }
+    let production = config
+        .tenants
+        .iter()
+        .any(|t| !crate::adapters::is_loopback(&t.v2_url));
+    let what = if config.redis_url.is_some() {
+        "activities queued while Redis is unreachable are held only in this process's memory: a \
+         crash or restart during a Redis outage loses those not yet in V2"
+    } else {
+        "activities waiting for V2 (an outage, a rep not signed in yet) are held only in memory: \
+         a crash or restart loses them although the phone system was told they were taken. Set \
+         REDIS_URL, or CTI_OUTBOX_DIR to a directory on a disk that outlives the process"
+    };
+    if production && config.redis_url.is_none() {
+        tracing::error!("{what}");
+    } else {
+        tracing::warn!("{what}");
+    }
+    Ok(MemoryOutbox::default())
 }
 
 #[derive(Debug)]
@@ -151,13 +181,14 @@ impl AppState {
                     index: redis.clone(),
                     coordination: redis.clone(),
                     choices: redis,
-                    calls: Arc::new(FallbackCallStore::new(RedisCallStore::with_connection(
-                        conn.clone(),
-                    ))),
-                    outbox: Arc::new(FallbackOutbox::new(RedisOutbox::with_connection(
-                        conn.clone(),
-                        &instance_id,
-                    ))),
+                    calls: Arc::new(FallbackCallStore::new(
+                        RedisCallStore::with_connection(conn.clone()),
+                        clock.clone(),
+                    )),
+                    outbox: Arc::new(FallbackOutbox::with_local(
+                        RedisOutbox::with_connection(conn.clone(), &instance_id),
+                        memory_outbox(&config)?,
+                    )),
                     vault: Arc::new(RedisVault::with_connection(conn.clone(), "vault")),
                     user_tokens: Some(Arc::new(RedisVault::with_connection(
                         conn.clone(),
@@ -174,7 +205,10 @@ impl AppState {
                     instance_id,
                 }
             }
-            None => Stores::memory(clock.clone()),
+            None => Stores {
+                outbox: Arc::new(memory_outbox(&config)?),
+                ..Stores::memory(clock.clone())
+            },
         };
         Self::with_parts(config, stores, clock).map_err(StartupError::Http)
     }

@@ -7,6 +7,7 @@
 //! `v2::phone_call`.
 
 pub mod fallback;
+mod journal;
 pub mod outbox;
 pub mod redis_outbox;
 pub mod writer;

@@ -5,14 +5,17 @@
 //! a version that grows on every write, and the delivery progress (written only by the writer that
 //! holds the entry's lease). Entries are due at a time; a writer claims due entries with a lease
 //! so two relay instances never write the same call at once, and gives them back with the outcome.
-//! An entry whose wanted version moved on while it was being written is due again at once.
+//! A give-back from a writer whose lease ran out is discarded: another writer has the entry. An
+//! entry whose wanted version moved on while it was being written is due again at once.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+use super::journal::{Journal, Record};
 use crate::calls::log::CallLog;
 
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +50,11 @@ pub struct Entry {
     /// Whether a writer will try it (now or at a set time) without anyone asking: false once
     /// written or parked.
     pub due: bool,
+    /// The lease a claim gave this copy (empty when read, not claimed): a give-back counts only
+    /// while it still holds the entry.
+    pub lease: String,
+    /// Claimed from this process's memory while the shared outbox failed, so it goes back there.
+    pub local: bool,
 }
 
 impl Entry {
@@ -72,7 +80,7 @@ pub trait Outbox: Send + Sync + std::fmt::Debug {
     /// Records the wanted log for its call (a newer version of an existing entry, or a new one)
     /// and makes it due now. Returns the new version.
     async fn put(&self, tenant: &str, log: &CallLog, now_ms: u64) -> Result<u64, OutboxError>;
-    /// Up to `limit` due entries, each leased to the caller for `lease_ms`.
+    /// Up to `limit` due entries, each leased to the caller for `lease_ms`; at most one per call.
     async fn claim_due(
         &self,
         tenant: &str,
@@ -80,63 +88,219 @@ pub trait Outbox: Send + Sync + std::fmt::Debug {
         lease_ms: u64,
         limit: usize,
     ) -> Result<Vec<Entry>, OutboxError>;
-    /// Gives a claimed entry back with the attempt's progress and when it is due next.
+    /// Gives a claimed entry back with the attempt's progress and when it is due next. False
+    /// (and nothing recorded) when the entry's lease ran out: it may be another writer's now.
     async fn finish(
         &self,
         tenant: &str,
         entry: &Entry,
         next: Next,
         now_ms: u64,
-    ) -> Result<(), OutboxError>;
+    ) -> Result<bool, OutboxError>;
+    /// Gives a claimed entry back untouched (the writer will not try it this round).
+    async fn release(&self, tenant: &str, entry: &Entry) -> Result<(), OutboxError>;
+    /// Takes over an entry another outbox held (this process's memory during an outage): its log
+    /// becomes the wanted one and its progress joins what is known here ([`merged`]). False when
+    /// the entry is being written here right now, so the caller tries again later.
+    async fn adopt(&self, tenant: &str, entry: &Entry, now_ms: u64) -> Result<bool, OutboxError>;
     async fn get(&self, tenant: &str, call_id: &str) -> Result<Option<Entry>, OutboxError>;
     /// Makes an entry due now (the rep's retry). False when there is no such entry.
     async fn retry(&self, tenant: &str, call_id: &str, now_ms: u64) -> Result<bool, OutboxError>;
     /// How many entries are due or being written (not yet in V2), for `/metrics`.
     async fn backlog(&self, tenant: &str) -> Result<u64, OutboxError>;
+    /// The calls whose activity is not in V2 yet and that only this process holds, where nothing
+    /// outlives it: what is lost if it stops now. Empty for a durable outbox.
+    async fn at_risk(&self, tenant: &str) -> Vec<String>;
 }
 
-#[derive(Debug, Default)]
-struct Slot {
-    log: Option<CallLog>,
-    version: u64,
-    progress: Progress,
-    due_at: Option<u64>,
+/// An entry adopted from another outbox, as the adopting one is to hold it: its progress and
+/// whether it is due. `here` is what the adopting outbox held of the call (if anything) and
+/// `version` the version the adopted log gets there. The activity V2 holds is the one either
+/// side found or created; an entry written from memory stays written, anything else is due now
+/// (parked stays parked) and the writer finds the activity by its call id.
+pub fn merged(here: Option<&Entry>, adopted: &Entry, version: u64) -> (Progress, bool) {
+    let theirs = &adopted.progress;
+    let ours = here.map(|e| e.progress.clone()).unwrap_or_default();
+    let written = adopted.is_written();
+    let mut progress = Progress {
+        v2_id: theirs.v2_id.clone().or(ours.v2_id),
+        display_id: theirs.display_id.clone().or(ours.display_id),
+        written_version: 0,
+        written_notes: theirs.written_notes.clone().or(ours.written_notes),
+        attempts: theirs.attempts,
+        last_error: theirs.last_error.clone(),
+        parked: theirs.parked && !written,
+    };
+    if written {
+        progress.written_version = version;
+    } else if theirs.written_version > 0 || ours.written_version > 0 {
+        // V2 holds an older log: the link shows while the newer one is on its way.
+        progress.written_version = version.saturating_sub(1);
+    }
+    let due = !written && (!progress.parked || adopted.due);
+    (progress, due)
+}
+
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Slot {
+    pub(crate) log: Option<CallLog>,
+    pub(crate) version: u64,
+    pub(crate) progress: Progress,
+    pub(crate) due_at: Option<u64>,
+    #[serde(skip)]
     leased_until: u64,
+    #[serde(skip)]
+    lease: String,
     /// When the entry last changed, so written entries can be forgotten after a while.
-    touched_ms: u64,
+    pub(crate) touched_ms: u64,
 }
 
 /// How long a written entry is kept for notes after the call.
 const KEEP_WRITTEN_MS: u64 = 7 * 24 * 60 * 60 * 1000;
 
-/// The embedded default: survives nothing but a V2 outage, like every memory store; with Redis
-/// configured the outbox survives restarts.
+type Slots = HashMap<String, HashMap<String, Slot>>;
+
+/// The embedded default. Without a journal it survives nothing but a V2 outage, like every
+/// memory store; with one ([`MemoryOutbox::durable`]) every change is on disk before it is
+/// acknowledged and the entries come back when the relay starts again. With Redis configured the
+/// outbox survives restarts and is shared.
 #[derive(Debug, Default)]
 pub struct MemoryOutbox {
-    tenants: Mutex<HashMap<String, HashMap<String, Slot>>>,
+    tenants: Mutex<Slots>,
+    journal: Option<Mutex<Journal>>,
+    /// Names claims, so a give-back from a claim whose lease ran out is told apart.
+    claims: AtomicU64,
 }
 
 impl MemoryOutbox {
-    fn with<R>(&self, tenant: &str, f: impl FnOnce(&mut HashMap<String, Slot>) -> R) -> R {
+    /// An outbox journalled in `dir` (created if missing): what the journal holds is read back
+    /// now, and every change is appended (and synced) before it is acknowledged.
+    pub fn durable(dir: &std::path::Path) -> Result<Self, OutboxError> {
+        let (journal, slots) =
+            Journal::open(dir).map_err(|e| OutboxError::Unavailable(e.into()))?;
+        let pending: usize = slots
+            .values()
+            .flat_map(|t| t.values())
+            .filter(|s| s.due_at.is_some())
+            .count();
+        if pending > 0 {
+            tracing::info!(
+                pending,
+                "activities from before the restart are queued again"
+            );
+        }
+        Ok(MemoryOutbox {
+            tenants: Mutex::new(slots),
+            journal: Some(Mutex::new(journal)),
+            claims: AtomicU64::new(0),
+        })
+    }
+
+    /// Whether changes outlive the process.
+    pub fn is_durable(&self) -> bool {
+        self.journal.is_some()
+    }
+
+    /// Runs `f` on the tenant's slots and journals the slots it names as changed, all under the
+    /// lock so the journal's order is the changes' order. Fails (and changes nothing) when the
+    /// journal cannot be written.
+    fn change<R>(
+        &self,
+        tenant: &str,
+        f: impl FnOnce(&mut HashMap<String, Slot>) -> (R, Vec<String>),
+    ) -> Result<R, OutboxError> {
+        let mut tenants = self.tenants.lock().unwrap_or_else(|p| p.into_inner());
+        let slots = tenants.entry(tenant.to_string()).or_default();
+        let Some(journal) = &self.journal else {
+            return Ok(f(slots).0);
+        };
+        let before = slots.clone();
+        let (out, changed) = f(slots);
+        let records: Vec<Record> = changed
+            .iter()
+            .map(|id| Record {
+                tenant: tenant.to_string(),
+                call_id: id.clone(),
+                slot: slots.get(id).cloned(),
+            })
+            .collect();
+        let mut journal = journal.lock().unwrap_or_else(|p| p.into_inner());
+        if let Err(err) = journal.append(&records) {
+            *slots = before;
+            return Err(OutboxError::Unavailable(err.into()));
+        }
+        if journal.wants_compaction(tenants.values().map(HashMap::len).sum())
+            && let Err(err) = journal.compact(&tenants)
+        {
+            tracing::warn!(%err, "could not compact the activity journal; it keeps growing");
+        }
+        Ok(out)
+    }
+
+    fn read<R>(&self, tenant: &str, f: impl FnOnce(&HashMap<String, Slot>) -> R) -> R {
         let mut tenants = self.tenants.lock().unwrap_or_else(|p| p.into_inner());
         f(tenants.entry(tenant.to_string()).or_default())
     }
+
+    /// Leases every entry of the tenant that nobody is writing, due or not (to move them
+    /// elsewhere); give each back with [`Outbox::release`] or drop it with
+    /// [`MemoryOutbox::remove`].
+    pub fn lease_all(&self, tenant: &str, now_ms: u64, lease_ms: u64) -> Vec<Entry> {
+        let claim = self.next_claim();
+        let mut tenants = self.tenants.lock().unwrap_or_else(|p| p.into_inner());
+        let slots = tenants.entry(tenant.to_string()).or_default();
+        slots
+            .iter_mut()
+            .filter(|(_, s)| s.leased_until <= now_ms && s.log.is_some())
+            .filter_map(|(id, slot)| {
+                slot.leased_until = now_ms + lease_ms;
+                slot.lease = claim.clone();
+                entry_of(id, slot, &claim)
+            })
+            .collect()
+    }
+
+    /// Forgets an entry (it moved to another outbox), if `entry`'s lease still holds it.
+    pub fn remove(&self, tenant: &str, entry: &Entry) -> Result<(), OutboxError> {
+        self.change(tenant, |slots| {
+            let held = slots
+                .get(&entry.call_id)
+                .is_some_and(|s| s.lease == entry.lease);
+            if held {
+                slots.remove(&entry.call_id);
+                ((), vec![entry.call_id.clone()])
+            } else {
+                ((), Vec::new())
+            }
+        })
+    }
+
+    /// Whether the tenant has any entry here.
+    pub fn is_empty(&self, tenant: &str) -> bool {
+        self.read(tenant, HashMap::is_empty)
+    }
+
+    fn next_claim(&self) -> String {
+        format!("claim-{}", self.claims.fetch_add(1, Ordering::Relaxed) + 1)
+    }
 }
 
-fn entry_of(call_id: &str, slot: &Slot) -> Option<Entry> {
+fn entry_of(call_id: &str, slot: &Slot, lease: &str) -> Option<Entry> {
     Some(Entry {
         call_id: call_id.to_string(),
         log: slot.log.clone()?,
         version: slot.version,
         progress: slot.progress.clone(),
         due: slot.due_at.is_some(),
+        lease: lease.to_string(),
+        local: false,
     })
 }
 
 #[async_trait]
 impl Outbox for MemoryOutbox {
     async fn put(&self, tenant: &str, log: &CallLog, now_ms: u64) -> Result<u64, OutboxError> {
-        Ok(self.with(tenant, |slots| {
+        self.change(tenant, |slots| {
             slots.retain(|_, s| {
                 s.due_at.is_some() || now_ms.saturating_sub(s.touched_ms) < KEEP_WRITTEN_MS
             });
@@ -145,8 +309,8 @@ impl Outbox for MemoryOutbox {
             slot.version += 1;
             slot.due_at = Some(now_ms);
             slot.touched_ms = now_ms;
-            slot.version
-        }))
+            (slot.version, vec![log.call_id.clone()])
+        })
     }
 
     async fn claim_due(
@@ -156,22 +320,23 @@ impl Outbox for MemoryOutbox {
         lease_ms: u64,
         limit: usize,
     ) -> Result<Vec<Entry>, OutboxError> {
-        Ok(self.with(tenant, |slots| {
-            let mut due: Vec<(&String, &mut Slot)> = slots
-                .iter_mut()
-                .filter(|(_, s)| {
-                    s.due_at.is_some_and(|at| at <= now_ms) && s.leased_until <= now_ms
-                })
-                .collect();
-            due.sort_by_key(|(_, s)| s.due_at);
-            due.into_iter()
-                .take(limit)
-                .filter_map(|(id, slot)| {
-                    slot.leased_until = now_ms + lease_ms;
-                    entry_of(id, slot)
-                })
-                .collect()
-        }))
+        let claim = self.next_claim();
+        let mut tenants = self.tenants.lock().unwrap_or_else(|p| p.into_inner());
+        let slots = tenants.entry(tenant.to_string()).or_default();
+        let mut due: Vec<(&String, &mut Slot)> = slots
+            .iter_mut()
+            .filter(|(_, s)| s.due_at.is_some_and(|at| at <= now_ms) && s.leased_until <= now_ms)
+            .collect();
+        due.sort_by_key(|(_, s)| s.due_at);
+        Ok(due
+            .into_iter()
+            .take(limit)
+            .filter_map(|(id, slot)| {
+                slot.leased_until = now_ms + lease_ms;
+                slot.lease = claim.clone();
+                entry_of(id, slot, &claim)
+            })
+            .collect())
     }
 
     async fn finish(
@@ -180,13 +345,17 @@ impl Outbox for MemoryOutbox {
         entry: &Entry,
         next: Next,
         now_ms: u64,
-    ) -> Result<(), OutboxError> {
-        self.with(tenant, |slots| {
+    ) -> Result<bool, OutboxError> {
+        self.change(tenant, |slots| {
             let Some(slot) = slots.get_mut(&entry.call_id) else {
-                return;
+                return (false, Vec::new());
             };
+            if slot.lease != entry.lease || slot.leased_until < now_ms {
+                return (false, Vec::new());
+            }
             slot.progress = entry.progress.clone();
             slot.leased_until = 0;
+            slot.lease.clear();
             slot.touched_ms = now_ms;
             slot.due_at = if slot.version > entry.version {
                 Some(now_ms)
@@ -196,38 +365,91 @@ impl Outbox for MemoryOutbox {
                     Next::RetryAt(at) => Some(at),
                 }
             };
-        });
+            (true, vec![entry.call_id.clone()])
+        })
+    }
+
+    async fn release(&self, tenant: &str, entry: &Entry) -> Result<(), OutboxError> {
+        let mut tenants = self.tenants.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(slot) = tenants
+            .entry(tenant.to_string())
+            .or_default()
+            .get_mut(&entry.call_id)
+            && slot.lease == entry.lease
+        {
+            slot.leased_until = 0;
+            slot.lease.clear();
+        }
         Ok(())
     }
 
+    async fn adopt(&self, tenant: &str, entry: &Entry, now_ms: u64) -> Result<bool, OutboxError> {
+        self.change(tenant, |slots| {
+            let here = slots.get(&entry.call_id);
+            if here.is_some_and(|s| s.leased_until > now_ms) {
+                return (false, Vec::new());
+            }
+            let held = here.and_then(|s| entry_of(&entry.call_id, s, ""));
+            let version = here.map_or(0, |s| s.version) + 1;
+            let (progress, due) = merged(held.as_ref(), entry, version);
+            slots.insert(
+                entry.call_id.clone(),
+                Slot {
+                    log: Some(entry.log.clone()),
+                    version,
+                    progress,
+                    due_at: due.then_some(now_ms),
+                    touched_ms: now_ms,
+                    ..Slot::default()
+                },
+            );
+            (true, vec![entry.call_id.clone()])
+        })
+    }
+
     async fn get(&self, tenant: &str, call_id: &str) -> Result<Option<Entry>, OutboxError> {
-        Ok(self.with(tenant, |slots| {
-            slots.get(call_id).and_then(|s| entry_of(call_id, s))
+        Ok(self.read(tenant, |slots| {
+            slots.get(call_id).and_then(|s| entry_of(call_id, s, ""))
         }))
     }
 
     async fn retry(&self, tenant: &str, call_id: &str, now_ms: u64) -> Result<bool, OutboxError> {
-        Ok(self.with(tenant, |slots| match slots.get_mut(call_id) {
+        self.change(tenant, |slots| match slots.get_mut(call_id) {
             Some(slot) if slot.log.is_some() => {
                 slot.due_at = Some(now_ms);
-                true
+                (true, vec![call_id.to_string()])
             }
-            _ => false,
-        }))
+            _ => (false, Vec::new()),
+        })
     }
 
     async fn backlog(&self, tenant: &str) -> Result<u64, OutboxError> {
-        Ok(self.with(tenant, |slots| {
+        Ok(self.read(tenant, |slots| {
             slots
                 .values()
                 .filter(|s| s.progress.written_version < s.version && !s.progress.parked)
                 .count() as u64
         }))
     }
+
+    async fn at_risk(&self, tenant: &str) -> Vec<String> {
+        if self.journal.is_some() {
+            return Vec::new();
+        }
+        self.read(tenant, |slots| {
+            let mut ids: Vec<String> = slots
+                .iter()
+                .filter(|(_, s)| s.log.is_some() && s.progress.written_version < s.version)
+                .map(|(id, _)| id.clone())
+                .collect();
+            ids.sort();
+            ids
+        })
+    }
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::calls::log::LogDirection;
     use cti_protocol::event::EndReason;
@@ -362,6 +584,135 @@ mod tests {
         assert_eq!(
             outbox
                 .claim_due("t", 100_000, 60_000, 10)
+                .await
+                .expect("claim")
+                .len(),
+            1
+        );
+    }
+
+    #[tokio::test]
+    async fn a_give_back_after_the_lease_ran_out_is_discarded() {
+        let outbox = MemoryOutbox::default();
+        outbox.put("t", &log("c1", ""), 1_000).await.expect("put");
+        let mut late = outbox
+            .claim_due("t", 1_000, 10, 10)
+            .await
+            .expect("claim")
+            .remove(0);
+        let current = outbox
+            .claim_due("t", 1_011, 60_000, 10)
+            .await
+            .expect("claim")
+            .remove(0);
+        late.progress.v2_id = Some("pc-late".into());
+        late.progress.written_version = late.version;
+        assert!(
+            !outbox
+                .finish("t", &late, Next::Done, 1_020)
+                .await
+                .expect("finish")
+        );
+        let entry = outbox.get("t", "c1").await.expect("get").expect("entry");
+        assert_eq!(entry.progress, Progress::default(), "progress unchanged");
+        assert!(
+            outbox
+                .finish("t", &current, Next::RetryAt(9_000), 1_030)
+                .await
+                .expect("finish")
+        );
+    }
+
+    /// A directory of its own under the system's temporary one, removed when dropped.
+    struct TempDir(std::path::PathBuf);
+
+    impl TempDir {
+        fn new() -> Self {
+            let dir = std::env::temp_dir().join(format!("cti-journal-{}", uuid::Uuid::new_v4()));
+            std::fs::create_dir_all(&dir).expect("a temporary directory");
+            TempDir(dir)
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_journalled_outbox_comes_back_after_a_restart() {
+        let dir = TempDir::new();
+        {
+            let outbox = MemoryOutbox::durable(&dir.0).expect("journal");
+            assert!(
+                outbox.at_risk("t").await.is_empty(),
+                "nothing at risk on disk"
+            );
+            outbox
+                .put("t", &log("pending", ""), 1_000)
+                .await
+                .expect("put");
+            outbox
+                .put("t", &log("written", ""), 1_000)
+                .await
+                .expect("put");
+            outbox
+                .put("u", &log("other", "n"), 1_000)
+                .await
+                .expect("put");
+            let claimed = outbox
+                .claim_due("t", 1_000, 60_000, 10)
+                .await
+                .expect("claim");
+            for mut entry in claimed {
+                if entry.call_id == "written" {
+                    entry.progress.written_version = entry.version;
+                    entry.progress.v2_id = Some("pc-1".into());
+                    outbox
+                        .finish("t", &entry, Next::Done, 2_000)
+                        .await
+                        .expect("finish");
+                } else {
+                    entry.progress.attempts = 1;
+                    outbox
+                        .finish("t", &entry, Next::RetryAt(5_000), 2_000)
+                        .await
+                        .expect("finish");
+                }
+            }
+            // The process dies here, with a line cut short by the crash.
+        }
+        let file = dir.0.join("activity-outbox.jsonl");
+        let mut text = std::fs::read_to_string(&file).expect("journal");
+        text.push_str("{\"tenant\":\"t\",\"call_");
+        std::fs::write(&file, text).expect("torn line");
+
+        let outbox = MemoryOutbox::durable(&dir.0).expect("journal again");
+        let written = outbox
+            .get("t", "written")
+            .await
+            .expect("get")
+            .expect("kept");
+        assert!(written.is_written() && !written.due);
+        assert_eq!(written.progress.v2_id.as_deref(), Some("pc-1"));
+        let pending = outbox
+            .get("t", "pending")
+            .await
+            .expect("get")
+            .expect("kept");
+        assert_eq!((pending.due, pending.progress.attempts), (true, 1));
+        let due = outbox
+            .claim_due("t", 5_000, 60_000, 10)
+            .await
+            .expect("claim after restart");
+        assert_eq!(
+            due.iter().map(|e| e.call_id.as_str()).collect::<Vec<_>>(),
+            ["pending"]
+        );
+        assert_eq!(
+            outbox
+                .claim_due("u", 5_000, 60_000, 10)
                 .await
                 .expect("claim")
                 .len(),

@@ -46,11 +46,12 @@ end
 return out
 "#;
 
+/// Gives an entry back, only while the caller's claim still holds its lease: a writer whose
+/// lease ran out (slow V2) must not overwrite the progress of the writer that took the entry over.
 const FINISH: &str = r#"
+if redis.call('GET', ARGV[6] .. ARGV[1]) ~= ARGV[7] then return 0 end
+redis.call('DEL', ARGV[6] .. ARGV[1])
 redis.call('HSET', KEYS[3], ARGV[1], ARGV[2])
-if redis.call('GET', ARGV[6] .. ARGV[1]) == ARGV[7] then
-  redis.call('DEL', ARGV[6] .. ARGV[1])
-end
 local version = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0')
 if version > tonumber(ARGV[3]) then
   redis.call('ZADD', KEYS[4], ARGV[5], ARGV[1])
@@ -59,6 +60,33 @@ elseif ARGV[4] == '-1' then
   redis.call('ZADD', KEYS[5], ARGV[5], ARGV[1])
 else
   redis.call('ZADD', KEYS[4], ARGV[4], ARGV[1])
+end
+return 1
+"#;
+
+/// Deletes the entry's lease when the caller's claim holds it.
+const RELEASE: &str = r#"
+if redis.call('GET', ARGV[2] .. ARGV[1]) == ARGV[3] then
+  redis.call('DEL', ARGV[2] .. ARGV[1])
+end
+return 1
+"#;
+
+/// Takes over an entry from elsewhere, unless it is leased here or changed since the caller read
+/// it (ARGV[4], the version then): the caller merged the progress against that read.
+const ADOPT: &str = r#"
+if redis.call('EXISTS', ARGV[6] .. ARGV[1]) == 1 then return 0 end
+local version = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0')
+if version ~= tonumber(ARGV[4]) then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('HINCRBY', KEYS[2], ARGV[1], 1)
+redis.call('HSET', KEYS[3], ARGV[1], ARGV[3])
+if ARGV[5] == '-1' then
+  redis.call('ZREM', KEYS[4], ARGV[1])
+  redis.call('ZADD', KEYS[5], ARGV[7], ARGV[1])
+else
+  redis.call('ZADD', KEYS[4], ARGV[5], ARGV[1])
+  redis.call('ZREM', KEYS[5], ARGV[1])
 end
 return 1
 "#;
@@ -101,6 +129,8 @@ static PUT_SCRIPT: Lazy = Lazy::new(|| redis::Script::new(PUT));
 static CLAIM_SCRIPT: Lazy = Lazy::new(|| redis::Script::new(CLAIM));
 static FINISH_SCRIPT: Lazy = Lazy::new(|| redis::Script::new(FINISH));
 static RETRY_SCRIPT: Lazy = Lazy::new(|| redis::Script::new(RETRY));
+static RELEASE_SCRIPT: Lazy = Lazy::new(|| redis::Script::new(RELEASE));
+static ADOPT_SCRIPT: Lazy = Lazy::new(|| redis::Script::new(ADOPT));
 
 /// The script with the tenant's keys.
 fn script(script: &'static Lazy, tenant: &str) -> redis::ScriptInvocation<'static> {
@@ -117,6 +147,7 @@ fn decode_entry(
     version: &str,
     progress: &str,
     due: bool,
+    lease: &str,
 ) -> Option<Entry> {
     let log: CallLog = match serde_json::from_str(log) {
         Ok(log) => log,
@@ -131,6 +162,8 @@ fn decode_entry(
         version: version.parse().unwrap_or(0),
         progress: serde_json::from_str(progress).unwrap_or_else(|_| Progress::default()),
         due,
+        lease: lease.to_string(),
+        local: false,
     })
 }
 
@@ -174,18 +207,21 @@ impl Outbox for RedisOutbox {
         limit: usize,
     ) -> Result<Vec<Entry>, OutboxError> {
         let mut conn = self.conn.clone();
+        // Each claim holds its leases under its own name: a give-back from an earlier claim of
+        // this process whose lease ran out is told apart from the current one.
+        let lease = format!("{}:{}", self.owner, uuid::Uuid::new_v4());
         let flat: Vec<String> = script(&CLAIM_SCRIPT, tenant)
             .arg(now_ms)
             .arg(lease_ms.max(1))
             .arg(limit.max(1))
             .arg(lease_prefix(tenant))
-            .arg(&self.owner)
+            .arg(&lease)
             .invoke_async(&mut conn)
             .await
             .map_err(unavailable)?;
         Ok(flat
             .chunks_exact(4)
-            .filter_map(|c| decode_entry(c[0].clone(), &c[1], &c[2], &c[3], true))
+            .filter_map(|c| decode_entry(c[0].clone(), &c[1], &c[2], &c[3], true, &lease))
             .collect())
     }
 
@@ -195,7 +231,7 @@ impl Outbox for RedisOutbox {
         entry: &Entry,
         next: Next,
         now_ms: u64,
-    ) -> Result<(), OutboxError> {
+    ) -> Result<bool, OutboxError> {
         let progress = serde_json::to_string(&entry.progress).map_err(unavailable)?;
         let due = match next {
             Next::Done | Next::Parked => "-1".to_string(),
@@ -209,11 +245,49 @@ impl Outbox for RedisOutbox {
             .arg(due)
             .arg(now_ms)
             .arg(lease_prefix(tenant))
-            .arg(&self.owner)
+            .arg(&entry.lease)
+            .invoke_async::<i64>(&mut conn)
+            .await
+            .map_err(unavailable)
+            .map(|recorded| recorded == 1)
+    }
+
+    async fn release(&self, tenant: &str, entry: &Entry) -> Result<(), OutboxError> {
+        let mut conn = self.conn.clone();
+        script(&RELEASE_SCRIPT, tenant)
+            .arg(&entry.call_id)
+            .arg(lease_prefix(tenant))
+            .arg(&entry.lease)
             .invoke_async::<i64>(&mut conn)
             .await
             .map_err(unavailable)?;
         Ok(())
+    }
+
+    async fn adopt(&self, tenant: &str, entry: &Entry, now_ms: u64) -> Result<bool, OutboxError> {
+        let here = self.get(tenant, &entry.call_id).await?;
+        let seen = here.as_ref().map_or(0, |e| e.version);
+        let (progress, due) = super::outbox::merged(here.as_ref(), entry, seen + 1);
+        let log = serde_json::to_string(&entry.log).map_err(unavailable)?;
+        let progress = serde_json::to_string(&progress).map_err(unavailable)?;
+        let due = if due {
+            now_ms.to_string()
+        } else {
+            "-1".to_string()
+        };
+        let mut conn = self.conn.clone();
+        let adopted: i64 = script(&ADOPT_SCRIPT, tenant)
+            .arg(&entry.call_id)
+            .arg(log)
+            .arg(progress)
+            .arg(seen)
+            .arg(due)
+            .arg(lease_prefix(tenant))
+            .arg(now_ms)
+            .invoke_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        Ok(adopted == 1)
     }
 
     async fn get(&self, tenant: &str, call_id: &str) -> Result<Option<Entry>, OutboxError> {
@@ -240,6 +314,7 @@ impl Outbox for RedisOutbox {
                 ver.as_deref().unwrap_or("0"),
                 progress.as_deref().unwrap_or(""),
                 due.is_some(),
+                "",
             )
         }))
     }
@@ -262,5 +337,9 @@ impl Outbox for RedisOutbox {
             .query_async(&mut conn)
             .await
             .map_err(unavailable)
+    }
+
+    async fn at_risk(&self, _tenant: &str) -> Vec<String> {
+        Vec::new()
     }
 }

@@ -61,23 +61,35 @@ pub struct WriterTenant {
 pub struct WriterSettings {
     /// How long a claimed entry is this writer's.
     pub lease_ms: u64,
+    /// How long one attempt may take: shorter than the lease, so the lease never runs out while
+    /// V2 is still being written (another instance would claim the entry and write it twice).
+    pub attempt_ms: u64,
     pub retry_base_ms: u64,
     pub retry_max_ms: u64,
+    /// How long a stopping relay keeps writing due activities before it gives up.
+    pub drain_ms: u64,
 }
+
+/// What the lease has beyond the attempt's deadline: the give-back's own round trip.
+const LEASE_MARGIN_MS: u64 = 5_000;
 
 impl WriterSettings {
     pub fn from_config(config: &Config) -> Self {
+        // An attempt is a few V2 requests, each bounded by the timeout; past the deadline it is
+        // abandoned and retried (the next attempt finds what it created by the call id). A
+        // crashed instance's entries come back after the lease.
+        let attempt_ms = (config.v2_timeout.as_millis() as u64 * 4).max(1_000);
         WriterSettings {
-            // A claimed entry is ours for longer than one attempt can take (a few V2 requests,
-            // each bounded by the timeout); a crashed instance's entries come back after it.
-            lease_ms: config.v2_timeout.as_millis() as u64 * 4 + 5_000,
+            lease_ms: attempt_ms + LEASE_MARGIN_MS,
+            attempt_ms,
             retry_base_ms: config.activity_retry_base.as_millis() as u64,
             retry_max_ms: config.activity_retry_max.as_millis() as u64,
+            drain_ms: config.drain.as_millis() as u64,
         }
     }
 }
 
-/// Runs until `stopping` resolves.
+/// Runs until `stopping` resolves (a round under way finishes); [`drain`] takes over from there.
 pub async fn run(writer: Writer, stopping: impl std::future::Future<Output = ()>) {
     tokio::pin!(stopping);
     loop {
@@ -91,6 +103,58 @@ pub async fn run(writer: Writer, stopping: impl std::future::Future<Output = ()>
                 _ = tokio::time::sleep(POLL) => {}
                 _ = &mut stopping => return,
             }
+        }
+    }
+}
+
+/// The relay stops: writes what is due until nothing is or the drain time (on the relay's clock)
+/// is up (a round still under way then is cut off: its leases run out, its entries stay queued),
+/// then names at error level every call whose activity only this process held and that is
+/// not in V2: those are lost (memory outbox without a journal, or memory during a Redis outage).
+pub async fn drain(writer: &Writer) {
+    let deadline = writer
+        .clock
+        .now_ms()
+        .saturating_add(writer.settings.drain_ms);
+    // What would be lost gets one more try now, whatever its back-off said.
+    for tenant in &writer.tenants {
+        let tid = tenant.config.id.as_str();
+        for call in writer.activity.outbox.at_risk(tid).await {
+            if let Err(err) = writer
+                .activity
+                .outbox
+                .retry(tid, &call, writer.clock.now_ms())
+                .await
+            {
+                tracing::warn!(%err, call = %call, "cannot try the activity once more");
+            }
+        }
+    }
+    loop {
+        let left = deadline.saturating_sub(writer.clock.now_ms());
+        if left == 0 {
+            break;
+        }
+        let round = async {
+            let mut worked = false;
+            for tenant in &writer.tenants {
+                worked |= write_due(writer, tenant).await;
+            }
+            worked
+        };
+        match tokio::time::timeout(Duration::from_millis(left), round).await {
+            Ok(true) => continue,
+            Ok(false) | Err(_) => break,
+        }
+    }
+    for tenant in &writer.tenants {
+        let tid = tenant.config.id.as_str();
+        let lost = writer.activity.outbox.at_risk(tid).await;
+        if !lost.is_empty() {
+            tracing::error!(
+                tenant = %tid, calls = ?lost,
+                "stopping with activities not yet in V2 that only this process held: they are lost"
+            );
         }
     }
 }
@@ -143,19 +207,28 @@ enum Failure {
     V2(#[from] V2Error),
     #[error(transparent)]
     Authority(#[from] AuthorityError),
+    #[error("V2 did not finish within {0:?}")]
+    Deadline(Duration),
 }
 
 async fn attempt(state: &Writer, tenant: &WriterTenant, mut entry: Entry) {
     let tid = tenant.config.id.as_str();
     let shown = super::status_of(&entry, &tenant.config.v2_url);
     let fields = written_fields(&tenant.config);
-    let result = match state
-        .authority
-        .client_for(&tenant.config, &tenant.v2, &entry.log.owner)
-        .await
-    {
-        Ok(v2) => write(&v2, tenant, &mut entry).await.map_err(Failure::from),
-        Err(err) => Err(Failure::from(err)),
+    let deadline = Duration::from_millis(state.settings.attempt_ms);
+    let work = async {
+        match state
+            .authority
+            .client_for(&tenant.config, &tenant.v2, &entry.log.owner)
+            .await
+        {
+            Ok(v2) => write(&v2, tenant, &mut entry).await.map_err(Failure::from),
+            Err(err) => Err(Failure::from(err)),
+        }
+    };
+    let result = match tokio::time::timeout(deadline, work).await {
+        Ok(result) => result,
+        Err(_) => Err(Failure::Deadline(deadline)),
     };
     let now = state.clock.now_ms();
     let (next, outcome) = match result {
@@ -192,9 +265,17 @@ async fn attempt(state: &Writer, tenant: &WriterTenant, mut entry: Entry) {
         }
     };
     state.metrics.activity_write(tid, outcome);
-    if let Err(err) = state.activity.outbox.finish(tid, &entry, next, now).await {
-        // The lease runs out and another attempt finds the activity by its call id.
-        tracing::warn!(%err, call = %entry.call_id, "could not record the activity's progress");
+    match state.activity.outbox.finish(tid, &entry, next, now).await {
+        Ok(true) => {}
+        Ok(false) => {
+            // Another writer has the entry now; what it records stands.
+            tracing::warn!(call = %entry.call_id, "the activity's lease ran out during the attempt; its outcome is discarded");
+            return;
+        }
+        Err(err) => {
+            // The lease runs out and another attempt finds the activity by its call id.
+            tracing::warn!(%err, call = %entry.call_id, "could not record the activity's progress");
+        }
     }
     entry.due = matches!(next, Next::RetryAt(_));
     let status = super::status_of(&entry, &tenant.config.v2_url);
@@ -344,6 +425,7 @@ fn describe(err: &Failure, fields: &[String]) -> String {
     let err = match err {
         Failure::V2(err) => err,
         Failure::Authority(err) => return err.to_string(),
+        Failure::Deadline(_) => return err.to_string(),
     };
     match err {
         V2Error::Status {

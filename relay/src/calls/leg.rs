@@ -60,6 +60,10 @@ pub struct Leg {
     /// How often the call came back to this rep after their leg had ended.
     #[serde(default)]
     pub returns: u32,
+    /// When the leg was last written (Unix ms, the relay's clock; 0 before it was stored), so the
+    /// newer of two copies is told apart after a Redis outage (`calls::fallback`).
+    #[serde(default)]
+    pub updated_ms: u64,
 }
 
 /// The rep's notes, outcome and the recording consent on their leg.
@@ -141,6 +145,7 @@ pub(crate) mod fixtures {
             consult: None,
             wrap_up: AfterCall::default(),
             returns: 0,
+            updated_ms: 0,
         }
     }
 }

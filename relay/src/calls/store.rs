@@ -106,6 +106,15 @@ pub(crate) fn sort_legs(legs: &mut [Leg]) {
     });
 }
 
+impl MemoryCallStore {
+    /// Forgets a leg (it is stored elsewhere now).
+    pub fn remove(&self, tenant: &str, call_id: &str, agent: &str) {
+        self.with(tenant, |t| {
+            t.legs.remove(&(call_id.to_string(), agent.to_string()));
+        });
+    }
+}
+
 fn key(view: &Leg) -> (String, String) {
     (view.id.clone(), view.agent.clone())
 }

@@ -144,6 +144,10 @@ pub(super) fn from_vars(get: impl Fn(&str) -> Option<String>) -> Result<Config, 
     config.activity_retry_base =
         millis("CTI_ACTIVITY_RETRY_BASE_MS", config.activity_retry_base, 10)?;
     config.activity_retry_max = secs("CTI_ACTIVITY_RETRY_MAX_SECS", config.activity_retry_max, 1)?;
+    config.outbox_dir = get("CTI_OUTBOX_DIR")
+        .filter(|d| !d.trim().is_empty())
+        .map(std::path::PathBuf::from);
+    config.drain = secs("CTI_DRAIN_SECS", config.drain, 0)?;
 
     config.destination = match (get("CTI_DESTINATION_URI"), get("VCAP_SERVICES")) {
         (Some(uri), _) => {

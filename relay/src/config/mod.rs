@@ -68,6 +68,11 @@ pub struct Config {
     pub activity_retry_base: Duration,
     /// The longest wait between attempts (V2's Retry-After may ask for longer).
     pub activity_retry_max: Duration,
+    /// Where the in-memory activity outbox journals its entries, so they outlive a crash or a
+    /// restart of the process (on a disk that outlives it); None keeps them in memory only.
+    pub outbox_dir: Option<std::path::PathBuf>,
+    /// How long a stopping relay keeps writing due activities.
+    pub drain: Duration,
     /// The BTP Destination service, for tenants writing through a destination.
     pub destination: Option<DestinationConfig>,
     /// Seals the reps' refresh tokens (`oauth2`) and their shared sign-ins.
@@ -174,6 +179,9 @@ impl Config {
             index_check: Duration::from_secs(10),
             activity_retry_base: Duration::from_secs(1),
             activity_retry_max: Duration::from_secs(300),
+            outbox_dir: None,
+            // Cloud Foundry kills an instance 10 s after SIGTERM.
+            drain: Duration::from_secs(8),
             destination: None,
             token_key: None,
             connector_lease: Duration::from_secs(15),

@@ -171,6 +171,7 @@ async fn new_leg(
             ..Default::default()
         },
         returns: 0,
+        updated_ms: 0,
     };
     (view, pending)
 }

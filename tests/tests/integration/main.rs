@@ -6,6 +6,7 @@ mod asterisk;
 mod browser_flow;
 mod click_to_dial;
 mod connectors;
+mod durability;
 mod finesse;
 mod freeswitch;
 mod genesys;
