@@ -199,6 +199,20 @@ mod tests {
             "bad_signature"
         );
         assert_eq!(
+            code(AdapterError::Signature(SignatureError::Stale {
+                skew_secs: 600
+            })),
+            "stale_signature"
+        );
+        assert_eq!(
+            code(AdapterError::Signature(SignatureError::MissingTimestamp)),
+            "missing_timestamp"
+        );
+        assert_eq!(
+            code(AdapterError::Signature(SignatureError::MalformedTimestamp)),
+            "bad_signature"
+        );
+        assert_eq!(
             code(AdapterError::UnsupportedMediaType("text/plain".into())),
             "unsupported_media_type"
         );

@@ -303,6 +303,9 @@ fn single_tenant(get: &impl Fn(&str) -> Option<String>) -> Result<TenantFile, Co
     // are configured in a tenants file.
     let mut pbx = generic::Settings::demo(SIM_URL);
     set(&mut pbx.control_url, "CTI_CONTROL_URL");
+    if let Some(v) = get("CTI_WEBHOOK_LEGACY_SIGNATURES_UNTIL") {
+        pbx.webhook_legacy_signatures_until = Some(v);
+    }
     if let Some(v) = get("CTI_WEBHOOK_SECRET") {
         pbx.webhook_secret = Secret::new(v);
     }
