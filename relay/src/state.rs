@@ -285,6 +285,7 @@ impl AppState {
                 &config.jwt.jwks_url,
                 &config.jwt.issuer,
                 &config.jwt.audience,
+                config.jwt.agent_scope(),
             ),
             hub: Arc::new(match stores.shared_replay {
                 Some(store) => Hub::with_store(store, true, config.replay_capacity, clock.clone()),

@@ -91,6 +91,9 @@ pub(super) fn from_vars(get: impl Fn(&str) -> Option<String>) -> Result<Config, 
     if let Some(v) = get("CTI_JWT_AUDIENCE") {
         config.jwt.audience = v;
     }
+    if let Some(v) = get("CTI_JWT_SCOPE") {
+        config.jwt.scope = Some(v);
+    }
     if let Some(v) = get("CTI_WIDGET_DIR") {
         config.widget_dir = PathBuf::from(v);
     }

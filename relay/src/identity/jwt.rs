@@ -3,6 +3,14 @@
 //! The same code checks XSUAA/IAS tokens in production and the simulator's tokens in the demo;
 //! only the JWKS URL, issuer and audience differ. The tenant is `app_tid`, else `zid` (XSUAA's
 //! identity zone); the rep is `user_name`, else `email`, else `sub`.
+//!
+//! A token must name the configured issuer (`iss`) and audience (`aud`) and carry an expiry
+//! (`exp`); absent claims are refused, not skipped (jsonwebtoken skips absent `iss`/`aud` unless
+//! told they are required). `nbf` is checked when present but not required: XSUAA's tokens carry
+//! `iat` and `exp` and no `nbf` (reference: SAP V2 notes 6.4, decoded sample tokens), so requiring
+//! it would refuse every production token. An agent token must also carry the agent scope (XSUAA
+//! puts the role's scopes in a `scope` array, `<xsappname>.Agent`); a V2 events client's token
+//! ([`JwtVerifier::verify_client`]) carries its client's scopes instead and is not held to it.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -32,6 +40,25 @@ pub enum AuthError {
     MissingIdentity,
     #[error("identity provider keys unavailable: {0}")]
     KeysUnavailable(#[source] reqwest::Error),
+    #[error("the token lacks the scope {0:?} that agents are given")]
+    MissingScope(String),
+}
+
+/// `scope` as XSUAA sends it (an array) or as OAuth 2.0 spells it (one space-separated string).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum Scopes {
+    List(Vec<String>),
+    Spaced(String),
+}
+
+impl Scopes {
+    fn contains(&self, wanted: &str) -> bool {
+        match self {
+            Scopes::List(list) => list.iter().any(|s| s == wanted),
+            Scopes::Spaced(text) => text.split_whitespace().any(|s| s == wanted),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -42,6 +69,7 @@ struct Claims {
     email: Option<String>,
     sub: Option<String>,
     exp: u64,
+    scope: Option<Scopes>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -68,14 +96,24 @@ pub struct JwtVerifier {
     http: reqwest::Client,
     keys: RwLock<HashMap<String, DecodingKey>>,
     last_fetch: Mutex<Option<Instant>>,
+    /// The scope an agent token must carry; None: no scope is checked.
+    agent_scope: Option<String>,
 }
 
 impl JwtVerifier {
     /// `http` is the process's client (with its timeouts).
-    pub fn new(http: reqwest::Client, jwks_url: &str, issuer: &str, audience: &str) -> Self {
+    pub fn new(
+        http: reqwest::Client,
+        jwks_url: &str,
+        issuer: &str,
+        audience: &str,
+        agent_scope: Option<String>,
+    ) -> Self {
         let mut validation = Validation::new(Algorithm::RS256);
         validation.set_issuer(&[issuer]);
         validation.set_audience(&[audience]);
+        validation.set_required_spec_claims(&["exp", "iss", "aud"]);
+        validation.validate_nbf = true;
         validation.leeway = 30;
         JwtVerifier {
             jwks_url: jwks_url.to_string(),
@@ -83,10 +121,28 @@ impl JwtVerifier {
             http,
             keys: RwLock::new(HashMap::new()),
             last_fetch: Mutex::new(None),
+            agent_scope,
         }
     }
 
+    /// Checks a rep's token: everything [`JwtVerifier::verify_client`] checks, and the agent
+    /// scope.
     pub async fn verify(&self, token: &str) -> Result<AgentIdentity, AuthError> {
+        let (identity, scopes) = self.check(token).await?;
+        if let Some(wanted) = &self.agent_scope
+            && !scopes.is_some_and(|s| s.contains(wanted))
+        {
+            return Err(AuthError::MissingScope(wanted.clone()));
+        }
+        Ok(identity)
+    }
+
+    /// Checks a client's token (signature, issuer, audience, expiry, not-before): who it names.
+    pub async fn verify_client(&self, token: &str) -> Result<AgentIdentity, AuthError> {
+        self.check(token).await.map(|(identity, _)| identity)
+    }
+
+    async fn check(&self, token: &str) -> Result<(AgentIdentity, Option<Scopes>), AuthError> {
         let header = decode_header(token).map_err(AuthError::Malformed)?;
         let kid = header.kid.unwrap_or_default();
         let key = match self.key(&kid).await {
@@ -107,11 +163,14 @@ impl JwtVerifier {
             .or(claims.sub)
             .filter(|a| !a.is_empty());
         match (tenant, agent) {
-            (Some(tenant), Some(agent)) => Ok(AgentIdentity {
-                tenant,
-                agent,
-                expires_at: claims.exp,
-            }),
+            (Some(tenant), Some(agent)) => Ok((
+                AgentIdentity {
+                    tenant,
+                    agent,
+                    expires_at: claims.exp,
+                },
+                claims.scope,
+            )),
             _ => Err(AuthError::MissingIdentity),
         }
     }
@@ -150,5 +209,110 @@ impl JwtVerifier {
         *self.keys.write().await = keys;
         *last = Some(Instant::now());
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    async fn with_sim<F, Fut>(test: F)
+    where
+        F: FnOnce(cti_sim::SimHandle, JwtVerifier) -> Fut,
+        Fut: std::future::Future<Output = ()>,
+    {
+        let sim = cti_sim::spawn(cti_sim::SimConfig {
+            listen: "127.0.0.1:0".parse().expect("an address"),
+            ..cti_sim::SimConfig::default()
+        })
+        .await
+        .expect("the simulator starts");
+        let verifier = JwtVerifier::new(
+            reqwest::Client::new(),
+            &format!("{}/sim/jwks.json", sim.url()),
+            cti_sim::idp::ISSUER,
+            cti_sim::idp::AUDIENCE,
+            Some("cti-relay.Agent".into()),
+        );
+        test(sim, verifier).await;
+    }
+
+    fn now() -> u64 {
+        u64::try_from(time::OffsetDateTime::now_utc().unix_timestamp()).unwrap_or(0)
+    }
+
+    fn claims() -> serde_json::Value {
+        json!({"iss": "cti-sim", "aud": "cti-relay", "user_name": "alice@example.com",
+            "zid": "demo", "iat": now(), "nbf": now(), "exp": now() + 600,
+            "scope": ["openid", "cti-relay.Agent"]})
+    }
+
+    fn without(field: &str) -> serde_json::Value {
+        let mut claims = claims();
+        claims.as_object_mut().expect("an object").remove(field);
+        claims
+    }
+
+    /// Review F7: each claim the relay relies on must be there and right.
+    #[tokio::test]
+    async fn a_token_without_audience_issuer_scope_or_before_its_time_is_refused() {
+        with_sim(|sim, verifier| async move {
+            let sign = |claims: serde_json::Value| sim.sim.idp.sign_claims(&claims);
+            let identity = verifier
+                .verify(&sign(claims()))
+                .await
+                .expect("a good token");
+            assert_eq!(identity.agent, "alice@example.com");
+            // What the simulator issues passes too.
+            let issued = sim.sim.idp.issue("bob@example.com", "demo", 60);
+            verifier
+                .verify(&issued)
+                .await
+                .expect("the simulator's token");
+
+            for field in ["aud", "iss", "exp"] {
+                let err = verifier
+                    .verify(&sign(without(field)))
+                    .await
+                    .expect_err(field);
+                assert!(matches!(err, AuthError::Invalid(_)), "{field}: {err}");
+            }
+            let mut early = claims();
+            early["nbf"] = json!(now() + 600);
+            let err = verifier
+                .verify(&sign(early))
+                .await
+                .expect_err("not yet valid");
+            assert!(matches!(err, AuthError::Invalid(_)), "{err}");
+
+            let err = verifier
+                .verify(&sign(without("scope")))
+                .await
+                .expect_err("no scope");
+            assert!(matches!(err, AuthError::MissingScope(_)), "{err}");
+            let mut other = claims();
+            other["scope"] = json!(["openid", "cti-relay.Admin", "other-app.Agent"]);
+            let err = verifier
+                .verify(&sign(other))
+                .await
+                .expect_err("other scopes");
+            assert!(matches!(err, AuthError::MissingScope(_)), "{err}");
+            let mut spaced = claims();
+            spaced["scope"] = json!("openid cti-relay.Agent");
+            verifier
+                .verify(&sign(spaced))
+                .await
+                .expect("a spaced scope list");
+
+            // A client's token is not held to the agent scope.
+            verifier
+                .verify_client(&sign(without("scope")))
+                .await
+                .expect("a client's token");
+            sim.abort();
+        })
+        .await;
     }
 }
