@@ -34,6 +34,10 @@ pub enum AuthError {
     Malformed(#[source] jsonwebtoken::errors::Error),
     #[error("token signed with unknown key {0:?}")]
     UnknownKey(String),
+    /// A key id not in the cache, while the keys were fetched too recently to fetch them again:
+    /// likely a key just rotated in, so worth another try shortly.
+    #[error("token signed with key {0:?}, not fetched yet; try again shortly")]
+    KeyNotYetFetched(String),
     #[error("token rejected: {0}")]
     Invalid(#[source] jsonwebtoken::errors::Error),
     #[error("token names no tenant (app_tid or zid) or no user")]
@@ -42,6 +46,17 @@ pub enum AuthError {
     KeysUnavailable(#[source] reqwest::Error),
     #[error("the token lacks the scope {0:?} that agents are given")]
     MissingScope(String),
+}
+
+impl AuthError {
+    /// Whether a refusal is about this moment (keys unreachable or not fetched yet) rather than
+    /// the token: the rep's widget should try again with the same token, not sign out.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            AuthError::KeysUnavailable(_) | AuthError::KeyNotYetFetched(_)
+        )
+    }
 }
 
 /// `scope` as XSUAA sends it (an array) or as OAuth 2.0 spells it (one space-separated string).
@@ -148,10 +163,14 @@ impl JwtVerifier {
         let key = match self.key(&kid).await {
             Some(key) => key,
             None => {
-                self.refresh().await?;
-                self.key(&kid)
-                    .await
-                    .ok_or_else(|| AuthError::UnknownKey(kid.clone()))?
+                let fetched = self.refresh().await?;
+                self.key(&kid).await.ok_or_else(|| {
+                    if fetched {
+                        AuthError::UnknownKey(kid.clone())
+                    } else {
+                        AuthError::KeyNotYetFetched(kid.clone())
+                    }
+                })?
             }
         };
         let data = decode::<Claims>(token, &key, &self.validation).map_err(AuthError::Invalid)?;
@@ -179,13 +198,13 @@ impl JwtVerifier {
         self.keys.read().await.get(kid).cloned()
     }
 
-    /// Fetches the JWKS, unless it was fetched moments ago.
-    pub async fn refresh(&self) -> Result<(), AuthError> {
+    /// Fetches the JWKS, unless it was fetched moments ago; whether it fetched.
+    pub async fn refresh(&self) -> Result<bool, AuthError> {
         let mut last = self.last_fetch.lock().await;
         if last.is_some_and(|at| at.elapsed() < REFETCH_INTERVAL)
             && !self.keys.read().await.is_empty()
         {
-            return Ok(());
+            return Ok(false);
         }
         let unavailable = |e: reqwest::Error| AuthError::KeysUnavailable(e.without_url());
         let jwks: Jwks = self
@@ -208,7 +227,7 @@ impl JwtVerifier {
         }
         *self.keys.write().await = keys;
         *last = Some(Instant::now());
-        Ok(())
+        Ok(true)
     }
 }
 
