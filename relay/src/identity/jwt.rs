@@ -13,11 +13,12 @@
 //! ([`JwtVerifier::verify_client`]) carries its client's scopes instead and is not held to it.
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
 
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode, decode_header};
 use serde::Deserialize;
 use tokio::sync::{Mutex, RwLock};
+
+use crate::clock::{SharedClock, SystemClock};
 
 /// Who a valid token speaks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -102,7 +103,12 @@ struct Jwk {
 
 /// Refetching keys for an unknown `kid` at most this often keeps forged tokens from turning the
 /// relay into a load generator against the identity provider.
-const REFETCH_INTERVAL: Duration = Duration::from_secs(30);
+const REFETCH_INTERVAL_MS: u64 = 30_000;
+
+/// Keys older than this are fetched again before use, so a key the identity provider removed
+/// (rotated out, or compromised) stops being trusted within minutes. If the fetch fails the cached
+/// keys keep working: an outage must not sign reps out.
+pub const MAX_KEY_AGE_MS: u64 = 10 * 60 * 1000;
 
 #[derive(Debug)]
 pub struct JwtVerifier {
@@ -110,7 +116,11 @@ pub struct JwtVerifier {
     validation: Validation,
     http: reqwest::Client,
     keys: RwLock<HashMap<String, DecodingKey>>,
-    last_fetch: Mutex<Option<Instant>>,
+    /// When a fetch was last tried (relay clock, Unix milliseconds): for the throttle.
+    last_fetch: Mutex<Option<u64>>,
+    /// When the cached keys were fetched (relay clock, Unix milliseconds): for their age.
+    fetched_at: std::sync::atomic::AtomicU64,
+    clock: SharedClock,
     /// The scope an agent token must carry; None: no scope is checked.
     agent_scope: Option<String>,
 }
@@ -136,8 +146,17 @@ impl JwtVerifier {
             http,
             keys: RwLock::new(HashMap::new()),
             last_fetch: Mutex::new(None),
+            fetched_at: std::sync::atomic::AtomicU64::new(0),
+            clock: std::sync::Arc::new(SystemClock),
             agent_scope,
         }
+    }
+
+    /// The relay's clock, which says when the keys are due to be fetched again.
+    #[must_use]
+    pub fn with_clock(mut self, clock: SharedClock) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Checks a rep's token: everything [`JwtVerifier::verify_client`] checks, and the agent
@@ -160,6 +179,7 @@ impl JwtVerifier {
     async fn check(&self, token: &str) -> Result<(AgentIdentity, Option<Scopes>), AuthError> {
         let header = decode_header(token).map_err(AuthError::Malformed)?;
         let kid = header.kid.unwrap_or_default();
+        self.refresh_if_old().await;
         let key = match self.key(&kid).await {
             Some(key) => key,
             None => {
@@ -198,14 +218,29 @@ impl JwtVerifier {
         self.keys.read().await.get(kid).cloned()
     }
 
-    /// Fetches the JWKS, unless it was fetched moments ago; whether it fetched.
+    /// Fetches the keys again when they are older than [`MAX_KEY_AGE_MS`]; a failure keeps the
+    /// cached ones (and is retried at most every 30 s).
+    async fn refresh_if_old(&self) {
+        let now = self.clock.now_ms();
+        let fetched_at = self.fetched_at.load(std::sync::atomic::Ordering::Relaxed);
+        let old = fetched_at != 0 && now.saturating_sub(fetched_at) >= MAX_KEY_AGE_MS;
+        if old && let Err(err) = self.refresh().await {
+            tracing::warn!(%err, "identity provider keys not refreshed; the cached ones stay in use");
+        }
+    }
+
+    /// Fetches the JWKS, unless it was fetched (or tried) moments ago; whether it fetched. The
+    /// keys fetched replace the cached ones, so a key gone from the JWKS is dropped.
     pub async fn refresh(&self) -> Result<bool, AuthError> {
         let mut last = self.last_fetch.lock().await;
-        if last.is_some_and(|at| at.elapsed() < REFETCH_INTERVAL)
+        let now = self.clock.now_ms();
+        if last.is_some_and(|at| now.saturating_sub(at) < REFETCH_INTERVAL_MS)
             && !self.keys.read().await.is_empty()
         {
             return Ok(false);
         }
+        // An attempt counts, so an unreachable JWKS is not asked again on every hello.
+        *last = Some(now);
         let unavailable = |e: reqwest::Error| AuthError::KeysUnavailable(e.without_url());
         let jwks: Jwks = self
             .http
@@ -226,7 +261,8 @@ impl JwtVerifier {
             }
         }
         *self.keys.write().await = keys;
-        *last = Some(Instant::now());
+        self.fetched_at
+            .store(now.max(1), std::sync::atomic::Ordering::Relaxed);
         Ok(true)
     }
 }
@@ -256,6 +292,71 @@ mod tests {
             Some("cti-relay.Agent".into()),
         );
         test(sim, verifier).await;
+    }
+
+    /// Review F14: keys are fetched again after ten minutes on the relay's clock, and a key gone
+    /// from the JWKS stops being trusted; while the JWKS is unreachable the cached ones keep working.
+    #[tokio::test]
+    async fn keys_are_refreshed_and_a_key_gone_from_the_jwks_is_dropped() {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicU8, Ordering};
+
+        with_sim(|sim, _| async move {
+            let jwks = sim.sim.idp.jwks().expect("the keys");
+            // 0: the keys; 1: unreachable (503); 2: no keys any more.
+            let mode = Arc::new(AtomicU8::new(0));
+            let served = mode.clone();
+            let app = axum::Router::new().route(
+                "/jwks.json",
+                axum::routing::get(move || {
+                    let (jwks, served) = (jwks.clone(), served.clone());
+                    async move {
+                        match served.load(Ordering::SeqCst) {
+                            0 => (axum::http::StatusCode::OK, axum::Json(jwks)),
+                            1 => (
+                                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                                axum::Json(json!({})),
+                            ),
+                            _ => (axum::http::StatusCode::OK, axum::Json(json!({"keys": []}))),
+                        }
+                    }
+                }),
+            );
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("a port");
+            let url = format!(
+                "http://{}/jwks.json",
+                listener.local_addr().expect("an address")
+            );
+            let server = tokio::spawn(async move { axum::serve(listener, app).await });
+            let clock = crate::clock::ManualClock::new(now() * 1000);
+            let verifier = JwtVerifier::new(
+                reqwest::Client::new(),
+                &url,
+                cti_sim::idp::ISSUER,
+                cti_sim::idp::AUDIENCE,
+                None,
+            )
+            .with_clock(Arc::new(clock.clone()));
+            let token = sim.sim.idp.issue("alice@example.com", "demo", 3600);
+            verifier.verify(&token).await.expect("fetched and valid");
+
+            mode.store(1, Ordering::SeqCst);
+            clock.advance_ms(MAX_KEY_AGE_MS);
+            verifier
+                .verify(&token)
+                .await
+                .expect("the cached key still works");
+
+            mode.store(2, Ordering::SeqCst);
+            clock.advance_ms(REFETCH_INTERVAL_MS);
+            let err = verifier.verify(&token).await.expect_err("the key is gone");
+            assert!(matches!(err, AuthError::UnknownKey(_)), "{err}");
+            server.abort();
+            sim.abort();
+        })
+        .await;
     }
 
     fn now() -> u64 {
