@@ -25,6 +25,9 @@ pub mod close {
     pub const RATE_LIMITED: u16 = 4429;
     /// The relay is restarting (or this instance is stopping): reconnect at once.
     pub const RESTART: u16 = 1012;
+    /// The token could not be checked just now (the identity provider's keys are unreachable, or
+    /// a new signing key is not fetched yet): reconnect after a back-off with the same token.
+    pub const TRY_AGAIN: u16 = 1013;
     /// The widget gave up on a connection that went silent (its own close, never the relay's).
     pub const SILENT: u16 = 4000;
 }

@@ -42,6 +42,8 @@ impl ApiError {
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
             ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
             ApiError::Signature(SignatureError::Missing) => "missing_signature",
+            ApiError::Signature(SignatureError::MissingTimestamp) => "missing_timestamp",
+            ApiError::Signature(SignatureError::Stale { .. }) => "stale_signature",
             ApiError::Signature(_) => "bad_signature",
             ApiError::MalformedJson(_) => "malformed_json",
             ApiError::InvalidEvent(_) => "invalid_event",

@@ -285,7 +285,9 @@ impl AppState {
                 &config.jwt.jwks_url,
                 &config.jwt.issuer,
                 &config.jwt.audience,
-            ),
+                config.jwt.agent_scope(),
+            )
+            .with_clock(clock.clone()),
             hub: Arc::new(match stores.shared_replay {
                 Some(store) => Hub::with_store(store, true, config.replay_capacity, clock.clone()),
                 None => Hub::new(config.replay_capacity, clock.clone()),

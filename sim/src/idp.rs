@@ -33,6 +33,9 @@ use crate::{Sim, SimConfig};
 pub const KEY_ID: &str = "sim-1";
 pub const ISSUER: &str = "cti-sim";
 pub const AUDIENCE: &str = "cti-relay";
+/// The scope XSUAA puts in a rep's token for the `Agent` role (`$XSAPPNAME.Agent` in
+/// xs-security.json), which the relay requires by default (`<audience>.Agent`).
+pub const AGENT_SCOPE: &str = "cti-relay.Agent";
 /// A working day, like an interactive XSUAA session.
 pub const DEFAULT_TTL_SECS: u64 = 8 * 3600;
 /// Longer-lived tokens are refused: nothing legitimate needs them, and they hide expiry bugs.
@@ -149,7 +152,9 @@ struct Claims<'a> {
     zid: &'a str,
     given_name: String,
     family_name: String,
+    scope: [&'a str; 2],
     iat: u64,
+    nbf: u64,
     exp: u64,
     jti: String,
 }
@@ -214,7 +219,9 @@ impl Idp {
             zid: tenant,
             given_name,
             family_name,
+            scope: ["openid", AGENT_SCOPE],
             iat,
+            nbf: iat,
             exp,
             jti: uuid::Uuid::new_v4().to_string(),
         };
@@ -229,6 +236,23 @@ impl Idp {
             tenant: tenant.to_string(),
             expires_at: exp,
         })
+    }
+
+    /// Any claims, signed with this provider's key: for tests of what a verifier refuses.
+    ///
+    /// # Panics
+    /// Only if this process could not create its RSA key, which leaves tests nothing to test.
+    pub fn sign_claims(&self, claims: &serde_json::Value) -> String {
+        let signed = key().and_then(|key| {
+            let mut header = Header::new(Algorithm::RS256);
+            header.kid = Some(KEY_ID.to_string());
+            jsonwebtoken::encode(&header, claims, &key.encoding)
+                .map_err(|e| IdpError::Signing(e.to_string()))
+        });
+        match signed {
+            Ok(token) => token,
+            Err(err) => panic!("the simulated identity provider cannot sign: {err}"),
+        }
     }
 
     /// Checks a token this provider issued (signature, issuer, audience, expiry); what it says.

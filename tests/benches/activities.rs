@@ -57,13 +57,12 @@ async fn run(label: &str, calls: usize, redis_url: Option<String>) {
     let post = |body: String| {
         let (http, webhook) = (http.clone(), webhook.clone());
         async move {
+            let signed = cti_sim::pbx::sign_now("demo-webhook-secret", body.as_bytes());
             let status = http
                 .post(&webhook)
                 .header("content-type", "application/json")
-                .header(
-                    "x-cti-signature",
-                    cti_sim::pbx::sign("demo-webhook-secret", body.as_bytes()),
-                )
+                .header("x-cti-timestamp", signed.0)
+                .header("x-cti-signature", signed.1)
                 .body(body)
                 .send()
                 .await

@@ -618,6 +618,7 @@ impl Stack {
 
     /// Posts a body to the demo tenant's generic webhook, signed with its secret; the status.
     pub async fn post_event(&self, body: &str) -> Result<u16> {
+        let signed = cti_sim::pbx::sign_now("demo-webhook-secret", body.as_bytes());
         let response = self
             .http
             .post(format!(
@@ -625,10 +626,8 @@ impl Stack {
                 self.relay.url()
             ))
             .header("content-type", "application/json")
-            .header(
-                "x-cti-signature",
-                cti_sim::pbx::sign("demo-webhook-secret", body.as_bytes()),
-            )
+            .header("x-cti-timestamp", signed.0)
+            .header("x-cti-signature", signed.1)
             .body(body.to_string())
             .send()
             .await?;

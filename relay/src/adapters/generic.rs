@@ -9,6 +9,8 @@
 //! (`CTI_WEBHOOK_SECRET`, `CTI_CONTROL_URL` for a single tenant); the adapter owns them and the
 //! shared HTTP client, and nothing of the tenant's beyond that.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use async_trait::async_trait;
 use axum::http::Method;
 use axum::http::header::CONTENT_TYPE;
@@ -20,10 +22,12 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::{
-    AdapterError, CommandError, Inbound, Ingress, SettingsError, TelephonyAdapter, TenantFacts,
+    AdapterError, CommandError, Context, Inbound, Ingress, SettingsError, TelephonyAdapter,
+    TenantFacts,
 };
 use crate::adapters::is_loopback;
 use crate::calls::Leg;
+use crate::clock::{SharedClock, instant};
 use crate::secret::Secret;
 
 /// Longest id, number or agent the relay accepts: generous for any provider, small enough that
@@ -33,6 +37,11 @@ const MAX_FIELD_LEN: usize = 256;
 /// The demo's webhook secret: published in the README, so only for a V2 on this machine.
 const DEMO_WEBHOOK_SECRET: &str = "demo-webhook-secret";
 
+/// Until when webhooks signed the old way (an HMAC of the body alone, no `X-CTI-Timestamp`) are
+/// still taken, unless the tenant sets `webhook_legacy_signatures_until`: six months after
+/// timestamps came, so integrations have time to move (README, "Generic webhook").
+pub const LEGACY_SIGNATURES_UNTIL: &str = "2027-06-30T00:00:00Z";
+
 /// A tenant's generic PBX.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Settings {
@@ -40,6 +49,10 @@ pub struct Settings {
     pub webhook_secret: Secret,
     /// Where the PBX takes call controls (`POST <url>/calls/{id}/commands`, `POST <url>/dial`).
     pub control_url: String,
+    /// Until when (RFC 3339) this tenant's webhooks may still come signed the old way, without
+    /// `X-CTI-Timestamp`; [`LEGACY_SIGNATURES_UNTIL`] when absent. A past time refuses them now.
+    #[serde(default)]
+    pub webhook_legacy_signatures_until: Option<String>,
 }
 
 impl Settings {
@@ -48,7 +61,19 @@ impl Settings {
         Settings {
             webhook_secret: Secret::new(DEMO_WEBHOOK_SECRET),
             control_url: format!("{sim_url}/sim/pbx"),
+            webhook_legacy_signatures_until: None,
         }
+    }
+
+    /// Until when (Unix milliseconds) old-style signatures are taken; None: the setting is not
+    /// an RFC 3339 time.
+    fn legacy_until_ms(&self) -> Option<u64> {
+        let at = instant(
+            self.webhook_legacy_signatures_until
+                .as_deref()
+                .unwrap_or(LEGACY_SIGNATURES_UNTIL),
+        )?;
+        Some(u64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap_or(0))
     }
 
     pub(super) fn check(&self, tenant: &TenantFacts<'_>) -> Result<(), SettingsError> {
@@ -69,6 +94,15 @@ impl Settings {
                 problem: format!("tenant {id:?}: the secret must be at least 16 characters"),
             });
         }
+        if self.legacy_until_ms().is_none() {
+            return Err(SettingsError {
+                var: "CTI_WEBHOOK_LEGACY_SIGNATURES_UNTIL",
+                problem: format!(
+                    "tenant {id:?}: webhook_legacy_signatures_until must be an RFC 3339 time \
+                     such as 2027-06-30T00:00:00Z"
+                ),
+            });
+        }
         Ok(())
     }
 }
@@ -76,12 +110,57 @@ impl Settings {
 #[derive(Debug)]
 pub struct GenericAdapter {
     settings: Settings,
+    tenant: String,
     http: reqwest::Client,
+    /// Signing times are checked, and given, on the relay's clock.
+    clock: SharedClock,
+    /// Until when old-style signatures are taken (Unix milliseconds); 0 refuses them.
+    legacy_until_ms: u64,
+    /// Whether an old-style signature was already reported in the log (once per process).
+    legacy_seen: AtomicBool,
 }
 
 impl GenericAdapter {
-    pub fn new(settings: Settings, http: reqwest::Client) -> Self {
-        GenericAdapter { settings, http }
+    pub fn new(settings: Settings, context: Context) -> Self {
+        // Start-up refused an unreadable time (`Settings::check`); failing closed otherwise.
+        let legacy_until_ms = settings.legacy_until_ms().unwrap_or(0);
+        GenericAdapter {
+            settings,
+            tenant: context.tenant,
+            http: context.http,
+            clock: context.clock,
+            legacy_until_ms,
+            legacy_seen: AtomicBool::new(false),
+        }
+    }
+
+    /// Checks the request's signature: the timed one, or during the grace period the old one.
+    fn authenticate(&self, request: &Inbound<'_>) -> Result<(), signature::SignatureError> {
+        let header = |name: &str| request.headers.get(name).and_then(|v| v.to_str().ok());
+        let secret = self.settings.webhook_secret.expose();
+        let now_ms = self.clock.now_ms();
+        let signed = header(signature::HEADER);
+        match header(signature::TIMESTAMP_HEADER) {
+            Some(timestamp) => {
+                signature::verify(secret, request.body, signed, Some(timestamp), now_ms / 1000)
+            }
+            None if request.headers.contains_key(signature::TIMESTAMP_HEADER) => {
+                Err(signature::SignatureError::MalformedTimestamp)
+            }
+            None if now_ms < self.legacy_until_ms => {
+                signature::verify_legacy(secret, request.body, signed)?;
+                if !self.legacy_seen.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(
+                        tenant = ?self.tenant,
+                        until = self.settings.webhook_legacy_signatures_until.as_deref().unwrap_or(LEGACY_SIGNATURES_UNTIL),
+                        "webhook signed without X-CTI-Timestamp: taken during the grace period only; \
+                         sign \"{{timestamp}}.{{body}}\" and send X-CTI-Timestamp"
+                    );
+                }
+                Ok(())
+            }
+            None => Err(signature::SignatureError::MissingTimestamp),
+        }
     }
 }
 
@@ -180,11 +259,7 @@ impl TelephonyAdapter for GenericAdapter {
         if !media_type.eq_ignore_ascii_case("application/json") {
             return Err(AdapterError::UnsupportedMediaType(content_type.to_string()));
         }
-        let header = request
-            .headers
-            .get(signature::HEADER)
-            .and_then(|v| v.to_str().ok());
-        signature::verify(self.settings.webhook_secret.expose(), request.body, header)?;
+        self.authenticate(&request)?;
         Ok(Ingress::Events(vec![parse_event(request.body)?]))
     }
 
@@ -192,6 +267,9 @@ impl TelephonyAdapter for GenericAdapter {
         let mut body = serde_json::to_value(command).unwrap_or_default();
         if let Value::Object(map) = &mut body {
             map.insert("agent".into(), Value::String(call.agent.clone()));
+            // Signed with the body, so a captured command cannot be aimed at another call.
+            map.insert("call_id".into(), Value::String(call.id.clone()));
+            map.insert("nonce".into(), Value::String(nonce()));
         }
         self.post(
             &["calls", call.id.as_str(), "commands"],
@@ -203,7 +281,7 @@ impl TelephonyAdapter for GenericAdapter {
     }
 
     async fn dial(&self, agent: &str, e164: &str) -> Result<Option<String>, CommandError> {
-        let body = serde_json::json!({"agent": agent, "to": e164});
+        let body = serde_json::json!({"agent": agent, "to": e164, "nonce": nonce()});
         let answer = self.post(&["dial"], &body, "dial").await?;
         Ok(answer
             .get("call_id")
@@ -221,6 +299,7 @@ impl GenericAdapter {
         action: &'static str,
     ) -> Result<Value, CommandError> {
         let bytes = serde_json::to_vec(body).unwrap_or_default();
+        let timestamp = self.clock.now_ms() / 1000;
         let mut url = reqwest::Url::parse(self.settings.control_url.trim_end_matches('/'))
             .map_err(|e| CommandError::Unreachable(format!("control URL is invalid: {e}")))?;
         url.path_segments_mut()
@@ -230,9 +309,10 @@ impl GenericAdapter {
             .http
             .post(url)
             .header(CONTENT_TYPE, "application/json")
+            .header(signature::TIMESTAMP_HEADER, timestamp.to_string())
             .header(
                 signature::HEADER,
-                signature::sign(self.settings.webhook_secret.expose(), &bytes),
+                signature::sign(self.settings.webhook_secret.expose(), timestamp, &bytes),
             )
             .body(bytes)
             .send()
@@ -259,11 +339,20 @@ impl GenericAdapter {
     }
 }
 
+/// A fresh value per control request, so a PBX can refuse a repeat within the signature's
+/// window as well as after it.
+fn nonce() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use axum::http::HeaderMap;
 
     use super::*;
+    use crate::clock::Clock;
 
     const VALID: &str = r#"{"id":"evt-1","call_id":"call-1","type":"ringing","direction":"inbound",
         "from":"044 123 45 67","to":"+41 44 999 00 00","agent":"alice@example.com",
@@ -310,18 +399,72 @@ mod tests {
         assert!(e.contains("extra"), "{e}");
     }
 
-    fn adapter() -> GenericAdapter {
-        GenericAdapter::new(Settings::demo("http://127.0.0.1:1"), reqwest::Client::new())
+    /// 2026-12-01T00:00:00Z: inside the default grace period for old-style signatures.
+    const NOW_MS: u64 = 1_796_083_200_000;
+
+    fn adapter_with(settings: Settings, clock: &crate::clock::ManualClock) -> GenericAdapter {
+        GenericAdapter::new(
+            settings,
+            Context {
+                tenant: "demo".into(),
+                http: reqwest::Client::new(),
+                clock: Arc::new(clock.clone()),
+            },
+        )
     }
 
-    fn receive(method: Method, headers: &HeaderMap, body: &[u8]) -> Result<Ingress, AdapterError> {
-        futures_util::FutureExt::now_or_never(adapter().receive(Inbound {
+    fn adapter() -> GenericAdapter {
+        adapter_with(
+            Settings::demo("http://127.0.0.1:1"),
+            &crate::clock::ManualClock::new(NOW_MS),
+        )
+    }
+
+    fn receive_by(
+        adapter: &GenericAdapter,
+        method: Method,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<Ingress, AdapterError> {
+        futures_util::FutureExt::now_or_never(adapter.receive(Inbound {
             method: &method,
             headers,
             query: None,
             body,
         }))
         .expect("the generic adapter reads a request without waiting")
+    }
+
+    fn receive(method: Method, headers: &HeaderMap, body: &[u8]) -> Result<Ingress, AdapterError> {
+        receive_by(&adapter(), method, headers, body)
+    }
+
+    fn json_headers() -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            CONTENT_TYPE,
+            "application/json; charset=utf-8".parse().expect("value"),
+        );
+        headers
+    }
+
+    /// Headers of a body signed at `at_secs` with the demo secret.
+    fn signed_at(at_secs: u64, body: &[u8]) -> HeaderMap {
+        let mut headers = json_headers();
+        let signed = signature::sign(DEMO_WEBHOOK_SECRET, at_secs, body);
+        headers.insert(signature::HEADER, signed.parse().expect("value"));
+        headers.insert(
+            signature::TIMESTAMP_HEADER,
+            at_secs.to_string().parse().expect("value"),
+        );
+        headers
+    }
+
+    fn signature_error(result: Result<Ingress, AdapterError>) -> signature::SignatureError {
+        match result {
+            Err(AdapterError::Signature(err)) => err,
+            other => panic!("not a signature refusal: {other:?}"),
+        }
     }
 
     #[test]
@@ -340,8 +483,7 @@ mod tests {
             receive(Method::POST, &headers, body),
             Err(AdapterError::Signature(signature::SignatureError::Missing))
         ));
-        let signed = signature::sign(DEMO_WEBHOOK_SECRET, body);
-        headers.insert(signature::HEADER, signed.parse().expect("value"));
+        let headers = signed_at(NOW_MS / 1000, body);
         assert!(matches!(
             receive(Method::GET, &headers, body),
             Err(AdapterError::MethodNotAllowed(_))
@@ -350,5 +492,163 @@ mod tests {
             Ok(Ingress::Events(events)) => assert_eq!(events[0].id, "evt-1"),
             other => panic!("not the event: {other:?}"),
         }
+    }
+
+    /// Review F5: a correctly signed event replayed ten minutes later (by the relay's clock) is
+    /// refused as stale, not applied again.
+    #[test]
+    fn a_signed_event_is_taken_only_within_the_window_of_its_timestamp() {
+        let body = VALID.as_bytes();
+        let clock = crate::clock::ManualClock::new(NOW_MS);
+        let adapter = adapter_with(Settings::demo("http://127.0.0.1:1"), &clock);
+        let headers = signed_at(NOW_MS / 1000, body);
+        assert!(receive_by(&adapter, Method::POST, &headers, body).is_ok());
+        clock.advance_ms(signature::WINDOW_SECS * 1000);
+        assert!(receive_by(&adapter, Method::POST, &headers, body).is_ok());
+        clock.advance_ms(1000);
+        assert_eq!(
+            signature_error(receive_by(&adapter, Method::POST, &headers, body)),
+            signature::SignatureError::Stale {
+                skew_secs: signature::WINDOW_SECS as i64 + 1
+            }
+        );
+        // A fresh timestamp on the old signature does not help: the time is signed.
+        let mut moved = headers.clone();
+        moved.insert(
+            signature::TIMESTAMP_HEADER,
+            (clock.now_ms() / 1000).to_string().parse().expect("value"),
+        );
+        assert_eq!(
+            signature_error(receive_by(&adapter, Method::POST, &moved, body)),
+            signature::SignatureError::Mismatch
+        );
+    }
+
+    /// Old-style signatures (no timestamp) are taken until the grace period ends, the default
+    /// one or the tenant's own, and never after.
+    #[test]
+    fn old_style_signatures_are_taken_only_during_the_grace_period() {
+        let body = VALID.as_bytes();
+        let mut headers = json_headers();
+        let legacy = signature::sign_legacy(DEMO_WEBHOOK_SECRET, body);
+        headers.insert(signature::HEADER, legacy.parse().expect("value"));
+
+        let clock = crate::clock::ManualClock::new(NOW_MS);
+        let adapter = adapter_with(Settings::demo("http://127.0.0.1:1"), &clock);
+        assert!(receive_by(&adapter, Method::POST, &headers, body).is_ok());
+        let end = instant(LEGACY_SIGNATURES_UNTIL).expect("a time");
+        let end_ms = u64::try_from(end.unix_timestamp()).expect("after 1970") * 1000;
+        clock.advance_ms(end_ms - clock.now_ms());
+        assert_eq!(
+            signature_error(receive_by(&adapter, Method::POST, &headers, body)),
+            signature::SignatureError::MissingTimestamp
+        );
+
+        let mut settings = Settings::demo("http://127.0.0.1:1");
+        settings.webhook_legacy_signatures_until = Some("2026-11-30T00:00:00Z".into());
+        let strict = adapter_with(settings, &crate::clock::ManualClock::new(NOW_MS));
+        assert_eq!(
+            signature_error(receive_by(&strict, Method::POST, &headers, body)),
+            signature::SignatureError::MissingTimestamp
+        );
+        let mut headers = headers;
+        headers.insert(signature::TIMESTAMP_HEADER, "soon".parse().expect("value"));
+        assert_eq!(
+            signature_error(receive_by(&strict, Method::POST, &headers, body)),
+            signature::SignatureError::MalformedTimestamp
+        );
+    }
+
+    #[test]
+    fn an_unreadable_grace_period_is_refused_at_start_up() {
+        let mut settings = Settings::demo("http://127.0.0.1:1");
+        settings.webhook_legacy_signatures_until = Some("next summer".into());
+        let facts = TenantFacts {
+            id: "demo",
+            v2_url: "http://127.0.0.1:2",
+        };
+        let err = settings.check(&facts).expect_err("refused");
+        assert_eq!(err.var, "CTI_WEBHOOK_LEGACY_SIGNATURES_UNTIL");
+    }
+
+    /// Review F6: what the relay sends the PBX names the call, a nonce and the time, all under
+    /// the signature, so a captured command neither works for another call nor later.
+    #[tokio::test]
+    async fn call_controls_sign_the_call_a_nonce_and_the_time() {
+        use std::sync::Mutex;
+
+        type Seen = Arc<Mutex<Vec<(String, HeaderMap, Vec<u8>)>>>;
+        let seen: Seen = Arc::default();
+        let record = seen.clone();
+        let app = axum::Router::new().fallback(
+            move |uri: axum::http::Uri, headers: HeaderMap, body: axum::body::Bytes| {
+                let record = record.clone();
+                async move {
+                    record.lock().unwrap_or_else(|p| p.into_inner()).push((
+                        uri.path().to_string(),
+                        headers,
+                        body.to_vec(),
+                    ));
+                    axum::Json(serde_json::json!({"call_id": "out-1"}))
+                }
+            },
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a port");
+        let url = format!("http://{}", listener.local_addr().expect("an address"));
+        let server = tokio::spawn(async move { axum::serve(listener, app).await });
+
+        let clock = crate::clock::ManualClock::new(NOW_MS);
+        let mut settings = Settings::demo("unused");
+        settings.control_url = url;
+        let adapter = adapter_with(settings, &clock);
+        let leg = crate::calls::leg::fixtures::ringing("call-a", "alice@example.com");
+        adapter
+            .command(&leg, &CallCommand::Hangup)
+            .await
+            .expect("taken");
+        adapter
+            .command(&leg, &CallCommand::Hangup)
+            .await
+            .expect("taken");
+        adapter
+            .dial("alice@example.com", "+41441234567")
+            .await
+            .expect("taken");
+        server.abort();
+
+        let seen = seen.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        assert_eq!(seen.len(), 3);
+        let mut nonces = Vec::new();
+        for (path, headers, body) in &seen {
+            let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+            assert_eq!(
+                header(signature::TIMESTAMP_HEADER),
+                Some((NOW_MS / 1000).to_string().as_str())
+            );
+            signature::verify(
+                DEMO_WEBHOOK_SECRET,
+                body,
+                header(signature::HEADER),
+                header(signature::TIMESTAMP_HEADER),
+                NOW_MS / 1000,
+            )
+            .unwrap_or_else(|e| panic!("{path}: {e}"));
+            let body: Value = serde_json::from_slice(body).expect("JSON");
+            nonces.push(body["nonce"].as_str().expect("a nonce").to_string());
+            if path.ends_with("/commands") {
+                assert_eq!(path, "/calls/call-a/commands");
+                assert_eq!(body["call_id"], "call-a");
+                assert_eq!(body["action"], "hangup");
+                assert_eq!(body["agent"], "alice@example.com");
+            } else {
+                assert_eq!(path, "/dial");
+                assert_eq!(body["to"], "+41441234567");
+            }
+        }
+        nonces.sort();
+        nonces.dedup();
+        assert_eq!(nonces.len(), 3, "every request has its own nonce");
     }
 }

@@ -183,7 +183,7 @@ pub struct Context {
 pub fn build(settings: &TelephonySettings, context: Context) -> Arc<dyn TelephonyAdapter> {
     match settings {
         TelephonySettings::Generic(settings) => {
-            Arc::new(generic::GenericAdapter::new(settings.clone(), context.http))
+            Arc::new(generic::GenericAdapter::new(settings.clone(), context))
         }
         TelephonySettings::RingCentral(settings) => Arc::new(ringcentral::RingCentralAdapter::new(
             settings.clone(),

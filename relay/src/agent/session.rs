@@ -51,6 +51,7 @@ fn reason_label(code: u16) -> &'static str {
         close::RESTART => "restart",
         close::TOO_LARGE => "too_large",
         close::RATE_LIMITED => "rate_limited",
+        close::TRY_AGAIN => "try_again",
         _ => "other",
     }
 }
@@ -115,6 +116,16 @@ pub async fn run(
     };
     let identity = match state.jwt.verify(&token).await {
         Ok(identity) => identity,
+        // A JWKS outage or a key not fetched yet says nothing about the token: the widget keeps
+        // it and tries again, instead of signing the rep out (4401).
+        Err(err) if err.is_transient() => {
+            conv.close(
+                close::TRY_AGAIN,
+                format!("cannot check the token now: {err}"),
+            )
+            .await;
+            return;
+        }
         Err(err) => {
             conv.close(close::BAD_TOKEN, format!("invalid token: {err}"))
                 .await;
@@ -419,6 +430,26 @@ mod tests {
             .send(serde_json::json!({"type": "hello", "token": "not.a.token"}))
             .await;
         assert_eq!(widget.close_code().await, close::BAD_TOKEN);
+    }
+
+    /// Review F8: with the identity provider's keys unreachable (a relay that just started, its
+    /// key cache empty), a good token is not refused for good: the close is retryable.
+    #[tokio::test]
+    async fn a_jwks_outage_closes_for_a_retry_not_a_sign_out() {
+        let sim = cti_sim::spawn(cti_sim::SimConfig {
+            listen: "127.0.0.1:0".parse().expect("an address"),
+            ..cti_sim::SimConfig::default()
+        })
+        .await
+        .expect("the simulator starts");
+        let token = sim.sim.idp.issue("alice@example.com", "demo", 600);
+        sim.abort();
+        // Nothing listens where the keys would be.
+        let mut widget = Widget::connect(app("http://127.0.0.1:9"));
+        widget
+            .send(serde_json::json!({"type": "hello", "token": token}))
+            .await;
+        assert_eq!(widget.close_code().await, close::TRY_AGAIN);
     }
 
     #[tokio::test]

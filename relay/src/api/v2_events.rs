@@ -51,7 +51,9 @@ pub(super) async fn receive(
         Ok(summary) => (StatusCode::ACCEPTED, Json(summary)).into_response(),
         Err(err) => {
             count(&state, &tenant_id, err.code());
-            tracing::info!(tenant = %tenant_id, code = err.code(), "V2 event rejected: {err}");
+            // The path's tenant id, not yet known to be configured, and a reason that may repeat
+            // it: Debug-escaped, so a `%0A` in the URL cannot forge a log line.
+            tracing::info!(tenant = ?tenant_id, code = err.code(), reason = ?err.to_string(), "V2 event rejected");
             let challenge = matches!(err, ApiError::Unauthorized(_));
             let mut response = err.into_response();
             if challenge {

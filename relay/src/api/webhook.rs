@@ -63,16 +63,25 @@ pub(super) async fn receive(
         }
         Err(Refusal::Method(method)) => {
             state.metrics.webhook(label, "method_not_allowed");
-            tracing::info!(tenant = %tenant_id, provider = %label, %method, "webhook method refused");
+            tracing::info!(tenant = ?tenant_id, provider = %label, %method, "webhook method refused");
             (StatusCode::METHOD_NOT_ALLOWED, [(ALLOW, "POST")]).into_response()
         }
         Err(Refusal::Api(err)) => refused(&state, &tenant_id, label, err),
     }
 }
 
+/// The tenant id comes from the path, percent-decoded and not yet known to be configured: it is
+/// logged Debug-escaped (as is the reason, which may repeat it), so a `%0A` in the URL cannot
+/// start a forged log line.
 fn refused(state: &AppState, tenant_id: &str, label: &str, err: ApiError) -> Response {
     state.metrics.webhook(label, err.code());
-    tracing::info!(tenant = %tenant_id, provider = %label, code = err.code(), "webhook rejected: {err}");
+    tracing::info!(
+        tenant = ?tenant_id,
+        provider = %label,
+        code = err.code(),
+        reason = ?err.to_string(),
+        "webhook rejected"
+    );
     err.into_response()
 }
 
@@ -178,6 +187,59 @@ async fn handle(
 mod tests {
     use super::*;
 
+    /// Review F18: a tenant id with a newline from the URL stays on its log line.
+    #[test]
+    fn a_tenant_id_from_the_path_cannot_forge_a_log_line() {
+        use std::io::Write;
+        use std::sync::Mutex;
+
+        #[derive(Clone, Default)]
+        struct Buffer(Arc<Mutex<Vec<u8>>>);
+        impl Write for Buffer {
+            fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+                self.0
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .extend_from_slice(bytes);
+                Ok(bytes.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+
+        let clock: crate::clock::SharedClock = Arc::new(crate::clock::SystemClock);
+        let state = AppState::with_parts(
+            crate::config::Config::demo("http://127.0.0.1:9"),
+            crate::state::Stores::memory(clock.clone()),
+            clock,
+        )
+        .expect("state");
+        let buffer = Buffer::default();
+        let writer = buffer.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        let forged = "x\n2026-01-01T00:00:00Z  INFO cti_relay: fake";
+        tracing::subscriber::with_default(subscriber, || {
+            refused(
+                &state,
+                forged,
+                UNKNOWN,
+                ApiError::UnknownTenant(forged.to_string()),
+            );
+        });
+        let logged = String::from_utf8(buffer.0.lock().unwrap_or_else(|p| p.into_inner()).clone())
+            .expect("text");
+        assert_eq!(logged.lines().count(), 1, "{logged}");
+        assert!(logged.contains(r"x\n2026"), "{logged}");
+        assert!(
+            !logged.contains("\nfake") && !logged.contains("\n2026"),
+            "{logged}"
+        );
+    }
+
     fn code(err: AdapterError) -> &'static str {
         match Refusal::from(err) {
             Refusal::Api(err) => err.code(),
@@ -196,6 +258,20 @@ mod tests {
         );
         assert_eq!(
             code(AdapterError::Signature(SignatureError::Mismatch)),
+            "bad_signature"
+        );
+        assert_eq!(
+            code(AdapterError::Signature(SignatureError::Stale {
+                skew_secs: 600
+            })),
+            "stale_signature"
+        );
+        assert_eq!(
+            code(AdapterError::Signature(SignatureError::MissingTimestamp)),
+            "missing_timestamp"
+        );
+        assert_eq!(
+            code(AdapterError::Signature(SignatureError::MalformedTimestamp)),
             "bad_signature"
         );
         assert_eq!(

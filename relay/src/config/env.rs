@@ -91,6 +91,9 @@ pub(super) fn from_vars(get: impl Fn(&str) -> Option<String>) -> Result<Config, 
     if let Some(v) = get("CTI_JWT_AUDIENCE") {
         config.jwt.audience = v;
     }
+    if let Some(v) = get("CTI_JWT_SCOPE") {
+        config.jwt.scope = Some(v);
+    }
     if let Some(v) = get("CTI_WIDGET_DIR") {
         config.widget_dir = PathBuf::from(v);
     }
@@ -303,6 +306,9 @@ fn single_tenant(get: &impl Fn(&str) -> Option<String>) -> Result<TenantFile, Co
     // are configured in a tenants file.
     let mut pbx = generic::Settings::demo(SIM_URL);
     set(&mut pbx.control_url, "CTI_CONTROL_URL");
+    if let Some(v) = get("CTI_WEBHOOK_LEGACY_SIGNATURES_UNTIL") {
+        pbx.webhook_legacy_signatures_until = Some(v);
+    }
     if let Some(v) = get("CTI_WEBHOOK_SECRET") {
         pbx.webhook_secret = Secret::new(v);
     }

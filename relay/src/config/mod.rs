@@ -92,6 +92,21 @@ pub struct JwtConfig {
     pub jwks_url: String,
     pub issuer: String,
     pub audience: String,
+    /// The scope an agent token must carry (`CTI_JWT_SCOPE`): None means `<audience>.Agent`,
+    /// XSUAA's `$XSAPPNAME.Agent` when the audience is the xsappname; `none` checks no scope.
+    #[serde(default)]
+    pub scope: Option<String>,
+}
+
+impl JwtConfig {
+    /// The scope agent tokens must carry, if any.
+    pub fn agent_scope(&self) -> Option<String> {
+        match self.scope.as_deref().map(str::trim) {
+            Some("none") => None,
+            Some(scope) if !scope.is_empty() => Some(scope.to_string()),
+            _ => Some(format!("{}.Agent", self.audience)),
+        }
+    }
 }
 
 /// The BTP Destination service, from `CTI_DESTINATION_*` or a `destination` binding in
@@ -162,6 +177,7 @@ impl Config {
                 jwks_url: format!("{sim_url}/sim/jwks.json"),
                 issuer: "cti-sim".into(),
                 audience: "cti-relay".into(),
+                scope: None,
             },
             widget_dir: PathBuf::from("widget/dist"),
             signin_url: Some(format!("{sim_url}/sim/authorize")),

@@ -39,7 +39,8 @@ pub async fn verify(
     client_id: &str,
 ) -> Result<(), BearerError> {
     let token = token(header).ok_or(BearerError::Malformed)?;
-    let identity = verifier.verify(token).await?;
+    // A client-credentials token carries the client's scopes, not a rep's.
+    let identity = verifier.verify_client(token).await?;
     if identity.agent != client_id {
         return Err(BearerError::WrongClient {
             found: identity.agent,

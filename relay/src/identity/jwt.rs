@@ -3,13 +3,22 @@
 //! The same code checks XSUAA/IAS tokens in production and the simulator's tokens in the demo;
 //! only the JWKS URL, issuer and audience differ. The tenant is `app_tid`, else `zid` (XSUAA's
 //! identity zone); the rep is `user_name`, else `email`, else `sub`.
+//!
+//! A token must name the configured issuer (`iss`) and audience (`aud`) and carry an expiry
+//! (`exp`); absent claims are refused, not skipped (jsonwebtoken skips absent `iss`/`aud` unless
+//! told they are required). `nbf` is checked when present but not required: XSUAA's tokens carry
+//! `iat` and `exp` and no `nbf` (reference: SAP V2 notes 6.4, decoded sample tokens), so requiring
+//! it would refuse every production token. An agent token must also carry the agent scope (XSUAA
+//! puts the role's scopes in a `scope` array, `<xsappname>.Agent`); a V2 events client's token
+//! ([`JwtVerifier::verify_client`]) carries its client's scopes instead and is not held to it.
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
 
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode, decode_header};
 use serde::Deserialize;
 use tokio::sync::{Mutex, RwLock};
+
+use crate::clock::{SharedClock, SystemClock};
 
 /// Who a valid token speaks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,12 +35,46 @@ pub enum AuthError {
     Malformed(#[source] jsonwebtoken::errors::Error),
     #[error("token signed with unknown key {0:?}")]
     UnknownKey(String),
+    /// A key id not in the cache, while the keys were fetched too recently to fetch them again:
+    /// likely a key just rotated in, so worth another try shortly.
+    #[error("token signed with key {0:?}, not fetched yet; try again shortly")]
+    KeyNotYetFetched(String),
     #[error("token rejected: {0}")]
     Invalid(#[source] jsonwebtoken::errors::Error),
     #[error("token names no tenant (app_tid or zid) or no user")]
     MissingIdentity,
     #[error("identity provider keys unavailable: {0}")]
     KeysUnavailable(#[source] reqwest::Error),
+    #[error("the token lacks the scope {0:?} that agents are given")]
+    MissingScope(String),
+}
+
+impl AuthError {
+    /// Whether a refusal is about this moment (keys unreachable or not fetched yet) rather than
+    /// the token: the rep's widget should try again with the same token, not sign out.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            AuthError::KeysUnavailable(_) | AuthError::KeyNotYetFetched(_)
+        )
+    }
+}
+
+/// `scope` as XSUAA sends it (an array) or as OAuth 2.0 spells it (one space-separated string).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum Scopes {
+    List(Vec<String>),
+    Spaced(String),
+}
+
+impl Scopes {
+    fn contains(&self, wanted: &str) -> bool {
+        match self {
+            Scopes::List(list) => list.iter().any(|s| s == wanted),
+            Scopes::Spaced(text) => text.split_whitespace().any(|s| s == wanted),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -42,6 +85,7 @@ struct Claims {
     email: Option<String>,
     sub: Option<String>,
     exp: u64,
+    scope: Option<Scopes>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -59,7 +103,12 @@ struct Jwk {
 
 /// Refetching keys for an unknown `kid` at most this often keeps forged tokens from turning the
 /// relay into a load generator against the identity provider.
-const REFETCH_INTERVAL: Duration = Duration::from_secs(30);
+const REFETCH_INTERVAL_MS: u64 = 30_000;
+
+/// Keys older than this are fetched again before use, so a key the identity provider removed
+/// (rotated out, or compromised) stops being trusted within minutes. If the fetch fails the cached
+/// keys keep working: an outage must not sign reps out.
+pub const MAX_KEY_AGE_MS: u64 = 10 * 60 * 1000;
 
 #[derive(Debug)]
 pub struct JwtVerifier {
@@ -67,15 +116,29 @@ pub struct JwtVerifier {
     validation: Validation,
     http: reqwest::Client,
     keys: RwLock<HashMap<String, DecodingKey>>,
-    last_fetch: Mutex<Option<Instant>>,
+    /// When a fetch was last tried (relay clock, Unix milliseconds): for the throttle.
+    last_fetch: Mutex<Option<u64>>,
+    /// When the cached keys were fetched (relay clock, Unix milliseconds): for their age.
+    fetched_at: std::sync::atomic::AtomicU64,
+    clock: SharedClock,
+    /// The scope an agent token must carry; None: no scope is checked.
+    agent_scope: Option<String>,
 }
 
 impl JwtVerifier {
     /// `http` is the process's client (with its timeouts).
-    pub fn new(http: reqwest::Client, jwks_url: &str, issuer: &str, audience: &str) -> Self {
+    pub fn new(
+        http: reqwest::Client,
+        jwks_url: &str,
+        issuer: &str,
+        audience: &str,
+        agent_scope: Option<String>,
+    ) -> Self {
         let mut validation = Validation::new(Algorithm::RS256);
         validation.set_issuer(&[issuer]);
         validation.set_audience(&[audience]);
+        validation.set_required_spec_claims(&["exp", "iss", "aud"]);
+        validation.validate_nbf = true;
         validation.leeway = 30;
         JwtVerifier {
             jwks_url: jwks_url.to_string(),
@@ -83,19 +146,51 @@ impl JwtVerifier {
             http,
             keys: RwLock::new(HashMap::new()),
             last_fetch: Mutex::new(None),
+            fetched_at: std::sync::atomic::AtomicU64::new(0),
+            clock: std::sync::Arc::new(SystemClock),
+            agent_scope,
         }
     }
 
+    /// The relay's clock, which says when the keys are due to be fetched again.
+    #[must_use]
+    pub fn with_clock(mut self, clock: SharedClock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Checks a rep's token: everything [`JwtVerifier::verify_client`] checks, and the agent
+    /// scope.
     pub async fn verify(&self, token: &str) -> Result<AgentIdentity, AuthError> {
+        let (identity, scopes) = self.check(token).await?;
+        if let Some(wanted) = &self.agent_scope
+            && !scopes.is_some_and(|s| s.contains(wanted))
+        {
+            return Err(AuthError::MissingScope(wanted.clone()));
+        }
+        Ok(identity)
+    }
+
+    /// Checks a client's token (signature, issuer, audience, expiry, not-before): who it names.
+    pub async fn verify_client(&self, token: &str) -> Result<AgentIdentity, AuthError> {
+        self.check(token).await.map(|(identity, _)| identity)
+    }
+
+    async fn check(&self, token: &str) -> Result<(AgentIdentity, Option<Scopes>), AuthError> {
         let header = decode_header(token).map_err(AuthError::Malformed)?;
         let kid = header.kid.unwrap_or_default();
+        self.refresh_if_old().await;
         let key = match self.key(&kid).await {
             Some(key) => key,
             None => {
-                self.refresh().await?;
-                self.key(&kid)
-                    .await
-                    .ok_or_else(|| AuthError::UnknownKey(kid.clone()))?
+                let fetched = self.refresh().await?;
+                self.key(&kid).await.ok_or_else(|| {
+                    if fetched {
+                        AuthError::UnknownKey(kid.clone())
+                    } else {
+                        AuthError::KeyNotYetFetched(kid.clone())
+                    }
+                })?
             }
         };
         let data = decode::<Claims>(token, &key, &self.validation).map_err(AuthError::Invalid)?;
@@ -107,11 +202,14 @@ impl JwtVerifier {
             .or(claims.sub)
             .filter(|a| !a.is_empty());
         match (tenant, agent) {
-            (Some(tenant), Some(agent)) => Ok(AgentIdentity {
-                tenant,
-                agent,
-                expires_at: claims.exp,
-            }),
+            (Some(tenant), Some(agent)) => Ok((
+                AgentIdentity {
+                    tenant,
+                    agent,
+                    expires_at: claims.exp,
+                },
+                claims.scope,
+            )),
             _ => Err(AuthError::MissingIdentity),
         }
     }
@@ -120,14 +218,29 @@ impl JwtVerifier {
         self.keys.read().await.get(kid).cloned()
     }
 
-    /// Fetches the JWKS, unless it was fetched moments ago.
-    pub async fn refresh(&self) -> Result<(), AuthError> {
+    /// Fetches the keys again when they are older than [`MAX_KEY_AGE_MS`]; a failure keeps the
+    /// cached ones (and is retried at most every 30 s).
+    async fn refresh_if_old(&self) {
+        let now = self.clock.now_ms();
+        let fetched_at = self.fetched_at.load(std::sync::atomic::Ordering::Relaxed);
+        let old = fetched_at != 0 && now.saturating_sub(fetched_at) >= MAX_KEY_AGE_MS;
+        if old && let Err(err) = self.refresh().await {
+            tracing::warn!(%err, "identity provider keys not refreshed; the cached ones stay in use");
+        }
+    }
+
+    /// Fetches the JWKS, unless it was fetched (or tried) moments ago; whether it fetched. The
+    /// keys fetched replace the cached ones, so a key gone from the JWKS is dropped.
+    pub async fn refresh(&self) -> Result<bool, AuthError> {
         let mut last = self.last_fetch.lock().await;
-        if last.is_some_and(|at| at.elapsed() < REFETCH_INTERVAL)
+        let now = self.clock.now_ms();
+        if last.is_some_and(|at| now.saturating_sub(at) < REFETCH_INTERVAL_MS)
             && !self.keys.read().await.is_empty()
         {
-            return Ok(());
+            return Ok(false);
         }
+        // An attempt counts, so an unreachable JWKS is not asked again on every hello.
+        *last = Some(now);
         let unavailable = |e: reqwest::Error| AuthError::KeysUnavailable(e.without_url());
         let jwks: Jwks = self
             .http
@@ -148,7 +261,178 @@ impl JwtVerifier {
             }
         }
         *self.keys.write().await = keys;
-        *last = Some(Instant::now());
-        Ok(())
+        self.fetched_at
+            .store(now.max(1), std::sync::atomic::Ordering::Relaxed);
+        Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    async fn with_sim<F, Fut>(test: F)
+    where
+        F: FnOnce(cti_sim::SimHandle, JwtVerifier) -> Fut,
+        Fut: std::future::Future<Output = ()>,
+    {
+        let sim = cti_sim::spawn(cti_sim::SimConfig {
+            listen: "127.0.0.1:0".parse().expect("an address"),
+            ..cti_sim::SimConfig::default()
+        })
+        .await
+        .expect("the simulator starts");
+        let verifier = JwtVerifier::new(
+            reqwest::Client::new(),
+            &format!("{}/sim/jwks.json", sim.url()),
+            cti_sim::idp::ISSUER,
+            cti_sim::idp::AUDIENCE,
+            Some("cti-relay.Agent".into()),
+        );
+        test(sim, verifier).await;
+    }
+
+    /// Review F14: keys are fetched again after ten minutes on the relay's clock, and a key gone
+    /// from the JWKS stops being trusted; while the JWKS is unreachable the cached ones keep working.
+    #[tokio::test]
+    async fn keys_are_refreshed_and_a_key_gone_from_the_jwks_is_dropped() {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicU8, Ordering};
+
+        with_sim(|sim, _| async move {
+            let jwks = sim.sim.idp.jwks().expect("the keys");
+            // 0: the keys; 1: unreachable (503); 2: no keys any more.
+            let mode = Arc::new(AtomicU8::new(0));
+            let served = mode.clone();
+            let app = axum::Router::new().route(
+                "/jwks.json",
+                axum::routing::get(move || {
+                    let (jwks, served) = (jwks.clone(), served.clone());
+                    async move {
+                        match served.load(Ordering::SeqCst) {
+                            0 => (axum::http::StatusCode::OK, axum::Json(jwks)),
+                            1 => (
+                                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                                axum::Json(json!({})),
+                            ),
+                            _ => (axum::http::StatusCode::OK, axum::Json(json!({"keys": []}))),
+                        }
+                    }
+                }),
+            );
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("a port");
+            let url = format!(
+                "http://{}/jwks.json",
+                listener.local_addr().expect("an address")
+            );
+            let server = tokio::spawn(async move { axum::serve(listener, app).await });
+            let clock = crate::clock::ManualClock::new(now() * 1000);
+            let verifier = JwtVerifier::new(
+                reqwest::Client::new(),
+                &url,
+                cti_sim::idp::ISSUER,
+                cti_sim::idp::AUDIENCE,
+                None,
+            )
+            .with_clock(Arc::new(clock.clone()));
+            let token = sim.sim.idp.issue("alice@example.com", "demo", 3600);
+            verifier.verify(&token).await.expect("fetched and valid");
+
+            mode.store(1, Ordering::SeqCst);
+            clock.advance_ms(MAX_KEY_AGE_MS);
+            verifier
+                .verify(&token)
+                .await
+                .expect("the cached key still works");
+
+            mode.store(2, Ordering::SeqCst);
+            clock.advance_ms(REFETCH_INTERVAL_MS);
+            let err = verifier.verify(&token).await.expect_err("the key is gone");
+            assert!(matches!(err, AuthError::UnknownKey(_)), "{err}");
+            server.abort();
+            sim.abort();
+        })
+        .await;
+    }
+
+    fn now() -> u64 {
+        u64::try_from(time::OffsetDateTime::now_utc().unix_timestamp()).unwrap_or(0)
+    }
+
+    fn claims() -> serde_json::Value {
+        json!({"iss": "cti-sim", "aud": "cti-relay", "user_name": "alice@example.com",
+            "zid": "demo", "iat": now(), "nbf": now(), "exp": now() + 600,
+            "scope": ["openid", "cti-relay.Agent"]})
+    }
+
+    fn without(field: &str) -> serde_json::Value {
+        let mut claims = claims();
+        claims.as_object_mut().expect("an object").remove(field);
+        claims
+    }
+
+    /// Review F7: each claim the relay relies on must be there and right.
+    #[tokio::test]
+    async fn a_token_without_audience_issuer_scope_or_before_its_time_is_refused() {
+        with_sim(|sim, verifier| async move {
+            let sign = |claims: serde_json::Value| sim.sim.idp.sign_claims(&claims);
+            let identity = verifier
+                .verify(&sign(claims()))
+                .await
+                .expect("a good token");
+            assert_eq!(identity.agent, "alice@example.com");
+            // What the simulator issues passes too.
+            let issued = sim.sim.idp.issue("bob@example.com", "demo", 60);
+            verifier
+                .verify(&issued)
+                .await
+                .expect("the simulator's token");
+
+            for field in ["aud", "iss", "exp"] {
+                let err = verifier
+                    .verify(&sign(without(field)))
+                    .await
+                    .expect_err(field);
+                assert!(matches!(err, AuthError::Invalid(_)), "{field}: {err}");
+            }
+            let mut early = claims();
+            early["nbf"] = json!(now() + 600);
+            let err = verifier
+                .verify(&sign(early))
+                .await
+                .expect_err("not yet valid");
+            assert!(matches!(err, AuthError::Invalid(_)), "{err}");
+
+            let err = verifier
+                .verify(&sign(without("scope")))
+                .await
+                .expect_err("no scope");
+            assert!(matches!(err, AuthError::MissingScope(_)), "{err}");
+            let mut other = claims();
+            other["scope"] = json!(["openid", "cti-relay.Admin", "other-app.Agent"]);
+            let err = verifier
+                .verify(&sign(other))
+                .await
+                .expect_err("other scopes");
+            assert!(matches!(err, AuthError::MissingScope(_)), "{err}");
+            let mut spaced = claims();
+            spaced["scope"] = json!("openid cti-relay.Agent");
+            verifier
+                .verify(&sign(spaced))
+                .await
+                .expect("a spaced scope list");
+
+            // A client's token is not held to the agent scope.
+            verifier
+                .verify_client(&sign(without("scope")))
+                .await
+                .expect("a client's token");
+            sim.abort();
+        })
+        .await;
     }
 }

@@ -230,7 +230,7 @@ impl V2Client {
                 .and_then(|v| v.to_str().ok())
                 .map(|v| v.trim().to_string())
         };
-        let retry_after = header("retry-after").and_then(|v| v.parse().ok());
+        let retry_after = header("retry-after").and_then(|v| retry_after_secs(&v));
         let etag = header("etag");
         let body = response.bytes().await.map_err(transport)?;
         if !status.is_success() {
@@ -343,8 +343,44 @@ pub fn quote(value: &str) -> String {
     format!("'{}'", value.replace('\'', "''"))
 }
 
+/// The longest `Retry-After` taken from V2: an hour. A larger (or absurd) value is capped rather
+/// than trusted, so waits computed from it cannot overflow into an immediate retry.
+pub const MAX_RETRY_AFTER_SECS: u64 = 3600;
+
+/// A `Retry-After` in seconds, capped at [`MAX_RETRY_AFTER_SECS`]; None when not a number.
+fn retry_after_secs(value: &str) -> Option<u64> {
+    let value = value.trim();
+    if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    // All digits: a value too large for u64 is simply large.
+    Some(
+        value
+            .parse::<u64>()
+            .unwrap_or(u64::MAX)
+            .min(MAX_RETRY_AFTER_SECS),
+    )
+}
+
 #[cfg(test)]
 mod tests {
+    /// Review F22: a huge `Retry-After` is capped, so `now + wait` cannot wrap.
+    #[test]
+    fn retry_after_is_capped_at_an_hour() {
+        assert_eq!(retry_after_secs("120"), Some(120));
+        assert_eq!(
+            retry_after_secs("18446744073709551615"),
+            Some(MAX_RETRY_AFTER_SECS)
+        );
+        assert_eq!(
+            retry_after_secs("99999999999999999999999"),
+            Some(MAX_RETRY_AFTER_SECS)
+        );
+        assert_eq!(retry_after_secs("Wed, 21 Oct 2015 07:28:00 GMT"), None);
+        let wait_ms = retry_after_secs("18446744073709551615").expect("a number") * 1000;
+        assert!(1_796_000_000_000u64.checked_add(wait_ms).is_some());
+    }
+
     use super::*;
 
     #[test]

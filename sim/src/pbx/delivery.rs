@@ -63,15 +63,17 @@ impl RelayLink {
             status: 0,
             message: format!("event does not serialize: {e}"),
         })?;
-        let signed = sign(&self.secret, &body);
         let mut backoff = FIRST_BACKOFF;
         let mut last = DeliveryError::Stopped;
         for attempt in 1..=MAX_ATTEMPTS {
+            // Signed afresh for each attempt, so a retry is as current as the first try.
+            let now = super::now_secs();
             let sent = self
                 .http
                 .post(&self.events_url)
                 .header(CONTENT_TYPE, "application/json")
-                .header(signature::HEADER, &signed)
+                .header(signature::TIMESTAMP_HEADER, now.to_string())
+                .header(signature::HEADER, sign(&self.secret, now, &body))
                 .body(body.clone())
                 .send()
                 .await;

@@ -24,6 +24,9 @@ use crate::Sim;
 pub enum PbxError {
     #[error("{0}")]
     Signature(#[from] SignatureError),
+    /// Correctly signed, but not for this request: another call's command, or one already used.
+    #[error("{1}")]
+    Replayed(&'static str, String),
     #[error("malformed JSON body: {0}")]
     MalformedJson(String),
     #[error("{0}")]
@@ -41,7 +44,7 @@ pub enum PbxError {
 impl PbxError {
     fn status(&self) -> StatusCode {
         match self {
-            PbxError::Signature(_) => StatusCode::UNAUTHORIZED,
+            PbxError::Signature(_) | PbxError::Replayed(..) => StatusCode::UNAUTHORIZED,
             PbxError::MalformedJson(_)
             | PbxError::InvalidRequest(_)
             | PbxError::InvalidCommand(_) => StatusCode::BAD_REQUEST,
@@ -54,6 +57,9 @@ impl PbxError {
     fn code(&self) -> &'static str {
         match self {
             PbxError::Signature(SignatureError::Missing) => "missing_signature",
+            PbxError::Signature(SignatureError::MissingTimestamp) => "missing_timestamp",
+            PbxError::Signature(SignatureError::Stale { .. }) => "stale_signature",
+            PbxError::Replayed(code, _) => code,
             PbxError::Signature(_) => "invalid_signature",
             PbxError::MalformedJson(_) => "malformed_json",
             PbxError::InvalidRequest(_) => "invalid_request",
@@ -146,6 +152,46 @@ async fn hangup(
 struct DialBody {
     agent: String,
     to: String,
+    /// Checked in [`authenticate`].
+    #[serde(rename = "nonce")]
+    _nonce: String,
+}
+
+/// Checks a control request of the relay's: the timed signature against this machine's clock.
+/// Answers its nonce and signing time, taken once the request is known to be for this call.
+fn authenticate(sim: &Sim, headers: &HeaderMap, body: &[u8]) -> Result<(String, u64), PbxError> {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let now = super::now_secs();
+    signature::verify(
+        &sim.config.webhook_secret,
+        body,
+        header(signature::HEADER),
+        header(signature::TIMESTAMP_HEADER),
+        now,
+    )?;
+    let value: Value = serde_json::from_slice(body).map_err(|e| {
+        PbxError::MalformedJson(format!("{e} (line {}, column {})", e.line(), e.column()))
+    })?;
+    let nonce = value
+        .get("nonce")
+        .and_then(Value::as_str)
+        .filter(|n| !n.trim().is_empty() && n.len() <= MAX_FIELD_LEN)
+        .ok_or_else(|| PbxError::InvalidCommand("`nonce` is required".into()))?;
+    let signed_at = header(signature::TIMESTAMP_HEADER)
+        .and_then(|t| signature::parse_timestamp(t).ok())
+        .unwrap_or(now);
+    Ok((nonce.to_string(), signed_at))
+}
+
+/// Takes a signed request's nonce, refusing one already used within the window: a replay.
+fn first_use(sim: &Sim, (nonce, signed_at): (String, u64)) -> Result<(), PbxError> {
+    if !sim.pbx.first_use(&nonce, signed_at, super::now_secs()) {
+        return Err(PbxError::Replayed(
+            "replayed_request",
+            "this request's nonce was already used".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// `POST /sim/pbx/dial`, signed like commands: `{"agent","to"}` -> 201 `{"call_id"}` once the
@@ -155,8 +201,8 @@ async fn dial(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, PbxError> {
-    let header = headers.get(signature::HEADER).and_then(|v| v.to_str().ok());
-    signature::verify(&sim.config.webhook_secret, &body, header)?;
+    let nonce = authenticate(&sim, &headers, &body)?;
+    first_use(&sim, nonce)?;
     let request: DialBody = parse_json(&body)?;
     let agent = optional_field("agent", Some(request.agent))?
         .ok_or_else(|| PbxError::InvalidCommand("`agent` is required".into()))?;
@@ -181,6 +227,8 @@ struct CommandBody {
     command: CallCommand,
     #[serde(default)]
     agent: Option<String>,
+    /// The call the signature is for; it must be the path's.
+    call_id: String,
 }
 
 async fn command(
@@ -190,14 +238,23 @@ async fn command(
     body: Bytes,
 ) -> Result<Response, PbxError> {
     // Authenticate before looking at anything else, so unsigned requests learn nothing.
-    let header = headers.get(signature::HEADER).and_then(|v| v.to_str().ok());
-    signature::verify(&sim.config.webhook_secret, &body, header)?;
+    let nonce = authenticate(&sim, &headers, &body)?;
     let Path(id) = id?;
     let value: Value = serde_json::from_slice(&body).map_err(|e| {
         PbxError::MalformedJson(format!("{e} (line {}, column {})", e.line(), e.column()))
     })?;
     let request: CommandBody =
         serde_json::from_value(value).map_err(|e| PbxError::InvalidCommand(e.to_string()))?;
+    if request.call_id != id {
+        return Err(PbxError::Replayed(
+            "invalid_signature",
+            format!(
+                "the request is signed for call {:?}, not this one",
+                request.call_id
+            ),
+        ));
+    }
+    first_use(&sim, nonce)?;
     let by = optional_field("agent", request.agent)?;
     sim.pbx.command(&id, &request.command, by.as_deref())?;
     Ok((StatusCode::ACCEPTED, Json(json!({"accepted": true}))).into_response())

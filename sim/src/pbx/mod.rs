@@ -38,6 +38,18 @@ pub use http::{PbxError, routes};
 /// Tests and benchmarks sign the webhooks they post by hand under the simulator's name.
 pub use cti_protocol::signature::sign;
 
+/// Unix seconds now: the time the PBX signs with and checks the relay's signatures against.
+pub fn now_secs() -> u64 {
+    u64::try_from(time::OffsetDateTime::now_utc().unix_timestamp()).unwrap_or(0)
+}
+
+/// The `X-CTI-Timestamp` and `X-CTI-Signature` values for `body` signed now, for tests and
+/// benchmarks that post to the relay's webhook by hand.
+pub fn sign_now(secret: &str, body: &[u8]) -> (String, String) {
+    let now = now_secs();
+    (now.to_string(), sign(secret, now, body))
+}
+
 /// Longest number, agent or target the PBX takes; real ones are far shorter.
 const MAX_FIELD_LEN: usize = 256;
 
@@ -77,6 +89,9 @@ pub struct Pbx {
     default_agent: String,
     calls: Mutex<HashMap<String, Call>>,
     created: AtomicU64,
+    /// Nonces of the relay's control requests still inside the signature window, with their
+    /// signing time: a repeat is a replay.
+    nonces: Mutex<HashMap<String, u64>>,
 }
 
 impl Pbx {
@@ -101,7 +116,21 @@ impl Pbx {
             default_agent: config.demo_agent.clone(),
             calls: Mutex::new(HashMap::new()),
             created: AtomicU64::new(0),
+            nonces: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Takes a control request's nonce once: false when it was seen within the window. Nonces
+    /// older than the window are forgotten, since their signatures are refused as stale anyway.
+    pub(crate) fn first_use(&self, nonce: &str, signed_at: u64, now: u64) -> bool {
+        let window = cti_protocol::signature::WINDOW_SECS;
+        let mut nonces = self.nonces.lock().unwrap_or_else(|p| p.into_inner());
+        nonces.retain(|_, at| at.saturating_add(window) >= now);
+        if nonces.contains_key(nonce) {
+            return false;
+        }
+        nonces.insert(nonce.to_string(), signed_at);
+        true
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<String, Call>> {

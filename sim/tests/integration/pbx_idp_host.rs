@@ -12,7 +12,7 @@ use axum::http::{HeaderMap, Request, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::post;
 use cti_sim::config::ConfigError;
-use cti_sim::pbx::sign;
+use cti_sim::pbx::{now_secs, sign};
 use cti_sim::{Sim, SimConfig, router};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{Value, json};
@@ -111,15 +111,37 @@ async fn post_json(app: &Router, uri: &str, body: Value) -> Reply {
     post_raw(app, uri, body.to_string()).await
 }
 
-/// A call control as the relay sends it: signed with `secret`.
-async fn command(app: &Router, call_id: &str, body: Value, secret: Option<&str>) -> Reply {
-    let bytes = body.to_string();
+/// A call control as the relay sends it: for `call_id`, with a fresh nonce, signed with
+/// `secret` now.
+async fn command(app: &Router, call_id: &str, mut body: Value, secret: Option<&str>) -> Reply {
+    if let Value::Object(map) = &mut body {
+        map.entry("call_id").or_insert_with(|| json!(call_id));
+        map.entry("nonce")
+            .or_insert_with(|| json!(uuid::Uuid::new_v4().to_string()));
+    }
+    signed_command(app, call_id, &body.to_string(), secret, now_secs()).await
+}
+
+/// `body` posted as a call control for `call_id`, signed with `secret` at `at` (Unix seconds).
+async fn signed_command(
+    app: &Router,
+    call_id: &str,
+    body: &str,
+    secret: Option<&str>,
+    at: u64,
+) -> Reply {
     let mut request = Request::post(format!("/sim/pbx/calls/{call_id}/commands"))
         .header(header::CONTENT_TYPE, "application/json");
     if let Some(secret) = secret {
-        request = request.header("x-cti-signature", sign(secret, bytes.as_bytes()));
+        request = request
+            .header("x-cti-timestamp", at.to_string())
+            .header("x-cti-signature", sign(secret, at, body.as_bytes()));
     }
-    send(app, request.body(Body::from(bytes)).expect("request")).await
+    send(
+        app,
+        request.body(Body::from(body.to_string())).expect("request"),
+    )
+    .await
 }
 
 // ---- A stand-in for the relay's generic webhook --------------------------------------------
@@ -128,6 +150,7 @@ async fn command(app: &Router, call_id: &str, body: Value, secret: Option<&str>)
 struct Received {
     tenant: String,
     signature: String,
+    timestamp: String,
     content_type: String,
     body: Bytes,
 }
@@ -135,6 +158,16 @@ struct Received {
 impl Received {
     fn event(&self) -> Value {
         serde_json::from_slice(&self.body).expect("event is JSON")
+    }
+
+    /// The `X-CTI-Timestamp` the event was signed at, checked to be within a minute of now.
+    fn signed_at(&self) -> u64 {
+        let at: u64 = self
+            .timestamp
+            .parse()
+            .expect("X-CTI-Timestamp is Unix seconds");
+        assert!(now_secs().abs_diff(at) < 60, "signed at {at}");
+        at
     }
 }
 
@@ -203,8 +236,8 @@ impl FakeRelay {
         assert_eq!(received.content_type, "application/json");
         assert_eq!(
             received.signature,
-            sign(SECRET, &received.body),
-            "signature must be the HMAC of the raw body"
+            sign(SECRET, received.signed_at(), &received.body),
+            "signature must be the HMAC of the timestamp and the raw body"
         );
         received.event()
     }
@@ -226,6 +259,7 @@ async fn webhook(
     let _ = state.seen.send(Received {
         tenant,
         signature: header_text("x-cti-signature"),
+        timestamp: header_text("x-cti-timestamp"),
         content_type: header_text("content-type"),
         body,
     });
@@ -269,9 +303,14 @@ async fn place(app: &Router, body: Value) -> String {
 
 #[test]
 fn sign_matches_the_rfc_4231_vector() {
+    // RFC 4231 test case 2, with "{timestamp}." in front of its data: the signed string.
     assert_eq!(
-        sign("Jefe", b"what do ya want for nothing?"),
+        cti_protocol::signature::sign_legacy("Jefe", b"what do ya want for nothing?"),
         "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+    );
+    assert_eq!(
+        sign("Jefe", 1, b"what do ya want for nothing?"),
+        cti_protocol::signature::sign_legacy("Jefe", b"1.what do ya want for nothing?")
     );
 }
 
@@ -394,8 +433,10 @@ async fn commands_are_authenticated_and_checked_against_the_call_state() {
     assert_eq!(forged.status, StatusCode::UNAUTHORIZED);
     assert_eq!(forged.error_code(), "invalid_signature");
     // The signature covers the body: a signed body with a changed byte fails.
-    let signature = sign(SECRET, answer.to_string().as_bytes());
+    let now = now_secs();
+    let signature = sign(SECRET, now, answer.to_string().as_bytes());
     let tampered = Request::post(format!("/sim/pbx/calls/{call}/commands"))
+        .header("x-cti-timestamp", now.to_string())
         .header("x-cti-signature", signature)
         .body(Body::from(
             json!({"action":"decline","agent":"carol@example.com"}).to_string(),
@@ -451,7 +492,8 @@ async fn commands_are_authenticated_and_checked_against_the_call_state() {
     );
 
     let not_json = Request::post(format!("/sim/pbx/calls/{call}/commands"))
-        .header("x-cti-signature", sign(SECRET, b"{nope"))
+        .header("x-cti-timestamp", now.to_string())
+        .header("x-cti-signature", sign(SECRET, now, b"{nope"))
         .body(Body::from("{nope"))
         .expect("request");
     let not_json = send(&app, not_json).await;
@@ -528,6 +570,61 @@ async fn the_caller_hanging_up_an_answered_call_completes_it() {
     );
 }
 
+/// Review F6: the PBX takes a control request only for the call, and the time, it was signed
+/// for, and only once.
+#[tokio::test]
+async fn a_captured_command_is_refused_for_another_call_later_or_twice() {
+    let mut relay = FakeRelay::start().await;
+    let (_sim, app) = app(relay.config());
+    let first = place(
+        &app,
+        json!({"from": "+41441234567", "agent": "carol@example.com"}),
+    )
+    .await;
+    let second = place(
+        &app,
+        json!({"from": "+41441234568", "agent": "carol@example.com"}),
+    )
+    .await;
+    relay.next_event().await;
+    relay.next_event().await;
+
+    let now = now_secs();
+    let body = json!({"action":"decline","agent":"carol@example.com","call_id":first,
+        "nonce":"n-1"})
+    .to_string();
+    // The same signed request aimed at the other call.
+    let elsewhere = signed_command(&app, &second, &body, Some(SECRET), now).await;
+    assert_eq!(elsewhere.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(elsewhere.error_code(), "invalid_signature");
+    // Signed six minutes ago (or ahead).
+    for at in [now - 360, now + 360] {
+        let stale = signed_command(&app, &first, &body, Some(SECRET), at).await;
+        assert_eq!(stale.status, StatusCode::UNAUTHORIZED);
+        assert_eq!(stale.error_code(), "stale_signature");
+    }
+    // Without the time, as relays signed before.
+    let legacy = Request::post(format!("/sim/pbx/calls/{first}/commands"))
+        .header(
+            "x-cti-signature",
+            cti_protocol::signature::sign_legacy(SECRET, body.as_bytes()),
+        )
+        .body(Body::from(body.clone()))
+        .expect("request");
+    let legacy = send(&app, legacy).await;
+    assert_eq!(legacy.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(legacy.error_code(), "missing_timestamp");
+
+    let taken = signed_command(&app, &first, &body, Some(SECRET), now).await;
+    assert_eq!(taken.status, StatusCode::ACCEPTED, "{}", taken.text());
+    let replayed = signed_command(&app, &first, &body, Some(SECRET), now).await;
+    assert_eq!(replayed.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(replayed.error_code(), "replayed_request");
+    let ended = relay.next_event().await;
+    assert_eq!(ended["call_id"], first.as_str());
+    assert_eq!(ended["type"], "ended");
+}
+
 #[tokio::test]
 async fn a_503_is_retried_with_the_same_event() {
     let mut relay = FakeRelay::start().await;
@@ -540,7 +637,10 @@ async fn a_503_is_retried_with_the_same_event() {
     let third = relay.next().await;
     assert_eq!(first.body, second.body, "a retry resends the same event");
     assert_eq!(second.body, third.body);
-    assert_eq!(third.signature, sign(SECRET, &third.body));
+    assert_eq!(
+        third.signature,
+        sign(SECRET, third.signed_at(), &third.body)
+    );
     assert_eq!(third.event()["id"], format!("{call}-e1"));
     assert_eq!(relay.fail_next.load(Ordering::SeqCst), 0);
     let listed = sim.pbx.calls();

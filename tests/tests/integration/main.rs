@@ -21,6 +21,7 @@ mod redis_index;
 mod redis_push;
 mod relay_api;
 mod ringcentral;
+mod signatures;
 mod sip;
 mod tabs;
 mod teams;

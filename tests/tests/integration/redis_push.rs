@@ -18,14 +18,13 @@ fn event(id: &str, call: &str, kind: &str) -> String {
 }
 
 async fn post_to(stack: &Stack, relay_url: &str, body: &str) -> u16 {
+    let signed = cti_sim::pbx::sign_now("demo-webhook-secret", body.as_bytes());
     stack
         .http
         .post(format!("{relay_url}/v1/tenants/demo/telephony/generic"))
         .header("content-type", "application/json")
-        .header(
-            "x-cti-signature",
-            cti_sim::pbx::sign("demo-webhook-secret", body.as_bytes()),
-        )
+        .header("x-cti-timestamp", signed.0)
+        .header("x-cti-signature", signed.1)
         .body(body.to_string())
         .send()
         .await

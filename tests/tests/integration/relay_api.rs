@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use cti_sim::pbx::sign;
+use cti_sim::pbx::sign_now as sign;
 use cti_tests::{Received, Stack, WsClient};
 use serde_json::{Value, json};
 
@@ -20,7 +20,7 @@ async fn post_raw(
     tenant: &str,
     body: &[u8],
     content_type: Option<&str>,
-    signature: Option<String>,
+    signature: Option<(String, String)>,
 ) -> (u16, Value) {
     let mut request = stack
         .http
@@ -32,8 +32,10 @@ async fn post_raw(
     if let Some(ct) = content_type {
         request = request.header("content-type", ct);
     }
-    if let Some(sig) = signature {
-        request = request.header("x-cti-signature", sig);
+    if let Some((timestamp, sig)) = signature {
+        request = request
+            .header("x-cti-timestamp", timestamp)
+            .header("x-cti-signature", sig);
     }
     let response = request.send().await.expect("relay answers");
     let status = response.status().as_u16();
