@@ -118,6 +118,12 @@ pub struct SimConfig {
     /// A loopback port on which the simulator binary starts its own Prosody for the simulated
     /// Finesse (`SIM_FINESSE_PROSODY`, what `cargo xtask demo` sets); None: it starts none.
     pub finesse_prosody_port: Option<u16>,
+    /// The real SIP PBX (Kamailio) the demo's SIP calls go through (`SIM_SIP_PROXY`,
+    /// `127.0.0.1:5060` when the provider list has `sip`); None: SIP calls are refused.
+    pub sip_proxy: Option<SocketAddr>,
+    /// The directory of the SIPp scenarios the SIP calls run (`SIM_SIPP_SCENARIOS`, the
+    /// repository's `tests/sipp`); None: SIP calls are refused.
+    pub sipp_scenarios: Option<std::path::PathBuf>,
 }
 
 /// One telephony system the host page offers: its name (`generic`, `genesys`, `ringcentral`)
@@ -138,6 +144,7 @@ pub const PROVIDERS: &[&str] = &[
     "finesse",
     "asterisk",
     "freeswitch",
+    "sip",
 ];
 
 impl Default for SimConfig {
@@ -199,6 +206,8 @@ impl Default for SimConfig {
             freeswitch_password: "demo-freeswitch-secret".into(),
             finesse_prosody_port: None,
             finesse_sso: false,
+            sip_proxy: None,
+            sipp_scenarios: None,
         }
     }
 }
@@ -233,7 +242,8 @@ impl SimConfig {
     /// `SIM_RELAY_URL` when only that is set), `SIM_TENANT`, `SIM_WEBHOOK_SECRET`, `SIM_V2_USER`,
     /// `SIM_V2_PASSWORD`, `SIM_AGENT`, `SIM_AGENT_NUMBER`, `SIM_RECORDS`, `SIM_SEED`,
     /// `SIM_REQUEST_BUDGET` (a number, or `none`/`unlimited`), `SIM_PROVIDERS`, `SIM_PROVIDER`,
-    /// `SIM_ASTERISK_LISTEN`, `SIM_FREESWITCH_LISTEN`, `SIM_FINESSE_PROSODY` (a port).
+    /// `SIM_ASTERISK_LISTEN`, `SIM_FREESWITCH_LISTEN`, `SIM_FINESSE_PROSODY` (a port),
+    /// `SIM_SIP_PROXY`, `SIM_SIPP_SCENARIOS`.
     ///
     /// Taking a lookup function rather than reading the process environment lets tests try
     /// every variable without mutating global state.
@@ -385,6 +395,17 @@ impl SimConfig {
             })?);
         } else if config.providers.iter().any(|p| p.name == "asterisk") {
             config.asterisk_listen = Some(SocketAddr::from(([127, 0, 0, 1], 5038)));
+        }
+        if let Some(v) = text("SIM_SIP_PROXY")? {
+            config.sip_proxy = Some(
+                v.parse()
+                    .map_err(|_| invalid("SIM_SIP_PROXY", &v, "an address like 127.0.0.1:5060"))?,
+            );
+        } else if config.providers.iter().any(|p| p.name == "sip") {
+            config.sip_proxy = Some(SocketAddr::from(([127, 0, 0, 1], 5060)));
+        }
+        if let Some(v) = text("SIM_SIPP_SCENARIOS")? {
+            config.sipp_scenarios = Some(v.into());
         }
         if let Some(v) = text("SIM_FREESWITCH_LISTEN")? {
             config.freeswitch_listen = Some(v.parse().map_err(|_| {

@@ -30,6 +30,8 @@
 //!   captured AMI traffic, with HTTP controls under `/sim/asterisk` to place and drive calls.
 //! - [`freeswitch`]: a FreeSWITCH event socket (ESL) over TCP on its own port, with HTTP
 //!   controls under `/sim/freeswitch`.
+//! - [`sip`]: no simulator: the demo's SIP calls, placed with SIPp through a real Kamailio,
+//!   under `/sim/sip`.
 //! - [`host`]: the V2 host stand-in page that frames the widget, and the log of every CTI payload
 //!   it received (`/sim/host/payloads`).
 //!
@@ -47,6 +49,7 @@ pub mod idp;
 pub mod pbx;
 pub mod prosody;
 pub mod ringcentral;
+pub mod sip;
 pub mod teams;
 pub mod v2;
 pub mod webex;
@@ -75,6 +78,7 @@ pub struct Sim {
     pub finesse: finesse::Finesse,
     pub asterisk: Arc<asterisk::Asterisk>,
     pub freeswitch: Arc<freeswitch::Freeswitch>,
+    pub sip: sip::SipCalls,
 }
 
 impl Sim {
@@ -93,6 +97,7 @@ impl Sim {
             finesse: finesse::Finesse::new(&config),
             asterisk: Arc::new(asterisk::Asterisk::new(&config)),
             freeswitch: Arc::new(freeswitch::Freeswitch::new(&config)),
+            sip: sip::SipCalls::new(&config),
             config,
         })
     }
@@ -114,6 +119,7 @@ pub fn router(sim: Arc<Sim>) -> Router {
         .merge(finesse::routes())
         .merge(asterisk::routes())
         .merge(freeswitch::routes())
+        .merge(sip::routes())
         .with_state(sim)
 }
 

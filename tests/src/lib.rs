@@ -245,6 +245,11 @@ impl Stack {
             match provider {
                 Provider::Asterisk => sim.asterisk_listen = pbx_port,
                 Provider::Freeswitch => sim.freeswitch_listen = pbx_port,
+                Provider::Sip => {
+                    // The host page's SIP calls: SIPp callers through this stack's Kamailio.
+                    sim.sip_proxy = sip_server.as_ref().and_then(|addr| addr.parse().ok());
+                    sim.sipp_scenarios = Some(kamailio::scenario("."));
+                }
                 _ => {}
             }
             sim.providers = vec![cti_sim::config::DemoProvider {

@@ -13,6 +13,7 @@
 //! - `bench`: benchmarks in release mode, printing percentiles.
 
 mod setup;
+mod sip;
 mod tasks;
 
 use std::process::ExitCode;

@@ -107,6 +107,8 @@ const DEMO_PROVIDERS: &[(&str, &str)] = &[
     ("asterisk", "demo-asterisk"),
     ("freeswitch", "demo-freeswitch"),
     ("finesse", "demo-finesse"),
+    // A real Kamailio with SIPp phones (`crate::sip`), when its packages are installed.
+    ("sip", "demo-sip"),
 ];
 
 /// Whether the demo can offer Finesse: its notifications need a real XMPP server, Prosody,
@@ -152,10 +154,36 @@ pub(crate) fn demo(args: &[String]) -> Result<()> {
         }
         step(&format!("Finesse is not offered in this demo: {why}"));
     }
+    build_widget()?;
+    step("building the relay and the simulator");
+    run(&mut cargo(&[
+        "build",
+        "--bin",
+        "cti-relay",
+        "--bin",
+        "cti-sim",
+    ]))?;
+    ensure_free(RELAY_ADDR, "relay")?;
+    ensure_free(SIM_ADDR, "simulator")?;
+
+    let mut children = Children(Vec::new());
+    step("starting the SIP PBX (Kamailio) and the demo reps' SIP phones");
+    let sip = match crate::sip::start() {
+        Ok(sip_children) => {
+            children.0.extend(sip_children);
+            true
+        }
+        Err(e) if provider == "sip" => bail!("the demo cannot offer SIP: {e:#}"),
+        Err(e) => {
+            step(&format!("SIP is not offered in this demo: {e:#}"));
+            false
+        }
+    };
     let offered: Vec<(&str, &str)> = DEMO_PROVIDERS
         .iter()
         .copied()
         .filter(|(name, _)| *name != "finesse" || finesse.is_ok())
+        .filter(|(name, _)| *name != "sip" || sip)
         .collect();
     let sim_providers = offered
         .iter()
@@ -169,17 +197,6 @@ pub(crate) fn demo(args: &[String]) -> Result<()> {
         .filter(|name| *name != "generic")
         .collect::<Vec<_>>()
         .join(",");
-    build_widget()?;
-    step("building the relay and the simulator");
-    run(&mut cargo(&[
-        "build",
-        "--bin",
-        "cti-relay",
-        "--bin",
-        "cti-sim",
-    ]))?;
-    ensure_free(RELAY_ADDR, "relay")?;
-    ensure_free(SIM_ADDR, "simulator")?;
 
     let bin = |name: &str| workspace_root().join("target/debug").join(name);
     let (stop_tx, stop_rx) = mpsc::channel();
@@ -189,12 +206,16 @@ pub(crate) fn demo(args: &[String]) -> Result<()> {
     .context("installing the Ctrl-C handler")?;
 
     step("starting the simulator and the relay");
-    let mut children = Children(Vec::new());
     let mut sim = Command::new(bin("cti-sim"));
     sim.env("SIM_LISTEN", SIM_ADDR)
         .env("SIM_RELAY_URL", format!("http://{RELAY_ADDR}"))
         .env("SIM_PROVIDERS", &sim_providers)
         .env("SIM_PROVIDER", &provider);
+    if sip {
+        // The host page's SIP calls: SIPp callers through the demo's Kamailio.
+        sim.env("SIM_SIP_PROXY", crate::sip::ADDR)
+            .env("SIM_SIPP_SCENARIOS", crate::sip::scenarios());
+    }
     if finesse.is_ok() {
         // The simulator starts Prosody there and publishes Finesse's Dialog updates into it.
         let port = FINESSE_XMPP_ADDR.rsplit(':').next().unwrap_or_default();
@@ -240,9 +261,14 @@ pub(crate) fn demo(args: &[String]) -> Result<()> {
         "  through the telephony chosen on the page: generic PBX, Genesys Cloud, RingCentral,"
     );
     println!(
-        "  Microsoft Teams, Webex Calling{})",
+        "  Microsoft Teams, Webex Calling, Asterisk, FreeSWITCH{}{})",
         if finesse.is_ok() {
             ", Cisco Finesse"
+        } else {
+            ""
+        },
+        if sip {
+            ", a SIP PBX (a real Kamailio; the reps' SIPp phones answer after 4 s)"
         } else {
             ""
         }

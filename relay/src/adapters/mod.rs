@@ -79,7 +79,8 @@ pub enum TelephonySettings {
 }
 
 impl TelephonySettings {
-    /// The providers the simulator plays, by name.
+    /// The providers the demo offers, by name: the simulator plays them, except `sip`, whose
+    /// PBX is a real Kamailio the demo starts on `127.0.0.1:5060`.
     pub const SIMULATED: &'static [&'static str] = &[
         "generic",
         "genesys",
@@ -89,6 +90,7 @@ impl TelephonySettings {
         "finesse",
         "asterisk",
         "freeswitch",
+        "sip",
     ];
 
     /// The settings that reach `provider`'s simulator at `sim_url`, for the demo and the tests;

@@ -2,11 +2,12 @@
 //! repository's sample configuration) and real calls placed through it with SIPp: the reps'
 //! phones register, a caller rings a rep, and the relay reads Kamailio's own NOTIFYs.
 //!
-//! The widget's pop is checked on the widget protocol (WsClient), not in Chromium: the
-//! simulator's host page rings through simulators only, and a SIP call needs SIPp.
+//! The widget's pop is checked on the widget protocol (WsClient), and once in Chromium through
+//! the simulator's host page, whose "Ring me" places a SIPp call through the same Kamailio.
 
 use anyhow::{Context, Result};
 use cti_protocol::ws::CallCommand;
+use cti_tests::browser::{Browser, WIDGET_FRAME};
 use cti_tests::kamailio::Kamailio;
 use cti_tests::{Provider, Stack, WsClient, eventually};
 use serde_json::Value;
@@ -278,6 +279,81 @@ async fn a_hold_the_phone_publishes_reaches_the_widget() -> Result<()> {
     caller.finished().await?;
     phone.finished().await?;
     stack.wait_activity(&id, "written", |_| true).await?;
+    assert_eq!(stack.activities(&id).await?.len(), 1);
+    Ok(())
+}
+
+/// The story in Chromium through the host page: "Ring me" places a real call through Kamailio
+/// (the simulator's SIPp caller), the widget pops, the rep's phone answers (SIP gives the widget
+/// no answer button), the caller hangs up, the host is told each moment once, and the call is
+/// logged once. (The shared story answers with the widget's button, which SIP does not offer.)
+#[tokio::test]
+async fn a_call_rings_pops_and_ends_in_chromium_through_kamailio() -> Result<()> {
+    let stack = start().await?;
+    let pbx = kamailio(&stack)?;
+    let phone = pbx.answering_phone(ALICE_EXT, 1_500).await?;
+    let browser = Browser::start().await?;
+    browser.open_host(&stack.sim.url(), ALICE).await?;
+    let (dialled, e164, name) = stack.single_match_caller()?;
+    let input = browser
+        .client
+        .find(fantoccini::Locator::Css("#caller-number"))
+        .await?;
+    input.clear().await?;
+    input.send_keys(&dialled).await?;
+    browser.click("#ring-button").await?;
+    browser.wait_caller(&name).await?;
+    let id = eventually("the relay to hold the ringing call", || async {
+        stack
+            .relay
+            .state
+            .calls
+            .active_for_agent("demo", ALICE)
+            .await
+            .ok()?
+            .pop()
+            .map(|leg| leg.id)
+    })
+    .await?;
+    let notify = stack.wait_host_action(&id, "NOTIFY").await?;
+    assert_eq!(notify["payload"]["ANI"], e164.as_str());
+
+    browser.enter_frame(WIDGET_FRAME).await?;
+    browser
+        .wait_for("[data-testid=call-state][data-state=connected]")
+        .await?;
+    assert!(
+        browser.text("[data-testid=btn-answer]").await.is_none(),
+        "no answer button: the SIP phone answers"
+    );
+    // The caller hangs up: the simulator tells its SIPp, which sends BYE through Kamailio.
+    let placed = stack.sim.sim.sip.call_ids();
+    assert_eq!(placed.len(), 1, "{placed:?}");
+    let response = reqwest::Client::new()
+        .post(format!(
+            "{}/sim/sip/calls/{}/hangup",
+            stack.sim.url(),
+            placed[0]
+        ))
+        .send()
+        .await?;
+    assert_eq!(response.status(), 204);
+    browser
+        .wait_for("[data-testid=call-state][data-state=ended]")
+        .await?;
+    browser.leave_frame().await?;
+    stack.wait_host_action(&id, "END").await?;
+    assert_eq!(
+        stack.host_action_names(&id).await?,
+        ["NOTIFY", "ACCEPT", "END"]
+    );
+    browser.close().await;
+    phone.finished().await?;
+    let activity = stack.wait_activity(&id, "written", |_| true).await?;
+    assert!(
+        !cti_tests::summary_of(&activity).contains("Outcome: missed"),
+        "{activity}"
+    );
     assert_eq!(stack.activities(&id).await?.len(), 1);
     Ok(())
 }
