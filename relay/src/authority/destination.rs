@@ -146,7 +146,7 @@ impl DestinationService {
         let target = Target {
             url: answer.configuration.url,
             token: Secret::new(token.value),
-            expires_ms: now_ms + lifetime_s * 1000,
+            expires_ms: super::expiry_ms(now_ms, lifetime_s),
         };
         self.user_targets.lock().await.insert(key, target.clone());
         Ok(target)
@@ -187,7 +187,7 @@ impl DestinationService {
             .await
             .map_err(|e| failed("token endpoint", e.without_url()))?;
         let token = Secret::new(answer.access_token);
-        let expires = now_ms + answer.expires_in.unwrap_or(600) * 1000;
+        let expires = super::expiry_ms(now_ms, answer.expires_in.unwrap_or(600));
         *cached = Some((token.clone(), expires));
         Ok(token)
     }

@@ -90,6 +90,16 @@ pub enum AuthorityError {
     OtherBrowser,
 }
 
+/// A token is never believed to live longer than a day, whatever its issuer says.
+const MAX_TOKEN_LIFETIME_S: u64 = 24 * 60 * 60;
+
+/// When a token issued at `now_ms` with `lifetime_s` (an identity provider's `expires_in`)
+/// stops being used: an absurd lifetime is cut to a day, and nothing wraps around into a
+/// token that looks expired at once (a hot loop of renewals) or a panic.
+pub(crate) fn expiry_ms(now_ms: u64, lifetime_s: u64) -> u64 {
+    now_ms.saturating_add(lifetime_s.min(MAX_TOKEN_LIFETIME_S).saturating_mul(1000))
+}
+
 /// One rep's turn to refresh, waited for without blocking the thread.
 type Turn = Arc<tokio::sync::Mutex<()>>;
 
@@ -204,5 +214,17 @@ impl Authority {
             &tenant.v2_url,
             V2Auth::Bearer { token },
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::expiry_ms;
+
+    #[test]
+    fn a_lifetime_from_outside_neither_wraps_nor_lasts_for_ever() {
+        assert_eq!(expiry_ms(1_000, 60), 61_000);
+        assert_eq!(expiry_ms(1_000, u64::MAX), 1_000 + 86_400_000);
+        assert_eq!(expiry_ms(u64::MAX - 5, 60), u64::MAX);
     }
 }

@@ -302,7 +302,7 @@ impl Authority {
             self.vault.put(tenant, rep, &sealed).await?;
         }
         let token = Secret::new(answer.access_token);
-        let expires = self.clock.now_ms() + answer.expires_in.unwrap_or(300) * 1000;
+        let expires = super::expiry_ms(self.clock.now_ms(), answer.expires_in.unwrap_or(300));
         self.access_tokens
             .lock()
             .unwrap_or_else(|p| p.into_inner())
