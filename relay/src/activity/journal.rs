@@ -15,9 +15,8 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-
-use super::outbox::Slot;
 
 /// The journal's file in its directory.
 const FILE: &str = "activity-outbox.jsonl";
@@ -25,12 +24,13 @@ const FILE: &str = "activity-outbox.jsonl";
 /// Lines beyond the live entries tolerated before a rewrite.
 const SLACK: usize = 1024;
 
-/// One line: a tenant's entry as it now is, or None when it was removed.
+/// One line: a tenant's entry as it now is, or None when it was removed. The journal keeps
+/// whatever entry type its outbox gives it, so it knows nothing of the outbox.
 #[derive(Debug, Serialize, Deserialize)]
-pub(crate) struct Record {
+pub(crate) struct Record<S> {
     pub(crate) tenant: String,
     pub(crate) call_id: String,
-    pub(crate) slot: Option<Slot>,
+    pub(crate) slot: Option<S>,
 }
 
 #[derive(Debug)]
@@ -41,15 +41,17 @@ pub(crate) struct Journal {
     lines: usize,
 }
 
-type Slots = HashMap<String, HashMap<String, Slot>>;
+type Slots<S> = HashMap<String, HashMap<String, S>>;
 
 impl Journal {
     /// Opens (or creates) the journal in `dir`, returning it with the entries it holds; the file
     /// is compacted on the way.
-    pub(crate) fn open(dir: &Path) -> std::io::Result<(Journal, Slots)> {
+    pub(crate) fn open<S: DeserializeOwned + Serialize>(
+        dir: &Path,
+    ) -> std::io::Result<(Journal, Slots<S>)> {
         std::fs::create_dir_all(dir)?;
         let path = dir.join(FILE);
-        let mut slots: Slots = HashMap::new();
+        let mut slots: Slots<S> = HashMap::new();
         match File::open(&path) {
             Ok(file) => {
                 let mut skipped = 0usize;
@@ -58,7 +60,7 @@ impl Journal {
                     if line.trim().is_empty() {
                         continue;
                     }
-                    match serde_json::from_str::<Record>(&line) {
+                    match serde_json::from_str::<Record<S>>(&line) {
                         Ok(record) => {
                             let tenant = slots.entry(record.tenant).or_default();
                             match record.slot {
@@ -83,7 +85,7 @@ impl Journal {
     }
 
     /// Appends the records and syncs them to disk.
-    pub(crate) fn append(&mut self, records: &[Record]) -> std::io::Result<()> {
+    pub(crate) fn append<S: Serialize>(&mut self, records: &[Record<S>]) -> std::io::Result<()> {
         if records.is_empty() {
             return Ok(());
         }
@@ -104,7 +106,7 @@ impl Journal {
     }
 
     /// Rewrites the file with just `slots`.
-    pub(crate) fn compact(&mut self, slots: &Slots) -> std::io::Result<()> {
+    pub(crate) fn compact<S: Serialize>(&mut self, slots: &Slots<S>) -> std::io::Result<()> {
         self.file = rewrite(&self.path, slots)?;
         self.lines = slots.values().map(HashMap::len).sum();
         Ok(())
@@ -113,7 +115,7 @@ impl Journal {
 
 /// Writes `slots` to a temporary file, syncs it, renames it over `path` and opens the result for
 /// appending.
-fn rewrite(path: &Path, slots: &Slots) -> std::io::Result<File> {
+fn rewrite<S: Serialize>(path: &Path, slots: &Slots<S>) -> std::io::Result<File> {
     let temp = path.with_extension("jsonl.tmp");
     {
         let mut out = std::io::BufWriter::new(File::create(&temp)?);
@@ -122,7 +124,7 @@ fn rewrite(path: &Path, slots: &Slots) -> std::io::Result<File> {
                 let record = Record {
                     tenant: tenant.clone(),
                     call_id: call_id.clone(),
-                    slot: Some(slot.clone()),
+                    slot: Some(slot),
                 };
                 serde_json::to_writer(&mut out, &record).map_err(std::io::Error::other)?;
                 out.write_all(b"\n")?;

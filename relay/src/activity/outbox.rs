@@ -177,7 +177,7 @@ impl MemoryOutbox {
     /// now, and every change is appended (and synced) before it is acknowledged.
     pub fn durable(dir: &std::path::Path) -> Result<Self, OutboxError> {
         let (journal, slots) =
-            Journal::open(dir).map_err(|e| OutboxError::Unavailable(e.into()))?;
+            Journal::open::<Slot>(dir).map_err(|e| OutboxError::Unavailable(e.into()))?;
         let pending: usize = slots
             .values()
             .flat_map(|t| t.values())
@@ -216,7 +216,7 @@ impl MemoryOutbox {
         };
         let before = slots.clone();
         let (out, changed) = f(slots);
-        let records: Vec<Record> = changed
+        let records: Vec<Record<Slot>> = changed
             .iter()
             .map(|id| Record {
                 tenant: tenant.to_string(),
