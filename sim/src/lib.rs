@@ -47,6 +47,7 @@ pub mod host;
 pub mod ias;
 pub mod idp;
 pub mod pbx;
+pub mod pbx_controls;
 pub mod prosody;
 pub mod ringcentral;
 pub mod sip;

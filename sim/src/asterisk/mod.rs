@@ -33,7 +33,6 @@
 //! /sim/asterisk/connections/drop` closes every AMI connection and refuses new ones until
 //! `.../restore`; `.../malformed` sends every connection a block that is not AMI.
 
-mod http;
 pub(crate) mod server;
 
 use std::collections::BTreeMap;
@@ -43,7 +42,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use tokio::sync::{broadcast, watch};
 
 use crate::SimConfig;
-pub use http::routes;
 
 /// The demo phones: endpoint, rep.
 pub const ENDPOINTS: [(&str, &str); 4] = [
@@ -60,12 +58,7 @@ pub const BANNER: &str = "Asterisk Call Manager/9.0.0";
 pub const MALFORMED: &str =
     "Event: Newstate\r\nPrivilege: call,all\r\nthis line is no header\r\nUniqueid: 0\r\n\r\n";
 
-/// A refusal of a simulator control, with its HTTP status.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SimError {
-    pub status: u16,
-    pub message: String,
-}
+pub use crate::pbx_controls::SimError;
 
 fn sim_error(status: u16, message: impl Into<String>) -> SimError {
     SimError {
@@ -956,5 +949,40 @@ fn cause_text(cause: u16) -> &'static str {
         21 => "Call Rejected",
         127 => "Interworking, unspecified",
         _ => "Unknown",
+    }
+}
+
+/// The simulator's HTTP controls of this system (`/sim/asterisk/...`).
+pub fn routes() -> axum::Router<std::sync::Arc<crate::Sim>> {
+    crate::pbx_controls::routes("asterisk", |sim| &*sim.asterisk)
+}
+
+impl crate::pbx_controls::PhoneSystem for Asterisk {
+    fn ring(&self, from: &str, agent: &str) -> Result<String, SimError> {
+        Asterisk::ring(self, from, agent)
+    }
+
+    fn answer(&self, call: &str) -> Result<(), SimError> {
+        Asterisk::answer(self, call)
+    }
+
+    fn hang_up(&self, call: &str) -> Result<(), SimError> {
+        Asterisk::hang_up(self, call)
+    }
+
+    fn hold(&self, call: &str, hold: bool) -> Result<(), SimError> {
+        Asterisk::hold(self, call, hold)
+    }
+
+    fn drop_connections(&self) {
+        Asterisk::drop_connections(self);
+    }
+
+    fn restore(&self) {
+        Asterisk::restore(self);
+    }
+
+    fn send_malformed(&self) {
+        Asterisk::send_malformed(self);
     }
 }

@@ -27,7 +27,6 @@
 //! (the rep's phone's key); `POST /sim/freeswitch/connections/drop` (closes every socket and
 //! refuses new ones until `.../restore`) and `.../malformed`.
 
-mod http;
 pub(crate) mod server;
 
 use std::collections::BTreeMap;
@@ -38,7 +37,6 @@ use serde_json::{Value, json};
 use tokio::sync::{broadcast, watch};
 
 use crate::SimConfig;
-pub use http::routes;
 
 pub const USERS: [(&str, &str); 4] = [
     ("1001", "alice@example.com"),
@@ -50,11 +48,7 @@ pub const USERS: [(&str, &str); 4] = [
 /// A frame no event socket sends: a header line without `: `.
 pub const MALFORMED: &str = "Content-Type text/event-json\nnot a header\n\n";
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SimError {
-    pub status: u16,
-    pub message: String,
-}
+pub use crate::pbx_controls::SimError;
 
 fn sim_error(status: u16, message: impl Into<String>) -> SimError {
     SimError {
@@ -538,5 +532,40 @@ impl Freeswitch {
         drop(s);
         self.emit(out);
         format!("+OK {uuid}\n")
+    }
+}
+
+/// The simulator's HTTP controls of this system (`/sim/freeswitch/...`).
+pub fn routes() -> axum::Router<std::sync::Arc<crate::Sim>> {
+    crate::pbx_controls::routes("freeswitch", |sim| &*sim.freeswitch)
+}
+
+impl crate::pbx_controls::PhoneSystem for Freeswitch {
+    fn ring(&self, from: &str, agent: &str) -> Result<String, SimError> {
+        Freeswitch::ring(self, from, agent)
+    }
+
+    fn answer(&self, call: &str) -> Result<(), SimError> {
+        Freeswitch::answer(self, call)
+    }
+
+    fn hang_up(&self, call: &str) -> Result<(), SimError> {
+        Freeswitch::hang_up(self, call)
+    }
+
+    fn hold(&self, call: &str, hold: bool) -> Result<(), SimError> {
+        Freeswitch::hold(self, call, hold)
+    }
+
+    fn drop_connections(&self) {
+        Freeswitch::drop_connections(self);
+    }
+
+    fn restore(&self) {
+        Freeswitch::restore(self);
+    }
+
+    fn send_malformed(&self) {
+        Freeswitch::send_malformed(self);
     }
 }
