@@ -1,7 +1,7 @@
 //! A real Kamailio (the Debian packages `kamailio` and `kamailio-presence-modules`) for one
 //! test, running the repository's sample configuration (`deploy/kamailio/kamailio.cfg`): the
 //! PBX's registrar, proxy and dialog-event presence server on a loopback port the test picked
-//! (UDP and TCP), its db_text tables in a fresh directory, with the SIP accounts of the demo's
+//! (UDP and TCP, and TLS with a throwaway test certificate), its db_text tables in a fresh directory, with the SIP accounts of the demo's
 //! phones and of the relay. And SIPp (Debian's `sip-tester`) as the phones and the callers,
 //! running the scenarios in `tests/sipp/`, so the NOTIFYs the relay reads are Kamailio's own.
 //! Gone when the test ends.
@@ -50,8 +50,22 @@ pub fn phone_password(ext: &str) -> String {
 
 pub struct Kamailio {
     pub port: u16,
+    /// Its SIP-over-TLS port (TCP), with the test certificate of [`test_ca_pem`]'s CA.
+    pub tls_port: u16,
     dir: PathBuf,
     process: Option<Child>,
+}
+
+/// The throwaway test CA (and the server certificate it signed for 127.0.0.1) of
+/// `tests/testdata/sip-tls`.
+fn tls_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/sip-tls")
+}
+
+/// The PEM of the CA that signed the test Kamailio's TLS certificate: what a relay reaching it
+/// over TLS trusts (`sip_tls_ca_pem`).
+pub fn test_ca_pem() -> Result<String> {
+    std::fs::read_to_string(tls_dir().join("ca.pem")).context("reading the test SIP CA")
 }
 
 impl std::fmt::Debug for Kamailio {
@@ -66,6 +80,10 @@ fn installed() -> Result<()> {
     for (binary, package) in [
         (KAMAILIO, "kamailio kamailio-presence-modules"),
         (SIPP, "sip-tester"),
+        (
+            "/usr/lib/x86_64-linux-gnu/kamailio/modules/tls.so",
+            "kamailio-tls-modules",
+        ),
     ] {
         if !Path::new(binary).exists() {
             bail!(
@@ -123,8 +141,15 @@ impl Kamailio {
             subscribers.push_str(&format!("{}:{user}:{DOMAIN}:{password}:-:-\n", id + 1));
         }
         std::fs::write(dir.join("db/subscriber"), subscribers)?;
+        let tls_port = loop {
+            let tls_port = free_port()?;
+            if tls_port != port {
+                break tls_port;
+            }
+        };
         let mut kamailio = Kamailio {
             port,
+            tls_port,
             dir,
             process: None,
         };
@@ -145,7 +170,11 @@ impl Kamailio {
             .arg("-f")
             .arg(sample_config())
             .args(["-l", &format!("udp:127.0.0.1:{}", self.port)])
-            .args(["-l", &format!("tcp:127.0.0.1:{}", self.port)]);
+            .args(["-l", &format!("tcp:127.0.0.1:{}", self.port)])
+            .args(["-A", "WITH_TLS"])
+            .env("KAMAILIO_TLS_CERTIFICATE", tls_dir().join("server.pem"))
+            .env("KAMAILIO_TLS_PRIVATE_KEY", tls_dir().join("server.key"))
+            .args(["-l", &format!("tls:127.0.0.1:{}", self.tls_port)]);
         command
     }
 
@@ -180,8 +209,10 @@ impl Kamailio {
             .with_context(|| format!("starting {KAMAILIO}"))?;
         self.process = Some(process);
         let addr = self.addr();
-        eventually("Kamailio to accept SIP over TCP", || async {
-            tokio::net::TcpStream::connect(&addr).await.ok().map(drop)
+        let tls = self.tls_addr();
+        eventually("Kamailio to accept SIP over TCP and TLS", || async {
+            tokio::net::TcpStream::connect(&addr).await.ok()?;
+            tokio::net::TcpStream::connect(&tls).await.ok().map(drop)
         })
         .await
         .with_context(|| format!("Kamailio's log: {}", self.log()))?;
@@ -191,6 +222,11 @@ impl Kamailio {
     /// `127.0.0.1:<port>`.
     pub fn addr(&self) -> String {
         format!("127.0.0.1:{}", self.port)
+    }
+
+    /// `127.0.0.1:<tls port>`.
+    pub fn tls_addr(&self) -> String {
+        format!("127.0.0.1:{}", self.tls_port)
     }
 
     /// What the server logged (for a failing test's message).
@@ -269,23 +305,43 @@ impl Kamailio {
         self.phone(ext, "no-answer.xml", 0).await
     }
 
+    /// A phone of `ext` that rings for `ring_ms`, answers and transfers the call blind to
+    /// `target` (a REFER to the caller), then waits for the caller to confirm and hang up.
+    pub async fn transferring_phone(&self, ext: &str, target: &str, ring_ms: u64) -> Result<Sipp> {
+        self.phone_with(
+            ext,
+            "answer-refer.xml",
+            ring_ms,
+            &["-key", "target", target],
+        )
+        .await
+    }
+
     async fn phone(&self, ext: &str, scenario_name: &str, pause_ms: u64) -> Result<Sipp> {
+        self.phone_with(ext, scenario_name, pause_ms, &[]).await
+    }
+
+    async fn phone_with(
+        &self,
+        ext: &str,
+        scenario_name: &str,
+        pause_ms: u64,
+        extra: &[&str],
+    ) -> Result<Sipp> {
         let port = free_port()?;
-        let phone = Sipp::spawn(
-            &self.dir,
-            scenario_name,
-            &[
-                "-p".to_string(),
-                port.to_string(),
-                "-d".into(),
-                pause_ms.to_string(),
-                "-s".into(),
-                ext.to_string(),
-                "-key".into(),
-                "domain".into(),
-                DOMAIN.into(),
-            ],
-        )?;
+        let mut args = vec![
+            "-p".to_string(),
+            port.to_string(),
+            "-d".into(),
+            pause_ms.to_string(),
+            "-s".into(),
+            ext.to_string(),
+            "-key".into(),
+            "domain".into(),
+            DOMAIN.into(),
+        ];
+        args.extend(extra.iter().map(|a| (*a).to_string()));
+        let phone = Sipp::spawn(&self.dir, scenario_name, &args)?;
         self.register(ext, port).await?;
         Ok(phone)
     }
@@ -295,6 +351,19 @@ impl Kamailio {
     pub fn call(&self, caller: &str, ext: &str, talk_ms: u64) -> Result<Sipp> {
         self.sipp_to_server(
             "call.xml",
+            ext,
+            &[
+                ("-key", &format!("caller {caller}")),
+                ("-d", &talk_ms.to_string()),
+            ],
+        )
+    }
+
+    /// `caller` rings `ext` through the server, is transferred blind by the rep's phone (it
+    /// follows the REFER with a new call to the target), talks there for `talk_ms` and hangs up.
+    pub fn call_transferred(&self, caller: &str, ext: &str, talk_ms: u64) -> Result<Sipp> {
+        self.sipp_to_server(
+            "call-transferred.xml",
             ext,
             &[
                 ("-key", &format!("caller {caller}")),
@@ -422,6 +491,29 @@ impl Sipp {
 
     fn messages(&self) -> String {
         std::fs::read_to_string(&self.messages).unwrap_or_default()
+    }
+
+    /// Waits until this SIPp has received a request of `method` (from its message trace):
+    /// a test that restarts the proxy mid-call first waits for the callee's ACK, since a
+    /// restart between the 200 OK and the ACK is another story (a call not yet set up).
+    pub async fn received(&self, method: &str) -> Result<()> {
+        let line = format!("{method} sip:");
+        eventually(
+            &format!("SIPp's {} to receive {method}", self.scenario),
+            || {
+                let trace = self.messages();
+                let seen = trace.split("message received").skip(1).any(|message| {
+                    message
+                        .lines()
+                        .map(str::trim)
+                        .find(|l| !l.is_empty() && !l.starts_with('['))
+                        .is_some_and(|first| first.starts_with(&line))
+                });
+                async move { seen.then_some(()) }
+            },
+        )
+        .await
+        .with_context(|| self.messages())
     }
 }
 

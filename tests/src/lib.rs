@@ -223,7 +223,7 @@ impl Stack {
             Provider::Sip => Some(kamailio::Kamailio::start().await?),
             _ => None,
         };
-        let sip_server = kamailio.as_ref().map(|k| k.addr());
+        let sip_server = kamailio.as_ref().map(|k| (k.addr(), k.tls_addr()));
         let xmpp = prosody.as_ref().map(|p| (p.addr(), p.port));
         // A simulated PBX speaking its own protocol listens on a port of this stack's.
         let pbx_port = match provider {
@@ -247,7 +247,7 @@ impl Stack {
                 Provider::Freeswitch => sim.freeswitch_listen = pbx_port,
                 Provider::Sip => {
                     // The host page's SIP calls: SIPp callers through this stack's Kamailio.
-                    sim.sip_proxy = sip_server.as_ref().and_then(|addr| addr.parse().ok());
+                    sim.sip_proxy = sip_server.as_ref().and_then(|(addr, _)| addr.parse().ok());
                     sim.sipp_scenarios = Some(kamailio::scenario("."));
                 }
                 _ => {}
@@ -276,12 +276,20 @@ impl Stack {
             {
                 settings.freeswitch_port = addr.port();
             }
-            if let (Some(server), cti_relay::adapters::TelephonySettings::Sip(settings)) =
-                (&sip_server, &mut config.tenants[0].telephony)
-            {
-                settings.sip_server = server.clone();
-            }
             tweak(config);
+            // The relay reaches the stack's Kamailio over the transport the test picked.
+            if let (
+                Some((server, tls_server)),
+                cti_relay::adapters::TelephonySettings::Sip(settings),
+            ) = (&sip_server, &mut config.tenants[0].telephony)
+            {
+                if settings.sip_transport == cti_relay::adapters::sip::Transport::Tls {
+                    settings.sip_server = tls_server.clone();
+                    settings.sip_tls_ca_pem = kamailio::test_ca_pem().ok();
+                } else {
+                    settings.sip_server = server.clone();
+                }
+            }
         };
         let (mut stack, _) = Self::start_parts(sim_tweak, configure, false).await?;
         stack.prosody = prosody;

@@ -23,6 +23,11 @@ const SYSTEM_PACKAGES: &[(&str, &str)] = &[
         "/usr/share/doc/kamailio-presence-modules",
     ),
     ("sip-tester", "/usr/bin/sipp"),
+    // Kamailio's TLS module, for SIP over TLS.
+    (
+        "kamailio-tls-modules",
+        "/usr/share/doc/kamailio-tls-modules",
+    ),
 ];
 
 pub(crate) fn workspace_root() -> PathBuf {

@@ -14,6 +14,8 @@ use serde_json::Value;
 
 const ALICE: &str = "alice@example.com";
 const ALICE_EXT: &str = "1001";
+const BOB: &str = "bob@example.com";
+const BOB_EXT: &str = "1002";
 
 /// The stack on its own Kamailio, the relay's subscriptions up.
 async fn start() -> Result<Stack> {
@@ -219,6 +221,8 @@ async fn a_kamailio_restarted_mid_call_is_subscribed_again_over_tcp() -> Result<
         .context("a call id")?
         .to_string();
     state(&mut alice, &id, "connected").await?;
+    // Mid-call means set up: the phone has the caller's ACK (and Kamailio its dialog confirmed).
+    phone.received("ACK").await?;
 
     stack
         .kamailio
@@ -259,6 +263,86 @@ async fn a_kamailio_restarted_mid_call_is_subscribed_again_over_tcp() -> Result<
 /// The rep's phone holds and resumes the call and publishes that (its own dialog state with
 /// `+sip.rendering`) to Kamailio, which notifies it with the proxy's view of the same call:
 /// answered -> held -> resumed -> hang up, logged once.
+/// Alice's phone transfers the caller blind to Bob (a REFER; the caller's new INVITE gets a
+/// new Call-ID, and Kamailio's dialog state names no referrer): Bob's leg joins Alice's call,
+/// pops on his widget, Alice's leg ends as transferred to Bob, and the call is one activity
+/// with both reps.
+#[tokio::test]
+async fn a_blind_transfer_between_two_reps_is_one_call_handed_over() -> Result<()> {
+    let stack = start().await?;
+    let (_, e164, name) = stack.single_match_caller()?;
+    let (mut alice, _) = WsClient::signed_in(&stack, ALICE, None).await?;
+    let (mut bob, _) = WsClient::signed_in(&stack, BOB, None).await?;
+    let pbx = kamailio(&stack)?;
+    let alices_phone = pbx.transferring_phone(ALICE_EXT, BOB_EXT, 300).await?;
+    let bobs_phone = pbx.answering_phone(BOB_EXT, 1_000).await?;
+    let caller = pbx.call_transferred(&e164, ALICE_EXT, 1_500)?;
+
+    let ringing = rings(&mut alice).await?;
+    let id = ringing["call"]["id"]
+        .as_str()
+        .context("a call id")?
+        .to_string();
+    state(&mut alice, &id, "connected").await?;
+
+    let at_bob = rings(&mut bob).await?;
+    assert_eq!(at_bob["call"]["id"], id.as_str(), "{at_bob}");
+    assert_eq!(at_bob["call"]["from"], e164.as_str());
+    assert_eq!(at_bob["call"]["pop"]["name"], name.as_str());
+    state(&mut bob, &id, "connected").await?;
+    let handed = state(&mut alice, &id, "transferred").await?;
+    assert!(handed.to_string().contains(BOB), "{handed}");
+    let ended = state(&mut bob, &id, "ended").await?;
+    assert_eq!(ended["call"]["end_reason"], "completed", "{ended}");
+
+    caller.finished().await?;
+    alices_phone.finished().await?;
+    bobs_phone.finished().await?;
+    let activity = stack
+        .wait_activity(&id, "written", |a| cti_tests::agents_on(a).len() == 2)
+        .await?;
+    let agents = cti_tests::agents_on(&activity);
+    assert!(
+        agents.iter().any(|a| a == ALICE) && agents.iter().any(|a| a == BOB),
+        "{agents:?}"
+    );
+    assert_eq!(stack.activities(&id).await?.len(), 1);
+    Ok(())
+}
+
+/// The relay subscribes over TLS (Kamailio's TLS module, a certificate from a private CA the
+/// tenant trusts with `sip_tls_ca_pem`): a call rings, is answered and logged once.
+#[tokio::test]
+async fn a_call_rings_and_is_logged_through_a_subscription_over_tls() -> Result<()> {
+    let stack = Stack::start_through(Provider::Sip, |config| {
+        if let cti_relay::adapters::TelephonySettings::Sip(settings) =
+            &mut config.tenants[0].telephony
+        {
+            settings.sip_transport = cti_relay::adapters::sip::Transport::Tls;
+        }
+    })
+    .await?;
+    connected(&stack).await?;
+    let (_, e164, name) = stack.single_match_caller()?;
+    let (mut alice, _) = WsClient::signed_in(&stack, ALICE, None).await?;
+    let pbx = kamailio(&stack)?;
+    let phone = pbx.answering_phone(ALICE_EXT, 300).await?;
+    let caller = pbx.call(&e164, ALICE_EXT, 500)?;
+    let ringing = rings(&mut alice).await?;
+    assert_eq!(ringing["call"]["pop"]["name"], name.as_str());
+    let id = ringing["call"]["id"]
+        .as_str()
+        .context("a call id")?
+        .to_string();
+    state(&mut alice, &id, "connected").await?;
+    state(&mut alice, &id, "ended").await?;
+    caller.finished().await?;
+    phone.finished().await?;
+    stack.wait_activity(&id, "written", |_| true).await?;
+    assert_eq!(stack.activities(&id).await?.len(), 1);
+    Ok(())
+}
+
 #[tokio::test]
 async fn a_hold_the_phone_publishes_reaches_the_widget() -> Result<()> {
     let stack = start().await?;

@@ -627,6 +627,7 @@ mod tests {
             sip_expires: 600,
             sip_tls_ca_pem: None,
             sip_click_to_dial_url: None,
+            sip_infer_transfers: true,
         };
         let shared = Arc::new(Shared {
             tenant: "demo".into(),

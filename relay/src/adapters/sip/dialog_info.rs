@@ -73,6 +73,8 @@ pub struct Dialog {
     pub code: Option<u16>,
     /// The other party's identity URI (the caller of an inbound call).
     pub remote: Option<String>,
+    /// The other party's target URI (their user agent's Contact).
+    pub remote_target: Option<String>,
     pub local: Option<String>,
     /// `+sip.rendering` of the entity's own target: `no` means the entity holds the call.
     pub local_rendering: Option<bool>,
@@ -161,6 +163,12 @@ fn dialog(element: &Element) -> Option<Dialog> {
             .and_then(|s| s.attr("code"))
             .and_then(|c| c.trim().parse().ok()),
         remote: element.child("remote").and_then(identity),
+        remote_target: element
+            .child("remote")
+            .and_then(|r| r.child("target"))
+            .and_then(|t| t.attr("uri"))
+            .map(|u| u.trim().to_string())
+            .filter(|u| !u.is_empty()),
         local: element.child("local").and_then(identity),
         local_rendering: element.child("local").and_then(rendering),
         remote_rendering: element.child("remote").and_then(rendering),

@@ -13,11 +13,18 @@
 //! listing for a while as `terminated` bring nothing new, and a leg first seen terminated
 //! (a call that ended before the subscription) brings nothing at all.
 //!
-//! Transfers: a dialog set up by a REFER (`<referred-by>`) or replacing another
-//! (`<replaces>`) rings its rep as any other; the transferring rep's leg ends with
-//! `transferred` when its dialog terminates with `event="replaced"`, or when the receiving
-//! leg of the same call names it as the referrer (inferred from RFC 4235 section 4.1 and
-//! reference 5.1; Kamailio's pua_dialoginfo reports neither).
+//! Transfers: a dialog replacing another (`<replaces>`) rings its rep as any other, and the
+//! replaced dialog terminating with `event="replaced"` ends its rep's leg as `transferred`.
+//! A blind transfer (REFER) gives the transferee's new call to the target a new Call-ID, so
+//! the target's leg is joined to the transferor's call when it first rings: when its dialog
+//! names the transferor (`<referred-by>`, RFC 4235 section 4.1.6) and the transferor's
+//! answered leg is with the same party, or, for notifiers that report no `<referred-by>`
+//! (Kamailio's pua_dialoginfo), when exactly one other rep is talking with the same caller
+//! (same identity, and same user agent where both dialogs give a target) — an inference, which
+//! a tenant turns off with `sip_infer_transfers: false` where unrelated callers share one
+//! number. The transferor's leg then ends as `transferred` to the target when its dialog
+//! terminates while the target's leg is still up; a target who never picks up leaves the
+//! transferor's call as it was.
 //!
 //! Event ids come from the SIP Call-ID, the rep and what happened (holds counted), so the
 //! same state read twice (a re-subscription's full state, a restart) brings the same ids,
@@ -40,6 +47,13 @@ struct Leg {
     outbound: bool,
     from: String,
     to: String,
+    /// The other party's user agent (its target URI), when the notifier gives it.
+    remote_target: Option<String>,
+    /// The relay's call this leg belongs to when that is not its own SIP call: the
+    /// transferor's call, for a leg a blind transfer brought.
+    joined: Option<String>,
+    /// The rep this leg is being handed to: a transfer to them rings.
+    handing_to: Option<String>,
     /// Ended and kept only to recognise late copies; the order of ending, for letting go.
     ended_at: u64,
 }
@@ -48,13 +62,30 @@ struct Leg {
 const KEPT_LEGS: usize = 10_000;
 
 /// The legs seen, per (SIP call, rep).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Tracker {
     legs: BTreeMap<(String, String), Leg>,
     ends: u64,
+    infer_transfers: bool,
+}
+
+impl Default for Tracker {
+    fn default() -> Self {
+        Tracker::new(true)
+    }
 }
 
 impl Tracker {
+    /// `infer_transfers`: whether a rep's new call from the caller another rep is talking to
+    /// is taken as that rep's blind transfer when the notifier names no referrer.
+    pub fn new(infer_transfers: bool) -> Self {
+        Tracker {
+            legs: BTreeMap::new(),
+            ends: 0,
+            infer_transfers,
+        }
+    }
+
     /// Applies one document of `rep`'s subscription; the events it brings, in order.
     pub fn apply(&mut self, rep: &str, info: &DialogInfo, now: &str) -> Vec<TelephonyEvent> {
         let mut events = Vec::new();
@@ -79,19 +110,20 @@ impl Tracker {
         events
     }
 
-    /// The calls whose legs of `rep` are still open.
+    /// The relay's calls whose legs of `rep` are still open.
     pub fn open_calls(&self, rep: &str) -> Vec<String> {
         self.legs
             .iter()
             .filter(|((_, r), leg)| r == rep && !leg.ended)
-            .map(|((call, _), _)| call.clone())
+            .map(|((call, _), leg)| leg.relay_call(call).to_string())
             .collect()
     }
 
-    /// Forgets a leg whose events did not reach the relay, so the next document derives them
-    /// again.
+    /// Forgets a leg (by the relay's call) whose events did not reach the relay, so the next
+    /// document derives them again.
     pub fn forget(&mut self, call: &str, rep: &str) {
-        self.legs.remove(&(call.to_string(), rep.to_string()));
+        self.legs
+            .retain(|(c, r), leg| !(r == rep && leg.relay_call(c) == call));
     }
 
     fn dialog(&mut self, rep: &str, d: &Dialog, now: &str, events: &mut Vec<TelephonyEvent>) {
@@ -107,25 +139,18 @@ impl Tracker {
         if d.state == State::Unknown {
             return;
         }
-        // A dialog set up by a REFER names its transferor: their leg of the same call was
-        // transferred to this rep.
-        if let Some(referrer) = &d.referred_by {
-            let by = user_of(referrer);
-            let transferor = self
-                .legs
-                .iter()
-                .find(|((c, r), leg)| *c == call && r != rep && !leg.ended && leg.to_user() == by)
-                .map(|((_, r), _)| r.clone());
-            if let Some(transferor) = transferor {
-                self.end(
-                    &transferor,
-                    &call,
-                    Some(Ending::TransferredTo(rep.to_string())),
-                    now,
-                    events,
-                );
-            }
-        }
+        let joined = if self.legs.contains_key(&key) {
+            None
+        } else {
+            self.transferor(rep, d).map(|transferor| {
+                let leg = self
+                    .legs
+                    .get_mut(&transferor)
+                    .expect("the transferor's leg was just found");
+                leg.handing_to = Some(rep.to_string());
+                leg.relay_call(&transferor.0).to_string()
+            })
+        };
         let outbound = d.direction == Role::Initiator;
         let (mine, theirs) = (
             d.local.as_deref().map(user_of).unwrap_or_default(),
@@ -140,6 +165,8 @@ impl Tracker {
             outbound,
             from: from.clone(),
             to: to.clone(),
+            remote_target: d.remote_target.clone(),
+            joined,
             ..Leg::default()
         });
         if leg.ended {
@@ -200,12 +227,34 @@ impl Tracker {
     ) {
         self.ends += 1;
         let ends = self.ends;
-        let Some(leg) = self.legs.get_mut(&(call.to_string(), rep.to_string())) else {
+        let key = (call.to_string(), rep.to_string());
+        let Some(leg) = self.legs.get(&key).cloned() else {
             return;
         };
         if leg.ended {
             return;
         }
+        let relay_call = leg.relay_call(call).to_string();
+        // A transfer seen ringing its target: this leg's end is the hand-over, as long as the
+        // target's leg is still up.
+        let how = how.or_else(|| {
+            leg.handing_to
+                .as_ref()
+                .filter(|to| self.open_leg(to, &relay_call))
+                .map(|to| Ending::TransferredTo(to.clone()))
+        });
+        // A target's leg ending releases whoever was handing the call to it.
+        for ((c, _), other) in self.legs.iter_mut() {
+            if !other.ended
+                && other.handing_to.as_deref() == Some(rep)
+                && other.relay_call(c) == relay_call
+            {
+                other.handing_to = None;
+            }
+        }
+        let Some(leg) = self.legs.get_mut(&key) else {
+            return;
+        };
         leg.ended = true;
         leg.ended_at = ends;
         let leg = leg.clone();
@@ -238,6 +287,56 @@ impl Tracker {
             e.reason = Some(EndReason::Missed);
         }
         events.push(e);
+    }
+
+    /// Whether `rep` has a leg still up in the relay's call `relay_call`.
+    fn open_leg(&self, rep: &str, relay_call: &str) -> bool {
+        self.legs
+            .iter()
+            .any(|((c, r), leg)| r == rep && !leg.ended && leg.relay_call(c) == relay_call)
+    }
+
+    /// The (SIP call, rep) of the leg a new dialog of `rep` was transferred from, if any: a
+    /// dialog naming its referrer joins the referrer's answered leg with the same party (or,
+    /// for notifiers that keep the Call-ID, of the same call); without a referrer, the one
+    /// other rep answered with the same caller and user agent, if inference is on.
+    fn transferor(&self, rep: &str, d: &Dialog) -> Option<(String, String)> {
+        if d.direction == Role::Initiator
+            || d.replaces.is_some()
+            || matches!(d.state, State::Terminated | State::Unknown)
+        {
+            return None;
+        }
+        let caller = d.remote.as_deref().map(user_of).unwrap_or_default();
+        let mut candidates = self.legs.iter().filter(|((_, r), leg)| {
+            r != rep && !leg.ended && leg.answered && leg.handing_to.is_none()
+        });
+        if let Some(referrer) = &d.referred_by {
+            let by = user_of(referrer);
+            return candidates
+                .find(|((c, _), leg)| {
+                    leg.own_user() == by
+                        && ((!caller.is_empty() && leg.other_user() == caller) || c == d.call())
+                })
+                .map(|(key, _)| key.clone());
+        }
+        if !self.infer_transfers || caller.is_empty() || d.direction != Role::Recipient {
+            return None;
+        }
+        let same_party: Vec<&(String, String)> = candidates
+            .filter(|(_, leg)| {
+                leg.other_user() == caller
+                    && match (&leg.remote_target, &d.remote_target) {
+                        (Some(a), Some(b)) => a == b,
+                        _ => true,
+                    }
+            })
+            .map(|(key, _)| key)
+            .collect();
+        match same_party.as_slice() {
+            [one] => Some((*one).clone()),
+            _ => None,
+        }
     }
 
     fn let_go(&mut self) {
@@ -292,6 +391,10 @@ fn merged(dialogs: &[Dialog]) -> Vec<Dialog> {
             call.direction = d.direction;
         }
         call.remote = call.remote.take().or_else(|| d.remote.clone());
+        call.remote_target = call
+            .remote_target
+            .take()
+            .or_else(|| d.remote_target.clone());
         call.local = call.local.take().or_else(|| d.local.clone());
         call.replaces = call.replaces.take().or_else(|| d.replaces.clone());
         call.referred_by = call.referred_by.take().or_else(|| d.referred_by.clone());
@@ -315,8 +418,18 @@ enum Ending {
 
 impl Leg {
     /// The rep's own user part on this leg.
-    fn to_user(&self) -> &str {
+    fn own_user(&self) -> &str {
         if self.outbound { &self.from } else { &self.to }
+    }
+
+    /// The other party's user part (the caller of an inbound call).
+    fn other_user(&self) -> &str {
+        if self.outbound { &self.to } else { &self.from }
+    }
+
+    /// The relay's call of this leg, whose SIP call is `sip_call`.
+    fn relay_call<'a>(&'a self, sip_call: &'a str) -> &'a str {
+        self.joined.as_deref().unwrap_or(sip_call)
     }
 }
 
@@ -330,7 +443,7 @@ fn event(
 ) -> TelephonyEvent {
     TelephonyEvent {
         id: format!("sip:{call}:{rep}:{what}"),
-        call_id: call.to_string(),
+        call_id: leg.relay_call(call).to_string(),
         event_type,
         direction: if leg.outbound {
             Direction::Outbound
@@ -537,25 +650,121 @@ mod tests {
         assert_eq!(kinds(&end), [(EventType::Ended, Some(EndReason::Failed))]);
     }
 
+    const BOB: &str = "bob@example.com";
+    const CAROL: &str = "carol@example.com";
+
+    /// Bob's dialog of a new SIP call from the same caller (a REFER's new INVITE).
+    fn bobs(call: &str, state: &str, extra: &str) -> DialogInfo {
+        parse(&format!(
+            r#"<dialog-info xmlns="urn:ietf:params:xml:ns:dialog-info" version="1" state="full" entity="sip:1002@pbx"><dialog id="{call}" call-id="{call}" direction="recipient"><state>{state}</state>{extra}<remote><identity>sip:+41441234567@pbx</identity><target uri="sip:+41441234567@198.51.100.7:5060"/></remote><local><identity>sip:1002@pbx</identity></local></dialog></dialog-info>"#
+        ))
+        .expect("parses")
+    }
+
+    fn alice_talking(t: &mut Tracker) {
+        let d = r#"<dialog id="c1@pbx" call-id="c1@pbx" direction="recipient"><state>confirmed</state><remote><identity>sip:+41441234567@pbx</identity><target uri="sip:+41441234567@198.51.100.7:5060"/></remote><local><identity>sip:1001@pbx</identity></local></dialog>"#;
+        t.apply(ALICE, &doc(1, d), NOW);
+    }
+
     #[test]
-    fn a_referred_dialog_transfers_the_referrers_leg() {
-        const BOB: &str = "bob@example.com";
-        let mut t = Tracker::default();
-        t.apply(
-            ALICE,
-            &doc(1, &inbound("<state>confirmed</state>", "")),
-            NOW,
-        );
-        let d = r#"<dialog id="y" call-id="c1@pbx" direction="recipient"><state>early</state><referred-by>sip:1001@pbx</referred-by><remote><identity>sip:+41441234567@pbx</identity></remote><local><identity>sip:1002@pbx</identity></local></dialog>"#;
-        let events = t.apply(BOB, &doc(1, d), NOW);
+    fn a_referred_dialog_joins_the_referrers_call_and_its_end_is_the_transfer() {
+        let mut t = Tracker::new(false);
+        alice_talking(&mut t);
+        let referred = "<referred-by>sip:1001@pbx</referred-by>";
+        let events = t.apply(BOB, &bobs("c9@pbx", "early", referred), NOW);
+        assert_eq!(kinds(&events), [(EventType::Ringing, None)]);
+        assert_eq!(events[0].agent, BOB);
+        // Bob's leg is part of Alice's call, with ids of its own SIP call.
+        assert_eq!(events[0].call_id, "c1@pbx");
+        assert_eq!(events[0].id, "sip:c9@pbx:bob@example.com:ringing");
+        assert_eq!(t.open_calls(BOB), ["c1@pbx"]);
+        // Alice's phone hangs up once the transfer is under way: that is the hand-over.
+        let events = t.apply(ALICE, &DialogInfo::idle(), NOW);
+        assert_eq!(kinds(&events), [(EventType::Transferred, None)]);
+        assert_eq!(events[0].transfer_to.as_deref(), Some(BOB));
+        assert_eq!(events[0].call_id, "c1@pbx");
+        let events = t.apply(BOB, &bobs("c9@pbx", "confirmed", referred), NOW);
+        assert_eq!(kinds(&events), [(EventType::Answered, None)]);
+        assert_eq!(events[0].call_id, "c1@pbx");
+        let events = t.apply(BOB, &DialogInfo::idle(), NOW);
         assert_eq!(
             kinds(&events),
-            [(EventType::Transferred, None), (EventType::Ringing, None)]
+            [(EventType::Ended, Some(EndReason::Completed))]
         );
-        assert_eq!(events[0].agent, ALICE);
+        assert_eq!(events[0].call_id, "c1@pbx");
+        // A lost delivery forgets Bob's leg by the relay's call.
+        let mut t = Tracker::new(false);
+        alice_talking(&mut t);
+        t.apply(BOB, &bobs("c9@pbx", "early", referred), NOW);
+        t.forget("c1@pbx", BOB);
+        assert!(t.open_calls(BOB).is_empty());
+        assert_eq!(t.open_calls(ALICE), ["c1@pbx"]);
+    }
+
+    #[test]
+    fn without_a_referrer_the_one_rep_talking_with_the_caller_is_inferred_as_transferor() {
+        let mut t = Tracker::new(true);
+        alice_talking(&mut t);
+        let events = t.apply(BOB, &bobs("c9@pbx", "early", ""), NOW);
+        assert_eq!(events[0].call_id, "c1@pbx");
+        let events = t.apply(ALICE, &DialogInfo::idle(), NOW);
+        assert_eq!(kinds(&events), [(EventType::Transferred, None)]);
         assert_eq!(events[0].transfer_to.as_deref(), Some(BOB));
-        assert_eq!(events[1].agent, BOB);
-        // Alice's dialog then terminating brings nothing more.
-        assert!(t.apply(ALICE, &DialogInfo::idle(), NOW).is_empty());
+
+        // Off: the same dialogs are two calls, Alice's completed.
+        let mut t = Tracker::new(false);
+        alice_talking(&mut t);
+        let events = t.apply(BOB, &bobs("c9@pbx", "early", ""), NOW);
+        assert_eq!(events[0].call_id, "c9@pbx");
+        let events = t.apply(ALICE, &DialogInfo::idle(), NOW);
+        assert_eq!(
+            kinds(&events),
+            [(EventType::Ended, Some(EndReason::Completed))]
+        );
+    }
+
+    #[test]
+    fn no_transfer_is_inferred_from_another_user_agent_or_an_ambiguous_caller() {
+        // The same number from another user agent (a company line's second phone).
+        let mut t = Tracker::new(true);
+        alice_talking(&mut t);
+        let other_ua = parse(
+            r#"<dialog-info xmlns="urn:ietf:params:xml:ns:dialog-info" version="1" state="full" entity="sip:1002@pbx"><dialog id="c9@pbx" call-id="c9@pbx" direction="recipient"><state>early</state><remote><identity>sip:+41441234567@pbx</identity><target uri="sip:+41441234567@203.0.113.9:5060"/></remote><local><identity>sip:1002@pbx</identity></local></dialog></dialog-info>"#,
+        )
+        .expect("parses");
+        let events = t.apply(BOB, &other_ua, NOW);
+        assert_eq!(events[0].call_id, "c9@pbx");
+
+        // Two reps talking with the caller (from two of its user agents), and a call to a
+        // third whose notifier gives no target: which one transferred is unknown.
+        let mut t = Tracker::new(true);
+        alice_talking(&mut t);
+        let carols = r#"<dialog id="c5@pbx" call-id="c5@pbx" direction="recipient"><state>confirmed</state><remote><identity>sip:+41441234567@pbx</identity><target uri="sip:+41441234567@203.0.113.9:5060"/></remote><local><identity>sip:1003@pbx</identity></local></dialog>"#;
+        let events = t.apply(CAROL, &doc(1, carols), NOW);
+        assert_eq!(events[0].call_id, "c5@pbx");
+        let no_target = parse(
+            r#"<dialog-info xmlns="urn:ietf:params:xml:ns:dialog-info" version="1" state="full" entity="sip:1002@pbx"><dialog id="c9@pbx" call-id="c9@pbx" direction="recipient"><state>early</state><remote><identity>sip:+41441234567@pbx</identity></remote><local><identity>sip:1002@pbx</identity></local></dialog></dialog-info>"#,
+        )
+        .expect("parses");
+        let events = t.apply(BOB, &no_target, NOW);
+        assert_eq!(events[0].call_id, "c9@pbx");
+    }
+
+    #[test]
+    fn a_transfer_target_who_never_answers_leaves_the_transferor_with_the_call() {
+        let mut t = Tracker::new(true);
+        alice_talking(&mut t);
+        t.apply(BOB, &bobs("c9@pbx", "early", ""), NOW);
+        let events = t.apply(BOB, &bobs("c9@pbx", "terminated", ""), NOW);
+        assert_eq!(
+            kinds(&events),
+            [(EventType::Ended, Some(EndReason::Missed))]
+        );
+        assert_eq!(events[0].call_id, "c1@pbx");
+        let events = t.apply(ALICE, &DialogInfo::idle(), NOW);
+        assert_eq!(
+            kinds(&events),
+            [(EventType::Ended, Some(EndReason::Completed))]
+        );
     }
 }

@@ -86,6 +86,15 @@ pub struct Settings {
     /// `{number}` (E.164) filled in; the relay POSTs it. None: no click-to-dial.
     #[serde(default)]
     pub sip_click_to_dial_url: Option<String>,
+    /// Whether a rep's new call from the very caller (and user agent) another rep is talking to
+    /// is taken as that rep's blind transfer when the PBX's dialog state names no referrer
+    /// (Kamailio's does not). Off where unrelated callers share one number and user agent.
+    #[serde(default = "default_true")]
+    pub sip_infer_transfers: bool,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 fn default_expires() -> u32 {
@@ -116,6 +125,7 @@ impl Settings {
             sip_expires: default_expires(),
             sip_tls_ca_pem: None,
             sip_click_to_dial_url: None,
+            sip_infer_transfers: true,
         }
     }
 
@@ -264,12 +274,13 @@ pub struct SipAdapter {
 
 impl SipAdapter {
     pub fn new(settings: Settings, context: Context) -> Self {
+        let tracker = Tracker::new(settings.sip_infer_transfers);
         SipAdapter {
             shared: Arc::new(Shared {
                 tenant: context.tenant.clone(),
                 settings,
                 context,
-                tracker: Mutex::new(Tracker::default()),
+                tracker: Mutex::new(tracker),
             }),
         }
     }
