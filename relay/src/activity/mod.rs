@@ -66,6 +66,12 @@ impl Activities {
                 crate::calls::store::sort_legs(&mut legs);
             }
         }
+        if legs.iter().any(|l| l.without_history) {
+            // It would log the call from what the outage let this instance see (an answered call
+            // as missed, without its notes); it is queued once the leg is completed.
+            tracing::info!(call = %changed.id, "activity waits for the call's legs from before the outage");
+            return Ok(false);
+        }
         let Some(log) = crate::calls::log::completed(&legs) else {
             return Ok(false);
         };
