@@ -177,18 +177,19 @@ impl<S: CallStore> FallbackCallStore<S> {
     }
 
     /// The call's legs, the newer of memory's and Redis's copy each, with what memory held
-    /// written back when Redis answers; also returns the legs written back.
+    /// written back when Redis answers; also returns the legs written back, None when Redis
+    /// did not answer.
     async fn merged_legs(
         &self,
         tenant: &str,
         call_id: &str,
-    ) -> Result<(Vec<Leg>, Vec<Leg>), StoreError> {
+    ) -> Result<(Vec<Leg>, Option<Vec<Leg>>), StoreError> {
         let local = self.local.legs(tenant, call_id).await?;
         let shared = match self.heard(self.shared.legs(tenant, call_id).await) {
             Ok(legs) => legs,
             Err(err) => {
                 fell_back(&err);
-                return Ok((local, Vec::new()));
+                return Ok((local, None));
             }
         };
         let mut legs: Vec<Leg> = Vec::new();
@@ -207,7 +208,7 @@ impl<S: CallStore> FallbackCallStore<S> {
         } else {
             self.write_back_call(tenant, call_id, &mut legs).await
         };
-        Ok((legs, written))
+        Ok((legs, Some(written)))
     }
 }
 
@@ -311,8 +312,13 @@ impl<S: CallStore> CallStore for FallbackCallStore<S> {
         let mut written = Vec::new();
         for call_id in calls {
             match self.merged_legs(tenant, &call_id).await {
-                Ok((_, legs)) => written.extend(legs),
-                Err(err) => fell_back(&err),
+                Ok((_, Some(legs))) => written.extend(legs),
+                // Still failing: the next round tries again.
+                Ok((_, None)) => break,
+                Err(err) => {
+                    fell_back(&err);
+                    break;
+                }
             }
         }
         written

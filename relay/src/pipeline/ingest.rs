@@ -342,6 +342,45 @@ fn handed_over(previous: &Leg, event: &TelephonyEvent, received_at_ms: u64) -> L
             consent: previous.wrap_up.consent.clone(),
             ..Default::default()
         },
+        // A leg of its own: nothing stored for this rep yet.
+        rev: 0,
+        updated_ms: 0,
+        without_history: false,
         ..previous.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::calls::leg::fixtures::ringing;
+
+    #[test]
+    fn a_leg_handed_over_is_new_in_the_store() {
+        let mut previous = ringing("c", "alice");
+        previous.rev = 4;
+        previous.updated_ms = 9_000;
+        previous.wrap_up.notes = "wants a quote".into();
+        let event = TelephonyEvent {
+            id: "e-bob".into(),
+            call_id: "c".into(),
+            event_type: EventType::Ringing,
+            direction: previous.direction,
+            from: previous.from.clone(),
+            to: previous.to.clone(),
+            agent: "bob".into(),
+            at: "2026-12-02T10:01:00Z".into(),
+            transfer_to: None,
+            reason: None,
+            recording_url: None,
+        };
+        let leg = handed_over(&previous, &event, 10_000);
+        assert_eq!(leg.agent, "bob");
+        assert_eq!(leg.rev, 0, "saved as a leg nobody stored yet");
+        assert_eq!(leg.updated_ms, 0);
+        assert_eq!(
+            leg.handover.map(|h| h.notes).as_deref(),
+            Some("wants a quote")
+        );
     }
 }
