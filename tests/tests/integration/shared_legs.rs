@@ -1,19 +1,20 @@
 //! Two relay instances on one Redis change the same call at once: events of a call are serialised
 //! only inside each process, so the legs in Redis are saved over the revision they were read at
 //! and a change that lost the race is applied again to the newer leg. An ended call never comes
-//! back to life from a stale copy.
+//! back to life from a stale copy, and a rep's notes are never replaced by one.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
 use cti_protocol::ws::CallState;
+use cti_relay::RelayHandle;
 use cti_relay::calls::{CallStore, Leg, StoreError};
 use cti_relay::clock::{SharedClock, SystemClock};
 use cti_relay::secret::Secret;
 use cti_relay::state::{AppState, Stores};
 use cti_tests::redis::RedisServer;
-use cti_tests::{Stack, eventually};
+use cti_tests::{Stack, WsClient, eventually};
 use serde_json::json;
 use tokio::sync::Notify;
 
@@ -103,17 +104,9 @@ async fn post_to(http: &reqwest::Client, relay_url: &str, body: &str) -> u16 {
         .as_u16()
 }
 
-#[tokio::test]
-async fn an_answer_and_an_end_on_two_instances_at_once_end_the_call_answered() {
-    let server = RedisServer::start().await.expect("redis-server");
-    let url = server.url();
-    // Instance B: the stack's relay.
-    let stack = Stack::start_with(|c| c.redis_url = Some(Secret::new(url.clone())))
-        .await
-        .expect("stack");
-    let call = "race-1";
-
-    // Instance A: the same deployment, with its saves of the call held on demand.
+/// Instance A of the stack's deployment (the stack's relay is B), whose first save of `call`
+/// is held.
+async fn held_instance(stack: &Stack, call: &str) -> (RelayHandle, Arc<HeldSave>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("listen");
@@ -138,19 +131,41 @@ async fn an_answer_and_an_end_on_two_instances_at_once_end_the_call_answered() {
     })
     .await
     .expect("ready");
+    (a, held)
+}
 
-    let event = |i: usize, kind: &str, at: &str| {
-        json!({"id": format!("{call}-{i}"), "call_id": call, "type": kind,
-            "direction": "inbound", "from": "+41 79 555 70 03", "to": "+41 44 999 00 00",
-            "agent": ALICE, "at": at})
-        .to_string()
-    };
+/// A generic-webhook event of `call` for Alice.
+fn event(call: &str, i: usize, kind: &str, at: &str, extra: serde_json::Value) -> String {
+    let mut event = json!({"id": format!("{call}-{i}"), "call_id": call, "type": kind,
+        "direction": "inbound", "from": "+41 79 555 70 03", "to": "+41 44 999 00 00",
+        "agent": ALICE, "at": at});
+    if let (Some(event), Some(extra)) = (event.as_object_mut(), extra.as_object()) {
+        event.extend(extra.clone());
+    }
+    event.to_string()
+}
+
+async fn start() -> (RedisServer, Stack) {
+    let server = RedisServer::start().await.expect("redis-server");
+    let url = server.url();
+    let stack = Stack::start_with(|c| c.redis_url = Some(Secret::new(url.clone())))
+        .await
+        .expect("stack");
+    (server, stack)
+}
+
+#[tokio::test]
+async fn an_answer_and_an_end_on_two_instances_at_once_end_the_call_answered() {
+    let (_server, stack) = start().await;
+    let call = "race-1";
+    let (a, held) = held_instance(&stack, call).await;
     let b = stack.relay.url();
+    let none = || json!({});
     assert_eq!(
         post_to(
             &stack.http,
             &b,
-            &event(0, "ringing", "2026-11-25T09:00:00Z")
+            &event(call, 0, "ringing", "2026-11-25T09:00:00Z", none())
         )
         .await,
         202
@@ -159,13 +174,18 @@ async fn an_answer_and_an_end_on_two_instances_at_once_end_the_call_answered() {
     // A reads the ringing leg and is about to save it answered (t1) ...
     let answered = {
         let (http, a) = (stack.http.clone(), a.url());
-        let body = event(1, "answered", "2026-11-25T09:00:10Z");
+        let body = event(call, 1, "answered", "2026-11-25T09:00:10Z", none());
         tokio::spawn(async move { post_to(&http, &a, &body).await })
     };
     held.reached.notified().await;
     // ... when B ends the call (t2) and saves first.
     assert_eq!(
-        post_to(&stack.http, &b, &event(2, "ended", "2026-11-25T09:02:10Z")).await,
+        post_to(
+            &stack.http,
+            &b,
+            &event(call, 2, "ended", "2026-11-25T09:02:10Z", none())
+        )
+        .await,
         202
     );
     held.release.notify_one();
@@ -200,5 +220,76 @@ async fn an_answer_and_an_end_on_two_instances_at_once_end_the_call_answered() {
         .await
         .expect("one activity, talked");
     assert_eq!(stack.activities(call).await.expect("list").len(), 1);
+    a.shutdown().await;
+}
+
+#[tokio::test]
+async fn notes_saved_on_one_instance_survive_a_late_event_on_another() {
+    let (_server, stack) = start().await;
+    let call = "race-2";
+    let (a, held) = held_instance(&stack, call).await;
+    let b = stack.relay.url();
+    let none = || json!({});
+    for body in [
+        event(call, 0, "ringing", "2026-11-25T09:00:00Z", none()),
+        event(call, 1, "answered", "2026-11-25T09:00:10Z", none()),
+        event(call, 2, "ended", "2026-11-25T09:02:10Z", none()),
+    ] {
+        assert_eq!(post_to(&stack.http, &b, &body).await, 202);
+    }
+
+    // A reads the ended leg to add the recording a late end brings ...
+    let late = {
+        let (http, a) = (stack.http.clone(), a.url());
+        let body = event(
+            call,
+            3,
+            "ended",
+            "2026-11-25T09:02:10Z",
+            json!({"recording_url": "https://rec.example/race-2.wav"}),
+        );
+        tokio::spawn(async move { post_to(&http, &a, &body).await })
+    };
+    held.reached.notified().await;
+    // ... while the rep saves notes through B.
+    let (mut ws, _) = WsClient::signed_in(&stack, ALICE, None).await.expect("ws");
+    ws.send_json(&json!({"type": "save_wrap_up", "call_id": call,
+        "notes": "call back on Tuesday"}))
+        .await
+        .expect("send");
+    ws.recv_call(call, "the notes to be saved", |c| {
+        c["wrap_up"]["notes"] == "call back on Tuesday"
+    })
+    .await
+    .expect("saved");
+    held.release.notify_one();
+    assert_eq!(late.await.expect("A answers"), 202);
+
+    let leg = stack
+        .relay
+        .state
+        .calls
+        .get("demo", call, ALICE)
+        .await
+        .expect("get")
+        .expect("leg");
+    assert_eq!(leg.wrap_up.notes, "call back on Tuesday", "{leg:?}");
+    assert_eq!(
+        leg.recording_url.as_deref(),
+        Some("https://rec.example/race-2.wav")
+    );
+    let entry = stack
+        .relay
+        .state
+        .activity
+        .outbox
+        .get("demo", call)
+        .await
+        .expect("outbox")
+        .expect("queued");
+    assert_eq!(
+        entry.log.notes, "call back on Tuesday",
+        "the activity keeps the notes"
+    );
     a.shutdown().await;
 }
