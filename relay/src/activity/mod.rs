@@ -161,6 +161,29 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_leg_built_without_history_does_not_make_the_activity() {
+        let calls = MemoryCallStore::default();
+        let activities = Activities::new(Arc::new(MemoryOutbox::default()));
+        let mut leg = ended(ringing("c-1", "alice"));
+        leg.without_history = true;
+        assert!(
+            !activities
+                .queue_if_finished(&calls, "t", &leg, 2)
+                .await
+                .expect("asked")
+        );
+        assert_eq!(activities.outbox.get("t", "c-1").await.expect("read"), None);
+
+        leg.without_history = false;
+        assert!(
+            activities
+                .queue_if_finished(&calls, "t", &leg, 3)
+                .await
+                .expect("queued once completed")
+        );
+    }
+
+    #[tokio::test]
     async fn an_ended_call_is_queued_once_and_shows_pending_then_logged_then_failed() {
         let calls = MemoryCallStore::default();
         let activities = Activities::new(Arc::new(MemoryOutbox::default()));

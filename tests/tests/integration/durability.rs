@@ -305,6 +305,12 @@ async fn a_call_that_ended_during_a_redis_outage_is_over_after_it_and_takes_the_
     proxy.refuse(true);
     proxy.cut();
     post_all(&stack, &[event(2, "ended", "2026-11-25T09:02:10Z")]).await;
+    // (Queued before the 202, so it would be in the memory outbox by now.)
+    let queued = stack.relay.state.activity.outbox.get("demo", call).await;
+    assert!(
+        !matches!(queued, Ok(Some(_))),
+        "not logged as missed during the outage: {queued:?}"
+    );
     proxy.refuse(false);
 
     // Back: the call is logged as talked, it is over for the widget, and notes after it reach V2.
