@@ -129,9 +129,15 @@ impl<S: CallStore> FallbackCallStore<S> {
         event_id: Option<&str>,
     ) -> Result<u64, StoreError> {
         let leg = self.stamped(view);
+        // The shared store took it over the revision it was read at (0: it had no such leg), so
+        // there is no history it lacks.
+        let shared = Leg {
+            without_history: false,
+            ..leg.clone()
+        };
         let written = match event_id {
-            Some(event_id) => self.heard(self.shared.save(tenant, &leg, event_id).await),
-            None => self.heard(self.shared.put(tenant, &leg).await),
+            Some(event_id) => self.heard(self.shared.save(tenant, &shared, event_id).await),
+            None => self.heard(self.shared.put(tenant, &shared).await),
         };
         match written {
             Ok(rev) => {
@@ -169,6 +175,9 @@ impl<S: CallStore> FallbackCallStore<S> {
                     self.local.remove(tenant, call_id, &local.agent);
                     written.push(leg.clone());
                     tracing::info!(tenant, call = %call_id, "call leg kept in memory during the Redis outage written back to Redis");
+                }
+                Err(err @ StoreError::Conflict { .. }) => {
+                    tracing::info!(%err, tenant, call = %call_id, "call leg changed in Redis meanwhile; compared again at the next read");
                 }
                 Err(err) => fell_back(&err),
             }

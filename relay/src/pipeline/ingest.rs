@@ -123,6 +123,17 @@ async fn apply_once(
         .await
         .map_err(|e| fail(e.into()))?
     {
+        if queued_stale {
+            // Applied elsewhere meanwhile: the activity is queued again from the stored leg.
+            let stored = state
+                .calls
+                .get(tid, &event.call_id, &event.agent)
+                .await
+                .map_err(|e| fail(e.into()))?;
+            if let Some(leg) = stored.filter(|l| l.state.is_final()) {
+                queue(state, tid, &leg).await.map_err(fail)?;
+            }
+        }
         return Ok(Applied::Duplicate);
     }
     let existing = state
@@ -189,6 +200,14 @@ async fn apply_once(
     match state.calls.save(tid, &view, &event.id).await {
         Ok(rev) => view.rev = rev,
         Err(err) => return Err((err.into(), queued)),
+    }
+    if view.without_history && !state.calls.partial() {
+        // The shared store answered the save after all, over no leg of its own: there was no
+        // history to miss, and the activity held back for it is queued now.
+        view.without_history = false;
+        if view.state.is_final() {
+            queue(state, tid, &view).await.map_err(fail)?;
+        }
     }
     Ok(Applied::Saved {
         view: Box::new(view),
