@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use async_trait::async_trait;
 use cti_protocol::ws::CallState;
 use cti_relay::RelayHandle;
-use cti_relay::calls::{CallStore, Leg, StoreError};
+use cti_relay::calls::{CallStore, Leg, RedisCallStore, StoreError};
 use cti_relay::clock::{SharedClock, SystemClock};
 use cti_relay::secret::Secret;
 use cti_relay::state::{AppState, Stores};
@@ -292,4 +292,63 @@ async fn notes_saved_on_one_instance_survive_a_late_event_on_another() {
         "the activity keeps the notes"
     );
     a.shutdown().await;
+}
+
+#[tokio::test]
+async fn redis_refuses_a_save_over_a_stale_revision() {
+    let server = RedisServer::start().await.expect("redis-server");
+    let store = RedisCallStore::connect(&server.url()).await.expect("redis");
+    let ringing: Leg = serde_json::from_value(json!({
+        "id": "cas-1", "direction": "inbound", "state": "ringing",
+        "from": "+41441234567", "to": "+41449990000", "agent": ALICE,
+        "matches": [], "pop": null, "started_at": "2026-11-25T09:00:00Z"}))
+    .expect("a leg as an earlier relay stored it, without a revision");
+    assert_eq!(ringing.rev, 0);
+    assert_eq!(store.save("t", &ringing, "e-0").await.expect("saved"), 1);
+
+    let read_by_a = store
+        .get("t", "cas-1", ALICE)
+        .await
+        .expect("get")
+        .expect("leg");
+    let read_by_b = read_by_a.clone();
+    let mut ended = read_by_b;
+    ended.state = CallState::Ended;
+    assert_eq!(store.save("t", &ended, "e-2").await.expect("B first"), 2);
+    let mut connected = read_by_a;
+    connected.state = CallState::Connected;
+    let refused = store.save("t", &connected, "e-1").await;
+    assert!(
+        matches!(
+            refused,
+            Err(StoreError::Conflict {
+                expected: 1,
+                found: 2,
+                ..
+            })
+        ),
+        "{refused:?}"
+    );
+    assert!(
+        !store.seen("t", "e-1").await.expect("seen"),
+        "the refused event is not applied"
+    );
+    assert!(matches!(
+        store.put("t", &connected).await,
+        Err(StoreError::Conflict { .. })
+    ));
+    let stored = store
+        .get("t", "cas-1", ALICE)
+        .await
+        .expect("get")
+        .expect("leg");
+    assert_eq!((stored.state, stored.rev), (CallState::Ended, 2));
+    assert!(
+        store
+            .active_for_agent("t", ALICE)
+            .await
+            .expect("live")
+            .is_empty(),
+        "the ended call is not live"
+    );
 }
