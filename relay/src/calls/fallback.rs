@@ -18,6 +18,7 @@
 //! costs is what memory always costs: a crash during the outage loses those legs (the provider's
 //! redelivery and the next event rebuild them).
 
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
@@ -34,6 +35,9 @@ pub struct FallbackCallStore<S> {
     clock: SharedClock,
     /// Whether the shared store failed last time it was asked.
     failing: AtomicBool,
+    /// Legs built without history, completed and written back by a read: their call's activity
+    /// was held back and is the writer's to queue ([`CallStore::write_back`]), by tenant.
+    completed: Mutex<Vec<(String, Leg)>>,
 }
 
 impl<S> FallbackCallStore<S> {
@@ -43,6 +47,7 @@ impl<S> FallbackCallStore<S> {
             local: MemoryCallStore::default(),
             clock,
             failing: AtomicBool::new(false),
+            completed: Mutex::new(Vec::new()),
         }
     }
 
@@ -156,10 +161,9 @@ impl<S: CallStore> FallbackCallStore<S> {
     }
 
     /// Redis answered for `call_id`: the call's legs memory holds go back to Redis where they are
-    /// newer (`merged` then carries their new revision), and memory forgets them. Returns the
-    /// legs written back. Failures leave them in memory for the next read.
-    async fn write_back_call(&self, tenant: &str, call_id: &str, merged: &mut [Leg]) -> Vec<Leg> {
-        let mut written = Vec::new();
+    /// newer (`merged` then carries their new revision), and memory forgets them. Failures leave
+    /// them in memory for the next read.
+    async fn write_back_call(&self, tenant: &str, call_id: &str, merged: &mut [Leg]) {
         for local in self.local.legs(tenant, call_id).await.unwrap_or_default() {
             let Some(leg) = merged.iter_mut().find(|l| l.agent == local.agent) else {
                 continue;
@@ -173,7 +177,12 @@ impl<S: CallStore> FallbackCallStore<S> {
                 Ok(rev) => {
                     leg.rev = rev;
                     self.local.remove(tenant, call_id, &local.agent);
-                    written.push(leg.clone());
+                    if local.without_history {
+                        self.completed
+                            .lock()
+                            .unwrap_or_else(|poisoned| poisoned.into_inner())
+                            .push((tenant.to_string(), leg.clone()));
+                    }
                     tracing::info!(tenant, call = %call_id, "call leg kept in memory during the Redis outage written back to Redis");
                 }
                 Err(err @ StoreError::Conflict { .. }) => {
@@ -182,23 +191,21 @@ impl<S: CallStore> FallbackCallStore<S> {
                 Err(err) => fell_back(&err),
             }
         }
-        written
     }
 
     /// The call's legs, the newer of memory's and Redis's copy each, with what memory held
-    /// written back when Redis answers; also returns the legs written back, None when Redis
-    /// did not answer.
+    /// written back when Redis answers; also returns whether Redis answered.
     async fn merged_legs(
         &self,
         tenant: &str,
         call_id: &str,
-    ) -> Result<(Vec<Leg>, Option<Vec<Leg>>), StoreError> {
+    ) -> Result<(Vec<Leg>, bool), StoreError> {
         let local = self.local.legs(tenant, call_id).await?;
         let shared = match self.heard(self.shared.legs(tenant, call_id).await) {
             Ok(legs) => legs,
             Err(err) => {
                 fell_back(&err);
-                return Ok((local, None));
+                return Ok((local, false));
             }
         };
         let mut legs: Vec<Leg> = Vec::new();
@@ -212,12 +219,10 @@ impl<S: CallStore> FallbackCallStore<S> {
             }
         }
         sort_legs(&mut legs);
-        let written = if local.is_empty() {
-            Vec::new()
-        } else {
-            self.write_back_call(tenant, call_id, &mut legs).await
-        };
-        Ok((legs, Some(written)))
+        if !local.is_empty() {
+            self.write_back_call(tenant, call_id, &mut legs).await;
+        }
+        Ok((legs, true))
     }
 }
 
@@ -318,19 +323,24 @@ impl<S: CallStore> CallStore for FallbackCallStore<S> {
         let mut calls: Vec<String> = self.local.all(tenant).into_iter().map(|l| l.id).collect();
         calls.sort();
         calls.dedup();
-        let mut written = Vec::new();
         for call_id in calls {
             match self.merged_legs(tenant, &call_id).await {
-                Ok((_, Some(legs))) => written.extend(legs),
+                Ok((_, true)) => {}
                 // Still failing: the next round tries again.
-                Ok((_, None)) => break,
+                Ok((_, false)) => break,
                 Err(err) => {
                     fell_back(&err);
                     break;
                 }
             }
         }
-        written
+        let mut completed = self
+            .completed
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let (mine, others): (Vec<_>, Vec<_>) = completed.drain(..).partition(|(t, _)| t == tenant);
+        *completed = others;
+        mine.into_iter().map(|(_, leg)| leg).collect()
     }
 }
 
@@ -488,8 +498,17 @@ mod tests {
         assert!(store.write_back("t").await.is_empty(), "Redis still down");
 
         store.shared.down.store(false, Ordering::Relaxed);
+        // A read writes it back; the next round hands it over for its activity.
+        let read = store
+            .get("t", "c", "alice")
+            .await
+            .expect("get")
+            .expect("leg");
+        assert_eq!(read.rev, 2);
+        assert!(!read.without_history);
         let written = store.write_back("t").await;
         assert_eq!(written.len(), 1, "{written:?}");
+        assert!(store.write_back("t").await.is_empty(), "handed over once");
         assert!(store.local.all("t").is_empty(), "memory forgot it");
         assert!(!store.partial());
         let leg = store

@@ -69,7 +69,8 @@ pub trait CallStore: Send + Sync + std::fmt::Debug {
         false
     }
     /// Writes legs kept aside while the shared store failed back to it, once it answers; returns
-    /// those written (so their call's activity can be brought up to date). Nothing to do for a
+    /// the legs built without history that were completed and written back since last asked
+    /// (here or by a read), whose call's activity was held back for them. Nothing to do for a
     /// store that never keeps legs aside.
     async fn write_back(&self, _tenant: &str) -> Vec<Leg> {
         Vec::new()
