@@ -65,6 +65,68 @@ pub struct Stores {
 }
 
 impl Stores {
+    /// The stores the configuration asks for: Redis with `redis_url`, else in memory (a test
+    /// may wrap one of them before building the state with [`AppState::with_parts`]).
+    pub async fn from_config(config: &Config, clock: SharedClock) -> Result<Stores, StartupError> {
+        let instance_id = uuid::Uuid::new_v4().to_string();
+        if config.redis_url.is_some()
+            && config.token_key.is_none()
+            && config
+                .tenants
+                .iter()
+                .any(|t| matches!(t.auth, crate::authority::AuthMode::Destination { .. }))
+        {
+            tracing::warn!(
+                "reps' sign-ins stay on the instance their widget talks to (set CTI_TOKEN_KEY to \
+                 share them sealed through Redis): an activity claimed by another instance waits \
+                 until the rep's instance takes it"
+            );
+        }
+        let stores = match &config.redis_url {
+            Some(url) => {
+                // One multiplexed connection serves every store; only the fan-out listener,
+                // which subscribes, has its own.
+                let conn = crate::shared_store::connect(url.expose())
+                    .await
+                    .map_err(StartupError::Redis)?;
+                let redis = Arc::new(RedisIndex::with_connection(conn.clone()));
+                use crate::authority::vault::RedisVault;
+                Stores {
+                    index: redis.clone(),
+                    coordination: redis.clone(),
+                    choices: redis,
+                    calls: Arc::new(FallbackCallStore::new(
+                        RedisCallStore::with_connection(conn.clone()),
+                        clock.clone(),
+                    )),
+                    outbox: Arc::new(FallbackOutbox::with_local(
+                        RedisOutbox::with_connection(conn.clone(), &instance_id),
+                        memory_outbox(config)?,
+                    )),
+                    vault: Arc::new(RedisVault::with_connection(conn.clone(), "vault")),
+                    user_tokens: Some(Arc::new(RedisVault::with_connection(
+                        conn.clone(),
+                        "signin",
+                    ))),
+                    leases: Arc::new(RedisLeases::new(conn.clone())),
+                    shared_replay: Some(Arc::new(
+                        crate::push::redis_replay::RedisReplay::with_connection(
+                            conn,
+                            config.replay_capacity,
+                            clock.clone(),
+                        ),
+                    )),
+                    instance_id,
+                }
+            }
+            None => Stores {
+                outbox: Arc::new(memory_outbox(config)?),
+                ..Stores::memory(clock.clone())
+            },
+        };
+        Ok(stores)
+    }
+
     pub fn memory(clock: SharedClock) -> Self {
         Stores {
             index: Arc::new(MemoryIndex::default()),
@@ -154,62 +216,7 @@ impl AppState {
     /// The stores the configuration asks for: Redis with `redis_url`, else in memory.
     pub async fn from_config(config: Config) -> Result<Arc<Self>, StartupError> {
         let clock: SharedClock = Arc::new(SystemClock);
-        let instance_id = uuid::Uuid::new_v4().to_string();
-        if config.redis_url.is_some()
-            && config.token_key.is_none()
-            && config
-                .tenants
-                .iter()
-                .any(|t| matches!(t.auth, crate::authority::AuthMode::Destination { .. }))
-        {
-            tracing::warn!(
-                "reps' sign-ins stay on the instance their widget talks to (set CTI_TOKEN_KEY to \
-                 share them sealed through Redis): an activity claimed by another instance waits \
-                 until the rep's instance takes it"
-            );
-        }
-        let stores = match &config.redis_url {
-            Some(url) => {
-                // One multiplexed connection serves every store; only the fan-out listener,
-                // which subscribes, has its own.
-                let conn = crate::shared_store::connect(url.expose())
-                    .await
-                    .map_err(StartupError::Redis)?;
-                let redis = Arc::new(RedisIndex::with_connection(conn.clone()));
-                use crate::authority::vault::RedisVault;
-                Stores {
-                    index: redis.clone(),
-                    coordination: redis.clone(),
-                    choices: redis,
-                    calls: Arc::new(FallbackCallStore::new(
-                        RedisCallStore::with_connection(conn.clone()),
-                        clock.clone(),
-                    )),
-                    outbox: Arc::new(FallbackOutbox::with_local(
-                        RedisOutbox::with_connection(conn.clone(), &instance_id),
-                        memory_outbox(&config)?,
-                    )),
-                    vault: Arc::new(RedisVault::with_connection(conn.clone(), "vault")),
-                    user_tokens: Some(Arc::new(RedisVault::with_connection(
-                        conn.clone(),
-                        "signin",
-                    ))),
-                    leases: Arc::new(RedisLeases::new(conn.clone())),
-                    shared_replay: Some(Arc::new(
-                        crate::push::redis_replay::RedisReplay::with_connection(
-                            conn,
-                            config.replay_capacity,
-                            clock.clone(),
-                        ),
-                    )),
-                    instance_id,
-                }
-            }
-            None => Stores {
-                outbox: Arc::new(memory_outbox(&config)?),
-                ..Stores::memory(clock.clone())
-            },
-        };
+        let stores = Stores::from_config(&config, clock.clone()).await?;
         Self::with_parts(config, stores, clock).map_err(StartupError::Http)
     }
 

@@ -66,6 +66,12 @@ impl Activities {
                 crate::calls::store::sort_legs(&mut legs);
             }
         }
+        if legs.iter().any(|l| l.without_history) {
+            // It would log the call from what the outage let this instance see (an answered call
+            // as missed, without its notes); it is queued once the leg is completed.
+            tracing::info!(call = %changed.id, "activity waits for the call's legs from before the outage");
+            return Ok(false);
+        }
         let Some(log) = crate::calls::log::completed(&legs) else {
             return Ok(false);
         };
@@ -152,6 +158,29 @@ mod tests {
             transitions::Transition::Changed(leg) => *leg,
             transitions::Transition::Unchanged => panic!("the end changes a ringing leg"),
         }
+    }
+
+    #[tokio::test]
+    async fn a_leg_built_without_history_does_not_make_the_activity() {
+        let calls = MemoryCallStore::default();
+        let activities = Activities::new(Arc::new(MemoryOutbox::default()));
+        let mut leg = ended(ringing("c-1", "alice"));
+        leg.without_history = true;
+        assert!(
+            !activities
+                .queue_if_finished(&calls, "t", &leg, 2)
+                .await
+                .expect("asked")
+        );
+        assert_eq!(activities.outbox.get("t", "c-1").await.expect("read"), None);
+
+        leg.without_history = false;
+        assert!(
+            activities
+                .queue_if_finished(&calls, "t", &leg, 3)
+                .await
+                .expect("queued once completed")
+        );
     }
 
     #[tokio::test]

@@ -162,6 +162,7 @@ pub async fn drain(writer: &Writer) {
 /// One round for one tenant; true when it found work.
 pub async fn write_due(state: &Writer, tenant: &WriterTenant) -> bool {
     let tid = tenant.config.id.as_str();
+    legs_written_back(state, tid).await;
     let now = state.clock.now_ms();
     let lease_ms = state.settings.lease_ms;
     let entries = match state
@@ -191,6 +192,32 @@ pub async fn write_due(state: &Writer, tenant: &WriterTenant) -> bool {
             .set(backlog as i64);
     }
     true
+}
+
+/// Legs kept in memory while Redis failed go back to Redis once it answers, whether or not
+/// their call is read again. A finished call among them is queued again from what it now is:
+/// memory may have built its leg without the call's history (its first event here came
+/// mid-call during the outage), which the write-back completed from Redis's copy.
+async fn legs_written_back(state: &Writer, tenant: &str) {
+    for leg in state.calls.write_back(tenant).await {
+        if !leg.state.is_final() {
+            continue;
+        }
+        let _serial = state.stripes.of(tenant, &leg.id).lock().await;
+        let queued = match state.calls.get(tenant, &leg.id, &leg.agent).await {
+            Ok(Some(now)) => {
+                state
+                    .activity
+                    .queue_if_finished(state.calls.as_ref(), tenant, &now, state.clock.now_ms())
+                    .await
+            }
+            Ok(None) => Ok(false),
+            Err(err) => Err(err.into()),
+        };
+        if let Err(err) = queued {
+            tracing::warn!(%err, call = %leg.id, "activity of a call written back to Redis not queued again");
+        }
+    }
 }
 
 /// What one attempt did in V2.

@@ -64,6 +64,17 @@ pub struct Leg {
     /// newer of two copies is told apart after a Redis outage (`calls::fallback`).
     #[serde(default)]
     pub updated_ms: u64,
+    /// The leg's revision in its store (0 before it was first stored): a save is taken only over
+    /// the revision the leg was read at, so two instances changing one call at once never
+    /// overwrite each other's change (`CallStore::save`).
+    #[serde(default)]
+    pub rev: u64,
+    /// Built from a mid-call event while the shared store could not be read (a Redis outage), so
+    /// without what the call knew before (the answer, the notes): such a leg does not make the
+    /// call's activity, which it could only downgrade, until the store answers again and the leg
+    /// is completed from its copy (`calls::fallback`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub without_history: bool,
 }
 
 /// The rep's notes, outcome and the recording consent on their leg.
@@ -146,6 +157,8 @@ pub(crate) mod fixtures {
             wrap_up: AfterCall::default(),
             returns: 0,
             updated_ms: 0,
+            rev: 0,
+            without_history: false,
         }
     }
 }

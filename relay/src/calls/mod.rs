@@ -5,7 +5,8 @@
 //! what a finished call amounts to, whatever number of legs it had;
 //! [`transitions`] is the pure state machine events drive; [`store`] and its Redis and fallback
 //! implementations keep legs and the ids of applied events; [`consent`] decides where recording
-//! needs the caller's consent; [`stripes`] serializes the changes to one call. Nothing here calls
+//! needs the caller's consent; [`stripes`] serializes the changes to one call within a process
+//! (across instances, a leg is saved only over the revision it was read at). Nothing here calls
 //! up into the rest of the relay.
 
 pub mod consent;

@@ -2,8 +2,14 @@
 //!
 //! Per tenant (keys in the tenant's hash tag): a hash per call (rep -> leg), a set per rep of
 //! their calls in progress, and a key per applied event id. A leg and its event id are written in
-//! one transaction, so an event is either applied and remembered or neither. Everything expires:
+//! one script, so an event is either applied and remembered or neither. Everything expires:
 //! calls after a few days, event ids after the window in which providers redeliver.
+//!
+//! Events of one call may reach several instances at once, each of which serialises them only
+//! among its own tasks. So every write is a compare-and-set on the leg's revision (stored inside
+//! the leg's JSON): the script writes only over the revision the leg was read at and says which
+//! revision it found otherwise, and the caller reads again and re-applies its change. A stale
+//! copy never overwrites a newer one (an ended call never comes back, notes are never dropped).
 
 use super::leg::Leg;
 use async_trait::async_trait;
@@ -44,6 +50,42 @@ fn event_key(tenant: &str, event_id: &str) -> String {
     format!("cti:{{{tenant}}}:event:{event_id}")
 }
 
+/// Writes a leg over the revision it was read at.
+///
+/// KEYS: the call's hash, the rep's set of live calls, and (optionally) the event's key.
+/// ARGV: the rep, the revision read, the leg's JSON at its next revision, the call id, "1" when
+/// the leg is final, the call's TTL, the event id's TTL.
+/// Returns {1, new revision} when written, {0, revision found} when refused. A stored leg
+/// without a revision (written before revisions) counts as revision 0, like no leg at all.
+const SAVE: &str = r#"
+local stored = redis.call('HGET', KEYS[1], ARGV[1])
+local found = 0
+if stored then
+  local ok, leg = pcall(cjson.decode, stored)
+  if ok and type(leg) == 'table' and type(leg.rev) == 'number' then
+    found = leg.rev
+  end
+end
+if found ~= tonumber(ARGV[2]) then
+  return {0, found}
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+redis.call('EXPIRE', KEYS[1], ARGV[6])
+if ARGV[5] == '1' then
+  redis.call('SREM', KEYS[2], ARGV[4])
+else
+  redis.call('SADD', KEYS[2], ARGV[4])
+  redis.call('EXPIRE', KEYS[2], ARGV[6])
+end
+if KEYS[3] then
+  redis.call('SET', KEYS[3], '1', 'EX', ARGV[7])
+end
+return {1, found + 1}
+"#;
+
+static SAVE_SCRIPT: std::sync::LazyLock<redis::Script> =
+    std::sync::LazyLock::new(|| redis::Script::new(SAVE));
+
 fn decode(json: &str) -> Option<Leg> {
     match serde_json::from_str(json) {
         Ok(view) => Some(view),
@@ -67,24 +109,42 @@ impl RedisCallStore {
         RedisCallStore { conn }
     }
 
-    /// The leg's writes, to be queued in a transaction.
-    fn queue_leg(pipe: &mut redis::Pipeline, tenant: &str, view: &Leg) -> Result<(), StoreError> {
-        let json = serde_json::to_string(view).map_err(unavailable)?;
-        let call = call_key(tenant, &view.id);
-        let active = active_key(tenant, &view.agent);
-        pipe.hset(&call, &view.agent, json)
-            .ignore()
-            .expire(&call, CALL_TTL_S)
-            .ignore();
-        if view.state.is_final() {
-            pipe.srem(&active, &view.id).ignore();
-        } else {
-            pipe.sadd(&active, &view.id)
-                .ignore()
-                .expire(&active, CALL_TTL_S)
-                .ignore();
+    /// Writes the leg at its next revision if the stored one is still `view.rev`, marking
+    /// `event_id` applied with it.
+    async fn swap(
+        &self,
+        tenant: &str,
+        view: &Leg,
+        event_id: Option<&str>,
+    ) -> Result<u64, StoreError> {
+        let mut next = view.clone();
+        next.rev = view.rev + 1;
+        let json = serde_json::to_string(&next).map_err(unavailable)?;
+        let mut invocation = SAVE_SCRIPT.prepare_invoke();
+        invocation
+            .key(call_key(tenant, &view.id))
+            .key(active_key(tenant, &view.agent));
+        if let Some(event_id) = event_id {
+            invocation.key(event_key(tenant, event_id));
         }
-        Ok(())
+        invocation
+            .arg(&view.agent)
+            .arg(view.rev)
+            .arg(json)
+            .arg(&view.id)
+            .arg(if view.state.is_final() { "1" } else { "0" })
+            .arg(CALL_TTL_S)
+            .arg(SEEN_TTL_S);
+        let mut conn = self.conn.clone();
+        let (written, rev): (i64, u64) = invocation
+            .invoke_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        if written == 1 {
+            Ok(rev)
+        } else {
+            Err(StoreError::conflict(view, rev))
+        }
     }
 }
 
@@ -97,14 +157,8 @@ impl CallStore for RedisCallStore {
             .map_err(unavailable)
     }
 
-    async fn save(&self, tenant: &str, view: &Leg, event_id: &str) -> Result<(), StoreError> {
-        let mut pipe = redis::pipe();
-        pipe.atomic();
-        Self::queue_leg(&mut pipe, tenant, view)?;
-        pipe.set_ex(event_key(tenant, event_id), 1, SEEN_TTL_S)
-            .ignore();
-        let mut conn = self.conn.clone();
-        pipe.query_async::<()>(&mut conn).await.map_err(unavailable)
+    async fn save(&self, tenant: &str, view: &Leg, event_id: &str) -> Result<u64, StoreError> {
+        self.swap(tenant, view, Some(event_id)).await
     }
 
     async fn mark_seen(&self, tenant: &str, event_id: &str) -> Result<(), StoreError> {
@@ -128,12 +182,8 @@ impl CallStore for RedisCallStore {
         Ok(json.as_deref().and_then(decode))
     }
 
-    async fn put(&self, tenant: &str, view: &Leg) -> Result<(), StoreError> {
-        let mut pipe = redis::pipe();
-        pipe.atomic();
-        Self::queue_leg(&mut pipe, tenant, view)?;
-        let mut conn = self.conn.clone();
-        pipe.query_async::<()>(&mut conn).await.map_err(unavailable)
+    async fn put(&self, tenant: &str, view: &Leg) -> Result<u64, StoreError> {
+        self.swap(tenant, view, None).await
     }
 
     async fn legs(&self, tenant: &str, call_id: &str) -> Result<Vec<Leg>, StoreError> {

@@ -13,14 +13,40 @@ use async_trait::async_trait;
 pub enum StoreError {
     #[error("call store unavailable: {0}")]
     Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The leg was saved by someone else (another instance, another task) since it was read:
+    /// nothing was written. The caller reads the leg again and re-applies its change.
+    #[error(
+        "call leg {call_id:?} of {agent:?} changed since it was read (revision {expected} read, {found} stored)"
+    )]
+    Conflict {
+        call_id: String,
+        agent: String,
+        expected: u64,
+        found: u64,
+    },
+}
+
+impl StoreError {
+    /// The refusal of a save over `view`'s revision when the store holds `found`.
+    pub fn conflict(view: &Leg, found: u64) -> Self {
+        StoreError::Conflict {
+            call_id: view.id.clone(),
+            agent: view.agent.clone(),
+            expected: view.rev,
+            found,
+        }
+    }
 }
 
 #[async_trait]
 pub trait CallStore: Send + Sync + std::fmt::Debug {
     /// Whether the provider event `event_id` was already applied in `tenant`.
     async fn seen(&self, tenant: &str, event_id: &str) -> Result<bool, StoreError>;
-    /// Saves the leg and marks the event applied, as one step.
-    async fn save(&self, tenant: &str, view: &Leg, event_id: &str) -> Result<(), StoreError>;
+    /// Saves the leg and marks the event applied, as one step, if the stored leg is still at the
+    /// revision `view` was read at (`view.rev`; no stored leg counts as revision 0). Otherwise
+    /// nothing is written and the answer is [`StoreError::Conflict`]. Returns the leg's new
+    /// revision (`view.rev + 1`).
+    async fn save(&self, tenant: &str, view: &Leg, event_id: &str) -> Result<u64, StoreError>;
     /// Marks an event applied that changed nothing (so its redelivery is a duplicate).
     async fn mark_seen(&self, tenant: &str, event_id: &str) -> Result<(), StoreError>;
     async fn get(
@@ -29,13 +55,26 @@ pub trait CallStore: Send + Sync + std::fmt::Debug {
         call_id: &str,
         agent: &str,
     ) -> Result<Option<Leg>, StoreError>;
-    /// Updates a leg without an event (enrichment of the caller card).
-    async fn put(&self, tenant: &str, view: &Leg) -> Result<(), StoreError>;
+    /// Updates a leg without an event (the rep's requests, the caller card), over the revision it
+    /// was read at like [`CallStore::save`].
+    async fn put(&self, tenant: &str, view: &Leg) -> Result<u64, StoreError>;
     /// Every leg of a call (the first rep's, a transfer target's), oldest first: the call's
     /// context for a rep it is handed to, and what its activity is made of.
     async fn legs(&self, tenant: &str, call_id: &str) -> Result<Vec<Leg>, StoreError>;
     /// The rep's legs that are not final, for a widget that connects mid-call.
     async fn active_for_agent(&self, tenant: &str, agent: &str) -> Result<Vec<Leg>, StoreError>;
+    /// Whether legs this store holds may be missing from its answers right now (a shared store
+    /// that fails, memory standing in): a leg it has no copy of may still exist.
+    fn partial(&self) -> bool {
+        false
+    }
+    /// Writes legs kept aside while the shared store failed back to it, once it answers; returns
+    /// the legs built without history that were completed and written back since last asked
+    /// (here or by a read), whose call's activity was held back for them. Nothing to do for a
+    /// store that never keeps legs aside.
+    async fn write_back(&self, _tenant: &str) -> Vec<Leg> {
+        Vec::new()
+    }
 }
 
 /// How many event ids a tenant remembers; providers redeliver within minutes, not days.
@@ -66,6 +105,25 @@ impl TenantCalls {
                 self.legs.remove(&k);
             }
         }
+    }
+
+    /// Refuses a save over another revision than the stored one.
+    fn check(&self, view: &Leg) -> Result<(), StoreError> {
+        let found = self.legs.get(&key(view)).map_or(0, |l| l.rev);
+        if found == view.rev {
+            Ok(())
+        } else {
+            Err(StoreError::conflict(view, found))
+        }
+    }
+
+    /// Stores `view` as its next revision, if it was read at the stored one.
+    fn swap(&mut self, view: &Leg) -> Result<u64, StoreError> {
+        self.check(view)?;
+        let mut next = view.clone();
+        next.rev = view.rev + 1;
+        self.insert(&next);
+        Ok(next.rev)
     }
 
     fn remember(&mut self, event_id: &str) {
@@ -113,6 +171,23 @@ impl MemoryCallStore {
             t.legs.remove(&(call_id.to_string(), agent.to_string()));
         });
     }
+
+    /// Keeps the leg as it is, whatever revision memory held (memory standing in for a shared
+    /// store that failed: the revision to check against is the shared store's), and marks the
+    /// event applied.
+    pub fn keep(&self, tenant: &str, view: &Leg, event_id: Option<&str>) {
+        self.with(tenant, |t| {
+            t.insert(view);
+            if let Some(event_id) = event_id {
+                t.remember(event_id);
+            }
+        });
+    }
+
+    /// The tenant's legs memory holds.
+    pub fn all(&self, tenant: &str) -> Vec<Leg> {
+        self.with(tenant, |t| t.legs.values().cloned().collect())
+    }
 }
 
 fn key(view: &Leg) -> (String, String) {
@@ -125,12 +200,12 @@ impl CallStore for MemoryCallStore {
         Ok(self.with(tenant, |t| t.seen.contains(event_id)))
     }
 
-    async fn save(&self, tenant: &str, view: &Leg, event_id: &str) -> Result<(), StoreError> {
+    async fn save(&self, tenant: &str, view: &Leg, event_id: &str) -> Result<u64, StoreError> {
         self.with(tenant, |t| {
-            t.insert(view);
+            let rev = t.swap(view)?;
             t.remember(event_id);
-        });
-        Ok(())
+            Ok(rev)
+        })
     }
 
     async fn mark_seen(&self, tenant: &str, event_id: &str) -> Result<(), StoreError> {
@@ -151,9 +226,8 @@ impl CallStore for MemoryCallStore {
         }))
     }
 
-    async fn put(&self, tenant: &str, view: &Leg) -> Result<(), StoreError> {
-        self.with(tenant, |t| t.insert(view));
-        Ok(())
+    async fn put(&self, tenant: &str, view: &Leg) -> Result<u64, StoreError> {
+        self.with(tenant, |t| t.swap(view))
     }
 
     async fn legs(&self, tenant: &str, call_id: &str) -> Result<Vec<Leg>, StoreError> {
@@ -180,5 +254,69 @@ impl CallStore for MemoryCallStore {
             calls.sort_by_key(|v| v.received_at_ms);
             calls
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::calls::leg::fixtures::ringing;
+    use cti_protocol::ws::CallState;
+
+    #[tokio::test]
+    async fn a_save_over_a_stale_revision_is_refused_and_changes_nothing() {
+        let store = MemoryCallStore::default();
+        let leg = ringing("c", "alice");
+        assert_eq!(store.save("t", &leg, "e-1").await.expect("first"), 1);
+        let read_by_a = store
+            .get("t", "c", "alice")
+            .await
+            .expect("get")
+            .expect("leg");
+        let read_by_b = read_by_a.clone();
+        assert_eq!(read_by_a.rev, 1);
+
+        let mut ended = read_by_b;
+        ended.state = CallState::Ended;
+        assert_eq!(store.save("t", &ended, "e-3").await.expect("B first"), 2);
+        let mut connected = read_by_a;
+        connected.state = CallState::Connected;
+        let refused = store.save("t", &connected, "e-2").await;
+        assert!(
+            matches!(
+                refused,
+                Err(StoreError::Conflict {
+                    expected: 1,
+                    found: 2,
+                    ..
+                })
+            ),
+            "{refused:?}"
+        );
+        assert!(
+            !store.seen("t", "e-2").await.expect("seen"),
+            "the refused event is not applied"
+        );
+        let stored = store
+            .get("t", "c", "alice")
+            .await
+            .expect("get")
+            .expect("leg");
+        assert_eq!(stored.state, CallState::Ended);
+        assert!(matches!(
+            store.put("t", &connected).await,
+            Err(StoreError::Conflict { .. })
+        ));
+
+        // A leg nobody stored yet is created over revision 0 only.
+        let mut twice = ringing("d", "alice");
+        twice.rev = 3;
+        assert!(store.put("t", &twice).await.is_err());
+        twice.rev = 0;
+        assert_eq!(store.put("t", &twice).await.expect("created"), 1);
+        assert!(
+            store.put("t", &twice).await.is_err(),
+            "created by someone else first"
+        );
     }
 }

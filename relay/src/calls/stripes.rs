@@ -3,7 +3,8 @@
 //! Events of a call, the rep's requests on it and the activity's status all read a leg, change
 //! it and publish it; two of them interleaving would publish a stale copy after a newer one.
 //! Calls hash onto a fixed set of async locks: unrelated calls rarely wait for each other, and
-//! the set never grows.
+//! the set never grows. The locks are this process's only: another instance changing the same
+//! call is caught by the store, which saves a leg only over the revision it was read at.
 
 use std::hash::{Hash, Hasher};
 

@@ -3,9 +3,10 @@
 
 use std::sync::Arc;
 
-use cti_protocol::event::{Direction, TelephonyEvent};
+use cti_protocol::event::{Direction, EventType, TelephonyEvent};
 use cti_protocol::ws::{CallState, Match};
 
+use super::legs::LegError;
 use super::matching::{self, PendingLookup};
 use super::{enrich, legs};
 use crate::activity::QueueError;
@@ -31,6 +32,18 @@ pub enum Outcome {
     Duplicate,
 }
 
+/// What applying an event to the stored leg came to.
+enum Applied {
+    Duplicate,
+    /// The event changed nothing (it is older than what the leg knows).
+    Stale,
+    Saved {
+        view: Box<Leg>,
+        is_new: bool,
+        pending: Option<PendingLookup>,
+    },
+}
+
 pub async fn ingest(
     state: &Arc<AppState>,
     tenant: &Arc<Tenant>,
@@ -39,47 +52,31 @@ pub async fn ingest(
 ) -> Result<Outcome, IngestError> {
     let tid = tenant.config.id.as_str();
     let _serial = state.stripe(tid, &event.call_id).lock().await;
-    if state.calls.seen(tid, &event.id).await? {
-        return Ok(Outcome::Duplicate);
-    }
-    let existing = state.calls.get(tid, &event.call_id, &event.agent).await?;
-    let is_new = existing.is_none();
-    let (leg, pending) = match existing {
-        Some(leg) => (leg, None),
-        None => {
-            let earlier = state.calls.legs(tid, &event.call_id).await?;
-            match earlier.last() {
-                Some(previous) => (handed_over(previous, &event, received_at_ms), None),
-                None => new_leg(state, tenant, &event, received_at_ms).await,
+    // Another instance may save the leg between this one's read and save (the stripe serialises
+    // only this process): the store refuses the save then, and the event is applied again to the
+    // leg as it now is. An activity queued from the stale copy is queued again from the newer.
+    let mut queued_stale = false;
+    let mut attempt = 1;
+    let (view, is_new, pending) = loop {
+        match apply_once(state, tenant, &event, received_at_ms, queued_stale).await {
+            Ok(Applied::Duplicate) => return Ok(Outcome::Duplicate),
+            Ok(Applied::Stale) => return Ok(Outcome::Accepted),
+            Ok(Applied::Saved {
+                view,
+                is_new,
+                pending,
+            }) => break (*view, is_new, pending),
+            Err((err @ IngestError::Calls(calls::StoreError::Conflict { .. }), queued))
+                if attempt < legs::SAVE_ATTEMPTS =>
+            {
+                tracing::debug!(%err, call = %event.call_id, event = %event.id, attempt,
+                    "leg saved elsewhere meanwhile; applying the event again");
+                queued_stale |= queued;
+                attempt += 1;
             }
+            Err((err, _)) => return Err(err),
         }
     };
-    let was_final = leg.state.is_final();
-    let mut view = match calls::apply(leg.clone(), &event) {
-        Transition::Changed(view) => *view,
-        Transition::Unchanged if is_new => leg,
-        Transition::Unchanged => {
-            state.calls.mark_seen(tid, &event.id).await?;
-            tracing::debug!(call = %event.call_id, event = %event.id, "stale event acknowledged");
-            return Ok(Outcome::Accepted);
-        }
-    };
-    if was_final && !view.state.is_final() {
-        // The call came back to this rep: what the colleague it comes from knows comes along.
-        let legs = state.calls.legs(tid, &event.call_id).await?;
-        if let Some(from) = came_from(&legs, &view.agent) {
-            view.handover = Some(handover_from(from));
-        }
-    }
-    if view.state.is_final() {
-        // Queued before the leg is saved: a crash in between re-applies the event on redelivery
-        // and queues the same call again, which the outbox takes as the same entry.
-        state
-            .activity
-            .queue_if_finished(state.calls.as_ref(), tid, &view, state.clock.now_ms())
-            .await?;
-    }
-    state.calls.save(tid, &view, &event.id).await?;
     legs::publish(state, tenant, &view).await;
     show_consultation(state, tenant, &view).await?;
     let elapsed_ms = state.clock.now_ms().saturating_sub(received_at_ms);
@@ -107,6 +104,125 @@ pub async fn ingest(
         });
     }
     Ok(Outcome::Accepted)
+}
+
+/// Reads the leg, applies the event, queues the activity of a call it finishes, saves. On an
+/// error, also says whether an activity was queued from this (possibly stale) copy.
+async fn apply_once(
+    state: &Arc<AppState>,
+    tenant: &Arc<Tenant>,
+    event: &TelephonyEvent,
+    received_at_ms: u64,
+    queued_stale: bool,
+) -> Result<Applied, (IngestError, bool)> {
+    let tid = tenant.config.id.as_str();
+    let fail = |err: IngestError| (err, false);
+    if state
+        .calls
+        .seen(tid, &event.id)
+        .await
+        .map_err(|e| fail(e.into()))?
+    {
+        if queued_stale {
+            // Applied elsewhere meanwhile: the activity is queued again from the stored leg.
+            let stored = state
+                .calls
+                .get(tid, &event.call_id, &event.agent)
+                .await
+                .map_err(|e| fail(e.into()))?;
+            if let Some(leg) = stored.filter(|l| l.state.is_final()) {
+                queue(state, tid, &leg).await.map_err(fail)?;
+            }
+        }
+        return Ok(Applied::Duplicate);
+    }
+    let existing = state
+        .calls
+        .get(tid, &event.call_id, &event.agent)
+        .await
+        .map_err(|e| fail(e.into()))?;
+    let is_new = existing.is_none();
+    let (leg, pending) = match existing {
+        Some(leg) => (leg, None),
+        None => {
+            let earlier = state
+                .calls
+                .legs(tid, &event.call_id)
+                .await
+                .map_err(|e| fail(e.into()))?;
+            match earlier.last() {
+                Some(previous) => (handed_over(previous, event, received_at_ms), None),
+                None => {
+                    let (mut leg, pending) = new_leg(state, tenant, event, received_at_ms).await;
+                    // A call's first event here that is not its first at all, while the store
+                    // may be missing the call's legs: what it knew before is unknown.
+                    leg.without_history =
+                        event.event_type != EventType::Ringing && state.calls.partial();
+                    (leg, pending)
+                }
+            }
+        }
+    };
+    let was_final = leg.state.is_final();
+    let mut view = match calls::apply(leg.clone(), event) {
+        Transition::Changed(view) => *view,
+        Transition::Unchanged if is_new => leg,
+        Transition::Unchanged => {
+            if queued_stale && leg.state.is_final() {
+                queue(state, tid, &leg).await.map_err(fail)?;
+            }
+            state
+                .calls
+                .mark_seen(tid, &event.id)
+                .await
+                .map_err(|e| fail(e.into()))?;
+            tracing::debug!(call = %event.call_id, event = %event.id, "stale event acknowledged");
+            return Ok(Applied::Stale);
+        }
+    };
+    if was_final && !view.state.is_final() {
+        // The call came back to this rep: what the colleague it comes from knows comes along.
+        let legs = state
+            .calls
+            .legs(tid, &event.call_id)
+            .await
+            .map_err(|e| fail(e.into()))?;
+        if let Some(from) = came_from(&legs, &view.agent) {
+            view.handover = Some(handover_from(from));
+        }
+    }
+    let queued = view.state.is_final();
+    if queued {
+        // Queued before the leg is saved: a crash in between re-applies the event on redelivery
+        // and queues the same call again, which the outbox takes as the same entry.
+        queue(state, tid, &view).await.map_err(fail)?;
+    }
+    match state.calls.save(tid, &view, &event.id).await {
+        Ok(rev) => view.rev = rev,
+        Err(err) => return Err((err.into(), queued)),
+    }
+    if view.without_history && !state.calls.partial() {
+        // The shared store answered the save after all, over no leg of its own: there was no
+        // history to miss, and the activity held back for it is queued now.
+        view.without_history = false;
+        if view.state.is_final() {
+            queue(state, tid, &view).await.map_err(fail)?;
+        }
+    }
+    Ok(Applied::Saved {
+        view: Box::new(view),
+        is_new,
+        pending,
+    })
+}
+
+/// Queues the call's activity with `leg` as its rep's part.
+async fn queue(state: &AppState, tenant: &str, leg: &Leg) -> Result<(), IngestError> {
+    state
+        .activity
+        .queue_if_finished(state.calls.as_ref(), tenant, leg, state.clock.now_ms())
+        .await?;
+    Ok(())
 }
 
 /// A leg seen for the first time: normalize both numbers, match the remote party.
@@ -172,37 +288,39 @@ async fn new_leg(
         },
         returns: 0,
         updated_ms: 0,
+        rev: 0,
+        without_history: false,
     };
     (view, pending)
 }
 
 /// A consulted rep's leg changed: the rep who consults (whose leg is still live) sees how far the
-/// colleague got, to complete the transfer or cancel.
+/// colleague got, to complete the transfer or cancel. The caller holds the call's stripe.
 async fn show_consultation(
     state: &AppState,
     tenant: &Tenant,
     leg: &Leg,
-) -> Result<(), calls::StoreError> {
-    let tid = tenant.config.id.as_str();
+) -> Result<(), IngestError> {
     let Some(from) = leg.handover.as_ref().map(|h| h.from.as_str()) else {
         return Ok(());
     };
-    let Some(mut consulting) = state.calls.get(tid, &leg.id, from).await? else {
-        return Ok(());
-    };
-    if consulting.state.is_final() {
-        return Ok(());
-    }
     let consult = (!leg.state.is_final()).then(|| cti_protocol::ws::ConsultView {
         agent: leg.agent.clone(),
         state: leg.state,
     });
-    if consulting.consult != consult {
-        consulting.consult = consult;
-        state.calls.put(tid, &consulting).await?;
-        legs::publish(state, tenant, &consulting).await;
+    let shown = legs::update_held(state, tenant, &leg.id, from, |consulting| {
+        if consulting.state.is_final() || consulting.consult == consult {
+            return Ok::<_, LegError>(false);
+        }
+        consulting.consult = consult.clone();
+        Ok(true)
+    })
+    .await;
+    match shown {
+        Ok(_) | Err(LegError::UnknownCall(_)) => Ok(()),
+        Err(LegError::Calls(err)) => Err(err.into()),
+        Err(LegError::Queue(err)) => Err(err.into()),
     }
-    Ok(())
 }
 
 /// The colleague a returning call comes from: the one who had it most recently (ended last, or
@@ -243,6 +361,45 @@ fn handed_over(previous: &Leg, event: &TelephonyEvent, received_at_ms: u64) -> L
             consent: previous.wrap_up.consent.clone(),
             ..Default::default()
         },
+        // A leg of its own: nothing stored for this rep yet.
+        rev: 0,
+        updated_ms: 0,
+        without_history: false,
         ..previous.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::calls::leg::fixtures::ringing;
+
+    #[test]
+    fn a_leg_handed_over_is_new_in_the_store() {
+        let mut previous = ringing("c", "alice");
+        previous.rev = 4;
+        previous.updated_ms = 9_000;
+        previous.wrap_up.notes = "wants a quote".into();
+        let event = TelephonyEvent {
+            id: "e-bob".into(),
+            call_id: "c".into(),
+            event_type: EventType::Ringing,
+            direction: previous.direction,
+            from: previous.from.clone(),
+            to: previous.to.clone(),
+            agent: "bob".into(),
+            at: "2026-12-02T10:01:00Z".into(),
+            transfer_to: None,
+            reason: None,
+            recording_url: None,
+        };
+        let leg = handed_over(&previous, &event, 10_000);
+        assert_eq!(leg.agent, "bob");
+        assert_eq!(leg.rev, 0, "saved as a leg nobody stored yet");
+        assert_eq!(leg.updated_ms, 0);
+        assert_eq!(
+            leg.handover.map(|h| h.notes).as_deref(),
+            Some("wants a quote")
+        );
     }
 }

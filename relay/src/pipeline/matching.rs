@@ -117,7 +117,7 @@ pub(super) async fn late_match(
         if !leg.matches.is_empty() || leg.state.is_final() {
             return Ok::<_, LegError>(false);
         }
-        leg.matches = records.into_iter().map(to_match).collect();
+        leg.matches = records.iter().cloned().map(to_match).collect();
         leg.pop = leg.matches.first().cloned();
         Ok(true)
     })

@@ -21,6 +21,7 @@ mod redis_index;
 mod redis_push;
 mod relay_api;
 mod ringcentral;
+mod shared_legs;
 mod signatures;
 mod sip;
 mod tabs;

@@ -20,7 +20,7 @@ pub(super) async fn apply(
             .ok_or(AgentError::NoConsentNeeded)?;
         if consent.confirmed_by.is_none() {
             consent.confirmed_by = Some(rep.to_string());
-            consent.confirmed_at = Some(now);
+            consent.confirmed_at = Some(now.clone());
             tracing::info!(call = %call_id, jurisdiction = %consent.jurisdiction, "recording consent confirmed");
         }
         Ok::<_, AgentError>(true)

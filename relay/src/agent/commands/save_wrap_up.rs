@@ -33,7 +33,7 @@ pub(super) async fn apply(
     // it is saved.
     legs::update(app, tenant, call_id, rep, |leg| {
         leg.wrap_up.notes = notes.clone();
-        leg.wrap_up.disposition = disposition;
+        leg.wrap_up.disposition = disposition.clone();
         Ok::<_, AgentError>(true)
     })
     .await?;
