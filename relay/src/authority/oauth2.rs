@@ -180,7 +180,7 @@ impl Authority {
                 self.clock.now_ms(),
             )
             .await?;
-        if !signed_in.eq_ignore_ascii_case(&pending.rep) {
+        if crate::identity::rep_id(&signed_in) != crate::identity::rep_id(&pending.rep) {
             tracing::warn!(
                 tenant = %pending.tenant,
                 "a V2 sign-in for one rep came back signed in as another; nothing kept"
