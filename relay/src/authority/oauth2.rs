@@ -267,12 +267,24 @@ impl Authority {
         let not_connected = || AuthorityError::NotConnected {
             rep: rep.to_string(),
         };
-        let sealed = self
+        let mut sealed = self
             .vault
             .get(tenant, rep)
             .await?
             .ok_or_else(not_connected)?;
-        let refresh = self.sealer()?.open(tenant, rep, &sealed)?;
+        let opened = self.sealer()?.unseal(tenant, rep, &sealed)?;
+        let refresh = opened.secret;
+        if opened.stale {
+            // Sealed under the key being rotated out: sealed again under the new one (this
+            // instance holds the rep's refresh lease), so the old key can go.
+            let resealed = self.sealer()?.seal(tenant, rep, refresh.expose())?;
+            match self.vault.put(tenant, rep, &resealed).await {
+                Ok(()) => sealed = resealed,
+                Err(err) => {
+                    tracing::warn!(%err, "cannot seal a rep's refresh token again under the new key")
+                }
+            }
+        }
         let form = [
             ("grant_type", "refresh_token"),
             ("refresh_token", refresh.expose()),
@@ -367,6 +379,8 @@ mod tests {
         valid: Mutex<HashSet<String>>,
         issued: Mutex<u32>,
         refused: Mutex<u32>,
+        /// Answers without a new refresh token: the one presented stays valid.
+        keeps_refresh_tokens: Mutex<bool>,
     }
 
     async fn token(
@@ -385,6 +399,13 @@ mod tests {
             *issued += 1;
             *issued
         };
+        if *provider.keeps_refresh_tokens.lock().expect("lock") {
+            provider.valid.lock().expect("lock").insert(presented);
+            return axum::Json(serde_json::json!({
+                "access_token": format!("at-{n}"), "expires_in": 3600
+            }))
+            .into_response();
+        }
         provider
             .valid
             .lock()
@@ -400,6 +421,12 @@ mod tests {
     /// An authority for the demo tenant in `oauth2` mode at a provider of its own, with Alice's
     /// sign-in (refresh token `rt-0`) in `vault`.
     async fn signed_in(vault: Arc<dyn TokenVault>) -> (Arc<Authority>, Arc<Provider>) {
+        let (authority, provider, _) = signed_in_with(vault).await;
+        (authority, provider)
+    }
+
+    /// [`signed_in`], and the configuration the authority was made from.
+    async fn signed_in_with(vault: Arc<dyn TokenVault>) -> (Arc<Authority>, Arc<Provider>, Config) {
         let provider = Arc::new(Provider::default());
         provider.valid.lock().expect("lock").insert("rt-0".into());
         let app = axum::Router::new()
@@ -442,7 +469,45 @@ mod tests {
             .put("demo", "alice@x", &sealed)
             .await
             .expect("kept");
-        (Arc::new(authority), provider)
+        (Arc::new(authority), provider, config)
+    }
+
+    /// Key rotation: with a new `CTI_TOKEN_KEY` and the old one as `CTI_TOKEN_KEY_PREVIOUS`, a
+    /// refresh token sealed under the old key still renews the rep's access, and what the vault
+    /// holds afterwards opens under the new key alone (the provider here keeps its refresh
+    /// tokens, so it is the relay that sealed it again).
+    #[tokio::test]
+    async fn a_refresh_token_sealed_under_the_previous_key_still_works_and_is_sealed_again() {
+        let vault: Arc<dyn TokenVault> = Arc::new(MemoryVault::default());
+        let (_, provider, mut config) = signed_in_with(vault.clone()).await;
+        *provider.keeps_refresh_tokens.lock().expect("lock") = true;
+        let old = config.token_key.take();
+        let new =
+            TokenKey::from_base64("YWJjZGVmMDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODk=").expect("key");
+        config.token_key = Some(new.clone());
+        config.token_key_previous = old;
+        let rotated = Authority::new(
+            &config,
+            reqwest::Client::new(),
+            vault.clone(),
+            None,
+            Arc::new(SystemClock),
+            "this-instance",
+        );
+        let token = rotated
+            .access_token("demo", "alice@x")
+            .await
+            .expect("renewed with the old sealed refresh token");
+        assert_eq!(token.expose(), "at-1");
+        let stored = vault
+            .get("demo", "alice@x")
+            .await
+            .expect("vault")
+            .expect("still connected");
+        let opened = super::super::vault::Sealer::new(&new)
+            .open("demo", "alice@x", &stored)
+            .expect("sealed under the new key");
+        assert_eq!(opened.expose(), "rt-0");
     }
 
     #[tokio::test]

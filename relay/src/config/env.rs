@@ -181,6 +181,18 @@ pub(super) fn from_vars(get: impl Fn(&str) -> Option<String>) -> Result<Config, 
             ),
         ));
     }
+    if let Some(key) = get("CTI_TOKEN_KEY_PREVIOUS") {
+        if get("CTI_TOKEN_KEY").is_none() {
+            return Err(invalid(
+                "CTI_TOKEN_KEY_PREVIOUS",
+                "is the key CTI_TOKEN_KEY replaced, for a rotation: set CTI_TOKEN_KEY too".into(),
+            ));
+        }
+        config.token_key_previous = Some(
+            TokenKey::from_base64(&key)
+                .map_err(|e| invalid("CTI_TOKEN_KEY_PREVIOUS", e.to_string()))?,
+        );
+    }
     if let Some(key) = get("CTI_TOKEN_KEY") {
         config.token_key =
             Some(TokenKey::from_base64(&key).map_err(|e| invalid("CTI_TOKEN_KEY", e.to_string()))?);
@@ -311,6 +323,9 @@ fn single_tenant(get: &impl Fn(&str) -> Option<String>) -> Result<TenantFile, Co
     }
     if let Some(v) = get("CTI_WEBHOOK_SECRET") {
         pbx.webhook_secret = Secret::new(v);
+    }
+    if let Some(v) = get("CTI_WEBHOOK_SECRET_PREVIOUS") {
+        pbx.webhook_secret_previous = Some(Secret::new(v));
     }
     t.telephony = Telephony(TelephonySettings::Generic(pbx));
     // The demo's events credentials are public: a real tenant gets the endpoint only with
@@ -639,6 +654,25 @@ mod tests {
         let c = Config::from_vars(vars(&with_key)).expect("valid");
         assert_eq!(c.tenants[0].auth, AuthMode::OAuth2);
         assert!(!format!("{c:?}").contains("MDEyMzQ1"));
+        assert!(c.token_key_previous.is_none());
+
+        // A rotation: the key replaced still opens what it sealed.
+        with_key.push((
+            "CTI_TOKEN_KEY_PREVIOUS",
+            "YWJjZGVmMDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODk=",
+        ));
+        let c = Config::from_vars(vars(&with_key)).expect("valid");
+        assert!(c.token_key_previous.is_some());
+        assert!(!format!("{c:?}").contains("YWJjZGVm"));
+        let previous_only = [(
+            "CTI_TOKEN_KEY_PREVIOUS",
+            "YWJjZGVmMDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODk=",
+        )];
+        let err = Config::from_vars(vars(&previous_only)).expect_err("no current key");
+        assert!(
+            err.to_string().starts_with("CTI_TOKEN_KEY_PREVIOUS"),
+            "{err}"
+        );
     }
 
     #[test]
