@@ -314,11 +314,12 @@ impl Authority {
             self.vault.put(tenant, rep, &sealed).await?;
         }
         let token = Secret::new(answer.access_token);
-        let expires = super::expiry_ms(self.clock.now_ms(), answer.expires_in.unwrap_or(300));
-        self.access_tokens
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(cache_key(tenant, rep), (token.clone(), expires));
+        let now = self.clock.now_ms();
+        let expires = super::expiry_ms(now, answer.expires_in.unwrap_or(300));
+        let mut cached = self.access_tokens.lock().unwrap_or_else(|p| p.into_inner());
+        // Expired tokens go as new ones come, so reps who stopped working leave nothing behind.
+        cached.retain(|_, (_, until)| *until > now);
+        cached.insert(cache_key(tenant, rep), (token.clone(), expires));
         Ok(token)
     }
 
@@ -527,6 +528,24 @@ mod tests {
                 .await
                 .expect("vault")
         );
+    }
+
+    /// Review F16: access tokens that expired go as new ones come.
+    #[tokio::test]
+    async fn expired_access_tokens_are_not_kept() {
+        let (authority, _) = signed_in(Arc::new(MemoryVault::default())).await;
+        authority
+            .access_tokens
+            .lock()
+            .expect("lock")
+            .insert(cache_key("demo", "bob@x"), (Secret::new("old"), 1));
+        authority
+            .access_token("demo", "alice@x")
+            .await
+            .expect("renewed");
+        let cached = authority.access_tokens.lock().expect("lock");
+        assert!(cached.contains_key(&cache_key("demo", "alice@x")));
+        assert!(!cached.contains_key(&cache_key("demo", "bob@x")), "expired");
     }
 
     #[test]
