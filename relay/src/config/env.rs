@@ -82,6 +82,17 @@ pub(super) fn from_vars(get: impl Fn(&str) -> Option<String>) -> Result<Config, 
         })
         .map(TenantFile::check)
         .collect::<Result<_, _>>()?;
+    // Every part of the relay finds a tenant by its id; two with one id would each see another.
+    let mut ids = std::collections::HashSet::new();
+    if let Some(twice) = config.tenants.iter().find(|t| !ids.insert(t.id.as_str())) {
+        return Err(invalid(
+            "CTI_TENANTS_FILE",
+            format!(
+                "tenant {:?} is configured twice: each tenant needs an id of its own",
+                twice.id
+            ),
+        ));
+    }
     if let Some(v) = get("CTI_JWKS_URL") {
         config.jwt.jwks_url = v;
     }
@@ -769,6 +780,52 @@ mod tests {
         ]))
         .expect_err("a variable is missing");
         assert!(err.to_string().contains("ACME_WEBHOOK_SECRET"), "{err}");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    /// Review F24: two tenants with one id, or an id with a brace (it would break the Redis
+    /// keys' hash tags), stop the start with the tenant named.
+    #[test]
+    fn tenant_ids_are_unique_and_without_braces() {
+        let dir = std::env::temp_dir().join(format!("cti-tenants-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let tenant = |id: &str| {
+            format!(
+                r#"{{"id":"{id}","default_region":"CH","webhook_secret":"a-webhook-secret-of-{id}",
+                "control_url":"https://pbx.acme.example","v2_url":"https://my1.crm.cloud.sap",
+                "v2_user":"u","v2_password":"p"}}"#
+            )
+        };
+        let load = |file: &str, tenants: &[String]| {
+            let path = dir.join(file);
+            std::fs::write(&path, format!("[{}]", tenants.join(","))).expect("write");
+            let path = path.to_string_lossy().to_string();
+            Config::from_vars(vars(&[
+                ("CTI_TENANTS_FILE", &path),
+                IDENTITY[0],
+                IDENTITY[1],
+            ]))
+        };
+        let two = load("two.json", &[tenant("acme"), tenant("globex")]).expect("valid");
+        assert_eq!(two.tenants.len(), 2);
+        let err = load(
+            "twice.json",
+            &[tenant("acme"), tenant("globex"), tenant("acme")],
+        )
+        .expect_err("acme twice");
+        let text = err.to_string();
+        assert!(
+            text.contains("\"acme\"") && text.contains("twice"),
+            "{text}"
+        );
+        for id in ["ac{me}", "acme}", "{acme"] {
+            let err = load("braces.json", &[tenant(id)]).expect_err(id);
+            let text = err.to_string();
+            assert!(
+                text.contains(&format!("{id:?}")) && text.contains('{'),
+                "{text}"
+            );
+        }
         let _ = std::fs::remove_dir_all(dir);
     }
 }
