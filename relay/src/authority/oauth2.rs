@@ -219,13 +219,13 @@ impl Authority {
         }
         // One refresh per rep at a time: in this process by the rep's turn, across instances by
         // the vault's lease. Whoever waited finds the token the one before them got.
-        let turn = self
-            .refreshing
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry(cache_key(tenant, rep))
-            .or_default()
-            .clone();
+        let turn = {
+            let mut turns = self.refreshing.lock().unwrap_or_else(|p| p.into_inner());
+            // Turns nobody holds go, so reps who stopped working leave nothing behind (a turn
+            // somebody holds or waits on is shared, and stays).
+            turns.retain(|_, turn| std::sync::Arc::strong_count(turn) > 1);
+            turns.entry(cache_key(tenant, rep)).or_default().clone()
+        };
         let _turn = turn.lock().await;
         if let Some(token) = self.cached_access_token(tenant, rep) {
             return Ok(token);
@@ -546,6 +546,26 @@ mod tests {
         let cached = authority.access_tokens.lock().expect("lock");
         assert!(cached.contains_key(&cache_key("demo", "alice@x")));
         assert!(!cached.contains_key(&cache_key("demo", "bob@x")), "expired");
+    }
+
+    /// Review F16: a rep's refresh turn goes once nobody holds it.
+    #[tokio::test]
+    async fn refresh_turns_nobody_holds_are_not_kept() {
+        let (authority, _) = signed_in(Arc::new(MemoryVault::default())).await;
+        authority
+            .refreshing
+            .lock()
+            .expect("lock")
+            .insert(cache_key("demo", "bob@x"), Arc::default());
+        authority
+            .access_token("demo", "alice@x")
+            .await
+            .expect("renewed");
+        let turns = authority.refreshing.lock().expect("lock");
+        assert!(
+            !turns.contains_key(&cache_key("demo", "bob@x")),
+            "{turns:?}"
+        );
     }
 
     #[test]
