@@ -169,7 +169,7 @@ mod layers {
     use std::path::Path;
 
     /// What every room may use.
-    const GROUND: &[&str] = &["clock", "secret", "shared_store", "metrics"];
+    const GROUND: &[&str] = &["clock", "secret", "shared_store", "metrics", "identity"];
 
     /// Room -> the other rooms it may import. The application layers above (`api`, `agent`,
     /// `pipeline`, `state`) may import any of these and are not listed.

@@ -27,25 +27,28 @@ use crate::calls::{CallStore, Leg};
 #[derive(Debug)]
 pub struct Activities {
     pub outbox: Arc<dyn Outbox>,
-    wake: tokio::sync::Notify,
+    /// Counts wake-up calls: each tenant's writer loop watches it, so one call wakes them all
+    /// and a call made while a loop is busy is seen when it next waits.
+    wake: tokio::sync::watch::Sender<u64>,
 }
 
 impl Activities {
     pub fn new(outbox: Arc<dyn Outbox>) -> Self {
         Activities {
             outbox,
-            wake: tokio::sync::Notify::new(),
+            wake: tokio::sync::watch::channel(0).0,
         }
     }
 
     /// Has the writer look at the outbox now rather than at its next tick.
     pub fn wake(&self) {
-        self.wake.notify_one();
+        self.wake.send_modify(|n| *n = n.wrapping_add(1));
     }
 
-    /// Resolves when [`Activities::wake`] was called.
-    pub async fn woken(&self) {
-        self.wake.notified().await;
+    /// A watch on [`Activities::wake`]: its `changed()` resolves once per wake-up (or several)
+    /// since the watcher last looked.
+    pub fn wakes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.wake.subscribe()
     }
 
     /// Queues the call's activity if its legs (with `changed` replacing its stored version) say

@@ -89,19 +89,38 @@ impl WriterSettings {
     }
 }
 
-/// Runs until `stopping` resolves (a round under way finishes); [`drain`] takes over from there.
+/// Runs until `stopping` resolves (rounds under way finish); [`drain`] takes over from there.
+///
+/// Each tenant has a loop of its own, all polled together: a tenant whose V2 hangs holds up only
+/// its own activities (each of its attempts until its deadline), never another tenant's.
 pub async fn run(writer: Writer, stopping: impl std::future::Future<Output = ()>) {
-    tokio::pin!(stopping);
+    use futures_util::FutureExt as _;
+    let stopping = stopping.shared();
+    let loops = writer
+        .tenants
+        .iter()
+        .map(|tenant| write_tenant(&writer, tenant, stopping.clone()));
+    futures_util::future::join_all(loops).await;
+}
+
+/// One tenant's writer loop: rounds while there is work, else a wait for a wake-up, the next
+/// poll or the stop.
+async fn write_tenant(
+    writer: &Writer,
+    tenant: &WriterTenant,
+    stopping: impl std::future::Future<Output = ()> + Clone,
+) {
+    use futures_util::FutureExt as _;
+    let mut wakes = writer.activity.wakes();
     loop {
-        let mut worked = false;
-        for tenant in &writer.tenants {
-            worked |= write_due(&writer, tenant).await;
+        if stopping.clone().now_or_never().is_some() {
+            return;
         }
-        if !worked {
+        if !write_due(writer, tenant).await {
             tokio::select! {
-                _ = writer.activity.woken() => {}
+                _ = wakes.changed() => {}
                 _ = tokio::time::sleep(POLL) => {}
-                _ = &mut stopping => return,
+                _ = stopping.clone() => return,
             }
         }
     }
@@ -111,6 +130,7 @@ pub async fn run(writer: Writer, stopping: impl std::future::Future<Output = ()>
 /// is up (a round still under way then is cut off: its leases run out, its entries stay queued),
 /// then names at error level every call whose activity only this process held and that is
 /// not in V2: those are lost (memory outbox without a journal, or memory during a Redis outage).
+/// Tenants drain side by side, so one whose V2 hangs does not use up the others' time.
 pub async fn drain(writer: &Writer) {
     let deadline = writer
         .clock
@@ -130,23 +150,20 @@ pub async fn drain(writer: &Writer) {
             }
         }
     }
-    loop {
-        let left = deadline.saturating_sub(writer.clock.now_ms());
-        if left == 0 {
-            break;
-        }
-        let round = async {
-            let mut worked = false;
-            for tenant in &writer.tenants {
-                worked |= write_due(writer, tenant).await;
+    let drain_tenant = |tenant| async move {
+        loop {
+            let left = deadline.saturating_sub(writer.clock.now_ms());
+            if left == 0 {
+                break;
             }
-            worked
-        };
-        match tokio::time::timeout(Duration::from_millis(left), round).await {
-            Ok(true) => continue,
-            Ok(false) | Err(_) => break,
+            match tokio::time::timeout(Duration::from_millis(left), write_due(writer, tenant)).await
+            {
+                Ok(true) => continue,
+                Ok(false) | Err(_) => break,
+            }
         }
-    }
+    };
+    futures_util::future::join_all(writer.tenants.iter().map(drain_tenant)).await;
     for tenant in &writer.tenants {
         let tid = tenant.config.id.as_str();
         let lost = writer.activity.outbox.at_risk(tid).await;
@@ -590,6 +607,138 @@ mod tests {
             let value = phone_call::mapped_value(name, &log, &|_| Some("e".into()));
             assert!(value.is_some(), "{name}");
         }
+    }
+
+    /// Review F23: tenant A's V2 takes connections and never answers; tenant B's activity is
+    /// written all the same, while A's attempt still waits.
+    #[tokio::test]
+    async fn a_tenant_whose_v2_hangs_does_not_hold_up_another() {
+        let sim = cti_sim::spawn(cti_sim::SimConfig {
+            listen: "127.0.0.1:0".parse().expect("an address"),
+            ..cti_sim::SimConfig::default()
+        })
+        .await
+        .expect("the simulator starts");
+        // A's V2: accepts, reads nothing, answers nothing; says when the writer reached it.
+        let hanging = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a port");
+        let hanging_url = format!("http://{}", hanging.local_addr().expect("an address"));
+        let (reached, mut reached_rx) = tokio::sync::mpsc::unbounded_channel();
+        let held = tokio::spawn(async move {
+            let mut open = Vec::new();
+            while let Ok((socket, _)) = hanging.accept().await {
+                open.push(socket);
+                let _ = reached.send(());
+            }
+        });
+
+        let mut config = crate::config::Config::demo(&sim.url());
+        // Long enough that A's attempt outlasts the test: only B's own loop can write B.
+        config.v2_timeout = Duration::from_secs(600);
+        let mut slow = config.tenants[0].clone();
+        slow.id = "slow".into();
+        slow.v2_url = hanging_url;
+        config.tenants.push(slow);
+        let clock: SharedClock = Arc::new(crate::clock::SystemClock);
+        let http = reqwest::Client::builder()
+            .timeout(config.v2_timeout)
+            .build()
+            .expect("a client");
+        let activity = Arc::new(Activities::new(Arc::new(
+            crate::activity::MemoryOutbox::default(),
+        )));
+        let tenants = config
+            .tenants
+            .iter()
+            .map(|t| {
+                let v2 = V2Client::with_http(
+                    http.clone(),
+                    &t.v2_url,
+                    crate::v2::client::V2Auth::Basic {
+                        user: t.v2_user.clone(),
+                        password: t.v2_password.clone(),
+                    },
+                );
+                WriterTenant {
+                    config: t.clone(),
+                    numbers: Arc::new(TenantNumbers::new(
+                        &t.id,
+                        v2.clone(),
+                        t.region.clone(),
+                        crate::numbers::budget::DailyBudget::new(None, clock.clone()),
+                    )),
+                    v2,
+                }
+            })
+            .collect();
+        let writer = Writer {
+            activity: activity.clone(),
+            authority: Arc::new(Authority::new(
+                &config,
+                http,
+                Arc::new(crate::authority::vault::MemoryVault::default()),
+                None,
+                clock.clone(),
+                "this-instance",
+            )),
+            calls: Arc::new(crate::calls::MemoryCallStore::default()),
+            stripes: Arc::default(),
+            hub: Arc::new(Hub::new(16, clock.clone())),
+            metrics: Arc::new(Metrics::default()),
+            clock: clock.clone(),
+            settings: WriterSettings::from_config(&config),
+            tenants,
+        };
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let writer = tokio::spawn(run(writer, async move {
+            let _ = stopped.await;
+        }));
+
+        let outbox = activity.outbox.clone();
+        let now = clock.now_ms();
+        outbox
+            .put(
+                "slow",
+                &crate::activity::outbox::tests::log("call-a", ""),
+                now,
+            )
+            .await
+            .expect("queued for A");
+        activity.wake();
+        reached_rx.recv().await.expect("the writer asks A's V2");
+
+        outbox
+            .put(
+                "demo",
+                &crate::activity::outbox::tests::log("call-b", ""),
+                now,
+            )
+            .await
+            .expect("queued for B");
+        activity.wake();
+        let written = async {
+            let mut pause = Duration::from_millis(5);
+            while outbox.backlog("demo").await.expect("the backlog") > 0 {
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_millis(100));
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(30), written)
+            .await
+            .expect("B's activity is written while A's V2 hangs");
+        let b = outbox
+            .get("demo", "call-b")
+            .await
+            .expect("the outbox")
+            .expect("B's entry");
+        assert!(b.progress.v2_id.is_some(), "{:?}", b.progress);
+        assert_eq!(outbox.backlog("slow").await.expect("the backlog"), 1);
+
+        let _ = stop.send(());
+        writer.abort();
+        held.abort();
+        sim.abort();
     }
 
     #[test]

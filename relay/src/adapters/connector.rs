@@ -139,6 +139,8 @@ impl Link {
     /// the connector acknowledges to its provider only what the relay has.
     pub async fn deliver(&self, event: TelephonyEvent) -> Result<(), Undelivered> {
         let (applied, outcome) = oneshot::channel();
+        // Rep ids follow one rule from here on, as the token's rep does (review F20).
+        let event = crate::identity::normalize_event(event);
         self.queue
             .send(Delivery { event, applied })
             .await
@@ -159,7 +161,7 @@ impl Link {
     pub async fn live_calls(&self, reps: &[String]) -> Vec<(String, String)> {
         let mut calls: Vec<(String, String)> = Vec::new();
         for rep in reps {
-            for call in self.live.of_rep(rep).await {
+            for call in self.live.of_rep(&crate::identity::rep_id(rep)).await {
                 if !calls.iter().any(|(known, _)| *known == call) {
                     calls.push((call, rep.clone()));
                 }

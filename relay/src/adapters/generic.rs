@@ -47,6 +47,11 @@ pub const LEGACY_SIGNATURES_UNTIL: &str = "2027-06-30T00:00:00Z";
 pub struct Settings {
     /// Signs both ways: the PBX's events and the relay's call controls.
     pub webhook_secret: Secret,
+    /// The secret `webhook_secret` replaces, during a rotation: events signed with it are still
+    /// taken (with a warning), so the PBX may switch after the relay; the relay signs only with
+    /// `webhook_secret`. Remove it once the PBX signs with the new one.
+    #[serde(default)]
+    pub webhook_secret_previous: Option<Secret>,
     /// Where the PBX takes call controls (`POST <url>/calls/{id}/commands`, `POST <url>/dial`).
     pub control_url: String,
     /// Until when (RFC 3339) this tenant's webhooks may still come signed the old way, without
@@ -60,6 +65,7 @@ impl Settings {
     pub fn demo(sim_url: &str) -> Self {
         Settings {
             webhook_secret: Secret::new(DEMO_WEBHOOK_SECRET),
+            webhook_secret_previous: None,
             control_url: format!("{sim_url}/sim/pbx"),
             webhook_legacy_signatures_until: None,
         }
@@ -78,21 +84,28 @@ impl Settings {
 
     pub(super) fn check(&self, tenant: &TenantFacts<'_>) -> Result<(), SettingsError> {
         let TenantFacts { id, v2_url } = *tenant;
-        let secret = self.webhook_secret.expose();
-        if secret == DEMO_WEBHOOK_SECRET && !is_loopback(v2_url) {
-            return Err(SettingsError {
-                var: "CTI_WEBHOOK_SECRET",
-                problem: format!(
-                    "tenant {id:?} talks to V2 at {v2_url} with the demo's webhook secret, which \
-                     is public: anyone could post calls; set a secret of your own"
-                ),
-            });
-        }
-        if secret.len() < 16 {
-            return Err(SettingsError {
-                var: "CTI_WEBHOOK_SECRET",
-                problem: format!("tenant {id:?}: the secret must be at least 16 characters"),
-            });
+        let secrets = std::iter::once(("CTI_WEBHOOK_SECRET", &self.webhook_secret)).chain(
+            self.webhook_secret_previous
+                .iter()
+                .map(|previous| ("CTI_WEBHOOK_SECRET_PREVIOUS", previous)),
+        );
+        for (var, secret) in secrets {
+            let secret = secret.expose();
+            if secret == DEMO_WEBHOOK_SECRET && !is_loopback(v2_url) {
+                return Err(SettingsError {
+                    var,
+                    problem: format!(
+                        "tenant {id:?} talks to V2 at {v2_url} with the demo's webhook secret, \
+                         which is public: anyone could post calls; set a secret of your own"
+                    ),
+                });
+            }
+            if secret.len() < 16 {
+                return Err(SettingsError {
+                    var,
+                    problem: format!("tenant {id:?}: the secret must be at least 16 characters"),
+                });
+            }
         }
         if self.legacy_until_ms().is_none() {
             return Err(SettingsError {
@@ -118,6 +131,8 @@ pub struct GenericAdapter {
     legacy_until_ms: u64,
     /// Whether an old-style signature was already reported in the log (once per process).
     legacy_seen: AtomicBool,
+    /// Whether a signature with the previous secret was already reported (once per process).
+    previous_seen: AtomicBool,
 }
 
 impl GenericAdapter {
@@ -131,13 +146,38 @@ impl GenericAdapter {
             clock: context.clock,
             legacy_until_ms,
             legacy_seen: AtomicBool::new(false),
+            previous_seen: AtomicBool::new(false),
         }
     }
 
-    /// Checks the request's signature: the timed one, or during the grace period the old one.
+    /// Checks the request's signature with the tenant's secret, else (during a rotation) the
+    /// previous one; a request the previous secret signed is taken with a warning.
     fn authenticate(&self, request: &Inbound<'_>) -> Result<(), signature::SignatureError> {
+        let current = self.authenticate_with(self.settings.webhook_secret.expose(), request);
+        let (Err(signature::SignatureError::Mismatch), Some(previous)) =
+            (&current, &self.settings.webhook_secret_previous)
+        else {
+            return current;
+        };
+        self.authenticate_with(previous.expose(), request)?;
+        if !self.previous_seen.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                tenant = ?self.tenant,
+                "webhook signed with the previous secret (webhook_secret_previous): taken during \
+                 the rotation; remove the previous secret once the PBX signs with the new one"
+            );
+        }
+        Ok(())
+    }
+
+    /// Checks the request's signature with `secret`: the timed one, or during the grace period
+    /// the old one.
+    fn authenticate_with(
+        &self,
+        secret: &str,
+        request: &Inbound<'_>,
+    ) -> Result<(), signature::SignatureError> {
         let header = |name: &str| request.headers.get(name).and_then(|v| v.to_str().ok());
-        let secret = self.settings.webhook_secret.expose();
         let now_ms = self.clock.now_ms();
         let signed = header(signature::HEADER);
         match header(signature::TIMESTAMP_HEADER) {
@@ -522,6 +562,87 @@ mod tests {
             signature_error(receive_by(&adapter, Method::POST, &moved, body)),
             signature::SignatureError::Mismatch
         );
+    }
+
+    /// Secret rotation: with `webhook_secret_previous` set, events signed with the previous
+    /// secret are taken beside those signed with the new one (still within the time window);
+    /// without it, or with a third secret, they are refused.
+    #[test]
+    fn during_a_rotation_the_previous_webhook_secret_is_still_taken() {
+        const NEW_SECRET: &str = "the-new-secret-of-this-tenant";
+        let body = VALID.as_bytes();
+        let signed_with = |secret: &str, at_secs: u64| {
+            let mut headers = signed_at(at_secs, body);
+            let signed = signature::sign(secret, at_secs, body);
+            headers.insert(signature::HEADER, signed.parse().expect("value"));
+            headers
+        };
+        let now_secs = NOW_MS / 1000;
+        let clock = crate::clock::ManualClock::new(NOW_MS);
+        let mut settings = Settings::demo("http://127.0.0.1:1");
+        settings.webhook_secret = Secret::new(NEW_SECRET);
+        let rotated = adapter_with(settings.clone(), &clock);
+        assert_eq!(
+            signature_error(receive_by(
+                &rotated,
+                Method::POST,
+                &signed_with(DEMO_WEBHOOK_SECRET, now_secs),
+                body
+            )),
+            signature::SignatureError::Mismatch,
+            "no previous secret configured"
+        );
+
+        settings.webhook_secret_previous = Some(Secret::new(DEMO_WEBHOOK_SECRET));
+        let rotating = adapter_with(settings, &clock);
+        for secret in [NEW_SECRET, DEMO_WEBHOOK_SECRET] {
+            let headers = signed_with(secret, now_secs);
+            assert!(
+                receive_by(&rotating, Method::POST, &headers, body).is_ok(),
+                "{secret}"
+            );
+        }
+        assert_eq!(
+            signature_error(receive_by(
+                &rotating,
+                Method::POST,
+                &signed_with("a-third-secret-nobody-set", now_secs),
+                body
+            )),
+            signature::SignatureError::Mismatch
+        );
+        let late = now_secs - signature::WINDOW_SECS - 1;
+        assert!(
+            matches!(
+                signature_error(receive_by(
+                    &rotating,
+                    Method::POST,
+                    &signed_with(DEMO_WEBHOOK_SECRET, late),
+                    body
+                )),
+                signature::SignatureError::Stale { .. }
+            ),
+            "the previous secret is held to the same window"
+        );
+    }
+
+    #[test]
+    fn a_previous_webhook_secret_is_checked_like_the_secret() {
+        let facts = TenantFacts {
+            id: "acme",
+            v2_url: "https://acme.crm.cloud.sap",
+        };
+        let mut settings = Settings::demo("http://127.0.0.1:1");
+        settings.webhook_secret = Secret::new("the-new-secret-of-acme");
+        assert!(settings.check(&facts).is_ok());
+        settings.webhook_secret_previous = Some(Secret::new("short"));
+        let err = settings.check(&facts).expect_err("too short");
+        assert_eq!(err.var, "CTI_WEBHOOK_SECRET_PREVIOUS");
+        settings.webhook_secret_previous = Some(Secret::new(DEMO_WEBHOOK_SECRET));
+        let err = settings.check(&facts).expect_err("the public demo secret");
+        assert_eq!(err.var, "CTI_WEBHOOK_SECRET_PREVIOUS");
+        settings.webhook_secret_previous = Some(Secret::new("the-old-secret-of-acme"));
+        assert!(settings.check(&facts).is_ok());
     }
 
     /// Old-style signatures (no timestamp) are taken until the grace period ends, the default

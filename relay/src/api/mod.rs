@@ -45,6 +45,93 @@ pub fn router(state: Arc<AppState>) -> Router {
             request_timeout,
         ))
         // A 503 from /readyz is an answer, not a failure; real failures are logged where they happen.
-        .layer(TraceLayer::new_for_http().on_failure(DefaultOnFailure::new().level(Level::DEBUG)))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(request_span)
+                .on_failure(DefaultOnFailure::new().level(Level::DEBUG)),
+        )
         .with_state(state)
+}
+
+/// Where the identity provider returns a rep's sign-in, with its one-time `code` and `state`.
+const V2_CALLBACK: &str = "/v1/agent/v2-callback";
+
+/// The span of one request (logged at `CTI_LOG=debug`): its method, URI and version, as
+/// tower-http's default has them, except that the OAuth `code` and `state` of a V2 sign-in never
+/// reach the logs.
+fn request_span<B>(request: &axum::http::Request<B>) -> tracing::Span {
+    tracing::debug_span!(
+        "request",
+        method = %request.method(),
+        uri = %shown_uri(request.uri()),
+        version = ?request.version(),
+    )
+}
+
+/// A request's URI as logs may show it: the V2 sign-in's return without its query.
+fn shown_uri(uri: &axum::http::Uri) -> std::borrow::Cow<'_, str> {
+    match uri.query() {
+        Some(_) if uri.path() == V2_CALLBACK => format!("{V2_CALLBACK}?<redacted>").into(),
+        _ => uri.to_string().into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use tower::ServiceExt as _;
+
+    use super::*;
+
+    #[derive(Clone, Default)]
+    struct Buffer(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Buffer {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// Review F24: at debug level, the request's span names the path of the V2 sign-in's return
+    /// but not its `code` or `state`; other requests keep their query.
+    #[tokio::test]
+    async fn the_sign_in_code_and_state_stay_out_of_debug_logs() {
+        let state =
+            AppState::new(crate::config::Config::demo("http://127.0.0.1:9")).expect("state");
+        let app = router(state);
+        let buffer = Buffer::default();
+        let writer = buffer.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_max_level(Level::DEBUG)
+            .with_ansi(false)
+            .finish();
+        let _logging = tracing::subscriber::set_default(subscriber);
+        for uri in [
+            "/v1/agent/v2-callback?code=the-one-time-code&state=the-sealed-state",
+            "/healthz?probe=visible",
+        ] {
+            let request = axum::http::Request::get(uri)
+                .body(axum::body::Body::empty())
+                .expect("a request");
+            app.clone().oneshot(request).await.expect("an answer");
+        }
+        let logged = String::from_utf8(buffer.0.lock().unwrap_or_else(|p| p.into_inner()).clone())
+            .expect("text");
+        assert!(
+            logged.contains("/v1/agent/v2-callback?<redacted>"),
+            "{logged}"
+        );
+        assert!(!logged.contains("the-one-time-code"), "{logged}");
+        assert!(!logged.contains("the-sealed-state"), "{logged}");
+        assert!(logged.contains("/healthz?probe=visible"), "{logged}");
+    }
 }

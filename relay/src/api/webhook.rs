@@ -173,6 +173,8 @@ async fn handle(
             .inc_by(events.len() as u64);
     }
     for event in events {
+        // Rep ids follow one rule from here on, as the token's rep does (review F20).
+        let event = crate::identity::normalize_event(event);
         let outcome_of_event = pipeline::ingest(state, tenant, event, request.received_at_ms)
             .await
             .map_err(|err| ApiError::Unavailable(err.to_string()))?;

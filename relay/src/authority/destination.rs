@@ -148,7 +148,10 @@ impl DestinationService {
             token: Secret::new(token.value),
             expires_ms: super::expiry_ms(now_ms, lifetime_s),
         };
-        self.user_targets.lock().await.insert(key, target.clone());
+        let mut targets = self.user_targets.lock().await;
+        // Expired tokens go as new ones come, so reps who stopped working leave nothing behind.
+        targets.retain(|_, kept| kept.expires_ms > now_ms);
+        targets.insert(key, target.clone());
         Ok(target)
     }
 
@@ -190,5 +193,61 @@ impl DestinationService {
         let expires = super::expiry_ms(now_ms, answer.expires_in.unwrap_or(600));
         *cached = Some((token.clone(), expires));
         Ok(token)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Review F16: a rep's V2 target stays only while its token is valid; resolving for another
+    /// rep later leaves no expired target behind.
+    #[tokio::test]
+    async fn expired_targets_go_as_new_ones_come() {
+        let sim = cti_sim::spawn(cti_sim::SimConfig {
+            listen: "127.0.0.1:0".parse().expect("an address"),
+            ..cti_sim::SimConfig::default()
+        })
+        .await
+        .expect("the simulator starts");
+        let url = sim.url();
+        let service = DestinationService::new(
+            DestinationConfig {
+                uri: format!("{url}/sim/btp"),
+                token_url: format!("{url}/sim/btp/oauth/token"),
+                client_id: "cti-destination".into(),
+                client_secret: Secret::new("demo-destination-secret"),
+            },
+            reqwest::Client::new(),
+        );
+        let now_ms = u64::try_from(time::OffsetDateTime::now_utc().unix_timestamp())
+            .expect("after 1970")
+            * 1000;
+        for rep in ["bob@example.com", "alice@example.com"] {
+            let user_token = Secret::new(sim.sim.idp.issue(rep, "demo", 3600));
+            service
+                .resolve("sscDestination", "demo", rep, &user_token, now_ms)
+                .await
+                .expect("resolved");
+        }
+        assert_eq!(service.user_targets.lock().await.len(), 2);
+
+        // A day later bob's target has expired; alice resolves again.
+        let later = now_ms + 24 * 60 * 60 * 1000;
+        let user_token = Secret::new(sim.sim.idp.issue("alice@example.com", "demo", 3600));
+        service
+            .resolve(
+                "sscDestination",
+                "demo",
+                "alice@example.com",
+                &user_token,
+                later,
+            )
+            .await
+            .expect("resolved");
+        let targets = service.user_targets.lock().await;
+        assert_eq!(targets.len(), 1, "bob's expired target went");
+        assert!(targets.contains_key(&("demo".to_string(), "alice@example.com".to_string())));
+        sim.abort();
     }
 }

@@ -146,7 +146,10 @@ impl Authority {
         clock: SharedClock,
         holder: &str,
     ) -> Self {
-        let sealer = config.token_key.as_ref().map(Sealer::new);
+        let sealer = config
+            .token_key
+            .as_ref()
+            .map(|key| Sealer::rotated(key, config.token_key_previous.as_ref()));
         Authority {
             identity_providers: config
                 .tenants

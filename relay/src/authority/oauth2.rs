@@ -180,7 +180,7 @@ impl Authority {
                 self.clock.now_ms(),
             )
             .await?;
-        if !signed_in.eq_ignore_ascii_case(&pending.rep) {
+        if crate::identity::rep_id(&signed_in) != crate::identity::rep_id(&pending.rep) {
             tracing::warn!(
                 tenant = %pending.tenant,
                 "a V2 sign-in for one rep came back signed in as another; nothing kept"
@@ -219,13 +219,13 @@ impl Authority {
         }
         // One refresh per rep at a time: in this process by the rep's turn, across instances by
         // the vault's lease. Whoever waited finds the token the one before them got.
-        let turn = self
-            .refreshing
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry(cache_key(tenant, rep))
-            .or_default()
-            .clone();
+        let turn = {
+            let mut turns = self.refreshing.lock().unwrap_or_else(|p| p.into_inner());
+            // Turns nobody holds go, so reps who stopped working leave nothing behind (a turn
+            // somebody holds or waits on is shared, and stays).
+            turns.retain(|_, turn| std::sync::Arc::strong_count(turn) > 1);
+            turns.entry(cache_key(tenant, rep)).or_default().clone()
+        };
         let _turn = turn.lock().await;
         if let Some(token) = self.cached_access_token(tenant, rep) {
             return Ok(token);
@@ -267,12 +267,24 @@ impl Authority {
         let not_connected = || AuthorityError::NotConnected {
             rep: rep.to_string(),
         };
-        let sealed = self
+        let mut sealed = self
             .vault
             .get(tenant, rep)
             .await?
             .ok_or_else(not_connected)?;
-        let refresh = self.sealer()?.open(tenant, rep, &sealed)?;
+        let opened = self.sealer()?.unseal(tenant, rep, &sealed)?;
+        let refresh = opened.secret;
+        if opened.stale {
+            // Sealed under the key being rotated out: sealed again under the new one (this
+            // instance holds the rep's refresh lease), so the old key can go.
+            let resealed = self.sealer()?.seal(tenant, rep, refresh.expose())?;
+            match self.vault.put(tenant, rep, &resealed).await {
+                Ok(()) => sealed = resealed,
+                Err(err) => {
+                    tracing::warn!(%err, "cannot seal a rep's refresh token again under the new key")
+                }
+            }
+        }
         let form = [
             ("grant_type", "refresh_token"),
             ("refresh_token", refresh.expose()),
@@ -302,11 +314,12 @@ impl Authority {
             self.vault.put(tenant, rep, &sealed).await?;
         }
         let token = Secret::new(answer.access_token);
-        let expires = super::expiry_ms(self.clock.now_ms(), answer.expires_in.unwrap_or(300));
-        self.access_tokens
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(cache_key(tenant, rep), (token.clone(), expires));
+        let now = self.clock.now_ms();
+        let expires = super::expiry_ms(now, answer.expires_in.unwrap_or(300));
+        let mut cached = self.access_tokens.lock().unwrap_or_else(|p| p.into_inner());
+        // Expired tokens go as new ones come, so reps who stopped working leave nothing behind.
+        cached.retain(|_, (_, until)| *until > now);
+        cached.insert(cache_key(tenant, rep), (token.clone(), expires));
         Ok(token)
     }
 
@@ -367,6 +380,8 @@ mod tests {
         valid: Mutex<HashSet<String>>,
         issued: Mutex<u32>,
         refused: Mutex<u32>,
+        /// Answers without a new refresh token: the one presented stays valid.
+        keeps_refresh_tokens: Mutex<bool>,
     }
 
     async fn token(
@@ -385,6 +400,13 @@ mod tests {
             *issued += 1;
             *issued
         };
+        if *provider.keeps_refresh_tokens.lock().expect("lock") {
+            provider.valid.lock().expect("lock").insert(presented);
+            return axum::Json(serde_json::json!({
+                "access_token": format!("at-{n}"), "expires_in": 3600
+            }))
+            .into_response();
+        }
         provider
             .valid
             .lock()
@@ -400,6 +422,12 @@ mod tests {
     /// An authority for the demo tenant in `oauth2` mode at a provider of its own, with Alice's
     /// sign-in (refresh token `rt-0`) in `vault`.
     async fn signed_in(vault: Arc<dyn TokenVault>) -> (Arc<Authority>, Arc<Provider>) {
+        let (authority, provider, _) = signed_in_with(vault).await;
+        (authority, provider)
+    }
+
+    /// [`signed_in`], and the configuration the authority was made from.
+    async fn signed_in_with(vault: Arc<dyn TokenVault>) -> (Arc<Authority>, Arc<Provider>, Config) {
         let provider = Arc::new(Provider::default());
         provider.valid.lock().expect("lock").insert("rt-0".into());
         let app = axum::Router::new()
@@ -442,7 +470,45 @@ mod tests {
             .put("demo", "alice@x", &sealed)
             .await
             .expect("kept");
-        (Arc::new(authority), provider)
+        (Arc::new(authority), provider, config)
+    }
+
+    /// Key rotation: with a new `CTI_TOKEN_KEY` and the old one as `CTI_TOKEN_KEY_PREVIOUS`, a
+    /// refresh token sealed under the old key still renews the rep's access, and what the vault
+    /// holds afterwards opens under the new key alone (the provider here keeps its refresh
+    /// tokens, so it is the relay that sealed it again).
+    #[tokio::test]
+    async fn a_refresh_token_sealed_under_the_previous_key_still_works_and_is_sealed_again() {
+        let vault: Arc<dyn TokenVault> = Arc::new(MemoryVault::default());
+        let (_, provider, mut config) = signed_in_with(vault.clone()).await;
+        *provider.keeps_refresh_tokens.lock().expect("lock") = true;
+        let old = config.token_key.take();
+        let new =
+            TokenKey::from_base64("YWJjZGVmMDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODk=").expect("key");
+        config.token_key = Some(new.clone());
+        config.token_key_previous = old;
+        let rotated = Authority::new(
+            &config,
+            reqwest::Client::new(),
+            vault.clone(),
+            None,
+            Arc::new(SystemClock),
+            "this-instance",
+        );
+        let token = rotated
+            .access_token("demo", "alice@x")
+            .await
+            .expect("renewed with the old sealed refresh token");
+        assert_eq!(token.expose(), "at-1");
+        let stored = vault
+            .get("demo", "alice@x")
+            .await
+            .expect("vault")
+            .expect("still connected");
+        let opened = super::super::vault::Sealer::new(&new)
+            .open("demo", "alice@x", &stored)
+            .expect("sealed under the new key");
+        assert_eq!(opened.expose(), "rt-0");
     }
 
     #[tokio::test]
@@ -461,6 +527,44 @@ mod tests {
                 .is_connected("demo", "alice@x")
                 .await
                 .expect("vault")
+        );
+    }
+
+    /// Review F16: access tokens that expired go as new ones come.
+    #[tokio::test]
+    async fn expired_access_tokens_are_not_kept() {
+        let (authority, _) = signed_in(Arc::new(MemoryVault::default())).await;
+        authority
+            .access_tokens
+            .lock()
+            .expect("lock")
+            .insert(cache_key("demo", "bob@x"), (Secret::new("old"), 1));
+        authority
+            .access_token("demo", "alice@x")
+            .await
+            .expect("renewed");
+        let cached = authority.access_tokens.lock().expect("lock");
+        assert!(cached.contains_key(&cache_key("demo", "alice@x")));
+        assert!(!cached.contains_key(&cache_key("demo", "bob@x")), "expired");
+    }
+
+    /// Review F16: a rep's refresh turn goes once nobody holds it.
+    #[tokio::test]
+    async fn refresh_turns_nobody_holds_are_not_kept() {
+        let (authority, _) = signed_in(Arc::new(MemoryVault::default())).await;
+        authority
+            .refreshing
+            .lock()
+            .expect("lock")
+            .insert(cache_key("demo", "bob@x"), Arc::default());
+        authority
+            .access_token("demo", "alice@x")
+            .await
+            .expect("renewed");
+        let turns = authority.refreshing.lock().expect("lock");
+        assert!(
+            !turns.contains_key(&cache_key("demo", "bob@x")),
+            "{turns:?}"
         );
     }
 

@@ -91,11 +91,22 @@ impl UserTokens {
                 return None;
             }
         };
-        let opened = sealer.open(tenant, rep, &sealed).ok()?;
-        let (expires, token) = opened.expose().split_once(' ')?;
+        let opened = sealer.unseal(tenant, rep, &sealed).ok()?;
+        let (expires, token) = opened.secret.expose().split_once(' ')?;
         let expires: u64 = expires.parse().ok()?;
         if !usable(expires) {
             return None;
+        }
+        if opened.stale {
+            // Sealed under the key being rotated out: sealed again under the new one.
+            let ttl_secs = expires.saturating_sub(now_ms) / 1000;
+            let put = match sealer.seal(tenant, rep, opened.secret.expose()) {
+                Ok(resealed) => vault.put_expiring(tenant, rep, &resealed, ttl_secs).await,
+                Err(err) => Err(err),
+            };
+            if let Err(err) = put {
+                tracing::warn!(%err, "cannot seal a rep's shared sign-in again under the new key");
+            }
         }
         let token = Secret::new(token);
         self.tokens
@@ -172,5 +183,30 @@ mod tests {
         assert!(there.get("t", "bob@x", 0).await.is_none());
         let other_key = UserTokens::shared(vault, sealer_with(4));
         assert!(other_key.get("t", "alice@x", 0).await.is_none());
+    }
+
+    /// Key rotation: a sign-in sealed under the previous key is read, and sealed again under
+    /// the new key, so it still opens once the previous key is gone.
+    #[tokio::test]
+    async fn a_sign_in_sealed_under_the_previous_key_is_read_and_sealed_again() {
+        let key = |byte: u8| {
+            let key = base64::engine::general_purpose::STANDARD.encode([byte; 32]);
+            crate::config::TokenKey::from_base64(&key).expect("key")
+        };
+        let vault: Arc<dyn TokenVault> = Arc::new(MemoryVault::default());
+        let before = UserTokens::shared(vault.clone(), sealer_with(3));
+        before.remember("t", "alice@x", "jwt-1", 1_000, 0).await;
+
+        let rotating = UserTokens::shared(vault.clone(), Sealer::rotated(&key(4), Some(&key(3))));
+        assert_eq!(
+            text(rotating.get("t", "alice@x", 0).await),
+            Some("jwt-1".into())
+        );
+        let after = UserTokens::shared(vault, sealer_with(4));
+        assert_eq!(
+            text(after.get("t", "alice@x", 0).await),
+            Some("jwt-1".into()),
+            "sealed again under the new key"
+        );
     }
 }

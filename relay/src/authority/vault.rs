@@ -29,9 +29,15 @@ pub enum VaultError {
 }
 
 /// Seals and opens tokens.
+///
+/// Keys are rotated with an overlap: the new key seals, and the previous one
+/// (`CTI_TOKEN_KEY_PREVIOUS`) still opens what it sealed. A value opened with the previous key
+/// is [`Opened::stale`]: its reader seals it again under the new key, so the stores move to the
+/// new key as they are used and the previous one can be dropped once nothing needs it.
 #[derive(Clone)]
 pub struct Sealer {
     cipher: Aes256Gcm,
+    previous: Option<Aes256Gcm>,
 }
 
 impl std::fmt::Debug for Sealer {
@@ -40,17 +46,41 @@ impl std::fmt::Debug for Sealer {
     }
 }
 
+/// A value [`Sealer::unseal`] opened.
+#[derive(Debug)]
+pub struct Opened {
+    pub secret: Secret,
+    /// Sealed under the previous key: seal it again under the current one.
+    pub stale: bool,
+}
+
 const NONCE_LEN: usize = 12;
 
 fn owner(tenant: &str, rep: &str) -> Vec<u8> {
     format!("{tenant}\u{0}{}", rep.to_lowercase()).into_bytes()
 }
 
+fn cipher(key: &TokenKey) -> Aes256Gcm {
+    Aes256Gcm::new(&Key::<Aes256Gcm>::from(*key.expose()))
+}
+
+fn decrypt(cipher: &Aes256Gcm, aad: &[u8], nonce: [u8; NONCE_LEN], msg: &[u8]) -> Option<Vec<u8>> {
+    cipher
+        .decrypt(&Nonce::from(nonce), Payload { msg, aad })
+        .ok()
+}
+
 impl Sealer {
     /// With the configured key (checked when the configuration was read).
     pub fn new(key: &TokenKey) -> Self {
+        Self::rotated(key, None)
+    }
+
+    /// With the configured key, and the key it replaces still opening (not sealing) values.
+    pub fn rotated(key: &TokenKey, previous: Option<&TokenKey>) -> Self {
         Sealer {
-            cipher: Aes256Gcm::new(&Key::<Aes256Gcm>::from(*key.expose())),
+            cipher: cipher(key),
+            previous: previous.filter(|p| *p != key).map(cipher),
         }
     }
 
@@ -72,26 +102,31 @@ impl Sealer {
         Ok(sealed)
     }
 
+    /// The value, under the current key or else the previous one.
     pub fn open(&self, tenant: &str, rep: &str, sealed: &[u8]) -> Result<Secret, VaultError> {
+        self.unseal(tenant, rep, sealed).map(|opened| opened.secret)
+    }
+
+    /// The value and whether it was sealed under the previous key.
+    pub fn unseal(&self, tenant: &str, rep: &str, sealed: &[u8]) -> Result<Opened, VaultError> {
         if sealed.len() <= NONCE_LEN {
             return Err(VaultError::Sealed);
         }
         let (nonce, ciphertext) = sealed.split_at(NONCE_LEN);
         let nonce: [u8; NONCE_LEN] = nonce.try_into().map_err(|_| VaultError::Sealed)?;
         let aad = owner(tenant, rep);
-        let plain = self
-            .cipher
-            .decrypt(
-                &Nonce::from(nonce),
-                Payload {
-                    msg: ciphertext,
-                    aad: &aad,
-                },
-            )
-            .map_err(|_| VaultError::Sealed)?;
-        String::from_utf8(plain)
+        let (plain, stale) = match decrypt(&self.cipher, &aad, nonce, ciphertext) {
+            Some(plain) => (plain, false),
+            None => {
+                let previous = self.previous.as_ref().ok_or(VaultError::Sealed)?;
+                let plain = decrypt(previous, &aad, nonce, ciphertext).ok_or(VaultError::Sealed)?;
+                (plain, true)
+            }
+        };
+        let secret = String::from_utf8(plain)
             .map(Secret::new)
-            .map_err(|_| VaultError::Sealed)
+            .map_err(|_| VaultError::Sealed)?;
+        Ok(Opened { secret, stale })
     }
 }
 
@@ -343,6 +378,45 @@ mod tests {
         assert!(other.open("t", "alice@x", &sealed).is_err(), "another key");
         let again = s.seal("t", "alice@x", "refresh-123").expect("sealed");
         assert_ne!(sealed, again, "a fresh nonce every time");
+    }
+
+    fn key(byte: u8) -> TokenKey {
+        TokenKey::from_base64(&STANDARD.encode([byte; 32])).expect("a 32-byte key")
+    }
+
+    /// Key rotation: the new key seals; what the previous one sealed still opens, marked stale
+    /// so it is sealed again; a key that is neither opens nothing.
+    #[test]
+    fn during_a_rotation_the_previous_key_still_opens_and_its_values_are_sealed_again() {
+        let old = sealer_with(7);
+        let sealed_before = old.seal("t", "alice@x", "refresh-1").expect("sealed");
+        let rotated = Sealer::rotated(&key(8), Some(&key(7)));
+        let opened = rotated
+            .unseal("t", "alice@x", &sealed_before)
+            .expect("opens with the previous key");
+        assert_eq!(opened.secret.expose(), "refresh-1");
+        assert!(opened.stale, "to be sealed again");
+        let sealed_after = rotated
+            .seal("t", "alice@x", opened.secret.expose())
+            .expect("sealed");
+        let again = rotated
+            .unseal("t", "alice@x", &sealed_after)
+            .expect("opens");
+        assert!(!again.stale, "sealed under the new key");
+        assert!(
+            old.open("t", "alice@x", &sealed_after).is_err(),
+            "the new key seals, not the previous one"
+        );
+        assert!(
+            rotated.open("t", "bob@x", &sealed_before).is_err(),
+            "the owner still binds"
+        );
+        assert!(
+            sealer_with(8).open("t", "alice@x", &sealed_before).is_err(),
+            "without the previous key the old value stays shut"
+        );
+        let third = Sealer::rotated(&key(9), Some(&key(8)));
+        assert!(third.open("t", "alice@x", &sealed_before).is_err());
     }
 
     #[test]

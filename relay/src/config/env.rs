@@ -82,6 +82,17 @@ pub(super) fn from_vars(get: impl Fn(&str) -> Option<String>) -> Result<Config, 
         })
         .map(TenantFile::check)
         .collect::<Result<_, _>>()?;
+    // Every part of the relay finds a tenant by its id; two with one id would each see another.
+    let mut ids = std::collections::HashSet::new();
+    if let Some(twice) = config.tenants.iter().find(|t| !ids.insert(t.id.as_str())) {
+        return Err(invalid(
+            "CTI_TENANTS_FILE",
+            format!(
+                "tenant {:?} is configured twice: each tenant needs an id of its own",
+                twice.id
+            ),
+        ));
+    }
     if let Some(v) = get("CTI_JWKS_URL") {
         config.jwt.jwks_url = v;
     }
@@ -180,6 +191,18 @@ pub(super) fn from_vars(get: impl Fn(&str) -> Option<String>) -> Result<Config, 
                 t.id
             ),
         ));
+    }
+    if let Some(key) = get("CTI_TOKEN_KEY_PREVIOUS") {
+        if get("CTI_TOKEN_KEY").is_none() {
+            return Err(invalid(
+                "CTI_TOKEN_KEY_PREVIOUS",
+                "is the key CTI_TOKEN_KEY replaced, for a rotation: set CTI_TOKEN_KEY too".into(),
+            ));
+        }
+        config.token_key_previous = Some(
+            TokenKey::from_base64(&key)
+                .map_err(|e| invalid("CTI_TOKEN_KEY_PREVIOUS", e.to_string()))?,
+        );
     }
     if let Some(key) = get("CTI_TOKEN_KEY") {
         config.token_key =
@@ -311,6 +334,9 @@ fn single_tenant(get: &impl Fn(&str) -> Option<String>) -> Result<TenantFile, Co
     }
     if let Some(v) = get("CTI_WEBHOOK_SECRET") {
         pbx.webhook_secret = Secret::new(v);
+    }
+    if let Some(v) = get("CTI_WEBHOOK_SECRET_PREVIOUS") {
+        pbx.webhook_secret_previous = Some(Secret::new(v));
     }
     t.telephony = Telephony(TelephonySettings::Generic(pbx));
     // The demo's events credentials are public: a real tenant gets the endpoint only with
@@ -639,6 +665,25 @@ mod tests {
         let c = Config::from_vars(vars(&with_key)).expect("valid");
         assert_eq!(c.tenants[0].auth, AuthMode::OAuth2);
         assert!(!format!("{c:?}").contains("MDEyMzQ1"));
+        assert!(c.token_key_previous.is_none());
+
+        // A rotation: the key replaced still opens what it sealed.
+        with_key.push((
+            "CTI_TOKEN_KEY_PREVIOUS",
+            "YWJjZGVmMDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODk=",
+        ));
+        let c = Config::from_vars(vars(&with_key)).expect("valid");
+        assert!(c.token_key_previous.is_some());
+        assert!(!format!("{c:?}").contains("YWJjZGVm"));
+        let previous_only = [(
+            "CTI_TOKEN_KEY_PREVIOUS",
+            "YWJjZGVmMDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODk=",
+        )];
+        let err = Config::from_vars(vars(&previous_only)).expect_err("no current key");
+        assert!(
+            err.to_string().starts_with("CTI_TOKEN_KEY_PREVIOUS"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -735,6 +780,52 @@ mod tests {
         ]))
         .expect_err("a variable is missing");
         assert!(err.to_string().contains("ACME_WEBHOOK_SECRET"), "{err}");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    /// Review F24: two tenants with one id, or an id with a brace (it would break the Redis
+    /// keys' hash tags), stop the start with the tenant named.
+    #[test]
+    fn tenant_ids_are_unique_and_without_braces() {
+        let dir = std::env::temp_dir().join(format!("cti-tenants-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let tenant = |id: &str| {
+            format!(
+                r#"{{"id":"{id}","default_region":"CH","webhook_secret":"a-webhook-secret-of-{id}",
+                "control_url":"https://pbx.acme.example","v2_url":"https://my1.crm.cloud.sap",
+                "v2_user":"u","v2_password":"p"}}"#
+            )
+        };
+        let load = |file: &str, tenants: &[String]| {
+            let path = dir.join(file);
+            std::fs::write(&path, format!("[{}]", tenants.join(","))).expect("write");
+            let path = path.to_string_lossy().to_string();
+            Config::from_vars(vars(&[
+                ("CTI_TENANTS_FILE", &path),
+                IDENTITY[0],
+                IDENTITY[1],
+            ]))
+        };
+        let two = load("two.json", &[tenant("acme"), tenant("globex")]).expect("valid");
+        assert_eq!(two.tenants.len(), 2);
+        let err = load(
+            "twice.json",
+            &[tenant("acme"), tenant("globex"), tenant("acme")],
+        )
+        .expect_err("acme twice");
+        let text = err.to_string();
+        assert!(
+            text.contains("\"acme\"") && text.contains("twice"),
+            "{text}"
+        );
+        for id in ["ac{me}", "acme}", "{acme"] {
+            let err = load("braces.json", &[tenant(id)]).expect_err(id);
+            let text = err.to_string();
+            assert!(
+                text.contains(&format!("{id:?}")) && text.contains('{'),
+                "{text}"
+            );
+        }
         let _ = std::fs::remove_dir_all(dir);
     }
 }

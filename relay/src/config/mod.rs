@@ -77,6 +77,9 @@ pub struct Config {
     pub destination: Option<DestinationConfig>,
     /// Seals the reps' refresh tokens (`oauth2`) and their shared sign-ins.
     pub token_key: Option<TokenKey>,
+    /// The key `token_key` replaced (`CTI_TOKEN_KEY_PREVIOUS`), during a rotation: it still opens
+    /// what it sealed, which is then sealed again under `token_key`; it seals nothing.
+    pub token_key_previous: Option<TokenKey>,
     /// How long an instance holds a tenant's provider connector without renewing its lease:
     /// with Redis, how soon another instance takes over from one that died.
     pub connector_lease: Duration,
@@ -200,6 +203,7 @@ impl Config {
             drain: Duration::from_secs(8),
             destination: None,
             token_key: None,
+            token_key_previous: None,
             connector_lease: Duration::from_secs(15),
             limits: Limits::default(),
             ops_token: None,

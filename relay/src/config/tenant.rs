@@ -244,6 +244,14 @@ impl TenantFile {
     pub(super) fn check(self) -> Result<TenantConfig, ConfigError> {
         let invalid = |var: &'static str, problem: String| ConfigError::Invalid { var, problem };
         let id = &self.id;
+        if id.contains(['{', '}']) {
+            // Redis keys carry the tenant as their hash tag (`cti:{tenant}:...`): a brace in
+            // the id would move its keys to other slots and split what must stay together.
+            return Err(invalid(
+                "CTI_TENANT",
+                format!("tenant {id:?}: a tenant id may not contain `{{` or `}}`"),
+            ));
+        }
         let region = DefaultRegion::parse(&self.default_region).map_err(|_| {
             invalid(
                 "CTI_DEFAULT_REGION",

@@ -2,7 +2,8 @@
 //!
 //! The same code checks XSUAA/IAS tokens in production and the simulator's tokens in the demo;
 //! only the JWKS URL, issuer and audience differ. The tenant is `app_tid`, else `zid` (XSUAA's
-//! identity zone); the rep is `user_name`, else `email`, else `sub`.
+//! identity zone); the rep is `user_name`, else `email`, else `sub`, under the rep id rule
+//! ([`super::rep_id`]: trimmed, lower-cased), as the phone system's events are.
 //!
 //! A token must name the configured issuer (`iss`) and audience (`aud`) and carry an expiry
 //! (`exp`); absent claims are refused, not skipped (jsonwebtoken skips absent `iss`/`aud` unless
@@ -200,6 +201,7 @@ impl JwtVerifier {
             .user_name
             .or(claims.email)
             .or(claims.sub)
+            .map(|a| super::rep_id(&a))
             .filter(|a| !a.is_empty());
         match (tenant, agent) {
             (Some(tenant), Some(agent)) => Ok((
@@ -373,6 +375,30 @@ mod tests {
         let mut claims = claims();
         claims.as_object_mut().expect("an object").remove(field);
         claims
+    }
+
+    /// Review F20: the rep a token names follows the rep id rule, so it meets the phone
+    /// system's events whatever case either side spells it in.
+    #[tokio::test]
+    async fn the_rep_a_token_names_is_trimmed_and_lower_cased() {
+        with_sim(|sim, verifier| async move {
+            let mut mixed = claims();
+            mixed["user_name"] = json!(" Alice@Example.COM ");
+            let identity = verifier
+                .verify(&sim.sim.idp.sign_claims(&mixed))
+                .await
+                .expect("a good token");
+            assert_eq!(identity.agent, "alice@example.com");
+            let mut blank = claims();
+            blank["user_name"] = json!("  ");
+            let err = verifier
+                .verify(&sim.sim.idp.sign_claims(&blank))
+                .await
+                .expect_err("a blank rep");
+            assert!(matches!(err, AuthError::MissingIdentity), "{err}");
+            sim.abort();
+        })
+        .await;
     }
 
     /// Review F7: each claim the relay relies on must be there and right.

@@ -6,5 +6,7 @@
 pub mod basic;
 pub mod bearer;
 pub mod jwt;
+pub mod rep;
 
 pub use jwt::{AgentIdentity, AuthError, JwtVerifier};
+pub use rep::{normalize_event, rep_id};

@@ -40,6 +40,9 @@ pub struct Hub {
     /// Where messages go while the store is unreachable.
     fallback: MemoryReplay,
     capacity: usize,
+    /// A channel per rep with a session on this instance: made when a session subscribes, and
+    /// removed when a message finds no session left, so reps who came and went (or agent ids
+    /// a phone system made up) leave nothing behind.
     local: Mutex<HashMap<(String, String), broadcast::Sender<Pushed>>>,
     resync: watch::Sender<u64>,
 }
@@ -72,12 +75,20 @@ impl Hub {
         }
     }
 
-    fn sender(&self, tenant: &str, agent: &str) -> broadcast::Sender<Pushed> {
-        let mut local = self.local.lock().unwrap_or_else(|p| p.into_inner());
-        local
+    fn local(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<(String, String), broadcast::Sender<Pushed>>> {
+        // Every change is one insert or remove, so a poisoned map is still consistent.
+        self.local.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A new receiver on the rep's channel, made if need be. Under the lock, so a delivery that
+    /// found no receivers cannot remove the channel between its lookup and the subscription.
+    fn receiver(&self, tenant: &str, agent: &str) -> broadcast::Receiver<Pushed> {
+        self.local()
             .entry((tenant.to_string(), agent.to_string()))
             .or_insert_with(|| broadcast::channel(self.capacity).0)
-            .clone()
+            .subscribe()
     }
 
     /// Numbers and keeps `call`, and sends it to every connection of its rep; its number.
@@ -107,8 +118,21 @@ impl Hub {
 
     /// Hands a numbered message to this instance's sessions of its rep.
     pub fn deliver(&self, tenant: &str, pushed: Pushed) {
-        // No receivers is normal: the rep has no widget open here right now.
-        let _ = self.sender(tenant, &pushed.call.agent).send(pushed);
+        let key = (tenant.to_string(), pushed.call.agent.clone());
+        let mut local = self.local();
+        // No channel, or no receivers, is normal: the rep has no widget open here right now.
+        // A channel whose sessions all ended goes, so the map holds only reps with sessions.
+        if let Some(sender) = local.get(&key)
+            && sender.send(pushed).is_err()
+        {
+            local.remove(&key);
+        }
+    }
+
+    /// How many reps have a channel on this instance (for tests of its upkeep).
+    #[cfg(test)]
+    fn channels(&self) -> usize {
+        self.local().len()
     }
 
     /// Live delivery may have missed messages (the shared channel broke): every session should
@@ -126,7 +150,7 @@ impl Hub {
     ) -> Subscription {
         // Live first, so nothing published while the backlog is read falls between the two;
         // the session drops what it receives twice.
-        let live = self.sender(tenant, agent).subscribe();
+        let live = self.receiver(tenant, agent);
         let resync = self.resync.subscribe();
         let backlog = match self.store.since(tenant, agent, last_seq).await {
             Ok(backlog) => backlog,
@@ -169,5 +193,34 @@ mod tests {
         assert!(seq > first);
         assert!(hub.subscribe("t", "bob", None).await.backlog.is_empty());
         assert!(hub.subscribe("u", "alice", None).await.backlog.is_empty());
+    }
+
+    /// Review F16: a rep's channel goes with their last session, and a message for a rep with
+    /// no session here leaves nothing behind.
+    #[tokio::test]
+    async fn channels_are_kept_only_for_reps_with_sessions() {
+        let hub = Hub::new(10, Arc::new(ManualClock::new(1_000)));
+        for n in 0..50 {
+            let mut call = view(&format!("c{n}"), CallState::Ringing);
+            call.agent = format!("made-up-{n}");
+            hub.publish("t", call).await;
+        }
+        assert_eq!(hub.channels(), 0, "nobody subscribed");
+
+        let first = hub.subscribe("t", "alice", None).await;
+        let mut second = hub.subscribe("t", "alice", None).await;
+        assert_eq!(hub.channels(), 1);
+        drop(first);
+        hub.publish("t", view("a", CallState::Ringing)).await;
+        assert_eq!(hub.channels(), 1, "one session is left");
+        assert_eq!(second.live.recv().await.expect("delivered").call.id, "a");
+        drop(second);
+        hub.publish("t", view("a", CallState::Connected)).await;
+        assert_eq!(hub.channels(), 0, "the last session went");
+
+        // A rep who comes back gets a new channel, and live messages on it.
+        let mut again = hub.subscribe("t", "alice", None).await;
+        let seq = hub.publish("t", view("a", CallState::Ended)).await;
+        assert_eq!(again.live.recv().await.expect("delivered").seq, seq);
     }
 }

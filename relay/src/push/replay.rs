@@ -88,12 +88,43 @@ struct RepLog {
     in_progress: HashMap<String, Pushed>,
 }
 
+/// How long the memory store keeps what nothing was published about: a rep's log after their
+/// last message, and a call still in progress after its last view. A call silent for a day is
+/// one whose end the phone system never sent, and a rep silent for a day (or an agent id a phone
+/// system made up) needs no replay; without this, both would stay for the life of the process.
+pub const IDLE_MS: u64 = 24 * 60 * 60 * 1000;
+
+/// How often appends look for what [`IDLE_MS`] lets go.
+const SWEEP_EVERY_MS: u64 = 60 * 1000;
+
+#[derive(Debug, Default)]
+struct Logs {
+    reps: HashMap<(String, String), RepLog>,
+    /// When the next append sweeps (relay clock, Unix milliseconds).
+    next_sweep_ms: u64,
+}
+
+impl Logs {
+    /// Drops the logs of reps, and the calls in progress, with nothing published for
+    /// [`IDLE_MS`]. A sequence number is never below the millisecond it was issued in, so one
+    /// older than `now - IDLE_MS` was issued longer ago than that.
+    fn sweep(&mut self, now_ms: u64) {
+        let Some(cut) = now_ms.checked_sub(IDLE_MS) else {
+            return;
+        };
+        self.reps.retain(|_, log| {
+            log.in_progress.retain(|_, view| view.seq > cut);
+            log.newest > cut
+        });
+    }
+}
+
 /// The embedded default, for one relay instance.
 #[derive(Debug)]
 pub struct MemoryReplay {
     capacity: usize,
     clock: SharedClock,
-    reps: Mutex<HashMap<(String, String), RepLog>>,
+    logs: Mutex<Logs>,
 }
 
 impl MemoryReplay {
@@ -101,8 +132,19 @@ impl MemoryReplay {
         MemoryReplay {
             capacity: capacity.max(1),
             clock,
-            reps: Mutex::new(HashMap::new()),
+            logs: Mutex::new(Logs::default()),
         }
+    }
+
+    fn logs(&self) -> std::sync::MutexGuard<'_, Logs> {
+        // Every change leaves a log whole, so a poisoned lock still guards consistent data.
+        self.logs.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// How many reps have a log (for tests of its upkeep).
+    #[cfg(test)]
+    fn reps(&self) -> usize {
+        self.logs().reps.len()
     }
 }
 
@@ -110,8 +152,13 @@ impl MemoryReplay {
 impl ReplayStore for MemoryReplay {
     async fn append(&self, tenant: &str, call: CallView) -> Result<Pushed, ReplayError> {
         let now = self.clock.now_ms();
-        let mut reps = self.reps.lock().unwrap_or_else(|p| p.into_inner());
-        let log = reps
+        let mut logs = self.logs();
+        if now >= logs.next_sweep_ms {
+            logs.sweep(now);
+            logs.next_sweep_ms = now.saturating_add(SWEEP_EVERY_MS);
+        }
+        let log = logs
+            .reps
             .entry((tenant.to_string(), call.agent.clone()))
             .or_default();
         log.newest = next_seq(log.newest, now);
@@ -140,8 +187,8 @@ impl ReplayStore for MemoryReplay {
         agent: &str,
         last_seq: Option<u64>,
     ) -> Result<Backlog, ReplayError> {
-        let reps = self.reps.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(log) = reps.get(&(tenant.to_string(), agent.to_string())) else {
+        let logs = self.logs();
+        let Some(log) = logs.reps.get(&(tenant.to_string(), agent.to_string())) else {
             return Ok(Backlog {
                 newest: self.clock.now_ms(),
                 messages: Vec::new(),
@@ -233,6 +280,51 @@ pub(crate) mod tests {
                 .expect("since")
                 .messages
                 .is_empty()
+        );
+    }
+
+    /// Review F16: a rep with nothing published for a day leaves no log, and a call with no
+    /// view for a day (its end never came) leaves the calls in progress; newer ones stay.
+    #[tokio::test]
+    async fn what_stays_silent_for_a_day_is_let_go() {
+        let clock = ManualClock::new(1_000);
+        let store = MemoryReplay::new(10, Arc::new(clock.clone()));
+        let mut bob = view("b", CallState::Ringing);
+        bob.agent = "bob".into();
+        store.append("t", bob).await.expect("append");
+        store
+            .append("t", view("forgotten", CallState::Connected))
+            .await
+            .expect("append");
+        clock.advance_ms(IDLE_MS - 60_000);
+        store
+            .append("t", view("recent", CallState::Ringing))
+            .await
+            .expect("append");
+        assert_eq!(store.reps(), 2, "nothing is a day old yet");
+
+        clock.advance_ms(120_000);
+        store
+            .append("t", view("recent", CallState::Connected))
+            .await
+            .expect("append");
+        assert_eq!(store.reps(), 1, "bob's log went");
+        let current = store.since("t", "alice", None).await.expect("since");
+        let ids: Vec<&str> = current
+            .messages
+            .iter()
+            .map(|p| p.call.id.as_str())
+            .collect();
+        assert_eq!(
+            ids,
+            ["recent"],
+            "the silent call went, the recent one stayed"
+        );
+        let bob = store.since("t", "bob", None).await.expect("since");
+        assert!(bob.messages.is_empty());
+        assert!(
+            bob.newest >= crate::clock::Clock::now_ms(&clock),
+            "numbers still only grow"
         );
     }
 

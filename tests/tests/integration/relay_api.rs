@@ -313,6 +313,38 @@ async fn another_rep_sees_nothing() {
     assert_eq!(next, json!({"type":"pong","nonce":7}));
 }
 
+/// Review F20: the phone system and the identity provider may spell a rep's id differently; the
+/// relay normalises both (trimmed, lower-cased), so the call reaches the rep's widget.
+#[tokio::test]
+async fn a_rep_spelt_in_another_case_by_the_pbx_still_gets_the_call() {
+    let stack = Stack::start().await.expect("stack starts");
+    let (mut alice, welcome) = WsClient::signed_in(&stack, AGENT, None)
+        .await
+        .expect("alice");
+    assert_eq!(welcome["agent"], AGENT);
+    let mut ringing = event("evt-case", "call-case", "ringing", "+41 44 000 00 01");
+    ringing["agent"] = json!("Alice@Example.com");
+    let body = ringing.to_string();
+    assert_eq!(post_signed(&stack, body.as_bytes()).await.0, 202);
+    let call = alice
+        .recv_until("the call of Alice@Example.com", |m| m["type"] == "call")
+        .await
+        .expect("alice gets it");
+    assert_eq!(call["call"]["id"], "call-case");
+    assert_eq!(call["call"]["agent"], AGENT);
+
+    // A token spelling the rep in capitals is the same rep, with the same calls.
+    let (mut again, welcome) = WsClient::signed_in(&stack, "ALICE@example.com", None)
+        .await
+        .expect("alice in capitals");
+    assert_eq!(welcome["agent"], AGENT);
+    let current = again
+        .recv_until("the call in progress", |m| m["type"] == "call")
+        .await
+        .expect("the call in progress");
+    assert_eq!(current["call"]["id"], "call-case");
+}
+
 #[tokio::test]
 async fn call_controls_travel_to_the_pbx_and_back() {
     let stack = Stack::start().await.expect("stack starts");
