@@ -292,12 +292,12 @@ async fn a_blind_transfer_between_two_reps_is_one_call_handed_over() -> Result<(
     state(&mut bob, &id, "connected").await?;
     let handed = state(&mut alice, &id, "transferred").await?;
     assert!(handed.to_string().contains(BOB), "{handed}");
-    let ended = state(&mut bob, &id, "ended").await?;
-    assert_eq!(ended["call"]["end_reason"], "completed", "{ended}");
-
     caller.finished().await?;
     alices_phone.finished().await?;
     bobs_phone.finished().await?;
+    let ended = state(&mut bob, &id, "ended").await?;
+    assert_eq!(ended["call"]["end_reason"], "completed", "{ended}");
+
     let activity = stack
         .wait_activity(&id, "written", |a| cti_tests::agents_on(a).len() == 2)
         .await?;
