@@ -615,6 +615,52 @@ mod tests {
         }
     }
 
+    static BOOM: Target = Target {
+        name: "boom",
+        about: "panics on its sample",
+        seeds: || vec![b"fine".to_vec(), b"boom".to_vec()],
+        runner: || {
+            Box::new(|input| {
+                assert!(input != b"boom", "boom");
+                outcome("ok", "")
+            })
+        },
+    };
+
+    static STUCK: Target = Target {
+        name: "stuck",
+        about: "never returns",
+        seeds: || vec![b"stuck".to_vec()],
+        runner: || {
+            Box::new(|_| {
+                loop {
+                    std::thread::park();
+                }
+            })
+        },
+    };
+
+    #[test]
+    fn a_panic_stops_the_run_with_its_input() {
+        let found = run(&BOOM, &Options::default(), |_| {}).expect_err("a panic");
+        assert!(matches!(&found, Finding::Panic { message, .. } if message == "boom"));
+        assert_eq!(found.input(), b"boom");
+        assert!(reproduce(&BOOM, b"boom").is_err());
+        assert!(reproduce(&BOOM, b"fine").is_ok());
+    }
+
+    #[test]
+    fn a_hang_stops_the_run_with_its_input() {
+        let options = Options {
+            hang_after: Duration::from_millis(10),
+            ..Options::default()
+        };
+        // The stuck worker stays parked: the test process's end takes it.
+        let found = run(&STUCK, &options, |_| {}).expect_err("a hang");
+        assert!(matches!(found, Finding::Hang { .. }));
+        assert_eq!(found.input(), b"stuck");
+    }
+
     #[test]
     fn the_same_seed_gives_the_same_inputs() {
         let corpus = vec![br#"{"a":[1,"b"]}"#.to_vec(), b"Event: x\r\n\r\n".to_vec()];
