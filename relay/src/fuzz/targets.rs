@@ -456,10 +456,17 @@ fn asterisk_ami() -> Runner {
     Box::new(move |input| {
         let mut codec = AmiCodec::default();
         let (mut messages, mut malformed, mut events) = (0, 0, 0);
+        // The last event's name and effect: distinct ones are distinct paths in the tracker.
+        let mut last = String::new();
         let result = decode_all(&mut codec, input, |frame| match frame {
             Frame::Banner(_) => {}
             Frame::Message(message) => {
                 messages += 1;
+                last = format!(
+                    "{} {}",
+                    message.event().unwrap_or("-"),
+                    tracker.open_calls().len().min(3)
+                );
                 let _ = Listed::from_event(&message);
                 events += tracker.apply(&message, &rep_of, NOW).len();
             }
@@ -469,7 +476,7 @@ fn asterisk_ami() -> Runner {
             Ok(()) => outcome(
                 "ok",
                 &format!(
-                    "{} messages {} malformed {} events",
+                    "{} messages {} malformed {} events, last {last}",
                     messages.min(2),
                     malformed.min(2),
                     events.min(2)
