@@ -37,6 +37,8 @@ pub mod calls;
 pub mod clock;
 pub mod config;
 pub mod error;
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod fuzz;
 pub mod identity;
 pub mod metrics;
 pub mod numbers;

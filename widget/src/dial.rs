@@ -129,4 +129,110 @@ mod tests {
         assert_eq!(judge(V2, true, &allowed(), "not json"), Verdict::NotForUs);
         assert_eq!(judge(V2, true, &allowed(), "42"), Verdict::NotForUs);
     }
+
+    /// A small deterministic generator (xorshift): the property run below must give the same
+    /// inputs on every run, and the widget has no random crate.
+    struct Rng(u64);
+
+    impl Rng {
+        fn below(&mut self, n: usize) -> usize {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            (self.0 % n as u64) as usize
+        }
+    }
+
+    /// The host's postMessage data is untrusted: mutated requests (bytes changed, inserted,
+    /// removed; JSON syntax and odd characters spliced in; the whole posted as a JSON string)
+    /// from any sender never panic, and only a request from the hosting window at an allowed
+    /// origin, saying OUT, with a short plausible number, dials.
+    #[wasm_bindgen_test]
+    fn posted_messages_survive_mutation() {
+        const SAMPLES: &[&str] = &[
+            r#"{"Direction":"OUT","PhoneNumber":"+41 44 123 45 67"}"#,
+            r#"{"Direction":"out","PhoneNumber":"044 123 45 67;ext=12","Extra":[1,{"a":null}]}"#,
+            r#"{"payload":{"Direction":"OUT"},"type":"cti"}"#,
+        ];
+        const TOKENS: &[&str] = &[
+            "{",
+            "}",
+            "[",
+            "]",
+            "\"",
+            ":",
+            ",",
+            "null",
+            "1e999",
+            "\\u0000",
+            "\\ud800",
+            "OUT",
+            "PhoneNumber",
+            "Direction",
+            "+",
+            "(",
+            ")",
+            "#",
+            "\u{202e}",
+            "é",
+            "📞",
+            "<script>",
+            " ",
+        ];
+        const ORIGINS: &[&str] = &[
+            V2,
+            "https://evil.example",
+            "null",
+            "",
+            "https://my123.crm.cloud.sap.evil.example",
+            "https://my123.crm.cloud.sap:443",
+            "http://my123.crm.cloud.sap",
+            "https://MY123.CRM.CLOUD.SAP",
+        ];
+        let mut rng = Rng(0x5eed_2026);
+        let mut dialled = 0;
+        for _ in 0..20_000 {
+            let mut data: Vec<char> = SAMPLES[rng.below(SAMPLES.len())].chars().collect();
+            for _ in 0..=rng.below(4) {
+                let at = rng.below(data.len() + 1);
+                match rng.below(4) {
+                    0 if !data.is_empty() => {
+                        let to = (at + 1 + rng.below(8)).min(data.len());
+                        data.drain(at.min(to)..to);
+                    }
+                    1 => data
+                        .splice(at..at, TOKENS[rng.below(TOKENS.len())].chars())
+                        .for_each(drop),
+                    2 => data.insert(at, char::from_u32(rng.below(0x3000) as u32).unwrap_or('?')),
+                    _ if at < data.len() => data[at] = char::from(b'0' + rng.below(10) as u8),
+                    _ => {}
+                }
+            }
+            let mut data: String = data.into_iter().collect();
+            if rng.below(4) == 0 {
+                data = serde_json::to_string(&data).expect("a string");
+            }
+            let origin = ORIGINS[rng.below(ORIGINS.len())];
+            let from_parent = rng.below(4) != 0;
+            let allowed = if rng.below(8) == 0 {
+                Vec::new()
+            } else {
+                allowed()
+            };
+            match judge(origin, from_parent, &allowed, &data) {
+                Verdict::Dial(number) => {
+                    dialled += 1;
+                    assert!(from_parent, "{data:?}");
+                    assert!(origin_allowed(&allowed, origin), "{origin} {data:?}");
+                    assert!(!number.is_empty() && number.len() <= MAX_LEN, "{data:?}");
+                    assert!(number.chars().filter(char::is_ascii_digit).count() >= 3);
+                    assert!(!number.contains(['<', '>', '"', '\\']), "{number:?}");
+                }
+                Verdict::Ignored(reason) => assert!(!reason.is_empty()),
+                Verdict::NotForUs => {}
+            }
+        }
+        // The mutations must leave some requests whole, or the run tests only refusals.
+        assert!(dialled > 100, "{dialled} dialled");
+    }
 }

@@ -1,4 +1,4 @@
-//! The commands themselves: `demo` and `test`.
+//! The commands themselves: `demo`, `test`, `bench` and `fuzz`.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -299,6 +299,9 @@ pub(crate) fn test(args: &[String]) -> Result<()> {
         run(&mut cargo(&[
             "clippy",
             "--all-targets",
+            // The fuzz driver (`cti-fuzz`) builds only with the relay's `fuzzing` feature.
+            "--features",
+            "cti-relay/fuzzing",
             "--",
             "-D",
             "warnings",
@@ -347,6 +350,43 @@ pub(crate) fn test(args: &[String]) -> Result<()> {
         started.elapsed().as_secs_f64()
     ));
     Ok(())
+}
+
+/// `cargo xtask fuzz [<target>|all] [--secs N] [--inputs N] [--seed N] [--reproduce FILE]`: the
+/// relay's fuzz driver, built in release mode (throughput is the point). No target lists them.
+/// Findings go to `target/fuzz-findings` unless `--out` says otherwise.
+pub(crate) fn fuzz(args: &[String]) -> Result<()> {
+    let root = workspace_root();
+    let here = std::env::current_dir().context("the current directory")?;
+    let mut forwarded: Vec<String> = Vec::new();
+    let mut paths_next = false;
+    for arg in args {
+        // Paths are the caller's, relative to where they stand; cargo runs from the root.
+        if paths_next {
+            forwarded.push(here.join(arg).display().to_string());
+        } else {
+            forwarded.push(arg.clone());
+        }
+        paths_next = arg == "--reproduce" || arg == "--out";
+    }
+    if !args.iter().any(|a| a == "--out") {
+        forwarded.push("--out".into());
+        forwarded.push(root.join("target/fuzz-findings").display().to_string());
+    }
+    let mut command = cargo(&[
+        "run",
+        "--quiet",
+        "--release",
+        "-p",
+        "cti-relay",
+        "--features",
+        "fuzzing",
+        "--bin",
+        "cti-fuzz",
+        "--",
+    ]);
+    command.args(&forwarded);
+    run(&mut command)
 }
 
 /// Benchmarks run in release mode; timing belongs here, never in tests.

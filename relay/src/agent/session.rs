@@ -319,7 +319,7 @@ async fn serve(
     }
 }
 
-fn parse(frame: &Inbound) -> Result<ClientMessage, (u16, String)> {
+pub(crate) fn parse(frame: &Inbound) -> Result<ClientMessage, (u16, String)> {
     match frame {
         Inbound::Binary => Err((close::UNSUPPORTED, "binary frames are not supported".into())),
         Inbound::TooLarge => Err((close::TOO_LARGE, "frames are limited to 64 KiB".into())),

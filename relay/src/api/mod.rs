@@ -5,7 +5,7 @@ mod client_addr;
 mod health;
 mod sign_in;
 mod v2_connect;
-mod v2_events;
+pub(crate) mod v2_events;
 mod webhook;
 mod widget;
 mod ws;

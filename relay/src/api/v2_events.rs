@@ -32,7 +32,7 @@ const MAX_EVENTS: usize = 100;
 
 /// One event reduced to what the index needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) enum Parsed {
+pub(crate) enum Parsed {
     Entity {
         kind: RecordKind,
         id: String,
@@ -175,7 +175,7 @@ fn count(state: &AppState, tenant: &str, outcome: &str) {
 }
 
 /// Reads one CloudEvent or an array of them.
-pub(super) fn parse(bytes: &[u8]) -> Result<Vec<Parsed>, ApiError> {
+pub(crate) fn parse(bytes: &[u8]) -> Result<Vec<Parsed>, ApiError> {
     let value: Value =
         serde_json::from_slice(bytes).map_err(|e| ApiError::MalformedJson(e.to_string()))?;
     match value {

@@ -124,10 +124,14 @@ fn parse_valid(
     Ok((number, extension))
 }
 
-/// True for a string already in E.164 form (`+` and 8 to 15 digits), as V2 stores normalised numbers.
+/// True for a string already in E.164 form (`+` and 3 to 20 digits), as V2 stores normalised
+/// numbers. The lengths are those of the keys [`normalize`] can give, not ITU's 8 to 15:
+/// libphonenumber's plans have valid numbers with national parts of 2 to 17 digits after a
+/// country code of 1 to 3 (German numbers of 6 digits in all, and of 16 and more), and a stored
+/// key the relay would itself produce must not be called invalid (found by fuzzing).
 pub fn looks_like_e164(s: &str) -> bool {
     s.strip_prefix('+').is_some_and(|digits| {
-        (8..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit())
+        (3..=20).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit())
     })
 }
 
@@ -203,5 +207,24 @@ mod tests {
         assert!(looks_like_e164("+41441234567"));
         assert!(!looks_like_e164("41441234567"));
         assert!(!looks_like_e164("+41 44"));
+        assert!(!looks_like_e164("+41"));
+        assert!(!looks_like_e164("+123456789012345678901"));
+    }
+
+    /// Fuzzing found keys of valid numbers outside ITU's 8 to 15 digits; every key normalising
+    /// gives must have the shape stored keys are checked for, and normalise to itself.
+    #[test]
+    fn every_key_has_the_stored_shape() {
+        let de = DefaultRegion::parse("DE").expect("DE");
+        let nu = DefaultRegion::parse("NU").expect("NU");
+        for (input, region) in [
+            ("+49 38 1234569 30 123", &de),
+            ("*1 (640 ", &de),
+            ("+683 4002", &nu),
+        ] {
+            let key = normalize(input, region).expect(input).e164;
+            assert!(looks_like_e164(&key), "{input}: {key}");
+            assert_eq!(to_e164(&key, region).as_deref(), Ok(key.as_str()));
+        }
     }
 }

@@ -262,7 +262,7 @@ impl V2Client {
 }
 
 /// V2's `{"error":{"code","message"}}`, or the raw body's start when V2 (or a proxy) sent another shape.
-fn error_envelope(body: &[u8]) -> (String, String) {
+pub(crate) fn error_envelope(body: &[u8]) -> (String, String) {
     let parsed: Option<Value> = serde_json::from_slice(body).ok();
     let error = parsed.as_ref().and_then(|v| v.get("error"));
     let field = |name: &str| {

@@ -192,7 +192,7 @@ async fn serve(mut session: Session, domain: String, heard: mpsc::Sender<Heard>)
 /// The `<Update>` texts of a pubsub event message, with their node: `<message><event
 /// xmlns='http://jabber.org/protocol/pubsub#event'><items node='…'><item><notification>`
 /// holding the update XML-escaped (reference 4.2).
-fn items(stanza: &Element) -> Vec<(String, String)> {
+pub(crate) fn items(stanza: &Element) -> Vec<(String, String)> {
     if stanza.name != "message" {
         return Vec::new();
     }

@@ -22,7 +22,7 @@
 //!   as `Authorization: Bearer` (reference 4.3). Tokens come from the settings (a tenants file
 //!   can read them from the environment, `${NAME}`); the relay does not refresh them.
 
-mod connector;
+pub(crate) mod connector;
 pub mod mapping;
 pub mod xml;
 pub mod xmpp;

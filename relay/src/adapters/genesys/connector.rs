@@ -395,27 +395,51 @@ enum Heard {
     HoldChanged(String),
 }
 
-/// One text frame of a socket.
-async fn handle(shared: &Shared, link: &Link, text: &str) -> Result<Heard, LinkError> {
+/// What one text frame of a socket says, before anything is applied.
+#[derive(Debug)]
+pub(crate) enum Notification {
+    Other,
+    SocketClosing,
+    Snapshot(Box<Snapshot>),
+    /// A call event whose body is not a conversation: why.
+    Unreadable(String),
+}
+
+/// Reads one text frame (the notification channel's untrusted input).
+pub(crate) fn read(text: &str) -> Notification {
     let Ok(message) = serde_json::from_str::<Value>(text) else {
-        return Ok(Heard::Other);
+        return Notification::Other;
     };
     let topic = message["topicName"].as_str().unwrap_or("");
     if topic == "v2.system.socket_closing" {
-        return Ok(Heard::SocketClosing);
+        return Notification::SocketClosing;
     }
     if topic.starts_with("v2.users.") && topic.ends_with(".conversations.calls") {
-        match serde_json::from_value::<Snapshot>(message["eventBody"].clone()) {
-            Ok(snapshot) => {
-                let id = snapshot.id.clone();
-                if deliver(shared, link, snapshot).await? {
-                    return Ok(Heard::HoldChanged(id));
-                }
+        return match serde_json::from_value::<Snapshot>(message["eventBody"].clone()) {
+            Ok(snapshot) => Notification::Snapshot(Box::new(snapshot)),
+            Err(e) => Notification::Unreadable(e.to_string()),
+        };
+    }
+    Notification::Other
+}
+
+/// One text frame of a socket.
+async fn handle(shared: &Shared, link: &Link, text: &str) -> Result<Heard, LinkError> {
+    match read(text) {
+        Notification::Other => Ok(Heard::Other),
+        Notification::SocketClosing => Ok(Heard::SocketClosing),
+        Notification::Snapshot(snapshot) => {
+            let id = snapshot.id.clone();
+            if deliver(shared, link, *snapshot).await? {
+                return Ok(Heard::HoldChanged(id));
             }
-            Err(e) => link.error(&format!("Genesys Cloud: an unreadable call event: {e}")),
+            Ok(Heard::Other)
+        }
+        Notification::Unreadable(e) => {
+            link.error(&format!("Genesys Cloud: an unreadable call event: {e}"));
+            Ok(Heard::Other)
         }
     }
-    Ok(Heard::Other)
 }
 
 /// Applies a snapshot and hands its events to the relay, in order. A failure forgets the

@@ -16,7 +16,7 @@
 //!   conversation details query (`conversationEnd` `notExists`), then each one's snapshot.
 
 mod api;
-mod connector;
+pub(crate) mod connector;
 pub mod mapping;
 
 use std::collections::BTreeMap;

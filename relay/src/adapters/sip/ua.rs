@@ -145,7 +145,7 @@ impl Wire {
 
 /// Cuts one message off the front of a stream's buffer (keep-alive CRLFs skipped), once its
 /// head and `Content-Length` bytes of body are there.
-fn frame(buffer: &mut Vec<u8>) -> Result<Option<Vec<u8>>, WireError> {
+pub(crate) fn frame(buffer: &mut Vec<u8>) -> Result<Option<Vec<u8>>, WireError> {
     let blank = buffer
         .iter()
         .take_while(|b| **b == b'\r' || **b == b'\n')
