@@ -139,9 +139,11 @@ fn environment(config: &Config, addr: SocketAddr) -> Result<Vec<(String, String)
             config.connector_lease.as_secs().to_string(),
         ),
         ("CTI_DRAIN_SECS", "0".to_string()),
+        // The process writes to the test's terminal, which the test harness does not capture:
+        // only errors, unless asked for more.
         (
             "CTI_LOG",
-            std::env::var("CTI_TEST_LOG").unwrap_or_else(|_| "warn".into()),
+            std::env::var("CTI_TEST_LOG").unwrap_or_else(|_| "error".into()),
         ),
     ];
     if let Some(signin) = &config.signin_url {

@@ -21,6 +21,7 @@
 //! (`CTI_CHAOS_SECS`, `CTI_CHAOS_RATE`).
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -91,6 +92,8 @@ struct Pops {
     per_call: HashMap<String, u32>,
     /// Ringing messages per call id, replays included (for the report).
     ringing_seen: HashMap<String, u32>,
+    /// Connections the widgets opened, the first ones included (for the report).
+    connections: usize,
 }
 
 /// One rep's page: what it posted to the host (kept across reconnects, as the widget keeps it
@@ -149,6 +152,7 @@ async fn widget(
             tokio::time::sleep(Duration::from_millis(100)).await;
             continue;
         };
+        pops.lock().unwrap_or_else(|p| p.into_inner()).connections += 1;
         let hello = json!({"type": "hello", "token": token, "last_seq": page.last_seq});
         if ws.send_json(&hello).await.is_err() {
             continue;
@@ -184,6 +188,8 @@ async fn widget(
 struct Pbx {
     http: reqwest::Client,
     instances: [String; 2],
+    /// Deliveries that went again (to the other instance or later) because one failed.
+    redelivered: Arc<AtomicUsize>,
 }
 
 impl Pbx {
@@ -214,6 +220,7 @@ impl Pbx {
                     Ok(r) => last = format!("{}: {}", self.instances[n], r.status()),
                     Err(err) => last = format!("{}: {err}", self.instances[n]),
                 }
+                self.redelivered.fetch_add(1, Ordering::Relaxed);
             }
             // Both instances are out (one killed, the other waiting for Redis): a PBX retries.
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -316,6 +323,7 @@ async fn run(plan: Plan) -> Result<()> {
     let pbx = Pbx {
         http: reqwest::Client::builder().timeout(PATIENCE).build()?,
         instances: [stack.relay.url(), other.url()],
+        redelivered: Arc::new(AtomicUsize::new(0)),
     };
 
     let started = Instant::now();
@@ -458,11 +466,14 @@ async fn run(plan: Plan) -> Result<()> {
          chaos:                 lost  duplicated\n\
          chaos:   activities  {lost_activities:>6}  {doubled_activities:>10}\n\
          chaos:   pops        {lost_pops:>6}  {doubled_pops:>10}\n\
-         chaos: ({} activities in V2, {} pops, {ringing} ringing messages incl. replays)",
+         chaos: ({} activities in V2, {} pops, {ringing} ringing messages incl. replays, \
+         {} widget connections, {} event deliveries repeated after a failed one)",
         ids.len() - unfinished.len(),
         unfinished.len(),
         activities.values().sum::<usize>(),
         pops.per_call.values().sum::<u32>(),
+        pops.connections,
+        pbx.redelivered.load(Ordering::Relaxed),
     );
     let odd: Vec<String> = ids
         .iter()
