@@ -273,7 +273,8 @@ fn phase(started: Instant, what: &str) {
     println!("chaos [{:6.1}s] {what}", started.elapsed().as_secs_f64());
 }
 
-async fn backlog_empty(http: &reqwest::Client, relay: &str) -> Option<()> {
+/// The activities an instance still has to write, from its metrics.
+async fn backlog(http: &reqwest::Client, relay: &str) -> Option<u64> {
     let metrics = http
         .get(format!("{relay}/metrics"))
         .send()
@@ -283,8 +284,11 @@ async fn backlog_empty(http: &reqwest::Client, relay: &str) -> Option<()> {
         .await
         .ok()?;
     metrics
-        .contains("cti_activity_backlog{tenant=\"demo\"} 0")
-        .then_some(())
+        .lines()
+        .find_map(|l| l.strip_prefix("cti_activity_backlog{tenant=\"demo\"} "))?
+        .trim()
+        .parse()
+        .ok()
 }
 
 async fn run(plan: Plan) -> Result<()> {
@@ -341,10 +345,12 @@ async fn run(plan: Plan) -> Result<()> {
     let mut calls = tokio::task::JoinSet::new();
     let mut ids = Vec::new();
     let mut next_call = started;
-    // The faults, in order, each at its fraction of the run.
+    // The faults, in order, each at its fraction of the run. The killed instance stays down for
+    // at most 10 s, well within the time a call waits for its rep's pop.
+    let restart = 0.10 + 0.08_f64.min(10.0 / plan.duration.as_secs_f64());
     let mut faults: Vec<(f64, &str)> = vec![
         (0.10, "kill"),
-        (0.18, "restart"),
+        (restart, "restart"),
         (0.30, "redis"),
         (0.45, "v2-500"),
         (0.55, "v2-429"),
@@ -442,11 +448,17 @@ async fn run(plan: Plan) -> Result<()> {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
+    // An instance whose backlog does not empty is reported with the counts, not instead of them.
+    let mut stuck = Vec::new();
     for relay in [stack.relay.url(), other.url()] {
-        eventually("the activity backlog to empty", || {
-            backlog_empty(&stack.http, &relay)
+        let empty = eventually("the activity backlog to empty", || async {
+            (backlog(&stack.http, &relay).await? == 0).then_some(())
         })
-        .await?;
+        .await;
+        if empty.is_err() {
+            let left = backlog(&stack.http, &relay).await;
+            stuck.push(format!("{relay} still has {left:?} activities to write"));
+        }
     }
 
     let mut activities = HashMap::new();
@@ -478,16 +490,24 @@ async fn run(plan: Plan) -> Result<()> {
     let odd: Vec<String> = ids
         .iter()
         .filter(|id| activities[*id] != 1 || popped(id) != 1)
-        .map(|id| format!("{id}: {} activities, {} pops", activities[id], popped(id)))
+        .map(|id| {
+            let ringing = pops.ringing_seen.get(id).copied().unwrap_or(0);
+            format!(
+                "{id}: {} activities, {} pops ({ringing} ringing messages)",
+                activities[id],
+                popped(id)
+            )
+        })
         .collect();
-    for line in odd.iter().chain(&unfinished) {
+    for line in odd.iter().chain(&unfinished).chain(&stuck) {
         println!("chaos:   {line}");
     }
     drop(other);
-    if !unfinished.is_empty() || !odd.is_empty() {
+    if !unfinished.is_empty() || !odd.is_empty() || !stuck.is_empty() {
         bail!(
-            "{} calls not finished, {lost_activities} activities lost, {doubled_activities} duplicated, {lost_pops} pops lost, {doubled_pops} duplicated",
-            unfinished.len()
+            "{} calls not finished, {lost_activities} activities lost, {doubled_activities} duplicated, {lost_pops} pops lost, {doubled_pops} duplicated, {} instances with activities left to write",
+            unfinished.len(),
+            stuck.len()
         );
     }
     Ok(())
