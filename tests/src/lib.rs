@@ -11,6 +11,7 @@ pub mod kamailio;
 pub mod prosody;
 pub mod proxy;
 pub mod redis;
+pub mod relay_process;
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -10,6 +10,9 @@
 //! - `test`: installs what the tests need (browser, drivers, redis-server, the WASM toolchain),
 //!   then runs every test: lint, unit and integration tests, the widget's browser tests, and the
 //!   end-to-end tests in headless Chromium.
+//! - `chaos`: the long chaos run: calls through two relay instances on one Redis while one is
+//!   killed and started again, Redis restarts, V2 answers 500 and 429 and the widgets'
+//!   connections are cut; prints lost and duplicated activities and pops, fails unless all are 0.
 //! - `bench`: benchmarks in release mode, printing percentiles.
 //! - `fuzz`: the relay's parsers of untrusted input under fuzzing (`relay/src/fuzz`).
 
@@ -26,6 +29,7 @@ fn main() -> ExitCode {
         Some("test") => tasks::test(&args[1..]),
         Some("bench") => tasks::bench(&args[1..]),
         Some("fuzz") => tasks::fuzz(&args[1..]),
+        Some("chaos") => tasks::chaos(&args[1..]),
         Some("setup") => setup::all(),
         Some("help") | Some("--help") | Some("-h") | None => {
             print_help();
@@ -50,9 +54,10 @@ fn print_help() {
          Commands:\n  \
          demo    build and run relay + simulator on embedded defaults, print the URL to open;\n          `--provider generic|genesys|ringcentral|teams|webex|finesse` picks the telephony the\n          host page rings through first (all are there, switchable on the page)\n  \
          test    install test prerequisites, then run every test (add --no-lint to skip fmt/clippy)\n  \
+         chaos   calls through two relays while one is killed, Redis restarts, V2 fails and\n          widget connections are cut; prints lost/duplicated activities and pops, fails unless\n          all are 0 (CTI_CHAOS_SECS, default 120; CTI_CHAOS_RATE calls/s, default 2)\n  \
          bench   benchmarks with percentiles: `bench numbers` (normalization, index lookups, index\n          build of 100,000 simulated records; CTI_BENCH_RECORDS sets records per collection),\n          `bench activities` (finished calls to V2 activities per second; CTI_BENCH_CALLS)\n  \
          fuzz    fuzz the parsers of untrusted input: `fuzz` lists the targets, `fuzz <target>|all\n          --secs N` (or `--inputs N`, `--seed N`) runs them; a panic or hang saves the input\n          to target/fuzz-findings and prints it; `fuzz <target> --reproduce FILE` runs it again\n  \
-         setup   only install prerequisites (wasm32 target, trunk, wasm-bindgen-cli, chromium,\n          chromium-driver, redis-server, prosody,\n          kamailio, kamailio-presence-modules, sip-tester)\n  \
+         setup   only install prerequisites (wasm32 target, trunk, wasm-bindgen-cli, chromium,\n          chromium-driver, redis-server, prosody,\n          kamailio, kamailio-presence-modules, kamailio-tls-modules, sip-tester)\n  \
          help    this text"
     );
 }

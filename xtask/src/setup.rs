@@ -147,6 +147,16 @@ pub(crate) fn prosody() -> Result<()> {
     install_missing(&prosody)
 }
 
+/// redis-server alone: the chaos run needs nothing else installed.
+pub(crate) fn redis_server() -> Result<()> {
+    let redis: Vec<(&str, &str)> = SYSTEM_PACKAGES
+        .iter()
+        .copied()
+        .filter(|(package, _)| *package == "redis-server")
+        .collect();
+    install_missing(&redis)
+}
+
 fn install_missing(packages: &[(&str, &str)]) -> Result<()> {
     let missing: Vec<&str> = packages
         .iter()

@@ -320,6 +320,15 @@ pub(crate) fn test(args: &[String]) -> Result<()> {
         ]))?;
     }
     build_widget()?;
+    // Tests that kill a relay for real run it as a process of its own: the binary of this tree.
+    step("building the relay binary");
+    run(&mut cargo(&[
+        "build",
+        "-p",
+        "cti-relay",
+        "--bin",
+        "cti-relay",
+    ]))?;
     step("unit, integration and end-to-end tests");
     let root = workspace_root();
     let report = root.join("target/ring-to-pop.txt");
@@ -387,6 +396,53 @@ pub(crate) fn fuzz(args: &[String]) -> Result<()> {
     ]);
     command.args(&forwarded);
     run(&mut command)
+}
+
+/// The long chaos run (`tests/tests/integration/chaos.rs`): calls through two relay instances
+/// while one is killed, Redis restarts, V2 fails and the widgets' connections are cut; prints the
+/// lost and duplicated activities and pops and fails when any is not 0. Sized by
+/// `CTI_CHAOS_SECS` and `CTI_CHAOS_RATE`.
+pub(crate) fn chaos(args: &[String]) -> Result<()> {
+    if let Some(arg) = args.first() {
+        bail!("chaos takes no arguments ({arg:?}); size it with CTI_CHAOS_SECS and CTI_CHAOS_RATE");
+    }
+    setup::redis_server()?;
+    step("building the relay binary and the integration tests");
+    run(&mut cargo(&[
+        "build",
+        "-p",
+        "cti-relay",
+        "--bin",
+        "cti-relay",
+    ]))?;
+    run(&mut cargo(&[
+        "test",
+        "-p",
+        "cti-tests",
+        "--test",
+        "integration",
+        "--no-run",
+    ]))?;
+    step("chaos");
+    let mut command = cargo(&[
+        "test",
+        "-p",
+        "cti-tests",
+        "--test",
+        "integration",
+        "chaos::chaos_end_to_end",
+        "--",
+        "--ignored",
+        "--exact",
+        "--nocapture",
+    ]);
+    // The relays' warnings about the faults the run causes on purpose would bury the progress.
+    if std::env::var_os("CTI_TEST_LOG").is_none() {
+        command.env("CTI_TEST_LOG", "error");
+    }
+    run(&mut command).context("the chaos run lost or duplicated something (counts above)")?;
+    step("chaos: nothing lost, nothing duplicated");
+    Ok(())
 }
 
 /// Benchmarks run in release mode; timing belongs here, never in tests.

@@ -4,6 +4,7 @@
 mod activities;
 mod asterisk;
 mod browser_flow;
+mod chaos;
 mod click_to_dial;
 mod connectors;
 mod durability;
