@@ -130,9 +130,9 @@ impl Stores {
     pub fn memory(clock: SharedClock) -> Self {
         Stores {
             index: Arc::new(MemoryIndex::default()),
-            coordination: Arc::new(MemoryCoordination::new(clock)),
+            coordination: Arc::new(MemoryCoordination::new(clock.clone())),
             choices: Arc::new(MemoryChoices::default()),
-            calls: Arc::new(MemoryCallStore::default()),
+            calls: Arc::new(MemoryCallStore::new(clock)),
             outbox: Arc::new(MemoryOutbox::default()),
             vault: Arc::new(crate::authority::vault::MemoryVault::default()),
             user_tokens: None,

@@ -44,7 +44,7 @@ impl<S> FallbackCallStore<S> {
     pub fn new(shared: S, clock: SharedClock) -> Self {
         FallbackCallStore {
             shared,
-            local: MemoryCallStore::default(),
+            local: MemoryCallStore::new(clock.clone()),
             clock,
             failing: AtomicBool::new(false),
             completed: Mutex::new(Vec::new()),
