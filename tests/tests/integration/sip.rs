@@ -24,6 +24,28 @@ async fn start() -> Result<Stack> {
     Ok(stack)
 }
 
+/// The stack on its own Kamailio, the relay subscribed over `transport`.
+async fn start_over(transport: cti_relay::adapters::sip::Transport) -> Result<Stack> {
+    let stack = Stack::start_through(Provider::Sip, |config| {
+        if let cti_relay::adapters::TelephonySettings::Sip(settings) =
+            &mut config.tenants[0].telephony
+        {
+            settings.sip_transport = transport;
+        }
+    })
+    .await?;
+    connected(&stack).await?;
+    Ok(stack)
+}
+
+/// The id of the call a `call` message shows.
+fn call_id(message: &Value) -> Result<String> {
+    message["call"]["id"]
+        .as_str()
+        .map(str::to_string)
+        .with_context(|| format!("a call id in {message}"))
+}
+
 fn kamailio(stack: &Stack) -> Result<&Kamailio> {
     stack
         .kamailio
@@ -76,10 +98,7 @@ async fn a_call_through_kamailio_rings_pops_is_answered_and_logged_once() -> Res
     let caller = pbx.call(&e164, ALICE_EXT, 1_500)?;
 
     let ringing = rings(&mut alice).await?;
-    let id = ringing["call"]["id"]
-        .as_str()
-        .context("a call id")?
-        .to_string();
+    let id = call_id(&ringing)?;
     assert_eq!(ringing["call"]["from"], e164.as_str());
     assert_eq!(ringing["call"]["direction"], "inbound");
     assert_eq!(ringing["call"]["pop"]["name"], name.as_str());
@@ -116,10 +135,7 @@ async fn a_call_the_caller_gives_up_on_is_missed() -> Result<()> {
     let caller = pbx.call_and_give_up("+41445550109", ALICE_EXT, 1_000)?;
 
     let ringing = rings(&mut alice).await?;
-    let id = ringing["call"]["id"]
-        .as_str()
-        .context("a call id")?
-        .to_string();
+    let id = call_id(&ringing)?;
     state(&mut alice, &id, "ended").await?;
     caller.finished().await?;
     phone.finished().await?;
@@ -178,10 +194,7 @@ async fn a_relay_restarted_mid_call_subscribes_again_and_logs_the_end_once() -> 
     let phone = pbx.answering_phone(ALICE_EXT, 200).await?;
     let caller = pbx.call(&e164, ALICE_EXT, 6_000)?;
     let ringing = rings(&mut alice).await?;
-    let id = ringing["call"]["id"]
-        .as_str()
-        .context("a call id")?
-        .to_string();
+    let id = call_id(&ringing)?;
     state(&mut alice, &id, "connected").await?;
     drop(alice);
 
@@ -201,25 +214,14 @@ async fn a_relay_restarted_mid_call_subscribes_again_and_logs_the_end_once() -> 
 /// stays connected, and its end is logged once when the caller hangs up.
 #[tokio::test]
 async fn a_kamailio_restarted_mid_call_is_subscribed_again_over_tcp() -> Result<()> {
-    let mut stack = Stack::start_through(Provider::Sip, |config| {
-        if let cti_relay::adapters::TelephonySettings::Sip(settings) =
-            &mut config.tenants[0].telephony
-        {
-            settings.sip_transport = cti_relay::adapters::sip::Transport::Tcp;
-        }
-    })
-    .await?;
-    connected(&stack).await?;
+    let mut stack = start_over(cti_relay::adapters::sip::Transport::Tcp).await?;
     let (_, e164, _) = stack.single_match_caller()?;
     let (mut alice, _) = WsClient::signed_in(&stack, ALICE, None).await?;
     let pbx = kamailio(&stack)?;
     let phone = pbx.answering_phone(ALICE_EXT, 200).await?;
     let caller = pbx.call(&e164, ALICE_EXT, 8_000)?;
     let ringing = rings(&mut alice).await?;
-    let id = ringing["call"]["id"]
-        .as_str()
-        .context("a call id")?
-        .to_string();
+    let id = call_id(&ringing)?;
     state(&mut alice, &id, "connected").await?;
     // Mid-call means set up: the phone has the caller's ACK (and Kamailio its dialog confirmed).
     phone.received("ACK").await?;
@@ -279,10 +281,7 @@ async fn a_blind_transfer_between_two_reps_is_one_call_handed_over() -> Result<(
     let caller = pbx.call_transferred(&e164, ALICE_EXT, 1_500)?;
 
     let ringing = rings(&mut alice).await?;
-    let id = ringing["call"]["id"]
-        .as_str()
-        .context("a call id")?
-        .to_string();
+    let id = call_id(&ringing)?;
     state(&mut alice, &id, "connected").await?;
 
     let at_bob = rings(&mut bob).await?;
@@ -314,15 +313,7 @@ async fn a_blind_transfer_between_two_reps_is_one_call_handed_over() -> Result<(
 /// tenant trusts with `sip_tls_ca_pem`): a call rings, is answered and logged once.
 #[tokio::test]
 async fn a_call_rings_and_is_logged_through_a_subscription_over_tls() -> Result<()> {
-    let stack = Stack::start_through(Provider::Sip, |config| {
-        if let cti_relay::adapters::TelephonySettings::Sip(settings) =
-            &mut config.tenants[0].telephony
-        {
-            settings.sip_transport = cti_relay::adapters::sip::Transport::Tls;
-        }
-    })
-    .await?;
-    connected(&stack).await?;
+    let stack = start_over(cti_relay::adapters::sip::Transport::Tls).await?;
     let (_, e164, name) = stack.single_match_caller()?;
     let (mut alice, _) = WsClient::signed_in(&stack, ALICE, None).await?;
     let pbx = kamailio(&stack)?;
@@ -330,10 +321,7 @@ async fn a_call_rings_and_is_logged_through_a_subscription_over_tls() -> Result<
     let caller = pbx.call(&e164, ALICE_EXT, 500)?;
     let ringing = rings(&mut alice).await?;
     assert_eq!(ringing["call"]["pop"]["name"], name.as_str());
-    let id = ringing["call"]["id"]
-        .as_str()
-        .context("a call id")?
-        .to_string();
+    let id = call_id(&ringing)?;
     state(&mut alice, &id, "connected").await?;
     state(&mut alice, &id, "ended").await?;
     caller.finished().await?;
@@ -352,10 +340,7 @@ async fn a_hold_the_phone_publishes_reaches_the_widget() -> Result<()> {
     let phone = pbx.holding_phone(ALICE_EXT, 200).await?;
     let caller = pbx.call(&e164, ALICE_EXT, 3_000)?;
     let ringing = rings(&mut alice).await?;
-    let id = ringing["call"]["id"]
-        .as_str()
-        .context("a call id")?
-        .to_string();
+    let id = call_id(&ringing)?;
     state(&mut alice, &id, "connected").await?;
     state(&mut alice, &id, "held").await?;
     state(&mut alice, &id, "connected").await?;
