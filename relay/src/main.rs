@@ -8,7 +8,8 @@ use tracing_subscriber::EnvFilter;
 #[command(
     name = "cti-relay",
     version,
-    about = "CTI relay for SAP Sales Cloud V2"
+    about = "CTI relay for SAP Sales Cloud V2",
+    after_help = "Configured by environment variables: `cti-relay serve --help` lists them all."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -17,7 +18,8 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Serve the relay (the default).
+    /// Serve the relay (the default), configured by environment variables.
+    #[command(after_help = cti_relay::config::environment_help())]
     Serve,
     /// Phone-number tools.
     #[command(subcommand)]

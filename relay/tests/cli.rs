@@ -84,3 +84,48 @@ async fn audit_writes_a_csv_report_of_the_configured_tenant() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("no tenant \"nobody\""));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn help_and_version_answer_and_unknown_flags_are_refused() {
+    let out = Command::new(BIN).arg("--version").output().expect("runs");
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!("cti-relay {}", env!("CARGO_PKG_VERSION"))
+    );
+
+    let out = Command::new(BIN).arg("--help").output().expect("runs");
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(help.contains("serve") && help.contains("numbers"), "{help}");
+
+    // Every variable the relay reads is in the README's table (a unit test of the config
+    // module), and the table is what `serve --help` prints.
+    let out = Command::new(BIN)
+        .args(["serve", "--help"])
+        .output()
+        .expect("runs");
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    for var in [
+        "CTI_LISTEN",
+        "PORT",
+        "REDIS_URL",
+        "VCAP_SERVICES",
+        "CTI_TOKEN_KEY",
+        "CTI_LOG",
+    ] {
+        assert!(
+            help.contains(&format!("\n  {var}")),
+            "{var} not in:\n{help}"
+        );
+    }
+
+    // A typo must not start a relay on the demo's defaults.
+    for wrong in [&["--port", "80"][..], &["serve", "--verbose"], &["sever"]] {
+        let out = Command::new(BIN).args(wrong).output().expect("runs");
+        assert_eq!(out.status.code(), Some(2), "{wrong:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("Usage: cti-relay"), "{wrong:?}: {err}");
+    }
+}

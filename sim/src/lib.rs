@@ -43,6 +43,7 @@ pub mod config;
 pub mod finesse;
 pub mod freeswitch;
 pub mod genesys;
+pub mod help;
 pub mod host;
 pub mod ias;
 pub mod idp;

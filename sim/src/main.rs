@@ -6,10 +6,24 @@
 use std::process::ExitCode;
 
 use anyhow::Context;
+use clap::Parser;
 use cti_sim::{Sim, SimConfig, router};
 use tracing_subscriber::EnvFilter;
 
+/// Takes no arguments: everything is set through `SIM_*` variables. The parser is there so that
+/// `--help` and `--version` answer and a mistyped flag is refused instead of starting a
+/// simulator on the defaults.
+#[derive(Parser, Debug)]
+#[command(
+    name = "cti-sim",
+    version,
+    about = "Simulated V2 tenant, telephony providers, identity provider and V2 host page, on one port",
+    after_help = cti_sim::help::environment_help()
+)]
+struct Cli {}
+
 fn main() -> ExitCode {
+    Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),

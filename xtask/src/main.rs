@@ -24,13 +24,27 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    // `cargo xtask <command> --help` is the same text as `cargo xtask help`: no command runs.
+    if args.iter().skip(1).any(|a| a == "--help" || a == "-h") {
+        print_help();
+        return ExitCode::SUCCESS;
+    }
     let result = match args.first().map(String::as_str) {
         Some("demo") => tasks::demo(&args[1..]),
         Some("test") => tasks::test(&args[1..]),
         Some("bench") => tasks::bench(&args[1..]),
         Some("fuzz") => tasks::fuzz(&args[1..]),
         Some("chaos") => tasks::chaos(&args[1..]),
-        Some("setup") => setup::all(),
+        Some("setup") => match args.get(1) {
+            None => setup::all(),
+            Some(arg) => Err(anyhow::anyhow!(
+                "setup takes no arguments ({arg:?}); run `cargo xtask help`"
+            )),
+        },
+        Some("--version") | Some("-V") => {
+            println!("xtask {}", env!("CARGO_PKG_VERSION"));
+            Ok(())
+        }
         Some("help") | Some("--help") | Some("-h") | None => {
             print_help();
             Ok(())
@@ -58,6 +72,6 @@ fn print_help() {
          bench   benchmarks with percentiles: `bench numbers` (normalization, index lookups, index\n          build of 100,000 simulated records; CTI_BENCH_RECORDS sets records per collection),\n          `bench activities` (finished calls to V2 activities per second; CTI_BENCH_CALLS)\n  \
          fuzz    fuzz the parsers of untrusted input: `fuzz` lists the targets, `fuzz <target>|all\n          --secs N` (or `--inputs N`, `--seed N`) runs them; a panic or hang saves the input\n          to target/fuzz-findings and prints it; `fuzz <target> --reproduce FILE` runs it again\n  \
          setup   only install prerequisites (wasm32 target, trunk, wasm-bindgen-cli, chromium,\n          chromium-driver, redis-server, prosody,\n          kamailio, kamailio-presence-modules, kamailio-tls-modules, sip-tester)\n  \
-         help    this text"
+         help    this text (also `<command> --help`); `--version` prints the version"
     );
 }

@@ -289,7 +289,11 @@ pub(crate) fn demo(args: &[String]) -> Result<()> {
 }
 
 pub(crate) fn test(args: &[String]) -> Result<()> {
-    let lint = !args.iter().any(|a| a == "--no-lint");
+    let lint = match args {
+        [] => true,
+        [flag] if flag == "--no-lint" => false,
+        _ => bail!("usage: cargo xtask test [--no-lint] (got {args:?})"),
+    };
     let started = Instant::now();
     setup::all()?;
     if lint {

@@ -10,6 +10,7 @@
 //! module.
 
 mod env;
+mod help;
 mod limits;
 pub mod tenant;
 mod vcap;
@@ -24,6 +25,7 @@ use serde::Deserialize;
 
 use crate::secret::Secret;
 
+pub use help::environment_help;
 pub use limits::Limits;
 pub use tenant::{
     AuthMode, MAPPABLE_ACTIVITY_FIELDS, OAuthSettings, TenantConfig, default_dispositions,
