@@ -106,7 +106,7 @@ impl Drop for RelayProcess {
 
 /// The environment that configures a `cti-relay` process like `config` (the demo tenant on the
 /// stack's simulator), listening on `addr`.
-fn environment(config: &Config, addr: SocketAddr) -> Result<Vec<(String, String)>> {
+pub fn environment(config: &Config, addr: SocketAddr) -> Result<Vec<(String, String)>> {
     let tenant = config.tenants.first().context("no tenant configured")?;
     let redis = config
         .redis_url

@@ -15,7 +15,9 @@
 //!   connections are cut; prints lost and duplicated activities and pops, fails unless all are 0.
 //! - `bench`: benchmarks in release mode, printing percentiles.
 //! - `fuzz`: the relay's parsers of untrusted input under fuzzing (`relay/src/fuzz`).
+//! - `dist`: what `cf push` uploads, in `dist/` (a static relay and the widget's release build).
 
+mod dist;
 mod setup;
 mod sip;
 mod tasks;
@@ -35,6 +37,7 @@ fn main() -> ExitCode {
         Some("bench") => tasks::bench(&args[1..]),
         Some("fuzz") => tasks::fuzz(&args[1..]),
         Some("chaos") => tasks::chaos(&args[1..]),
+        Some("dist") => dist::dist(&args[1..]).map(drop),
         Some("setup") => match args.get(1) {
             None => setup::all(),
             Some(arg) => Err(anyhow::anyhow!(
@@ -71,7 +74,8 @@ fn print_help() {
          chaos   calls through two relays while one is killed, Redis restarts, V2 fails and\n          widget connections are cut; prints lost/duplicated activities and pops, fails unless\n          all are 0 (CTI_CHAOS_SECS, default 120; CTI_CHAOS_RATE calls/s, default 2)\n  \
          bench   benchmarks with percentiles: `bench numbers` (normalization, index lookups, index\n          build of 100,000 simulated records; CTI_BENCH_RECORDS sets records per collection),\n          `bench activities` (finished calls to V2 activities per second; CTI_BENCH_CALLS)\n  \
          fuzz    fuzz the parsers of untrusted input: `fuzz` lists the targets, `fuzz <target>|all\n          --secs N` (or `--inputs N`, `--seed N`) runs them; a panic or hang saves the input\n          to target/fuzz-findings and prints it; `fuzz <target> --reproduce FILE` runs it again\n  \
-         setup   only install prerequisites (wasm32 target, trunk, wasm-bindgen-cli, chromium,\n          chromium-driver, redis-server, prosody,\n          kamailio, kamailio-presence-modules, kamailio-tls-modules, sip-tester)\n  \
+         dist    build what `cf push` uploads into dist/ (manifest.yml): the relay as a static\n          x86_64-unknown-linux-musl release binary and the widget's release build; prints sizes\n  \
+         setup   only install prerequisites (wasm32 and musl targets, trunk, wasm-bindgen-cli,\n          chromium, chromium-driver, redis-server, prosody, kamailio,\n          kamailio-presence-modules, kamailio-tls-modules, sip-tester, musl-tools)\n  \
          help    this text (also `<command> --help`); `--version` prints the version"
     );
 }

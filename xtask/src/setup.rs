@@ -23,6 +23,8 @@ const SYSTEM_PACKAGES: &[(&str, &str)] = &[
         "/usr/share/doc/kamailio-presence-modules",
     ),
     ("sip-tester", "/usr/bin/sipp"),
+    // The C compiler for the static (musl) relay of `cargo xtask dist`: ring compiles C.
+    ("musl-tools", "/usr/bin/musl-gcc"),
     // Kamailio's TLS module, for SIP over TLS.
     (
         "kamailio-tls-modules",
@@ -89,6 +91,23 @@ pub(crate) fn wasm_target() -> Result<()> {
     }
     step("installing the wasm32-unknown-unknown target");
     run(Command::new("rustup").args(["target", "add", "wasm32-unknown-unknown"]))
+}
+
+/// The musl target and its C compiler, for the static relay `cargo xtask dist` builds.
+pub(crate) fn musl_toolchain() -> Result<()> {
+    let target = crate::dist::MUSL_TARGET;
+    let installed =
+        output(Command::new("rustup").args(["target", "list", "--installed"])).unwrap_or_default();
+    if !installed.lines().any(|l| l.trim() == target) {
+        step(&format!("installing the {target} target"));
+        run(Command::new("rustup").args(["target", "add", target]))?;
+    }
+    let musl: Vec<(&str, &str)> = SYSTEM_PACKAGES
+        .iter()
+        .copied()
+        .filter(|(package, _)| *package == "musl-tools")
+        .collect();
+    install_missing(&musl)
 }
 
 pub(crate) fn trunk() -> Result<()> {
@@ -237,6 +256,7 @@ pub(crate) fn phone_oracle() -> Result<()> {
 
 pub(crate) fn all() -> Result<()> {
     widget_toolchain()?;
+    musl_toolchain()?;
     system_packages()?;
     phone_oracle()?;
     step("set-up complete");

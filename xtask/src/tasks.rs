@@ -20,7 +20,7 @@ const FINESSE_XMPP_ADDR: &str = "127.0.0.1:15222";
 
 /// A cargo command from the workspace root, with RUSTFLAGS removed: it would silently replace
 /// the wasm32 rustflags of `.cargo/config.toml`.
-fn cargo(args: &[&str]) -> Command {
+pub(crate) fn cargo(args: &[&str]) -> Command {
     let mut command = Command::new("cargo");
     command
         .args(args)
@@ -333,12 +333,15 @@ pub(crate) fn test(args: &[String]) -> Result<()> {
         "--bin",
         "cti-relay",
     ]))?;
+    // What `cf push` uploads, so a test runs it the way Cloud Foundry does.
+    let dist = crate::dist::dist(&[])?;
     step("unit, integration and end-to-end tests");
     let root = workspace_root();
     let report = root.join("target/ring-to-pop.txt");
     let _ = std::fs::remove_file(&report);
     run(cargo(&["test", "--no-fail-fast"])
         .env("CTI_WIDGET_DIST", root.join("widget/dist"))
+        .env("CTI_DIST_DIR", &dist)
         .env("CTI_PHONE_ORACLE_PYTHON", root.join(".venv/bin/python3"))
         .env("CHROMEDRIVER", "/usr/bin/chromedriver")
         .env("CHROMIUM", "/usr/bin/chromium"))?;

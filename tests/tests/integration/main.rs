@@ -7,6 +7,7 @@ mod browser_flow;
 mod chaos;
 mod click_to_dial;
 mod connectors;
+mod dist;
 mod durability;
 mod finesse;
 mod freeswitch;
