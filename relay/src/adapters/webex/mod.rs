@@ -654,6 +654,12 @@ impl Inner {
     async fn command(&self, call: &Leg, command: &CallCommand) -> Result<(), CommandError> {
         let rep = call.agent.as_str();
         let action = command.name();
+        if self.reps.user_of(rep).is_none() {
+            // An instance that does not hold the webhook has not read the directory yet.
+            self.load_directory()
+                .await
+                .map_err(|e| rejected(action, e))?;
+        }
         let person = self.person_of(rep, action)?;
         // The call's legs as any instance heard them (this one may have heard none).
         shared::load_call(&self.shared, &self.tracker, &call.id).await;
