@@ -376,36 +376,91 @@ mod tests {
         store
             .write("t1", "teams", "k", &[("a", "1")])
             .await
-            .unwrap();
+            .expect("memory answers");
         store
             .write("t1", "teams", "k", &[("b", "2")])
             .await
-            .unwrap();
-        let got = store.read("t1", "teams", "k").await.unwrap();
+            .expect("memory answers");
+        let got = store
+            .read("t1", "teams", "k")
+            .await
+            .expect("memory answers");
         assert_eq!(got.get("a").map(String::as_str), Some("1"));
         assert_eq!(got.get("b").map(String::as_str), Some("2"));
-        assert!(store.read("t2", "teams", "k").await.unwrap().is_empty());
-        assert!(store.read("t1", "webex", "k").await.unwrap().is_empty());
+        assert!(
+            store
+                .read("t2", "teams", "k")
+                .await
+                .expect("memory answers")
+                .is_empty()
+        );
+        assert!(
+            store
+                .read("t1", "webex", "k")
+                .await
+                .expect("memory answers")
+                .is_empty()
+        );
     }
 
     #[tokio::test]
     async fn a_field_is_removed_once_so_one_remover_takes_it() {
         let (store, _) = memory();
-        store.write("t", "p", "k", &[("a", "1")]).await.unwrap();
-        assert_eq!(store.remove("t", "p", "k", &["a"]).await.unwrap(), 1);
-        assert_eq!(store.remove("t", "p", "k", &["a"]).await.unwrap(), 0);
+        store
+            .write("t", "p", "k", &[("a", "1")])
+            .await
+            .expect("memory answers");
+        assert_eq!(
+            store
+                .remove("t", "p", "k", &["a"])
+                .await
+                .expect("memory answers"),
+            1
+        );
+        assert_eq!(
+            store
+                .remove("t", "p", "k", &["a"])
+                .await
+                .expect("memory answers"),
+            0
+        );
     }
 
     #[tokio::test]
     async fn a_record_expires_a_day_after_its_last_write() {
         let (store, clock) = memory();
-        store.write("t", "p", "k", &[("a", "1")]).await.unwrap();
+        store
+            .write("t", "p", "k", &[("a", "1")])
+            .await
+            .expect("memory answers");
         clock.advance_ms(TTL_MS - 1);
-        store.write("t", "p", "k", &[("b", "2")]).await.unwrap();
+        store
+            .write("t", "p", "k", &[("b", "2")])
+            .await
+            .expect("memory answers");
         clock.advance_ms(TTL_MS - 1);
-        assert_eq!(store.read("t", "p", "k").await.unwrap().len(), 2);
+        assert_eq!(
+            store
+                .read("t", "p", "k")
+                .await
+                .expect("memory answers")
+                .len(),
+            2
+        );
         clock.advance_ms(1);
-        assert!(store.read("t", "p", "k").await.unwrap().is_empty());
-        assert_eq!(store.remove("t", "p", "k", &["a"]).await.unwrap(), 0);
+        assert!(
+            store
+                .read("t", "p", "k")
+                .await
+                .expect("memory answers")
+                .is_empty()
+        );
+        assert_eq!(
+            store
+                .remove("t", "p", "k", &["a"])
+                .await
+                .expect("memory answers"),
+            0
+        );
     }
 }
