@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use crate::activity::{FallbackOutbox, MemoryOutbox, Outbox, RedisOutbox};
 use crate::adapters::TelephonyAdapter;
+use crate::adapters::call_state::{CallStateStore, MemoryCallState, RedisCallState};
 use crate::adapters::connector::{ConnectorLeases, LinkStatus, RedisLeases, SoleInstance};
 use crate::authority::Authority;
 use crate::calls::consent::ConsentPolicy;
@@ -60,6 +61,8 @@ pub struct Stores {
     pub shared_replay: Option<Arc<dyn crate::push::replay::ReplayStore>>,
     /// Who runs each tenant's provider connector.
     pub leases: Arc<dyn ConnectorLeases>,
+    /// What adapters remember of a provider's calls between notifications.
+    pub call_state: Arc<dyn CallStateStore>,
     /// This process, as the holder of leases (rebuilds, activities): one name for all of them.
     pub instance_id: String,
 }
@@ -109,6 +112,7 @@ impl Stores {
                         "signin",
                     ))),
                     leases: Arc::new(RedisLeases::new(conn.clone())),
+                    call_state: Arc::new(RedisCallState::with_connection(conn.clone())),
                     shared_replay: Some(Arc::new(
                         crate::push::redis_replay::RedisReplay::with_connection(
                             conn,
@@ -132,12 +136,13 @@ impl Stores {
             index: Arc::new(MemoryIndex::default()),
             coordination: Arc::new(MemoryCoordination::new(clock.clone())),
             choices: Arc::new(MemoryChoices::default()),
-            calls: Arc::new(MemoryCallStore::new(clock)),
+            calls: Arc::new(MemoryCallStore::new(clock.clone())),
             outbox: Arc::new(MemoryOutbox::default()),
             vault: Arc::new(crate::authority::vault::MemoryVault::default()),
             user_tokens: None,
             shared_replay: None,
             leases: Arc::new(SoleInstance),
+            call_state: Arc::new(MemoryCallState::new(clock.clone())),
             instance_id: uuid::Uuid::new_v4().to_string(),
         }
     }
@@ -268,6 +273,7 @@ impl AppState {
                             http: http.clone(),
                             clock: clock.clone(),
                         },
+                        stores.call_state.clone(),
                     ),
                     link: Arc::default(),
                     rules: t.rank_rules.clone(),

@@ -33,6 +33,7 @@
 //! [`generic`] is built exactly this way.
 
 pub mod asterisk;
+pub mod call_state;
 pub mod connector;
 pub mod finesse;
 pub mod freeswitch;
@@ -182,7 +183,15 @@ pub struct Context {
 }
 
 /// The tenant's adapter. The one place, with [`TelephonySettings`], that lists the providers.
-pub fn build(settings: &TelephonySettings, context: Context) -> Arc<dyn TelephonyAdapter> {
+/// `call_state` is where the adapters that remember things of a call between notifications keep
+/// them, so every instance (and one restarted) finds them ([`call_state`]).
+pub fn build(
+    settings: &TelephonySettings,
+    context: Context,
+    call_state: Arc<dyn call_state::CallStateStore>,
+) -> Arc<dyn TelephonyAdapter> {
+    let shared =
+        |provider| call_state::AdapterState::new(call_state.clone(), &context.tenant, provider);
     match settings {
         TelephonySettings::Generic(settings) => {
             Arc::new(generic::GenericAdapter::new(settings.clone(), context))
@@ -195,13 +204,18 @@ pub fn build(settings: &TelephonySettings, context: Context) -> Arc<dyn Telephon
             Arc::new(genesys::GenesysAdapter::new(settings.clone(), context))
         }
         TelephonySettings::Teams(settings) => {
-            Arc::new(teams::TeamsAdapter::new(settings.clone(), context))
+            let shared = shared("teams");
+            Arc::new(teams::TeamsAdapter::new(settings.clone(), context).with_call_state(shared))
         }
         TelephonySettings::Webex(settings) => {
-            Arc::new(webex::WebexAdapter::new(settings.clone(), context))
+            let shared = shared("webex");
+            Arc::new(webex::WebexAdapter::new(settings.clone(), context).with_call_state(shared))
         }
         TelephonySettings::Finesse(settings) => {
-            Arc::new(finesse::FinesseAdapter::new(settings.clone(), context))
+            let shared = shared("finesse");
+            Arc::new(
+                finesse::FinesseAdapter::new(settings.clone(), context).with_call_state(shared),
+            )
         }
         TelephonySettings::Asterisk(settings) => {
             Arc::new(asterisk::AsteriskAdapter::new(settings.clone(), context))

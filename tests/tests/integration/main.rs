@@ -13,6 +13,7 @@ mod finesse;
 mod freeswitch;
 mod genesys;
 mod index_refresh;
+mod instances;
 mod limits;
 mod live_lookup;
 mod network_faults;

@@ -225,6 +225,7 @@ async fn apply(
     let (Some(rep), Ok(extension)) = (shared.rep_of(user), shared.extension_of(user).await) else {
         return Ok(());
     };
+    super::call_facts::before_update(shared, dialog).await;
     let now = shared.now();
     let mut events = shared.tracker().apply(
         Agent {
@@ -236,6 +237,7 @@ async fn apply(
         dialog,
         &now,
     );
+    super::call_facts::after_update(shared, user, dialog).await;
     // A transfer made on the desktop names the target's extension: a colleague's is their rep.
     for event in &mut events {
         if let Some(target) = &mut event.transfer_to

@@ -22,6 +22,7 @@
 //!   as `Authorization: Bearer` (reference 4.3). Tokens come from the settings (a tenants file
 //!   can read them from the environment, `${NAME}`); the relay does not refresh them.
 
+mod call_facts;
 pub(crate) mod connector;
 pub mod mapping;
 pub mod xml;
@@ -40,6 +41,7 @@ use super::{
     AdapterError, CommandError, Context, Inbound, Ingress, Link, LinkError, SettingsError,
     TelephonyAdapter, TenantFacts,
 };
+use crate::adapters::call_state::AdapterState;
 use crate::adapters::is_loopback_host;
 use crate::calls::Leg;
 use crate::secret::Secret;
@@ -385,6 +387,8 @@ pub(crate) struct Shared {
     extensions: Mutex<BTreeMap<String, String>>,
     /// (call, user) -> the consult's target, until it completes or is cancelled.
     consults: Mutex<BTreeMap<(String, String), String>>,
+    /// The facts of a call the controls need, for every instance (see `call_facts`).
+    pub(crate) call_state: AdapterState,
 }
 
 impl Shared {
@@ -548,12 +552,22 @@ impl FinesseAdapter {
             shared: Arc::new(Shared {
                 tenant: context.tenant.clone(),
                 settings,
-                context,
                 tracker: Mutex::new(Tracker::default()),
                 extensions: Mutex::default(),
                 consults: Mutex::default(),
+                call_state: AdapterState::local(context.clock.clone(), &context.tenant, "finesse"),
+                context,
             }),
         }
+    }
+
+    /// Keeps the facts the controls need in `call_state` (the relay's store), so a rep whose
+    /// widget talks to another instance than the one holding the XMPP connection is served.
+    pub fn with_call_state(mut self, call_state: AdapterState) -> Self {
+        if let Some(shared) = Arc::get_mut(&mut self.shared) {
+            shared.call_state = call_state;
+        }
+        self
     }
 
     /// `PUT /finesse/api/Dialog/{id}` with a requested action.
@@ -627,17 +641,21 @@ impl TelephonyAdapter for FinesseAdapter {
             .shared
             .user_of(&call.agent)
             .ok_or_else(|| rejected(action, 404, format!("{} is no Finesse agent", call.agent)))?;
-        // The rep's dialog of the call; the call's id is its first dialog's.
-        let dialog = self
-            .shared
-            .tracker()
-            .dialog_of(&call.id, &user)
-            .unwrap_or_else(|| call.id.clone());
+        // The rep's dialog of the call (as the instance holding the connection saw it); the
+        // call's id is its first dialog's.
+        let known = self.shared.tracker().dialog_of(&call.id, &user);
+        let dialog = match known {
+            Some(dialog) => dialog,
+            None => call_facts::fact(&self.shared, &call.id, "dialog", &user)
+                .await
+                .unwrap_or_else(|| call.id.clone()),
+        };
         let key = (call.id.clone(), user.clone());
         match command {
             CallCommand::Answer => self.act(&user, &dialog, "ANSWER", None, action).await,
             CallCommand::Decline => {
                 self.shared.tracker().decline_requested(&call.id, &user);
+                call_facts::note(&self.shared, &call.id, "decline", &user, Some("1")).await;
                 self.act(&user, &dialog, "DROP", None, action).await
             }
             CallCommand::Hangup => self.act(&user, &dialog, "DROP", None, action).await,
@@ -648,6 +666,7 @@ impl TelephonyAdapter for FinesseAdapter {
                 self.shared
                     .tracker()
                     .transfer_requested(&call.id, &user, target);
+                call_facts::note(&self.shared, &call.id, "transfer", &user, Some(target)).await;
                 let outcome = self
                     .act(&user, &dialog, "TRANSFER_SST", Some(&to), action)
                     .await;
@@ -655,6 +674,7 @@ impl TelephonyAdapter for FinesseAdapter {
                     self.shared
                         .tracker()
                         .transfer_requested(&call.id, &user, "");
+                    call_facts::note(&self.shared, &call.id, "transfer", &user, None).await;
                 }
                 outcome
             }
@@ -667,6 +687,14 @@ impl TelephonyAdapter for FinesseAdapter {
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
                     .insert(key, target.clone());
+                call_facts::note(
+                    &self.shared,
+                    &call.id,
+                    "consult_target",
+                    &user,
+                    Some(target),
+                )
+                .await;
                 Ok(())
             }
             CallCommand::CompleteTransfer => {
@@ -676,11 +704,17 @@ impl TelephonyAdapter for FinesseAdapter {
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
                     .get(&key)
-                    .cloned()
-                    .unwrap_or_default();
+                    .cloned();
+                let target = match target {
+                    Some(target) => target,
+                    None => call_facts::fact(&self.shared, &call.id, "consult_target", &user)
+                        .await
+                        .unwrap_or_default(),
+                };
                 self.shared
                     .tracker()
                     .transfer_requested(&call.id, &user, &target);
+                call_facts::note(&self.shared, &call.id, "transfer", &user, Some(&target)).await;
                 self.act(&user, &dialog, "TRANSFER", None, action).await?;
                 self.shared
                     .consults
@@ -690,11 +724,12 @@ impl TelephonyAdapter for FinesseAdapter {
                 Ok(())
             }
             CallCommand::CancelConsult => {
-                let consult = self
-                    .shared
-                    .tracker()
-                    .consult_of(&call.id, &user)
-                    .ok_or_else(|| rejected(action, 409, "no consult under way on this call"))?;
+                let known = self.shared.tracker().consult_of(&call.id, &user);
+                let consult = match known {
+                    Some(consult) => Some(consult),
+                    None => call_facts::fact(&self.shared, &call.id, "consult", &user).await,
+                }
+                .ok_or_else(|| rejected(action, 409, "no consult under way on this call"))?;
                 self.act(&user, &consult, "DROP", None, action).await?;
                 self.shared
                     .consults

@@ -12,7 +12,7 @@ use cti_protocol::event::{Direction, EndReason, EventType, TelephonyEvent};
 use serde_json::Value;
 
 /// A consultation asked for and not yet seen: the colleague's incoming leg from the rep.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub(crate) struct PendingConsult {
     pub(crate) chain: String,
     pub(crate) rep_user: String,
@@ -20,7 +20,7 @@ pub(crate) struct PendingConsult {
 }
 
 /// What the adapter knows of one leg.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub(crate) struct LegInfo {
     pub(crate) chain: String,
     pub(crate) rep: String,

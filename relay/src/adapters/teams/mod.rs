@@ -28,6 +28,7 @@
 mod graph;
 mod mapping;
 mod presence;
+mod shared;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -46,6 +47,7 @@ use super::{
     AdapterError, CommandError, Context, Inbound, Ingress, Link, LinkError, SettingsError,
     TelephonyAdapter, TenantFacts,
 };
+use crate::adapters::call_state::AdapterState;
 use crate::adapters::is_loopback;
 use crate::calls::Leg;
 use crate::clock::SharedClock;
@@ -425,6 +427,8 @@ struct Inner {
     wake: tokio::sync::Notify,
     clock: SharedClock,
     tenant: String,
+    /// The tracker's facts for every instance and across restarts (see `shared`).
+    shared: AdapterState,
 }
 
 #[derive(Debug)]
@@ -470,10 +474,20 @@ impl TeamsAdapter {
                 watched: Mutex::new(Vec::new()),
                 lifecycle: Mutex::new(Vec::new()),
                 wake: tokio::sync::Notify::new(),
+                shared: AdapterState::local(context.clock.clone(), &context.tenant, "teams"),
                 clock: context.clock,
                 tenant: context.tenant,
             }),
         }
+    }
+
+    /// Keeps the per-call state in `shared` (the relay's store) rather than this adapter's own
+    /// memory, so other instances and a restarted one find it.
+    pub fn with_call_state(mut self, shared: AdapterState) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.shared = shared;
+        }
+        self
     }
 }
 
@@ -669,13 +683,18 @@ impl Inner {
                 self.learn_user(&user.to_lowercase()).await;
             }
         }
+        shared::before_notifications(&self.shared, &self.tracker, &items).await;
         let now = self.now();
         let rep_of = |user: &str| self.reps.rep_of(user);
-        let mut tracker = self.tracker();
-        items
-            .iter()
-            .flat_map(|(id, data)| tracker.apply(id, data, &rep_of, &now))
-            .collect()
+        let events = {
+            let mut tracker = self.tracker();
+            items
+                .iter()
+                .flat_map(|(id, data)| tracker.apply(id, data, &rep_of, &now))
+                .collect()
+        };
+        shared::after_notifications(&self.shared, &self.tracker, &items).await;
+        events
     }
 
     /// Change or lifecycle notifications: every item must carry our `clientState`.
@@ -732,7 +751,7 @@ impl Inner {
     /// A call record: for a call the bot told about, nothing (its events are the relay's
     /// already); otherwise the call as the record tells it.
     async fn record(&self, id: &str) -> Vec<cti_protocol::event::TelephonyEvent> {
-        if self.tracker().seen_chains.contains(id) {
+        if self.tracker().seen_chains.contains(id) || shared::seen(&self.shared, id).await {
             return Vec::new();
         }
         let record = match self
@@ -1063,6 +1082,8 @@ impl Inner {
                 message: "Teams presence mode has no call controls: use the Teams client".into(),
             });
         }
+        // The call's legs as any instance heard them (this one may have heard none).
+        shared::load_call(&self.shared, &self.tracker, &call.id).await;
         match command {
             CallCommand::Answer => {
                 let id = self.leg(&call.id, rep, action)?;
@@ -1078,6 +1099,7 @@ impl Inner {
             CallCommand::Decline => {
                 let id = self.leg(&call.id, rep, action)?;
                 self.tracker().declined.insert(id.clone());
+                shared::note(&self.shared, &call.id, "declined", &id, "1").await;
                 self.post(
                     &format!("/communications/calls/{id}/reject"),
                     &json!({"reason": "busy"}),
@@ -1100,6 +1122,14 @@ impl Inner {
                 self.tracker()
                     .transfer_targets
                     .insert(id.clone(), target.to_lowercase());
+                shared::note(
+                    &self.shared,
+                    &call.id,
+                    "target",
+                    &id,
+                    &target.to_lowercase(),
+                )
+                .await;
                 let ringing = !self.tracker().legs.get(&id).is_some_and(|l| l.answered);
                 if ringing {
                     // Not answered yet: Graph redirects a ringing call rather than transfers it.
@@ -1142,11 +1172,13 @@ impl Inner {
                     .await
                     .ok_or_else(|| refuse("the target is not a Teams user".into()))?;
                 // Registered before the call is placed: its first notification may come first.
-                self.tracker().pending.push(PendingConsult {
+                let pending = PendingConsult {
                     chain: call.id.clone(),
                     rep_user: own.clone(),
                     colleague_user: colleague.clone(),
-                });
+                };
+                shared::consult_asked(&self.shared, &pending).await;
+                self.tracker().pending.push(pending);
                 let body = json!({
                     "@odata.type": "#microsoft.graph.call",
                     "callbackUri": self.settings.teams_notification_url,
@@ -1163,6 +1195,7 @@ impl Inner {
                     self.tracker()
                         .pending
                         .retain(|p| !(p.chain == call.id && p.rep_user == own));
+                    shared::consult_dropped(&self.shared, &colleague, &own).await;
                 }
                 placed.map(|_| ())
             }
@@ -1197,7 +1230,8 @@ impl Inner {
                 };
                 self.tracker()
                     .transfer_targets
-                    .insert(id.clone(), colleague_rep);
+                    .insert(id.clone(), colleague_rep.clone());
+                shared::note(&self.shared, &call.id, "target", &id, &colleague_rep).await;
                 let body = json!({
                     "transferTarget": {"endpointType": "default",
                         "identity": {"user": {"@odata.type": "#microsoft.graph.identity",

@@ -38,7 +38,7 @@ pub(crate) trait Directory {
 }
 
 /// One user's call as the adapter saw it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub(crate) struct SeenLeg {
     pub(crate) rep: String,
     /// The relay's call id (the callSessionId, or the consulted call's).
@@ -53,7 +53,7 @@ pub(crate) struct SeenLeg {
 }
 
 /// A consultation asked for and not yet answered by Webex with its call ids.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub(crate) struct PendingConsult {
     pub(crate) call: String,
     pub(crate) rep_person: String,
@@ -61,7 +61,7 @@ pub(crate) struct PendingConsult {
 }
 
 /// A consultation's session: the call it stands for, and whose second call it is.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Alias {
     pub(crate) call: String,
     pub(crate) rep_person: String,

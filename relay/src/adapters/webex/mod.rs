@@ -18,6 +18,7 @@
 
 mod api;
 mod mapping;
+mod shared;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -37,6 +38,7 @@ use super::{
     AdapterError, CommandError, Context, Inbound, Ingress, Link, LinkError, SettingsError,
     TelephonyAdapter, TenantFacts,
 };
+use crate::adapters::call_state::AdapterState;
 use crate::adapters::is_loopback;
 use crate::calls::Leg;
 use crate::clock::SharedClock;
@@ -178,6 +180,8 @@ struct Inner {
     directory_read_ms: Mutex<Option<u64>>,
     clock: SharedClock,
     tenant: String,
+    /// The tracker's facts for every instance (see `shared`).
+    shared: AdapterState,
 }
 
 #[derive(Debug)]
@@ -202,10 +206,20 @@ impl WebexAdapter {
                 people: Mutex::new(HashMap::new()),
                 tracker: Mutex::new(Tracker::default()),
                 directory_read_ms: Mutex::new(None),
+                shared: AdapterState::local(context.clock.clone(), &context.tenant, "webex"),
                 clock: context.clock,
                 tenant: context.tenant,
             }),
         }
+    }
+
+    /// Keeps the per-call state in `shared` (the relay's store) rather than this adapter's own
+    /// memory, so other instances find it.
+    pub fn with_call_state(mut self, shared: AdapterState) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.shared = shared;
+        }
+        self
     }
 }
 
@@ -281,6 +295,14 @@ impl Inner {
             people: &people,
         };
         self.tracker().apply(body, source, &view, &now)
+    }
+
+    /// [`Inner::map`] with what other instances know of the call, and telling them after.
+    async fn map_shared(&self, body: &Value, source: Source) -> Vec<TelephonyEvent> {
+        shared::before(&self.shared, &self.tracker, body, source).await;
+        let events = self.map(body, source);
+        shared::after(&self.shared, &self.tracker, body, source).await;
+        events
     }
 
     /// Reads the org's people (with their calling data) into the rep table.
@@ -412,7 +434,7 @@ impl Inner {
                 if let Some(object) = item.as_object_mut() {
                     object.insert("personId".into(), person.clone().into());
                 }
-                for event in self.map(&item, Source::Snapshot) {
+                for event in self.map_shared(&item, Source::Snapshot).await {
                     if !listed.contains(&event.call_id) {
                         listed.push(event.call_id.clone());
                     }
@@ -632,7 +654,15 @@ impl Inner {
     async fn command(&self, call: &Leg, command: &CallCommand) -> Result<(), CommandError> {
         let rep = call.agent.as_str();
         let action = command.name();
+        if self.reps.user_of(rep).is_none() {
+            // An instance that does not hold the webhook has not read the directory yet.
+            self.load_directory()
+                .await
+                .map_err(|e| rejected(action, e))?;
+        }
         let person = self.person_of(rep, action)?;
+        // The call's legs as any instance heard them (this one may have heard none).
+        shared::load_call(&self.shared, &self.tracker, &call.id).await;
         match command {
             CallCommand::Answer | CallCommand::Hold | CallCommand::Resume | CallCommand::Hangup => {
                 let leg = self.leg(&call.id, rep, false, action).await?;
@@ -650,6 +680,7 @@ impl Inner {
                 // Webex has no reject verb: hanging up a ringing call turns it away (inferred).
                 let leg = self.leg(&call.id, rep, false, action).await?;
                 self.tracker().declined.insert(leg.clone());
+                shared::note(&self.shared, &leg, "declined", Some("1")).await;
                 self.post(&person, "hangup", &json!({"callId": leg}), action)
                     .await
                     .map(|_| ())
@@ -660,6 +691,7 @@ impl Inner {
                 self.tracker()
                     .transfer_targets
                     .insert(leg.clone(), target.to_lowercase());
+                shared::note(&self.shared, &leg, "target", Some(&target.to_lowercase())).await;
                 let sent = self
                     .post(
                         &person,
@@ -670,6 +702,7 @@ impl Inner {
                     .await;
                 if sent.is_err() {
                     self.tracker().transfer_targets.remove(&leg);
+                    shared::note(&self.shared, &leg, "target", None).await;
                 }
                 sent.map(|_| ())
             }
@@ -693,7 +726,8 @@ impl Inner {
                 if let Some(colleague) = colleague {
                     self.tracker()
                         .transfer_targets
-                        .insert(leg.clone(), colleague);
+                        .insert(leg.clone(), colleague.clone());
+                    shared::note(&self.shared, &leg, "target", Some(&colleague)).await;
                 }
                 let sent = self
                     .post(
@@ -705,6 +739,7 @@ impl Inner {
                     .await;
                 if sent.is_err() {
                     self.tracker().transfer_targets.remove(&leg);
+                    shared::note(&self.shared, &leg, "target", None).await;
                 }
                 sent.map(|_| ())
             }
@@ -750,29 +785,38 @@ impl Inner {
                 .await?;
         }
         // Registered before the dial, whose first events may come before its answer.
-        self.tracker().pending.push(PendingConsult {
+        let pending = PendingConsult {
             call: call.id.clone(),
             rep_person: person.to_string(),
             target_person: colleague,
-        });
+        };
+        shared::consult_asked(&self.shared, &pending).await;
+        self.tracker().pending.push(pending.clone());
         let answer = self
             .post(person, "dial", &json!({"destination": destination}), action)
             .await;
-        let mut tracker = self.tracker();
-        tracker
+        self.tracker()
             .pending
             .retain(|p| !(p.call == call.id && p.rep_person == person));
-        let answer = answer?;
-        if let Some(session) = answer.get("callSessionId").and_then(Value::as_str) {
-            tracker.aliases.insert(
-                session.to_string(),
-                mapping::Alias {
+        let alias = answer
+            .as_ref()
+            .ok()
+            .and_then(|a| a.get("callSessionId").and_then(Value::as_str))
+            .map(|session| {
+                let alias = mapping::Alias {
                     call: call.id.clone(),
                     rep_person: person.to_string(),
-                },
-            );
+                };
+                self.tracker()
+                    .aliases
+                    .insert(session.to_string(), alias.clone());
+                (session.to_string(), alias)
+            });
+        if let Some((session, alias)) = alias {
+            shared::aliased(&self.shared, &session, &alias).await;
         }
-        Ok(())
+        shared::consult_settled(&self.shared, &pending).await;
+        answer.map(|_| ())
     }
 
     async fn dial(&self, rep: &str, e164: &str) -> Result<Option<String>, CommandError> {
@@ -832,7 +876,9 @@ impl TelephonyAdapter for WebexAdapter {
             return Ok(Ingress::Events(Vec::new()));
         }
         self.inner.learn_person(&value).await;
-        Ok(Ingress::Events(self.inner.map(&value, Source::Webhook)))
+        Ok(Ingress::Events(
+            self.inner.map_shared(&value, Source::Webhook).await,
+        ))
     }
 
     fn connector(&self, link: Link) -> Option<BoxFuture<'static, Result<(), LinkError>>> {

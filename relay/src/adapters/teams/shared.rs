@@ -1,0 +1,160 @@
+//! The tracker's facts every instance needs, in the relay's adapter state store.
+//!
+//! Graph posts a call's notifications to one URL, whichever instance the platform's router
+//! picks, while the rep's controls go out from the instance their widget talks to; a restarted
+//! instance starts with an empty tracker. So before notifications are applied, and before a
+//! control, the tracker is filled from the store; what a notification or a control changed is
+//! written back. Records (keys of the `teams` space):
+//!
+//! - `call:{chain}`: per Graph call id of the relay's call, `leg:{id}` (the leg as JSON),
+//!   `target:{id}` (where our transfer sent it), `declined:{id}`;
+//! - `graph:{id}`: `chain`, the relay's call a Graph call id belongs to;
+//! - `seen:{chain}`: the bot told of this chain (its call record adds nothing);
+//! - `pending:{colleague user}`: per consulting rep's user id, the chain consulted on; taken
+//!   (removed) by the instance whose notification turns it into the colleague's leg.
+
+use std::sync::Mutex;
+
+use serde_json::Value;
+
+use super::mapping::{self, LegInfo, PendingConsult, Tracker};
+use crate::adapters::call_state::{AdapterState, decode};
+
+fn tracker(tracker: &Mutex<Tracker>) -> std::sync::MutexGuard<'_, Tracker> {
+    tracker.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Fills the tracker with what the store knows of the relay's call `chain`.
+pub(super) async fn load_call(state: &AdapterState, into: &Mutex<Tracker>, chain: &str) {
+    let record = state.read(&format!("call:{chain}")).await;
+    if record.is_empty() {
+        return;
+    }
+    let mut tracker = tracker(into);
+    for (field, value) in record {
+        if let Some(id) = field.strip_prefix("leg:") {
+            if let Some(leg) = decode::<LegInfo>(&value) {
+                tracker.legs.insert(id.to_string(), leg);
+            }
+        } else if let Some(id) = field.strip_prefix("target:") {
+            tracker.transfer_targets.insert(id.to_string(), value);
+        } else if let Some(id) = field.strip_prefix("declined:") {
+            tracker.declined.insert(id.to_string());
+        }
+    }
+}
+
+/// Before comms notifications are applied: the calls they are of, and a consultation another
+/// instance asked for that one of them starts.
+pub(super) async fn before_notifications(
+    state: &AdapterState,
+    into: &Mutex<Tracker>,
+    items: &[(String, Value)],
+) {
+    for (id, data) in items {
+        if let Some(chain) = state.field(&format!("graph:{id}"), "chain").await {
+            load_call(state, into, &chain).await;
+            continue;
+        }
+        if tracker(into).legs.contains_key(id) {
+            continue;
+        }
+        let (Some(user), Some(source)) = (
+            mapping::rep_user(data),
+            data.pointer("/source/identity/user/id")
+                .and_then(Value::as_str)
+                .map(str::to_lowercase),
+        ) else {
+            continue;
+        };
+        let pending_key = format!("pending:{user}");
+        let Some(chain) = state.field(&pending_key, &source).await else {
+            continue;
+        };
+        // Taken here, or by another instance the same moment: only the one that removed it
+        // makes the colleague's leg part of the consulted call.
+        if state.remove(&pending_key, &[&source]).await != 1 {
+            continue;
+        }
+        load_call(state, into, &chain).await;
+        let mut tracker = tracker(into);
+        if !tracker
+            .pending
+            .iter()
+            .any(|p| p.chain == chain && p.rep_user == source && p.colleague_user == user)
+        {
+            tracker.pending.push(PendingConsult {
+                chain,
+                rep_user: source,
+                colleague_user: user,
+            });
+        }
+    }
+}
+
+/// After comms notifications were applied: the legs they touched, for every instance.
+pub(super) async fn after_notifications(
+    state: &AdapterState,
+    from: &Mutex<Tracker>,
+    items: &[(String, Value)],
+) {
+    let touched: Vec<(String, LegInfo, Option<String>)> = {
+        let tracker = tracker(from);
+        items
+            .iter()
+            .filter_map(|(id, data)| {
+                let leg = tracker.legs.get(id)?.clone();
+                let own = data["callChainId"]
+                    .as_str()
+                    .filter(|c| !c.is_empty())
+                    .map(str::to_string);
+                Some((id.clone(), leg, own))
+            })
+            .collect()
+    };
+    for (id, leg, own) in touched {
+        state
+            .write_json(&format!("call:{}", leg.chain), &format!("leg:{id}"), &leg)
+            .await;
+        state
+            .write(&format!("graph:{id}"), &[("chain", &leg.chain)])
+            .await;
+        for chain in std::iter::once(&leg.chain).chain(own.as_ref()) {
+            state
+                .write(&format!("seen:{chain}"), &[("seen", "1")])
+                .await;
+        }
+    }
+}
+
+/// Whether any instance's bot was told of this chain.
+pub(super) async fn seen(state: &AdapterState, chain: &str) -> bool {
+    !state.read(&format!("seen:{chain}")).await.is_empty()
+}
+
+/// A control's note on a leg (`target` or `declined`), for the instance that hears its end.
+pub(super) async fn note(state: &AdapterState, chain: &str, what: &str, id: &str, value: &str) {
+    state
+        .write(
+            &format!("call:{chain}"),
+            &[(&format!("{what}:{id}"), value)],
+        )
+        .await;
+}
+
+/// A consultation asked for, for the instance that hears its first notification.
+pub(super) async fn consult_asked(state: &AdapterState, pending: &PendingConsult) {
+    state
+        .write(
+            &format!("pending:{}", pending.colleague_user),
+            &[(&pending.rep_user, &pending.chain)],
+        )
+        .await;
+}
+
+/// A consultation that was not placed after all.
+pub(super) async fn consult_dropped(state: &AdapterState, colleague_user: &str, rep_user: &str) {
+    state
+        .remove(&format!("pending:{colleague_user}"), &[rep_user])
+        .await;
+}
