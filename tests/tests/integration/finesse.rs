@@ -350,7 +350,7 @@ async fn a_consult_transfer_made_on_the_finesse_desktop_is_a_transfer() -> Resul
 }
 
 /// A blind transfer made on the Finesse desktop to a number outside the contact centre: the
-/// rep's leg ends transferred to that number.
+/// rep's leg ends transferred (the agent's participant held, then dropped, as Finesse does).
 #[tokio::test]
 async fn a_blind_transfer_to_a_number_made_on_the_finesse_desktop_is_a_transfer() -> Result<()> {
     let stack = start().await?;
@@ -359,11 +359,8 @@ async fn a_blind_transfer_to_a_number_made_on_the_finesse_desktop_is_a_transfer(
     state(&mut alice, &id, "ringing").await?;
     alice.answer(&id).await?;
     desktop(&stack, &id, "<Dialog><requestedAction>TRANSFER_SST</requestedAction><targetMediaAddress>7001</targetMediaAddress><toAddress>+41445550199</toAddress></Dialog>").await?;
-    let transferred = state(&mut alice, &id, "transferred").await?;
-    assert!(
-        transferred.to_string().contains("+41445550199"),
-        "{transferred}"
-    );
+    // The widget names a colleague it hands over to; a number outside is only the leg's end.
+    state(&mut alice, &id, "transferred").await?;
     // Finesse keeps no dialog for an agent who is no longer on it.
     assert!(stack.sim.sim.finesse.dialog_ids().is_empty());
     Ok(())

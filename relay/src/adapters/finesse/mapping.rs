@@ -448,9 +448,11 @@ const LIVE: [&str; 5] = ["ALERTING", "ACTIVE", "HELD", "INITIATING", "INITIATED"
 /// consult with someone.
 fn joined(dialog: &Dialog, consulted: Option<&String>) -> Option<String> {
     let lives = !matches!(dialog.state.as_str(), "DROPPED" | "FAILED" | "");
-    (lives && dialog.call_type == "TRANSFER")
-        .then(|| consulted.cloned())
-        .flatten()
+    if lives && dialog.call_type == "TRANSFER" {
+        consulted.cloned()
+    } else {
+        None
+    }
 }
 
 /// Where a dialog went on without the rep: the address of a live party that is neither the rep

@@ -282,11 +282,10 @@ impl Tracker {
             }
             "disconnected" => {
                 let answered = matches!(previous.as_deref(), Some("connected" | "held"));
-                let handed = self.transfer_targets.remove(call_id).or_else(|| {
-                    answered
-                        .then(|| self.handed_on(call_id, &call, person, directory))
-                        .flatten()
-                });
+                let mut handed = self.transfer_targets.remove(call_id);
+                if handed.is_none() && answered {
+                    handed = self.handed_on(call_id, &call, person, directory);
+                }
                 if let Some(target) = handed {
                     let mut e = event(
                         EventType::Transferred,
