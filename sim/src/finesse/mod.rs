@@ -16,11 +16,17 @@
 //!   node of a real XMPP server's pubsub service, XML-escaped inside `<notification>`, as
 //!   Finesse's Openfire sends it (`xmpp.rs`). No server configured: nothing is published.
 //!
-//! Inferred where the reference is silent: a blind transfer to an agent keeps the dialog's id
-//! (the new agent gets it as a `POST`); a consult is a new dialog (`callType` CONSULT,
-//! `associatedDialogUri` the first) seen by both agents; completing it (`TRANSFER` on either
-//! dialog) drops the consulting agent from both and leaves the consulted agent on the consult
-//! dialog with the caller.
+//! Completing a consult (`TRANSFER` on either dialog) follows the capture the reference cites
+//! (`NormalTransferCall`): the first dialog lives on with the consulted party and the caller
+//! (callType TRANSFER, the consulting agent's participant DROPPED), and the consult dialog is
+//! deleted right after. Inferred where the reference is silent: a blind transfer to an agent keeps
+//! the dialog's id (the new agent gets it as a `POST`), the transferring agent's participant
+//! first HELD as in the same public capture's `TRANSFER_SST` scenario; a consult is a new dialog
+//! (`callType` CONSULT, `associatedDialogUri` the first) seen by both agents; what the consulting
+//! agent's own node is sent of a transfer (the same updates as the others', as DELETEs).
+//!
+//! A transfer made on the Finesse desktop (or the phone) is the same REST request the relay
+//! sends: a test makes it as the agent, straight to `/sim/finesse/finesse/api/Dialog/{id}`.
 //!
 //! Simulator controls (not Finesse): `POST /sim/finesse/calls {"from","agent"}` rings an agent
 //! (201 `{"call_id"}`), `.../{id}/hangup` is the caller hanging up, `.../{id}/answer` the agent
@@ -584,6 +590,11 @@ impl Finesse {
                 if current != "ACTIVE" || to.is_empty() {
                     return Err(invalid());
                 }
+                // The public capture of a TRANSFER_SST (NodeSimFinesse's `TRANSFER_SST`) shows
+                // the transferring agent's participant HELD first; then it drops.
+                set(&mut dialog, &agent, "HELD", &stamp);
+                self.tell(&mut dialog, &[]);
+                let stamp = state.stamp();
                 set(&mut dialog, &agent, "DROPPED", &stamp);
                 if let Some(p) = dialog.agent_mut(&agent) {
                     p.cause = "OTHER".into();
@@ -683,45 +694,58 @@ impl Finesse {
                 ) else {
                     return Err(invalid());
                 };
-                let consulted_ready = consult
-                    .participants
-                    .iter()
-                    .any(|p| p.agent.as_deref() != Some(agent.as_str()) && p.state == "ACTIVE");
+                // Answered or still ringing: the capture shows the consulted agent ALERTING on
+                // the first dialog right after the transfer.
+                let consulted_ready = consult.participants.iter().any(|p| {
+                    p.agent.as_deref() != Some(agent.as_str())
+                        && matches!(p.state.as_str(), "ACTIVE" | "ALERTING")
+                });
                 if first.agent(&agent).map(|p| p.state.as_str()) != Some("HELD") || !consulted_ready
                 {
                     return Err(invalid());
                 }
-                // The consulting agent leaves both; the caller joins the consulted agent.
+                // The sequence of the capture the reference cites (NodeSimFinesse's
+                // `NormalTransferCall`, seen from the consulted agent's node): the dialog that
+                // lives on is the first one, now holding the consulted party beside the caller,
+                // with the consulting agent's participant DROPPED (stateCause OTHER) and callType
+                // TRANSFER; the consult dialog goes right after, callType TRANSFER, every
+                // participant DROPPED, as a DELETE. Inferred: the consulting agent's own node
+                // gets the same two updates, the first as a DELETE since their participant
+                // dropped; the consulted party keeps the state it had on the consult.
                 let mut first = first;
                 let mut consult = consult;
-                set(&mut first, &agent, "DROPPED", &stamp);
-                first.state = "DROPPED".into();
-                for p in &mut first.participants {
-                    p.state = "DROPPED".into();
-                    p.changed = stamp.clone();
-                }
-                self.tell(&mut first, &[]);
-                state.dialogs.remove(&first.id);
-                let caller = first
+                let joining = consult
                     .participants
                     .iter()
-                    .find(|p| p.agent.is_none())
+                    .find(|p| p.agent.as_deref() != Some(agent.as_str()) && p.state != "DROPPED")
                     .cloned();
-                set(&mut consult, &agent, "DROPPED", &stamp);
-                self.tell(&mut consult, &[]);
-                consult
+                set(&mut first, &agent, "DROPPED", &stamp);
+                if let Some(p) = first.agent_mut(&agent) {
+                    p.cause = "OTHER".into();
+                }
+                let mut newcomers = Vec::new();
+                if let Some(mut joining) = joining {
+                    joining.start = stamp.clone();
+                    joining.changed = stamp.clone();
+                    newcomers.extend(joining.agent.clone());
+                    first.participants.insert(0, joining);
+                }
+                first.call_type = "TRANSFER".into();
+                first.state = "ACTIVE".into();
+                self.tell(&mut first, &newcomers);
+                first
                     .participants
                     .retain(|p| p.agent.as_deref() != Some(agent.as_str()));
-                if let Some(mut caller) = caller {
-                    caller.state = "ACTIVE".into();
-                    caller.changed = stamp.clone();
-                    consult.from = caller.address.clone();
-                    consult.participants.insert(0, caller);
+                for p in &mut consult.participants {
+                    p.state = "DROPPED".into();
+                    p.cause = "OTHER".into();
+                    p.changed = stamp.clone();
                 }
                 consult.call_type = "TRANSFER".into();
-                consult.state = "ACTIVE".into();
+                consult.state = "DROPPED".into();
                 self.tell(&mut consult, &[]);
-                Self::keep(&mut state, consult);
+                state.dialogs.remove(&consult.id);
+                Self::keep(&mut state, first);
                 return Ok(());
             }
             _ => {

@@ -100,6 +100,7 @@ pub fn routes() -> Router<Arc<Sim>> {
         .route("/calls", post(place_call).get(sim_calls))
         .route("/calls/{id}/hangup", post(hangup))
         .route("/calls/{id}/answer", post(remote_answer))
+        .route("/calls/{id}/transfer", post(phone_transfer))
         .route("/webhooks", get(sim_webhooks))
         .route("/faults", post(faults));
     Router::new().nest("/sim/webex", api)
@@ -392,6 +393,22 @@ async fn remote_answer(
 ) -> Result<Response, WebexError> {
     wx(&sim).remote_answer(&id).await?;
     Ok(Json(json!({"answered": true})).into_response())
+}
+
+/// The rep's phone transfers the call: `{"agent", "destination"}`.
+async fn phone_transfer(
+    State(sim): State<Arc<Sim>>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response, WebexError> {
+    let body = json_body(&body)?;
+    let text = |k: &str| {
+        body.get(k)
+            .and_then(Value::as_str)
+            .ok_or_else(|| WebexError::sim(format!("`{k}` is required")))
+    };
+    wx(&sim).phone_transfer(&id, text("agent")?, text("destination")?)?;
+    Ok(Json(json!({"transferred": true})).into_response())
 }
 
 async fn sim_webhooks(State(sim): State<Arc<Sim>>) -> Response {

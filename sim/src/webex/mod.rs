@@ -12,6 +12,8 @@
 //! end with `completedElsewhere`) and answers `201 {"call_id"}` (the callSessionId) once the relay took the `received` event;
 //! `POST /sim/webex/calls/{id}/hangup` is the caller (or far end) hanging up;
 //! `POST /sim/webex/calls/{id}/answer` is the far end of an outbound call answering;
+//! `POST /sim/webex/calls/{id}/transfer {"agent","destination"}` is the rep transferring the call
+//! on their phone (blind: the events of a transfer, no API request);
 //! `GET /sim/webex/calls` lists the calls' legs, `GET /sim/webex/webhooks` the webhooks;
 //! `POST /sim/webex/faults` with `{"delete_webhooks":true}`, `{"revoke_tokens":true}` (every
 //! access token issued so far answers 401), `{"duplicate":bool}` or `{"reorder":bool}`.
@@ -137,6 +139,8 @@ pub struct Leg {
     /// internal or external.
     pub remote_call_type: String,
     pub created: String,
+    /// Who handed the call to this user (a transfer), as `redirections[].redirectingParty`.
+    pub redirecting: Option<Value>,
 }
 
 /// What the org holds that changes.
@@ -282,8 +286,25 @@ impl Webex {
             .collect()
     }
 
+    /// `redirections` as Webex's call details have it (reason, redirectingParty). Inferred for
+    /// a transfer: Webex's redirection reasons name none, so `unknown`.
+    fn redirections(leg: &Leg) -> Option<Value> {
+        leg.redirecting
+            .as_ref()
+            .map(|party| json!([{"reason": "unknown", "redirectingParty": party}]))
+    }
+
     /// A leg as `GET /v1/telephony/calls` lists it.
     pub(crate) fn call_json(leg: &Leg) -> Value {
+        let mut call = Self::call_json_plain(leg);
+        if let (Some(redirections), Some(object)) = (Self::redirections(leg), call.as_object_mut())
+        {
+            object.insert("redirections".into(), redirections);
+        }
+        call
+    }
+
+    fn call_json_plain(leg: &Leg) -> Value {
         json!({
             "id": leg.call_id, "callSessionId": leg.session, "personality": leg.personality,
             "state": leg.state, "created": leg.created,
@@ -334,6 +355,9 @@ impl Webex {
             "callSessionId": leg.session, "muted": false, "eventTimestamp": now,
             "completedElsewhere": false,
         });
+        if let (Some(redirections), Some(data)) = (Self::redirections(leg), data.as_object_mut()) {
+            data.insert("redirections".into(), redirections);
+        }
         if let (Some(data), Some(extra)) = (data.as_object_mut(), extra.as_object()) {
             for (k, v) in extra {
                 data.insert(k.clone(), v.clone());
@@ -394,6 +418,7 @@ impl Webex {
             remote_number: remote.1.to_string(),
             remote_call_type: remote.2.to_string(),
             created: now_rfc3339(),
+            redirecting: None,
         };
         self.lock().legs.push(leg.clone());
         leg
@@ -625,6 +650,84 @@ impl Webex {
         }
     }
 
+    /// A blind transfer of the user's call `first` to `destination`, asked through the API or
+    /// made on the user's phone: the same at Webex. Inferred (the reference lists no transfer
+    /// fields): the caller's session goes on, the target's new call joining it with the caller
+    /// as its remote party and the transferring user as `redirections[].redirectingParty` (the
+    /// shape of Webex's call details); the target's phone rings before the transferring user's
+    /// call is disconnected, as a PBX releases the transferor once the target is alerted.
+    fn blind_transfer(
+        &self,
+        person: &str,
+        first: &Leg,
+        destination: &str,
+    ) -> Result<(), WebexError> {
+        let target = self.person_by_destination(destination).cloned();
+        if target.is_none() && (!destination.starts_with('+') || destination.len() < 5) {
+            return Err(WebexError::bad_request("destination is not a valid number"));
+        }
+        if let Some(target) = target {
+            let redirecting = self.person_by_id(person).map(|me| {
+                json!({"name": me.display_name, "number": me.number, "personId": me.id,
+                       "privacyEnabled": false, "callType": "internal"})
+            });
+            let mut leg = self.new_leg(
+                &first.session,
+                &target,
+                "terminator",
+                (
+                    &first.remote_name,
+                    &first.remote_number,
+                    &first.remote_call_type,
+                ),
+            );
+            leg.redirecting = redirecting;
+            if let Some(stored) = self
+                .lock()
+                .legs
+                .iter_mut()
+                .find(|l| l.call_id == leg.call_id)
+            {
+                stored.redirecting = leg.redirecting.clone();
+            }
+            self.emit(&leg, "received", "created", json!({}));
+        }
+        self.change(
+            &first.call_id,
+            |l| l.state = "disconnected".into(),
+            "disconnected",
+            json!({}),
+        );
+        Ok(())
+    }
+
+    /// The user's phone transfers their call of `session` to `destination` (the transfer key
+    /// and a number): no API request, only the events Webex sends for it.
+    pub fn phone_transfer(
+        &self,
+        session: &str,
+        agent: &str,
+        destination: &str,
+    ) -> Result<(), WebexError> {
+        let person = self
+            .person_by_email(agent)
+            .cloned()
+            .ok_or_else(|| WebexError::sim(format!("no Webex Calling user {agent:?}")))?;
+        let first = self
+            .lock()
+            .legs
+            .iter()
+            .find(|l| l.session == session && l.person == person.id && l.state != "disconnected")
+            .cloned()
+            .ok_or_else(|| WebexError::not_found("call"))?;
+        if !matches!(first.state.as_str(), "connected" | "held") {
+            return Err(WebexError::bad_request(
+                "transfer: the call is not connected",
+            ));
+        }
+        self.blind_transfer(&person.id, &first, destination)
+    }
+
     /// Blind transfer (`{callId1, destination}`) or the attended one (`{callId1, callId2}`).
     pub(crate) fn transfer(
         &self,
@@ -682,32 +785,7 @@ impl Webex {
                 );
                 Ok(())
             }
-            (None, Some(destination)) => {
-                let target = self.person_by_destination(destination).cloned();
-                if target.is_none() && (!destination.starts_with('+') || destination.len() < 5) {
-                    return Err(WebexError::bad_request("destination is not a valid number"));
-                }
-                self.change(
-                    call1,
-                    |l| l.state = "disconnected".into(),
-                    "disconnected",
-                    json!({}),
-                );
-                if let Some(target) = target {
-                    let leg = self.new_leg(
-                        &first.session,
-                        &target,
-                        "terminator",
-                        (
-                            &first.remote_name,
-                            &first.remote_number,
-                            &first.remote_call_type,
-                        ),
-                    );
-                    self.emit(&leg, "received", "created", json!({}));
-                }
-                Ok(())
-            }
+            (None, Some(destination)) => self.blind_transfer(person, &first, destination),
             _ => Err(WebexError::bad_request(
                 "transfer takes callId2 or destination, exactly one",
             )),

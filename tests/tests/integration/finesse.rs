@@ -259,6 +259,113 @@ async fn a_transfer_made_on_the_finesse_desktop_is_a_transfer() -> Result<()> {
     Ok(())
 }
 
+/// A request of the Finesse desktop (Alice's, agent 1001): the REST request the relay would
+/// send, sent straight to the simulated Finesse.
+async fn desktop(stack: &Stack, dialog: &str, body: &str) -> Result<()> {
+    let response = stack
+        .http
+        .put(format!(
+            "{}/sim/finesse/finesse/api/Dialog/{dialog}",
+            stack.sim.url()
+        ))
+        .basic_auth("1001", Some("demo-finesse-1001"))
+        .header("content-type", "application/xml")
+        .body(body.to_string())
+        .send()
+        .await?;
+    if response.status() != 202 {
+        bail!("{body}: {}", response.text().await?);
+    }
+    Ok(())
+}
+
+/// A consult transfer made on the Finesse desktop (CONSULT_CALL, then TRANSFER, its REST
+/// requests, not the relay's): Finesse keeps the first dialog, now with the colleague and the
+/// caller, and deletes the consult one. Alice's leg ends transferred to Bob, Bob's goes on with
+/// the caller (also when the transfer is completed while his phone still rings), and each call
+/// is one activity naming both reps.
+#[tokio::test]
+async fn a_consult_transfer_made_on_the_finesse_desktop_is_a_transfer() -> Result<()> {
+    let stack = start().await?;
+    let (mut alice, _) = WsClient::signed_in(&stack, ALICE, None).await?;
+    let (mut bob, _) = WsClient::signed_in(&stack, BOB, None).await?;
+    let consult = "<Dialog><requestedAction>CONSULT_CALL</requestedAction><targetMediaAddress>7001</targetMediaAddress><toAddress>7002</toAddress></Dialog>";
+    let transfer = "<Dialog><requestedAction>TRANSFER</requestedAction><targetMediaAddress>7001</targetMediaAddress></Dialog>";
+
+    // Bob answers the consult, then Alice completes the transfer.
+    let id = ring(&stack, "+41445550112", ALICE).await?;
+    state(&mut alice, &id, "ringing").await?;
+    alice.answer(&id).await?;
+    desktop(&stack, &id, consult).await?;
+    state(&mut alice, &id, "held").await?;
+    state(&mut bob, &id, "ringing").await?;
+    bob.answer(&id).await?;
+    desktop(&stack, &id, transfer).await?;
+    let transferred = state(&mut alice, &id, "transferred").await?;
+    assert!(transferred.to_string().contains(BOB), "{transferred}");
+    assert_eq!(
+        stack.sim.sim.finesse.dialog_ids(),
+        std::slice::from_ref(&id),
+        "the first dialog carries the call on"
+    );
+    sim_post(&stack, &format!("/calls/{id}/hangup")).await?;
+    let ended = state(&mut bob, &id, "ended").await?;
+    assert_eq!(ended["call"]["end_reason"], "completed", "{ended}");
+    let activity = stack
+        .wait_activity(&id, "written", |a| cti_tests::agents_on(a).len() == 2)
+        .await?;
+    let agents = cti_tests::agents_on(&activity);
+    assert!(agents.iter().any(|a| a == ALICE), "{agents:?}");
+    assert!(agents.iter().any(|a| a == BOB), "{agents:?}");
+    assert_eq!(stack.activities(&id).await?.len(), 1);
+
+    // Completed while Bob's phone still rings: he picks up on the first dialog.
+    let id = ring(&stack, "+41445550113", ALICE).await?;
+    state(&mut alice, &id, "ringing").await?;
+    alice.answer(&id).await?;
+    desktop(&stack, &id, consult).await?;
+    state(&mut bob, &id, "ringing").await?;
+    desktop(&stack, &id, transfer).await?;
+    let transferred = state(&mut alice, &id, "transferred").await?;
+    assert!(transferred.to_string().contains(BOB), "{transferred}");
+    sim_post(&stack, &format!("/calls/{id}/answer")).await?;
+    let next = bob
+        .recv_call(&id, "bob picks up, his leg not ended", |c| {
+            c["state"] == "connected" || c["state"] == "ended"
+        })
+        .await?;
+    assert_eq!(next["call"]["state"], "connected", "{next}");
+    sim_post(&stack, &format!("/calls/{id}/hangup")).await?;
+    let ended = state(&mut bob, &id, "ended").await?;
+    assert_eq!(ended["call"]["end_reason"], "completed", "{ended}");
+    let activity = stack
+        .wait_activity(&id, "written", |a| cti_tests::agents_on(a).len() == 2)
+        .await?;
+    assert!(
+        !cti_tests::summary_of(&activity).contains("Outcome: missed"),
+        "{activity}"
+    );
+    assert_eq!(stack.activities(&id).await?.len(), 1);
+    Ok(())
+}
+
+/// A blind transfer made on the Finesse desktop to a number outside the contact centre: the
+/// rep's leg ends transferred (the agent's participant held, then dropped, as Finesse does).
+#[tokio::test]
+async fn a_blind_transfer_to_a_number_made_on_the_finesse_desktop_is_a_transfer() -> Result<()> {
+    let stack = start().await?;
+    let (mut alice, _) = WsClient::signed_in(&stack, ALICE, None).await?;
+    let id = ring(&stack, "+41445550114", ALICE).await?;
+    state(&mut alice, &id, "ringing").await?;
+    alice.answer(&id).await?;
+    desktop(&stack, &id, "<Dialog><requestedAction>TRANSFER_SST</requestedAction><targetMediaAddress>7001</targetMediaAddress><toAddress>+41445550199</toAddress></Dialog>").await?;
+    // The widget names a colleague it hands over to; a number outside is only the leg's end.
+    state(&mut alice, &id, "transferred").await?;
+    // Finesse keeps no dialog for an agent who is no longer on it.
+    assert!(stack.sim.sim.finesse.dialog_ids().is_empty());
+    Ok(())
+}
+
 #[tokio::test]
 async fn a_consult_transfer_holds_rings_the_colleague_and_hands_over() -> Result<()> {
     let stack = start().await?;
@@ -298,17 +405,12 @@ async fn a_consult_transfer_holds_rings_the_colleague_and_hands_over() -> Result
     alice.command(&id, CallCommand::CompleteTransfer).await?;
     let transferred = state(&mut alice, &id, "transferred").await?;
     assert!(transferred.to_string().contains(BOB), "{transferred}");
-    // The caller hangs up on the colleague.
-    let consult = stack
-        .sim
-        .sim
-        .finesse
-        .dialog_ids()
-        .into_iter()
-        .next()
-        .context("the consult dialog carries the call")?;
-    assert_ne!(consult, id);
-    sim_post(&stack, &format!("/calls/{consult}/hangup")).await?;
+    // The caller hangs up on the colleague: the first dialog carries the call on.
+    assert_eq!(
+        stack.sim.sim.finesse.dialog_ids(),
+        std::slice::from_ref(&id)
+    );
+    sim_post(&stack, &format!("/calls/{id}/hangup")).await?;
     state(&mut bob, &id, "ended").await?;
     stack.wait_activity(&id, "written", |_| true).await?;
     assert_eq!(stack.activities(&id).await?.len(), 1);

@@ -148,6 +148,57 @@ async fn a_call_rings_pops_is_held_resumed_transferred_and_logged_once() {
     assert_eq!(summary_line(&activity, "Outcome: "), Some("completed"));
 }
 
+/// A blind transfer made on Alice's phone (no API request, only the events Webex sends for it):
+/// Bob's phone rings on the same call, his call naming Alice as who redirected it, then Alice's
+/// call is disconnected. Her leg ends transferred to Bob, and the call is one activity naming
+/// both reps.
+#[tokio::test]
+async fn a_transfer_made_on_the_phone_is_a_transfer() {
+    let stack = start().await;
+    let (number, _, _) = stack.single_match_caller().expect("caller");
+    let (mut alice, _) = WsClient::signed_in(&stack, ALICE, None)
+        .await
+        .expect("alice");
+    let (mut bob, _) = WsClient::signed_in(&stack, BOB, None).await.expect("bob");
+    let call = ring(&stack, &number, ALICE).await;
+    alice.answer(&call).await.expect("alice talks");
+    let bobs_extension = stack
+        .sim
+        .sim
+        .webex
+        .person_by_email(BOB)
+        .expect("bob")
+        .extension
+        .clone();
+    assert_eq!(
+        sim_post(
+            &stack,
+            &format!("/calls/{call}/transfer"),
+            &json!({"agent": ALICE, "destination": bobs_extension}),
+        )
+        .await,
+        200
+    );
+    let handed = call_where(&mut alice, &call, "alice handed it on", |c| {
+        c["state"] == "transferred" || c["state"] == "ended"
+    })
+    .await;
+    assert_eq!(handed["call"]["state"], "transferred", "{handed}");
+    assert!(handed.to_string().contains(BOB), "{handed}");
+    call_where(&mut bob, &call, "bob's phone rings", |c| {
+        c["state"] == "ringing"
+    })
+    .await;
+    bob.answer(&call).await.expect("bob connected");
+    bob.command(&call, CallCommand::Hangup)
+        .await
+        .expect("hangup");
+    call_where(&mut bob, &call, "ended", |c| c["state"] == "ended").await;
+    let activity = one_activity(&stack, &call).await;
+    assert_eq!(agents_on(&activity), [ALICE, BOB]);
+    assert_eq!(summary_line(&activity, "Outcome: "), Some("completed"));
+}
+
 #[tokio::test]
 async fn a_consult_transfer_hands_over_to_the_colleague_or_goes_back_to_the_caller() {
     let stack = start().await;

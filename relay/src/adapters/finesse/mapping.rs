@@ -15,6 +15,13 @@
 //! to the first dialog's call (the contract's one `call_id` per consult transfer), and the
 //! consulting rep's leg stays the one of the first dialog, so their side of the consult dialog
 //! is not a leg of its own (inferred from the contract, which has one leg per rep and call).
+//! A consult completed outside the relay (`TRANSFER` on the desktop or the phone) is told by
+//! what the capture reference 4.2 cites shows: the first dialog lives on with the consulted
+//! party beside the caller, the consulting rep's participant DROPPED, callType TRANSFER, and the
+//! consult dialog is deleted right after. The consulting rep's leg ends `transferred` to the
+//! consulted party (read off the first dialog, or, should their node be sent it without that
+//! party, the party of their consult: inferred), and the consulted rep's leg moves onto the first
+//! dialog, so the consult dialog's DELETE does not end it.
 //!
 //! Event ids come from the dialog, the user and the participant's `stateChangeTime`, so the same
 //! update read twice (a catch-up after a reconnect) brings the same ids, which the relay drops.
@@ -200,6 +207,9 @@ pub struct Tracker {
     transfers: BTreeMap<(String, String), String>,
     /// The consult dialog a rep opened on a call: (call, user) -> dialog.
     consults: BTreeMap<(String, String), String>,
+    /// The party the rep's consult dialog on a call last had besides the rep: (call, user) ->
+    /// their address. Kept past the consult dialog's DELETE, for the transfer that joins them.
+    consulted: BTreeMap<(String, String), String>,
     /// Ringing legs the rep declined through the relay: (call, user).
     declines: std::collections::BTreeSet<(String, String)>,
 }
@@ -260,17 +270,36 @@ impl Tracker {
         let call = dialog.call().to_string();
         let key = (call.clone(), agent.user.to_string());
         let participant = dialog.participant(agent.extension);
-        if let Some(leg) = self.legs.get(&key)
+        let live = participant.is_some_and(|p| LIVE.contains(&p.state.as_str()));
+        if let Some(leg) = self.legs.get_mut(&key)
             && leg.dialog != dialog.id
+            && !leg.ended
         {
-            // The consulting rep's side of a consult: their leg is the first dialog's.
-            if !leg.ended {
-                let gone = verb == Verb::Delete
-                    || participant.is_none_or(|p| matches!(p.state.as_str(), "DROPPED" | "FAILED"));
+            if dialog.id == call && verb != Verb::Delete && live {
+                // The consulted rep joined to the call's own dialog by a completed transfer
+                // (Finesse keeps the first dialog and deletes the consult one, reference 4.2's
+                // `NormalTransferCall` capture): their leg goes on there, and the consult
+                // dialog's DELETE that follows is no longer theirs.
+                leg.dialog = dialog.id.clone();
+                self.consults.remove(&key);
+            } else {
+                // The consulting rep's side of a consult: their leg is the first dialog's.
+                let gone = verb == Verb::Delete || !live;
                 if gone {
                     self.consults.remove(&key);
+                    if dialog.call_type != "TRANSFER" {
+                        // Cancelled, not handed over: nobody was joined.
+                        self.consulted.remove(&key);
+                    }
                 } else {
-                    self.consults.insert(key, dialog.id.clone());
+                    self.consults.insert(key.clone(), dialog.id.clone());
+                    if let Some(other) = dialog.participants.iter().find(|p| {
+                        p.address != agent.extension
+                            && !p.address.is_empty()
+                            && LIVE.contains(&p.state.as_str())
+                    }) {
+                        self.consulted.insert(key, other.address.clone());
+                    }
                 }
                 return Vec::new();
             }
@@ -371,7 +400,9 @@ impl Tracker {
             }
             _ => {
                 leg.ended = true;
-                let handed = transfer.or_else(|| handed_over(dialog, agent.extension, leg));
+                let handed = transfer
+                    .or_else(|| handed_over(dialog, agent.extension, leg))
+                    .or_else(|| joined(dialog, self.consulted.get(&key)));
                 if let Some(target) = handed.filter(|_| leg.answered) {
                     push(
                         leg,
@@ -397,12 +428,30 @@ impl Tracker {
         if leg.ended {
             self.transfers.remove(&key);
             self.consults.remove(&key);
+            self.consulted.remove(&key);
             self.declines.remove(&key);
         }
         if self.legs.len() > KEPT_LEGS {
             self.legs.retain(|_, l| !l.ended);
         }
         out
+    }
+}
+
+/// A participant's states while they are on the call.
+const LIVE: [&str; 5] = ["ALERTING", "ACTIVE", "HELD", "INITIATING", "INITIATED"];
+
+/// A consult the rep completed on the desktop or the phone, when the first dialog's last
+/// update left out the party it joined (inferred: the capture the reference cites shows the
+/// joined party in it, which [`handed_over`] reads; this is the fallback should the rep's own
+/// node be sent less): the first dialog lives on as a TRANSFER without the rep, who had a
+/// consult with someone.
+fn joined(dialog: &Dialog, consulted: Option<&String>) -> Option<String> {
+    let lives = !matches!(dialog.state.as_str(), "DROPPED" | "FAILED" | "");
+    if lives && dialog.call_type == "TRANSFER" {
+        consulted.cloned()
+    } else {
+        None
     }
 }
 
@@ -647,6 +696,163 @@ mod tests {
         assert_eq!(events.len(), 1);
         assert_eq!(events[0].call_id, "140953817");
         assert_eq!(events[0].id, "finesse:140953818:900140322:ringing");
+    }
+
+    fn party(address: &str, state: &str, at: &str) -> Participant {
+        Participant {
+            address: address.into(),
+            state: state.into(),
+            state_change_time: at.into(),
+            ..Participant::default()
+        }
+    }
+
+    fn dialog(id: &str, associated: Option<&str>, state: &str, parties: &[(&str, &str)]) -> Dialog {
+        Dialog {
+            id: id.into(),
+            associated: associated.map(str::to_string),
+            from: "+41445550100".into(),
+            to: "8000".into(),
+            dnis: "7001".into(),
+            call_type: "ACD_IN".into(),
+            state: state.into(),
+            participants: parties
+                .iter()
+                .map(|(address, state)| party(address, state, "T"))
+                .collect(),
+        }
+    }
+
+    /// A consult completed on the Finesse desktop, in the sequence of the capture reference 4.2
+    /// cites (`NormalTransferCall`): the first dialog lives on with the consulted agent and the
+    /// caller, the consulting agent's participant dropped, and the consult dialog is deleted.
+    #[test]
+    fn a_consult_completed_on_the_desktop_hands_the_call_to_the_consulted_agent() {
+        let alice = Agent {
+            user: "1001",
+            extension: "7001",
+            rep: "alice@example.com",
+        };
+        let bob = Agent {
+            user: "1002",
+            extension: "7002",
+            rep: "bob@example.com",
+        };
+        let caller = "+41445550100";
+        let mut t = Tracker::default();
+        let mut run = |agent, verb, d: &Dialog| t.apply(agent, verb, d, "now");
+        let first = dialog(
+            "10",
+            None,
+            "ACTIVE",
+            &[(caller, "ACTIVE"), ("7001", "HELD")],
+        );
+        assert_eq!(
+            run(alice, Verb::Put, &first).len(),
+            3,
+            "rang, answered, held"
+        );
+        let mut consult = dialog(
+            "11",
+            Some("10"),
+            "ACTIVE",
+            &[("7001", "ACTIVE"), ("7002", "ACTIVE")],
+        );
+        consult.call_type = "CONSULT".into();
+        assert!(run(alice, Verb::Post, &consult).is_empty(), "alice's side");
+        assert_eq!(
+            run(bob, Verb::Post, &consult).len(),
+            2,
+            "bob rang, answered"
+        );
+
+        // TRANSFER on the desktop: the first dialog with bob in it and alice dropped.
+        let mut handed = dialog(
+            "10",
+            None,
+            "ACTIVE",
+            &[("7002", "ACTIVE"), (caller, "ACTIVE"), ("7001", "DROPPED")],
+        );
+        handed.call_type = "TRANSFER".into();
+        let ended = run(alice, Verb::Delete, &handed);
+        assert_eq!(ended.len(), 1);
+        assert_eq!(ended[0].event_type, EventType::Transferred);
+        assert_eq!(ended[0].transfer_to.as_deref(), Some("7002"));
+        assert_eq!(ended[0].call_id, "10");
+        // Bob gets the first dialog: his leg goes on there, and the consult's end is not his.
+        assert!(run(bob, Verb::Post, &handed).is_empty());
+        let mut gone = dialog(
+            "11",
+            Some("10"),
+            "DROPPED",
+            &[("7001", "DROPPED"), ("7002", "DROPPED")],
+        );
+        gone.call_type = "TRANSFER".into();
+        assert!(run(alice, Verb::Delete, &gone).is_empty());
+        assert!(run(bob, Verb::Delete, &gone).is_empty(), "bob is still on");
+        assert_eq!(t.dialog_of("10", "1002").as_deref(), Some("10"));
+        // The caller hangs up on bob.
+        let over = dialog(
+            "10",
+            None,
+            "DROPPED",
+            &[("7002", "DROPPED"), (caller, "DROPPED")],
+        );
+        let ended = t.apply(bob, Verb::Delete, &over, "now");
+        assert_eq!(ended.len(), 1);
+        assert_eq!(ended[0].reason, Some(EndReason::Completed));
+        assert_eq!(ended[0].call_id, "10");
+    }
+
+    /// Should the consulting rep's node be sent the first dialog without the party it joined,
+    /// the consult they had names the target.
+    #[test]
+    fn a_transfer_dialog_without_the_joined_party_names_the_consulted_one() {
+        let mut t = Tracker::default();
+        let alice = Agent {
+            user: "1001",
+            extension: "7001",
+            rep: "alice@example.com",
+        };
+        let first = dialog(
+            "10",
+            None,
+            "ACTIVE",
+            &[("+41445550100", "ACTIVE"), ("7001", "HELD")],
+        );
+        t.apply(alice, Verb::Put, &first, "now");
+        let consult = dialog(
+            "11",
+            Some("10"),
+            "ACTIVE",
+            &[("7001", "ACTIVE"), ("+41445550177", "ACTIVE")],
+        );
+        t.apply(alice, Verb::Post, &consult, "now");
+        // The consult's DELETE first, then the first dialog without alice.
+        let mut gone = dialog("11", Some("10"), "DROPPED", &[("7001", "DROPPED")]);
+        gone.call_type = "TRANSFER".into();
+        assert!(t.apply(alice, Verb::Delete, &gone, "now").is_empty());
+        let mut handed = dialog("10", None, "ACTIVE", &[("7001", "DROPPED")]);
+        handed.call_type = "TRANSFER".into();
+        let ended = t.apply(alice, Verb::Delete, &handed, "now");
+        assert_eq!(ended[0].event_type, EventType::Transferred);
+        assert_eq!(ended[0].transfer_to.as_deref(), Some("+41445550177"));
+
+        // A cancelled consult names nobody: the caller hanging up later is a completed call.
+        let mut t = Tracker::default();
+        t.apply(alice, Verb::Put, &first, "now");
+        t.apply(alice, Verb::Post, &consult, "now");
+        let cancelled = dialog("11", Some("10"), "DROPPED", &[("7001", "DROPPED")]);
+        t.apply(alice, Verb::Delete, &cancelled, "now");
+        let mut back = dialog(
+            "10",
+            None,
+            "ACTIVE",
+            &[("+41445550100", "ACTIVE"), ("7001", "DROPPED")],
+        );
+        back.call_type = "TRANSFER".into();
+        let ended = t.apply(alice, Verb::Delete, &back, "now");
+        assert_eq!(ended[0].event_type, EventType::Ended);
     }
 
     #[test]

@@ -50,6 +50,9 @@ pub(crate) struct SeenLeg {
     pub(crate) from: String,
     pub(crate) to: String,
     pub(crate) state: String,
+    /// Who handed the call to this user: the person ids and numbers of its
+    /// `redirections[].redirectingParty`.
+    pub(crate) redirected_by: Vec<String>,
 }
 
 /// A consultation asked for and not yet answered by Webex with its call ids.
@@ -206,6 +209,20 @@ impl Tracker {
             _ => format!("read-{now}"),
         };
         let previous = self.legs.get(call_id).map(|l| l.state.clone());
+        let mut redirected_by: Vec<String> = data
+            .get("redirections")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|r| r.get("redirectingParty"))
+            .flat_map(|p| ["personId", "number"].map(|k| text(p, k).to_string()))
+            .filter(|v| !v.is_empty())
+            .collect();
+        if redirected_by.is_empty()
+            && let Some(seen) = self.legs.get(call_id)
+        {
+            redirected_by = seen.redirected_by.clone();
+        }
         let leg = SeenLeg {
             rep: rep.clone(),
             call: call.clone(),
@@ -214,6 +231,7 @@ impl Tracker {
             from: from.clone(),
             to: to.clone(),
             state: state.clone(),
+            redirected_by,
         };
         let event = |kind: EventType, id: String| TelephonyEvent {
             id,
@@ -263,7 +281,12 @@ impl Tracker {
                 }
             }
             "disconnected" => {
-                if let Some(target) = self.transfer_targets.remove(call_id) {
+                let answered = matches!(previous.as_deref(), Some("connected" | "held"));
+                let mut handed = self.transfer_targets.remove(call_id);
+                if handed.is_none() && answered {
+                    handed = self.handed_on(call_id, &call, person, directory);
+                }
+                if let Some(target) = handed {
                     let mut e = event(
                         EventType::Transferred,
                         format!("webex:{call_id}:transferred"),
@@ -300,6 +323,33 @@ impl Tracker {
             return Vec::new();
         }
         events
+    }
+
+    /// The rep a transfer made on the user's phone handed the call to: another rep's live call
+    /// of the same call whose `redirections` name the user (by person id or number). Inferred:
+    /// the reference lists no transfer fields; Webex's call details name who redirected a call
+    /// to its user, and the target's call is taken to come before the transferring user's
+    /// `disconnected` (a transfer to someone outside the relay's reps, or a delivery that comes
+    /// late, ends the leg as a call, not a transfer).
+    fn handed_on(
+        &self,
+        call_id: &str,
+        call: &str,
+        person: &str,
+        directory: &dyn Directory,
+    ) -> Option<String> {
+        let number = directory.number_of(person);
+        self.legs
+            .iter()
+            .find(|(id, l)| {
+                id.as_str() != call_id
+                    && l.call == call
+                    && l.state != "disconnected"
+                    && l.redirected_by
+                        .iter()
+                        .any(|r| r == person || Some(r) == number.as_ref())
+            })
+            .map(|(_, l)| l.rep.clone())
     }
 
     /// Forgets ended calls once many are kept: a late duplicate of a call that long over would
@@ -430,6 +480,57 @@ mod tests {
         assert_eq!(events[0].reason, Some(EndReason::Completed));
         let other = delivery("C2", "p-nobody", "received", "alerting", "t1");
         assert!(t.apply(&other, Source::Webhook, &Dir, "now").is_empty());
+    }
+
+    /// A blind transfer made on alice's phone: bob's call of the same session names alice as
+    /// who redirected it, then alice's call is disconnected.
+    #[test]
+    fn a_transfer_made_on_the_phone_is_told_by_the_targets_redirections() {
+        for (redirecting, handed) in [
+            (json!({"personId": "p-alice"}), true),
+            (json!({"number": "+14085550101", "name": "Alice"}), true),
+            (json!({"personId": "p-carol"}), false),
+            (Value::Null, false),
+        ] {
+            let mut t = Tracker::default();
+            for (e, s, ts) in [
+                ("received", "alerting", "t1"),
+                ("connected", "connected", "t2"),
+            ] {
+                t.apply(
+                    &delivery("C1", "p-alice", e, s, ts),
+                    Source::Webhook,
+                    &Dir,
+                    "now",
+                );
+            }
+            let mut bob = delivery("C2", "p-bob", "received", "alerting", "t3");
+            if !redirecting.is_null() {
+                bob["data"]["redirections"] =
+                    json!([{"reason": "unknown", "redirectingParty": redirecting}]);
+            }
+            let rung = t.apply(&bob, Source::Webhook, &Dir, "now");
+            assert_eq!(rung[0].call_id, "S1", "the same call");
+            // Later events of bob's call need not repeat the redirections.
+            t.apply(
+                &delivery("C2", "p-bob", "connected", "connected", "t4"),
+                Source::Webhook,
+                &Dir,
+                "now",
+            );
+            let gone = t.apply(
+                &delivery("C1", "p-alice", "disconnected", "disconnected", "t5"),
+                Source::Webhook,
+                &Dir,
+                "now",
+            );
+            if handed {
+                assert_eq!(gone[0].event_type, EventType::Transferred, "{redirecting}");
+                assert_eq!(gone[0].transfer_to.as_deref(), Some("bob@example.com"));
+            } else {
+                assert_eq!(gone[0].event_type, EventType::Ended, "{redirecting}");
+            }
+        }
     }
 
     #[test]
