@@ -300,6 +300,7 @@ impl AppState {
                 &config.jwt.audience,
                 config.jwt.agent_scope(),
             )
+            .with_origin(config.jwt.origin.clone())
             .with_clock(clock.clone()),
             hub: Arc::new(match stores.shared_replay {
                 Some(store) => Hub::with_store(store, true, config.replay_capacity, clock.clone()),

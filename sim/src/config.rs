@@ -15,8 +15,11 @@ pub struct SimConfig {
     pub relay_public_url: String,
     /// The CTI tenant id the PBX posts for and the identity provider puts in tokens (`zid`).
     pub tenant: String,
-    /// The HMAC secret shared with the relay for webhooks and call controls.
+    /// The HMAC secret shared with the relay for webhooks, and for call controls unless
+    /// `controls_secret` is set.
     pub webhook_secret: String,
+    /// The relay's call-control key (its `controls_secret`), when not the webhook secret.
+    pub controls_secret: Option<String>,
     /// Basic-auth user and password of the V2 API.
     pub v2_user: String,
     pub v2_password: String,
@@ -155,6 +158,7 @@ impl Default for SimConfig {
             relay_public_url: "http://127.0.0.1:8080".into(),
             tenant: "demo".into(),
             webhook_secret: "demo-webhook-secret".into(),
+            controls_secret: None,
             v2_user: "demo".into(),
             v2_password: "demo".into(),
             demo_agent: "alice@example.com".into(),
@@ -302,6 +306,9 @@ impl SimConfig {
         }
         if let Some(v) = text("SIM_WEBHOOK_SECRET")? {
             config.webhook_secret = v;
+        }
+        if let Some(v) = text("SIM_CONTROLS_SECRET")? {
+            config.controls_secret = Some(v);
         }
         if let Some(v) = text("SIM_V2_USER")? {
             config.v2_user = v;

@@ -840,6 +840,23 @@ mod tests {
         assert_eq!(kinds(&effects), vec!["forget", "mirror", "render"]);
     }
 
+    /// Review F8: while the relay cannot check tokens (it closed with 1013 and the connection
+    /// is retrying) the token is kept: no effect forgets it, only a refusal does.
+    #[wasm_bindgen_test]
+    fn a_connection_retrying_after_a_try_again_close_keeps_the_token() {
+        let mut model = leader();
+        let effects = model.update(Msg::Status(ConnectionStatus::Reconnecting {
+            retry_at_ms: 1_000,
+            reason: "cannot check the token now".into(),
+        }));
+        assert!(
+            !kinds(&effects).contains(&"forget"),
+            "{:?}",
+            kinds(&effects)
+        );
+        assert_eq!(kinds(&effects), vec!["mirror", "render"]);
+    }
+
     #[wasm_bindgen_test]
     fn click_to_dial_is_counted_when_refused_and_dialled_when_allowed() {
         let request = r#"{"Direction":"OUT","PhoneNumber":"+41 44 123 45 67"}"#;

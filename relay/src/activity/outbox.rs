@@ -39,6 +39,11 @@ pub struct Progress {
     pub last_error: Option<String>,
     /// V2 refused the activity: no more attempts until the rep retries or the log changes.
     pub parked: bool,
+    /// This entry asked V2 to create the activity from a log begun mid-call
+    /// ([`CallLog::from_mid_call`]): the activity is then its own, and such a log may change
+    /// it. Set before the request, so an answer lost on the way does not disown it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub created_from_mid_call: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -130,6 +135,7 @@ pub fn merged(here: Option<&Entry>, adopted: &Entry, version: u64) -> (Progress,
         attempts: theirs.attempts,
         last_error: theirs.last_error.clone(),
         parked: theirs.parked && !written,
+        created_from_mid_call: theirs.created_from_mid_call || ours.created_from_mid_call,
     };
     if written {
         progress.written_version = version;
@@ -474,6 +480,7 @@ pub(crate) mod tests {
             disposition: None,
             recording_url: None,
             consent: None,
+            from_mid_call: false,
         }
     }
 

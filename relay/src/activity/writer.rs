@@ -361,12 +361,20 @@ async fn write(v2: &V2Client, tenant: &WriterTenant, entry: &mut Entry) -> Resul
     let employee = |rep: &str| tenant.numbers.employee_id(rep);
     let mapping = &tenant.config.activity_fields;
     let Some(mut current) = found else {
+        entry.progress.created_from_mid_call |= entry.log.from_mid_call;
         let body = phone_call::create_body(&entry.log, mapping, &employee);
         let created = v2.create(Collection::PhoneCalls, &body).await?;
         remember_ids(entry, &created);
         return Ok(Wrote::Created);
     };
     remember_ids(entry, &current);
+    if entry.log.from_mid_call && !entry.progress.created_from_mid_call {
+        // The call's history here begins mid-call (an `ended` redelivered or replayed after a
+        // restart that forgot the call): its log knows less than the activity V2 holds, which
+        // this entry did not make from such a log, and would only downgrade it (review F5).
+        tracing::info!(call = %entry.call_id, "activity left as V2 has it: this log of the call begins mid-call");
+        return Ok(Wrote::Unchanged);
+    }
     for round in 0..CONFLICT_ROUNDS {
         let Some(patch) = phone_call::update_patch(&current.record, &entry.log, mapping, &employee)
         else {
@@ -602,6 +610,7 @@ mod tests {
                 confirmed_by: Some("a".into()),
                 confirmed_at: Some("t".into()),
             }),
+            from_mid_call: false,
         };
         for name in crate::config::MAPPABLE_ACTIVITY_FIELDS {
             let value = phone_call::mapped_value(name, &log, &|_| Some("e".into()));
@@ -609,38 +618,8 @@ mod tests {
         }
     }
 
-    /// Review F23: tenant A's V2 takes connections and never answers; tenant B's activity is
-    /// written all the same, while A's attempt still waits.
-    #[tokio::test]
-    async fn a_tenant_whose_v2_hangs_does_not_hold_up_another() {
-        let sim = cti_sim::spawn(cti_sim::SimConfig {
-            listen: "127.0.0.1:0".parse().expect("an address"),
-            ..cti_sim::SimConfig::default()
-        })
-        .await
-        .expect("the simulator starts");
-        // A's V2: accepts, reads nothing, answers nothing; says when the writer reached it.
-        let hanging = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("a port");
-        let hanging_url = format!("http://{}", hanging.local_addr().expect("an address"));
-        let (reached, mut reached_rx) = tokio::sync::mpsc::unbounded_channel();
-        let held = tokio::spawn(async move {
-            let mut open = Vec::new();
-            while let Ok((socket, _)) = hanging.accept().await {
-                open.push(socket);
-                let _ = reached.send(());
-            }
-        });
-
-        let mut config = crate::config::Config::demo(&sim.url());
-        // Long enough that A's attempt outlasts the test: only B's own loop can write B.
-        config.v2_timeout = Duration::from_secs(600);
-        let mut slow = config.tenants[0].clone();
-        slow.id = "slow".into();
-        slow.v2_url = hanging_url;
-        config.tenants.push(slow);
-        let clock: SharedClock = Arc::new(crate::clock::SystemClock);
+    /// A writer for `config`'s tenants on a memory outbox, and that outbox's activities.
+    fn writer_for(config: &crate::config::Config, clock: SharedClock) -> (Writer, Arc<Activities>) {
         let http = reqwest::Client::builder()
             .timeout(config.v2_timeout)
             .build()
@@ -675,7 +654,7 @@ mod tests {
         let writer = Writer {
             activity: activity.clone(),
             authority: Arc::new(Authority::new(
-                &config,
+                config,
                 http,
                 Arc::new(crate::authority::vault::MemoryVault::default()),
                 None,
@@ -687,9 +666,45 @@ mod tests {
             hub: Arc::new(Hub::new(16, clock.clone())),
             metrics: Arc::new(Metrics::default()),
             clock: clock.clone(),
-            settings: WriterSettings::from_config(&config),
+            settings: WriterSettings::from_config(config),
             tenants,
         };
+        (writer, activity)
+    }
+
+    /// Review F23: tenant A's V2 takes connections and never answers; tenant B's activity is
+    /// written all the same, while A's attempt still waits.
+    #[tokio::test]
+    async fn a_tenant_whose_v2_hangs_does_not_hold_up_another() {
+        let sim = cti_sim::spawn(cti_sim::SimConfig {
+            listen: "127.0.0.1:0".parse().expect("an address"),
+            ..cti_sim::SimConfig::default()
+        })
+        .await
+        .expect("the simulator starts");
+        // A's V2: accepts, reads nothing, answers nothing; says when the writer reached it.
+        let hanging = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a port");
+        let hanging_url = format!("http://{}", hanging.local_addr().expect("an address"));
+        let (reached, mut reached_rx) = tokio::sync::mpsc::unbounded_channel();
+        let held = tokio::spawn(async move {
+            let mut open = Vec::new();
+            while let Ok((socket, _)) = hanging.accept().await {
+                open.push(socket);
+                let _ = reached.send(());
+            }
+        });
+
+        let mut config = crate::config::Config::demo(&sim.url());
+        // Long enough that A's attempt outlasts the test: only B's own loop can write B.
+        config.v2_timeout = Duration::from_secs(600);
+        let mut slow = config.tenants[0].clone();
+        slow.id = "slow".into();
+        slow.v2_url = hanging_url;
+        config.tenants.push(slow);
+        let clock: SharedClock = Arc::new(crate::clock::SystemClock);
+        let (writer, activity) = writer_for(&config, clock.clone());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let writer = tokio::spawn(run(writer, async move {
             let _ = stopped.await;
@@ -739,6 +754,85 @@ mod tests {
         writer.abort();
         held.abort();
         sim.abort();
+    }
+
+    /// Review F12: the deadline of one attempt is shorter than the lease, whatever V2's
+    /// timeout, with room left for the give-back; so the lease does not run out while V2 is
+    /// still being written.
+    #[test]
+    fn an_attempts_deadline_is_shorter_than_the_lease() {
+        for secs in [0, 1, 10, 60, 600] {
+            let mut config = crate::config::Config::demo("http://127.0.0.1:1");
+            config.v2_timeout = Duration::from_secs(secs);
+            let settings = WriterSettings::from_config(&config);
+            assert!(
+                settings.attempt_ms >= config.v2_timeout.as_millis() as u64,
+                "an attempt has at least one request's time ({secs} s)"
+            );
+            assert!(
+                settings.attempt_ms + LEASE_MARGIN_MS <= settings.lease_ms,
+                "{settings:?}"
+            );
+        }
+    }
+
+    /// Review F12: an attempt whose V2 takes the request and never answers stops at its
+    /// deadline (far short of V2's own timeout here): the entry comes back with the reason and a
+    /// retry, recorded under the writer's lease, while V2 still holds the request open.
+    #[tokio::test]
+    async fn an_attempt_stops_at_its_deadline_and_gives_the_entry_back() {
+        let hanging = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a port");
+        let hanging_url = format!("http://{}", hanging.local_addr().expect("an address"));
+        let (reached, mut reached_rx) = tokio::sync::mpsc::unbounded_channel();
+        let held = tokio::spawn(async move {
+            let mut open = Vec::new();
+            while let Ok((socket, _)) = hanging.accept().await {
+                open.push(socket);
+                let _ = reached.send(());
+            }
+        });
+        let mut config = crate::config::Config::demo(&hanging_url);
+        config.tenants[0].v2_url = hanging_url.clone();
+        // V2's own timeout would end the request only long after the test: the deadline must.
+        config.v2_timeout = Duration::from_secs(600);
+        let clock: SharedClock = Arc::new(crate::clock::SystemClock);
+        let (mut writer, activity) = writer_for(&config, clock.clone());
+        writer.settings.attempt_ms = 200;
+        writer.settings.lease_ms = writer.settings.attempt_ms + LEASE_MARGIN_MS;
+        let tenant_id = config.tenants[0].id.clone();
+        activity
+            .outbox
+            .put(
+                &tenant_id,
+                &crate::activity::outbox::tests::log("call-a", ""),
+                clock.now_ms(),
+            )
+            .await
+            .expect("queued");
+
+        let round = write_due(&writer, &writer.tenants[0]);
+        assert!(
+            tokio::time::timeout(Duration::from_secs(30), round)
+                .await
+                .expect("the round ends at the attempt's deadline, not at V2's timeout"),
+            "the round found the entry"
+        );
+        reached_rx.try_recv().expect("the attempt reached V2");
+        let entry = activity
+            .outbox
+            .get(&tenant_id, "call-a")
+            .await
+            .expect("the outbox")
+            .expect("the entry stays queued");
+        assert_eq!(entry.progress.attempts, 1, "{:?}", entry.progress);
+        assert!(!entry.progress.parked, "{:?}", entry.progress);
+        assert!(entry.progress.v2_id.is_none(), "{:?}", entry.progress);
+        let reason = entry.progress.last_error.unwrap_or_default();
+        assert!(reason.contains("did not finish within"), "{reason}");
+        assert!(!held.is_finished(), "V2 still holds the request");
+        held.abort();
     }
 
     #[test]

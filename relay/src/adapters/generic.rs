@@ -45,8 +45,13 @@ pub const LEGACY_SIGNATURES_UNTIL: &str = "2027-06-30T00:00:00Z";
 /// A tenant's generic PBX.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Settings {
-    /// Signs both ways: the PBX's events and the relay's call controls.
+    /// Signs the PBX's events, and the relay's call controls unless `controls_secret` is set.
     pub webhook_secret: Secret,
+    /// Signs the relay's call controls, so the key a PBX checks commands with is not the one it
+    /// signs events with (review F6): one leaked key then forges only one direction. Absent:
+    /// `webhook_secret`, as before, for PBXes that check controls with the one secret.
+    #[serde(default)]
+    pub controls_secret: Option<Secret>,
     /// The secret `webhook_secret` replaces, during a rotation: events signed with it are still
     /// taken (with a warning), so the PBX may switch after the relay; the relay signs only with
     /// `webhook_secret`. Remove it once the PBX signs with the new one.
@@ -66,6 +71,7 @@ impl Settings {
         Settings {
             webhook_secret: Secret::new(DEMO_WEBHOOK_SECRET),
             webhook_secret_previous: None,
+            controls_secret: None,
             control_url: format!("{sim_url}/sim/pbx"),
             webhook_legacy_signatures_until: None,
         }
@@ -84,11 +90,17 @@ impl Settings {
 
     pub(super) fn check(&self, tenant: &TenantFacts<'_>) -> Result<(), SettingsError> {
         let TenantFacts { id, v2_url } = *tenant;
-        let secrets = std::iter::once(("CTI_WEBHOOK_SECRET", &self.webhook_secret)).chain(
-            self.webhook_secret_previous
-                .iter()
-                .map(|previous| ("CTI_WEBHOOK_SECRET_PREVIOUS", previous)),
-        );
+        let secrets = std::iter::once(("CTI_WEBHOOK_SECRET", &self.webhook_secret))
+            .chain(
+                self.webhook_secret_previous
+                    .iter()
+                    .map(|previous| ("CTI_WEBHOOK_SECRET_PREVIOUS", previous)),
+            )
+            .chain(
+                self.controls_secret
+                    .iter()
+                    .map(|controls| ("CTI_CONTROLS_SECRET", controls)),
+            );
         for (var, secret) in secrets {
             let secret = secret.expose();
             if secret == DEMO_WEBHOOK_SECRET && !is_loopback(v2_url) {
@@ -148,6 +160,14 @@ impl GenericAdapter {
             legacy_seen: AtomicBool::new(false),
             previous_seen: AtomicBool::new(false),
         }
+    }
+
+    /// The key call controls are signed with: `controls_secret`, else the webhook secret.
+    fn controls_secret(&self) -> &Secret {
+        self.settings
+            .controls_secret
+            .as_ref()
+            .unwrap_or(&self.settings.webhook_secret)
     }
 
     /// Checks the request's signature with the tenant's secret, else (during a rotation) the
@@ -352,7 +372,7 @@ impl GenericAdapter {
             .header(signature::TIMESTAMP_HEADER, timestamp.to_string())
             .header(
                 signature::HEADER,
-                signature::sign(self.settings.webhook_secret.expose(), timestamp, &bytes),
+                signature::sign(self.controls_secret().expose(), timestamp, &bytes),
             )
             .body(bytes)
             .send()
@@ -694,6 +714,87 @@ mod tests {
 
     /// Review F6: what the relay sends the PBX names the call, a nonce and the time, all under
     /// the signature, so a captured command neither works for another call nor later.
+    /// Review F6: with `controls_secret` set, call controls are signed with it, not with the
+    /// webhook secret the PBX signs its events with; a previous webhook secret plays no part.
+    #[tokio::test]
+    async fn call_controls_are_signed_with_their_own_key_when_one_is_set() {
+        const CONTROLS: &str = "the-controls-key-of-this-tenant";
+        type Seen = Arc<std::sync::Mutex<Vec<(HeaderMap, Vec<u8>)>>>;
+        let seen: Seen = Arc::default();
+        let record = seen.clone();
+        let app =
+            axum::Router::new().fallback(move |headers: HeaderMap, body: axum::body::Bytes| {
+                let record = record.clone();
+                async move {
+                    record
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .push((headers, body.to_vec()));
+                    axum::Json(serde_json::json!({"call_id": "out-1"}))
+                }
+            });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a port");
+        let url = format!("http://{}", listener.local_addr().expect("an address"));
+        let server = tokio::spawn(async move { axum::serve(listener, app).await });
+
+        let clock = crate::clock::ManualClock::new(NOW_MS);
+        let mut settings = Settings::demo("unused");
+        settings.control_url = url;
+        settings.controls_secret = Some(Secret::new(CONTROLS));
+        settings.webhook_secret_previous = Some(Secret::new("the-old-webhook-secret"));
+        let adapter = adapter_with(settings, &clock);
+        let leg = crate::calls::leg::fixtures::ringing("call-a", "alice@example.com");
+        adapter
+            .command(&leg, &CallCommand::Hangup)
+            .await
+            .expect("taken");
+        adapter
+            .dial("alice@example.com", "+41441234567")
+            .await
+            .expect("taken");
+        server.abort();
+
+        let seen = seen.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        assert_eq!(seen.len(), 2);
+        for (headers, body) in &seen {
+            let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+            let verify = |key: &str| {
+                signature::verify(
+                    key,
+                    body,
+                    header(signature::HEADER),
+                    header(signature::TIMESTAMP_HEADER),
+                    NOW_MS / 1000,
+                )
+            };
+            verify(CONTROLS).expect("signed with the controls key");
+            assert_eq!(
+                verify(DEMO_WEBHOOK_SECRET),
+                Err(signature::SignatureError::Mismatch),
+                "not with the webhook secret"
+            );
+        }
+    }
+
+    #[test]
+    fn a_controls_secret_is_checked_like_the_webhook_secret() {
+        let facts = TenantFacts {
+            id: "acme",
+            v2_url: "https://acme.crm.cloud.sap",
+        };
+        let mut settings = Settings::demo("http://127.0.0.1:1");
+        settings.webhook_secret = Secret::new("the-new-secret-of-acme");
+        for bad in ["short", DEMO_WEBHOOK_SECRET] {
+            settings.controls_secret = Some(Secret::new(bad));
+            let err = settings.check(&facts).expect_err(bad);
+            assert_eq!(err.var, "CTI_CONTROLS_SECRET", "{bad}");
+        }
+        settings.controls_secret = Some(Secret::new("the-controls-key-of-acme"));
+        assert!(settings.check(&facts).is_ok());
+    }
+
     #[tokio::test]
     async fn call_controls_sign_the_call_a_nonce_and_the_time() {
         use std::sync::Mutex;

@@ -41,6 +41,7 @@ pub mod generic;
 pub mod genesys;
 pub mod reps;
 pub mod ringcentral;
+pub(crate) mod rotation;
 pub mod sip;
 pub mod teams;
 pub mod webex;

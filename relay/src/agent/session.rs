@@ -452,6 +452,32 @@ mod tests {
         assert_eq!(widget.close_code().await, close::TRY_AGAIN);
     }
 
+    /// Review F8: a token signed with a key rotated in moments after the relay fetched the keys
+    /// (too soon to fetch them again) closes for a retry, not a sign-out.
+    #[tokio::test]
+    async fn a_key_too_new_to_be_fetched_yet_closes_for_a_retry_not_a_sign_out() {
+        let sim = cti_sim::spawn(cti_sim::SimConfig {
+            listen: "127.0.0.1:0".parse().expect("an address"),
+            ..cti_sim::SimConfig::default()
+        })
+        .await
+        .expect("the simulator starts");
+        let rotated = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (jwks, server) =
+            crate::identity::jwt::tests::rotating_jwks(&sim, rotated.clone()).await;
+        let app = app(&jwks);
+        assert!(app.jwt.refresh().await.expect("the old keys"), "fetched");
+        rotated.store(true, std::sync::atomic::Ordering::SeqCst);
+        let token = sim.sim.idp.issue("alice@example.com", "demo", 600);
+        let mut widget = Widget::connect(app);
+        widget
+            .send(serde_json::json!({"type": "hello", "token": token}))
+            .await;
+        assert_eq!(widget.close_code().await, close::TRY_AGAIN);
+        server.abort();
+        sim.abort();
+    }
+
     #[tokio::test]
     async fn a_signed_in_widget_is_welcomed_answered_and_refused_with_reasons() {
         let sim = cti_sim::spawn(cti_sim::SimConfig {

@@ -96,6 +96,7 @@ fn newer(shared: Option<Leg>, local: Option<Leg>) -> Option<Leg> {
 /// it does: the answer (a call answered before the outage and ended during it was talked, not
 /// missed), the caller's matches and record, the start, the rep's notes and outcome.
 fn fill_history(leg: &mut Leg, earlier: &Leg) {
+    leg.from_mid_call &= earlier.from_mid_call;
     if leg.answered_at.is_none() && earlier.answered_at.is_some() {
         leg.answered_at = earlier.answered_at.clone();
         if leg.end_reason == Some(EndReason::Missed) {

@@ -75,6 +75,11 @@ pub struct Leg {
     /// is completed from its copy (`calls::fallback`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub without_history: bool,
+    /// The call's first event here was not its ring (an `ended` redelivered or replayed after a
+    /// restart that forgot the call, a provider that reports mid-call): what the call was before
+    /// is unknown, so its log may know less than the activity V2 already holds (review F5).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub from_mid_call: bool,
 }
 
 /// The rep's notes, outcome and the recording consent on their leg.
@@ -159,6 +164,7 @@ pub(crate) mod fixtures {
             updated_ms: 0,
             rev: 0,
             without_history: false,
+            from_mid_call: false,
         }
     }
 }

@@ -61,6 +61,11 @@ pub struct CallLog {
     /// The recording consent the call needed, and who confirmed it when.
     #[serde(default)]
     pub consent: Option<Consent>,
+    /// Made from a leg whose first event here was not its ring ([`Leg::from_mid_call`]): the
+    /// writer creates the activity from it but never changes one that another life of the call
+    /// wrote, which it could only downgrade (review F5).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub from_mid_call: bool,
 }
 
 /// The call's log, once all its legs say it is over; None while it is not.
@@ -170,6 +175,7 @@ pub fn completed(legs: &[Leg]) -> Option<CallLog> {
             .find_map(|l| l.wrap_up.disposition.clone()),
         recording_url,
         consent,
+        from_mid_call: legs.iter().any(|l| l.from_mid_call),
     })
 }
 

@@ -105,6 +105,9 @@ pub(super) fn from_vars(get: impl Fn(&str) -> Option<String>) -> Result<Config, 
     if let Some(v) = get("CTI_JWT_SCOPE") {
         config.jwt.scope = Some(v);
     }
+    if let Some(v) = get("CTI_JWT_ORIGIN").filter(|v| !v.trim().is_empty()) {
+        config.jwt.origin = Some(v.trim().to_string());
+    }
     if let Some(v) = get("CTI_WIDGET_DIR") {
         config.widget_dir = PathBuf::from(v);
     }
@@ -337,6 +340,9 @@ fn single_tenant(get: &impl Fn(&str) -> Option<String>) -> Result<TenantFile, Co
     }
     if let Some(v) = get("CTI_WEBHOOK_SECRET_PREVIOUS") {
         pbx.webhook_secret_previous = Some(Secret::new(v));
+    }
+    if let Some(v) = get("CTI_CONTROLS_SECRET") {
+        pbx.controls_secret = Some(Secret::new(v));
     }
     t.telephony = Telephony(TelephonySettings::Generic(pbx));
     // The demo's events credentials are public: a real tenant gets the endpoint only with

@@ -101,6 +101,11 @@ pub struct JwtConfig {
     /// XSUAA's `$XSAPPNAME.Agent` when the audience is the xsappname; `none` checks no scope.
     #[serde(default)]
     pub scope: Option<String>,
+    /// The identity provider agent tokens must come from (`CTI_JWT_ORIGIN`, XSUAA's `origin`
+    /// claim): user names are unique only within one, so with several trusted by the
+    /// subaccount, two people could otherwise be one rep. None: any origin.
+    #[serde(default)]
+    pub origin: Option<String>,
 }
 
 impl JwtConfig {
@@ -183,6 +188,7 @@ impl Config {
                 issuer: "cti-sim".into(),
                 audience: "cti-relay".into(),
                 scope: None,
+                origin: None,
             },
             widget_dir: PathBuf::from("widget/dist"),
             signin_url: Some(format!("{sim_url}/sim/authorize")),

@@ -12,6 +12,8 @@
 //! it would refuse every production token. An agent token must also carry the agent scope (XSUAA
 //! puts the role's scopes in a `scope` array, `<xsappname>.Agent`); a V2 events client's token
 //! ([`JwtVerifier::verify_client`]) carries its client's scopes instead and is not held to it.
+//! With `CTI_JWT_ORIGIN` set, an agent token must also name that identity provider in XSUAA's
+//! `origin` claim: a user name is unique only within its identity provider.
 
 use std::collections::HashMap;
 
@@ -48,6 +50,8 @@ pub enum AuthError {
     KeysUnavailable(#[source] reqwest::Error),
     #[error("the token lacks the scope {0:?} that agents are given")]
     MissingScope(String),
+    #[error("the token comes from the identity provider {got:?}, not {wanted:?}")]
+    WrongOrigin { wanted: String, got: Option<String> },
 }
 
 impl AuthError {
@@ -87,6 +91,8 @@ struct Claims {
     sub: Option<String>,
     exp: u64,
     scope: Option<Scopes>,
+    /// XSUAA: the identity provider the user signed in with (`sap.default`, `ldap`, ...).
+    origin: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -124,6 +130,8 @@ pub struct JwtVerifier {
     clock: SharedClock,
     /// The scope an agent token must carry; None: no scope is checked.
     agent_scope: Option<String>,
+    /// The identity provider (`origin`) an agent token must name; None: any.
+    origin: Option<String>,
 }
 
 impl JwtVerifier {
@@ -150,7 +158,17 @@ impl JwtVerifier {
             fetched_at: std::sync::atomic::AtomicU64::new(0),
             clock: std::sync::Arc::new(SystemClock),
             agent_scope,
+            origin: None,
         }
+    }
+
+    /// Agent tokens must name this identity provider in `origin` (review F7): a user name is
+    /// unique only within its identity provider, so where the subaccount trusts several, the
+    /// same name from another one is another person and must not become this rep.
+    #[must_use]
+    pub fn with_origin(mut self, origin: Option<String>) -> Self {
+        self.origin = origin;
+        self
     }
 
     /// The relay's clock, which says when the keys are due to be fetched again.
@@ -160,24 +178,36 @@ impl JwtVerifier {
         self
     }
 
-    /// Checks a rep's token: everything [`JwtVerifier::verify_client`] checks, and the agent
-    /// scope.
+    /// Checks a rep's token: everything [`JwtVerifier::verify_client`] checks, the agent scope,
+    /// and the identity provider when one is configured.
     pub async fn verify(&self, token: &str) -> Result<AgentIdentity, AuthError> {
-        let (identity, scopes) = self.check(token).await?;
+        let (identity, scopes, origin) = self.check(token).await?;
         if let Some(wanted) = &self.agent_scope
             && !scopes.is_some_and(|s| s.contains(wanted))
         {
             return Err(AuthError::MissingScope(wanted.clone()));
+        }
+        if let Some(wanted) = &self.origin
+            && origin.as_deref() != Some(wanted.as_str())
+        {
+            return Err(AuthError::WrongOrigin {
+                wanted: wanted.clone(),
+                got: origin,
+            });
         }
         Ok(identity)
     }
 
     /// Checks a client's token (signature, issuer, audience, expiry, not-before): who it names.
     pub async fn verify_client(&self, token: &str) -> Result<AgentIdentity, AuthError> {
-        self.check(token).await.map(|(identity, _)| identity)
+        self.check(token).await.map(|(identity, ..)| identity)
     }
 
-    async fn check(&self, token: &str) -> Result<(AgentIdentity, Option<Scopes>), AuthError> {
+    /// The token's identity, scopes and origin, once its signature and claims hold.
+    async fn check(
+        &self,
+        token: &str,
+    ) -> Result<(AgentIdentity, Option<Scopes>, Option<String>), AuthError> {
         let header = decode_header(token).map_err(AuthError::Malformed)?;
         let kid = header.kid.unwrap_or_default();
         self.refresh_if_old().await;
@@ -211,6 +241,7 @@ impl JwtVerifier {
                     expires_at: claims.exp,
                 },
                 claims.scope,
+                claims.origin,
             )),
             _ => Err(AuthError::MissingIdentity),
         }
@@ -270,7 +301,7 @@ impl JwtVerifier {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use serde_json::json;
 
     use super::*;
@@ -361,6 +392,80 @@ mod tests {
         .await;
     }
 
+    /// A JWKS server whose key id is `old-key` until `rotated` is set, then the simulator's own
+    /// (the key its tokens name): an identity provider rotating a key in. Its URL and handle.
+    pub(crate) async fn rotating_jwks(
+        sim: &cti_sim::SimHandle,
+        rotated: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    ) -> (String, tokio::task::JoinHandle<std::io::Result<()>>) {
+        let new = sim.sim.idp.jwks().expect("the keys");
+        let mut old = new.clone();
+        old["keys"][0]["kid"] = json!("old-key");
+        let app = axum::Router::new().route(
+            "/sim/jwks.json",
+            axum::routing::get(move || {
+                let served = if rotated.load(std::sync::atomic::Ordering::SeqCst) {
+                    new.clone()
+                } else {
+                    old.clone()
+                };
+                async move { axum::Json(served) }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a port");
+        let url = format!("http://{}", listener.local_addr().expect("an address"));
+        (
+            url,
+            tokio::spawn(async move { axum::serve(listener, app).await }),
+        )
+    }
+
+    /// Review F8: a token signed with a key the relay's cache does not have yet, moments after
+    /// it fetched the keys (a key just rotated in), is refused for now, not for good: the error
+    /// is transient, and once the fetch interval has passed the new key is fetched and the same
+    /// token verifies.
+    #[tokio::test]
+    async fn a_key_too_new_to_be_fetched_yet_is_a_refusal_for_now() {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicBool, Ordering};
+
+        with_sim(|sim, _| async move {
+            let rotated = Arc::new(AtomicBool::new(false));
+            let (url, server) = rotating_jwks(&sim, rotated.clone()).await;
+            let clock = crate::clock::ManualClock::new(now() * 1000);
+            let verifier = JwtVerifier::new(
+                reqwest::Client::new(),
+                &format!("{url}/sim/jwks.json"),
+                cti_sim::idp::ISSUER,
+                cti_sim::idp::AUDIENCE,
+                None,
+            )
+            .with_clock(Arc::new(clock.clone()));
+            assert!(verifier.refresh().await.expect("the old keys"), "fetched");
+
+            rotated.store(true, Ordering::SeqCst);
+            let token = sim.sim.idp.issue("alice@example.com", "demo", 3600);
+            let err = verifier
+                .verify(&token)
+                .await
+                .expect_err("the new key is not fetched yet");
+            assert!(matches!(err, AuthError::KeyNotYetFetched(_)), "{err}");
+            assert!(err.is_transient(), "the widget keeps its token");
+
+            clock.advance_ms(REFETCH_INTERVAL_MS);
+            let identity = verifier
+                .verify(&token)
+                .await
+                .expect("the new key is fetched and the same token verifies");
+            assert_eq!(identity.agent, "alice@example.com");
+            server.abort();
+            sim.abort();
+        })
+        .await;
+    }
+
     fn now() -> u64 {
         u64::try_from(time::OffsetDateTime::now_utc().unix_timestamp()).unwrap_or(0)
     }
@@ -396,6 +501,37 @@ mod tests {
                 .await
                 .expect_err("a blank rep");
             assert!(matches!(err, AuthError::MissingIdentity), "{err}");
+            sim.abort();
+        })
+        .await;
+    }
+
+    /// Review F7: with an identity provider configured, an agent token from another one, or
+    /// naming none, is refused for good; without one, any origin is taken.
+    #[tokio::test]
+    async fn a_token_from_another_identity_provider_is_refused_when_one_is_set() {
+        with_sim(|sim, verifier| async move {
+            let sign = |claims: serde_json::Value| sim.sim.idp.sign_claims(&claims);
+            let from = |origin: &str| {
+                let mut claims = claims();
+                claims["origin"] = json!(origin);
+                sign(claims)
+            };
+            verifier
+                .verify(&from("ldap"))
+                .await
+                .expect("no origin configured: any");
+            let verifier = verifier.with_origin(Some("sap.custom".into()));
+            let identity = verifier
+                .verify(&from("sap.custom"))
+                .await
+                .expect("the configured identity provider");
+            assert_eq!(identity.agent, "alice@example.com");
+            for token in [from("ldap"), sign(claims())] {
+                let err = verifier.verify(&token).await.expect_err("another origin");
+                assert!(matches!(err, AuthError::WrongOrigin { .. }), "{err}");
+                assert!(!err.is_transient(), "a sign-out, not a retry");
+            }
             sim.abort();
         })
         .await;

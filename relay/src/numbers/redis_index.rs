@@ -9,7 +9,8 @@
 //!
 //! The same connection serves the refresh coordination: the rebuild lease (`SET NX PX`, released
 //! and extended only by its holder), the last build time, and the recent changes (a sorted set
-//! scored by time).
+//! scored by time); and the reps' remembered choices, one key each that expires when unused
+//! (`cti:{<tenant>}:choice:<rep>|<number>`, [`CHOICE_TTL`]).
 
 use std::time::Duration;
 
@@ -27,6 +28,8 @@ const BATCH: usize = 1_000;
 #[derive(Clone)]
 pub struct RedisIndex {
     conn: ConnectionManager,
+    /// How long a remembered choice lasts without use.
+    choice_ttl: Duration,
 }
 
 impl std::fmt::Debug for RedisIndex {
@@ -100,7 +103,10 @@ impl RedisIndex {
 
     /// On a connection the process shares with its other stores.
     pub fn with_connection(conn: ConnectionManager) -> Self {
-        RedisIndex { conn }
+        RedisIndex {
+            conn,
+            choice_ttl: CHOICE_TTL,
+        }
     }
 }
 
@@ -268,17 +274,78 @@ impl RefreshCoordination for RedisIndex {
     }
 }
 
-/// Choices live one hash per tenant, field `<rep>|<number>`.
+/// How long a remembered choice lasts without being used: a rep who picked a record for a
+/// number and never took a call from it again, or a tenant that stopped using the relay, leaves
+/// nothing behind for longer than this. Reading a choice (a call from that number) renews it.
+pub const CHOICE_TTL: Duration = Duration::from_secs(90 * 24 * 3600);
+
+/// A choice's key: one key per (tenant, rep, number), so each expires by itself (Redis before
+/// 7.4 cannot expire a hash field). The tenant is the hash tag, as for every tenant key; the
+/// number comes last and has no `|`, so the key names one rep and one number.
+fn choice_key(tenant: &str, rep: &str, e164: &str) -> String {
+    format!("cti:{{{tenant}}}:choice:{}|{e164}", rep.to_lowercase())
+}
+
+/// Before choices expired they lived in one hash per tenant (`cti:{<tenant>}:choices`, field
+/// `<rep>|<number>`, no expiry); a choice it still holds is moved to a key of its own when it
+/// is read, and the hash is given [`CHOICE_TTL`] the first time a choice of its tenant is read
+/// or written, so it goes too.
+fn legacy_choices_key(tenant: &str) -> String {
+    tenant_key(tenant, "choices")
+}
+
+/// Reads a choice and renews its life. KEYS: the choice's key, the old per-tenant hash.
+/// ARGV: the hash field, the life in milliseconds.
+const GET_CHOICE: &str = r#"
+if redis.call('PTTL', KEYS[2]) == -1 then redis.call('PEXPIRE', KEYS[2], ARGV[2]) end
+local id = redis.call('GETEX', KEYS[1], 'PX', ARGV[2])
+if id then return id end
+id = redis.call('HGET', KEYS[2], ARGV[1])
+if id then
+  redis.call('SET', KEYS[1], id, 'PX', ARGV[2])
+  redis.call('HDEL', KEYS[2], ARGV[1])
+end
+return id
+"#;
+
+/// Writes a choice with its life, and drops the same choice from the old hash (else it would
+/// come back once the new key expires). KEYS as for [`GET_CHOICE`]; ARGV: the hash field, the
+/// record id, the life in milliseconds.
+const PUT_CHOICE: &str = r#"
+if redis.call('PTTL', KEYS[2]) == -1 then redis.call('PEXPIRE', KEYS[2], ARGV[3]) end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+redis.call('HDEL', KEYS[2], ARGV[1])
+return 1
+"#;
+
+impl RedisIndex {
+    /// Remembered choices last `ttl` without use instead of [`CHOICE_TTL`] (tests see one
+    /// expire without waiting for months).
+    pub fn with_choice_ttl(mut self, ttl: Duration) -> Self {
+        self.choice_ttl = ttl;
+        self
+    }
+
+    fn choice_ttl_ms(&self) -> u64 {
+        u64::try_from(self.choice_ttl.as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1)
+    }
+}
+
+/// Choices live one key per (tenant, rep, number), each with its life ([`CHOICE_TTL`]).
 #[async_trait]
 impl ChoiceStore for RedisIndex {
     async fn get(&self, tenant: &str, rep: &str, e164: &str) -> Result<Option<String>, IndexError> {
         let mut conn = self.conn.clone();
-        conn.hget(
-            tenant_key(tenant, "choices"),
-            format!("{}|{e164}", rep.to_lowercase()),
-        )
-        .await
-        .map_err(unavailable)
+        redis::Script::new(GET_CHOICE)
+            .key(choice_key(tenant, rep, e164))
+            .key(legacy_choices_key(tenant))
+            .arg(format!("{}|{e164}", rep.to_lowercase()))
+            .arg(self.choice_ttl_ms())
+            .invoke_async(&mut conn)
+            .await
+            .map_err(unavailable)
     }
 
     async fn put(
@@ -289,12 +356,15 @@ impl ChoiceStore for RedisIndex {
         record_id: &str,
     ) -> Result<(), IndexError> {
         let mut conn = self.conn.clone();
-        conn.hset(
-            tenant_key(tenant, "choices"),
-            format!("{}|{e164}", rep.to_lowercase()),
-            record_id,
-        )
-        .await
-        .map_err(unavailable)
+        let _: i64 = redis::Script::new(PUT_CHOICE)
+            .key(choice_key(tenant, rep, e164))
+            .key(legacy_choices_key(tenant))
+            .arg(format!("{}|{e164}", rep.to_lowercase()))
+            .arg(record_id)
+            .arg(self.choice_ttl_ms())
+            .invoke_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        Ok(())
     }
 }

@@ -156,8 +156,9 @@ async fn apply_once(
                     let (mut leg, pending) = new_leg(state, tenant, event, received_at_ms).await;
                     // A call's first event here that is not its first at all, while the store
                     // may be missing the call's legs: what it knew before is unknown.
-                    leg.without_history =
-                        event.event_type != EventType::Ringing && state.calls.partial();
+                    let mid_call = event.event_type != EventType::Ringing;
+                    leg.without_history = mid_call && state.calls.partial();
+                    leg.from_mid_call = mid_call;
                     (leg, pending)
                 }
             }
@@ -290,6 +291,7 @@ async fn new_leg(
         updated_ms: 0,
         rev: 0,
         without_history: false,
+        from_mid_call: false,
     };
     (view, pending)
 }

@@ -303,6 +303,7 @@ mod tests {
             disposition: Some("Interested".into()),
             recording_url: Some("https://rec.example/7.wav".into()),
             consent: None,
+            from_mid_call: false,
         }
     }
 

@@ -162,8 +162,13 @@ struct DialBody {
 fn authenticate(sim: &Sim, headers: &HeaderMap, body: &[u8]) -> Result<(String, u64), PbxError> {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let now = super::now_secs();
+    let key = sim
+        .config
+        .controls_secret
+        .as_deref()
+        .unwrap_or(&sim.config.webhook_secret);
     signature::verify(
-        &sim.config.webhook_secret,
+        key,
         body,
         header(signature::HEADER),
         header(signature::TIMESTAMP_HEADER),

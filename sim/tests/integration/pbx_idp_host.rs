@@ -625,6 +625,33 @@ async fn a_captured_command_is_refused_for_another_call_later_or_twice() {
     assert_eq!(ended["type"], "ended");
 }
 
+/// Review F6: a PBX given the relay's own controls key checks commands with it: a command
+/// signed with the webhook secret (the key of the PBX's events) is refused.
+#[tokio::test]
+async fn with_a_controls_key_commands_signed_with_the_webhook_secret_are_refused() {
+    const CONTROLS: &str = "the-controls-key-0123";
+    let mut relay = FakeRelay::start().await;
+    let (_sim, app) = app(SimConfig {
+        controls_secret: Some(CONTROLS.into()),
+        ..relay.config()
+    });
+    let call = place(
+        &app,
+        json!({"from": "+41441234567", "agent": "carol@example.com"}),
+    )
+    .await;
+    relay.next_event().await;
+    let now = now_secs();
+    let body = json!({"action":"decline","agent":"carol@example.com","call_id":call,
+        "nonce":"n-1"})
+    .to_string();
+    let webhook_key = signed_command(&app, &call, &body, Some(SECRET), now).await;
+    assert_eq!(webhook_key.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(webhook_key.error_code(), "invalid_signature");
+    let taken = signed_command(&app, &call, &body, Some(CONTROLS), now).await;
+    assert_eq!(taken.status, StatusCode::ACCEPTED, "{}", taken.text());
+}
+
 #[tokio::test]
 async fn a_503_is_retried_with_the_same_event() {
     let mut relay = FakeRelay::start().await;

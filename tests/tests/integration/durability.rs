@@ -228,6 +228,7 @@ async fn a_give_back_after_the_lease_ran_out_leaves_the_new_holders_entry_alone(
         disposition: None,
         recording_url: None,
         consent: None,
+        from_mid_call: false,
     };
     a.put("t", &log, 1_000).await.expect("put");
     let mut slow = a.claim_due("t", 1_000, 1, 10).await.expect("claim");

@@ -193,6 +193,141 @@ async fn the_rebuild_lease_changes_and_choices_live_in_redis() {
     );
 }
 
+/// A remembered choice expires in Redis (F16): each has a key of its own with a life, renewed
+/// when read, so a rep or a tenant that stops taking calls leaves nothing behind; tenants and
+/// reps stay apart, and a choice from the old per-tenant hash is moved and the hash expires.
+#[tokio::test]
+async fn remembered_choices_expire_in_redis_and_tenants_stay_apart() {
+    let server = RedisServer::start().await.expect("redis-server");
+    let client = redis::Client::open(server.url()).expect("client");
+    let mut raw = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("raw connection");
+    let choices = RedisIndex::connect(&server.url()).await.expect("connects");
+
+    choices
+        .put("t1", "Alice@Example.com", "+41441111111", "c1")
+        .await
+        .expect("choose");
+    choices
+        .put("t2", "alice@example.com", "+41441111111", "c9")
+        .await
+        .expect("choose");
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("*")
+        .query_async(&mut raw)
+        .await
+        .expect("keys");
+    assert_eq!(keys.len(), 2, "{keys:?}");
+    for key in &keys {
+        let ttl: i64 = redis::cmd("PTTL")
+            .arg(key)
+            .query_async(&mut raw)
+            .await
+            .expect("pttl");
+        assert!(ttl > 0, "{key} has no life of its own ({ttl})");
+    }
+    assert!(
+        keys.iter()
+            .any(|k| k.starts_with("cti:{t1}:") && k.contains("alice@example.com")),
+        "{keys:?}"
+    );
+    assert_eq!(
+        choices
+            .get("t1", "alice@example.com", "+41441111111")
+            .await
+            .expect("read"),
+        Some("c1".into())
+    );
+    assert_eq!(
+        choices
+            .get("t2", "ALICE@example.com", "+41441111111")
+            .await
+            .expect("read"),
+        Some("c9".into())
+    );
+    assert_eq!(
+        choices
+            .get("t1", "bob@example.com", "+41441111111")
+            .await
+            .expect("read"),
+        None
+    );
+
+    // A choice unused for its life is gone.
+    let short = RedisIndex::connect(&server.url())
+        .await
+        .expect("connects")
+        .with_choice_ttl(Duration::from_millis(50));
+    short
+        .put("t1", "bob@example.com", "+41442222222", "c2")
+        .await
+        .expect("choose");
+    eventually("the unused choice to expire", || async {
+        let left: i64 = redis::cmd("EXISTS")
+            .arg("cti:{t1}:choice:bob@example.com|+41442222222")
+            .query_async(&mut raw.clone())
+            .await
+            .ok()?;
+        (left == 0).then_some(())
+    })
+    .await
+    .expect("expired");
+    assert_eq!(
+        choices
+            .get("t1", "bob@example.com", "+41442222222")
+            .await
+            .expect("read"),
+        None
+    );
+
+    // A choice an older relay kept in the tenant's hash is still found, then lives on its own,
+    // and the hash gets a life.
+    let _: () = redis::cmd("HSET")
+        .arg("cti:{t4}:choices")
+        .arg("carol@example.com|+41443333333")
+        .arg("c3")
+        .arg("dave@example.com|+41444444444")
+        .arg("c4")
+        .query_async(&mut raw)
+        .await
+        .expect("hset");
+    assert_eq!(
+        choices
+            .get("t4", "carol@example.com", "+41443333333")
+            .await
+            .expect("read"),
+        Some("c3".into())
+    );
+    let moved: Option<String> = redis::cmd("HGET")
+        .arg("cti:{t4}:choices")
+        .arg("carol@example.com|+41443333333")
+        .query_async(&mut raw)
+        .await
+        .expect("hget");
+    assert_eq!(moved, None, "taken off the old hash");
+    let ttl: i64 = redis::cmd("PTTL")
+        .arg("cti:{t4}:choice:carol@example.com|+41443333333")
+        .query_async(&mut raw)
+        .await
+        .expect("pttl");
+    assert!(ttl > 0, "the moved choice has a life ({ttl})");
+    let ttl: i64 = redis::cmd("PTTL")
+        .arg("cti:{t4}:choices")
+        .query_async(&mut raw)
+        .await
+        .expect("pttl");
+    assert!(ttl > 0, "the old hash has a life ({ttl})");
+    assert_eq!(
+        choices
+            .get("t4", "carol@example.com", "+41443333333")
+            .await
+            .expect("read again"),
+        Some("c3".into())
+    );
+}
+
 async fn post_ringing(stack: &Stack, id: &str, call: &str, from: &str) {
     let body = json!({"id": id, "call_id": call, "type": "ringing", "direction": "inbound",
         "from": from, "to": "+41 44 999 00 00", "agent": "alice@example.com",

@@ -1,7 +1,7 @@
 //! Signed traffic between a PBX and the relay: the generic webhook's timestamp window (review
 //! F5) and the signed call controls the simulated PBX checks (review F6), over real sockets.
 
-use cti_tests::Stack;
+use cti_tests::{Stack, eventually};
 use serde_json::{Value, json};
 
 const SECRET: &str = "demo-webhook-secret";
@@ -54,4 +54,69 @@ async fn a_webhook_signed_outside_the_window_is_refused_as_stale() {
                 && l.ends_with(" 1")),
         "{metrics}"
     );
+}
+
+/// One event of a talked call to Alice, as the PBX posts it.
+fn talked(call: &str, n: u32, kind: &str) -> String {
+    let mut event = json!({"id": format!("{call}-{n}"), "call_id": call, "type": kind,
+        "direction": "inbound", "from": "+41 31 555 01 99", "to": "+41 44 999 00 00",
+        "agent": "alice@example.com", "at": format!("2026-11-24T10:00:{:02}Z", n * 20)});
+    if kind == "ended" {
+        event["reason"] = json!("completed");
+        event["recording_url"] = json!("https://recordings.example/replay-1.wav");
+    }
+    event.to_string()
+}
+
+/// Review F5: a relay without Redis restarts and forgets the calls it saw; a captured, signed
+/// `ended` of a call already logged is replayed within its signature's window. The relay takes
+/// it (nothing remembers its id any more) but the activity V2 holds stays as it was: a log that
+/// begins mid-call does not overwrite what the call's whole history wrote.
+#[tokio::test]
+async fn a_signed_ended_replayed_after_a_restart_without_redis_leaves_the_activity_alone() {
+    let mut stack = Stack::start().await.expect("stack starts");
+    let at = cti_sim::pbx::now_secs();
+    let call = "replay-1";
+    let ended = talked(call, 2, "ended");
+    for body in [talked(call, 0, "ringing"), talked(call, 1, "answered")] {
+        let (status, answer) = post(&stack, &body, at).await;
+        assert_eq!(status, 202, "{answer}");
+    }
+    let (status, answer) = post(&stack, &ended, at).await;
+    assert_eq!(status, 202, "{answer}");
+    stack
+        .wait_activity(call, "written from the whole call", |_| true)
+        .await
+        .expect("logged");
+    eventually("the writer to settle", || async {
+        let metrics = stack.metrics().await.ok()?;
+        metrics
+            .contains("cti_activity_backlog{tenant=\"demo\"} 0")
+            .then_some(())
+    })
+    .await
+    .expect("settled");
+    let before = stack.activities(call).await.expect("listed").remove(0);
+
+    stack.stop_relay().await;
+    stack.start_relay_again().await.expect("restarted");
+    let (status, answer) = post(&stack, &ended, at).await;
+    assert_eq!(status, 202, "taken again after the restart: {answer}");
+    eventually(
+        "the restarted relay's writer to handle the replay",
+        || async {
+            let metrics = stack.metrics().await.ok()?;
+            metrics
+                .lines()
+                .any(|l| {
+                    l.starts_with("cti_activity_writes_total") && l.contains("tenant=\"demo\"")
+                })
+                .then_some(())
+        },
+    )
+    .await
+    .expect("handled");
+    let after = stack.activities(call).await.expect("listed");
+    assert_eq!(after.len(), 1, "{after:?}");
+    assert_eq!(after[0], before, "the activity is unchanged");
 }

@@ -544,6 +544,75 @@ mod tests {
         assert_eq!(close_reason(1000, &"x".repeat(200)).len(), 80);
     }
 
+    /// A connection as `start` leaves it, without a socket yet, reporting into `seen`.
+    fn idle(seen: Rc<RefCell<Vec<ConnectionEvent>>>) -> Rc<RefCell<Inner>> {
+        Rc::new(RefCell::new(Inner {
+            url: "ws://127.0.0.1:9/v1/agent/ws".into(),
+            token: "the-reps-token".into(),
+            last_seq: Rc::new(|| None),
+            handler: Rc::new(move |event| seen.borrow_mut().push(event)),
+            backoff: Backoff::default(),
+            attempt: 0,
+            welcomed_at: None,
+            socket: None,
+            welcomed: false,
+            heartbeat: Heartbeat::awaiting_welcome(now_ms(), HANDSHAKE_TIMEOUT_MS),
+            ticker: None,
+            retry: None,
+            online: None,
+            offline: None,
+            visible: None,
+            stopped: false,
+        }))
+    }
+
+    fn closed_with(code: u16) -> CloseEvent {
+        let init = web_sys::CloseEventInit::new();
+        init.set_code(code);
+        init.set_reason("from the test");
+        CloseEvent::new_with_event_init_dict("close", &init).expect("a close event")
+    }
+
+    /// Review F8: a close with 1013 (the relay cannot check tokens now: its identity provider's
+    /// keys are unreachable or not fetched yet) schedules a retry with the same token and does
+    /// not sign the rep out; only 4401 does, and stops retrying.
+    #[wasm_bindgen_test]
+    fn a_try_again_close_retries_with_the_token_and_only_4401_signs_out() {
+        let seen = Rc::new(RefCell::new(Vec::new()));
+        let rc = idle(seen.clone());
+        on_close(&rc, &closed_with(close::TRY_AGAIN));
+        {
+            let events = seen.borrow();
+            assert_eq!(events.len(), 1);
+            let ConnectionEvent::Status(ConnectionStatus::Reconnecting { reason, .. }) = &events[0]
+            else {
+                panic!("a retry, not {:?}", events[0]);
+            };
+            assert_eq!(reason, "from the test");
+        }
+        {
+            let inner = rc.borrow();
+            assert!(!inner.stopped, "still trying");
+            assert!(inner.retry.is_some(), "a retry is scheduled");
+            assert_eq!(inner.token, "the-reps-token", "the same token goes again");
+        }
+        // Stop the scheduled attempt: this test has no relay to reach.
+        rc.borrow_mut().retry = None;
+
+        let seen = Rc::new(RefCell::new(Vec::new()));
+        let rc = idle(seen.clone());
+        on_close(&rc, &closed_with(close::BAD_TOKEN));
+        assert!(matches!(
+            seen.borrow().as_slice(),
+            [ConnectionEvent::Status(ConnectionStatus::SignedOut { .. })]
+        ));
+        let inner = rc.borrow();
+        assert!(
+            inner.stopped && inner.retry.is_none(),
+            "no retry after 4401"
+        );
+    }
+
     #[wasm_bindgen_test]
     fn status_states_match_the_dom_contract() {
         let states: Vec<_> = [

@@ -31,6 +31,7 @@ use futures_util::future::BoxFuture;
 use serde_json::Value;
 
 use super::reps::Reps;
+use super::rotation;
 use super::{
     AdapterError, CommandError, Context, Inbound, Ingress, Link, LinkError, TelephonyAdapter,
 };
@@ -326,8 +327,15 @@ impl TelephonyAdapter for RingCentralAdapter {
             .ok_or_else(|| {
                 AdapterError::Unauthenticated("the Verification-Token header is missing".into())
             })?;
-        let expected = self.inner.settings.ringcentral_verification_token.expose();
-        if !same_secret(presented, expected.as_bytes()) {
+        let settings = &self.inner.settings;
+        let fit = rotation::fit(
+            &self.inner.tenant,
+            "ringcentral_verification_token_previous",
+            &settings.ringcentral_verification_token,
+            settings.ringcentral_verification_token_previous.as_ref(),
+            |token| same_secret(presented, token.as_bytes()),
+        );
+        if fit.is_none() {
             return Err(AdapterError::Unauthenticated(
                 "the Verification-Token is not this subscription's".into(),
             ));
@@ -429,6 +437,71 @@ mod tests {
             panic!("accepted");
         };
         assert!(events.is_empty());
+    }
+
+    /// Token rotation: with `ringcentral_verification_token_previous` set, deliveries carrying
+    /// the old token (a subscription made before the change) are taken beside the new one's;
+    /// without it they are refused, and the previous token is held to the same rules at start.
+    #[test]
+    fn during_a_rotation_the_previous_verification_token_is_still_taken() {
+        const NEW: &str = "the-new-verification-0123";
+        let body =
+            r#"{"event":"/restapi/v1.0/account/1/telephony/sessions","body":{"parties":[]}}"#;
+        let receive_with = |settings: &Settings, token: &str| {
+            let adapter = RingCentralAdapter::new(
+                settings.clone(),
+                Context {
+                    tenant: "demo".into(),
+                    http: reqwest::Client::new(),
+                    clock: std::sync::Arc::new(crate::clock::SystemClock),
+                },
+            );
+            let mut map = HeaderMap::new();
+            map.insert(
+                "Verification-Token",
+                HeaderValue::from_str(token).expect("value"),
+            );
+            futures_util::FutureExt::now_or_never(adapter.receive(Inbound {
+                method: &Method::POST,
+                headers: &map,
+                query: None,
+                body: body.as_bytes(),
+            }))
+            .expect("receive does not wait")
+        };
+        let mut settings = Settings::demo("http://127.0.0.1:1", "http://127.0.0.1:2", "demo");
+        settings.ringcentral_verification_token = Secret::new(NEW);
+        assert!(matches!(
+            receive_with(&settings, DEMO_VERIFICATION_TOKEN),
+            Err(AdapterError::Unauthenticated(_))
+        ));
+        settings.ringcentral_verification_token_previous =
+            Some(Secret::new(DEMO_VERIFICATION_TOKEN));
+        for token in [NEW, DEMO_VERIFICATION_TOKEN] {
+            assert!(receive_with(&settings, token).is_ok(), "token {token}");
+        }
+        assert!(matches!(
+            receive_with(&settings, "a-third-token-nobody-set"),
+            Err(AdapterError::Unauthenticated(_))
+        ));
+
+        let facts = TenantFacts {
+            id: "demo",
+            v2_url: "https://my.crm.cloud.sap",
+        };
+        let mut real = settings.clone();
+        real.ringcentral_client_secret = Secret::new("rc-client-secret");
+        real.ringcentral_server_url = "https://platform.ringcentral.com".into();
+        real.ringcentral_webhook_url =
+            "https://cti.example/v1/tenants/demo/telephony/ringcentral".into();
+        real.ringcentral_verification_token_previous =
+            Some(Secret::new("the-old-verification-0123"));
+        assert!(real.check(&facts).is_ok());
+        for bad in ["short", DEMO_VERIFICATION_TOKEN] {
+            real.ringcentral_verification_token_previous = Some(Secret::new(bad));
+            let err = real.check(&facts).expect_err(bad);
+            assert_eq!(err.var, "ringcentral_verification_token_previous", "{bad}");
+        }
     }
 
     #[test]

@@ -28,6 +28,11 @@ pub struct Settings {
     pub ringcentral_webhook_url: String,
     /// Sent by RingCentral as `Verification-Token` on every delivery.
     pub ringcentral_verification_token: Secret,
+    /// The token `ringcentral_verification_token` replaces, during a rotation: deliveries of a
+    /// subscription made with it are still taken (with a warning) until the new subscription
+    /// replaces it.
+    #[serde(default)]
+    pub ringcentral_verification_token_previous: Option<Secret>,
     /// Reps' devices (rep e-mail -> RingCentral device id) for call-out, answer and consult;
     /// a rep without one dials by RingOut.
     #[serde(default)]
@@ -65,6 +70,7 @@ impl Settings {
                 relay_url.trim_end_matches('/')
             ),
             ringcentral_verification_token: Secret::new(DEMO_VERIFICATION_TOKEN),
+            ringcentral_verification_token_previous: None,
             ringcentral_device_ids: devices
                 .iter()
                 .map(|(rep, device)| (rep.to_string(), device.to_string()))
@@ -110,25 +116,33 @@ impl Settings {
         if self.ringcentral_client_secret.expose().is_empty() {
             return refuse("ringcentral_client_secret", "must not be empty".into());
         }
-        let token = self.ringcentral_verification_token.expose();
-        // RingCentral takes a verification token of up to 64 characters (inferred from its
-        // developer guide); 16 is our floor for a secret.
-        if token.len() < 16 || token.len() > 64 {
-            return refuse(
-                "ringcentral_verification_token",
-                "must be 16 to 64 characters".into(),
-            );
-        }
-        let demo = token == DEMO_VERIFICATION_TOKEN
-            || self.ringcentral_client_secret.expose() == DEMO_CLIENT_SECRET;
-        if demo && !is_loopback(v2_url) {
-            return refuse(
-                "ringcentral_verification_token",
-                format!(
-                    "talks to V2 at {v2_url} with the demo's public RingCentral secrets; set \
-                     your own"
-                ),
-            );
+        let tokens = std::iter::once((
+            "ringcentral_verification_token",
+            &self.ringcentral_verification_token,
+        ))
+        .chain(
+            self.ringcentral_verification_token_previous
+                .iter()
+                .map(|previous| ("ringcentral_verification_token_previous", previous)),
+        );
+        for (var, token) in tokens {
+            let token = token.expose();
+            // RingCentral takes a verification token of up to 64 characters (inferred from its
+            // developer guide); 16 is our floor for a secret.
+            if token.len() < 16 || token.len() > 64 {
+                return refuse(var, "must be 16 to 64 characters".into());
+            }
+            let demo = token == DEMO_VERIFICATION_TOKEN
+                || self.ringcentral_client_secret.expose() == DEMO_CLIENT_SECRET;
+            if demo && !is_loopback(v2_url) {
+                return refuse(
+                    var,
+                    format!(
+                        "talks to V2 at {v2_url} with the demo's public RingCentral secrets; \
+                         set your own"
+                    ),
+                );
+            }
         }
         if self.ringcentral_watch_secs == Some(0) {
             return refuse("ringcentral_watch_secs", "must be at least 1".into());

@@ -43,6 +43,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::reps::Reps;
+use super::rotation;
 use super::{
     AdapterError, CommandError, Context, Inbound, Ingress, Link, LinkError, SettingsError,
     TelephonyAdapter, TenantFacts,
@@ -120,6 +121,11 @@ pub struct Settings {
     pub teams_notification_url: String,
     /// The subscription's `clientState`, checked on every change notification.
     pub teams_client_state: Secret,
+    /// The `clientState` `teams_client_state` replaces, during a rotation: notifications of a
+    /// subscription made with it are still taken (with a warning) until new subscriptions
+    /// replace it.
+    #[serde(default)]
+    pub teams_client_state_previous: Option<Secret>,
     /// `bot` (a calling bot under a compliance-recording policy: real time, controls) or
     /// `presence` (no bot: presence tells a call is on, the call record who it was).
     #[serde(default = "default_mode")]
@@ -164,6 +170,7 @@ impl Settings {
                 relay_url.trim_end_matches('/')
             ),
             teams_client_state: Secret::new(DEMO_CLIENT_STATE),
+            teams_client_state_previous: None,
             teams_mode: "bot".into(),
             teams_presence_users: Vec::new(),
             teams_presence_refresh_token: None,
@@ -302,20 +309,28 @@ impl Settings {
         if let Err(problem) = self.credential() {
             return refuse("teams_client_secret", problem);
         }
-        let state = self.teams_client_state.expose();
-        // Graph takes a clientState of up to 128 characters; 16 is our floor for a secret.
-        if state.len() < 16 || state.len() > 128 {
-            return refuse("teams_client_state", "must be 16 to 128 characters".into());
-        }
-        let demo =
-            state == DEMO_CLIENT_STATE || self.teams_client_secret.expose() == DEMO_CLIENT_SECRET;
-        if demo && !is_loopback(v2_url) {
-            return refuse(
-                "teams_client_state",
-                format!(
-                    "talks to V2 at {v2_url} with the demo's public Teams secrets; set your own"
-                ),
-            );
+        let states = std::iter::once(("teams_client_state", &self.teams_client_state)).chain(
+            self.teams_client_state_previous
+                .iter()
+                .map(|previous| ("teams_client_state_previous", previous)),
+        );
+        for (var, state) in states {
+            let state = state.expose();
+            // Graph takes a clientState of up to 128 characters; 16 is our floor for a secret.
+            if state.len() < 16 || state.len() > 128 {
+                return refuse(var, "must be 16 to 128 characters".into());
+            }
+            let demo = state == DEMO_CLIENT_STATE
+                || self.teams_client_secret.expose() == DEMO_CLIENT_SECRET;
+            if demo && !is_loopback(v2_url) {
+                return refuse(
+                    var,
+                    format!(
+                        "talks to V2 at {v2_url} with the demo's public Teams secrets; set your \
+                         own"
+                    ),
+                );
+            }
         }
         if self.teams_watch_secs == Some(0) {
             return refuse("teams_watch_secs", "must be at least 1".into());
@@ -703,10 +718,16 @@ impl Inner {
         body: &Value,
     ) -> Result<Vec<cti_protocol::event::TelephonyEvent>, AdapterError> {
         let items = body["value"].as_array().cloned().unwrap_or_default();
-        let expected = self.settings.teams_client_state.expose().as_bytes();
         for item in &items {
             let presented = item["clientState"].as_str().unwrap_or_default().as_bytes();
-            if !same_secret(presented, expected) {
+            let fit = rotation::fit(
+                &self.tenant,
+                "teams_client_state_previous",
+                &self.settings.teams_client_state,
+                self.settings.teams_client_state_previous.as_ref(),
+                |state| same_secret(presented, state.as_bytes()),
+            );
+            if fit.is_none() {
                 return Err(AdapterError::Unauthenticated(
                     "the clientState is not this subscription's".into(),
                 ));
@@ -1465,6 +1486,77 @@ mod tests {
             receive(None, &lifecycle),
             Ok(Ingress::Events(events)) if events.is_empty()
         ));
+    }
+
+    /// Secret rotation: with `teams_client_state_previous` set, notifications carrying the old
+    /// `clientState` (a subscription made before the change) are taken beside the new one's;
+    /// without it they are refused, and the previous state is held to the same rules at start.
+    #[test]
+    fn during_a_rotation_the_previous_client_state_is_still_taken() {
+        const NEW: &str = "the-new-client-state-0123";
+        let lifecycle = |state: &str| {
+            format!(
+                r#"{{"value":[{{"subscriptionId":"s","clientState":"{state}","lifecycleEvent":"reauthorizationRequired"}}]}}"#
+            )
+        };
+        let receive_with = |settings: &Settings, body: &str| {
+            let adapter = TeamsAdapter::new(
+                settings.clone(),
+                Context {
+                    tenant: "demo".into(),
+                    http: reqwest::Client::new(),
+                    clock: std::sync::Arc::new(crate::clock::SystemClock),
+                },
+            );
+            let headers = HeaderMap::new();
+            futures_util::FutureExt::now_or_never(adapter.receive(Inbound {
+                method: &Method::POST,
+                headers: &headers,
+                query: None,
+                body: body.as_bytes(),
+            }))
+            .expect("receive does not wait here")
+        };
+        let mut settings = Settings::demo("http://127.0.0.1:1", "http://127.0.0.1:2", "demo");
+        settings.teams_client_state = Secret::new(NEW);
+        assert!(matches!(
+            receive_with(&settings, &lifecycle(DEMO_CLIENT_STATE)),
+            Err(AdapterError::Unauthenticated(_))
+        ));
+        settings.teams_client_state_previous = Some(Secret::new(DEMO_CLIENT_STATE));
+        for state in [NEW, DEMO_CLIENT_STATE] {
+            assert!(
+                receive_with(&settings, &lifecycle(state)).is_ok(),
+                "clientState {state}"
+            );
+        }
+        assert!(matches!(
+            receive_with(&settings, &lifecycle("a-third-state-nobody-set")),
+            Err(AdapterError::Unauthenticated(_))
+        ));
+        // One item of a batch with a state of neither refuses the batch.
+        let mixed = format!(
+            r#"{{"value":[{{"subscriptionId":"s","clientState":"{NEW}","lifecycleEvent":"missed"}},{{"subscriptionId":"s","clientState":"guess-guess-guess","lifecycleEvent":"missed"}}]}}"#
+        );
+        assert!(matches!(
+            receive_with(&settings, &mixed),
+            Err(AdapterError::Unauthenticated(_))
+        ));
+
+        let facts = TenantFacts {
+            id: "demo",
+            v2_url: "https://my1.crm.cloud.sap",
+        };
+        let mut real = Settings::demo("https://sim.example", "https://cti.example", "demo");
+        real.teams_client_state = Secret::new(NEW);
+        real.teams_client_secret = Secret::new("entra-secret");
+        real.teams_client_state_previous = Some(Secret::new("the-old-client-state-0123"));
+        assert!(real.check(&facts).is_ok());
+        for bad in ["short", DEMO_CLIENT_STATE] {
+            real.teams_client_state_previous = Some(Secret::new(bad));
+            let err = real.check(&facts).expect_err(bad);
+            assert_eq!(err.var, "teams_client_state_previous", "{bad}");
+        }
     }
 
     #[test]

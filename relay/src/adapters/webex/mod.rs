@@ -34,6 +34,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::reps::Reps;
+use super::rotation;
 use super::{
     AdapterError, CommandError, Context, Inbound, Ingress, Link, LinkError, SettingsError,
     TelephonyAdapter, TenantFacts,
@@ -74,6 +75,10 @@ pub struct Settings {
     pub webex_webhook_url: String,
     /// The webhook's secret: Webex signs every delivery with it.
     pub webex_webhook_secret: Secret,
+    /// The secret `webex_webhook_secret` replaces, during a rotation: deliveries signed with it
+    /// are still taken (with a warning) while the webhook made with the new one takes over.
+    #[serde(default)]
+    pub webex_webhook_secret_previous: Option<Secret>,
     /// Seconds between looks at the webhook (a deleted one delivers nothing).
     #[serde(default)]
     pub webex_watch_secs: Option<u64>,
@@ -95,6 +100,7 @@ impl Settings {
                 relay_url.trim_end_matches('/')
             ),
             webex_webhook_secret: Secret::new(DEMO_WEBHOOK_SECRET),
+            webex_webhook_secret_previous: None,
             webex_watch_secs: Some(2),
             agents: BTreeMap::new(),
         }
@@ -138,22 +144,27 @@ impl Settings {
         if self.webex_refresh_token.expose().is_empty() {
             return refuse("webex_refresh_token", "must not be empty".into());
         }
-        let secret = self.webex_webhook_secret.expose();
-        if secret.len() < 16 {
-            return refuse(
-                "webex_webhook_secret",
-                "must be at least 16 characters".into(),
-            );
-        }
-        let demo = secret == DEMO_WEBHOOK_SECRET
-            || self.webex_client_secret.expose() == DEMO_CLIENT_SECRET;
-        if demo && !is_loopback(v2_url) {
-            return refuse(
-                "webex_webhook_secret",
-                format!(
-                    "talks to V2 at {v2_url} with the demo's public Webex secrets; set your own"
-                ),
-            );
+        let secrets = std::iter::once(("webex_webhook_secret", &self.webex_webhook_secret)).chain(
+            self.webex_webhook_secret_previous
+                .iter()
+                .map(|previous| ("webex_webhook_secret_previous", previous)),
+        );
+        for (var, secret) in secrets {
+            let secret = secret.expose();
+            if secret.len() < 16 {
+                return refuse(var, "must be at least 16 characters".into());
+            }
+            let demo = secret == DEMO_WEBHOOK_SECRET
+                || self.webex_client_secret.expose() == DEMO_CLIENT_SECRET;
+            if demo && !is_loopback(v2_url) {
+                return refuse(
+                    var,
+                    format!(
+                        "talks to V2 at {v2_url} with the demo's public Webex secrets; set your \
+                         own"
+                    ),
+                );
+            }
         }
         if self.webex_watch_secs == Some(0) {
             return refuse("webex_watch_secs", "must be at least 1".into());
@@ -855,11 +866,15 @@ impl TelephonyAdapter for WebexAdapter {
             .ok_or_else(|| {
                 AdapterError::Unauthenticated("the X-Spark-Signature header is missing".into())
             })?;
-        if !signature_ok(
-            self.inner.settings.webex_webhook_secret.expose(),
-            request.body,
-            presented,
-        ) {
+        let settings = &self.inner.settings;
+        let fit = rotation::fit(
+            &self.inner.tenant,
+            "webex_webhook_secret_previous",
+            &settings.webex_webhook_secret,
+            settings.webex_webhook_secret_previous.as_ref(),
+            |secret| signature_ok(secret, request.body, presented),
+        );
+        if fit.is_none() {
             return Err(AdapterError::Unauthenticated(
                 "the X-Spark-Signature is not the webhook secret's".into(),
             ));
@@ -961,6 +976,75 @@ mod tests {
             receive(Some(&sign(body)), &format!("{body} ")),
             Err(AdapterError::Unauthenticated(_))
         ));
+    }
+
+    /// Secret rotation: with `webex_webhook_secret_previous` set, deliveries signed with the
+    /// old secret are taken beside those signed with the new one; without it they are refused,
+    /// and the previous secret is held to the same rules at start.
+    #[test]
+    fn during_a_rotation_the_previous_webhook_secret_is_still_taken() {
+        const NEW: &str = "the-new-webex-secret-0123";
+        let body = r#"{"resource":"messages","event":"created","data":{}}"#;
+        let signed = |secret: &str| {
+            let mut mac = Hmac::<sha1::Sha1>::new_from_slice(secret.as_bytes()).expect("key");
+            mac.update(body.as_bytes());
+            hex::encode(mac.finalize().into_bytes())
+        };
+        let receive_with = |settings: &Settings, signature: &str| {
+            let adapter = WebexAdapter::new(
+                settings.clone(),
+                Context {
+                    tenant: "demo".into(),
+                    http: reqwest::Client::new(),
+                    clock: std::sync::Arc::new(crate::clock::SystemClock),
+                },
+            );
+            let mut map = HeaderMap::new();
+            map.insert(
+                "X-Spark-Signature",
+                HeaderValue::from_str(signature).expect("value"),
+            );
+            futures_util::FutureExt::now_or_never(adapter.receive(Inbound {
+                method: &Method::POST,
+                headers: &map,
+                query: None,
+                body: body.as_bytes(),
+            }))
+            .expect("receive does not wait")
+        };
+        let mut settings = Settings::demo("http://127.0.0.1:1", "http://127.0.0.1:2", "demo");
+        settings.webex_webhook_secret = Secret::new(NEW);
+        assert!(matches!(
+            receive_with(&settings, &signed(DEMO_WEBHOOK_SECRET)),
+            Err(AdapterError::Unauthenticated(_))
+        ));
+        settings.webex_webhook_secret_previous = Some(Secret::new(DEMO_WEBHOOK_SECRET));
+        for secret in [NEW, DEMO_WEBHOOK_SECRET] {
+            assert!(
+                receive_with(&settings, &signed(secret)).is_ok(),
+                "signed with {secret}"
+            );
+        }
+        assert!(matches!(
+            receive_with(&settings, &signed("a-third-secret-nobody-set")),
+            Err(AdapterError::Unauthenticated(_))
+        ));
+
+        let facts = TenantFacts {
+            id: "demo",
+            v2_url: "https://my.crm.cloud.sap",
+        };
+        let mut real = settings.clone();
+        real.webex_client_secret = Secret::new("wx-client-secret");
+        real.webex_api_url = "https://webexapis.com".into();
+        real.webex_webhook_url = "https://cti.example/v1/tenants/demo/telephony/webex".into();
+        real.webex_webhook_secret_previous = Some(Secret::new("the-old-webex-secret-0123"));
+        assert!(real.check(&facts).is_ok());
+        for bad in ["short", DEMO_WEBHOOK_SECRET] {
+            real.webex_webhook_secret_previous = Some(Secret::new(bad));
+            let err = real.check(&facts).expect_err(bad);
+            assert_eq!(err.var, "webex_webhook_secret_previous", "{bad}");
+        }
     }
 
     #[test]
