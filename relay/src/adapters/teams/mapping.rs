@@ -293,7 +293,7 @@ impl Tracker {
 impl Tracker {
     /// Whether the relay is to answer the bot's call `id` now: a recording invitation still
     /// `incoming`, not answered before (a duplicate or a replay asks once).
-    pub(crate) fn to_answer(&mut self, id: &str, data: &Value) -> bool {
+    pub(crate) fn should_answer(&mut self, id: &str, data: &Value) -> bool {
         let known = self.legs.get(id).is_some_and(|l| l.recorded && !l.ended);
         known && data["state"].as_str() == Some("incoming") && self.answering.insert(id.into())
     }

@@ -691,7 +691,7 @@ impl Inner {
         let mut answer = Vec::new();
         for (id, data) in &calls {
             events.extend(tracker.apply(id, data, &rep_of, &now));
-            if tracker.to_answer(id, data) {
+            if tracker.should_answer(id, data) {
                 answer.push(id.clone());
             }
         }
@@ -1549,8 +1549,11 @@ mod tests {
         let rung = tracker.apply("A", &invited, &rep_of, now);
         assert_eq!(rung.len(), 1);
         assert_eq!(rung[0].event_type, EventType::Ringing);
-        assert!(tracker.to_answer("A", &invited), "answered at once");
-        assert!(!tracker.to_answer("A", &invited), "a duplicate asks once");
+        assert!(tracker.should_answer("A", &invited), "answered at once");
+        assert!(
+            !tracker.should_answer("A", &invited),
+            "a duplicate asks once"
+        );
         // The bot joined: no answer yet, alice's phone still rings.
         let joined = tracker.apply(
             "A",
@@ -1575,7 +1578,7 @@ mod tests {
             .map(|e| e.event_type)
             .collect();
         assert_eq!(kinds, [EventType::Ringing, EventType::Answered]);
-        assert!(!tracker.to_answer("B", &placed));
+        assert!(!tracker.should_answer("B", &placed));
     }
 
     #[test]
