@@ -494,6 +494,34 @@ fn new_leg(chain: &str, user: &str, other: Value, policy: bool) -> Call {
         answered_at: None,
         ended_at: None,
         consult: false,
+        recording: policy,
+        bot_answered: false,
+        bot_dropped: false,
+        invited: tokio::time::Instant::now(),
+    }
+}
+
+/// The window of a recording invitation.
+fn window(t: &Teams) -> Duration {
+    Duration::from_millis(t.policy_answer_window_ms.load(Ordering::Relaxed))
+}
+
+/// Drops the recording invitation of leg `id` once its window passed unanswered.
+fn expire_invitation(sim: &Arc<Sim>, id: &str) {
+    let (sim, id) = (sim.clone(), id.to_string());
+    tokio::spawn(async move {
+        tokio::time::sleep(window(teams(&sim))).await;
+        if teams(&sim).drop_invitation(&id) {
+            tracing::info!(call = %id, "Teams recording invitation dropped unanswered");
+        }
+    });
+}
+
+/// A new leg in the tenant; a recording invitation's window starts.
+fn invite(sim: &Arc<Sim>, leg: &Call) {
+    teams(sim).lock().calls.insert(leg.id.clone(), leg.clone());
+    if leg.recording {
+        expire_invitation(sim, &leg.id);
     }
 }
 
@@ -571,9 +599,12 @@ async fn create_call(State(sim): State<Arc<Sim>>, headers: HeaderMap, body: Byte
             true,
         );
         leg.consult = true;
+        // The bot's own call: nothing to record, the colleague answers it.
+        leg.recording = false;
         leg
     } else {
         let mut leg = new_leg(&chain, &rep.id, target, true);
+        leg.recording = false;
         leg.direction = "outgoing";
         leg.state = "establishing";
         leg
@@ -606,6 +637,9 @@ async fn answer(
         Ok(c) => c,
         Err(r) => return r,
     };
+    if call.recording {
+        return answer_invitation(t, &call);
+    }
     if call.state != "incoming" {
         return bad_request("Call is not in incoming state");
     }
@@ -613,8 +647,45 @@ async fn answer(
     StatusCode::ACCEPTED.into_response()
 }
 
-/// `establishing` then `established` for a leg being answered.
+/// The bot answers a recording invitation: its own call is established, the rep's is as it
+/// was (still ringing, or answered already: the roster then says so). Past the window the
+/// invitation is gone.
+fn answer_invitation(t: &Teams, call: &Call) -> Response {
+    if call.bot_dropped || (!call.bot_answered && call.invited.elapsed() > window(t)) {
+        t.drop_invitation(&call.id);
+        return not_found(&format!("Call {}", call.id));
+    }
+    if call.bot_answered {
+        return bad_request("Call is not in incoming state");
+    }
+    let Some(answered) = step(t, &call.id, "updated", |c| c.bot_answered = true) else {
+        return not_found(&format!("Call {}", call.id));
+    };
+    if answered.answered {
+        t.notify_participants(&answered);
+    }
+    StatusCode::ACCEPTED.into_response()
+}
+
+/// The rep answers a leg: for a recorded leg the rep joins the bot's roster; for another,
+/// `establishing` then `established`.
 fn answer_leg(t: &Teams, id: &str) {
+    let recorded = t.lock().calls.get(id).is_some_and(|c| c.recording);
+    if recorded {
+        let call = {
+            let mut state = t.lock();
+            let Some(call) = state.calls.get_mut(id) else {
+                return;
+            };
+            call.state = "established";
+            call.answered = true;
+            call.answered_at = Some(now_rfc3339());
+            call.clone()
+        };
+        t.notify_participants(&call);
+        t.presence_changed(&call.user);
+        return;
+    }
     step(t, id, "updated", |c| c.state = "establishing");
     step(t, id, "updated", |c| {
         c.state = "established";
@@ -679,7 +750,7 @@ async fn redirect(
     terminate(t, &id, result(302, 0, "Redirected"), None);
     if let Some(user) = target.pointer("/user/id").and_then(Value::as_str) {
         let leg = new_leg(&call.chain, user, call.other.clone(), true);
-        t.lock().calls.insert(leg.id.clone(), leg.clone());
+        invite(&sim, &leg);
         t.notify_call(&leg, "created", None);
     }
     StatusCode::ACCEPTED.into_response()
@@ -760,7 +831,7 @@ async fn transfer(
             terminate(t, &id, result(0, 7015, "GracefulTransferCompleted"), None);
             if let Some(user) = identity.pointer("/user/id").and_then(Value::as_str) {
                 let leg = new_leg(&call.chain, user, call.other.clone(), true);
-                t.lock().calls.insert(leg.id.clone(), leg.clone());
+                invite(&sim, &leg);
                 t.notify_call(&leg, "created", None);
             }
         }
@@ -1197,7 +1268,7 @@ async fn ring(State(sim): State<Arc<Sim>>, body: Bytes) -> Response {
     let policy = body["policy"].as_bool().unwrap_or(true);
     let chain = uuid::Uuid::new_v4().to_string();
     let leg = new_leg(&chain, &user.id, json!({"phone": {"id": from}}), policy);
-    t.lock().calls.insert(leg.id.clone(), leg.clone());
+    invite(&sim, &leg);
     if let Err(err) = notify_and_wait(t, &leg, "created").await {
         return sim_error(StatusCode::BAD_GATEWAY, &err);
     }

@@ -20,6 +20,20 @@
 //! relay's `{relay_url}/v1/tenants/{tenant}/telephony/teams`, the tenant being the one
 //! `SimConfig::providers` names for `teams`.
 //!
+//! Compliance recording (reference 3.1, 3.4): the bot's Graph call of a policy leg is an
+//! invitation to record the rep's call (`incomingContext` names the observed rep; its shape is
+//! inferred). The bot answers it through Graph within [`POLICY_ANSWER_WINDOW_MS`]
+//! (`Teams::policy_answer_window_ms`); its call is then `established` while the rep's phone may
+//! still ring. The rep's own answer (the `answer` control: the rep picks up in Teams) shows in a
+//! participants notification (`resourceUrl` `.../participants`, the roster as `resourceData`).
+//! An invitation left unanswered past its window is dropped: the bot's call ends (`terminated`,
+//! `resultInfo` code 408, inferred) and the rep's call goes on without the bot, which hears
+//! nothing more of it (inferred: a policy that does not require recording lets the call proceed);
+//! the call record is written as for any call. Calls the bot places itself (click-to-dial, a
+//! consultation) are no invitations: `established` is the far end answering. Decline, redirect
+//! and transfer act on the rep's leg through the bot's call as before (whether Graph lets a
+//! recording bot do so is not in the reference).
+//!
 //! Presence (reference 3.1/3.2): a user is `Busy`/`InACall` while one of their legs is connected
 //! and `Available` otherwise (inferred: Teams shows InACall once a call is connected). Presence
 //! subscriptions (`/communications/presences/{id}` or `?$filter=id in ('a','b')`, at most 650
@@ -33,8 +47,8 @@
 //! `201 {"call_id","graph_call_id"}` once the relay took the `incoming` notification (with
 //! `"policy": false` the rep is not under the policy: the bot hears nothing, only the call record
 //! tells); `POST /sim/teams/calls/{id}/hangup` (the far end hangs up; `id` the chain or a leg),
-//! `POST /sim/teams/calls/{id}/answer` (the far end of an outbound call answers; the rep's own
-//! answer for a rep not under the policy), `GET /sim/teams/calls`, `GET /sim/teams/subscriptions`,
+//! `POST /sim/teams/calls/{id}/answer` (the far end of an outbound call answers; otherwise the
+//! rep, or the consulted colleague, picks up in Teams), `GET /sim/teams/calls`, `GET /sim/teams/subscriptions`,
 //! `POST /sim/teams/faults` with `{"remove_subscriptions":true}`, `{"reauthorize":true}`,
 //! `{"forge_callback":true}` (a changed signature, another audience, another tenant, no token; answers the statuses), `{"bad_client_state":true}`, `{"duplicate":bool}`,
 //! `{"reorder":bool}`.
@@ -77,6 +91,9 @@ pub const MAX_SUBSCRIPTION_MINUTES: i64 = 4230;
 pub const MAX_PRESENCE_SUBSCRIPTION_MINUTES: i64 = 60;
 /// Graph's most users in one presence subscription's `$filter=id in (...)`.
 pub const MAX_PRESENCE_USERS: usize = 650;
+/// How long a bot has to answer a policy-based recording invitation (reference 3.1/3.4: 5 s;
+/// 15 s for an ordinary call to a bot, which the simulator does not place).
+pub const POLICY_ANSWER_WINDOW_MS: u64 = 5000;
 /// The refresh token of the demo's service account (a user who holds the delegated
 /// `Presence.Read.All`: Graph takes presence subscriptions only with a delegated token).
 pub const DEMO_REFRESH_TOKEN: &str = "demo-teams-presence-refresh-token";
@@ -162,9 +179,55 @@ pub struct Call {
     pub ended_at: Option<String>,
     /// A consultation call created by the bot for this rep (its colleague is `other`).
     pub consult: bool,
+    /// The bot is invited to this leg as its compliance recorder (the rep is under the policy
+    /// and the call is not one the bot placed): the bot's Graph call stands for the recording,
+    /// which the bot answers on its own, within [`POLICY_ANSWER_WINDOW_MS`]; the rep's own
+    /// answer shows in the call's participants.
+    pub recording: bool,
+    /// The bot answered the recording invitation (its call is `established`).
+    pub bot_answered: bool,
+    /// The invitation was dropped unanswered: the call goes on without the bot, which hears
+    /// nothing more of it.
+    pub bot_dropped: bool,
+    /// When the bot was invited (the window runs from here).
+    pub invited: Instant,
 }
 
 impl Call {
+    /// The state of the bot's own call: a recording invitation is `incoming` until the bot
+    /// answers it and `established` from then on, whether or not the rep answered (the rep's
+    /// answer is in the participants); it follows the call's transfer and end. Other calls are
+    /// the rep's leg as it is.
+    fn bot_state(&self) -> &'static str {
+        match (self.recording, self.state) {
+            (true, "incoming" | "establishing" | "established") if self.bot_answered => {
+                "established"
+            }
+            (true, "incoming" | "establishing" | "established") => "incoming",
+            (_, state) => state,
+        }
+    }
+
+    /// The call's participants as the bot's roster shows them: the caller, and the rep once
+    /// the rep answered (inferred: Graph's participants notifications list who is in the call;
+    /// a rep whose phone still rings is not).
+    fn participants(&self) -> Value {
+        let participant = |role: &str, identity: &Value| {
+            json!({"@odata.type": "#microsoft.graph.participant",
+                   "id": format!("{}-{role}", self.id.to_lowercase()),
+                   "info": {"@odata.type": "#microsoft.graph.participantInfo",
+                            "identity": identity},
+                   "mediaStreams": [{"@odata.type": "#microsoft.graph.mediaStream",
+                                     "mediaType": "audio", "direction": "sendReceive"}],
+                   "isMuted": false, "isInLobby": false})
+        };
+        let mut roster = vec![participant("other", &self.other)];
+        if self.answered && self.state != "terminated" {
+            roster.push(participant("observed", &json!({"user": {"id": self.user}})));
+        }
+        Value::Array(roster)
+    }
+
     /// The `resourceData` of a comms notification about this call.
     fn resource(&self) -> Value {
         let me = json!({"user": {"id": self.user}});
@@ -177,7 +240,7 @@ impl Call {
             "@odata.type": "#microsoft.graph.call",
             "@odata.id": format!("/communications/calls/{}", self.id),
             "id": self.id,
-            "state": self.state,
+            "state": self.bot_state(),
             "direction": self.direction,
             "callChainId": self.chain,
             "source": {"@odata.type": "#microsoft.graph.participantInfo", "identity": source,
@@ -187,6 +250,15 @@ impl Call {
             "requestedModalities": ["audio"],
             "tenantId": TENANT_ID,
         });
+        if self.recording {
+            // Who the recording is of: the rep (`observedParticipantId`) in a call from the
+            // caller (inferred: Graph's incomingContext of a policy-recording invitation).
+            data["incomingContext"] = json!({
+                "@odata.type": "#microsoft.graph.incomingContext",
+                "observedParticipantId": format!("{}-observed", self.id.to_lowercase()),
+                "sourceParticipantId": format!("{}-other", self.id.to_lowercase()),
+            });
+        }
         if let Some(result) = &self.result {
             data["resultInfo"] = result.clone();
         }
@@ -283,6 +355,11 @@ pub struct Teams {
     /// The longest life granted to a subscription, in seconds (0: as asked); tests shorten it
     /// to see renewals.
     pub max_subscription_secs: AtomicU64,
+    /// The window a recording invitation is kept for the bot's answer, in milliseconds
+    /// ([`POLICY_ANSWER_WINDOW_MS`]; tests set 0 to see an invitation dropped).
+    pub policy_answer_window_ms: AtomicU64,
+    /// Recording invitations dropped unanswered so far.
+    pub dropped_invitations: AtomicU64,
     /// Certificates uploaded to the app registration: (x5t, public key).
     certificates: Mutex<Vec<(String, jsonwebtoken::DecodingKey)>>,
 }
@@ -323,6 +400,8 @@ impl Teams {
             renewed_subscriptions: AtomicU64::new(0),
             reauthorized_subscriptions: AtomicU64::new(0),
             max_subscription_secs: AtomicU64::new(0),
+            policy_answer_window_ms: AtomicU64::new(POLICY_ANSWER_WINDOW_MS),
+            dropped_invitations: AtomicU64::new(0),
             certificates: Mutex::new(Vec::new()),
         };
         for (certificate, public_key) in &config.teams_certificates {
@@ -522,7 +601,11 @@ impl Teams {
         change: &str,
         ack: Option<oneshot::Sender<Result<(), String>>>,
     ) {
-        let Some(url) = self.bot_url.clone().filter(|_| call.policy) else {
+        let Some(url) = self
+            .bot_url
+            .clone()
+            .filter(|_| call.policy && !call.bot_dropped)
+        else {
             if let Some(ack) = ack {
                 let _ = ack.send(Ok(()));
             }
@@ -545,6 +628,85 @@ impl Teams {
             duplicate: false,
             reorder: false,
         });
+    }
+
+    /// The rep's side of a recorded leg changed: the bot, once in the call, hears the
+    /// participants (`resourceUrl` `.../participants`, the roster as `resourceData`).
+    pub(crate) fn notify_participants(&self, call: &Call) {
+        let Some(url) = self
+            .bot_url
+            .clone()
+            .filter(|_| call.recording && call.bot_answered && !call.bot_dropped)
+        else {
+            return;
+        };
+        let body = json!({
+            "@odata.type": "#microsoft.graph.commsNotifications",
+            "value": [{
+                "@odata.type": "#microsoft.graph.commsNotification",
+                "changeType": "updated",
+                "resourceUrl": format!("/communications/calls/{}/participants", call.id),
+                "resourceData": call.participants(),
+            }]
+        });
+        self.send(Outgoing {
+            url,
+            body,
+            signed: true,
+            ack: None,
+            duplicate: false,
+            reorder: false,
+        });
+    }
+
+    /// Drops a recording invitation the bot left unanswered past its window: the bot's call
+    /// ends (`deleted`, `terminated`, inferred `resultInfo` code 408) and the rep's call goes
+    /// on without the bot, which hears nothing more of it (inferred: the reference gives the
+    /// window, not what follows; a policy that does not require recording lets the call
+    /// proceed). Whether it was dropped now.
+    pub(crate) fn drop_invitation(&self, id: &str) -> bool {
+        let call = {
+            let mut state = self.lock();
+            let Some(call) = state.calls.get_mut(id) else {
+                return false;
+            };
+            if !call.recording
+                || call.bot_answered
+                || call.bot_dropped
+                || call.state == "terminated"
+            {
+                return false;
+            }
+            call.bot_dropped = true;
+            call.clone()
+        };
+        self.dropped_invitations.fetch_add(1, Ordering::Relaxed);
+        let Some(url) = self.bot_url.clone().filter(|_| call.policy) else {
+            return true;
+        };
+        let mut data = call.resource();
+        data["state"] = "terminated".into();
+        data["resultInfo"] = json!({"@odata.type": "#microsoft.graph.resultInfo",
+            "code": 408, "subcode": 0,
+            "message": "The bot did not answer the recording invitation in time"});
+        let body = json!({
+            "@odata.type": "#microsoft.graph.commsNotifications",
+            "value": [{
+                "@odata.type": "#microsoft.graph.commsNotification",
+                "changeType": "deleted",
+                "resourceUrl": format!("/communications/calls/{}", call.id),
+                "resourceData": data,
+            }]
+        });
+        self.send(Outgoing {
+            url,
+            body,
+            signed: true,
+            ack: None,
+            duplicate: false,
+            reorder: false,
+        });
+        true
     }
 
     /// Writes the chain's call record once every leg ended, and notifies the subscriptions.

@@ -321,3 +321,66 @@ async fn a_certificate_assertion_gets_a_token_and_a_spoiled_one_entras_refusal()
         );
     }
 }
+
+#[tokio::test]
+async fn a_recording_invitation_is_the_bots_to_answer_in_its_window_and_dropped_after_it() {
+    let sim = sim().await;
+    let http = reqwest::Client::new();
+    let (_, body) = token(&http, &sim, DEMO_CLIENT_SECRET).await;
+    let access = body["access_token"].as_str().expect("token").to_string();
+    let teams = &sim.sim.teams;
+    let ring = || async {
+        let rung: Value = http
+            .post(format!("{}/sim/teams/calls", sim.url()))
+            .json(&json!({"from": "+41446681800", "agent": "alice@example.com"}))
+            .send()
+            .await
+            .expect("ring")
+            .json()
+            .await
+            .expect("json");
+        let leg = rung["graph_call_id"].as_str().expect("leg").to_string();
+        (rung["call_id"].as_str().expect("chain").to_string(), leg)
+    };
+    let answer = |leg: String| {
+        let request = http
+            .post(format!(
+                "{}/sim/teams/graph/v1.0/communications/calls/{leg}/answer",
+                sim.url()
+            ))
+            .bearer_auth(&access)
+            .json(&json!({"callbackUri": "https://bot.example/calls",
+                "acceptedModalities": ["audio"],
+                "mediaConfig": {"@odata.type": "#microsoft.graph.serviceHostedMediaConfig"}}));
+        async move { request.send().await.expect("answer").status().as_u16() }
+    };
+    let leg_of = |id: &str| {
+        teams
+            .calls()
+            .into_iter()
+            .find(|c| c.id == id)
+            .expect("the leg")
+    };
+    // In time: the bot is in the call, the rep's phone still rings.
+    let (_, leg) = ring().await;
+    assert_eq!(answer(leg.clone()).await, 202);
+    let answered = leg_of(&leg);
+    assert!(answered.bot_answered && !answered.answered, "{answered:?}");
+    assert_eq!(answered.state, "incoming");
+    assert_eq!(answer(leg).await, 400, "answered once");
+    // Past its window: the invitation is gone, the call goes on without the bot.
+    teams
+        .policy_answer_window_ms
+        .store(0, std::sync::atomic::Ordering::Relaxed);
+    let (chain, leg) = ring().await;
+    assert_eq!(answer(leg.clone()).await, 404);
+    let dropped = leg_of(&leg);
+    assert!(dropped.bot_dropped && !dropped.bot_answered, "{dropped:?}");
+    let picked = http
+        .post(format!("{}/sim/teams/calls/{chain}/answer", sim.url()))
+        .send()
+        .await
+        .expect("pick up");
+    assert_eq!(picked.status(), 204);
+    assert_eq!(leg_of(&leg).state, "established");
+}

@@ -141,7 +141,21 @@ pub(crate) async fn ring_pop_answer_hang_up(provider: Provider) -> Result<()> {
         .await?;
 
     browser.enter_frame(WIDGET).await?;
-    browser.click("[data-testid=btn-answer]").await?;
+    if provider == Provider::Teams {
+        // The rep answers in the Teams client: Graph answers no user's call for them.
+        let answered = stack
+            .http
+            .post(format!(
+                "{}/sim/teams/calls/{}/answer",
+                stack.sim.url(),
+                call.id
+            ))
+            .send()
+            .await?;
+        anyhow::ensure!(answered.status() == 204, "{}", answered.status());
+    } else {
+        browser.click("[data-testid=btn-answer]").await?;
+    }
     browser
         .wait_for("[data-testid=call-state][data-state=connected]")
         .await?;

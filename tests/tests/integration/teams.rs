@@ -72,6 +72,32 @@ async fn sim_post(stack: &Stack, path: &str, body: &Value) -> (u16, Value) {
     (status, response.json().await.unwrap_or(Value::Null))
 }
 
+/// The rep picks up `call` in the Teams client (Graph answers no user's call for them) and
+/// the widget shows it connected: the rep's own answer, not the bot's.
+async fn pick_up(stack: &Stack, ws: &mut WsClient, call: &str) -> Value {
+    pick_up_leg(stack, ws, call, call).await
+}
+
+/// [`pick_up`] of the Graph leg (or chain) `leg` shown as the relay's `call`.
+async fn pick_up_leg(stack: &Stack, ws: &mut WsClient, call: &str, leg: &str) -> Value {
+    let (status, body) = sim_post(stack, &format!("/calls/{leg}/answer"), &json!({})).await;
+    assert_eq!(status, 204, "{body}");
+    call_where(ws, call, "the rep answered", |c| c["state"] == "connected").await
+}
+
+/// The Graph leg of a consultation ringing at its colleague.
+fn consultation_leg(stack: &Stack) -> String {
+    stack
+        .sim
+        .sim
+        .teams
+        .calls()
+        .into_iter()
+        .find(|c| c.consult && c.state == "incoming")
+        .expect("a consultation rings")
+        .id
+}
+
 async fn call_where(
     ws: &mut WsClient,
     call: &str,
@@ -105,7 +131,7 @@ async fn a_call_rings_pops_is_answered_transferred_blind_and_logged_once() {
     // The widget is told Teams has no hold, so it shows no hold button.
     assert_eq!(
         welcome["controls"],
-        serde_json::json!(["answer", "decline", "hangup", "transfer", "consult", "dial"]),
+        serde_json::json!(["decline", "hangup", "transfer", "consult", "dial"]),
         "{welcome}"
     );
     let (mut bob, _) = WsClient::signed_in(&stack, BOB, None).await.expect("bob");
@@ -116,7 +142,7 @@ async fn a_call_rings_pops_is_answered_transferred_blind_and_logged_once() {
     .await;
     assert_eq!(rung["call"]["pop"]["name"], name.as_str(), "{rung}");
     assert_eq!(rung["call"]["from"], e164.as_str());
-    alice.answer(&call).await.expect("connected");
+    pick_up(&stack, &mut alice, &call).await;
     // Graph v1.0 has no hold: refused, and the call stays connected.
     alice.command(&call, CallCommand::Hold).await.expect("hold");
     let refused = alice
@@ -142,7 +168,7 @@ async fn a_call_rings_pops_is_answered_transferred_blind_and_logged_once() {
         c["state"] == "ringing"
     })
     .await;
-    bob.answer(&call).await.expect("bob connected");
+    pick_up(&stack, &mut bob, &call).await;
     assert!(stack.activities(&call).await.expect("v2").is_empty());
     bob.command(&call, CallCommand::Hangup)
         .await
@@ -162,7 +188,7 @@ async fn a_consult_transfer_hands_the_caller_to_the_colleague() {
         .expect("alice");
     let (mut bob, _) = WsClient::signed_in(&stack, BOB, None).await.expect("bob");
     let call = ring(&stack, &e164, ALICE).await;
-    alice.answer(&call).await.expect("alice talks");
+    pick_up(&stack, &mut alice, &call).await;
     alice
         .command(&call, CallCommand::Consult { target: BOB.into() })
         .await
@@ -171,7 +197,8 @@ async fn a_consult_transfer_hands_the_caller_to_the_colleague() {
         c["state"] == "ringing"
     })
     .await;
-    bob.answer(&call).await.expect("bob talks to alice");
+    let leg = consultation_leg(&stack);
+    pick_up_leg(&stack, &mut bob, &call, &leg).await;
     alice
         .command(&call, CallCommand::CompleteTransfer)
         .await
@@ -196,7 +223,7 @@ async fn a_consult_transfer_hands_the_caller_to_the_colleague() {
 
     // Consult, then back: the consultation is hung up, alice goes on with the caller.
     let call = ring(&stack, &e164, ALICE).await;
-    alice.answer(&call).await.expect("alice talks");
+    pick_up(&stack, &mut alice, &call).await;
     alice
         .command(&call, CallCommand::Consult { target: BOB.into() })
         .await
@@ -205,7 +232,8 @@ async fn a_consult_transfer_hands_the_caller_to_the_colleague() {
         c["state"] == "ringing"
     })
     .await;
-    bob.answer(&call).await.expect("bob talks to alice");
+    let leg = consultation_leg(&stack);
+    pick_up_leg(&stack, &mut bob, &call, &leg).await;
     alice
         .command(&call, CallCommand::CancelConsult)
         .await
@@ -340,7 +368,7 @@ async fn the_subscription_removed_mid_call_is_made_again_and_nothing_is_lost_or_
         .await
         .expect("alice");
     let call = ring(&stack, &e164, ALICE).await;
-    alice.answer(&call).await.expect("connected");
+    pick_up(&stack, &mut alice, &call).await;
     let (status, answer) =
         sim_post(&stack, "/faults", &json!({"remove_subscriptions": true})).await;
     assert_eq!((status, answer["removed"].as_u64()), (200, Some(1)));
@@ -372,7 +400,7 @@ async fn the_relay_restarted_mid_call_ends_it_once_and_keeps_one_subscription() 
         .await
         .expect("alice");
     let call = ring(&stack, &e164, ALICE).await;
-    alice.answer(&call).await.expect("connected");
+    pick_up(&stack, &mut alice, &call).await;
     stack.crash_relay();
     stack.start_relay_again().await.expect("relay back");
     // A new subscription replaces the old one (deleted, or records would come twice).
@@ -465,7 +493,7 @@ async fn duplicated_and_reordered_notifications_change_nothing() {
     .await;
     assert_eq!(status, 200);
     let call = ring(&stack, &e164, ALICE).await;
-    alice.answer(&call).await.expect("connected");
+    pick_up(&stack, &mut alice, &call).await;
     let (status, _) = sim_post(&stack, &format!("/calls/{call}/hangup"), &json!({})).await;
     assert_eq!(status, 204);
     call_where(&mut alice, &call, "ended", |c| c["state"] == "ended").await;
@@ -658,7 +686,7 @@ async fn a_certificate_instead_of_a_secret_rings_through() {
     let call = ring(&stack, &e164, ALICE).await;
     let rung = call_where(&mut alice, &call, "ringing", |c| c["state"] == "ringing").await;
     assert_eq!(rung["call"]["pop"]["name"], name.as_str());
-    alice.answer(&call).await.expect("answered through Graph");
+    pick_up(&stack, &mut alice, &call).await;
     let (status, _) = sim_post(&stack, &format!("/calls/{call}/hangup"), &json!({})).await;
     assert_eq!(status, 204);
     let activity = one_activity(&stack, &call).await;
@@ -739,4 +767,90 @@ async fn presence_subscriptions_removed_mid_call_are_made_again_renewed_and_the_
     let activity = one_activity(&stack, &chain).await;
     assert_eq!(summary_line(&activity, "Outcome: "), Some("completed"));
     assert_eq!(teams.created_subscriptions.load(Ordering::Relaxed), 4);
+}
+
+#[tokio::test]
+async fn the_bot_answers_the_recording_invitation_at_once_and_the_rep_answers_on_their_own() {
+    let stack = start().await;
+    let teams = &stack.sim.sim.teams;
+    let (_, e164, _) = stack.single_match_caller().expect("caller");
+    let (mut alice, _) = WsClient::signed_in(&stack, ALICE, None)
+        .await
+        .expect("alice");
+    let call = ring(&stack, &e164, ALICE).await;
+    call_where(&mut alice, &call, "ringing", |c| c["state"] == "ringing").await;
+    // The relay answered Graph's invitation by itself: the bot is in the call, alice's phone
+    // still rings.
+    eventually("the bot's answer", || async {
+        teams
+            .calls()
+            .into_iter()
+            .find(|c| c.chain == call && c.bot_answered)
+    })
+    .await
+    .expect("the bot answered");
+    let leg = teams
+        .calls()
+        .into_iter()
+        .find(|c| c.chain == call)
+        .expect("alice's leg");
+    assert_eq!(leg.state, "incoming", "alice has not answered");
+    // The widget cannot answer for her (Teams names no answer control: Graph answers no
+    // user's call).
+    alice
+        .command(&call, CallCommand::Answer)
+        .await
+        .expect("answer sent");
+    let refused = alice
+        .recv_until("answer refused", |m| m["type"] == "error")
+        .await
+        .expect("error");
+    assert_eq!(refused["code"], "unsupported", "{refused}");
+    // Connected only once alice answers in Teams, at her answer's time.
+    let connected = pick_up(&stack, &mut alice, &call).await;
+    assert_eq!(connected["call"]["state"], "connected");
+    let (status, _) = sim_post(&stack, &format!("/calls/{call}/hangup"), &json!({})).await;
+    assert_eq!(status, 204);
+    call_where(&mut alice, &call, "ended", |c| c["state"] == "ended").await;
+    let activity = one_activity(&stack, &call).await;
+    assert_eq!(summary_line(&activity, "Outcome: "), Some("completed"));
+    assert_eq!(teams.dropped_invitations.load(Ordering::Relaxed), 0);
+}
+
+#[tokio::test]
+async fn a_recording_invitation_left_unanswered_is_dropped_and_the_call_record_logs_the_call() {
+    let stack = start().await;
+    let teams = &stack.sim.sim.teams;
+    // No answer can come in time now.
+    teams.policy_answer_window_ms.store(0, Ordering::Relaxed);
+    let (_, e164, _) = stack.single_match_caller().expect("caller");
+    let (mut alice, _) = WsClient::signed_in(&stack, ALICE, None)
+        .await
+        .expect("alice");
+    let call = ring(&stack, &e164, ALICE).await;
+    call_where(&mut alice, &call, "ringing", |c| c["state"] == "ringing").await;
+    eventually("the invitation dropped", || async {
+        (teams.dropped_invitations.load(Ordering::Relaxed) == 1).then_some(())
+    })
+    .await
+    .expect("dropped");
+    let leg = teams
+        .calls()
+        .into_iter()
+        .find(|c| c.chain == call)
+        .expect("alice's leg");
+    assert!(leg.bot_dropped && !leg.bot_answered, "{leg:?}");
+    // The call goes on without the bot: alice talks, then the caller hangs up.
+    let (status, _) = sim_post(&stack, &format!("/calls/{call}/answer"), &json!({})).await;
+    assert_eq!(status, 204);
+    let (status, _) = sim_post(&stack, &format!("/calls/{call}/hangup"), &json!({})).await;
+    assert_eq!(status, 204);
+    // The call record tells the rest, once: answered, ended, completed.
+    let ended = call_where(&mut alice, &call, "ended by the record", |c| {
+        c["state"] == "ended"
+    })
+    .await;
+    assert_eq!(ended["call"]["end_reason"], "completed", "{ended}");
+    let activity = one_activity(&stack, &call).await;
+    assert_eq!(summary_line(&activity, "Outcome: "), Some("completed"));
 }

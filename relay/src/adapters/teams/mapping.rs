@@ -35,6 +35,12 @@ pub(crate) struct LegInfo {
     pub(crate) ended: bool,
     /// The leg is a consultation the rep `consult_by` placed to this leg's rep.
     pub(crate) consult_by: Option<String>,
+    /// The bot's call is a compliance-recording invitation (`incomingContext`): its
+    /// `established` is the bot joining, not the rep answering; the rep's answer is the rep in
+    /// the participants.
+    pub(crate) recorded: bool,
+    /// The bot's recording call is established (the bot answered the invitation in time).
+    pub(crate) bot_joined: bool,
 }
 
 #[derive(Debug, Default)]
@@ -48,6 +54,15 @@ pub(crate) struct Tracker {
     pub(crate) declined: HashSet<String>,
     /// Chains the bot told about (their call records add nothing).
     pub(crate) seen_chains: HashSet<String>,
+    /// Recording invitations the relay answered (or is answering): answered once.
+    pub(crate) answering: HashSet<String>,
+}
+
+/// Whether a call resource is a policy-based recording invitation: Graph names the observed
+/// participant in its `incomingContext` (inferred: an ordinary call to the bot has none).
+pub(crate) fn is_recording(data: &Value) -> bool {
+    data.get("incomingContext").is_some_and(|c| c.is_object())
+        && data["direction"].as_str() != Some("outgoing")
 }
 
 /// The Entra user id of the rep side of a call resource.
@@ -175,6 +190,8 @@ impl Tracker {
                     rung: false,
                     answered: false,
                     ended: false,
+                    recorded: is_recording(data),
+                    bot_joined: false,
                     consult_by,
                 },
             );
@@ -210,6 +227,27 @@ impl Tracker {
             events.push(event(leg, "ringing", EventType::Ringing));
         }
         match state {
+            // The bot joined the recording; the rep's phone may still ring.
+            "established" if leg.recorded => leg.bot_joined = true,
+            "terminated"
+                if leg.recorded
+                    && !leg.bot_joined
+                    && data.pointer("/resultInfo/code").and_then(Value::as_u64) == Some(408) =>
+            {
+                // The invitation was dropped unanswered (the answer failed or came late): the
+                // call goes on without the bot, which hears nothing more of it. Nothing is said
+                // of the rep's call here; its call record logs it, and closes the card.
+                leg.ended = true;
+                let chain = leg.chain.clone();
+                let others = self
+                    .legs
+                    .iter()
+                    .any(|(other, l)| other != id && l.chain == chain && l.bot_joined);
+                if !others {
+                    self.seen_chains.remove(&chain);
+                }
+                return events;
+            }
             "established" if !leg.answered => {
                 leg.answered = true;
                 events.push(event(leg, "answered", EventType::Answered));
@@ -248,6 +286,60 @@ impl Tracker {
             }
             _ => {}
         }
+        events
+    }
+}
+
+impl Tracker {
+    /// Whether the relay is to answer the bot's call `id` now: a recording invitation still
+    /// `incoming`, not answered before (a duplicate or a replay asks once).
+    pub(crate) fn should_answer(&mut self, id: &str, data: &Value) -> bool {
+        let known = self.legs.get(id).is_some_and(|l| l.recorded && !l.ended);
+        known && data["state"].as_str() == Some("incoming") && self.answering.insert(id.into())
+    }
+
+    /// A participants update of the bot's recording call `id` (the call's roster): the rep in it
+    /// means the rep answered (inferred: a rep whose phone rings is not in the call yet).
+    pub(crate) fn participants(
+        &mut self,
+        id: &str,
+        roster: &Value,
+        now: &str,
+    ) -> Vec<TelephonyEvent> {
+        let Some(leg) = self.legs.get_mut(id) else {
+            return Vec::new();
+        };
+        if !leg.recorded || leg.ended || leg.answered {
+            return Vec::new();
+        }
+        let joined = roster.as_array().into_iter().flatten().any(|p| {
+            p.pointer("/info/identity/user/id")
+                .and_then(Value::as_str)
+                .is_some_and(|u| u.eq_ignore_ascii_case(&leg.user))
+        });
+        if !joined {
+            return Vec::new();
+        }
+        let event = |leg: &LegInfo, kind: &str, event_type: EventType| TelephonyEvent {
+            id: format!("teams:{}:{}:{kind}", leg.chain, leg.rep),
+            call_id: leg.chain.clone(),
+            event_type,
+            direction: leg.direction,
+            from: leg.from.clone(),
+            to: leg.to.clone(),
+            agent: leg.rep.clone(),
+            at: now.to_string(),
+            transfer_to: None,
+            reason: None,
+            recording_url: None,
+        };
+        let mut events = Vec::new();
+        if !leg.rung {
+            leg.rung = true;
+            events.push(event(leg, "ringing", EventType::Ringing));
+        }
+        leg.answered = true;
+        events.push(event(leg, "answered", EventType::Answered));
         events
     }
 }

@@ -3,9 +3,14 @@
 //!
 //! Graph streams no ringing for ordinary users' Teams Phone calls (3.1). What works in
 //! production is a calling bot under a policy-based compliance-recording policy: it receives an
-//! `incoming` notification for every call of the users under the policy, then the call's states
-//! (`establishing`, `established`, `transferring`, `transferAccepted`, `terminated` with
-//! `resultInfo`). Those arrive at `POST /v1/tenants/{t}/telephony/teams` with a Bot Framework
+//! `incoming` notification for every call of the users under the policy (an invitation to record
+//! it, naming the observed rep in `incomingContext`), then the call's states (`established`,
+//! `transferring`, `transferAccepted`, `terminated` with `resultInfo`). The invitation must be
+//! answered within 5 s (3.4), so the relay answers it at once (`answer_invitation`), whatever
+//! the rep does; the bot's call being established is then the bot joining, and the rep's own
+//! answer is the rep appearing in the call's participants (a `.../participants` notification).
+//! An invitation dropped unanswered (the answer failed or came late) leaves the call to its
+//! call record. Those arrive at `POST /v1/tenants/{t}/telephony/teams` with a Bot Framework
 //! JWT (checked: its OpenID keys, `iss`, `aud` = the bot's app id, `tid`). The same endpoint is
 //! the `notificationUrl` (and `lifecycleNotificationUrl`) of a `/communications/callRecords`
 //! change-notification subscription, whose `validationToken` handshake it answers and whose
@@ -19,11 +24,12 @@
 //! renewed) and reads each notified presence; `InACall` shows the rep a call with no caller, and
 //! the call record logs it (see `presence`). No controls and no click-to-dial in that mode.
 //!
-//! Controls: answer, decline (reject), hang up (DELETE the call), blind transfer (`transfer`, or
+//! Controls: decline (reject), hang up (DELETE the call), blind transfer (`transfer`, or
 //! `redirect` while it rings), consult (a call placed to the colleague) and its completion (a
 //! consultative `transfer` with `replacesCallId`) or cancel (the consultation hung up),
 //! click-to-dial (`POST /communications/calls`). Graph v1.0 has no hold: hold and resume are
-//! refused, and the widget offers only what the provider has.
+//! refused, and the widget offers only what the provider has. Nor does it answer a user's call
+//! for them (the bot's answer is its recording's): the rep answers in Teams.
 
 mod graph;
 mod mapping;
@@ -671,23 +677,32 @@ impl Inner {
         Some(id)
     }
 
-    async fn comms(&self, body: &Value) -> Vec<cti_protocol::event::TelephonyEvent> {
-        let items: Vec<(String, Value)> = body["value"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|item| {
-                let data = item.get("resourceData")?.clone();
-                let id = data["id"].as_str().map(str::to_string).or_else(|| {
-                    item["resourceUrl"]
-                        .as_str()
-                        .and_then(|u| u.rsplit('/').next())
-                        .map(str::to_string)
-                })?;
-                Some((id, data))
-            })
-            .collect();
-        for (_, data) in &items {
+    /// A comms notification's items as events, and the recording invitations the relay is to
+    /// answer now.
+    async fn comms(&self, body: &Value) -> (Vec<cti_protocol::event::TelephonyEvent>, Vec<String>) {
+        let mut calls: Vec<(String, Value)> = Vec::new();
+        let mut rosters: Vec<(String, Value)> = Vec::new();
+        for item in body["value"].as_array().into_iter().flatten() {
+            let url = item["resourceUrl"].as_str().unwrap_or_default();
+            if let Some(call) = url.strip_suffix("/participants") {
+                // The participants of the bot's call: the roster in `resourceData`.
+                if let Some(id) = call.rsplit('/').next().filter(|id| !id.is_empty()) {
+                    rosters.push((id.to_string(), item["resourceData"].clone()));
+                }
+                continue;
+            }
+            let Some(data) = item.get("resourceData").filter(|d| d.is_object()) else {
+                continue;
+            };
+            let id = data["id"]
+                .as_str()
+                .map(str::to_string)
+                .or_else(|| url.rsplit('/').next().map(str::to_string));
+            if let Some(id) = id {
+                calls.push((id, data.clone()));
+            }
+        }
+        for (_, data) in &calls {
             if let Some(user) = mapping::rep_user(data) {
                 self.learn_user(&user).await;
             }
@@ -698,18 +713,48 @@ impl Inner {
                 self.learn_user(&user.to_lowercase()).await;
             }
         }
-        shared::before_notifications(&self.shared, &self.tracker, &items).await;
+        shared::before_notifications(&self.shared, &self.tracker, &calls).await;
         let now = self.now();
         let rep_of = |user: &str| self.reps.rep_of(user);
-        let events = {
+        let (events, answer) = {
             let mut tracker = self.tracker();
-            items
-                .iter()
-                .flat_map(|(id, data)| tracker.apply(id, data, &rep_of, &now))
-                .collect()
+            let mut events = Vec::new();
+            let mut answer = Vec::new();
+            for (id, data) in &calls {
+                events.extend(tracker.apply(id, data, &rep_of, &now));
+                if tracker.should_answer(id, data) {
+                    answer.push(id.clone());
+                }
+            }
+            for (id, roster) in &rosters {
+                events.extend(tracker.participants(id, roster, &now));
+            }
+            (events, answer)
         };
-        shared::after_notifications(&self.shared, &self.tracker, &items).await;
-        events
+        shared::after_notifications(&self.shared, &self.tracker, &calls).await;
+        (events, answer)
+    }
+
+    /// Answers a recording invitation for the bot, at once and whatever the rep does: Graph
+    /// drops an invitation left unanswered for 5 s (reference 3.4). A failure is logged; the
+    /// invitation is then dropped and the call record logs the call.
+    async fn answer_invitation(self: Arc<Self>, id: String) {
+        let body = json!({
+            "callbackUri": self.settings.teams_notification_url,
+            "acceptedModalities": ["audio"],
+            "mediaConfig": media_config(),
+        });
+        let done = self
+            .graph
+            .call(
+                Method::POST,
+                &format!("/communications/calls/{id}/answer"),
+                Some(&body),
+            )
+            .await;
+        if let Err(err) = done {
+            tracing::warn!(tenant = %self.tenant, %err, "answering a Teams recording invitation failed");
+        }
     }
 
     /// Change or lifecycle notifications: every item must carry our `clientState`.
@@ -1106,17 +1151,13 @@ impl Inner {
         // The call's legs as any instance heard them (this one may have heard none).
         shared::load_call(&self.shared, &self.tracker, &call.id).await;
         match command {
-            CallCommand::Answer => {
-                let id = self.leg(&call.id, rep, action)?;
-                let body = json!({
-                    "callbackUri": self.settings.teams_notification_url,
-                    "acceptedModalities": ["audio"],
-                    "mediaConfig": media_config(),
-                });
-                self.post(&format!("/communications/calls/{id}/answer"), &body, action)
-                    .await
-                    .map(|_| ())
-            }
+            CallCommand::Answer => Err(CommandError::Rejected {
+                action,
+                status: 501,
+                message: "answer in the Teams client: Graph answers the bot's own call, not the \
+                          rep's"
+                    .into(),
+            }),
             CallCommand::Decline => {
                 let id = self.leg(&call.id, rep, action)?;
                 self.tracker().declined.insert(id.clone());
@@ -1353,8 +1394,9 @@ impl TelephonyAdapter for TeamsAdapter {
             // No bot: Graph controls no call of an ordinary user.
             return &[];
         }
+        // No answer: the rep answers in Teams (the bot's answer is its recording's, see
+        // `answer_invitation`).
         &[
-            Control::Answer,
             Control::Decline,
             Control::Hangup,
             Control::Transfer,
@@ -1408,7 +1450,12 @@ impl TelephonyAdapter for TeamsAdapter {
                 .verify(authorization)
                 .await
                 .map_err(AdapterError::Unauthenticated)?;
-            let events = self.inner.comms(&value).await;
+            let (events, answer) = self.inner.comms(&value).await;
+            for id in answer {
+                // Not awaited: the notification is acknowledged at once, the answer goes out
+                // beside it.
+                tokio::spawn(self.inner.clone().answer_invitation(id));
+            }
             return Ok(Ingress::Events(events));
         }
         let events = self.inner.changes(&value).await?;
@@ -1615,6 +1662,69 @@ mod tests {
             tracker
                 .apply("A", &call("A", "terminated", end), &rep_of, now)
                 .is_empty()
+        );
+    }
+
+    #[test]
+    fn a_recording_invitation_is_answered_once_and_only_the_rep_in_the_call_is_an_answer() {
+        let mut tracker = Tracker::default();
+        let rep_of = |u: &str| (u == "u-alice").then(|| "alice@example.com".to_string());
+        let now = "2026-12-02T10:00:00Z";
+        let context = json!({"incomingContext": {"observedParticipantId": "p-alice"}});
+        let invited = call("A", "incoming", context.clone());
+        let rung = tracker.apply("A", &invited, &rep_of, now);
+        assert_eq!(rung.len(), 1);
+        assert_eq!(rung[0].event_type, EventType::Ringing);
+        assert!(tracker.should_answer("A", &invited), "answered at once");
+        assert!(
+            !tracker.should_answer("A", &invited),
+            "a duplicate asks once"
+        );
+        // The bot joined: no answer yet, alice's phone still rings.
+        let joined = tracker.apply(
+            "A",
+            &call("A", "established", context.clone()),
+            &rep_of,
+            now,
+        );
+        assert!(joined.is_empty(), "{joined:?}");
+        let caller_only = json!([{"info": {"identity": {"phone": {"id": "+41446681800"}}}}]);
+        assert!(tracker.participants("A", &caller_only, now).is_empty());
+        let with_alice = json!([{"info": {"identity": {"phone": {"id": "+41446681800"}}}},
+                                {"info": {"identity": {"user": {"id": "U-ALICE"}}}}]);
+        let answered = tracker.participants("A", &with_alice, now);
+        assert_eq!(answered.len(), 1);
+        assert_eq!(answered[0].event_type, EventType::Answered);
+        assert!(tracker.participants("A", &with_alice, now).is_empty());
+        // An ordinary call the bot placed: established is the far end answering.
+        let placed = call("B", "established", json!({"callChainId": "chain-2"}));
+        let kinds: Vec<EventType> = tracker
+            .apply("B", &placed, &rep_of, now)
+            .iter()
+            .map(|e| e.event_type)
+            .collect();
+        assert_eq!(kinds, [EventType::Ringing, EventType::Answered]);
+        assert!(!tracker.should_answer("B", &placed));
+    }
+
+    #[test]
+    fn a_dropped_invitation_leaves_the_call_to_its_record() {
+        let mut tracker = Tracker::default();
+        let rep_of = |u: &str| (u == "u-alice").then(|| "alice@example.com".to_string());
+        let now = "2026-12-02T10:00:00Z";
+        let context = json!({"incomingContext": {"observedParticipantId": "p-alice"}});
+        tracker.apply("A", &call("A", "incoming", context.clone()), &rep_of, now);
+        assert!(tracker.seen_chains.contains("chain-1"));
+        let mut dropped = context;
+        dropped["resultInfo"] = json!({"code": 408, "subcode": 0});
+        let events = tracker.apply("A", &call("A", "terminated", dropped), &rep_of, now);
+        assert!(
+            events.is_empty(),
+            "nothing said of alice's call: {events:?}"
+        );
+        assert!(
+            !tracker.seen_chains.contains("chain-1"),
+            "the record logs it"
         );
     }
 
