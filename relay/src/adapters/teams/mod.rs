@@ -713,7 +713,9 @@ impl Inner {
                 self.learn_user(&user.to_lowercase()).await;
             }
         }
-        shared::before_notifications(&self.shared, &self.tracker, &calls).await;
+        // Rosters change legs too (the rep's answer under a recording policy): shared alike.
+        let touched: Vec<(String, Value)> = calls.iter().chain(&rosters).cloned().collect();
+        shared::before_notifications(&self.shared, &self.tracker, &touched).await;
         let now = self.now();
         let rep_of = |user: &str| self.reps.rep_of(user);
         let (events, answer) = {
@@ -731,7 +733,7 @@ impl Inner {
             }
             (events, answer)
         };
-        shared::after_notifications(&self.shared, &self.tracker, &calls).await;
+        shared::after_notifications(&self.shared, &self.tracker, &touched).await;
         (events, answer)
     }
 
