@@ -98,7 +98,9 @@ pub(super) async fn after_notifications(
     from: &Mutex<Tracker>,
     items: &[(String, Value)],
 ) {
-    let touched: Vec<(String, LegInfo, Option<String>)> = {
+    // Each touched leg, its call's own chain, and whether the tracker still counts the chain as
+    // seen (it forgets a chain whose recording invitation was dropped: its record logs it).
+    let touched: Vec<(String, LegInfo, Option<String>, bool)> = {
         let tracker = tracker(from);
         items
             .iter()
@@ -108,11 +110,12 @@ pub(super) async fn after_notifications(
                     .as_str()
                     .filter(|c| !c.is_empty())
                     .map(str::to_string);
-                Some((id.clone(), leg, own))
+                let seen = tracker.seen_chains.contains(&leg.chain);
+                Some((id.clone(), leg, own, seen))
             })
             .collect()
     };
-    for (id, leg, own) in touched {
+    for (id, leg, own, seen) in touched {
         state
             .write_json(&format!("call:{}", leg.chain), &format!("leg:{id}"), &leg)
             .await;
@@ -120,9 +123,13 @@ pub(super) async fn after_notifications(
             .write(&format!("graph:{id}"), &[("chain", &leg.chain)])
             .await;
         for chain in std::iter::once(&leg.chain).chain(own.as_ref()) {
-            state
-                .write(&format!("seen:{chain}"), &[("seen", "1")])
-                .await;
+            if seen {
+                state
+                    .write(&format!("seen:{chain}"), &[("seen", "1")])
+                    .await;
+            } else {
+                state.remove(&format!("seen:{chain}"), &["seen"]).await;
+            }
         }
     }
 }
