@@ -173,6 +173,19 @@ fn normalize(region: &str) -> anyhow::Result<()> {
 }
 
 async fn serve() -> anyhow::Result<()> {
+    // Every widget holds a socket: thousands of reps need more than the usual 1,024 files.
+    match cti_relay::server::raise_open_file_limit() {
+        Ok(limit) if limit.now > limit.was => tracing::info!(
+            from = limit.was,
+            to = limit.now,
+            "raised the open-file limit to the hard limit"
+        ),
+        Ok(limit) => tracing::info!(limit = limit.now, hard = limit.hard, "open-file limit"),
+        Err(err) => tracing::warn!(
+            %err, "keeping the open-file limit the relay was started with: connections past it \
+                   will be refused"
+        ),
+    }
     let config = cti_relay::Config::from_env().context("invalid configuration")?;
     let listen = config.listen;
     let stores = if config.redis_url.is_some() {

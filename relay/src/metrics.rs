@@ -61,6 +61,9 @@ pub struct Metrics {
     pub calls_pushed: Counter,
     /// Webhook received -> call message handed to the rep's connections.
     pub event_to_push_seconds: Histogram,
+    /// Telephony event received -> call frame written to a widget's socket, on the instance
+    /// that received the event (what a rep waits for, less the network).
+    pub push_seconds: Histogram,
     pub index_numbers: Family<TenantLabels, Gauge>,
     pub index_builds: Family<BuildLabels, Counter>,
     pub commands: Family<CommandLabels, Counter>,
@@ -106,7 +109,7 @@ impl Default for Metrics {
         let ws_connections = Gauge::default();
         registry.register(
             "ws_connections",
-            "Open widget WebSocket connections",
+            "Widget sessions connected (signed in with hello) on this instance",
             ws_connections.clone(),
         );
         let ws_closed = Family::<ReasonLabels, Counter>::default();
@@ -132,6 +135,14 @@ impl Default for Metrics {
             "event_to_push_seconds",
             "Time from receiving a telephony event to publishing the call to the rep",
             event_to_push_seconds.clone(),
+        );
+        // From 0.1 ms: a push on a healthy instance takes about a millisecond.
+        let push_seconds = Histogram::new(exponential_buckets(0.0001, 2.0, 16));
+        registry.register(
+            "push_seconds",
+            "Time from receiving a telephony event to writing the changed call to a widget's \
+             WebSocket (widgets on the instance that received the event)",
+            push_seconds.clone(),
         );
         let index_numbers = Family::<TenantLabels, Gauge>::default();
         registry.register(
@@ -236,6 +247,7 @@ impl Default for Metrics {
             refused,
             calls_pushed,
             event_to_push_seconds,
+            push_seconds,
             index_numbers,
             index_builds,
             commands,

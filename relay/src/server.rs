@@ -27,6 +27,42 @@ use tower::ServiceExt;
 
 use crate::state::AppState;
 
+/// The open-file limit of the process: each widget connection holds a socket, and the soft
+/// limit many systems start processes with (1,024) would turn reps away long before memory
+/// or CPU run out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OpenFileLimit {
+    /// The soft limit the process started with.
+    pub was: u64,
+    /// The soft limit now (the hard limit when raising it worked).
+    pub now: u64,
+    /// The hard limit, which only a privileged process may raise.
+    pub hard: u64,
+}
+
+/// Reading or raising the open-file limit failed.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot raise the open-file limit (RLIMIT_NOFILE): {0}")]
+pub struct OpenFileLimitError(#[source] pub std::io::Error);
+
+/// Raises the soft open-file limit (`RLIMIT_NOFILE`) to the hard limit, which an unprivileged
+/// process may do. The `rlimit` crate does the system calls, so the relay stays free of `unsafe`.
+pub fn raise_open_file_limit() -> Result<OpenFileLimit, OpenFileLimitError> {
+    let (was, hard) = rlimit::Resource::NOFILE.get().map_err(OpenFileLimitError)?;
+    if was >= hard {
+        return Ok(OpenFileLimit {
+            was,
+            now: was,
+            hard,
+        });
+    }
+    rlimit::Resource::NOFILE
+        .set(hard, hard)
+        .map_err(OpenFileLimitError)?;
+    let (now, hard) = rlimit::Resource::NOFILE.get().map_err(OpenFileLimitError)?;
+    Ok(OpenFileLimit { was, now, hard })
+}
+
 /// How long a stopping instance waits for requests in progress before it lets them go.
 const DRAIN: Duration = Duration::from_secs(20);
 

@@ -10,6 +10,7 @@ pub mod browser;
 pub mod kamailio;
 pub mod prosody;
 pub mod proxy;
+pub mod push_load;
 pub mod redis;
 pub mod relay_process;
 

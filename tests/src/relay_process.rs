@@ -50,7 +50,12 @@ impl RelayProcess {
     /// use Redis to share state) as a process on a port of its own; ready when this returns.
     pub async fn start(stack: &Stack) -> Result<RelayProcess> {
         let addr = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
-        let env = environment(&stack.relay.state.config, addr)?;
+        let config = &stack.relay.state.config;
+        let redis = config
+            .redis_url
+            .as_ref()
+            .context("instances of one deployment share Redis")?;
+        let env = environment(config, addr, Some(redis.expose()))?;
         let mut relay = RelayProcess {
             addr,
             binary: relay_binary()?,
@@ -59,6 +64,33 @@ impl RelayProcess {
         };
         relay.start_again(stack).await?;
         Ok(relay)
+    }
+
+    /// Starts an instance configured like `config` (the demo tenant on a simulator), with Redis
+    /// when given, listening on `addr`, with `extra` variables on top; ready when this returns.
+    /// For a relay that runs without a [`Stack`] (the push load generator).
+    pub async fn start_configured(
+        config: &Config,
+        addr: SocketAddr,
+        redis: Option<&str>,
+        extra: &[(&str, String)],
+        http: &reqwest::Client,
+    ) -> Result<RelayProcess> {
+        let mut env = environment(config, addr, redis)?;
+        env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.clone())));
+        let mut relay = RelayProcess {
+            addr,
+            binary: relay_binary()?,
+            env,
+            child: None,
+        };
+        relay.launch(http).await?;
+        Ok(relay)
+    }
+
+    /// The process id while it runs (for reading its memory and CPU time under /proc).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     pub fn url(&self) -> String {
@@ -80,6 +112,10 @@ impl RelayProcess {
 
     /// Starts the process (again) on its address; ready when this returns.
     pub async fn start_again(&mut self, stack: &Stack) -> Result<()> {
+        self.launch(&stack.http).await
+    }
+
+    async fn launch(&mut self, http: &reqwest::Client) -> Result<()> {
         self.kill()?;
         let child = Command::new(&self.binary)
             .arg("serve")
@@ -91,7 +127,7 @@ impl RelayProcess {
         self.child = Some(child);
         let url = format!("{}/readyz", self.url());
         eventually("the relay process to become ready", || async {
-            let response = stack.http.get(&url).send().await.ok()?;
+            let response = http.get(&url).send().await.ok()?;
             (response.status() == 200).then_some(())
         })
         .await
@@ -105,13 +141,13 @@ impl Drop for RelayProcess {
 }
 
 /// The environment that configures a `cti-relay` process like `config` (the demo tenant on the
-/// stack's simulator), listening on `addr`.
-pub fn environment(config: &Config, addr: SocketAddr) -> Result<Vec<(String, String)>> {
+/// stack's simulator), listening on `addr`, with Redis at `redis` if any.
+pub fn environment(
+    config: &Config,
+    addr: SocketAddr,
+    redis: Option<&str>,
+) -> Result<Vec<(String, String)>> {
     let tenant = config.tenants.first().context("no tenant configured")?;
-    let redis = config
-        .redis_url
-        .as_ref()
-        .context("instances of one deployment share Redis")?;
     let mut env = vec![
         ("CTI_LISTEN", addr.to_string()),
         ("CTI_TENANT", tenant.id.clone()),
@@ -121,7 +157,6 @@ pub fn environment(config: &Config, addr: SocketAddr) -> Result<Vec<(String, Str
         ("CTI_JWT_ISSUER", config.jwt.issuer.clone()),
         ("CTI_JWT_AUDIENCE", config.jwt.audience.clone()),
         ("CTI_WIDGET_DIR", config.widget_dir.display().to_string()),
-        ("REDIS_URL", redis.expose().to_string()),
         (
             "CTI_ACTIVITY_RETRY_BASE_MS",
             config.activity_retry_base.as_millis().to_string(),
@@ -146,6 +181,9 @@ pub fn environment(config: &Config, addr: SocketAddr) -> Result<Vec<(String, Str
             std::env::var("CTI_TEST_LOG").unwrap_or_else(|_| "error".into()),
         ),
     ];
+    if let Some(redis) = redis {
+        env.push(("REDIS_URL", redis.to_string()));
+    }
     if let Some(signin) = &config.signin_url {
         env.push(("CTI_SIGNIN_URL", signin.clone()));
     }

@@ -454,11 +454,16 @@ pub(crate) fn chaos(args: &[String]) -> Result<()> {
 
 /// Benchmarks run in release mode; timing belongs here, never in tests.
 pub(crate) fn bench(args: &[String]) -> Result<()> {
-    let suites = ["numbers", "activities"];
-    let wanted: Vec<&str> = if args.is_empty() {
+    let suites = ["numbers", "activities", "push"];
+    // `bench push -- --agents 10000 ...`: what follows `--` goes to the benchmarks.
+    let (names, passed) = match args.iter().position(|a| a == "--") {
+        Some(at) => (&args[..at], &args[at + 1..]),
+        None => (args, &[][..]),
+    };
+    let wanted: Vec<&str> = if names.is_empty() {
         suites.to_vec()
     } else {
-        args.iter().map(String::as_str).collect()
+        names.iter().map(String::as_str).collect()
     };
     for suite in wanted {
         if !suites.contains(&suite) {
@@ -467,8 +472,22 @@ pub(crate) fn bench(args: &[String]) -> Result<()> {
                 suites.join(", ")
             );
         }
+        if suite == "push" {
+            // The load generator starts release relay processes of its own.
+            step("building the relay (release) for the push benchmark");
+            run(&mut cargo(&[
+                "build",
+                "--release",
+                "-p",
+                "cti-relay",
+                "--bin",
+                "cti-relay",
+            ]))?;
+        }
         step(&format!("benchmark: {suite} (release build)"));
-        run(&mut cargo(&["bench", "-p", "cti-tests", "--bench", suite]))?;
+        let mut command = cargo(&["bench", "-p", "cti-tests", "--bench", suite, "--"]);
+        command.args(passed);
+        run(&mut command)?;
     }
     Ok(())
 }

@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use cti_protocol::codes::close;
 use cti_protocol::ws::{ClientMessage, ServerMessage};
-use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until, timeout};
 
@@ -18,6 +17,7 @@ use super::sign_in_watch::SignInWatch;
 use super::throttle::Throttle;
 use super::{AgentError, commands};
 use crate::identity::AgentIdentity;
+use crate::push::hub::LiveEnd;
 use crate::state::AppState;
 
 /// How long past its `exp` a token is still taken, as the token check allows.
@@ -36,7 +36,16 @@ pub enum Inbound {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outbound {
     Message(Box<ServerMessage>),
-    Close { code: u16, reason: String },
+    /// A call a telephony event changed, with when the relay received the event: the socket
+    /// measures the push latency once the frame is written.
+    Push {
+        message: Box<ServerMessage>,
+        received: std::time::Instant,
+    },
+    Close {
+        code: u16,
+        reason: String,
+    },
 }
 
 /// Why the session ended, for the metrics label.
@@ -279,18 +288,25 @@ async fn serve(
                     }
                 }
             }
-            pushed = subscription.live.recv() => match pushed {
-                Ok(pushed) if pushed.seq <= sent => {}
-                Ok(pushed) => {
-                    sent = pushed.seq;
-                    let message = ServerMessage::Call { seq: pushed.seq, call: pushed.call };
-                    if !conv.send(message).await { return; }
+            live = subscription.live.recv() => match live {
+                Ok(live) if live.pushed.seq <= sent => {}
+                Ok(live) => {
+                    sent = live.pushed.seq;
+                    let message = Box::new(ServerMessage::Call {
+                        seq: live.pushed.seq,
+                        call: live.pushed.call.clone(),
+                    });
+                    let outbound = match live.received {
+                        Some(received) => Outbound::Push { message, received },
+                        None => Outbound::Message(message),
+                    };
+                    if conv.out.send(outbound).await.is_err() { return; }
                 }
-                Err(RecvError::Lagged(_)) => {
+                Err(LiveEnd::Lagged) => {
                     conv.close(close::LAGGED, "too far behind; reconnect with last_seq to resume").await;
                     return;
                 }
-                Err(RecvError::Closed) => return,
+                Err(LiveEnd::Closed) => return,
             },
             _ = subscription.resync.changed() => {
                 conv.close(close::RESTART, "resync: reconnect to catch up").await;
@@ -375,7 +391,7 @@ mod tests {
 
         async fn message(&mut self) -> ServerMessage {
             match self.next().await {
-                Outbound::Message(message) => *message,
+                Outbound::Message(message) | Outbound::Push { message, .. } => *message,
                 closed => panic!("expected a message, got {closed:?}"),
             }
         }
@@ -598,11 +614,13 @@ mod tests {
         let (mut through, mut limited) = (0, 0);
         let code = loop {
             match widget.next().await {
-                Outbound::Message(message) => match error_code(*message) {
-                    ErrorCode::InvalidNumber => through += 1,
-                    ErrorCode::RateLimited => limited += 1,
-                    other => panic!("unexpected {other}"),
-                },
+                Outbound::Message(message) | Outbound::Push { message, .. } => {
+                    match error_code(*message) {
+                        ErrorCode::InvalidNumber => through += 1,
+                        ErrorCode::RateLimited => limited += 1,
+                        other => panic!("unexpected {other}"),
+                    }
+                }
                 Outbound::Close { code, .. } => break code,
             }
         };

@@ -29,6 +29,7 @@ pub(super) async fn receive(
     body: Body,
 ) -> Response {
     let received_at_ms = state.clock.now_ms();
+    let received = std::time::Instant::now();
     let tenant = state
         .tenant(&tenant_id)
         .filter(|t| t.adapter.provider() == provider);
@@ -47,6 +48,7 @@ pub(super) async fn receive(
         query: query.as_deref(),
         headers: &headers,
         received_at_ms,
+        received,
     };
     match handle(&state, tenant, request, body).await {
         Ok(Answer::Outcome(outcome)) => {
@@ -91,6 +93,7 @@ struct Request<'a> {
     query: Option<&'a str>,
     headers: &'a HeaderMap,
     received_at_ms: u64,
+    received: std::time::Instant,
 }
 
 enum Answer {
@@ -175,9 +178,15 @@ async fn handle(
     for event in events {
         // Rep ids follow one rule from here on, as the token's rep does (review F20).
         let event = crate::identity::normalize_event(event);
-        let outcome_of_event = pipeline::ingest(state, tenant, event, request.received_at_ms)
-            .await
-            .map_err(|err| ApiError::Unavailable(err.to_string()))?;
+        let outcome_of_event = pipeline::ingest(
+            state,
+            tenant,
+            event,
+            request.received_at_ms,
+            request.received,
+        )
+        .await
+        .map_err(|err| ApiError::Unavailable(err.to_string()))?;
         if outcome_of_event == Outcome::Accepted {
             outcome = Outcome::Accepted;
         }

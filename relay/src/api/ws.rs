@@ -43,7 +43,7 @@ async fn pump(state: Arc<AppState>, socket: WebSocket, pending: Pending) {
     let (mut sink, mut stream) = socket.split();
     let (in_tx, in_rx) = mpsc::channel(16);
     let (out_tx, mut out_rx) = mpsc::channel(64);
-    let session = tokio::spawn(session::run(state, in_rx, out_tx, pending));
+    let session = tokio::spawn(session::run(state.clone(), in_rx, out_tx, pending));
     let reader = tokio::spawn(async move {
         while let Some(read) = stream.next().await {
             let message = match read {
@@ -67,14 +67,9 @@ async fn pump(state: Arc<AppState>, socket: WebSocket, pending: Pending) {
         }
     });
     while let Some(outbound) = out_rx.recv().await {
-        let message = match outbound {
-            Outbound::Message(message) => match serde_json::to_string(&*message) {
-                Ok(text) => Message::Text(text.into()),
-                Err(err) => {
-                    tracing::error!(%err, "server message did not serialize");
-                    continue;
-                }
-            },
+        let (message, received) = match outbound {
+            Outbound::Message(message) => (message, None),
+            Outbound::Push { message, received } => (message, Some(received)),
             Outbound::Close { code, reason } => {
                 let _ = sink
                     .send(Message::Close(Some(CloseFrame {
@@ -85,8 +80,22 @@ async fn pump(state: Arc<AppState>, socket: WebSocket, pending: Pending) {
                 break;
             }
         };
+        let message = match serde_json::to_string(&*message) {
+            Ok(text) => Message::Text(text.into()),
+            Err(err) => {
+                tracing::error!(%err, "server message did not serialize");
+                continue;
+            }
+        };
         if sink.send(message).await.is_err() {
             break;
+        }
+        // Written to the socket: the push latency of a call a telephony event changed.
+        if let Some(received) = received {
+            state
+                .metrics
+                .push_seconds
+                .observe(received.elapsed().as_secs_f64());
         }
     }
     reader.abort();

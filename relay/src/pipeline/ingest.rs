@@ -49,6 +49,7 @@ pub async fn ingest(
     tenant: &Arc<Tenant>,
     event: TelephonyEvent,
     received_at_ms: u64,
+    received: std::time::Instant,
 ) -> Result<Outcome, IngestError> {
     let tid = tenant.config.id.as_str();
     let _serial = state.stripe(tid, &event.call_id).lock().await;
@@ -77,7 +78,7 @@ pub async fn ingest(
             Err((err, _)) => return Err(err),
         }
     };
-    legs::publish(state, tenant, &view).await;
+    legs::publish(state, tenant, &view, Some(received)).await;
     show_consultation(state, tenant, &view).await?;
     let elapsed_ms = state.clock.now_ms().saturating_sub(received_at_ms);
     state

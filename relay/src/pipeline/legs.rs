@@ -70,7 +70,7 @@ pub(crate) async fn update_held<E: From<LegError>>(
                 queue(app, tid, &before).await?;
             }
             if keep {
-                publish(app, tenant, &leg).await;
+                publish(app, tenant, &leg, None).await;
             }
             return Ok(leg);
         }
@@ -80,7 +80,7 @@ pub(crate) async fn update_held<E: From<LegError>>(
         match app.calls.put(tid, &leg).await {
             Ok(rev) => {
                 leg.rev = rev;
-                publish(app, tenant, &leg).await;
+                publish(app, tenant, &leg, None).await;
                 return Ok(leg);
             }
             Err(err @ StoreError::Conflict { .. }) if attempt < SAVE_ATTEMPTS => {
@@ -104,7 +104,13 @@ async fn queue(app: &AppState, tenant: &str, leg: &Leg) -> Result<(), LegError> 
 /// Sends the leg to its rep's widgets as a view, with where the call's activity stands. A leg
 /// still ringing for the first time cannot have an activity, so the outbox is not asked then
 /// (that is the pop's path, which waits for nothing it need not).
-pub(crate) async fn publish(app: &AppState, tenant: &Tenant, leg: &Leg) {
+/// `received`: when the telephony event that changed the leg arrived (for the push latency).
+pub(crate) async fn publish(
+    app: &AppState,
+    tenant: &Tenant,
+    leg: &Leg,
+    received: Option<std::time::Instant>,
+) {
     let tid = tenant.config.id.as_str();
     let activity = if leg.state.is_final() || leg.returns > 0 {
         app.activity
@@ -113,6 +119,8 @@ pub(crate) async fn publish(app: &AppState, tenant: &Tenant, leg: &Leg) {
     } else {
         None
     };
-    app.hub.publish(tid, leg.view(activity)).await;
+    app.hub
+        .publish_received(tid, leg.view(activity), received)
+        .await;
     app.metrics.calls_pushed.inc();
 }

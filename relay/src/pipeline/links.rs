@@ -72,7 +72,14 @@ pub async fn run(state: Arc<AppState>, tenant: Arc<Tenant>) {
     let apply = async {
         while let Some(delivery) = inbox.next().await {
             let event = delivery.event.clone();
-            let outcome = super::ingest(&state, &tenant, event, state.clock.now_ms()).await;
+            let outcome = super::ingest(
+                &state,
+                &tenant,
+                event,
+                state.clock.now_ms(),
+                std::time::Instant::now(),
+            )
+            .await;
             // The connector may have stopped waiting; the event is applied either way.
             delivery.report(outcome.map(drop).map_err(Into::into));
         }

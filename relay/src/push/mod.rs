@@ -8,4 +8,4 @@ pub mod redis_replay;
 pub mod replay;
 
 pub use fanout::{Fanout, FanoutState};
-pub use hub::{Hub, Pushed, Subscription};
+pub use hub::{Hub, Live, LiveEnd, LiveMessage, Pushed, Subscription};

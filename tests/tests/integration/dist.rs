@@ -117,10 +117,11 @@ async fn the_dist_build_runs_as_cloud_foundry_starts_it_and_pops_a_call() -> Res
 
     // The tenant's settings as an operator sets them with `cf set-env`; the listen address,
     // Redis and the widget's directory come from the platform and the manifest instead.
-    let operator: Vec<(String, String)> = environment(&stack.relay.state.config, stack.relay.addr)?
-        .into_iter()
-        .filter(|(k, _)| !matches!(k.as_str(), "CTI_LISTEN" | "REDIS_URL" | "CTI_WIDGET_DIR"))
-        .collect();
+    let operator: Vec<(String, String)> =
+        environment(&stack.relay.state.config, stack.relay.addr, None)?
+            .into_iter()
+            .filter(|(k, _)| !matches!(k.as_str(), "CTI_LISTEN" | "REDIS_URL" | "CTI_WIDGET_DIR"))
+            .collect();
     let child = Command::new(app.join(command.trim_start_matches("./")))
         .current_dir(&app)
         .env_clear()
