@@ -50,6 +50,7 @@ pub(crate) fn dist(args: &[String]) -> Result<PathBuf> {
 
     step("building the widget (trunk build --release)");
     let widget = out.join("widget");
+    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
     if widget.exists() {
         std::fs::remove_dir_all(&widget)
             .with_context(|| format!("removing the old {}", widget.display()))?;
