@@ -9,11 +9,7 @@ use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 
-use crate::setup::{self, run, step, workspace_root};
-use crate::tasks::cargo;
-
-/// The target whose binaries need no C library at run time.
-pub(crate) const MUSL_TARGET: &str = "x86_64-unknown-linux-musl";
+use crate::setup::{self, MUSL_TARGET, cargo, run, step, workspace_root};
 
 /// Builds `dist/` and returns its path.
 pub(crate) fn dist(args: &[String]) -> Result<PathBuf> {
@@ -55,13 +51,12 @@ pub(crate) fn dist(args: &[String]) -> Result<PathBuf> {
         std::fs::remove_dir_all(&widget)
             .with_context(|| format!("removing the old {}", widget.display()))?;
     }
-    run(Command::new(setup::tool("trunk"))
-        .args(["build", "--release", "--offline", "--dist"])
-        .arg(&widget)
-        .current_dir(&root)
-        .env_remove("RUSTFLAGS")
-        .env("TRUNK_SKIP_VERSION_CHECK", "true")
-        .env("PATH", setup::path_with_cargo_bin()))?;
+    let widget_dir = widget.to_string_lossy();
+    run(&mut setup::trunk_build(&[
+        "--release",
+        "--dist",
+        &widget_dir,
+    ]))?;
 
     let binary = out.join("cti-relay");
     // Replaced, not overwritten in place: a relay started from dist/ may still be running it.

@@ -55,6 +55,32 @@ pub(crate) fn run(command: &mut Command) -> Result<()> {
     Ok(())
 }
 
+/// A cargo command from the workspace root, with RUSTFLAGS removed: it would silently replace
+/// the wasm32 rustflags of `.cargo/config.toml`.
+pub(crate) fn cargo(args: &[&str]) -> Command {
+    let mut command = Command::new("cargo");
+    command
+        .args(args)
+        .current_dir(workspace_root())
+        .env_remove("RUSTFLAGS")
+        .env("PATH", path_with_cargo_bin());
+    command
+}
+
+/// A `trunk build` of the widget from the workspace root (Trunk.toml), offline and with the
+/// wasm-bindgen set-up installs: what the tests serve and what `dist` ships are one build recipe.
+pub(crate) fn trunk_build(args: &[&str]) -> Command {
+    let mut command = Command::new(tool("trunk"));
+    command
+        .args(["build", "--offline"])
+        .args(args)
+        .current_dir(workspace_root())
+        .env_remove("RUSTFLAGS")
+        .env("TRUNK_SKIP_VERSION_CHECK", "true")
+        .env("PATH", path_with_cargo_bin());
+    command
+}
+
 fn output(command: &mut Command) -> Option<String> {
     let out = command.output().ok()?;
     out.status
@@ -81,33 +107,27 @@ pub(crate) fn tool(name: &str) -> PathBuf {
 }
 
 pub(crate) fn wasm_target() -> Result<()> {
+    rust_target("wasm32-unknown-unknown")
+}
+
+/// A rustup target, added when it is not installed yet.
+fn rust_target(target: &str) -> Result<()> {
     let installed =
         output(Command::new("rustup").args(["target", "list", "--installed"])).unwrap_or_default();
-    if installed
-        .lines()
-        .any(|l| l.trim() == "wasm32-unknown-unknown")
-    {
+    if installed.lines().any(|l| l.trim() == target) {
         return Ok(());
     }
-    step("installing the wasm32-unknown-unknown target");
-    run(Command::new("rustup").args(["target", "add", "wasm32-unknown-unknown"]))
+    step(&format!("installing the {target} target"));
+    run(Command::new("rustup").args(["target", "add", target]))
 }
+
+/// The target whose binaries need no C library at run time (`cargo xtask dist`).
+pub(crate) const MUSL_TARGET: &str = "x86_64-unknown-linux-musl";
 
 /// The musl target and its C compiler, for the static relay `cargo xtask dist` builds.
 pub(crate) fn musl_toolchain() -> Result<()> {
-    let target = crate::dist::MUSL_TARGET;
-    let installed =
-        output(Command::new("rustup").args(["target", "list", "--installed"])).unwrap_or_default();
-    if !installed.lines().any(|l| l.trim() == target) {
-        step(&format!("installing the {target} target"));
-        run(Command::new("rustup").args(["target", "add", target]))?;
-    }
-    let musl: Vec<(&str, &str)> = SYSTEM_PACKAGES
-        .iter()
-        .copied()
-        .filter(|(package, _)| *package == "musl-tools")
-        .collect();
-    install_missing(&musl)
+    rust_target(MUSL_TARGET)?;
+    install_package("musl-tools")
 }
 
 pub(crate) fn trunk() -> Result<()> {
@@ -158,22 +178,22 @@ pub(crate) fn system_packages() -> Result<()> {
 
 /// Prosody alone: the demo's simulated Finesse notifies through it.
 pub(crate) fn prosody() -> Result<()> {
-    let prosody: Vec<(&str, &str)> = SYSTEM_PACKAGES
-        .iter()
-        .copied()
-        .filter(|(package, _)| *package == "prosody")
-        .collect();
-    install_missing(&prosody)
+    install_package("prosody")
 }
 
 /// redis-server alone: the chaos run needs nothing else installed.
 pub(crate) fn redis_server() -> Result<()> {
-    let redis: Vec<(&str, &str)> = SYSTEM_PACKAGES
+    install_package("redis-server")
+}
+
+/// One of [`SYSTEM_PACKAGES`], when missing.
+fn install_package(name: &str) -> Result<()> {
+    let package: Vec<(&str, &str)> = SYSTEM_PACKAGES
         .iter()
         .copied()
-        .filter(|(package, _)| *package == "redis-server")
+        .filter(|(package, _)| *package == name)
         .collect();
-    install_missing(&redis)
+    install_missing(&package)
 }
 
 fn install_missing(packages: &[(&str, &str)]) -> Result<()> {

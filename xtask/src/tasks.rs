@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
-use crate::setup::{self, run, step, workspace_root};
+use crate::setup::{self, cargo, run, step, workspace_root};
 
 const RELAY_ADDR: &str = "127.0.0.1:8080";
 const SIM_ADDR: &str = "127.0.0.1:8090";
@@ -18,29 +18,10 @@ const DEMO_AGENT: &str = "alice@example.com";
 /// demo tenant `demo-finesse` logs in here (its `finesse::DEMO_XMPP_PORT`).
 const FINESSE_XMPP_ADDR: &str = "127.0.0.1:15222";
 
-/// A cargo command from the workspace root, with RUSTFLAGS removed: it would silently replace
-/// the wasm32 rustflags of `.cargo/config.toml`.
-pub(crate) fn cargo(args: &[&str]) -> Command {
-    let mut command = Command::new("cargo");
-    command
-        .args(args)
-        .current_dir(workspace_root())
-        .env_remove("RUSTFLAGS")
-        .env("PATH", setup::path_with_cargo_bin());
-    command
-}
-
 /// Builds the widget into `widget/dist` with trunk (offline: no downloads, exact tool versions).
 pub(crate) fn build_widget() -> Result<()> {
     step("building the widget (trunk)");
-    let mut command = Command::new(setup::tool("trunk"));
-    command
-        .args(["build", "--offline"])
-        .current_dir(workspace_root())
-        .env_remove("RUSTFLAGS")
-        .env("TRUNK_SKIP_VERSION_CHECK", "true")
-        .env("PATH", setup::path_with_cargo_bin());
-    run(&mut command)?;
+    run(&mut setup::trunk_build(&[]))?;
     let index = workspace_root().join("widget/dist/index.html");
     if !index.exists() {
         bail!("trunk finished but {} is missing", index.display());
