@@ -79,6 +79,24 @@ pub(crate) fn rep_user(data: &Value) -> Option<String> {
 }
 
 /// The number (or, for a Teams user, nothing) of an identity set.
+/// The event of a rep's leg; its id is the leg's and the kind, so a repeated notification makes
+/// the same event (dropped as a duplicate downstream).
+fn leg_event(leg: &LegInfo, kind: &str, event_type: EventType, now: &str) -> TelephonyEvent {
+    TelephonyEvent {
+        id: format!("teams:{}:{}:{kind}", leg.chain, leg.rep),
+        call_id: leg.chain.clone(),
+        event_type,
+        direction: leg.direction,
+        from: leg.from.clone(),
+        to: leg.to.clone(),
+        agent: leg.rep.clone(),
+        at: now.to_string(),
+        transfer_to: None,
+        reason: None,
+        recording_url: None,
+    }
+}
+
 fn number(identity: &Value) -> String {
     identity
         .pointer("/phone/id")
@@ -204,18 +222,8 @@ impl Tracker {
         if leg.ended {
             return Vec::new();
         }
-        let event = |leg: &LegInfo, kind: &str, event_type: EventType| TelephonyEvent {
-            id: format!("teams:{}:{}:{kind}", leg.chain, leg.rep),
-            call_id: leg.chain.clone(),
-            event_type,
-            direction: leg.direction,
-            from: leg.from.clone(),
-            to: leg.to.clone(),
-            agent: leg.rep.clone(),
-            at: now.to_string(),
-            transfer_to: None,
-            reason: None,
-            recording_url: None,
+        let event = |leg: &LegInfo, kind: &str, event_type: EventType| {
+            leg_event(leg, kind, event_type, now)
         };
         let mut events = Vec::new();
         // Heard of for the first time at its end (the relay restarted meanwhile): whether it
@@ -320,18 +328,8 @@ impl Tracker {
         if !joined {
             return Vec::new();
         }
-        let event = |leg: &LegInfo, kind: &str, event_type: EventType| TelephonyEvent {
-            id: format!("teams:{}:{}:{kind}", leg.chain, leg.rep),
-            call_id: leg.chain.clone(),
-            event_type,
-            direction: leg.direction,
-            from: leg.from.clone(),
-            to: leg.to.clone(),
-            agent: leg.rep.clone(),
-            at: now.to_string(),
-            transfer_to: None,
-            reason: None,
-            recording_url: None,
+        let event = |leg: &LegInfo, kind: &str, event_type: EventType| {
+            leg_event(leg, kind, event_type, now)
         };
         let mut events = Vec::new();
         if !leg.rung {
