@@ -385,8 +385,16 @@ mod tests {
     use crate::secret::Secret;
 
     fn adapter() -> RingCentralAdapter {
+        adapter_with(Settings::demo(
+            "http://127.0.0.1:1",
+            "http://127.0.0.1:2",
+            "demo",
+        ))
+    }
+
+    fn adapter_with(settings: Settings) -> RingCentralAdapter {
         RingCentralAdapter::new(
-            Settings::demo("http://127.0.0.1:1", "http://127.0.0.1:2", "demo"),
+            settings,
             Context {
                 tenant: "demo".into(),
                 http: reqwest::Client::new(),
@@ -396,6 +404,14 @@ mod tests {
     }
 
     fn receive(headers: &[(&str, &str)], body: &str) -> Result<Ingress, AdapterError> {
+        receive_by(&adapter(), headers, body)
+    }
+
+    fn receive_by(
+        adapter: &RingCentralAdapter,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> Result<Ingress, AdapterError> {
         let mut map = HeaderMap::new();
         for (name, value) in headers {
             map.insert(
@@ -403,7 +419,7 @@ mod tests {
                 HeaderValue::from_str(value).expect("value"),
             );
         }
-        futures_util::FutureExt::now_or_never(adapter().receive(Inbound {
+        futures_util::FutureExt::now_or_never(adapter.receive(Inbound {
             method: &Method::POST,
             headers: &map,
             query: None,
@@ -448,26 +464,11 @@ mod tests {
         let body =
             r#"{"event":"/restapi/v1.0/account/1/telephony/sessions","body":{"parties":[]}}"#;
         let receive_with = |settings: &Settings, token: &str| {
-            let adapter = RingCentralAdapter::new(
-                settings.clone(),
-                Context {
-                    tenant: "demo".into(),
-                    http: reqwest::Client::new(),
-                    clock: std::sync::Arc::new(crate::clock::SystemClock),
-                },
-            );
-            let mut map = HeaderMap::new();
-            map.insert(
-                "Verification-Token",
-                HeaderValue::from_str(token).expect("value"),
-            );
-            futures_util::FutureExt::now_or_never(adapter.receive(Inbound {
-                method: &Method::POST,
-                headers: &map,
-                query: None,
-                body: body.as_bytes(),
-            }))
-            .expect("receive does not wait")
+            receive_by(
+                &adapter_with(settings.clone()),
+                &[("Verification-Token", token)],
+                body,
+            )
         };
         let mut settings = Settings::demo("http://127.0.0.1:1", "http://127.0.0.1:2", "demo");
         settings.ringcentral_verification_token = Secret::new(NEW);

@@ -1486,8 +1486,16 @@ mod tests {
     use cti_protocol::event::{EndReason, EventType};
 
     fn adapter() -> TeamsAdapter {
+        adapter_with(Settings::demo(
+            "http://127.0.0.1:1",
+            "http://127.0.0.1:2",
+            "demo",
+        ))
+    }
+
+    fn adapter_with(settings: Settings) -> TeamsAdapter {
         TeamsAdapter::new(
-            Settings::demo("http://127.0.0.1:1", "http://127.0.0.1:2", "demo"),
+            settings,
             Context {
                 tenant: "demo".into(),
                 http: reqwest::Client::new(),
@@ -1497,8 +1505,16 @@ mod tests {
     }
 
     fn receive(query: Option<&str>, body: &str) -> Result<Ingress, AdapterError> {
+        receive_by(&adapter(), query, body)
+    }
+
+    fn receive_by(
+        adapter: &TeamsAdapter,
+        query: Option<&str>,
+        body: &str,
+    ) -> Result<Ingress, AdapterError> {
         let headers = HeaderMap::new();
-        futures_util::FutureExt::now_or_never(adapter().receive(Inbound {
+        futures_util::FutureExt::now_or_never(adapter.receive(Inbound {
             method: &Method::POST,
             headers: &headers,
             query,
@@ -1549,22 +1565,7 @@ mod tests {
             )
         };
         let receive_with = |settings: &Settings, body: &str| {
-            let adapter = TeamsAdapter::new(
-                settings.clone(),
-                Context {
-                    tenant: "demo".into(),
-                    http: reqwest::Client::new(),
-                    clock: std::sync::Arc::new(crate::clock::SystemClock),
-                },
-            );
-            let headers = HeaderMap::new();
-            futures_util::FutureExt::now_or_never(adapter.receive(Inbound {
-                method: &Method::POST,
-                headers: &headers,
-                query: None,
-                body: body.as_bytes(),
-            }))
-            .expect("receive does not wait here")
+            receive_by(&adapter_with(settings.clone()), None, body)
         };
         let mut settings = Settings::demo("http://127.0.0.1:1", "http://127.0.0.1:2", "demo");
         settings.teams_client_state = Secret::new(NEW);

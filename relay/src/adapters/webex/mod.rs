@@ -917,8 +917,16 @@ mod tests {
     use crate::adapters::TelephonySettings;
 
     fn adapter() -> WebexAdapter {
+        adapter_with(Settings::demo(
+            "http://127.0.0.1:1",
+            "http://127.0.0.1:2",
+            "demo",
+        ))
+    }
+
+    fn adapter_with(settings: Settings) -> WebexAdapter {
         WebexAdapter::new(
-            Settings::demo("http://127.0.0.1:1", "http://127.0.0.1:2", "demo"),
+            settings,
             Context {
                 tenant: "demo".into(),
                 http: reqwest::Client::new(),
@@ -935,6 +943,14 @@ mod tests {
     }
 
     fn receive(signature: Option<&str>, body: &str) -> Result<Ingress, AdapterError> {
+        receive_by(&adapter(), signature, body)
+    }
+
+    fn receive_by(
+        adapter: &WebexAdapter,
+        signature: Option<&str>,
+        body: &str,
+    ) -> Result<Ingress, AdapterError> {
         let mut map = HeaderMap::new();
         if let Some(signature) = signature {
             map.insert(
@@ -942,7 +958,7 @@ mod tests {
                 HeaderValue::from_str(signature).expect("value"),
             );
         }
-        futures_util::FutureExt::now_or_never(adapter().receive(Inbound {
+        futures_util::FutureExt::now_or_never(adapter.receive(Inbound {
             method: &Method::POST,
             headers: &map,
             query: None,
@@ -991,26 +1007,7 @@ mod tests {
             hex::encode(mac.finalize().into_bytes())
         };
         let receive_with = |settings: &Settings, signature: &str| {
-            let adapter = WebexAdapter::new(
-                settings.clone(),
-                Context {
-                    tenant: "demo".into(),
-                    http: reqwest::Client::new(),
-                    clock: std::sync::Arc::new(crate::clock::SystemClock),
-                },
-            );
-            let mut map = HeaderMap::new();
-            map.insert(
-                "X-Spark-Signature",
-                HeaderValue::from_str(signature).expect("value"),
-            );
-            futures_util::FutureExt::now_or_never(adapter.receive(Inbound {
-                method: &Method::POST,
-                headers: &map,
-                query: None,
-                body: body.as_bytes(),
-            }))
-            .expect("receive does not wait")
+            receive_by(&adapter_with(settings.clone()), Some(signature), body)
         };
         let mut settings = Settings::demo("http://127.0.0.1:1", "http://127.0.0.1:2", "demo");
         settings.webex_webhook_secret = Secret::new(NEW);
