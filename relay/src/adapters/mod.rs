@@ -51,7 +51,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use axum::http::{HeaderMap, Method};
 use axum::response::Response;
-use cti_protocol::event::TelephonyEvent;
+use cti_protocol::event::{Direction, TelephonyEvent};
 use cti_protocol::signature::SignatureError;
 use cti_protocol::ws::{CallCommand, Control};
 use futures_util::future::BoxFuture;
@@ -247,9 +247,35 @@ pub struct Inbound<'a> {
 pub enum Ingress {
     /// Call events, applied in order; the answer says whether any was new.
     Events(Vec<TelephonyEvent>),
+    /// Call events, then a later and better account of calls the relay already has (a call
+    /// record read after the call): the events first, so an amendment finds the leg they open or
+    /// close.
+    Amended {
+        events: Vec<TelephonyEvent>,
+        amendments: Vec<Amendment>,
+    },
     /// The provider's handshake (a subscription's validation token echoed back): answered as is,
     /// no events.
     Reply(Response),
+}
+
+/// What a provider tells of a rep's leg after the fact, more exactly than its live events could:
+/// the times by the provider's own clock, and the other party where the live events had none.
+/// Applied to the leg and, once the call is over, to its activity (the same one, updated).
+/// Times are RFC 3339; a field left `None` leaves the leg's as it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Amendment {
+    /// The relay's call id of the leg.
+    pub call_id: String,
+    pub agent: String,
+    pub started_at: Option<String>,
+    pub answered_at: Option<String>,
+    pub ended_at: Option<String>,
+    /// Which way the call went, where the live events could only assume it.
+    pub direction: Option<Direction>,
+    /// The other party's number as the provider gives it; taken only by a leg that has none
+    /// (a number the relay was told live is never replaced).
+    pub remote: Option<String>,
 }
 
 /// Why an inbound request was refused; the webhook route turns it into the HTTP error.

@@ -153,11 +153,13 @@ async fn handle(
             body: &bytes,
         })
         .await?;
-    let events = match ingress {
+    let (events, amendments) = match ingress {
         Ingress::Reply(response) => return Ok(Answer::Reply(response)),
-        Ingress::Events(events) => events,
+        Ingress::Events(events) => (events, Vec::new()),
+        Ingress::Amended { events, amendments } => (events, amendments),
     };
-    // A notification without call events (a provider's keep-alive) is taken, not a duplicate.
+    // A notification without call events (a provider's keep-alive, a record amending calls)
+    // is taken, not a duplicate.
     let mut outcome = if events.is_empty() {
         Outcome::Accepted
     } else {
@@ -190,6 +192,12 @@ async fn handle(
         if outcome_of_event == Outcome::Accepted {
             outcome = Outcome::Accepted;
         }
+    }
+    for amendment in &amendments {
+        // Refused as a whole when the store cannot take it, so the provider delivers it again.
+        pipeline::amend(state, tenant, amendment)
+            .await
+            .map_err(|err| ApiError::Unavailable(err.to_string()))?;
     }
     Ok(Answer::Outcome(outcome))
 }

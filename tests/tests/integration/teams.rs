@@ -548,7 +548,7 @@ fn presence_mode(c: &mut cti_relay::Config) {
 }
 
 #[tokio::test]
-async fn presence_mode_shows_a_call_without_its_caller_and_logs_it_once_from_the_call_record() {
+async fn presence_mode_shows_a_call_without_its_caller_and_its_record_completes_the_one_activity() {
     let stack = Stack::start_through(Provider::Teams, presence_mode)
         .await
         .expect("stack");
@@ -560,7 +560,7 @@ async fn presence_mode_shows_a_call_without_its_caller_and_logs_it_once_from_the
     })
     .await
     .expect("two");
-    let (_, e164, _) = stack.single_match_caller().expect("caller");
+    let (_, e164, name) = stack.single_match_caller().expect("caller");
     let (mut alice, welcome) = WsClient::signed_in(&stack, ALICE, None)
         .await
         .expect("alice");
@@ -595,27 +595,41 @@ async fn presence_mode_shows_a_call_without_its_caller_and_logs_it_once_from_the
     assert!(!refused["message"].as_str().unwrap_or_default().is_empty());
     let (status, _) = sim_post(&stack, &format!("/calls/{chain}/hangup"), &json!({})).await;
     assert_eq!(status, 204);
-    let closed = call_where(&mut alice, &shown, "the call is over", |c| {
-        c["state"]
-            .as_str()
-            .is_some_and(|s| s == "transferred" || s == "ended")
+    // The call ends; its record (however it raced the presence change) tells the card who it
+    // was, and that record is the one V2 shows.
+    let told = call_where(&mut alice, &shown, "ended, with its caller", |c| {
+        c["state"] == "ended" && c["from"] == e164.as_str()
     })
     .await;
-    assert_eq!(closed["call"]["state"], "transferred", "{closed}");
-    // The record logs it: once, with the caller and the record's times; nothing under the
-    // presence call.
-    let activity = one_activity(&stack, &chain).await;
+    assert_eq!(told["call"]["pop"]["name"], name.as_str(), "{told}");
+    // One activity, under the presence call's reference (the one the widget gave V2, which
+    // Agent Desktop filed its own record under), completed from the record: the caller and
+    // the record's exact times. Nothing under Graph's call.
+    let record = eventually("the call record", || async { teams.record(&chain) })
+        .await
+        .expect("record");
+    let session = &record["sessions"][0];
+    let (start, end) = (
+        session["startDateTime"].as_str().expect("start"),
+        session["endDateTime"].as_str().expect("end"),
+    );
+    let activity = stack
+        .wait_activity(&shown, "amended by the record", |a| {
+            summary_line(a, "Started: ") == Some(start)
+        })
+        .await
+        .expect("one activity");
     assert_eq!(summary_line(&activity, "Outcome: "), Some("completed"));
     assert!(
         summary_line(&activity, "Inbound call from ").is_some_and(|l| l.starts_with(&e164)),
         "{activity}"
     );
-    let record = teams.record(&chain).expect("record");
-    let started = record["sessions"][0]["startDateTime"]
-        .as_str()
-        .expect("start");
-    assert_eq!(summary_line(&activity, "Started: "), Some(started));
-    assert!(stack.activities(&shown).await.expect("v2").is_empty());
+    assert!(
+        summary_line(&activity, "Ended: ").is_some_and(|l| l.starts_with(end)),
+        "{activity}"
+    );
+    assert!(stack.activities(&chain).await.expect("v2").is_empty());
+    assert_eq!(stack.activities(&shown).await.expect("v2").len(), 1);
 }
 
 #[tokio::test]
@@ -757,15 +771,18 @@ async fn presence_subscriptions_removed_mid_call_are_made_again_renewed_and_the_
     })
     .await
     .expect("renewed");
-    // The call still closes, and is logged once.
+    // The call still ends, and is logged once, with its caller once the record came.
     let (status, _) = sim_post(&stack, &format!("/calls/{chain}/hangup"), &json!({})).await;
     assert_eq!(status, 204);
-    call_where(&mut alice, &shown, "closed", |c| {
-        c["state"] == "transferred"
-    })
-    .await;
-    let activity = one_activity(&stack, &chain).await;
+    call_where(&mut alice, &shown, "ended", |c| c["state"] == "ended").await;
+    let activity = stack
+        .wait_activity(&shown, "with its caller", |a| {
+            summary_line(a, "Inbound call from ").is_some_and(|l| l.starts_with(&e164))
+        })
+        .await
+        .expect("one activity");
     assert_eq!(summary_line(&activity, "Outcome: "), Some("completed"));
+    assert!(stack.activities(&chain).await.expect("v2").is_empty());
     assert_eq!(teams.created_subscriptions.load(Ordering::Relaxed), 4);
 }
 
@@ -853,4 +870,45 @@ async fn a_recording_invitation_left_unanswered_is_dropped_and_the_call_record_l
     assert_eq!(ended["call"]["end_reason"], "completed", "{ended}");
     let activity = one_activity(&stack, &call).await;
     assert_eq!(summary_line(&activity, "Outcome: "), Some("completed"));
+}
+
+#[tokio::test]
+async fn the_call_record_completes_a_call_the_bot_heard_with_its_exact_times_in_the_same_activity()
+{
+    let stack = start().await;
+    let teams = &stack.sim.sim.teams;
+    let (_, e164, _) = stack.single_match_caller().expect("caller");
+    let (mut alice, _) = WsClient::signed_in(&stack, ALICE, None)
+        .await
+        .expect("alice");
+    let call = ring(&stack, &e164, ALICE).await;
+    call_where(&mut alice, &call, "ringing", |c| c["state"] == "ringing").await;
+    pick_up(&stack, &mut alice, &call).await;
+    let (status, _) = sim_post(&stack, &format!("/calls/{call}/hangup"), &json!({})).await;
+    assert_eq!(status, 204);
+    call_where(&mut alice, &call, "ended", |c| c["state"] == "ended").await;
+    // The bot's notifications are heard at the relay's clock; the record has Graph's times,
+    // and they are what the one activity ends up with.
+    let record = eventually("the call record", || async { teams.record(&call) })
+        .await
+        .expect("record");
+    let start = record["startDateTime"].as_str().expect("start").to_string();
+    let session = &record["sessions"][0];
+    let answered = session["startDateTime"].as_str().expect("answer");
+    let end = session["endDateTime"].as_str().expect("end");
+    let activity = stack
+        .wait_activity(&call, "with the record's times", |a| {
+            summary_line(a, "Started: ") == Some(start.as_str())
+                && summary_line(a, "Answered: ") == Some(answered)
+                && summary_line(a, "Ended: ").is_some_and(|l| l.starts_with(end))
+        })
+        .await
+        .expect("one activity");
+    assert_eq!(summary_line(&activity, "Outcome: "), Some("completed"));
+    assert_eq!(stack.activities(&call).await.expect("v2").len(), 1);
+    // The rep's card shows the record's times too.
+    call_where(&mut alice, &call, "the record's end", |c| {
+        c["ended_at"] == end && c["answered_at"] == answered
+    })
+    .await;
 }

@@ -11,6 +11,8 @@ use std::collections::{HashMap, HashSet};
 use cti_protocol::event::{Direction, EndReason, EventType, TelephonyEvent};
 use serde_json::Value;
 
+use crate::adapters::Amendment;
+
 /// A consultation asked for and not yet seen: the colleague's incoming leg from the rep.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub(crate) struct PendingConsult {
@@ -342,31 +344,57 @@ impl Tracker {
     }
 }
 
-/// The events of a call record for a call the bot never told about (a rep outside the
-/// compliance-recording policy, a notification lost for good): per session with a rep, ringing
-/// and, unless the session failed at set-up (inferred: a missed leg), answered; then the end,
-/// at the session's exact times.
-pub(crate) fn record_events(
+/// One session of a call record with a rep on one side, as the relay reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RecordSession {
+    /// The record's id: the call's `callChainId`.
+    pub(crate) chain: String,
+    pub(crate) rep: String,
+    /// The rep's Entra user id.
+    pub(crate) user: String,
+    pub(crate) direction: Direction,
+    pub(crate) from: String,
+    pub(crate) to: String,
+    /// The session's start and end (the record's where the session has none).
+    pub(crate) start: String,
+    pub(crate) end: String,
+    /// The session failed at set-up (inferred: a leg nobody answered).
+    pub(crate) failed: bool,
+}
+
+impl RecordSession {
+    /// The other party's number.
+    pub(crate) fn remote(&self) -> &str {
+        match self.direction {
+            Direction::Inbound => &self.from,
+            Direction::Outbound => &self.to,
+        }
+    }
+}
+
+/// The sessions of a call record that have a rep on one side (the callee first: a call to a
+/// rep is inbound for them).
+pub(crate) fn record_sessions(
     record: &Value,
     rep_of: &dyn Fn(&str) -> Option<String>,
-) -> Vec<TelephonyEvent> {
+) -> Vec<RecordSession> {
     let Some(chain) = record["id"].as_str() else {
         return Vec::new();
     };
-    let mut events = Vec::new();
+    let user_of = |identity: &Value| {
+        identity
+            .pointer("/user/id")
+            .and_then(Value::as_str)
+            .map(str::to_lowercase)
+    };
+    let mut sessions = Vec::new();
     for session in record["sessions"].as_array().into_iter().flatten() {
         let caller = &session["caller"]["identity"];
         let callee = &session["callee"]["identity"];
-        let user_of = |identity: &Value| {
-            identity
-                .pointer("/user/id")
-                .and_then(Value::as_str)
-                .map(str::to_lowercase)
-        };
-        let (rep, direction, from, to) = if let Some(rep) = user_of(callee).and_then(|u| rep_of(&u))
-        {
+        let rep_side = |identity: &Value| user_of(identity).and_then(|u| Some((rep_of(&u)?, u)));
+        let ((rep, user), direction, from, to) = if let Some(rep) = rep_side(callee) {
             (rep, Direction::Inbound, number(caller), String::new())
-        } else if let Some(rep) = user_of(caller).and_then(|u| rep_of(&u)) {
+        } else if let Some(rep) = rep_side(caller) {
             (rep, Direction::Outbound, String::new(), number(callee))
         } else {
             continue;
@@ -381,31 +409,203 @@ pub(crate) fn record_events(
             .or(record["endDateTime"].as_str())
             .unwrap_or(&start)
             .to_string();
-        let failed = session.get("failureInfo").is_some_and(|f| !f.is_null());
-        let event = |kind: &str, event_type: EventType, at: &str| TelephonyEvent {
-            id: format!("teams:{chain}:{rep}:{kind}"),
-            call_id: chain.to_string(),
-            event_type,
+        sessions.push(RecordSession {
+            chain: chain.to_string(),
+            rep,
+            user,
             direction,
-            from: from.clone(),
-            to: to.clone(),
-            agent: rep.clone(),
-            at: at.to_string(),
-            transfer_to: None,
-            reason: None,
-            recording_url: None,
-        };
-        events.push(event("ringing", EventType::Ringing, &start));
-        if !failed {
-            events.push(event("answered", EventType::Answered, &start));
-        }
-        let mut end_event = event("ended", EventType::Ended, &end);
-        end_event.reason = Some(if failed {
-            EndReason::Missed
-        } else {
-            EndReason::Completed
+            from,
+            to,
+            start,
+            end,
+            failed: session.get("failureInfo").is_some_and(|f| !f.is_null()),
         });
-        events.push(end_event);
     }
+    sessions
+}
+
+/// The events of a call record for a call the bot never told about (a rep outside the
+/// compliance-recording policy, a notification lost for good): per session with a rep, ringing
+/// and, unless the session failed at set-up (inferred: a missed leg), answered; then the end,
+/// at the session's exact times.
+pub(crate) fn record_events(
+    record: &Value,
+    rep_of: &dyn Fn(&str) -> Option<String>,
+) -> Vec<TelephonyEvent> {
+    record_sessions(record, rep_of)
+        .iter()
+        .flat_map(session_events)
+        .collect()
+}
+
+/// One record session's events (see [`record_events`]).
+pub(crate) fn session_events(session: &RecordSession) -> Vec<TelephonyEvent> {
+    let event = |kind: &str, event_type: EventType, at: &str| TelephonyEvent {
+        id: format!("teams:{}:{}:{kind}", session.chain, session.rep),
+        call_id: session.chain.clone(),
+        event_type,
+        direction: session.direction,
+        from: session.from.clone(),
+        to: session.to.clone(),
+        agent: session.rep.clone(),
+        at: at.to_string(),
+        transfer_to: None,
+        reason: None,
+        recording_url: None,
+    };
+    let mut events = vec![event("ringing", EventType::Ringing, &session.start)];
+    if !session.failed {
+        events.push(event("answered", EventType::Answered, &session.start));
+    }
+    let mut end_event = event("ended", EventType::Ended, &session.end);
+    end_event.reason = Some(if session.failed {
+        EndReason::Missed
+    } else {
+        EndReason::Completed
+    });
+    events.push(end_event);
     events
+}
+
+/// What the call record of a call the bot told about says more exactly than the bot's
+/// notifications (heard at the relay's clock, with the caller hidden where Graph keeps the
+/// source encrypted): per rep, the answer (the start of their first session that did not fail:
+/// inferred, a session starts when its callee joins) and the end of their last, the other
+/// party's number; the call's start (the record's) for the rep of its first session.
+pub(crate) fn record_amendments(
+    record: &Value,
+    rep_of: &dyn Fn(&str) -> Option<String>,
+) -> Vec<Amendment> {
+    let sessions = record_sessions(record, rep_of);
+    let first = sessions
+        .iter()
+        .min_by_key(|s| crate::clock::instant(&s.start))
+        .map(|s| s.rep.clone());
+    let mut amendments: Vec<Amendment> = Vec::new();
+    for session in &sessions {
+        let at = amendments.iter().position(|a| a.agent == session.rep);
+        let amendment = match at {
+            Some(at) => &mut amendments[at],
+            None => {
+                amendments.push(Amendment {
+                    call_id: session.chain.clone(),
+                    agent: session.rep.clone(),
+                    started_at: (first.as_deref() == Some(session.rep.as_str()))
+                        .then(|| record["startDateTime"].as_str().map(str::to_string))
+                        .flatten(),
+                    direction: Some(session.direction),
+                    remote: Some(session.remote().to_string()).filter(|r| !r.is_empty()),
+                    ..Amendment::default()
+                });
+                let last = amendments.len() - 1;
+                &mut amendments[last]
+            }
+        };
+        let earlier = |a: &str, b: &str| crate::clock::instant(a) < crate::clock::instant(b);
+        if !session.failed
+            && amendment
+                .answered_at
+                .as_deref()
+                .is_none_or(|at| earlier(&session.start, at))
+        {
+            amendment.answered_at = Some(session.start.clone());
+        }
+        if amendment
+            .ended_at
+            .as_deref()
+            .is_none_or(|at| earlier(at, &session.end))
+        {
+            amendment.ended_at = Some(session.end.clone());
+        }
+    }
+    amendments
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn rep_of(user: &str) -> Option<String> {
+        match user {
+            "u-alice" => Some("alice@example.com".into()),
+            "u-bob" => Some("bob@example.com".into()),
+            _ => None,
+        }
+    }
+
+    /// A call to alice, handed to bob, as Graph records it.
+    fn transferred_call() -> Value {
+        let caller = json!({"phone": {"id": "+41446681800"}});
+        json!({"id": "chain-1", "startDateTime": "2026-12-02T10:00:00.125Z",
+        "endDateTime": "2026-12-02T10:05:00.400Z",
+        "sessions": [
+            {"startDateTime": "2026-12-02T10:00:04.250Z", "endDateTime": "2026-12-02T10:02:00.010Z",
+             "caller": {"identity": caller}, "callee": {"identity": {"user": {"id": "U-Alice"}}}},
+            {"startDateTime": "2026-12-02T10:02:03.500Z", "endDateTime": "2026-12-02T10:05:00.400Z",
+             "caller": {"identity": caller}, "callee": {"identity": {"user": {"id": "u-bob"}}}},
+            {"startDateTime": "2026-12-02T10:02:01Z", "endDateTime": "2026-12-02T10:02:02Z",
+             "caller": {"identity": caller}, "callee": {"identity": {"user": {"id": "u-carol"}}},
+             "failureInfo": {"stage": "callSetup", "reason": "NoAnswer"}}
+        ]})
+    }
+
+    #[test]
+    fn a_record_of_a_call_the_bot_heard_gives_each_rep_the_exact_times_and_the_caller() {
+        let amendments = record_amendments(&transferred_call(), &rep_of);
+        assert_eq!(amendments.len(), 2, "carol is no rep: {amendments:?}");
+        let alice = &amendments[0];
+        assert_eq!(alice.agent, "alice@example.com");
+        assert_eq!(alice.call_id, "chain-1");
+        assert_eq!(
+            alice.started_at.as_deref(),
+            Some("2026-12-02T10:00:00.125Z"),
+            "the call's start is the first rep's"
+        );
+        assert_eq!(
+            alice.answered_at.as_deref(),
+            Some("2026-12-02T10:00:04.250Z")
+        );
+        assert_eq!(alice.ended_at.as_deref(), Some("2026-12-02T10:02:00.010Z"));
+        assert_eq!(alice.remote.as_deref(), Some("+41446681800"));
+        assert_eq!(alice.direction, Some(Direction::Inbound));
+        let bob = &amendments[1];
+        assert_eq!(bob.started_at, None, "bob's leg began at the transfer");
+        assert_eq!(bob.answered_at.as_deref(), Some("2026-12-02T10:02:03.500Z"));
+        assert_eq!(bob.ended_at.as_deref(), Some("2026-12-02T10:05:00.400Z"));
+    }
+
+    #[test]
+    fn a_rep_with_two_sessions_is_answered_at_the_first_and_ends_with_the_last() {
+        let mut record = transferred_call();
+        record["sessions"][1]["callee"]["identity"]["user"]["id"] = json!("u-alice");
+        let amendments = record_amendments(&record, &rep_of);
+        assert_eq!(amendments.len(), 1);
+        assert_eq!(
+            amendments[0].answered_at.as_deref(),
+            Some("2026-12-02T10:00:04.250Z")
+        );
+        assert_eq!(
+            amendments[0].ended_at.as_deref(),
+            Some("2026-12-02T10:05:00.400Z")
+        );
+    }
+
+    #[test]
+    fn a_failed_session_is_a_missed_leg_and_a_record_without_an_id_is_nothing() {
+        let mut record = transferred_call();
+        record["sessions"][0]["failureInfo"] = json!({"stage": "callSetup"});
+        let amendments = record_amendments(&record, &rep_of);
+        assert_eq!(amendments[0].answered_at, None);
+        let events = record_events(&record, &rep_of);
+        let alice: Vec<_> = events
+            .iter()
+            .filter(|e| e.agent == "alice@example.com")
+            .map(|e| e.event_type)
+            .collect();
+        assert_eq!(alice, [EventType::Ringing, EventType::Ended]);
+        record["id"] = Value::Null;
+        assert!(record_amendments(&record, &rep_of).is_empty());
+        assert!(record_events(&record, &rep_of).is_empty());
+    }
 }

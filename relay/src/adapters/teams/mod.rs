@@ -51,8 +51,8 @@ use serde_json::{Value, json};
 use super::reps::Reps;
 use super::rotation;
 use super::{
-    AdapterError, CommandError, Context, Inbound, Ingress, Link, LinkError, SettingsError,
-    TelephonyAdapter, TenantFacts,
+    AdapterError, Amendment, CommandError, Context, Inbound, Ingress, Link, LinkError,
+    SettingsError, TelephonyAdapter, TenantFacts,
 };
 use crate::adapters::call_state::AdapterState;
 use crate::adapters::is_loopback;
@@ -610,6 +610,10 @@ impl Inner {
                     .apply(&user, &rep, activity, &now, now_ms),
             );
         }
+        let ended = self.presence_tracker().take_ended();
+        for call in &ended {
+            shared::presence_ended(&self.shared, call).await;
+        }
         events
     }
 
@@ -759,11 +763,12 @@ impl Inner {
         }
     }
 
-    /// Change or lifecycle notifications: every item must carry our `clientState`.
+    /// Change or lifecycle notifications: every item must carry our `clientState`. The calls'
+    /// events, and what call records amend of calls the relay has.
     async fn changes(
         &self,
         body: &Value,
-    ) -> Result<Vec<cti_protocol::event::TelephonyEvent>, AdapterError> {
+    ) -> Result<(Vec<cti_protocol::event::TelephonyEvent>, Vec<Amendment>), AdapterError> {
         let items = body["value"].as_array().cloned().unwrap_or_default();
         for item in &items {
             let presented = item["clientState"].as_str().unwrap_or_default().as_bytes();
@@ -781,6 +786,7 @@ impl Inner {
             }
         }
         let mut events = Vec::new();
+        let mut amendments = Vec::new();
         let mut users: Vec<String> = Vec::new();
         for item in items {
             if let Some(event) = item["lifecycleEvent"].as_str() {
@@ -806,22 +812,24 @@ impl Inner {
             else {
                 continue;
             };
-            events.extend(self.record(record).await);
+            let (record_events, record_amendments) = self.record(record).await;
+            events.extend(record_events);
+            amendments.extend(record_amendments);
         }
         if !users.is_empty() && self.settings.presence() {
             // A basic notification says only whose presence changed: it is read (the rich
             // kind carries it encrypted, which needs a certificate of our own to decrypt).
             events.extend(self.presence_events(&users).await);
         }
-        Ok(events)
+        Ok((events, amendments))
     }
 
-    /// A call record: for a call the bot told about, nothing (its events are the relay's
-    /// already); otherwise the call as the record tells it.
-    async fn record(&self, id: &str) -> Vec<cti_protocol::event::TelephonyEvent> {
-        if self.tracker().seen_chains.contains(id) || shared::seen(&self.shared, id).await {
-            return Vec::new();
-        }
+    /// A call record. For a call the bot told about, its exact times and the other party,
+    /// amending the relay's call (the bot's events made it). In presence mode, the same for
+    /// the presence call each session was (closed now if still shown). Otherwise the call as
+    /// the record tells it.
+    async fn record(&self, id: &str) -> (Vec<cti_protocol::event::TelephonyEvent>, Vec<Amendment>) {
+        let seen = self.tracker().seen_chains.contains(id) || shared::seen(&self.shared, id).await;
         let record = match self
             .graph
             .call(
@@ -834,7 +842,7 @@ impl Inner {
             Ok(record) => record,
             Err(err) => {
                 tracing::warn!(tenant = %self.tenant, %err, "reading a Teams call record failed");
-                return Vec::new();
+                return (Vec::new(), Vec::new());
             }
         };
         let mut users = Vec::new();
@@ -851,7 +859,60 @@ impl Inner {
         for user in users {
             self.learn_user(&user).await;
         }
-        mapping::record_events(&record, &|u| self.reps.rep_of(u))
+        let rep_of = |u: &str| self.reps.rep_of(u);
+        if seen {
+            return (Vec::new(), mapping::record_amendments(&record, &rep_of));
+        }
+        if !self.settings.presence() {
+            return (mapping::record_events(&record, &rep_of), Vec::new());
+        }
+        let mut events = Vec::new();
+        let mut amendments = Vec::new();
+        for session in mapping::record_sessions(&record, &rep_of) {
+            match self.presence_call_of(&session).await {
+                Some((call, closed_now)) => {
+                    if closed_now {
+                        events.push(presence::closed(&call, &session.end));
+                    }
+                    amendments.push(Amendment {
+                        call_id: call.call_id,
+                        agent: call.rep,
+                        started_at: Some(session.start.clone()),
+                        answered_at: Some(session.start.clone()),
+                        ended_at: Some(session.end.clone()),
+                        direction: Some(session.direction),
+                        remote: Some(session.remote().to_string()).filter(|r| !r.is_empty()),
+                    });
+                }
+                None => events.extend(mapping::session_events(&session)),
+            }
+        }
+        (events, amendments)
+    }
+
+    /// The presence call a record's session was: the one still shown for its rep (closed by
+    /// the record: `true`), else the ended one nearest in time.
+    async fn presence_call_of(
+        &self,
+        session: &mapping::RecordSession,
+    ) -> Option<(PresenceCall, bool)> {
+        let ms = |at: &str| {
+            crate::clock::instant(at).map(|t| (t.unix_timestamp_nanos() / 1_000_000).max(0) as u64)
+        };
+        let span = (ms(&session.start)?, ms(&session.end)?);
+        {
+            let mut tracker = self.presence_tracker();
+            let live = tracker.call_of(&session.user).filter(|call| {
+                call.started_ms()
+                    .is_some_and(|at| presence::distance(span, at, None).is_some())
+            });
+            if live.is_some() {
+                return tracker.remove(&session.user).map(|call| (call, true));
+            }
+        }
+        shared::take_ended_presence(&self.shared, &session.user, span)
+            .await
+            .map(|call| (call, false))
     }
 
     fn minutes(&self, kind: Kind) -> u64 {
@@ -1460,8 +1521,8 @@ impl TelephonyAdapter for TeamsAdapter {
             }
             return Ok(Ingress::Events(events));
         }
-        let events = self.inner.changes(&value).await?;
-        Ok(Ingress::Events(events))
+        let (events, amendments) = self.inner.changes(&value).await?;
+        Ok(Ingress::Amended { events, amendments })
     }
 
     fn connector(&self, link: Link) -> Option<BoxFuture<'static, Result<(), LinkError>>> {
@@ -1549,7 +1610,7 @@ mod tests {
         );
         assert!(matches!(
             receive(None, &lifecycle),
-            Ok(Ingress::Events(events)) if events.is_empty()
+            Ok(Ingress::Amended { events, amendments }) if events.is_empty() && amendments.is_empty()
         ));
     }
 

@@ -11,13 +11,16 @@
 //! - `graph:{id}`: `chain`, the relay's call a Graph call id belongs to;
 //! - `seen:{chain}`: the bot told of this chain (its call record adds nothing);
 //! - `pending:{colleague user}`: per consulting rep's user id, the chain consulted on; taken
-//!   (removed) by the instance whose notification turns it into the colleague's leg.
+//!   (removed) by the instance whose notification turns it into the colleague's leg;
+//! - `presence:{user}` (presence mode): per presence call of the user that ended, its rep and
+//!   times; taken by the instance whose call record amends it.
 
 use std::sync::Mutex;
 
 use serde_json::Value;
 
 use super::mapping::{self, LegInfo, PendingConsult, Tracker};
+use super::presence::{self, EndedCall, PresenceCall};
 use crate::adapters::call_state::{AdapterState, decode};
 
 fn tracker(tracker: &Mutex<Tracker>) -> std::sync::MutexGuard<'_, Tracker> {
@@ -164,4 +167,49 @@ pub(super) async fn consult_dropped(state: &AdapterState, colleague_user: &str, 
     state
         .remove(&format!("pending:{colleague_user}"), &[rep_user])
         .await;
+}
+
+/// A presence call as kept for its call record.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct Ended {
+    rep: String,
+    started_ms: u64,
+    ended_ms: u64,
+}
+
+/// A presence call ended: kept for the call record that will tell who was on it.
+pub(super) async fn presence_ended(state: &AdapterState, ended: &EndedCall) {
+    let kept = Ended {
+        rep: ended.call.rep.clone(),
+        started_ms: ended.call.started_ms().unwrap_or(ended.ended_ms),
+        ended_ms: ended.ended_ms,
+    };
+    state
+        .write_json(
+            &format!("presence:{}", ended.user),
+            &ended.call.call_id,
+            &kept,
+        )
+        .await;
+}
+
+/// The ended presence call of `user` nearest a record's session (`start_ms`, `end_ms`), taken:
+/// of two instances reading one record, one amends the call.
+pub(super) async fn take_ended_presence(
+    state: &AdapterState,
+    user: &str,
+    session: (u64, u64),
+) -> Option<PresenceCall> {
+    let key = format!("presence:{user}");
+    let (_, call_id, rep) = state
+        .read(&key)
+        .await
+        .into_iter()
+        .filter_map(|(call_id, value)| {
+            let kept = decode::<Ended>(&value)?;
+            let gap = presence::distance(session, kept.started_ms, Some(kept.ended_ms))?;
+            Some((gap, call_id, kept.rep))
+        })
+        .min_by_key(|(gap, ..)| *gap)?;
+    (state.remove(&key, &[&call_id]).await == 1).then_some(PresenceCall { call_id, rep })
 }
