@@ -25,8 +25,9 @@
 //! - `GET /sim/host/callers`: the tenant's sample callers `[{"label","number"}]`.
 //! - `GET /sim/host/lookup?ani=+E164`: `{"ani","ani_ok","owners":[{"kind","id","display_id","name"}]}`,
 //!   what V2 would pop for that ANI.
-//! - `POST /sim/host/payloads` `{"page_id","payload",<"encoding">}` → 204; `GET` lists
-//!   `[{"seq","page_id","received_at","payload","ani_ok","encoding",<"refused">}]` in arrival order;
+//! - `POST /sim/host/payloads` `{"page_id","payload",<"encoding">,<"page_received_ms">}` → 204;
+//!   `GET` lists `[{"seq","page_id","received_at",<"page_received_ms">,"payload","ani_ok","encoding",
+//!   <"refused">}]` in arrival order;
 //!   `DELETE` empties the log (sequence numbers keep counting, so an old `seq` never reappears).
 
 use std::collections::{HashMap, VecDeque};
@@ -94,6 +95,11 @@ pub struct HostPayload {
     pub page_id: String,
     /// RFC 3339, the simulator's clock.
     pub received_at: String,
+    /// When the page received the widget's `postMessage` (milliseconds since the Unix epoch, the
+    /// browser's clock), as the page stamped it: the moment V2 would pop, without the page's
+    /// report to the simulator in between (`cargo xtask bench pop` measures to it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub page_received_ms: Option<u64>,
     /// The CTI parameters (`Type`, `EventType`, `Action`, `ANI`, ...) as the page decoded them.
     pub payload: Value,
     /// False when an `ANI` is present but not `+` followed by digits: V2 would not identify the
@@ -126,6 +132,17 @@ impl HostLog {
 
     /// Appends a payload and returns it as stored.
     pub fn record(&self, page_id: &str, payload: Value, encoding: Option<String>) -> HostPayload {
+        self.record_stamped(page_id, payload, encoding, None)
+    }
+
+    /// [`HostLog::record`], with the time the page stamped on receiving the payload.
+    pub fn record_stamped(
+        &self,
+        page_id: &str,
+        payload: Value,
+        encoding: Option<String>,
+        page_received_ms: Option<u64>,
+    ) -> HostPayload {
         let ani_ok = match payload.get("ANI") {
             None | Some(Value::Null) => true,
             Some(Value::String(ani)) => is_e164(ani),
@@ -138,6 +155,7 @@ impl HostLog {
             seq: inner.last_seq,
             page_id: page_id.to_string(),
             received_at: now_rfc3339(),
+            page_received_ms,
             payload,
             ani_ok,
             encoding,
@@ -312,6 +330,8 @@ struct NewPayload {
     payload: Option<Value>,
     #[serde(default)]
     encoding: Option<String>,
+    #[serde(default)]
+    page_received_ms: Option<u64>,
 }
 
 async fn add_payload(State(sim): State<Arc<Sim>>, body: Bytes) -> Result<StatusCode, HostError> {
@@ -335,7 +355,9 @@ async fn add_payload(State(sim): State<Arc<Sim>>, body: Bytes) -> Result<StatusC
         .filter(|p| !p.is_null())
         .ok_or_else(|| HostError::InvalidBody("`payload` is required".into()))?;
     let encoding = request.encoding.filter(|e| !e.is_empty() && e.len() <= 32);
-    let entry = sim.host.record(&page_id, payload, encoding);
+    let entry = sim
+        .host
+        .record_stamped(&page_id, payload, encoding, request.page_received_ms);
     agent_desktop_logs(&sim, &entry);
     let field = |name: &str| {
         entry

@@ -118,6 +118,8 @@
   }
 
   function onMessage(event) {
+    // Stamped first: the moment V2 would pop, for `cargo xtask bench pop`.
+    var receivedMs = Date.now();
     // V2 takes CTI payloads only from the configured provider's origin.
     if (!state.relayOrigin || event.origin !== state.relayOrigin) {
       return;
@@ -126,7 +128,7 @@
     if (!decoded) {
       return;
     }
-    receive(decoded[0], decoded[1]);
+    receive(decoded[0], decoded[1], receivedMs);
   }
 
   function field(name, value) {
@@ -140,7 +142,7 @@
     return span;
   }
 
-  function receive(payload, encoding) {
+  function receive(payload, encoding, receivedMs) {
     var hasAni = Object.prototype.hasOwnProperty.call(payload, "ANI") && payload.ANI !== null;
     var aniOk = !hasAni || (typeof payload.ANI === "string" && E164.test(payload.ANI));
 
@@ -173,7 +175,12 @@
       show("ani-warning", "");
     }
 
-    postJson("/sim/host/payloads", { page_id: state.pageId, payload: payload, encoding: encoding })
+    postJson("/sim/host/payloads", {
+      page_id: state.pageId,
+      payload: payload,
+      encoding: encoding,
+      page_received_ms: receivedMs,
+    })
       .catch(function (err) {
         show("page-error", "Could not record the payload: " + err.message);
       });

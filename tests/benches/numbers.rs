@@ -3,31 +3,15 @@
 //! - normalization throughput on one core,
 //! - index lookups in memory and through Redis on loopback (when redis-server is installed, as
 //!   `cargo xtask test` does), per-lookup latency percentiles,
-//! - a full index build by crawling the simulated V2 tenant, its time and memory.
+//! - a full index build by crawling the simulated V2 tenant, its time and memory
+//!   ([`cti_tests::index_bench`], which `cargo xtask bench index` runs at larger sizes).
 //!
 //! Numbers vary between machines and runs; read them as orders of magnitude and trends.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use cti_relay::clock::SystemClock;
-use cti_relay::numbers::budget::DailyBudget;
-use cti_relay::numbers::build::{BuildOptions, build_generation};
-use cti_relay::numbers::redis_index::RedisIndex;
-use cti_relay::numbers::{DefaultRegion, MemoryIndex, NumberIndex, normalize, to_e164};
-use cti_relay::v2::V2Client;
-use cti_relay::v2::client::V2Auth;
+use cti_relay::numbers::{DefaultRegion, normalize, to_e164};
 use cti_sim::SimConfig;
-
-fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
-}
 
 /// Numbers as they come from a V2 export and from PBXs: typed forms of the simulated tenant.
 fn sample_inputs(records: usize) -> Vec<String> {
@@ -86,93 +70,6 @@ fn bench_normalize() {
     );
 }
 
-async fn bench_index(records: usize) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let started = Instant::now();
-    let sim = cti_sim::spawn_on(
-        listener,
-        SimConfig {
-            records,
-            ..SimConfig::default()
-        },
-    )
-    .expect("simulator");
-    println!(
-        "simulated tenant: {} records seeded in {:?}",
-        records * 3,
-        started.elapsed()
-    );
-    let client = V2Client::new(
-        &sim.url(),
-        V2Auth::Basic {
-            user: "demo".into(),
-            password: cti_relay::secret::Secret::new("demo"),
-        },
-        Duration::from_secs(60),
-    );
-    let options = BuildOptions {
-        region: DefaultRegion::parse("CH").expect("region"),
-        // The simulated history runs to October 2026: read its last three months.
-        activity_since: Some("2026-08-01T00:00:00Z".into()),
-    };
-    let budget = DailyBudget::new(None, std::sync::Arc::new(SystemClock));
-    let before = rss_kib();
-    let requests_before = sim.sim.v2.request_count();
-    let started = Instant::now();
-    let (generation, stats) = build_generation(&client, &options, &budget)
-        .await
-        .expect("index build");
-    let elapsed = started.elapsed();
-    let numbers: Vec<String> = generation.keys().cloned().collect();
-    // Measured with the one generation alive (the clone below is for the Redis part).
-    let grown_mib = rss_kib().saturating_sub(before) / 1024;
-    let index = MemoryIndex::default();
-    index
-        .replace("bench", generation.clone())
-        .await
-        .expect("replace");
-    println!(
-        "index build: {} records, {} numbers, {} V2 requests in {elapsed:?}; resident memory +{grown_mib} MiB",
-        stats.records,
-        stats.numbers,
-        sim.sim.v2.request_count() - requests_before,
-    );
-
-    let mut samples = Vec::with_capacity(200_000);
-    for i in 0..200_000usize {
-        let number = &numbers[(i * 7919) % numbers.len()];
-        let t = Instant::now();
-        let hits = index.lookup("bench", number).await.expect("lookup");
-        samples.push(t.elapsed());
-        assert!(!hits.is_empty());
-    }
-    cti_tests::print_percentiles("lookup (memory)", samples);
-
-    let mut redis = match cti_tests::redis::RedisServer::start().await {
-        Ok(redis) => redis,
-        Err(err) => {
-            println!("lookup (redis): skipped: {err}");
-            return;
-        }
-    };
-    let index = RedisIndex::connect(&redis.url()).await.expect("redis");
-    let started = Instant::now();
-    index.replace("bench", generation).await.expect("replace");
-    println!("index store (redis): {:?}", started.elapsed());
-    let mut samples = Vec::with_capacity(50_000);
-    for i in 0..50_000usize {
-        let number = &numbers[(i * 7919) % numbers.len()];
-        let t = Instant::now();
-        let hits = index.lookup("bench", number).await.expect("lookup");
-        samples.push(t.elapsed());
-        assert!(!hits.is_empty());
-    }
-    cti_tests::print_percentiles("lookup (redis, loopback)", samples);
-    redis.stop();
-}
-
 fn main() {
     // `cargo bench` passes `--bench`; a filter argument picks one part.
     let filter = std::env::args().skip(1).find(|a| !a.starts_with('-'));
@@ -185,10 +82,12 @@ fn main() {
             .ok()
             .and_then(|v| v.parse().ok())
             .unwrap_or(33_334);
-        tokio::runtime::Builder::new_multi_thread()
+        let report = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()
             .expect("runtime")
-            .block_on(bench_index(records));
+            .block_on(cti_tests::index_bench::run(records * 3, true))
+            .expect("index benchmark");
+        print!("{report}");
     }
 }

@@ -7,7 +7,9 @@
 //! allows and fail with what it was waiting for.
 
 pub mod browser;
+pub mod index_bench;
 pub mod kamailio;
+pub mod pop_load;
 pub mod prosody;
 pub mod proxy;
 pub mod push_load;

@@ -312,7 +312,7 @@ fn clock_ticks_per_sec() -> u64 {
 
 /// Numbers of the simulated tenant's records as E.164 (with how many records carry each),
 /// shared numbers first.
-fn known_numbers(sim: &cti_sim::SimHandle) -> Vec<(String, usize)> {
+pub(crate) fn known_numbers(sim: &cti_sim::SimHandle) -> Vec<(String, usize)> {
     fn collect(value: &Value, out: &mut HashSet<String>) {
         match value {
             Value::Object(map) => {
@@ -352,7 +352,7 @@ fn known_numbers(sim: &cti_sim::SimHandle) -> Vec<(String, usize)> {
 /// A small pseudo-random generator (xorshift), seeded per run, so the generator needs no
 /// randomness crate and a run can be repeated.
 #[derive(Debug, Clone)]
-struct Rng(u64);
+pub(crate) struct Rng(pub(crate) u64);
 
 impl Rng {
     fn next_u64(&mut self) -> u64 {
@@ -364,11 +364,11 @@ impl Rng {
         x
     }
 
-    fn below(&mut self, n: usize) -> usize {
+    pub(crate) fn below(&mut self, n: usize) -> usize {
         (self.next_u64() % n.max(1) as u64) as usize
     }
 
-    fn chance(&mut self, p: f64) -> bool {
+    pub(crate) fn chance(&mut self, p: f64) -> bool {
         (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64 <= p
     }
 }

@@ -77,6 +77,11 @@ impl RedisServer {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
+    /// The server's process id, while it runs (for its resident memory).
+    pub fn pid(&self) -> Option<u32> {
+        self.process.as_ref().map(Child::id)
+    }
+
     /// Kills the server, as an outage would.
     pub fn stop(&mut self) {
         if let Some(mut process) = self.process.take() {

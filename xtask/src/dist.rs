@@ -36,7 +36,7 @@ pub(crate) fn dist(args: &[String]) -> Result<PathBuf> {
         MUSL_TARGET,
     ])
     .env("CC_x86_64_unknown_linux_musl", "musl-gcc"))?;
-    let built = root.join(format!("target/{MUSL_TARGET}/release/cti-relay"));
+    let built = setup::target_dir().join(format!("{MUSL_TARGET}/release/cti-relay"));
     if !is_static(&built)? {
         bail!(
             "{} asks for a dynamic loader: it would not start on Cloud Foundry's stack",
@@ -64,14 +64,43 @@ pub(crate) fn dist(args: &[String]) -> Result<PathBuf> {
     std::fs::copy(&built, &binary)
         .with_context(|| format!("copying the relay to {}", binary.display()))?;
 
-    let wasm = wasm_file(&widget)?;
     step(&format!(
-        "dist/ is ready for `cf push`: cti-relay {} (static), widget wasm {} ({} gzipped)",
-        size(len(&binary)?),
-        size(len(&wasm)?),
-        size(gzipped_len(&wasm)?)
+        "dist/ is ready for `cf push` (the relay static): {}",
+        Sizes::of(&binary, &widget)?
     ));
     Ok(out)
+}
+
+/// What a deployment ships, in bytes: `dist` prints it, `cargo xtask bench` reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Sizes {
+    pub(crate) relay: u64,
+    pub(crate) wasm: u64,
+    pub(crate) wasm_gzipped: u64,
+}
+
+impl Sizes {
+    /// The relay binary at `relay` and the wasm of the widget build in `widget`.
+    pub(crate) fn of(relay: &Path, widget: &Path) -> Result<Sizes> {
+        let wasm = wasm_file(widget)?;
+        Ok(Sizes {
+            relay: len(relay)?,
+            wasm: len(&wasm)?,
+            wasm_gzipped: gzipped_len(&wasm)?,
+        })
+    }
+}
+
+impl std::fmt::Display for Sizes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "cti-relay {}, widget wasm {} ({} gzipped)",
+            size(self.relay),
+            size(self.wasm),
+            size(self.wasm_gzipped)
+        )
+    }
 }
 
 fn len(path: &Path) -> Result<u64> {

@@ -435,7 +435,7 @@ pub(crate) fn chaos(args: &[String]) -> Result<()> {
 
 /// Benchmarks run in release mode; timing belongs here, never in tests.
 pub(crate) fn bench(args: &[String]) -> Result<()> {
-    let suites = ["numbers", "activities", "push"];
+    let suites = ["numbers", "activities", "push", "index", "pop", "sizes"];
     // `bench push -- --agents 10000 ...`: what follows `--` goes to the benchmarks.
     let (names, passed) = match args.iter().position(|a| a == "--") {
         Some(at) => (&args[..at], &args[at + 1..]),
@@ -446,29 +446,63 @@ pub(crate) fn bench(args: &[String]) -> Result<()> {
     } else {
         names.iter().map(String::as_str).collect()
     };
+    if let Some(unknown) = wanted.iter().find(|s| !suites.contains(s)) {
+        bail!(
+            "unknown benchmark {unknown:?}; available: {}",
+            suites.join(", ")
+        );
+    }
+    let mut widget = None;
     for suite in wanted {
-        if !suites.contains(&suite) {
-            bail!(
-                "unknown benchmark {suite:?}; available: {}",
-                suites.join(", ")
-            );
-        }
-        if suite == "push" {
+        if matches!(suite, "push" | "sizes") {
             // The load generator starts release relay processes of its own.
-            step("building the relay (release) for the push benchmark");
-            run(&mut cargo(&[
-                "build",
-                "--release",
-                "-p",
-                "cti-relay",
-                "--bin",
-                "cti-relay",
-            ]))?;
+            build_release_relay()?;
+        }
+        if suite == "index" {
+            setup::redis_server()?;
+        }
+        if matches!(suite, "pop" | "sizes") && widget.is_none() {
+            widget = Some(build_release_widget()?);
+        }
+        if suite == "sizes" {
+            let relay = setup::target_dir().join("release/cti-relay");
+            let widget = widget.as_deref().context("the widget was built above")?;
+            step(&format!(
+                "sizes (release builds): {}",
+                crate::dist::Sizes::of(&relay, widget)?
+            ));
+            continue;
         }
         step(&format!("benchmark: {suite} (release build)"));
         let mut command = cargo(&["bench", "-p", "cti-tests", "--bench", suite, "--"]);
         command.args(passed);
+        if let Some(widget) = &widget {
+            // The pop benchmark's relay serves the widget that ships: the release build.
+            command.env("CTI_WIDGET_DIST", widget);
+        }
         run(&mut command)?;
     }
     Ok(())
+}
+
+fn build_release_relay() -> Result<()> {
+    step("building the relay (release)");
+    run(&mut cargo(&[
+        "build",
+        "--release",
+        "-p",
+        "cti-relay",
+        "--bin",
+        "cti-relay",
+    ]))
+}
+
+/// The widget's release build (what `dist` ships), into the target directory; its path.
+fn build_release_widget() -> Result<std::path::PathBuf> {
+    setup::widget_toolchain()?;
+    step("building the widget (trunk build --release)");
+    let dir = setup::target_dir().join("bench-widget");
+    let dir_arg = dir.to_string_lossy();
+    run(&mut setup::trunk_build(&["--release", "--dist", &dir_arg]))?;
+    Ok(dir)
 }

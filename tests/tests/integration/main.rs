@@ -20,6 +20,7 @@ mod network_faults;
 mod numbers_audit;
 mod oauth_refresh;
 mod phone_oracle;
+mod pop_load;
 mod push_load;
 mod redis_index;
 mod redis_push;
