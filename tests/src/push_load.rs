@@ -124,6 +124,11 @@ pub struct InstanceFigures {
     pub rss_after_kib: u64,
     /// User + system CPU seconds during the webhook phase.
     pub cpu_secs: f64,
+    /// What its `/metrics` said: widget sessions open with every rep connected
+    /// (`cti_ws_connections`), and call frames timed in the push histogram after the run
+    /// (`cti_push_seconds_count`). None where the figure was missing.
+    pub metrics_connections: Option<f64>,
+    pub metrics_pushes: Option<f64>,
 }
 
 impl InstanceFigures {
@@ -232,7 +237,8 @@ impl fmt::Display for PushReport {
             writeln!(
                 f,
                 "relay {n}: {} reps; RSS {} KiB before, {} KiB connected ({:.1} KiB per rep), \
-                 {} KiB after; CPU {:.2} s ({:.2} s per 1,000 calls)",
+                 {} KiB after; CPU {:.2} s ({:.2} s per 1,000 calls); /metrics: {} sessions \
+                 connected, {} pushes timed",
                 i.reps,
                 i.rss_before_kib,
                 i.rss_connected_kib,
@@ -240,6 +246,10 @@ impl fmt::Display for PushReport {
                 i.rss_after_kib,
                 i.cpu_secs,
                 i.cpu_secs * 1000.0 / self.posted.max(1) as f64,
+                i.metrics_connections
+                    .map_or_else(|| "?".to_string(), |v| v.to_string()),
+                i.metrics_pushes
+                    .map_or_else(|| "?".to_string(), |v| v.to_string()),
             )?;
         }
         Ok(())
@@ -487,6 +497,11 @@ pub async fn run(load: &PushLoad) -> Result<PushReport> {
         .iter()
         .map(|p| rss_kib(*p))
         .collect::<Result<Vec<_>>>()?;
+    let mut connections_seen = Vec::with_capacity(addrs.len());
+    for addr in &addrs {
+        let metrics = metrics_of(&http, *addr).await?;
+        connections_seen.push(sample(&metrics, "cti_ws_connections"));
+    }
 
     // Collect frames as they come, and count calls that have arrived.
     let (arrived_tx, mut arrived_rx) = watch::channel(0usize);
@@ -578,6 +593,11 @@ pub async fn run(load: &PushLoad) -> Result<PushReport> {
         .iter()
         .map(|p| rss_kib(*p))
         .collect::<Result<Vec<_>>>()?;
+    let mut pushes_seen = Vec::with_capacity(addrs.len());
+    for addr in &addrs {
+        let metrics = metrics_of(&http, *addr).await?;
+        pushes_seen.push(sample(&metrics, "cti_push_seconds_count"));
+    }
     let _ = stop_tx.send(true);
     for session in connected {
         let _ = session.await;
@@ -600,9 +620,31 @@ pub async fn run(load: &PushLoad) -> Result<PushReport> {
             rss_connected_kib: rss_connected[i],
             rss_after_kib: rss_after[i],
             cpu_secs: cpu_end[i] - cpu_start[i],
+            metrics_connections: connections_seen[i],
+            metrics_pushes: pushes_seen[i],
         })
         .collect();
     Ok(report)
+}
+
+/// A relay instance's `/metrics` text.
+async fn metrics_of(http: &reqwest::Client, addr: std::net::SocketAddr) -> Result<String> {
+    let response = http.get(format!("http://{addr}/metrics")).send().await?;
+    if !response.status().is_success() {
+        bail!("GET /metrics at {addr} answered {}", response.status());
+    }
+    Ok(response.text().await?)
+}
+
+/// The value of an unlabelled sample `name` in Prometheus text.
+pub fn sample(metrics: &str, name: &str) -> Option<f64> {
+    metrics.lines().find_map(|line| {
+        line.strip_prefix(name)?
+            .strip_prefix(' ')?
+            .trim()
+            .parse()
+            .ok()
+    })
 }
 
 /// Joins what was sent with what arrived.

@@ -27,16 +27,45 @@ async fn every_call_of_a_small_push_load_reaches_its_rep_exactly_once() -> Resul
     Ok(())
 }
 
+/// The connection limits: a relay process holds 10,000 signed-in widget sessions at once (it
+/// raises its own open-file limit to the hard limit, and logs where it cannot), each still gets its
+/// calls exactly once, and `/metrics` counts every session and times every push. The latencies
+/// are not looked at: a debug build on a shared machine says nothing about them
+/// (`cargo xtask bench push` measures them).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_relay_holds_ten_thousand_connected_reps() -> Result<()> {
+    let load = PushLoad {
+        agents: 10_000,
+        rate: 100.0,
+        secs: 1.0,
+        redis: false,
+        instances: 1,
+    };
+    let report = push_load::run(&load).await?;
+    assert_eq!(report.posted, load.calls(), "{report}");
+    assert_eq!(report.refused, 0, "{report}");
+    assert_eq!(report.lost, 0, "{report}");
+    assert_eq!(report.duplicated, 0, "{report}");
+    assert_eq!(report.misdelivered, 0, "{report}");
+    let relay = &report.instances[0];
+    assert_eq!(relay.reps, 10_000, "{report}");
+    assert_eq!(relay.metrics_connections, Some(10_000.0), "{report}");
+    // Every call's first frame was caused by its webhook; later frames of a call (its caller's
+    // details found) may not have been.
+    let pushes = relay.metrics_pushes.unwrap_or(0.0);
+    assert!(
+        pushes >= report.posted as f64 && pushes <= report.frames as f64,
+        "{report}"
+    );
+    Ok(())
+}
+
 /// `/metrics` counts the signed-in widget sessions and, per call frame a telephony event caused,
 /// the time from receiving the event to writing the frame to the widget's socket.
 #[tokio::test]
 async fn metrics_count_sessions_and_time_each_push_to_the_socket() -> Result<()> {
     let stack = cti_tests::Stack::start().await?;
-    let sample = |metrics: &str, name: &str| -> Option<f64> {
-        metrics
-            .lines()
-            .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-    };
+    let sample = push_load::sample;
     let (mut widget, _) = cti_tests::WsClient::signed_in(&stack, "alice@example.com", None).await?;
     let metrics = stack.metrics().await?;
     assert_eq!(
