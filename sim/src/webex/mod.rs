@@ -682,7 +682,7 @@ impl Webex {
             return Err(WebexError::bad_request("destination is not a valid number"));
         }
         let happened = now_rfc3339();
-        let handed: Box<dyn Fn(&Webex, Value)> = match target {
+        let handed: Box<Told> = match target {
             Some(target) => {
                 let redirecting = self.person_by_id(person).map(|me| {
                     json!({"name": me.display_name, "number": me.number, "personId": me.id,
@@ -892,6 +892,9 @@ impl Webex {
         }
     }
 }
+
+/// One event of a transfer, sent with the extra fields it is given (its time, when reordered).
+type Told = dyn Fn(&Webex, Value);
 
 fn new_session() -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(uuid::Uuid::new_v4().to_string())
