@@ -356,17 +356,17 @@ async fn ringcentral_subscribed(stack: &Stack) -> Result<()> {
     .await
 }
 
-/// RingCentral: the account's notifications go to instance A, both reps' widgets talk to
-/// instance B, whose directory was never read (it holds no subscription). Alice answers from B;
-/// then a notification of her party older than the answer (a lower `sequence`: RingCentral's
-/// order) reaches B. B knows from the shared state that it is stale and ignores it, where on its
-/// own it would have taken it for a hold.
+/// RingCentral: the account's notifications go to instance A, where Alice answers; then a
+/// notification of her party older than the answer (a lower `sequence`: RingCentral's order)
+/// reaches instance B, which has heard nothing of the call. B knows from the shared state that
+/// it is stale and ignores it, where on its own it would have taken it for a hold.
 #[tokio::test]
 async fn ringcentral_a_stale_notification_at_the_other_instance_is_ignored() -> Result<()> {
     let server = RedisServer::start().await?;
     let stack = on_redis(Provider::RingCentral, &server).await?;
     ringcentral_subscribed(&stack).await?;
-    let (second, mut alice, _bob) = second_with_reps(&stack).await?;
+    let second = stack.spawn_another_relay().await?;
+    let (mut alice, _) = WsClient::signed_in(&stack, ALICE, None).await?;
     let (number, _, _) = stack.single_match_caller()?;
     let call = stack
         .ring_through(Provider::RingCentral, &number, ALICE)
@@ -375,7 +375,6 @@ async fn ringcentral_a_stale_notification_at_the_other_instance_is_ignored() -> 
         c["state"] == "ringing"
     })
     .await?;
-    // A control from the instance without the subscription: its directory is read for it.
     alice.answer(&call).await?;
     let rc = &stack.sim.sim.ringcentral;
     let ext = rc.extension_by_email(ALICE).context("alice")?.id.clone();
@@ -433,8 +432,9 @@ async fn ringcentral_a_stale_notification_at_the_other_instance_is_ignored() -> 
     Ok(())
 }
 
-/// RingCentral: notifications go to instance A, both reps' widgets talk to instance B. Alice
-/// answers and consults Bob from B (the consult session's notifications land on A), Bob answers
+/// RingCentral: notifications go to instance A, both reps' widgets talk to instance B, whose
+/// extension directory was never read (it holds no subscription): its controls read it first.
+/// Alice answers and consults Bob from B (the consult session's notifications land on A), Bob answers
 /// there and Alice bridges him to the caller: one call, logged once, with both reps.
 #[tokio::test]
 async fn ringcentral_a_consult_split_across_instances_is_one_call() -> Result<()> {
