@@ -197,10 +197,13 @@ pub fn build(
         TelephonySettings::Generic(settings) => {
             Arc::new(generic::GenericAdapter::new(settings.clone(), context))
         }
-        TelephonySettings::RingCentral(settings) => Arc::new(ringcentral::RingCentralAdapter::new(
-            settings.clone(),
-            context,
-        )),
+        TelephonySettings::RingCentral(settings) => {
+            let shared = shared("ringcentral");
+            Arc::new(
+                ringcentral::RingCentralAdapter::new(settings.clone(), context)
+                    .with_call_state(shared),
+            )
+        }
         TelephonySettings::Genesys(settings) => {
             Arc::new(genesys::GenesysAdapter::new(settings.clone(), context))
         }

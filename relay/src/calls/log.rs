@@ -1,7 +1,7 @@
 //! What a finished call amounts to: one record per call, whatever number of legs it had.
 //!
 //! A call is finished when every leg is final and one of them ended (a transferred leg waits for
-//! the rep it went to). The log is derived from the legs each time, so a late recording link or
+//! the rep it went to, unless it went outside: transferred with a reason). The log is derived from the legs each time, so a late recording link or
 //! notes written after the call simply give a newer log for the same call.
 
 use cti_protocol::event::{Direction, EndReason};
@@ -70,10 +70,11 @@ pub struct CallLog {
 
 /// The call's log, once all its legs say it is over; None while it is not.
 pub fn completed(legs: &[Leg]) -> Option<CallLog> {
-    // The leg that ended last (a consulted colleague may have dropped off before the end).
+    // The leg that ended last (a consulted colleague may have dropped off before the end); a
+    // leg handed outside the relay's reps (transferred with a reason) ends the call too.
     let ended = legs
         .iter()
-        .filter(|l| l.state == CallState::Ended)
+        .filter(|l| ends_the_call(l))
         .max_by_key(|l| l.ended_at.as_deref().and_then(instant))?;
     if legs.iter().any(|l| !l.state.is_final()) {
         return None;
@@ -177,6 +178,17 @@ pub fn completed(legs: &[Leg]) -> Option<CallLog> {
         consent,
         from_mid_call: legs.iter().any(|l| l.from_mid_call),
     })
+}
+
+/// Whether the leg's end is the call's: it ended, or it was transferred to someone outside the
+/// relay's reps (a number), which the adapter tells with a reason on the `transferred`; a leg
+/// transferred to a rep waits for that rep's leg.
+fn ends_the_call(leg: &Leg) -> bool {
+    match leg.state {
+        CallState::Ended => true,
+        CallState::Transferred => leg.end_reason.is_some(),
+        _ => false,
+    }
 }
 
 /// Whole seconds from `a` to `b`; zero when either is unreadable or `b` comes first.
@@ -321,6 +333,20 @@ mod tests {
         assert_eq!(log.reps, ["alice", "bob"]);
         assert_eq!(log.owner, "alice");
         assert_eq!(log.talk_secs, 355, "from the first answer to the end");
+    }
+
+    #[test]
+    fn a_call_transferred_outside_is_finished_with_its_rep() {
+        let mut a = leg("alice", CallState::Transferred);
+        a.answered_at = Some("2026-11-25T10:00:05Z".into());
+        a.ended_at = Some("2026-11-25T10:02:00Z".into());
+        assert_eq!(completed(std::slice::from_ref(&a)), None, "to a rep: waits");
+        a.end_reason = Some(EndReason::Completed);
+        let log = completed(&[a]).expect("went outside: finished");
+        assert_eq!(log.owner, "alice");
+        assert_eq!(log.outcome, EndReason::Completed);
+        assert_eq!(log.ended_at, "2026-11-25T10:02:00Z");
+        assert_eq!(log.talk_secs, 115);
     }
 
     #[test]

@@ -5,6 +5,8 @@
 //! leg; an event that arrives before its predecessor (answered before ringing) still lands in the
 //! right state. The one way back is the call coming back to the rep (transferred back to them,
 //! consulted again): it rings for them after their leg ended, which opens a new round of the leg.
+//! One final state gives way to another: an `ended` leg turns `transferred` when a hand-over
+//! timed at or before its end arrives after it (what the end was is sometimes told only later).
 
 use cti_protocol::event::{EndReason, EventType, TelephonyEvent};
 use cti_protocol::ws::CallState;
@@ -43,9 +45,26 @@ pub fn apply(mut view: Leg, event: &TelephonyEvent) -> Transition {
         view.consult = None;
         view.returns += 1;
     }
+    if view.state == CallState::Ended
+        && event.event_type == EventType::Transferred
+        && before_end(&event.at, view.ended_at.as_deref())
+    {
+        // The leg's end was heard before what it was: a hand-over made at or before it (the
+        // provider's events came the other way round, or the sign of the hand-over came only
+        // with the colleague's leg). The leg was handed on, not ended; the end's time stays,
+        // and the call now waits for whoever it went to, unless it went outside (`reason`).
+        // A hand-over timed after the end, or at an unreadable time, is not believed.
+        view.state = CallState::Transferred;
+        view.end_reason = event.reason;
+        if view.recording_url.is_none() && event.recording_url.is_some() {
+            view.recording_url = event.recording_url.clone();
+        }
+        return Transition::Changed(Box::new(view));
+    }
     if view.state.is_final() {
-        // Final is final: what may still arrive is a recording link, and an answer that happened
-        // before the end but was delivered after it (the call was talked, not missed).
+        // Final is final: what may still arrive is a recording link, a hand-over that happened
+        // at or before the end (above), and an answer that happened before the end but was
+        // delivered after it (the call was talked, not missed).
         if event.event_type == EventType::Ended
             && view.recording_url.is_none()
             && event.recording_url.is_some()
@@ -85,6 +104,9 @@ pub fn apply(mut view: Leg, event: &TelephonyEvent) -> Transition {
         EventType::Transferred => {
             view.state = CallState::Transferred;
             view.ended_at = Some(event.at.clone());
+            // With a reason the call went outside the relay's reps (a number): no colleague's
+            // leg follows, so this hand-over is the call's end (`log::completed`).
+            view.end_reason = event.reason;
         }
         EventType::Ended => {
             view.state = CallState::Ended;
@@ -286,6 +308,61 @@ mod tests {
             (answered.state, answered.returns),
             (CallState::Connected, 1)
         );
+    }
+
+    #[test]
+    fn a_hand_over_heard_after_the_end_it_came_before_turns_the_leg_transferred() {
+        let answered = changed(apply(
+            ringing_view(),
+            &event(EventType::Answered, "2026-11-24T10:00:05Z"),
+        ));
+        let ended = changed(apply(
+            answered,
+            &event(EventType::Ended, "2026-11-24T10:01:00Z"),
+        ));
+        assert_eq!(ended.end_reason, Some(EndReason::Completed));
+        assert_eq!(
+            apply(
+                ended.clone(),
+                &event(EventType::Transferred, "2026-11-24T10:01:01Z")
+            ),
+            Transition::Unchanged,
+            "a hand-over after the end is not believed"
+        );
+        assert_eq!(
+            apply(ended.clone(), &event(EventType::Transferred, "soon")),
+            Transition::Unchanged,
+            "nor one at an unreadable time"
+        );
+        let handed = changed(apply(
+            ended.clone(),
+            &event(EventType::Transferred, "2026-11-24T10:01:00Z"),
+        ));
+        assert_eq!(handed.state, CallState::Transferred);
+        assert_eq!(handed.end_reason, None, "the call waits for the colleague");
+        assert_eq!(handed.ended_at.as_deref(), Some("2026-11-24T10:01:00Z"));
+        assert_eq!(
+            apply(handed, &event(EventType::Ended, "2026-11-24T10:01:00Z")),
+            Transition::Unchanged,
+            "and the end, heard again, does not undo it"
+        );
+        let mut outside = event(EventType::Transferred, "2026-11-24T10:00:59Z");
+        outside.reason = Some(EndReason::Completed);
+        let gone = changed(apply(ended, &outside));
+        assert_eq!(
+            (gone.state, gone.end_reason),
+            (CallState::Transferred, Some(EndReason::Completed))
+        );
+    }
+
+    #[test]
+    fn a_transfer_outside_keeps_its_reason() {
+        let v = changed(apply(ringing_view(), &event(EventType::Answered, "t1")));
+        let mut outside = event(EventType::Transferred, "t2");
+        outside.reason = Some(EndReason::Completed);
+        let v = changed(apply(v, &outside));
+        assert_eq!(v.state, CallState::Transferred);
+        assert_eq!(v.end_reason, Some(EndReason::Completed));
     }
 
     #[test]

@@ -101,6 +101,7 @@ pub fn routes() -> Router<Arc<Sim>> {
         .route("/calls/{id}/hangup", post(hangup))
         .route("/calls/{id}/answer", post(remote_answer))
         .route("/calls/{id}/transfer", post(phone_transfer))
+        .route("/calls/{id}/consult", post(phone_consult))
         .route("/webhooks", get(sim_webhooks))
         .route("/faults", post(faults));
     Router::new().nest("/sim/webex", api)
@@ -395,20 +396,50 @@ async fn remote_answer(
     Ok(Json(json!({"answered": true})).into_response())
 }
 
-/// The rep's phone transfers the call: `{"agent", "destination"}`.
+/// The rep's phone transfers the call: `{"agent", "destination"?, "reordered"?}` (without a
+/// destination, to the consultation placed on the phone).
 async fn phone_transfer(
     State(sim): State<Arc<Sim>>,
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Response, WebexError> {
     let body = json_body(&body)?;
-    let text = |k: &str| {
-        body.get(k)
-            .and_then(Value::as_str)
-            .ok_or_else(|| WebexError::sim(format!("`{k}` is required")))
+    let agent = required(&body, "agent")?;
+    let destination = match body.get("destination") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(d)) => Some(d.as_str()),
+        Some(_) => return Err(WebexError::sim("`destination` must be a string".into())),
     };
-    wx(&sim).phone_transfer(&id, text("agent")?, text("destination")?)?;
+    let reordered = match body.get("reordered") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(on)) => *on,
+        Some(_) => return Err(WebexError::sim("`reordered` must be true or false".into())),
+    };
+    wx(&sim).phone_transfer(&id, agent, destination, reordered)?;
     Ok(Json(json!({"transferred": true})).into_response())
+}
+
+/// The rep's phone consults: `{"agent", "destination"}`; answers the consultation's
+/// callSessionId.
+async fn phone_consult(
+    State(sim): State<Arc<Sim>>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response, WebexError> {
+    let body = json_body(&body)?;
+    let leg = wx(&sim).phone_consult(
+        &id,
+        required(&body, "agent")?,
+        required(&body, "destination")?,
+    )?;
+    Ok(Json(json!({"consulting": true, "call_id": leg.session})).into_response())
+}
+
+/// A simulator control's string field.
+fn required<'a>(body: &'a Value, key: &str) -> Result<&'a str, WebexError> {
+    body.get(key)
+        .and_then(Value::as_str)
+        .ok_or_else(|| WebexError::sim(format!("`{key}` is required")))
 }
 
 async fn sim_webhooks(State(sim): State<Arc<Sim>>) -> Response {

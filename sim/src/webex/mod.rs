@@ -12,8 +12,14 @@
 //! end with `completedElsewhere`) and answers `201 {"call_id"}` (the callSessionId) once the relay took the `received` event;
 //! `POST /sim/webex/calls/{id}/hangup` is the caller (or far end) hanging up;
 //! `POST /sim/webex/calls/{id}/answer` is the far end of an outbound call answering;
-//! `POST /sim/webex/calls/{id}/transfer {"agent","destination"}` is the rep transferring the call
-//! on their phone (blind: the events of a transfer, no API request);
+//! `POST /sim/webex/calls/{id}/transfer {"agent","destination"?,"reordered"?}` is the rep
+//! transferring the call on their phone (the events of a transfer, no API request): blind to
+//! `destination` (a colleague, or a number outside, which Webex tells the rep's call as
+//! `forwarded`), or without it the consultation the rep made on the phone (attended);
+//! `"reordered": true` delivers the transfer's two events the other way round (the rep's call
+//! disconnected first), each with the time it happened;
+//! `POST /sim/webex/calls/{id}/consult {"agent","destination"}` is the rep consulting on their
+//! phone: the call held, a call placed to `destination` (no API request);
 //! `GET /sim/webex/calls` lists the calls' legs, `GET /sim/webex/webhooks` the webhooks;
 //! `POST /sim/webex/faults` with `{"delete_webhooks":true}`, `{"revoke_tokens":true}` (every
 //! access token issued so far answers 401), `{"duplicate":bool}` or `{"reorder":bool}`.
@@ -612,6 +618,11 @@ impl Webex {
 
     /// Click-to-dial (and a consult's second call): the user calls `destination`.
     pub(crate) fn dial(&self, person: &str, destination: &str) -> Result<Leg, WebexError> {
+        self.place(person, destination, "clickToDial")
+    }
+
+    /// The user calls `destination`, the call's own leg with `personality`.
+    fn place(&self, person: &str, destination: &str, personality: &str) -> Result<Leg, WebexError> {
         let me = self
             .person_by_id(person)
             .cloned()
@@ -626,7 +637,7 @@ impl Webex {
                 let leg = self.new_leg(
                     &session,
                     &me,
-                    "clickToDial",
+                    personality,
                     (&colleague.display_name, &colleague.extension, "internal"),
                 );
                 self.emit(&leg, "originated", "created", json!({}));
@@ -643,7 +654,7 @@ impl Webex {
                 if !destination.starts_with('+') || destination.len() < 5 {
                     return Err(WebexError::bad_request("destination is not a valid number"));
                 }
-                let leg = self.new_leg(&session, &me, "clickToDial", ("", destination, "external"));
+                let leg = self.new_leg(&session, &me, personality, ("", destination, "external"));
                 self.emit(&leg, "originated", "created", json!({}));
                 Ok(leg)
             }
@@ -655,77 +666,166 @@ impl Webex {
     /// fields): the caller's session goes on, the target's new call joining it with the caller
     /// as its remote party and the transferring user as `redirections[].redirectingParty` (the
     /// shape of Webex's call details); the target's phone rings before the transferring user's
-    /// call is disconnected, as a PBX releases the transferor once the target is alerted.
+    /// call is disconnected, as a PBX releases the transferor once the target is alerted. To a
+    /// number outside the org, the user's call is `forwarded` (state and eventType) with the
+    /// number as its `remoteParty`, then disconnected. `reordered` delivers the two events the
+    /// other way round, each still with the time it happened.
     fn blind_transfer(
         &self,
         person: &str,
         first: &Leg,
         destination: &str,
+        reordered: bool,
     ) -> Result<(), WebexError> {
         let target = self.person_by_destination(destination).cloned();
         if target.is_none() && (!destination.starts_with('+') || destination.len() < 5) {
             return Err(WebexError::bad_request("destination is not a valid number"));
         }
-        if let Some(target) = target {
-            let redirecting = self.person_by_id(person).map(|me| {
-                json!({"name": me.display_name, "number": me.number, "personId": me.id,
-                       "privacyEnabled": false, "callType": "internal"})
-            });
-            let mut leg = self.new_leg(
-                &first.session,
-                &target,
-                "terminator",
-                (
-                    &first.remote_name,
-                    &first.remote_number,
-                    &first.remote_call_type,
-                ),
-            );
-            leg.redirecting = redirecting;
-            if let Some(stored) = self
-                .lock()
-                .legs
-                .iter_mut()
-                .find(|l| l.call_id == leg.call_id)
-            {
-                stored.redirecting = leg.redirecting.clone();
+        let happened = now_rfc3339();
+        let handed: Box<Told> = match target {
+            Some(target) => {
+                let redirecting = self.person_by_id(person).map(|me| {
+                    json!({"name": me.display_name, "number": me.number, "personId": me.id,
+                           "privacyEnabled": false, "callType": "internal"})
+                });
+                let leg = self.new_leg(
+                    &first.session,
+                    &target,
+                    "terminator",
+                    (
+                        &first.remote_name,
+                        &first.remote_number,
+                        &first.remote_call_type,
+                    ),
+                );
+                if let Some(stored) = self
+                    .lock()
+                    .legs
+                    .iter_mut()
+                    .find(|l| l.call_id == leg.call_id)
+                {
+                    stored.redirecting = redirecting.clone();
+                }
+                let leg = Leg { redirecting, ..leg };
+                Box::new(move |wx: &Webex, extra: Value| {
+                    wx.emit(&leg, "received", "created", extra);
+                })
             }
-            self.emit(&leg, "received", "created", json!({}));
+            None => {
+                let call = first.call_id.clone();
+                let number = destination.to_string();
+                Box::new(move |wx: &Webex, extra: Value| {
+                    wx.change(
+                        &call,
+                        |l| {
+                            l.state = "forwarded".into();
+                            l.remote_name = String::new();
+                            l.remote_number = number.clone();
+                            l.remote_call_type = "external".into();
+                        },
+                        "forwarded",
+                        extra,
+                    );
+                })
+            }
+        };
+        let release = |wx: &Webex| {
+            wx.change(
+                &first.call_id,
+                |l| l.state = "disconnected".into(),
+                "disconnected",
+                json!({}),
+            );
+        };
+        if reordered {
+            release(self);
+            handed(self, json!({"eventTimestamp": happened}));
+        } else {
+            handed(self, json!({}));
+            release(self);
         }
-        self.change(
-            &first.call_id,
-            |l| l.state = "disconnected".into(),
-            "disconnected",
-            json!({}),
-        );
         Ok(())
     }
 
-    /// The user's phone transfers their call of `session` to `destination` (the transfer key
-    /// and a number): no API request, only the events Webex sends for it.
-    pub fn phone_transfer(
-        &self,
-        session: &str,
-        agent: &str,
-        destination: &str,
-    ) -> Result<(), WebexError> {
+    /// The user's live call of `session`, and the user.
+    fn phone_leg(&self, session: &str, agent: &str) -> Result<(Person, Leg), WebexError> {
         let person = self
             .person_by_email(agent)
             .cloned()
             .ok_or_else(|| WebexError::sim(format!("no Webex Calling user {agent:?}")))?;
-        let first = self
+        let leg = self
             .lock()
             .legs
             .iter()
             .find(|l| l.session == session && l.person == person.id && l.state != "disconnected")
             .cloned()
             .ok_or_else(|| WebexError::not_found("call"))?;
+        Ok((person, leg))
+    }
+
+    /// The user's phone transfers their call of `session`: to `destination` (the transfer key
+    /// and a number), or, without one, to the colleague of the consultation the user placed on
+    /// the phone (the transfer key again, attended). No API request, only the events Webex
+    /// sends for it.
+    pub fn phone_transfer(
+        &self,
+        session: &str,
+        agent: &str,
+        destination: Option<&str>,
+        reordered: bool,
+    ) -> Result<(), WebexError> {
+        let (person, first) = self.phone_leg(session, agent)?;
         if !matches!(first.state.as_str(), "connected" | "held") {
             return Err(WebexError::bad_request(
                 "transfer: the call is not connected",
             ));
         }
-        self.blind_transfer(&person.id, &first, destination)
+        match destination {
+            Some(destination) => self.blind_transfer(&person.id, &first, destination, reordered),
+            None => {
+                let consultation = self
+                    .lock()
+                    .legs
+                    .iter()
+                    .find(|l| {
+                        l.person == person.id && l.session != session && l.state != "disconnected"
+                    })
+                    .map(|l| l.call_id.clone())
+                    .ok_or_else(|| {
+                        WebexError::sim("transfer: no consultation to hand over to".into())
+                    })?;
+                self.transfer(&person.id, &first.call_id, Some(&consultation), None)
+            }
+        }
+    }
+
+    /// The user's phone consults about their call of `session`: the call held, then a call placed
+    /// to `destination` (a colleague's extension or number, or a number outside) as the phone
+    /// places calls (`personality` `originator`, inferred). No API request.
+    pub fn phone_consult(
+        &self,
+        session: &str,
+        agent: &str,
+        destination: &str,
+    ) -> Result<Leg, WebexError> {
+        let (person, first) = self.phone_leg(session, agent)?;
+        match first.state.as_str() {
+            "connected" => {
+                self.change(
+                    &first.call_id,
+                    |l| l.state = "held".into(),
+                    "held",
+                    json!({}),
+                );
+            }
+            "held" => {}
+            _ => {
+                return Err(WebexError::bad_request(
+                    "consult: the call is not connected",
+                ));
+            }
+        }
+        self.place(&person.id, destination, "originator")
     }
 
     /// Blind transfer (`{callId1, destination}`) or the attended one (`{callId1, callId2}`).
@@ -785,13 +885,16 @@ impl Webex {
                 );
                 Ok(())
             }
-            (None, Some(destination)) => self.blind_transfer(person, &first, destination),
+            (None, Some(destination)) => self.blind_transfer(person, &first, destination, false),
             _ => Err(WebexError::bad_request(
                 "transfer takes callId2 or destination, exactly one",
             )),
         }
     }
 }
+
+/// One event of a transfer, sent with the extra fields it is given (its time, when reordered).
+type Told = dyn Fn(&Webex, Value);
 
 fn new_session() -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(uuid::Uuid::new_v4().to_string())

@@ -32,6 +32,7 @@ async fn on_redis(provider: Provider, server: &RedisServer) -> Result<Stack> {
         match &mut c.tenants[0].telephony {
             TelephonySettings::Teams(settings) => settings.teams_watch_secs = Some(1),
             TelephonySettings::Webex(settings) => settings.webex_watch_secs = Some(1),
+            TelephonySettings::RingCentral(settings) => settings.ringcentral_watch_secs = Some(1),
             _ => {}
         }
     })
@@ -342,6 +343,151 @@ async fn finesse_controls_from_the_instance_without_the_connection_follow_a_cons
     finesse_state(&mut bob, &id, "ended").await?;
     let activity = one_activity(&stack, &id).await?;
     assert_eq!(agents_on(&activity), [ALICE, BOB]);
+    second.abort();
+    Ok(())
+}
+
+async fn ringcentral_subscribed(stack: &Stack) -> Result<()> {
+    let rc = &stack.sim.sim.ringcentral;
+    eventually("the relay's RingCentral subscription", || async {
+        let made = rc.created_subscriptions.load(Ordering::Relaxed);
+        (made >= 1 && !rc.subscriptions().is_empty()).then_some(())
+    })
+    .await
+}
+
+/// RingCentral: the account's notifications go to instance A, where Alice answers; then a
+/// notification of her party older than the answer (a lower `sequence`: RingCentral's order)
+/// reaches instance B, which has heard nothing of the call. B knows from the shared state that
+/// it is stale and ignores it, where on its own it would have taken it for a hold.
+#[tokio::test]
+async fn ringcentral_a_stale_notification_at_the_other_instance_is_ignored() -> Result<()> {
+    let server = RedisServer::start().await?;
+    let stack = on_redis(Provider::RingCentral, &server).await?;
+    ringcentral_subscribed(&stack).await?;
+    let second = stack.spawn_another_relay().await?;
+    let (mut alice, _) = WsClient::signed_in(&stack, ALICE, None).await?;
+    let (number, _, _) = stack.single_match_caller()?;
+    let call = stack
+        .ring_through(Provider::RingCentral, &number, ALICE)
+        .await?;
+    call_where(&mut alice, &call, "alice's phone rings", |c| {
+        c["state"] == "ringing"
+    })
+    .await?;
+    alice.answer(&call).await?;
+    let rc = &stack.sim.sim.ringcentral;
+    let ext = rc.extension_by_email(ALICE).context("alice")?.id.clone();
+    let party = rc
+        .calls()
+        .into_iter()
+        .find(|c| c.call_id == call)
+        .and_then(|c| {
+            c.parties
+                .into_iter()
+                .find(|p| p.extension_id.as_deref() == Some(ext.as_str()))
+        })
+        .context("alice's party")?;
+    // Her party's first notification had sequence 1 (ringing) and every change since a higher
+    // one: a notification with sequence 1 is older than her answer.
+    anyhow::ensure!(party.status == "Answered", "answered: {}", party.status);
+    let stale = json!({"uuid": "stale-1", "event": "/restapi/v1.0/account/~/telephony/sessions",
+        "timestamp": "2026-12-02T10:00:00Z", "subscriptionId": "any", "ownerId": "1",
+        "body": {"sequence": 1, "telephonySessionId": call, "eventTime": "2026-12-02T10:00:00Z",
+                 "parties": [{"id": party.id, "extensionId": ext, "direction": "Inbound",
+                              "from": {"phoneNumber": number}, "to": {"phoneNumber": "+14085550100"},
+                              "status": {"code": "Hold"}}]}});
+    let response = stack
+        .http
+        .post(format!(
+            "{}/v1/tenants/demo/telephony/ringcentral",
+            second.url()
+        ))
+        .header("Verification-Token", "demo-ringcentral-verification")
+        .json(&stale)
+        .send()
+        .await?;
+    anyhow::ensure!(
+        response.status().is_success(),
+        "the notification is taken: {}",
+        response.status()
+    );
+    let leg = stack
+        .relay
+        .state
+        .calls
+        .get("demo", &call, ALICE)
+        .await?
+        .context("alice's leg")?;
+    assert_eq!(
+        leg.state,
+        cti_protocol::ws::CallState::Connected,
+        "the stale hold changed nothing"
+    );
+    alice.command(&call, CallCommand::Hangup).await?;
+    call_where(&mut alice, &call, "ended", |c| c["state"] == "ended").await?;
+    let activity = one_activity(&stack, &call).await?;
+    assert_eq!(summary_line(&activity, "Outcome: "), Some("completed"));
+    second.abort();
+    Ok(())
+}
+
+/// RingCentral: notifications go to instance A, both reps' widgets talk to instance B, whose
+/// extension directory was never read (it holds no subscription): its controls read it first.
+/// Alice answers and consults Bob from B (the consult session's notifications land on A), Bob answers
+/// there and Alice bridges him to the caller: one call, logged once, with both reps.
+#[tokio::test]
+async fn ringcentral_a_consult_split_across_instances_is_one_call() -> Result<()> {
+    let server = RedisServer::start().await?;
+    let stack = on_redis(Provider::RingCentral, &server).await?;
+    ringcentral_subscribed(&stack).await?;
+    let (second, mut alice, mut bob) = second_with_reps(&stack).await?;
+    let (number, _, _) = stack.single_match_caller()?;
+    let call = stack
+        .ring_through(Provider::RingCentral, &number, ALICE)
+        .await?;
+    call_where(&mut alice, &call, "alice's phone rings", |c| {
+        c["state"] == "ringing"
+    })
+    .await?;
+    alice.answer(&call).await?;
+    alice
+        .command(&call, CallCommand::Consult { target: BOB.into() })
+        .await?;
+    call_where(&mut alice, &call, "caller held, bob rung", |c| {
+        c["state"] == "held" && c["consult"]["agent"] == BOB && c["consult"]["state"] == "ringing"
+    })
+    .await?;
+    call_where(&mut bob, &call, "bob is consulted on the call", |c| {
+        c["state"] == "ringing"
+    })
+    .await?;
+    bob.command(&call, CallCommand::Answer).await?;
+    call_where(&mut alice, &call, "bob on the line", |c| {
+        c["consult"]["state"] == "connected"
+    })
+    .await?;
+    alice.command(&call, CallCommand::CompleteTransfer).await?;
+    call_where(&mut alice, &call, "alice handed over", |c| {
+        c["state"] == "transferred"
+    })
+    .await?;
+    bob.command(&call, CallCommand::Hangup).await?;
+    call_where(&mut bob, &call, "ended", |c| c["state"] == "ended").await?;
+    let activity = one_activity(&stack, &call).await?;
+    assert_eq!(agents_on(&activity), [ALICE, BOB]);
+    // No other call was logged: the consult session was never a call of its own.
+    let sessions: Vec<String> = stack
+        .sim
+        .sim
+        .ringcentral
+        .calls()
+        .into_iter()
+        .map(|c| c.call_id)
+        .collect();
+    for session in sessions.iter().filter(|s| **s != call) {
+        assert!(stack.activities(session).await?.is_empty(), "{session}");
+    }
     second.abort();
     Ok(())
 }

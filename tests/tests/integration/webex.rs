@@ -199,6 +199,203 @@ async fn a_transfer_made_on_the_phone_is_a_transfer() {
     assert_eq!(summary_line(&activity, "Outcome: "), Some("completed"));
 }
 
+/// Exactly one activity for the call, once it names these reps (an activity written when a
+/// rep's leg first looked ended is brought up to date, not written twice).
+async fn one_activity_of(stack: &Stack, call: &str, reps: &[&str]) -> Value {
+    let activity = stack
+        .wait_activity(call, "naming the reps", |a| agents_on(a) == reps)
+        .await
+        .expect("an activity");
+    assert_eq!(stack.activities(call).await.expect("v2").len(), 1);
+    activity
+}
+
+/// A blind transfer made on Alice's phone to a number outside the org: Webex tells her call as
+/// `forwarded` to that number, then disconnected. Her leg ends transferred, and as nobody of the
+/// relay's takes the call on, the call is logged then, once, as hers.
+#[tokio::test]
+async fn a_transfer_made_on_the_phone_to_a_number_outside_is_a_transfer() {
+    let stack = start().await;
+    let (number, _, _) = stack.single_match_caller().expect("caller");
+    let (mut alice, _) = WsClient::signed_in(&stack, ALICE, None)
+        .await
+        .expect("alice");
+    let call = ring(&stack, &number, ALICE).await;
+    alice.answer(&call).await.expect("alice talks");
+    assert_eq!(
+        sim_post(
+            &stack,
+            &format!("/calls/{call}/transfer"),
+            &json!({"agent": ALICE, "destination": "+41445550199"}),
+        )
+        .await,
+        200
+    );
+    let handed = call_where(&mut alice, &call, "alice handed it on", |c| {
+        c["state"] == "transferred" || c["state"] == "ended"
+    })
+    .await;
+    assert_eq!(handed["call"]["state"], "transferred", "{handed}");
+    let activity = one_activity_of(&stack, &call, &[ALICE]).await;
+    assert_eq!(summary_line(&activity, "Outcome: "), Some("completed"));
+}
+
+/// The same transfers made on the phone, their events heard the other way round: Alice's call
+/// disconnected first, then what tells it was a hand-over (Bob's call naming her, or the
+/// `forwarded` to a number outside), each timed when it happened. Her ended leg turns
+/// transferred, and each call is still one activity.
+#[tokio::test]
+async fn a_transfer_made_on_the_phone_heard_the_other_way_round_is_a_transfer() {
+    let stack = start().await;
+    let (number, _, _) = stack.single_match_caller().expect("caller");
+    let (mut alice, _) = WsClient::signed_in(&stack, ALICE, None)
+        .await
+        .expect("alice");
+    let (mut bob, _) = WsClient::signed_in(&stack, BOB, None).await.expect("bob");
+    let bobs_extension = stack
+        .sim
+        .sim
+        .webex
+        .person_by_email(BOB)
+        .expect("bob")
+        .extension
+        .clone();
+
+    // To Bob.
+    let call = ring(&stack, &number, ALICE).await;
+    alice.answer(&call).await.expect("alice talks");
+    assert_eq!(
+        sim_post(
+            &stack,
+            &format!("/calls/{call}/transfer"),
+            &json!({"agent": ALICE, "destination": bobs_extension, "reordered": true}),
+        )
+        .await,
+        200
+    );
+    call_where(&mut alice, &call, "alice handed it on", |c| {
+        c["state"] == "transferred"
+    })
+    .await;
+    call_where(&mut bob, &call, "bob's phone rings", |c| {
+        c["state"] == "ringing"
+    })
+    .await;
+    bob.answer(&call).await.expect("bob connected");
+    bob.command(&call, CallCommand::Hangup)
+        .await
+        .expect("hangup");
+    call_where(&mut bob, &call, "ended", |c| c["state"] == "ended").await;
+    let activity = one_activity_of(&stack, &call, &[ALICE, BOB]).await;
+    assert_eq!(summary_line(&activity, "Outcome: "), Some("completed"));
+
+    // To a number outside.
+    let call = ring(&stack, &number, ALICE).await;
+    alice.answer(&call).await.expect("alice talks");
+    assert_eq!(
+        sim_post(
+            &stack,
+            &format!("/calls/{call}/transfer"),
+            &json!({"agent": ALICE, "destination": "+41445550199", "reordered": true}),
+        )
+        .await,
+        200
+    );
+    call_where(&mut alice, &call, "alice handed it on", |c| {
+        c["state"] == "transferred"
+    })
+    .await;
+    let activity = one_activity_of(&stack, &call, &[ALICE]).await;
+    assert_eq!(summary_line(&activity, "Outcome: "), Some("completed"));
+}
+
+/// A consultation made on Alice's phone (the relay asked for nothing): the caller held, a call
+/// placed to Bob. It is a consultation of the held call, not a call of its own: Bob's phone rings
+/// on the same call, Alice sees him consulted, and the transfer completed on her phone hands him
+/// the caller. One call, one activity naming both.
+#[tokio::test]
+async fn a_consult_transfer_made_on_the_phone_is_one_call() {
+    let stack = start().await;
+    let (number, _, _) = stack.single_match_caller().expect("caller");
+    let (mut alice, _) = WsClient::signed_in(&stack, ALICE, None)
+        .await
+        .expect("alice");
+    let (mut bob, _) = WsClient::signed_in(&stack, BOB, None).await.expect("bob");
+    let call = ring(&stack, &number, ALICE).await;
+    alice.answer(&call).await.expect("alice talks");
+    let response = stack
+        .http
+        .post(format!(
+            "{}/sim/webex/calls/{call}/consult",
+            stack.sim.url()
+        ))
+        .json(&json!({"agent": ALICE, "destination": BOB}))
+        .send()
+        .await
+        .expect("sim");
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.expect("json");
+    let consultation = body["call_id"].as_str().expect("call_id").to_string();
+    assert_ne!(consultation, call, "a second call at Webex");
+    call_where(&mut bob, &call, "bob is consulted on the call", |c| {
+        c["state"] == "ringing"
+    })
+    .await;
+    call_where(&mut alice, &call, "caller held, bob rung", |c| {
+        c["state"] == "held" && c["consult"]["agent"] == BOB
+    })
+    .await;
+    bob.command(&call, CallCommand::Answer)
+        .await
+        .expect("answer");
+    call_where(&mut alice, &call, "bob on the line", |c| {
+        c["consult"]["state"] == "connected"
+    })
+    .await;
+    assert_eq!(
+        sim_post(
+            &stack,
+            &format!("/calls/{call}/transfer"),
+            &json!({"agent": ALICE}),
+        )
+        .await,
+        200
+    );
+    // Webex ends Alice's calls before Bob's joins the caller's session (inferred): her leg may
+    // look ended for a moment, until Bob's call tells it was handed to him.
+    call_where(&mut alice, &call, "alice handed over", |c| {
+        c["state"] == "transferred"
+    })
+    .await;
+    // Bob now has the caller: the caller hanging up ends his leg.
+    assert_eq!(
+        sim_post(&stack, &format!("/calls/{call}/hangup"), &json!({})).await,
+        200
+    );
+    call_where(&mut bob, &call, "ended", |c| c["state"] == "ended").await;
+    let activity = one_activity_of(&stack, &call, &[ALICE, BOB]).await;
+    assert_eq!(summary_line(&activity, "Outcome: "), Some("completed"));
+    assert!(
+        stack
+            .activities(&consultation)
+            .await
+            .expect("v2")
+            .is_empty(),
+        "the consultation is no call of its own"
+    );
+    assert!(
+        stack
+            .relay
+            .state
+            .calls
+            .legs("demo", &consultation)
+            .await
+            .expect("calls")
+            .is_empty(),
+        "nobody was shown the consultation as a call"
+    );
+}
+
 #[tokio::test]
 async fn a_consult_transfer_hands_over_to_the_colleague_or_goes_back_to_the_caller() {
     let stack = start().await;

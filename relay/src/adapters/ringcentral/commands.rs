@@ -5,7 +5,7 @@ use cti_protocol::ws::CallCommand;
 use serde_json::{Value, json};
 
 use super::mapping::{self, PendingConsult};
-use super::{Inner, rejected};
+use super::{Inner, rejected, shared};
 use crate::adapters::CommandError;
 use crate::calls::Leg;
 use crate::secret::mask_number;
@@ -129,6 +129,14 @@ impl Inner {
     ) -> Result<(), CommandError> {
         let rep = call.agent.as_str();
         let action = command.name();
+        if self.extensions().all.is_empty() {
+            // An instance that does not hold the subscription has not read the directory yet.
+            self.load_directory()
+                .await
+                .map_err(|e| rejected(action, e))?;
+        }
+        // The call's parties as any instance heard them (this one may have heard none).
+        shared::load_call(&self.shared, &self.tracker, &call.id).await;
         match command {
             CallCommand::Answer => {
                 let (sid, pid) = self.any_party(&call.id, rep, action).await?;
@@ -139,6 +147,7 @@ impl Inner {
             CallCommand::Decline => {
                 let (sid, pid) = self.any_party(&call.id, rep, action).await?;
                 self.tracker().declined.insert(pid.clone());
+                shared::note(&self.shared, &pid, "declined", "1").await;
                 self.party_post(&sid, &pid, "reject", None, action).await
             }
             CallCommand::Hold | CallCommand::Resume => {
@@ -168,6 +177,7 @@ impl Inner {
                 self.tracker()
                     .transfer_targets
                     .insert(pid.clone(), target.to_lowercase());
+                shared::note(&self.shared, &pid, "target", &target.to_lowercase()).await;
                 self.party_post(&sid, &pid, "transfer", Some(&body), action)
                     .await
             }
@@ -223,11 +233,13 @@ impl Inner {
             self.party_post(&sid, &pid, "hold", None, action).await?;
         }
         // Registered before the call-out, whose first notification may come before its answer.
-        self.tracker().pending.push(PendingConsult {
+        let pending = PendingConsult {
             call: call.id.clone(),
             rep_extension: own.id.clone(),
             target_extension: colleague.id.clone(),
-        });
+        };
+        shared::consult_asked(&self.shared, &pending).await;
+        self.tracker().pending.push(pending.clone());
         let body =
             json!({"from": {"deviceId": device}, "to": {"extensionNumber": colleague.number}});
         let answer = self
@@ -238,19 +250,20 @@ impl Inner {
                 Some(&body),
             )
             .await;
-        let mut tracker = self.tracker();
-        tracker
+        self.tracker()
             .pending
             .retain(|p| !(p.call == call.id && p.rep_extension == own.id));
+        shared::consult_settled(&self.shared, &pending).await;
         let answer = answer.map_err(|e| rejected(action, e))?;
         if let Some(consult) = answer.pointer("/session/id").and_then(Value::as_str) {
-            tracker.aliases.insert(
-                consult.to_string(),
-                mapping::Alias {
-                    call: call.id.clone(),
-                    rep_extension: own.id,
-                },
-            );
+            let alias = mapping::Alias {
+                call: call.id.clone(),
+                rep_extension: own.id,
+            };
+            self.tracker()
+                .aliases
+                .insert(consult.to_string(), alias.clone());
+            shared::aliased(&self.shared, consult, &alias).await;
         }
         Ok(())
     }

@@ -137,7 +137,7 @@ impl Inner {
                 Err(err) if err.status() == Some(404) => continue,
                 Err(err) => return Err(LinkError(format!("reading a session: {err}"))),
             };
-            for event in self.map(&session, Source::Snapshot) {
+            for event in self.map_shared(&session, Source::Snapshot).await {
                 link.deliver(event)
                     .await
                     .map_err(|e| LinkError(format!("the relay did not take a call: {e}")))?;
@@ -153,7 +153,7 @@ impl Inner {
                 )
                 .await
             {
-                Ok(session) => self.map(&session, Source::Snapshot),
+                Ok(session) => self.map_shared(&session, Source::Snapshot).await,
                 Err(err) if err.status() == Some(404) => Vec::new(),
                 Err(err) => return Err(LinkError(format!("reading a session: {err}"))),
             };

@@ -34,7 +34,7 @@ pub(crate) trait Directory {
 }
 
 /// One party as last seen.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Seen {
     pub(crate) session: String,
     pub(crate) rep: Option<String>,
@@ -43,7 +43,7 @@ pub(crate) struct Seen {
 }
 
 /// A consult session standing for the rep's call.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Alias {
     pub(crate) call: String,
     /// The consulting rep's extension: their own party there is no leg.
@@ -51,7 +51,7 @@ pub(crate) struct Alias {
 }
 
 /// A consult the relay asked for whose session RingCentral has not named yet.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub(crate) struct PendingConsult {
     pub(crate) call: String,
     pub(crate) rep_extension: String,
@@ -59,8 +59,8 @@ pub(crate) struct PendingConsult {
 }
 
 /// The caller side of a call, kept so the colleague's leg of a consult shows the caller.
-#[derive(Debug, Clone)]
-struct CallFacts {
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub(crate) struct CallFacts {
     direction: Direction,
     from: String,
     to: String,
@@ -76,7 +76,7 @@ pub(crate) struct Tracker {
     pub(crate) transfer_targets: HashMap<String, String>,
     /// Parties the relay asked to reject: their end is declined, not missed.
     pub(crate) declined: HashSet<String>,
-    calls: HashMap<String, CallFacts>,
+    pub(crate) calls: HashMap<String, CallFacts>,
 }
 
 /// How a notification or a session read back is applied.

@@ -11,14 +11,16 @@
 //! `Verification-Token`. Reps are the extensions' contact e-mails (the `agents` table overrides).
 //!
 //! Modules: `settings` (the tenant's keys), `api` (token and requests), `mapping` (notifications
-//! to events, consult sessions), `connector` (the subscription's life), `commands` (call
-//! controls and dial); this file holds the adapter's state and reads deliveries.
+//! to events, consult sessions), `shared` (what the mapping remembers, for every instance),
+//! `connector` (the subscription's life), `commands` (call controls and dial); this file holds
+//! the adapter's state and reads deliveries.
 
 mod api;
 mod commands;
 mod connector;
 mod mapping;
 mod settings;
+mod shared;
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -35,6 +37,7 @@ use super::rotation;
 use super::{
     AdapterError, CommandError, Context, Inbound, Ingress, Link, LinkError, TelephonyAdapter,
 };
+use crate::adapters::call_state::AdapterState;
 use crate::calls::Leg;
 use crate::clock::SharedClock;
 use api::{Api, ApiError};
@@ -76,6 +79,8 @@ struct Inner {
     directory_read_ms: Mutex<Option<u64>>,
     clock: SharedClock,
     tenant: String,
+    /// The tracker's facts for every instance (see `shared`).
+    shared: AdapterState,
 }
 
 #[derive(Debug)]
@@ -100,10 +105,20 @@ impl RingCentralAdapter {
                 extensions: Mutex::new(Extensions::default()),
                 tracker: Mutex::new(Tracker::default()),
                 directory_read_ms: Mutex::new(None),
+                shared: AdapterState::local(context.clock.clone(), &context.tenant, "ringcentral"),
                 clock: context.clock,
                 tenant: context.tenant,
             }),
         }
+    }
+
+    /// Keeps the per-call state in `shared` (the relay's store) rather than this adapter's own
+    /// memory, so other instances find it.
+    pub fn with_call_state(mut self, shared: AdapterState) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.shared = shared;
+        }
+        self
     }
 }
 
@@ -169,6 +184,14 @@ impl Inner {
             extensions: &extensions,
         };
         self.tracker().apply(body, source, &view, &now)
+    }
+
+    /// [`Inner::map`] with what other instances know of the session, and telling them after.
+    async fn map_shared(&self, body: &Value, source: Source) -> Vec<TelephonyEvent> {
+        shared::before(&self.shared, &self.tracker, body).await;
+        let events = self.map(body, source);
+        shared::after(&self.shared, &self.tracker, body).await;
+        events
     }
 
     /// A party of an extension the directory did not have (a user added since it was read):
@@ -357,7 +380,9 @@ impl TelephonyAdapter for RingCentralAdapter {
         }
         self.inner.learn_extensions(body).await;
         self.inner.learn_peers(body).await;
-        Ok(Ingress::Events(self.inner.map(body, Source::Notification)))
+        Ok(Ingress::Events(
+            self.inner.map_shared(body, Source::Notification).await,
+        ))
     }
 
     fn connector(&self, link: Link) -> Option<BoxFuture<'static, Result<(), LinkError>>> {

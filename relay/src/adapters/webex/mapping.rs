@@ -35,12 +35,19 @@ pub(crate) trait Directory {
     /// The person's own number (work number, else extension), the far end's `to` of an inbound
     /// call (DNIS is not in the event; inferred from the reference's note).
     fn number_of(&self, person: &str) -> Option<String>;
+    /// The rep whose work number or extension `number` is (a call forwarded to a colleague).
+    fn rep_of_number(&self, number: &str) -> Option<String>;
+    /// Whether `rep` is one of the relay's reps here (a transfer target that is not a number).
+    fn is_rep(&self, rep: &str) -> bool;
 }
 
 /// One user's call as the adapter saw it.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub(crate) struct SeenLeg {
     pub(crate) rep: String,
+    /// The Webex person whose call it is.
+    #[serde(default)]
+    pub(crate) person: String,
     /// The relay's call id (the callSessionId, or the consulted call's).
     pub(crate) call: String,
     /// The callSessionId it was last seen in.
@@ -51,8 +58,20 @@ pub(crate) struct SeenLeg {
     pub(crate) to: String,
     pub(crate) state: String,
     /// Who handed the call to this user: the person ids and numbers of its
-    /// `redirections[].redirectingParty`.
+    /// `redirections[].redirectingParty`, and the rep whose consultation it was when it joined
+    /// the consulted call (an attended transfer).
     pub(crate) redirected_by: Vec<String>,
+    /// The user was on it (connected or held at some point).
+    #[serde(default)]
+    pub(crate) answered: bool,
+    #[serde(default)]
+    pub(crate) outbound: bool,
+    /// When it was disconnected (the event's time), for a hand-over heard only after it.
+    #[serde(default)]
+    pub(crate) ended_at: Option<String>,
+    /// Its end was told as a transfer already (so it is told once).
+    #[serde(default)]
+    pub(crate) handed: bool,
 }
 
 /// A consultation asked for and not yet answered by Webex with its call ids.
@@ -147,7 +166,7 @@ impl Tracker {
         // leg after an attended transfer joins the consulted call's session; inferred).
         let call = match self.legs.get(call_id) {
             Some(leg) => leg.call.clone(),
-            None => self.alias_for(session, person),
+            None => self.alias_for(session, person, text(data, "personality")),
         };
         let consult_own = self
             .legs
@@ -170,10 +189,17 @@ impl Tracker {
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_string();
+        let seen = self.legs.get(call_id).cloned();
+        // Forwarded (inferred: the reference names no such state; taken from Webex's call
+        // details, where a call the user sends on shows the party it went to as `remoteParty`):
+        // the far end is no longer the caller, so the leg keeps the numbers it had.
+        let forwarded =
+            text(data, "state") == "forwarded" || text(data, "eventType") == "forwarded";
         let own = directory.number_of(person).unwrap_or_default();
-        let (mut from, mut to) = match direction {
-            Direction::Inbound => (remote, own),
-            Direction::Outbound => (own, remote),
+        let (mut from, mut to) = match (&seen, direction) {
+            (Some(seen), _) if forwarded => (seen.from.clone(), seen.to.clone()),
+            (_, Direction::Inbound) => (remote.clone(), own),
+            (_, Direction::Outbound) => (own, remote.clone()),
         };
         if call != session {
             // A consultation's leg shows the consulted call's numbers (the caller), not the
@@ -192,6 +218,7 @@ impl Tracker {
                 "received" | "alerting" | "originated" => "alerting",
                 "connected" | "answered" | "resumed" => "connected",
                 "held" => "held",
+                "forwarded" => "forwarded",
                 "disconnected" => "disconnected",
                 _ if text(body, "event") == "deleted" => "disconnected",
                 _ => "",
@@ -208,7 +235,7 @@ impl Tracker {
             Source::Webhook if !text(data, "eventTimestamp").is_empty() => at.clone(),
             _ => format!("read-{now}"),
         };
-        let previous = self.legs.get(call_id).map(|l| l.state.clone());
+        let previous = seen.as_ref().map(|l| l.state.clone());
         let mut redirected_by: Vec<String> = data
             .get("redirections")
             .and_then(Value::as_array)
@@ -219,19 +246,42 @@ impl Tracker {
             .filter(|v| !v.is_empty())
             .collect();
         if redirected_by.is_empty()
-            && let Some(seen) = self.legs.get(call_id)
+            && let Some(seen) = &seen
         {
             redirected_by = seen.redirected_by.clone();
         }
-        let leg = SeenLeg {
+        if let Some(seen) = &seen
+            && seen.session != session
+            && session == call
+            && let Some(consulting) = self.aliases.get(&seen.session)
+            && consulting.rep_person != person
+            && !redirected_by.contains(&consulting.rep_person)
+        {
+            // The colleague's call left the consultation's session for the consulted call's: the
+            // consulting rep handed them the caller (an attended transfer, made through the
+            // relay or on the phone; inferred from how the call's session moves).
+            redirected_by.push(consulting.rep_person.clone());
+        }
+        // A late event never brings a disconnected call back (a forward heard after the end).
+        let kept = match previous.as_deref() {
+            Some("disconnected") => "disconnected".to_string(),
+            _ => state.clone(),
+        };
+        let mut leg = SeenLeg {
             rep: rep.clone(),
+            person: person.to_string(),
             call: call.clone(),
             session: session.to_string(),
             consult_own,
             from: from.clone(),
             to: to.clone(),
-            state: state.clone(),
+            state: kept,
             redirected_by,
+            answered: seen.as_ref().is_some_and(|l| l.answered)
+                || matches!(state.as_str(), "connected" | "held"),
+            outbound: direction == Direction::Outbound,
+            ended_at: seen.as_ref().and_then(|l| l.ended_at.clone()),
+            handed: seen.as_ref().is_some_and(|l| l.handed),
         };
         let event = |kind: EventType, id: String| TelephonyEvent {
             id,
@@ -247,7 +297,29 @@ impl Tracker {
             recording_url: None,
         };
         let mut events = Vec::new();
+        if forwarded {
+            // Handed on by the user's phone: to a colleague (whose leg follows and ends the
+            // call), or to a number outside the relay's reps (the hand-over ends the call). Told
+            // once, for a call the user was on; a ringing call sent on was not talked here.
+            let target = directory
+                .rep_of_number(&remote)
+                .map(|rep| (rep, None))
+                .or_else(|| {
+                    (!remote.is_empty()).then(|| (remote.clone(), Some(EndReason::Completed)))
+                });
+            if let Some((target, reason)) = target.filter(|_| leg.answered && !leg.handed) {
+                leg.handed = true;
+                let mut e = event(
+                    EventType::Transferred,
+                    format!("webex:{call_id}:transferred"),
+                );
+                e.transfer_to = Some(target);
+                e.reason = reason;
+                events.push(e);
+            }
+        }
         match state.as_str() {
+            _ if forwarded => {}
             "alerting" => events.push(event(
                 EventType::Ringing,
                 format!("webex:{call_id}:ringing"),
@@ -280,17 +352,25 @@ impl Tracker {
                     ));
                 }
             }
+            // Its hand-over (a forward) told how it ended.
+            "disconnected" if leg.handed => {}
             "disconnected" => {
-                let answered = matches!(previous.as_deref(), Some("connected" | "held"));
+                leg.ended_at.get_or_insert_with(|| at.clone());
                 let mut handed = self.transfer_targets.remove(call_id);
-                if handed.is_none() && answered {
+                if handed.is_none() && leg.answered {
                     handed = self.handed_on(call_id, &call, person, directory);
                 }
                 if let Some(target) = handed {
+                    leg.handed = true;
                     let mut e = event(
                         EventType::Transferred,
                         format!("webex:{call_id}:transferred"),
                     );
+                    // Sent to a number rather than a rep (a transfer the relay asked for): no
+                    // colleague's leg follows, so this ends the call.
+                    if !directory.is_rep(&target) && directory.rep_of_number(&target).is_none() {
+                        e.reason = Some(EndReason::Completed);
+                    }
                     e.transfer_to = Some(target);
                     events.push(e);
                 } else {
@@ -315,12 +395,79 @@ impl Tracker {
             _ => {}
         }
         // An ended leg is kept too, so a late duplicate of an earlier state is known as its own.
-        if !state.is_empty() {
+        let known = !state.is_empty() || forwarded;
+        let (handed_by, rep_on_it) = (leg.redirected_by.clone(), !consult_own && known);
+        if known {
             self.legs.insert(call_id.to_string(), leg);
         }
+        let late = if rep_on_it {
+            self.handed_late(call_id, &call, &rep, &handed_by, directory)
+        } else {
+            Vec::new()
+        };
         self.prune();
         if consult_own {
             return Vec::new();
+        }
+        events.extend(late);
+        events
+    }
+
+    /// The transfers this colleague's leg tells of after the fact: another rep's leg of the call
+    /// that was disconnected after they talked, told as ended, and that the colleague's leg names
+    /// as who handed it over (its `redirections`, or the consultation it joined from). Each is
+    /// told as a `transferred` timed at that leg's end, which turns the ended leg transferred
+    /// (`calls::transitions`): the events came the other way round (the end first), or the sign
+    /// of the hand-over came only with the colleague's leg (an attended transfer).
+    fn handed_late(
+        &mut self,
+        call_id: &str,
+        call: &str,
+        rep: &str,
+        handed_by: &[String],
+        directory: &dyn Directory,
+    ) -> Vec<TelephonyEvent> {
+        if handed_by.is_empty() {
+            return Vec::new();
+        }
+        let mut events = Vec::new();
+        for (id, leg) in self.legs.iter_mut() {
+            let named = !leg.person.is_empty()
+                && handed_by.iter().any(|h| {
+                    *h == leg.person || Some(h) == directory.number_of(&leg.person).as_ref()
+                });
+            if id.as_str() == call_id
+                || leg.call != call
+                || leg.rep == rep
+                || leg.consult_own
+                || leg.state != "disconnected"
+                || !leg.answered
+                || leg.handed
+                || !named
+            {
+                continue;
+            }
+            let Some(at) = leg.ended_at.clone() else {
+                continue;
+            };
+            leg.handed = true;
+            events.push(TelephonyEvent {
+                id: format!("webex:{id}:transferred"),
+                call_id: call.to_string(),
+                event_type: EventType::Transferred,
+                direction: if leg.outbound {
+                    Direction::Outbound
+                } else {
+                    Direction::Inbound
+                },
+                from: leg.from.clone(),
+                to: leg.to.clone(),
+                agent: leg.rep.clone(),
+                at,
+                transfer_to: Some(rep.to_string()),
+                reason: None,
+                recording_url: None,
+            });
         }
         events
     }
@@ -368,7 +515,13 @@ impl Tracker {
 
     /// The call a session belongs to: an alias, or a pending consultation's second call (by its
     /// users: the consulting rep or the colleague, in a session not seen before), else itself.
-    fn alias_for(&mut self, session: &str, person: &str) -> String {
+    ///
+    /// A consultation made on the phone (no pending one: the relay asked for nothing) is a call
+    /// the rep places while they hold another: it stands for the held call, as a consultation the
+    /// relay dialled does (inferred from how the phone's consult key works, hold then dial; the
+    /// reference has no consult field). So a call the rep dials while holding one, through the
+    /// relay too, is taken as consulting about it.
+    fn alias_for(&mut self, session: &str, person: &str, personality: &str) -> String {
         if let Some(alias) = self.aliases.get(session) {
             return alias.call.clone();
         }
@@ -382,6 +535,21 @@ impl Tracker {
             let alias = Alias {
                 call: call.clone(),
                 rep_person: pending.rep_person.clone(),
+            };
+            self.aliases.insert(session.to_string(), alias);
+            return call;
+        }
+        let placed = matches!(personality, "originator" | "clickToDial");
+        if !seen
+            && placed
+            && let Some(held) = self.legs.values().find(|l| {
+                l.person == person && !l.consult_own && l.state == "held" && l.call != session
+            })
+        {
+            let call = held.call.clone();
+            let alias = Alias {
+                call: call.clone(),
+                rep_person: person.to_string(),
             };
             self.aliases.insert(session.to_string(), alias);
             return call;
@@ -407,6 +575,16 @@ mod tests {
         }
         fn number_of(&self, person: &str) -> Option<String> {
             (person == "p-alice").then(|| "+14085550101".into())
+        }
+        fn rep_of_number(&self, number: &str) -> Option<String> {
+            match number {
+                "+14085550101" => Some("alice@example.com".into()),
+                "+14085550102" => Some("bob@example.com".into()),
+                _ => None,
+            }
+        }
+        fn is_rep(&self, rep: &str) -> bool {
+            rep.ends_with("@example.com")
         }
     }
 
@@ -531,6 +709,222 @@ mod tests {
                 assert_eq!(gone[0].event_type, EventType::Ended, "{redirecting}");
             }
         }
+    }
+
+    /// Alice answers, then her phone sends the call on.
+    fn talking() -> Tracker {
+        let mut t = Tracker::default();
+        for (e, s, ts) in [
+            ("received", "alerting", "2026-12-02T10:00:00.000Z"),
+            ("connected", "connected", "2026-12-02T10:00:05.000Z"),
+        ] {
+            t.apply(
+                &delivery("C1", "p-alice", e, s, ts),
+                Source::Webhook,
+                &Dir,
+                "now",
+            );
+        }
+        t
+    }
+
+    fn forwarded_to(number: &str, ts: &str) -> Value {
+        let mut d = delivery("C1", "p-alice", "forwarded", "forwarded", ts);
+        d["data"]["remoteParty"] = json!({"number": number, "callType": "external"});
+        d
+    }
+
+    #[test]
+    fn a_call_forwarded_to_a_number_outside_is_transferred_there_and_ends_the_call() {
+        for reordered in [false, true] {
+            let mut t = talking();
+            let forward = forwarded_to("+41445550199", "2026-12-02T10:01:00.000Z");
+            let gone = delivery(
+                "C1",
+                "p-alice",
+                "disconnected",
+                "disconnected",
+                "2026-12-02T10:01:00.010Z",
+            );
+            let (first, second) = if reordered {
+                (&gone, &forward)
+            } else {
+                (&forward, &gone)
+            };
+            let mut events = t.apply(first, Source::Webhook, &Dir, "now");
+            events.extend(t.apply(second, Source::Webhook, &Dir, "now"));
+            let handed: Vec<_> = events
+                .iter()
+                .filter(|e| e.event_type == EventType::Transferred)
+                .collect();
+            assert_eq!(handed.len(), 1, "{events:?}");
+            assert_eq!(handed[0].transfer_to.as_deref(), Some("+41445550199"));
+            assert_eq!(handed[0].reason, Some(EndReason::Completed), "went outside");
+            assert_eq!(handed[0].at, "2026-12-02T10:01:00.000Z", "when it happened");
+            assert_eq!(handed[0].from, "+41446681800", "still the caller's number");
+            // Heard first, the end comes before the hand-over; heard second, it tells nothing.
+            let ended = events
+                .iter()
+                .filter(|e| e.event_type == EventType::Ended)
+                .count();
+            assert_eq!(ended, usize::from(reordered), "{events:?}");
+        }
+        // Forwarded to a colleague's number: a transfer to them, waiting for their leg.
+        let mut t = talking();
+        let events = t.apply(
+            &forwarded_to("+14085550102", "2026-12-02T10:01:00.000Z"),
+            Source::Webhook,
+            &Dir,
+            "now",
+        );
+        assert_eq!(events[0].transfer_to.as_deref(), Some("bob@example.com"));
+        assert_eq!(events[0].reason, None);
+    }
+
+    #[test]
+    fn the_targets_call_naming_the_rep_after_her_end_tells_her_transfer_late() {
+        let mut t = talking();
+        let gone = t.apply(
+            &delivery(
+                "C1",
+                "p-alice",
+                "disconnected",
+                "disconnected",
+                "2026-12-02T10:01:00.000Z",
+            ),
+            Source::Webhook,
+            &Dir,
+            "now",
+        );
+        assert_eq!(gone[0].event_type, EventType::Ended);
+        let mut bob = delivery(
+            "C2",
+            "p-bob",
+            "received",
+            "alerting",
+            "2026-12-02T10:00:59.990Z",
+        );
+        bob["data"]["redirections"] =
+            json!([{"reason": "unknown", "redirectingParty": {"personId": "p-alice"}}]);
+        let events = t.apply(&bob, Source::Webhook, &Dir, "now");
+        let kinds: Vec<_> = events
+            .iter()
+            .map(|e| (e.event_type, e.agent.as_str()))
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                (EventType::Ringing, "bob@example.com"),
+                (EventType::Transferred, "alice@example.com")
+            ]
+        );
+        assert_eq!(events[1].at, "2026-12-02T10:01:00.000Z", "at her end");
+        assert_eq!(events[1].transfer_to.as_deref(), Some("bob@example.com"));
+        assert_eq!(events[1].id, "webex:C1:transferred");
+        assert_eq!(events[1].call_id, "S1");
+        // Told once.
+        let again = t.apply(
+            &delivery(
+                "C2",
+                "p-bob",
+                "connected",
+                "connected",
+                "2026-12-02T10:01:03.000Z",
+            ),
+            Source::Webhook,
+            &Dir,
+            "now",
+        );
+        assert!(again.iter().all(|e| e.event_type != EventType::Transferred));
+    }
+
+    #[test]
+    fn a_call_placed_on_the_phone_while_holding_one_is_its_consultation() {
+        let mut t = talking();
+        t.apply(
+            &delivery("C1", "p-alice", "held", "held", "2026-12-02T10:01:00.000Z"),
+            Source::Webhook,
+            &Dir,
+            "now",
+        );
+        let mut own = delivery(
+            "C2",
+            "p-alice",
+            "originated",
+            "alerting",
+            "2026-12-02T10:01:01.000Z",
+        );
+        own["data"]["callSessionId"] = json!("S2");
+        own["data"]["personality"] = json!("originator");
+        assert!(
+            t.apply(&own, Source::Webhook, &Dir, "now").is_empty(),
+            "not shown"
+        );
+        let mut bob = delivery(
+            "C3",
+            "p-bob",
+            "received",
+            "alerting",
+            "2026-12-02T10:01:01.100Z",
+        );
+        bob["data"]["callSessionId"] = json!("S2");
+        let rung = t.apply(&bob, Source::Webhook, &Dir, "now");
+        assert_eq!(
+            (rung[0].call_id.as_str(), rung[0].event_type),
+            ("S1", EventType::Ringing)
+        );
+        assert_eq!(rung[0].from, "+41446681800", "the caller's number");
+        let mut answered = bob.clone();
+        answered["data"]["eventType"] = json!("connected");
+        answered["data"]["state"] = json!("connected");
+        answered["data"]["eventTimestamp"] = json!("2026-12-02T10:01:04.000Z");
+        t.apply(&answered, Source::Webhook, &Dir, "now");
+        // Completed on the phone: alice's calls end, bob's joins the consulted call's session.
+        let gone = t.apply(
+            &delivery(
+                "C1",
+                "p-alice",
+                "disconnected",
+                "disconnected",
+                "2026-12-02T10:01:10.000Z",
+            ),
+            Source::Webhook,
+            &Dir,
+            "now",
+        );
+        assert_eq!(gone[0].event_type, EventType::Ended, "nothing tells it yet");
+        let mut own_gone = own.clone();
+        own_gone["data"]["eventType"] = json!("disconnected");
+        own_gone["data"]["state"] = json!("disconnected");
+        assert!(t.apply(&own_gone, Source::Webhook, &Dir, "now").is_empty());
+        let mut joined = answered.clone();
+        joined["data"]["callSessionId"] = json!("S1");
+        joined["data"]["eventTimestamp"] = json!("2026-12-02T10:01:10.020Z");
+        let events = t.apply(&joined, Source::Webhook, &Dir, "now");
+        let handed = events
+            .iter()
+            .find(|e| e.event_type == EventType::Transferred)
+            .expect("alice's transfer, told late");
+        assert_eq!(handed.agent, "alice@example.com");
+        assert_eq!(handed.transfer_to.as_deref(), Some("bob@example.com"));
+        assert_eq!(handed.at, "2026-12-02T10:01:10.000Z");
+        assert_eq!(handed.call_id, "S1");
+    }
+
+    #[test]
+    fn a_call_placed_while_nothing_is_held_is_a_call_of_its_own() {
+        let mut t = talking();
+        let mut own = delivery(
+            "C2",
+            "p-alice",
+            "originated",
+            "alerting",
+            "2026-12-02T10:01:01.000Z",
+        );
+        own["data"]["callSessionId"] = json!("S2");
+        own["data"]["personality"] = json!("originator");
+        let events = t.apply(&own, Source::Webhook, &Dir, "now");
+        assert_eq!(events[0].call_id, "S2");
     }
 
     #[test]

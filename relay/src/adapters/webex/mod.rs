@@ -249,6 +249,23 @@ impl Directory for View<'_> {
         let p = self.people.get(person)?;
         p.number.clone().or_else(|| p.extension.clone())
     }
+
+    fn rep_of_number(&self, number: &str) -> Option<String> {
+        let number = number.trim();
+        if number.is_empty() {
+            return None;
+        }
+        self.people
+            .iter()
+            .find(|(_, p)| {
+                p.number.as_deref() == Some(number) || p.extension.as_deref() == Some(number)
+            })
+            .and_then(|(id, _)| self.reps.rep_of(id))
+    }
+
+    fn is_rep(&self, rep: &str) -> bool {
+        self.reps.user_of(rep).is_some()
+    }
 }
 
 /// Whether `presented` (hex) is the HMAC-SHA1 of `body` keyed by `secret`, compared in constant

@@ -13,7 +13,9 @@
 //! - `alias:{callSessionId}`: a consultation's session, the call it stands for (`call`,
 //!   `rep_person`);
 //! - `pending:{person}`: the consultations under way with this person as the consulting rep or
-//!   the colleague, `{call}` -> the consultation as JSON.
+//!   the colleague, `{call}` -> the consultation as JSON;
+//! - `held:{person}`: the relay's calls this person holds now (`{call}` -> `1`), so a call they
+//!   place on the phone meanwhile is known as a consultation of one of them wherever it lands.
 
 use std::sync::Mutex;
 
@@ -101,9 +103,12 @@ pub(super) async fn before(
         );
         return;
     }
-    // A session not seen yet: a call of its own (perhaps known to another instance), or the
-    // second call of a consultation asked for there.
+    // A session not seen yet: a call of its own (perhaps known to another instance), the
+    // second call of a consultation asked for there, or one placed on the phone while holding.
     load_call(state, into, &session).await;
+    for call in state.read(&format!("held:{person}")).await.into_keys() {
+        load_call(state, into, &call).await;
+    }
     let pending: Vec<PendingConsult> = state
         .read(&format!("pending:{person}"))
         .await
@@ -123,28 +128,49 @@ pub(super) async fn before(
     }
 }
 
-/// After a delivery was mapped: its leg and its session's alias, for every instance.
+/// After a delivery was mapped: its leg (and the call's ended legs a hand-over was told for,
+/// perhaps just now, late), whether its rep holds the call, and its session's alias, for every
+/// instance.
 pub(super) async fn after(
     state: &AdapterState,
     from: &Mutex<Tracker>,
     body: &Value,
     source: Source,
 ) {
-    let (call_id, session, _) = ids(body, source);
-    let (leg, alias) = {
+    let (call_id, session, person) = ids(body, source);
+    let (legs, alias) = {
         let tracker = tracker(from);
-        (
-            tracker.legs.get(&call_id).cloned(),
-            tracker.aliases.get(&session).cloned(),
-        )
+        let call = tracker.legs.get(&call_id).map(|l| l.call.clone());
+        let legs: Vec<(String, SeenLeg)> = tracker
+            .legs
+            .iter()
+            .filter(|(id, l)| {
+                // The call's other legs only where final and told as handed on: nothing changes
+                // them any more, so this copy never undoes another instance's newer one.
+                *id == &call_id
+                    || (Some(&l.call) == call.as_ref() && l.state == "disconnected" && l.handed)
+            })
+            .map(|(id, l)| (id.clone(), l.clone()))
+            .collect();
+        (legs, tracker.aliases.get(&session).cloned())
     };
-    if let Some(leg) = leg {
+    for (id, leg) in &legs {
         state
-            .write_json(&format!("call:{}", leg.call), &call_id, &leg)
+            .write_json(&format!("call:{}", leg.call), id, leg)
             .await;
-        state
-            .write(&format!("leg:{call_id}"), &[("call", &leg.call)])
-            .await;
+        if *id == call_id {
+            state
+                .write(&format!("leg:{call_id}"), &[("call", &leg.call)])
+                .await;
+            if !leg.consult_own && !person.is_empty() {
+                let key = format!("held:{person}");
+                if leg.state == "held" {
+                    state.write(&key, &[(&leg.call, "1")]).await;
+                } else {
+                    state.remove(&key, &[&leg.call]).await;
+                }
+            }
+        }
     }
     if let Some(alias) = alias {
         aliased(state, &session, &alias).await;
