@@ -409,8 +409,8 @@ mod tests {
         let unique: BTreeSet<_> = english.iter().collect();
         assert_eq!(unique.len(), english.len(), "en.ftl repeats an id");
         for lang in Lang::ALL {
-            let ids = message_ids(lang.resource())
-                .unwrap_or_else(|e| panic!("{}.ftl: {e}", lang.code()));
+            let ids =
+                message_ids(lang.resource()).unwrap_or_else(|e| panic!("{}.ftl: {e}", lang.code()));
             let ids: BTreeSet<_> = ids.iter().collect();
             let lacking: Vec<_> = unique.difference(&ids).collect();
             let extra: Vec<_> = ids.difference(&unique).collect();
@@ -478,6 +478,9 @@ mod tests {
             "Getrennt (x)"
         );
         assert_eq!(de.t("no-such-message-anywhere"), "no-such-message-anywhere");
-        assert!(de.missing().contains(&"no-such-message-anywhere".to_owned()));
+        assert!(
+            de.missing()
+                .contains(&"no-such-message-anywhere".to_owned())
+        );
     }
 }

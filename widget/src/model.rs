@@ -225,12 +225,11 @@ impl Model {
             }
             Msg::V2Connect { opened } => {
                 if !opened {
-                    self.state
-                        .report(
-                            ErrorCode::V2Connect.as_str(),
-                            Some("problem-no-v2-window"),
-                            NO_V2_WINDOW,
-                        );
+                    self.state.report(
+                        ErrorCode::V2Connect.as_str(),
+                        Some("problem-no-v2-window"),
+                        NO_V2_WINDOW,
+                    );
                 }
                 self.rendered(Vec::new())
             }

@@ -810,8 +810,14 @@ fn every_state() -> Vec<ViewModel> {
         reason: reason.map(str::to_owned),
     };
     for (end, activity) in [
-        (Some(EndReason::Completed), activity(ActivityState::Logged, None)),
-        (Some(EndReason::Missed), activity(ActivityState::Pending, None)),
+        (
+            Some(EndReason::Completed),
+            activity(ActivityState::Logged, None),
+        ),
+        (
+            Some(EndReason::Missed),
+            activity(ActivityState::Pending, None),
+        ),
         (
             Some(EndReason::Declined),
             activity(ActivityState::Pending, Some("busy")),
@@ -911,11 +917,7 @@ async fn renders_completely_in(lang: Lang) -> Mounted {
         assert!(!text.trim().is_empty());
     }
     let missing = I18n::get(lang).missing();
-    assert!(
-        missing.is_empty(),
-        "{}.ftl lacks {missing:?}",
-        lang.code()
-    );
+    assert!(missing.is_empty(), "{}.ftl lacks {missing:?}", lang.code());
     mounted.update(every_state().remove(0)).await;
     mounted
 }
@@ -936,7 +938,11 @@ async fn the_panel_renders_completely_in_german() {
     assert_eq!(mounted.text("caller-kind"), "Ansprechpartner");
     assert!(mounted.text("opportunities").contains("12.500 EUR"));
     assert!(mounted.text("interactions").contains("24. Nov. 2026"));
-    assert!(mounted.text("other-matches").starts_with("1 weiterer Treffer"));
+    assert!(
+        mounted
+            .text("other-matches")
+            .starts_with("1 weiterer Treffer")
+    );
 }
 
 #[wasm_bindgen_test]
@@ -1066,7 +1072,10 @@ async fn the_wrap_up_stacks_labels_above_fields_at_320px() {
         let panel = mounted.root.get_bounding_client_rect();
         let lang = lang.code();
 
-        for (label, field) in [("notes-label", "notes"), ("disposition-label", "disposition")] {
+        for (label, field) in [
+            ("notes-label", "notes"),
+            ("disposition-label", "disposition"),
+        ] {
             let (label_box, field_box) = (rect(&mounted, label), rect(&mounted, field));
             assert!(
                 label_box.bottom() <= field_box.top() + 0.5,
@@ -1098,7 +1107,10 @@ async fn the_wrap_up_stacks_labels_above_fields_at_320px() {
         );
 
         let (activity, dismiss) = (rect(&mounted, "activity"), rect(&mounted, "btn-dismiss"));
-        assert!(!overlap(&activity, &dismiss), "{lang}: activity and Dismiss overlap");
+        assert!(
+            !overlap(&activity, &dismiss),
+            "{lang}: activity and Dismiss overlap"
+        );
         assert!(
             activity.bottom() <= dismiss.top() + 0.5,
             "{lang}: Dismiss shares the activity's line"

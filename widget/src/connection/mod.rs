@@ -63,7 +63,9 @@ pub enum ConnectionStatus {
         reason: Disconnect,
     },
     /// No usable token: nothing will happen until the host page signs the rep in again.
-    SignedOut { reason: SignedOut },
+    SignedOut {
+        reason: SignedOut,
+    },
 }
 
 /// Why the socket is down. A reason rather than words, so each tab says it in its rep's
@@ -626,7 +628,10 @@ mod tests {
             crate::i18n::I18n::get(lang).t_args(&id, &args)
         };
         assert_eq!(say(Lang::En, &close_reason(1006, "")), "connection lost");
-        assert_eq!(say(Lang::De, &close_reason(1012, "  ")), "das Relay startet neu");
+        assert_eq!(
+            say(Lang::De, &close_reason(1012, "  ")),
+            "das Relay startet neu"
+        );
         assert_eq!(
             say(Lang::Fr, &close_reason(4500, "")),
             "fermée avec le code 4500"

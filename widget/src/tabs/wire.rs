@@ -122,7 +122,11 @@ mod tests {
             None,
             "unversioned: version 1"
         );
-        assert_eq!(decode(r#"{"version":2,"type":"hello"}"#), None, "the previous version");
+        assert_eq!(
+            decode(r#"{"version":2,"type":"hello"}"#),
+            None,
+            "the previous version"
+        );
         assert_eq!(decode(r#"{"version":4,"type":"hello"}"#), None);
         assert_eq!(
             decode(&format!(r#"{{"version":{VERSION},"type":"hello"}}"#)),

@@ -102,8 +102,11 @@ pub fn date(text: &str, locale: &str) -> String {
     });
     if let Some((Some(year), Some(month), Some(day))) = parts
         && year.len() == 4
-        && let (Ok(year), Ok(month), Ok(day)) =
-            (year.parse::<i64>(), month.parse::<i64>(), day.parse::<i64>())
+        && let (Ok(year), Ok(month), Ok(day)) = (
+            year.parse::<i64>(),
+            month.parse::<i64>(),
+            day.parse::<i64>(),
+        )
         && (1..=12).contains(&month)
         && (1..=31).contains(&day)
     {
@@ -341,7 +344,10 @@ mod tests {
             call.end_reason = reason;
             ids.push(end_reason(&call));
         }
-        ids.push(end_reason(&crate::fixtures::call("c1", CallState::Transferred)));
+        ids.push(end_reason(&crate::fixtures::call(
+            "c1",
+            CallState::Transferred,
+        )));
         for kind in [
             RecordKind::Contact,
             RecordKind::IndividualCustomer,
@@ -352,7 +358,11 @@ mod tests {
         for lang in Lang::ALL {
             let known = message_ids(lang.resource()).expect("parses");
             for id in &ids {
-                assert!(known.iter().any(|k| k == id), "{}.ftl lacks {id}", lang.code());
+                assert!(
+                    known.iter().any(|k| k == id),
+                    "{}.ftl lacks {id}",
+                    lang.code()
+                );
             }
         }
     }
