@@ -34,15 +34,11 @@ impl HostTarget {
             HostTarget::Parent(_) | HostTarget::NotFramed => None,
             HostTarget::UnknownOrigin => Some(HostWarning {
                 reason: "unknown-origin",
-                message: "Screen pop is off: the page hosting this panel could not be identified."
-                    .to_owned(),
+                origin: None,
             }),
             HostTarget::NotAllowed(origin) => Some(HostWarning {
                 reason: "origin-not-allowed",
-                message: format!(
-                    "Screen pop is off: {origin} is not an allowed V2 address. Ask your \
-                     administrator to add it to the CTI's host origins."
-                ),
+                origin: Some(origin.clone()),
             }),
         }
     }
@@ -52,7 +48,15 @@ impl HostTarget {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HostWarning {
     pub reason: &'static str,
-    pub message: String,
+    /// The parent's origin, when it is known but not allowed.
+    pub origin: Option<String>,
+}
+
+impl HostWarning {
+    /// The message id of the warning's words (`host-warning-<reason>`), with `$origin`.
+    pub fn message_id(&self) -> String {
+        format!("host-warning-{}", self.reason)
+    }
 }
 
 /// Decides the target from what the browser tells about the parent. Pure, so the rules are
@@ -220,7 +224,14 @@ mod tests {
             .warning()
             .expect("warns");
         assert_eq!(warning.reason, "origin-not-allowed");
-        assert!(warning.message.contains("https://evil.example"));
+        assert_eq!(warning.origin.as_deref(), Some("https://evil.example"));
+        let unknown = HostTarget::UnknownOrigin.warning().expect("warns");
+        for lang in crate::i18n::Lang::ALL {
+            let known = crate::i18n::message_ids(lang.resource()).expect("parses");
+            for id in [warning.message_id(), unknown.message_id()] {
+                assert!(known.contains(&id), "{}.ftl lacks {id}", lang.code());
+            }
+        }
     }
 
     #[wasm_bindgen_test]

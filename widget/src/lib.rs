@@ -21,6 +21,7 @@ pub mod connection;
 pub mod controller;
 pub mod dial;
 pub mod host;
+pub mod i18n;
 pub mod model;
 pub mod notes;
 pub mod origin;

@@ -13,7 +13,7 @@ use std::rc::Rc;
 use cti_protocol::host::HostMessage;
 use cti_protocol::{ClientMessage, Control, ErrorCode, ServerMessage};
 
-use crate::connection::ConnectionStatus;
+use crate::connection::{ConnectionStatus, SignedOut};
 use crate::dial;
 use crate::host::{Frame, HostTarget};
 use crate::notes::Drafts;
@@ -28,8 +28,6 @@ pub const POSTED_KEY: &str = "cti.posted";
 
 /// The relay's redirect to the identity provider's sign-in page.
 pub const SIGN_IN_PATH: &str = "/v1/agent/sign-in";
-
-const NO_TOKEN: &str = "You are not signed in to the phone system.";
 
 const NOT_CONNECTED: &str =
     "Not connected to the phone system. Try again once the status shows Connected.";
@@ -218,15 +216,20 @@ impl Model {
                         self.state.command_sent(&call_id);
                     }
                     (_, true) => {}
-                    (ClientMessage::Dial { .. }, false) => self.not_connected(NOT_DIALLED),
-                    (_, false) => self.not_connected(NOT_CONNECTED),
+                    (ClientMessage::Dial { .. }, false) => {
+                        self.not_connected(Some("problem-not-dialled"), NOT_DIALLED);
+                    }
+                    (_, false) => self.not_connected(None, NOT_CONNECTED),
                 }
                 self.rendered(Vec::new())
             }
             Msg::V2Connect { opened } => {
                 if !opened {
-                    self.state
-                        .report(ErrorCode::V2Connect.as_str(), NO_V2_WINDOW);
+                    self.state.report(
+                        ErrorCode::V2Connect.as_str(),
+                        Some("problem-no-v2-window"),
+                        NO_V2_WINDOW,
+                    );
                 }
                 self.rendered(Vec::new())
             }
@@ -324,7 +327,7 @@ impl Model {
         match token {
             None => {
                 self.status = ConnectionStatus::SignedOut {
-                    reason: NO_TOKEN.to_owned(),
+                    reason: SignedOut::NoToken,
                 };
                 self.rendered(Vec::new())
             }
@@ -462,8 +465,9 @@ impl Model {
         vec![Effect::Send(message)]
     }
 
-    fn not_connected(&mut self, message: &str) {
-        self.state.report(ErrorCode::NotConnected.as_str(), message);
+    fn not_connected(&mut self, key: Option<&str>, message: &str) {
+        self.state
+            .report(ErrorCode::NotConnected.as_str(), key, message);
     }
 
     /// Click-to-dial, when the message is one from the V2 host. A follower judges it against the
@@ -835,7 +839,7 @@ mod tests {
     fn a_refused_token_is_forgotten_before_the_panel_says_so() {
         let mut model = leader();
         let effects = model.update(Msg::Status(ConnectionStatus::SignedOut {
-            reason: "refused".into(),
+            reason: SignedOut::Refused,
         }));
         assert_eq!(kinds(&effects), vec!["forget", "mirror", "render"]);
     }
@@ -847,7 +851,7 @@ mod tests {
         let mut model = leader();
         let effects = model.update(Msg::Status(ConnectionStatus::Reconnecting {
             retry_at_ms: 1_000,
-            reason: "cannot check the token now".into(),
+            reason: crate::connection::close_reason(1013, "cannot check the token now"),
         }));
         assert!(
             !kinds(&effects).contains(&"forget"),

@@ -35,7 +35,13 @@ pub struct Session {
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Problem {
     pub code: String,
+    /// The relay's words, or the widget's own, in English: the rep reads them only when this
+    /// build has no words for `code` (a newer relay's code); otherwise they serve bug reports.
     pub message: String,
+    /// The message id of the widget's own wording, for a problem it raised itself where the
+    /// code alone says too little (two different "not connected" cases share one code).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -98,7 +104,11 @@ impl WidgetState {
                 // The relay does not say which command failed; every waiting button gets a
                 // second chance rather than staying dead.
                 self.pending.clear();
-                self.problem = Some(Problem { code, message });
+                self.problem = Some(Problem {
+                    code,
+                    message,
+                    key: None,
+                });
                 Vec::new()
             }
             ServerMessage::V2SignIn { connected } => {
@@ -216,11 +226,13 @@ impl WidgetState {
         }
     }
 
-    /// Shows a problem the widget found itself (for example, a command while offline).
-    pub fn report(&mut self, code: &str, message: &str) {
+    /// Shows a problem the widget found itself (for example, a command while offline): `key` is
+    /// the message id of its words, `message` the same in English.
+    pub fn report(&mut self, code: &str, key: Option<&str>, message: &str) {
         self.problem = Some(Problem {
             code: code.to_owned(),
             message: message.to_owned(),
+            key: key.map(str::to_owned),
         });
     }
 

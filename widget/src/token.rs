@@ -43,7 +43,7 @@ pub fn fragment_without_token(fragment: &str) -> String {
 
 /// Decodes `%XX` escapes. A `%` that does not start a valid escape is kept as it is: a token with
 /// a stray `%` is the relay's to reject, not a reason to sign the rep out here.
-fn percent_decode(value: &str) -> Option<String> {
+pub(crate) fn percent_decode(value: &str) -> Option<String> {
     let bytes = value.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

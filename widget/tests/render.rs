@@ -11,8 +11,9 @@ use cti_protocol::{
     ActivityState, ActivityStatus, CallCommand, CallState, CallView, Consent, ConsultView, Control,
     Direction, EndReason, Handover, Match, RecordKind,
 };
-use cti_widget::connection::ConnectionStatus;
+use cti_widget::connection::{ConnectionStatus, Disconnect, SignedOut};
 use cti_widget::host::HostTarget;
+use cti_widget::i18n::{self, I18n, Lang};
 use cti_widget::state::Problem;
 use cti_widget::ui::{CallItem, UiAction, ViewModel, WidgetView, WidgetViewProps};
 use wasm_bindgen::JsCast;
@@ -26,10 +27,15 @@ struct Mounted {
     root: Element,
     handle: AppHandle<WidgetView>,
     actions: Rc<RefCell<Vec<UiAction>>>,
+    lang: Lang,
 }
 
 impl Mounted {
     async fn new(view: ViewModel) -> Mounted {
+        Mounted::in_language(view, Lang::En).await
+    }
+
+    async fn in_language(view: ViewModel, lang: Lang) -> Mounted {
         let document = gloo::utils::document();
         let root = document.create_element("div").expect("creates a div");
         document
@@ -40,7 +46,7 @@ impl Mounted {
         let actions = Rc::new(RefCell::new(Vec::new()));
         let handle = yew::Renderer::<WidgetView>::with_root_and_props(
             root.clone(),
-            props(view, actions.clone()),
+            props(view, actions.clone(), lang),
         )
         .render();
         yew::scheduler::flush().await;
@@ -48,11 +54,13 @@ impl Mounted {
             root,
             handle,
             actions,
+            lang,
         }
     }
 
     async fn update(&mut self, view: ViewModel) {
-        self.handle.update(props(view, self.actions.clone()));
+        self.handle
+            .update(props(view, self.actions.clone(), self.lang));
         yew::scheduler::flush().await;
     }
 
@@ -87,10 +95,12 @@ impl Mounted {
     }
 }
 
-fn props(view: ViewModel, actions: Rc<RefCell<Vec<UiAction>>>) -> WidgetViewProps {
+fn props(view: ViewModel, actions: Rc<RefCell<Vec<UiAction>>>, lang: Lang) -> WidgetViewProps {
     WidgetViewProps {
         view: Rc::new(view),
         on_action: Callback::from(move |action| actions.borrow_mut().push(action)),
+        lang,
+        on_language: Callback::noop(),
     }
 }
 
@@ -422,7 +432,10 @@ async fn controls_wait_while_disconnected() {
     let mut view = connected_view(ringing(vec![anna()]), false);
     view.status = ConnectionStatus::Reconnecting {
         retry_at_ms: js_sys::Date::now() as u64 + 4_000,
-        reason: "connection lost".into(),
+        reason: Disconnect::Closed {
+            code: 1006,
+            relay_reason: String::new(),
+        },
     };
     let mounted = Mounted::new(view).await;
     assert!(mounted.get("btn-answer").has_attribute("disabled"));
@@ -683,7 +696,7 @@ async fn idle_shows_readiness_and_the_rep() {
 async fn signed_out_says_so_and_hides_calls() {
     let mut view = connected_view(ringing(vec![anna()]), false);
     view.status = ConnectionStatus::SignedOut {
-        reason: "No sign-in token.".into(),
+        reason: SignedOut::NoToken,
     };
     let mounted = Mounted::new(view).await;
     assert_eq!(
@@ -691,7 +704,11 @@ async fn signed_out_says_so_and_hides_calls() {
         Some("signed_out")
     );
     assert_eq!(mounted.text("connection-status"), "Signed out");
-    assert!(mounted.text("signed-out").contains("No sign-in token."));
+    assert!(
+        mounted
+            .text("signed-out")
+            .contains("You are not signed in to the phone system.")
+    );
     assert!(mounted.find("caller-name").is_none());
     // A way out, not a retry loop.
     mounted.click("btn-sign-in");
@@ -704,6 +721,7 @@ async fn relay_errors_and_host_warnings_are_shown() {
     view.problem = Some(Problem {
         code: "provider_failed".into(),
         message: "The phone system refused the command.".into(),
+        key: None,
     });
     view.host_warning = HostTarget::NotAllowed("https://evil.example".into()).warning();
     let mounted = Mounted::new(view).await;
@@ -743,4 +761,373 @@ async fn a_rep_without_their_v2_sign_in_is_offered_to_connect() {
     view.v2_connected = Some(true);
     mounted.update(view).await;
     assert!(mounted.find("v2-connect").is_none(), "connected");
+}
+
+/// Every state the panel can be in, one view model each, so a test can draw them all.
+fn every_state() -> Vec<ViewModel> {
+    let mut views = Vec::new();
+    let base = connected_view(ringing(vec![anna(), acme()]), false);
+    views.push(base.clone());
+
+    let mut outbound = base.clone();
+    outbound.calls[0].call.direction = Direction::Outbound;
+    outbound.calls[0].call.remote_extension = Some("12".into());
+    views.push(outbound);
+
+    for state in [CallState::Connected, CallState::Held] {
+        let mut view = base.clone();
+        let call = &mut view.calls[0].call;
+        call.state = state;
+        call.answered_at = Some("2026-11-24T10:00:05Z".into());
+        call.handover = Some(Handover {
+            from: "bob@example.com".into(),
+            notes: "Asks about the invoice".into(),
+        });
+        call.wrap_up.consent = Some(Consent {
+            required: true,
+            jurisdiction: "DE".into(),
+            confirmed_by: None,
+            confirmed_at: None,
+        });
+        view.calls[0].notes = "Unsaved draft".into();
+        views.push(view);
+    }
+    for consult_state in [CallState::Ringing, CallState::Connected] {
+        let mut view = base.clone();
+        view.calls[0].call.state = CallState::Held;
+        view.calls[0].call.consult = Some(ConsultView {
+            agent: "bob@example.com".into(),
+            state: consult_state,
+        });
+        views.push(view);
+    }
+
+    let activity = |state, reason: Option<&str>| ActivityStatus {
+        state,
+        v2_id: Some("pc-1".into()),
+        display_id: None,
+        link: Some("https://my.crm.cloud.sap/go/detail/phonecall?nodeid=pc-1".into()),
+        reason: reason.map(str::to_owned),
+    };
+    for (end, activity) in [
+        (
+            Some(EndReason::Completed),
+            activity(ActivityState::Logged, None),
+        ),
+        (
+            Some(EndReason::Missed),
+            activity(ActivityState::Pending, None),
+        ),
+        (
+            Some(EndReason::Declined),
+            activity(ActivityState::Pending, Some("busy")),
+        ),
+        (
+            Some(EndReason::Failed),
+            activity(ActivityState::Failed, Some("refused")),
+        ),
+        (None, activity(ActivityState::Logged, None)),
+    ] {
+        let mut view = base.clone();
+        let call = &mut view.calls[0].call;
+        call.state = CallState::Ended;
+        call.end_reason = end;
+        call.wrap_up.activity = Some(activity);
+        call.wrap_up.consent = Some(Consent {
+            required: true,
+            jurisdiction: "DE".into(),
+            confirmed_by: Some("alice@example.com".into()),
+            confirmed_at: None,
+        });
+        call.wrap_up.notes = "Saved notes".into();
+        view.calls[0].notes = "Saved notes".into();
+        views.push(view);
+    }
+    let mut transferred = base.clone();
+    transferred.calls[0].call.state = CallState::Transferred;
+    views.push(transferred);
+
+    let mut unknown = base.clone();
+    unknown.calls[0].call.matches.clear();
+    unknown.calls[0].call.pop = None;
+    unknown.v2_connected = Some(false);
+    unknown.host_warning = HostTarget::UnknownOrigin.warning();
+    views.push(unknown);
+
+    let mut warned = base.clone();
+    warned.host_warning = HostTarget::NotAllowed("https://evil.example".into()).warning();
+    views.push(warned);
+
+    for code in cti_protocol::ErrorCode::ALL {
+        let mut view = base.clone();
+        view.problem = Some(Problem {
+            code: code.as_str().into(),
+            message: "The relay's English".into(),
+            key: None,
+        });
+        views.push(view);
+    }
+    for key in ["problem-not-dialled", "problem-no-v2-window"] {
+        let mut view = base.clone();
+        view.problem = Some(Problem {
+            code: "not_connected".into(),
+            message: String::new(),
+            key: Some(key.into()),
+        });
+        views.push(view);
+    }
+    let mut unknown_code = base.clone();
+    unknown_code.problem = Some(Problem {
+        code: "from_a_newer_relay".into(),
+        message: String::new(),
+        key: None,
+    });
+    views.push(unknown_code);
+
+    for reason in Disconnect::examples() {
+        let mut view = base.clone();
+        view.status = ConnectionStatus::Reconnecting {
+            retry_at_ms: js_sys::Date::now() as u64 + 4_000,
+            reason,
+        };
+        views.push(view);
+    }
+    for reason in [SignedOut::NoToken, SignedOut::Refused] {
+        let mut view = base.clone();
+        view.status = ConnectionStatus::SignedOut { reason };
+        views.push(view);
+    }
+    views.push(ViewModel {
+        status: ConnectionStatus::Connected,
+        agent: Some("alice@example.com".into()),
+        ..ViewModel::default()
+    });
+    views.push(ViewModel::default());
+    views
+}
+
+/// Draws every state in `lang` and fails on any word the language lacks (a missing message
+/// falls back to English on screen, and is noted).
+async fn renders_completely_in(lang: Lang) -> Mounted {
+    let states = every_state();
+    let mut mounted = Mounted::in_language(states[0].clone(), lang).await;
+    for view in states {
+        mounted.update(view).await;
+        let text = mounted.root.text_content().unwrap_or_default();
+        assert!(!text.trim().is_empty());
+    }
+    let missing = I18n::get(lang).missing();
+    assert!(missing.is_empty(), "{}.ftl lacks {missing:?}", lang.code());
+    mounted.update(every_state().remove(0)).await;
+    mounted
+}
+
+#[wasm_bindgen_test]
+async fn the_panel_renders_completely_in_english() {
+    let mounted = renders_completely_in(Lang::En).await;
+    assert_eq!(mounted.text("call-state"), "Incoming call");
+    assert!(mounted.text("opportunities").contains("12,500 EUR"));
+    assert!(mounted.text("interactions").contains("24 Nov 2026"));
+}
+
+#[wasm_bindgen_test]
+async fn the_panel_renders_completely_in_german() {
+    let mounted = renders_completely_in(Lang::De).await;
+    assert_eq!(mounted.text("call-state"), "Eingehender Anruf");
+    assert_eq!(mounted.text("btn-answer"), "Annehmen");
+    assert_eq!(mounted.text("caller-kind"), "Ansprechpartner");
+    assert!(mounted.text("opportunities").contains("12.500 EUR"));
+    assert!(mounted.text("interactions").contains("24. Nov. 2026"));
+    assert!(
+        mounted
+            .text("other-matches")
+            .starts_with("1 weiterer Treffer")
+    );
+}
+
+#[wasm_bindgen_test]
+async fn the_panel_renders_completely_in_french() {
+    let mounted = renders_completely_in(Lang::Fr).await;
+    assert_eq!(mounted.text("call-state"), "Appel entrant");
+    assert_eq!(mounted.text("btn-decline"), "Refuser");
+    assert!(
+        mounted.text("opportunities").contains("12\u{202f}500 EUR"),
+        "{}",
+        mounted.text("opportunities")
+    );
+    assert!(mounted.text("interactions").contains("24 nov. 2026"));
+}
+
+#[wasm_bindgen_test]
+async fn relay_errors_read_in_the_reps_language_by_their_code() {
+    let mut view = connected_view(ringing(vec![anna()]), false);
+    view.problem = Some(Problem {
+        code: "dial_failed".into(),
+        message: "Provider said: no route".into(),
+        key: None,
+    });
+    let mounted = Mounted::in_language(view, Lang::De).await;
+    assert_eq!(
+        mounted.text("error"),
+        "Die Telefonanlage konnte den Anruf nicht aufbauen.×"
+    );
+}
+
+#[wasm_bindgen_test]
+async fn the_language_picker_switches_and_is_remembered() {
+    let picked = Rc::new(RefCell::new(Vec::new()));
+    let document = gloo::utils::document();
+    let root = document.create_element("div").expect("creates a div");
+    document
+        .body()
+        .expect("has a body")
+        .append_child(&root)
+        .expect("appends");
+    let on_language = {
+        let picked = picked.clone();
+        // What the app does with a pick: remember it, then draw in it.
+        Callback::from(move |lang: Lang| {
+            assert!(i18n::remember(lang), "storage works in the test browser");
+            picked.borrow_mut().push(lang);
+        })
+    };
+    let view = connected_view(ringing(vec![anna()]), false);
+    let _handle = yew::Renderer::<WidgetView>::with_root_and_props(
+        root.clone(),
+        WidgetViewProps {
+            view: Rc::new(view),
+            on_action: Callback::noop(),
+            lang: Lang::En,
+            on_language,
+        },
+    )
+    .render();
+    yew::scheduler::flush().await;
+
+    let select = root
+        .query_selector("[data-testid=\"language\"]")
+        .expect("valid selector")
+        .expect("a language picker")
+        .dyn_into::<web_sys::HtmlSelectElement>()
+        .expect("a select");
+    assert_eq!(select.value(), "en");
+    select.set_value("fr");
+    select
+        .dispatch_event(&web_sys::Event::new("change").expect("event"))
+        .expect("dispatched");
+    yew::scheduler::flush().await;
+    assert_eq!(*picked.borrow(), vec![Lang::Fr]);
+    // The next page load (and the rep's other tabs) start in French, whatever the browser says.
+    assert_eq!(i18n::from_page(), Lang::Fr);
+    let stored = web_sys::window()
+        .and_then(|w| w.local_storage().ok().flatten())
+        .and_then(|s| s.get_item(i18n::STORAGE_KEY).ok().flatten());
+    assert_eq!(stored.as_deref(), Some("fr"));
+    if let Some(storage) = web_sys::window().and_then(|w| w.local_storage().ok().flatten()) {
+        let _ = storage.remove_item(i18n::STORAGE_KEY);
+    }
+}
+
+/// The element's box on screen.
+fn rect(mounted: &Mounted, test_id: &str) -> web_sys::DomRect {
+    mounted.get(test_id).get_bounding_client_rect()
+}
+
+fn overlap(a: &web_sys::DomRect, b: &web_sys::DomRect) -> bool {
+    a.left() < b.right() && b.left() < a.right() && a.top() < b.bottom() && b.top() < a.bottom()
+}
+
+/// At the side panel's narrowest (320 px), with the widget's own style sheet: in the wrap-up
+/// each label sits above its field, and in an ended call's row "Logged in V2 #…" and Dismiss
+/// do not share a line.
+#[wasm_bindgen_test]
+async fn the_wrap_up_stacks_labels_above_fields_at_320px() {
+    let document = gloo::utils::document();
+    let style = document.create_element("style").expect("a style element");
+    style.set_text_content(Some(include_str!("../../static/widget/widget.css")));
+    document
+        .head()
+        .expect("has a head")
+        .append_child(&style)
+        .expect("appends");
+
+    let mut ended = ringing(vec![anna()]);
+    ended.state = CallState::Ended;
+    ended.end_reason = Some(EndReason::Completed);
+    ended.answered_at = Some("2026-11-24T10:00:05Z".into());
+    ended.ended_at = Some("2026-11-24T10:02:18Z".into());
+    ended.wrap_up.activity = Some(ActivityStatus {
+        state: ActivityState::Logged,
+        v2_id: Some("pc-1".into()),
+        display_id: Some("700123".into()),
+        link: Some("https://my.crm.cloud.sap/go/detail/phonecall?nodeid=pc-1".into()),
+        reason: None,
+    });
+    for lang in Lang::ALL {
+        let mounted = Mounted::in_language(connected_view(ended.clone(), false), lang).await;
+        mounted
+            .root
+            .set_attribute("style", "width: 320px")
+            .expect("sets the width");
+        let panel = mounted.root.get_bounding_client_rect();
+        let lang = lang.code();
+
+        for (label, field) in [
+            ("notes-label", "notes"),
+            ("disposition-label", "disposition"),
+        ] {
+            let (label_box, field_box) = (rect(&mounted, label), rect(&mounted, field));
+            assert!(
+                label_box.bottom() <= field_box.top() + 0.5,
+                "{lang}: {label} ({}..{}) is not above {field} ({}..{})",
+                label_box.top(),
+                label_box.bottom(),
+                field_box.top(),
+                field_box.bottom()
+            );
+            assert!(
+                (label_box.left() - field_box.left()).abs() < 1.0,
+                "{lang}: {label} and {field} do not line up"
+            );
+            assert!(
+                field_box.right() <= panel.right() + 0.5 && field_box.left() >= panel.left(),
+                "{lang}: {field} leaves the 320 px panel"
+            );
+            assert!(
+                field_box.width() >= panel.width() * 0.6,
+                "{lang}: {field} is only {} px wide",
+                field_box.width()
+            );
+        }
+        let notes = rect(&mounted, "notes");
+        let outcome_label = rect(&mounted, "disposition-label");
+        assert!(
+            notes.bottom() <= outcome_label.top() + 0.5,
+            "{lang}: the notes field runs into the Outcome label"
+        );
+
+        let (activity, dismiss) = (rect(&mounted, "activity"), rect(&mounted, "btn-dismiss"));
+        assert!(
+            !overlap(&activity, &dismiss),
+            "{lang}: activity and Dismiss overlap"
+        );
+        assert!(
+            activity.bottom() <= dismiss.top() + 0.5,
+            "{lang}: Dismiss shares the activity's line"
+        );
+        let link = rect(&mounted, "activity-link");
+        assert!(
+            link.right() <= panel.right() + 0.5,
+            "{lang}: the activity link leaves the panel"
+        );
+        for id in ["call-duration", "end-reason", "btn-dismiss", "notes-status"] {
+            let part = rect(&mounted, id);
+            assert!(
+                part.right() <= panel.right() + 0.5,
+                "{lang}: {id} leaves the panel"
+            );
+        }
+        mounted.root.remove();
+    }
+    style.remove();
 }

@@ -27,6 +27,7 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen::closure::Closure;
 use web_sys::{CloseEvent, MessageEvent, WebSocket};
 
+use crate::i18n::Arg;
 use crate::time::now_ms;
 use backoff::Backoff;
 use heartbeat::{Heartbeat, Tick};
@@ -59,12 +60,107 @@ pub enum ConnectionStatus {
     /// Disconnected for `reason`; the next attempt starts at `retry_at_ms` (Unix milliseconds).
     Reconnecting {
         retry_at_ms: u64,
-        reason: String,
+        reason: Disconnect,
     },
     /// No usable token: nothing will happen until the host page signs the rep in again.
     SignedOut {
-        reason: String,
+        reason: SignedOut,
     },
+}
+
+/// Why the socket is down. A reason rather than words, so each tab says it in its rep's
+/// language ([`Disconnect::message`]).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "why", rename_all = "snake_case")]
+pub enum Disconnect {
+    /// The socket closed with `code`. `relay_reason` is the relay's own words (English, for
+    /// whoever reads the status line's tooltip or a bug report), at most 80 characters.
+    Closed {
+        code: u16,
+        #[serde(default)]
+        relay_reason: String,
+    },
+    /// The browser would not open a socket to the relay's address.
+    BadAddress,
+    /// The browser went offline.
+    Offline,
+    /// The relay stopped answering heartbeats.
+    NoAnswer,
+    /// The relay did not welcome the widget in time.
+    NoWelcome,
+}
+
+/// Close codes with words of their own; any other reads "closed with code N".
+const CLOSE_CODES_WITH_WORDS: [u16; 9] = [1000, 1001, 1006, 1011, 1012, 1013, 4408, 4409, 4429];
+
+impl Disconnect {
+    /// The message id and its arguments.
+    pub fn message(&self) -> (String, Vec<(&'static str, Arg)>) {
+        let id = match self {
+            Disconnect::Closed { code, .. } if CLOSE_CODES_WITH_WORDS.contains(code) => {
+                return (format!("disconnect-closed-{code}"), Vec::new());
+            }
+            Disconnect::Closed { code, .. } => {
+                return (
+                    "disconnect-closed-other".to_owned(),
+                    vec![("code", Arg::Text(code.to_string()))],
+                );
+            }
+            Disconnect::BadAddress => "disconnect-bad-address",
+            Disconnect::Offline => "disconnect-offline",
+            Disconnect::NoAnswer => "disconnect-no-answer",
+            Disconnect::NoWelcome => "disconnect-no-welcome",
+        };
+        (id.to_owned(), Vec::new())
+    }
+
+    /// The relay's own words about the close, if it gave any.
+    pub fn relay_reason(&self) -> Option<&str> {
+        match self {
+            Disconnect::Closed { relay_reason, .. } if !relay_reason.is_empty() => {
+                Some(relay_reason)
+            }
+            _ => None,
+        }
+    }
+
+    /// Every kind of reason, one per message id (for the tests that check each language).
+    pub fn examples() -> Vec<Disconnect> {
+        let mut all: Vec<Disconnect> = CLOSE_CODES_WITH_WORDS
+            .iter()
+            .chain(&[4500])
+            .map(|code| Disconnect::Closed {
+                code: *code,
+                relay_reason: String::new(),
+            })
+            .collect();
+        all.extend([
+            Disconnect::BadAddress,
+            Disconnect::Offline,
+            Disconnect::NoAnswer,
+            Disconnect::NoWelcome,
+        ]);
+        all
+    }
+}
+
+/// Why the rep is signed out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SignedOut {
+    /// The page had no token.
+    NoToken,
+    /// The relay refused the token (close 4401).
+    Refused,
+}
+
+impl SignedOut {
+    pub fn message_id(self) -> &'static str {
+        match self {
+            SignedOut::NoToken => "signed-out-no-token",
+            SignedOut::Refused => "signed-out-refused",
+        }
+    }
 }
 
 impl ConnectionStatus {
@@ -87,20 +183,11 @@ pub enum ConnectionEvent {
     Message(Box<ServerMessage>),
 }
 
-/// Words for the rep about why the socket closed. The relay's own reason wins when it gave one.
-pub fn close_reason(code: u16, reason: &str) -> String {
-    let reason = reason.trim();
-    if !reason.is_empty() {
-        return reason.chars().take(80).collect();
-    }
-    match code {
-        1000 => "closed by the relay".to_owned(),
-        1001 => "the relay is going away".to_owned(),
-        1006 => "connection lost".to_owned(),
-        1011 => "relay error".to_owned(),
-        close::RESTART => "the relay is restarting".to_owned(),
-        1013 => "the relay is busy".to_owned(),
-        code => format!("closed with code {code}"),
+/// Why the socket closed, with the relay's own words (cut to 80 characters) when it gave any.
+pub fn close_reason(code: u16, reason: &str) -> Disconnect {
+    Disconnect::Closed {
+        code,
+        relay_reason: reason.trim().chars().take(80).collect(),
     }
 }
 
@@ -325,8 +412,8 @@ fn connect(rc: &Rc<RefCell<Inner>>) {
     emit(rc, events);
 }
 
-fn open_socket(weak: Weak<RefCell<Inner>>, url: &str) -> Result<Socket, String> {
-    let ws = WebSocket::new(url).map_err(|_| "the relay address is not usable".to_owned())?;
+fn open_socket(weak: Weak<RefCell<Inner>>, url: &str) -> Result<Socket, Disconnect> {
+    let ws = WebSocket::new(url).map_err(|_| Disconnect::BadAddress)?;
 
     let on_open = {
         let weak = weak.clone();
@@ -363,7 +450,7 @@ fn open_socket(weak: Weak<RefCell<Inner>>, url: &str) -> Result<Socket, String> 
 fn schedule_retry(
     rc: &Rc<RefCell<Inner>>,
     inner: &mut Inner,
-    reason: String,
+    reason: Disconnect,
 ) -> Vec<ConnectionEvent> {
     inner.socket = None;
     inner.welcomed = false;
@@ -461,9 +548,7 @@ fn on_close(rc: &Rc<RefCell<Inner>>, event: &CloseEvent) {
             inner.offline = None;
             inner.visible = None;
             vec![ConnectionEvent::Status(ConnectionStatus::SignedOut {
-                reason: "The relay did not accept your sign-in. Open the phone panel from V2 \
-                         again to sign in."
-                    .to_owned(),
+                reason: SignedOut::Refused,
             })]
         } else {
             let reason = close_reason(event.code(), &event.reason());
@@ -482,7 +567,7 @@ fn went_offline(rc: &Rc<RefCell<Inner>>) {
         if let Some(socket) = inner.socket.take() {
             socket.close(close::SILENT, "browser offline");
         }
-        schedule_retry(rc, &mut inner, "the browser is offline".to_owned())
+        schedule_retry(rc, &mut inner, Disconnect::Offline)
     };
     emit(rc, events);
 }
@@ -507,11 +592,11 @@ fn on_tick(rc: &Rc<RefCell<Inner>>) {
                     socket.close(close::SILENT, "no heartbeat");
                 }
                 let reason = if inner.welcomed {
-                    "no answer from the relay"
+                    Disconnect::NoAnswer
                 } else {
-                    "the relay did not answer in time"
+                    Disconnect::NoWelcome
                 };
-                schedule_retry(rc, &mut inner, reason.to_owned())
+                schedule_retry(rc, &mut inner, reason)
             }
         }
     };
@@ -521,6 +606,7 @@ fn on_tick(rc: &Rc<RefCell<Inner>>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::i18n::Lang;
     use wasm_bindgen_test::wasm_bindgen_test;
 
     #[wasm_bindgen_test]
@@ -536,12 +622,37 @@ mod tests {
     }
 
     #[wasm_bindgen_test]
-    fn close_reasons_read_well() {
-        assert_eq!(close_reason(1006, ""), "connection lost");
-        assert_eq!(close_reason(1012, "  "), "the relay is restarting");
-        assert_eq!(close_reason(4500, ""), "closed with code 4500");
-        assert_eq!(close_reason(1000, "shutting down"), "shutting down");
-        assert_eq!(close_reason(1000, &"x".repeat(200)).len(), 80);
+    fn close_reasons_read_well_in_every_language() {
+        let say = |lang, reason: &Disconnect| {
+            let (id, args) = reason.message();
+            crate::i18n::I18n::get(lang).t_args(&id, &args)
+        };
+        assert_eq!(say(Lang::En, &close_reason(1006, "")), "connection lost");
+        assert_eq!(
+            say(Lang::De, &close_reason(1012, "  ")),
+            "das Relay startet neu"
+        );
+        assert_eq!(
+            say(Lang::Fr, &close_reason(4500, "")),
+            "fermée avec le code 4500"
+        );
+        // The relay's words are kept, but the rep reads them in their language.
+        let relay = close_reason(1000, "shutting down");
+        assert_eq!(relay.relay_reason(), Some("shutting down"));
+        assert_eq!(say(Lang::En, &relay), "closed by the relay");
+        let long = close_reason(1000, &"x".repeat(200));
+        assert_eq!(long.relay_reason().map(str::len), Some(80));
+        for lang in Lang::ALL {
+            let known = crate::i18n::message_ids(lang.resource()).expect("parses");
+            for reason in Disconnect::examples() {
+                let (id, _) = reason.message();
+                assert!(known.contains(&id), "{}.ftl lacks {id}", lang.code());
+            }
+            for signed_out in [SignedOut::NoToken, SignedOut::Refused] {
+                let id = signed_out.message_id().to_owned();
+                assert!(known.contains(&id), "{}.ftl lacks {id}", lang.code());
+            }
+        }
     }
 
     /// A connection as `start` leaves it, without a socket yet, reporting into `seen`.
@@ -588,7 +699,7 @@ mod tests {
             else {
                 panic!("a retry, not {:?}", events[0]);
             };
-            assert_eq!(reason, "from the test");
+            assert_eq!(reason.relay_reason(), Some("from the test"));
         }
         {
             let inner = rc.borrow();
@@ -620,10 +731,10 @@ mod tests {
             ConnectionStatus::Connected,
             ConnectionStatus::Reconnecting {
                 retry_at_ms: 0,
-                reason: String::new(),
+                reason: Disconnect::Offline,
             },
             ConnectionStatus::SignedOut {
-                reason: String::new(),
+                reason: SignedOut::Refused,
             },
         ]
         .iter()

@@ -11,8 +11,10 @@ use super::election::Signal;
 use crate::ui::{UiAction, ViewModel};
 
 /// The version of these messages. Raise it with any change a tab of the previous version would
-/// misread. Messages without a version are from before it existed (version 1).
-pub const VERSION: u32 = 2;
+/// misread. Messages without a version are from before it existed (version 1). Version 3: the
+/// status line's reasons travel as reasons, not English words, and a problem may carry the
+/// message id of its words, so that each tab says them in its rep's language.
+pub const VERSION: u32 = 3;
 
 /// What a leader shows, as followers mirror it.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -90,6 +92,7 @@ mod tests {
                 problem: Some(Problem {
                     code: "unknown_call".into(),
                     message: "No such call".into(),
+                    key: None,
                 }),
                 dispositions: vec!["Interested".into()],
                 v2_connected: Some(false),
@@ -119,7 +122,12 @@ mod tests {
             None,
             "unversioned: version 1"
         );
-        assert_eq!(decode(r#"{"version":3,"type":"hello"}"#), None);
+        assert_eq!(
+            decode(r#"{"version":2,"type":"hello"}"#),
+            None,
+            "the previous version"
+        );
+        assert_eq!(decode(r#"{"version":4,"type":"hello"}"#), None);
         assert_eq!(
             decode(&format!(r#"{{"version":{VERSION},"type":"hello"}}"#)),
             Some(TabMessage::Hello)

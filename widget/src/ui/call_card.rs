@@ -8,6 +8,7 @@ use super::clock::use_now;
 use super::controls::Controls;
 use super::wrap_up::{ActivityLine, ConsentNotice, WrapUpForm};
 use super::{UiAction, format};
+use crate::i18n::use_i18n;
 
 #[derive(Debug, Clone, PartialEq, Properties)]
 pub struct CallCardProps {
@@ -32,6 +33,7 @@ pub struct CallCardProps {
 /// the moment this call's caller was first drawn: tests measure ring-to-pop with it.
 #[component]
 pub fn CallCard(props: &CallCardProps) -> Html {
+    let i18n = use_i18n();
     let rendered_at = use_state(crate::time::now_ms);
     let call = &props.call;
     let state = format::state_name(call.state);
@@ -39,7 +41,7 @@ pub fn CallCard(props: &CallCardProps) -> Html {
     let others: Vec<_> = other_matches(call).into_iter().cloned().collect();
     let name = primary
         .as_ref()
-        .map_or_else(|| "Unknown caller".to_owned(), |record| record.name.clone());
+        .map_or_else(|| i18n.t("unknown-caller"), |record| record.name.clone());
     let heading = format::heading_id(&call.id);
     let live = !call.state.is_final();
     let choose_match = {
@@ -58,7 +60,7 @@ pub fn CallCard(props: &CallCardProps) -> Html {
         >
             <p class="call-status">
                 <span class="call-state" data-testid="call-state" data-state={state}>
-                    { format::state_label(call.state, call.direction) }
+                    { i18n.t(format::state_label(call.state, call.direction)) }
                 </span>
                 if matches!(call.state, CallState::Connected | CallState::Held) {
                     if let Some(answered_at) = call.answered_at.clone() {
@@ -77,7 +79,7 @@ pub fn CallCard(props: &CallCardProps) -> Html {
             if let Some(record) = primary.clone() {
                 <RecordLine {record} />
             }
-            <p class="caller-number" data-testid="caller-number">{ format::remote_number(call) }</p>
+            <p class="caller-number" data-testid="caller-number">{ format::remote_number(call, &i18n) }</p>
             if let Some(handover) = call.handover.clone() {
                 <Handover {handover} />
             }
@@ -120,11 +122,12 @@ struct HandoverProps {
 /// A call handed over by another rep: who it comes from and what they noted.
 #[component]
 fn Handover(props: &HandoverProps) -> Html {
+    let i18n = use_i18n();
     let handover = &props.handover;
     html! {
         <section class="handover" data-testid="handover">
             <p class="handover-from">
-                { "Handed over by " }
+                { i18n.t("handed-over-by") }{ " " }
                 <span data-testid="handover-from">{ handover.from.clone() }</span>
             </p>
             if !handover.notes.trim().is_empty() {
@@ -166,30 +169,31 @@ struct SummaryProps {
 /// What is left of a finished call until the next one arrives or the rep dismisses it.
 #[component]
 fn Summary(props: &SummaryProps) -> Html {
+    let i18n = use_i18n();
     let call = &props.call;
     let onclick = {
         let on_action = props.on_action.clone();
         let call_id = call.id.clone();
         Callback::from(move |_: MouseEvent| on_action.emit(UiAction::Dismiss(call_id.clone())))
     };
-    let talk_time = format::talk_time(call).unwrap_or_else(|| "Not answered".to_owned());
+    let talk_time = format::talk_time(call).unwrap_or_else(|| i18n.t("not-answered"));
     html! {
         <div class="call-summary" data-testid="call-summary">
             <dl>
                 <div>
-                    <dt>{ "Duration" }</dt>
+                    <dt>{ i18n.t("summary-duration") }</dt>
                     <dd data-testid="call-duration">{ talk_time }</dd>
                 </div>
                 <div>
-                    <dt>{ "Result" }</dt>
-                    <dd data-testid="end-reason">{ format::end_reason(call) }</dd>
+                    <dt>{ i18n.t("summary-result") }</dt>
+                    <dd data-testid="end-reason">{ i18n.t(format::end_reason(call)) }</dd>
                 </div>
             </dl>
             if let Some(activity) = call.wrap_up.activity.clone() {
                 <ActivityLine call_id={call.id.clone()} {activity} on_action={props.on_action.clone()} />
             }
-            <button type="button" class="btn btn-secondary" data-testid="btn-dismiss" {onclick}>
-                { "Dismiss" }
+            <button type="button" class="btn btn-secondary summary-dismiss" data-testid="btn-dismiss" {onclick}>
+                { i18n.t("dismiss") }
             </button>
         </div>
     }

@@ -5,6 +5,7 @@ use cti_protocol::{CallView, Match};
 use yew::prelude::*;
 
 use super::format;
+use crate::i18n::use_i18n;
 
 /// The record the card is about: the relay's pop choice, else its best match.
 pub fn primary_match(call: &CallView) -> Option<&Match> {
@@ -37,10 +38,11 @@ pub struct CallerProps {
 /// Kind and account of the matched record, e.g. "Contact · Acme AG".
 #[component]
 pub fn RecordLine(props: &CallerProps) -> Html {
+    let i18n = use_i18n();
     let record = &props.record;
     html! {
         <p class="caller-record">
-            <span class="record-kind" data-testid="caller-kind">{ record.kind.label() }</span>
+            <span class="record-kind" data-testid="caller-kind">{ i18n.t(format::kind_label(record.kind)) }</span>
             if let Some(account) = account_name(record) {
                 <span class="separator" aria-hidden="true">{ " · " }</span>
                 <span class="record-account" data-testid="caller-account">{ account.to_owned() }</span>
@@ -52,17 +54,18 @@ pub fn RecordLine(props: &CallerProps) -> Html {
 /// Open opportunities and last interactions of the matched record.
 #[component]
 pub fn RecordDetails(props: &CallerProps) -> Html {
+    let i18n = use_i18n();
     let record = &props.record;
     html! {
         <>
             if !record.open_opportunities.is_empty() {
-                <section class="detail" data-testid="opportunities" aria-label="Open opportunities">
-                    <h3>{ "Open opportunities" }</h3>
+                <section class="detail" data-testid="opportunities" aria-label={i18n.t("open-opportunities")}>
+                    <h3>{ i18n.t("open-opportunities") }</h3>
                     <ul>
                         { for record.open_opportunities.iter().map(|opportunity| {
                             let amount = opportunity
                                 .amount
-                                .map(|value| format::amount(value, opportunity.currency.as_deref()));
+                                .map(|value| i18n.amount(value, opportunity.currency.as_deref()));
                             html! {
                                 <li class="opportunity">
                                     <span class="item-title">{ opportunity.name.clone() }</span>
@@ -81,14 +84,14 @@ pub fn RecordDetails(props: &CallerProps) -> Html {
                 </section>
             }
             if !record.last_interactions.is_empty() {
-                <section class="detail" data-testid="interactions" aria-label="Last interactions">
-                    <h3>{ "Last interactions" }</h3>
+                <section class="detail" data-testid="interactions" aria-label={i18n.t("last-interactions")}>
+                    <h3>{ i18n.t("last-interactions") }</h3>
                     <ul>
                         { for record.last_interactions.iter().map(|interaction| html! {
                             <li class="interaction">
                                 <span class="item-title">{ interaction.subject.clone() }</span>
                                 <span class="item-meta">
-                                    <time datetime={interaction.at.clone()}>{ format::date(&interaction.at) }</time>
+                                    <time datetime={interaction.at.clone()}>{ i18n.date(&interaction.at) }</time>
                                 </span>
                             </li>
                         }) }
@@ -111,15 +114,13 @@ pub struct OtherMatchesProps {
 /// should see the best one first without losing the rest.
 #[component]
 pub fn OtherMatches(props: &OtherMatchesProps) -> Html {
+    let i18n = use_i18n();
     let count = props.others.len();
     if count == 0 {
         return Html::default();
     }
-    let summary = if count == 1 {
-        "1 other match".to_owned()
-    } else {
-        format!("{count} other matches")
-    };
+    let count = i64::try_from(count).unwrap_or(i64::MAX);
+    let summary = i18n.t_args("other-matches", &[("count", count.into())]);
     html! {
         <details class="detail other-matches" data-testid="other-matches">
             <summary>{ summary }</summary>
@@ -137,14 +138,14 @@ pub fn OtherMatches(props: &OtherMatchesProps) -> Html {
                         <li class="other-match" data-record-id={record.id.clone()}>
                             <span class="item-title">{ record.name.clone() }</span>
                             <span class="item-meta">
-                                { record.kind.label() }
+                                { i18n.t(format::kind_label(record.kind)) }
                                 if let Some(account) = account_name(record) {
                                     { " · " }{ account.to_owned() }
                                 }
                             </span>
                             <button type="button" class="choose-match" onclick={choose}
-                                aria-label={format!("This is the caller: {}", record.name)}>
-                                { "This is the caller" }
+                                aria-label={i18n.t_args("this-is-the-caller-named", &[("name", record.name.as_str().into())])}>
+                                { i18n.t("this-is-the-caller") }
                             </button>
                         </li>
                     }

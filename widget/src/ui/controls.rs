@@ -5,6 +5,7 @@ use cti_protocol::{CallCommand, CallState, ConsultView, Control, Direction};
 use yew::prelude::*;
 
 use super::UiAction;
+use crate::i18n::use_i18n;
 
 #[derive(Debug, Clone, PartialEq, Properties)]
 pub struct ControlsProps {
@@ -27,6 +28,7 @@ pub struct ControlsProps {
 #[derive(Debug)]
 struct Button {
     command: CallCommand,
+    /// The message id of the button's words.
     label: &'static str,
     test_id: &'static str,
     style: &'static str,
@@ -41,24 +43,24 @@ fn buttons(state: CallState, direction: Direction, offered: &[Control]) -> Vec<B
     };
     match (state, direction) {
         (CallState::Ringing, Direction::Inbound) => vec![
-            button(CallCommand::Answer, "Answer", "btn-answer", "btn-accept"),
-            button(CallCommand::Decline, "Decline", "btn-decline", "btn-danger"),
+            button(CallCommand::Answer, "answer", "btn-answer", "btn-accept"),
+            button(CallCommand::Decline, "decline", "btn-decline", "btn-danger"),
         ],
         (CallState::Ringing, Direction::Outbound) => {
             vec![button(
                 CallCommand::Hangup,
-                "Cancel call",
+                "cancel-call",
                 "btn-hangup",
                 "btn-danger",
             )]
         }
         (CallState::Connected, _) => vec![
-            button(CallCommand::Hold, "Hold", "btn-hold", "btn-secondary"),
-            button(CallCommand::Hangup, "Hang up", "btn-hangup", "btn-danger"),
+            button(CallCommand::Hold, "hold", "btn-hold", "btn-secondary"),
+            button(CallCommand::Hangup, "hang-up", "btn-hangup", "btn-danger"),
         ],
         (CallState::Held, _) => vec![
-            button(CallCommand::Resume, "Resume", "btn-resume", "btn-accept"),
-            button(CallCommand::Hangup, "Hang up", "btn-hangup", "btn-danger"),
+            button(CallCommand::Resume, "resume", "btn-resume", "btn-accept"),
+            button(CallCommand::Hangup, "hang-up", "btn-hangup", "btn-danger"),
         ],
         _ => Vec::new(),
     }
@@ -69,6 +71,7 @@ fn buttons(state: CallState, direction: Direction, offered: &[Control]) -> Vec<B
 
 #[component]
 pub fn Controls(props: &ControlsProps) -> Html {
+    let i18n = use_i18n();
     if let Some(consult) = props.consult.clone() {
         return html! {
             <Consulting call_id={props.call_id.clone()} {consult} disabled={props.disabled}
@@ -85,7 +88,7 @@ pub fn Controls(props: &ControlsProps) -> Html {
     }
     html! {
         <>
-        <div class="controls" role="group" aria-label="Call controls">
+        <div class="controls" role="group" aria-label={i18n.t("call-controls")}>
             { for buttons.into_iter().map(|button| {
                 let onclick = {
                     let on_action = props.on_action.clone();
@@ -106,7 +109,7 @@ pub fn Controls(props: &ControlsProps) -> Html {
                         disabled={props.disabled}
                         {onclick}
                     >
-                        { button.label }
+                        { i18n.t(button.label) }
                     </button>
                 }
             }) }
@@ -134,6 +137,7 @@ struct TransferProps {
 /// caller, the chosen record and the notes so far in their own widget.
 #[component]
 fn Transfer(props: &TransferProps) -> Html {
+    let i18n = use_i18n();
     let target = use_state(String::new);
     let oninput = {
         let target = target.clone();
@@ -193,20 +197,20 @@ fn Transfer(props: &TransferProps) -> Html {
     );
     html! {
         <form class="transfer" {onsubmit}>
-            <label for={id.clone()}>{ "Transfer to" }</label>
-            <input {id} type="text" data-testid="transfer-target" placeholder="colleague@company.com"
+            <label class="field-label" for={id.clone()}>{ i18n.t("transfer-to") }</label>
+            <input {id} class="field" type="text" data-testid="transfer-target" placeholder={i18n.t("transfer-placeholder")}
                 maxlength="256" value={(*target).clone()} {oninput} />
             if props.blind {
                 <button type="submit" class="btn btn-secondary" data-testid="btn-transfer"
                     disabled={props.disabled || target.trim().is_empty()}>
-                    { "Transfer" }
+                    { i18n.t("transfer") }
                 </button>
             }
             if props.consult {
                 <button type={if props.blind { "button" } else { "submit" }} class="btn btn-secondary"
                     data-testid="btn-consult" disabled={props.disabled || target.trim().is_empty()}
                     onclick={props.blind.then_some(consult)}>
-                    { "Consult first" }
+                    { i18n.t("consult-first") }
                 </button>
             }
         </form>
@@ -224,6 +228,7 @@ struct ConsultingProps {
 /// The caller waits on hold while the rep talks to a colleague: hand the call over, or take it back.
 #[component]
 fn Consulting(props: &ConsultingProps) -> Html {
+    let i18n = use_i18n();
     let command = |command: CallCommand| {
         let on_action = props.on_action.clone();
         let call_id = props.call_id.to_string();
@@ -235,23 +240,23 @@ fn Consulting(props: &ConsultingProps) -> Html {
         })
     };
     let how_far = match props.consult.state {
-        CallState::Ringing => "ringing",
-        _ => "on the line",
+        CallState::Ringing => i18n.t("consulting-ringing"),
+        _ => i18n.t("consulting-on-line"),
     };
     html! {
-        <div class="controls consulting" role="group" aria-label="Consultation" data-testid="consulting">
+        <div class="controls consulting" role="group" aria-label={i18n.t("consultation")} data-testid="consulting">
             <p>
-                { "Consulting " }
+                { i18n.t("consulting") }{ " " }
                 <span data-testid="consult-agent">{ props.consult.agent.clone() }</span>
-                { format!(" ({how_far}); the caller is on hold.") }
+                { " " }{ how_far }
             </p>
             <button type="button" class="btn btn-accept" data-testid="btn-complete-transfer"
                 disabled={props.disabled} onclick={command(CallCommand::CompleteTransfer)}>
-                { "Complete transfer" }
+                { i18n.t("complete-transfer") }
             </button>
             <button type="button" class="btn btn-secondary" data-testid="btn-cancel-consult"
                 disabled={props.disabled} onclick={command(CallCommand::CancelConsult)}>
-                { "Back to the caller" }
+                { i18n.t("back-to-caller") }
             </button>
         </div>
     }
@@ -267,6 +272,28 @@ mod tests {
             .iter()
             .map(|button| button.command.name())
             .collect()
+    }
+
+    /// The buttons' words are message ids the source scan cannot see: each must exist in
+    /// every language.
+    #[wasm_bindgen_test]
+    fn every_button_has_words_in_every_language() {
+        use crate::i18n::{Lang, message_ids};
+        for lang in Lang::ALL {
+            let known = message_ids(lang.resource()).expect("parses");
+            for state in [CallState::Ringing, CallState::Connected, CallState::Held] {
+                for direction in [Direction::Inbound, Direction::Outbound] {
+                    for button in buttons(state, direction, Control::ALL) {
+                        assert!(
+                            known.iter().any(|id| id == button.label),
+                            "{}.ftl lacks {}",
+                            lang.code(),
+                            button.label
+                        );
+                    }
+                }
+            }
+        }
     }
 
     #[wasm_bindgen_test]

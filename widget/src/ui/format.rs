@@ -1,10 +1,13 @@
 //! How times, durations, amounts and numbers read on the card.
 //!
-//! Pure functions, so the card's wording is tested without rendering. Dates stay in the form the
+//! Plain functions, so the card's wording is tested without rendering. Dates stay in the form the
 //! relay sends (RFC 3339, the telephony source's clock); the card never needs time zones beyond
-//! the offset in the string.
+//! the offset in the string. Dates and numbers are written the locale's way by the browser's
+//! `Intl`, which costs the wasm nothing; words are message ids for [`I18n`].
 
-use cti_protocol::{CallState, CallView, Direction, EndReason};
+use cti_protocol::{CallState, CallView, Direction, EndReason, RecordKind};
+
+use crate::i18n::I18n;
 
 /// Milliseconds since the Unix epoch for an RFC 3339 time such as `2026-11-24T10:00:05.250Z` or
 /// `2026-11-24T11:00:05+01:00`; `None` for anything else.
@@ -88,44 +91,67 @@ pub fn duration(millis: i64) -> String {
     }
 }
 
-/// `24 Nov 2026` for the date part of an RFC 3339 time; the text itself if it is not one.
-pub fn date(text: &str) -> String {
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
+/// The date part of an RFC 3339 time (`2026-11-24T10:00:00Z`) as the locale writes it, e.g.
+/// `24 Nov 2026` (en-GB), `24. Nov. 2026` (de-DE), `24 nov. 2026` (fr-FR); the text itself if it
+/// does not start with a date. The date is taken as written, in no time zone, the way the relay
+/// sent it: formatting in UTC keeps the browser's zone from moving it a day.
+pub fn date(text: &str, locale: &str) -> String {
     let parts = text.get(..10).map(|day| {
         let mut fields = day.split('-');
         (fields.next(), fields.next(), fields.next())
     });
     if let Some((Some(year), Some(month), Some(day))) = parts
         && year.len() == 4
-        && let (Ok(month), Ok(day)) = (month.parse::<usize>(), day.parse::<u32>())
-        && let Some(name) = month.checked_sub(1).and_then(|i| MONTHS.get(i))
+        && let (Ok(year), Ok(month), Ok(day)) = (
+            year.parse::<i64>(),
+            month.parse::<i64>(),
+            day.parse::<i64>(),
+        )
+        && (1..=12).contains(&month)
+        && (1..=31).contains(&day)
     {
-        return format!("{day} {name} {year}");
+        let millis = days_from_civil(year, month, day) * 86_400_000;
+        let options = js_sys::Object::new();
+        for (name, value) in [
+            ("day", "numeric"),
+            ("month", "short"),
+            ("year", "numeric"),
+            ("timeZone", "UTC"),
+        ] {
+            // Setting a property on a fresh plain object cannot fail.
+            let _ = js_sys::Reflect::set(&options, &name.into(), &value.into());
+        }
+        let date = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(millis as f64));
+        return String::from(date.to_locale_date_string(locale, &options));
     }
     text.to_owned()
 }
 
-/// `12,500 EUR` or `980.50 CHF`: grouped thousands, cents only when there are any.
-pub fn amount(value: f64, currency: Option<&str>) -> String {
+/// An amount with the locale's grouping and decimal signs, cents only when there are any, then
+/// the currency code as the record gave it: `12,500 EUR`, `980.50 CHF` (en-GB), `12.500 EUR`
+/// (de-DE). The code rather than a symbol, because a record's currency may be one `Intl` does
+/// not know, and a rep comparing deals reads codes at a glance.
+pub fn amount(value: f64, currency: Option<&str>, locale: &str) -> String {
     let value = if value.is_finite() { value } else { 0.0 };
-    let cents = (value.abs() * 100.0).round() as u64;
-    let (whole, fraction) = (cents / 100, cents % 100);
-    let digits = whole.to_string();
-    let mut grouped = String::new();
-    for (i, digit) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            grouped.push(',');
-        }
-        grouped.push(digit);
-    }
-    let sign = if value < 0.0 && cents > 0 { "-" } else { "" };
-    let number = if fraction == 0 {
-        format!("{sign}{grouped}")
+    let cents = (value.abs() * 100.0).round();
+    let digits = if cents % 100.0 == 0.0 { 0 } else { 2 };
+    let rounded = if value < 0.0 && cents > 0.0 {
+        -cents / 100.0
     } else {
-        format!("{sign}{grouped}.{fraction:02}")
+        cents / 100.0
     };
+    let options = js_sys::Object::new();
+    for name in ["minimumFractionDigits", "maximumFractionDigits"] {
+        let _ = js_sys::Reflect::set(&options, &name.into(), &digits.into());
+    }
+    let locales = js_sys::Array::of1(&locale.into());
+    let formatter = js_sys::Intl::NumberFormat::new(&locales, &options);
+    let number = formatter
+        .format()
+        .call1(&wasm_bindgen::JsValue::NULL, &rounded.into())
+        .ok()
+        .and_then(|text| text.as_string())
+        .unwrap_or_else(|| rounded.to_string());
     match currency.map(str::trim).filter(|c| !c.is_empty()) {
         Some(currency) => format!("{number} {currency}"),
         None => number,
@@ -133,14 +159,17 @@ pub fn amount(value: f64, currency: Option<&str>) -> String {
 }
 
 /// The remote party's number as people read it, with the extension if the provider gave one.
-pub fn remote_number(call: &CallView) -> String {
+pub fn remote_number(call: &CallView, i18n: &I18n) -> String {
     let number = if call.remote_display.trim().is_empty() {
         call.remote()
     } else {
         call.remote_display.as_str()
     };
     match call.remote_extension.as_deref().map(str::trim) {
-        Some(extension) if !extension.is_empty() => format!("{number} ext. {extension}"),
+        Some(extension) if !extension.is_empty() => i18n.t_args(
+            "number-extension",
+            &[("number", number.into()), ("extension", extension.into())],
+        ),
         _ => number.to_owned(),
     }
 }
@@ -157,30 +186,40 @@ pub fn state_name(state: CallState) -> &'static str {
     }
 }
 
-/// The words for the state at the top of the card.
+/// The message id of the words for the state at the top of the card.
 pub fn state_label(state: CallState, direction: Direction) -> &'static str {
     match (state, direction) {
-        (CallState::Ringing, Direction::Inbound) => "Incoming call",
-        (CallState::Ringing, Direction::Outbound) => "Calling…",
-        (CallState::Connected, _) => "Connected",
-        (CallState::Held, _) => "On hold",
-        (CallState::Transferred, _) => "Call transferred",
-        (CallState::Ended, _) => "Call ended",
-        _ => "Call",
+        (CallState::Ringing, Direction::Inbound) => "state-ringing-inbound",
+        (CallState::Ringing, Direction::Outbound) => "state-ringing-outbound",
+        (CallState::Connected, _) => "state-connected",
+        (CallState::Held, _) => "state-held",
+        (CallState::Transferred, _) => "state-transferred",
+        (CallState::Ended, _) => "state-ended",
+        _ => "state-other",
     }
 }
 
-/// Why the call ended, as the summary says it.
+/// The message id of why the call ended, as the summary says it.
 pub fn end_reason(call: &CallView) -> &'static str {
     if call.state == CallState::Transferred {
-        return "Transferred";
+        return "end-transferred";
     }
     match call.end_reason {
-        Some(EndReason::Completed) => "Completed",
-        Some(EndReason::Missed) => "Missed",
-        Some(EndReason::Declined) => "Declined",
-        Some(EndReason::Failed) => "Failed",
-        _ => "Ended",
+        Some(EndReason::Completed) => "end-completed",
+        Some(EndReason::Missed) => "end-missed",
+        Some(EndReason::Declined) => "end-declined",
+        Some(EndReason::Failed) => "end-failed",
+        _ => "end-other",
+    }
+}
+
+/// The message id of a record kind's name.
+pub fn kind_label(kind: RecordKind) -> &'static str {
+    match kind {
+        RecordKind::Contact => "kind-contact",
+        RecordKind::IndividualCustomer => "kind-individual-customer",
+        RecordKind::Account => "kind-account",
+        _ => "kind-other",
     }
 }
 
@@ -255,19 +294,76 @@ mod tests {
 
     #[wasm_bindgen_test]
     fn dates() {
-        assert_eq!(date("2026-11-24T10:00:00Z"), "24 Nov 2026");
-        assert_eq!(date("2026-01-05"), "5 Jan 2026");
-        assert_eq!(date("last week"), "last week");
-        assert_eq!(date("2026-13-05"), "2026-13-05");
+        assert_eq!(date("2026-11-24T10:00:00Z", "en-GB"), "24 Nov 2026");
+        assert_eq!(date("2026-01-05", "en-GB"), "5 Jan 2026");
+        assert_eq!(date("2026-11-24T23:30:00-05:00", "de-DE"), "24. Nov. 2026");
+        assert_eq!(date("2026-11-24", "fr-FR"), "24 nov. 2026");
+        assert_eq!(date("last week", "en-GB"), "last week");
+        assert_eq!(date("2026-13-05", "de-DE"), "2026-13-05");
     }
 
     #[wasm_bindgen_test]
     fn amounts() {
-        assert_eq!(amount(12_500.0, Some("EUR")), "12,500 EUR");
-        assert_eq!(amount(980.5, Some("CHF")), "980.50 CHF");
-        assert_eq!(amount(1_234_567.891, None), "1,234,567.89");
-        assert_eq!(amount(0.0, Some(" ")), "0");
-        assert_eq!(amount(-1500.0, Some("USD")), "-1,500 USD");
-        assert_eq!(amount(f64::NAN, Some("USD")), "0 USD");
+        assert_eq!(amount(12_500.0, Some("EUR"), "en-GB"), "12,500 EUR");
+        assert_eq!(amount(980.5, Some("CHF"), "en-GB"), "980.50 CHF");
+        assert_eq!(amount(1_234_567.891, None, "en-GB"), "1,234,567.89");
+        assert_eq!(amount(0.0, Some(" "), "en-GB"), "0");
+        assert_eq!(amount(-1500.0, Some("USD"), "en-GB"), "-1,500 USD");
+        assert_eq!(amount(f64::NAN, Some("USD"), "en-GB"), "0 USD");
+        assert_eq!(amount(12_500.0, Some("EUR"), "de-DE"), "12.500 EUR");
+        assert_eq!(amount(1_234_567.891, None, "de-DE"), "1.234.567,89");
+        assert_eq!(amount(980.5, Some("CHF"), "fr-FR"), "980,50 CHF");
+        assert_eq!(amount(12_500.0, Some("EUR"), "fr-FR"), "12\u{202f}500 EUR");
+    }
+
+    /// Every id the card chooses from a state, an end reason or a record kind exists in every
+    /// language (the source scan in `i18n` only sees literal ids).
+    #[wasm_bindgen_test]
+    fn every_chosen_id_is_translated() {
+        use crate::i18n::{Lang, message_ids};
+        let mut ids = Vec::new();
+        for state in [
+            CallState::Ringing,
+            CallState::Connected,
+            CallState::Held,
+            CallState::Transferred,
+            CallState::Ended,
+        ] {
+            for direction in [Direction::Inbound, Direction::Outbound] {
+                ids.push(state_label(state, direction));
+            }
+        }
+        for reason in [
+            None,
+            Some(EndReason::Completed),
+            Some(EndReason::Missed),
+            Some(EndReason::Declined),
+            Some(EndReason::Failed),
+        ] {
+            let mut call = crate::fixtures::call("c1", CallState::Ended);
+            call.end_reason = reason;
+            ids.push(end_reason(&call));
+        }
+        ids.push(end_reason(&crate::fixtures::call(
+            "c1",
+            CallState::Transferred,
+        )));
+        for kind in [
+            RecordKind::Contact,
+            RecordKind::IndividualCustomer,
+            RecordKind::Account,
+        ] {
+            ids.push(kind_label(kind));
+        }
+        for lang in Lang::ALL {
+            let known = message_ids(lang.resource()).expect("parses");
+            for id in &ids {
+                assert!(
+                    known.iter().any(|k| k == id),
+                    "{}.ftl lacks {id}",
+                    lang.code()
+                );
+            }
+        }
     }
 }

@@ -17,6 +17,7 @@ use yew::prelude::*;
 
 use crate::connection::ConnectionStatus;
 use crate::host::HostWarning;
+use crate::i18n::{Arg, I18n, Lang, use_i18n};
 use crate::state::Problem;
 use call_card::CallCard;
 use status::StatusLine;
@@ -112,21 +113,56 @@ pub enum UiAction {
 pub struct WidgetViewProps {
     pub view: Rc<ViewModel>,
     pub on_action: Callback<UiAction>,
+    /// The language to draw in. Each tab has its own: it is no part of the mirrored view.
+    #[prop_or_default]
+    pub lang: Lang,
+    /// The rep picked another language.
+    #[prop_or_default]
+    pub on_language: Callback<Lang>,
 }
 
-/// The whole panel: status line, warnings, then the calls (or what to show without one).
+/// The whole panel, in the language of `lang`: every component under it reads the words from
+/// the translator this provides.
 #[component]
 pub fn WidgetView(props: &WidgetViewProps) -> Html {
+    let i18n = I18n::get(props.lang);
+    html! {
+        <ContextProvider<Rc<I18n>> context={i18n}>
+            <Panel ..props.clone() />
+        </ContextProvider<Rc<I18n>>>
+    }
+}
+
+/// The words for a problem: the widget's own when it raised it, else those for the relay's
+/// code in the rep's language; the relay's English only for a code this build does not know.
+pub fn problem_text(i18n: &I18n, problem: &Problem) -> String {
+    if let Some(key) = &problem.key {
+        return i18n.t(key);
+    }
+    let id = format!("error-{}", problem.code);
+    if I18n::get(Lang::En).has(&id) {
+        i18n.t(&id)
+    } else if !problem.message.trim().is_empty() {
+        problem.message.clone()
+    } else {
+        i18n.t_args("error-other", &[("code", problem.code.as_str().into())])
+    }
+}
+
+/// Status line, warnings, then the calls (or what to show without one), and the language picker.
+#[component]
+fn Panel(props: &WidgetViewProps) -> Html {
+    let i18n = use_i18n();
     let view = &props.view;
     let online = view.status == ConnectionStatus::Connected;
     let body = if let ConnectionStatus::SignedOut { reason } = &view.status {
         let sign_in = props.on_action.reform(|_: MouseEvent| UiAction::SignIn);
         html! {
             <section class="panel signed-out" data-testid="signed-out">
-                <h2>{ "Signed out" }</h2>
-                <p>{ reason.clone() }</p>
+                <h2>{ i18n.t("signed-out-title") }</h2>
+                <p>{ i18n.t(reason.message_id()) }</p>
                 <button type="button" class="btn btn-accept" data-testid="btn-sign-in" onclick={sign_in}>
-                    { "Sign in" }
+                    { i18n.t("sign-in") }
                 </button>
             </section>
         }
@@ -148,9 +184,9 @@ pub fn WidgetView(props: &WidgetViewProps) -> Html {
     } else if let Some(agent) = &view.agent {
         html! {
             <section class="panel idle" data-testid="idle">
-                <p class="idle-title">{ "Ready — waiting for calls" }</p>
+                <p class="idle-title">{ i18n.t("idle-ready") }</p>
                 <p class="idle-agent">
-                    { "Signed in as " }
+                    { i18n.t("idle-signed-in-as") }{ " " }
                     <span data-testid="agent-id">{ agent.clone() }</span>
                 </p>
             </section>
@@ -158,7 +194,7 @@ pub fn WidgetView(props: &WidgetViewProps) -> Html {
     } else {
         html! {
             <section class="panel idle">
-                <p class="idle-title">{ "Connecting to the phone system…" }</p>
+                <p class="idle-title">{ i18n.t("idle-connecting") }</p>
             </section>
         }
     };
@@ -172,25 +208,27 @@ pub fn WidgetView(props: &WidgetViewProps) -> Html {
             <StatusLine status={view.status.clone()} on_retry={props.on_action.reform(|()| UiAction::RetryNow)} />
             if let Some(warning) = &view.host_warning {
                 <p class="notice" data-testid="host-warning" data-reason={warning.reason}>
-                    { warning.message.clone() }
+                    { i18n.t_args(&warning.message_id(), &[
+                        ("origin", Arg::from(warning.origin.clone().unwrap_or_default())),
+                    ]) }
                 </p>
             }
             if view.v2_connected == Some(false) {
                 <div class="notice notice-action" data-testid="v2-connect">
-                    <p>{ "Your calls are logged in V2 as you once you connect V2. Until then they wait." }</p>
+                    <p>{ i18n.t("v2-connect-text") }</p>
                     <button type="button" class="btn btn-accept" data-testid="btn-v2-connect"
                         onclick={props.on_action.reform(|_: MouseEvent| UiAction::ConnectV2)}>
-                        { "Connect V2" }
+                        { i18n.t("v2-connect") }
                     </button>
                 </div>
             }
             if let Some(problem) = &view.problem {
                 <div class="problem" role="alert" data-testid="error" data-code={problem.code.clone()}>
-                    <p>{ problem.message.clone() }</p>
+                    <p title={problem.message.clone()}>{ problem_text(&i18n, problem) }</p>
                     <button
                         type="button"
                         class="btn-icon"
-                        aria-label="Dismiss message"
+                        aria-label={i18n.t("dismiss-message")}
                         data-testid="btn-error-dismiss"
                         onclick={dismiss_problem}
                     >
@@ -198,7 +236,43 @@ pub fn WidgetView(props: &WidgetViewProps) -> Html {
                     </button>
                 </div>
             }
-            <main class="calls" aria-label="Calls">{ body }</main>
+            <main class="calls" aria-label={i18n.t("calls-label")}>{ body }</main>
+            <LanguagePicker lang={i18n.lang()} on_language={props.on_language.clone()} />
         </div>
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Properties)]
+struct LanguagePickerProps {
+    lang: Lang,
+    on_language: Callback<Lang>,
+}
+
+/// The rep's own choice of language, at the foot of the panel. Each language is named in
+/// itself, so a rep lost in a language they cannot read still finds theirs.
+#[component]
+fn LanguagePicker(props: &LanguagePickerProps) -> Html {
+    let i18n = use_i18n();
+    let onchange = {
+        let on_language = props.on_language.clone();
+        Callback::from(move |event: Event| {
+            if let Some(select) = event.target_dyn_into::<web_sys::HtmlSelectElement>()
+                && let Some(lang) = Lang::from_tag(&select.value())
+            {
+                on_language.emit(lang);
+            }
+        })
+    };
+    html! {
+        <footer class="panel-footer">
+            <label class="field-label" for="cti-language">{ i18n.t("language") }</label>
+            <select id="cti-language" class="field" data-testid="language" {onchange}>
+                { for Lang::ALL.iter().map(|lang| html! {
+                    <option value={lang.code()} lang={lang.code()} selected={*lang == props.lang}>
+                        { lang.endonym() }
+                    </option>
+                }) }
+            </select>
+        </footer>
     }
 }

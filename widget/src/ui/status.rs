@@ -3,7 +3,8 @@
 use yew::prelude::*;
 
 use super::clock::use_now;
-use crate::connection::ConnectionStatus;
+use crate::connection::{ConnectionStatus, Disconnect};
+use crate::i18n::use_i18n;
 
 #[derive(Debug, Clone, PartialEq, Properties)]
 pub struct StatusLineProps {
@@ -15,11 +16,14 @@ pub struct StatusLineProps {
 /// Always present, so the rep can tell "no calls" from "not connected" at a glance.
 #[component]
 pub fn StatusLine(props: &StatusLineProps) -> Html {
+    let i18n = use_i18n();
     let state = props.status.data_state();
     let content = match &props.status {
-        ConnectionStatus::Connected => html! { <span class="status-text">{ "Connected" }</span> },
+        ConnectionStatus::Connected => {
+            html! { <span class="status-text">{ i18n.t("status-connected") }</span> }
+        }
         ConnectionStatus::Connecting => {
-            html! { <span class="status-text">{ "Connecting…" }</span> }
+            html! { <span class="status-text">{ i18n.t("status-connecting") }</span> }
         }
         ConnectionStatus::Reconnecting {
             retry_at_ms,
@@ -31,13 +35,13 @@ pub fn StatusLine(props: &StatusLineProps) -> Html {
                     <Countdown retry_at_ms={*retry_at_ms} reason={reason.clone()} />
                     <button type="button" class="btn-link status-retry-now"
                         data-testid="btn-retry-now" onclick={retry}>
-                        { "Retry now" }
+                        { i18n.t("status-retry-now") }
                     </button>
                 </>
             }
         }
         ConnectionStatus::SignedOut { .. } => {
-            html! { <span class="status-text">{ "Signed out" }</span> }
+            html! { <span class="status-text">{ i18n.t("status-signed-out") }</span> }
         }
     };
     html! {
@@ -57,7 +61,7 @@ pub fn StatusLine(props: &StatusLineProps) -> Html {
 #[derive(Debug, Clone, PartialEq, Properties)]
 struct CountdownProps {
     retry_at_ms: u64,
-    reason: AttrValue,
+    reason: Disconnect,
 }
 
 /// "Disconnected (reason) · Reconnecting in 4s". The countdown is hidden from screen readers:
@@ -65,13 +69,19 @@ struct CountdownProps {
 /// switch to "Connecting…" is announced anyway.
 #[component]
 fn Countdown(props: &CountdownProps) -> Html {
+    let i18n = use_i18n();
     let now = use_now(500);
     let seconds = props.retry_at_ms.saturating_sub(now).div_ceil(1_000);
+    let (id, args) = props.reason.message();
+    let reason = i18n.t_args(&id, &args);
+    let seconds = i64::try_from(seconds).unwrap_or(i64::MAX);
     html! {
         <span class="status-text">
-            <span class="status-reason">{ format!("Disconnected ({})", props.reason) }</span>
+            <span class="status-reason" title={props.reason.relay_reason().map(str::to_owned)}>
+                { i18n.t_args("status-disconnected", &[("reason", reason.into())]) }
+            </span>
             <span class="status-retry" aria-hidden="true" data-testid="reconnect-in">
-                { format!(" · Reconnecting in {seconds}s") }
+                { " · " }{ i18n.t_args("status-reconnecting-in", &[("seconds", seconds.to_string().into())]) }
             </span>
         </span>
     }

@@ -6,6 +6,7 @@ use yew::prelude::*;
 
 use super::UiAction;
 use super::format::heading_id;
+use crate::i18n::use_i18n;
 
 #[derive(Debug, Clone, PartialEq, Properties)]
 pub struct WrapUpProps {
@@ -21,6 +22,7 @@ pub struct WrapUpProps {
 /// presses Save; the line under them says whether the relay has them.
 #[component]
 pub fn WrapUpForm(props: &WrapUpProps) -> Html {
+    let i18n = use_i18n();
     let call = &props.call;
     let saved_disposition = call.wrap_up.disposition.clone();
     let save = {
@@ -76,12 +78,15 @@ pub fn WrapUpForm(props: &WrapUpProps) -> Html {
     let select_id = format!("disposition-{}", heading_id(&call.id));
     html! {
         <div class="wrap-up">
-            <label for={id.clone()}>{ "Notes" }</label>
-            <textarea {id} data-testid="notes" rows="3" maxlength="10000"
-                placeholder="What was the call about?" value={props.text.clone()} {oninput} {onchange} />
+            <div class="field-group">
+                <label class="field-label" for={id.clone()} data-testid="notes-label">{ i18n.t("notes") }</label>
+                <textarea {id} class="field" data-testid="notes" rows="3" maxlength="10000"
+                    placeholder={i18n.t("notes-placeholder")} value={props.text.clone()} {oninput} {onchange} />
+            </div>
             if !props.dispositions.is_empty() {
-                <label for={select_id.clone()}>{ "Outcome" }</label>
-                <select id={select_id} data-testid="disposition" onchange={on_disposition}>
+                <div class="field-group">
+                <label class="field-label" for={select_id.clone()} data-testid="disposition-label">{ i18n.t("outcome") }</label>
+                <select id={select_id} class="field" data-testid="disposition" onchange={on_disposition}>
                     <option value="" selected={saved_disposition.is_none()}>{ "—" }</option>
                     { for props.dispositions.iter().map(|d| html! {
                         <option value={d.clone()} selected={saved_disposition.as_deref() == Some(d.as_str())}>
@@ -89,15 +94,16 @@ pub fn WrapUpForm(props: &WrapUpProps) -> Html {
                         </option>
                     }) }
                 </select>
+                </div>
             }
             <p class="notes-saved" data-testid="notes-status" data-saved={saved.to_string()}>
                 if saved {
-                    { if props.text.is_empty() { "" } else { "Saved" } }
+                    { if props.text.is_empty() { String::new() } else { i18n.t("notes-saved") } }
                 } else {
-                    { "Not saved yet" }
+                    <span>{ i18n.t("notes-not-saved") }</span>
                     <button type="button" class="btn btn-secondary" data-testid="btn-save-notes"
                         disabled={!props.online} onclick={on_save}>
-                        { "Save" }
+                        { i18n.t("save") }
                     </button>
                 }
             </p>
@@ -116,6 +122,7 @@ pub struct ActivityLineProps {
 /// or refused (V2's reason, and a retry once the cause is fixed).
 #[component]
 pub fn ActivityLine(props: &ActivityLineProps) -> Html {
+    let i18n = use_i18n();
     let activity = &props.activity;
     let state = match activity.state {
         ActivityState::Logged => "logged",
@@ -137,28 +144,28 @@ pub fn ActivityLine(props: &ActivityLineProps) -> Html {
             { match activity.state {
                 ActivityState::Logged => html! {
                     <>
-                        { "Logged in V2" }
+                        <span>{ i18n.t("activity-logged") }</span>
                         if let Some(link) = activity.link.clone() {
                             { " " }
                             <a href={link} target="_blank" rel="noopener" data-testid="activity-link">
-                                { activity.display_id.clone().map_or_else(|| "Open".to_owned(), |d| format!("#{d}")) }
+                                { activity.display_id.clone().map_or_else(|| i18n.t("activity-open"), |d| format!("#{d}")) }
                             </a>
                         }
                     </>
                 },
                 ActivityState::Failed => html! {
                     <>
-                        { "Not logged: " }
-                        <span data-testid="activity-reason">{ reason }</span>
+                        <span>{ i18n.t("activity-not-logged") }{ " " }
+                        <span data-testid="activity-reason">{ reason }</span></span>
                         <button type="button" class="btn btn-secondary" data-testid="btn-retry-activity" onclick={retry}>
-                            { "Retry" }
+                            { i18n.t("retry") }
                         </button>
                     </>
                 },
-                _ if reason.is_empty() => html! { { "Logging to V2…" } },
+                _ if reason.is_empty() => html! { { i18n.t("activity-logging") } },
                 _ => html! {
                     <>
-                        { "Logging to V2… retrying (" }
+                        { i18n.t("activity-retrying") }{ " (" }
                         <span data-testid="activity-reason">{ reason }</span>
                         { ")" }
                     </>
@@ -180,6 +187,7 @@ pub struct ConsentProps {
 /// confirms here (during or after the call); until then the recording stays off the activity.
 #[component]
 pub fn ConsentNotice(props: &ConsentProps) -> Html {
+    let i18n = use_i18n();
     let consent = &props.consent;
     let confirm = {
         let on_action = props.on_action.clone();
@@ -195,12 +203,13 @@ pub fn ConsentNotice(props: &ConsentProps) -> Html {
         <p class={classes!("consent", confirmed.then_some("consent-confirmed"))}
             data-testid="consent" data-confirmed={confirmed.to_string()}>
             if let Some(by) = consent.confirmed_by.clone() {
-                { format!("Recording consent confirmed by {by}") }
+                { i18n.t_args("consent-confirmed", &[("by", by.into())]) }
             } else {
-                { format!("Recording needs the caller's consent ({}). Ask, then confirm: ", consent.jurisdiction) }
+                <span>{ i18n.t_args("consent-needed", &[("jurisdiction", consent.jurisdiction.as_str().into())]) }</span>
+                { " " }
                 <button type="button" class="btn btn-secondary" data-testid="btn-confirm-consent"
                     disabled={!props.online} onclick={confirm}>
-                    { "Caller consented" }
+                    { i18n.t("caller-consented") }
                 </button>
             }
         </p>
