@@ -20,7 +20,8 @@
 //!   activity in V2), [`authority`] (on whose behalf V2 is written), [`adapters`] (telephony
 //!   providers), [`numbers`] (E.164, the number index and its refresh), [`calls`] (call legs,
 //!   their state machine and store), [`push`] (per-rep sequence numbers, replay, fan-out between
-//!   instances), [`v2`] (the V2 client and field mapping).
+//!   instances), [`v2`] (the V2 client and field mapping), [`subscriptions`] (the customers
+//!   subscribed through SAP BTP's SaaS Provisioning service, and the removal of their data).
 //! - [`config`]: typed settings, parsed once; it borrows plain value types (a region, ranking
 //!   rules, a consent policy, a provider's settings) from the domains that define them and calls
 //!   nothing.
@@ -48,6 +49,7 @@ pub mod secret;
 pub mod server;
 pub mod shared_store;
 pub mod state;
+pub mod subscriptions;
 pub mod v2;
 
 use std::net::SocketAddr;
@@ -136,7 +138,8 @@ pub fn spawn_on(
 pub fn start_background(state: &Arc<AppState>) -> Vec<tokio::task::JoinHandle<()>> {
     let mut tasks: Vec<_> = state
         .tenants
-        .values()
+        .all()
+        .iter()
         .map(|tenant| {
             tokio::spawn(numbers::refresh::run(
                 state.numbers.clone(),
@@ -144,11 +147,8 @@ pub fn start_background(state: &Arc<AppState>) -> Vec<tokio::task::JoinHandle<()
             ))
         })
         .collect();
-    for tenant in state.tenants.values() {
-        tasks.push(tokio::spawn(pipeline::links::run(
-            state.clone(),
-            tenant.clone(),
-        )));
+    for tenant in state.tenants.all() {
+        tasks.push(tokio::spawn(pipeline::links::run(state.clone(), tenant)));
     }
     let stopping = state.clone();
     tasks.push(tokio::spawn(activity::writer::run(
@@ -193,6 +193,7 @@ mod layers {
         ("shared_store", &[]),
         ("metrics", &[]),
         ("error", &[]),
+        ("subscriptions", &[]),
     ];
 
     fn sources(path: &Path, out: &mut Vec<std::path::PathBuf>) {

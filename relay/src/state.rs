@@ -63,6 +63,8 @@ pub struct Stores {
     pub leases: Arc<dyn ConnectorLeases>,
     /// What adapters remember of a provider's calls between notifications.
     pub call_state: Arc<dyn CallStateStore>,
+    /// The customers subscribed through the SaaS Provisioning service.
+    pub directory: Arc<dyn crate::subscriptions::Directory>,
     /// This process, as the holder of leases (rebuilds, activities): one name for all of them.
     pub instance_id: String,
 }
@@ -113,6 +115,9 @@ impl Stores {
                     ))),
                     leases: Arc::new(RedisLeases::new(conn.clone())),
                     call_state: Arc::new(RedisCallState::with_connection(conn.clone())),
+                    directory: Arc::new(crate::subscriptions::RedisDirectory::with_connection(
+                        conn.clone(),
+                    )),
                     shared_replay: Some(Arc::new(
                         crate::push::redis_replay::RedisReplay::with_connection(
                             conn,
@@ -143,6 +148,7 @@ impl Stores {
             shared_replay: None,
             leases: Arc::new(SoleInstance),
             call_state: Arc::new(MemoryCallState::new(clock.clone())),
+            directory: Arc::new(crate::subscriptions::MemoryDirectory::default()),
             instance_id: uuid::Uuid::new_v4().to_string(),
         }
     }
@@ -187,10 +193,62 @@ fn memory_outbox(config: &Config) -> Result<MemoryOutbox, StartupError> {
     Ok(MemoryOutbox::default())
 }
 
+/// The tenants this relay serves, by id: those of the tenants file from the start, and with
+/// the SaaS Provisioning service those subscribed (and configured) while it runs. Every lookup
+/// goes through here, so a tenant added or removed is seen by the next request.
+///
+/// A read takes the lock only to clone an `Arc`: no lock is held across an await.
+#[derive(Debug, Default)]
+pub struct Tenants {
+    by_id: std::sync::RwLock<HashMap<String, Arc<Tenant>>>,
+}
+
+impl Tenants {
+    pub fn new(tenants: impl IntoIterator<Item = Arc<Tenant>>) -> Self {
+        Tenants {
+            by_id: std::sync::RwLock::new(
+                tenants
+                    .into_iter()
+                    .map(|t| (t.config.id.clone(), t))
+                    .collect(),
+            ),
+        }
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Arc<Tenant>>> {
+        self.by_id.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, Arc<Tenant>>> {
+        self.by_id.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn get(&self, id: &str) -> Option<Arc<Tenant>> {
+        self.read().get(id).cloned()
+    }
+
+    /// Every tenant now, sorted by id (so what lists them is stable).
+    pub fn all(&self) -> Vec<Arc<Tenant>> {
+        let mut all: Vec<_> = self.read().values().cloned().collect();
+        all.sort_by(|a, b| a.config.id.cmp(&b.config.id));
+        all
+    }
+
+    /// Adds a tenant or replaces the one with its id; the one replaced.
+    pub fn insert(&self, tenant: Arc<Tenant>) -> Option<Arc<Tenant>> {
+        self.write().insert(tenant.config.id.clone(), tenant)
+    }
+
+    /// Removes a tenant; the one removed.
+    pub fn remove(&self, id: &str) -> Option<Arc<Tenant>> {
+        self.write().remove(id)
+    }
+}
+
 #[derive(Debug)]
 pub struct AppState {
     pub config: Config,
-    pub tenants: HashMap<String, Arc<Tenant>>,
+    pub tenants: Tenants,
     /// Callers' numbers: the index, the reps' choices, live answers.
     pub numbers: Arc<Numbers>,
     pub calls: Arc<dyn CallStore>,
@@ -208,6 +266,8 @@ pub struct AppState {
     /// Who runs each tenant's provider connector, and this instance's name as a holder.
     pub leases: Arc<dyn ConnectorLeases>,
     pub instance_id: String,
+    /// The customers subscribed through the SaaS Provisioning service.
+    pub directory: Arc<dyn crate::subscriptions::Directory>,
     /// With Redis: whether this instance hears the other instances' call messages.
     pub fanout: crate::push::Fanout,
     /// Widget connections still waiting for their `hello`, counted against the limits.
@@ -281,9 +341,9 @@ impl AppState {
                     auth: t.auth.clone(),
                     config: t.clone(),
                 };
-                (t.id.clone(), Arc::new(tenant))
+                Arc::new(tenant)
             })
-            .collect();
+            .collect::<Vec<_>>();
         let authority = Authority::new(
             &config,
             http.clone(),
@@ -322,6 +382,7 @@ impl AppState {
             }),
             leases: stores.leases,
             instance_id: stores.instance_id,
+            directory: stores.directory,
             metrics,
             stripes: Arc::default(),
             shutdown: tokio::sync::watch::channel(false).0,
@@ -330,7 +391,7 @@ impl AppState {
                 config.limits.pending_hellos,
                 config.limits.pending_hellos_per_client,
             ),
-            tenants,
+            tenants: Tenants::new(tenants),
             calls: stores.calls,
             activity: Arc::new(crate::activity::Activities::new(stores.outbox)),
             authority: Arc::new(authority),
@@ -365,7 +426,8 @@ impl AppState {
             settings: WriterSettings::from_config(&self.config),
             tenants: self
                 .tenants
-                .values()
+                .all()
+                .iter()
                 .map(|t| WriterTenant {
                     config: t.config.clone(),
                     v2: t.v2.clone(),
@@ -375,7 +437,7 @@ impl AppState {
         }
     }
 
-    pub fn tenant(&self, id: &str) -> Option<&Arc<Tenant>> {
+    pub fn tenant(&self, id: &str) -> Option<Arc<Tenant>> {
         self.tenants.get(id)
     }
 

@@ -16,10 +16,13 @@ pub(super) fn service(
         tracing::warn!(dir = %dir.display(), "widget not built: /widget/ will answer 404 (run `cargo xtask demo`)");
     }
     // One page for every tenant, served before anyone signs in: every tenant's V2 may frame it.
-    let mut origins: Vec<&str> = state
+    // Read once, when the routes are built: a tenant subscribed later is framed only from the
+    // origins known at start (see docs/security.md, "SaaS subscriptions").
+    let mut origins: Vec<String> = state
         .tenants
-        .values()
-        .flat_map(|t| t.config.host_origins.iter().map(String::as_str))
+        .all()
+        .iter()
+        .flat_map(|t| t.config.host_origins.iter().cloned())
         .collect();
     origins.sort_unstable();
     origins.dedup();

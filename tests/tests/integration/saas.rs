@@ -1,0 +1,319 @@
+//! SAP BTP's SaaS Provisioning service subscribing and unsubscribing customers: the callbacks
+//! over HTTP with the simulated registry's client-credentials token, the tokens they refuse, and
+//! an unsubscribed tenant's keys gone from a real redis-server.
+
+use cti_relay::config::SaasConfig;
+use cti_relay::numbers::index::{Generation, IndexedRecord};
+use cti_relay::secret::Secret;
+use cti_tests::redis::RedisServer;
+use cti_tests::{Stack, test_token_key};
+use serde_json::{Value, json};
+
+/// A subscriber's zone id, as XSUAA names subaccounts.
+const TENANT: &str = "2c8b3f2e-6f1a-4c1e-9d55-5c1b0f6d7a10";
+
+fn saas() -> SaasConfig {
+    SaasConfig {
+        tenant_url: "https://{subdomain}-cti.example.com".into(),
+        callback_scope: cti_sim::btp::CALLBACK_SCOPE.into(),
+        dependencies: vec!["destination-xsappname!b404".into()],
+    }
+}
+
+async fn start(redis: Option<&RedisServer>) -> Stack {
+    Stack::start_with(|c| {
+        c.saas = Some(saas());
+        if let Some(server) = redis {
+            c.redis_url = Some(Secret::new(server.url()));
+            c.token_key = Some(test_token_key());
+        }
+    })
+    .await
+    .expect("stack starts")
+}
+
+/// The token the registry fetches from the relay's (simulated) XSUAA with its client credentials.
+async fn registry_token(stack: &Stack) -> String {
+    let sim = &stack.sim.sim.config;
+    let answer: Value = stack
+        .http
+        .post(format!(
+            "{}/sim/btp/saas-registry/oauth/token",
+            stack.sim.url()
+        ))
+        .basic_auth(&sim.saas_client_id, Some(&sim.saas_client_secret))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .expect("the simulated XSUAA answers")
+        .error_for_status()
+        .expect("a token")
+        .json()
+        .await
+        .expect("JSON");
+    answer["access_token"]
+        .as_str()
+        .expect("an access token")
+        .to_string()
+}
+
+fn subscription_body(tenant: &str, subdomain: &str) -> Value {
+    json!({
+        "subscriptionAppName": "cti-relay",
+        "subscribedTenantId": tenant,
+        "subscribedSubdomain": subdomain,
+        "globalAccountGUID": "9f1c0c8e-0000-4000-8000-000000000001",
+        "subscriptionGUID": "5a0e7c1d-0000-4000-8000-000000000002",
+        "userId": "admin@example.com",
+    })
+}
+
+fn callback(stack: &Stack, tenant: &str) -> String {
+    format!("{}/callback/v1.0/tenants/{tenant}", stack.relay.url())
+}
+
+async fn subscribe(stack: &Stack, token: Option<&str>, tenant: &str) -> reqwest::Response {
+    let mut request = stack
+        .http
+        .put(callback(stack, tenant))
+        .json(&subscription_body(tenant, "acme"));
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    request.send().await.expect("the relay answers")
+}
+
+async fn error_of(response: reqwest::Response) -> (u16, String, String) {
+    let status = response.status().as_u16();
+    let body: Value = response.json().await.expect("an error body");
+    (
+        status,
+        body["error"]["code"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+        body["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+    )
+}
+
+#[tokio::test]
+async fn the_registry_subscribes_a_tenant_and_learns_its_url_and_dependencies() {
+    let stack = start(None).await;
+    let token = registry_token(&stack).await;
+
+    let response = subscribe(&stack, Some(&token), TENANT).await;
+    assert_eq!(response.status(), 200);
+    let url = response.text().await.expect("a text body");
+    assert_eq!(url, "https://acme-cti.example.com");
+    let stored = stack
+        .relay
+        .state
+        .directory
+        .get(TENANT)
+        .await
+        .expect("the directory reads")
+        .expect("the subscription is stored");
+    assert_eq!(stored.subdomain, "acme");
+    assert_eq!(stored.url, url);
+
+    let dependencies: Value = stack
+        .http
+        .get(format!("{}/callback/v1.0/dependencies", stack.relay.url()))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("the relay answers")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(
+        dependencies,
+        json!([{"xsappname": "destination-xsappname!b404"}])
+    );
+
+    // The registry calls again after a timeout: the same answer.
+    let again = subscribe(&stack, Some(&token), TENANT).await;
+    assert_eq!(again.status(), 200);
+
+    let gone = stack
+        .http
+        .delete(callback(&stack, TENANT))
+        .bearer_auth(&token)
+        .json(&subscription_body(TENANT, "acme"))
+        .send()
+        .await
+        .expect("the relay answers");
+    assert_eq!(gone.status(), 200);
+    assert!(
+        stack
+            .relay
+            .state
+            .directory
+            .get(TENANT)
+            .await
+            .expect("the directory reads")
+            .is_none()
+    );
+}
+
+#[tokio::test]
+async fn tokens_that_are_not_the_registrys_are_refused() {
+    let stack = start(None).await;
+    let idp = &stack.sim.sim.idp;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs();
+    let client = |aud: &str, scope: &str| {
+        idp.sign_claims(&json!({
+            "iss": cti_sim::idp::ISSUER, "aud": [aud], "sub": "sb-other", "cid": "sb-other",
+            "grant_type": "client_credentials", "zid": "provider-zone", "scope": [scope],
+            "iat": now, "exp": now + 300,
+        }))
+    };
+
+    let (status, code, message) = error_of(subscribe(&stack, None, TENANT).await).await;
+    assert_eq!((status, code.as_str()), (401, "unauthorized"), "{message}");
+    assert!(message.contains("bearer token"), "{message}");
+
+    // A client of this app without the callback scope.
+    let no_scope = client(cti_sim::idp::AUDIENCE, "cti-relay.Agent");
+    let (status, code, message) = error_of(subscribe(&stack, Some(&no_scope), TENANT).await).await;
+    assert_eq!((status, code.as_str()), (403, "forbidden"), "{message}");
+    assert!(message.contains("cti-relay.Callback"), "{message}");
+
+    // Another app's token, even with a scope of the same name.
+    let other_app = client("other-app", "cti-relay.Callback");
+    let (status, code, message) = error_of(subscribe(&stack, Some(&other_app), TENANT).await).await;
+    assert_eq!((status, code.as_str()), (401, "unauthorized"), "{message}");
+
+    // A rep's token is a user's, not the registry's client credentials.
+    let rep = idp.issue("alice@example.com", TENANT, 300);
+    let (status, code, message) = error_of(subscribe(&stack, Some(&rep), TENANT).await).await;
+    assert_eq!((status, code.as_str()), (403, "forbidden"), "{message}");
+    assert!(message.contains("client-credentials"), "{message}");
+
+    // Nothing was subscribed by any of them.
+    assert!(
+        stack
+            .relay
+            .state
+            .directory
+            .list()
+            .await
+            .expect("the directory reads")
+            .is_empty()
+    );
+
+    // A tenant of the tenants file is not the registry's to change.
+    let token = registry_token(&stack).await;
+    let (status, code, message) = error_of(subscribe(&stack, Some(&token), "demo").await).await;
+    assert_eq!((status, code.as_str()), (409, "conflict"), "{message}");
+}
+
+/// Every key of `tenant` in the relay's Redis.
+async fn keys_of(server: &RedisServer, tenant: &str) -> Vec<String> {
+    let client = redis::Client::open(server.url()).expect("a Redis URL");
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("Redis answers");
+    let mut keys = Vec::new();
+    let mut cursor: u64 = 0;
+    loop {
+        let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(format!("cti:{{{tenant}}}:*"))
+            .arg("COUNT")
+            .arg(1000)
+            .query_async(&mut conn)
+            .await
+            .expect("SCAN");
+        keys.extend(batch);
+        cursor = next;
+        if cursor == 0 {
+            break;
+        }
+    }
+    keys.sort();
+    keys
+}
+
+#[tokio::test]
+async fn unsubscribing_leaves_nothing_of_the_tenant_in_redis() {
+    let server = RedisServer::start().await.expect("redis-server");
+    let stack = start(Some(&server)).await;
+    let token = registry_token(&stack).await;
+    let response = subscribe(&stack, Some(&token), TENANT).await;
+    assert_eq!(response.status(), 200);
+
+    // What the tenant's use leaves in the stores: an index, a rep's choice, a rep's sealed token.
+    let state = &stack.relay.state;
+    let mut generation = Generation::new();
+    generation.insert(
+        "+41441234567".into(),
+        vec![IndexedRecord {
+            kind: cti_protocol::ws::RecordKind::Contact,
+            id: "c1".into(),
+            display_id: "1".into(),
+            name: "Anna".into(),
+            account: None,
+            owner_id: None,
+            open_opportunities: 0,
+            last_activity: None,
+        }],
+    );
+    state
+        .numbers
+        .index
+        .replace(TENANT, generation)
+        .await
+        .expect("indexed");
+    state
+        .numbers
+        .choices
+        .put(TENANT, "alice@example.com", "+41441234567", "c1")
+        .await
+        .expect("a choice");
+    state
+        .authority
+        .vault
+        .put(TENANT, "alice@example.com", b"sealed")
+        .await
+        .expect("a token");
+    let before = keys_of(&server, TENANT).await;
+    assert!(
+        before.len() >= 4,
+        "the tenant's keys before unsubscribing: {before:?}"
+    );
+    let demo_before = keys_of(&server, "demo").await;
+    assert!(!demo_before.is_empty());
+
+    let gone = stack
+        .http
+        .delete(callback(&stack, TENANT))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("the relay answers");
+    assert_eq!(gone.status(), 200);
+
+    assert_eq!(keys_of(&server, TENANT).await, Vec::<String>::new());
+    let client = redis::Client::open(server.url()).expect("a Redis URL");
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("Redis answers");
+    let subscribed: Vec<String> = redis::cmd("SMEMBERS")
+        .arg("cti:subscriptions")
+        .query_async(&mut conn)
+        .await
+        .expect("SMEMBERS");
+    assert!(subscribed.is_empty(), "{subscribed:?}");
+    // Another tenant's keys stay.
+    assert!(!keys_of(&server, "demo").await.is_empty());
+}
