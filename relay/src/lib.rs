@@ -92,6 +92,7 @@ impl RelayHandle {
         for task in &self.tasks {
             task.abort();
         }
+        self.state.stop_tenant_tasks();
     }
 }
 
@@ -161,7 +162,49 @@ pub fn start_background(state: &Arc<AppState>) -> Vec<tokio::task::JoinHandle<()
             push::fanout::follow(url.expose(), &state.hub, &state.fanout).await;
         }));
     }
+    tasks.push(tokio::spawn(follow_subscriptions(state.clone())));
     tasks
+}
+
+/// Serves the subscribed tenants' settings stored when this instance starts, then, with Redis,
+/// each change another instance announces; after a break in listening everything is read again.
+async fn follow_subscriptions(state: Arc<AppState>) {
+    let Some(url) = state.config.redis_url.clone() else {
+        if let Err(err) = state.load_subscribed().await {
+            tracing::error!(%err, "the subscribed tenants do not load");
+        }
+        return;
+    };
+    loop {
+        // `None`: read every tenant (once listening, so no change falls between the two).
+        let (changed, mut heard) = tokio::sync::mpsc::unbounded_channel::<Option<String>>();
+        let everything = changed.clone();
+        let listening = subscriptions::listen(
+            url.expose(),
+            move || {
+                let _ = everything.send(None);
+            },
+            move |tenant| {
+                let _ = changed.send(Some(tenant));
+            },
+        );
+        let applying = async {
+            while let Some(change) = heard.recv().await {
+                let result = match &change {
+                    Some(tenant) => state.reload(tenant).await,
+                    None => state.load_subscribed().await,
+                };
+                if let Err(err) = result {
+                    tracing::error!(tenant = ?change, %err, "subscribed tenants' settings do not load");
+                }
+            }
+        };
+        let (result, ()) = tokio::join!(listening, applying);
+        if let Err(err) = result {
+            tracing::warn!(%err, "the tenants' change channel is unavailable; retrying");
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    }
 }
 
 /// The layers of the crate map above, held against the code: each room imports only the rooms

@@ -43,6 +43,58 @@ pub struct Tenant {
     pub auth: crate::authority::AuthMode,
     /// The tenant's number index: its status, budget and what the last build learnt.
     pub numbers: Arc<TenantNumbers>,
+    /// A subscribed tenant's settings as stored (None for the tenants file's): whether a change
+    /// heard from another instance changes anything.
+    pub settings_text: Option<String>,
+}
+
+/// What every tenant's runtime parts are built with: the process's HTTP client and clock, the
+/// adapters' call-state store, the refresher's daily budget.
+#[derive(Debug, Clone)]
+pub struct TenantParts {
+    http: reqwest::Client,
+    clock: SharedClock,
+    call_state: Arc<dyn CallStateStore>,
+    refresh_budget: Option<u64>,
+}
+
+impl TenantParts {
+    /// A tenant's V2 client, number index side and telephony adapter, from its configuration.
+    pub fn build(&self, t: &TenantConfig) -> Tenant {
+        let v2 = V2Client::with_http(
+            self.http.clone(),
+            &t.v2_url,
+            V2Auth::Basic {
+                user: t.v2_user.clone(),
+                password: t.v2_password.clone(),
+            },
+        );
+        Tenant {
+            region: t.region.clone(),
+            numbers: Arc::new(TenantNumbers::new(
+                &t.id,
+                v2.clone(),
+                t.region.clone(),
+                DailyBudget::new(self.refresh_budget, self.clock.clone()),
+            )),
+            v2,
+            adapter: crate::adapters::build(
+                &t.telephony,
+                crate::adapters::Context {
+                    tenant: t.id.clone(),
+                    http: self.http.clone(),
+                    clock: self.clock.clone(),
+                },
+                self.call_state.clone(),
+            ),
+            link: Arc::default(),
+            rules: t.rank_rules.clone(),
+            consent: t.recording_consent.clone().unwrap_or_default(),
+            auth: t.auth.clone(),
+            config: t.clone(),
+            settings_text: None,
+        }
+    }
 }
 
 /// The stores behind the traits, chosen by configuration (or by a test).
@@ -152,6 +204,28 @@ impl Stores {
             instance_id: uuid::Uuid::new_v4().to_string(),
         }
     }
+}
+
+/// The associated data a subscribed tenant's settings are sealed with beside the tenant: no
+/// rep id is empty (the rep id rule refuses it), so sealed settings never open as a rep's token
+/// nor a token as settings.
+const SETTINGS_OWNER: &str = "";
+
+/// Why a subscribed tenant's settings were not taken.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigureError {
+    #[error("tenant {0:?} is not subscribed")]
+    NotSubscribed(String),
+    #[error("tenant {0:?} is configured in the tenants file")]
+    FromFile(String),
+    #[error(transparent)]
+    Invalid(crate::config::ConfigError),
+    #[error("CTI_TOKEN_KEY is required to keep a tenant's settings (and their secrets) in Redis")]
+    NoKey,
+    #[error("stored settings do not open with CTI_TOKEN_KEY (was the key changed?)")]
+    Seal,
+    #[error(transparent)]
+    Store(#[from] crate::subscriptions::DirectoryError),
 }
 
 /// Why the relay could not start with its configuration.
@@ -268,6 +342,11 @@ pub struct AppState {
     pub instance_id: String,
     /// The customers subscribed through the SaaS Provisioning service.
     pub directory: Arc<dyn crate::subscriptions::Directory>,
+    /// What a tenant configured at run time is built with.
+    pub tenant_parts: TenantParts,
+    /// The background work of each tenant configured at run time (its index refresher,
+    /// provider link and activity writer), stopped when it is removed or replaced.
+    tenant_tasks: std::sync::Mutex<HashMap<String, Vec<tokio::task::AbortHandle>>>,
     /// With Redis: whether this instance hears the other instances' call messages.
     pub fanout: crate::push::Fanout,
     /// Widget connections still waiting for their `hello`, counted against the limits.
@@ -305,44 +384,16 @@ impl AppState {
             .connect_timeout(config.v2_timeout.min(std::time::Duration::from_secs(5)))
             .build()?;
         let metrics = Arc::new(Metrics::default());
+        let parts = TenantParts {
+            http: http.clone(),
+            clock: clock.clone(),
+            call_state: stores.call_state.clone(),
+            refresh_budget: config.refresh_budget,
+        };
         let tenants = config
             .tenants
             .iter()
-            .map(|t| {
-                let v2 = V2Client::with_http(
-                    http.clone(),
-                    &t.v2_url,
-                    V2Auth::Basic {
-                        user: t.v2_user.clone(),
-                        password: t.v2_password.clone(),
-                    },
-                );
-                let tenant = Tenant {
-                    region: t.region.clone(),
-                    numbers: Arc::new(TenantNumbers::new(
-                        &t.id,
-                        v2.clone(),
-                        t.region.clone(),
-                        DailyBudget::new(config.refresh_budget, clock.clone()),
-                    )),
-                    v2,
-                    adapter: crate::adapters::build(
-                        &t.telephony,
-                        crate::adapters::Context {
-                            tenant: t.id.clone(),
-                            http: http.clone(),
-                            clock: clock.clone(),
-                        },
-                        stores.call_state.clone(),
-                    ),
-                    link: Arc::default(),
-                    rules: t.rank_rules.clone(),
-                    consent: t.recording_consent.clone().unwrap_or_default(),
-                    auth: t.auth.clone(),
-                    config: t.clone(),
-                };
-                Arc::new(tenant)
-            })
+            .map(|t| Arc::new(parts.build(t)))
             .collect::<Vec<_>>();
         let authority = Authority::new(
             &config,
@@ -383,6 +434,8 @@ impl AppState {
             leases: stores.leases,
             instance_id: stores.instance_id,
             directory: stores.directory,
+            tenant_parts: parts,
+            tenant_tasks: std::sync::Mutex::default(),
             metrics,
             stripes: Arc::default(),
             shutdown: tokio::sync::watch::channel(false).0,
@@ -403,6 +456,155 @@ impl AppState {
     /// Starts stopping: open sessions say goodbye, the server stops accepting.
     pub fn shut_down(&self) {
         self.shutdown.send_replace(true);
+    }
+
+    /// Stops the background work of every tenant configured at run time.
+    pub fn stop_tenant_tasks(&self) {
+        let mut tasks = self.tenant_tasks.lock().unwrap_or_else(|p| p.into_inner());
+        for (_, handles) in tasks.drain() {
+            handles.iter().for_each(tokio::task::AbortHandle::abort);
+        }
+    }
+
+    /// What seals a subscribed tenant's settings: `CTI_TOKEN_KEY` (with the previous key still
+    /// opening). Without a key, settings are kept only in memory (no Redis): see
+    /// [`AppState::configure`].
+    fn sealer(&self) -> Option<crate::authority::vault::Sealer> {
+        self.config.token_key.as_ref().map(|key| {
+            crate::authority::vault::Sealer::rotated(key, self.config.token_key_previous.as_ref())
+        })
+    }
+
+    /// Configures a subscribed tenant: its settings (a tenants file entry's shape, checked as
+    /// the file is) are sealed whole with `CTI_TOKEN_KEY` and stored, and the tenant is served
+    /// with them from now on, here at once and on the other instances when they hear of it.
+    /// The admin page is where this is meant to be called from (not built yet).
+    pub async fn configure(
+        self: &Arc<Self>,
+        tenant: &str,
+        settings: &serde_json::Value,
+    ) -> Result<(), ConfigureError> {
+        if self.config.tenant(tenant).is_some() {
+            return Err(ConfigureError::FromFile(tenant.to_string()));
+        }
+        if self.directory.get(tenant).await?.is_none() {
+            return Err(ConfigureError::NotSubscribed(tenant.to_string()));
+        }
+        let config = TenantConfig::from_json(tenant, settings).map_err(ConfigureError::Invalid)?;
+        let text = settings.to_string();
+        let stored = match self.sealer() {
+            Some(sealer) => sealer
+                .seal(tenant, SETTINGS_OWNER, &text)
+                .map_err(|_| ConfigureError::Seal)?,
+            None if self.config.redis_url.is_some() => return Err(ConfigureError::NoKey),
+            // In memory only: nothing leaves the process, so there is nothing to seal against.
+            None => text.into_bytes(),
+        };
+        self.directory.put_settings(tenant, &stored).await?;
+        let mut built = self.tenant_parts.build(&config);
+        built.settings_text = Some(settings.to_string());
+        self.serve(Arc::new(built));
+        Ok(())
+    }
+
+    /// Reads a subscribed tenant's state from the directory again and serves what it says: its
+    /// settings when it has some, nothing when it is unconfigured or no longer subscribed.
+    pub async fn reload(self: &Arc<Self>, tenant: &str) -> Result<(), ConfigureError> {
+        if self.config.tenant(tenant).is_some() {
+            return Ok(());
+        }
+        let subscribed = self.directory.get(tenant).await?.is_some();
+        let sealed = match subscribed {
+            true => self.directory.settings(tenant).await?,
+            false => None,
+        };
+        let Some(sealed) = sealed else {
+            self.forget(tenant);
+            return Ok(());
+        };
+        let text = match self.sealer() {
+            Some(sealer) => sealer
+                .open(tenant, SETTINGS_OWNER, &sealed)
+                .map_err(|_| ConfigureError::Seal)?
+                .expose()
+                .to_string(),
+            None => String::from_utf8(sealed).map_err(|_| ConfigureError::Seal)?,
+        };
+        let settings: serde_json::Value =
+            serde_json::from_str(&text).map_err(|_| ConfigureError::Seal)?;
+        let config = TenantConfig::from_json(tenant, &settings).map_err(ConfigureError::Invalid)?;
+        let unchanged = self
+            .tenants
+            .get(tenant)
+            .is_some_and(|t| t.settings_text.as_deref() == Some(settings.to_string().as_str()));
+        if !unchanged {
+            let mut built = self.tenant_parts.build(&config);
+            built.settings_text = Some(settings.to_string());
+            self.serve(Arc::new(built));
+        }
+        Ok(())
+    }
+
+    /// Every subscribed tenant with settings, served: what an instance does at start.
+    pub async fn load_subscribed(self: &Arc<Self>) -> Result<(), ConfigureError> {
+        for subscription in self.directory.list().await? {
+            if let Err(err) = self.reload(&subscription.tenant).await {
+                tracing::error!(tenant = %subscription.tenant, %err, "a subscribed tenant's settings do not load");
+            }
+        }
+        Ok(())
+    }
+
+    /// Serves `tenant` (replacing the one with its id) with its own background work.
+    fn serve(self: &Arc<Self>, tenant: Arc<Tenant>) {
+        let id = tenant.config.id.clone();
+        let mut handles = vec![
+            tokio::spawn(crate::numbers::refresh::run(
+                self.numbers.clone(),
+                tenant.numbers.clone(),
+            ))
+            .abort_handle(),
+            tokio::spawn(crate::pipeline::links::run(self.clone(), tenant.clone())).abort_handle(),
+        ];
+        let mut writer = self.writer();
+        writer.tenants = vec![crate::activity::writer::WriterTenant {
+            config: tenant.config.clone(),
+            v2: tenant.v2.clone(),
+            numbers: tenant.numbers.clone(),
+        }];
+        let stopping = self.clone();
+        handles.push(
+            tokio::spawn(crate::activity::writer::run(writer, async move {
+                stopping.stopping().await
+            }))
+            .abort_handle(),
+        );
+        self.tenants.insert(tenant);
+        let old = self
+            .tenant_tasks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id.clone(), handles);
+        old.iter()
+            .flatten()
+            .for_each(tokio::task::AbortHandle::abort);
+        tracing::info!(tenant = %id, "subscribed tenant served with its settings");
+    }
+
+    /// Stops serving a tenant configured at run time, and its background work.
+    pub fn forget(&self, tenant: &str) {
+        if self.config.tenant(tenant).is_some() {
+            return;
+        }
+        self.tenants.remove(tenant);
+        let old = self
+            .tenant_tasks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(tenant);
+        old.iter()
+            .flatten()
+            .for_each(tokio::task::AbortHandle::abort);
     }
 
     /// Resolves once [`AppState::shut_down`] was called (at once if it already was).

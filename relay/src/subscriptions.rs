@@ -31,6 +31,27 @@ const SUBSCRIBED: &str = "cti:subscriptions";
 /// Where instances tell each other that a tenant's subscription changed (the message is its id).
 pub const CHANNEL: &str = "cti:tenants";
 
+/// Listens on [`CHANNEL`] until the connection ends, handing each changed tenant's id to
+/// `changed`; `subscribed` runs once listening (what changed before is read at start).
+pub async fn listen(
+    url: &str,
+    subscribed: impl FnOnce(),
+    mut changed: impl FnMut(String),
+) -> Result<(), DirectoryError> {
+    use futures_util::StreamExt as _;
+    let client = redis::Client::open(url)?;
+    let mut pubsub = client.get_async_pubsub().await?;
+    pubsub.subscribe(CHANNEL).await?;
+    subscribed();
+    let mut messages = pubsub.into_on_message();
+    while let Some(message) = messages.next().await {
+        if let Ok(tenant) = message.get_payload::<String>() {
+            changed(tenant);
+        }
+    }
+    Ok(())
+}
+
 /// One subscribed customer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Subscription {
@@ -79,6 +100,11 @@ pub trait Directory: Send + Sync + std::fmt::Debug {
     async fn get(&self, tenant: &str) -> Result<Option<Subscription>, DirectoryError>;
     /// Every subscription, sorted by tenant.
     async fn list(&self) -> Result<Vec<Subscription>, DirectoryError>;
+    /// Stores a subscribed tenant's settings, sealed by the caller (they hold its secrets), and
+    /// tells the other instances.
+    async fn put_settings(&self, tenant: &str, sealed: &[u8]) -> Result<(), DirectoryError>;
+    /// A tenant's sealed settings; None while it is unconfigured.
+    async fn settings(&self, tenant: &str) -> Result<Option<Vec<u8>>, DirectoryError>;
     /// Removes the subscription and deletes the tenant's stored data; `backlog` is how many of
     /// its activities are not in V2 yet (their outbox then expires instead).
     async fn remove(&self, tenant: &str, backlog: u64) -> Result<Purged, DirectoryError>;
@@ -89,6 +115,7 @@ pub trait Directory: Send + Sync + std::fmt::Debug {
 #[derive(Debug, Default)]
 pub struct MemoryDirectory {
     subscriptions: RwLock<HashMap<String, Subscription>>,
+    settings: RwLock<HashMap<String, Vec<u8>>>,
 }
 
 #[async_trait]
@@ -122,7 +149,28 @@ impl Directory for MemoryDirectory {
         Ok(all)
     }
 
+    async fn put_settings(&self, tenant: &str, sealed: &[u8]) -> Result<(), DirectoryError> {
+        self.settings
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(tenant.to_string(), sealed.to_vec());
+        Ok(())
+    }
+
+    async fn settings(&self, tenant: &str) -> Result<Option<Vec<u8>>, DirectoryError> {
+        Ok(self
+            .settings
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(tenant)
+            .cloned())
+    }
+
     async fn remove(&self, tenant: &str, _backlog: u64) -> Result<Purged, DirectoryError> {
+        self.settings
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(tenant);
         let removed = self
             .subscriptions
             .write()
@@ -150,6 +198,10 @@ impl std::fmt::Debug for RedisDirectory {
 
 fn subscription_key(tenant: &str) -> String {
     format!("cti:{{{tenant}}}:subscription")
+}
+
+fn settings_key(tenant: &str) -> String {
+    format!("cti:{{{tenant}}}:settings")
 }
 
 /// The pattern that matches every key of `tenant` and no other tenant's. Tenant ids that reach
@@ -240,6 +292,17 @@ impl Directory for RedisDirectory {
             }
         }
         Ok(all)
+    }
+
+    async fn put_settings(&self, tenant: &str, sealed: &[u8]) -> Result<(), DirectoryError> {
+        let mut conn = self.conn.clone();
+        let _: () = conn.set(settings_key(tenant), sealed).await?;
+        self.announce(tenant).await
+    }
+
+    async fn settings(&self, tenant: &str) -> Result<Option<Vec<u8>>, DirectoryError> {
+        let mut conn = self.conn.clone();
+        Ok(conn.get(settings_key(tenant)).await?)
     }
 
     async fn remove(&self, tenant: &str, backlog: u64) -> Result<Purged, DirectoryError> {

@@ -145,8 +145,9 @@ pub(super) async fn unsubscribe(
 ) -> Result<Response, ApiError> {
     authenticate(&state, &headers).await?;
     let tenant = tenant_id(&state, &id)?;
-    // Gone for new requests first, so nothing writes its data again while it is deleted.
-    state.tenants.remove(&tenant);
+    // Gone for new requests first, with its background work, so nothing writes its data again
+    // while it is deleted.
+    state.forget(&tenant);
     // Activities not in V2 yet keep their outbox until it expires; when the count cannot be
     // read, the outbox is kept as though it held some.
     let backlog = match state.activity.outbox.backlog(&tenant).await {

@@ -6,7 +6,7 @@ use cti_relay::config::SaasConfig;
 use cti_relay::numbers::index::{Generation, IndexedRecord};
 use cti_relay::secret::Secret;
 use cti_tests::redis::RedisServer;
-use cti_tests::{Stack, test_token_key};
+use cti_tests::{Stack, eventually, test_token_key};
 use serde_json::{Value, json};
 
 /// A subscriber's zone id, as XSUAA names subaccounts.
@@ -316,4 +316,122 @@ async fn unsubscribing_leaves_nothing_of_the_tenant_in_redis() {
     assert!(subscribed.is_empty(), "{subscribed:?}");
     // Another tenant's keys stay.
     assert!(!keys_of(&server, "demo").await.is_empty());
+}
+
+/// A subscribed tenant's settings as its administrator would give them.
+fn tenant_settings(stack: &Stack, v2_user: &str) -> Value {
+    let sim = stack.sim.url();
+    json!({
+        "default_region": "CH",
+        "v2_url": sim,
+        "v2_user": v2_user,
+        "v2_password": "tenant-v2-password-4711",
+        "webhook_secret": "tenant-webhook-secret-0815",
+        "control_url": format!("{sim}/pbx/control"),
+        "dispositions": ["Sold", "Call back"],
+    })
+}
+
+#[tokio::test]
+async fn a_configured_tenant_is_sealed_in_redis_and_served_by_every_instance() {
+    let server = RedisServer::start().await.expect("redis-server");
+    let stack = start(Some(&server)).await;
+    let state = stack.relay.state.clone();
+
+    // Not subscribed: nothing to configure.
+    let refused = state
+        .configure(TENANT, &tenant_settings(&stack, "demo"))
+        .await
+        .expect_err("an unsubscribed tenant is refused");
+    assert!(refused.to_string().contains("not subscribed"), "{refused}");
+
+    let token = registry_token(&stack).await;
+    assert_eq!(subscribe(&stack, Some(&token), TENANT).await.status(), 200);
+    // Subscribed, unconfigured: not served.
+    assert!(state.tenant(TENANT).is_none());
+
+    // Settings that do not check are refused and change nothing.
+    let mut wrong = tenant_settings(&stack, "demo");
+    wrong["default_region"] = json!("XX");
+    let refused = state
+        .configure(TENANT, &wrong)
+        .await
+        .expect_err("an unknown region is refused");
+    assert!(refused.to_string().contains("XX"), "{refused}");
+    assert!(state.tenant(TENANT).is_none());
+
+    state
+        .configure(TENANT, &tenant_settings(&stack, "demo"))
+        .await
+        .expect("configured");
+    let served = state.tenant(TENANT).expect("served here at once");
+    assert_eq!(served.config.dispositions, ["Sold", "Call back"]);
+
+    // Stored sealed: no secret readable in Redis.
+    let client = redis::Client::open(server.url()).expect("a Redis URL");
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("Redis answers");
+    let stored: Vec<u8> = redis::cmd("GET")
+        .arg(format!("cti:{{{TENANT}}}:settings"))
+        .query_async(&mut conn)
+        .await
+        .expect("GET");
+    assert!(!stored.is_empty());
+    let text = String::from_utf8_lossy(&stored);
+    for secret in [
+        "tenant-v2-password-4711",
+        "tenant-webhook-secret-0815",
+        "v2_url",
+    ] {
+        assert!(!text.contains(secret), "{secret} readable in Redis");
+    }
+
+    // Another instance on the same Redis loads it at start...
+    let second = cti_relay::AppState::from_config(state.config.clone())
+        .await
+        .expect("a second instance");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a port");
+    let second = cti_relay::spawn_on(listener, second).expect("the second instance serves");
+    eventually("the second instance serves the tenant", || async {
+        second.state.tenant(TENANT).map(|_| ())
+    })
+    .await
+    .expect("loaded at start");
+
+    // ...and follows a change made on the first.
+    state
+        .configure(TENANT, &tenant_settings(&stack, "changed-user"))
+        .await
+        .expect("configured again");
+    eventually("the second instance takes the change", || async {
+        second
+            .state
+            .tenant(TENANT)
+            .filter(|t| t.config.v2_user == "changed-user")
+            .map(|_| ())
+    })
+    .await
+    .expect("the change heard");
+
+    // Unsubscribed on the first: gone from both.
+    let gone = stack
+        .http
+        .delete(callback(&stack, TENANT))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("the relay answers");
+    assert_eq!(gone.status(), 200);
+    assert!(state.tenant(TENANT).is_none());
+    eventually("the second instance forgets the tenant", || async {
+        second.state.tenant(TENANT).is_none().then_some(())
+    })
+    .await
+    .expect("forgotten");
+    assert_eq!(keys_of(&server, TENANT).await, Vec::<String>::new());
+    second.shutdown().await;
 }
