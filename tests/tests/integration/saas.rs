@@ -435,3 +435,81 @@ async fn a_configured_tenant_is_sealed_in_redis_and_served_by_every_instance() {
     assert_eq!(keys_of(&server, TENANT).await, Vec::<String>::new());
     second.shutdown().await;
 }
+
+#[tokio::test]
+async fn an_outbox_with_activities_not_in_v2_expires_instead_of_vanishing() {
+    let server = RedisServer::start().await.expect("redis-server");
+    let stack = start(Some(&server)).await;
+    let token = registry_token(&stack).await;
+    assert_eq!(subscribe(&stack, Some(&token), TENANT).await.status(), 200);
+    let rep = "alice@example.com";
+    let log = cti_relay::calls::log::CallLog {
+        call_id: "saas-1".into(),
+        direction: cti_relay::calls::log::LogDirection::Inbound,
+        outcome: cti_protocol::event::EndReason::Completed,
+        started_at: "2026-11-25T10:00:00Z".into(),
+        answered_at: None,
+        ended_at: "2026-11-25T10:01:00Z".into(),
+        talk_secs: 0,
+        total_secs: 60,
+        from: "+41441234567".into(),
+        to: "+41449990000".into(),
+        remote: "+41441234567".into(),
+        reps: vec![rep.into()],
+        owner: rep.into(),
+        record: None,
+        notes: String::new(),
+        disposition: None,
+        recording_url: None,
+        consent: None,
+        from_mid_call: false,
+    };
+    let state = &stack.relay.state;
+    state
+        .activity
+        .outbox
+        .put(TENANT, &log, 1_000)
+        .await
+        .expect("queued");
+    state
+        .numbers
+        .choices
+        .put(TENANT, rep, "+41441234567", "c1")
+        .await
+        .expect("a choice");
+
+    let gone = stack
+        .http
+        .delete(callback(&stack, TENANT))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("the relay answers");
+    assert_eq!(gone.status(), 200);
+
+    let left = keys_of(&server, TENANT).await;
+    assert!(
+        !left.is_empty(),
+        "the outbox was deleted under its activity"
+    );
+    let client = redis::Client::open(server.url()).expect("a Redis URL");
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("Redis answers");
+    for key in &left {
+        assert!(
+            key.contains(":outbox:"),
+            "{key} outlived the unsubscription"
+        );
+        let ttl: i64 = redis::cmd("TTL")
+            .arg(key)
+            .query_async(&mut conn)
+            .await
+            .expect("TTL");
+        assert!(
+            ttl > 0 && ttl <= cti_relay::subscriptions::OUTBOX_GRACE.as_secs() as i64,
+            "{key} expires in {ttl} s"
+        );
+    }
+}
