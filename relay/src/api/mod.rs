@@ -44,7 +44,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             put(saas::subscribe).delete(saas::unsubscribe),
         )
         .route("/callback/v1.0/dependencies", get(saas::dependencies))
-        .nest_service("/widget", widget::service(&state))
+        .nest_service("/widget", widget::service(state.clone()))
         .layer(RequestBodyTimeoutLayer::new(request_timeout))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,

@@ -329,6 +329,7 @@ fn tenant_settings(stack: &Stack, v2_user: &str) -> Value {
         "webhook_secret": "tenant-webhook-secret-0815",
         "control_url": format!("{sim}/pbx/control"),
         "dispositions": ["Sold", "Call back"],
+        "host_origins": ["https://my000001.crm.cloud.sap"],
     })
 }
 
@@ -366,6 +367,20 @@ async fn a_configured_tenant_is_sealed_in_redis_and_served_by_every_instance() {
         .expect("configured");
     let served = state.tenant(TENANT).expect("served here at once");
     assert_eq!(served.config.dispositions, ["Sold", "Call back"]);
+    // Its V2 may frame the widget from now on.
+    let page = stack
+        .http
+        .get(format!("{}/widget/", stack.relay.url()))
+        .send()
+        .await
+        .expect("the relay answers");
+    let csp = page
+        .headers()
+        .get("content-security-policy")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    assert!(csp.contains("https://my000001.crm.cloud.sap"), "{csp}");
 
     // Stored sealed: no secret readable in Redis.
     let client = redis::Client::open(server.url()).expect("a Redis URL");
