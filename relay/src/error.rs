@@ -27,6 +27,16 @@ pub enum ApiError {
     UnknownEventType { found: String, expected: String },
     #[error("not authorized: {0}")]
     Unauthorized(String),
+    /// Authenticated, but not allowed this (a token without the scope the route needs).
+    #[error("forbidden: {0}")]
+    Forbidden(String),
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
+    /// What is asked is switched off in this deployment's configuration.
+    #[error("not enabled: {0}")]
+    NotEnabled(String),
     #[error("temporarily unavailable: {0}")]
     Unavailable(String),
     /// A limit on connections waiting to sign in; the widget's back-off retries.
@@ -49,6 +59,10 @@ impl ApiError {
             ApiError::InvalidEvent(_) => "invalid_event",
             ApiError::UnknownEventType { .. } => "unknown_event_type",
             ApiError::Unauthorized(_) => "unauthorized",
+            ApiError::Forbidden(_) => "forbidden",
+            ApiError::Conflict(_) => "conflict",
+            ApiError::InvalidRequest(_) => "invalid_request",
+            ApiError::NotEnabled(_) => "not_enabled",
             ApiError::Unavailable(_) => "unavailable",
             ApiError::Busy(_) => "busy",
         }
@@ -61,6 +75,10 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Signature(_) | ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::MalformedJson(_) => StatusCode::BAD_REQUEST,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::InvalidRequest(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::NotEnabled(_) => StatusCode::NOT_FOUND,
             ApiError::InvalidEvent(_) | ApiError::UnknownEventType { .. } => {
                 StatusCode::UNPROCESSABLE_ENTITY
             }

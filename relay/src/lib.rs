@@ -20,7 +20,8 @@
 //!   activity in V2), [`authority`] (on whose behalf V2 is written), [`adapters`] (telephony
 //!   providers), [`numbers`] (E.164, the number index and its refresh), [`calls`] (call legs,
 //!   their state machine and store), [`push`] (per-rep sequence numbers, replay, fan-out between
-//!   instances), [`v2`] (the V2 client and field mapping).
+//!   instances), [`v2`] (the V2 client and field mapping), [`subscriptions`] (the customers
+//!   subscribed through SAP BTP's SaaS Provisioning service, and the removal of their data).
 //! - [`config`]: typed settings, parsed once; it borrows plain value types (a region, ranking
 //!   rules, a consent policy, a provider's settings) from the domains that define them and calls
 //!   nothing.
@@ -48,6 +49,7 @@ pub mod secret;
 pub mod server;
 pub mod shared_store;
 pub mod state;
+pub mod subscriptions;
 pub mod v2;
 
 use std::net::SocketAddr;
@@ -90,6 +92,7 @@ impl RelayHandle {
         for task in &self.tasks {
             task.abort();
         }
+        self.state.stop_tenant_tasks();
     }
 }
 
@@ -136,7 +139,8 @@ pub fn spawn_on(
 pub fn start_background(state: &Arc<AppState>) -> Vec<tokio::task::JoinHandle<()>> {
     let mut tasks: Vec<_> = state
         .tenants
-        .values()
+        .all()
+        .iter()
         .map(|tenant| {
             tokio::spawn(numbers::refresh::run(
                 state.numbers.clone(),
@@ -144,11 +148,8 @@ pub fn start_background(state: &Arc<AppState>) -> Vec<tokio::task::JoinHandle<()
             ))
         })
         .collect();
-    for tenant in state.tenants.values() {
-        tasks.push(tokio::spawn(pipeline::links::run(
-            state.clone(),
-            tenant.clone(),
-        )));
+    for tenant in state.tenants.all() {
+        tasks.push(tokio::spawn(pipeline::links::run(state.clone(), tenant)));
     }
     let stopping = state.clone();
     tasks.push(tokio::spawn(activity::writer::run(
@@ -161,7 +162,49 @@ pub fn start_background(state: &Arc<AppState>) -> Vec<tokio::task::JoinHandle<()
             push::fanout::follow(url.expose(), &state.hub, &state.fanout).await;
         }));
     }
+    tasks.push(tokio::spawn(follow_subscriptions(state.clone())));
     tasks
+}
+
+/// Serves the subscribed tenants' settings stored when this instance starts, then, with Redis,
+/// each change another instance announces; after a break in listening everything is read again.
+async fn follow_subscriptions(state: Arc<AppState>) {
+    let Some(url) = state.config.redis_url.clone() else {
+        if let Err(err) = state.load_subscribed().await {
+            tracing::error!(%err, "the subscribed tenants do not load");
+        }
+        return;
+    };
+    loop {
+        // `None`: read every tenant (once listening, so no change falls between the two).
+        let (changed, mut heard) = tokio::sync::mpsc::unbounded_channel::<Option<String>>();
+        let everything = changed.clone();
+        let listening = subscriptions::listen(
+            url.expose(),
+            move || {
+                let _ = everything.send(None);
+            },
+            move |tenant| {
+                let _ = changed.send(Some(tenant));
+            },
+        );
+        let applying = async {
+            while let Some(change) = heard.recv().await {
+                let result = match &change {
+                    Some(tenant) => state.reload(tenant).await,
+                    None => state.load_subscribed().await,
+                };
+                if let Err(err) = result {
+                    tracing::error!(tenant = ?change, %err, "subscribed tenants' settings do not load");
+                }
+            }
+        };
+        let (result, ()) = tokio::join!(listening, applying);
+        if let Err(err) = result {
+            tracing::warn!(%err, "the tenants' change channel is unavailable; retrying");
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    }
 }
 
 /// The layers of the crate map above, held against the code: each room imports only the rooms
@@ -193,6 +236,7 @@ mod layers {
         ("shared_store", &[]),
         ("metrics", &[]),
         ("error", &[]),
+        ("subscriptions", &[]),
     ];
 
     fn sources(path: &Path, out: &mut Vec<std::path::PathBuf>) {

@@ -43,6 +43,58 @@ pub struct Tenant {
     pub auth: crate::authority::AuthMode,
     /// The tenant's number index: its status, budget and what the last build learnt.
     pub numbers: Arc<TenantNumbers>,
+    /// A subscribed tenant's settings as stored (None for the tenants file's): whether a change
+    /// heard from another instance changes anything.
+    pub settings_text: Option<String>,
+}
+
+/// What every tenant's runtime parts are built with: the process's HTTP client and clock, the
+/// adapters' call-state store, the refresher's daily budget.
+#[derive(Debug, Clone)]
+pub struct TenantParts {
+    http: reqwest::Client,
+    clock: SharedClock,
+    call_state: Arc<dyn CallStateStore>,
+    refresh_budget: Option<u64>,
+}
+
+impl TenantParts {
+    /// A tenant's V2 client, number index side and telephony adapter, from its configuration.
+    pub fn build(&self, t: &TenantConfig) -> Tenant {
+        let v2 = V2Client::with_http(
+            self.http.clone(),
+            &t.v2_url,
+            V2Auth::Basic {
+                user: t.v2_user.clone(),
+                password: t.v2_password.clone(),
+            },
+        );
+        Tenant {
+            region: t.region.clone(),
+            numbers: Arc::new(TenantNumbers::new(
+                &t.id,
+                v2.clone(),
+                t.region.clone(),
+                DailyBudget::new(self.refresh_budget, self.clock.clone()),
+            )),
+            v2,
+            adapter: crate::adapters::build(
+                &t.telephony,
+                crate::adapters::Context {
+                    tenant: t.id.clone(),
+                    http: self.http.clone(),
+                    clock: self.clock.clone(),
+                },
+                self.call_state.clone(),
+            ),
+            link: Arc::default(),
+            rules: t.rank_rules.clone(),
+            consent: t.recording_consent.clone().unwrap_or_default(),
+            auth: t.auth.clone(),
+            config: t.clone(),
+            settings_text: None,
+        }
+    }
 }
 
 /// The stores behind the traits, chosen by configuration (or by a test).
@@ -63,6 +115,8 @@ pub struct Stores {
     pub leases: Arc<dyn ConnectorLeases>,
     /// What adapters remember of a provider's calls between notifications.
     pub call_state: Arc<dyn CallStateStore>,
+    /// The customers subscribed through the SaaS Provisioning service.
+    pub directory: Arc<dyn crate::subscriptions::Directory>,
     /// This process, as the holder of leases (rebuilds, activities): one name for all of them.
     pub instance_id: String,
 }
@@ -113,6 +167,9 @@ impl Stores {
                     ))),
                     leases: Arc::new(RedisLeases::new(conn.clone())),
                     call_state: Arc::new(RedisCallState::with_connection(conn.clone())),
+                    directory: Arc::new(crate::subscriptions::RedisDirectory::with_connection(
+                        conn.clone(),
+                    )),
                     shared_replay: Some(Arc::new(
                         crate::push::redis_replay::RedisReplay::with_connection(
                             conn,
@@ -143,9 +200,32 @@ impl Stores {
             shared_replay: None,
             leases: Arc::new(SoleInstance),
             call_state: Arc::new(MemoryCallState::new(clock.clone())),
+            directory: Arc::new(crate::subscriptions::MemoryDirectory::default()),
             instance_id: uuid::Uuid::new_v4().to_string(),
         }
     }
+}
+
+/// The associated data a subscribed tenant's settings are sealed with beside the tenant: no
+/// rep id is empty (the rep id rule refuses it), so sealed settings never open as a rep's token
+/// nor a token as settings.
+const SETTINGS_OWNER: &str = "";
+
+/// Why a subscribed tenant's settings were not taken.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigureError {
+    #[error("tenant {0:?} is not subscribed")]
+    NotSubscribed(String),
+    #[error("tenant {0:?} is configured in the tenants file")]
+    FromFile(String),
+    #[error(transparent)]
+    Invalid(crate::config::ConfigError),
+    #[error("CTI_TOKEN_KEY is required to keep a tenant's settings (and their secrets) in Redis")]
+    NoKey,
+    #[error("stored settings do not open with CTI_TOKEN_KEY (was the key changed?)")]
+    Seal,
+    #[error(transparent)]
+    Store(#[from] crate::subscriptions::DirectoryError),
 }
 
 /// Why the relay could not start with its configuration.
@@ -187,10 +267,62 @@ fn memory_outbox(config: &Config) -> Result<MemoryOutbox, StartupError> {
     Ok(MemoryOutbox::default())
 }
 
+/// The tenants this relay serves, by id: those of the tenants file from the start, and with
+/// the SaaS Provisioning service those subscribed (and configured) while it runs. Every lookup
+/// goes through here, so a tenant added or removed is seen by the next request.
+///
+/// A read takes the lock only to clone an `Arc`: no lock is held across an await.
+#[derive(Debug, Default)]
+pub struct Tenants {
+    by_id: std::sync::RwLock<HashMap<String, Arc<Tenant>>>,
+}
+
+impl Tenants {
+    pub fn new(tenants: impl IntoIterator<Item = Arc<Tenant>>) -> Self {
+        Tenants {
+            by_id: std::sync::RwLock::new(
+                tenants
+                    .into_iter()
+                    .map(|t| (t.config.id.clone(), t))
+                    .collect(),
+            ),
+        }
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Arc<Tenant>>> {
+        self.by_id.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, Arc<Tenant>>> {
+        self.by_id.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn get(&self, id: &str) -> Option<Arc<Tenant>> {
+        self.read().get(id).cloned()
+    }
+
+    /// Every tenant now, sorted by id (so what lists them is stable).
+    pub fn all(&self) -> Vec<Arc<Tenant>> {
+        let mut all: Vec<_> = self.read().values().cloned().collect();
+        all.sort_by(|a, b| a.config.id.cmp(&b.config.id));
+        all
+    }
+
+    /// Adds a tenant or replaces the one with its id; the one replaced.
+    pub fn insert(&self, tenant: Arc<Tenant>) -> Option<Arc<Tenant>> {
+        self.write().insert(tenant.config.id.clone(), tenant)
+    }
+
+    /// Removes a tenant; the one removed.
+    pub fn remove(&self, id: &str) -> Option<Arc<Tenant>> {
+        self.write().remove(id)
+    }
+}
+
 #[derive(Debug)]
 pub struct AppState {
     pub config: Config,
-    pub tenants: HashMap<String, Arc<Tenant>>,
+    pub tenants: Tenants,
     /// Callers' numbers: the index, the reps' choices, live answers.
     pub numbers: Arc<Numbers>,
     pub calls: Arc<dyn CallStore>,
@@ -208,6 +340,13 @@ pub struct AppState {
     /// Who runs each tenant's provider connector, and this instance's name as a holder.
     pub leases: Arc<dyn ConnectorLeases>,
     pub instance_id: String,
+    /// The customers subscribed through the SaaS Provisioning service.
+    pub directory: Arc<dyn crate::subscriptions::Directory>,
+    /// What a tenant configured at run time is built with.
+    pub tenant_parts: TenantParts,
+    /// The background work of each tenant configured at run time (its index refresher,
+    /// provider link and activity writer), stopped when it is removed or replaced.
+    tenant_tasks: std::sync::Mutex<HashMap<String, Vec<tokio::task::AbortHandle>>>,
     /// With Redis: whether this instance hears the other instances' call messages.
     pub fanout: crate::push::Fanout,
     /// Widget connections still waiting for their `hello`, counted against the limits.
@@ -245,45 +384,17 @@ impl AppState {
             .connect_timeout(config.v2_timeout.min(std::time::Duration::from_secs(5)))
             .build()?;
         let metrics = Arc::new(Metrics::default());
+        let parts = TenantParts {
+            http: http.clone(),
+            clock: clock.clone(),
+            call_state: stores.call_state.clone(),
+            refresh_budget: config.refresh_budget,
+        };
         let tenants = config
             .tenants
             .iter()
-            .map(|t| {
-                let v2 = V2Client::with_http(
-                    http.clone(),
-                    &t.v2_url,
-                    V2Auth::Basic {
-                        user: t.v2_user.clone(),
-                        password: t.v2_password.clone(),
-                    },
-                );
-                let tenant = Tenant {
-                    region: t.region.clone(),
-                    numbers: Arc::new(TenantNumbers::new(
-                        &t.id,
-                        v2.clone(),
-                        t.region.clone(),
-                        DailyBudget::new(config.refresh_budget, clock.clone()),
-                    )),
-                    v2,
-                    adapter: crate::adapters::build(
-                        &t.telephony,
-                        crate::adapters::Context {
-                            tenant: t.id.clone(),
-                            http: http.clone(),
-                            clock: clock.clone(),
-                        },
-                        stores.call_state.clone(),
-                    ),
-                    link: Arc::default(),
-                    rules: t.rank_rules.clone(),
-                    consent: t.recording_consent.clone().unwrap_or_default(),
-                    auth: t.auth.clone(),
-                    config: t.clone(),
-                };
-                (t.id.clone(), Arc::new(tenant))
-            })
-            .collect();
+            .map(|t| Arc::new(parts.build(t)))
+            .collect::<Vec<_>>();
         let authority = Authority::new(
             &config,
             http.clone(),
@@ -322,6 +433,9 @@ impl AppState {
             }),
             leases: stores.leases,
             instance_id: stores.instance_id,
+            directory: stores.directory,
+            tenant_parts: parts,
+            tenant_tasks: std::sync::Mutex::default(),
             metrics,
             stripes: Arc::default(),
             shutdown: tokio::sync::watch::channel(false).0,
@@ -330,7 +444,7 @@ impl AppState {
                 config.limits.pending_hellos,
                 config.limits.pending_hellos_per_client,
             ),
-            tenants,
+            tenants: Tenants::new(tenants),
             calls: stores.calls,
             activity: Arc::new(crate::activity::Activities::new(stores.outbox)),
             authority: Arc::new(authority),
@@ -342,6 +456,155 @@ impl AppState {
     /// Starts stopping: open sessions say goodbye, the server stops accepting.
     pub fn shut_down(&self) {
         self.shutdown.send_replace(true);
+    }
+
+    /// Stops the background work of every tenant configured at run time.
+    pub fn stop_tenant_tasks(&self) {
+        let mut tasks = self.tenant_tasks.lock().unwrap_or_else(|p| p.into_inner());
+        for (_, handles) in tasks.drain() {
+            handles.iter().for_each(tokio::task::AbortHandle::abort);
+        }
+    }
+
+    /// What seals a subscribed tenant's settings: `CTI_TOKEN_KEY` (with the previous key still
+    /// opening). Without a key, settings are kept only in memory (no Redis): see
+    /// [`AppState::configure`].
+    fn sealer(&self) -> Option<crate::authority::vault::Sealer> {
+        self.config.token_key.as_ref().map(|key| {
+            crate::authority::vault::Sealer::rotated(key, self.config.token_key_previous.as_ref())
+        })
+    }
+
+    /// Configures a subscribed tenant: its settings (a tenants file entry's shape, checked as
+    /// the file is) are sealed whole with `CTI_TOKEN_KEY` and stored, and the tenant is served
+    /// with them from now on, here at once and on the other instances when they hear of it.
+    /// The admin page is where this is meant to be called from (not built yet).
+    pub async fn configure(
+        self: &Arc<Self>,
+        tenant: &str,
+        settings: &serde_json::Value,
+    ) -> Result<(), ConfigureError> {
+        if self.config.tenant(tenant).is_some() {
+            return Err(ConfigureError::FromFile(tenant.to_string()));
+        }
+        if self.directory.get(tenant).await?.is_none() {
+            return Err(ConfigureError::NotSubscribed(tenant.to_string()));
+        }
+        let config = TenantConfig::from_json(tenant, settings).map_err(ConfigureError::Invalid)?;
+        let text = settings.to_string();
+        let stored = match self.sealer() {
+            Some(sealer) => sealer
+                .seal(tenant, SETTINGS_OWNER, &text)
+                .map_err(|_| ConfigureError::Seal)?,
+            None if self.config.redis_url.is_some() => return Err(ConfigureError::NoKey),
+            // In memory only: nothing leaves the process, so there is nothing to seal against.
+            None => text.into_bytes(),
+        };
+        self.directory.put_settings(tenant, &stored).await?;
+        let mut built = self.tenant_parts.build(&config);
+        built.settings_text = Some(settings.to_string());
+        self.serve(Arc::new(built));
+        Ok(())
+    }
+
+    /// Reads a subscribed tenant's state from the directory again and serves what it says: its
+    /// settings when it has some, nothing when it is unconfigured or no longer subscribed.
+    pub async fn reload(self: &Arc<Self>, tenant: &str) -> Result<(), ConfigureError> {
+        if self.config.tenant(tenant).is_some() {
+            return Ok(());
+        }
+        let subscribed = self.directory.get(tenant).await?.is_some();
+        let sealed = match subscribed {
+            true => self.directory.settings(tenant).await?,
+            false => None,
+        };
+        let Some(sealed) = sealed else {
+            self.forget(tenant);
+            return Ok(());
+        };
+        let text = match self.sealer() {
+            Some(sealer) => sealer
+                .open(tenant, SETTINGS_OWNER, &sealed)
+                .map_err(|_| ConfigureError::Seal)?
+                .expose()
+                .to_string(),
+            None => String::from_utf8(sealed).map_err(|_| ConfigureError::Seal)?,
+        };
+        let settings: serde_json::Value =
+            serde_json::from_str(&text).map_err(|_| ConfigureError::Seal)?;
+        let config = TenantConfig::from_json(tenant, &settings).map_err(ConfigureError::Invalid)?;
+        let unchanged = self
+            .tenants
+            .get(tenant)
+            .is_some_and(|t| t.settings_text.as_deref() == Some(settings.to_string().as_str()));
+        if !unchanged {
+            let mut built = self.tenant_parts.build(&config);
+            built.settings_text = Some(settings.to_string());
+            self.serve(Arc::new(built));
+        }
+        Ok(())
+    }
+
+    /// Every subscribed tenant with settings, served: what an instance does at start.
+    pub async fn load_subscribed(self: &Arc<Self>) -> Result<(), ConfigureError> {
+        for subscription in self.directory.list().await? {
+            if let Err(err) = self.reload(&subscription.tenant).await {
+                tracing::error!(tenant = %subscription.tenant, %err, "a subscribed tenant's settings do not load");
+            }
+        }
+        Ok(())
+    }
+
+    /// Serves `tenant` (replacing the one with its id) with its own background work.
+    fn serve(self: &Arc<Self>, tenant: Arc<Tenant>) {
+        let id = tenant.config.id.clone();
+        let mut handles = vec![
+            tokio::spawn(crate::numbers::refresh::run(
+                self.numbers.clone(),
+                tenant.numbers.clone(),
+            ))
+            .abort_handle(),
+            tokio::spawn(crate::pipeline::links::run(self.clone(), tenant.clone())).abort_handle(),
+        ];
+        let mut writer = self.writer();
+        writer.tenants = vec![crate::activity::writer::WriterTenant {
+            config: tenant.config.clone(),
+            v2: tenant.v2.clone(),
+            numbers: tenant.numbers.clone(),
+        }];
+        let stopping = self.clone();
+        handles.push(
+            tokio::spawn(crate::activity::writer::run(writer, async move {
+                stopping.stopping().await
+            }))
+            .abort_handle(),
+        );
+        self.tenants.insert(tenant);
+        let old = self
+            .tenant_tasks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id.clone(), handles);
+        old.iter()
+            .flatten()
+            .for_each(tokio::task::AbortHandle::abort);
+        tracing::info!(tenant = %id, "subscribed tenant served with its settings");
+    }
+
+    /// Stops serving a tenant configured at run time, and its background work.
+    pub fn forget(&self, tenant: &str) {
+        if self.config.tenant(tenant).is_some() {
+            return;
+        }
+        self.tenants.remove(tenant);
+        let old = self
+            .tenant_tasks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(tenant);
+        old.iter()
+            .flatten()
+            .for_each(tokio::task::AbortHandle::abort);
     }
 
     /// Resolves once [`AppState::shut_down`] was called (at once if it already was).
@@ -365,7 +628,8 @@ impl AppState {
             settings: WriterSettings::from_config(&self.config),
             tenants: self
                 .tenants
-                .values()
+                .all()
+                .iter()
                 .map(|t| WriterTenant {
                     config: t.config.clone(),
                     v2: t.v2.clone(),
@@ -375,7 +639,7 @@ impl AppState {
         }
     }
 
-    pub fn tenant(&self, id: &str) -> Option<&Arc<Tenant>> {
+    pub fn tenant(&self, id: &str) -> Option<Arc<Tenant>> {
         self.tenants.get(id)
     }
 

@@ -12,6 +12,16 @@
 //!   service does, a user token it cannot exchange still gives 200, with the reason in
 //!   `authTokens[0].error` and no value. An unknown destination is 404.
 //!
+//! - `POST /sim/btp/saas-registry/oauth/token` (`grant_type=client_credentials`, the SaaS
+//!   Provisioning service's client as Basic auth): `{"access_token","token_type":"bearer",
+//!   "expires_in","scope"}`, the access token a JWT signed by the simulated XSUAA (the identity
+//!   provider's key, [`crate::idp`]) with `grant_type: client_credentials`, the registry's client
+//!   as `sub`, `cid` and `client_id`, the provider's zone as `zid`, and the scope
+//!   `cti-relay.Callback`, which xs-security.json grants the registry as an authority. This is
+//!   what the registry presents to the relay's subscription callbacks. The claim set is inferred
+//!   from XSUAA's client-credentials tokens as SAP's samples decode them, not published as a
+//!   contract.
+//!
 //! The exchanged token is a V2 bearer token for the user in the JWT: V2 calls made with it are
 //! recorded as that user's (`adminData.createdBy`).
 
@@ -53,6 +63,10 @@ pub fn routes() -> Router<Arc<Sim>> {
     Router::new()
         .route("/sim/btp/oauth/token", post(token))
         .route(
+            "/sim/btp/saas-registry/oauth/token",
+            post(saas_registry_token),
+        )
+        .route(
             "/sim/btp/destination-configuration/v1/destinations/{name}",
             get(find_destination),
         )
@@ -88,6 +102,68 @@ async fn token(State(sim): State<Arc<Sim>>, headers: HeaderMap, body: String) ->
     Json(json!({"access_token": access, "token_type": "bearer",
                 "expires_in": TOKEN_TTL_SECS, "scope": "uaa.resource"}))
     .into_response()
+}
+
+/// The scope the SaaS Provisioning service's token carries: `$XSAPPNAME.Callback` with the
+/// simulated xsappname (the identity provider's audience).
+pub const CALLBACK_SCOPE: &str = "cti-relay.Callback";
+
+/// The zone (subaccount) the relay is deployed in: the provider's, in whose name the registry's
+/// token is issued.
+pub const PROVIDER_ZONE: &str = "provider-zone";
+
+async fn saas_registry_token(
+    State(sim): State<Arc<Sim>>,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    let expected = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!(
+            "{}:{}",
+            sim.config.saas_client_id, sim.config.saas_client_secret
+        ))
+    );
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    if presented != Some(expected.as_str()) {
+        return error(StatusCode::UNAUTHORIZED, "unauthorized", "Bad credentials");
+    }
+    if form_value(&body, "grant_type").as_deref() != Some("client_credentials") {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+            "only client_credentials is offered here",
+        );
+    }
+    crate::idp::warm_up().await;
+    let now = now_secs();
+    let client = sim.config.saas_client_id.as_str();
+    let claims = json!({
+        "iss": crate::idp::ISSUER,
+        "aud": [crate::idp::AUDIENCE],
+        "sub": client,
+        "cid": client,
+        "client_id": client,
+        "azp": client,
+        "grant_type": "client_credentials",
+        "zid": PROVIDER_ZONE,
+        "scope": [CALLBACK_SCOPE],
+        "iat": now,
+        "exp": now + TOKEN_TTL_SECS,
+        "jti": uuid::Uuid::new_v4().to_string(),
+    });
+    match sim.idp.sign(&claims) {
+        Ok(access) => Json(json!({"access_token": access, "token_type": "bearer",
+                                  "expires_in": TOKEN_TTL_SECS, "scope": CALLBACK_SCOPE}))
+        .into_response(),
+        Err(err) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "server_error",
+            &err.to_string(),
+        ),
+    }
 }
 
 fn form_value(body: &str, name: &str) -> Option<String> {

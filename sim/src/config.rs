@@ -40,6 +40,10 @@ pub struct SimConfig {
     /// The simulated BTP Destination service binding's client (XSUAA client credentials).
     pub destination_client_id: String,
     pub destination_client_secret: String,
+    /// The SaaS Provisioning service's client at the simulated XSUAA: it fetches the token it
+    /// calls the relay's subscription callbacks with (`POST /sim/btp/saas-registry/oauth/token`).
+    pub saas_client_id: String,
+    pub saas_client_secret: String,
     /// The destination (type `OAuth2SAMLBearerAssertion`) that leads to the V2 tenant.
     pub destination_name: String,
     /// Whether the V2 API stores and matches properties its collections' schemas do not have
@@ -171,6 +175,8 @@ impl Default for SimConfig {
             records: 320,
             destination_client_id: "cti-destination".into(),
             destination_client_secret: "demo-destination-secret".into(),
+            saas_client_id: "sb-cti-saas-registry".into(),
+            saas_client_secret: "demo-saas-registry-secret".into(),
             destination_name: "sscDestination".into(),
             v2_accept_unknown_fields: false,
             v2_if_match_strict: false,

@@ -11,7 +11,8 @@
 //!   `cti_protocol::signature`, the contract's own definition of the header, not the relay's code.
 //! - [`idp`]: an identity provider issuing RS256 agent tokens (`/sim/token`) and its JWKS.
 //! - [`btp`]: the SAP BTP Destination service (and its token endpoint) with user propagation to
-//!   the V2 tenant through an `OAuth2SAMLBearerAssertion` destination.
+//!   the V2 tenant through an `OAuth2SAMLBearerAssertion` destination, and the client-credentials
+//!   token the SaaS Provisioning service calls the relay's subscription callbacks with.
 //! - [`ias`]: SAP Cloud Identity Services for the reps' own V2 sign-in (authorization code with
 //!   PKCE, rotating refresh tokens).
 //! - [`ringcentral`]: a RingCentral account under `/sim/ringcentral` (OAuth, extensions,

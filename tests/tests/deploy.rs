@@ -306,21 +306,51 @@ fn agreement_problems(mta: &Value, manifest: &Value, xs_security: &Value) -> Vec
         }
     }
 
-    // The SaaS registry: the relay serves no provisioning callbacks yet, so an instance would
-    // offer subaccounts a subscription that fails. Until it does, the resource stays inactive.
+    // The SaaS registry: its callbacks are the paths the relay serves, and XSUAA lets it call
+    // them: a shared tenant mode and the `Callback` scope granted to the registry as an
+    // authority (the scope the relay asks of the registry's token by default).
     for saas in resources
         .iter()
         .filter(|r| text(r, "/parameters/service") == Some("saas-registry"))
     {
-        if saas.get("active") != Some(&json!(false)) {
+        if text(saas, "/parameters/config/xsappname") != xsappname {
+            problem("the saas-registry resource names another xsappname".into());
+        }
+        if saas.get("active") == Some(&json!(false)) {
+            continue;
+        }
+        for (key, path) in [
+            ("getDependencies", "/callback/v1.0/dependencies"),
+            ("onSubscription", "/callback/v1.0/tenants/{tenantId}"),
+        ] {
+            let url = text(saas, &format!("/parameters/config/appUrls/{key}"));
+            if !url.is_some_and(|u| u.starts_with("~{cti-relay-api/url}") && u.ends_with(path)) {
+                problem(format!(
+                    "the SaaS registry's {key} {url:?} is not the relay's {path} on the app's URL"
+                ));
+            }
+        }
+        if text(xs_security, "/tenant-mode") != Some("shared") {
             problem(
-                "the saas-registry resource is active, but the relay serves no SaaS provisioning \
-                 callbacks yet"
+                "the SaaS registry is active, but xs-security.json's tenant mode is not `shared`"
                     .into(),
             );
         }
-        if text(saas, "/parameters/config/xsappname") != xsappname {
-            problem("the saas-registry resource names another xsappname".into());
+        let granted = items(xs_security, "/scopes").iter().any(|scope| {
+            text(scope, "/name") == Some("$XSAPPNAME.Callback")
+                && items(scope, "/grant-as-authority-to-apps")
+                    .iter()
+                    .any(|app| {
+                        app.as_str()
+                            == Some("$XSAPPNAME(application,sap-provisioning,tenant-onboarding)")
+                    })
+        });
+        if !granted {
+            problem(
+                "xs-security.json does not grant `$XSAPPNAME.Callback` to the SaaS registry \
+                 (`$XSAPPNAME(application,sap-provisioning,tenant-onboarding)`)"
+                    .into(),
+            );
         }
     }
     problems
@@ -572,10 +602,35 @@ fn a_descriptor_that_disagrees_is_refused() -> Result<()> {
             }),
         ),
         (
-            "an active SaaS registry",
+            "a dedicated tenant mode with the SaaS registry",
+            disagreement(|_, _, x| x["tenant-mode"] = json!("dedicated")),
+        ),
+        (
+            "no Callback scope for the SaaS registry",
+            disagreement(|_, _, x| {
+                if let Some(scopes) = x["scopes"].as_array_mut() {
+                    scopes.retain(|s| s["name"] != json!("$XSAPPNAME.Callback"));
+                }
+            }),
+        ),
+        (
+            "the Callback scope not granted to the SaaS registry",
+            disagreement(|_, _, x| {
+                if let Some(scopes) = x["scopes"].as_array_mut() {
+                    for scope in scopes {
+                        if let Some(o) = scope.as_object_mut() {
+                            o.remove("grant-as-authority-to-apps");
+                        }
+                    }
+                }
+            }),
+        ),
+        (
+            "a subscription callback the relay does not serve",
             disagreement(|m, _, _| {
                 if let Some(saas) = resource_of(m, "saas-registry") {
-                    saas["active"] = json!(true);
+                    saas["parameters"]["config"]["appUrls"]["onSubscription"] =
+                        json!("~{cti-relay-api/url}/saas/{tenantId}");
                 }
             }),
         ),

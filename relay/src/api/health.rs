@@ -34,7 +34,8 @@ fn operator(state: &AppState, headers: &HeaderMap) -> bool {
             }),
         None => state
             .tenants
-            .values()
+            .all()
+            .iter()
             .all(|t| crate::adapters::is_loopback(&t.config.v2_url)),
     }
 }
@@ -46,7 +47,8 @@ pub(super) async fn readyz(State(state): State<Arc<AppState>>, headers: HeaderMa
     let mut ready = true;
     let mut degraded = false;
     let mut tenants = serde_json::Map::new();
-    for (id, tenant) in &state.tenants {
+    for tenant in state.tenants.all() {
+        let id = &tenant.config.id;
         if let Err(err) = state.numbers.index.len(id).await {
             degraded = true;
             tracing::warn!(%err, tenant = %id, "number index store unreachable");
@@ -62,7 +64,7 @@ pub(super) async fn readyz(State(state): State<Arc<AppState>>, headers: HeaderMa
                 json!({"index": "failed", "error": error})
             }
         };
-        status["refresh"] = refresh_json(&state, tenant);
+        status["refresh"] = refresh_json(&state, &tenant);
         // Ranking without signals still matches every caller, so this never holds readiness.
         status["signals"] = match tenant.numbers.signals_status() {
             SignalsStatus::Pending => json!({"state": "pending"}),
@@ -157,7 +159,8 @@ pub(super) async fn metrics(State(state): State<Arc<AppState>>, headers: HeaderM
         .into_response();
     }
     // Gauges of state that lives elsewhere are read at scrape time.
-    for (id, tenant) in &state.tenants {
+    for tenant in state.tenants.all() {
+        let id = &tenant.config.id;
         let current = tenant.numbers.refresh_status().phase;
         for phase in [
             RefreshPhase::Building,

@@ -3,6 +3,7 @@
 
 mod client_addr;
 mod health;
+mod saas;
 mod sign_in;
 mod v2_connect;
 pub(crate) mod v2_events;
@@ -14,7 +15,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
 use tower_http::trace::{DefaultOnFailure, TraceLayer};
 use tracing::Level;
@@ -38,7 +39,12 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/agent/sign-in", get(sign_in::redirect))
         .route("/v1/agent/v2-connect", post(v2_connect::start))
         .route("/v1/agent/v2-callback", get(v2_connect::callback))
-        .nest_service("/widget", widget::service(&state))
+        .route(
+            "/callback/v1.0/tenants/{tenant}",
+            put(saas::subscribe).delete(saas::unsubscribe),
+        )
+        .route("/callback/v1.0/dependencies", get(saas::dependencies))
+        .nest_service("/widget", widget::service(state.clone()))
         .layer(RequestBodyTimeoutLayer::new(request_timeout))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,

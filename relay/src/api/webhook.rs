@@ -33,7 +33,7 @@ pub(super) async fn receive(
     let tenant = state
         .tenant(&tenant_id)
         .filter(|t| t.adapter.provider() == provider);
-    let label = tenant.map_or(UNKNOWN, |t| t.adapter.provider());
+    let label = tenant.as_ref().map_or(UNKNOWN, |t| t.adapter.provider());
     let Some(tenant) = tenant else {
         let err = match state.tenant(&tenant_id) {
             None => ApiError::UnknownTenant(tenant_id.clone()),
@@ -50,7 +50,7 @@ pub(super) async fn receive(
         received_at_ms,
         received,
     };
-    match handle(&state, tenant, request, body).await {
+    match handle(&state, &tenant, request, body).await {
         Ok(Answer::Outcome(outcome)) => {
             let (status, word) = match outcome {
                 Outcome::Accepted => (StatusCode::ACCEPTED, "accepted"),

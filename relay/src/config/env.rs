@@ -14,6 +14,56 @@ use crate::adapters::{TelephonySettings, generic};
 use crate::calls::consent::ConsentPolicy;
 use crate::secret::Secret;
 
+/// The SaaS Provisioning settings: on with `CTI_SAAS_TENANT_URL`, whose pattern must name the
+/// subscriber's `{subdomain}` (each subscriber gets its own URL) and be an http(s) URL once filled.
+fn saas(
+    get: &impl Fn(&str) -> Option<String>,
+    audience: &str,
+) -> Result<Option<super::SaasConfig>, ConfigError> {
+    let Some(pattern) = get("CTI_SAAS_TENANT_URL").filter(|v| !v.trim().is_empty()) else {
+        return Ok(None);
+    };
+    let pattern = pattern.trim().trim_end_matches('/').to_string();
+    if !pattern.contains("{subdomain}") {
+        return Err(invalid(
+            "CTI_SAAS_TENANT_URL",
+            format!(
+                "{pattern:?} names no {{subdomain}}: every subscriber needs its own URL, e.g. https://{{subdomain}}-cti.cfapps.eu10.hana.ondemand.com"
+            ),
+        ));
+    }
+    let filled = pattern
+        .replace("{subdomain}", "sample")
+        .replace("{tenantId}", "sample");
+    match reqwest::Url::parse(&filled) {
+        Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => {}
+        _ => {
+            return Err(invalid(
+                "CTI_SAAS_TENANT_URL",
+                format!("{pattern:?} is not an http(s) URL once {{subdomain}} is filled in"),
+            ));
+        }
+    }
+    let callback_scope = get("CTI_SAAS_CALLBACK_SCOPE")
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| format!("{audience}.Callback"));
+    let dependencies = get("CTI_SAAS_DEPENDENCIES")
+        .map(|list| {
+            list.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(Some(super::SaasConfig {
+        tenant_url: pattern,
+        callback_scope,
+        dependencies,
+    }))
+}
+
 /// Where the demo finds the simulator.
 const SIM_URL: &str = "http://127.0.0.1:8090";
 
@@ -158,6 +208,7 @@ pub(super) fn from_vars(get: impl Fn(&str) -> Option<String>) -> Result<Config, 
         }
         config.ops_token = Some(Secret::new(token.trim().to_string()));
     }
+    config.saas = saas(&get, &config.jwt.audience)?;
     config.activity_retry_base =
         millis("CTI_ACTIVITY_RETRY_BASE_MS", config.activity_retry_base, 10)?;
     config.activity_retry_max = secs("CTI_ACTIVITY_RETRY_MAX_SECS", config.activity_retry_max, 1)?;

@@ -90,6 +90,34 @@ pub struct Config {
     /// The bearer token that opens `/metrics` and the tenants' details in `/readyz`. Without
     /// it they are open only while every tenant's V2 is on this machine (the demo).
     pub ops_token: Option<Secret>,
+    /// Customers subscribe through SAP BTP's SaaS Provisioning service; None: the
+    /// subscription callbacks answer 404 and only the tenants file's tenants exist.
+    pub saas: Option<SaasConfig>,
+}
+
+/// The SaaS Provisioning service's side of the relay (`CTI_SAAS_*`): what a subscription
+/// answers and what its callbacks' tokens must carry.
+#[derive(Debug, Clone)]
+pub struct SaasConfig {
+    /// The subscribed tenant's relay URL (`CTI_SAAS_TENANT_URL`), with `{subdomain}` (and
+    /// optionally `{tenantId}`) filled in from the subscription: what the registry shows the
+    /// customer, and the route its subdomain needs mapped to the app.
+    pub tenant_url: String,
+    /// The scope the registry's token must carry (`CTI_SAAS_CALLBACK_SCOPE`); by default
+    /// `<CTI_JWT_AUDIENCE>.Callback`, XSUAA's `$XSAPPNAME.Callback`.
+    pub callback_scope: String,
+    /// The xsappnames the dependencies callback names (`CTI_SAAS_DEPENDENCIES`, comma-separated):
+    /// the reuse services a subscriber's tenant needs, such as the destination service's.
+    pub dependencies: Vec<String>,
+}
+
+impl SaasConfig {
+    /// A tenant's URL from the pattern: `{subdomain}` and `{tenantId}` filled in.
+    pub fn tenant_url(&self, tenant: &str, subdomain: &str) -> String {
+        self.tenant_url
+            .replace("{subdomain}", subdomain)
+            .replace("{tenantId}", tenant)
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -215,6 +243,7 @@ impl Config {
             connector_lease: Duration::from_secs(15),
             limits: Limits::default(),
             ops_token: None,
+            saas: None,
         }
     }
 

@@ -65,6 +65,29 @@ pub struct TenantConfig {
     pub host_origins: Vec<String>,
 }
 
+impl TenantConfig {
+    /// A subscribed tenant's settings as its administrator gave them: one object in the shape of
+    /// a tenants file entry (`v2_url`, `v2_user`, `v2_password`, `provider` and its keys, ...),
+    /// its `id` set to the subscribed tenant's whatever the object says, checked as the tenants
+    /// file is. `"${NAME}"` is not read from the environment here: the values are the tenant's.
+    pub fn from_json(id: &str, settings: &serde_json::Value) -> Result<TenantConfig, ConfigError> {
+        let mut settings = settings.clone();
+        let Some(object) = settings.as_object_mut() else {
+            return Err(ConfigError::Invalid {
+                var: "tenant settings",
+                problem: format!("tenant {id:?}: the settings are not a JSON object"),
+            });
+        };
+        object.insert("id".into(), serde_json::Value::String(id.to_string()));
+        let file: TenantFile =
+            serde_json::from_value(settings).map_err(|e| ConfigError::Invalid {
+                var: "tenant settings",
+                problem: format!("tenant {id:?}: {e}"),
+            })?;
+        file.check()
+    }
+}
+
 /// The values of a call a tenant may map into its phone calls (`activity_fields`).
 pub const MAPPABLE_ACTIVITY_FIELDS: &[&str] = &[
     "direction",

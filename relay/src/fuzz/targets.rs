@@ -222,7 +222,7 @@ impl Http {
         })
     }
 
-    fn tenant(&self) -> &crate::state::Tenant {
+    fn tenant(&self) -> std::sync::Arc<crate::state::Tenant> {
         let id = &self.state.config.tenants[0].id;
         self.state.tenant(id).expect("the tenant")
     }

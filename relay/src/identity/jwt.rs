@@ -50,6 +50,10 @@ pub enum AuthError {
     KeysUnavailable(#[source] reqwest::Error),
     #[error("the token lacks the scope {0:?} that agents are given")]
     MissingScope(String),
+    #[error("the token lacks the scope {0:?}")]
+    MissingClientScope(String),
+    #[error("the token is not a client-credentials token (grant_type {0:?})")]
+    NotClientCredentials(Option<String>),
     #[error("the token comes from the identity provider {got:?}, not {wanted:?}")]
     WrongOrigin { wanted: String, got: Option<String> },
 }
@@ -93,6 +97,8 @@ struct Claims {
     scope: Option<Scopes>,
     /// XSUAA: the identity provider the user signed in with (`sap.default`, `ldap`, ...).
     origin: Option<String>,
+    /// XSUAA: how the token was obtained (`client_credentials`, `authorization_code`, ...).
+    grant_type: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -198,6 +204,27 @@ impl JwtVerifier {
         Ok(identity)
     }
 
+    /// Checks a service's client-credentials token that must carry `scope`: everything
+    /// [`JwtVerifier::verify_client`] checks, XSUAA's `grant_type` claim saying
+    /// `client_credentials` (so no user's token opens a service's door, whatever roles the
+    /// user was given), and the scope. The SaaS Provisioning service calls the subscription
+    /// callbacks with such a token (`$XSAPPNAME.Callback`, granted to it as an authority in
+    /// xs-security.json).
+    pub async fn verify_service(
+        &self,
+        token: &str,
+        scope: &str,
+    ) -> Result<AgentIdentity, AuthError> {
+        let (identity, scopes, _, grant) = self.check_all(token).await?;
+        if grant.as_deref() != Some("client_credentials") {
+            return Err(AuthError::NotClientCredentials(grant));
+        }
+        if !scopes.is_some_and(|s| s.contains(scope)) {
+            return Err(AuthError::MissingClientScope(scope.to_string()));
+        }
+        Ok(identity)
+    }
+
     /// Checks a client's token (signature, issuer, audience, expiry, not-before): who it names.
     pub async fn verify_client(&self, token: &str) -> Result<AgentIdentity, AuthError> {
         self.check(token).await.map(|(identity, ..)| identity)
@@ -208,6 +235,24 @@ impl JwtVerifier {
         &self,
         token: &str,
     ) -> Result<(AgentIdentity, Option<Scopes>, Option<String>), AuthError> {
+        self.check_all(token)
+            .await
+            .map(|(identity, scopes, origin, _)| (identity, scopes, origin))
+    }
+
+    /// [`JwtVerifier::check`] with the token's grant type.
+    async fn check_all(
+        &self,
+        token: &str,
+    ) -> Result<
+        (
+            AgentIdentity,
+            Option<Scopes>,
+            Option<String>,
+            Option<String>,
+        ),
+        AuthError,
+    > {
         let header = decode_header(token).map_err(AuthError::Malformed)?;
         let kid = header.kid.unwrap_or_default();
         self.refresh_if_old().await;
@@ -242,6 +287,7 @@ impl JwtVerifier {
                 },
                 claims.scope,
                 claims.origin,
+                claims.grant_type,
             )),
             _ => Err(AuthError::MissingIdentity),
         }

@@ -27,7 +27,7 @@ pub async fn apply(
     who: &AgentIdentity,
     message: ClientMessage,
 ) -> Result<(), AgentError> {
-    let tenant = app.tenant(&who.tenant).ok_or(AgentError::UnknownTenant)?;
+    let tenant = &app.tenant(&who.tenant).ok_or(AgentError::UnknownTenant)?;
     let rep = &who.agent;
     match message {
         ClientMessage::Command { call_id, command } => {
