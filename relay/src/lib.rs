@@ -50,6 +50,7 @@ pub mod server;
 pub mod shared_store;
 pub mod state;
 pub mod subscriptions;
+pub mod tenancy;
 pub mod v2;
 
 use std::net::SocketAddr;
@@ -170,7 +171,7 @@ pub fn start_background(state: &Arc<AppState>) -> Vec<tokio::task::JoinHandle<()
 /// each change another instance announces; after a break in listening everything is read again.
 async fn follow_subscriptions(state: Arc<AppState>) {
     let Some(url) = state.config.redis_url.clone() else {
-        if let Err(err) = state.load_subscribed().await {
+        if let Err(err) = tenancy::load_subscribed(&state).await {
             tracing::error!(%err, "the subscribed tenants do not load");
         }
         return;
@@ -191,8 +192,8 @@ async fn follow_subscriptions(state: Arc<AppState>) {
         let applying = async {
             while let Some(change) = heard.recv().await {
                 let result = match &change {
-                    Some(tenant) => state.reload(tenant).await,
-                    None => state.load_subscribed().await,
+                    Some(tenant) => tenancy::reload(&state, tenant).await,
+                    None => tenancy::load_subscribed(&state).await,
                 };
                 if let Err(err) = result {
                     tracing::error!(tenant = ?change, %err, "subscribed tenants' settings do not load");

@@ -206,28 +206,6 @@ impl Stores {
     }
 }
 
-/// The associated data a subscribed tenant's settings are sealed with beside the tenant: no
-/// rep id is empty (the rep id rule refuses it), so sealed settings never open as a rep's token
-/// nor a token as settings.
-const SETTINGS_OWNER: &str = "";
-
-/// Why a subscribed tenant's settings were not taken.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigureError {
-    #[error("tenant {0:?} is not subscribed")]
-    NotSubscribed(String),
-    #[error("tenant {0:?} is configured in the tenants file")]
-    FromFile(String),
-    #[error(transparent)]
-    Invalid(crate::config::ConfigError),
-    #[error("CTI_TOKEN_KEY is required to keep a tenant's settings (and their secrets) in Redis")]
-    NoKey,
-    #[error("stored settings do not open with CTI_TOKEN_KEY (was the key changed?)")]
-    Seal,
-    #[error(transparent)]
-    Store(#[from] crate::subscriptions::DirectoryError),
-}
-
 /// Why the relay could not start with its configuration.
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -466,129 +444,19 @@ impl AppState {
         }
     }
 
-    /// What seals a subscribed tenant's settings: `CTI_TOKEN_KEY` (with the previous key still
-    /// opening). Without a key, settings are kept only in memory (no Redis): see
-    /// [`AppState::configure`].
-    fn sealer(&self) -> Option<crate::authority::vault::Sealer> {
-        self.config.token_key.as_ref().map(|key| {
-            crate::authority::vault::Sealer::rotated(key, self.config.token_key_previous.as_ref())
-        })
-    }
-
-    /// Configures a subscribed tenant: its settings (a tenants file entry's shape, checked as
-    /// the file is) are sealed whole with `CTI_TOKEN_KEY` and stored, and the tenant is served
-    /// with them from now on, here at once and on the other instances when they hear of it.
-    /// The admin page is where this is meant to be called from (not built yet).
-    pub async fn configure(
-        self: &Arc<Self>,
-        tenant: &str,
-        settings: &serde_json::Value,
-    ) -> Result<(), ConfigureError> {
-        if self.config.tenant(tenant).is_some() {
-            return Err(ConfigureError::FromFile(tenant.to_string()));
-        }
-        if self.directory.get(tenant).await?.is_none() {
-            return Err(ConfigureError::NotSubscribed(tenant.to_string()));
-        }
-        let config = TenantConfig::from_json(tenant, settings).map_err(ConfigureError::Invalid)?;
-        let text = settings.to_string();
-        let stored = match self.sealer() {
-            Some(sealer) => sealer
-                .seal(tenant, SETTINGS_OWNER, &text)
-                .map_err(|_| ConfigureError::Seal)?,
-            None if self.config.redis_url.is_some() => return Err(ConfigureError::NoKey),
-            // In memory only: nothing leaves the process, so there is nothing to seal against.
-            None => text.into_bytes(),
-        };
-        self.directory.put_settings(tenant, &stored).await?;
-        let mut built = self.tenant_parts.build(&config);
-        built.settings_text = Some(settings.to_string());
-        self.serve(Arc::new(built));
-        Ok(())
-    }
-
-    /// Reads a subscribed tenant's state from the directory again and serves what it says: its
-    /// settings when it has some, nothing when it is unconfigured or no longer subscribed.
-    pub async fn reload(self: &Arc<Self>, tenant: &str) -> Result<(), ConfigureError> {
-        if self.config.tenant(tenant).is_some() {
-            return Ok(());
-        }
-        let subscribed = self.directory.get(tenant).await?.is_some();
-        let sealed = match subscribed {
-            true => self.directory.settings(tenant).await?,
-            false => None,
-        };
-        let Some(sealed) = sealed else {
-            self.forget(tenant);
-            return Ok(());
-        };
-        let text = match self.sealer() {
-            Some(sealer) => sealer
-                .open(tenant, SETTINGS_OWNER, &sealed)
-                .map_err(|_| ConfigureError::Seal)?
-                .expose()
-                .to_string(),
-            None => String::from_utf8(sealed).map_err(|_| ConfigureError::Seal)?,
-        };
-        let settings: serde_json::Value =
-            serde_json::from_str(&text).map_err(|_| ConfigureError::Seal)?;
-        let config = TenantConfig::from_json(tenant, &settings).map_err(ConfigureError::Invalid)?;
-        let unchanged = self
-            .tenants
-            .get(tenant)
-            .is_some_and(|t| t.settings_text.as_deref() == Some(settings.to_string().as_str()));
-        if !unchanged {
-            let mut built = self.tenant_parts.build(&config);
-            built.settings_text = Some(settings.to_string());
-            self.serve(Arc::new(built));
-        }
-        Ok(())
-    }
-
-    /// Every subscribed tenant with settings, served: what an instance does at start.
-    pub async fn load_subscribed(self: &Arc<Self>) -> Result<(), ConfigureError> {
-        for subscription in self.directory.list().await? {
-            if let Err(err) = self.reload(&subscription.tenant).await {
-                tracing::error!(tenant = %subscription.tenant, %err, "a subscribed tenant's settings do not load");
-            }
-        }
-        Ok(())
-    }
-
-    /// Serves `tenant` (replacing the one with its id) with its own background work.
-    fn serve(self: &Arc<Self>, tenant: Arc<Tenant>) {
+    /// Serves `tenant` (replacing the one with its id) with its background work, which stops
+    /// when the tenant is forgotten or replaced.
+    pub(crate) fn run_tenant(&self, tenant: Arc<Tenant>, work: Vec<tokio::task::AbortHandle>) {
         let id = tenant.config.id.clone();
-        let mut handles = vec![
-            tokio::spawn(crate::numbers::refresh::run(
-                self.numbers.clone(),
-                tenant.numbers.clone(),
-            ))
-            .abort_handle(),
-            tokio::spawn(crate::pipeline::links::run(self.clone(), tenant.clone())).abort_handle(),
-        ];
-        let mut writer = self.writer();
-        writer.tenants = vec![crate::activity::writer::WriterTenant {
-            config: tenant.config.clone(),
-            v2: tenant.v2.clone(),
-            numbers: tenant.numbers.clone(),
-        }];
-        let stopping = self.clone();
-        handles.push(
-            tokio::spawn(crate::activity::writer::run(writer, async move {
-                stopping.stopping().await
-            }))
-            .abort_handle(),
-        );
         self.tenants.insert(tenant);
         let old = self
             .tenant_tasks
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(id.clone(), handles);
+            .insert(id, work);
         old.iter()
             .flatten()
             .for_each(tokio::task::AbortHandle::abort);
-        tracing::info!(tenant = %id, "subscribed tenant served with its settings");
     }
 
     /// Stops serving a tenant configured at run time, and its background work.

@@ -340,8 +340,7 @@ async fn a_configured_tenant_is_sealed_in_redis_and_served_by_every_instance() {
     let state = stack.relay.state.clone();
 
     // Not subscribed: nothing to configure.
-    let refused = state
-        .configure(TENANT, &tenant_settings(&stack, "demo"))
+    let refused = cti_relay::tenancy::configure(&state, TENANT, &tenant_settings(&stack, "demo"))
         .await
         .expect_err("an unsubscribed tenant is refused");
     assert!(refused.to_string().contains("not subscribed"), "{refused}");
@@ -354,15 +353,13 @@ async fn a_configured_tenant_is_sealed_in_redis_and_served_by_every_instance() {
     // Settings that do not check are refused and change nothing.
     let mut wrong = tenant_settings(&stack, "demo");
     wrong["default_region"] = json!("XX");
-    let refused = state
-        .configure(TENANT, &wrong)
+    let refused = cti_relay::tenancy::configure(&state, TENANT, &wrong)
         .await
         .expect_err("an unknown region is refused");
     assert!(refused.to_string().contains("XX"), "{refused}");
     assert!(state.tenant(TENANT).is_none());
 
-    state
-        .configure(TENANT, &tenant_settings(&stack, "demo"))
+    cti_relay::tenancy::configure(&state, TENANT, &tenant_settings(&stack, "demo"))
         .await
         .expect("configured");
     let served = state.tenant(TENANT).expect("served here at once");
@@ -418,8 +415,7 @@ async fn a_configured_tenant_is_sealed_in_redis_and_served_by_every_instance() {
     .expect("loaded at start");
 
     // ...and follows a change made on the first.
-    state
-        .configure(TENANT, &tenant_settings(&stack, "changed-user"))
+    cti_relay::tenancy::configure(&state, TENANT, &tenant_settings(&stack, "changed-user"))
         .await
         .expect("configured again");
     eventually("the second instance takes the change", || async {
