@@ -410,17 +410,12 @@ async fn phone_transfer(
         Some(Value::String(d)) => Some(d.as_str()),
         Some(_) => return Err(WebexError::sim("`destination` must be a string".into())),
     };
-    let reordered = match body.get("reordered") {
-        None | Some(Value::Null) => false,
-        Some(Value::Bool(on)) => *on,
-        Some(_) => return Err(WebexError::sim("`reordered` must be true or false".into())),
-    };
-    wx(&sim).phone_transfer(&id, agent, destination, reordered)?;
+    wx(&sim).phone_transfer(&id, agent, destination, reordered(&body)?)?;
     Ok(Json(json!({"transferred": true})).into_response())
 }
 
-/// The rep's phone consults: `{"agent", "destination"}`; answers the consultation's
-/// callSessionId.
+/// The rep's phone consults: `{"agent", "destination", "reordered"?}`; answers the
+/// consultation's callSessionId.
 async fn phone_consult(
     State(sim): State<Arc<Sim>>,
     Path(id): Path<String>,
@@ -431,8 +426,19 @@ async fn phone_consult(
         &id,
         required(&body, "agent")?,
         required(&body, "destination")?,
+        reordered(&body)?,
     )?;
     Ok(Json(json!({"consulting": true, "call_id": leg.session})).into_response())
+}
+
+/// A simulator control's `reordered` flag (the events of what the phone did delivered the other
+/// way round).
+fn reordered(body: &Value) -> Result<bool, WebexError> {
+    match body.get("reordered") {
+        None | Some(Value::Null) => Ok(false),
+        Some(Value::Bool(on)) => Ok(*on),
+        Some(_) => Err(WebexError::sim("`reordered` must be true or false".into())),
+    }
 }
 
 /// A simulator control's string field.

@@ -18,8 +18,9 @@
 //! `forwarded`), or without it the consultation the rep made on the phone (attended);
 //! `"reordered": true` delivers the transfer's two events the other way round (the rep's call
 //! disconnected first), each with the time it happened;
-//! `POST /sim/webex/calls/{id}/consult {"agent","destination"}` is the rep consulting on their
-//! phone: the call held, a call placed to `destination` (no API request);
+//! `POST /sim/webex/calls/{id}/consult {"agent","destination","reordered"?}` is the rep
+//! consulting on their phone: the call held, a call placed to `destination` (no API request);
+//! `"reordered": true` delivers the placed call's events before the hold's;
 //! `GET /sim/webex/calls` lists the calls' legs, `GET /sim/webex/webhooks` the webhooks;
 //! `POST /sim/webex/faults` with `{"delete_webhooks":true}`, `{"revoke_tokens":true}` (every
 //! access token issued so far answers 401), `{"duplicate":bool}` or `{"reorder":bool}`.
@@ -801,31 +802,39 @@ impl Webex {
 
     /// The user's phone consults about their call of `session`: the call held, then a call placed
     /// to `destination` (a colleague's extension or number, or a number outside) as the phone
-    /// places calls (`personality` `originator`, inferred). No API request.
+    /// places calls (`personality` `originator`, inferred). No API request. `reordered` delivers
+    /// the placed call's events before the hold's, the hold still timed when it happened.
     pub fn phone_consult(
         &self,
         session: &str,
         agent: &str,
         destination: &str,
+        reordered: bool,
     ) -> Result<Leg, WebexError> {
         let (person, first) = self.phone_leg(session, agent)?;
-        match first.state.as_str() {
-            "connected" => {
-                self.change(
-                    &first.call_id,
-                    |l| l.state = "held".into(),
-                    "held",
-                    json!({}),
-                );
-            }
-            "held" => {}
+        let hold = match first.state.as_str() {
+            "connected" => true,
+            "held" => false,
             _ => {
                 return Err(WebexError::bad_request(
                     "consult: the call is not connected",
                 ));
             }
+        };
+        let happened = now_rfc3339();
+        let held = |wx: &Webex, extra: Value| {
+            if hold {
+                wx.change(&first.call_id, |l| l.state = "held".into(), "held", extra);
+            }
+        };
+        if reordered {
+            let placed = self.place(&person.id, destination, "originator")?;
+            held(self, json!({"eventTimestamp": happened}));
+            Ok(placed)
+        } else {
+            held(self, json!({}));
+            self.place(&person.id, destination, "originator")
         }
-        self.place(&person.id, destination, "originator")
     }
 
     /// Blind transfer (`{callId1, destination}`) or the attended one (`{callId1, callId2}`).

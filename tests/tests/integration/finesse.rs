@@ -349,19 +349,80 @@ async fn a_consult_transfer_made_on_the_finesse_desktop_is_a_transfer() -> Resul
     Ok(())
 }
 
+/// Rings `agent` from `from` and has them answer in the widget: the call's id.
+async fn answered(stack: &Stack, ws: &mut WsClient, from: &str, agent: &str) -> Result<String> {
+    let id = ring(stack, from, agent).await?;
+    state(ws, &id, "ringing").await?;
+    ws.answer(&id).await?;
+    Ok(id)
+}
+
+/// The rep's leg handed to a number outside the contact centre: transferred, with the reason
+/// that says no colleague's leg follows, and that hand-over ends the call, logged once as a
+/// completed call of the rep.
+async fn handed_outside(stack: &Stack, ws: &mut WsClient, id: &str) -> Result<()> {
+    let transferred = state(ws, id, "transferred").await?;
+    assert_eq!(
+        transferred["call"]["end_reason"], "completed",
+        "{transferred}"
+    );
+    let activity = stack.wait_activity(id, "written", |_| true).await?;
+    assert_eq!(cti_tests::agents_on(&activity), [ALICE], "{activity}");
+    assert!(
+        !cti_tests::summary_of(&activity).contains("Outcome: missed"),
+        "{activity}"
+    );
+    assert_eq!(stack.activities(id).await?.len(), 1);
+    Ok(())
+}
+
 /// A blind transfer made on the Finesse desktop to a number outside the contact centre: the
-/// rep's leg ends transferred (the agent's participant held, then dropped, as Finesse does).
+/// rep's leg ends transferred (the agent's participant held, then dropped, as Finesse does), and
+/// since no colleague's leg follows, that ends the call: one activity.
 #[tokio::test]
 async fn a_blind_transfer_to_a_number_made_on_the_finesse_desktop_is_a_transfer() -> Result<()> {
     let stack = start().await?;
     let (mut alice, _) = WsClient::signed_in(&stack, ALICE, None).await?;
-    let id = ring(&stack, "+41445550114", ALICE).await?;
-    state(&mut alice, &id, "ringing").await?;
-    alice.answer(&id).await?;
+    let id = answered(&stack, &mut alice, "+41445550114", ALICE).await?;
     desktop(&stack, &id, "<Dialog><requestedAction>TRANSFER_SST</requestedAction><targetMediaAddress>7001</targetMediaAddress><toAddress>+41445550199</toAddress></Dialog>").await?;
-    // The widget names a colleague it hands over to; a number outside is only the leg's end.
-    state(&mut alice, &id, "transferred").await?;
+    handed_outside(&stack, &mut alice, &id).await?;
     // Finesse keeps no dialog for an agent who is no longer on it.
+    assert!(stack.sim.sim.finesse.dialog_ids().is_empty());
+    Ok(())
+}
+
+/// Transfers to a number through the relay, blind and after consulting it: each ends the call
+/// with one activity.
+#[tokio::test]
+async fn transfers_to_a_number_through_the_relay_are_logged_once() -> Result<()> {
+    let stack = start().await?;
+    let (mut alice, _) = WsClient::signed_in(&stack, ALICE, None).await?;
+    let outside = "+41445550198";
+
+    let id = answered(&stack, &mut alice, "+41445550115", ALICE).await?;
+    alice
+        .command(
+            &id,
+            CallCommand::Transfer {
+                target: outside.into(),
+            },
+        )
+        .await?;
+    handed_outside(&stack, &mut alice, &id).await?;
+
+    let id = answered(&stack, &mut alice, "+41445550116", ALICE).await?;
+    alice
+        .command(
+            &id,
+            CallCommand::Consult {
+                target: outside.into(),
+            },
+        )
+        .await?;
+    state(&mut alice, &id, "held").await?;
+    alice.command(&id, CallCommand::CompleteTransfer).await?;
+    handed_outside(&stack, &mut alice, &id).await?;
+    // No agent is on the call any more: Finesse keeps no dialog of it for the tenant.
     assert!(stack.sim.sim.finesse.dialog_ids().is_empty());
     Ok(())
 }

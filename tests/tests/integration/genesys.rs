@@ -145,6 +145,85 @@ async fn a_consult_transfer_holds_rings_the_colleague_and_hands_over() -> Result
     Ok(())
 }
 
+/// Rings `agent` from `from` and has them answer in the widget: the conversation id.
+async fn answered(stack: &Stack, ws: &mut WsClient, from: &str, agent: &str) -> Result<String> {
+    let id = ring(stack, from, agent).await?;
+    state(ws, &id, "ringing").await?;
+    ws.answer(&id).await?;
+    Ok(id)
+}
+
+/// Alice's leg handed to a number outside the org's reps: transferred with the reason that says
+/// no colleague's leg follows, so the hand-over ends the call, logged once as hers.
+async fn handed_outside(stack: &Stack, alice: &mut WsClient, id: &str) -> Result<()> {
+    let transferred = state(alice, id, "transferred").await?;
+    assert_eq!(
+        transferred["call"]["end_reason"], "completed",
+        "{transferred}"
+    );
+    let activity = stack.wait_activity(id, "written", |_| true).await?;
+    assert_eq!(cti_tests::agents_on(&activity), [ALICE], "{activity}");
+    assert_eq!(
+        cti_tests::summary_line(&activity, "Outcome: "),
+        Some("completed"),
+        "{activity}"
+    );
+    assert_eq!(stack.activities(id).await?.len(), 1);
+    Ok(())
+}
+
+/// Transfers to a number outside the org, blind and after consulting it: the number is an
+/// `external` participant, no rep's, so each hand-over ends the call with one activity; the
+/// caller hanging up on the number afterwards adds nothing.
+#[tokio::test]
+async fn transfers_to_a_number_outside_are_logged_once() -> Result<()> {
+    let stack = genesys_stack().await?;
+    connected(&stack).await?;
+    let (mut alice, _) = WsClient::signed_in(&stack, ALICE, None).await?;
+    let outside = "+41445550199";
+
+    let id = answered(&stack, &mut alice, "+41445550102", ALICE).await?;
+    alice
+        .command(
+            &id,
+            CallCommand::Transfer {
+                target: outside.into(),
+            },
+        )
+        .await?;
+    handed_outside(&stack, &mut alice, &id).await?;
+    let conversation = stack.sim.sim.genesys.conversation(&id).context("call")?;
+    assert!(
+        conversation["participants"].as_array().is_some_and(|p| p
+            .iter()
+            .any(|p| p["purpose"] == "external" && p["address"] == format!("tel:{outside}"))),
+        "{conversation}"
+    );
+
+    let id = answered(&stack, &mut alice, "+41445550103", ALICE).await?;
+    alice
+        .command(
+            &id,
+            CallCommand::Consult {
+                target: outside.into(),
+            },
+        )
+        .await?;
+    state(&mut alice, &id, "held").await?;
+    alice.command(&id, CallCommand::CompleteTransfer).await?;
+    handed_outside(&stack, &mut alice, &id).await?;
+    sim_post(&stack, &format!("/calls/{id}/hangup"), &json!({})).await?;
+    let conversation = stack.sim.sim.genesys.conversation(&id).context("call")?;
+    assert!(
+        conversation["participants"]
+            .as_array()
+            .is_some_and(|p| p.iter().all(|p| p["state"] == "disconnected")),
+        "{conversation}"
+    );
+    assert_eq!(stack.activities(&id).await?.len(), 1);
+    Ok(())
+}
+
 #[tokio::test]
 async fn a_caller_hanging_up_while_it_rings_is_missed_and_a_refusal_declined() -> Result<()> {
     let stack = genesys_stack().await?;

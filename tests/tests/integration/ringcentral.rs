@@ -226,6 +226,96 @@ async fn a_consult_transfer_bridges_to_the_colleague_or_goes_back_to_the_caller(
     assert_eq!(summary_line(&activity, "Outcome: "), Some("completed"));
 }
 
+/// Rings Alice and has her answer in the widget; the call.
+async fn alice_talking(stack: &Stack, alice: &mut WsClient, number: &str) -> String {
+    let call = ring(stack, number, ALICE).await;
+    alice.answer(&call).await.expect("alice talks");
+    call
+}
+
+/// Alice's phone transferring her call blind (the RingCentral app's request, not the relay's):
+/// `target` is the body of `POST .../parties/{pid}/transfer`.
+fn transferred_on_the_phone(stack: &Stack, call: &str, target: &Value) {
+    let party = party_of(stack, call, ALICE);
+    stack
+        .sim
+        .sim
+        .ringcentral
+        .party_action(call, &party, "transfer", target)
+        .expect("the phone's transfer");
+}
+
+/// Alice's leg handed to a number outside the account's reps: transferred with the reason that
+/// says no colleague's leg follows, so the hand-over ends the call, logged once as hers.
+async fn handed_outside(stack: &Stack, alice: &mut WsClient, call: &str) {
+    let handed = call_where(alice, call, "alice handed it on", |c| {
+        c["state"] == "transferred" || c["state"] == "ended"
+    })
+    .await;
+    assert_eq!(handed["call"]["state"], "transferred", "{handed}");
+    assert_eq!(handed["call"]["end_reason"], "completed", "{handed}");
+    let activity = one_activity(stack, call).await;
+    assert_eq!(agents_on(&activity), [ALICE]);
+    assert_eq!(summary_line(&activity, "Outcome: "), Some("completed"));
+}
+
+/// Blind transfers to a number outside the account, through the relay and made on the phone
+/// (the rep's party `Gone`, its `peerId` a party no extension has): each ends the call with one
+/// activity. The same made on the phone to a colleague still hands the call over.
+#[tokio::test]
+async fn transfers_to_a_number_outside_are_logged_once() {
+    let stack = start().await;
+    let (number, _, _) = stack.single_match_caller().expect("caller");
+    let (mut alice, _) = WsClient::signed_in(&stack, ALICE, None)
+        .await
+        .expect("alice");
+    let (mut bob, _) = WsClient::signed_in(&stack, BOB, None).await.expect("bob");
+
+    let call = alice_talking(&stack, &mut alice, &number).await;
+    alice
+        .command(
+            &call,
+            CallCommand::Transfer {
+                target: "+41445550199".into(),
+            },
+        )
+        .await
+        .expect("transfer");
+    handed_outside(&stack, &mut alice, &call).await;
+
+    let call = alice_talking(&stack, &mut alice, &number).await;
+    transferred_on_the_phone(&stack, &call, &json!({"phoneNumber": "+41445550198"}));
+    handed_outside(&stack, &mut alice, &call).await;
+
+    let call = alice_talking(&stack, &mut alice, &number).await;
+    let bobs = stack
+        .sim
+        .sim
+        .ringcentral
+        .extension_by_email(BOB)
+        .expect("bob")
+        .number
+        .clone();
+    transferred_on_the_phone(&stack, &call, &json!({"extensionNumber": bobs}));
+    let handed = call_where(&mut alice, &call, "alice handed it on", |c| {
+        c["state"] == "transferred" || c["state"] == "ended"
+    })
+    .await;
+    assert_eq!(handed["call"]["state"], "transferred", "{handed}");
+    assert!(handed["call"]["end_reason"].is_null(), "{handed}");
+    call_where(&mut bob, &call, "bob's phone rings", |c| {
+        c["state"] == "ringing"
+    })
+    .await;
+    bob.answer(&call).await.expect("bob connected");
+    assert!(stack.activities(&call).await.expect("v2").is_empty());
+    bob.command(&call, CallCommand::Hangup)
+        .await
+        .expect("hangup");
+    let activity = one_activity(&stack, &call).await;
+    assert_eq!(agents_on(&activity), [ALICE, BOB]);
+}
+
 #[tokio::test]
 async fn a_caller_who_gives_up_while_it_rings_is_a_missed_call() {
     let stack = start().await;

@@ -148,6 +148,73 @@ async fn a_call_rings_pops_is_held_resumed_transferred_and_logged_once() {
     assert_eq!(summary_line(&activity, "Outcome: "), Some("completed"));
 }
 
+/// Rings Alice from `number` and has her answer in the widget; the call.
+async fn alice_talking(stack: &Stack, alice: &mut WsClient, number: &str) -> String {
+    let call = ring(stack, number, ALICE).await;
+    alice.answer(&call).await.expect("alice talks");
+    call
+}
+
+/// Bob's extension at the simulated org.
+fn bobs_extension(stack: &Stack) -> String {
+    stack
+        .sim
+        .sim
+        .webex
+        .person_by_email(BOB)
+        .expect("bob")
+        .extension
+        .clone()
+}
+
+/// Alice's phone transferring the call (no API request, only the events Webex sends for it):
+/// blind to `destination`, or without one to the consultation she placed on the phone;
+/// `reordered` has Webex deliver the transfer's events the other way round.
+async fn transferred_on_the_phone(
+    stack: &Stack,
+    call: &str,
+    destination: Option<&str>,
+    reordered: bool,
+) {
+    let mut body = json!({"agent": ALICE, "reordered": reordered});
+    if let Some(destination) = destination {
+        body["destination"] = json!(destination);
+    }
+    assert_eq!(
+        sim_post(stack, &format!("/calls/{call}/transfer"), &body).await,
+        200
+    );
+}
+
+/// Alice's leg, once it ends: transferred (with the reason an outside number gives, or none
+/// for a colleague, whose leg follows).
+async fn alice_handed_it_on(alice: &mut WsClient, call: &str, outside: bool) -> Value {
+    let handed = call_where(alice, call, "alice handed it on", |c| {
+        c["state"] == "transferred" || c["state"] == "ended"
+    })
+    .await;
+    assert_eq!(handed["call"]["state"], "transferred", "{handed}");
+    let reason = if outside {
+        json!("completed")
+    } else {
+        Value::Null
+    };
+    assert_eq!(handed["call"]["end_reason"], reason, "{handed}");
+    handed
+}
+
+/// Bob takes the call handed to him and hangs up: one activity naming both reps, completed.
+async fn bob_takes_it_and_hangs_up(stack: &Stack, bob: &mut WsClient, call: &str) {
+    call_where(bob, call, "bob's phone rings", |c| c["state"] == "ringing").await;
+    bob.answer(call).await.expect("bob connected");
+    bob.command(call, CallCommand::Hangup)
+        .await
+        .expect("hangup");
+    call_where(bob, call, "ended", |c| c["state"] == "ended").await;
+    let activity = one_activity_of(stack, call, &[ALICE, BOB]).await;
+    assert_eq!(summary_line(&activity, "Outcome: "), Some("completed"));
+}
+
 /// A blind transfer made on Alice's phone (no API request, only the events Webex sends for it):
 /// Bob's phone rings on the same call, his call naming Alice as who redirected it, then Alice's
 /// call is disconnected. Her leg ends transferred to Bob, and the call is one activity naming
@@ -160,43 +227,11 @@ async fn a_transfer_made_on_the_phone_is_a_transfer() {
         .await
         .expect("alice");
     let (mut bob, _) = WsClient::signed_in(&stack, BOB, None).await.expect("bob");
-    let call = ring(&stack, &number, ALICE).await;
-    alice.answer(&call).await.expect("alice talks");
-    let bobs_extension = stack
-        .sim
-        .sim
-        .webex
-        .person_by_email(BOB)
-        .expect("bob")
-        .extension
-        .clone();
-    assert_eq!(
-        sim_post(
-            &stack,
-            &format!("/calls/{call}/transfer"),
-            &json!({"agent": ALICE, "destination": bobs_extension}),
-        )
-        .await,
-        200
-    );
-    let handed = call_where(&mut alice, &call, "alice handed it on", |c| {
-        c["state"] == "transferred" || c["state"] == "ended"
-    })
-    .await;
-    assert_eq!(handed["call"]["state"], "transferred", "{handed}");
+    let call = alice_talking(&stack, &mut alice, &number).await;
+    transferred_on_the_phone(&stack, &call, Some(&bobs_extension(&stack)), false).await;
+    let handed = alice_handed_it_on(&mut alice, &call, false).await;
     assert!(handed.to_string().contains(BOB), "{handed}");
-    call_where(&mut bob, &call, "bob's phone rings", |c| {
-        c["state"] == "ringing"
-    })
-    .await;
-    bob.answer(&call).await.expect("bob connected");
-    bob.command(&call, CallCommand::Hangup)
-        .await
-        .expect("hangup");
-    call_where(&mut bob, &call, "ended", |c| c["state"] == "ended").await;
-    let activity = one_activity(&stack, &call).await;
-    assert_eq!(agents_on(&activity), [ALICE, BOB]);
-    assert_eq!(summary_line(&activity, "Outcome: "), Some("completed"));
+    bob_takes_it_and_hangs_up(&stack, &mut bob, &call).await;
 }
 
 /// Exactly one activity for the call, once it names these reps (an activity written when a
@@ -220,22 +255,9 @@ async fn a_transfer_made_on_the_phone_to_a_number_outside_is_a_transfer() {
     let (mut alice, _) = WsClient::signed_in(&stack, ALICE, None)
         .await
         .expect("alice");
-    let call = ring(&stack, &number, ALICE).await;
-    alice.answer(&call).await.expect("alice talks");
-    assert_eq!(
-        sim_post(
-            &stack,
-            &format!("/calls/{call}/transfer"),
-            &json!({"agent": ALICE, "destination": "+41445550199"}),
-        )
-        .await,
-        200
-    );
-    let handed = call_where(&mut alice, &call, "alice handed it on", |c| {
-        c["state"] == "transferred" || c["state"] == "ended"
-    })
-    .await;
-    assert_eq!(handed["call"]["state"], "transferred", "{handed}");
+    let call = alice_talking(&stack, &mut alice, &number).await;
+    transferred_on_the_phone(&stack, &call, Some("+41445550199"), false).await;
+    alice_handed_it_on(&mut alice, &call, true).await;
     let activity = one_activity_of(&stack, &call, &[ALICE]).await;
     assert_eq!(summary_line(&activity, "Outcome: "), Some("completed"));
 }
@@ -252,55 +274,19 @@ async fn a_transfer_made_on_the_phone_heard_the_other_way_round_is_a_transfer() 
         .await
         .expect("alice");
     let (mut bob, _) = WsClient::signed_in(&stack, BOB, None).await.expect("bob");
-    let bobs_extension = stack
-        .sim
-        .sim
-        .webex
-        .person_by_email(BOB)
-        .expect("bob")
-        .extension
-        .clone();
 
     // To Bob.
-    let call = ring(&stack, &number, ALICE).await;
-    alice.answer(&call).await.expect("alice talks");
-    assert_eq!(
-        sim_post(
-            &stack,
-            &format!("/calls/{call}/transfer"),
-            &json!({"agent": ALICE, "destination": bobs_extension, "reordered": true}),
-        )
-        .await,
-        200
-    );
+    let call = alice_talking(&stack, &mut alice, &number).await;
+    transferred_on_the_phone(&stack, &call, Some(&bobs_extension(&stack)), true).await;
     call_where(&mut alice, &call, "alice handed it on", |c| {
         c["state"] == "transferred"
     })
     .await;
-    call_where(&mut bob, &call, "bob's phone rings", |c| {
-        c["state"] == "ringing"
-    })
-    .await;
-    bob.answer(&call).await.expect("bob connected");
-    bob.command(&call, CallCommand::Hangup)
-        .await
-        .expect("hangup");
-    call_where(&mut bob, &call, "ended", |c| c["state"] == "ended").await;
-    let activity = one_activity_of(&stack, &call, &[ALICE, BOB]).await;
-    assert_eq!(summary_line(&activity, "Outcome: "), Some("completed"));
+    bob_takes_it_and_hangs_up(&stack, &mut bob, &call).await;
 
     // To a number outside.
-    let call = ring(&stack, &number, ALICE).await;
-    alice.answer(&call).await.expect("alice talks");
-    assert_eq!(
-        sim_post(
-            &stack,
-            &format!("/calls/{call}/transfer"),
-            &json!({"agent": ALICE, "destination": "+41445550199", "reordered": true}),
-        )
-        .await,
-        200
-    );
+    let call = alice_talking(&stack, &mut alice, &number).await;
+    transferred_on_the_phone(&stack, &call, Some("+41445550199"), true).await;
     call_where(&mut alice, &call, "alice handed it on", |c| {
         c["state"] == "transferred"
     })
@@ -315,21 +301,31 @@ async fn a_transfer_made_on_the_phone_heard_the_other_way_round_is_a_transfer() 
 /// the caller. One call, one activity naming both.
 #[tokio::test]
 async fn a_consult_transfer_made_on_the_phone_is_one_call() {
+    consult_transfer_made_on_the_phone(false).await;
+}
+
+/// The same, Webex delivering the consultation's events before the hold of Alice's call (timed
+/// before them): the placed call is still known as the consultation, not a call of its own.
+#[tokio::test]
+async fn a_consult_made_on_the_phone_heard_before_its_hold_is_one_call() {
+    consult_transfer_made_on_the_phone(true).await;
+}
+
+async fn consult_transfer_made_on_the_phone(reordered: bool) {
     let stack = start().await;
     let (number, _, _) = stack.single_match_caller().expect("caller");
     let (mut alice, _) = WsClient::signed_in(&stack, ALICE, None)
         .await
         .expect("alice");
     let (mut bob, _) = WsClient::signed_in(&stack, BOB, None).await.expect("bob");
-    let call = ring(&stack, &number, ALICE).await;
-    alice.answer(&call).await.expect("alice talks");
+    let call = alice_talking(&stack, &mut alice, &number).await;
     let response = stack
         .http
         .post(format!(
             "{}/sim/webex/calls/{call}/consult",
             stack.sim.url()
         ))
-        .json(&json!({"agent": ALICE, "destination": BOB}))
+        .json(&json!({"agent": ALICE, "destination": BOB, "reordered": reordered}))
         .send()
         .await
         .expect("sim");
@@ -352,15 +348,7 @@ async fn a_consult_transfer_made_on_the_phone_is_one_call() {
         c["consult"]["state"] == "connected"
     })
     .await;
-    assert_eq!(
-        sim_post(
-            &stack,
-            &format!("/calls/{call}/transfer"),
-            &json!({"agent": ALICE}),
-        )
-        .await,
-        200
-    );
+    transferred_on_the_phone(&stack, &call, None, false).await;
     // Webex ends Alice's calls before Bob's joins the caller's session (inferred): her leg may
     // look ended for a moment, until Bob's call tells it was handed to him.
     call_where(&mut alice, &call, "alice handed over", |c| {

@@ -238,14 +238,13 @@ async fn apply(
         &now,
     );
     super::call_facts::after_update(shared, user, dialog).await;
-    // A transfer made on the desktop names the target's extension: a colleague's is their rep.
-    for event in &mut events {
-        if let Some(target) = &mut event.transfer_to
-            && let Some(rep) = shared.rep_of_extension(target)
-        {
-            *target = rep;
-        }
-    }
+    // A transfer made on the desktop names the target's extension: a colleague's is their rep;
+    // a number (or an extension of no rep) is outside, and the hand-over ends the call.
+    super::mapping::settle_transfers(
+        &mut events,
+        |address| shared.rep_of_extension(address),
+        |target| shared.is_rep(target),
+    );
     deliver(shared, link, user, events).await
 }
 

@@ -341,7 +341,8 @@ impl Tracker {
                 },
             );
         }
-        let transfer = self.transfers.get(&key).cloned();
+        // An empty target is a requested transfer that failed (the request was taken back).
+        let transfer = self.transfers.get(&key).filter(|t| !t.is_empty()).cloned();
         let Some(leg) = self.legs.get_mut(&key) else {
             return Vec::new();
         };
@@ -435,6 +436,38 @@ impl Tracker {
             self.legs.retain(|_, l| !l.ended);
         }
         out
+    }
+}
+
+/// Names each hand-over's target as the relay knows it and tells whether it left the reps.
+///
+/// The tracker names a target by its address (a desktop or phone transfer gives the extension
+/// or number Finesse shows) or as the relay asked for it (a rep's e-mail, or a number). Where
+/// `rep_of_address` knows the address (the tenant's agents' extensions), the target is that
+/// colleague, whose own leg follows and ends the call. Otherwise (a number, or an extension of
+/// no agent the tenant maps to a rep) the call went outside the relay's reps: no colleague's leg
+/// follows, so the hand-over carries a reason and ends the call. Whether an extension belongs to
+/// a rep is inferred from the tenant's agent mapping: Finesse itself does not say who a
+/// transfer's party is beyond its `mediaAddress`.
+pub fn settle_transfers(
+    events: &mut [TelephonyEvent],
+    rep_of_address: impl Fn(&str) -> Option<String>,
+    is_rep: impl Fn(&str) -> bool,
+) {
+    for event in events
+        .iter_mut()
+        .filter(|e| e.event_type == EventType::Transferred)
+    {
+        let Some(target) = event.transfer_to.as_mut() else {
+            continue;
+        };
+        if is_rep(target) {
+            continue;
+        }
+        match rep_of_address(target) {
+            Some(rep) => *target = rep,
+            None => event.reason = Some(EndReason::Completed),
+        }
     }
 }
 
@@ -853,6 +886,63 @@ mod tests {
         back.call_type = "TRANSFER".into();
         let ended = t.apply(alice, Verb::Delete, &back, "now");
         assert_eq!(ended[0].event_type, EventType::Ended);
+    }
+
+    #[test]
+    fn a_hand_over_to_a_colleague_names_them_and_one_outside_ends_the_call() {
+        let transferred = |to: &str| TelephonyEvent {
+            id: format!("finesse:10:1001:{to}"),
+            call_id: "10".into(),
+            event_type: EventType::Transferred,
+            direction: Direction::Inbound,
+            from: "+41445550100".into(),
+            to: "7053".into(),
+            agent: "alice@example.com".into(),
+            at: "now".into(),
+            transfer_to: Some(to.into()),
+            reason: None,
+            recording_url: None,
+        };
+        let mut events = vec![
+            transferred("7002"),
+            transferred("bob@example.com"),
+            transferred("+41445550199"),
+            transferred("7999"),
+        ];
+        let mut ended = events[0].clone();
+        ended.event_type = EventType::Ended;
+        events.push(ended);
+        settle_transfers(
+            &mut events,
+            |address| (address == "7002").then(|| "bob@example.com".to_string()),
+            |target| target == "bob@example.com",
+        );
+        let seen: Vec<_> = events
+            .iter()
+            .map(|e| (e.transfer_to.as_deref(), e.reason))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                (Some("bob@example.com"), None),
+                (Some("bob@example.com"), None),
+                (Some("+41445550199"), Some(EndReason::Completed)),
+                (Some("7999"), Some(EndReason::Completed)),
+                (Some("7002"), None),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_failed_transfer_request_leaves_a_plain_end() {
+        let mut t = Tracker::default();
+        run(&mut t, &with("ACTIVE", "T1", "PUT"));
+        // The request failed: the adapter took it back with an empty target.
+        t.transfer_requested("140953817", "900140321", "");
+        let ended = run(&mut t, &with("DROPPED", "T2", "PUT"));
+        assert_eq!(ended.len(), 1);
+        assert_eq!(ended[0].event_type, EventType::Ended);
+        assert_eq!(ended[0].reason, Some(EndReason::Completed));
     }
 
     #[test]

@@ -505,6 +505,11 @@ impl Shared {
         self.rep_of(&user)
     }
 
+    /// Whether `target` is one of the tenant's reps (a transfer the relay asked for names them).
+    pub(crate) fn is_rep(&self, target: &str) -> bool {
+        self.user_of(target).is_some()
+    }
+
     pub(crate) fn rep_of(&self, user: &str) -> Option<String> {
         self.settings
             .finesse_agents

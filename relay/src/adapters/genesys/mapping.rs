@@ -288,9 +288,14 @@ fn derive(
                 .then(|| transfer_target(snapshot, p, rep_of))
                 .flatten();
             match target {
-                Some(target) => {
+                Some((target, colleague)) => {
                     let mut e = event(EventType::Transferred, "transferred", p.end_time.as_ref());
                     e.transfer_to = Some(target);
+                    if !colleague {
+                        // Handed outside the relay's reps (a number, or a Genesys user who is
+                        // no rep here): no colleague's leg follows, so this ends the call.
+                        e.reason = Some(EndReason::Completed);
+                    }
                     events.push(e);
                 }
                 None => {
@@ -314,12 +319,13 @@ fn derive(
 }
 
 /// Who a transferred participant handed the call to: the participant it consulted, else the
-/// newest agent or external participant after it; their rep, else their number.
+/// newest agent or external participant after it; their rep (true: a colleague, whose leg
+/// follows), else their number (false: outside the relay's reps).
 fn transfer_target(
     snapshot: &Snapshot,
     from: &Participant,
     rep_of: &impl Fn(&str) -> Option<String>,
-) -> Option<String> {
+) -> Option<(String, bool)> {
     let consulted = snapshot
         .participants
         .iter()
@@ -330,11 +336,15 @@ fn transfer_target(
         .rev()
         .find(|q| matches!(q.purpose.as_deref(), Some("agent" | "external" | "user")));
     let target = consulted.or(newest)?;
+    if let Some(rep) = target.user_id().and_then(rep_of) {
+        return Some((rep, true));
+    }
     target
-        .user_id()
-        .and_then(rep_of)
-        .or_else(|| target.address.as_deref().map(strip_tel))
+        .address
+        .as_deref()
+        .map(strip_tel)
         .filter(|t| !t.is_empty())
+        .map(|number| (number, false))
 }
 
 #[cfg(test)]
@@ -496,6 +506,7 @@ mod tests {
         assert_eq!(transferred.id, "gc:C1:PA:transferred");
         assert_eq!(transferred.agent, "alice@example.com");
         assert_eq!(transferred.transfer_to.as_deref(), Some("bob@example.com"));
+        assert_eq!(transferred.reason, None, "the call waits for the colleague");
         let ring = e
             .iter()
             .find(|e| e.agent == "bob@example.com")
@@ -517,6 +528,11 @@ mod tests {
         let e = t.apply(snap(p), rep_of, NOW);
         let transferred = e.last().expect("transferred");
         assert_eq!(transferred.transfer_to.as_deref(), Some("+41445550000"));
+        assert_eq!(
+            transferred.reason,
+            Some(EndReason::Completed),
+            "outside the reps: the hand-over ends the call"
+        );
     }
 
     fn consulting() -> Vec<Value> {

@@ -40,6 +40,9 @@ pub(crate) struct Seen {
     pub(crate) rep: Option<String>,
     pub(crate) code: String,
     pub(crate) sequence: Option<u64>,
+    /// The number the party was reached at (its `to`), for a transfer that went to it.
+    #[serde(default)]
+    pub(crate) reached: Option<String>,
 }
 
 /// A consult session standing for the rep's call.
@@ -162,13 +165,21 @@ impl Tracker {
     }
 
     /// What a session read for a `Gone` party's peer said of that peer: its rep, so the transfer
-    /// names them. No events: the peer's own notifications bring its leg.
-    pub(crate) fn note_peer(&mut self, session: &str, pid: &str, rep: Option<String>) {
+    /// names them, or else the number it was reached at (a transfer outside the reps). No
+    /// events: the peer's own notifications bring its leg.
+    pub(crate) fn note_peer(
+        &mut self,
+        session: &str,
+        pid: &str,
+        peer: &Value,
+        rep: Option<String>,
+    ) {
         self.parties.entry(pid.to_string()).or_insert(Seen {
             session: session.to_string(),
             rep,
             code: String::new(),
             sequence: None,
+            reached: Some(number(&peer["to"])).filter(|n| !n.is_empty()),
         });
     }
 
@@ -263,6 +274,7 @@ impl Tracker {
                 rep: rep.clone(),
                 code: code.clone(),
                 sequence: sequence.or(before.as_ref().and_then(|b| b.sequence)),
+                reached: Some(number(&party["to"])).filter(|n| !n.is_empty()),
             },
         );
         let Some(rep) = rep else {
@@ -349,17 +361,41 @@ impl Tracker {
                 events.push(ended);
             }
             "Gone" => {
-                let target = party
+                let peer = party
                     .pointer("/status/peerId/partyId")
                     .and_then(Value::as_str)
-                    .and_then(|peer| self.parties.get(peer))
-                    .and_then(|peer| peer.rep.clone())
-                    .or_else(|| self.transfer_targets.get(pid).cloned());
+                    .and_then(|peer| self.parties.get(peer));
+                // Reference 2.2 lists Gone's reasons: `AttendedTransfer`, `Conference`,
+                // `Supervising`, `Pickup`, `Undefined`; the three in the middle are no hand-over
+                // of the call. That any other reason (a blind transfer's is not published) is
+                // one, when the rep had been talking, is inferred.
+                let handed = !matches!(
+                    party.pointer("/status/reason").and_then(Value::as_str),
+                    Some("Conference" | "Supervising" | "Pickup")
+                ) && matches!(was.as_str(), "Answered" | "Hold");
+                // (target, whether it is a colleague whose own leg follows).
+                let target = match (
+                    peer.and_then(|p| p.rep.clone()),
+                    self.transfer_targets.get(pid),
+                ) {
+                    (Some(rep), _) => Some((rep, true)),
+                    // The relay's own transfer: to a rep (by e-mail) or to a number.
+                    (None, Some(asked)) => Some((asked.clone(), asked.contains('@'))),
+                    // Made on the phone to a party no rep has: a number outside.
+                    (None, None) => peer
+                        .and_then(|p| p.reached.clone())
+                        .filter(|_| handed)
+                        .map(|number| (number, false)),
+                };
                 match target {
-                    Some(target) => {
+                    Some((target, colleague)) => {
                         let mut transferred =
                             make(EventType::Transferred, format!("{base}:transferred"));
                         transferred.transfer_to = Some(target);
+                        if !colleague {
+                            // No colleague's leg follows: this hand-over ends the call.
+                            transferred.reason = Some(EndReason::Completed);
+                        }
                         events.push(transferred);
                     }
                     // Gone to nobody we know (answered elsewhere, a conference): the rep's
@@ -666,6 +702,69 @@ mod tests {
             NOW,
         );
         assert_eq!(gone[0].transfer_to.as_deref(), Some("bob@example.com"));
+        assert_eq!(gone[0].reason, None, "the call waits for bob");
+    }
+
+    #[test]
+    fn gone_to_a_number_outside_ends_the_call() {
+        let n = Source::Notification;
+        let answered = |t: &mut Tracker| {
+            t.apply(
+                &note(1, "p-1", Some("101"), json!({"code": "Answered"}), false),
+                n,
+                &Reps,
+                NOW,
+            )
+        };
+        let gone = |t: &mut Tracker, reason: &str| {
+            t.apply(
+                &note(
+                    2,
+                    "p-1",
+                    Some("101"),
+                    json!({"code": "Gone", "reason": reason,
+                        "peerId": {"telephonySessionId": "s-1", "partyId": "p-3"}}),
+                    false,
+                ),
+                n,
+                &Reps,
+                NOW,
+            )
+        };
+        // Made on the phone: the peer, read back, is no rep's party but a number.
+        let mut t = Tracker::default();
+        answered(&mut t);
+        t.note_peer(
+            "s-1",
+            "p-3",
+            &json!({"id": "p-3", "to": {"phoneNumber": "+41445550199"}}),
+            None,
+        );
+        let handed = gone(&mut t, "BlindTransfer");
+        assert_eq!(
+            kinds(&handed),
+            [(EventType::Transferred, "rc:s-1:p-1:transferred".into())]
+        );
+        assert_eq!(handed[0].transfer_to.as_deref(), Some("+41445550199"));
+        assert_eq!(handed[0].reason, Some(EndReason::Completed));
+        // Asked for by the relay, the peer not read.
+        let mut t = Tracker::default();
+        answered(&mut t);
+        t.transfer_targets
+            .insert("p-1".into(), "+41445550198".into());
+        let handed = gone(&mut t, "BlindTransfer");
+        assert_eq!(handed[0].transfer_to.as_deref(), Some("+41445550198"));
+        assert_eq!(handed[0].reason, Some(EndReason::Completed));
+        // Picked up elsewhere is no hand-over: the leg ends.
+        let mut t = Tracker::default();
+        answered(&mut t);
+        t.note_peer(
+            "s-1",
+            "p-3",
+            &json!({"id": "p-3", "to": {"phoneNumber": "+41445550199"}}),
+            None,
+        );
+        assert_eq!(gone(&mut t, "Pickup")[0].event_type, EventType::Ended);
     }
 
     #[test]

@@ -242,18 +242,19 @@ impl Inner {
             else {
                 continue;
             };
-            let rep = session["parties"]
+            let Some(peer) = session["parties"]
                 .as_array()
                 .into_iter()
                 .flatten()
                 .find(|p| p["id"].as_str() == Some(pid.as_str()))
-                .and_then(|p| {
-                    p["extensionId"]
-                        .as_str()
-                        .or(p.pointer("/owner/extensionId")?.as_str())
-                })
+            else {
+                continue;
+            };
+            let rep = peer["extensionId"]
+                .as_str()
+                .or_else(|| peer.pointer("/owner/extensionId")?.as_str())
                 .and_then(|ext| self.reps.rep_of(ext));
-            self.tracker().note_peer(&sid, &pid, rep);
+            self.tracker().note_peer(&sid, &pid, peer, rep);
         }
     }
 

@@ -520,7 +520,10 @@ impl Tracker {
     /// the rep places while they hold another: it stands for the held call, as a consultation the
     /// relay dialled does (inferred from how the phone's consult key works, hold then dial; the
     /// reference has no consult field). So a call the rep dials while holding one, through the
-    /// relay too, is taken as consulting about it.
+    /// relay too, is taken as consulting about it. Webex may deliver the placed call's events
+    /// before the held call's `held`: a phone places a call only with the one it talks on held,
+    /// so a call placed while another still looks connected is taken as consulting about that
+    /// one, its hold still on the way (inferred likewise).
     fn alias_for(&mut self, session: &str, person: &str, personality: &str) -> String {
         if let Some(alias) = self.aliases.get(session) {
             return alias.call.clone();
@@ -540,11 +543,18 @@ impl Tracker {
             return call;
         }
         let placed = matches!(personality, "originator" | "clickToDial");
+        let on = |state: &'static str| {
+            move |l: &&SeenLeg| {
+                l.person == person && !l.consult_own && l.state == state && l.call != session
+            }
+        };
         if !seen
             && placed
-            && let Some(held) = self.legs.values().find(|l| {
-                l.person == person && !l.consult_own && l.state == "held" && l.call != session
-            })
+            && let Some(held) = self
+                .legs
+                .values()
+                .find(on("held"))
+                .or_else(|| self.legs.values().find(on("connected")))
         {
             let call = held.call.clone();
             let alias = Alias {
@@ -912,8 +922,66 @@ mod tests {
     }
 
     #[test]
-    fn a_call_placed_while_nothing_is_held_is_a_call_of_its_own() {
+    fn a_call_placed_before_the_hold_it_follows_is_heard_is_still_its_consultation() {
         let mut t = talking();
+        let mut own = delivery(
+            "C2",
+            "p-alice",
+            "originated",
+            "alerting",
+            "2026-12-02T10:01:01.000Z",
+        );
+        own["data"]["callSessionId"] = json!("S2");
+        own["data"]["personality"] = json!("originator");
+        assert!(
+            t.apply(&own, Source::Webhook, &Dir, "now").is_empty(),
+            "not shown"
+        );
+        let mut bob = delivery(
+            "C3",
+            "p-bob",
+            "received",
+            "alerting",
+            "2026-12-02T10:01:01.100Z",
+        );
+        bob["data"]["callSessionId"] = json!("S2");
+        let rung = t.apply(&bob, Source::Webhook, &Dir, "now");
+        assert_eq!(
+            (rung[0].call_id.as_str(), rung[0].event_type),
+            ("S1", EventType::Ringing)
+        );
+        // The hold, timed before the consultation, comes last.
+        let held = t.apply(
+            &delivery("C1", "p-alice", "held", "held", "2026-12-02T10:01:00.000Z"),
+            Source::Webhook,
+            &Dir,
+            "now",
+        );
+        assert_eq!(
+            (held[0].call_id.as_str(), held[0].event_type),
+            ("S1", EventType::Held)
+        );
+        assert_eq!(
+            t.leg_of("S1", "alice@example.com", true).as_deref(),
+            Some("C2")
+        );
+    }
+
+    #[test]
+    fn a_call_placed_while_on_no_other_is_a_call_of_its_own() {
+        let mut t = talking();
+        t.apply(
+            &delivery(
+                "C1",
+                "p-alice",
+                "disconnected",
+                "disconnected",
+                "2026-12-02T10:01:00.000Z",
+            ),
+            Source::Webhook,
+            &Dir,
+            "now",
+        );
         let mut own = delivery(
             "C2",
             "p-alice",

@@ -14,8 +14,9 @@
 //!   `rep_person`);
 //! - `pending:{person}`: the consultations under way with this person as the consulting rep or
 //!   the colleague, `{call}` -> the consultation as JSON;
-//! - `held:{person}`: the relay's calls this person holds now (`{call}` -> `1`), so a call they
-//!   place on the phone meanwhile is known as a consultation of one of them wherever it lands.
+//! - `held:{person}`: the relay's calls this person holds or talks on now (`{call}` -> `1`), so
+//!   a call they place on the phone meanwhile is known as a consultation of one of them wherever
+//!   it lands (also when it lands before the hold it follows).
 
 use std::sync::Mutex;
 
@@ -164,7 +165,7 @@ pub(super) async fn after(
                 .await;
             if !leg.consult_own && !person.is_empty() {
                 let key = format!("held:{person}");
-                if leg.state == "held" {
+                if matches!(leg.state.as_str(), "held" | "connected") {
                     state.write(&key, &[(&leg.call, "1")]).await;
                 } else {
                     state.remove(&key, &[&leg.call]).await;
