@@ -27,6 +27,12 @@ pub enum ApiError {
     UnknownEventType { found: String, expected: String },
     #[error("not authorized: {0}")]
     Unauthorized(String),
+    /// A webhook signed before this relay started, which remembers no event seen before it.
+    #[error(
+        "signed before this relay started; it keeps no record of earlier deliveries, so only a \
+         delivery signed again now is taken"
+    )]
+    SignedBeforeStart,
     /// Authenticated, but not allowed this (a token without the scope the route needs).
     #[error("forbidden: {0}")]
     Forbidden(String),
@@ -59,6 +65,7 @@ impl ApiError {
             ApiError::InvalidEvent(_) => "invalid_event",
             ApiError::UnknownEventType { .. } => "unknown_event_type",
             ApiError::Unauthorized(_) => "unauthorized",
+            ApiError::SignedBeforeStart => "signed_before_start",
             ApiError::Forbidden(_) => "forbidden",
             ApiError::Conflict(_) => "conflict",
             ApiError::InvalidRequest(_) => "invalid_request",
@@ -73,7 +80,9 @@ impl ApiError {
             ApiError::UnknownTenant(_) => StatusCode::NOT_FOUND,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::Signature(_) | ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Signature(_) | ApiError::Unauthorized(_) | ApiError::SignedBeforeStart => {
+                StatusCode::UNAUTHORIZED
+            }
             ApiError::MalformedJson(_) => StatusCode::BAD_REQUEST,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::Conflict(_) => StatusCode::CONFLICT,

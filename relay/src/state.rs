@@ -56,6 +56,9 @@ pub struct TenantParts {
     clock: SharedClock,
     call_state: Arc<dyn CallStateStore>,
     refresh_budget: Option<u64>,
+    /// This process's start, when nothing remembers webhook events across a restart (no
+    /// Redis); see [`crate::adapters::Context::forgets_before_ms`].
+    forgets_before_ms: Option<u64>,
 }
 
 impl TenantParts {
@@ -84,6 +87,7 @@ impl TenantParts {
                     tenant: t.id.clone(),
                     http: self.http.clone(),
                     clock: self.clock.clone(),
+                    forgets_before_ms: self.forgets_before_ms,
                 },
                 self.call_state.clone(),
             ),
@@ -367,6 +371,8 @@ impl AppState {
             clock: clock.clone(),
             call_state: stores.call_state.clone(),
             refresh_budget: config.refresh_budget,
+            // Without Redis the ids of events seen die with the process (review F5).
+            forgets_before_ms: config.redis_url.is_none().then(|| clock.now_ms()),
         };
         let tenants = config
             .tenants

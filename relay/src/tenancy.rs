@@ -62,6 +62,15 @@ pub async fn configure(
         return Err(ConfigureError::NotSubscribed(tenant.to_string()));
     }
     let config = TenantConfig::from_json(tenant, settings).map_err(ConfigureError::Invalid)?;
+    let served = state.tenants.all();
+    let others: Vec<&TenantConfig> = state
+        .config
+        .tenants
+        .iter()
+        .chain(served.iter().map(|t| &t.config))
+        .collect();
+    crate::config::distinct_webhook_secrets(&[&config], &others)
+        .map_err(ConfigureError::Invalid)?;
     let text = settings.to_string();
     let stored = match sealer(state) {
         Some(sealer) => sealer

@@ -82,8 +82,8 @@ async fn run(label: &str, calls: usize, redis_url: Option<String>) {
                 .to_string()
             };
             let (ringing, ended) = (
-                event("ringing", "2026-11-25T10:00:00Z"),
-                event("ended", "2026-11-25T10:00:30Z"),
+                event("ringing", &cti_tests::recent("2026-11-25T10:00:00Z")),
+                event("ended", &cti_tests::recent("2026-11-25T10:00:30Z")),
             );
             async move {
                 post(ringing).await;

@@ -37,6 +37,50 @@ pub fn test_token_key() -> cti_relay::config::TokenKey {
     cti_relay::config::TokenKey::from_base64(TEST_TOKEN_KEY).expect("a 32-byte key")
 }
 
+/// Now in RFC 3339 (UTC, whole seconds): the `at` of an event a test's PBX sends now.
+pub fn now_rfc3339() -> String {
+    rfc3339(time::OffsetDateTime::now_utc().unix_timestamp())
+}
+
+fn rfc3339(unix_secs: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(unix_secs)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
+}
+
+thread_local! {
+    /// How far [`recent`] moves a script's times on this thread (seconds).
+    static SCRIPT_OFFSET: std::cell::Cell<Option<i64>> = const { std::cell::Cell::new(None) };
+}
+
+/// A test script's fixed event time (`2026-11-25T10:00:00Z`) moved to the present, since the
+/// relay refuses events dated older than its replay window, as a PBX sending them now would date
+/// them. The first time a thread asks (each test runs on a thread of its own), or once its
+/// times have fallen two minutes behind the clock, the time asked for becomes now; later times
+/// keep their distance from it, so one script's durations, and the times a test expects back,
+/// come out as written (moved by the same amount). A test asks for its earliest time first.
+pub fn recent(at: &str) -> String {
+    let Ok(fixed) = time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339)
+    else {
+        // Not a time: passed through, for tests of what the relay makes of that.
+        return at.to_string();
+    };
+    let fixed = fixed.unix_timestamp();
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let offset = SCRIPT_OFFSET.with(|cell| match cell.get() {
+        Some(offset) if fixed + offset >= now - 120 => offset,
+        _ => {
+            cell.set(Some(now - fixed));
+            now - fixed
+        }
+    });
+    rfc3339(fixed + offset)
+}
+
 /// The reps an activity lists as its agents, in order.
 pub fn agents_on(activity: &Value) -> Vec<String> {
     summary_line(activity, "Reps: ")

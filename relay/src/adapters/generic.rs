@@ -119,6 +119,39 @@ impl Settings {
                 });
             }
         }
+        // Review F6: a key of their own for call controls, so one leaked key forges only one
+        // direction. Required once V2 or the PBX is off this machine; the demo and set-ups on
+        // loopback keep signing controls with the webhook secret.
+        let production = !is_loopback(v2_url) || !is_loopback(&self.control_url);
+        match &self.controls_secret {
+            None if production => {
+                return Err(SettingsError {
+                    var: "CTI_CONTROLS_SECRET",
+                    problem: format!(
+                        "tenant {id:?} (V2 at {v2_url}, PBX at {}): call controls need a key of \
+                         their own (`controls_secret`), distinct from the webhook secret, when V2 \
+                         or the PBX is not on this machine",
+                        self.control_url
+                    ),
+                });
+            }
+            Some(controls)
+                if controls.expose() == self.webhook_secret.expose()
+                    || self
+                        .webhook_secret_previous
+                        .as_ref()
+                        .is_some_and(|p| p.expose() == controls.expose()) =>
+            {
+                return Err(SettingsError {
+                    var: "CTI_CONTROLS_SECRET",
+                    problem: format!(
+                        "tenant {id:?}: `controls_secret` must differ from the webhook secret \
+                         (and its previous one), or a key leaked from one direction forges the other"
+                    ),
+                });
+            }
+            _ => {}
+        }
         if self.legacy_until_ms().is_none() {
             return Err(SettingsError {
                 var: "CTI_WEBHOOK_LEGACY_SIGNATURES_UNTIL",
@@ -145,6 +178,10 @@ pub struct GenericAdapter {
     legacy_seen: AtomicBool,
     /// Whether a signature with the previous secret was already reported (once per process).
     previous_seen: AtomicBool,
+    /// When nothing remembers the events seen across a restart (no Redis): this process's
+    /// start (Unix milliseconds). A request signed before it could be a replay the restart made
+    /// possible, so it is refused; a PBX signs each delivery afresh, so its retries pass.
+    forgets_before_ms: Option<u64>,
 }
 
 impl GenericAdapter {
@@ -159,6 +196,7 @@ impl GenericAdapter {
             legacy_until_ms,
             legacy_seen: AtomicBool::new(false),
             previous_seen: AtomicBool::new(false),
+            forgets_before_ms: context.forgets_before_ms,
         }
     }
 
@@ -168,6 +206,60 @@ impl GenericAdapter {
             .controls_secret
             .as_ref()
             .unwrap_or(&self.settings.webhook_secret)
+    }
+
+    /// Refuses an event from before the replay window (review F5): its `at` (the event's own
+    /// time, not the call's start: an `ended` of a long call is dated by its end) may be at most
+    /// [`signature::WINDOW_SECS`] old, as a signature may. The time is in the signed body, so
+    /// this also bounds a body-only signature (grace period) to the window. A time ahead of the
+    /// clock is left to the signature's window.
+    fn check_time(&self, event: &TelephonyEvent) -> Result<(), AdapterError> {
+        let now_ms = self.clock.now_ms();
+        // `parse_event` checked the form; an unreadable time would count as very old.
+        let at_ms = instant(&event.at)
+            .map(|at| at.unix_timestamp_nanos() / 1_000_000)
+            .unwrap_or(0);
+        let age_secs = (i128::from(now_ms) - at_ms) / 1000;
+        if age_secs > i128::from(signature::WINDOW_SECS) {
+            return Err(AdapterError::InvalidEvent(format!(
+                "field `at`: {:?} is {age_secs} s old; events older than {} s are refused as \
+                 replays (send events as they happen)",
+                event.at,
+                signature::WINDOW_SECS
+            )));
+        }
+        Ok(())
+    }
+
+    /// Refuses a request made before this process started when nothing remembers the events
+    /// seen before it (see `forgets_before_ms`): dated by its signing time, or, for a body-only
+    /// signature (grace period), which has none, by the event's `at`. A PBX signs each delivery
+    /// afresh, so its retries pass; a body-only signer's retry of an event from before the
+    /// restart does not, which is one more reason to send `X-CTI-Timestamp`.
+    fn check_signed_after_start(
+        &self,
+        request: &Inbound<'_>,
+        event: &TelephonyEvent,
+    ) -> Result<(), AdapterError> {
+        let Some(started_ms) = self.forgets_before_ms else {
+            return Ok(());
+        };
+        let signed_ms = match request
+            .headers
+            .get(signature::TIMESTAMP_HEADER)
+            .and_then(|v| v.to_str().ok())
+        {
+            Some(timestamp) => signature::parse_timestamp(timestamp)
+                .map(|secs| i128::from(secs) * 1000 + 999)
+                .unwrap_or(0),
+            None => instant(&event.at)
+                .map(|at| at.unix_timestamp_nanos() / 1_000_000)
+                .unwrap_or(0),
+        };
+        if signed_ms < i128::from(started_ms) {
+            return Err(AdapterError::SignedBeforeStart);
+        }
+        Ok(())
     }
 
     /// Checks the request's signature with the tenant's secret, else (during a rotation) the
@@ -320,7 +412,10 @@ impl TelephonyAdapter for GenericAdapter {
             return Err(AdapterError::UnsupportedMediaType(content_type.to_string()));
         }
         self.authenticate(&request)?;
-        Ok(Ingress::Events(vec![parse_event(request.body)?]))
+        let event = parse_event(request.body)?;
+        self.check_time(&event)?;
+        self.check_signed_after_start(&request, &event)?;
+        Ok(Ingress::Events(vec![event]))
     }
 
     async fn command(&self, call: &Leg, command: &CallCommand) -> Result<(), CommandError> {
@@ -416,7 +511,7 @@ mod tests {
 
     const VALID: &str = r#"{"id":"evt-1","call_id":"call-1","type":"ringing","direction":"inbound",
         "from":"044 123 45 67","to":"+41 44 999 00 00","agent":"alice@example.com",
-        "at":"2026-11-24T10:00:00Z"}"#;
+        "at":"2026-12-01T00:00:00Z"}"#;
 
     fn refused(body: &str) -> AdapterError {
         parse_event(body.as_bytes()).expect_err("rejected")
@@ -449,7 +544,7 @@ mod tests {
         assert!(e.contains("call_id"), "{e}");
         let e = invalid(VALID.replace("\"agent\":\"alice@example.com\"", "\"agent\":5"));
         assert!(e.contains("field `agent`"), "{e}");
-        let e = invalid(VALID.replace("2026-11-24T10:00:00Z", "yesterday"));
+        let e = invalid(VALID.replace("2026-12-01T00:00:00Z", "yesterday"));
         assert!(e.contains("field `at`"), "{e}");
         let e = invalid(VALID.replace("\"id\":\"evt-1\"", "\"id\":\" \""));
         assert!(e.contains("field `id` is empty"), "{e}");
@@ -469,6 +564,7 @@ mod tests {
                 tenant: "demo".into(),
                 http: reqwest::Client::new(),
                 clock: Arc::new(clock.clone()),
+                forgets_before_ms: None,
             },
         )
     }
@@ -584,6 +680,104 @@ mod tests {
         );
     }
 
+    /// Review F5: an event whose own time (`at`) is older than the signature's window is
+    /// refused with a 4xx naming `at`, however freshly it was signed: a capture re-signed by
+    /// nobody cannot be played again later, and a body-only signature (grace period) is bounded
+    /// by it too. An `ended` of a long call is dated by its end, so it passes.
+    #[test]
+    fn an_event_older_than_the_window_is_refused_naming_the_field_at() {
+        let clock = crate::clock::ManualClock::new(NOW_MS);
+        let adapter = adapter_with(Settings::demo("http://127.0.0.1:1"), &clock);
+        let ended_at = |at: &str| {
+            VALID
+                .replace("\"ringing\"", "\"ended\"")
+                .replace("2026-12-01T00:00:00Z", at)
+        };
+        let now_secs = NOW_MS / 1000;
+        let on_time = ended_at("2026-11-30T23:55:00Z");
+        let headers = signed_at(now_secs, on_time.as_bytes());
+        assert!(
+            receive_by(&adapter, Method::POST, &headers, on_time.as_bytes()).is_ok(),
+            "exactly the window old"
+        );
+        for body in [
+            ended_at("2026-11-30T23:54:59Z"),
+            ended_at("2026-11-24T10:00:00Z"),
+        ] {
+            let headers = signed_at(now_secs, body.as_bytes());
+            match receive_by(&adapter, Method::POST, &headers, body.as_bytes()) {
+                Err(AdapterError::InvalidEvent(message)) => {
+                    assert!(message.starts_with("field `at`"), "{message}")
+                }
+                other => panic!("not refused for its time: {other:?}"),
+            }
+        }
+        // A body-only signature is held to the same bound.
+        let old = ended_at("2026-11-30T23:50:00Z");
+        let mut headers = json_headers();
+        let legacy = signature::sign_legacy(DEMO_WEBHOOK_SECRET, old.as_bytes());
+        headers.insert(signature::HEADER, legacy.parse().expect("value"));
+        assert!(matches!(
+            receive_by(&adapter, Method::POST, &headers, old.as_bytes()),
+            Err(AdapterError::InvalidEvent(message)) if message.starts_with("field `at`")
+        ));
+    }
+
+    /// Review F5: a relay that remembers no event across a restart (no Redis) refuses what was
+    /// signed before it started, so a whole call captured before the restart cannot be played
+    /// again within its window; a delivery signed afresh passes. A body-only signature is dated
+    /// by its `at`. With a memory of events, the window is the only bound.
+    #[test]
+    fn without_a_memory_of_events_what_was_signed_before_the_start_is_refused() {
+        let clock = crate::clock::ManualClock::new(NOW_MS);
+        let started = GenericAdapter::new(
+            Settings::demo("http://127.0.0.1:1"),
+            Context {
+                tenant: "demo".into(),
+                http: reqwest::Client::new(),
+                clock: Arc::new(clock.clone()),
+                forgets_before_ms: Some(NOW_MS),
+            },
+        );
+        let body = VALID.as_bytes();
+        let before = signed_at(NOW_MS / 1000 - 1, body);
+        assert!(matches!(
+            receive_by(&started, Method::POST, &before, body),
+            Err(AdapterError::SignedBeforeStart)
+        ));
+        assert!(
+            receive_by(
+                &adapter_with(Settings::demo("unused"), &clock),
+                Method::POST,
+                &before,
+                body
+            )
+            .is_ok(),
+            "remembered events: the window alone"
+        );
+        assert!(
+            receive_by(
+                &started,
+                Method::POST,
+                &signed_at(NOW_MS / 1000, body),
+                body
+            )
+            .is_ok()
+        );
+
+        let mut legacy = json_headers();
+        let old = VALID.replace("2026-12-01T00:00:00Z", "2026-11-30T23:59:59Z");
+        let signed = signature::sign_legacy(DEMO_WEBHOOK_SECRET, old.as_bytes());
+        legacy.insert(signature::HEADER, signed.parse().expect("value"));
+        assert!(matches!(
+            receive_by(&started, Method::POST, &legacy, old.as_bytes()),
+            Err(AdapterError::SignedBeforeStart)
+        ));
+        let signed = signature::sign_legacy(DEMO_WEBHOOK_SECRET, body);
+        legacy.insert(signature::HEADER, signed.parse().expect("value"));
+        assert!(receive_by(&started, Method::POST, &legacy, body).is_ok());
+    }
+
     /// Secret rotation: with `webhook_secret_previous` set, events signed with the previous
     /// secret are taken beside those signed with the new one (still within the time window);
     /// without it, or with a third secret, they are refused.
@@ -654,6 +848,7 @@ mod tests {
         };
         let mut settings = Settings::demo("http://127.0.0.1:1");
         settings.webhook_secret = Secret::new("the-new-secret-of-acme");
+        settings.controls_secret = Some(Secret::new("the-controls-key-of-acme"));
         assert!(settings.check(&facts).is_ok());
         settings.webhook_secret_previous = Some(Secret::new("short"));
         let err = settings.check(&facts).expect_err("too short");
@@ -776,6 +971,47 @@ mod tests {
                 "not with the webhook secret"
             );
         }
+    }
+
+    /// Review F6: once V2 or the PBX is off this machine, a generic tenant needs a controls
+    /// key, and one distinct from its webhook secrets; the demo and loopback set-ups do not.
+    #[test]
+    fn off_this_machine_call_controls_need_a_key_of_their_own() {
+        let real = TenantFacts {
+            id: "acme",
+            v2_url: "https://acme.crm.cloud.sap",
+        };
+        let local = TenantFacts {
+            id: "demo",
+            v2_url: "http://127.0.0.1:8090",
+        };
+        assert!(
+            Settings::demo("http://127.0.0.1:8090")
+                .check(&local)
+                .is_ok()
+        );
+        let mut settings = Settings::demo("http://127.0.0.1:1");
+        settings.webhook_secret = Secret::new("the-webhook-secret-of-acme");
+        settings.webhook_secret_previous = Some(Secret::new("the-old-webhook-secret-of-acme"));
+        let err = settings.check(&real).expect_err("no controls key");
+        assert_eq!(err.var, "CTI_CONTROLS_SECRET");
+        assert!(err.problem.contains("controls_secret"), "{}", err.problem);
+        let mut remote_pbx = settings.clone();
+        remote_pbx.control_url = "https://pbx.acme.example".into();
+        let err = remote_pbx.check(&local).expect_err("the PBX is elsewhere");
+        assert_eq!(err.var, "CTI_CONTROLS_SECRET");
+        for same in [
+            "the-webhook-secret-of-acme",
+            "the-old-webhook-secret-of-acme",
+        ] {
+            settings.controls_secret = Some(Secret::new(same));
+            let err = settings.check(&real).expect_err(same);
+            assert_eq!(err.var, "CTI_CONTROLS_SECRET");
+            assert!(err.problem.contains("differ"), "{}", err.problem);
+            assert!(settings.check(&local).is_err(), "not even on this machine");
+        }
+        settings.controls_secret = Some(Secret::new("the-controls-key-of-acme"));
+        assert!(settings.check(&real).is_ok());
     }
 
     #[test]

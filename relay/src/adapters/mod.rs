@@ -181,6 +181,10 @@ pub struct Context {
     /// The process's one HTTP client.
     pub http: reqwest::Client,
     pub clock: SharedClock,
+    /// When nothing remembers the events seen across a restart (no Redis), this process's start
+    /// (Unix milliseconds): a provider refuses requests signed before it. None: events seen are
+    /// remembered (Redis), and a signature's window is the only bound.
+    pub forgets_before_ms: Option<u64>,
 }
 
 /// The tenant's adapter. The one place, with [`TelephonySettings`], that lists the providers.
@@ -298,6 +302,10 @@ pub enum AdapterError {
     /// is missing or wrong.
     #[error("{0}")]
     Unauthenticated(String),
+    /// Signed before this process started, while nothing remembers the events seen before it
+    /// (no Redis): possibly a replay the restart made possible (review F5).
+    #[error("signed before this relay started; sign the delivery again")]
+    SignedBeforeStart,
     /// The provider does not send this method (a handshake `GET` to a provider without one).
     #[error("{0} is not accepted here")]
     MethodNotAllowed(Method),

@@ -121,6 +121,7 @@ impl From<AdapterError> for Refusal {
             AdapterError::UnsupportedMediaType(found) => ApiError::UnsupportedMediaType(found),
             AdapterError::Signature(err) => ApiError::Signature(err),
             AdapterError::Unauthenticated(problem) => ApiError::Unauthorized(problem),
+            AdapterError::SignedBeforeStart => ApiError::SignedBeforeStart,
             AdapterError::MalformedJson(err) => ApiError::MalformedJson(format!(
                 "{err} (line {}, column {})",
                 err.line(),
@@ -311,6 +312,10 @@ mod tests {
         assert_eq!(
             code(AdapterError::MethodNotAllowed(Method::GET)),
             "method_not_allowed"
+        );
+        assert_eq!(
+            code(AdapterError::SignedBeforeStart),
+            "signed_before_start"
         );
     }
 }

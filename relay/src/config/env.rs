@@ -78,12 +78,22 @@ fn fail_closed(config: &Config, get: &impl Fn(&str) -> Option<String>) -> Result
     else {
         return Ok(());
     };
-    for var in ["CTI_JWKS_URL", "CTI_JWT_ISSUER"] {
+    let simulator = "the default is the simulator's identity provider";
+    // Review F7: user names are unique only within one identity provider (`origin`), so a real
+    // deployment names the one its reps sign in with, or says `any` for a user base of one.
+    let origin = "user names are unique only within one identity provider: name the `origin` \
+                  reps' tokens carry (e.g. sap.default), or `any` if every identity provider the \
+                  subaccount trusts shares one user base";
+    for (var, why) in [
+        ("CTI_JWKS_URL", simulator),
+        ("CTI_JWT_ISSUER", simulator),
+        ("CTI_JWT_ORIGIN", origin),
+    ] {
         if get(var).is_none_or(|v| v.trim().is_empty()) {
             return Err(invalid(
                 var,
                 format!(
-                    "required when V2 is not on this machine (tenant {:?}): the default is the simulator's identity provider",
+                    "required when V2 is not on this machine (tenant {:?}): {why}",
                     real.id
                 ),
             ));
@@ -143,6 +153,7 @@ pub(super) fn from_vars(get: impl Fn(&str) -> Option<String>) -> Result<Config, 
             ),
         ));
     }
+    super::distinct_webhook_secrets(&config.tenants.iter().collect::<Vec<_>>(), &[])?;
     if let Some(v) = get("CTI_JWKS_URL") {
         config.jwt.jwks_url = v;
     }
@@ -156,7 +167,8 @@ pub(super) fn from_vars(get: impl Fn(&str) -> Option<String>) -> Result<Config, 
         config.jwt.scope = Some(v);
     }
     if let Some(v) = get("CTI_JWT_ORIGIN").filter(|v| !v.trim().is_empty()) {
-        config.jwt.origin = Some(v.trim().to_string());
+        // `any`: the operator's word that origins need not be told apart.
+        config.jwt.origin = (v.trim() != "any").then(|| v.trim().to_string());
     }
     if let Some(v) = get("CTI_WIDGET_DIR") {
         config.widget_dir = PathBuf::from(v);
@@ -477,7 +489,7 @@ mod tests {
     }
 
     /// A real identity provider's settings, which a relay serving a real V2 tenant needs.
-    const IDENTITY: [(&str, &str); 2] = [
+    const IDENTITY: [(&str, &str); 3] = [
         (
             "CTI_JWKS_URL",
             "https://acme.authentication.eu10.hana.ondemand.com/token_keys",
@@ -486,6 +498,7 @@ mod tests {
             "CTI_JWT_ISSUER",
             "https://acme.authentication.eu10.hana.ondemand.com/oauth/token",
         ),
+        ("CTI_JWT_ORIGIN", "sap.default"),
     ];
 
     #[test]
@@ -493,29 +506,75 @@ mod tests {
         let bare = [
             ("CTI_V2_URL", "https://my123.crm.cloud.sap"),
             ("CTI_WEBHOOK_SECRET", "a-webhook-secret-of-our-own"),
+            ("CTI_CONTROLS_SECRET", "a-controls-key-of-our-own"),
         ];
         let err = Config::from_vars(vars(&bare)).expect_err("the simulator's keys");
         assert!(err.to_string().starts_with("CTI_JWKS_URL"), "{err}");
-        let err = Config::from_vars(vars(&[bare[0], bare[1], IDENTITY[0]])).expect_err("no issuer");
+        let err = Config::from_vars(vars(&[bare[0], bare[1], bare[2], IDENTITY[0]]))
+            .expect_err("no issuer");
         assert!(err.to_string().starts_with("CTI_JWT_ISSUER"), "{err}");
-        let c =
-            Config::from_vars(vars(&[bare[0], bare[1], IDENTITY[0], IDENTITY[1]])).expect("valid");
+        let mut real = bare.to_vec();
+        real.extend(IDENTITY);
+        let c = Config::from_vars(vars(&real)).expect("valid");
         assert_eq!(c.tenants[0].host_origins, ["https://my123.crm.cloud.sap"]);
-        let c = Config::from_vars(vars(&[
-            bare[0],
-            bare[1],
-            IDENTITY[0],
-            IDENTITY[1],
-            (
-                "CTI_HOST_ORIGINS",
-                "https://my123.crm.cloud.sap, https://my123.crm.ondemand.com",
-            ),
-        ]))
-        .expect("valid");
+        real.push((
+            "CTI_HOST_ORIGINS",
+            "https://my123.crm.cloud.sap, https://my123.crm.ondemand.com",
+        ));
+        let c = Config::from_vars(vars(&real)).expect("valid");
         assert_eq!(c.tenants[0].host_origins.len(), 2);
         // The demo on this machine keeps the simulator's.
         let c = Config::from_vars(vars(&[])).expect("the demo");
         assert_eq!(c.tenants[0].host_origins, ["http://127.0.0.1:8090"]);
+    }
+
+    /// Review F7: a relay serving a real V2 tenant names the identity provider its reps come
+    /// from (`CTI_JWT_ORIGIN`), or says `any` on purpose; the demo needs neither.
+    #[test]
+    fn a_real_tenant_names_the_origin_of_its_reps() {
+        let mut real = vec![
+            ("CTI_V2_URL", "https://my123.crm.cloud.sap"),
+            ("CTI_WEBHOOK_SECRET", "a-webhook-secret-of-our-own"),
+            ("CTI_CONTROLS_SECRET", "a-controls-key-of-our-own"),
+            IDENTITY[0],
+            IDENTITY[1],
+        ];
+        let err = Config::from_vars(vars(&real)).expect_err("no origin");
+        assert!(err.to_string().starts_with("CTI_JWT_ORIGIN"), "{err}");
+        real.push(("CTI_JWT_ORIGIN", "sap.default"));
+        let c = Config::from_vars(vars(&real)).expect("valid");
+        assert_eq!(c.jwt.origin.as_deref(), Some("sap.default"));
+        real.pop();
+        real.push(("CTI_JWT_ORIGIN", "any"));
+        let c = Config::from_vars(vars(&real)).expect("valid");
+        assert_eq!(c.jwt.origin, None, "any origin, said on purpose");
+        let c = Config::from_vars(vars(&[])).expect("the demo");
+        assert_eq!(c.jwt.origin, None);
+    }
+
+    /// Review F6: a real generic tenant signs call controls with a key of its own, distinct
+    /// from its webhook secret; the demo and a V2 on this machine need none.
+    #[test]
+    fn a_real_generic_tenant_signs_controls_with_a_key_of_its_own() {
+        let mut real = vec![
+            ("CTI_V2_URL", "https://my123.crm.cloud.sap"),
+            ("CTI_WEBHOOK_SECRET", "a-webhook-secret-of-our-own"),
+            IDENTITY[0],
+            IDENTITY[1],
+            IDENTITY[2],
+        ];
+        let err = Config::from_vars(vars(&real)).expect_err("no controls key");
+        assert!(err.to_string().starts_with("CTI_CONTROLS_SECRET"), "{err}");
+        real.push(("CTI_CONTROLS_SECRET", "a-webhook-secret-of-our-own"));
+        let err = Config::from_vars(vars(&real)).expect_err("the webhook secret again");
+        assert!(err.to_string().starts_with("CTI_CONTROLS_SECRET"), "{err}");
+        real.pop();
+        real.push(("CTI_CONTROLS_SECRET", "a-controls-key-of-our-own"));
+        Config::from_vars(vars(&real)).expect("valid");
+        Config::from_vars(vars(&[("CTI_V2_URL", "http://127.0.0.1:9000")])).expect("local");
+        let err = Config::from_vars(vars(&[("CTI_CONTROL_URL", "https://pbx.example")]))
+            .expect_err("a PBX elsewhere");
+        assert!(err.to_string().starts_with("CTI_CONTROLS_SECRET"), "{err}");
     }
 
     #[test]
@@ -585,8 +644,10 @@ mod tests {
         let real = [
             ("CTI_V2_URL", "https://my123.crm.cloud.sap"),
             ("CTI_WEBHOOK_SECRET", "a-webhook-secret-of-our-own"),
+            ("CTI_CONTROLS_SECRET", "a-controls-key-of-our-own"),
             IDENTITY[0],
             IDENTITY[1],
+            IDENTITY[2],
         ];
         let c = Config::from_vars(vars(&real)).expect("valid");
         assert!(!c.tenants[0].custom_1);
@@ -603,16 +664,20 @@ mod tests {
         let c = Config::from_vars(vars(&[
             ("CTI_V2_URL", "https://my123.crm.cloud.sap"),
             ("CTI_WEBHOOK_SECRET", "a-webhook-secret-of-our-own"),
+            ("CTI_CONTROLS_SECRET", "a-controls-key-of-our-own"),
             IDENTITY[0],
             IDENTITY[1],
+            IDENTITY[2],
         ]))
         .expect("valid");
         assert!(c.tenants[0].v2_events_password.is_none());
         let c = Config::from_vars(vars(&[
             ("CTI_V2_URL", "https://my123.crm.cloud.sap"),
             ("CTI_WEBHOOK_SECRET", "a-webhook-secret-of-our-own"),
+            ("CTI_CONTROLS_SECRET", "a-controls-key-of-our-own"),
             IDENTITY[0],
             IDENTITY[1],
+            IDENTITY[2],
             ("CTI_V2_EVENTS_USER", "hooks"),
             ("CTI_V2_EVENTS_PASSWORD", "a-long-random-secret"),
         ]))
@@ -624,8 +689,10 @@ mod tests {
         let err = Config::from_vars(vars(&[
             ("CTI_V2_URL", "https://my123.crm.cloud.sap"),
             ("CTI_WEBHOOK_SECRET", "a-webhook-secret-of-our-own"),
+            ("CTI_CONTROLS_SECRET", "a-controls-key-of-our-own"),
             IDENTITY[0],
             IDENTITY[1],
+            IDENTITY[2],
             ("CTI_V2_EVENTS_USER", "hooks"),
         ]))
         .expect_err("a user without a password");
@@ -814,7 +881,7 @@ mod tests {
         let path = dir.join("tenants.json");
         std::fs::write(
             &path,
-            r#"[{"id":"acme","default_region":"CH","webhook_secret":"${ACME_WEBHOOK_SECRET}",
+            r#"[{"id":"acme","default_region":"CH","webhook_secret":"${ACME_WEBHOOK_SECRET}","controls_secret":"a-controls-key-of-acme",
                 "control_url":"https://pbx.acme.example","v2_url":"https://my1.crm.cloud.sap",
                 "v2_user":"u","v2_password":"${ACME_V2_PASSWORD}"}]"#,
         )
@@ -826,6 +893,7 @@ mod tests {
             ("ACME_V2_PASSWORD", "v2-password"),
             IDENTITY[0],
             IDENTITY[1],
+            IDENTITY[2],
         ]))
         .expect("valid");
         assert_eq!(config.tenants[0].v2_password.expose(), "v2-password");
@@ -834,6 +902,7 @@ mod tests {
             ("ACME_V2_PASSWORD", "v2-password"),
             IDENTITY[0],
             IDENTITY[1],
+            IDENTITY[2],
         ]))
         .expect_err("a variable is missing");
         assert!(err.to_string().contains("ACME_WEBHOOK_SECRET"), "{err}");
@@ -841,14 +910,16 @@ mod tests {
     }
 
     /// Review F24: two tenants with one id, or an id with a brace (it would break the Redis
-    /// keys' hash tags), stop the start with the tenant named.
+    /// keys' hash tags), stop the start with the tenant named; review F5: so do two tenants
+    /// taking one webhook secret (a request signed for one would be taken for the other), with
+    /// both named.
     #[test]
     fn tenant_ids_are_unique_and_without_braces() {
         let dir = std::env::temp_dir().join(format!("cti-tenants-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&dir).expect("dir");
         let tenant = |id: &str| {
             format!(
-                r#"{{"id":"{id}","default_region":"CH","webhook_secret":"a-webhook-secret-of-{id}",
+                r#"{{"id":"{id}","default_region":"CH","webhook_secret":"a-webhook-secret-of-{id}","controls_secret":"a-controls-key-of-{id}",
                 "control_url":"https://pbx.acme.example","v2_url":"https://my1.crm.cloud.sap",
                 "v2_user":"u","v2_password":"p"}}"#
             )
@@ -861,6 +932,7 @@ mod tests {
                 ("CTI_TENANTS_FILE", &path),
                 IDENTITY[0],
                 IDENTITY[1],
+                IDENTITY[2],
             ]))
         };
         let two = load("two.json", &[tenant("acme"), tenant("globex")]).expect("valid");
@@ -875,6 +947,29 @@ mod tests {
             text.contains("\"acme\"") && text.contains("twice"),
             "{text}"
         );
+        let shared = |id: &str| tenant(id).replace(&format!("secret-of-{id}"), "secret-of-both");
+        let err = load(
+            "shared.json",
+            &[shared("acme"), tenant("initech"), shared("globex")],
+        )
+        .expect_err("one secret for two tenants");
+        let text = err.to_string();
+        assert!(
+            text.starts_with("CTI_WEBHOOK_SECRET")
+                && text.contains("\"acme\"")
+                && text.contains("\"globex\""),
+            "{text}"
+        );
+        assert!(
+            !text.contains("secret-of-both"),
+            "the secret is not shown: {text}"
+        );
+        let previous = tenant("globex").replace(
+            "\"default_region\"",
+            "\"webhook_secret_previous\":\"a-webhook-secret-of-acme\",\"default_region\"",
+        );
+        let err = load("previous.json", &[tenant("acme"), previous]).expect_err("previous");
+        assert!(err.to_string().contains("\"globex\""), "{err}");
         for id in ["ac{me}", "acme}", "{acme"] {
             let err = load("braces.json", &[tenant(id)]).expect_err(id);
             let text = err.to_string();

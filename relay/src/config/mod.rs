@@ -29,7 +29,7 @@ pub use help::environment_help;
 pub use limits::Limits;
 pub use tenant::{
     AuthMode, MAPPABLE_ACTIVITY_FIELDS, OAuthSettings, TenantConfig, default_dispositions,
-    default_scope,
+    default_scope, distinct_webhook_secrets,
 };
 
 #[derive(Debug, Clone)]

@@ -88,6 +88,49 @@ impl TenantConfig {
     }
 }
 
+impl TenantConfig {
+    /// The secrets the generic webhook takes as this tenant's signature: its webhook secret and,
+    /// during a rotation, the previous one.
+    fn webhook_secrets(&self) -> Vec<&str> {
+        match &self.telephony {
+            TelephonySettings::Generic(g) => std::iter::once(&g.webhook_secret)
+                .chain(g.webhook_secret_previous.as_ref())
+                .map(Secret::expose)
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// Refuses two tenants that take one webhook secret (review F5): a request signed for one
+/// would be taken at the other's path, since the signature does not cover the tenant. Every
+/// tenant of `tenants` is compared with every one of `others` and with the others of
+/// `tenants`; the error names both.
+pub fn distinct_webhook_secrets<'a>(
+    tenants: &[&'a TenantConfig],
+    others: &[&'a TenantConfig],
+) -> Result<(), ConfigError> {
+    for (i, tenant) in tenants.iter().enumerate() {
+        let secrets = tenant.webhook_secrets();
+        let clash = tenants[i + 1..]
+            .iter()
+            .chain(others)
+            .filter(|other| other.id != tenant.id)
+            .find(|other| other.webhook_secrets().iter().any(|s| secrets.contains(s)));
+        if let Some(other) = clash {
+            return Err(ConfigError::Invalid {
+                var: "CTI_WEBHOOK_SECRET",
+                problem: format!(
+                    "tenants {:?} and {:?} share a webhook secret: a request signed for one \
+                     would be taken for the other; give each tenant a secret of its own",
+                    tenant.id, other.id
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// The values of a call a tenant may map into its phone calls (`activity_fields`).
 pub const MAPPABLE_ACTIVITY_FIELDS: &[&str] = &[
     "direction",
@@ -455,7 +498,7 @@ mod tests {
         let raw: TenantFile = serde_json::from_value(serde_json::json!({
             "id": "acme", "default_region": "de", "webhook_secret": "a-secret-of-acme-own",
             "v2_url": "https://my1.crm.cloud.sap", "v2_user": "u", "v2_password": "p",
-            "control_url": "https://pbx.example", "match_rules": ["kind"],
+            "control_url": "https://pbx.example", "controls_secret": "a-controls-key-of-acme", "match_rules": ["kind"],
             "v2_auth": "oauth2",
             "oauth": {"authorize_url": "https://a", "token_url": "https://t", "client_id": "c"}
         }))
@@ -483,7 +526,7 @@ mod tests {
             let mut entry = serde_json::json!({
                 "id": "acme", "default_region": "DE", "webhook_secret": "a-secret-of-acme-own",
                 "v2_url": "https://my1.crm.cloud.sap", "v2_user": "u", "v2_password": "p",
-                "control_url": "https://pbx.example"
+                "control_url": "https://pbx.example", "controls_secret": "a-controls-key-of-acme"
             });
             if let Some(custom_1) = custom_1 {
                 entry["custom_1"] = custom_1.into();
@@ -506,7 +549,7 @@ mod tests {
             let mut entry = serde_json::json!({
                 "id": "acme", "default_region": "DE", "webhook_secret": "a-secret-of-acme-own",
                 "v2_url": "https://my1.crm.cloud.sap", "v2_user": "u", "v2_password": "p",
-                "control_url": "https://pbx.example"
+                "control_url": "https://pbx.example", "controls_secret": "a-controls-key-of-acme"
             });
             if let Some(provider) = provider {
                 entry["provider"] = provider.into();

@@ -154,6 +154,9 @@ struct Http {
 
 const NOWHERE: &str = "http://127.0.0.1:9";
 
+/// 2026-11-24T10:01:00Z: the generic seeds' last event time.
+const SEEDS_NOW_MS: u64 = 1_795_514_460_000;
+
 impl Http {
     fn new(provider: &str) -> Http {
         let runtime = tokio::runtime::Builder::new_current_thread()
@@ -168,7 +171,14 @@ impl Http {
                 .expect("a simulated provider");
         let state = {
             let _entered = runtime.enter();
-            AppState::new(config).expect("state")
+            // The generic webhook refuses events older than its replay window: its clock stands
+            // just after the seeds' times, so they stay events rather than stale refusals.
+            let clock: crate::clock::SharedClock = match provider {
+                "generic" => Arc::new(crate::clock::ManualClock::new(SEEDS_NOW_MS)),
+                _ => Arc::new(crate::clock::SystemClock),
+            };
+            let stores = crate::state::Stores::memory(clock.clone());
+            AppState::with_parts(config, stores, clock).expect("state")
         };
         let router = crate::api::router(state.clone());
         Http {

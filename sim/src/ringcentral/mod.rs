@@ -267,6 +267,17 @@ impl RingCentral {
         ids
     }
 
+    /// Gives every subscription `token` as its verification token, as if it had been made with
+    /// it before the receiver's token changed (a rotation's overlap): deliveries carry it from
+    /// now on. For tests; the number of subscriptions changed.
+    pub fn verify_subscriptions_with(&self, token: &str) -> usize {
+        let mut state = self.lock();
+        for subscription in state.subscriptions.values_mut() {
+            subscription.verification_token = Some(token.to_string());
+        }
+        state.subscriptions.len()
+    }
+
     /// The fault `delete_subscriptions`: RingCentral dropping them (no deliveries, 404).
     pub fn delete_subscriptions(&self) -> usize {
         let mut state = self.lock();

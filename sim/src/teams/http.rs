@@ -1410,13 +1410,20 @@ async fn faults(State(sim): State<Arc<Sim>>, body: Bytes) -> Response {
         }
         answer["forged_statuses"] = json!(statuses);
     }
-    if body["bad_client_state"] == true {
+    // `{"client_state": "<value>"}`: a callRecords notification to each subscription carrying
+    // that clientState, as one made before the receiver's value changed would (a rotation).
+    let client_state = match (&body["bad_client_state"], &body["client_state"]) {
+        (Value::Bool(true), _) => Some(("bad_client_state_statuses", "not-the-client-state")),
+        (_, Value::String(value)) => Some(("client_state_statuses", value.as_str())),
+        _ => None,
+    };
+    if let Some((key, client_state)) = client_state {
         let subs: Vec<Subscription> = t.lock().subscriptions.values().cloned().collect();
         let mut statuses = Vec::new();
         for sub in subs {
             let chain = uuid::Uuid::new_v4().to_string();
             let body = json!({"value": [{"subscriptionId": sub.id,
-                "clientState": "not-the-client-state", "changeType": "created",
+                "clientState": client_state, "changeType": "created",
                 "resource": format!("communications/callRecords/{chain}"),
                 "resourceData": {"id": chain}, "tenantId": TENANT_ID}]});
             statuses.push(
@@ -1426,7 +1433,7 @@ async fn faults(State(sim): State<Arc<Sim>>, body: Bytes) -> Response {
                 },
             );
         }
-        answer["bad_client_state_statuses"] = json!(statuses);
+        answer[key] = json!(statuses);
     }
     Json(answer).into_response()
 }

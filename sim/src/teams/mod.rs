@@ -50,7 +50,7 @@
 //! `POST /sim/teams/calls/{id}/answer` (the far end of an outbound call answers; otherwise the
 //! rep, or the consulted colleague, picks up in Teams), `GET /sim/teams/calls`, `GET /sim/teams/subscriptions`,
 //! `POST /sim/teams/faults` with `{"remove_subscriptions":true}`, `{"reauthorize":true}`,
-//! `{"forge_callback":true}` (a changed signature, another audience, another tenant, no token; answers the statuses), `{"bad_client_state":true}`, `{"duplicate":bool}`,
+//! `{"forge_callback":true}` (a changed signature, another audience, another tenant, no token; answers the statuses), `{"bad_client_state":true}`, `{"client_state":"<value>"}` (a callRecords notification to each subscription with that clientState; answers the statuses), `{"duplicate":bool}`,
 //! `{"reorder":bool}`.
 
 mod http;

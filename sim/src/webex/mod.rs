@@ -269,6 +269,17 @@ impl Webex {
         self.lock().webhooks.iter().map(|w| w.id.clone()).collect()
     }
 
+    /// Gives every live webhook `secret`, as if it had been registered with it before the
+    /// receiver's secret changed (a rotation's overlap): deliveries are signed with it from now
+    /// on. For tests; the number of webhooks changed.
+    pub fn sign_webhooks_with(&self, secret: &str) -> usize {
+        let mut state = self.lock();
+        for webhook in &mut state.webhooks {
+            webhook.secret = Some(secret.to_string());
+        }
+        state.webhooks.len()
+    }
+
     /// The fault `delete_webhooks`: the org loses them (a user or admin deleted them, or Webex
     /// disabled them after failed deliveries); nothing is delivered, and reads answer 404.
     pub fn delete_webhooks(&self) -> usize {

@@ -245,7 +245,7 @@ async fn call(
     preferred: usize,
 ) -> Result<()> {
     pbx.deliver(
-        &event(&id, "ringing", rep, &from, "2026-11-25T09:00:00Z"),
+        &event(&id, "ringing", rep, &from, &cti_tests::now_rfc3339()),
         preferred,
     )
     .await?;
@@ -256,12 +256,12 @@ async fn call(
     })
     .await;
     pbx.deliver(
-        &event(&id, "answered", rep, &from, "2026-11-25T09:00:05Z"),
+        &event(&id, "answered", rep, &from, &cti_tests::now_rfc3339()),
         1 - preferred,
     )
     .await?;
     pbx.deliver(
-        &event(&id, "ended", rep, &from, "2026-11-25T09:01:05Z"),
+        &event(&id, "ended", rep, &from, &cti_tests::now_rfc3339()),
         preferred,
     )
     .await?;

@@ -24,7 +24,7 @@ fn missed_call(call: &str) -> Vec<String> {
         .map(|(i, kind)| {
             json!({"id": format!("{call}-{i}"), "call_id": call, "type": kind,
                 "direction": "inbound", "from": "+41 79 555 70 01", "to": "+41 44 999 00 00",
-                "agent": ALICE, "at": format!("2026-11-25T09:00:{:02}Z", i * 20)})
+                "agent": ALICE, "at": cti_tests::recent(&format!("2026-11-25T09:00:{:02}Z", i * 20))})
             .to_string()
         })
         .collect()
@@ -286,7 +286,7 @@ async fn a_call_that_ended_during_a_redis_outage_is_over_after_it_and_takes_the_
     let event = |i: usize, kind: &str, at: &str| {
         json!({"id": format!("{call}-{i}"), "call_id": call, "type": kind,
             "direction": "inbound", "from": "+41 79 555 70 02", "to": "+41 44 999 00 00",
-            "agent": ALICE, "at": at})
+            "agent": ALICE, "at": cti_tests::recent(at)})
         .to_string()
     };
     post_all(

@@ -194,7 +194,7 @@ async fn a_spent_refresh_budget_is_reported_not_retried_in_a_loop() {
 async fn ring(stack: &Stack, ws: &mut WsClient, call: &str, agent: &str, from: &str) -> Value {
     let body = json!({"id": format!("evt-{call}"), "call_id": call, "type": "ringing",
         "direction": "inbound", "from": from, "to": "+41 44 999 00 00", "agent": agent,
-        "at": "2026-11-24T10:00:00Z"});
+        "at": cti_tests::now_rfc3339()});
     assert_eq!(
         stack.post_event(&body.to_string()).await.expect("posted"),
         202

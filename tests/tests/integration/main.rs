@@ -26,6 +26,7 @@ mod redis_index;
 mod redis_push;
 mod relay_api;
 mod ringcentral;
+mod rotation;
 mod saas;
 mod shared_legs;
 mod signatures;

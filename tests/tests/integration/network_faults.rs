@@ -12,7 +12,7 @@ use cti_tests::browser::WIDGET_FRAME as WIDGET;
 
 async fn post(stack: &Stack, id: &str, call_id: &str, kind: &str, from: &str) -> Result<()> {
     let mut event = json!({"id": id, "call_id": call_id, "type": kind, "direction": "inbound",
-        "from": from, "to": "+41 44 999 00 00", "agent": AGENT, "at": "2026-11-24T10:00:05Z"});
+        "from": from, "to": "+41 44 999 00 00", "agent": AGENT, "at": cti_tests::now_rfc3339()});
     if kind == "ended" {
         event["reason"] = json!("completed");
     }

@@ -18,7 +18,7 @@ fn missed_call(call: &str, from: &str) -> Vec<String> {
         .map(|(i, kind)| {
             json!({"id": format!("{call}-{i}"), "call_id": call, "type": kind,
                 "direction": "inbound", "from": from, "to": "+41 44 999 00 00",
-                "agent": ALICE, "at": format!("2026-11-25T09:00:{:02}Z", i * 20)})
+                "agent": ALICE, "at": cti_tests::recent(&format!("2026-11-25T09:00:{:02}Z", i * 20))})
             .to_string()
         })
         .collect()

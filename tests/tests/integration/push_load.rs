@@ -82,7 +82,7 @@ async fn metrics_count_sessions_and_time_each_push_to_the_socket() -> Result<()>
     let ringing = serde_json::json!({
         "id": "metrics-1-ringing", "call_id": "metrics-1", "type": "ringing",
         "direction": "inbound", "from": "+41795550199", "to": "+41449990000",
-        "agent": "alice@example.com", "at": "2026-11-25T10:00:00Z",
+        "agent": "alice@example.com", "at": cti_tests::now_rfc3339(),
     });
     assert_eq!(stack.post_event(&ringing.to_string()).await?, 202);
     widget

@@ -331,7 +331,7 @@ async fn remembered_choices_expire_in_redis_and_tenants_stay_apart() {
 async fn post_ringing(stack: &Stack, id: &str, call: &str, from: &str) {
     let body = json!({"id": id, "call_id": call, "type": "ringing", "direction": "inbound",
         "from": from, "to": "+41 44 999 00 00", "agent": "alice@example.com",
-        "at": "2026-11-24T10:00:00Z"});
+        "at": cti_tests::now_rfc3339()});
     let status = stack
         .post_event(&body.to_string())
         .await

@@ -13,7 +13,7 @@ const AGENT: &str = "alice@example.com";
 fn event(id: &str, call: &str, kind: &str) -> String {
     json!({"id": id, "call_id": call, "type": kind, "direction": "inbound",
         "from": "+41 31 555 01 99", "to": "+41 44 999 00 00", "agent": AGENT,
-        "at": "2026-11-24T10:00:00Z"})
+        "at": cti_tests::now_rfc3339()})
     .to_string()
 }
 

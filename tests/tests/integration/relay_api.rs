@@ -11,7 +11,7 @@ const SECRET: &str = "demo-webhook-secret";
 
 fn event(id: &str, call: &str, kind: &str, from: &str) -> Value {
     json!({"id": id, "call_id": call, "type": kind, "direction": "inbound", "from": from,
-           "to": "+41 44 999 00 00", "agent": AGENT, "at": "2026-11-24T10:00:00Z",
+           "to": "+41 44 999 00 00", "agent": AGENT, "at": cti_tests::now_rfc3339(),
            "transfer_to": null, "reason": null, "recording_url": null})
 }
 

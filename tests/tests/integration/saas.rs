@@ -358,6 +358,20 @@ async fn a_configured_tenant_is_sealed_in_redis_and_served_by_every_instance() {
         .expect_err("an unknown region is refused");
     assert!(refused.to_string().contains("XX"), "{refused}");
     assert!(state.tenant(TENANT).is_none());
+    // Nor is another tenant's webhook secret (review F5): a request signed for one would be
+    // taken for the other. Both are named.
+    let mut shared = tenant_settings(&stack, "demo");
+    shared["webhook_secret"] = json!("demo-webhook-secret");
+    let refused = cti_relay::tenancy::configure(&state, TENANT, &shared)
+        .await
+        .expect_err("the demo tenant's secret is refused");
+    let text = refused.to_string();
+    assert!(
+        text.contains("\"demo\"") && text.contains(&format!("{TENANT:?}")),
+        "{text}"
+    );
+    assert!(!text.contains("demo-webhook-secret"), "{text}");
+    assert!(state.tenant(TENANT).is_none());
 
     cti_relay::tenancy::configure(&state, TENANT, &tenant_settings(&stack, "demo"))
         .await

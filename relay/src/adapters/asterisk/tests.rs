@@ -468,6 +468,7 @@ fn transfer_targets_are_rep_extensions_or_numbers_and_nothing_else() {
             tenant: "t".into(),
             http: reqwest::Client::new(),
             clock: Arc::new(crate::clock::SystemClock),
+            forgets_before_ms: None,
         },
     );
     let shared = &adapter.shared;

@@ -571,6 +571,7 @@ mod tests {
                 tenant: "demo".into(),
                 http: reqwest::Client::new(),
                 clock: Arc::new(crate::clock::SystemClock),
+                forgets_before_ms: None,
             },
         );
         let headers = axum::http::HeaderMap::new();

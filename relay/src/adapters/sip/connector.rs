@@ -636,6 +636,7 @@ mod tests {
                 tenant: "demo".into(),
                 http: reqwest::Client::new(),
                 clock: Arc::new(crate::clock::SystemClock),
+                forgets_before_ms: None,
             },
             tracker: Mutex::default(),
         });

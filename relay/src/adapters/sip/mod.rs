@@ -460,6 +460,7 @@ mod tests {
             tenant: "acme".into(),
             http: reqwest::Client::new(),
             clock: Arc::new(crate::clock::SystemClock),
+            forgets_before_ms: None,
         };
         let mut settings = Settings::demo("http://127.0.0.1:8090");
         let without = SipAdapter::new(settings.clone(), context());

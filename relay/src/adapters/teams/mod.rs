@@ -1561,6 +1561,7 @@ mod tests {
                 tenant: "demo".into(),
                 http: reqwest::Client::new(),
                 clock: std::sync::Arc::new(crate::clock::SystemClock),
+                forgets_before_ms: None,
             },
         )
     }

@@ -71,11 +71,17 @@ async fn a_talked_call_is_logged_once_with_everything_and_notes_follow_later() {
     );
     assert_eq!(
         summary_line(&activity, "Started: "),
-        Some("2026-11-25T10:00:00Z")
+        Some(cti_tests::recent("2026-11-25T10:00:00Z").as_str())
     );
     assert_eq!(
         summary_line(&activity, "Ended: "),
-        Some("2026-11-25T10:03:48Z (talk time 3m 38s)")
+        Some(
+            format!(
+                "{} (talk time 3m 38s)",
+                cti_tests::recent("2026-11-25T10:03:48Z")
+            )
+            .as_str()
+        )
     );
     assert_eq!(agents_on(&activity), [ALICE]);
     // The demo tenant is Swiss: two-party consent, so the recording waits for the rep.

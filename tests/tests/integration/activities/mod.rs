@@ -24,7 +24,7 @@ const BOB: &str = "bob@example.com";
 /// some events carry (an end reason, a recording link).
 fn event(id: &str, call: &str, kind: &str, from: &str, at: &str, extra: Value) -> String {
     let mut body = json!({"id": id, "call_id": call, "type": kind, "direction": "inbound",
-        "from": from, "to": "+41 44 999 00 00", "agent": ALICE, "at": at});
+        "from": from, "to": "+41 44 999 00 00", "agent": ALICE, "at": cti_tests::recent(at)});
     if let (Value::Object(body), Value::Object(extra)) = (&mut body, extra) {
         body.extend(extra);
     }
