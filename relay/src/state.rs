@@ -481,6 +481,24 @@ impl AppState {
             .for_each(tokio::task::AbortHandle::abort);
     }
 
+    /// Forgets what this process holds of an unsubscribed tenant in memory: its number index,
+    /// calls, tokens, replay buffers, adapters' call state and the activities V2 holds (with
+    /// Redis, the directory's purge deletes the shared copies). Activities not in V2 yet stay:
+    /// they are the customer's call logs, written if the tenant subscribes again.
+    pub async fn forget_data(&self, tenant: &str) {
+        if self.config.tenant(tenant).is_some() {
+            return;
+        }
+        if let Err(err) = self.activity.outbox.forget_written(tenant).await {
+            tracing::warn!(%tenant, %err, "the unsubscribed tenant's written activities stay in the outbox");
+        }
+        self.numbers.forget_tenant(tenant).await;
+        self.calls.forget_tenant(tenant).await;
+        self.authority.forget_tenant(tenant).await;
+        self.hub.forget_tenant(tenant).await;
+        self.tenant_parts.call_state.forget_tenant(tenant).await;
+    }
+
     /// Resolves once [`AppState::shut_down`] was called (at once if it already was).
     pub async fn stopping(&self) {
         let mut rx = self.shutdown.subscribe();
@@ -520,5 +538,187 @@ impl AppState {
     /// The lock that serializes events of `call_id`.
     pub fn stripe(&self, tenant: &str, call_id: &str) -> &tokio::sync::Mutex<()> {
         self.stripes.of(tenant, call_id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::activity::outbox::{Next, tests::log};
+    use crate::calls::leg::fixtures::ringing;
+    use crate::numbers::index::IndexedRecord;
+    use cti_protocol::ws::RecordKind;
+    use crate::secret::Secret;
+
+    const NUMBER: &str = "+41441234567";
+
+    /// What this process holds of a tenant, store by store.
+    #[derive(Debug, PartialEq, Eq)]
+    struct Held {
+        index: bool,
+        choice: bool,
+        live_answer: bool,
+        leg: bool,
+        refresh_token: bool,
+        access_token: bool,
+        call_state: bool,
+        written_activity: bool,
+        unwritten_activity: bool,
+    }
+
+    async fn fill(state: &AppState, tenant: &str) {
+        let record = IndexedRecord {
+            kind: RecordKind::Contact,
+            id: "r1".into(),
+            display_id: "1".into(),
+            name: "Anna".into(),
+            account: None,
+            owner_id: None,
+            open_opportunities: 0,
+            last_activity: None,
+        };
+        let numbers = &state.numbers;
+        let generation = HashMap::from([(NUMBER.to_string(), vec![record.clone()])]);
+        numbers
+            .index
+            .replace(tenant, generation)
+            .await
+            .expect("index");
+        numbers
+            .choices
+            .put(tenant, "alice", NUMBER, "r1")
+            .await
+            .expect("choice");
+        numbers
+            .misses
+            .put(tenant, "+41449990000", vec![record], u64::MAX);
+        state
+            .calls
+            .save(tenant, &ringing("c1", "alice"), "e1")
+            .await
+            .expect("leg");
+        state
+            .authority
+            .vault
+            .put(tenant, "alice", b"sealed")
+            .await
+            .expect("vault");
+        state
+            .authority
+            .access_tokens
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(
+                (tenant.into(), "alice".into()),
+                (Secret::new("at"), u64::MAX),
+            );
+        let call_state = &state.tenant_parts.call_state;
+        call_state
+            .write(tenant, "webex", "c1", &[("held", "yes")])
+            .await
+            .expect("call state");
+        let outbox = &state.activity.outbox;
+        outbox
+            .put(tenant, &log("written", ""), 1)
+            .await
+            .expect("put");
+        for mut entry in outbox
+            .claim_due(tenant, 1, 60_000, 10)
+            .await
+            .expect("claim")
+        {
+            entry.progress.written_version = entry.version;
+            outbox
+                .finish(tenant, &entry, Next::Done, 2)
+                .await
+                .expect("finish");
+        }
+        outbox
+            .put(tenant, &log("unwritten", ""), 3)
+            .await
+            .expect("put");
+    }
+
+    async fn held(state: &AppState, tenant: &str) -> Held {
+        let numbers = &state.numbers;
+        let outbox = &state.activity.outbox;
+        Held {
+            index: numbers.index.len(tenant).await.expect("index") > 0,
+            choice: numbers
+                .choices
+                .get(tenant, "alice", NUMBER)
+                .await
+                .expect("c")
+                .is_some(),
+            live_answer: numbers.misses.get(tenant, "+41449990000", 0).is_some(),
+            leg: state
+                .calls
+                .get(tenant, "c1", "alice")
+                .await
+                .expect("leg")
+                .is_some(),
+            refresh_token: state
+                .authority
+                .vault
+                .get(tenant, "alice")
+                .await
+                .expect("v")
+                .is_some(),
+            access_token: state
+                .authority
+                .access_tokens
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .contains_key(&(tenant.to_string(), "alice".to_string())),
+            call_state: !state
+                .tenant_parts
+                .call_state
+                .read(tenant, "webex", "c1")
+                .await
+                .expect("call state")
+                .is_empty(),
+            written_activity: outbox.get(tenant, "written").await.expect("o").is_some(),
+            unwritten_activity: outbox.get(tenant, "unwritten").await.expect("o").is_some(),
+        }
+    }
+
+    /// Without Redis, an unsubscribed tenant leaves nothing in the process but its activities
+    /// not in V2 yet; another tenant keeps everything.
+    #[tokio::test]
+    async fn an_unsubscribed_tenant_leaves_nothing_in_memory_but_unwritten_activities() {
+        let state = AppState::new(Config::demo("http://127.0.0.1:9")).expect("state");
+        for tenant in ["gone", "kept"] {
+            fill(&state, tenant).await;
+        }
+        let everything = Held {
+            index: true,
+            choice: true,
+            live_answer: true,
+            leg: true,
+            refresh_token: true,
+            access_token: true,
+            call_state: true,
+            written_activity: true,
+            unwritten_activity: true,
+        };
+        assert_eq!(held(&state, "gone").await, everything, "filled");
+        state.forget_data("gone").await;
+        let nothing_but_unwritten = Held {
+            index: false,
+            choice: false,
+            live_answer: false,
+            leg: false,
+            refresh_token: false,
+            access_token: false,
+            call_state: false,
+            written_activity: false,
+            unwritten_activity: true,
+        };
+        assert_eq!(held(&state, "gone").await, nothing_but_unwritten);
+        assert_eq!(held(&state, "kept").await, everything);
+        // A tenant of the tenants file is never forgotten this way.
+        fill(&state, "demo").await;
+        state.forget_data("demo").await;
+        assert_eq!(held(&state, "demo").await, everything);
     }
 }

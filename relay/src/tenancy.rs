@@ -100,6 +100,10 @@ pub async fn reload(state: &Arc<AppState>, tenant: &str) -> Result<(), Configure
     };
     let Some(sealed) = sealed else {
         state.forget(tenant);
+        if !subscribed {
+            // Unsubscribed at another instance: what this one holds of it goes too.
+            state.forget_data(tenant).await;
+        }
         return Ok(());
     };
     let text = match sealer(state) {

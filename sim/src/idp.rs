@@ -368,8 +368,22 @@ async fn authorize(
         .idp
         .try_issue(&agent, &sim.idp.default_tenant, DEFAULT_TTL_SECS)?;
     let token = issued.token;
+    // `response_type=token` asks for the answer XSUAA gives a browser's implicit grant: the token
+    // as `access_token` beside its type and lifetime (OAuth 2.0, RFC 6749 4.2.2). Without it, the
+    // `token` a host page passes, which this sign-in has always returned.
+    let fragment = match query.get("response_type").map(String::as_str) {
+        None => format!("token={token}"),
+        Some("token") => {
+            format!("access_token={token}&token_type=bearer&expires_in={DEFAULT_TTL_SECS}")
+        }
+        Some(other) => {
+            return Err(IdpError::InvalidQuery(format!(
+                "response_type {other:?}: only \"token\" is offered"
+            )));
+        }
+    };
     let mut target = redirect;
-    target.set_fragment(Some(&format!("token={token}")));
+    target.set_fragment(Some(&fragment));
     tracing::info!(%agent, "agent signed in");
     Ok((
         StatusCode::SEE_OTHER,

@@ -55,9 +55,12 @@ pub struct PushLoad {
     pub secs: f64,
     /// A redis-server of its own for the relays' shared state.
     pub redis: bool,
-    /// Relay processes (more than one needs Redis); webhooks go to the first, reps are spread
-    /// over all.
+    /// Relay processes (more than one needs Redis); reps are spread over all.
     pub instances: usize,
+    /// Webhooks spread over the instances in turn, as a load balancer in front of them spreads
+    /// them (what horizontal scale is about); otherwise they all go to the first instance, which
+    /// shows what reaching reps on another instance costs.
+    pub spread: bool,
 }
 
 impl Default for PushLoad {
@@ -69,12 +72,13 @@ impl Default for PushLoad {
             secs: 20.0,
             redis: false,
             instances: 1,
+            spread: false,
         }
     }
 }
 
 impl PushLoad {
-    /// Reads `--agents N --rate R --secs D --redis --instances K` over the defaults. Arguments
+    /// Reads `--agents N --rate R --secs D --redis --instances K --spread` over the defaults. Arguments
     /// cargo adds to a benchmark's (`--bench`) are ignored.
     pub fn from_args(args: impl IntoIterator<Item = String>) -> Result<PushLoad> {
         let mut load = PushLoad::default();
@@ -88,10 +92,11 @@ impl PushLoad {
                 "--secs" => load.secs = value("--secs")?.parse()?,
                 "--instances" => load.instances = value("--instances")?.parse()?,
                 "--redis" => load.redis = true,
+                "--spread" => load.spread = true,
                 "--bench" => {}
                 other => bail!(
                     "unknown argument {other:?}; use --agents N --rate CALLS_PER_SEC --secs S \
-                     [--redis] [--instances K]"
+                     [--redis] [--instances K [--spread]]"
                 ),
             }
         }
@@ -202,11 +207,16 @@ impl fmt::Display for PushReport {
         let l = &self.load;
         writeln!(
             f,
-            "push: {} reps, {} calls/s asked for {} s, {} relay instance(s), {} stores, {} cores",
+            "push: {} reps, {} calls/s asked for {} s, {} relay instance(s){}, {} stores, {} cores",
             l.agents,
             l.rate,
             l.secs,
             l.instances,
+            match (l.instances > 1, l.spread) {
+                (true, true) => " (webhooks spread over them)",
+                (true, false) => " (webhooks to the first)",
+                _ => "",
+            },
             if l.redis { "redis" } else { "memory" },
             self.cores
         )?;
@@ -523,7 +533,10 @@ pub async fn run(load: &PushLoad) -> Result<PushReport> {
         bail!("the simulated tenant has no phone numbers");
     }
     let shared_numbers = numbers.iter().filter(|(_, owners)| *owners > 1).count();
-    let webhook = format!("{relay_url}/v1/tenants/demo/telephony/generic");
+    let webhooks: Vec<String> = addrs
+        .iter()
+        .map(|addr| format!("http://{addr}/v1/tenants/demo/telephony/generic"))
+        .collect();
     let sent: Arc<Mutex<Vec<Sent>>> = Arc::new(Mutex::new(Vec::with_capacity(load.calls())));
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ load.agents as u64);
     let cpu_start = pids
@@ -553,7 +566,11 @@ pub async fn run(load: &PushLoad) -> Result<PushReport> {
         })
         .to_string();
         tokio::time::sleep_until(started + interval.mul_f64(n as f64)).await;
-        let (http, webhook, sent) = (http.clone(), webhook.clone(), sent.clone());
+        let webhook = match load.spread {
+            true => webhooks[n % webhooks.len()].clone(),
+            false => webhooks[0].clone(),
+        };
+        let (http, sent) = (http.clone(), sent.clone());
         posts.spawn(async move {
             let (timestamp, signature) =
                 cti_sim::pbx::sign_now("demo-webhook-secret", body.as_bytes());
@@ -811,6 +828,7 @@ mod tests {
                 "30",
                 "--instances",
                 "2",
+                "--spread",
                 "--bench",
             ]
             .map(String::from),
@@ -819,6 +837,7 @@ mod tests {
         assert_eq!(load.agents, 10_000);
         assert_eq!(load.calls(), 30_000);
         assert!(load.redis, "two instances share Redis");
+        assert!(load.spread);
         assert!(PushLoad::from_args(["--agents".to_string()]).is_err());
         assert!(PushLoad::from_args(["--fast".to_string()]).is_err());
     }

@@ -10,29 +10,53 @@ use crate::storage;
 /// Where the token is kept between reloads of one tab.
 pub const STORAGE_KEY: &str = "cti.token";
 
+/// The host page's parameter.
 const PARAM: &str = "token";
 
-/// The token carried by a URL fragment such as `#token=eyJ...`; other `&`-separated parameters
-/// may sit next to it. Percent-escapes are decoded because some host pages encode the whole value.
+/// An identity provider's answer to a browser sign-in (OAuth 2.0's implicit grant, RFC 6749
+/// 4.2.2, as XSUAA's `/oauth/authorize?response_type=token` gives it) carries the token as
+/// `access_token`, beside these fields of the same answer. `jti` is XSUAA's addition (seen in its
+/// answers, not in the RFC).
+const OAUTH_PARAM: &str = "access_token";
+const OAUTH_COMPANIONS: [&str; 5] = ["token_type", "expires_in", "scope", "state", "jti"];
+
+/// The token carried by a URL fragment such as `#token=eyJ...` (a host page) or
+/// `#access_token=eyJ...` (an identity provider's sign-in); other `&`-separated parameters may sit
+/// next to it. Percent-escapes are decoded because some host pages encode the whole value.
 pub fn token_from_fragment(fragment: &str) -> Option<String> {
+    param(fragment, PARAM).or_else(|| param(fragment, OAUTH_PARAM))
+}
+
+fn param(fragment: &str, wanted: &str) -> Option<String> {
     let params = fragment.strip_prefix('#').unwrap_or(fragment);
     params
         .split('&')
         .filter_map(|pair| pair.split_once('='))
-        .find(|(name, _)| *name == PARAM)
+        .find(|(name, _)| *name == wanted)
         .and_then(|(_, value)| percent_decode(value))
         .map(|value| value.trim().to_owned())
         .filter(|value| !value.is_empty())
 }
 
-/// The fragment left once the token is taken out: empty when the token was all there was, so the
-/// address bar ends without a dangling `#`.
+/// The fragment left once the token is taken out (with the rest of a sign-in's answer): empty when
+/// that was all there was, so the address bar ends without a dangling `#`.
 pub fn fragment_without_token(fragment: &str) -> String {
     let params = fragment.strip_prefix('#').unwrap_or(fragment);
+    let name = |pair: &str| {
+        pair.split_once('=')
+            .map_or(pair, |(name, _)| name)
+            .to_owned()
+    };
+    let signed_in = params.split('&').any(|pair| name(pair) == OAUTH_PARAM);
     let rest: Vec<&str> = params
         .split('&')
         .filter(|pair| !pair.is_empty())
-        .filter(|pair| pair.split_once('=').map_or(*pair, |(name, _)| name) != PARAM)
+        .filter(|pair| {
+            let name = name(pair);
+            name != PARAM
+                && name != OAUTH_PARAM
+                && !(signed_in && OAUTH_COMPANIONS.contains(&name.as_str()))
+        })
         .collect();
     if rest.is_empty() {
         String::new()
@@ -149,6 +173,26 @@ mod tests {
         assert_eq!(
             token_from_fragment(&format!("token={JWT}")).as_deref(),
             Some(JWT)
+        );
+    }
+
+    #[wasm_bindgen_test]
+    fn reads_an_identity_providers_access_token_and_drops_its_answer() {
+        let answer = format!("#access_token={JWT}&token_type=bearer&expires_in=43199&jti=abc");
+        assert_eq!(token_from_fragment(&answer).as_deref(), Some(JWT));
+        assert_eq!(fragment_without_token(&answer), "");
+        assert_eq!(
+            fragment_without_token(&format!("#lang=fr&access_token={JWT}&scope=openid")),
+            "#lang=fr"
+        );
+        // The host page's own token wins, and without a sign-in's answer `scope` is not touched.
+        assert_eq!(
+            token_from_fragment(&format!("#access_token=other&token={JWT}")).as_deref(),
+            Some(JWT)
+        );
+        assert_eq!(
+            fragment_without_token(&format!("#token={JWT}&scope=x")),
+            "#scope=x"
         );
     }
 

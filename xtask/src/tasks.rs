@@ -179,7 +179,7 @@ pub(crate) fn demo(args: &[String]) -> Result<()> {
         .collect::<Vec<_>>()
         .join(",");
 
-    let bin = |name: &str| workspace_root().join("target/debug").join(name);
+    let bin = |name: &str| setup::target_dir().join("debug").join(name);
     let (stop_tx, stop_rx) = mpsc::channel();
     ctrlc::set_handler(move || {
         let _ = stop_tx.send(());
@@ -318,9 +318,10 @@ pub(crate) fn test(args: &[String]) -> Result<()> {
     let dist = crate::dist::dist(&[])?;
     step("unit, integration and end-to-end tests");
     let root = workspace_root();
-    let report = root.join("target/ring-to-pop.txt");
+    let report = setup::target_dir().join("ring-to-pop.txt");
     let _ = std::fs::remove_file(&report);
     run(cargo(&["test", "--no-fail-fast"])
+        .env("CTI_RING_TO_POP_REPORT", &report)
         .env("CTI_WIDGET_DIST", root.join("widget/dist"))
         .env("CTI_DIST_DIR", &dist)
         .env("CTI_PHONE_ORACLE_PYTHON", root.join(".venv/bin/python3"))

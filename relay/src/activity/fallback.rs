@@ -71,6 +71,11 @@ impl<S: Outbox> FallbackOutbox<S> {
 
 #[async_trait]
 impl<S: Outbox> Outbox for FallbackOutbox<S> {
+    async fn forget_written(&self, tenant: &str) -> Result<(), OutboxError> {
+        self.local.forget_written(tenant).await?;
+        self.shared.forget_written(tenant).await
+    }
+
     async fn put(&self, tenant: &str, log: &CallLog, now_ms: u64) -> Result<u64, OutboxError> {
         if self.local.get(tenant, &log.call_id).await?.is_some() {
             // Memory has the call (it moves to the shared outbox with this newer log).

@@ -116,6 +116,12 @@ pub trait Outbox: Send + Sync + std::fmt::Debug {
     /// The calls whose activity is not in V2 yet and that only this process holds, where nothing
     /// outlives it: what is lost if it stops now. Empty for a durable outbox.
     async fn at_risk(&self, tenant: &str) -> Vec<String>;
+    /// Forgets the tenant's entries V2 holds (it unsubscribed) and keeps those not in V2 yet,
+    /// which are the customer's call logs. Nothing to do for a shared outbox: the directory's
+    /// purge deletes its keys, or lets them expire while they hold unwritten activities.
+    async fn forget_written(&self, _tenant: &str) -> Result<(), OutboxError> {
+        Ok(())
+    }
 }
 
 /// An entry adopted from another outbox, as the adopting one is to hold it: its progress and
@@ -305,6 +311,22 @@ fn entry_of(call_id: &str, slot: &Slot, lease: &str) -> Option<Entry> {
 
 #[async_trait]
 impl Outbox for MemoryOutbox {
+    async fn forget_written(&self, tenant: &str) -> Result<(), OutboxError> {
+        self.change(tenant, |slots| {
+            let written: Vec<String> = slots
+                .iter()
+                .filter(|(_, s)| {
+                    s.due_at.is_none() && s.progress.written_version >= s.version && s.version > 0
+                })
+                .map(|(id, _)| id.clone())
+                .collect();
+            for id in &written {
+                slots.remove(id);
+            }
+            ((), written)
+        })
+    }
+
     async fn put(&self, tenant: &str, log: &CallLog, now_ms: u64) -> Result<u64, OutboxError> {
         self.change(tenant, |slots| {
             slots.retain(|_, s| {

@@ -64,6 +64,10 @@ pub trait CallStateStore: Send + Sync + std::fmt::Debug {
         key: &str,
         fields: &[&str],
     ) -> Result<usize, CallStateError>;
+    /// Forgets what this process holds of `tenant` (it unsubscribed). Nothing to do for a
+    /// shared store: its keys carry the tenant's prefix, which the subscriptions directory's
+    /// purge deletes.
+    async fn forget_tenant(&self, _tenant: &str) {}
 }
 
 #[derive(Debug)]
@@ -106,6 +110,10 @@ fn scoped(tenant: &str, provider: &str, key: &str) -> (String, String, String) {
 
 #[async_trait]
 impl CallStateStore for MemoryCallState {
+    async fn forget_tenant(&self, tenant: &str) {
+        self.records().map.retain(|(t, _, _), _| t != tenant);
+    }
+
     async fn read(
         &self,
         tenant: &str,

@@ -162,6 +162,7 @@ pub(super) async fn unsubscribe(
         .remove(&tenant, backlog)
         .await
         .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+    state.forget_data(&tenant).await;
     tracing::info!(
         %tenant,
         deleted = purged.deleted,

@@ -135,6 +135,21 @@ pub struct Authority {
 }
 
 impl Authority {
+    /// Forgets every token this process holds for the tenant's reps (it unsubscribed): sign-ins,
+    /// access tokens and the sealed refresh tokens of the vault.
+    pub async fn forget_tenant(&self, tenant: &str) {
+        self.user_tokens.forget_tenant(tenant).await;
+        self.vault.forget_tenant(tenant).await;
+        self.access_tokens
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|(t, _), _| t != tenant);
+        self.refreshing
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|(t, _), _| t != tenant);
+    }
+
     /// From the configuration, the vault of refresh tokens and (with Redis) the store where the
     /// instances share the reps' sign-ins.
     /// `http` is the process's client; `holder` names this process in refresh leases.

@@ -31,6 +31,17 @@ impl UserTokens {
         }
     }
 
+    /// Forgets the tenant's reps' tokens kept here (it unsubscribed).
+    pub async fn forget_tenant(&self, tenant: &str) {
+        self.tokens
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|(t, _), _| t != tenant);
+        if let Some((vault, _)) = &self.shared {
+            vault.forget_tenant(tenant).await;
+        }
+    }
+
     /// Whether other instances see the tokens this one keeps.
     pub fn is_shared(&self) -> bool {
         self.shared.is_some()

@@ -161,6 +161,10 @@ pub trait TokenVault: Send + Sync + std::fmt::Debug {
     ) -> Result<bool, VaultError>;
     /// Gives the lease back, if `holder` still has it.
     async fn release(&self, tenant: &str, rep: &str, holder: &str) -> Result<(), VaultError>;
+    /// Forgets what this process holds of `tenant` (it unsubscribed). Nothing to do for a
+    /// shared store: its keys carry the tenant's prefix, which the subscriptions directory's
+    /// purge deletes.
+    async fn forget_tenant(&self, _tenant: &str) {}
 }
 
 #[derive(Debug, Default)]
@@ -170,6 +174,13 @@ pub struct MemoryVault {
 
 #[async_trait]
 impl TokenVault for MemoryVault {
+    async fn forget_tenant(&self, tenant: &str) {
+        self.sealed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|(t, _), _| t != tenant);
+    }
+
     async fn put(&self, tenant: &str, rep: &str, sealed: &[u8]) -> Result<(), VaultError> {
         self.sealed
             .lock()

@@ -229,6 +229,15 @@ impl<S: CallStore> FallbackCallStore<S> {
 
 #[async_trait]
 impl<S: CallStore> CallStore for FallbackCallStore<S> {
+    async fn forget_tenant(&self, tenant: &str) {
+        self.local.forget_tenant(tenant).await;
+        self.shared.forget_tenant(tenant).await;
+        self.completed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|(t, _)| t != tenant);
+    }
+
     async fn seen(&self, tenant: &str, event_id: &str) -> Result<bool, StoreError> {
         if self.local.seen(tenant, event_id).await? {
             return Ok(true);

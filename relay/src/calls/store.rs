@@ -76,6 +76,10 @@ pub trait CallStore: Send + Sync + std::fmt::Debug {
     async fn write_back(&self, _tenant: &str) -> Vec<Leg> {
         Vec::new()
     }
+    /// Forgets what this process holds of `tenant` (it unsubscribed). Nothing to do for a
+    /// shared store: its keys carry the tenant's prefix, which the subscriptions directory's
+    /// purge deletes.
+    async fn forget_tenant(&self, _tenant: &str) {}
 }
 
 /// How many event ids a tenant remembers; providers redeliver within minutes, not days.
@@ -310,6 +314,13 @@ impl MemoryCallStore {
 
 #[async_trait]
 impl CallStore for MemoryCallStore {
+    async fn forget_tenant(&self, tenant: &str) {
+        self.tenants
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(tenant);
+    }
+
     async fn seen(&self, tenant: &str, event_id: &str) -> Result<bool, StoreError> {
         Ok(self.with(tenant, |t| t.seen.contains(event_id)))
     }

@@ -107,6 +107,20 @@ fn invalid(var: &'static str, problem: String) -> ConfigError {
 }
 
 pub(super) fn from_vars(get: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+    // A variable set in the environment wins over the same name given by a bound user-provided
+    // service, so an operator can always override what the service says.
+    let provided = match get("VCAP_SERVICES") {
+        Some(vcap) => vcap::user_provided(&vcap).map_err(|p| invalid("VCAP_SERVICES", p))?,
+        None => Vec::new(),
+    };
+    let get = move |name: &str| {
+        get(name).or_else(|| {
+            provided
+                .iter()
+                .find(|(key, _)| key == name)
+                .map(|(_, value)| value.clone())
+        })
+    };
     let mut config = Config::demo(SIM_URL);
 
     if let Some(port) = get("PORT") {
@@ -621,6 +635,41 @@ mod tests {
         assert!(c.redis_url.is_none());
         let err = Config::from_vars(vars(&[("VCAP_SERVICES", "{")])).expect_err("invalid");
         assert!(err.to_string().starts_with("VCAP_SERVICES"), "{err}");
+    }
+
+    #[test]
+    fn settings_come_from_a_user_provided_service_unless_the_environment_names_them() {
+        let key = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
+        let vcap = format!(
+            r#"{{"user-provided":[{{"name":"cti-secrets","credentials":{{"CTI_TOKEN_KEY":"{key}","CTI_LISTEN":"127.0.0.1:7001","PORT":"9","url":1}}}}]}}"#
+        );
+        let c = Config::from_vars(vars(&[("VCAP_SERVICES", vcap.as_str())])).expect("valid");
+        assert!(c.token_key.is_some(), "the key from the service");
+        assert_eq!(c.listen.to_string(), "127.0.0.1:7001");
+        let only_port = r#"{"user-provided":[{"name":"s","credentials":{"PORT":"9"}}]}"#;
+        let c = Config::from_vars(vars(&[("VCAP_SERVICES", only_port)])).expect("valid");
+        assert_eq!(c.listen.port(), 8080, "PORT comes from Cloud Foundry alone");
+        let c = Config::from_vars(vars(&[
+            ("VCAP_SERVICES", vcap.as_str()),
+            ("CTI_LISTEN", "127.0.0.1:7002"),
+        ]))
+        .expect("valid");
+        assert_eq!(
+            c.listen.to_string(),
+            "127.0.0.1:7002",
+            "the environment wins"
+        );
+        let bad =
+            r#"{"user-provided":[{"name":"cti-secrets","credentials":{"CTI_TOKEN_KEY":42}}]}"#;
+        let err = Config::from_vars(vars(&[("VCAP_SERVICES", bad)])).expect_err("not text");
+        assert!(err.to_string().starts_with("VCAP_SERVICES"), "{err}");
+        assert!(err.to_string().contains("CTI_TOKEN_KEY"), "{err}");
+        let err = Config::from_vars(vars(&[(
+            "VCAP_SERVICES",
+            r#"{"user-provided":[{"name":"s","credentials":{"CTI_TOKEN_KEY":"short"}}]}"#,
+        )]))
+        .expect_err("a bad key from the service is named like one from the environment");
+        assert!(err.to_string().starts_with("CTI_TOKEN_KEY"), "{err}");
     }
 
     #[test]

@@ -38,6 +38,52 @@ pub(super) fn destination(vcap: &str) -> Result<Option<DestinationConfig>, Strin
     }))
 }
 
+/// The settings given as credentials of the user-provided services bound to the app
+/// (`cf create-user-provided-service cti-secrets -p '{"CTI_TOKEN_KEY":"..."}'`), so that secrets
+/// such as `CTI_TOKEN_KEY` stay out of the deployment descriptors that would otherwise carry them
+/// and rotate with `cf update-user-provided-service`. Only names shaped like variables are read (`A-Z`, `0-9`,
+/// `_`, as the configuration table and a tenants file's `"${NAME}"` use them), never Cloud
+/// Foundry's own (`VCAP_*`, `PORT`); the first binding naming one wins. Such a credential that is
+/// not text is refused rather than ignored, since a setting silently left out (a key, a secret)
+/// would surface much later as something else.
+pub(super) fn user_provided(vcap: &str) -> Result<Vec<(String, String)>, String> {
+    let services: Value = serde_json::from_str(vcap).map_err(|e| format!("not valid JSON: {e}"))?;
+    let mut settings: Vec<(String, String)> = Vec::new();
+    let bindings = services
+        .get("user-provided")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    for binding in bindings {
+        let name = binding.get("name").and_then(Value::as_str).unwrap_or("?");
+        let Some(credentials) = binding.get("credentials").and_then(Value::as_object) else {
+            continue;
+        };
+        for (key, value) in credentials.iter().filter(|(k, _)| is_setting(k)) {
+            let Some(text) = value.as_str() else {
+                return Err(format!(
+                    "the user-provided service {name:?} gives {key} as something other than text"
+                ));
+            };
+            if !settings.iter().any(|(k, _)| k == key) {
+                settings.push((key.clone(), text.to_string()));
+            }
+        }
+    }
+    Ok(settings)
+}
+
+/// Whether a credential's name is one of the app's settings rather than Cloud Foundry's own or a
+/// service's lower-case field.
+fn is_setting(name: &str) -> bool {
+    name.starts_with(|c: char| c.is_ascii_uppercase())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+        && !name.starts_with("VCAP_")
+        && name != "PORT"
+}
+
 /// The URL of a `redis-cache` binding (SAP BTP's Redis service), if the app has one.
 pub(super) fn redis(vcap: &str) -> Result<Option<String>, String> {
     let Some(credentials) = credentials(vcap, "redis-cache")? else {

@@ -21,6 +21,10 @@ pub trait ChoiceStore: Send + Sync + std::fmt::Debug {
         e164: &str,
         record_id: &str,
     ) -> Result<(), IndexError>;
+    /// Forgets what this process holds of `tenant` (it unsubscribed). Nothing to do for a
+    /// shared store: its keys carry the tenant's prefix, which the subscriptions directory's
+    /// purge deletes.
+    async fn forget_tenant(&self, _tenant: &str) {}
 }
 
 /// Choices kept at most per process; beyond it the oldest half is forgotten (they only reorder).
@@ -38,6 +42,13 @@ pub struct MemoryChoices {
 
 #[async_trait]
 impl ChoiceStore for MemoryChoices {
+    async fn forget_tenant(&self, tenant: &str) {
+        self.entries
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|(t, _, _), _| t != tenant);
+    }
+
     async fn get(&self, tenant: &str, rep: &str, e164: &str) -> Result<Option<String>, IndexError> {
         let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         Ok(entries

@@ -74,6 +74,10 @@ pub trait NumberIndex: Send + Sync + std::fmt::Debug {
     async fn remove(&self, tenant: &str, record_id: &str) -> Result<(), IndexError>;
     /// How many distinct numbers the tenant's index holds.
     async fn len(&self, tenant: &str) -> Result<usize, IndexError>;
+    /// Forgets what this process holds of `tenant` (it unsubscribed). Nothing to do for a
+    /// shared store: its keys carry the tenant's prefix, which the subscriptions directory's
+    /// purge deletes.
+    async fn forget_tenant(&self, _tenant: &str) {}
 }
 
 /// One tenant's index in memory: numbers to records, and each record's numbers so an update
@@ -142,6 +146,10 @@ impl MemoryIndex {
 
 #[async_trait]
 impl NumberIndex for MemoryIndex {
+    async fn forget_tenant(&self, tenant: &str) {
+        self.write().remove(tenant);
+    }
+
     async fn lookup(&self, tenant: &str, e164: &str) -> Result<Vec<IndexedRecord>, IndexError> {
         Ok(self
             .read()

@@ -140,6 +140,18 @@ pub struct MissCache {
 const CAPACITY: usize = 50_000;
 
 impl MissCache {
+    /// Forgets the tenant's cached answers and refusals (it unsubscribed).
+    pub fn forget_tenant(&self, tenant: &str) {
+        self.entries
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|(t, _), _| t != tenant);
+        self.refusals
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|(t, _), _| t != tenant);
+    }
+
     /// The caller collections V2 currently refuses to search for `tenant`, with its reasons.
     pub fn refusals(&self, tenant: &str, now_ms: u64) -> Vec<Refusal> {
         let refusals = self.refusals.lock().unwrap_or_else(|p| p.into_inner());

@@ -159,6 +159,14 @@ impl TenantNumbers {
 }
 
 impl Numbers {
+    /// Forgets what this process holds of the tenant's numbers (it unsubscribed): its index,
+    /// the reps' choices and the live answers cached.
+    pub async fn forget_tenant(&self, tenant: &str) {
+        self.index.forget_tenant(tenant).await;
+        self.choices.forget_tenant(tenant).await;
+        self.misses.forget_tenant(tenant);
+    }
+
     /// Counts each refused signal and records where the tenant's signals stand. A full build
     /// (`whole`) says all there is to know, so it also clears an earlier refusal; an update only
     /// adds to it. Only a change is logged, so a refusal that stays is not logged on every build.

@@ -112,6 +112,12 @@ pub struct Hub {
 }
 
 impl Hub {
+    /// Forgets the tenant's replay buffers held here (it unsubscribed).
+    pub async fn forget_tenant(&self, tenant: &str) {
+        self.store.forget_tenant(tenant).await;
+        self.fallback.forget_tenant(tenant).await;
+    }
+
     /// The embedded default: one instance, memory.
     pub fn new(capacity: usize, clock: SharedClock) -> Self {
         Self::with_store(

@@ -49,6 +49,10 @@ pub trait ReplayStore: Send + Sync + std::fmt::Debug {
         agent: &str,
         last_seq: Option<u64>,
     ) -> Result<Backlog, ReplayError>;
+    /// Forgets what this process holds of `tenant` (it unsubscribed). Nothing to do for a
+    /// shared store: its keys carry the tenant's prefix, which the subscriptions directory's
+    /// purge deletes.
+    async fn forget_tenant(&self, _tenant: &str) {}
 }
 
 /// The next sequence number after `newest` at `now_ms`.
@@ -150,6 +154,14 @@ impl MemoryReplay {
 
 #[async_trait]
 impl ReplayStore for MemoryReplay {
+    async fn forget_tenant(&self, tenant: &str) {
+        self.logs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .reps
+            .retain(|(t, _), _| t != tenant);
+    }
+
     async fn append(&self, tenant: &str, call: CallView) -> Result<Pushed, ReplayError> {
         let now = self.clock.now_ms();
         let mut logs = self.logs();
@@ -281,6 +293,28 @@ pub(crate) mod tests {
                 .messages
                 .is_empty()
         );
+    }
+
+    /// An unsubscribed tenant's buffers go; another tenant's stay.
+    #[tokio::test]
+    async fn a_forgotten_tenant_has_nothing_to_replay() {
+        let store = MemoryReplay::new(10, Arc::new(ManualClock::new(1_000)));
+        for tenant in ["gone", "kept"] {
+            store
+                .append(tenant, view("a", CallState::Ringing))
+                .await
+                .expect("append");
+        }
+        store.forget_tenant("gone").await;
+        let held = |tenant: &'static str| {
+            let store = &store;
+            async move {
+                let backlog = store.since(tenant, "alice", Some(0)).await.expect("since");
+                backlog.messages.len()
+            }
+        };
+        assert_eq!(held("gone").await, 0);
+        assert_eq!(held("kept").await, 1);
     }
 
     /// Review F16: a rep with nothing published for a day leaves no log, and a call with no

@@ -1,5 +1,8 @@
 //! The little XML the simulated Finesse needs: stanzas cut out of its XMPP stream to the
 //! notification service, and request bodies read into small element trees, with quick-xml.
+//!
+//! Apart from the relay's reader of the same shape on purpose: the simulator checks what the
+//! relay sends, so the two must not share a mistake in reading XML.
 
 use quick_xml::events::Event;
 use quick_xml::reader::Reader;

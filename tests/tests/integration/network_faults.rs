@@ -177,7 +177,26 @@ async fn offline_and_back_online_reconnects_and_shows_what_happened() -> Result<
 
 #[tokio::test]
 async fn a_refused_sign_in_offers_to_sign_in_again_and_that_works() -> Result<()> {
-    let stack = Stack::start().await?;
+    sign_in_again(Stack::start().await?).await
+}
+
+/// XSUAA's sign-in answers a browser with `#access_token=...&token_type=bearer&expires_in=...`
+/// (`response_type=token` in the sign-in URL): the widget signs the rep in from that too.
+#[tokio::test]
+async fn a_sign_in_answered_as_xsuaa_answers_signs_the_rep_in() -> Result<()> {
+    let stack = Stack::start_with(|config| {
+        config.signin_url = config
+            .signin_url
+            .take()
+            .map(|url| format!("{url}?response_type=token"));
+    })
+    .await?;
+    sign_in_again(stack).await
+}
+
+/// A widget whose token the relay refuses offers "Sign in", which goes through the identity
+/// provider and back to a connected widget.
+async fn sign_in_again(stack: Stack) -> Result<()> {
     let browser = Browser::start().await?;
     browser.open_host(&stack.sim.url(), AGENT).await?;
     // The frame is opened with a token the relay refuses (expired, revoked, ...).
@@ -209,6 +228,16 @@ async fn a_refused_sign_in_offers_to_sign_in_again_and_that_works() -> Result<()
             t == AGENT
         })
         .await?;
+    // The token is out of the address bar, whichever way it came.
+    let fragment = browser
+        .client
+        .execute("return location.hash;", vec![])
+        .await?;
+    assert_eq!(
+        fragment,
+        json!(""),
+        "the sign-in's answer left the address bar"
+    );
     browser.leave_frame().await?;
     browser.close().await;
     Ok(())

@@ -3,7 +3,16 @@
 //! what happened: every call reached its rep exactly once.
 
 use anyhow::Result;
-use cti_tests::push_load::{self, PushLoad};
+use cti_tests::push_load::{self, PushLoad, PushReport};
+
+/// Every call posted was taken and reached its rep's socket once, and no one else's.
+fn assert_exactly_once(load: &PushLoad, report: &PushReport) {
+    assert_eq!(report.posted, load.calls(), "{report}");
+    assert_eq!(report.refused, 0, "{report}");
+    assert_eq!(report.lost, 0, "{report}");
+    assert_eq!(report.duplicated, 0, "{report}");
+    assert_eq!(report.misdelivered, 0, "{report}");
+}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_call_of_a_small_push_load_reaches_its_rep_exactly_once() -> Result<()> {
@@ -13,13 +22,10 @@ async fn every_call_of_a_small_push_load_reaches_its_rep_exactly_once() -> Resul
         secs: 0.5,
         redis: false,
         instances: 1,
+        spread: false,
     };
     let report = push_load::run(&load).await?;
-    assert_eq!(report.posted, load.calls(), "{report}");
-    assert_eq!(report.refused, 0, "{report}");
-    assert_eq!(report.lost, 0, "{report}");
-    assert_eq!(report.duplicated, 0, "{report}");
-    assert_eq!(report.misdelivered, 0, "{report}");
+    assert_exactly_once(&load, &report);
     assert_eq!(report.latencies.len(), load.calls(), "{report}");
     let relay = &report.instances[0];
     assert_eq!(relay.reps, 3);
@@ -40,13 +46,10 @@ async fn a_relay_holds_ten_thousand_connected_reps() -> Result<()> {
         secs: 1.0,
         redis: false,
         instances: 1,
+        spread: false,
     };
     let report = push_load::run(&load).await?;
-    assert_eq!(report.posted, load.calls(), "{report}");
-    assert_eq!(report.refused, 0, "{report}");
-    assert_eq!(report.lost, 0, "{report}");
-    assert_eq!(report.duplicated, 0, "{report}");
-    assert_eq!(report.misdelivered, 0, "{report}");
+    assert_exactly_once(&load, &report);
     let relay = &report.instances[0];
     assert_eq!(relay.reps, 10_000, "{report}");
     assert_eq!(relay.metrics_connections, Some(10_000.0), "{report}");

@@ -570,6 +570,29 @@ async fn sign_in_goes_to_the_identity_provider_and_returns_only_to_the_widget() 
     assert_eq!(response.status(), 303);
     let back = response.headers()["location"].to_str().expect("text");
     assert!(back.starts_with(&format!("{widget}#token=ey")), "{back}");
+    // Asked as XSUAA is asked, it answers as XSUAA does.
+    let response = no_redirects
+        .get(format!("{}/sim/authorize", stack.sim.url()))
+        .query(&[
+            ("redirect_uri", widget.as_str()),
+            ("response_type", "token"),
+        ])
+        .send()
+        .await
+        .expect("answers");
+    let back = response.headers()["location"].to_str().expect("text");
+    assert!(
+        back.starts_with(&format!("{widget}#access_token=ey")),
+        "{back}"
+    );
+    assert!(back.contains("&token_type=bearer&expires_in="), "{back}");
+    let response = no_redirects
+        .get(format!("{}/sim/authorize", stack.sim.url()))
+        .query(&[("redirect_uri", widget.as_str()), ("response_type", "code")])
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(response.status(), 400);
     let response = no_redirects
         .get(format!("{}/sim/authorize", stack.sim.url()))
         .query(&[("redirect_uri", "https://evil.example/widget/")])
