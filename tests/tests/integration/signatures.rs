@@ -177,6 +177,11 @@ async fn a_whole_call_replayed_after_a_restart_without_redis_is_refused_and_the_
     .expect("settled");
     let before = stack.activities(call).await.expect("listed").remove(0);
 
+    // A signature names its second, which the relay takes to its last millisecond: the
+    // restart must come in a later second than the capture for the replay to be older.
+    while cti_sim::pbx::now_secs() <= at {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     stack.stop_relay().await;
     stack.start_relay_again().await.expect("restarted");
     for body in &captured {
