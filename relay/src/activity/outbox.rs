@@ -787,10 +787,15 @@ pub(crate) mod tests {
             .claim_due(tenant, now, 60_000, 16)
             .await
             .expect("claim");
-        let mut entry = claimed
-            .into_iter()
-            .find(|e| e.call_id == call_id)
-            .expect("the entry claimed");
+        let mut found = None;
+        for entry in claimed {
+            if entry.call_id == call_id {
+                found = Some(entry);
+            } else {
+                outbox.release(tenant, &entry).await.expect("released");
+            }
+        }
+        let mut entry = found.expect("the entry claimed");
         entry.progress.attempts += 1;
         entry.progress.last_error = Some(format!("V2 refused {call_id}"));
         entry.progress.parked = parked;
