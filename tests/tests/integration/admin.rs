@@ -8,7 +8,15 @@ use cti_tests::redis::RedisServer;
 use cti_tests::{Stack, WsClient, eventually};
 use serde_json::{Value, json};
 
-use super::subscribed::{TENANT, error_of, registry_token, start, subscribe, tenant_settings};
+use super::subscribed::{TENANT, error_of, registry_token, start, subscribe};
+
+/// A subscribed tenant's settings that reach the simulated V2 (its technical user
+/// `demo`/`demo`) and PBX.
+fn tenant_settings(stack: &Stack, v2_user: &str) -> Value {
+    let mut settings = super::subscribed::tenant_settings(stack, v2_user);
+    settings["v2_password"] = json!("demo");
+    settings
+}
 
 const ADMIN: &str = "admin@example.com";
 
@@ -190,10 +198,9 @@ async fn settings_put_on_the_page_configure_the_tenant_and_its_next_call_pops() 
         body["secrets_set"],
         json!(["v2_password", "webhook_secret"])
     );
+    assert!(body["settings"].get("v2_password").is_none(), "{body}");
     let text = body.to_string();
-    for secret in ["tenant-v2-password-4711", "tenant-webhook-secret-0815"] {
-        assert!(!text.contains(secret), "{secret} shown: {text}");
-    }
+    assert!(!text.contains("tenant-webhook-secret-0815"), "shown: {text}");
     assert_eq!(
         body["settings"]["dispositions"],
         json!(["Sold", "Call back"])
@@ -358,6 +365,64 @@ async fn the_connection_test_says_what_worked_and_what_failed() {
     assert!(detail.contains("401"), "{detail}");
     assert!(
         !result.to_string().contains("not-the-v2-password"),
+        "{result}"
+    );
+}
+
+#[tokio::test]
+async fn the_connection_test_asks_genesys_cloud_for_a_token() {
+    let stack = start(None).await;
+    let registry = registry_token(&stack).await;
+    assert_eq!(
+        subscribe(&stack, Some(&registry), TENANT).await.status(),
+        200
+    );
+    let admin = admin_token(&stack, TENANT);
+    let sim = stack.sim.url();
+    let mut settings = tenant_settings(&stack, "demo");
+    let object = settings.as_object_mut().expect("an object");
+    object.remove("webhook_secret");
+    object.remove("control_url");
+    object.insert("provider".into(), json!("genesys"));
+    object.insert(
+        "genesys_api_url".into(),
+        json!(format!("{sim}/sim/genesys")),
+    );
+    object.insert(
+        "genesys_login_url".into(),
+        json!(format!("{sim}/sim/genesys/login")),
+    );
+    object.insert("genesys_client_id".into(), json!("cti-relay-genesys"));
+    object.insert("genesys_client_secret".into(), json!("demo-genesys-secret"));
+    let result = json_of(
+        send(
+            &stack,
+            reqwest::Method::POST,
+            "tenant/test",
+            &admin,
+            &settings,
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(result["provider"]["ok"], true, "{result}");
+
+    settings["genesys_client_secret"] = json!("not-the-genesys-secret");
+    let result = json_of(
+        send(
+            &stack,
+            reqwest::Method::POST,
+            "tenant/test",
+            &admin,
+            &settings,
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(result["provider"]["ok"], false, "{result}");
+    assert_eq!(result["v2"]["ok"], true, "{result}");
+    assert!(
+        !result.to_string().contains("not-the-genesys-secret"),
         "{result}"
     );
 }

@@ -234,8 +234,14 @@ pub(super) async fn test_connection(
     );
     // V2's own timeout says which step was slow; the bound is the backstop for the whole.
     let bound = limit + std::time::Duration::from_secs(1);
-    let v2 = probe::bounded(bound, "V2", probe::v2(&config, limit)).await;
-    let provider = probe::provider(&config, &webhook);
+    let (v2, provider) = tokio::join!(
+        probe::bounded(bound, "V2", probe::v2(&config, limit)),
+        probe::bounded(
+            bound,
+            "the provider",
+            probe::provider(&config, &webhook, limit)
+        ),
+    );
     Ok(Json(json!({"v2": v2, "provider": provider})))
 }
 

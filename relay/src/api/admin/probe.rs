@@ -74,15 +74,32 @@ pub(crate) async fn v2(config: &TenantConfig, timeout: Duration) -> Probe {
 }
 
 /// What can be tried of the provider from here. A generic PBX pushes its webhooks and has
-/// nothing to call; the providers the relay signs in to are left to their connection's
-/// status (the connector reports it once the tenant is configured).
-pub(crate) fn provider(config: &TenantConfig, webhook_url: &str) -> Probe {
+/// nothing to call; Genesys Cloud is asked for a client-credentials token, the connector's
+/// first step; the other providers are left to their connection's status (the connector
+/// reports it once the tenant is configured).
+pub(crate) async fn provider(config: &TenantConfig, webhook_url: &str, timeout: Duration) -> Probe {
     match &config.telephony {
         TelephonySettings::Generic(settings) => Probe::ok(format!(
             "nothing to call: the PBX pushes signed webhooks to {webhook_url}; call controls \
              go to {}",
             settings.control_url
         )),
+        TelephonySettings::Genesys(settings) => {
+            let http = match reqwest::Client::builder().timeout(timeout).build() {
+                Ok(http) => http,
+                Err(err) => return Probe::failed(format!("no HTTP client: {err}")),
+            };
+            match crate::adapters::genesys::check_credentials(settings, http).await {
+                Ok(()) => Probe::ok(format!(
+                    "Genesys Cloud at {} issued a token to the client {:?}",
+                    settings.genesys_login_url, settings.genesys_client_id
+                )),
+                Err(err) => Probe::failed(format!(
+                    "the client {:?} at {}: {err}",
+                    settings.genesys_client_id, settings.genesys_login_url
+                )),
+            }
+        }
         other => Probe::ok(format!(
             "{} settings are complete; whether the relay connects shows under the provider \
              connection once the tenant is configured (events arrive at {webhook_url})",
