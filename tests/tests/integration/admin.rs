@@ -54,8 +54,10 @@ async fn send(
 }
 
 async fn json_of(response: reqwest::Response) -> Value {
-    assert_eq!(response.status(), 200, "not 200");
-    response.json().await.expect("JSON")
+    let status = response.status();
+    let text = response.text().await.expect("a body");
+    assert_eq!(status, 200, "{text}");
+    serde_json::from_str(&text).expect("JSON")
 }
 
 #[tokio::test]
@@ -200,7 +202,10 @@ async fn settings_put_on_the_page_configure_the_tenant_and_its_next_call_pops() 
     );
     assert!(body["settings"].get("v2_password").is_none(), "{body}");
     let text = body.to_string();
-    assert!(!text.contains("tenant-webhook-secret-0815"), "shown: {text}");
+    assert!(
+        !text.contains("tenant-webhook-secret-0815"),
+        "shown: {text}"
+    );
     assert_eq!(
         body["settings"]["dispositions"],
         json!(["Sold", "Call back"])
