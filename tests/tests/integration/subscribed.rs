@@ -9,9 +9,9 @@ use cti_tests::{Stack, test_token_key};
 use serde_json::{Value, json};
 
 /// A subscriber's zone id, as XSUAA names subaccounts.
-pub const TENANT: &str = "2c8b3f2e-6f1a-4c1e-9d55-5c1b0f6d7a10";
+pub(crate) const TENANT: &str = "2c8b3f2e-6f1a-4c1e-9d55-5c1b0f6d7a10";
 
-pub fn saas() -> SaasConfig {
+pub(crate) fn saas() -> SaasConfig {
     SaasConfig {
         tenant_url: "https://{subdomain}-cti.example.com".into(),
         callback_scope: cti_sim::btp::CALLBACK_SCOPE.into(),
@@ -19,7 +19,7 @@ pub fn saas() -> SaasConfig {
     }
 }
 
-pub async fn start(redis: Option<&RedisServer>) -> Stack {
+pub(crate) async fn start(redis: Option<&RedisServer>) -> Stack {
     Stack::start_with(|c| {
         c.saas = Some(saas());
         if let Some(server) = redis {
@@ -32,7 +32,7 @@ pub async fn start(redis: Option<&RedisServer>) -> Stack {
 }
 
 /// The token the registry fetches from the relay's (simulated) XSUAA with its client credentials.
-pub async fn registry_token(stack: &Stack) -> String {
+pub(crate) async fn registry_token(stack: &Stack) -> String {
     let sim = &stack.sim.sim.config;
     let answer: Value = stack
         .http
@@ -56,7 +56,7 @@ pub async fn registry_token(stack: &Stack) -> String {
         .to_string()
 }
 
-pub fn subscription_body(tenant: &str, subdomain: &str) -> Value {
+pub(crate) fn subscription_body(tenant: &str, subdomain: &str) -> Value {
     json!({
         "subscriptionAppName": "cti-relay",
         "subscribedTenantId": tenant,
@@ -67,11 +67,15 @@ pub fn subscription_body(tenant: &str, subdomain: &str) -> Value {
     })
 }
 
-pub fn callback(stack: &Stack, tenant: &str) -> String {
+pub(crate) fn callback(stack: &Stack, tenant: &str) -> String {
     format!("{}/callback/v1.0/tenants/{tenant}", stack.relay.url())
 }
 
-pub async fn subscribe(stack: &Stack, token: Option<&str>, tenant: &str) -> reqwest::Response {
+pub(crate) async fn subscribe(
+    stack: &Stack,
+    token: Option<&str>,
+    tenant: &str,
+) -> reqwest::Response {
     let mut request = stack
         .http
         .put(callback(stack, tenant))
@@ -82,7 +86,7 @@ pub async fn subscribe(stack: &Stack, token: Option<&str>, tenant: &str) -> reqw
     request.send().await.expect("the relay answers")
 }
 
-pub async fn error_of(response: reqwest::Response) -> (u16, String, String) {
+pub(crate) async fn error_of(response: reqwest::Response) -> (u16, String, String) {
     let status = response.status().as_u16();
     let body: Value = response.json().await.expect("an error body");
     (
@@ -99,7 +103,7 @@ pub async fn error_of(response: reqwest::Response) -> (u16, String, String) {
 }
 
 /// A subscribed tenant's settings as its administrator would give them.
-pub fn tenant_settings(stack: &Stack, v2_user: &str) -> Value {
+pub(crate) fn tenant_settings(stack: &Stack, v2_user: &str) -> Value {
     let sim = stack.sim.url();
     json!({
         "default_region": "CH",
