@@ -58,6 +58,23 @@ pub struct Settings {
     pub agents: BTreeMap<String, String>,
 }
 
+/// Asks Genesys Cloud for a client-credentials token with `settings`, as the connector does
+/// first: the admin page's connection test. The error names the status and Genesys Cloud's
+/// answer, never the secret.
+pub(crate) async fn check_credentials(
+    settings: &Settings,
+    http: reqwest::Client,
+) -> Result<(), String> {
+    let api = Api::new(
+        http,
+        &settings.genesys_api_url,
+        &settings.genesys_login_url,
+        &settings.genesys_client_id,
+        settings.genesys_client_secret.clone(),
+    );
+    api.token().await.map(|_| ()).map_err(|e| e.to_string())
+}
+
 impl Settings {
     /// The simulated org at `sim_url`, with the demo's public client.
     pub fn demo(sim_url: &str) -> Self {
