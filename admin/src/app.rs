@@ -439,7 +439,9 @@ fn FieldInput(props: &FieldProps) -> Html {
                 .or_else(|| {
                     target
                         .as_ref()
-                        .and_then(|t| wasm_bindgen::JsCast::dyn_ref::<web_sys::HtmlSelectElement>(t))
+                        .and_then(|t| {
+                            wasm_bindgen::JsCast::dyn_ref::<web_sys::HtmlSelectElement>(t)
+                        })
                         .map(web_sys::HtmlSelectElement::value)
                 });
             if let Some(value) = value {
@@ -573,7 +575,8 @@ impl Reducible for StatusModel {
                 next.retries.insert(call, None);
             }
             StatusMsg::Retried(call, result) => {
-                next.retries.insert(call, Some(result.map_err(|e| e.message)));
+                next.retries
+                    .insert(call, Some(result.map_err(|e| e.message)));
             }
         }
         Rc::new(next)

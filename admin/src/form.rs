@@ -94,7 +94,12 @@ pub const GENERAL: &[Group] = &[
     Group {
         title: "SAP Sales Cloud V2",
         fields: &[
-            Field::new("v2_url", "V2 tenant URL", Text, "https://myNNNNNN.crm.cloud.sap"),
+            Field::new(
+                "v2_url",
+                "V2 tenant URL",
+                Text,
+                "https://myNNNNNN.crm.cloud.sap",
+            ),
             Field::new(
                 "v2_auth",
                 "Activities are written as",
@@ -105,7 +110,12 @@ pub const GENERAL: &[Group] = &[
                 ]),
                 "On whose authority phone calls are logged in V2.",
             ),
-            Field::new("v2_user", "Technical user", Text, "V2's communication user (Basic auth)."),
+            Field::new(
+                "v2_user",
+                "Technical user",
+                Text,
+                "V2's communication user (Basic auth).",
+            ),
             Field::new("v2_password", "Technical user's password", Secret, ""),
             Field::new(
                 "v2_destination",
@@ -113,18 +123,48 @@ pub const GENERAL: &[Group] = &[
                 Text,
                 "With destination: the OAuth2SAMLBearerAssertion destination to V2.",
             ),
-            Field::new("oauth.authorize_url", "OAuth authorize URL", Text, "With OAuth 2.0."),
-            Field::new("oauth.token_url", "OAuth token URL", Text, "With OAuth 2.0."),
-            Field::new("oauth.client_id", "OAuth client id", Text, "With OAuth 2.0."),
+            Field::new(
+                "oauth.authorize_url",
+                "OAuth authorize URL",
+                Text,
+                "With OAuth 2.0.",
+            ),
+            Field::new(
+                "oauth.token_url",
+                "OAuth token URL",
+                Text,
+                "With OAuth 2.0.",
+            ),
+            Field::new(
+                "oauth.client_id",
+                "OAuth client id",
+                Text,
+                "With OAuth 2.0.",
+            ),
             Field::new(
                 "oauth.client_secret",
                 "OAuth client secret",
                 Secret,
                 "Empty for a public client (PKCE).",
             ),
-            Field::new("oauth.scope", "OAuth scopes", Text, "Default: openid offline_access."),
-            Field::new("oauth.issuer", "OAuth issuer", Text, "Default: the authorize URL less /oauth2/authorize."),
-            Field::new("oauth.jwks_url", "OAuth keys URL", Text, "Default: {issuer}/oauth2/certs."),
+            Field::new(
+                "oauth.scope",
+                "OAuth scopes",
+                Text,
+                "Default: openid offline_access.",
+            ),
+            Field::new(
+                "oauth.issuer",
+                "OAuth issuer",
+                Text,
+                "Default: the authorize URL less /oauth2/authorize.",
+            ),
+            Field::new(
+                "oauth.jwks_url",
+                "OAuth keys URL",
+                Text,
+                "Default: {issuer}/oauth2/certs.",
+            ),
             Field::new(
                 "v2_events_user",
                 "Change events user",
@@ -211,10 +251,30 @@ pub const PROVIDERS: &[(&str, &str, &[Field])] = &[
         "generic",
         "Generic webhook PBX",
         &[
-            Field::new("webhook_secret", "Webhook secret", Secret, "At least 16 characters: the PBX signs its webhooks with it."),
-            Field::new("webhook_secret_previous", "Previous webhook secret", Secret, "During a rotation only."),
-            Field::new("controls_secret", "Call controls secret", Secret, "Empty: controls are signed with the webhook secret."),
-            Field::new("control_url", "Call control URL", Text, "The PBX's call-control base URL."),
+            Field::new(
+                "webhook_secret",
+                "Webhook secret",
+                Secret,
+                "At least 16 characters: the PBX signs its webhooks with it.",
+            ),
+            Field::new(
+                "webhook_secret_previous",
+                "Previous webhook secret",
+                Secret,
+                "During a rotation only.",
+            ),
+            Field::new(
+                "controls_secret",
+                "Call controls secret",
+                Secret,
+                "Empty: controls are signed with the webhook secret.",
+            ),
+            Field::new(
+                "control_url",
+                "Call control URL",
+                Text,
+                "The PBX's call-control base URL.",
+            ),
             Field::new(
                 "webhook_legacy_signatures_until",
                 "Unstamped signatures until",
@@ -227,8 +287,18 @@ pub const PROVIDERS: &[(&str, &str, &[Field])] = &[
         "genesys",
         "Genesys Cloud",
         &[
-            Field::new("genesys_api_url", "API URL", Text, "https://api.mypurecloud.de"),
-            Field::new("genesys_login_url", "Login URL", Text, "https://login.mypurecloud.de"),
+            Field::new(
+                "genesys_api_url",
+                "API URL",
+                Text,
+                "https://api.mypurecloud.de",
+            ),
+            Field::new(
+                "genesys_login_url",
+                "Login URL",
+                Text,
+                "https://login.mypurecloud.de",
+            ),
             Field::new("genesys_client_id", "Client id", Text, ""),
             Field::new("genesys_client_secret", "Client secret", Secret, ""),
             Field::new("agents", "Reps", Pairs, AGENTS_HINT),
@@ -238,14 +308,39 @@ pub const PROVIDERS: &[(&str, &str, &[Field])] = &[
         "ringcentral",
         "RingCentral",
         &[
-            Field::new("ringcentral_server_url", "Server URL", Text, "https://platform.ringcentral.com"),
+            Field::new(
+                "ringcentral_server_url",
+                "Server URL",
+                Text,
+                "https://platform.ringcentral.com",
+            ),
             Field::new("ringcentral_client_id", "Client id", Text, ""),
             Field::new("ringcentral_client_secret", "Client secret", Secret, ""),
             Field::new("ringcentral_jwt", "JWT credential", Secret, ""),
-            Field::new("ringcentral_webhook_url", "Webhook URL", Text, "This relay's address RingCentral posts to."),
-            Field::new("ringcentral_verification_token", "Verification token", Secret, ""),
-            Field::new("ringcentral_verification_token_previous", "Previous verification token", Secret, "During a rotation only."),
-            Field::new("ringcentral_device_ids", "Devices", Pairs, "One per line: rep's e-mail=device id."),
+            Field::new(
+                "ringcentral_webhook_url",
+                "Webhook URL",
+                Text,
+                "This relay's address RingCentral posts to.",
+            ),
+            Field::new(
+                "ringcentral_verification_token",
+                "Verification token",
+                Secret,
+                "",
+            ),
+            Field::new(
+                "ringcentral_verification_token_previous",
+                "Previous verification token",
+                Secret,
+                "During a rotation only.",
+            ),
+            Field::new(
+                "ringcentral_device_ids",
+                "Devices",
+                Pairs,
+                "One per line: rep's e-mail=device id.",
+            ),
             Field::new("ringcentral_watch_secs", "Watch interval (s)", Number, ""),
             Field::new("ringcentral_subscription", "Subscription id", Text, ""),
             Field::new("agents", "Reps", Pairs, AGENTS_HINT),
@@ -258,8 +353,18 @@ pub const PROVIDERS: &[(&str, &str, &[Field])] = &[
             Field::new("teams_tenant_id", "Microsoft tenant id", Text, ""),
             Field::new("teams_client_id", "Client id", Text, ""),
             Field::new("teams_client_secret", "Client secret", Secret, ""),
-            Field::new("teams_client_certificate", "Client certificate (PEM)", Multiline, "Instead of the client secret."),
-            Field::new("teams_client_private_key", "Certificate's private key (PEM)", SecretMultiline, ""),
+            Field::new(
+                "teams_client_certificate",
+                "Client certificate (PEM)",
+                Multiline,
+                "Instead of the client secret.",
+            ),
+            Field::new(
+                "teams_client_private_key",
+                "Certificate's private key (PEM)",
+                SecretMultiline,
+                "",
+            ),
             Field::new("teams_bot_app_id", "Bot app id", Text, ""),
             Field::new(
                 "teams_mode",
@@ -267,16 +372,56 @@ pub const PROVIDERS: &[(&str, &str, &[Field])] = &[
                 Choice(&[("bot", "bot"), ("presence", "presence")]),
                 "",
             ),
-            Field::new("teams_notification_url", "Notification URL", Text, "This relay's address Graph posts to."),
+            Field::new(
+                "teams_notification_url",
+                "Notification URL",
+                Text,
+                "This relay's address Graph posts to.",
+            ),
             Field::new("teams_client_state", "Client state", Secret, ""),
-            Field::new("teams_client_state_previous", "Previous client state", Secret, "During a rotation only."),
-            Field::new("teams_presence_users", "Presence users", List, "Comma-separated."),
-            Field::new("teams_presence_refresh_token", "Presence refresh token", Secret, ""),
-            Field::new("teams_login_url", "Login URL", Text, "Default: Microsoft's."),
-            Field::new("teams_graph_url", "Graph URL", Text, "Default: Microsoft's."),
-            Field::new("teams_openid_url", "OpenID URL", Text, "Default: Microsoft's."),
+            Field::new(
+                "teams_client_state_previous",
+                "Previous client state",
+                Secret,
+                "During a rotation only.",
+            ),
+            Field::new(
+                "teams_presence_users",
+                "Presence users",
+                List,
+                "Comma-separated.",
+            ),
+            Field::new(
+                "teams_presence_refresh_token",
+                "Presence refresh token",
+                Secret,
+                "",
+            ),
+            Field::new(
+                "teams_login_url",
+                "Login URL",
+                Text,
+                "Default: Microsoft's.",
+            ),
+            Field::new(
+                "teams_graph_url",
+                "Graph URL",
+                Text,
+                "Default: Microsoft's.",
+            ),
+            Field::new(
+                "teams_openid_url",
+                "OpenID URL",
+                Text,
+                "Default: Microsoft's.",
+            ),
             Field::new("teams_watch_secs", "Watch interval (s)", Number, ""),
-            Field::new("teams_subscription_minutes", "Subscription lifetime (min)", Number, ""),
+            Field::new(
+                "teams_subscription_minutes",
+                "Subscription lifetime (min)",
+                Number,
+                "",
+            ),
             Field::new("agents", "Reps", Pairs, AGENTS_HINT),
         ],
     ),
@@ -288,9 +433,19 @@ pub const PROVIDERS: &[(&str, &str, &[Field])] = &[
             Field::new("webex_client_id", "Client id", Text, ""),
             Field::new("webex_client_secret", "Client secret", Secret, ""),
             Field::new("webex_refresh_token", "Refresh token", Secret, ""),
-            Field::new("webex_webhook_url", "Webhook URL", Text, "This relay's address Webex posts to."),
+            Field::new(
+                "webex_webhook_url",
+                "Webhook URL",
+                Text,
+                "This relay's address Webex posts to.",
+            ),
             Field::new("webex_webhook_secret", "Webhook secret", Secret, ""),
-            Field::new("webex_webhook_secret_previous", "Previous webhook secret", Secret, "During a rotation only."),
+            Field::new(
+                "webex_webhook_secret_previous",
+                "Previous webhook secret",
+                Secret,
+                "During a rotation only.",
+            ),
             Field::new("webex_watch_secs", "Watch interval (s)", Number, ""),
             Field::new("agents", "Reps", Pairs, AGENTS_HINT),
         ],
@@ -313,7 +468,12 @@ pub const PROVIDERS: &[(&str, &str, &[Field])] = &[
                 "",
             ),
             Field::new("finesse_supervisor_id", "Supervisor id", Text, ""),
-            Field::new("finesse_supervisor_password", "Supervisor password", Secret, ""),
+            Field::new(
+                "finesse_supervisor_password",
+                "Supervisor password",
+                Secret,
+                "",
+            ),
             Field::new("finesse_supervisor_token", "Supervisor token", Secret, ""),
             Field::new(
                 "finesse_agents",
@@ -321,7 +481,12 @@ pub const PROVIDERS: &[(&str, &str, &[Field])] = &[
                 Json,
                 r#"JSON: {"<Finesse id>": {"rep": "<e-mail>", "password": "..."}}; a stored password left out is kept."#,
             ),
-            Field::new("finesse_xmpp_host", "XMPP host", Text, "Default: the Finesse URL's host."),
+            Field::new(
+                "finesse_xmpp_host",
+                "XMPP host",
+                Text,
+                "Default: the Finesse URL's host.",
+            ),
             Field::new("finesse_xmpp_port", "XMPP port", Number, ""),
             Field::new("finesse_xmpp_domain", "XMPP domain", Text, ""),
             Field::new("finesse_xmpp_tls", "XMPP over TLS", Flag, ""),
@@ -340,7 +505,12 @@ pub const PROVIDERS: &[(&str, &str, &[Field])] = &[
             Field::new("asterisk_username", "Manager user", Text, ""),
             Field::new("asterisk_secret", "Manager secret", Secret, ""),
             Field::new("asterisk_context", "Dial context", Text, ""),
-            Field::new("asterisk_endpoints", "Endpoints", Pairs, "One per line: rep's e-mail=PJSIP/endpoint."),
+            Field::new(
+                "asterisk_endpoints",
+                "Endpoints",
+                Pairs,
+                "One per line: rep's e-mail=PJSIP/endpoint.",
+            ),
         ],
     ),
     (
@@ -352,7 +522,12 @@ pub const PROVIDERS: &[(&str, &str, &[Field])] = &[
             Field::new("freeswitch_password", "Event socket password", Secret, ""),
             Field::new("freeswitch_context", "Dial context", Text, ""),
             Field::new("freeswitch_private_network", "Private network", Flag, ""),
-            Field::new("freeswitch_users", "Users", Pairs, "One per line: rep's e-mail=user."),
+            Field::new(
+                "freeswitch_users",
+                "Users",
+                Pairs,
+                "One per line: rep's e-mail=user.",
+            ),
         ],
     ),
     (
@@ -369,7 +544,12 @@ pub const PROVIDERS: &[(&str, &str, &[Field])] = &[
             Field::new("sip_username", "User", Text, ""),
             Field::new("sip_password", "Password", Secret, ""),
             Field::new("sip_domain", "Domain", Text, ""),
-            Field::new("sip_reps", "Reps", Pairs, "One per line: rep's e-mail=SIP user."),
+            Field::new(
+                "sip_reps",
+                "Reps",
+                Pairs,
+                "One per line: rep's e-mail=SIP user.",
+            ),
             Field::new("sip_expires", "Subscription lifetime (s)", Number, ""),
             Field::new("sip_tls_ca_pem", "TLS CA (PEM)", Multiline, ""),
             Field::new("sip_click_to_dial_url", "Click-to-dial URL", Text, ""),
@@ -423,7 +603,12 @@ fn text_of(kind: Kind, value: &Value) -> String {
         (_, Value::Array(items)) => join(items, ", "),
         (Pairs, Value::Object(map)) => map
             .iter()
-            .map(|(k, v)| format!("{k}={}", v.as_str().map_or_else(|| v.to_string(), str::to_owned)))
+            .map(|(k, v)| {
+                format!(
+                    "{k}={}",
+                    v.as_str().map_or_else(|| v.to_string(), str::to_owned)
+                )
+            })
             .collect::<Vec<_>>()
             .join("\n"),
         (Json, other) => serde_json::to_string_pretty(other).unwrap_or_default(),
@@ -581,9 +766,9 @@ pub fn field_named(name: &str, provider: &str) -> Option<&'static Field> {
             .flat_map(|g| g.fields)
             .chain(provider_fields(provider))
     };
-    fields().find(|f| f.path == name).or_else(|| {
-        fields().find(|f| f.path.rsplit('.').next() == name.rsplit('.').next())
-    })
+    fields()
+        .find(|f| f.path == name)
+        .or_else(|| fields().find(|f| f.path.rsplit('.').next() == name.rsplit('.').next()))
 }
 
 #[cfg(test)]
@@ -685,7 +870,10 @@ mod tests {
     fn secrets_are_never_shown_and_empty_ones_are_kept() {
         let loaded = json!({"provider": "generic", "webhook_secret": "leaked"});
         assert!(!values_from(&loaded).contains_key("webhook_secret"));
-        let stored = vec!["webhook_secret".to_string(), "oauth.client_secret".to_string()];
+        let stored = vec![
+            "webhook_secret".to_string(),
+            "oauth.client_secret".to_string(),
+        ];
         let field = |path: &str| {
             GENERAL
                 .iter()
@@ -701,7 +889,10 @@ mod tests {
 
     #[wasm_bindgen_test]
     fn the_relays_field_names_find_their_inputs() {
-        assert_eq!(field_named("v2_url", "generic").map(|f| f.path), Some("v2_url"));
+        assert_eq!(
+            field_named("v2_url", "generic").map(|f| f.path),
+            Some("v2_url")
+        );
         assert_eq!(
             field_named("client_secret", "generic").map(|f| f.path),
             Some("oauth.client_secret")

@@ -84,8 +84,8 @@ pub fn acquire() -> Option<String> {
     let location = window.location();
     let fragment = location.hash().unwrap_or_default();
     if let Some(token) = token_from_fragment(&fragment) {
-        let stored = session_storage()
-            .is_some_and(|storage| storage.set_item(STORAGE_KEY, &token).is_ok());
+        let stored =
+            session_storage().is_some_and(|storage| storage.set_item(STORAGE_KEY, &token).is_ok());
         // Without storage the fragment is the only thing that lets a reload stay signed in, so
         // the address bar is scrubbed only once the token is safely kept.
         if stored {
