@@ -39,6 +39,13 @@ pub enum ApiError {
     NotEnabled(String),
     #[error("temporarily unavailable: {0}")]
     Unavailable(String),
+    /// A tenant's settings refused on the admin page: `field` names the setting (a key of the
+    /// tenants file's shape), so the page can point at it.
+    #[error("invalid settings: {field}: {message}")]
+    InvalidSettings { field: String, message: String },
+    /// What the path names does not exist (an activity the outbox does not hold).
+    #[error("not found: {0}")]
+    NotFound(String),
     /// A limit on connections waiting to sign in; the widget's back-off retries.
     #[error("too many connections waiting to sign in ({0}); retry shortly")]
     Busy(&'static str),
@@ -65,6 +72,8 @@ impl ApiError {
             ApiError::NotEnabled(_) => "not_enabled",
             ApiError::Unavailable(_) => "unavailable",
             ApiError::Busy(_) => "busy",
+            ApiError::InvalidSettings { .. } => "invalid_settings",
+            ApiError::NotFound(_) => "not_found",
         }
     }
 
@@ -74,7 +83,10 @@ impl ApiError {
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Signature(_) | ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            ApiError::MalformedJson(_) => StatusCode::BAD_REQUEST,
+            ApiError::MalformedJson(_) | ApiError::InvalidSettings { .. } => {
+                StatusCode::BAD_REQUEST
+            }
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::InvalidRequest(_) => StatusCode::UNPROCESSABLE_ENTITY,
@@ -89,7 +101,10 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = json!({"error": {"code": self.code(), "message": self.to_string()}});
+        let mut body = json!({"error": {"code": self.code(), "message": self.to_string()}});
+        if let ApiError::InvalidSettings { field, .. } = &self {
+            body["error"]["field"] = json!(field);
+        }
         let mut response = (self.status(), Json(body)).into_response();
         if matches!(self, ApiError::Busy(_)) {
             response.headers_mut().insert(

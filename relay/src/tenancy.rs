@@ -49,7 +49,7 @@ fn sealer(state: &AppState) -> Option<Sealer> {
 /// Configures a subscribed tenant: its settings (a tenants file entry's shape, checked as
 /// the file is) are sealed whole with `CTI_TOKEN_KEY` and stored, and the tenant is served
 /// with them from now on, here at once and on the other instances when they hear of it.
-/// The admin page is where this is meant to be called from (not built yet).
+/// The admin page calls it (`PUT /v1/admin/tenant/settings`).
 pub async fn configure(
     state: &Arc<AppState>,
     tenant: &str,
@@ -93,16 +93,7 @@ pub async fn reload(state: &Arc<AppState>, tenant: &str) -> Result<(), Configure
         state.forget(tenant);
         return Ok(());
     };
-    let text = match sealer(state) {
-        Some(sealer) => sealer
-            .open(tenant, SETTINGS_OWNER, &sealed)
-            .map_err(|_| ConfigureError::Seal)?
-            .expose()
-            .to_string(),
-        None => String::from_utf8(sealed).map_err(|_| ConfigureError::Seal)?,
-    };
-    let settings: serde_json::Value =
-        serde_json::from_str(&text).map_err(|_| ConfigureError::Seal)?;
+    let settings = open(state, tenant, sealed)?;
     let config = TenantConfig::from_json(tenant, &settings).map_err(ConfigureError::Invalid)?;
     let unchanged = state
         .tenants
@@ -114,6 +105,35 @@ pub async fn reload(state: &Arc<AppState>, tenant: &str) -> Result<(), Configure
         serve(state, Arc::new(built));
     }
     Ok(())
+}
+
+/// A subscribed tenant's settings as stored (secrets included), or None while it is
+/// unconfigured: what the admin page shows (without the secrets) and merges a change into.
+pub async fn stored_settings(
+    state: &AppState,
+    tenant: &str,
+) -> Result<Option<serde_json::Value>, ConfigureError> {
+    match state.directory.settings(tenant).await? {
+        Some(sealed) => open(state, tenant, sealed).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// Sealed settings opened (or read as they are, kept in memory without a key).
+fn open(
+    state: &AppState,
+    tenant: &str,
+    sealed: Vec<u8>,
+) -> Result<serde_json::Value, ConfigureError> {
+    let text = match sealer(state) {
+        Some(sealer) => sealer
+            .open(tenant, SETTINGS_OWNER, &sealed)
+            .map_err(|_| ConfigureError::Seal)?
+            .expose()
+            .to_string(),
+        None => String::from_utf8(sealed).map_err(|_| ConfigureError::Seal)?,
+    };
+    serde_json::from_str(&text).map_err(|_| ConfigureError::Seal)
 }
 
 /// Every subscribed tenant with settings, served: what an instance does at start.

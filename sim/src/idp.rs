@@ -5,8 +5,12 @@
 //! path, configured with this JWKS URL, issuer `cti-sim` and audience `cti-relay`.
 //!
 //! - `GET /sim/jwks.json`: `{"keys":[{"kty":"RSA","kid":"sim-1","use":"sig","alg":"RS256","n","e"}]}`
-//! - `GET /sim/token?agent=<id>[&tenant=<t>][&ttl=<seconds>]`:
-//!   `{"token":"<jwt>","agent":"...","tenant":"...","expires_at":<unix seconds>}`
+//! - `GET /sim/token?agent=<id>[&tenant=<t>][&ttl=<seconds>][&role=admin]`:
+//!   `{"token":"<jwt>","agent":"...","tenant":"...","expires_at":<unix seconds>}`; with
+//!   `role=admin` the token carries the tenant administrator's scope (`cti-relay.Admin`)
+//!   instead of the agent's, as XSUAA's token for a user with the `Admin` role would.
+//! - `GET /sim/authorize?redirect_uri=<relay>/widget/|<relay>/admin/[&login_hint=<id>]`: the
+//!   sign-in, back to the widget with an agent's token or to the admin page with an admin's.
 
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
@@ -36,6 +40,9 @@ pub const AUDIENCE: &str = "cti-relay";
 /// The scope XSUAA puts in a rep's token for the `Agent` role (`$XSAPPNAME.Agent` in
 /// xs-security.json), which the relay requires by default (`<audience>.Agent`).
 pub const AGENT_SCOPE: &str = "cti-relay.Agent";
+/// The scope XSUAA puts in a tenant administrator's token for the `Admin` role
+/// (`$XSAPPNAME.Admin`), which the relay's `/v1/admin/*` requires by default.
+pub const ADMIN_SCOPE: &str = "cti-relay.Admin";
 /// A working day, like an interactive XSUAA session.
 pub const DEFAULT_TTL_SECS: u64 = 8 * 3600;
 /// Longer-lived tokens are refused: nothing legitimate needs them, and they hide expiry bugs.
@@ -102,8 +109,12 @@ pub enum IdpError {
     InvalidId { field: &'static str },
     #[error("`ttl` must be a whole number of seconds from 1 to {MAX_TTL_SECS}, not {0:?}")]
     InvalidTtl(String),
-    #[error("`redirect_uri` must be the relay's widget ({0}/widget/...)")]
+    #[error(
+        "`redirect_uri` must be the relay's widget or admin page ({0}/widget/... or {0}/admin/...)"
+    )]
     InvalidRedirect(String),
+    #[error("`role` must be agent or admin, not {0:?}")]
+    InvalidRole(String),
     #[error("signing key unavailable: {0}")]
     KeyUnavailable(String),
     #[error("token signing failed: {0}")]
@@ -116,7 +127,8 @@ impl IdpError {
             IdpError::InvalidQuery(_)
             | IdpError::InvalidId { .. }
             | IdpError::InvalidTtl(_)
-            | IdpError::InvalidRedirect(_) => StatusCode::BAD_REQUEST,
+            | IdpError::InvalidRedirect(_)
+            | IdpError::InvalidRole(_) => StatusCode::BAD_REQUEST,
             IdpError::KeyUnavailable(_) | IdpError::Signing(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -128,6 +140,7 @@ impl IdpError {
             IdpError::InvalidId { .. } => "invalid_agent",
             IdpError::InvalidTtl(_) => "invalid_ttl",
             IdpError::InvalidRedirect(_) => "invalid_redirect_uri",
+            IdpError::InvalidRole(_) => "invalid_role",
             IdpError::KeyUnavailable(_) => "key_unavailable",
             IdpError::Signing(_) => "signing_failed",
         }
@@ -206,6 +219,29 @@ impl Idp {
         tenant: &str,
         ttl_secs: u64,
     ) -> Result<IssuedToken, IdpError> {
+        self.try_issue_scoped(agent, tenant, ttl_secs, AGENT_SCOPE)
+    }
+
+    /// A tenant administrator's token (the admin scope, not the agent's), valid for
+    /// `ttl_secs`.
+    ///
+    /// # Panics
+    /// Only if this process could not create its RSA key, which leaves tests nothing to test.
+    pub fn issue_admin(&self, user: &str, tenant: &str, ttl_secs: u64) -> String {
+        match self.try_issue_scoped(user, tenant, ttl_secs, ADMIN_SCOPE) {
+            Ok(issued) => issued.token,
+            Err(err) => panic!("the simulated identity provider cannot sign: {err}"),
+        }
+    }
+
+    /// A token for `agent` in `tenant` carrying `scope` (besides `openid`), or why not.
+    pub fn try_issue_scoped(
+        &self,
+        agent: &str,
+        tenant: &str,
+        ttl_secs: u64,
+        scope: &str,
+    ) -> Result<IssuedToken, IdpError> {
         let key = key()?;
         let iat = time::OffsetDateTime::now_utc().unix_timestamp().max(0) as u64;
         let exp = iat.saturating_add(ttl_secs);
@@ -219,7 +255,7 @@ impl Idp {
             zid: tenant,
             given_name,
             family_name,
-            scope: ["openid", AGENT_SCOPE],
+            scope: ["openid", scope],
             iat,
             nbf: iat,
             exp,
@@ -356,7 +392,8 @@ async fn authorize(
         .get("redirect_uri")
         .and_then(|r| reqwest::Url::parse(r).ok())
         .filter(|u| {
-            u.origin().ascii_serialization() == expected && u.path().starts_with("/widget/")
+            u.origin().ascii_serialization() == expected
+                && (u.path().starts_with("/widget/") || u.path().starts_with("/admin/"))
         })
         .ok_or_else(|| IdpError::InvalidRedirect(expected.clone()))?;
     let agent = match query.get("login_hint") {
@@ -364,9 +401,15 @@ async fn authorize(
         None => sim.idp.default_agent.clone(),
     };
     warm_up().await;
-    let issued = sim
-        .idp
-        .try_issue(&agent, &sim.idp.default_tenant, DEFAULT_TTL_SECS)?;
+    // The admin page signs its administrator in; the widget its rep.
+    let scope = if redirect.path().starts_with("/admin/") {
+        ADMIN_SCOPE
+    } else {
+        AGENT_SCOPE
+    };
+    let issued =
+        sim.idp
+            .try_issue_scoped(&agent, &sim.idp.default_tenant, DEFAULT_TTL_SECS, scope)?;
     let token = issued.token;
     let mut target = redirect;
     target.set_fragment(Some(&format!("token={token}")));
@@ -408,9 +451,14 @@ async fn token(
             .ok_or_else(|| IdpError::InvalidTtl(ttl.clone()))?,
         None => DEFAULT_TTL_SECS,
     };
+    let scope = match query.get("role").map(|r| r.trim()) {
+        None | Some("agent") => AGENT_SCOPE,
+        Some("admin") => ADMIN_SCOPE,
+        Some(other) => return Err(IdpError::InvalidRole(other.to_string())),
+    };
     warm_up().await;
-    let issued = sim.idp.try_issue(&agent, &tenant, ttl)?;
-    tracing::info!(%agent, %tenant, ttl, "agent token issued");
+    let issued = sim.idp.try_issue_scoped(&agent, &tenant, ttl, scope)?;
+    tracing::info!(%agent, %tenant, ttl, %scope, "token issued");
     // A token is a credential: no cache may keep it.
     Ok(([(CACHE_CONTROL, "no-store")], Json(issued)).into_response())
 }

@@ -11,7 +11,7 @@
 
 use async_trait::async_trait;
 
-use super::outbox::{Entry, MemoryOutbox, Next, Outbox, OutboxError};
+use super::outbox::{Entry, Failure, MemoryOutbox, Next, Outbox, OutboxError};
 use crate::calls::log::CallLog;
 
 /// How long entries moving to the shared outbox are held in memory against the writer.
@@ -183,6 +183,25 @@ impl<S: Outbox> Outbox for FallbackOutbox<S> {
         Ok(local + self.shared.backlog(tenant).await.unwrap_or(0))
     }
 
+    /// Both outboxes' failures; a call in both shows memory's copy (the one being written).
+    /// With the shared outbox down, memory's alone, as the backlog counts.
+    async fn failed(&self, tenant: &str, limit: usize) -> Result<Vec<Failure>, OutboxError> {
+        let mut failed = self.local.failed(tenant, limit).await?;
+        match self.shared.failed(tenant, limit).await {
+            Ok(shared) => {
+                for failure in shared {
+                    if !failed.iter().any(|f| f.call_id == failure.call_id) {
+                        failed.push(failure);
+                    }
+                }
+            }
+            Err(err) => fell_back(&err),
+        }
+        failed.sort_by(|a, b| a.call_id.cmp(&b.call_id));
+        failed.truncate(limit);
+        Ok(failed)
+    }
+
     async fn at_risk(&self, tenant: &str) -> Vec<String> {
         let mut ids = self.local.at_risk(tenant).await;
         ids.extend(self.shared.at_risk(tenant).await);
@@ -252,6 +271,10 @@ mod tests {
         async fn backlog(&self, t: &str) -> Result<u64, OutboxError> {
             self.check()?;
             self.inner.backlog(t).await
+        }
+        async fn failed(&self, t: &str, limit: usize) -> Result<Vec<Failure>, OutboxError> {
+            self.check()?;
+            self.inner.failed(t, limit).await
         }
         async fn at_risk(&self, _t: &str) -> Vec<String> {
             Vec::new()
@@ -394,5 +417,33 @@ mod tests {
             "moved over as written"
         );
         assert!(outbox.local.is_empty("t"));
+    }
+
+    #[tokio::test]
+    async fn failures_come_from_both_outboxes_and_from_memory_alone_in_an_outage() {
+        use crate::activity::outbox::tests::fail;
+        let outbox = outbox();
+        outbox
+            .put("t", &log("shared", ""), 1_000)
+            .await
+            .expect("put");
+        fail(&outbox.shared, "t", "shared", true, 1_000).await;
+        down(&outbox, true);
+        outbox
+            .put("t", &log("memory", ""), 2_000)
+            .await
+            .expect("put in memory");
+        fail(&outbox.local, "t", "memory", false, 2_000).await;
+
+        let ids = |failed: Vec<Failure>| failed.into_iter().map(|f| f.call_id).collect::<Vec<_>>();
+        assert_eq!(
+            ids(outbox.failed("t", 10).await.expect("listed")),
+            ["memory"]
+        );
+        down(&outbox, false);
+        assert_eq!(
+            ids(outbox.failed("t", 10).await.expect("listed")),
+            ["memory", "shared"]
+        );
     }
 }

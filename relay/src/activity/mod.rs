@@ -17,7 +17,7 @@ use std::sync::Arc;
 use cti_protocol::ws::{ActivityState, ActivityStatus};
 
 pub use fallback::FallbackOutbox;
-pub use outbox::{Entry, MemoryOutbox, Outbox, OutboxError};
+pub use outbox::{Entry, Failure, MemoryOutbox, Outbox, OutboxError};
 pub use redis_outbox::RedisOutbox;
 
 use crate::calls::{CallStore, Leg};

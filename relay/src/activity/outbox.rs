@@ -69,6 +69,38 @@ impl Entry {
     }
 }
 
+/// An activity V2 has not taken yet after failing at least once: what the tenant's
+/// administrator sees (and may retry) on the admin page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub call_id: String,
+    /// The last attempt's error, as the writer recorded it.
+    pub reason: String,
+    /// Failed attempts since the last success.
+    pub attempts: u32,
+    /// V2 refused it: no more attempts until a retry or a change.
+    pub parked: bool,
+}
+
+impl Failure {
+    /// The entry's failure, if it has one: not written yet and an error recorded.
+    pub(crate) fn of(call_id: &str, progress: &Progress, version: u64) -> Option<Failure> {
+        if progress.written_version >= version {
+            return None;
+        }
+        let reason = progress.last_error.clone()?;
+        Some(Failure {
+            call_id: call_id.to_string(),
+            reason,
+            attempts: progress.attempts,
+            parked: progress.parked,
+        })
+    }
+}
+
+/// The most failures one listing returns: the page shows the first ones; the backlog counts all.
+pub const MAX_FAILURES_LISTED: usize = 200;
+
 /// When a given-back entry is due next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Next {
@@ -113,6 +145,9 @@ pub trait Outbox: Send + Sync + std::fmt::Debug {
     async fn retry(&self, tenant: &str, call_id: &str, now_ms: u64) -> Result<bool, OutboxError>;
     /// How many entries are due or being written (not yet in V2), for `/metrics`.
     async fn backlog(&self, tenant: &str) -> Result<u64, OutboxError>;
+    /// The entries not in V2 whose last attempt failed (parked or waiting to be tried again),
+    /// sorted by call id, at most `limit`: for the admin page.
+    async fn failed(&self, tenant: &str, limit: usize) -> Result<Vec<Failure>, OutboxError>;
     /// The calls whose activity is not in V2 yet and that only this process holds, where nothing
     /// outlives it: what is lost if it stops now. Empty for a durable outbox.
     async fn at_risk(&self, tenant: &str) -> Vec<String>;
@@ -438,6 +473,19 @@ impl Outbox for MemoryOutbox {
         }))
     }
 
+    async fn failed(&self, tenant: &str, limit: usize) -> Result<Vec<Failure>, OutboxError> {
+        Ok(self.read(tenant, |slots| {
+            let mut failed: Vec<Failure> = slots
+                .iter()
+                .filter(|(_, s)| s.log.is_some())
+                .filter_map(|(id, s)| Failure::of(id, &s.progress, s.version))
+                .collect();
+            failed.sort_by(|a, b| a.call_id.cmp(&b.call_id));
+            failed.truncate(limit);
+            failed
+        }))
+    }
+
     async fn at_risk(&self, tenant: &str) -> Vec<String> {
         if self.journal.is_some() {
             return Vec::new();
@@ -725,5 +773,95 @@ pub(crate) mod tests {
                 .len(),
             1
         );
+    }
+
+    /// Gives `call_id`'s claimed entry back failed: `parked` as V2's refusal, else to retry.
+    pub(crate) async fn fail(
+        outbox: &dyn Outbox,
+        tenant: &str,
+        call_id: &str,
+        parked: bool,
+        now: u64,
+    ) {
+        let claimed = outbox
+            .claim_due(tenant, now, 60_000, 16)
+            .await
+            .expect("claim");
+        let mut entry = claimed
+            .into_iter()
+            .find(|e| e.call_id == call_id)
+            .expect("the entry claimed");
+        entry.progress.attempts += 1;
+        entry.progress.last_error = Some(format!("V2 refused {call_id}"));
+        entry.progress.parked = parked;
+        let next = if parked {
+            Next::Parked
+        } else {
+            Next::RetryAt(now + 60_000)
+        };
+        assert!(
+            outbox
+                .finish(tenant, &entry, next, now)
+                .await
+                .expect("finish")
+        );
+    }
+
+    #[tokio::test]
+    async fn failures_are_listed_until_written_and_only_the_tenants_own() {
+        let outbox = MemoryOutbox::default();
+        for id in ["c2", "c1", "c3"] {
+            outbox.put("t", &log(id, ""), 1_000).await.expect("put");
+        }
+        outbox.put("u", &log("c9", ""), 1_000).await.expect("put");
+        fail(&outbox, "t", "c1", true, 1_000).await;
+        fail(&outbox, "t", "c2", false, 1_000).await;
+        fail(&outbox, "u", "c9", true, 1_000).await;
+
+        let failed = outbox.failed("t", 10).await.expect("listed");
+        assert_eq!(
+            failed,
+            [
+                Failure {
+                    call_id: "c1".into(),
+                    reason: "V2 refused c1".into(),
+                    attempts: 1,
+                    parked: true,
+                },
+                Failure {
+                    call_id: "c2".into(),
+                    reason: "V2 refused c2".into(),
+                    attempts: 1,
+                    parked: false,
+                },
+            ]
+        );
+        assert_eq!(outbox.failed("t", 1).await.expect("listed").len(), 1);
+
+        // Retried and written: no longer a failure.
+        assert!(outbox.retry("t", "c1", 2_000).await.expect("retry"));
+        let mut entry = outbox
+            .claim_due("t", 2_000, 60_000, 16)
+            .await
+            .expect("claim")
+            .into_iter()
+            .find(|e| e.call_id == "c1")
+            .expect("due again");
+        entry.progress.written_version = entry.version;
+        entry.progress.parked = false;
+        assert!(
+            outbox
+                .finish("t", &entry, Next::Done, 2_000)
+                .await
+                .expect("finish")
+        );
+        let ids: Vec<String> = outbox
+            .failed("t", 10)
+            .await
+            .expect("listed")
+            .into_iter()
+            .map(|f| f.call_id)
+            .collect();
+        assert_eq!(ids, ["c2"]);
     }
 }

@@ -8,7 +8,7 @@
 use async_trait::async_trait;
 use redis::aio::ConnectionManager;
 
-use super::outbox::{Entry, Next, Outbox, OutboxError, Progress};
+use super::outbox::{Entry, Failure, Next, Outbox, OutboxError, Progress};
 use crate::calls::log::CallLog;
 
 /// How long a written entry is kept for notes after the call.
@@ -337,6 +337,34 @@ impl Outbox for RedisOutbox {
             .query_async(&mut conn)
             .await
             .map_err(unavailable)
+    }
+
+    /// Reads the tenant's progress and version hashes whole: they hold one field per entry
+    /// kept (a week of written ones at most), which an admin's page view can afford.
+    async fn failed(&self, tenant: &str, limit: usize) -> Result<Vec<Failure>, OutboxError> {
+        let [_, ver, progress, _, _] = keys(tenant);
+        let mut conn = self.conn.clone();
+        type Hashes = (
+            std::collections::HashMap<String, String>,
+            std::collections::HashMap<String, String>,
+        );
+        let (progress, versions): Hashes = redis::pipe()
+            .hgetall(progress)
+            .hgetall(ver)
+            .query_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        let mut failed: Vec<Failure> = progress
+            .iter()
+            .filter_map(|(id, text)| {
+                let progress: Progress = serde_json::from_str(text).ok()?;
+                let version = versions.get(id)?.parse().ok()?;
+                Failure::of(id, &progress, version)
+            })
+            .collect();
+        failed.sort_by(|a, b| a.call_id.cmp(&b.call_id));
+        failed.truncate(limit);
+        Ok(failed)
     }
 
     async fn at_risk(&self, _tenant: &str) -> Vec<String> {

@@ -1,6 +1,7 @@
-//! The relay's HTTP surface: health, metrics, telephony webhooks, the widget's WebSocket and
-//! the widget's files. Paths here are public contract (see the README).
+//! The relay's HTTP surface: health, metrics, telephony webhooks, the widget's WebSocket, the
+//! widget's files, and the tenant admin page (its API and its files). Paths here are public contract (see the README).
 
+mod admin;
 mod client_addr;
 mod health;
 mod saas;
@@ -44,7 +45,14 @@ pub fn router(state: Arc<AppState>) -> Router {
             put(saas::subscribe).delete(saas::unsubscribe),
         )
         .route("/callback/v1.0/dependencies", get(saas::dependencies))
+        .route("/v1/admin/tenant", get(admin::get_tenant))
+        .route("/v1/admin/tenant/settings", put(admin::put_settings))
+        .route("/v1/admin/tenant/test", post(admin::test_connection))
+        .route("/v1/admin/status", get(admin::status))
+        .route("/v1/admin/activities/{call_id}/retry", post(admin::retry))
+        .route("/v1/admin/sign-in", get(admin::sign_in))
         .nest_service("/widget", widget::service(state.clone()))
+        .nest_service("/admin", admin::files::service(&state))
         .layer(RequestBodyTimeoutLayer::new(request_timeout))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,

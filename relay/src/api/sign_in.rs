@@ -40,6 +40,11 @@ pub(super) fn public_base(state: &AppState, headers: &HeaderMap) -> String {
 }
 
 pub(super) async fn redirect(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    redirect_to(&state, &headers, "/widget/")
+}
+
+/// To the sign-in page, returning to `path` on this relay (the widget, or the admin page).
+pub(super) fn redirect_to(state: &AppState, headers: &HeaderMap, path: &str) -> Response {
     let Some(signin) = state.config.signin_url.as_deref() else {
         return (
             StatusCode::NOT_FOUND,
@@ -48,7 +53,7 @@ pub(super) async fn redirect(State(state): State<Arc<AppState>>, headers: Header
         )
             .into_response();
     };
-    let back = format!("{}/widget/", public_base(&state, &headers));
+    let back = format!("{}{path}", public_base(state, headers));
     match reqwest::Url::parse_with_params(signin, &[("redirect_uri", back.as_str())]) {
         Ok(target) => Redirect::to(target.as_str()).into_response(),
         Err(err) => {

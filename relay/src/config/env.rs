@@ -158,8 +158,14 @@ pub(super) fn from_vars(get: impl Fn(&str) -> Option<String>) -> Result<Config, 
     if let Some(v) = get("CTI_JWT_ORIGIN").filter(|v| !v.trim().is_empty()) {
         config.jwt.origin = Some(v.trim().to_string());
     }
+    if let Some(v) = get("CTI_ADMIN_SCOPE").filter(|v| !v.trim().is_empty()) {
+        config.jwt.admin_scope = Some(v.trim().to_string());
+    }
     if let Some(v) = get("CTI_WIDGET_DIR") {
         config.widget_dir = PathBuf::from(v);
+    }
+    if let Some(v) = get("CTI_ADMIN_DIR") {
+        config.admin_dir = PathBuf::from(v);
     }
     if let Some(v) = get("CTI_SIGNIN_URL") {
         config.signin_url = (!v.trim().is_empty()).then(|| v.trim().to_string());
@@ -487,6 +493,19 @@ mod tests {
             "https://acme.authentication.eu10.hana.ondemand.com/oauth/token",
         ),
     ];
+
+    #[test]
+    fn the_admin_scope_follows_the_audience_unless_set() {
+        let config = from_vars(vars(&[("CTI_JWT_AUDIENCE", "cti-relay!t42")])).expect("valid");
+        assert_eq!(config.jwt.admin_scope(), "cti-relay!t42.Admin");
+        let config = from_vars(vars(&[("CTI_ADMIN_SCOPE", " ops.Admin ")])).expect("valid");
+        assert_eq!(config.jwt.admin_scope(), "ops.Admin");
+        // Blank is not "no scope": the admin page is never open to every user.
+        let config = from_vars(vars(&[("CTI_ADMIN_SCOPE", " ")])).expect("valid");
+        assert_eq!(config.jwt.admin_scope(), "cti-relay.Admin");
+        let config = from_vars(vars(&[("CTI_ADMIN_DIR", "/srv/admin")])).expect("valid");
+        assert_eq!(config.admin_dir, PathBuf::from("/srv/admin"));
+    }
 
     #[test]
     fn a_real_tenant_needs_its_own_identity_provider_and_gets_its_own_host() {

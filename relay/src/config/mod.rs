@@ -39,6 +39,8 @@ pub struct Config {
     pub jwt: JwtConfig,
     /// The widget's built files (trunk's `dist`), served at `/widget/`.
     pub widget_dir: PathBuf,
+    /// The admin page's built files (trunk's `dist`), served at `/admin/`.
+    pub admin_dir: PathBuf,
     /// The identity provider's sign-in page a signed-out widget sends the rep to; it returns
     /// to `/widget/#token=<jwt>`. None: the widget can only say it is signed out.
     pub signin_url: Option<String>,
@@ -134,6 +136,10 @@ pub struct JwtConfig {
     /// subaccount, two people could otherwise be one rep. None: any origin.
     #[serde(default)]
     pub origin: Option<String>,
+    /// The scope a tenant administrator's token must carry on `/v1/admin/*`
+    /// (`CTI_ADMIN_SCOPE`): None means `<audience>.Admin`, XSUAA's `$XSAPPNAME.Admin`.
+    #[serde(default)]
+    pub admin_scope: Option<String>,
 }
 
 impl JwtConfig {
@@ -143,6 +149,15 @@ impl JwtConfig {
             Some("none") => None,
             Some(scope) if !scope.is_empty() => Some(scope.to_string()),
             _ => Some(format!("{}.Agent", self.audience)),
+        }
+    }
+
+    /// The scope an administrator's token must carry. Unlike the agent scope it cannot be
+    /// switched off: without it any user of the tenant could change its settings.
+    pub fn admin_scope(&self) -> String {
+        match self.admin_scope.as_deref().map(str::trim) {
+            Some(scope) if !scope.is_empty() => scope.to_string(),
+            _ => format!("{}.Admin", self.audience),
         }
     }
 }
@@ -217,8 +232,10 @@ impl Config {
                 audience: "cti-relay".into(),
                 scope: None,
                 origin: None,
+                admin_scope: None,
             },
             widget_dir: PathBuf::from("widget/dist"),
+            admin_dir: PathBuf::from("admin/dist"),
             signin_url: Some(format!("{sim_url}/sim/authorize")),
             webhook_max_bytes: 64 * 1024,
             hello_timeout: Duration::from_secs(10),

@@ -204,6 +204,30 @@ impl JwtVerifier {
         Ok(identity)
     }
 
+    /// Checks a tenant administrator's token: everything [`JwtVerifier::verify`] checks except
+    /// the agent scope, and `scope` (the admin scope, `$XSAPPNAME.Admin`) instead. An admin
+    /// is a person signed in like a rep, so the identity provider (`origin`) is held to the
+    /// same rule.
+    pub async fn verify_scoped(
+        &self,
+        token: &str,
+        scope: &str,
+    ) -> Result<AgentIdentity, AuthError> {
+        let (identity, scopes, origin) = self.check(token).await?;
+        if !scopes.is_some_and(|s| s.contains(scope)) {
+            return Err(AuthError::MissingClientScope(scope.to_string()));
+        }
+        if let Some(wanted) = &self.origin
+            && origin.as_deref() != Some(wanted.as_str())
+        {
+            return Err(AuthError::WrongOrigin {
+                wanted: wanted.clone(),
+                got: origin,
+            });
+        }
+        Ok(identity)
+    }
+
     /// Checks a service's client-credentials token that must carry `scope`: everything
     /// [`JwtVerifier::verify_client`] checks, XSUAA's `grant_type` claim saying
     /// `client_credentials` (so no user's token opens a service's door, whatever roles the

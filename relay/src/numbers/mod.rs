@@ -108,6 +108,7 @@ impl TenantNumbers {
                 phase: RefreshPhase::Building,
                 last_success_ms: None,
                 last_error: None,
+                last_build: None,
             }),
             signals: Mutex::new(SignalsStatus::Pending),
         }

@@ -56,6 +56,18 @@ pub struct RefreshStatus {
     /// Unix ms of this instance's last successful full build.
     pub last_success_ms: Option<u64>,
     pub last_error: Option<String>,
+    /// This instance's last completed build, for the admin page.
+    pub last_build: Option<LastBuild>,
+}
+
+/// What a completed build took and read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LastBuild {
+    /// When it finished (relay clock, Unix ms).
+    pub finished_at_ms: u64,
+    pub duration_ms: u64,
+    /// V2 records read (accounts, contacts, individual customers).
+    pub records: usize,
 }
 
 /// How long a rebuild lease lasts; a holder renews it while it builds, so it only runs out when
@@ -158,6 +170,14 @@ pub async fn rebuild(numbers: &Numbers, tenant: &TenantNumbers) -> Result<usize,
         .coordination
         .set_last_built(tid, numbers.clock.now_ms())
         .await?;
+    let finished_at_ms = numbers.clock.now_ms();
+    tenant.update_refresh(|r| {
+        r.last_build = Some(LastBuild {
+            finished_at_ms,
+            duration_ms: finished_at_ms.saturating_sub(started_ms),
+            records: stats.records,
+        });
+    });
     tracing::info!(
         tenant = %tid, records = stats.records, numbers = count,
         unusable_numbers = stats.unusable_numbers, requests = stats.requests,

@@ -166,6 +166,26 @@ impl Hub {
         }
     }
 
+    /// The reps of `tenant` with an open session on this instance and how many each has,
+    /// sorted by rep: what the admin page shows as connected. Only this instance's sessions:
+    /// with several instances each knows its own.
+    pub fn sessions(&self, tenant: &str) -> Vec<(String, usize)> {
+        let local = self.local();
+        let mut reps: Vec<(String, usize)> = local
+            .iter()
+            .filter(|((t, _), _)| t == tenant)
+            .map(|((_, rep), feeds)| {
+                (
+                    rep.clone(),
+                    feeds.iter().filter(|f| !f.queue.is_closed()).count(),
+                )
+            })
+            .filter(|(_, open)| *open > 0)
+            .collect();
+        reps.sort();
+        reps
+    }
+
     /// Numbers and keeps `call`, and sends it to every connection of its rep; its number.
     pub async fn publish(&self, tenant: &str, call: CallView) -> u64 {
         self.publish_received(tenant, call, None).await
@@ -310,6 +330,22 @@ mod tests {
         assert!(seq > first);
         assert!(hub.subscribe("t", "bob", None).await.backlog.is_empty());
         assert!(hub.subscribe("u", "alice", None).await.backlog.is_empty());
+    }
+
+    #[tokio::test]
+    async fn sessions_count_the_open_ones_per_rep_of_the_tenant() {
+        let hub = Hub::new(10, Arc::new(ManualClock::new(1_000)));
+        let _a1 = hub.subscribe("t", "alice", None).await;
+        let _a2 = hub.subscribe("t", "alice", None).await;
+        let bob = hub.subscribe("t", "bob", None).await;
+        let _other = hub.subscribe("u", "carol", None).await;
+        assert_eq!(
+            hub.sessions("t"),
+            [("alice".to_string(), 2), ("bob".to_string(), 1)]
+        );
+        drop(bob);
+        assert_eq!(hub.sessions("t"), [("alice".to_string(), 2)]);
+        assert_eq!(hub.sessions("u"), [("carol".to_string(), 1)]);
     }
 
     /// Review F16: a rep's channel goes with their last session, and a message for a rep with

@@ -2,6 +2,7 @@
 //! simulator, and the end-to-end flow in headless Chromium.
 
 mod activities;
+mod admin;
 mod asterisk;
 mod browser_flow;
 mod chaos;
@@ -30,6 +31,7 @@ mod saas;
 mod shared_legs;
 mod signatures;
 mod sip;
+mod subscribed;
 mod tabs;
 mod teams;
 mod transfer_browsers;

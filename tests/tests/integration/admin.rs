@@ -1,0 +1,512 @@
+//! The tenant admin page's API over HTTP with the simulator's tokens: who may use it, a
+//! subscribed tenant configured through it (and its next call popping at a rep), settings
+//! refused by field, the connection test, and failed activities listed and retried.
+
+use cti_relay::activity::outbox::Next;
+use cti_relay::activity::{Outbox, RedisOutbox};
+use cti_tests::redis::RedisServer;
+use cti_tests::{Stack, WsClient, eventually};
+use serde_json::{Value, json};
+
+use super::subscribed::{TENANT, error_of, registry_token, start, subscribe, tenant_settings};
+
+const ADMIN: &str = "admin@example.com";
+
+fn admin_token(stack: &Stack, tenant: &str) -> String {
+    stack.sim.sim.idp.issue_admin(ADMIN, tenant, 3600)
+}
+
+fn url(stack: &Stack, path: &str) -> String {
+    format!("{}/v1/admin/{path}", stack.relay.url())
+}
+
+async fn get(stack: &Stack, path: &str, token: Option<&str>) -> reqwest::Response {
+    let mut request = stack.http.get(url(stack, path));
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    request.send().await.expect("the relay answers")
+}
+
+async fn send(
+    stack: &Stack,
+    method: reqwest::Method,
+    path: &str,
+    token: &str,
+    body: &Value,
+) -> reqwest::Response {
+    stack
+        .http
+        .request(method, url(stack, path))
+        .bearer_auth(token)
+        .json(body)
+        .send()
+        .await
+        .expect("the relay answers")
+}
+
+async fn json_of(response: reqwest::Response) -> Value {
+    assert_eq!(response.status(), 200, "not 200");
+    response.json().await.expect("JSON")
+}
+
+#[tokio::test]
+async fn only_an_admin_of_the_tenant_gets_in_and_sees_only_their_tenant() {
+    let stack = start(None).await;
+    let registry = registry_token(&stack).await;
+    const OTHER: &str = "7d1e0a55-0000-4000-8000-0000000000b2";
+    for tenant in [TENANT, OTHER] {
+        assert_eq!(
+            subscribe(&stack, Some(&registry), tenant).await.status(),
+            200
+        );
+    }
+
+    let (status, code, message) = error_of(get(&stack, "tenant", None).await).await;
+    assert_eq!((status, code.as_str()), (401, "unauthorized"), "{message}");
+    let (status, code, _) = error_of(get(&stack, "tenant", Some("not.a.jwt")).await).await;
+    assert_eq!((status, code.as_str()), (401, "unauthorized"));
+
+    // A rep's token carries the agent scope, not the admin's.
+    let rep = stack.sim.sim.idp.issue("alice@example.com", TENANT, 300);
+    let (status, code, message) = error_of(get(&stack, "tenant", Some(&rep)).await).await;
+    assert_eq!((status, code.as_str()), (403, "forbidden"), "{message}");
+    assert!(message.contains("cti-relay.Admin"), "{message}");
+    let (status, ..) = error_of(get(&stack, "status", Some(&rep)).await).await;
+    assert_eq!(status, 403);
+
+    // The simulator's admin token, over HTTP as the page fetches it.
+    let issued: Value = stack
+        .http
+        .get(format!(
+            "{}/sim/token?agent={ADMIN}&tenant={TENANT}&role=admin",
+            stack.sim.url()
+        ))
+        .send()
+        .await
+        .expect("the simulator answers")
+        .json()
+        .await
+        .expect("JSON");
+    let admin_a = issued["token"].as_str().expect("a token").to_string();
+    let configured = send(
+        &stack,
+        reqwest::Method::PUT,
+        "tenant/settings",
+        &admin_a,
+        &tenant_settings(&stack, "demo"),
+    )
+    .await;
+    assert_eq!(configured.status(), 200);
+
+    let a = json_of(get(&stack, "tenant", Some(&admin_a)).await).await;
+    assert_eq!(a["tenant"], TENANT);
+    assert_eq!(a["configured"], true);
+    assert_eq!(a["settings"]["v2_user"], "demo");
+
+    // B's admin sees B, unconfigured, and nothing of A's.
+    let admin_b = admin_token(&stack, OTHER);
+    let b = json_of(get(&stack, "tenant", Some(&admin_b)).await).await;
+    assert_eq!(b["tenant"], OTHER);
+    assert_eq!(b["source"], "subscription");
+    assert_eq!(b["subdomain"], "acme");
+    assert_eq!(b["configured"], false);
+    assert_eq!(b["settings"], json!({}));
+    assert_eq!(b["secrets_set"], json!([]));
+    // The status of an unconfigured tenant waits for its settings.
+    let (status, code, _) = error_of(get(&stack, "status", Some(&admin_b)).await).await;
+    assert_eq!((status, code.as_str()), (409, "conflict"));
+
+    // Neither subscribed nor in the tenants file.
+    let stranger = admin_token(&stack, "nobody-here");
+    let (status, code, _) = error_of(get(&stack, "tenant", Some(&stranger)).await).await;
+    assert_eq!((status, code.as_str()), (404, "unknown_tenant"));
+
+    // A tenants-file tenant is shown, read-only.
+    let demo = admin_token(&stack, "demo");
+    let shown = json_of(get(&stack, "tenant", Some(&demo)).await).await;
+    assert_eq!(shown["source"], "file");
+    assert_eq!(shown["settings"]["provider"], "generic");
+    assert!(
+        !shown.to_string().contains("demo-webhook-secret"),
+        "{shown}"
+    );
+    let (status, code, _) = error_of(
+        send(
+            &stack,
+            reqwest::Method::PUT,
+            "tenant/settings",
+            &demo,
+            &tenant_settings(&stack, "demo"),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!((status, code.as_str()), (409, "conflict"));
+}
+
+/// A rep of `tenant` signed in over the widget's WebSocket.
+async fn rep_of(stack: &Stack, tenant: &str, rep: &str) -> WsClient {
+    let mut ws = WsClient::connect(&stack.ws_url()).await.expect("connects");
+    let token = stack.sim.sim.idp.issue(rep, tenant, 3600);
+    ws.send_json(&json!({"type": "hello", "token": token}))
+        .await
+        .expect("hello sent");
+    let welcome = ws.recv_json().await.expect("an answer");
+    assert_eq!(welcome["type"], "welcome", "{welcome}");
+    ws
+}
+
+#[tokio::test]
+async fn settings_put_on_the_page_configure_the_tenant_and_its_next_call_pops() {
+    let server = RedisServer::start().await.expect("redis-server");
+    let stack = start(Some(&server)).await;
+    let registry = registry_token(&stack).await;
+    assert_eq!(
+        subscribe(&stack, Some(&registry), TENANT).await.status(),
+        200
+    );
+    let admin = admin_token(&stack, TENANT);
+
+    let mut settings = tenant_settings(&stack, "demo");
+    settings["id"] = json!("demo");
+    let body = json_of(
+        send(
+            &stack,
+            reqwest::Method::PUT,
+            "tenant/settings",
+            &admin,
+            &settings,
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(
+        body["tenant"], TENANT,
+        "the token's tenant, not the body's id"
+    );
+    assert_eq!(body["configured"], true);
+    assert_eq!(
+        body["secrets_set"],
+        json!(["v2_password", "webhook_secret"])
+    );
+    let text = body.to_string();
+    for secret in ["tenant-v2-password-4711", "tenant-webhook-secret-0815"] {
+        assert!(!text.contains(secret), "{secret} shown: {text}");
+    }
+    assert_eq!(
+        body["settings"]["dispositions"],
+        json!(["Sold", "Call back"])
+    );
+    assert!(
+        stack.relay.state.tenant("demo").is_some(),
+        "the file's demo tenant untouched"
+    );
+
+    // The next ringing webhook for the tenant pops the caller's record at its rep.
+    let rep = "alice@example.com";
+    let mut ws = rep_of(&stack, TENANT, rep).await;
+    let (number, _, name) = stack.single_match_caller().expect("a caller");
+    let event = json!({"id": "adm-evt-1", "call_id": "adm-call-1", "type": "ringing",
+        "direction": "inbound", "from": number, "to": "+41 44 999 00 00", "agent": rep,
+        "at": "2026-12-03T08:00:00Z"})
+    .to_string();
+    let signed = cti_sim::pbx::sign_now("tenant-webhook-secret-0815", event.as_bytes());
+    let posted = stack
+        .http
+        .post(format!(
+            "{}/v1/tenants/{TENANT}/telephony/generic",
+            stack.relay.url()
+        ))
+        .header("content-type", "application/json")
+        .header("x-cti-timestamp", signed.0)
+        .header("x-cti-signature", signed.1)
+        .body(event)
+        .send()
+        .await
+        .expect("the relay answers");
+    assert_eq!(posted.status(), 202);
+    let popped = ws
+        .recv_until("the call to pop the caller's record", |m| {
+            m["type"] == "call"
+                && m["call"]["id"] == "adm-call-1"
+                && m["call"]["pop"]["name"] == name.as_str()
+        })
+        .await
+        .expect("popped");
+    assert_eq!(popped["call"]["state"], "ringing");
+
+    // A change without the secrets keeps them.
+    let mut change = tenant_settings(&stack, "demo");
+    let object = change.as_object_mut().expect("an object");
+    object.remove("v2_password");
+    object.remove("webhook_secret");
+    object.insert("dispositions".into(), json!(["Won"]));
+    let body = json_of(
+        send(
+            &stack,
+            reqwest::Method::PUT,
+            "tenant/settings",
+            &admin,
+            &change,
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(
+        body["secrets_set"],
+        json!(["v2_password", "webhook_secret"])
+    );
+    let served = stack.relay.state.tenant(TENANT).expect("served");
+    assert_eq!(served.config.dispositions, ["Won"]);
+    assert_eq!(
+        served.config.v2_password.expose(),
+        "tenant-v2-password-4711"
+    );
+}
+
+#[tokio::test]
+async fn a_bad_field_is_refused_by_name_and_changes_nothing() {
+    let stack = start(None).await;
+    let registry = registry_token(&stack).await;
+    assert_eq!(
+        subscribe(&stack, Some(&registry), TENANT).await.status(),
+        200
+    );
+    let admin = admin_token(&stack, TENANT);
+
+    let mut settings = tenant_settings(&stack, "demo");
+    settings["default_region"] = json!("XX");
+    let response = send(
+        &stack,
+        reqwest::Method::PUT,
+        "tenant/settings",
+        &admin,
+        &settings,
+    )
+    .await;
+    assert_eq!(response.status(), 400);
+    let body: Value = response.json().await.expect("JSON");
+    assert_eq!(body["error"]["code"], "invalid_settings", "{body}");
+    assert_eq!(body["error"]["field"], "default_region", "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("XX")),
+        "{body}"
+    );
+
+    let mut settings = tenant_settings(&stack, "demo");
+    settings["webhook_secret"] = json!("too-short");
+    let response = send(
+        &stack,
+        reqwest::Method::PUT,
+        "tenant/settings",
+        &admin,
+        &settings,
+    )
+    .await;
+    let body: Value = response.json().await.expect("JSON");
+    assert_eq!(body["error"]["field"], "webhook_secret", "{body}");
+    assert!(
+        !body.to_string().contains("too-short"),
+        "a secret echoed: {body}"
+    );
+
+    assert!(stack.relay.state.tenant(TENANT).is_none());
+    let shown = json_of(get(&stack, "tenant", Some(&admin)).await).await;
+    assert_eq!(shown["configured"], false);
+}
+
+#[tokio::test]
+async fn the_connection_test_says_what_worked_and_what_failed() {
+    let stack = start(None).await;
+    let registry = registry_token(&stack).await;
+    assert_eq!(
+        subscribe(&stack, Some(&registry), TENANT).await.status(),
+        200
+    );
+    let admin = admin_token(&stack, TENANT);
+
+    let result = json_of(
+        send(
+            &stack,
+            reqwest::Method::POST,
+            "tenant/test",
+            &admin,
+            &tenant_settings(&stack, "demo"),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(result["v2"]["ok"], true, "{result}");
+    assert_eq!(result["provider"]["ok"], true, "{result}");
+    let provider = result["provider"]["detail"].as_str().unwrap_or_default();
+    assert!(
+        provider.contains(&format!("/v1/tenants/{TENANT}/telephony/generic")),
+        "{provider}"
+    );
+    // Nothing was stored by a test.
+    assert!(stack.relay.state.tenant(TENANT).is_none());
+
+    let mut wrong = tenant_settings(&stack, "demo");
+    wrong["v2_password"] = json!("not-the-v2-password");
+    let result =
+        json_of(send(&stack, reqwest::Method::POST, "tenant/test", &admin, &wrong).await).await;
+    assert_eq!(result["v2"]["ok"], false, "{result}");
+    let detail = result["v2"]["detail"].as_str().unwrap_or_default();
+    assert!(detail.contains("401"), "{detail}");
+    assert!(
+        !result.to_string().contains("not-the-v2-password"),
+        "{result}"
+    );
+}
+
+/// An activity of `tenant` that V2 refused: queued, claimed and given back parked with V2's
+/// reason, as the writer does. Queued in the future, so the tenant's own writer leaves it be.
+async fn refused_activity(outbox: &dyn Outbox, tenant: &str, call_id: &str) {
+    let later = 4_000_000_000_000;
+    let mut log = cti_relay::calls::log::CallLog {
+        call_id: call_id.into(),
+        direction: cti_relay::calls::log::LogDirection::Inbound,
+        outcome: cti_protocol::event::EndReason::Completed,
+        started_at: "2026-12-03T08:00:00Z".into(),
+        answered_at: None,
+        ended_at: "2026-12-03T08:01:00Z".into(),
+        talk_secs: 0,
+        total_secs: 60,
+        from: "+41441234567".into(),
+        to: "+41449990000".into(),
+        remote: "+41441234567".into(),
+        reps: vec!["alice@example.com".into()],
+        owner: "alice@example.com".into(),
+        record: None,
+        notes: String::new(),
+        disposition: None,
+        recording_url: None,
+        consent: None,
+        from_mid_call: false,
+    };
+    log.notes = "refused once".into();
+    outbox.put(tenant, &log, later).await.expect("queued");
+    let mut claimed = outbox
+        .claim_due(tenant, later, 60_000, 10)
+        .await
+        .expect("claimed");
+    let mut entry = claimed.pop().expect("the entry");
+    entry.progress.attempts = 1;
+    entry.progress.last_error = Some("V2 answered 400: the subject is too long".into());
+    entry.progress.parked = true;
+    assert!(
+        outbox
+            .finish(tenant, &entry, Next::Parked, later)
+            .await
+            .expect("given back")
+    );
+}
+
+#[tokio::test]
+async fn the_status_lists_a_failed_activity_and_a_retry_writes_it() {
+    let stack = Stack::start().await.expect("stack starts");
+    let admin = admin_token(&stack, "demo");
+    let _rep = WsClient::signed_in(&stack, "alice@example.com", None)
+        .await
+        .expect("signed in");
+    refused_activity(
+        stack.relay.state.activity.outbox.as_ref(),
+        "demo",
+        "adm-failed-1",
+    )
+    .await;
+
+    let status = json_of(get(&stack, "status", Some(&admin)).await).await;
+    assert_eq!(status["index"]["state"], "ready", "{status}");
+    assert!(
+        status["index"]["numbers"].as_u64().is_some_and(|n| n > 0),
+        "{status}"
+    );
+    assert!(
+        status["index"]["last_build"]["records"]
+            .as_u64()
+            .is_some_and(|n| n > 0),
+        "{status}"
+    );
+    assert_eq!(
+        status["activities"]["failed"],
+        json!([{"call_id": "adm-failed-1", "reason": "V2 answered 400: the subject is too long",
+                "attempts": 1, "parked": true}]),
+        "{status}"
+    );
+    assert_eq!(
+        status["reps"],
+        json!([{"rep": "alice@example.com", "sessions": 1}])
+    );
+    assert_eq!(status["provider"]["kind"], "generic");
+    assert_eq!(status["provider"]["state"], "webhook");
+
+    let (status_code, code, _) = error_of(
+        send(
+            &stack,
+            reqwest::Method::POST,
+            "activities/no-such-call/retry",
+            &admin,
+            &json!({}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!((status_code, code.as_str()), (404, "not_found"));
+
+    let retried = json_of(
+        send(
+            &stack,
+            reqwest::Method::POST,
+            "activities/adm-failed-1/retry",
+            &admin,
+            &json!({}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(retried, json!({"retried": true}));
+    // Due again: the writer takes it and V2 gets the activity.
+    stack
+        .wait_activity("adm-failed-1", "the retried activity in V2", |_| true)
+        .await
+        .expect("written");
+    eventually("the failure to leave the list", || async {
+        let status = json_of(get(&stack, "status", Some(&admin)).await).await;
+        (status["activities"]["failed"] == json!([])).then_some(())
+    })
+    .await
+    .expect("no longer failed");
+}
+
+#[tokio::test]
+async fn a_redis_outbox_lists_its_failures() {
+    let server = RedisServer::start().await.expect("redis-server");
+    let outbox = RedisOutbox::connect(&server.url(), "instance-1")
+        .await
+        .expect("connects");
+    refused_activity(&outbox, "t1", "redis-failed-1").await;
+    let failed = outbox.failed("t1", 10).await.expect("listed");
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert_eq!(failed[0].call_id, "redis-failed-1");
+    assert_eq!(failed[0].attempts, 1);
+    assert!(failed[0].parked);
+    assert!(failed[0].reason.contains("too long"));
+    assert!(outbox.failed("t2", 10).await.expect("listed").is_empty());
+
+    assert!(
+        outbox
+            .retry("t1", "redis-failed-1", 1)
+            .await
+            .expect("retried")
+    );
+    let entry = outbox
+        .get("t1", "redis-failed-1")
+        .await
+        .expect("read")
+        .expect("kept");
+    assert!(entry.due, "due again after the retry");
+}
