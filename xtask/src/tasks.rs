@@ -222,7 +222,7 @@ pub(crate) fn demo(args: &[String]) -> Result<()> {
         Command::new(bin("cti-relay"))
             .env("CTI_LISTEN", RELAY_ADDR)
             .env("CTI_WIDGET_DIR", workspace_root().join("widget/dist"))
-            .env("CTI_ADMIN_DIST", workspace_root().join(setup::ADMIN_DIST))
+            .env("CTI_ADMIN_DIR", workspace_root().join(setup::ADMIN_DIST))
             .env("CTI_DEMO_PROVIDERS", &relay_providers)
             .spawn()
             .context("starting cti-relay")?,

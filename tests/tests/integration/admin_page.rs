@@ -69,11 +69,13 @@ async fn an_admin_configures_a_subscribed_tenant_in_chromium_and_its_next_call_p
         !address.as_str().contains(&token),
         "the token is still in the address bar: {address}"
     );
-    for id in ["field-v2_url", "field-v2_password", "field-provider", "field-default_region"] {
-        ensure!(
-            label_of(&browser, id).await.is_some(),
-            "{id} has no label"
-        );
+    for id in [
+        "field-v2_url",
+        "field-v2_password",
+        "field-provider",
+        "field-default_region",
+    ] {
+        ensure!(label_of(&browser, id).await.is_some(), "{id} has no label");
     }
 
     let sim = stack.sim.url();
@@ -94,12 +96,7 @@ async fn an_admin_configures_a_subscribed_tenant_in_chromium_and_its_next_call_p
         "{provider:?} preselected"
     );
     fill(&browser, "#field-webhook_secret", WEBHOOK_SECRET).await?;
-    fill(
-        &browser,
-        "#field-control_url",
-        &format!("{sim}/sim/pbx"),
-    )
-    .await?;
+    fill(&browser, "#field-control_url", &format!("{sim}/sim/pbx")).await?;
 
     // A region the relay does not know: refused, and said next to the region's input.
     fill(&browser, "#field-default_region", "XX").await?;
@@ -236,9 +233,11 @@ async fn without_a_sign_in_the_admin_page_offers_one() -> Result<()> {
         .await?;
     browser.client.refresh().await?;
     let said = browser
-        .wait_text("[data-testid=settings-error]", "the refusal in words", |t| {
-            !t.is_empty()
-        })
+        .wait_text(
+            "[data-testid=settings-error]",
+            "the refusal in words",
+            |t| !t.is_empty(),
+        )
         .await?;
     ensure!(said.contains("Admin"), "the refusal says {said:?}");
     browser.close().await;

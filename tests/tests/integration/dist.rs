@@ -101,7 +101,7 @@ async fn the_dist_build_runs_as_cloud_foundry_starts_it_and_pops_a_call() -> Res
     assert!(
         manifest_env
             .iter()
-            .any(|(k, v)| k == "CTI_ADMIN_DIST" && v == "./admin"),
+            .any(|(k, v)| k == "CTI_ADMIN_DIR" && v == "./admin"),
         "{manifest_env:?}"
     );
 
@@ -133,7 +133,7 @@ async fn the_dist_build_runs_as_cloud_foundry_starts_it_and_pops_a_call() -> Res
             .filter(|(k, _)| {
                 !matches!(
                     k.as_str(),
-                    "CTI_LISTEN" | "REDIS_URL" | "CTI_WIDGET_DIR" | "CTI_ADMIN_DIST"
+                    "CTI_LISTEN" | "REDIS_URL" | "CTI_WIDGET_DIR" | "CTI_ADMIN_DIR"
                 )
             })
             .collect();
