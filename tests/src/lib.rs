@@ -211,6 +211,17 @@ pub fn widget_dist() -> PathBuf {
         })
 }
 
+/// Where trunk put the admin page: `CTI_ADMIN_DIST`, else the workspace's `admin/dist`.
+pub fn admin_dist() -> PathBuf {
+    std::env::var_os("CTI_ADMIN_DIST")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("..")
+                .join("admin/dist")
+        })
+}
+
 /// A relay and a simulator wired to each other, as `cargo xtask demo` wires them.
 #[derive(Debug)]
 pub struct Stack {
@@ -387,6 +398,7 @@ impl Stack {
         let mut config = Config::demo(&sim_url);
         config.listen = relay_listener.local_addr()?;
         config.widget_dir = widget_dist();
+        config.admin_dir = admin_dist();
         tweak(&mut config);
         let state = AppState::from_config(config).await?;
         let relay = cti_relay::spawn_on(relay_listener, state)?;

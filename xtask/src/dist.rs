@@ -1,8 +1,9 @@
 //! `cargo xtask dist`: what `cf push` uploads, laid out as `manifest.yml` expects it.
 //!
 //! Cloud Foundry's binary buildpack runs the app's command on its stack (cflinuxfs4) with none of
-//! the build machine's libraries, so the relay is built as a static musl binary; the widget is
-//! trunk's release build. Both go into `dist/`: `dist/cti-relay` and `dist/widget/`.
+//! the build machine's libraries, so the relay is built as a static musl binary; the widget and
+//! the admin page are trunk's release builds. All go into `dist/`: `dist/cti-relay`,
+//! `dist/widget/` and `dist/admin/`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -57,6 +58,15 @@ pub(crate) fn dist(args: &[String]) -> Result<PathBuf> {
         "--dist",
         &widget_dir,
     ]))?;
+
+    step("building the admin page (trunk build --release)");
+    let admin = out.join("admin");
+    if admin.exists() {
+        std::fs::remove_dir_all(&admin)
+            .with_context(|| format!("removing the old {}", admin.display()))?;
+    }
+    let admin_dir = admin.to_string_lossy();
+    run(&mut setup::trunk_build_admin(&admin_dir, &["--release"]))?;
 
     let binary = out.join("cti-relay");
     // Replaced, not overwritten in place: a relay started from dist/ may still be running it.

@@ -90,6 +90,24 @@ pub(crate) fn trunk_build(args: &[&str]) -> Command {
     command
 }
 
+/// Where trunk writes the admin page for the tests and the demo, from the workspace root.
+pub(crate) const ADMIN_DIST: &str = "admin/dist";
+
+/// A `trunk build` of the admin page (`admin/index.html`) into `dist`, served at `/admin/`: the
+/// widget's recipe (Trunk.toml, offline, the same tools) with the page, output and URL of its own.
+pub(crate) fn trunk_build_admin(dist: &str, args: &[&str]) -> Command {
+    // The page comes after the options: right after `--offline` it would be read as its value.
+    let mut command = trunk_build(&[
+        "--dist",
+        dist,
+        "--public-url",
+        "/admin/",
+        "admin/index.html",
+    ]);
+    command.args(args);
+    command
+}
+
 fn output(command: &mut Command) -> Option<String> {
     let out = command.output().ok()?;
     out.status

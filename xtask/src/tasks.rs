@@ -29,6 +29,17 @@ pub(crate) fn build_widget() -> Result<()> {
     Ok(())
 }
 
+/// Builds the admin page into `admin/dist` with trunk, as the widget is built.
+pub(crate) fn build_admin() -> Result<()> {
+    step("building the admin page (trunk)");
+    run(&mut setup::trunk_build_admin(setup::ADMIN_DIST, &[]))?;
+    let index = workspace_root().join(setup::ADMIN_DIST).join("index.html");
+    if !index.exists() {
+        bail!("trunk finished but {} is missing", index.display());
+    }
+    Ok(())
+}
+
 fn ensure_free(addr: &str, what: &str) -> Result<()> {
     TcpListener::bind(addr)
         .map(drop)
@@ -136,6 +147,7 @@ pub(crate) fn demo(args: &[String]) -> Result<()> {
         step(&format!("Finesse is not offered in this demo: {why}"));
     }
     build_widget()?;
+    build_admin()?;
     step("building the relay and the simulator");
     run(&mut cargo(&[
         "build",
@@ -210,6 +222,7 @@ pub(crate) fn demo(args: &[String]) -> Result<()> {
         Command::new(bin("cti-relay"))
             .env("CTI_LISTEN", RELAY_ADDR)
             .env("CTI_WIDGET_DIR", workspace_root().join("widget/dist"))
+            .env("CTI_ADMIN_DIR", workspace_root().join(setup::ADMIN_DIST))
             .env("CTI_DEMO_PROVIDERS", &relay_providers)
             .spawn()
             .context("starting cti-relay")?,
@@ -291,11 +304,13 @@ pub(crate) fn test(args: &[String]) -> Result<()> {
             "-D",
             "warnings",
         ]))?;
-        step("clippy (widget, wasm32)");
+        step("clippy (widget and admin page, wasm32)");
         run(&mut cargo(&[
             "clippy",
             "-p",
             "cti-widget",
+            "-p",
+            "cti-admin",
             "--target",
             "wasm32-unknown-unknown",
             "--all-targets",
@@ -305,6 +320,7 @@ pub(crate) fn test(args: &[String]) -> Result<()> {
         ]))?;
     }
     build_widget()?;
+    build_admin()?;
     // Tests that kill a relay for real run it as a process of its own: the binary of this tree.
     step("building the relay binary");
     run(&mut cargo(&[
@@ -323,15 +339,18 @@ pub(crate) fn test(args: &[String]) -> Result<()> {
     run(cargo(&["test", "--no-fail-fast"])
         .env("CTI_RING_TO_POP_REPORT", &report)
         .env("CTI_WIDGET_DIST", root.join("widget/dist"))
+        .env("CTI_ADMIN_DIST", root.join(setup::ADMIN_DIST))
         .env("CTI_DIST_DIR", &dist)
         .env("CTI_PHONE_ORACLE_PYTHON", root.join(".venv/bin/python3"))
         .env("CHROMEDRIVER", "/usr/bin/chromedriver")
         .env("CHROMIUM", "/usr/bin/chromium"))?;
-    step("widget tests in headless Chromium");
+    step("widget and admin page tests in headless Chromium");
     run(cargo(&[
         "test",
         "-p",
         "cti-widget",
+        "-p",
+        "cti-admin",
         "--target",
         "wasm32-unknown-unknown",
     ])

@@ -24,9 +24,12 @@ fn dist_dir() -> Result<PathBuf> {
     let dir = std::env::var_os("CTI_DIST_DIR")
         .map(PathBuf::from)
         .context("CTI_DIST_DIR is not set: run `cargo xtask dist` and point it at dist/ (cargo xtask test does both)")?;
-    if !dir.join("cti-relay").exists() || !dir.join("widget/index.html").exists() {
+    if !dir.join("cti-relay").exists()
+        || !dir.join("widget/index.html").exists()
+        || !dir.join("admin/index.html").exists()
+    {
         bail!(
-            "{} has no cti-relay or widget/: run `cargo xtask dist`",
+            "{} has no cti-relay, widget/ or admin/: run `cargo xtask dist`",
             dir.display()
         );
     }
@@ -95,6 +98,12 @@ async fn the_dist_build_runs_as_cloud_foundry_starts_it_and_pops_a_call() -> Res
             .any(|(k, v)| k == "CTI_WIDGET_DIR" && v == "./widget"),
         "{manifest_env:?}"
     );
+    assert!(
+        manifest_env
+            .iter()
+            .any(|(k, v)| k == "CTI_ADMIN_DIR" && v == "./admin"),
+        "{manifest_env:?}"
+    );
 
     let redis = RedisServer::start().await?;
     let redis_url = redis.url();
@@ -116,11 +125,17 @@ async fn the_dist_build_runs_as_cloud_foundry_starts_it_and_pops_a_call() -> Res
     });
 
     // The tenant's settings as an operator sets them with `cf set-env`; the listen address,
-    // Redis and the widget's directory come from the platform and the manifest instead.
+    // Redis and the directories of the widget and the admin page come from the platform and the
+    // manifest instead.
     let operator: Vec<(String, String)> =
         environment(&stack.relay.state.config, stack.relay.addr, None)?
             .into_iter()
-            .filter(|(k, _)| !matches!(k.as_str(), "CTI_LISTEN" | "REDIS_URL" | "CTI_WIDGET_DIR"))
+            .filter(|(k, _)| {
+                !matches!(
+                    k.as_str(),
+                    "CTI_LISTEN" | "REDIS_URL" | "CTI_WIDGET_DIR" | "CTI_ADMIN_DIR"
+                )
+            })
             .collect();
     let child = Command::new(app.join(command.trim_start_matches("./")))
         .current_dir(&app)
@@ -160,29 +175,32 @@ async fn the_dist_build_runs_as_cloud_foundry_starts_it_and_pops_a_call() -> Res
     })
     .await?;
 
-    // The widget's release build, served from the app directory's ./widget.
-    let index = stack.http.get(format!("{base}/widget/")).send().await?;
-    assert_eq!(index.status(), 200);
-    let html = index.text().await?;
-    let wasm = html
-        .split(['"', '\''])
-        .find(|part| part.ends_with(".wasm"))
-        .with_context(|| format!("the widget's page names no .wasm: {html}"))?
-        .to_string();
-    let wasm = stack
-        .http
-        .get(format!(
-            "{base}{}",
-            if wasm.starts_with('/') {
-                wasm.clone()
-            } else {
-                format!("/widget/{wasm}")
-            }
-        ))
-        .send()
-        .await?;
-    assert_eq!(wasm.status(), 200);
-    assert!(wasm.bytes().await?.starts_with(b"\0asm"));
+    // The release builds of the widget and the admin page, served from the app directory's
+    // ./widget and ./admin.
+    for page in ["widget", "admin"] {
+        let index = stack.http.get(format!("{base}/{page}/")).send().await?;
+        assert_eq!(index.status(), 200, "/{page}/");
+        let html = index.text().await?;
+        let wasm = html
+            .split(['"', '\''])
+            .find(|part| part.ends_with(".wasm"))
+            .with_context(|| format!("the {page} page names no .wasm: {html}"))?
+            .to_string();
+        let wasm = stack
+            .http
+            .get(format!(
+                "{base}{}",
+                if wasm.starts_with('/') {
+                    wasm.clone()
+                } else {
+                    format!("/{page}/{wasm}")
+                }
+            ))
+            .send()
+            .await?;
+        assert_eq!(wasm.status(), 200, "/{page}/'s wasm");
+        assert!(wasm.bytes().await?.starts_with(b"\0asm"));
+    }
 
     // A rep on the deployed instance gets a call the simulator rings: through Redis from the
     // binding, as one instance of a deployment with several.

@@ -3,6 +3,7 @@
 
 mod activities;
 mod admin;
+mod admin_page;
 mod asterisk;
 mod browser_flow;
 mod chaos;
