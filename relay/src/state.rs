@@ -547,8 +547,8 @@ mod tests {
     use crate::activity::outbox::{Next, tests::log};
     use crate::calls::leg::fixtures::ringing;
     use crate::numbers::index::IndexedRecord;
-    use cti_protocol::ws::RecordKind;
     use crate::secret::Secret;
+    use cti_protocol::ws::RecordKind;
 
     const NUMBER: &str = "+41441234567";
 

@@ -313,9 +313,6 @@ mod tests {
             code(AdapterError::MethodNotAllowed(Method::GET)),
             "method_not_allowed"
         );
-        assert_eq!(
-            code(AdapterError::SignedBeforeStart),
-            "signed_before_start"
-        );
+        assert_eq!(code(AdapterError::SignedBeforeStart), "signed_before_start");
     }
 }
