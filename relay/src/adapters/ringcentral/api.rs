@@ -98,6 +98,12 @@ impl Api {
         *self.token.lock().unwrap_or_else(|p| p.into_inner()) = None;
     }
 
+    /// Asks for a new grant, as the connector does first: the admin page's connection test.
+    pub(crate) async fn check_token(&self) -> Result<(), ApiError> {
+        self.forget_token();
+        self.token().await.map(|_| ())
+    }
+
     /// A valid access token: the kept one, or a new grant.
     async fn token(&self) -> Result<String, ApiError> {
         if let Some(token) = self.cached() {

@@ -88,6 +88,23 @@ pub struct RingCentralAdapter {
     inner: Arc<Inner>,
 }
 
+/// Asks RingCentral for a token with `settings` (the JWT grant, else client credentials), as
+/// the connector does first: the admin page's connection test. The error names the status and
+/// RingCentral's answer, never the secret.
+pub(crate) async fn check_credentials(
+    settings: &Settings,
+    http: reqwest::Client,
+) -> Result<(), String> {
+    let api = Api::new(
+        &settings.ringcentral_server_url,
+        &settings.ringcentral_client_id,
+        settings.ringcentral_client_secret.clone(),
+        settings.ringcentral_jwt.clone(),
+        http,
+    );
+    api.check_token().await.map_err(|e| e.to_string())
+}
+
 impl RingCentralAdapter {
     pub fn new(settings: Settings, context: Context) -> Self {
         let api = Api::new(

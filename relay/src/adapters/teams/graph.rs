@@ -237,6 +237,13 @@ impl Graph {
         *self.slot(who).lock().unwrap_or_else(|p| p.into_inner()) = None;
     }
 
+    /// Asks Entra ID for the app's token (client credentials), as the adapter does before its
+    /// first Graph request: the admin page's connection test.
+    pub(crate) async fn check_app_token(&self) -> Result<(), ApiError> {
+        self.forget_token(Who::App);
+        self.token(Who::App).await.map(|_| ())
+    }
+
     /// A token: the kept one, or a new grant (client credentials for the app, the refresh
     /// token for the service account).
     async fn token(&self, who: Who) -> Result<String, ApiError> {

@@ -457,6 +457,27 @@ pub struct TeamsAdapter {
     inner: Arc<Inner>,
 }
 
+/// Asks Entra ID for the app's token with `settings` (its secret or certificate), as the
+/// adapter does first: the admin page's connection test. A certificate that does not read is
+/// said so; errors name the status and Entra ID's answer, never the secret.
+pub(crate) async fn check_credentials(
+    settings: &Settings,
+    clock: SharedClock,
+    http: reqwest::Client,
+) -> Result<(), String> {
+    let credential = settings.credential().map_err(|e| e.to_string())?;
+    let graph = Graph::new(
+        &settings.teams_login_url,
+        &settings.teams_graph_url,
+        &settings.teams_tenant_id,
+        &settings.teams_client_id,
+        credential,
+        clock,
+        http,
+    );
+    graph.check_app_token().await.map_err(|e| e.to_string())
+}
+
 impl TeamsAdapter {
     pub fn new(settings: Settings, context: Context) -> Self {
         let graph = Graph::new(

@@ -74,10 +74,13 @@ pub(crate) async fn v2(config: &TenantConfig, timeout: Duration) -> Probe {
 }
 
 /// What can be tried of the provider from here. A generic PBX pushes its webhooks and has
-/// nothing to call; Genesys Cloud is asked for a client-credentials token, the connector's
-/// first step; the other providers are left to their connection's status (the connector
-/// reports it once the tenant is configured).
+/// nothing to call; Genesys Cloud, RingCentral and Teams are asked for the token their
+/// connector asks for first (a grant has no side effect); the other providers are left to their
+/// connection's status (the connector reports it once the tenant is configured): Webex's
+/// refresh grant may hand out a new refresh token, which a test would throw away, and Finesse,
+/// Asterisk, FreeSWITCH and SIP log in over connections of their own.
 pub(crate) async fn provider(config: &TenantConfig, webhook_url: &str, timeout: Duration) -> Probe {
+    let http = || reqwest::Client::builder().timeout(timeout).build();
     match &config.telephony {
         TelephonySettings::Generic(settings) => Probe::ok(format!(
             "nothing to call: the PBX pushes signed webhooks to {webhook_url}; call controls \
@@ -85,7 +88,7 @@ pub(crate) async fn provider(config: &TenantConfig, webhook_url: &str, timeout: 
             settings.control_url
         )),
         TelephonySettings::Genesys(settings) => {
-            let http = match reqwest::Client::builder().timeout(timeout).build() {
+            let http = match http() {
                 Ok(http) => http,
                 Err(err) => return Probe::failed(format!("no HTTP client: {err}")),
             };
@@ -97,6 +100,43 @@ pub(crate) async fn provider(config: &TenantConfig, webhook_url: &str, timeout: 
                 Err(err) => Probe::failed(format!(
                     "the client {:?} at {}: {err}",
                     settings.genesys_client_id, settings.genesys_login_url
+                )),
+            }
+        }
+        TelephonySettings::RingCentral(settings) => {
+            let http = match http() {
+                Ok(http) => http,
+                Err(err) => return Probe::failed(format!("no HTTP client: {err}")),
+            };
+            let grant = match settings.ringcentral_jwt {
+                Some(_) => "the JWT grant",
+                None => "client credentials",
+            };
+            match crate::adapters::ringcentral::check_credentials(settings, http).await {
+                Ok(()) => Probe::ok(format!(
+                    "RingCentral at {} issued a token to the app {:?} ({grant})",
+                    settings.ringcentral_server_url, settings.ringcentral_client_id
+                )),
+                Err(err) => Probe::failed(format!(
+                    "the app {:?} at {} ({grant}): {err}",
+                    settings.ringcentral_client_id, settings.ringcentral_server_url
+                )),
+            }
+        }
+        TelephonySettings::Teams(settings) => {
+            let http = match http() {
+                Ok(http) => http,
+                Err(err) => return Probe::failed(format!("no HTTP client: {err}")),
+            };
+            let clock = std::sync::Arc::new(crate::clock::SystemClock);
+            match crate::adapters::teams::check_credentials(settings, clock, http).await {
+                Ok(()) => Probe::ok(format!(
+                    "Entra ID of the tenant {:?} issued a token to the app {:?}",
+                    settings.teams_tenant_id, settings.teams_client_id
+                )),
+                Err(err) => Probe::failed(format!(
+                    "the app {:?} in the Entra ID tenant {:?}: {err}",
+                    settings.teams_client_id, settings.teams_tenant_id
                 )),
             }
         }
@@ -120,5 +160,59 @@ pub(crate) fn provider_name(settings: &TelephonySettings) -> &'static str {
         TelephonySettings::Asterisk(_) => "asterisk",
         TelephonySettings::Freeswitch(_) => "freeswitch",
         TelephonySettings::Sip(_) => "sip",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::secret::Secret;
+
+    /// A tenant on `provider`'s simulator, as the demo configures it.
+    fn tenant(sim_url: &str, provider: &str) -> TenantConfig {
+        let mut config = crate::config::Config::demo(sim_url).tenants.remove(0);
+        config.telephony = TelephonySettings::demo(provider, sim_url, "http://127.0.0.1:9", "t")
+            .expect("a simulated provider");
+        config
+    }
+
+    /// Each provider with a token to ask for is asked: its demo credentials get one, a wrong
+    /// secret is reported as failed, and the secret never appears in what the page is told.
+    #[tokio::test]
+    async fn the_providers_with_a_grant_are_asked_for_a_token() {
+        let sim = cti_sim::spawn(cti_sim::SimConfig {
+            listen: "127.0.0.1:0".parse().expect("an address"),
+            ..cti_sim::SimConfig::default()
+        })
+        .await
+        .expect("the simulator starts");
+        let wrong = "not-the-secret-4711";
+        for provider in ["genesys", "ringcentral", "teams"] {
+            let mut config = tenant(&sim.url(), provider);
+            let probe =
+                super::provider(&config, "http://relay/hook", Duration::from_secs(10)).await;
+            assert!(probe.ok, "{provider}: {}", probe.detail);
+            assert!(
+                probe.detail.contains("token"),
+                "{provider}: {}",
+                probe.detail
+            );
+            match &mut config.telephony {
+                TelephonySettings::Genesys(s) => s.genesys_client_secret = Secret::new(wrong),
+                TelephonySettings::RingCentral(s) => {
+                    s.ringcentral_client_secret = Secret::new(wrong)
+                }
+                TelephonySettings::Teams(s) => s.teams_client_secret = Secret::new(wrong),
+                _ => unreachable!("only the providers above"),
+            }
+            let probe =
+                super::provider(&config, "http://relay/hook", Duration::from_secs(10)).await;
+            assert!(!probe.ok, "{provider}: {}", probe.detail);
+            assert!(
+                !probe.detail.contains(wrong),
+                "{provider}: {}",
+                probe.detail
+            );
+        }
     }
 }
