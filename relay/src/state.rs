@@ -642,6 +642,12 @@ mod tests {
     async fn held(state: &AppState, tenant: &str) -> Held {
         let numbers = &state.numbers;
         let outbox = &state.activity.outbox;
+        let access_token = state
+            .authority
+            .access_tokens
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains_key(&(tenant.to_string(), "alice".to_string()));
         Held {
             index: numbers.index.len(tenant).await.expect("index") > 0,
             choice: numbers
@@ -664,12 +670,7 @@ mod tests {
                 .await
                 .expect("v")
                 .is_some(),
-            access_token: state
-                .authority
-                .access_tokens
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .contains_key(&(tenant.to_string(), "alice".to_string())),
+            access_token,
             call_state: !state
                 .tenant_parts
                 .call_state
