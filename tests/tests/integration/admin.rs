@@ -221,7 +221,7 @@ async fn settings_put_on_the_page_configure_the_tenant_and_its_next_call_pops() 
     let (number, _, name) = stack.single_match_caller().expect("a caller");
     let event = json!({"id": "adm-evt-1", "call_id": "adm-call-1", "type": "ringing",
         "direction": "inbound", "from": number, "to": "+41 44 999 00 00", "agent": rep,
-        "at": "2026-12-03T08:00:00Z"})
+        "at": cti_tests::now_rfc3339()})
     .to_string();
     let signed = cti_sim::pbx::sign_now("tenant-webhook-secret-0815", event.as_bytes());
     let posted = stack

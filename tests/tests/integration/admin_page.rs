@@ -170,7 +170,7 @@ async fn an_admin_configures_a_subscribed_tenant_in_chromium_and_its_next_call_p
     let event = json!({
         "id": "admin-page-1-ringing", "call_id": call, "type": "ringing",
         "direction": "inbound", "from": number, "to": "+41 44 999 00 00", "agent": REP,
-        "at": "2026-12-03T08:00:00Z",
+        "at": cti_tests::now_rfc3339(),
     })
     .to_string();
     let (timestamp, signature) = cti_sim::pbx::sign_now(WEBHOOK_SECRET, event.as_bytes());

@@ -80,71 +80,73 @@ pub(crate) async fn v2(config: &TenantConfig, timeout: Duration) -> Probe {
 /// refresh grant may hand out a new refresh token, which a test would throw away, and Finesse,
 /// Asterisk, FreeSWITCH and SIP log in over connections of their own.
 pub(crate) async fn provider(config: &TenantConfig, webhook_url: &str, timeout: Duration) -> Probe {
-    let http = || reqwest::Client::builder().timeout(timeout).build();
-    match &config.telephony {
-        TelephonySettings::Generic(settings) => Probe::ok(format!(
+    if let TelephonySettings::Generic(settings) = &config.telephony {
+        return Probe::ok(format!(
             "nothing to call: the PBX pushes signed webhooks to {webhook_url}; call controls \
              go to {}",
             settings.control_url
-        )),
-        TelephonySettings::Genesys(settings) => {
-            let http = match http() {
-                Ok(http) => http,
-                Err(err) => return Probe::failed(format!("no HTTP client: {err}")),
-            };
-            match crate::adapters::genesys::check_credentials(settings, http).await {
-                Ok(()) => Probe::ok(format!(
-                    "Genesys Cloud at {} issued a token to the client {:?}",
-                    settings.genesys_login_url, settings.genesys_client_id
-                )),
-                Err(err) => Probe::failed(format!(
-                    "the client {:?} at {}: {err}",
-                    settings.genesys_client_id, settings.genesys_login_url
-                )),
-            }
-        }
+        ));
+    }
+    let http = match reqwest::Client::builder().timeout(timeout).build() {
+        Ok(http) => http,
+        Err(err) => return Probe::failed(format!("no HTTP client: {err}")),
+    };
+    match &config.telephony {
+        TelephonySettings::Genesys(settings) => granted(
+            crate::adapters::genesys::check_credentials(settings, http).await,
+            format!(
+                "Genesys Cloud at {} issued a token to the client {:?}",
+                settings.genesys_login_url, settings.genesys_client_id
+            ),
+            format!(
+                "the client {:?} at {}",
+                settings.genesys_client_id, settings.genesys_login_url
+            ),
+        ),
         TelephonySettings::RingCentral(settings) => {
-            let http = match http() {
-                Ok(http) => http,
-                Err(err) => return Probe::failed(format!("no HTTP client: {err}")),
-            };
             let grant = match settings.ringcentral_jwt {
                 Some(_) => "the JWT grant",
                 None => "client credentials",
             };
-            match crate::adapters::ringcentral::check_credentials(settings, http).await {
-                Ok(()) => Probe::ok(format!(
+            granted(
+                crate::adapters::ringcentral::check_credentials(settings, http).await,
+                format!(
                     "RingCentral at {} issued a token to the app {:?} ({grant})",
                     settings.ringcentral_server_url, settings.ringcentral_client_id
-                )),
-                Err(err) => Probe::failed(format!(
-                    "the app {:?} at {} ({grant}): {err}",
+                ),
+                format!(
+                    "the app {:?} at {} ({grant})",
                     settings.ringcentral_client_id, settings.ringcentral_server_url
-                )),
-            }
+                ),
+            )
         }
         TelephonySettings::Teams(settings) => {
-            let http = match http() {
-                Ok(http) => http,
-                Err(err) => return Probe::failed(format!("no HTTP client: {err}")),
-            };
             let clock = std::sync::Arc::new(crate::clock::SystemClock);
-            match crate::adapters::teams::check_credentials(settings, clock, http).await {
-                Ok(()) => Probe::ok(format!(
+            granted(
+                crate::adapters::teams::check_credentials(settings, clock, http).await,
+                format!(
                     "Entra ID of the tenant {:?} issued a token to the app {:?}",
                     settings.teams_tenant_id, settings.teams_client_id
-                )),
-                Err(err) => Probe::failed(format!(
-                    "the app {:?} in the Entra ID tenant {:?}: {err}",
+                ),
+                format!(
+                    "the app {:?} in the Entra ID tenant {:?}",
                     settings.teams_client_id, settings.teams_tenant_id
-                )),
-            }
+                ),
+            )
         }
         other => Probe::ok(format!(
             "{} settings are complete; whether the relay connects shows under the provider \
              connection once the tenant is configured (events arrive at {webhook_url})",
             provider_name(other)
         )),
+    }
+}
+
+/// A token request's outcome in the page's words: what was granted, or who was refused and why.
+fn granted(result: Result<(), String>, granted: String, refused: String) -> Probe {
+    match result {
+        Ok(()) => Probe::ok(granted),
+        Err(err) => Probe::failed(format!("{refused}: {err}")),
     }
 }
 

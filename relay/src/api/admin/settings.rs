@@ -297,6 +297,7 @@ mod tests {
             "default_region": "CH", "v2_url": "https://my000001.crm.cloud.sap",
             "v2_user": "tech", "v2_password": "a-v2-password",
             "webhook_secret": "a-webhook-secret-of-16", "control_url": "https://pbx.example",
+            "controls_secret": "a-controls-key-of-its-own",
             "oauth": {"authorize_url": "https://a", "token_url": "https://t", "client_id": "c",
                       "client_secret": "an-oauth-secret"},
             "dispositions": ["Sold"],
