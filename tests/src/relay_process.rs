@@ -157,6 +157,7 @@ pub fn environment(
         ("CTI_JWT_ISSUER", config.jwt.issuer.clone()),
         ("CTI_JWT_AUDIENCE", config.jwt.audience.clone()),
         ("CTI_WIDGET_DIR", config.widget_dir.display().to_string()),
+        ("CTI_ADMIN_DIR", config.admin_dir.display().to_string()),
         (
             "CTI_ACTIVITY_RETRY_BASE_MS",
             config.activity_retry_base.as_millis().to_string(),

@@ -267,6 +267,14 @@ pub(crate) fn demo(args: &[String]) -> Result<()> {
             ""
         }
     );
+    println!();
+    println!("  The tenant admin page (status, backlog, failed activities, connected reps):");
+    println!();
+    println!("      http://{RELAY_ADDR}/admin/");
+    println!();
+    println!("  (\"Sign in\" goes through the simulated identity provider; the demo tenants come");
+    println!("  from the embedded tenants file, so their settings are shown, not changed, there)");
+    println!();
     println!("  Press Ctrl-C to stop.");
     println!();
     loop {

@@ -5,7 +5,7 @@
 use cti_relay::activity::outbox::Next;
 use cti_relay::activity::{Outbox, RedisOutbox};
 use cti_tests::redis::RedisServer;
-use cti_tests::{Stack, WsClient, eventually};
+use cti_tests::{Provider, Stack, WsClient, eventually};
 use serde_json::{Value, json};
 
 use super::subscribed::{TENANT, error_of, registry_token, start, subscribe};
@@ -328,6 +328,11 @@ async fn a_bad_field_is_refused_by_name_and_changes_nothing() {
     assert_eq!(shown["configured"], false);
 }
 
+/// The page's "Test connection": what V2 and the provider said to `settings`.
+async fn test_connection(stack: &Stack, admin: &str, settings: &Value) -> Value {
+    json_of(send(stack, reqwest::Method::POST, "tenant/test", admin, settings).await).await
+}
+
 #[tokio::test]
 async fn the_connection_test_says_what_worked_and_what_failed() {
     let stack = start(None).await;
@@ -338,17 +343,7 @@ async fn the_connection_test_says_what_worked_and_what_failed() {
     );
     let admin = admin_token(&stack, TENANT);
 
-    let result = json_of(
-        send(
-            &stack,
-            reqwest::Method::POST,
-            "tenant/test",
-            &admin,
-            &tenant_settings(&stack, "demo"),
-        )
-        .await,
-    )
-    .await;
+    let result = test_connection(&stack, &admin, &tenant_settings(&stack, "demo")).await;
     assert_eq!(result["v2"]["ok"], true, "{result}");
     assert_eq!(result["provider"]["ok"], true, "{result}");
     let provider = result["provider"]["detail"].as_str().unwrap_or_default();
@@ -361,8 +356,7 @@ async fn the_connection_test_says_what_worked_and_what_failed() {
 
     let mut wrong = tenant_settings(&stack, "demo");
     wrong["v2_password"] = json!("not-the-v2-password");
-    let result =
-        json_of(send(&stack, reqwest::Method::POST, "tenant/test", &admin, &wrong).await).await;
+    let result = test_connection(&stack, &admin, &wrong).await;
     assert_eq!(result["v2"]["ok"], false, "{result}");
     let detail = result["v2"]["detail"].as_str().unwrap_or_default();
     assert!(detail.contains("401"), "{detail}");
@@ -397,37 +391,77 @@ async fn the_connection_test_asks_genesys_cloud_for_a_token() {
     );
     object.insert("genesys_client_id".into(), json!("cti-relay-genesys"));
     object.insert("genesys_client_secret".into(), json!("demo-genesys-secret"));
-    let result = json_of(
-        send(
-            &stack,
-            reqwest::Method::POST,
-            "tenant/test",
-            &admin,
-            &settings,
-        )
-        .await,
-    )
-    .await;
+    let result = test_connection(&stack, &admin, &settings).await;
     assert_eq!(result["provider"]["ok"], true, "{result}");
 
     settings["genesys_client_secret"] = json!("not-the-genesys-secret");
-    let result = json_of(
-        send(
-            &stack,
-            reqwest::Method::POST,
-            "tenant/test",
-            &admin,
-            &settings,
-        )
-        .await,
-    )
-    .await;
+    let result = test_connection(&stack, &admin, &settings).await;
     assert_eq!(result["provider"]["ok"], false, "{result}");
     assert_eq!(result["v2"]["ok"], true, "{result}");
     assert!(
         !result.to_string().contains("not-the-genesys-secret"),
         "{result}"
     );
+}
+
+/// Finesse and a SIP PBX are tried over their own protocols against real servers: Finesse's
+/// REST API and a login to the XMPP server its notifications come through (Prosody), and a
+/// fetch of a rep's dialog state from Kamailio with the relay's digest account. A wrong
+/// password fails each, and the page is told so without the password.
+#[tokio::test]
+async fn the_connection_test_logs_in_to_finesse_and_to_a_sip_pbx() {
+    let wrong = "not-the-password-4711";
+    for provider in [Provider::Finesse, Provider::Sip] {
+        let stack = Stack::start_through(provider, |_| {})
+            .await
+            .expect("the stack starts");
+        let admin = admin_token(&stack, "demo");
+        let sim = stack.sim.url();
+        let mut settings = tenant_settings(&stack, "demo");
+        let object = settings.as_object_mut().expect("an object");
+        object.remove("webhook_secret");
+        object.remove("control_url");
+        let (own, password, says) = match provider {
+            Provider::Finesse => (
+                json!({
+                    "provider": "finesse",
+                    "finesse_url": format!("{sim}/sim/finesse"),
+                    "finesse_xmpp_host": "127.0.0.1",
+                    "finesse_xmpp_port": stack.prosody.as_ref().expect("Prosody").port,
+                    "finesse_xmpp_tls": false,
+                    "finesse_agents": {
+                        "1001": {"rep": "alice@example.com", "password": "demo-finesse-1001"},
+                    },
+                }),
+                "/finesse_agents/1001/password",
+                "accepted the same account's login",
+            ),
+            _ => (
+                json!({
+                    "provider": "sip",
+                    "sip_server": stack.kamailio.as_ref().expect("Kamailio").addr(),
+                    "sip_reps": {"alice@example.com": "sip:1001@pbx.test"},
+                    "sip_username": "cti-relay",
+                    "sip_password": "demo-sip-relay",
+                }),
+                "/sip_password",
+                "accepted the account \"cti-relay\" and a dialog subscription",
+            ),
+        };
+        for (key, value) in own.as_object().expect("an object") {
+            object.insert(key.clone(), value.clone());
+        }
+        let result = test_connection(&stack, &admin, &settings).await;
+        assert_eq!(result["provider"]["ok"], true, "{result}");
+        let detail = result["provider"]["detail"].as_str().unwrap_or_default();
+        assert!(detail.contains(says), "{detail}");
+
+        *settings.pointer_mut(password).expect("the password") = json!(wrong);
+        let result = test_connection(&stack, &admin, &settings).await;
+        assert_eq!(result["provider"]["ok"], false, "{result}");
+        assert_eq!(result["v2"]["ok"], true, "{result}");
+        assert!(!result.to_string().contains(wrong), "{result}");
+    }
 }
 
 /// An activity of `tenant` that V2 refused: queued, claimed and given back parked with V2's

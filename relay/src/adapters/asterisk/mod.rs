@@ -121,6 +121,29 @@ impl Settings {
         }
     }
 
+    /// The admin page's connection test: logs in to the manager interface as the connector
+    /// does (without events) and logs off; the banner names the server. The error says what
+    /// failed (unreachable, TLS, not AMI, login refused), never the secret.
+    pub(crate) async fn check_connection(&self) -> Result<String, String> {
+        let connection = Connection::open(&self.account(), "off")
+            .await
+            .map_err(|e| e.to_string())?;
+        let banner = connection.banner.clone();
+        connection.close().await;
+        Ok(banner)
+    }
+
+    fn account(&self) -> client::Account {
+        client::Account {
+            host: self.asterisk_host.trim().to_string(),
+            port: self.asterisk_port,
+            tls: self.asterisk_tls,
+            ca_pem: self.asterisk_ca_pem.clone(),
+            username: self.asterisk_username.trim().to_string(),
+            secret: self.asterisk_secret.clone(),
+        }
+    }
+
     pub(super) fn check(&self, tenant: &TenantFacts<'_>) -> Result<(), SettingsError> {
         let id = tenant.id;
         let bad = |var: &'static str, problem: String| SettingsError {
@@ -232,15 +255,7 @@ impl Shared {
     }
 
     fn account(&self) -> client::Account {
-        let s = &self.settings;
-        client::Account {
-            host: s.asterisk_host.trim().to_string(),
-            port: s.asterisk_port,
-            tls: s.asterisk_tls,
-            ca_pem: s.asterisk_ca_pem.clone(),
-            username: s.asterisk_username.trim().to_string(),
-            secret: s.asterisk_secret.clone(),
-        }
+        self.settings.account()
     }
 
     /// The rep of an endpoint (`PJSIP/21`), compared without case as Asterisk names them.

@@ -20,8 +20,8 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::mapping::{self, Agent, Dialog, Verb};
-use super::xml::{self, Element};
-use super::xmpp::{Account, Session, XmppError};
+use super::xml::Element;
+use super::xmpp::{Session, XmppError};
 use super::{Login, Shared, segment};
 use crate::adapters::connector::Undelivered;
 use crate::adapters::{Link, LinkError};
@@ -71,24 +71,10 @@ async fn session(shared: &Shared, link: &Link, readers: &mut Readers) -> Result<
         .first()
         .cloned()
         .ok_or_else(|| lost("no agents are configured"))?;
-    let (domain, pubsub) = match &settings.finesse_xmpp_domain {
-        Some(domain) => (domain.clone(), format!("pubsub.{domain}")),
-        None => {
-            let body = shared
-                .rest(Method::GET, "/finesse/api/SystemInfo", &first, None)
-                .await
-                .map_err(|e| lost(format!("reading SystemInfo: {e}")))?;
-            let info = xml::parse(&body).map_err(|e| lost(format!("reading SystemInfo: {e}")))?;
-            let domain = info.text_of("xmppDomain");
-            if domain.is_empty() {
-                return Err(lost("SystemInfo has no xmppDomain"));
-            }
-            let pubsub = Some(info.text_of("xmppPubSubDomain"))
-                .filter(|p| !p.is_empty())
-                .unwrap_or_else(|| format!("pubsub.{domain}"));
-            (domain, pubsub)
-        }
-    };
+    let (domain, pubsub) = settings
+        .xmpp_domains(&shared.context.http, &first)
+        .await
+        .map_err(lost)?;
     for user in &users {
         shared
             .extension_of(user)
@@ -102,19 +88,9 @@ async fn session(shared: &Shared, link: &Link, readers: &mut Readers) -> Result<
     };
     let (heard, mut inbox) = mpsc::channel(256);
     for (user, nodes) in logins {
-        let (login, credential) = settings
-            .credentials(&user)
+        let account = settings
+            .xmpp_account(&user, &domain)
             .ok_or_else(|| lost(format!("no credentials for {user}")))?;
-        let account = Account {
-            host: settings.xmpp_host(),
-            port: settings.finesse_xmpp_port,
-            domain: domain.clone(),
-            user: login,
-            password: credential.secret().clone(),
-            resource: settings.finesse_xmpp_resource.clone(),
-            tls: settings.finesse_xmpp_tls,
-            ca_pem: settings.finesse_xmpp_ca_pem.clone(),
-        };
         let mut session = Session::connect(&account)
             .await
             .map_err(|e| lost(format!("logging in to the notification service: {e}")))?;
@@ -335,6 +311,7 @@ async fn catch_up(shared: &Shared, link: &Link, users: &[String]) -> Result<(), 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::adapters::finesse::xml;
 
     #[test]
     fn updates_are_read_out_of_pubsub_event_messages() {

@@ -338,6 +338,134 @@ impl Settings {
         Ok(())
     }
 
+    /// One REST call as `user` (or the supervisor); the answer's body.
+    async fn rest(
+        &self,
+        http: &reqwest::Client,
+        method: Method,
+        path: &str,
+        user: &str,
+        body: Option<String>,
+    ) -> Result<String, RestError> {
+        let (login, credential) = self.credentials(user).ok_or_else(|| RestError::Status {
+            status: 401,
+            message: format!("no credentials for Finesse user {user:?}"),
+        })?;
+        let url = format!("{}{path}", self.finesse_url.trim_end_matches('/'));
+        let request = http.request(method, &url);
+        let mut request = match &credential {
+            Credential::Password(password) => request.basic_auth(login, Some(password.expose())),
+            Credential::Bearer(token) => request.bearer_auth(token.expose()),
+        }
+        .timeout(std::time::Duration::from_secs(15));
+        if let Some(body) = body {
+            request = request
+                .header(reqwest::header::CONTENT_TYPE, "application/xml")
+                .body(body);
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|e| RestError::Unreachable(e.without_url().to_string()))?;
+        let status = response.status().as_u16();
+        let text = response
+            .text()
+            .await
+            .map_err(|e| RestError::Unreachable(e.without_url().to_string()))?;
+        if (200..300).contains(&status) {
+            return Ok(text);
+        }
+        // Finesse's errors: <ApiErrors><ApiError><ErrorType/><ErrorMessage/></ApiError></ApiErrors>.
+        let message = xml::parse(&text)
+            .ok()
+            .and_then(|root| {
+                root.child("ApiError")
+                    .map(|e| format!("{}: {}", e.text_of("ErrorType"), e.text_of("ErrorMessage")))
+            })
+            .unwrap_or_else(|| format!("HTTP {status}"));
+        Err(RestError::Status { status, message })
+    }
+
+    /// The XMPP domain and the pubsub service's: from the settings, else Finesse's
+    /// `SystemInfo` read as `user`.
+    pub(crate) async fn xmpp_domains(
+        &self,
+        http: &reqwest::Client,
+        user: &str,
+    ) -> Result<(String, String), String> {
+        if let Some(domain) = &self.finesse_xmpp_domain {
+            return Ok((domain.clone(), format!("pubsub.{domain}")));
+        }
+        let body = self
+            .rest(http, Method::GET, "/finesse/api/SystemInfo", user, None)
+            .await
+            .map_err(|e| format!("reading SystemInfo: {e}"))?;
+        let info = xml::parse(&body).map_err(|e| format!("reading SystemInfo: {e}"))?;
+        let domain = info.text_of("xmppDomain");
+        if domain.is_empty() {
+            return Err("SystemInfo has no xmppDomain".into());
+        }
+        let pubsub = Some(info.text_of("xmppPubSubDomain"))
+            .filter(|p| !p.is_empty())
+            .unwrap_or_else(|| format!("pubsub.{domain}"));
+        Ok((domain, pubsub))
+    }
+
+    /// The notification service account `user` logs in with (the supervisor's, with that
+    /// login), bound to the configured resource.
+    pub(crate) fn xmpp_account(&self, user: &str, domain: &str) -> Option<xmpp::Account> {
+        let (login, credential) = self.credentials(user)?;
+        Some(xmpp::Account {
+            host: self.xmpp_host(),
+            port: self.finesse_xmpp_port,
+            domain: domain.to_string(),
+            user: login,
+            password: credential.secret().clone(),
+            resource: self.finesse_xmpp_resource.clone(),
+            tls: self.finesse_xmpp_tls,
+            ca_pem: self.finesse_xmpp_ca_pem.clone(),
+        })
+    }
+
+    /// The admin page's connection test, as the connector starts: the first agent read over
+    /// REST (as the agent, or the supervisor), the XMPP domain found, and a login to the
+    /// notification service with the same account. The login binds a resource of its own
+    /// (the configured one with `-test`), so it neither ends the connector's session nor the
+    /// desktop's. The error says which step failed, never a password or token.
+    pub(crate) async fn check_connection(&self, http: &reqwest::Client) -> Result<String, String> {
+        let first = self
+            .finesse_agents
+            .keys()
+            .next()
+            .ok_or("no agents are configured")?;
+        let (login, _) = self
+            .credentials(first)
+            .ok_or_else(|| format!("no credentials for Finesse user {first:?}"))?;
+        self.rest(
+            http,
+            Method::GET,
+            &format!("/finesse/api/User/{}", segment(first)),
+            first,
+            None,
+        )
+        .await
+        .map_err(|e| format!("reading agent {first} as {login:?}: {e}"))?;
+        let (domain, _) = self.xmpp_domains(http, first).await?;
+        let mut account = self
+            .xmpp_account(first, &domain)
+            .ok_or_else(|| format!("no credentials for Finesse user {first:?}"))?;
+        account.resource = format!("{}-test", account.resource);
+        let (host, port) = (account.host.clone(), account.port);
+        let session = xmpp::Session::connect(&account)
+            .await
+            .map_err(|e| format!("logging in to the notification service at {host}:{port}: {e}"))?;
+        session.close().await;
+        Ok(format!(
+            "the REST API read agent {first} as {login:?}, and the notification service at \
+             {host}:{port} (domain {domain}) accepted the same account's login"
+        ))
+    }
+
     fn auth_name(&self) -> &'static str {
         match self.finesse_auth {
             Auth::Basic => "basic",
@@ -409,46 +537,9 @@ impl Shared {
         user: &str,
         body: Option<String>,
     ) -> Result<String, RestError> {
-        let (login, credential) =
-            self.settings
-                .credentials(user)
-                .ok_or_else(|| RestError::Status {
-                    status: 401,
-                    message: format!("no credentials for Finesse user {user:?}"),
-                })?;
-        let url = format!("{}{path}", self.settings.finesse_url.trim_end_matches('/'));
-        let request = self.context.http.request(method, &url);
-        let mut request = match &credential {
-            Credential::Password(password) => request.basic_auth(login, Some(password.expose())),
-            Credential::Bearer(token) => request.bearer_auth(token.expose()),
-        }
-        .timeout(std::time::Duration::from_secs(15));
-        if let Some(body) = body {
-            request = request
-                .header(reqwest::header::CONTENT_TYPE, "application/xml")
-                .body(body);
-        }
-        let response = request
-            .send()
+        self.settings
+            .rest(&self.context.http, method, path, user, body)
             .await
-            .map_err(|e| RestError::Unreachable(e.without_url().to_string()))?;
-        let status = response.status().as_u16();
-        let text = response
-            .text()
-            .await
-            .map_err(|e| RestError::Unreachable(e.without_url().to_string()))?;
-        if (200..300).contains(&status) {
-            return Ok(text);
-        }
-        // Finesse's errors: <ApiErrors><ApiError><ErrorType/><ErrorMessage/></ApiError></ApiErrors>.
-        let message = xml::parse(&text)
-            .ok()
-            .and_then(|root| {
-                root.child("ApiError")
-                    .map(|e| format!("{}: {}", e.text_of("ErrorType"), e.text_of("ErrorMessage")))
-            })
-            .unwrap_or_else(|| format!("HTTP {status}"));
-        Err(RestError::Status { status, message })
     }
 
     /// The agent's extension (their device's `mediaAddress`), read once.

@@ -102,6 +102,21 @@ impl Settings {
         }
     }
 
+    /// The admin page's connection test: connects to the event socket and authenticates as
+    /// the connector does, then leaves. The error says what failed (unreachable, not an event
+    /// socket, password refused), never the password.
+    pub(crate) async fn check_connection(&self) -> Result<(), String> {
+        let connection = Connection::open(
+            self.freeswitch_host.trim(),
+            self.freeswitch_port,
+            &self.freeswitch_password,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        connection.close().await;
+        Ok(())
+    }
+
     pub(super) fn check(&self, tenant: &TenantFacts<'_>) -> Result<(), SettingsError> {
         let id = tenant.id;
         let bad = |var: &'static str, problem: String| SettingsError {

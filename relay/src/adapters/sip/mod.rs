@@ -13,6 +13,7 @@
 //! third-party call control is not built (it needs the PBX to accept a REFER to the rep's
 //! phone, which most do not without its own configuration).
 
+pub(crate) mod check;
 mod connector;
 pub mod dialog_info;
 pub mod mapping;

@@ -87,6 +87,43 @@ pub struct Settings {
     pub agents: BTreeMap<String, String>,
 }
 
+/// The admin page's connection test: the integration's refresh grant (the connector's first
+/// step) and a read of its webhooks (what the connector reads first), saying whether one
+/// already leads to this relay. Inferred: a refresh leaves the configured refresh token
+/// usable (Webex documents a refresh token's lifetime, extended by use, and the simulator
+/// hands the same one back), so the test does not spend it; the error names Webex's answer,
+/// never a secret.
+pub(crate) async fn check_credentials(
+    settings: &Settings,
+    http: reqwest::Client,
+) -> Result<String, String> {
+    let api = Api::new(
+        &settings.webex_api_url,
+        &settings.webex_client_id,
+        settings.webex_client_secret.clone(),
+        settings.webex_refresh_token.clone(),
+        http,
+    );
+    let hooks = api
+        .list("/v1/webhooks?max=100")
+        .await
+        .map_err(|e| e.to_string())?;
+    let ours = hooks
+        .iter()
+        .filter(|h| {
+            h.get("targetUrl").and_then(Value::as_str) == Some(settings.webex_webhook_url.as_str())
+        })
+        .count();
+    Ok(match ours {
+        0 => format!(
+            "{} webhook(s), none to this relay yet (the relay registers it once the tenant is \
+             configured)",
+            hooks.len()
+        ),
+        n => format!("{} webhook(s), {n} to this relay", hooks.len()),
+    })
+}
+
 impl Settings {
     /// The simulator's org at `sim_url`, posting to the relay at `relay_url` for `tenant`.
     pub fn demo(sim_url: &str, relay_url: &str, tenant: &str) -> Self {

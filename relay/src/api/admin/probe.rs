@@ -73,25 +73,23 @@ pub(crate) async fn v2(config: &TenantConfig, timeout: Duration) -> Probe {
     }
 }
 
-/// What can be tried of the provider from here. A generic PBX pushes its webhooks and has
-/// nothing to call; Genesys Cloud, RingCentral and Teams are asked for the token their
-/// connector asks for first (a grant has no side effect); the other providers are left to their
-/// connection's status (the connector reports it once the tenant is configured): Webex's
-/// refresh grant may hand out a new refresh token, which a test would throw away, and Finesse,
-/// Asterisk, FreeSWITCH and SIP log in over connections of their own.
+/// What the provider says to the settings, tried the way its connector starts: a generic PBX
+/// pushes its webhooks and has nothing to call; Genesys Cloud, RingCentral and Teams are asked
+/// for a token (a grant has no side effect); Webex's integration refreshes its token and reads
+/// its webhooks; Finesse is read over REST and logged in to over XMPP; Asterisk's manager
+/// interface and FreeSWITCH's event socket are logged in to; a SIP server is asked for one rep's
+/// dialog state. None of them leaves anything behind at the provider.
 pub(crate) async fn provider(config: &TenantConfig, webhook_url: &str, timeout: Duration) -> Probe {
-    if let TelephonySettings::Generic(settings) = &config.telephony {
-        return Probe::ok(format!(
-            "nothing to call: the PBX pushes signed webhooks to {webhook_url}; call controls \
-             go to {}",
-            settings.control_url
-        ));
-    }
     let http = match reqwest::Client::builder().timeout(timeout).build() {
         Ok(http) => http,
         Err(err) => return Probe::failed(format!("no HTTP client: {err}")),
     };
     match &config.telephony {
+        TelephonySettings::Generic(settings) => Probe::ok(format!(
+            "nothing to call: the PBX pushes signed webhooks to {webhook_url}; call controls \
+             go to {}",
+            settings.control_url
+        )),
         TelephonySettings::Genesys(settings) => granted(
             crate::adapters::genesys::check_credentials(settings, http).await,
             format!(
@@ -134,20 +132,72 @@ pub(crate) async fn provider(config: &TenantConfig, webhook_url: &str, timeout: 
                 ),
             )
         }
-        other => Probe::ok(format!(
-            "{} settings are complete; whether the relay connects shows under the provider \
-             connection once the tenant is configured (events arrive at {webhook_url})",
-            provider_name(other)
-        )),
+        TelephonySettings::Webex(settings) => tried(
+            crate::adapters::webex::check_credentials(settings, http).await,
+            |read| {
+                format!(
+                    "Webex at {} refreshed the integration {:?}'s token and listed its {read}",
+                    settings.webex_api_url, settings.webex_client_id
+                )
+            },
+            format!(
+                "the integration {:?} at {}",
+                settings.webex_client_id, settings.webex_api_url
+            ),
+        ),
+        TelephonySettings::Finesse(settings) => tried(
+            settings.check_connection(&http).await,
+            |done| format!("Finesse at {}: {done}", settings.finesse_url),
+            format!("Finesse at {}", settings.finesse_url),
+        ),
+        TelephonySettings::Asterisk(settings) => {
+            let at = format!(
+                "the Asterisk manager interface at {}:{}",
+                settings.asterisk_host.trim(),
+                settings.asterisk_port
+            );
+            tried(
+                settings.check_connection().await,
+                |banner| {
+                    format!(
+                        "{at} ({banner}) accepted the login of {:?}",
+                        settings.asterisk_username
+                    )
+                },
+                at.clone(),
+            )
+        }
+        TelephonySettings::Freeswitch(settings) => {
+            let at = format!(
+                "the FreeSWITCH event socket at {}:{}",
+                settings.freeswitch_host.trim(),
+                settings.freeswitch_port
+            );
+            tried(
+                settings.check_connection().await,
+                |()| format!("{at} accepted the password"),
+                at.clone(),
+            )
+        }
+        TelephonySettings::Sip(settings) => tried(
+            crate::adapters::sip::check::connection(settings).await,
+            |done| done,
+            "SIP".to_string(),
+        ),
+    }
+}
+
+/// A try's outcome in the page's words: what worked, or who failed and why.
+fn tried<T>(result: Result<T, String>, worked: impl FnOnce(T) -> String, failed: String) -> Probe {
+    match result {
+        Ok(value) => Probe::ok(worked(value)),
+        Err(err) => Probe::failed(format!("{failed}: {err}")),
     }
 }
 
 /// A token request's outcome in the page's words: what was granted, or who was refused and why.
 fn granted(result: Result<(), String>, granted: String, refused: String) -> Probe {
-    match result {
-        Ok(()) => Probe::ok(granted),
-        Err(err) => Probe::failed(format!("{refused}: {err}")),
-    }
+    tried(result, |()| granted, refused)
 }
 
 /// The provider's name as the settings spell it.
@@ -176,6 +226,79 @@ mod tests {
         config.telephony = TelephonySettings::demo(provider, sim_url, "http://127.0.0.1:9", "t")
             .expect("a simulated provider");
         config
+    }
+
+    /// A free port on loopback for a simulated PBX of its own protocol.
+    fn free_port() -> std::net::SocketAddr {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+    }
+
+    /// Webex, Asterisk and FreeSWITCH are tried as their connectors start (a token refresh and
+    /// a read of the webhooks; a manager login; an event-socket login): the simulators' accounts
+    /// work, a wrong secret is reported as failed without the secret, and a PBX that is not
+    /// there is reported as unreachable.
+    #[tokio::test]
+    async fn webex_asterisk_and_freeswitch_are_logged_in_to() {
+        let (ami, esl) = (free_port(), free_port());
+        let sim = cti_sim::spawn(cti_sim::SimConfig {
+            listen: "127.0.0.1:0".parse().expect("an address"),
+            asterisk_listen: Some(ami),
+            freeswitch_listen: Some(esl),
+            ..cti_sim::SimConfig::default()
+        })
+        .await
+        .expect("the simulator starts");
+        let wrong = "not-the-secret-4711";
+        for (provider, says) in [
+            ("webex", "webhook"),
+            ("asterisk", "Asterisk Call Manager/"),
+            ("freeswitch", "accepted the password"),
+        ] {
+            let mut config = tenant(&sim.url(), provider);
+            match &mut config.telephony {
+                TelephonySettings::Asterisk(s) => s.asterisk_port = ami.port(),
+                TelephonySettings::Freeswitch(s) => s.freeswitch_port = esl.port(),
+                _ => {}
+            }
+            let probe =
+                super::provider(&config, "http://relay/hook", Duration::from_secs(10)).await;
+            assert!(probe.ok, "{provider}: {}", probe.detail);
+            assert!(probe.detail.contains(says), "{provider}: {}", probe.detail);
+
+            let mut wrong_secret = config.clone();
+            match &mut wrong_secret.telephony {
+                TelephonySettings::Webex(s) => s.webex_refresh_token = Secret::new(wrong),
+                TelephonySettings::Asterisk(s) => s.asterisk_secret = Secret::new(wrong),
+                TelephonySettings::Freeswitch(s) => s.freeswitch_password = Secret::new(wrong),
+                _ => unreachable!("only the providers above"),
+            }
+            let probe =
+                super::provider(&wrong_secret, "http://relay/hook", Duration::from_secs(10)).await;
+            assert!(!probe.ok, "{provider}: {}", probe.detail);
+            assert!(
+                !probe.detail.contains(wrong),
+                "{provider}: {}",
+                probe.detail
+            );
+
+            let nobody = free_port();
+            match &mut config.telephony {
+                TelephonySettings::Webex(s) => s.webex_api_url = format!("http://{nobody}"),
+                TelephonySettings::Asterisk(s) => s.asterisk_port = nobody.port(),
+                TelephonySettings::Freeswitch(s) => s.freeswitch_port = nobody.port(),
+                _ => unreachable!("only the providers above"),
+            }
+            let probe =
+                super::provider(&config, "http://relay/hook", Duration::from_secs(10)).await;
+            assert!(!probe.ok, "{provider}: {}", probe.detail);
+            assert!(
+                probe.detail.contains("unreachable"),
+                "{provider}: {}",
+                probe.detail
+            );
+        }
     }
 
     /// Each provider with a token to ask for is asked: its demo credentials get one, a wrong
