@@ -45,6 +45,7 @@ pub mod metrics;
 pub mod numbers;
 pub mod pipeline;
 pub mod push;
+pub mod reports;
 pub mod secret;
 pub mod server;
 pub mod shared_store;
@@ -164,6 +165,7 @@ pub fn start_background(state: &Arc<AppState>) -> Vec<tokio::task::JoinHandle<()
         }));
     }
     tasks.push(tokio::spawn(follow_subscriptions(state.clone())));
+    tasks.push(tokio::spawn(reports::run(state.clone())));
     tasks
 }
 

@@ -121,6 +121,8 @@ pub struct Stores {
     pub call_state: Arc<dyn CallStateStore>,
     /// The customers subscribed through the SaaS Provisioning service.
     pub directory: Arc<dyn crate::subscriptions::Directory>,
+    /// Where instances leave their reports for each other's admin pages.
+    pub reports: Arc<dyn crate::reports::ReportStore>,
     /// This process, as the holder of leases (rebuilds, activities): one name for all of them.
     pub instance_id: String,
 }
@@ -174,6 +176,7 @@ impl Stores {
                     directory: Arc::new(crate::subscriptions::RedisDirectory::with_connection(
                         conn.clone(),
                     )),
+                    reports: Arc::new(crate::reports::RedisReports::with_connection(conn.clone())),
                     shared_replay: Some(Arc::new(
                         crate::push::redis_replay::RedisReplay::with_connection(
                             conn,
@@ -205,6 +208,7 @@ impl Stores {
             leases: Arc::new(SoleInstance),
             call_state: Arc::new(MemoryCallState::new(clock.clone())),
             directory: Arc::new(crate::subscriptions::MemoryDirectory::default()),
+            reports: Arc::new(crate::reports::SoleInstance),
             instance_id: uuid::Uuid::new_v4().to_string(),
         }
     }
@@ -324,6 +328,8 @@ pub struct AppState {
     pub instance_id: String,
     /// The customers subscribed through the SaaS Provisioning service.
     pub directory: Arc<dyn crate::subscriptions::Directory>,
+    /// The other instances' reports, and where this one leaves its own.
+    pub reports: Arc<dyn crate::reports::ReportStore>,
     /// What a tenant configured at run time is built with.
     pub tenant_parts: TenantParts,
     /// The background work of each tenant configured at run time (its index refresher,
@@ -418,6 +424,7 @@ impl AppState {
             leases: stores.leases,
             instance_id: stores.instance_id,
             directory: stores.directory,
+            reports: stores.reports,
             tenant_parts: parts,
             tenant_tasks: std::sync::Mutex::default(),
             metrics,

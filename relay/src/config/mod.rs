@@ -50,6 +50,9 @@ pub struct Config {
     pub heartbeat_secs: u64,
     /// Messages per rep kept for replay after a disconnect.
     pub replay_capacity: usize,
+    /// How often each instance tells the others (through Redis) its reps, its provider
+    /// connection and its last index build, for the admin page.
+    pub report_interval: Duration,
     pub v2_timeout: Duration,
     /// How often each tenant's number index is rebuilt from V2.
     pub index_refresh: Duration,
@@ -241,6 +244,7 @@ impl Config {
             hello_timeout: Duration::from_secs(10),
             heartbeat_secs: 25,
             replay_capacity: 256,
+            report_interval: Duration::from_secs(10),
             v2_timeout: Duration::from_secs(10),
             index_refresh: Duration::from_secs(15 * 60),
             miss_budget: Duration::from_millis(300),

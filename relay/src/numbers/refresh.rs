@@ -61,7 +61,7 @@ pub struct RefreshStatus {
 }
 
 /// What a completed build took and read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct LastBuild {
     /// When it finished (relay clock, Unix ms).
     pub finished_at_ms: u64,

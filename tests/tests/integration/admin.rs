@@ -464,6 +464,70 @@ async fn the_connection_test_logs_in_to_finesse_and_to_a_sip_pbx() {
     }
 }
 
+/// With two instances behind one Redis, the status shows the whole deployment whichever
+/// instance answers: reps signed in at the other instance, the provider connection the other
+/// holds and the last index build; a rep who leaves drops out.
+#[tokio::test]
+async fn the_status_shows_every_instance_of_the_deployment() {
+    let redis = RedisServer::start().await.expect("Redis starts");
+    let url = redis.url();
+    let stack = Stack::start_through(Provider::Genesys, |c| {
+        c.redis_url = Some(cti_relay::secret::Secret::new(url.clone()));
+        c.report_interval = std::time::Duration::from_millis(100);
+    })
+    .await
+    .expect("the stack starts");
+    let second = stack
+        .spawn_another_relay()
+        .await
+        .expect("a second instance");
+    let admin = admin_token(&stack, "demo");
+    let first_status = format!("{}/v1/admin/status", stack.relay.url());
+    let second_status = format!("{}/v1/admin/status", second.url());
+    let status = |url: String| {
+        let (http, admin) = (stack.http.clone(), admin.clone());
+        async move {
+            let response = http.get(url).bearer_auth(admin).send().await.ok()?;
+            (response.status() == 200).then_some(response.json::<Value>().await.ok()?)
+        }
+    };
+    let ws_url = format!("ws://{}/v1/agent/ws", second.addr);
+    let (alice, _) = WsClient::signed_in_at(&stack, &ws_url, "alice@example.com", None)
+        .await
+        .expect("alice signs in at the second instance");
+
+    for url in [&first_status, &second_status] {
+        let seen = eventually("the whole deployment in the status", || {
+            let status = status(url.clone());
+            async move {
+                let status = status.await?;
+                let alice_there = status["reps"]
+                    .as_array()?
+                    .iter()
+                    .any(|r| r["rep"] == "alice@example.com" && r["sessions"] == 1);
+                (alice_there
+                    && status["provider"]["state"] == "connected"
+                    && status["index"]["last_build"]["records"].as_u64().is_some())
+                .then_some(status)
+            }
+        })
+        .await
+        .expect("both instances show alice, the connection and the last build");
+        assert_eq!(seen["provider"]["kind"], "genesys", "{seen}");
+    }
+
+    drop(alice);
+    eventually("alice gone from the other instance's view", || {
+        let status = status(first_status.clone());
+        async move {
+            let status = status.await?;
+            status["reps"].as_array()?.is_empty().then_some(())
+        }
+    })
+    .await
+    .expect("a rep who left drops out");
+}
+
 /// An activity of `tenant` that V2 refused: queued, claimed and given back parked with V2's
 /// reason, as the writer does. Queued in the future, so the tenant's own writer leaves it be.
 async fn refused_activity(outbox: &dyn Outbox, tenant: &str, call_id: &str) {

@@ -33,6 +33,7 @@ use crate::activity::outbox::MAX_FAILURES_LISTED;
 use crate::error::ApiError;
 use crate::identity::AuthError;
 use crate::numbers::IndexStatus;
+use crate::reports::InstanceReport;
 use crate::state::AppState;
 use crate::tenancy::ConfigureError;
 
@@ -257,7 +258,6 @@ pub(super) async fn status(
             "tenant {id:?} is not configured yet: its settings come first"
         )));
     };
-    let refresh = tenant.numbers.refresh_status();
     let index = match tenant.numbers.index_status() {
         IndexStatus::Ready { numbers } => {
             json!({"state": "ready", "numbers": numbers, "error": null})
@@ -267,8 +267,15 @@ pub(super) async fn status(
             json!({"state": "failed", "numbers": null, "error": error})
         }
     };
+    // The whole deployment's view: this instance now, the others as they last reported.
+    let others = state
+        .reports
+        .others(&id, &state.instance_id)
+        .await
+        .map_err(unavailable)?;
+    let all = InstanceReport::merged(InstanceReport::of(&state, &id), others);
     let mut index = index;
-    index["last_build"] = match refresh.last_build {
+    index["last_build"] = match all.last_build {
         Some(build) => json!({
             "finished_at_ms": build.finished_at_ms,
             "duration_ms": build.duration_ms,
@@ -288,27 +295,37 @@ pub(super) async fn status(
                    "parked": f.parked})
         })
         .collect();
-    let reps: Vec<Value> = state
-        .hub
-        .sessions(&id)
+    let reps: Vec<Value> = all
+        .reps
         .into_iter()
         .map(|(rep, sessions)| json!({"rep": rep, "sessions": sessions}))
         .collect();
     let link = tenant.link.get();
-    let (link_state, detail) = match link.role {
-        crate::adapters::connector::Role::None => (
+    let (link_state, detail, reconnects) = match (link.role, all.link) {
+        (crate::adapters::connector::Role::None, _) => (
             "webhook",
             Some("the provider pushes its events; there is no connection to hold".to_string()),
+            link.reconnects,
         ),
-        _ if link.connected => ("connected", link.last_error),
-        crate::adapters::connector::Role::Standby => (
+        // The holder's view, this instance's or the one another instance reported.
+        (_, Some(held)) => (
+            if held.connected {
+                "connected"
+            } else {
+                "disconnected"
+            },
+            held.detail,
+            held.reconnects,
+        ),
+        (_, None) => (
             "disconnected",
-            Some(
-                link.last_error
-                    .unwrap_or_else(|| "another instance holds the connection".into()),
-            ),
+            Some(link.last_error.unwrap_or_else(|| {
+                "no instance reports holding the connection (it is being taken over, or \
+                 the holder stopped)"
+                    .into()
+            })),
+            link.reconnects,
         ),
-        crate::adapters::connector::Role::Holder => ("disconnected", link.last_error),
     };
     Ok(Json(json!({
         "index": index,
@@ -318,7 +335,7 @@ pub(super) async fn status(
             "kind": tenant.adapter.provider(),
             "state": link_state,
             "detail": detail,
-            "reconnects": link.reconnects,
+            "reconnects": reconnects,
         },
     })))
 }
