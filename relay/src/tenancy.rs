@@ -62,15 +62,7 @@ pub async fn configure(
         return Err(ConfigureError::NotSubscribed(tenant.to_string()));
     }
     let config = TenantConfig::from_json(tenant, settings).map_err(ConfigureError::Invalid)?;
-    let served = state.tenants.all();
-    let others: Vec<&TenantConfig> = state
-        .config
-        .tenants
-        .iter()
-        .chain(served.iter().map(|t| &t.config))
-        .collect();
-    crate::config::distinct_webhook_secrets(&[&config], &others)
-        .map_err(ConfigureError::Invalid)?;
+    distinct_from_the_others(state, &config)?;
     let text = settings.to_string();
     let stored = match sealer(state) {
         Some(sealer) => sealer
@@ -85,6 +77,18 @@ pub async fn configure(
     built.settings_text = Some(settings.to_string());
     serve(state, Arc::new(built));
     Ok(())
+}
+
+/// Refuses settings whose webhook proof another tenant (of the file, or served) takes too.
+fn distinct_from_the_others(state: &AppState, config: &TenantConfig) -> Result<(), ConfigureError> {
+    let served = state.tenants.all();
+    let others: Vec<&TenantConfig> = state
+        .config
+        .tenants
+        .iter()
+        .chain(served.iter().map(|t| &t.config))
+        .collect();
+    crate::config::distinct_webhook_secrets(&[config], &others).map_err(ConfigureError::Invalid)
 }
 
 /// Reads a subscribed tenant's state from the directory again and serves what it says: its
@@ -108,6 +112,9 @@ pub async fn reload(state: &Arc<AppState>, tenant: &str) -> Result<(), Configure
     };
     let settings = open(state, tenant, sealed)?;
     let config = TenantConfig::from_json(tenant, &settings).map_err(ConfigureError::Invalid)?;
+    // Checked where the settings were saved, and again here: two tenants saved at two
+    // instances at once could each have passed there with one secret.
+    distinct_from_the_others(state, &config)?;
     let unchanged = state
         .tenants
         .get(tenant)

@@ -89,21 +89,45 @@ impl TenantConfig {
 }
 
 impl TenantConfig {
-    /// The secrets the generic webhook takes as this tenant's signature: its webhook secret and,
-    /// during a rotation, the previous one.
-    fn webhook_secrets(&self) -> Vec<&str> {
-        match &self.telephony {
-            TelephonySettings::Generic(g) => std::iter::once(&g.webhook_secret)
-                .chain(g.webhook_secret_previous.as_ref())
-                .map(Secret::expose)
-                .collect(),
-            _ => Vec::new(),
-        }
+    /// What the tenant's webhook takes as proof that a delivery is the tenant's: the generic
+    /// webhook's and Webex's signing secrets, Teams' `clientState`, RingCentral's verification
+    /// token, each with the previous one during a rotation; with the setting's name. Providers
+    /// that connect out (or a SIP PBX) take no deliveries and prove nothing this way.
+    fn webhook_secrets(&self) -> (&'static str, Vec<&str>) {
+        let (name, current, previous) = match &self.telephony {
+            TelephonySettings::Generic(g) => (
+                "webhook_secret",
+                &g.webhook_secret,
+                g.webhook_secret_previous.as_ref(),
+            ),
+            TelephonySettings::Webex(w) => (
+                "webex_webhook_secret",
+                &w.webex_webhook_secret,
+                w.webex_webhook_secret_previous.as_ref(),
+            ),
+            TelephonySettings::Teams(t) => (
+                "teams_client_state",
+                &t.teams_client_state,
+                t.teams_client_state_previous.as_ref(),
+            ),
+            TelephonySettings::RingCentral(r) => (
+                "ringcentral_verification_token",
+                &r.ringcentral_verification_token,
+                r.ringcentral_verification_token_previous.as_ref(),
+            ),
+            _ => return ("", Vec::new()),
+        };
+        let secrets = std::iter::once(current)
+            .chain(previous)
+            .map(Secret::expose)
+            .collect();
+        (name, secrets)
     }
 }
 
 /// Refuses two tenants that take one webhook secret (review F5): a request signed for one
-/// would be taken at the other's path, since the signature does not cover the tenant. Every
+/// would be taken at the other's path, since the signature does not cover the tenant (nor does
+/// Teams' `clientState` or RingCentral's verification token, the same kind of proof). Every
 /// tenant of `tenants` is compared with every one of `others` and with the others of
 /// `tenants`; the error names both.
 pub fn distinct_webhook_secrets<'a>(
@@ -111,18 +135,27 @@ pub fn distinct_webhook_secrets<'a>(
     others: &[&'a TenantConfig],
 ) -> Result<(), ConfigError> {
     for (i, tenant) in tenants.iter().enumerate() {
-        let secrets = tenant.webhook_secrets();
+        let (name, secrets) = tenant.webhook_secrets();
         let clash = tenants[i + 1..]
             .iter()
             .chain(others)
             .filter(|other| other.id != tenant.id)
-            .find(|other| other.webhook_secrets().iter().any(|s| secrets.contains(s)));
+            .find(|other| {
+                other
+                    .webhook_secrets()
+                    .1
+                    .iter()
+                    .any(|s| secrets.contains(s))
+            });
         if let Some(other) = clash {
             return Err(ConfigError::Invalid {
-                var: "CTI_WEBHOOK_SECRET",
+                var: match name {
+                    "webhook_secret" => "CTI_WEBHOOK_SECRET",
+                    other => other,
+                },
                 problem: format!(
-                    "tenants {:?} and {:?} share a webhook secret: a request signed for one \
-                     would be taken for the other; give each tenant a secret of its own",
+                    "tenants {:?} and {:?} share a webhook secret ({name}): a request signed \
+                     for one would be taken for the other; give each tenant a secret of its own",
                     tenant.id, other.id
                 ),
             });
@@ -481,6 +514,59 @@ impl<'de> Deserialize<'de> for Telephony {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Review F5 for the providers that post to the relay: Webex's signing secret, Teams'
+    /// `clientState` and RingCentral's verification token prove a delivery the way the generic
+    /// webhook's secret does, so two tenants may not share one (current or previous); the
+    /// error names the setting and both tenants, never the secret.
+    #[test]
+    fn tenants_of_posting_providers_may_not_share_their_webhook_proof() {
+        let sim = "http://127.0.0.1:8090";
+        let tenant = |id: &str, provider: &str| {
+            let mut config = crate::config::Config::demo(sim).tenants.remove(0);
+            config.id = id.into();
+            config.telephony = TelephonySettings::demo(provider, sim, "http://127.0.0.1:8080", id)
+                .expect("a simulated provider");
+            config
+        };
+        for (provider, name) in [
+            ("webex", "webex_webhook_secret"),
+            ("teams", "teams_client_state"),
+            ("ringcentral", "ringcentral_verification_token"),
+        ] {
+            let (acme, mut globex) = (tenant("acme", provider), tenant("globex", provider));
+            let err = distinct_webhook_secrets(&[&acme], &[&globex]).expect_err(provider);
+            let text = err.to_string();
+            assert!(
+                text.contains(name) && text.contains("\"acme\"") && text.contains("\"globex\""),
+                "{text}"
+            );
+            let own = Secret::new(format!("{provider}-secret-of-globex"));
+            let shared = acme.webhook_secrets().1[0].to_string();
+            assert!(!text.contains(&shared), "the secret is not shown: {text}");
+            match &mut globex.telephony {
+                TelephonySettings::Webex(w) => w.webex_webhook_secret = own,
+                TelephonySettings::Teams(t) => t.teams_client_state = own,
+                TelephonySettings::RingCentral(r) => r.ringcentral_verification_token = own,
+                _ => unreachable!("only the providers above"),
+            }
+            distinct_webhook_secrets(&[&acme], &[&globex]).expect("secrets of their own");
+            // A previous secret counts as much as the current one.
+            match &mut globex.telephony {
+                TelephonySettings::Webex(w) => {
+                    w.webex_webhook_secret_previous = Some(Secret::new(shared))
+                }
+                TelephonySettings::Teams(t) => {
+                    t.teams_client_state_previous = Some(Secret::new(shared))
+                }
+                TelephonySettings::RingCentral(r) => {
+                    r.ringcentral_verification_token_previous = Some(Secret::new(shared))
+                }
+                _ => unreachable!("only the providers above"),
+            }
+            distinct_webhook_secrets(&[&acme], &[&globex]).expect_err("a previous secret shared");
+        }
+    }
 
     #[test]
     fn the_demo_tenant_is_valid_on_any_local_simulator() {
