@@ -11,67 +11,7 @@
 /// also a rep keeps both sign-ins apart.
 pub const STORAGE_KEY: &str = "cti.admin.token";
 
-/// The fragment parameters that carry the token, in the order they are looked for.
-const PARAMS: [&str; 2] = ["token", "access_token"];
-
-/// The token in a URL fragment such as `#token=eyJ...` or `#access_token=eyJ...&expires_in=..`;
-/// percent-escapes are decoded because some identity providers encode the whole value.
-pub fn token_from_fragment(fragment: &str) -> Option<String> {
-    let params = fragment.strip_prefix('#').unwrap_or(fragment);
-    PARAMS.iter().find_map(|wanted| {
-        params
-            .split('&')
-            .filter_map(|pair| pair.split_once('='))
-            .find(|(name, _)| name == wanted)
-            .and_then(|(_, value)| percent_decode(value))
-            .map(|value| value.trim().to_owned())
-            .filter(|value| !value.is_empty())
-    })
-}
-
-/// The fragment once the sign-in's parameters are taken out. An identity provider's answer
-/// carries `token_type`, `expires_in` and `scope` beside the token: they go too, they mean
-/// nothing without it. Empty when nothing else was there, so the address ends without a `#`.
-pub fn fragment_without_token(fragment: &str) -> String {
-    const SIGN_IN: [&str; 5] = ["token", "access_token", "token_type", "expires_in", "scope"];
-    let params = fragment.strip_prefix('#').unwrap_or(fragment);
-    let rest: Vec<&str> = params
-        .split('&')
-        .filter(|pair| !pair.is_empty())
-        .filter(|pair| !SIGN_IN.contains(&pair.split_once('=').map_or(*pair, |(name, _)| name)))
-        .collect();
-    if rest.is_empty() {
-        String::new()
-    } else {
-        format!("#{}", rest.join("&"))
-    }
-}
-
-/// Decodes `%XX` escapes; a `%` that starts no valid escape is kept as it is (the relay refuses
-/// a malformed token with a clear answer, which the page then shows).
-fn percent_decode(value: &str) -> Option<String> {
-    let bytes = value.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let escaped = (bytes[i] == b'%')
-            .then(|| bytes.get(i + 1..i + 3))
-            .flatten()
-            .and_then(|hex| std::str::from_utf8(hex).ok())
-            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
-        match escaped {
-            Some(byte) => {
-                out.push(byte);
-                i += 3;
-            }
-            None => {
-                out.push(bytes[i]);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).ok()
-}
+use cti_protocol::sign_in::{fragment_without_token, token_from_fragment};
 
 fn session_storage() -> Option<web_sys::Storage> {
     web_sys::window()?.session_storage().ok().flatten()
@@ -116,38 +56,5 @@ pub fn forget() {
     if let Some(storage) = session_storage() {
         // Nothing to do about a failure: the token was unreadable to begin with.
         let _ = storage.remove_item(STORAGE_KEY);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use wasm_bindgen_test::wasm_bindgen_test;
-
-    #[wasm_bindgen_test]
-    fn reads_either_parameter_from_the_fragment() {
-        assert_eq!(token_from_fragment("#token=abc").as_deref(), Some("abc"));
-        assert_eq!(
-            token_from_fragment("#token_type=bearer&access_token=a%2Eb&expires_in=3600").as_deref(),
-            Some("a.b")
-        );
-        // The relay's own parameter wins when both are there.
-        assert_eq!(
-            token_from_fragment("#access_token=idp&token=relay").as_deref(),
-            Some("relay")
-        );
-        assert_eq!(token_from_fragment("#token="), None);
-        assert_eq!(token_from_fragment("#tokens=abc"), None);
-        assert_eq!(token_from_fragment(""), None);
-    }
-
-    #[wasm_bindgen_test]
-    fn the_sign_in_leaves_the_fragment() {
-        assert_eq!(fragment_without_token("#token=abc"), "");
-        assert_eq!(
-            fragment_without_token("#access_token=a&token_type=bearer&expires_in=1&tab=status"),
-            "#tab=status"
-        );
-        assert_eq!(fragment_without_token("#x=1&token=abc&y"), "#x=1&y");
     }
 }

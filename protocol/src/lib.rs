@@ -11,6 +11,8 @@
 //! - [`host`]: the payloads the widget posts to the V2 host window (the V2 CTI channel).
 //! - [`codes`]: the WebSocket close codes and the error codes of refused requests, written once
 //!   for both ends.
+//! - [`sign_in`]: how a sign-in hands its token to the widget and the admin page (the URL
+//!   fragment), read the same way by both.
 //! - `signature` (feature `signing`): the `X-CTI-Signature` HMAC the generic webhook and its call
 //!   controls carry, shared by the relay and the simulated PBX.
 //!
@@ -20,6 +22,7 @@
 pub mod codes;
 pub mod event;
 pub mod host;
+pub mod sign_in;
 pub mod signature;
 pub mod ws;
 

@@ -126,7 +126,7 @@ pub fn url_params(part: &str) -> Vec<(String, String)> {
     part.split('&')
         .filter_map(|pair| pair.split_once('='))
         .filter_map(|(name, value)| {
-            let value = crate::token::percent_decode(&value.replace('+', " "))?;
+            let value = cti_protocol::sign_in::percent_decode(&value.replace('+', " "))?;
             Some((name.to_owned(), value))
         })
         .collect()
