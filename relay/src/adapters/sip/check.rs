@@ -33,14 +33,7 @@ pub(crate) async fn connection(settings: &Settings) -> Result<String, String> {
     let uri = rsip::Uri::try_from(aor.as_str())
         .map_err(|e| format!("{aor:?} (the address of {rep}) is not a SIP URI: {e}"))?;
     let (host, port) = settings.server();
-    let mut wire = Wire::connect(
-        &host,
-        port,
-        settings.sip_transport,
-        settings.sip_tls_ca_pem.as_deref(),
-    )
-    .await
-    .map_err(|e| format!("connecting to {host}:{port}: {e}"))?;
+    let mut wire = settings.connect().await?;
     let from = settings.identity();
     let (call_id, from_tag) = (format!("{}@cti-relay", ua::token()), ua::token());
     let mut cseq = 1;

@@ -104,15 +104,7 @@ pub(super) async fn run(shared: Arc<Shared>, link: Link) -> Result<(), LinkError
 
 async fn session(shared: &Shared, link: &Link) -> Result<(), LinkError> {
     let settings = &shared.settings;
-    let (host, port) = settings.server();
-    let mut wire = Wire::connect(
-        &host,
-        port,
-        settings.sip_transport,
-        settings.sip_tls_ca_pem.as_deref(),
-    )
-    .await
-    .map_err(|e| lost(format!("connecting to {host}:{port}: {e}")))?;
+    let mut wire = settings.connect().await.map_err(lost)?;
     let mut subs: Vec<Sub> = settings
         .sip_reps
         .iter()

@@ -130,6 +130,19 @@ impl Settings {
         }
     }
 
+    /// A connection to the server over the tenant's transport; the error names the server.
+    pub(crate) async fn connect(&self) -> Result<ua::Wire, String> {
+        let (host, port) = self.server();
+        ua::Wire::connect(
+            &host,
+            port,
+            self.sip_transport,
+            self.sip_tls_ca_pem.as_deref(),
+        )
+        .await
+        .map_err(|e| format!("connecting to {host}:{port}: {e}"))
+    }
+
     /// The server's host and port.
     pub fn server(&self) -> (String, u16) {
         let server = self.sip_server.trim();

@@ -228,6 +228,17 @@ mod tests {
         config
     }
 
+    /// The provider's test fails with `config`, and its detail does not show `secret`.
+    async fn refused_without_the_secret(config: &TenantConfig, provider: &str, secret: &str) {
+        let probe = super::provider(config, "http://relay/hook", Duration::from_secs(10)).await;
+        assert!(!probe.ok, "{provider}: {}", probe.detail);
+        assert!(
+            !probe.detail.contains(secret),
+            "{provider}: {}",
+            probe.detail
+        );
+    }
+
     /// A free port on loopback for a simulated PBX of its own protocol.
     fn free_port() -> std::net::SocketAddr {
         std::net::TcpListener::bind("127.0.0.1:0")
@@ -274,14 +285,7 @@ mod tests {
                 TelephonySettings::Freeswitch(s) => s.freeswitch_password = Secret::new(wrong),
                 _ => unreachable!("only the providers above"),
             }
-            let probe =
-                super::provider(&wrong_secret, "http://relay/hook", Duration::from_secs(10)).await;
-            assert!(!probe.ok, "{provider}: {}", probe.detail);
-            assert!(
-                !probe.detail.contains(wrong),
-                "{provider}: {}",
-                probe.detail
-            );
+            refused_without_the_secret(&wrong_secret, provider, wrong).await;
 
             let nobody = free_port();
             match &mut config.telephony {
@@ -330,14 +334,7 @@ mod tests {
                 TelephonySettings::Teams(s) => s.teams_client_secret = Secret::new(wrong),
                 _ => unreachable!("only the providers above"),
             }
-            let probe =
-                super::provider(&config, "http://relay/hook", Duration::from_secs(10)).await;
-            assert!(!probe.ok, "{provider}: {}", probe.detail);
-            assert!(
-                !probe.detail.contains(wrong),
-                "{provider}: {}",
-                probe.detail
-            );
+            refused_without_the_secret(&config, provider, wrong).await;
         }
     }
 }
