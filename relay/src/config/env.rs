@@ -108,9 +108,15 @@ fn invalid(var: &'static str, problem: String) -> ConfigError {
 
 pub(super) fn from_vars(get: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
     // A variable set in the environment wins over the same name given by a bound user-provided
-    // service, so an operator can always override what the service says.
+    // service, so an operator can always override what the service says; both win over what
+    // the XSUAA binding implies.
     let provided = match get("VCAP_SERVICES") {
-        Some(vcap) => vcap::user_provided(&vcap).map_err(|p| invalid("VCAP_SERVICES", p))?,
+        Some(vcap) => {
+            let mut provided =
+                vcap::user_provided(&vcap).map_err(|p| invalid("VCAP_SERVICES", p))?;
+            provided.extend(vcap::xsuaa(&vcap).map_err(|p| invalid("VCAP_SERVICES", p))?);
+            provided
+        }
         None => Vec::new(),
     };
     let get = move |name: &str| {
@@ -654,6 +660,40 @@ mod tests {
         assert!(c.redis_url.is_none());
         let err = Config::from_vars(vars(&[("VCAP_SERVICES", "{")])).expect_err("invalid");
         assert!(err.to_string().starts_with("VCAP_SERVICES"), "{err}");
+    }
+
+    /// An `xsuaa` binding names the identity provider: its keys, its issuer, the application
+    /// name the scopes start with and the subaccount's tenant, unless the environment (or a
+    /// user-provided service) says otherwise; a binding without them is refused by name.
+    #[test]
+    fn the_identity_provider_comes_from_an_xsuaa_binding_unless_the_environment_names_it() {
+        let vcap = r#"{"xsuaa":[{"label":"xsuaa","name":"cti-xsuaa","credentials":{"clientid":"sb-cti-relay!t42","clientsecret":"s3cr3t","url":"https://acme.authentication.eu10.hana.ondemand.com/","uaadomain":"authentication.eu10.hana.ondemand.com","xsappname":"cti-relay!t42","identityzone":"acme","tenantid":"6f1c-zone","tenantmode":"dedicated"}}]}"#;
+        let c = Config::from_vars(vars(&[("VCAP_SERVICES", vcap)])).expect("valid");
+        let xsuaa = "https://acme.authentication.eu10.hana.ondemand.com";
+        assert_eq!(c.jwt.jwks_url, format!("{xsuaa}/token_keys"));
+        assert_eq!(c.jwt.issuer, format!("{xsuaa}/oauth/token"));
+        assert_eq!(c.jwt.audience, "cti-relay!t42");
+        assert_eq!(c.jwt.agent_scope().as_deref(), Some("cti-relay!t42.Agent"));
+        assert_eq!(c.tenants[0].id, "6f1c-zone");
+        assert!(!format!("{c:?}").contains("s3cr3t"));
+
+        let c = Config::from_vars(vars(&[
+            ("VCAP_SERVICES", vcap),
+            ("CTI_JWT_AUDIENCE", "cti-other!t7"),
+            ("CTI_TENANT", "acme"),
+        ]))
+        .expect("valid");
+        assert_eq!(c.jwt.audience, "cti-other!t7", "the environment wins");
+        assert_eq!(c.tenants[0].id, "acme");
+        assert_eq!(c.jwt.issuer, format!("{xsuaa}/oauth/token"));
+
+        let without = vcap.replace(r#""xsappname":"cti-relay!t42","#, "");
+        let err = Config::from_vars(vars(&[("VCAP_SERVICES", without.as_str())]))
+            .expect_err("no xsappname");
+        assert!(
+            err.to_string().starts_with("VCAP_SERVICES") && err.to_string().contains("xsappname"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -38,6 +38,43 @@ pub(super) fn destination(vcap: &str) -> Result<Option<DestinationConfig>, Strin
     }))
 }
 
+/// The identity settings an `xsuaa` binding implies, as (variable, value) pairs: the keys and
+/// issuer of the subaccount's XSUAA tenant (`<url>/token_keys`, `<url>/oauth/token`, the form
+/// its tokens carry: reference 6.4), its application name as the audience (the prefix of the
+/// scopes xs-security.json defines), and the subaccount's tenant id. They save copying the
+/// binding's values into the environment after the first deploy; a variable set there (or by
+/// a user-provided service) still wins. Empty without such a binding.
+pub(super) fn xsuaa(vcap: &str) -> Result<Vec<(String, String)>, String> {
+    let Some(credentials) = credentials(vcap, "xsuaa")? else {
+        return Ok(Vec::new());
+    };
+    let need = |k: &str| {
+        text(&credentials, k)
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| format!("the xsuaa binding's credentials have no {k:?}"))
+    };
+    let url = need("url")?.trim_end_matches('/');
+    if !url.starts_with("https://") && !url.starts_with("http://") {
+        return Err(format!("the xsuaa binding's url {url:?} is not a URL"));
+    }
+    let mut settings = vec![
+        ("CTI_JWKS_URL".to_string(), format!("{url}/token_keys")),
+        ("CTI_JWT_ISSUER".to_string(), format!("{url}/oauth/token")),
+        (
+            "CTI_JWT_AUDIENCE".to_string(),
+            need("xsappname")?.to_string(),
+        ),
+    ];
+    if let Some(tenant) = text(&credentials, "tenantid")
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+    {
+        settings.push(("CTI_TENANT".to_string(), tenant.to_string()));
+    }
+    Ok(settings)
+}
+
 /// The settings given as credentials of the user-provided services bound to the app
 /// (`cf create-user-provided-service cti-secrets -p '{"CTI_TOKEN_KEY":"..."}'`), so that secrets
 /// such as `CTI_TOKEN_KEY` stay out of the deployment descriptors that would otherwise carry them
