@@ -183,6 +183,19 @@ pub(super) fn from_vars(get: impl Fn(&str) -> Option<String>) -> Result<Config, 
     if let Some(v) = get("CTI_JWT_AUDIENCE") {
         config.jwt.audience = v;
     }
+    let stars = |v: &str| v.matches('*').count();
+    match (stars(&config.jwt.issuer), stars(&config.jwt.jwks_url)) {
+        (0, 0) | (1, 1) => {}
+        _ => {
+            return Err(invalid(
+                "CTI_JWT_ISSUER",
+                "a zone pattern (one `*` where XSUAA puts a subscriber's subdomain) goes in both \
+                 CTI_JWT_ISSUER and CTI_JWKS_URL, once each: each zone's tokens are checked with \
+                 that zone's keys"
+                    .into(),
+            ));
+        }
+    }
     if let Some(v) = get("CTI_JWT_SCOPE") {
         config.jwt.scope = Some(v);
     }
@@ -686,6 +699,19 @@ mod tests {
         assert_eq!(c.jwt.audience, "cti-other!t7", "the environment wins");
         assert_eq!(c.tenants[0].id, "acme");
         assert_eq!(c.jwt.issuer, format!("{xsuaa}/oauth/token"));
+
+        // A shared instance serves subscribers: every subdomain's issuer, with its own keys.
+        let shared = vcap.replace("dedicated", "shared");
+        let c = Config::from_vars(vars(&[("VCAP_SERVICES", shared.as_str())])).expect("valid");
+        let zones = "https://*.authentication.eu10.hana.ondemand.com";
+        assert_eq!(c.jwt.jwks_url, format!("{zones}/token_keys"));
+        assert_eq!(c.jwt.issuer, format!("{zones}/oauth/token"));
+        let err = Config::from_vars(vars(&[
+            ("VCAP_SERVICES", shared.as_str()),
+            ("CTI_JWKS_URL", "https://acme.example/token_keys"),
+        ]))
+        .expect_err("a pattern on one side only");
+        assert!(err.to_string().starts_with("CTI_JWT_ISSUER"), "{err}");
 
         let without = vcap.replace(r#""xsappname":"cti-relay!t42","#, "");
         let err = Config::from_vars(vars(&[("VCAP_SERVICES", without.as_str())]))

@@ -40,7 +40,8 @@ pub(super) fn destination(vcap: &str) -> Result<Option<DestinationConfig>, Strin
 
 /// The identity settings an `xsuaa` binding implies, as (variable, value) pairs: the keys and
 /// issuer of the subaccount's XSUAA tenant (`<url>/token_keys`, `<url>/oauth/token`, the form
-/// its tokens carry: reference 6.4), its application name as the audience (the prefix of the
+/// its tokens carry: reference 6.4; for a `shared` instance every subscriber's, the zone
+/// pattern `https://*.<uaadomain>/…`), its application name as the audience (the prefix of the
 /// scopes xs-security.json defines), and the subaccount's tenant id. They save copying the
 /// binding's values into the environment after the first deploy; a variable set there (or by
 /// a user-provided service) still wins. Empty without such a binding.
@@ -58,9 +59,19 @@ pub(super) fn xsuaa(vcap: &str) -> Result<Vec<(String, String)>, String> {
     if !url.starts_with("https://") && !url.starts_with("http://") {
         return Err(format!("the xsuaa binding's url {url:?} is not a URL"));
     }
+    // A shared (multi-tenant) instance serves subscribers, whose tokens come from their own
+    // subdomain of the same domain: the zone pattern takes each, with that zone's keys.
+    let base = match text(&credentials, "tenantmode").map(str::trim) {
+        Some("shared") => {
+            let domain = need("uaadomain")?;
+            let scheme = url.split_once("://").map_or("https", |(scheme, _)| scheme);
+            format!("{scheme}://*.{}", domain.trim_matches(['.', '/']))
+        }
+        _ => url.to_string(),
+    };
     let mut settings = vec![
-        ("CTI_JWKS_URL".to_string(), format!("{url}/token_keys")),
-        ("CTI_JWT_ISSUER".to_string(), format!("{url}/oauth/token")),
+        ("CTI_JWKS_URL".to_string(), format!("{base}/token_keys")),
+        ("CTI_JWT_ISSUER".to_string(), format!("{base}/oauth/token")),
         (
             "CTI_JWT_AUDIENCE".to_string(),
             need("xsappname")?.to_string(),

@@ -54,6 +54,10 @@ pub enum AuthError {
     MissingClientScope(String),
     #[error("the token is not a client-credentials token (grant_type {0:?})")]
     NotClientCredentials(Option<String>),
+    /// The token names an issuer this relay does not take (or, with zones, one outside the
+    /// pattern, or a zone past the bound).
+    #[error("the token's issuer {0:?} is not one this relay takes")]
+    UnknownIssuer(Option<String>),
     #[error("the token comes from the identity provider {got:?}, not {wanted:?}")]
     WrongOrigin { wanted: String, got: Option<String> },
 }
@@ -86,8 +90,16 @@ impl Scopes {
     }
 }
 
+/// XSUAA's extension attributes: `zdn` is the zone's subdomain.
+#[derive(Debug, Deserialize)]
+struct ExtAttr {
+    zdn: Option<String>,
+}
+
 #[derive(Debug, Deserialize)]
 struct Claims {
+    #[serde(default)]
+    ext_attr: Option<ExtAttr>,
     app_tid: Option<String>,
     zid: Option<String>,
     user_name: Option<String>,
@@ -123,16 +135,152 @@ const REFETCH_INTERVAL_MS: u64 = 30_000;
 /// keys keep working: an outage must not sign reps out.
 pub const MAX_KEY_AGE_MS: u64 = 10 * 60 * 1000;
 
+/// The most identity zones whose keys are kept: far more subscribers than one deployment
+/// serves, and a bound on what tokens naming made-up zones can make the relay remember.
+const MAX_ZONES: usize = 1024;
+
+/// A zone not seen before has its keys fetched at most this often, so tokens naming made-up
+/// zones cannot make the relay fetch keys from one address after another.
+const NEW_ZONE_INTERVAL_MS: u64 = 250;
+
+/// A URL with one `*` standing for an identity zone's name, as XSUAA names its tenants'
+/// issuers (`https://<subdomain>.authentication.<region>.hana.ondemand.com/oauth/token`) and key
+/// sets (`…/token_keys`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ZonePattern {
+    before: String,
+    after: String,
+}
+
+impl ZonePattern {
+    /// The pattern in `text`; None unless it holds exactly one `*`.
+    pub fn parse(text: &str) -> Option<ZonePattern> {
+        let (before, after) = text.split_once('*')?;
+        (!after.contains('*')).then(|| ZonePattern {
+            before: before.to_string(),
+            after: after.to_string(),
+        })
+    }
+
+    /// The zone `text` names through the pattern: one DNS label (letters, digits, `-`), so a
+    /// zone can neither reach into another host nor into another path.
+    fn zone<'a>(&self, text: &'a str) -> Option<&'a str> {
+        let zone = text.strip_prefix(&self.before)?.strip_suffix(&self.after)?;
+        let label = !zone.is_empty()
+            && zone.len() <= 63
+            && zone.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+        label.then_some(zone)
+    }
+
+    fn fill(&self, zone: &str) -> String {
+        format!("{}{zone}{}", self.before, self.after)
+    }
+}
+
+/// Whose tokens the relay takes: one issuer with one key set, or (XSUAA with subscribers) any
+/// zone's issuer of a pattern, each zone's token checked with that zone's own keys.
 #[derive(Debug)]
-pub struct JwtVerifier {
-    jwks_url: String,
-    validation: Validation,
-    http: reqwest::Client,
+enum Issuers {
+    One {
+        issuer: String,
+        keys: std::sync::Arc<KeySet>,
+    },
+    Zones(Box<Zones>),
+}
+
+/// The zones of an issuer pattern, and the keys of those seen so far.
+#[derive(Debug)]
+struct Zones {
+    issuer: ZonePattern,
+    jwks: ZonePattern,
+    keys: RwLock<HashMap<String, std::sync::Arc<KeySet>>>,
+    /// When a new zone's keys were last fetched (relay clock, Unix ms): the throttle.
+    last_new: Mutex<Option<u64>>,
+}
+
+/// One key set (a JWKS URL): the keys, when they were fetched, and the fetch throttle.
+#[derive(Debug)]
+struct KeySet {
+    url: String,
     keys: RwLock<HashMap<String, DecodingKey>>,
     /// When a fetch was last tried (relay clock, Unix milliseconds): for the throttle.
     last_fetch: Mutex<Option<u64>>,
     /// When the cached keys were fetched (relay clock, Unix milliseconds): for their age.
     fetched_at: std::sync::atomic::AtomicU64,
+}
+
+impl KeySet {
+    fn new(url: String) -> Self {
+        KeySet {
+            url,
+            keys: RwLock::new(HashMap::new()),
+            last_fetch: Mutex::new(None),
+            fetched_at: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    async fn key(&self, kid: &str) -> Option<DecodingKey> {
+        self.keys.read().await.get(kid).cloned()
+    }
+
+    /// Fetches the keys again when they are older than [`MAX_KEY_AGE_MS`]; a failure keeps the
+    /// cached ones (and is retried at most every 30 s).
+    async fn refresh_if_old(&self, http: &reqwest::Client, clock: &SharedClock) {
+        let now = clock.now_ms();
+        let fetched_at = self.fetched_at.load(std::sync::atomic::Ordering::Relaxed);
+        let old = fetched_at != 0 && now.saturating_sub(fetched_at) >= MAX_KEY_AGE_MS;
+        if old && let Err(err) = self.refresh(http, clock).await {
+            tracing::warn!(%err, "identity provider keys not refreshed; the cached ones stay in use");
+        }
+    }
+
+    /// Fetches the JWKS, unless it was fetched (or tried) moments ago; whether it fetched. The
+    /// keys fetched replace the cached ones, so a key gone from the JWKS is dropped.
+    async fn refresh(
+        &self,
+        http: &reqwest::Client,
+        clock: &SharedClock,
+    ) -> Result<bool, AuthError> {
+        let mut last = self.last_fetch.lock().await;
+        let now = clock.now_ms();
+        if last.is_some_and(|at| now.saturating_sub(at) < REFETCH_INTERVAL_MS)
+            && !self.keys.read().await.is_empty()
+        {
+            return Ok(false);
+        }
+        // An attempt counts, so an unreachable JWKS is not asked again on every hello.
+        *last = Some(now);
+        let unavailable = |e: reqwest::Error| AuthError::KeysUnavailable(e.without_url());
+        let jwks: Jwks = http
+            .get(&self.url)
+            .send()
+            .await
+            .and_then(reqwest::Response::error_for_status)
+            .map_err(unavailable)?
+            .json()
+            .await
+            .map_err(unavailable)?;
+        let mut keys = HashMap::new();
+        for jwk in jwks.keys.into_iter().filter(|k| k.kty == "RSA") {
+            if let (Some(n), Some(e)) = (&jwk.n, &jwk.e)
+                && let Ok(key) = DecodingKey::from_rsa_components(n, e)
+            {
+                keys.insert(jwk.kid.clone().unwrap_or_default(), key);
+            }
+        }
+        *self.keys.write().await = keys;
+        self.fetched_at
+            .store(now.max(1), std::sync::atomic::Ordering::Relaxed);
+        Ok(true)
+    }
+}
+
+#[derive(Debug)]
+pub struct JwtVerifier {
+    issuers: Issuers,
+    /// Everything but the issuer, which is set per token (the one, or the token's zone's).
+    validation: Validation,
+    http: reqwest::Client,
     clock: SharedClock,
     /// The scope an agent token must carry; None: no scope is checked.
     agent_scope: Option<String>,
@@ -141,7 +289,9 @@ pub struct JwtVerifier {
 }
 
 impl JwtVerifier {
-    /// `http` is the process's client (with its timeouts).
+    /// `http` is the process's client (with its timeouts). An `issuer` with one `*` takes
+    /// every zone's issuer of that pattern (XSUAA serving subscribers, reference 6.4), checked
+    /// with the keys at `jwks_url` with the same zone in place of its `*`.
     pub fn new(
         http: reqwest::Client,
         jwks_url: &str,
@@ -150,18 +300,27 @@ impl JwtVerifier {
         agent_scope: Option<String>,
     ) -> Self {
         let mut validation = Validation::new(Algorithm::RS256);
-        validation.set_issuer(&[issuer]);
         validation.set_audience(&[audience]);
         validation.set_required_spec_claims(&["exp", "iss", "aud"]);
         validation.validate_nbf = true;
         validation.leeway = 30;
+        let issuers = match (ZonePattern::parse(issuer), ZonePattern::parse(jwks_url)) {
+            (Some(issuer), Some(jwks)) => Issuers::Zones(Box::new(Zones {
+                issuer,
+                jwks,
+                keys: RwLock::new(HashMap::new()),
+                last_new: Mutex::new(None),
+            })),
+            // The configuration refuses a pattern on one side only; taken literally here.
+            _ => Issuers::One {
+                issuer: issuer.to_string(),
+                keys: std::sync::Arc::new(KeySet::new(jwks_url.to_string())),
+            },
+        };
         JwtVerifier {
-            jwks_url: jwks_url.to_string(),
+            issuers,
             validation,
             http,
-            keys: RwLock::new(HashMap::new()),
-            last_fetch: Mutex::new(None),
-            fetched_at: std::sync::atomic::AtomicU64::new(0),
             clock: std::sync::Arc::new(SystemClock),
             agent_scope,
             origin: None,
@@ -264,6 +423,40 @@ impl JwtVerifier {
             .map(|(identity, scopes, origin, _)| (identity, scopes, origin))
     }
 
+    /// The key set a token is checked with and the issuer it must name: the one, or the zone's
+    /// its (not yet trusted) `iss` names, whose keys then decide whether it was that zone's.
+    async fn key_set(
+        &self,
+        token: &str,
+    ) -> Result<(std::sync::Arc<KeySet>, String, Option<String>), AuthError> {
+        let (issuer, jwks, zones, last_new) = match &self.issuers {
+            Issuers::One { issuer, keys } => return Ok((keys.clone(), issuer.clone(), None)),
+            Issuers::Zones(zones) => (&zones.issuer, &zones.jwks, &zones.keys, &zones.last_new),
+        };
+        let named = unverified_issuer(token).ok_or(AuthError::UnknownIssuer(None))?;
+        let zone = issuer
+            .zone(&named)
+            .ok_or_else(|| AuthError::UnknownIssuer(Some(named.clone())))?
+            .to_string();
+        if let Some(keys) = zones.read().await.get(&zone) {
+            return Ok((keys.clone(), named, Some(zone)));
+        }
+        // A zone not seen yet: its keys are fetched (throttled), and kept once they exist.
+        let mut last = last_new.lock().await;
+        let now = self.clock.now_ms();
+        if last.is_some_and(|at| now.saturating_sub(at) < NEW_ZONE_INTERVAL_MS) {
+            return Err(AuthError::KeyNotYetFetched(zone));
+        }
+        *last = Some(now);
+        if zones.read().await.len() >= MAX_ZONES {
+            return Err(AuthError::UnknownIssuer(Some(named)));
+        }
+        let keys = std::sync::Arc::new(KeySet::new(jwks.fill(&zone)));
+        keys.refresh(&self.http, &self.clock).await?;
+        zones.write().await.insert(zone.clone(), keys.clone());
+        Ok((keys, named, Some(zone)))
+    }
+
     /// [`JwtVerifier::check`] with the token's grant type.
     async fn check_all(
         &self,
@@ -279,12 +472,13 @@ impl JwtVerifier {
     > {
         let header = decode_header(token).map_err(AuthError::Malformed)?;
         let kid = header.kid.unwrap_or_default();
-        self.refresh_if_old().await;
-        let key = match self.key(&kid).await {
+        let (keys, issuer, zone) = self.key_set(token).await?;
+        keys.refresh_if_old(&self.http, &self.clock).await;
+        let key = match keys.key(&kid).await {
             Some(key) => key,
             None => {
-                let fetched = self.refresh().await?;
-                self.key(&kid).await.ok_or_else(|| {
+                let fetched = keys.refresh(&self.http, &self.clock).await?;
+                keys.key(&kid).await.ok_or_else(|| {
                     if fetched {
                         AuthError::UnknownKey(kid.clone())
                     } else {
@@ -293,8 +487,20 @@ impl JwtVerifier {
                 })?
             }
         };
-        let data = decode::<Claims>(token, &key, &self.validation).map_err(AuthError::Invalid)?;
+        let mut validation = self.validation.clone();
+        validation.set_issuer(&[issuer]);
+        let data = decode::<Claims>(token, &key, &validation).map_err(AuthError::Invalid)?;
         let claims = data.claims;
+        // XSUAA names the zone's subdomain in `ext_attr.zdn` too: where it does, it must be
+        // the zone whose keys signed the token.
+        if let (Some(zone), Some(zdn)) =
+            (&zone, claims.ext_attr.as_ref().and_then(|e| e.zdn.as_ref()))
+            && zdn != zone
+        {
+            return Err(AuthError::UnknownIssuer(Some(format!(
+                "{zdn} (zdn) in zone {zone}"
+            ))));
+        }
         let tenant = claims.app_tid.or(claims.zid).filter(|t| !t.is_empty());
         let agent = claims
             .user_name
@@ -317,57 +523,26 @@ impl JwtVerifier {
         }
     }
 
-    async fn key(&self, kid: &str) -> Option<DecodingKey> {
-        self.keys.read().await.get(kid).cloned()
-    }
-
-    /// Fetches the keys again when they are older than [`MAX_KEY_AGE_MS`]; a failure keeps the
-    /// cached ones (and is retried at most every 30 s).
-    async fn refresh_if_old(&self) {
-        let now = self.clock.now_ms();
-        let fetched_at = self.fetched_at.load(std::sync::atomic::Ordering::Relaxed);
-        let old = fetched_at != 0 && now.saturating_sub(fetched_at) >= MAX_KEY_AGE_MS;
-        if old && let Err(err) = self.refresh().await {
-            tracing::warn!(%err, "identity provider keys not refreshed; the cached ones stay in use");
-        }
-    }
-
-    /// Fetches the JWKS, unless it was fetched (or tried) moments ago; whether it fetched. The
-    /// keys fetched replace the cached ones, so a key gone from the JWKS is dropped.
+    /// Fetches the single issuer's keys now, unless they were fetched moments ago; whether it
+    /// fetched. With zones, each zone's keys are fetched when its first token arrives.
     pub async fn refresh(&self) -> Result<bool, AuthError> {
-        let mut last = self.last_fetch.lock().await;
-        let now = self.clock.now_ms();
-        if last.is_some_and(|at| now.saturating_sub(at) < REFETCH_INTERVAL_MS)
-            && !self.keys.read().await.is_empty()
-        {
-            return Ok(false);
+        match &self.issuers {
+            Issuers::One { keys, .. } => keys.refresh(&self.http, &self.clock).await,
+            Issuers::Zones(_) => Ok(false),
         }
-        // An attempt counts, so an unreachable JWKS is not asked again on every hello.
-        *last = Some(now);
-        let unavailable = |e: reqwest::Error| AuthError::KeysUnavailable(e.without_url());
-        let jwks: Jwks = self
-            .http
-            .get(&self.jwks_url)
-            .send()
-            .await
-            .and_then(reqwest::Response::error_for_status)
-            .map_err(unavailable)?
-            .json()
-            .await
-            .map_err(unavailable)?;
-        let mut keys = HashMap::new();
-        for jwk in jwks.keys.into_iter().filter(|k| k.kty == "RSA") {
-            if let (Some(n), Some(e)) = (&jwk.n, &jwk.e)
-                && let Ok(key) = DecodingKey::from_rsa_components(n, e)
-            {
-                keys.insert(jwk.kid.clone().unwrap_or_default(), key);
-            }
-        }
-        *self.keys.write().await = keys;
-        self.fetched_at
-            .store(now.max(1), std::sync::atomic::Ordering::Relaxed);
-        Ok(true)
     }
+}
+
+/// The `iss` a token claims, read before its signature is checked: only to choose the keys
+/// that will check it.
+fn unverified_issuer(token: &str) -> Option<String> {
+    use base64::Engine;
+    let payload = token.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .ok()?;
+    let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    claims.get("iss")?.as_str().map(str::to_string)
 }
 
 #[cfg(test)]
@@ -490,6 +665,123 @@ pub(crate) mod tests {
             url,
             tokio::spawn(async move { axum::serve(listener, app).await }),
         )
+    }
+
+    /// XSUAA serving subscribers: each zone's issuer of the pattern is taken, its token checked
+    /// with that zone's own keys (a zone whose keys do not hold the signing key refuses it);
+    /// an issuer outside the pattern, a zone that is not one label, or a `zdn` naming another
+    /// zone is refused; new zones' keys are fetched at most every 250 ms.
+    #[tokio::test]
+    async fn each_zone_of_an_issuer_pattern_is_checked_with_its_own_keys() {
+        let sim = cti_sim::spawn(cti_sim::SimConfig {
+            listen: "127.0.0.1:0".parse().expect("an address"),
+            ..cti_sim::SimConfig::default()
+        })
+        .await
+        .expect("the simulator starts");
+        let keys = sim.sim.idp.jwks().expect("the keys");
+        let app = axum::Router::new().route(
+            "/zones/{zone}/token_keys",
+            axum::routing::get(
+                move |axum::extract::Path(zone): axum::extract::Path<String>| {
+                    let keys = keys.clone();
+                    async move {
+                        match zone.as_str() {
+                            "acme" | "globex" => Ok(axum::Json(keys)),
+                            // A zone of its own keys, none of which signed the tokens here.
+                            "evil" => Ok(axum::Json(json!({"keys": []}))),
+                            _ => Err(axum::http::StatusCode::NOT_FOUND),
+                        }
+                    }
+                },
+            ),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a port");
+        let base = format!(
+            "http://{}/zones",
+            listener.local_addr().expect("an address")
+        );
+        let _server = tokio::spawn(async move { axum::serve(listener, app).await });
+        let clock = crate::clock::ManualClock::new(1_000_000);
+        let verifier = JwtVerifier::new(
+            reqwest::Client::new(),
+            &format!("{base}/*/token_keys"),
+            &format!("{base}/*/oauth/token"),
+            "cti-relay",
+            Some("cti-relay.Agent".into()),
+        )
+        .with_clock(std::sync::Arc::new(clock.clone()));
+        let token = |zone: &str, zdn: &str| {
+            let mut claims = claims();
+            claims["iss"] = json!(format!("{base}/{zone}/oauth/token"));
+            claims["zid"] = json!(format!("{zdn}-id"));
+            claims["ext_attr"] = json!({"enhancer": "XSUAA", "zdn": zdn});
+            sim.sim.idp.sign_claims(&claims)
+        };
+        let next_zone = || clock.advance_ms(300);
+
+        let acme = verifier
+            .verify(&token("acme", "acme"))
+            .await
+            .expect("acme's rep");
+        assert_eq!(acme.tenant, "acme-id");
+        // The next new zone within 250 ms waits, and is not refused for good.
+        let err = verifier
+            .verify(&token("globex", "globex"))
+            .await
+            .expect_err("too soon");
+        assert!(err.is_transient(), "{err}");
+        next_zone();
+        let globex = verifier
+            .verify(&token("globex", "globex"))
+            .await
+            .expect("globex's rep");
+        assert_eq!(globex.tenant, "globex-id");
+        // Known zones need no new fetch.
+        verifier
+            .verify(&token("acme", "acme"))
+            .await
+            .expect("acme again");
+
+        next_zone();
+        let err = verifier
+            .verify(&token("evil", "evil"))
+            .await
+            .expect_err("not evil's key");
+        assert!(matches!(err, AuthError::UnknownKey(_)), "{err}");
+        let err = verifier
+            .verify(&token("acme", "globex"))
+            .await
+            .expect_err("zdn of another");
+        assert!(matches!(err, AuthError::UnknownIssuer(_)), "{err}");
+        for outside in ["acme/more", "ac.me", ""] {
+            let err = verifier
+                .verify(&token(outside, "acme"))
+                .await
+                .expect_err("outside the pattern");
+            assert!(
+                matches!(err, AuthError::UnknownIssuer(_)),
+                "{outside}: {err}"
+            );
+        }
+        let mut foreign = claims();
+        foreign["iss"] = json!("cti-sim");
+        let err = verifier
+            .verify(&sim.sim.idp.sign_claims(&foreign))
+            .await
+            .expect_err("another issuer");
+        assert!(matches!(err, AuthError::UnknownIssuer(_)), "{err}");
+        next_zone();
+        let err = verifier
+            .verify(&token("nobody", "nobody"))
+            .await
+            .expect_err("no keys");
+        assert!(
+            err.is_transient(),
+            "a zone whose keys cannot be read: {err}"
+        );
     }
 
     /// Review F8: a token signed with a key the relay's cache does not have yet, moments after

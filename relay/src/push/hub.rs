@@ -174,7 +174,7 @@ impl Hub {
 
     /// The reps of `tenant` with an open session on this instance and how many each has,
     /// sorted by rep: this instance's part of what the admin page shows as connected (the
-    /// others' parts come from their reports, [`crate::reports`]).
+    /// others' parts come from their reports, which the application layer gathers).
     pub fn sessions(&self, tenant: &str) -> Vec<(String, usize)> {
         let local = self.local();
         let mut reps: Vec<(String, usize)> = local
