@@ -142,3 +142,14 @@ activity-retrying = Wird in V2 protokolliert… neuer Versuch
 consent-confirmed = Einwilligung zur Aufzeichnung bestätigt von { $by }
 consent-needed = Die Aufzeichnung braucht die Einwilligung des Anrufers ({ $jurisdiction }). Fragen Sie, dann bestätigen Sie:
 caller-consented = Anrufer hat eingewilligt
+
+## Recent calls
+history-title = Letzte Anrufe ({ $count })
+history-missed = { $count } verpasst
+history-label = Letzte Anrufe, neueste zuerst
+history-inbound = Eingehend
+history-outbound = Ausgehend
+history-activity-failed = Nicht in V2 protokolliert
+history-call-back = Zurückrufen
+history-call-back-label = { $who } zurückrufen, { $number }
+history-call-back-number-label = { $number } zurückrufen

@@ -156,3 +156,18 @@ consent-confirmed = Recording consent confirmed by { $by }
 # $jurisdiction: whose rules need the consent, e.g. DE.
 consent-needed = Recording needs the caller's consent ({ $jurisdiction }). Ask, then confirm:
 caller-consented = Caller consented
+
+## Recent calls
+# $count: how many calls the history holds (at most 20).
+history-title = Recent calls ({ $count })
+# $count: how many of them were missed.
+history-missed = { $count } missed
+history-label = Recent calls, newest first
+history-inbound = Incoming
+history-outbound = Outgoing
+history-activity-failed = Not logged in V2
+history-call-back = Call back
+# $who: the record's name; $number: the number dialled.
+history-call-back-label = Call back { $who }, { $number }
+# $number: the number dialled.
+history-call-back-number-label = Call back { $number }

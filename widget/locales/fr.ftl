@@ -142,3 +142,17 @@ activity-retrying = Consignation dans V2… nouvelle tentative
 consent-confirmed = Consentement à l'enregistrement confirmé par { $by }
 consent-needed = L'enregistrement requiert le consentement de l'appelant ({ $jurisdiction }). Demandez-le, puis confirmez :
 caller-consented = L'appelant a consenti
+
+## Recent calls
+history-title = Appels récents ({ $count })
+history-missed = { $count ->
+        [one] { $count } manqué
+       *[other] { $count } manqués
+    }
+history-label = Appels récents, du plus récent au plus ancien
+history-inbound = Entrant
+history-outbound = Sortant
+history-activity-failed = Non consigné dans V2
+history-call-back = Rappeler
+history-call-back-label = Rappeler { $who }, { $number }
+history-call-back-number-label = Rappeler { $number }

@@ -16,6 +16,7 @@ use wasm_bindgen::JsCast;
 use web_sys::MessageEvent;
 
 use crate::connection::{Connection, ConnectionEvent, ws_url};
+use crate::history::{History, history_key};
 use crate::host::{self, Frame};
 use crate::model::{Effect, Model, Msg, notes_key, posted_key};
 use crate::notes::Drafts;
@@ -201,6 +202,7 @@ fn join_tabs(shared: &Rc<RefCell<Shared>>, rep: String) {
         let msg = match event {
             TabEvent::Leader(true) => Msg::Lead {
                 posted: load_posted(&group),
+                history: load_history(&group),
             },
             TabEvent::Leader(false) => Msg::Follow,
             TabEvent::Message(message) => Msg::Tab(message),
@@ -285,5 +287,18 @@ fn load_posted(rep: &str) -> PostedSet {
     PostedSet::from_json(&json).unwrap_or_else(|_| {
         gloo::console::warn!("ignored an unreadable record of earlier screen pops");
         PostedSet::default()
+    })
+}
+
+/// The rep's recent calls as stored; an unreadable list is set aside (and said so) rather than
+/// keeping the widget from starting, and the next finished call overwrites it.
+fn load_history(rep: &str) -> History {
+    let Some(json) = storage::shared_get(&history_key(rep)) else {
+        return History::default();
+    };
+    // The reason is left out: serde's words may quote a stored number.
+    History::from_json(&json).unwrap_or_else(|_| {
+        gloo::console::warn!("ignored an unreadable stored call history");
+        History::default()
     })
 }

@@ -432,6 +432,7 @@ mod tests {
             include_str!("ui/controls.rs"),
             include_str!("ui/wrap_up.rs"),
             include_str!("ui/format.rs"),
+            include_str!("ui/history.rs"),
             include_str!("app.rs"),
         ];
         let mut used = BTreeSet::new();

@@ -20,6 +20,7 @@ pub mod app;
 pub mod connection;
 pub mod controller;
 pub mod dial;
+pub mod history;
 pub mod host;
 pub mod i18n;
 pub mod model;

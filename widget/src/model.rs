@@ -15,6 +15,7 @@ use cti_protocol::{ClientMessage, Control, ErrorCode, ServerMessage};
 
 use crate::connection::{ConnectionStatus, SignedOut};
 use crate::dial;
+use crate::history::{History, history_key};
 use crate::host::{Frame, HostTarget};
 use crate::notes::Drafts;
 use crate::posted::PostedSet;
@@ -59,9 +60,11 @@ pub enum Msg {
     Joined {
         drafts: Drafts,
     },
-    /// This tab now leads, starting from what the rep's tabs already popped.
+    /// This tab now leads, starting from what the rep's tabs already popped and the calls they
+    /// already listed.
     Lead {
         posted: PostedSet,
+        history: History,
     },
     /// Another tab leads.
     Follow,
@@ -151,6 +154,8 @@ pub struct Model {
     /// A follower's copy of the leader's view.
     mirror: Option<Mirror>,
     drafts: Drafts,
+    /// The rep's recent calls; the leader records and stores them.
+    history: History,
     /// Click-to-dial requests refused (foreign origin, malformed), for the console and tests.
     ignored_requests: u32,
 }
@@ -169,6 +174,7 @@ impl Model {
             leader: false,
             mirror: None,
             drafts: Drafts::default(),
+            history: History::default(),
             ignored_requests: 0,
         }
     }
@@ -190,7 +196,7 @@ impl Model {
                 }
                 self.rendered(effects)
             }
-            Msg::Lead { posted } => self.lead(posted),
+            Msg::Lead { posted, history } => self.lead(posted, history),
             Msg::Follow => {
                 self.leader = false;
                 self.host = None;
@@ -298,6 +304,7 @@ impl Model {
             v2_connected: state.v2_sign_in(),
             host_warning: self.host.as_ref().and_then(HostTarget::warning),
             ignored_host_requests: self.ignored_requests,
+            history: self.history.entries().to_vec(),
         }
     }
 
@@ -341,11 +348,12 @@ impl Model {
         }
     }
 
-    /// Starts over from what the rep's tabs already popped, and connects.
-    fn lead(&mut self, posted: PostedSet) -> Vec<Effect> {
+    /// Starts over from what the rep's tabs already popped and listed, and connects.
+    fn lead(&mut self, posted: PostedSet, history: History) -> Vec<Effect> {
         self.leader = true;
         self.mirror = None;
         self.state = WidgetState::new(posted);
+        self.history = history;
         self.status = ConnectionStatus::Connecting;
         let connect = self
             .token
@@ -375,8 +383,24 @@ impl Model {
     /// a pop rather than doubling it.
     fn apply(&mut self, message: ServerMessage) -> Vec<Effect> {
         let welcome = matches!(message, ServerMessage::Welcome { .. });
+        // Only a view newer than any applied may change the history: a stale one (a replay the
+        // widget already had) must not roll a row back.
+        let listed = match &message {
+            ServerMessage::Call { seq, call } if self.state.last_seq().is_none_or(|l| *seq > l) => {
+                self.history.record(call)
+            }
+            ServerMessage::Welcome { tenant, .. } => self.history.for_tenant(tenant),
+            _ => false,
+        };
         let posts = self.state.apply(message);
         let mut effects = Vec::new();
+        if listed && self.leader {
+            effects.push(Effect::Persist {
+                key: history_key(&self.rep),
+                json: self.history.to_json(),
+                failure: "could not store the call history; it holds for this page only",
+            });
+        }
         if welcome {
             let target = self.frame.target(&self.session_origins());
             if target == HostTarget::NotFramed {
@@ -598,6 +622,7 @@ mod tests {
         );
         let effects = model.update(Msg::Lead {
             posted: PostedSet::default(),
+            history: History::default(),
         });
         assert_eq!(kinds(&effects), vec!["connect", "render"]);
         assert_eq!(
@@ -666,6 +691,7 @@ mod tests {
         });
         model.update(Msg::Lead {
             posted: PostedSet::default(),
+            history: History::default(),
         });
         model.update(Msg::Joined {
             drafts: Drafts::default(),
@@ -829,6 +855,7 @@ mod tests {
         model.update(ringing(1, "c1"));
         let effects = model.update(Msg::Lead {
             posted: PostedSet::default(),
+            history: History::default(),
         });
         assert_eq!(kinds(&effects), vec!["connect", "mirror", "render"]);
         assert_eq!(model.last_seq(), None, "the next hello asks for a snapshot");
@@ -933,6 +960,85 @@ mod tests {
             problem(&effects).map(|p| p.code),
             Some(ErrorCode::V2Connect.as_str().to_owned())
         );
+    }
+
+    #[wasm_bindgen_test]
+    fn a_finished_call_joins_the_history_the_leader_stores_and_every_tab_shows() {
+        let mut model = leader();
+        assert_eq!(
+            kinds(&model.update(ringing(1, "c1"))),
+            vec!["persist", "post", "mirror", "render"]
+        );
+        let mut missed = call("c1", CallState::Ended);
+        missed.end_reason = Some(cti_protocol::EndReason::Missed);
+        let effects = model.update(Msg::Server(Box::new(ServerMessage::Call {
+            seq: 2,
+            call: missed.clone(),
+        })));
+        let stored = effects
+            .iter()
+            .find_map(|effect| match effect {
+                Effect::Persist { key, json, .. } if key == "cti.history:alice@example.com" => {
+                    Some(json.clone())
+                }
+                _ => None,
+            })
+            .expect("the history is stored");
+        let stored = History::from_json(&stored).expect("reads");
+        assert_eq!(stored.entries().len(), 1);
+        assert_eq!(stored.entries()[0].outcome_name(), "missed");
+        let view = rendered(&effects);
+        assert_eq!(view.history, stored.entries());
+
+        // A stale view of the same call (a replay already applied) changes nothing.
+        let mut stale = missed.clone();
+        stale.end_reason = Some(cti_protocol::EndReason::Completed);
+        let effects = model.update(Msg::Server(Box::new(ServerMessage::Call {
+            seq: 2,
+            call: stale,
+        })));
+        assert_eq!(kinds(&effects), vec!["mirror", "render"]);
+        assert_eq!(rendered(&effects).history[0].outcome_name(), "missed");
+
+        // A follower shows the leader's history, and its call back goes to the leader.
+        let mirror = effects
+            .iter()
+            .find_map(|effect| match effect {
+                Effect::Broadcast(message @ TabMessage::Mirror { .. }) => Some(message.clone()),
+                _ => None,
+            })
+            .expect("mirrored");
+        let mut follower = follower();
+        assert_eq!(
+            rendered(&follower.update(Msg::Tab(mirror))).history.len(),
+            1
+        );
+        let dial = UiAction::Dial {
+            number: view.history[0].number.clone(),
+        };
+        assert_eq!(
+            follower.update(Msg::Ui(dial.clone())),
+            vec![Effect::Broadcast(TabMessage::Action {
+                action: dial.clone()
+            })]
+        );
+        assert_eq!(
+            model.update(Msg::Tab(TabMessage::Action { action: dial })),
+            vec![Effect::Send(ClientMessage::Dial {
+                number: "+41441234567".into()
+            })]
+        );
+
+        // A new leader starts from what is stored.
+        let mut next = Model::new(framed());
+        next.update(Msg::Start {
+            token: Some(token()),
+        });
+        let effects = next.update(Msg::Lead {
+            posted: PostedSet::default(),
+            history: stored,
+        });
+        assert_eq!(rendered(&effects).history.len(), 1);
     }
 
     #[wasm_bindgen_test]

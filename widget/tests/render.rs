@@ -12,6 +12,7 @@ use cti_protocol::{
     Direction, EndReason, Handover, Match, RecordKind,
 };
 use cti_widget::connection::{ConnectionStatus, Disconnect, SignedOut};
+use cti_widget::history::{Entry, RecordRef};
 use cti_widget::host::HostTarget;
 use cti_widget::i18n::{self, I18n, Lang};
 use cti_widget::state::Problem;
@@ -184,6 +185,7 @@ fn connected_view(call: CallView, pending: bool) -> ViewModel {
         v2_connected: None,
         host_warning: None,
         ignored_host_requests: 0,
+        history: Vec::new(),
     }
 }
 
@@ -902,6 +904,12 @@ fn every_state() -> Vec<ViewModel> {
         agent: Some("alice@example.com".into()),
         ..ViewModel::default()
     });
+    views.push(ViewModel {
+        status: ConnectionStatus::Connected,
+        agent: Some("alice@example.com".into()),
+        history: history_entries(),
+        ..ViewModel::default()
+    });
     views.push(ViewModel::default());
     views
 }
@@ -1130,4 +1138,166 @@ async fn the_wrap_up_stacks_labels_above_fields_at_320px() {
         mounted.root.remove();
     }
     style.remove();
+}
+
+/// Three finished calls, newest first: a missed one from a known contact, an answered one whose
+/// activity is logged, and a withheld number.
+fn history_entries() -> Vec<Entry> {
+    let missed = Entry {
+        call_id: "h1".into(),
+        direction: Direction::Inbound,
+        number: "+41441234567".into(),
+        display: "+41 44 123 45 67".into(),
+        record: Some(RecordRef {
+            kind: RecordKind::Contact,
+            name: "Anna Meier".into(),
+            display_id: "1001".into(),
+        }),
+        started_at: "2026-11-24T10:05:00Z".into(),
+        state: CallState::Ended,
+        end_reason: Some(EndReason::Missed),
+        answered: false,
+        disposition: None,
+        activity: None,
+    };
+    let answered = Entry {
+        call_id: "h2".into(),
+        number: "+41445550000".into(),
+        display: String::new(),
+        record: None,
+        started_at: "2026-11-24T09:00:00Z".into(),
+        end_reason: Some(EndReason::Completed),
+        answered: true,
+        disposition: Some("Interested".into()),
+        activity: Some(ActivityStatus {
+            state: ActivityState::Logged,
+            v2_id: Some("pc-2".into()),
+            display_id: Some("700124".into()),
+            link: Some("https://my.crm.cloud.sap/go/detail/phonecall?nodeid=pc-2".into()),
+            reason: None,
+        }),
+        ..missed.clone()
+    };
+    let withheld = Entry {
+        call_id: "h3".into(),
+        number: "anonymous".into(),
+        display: String::new(),
+        record: None,
+        started_at: "2026-11-24T08:00:00Z".into(),
+        ..missed.clone()
+    };
+    vec![missed, answered, withheld]
+}
+
+#[wasm_bindgen_test]
+async fn recent_calls_list_each_call_with_a_call_back_named_for_screen_readers() {
+    let mut view = connected_view(ringing(vec![anna()]), false);
+    view.history = history_entries();
+    let mut mounted = Mounted::new(view.clone()).await;
+    let section = mounted.get("history");
+    assert_eq!(section.tag_name(), "DETAILS");
+    assert!(
+        !section.has_attribute("open"),
+        "closed until the rep opens it"
+    );
+    let toggle = mounted.text("history-toggle");
+    assert!(toggle.contains("Recent calls (3)"), "{toggle}");
+    assert_eq!(mounted.text("history-missed"), "2 missed");
+
+    let rows = mounted
+        .root
+        .query_selector_all("[data-testid=history-row]")
+        .expect("valid selector");
+    assert_eq!(rows.length(), 3);
+    let row = |i: u32| -> Element { rows.item(i).expect("a row").dyn_into().expect("an element") };
+    let first = row(0);
+    assert_eq!(
+        first.get_attribute("data-outcome").as_deref(),
+        Some("missed")
+    );
+    let text = first.text_content().unwrap_or_default();
+    assert!(
+        text.contains("Anna Meier") && text.contains("Contact"),
+        "{text}"
+    );
+    assert!(
+        text.contains("+41 44 123 45 67") && text.contains("Missed"),
+        "{text}"
+    );
+    let time = first
+        .query_selector("time")
+        .expect("valid")
+        .expect("a time");
+    assert_eq!(
+        time.get_attribute("datetime").as_deref(),
+        Some("2026-11-24T10:05:00Z")
+    );
+    assert!(time.text_content().unwrap_or_default().contains("24 Nov"));
+    let button = first
+        .query_selector("[data-testid=btn-call-back]")
+        .expect("valid")
+        .expect("a call back");
+    assert_eq!(
+        button.get_attribute("aria-label").as_deref(),
+        Some("Call back Anna Meier, +41 44 123 45 67")
+    );
+
+    let second = row(1);
+    assert_eq!(
+        second.get_attribute("data-outcome").as_deref(),
+        Some("answered")
+    );
+    let text = second.text_content().unwrap_or_default();
+    assert!(
+        text.contains("Completed") && text.contains("Interested"),
+        "{text}"
+    );
+    let link = second
+        .query_selector("[data-testid=history-activity-link]")
+        .expect("valid")
+        .expect("the activity's link");
+    assert_eq!(link.text_content().as_deref(), Some("#700124"));
+    assert_eq!(
+        link.get_attribute("href").as_deref(),
+        Some("https://my.crm.cloud.sap/go/detail/phonecall?nodeid=pc-2")
+    );
+    let label = second
+        .query_selector("[data-testid=btn-call-back]")
+        .expect("valid")
+        .expect("a call back")
+        .get_attribute("aria-label");
+    assert_eq!(label.as_deref(), Some("Call back +41445550000"));
+    assert!(
+        row(2)
+            .query_selector("[data-testid=btn-call-back]")
+            .expect("valid")
+            .is_none(),
+        "a withheld number has nothing to call back"
+    );
+
+    // The call back dials the number as the relay sent it.
+    first
+        .query_selector("[data-testid=btn-call-back]")
+        .expect("valid")
+        .expect("a call back")
+        .dyn_into::<HtmlElement>()
+        .expect("an HTML element")
+        .click();
+    assert_eq!(
+        mounted.actions.borrow().as_slice(),
+        &[UiAction::Dial {
+            number: "+41441234567".into()
+        }]
+    );
+
+    // Offline, a call back has nothing to go out on.
+    view.status = ConnectionStatus::Connecting;
+    mounted.update(view.clone()).await;
+    assert!(mounted.get("btn-call-back").has_attribute("disabled"));
+    // Signed out, nothing of the rep's calls is shown.
+    view.status = ConnectionStatus::SignedOut {
+        reason: SignedOut::NoToken,
+    };
+    mounted.update(view).await;
+    assert!(mounted.find("history").is_none());
 }

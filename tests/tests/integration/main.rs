@@ -14,6 +14,7 @@ mod durability;
 mod finesse;
 mod freeswitch;
 mod genesys;
+mod history;
 mod index_refresh;
 mod instances;
 mod limits;

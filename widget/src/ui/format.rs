@@ -127,6 +127,31 @@ pub fn date(text: &str, locale: &str) -> String {
     text.to_owned()
 }
 
+/// When a call started, as the locale writes a day and a time of day (`24 Nov, 10:05`,
+/// `24. Nov., 10:05`, `24 nov., 10:05`), in `zone` or else the browser's own time zone: unlike
+/// a record's dates, the time of a call is the rep's wall-clock time. The text itself if it is
+/// not an RFC 3339 time.
+pub fn date_time(text: &str, locale: &str, zone: Option<&str>) -> String {
+    let Some(millis) = parse_rfc3339_ms(text) else {
+        return text.to_owned();
+    };
+    let options = js_sys::Object::new();
+    for (name, value) in [
+        ("day", "numeric"),
+        ("month", "short"),
+        ("hour", "2-digit"),
+        ("minute", "2-digit"),
+    ] {
+        // Setting a property on a fresh plain object cannot fail.
+        let _ = js_sys::Reflect::set(&options, &name.into(), &value.into());
+    }
+    if let Some(zone) = zone {
+        let _ = js_sys::Reflect::set(&options, &"timeZone".into(), &zone.into());
+    }
+    let date = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(millis as f64));
+    String::from(date.to_locale_string(locale, &options))
+}
+
 /// An amount with the locale's grouping and decimal signs, cents only when there are any, then
 /// the currency code as the record gave it: `12,500 EUR`, `980.50 CHF` (en-GB), `12.500 EUR`
 /// (de-DE). The code rather than a symbol, because a record's currency may be one `Intl` does
@@ -300,6 +325,20 @@ mod tests {
         assert_eq!(date("2026-11-24", "fr-FR"), "24 nov. 2026");
         assert_eq!(date("last week", "en-GB"), "last week");
         assert_eq!(date("2026-13-05", "de-DE"), "2026-13-05");
+    }
+
+    #[wasm_bindgen_test]
+    fn times_of_day() {
+        let en = date_time("2026-11-24T10:05:00Z", "en-GB", Some("UTC"));
+        assert!(en.contains("24 Nov") && en.contains("10:05"), "{en}");
+        let de = date_time("2026-11-24T11:05:00+01:00", "de-DE", Some("UTC"));
+        assert!(de.contains("24. Nov") && de.contains("10:05"), "{de}");
+        let zurich = date_time("2026-11-24T10:05:00Z", "fr-FR", Some("Europe/Zurich"));
+        assert!(
+            zurich.contains("nov") && zurich.contains("11:05"),
+            "{zurich}"
+        );
+        assert_eq!(date_time("yesterday", "en-GB", None), "yesterday");
     }
 
     #[wasm_bindgen_test]

@@ -7,6 +7,7 @@ pub mod caller;
 pub mod clock;
 pub mod controls;
 pub mod format;
+pub mod history;
 pub mod status;
 pub mod wrap_up;
 
@@ -20,6 +21,7 @@ use crate::host::HostWarning;
 use crate::i18n::{Arg, I18n, Lang, use_i18n};
 use crate::state::Problem;
 use call_card::CallCard;
+use history::RecentCalls;
 use status::StatusLine;
 
 /// Everything the panel shows, in one value. The leader tab sends it to the others as it is,
@@ -44,6 +46,9 @@ pub struct ViewModel {
     /// Click-to-dial requests refused so far (shown to tests as `data-ignored-requests`).
     #[serde(skip)]
     pub ignored_host_requests: u32,
+    /// The rep's recent calls, newest first (see [`crate::history`]).
+    #[serde(default)]
+    pub history: Vec<crate::history::Entry>,
 }
 
 /// A mirror from a tab of an older build names no controls: it offered them all.
@@ -237,6 +242,9 @@ fn Panel(props: &WidgetViewProps) -> Html {
                 </div>
             }
             <main class="calls" aria-label={i18n.t("calls-label")}>{ body }</main>
+            if !view.history.is_empty() && !matches!(view.status, ConnectionStatus::SignedOut { .. }) {
+                <RecentCalls entries={view.history.clone()} {online} on_action={props.on_action.clone()} />
+            }
             <LanguagePicker lang={i18n.lang()} on_language={props.on_language.clone()} />
         </div>
     }
