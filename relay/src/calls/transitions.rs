@@ -61,6 +61,18 @@ pub fn apply(mut view: Leg, event: &TelephonyEvent) -> Transition {
         }
         return Transition::Changed(Box::new(view));
     }
+    if view.state == CallState::Transferred
+        && view.end_reason.is_none()
+        && event.event_type == EventType::Transferred
+        && event.reason.is_some()
+        && before_end(&event.at, view.ended_at.as_deref())
+    {
+        // The hand-over was heard before where it went: the provider told only later (Teams:
+        // the call record) that it went outside the relay's reps. No colleague's leg follows,
+        // so the hand-over now ends the call; its time stays.
+        view.end_reason = event.reason;
+        return Transition::Changed(Box::new(view));
+    }
     if view.state.is_final() {
         // Final is final: what may still arrive is a recording link, a hand-over that happened
         // at or before the end (above), and an answer that happened before the end but was
@@ -353,6 +365,32 @@ mod tests {
             (gone.state, gone.end_reason),
             (CallState::Transferred, Some(EndReason::Completed))
         );
+    }
+
+    #[test]
+    fn a_hand_over_told_later_to_have_gone_outside_ends_the_call() {
+        let v = changed(apply(
+            ringing_view(),
+            &event(EventType::Answered, "2026-11-24T10:00:10Z"),
+        ));
+        let handed = changed(apply(
+            v,
+            &event(EventType::Transferred, "2026-11-24T10:01:00Z"),
+        ));
+        assert_eq!(handed.end_reason, None, "the call waits for a colleague");
+        let mut outside = event(EventType::Transferred, "2026-11-24T10:01:01Z");
+        outside.reason = Some(EndReason::Completed);
+        assert_eq!(
+            apply(handed.clone(), &outside),
+            Transition::Unchanged,
+            "a hand-over after the leg's end is another"
+        );
+        outside.at = "2026-11-24T10:01:00Z".into();
+        let gone = changed(apply(handed, &outside));
+        assert_eq!(gone.state, CallState::Transferred);
+        assert_eq!(gone.end_reason, Some(EndReason::Completed));
+        assert_eq!(gone.ended_at.as_deref(), Some("2026-11-24T10:01:00Z"));
+        assert_eq!(apply(gone, &outside), Transition::Unchanged);
     }
 
     #[test]

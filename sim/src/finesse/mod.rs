@@ -19,7 +19,8 @@
 //! Completing a consult (`TRANSFER` on either dialog) follows the capture the reference cites
 //! (`NormalTransferCall`): the first dialog lives on with the consulted party and the caller
 //! (callType TRANSFER, the consulting agent's participant DROPPED), and the consult dialog is
-//! deleted right after. Inferred where the reference is silent: a blind transfer to an agent keeps
+//! deleted right after; handed to a number, the first dialog lives on with no agent to tell of
+//! it until the caller or the number hangs up. Inferred where the reference is silent: a blind transfer to an agent keeps
 //! the dialog's id (the new agent gets it as a `POST`), the transferring agent's participant
 //! first HELD as in the same public capture's `TRANSFER_SST` scenario; a consult is a new dialog
 //! (`callType` CONSULT, `associatedDialogUri` the first) seen by both agents; what the consulting
@@ -745,7 +746,16 @@ impl Finesse {
                 consult.state = "DROPPED".into();
                 self.tell(&mut consult, &[]);
                 state.dialogs.remove(&consult.id);
-                Self::keep(&mut state, first);
+                if first.viewers.is_empty()
+                    && first.participants.iter().any(|p| p.state != "DROPPED")
+                {
+                    // Handed to a number: no agent is left to be told of the dialog, yet it
+                    // lives on (as in the capture) while the caller and the party consulted
+                    // talk, and ends when either hangs up.
+                    state.dialogs.insert(first.id.clone(), first);
+                } else {
+                    Self::keep(&mut state, first);
+                }
                 return Ok(());
             }
             _ => {

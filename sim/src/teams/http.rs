@@ -98,6 +98,7 @@ pub fn routes() -> Router<Arc<Sim>> {
         .route("/sim/teams/calls", post(ring).get(list_calls))
         .route("/sim/teams/calls/{id}/hangup", post(hangup_control))
         .route("/sim/teams/calls/{id}/answer", post(answer_control))
+        .route("/sim/teams/calls/{id}/transfer", post(transfer_control))
         .route("/sim/teams/subscriptions", get(list_subscriptions_control))
         .route("/sim/teams/faults", post(faults))
 }
@@ -460,6 +461,45 @@ fn step(t: &Teams, id: &str, change: &str, apply: impl FnOnce(&mut Call)) -> Opt
     Some(call)
 }
 
+/// [`step`] of a transfer: notified as Graph's transfer notifications are (the state and the
+/// end's reason only, see `Teams::notify_transfer_step`).
+fn transfer_step(t: &Teams, id: &str, change: &str, apply: impl FnOnce(&mut Call)) -> Option<Call> {
+    let call = {
+        let mut state = t.lock();
+        let call = state.calls.get_mut(id)?;
+        apply(call);
+        call.clone()
+    };
+    t.notify_transfer_step(&call, change);
+    t.presence_changed(&call.user);
+    Some(call)
+}
+
+/// A transfer of leg `id` completed: `transferring`, `transferAccepted`, then the leg ends with
+/// `resultInfo` (a blind transfer: code 0, subcode 7015 `GracefulTransferCompleted`) or with
+/// `terminationReason` `AppTransferred` alone (a consultative one), as reference 3.3 gives
+/// them; `outside` is the number it went to, if it left the tenant's users. Then the chain's
+/// record, if it was the last leg.
+fn transferred(t: &Teams, id: &str, consultative: bool, outside: Option<Value>) {
+    transfer_step(t, id, "updated", |c| c.state = "transferring");
+    transfer_step(t, id, "updated", |c| c.state = "transferAccepted");
+    let Some(call) = transfer_step(t, id, "deleted", |c| {
+        c.state = "terminated";
+        if consultative {
+            c.result = None;
+            c.termination_reason = Some("AppTransferred");
+        } else {
+            c.result = Some(result(0, 7015, "GracefulTransferCompleted"));
+            c.termination_reason = None;
+        }
+        c.handed_to = outside;
+        c.ended_at = Some(now_rfc3339());
+    }) else {
+        return;
+    };
+    t.maybe_record(&call.chain);
+}
+
 /// Ends a leg with `result`, then writes the chain's record if it was the last.
 fn terminate(t: &Teams, id: &str, result: Value, reason: Option<&'static str>) -> Option<Call> {
     let call = step(t, id, "deleted", |c| {
@@ -498,6 +538,7 @@ fn new_leg(chain: &str, user: &str, other: Value, policy: bool) -> Call {
         bot_answered: false,
         bot_dropped: false,
         invited: tokio::time::Instant::now(),
+        handed_to: None,
     }
 }
 
@@ -791,15 +832,19 @@ async fn transfer(
         .get("replacesCallId")
         .and_then(Value::as_str)
         .map(str::to_string);
+    // The consultation is with the target: a colleague's leg rung by the bot, or the rep's own
+    // call to the number (its far end).
+    let with_target = |c: &Call| match identity.pointer("/phone/id").and_then(Value::as_str) {
+        Some(phone) => {
+            c.direction == "outgoing"
+                && c.user == call.user
+                && c.other.pointer("/phone/id").and_then(Value::as_str) == Some(phone)
+        }
+        None => identity.pointer("/user/id").and_then(Value::as_str) == Some(c.user.as_str()),
+    };
     let consult = match &replaces {
         Some(b) => match live_leg(t, b) {
-            Ok(c)
-                if c.state == "established"
-                    && identity.pointer("/user/id").and_then(Value::as_str)
-                        == Some(c.user.as_str()) =>
-            {
-                Some(c)
-            }
+            Ok(c) if c.state == "established" && with_target(&c) => Some(c),
             Ok(_) => {
                 return bad_request(
                     "replacesCallId must be an established call with the transfer target",
@@ -809,16 +854,21 @@ async fn transfer(
         },
         None => None,
     };
-    step(t, &id, "updated", |c| c.state = "transferring");
-    step(t, &id, "updated", |c| c.state = "transferAccepted");
+    let outside = identity.get("phone").map(|_| identity.clone());
     match consult {
-        Some(b) => {
+        Some(b) if outside.is_some() => {
+            transferred(t, &id, true, outside);
+            // The caller now talks with the number consulted; the rep's consultation call is
+            // replaced and ends (inferred: as an application's hang-up, code 200).
             terminate(
                 t,
-                &id,
-                result(0, 7015, "GracefulTransferCompleted"),
-                Some("AppTransferred"),
+                &b.id,
+                result(200, 0, "The call was replaced by a transfer"),
+                None,
             );
+        }
+        Some(b) => {
+            transferred(t, &id, true, None);
             // The consultation's leg now carries the caller, in the call's chain.
             step(t, &b.id, "updated", |c| {
                 c.chain = call.chain.clone();
@@ -827,16 +877,64 @@ async fn transfer(
             });
             t.maybe_record(&b.chain);
         }
-        None => {
-            terminate(t, &id, result(0, 7015, "GracefulTransferCompleted"), None);
-            if let Some(user) = identity.pointer("/user/id").and_then(Value::as_str) {
-                let leg = new_leg(&call.chain, user, call.other.clone(), true);
-                invite(&sim, &leg);
-                t.notify_call(&leg, "created", None);
-            }
-        }
+        None => hand_on(&sim, &call, &identity),
     }
     StatusCode::ACCEPTED.into_response()
+}
+
+/// A blind transfer of the established `call` to `identity` (a user, or a number outside).
+fn hand_on(sim: &Arc<Sim>, call: &Call, identity: &Value) {
+    let t = teams(sim);
+    let outside = identity.get("phone").map(|_| identity.clone());
+    // The colleague's leg is in the call before the transferor's ends: the call (and its
+    // record, written once every leg ended) goes on with them.
+    let colleague = identity
+        .pointer("/user/id")
+        .and_then(Value::as_str)
+        .map(|user| new_leg(&call.chain, user, call.other.clone(), true));
+    if let Some(leg) = &colleague {
+        invite(sim, leg);
+    }
+    transferred(t, &call.id, false, outside);
+    if let Some(leg) = colleague {
+        t.notify_call(&leg, "created", None);
+    }
+}
+
+/// `POST /sim/teams/calls/{id}/transfer {"target"}`: the rep transfers their established leg
+/// (`id` the leg or the chain) in the Teams client, blind, to a colleague (`bob@example.com`)
+/// or a number (E.164). The bot hears the transfer's notifications, which name no target.
+async fn transfer_control(
+    State(sim): State<Arc<Sim>>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let t = teams(&sim);
+    let Ok(body) = serde_json::from_slice::<Value>(&body) else {
+        return sim_error(StatusCode::BAD_REQUEST, "body must be JSON {target}");
+    };
+    let target = body["target"].as_str().unwrap_or_default();
+    let identity = if let Some(user) = t.user_by_mail(target) {
+        json!({"user": {"id": user.id, "displayName": user.display_name}})
+    } else if target.starts_with('+')
+        && target.len() > 4
+        && target[1..].chars().all(|c| c.is_ascii_digit())
+    {
+        json!({"phone": {"id": target}})
+    } else {
+        return sim_error(
+            StatusCode::BAD_REQUEST,
+            "`target` must be a user's mail or an E.164 number",
+        );
+    };
+    let Some(call) = legs_of(t, &id)
+        .into_iter()
+        .find(|c| c.state == "established" && c.answered && !c.consult)
+    else {
+        return sim_error(StatusCode::CONFLICT, "no answered call to transfer");
+    };
+    hand_on(&sim, &call, &identity);
+    StatusCode::NO_CONTENT.into_response()
 }
 
 async fn delete_call(
@@ -1313,7 +1411,9 @@ async fn hangup_control(State(sim): State<Arc<Sim>>, Path(id): Path<String>) -> 
     StatusCode::NO_CONTENT.into_response()
 }
 
-/// The far end (of an outbound call) answers; or a rep not under the policy picks up.
+/// The far end (of an outbound call) answers; or a rep not under the policy picks up. An
+/// outbound call's answer is told to the bot before the control answers (the notifications go
+/// out in order, so the relay has heard of the call by then).
 async fn answer_control(State(sim): State<Arc<Sim>>, Path(id): Path<String>) -> Response {
     let t = teams(&sim);
     let legs: Vec<Call> = legs_of(t, &id)
@@ -1327,11 +1427,20 @@ async fn answer_control(State(sim): State<Arc<Sim>>, Path(id): Path<String>) -> 
         if leg.state == "incoming" {
             answer_leg(t, &leg.id);
         } else {
-            step(t, &leg.id, "updated", |c| {
-                c.state = "established";
-                c.answered = true;
-                c.answered_at = Some(now_rfc3339());
-            });
+            let answered = {
+                let mut state = t.lock();
+                let Some(call) = state.calls.get_mut(&leg.id) else {
+                    continue;
+                };
+                call.state = "established";
+                call.answered = true;
+                call.answered_at = Some(now_rfc3339());
+                call.clone()
+            };
+            t.presence_changed(&answered.user);
+            if let Err(err) = notify_and_wait(t, &answered, "updated").await {
+                return sim_error(StatusCode::BAD_GATEWAY, &err);
+            }
         }
     }
     StatusCode::NO_CONTENT.into_response()

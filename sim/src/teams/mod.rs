@@ -48,7 +48,10 @@
 //! `"policy": false` the rep is not under the policy: the bot hears nothing, only the call record
 //! tells); `POST /sim/teams/calls/{id}/hangup` (the far end hangs up; `id` the chain or a leg),
 //! `POST /sim/teams/calls/{id}/answer` (the far end of an outbound call answers; otherwise the
-//! rep, or the consulted colleague, picks up in Teams), `GET /sim/teams/calls`, `GET /sim/teams/subscriptions`,
+//! rep, or the consulted colleague, picks up in Teams), `POST /sim/teams/calls/{id}/transfer
+//! {"target"}` (the rep transfers the answered call in the Teams client, blind, to a colleague's
+//! mail or an E.164 number: the bot hears `transferring`, `transferAccepted` and `terminated`
+//! with no target named), `GET /sim/teams/calls`, `GET /sim/teams/subscriptions`,
 //! `POST /sim/teams/faults` with `{"remove_subscriptions":true}`, `{"reauthorize":true}`,
 //! `{"forge_callback":true}` (a changed signature, another audience, another tenant, no token; answers the statuses), `{"bad_client_state":true}`, `{"client_state":"<value>"}` (a callRecords notification to each subscription with that clientState; answers the statuses), `{"duplicate":bool}`,
 //! `{"reorder":bool}`.
@@ -191,6 +194,9 @@ pub struct Call {
     pub bot_dropped: bool,
     /// When the bot was invited (the window runs from here).
     pub invited: Instant,
+    /// The party outside the tenant's users (a number) the call was transferred to from this
+    /// leg: no leg of the simulator's stands for it; the call record shows its session.
+    pub handed_to: Option<Value>,
 }
 
 impl Call {
@@ -601,6 +607,30 @@ impl Teams {
         change: &str,
         ack: Option<oneshot::Sender<Result<(), String>>>,
     ) {
+        self.notify_resource(call, change, call.resource(), ack);
+    }
+
+    /// A transfer's notification about `call`: as Graph's `call-transfer` examples show them,
+    /// the call's `state` and, at its end, `resultInfo` or `terminationReason`, and nothing of
+    /// its parties (the bot knows the call by the `resourceUrl`).
+    pub(crate) fn notify_transfer_step(&self, call: &Call, change: &str) {
+        let mut data = json!({"@odata.type": "#microsoft.graph.call", "state": call.bot_state()});
+        if let Some(result) = &call.result {
+            data["resultInfo"] = result.clone();
+        }
+        if let Some(reason) = call.termination_reason {
+            data["terminationReason"] = reason.into();
+        }
+        self.notify_resource(call, change, data, None);
+    }
+
+    fn notify_resource(
+        &self,
+        call: &Call,
+        change: &str,
+        data: Value,
+        ack: Option<oneshot::Sender<Result<(), String>>>,
+    ) {
         let Some(url) = self
             .bot_url
             .clone()
@@ -617,7 +647,7 @@ impl Teams {
                 "@odata.type": "#microsoft.graph.commsNotification",
                 "changeType": change,
                 "resourceUrl": format!("/communications/calls/{}", call.id),
-                "resourceData": call.resource(),
+                "resourceData": data,
             }]
         });
         self.send(Outgoing {
@@ -752,6 +782,29 @@ impl Teams {
                     session["failureInfo"] = json!({"stage": "callSetup", "reason": "NoAnswer"});
                 }
                 sessions.push(session);
+                if let Some(outside) = &leg.handed_to {
+                    // Where the caller went on talking: the number the leg was transferred to
+                    // (inferred: a session of the transferee with the transfer target; the
+                    // simulator plays no such leg, so it is timed at the hand-over).
+                    let (caller, callee) = if leg.direction == "incoming" {
+                        (leg.other.clone(), outside.clone())
+                    } else {
+                        (outside.clone(), leg.other.clone())
+                    };
+                    let at = leg.ended_at.clone().unwrap_or(leg.started.clone());
+                    if !participants.contains(outside) {
+                        participants.push(outside.clone());
+                    }
+                    sessions.push(json!({
+                        "id": format!("{}-transferred", leg.id),
+                        "modalities": ["audio"],
+                        "startDateTime": at, "endDateTime": at,
+                        "caller": {"@odata.type": "#microsoft.graph.callRecords.participantEndpoint",
+                                   "identity": caller},
+                        "callee": {"@odata.type": "#microsoft.graph.callRecords.participantEndpoint",
+                                   "identity": callee},
+                    }));
+                }
             }
             let organizer = legs
                 .iter()

@@ -422,8 +422,20 @@ async fn transfers_to_a_number_through_the_relay_are_logged_once() -> Result<()>
     state(&mut alice, &id, "held").await?;
     alice.command(&id, CallCommand::CompleteTransfer).await?;
     handed_outside(&stack, &mut alice, &id).await?;
-    // No agent is on the call any more: Finesse keeps no dialog of it for the tenant.
+    // The first dialog lives on while the caller and the number talk, with no agent on it, so
+    // nobody is told of it; the caller hanging up ends it, and the call is still logged once.
+    assert_eq!(
+        stack.sim.sim.finesse.dialog_ids(),
+        std::slice::from_ref(&id)
+    );
+    sim_post(&stack, &format!("/calls/{id}/hangup")).await?;
     assert!(stack.sim.sim.finesse.dialog_ids().is_empty());
+    let activities = stack.activities(&id).await?;
+    assert_eq!(activities.len(), 1);
+    assert!(
+        !cti_tests::summary_of(&activities[0]).contains("Outcome: missed"),
+        "{activities:?}"
+    );
     Ok(())
 }
 

@@ -912,3 +912,164 @@ async fn the_call_record_completes_a_call_the_bot_heard_with_its_exact_times_in_
     })
     .await;
 }
+
+/// The rep's leg was handed to `number`, outside the reps: it ends transferred with the reason
+/// that ends the call, and the call has one activity, inbound, completed, the rep's alone.
+async fn handed_outside(stack: &Stack, ws: &mut WsClient, call: &str, number: &str) {
+    let transferred = call_where(ws, call, "handed outside", |c| {
+        c["state"] == "transferred" && c["end_reason"] == "completed"
+    })
+    .await;
+    assert_eq!(transferred["call"]["state"], "transferred", "{transferred}");
+    let activity = one_activity(stack, call).await;
+    assert_eq!(agents_on(&activity), [ALICE], "{activity}");
+    assert_eq!(summary_line(&activity, "Outcome: "), Some("completed"));
+    assert!(
+        cti_tests::summary_of(&activity).contains("Inbound call from"),
+        "{activity}"
+    );
+    // The caller went on with the number; no leg of the tenant's is left in the call.
+    let teams = &stack.sim.sim.teams;
+    assert!(
+        teams
+            .calls()
+            .iter()
+            .all(|c| c.chain != call || c.state == "terminated"),
+        "a leg is still live"
+    );
+    let record = teams.record(call).expect("record");
+    assert!(record.to_string().contains(number), "{record}");
+}
+
+/// A blind transfer and a consultative one, asked through the relay, to a number outside the
+/// tenant's users: no colleague's leg follows, so each hand-over ends its call, logged once.
+#[tokio::test]
+async fn transfers_to_a_number_outside_are_logged_once() {
+    let stack = start().await;
+    let teams = &stack.sim.sim.teams;
+    let (_, e164, _) = stack.single_match_caller().expect("caller");
+    let (mut alice, _) = WsClient::signed_in(&stack, ALICE, None)
+        .await
+        .expect("alice");
+    let outside = "+41445550198";
+
+    // Blind: Graph's `transfer` with a phone target.
+    let call = ring(&stack, &e164, ALICE).await;
+    pick_up(&stack, &mut alice, &call).await;
+    alice
+        .command(
+            &call,
+            CallCommand::Transfer {
+                target: outside.into(),
+            },
+        )
+        .await
+        .expect("transfer");
+    handed_outside(&stack, &mut alice, &call, outside).await;
+
+    // Consultative: the rep calls the number, it answers, and the caller is handed to it.
+    let call = ring(&stack, &e164, ALICE).await;
+    pick_up(&stack, &mut alice, &call).await;
+    alice
+        .command(
+            &call,
+            CallCommand::Consult {
+                target: outside.into(),
+            },
+        )
+        .await
+        .expect("consult");
+    let consultation = eventually("the consultation placed", || async {
+        teams
+            .calls()
+            .into_iter()
+            .find(|c| {
+                c.direction == "outgoing"
+                    && c.other["phone"]["id"] == outside
+                    && c.state == "establishing"
+            })
+            .map(|c| c.id)
+    })
+    .await
+    .expect("a consultation");
+    let (status, body) =
+        sim_post(&stack, &format!("/calls/{consultation}/answer"), &json!({})).await;
+    assert_eq!(status, 204, "{body}");
+    alice
+        .command(&call, CallCommand::CompleteTransfer)
+        .await
+        .expect("complete");
+    handed_outside(&stack, &mut alice, &call, outside).await;
+    assert!(
+        teams
+            .calls()
+            .iter()
+            .all(|c| c.id != consultation || c.state == "terminated"),
+        "the consultation was replaced"
+    );
+    // The consultation's own record is no call of its own.
+    let own = teams
+        .calls()
+        .into_iter()
+        .find(|c| c.id == consultation)
+        .expect("consultation")
+        .chain;
+    eventually("the consultation's record", || async { teams.record(&own) })
+        .await
+        .expect("record");
+    assert!(stack.activities(&own).await.expect("v2").is_empty());
+}
+
+/// A blind transfer made in the Teams client: Graph's notifications (`transferring`,
+/// `transferAccepted`, `terminated` with 7015) name no target. To a colleague, their leg
+/// follows and the call is theirs; to a number, the call's record tells, and the call is logged
+/// once, the rep's.
+#[tokio::test]
+async fn transfers_to_a_number_made_in_the_teams_client_are_logged_once() {
+    let stack = start().await;
+    let (_, e164, _) = stack.single_match_caller().expect("caller");
+    let (mut alice, _) = WsClient::signed_in(&stack, ALICE, None)
+        .await
+        .expect("alice");
+    let (mut bob, _) = WsClient::signed_in(&stack, BOB, None).await.expect("bob");
+    let outside = "+41445550197";
+
+    let call = ring(&stack, &e164, ALICE).await;
+    pick_up(&stack, &mut alice, &call).await;
+    let (status, body) = sim_post(
+        &stack,
+        &format!("/calls/{call}/transfer"),
+        &json!({"target": outside}),
+    )
+    .await;
+    assert_eq!(status, 204, "{body}");
+    handed_outside(&stack, &mut alice, &call, outside).await;
+
+    // To a colleague: the call waits for bob's leg and is logged when he hangs up.
+    let call = ring(&stack, &e164, ALICE).await;
+    pick_up(&stack, &mut alice, &call).await;
+    let (status, body) = sim_post(
+        &stack,
+        &format!("/calls/{call}/transfer"),
+        &json!({"target": BOB}),
+    )
+    .await;
+    assert_eq!(status, 204, "{body}");
+    let handed = call_where(&mut alice, &call, "alice handed it on", |c| {
+        c["state"] == "transferred"
+    })
+    .await;
+    assert!(handed["call"]["end_reason"].is_null(), "{handed}");
+    call_where(&mut bob, &call, "bob's phone rings", |c| {
+        c["state"] == "ringing"
+    })
+    .await;
+    pick_up(&stack, &mut bob, &call).await;
+    assert!(stack.activities(&call).await.expect("v2").is_empty());
+    bob.command(&call, CallCommand::Hangup)
+        .await
+        .expect("hangup");
+    let activity = one_activity(&stack, &call).await;
+    assert_eq!(agents_on(&activity), [ALICE, BOB]);
+    assert_eq!(summary_line(&activity, "Outcome: "), Some("completed"));
+}

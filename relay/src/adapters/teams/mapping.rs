@@ -13,12 +13,19 @@ use serde_json::Value;
 
 use crate::adapters::Amendment;
 
-/// A consultation asked for and not yet seen: the colleague's incoming leg from the rep.
+/// A consultation asked for and not yet seen: the colleague's incoming leg from the rep, or the
+/// rep's outgoing call to a number (`colleague_user` is then that E.164 number).
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub(crate) struct PendingConsult {
     pub(crate) chain: String,
     pub(crate) rep_user: String,
     pub(crate) colleague_user: String,
+}
+
+/// Whether a transfer target as the relay names it is a phone number (outside the reps: every
+/// Teams user of the tenant is taken for a rep, see `learn_user`).
+pub(crate) fn is_number(target: &str) -> bool {
+    target.starts_with('+') && target.len() > 4 && target[1..].chars().all(|c| c.is_ascii_digit())
 }
 
 /// What the adapter knows of one leg.
@@ -43,6 +50,18 @@ pub(crate) struct LegInfo {
     pub(crate) recorded: bool,
     /// The bot's recording call is established (the bot answered the invitation in time).
     pub(crate) bot_joined: bool,
+    /// The rep's own call to a number they consult (`consult_by` is the rep): part of the
+    /// relay's call, with no events of its own (the rep's leg of the call stays theirs).
+    #[serde(default)]
+    pub(crate) side: bool,
+    /// Handed on from the Teams client (Graph's `terminated` after `transferAccepted`) to a
+    /// party Graph's notification does not name: a colleague's leg follows, or the call
+    /// record tells it went outside (see [`Tracker::outside_handovers`]).
+    #[serde(default)]
+    pub(crate) handed_unnamed: bool,
+    /// When the leg ended, at the relay's clock (the time its end event carried).
+    #[serde(default)]
+    pub(crate) ended_at: Option<String>,
 }
 
 #[derive(Debug, Default)]
@@ -58,6 +77,9 @@ pub(crate) struct Tracker {
     pub(crate) seen_chains: HashSet<String>,
     /// Recording invitations the relay answered (or is answering): answered once.
     pub(crate) answering: HashSet<String>,
+    /// (relay call, Graph call id) of transfers Graph reported failed (the call `established`
+    /// again with a failing `resultInfo`): their target is forgotten, by every instance.
+    pub(crate) failed_transfers: Vec<(String, String)>,
 }
 
 /// Whether a call resource is a policy-based recording invitation: Graph names the observed
@@ -118,7 +140,7 @@ impl Tracker {
                     && if consult {
                         l.consult_by.as_deref() == Some(rep)
                     } else {
-                        l.rep == rep
+                        l.rep == rep && !l.side
                     }
             })
             .map(|(id, _)| id.clone())
@@ -134,15 +156,22 @@ impl Tracker {
         rep_of: &dyn Fn(&str) -> Option<String>,
         now: &str,
     ) -> Vec<TelephonyEvent> {
-        let Some(user) = rep_user(data) else {
-            return Vec::new();
-        };
-        let Some(rep) = rep_of(&user) else {
-            return Vec::new();
-        };
         let state = data["state"].as_str().unwrap_or_default();
+        // A leg already known is taken by its id alone: Graph's notifications of a transfer
+        // carry the call's `state` (and `resultInfo` or `terminationReason`) and nothing of
+        // its parties (reference 3.3; `call-transfer` examples).
         if !self.legs.contains_key(id) {
+            let Some(user) = rep_user(data) else {
+                return Vec::new();
+            };
+            let Some(rep) = rep_of(&user) else {
+                return Vec::new();
+            };
             let outgoing = data["direction"].as_str() == Some("outgoing");
+            let target_number = data
+                .pointer("/targets/0/identity/phone/id")
+                .and_then(Value::as_str)
+                .map(str::to_string);
             let source_user = data
                 .pointer("/source/identity/user/id")
                 .and_then(Value::as_str)
@@ -151,12 +180,17 @@ impl Tracker {
                 .pending
                 .iter()
                 .position(|p| {
-                    !outgoing
-                        && p.colleague_user == user
-                        && Some(&p.rep_user) == source_user.as_ref()
+                    if outgoing {
+                        // The rep's own call to the number they consult.
+                        p.rep_user == user && Some(&p.colleague_user) == target_number.as_ref()
+                    } else {
+                        p.colleague_user == user && Some(&p.rep_user) == source_user.as_ref()
+                    }
                 })
                 .map(|at| self.pending.remove(at));
+            let side = outgoing && consult.is_some();
             let (chain, consult_by, from) = match consult {
+                Some(p) if side => (p.chain, Some(rep.clone()), String::new()),
                 Some(p) => {
                     let caller = self
                         .legs
@@ -191,6 +225,12 @@ impl Tracker {
                     data["source"]["identity"].clone(),
                 )
             };
+            if consult_by.is_none() {
+                // A colleague's leg of the call: a hand-over from the Teams client went to them.
+                for earlier in self.legs.values_mut().filter(|l| l.chain == chain) {
+                    earlier.handed_unnamed = false;
+                }
+            }
             self.seen_chains.insert(chain.clone());
             // A consultation's own chain too: its record is the bot's call with a colleague,
             // part of the consulted call, never a call of its own to log.
@@ -213,15 +253,41 @@ impl Tracker {
                     recorded: is_recording(data),
                     bot_joined: false,
                     consult_by,
+                    side,
+                    handed_unnamed: false,
+                    ended_at: None,
                 },
             );
         }
-        let target = self.transfer_targets.get(id).cloned();
+        // An empty target is a transfer Graph reported failed.
+        let target = self
+            .transfer_targets
+            .get(id)
+            .filter(|t| !t.is_empty())
+            .cloned();
         let declined = self.declined.contains(id);
         let Some(leg) = self.legs.get_mut(id) else {
             return Vec::new();
         };
         if leg.ended {
+            return Vec::new();
+        }
+        if leg.side {
+            // The rep's consultation of a number: the relay's call is the rep's other leg.
+            leg.ended = state == "terminated";
+            return Vec::new();
+        }
+        let failing = data
+            .pointer("/resultInfo/code")
+            .and_then(Value::as_u64)
+            .is_some_and(|code| code >= 400);
+        if state == "established" && leg.answered && failing && target.is_some() {
+            // Graph: "when a call transfer fails, the call state will be `established`" with a
+            // failing `resultInfo` (reference 3.3). The call goes on with the rep; a later end
+            // is no hand-over to the target asked for.
+            self.transfer_targets.insert(id.to_string(), String::new());
+            self.failed_transfers
+                .push((leg.chain.clone(), id.to_string()));
             return Vec::new();
         }
         let event = |leg: &LegInfo, kind: &str, event_type: EventType| {
@@ -264,6 +330,7 @@ impl Tracker {
             }
             "terminated" => {
                 leg.ended = true;
+                leg.ended_at = Some(now.to_string());
                 let code = data.pointer("/resultInfo/code").and_then(Value::as_u64);
                 let subcode = data.pointer("/resultInfo/subcode").and_then(Value::as_u64);
                 let transferred = subcode == Some(7015)
@@ -272,6 +339,17 @@ impl Tracker {
                     || code == Some(302);
                 if transferred {
                     let mut e = event(leg, "transferred", EventType::Transferred);
+                    match &target {
+                        // The relay's own transfer (blind, redirect or consultative) to a
+                        // number: no colleague's leg follows, so the hand-over ends the call.
+                        Some(number) if is_number(number) => {
+                            e.reason = Some(EndReason::Completed);
+                        }
+                        Some(_) => {}
+                        // Made in the Teams client: Graph names no target (inferred from the
+                        // `call-transfer` examples, whose notifications carry only the state).
+                        None => leg.handed_unnamed = true,
+                    }
                     e.transfer_to = target;
                     events.push(e);
                 } else {
@@ -342,6 +420,63 @@ impl Tracker {
         events.push(event(leg, "answered", EventType::Answered));
         events
     }
+}
+
+impl Tracker {
+    /// Hand-overs made in the Teams client that went outside the reps, as the call's record
+    /// tells: Graph's notifications of such a transfer name no target, and a number outside has
+    /// no leg the bot could hear. Graph writes the record once the call is over (reference
+    /// 3.1), so a leg of the chain still `handed_unnamed` then, in a record with no session of
+    /// another rep, went to a number (inferred: a colleague's leg would have come, and their
+    /// session would be in the record). Each becomes a `transferred` with a reason, at the
+    /// leg's own end, naming the number the record shows the caller went to.
+    pub(crate) fn outside_handovers(
+        &mut self,
+        record: &Value,
+        rep_of: &dyn Fn(&str) -> Option<String>,
+    ) -> Vec<TelephonyEvent> {
+        let Some(chain) = record["id"].as_str() else {
+            return Vec::new();
+        };
+        let sessions = record_sessions(record, rep_of);
+        let mut events = Vec::new();
+        for leg in self
+            .legs
+            .values_mut()
+            .filter(|l| l.chain == chain && l.handed_unnamed)
+        {
+            if sessions.iter().any(|s| s.rep != leg.rep) {
+                continue;
+            }
+            leg.handed_unnamed = false;
+            let remote = match leg.direction {
+                Direction::Inbound => leg.from.clone(),
+                Direction::Outbound => leg.to.clone(),
+            };
+            let at = leg
+                .ended_at
+                .clone()
+                .or_else(|| record["endDateTime"].as_str().map(str::to_string))
+                .unwrap_or_default();
+            let mut e = leg_event(leg, "outside", EventType::Transferred, &at);
+            e.transfer_to = outside_party(record, &remote);
+            e.reason = Some(EndReason::Completed);
+            events.push(e);
+        }
+        events
+    }
+}
+
+/// The number a call record shows on a session besides the call's own remote party: where the
+/// call went outside the reps.
+fn outside_party(record: &Value, remote: &str) -> Option<String> {
+    record["sessions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|s| [&s["callee"]["identity"], &s["caller"]["identity"]])
+        .map(number)
+        .find(|n| !n.is_empty() && n != remote)
 }
 
 /// One session of a call record with a rep on one side, as the relay reads it.

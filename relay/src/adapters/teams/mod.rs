@@ -25,11 +25,18 @@
 //! the call record logs it (see `presence`). No controls and no click-to-dial in that mode.
 //!
 //! Controls: decline (reject), hang up (DELETE the call), blind transfer (`transfer`, or
-//! `redirect` while it rings), consult (a call placed to the colleague) and its completion (a
-//! consultative `transfer` with `replacesCallId`) or cancel (the consultation hung up),
+//! `redirect` while it rings), consult (a call placed to the colleague, or from the rep to a
+//! number) and its completion (a consultative `transfer` with `replacesCallId`) or cancel (the
+//! consultation hung up),
 //! click-to-dial (`POST /communications/calls`). Graph v1.0 has no hold: hold and resume are
 //! refused, and the widget offers only what the provider has. Nor does it answer a user's call
 //! for them (the bot's answer is its recording's): the rep answers in Teams.
+//!
+//! A transfer to a number (blind, redirected or consultative, through the relay) ends the call:
+//! the rep's `transferred` carries a reason, so no colleague's leg is awaited. One made in the
+//! Teams client names no target in Graph's notifications; the call waits for a colleague's leg,
+//! and the call record, written once the call is over, tells when none came: it went to a
+//! number (`Tracker::outside_handovers`, inferred).
 
 mod graph;
 mod mapping;
@@ -758,6 +765,10 @@ impl Inner {
             }
             (events, answer)
         };
+        let failed = std::mem::take(&mut self.tracker().failed_transfers);
+        for (chain, id) in failed {
+            shared::note(&self.shared, &chain, "target", &id, "").await;
+        }
         shared::after_notifications(&self.shared, &self.tracker, &touched).await;
         (events, answer)
     }
@@ -882,7 +893,11 @@ impl Inner {
         }
         let rep_of = |u: &str| self.reps.rep_of(u);
         if seen {
-            return (Vec::new(), mapping::record_amendments(&record, &rep_of));
+            // The call's legs as any instance heard them: a hand-over made in the Teams client
+            // is resolved here when it went outside.
+            shared::load_call(&self.shared, &self.tracker, id).await;
+            let outside = self.tracker().outside_handovers(&record, &rep_of);
+            return (outside, mapping::record_amendments(&record, &rep_of));
         }
         if !self.settings.presence() {
             return (mapping::record_events(&record, &rep_of), Vec::new());
@@ -1313,10 +1328,21 @@ impl Inner {
                     .user_of(rep)
                     .await
                     .ok_or_else(|| refuse(format!("{rep} is not a Teams user")))?;
-                let colleague = self
-                    .user_of(target)
-                    .await
-                    .ok_or_else(|| refuse("the target is not a Teams user".into()))?;
+                // A number is called from the rep (as click-to-dial places a call); a colleague
+                // is rung from them. Either is the consultation of this call.
+                let number = mapping::is_number(target);
+                let colleague = if number {
+                    target.clone()
+                } else {
+                    self.user_of(target).await.ok_or_else(|| {
+                        refuse("the target is neither a Teams user nor an E.164 number".into())
+                    })?
+                };
+                let far = if number {
+                    json!({"phone": {"@odata.type": "#microsoft.graph.identity", "id": colleague}})
+                } else {
+                    json!({"user": {"id": colleague}})
+                };
                 // Registered before the call is placed: its first notification may come first.
                 let pending = PendingConsult {
                     chain: call.id.clone(),
@@ -1331,11 +1357,14 @@ impl Inner {
                     "source": {"@odata.type": "#microsoft.graph.participantInfo",
                                "identity": {"user": {"id": own}}},
                     "targets": [{"@odata.type": "#microsoft.graph.invitationParticipantInfo",
-                                 "identity": {"user": {"id": colleague}}}],
+                                 "identity": far}],
                     "requestedModalities": ["audio"],
                     "mediaConfig": media_config(),
                     "tenantId": self.settings.teams_tenant_id,
                 });
+                if number {
+                    tracing::info!(tenant = %self.tenant, to = %mask_number(target), "consulting a number through Teams");
+                }
                 let placed = self.post("/communications/calls", &body, action).await;
                 if placed.is_err() {
                     self.tracker()
@@ -1356,10 +1385,22 @@ impl Inner {
                             message: "no consultation on this call".into(),
                         }
                     })?;
-                    let colleague = tracker
-                        .legs
-                        .get(&consult)
-                        .map(|l| (l.user.clone(), l.rep.clone()));
+                    // (identity of the transfer target, the target as the relay names it).
+                    let colleague = tracker.legs.get(&consult).map(|l| {
+                        if l.side {
+                            (
+                                json!({"phone": {"@odata.type": "#microsoft.graph.identity",
+                                                 "id": l.to}}),
+                                l.to.clone(),
+                            )
+                        } else {
+                            (
+                                json!({"user": {"@odata.type": "#microsoft.graph.identity",
+                                                "id": l.user}}),
+                                l.rep.clone(),
+                            )
+                        }
+                    });
                     let other = tracker
                         .legs
                         .get(&id)
@@ -1367,7 +1408,7 @@ impl Inner {
                         .unwrap_or_default();
                     (consult, colleague, other)
                 };
-                let Some((colleague_user, colleague_rep)) = colleague else {
+                let Some((target_identity, colleague_rep)) = colleague else {
                     return Err(CommandError::Rejected {
                         action,
                         status: 409,
@@ -1380,8 +1421,8 @@ impl Inner {
                 shared::note(&self.shared, &call.id, "target", &id, &colleague_rep).await;
                 let body = json!({
                     "transferTarget": {"endpointType": "default",
-                        "identity": {"user": {"@odata.type": "#microsoft.graph.identity",
-                                              "id": colleague_user}},
+                        "identity": target_identity,
+                        "languageId": "en-us", "region": "amer",
                         "replacesCallId": consult},
                     "transferee": {"@odata.type": "#microsoft.graph.participantInfo",
                                    "identity": other},
@@ -1829,6 +1870,130 @@ mod tests {
         assert_eq!(events.len(), 1);
         assert_eq!(events[0].event_type, EventType::Transferred);
         assert_eq!(events[0].transfer_to.as_deref(), Some("bob@example.com"));
+        assert_eq!(events[0].reason, None, "the call waits for bob");
+    }
+
+    /// Graph's transfer notifications as its examples show them: the state, and at the end the
+    /// `resultInfo` or `terminationReason`, nothing of the parties.
+    fn bare(state: &str, extra: Value) -> Value {
+        let mut data = json!({"@odata.type": "#microsoft.graph.call", "state": state});
+        if let (Some(data), Some(extra)) = (data.as_object_mut(), extra.as_object()) {
+            data.extend(extra.clone());
+        }
+        data
+    }
+
+    #[test]
+    fn a_transfer_to_a_number_ends_the_call_and_a_failed_one_leaves_a_plain_end() {
+        let rep_of = |u: &str| (u == "u-alice").then(|| "alice@example.com".to_string());
+        let now = "2026-12-02T10:00:00Z";
+        let done = json!({"resultInfo": {"code": 0, "subcode": 7015}});
+        let mut tracker = Tracker::default();
+        tracker.apply("A", &call("A", "established", json!({})), &rep_of, now);
+        tracker
+            .transfer_targets
+            .insert("A".into(), "+41445550198".into());
+        assert!(
+            tracker
+                .apply("A", &bare("transferring", json!({})), &rep_of, now)
+                .is_empty()
+        );
+        let events = tracker.apply("A", &bare("terminated", done.clone()), &rep_of, now);
+        assert_eq!(events.len(), 1, "{events:?}");
+        assert_eq!(events[0].event_type, EventType::Transferred);
+        assert_eq!(events[0].transfer_to.as_deref(), Some("+41445550198"));
+        assert_eq!(events[0].reason, Some(EndReason::Completed));
+        // A consultative one ends with `terminationReason` alone.
+        let mut tracker = Tracker::default();
+        tracker.apply("B", &call("B", "established", json!({})), &rep_of, now);
+        tracker
+            .transfer_targets
+            .insert("B".into(), "+41445550198".into());
+        let events = tracker.apply(
+            "B",
+            &bare("terminated", json!({"terminationReason": "AppTransferred"})),
+            &rep_of,
+            now,
+        );
+        assert_eq!(events[0].reason, Some(EndReason::Completed));
+        // Failed: the call is `established` again with a failing result; its end is plain.
+        let mut tracker = Tracker::default();
+        tracker.apply("C", &call("C", "established", json!({})), &rep_of, now);
+        tracker
+            .transfer_targets
+            .insert("C".into(), "+41445550198".into());
+        let failed = json!({"resultInfo": {"code": 500, "subCode": 7000}});
+        assert!(
+            tracker
+                .apply("C", &bare("established", failed), &rep_of, now)
+                .is_empty()
+        );
+        assert_eq!(
+            tracker.failed_transfers,
+            [(String::from("chain-1"), String::from("C"))]
+        );
+        let end = json!({"resultInfo": {"code": 200, "subcode": 0}});
+        let events = tracker.apply("C", &bare("terminated", end), &rep_of, now);
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].event_type, EventType::Ended);
+    }
+
+    #[test]
+    fn a_transfer_made_in_the_teams_client_went_outside_when_the_record_shows_no_colleague() {
+        let rep_of = |u: &str| match u {
+            "u-alice" => Some("alice@example.com".to_string()),
+            "u-bob" => Some("bob@example.com".to_string()),
+            _ => None,
+        };
+        let now = "2026-12-02T10:00:00Z";
+        let done = json!({"resultInfo": {"code": 0, "subcode": 7015}});
+        let caller = json!({"phone": {"id": "+41446681800"}});
+        let alice = json!({"user": {"id": "u-alice"}});
+        let record = |callee: Value| {
+            json!({"id": "chain-1", "endDateTime": "2026-12-02T10:00:01Z", "sessions": [
+                {"startDateTime": "2026-12-02T09:59:00Z", "endDateTime": "2026-12-02T09:59:59Z",
+                 "caller": {"identity": caller}, "callee": {"identity": alice}},
+                {"startDateTime": "2026-12-02T09:59:59Z", "endDateTime": "2026-12-02T09:59:59Z",
+                 "caller": {"identity": caller}, "callee": {"identity": callee}}]})
+        };
+        let mut tracker = Tracker::default();
+        tracker.apply("A", &call("A", "established", json!({})), &rep_of, now);
+        let handed = tracker.apply("A", &bare("terminated", done.clone()), &rep_of, now);
+        assert_eq!(handed[0].event_type, EventType::Transferred);
+        assert_eq!(
+            (handed[0].transfer_to.as_deref(), handed[0].reason),
+            (None, None)
+        );
+        // The record has no colleague's session: it went to the number it shows.
+        let outside =
+            tracker.outside_handovers(&record(json!({"phone": {"id": "+41445550197"}})), &rep_of);
+        assert_eq!(outside.len(), 1);
+        assert_eq!(outside[0].id, "teams:chain-1:alice@example.com:outside");
+        assert_eq!(outside[0].event_type, EventType::Transferred);
+        assert_eq!(outside[0].transfer_to.as_deref(), Some("+41445550197"));
+        assert_eq!(outside[0].reason, Some(EndReason::Completed));
+        assert_eq!(outside[0].at, now, "at the leg's own end");
+        assert!(
+            tracker
+                .outside_handovers(&record(json!({"phone": {"id": "+41445550197"}})), &rep_of)
+                .is_empty(),
+            "told once"
+        );
+        // To a colleague: their leg came, and the record has their session.
+        let mut tracker = Tracker::default();
+        tracker.apply("A", &call("A", "established", json!({})), &rep_of, now);
+        tracker.apply("A", &bare("terminated", done), &rep_of, now);
+        let bobs = call(
+            "B",
+            "incoming",
+            json!({"targets": [{"identity": {"user": {"id": "u-bob"}}}]}),
+        );
+        tracker.apply("B", &bobs, &rep_of, now);
+        assert!(
+            tracker
+                .outside_handovers(&record(json!({"user": {"id": "u-bob"}})), &rep_of)
+                .is_empty()
+        );
     }
 
     #[test]

@@ -62,8 +62,17 @@ pub(super) async fn before_notifications(
         if tracker(into).legs.contains_key(id) {
             continue;
         }
+        // A consultation is a colleague's incoming leg from the rep, or the rep's outgoing
+        // call to the number consulted (kept under that number).
+        let consulted = if data["direction"].as_str() == Some("outgoing") {
+            data.pointer("/targets/0/identity/phone/id")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        } else {
+            mapping::rep_user(data)
+        };
         let (Some(user), Some(source)) = (
-            mapping::rep_user(data),
+            consulted,
             data.pointer("/source/identity/user/id")
                 .and_then(Value::as_str)
                 .map(str::to_lowercase),
