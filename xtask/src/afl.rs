@@ -315,8 +315,18 @@ fn saved_inputs(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-/// The last line of `plot_data` (written every few seconds) as a progress line.
+/// The last line of `plot_data` as a progress line. afl-fuzz writes it every five seconds, but
+/// only from its first minute on: before, the corpus on disk is all there is to show.
 fn progress(out: &Path) -> Option<String> {
+    plot_line(out).or_else(|| {
+        let queued = saved_inputs(&out.join("default/queue")).ok()?.len();
+        Some(format!(
+            "corpus {queued:>5} (executions are reported after the first minute)"
+        ))
+    })
+}
+
+fn plot_line(out: &Path) -> Option<String> {
     let text = std::fs::read_to_string(out.join("default/plot_data")).ok()?;
     let header = text.lines().next()?.trim_start_matches('#');
     let last = text.lines().last().filter(|l| !l.starts_with('#'))?;
