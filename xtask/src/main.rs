@@ -16,10 +16,12 @@
 //!   connections are cut; prints lost and duplicated activities and pops, fails unless all are 0.
 //! - `bench`: benchmarks in release mode, printing percentiles (`numbers`, `activities`, `push`,
 //!   `index`, `pop`), and the sizes of the release relay binary and widget wasm (`sizes`).
-//! - `fuzz`: the relay's parsers of untrusted input under fuzzing (`relay/src/fuzz`).
+//! - `fuzz`: the relay's parsers of untrusted input under fuzzing (`relay/src/fuzz`), by its own
+//!   behaviour-guided driver or, with `--engine afl`, under AFL++ with instrumented coverage.
 //! - `dist`: what `cf push` uploads, in `dist/` (a static relay and the release builds of the
 //!   widget and the admin page).
 
+mod afl;
 mod dist;
 mod setup;
 mod sip;
@@ -76,7 +78,7 @@ fn print_help() {
          test    install test prerequisites, then run every test (add --no-lint to skip fmt/clippy)\n  \
          chaos   calls through two relays while one is killed, Redis restarts, V2 fails and\n          widget connections are cut; prints lost/duplicated activities and pops, fails unless\n          all are 0 (CTI_CHAOS_SECS, default 120; CTI_CHAOS_RATE calls/s, default 2)\n  \
          bench   benchmarks with percentiles: `bench numbers` (normalization, index lookups, index\n          build of 100,000 simulated records; CTI_BENCH_RECORDS sets records per collection),\n          `bench activities` (finished calls to V2 activities per second; CTI_BENCH_CALLS),\n          `bench push` (webhook -> rep's socket latency, memory per connected rep, CPU per\n          1,000 calls, on release relay processes; `bench push -- --agents N --rate R --secs D\n          [--redis] [--instances 2]`), `bench pop` (webhook -> NOTIFY at the V2 host page in\n          headless Chromium; `bench pop -- --calls N`, default 100), `bench index` (index build\n          time, memory and lookup percentiles in memory and Redis at 100,000 and 1,000,000\n          records; `bench index -- --records N`), `bench sizes` (relay binary and widget wasm\n          of the release builds); `bench` alone runs them all\n  \
-         fuzz    fuzz the parsers of untrusted input: `fuzz` lists the targets, `fuzz <target>|all\n          --secs N` (or `--inputs N`, `--seed N`) runs them; a panic or hang saves the input\n          to target/fuzz-findings and prints it; `fuzz <target> --reproduce FILE` runs it again\n  \
+         fuzz    fuzz the parsers of untrusted input: `fuzz` lists the targets, `fuzz <target>|all\n          --secs N` (or `--inputs N`, `--seed N`) runs them; a panic or hang saves the input\n          to target/fuzz-findings and prints it; `fuzz <target> --reproduce FILE` runs it again;\n          `--engine afl` fuzzes under AFL++ guided by instrumented coverage (installs cargo-afl,\n          needs a C compiler; `--secs N` per target, default 60, one core)\n  \
          dist    build what `cf push` uploads into dist/ (manifest.yml): the relay as a static\n          x86_64-unknown-linux-musl release binary and the release builds of the widget and the\n          admin page; prints sizes\n  \
          setup   only install prerequisites (wasm32 and musl targets, trunk, wasm-bindgen-cli,\n          chromium, chromium-driver, redis-server, prosody, kamailio,\n          kamailio-presence-modules, kamailio-tls-modules, sip-tester, musl-tools)\n  \
          help    this text (also `<command> --help`); `--version` prints the version"

@@ -379,13 +379,42 @@ pub(crate) fn test(args: &[String]) -> Result<()> {
 
 /// `cargo xtask fuzz [<target>|all] [--secs N] [--inputs N] [--seed N] [--reproduce FILE]`: the
 /// relay's fuzz driver, built in release mode (throughput is the point). No target lists them.
-/// Findings go to `target/fuzz-findings` unless `--out` says otherwise.
+/// Findings go to `target/fuzz-findings` unless `--out` says otherwise. `--engine afl` runs the
+/// same targets under AFL++ instead (`crate::afl`); `--engine builtin` is the default. A
+/// `--reproduce` always goes through the builtin driver: both engines' findings are raw inputs to
+/// the same target functions.
 pub(crate) fn fuzz(args: &[String]) -> Result<()> {
+    let engine = match args.iter().position(|a| a == "--engine") {
+        None => "builtin",
+        Some(at) => args
+            .get(at + 1)
+            .map(String::as_str)
+            .context("--engine needs a name: builtin or afl")?,
+    };
+    let reproducing = args.iter().any(|a| a == "--reproduce");
+    let args: Vec<String> = match engine {
+        "afl" if !reproducing => return crate::afl::fuzz(args),
+        "afl" | "builtin" => {
+            let mut rest = Vec::with_capacity(args.len());
+            let mut skip = false;
+            for arg in args {
+                if std::mem::take(&mut skip) {
+                    continue;
+                }
+                skip = arg == "--engine";
+                if !skip {
+                    rest.push(arg.clone());
+                }
+            }
+            rest
+        }
+        other => bail!("no engine {other:?}: builtin (the default) or afl"),
+    };
     let root = workspace_root();
     let here = std::env::current_dir().context("the current directory")?;
     let mut forwarded: Vec<String> = Vec::new();
     let mut paths_next = false;
-    for arg in args {
+    for arg in &args {
         // Paths are the caller's, relative to where they stand; cargo runs from the root.
         if paths_next {
             forwarded.push(here.join(arg).display().to_string());

@@ -9,10 +9,11 @@
 //! breaks (a 5xx, a refusal without a reason, a normalised number that is not E.164).
 //! [`run`] feeds it inputs from [`Inputs`]: the target's valid sample payloads mutated byte-wise
 //! and, for JSON, structure-aware (a node replaced, removed or retyped), spliced with each other,
-//! or random bytes. Instrumented coverage needs nightly or a profiler runtime; instead the driver
-//! is guided by behaviour: an input whose outcome was not seen before (a new rejection reason,
-//! a new kind of event) joins the corpus and is mutated further, which walks the parsers deeper
-//! the same way coverage does, one distinct code path's answer at a time.
+//! or random bytes. This driver is guided by behaviour: an input whose outcome was not seen before
+//! (a new rejection reason, a new kind of event) joins the corpus and is mutated further, which
+//! walks the parsers deeper one distinct code path's answer at a time. The same targets also run
+//! under AFL++ with coverage instrumented on stable Rust (the `cti-fuzz-afl` crate, `cargo xtask
+//! fuzz <target> --engine afl`), which starts from the corpus [`write_seeds`] writes.
 //!
 //! A panic, or an input running longer than the hang limit, stops the run with the input
 //! ([`Finding`]); `cargo xtask fuzz` saves it and prints how to reproduce it.
@@ -138,6 +139,23 @@ impl Finding {
             Finding::Panic { input, .. } | Finding::Hang { input, .. } => input,
         }
     }
+}
+
+/// Writes `target`'s sample payloads into `dir` (created if missing), one file each named
+/// `sample-NN`: the starting corpus of an engine that reads its inputs from files (AFL++, see
+/// `cargo xtask fuzz --engine afl`). Returns the files written, in the samples' order.
+pub fn write_seeds(
+    target: &Target,
+    dir: &std::path::Path,
+) -> std::io::Result<Vec<std::path::PathBuf>> {
+    std::fs::create_dir_all(dir)?;
+    let mut files = Vec::new();
+    for (i, sample) in target.seeds().iter().enumerate() {
+        let file = dir.join(format!("sample-{i:02}"));
+        std::fs::write(&file, sample)?;
+        files.push(file);
+    }
+    Ok(files)
 }
 
 /// Runs one input through a fresh runner of `target`: what `--reproduce` does.
@@ -613,6 +631,27 @@ mod tests {
             let outcome = runner(&first);
             assert!(outcome.starts_with("ok"), "{}: {outcome}", target.name);
         }
+    }
+
+    #[test]
+    fn the_seed_corpus_holds_every_sample_of_every_target() {
+        let dir = std::env::temp_dir().join(format!("cti-fuzz-seeds-{}", std::process::id()));
+        for target in targets() {
+            let at = dir.join(target.name);
+            let files = write_seeds(target, &at).expect("seeds written");
+            let samples = target.seeds();
+            assert!(!samples.is_empty(), "{} has no samples", target.name);
+            assert_eq!(files.len(), samples.len(), "{}", target.name);
+            let mut written: Vec<Vec<u8>> = std::fs::read_dir(&at)
+                .expect("the seed directory")
+                .map(|entry| std::fs::read(entry.expect("an entry").path()).expect("a seed"))
+                .collect();
+            written.sort();
+            let mut expected = samples;
+            expected.sort();
+            assert_eq!(written, expected, "{}", target.name);
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     static BOOM: Target = Target {
