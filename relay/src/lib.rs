@@ -45,6 +45,7 @@ pub mod metrics;
 pub mod numbers;
 pub mod pipeline;
 pub mod push;
+pub mod reporting;
 pub mod reports;
 pub mod secret;
 pub mod server;
@@ -165,7 +166,7 @@ pub fn start_background(state: &Arc<AppState>) -> Vec<tokio::task::JoinHandle<()
         }));
     }
     tasks.push(tokio::spawn(follow_subscriptions(state.clone())));
-    tasks.push(tokio::spawn(reports::run(state.clone())));
+    tasks.push(tokio::spawn(reporting::run(state.clone())));
     tasks
 }
 

@@ -2,15 +2,14 @@
 //! the provider connection it holds, and its last number-index build. An administrator asks one
 //! instance (whichever the router picks) and should see the whole deployment, not that one.
 //!
-//! Each instance publishes its report per tenant every [`Config::report_interval`] with a
-//! lifetime of three intervals, so the reps of an instance that died drop out by themselves;
-//! the instance that answers the page uses its own state as it is now and the others' latest
-//! reports. Without Redis there is one instance and nothing to share.
-//!
-//! [`Config::report_interval`]: crate::config::Config::report_interval
+//! Here are the reports and where instances leave them; `reporting` makes and publishes them
+//! (it needs the whole state, which holds the store kept here). Each instance publishes its
+//! report per tenant every `report_interval` with a lifetime of three intervals, so the reps of
+//! an instance that died drop out by themselves; the instance that answers the page uses its own
+//! state as it is now and the others' latest reports. Without Redis there is one instance and
+//! nothing to share.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -20,7 +19,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::adapters::connector::{LinkState, Role};
 use crate::numbers::refresh::LastBuild;
-use crate::state::AppState;
 
 /// One instance's facts about one tenant.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -42,19 +40,7 @@ pub struct LinkReport {
 }
 
 impl InstanceReport {
-    /// What this instance knows of `tenant` now.
-    pub fn of(state: &AppState, tenant: &str) -> InstanceReport {
-        let served = state.tenant(tenant);
-        InstanceReport {
-            reps: state.hub.sessions(tenant).into_iter().collect(),
-            link: served
-                .as_ref()
-                .and_then(|t| LinkReport::held(&t.link.get())),
-            last_build: served.and_then(|t| t.numbers.refresh_status().last_build),
-        }
-    }
-
-    fn is_empty(&self) -> bool {
+    pub fn is_empty(&self) -> bool {
         self.reps.is_empty() && self.link.is_none() && self.last_build.is_none()
     }
 
@@ -235,40 +221,6 @@ impl ReportStore for RedisReports {
                 }
             })
             .collect())
-    }
-}
-
-/// Publishes this instance's report on every tenant it serves, each interval, until the relay
-/// stops; a tenant it has nothing to say about loses its report at once.
-pub async fn run(state: Arc<AppState>) {
-    let interval = state.config.report_interval;
-    let ttl = interval * 3;
-    let mut ticks = tokio::time::interval(interval);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut stopping = std::pin::pin!(state.stopping());
-    loop {
-        tokio::select! {
-            _ = ticks.tick() => {}
-            () = &mut stopping => break,
-        }
-        for tenant in state.tenants.all() {
-            let report = InstanceReport::of(&state, &tenant.config.id);
-            let report = (!report.is_empty()).then_some(&report);
-            if let Err(err) = state
-                .reports
-                .publish(&tenant.config.id, &state.instance_id, report, ttl)
-                .await
-            {
-                tracing::debug!(%err, tenant = %tenant.config.id, "publishing this instance's report");
-            }
-        }
-    }
-    // Leaving: the others should not count this instance's reps any longer.
-    for tenant in state.tenants.all() {
-        let _ = state
-            .reports
-            .publish(&tenant.config.id, &state.instance_id, None, ttl)
-            .await;
     }
 }
 

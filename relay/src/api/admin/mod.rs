@@ -273,7 +273,7 @@ pub(super) async fn status(
         .others(&id, &state.instance_id)
         .await
         .map_err(unavailable)?;
-    let all = InstanceReport::merged(InstanceReport::of(&state, &id), others);
+    let all = InstanceReport::merged(crate::reporting::report_of(&state, &id), others);
     let mut index = index;
     index["last_build"] = match all.last_build {
         Some(build) => json!({
