@@ -15,7 +15,7 @@ use cti_protocol::{ActivityStatus, CallState, CallView, Direction, EndReason, Re
 use serde::{Deserialize, Serialize};
 
 use crate::ui::caller::primary_match;
-use crate::ui::format::parse_rfc3339_ms;
+use crate::ui::format::{ended_as, parse_rfc3339_ms};
 
 /// How many calls the history keeps.
 pub const CAPACITY: usize = 20;
@@ -123,17 +123,11 @@ impl Entry {
     }
 
     /// The message id of the row's outcome; the same words as the ended call's summary.
+    /// An unanswered inbound call without a named reason reads as missed.
     pub fn outcome_id(&self) -> &'static str {
-        if self.state == CallState::Transferred {
-            return "end-transferred";
-        }
-        match self.end_reason {
-            Some(EndReason::Completed) => "end-completed",
-            Some(EndReason::Missed) => "end-missed",
-            Some(EndReason::Declined) => "end-declined",
-            Some(EndReason::Failed) => "end-failed",
-            _ if !self.answered && self.direction == Direction::Inbound => "end-missed",
-            _ => "end-other",
+        match ended_as(self.state, self.end_reason) {
+            "end-other" if !self.answered && self.direction == Direction::Inbound => "end-missed",
+            id => id,
         }
     }
 

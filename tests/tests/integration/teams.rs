@@ -1020,6 +1020,25 @@ async fn transfers_to_a_number_outside_are_logged_once() {
     assert!(stack.activities(&own).await.expect("v2").is_empty());
 }
 
+/// A call to alice from `from`, answered, then transferred in the Teams client to `target`.
+async fn answered_then_transferred_in_client(
+    stack: &Stack,
+    alice: &mut WsClient,
+    from: &str,
+    target: &str,
+) -> String {
+    let call = ring(stack, from, ALICE).await;
+    pick_up(stack, alice, &call).await;
+    let (status, body) = sim_post(
+        stack,
+        &format!("/calls/{call}/transfer"),
+        &json!({"target": target}),
+    )
+    .await;
+    assert_eq!(status, 204, "{body}");
+    call
+}
+
 /// A blind transfer made in the Teams client: Graph's notifications (`transferring`,
 /// `transferAccepted`, `terminated` with 7015) name no target. To a colleague, their leg
 /// follows and the call is theirs; to a number, the call's record tells, and the call is logged
@@ -1034,27 +1053,11 @@ async fn transfers_to_a_number_made_in_the_teams_client_are_logged_once() {
     let (mut bob, _) = WsClient::signed_in(&stack, BOB, None).await.expect("bob");
     let outside = "+41445550197";
 
-    let call = ring(&stack, &e164, ALICE).await;
-    pick_up(&stack, &mut alice, &call).await;
-    let (status, body) = sim_post(
-        &stack,
-        &format!("/calls/{call}/transfer"),
-        &json!({"target": outside}),
-    )
-    .await;
-    assert_eq!(status, 204, "{body}");
+    let call = answered_then_transferred_in_client(&stack, &mut alice, &e164, outside).await;
     handed_outside(&stack, &mut alice, &call, outside).await;
 
     // To a colleague: the call waits for bob's leg and is logged when he hangs up.
-    let call = ring(&stack, &e164, ALICE).await;
-    pick_up(&stack, &mut alice, &call).await;
-    let (status, body) = sim_post(
-        &stack,
-        &format!("/calls/{call}/transfer"),
-        &json!({"target": BOB}),
-    )
-    .await;
-    assert_eq!(status, 204, "{body}");
+    let call = answered_then_transferred_in_client(&stack, &mut alice, &e164, BOB).await;
     let handed = call_where(&mut alice, &call, "alice handed it on", |c| {
         c["state"] == "transferred"
     })

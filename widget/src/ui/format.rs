@@ -226,10 +226,16 @@ pub fn state_label(state: CallState, direction: Direction) -> &'static str {
 
 /// The message id of why the call ended, as the summary says it.
 pub fn end_reason(call: &CallView) -> &'static str {
-    if call.state == CallState::Transferred {
+    ended_as(call.state, call.end_reason)
+}
+
+/// The message id of a call that ended in `state` for `reason` (the summary's and the
+/// history's words).
+pub fn ended_as(state: CallState, reason: Option<EndReason>) -> &'static str {
+    if state == CallState::Transferred {
         return "end-transferred";
     }
-    match call.end_reason {
+    match reason {
         Some(EndReason::Completed) => "end-completed",
         Some(EndReason::Missed) => "end-missed",
         Some(EndReason::Declined) => "end-declined",
