@@ -100,6 +100,7 @@ pub fn routes() -> Router<Arc<Sim>> {
         .route("/sim/teams/calls/{id}/answer", post(answer_control))
         .route("/sim/teams/calls/{id}/transfer", post(transfer_control))
         .route("/sim/teams/subscriptions", get(list_subscriptions_control))
+        .route("/sim/teams/users/{mail}/policy", post(policy_control))
         .route("/sim/teams/faults", post(faults))
 }
 
@@ -891,7 +892,7 @@ fn hand_on(sim: &Arc<Sim>, call: &Call, identity: &Value) {
     let colleague = identity
         .pointer("/user/id")
         .and_then(Value::as_str)
-        .map(|user| new_leg(&call.chain, user, call.other.clone(), true));
+        .map(|user| new_leg(&call.chain, user, call.other.clone(), t.recorded(user)));
     if let Some(leg) = &colleague {
         invite(sim, leg);
     }
@@ -934,6 +935,30 @@ async fn transfer_control(
         return sim_error(StatusCode::CONFLICT, "no answered call to transfer");
     };
     hand_on(&sim, &call, &identity);
+    StatusCode::NO_CONTENT.into_response()
+}
+
+/// `POST /sim/teams/users/{mail}/policy {"recorded":bool}`: the user's calls are recorded by
+/// the bot from now on, or not.
+async fn policy_control(
+    State(sim): State<Arc<Sim>>,
+    Path(mail): Path<String>,
+    body: Bytes,
+) -> Response {
+    let t = teams(&sim);
+    let Some(recorded) = serde_json::from_slice::<Value>(&body)
+        .ok()
+        .and_then(|b| b["recorded"].as_bool())
+    else {
+        return sim_error(
+            StatusCode::BAD_REQUEST,
+            "body must be JSON {\"recorded\": bool}",
+        );
+    };
+    let Some(user) = t.user_by_mail(&mail) else {
+        return sim_error(StatusCode::NOT_FOUND, "no such user");
+    };
+    t.set_recorded(&user.id, recorded);
     StatusCode::NO_CONTENT.into_response()
 }
 
@@ -1363,7 +1388,9 @@ async fn ring(State(sim): State<Arc<Sim>>, body: Bytes) -> Response {
     let Some(user) = t.user_by_mail(agent).cloned() else {
         return sim_error(StatusCode::NOT_FOUND, "no such rep");
     };
-    let policy = body["policy"].as_bool().unwrap_or(true);
+    let policy = body["policy"]
+        .as_bool()
+        .unwrap_or_else(|| t.recorded(&user.id));
     let chain = uuid::Uuid::new_v4().to_string();
     let leg = new_leg(&chain, &user.id, json!({"phone": {"id": from}}), policy);
     invite(&sim, &leg);

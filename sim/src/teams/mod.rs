@@ -53,12 +53,14 @@
 //! mail or an E.164 number: the bot hears `transferring`, `transferAccepted` and `terminated`
 //! with no target named), `GET /sim/teams/calls`, `GET /sim/teams/subscriptions`,
 //! `POST /sim/teams/faults` with `{"remove_subscriptions":true}`, `{"reauthorize":true}`,
+//! `POST /sim/teams/users/{mail}/policy {"recorded":bool}` puts a user under the recording
+//! policy or takes them out of it (their calls then ring with no bot, as `"policy": false`);
 //! `{"forge_callback":true}` (a changed signature, another audience, another tenant, no token; answers the statuses), `{"bad_client_state":true}`, `{"client_state":"<value>"}` (a callRecords notification to each subscription with that clientState; answers the statuses), `{"duplicate":bool}`,
 //! `{"reorder":bool}`.
 
 mod http;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
@@ -324,6 +326,9 @@ pub(crate) struct State {
     pub(crate) calls: HashMap<String, Call>,
     pub(crate) subscriptions: HashMap<String, Subscription>,
     pub(crate) records: HashMap<String, Value>,
+    /// Users taken out of the compliance-recording policy (`/sim/teams/users/{mail}/policy`):
+    /// the bot hears none of their legs.
+    pub(crate) unrecorded: HashSet<String>,
 }
 
 /// One delivery to the relay: a body, where, and how it is authenticated.
@@ -454,6 +459,23 @@ impl Teams {
         self.users
             .iter()
             .find(|u| u.mail.eq_ignore_ascii_case(mail) || u.upn.eq_ignore_ascii_case(mail))
+    }
+
+    /// Whether the user's calls are under the compliance-recording policy (every demo user is,
+    /// unless a test took them out).
+    pub fn recorded(&self, user_id: &str) -> bool {
+        !self.lock().unrecorded.contains(&user_id.to_lowercase())
+    }
+
+    /// Puts the user under the recording policy, or takes them out of it.
+    pub fn set_recorded(&self, user_id: &str, recorded: bool) {
+        let id = user_id.to_lowercase();
+        let mut state = self.lock();
+        if recorded {
+            state.unrecorded.remove(&id);
+        } else {
+            state.unrecorded.insert(id);
+        }
     }
 
     pub fn user_by_id(&self, id: &str) -> Option<&User> {

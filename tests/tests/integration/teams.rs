@@ -1076,3 +1076,65 @@ async fn transfers_to_a_number_made_in_the_teams_client_are_logged_once() {
     assert_eq!(agents_on(&activity), [ALICE, BOB]);
     assert_eq!(summary_line(&activity, "Outcome: "), Some("completed"));
 }
+
+/// A colleague outside the compliance-recording policy: the bot never hears their leg, so a
+/// call handed to them (through the relay, or in the Teams client) would wait for it forever.
+/// The call's record, written once they hung up, ends the wait: the call is logged once, the
+/// rep's, as handed on.
+#[tokio::test]
+async fn calls_handed_to_a_colleague_outside_the_recording_policy_are_logged_once() {
+    let stack = start().await;
+    let (_, e164, _) = stack.single_match_caller().expect("caller");
+    let (mut alice, _) = WsClient::signed_in(&stack, ALICE, None)
+        .await
+        .expect("alice");
+    let carol = "carol@example.com";
+    let (status, body) = sim_post(
+        &stack,
+        &format!("/users/{carol}/policy"),
+        &json!({"recorded": false}),
+    )
+    .await;
+    assert_eq!(status, 204, "{body}");
+
+    for through_relay in [true, false] {
+        let call = if through_relay {
+            let call = ring(&stack, &e164, ALICE).await;
+            pick_up(&stack, &mut alice, &call).await;
+            alice
+                .command(
+                    &call,
+                    CallCommand::Transfer {
+                        target: carol.into(),
+                    },
+                )
+                .await
+                .expect("transfer");
+            call
+        } else {
+            answered_then_transferred_in_client(&stack, &mut alice, &e164, carol).await
+        };
+        let handed = call_where(&mut alice, &call, "alice handed it on", |c| {
+            c["state"] == "transferred"
+        })
+        .await;
+        assert!(handed["call"]["end_reason"].is_null(), "{handed}");
+        // Carol picks up in Teams and talks; the bot hears nothing of it.
+        let (status, body) = sim_post(&stack, &format!("/calls/{call}/answer"), &json!({})).await;
+        assert_eq!(status, 204, "{body}");
+        assert!(stack.activities(&call).await.expect("v2").is_empty());
+        let (status, body) = sim_post(&stack, &format!("/calls/{call}/hangup"), &json!({})).await;
+        assert_eq!(status, 204, "{body}");
+        call_where(&mut alice, &call, "the record ended the wait", |c| {
+            c["state"] == "transferred" && c["end_reason"] == "completed"
+        })
+        .await;
+        let activity = one_activity(&stack, &call).await;
+        assert_eq!(agents_on(&activity), [ALICE], "{activity}");
+        assert_eq!(
+            summary_line(&activity, "Outcome: "),
+            Some("completed"),
+            "through the relay: {through_relay}"
+        );
+    }
+}

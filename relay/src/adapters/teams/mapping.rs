@@ -59,6 +59,11 @@ pub(crate) struct LegInfo {
     /// record tells it went outside (see [`Tracker::outside_handovers`]).
     #[serde(default)]
     pub(crate) handed_unnamed: bool,
+    /// Handed on by the relay's own transfer to this colleague: their leg follows if the bot
+    /// hears their calls; if they are not under the recording policy it never comes, and the
+    /// call record ends the wait (see [`Tracker::outside_handovers`]).
+    #[serde(default)]
+    pub(crate) handed_to: Option<String>,
     /// When the leg ended, at the relay's clock (the time its end event carried).
     #[serde(default)]
     pub(crate) ended_at: Option<String>,
@@ -255,6 +260,7 @@ impl Tracker {
                     consult_by,
                     side,
                     handed_unnamed: false,
+                    handed_to: None,
                     ended_at: None,
                 },
             );
@@ -345,7 +351,7 @@ impl Tracker {
                         Some(number) if is_number(number) => {
                             e.reason = Some(EndReason::Completed);
                         }
-                        Some(_) => {}
+                        Some(colleague) => leg.handed_to = Some(colleague.clone()),
                         // Made in the Teams client: Graph names no target (inferred from the
                         // `call-transfer` examples, whose notifications carry only the state).
                         None => leg.handed_unnamed = true,
@@ -423,32 +429,38 @@ impl Tracker {
 }
 
 impl Tracker {
-    /// Hand-overs made in the Teams client that went outside the reps, as the call's record
-    /// tells: Graph's notifications of such a transfer name no target, and a number outside has
-    /// no leg the bot could hear. Graph writes the record once the call is over (reference
-    /// 3.1), so a leg of the chain still `handed_unnamed` then, in a record with no session of
-    /// another rep, went to a number (inferred: a colleague's leg would have come, and their
-    /// session would be in the record). Each becomes a `transferred` with a reason, at the
-    /// leg's own end, naming the number the record shows the caller went to.
-    pub(crate) fn outside_handovers(
-        &mut self,
-        record: &Value,
-        rep_of: &dyn Fn(&str) -> Option<String>,
-    ) -> Vec<TelephonyEvent> {
+    /// Hand-overs the call's record shows went where the bot hears nothing, so no colleague's
+    /// leg will ever end the wait. Graph writes the record once the call is over (reference
+    /// 3.1), by which time every leg the bot was to hear has come. Two kinds wait:
+    /// - made in the Teams client (`handed_unnamed`): Graph's notifications of such a transfer
+    ///   name no target. If no leg of another rep was live when this one ended, it went to a
+    ///   number outside, or to a Teams user outside the recording policy (inferred: a recorded
+    ///   colleague's leg would have come before the record);
+    /// - made by the relay to a colleague (`handed_to`) whose leg never came: a Teams user who
+    ///   is not under the policy (the relay takes every Teams user for a rep, since Graph does
+    ///   not say who is under a policy).
+    ///
+    /// Each becomes a `transferred` with a reason, at the leg's own end, naming the number the
+    /// record shows the caller went to (or the colleague asked for): the call is logged as
+    /// handed out of the relay's sight.
+    pub(crate) fn outside_handovers(&mut self, record: &Value) -> Vec<TelephonyEvent> {
         let Some(chain) = record["id"].as_str() else {
             return Vec::new();
         };
-        let sessions = record_sessions(record, rep_of);
-        let mut events = Vec::new();
-        for leg in self
+        let outside: Vec<String> = self
             .legs
-            .values_mut()
-            .filter(|l| l.chain == chain && l.handed_unnamed)
-        {
-            if sessions.iter().any(|s| s.rep != leg.rep) {
+            .iter()
+            .filter(|(_, l)| l.chain == chain && (l.handed_unnamed || l.handed_to.is_some()))
+            .filter(|(_, l)| !self.colleague_heard(l))
+            .map(|(id, _)| id.clone())
+            .collect();
+        let mut events = Vec::new();
+        for id in outside {
+            let Some(leg) = self.legs.get_mut(&id) else {
                 continue;
-            }
+            };
             leg.handed_unnamed = false;
+            let colleague = leg.handed_to.take();
             let remote = match leg.direction {
                 Direction::Inbound => leg.from.clone(),
                 Direction::Outbound => leg.to.clone(),
@@ -459,11 +471,32 @@ impl Tracker {
                 .or_else(|| record["endDateTime"].as_str().map(str::to_string))
                 .unwrap_or_default();
             let mut e = leg_event(leg, "outside", EventType::Transferred, &at);
-            e.transfer_to = outside_party(record, &remote);
+            e.transfer_to = colleague.or_else(|| outside_party(record, &remote));
             e.reason = Some(EndReason::Completed);
             events.push(e);
         }
         events
+    }
+
+    /// Whether the bot heard the leg of whoever `leg` was handed to: the colleague it was
+    /// transferred to, or (not named) another rep's leg still live when `leg` ended.
+    fn colleague_heard(&self, leg: &LegInfo) -> bool {
+        let ended = leg.ended_at.as_deref().and_then(crate::clock::instant);
+        self.legs.values().any(|other| {
+            other.chain == leg.chain
+                && !other.side
+                && !other.rep.eq_ignore_ascii_case(&leg.rep)
+                && match &leg.handed_to {
+                    Some(colleague) => other.rep.eq_ignore_ascii_case(colleague),
+                    None => match (
+                        ended,
+                        other.ended_at.as_deref().and_then(crate::clock::instant),
+                    ) {
+                        (Some(ended), Some(other_ended)) => other_ended >= ended,
+                        _ => !other.ended,
+                    },
+                }
+        })
     }
 }
 

@@ -36,7 +36,10 @@
 //! the rep's `transferred` carries a reason, so no colleague's leg is awaited. One made in the
 //! Teams client names no target in Graph's notifications; the call waits for a colleague's leg,
 //! and the call record, written once the call is over, tells when none came: it went to a
-//! number (`Tracker::outside_handovers`, inferred).
+//! number (`Tracker::outside_handovers`, inferred). So does a transfer to a colleague who is not
+//! under the recording policy (Graph does not say who is, so every Teams user is taken for a
+//! rep): their leg never comes, and the record ends the wait; the call is logged as the rep's,
+//! handed on.
 
 mod graph;
 mod mapping;
@@ -896,7 +899,7 @@ impl Inner {
             // The call's legs as any instance heard them: a hand-over made in the Teams client
             // is resolved here when it went outside.
             shared::load_call(&self.shared, &self.tracker, id).await;
-            let outside = self.tracker().outside_handovers(&record, &rep_of);
+            let outside = self.tracker().outside_handovers(&record);
             return (outside, mapping::record_amendments(&record, &rep_of));
         }
         if !self.settings.presence() {
@@ -1965,8 +1968,7 @@ mod tests {
             (None, None)
         );
         // The record has no colleague's session: it went to the number it shows.
-        let outside =
-            tracker.outside_handovers(&record(json!({"phone": {"id": "+41445550197"}})), &rep_of);
+        let outside = tracker.outside_handovers(&record(json!({"phone": {"id": "+41445550197"}})));
         assert_eq!(outside.len(), 1);
         assert_eq!(outside[0].id, "teams:chain-1:alice@example.com:outside");
         assert_eq!(outside[0].event_type, EventType::Transferred);
@@ -1975,14 +1977,14 @@ mod tests {
         assert_eq!(outside[0].at, now, "at the leg's own end");
         assert!(
             tracker
-                .outside_handovers(&record(json!({"phone": {"id": "+41445550197"}})), &rep_of)
+                .outside_handovers(&record(json!({"phone": {"id": "+41445550197"}})))
                 .is_empty(),
             "told once"
         );
         // To a colleague: their leg came, and the record has their session.
         let mut tracker = Tracker::default();
         tracker.apply("A", &call("A", "established", json!({})), &rep_of, now);
-        tracker.apply("A", &bare("terminated", done), &rep_of, now);
+        tracker.apply("A", &bare("terminated", done.clone()), &rep_of, now);
         let bobs = call(
             "B",
             "incoming",
@@ -1991,9 +1993,68 @@ mod tests {
         tracker.apply("B", &bobs, &rep_of, now);
         assert!(
             tracker
-                .outside_handovers(&record(json!({"user": {"id": "u-bob"}})), &rep_of)
+                .outside_handovers(&record(json!({"user": {"id": "u-bob"}})))
                 .is_empty()
         );
+        // To a Teams user outside the recording policy: the record has their session, but the
+        // bot never heard their leg.
+        let mut tracker = Tracker::default();
+        tracker.apply("A", &call("A", "established", json!({})), &rep_of, now);
+        tracker.apply("A", &bare("terminated", done), &rep_of, now);
+        let outside = tracker.outside_handovers(&record(json!({"user": {"id": "u-carol"}})));
+        assert_eq!(outside.len(), 1, "{outside:?}");
+        assert_eq!(outside[0].reason, Some(EndReason::Completed));
+    }
+
+    #[test]
+    fn a_transfer_to_a_colleague_whose_leg_never_came_ends_with_the_record() {
+        let rep_of = |u: &str| match u {
+            "u-alice" => Some("alice@example.com".to_string()),
+            "u-bob" => Some("bob@example.com".to_string()),
+            _ => None,
+        };
+        let now = "2026-12-02T10:00:00Z";
+        let done = json!({"resultInfo": {"code": 0, "subcode": 7015}});
+        let record =
+            json!({"id": "chain-1", "endDateTime": "2026-12-02T10:00:09Z", "sessions": []});
+        let handed = |tracker: &mut Tracker| {
+            tracker.apply("A", &call("A", "established", json!({})), &rep_of, now);
+            tracker
+                .transfer_targets
+                .insert("A".into(), "bob@example.com".into());
+            tracker.apply("A", &bare("terminated", done.clone()), &rep_of, now)
+        };
+        // Bob is not under the recording policy: the bot never hears his leg.
+        let mut tracker = Tracker::default();
+        let events = handed(&mut tracker);
+        assert_eq!(events[0].reason, None, "the call waits for bob");
+        let outside = tracker.outside_handovers(&record);
+        assert_eq!(outside.len(), 1, "{outside:?}");
+        assert_eq!(outside[0].event_type, EventType::Transferred);
+        assert_eq!(outside[0].transfer_to.as_deref(), Some("bob@example.com"));
+        assert_eq!(outside[0].reason, Some(EndReason::Completed));
+        assert_eq!(outside[0].at, now, "at the leg's own end");
+        assert!(tracker.outside_handovers(&record).is_empty(), "told once");
+        // Bob's leg came (before or after alice's ended): the call is his to end.
+        for bob_first in [true, false] {
+            let mut tracker = Tracker::default();
+            let bobs = call(
+                "B",
+                "incoming",
+                json!({"targets": [{"identity": {"user": {"id": "u-bob"}}}]}),
+            );
+            if bob_first {
+                tracker.apply("B", &bobs, &rep_of, now);
+            }
+            handed(&mut tracker);
+            if !bob_first {
+                tracker.apply("B", &bobs, &rep_of, now);
+            }
+            assert!(
+                tracker.outside_handovers(&record).is_empty(),
+                "bob first: {bob_first}"
+            );
+        }
     }
 
     #[test]
