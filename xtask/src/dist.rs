@@ -53,11 +53,7 @@ pub(crate) fn dist(args: &[String]) -> Result<PathBuf> {
             .with_context(|| format!("removing the old {}", widget.display()))?;
     }
     let widget_dir = widget.to_string_lossy();
-    run(&mut setup::trunk_build(&[
-        "--release",
-        "--dist",
-        &widget_dir,
-    ]))?;
+    run(setup::trunk_build(setup::RELEASE_WASM).args(["--dist", &widget_dir]))?;
 
     step("building the admin page (trunk build --release)");
     let admin = out.join("admin");
@@ -66,7 +62,10 @@ pub(crate) fn dist(args: &[String]) -> Result<PathBuf> {
             .with_context(|| format!("removing the old {}", admin.display()))?;
     }
     let admin_dir = admin.to_string_lossy();
-    run(&mut setup::trunk_build_admin(&admin_dir, &["--release"]))?;
+    run(&mut setup::trunk_build_admin(
+        &admin_dir,
+        setup::RELEASE_WASM,
+    ))?;
 
     let binary = out.join("cti-relay");
     // Replaced, not overwritten in place: a relay started from dist/ may still be running it.

@@ -78,6 +78,10 @@ pub(crate) fn cargo(args: &[&str]) -> Command {
 
 /// A `trunk build` of the widget from the workspace root (Trunk.toml), offline and with the
 /// wasm-bindgen set-up installs: what the tests serve and what `dist` ships are one build recipe.
+/// trunk's arguments for the widget's and admin page's release builds: the size-first profile
+/// of the root Cargo.toml (`widget-release`).
+pub(crate) const RELEASE_WASM: &[&str] = &["--release", "--cargo-profile", "widget-release"];
+
 pub(crate) fn trunk_build(args: &[&str]) -> Command {
     let mut command = Command::new(tool("trunk"));
     command

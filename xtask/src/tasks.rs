@@ -560,6 +560,6 @@ fn build_release_widget() -> Result<std::path::PathBuf> {
     step("building the widget (trunk build --release)");
     let dir = setup::target_dir().join("bench-widget");
     let dir_arg = dir.to_string_lossy();
-    run(&mut setup::trunk_build(&["--release", "--dist", &dir_arg]))?;
+    run(setup::trunk_build(setup::RELEASE_WASM).args(["--dist", &dir_arg]))?;
     Ok(dir)
 }

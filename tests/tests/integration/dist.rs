@@ -12,6 +12,7 @@ use std::process::{Child, Command, Stdio};
 
 use anyhow::{Context, Result, bail};
 use cti_relay::secret::Secret;
+use cti_tests::browser::Browser;
 use cti_tests::redis::RedisServer;
 use cti_tests::relay_process::environment;
 use cti_tests::{Stack, WsClient, eventually};
@@ -201,6 +202,21 @@ async fn the_dist_build_runs_as_cloud_foundry_starts_it_and_pops_a_call() -> Res
         assert_eq!(wasm.status(), 200, "/{page}/'s wasm");
         assert!(wasm.bytes().await?.starts_with(b"\0asm"));
     }
+    // They run in a browser: the size-first release profile (stripped, panics abort) must
+    // leave nothing out that the pages need. Opened without a token, each renders its
+    // signed-out view.
+    let browser = Browser::start().await?;
+    for (page, rendered) in [
+        ("widget", "[data-testid=connection-status]"),
+        ("admin", "[data-testid=sign-in]"),
+    ] {
+        browser.client.goto(&format!("{base}/{page}/")).await?;
+        browser
+            .wait_for(rendered)
+            .await
+            .with_context(|| format!("the release build of /{page}/ did not render"))?;
+    }
+    browser.close().await;
 
     // A rep on the deployed instance gets a call the simulator rings: through Redis from the
     // binding, as one instance of a deployment with several.
