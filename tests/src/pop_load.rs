@@ -21,7 +21,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 
-use crate::browser::Browser;
+use crate::browser::{Browser, WIDGET_FRAME};
 use crate::push_load::{Rng, known_numbers, quantile};
 use crate::{Stack, eventually};
 
@@ -36,17 +36,24 @@ const KNOWN_SHARE: f64 = 0.8;
 /// Calls one run may make: the simulated host page keeps its last 10,000 payloads, and pops
 /// sent twice are counted over that log.
 pub const MAX_CALLS: usize = 4_000;
+/// Page loads one run may make (each starts a widget session and signs it in).
+pub const MAX_LOADS: usize = 200;
 
 /// What to run.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PopLoad {
     /// Calls, one after the other.
     pub calls: usize,
+    /// Loads of the host page before the calls, each timing the widget's first paint.
+    pub loads: usize,
 }
 
 impl Default for PopLoad {
     fn default() -> Self {
-        PopLoad { calls: 100 }
+        PopLoad {
+            calls: 100,
+            loads: 10,
+        }
     }
 }
 
@@ -65,12 +72,22 @@ impl PopLoad {
                         .parse()
                         .context("--calls takes a whole number")?;
                 }
+                "--loads" => {
+                    load.loads = args
+                        .next()
+                        .context("--loads needs a value")?
+                        .parse()
+                        .context("--loads takes a whole number")?;
+                }
                 "--bench" => {}
-                other => bail!("unknown argument {other:?}; use --calls N"),
+                other => bail!("unknown argument {other:?}; use --calls N and --loads N"),
             }
         }
         if load.calls == 0 || load.calls > MAX_CALLS {
             bail!("--calls must be 1 to {MAX_CALLS}");
+        }
+        if load.loads == 0 || load.loads > MAX_LOADS {
+            bail!("--loads must be 1 to {MAX_LOADS}");
         }
         Ok(load)
     }
@@ -124,6 +141,9 @@ pub struct PopReport {
     pub lost: usize,
     /// Calls whose `NOTIFY` the host page received more than once.
     pub duplicated: usize,
+    /// The widget's first contentful paint in its frame, from the frame's navigation start,
+    /// per page load the browser reported one for, sorted.
+    pub first_paints: Vec<Duration>,
     /// How long the run took.
     pub elapsed: Duration,
 }
@@ -149,6 +169,20 @@ impl fmt::Display for PopReport {
             ms(0.90),
             ms(0.99),
             ms(1.0)
+        )?;
+        let paint = |q: f64| {
+            quantile(&self.first_paints, q)
+                .map_or_else(|| "-".into(), |d| format!("{} ms", d.as_millis()))
+        };
+        writeln!(
+            f,
+            "widget first contentful paint in its frame (from the frame's navigation start): \
+             loads={} reported={} p50={} p90={} max={}",
+            self.load.loads,
+            self.first_paints.len(),
+            paint(0.50),
+            paint(0.90),
+            paint(1.0)
         )?;
         writeln!(
             f,
@@ -185,7 +219,31 @@ pub async fn run(load: &PopLoad) -> Result<PopReport> {
     Ok(report)
 }
 
+/// The widget's first contentful paint in its frame over `loads` loads of the host page, as
+/// the browser's paint timing reports it (relative to the frame's own navigation start: the
+/// host page's time before it is V2's, not the widget's).
+async fn first_paints(stack: &Stack, browser: &Browser, loads: usize) -> Result<Vec<Duration>> {
+    const PAINT: &str = "const e = performance.getEntriesByName('first-contentful-paint')[0]; \
+                         return e ? e.startTime : null;";
+    let mut paints = Vec::with_capacity(loads);
+    for _ in 0..loads {
+        browser.open_host(&stack.sim.url(), AGENT).await?;
+        browser.enter_frame(WIDGET_FRAME).await?;
+        let reported = browser.client.execute(PAINT, Vec::new()).await;
+        browser.leave_frame().await?;
+        if let Some(ms) = reported
+            .context("reading the widget's paint timing")?
+            .as_f64()
+        {
+            paints.push(Duration::from_secs_f64(ms.max(0.0) / 1000.0));
+        }
+    }
+    paints.sort();
+    Ok(paints)
+}
+
 async fn calls(load: &PopLoad, stack: &Stack, browser: &Browser) -> Result<PopReport> {
+    let first_paints = first_paints(stack, browser, load.loads).await?;
     browser.open_host(&stack.sim.url(), AGENT).await?;
     let numbers = known_numbers(&stack.sim);
     if numbers.is_empty() {
@@ -259,6 +317,7 @@ async fn calls(load: &PopLoad, stack: &Stack, browser: &Browser) -> Result<PopRe
         latencies,
         lost,
         duplicated,
+        first_paints,
         elapsed: Duration::ZERO,
     })
 }
@@ -276,6 +335,9 @@ mod tests {
         assert!(PopLoad::from_args(["--calls", "0"].map(String::from)).is_err());
         assert!(PopLoad::from_args(["--calls", "4001"].map(String::from)).is_err());
         assert!(PopLoad::from_args(["--fast".to_string()]).is_err());
+        let load = PopLoad::from_args(["--loads", "3"].map(String::from)).expect("valid");
+        assert_eq!((load.calls, load.loads), (100, 3));
+        assert!(PopLoad::from_args(["--loads", "0"].map(String::from)).is_err());
     }
 
     #[test]

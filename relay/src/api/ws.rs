@@ -20,8 +20,11 @@ const MAX_MESSAGE_BYTES: usize = 64 * 1024;
 /// Frames are capped alike, and a frame announcing more is refused from its header (1009)
 /// before its payload is read: without this the socket library would buffer up to 16 MiB.
 const MAX_FRAME_BYTES: usize = MAX_MESSAGE_BYTES;
-/// Bytes read from the socket at a time; frames grow the buffer only as far as they need.
-const READ_BUFFER_BYTES: usize = 4 * 1024;
+/// Bytes read from the socket at a time; frames grow the buffer only as far as they need. The
+/// socket library zero-fills this buffer to its full size on every read, so all of it stays
+/// resident for each connected rep: widgets send small frames (a hello with its token, commands,
+/// pings), and at 4 KiB this buffer was a quarter of a rep's memory.
+const READ_BUFFER_BYTES: usize = 1024;
 
 pub(super) async fn upgrade(
     State(state): State<Arc<AppState>>,
