@@ -224,8 +224,19 @@ impl Browser {
         .await
     }
 
+    /// Emulates the operating system's light or dark preference (`prefers-color-scheme`) for
+    /// the page and its frames.
+    pub async fn set_color_scheme(&self, dark: bool) -> Result<()> {
+        let value = if dark { "dark" } else { "light" };
+        self.cdp(
+            "Emulation.setEmulatedMedia",
+            serde_json::json!({"features": [{"name": "prefers-color-scheme", "value": value}]}),
+        )
+        .await
+    }
+
     /// A Chrome DevTools Protocol command through chromedriver.
-    async fn cdp(&self, cmd: &str, params: serde_json::Value) -> Result<()> {
+    pub async fn cdp(&self, cmd: &str, params: serde_json::Value) -> Result<()> {
         self.client
             .issue_cmd(Cdp {
                 cmd: cmd.to_string(),

@@ -115,6 +115,18 @@ consulting-on-line = (in der Leitung); der Anrufer wird gehalten.
 complete-transfer = Weiterleitung abschließen
 back-to-caller = Zurück zum Anrufer
 
+# A button's tooltip: its words and its keyboard shortcut, e.g. "Answer (Alt+Shift+P)".
+shortcut-title = { $action } ({ $keys })
+
+## Read out by screen readers when a call rings or changes ($caller: the record's name or the number)
+
+announce-ringing = Eingehender Anruf von { $caller }
+announce-calling = { $caller } wird angerufen
+announce-connected = Verbunden mit { $caller }
+announce-held = { $caller } wird gehalten
+announce-transferred = Anruf mit { $caller } weitergeleitet
+announce-ended = Anruf mit { $caller } beendet
+
 ## Nach dem Anruf
 
 summary-duration = Dauer

@@ -125,6 +125,18 @@ consulting-on-line = (on the line); the caller is on hold.
 complete-transfer = Complete transfer
 back-to-caller = Back to the caller
 
+# A button's tooltip: its words and its keyboard shortcut, e.g. "Answer (Alt+Shift+P)".
+shortcut-title = { $action } ({ $keys })
+
+## Read out by screen readers when a call rings or changes ($caller: the record's name or the number)
+
+announce-ringing = Incoming call from { $caller }
+announce-calling = Calling { $caller }
+announce-connected = Connected with { $caller }
+announce-held = { $caller } is on hold
+announce-transferred = Call with { $caller } transferred
+announce-ended = Call with { $caller } ended
+
 ## After the call
 
 summary-duration = Duration

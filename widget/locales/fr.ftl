@@ -115,6 +115,18 @@ consulting-on-line = (en ligne) ; l'appelant est en attente.
 complete-transfer = Terminer le transfert
 back-to-caller = Revenir à l'appelant
 
+# A button's tooltip: its words and its keyboard shortcut, e.g. "Answer (Alt+Shift+P)".
+shortcut-title = { $action } ({ $keys })
+
+## Read out by screen readers when a call rings or changes ($caller: the record's name or the number)
+
+announce-ringing = Appel entrant de { $caller }
+announce-calling = Appel de { $caller } en cours
+announce-connected = En ligne avec { $caller }
+announce-held = { $caller } est en attente
+announce-transferred = Appel avec { $caller } transféré
+announce-ended = Appel avec { $caller } terminé
+
 ## Après l'appel
 
 summary-duration = Durée

@@ -429,6 +429,50 @@ async fn a_held_call_offers_resume() {
     assert!(mounted.find("btn-hold").is_none());
 }
 
+/// A screen reader hears the ringing call and each change of it from the live region, and
+/// each control says its shortcut.
+#[wasm_bindgen_test]
+async fn the_live_region_announces_the_call_and_the_controls_name_their_shortcuts() {
+    let mut mounted = Mounted::new(connected_view(ringing(vec![anna()]), false)).await;
+    let region = mounted.get("announcer");
+    assert_eq!(
+        region.get_attribute("aria-live").as_deref(),
+        Some("assertive")
+    );
+    assert_eq!(mounted.text("announcer"), "Incoming call from Anna Meier");
+    assert_eq!(
+        mounted.attr("btn-answer", "aria-keyshortcuts").as_deref(),
+        Some("Alt+Shift+P")
+    );
+    assert_eq!(
+        mounted.attr("btn-answer", "title").as_deref(),
+        Some("Answer (Alt+Shift+P)")
+    );
+    assert_eq!(
+        mounted.attr("btn-decline", "aria-keyshortcuts").as_deref(),
+        Some("Alt+Shift+H")
+    );
+    assert_eq!(
+        mounted.attr("notes", "aria-keyshortcuts").as_deref(),
+        Some("Alt+Shift+N")
+    );
+
+    let mut held = ringing(vec![anna()]);
+    held.state = CallState::Held;
+    held.answered_at = Some("2026-11-24T10:00:05Z".into());
+    mounted.update(connected_view(held, false)).await;
+    assert_eq!(mounted.text("announcer"), "Anna Meier is on hold");
+    assert_eq!(
+        mounted.attr("btn-resume", "aria-keyshortcuts").as_deref(),
+        Some("Alt+Shift+O")
+    );
+
+    let mut view = connected_view(ringing(vec![anna()]), false);
+    view.calls.clear();
+    mounted.update(view).await;
+    assert_eq!(mounted.text("announcer"), "");
+}
+
 #[wasm_bindgen_test]
 async fn controls_wait_while_disconnected() {
     let mut view = connected_view(ringing(vec![anna()]), false);

@@ -305,11 +305,77 @@ pub(crate) fn phone_oracle() -> Result<()> {
     ]))
 }
 
+/// The axe-core release the accessibility tests inject into the widget (MPL-2.0; not bundled).
+const AXE_CORE_VERSION: &str = "4.14.1";
+/// The registry's `dist.integrity` of that release's tarball: a download that differs is refused.
+const AXE_CORE_INTEGRITY: &str = "sha512-FHfa+lmNjQZfJz1q8wKqIDwC6DExcHt/pkjNQb09a3NPjCKg2rhu5qb2S4r76ASyFNNtuFooJpZe37OgudVGtQ==";
+
+/// axe-core's browser build (`axe.min.js`) in the target directory, downloaded from the npm
+/// registry and checked against [`AXE_CORE_INTEGRITY`] once; its path. The tests read the file
+/// and inject its text into the page, so no node or npm is needed at run time.
+pub(crate) fn axe_core() -> Result<PathBuf> {
+    let dir = target_dir().join(format!("axe-core-{AXE_CORE_VERSION}"));
+    let script = dir.join("axe.min.js");
+    if script.exists() {
+        return Ok(script);
+    }
+    step(&format!(
+        "fetching axe-core {AXE_CORE_VERSION} for the accessibility tests"
+    ));
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let tarball = dir.join(format!("axe-core-{AXE_CORE_VERSION}.tgz"));
+    let url = format!("https://registry.npmjs.org/axe-core/-/axe-core-{AXE_CORE_VERSION}.tgz");
+    run(Command::new("curl")
+        .args([
+            "--fail",
+            "--silent",
+            "--show-error",
+            "--location",
+            "--output",
+        ])
+        .arg(&tarball)
+        .arg(&url))
+    .context("downloading axe-core (needs curl and the npm registry)")?;
+    let bytes =
+        std::fs::read(&tarball).with_context(|| format!("reading {}", tarball.display()))?;
+    let integrity = sri_sha512(&bytes);
+    if integrity != AXE_CORE_INTEGRITY {
+        let _ = std::fs::remove_file(&tarball);
+        bail!(
+            "{url} does not match its pinned integrity: expected {AXE_CORE_INTEGRITY}, got {integrity}"
+        );
+    }
+    run(Command::new("tar")
+        .arg("-xzf")
+        .arg(&tarball)
+        .arg("-C")
+        .arg(&dir)
+        .args(["--strip-components=1", "package/axe.min.js"]))
+    .context("extracting axe.min.js")?;
+    let _ = std::fs::remove_file(&tarball);
+    if !script.exists() {
+        bail!("the axe-core tarball held no package/axe.min.js");
+    }
+    Ok(script)
+}
+
+/// A Subresource Integrity string (`sha512-<base64>`), the form npm publishes.
+fn sri_sha512(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    let digest = sha2::Sha512::digest(bytes);
+    format!(
+        "sha512-{}",
+        base64::engine::general_purpose::STANDARD.encode(digest)
+    )
+}
+
 pub(crate) fn all() -> Result<()> {
     widget_toolchain()?;
     musl_toolchain()?;
     system_packages()?;
     phone_oracle()?;
+    axe_core()?;
     step("set-up complete");
     Ok(())
 }

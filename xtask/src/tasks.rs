@@ -298,6 +298,7 @@ pub(crate) fn test(args: &[String]) -> Result<()> {
     };
     let started = Instant::now();
     setup::all()?;
+    let axe = setup::axe_core()?;
     if lint {
         step("checking formatting");
         run(&mut cargo(&["fmt", "--all", "--check"]))?;
@@ -351,7 +352,8 @@ pub(crate) fn test(args: &[String]) -> Result<()> {
         .env("CTI_DIST_DIR", &dist)
         .env("CTI_PHONE_ORACLE_PYTHON", root.join(".venv/bin/python3"))
         .env("CHROMEDRIVER", "/usr/bin/chromedriver")
-        .env("CHROMIUM", "/usr/bin/chromium"))?;
+        .env("CHROMIUM", "/usr/bin/chromium")
+        .env("CTI_AXE_CORE", &axe))?;
     step("widget and admin page tests in headless Chromium");
     run(cargo(&[
         "test",

@@ -1,6 +1,7 @@
 //! Every cross-process test, in one binary: the relay's HTTP and WebSocket contract against the
 //! simulator, and the end-to-end flow in headless Chromium.
 
+mod a11y;
 mod activities;
 mod admin;
 mod admin_page;

@@ -101,15 +101,23 @@ pub fn Controls(props: &ControlsProps) -> Html {
                         })
                     })
                 };
+                let words = i18n.t(button.label);
+                // The shortcut is announced with the button and shown in its tooltip.
+                let keys = super::shortcuts::Shortcut::for_button(button.test_id).map(|s| s.keys());
+                let title = keys.map(|keys| {
+                    i18n.t_args("shortcut-title", &[("action", words.clone().into()), ("keys", keys.into())])
+                });
                 html! {
                     <button
                         type="button"
                         class={classes!("btn", button.style)}
                         data-testid={button.test_id}
                         disabled={props.disabled}
+                        aria-keyshortcuts={keys}
+                        {title}
                         {onclick}
                     >
-                        { i18n.t(button.label) }
+                        { words }
                     </button>
                 }
             }) }

@@ -8,6 +8,7 @@ pub mod clock;
 pub mod controls;
 pub mod format;
 pub mod history;
+pub mod shortcuts;
 pub mod status;
 pub mod wrap_up;
 
@@ -158,6 +159,7 @@ pub fn problem_text(i18n: &I18n, problem: &Problem) -> String {
 #[component]
 fn Panel(props: &WidgetViewProps) -> Html {
     let i18n = use_i18n();
+    shortcuts::use_shortcuts();
     let view = &props.view;
     let online = view.status == ConnectionStatus::Connected;
     let body = if let ConnectionStatus::SignedOut { reason } = &view.status {
@@ -210,6 +212,10 @@ fn Panel(props: &WidgetViewProps) -> Html {
 
     html! {
         <div class="widget" data-ignored-requests={view.ignored_host_requests.to_string()}>
+            <p class="visually-hidden" role="status" aria-live="assertive" aria-atomic="true"
+                data-testid="announcer">
+                { announcement(&i18n, view) }
+            </p>
             <StatusLine status={view.status.clone()} on_retry={props.on_action.reform(|()| UiAction::RetryNow)} />
             if let Some(warning) = &view.host_warning {
                 <p class="notice" data-testid="host-warning" data-reason={warning.reason}>
@@ -248,6 +254,30 @@ fn Panel(props: &WidgetViewProps) -> Html {
             <LanguagePicker lang={i18n.lang()} on_language={props.on_language.clone()} />
         </div>
     }
+}
+
+/// What the live region says about the calls: who is ringing, and each change of the first
+/// call's state. A screen reader speaks it when it changes, so it names the state and the
+/// caller; the connection's ups and downs are the status line's own live region.
+pub fn announcement(i18n: &I18n, view: &ViewModel) -> String {
+    if matches!(view.status, ConnectionStatus::SignedOut { .. }) {
+        return String::new();
+    }
+    let Some(item) = view.calls.first() else {
+        return String::new();
+    };
+    let call = &item.call;
+    let caller = caller::primary_match(call)
+        .map_or_else(|| format::remote_number(call, i18n), |m| m.name.clone());
+    let id = match (call.state, call.direction) {
+        (cti_protocol::CallState::Ringing, cti_protocol::Direction::Outbound) => "announce-calling",
+        (cti_protocol::CallState::Ringing, _) => "announce-ringing",
+        (cti_protocol::CallState::Connected, _) => "announce-connected",
+        (cti_protocol::CallState::Held, _) => "announce-held",
+        (cti_protocol::CallState::Transferred, _) => "announce-transferred",
+        _ => "announce-ended",
+    };
+    i18n.t_args(id, &[("caller", caller.into())])
 }
 
 #[derive(Debug, Clone, PartialEq, Properties)]

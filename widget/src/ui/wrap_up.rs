@@ -81,6 +81,7 @@ pub fn WrapUpForm(props: &WrapUpProps) -> Html {
             <div class="field-group">
                 <label class="field-label" for={id.clone()} data-testid="notes-label">{ i18n.t("notes") }</label>
                 <textarea {id} class="field" data-testid="notes" rows="3" maxlength="10000"
+                    aria-keyshortcuts={super::shortcuts::Shortcut::Notes.keys()}
                     placeholder={i18n.t("notes-placeholder")} value={props.text.clone()} {oninput} {onchange} />
             </div>
             if !props.dispositions.is_empty() {
