@@ -178,6 +178,7 @@ fn connected_view(call: CallView, pending: bool) -> ViewModel {
             call,
             pending,
             notes: String::new(),
+            record_link: None,
         }],
         problem: None,
         dispositions: vec!["Interested".into(), "Not interested".into()],
@@ -186,6 +187,7 @@ fn connected_view(call: CallView, pending: bool) -> ViewModel {
         host_warning: None,
         ignored_host_requests: 0,
         history: Vec::new(),
+        search: None,
     }
 }
 
