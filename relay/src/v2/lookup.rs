@@ -111,30 +111,24 @@ mod tests {
 
     #[test]
     fn each_kind_is_created_with_the_fields_v2_requires_and_the_number() {
-        let person = NewRecordFields {
-            given_name: " Anna ".into(),
-            family_name: "Muster".into(),
-            account_id: Some("a-1".into()),
-            ..NewRecordFields::default()
-        };
+        let mut person = NewRecordFields::default();
+        person.given_name = " Anna ".into();
+        person.family_name = "Muster".into();
+        person.account_id = Some("a-1".into());
         assert_eq!(
             create_body(RecordKind::Contact, &person, "+41441234567"),
             json!({"givenName": "Anna", "familyName": "Muster", "accountId": "a-1",
                    "phoneFormattedNumber": "+41441234567"})
         );
-        let individual = NewRecordFields {
-            family_name: "Muster".into(),
-            ..NewRecordFields::default()
-        };
+        let mut individual = NewRecordFields::default();
+        individual.family_name = "Muster".into();
         assert_eq!(
             create_body(RecordKind::IndividualCustomer, &individual, "+41441234567"),
             json!({"customerRole": "CRM000", "familyName": "Muster",
                    "defaultCommunication": {"phoneFormattedNumber": "+41441234567"}})
         );
-        let account = NewRecordFields {
-            name: "Acme AG".into(),
-            ..NewRecordFields::default()
-        };
+        let mut account = NewRecordFields::default();
+        account.name = "Acme AG".into();
         assert_eq!(
             create_body(RecordKind::Account, &account, "+41441234567"),
             json!({"customerRole": "CRM000", "firstLineName": "Acme AG",

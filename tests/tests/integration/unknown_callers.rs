@@ -334,7 +334,15 @@ mod browser {
     async fn a_rep_searches_a_name_and_picks_the_record() -> Result<()> {
         let stack = Stack::start_with(super::quick).await?;
         let (_, e164, name) = stack.single_match_caller()?;
-        let record_id = stack.sim.sim.v2.lookup_phone(&e164)[0].id.clone();
+        let record_id = stack
+            .sim
+            .sim
+            .v2
+            .lookup_phone(&e164)
+            .first()
+            .context("the caller's record")?
+            .id
+            .clone();
         let browser = Browser::start().await?;
         browser.open_host(&stack.sim.url(), ALICE).await?;
         let call = stack.place_call("+41 79 555 32 02", ALICE).await?;
