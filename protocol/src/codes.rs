@@ -68,11 +68,16 @@ pub enum ErrorCode {
     RateLimited,
     /// A call control for a call that is already over for this rep (ended or handed on).
     CallOver,
+    /// A search or a new record the relay refused before asking V2 (a field empty, too long,
+    /// a query too short); the message names the field.
+    InvalidRecord,
+    /// V2 refused to create the record; the message is V2's own, naming the field where it did.
+    V2Refused,
 }
 
 impl ErrorCode {
     /// Every code, for round-trip tests and documentation.
-    pub const ALL: [ErrorCode; 16] = [
+    pub const ALL: [ErrorCode; 18] = [
         ErrorCode::UnknownTenant,
         ErrorCode::UnknownCall,
         ErrorCode::NotAMatch,
@@ -89,6 +94,8 @@ impl ErrorCode {
         ErrorCode::V2Connect,
         ErrorCode::RateLimited,
         ErrorCode::CallOver,
+        ErrorCode::InvalidRecord,
+        ErrorCode::V2Refused,
     ];
 
     /// The code as it travels (and as the README lists it).
@@ -110,6 +117,8 @@ impl ErrorCode {
             ErrorCode::V2Connect => "v2_connect",
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::CallOver => "call_over",
+            ErrorCode::InvalidRecord => "invalid_record",
+            ErrorCode::V2Refused => "v2_refused",
         }
     }
 

@@ -8,6 +8,7 @@
 //!   ([`event::generic`]) the generic webhook's body, through which integrators feed any PBX into
 //!   the relay.
 //! - [`ws`]: the messages on the widget's WebSocket (`/v1/agent/ws`) and the call view they carry.
+//! - [`lookup`]: the limits of a record search and of a new record for an unknown caller.
 //! - [`host`]: the payloads the widget posts to the V2 host window (the V2 CTI channel).
 //! - [`codes`]: the WebSocket close codes and the error codes of refused requests, written once
 //!   for both ends.
@@ -22,6 +23,7 @@
 pub mod codes;
 pub mod event;
 pub mod host;
+pub mod lookup;
 pub mod sign_in;
 pub mod signature;
 pub mod ws;

@@ -45,6 +45,26 @@ pub enum ClientMessage {
     RetryActivity { call_id: String },
     /// The rep confirms the caller agreed to the recording (where the policy requires it).
     ConfirmConsent { call_id: String },
+    /// Find V2 records by name (accounts, contacts, individual customers) for the rep to pick.
+    /// The relay answers `search_results` with the same `request_id`, so the widget can drop
+    /// answers to searches it no longer shows. Limits: [`crate::lookup`].
+    SearchRecords { request_id: u64, query: String },
+    /// The rep picked a record found by search: it becomes the call's record, as with
+    /// `choose_match`, after the relay has read it from V2.
+    PickRecord {
+        call_id: String,
+        kind: RecordKind,
+        record_id: String,
+    },
+    /// Create a record for the call's (unknown) caller in V2, carrying the call's number, and
+    /// make it the call's record. The relay answers `record_created`, or an error naming the field.
+    CreateRecord {
+        call_id: String,
+        kind: RecordKind,
+        fields: crate::lookup::NewRecordFields,
+    },
+    /// Look the call's number up again, in V2 itself: for a record created in V2 meanwhile.
+    RefreshMatches { call_id: String },
     /// Application-level heartbeat (browsers cannot send WebSocket ping frames).
     Ping {
         #[serde(default)]
@@ -212,6 +232,20 @@ pub enum ServerMessage {
     Pong {
         #[serde(default)]
         nonce: u64,
+    },
+    /// The answer to `search_records`: at most [`crate::lookup::RESULTS_PER_KIND`] records of
+    /// each kind, best first within a kind (V2's ranking).
+    SearchResults {
+        request_id: u64,
+        records: Vec<Match>,
+    },
+    /// The answer to `create_record`: the new record, now the call's record, and a link that
+    /// opens it in V2 where one is known.
+    RecordCreated {
+        call_id: String,
+        record: Match,
+        #[serde(default)]
+        link: Option<String>,
     },
     /// Something the widget asked for failed; the connection stays open. `code` is one of
     /// [`crate::ErrorCode`]'s strings.
@@ -571,6 +605,42 @@ mod tests {
         assert_eq!(
             json,
             serde_json::json!({"type":"v2_sign_in","connected":false})
+        );
+    }
+
+    #[test]
+    fn a_new_record_travels_with_its_kind_and_fields() {
+        let msg: ClientMessage = serde_json::from_value(serde_json::json!({
+            "type": "create_record", "call_id": "c1", "kind": "contact",
+            "fields": {"given_name": "Anna", "family_name": "Muster"}}))
+        .expect("parses");
+        let ClientMessage::CreateRecord {
+            call_id,
+            kind,
+            fields,
+        } = msg
+        else {
+            panic!("a create: {msg:?}");
+        };
+        assert_eq!((call_id.as_str(), kind), ("c1", RecordKind::Contact));
+        assert_eq!(fields.family_name, "Muster");
+        assert_eq!(fields.account_id, None);
+        assert!(
+            serde_json::from_str::<ClientMessage>(
+                r#"{"type":"create_record","call_id":"c1","kind":"lead","fields":{}}"#
+            )
+            .is_err(),
+            "a kind the relay cannot create"
+        );
+        let search: ClientMessage =
+            serde_json::from_str(r#"{"type":"search_records","request_id":3,"query":"Anna"}"#)
+                .expect("parses");
+        assert_eq!(
+            search,
+            ClientMessage::SearchRecords {
+                request_id: 3,
+                query: "Anna".into()
+            }
         );
     }
 

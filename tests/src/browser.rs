@@ -202,6 +202,17 @@ impl Browser {
         .map(drop)
     }
 
+    /// Types `text` into the first element matching `css` once it exists.
+    pub async fn type_into(&self, css: &str, text: &str) -> Result<()> {
+        self.wait_for(css).await?;
+        self.client
+            .find(Locator::Css(css))
+            .await?
+            .send_keys(text)
+            .await
+            .with_context(|| format!("typing into {css}"))
+    }
+
     /// Types into the notes of the (first) call on screen, in the widget's frame.
     pub async fn type_notes(&self, text: &str) -> Result<()> {
         self.client

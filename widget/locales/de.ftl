@@ -65,6 +65,8 @@ error-not_connected = Keine Verbindung zur Telefonanlage. Versuchen Sie es erneu
 error-v2_connect = Verbinden Sie zuerst V2.
 error-rate_limited = Zu viele Anfragen auf einmal; diese wurde verworfen. Versuchen Sie es erneut.
 error-call_over = Dieser Anruf ist bereits beendet.
+error-invalid_record = Die Suche oder der neue Datensatz ist unvollständig.
+error-v2_refused = V2 hat den neuen Datensatz abgelehnt.
 error-other = Etwas ist schiefgegangen ({ $code }).
 problem-not-dialled = Keine Verbindung zur Telefonanlage, daher wurde die Nummer nicht gewählt. Versuchen Sie es erneut, sobald der Status „Verbunden“ zeigt.
 problem-no-v2-window = Das V2-Anmeldefenster konnte nicht geöffnet werden. Erlauben Sie Pop-ups für diese Seite und versuchen Sie es erneut.
@@ -165,3 +167,25 @@ history-activity-failed = Nicht in V2 protokolliert
 history-call-back = Zurückrufen
 history-call-back-label = { $who } zurückrufen, { $number }
 history-call-back-number-label = { $number } zurückrufen
+
+## Ein unbekannter Anrufer: Datensatz anlegen oder finden
+
+not-in-v2 = Nicht in V2
+create-contact = Ansprechpartner anlegen
+create-individual-customer = Privatkunden anlegen
+create-account = Account anlegen
+record-number = Telefonnummer
+record-given-name = Vorname
+record-family-name = Nachname
+record-account-name = Name des Accounts
+record-account = Account
+record-no-account = Kein Account
+record-account-hint = Suchen Sie unten nach dem Account, um ihn hier auszuwählen.
+record-create = Anlegen
+record-cancel = Abbrechen
+search-records = In V2 nach Name suchen
+search = Suchen
+search-results = Gefundene Datensätze
+search-nothing = Keine Datensätze gefunden.
+refresh-matches = Aktualisieren
+open-record = In V2 öffnen

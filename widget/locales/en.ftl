@@ -70,6 +70,8 @@ error-not_connected = Not connected to the phone system. Try again once the stat
 error-v2_connect = Connect V2 first.
 error-rate_limited = Too many requests at once; that one was dropped. Try again.
 error-call_over = That call is already over.
+error-invalid_record = The search or the new record is not complete.
+error-v2_refused = V2 refused the new record.
 # An error code this version of the panel does not know yet.
 error-other = Something went wrong ({ $code }).
 problem-not-dialled = Not connected to the phone system, so the number was not dialled. Try again once the status shows Connected.
@@ -183,3 +185,25 @@ history-call-back = Call back
 history-call-back-label = Call back { $who }, { $number }
 # $number: the number dialled.
 history-call-back-number-label = Call back { $number }
+
+## An unknown caller: create the record, or find it
+
+not-in-v2 = Not in V2
+create-contact = Create contact
+create-individual-customer = Create individual customer
+create-account = Create account
+record-number = Phone number
+record-given-name = First name
+record-family-name = Last name
+record-account-name = Account name
+record-account = Account
+record-no-account = No account
+record-account-hint = Search for the account below to pick it here.
+record-create = Create
+record-cancel = Cancel
+search-records = Find in V2 by name
+search = Search
+search-results = Records found
+search-nothing = No records found.
+refresh-matches = Refresh
+open-record = Open in V2

@@ -65,6 +65,8 @@ error-not_connected = Pas de connexion au système téléphonique. Réessayez qu
 error-v2_connect = Connectez d'abord V2.
 error-rate_limited = Trop de requêtes à la fois ; celle-ci a été ignorée. Réessayez.
 error-call_over = Cet appel est déjà terminé.
+error-invalid_record = La recherche ou la nouvelle fiche est incomplète.
+error-v2_refused = V2 a refusé la nouvelle fiche.
 error-other = Une erreur s'est produite ({ $code }).
 problem-not-dialled = Pas de connexion au système téléphonique, le numéro n'a donc pas été composé. Réessayez quand l'état indique « Connecté ».
 problem-no-v2-window = Impossible d'ouvrir la fenêtre de connexion V2. Autorisez les fenêtres surgissantes pour cette page et réessayez.
@@ -168,3 +170,25 @@ history-activity-failed = Non consigné dans V2
 history-call-back = Rappeler
 history-call-back-label = Rappeler { $who }, { $number }
 history-call-back-number-label = Rappeler { $number }
+
+## Un appelant inconnu : créer la fiche, ou la trouver
+
+not-in-v2 = Absent de V2
+create-contact = Créer un contact
+create-individual-customer = Créer un client particulier
+create-account = Créer un compte
+record-number = Numéro de téléphone
+record-given-name = Prénom
+record-family-name = Nom
+record-account-name = Nom du compte
+record-account = Compte
+record-no-account = Aucun compte
+record-account-hint = Cherchez le compte ci-dessous pour le choisir ici.
+record-create = Créer
+record-cancel = Annuler
+search-records = Chercher dans V2 par nom
+search = Chercher
+search-results = Fiches trouvées
+search-nothing = Aucune fiche trouvée.
+refresh-matches = Actualiser
+open-record = Ouvrir dans V2

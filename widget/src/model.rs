@@ -291,6 +291,7 @@ impl Model {
                     call: call.clone(),
                     pending: state.is_pending(&call.id),
                     notes: String::new(),
+                    record_link: state.created_link(&call.id).map(str::to_owned),
                 })
                 .collect(),
             problem: state.problem().cloned(),
@@ -305,6 +306,7 @@ impl Model {
             host_warning: self.host.as_ref().and_then(HostTarget::warning),
             ignored_host_requests: self.ignored_requests,
             history: self.history.entries().to_vec(),
+            search: state.search().cloned(),
         }
     }
 
@@ -472,6 +474,34 @@ impl Model {
             UiAction::RetryActivity { call_id } => ClientMessage::RetryActivity { call_id },
             UiAction::ConfirmConsent { call_id } => ClientMessage::ConfirmConsent { call_id },
             UiAction::Dial { number } => ClientMessage::Dial { number },
+            UiAction::SearchRecords { query } => {
+                let request_id = self.state.start_search(&query);
+                let mut effects = self.rendered(Vec::new());
+                effects.insert(
+                    0,
+                    Effect::Send(ClientMessage::SearchRecords { request_id, query }),
+                );
+                return effects;
+            }
+            UiAction::PickRecord {
+                call_id,
+                kind,
+                record_id,
+            } => ClientMessage::PickRecord {
+                call_id,
+                kind,
+                record_id,
+            },
+            UiAction::CreateRecord {
+                call_id,
+                kind,
+                fields,
+            } => ClientMessage::CreateRecord {
+                call_id,
+                kind,
+                fields,
+            },
+            UiAction::RefreshMatches { call_id } => ClientMessage::RefreshMatches { call_id },
             UiAction::Dismiss(call_id) => {
                 self.state.dismiss(&call_id);
                 return self.rendered(Vec::new());

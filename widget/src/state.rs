@@ -9,13 +9,16 @@
 use std::collections::{BTreeSet, VecDeque};
 
 use cti_protocol::host::{HostAction, HostMessage, HostSettings};
-use cti_protocol::{CallState, CallView, Control, ServerMessage};
+use cti_protocol::{CallState, CallView, Control, Match, ServerMessage};
 
 use crate::posted::PostedSet;
 
 /// How many dismissed calls are remembered, so that a late update of one does not bring its
 /// summary back.
 const DISMISSED_CAPACITY: usize = 100;
+
+/// How many links to records created from the widget are kept (one per call on screen at most).
+const CREATED_CAPACITY: usize = 20;
 
 /// What `welcome` told the widget about this sign-in.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,6 +47,16 @@ pub struct Problem {
     pub key: Option<String>,
 }
 
+/// The rep's latest record search: what they asked, and V2's answer once it is in. Only the
+/// answer to the latest request is kept; an older one arriving late is dropped.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Search {
+    pub request_id: u64,
+    pub query: String,
+    /// None while the relay has not answered.
+    pub results: Option<Vec<Match>>,
+}
+
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct WidgetState {
     session: Option<Session>,
@@ -59,6 +72,9 @@ pub struct WidgetState {
     posted: PostedSet,
     /// Whether V2 holds the rep's own sign-in; `None` when the tenant does not use it.
     v2_sign_in: Option<bool>,
+    search: Option<Search>,
+    /// Links to records the rep created from the widget, by call id.
+    created: Vec<(String, String)>,
 }
 
 impl WidgetState {
@@ -116,6 +132,26 @@ impl WidgetState {
                 Vec::new()
             }
             ServerMessage::Pong { .. } => Vec::new(),
+            ServerMessage::SearchResults {
+                request_id,
+                records,
+            } => {
+                if let Some(search) = self.search.as_mut().filter(|s| s.request_id == request_id) {
+                    search.results = Some(records);
+                }
+                Vec::new()
+            }
+            ServerMessage::RecordCreated { call_id, link, .. } => {
+                // The record itself comes with the call's next view.
+                if let Some(link) = link {
+                    self.created.retain(|(call, _)| *call != call_id);
+                    self.created.push((call_id, link));
+                    if self.created.len() > CREATED_CAPACITY {
+                        self.created.remove(0);
+                    }
+                }
+                Vec::new()
+            }
             _ => Vec::new(),
         }
     }
@@ -240,6 +276,29 @@ impl WidgetState {
         self.problem = None;
     }
 
+    /// A new search: its request id, after which earlier answers are dropped.
+    pub fn start_search(&mut self, query: &str) -> u64 {
+        let request_id = self.search.as_ref().map_or(1, |s| s.request_id + 1);
+        self.search = Some(Search {
+            request_id,
+            query: query.to_owned(),
+            results: None,
+        });
+        request_id
+    }
+
+    pub fn search(&self) -> Option<&Search> {
+        self.search.as_ref()
+    }
+
+    /// The link to the record the rep created for a call, if they did.
+    pub fn created_link(&self, call_id: &str) -> Option<&str> {
+        self.created
+            .iter()
+            .find(|(call, _)| call == call_id)
+            .map(|(_, link)| link.as_str())
+    }
+
     pub fn session(&self) -> Option<&Session> {
         self.session.as_ref()
     }
@@ -280,6 +339,46 @@ mod tests {
     use cti_protocol::host::{external_reference, is_v2_reference};
     use cti_protocol::{EndReason, Handover};
     use wasm_bindgen_test::wasm_bindgen_test;
+
+    #[wasm_bindgen_test]
+    fn only_the_latest_search_takes_results_and_a_created_record_keeps_its_link() {
+        let mut state = WidgetState::default();
+        let first = state.start_search("Anna");
+        let second = state.start_search("Anna Muster");
+        assert!(second > first);
+        let found = |name: &str| Match {
+            kind: cti_protocol::RecordKind::Contact,
+            id: name.to_lowercase(),
+            display_id: String::new(),
+            name: name.into(),
+            account: None,
+            open_opportunities: Vec::new(),
+            last_interactions: Vec::new(),
+        };
+        state.apply(ServerMessage::SearchResults {
+            request_id: first,
+            records: vec![found("Anna Old")],
+        });
+        assert_eq!(state.search().and_then(|s| s.results.clone()), None);
+        state.apply(ServerMessage::SearchResults {
+            request_id: second,
+            records: vec![found("Anna Muster")],
+        });
+        assert_eq!(
+            state.search().and_then(|s| s.results.clone()),
+            Some(vec![found("Anna Muster")])
+        );
+        state.apply(ServerMessage::RecordCreated {
+            call_id: "c1".into(),
+            record: found("Anna Muster"),
+            link: Some("https://t/go/detail/mdcontact?nodeid=x".into()),
+        });
+        assert_eq!(
+            state.created_link("c1"),
+            Some("https://t/go/detail/mdcontact?nodeid=x")
+        );
+        assert_eq!(state.created_link("c2"), None);
+    }
 
     fn msg(seq: u64, id: &str, state: CallState) -> ServerMessage {
         ServerMessage::Call {

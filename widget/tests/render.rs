@@ -178,6 +178,7 @@ fn connected_view(call: CallView, pending: bool) -> ViewModel {
             call,
             pending,
             notes: String::new(),
+            record_link: None,
         }],
         problem: None,
         dispositions: vec!["Interested".into(), "Not interested".into()],
@@ -186,6 +187,7 @@ fn connected_view(call: CallView, pending: bool) -> ViewModel {
         host_warning: None,
         ignored_host_requests: 0,
         history: Vec::new(),
+        search: None,
     }
 }
 
@@ -252,6 +254,45 @@ async fn an_unknown_caller_shows_the_number() {
     assert!(mounted.find("caller-kind").is_none());
     assert!(mounted.find("opportunities").is_none());
     assert!(mounted.find("other-matches").is_none());
+    assert!(
+        mounted.find("not-in-v2").is_some(),
+        "offers to create or find the record"
+    );
+}
+
+#[wasm_bindgen_test]
+async fn creating_a_record_opens_a_labelled_form_with_the_number_read_only() {
+    let mounted = Mounted::new(connected_view(ringing(vec![]), false)).await;
+    mounted
+        .get("create-contact")
+        .dyn_into::<HtmlElement>()
+        .expect("html")
+        .click();
+    yew::scheduler::flush().await;
+    let number = mounted
+        .get("new-number")
+        .dyn_into::<web_sys::HtmlInputElement>()
+        .expect("an input");
+    assert!(number.read_only());
+    assert_eq!(number.value(), "+41 44 123 45 67");
+    let family = mounted.get("new-family-name");
+    let label = mounted
+        .root
+        .query_selector(&format!("label[for=\"{}\"]", family.id()))
+        .expect("query")
+        .expect("a label for the family name");
+    assert!(
+        label.text_content().unwrap_or_default().contains('*'),
+        "marked required"
+    );
+    assert_eq!(
+        family.get_attribute("aria-required").as_deref(),
+        Some("true")
+    );
+    assert!(
+        mounted.get("create-submit").has_attribute("disabled"),
+        "nothing to create before the family name"
+    );
 }
 
 #[wasm_bindgen_test]
@@ -898,7 +939,24 @@ fn every_state() -> Vec<ViewModel> {
     unknown.calls[0].call.pop = None;
     unknown.v2_connected = Some(false);
     unknown.host_warning = HostTarget::UnknownOrigin.warning();
+    // An unknown caller: "Not in V2", with a search that found nothing, then one that found
+    // the record; and the card once the rep created the record (with its link into V2).
+    unknown.search = Some(cti_widget::state::Search {
+        request_id: 1,
+        query: "Nobody".into(),
+        results: Some(Vec::new()),
+    });
+    views.push(unknown.clone());
+    unknown.search = Some(cti_widget::state::Search {
+        request_id: 2,
+        query: "Anna".into(),
+        results: Some(base.calls[0].call.matches.clone()),
+    });
     views.push(unknown);
+    let mut created = base.clone();
+    created.calls[0].record_link =
+        Some("https://t.crm.cloud.sap/go/detail/mdcontact?nodeid=x".into());
+    views.push(created);
 
     let mut warned = base.clone();
     warned.host_warning = HostTarget::NotAllowed("https://evil.example".into()).warning();

@@ -46,6 +46,21 @@ pub enum AgentError {
     RateLimited(&'static str),
     #[error("call {0} is over for this rep")]
     CallOver(String),
+    /// A search or a new record refused before V2 was asked; names the field.
+    #[error("{0}")]
+    InvalidRecord(#[source] cti_protocol::lookup::FieldProblem),
+    /// The caller's number is not a full international one, so a record made with it would
+    /// never be found by it.
+    #[error("the caller's number {0} is not a full international number; no record was created")]
+    NumberNotStorable(String),
+    #[error("V2 has no {kind} {id:?}", kind = .kind.label().to_lowercase())]
+    NoSuchRecord {
+        kind: cti_protocol::RecordKind,
+        id: String,
+    },
+    /// V2 refused the new record (400 or 422); its own message, which names the field.
+    #[error("V2 refused the record: {0}")]
+    V2Refused(String),
 }
 
 impl AgentError {
@@ -70,6 +85,11 @@ impl AgentError {
             AgentError::Unsupported | AgentError::NotOffered { .. } => ErrorCode::Unsupported,
             AgentError::RateLimited(_) => ErrorCode::RateLimited,
             AgentError::CallOver(_) => ErrorCode::CallOver,
+            AgentError::InvalidRecord(_) | AgentError::NumberNotStorable(_) => {
+                ErrorCode::InvalidRecord
+            }
+            AgentError::NoSuchRecord { .. } => ErrorCode::NotAMatch,
+            AgentError::V2Refused(_) => ErrorCode::V2Refused,
         }
     }
 }

@@ -250,7 +250,10 @@ async fn serve(
                     Ok(message @ (ClientMessage::Command { .. } | ClientMessage::Dial { .. }
                         | ClientMessage::ChooseMatch { .. } | ClientMessage::SaveWrapUp { .. }
                         | ClientMessage::RetryActivity { .. }
-                        | ClientMessage::ConfirmConsent { .. })) => {
+                        | ClientMessage::ConfirmConsent { .. }
+                        | ClientMessage::SearchRecords { .. } | ClientMessage::PickRecord { .. }
+                        | ClientMessage::CreateRecord { .. }
+                        | ClientMessage::RefreshMatches { .. })) => {
                         let permit = match throttle.admit(&message) {
                             Ok(permit) => permit,
                             Err(over) => {
@@ -267,9 +270,14 @@ async fn serve(
                         let (state, who, out) = (state.clone(), who.clone(), conv.out.clone());
                         tokio::spawn(async move {
                             let _permit = permit;
-                            if let Err(refusal) = commands::apply(&state, &who, message).await {
-                                tracing::debug!(%refusal, "refused a request of the rep's");
-                                let message = ServerMessage::from(refusal);
+                            let answer = match commands::apply(&state, &who, message).await {
+                                Ok(answer) => answer,
+                                Err(refusal) => {
+                                    tracing::debug!(%refusal, "refused a request of the rep's");
+                                    Some(ServerMessage::from(refusal))
+                                }
+                            };
+                            if let Some(message) = answer {
                                 let _ = out.send(Outbound::Message(Box::new(message))).await;
                             }
                         });

@@ -3,7 +3,8 @@
 //! Every action a rep sends becomes work elsewhere: a dial is a call the tenant pays for, notes
 //! are a write to the shared store and a message to every instance. A widget in a loop (a bug,
 //! or a stolen token) would otherwise turn one socket into thousands of dials. Each connection
-//! gets a token bucket for actions, a slower one for dials, and a cap on actions in progress;
+//! gets a token bucket for actions, slower ones for dials and for record searches (each search is
+//! three V2 requests on the tenant's daily quota), and a cap on actions in progress;
 //! what is over gets `rate_limited` and is dropped, and a connection that keeps on being refused
 //! is closed (4429) so the widget backs off. Pings are not actions. Time comes from the relay's
 //! clock, so tests move it by hand.
@@ -16,6 +17,12 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use crate::clock::SharedClock;
 use crate::config::Limits;
 
+/// Searches one connection may make at once before [`SEARCH_INTERVAL_MS`] paces them: enough for
+/// a rep who corrects a name a few times, not for a widget in a loop.
+pub const SEARCH_BURST: u32 = 5;
+/// Milliseconds between two searches of one connection on average, past the burst.
+pub const SEARCH_INTERVAL_MS: u64 = 2_000;
+
 /// Refusals in a row after which the connection is closed.
 pub const REFUSALS_BEFORE_CLOSE: u32 = 50;
 
@@ -26,6 +33,8 @@ pub enum Over {
     Actions,
     /// Dials per interval.
     Dials,
+    /// Record searches per interval.
+    Searches,
     /// Actions in progress at once.
     InFlight,
 }
@@ -35,6 +44,7 @@ impl Over {
         match self {
             Over::Actions => "actions",
             Over::Dials => "dials",
+            Over::Searches => "searches",
             Over::InFlight => "actions_in_flight",
         }
     }
@@ -81,6 +91,7 @@ pub struct Throttle {
     clock: SharedClock,
     actions: Bucket,
     dials: Bucket,
+    searches: Bucket,
     in_flight: Arc<Semaphore>,
     refused_in_a_row: u32,
 }
@@ -96,6 +107,7 @@ impl Throttle {
                 now,
             ),
             dials: Bucket::new(2, 1.0 / dial_ms, now),
+            searches: Bucket::new(SEARCH_BURST, 1.0 / SEARCH_INTERVAL_MS as f64, now),
             in_flight: Arc::new(Semaphore::new(limits.actions_in_flight)),
             clock,
             refused_in_a_row: 0,
@@ -106,10 +118,13 @@ impl Throttle {
     pub fn admit(&mut self, message: &ClientMessage) -> Result<OwnedSemaphorePermit, Over> {
         let now = self.clock.now_ms();
         let dial = matches!(message, ClientMessage::Dial { .. });
+        let search = matches!(message, ClientMessage::SearchRecords { .. });
         let verdict = if !self.actions.has(now) {
             Err(Over::Actions)
         } else if dial && !self.dials.has(now) {
             Err(Over::Dials)
+        } else if search && !self.searches.has(now) {
+            Err(Over::Searches)
         } else {
             self.in_flight
                 .clone()
@@ -121,6 +136,9 @@ impl Throttle {
                 self.actions.spend();
                 if dial {
                     self.dials.spend();
+                }
+                if search {
+                    self.searches.spend();
                 }
                 self.refused_in_a_row = 0;
                 Ok(permit)
@@ -197,6 +215,23 @@ mod tests {
         clock.advance_ms(5_000);
         assert!(throttle.admit(&dial()).is_ok());
         assert!(!throttle.abusive());
+    }
+
+    #[test]
+    fn searches_have_their_own_pace() {
+        let clock = ManualClock::new(0);
+        let mut throttle = throttle(&clock);
+        let search = ClientMessage::SearchRecords {
+            request_id: 1,
+            query: "Anna".into(),
+        };
+        for _ in 0..SEARCH_BURST {
+            assert!(throttle.admit(&search).is_ok());
+        }
+        assert_eq!(throttle.admit(&search).err(), Some(Over::Searches));
+        assert!(throttle.admit(&notes()).is_ok(), "other actions go on");
+        clock.advance_ms(SEARCH_INTERVAL_MS);
+        assert!(throttle.admit(&search).is_ok());
     }
 
     #[test]

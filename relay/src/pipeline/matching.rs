@@ -134,7 +134,7 @@ pub(super) async fn late_match(
     }
 }
 
-pub(super) fn to_match(record: IndexedRecord) -> Match {
+pub(crate) fn to_match(record: IndexedRecord) -> Match {
     Match {
         kind: record.kind,
         id: record.id,

@@ -4,6 +4,7 @@
 //! exactly the same for a real tenant and for the simulator.
 
 pub mod client;
+pub mod lookup;
 pub mod phone_call;
 pub mod records;
 

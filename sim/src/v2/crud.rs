@@ -110,6 +110,28 @@ fn known_properties(sim: &Sim, name: &str, body: &Value) -> Result<(), V2Error> 
     }
 }
 
+/// The fields a create must carry, refused as V2 words it ("Data is required -> givenName", seen
+/// in practice): accounts `customerRole` and `firstLineName` (CDS-ACC), contacts `familyName`
+/// (SDK-GEN); individual customers `familyName` is inferred (their required fields are not
+/// published; a person's family name by analogy with contacts).
+fn required_on_create(name: &str, record: &Value) -> Result<(), V2Error> {
+    let required: &[&str] = match name {
+        "accounts" => &["customerRole", "firstLineName"],
+        "contactPersons" | "individualCustomers" => &["familyName"],
+        _ => &[],
+    };
+    for field in required {
+        let present = record
+            .get(*field)
+            .and_then(Value::as_str)
+            .is_some_and(|v| !v.trim().is_empty());
+        if !present {
+            return Err(bad_request(format!("Data is required -> {field}"), field));
+        }
+    }
+    Ok(())
+}
+
 fn etag_of(record: &Value) -> String {
     format!(
         "\"{}\"",
@@ -242,6 +264,7 @@ pub(super) async fn create(
     let user = guard(&sim, &headers).await?;
     let mut record = parse_body(&body)?;
     known_properties(&sim, name, &record)?;
+    required_on_create(name, &record)?;
     let sent = record.clone();
     let id = uuid::Uuid::new_v4().to_string();
     let stamp = now_stamp();

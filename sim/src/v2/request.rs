@@ -164,6 +164,31 @@ pub(super) struct Options {
     pub(super) search: Option<String>,
 }
 
+/// `$search`'s words: V2 takes the expression in double quotes (`$search="Silver Project"`) and
+/// answers 400 to single quotes (GUIDE-API, for custom services; the same for the standard
+/// services is inferred). Bare words are taken too, as the guide only says "should".
+fn search_words(value: &str) -> Result<Option<String>, V2Error> {
+    let value = value.trim();
+    if value.contains('\'') {
+        return Err(bad_request(
+            "$search: the search expression must be in double quotes, not single quotes",
+            "$search",
+        ));
+    }
+    let words = value.strip_prefix('"').and_then(|v| v.strip_suffix('"'));
+    let words = match words {
+        Some(words) => words,
+        None if value.contains('"') => {
+            return Err(bad_request(
+                "$search: unbalanced double quotes in the search expression",
+                "$search",
+            ));
+        }
+        None => value,
+    };
+    Ok(Some(words.trim().to_lowercase()).filter(|s| !s.is_empty()))
+}
+
 /// Refuses a query option naming a property the collection's schema does not have, as V2 does
 /// (the refusal's wording is inferred; that V2 refuses is the OData services' common behaviour).
 fn known(schema: Option<&schema::Schema>, option: &str, path: &[String]) -> Result<(), V2Error> {
@@ -270,7 +295,7 @@ pub(super) fn options(
                 }
                 o.select = Some(fields);
             }
-            "$search" => o.search = Some(value.trim().to_lowercase()).filter(|s| !s.is_empty()),
+            "$search" => o.search = search_words(value)?,
             // Every V2 service lists them; what they do to an answer is not published, so the
             // simulator accepts them and leaves the answer as it is.
             "$query" | "$exclude" => {}

@@ -8,6 +8,7 @@ use serde_json::json;
 use crate::v2_api::{ACCOUNTS, call, get, sim};
 
 const CONTACTS: &str = "/sap/c4c/api/v1/contact-person-service/contactPersons";
+const INDIVIDUALS: &str = "/sap/c4c/api/v1/individual-customer-service/individualCustomers";
 const EMPLOYEES: &str = "/sap/c4c/api/v1/employee-service/employees";
 
 #[tokio::test]
@@ -57,8 +58,10 @@ async fn search_exclude_and_query_are_accepted() {
         .expect("a name")
         .to_string();
     let word = name.split_whitespace().next().expect("a word");
-    let found = get(&sim, &format!("{ACCOUNTS}?$search={word}&$top=999")).await;
+    let found = get(&sim, &format!("{ACCOUNTS}?$search=%22{word}%22&$top=999")).await;
     assert_eq!(found.status, StatusCode::OK);
+    let single = get(&sim, &format!("{ACCOUNTS}?$search='{word}'")).await;
+    assert_eq!(single.status, StatusCode::BAD_REQUEST, "{}", single.body);
     let hits = found.body["value"].as_array().expect("list");
     assert!(!hits.is_empty() && hits.len() <= all.body["value"].as_array().map_or(0, Vec::len));
     for option in ["$exclude=adminData", "$query=x"] {
@@ -163,7 +166,7 @@ async fn accepting_unknown_fields_restores_leniency() {
         "POST",
         ACCOUNTS,
         &[],
-        Some(json!({"firstLineName": "X", "shoeSize": 44})),
+        Some(json!({"customerRole": "CRM000", "firstLineName": "X", "shoeSize": 44})),
     )
     .await;
     assert_eq!(created.status, StatusCode::CREATED);
@@ -195,4 +198,37 @@ async fn a_withdrawn_property_is_refused_from_then_on() {
         (reply.status, &reply.body["error"]["target"]),
         (StatusCode::BAD_REQUEST, &json!("phoneFormattedNumber"))
     );
+}
+
+#[tokio::test]
+async fn a_create_without_the_required_fields_is_refused_naming_the_field() {
+    let sim = sim(None);
+    for (path, body, field) in [
+        (ACCOUNTS, json!({"firstLineName": "Acme"}), "customerRole"),
+        (ACCOUNTS, json!({"customerRole": "CRM000"}), "firstLineName"),
+        (CONTACTS, json!({"givenName": "Anna"}), "familyName"),
+        (INDIVIDUALS, json!({"familyName": " "}), "familyName"),
+    ] {
+        let refused = call(&sim, "POST", path, &[], Some(body)).await;
+        assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{path}");
+        assert_eq!(refused.body["error"]["target"], field, "{path}");
+        assert_eq!(
+            refused.body["error"]["message"],
+            format!("Data is required -> {field}")
+        );
+    }
+    let created = call(
+        &sim,
+        "POST",
+        CONTACTS,
+        &[],
+        Some(json!({"givenName": "Zora", "familyName": "Quill"})),
+    )
+    .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    let found = get(&sim, &format!("{CONTACTS}?$search=%22zora%20quill%22")).await;
+    assert_eq!(found.status, StatusCode::OK, "{}", found.body);
+    assert_eq!(found.body["value"].as_array().map(Vec::len), Some(1));
+    let unbalanced = get(&sim, &format!("{CONTACTS}?$search=%22zora")).await;
+    assert_eq!(unbalanced.status, StatusCode::BAD_REQUEST);
 }

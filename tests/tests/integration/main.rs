@@ -39,6 +39,7 @@ mod subscribed;
 mod tabs;
 mod teams;
 mod transfer_browsers;
+mod unknown_callers;
 mod v2_events_auth;
 mod v2_paging;
 mod webex;

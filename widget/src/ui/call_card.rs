@@ -6,6 +6,7 @@ use yew::prelude::*;
 use super::caller::{OtherMatches, RecordDetails, RecordLine, other_matches, primary_match};
 use super::clock::use_now;
 use super::controls::Controls;
+use super::unknown::UnknownCaller;
 use super::wrap_up::{ActivityLine, ConsentNotice, WrapUpForm};
 use super::{UiAction, format};
 use crate::i18n::use_i18n;
@@ -26,6 +27,12 @@ pub struct CallCardProps {
     /// The call controls the tenant's phone system offers.
     #[prop_or_else(|| Control::ALL.to_vec())]
     pub controls: Vec<Control>,
+    /// A link opening the record the rep created for this call in V2.
+    #[prop_or_default]
+    pub record_link: Option<String>,
+    /// The rep's latest record search, for an unknown caller.
+    #[prop_or_default]
+    pub search: Option<crate::state::Search>,
     pub on_action: Callback<UiAction>,
 }
 
@@ -78,8 +85,24 @@ pub fn CallCard(props: &CallCardProps) -> Html {
             </h2>
             if let Some(record) = primary.clone() {
                 <RecordLine {record} />
+                if let Some(link) = props.record_link.clone() {
+                    <p class="record-link">
+                        <a href={link} target="_blank" rel="noopener noreferrer" data-testid="open-record">
+                            { i18n.t("open-record") }
+                        </a>
+                    </p>
+                }
             }
             <p class="caller-number" data-testid="caller-number">{ format::remote_number(call, &i18n) }</p>
+            if primary.is_none() {
+                <UnknownCaller
+                    call_id={call.id.clone()}
+                    number={format::remote_number(call, &i18n)}
+                    search={props.search.clone()}
+                    online={props.online}
+                    on_action={props.on_action.clone()}
+                />
+            }
             if let Some(handover) = call.handover.clone() {
                 <Handover {handover} />
             }

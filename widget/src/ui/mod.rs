@@ -10,11 +10,13 @@ pub mod format;
 pub mod history;
 pub mod shortcuts;
 pub mod status;
+pub mod unknown;
 pub mod wrap_up;
 
 use std::rc::Rc;
 
-use cti_protocol::{CallCommand, CallView, Control};
+use cti_protocol::lookup::NewRecordFields;
+use cti_protocol::{CallCommand, CallView, Control, ErrorCode, RecordKind};
 use yew::prelude::*;
 
 use crate::connection::ConnectionStatus;
@@ -50,6 +52,9 @@ pub struct ViewModel {
     /// The rep's recent calls, newest first (see [`crate::history`]).
     #[serde(default)]
     pub history: Vec<crate::history::Entry>,
+    /// The rep's latest search for a caller's record, and its results.
+    #[serde(default)]
+    pub search: Option<crate::state::Search>,
 }
 
 /// A mirror from a tab of an older build names no controls: it offered them all.
@@ -66,6 +71,9 @@ pub struct CallItem {
     pub notes: String,
     /// A command for this call is waiting for its result.
     pub pending: bool,
+    /// A link opening the record the rep created for this call in V2.
+    #[serde(default)]
+    pub record_link: Option<String>,
 }
 
 /// What the rep asked for.
@@ -113,6 +121,26 @@ pub enum UiAction {
     ConfirmConsent {
         call_id: String,
     },
+    /// Search V2 for records by name.
+    SearchRecords {
+        query: String,
+    },
+    /// This record, found by search, is the caller.
+    PickRecord {
+        call_id: String,
+        kind: RecordKind,
+        record_id: String,
+    },
+    /// Create the caller's record in V2.
+    CreateRecord {
+        call_id: String,
+        kind: RecordKind,
+        fields: NewRecordFields,
+    },
+    /// Look the caller's number up again (a record created in V2 meanwhile).
+    RefreshMatches {
+        call_id: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Properties)]
@@ -146,7 +174,13 @@ pub fn problem_text(i18n: &I18n, problem: &Problem) -> String {
         return i18n.t(key);
     }
     let id = format!("error-{}", problem.code);
-    if I18n::get(Lang::En).has(&id) {
+    // The relay's words name the field (or are V2's own): the rep needs them to correct it.
+    let detailed = [ErrorCode::InvalidRecord, ErrorCode::V2Refused]
+        .iter()
+        .any(|code| code.as_str() == problem.code);
+    if detailed && !problem.message.trim().is_empty() {
+        format!("{} ({})", i18n.t(&id), problem.message)
+    } else if I18n::get(Lang::En).has(&id) {
         i18n.t(&id)
     } else if !problem.message.trim().is_empty() {
         problem.message.clone()
@@ -179,6 +213,8 @@ fn Panel(props: &WidgetViewProps) -> Html {
                 <CallCard
                     key={item.call.id.clone()}
                     call={item.call.clone()}
+                    record_link={item.record_link.clone()}
+                    search={view.search.clone()}
                     pending={item.pending}
                     notes={item.notes.clone()}
                     dispositions={view.dispositions.clone()}
