@@ -11,6 +11,8 @@ use anyhow::{Context, Result, bail};
 pub(crate) const TRUNK_VERSION: &str = "0.21.14";
 const SYSTEM_PACKAGES: &[(&str, &str)] = &[
     ("chromium", "/usr/bin/chromium"),
+    // Fetches axe-core from the npm registry for the accessibility tests.
+    ("curl", "/usr/bin/curl"),
     ("chromium-driver", "/usr/bin/chromedriver"),
     ("redis-server", "/usr/bin/redis-server"),
     // A real XMPP server for the Cisco Finesse tests (its notification service is XMPP pubsub).
