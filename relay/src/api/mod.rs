@@ -149,7 +149,10 @@ mod tests {
             logged.contains("/v1/agent/v2-callback?<redacted>"),
             "{logged}"
         );
-        assert!(logged.contains("/v1/sign-in/callback?<redacted>"), "{logged}");
+        assert!(
+            logged.contains("/v1/sign-in/callback?<redacted>"),
+            "{logged}"
+        );
         assert!(!logged.contains("the-one-time-code"), "{logged}");
         assert!(!logged.contains("the-sealed-state"), "{logged}");
         assert!(logged.contains("/healthz?probe=visible"), "{logged}");

@@ -157,10 +157,7 @@ async fn zone(state: &AppState, headers: &HeaderMap) -> Result<String, Response>
 
 /// XSUAA's error text as a page may show it: short, printable.
 fn shown(text: &str) -> String {
-    text.chars()
-        .filter(|c| !c.is_control())
-        .take(200)
-        .collect()
+    text.chars().filter(|c| !c.is_control()).take(200).collect()
 }
 
 pub(super) async fn callback(
@@ -168,7 +165,8 @@ pub(super) async fn callback(
     headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
-    let failed = |status: StatusCode, text: &str| browser::page(status, RESULT, "Not signed in", text);
+    let failed =
+        |status: StatusCode, text: &str| browser::page(status, RESULT, "Not signed in", text);
     if let Some(error) = query.get("error") {
         let detail = query
             .get("error_description")
@@ -200,9 +198,9 @@ pub(super) async fn callback(
                 SignInError::NoTokenKey | SignInError::Seal(_) | SignInError::AuthorizeUrl(_) => {
                     StatusCode::INTERNAL_SERVER_ERROR
                 }
-                SignInError::Unreachable(_)
-                | SignInError::Failed(_)
-                | SignInError::Answer(_) => StatusCode::BAD_GATEWAY,
+                SignInError::Unreachable(_) | SignInError::Failed(_) | SignInError::Answer(_) => {
+                    StatusCode::BAD_GATEWAY
+                }
                 SignInError::InvalidState
                 | SignInError::Expired
                 | SignInError::OtherBrowser

@@ -54,7 +54,9 @@ pub fn browser_binding() -> String {
 /// Whether the cookie the browser showed (if any) is the one whose digest the state holds,
 /// compared in constant time.
 pub(super) fn same_browser(cookie: Option<&str>, bound: &str) -> bool {
-    cookie.is_some_and(|b| subtle::ConstantTimeEq::ct_eq(digest(b).as_bytes(), bound.as_bytes()).into())
+    cookie.is_some_and(|b| {
+        subtle::ConstantTimeEq::ct_eq(digest(b).as_bytes(), bound.as_bytes()).into()
+    })
 }
 
 impl Authority {

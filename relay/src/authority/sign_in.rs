@@ -251,8 +251,7 @@ mod tests {
         let mut config = Config::demo("http://127.0.0.1:9");
         if key {
             config.token_key = Some(
-                TokenKey::from_base64("MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=")
-                    .expect("key"),
+                TokenKey::from_base64("MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=").expect("key"),
             );
         }
         config.xsuaa_sign_in = Some(XsuaaSignIn {
@@ -296,7 +295,10 @@ mod tests {
             .sign_in_url(SignInPage::Admin, "beta", BACK, &browser)
             .expect("a URL");
         let state = state_of(&url);
-        assert!(!url.contains(&browser), "the cookie's value stays out of the URL");
+        assert!(
+            !url.contains(&browser),
+            "the cookie's value stays out of the URL"
+        );
 
         let signed_in = authority
             .finish_sign_in("the-code", &state, Some(&browser))
@@ -380,7 +382,10 @@ mod tests {
             .await
             .expect_err("refused");
         assert!(matches!(err, SignInError::Refused(_)), "{err}");
-        assert!(err.to_string().contains("Invalid authorization code"), "{err}");
+        assert!(
+            err.to_string().contains("Invalid authorization code"),
+            "{err}"
+        );
     }
 
     #[tokio::test]

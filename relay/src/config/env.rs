@@ -110,8 +110,7 @@ fn xsuaa_sign_in(
             format!("{zone:?} is not an identity zone's subdomain (one DNS label)"),
         ));
     }
-    let zones_by_host =
-        saas && authorize_url.contains("{zone}") && token_url.contains("{zone}");
+    let zones_by_host = saas && authorize_url.contains("{zone}") && token_url.contains("{zone}");
     if !zones_by_host && zone.is_none() {
         return Err(invalid(
             "CTI_SIGNIN_ZONE",
@@ -812,7 +811,10 @@ mod tests {
         let shared = vcap.replace("dedicated", "shared");
         let c = Config::from_vars(vars(&[
             ("VCAP_SERVICES", shared.as_str()),
-            ("CTI_SAAS_TENANT_URL", "https://{subdomain}-cti.cfapps.example.com"),
+            (
+                "CTI_SAAS_TENANT_URL",
+                "https://{subdomain}-cti.cfapps.example.com",
+            ),
         ]))
         .expect("valid");
         let s = c.xsuaa_sign_in.expect("the sign-in");
@@ -831,14 +833,25 @@ mod tests {
         let without = vcap.replace(r#""clientsecret":"s3cr3t","#, "");
         let c = Config::from_vars(vars(&[("VCAP_SERVICES", without.as_str())])).expect("valid");
         assert!(c.xsuaa_sign_in.is_none());
-        assert!(Config::from_vars(vars(&[])).expect("demo").xsuaa_sign_in.is_none());
+        assert!(
+            Config::from_vars(vars(&[]))
+                .expect("demo")
+                .xsuaa_sign_in
+                .is_none()
+        );
 
         // From the environment: each missing or wrong setting is named.
         let env = [
             ("CTI_SIGNIN_CLIENT_ID", "sb-cti!t1"),
             ("CTI_SIGNIN_CLIENT_SECRET", "secret"),
-            ("CTI_SIGNIN_AUTHORIZE_URL", "http://127.0.0.1:1/sim/xsuaa/{zone}/oauth/authorize"),
-            ("CTI_SIGNIN_TOKEN_URL", "http://127.0.0.1:1/sim/xsuaa/{zone}/oauth/token"),
+            (
+                "CTI_SIGNIN_AUTHORIZE_URL",
+                "http://127.0.0.1:1/sim/xsuaa/{zone}/oauth/authorize",
+            ),
+            (
+                "CTI_SIGNIN_TOKEN_URL",
+                "http://127.0.0.1:1/sim/xsuaa/{zone}/oauth/token",
+            ),
             ("CTI_SIGNIN_ZONE", "acme"),
         ];
         let c = Config::from_vars(vars(&env)).expect("valid");
@@ -882,11 +895,7 @@ mod tests {
             ("evil.example", None),
             ("", None),
         ] {
-            assert_eq!(
-                saas.subdomain_of_host(host).as_deref(),
-                subdomain,
-                "{host}"
-            );
+            assert_eq!(saas.subdomain_of_host(host).as_deref(), subdomain, "{host}");
         }
         let local = crate::config::SaasConfig {
             tenant_url: "http://{subdomain}.localhost:8080/".into(),

@@ -155,9 +155,7 @@ impl SaasConfig {
 /// A host without its `:port`.
 fn strip_port(host: &str) -> &str {
     match host.rsplit_once(':') {
-        Some((name, port)) if !name.is_empty() && port.chars().all(|c| c.is_ascii_digit()) => {
-            name
-        }
+        Some((name, port)) if !name.is_empty() && port.chars().all(|c| c.is_ascii_digit()) => name,
         _ => host,
     }
 }

@@ -94,11 +94,7 @@ pub(super) fn xsuaa(vcap: &str) -> Result<Vec<(String, String)>, String> {
 /// binding has no client (`clientid`, `clientsecret`). Inferred: XSUAA's authorize and token
 /// endpoints are `/oauth/authorize` and `/oauth/token` under the zone's URL, as SAP documents
 /// for the authorization code grant; the reference holds the token endpoint only.
-fn sign_in(
-    credentials: &Value,
-    url: &str,
-    zones: &str,
-) -> Result<Vec<(String, String)>, String> {
+fn sign_in(credentials: &Value, url: &str, zones: &str) -> Result<Vec<(String, String)>, String> {
     let (Some(id), Some(secret)) = (
         text(credentials, "clientid").map(str::trim),
         text(credentials, "clientsecret").map(str::trim),
