@@ -44,6 +44,10 @@ pub struct SimConfig {
     /// calls the relay's subscription callbacks with (`POST /sim/btp/saas-registry/oauth/token`).
     pub saas_client_id: String,
     pub saas_client_secret: String,
+    /// The relay's own client at the simulated XSUAA (`/sim/xsuaa/{zone}/oauth/...`), as an
+    /// `xsuaa` binding's `clientid` and `clientsecret` give it.
+    pub xsuaa_client_id: String,
+    pub xsuaa_client_secret: String,
     /// The destination (type `OAuth2SAMLBearerAssertion`) that leads to the V2 tenant.
     pub destination_name: String,
     /// Whether the V2 API stores and matches properties its collections' schemas do not have
@@ -177,6 +181,8 @@ impl Default for SimConfig {
             destination_client_secret: "demo-destination-secret".into(),
             saas_client_id: "sb-cti-saas-registry".into(),
             saas_client_secret: "demo-saas-registry-secret".into(),
+            xsuaa_client_id: "sb-cti-relay!t1".into(),
+            xsuaa_client_secret: "demo-xsuaa-secret".into(),
             destination_name: "sscDestination".into(),
             v2_accept_unknown_fields: false,
             v2_if_match_strict: false,

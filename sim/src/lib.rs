@@ -13,6 +13,7 @@
 //! - [`btp`]: the SAP BTP Destination service (and its token endpoint) with user propagation to
 //!   the V2 tenant through an `OAuth2SAMLBearerAssertion` destination, and the client-credentials
 //!   token the SaaS Provisioning service calls the relay's subscription callbacks with.
+//! - [`xsuaa`]: XSUAA with identity zones, for the relay's own sign-in (authorization code).
 //! - [`ias`]: SAP Cloud Identity Services for the reps' own V2 sign-in (authorization code with
 //!   PKCE, rotating refresh tokens).
 //! - [`ringcentral`]: a RingCentral account under `/sim/ringcentral` (OAuth, extensions,
@@ -56,6 +57,7 @@ pub mod sip;
 pub mod teams;
 pub mod v2;
 pub mod webex;
+pub mod xsuaa;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -74,6 +76,7 @@ pub struct Sim {
     pub host: host::HostLog,
     pub btp: btp::Btp,
     pub ias: ias::Ias,
+    pub xsuaa: xsuaa::Xsuaa,
     pub ringcentral: ringcentral::RingCentral,
     pub genesys: genesys::Genesys,
     pub teams: teams::Teams,
@@ -93,6 +96,7 @@ impl Sim {
             host: host::HostLog::default(),
             btp: btp::Btp::default(),
             ias: ias::Ias::default(),
+            xsuaa: xsuaa::Xsuaa::default(),
             ringcentral: ringcentral::RingCentral::new(&config),
             genesys: genesys::Genesys::new(&config),
             teams: teams::Teams::new(&config),
@@ -115,6 +119,7 @@ pub fn router(sim: Arc<Sim>) -> Router {
         .merge(host::routes())
         .merge(btp::routes())
         .merge(ias::routes())
+        .merge(xsuaa::routes())
         .merge(ringcentral::routes())
         .merge(genesys::routes())
         .merge(teams::routes())

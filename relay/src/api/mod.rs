@@ -2,6 +2,7 @@
 //! widget's files, and the tenant admin page (its API and its files). Paths here are public contract (see the README).
 
 mod admin;
+mod browser;
 mod client_addr;
 mod health;
 mod saas;
@@ -38,6 +39,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/tenants/{tenant}/v2-events", post(v2_events::receive))
         .route("/v1/agent/ws", get(ws::upgrade))
         .route("/v1/agent/sign-in", get(sign_in::redirect))
+        .route(sign_in::CALLBACK, get(sign_in::callback))
         .route("/v1/agent/v2-connect", post(v2_connect::start))
         .route("/v1/agent/v2-callback", get(v2_connect::callback))
         .route(
@@ -71,8 +73,8 @@ pub fn router(state: Arc<AppState>) -> Router {
 const V2_CALLBACK: &str = "/v1/agent/v2-callback";
 
 /// The span of one request (logged at `CTI_LOG=debug`): its method, URI and version, as
-/// tower-http's default has them, except that the OAuth `code` and `state` of a V2 sign-in never
-/// reach the logs.
+/// tower-http's default has them, except that the OAuth `code` and `state` of a sign-in (V2's,
+/// or the relay's own through XSUAA) never reach the logs.
 fn request_span<B>(request: &axum::http::Request<B>) -> tracing::Span {
     tracing::debug_span!(
         "request",
@@ -82,10 +84,12 @@ fn request_span<B>(request: &axum::http::Request<B>) -> tracing::Span {
     )
 }
 
-/// A request's URI as logs may show it: the V2 sign-in's return without its query.
+/// A request's URI as logs may show it: the sign-ins' returns without their query.
 fn shown_uri(uri: &axum::http::Uri) -> std::borrow::Cow<'_, str> {
     match uri.query() {
-        Some(_) if uri.path() == V2_CALLBACK => format!("{V2_CALLBACK}?<redacted>").into(),
+        Some(_) if uri.path() == V2_CALLBACK || uri.path() == sign_in::CALLBACK => {
+            format!("{}?<redacted>", uri.path()).into()
+        }
         _ => uri.to_string().into(),
     }
 }
@@ -131,6 +135,7 @@ mod tests {
         let _logging = tracing::subscriber::set_default(subscriber);
         for uri in [
             "/v1/agent/v2-callback?code=the-one-time-code&state=the-sealed-state",
+            "/v1/sign-in/callback?code=the-one-time-code&state=the-sealed-state",
             "/healthz?probe=visible",
         ] {
             let request = axum::http::Request::get(uri)
@@ -142,6 +147,10 @@ mod tests {
             .expect("text");
         assert!(
             logged.contains("/v1/agent/v2-callback?<redacted>"),
+            "{logged}"
+        );
+        assert!(
+            logged.contains("/v1/sign-in/callback?<redacted>"),
             "{logged}"
         );
         assert!(!logged.contains("the-one-time-code"), "{logged}");

@@ -12,8 +12,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
 
 use super::sign_in::public_base;
 use crate::authority::AuthMode;
@@ -24,43 +24,7 @@ const BROWSER_COOKIE: &str = "cti_v2_connect";
 
 /// A small page for the sign-in window, with text people can act on.
 fn page(status: StatusCode, title: &str, text: &str) -> Response {
-    let escape = |s: &str| {
-        s.replace('&', "&amp;")
-            .replace('<', "&lt;")
-            .replace('>', "&gt;")
-    };
-    let body = format!(
-        "<!doctype html><html lang=\"en\"><meta charset=\"utf-8\"><title>{}</title>\
-         <body style=\"font-family:sans-serif;margin:2rem\"><h1>{}</h1><p data-testid=\"v2-connect-result\">{}</p></body></html>",
-        escape(title),
-        escape(title),
-        escape(text)
-    );
-    (
-        status,
-        [
-            (header::CACHE_CONTROL, "no-store"),
-            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-            (
-                header::CONTENT_SECURITY_POLICY,
-                "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'",
-            ),
-        ],
-        Html(body),
-    )
-        .into_response()
-}
-
-/// The browser cookie's value in a request, if present.
-fn browser_cookie(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == BROWSER_COOKIE)
-        .map(|(_, value)| value.to_string())
+    super::browser::page(status, "v2-connect-result", title, text)
 }
 
 pub(super) async fn start(
@@ -117,19 +81,14 @@ pub(super) async fn start(
         .authorize_url(&tenant.config.id, &identity.agent, &back, &browser)
     {
         Ok(url) => {
-            let secure = if base.starts_with("https://") {
-                "; Secure"
-            } else {
-                ""
-            };
-            // Lax: the provider's redirect back is a top-level navigation, which carries it.
-            let cookie = format!(
-                "{BROWSER_COOKIE}={browser}; Path=/v1/agent/v2-callback; Max-Age=600; HttpOnly; SameSite=Lax{secure}"
-            );
             let mut response = Redirect::to(&url).into_response();
-            if let Ok(value) = HeaderValue::from_str(&cookie) {
-                response.headers_mut().insert(header::SET_COOKIE, value);
-            }
+            super::browser::set_binding_cookie(
+                &mut response,
+                BROWSER_COOKIE,
+                &browser,
+                "/v1/agent/v2-callback",
+                base.starts_with("https://"),
+            );
             response
         }
         Err(err) => {
@@ -165,7 +124,7 @@ pub(super) async fn callback(
             "The identity provider's answer had no code or state. Start again from the widget.",
         );
     };
-    let browser = browser_cookie(&headers);
+    let browser = super::browser::cookie(&headers, BROWSER_COOKIE);
     match state
         .authority
         .complete(code, sealed, browser.as_deref())

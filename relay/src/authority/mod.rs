@@ -21,6 +21,8 @@
 pub mod destination;
 mod id_token;
 pub mod oauth2;
+pub mod sealed_state;
+pub mod sign_in;
 pub mod user_tokens;
 pub mod vault;
 
@@ -28,13 +30,14 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use crate::clock::SharedClock;
-use crate::config::{Config, OAuthSettings, TenantConfig};
+use crate::config::{Config, OAuthSettings, TenantConfig, XsuaaSignIn};
 use crate::secret::Secret;
 use crate::v2::V2Client;
 use crate::v2::client::V2Auth;
 
 pub use crate::config::AuthMode;
 pub use destination::DestinationService;
+pub use sign_in::{SignInError, SignInPage, SignedIn};
 pub use user_tokens::UserTokens;
 use vault::{Sealer, TokenVault, VaultError};
 
@@ -128,6 +131,8 @@ pub struct Authority {
     refreshing: Mutex<HashMap<(String, String), Turn>>,
     /// The identity providers' keys, for the ID tokens of reps' sign-ins.
     id_keys: id_token::ProviderKeys,
+    /// The relay's own sign-in through XSUAA, when configured.
+    sign_in: Option<XsuaaSignIn>,
     /// This instance, as the holder of a rep's refresh lease in a shared vault.
     holder: String,
     /// How long a refresh lease lasts: longer than a token request may take.
@@ -186,6 +191,7 @@ impl Authority {
             clock,
             refreshing: Mutex::new(HashMap::new()),
             id_keys: id_token::ProviderKeys::default(),
+            sign_in: config.xsuaa_sign_in.clone(),
             holder: holder.to_string(),
             lease_ms: config.v2_timeout.as_millis() as u64 * 2 + 1_000,
         }

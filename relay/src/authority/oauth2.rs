@@ -8,13 +8,9 @@
 //! tokens stay in memory and are refreshed a minute before they expire (a rotated refresh token
 //! replaces the old one).
 
-use aes_gcm::aead::OsRng;
-use aes_gcm::aead::rand_core::RngCore;
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
+use super::sealed_state::{StateError, digest as challenge, random_b64, same_browser};
 use super::{Authority, AuthorityError};
 use crate::config::OAuthSettings;
 use crate::secret::Secret;
@@ -55,14 +51,15 @@ struct TokenAnswer {
     expires_in: Option<u64>,
 }
 
-fn random_b64(bytes: usize) -> String {
-    let mut buf = vec![0u8; bytes];
-    OsRng.fill_bytes(&mut buf);
-    URL_SAFE_NO_PAD.encode(buf)
-}
-
-fn challenge(verifier: &str) -> String {
-    URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()))
+impl From<StateError> for AuthorityError {
+    fn from(err: StateError) -> Self {
+        match err {
+            StateError::NoTokenKey => AuthorityError::NoTokenKey,
+            StateError::Invalid => AuthorityError::InvalidState,
+            StateError::Encode(err) => AuthorityError::PendingState(err),
+            StateError::Seal(err) => AuthorityError::Vault(err),
+        }
+    }
 }
 
 fn cache_key(tenant: &str, rep: &str) -> (String, String) {
@@ -83,7 +80,7 @@ impl Authority {
     /// A random value for the browser that starts a sign-in to keep (as a cookie) and show
     /// again when the provider sends it back.
     pub fn browser_binding() -> String {
-        random_b64(32)
+        super::sealed_state::browser_binding()
     }
 
     /// Where to send the rep's browser to sign in; it comes back to `redirect_uri`, in the
@@ -107,8 +104,7 @@ impl Authority {
             nonce: nonce.clone(),
             browser: challenge(browser),
         };
-        let json = serde_json::to_string(&pending).map_err(AuthorityError::PendingState)?;
-        let sealed = self.sealer()?.seal(STATE_OWNER, "", &json)?;
+        let state = self.seal_state(STATE_OWNER, &pending)?;
         let url = reqwest::Url::parse_with_params(
             &settings.authorize_url,
             &[
@@ -118,7 +114,7 @@ impl Authority {
                 ("scope", settings.scope.as_str()),
                 ("code_challenge", challenge(&verifier).as_str()),
                 ("code_challenge_method", "S256"),
-                ("state", URL_SAFE_NO_PAD.encode(sealed).as_str()),
+                ("state", state.as_str()),
                 ("nonce", nonce.as_str()),
                 ("login_hint", rep),
             ],
@@ -136,27 +132,14 @@ impl Authority {
         sealed_state: &str,
         browser: Option<&str>,
     ) -> Result<(String, String), AuthorityError> {
-        let invalid = |_| AuthorityError::InvalidState;
-        let sealed = URL_SAFE_NO_PAD
-            .decode(sealed_state.trim())
-            .map_err(invalid)?;
-        let json = self
-            .sealer()?
-            .open(STATE_OWNER, "", &sealed)
-            .map_err(|_| AuthorityError::InvalidState)?;
-        let pending: Pending =
-            serde_json::from_str(json.expose()).map_err(|_| AuthorityError::InvalidState)?;
+        let pending: Pending = self.open_state(STATE_OWNER, sealed_state)?;
         if pending.expires_ms < self.clock.now_ms()
             || !self.identity_providers.contains_key(&pending.tenant)
             || pending.nonce.is_empty()
         {
             return Err(AuthorityError::InvalidState);
         }
-        let same_browser = browser.is_some_and(|b| {
-            subtle::ConstantTimeEq::ct_eq(challenge(b).as_bytes(), pending.browser.as_bytes())
-                .into()
-        });
-        if !same_browser {
+        if !same_browser(browser, &pending.browser) {
             return Err(AuthorityError::OtherBrowser);
         }
         let form = [

@@ -8,7 +8,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::tenant::{Telephony, TenantFile};
-use super::{AuthMode, Config, ConfigError, DestinationConfig, OAuthSettings, TokenKey};
+use super::{
+    AuthMode, Config, ConfigError, DestinationConfig, OAuthSettings, TokenKey, XsuaaSignIn,
+};
 use super::{default_scope, vcap};
 use crate::adapters::{TelephonySettings, generic};
 use crate::calls::consent::ConsentPolicy;
@@ -61,6 +63,69 @@ fn saas(
         tenant_url: pattern,
         callback_scope,
         dependencies,
+    }))
+}
+
+/// The sign-in through XSUAA's authorization code grant: on with `CTI_SIGNIN_CLIENT_ID` (an
+/// `xsuaa` binding sets it), which then needs the secret and both endpoints. A relay taking
+/// subscriptions (`CTI_SAAS_TENANT_URL`) with `{zone}` in both URLs signs every subscriber in at
+/// its own zone, found from the request's host; otherwise everybody signs in at
+/// `CTI_SIGNIN_ZONE`.
+fn xsuaa_sign_in(
+    get: &impl Fn(&str) -> Option<String>,
+    saas: bool,
+) -> Result<Option<XsuaaSignIn>, ConfigError> {
+    let set = |var: &str| {
+        get(var)
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+    };
+    let Some(client_id) = set("CTI_SIGNIN_CLIENT_ID") else {
+        return Ok(None);
+    };
+    let need = |var: &'static str| {
+        set(var).ok_or_else(|| invalid(var, "required with CTI_SIGNIN_CLIENT_ID".into()))
+    };
+    let url = |var: &'static str| -> Result<String, ConfigError> {
+        let pattern = need(var)?;
+        match reqwest::Url::parse(&pattern.replace("{zone}", "sample")) {
+            Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => {
+                Ok(pattern)
+            }
+            _ => Err(invalid(
+                var,
+                format!("{pattern:?} is not an http(s) URL once {{zone}} is filled in"),
+            )),
+        }
+    };
+    let client_secret = Secret::new(need("CTI_SIGNIN_CLIENT_SECRET")?);
+    let authorize_url = url("CTI_SIGNIN_AUTHORIZE_URL")?;
+    let token_url = url("CTI_SIGNIN_TOKEN_URL")?;
+    let zone = set("CTI_SIGNIN_ZONE");
+    if let Some(zone) = &zone
+        && !(zone.len() <= 63 && zone.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
+    {
+        return Err(invalid(
+            "CTI_SIGNIN_ZONE",
+            format!("{zone:?} is not an identity zone's subdomain (one DNS label)"),
+        ));
+    }
+    let zones_by_host = saas && authorize_url.contains("{zone}") && token_url.contains("{zone}");
+    if !zones_by_host && zone.is_none() {
+        return Err(invalid(
+            "CTI_SIGNIN_ZONE",
+            "required unless subscribers sign in at their own zones (CTI_SAAS_TENANT_URL, and \
+             {zone} in CTI_SIGNIN_AUTHORIZE_URL and CTI_SIGNIN_TOKEN_URL)"
+                .into(),
+        ));
+    }
+    Ok(Some(XsuaaSignIn {
+        client_id,
+        client_secret,
+        authorize_url,
+        token_url,
+        zone,
+        zones_by_host,
     }))
 }
 
@@ -260,6 +325,7 @@ pub(super) fn from_vars(get: impl Fn(&str) -> Option<String>) -> Result<Config, 
         config.ops_token = Some(Secret::new(token.trim().to_string()));
     }
     config.saas = saas(&get, &config.jwt.audience)?;
+    config.xsuaa_sign_in = xsuaa_sign_in(&get, config.saas.is_some())?;
     config.activity_retry_base =
         millis("CTI_ACTIVITY_RETRY_BASE_MS", config.activity_retry_base, 10)?;
     config.activity_retry_max = secs("CTI_ACTIVITY_RETRY_MAX_SECS", config.activity_retry_max, 1)?;
@@ -720,6 +786,126 @@ mod tests {
             err.to_string().starts_with("VCAP_SERVICES") && err.to_string().contains("xsappname"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn the_sign_in_through_xsuaa_comes_from_the_binding_or_the_environment() {
+        let vcap = r#"{"xsuaa":[{"label":"xsuaa","name":"cti-xsuaa","credentials":{"clientid":"sb-cti-relay!t42","clientsecret":"s3cr3t","url":"https://acme.authentication.eu10.hana.ondemand.com/","uaadomain":"authentication.eu10.hana.ondemand.com","xsappname":"cti-relay!t42","identityzone":"acme","tenantid":"6f1c-zone","tenantmode":"dedicated"}}]}"#;
+        // Dedicated: everybody signs in at the binding's own zone.
+        let c = Config::from_vars(vars(&[("VCAP_SERVICES", vcap)])).expect("valid");
+        let s = c.xsuaa_sign_in.expect("the sign-in");
+        assert_eq!(s.client_id, "sb-cti-relay!t42");
+        assert_eq!(s.client_secret.expose(), "s3cr3t");
+        assert_eq!(s.zone.as_deref(), Some("acme"));
+        assert!(!s.zones_by_host);
+        assert_eq!(
+            s.authorize_url("acme"),
+            "https://acme.authentication.eu10.hana.ondemand.com/oauth/authorize"
+        );
+        assert_eq!(
+            s.token_url("acme"),
+            "https://acme.authentication.eu10.hana.ondemand.com/oauth/token"
+        );
+
+        // Shared, taking subscriptions: each subscriber at its own zone.
+        let shared = vcap.replace("dedicated", "shared");
+        let c = Config::from_vars(vars(&[
+            ("VCAP_SERVICES", shared.as_str()),
+            (
+                "CTI_SAAS_TENANT_URL",
+                "https://{subdomain}-cti.cfapps.example.com",
+            ),
+        ]))
+        .expect("valid");
+        let s = c.xsuaa_sign_in.expect("the sign-in");
+        assert!(s.zones_by_host);
+        assert_eq!(
+            s.token_url("beta"),
+            "https://beta.authentication.eu10.hana.ondemand.com/oauth/token"
+        );
+        // Shared without subscriptions: the provider's own zone.
+        let c = Config::from_vars(vars(&[("VCAP_SERVICES", shared.as_str())])).expect("valid");
+        let s = c.xsuaa_sign_in.expect("the sign-in");
+        assert!(!s.zones_by_host);
+        assert_eq!(s.zone.as_deref(), Some("acme"));
+
+        // No client in the binding, no sign-in: CTI_SIGNIN_URL's stays.
+        let without = vcap.replace(r#""clientsecret":"s3cr3t","#, "");
+        let c = Config::from_vars(vars(&[("VCAP_SERVICES", without.as_str())])).expect("valid");
+        assert!(c.xsuaa_sign_in.is_none());
+        assert!(
+            Config::from_vars(vars(&[]))
+                .expect("demo")
+                .xsuaa_sign_in
+                .is_none()
+        );
+
+        // From the environment: each missing or wrong setting is named.
+        let env = [
+            ("CTI_SIGNIN_CLIENT_ID", "sb-cti!t1"),
+            ("CTI_SIGNIN_CLIENT_SECRET", "secret"),
+            (
+                "CTI_SIGNIN_AUTHORIZE_URL",
+                "http://127.0.0.1:1/sim/xsuaa/{zone}/oauth/authorize",
+            ),
+            (
+                "CTI_SIGNIN_TOKEN_URL",
+                "http://127.0.0.1:1/sim/xsuaa/{zone}/oauth/token",
+            ),
+            ("CTI_SIGNIN_ZONE", "acme"),
+        ];
+        let c = Config::from_vars(vars(&env)).expect("valid");
+        assert_eq!(
+            c.xsuaa_sign_in.expect("on").authorize_url("acme"),
+            "http://127.0.0.1:1/sim/xsuaa/acme/oauth/authorize"
+        );
+        for (i, (var, _)) in env.iter().enumerate().skip(1) {
+            let mut fewer = env.to_vec();
+            fewer.remove(i);
+            let err = Config::from_vars(vars(&fewer)).expect_err(var);
+            assert!(err.to_string().starts_with(var), "{err}");
+        }
+        for (var, wrong) in [
+            ("CTI_SIGNIN_TOKEN_URL", "not a url {zone}"),
+            ("CTI_SIGNIN_ZONE", "acme.evil"),
+        ] {
+            let mut changed = env.to_vec();
+            changed.retain(|(k, _)| k != &var);
+            changed.push((var, wrong));
+            let err = Config::from_vars(vars(&changed)).expect_err(wrong);
+            assert!(err.to_string().starts_with(var), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_subscribers_subdomain_is_found_from_the_host_it_was_given() {
+        let saas = crate::config::SaasConfig {
+            tenant_url: "https://{subdomain}-cti.cfapps.example.com".into(),
+            callback_scope: "x.Callback".into(),
+            dependencies: Vec::new(),
+        };
+        for (host, subdomain) in [
+            ("beta-cti.cfapps.example.com", Some("beta")),
+            ("Beta-CTI.cfapps.example.com:443", Some("beta")),
+            ("acme-prod-cti.cfapps.example.com", Some("acme-prod")),
+            ("cti.cfapps.example.com", None),
+            ("-cti.cfapps.example.com", None),
+            ("a.b-cti.cfapps.example.com", None),
+            ("beta-cti.cfapps.example.com.evil.example", None),
+            ("evil.example", None),
+            ("", None),
+        ] {
+            assert_eq!(saas.subdomain_of_host(host).as_deref(), subdomain, "{host}");
+        }
+        let local = crate::config::SaasConfig {
+            tenant_url: "http://{subdomain}.localhost:8080/".into(),
+            ..saas
+        };
+        assert_eq!(
+            local.subdomain_of_host("beta.localhost:41234").as_deref(),
+            Some("beta")
+        );
+        assert_eq!(local.subdomain_of_host("127.0.0.1:41234"), None);
     }
 
     #[test]

@@ -44,6 +44,9 @@ pub struct Config {
     /// The identity provider's sign-in page a signed-out widget sends the rep to; it returns
     /// to `/widget/#token=<jwt>`. None: the widget can only say it is signed out.
     pub signin_url: Option<String>,
+    /// The sign-in through XSUAA's authorization code grant (`CTI_SIGNIN_CLIENT_*`, or an
+    /// `xsuaa` binding): when set, the sign-in routes use it instead of `signin_url`.
+    pub xsuaa_sign_in: Option<XsuaaSignIn>,
     pub webhook_max_bytes: usize,
     /// How long a new WebSocket may take to send a valid `hello`.
     pub hello_timeout: Duration,
@@ -122,6 +125,72 @@ impl SaasConfig {
         self.tenant_url
             .replace("{subdomain}", subdomain)
             .replace("{tenantId}", tenant)
+    }
+
+    /// The subscriber's subdomain a request's `Host` names through the pattern's host
+    /// (`{subdomain}-cti.cfapps.…` with `Host: acme-cti.cfapps.…` gives `acme`), lower-cased;
+    /// None when the host is not one of the pattern's or the part is not one DNS label. Ports
+    /// are ignored: behind the Cloud Foundry router the browser's port is not the app's.
+    pub fn subdomain_of_host(&self, host: &str) -> Option<String> {
+        let without_scheme = self
+            .tenant_url
+            .split_once("://")
+            .map_or(self.tenant_url.as_str(), |(_, rest)| rest);
+        let pattern_host = without_scheme.split(['/', '?', '#']).next()?;
+        let pattern_host = strip_port(pattern_host).to_ascii_lowercase();
+        let (before, after) = pattern_host.split_once("{subdomain}")?;
+        let host = strip_port(host.trim()).to_ascii_lowercase();
+        let subdomain = host.strip_prefix(before)?.strip_suffix(after)?;
+        let label = !subdomain.is_empty()
+            && subdomain.len() <= 63
+            && !subdomain.starts_with('-')
+            && !subdomain.ends_with('-')
+            && subdomain
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-');
+        label.then(|| subdomain.to_string())
+    }
+}
+
+/// A host without its `:port`.
+fn strip_port(host: &str) -> &str {
+    match host.rsplit_once(':') {
+        Some((name, port)) if !name.is_empty() && port.chars().all(|c| c.is_ascii_digit()) => name,
+        _ => host,
+    }
+}
+
+/// The relay's own sign-in through XSUAA (OAuth 2.0 authorization code, reference: SAP V2
+/// notes 6.4 for the token's form): the widget's and the admin page's sign-in routes send the
+/// browser to the zone's authorize endpoint and exchange the code the browser brings back.
+#[derive(Debug, Clone)]
+pub struct XsuaaSignIn {
+    /// The app's XSUAA client (`clientid` of the binding, `CTI_SIGNIN_CLIENT_ID`).
+    pub client_id: String,
+    /// Its secret (`clientsecret`, `CTI_SIGNIN_CLIENT_SECRET`); never logged.
+    pub client_secret: Secret,
+    /// The authorize endpoint, `{zone}` standing for the identity zone's subdomain
+    /// (`https://{zone}.<uaadomain>/oauth/authorize`; `CTI_SIGNIN_AUTHORIZE_URL`).
+    pub authorize_url: String,
+    /// The token endpoint, with `{zone}` likewise (`CTI_SIGNIN_TOKEN_URL`).
+    pub token_url: String,
+    /// The one zone everybody signs in at (`identityzone` of the binding, `CTI_SIGNIN_ZONE`)
+    /// unless zones come from hosts.
+    pub zone: Option<String>,
+    /// Each subscriber signs in at its own zone, the subdomain its request's host names
+    /// through `CTI_SAAS_TENANT_URL` (a shared binding, with `{zone}` in both URLs).
+    pub zones_by_host: bool,
+}
+
+impl XsuaaSignIn {
+    /// The authorize endpoint of `zone`.
+    pub fn authorize_url(&self, zone: &str) -> String {
+        self.authorize_url.replace("{zone}", zone)
+    }
+
+    /// The token endpoint of `zone`.
+    pub fn token_url(&self, zone: &str) -> String {
+        self.token_url.replace("{zone}", zone)
     }
 }
 
@@ -240,6 +309,7 @@ impl Config {
             widget_dir: PathBuf::from("widget/dist"),
             admin_dir: PathBuf::from("admin/dist"),
             signin_url: Some(format!("{sim_url}/sim/authorize")),
+            xsuaa_sign_in: None,
             webhook_max_bytes: 64 * 1024,
             hello_timeout: Duration::from_secs(10),
             heartbeat_secs: 25,

@@ -77,12 +77,60 @@ pub(super) fn xsuaa(vcap: &str) -> Result<Vec<(String, String)>, String> {
             need("xsappname")?.to_string(),
         ),
     ];
+    settings.extend(sign_in(&credentials, url, &base)?);
     if let Some(tenant) = text(&credentials, "tenantid")
         .map(str::trim)
         .filter(|t| !t.is_empty())
     {
         settings.push(("CTI_TENANT".to_string(), tenant.to_string()));
     }
+    Ok(settings)
+}
+
+/// The relay's own sign-in the binding implies (its client, and the authorize and token
+/// endpoints of the zone users sign in at): a `shared` instance's subscribers each at their own
+/// zone (`{zone}` in the URLs, found from the request's host), a dedicated one's users at the
+/// binding's `url`, whose zone is `identityzone` (else the URL's first label). Empty when the
+/// binding has no client (`clientid`, `clientsecret`). Inferred: XSUAA's authorize and token
+/// endpoints are `/oauth/authorize` and `/oauth/token` under the zone's URL, as SAP documents
+/// for the authorization code grant; the reference holds the token endpoint only.
+fn sign_in(credentials: &Value, url: &str, zones: &str) -> Result<Vec<(String, String)>, String> {
+    let (Some(id), Some(secret)) = (
+        text(credentials, "clientid").map(str::trim),
+        text(credentials, "clientsecret").map(str::trim),
+    ) else {
+        return Ok(Vec::new());
+    };
+    let mut settings = vec![
+        ("CTI_SIGNIN_CLIENT_ID".to_string(), id.to_string()),
+        ("CTI_SIGNIN_CLIENT_SECRET".to_string(), secret.to_string()),
+    ];
+    // A dedicated binding's users sign in at its own zone; a shared one's subscribers each at
+    // theirs (`zones` is then `https://*.<uaadomain>`), and the provider's own zone stays the
+    // one for a relay that takes no subscriptions.
+    let zone = text(credentials, "identityzone")
+        .map(str::trim)
+        .filter(|z| !z.is_empty())
+        .map(str::to_string)
+        .or_else(|| {
+            let host = url.split_once("://")?.1;
+            Some(host.split(['.', '/', ':']).next()?.to_string())
+        })
+        .ok_or_else(|| format!("the xsuaa binding's url {url:?} names no zone"))?;
+    settings.push(("CTI_SIGNIN_ZONE".to_string(), zone));
+    let base = if zones.contains('*') {
+        zones.replacen('*', "{zone}", 1)
+    } else {
+        url.to_string()
+    };
+    settings.push((
+        "CTI_SIGNIN_AUTHORIZE_URL".to_string(),
+        format!("{base}/oauth/authorize"),
+    ));
+    settings.push((
+        "CTI_SIGNIN_TOKEN_URL".to_string(),
+        format!("{base}/oauth/token"),
+    ));
     Ok(settings)
 }
 

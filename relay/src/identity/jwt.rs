@@ -413,6 +413,20 @@ impl JwtVerifier {
         self.check(token).await.map(|(identity, ..)| identity)
     }
 
+    /// The identity zone a token's issuer names through the issuer pattern; None with a single
+    /// issuer, or for an issuer outside the pattern. The token is not checked here: ask this
+    /// only of a token that [`JwtVerifier::verify`] (or another check) took, where the zone's
+    /// own keys signed it.
+    pub fn zone_of(&self, token: &str) -> Option<String> {
+        match &self.issuers {
+            Issuers::One { .. } => None,
+            Issuers::Zones(zones) => zones
+                .issuer
+                .zone(&unverified_issuer(token)?)
+                .map(str::to_string),
+        }
+    }
+
     /// The token's identity, scopes and origin, once its signature and claims hold.
     async fn check(
         &self,

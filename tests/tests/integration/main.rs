@@ -33,6 +33,7 @@ mod ringcentral;
 mod rotation;
 mod saas;
 mod shared_legs;
+mod sign_in;
 mod signatures;
 mod sip;
 mod subscribed;

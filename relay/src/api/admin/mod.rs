@@ -363,5 +363,5 @@ pub(super) async fn retry(
 }
 
 pub(super) async fn sign_in(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
-    super::sign_in::redirect_to(&state, &headers, "/admin/")
+    super::sign_in::start(&state, &headers, crate::authority::SignInPage::Admin).await
 }
