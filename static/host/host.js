@@ -377,7 +377,11 @@
         "/sim/token?agent=" + encodeURIComponent(state.agent) +
         "&tenant=" + encodeURIComponent(state.provider.tenant)
       );
-      $("cti-frame").src = config.relay_url.replace(/\/+$/, "") + "/widget/#token=" + issued.token;
+      // V2's logon language, when this page was opened with one, goes to the widget as V2 would
+      // pass it (inferred: V2 documents no parameter; the widget also reads `lang`).
+      var language = new URLSearchParams(location.search).get("sap-language");
+      $("cti-frame").src = config.relay_url.replace(/\/+$/, "") + "/widget/#token=" + issued.token +
+        (language ? "&sap-language=" + encodeURIComponent(language) : "");
       document.body.dataset.ready = "true";
     } catch (err) {
       show("page-error", "The CTI panel could not start: " + err.message);

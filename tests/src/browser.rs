@@ -173,6 +173,34 @@ impl Browser {
         outcome
     }
 
+    /// Picks the panel's language from its picker (call it inside the widget's frame) and waits
+    /// until the panel speaks it.
+    pub async fn pick_language(&self, code: &str) -> Result<()> {
+        self.client
+            .execute(
+                "const select = document.querySelector('[data-testid=language]');
+                 select.value = arguments[0];
+                 select.dispatchEvent(new Event('change', {bubbles: true}));
+                 return true;",
+                vec![json!(code)],
+            )
+            .await?;
+        self.wait_language(code).await
+    }
+
+    /// Waits until the page in the current frame speaks `code` (its `<html lang>`).
+    pub async fn wait_language(&self, code: &str) -> Result<()> {
+        eventually(&format!("the panel in {code}"), || async {
+            let lang = self
+                .client
+                .execute("return document.documentElement.lang;", Vec::new())
+                .await
+                .ok()?;
+            (lang == json!(code)).then_some(())
+        })
+        .await
+    }
+
     /// Waits until the widget shows a caller whose name contains `name`.
     pub async fn wait_caller(&self, name: &str) -> Result<()> {
         self.in_widget(|b| async move {

@@ -15,7 +15,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail, ensure};
 use cti_tests::browser::{Browser, WIDGET_FRAME};
-use cti_tests::{Stack, eventually, notes_in, summary_line};
+use cti_tests::{Provider, Stack, eventually, notes_in, summary_line};
 use fantoccini::Locator;
 use fantoccini::key::Key;
 use serde_json::{Value, json};
@@ -346,7 +346,7 @@ async fn axe_finds_no_violation_in_any_state_light_or_dark() -> Result<()> {
     if let Some(dir) = &checker.shots {
         // One picture in German, of the call in progress.
         browser
-            .in_widget(|b| async move { pick_language(b, "de").await })
+            .in_widget(|b| async move { b.pick_language("de").await })
             .await?;
         fit_frame_height(&browser).await?;
         let png = browser
@@ -358,7 +358,7 @@ async fn axe_finds_no_violation_in_any_state_light_or_dark() -> Result<()> {
         std::fs::create_dir_all(dir)?;
         std::fs::write(dir.join("connected-de-light.png"), png)?;
         browser
-            .in_widget(|b| async move { pick_language(b, "en").await })
+            .in_widget(|b| async move { b.pick_language("en").await })
             .await?;
     }
 
@@ -405,6 +405,20 @@ async fn axe_finds_no_violation_in_any_state_light_or_dark() -> Result<()> {
     )
     .await?;
 
+    // A caller no record matches: the panel offers to create one or search, here with the
+    // contact form open.
+    let unknown = stack.place_call("+41 79 555 31 09", AGENT).await?;
+    browser
+        .in_widget(|b| async move {
+            b.wait_for("[data-testid=not-in-v2]").await?;
+            b.click("[data-testid=create-contact]").await?;
+            b.wait_for("[data-testid=create-form]").await
+        })
+        .await?;
+    checker.check(&browser, "unknown caller").await?;
+    stack.hang_up_through(Provider::Generic, &unknown).await?;
+    in_state(&browser, "[data-testid=call-state][data-state=ended]").await?;
+
     // Signed out: the frame opened with a token the relay refuses.
     browser
         .client
@@ -424,29 +438,6 @@ async fn axe_finds_no_violation_in_any_state_light_or_dark() -> Result<()> {
 
     browser.close().await;
     checker.finish()
-}
-
-/// Picks the panel's language from its picker (in the widget's frame).
-async fn pick_language(browser: &Browser, code: &str) -> Result<()> {
-    browser
-        .client
-        .execute(
-            "const select = document.querySelector('[data-testid=language]');
-             select.value = arguments[0];
-             select.dispatchEvent(new Event('change', {bubbles: true}));
-             return true;",
-            vec![json!(code)],
-        )
-        .await?;
-    eventually(&format!("the panel in {code}"), || async {
-        let lang = browser
-            .client
-            .execute("return document.documentElement.lang;", Vec::new())
-            .await
-            .ok()?;
-        (lang == json!(code)).then_some(())
-    })
-    .await
 }
 
 /// Presses keys on whatever has the focus, as a keyboard does.

@@ -18,6 +18,7 @@ mod genesys;
 mod history;
 mod index_refresh;
 mod instances;
+mod languages;
 mod limits;
 mod live_lookup;
 mod network_faults;
