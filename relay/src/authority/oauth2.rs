@@ -324,13 +324,7 @@ impl Authority {
             .map_err(|e| AuthorityError::TokenEndpointUnreachable(e.without_url()))?;
         let status = response.status();
         if status.is_client_error() {
-            let body: serde_json::Value = response.json().await.unwrap_or_default();
-            let reason = body["error_description"]
-                .as_str()
-                .or(body["error"].as_str())
-                .unwrap_or("refused")
-                .to_string();
-            return Err(AuthorityError::Refused(format!("{status}: {reason}")));
+            return Err(AuthorityError::Refused(refusal(response).await));
         }
         if !status.is_success() {
             return Err(AuthorityError::TokenEndpointFailed(status));
@@ -340,6 +334,18 @@ impl Authority {
             .await
             .map_err(|e| AuthorityError::TokenAnswer(e.without_url()))
     }
+}
+
+/// Why an OAuth token endpoint refused (a 4xx): its status with the `error_description`, else
+/// the `error`, RFC 6749's error answer (5.2).
+pub(super) async fn refusal(response: reqwest::Response) -> String {
+    let status = response.status();
+    let body: serde_json::Value = response.json().await.unwrap_or_default();
+    let reason = body["error_description"]
+        .as_str()
+        .or(body["error"].as_str())
+        .unwrap_or("refused");
+    format!("{status}: {reason}")
 }
 
 #[cfg(test)]

@@ -174,13 +174,7 @@ impl Authority {
             .map_err(|e| SignInError::Unreachable(e.without_url()))?;
         let status = response.status();
         if status.is_client_error() {
-            let body: serde_json::Value = response.json().await.unwrap_or_default();
-            let reason = body["error_description"]
-                .as_str()
-                .or(body["error"].as_str())
-                .unwrap_or("refused")
-                .to_string();
-            return Err(SignInError::Refused(format!("{status}: {reason}")));
+            return Err(SignInError::Refused(super::oauth2::refusal(response).await));
         }
         if !status.is_success() {
             return Err(SignInError::Failed(status));
