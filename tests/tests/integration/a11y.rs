@@ -415,7 +415,7 @@ async fn axe_finds_no_violation_in_any_state_light_or_dark() -> Result<()> {
             b.wait_for("[data-testid=create-form]").await
         })
         .await?;
-    checker.check(&browser, "unknown caller").await?;
+    checker.check(&browser, "unknown-caller").await?;
     stack.hang_up_through(Provider::Generic, &unknown).await?;
     in_state(&browser, "[data-testid=call-state][data-state=ended]").await?;
 

@@ -45,6 +45,7 @@ pub fn CallCard(props: &CallCardProps) -> Html {
     let call = &props.call;
     let state = format::state_name(call.state);
     let primary = primary_match(call).cloned();
+    let unknown = primary.is_none();
     let others: Vec<_> = other_matches(call).into_iter().cloned().collect();
     let name = primary
         .as_ref()
@@ -94,15 +95,6 @@ pub fn CallCard(props: &CallCardProps) -> Html {
                 }
             }
             <p class="caller-number" data-testid="caller-number">{ format::remote_number(call, &i18n) }</p>
-            if primary.is_none() {
-                <UnknownCaller
-                    call_id={call.id.clone()}
-                    number={format::remote_number(call, &i18n)}
-                    search={props.search.clone()}
-                    online={props.online}
-                    on_action={props.on_action.clone()}
-                />
-            }
             if let Some(handover) = call.handover.clone() {
                 <Handover {handover} />
             }
@@ -126,6 +118,21 @@ pub fn CallCard(props: &CallCardProps) -> Html {
             } else {
                 <Summary call={call.clone()} on_action={props.on_action.clone()} />
             }
+            // After the call's controls: while it rings, answering comes first; the record
+            // can be created or found while talking, or once the call is over. The element
+            // around it stays in every state: a bare conditional after the branches above
+            // made Yew 0.23 lose its place in the card on a re-render.
+            <div class="unknown-slot">
+                if unknown {
+                    <UnknownCaller
+                        call_id={call.id.clone()}
+                        number={format::remote_number(call, &i18n)}
+                        search={props.search.clone()}
+                        online={props.online}
+                        on_action={props.on_action.clone()}
+                    />
+                }
+            </div>
             <WrapUpForm
                 call={call.clone()}
                 text={props.notes.clone()}
