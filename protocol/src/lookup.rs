@@ -5,9 +5,7 @@
 //! that its name fields take 40 characters is inferred (the same width as `firstLineName` in
 //! SAP's samples), and a longer one would be refused by V2 anyway with a less helpful message.
 
-use serde::{Deserialize, Serialize};
-
-use crate::ws::RecordKind;
+use crate::ws::{NewRecordFields, RecordKind};
 
 /// The shortest search: one letter would list half the tenant.
 pub const MIN_QUERY_CHARS: usize = 2;
@@ -19,24 +17,6 @@ pub const RESULTS_PER_KIND: usize = 10;
 pub const MAX_NAME_CHARS: usize = 40;
 /// The longest record id accepted (V2 ids are 36-character UUIDs).
 pub const MAX_ID_CHARS: usize = 64;
-
-/// What the rep typed for a new record. Which fields count depends on the kind: a person (contact,
-/// individual customer) has a given and a family name, an account a name; a contact may belong to
-/// an account the rep picked through the search.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[non_exhaustive]
-pub struct NewRecordFields {
-    #[serde(default)]
-    pub given_name: String,
-    #[serde(default)]
-    pub family_name: String,
-    /// An account's name (V2's `firstLineName`).
-    #[serde(default)]
-    pub name: String,
-    /// A contact's account (its V2 id).
-    #[serde(default)]
-    pub account_id: Option<String>,
-}
 
 /// Why a search or a new record was refused before V2 was asked: the field and what is wrong.
 #[derive(Debug, Clone, PartialEq, Eq)]

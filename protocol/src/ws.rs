@@ -61,7 +61,7 @@ pub enum ClientMessage {
     CreateRecord {
         call_id: String,
         kind: RecordKind,
-        fields: crate::lookup::NewRecordFields,
+        fields: NewRecordFields,
     },
     /// Look the call's number up again, in V2 itself: for a record created in V2 meanwhile.
     RefreshMatches { call_id: String },
@@ -440,6 +440,24 @@ impl CallView {
             Direction::Outbound => &self.to,
         }
     }
+}
+
+/// What the rep typed for a new record. Which fields count depends on the kind: a person (contact,
+/// individual customer) has a given and a family name, an account a name; a contact may belong to
+/// an account the rep picked through the search.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct NewRecordFields {
+    #[serde(default)]
+    pub given_name: String,
+    #[serde(default)]
+    pub family_name: String,
+    /// An account's name (V2's `firstLineName`).
+    #[serde(default)]
+    pub name: String,
+    /// A contact's account (its V2 id).
+    #[serde(default)]
+    pub account_id: Option<String>,
 }
 
 /// The V2 record types a number can belong to.

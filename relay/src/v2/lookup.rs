@@ -13,8 +13,7 @@
 //! and individual customers from it (inferred from SAP's mock data), and the relay's own index
 //! normalises every formatted number itself.
 
-use cti_protocol::lookup::NewRecordFields;
-use cti_protocol::ws::RecordKind;
+use cti_protocol::ws::{NewRecordFields, RecordKind};
 use serde_json::{Value, json};
 
 use super::client::Collection;

@@ -15,7 +15,7 @@ pub mod wrap_up;
 
 use std::rc::Rc;
 
-use cti_protocol::lookup::NewRecordFields;
+use cti_protocol::ws::NewRecordFields;
 use cti_protocol::{CallCommand, CallView, Control, ErrorCode, RecordKind};
 use yew::prelude::*;
 

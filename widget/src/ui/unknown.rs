@@ -7,7 +7,8 @@
 //! The form is the widget's own: V2 publishes no way to open its create screen prefilled, so the
 //! relay creates the record through V2's create APIs, and the card then links to it.
 
-use cti_protocol::lookup::{MIN_QUERY_CHARS, NewRecordFields, check_new_record, check_query};
+use cti_protocol::lookup::{MIN_QUERY_CHARS, check_new_record, check_query};
+use cti_protocol::ws::NewRecordFields;
 use cti_protocol::{Match, RecordKind};
 use yew::prelude::*;
 

@@ -7,7 +7,8 @@
 //! the call's record through the same path as `choose_match` (so the activity is filed under it
 //! once), and goes into the number index so the next call from the number pops it.
 
-use cti_protocol::lookup::{NewRecordFields, check_new_record};
+use cti_protocol::lookup::check_new_record;
+use cti_protocol::ws::NewRecordFields;
 use cti_protocol::ws::{RecordKind, ServerMessage};
 
 use super::choose_match::make_call_record;
