@@ -32,6 +32,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use crate::Sim;
+use crate::oauth::{error as oauth_error, now_secs};
 
 /// How long an authorization code may wait for its exchange.
 const CODE_TTL_SECS: u64 = 60;
@@ -81,19 +82,6 @@ impl Ias {
             .unwrap_or_else(|p| p.into_inner())
             .retain(|_, u| u != user);
     }
-}
-
-fn now_secs() -> u64 {
-    time::OffsetDateTime::now_utc().unix_timestamp().max(0) as u64
-}
-
-fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
-    (
-        status,
-        [(header::CACHE_CONTROL, "no-store")],
-        Json(json!({"error": error, "error_description": description})),
-    )
-        .into_response()
 }
 
 pub fn routes() -> Router<Arc<Sim>> {

@@ -49,6 +49,7 @@ pub mod help;
 pub mod host;
 pub mod ias;
 pub mod idp;
+mod oauth;
 pub mod pbx;
 pub mod pbx_controls;
 pub mod prosody;

@@ -39,6 +39,7 @@ use serde_json::json;
 
 use crate::Sim;
 use crate::idp::{ADMIN_SCOPE, AGENT_SCOPE, AUDIENCE, DEFAULT_TTL_SECS};
+use crate::oauth::{error as oauth_error, now_secs};
 
 /// How long an authorization code may wait for its exchange.
 const CODE_TTL_SECS: u64 = 60;
@@ -93,19 +94,6 @@ impl Xsuaa {
             .get(zone)
             .cloned()
     }
-}
-
-fn now_secs() -> u64 {
-    time::OffsetDateTime::now_utc().unix_timestamp().max(0) as u64
-}
-
-fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
-    (
-        status,
-        [(header::CACHE_CONTROL, "no-store")],
-        Json(json!({"error": error, "error_description": description})),
-    )
-        .into_response()
 }
 
 fn unknown_zone(zone: &str) -> Response {
