@@ -585,7 +585,10 @@ mod tests {
             last_activity: None,
         };
         let numbers = &state.numbers;
-        let generation = HashMap::from([(NUMBER.to_string(), vec![record.clone()])]);
+        let generation = crate::numbers::index::Generation::from_iter([(
+            NUMBER.to_string(),
+            vec![record.clone()],
+        )]);
         numbers
             .index
             .replace(tenant, generation)

@@ -224,7 +224,7 @@ pub async fn run(records: usize, redis: bool) -> Result<IndexReport> {
     let (generation, stats) = build_generation(&client, &options, &budget).await?;
     let build = started.elapsed();
     let rss_built_kib = rss_kib(pid)?;
-    let numbers: Vec<String> = generation.keys().cloned().collect();
+    let numbers: Vec<String> = generation.numbers().collect();
     if numbers.is_empty() {
         bail!("the build indexed no number");
     }

@@ -23,7 +23,8 @@ use cti_protocol::ws::RecordKind;
 use serde_json::Value;
 
 use super::budget::{BudgetExhausted, DailyBudget};
-use super::index::{Generation, IndexedRecord};
+use super::generation::{AccountFacts, Generation, GenerationBuilder};
+use super::index::IndexedRecord;
 use super::normalize::{DefaultRegion, looks_like_e164, to_e164};
 use crate::v2::client::{Collection, V2Client, V2Error, quote};
 use crate::v2::records::{self, CALLER_COLLECTIONS, caller_record, phone_fields};
@@ -149,14 +150,24 @@ pub struct AccountSignals {
 impl AccountSignals {
     /// Fills in what ranking reads: a contact inherits its account's owner when it has none.
     pub fn apply(&self, record: &mut IndexedRecord) {
-        let Some(account) = record.account.as_ref().map(|a| a.id.clone()) else {
+        let Some(account) = record.account.as_ref() else {
             return;
         };
+        let facts = self.facts(&account.id);
         if record.owner_id.is_none() {
-            record.owner_id = self.owners.get(&account).cloned();
+            record.owner_id = facts.owner.map(str::to_string);
         }
-        record.open_opportunities = self.open_opportunities.get(&account).copied().unwrap_or(0);
-        record.last_activity = self.latest_call.get(&account).cloned();
+        record.open_opportunities = facts.open_opportunities;
+        record.last_activity = facts.last_activity.map(str::to_string);
+    }
+
+    /// What is known of `account`.
+    pub fn facts(&self, account: &str) -> AccountFacts<'_> {
+        AccountFacts {
+            owner: self.owners.get(account).map(String::as_str),
+            open_opportunities: self.open_opportunities.get(account).copied().unwrap_or(0),
+            last_activity: self.latest_call.get(account).map(String::as_str),
+        }
     }
 
     fn note_call(&mut self, call: &Value) {
@@ -175,7 +186,7 @@ pub async fn build_generation(
     options: &BuildOptions,
     budget: &DailyBudget,
 ) -> Result<(Generation, BuildStats), BuildError> {
-    let mut generation = Generation::new();
+    let mut generation = GenerationBuilder::default();
     let mut stats = BuildStats::default();
     let mut signals = AccountSignals::default();
 
@@ -194,10 +205,10 @@ pub async fn build_generation(
             }
             let entry = entry_of(kind, record, &options.region);
             stats.unusable_numbers += entry.unusable;
-            if let Some(indexed) = entry.record {
-                for number in entry.numbers {
-                    generation.entry(number).or_default().push(indexed.clone());
-                }
+            if let Some(indexed) = entry.record
+                && !entry.numbers.is_empty()
+            {
+                generation.add(indexed, &entry.numbers);
             }
         })
         .await?;
@@ -229,9 +240,8 @@ pub async fn build_generation(
         .await;
         stats.requests += best_effort(Signal::PhoneCalls, calls, &mut stats.refused)?.unwrap_or(0);
     }
-    for under_number in generation.values_mut() {
-        under_number.iter_mut().for_each(|r| signals.apply(r));
-    }
+    generation.fill_signals(|account| signals.facts(account));
+    let generation = generation.finish();
     stats.numbers = generation.len();
     Ok((generation, stats))
 }

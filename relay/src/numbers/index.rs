@@ -47,8 +47,7 @@ impl From<crate::v2::records::CallerRecord> for IndexedRecord {
     }
 }
 
-/// One tenant's complete mapping, as produced by a full crawl.
-pub type Generation = HashMap<String, Vec<IndexedRecord>>;
+pub use super::generation::Generation;
 
 #[derive(Debug, thiserror::Error)]
 pub enum IndexError {
@@ -80,66 +79,18 @@ pub trait NumberIndex: Send + Sync + std::fmt::Debug {
     async fn forget_tenant(&self, _tenant: &str) {}
 }
 
-/// One tenant's index in memory: numbers to records, and each record's numbers so an update
-/// can take a record off the numbers it no longer carries.
-#[derive(Debug, Default)]
-struct TenantIndex {
-    numbers: Generation,
-    by_record: HashMap<String, Vec<String>>,
-}
-
-impl TenantIndex {
-    fn from_generation(numbers: Generation) -> Self {
-        let mut by_record: HashMap<String, Vec<String>> = HashMap::new();
-        for (number, records) in &numbers {
-            for record in records {
-                by_record
-                    .entry(record.id.clone())
-                    .or_default()
-                    .push(number.clone());
-            }
-        }
-        TenantIndex { numbers, by_record }
-    }
-
-    fn remove(&mut self, record_id: &str) {
-        for number in self.by_record.remove(record_id).unwrap_or_default() {
-            if let Some(records) = self.numbers.get_mut(&number) {
-                records.retain(|r| r.id != record_id);
-                if records.is_empty() {
-                    self.numbers.remove(&number);
-                }
-            }
-        }
-    }
-
-    fn upsert(&mut self, record: IndexedRecord, numbers: Vec<String>) {
-        self.remove(&record.id);
-        if numbers.is_empty() {
-            return;
-        }
-        for number in &numbers {
-            self.numbers
-                .entry(number.clone())
-                .or_default()
-                .push(record.clone());
-        }
-        self.by_record.insert(record.id, numbers);
-    }
-}
-
 /// The embedded default, for a single relay instance.
 #[derive(Debug, Default)]
 pub struct MemoryIndex {
-    tenants: RwLock<HashMap<String, TenantIndex>>,
+    tenants: RwLock<HashMap<String, Generation>>,
 }
 
 impl MemoryIndex {
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, TenantIndex>> {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Generation>> {
         self.tenants.read().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, TenantIndex>> {
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, Generation>> {
         self.tenants.write().unwrap_or_else(|p| p.into_inner())
     }
 }
@@ -154,14 +105,12 @@ impl NumberIndex for MemoryIndex {
         Ok(self
             .read()
             .get(tenant)
-            .and_then(|t| t.numbers.get(e164).cloned())
+            .map(|t| t.get(e164))
             .unwrap_or_default())
     }
 
     async fn replace(&self, tenant: &str, generation: Generation) -> Result<(), IndexError> {
-        // Built outside the lock: lookups never wait for the reverse map.
-        let fresh = TenantIndex::from_generation(generation);
-        self.write().insert(tenant.to_string(), fresh);
+        self.write().insert(tenant.to_string(), generation);
         Ok(())
     }
 
@@ -174,7 +123,7 @@ impl NumberIndex for MemoryIndex {
         self.write()
             .entry(tenant.to_string())
             .or_default()
-            .upsert(record, numbers);
+            .upsert(record, &numbers);
         Ok(())
     }
 
@@ -186,7 +135,7 @@ impl NumberIndex for MemoryIndex {
     }
 
     async fn len(&self, tenant: &str) -> Result<usize, IndexError> {
-        Ok(self.read().get(tenant).map_or(0, |t| t.numbers.len()))
+        Ok(self.read().get(tenant).map_or(0, Generation::len))
     }
 }
 
@@ -210,8 +159,7 @@ mod tests {
     #[tokio::test]
     async fn tenants_are_isolated_and_replacement_is_whole() {
         let index = MemoryIndex::default();
-        let mut g = Generation::new();
-        g.insert("+41441234567".into(), vec![record("a")]);
+        let g = Generation::from_iter([("+41441234567".to_string(), vec![record("a")])]);
         index.replace("t1", g).await.expect("replace");
         assert_eq!(
             index
@@ -229,8 +177,7 @@ mod tests {
                 .is_empty()
         );
 
-        let mut g2 = Generation::new();
-        g2.insert("+41449999999".into(), vec![record("b")]);
+        let g2 = Generation::from_iter([("+41449999999".to_string(), vec![record("b")])]);
         index.replace("t1", g2).await.expect("replace");
         assert!(
             index
@@ -245,8 +192,8 @@ mod tests {
     #[tokio::test]
     async fn an_update_moves_a_record_between_numbers_and_a_removal_clears_it() {
         let index = MemoryIndex::default();
-        let mut g = Generation::new();
-        g.insert("+41441111111".into(), vec![record("a"), record("b")]);
+        let g =
+            Generation::from_iter([("+41441111111".to_string(), vec![record("a"), record("b")])]);
         index.replace("t1", g).await.expect("replace");
 
         index

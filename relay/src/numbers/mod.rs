@@ -15,6 +15,7 @@ pub mod budget;
 pub mod build;
 pub mod choices;
 pub mod coordination;
+pub mod generation;
 pub mod index;
 pub mod live;
 pub mod normalize;

@@ -17,6 +17,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use redis::AsyncCommands;
 use redis::aio::ConnectionManager;
+use serde::Serialize;
 
 use super::choices::ChoiceStore;
 use super::coordination::{CHANGES_KEPT_MS, RefreshCoordination};
@@ -40,6 +41,30 @@ impl std::fmt::Debug for RedisIndex {
 
 fn unavailable(err: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> IndexError {
     IndexError::Unavailable(err.into())
+}
+
+fn to_json<T: Serialize + ?Sized>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_else(|_| "[]".into())
+}
+
+/// Writes `fields` into the hash `target`, [`BATCH`] at a time.
+async fn store_in_batches(
+    conn: &mut ConnectionManager,
+    target: &str,
+    fields: impl Iterator<Item = (String, String)>,
+) -> Result<(), IndexError> {
+    let mut fields = fields.peekable();
+    while fields.peek().is_some() {
+        let chunk: Vec<(String, String)> = fields.by_ref().take(BATCH).collect();
+        let mut pipe = redis::pipe();
+        pipe.hset_multiple(target, &chunk)
+            .ignore()
+            // A build that dies half-way leaves nothing behind for long.
+            .expire(target, 3_600)
+            .ignore();
+        let _: () = pipe.query_async(conn).await.map_err(unavailable)?;
+    }
+    Ok(())
 }
 
 fn key(tenant: &str) -> String {
@@ -135,34 +160,16 @@ impl NumberIndex for RedisIndex {
         let build = uuid::Uuid::new_v4();
         let building_numbers = format!("{numbers_key}:building:{build}");
         let building_records = format!("{records_key}:building:{build}");
-        let mut by_record: std::collections::HashMap<&str, Vec<&str>> =
-            std::collections::HashMap::new();
-        let mut entries: Vec<(&str, String)> = Vec::with_capacity(generation.len());
-        for (number, records) in &generation {
-            for record in records {
-                by_record.entry(&record.id).or_default().push(number);
-            }
-            let json = serde_json::to_string(records).unwrap_or_else(|_| "[]".into());
-            entries.push((number, json));
-        }
-        let reverse: Vec<(&str, String)> = by_record
+        // Written a batch at a time, so a large tenant's index is never all JSON at once.
+        let numbers = generation
+            .entries()
+            .map(|(number, records)| (number, to_json(&records)));
+        let reverse = generation
+            .numbers_by_record()
             .into_iter()
-            .map(|(id, numbers)| {
-                let json = serde_json::to_string(&numbers).unwrap_or_else(|_| "[]".into());
-                (id, json)
-            })
-            .collect();
-        for (target, fields) in [(&building_numbers, &entries), (&building_records, &reverse)] {
-            for chunk in fields.chunks(BATCH) {
-                let mut pipe = redis::pipe();
-                pipe.hset_multiple(target, chunk)
-                    .ignore()
-                    // A build that dies half-way leaves nothing behind for long.
-                    .expire(target, 3_600)
-                    .ignore();
-                let _: () = pipe.query_async(&mut conn).await.map_err(unavailable)?;
-            }
-        }
+            .map(|(id, numbers)| (id, to_json(&numbers)));
+        store_in_batches(&mut conn, &building_numbers, numbers).await?;
+        store_in_batches(&mut conn, &building_records, reverse).await?;
         let _: () = redis::pipe()
             .atomic()
             .rename(&building_numbers, &numbers_key)

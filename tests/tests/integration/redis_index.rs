@@ -30,12 +30,13 @@ fn record(id: &str, name: &str) -> IndexedRecord {
 async fn replacement_is_whole_and_tenants_are_apart() {
     let server = RedisServer::start().await.expect("redis-server");
     let index = RedisIndex::connect(&server.url()).await.expect("connects");
-    let mut first = Generation::new();
-    first.insert("+41441234567".into(), vec![record("a", "Anna")]);
-    first.insert(
-        "+41449999999".into(),
-        vec![record("b", "Ben"), record("c", "Cleo")],
-    );
+    let first = Generation::from_iter([
+        ("+41441234567".to_string(), vec![record("a", "Anna")]),
+        (
+            "+41449999999".to_string(),
+            vec![record("b", "Ben"), record("c", "Cleo")],
+        ),
+    ]);
     index.replace("t1", first).await.expect("replace");
     assert_eq!(index.len("t1").await.expect("len"), 2);
     let both = index.lookup("t1", "+41449999999").await.expect("lookup");
@@ -51,8 +52,7 @@ async fn replacement_is_whole_and_tenants_are_apart() {
             .is_empty()
     );
 
-    let mut second = Generation::new();
-    second.insert("+41440000000".into(), vec![record("d", "Dora")]);
+    let second = Generation::from_iter([("+41440000000".to_string(), vec![record("d", "Dora")])]);
     index.replace("t1", second).await.expect("replace");
     assert!(
         index
@@ -63,7 +63,7 @@ async fn replacement_is_whole_and_tenants_are_apart() {
     );
     assert_eq!(index.len("t1").await.expect("len"), 1);
     index
-        .replace("t1", Generation::new())
+        .replace("t1", Generation::default())
         .await
         .expect("empty replace");
     assert_eq!(index.len("t1").await.expect("len"), 0);
@@ -79,12 +79,13 @@ fn names(records: &[IndexedRecord]) -> Vec<&str> {
 async fn incremental_updates_move_and_remove_records_atomically() {
     let server = RedisServer::start().await.expect("redis-server");
     let index = RedisIndex::connect(&server.url()).await.expect("connects");
-    let mut g = Generation::new();
-    g.insert(
-        "+41441111111".into(),
-        vec![record("a", "Anna"), record("b", "Ben")],
-    );
-    g.insert("+41442222222".into(), vec![record("a", "Anna")]);
+    let g = Generation::from_iter([
+        (
+            "+41441111111".to_string(),
+            vec![record("a", "Anna"), record("b", "Ben")],
+        ),
+        ("+41442222222".to_string(), vec![record("a", "Anna")]),
+    ]);
     index.replace("t1", g).await.expect("replace");
 
     // Anna now carries only a new number.

@@ -166,9 +166,8 @@ async fn unsubscribing_leaves_nothing_of_the_tenant_in_redis() {
 
     // What the tenant's use leaves in the stores: an index, a rep's choice, a rep's sealed token.
     let state = &stack.relay.state;
-    let mut generation = Generation::new();
-    generation.insert(
-        "+41441234567".into(),
+    let generation = Generation::from_iter([(
+        "+41441234567".to_string(),
         vec![IndexedRecord {
             kind: cti_protocol::ws::RecordKind::Contact,
             id: "c1".into(),
@@ -179,7 +178,7 @@ async fn unsubscribing_leaves_nothing_of_the_tenant_in_redis() {
             open_opportunities: 0,
             last_activity: None,
         }],
-    );
+    )]);
     state
         .numbers
         .index

@@ -196,10 +196,10 @@ async fn a_v2_refusing_keyset_paging_is_crawled_with_skip() {
         .await
         .expect("built");
     assert_eq!(stats.records, callers(&sim));
-    let indexed: HashSet<&str> = generation
-        .values()
-        .flatten()
-        .map(|r| r.id.as_str())
+    let indexed: HashSet<String> = generation
+        .numbers_by_record()
+        .into_iter()
+        .map(|(id, _)| id)
         .collect();
     assert!(
         indexed.len() > callers(&sim) / 2,
