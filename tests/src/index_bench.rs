@@ -115,6 +115,8 @@ pub struct IndexReport {
     pub rss_before_kib: u64,
     pub rss_built_kib: u64,
     pub rss_indexed_kib: u64,
+    /// The generation's own heap bytes, as it counts them.
+    pub index_bytes: usize,
     pub memory: Lookups,
     /// None when Redis was skipped; the error when it could not start.
     pub redis: Option<Result<RedisFigures, String>>,
@@ -150,6 +152,13 @@ impl fmt::Display for IndexReport {
             mib(self.rss_indexed_kib.saturating_sub(self.rss_built_kib)),
             self.rss_indexed_kib.saturating_sub(self.rss_built_kib) as f64 * 1024.0
                 / self.numbers.max(1) as f64,
+        )?;
+        writeln!(
+            f,
+            "  the index itself: {:.1} MiB on the heap ({:.0} bytes per record, {:.0} per number)",
+            self.index_bytes as f64 / 1024.0 / 1024.0,
+            self.index_bytes as f64 / self.records.max(1) as f64,
+            self.index_bytes as f64 / self.numbers.max(1) as f64,
         )?;
         writeln!(f, "  lookup (memory): {}", self.memory)?;
         match &self.redis {
@@ -225,6 +234,7 @@ pub async fn run(records: usize, redis: bool) -> Result<IndexReport> {
     let build = started.elapsed();
     let rss_built_kib = rss_kib(pid)?;
     let numbers: Vec<String> = generation.numbers().collect();
+    let index_bytes = generation.heap_bytes();
     if numbers.is_empty() {
         bail!("the build indexed no number");
     }
@@ -252,6 +262,7 @@ pub async fn run(records: usize, redis: bool) -> Result<IndexReport> {
         rss_before_kib,
         rss_built_kib,
         rss_indexed_kib,
+        index_bytes,
         memory,
         redis,
     })

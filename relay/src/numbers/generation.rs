@@ -207,6 +207,23 @@ impl Generation {
         self.by_id.len()
     }
 
+    /// The bytes the generation holds on the heap (its arrays' capacities; the odd numbers'
+    /// map approximately): what a tenant's index costs, whatever the allocator adds.
+    pub fn heap_bytes(&self) -> usize {
+        use std::mem::size_of;
+        let other: usize = self
+            .other
+            .iter()
+            .map(|(n, rows)| n.len() + rows.capacity() * 4 + size_of::<(Box<str>, Vec<u32>)>())
+            .sum();
+        self.text.bytes.capacity()
+            + self.rows.capacity() * size_of::<Row>()
+            + self.by_id.capacity() * size_of::<u32>()
+            + self.numbers.capacity() * size_of::<u64>()
+            + self.owners.capacity() * size_of::<u32>()
+            + other
+    }
+
     /// Every record carrying `number`, in no promised order (ranking orders them).
     pub fn get(&self, number: &str) -> Vec<IndexedRecord> {
         self.rows_of(number)
@@ -551,6 +568,7 @@ impl GenerationBuilder {
                 fresh
             });
         }
+        by_id.shrink_to_fit();
         let (numbers, owners): (Vec<u64>, Vec<u32>) = links.into_iter().unzip();
         let mut text = text;
         text.bytes.shrink_to_fit();

@@ -2,7 +2,7 @@
 //! accepts, and the direct access the simulator's other parts and the tests use (phone lookup,
 //! imports, touching a record) without going through HTTP.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::RwLock;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
@@ -46,7 +46,9 @@ pub(super) const COLLECTIONS: &[(&str, &str, Option<&str>)] = &[
 #[derive(Debug, Default)]
 pub(super) struct Collection {
     pub(super) items: Vec<Value>,
-    pub(super) by_id: HashMap<String, usize>,
+    /// Ordered, so a page ordered by id starts where the last one ended, as a database's
+    /// index on the key would (a crawl of a large tenant would otherwise scan it per page).
+    pub(super) by_id: BTreeMap<String, usize>,
 }
 
 impl Collection {

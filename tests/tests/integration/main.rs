@@ -16,6 +16,7 @@ mod finesse;
 mod freeswitch;
 mod genesys;
 mod history;
+mod index_load;
 mod index_refresh;
 mod instances;
 mod languages;
