@@ -50,19 +50,14 @@ pub(super) async fn list(
             Some(last) => Bound::Excluded(last),
             None => Bound::Unbounded,
         };
-        let page: Vec<Value> = c
+        let page = c
             .by_id
             .range::<str, _>((from, Bound::Unbounded))
             .filter_map(|(_, &i)| items.get(i))
             .filter(wanted)
             .skip(o.skip)
-            .take(o.top)
-            .map(|r| match &o.select {
-                Some(fields) => query::select(r, fields),
-                None => r.clone(),
-            })
-            .collect();
-        return Ok(Json(json!({"value": page})).into_response());
+            .take(o.top);
+        return Ok(page_response(page, &o, None));
     }
     let mut hits: Vec<&Value> = items.iter().filter(wanted).collect();
     let total = hits.len();
@@ -82,21 +77,30 @@ pub(super) async fn list(
         ranked.sort_by(order);
         hits = ranked.into_iter().map(|(_, r)| r).collect();
     }
-    let page: Vec<Value> = hits
-        .into_iter()
-        .skip(o.skip)
-        .take(o.top)
+    let page = hits.into_iter().skip(o.skip).take(o.top);
+    Ok(page_response(page, &o, o.count.then_some(total)))
+}
+
+/// A list's answer: `{"count"?, "value": [...]}`, the records written straight from the
+/// collection (a page of a large tenant would otherwise be copied before it is written).
+fn page_response<'a>(
+    page: impl Iterator<Item = &'a Value>,
+    o: &Options,
+    count: Option<usize>,
+) -> Response {
+    #[derive(serde::Serialize)]
+    struct Page<'a> {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        count: Option<usize>,
+        value: Vec<std::borrow::Cow<'a, Value>>,
+    }
+    let value = page
         .map(|r| match &o.select {
-            Some(fields) => query::select(r, fields),
-            None => r.clone(),
+            Some(fields) => std::borrow::Cow::Owned(query::select(r, fields)),
+            None => std::borrow::Cow::Borrowed(r),
         })
         .collect();
-    let body = if o.count {
-        json!({"count": total, "value": page})
-    } else {
-        json!({"value": page})
-    };
-    Ok(Json(body).into_response())
+    Json(Page { count, value }).into_response()
 }
 
 /// Whether a list asks for a page in ascending id order without a count, and the id its
