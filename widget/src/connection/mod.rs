@@ -52,7 +52,7 @@ pub fn ws_url(page_protocol: &str, page_host: &str) -> String {
 
 /// Where the connection stands, as the status line shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
-#[serde(tag = "state", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum ConnectionStatus {
     #[default]
     Connecting,
@@ -71,7 +71,7 @@ pub enum ConnectionStatus {
 /// Why the socket is down. A reason rather than words, so each tab says it in its rep's
 /// language ([`Disconnect::message`]).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(tag = "why", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum Disconnect {
     /// The socket closed with `code`. `relay_reason` is the relay's own words (English, for
     /// whoever reads the status line's tooltip or a bug report), at most 80 characters.

@@ -18,7 +18,7 @@ pub const CLAIM_MS: u64 = 600;
 
 /// What tabs tell each other about leadership.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum Signal {
     Heartbeat { from: u64 },
     Claim { from: u64 },

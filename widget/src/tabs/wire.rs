@@ -13,8 +13,11 @@ use crate::ui::{UiAction, ViewModel};
 /// The version of these messages. Raise it with any change a tab of the previous version would
 /// misread. Messages without a version are from before it existed (version 1). Version 3: the
 /// status line's reasons travel as reasons, not English words, and a problem may carry the
-/// message id of its words, so that each tab says them in its rep's language.
-pub const VERSION: u32 = 3;
+/// message id of its words, so that each tab says them in its rep's language. Version 4: the
+/// message travels under `message` and enums are tagged by their variant's name as the key
+/// (serde's default), so a message is read in one pass without being buffered first: that
+/// took about a tenth off the widget's code.
+pub const VERSION: u32 = 4;
 
 /// What a leader shows, as followers mirror it.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -27,7 +30,7 @@ pub struct Mirror {
 
 /// Everything the rep's tabs say to each other.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum TabMessage {
     /// The fallback election (browsers without Web Locks).
     Election { signal: Signal },
@@ -42,20 +45,14 @@ pub enum TabMessage {
 #[derive(Serialize)]
 struct Outgoing<'a> {
     version: u32,
-    #[serde(flatten)]
     message: &'a TabMessage,
 }
 
+/// A message of another version fails to read or is refused for its version: ignored alike.
 #[derive(Deserialize)]
 struct Incoming {
-    #[serde(default = "first_version")]
     version: u32,
-    #[serde(flatten)]
-    message: serde_json::Value,
-}
-
-fn first_version() -> u32 {
-    1
+    message: TabMessage,
 }
 
 /// The message as it travels.
@@ -70,10 +67,7 @@ pub fn encode(message: &TabMessage) -> Option<String> {
 /// The message in `text`, when it is one of this version.
 pub fn decode(text: &str) -> Option<TabMessage> {
     let incoming: Incoming = serde_json::from_str(text).ok()?;
-    if incoming.version != VERSION {
-        return None;
-    }
-    serde_json::from_value(incoming.message).ok()
+    (incoming.version == VERSION).then_some(incoming.message)
 }
 
 #[cfg(test)]
@@ -123,13 +117,18 @@ mod tests {
             "unversioned: version 1"
         );
         assert_eq!(
-            decode(r#"{"version":2,"type":"hello"}"#),
+            decode(r#"{"version":3,"type":"hello"}"#),
             None,
             "the previous version"
         );
-        assert_eq!(decode(r#"{"version":4,"type":"hello"}"#), None);
         assert_eq!(
-            decode(&format!(r#"{{"version":{VERSION},"type":"hello"}}"#)),
+            decode(r#"{"version":3,"message":"hello"}"#),
+            None,
+            "the previous version's number"
+        );
+        assert_eq!(decode(r#"{"version":5,"message":"hello"}"#), None);
+        assert_eq!(
+            decode(&format!(r#"{{"version":{VERSION},"message":"hello"}}"#)),
             Some(TabMessage::Hello)
         );
         assert_eq!(decode("not json"), None);

@@ -78,7 +78,7 @@ pub struct CallItem {
 
 /// What the rep asked for.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(tag = "kind", content = "with", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum UiAction {
     Command {
         call_id: String,
