@@ -170,7 +170,7 @@ pub async fn run(
             done,
             total,
         });
-        crawl(client, collection, None, &unlimited, |record| {
+        crawl(client, collection, None, None, &unlimited, |record| {
             done += 1;
             summary.records += 1;
             for field in phone_fields(kind, record) {

@@ -193,7 +193,8 @@ pub async fn build_generation(
     // The callers first: they are the index, and nothing read after them can stop it being built.
     // Accounts come first among them, so contacts find their account's owner.
     for (collection, kind) in CALLER_COLLECTIONS {
-        stats.requests += crawl(client, collection, None, budget, |record| {
+        let select = records::caller_select(kind);
+        stats.requests += crawl(client, collection, None, select, budget, |record| {
             stats.records += 1;
             if kind == RecordKind::Account
                 && let (Some(id), Some(owner)) = (
@@ -217,6 +218,7 @@ pub async fn build_generation(
         client,
         Collection::Opportunities,
         Some(records::OPEN_OPPORTUNITY_FILTER.into()),
+        Some(records::OPPORTUNITY_ACCOUNT_SELECT),
         budget,
         |opportunity| {
             if let Some(account) = records::opportunity_account(opportunity) {
@@ -234,6 +236,7 @@ pub async fn build_generation(
             client,
             Collection::PhoneCalls,
             Some(records::calls_since_filter(since)),
+            Some(records::CALL_ACCOUNT_AND_START_SELECT),
             budget,
             |call| signals.note_call(call),
         )
@@ -253,11 +256,19 @@ pub async fn employees(
     budget: &DailyBudget,
 ) -> Result<HashMap<String, String>, BuildError> {
     let mut map = HashMap::new();
-    crawl(client, Collection::Employees, None, budget, |employee| {
-        if let Some((email, id)) = records::employee_email_and_id(employee) {
-            map.insert(email.to_lowercase(), id.to_string());
-        }
-    })
+    // Whole records: an employee's e-mail may sit outside the published `workplaceAddress`.
+    crawl(
+        client,
+        Collection::Employees,
+        None,
+        None,
+        budget,
+        |employee| {
+            if let Some((email, id)) = records::employee_email_and_id(employee) {
+                map.insert(email.to_lowercase(), id.to_string());
+            }
+        },
+    )
     .await?;
     Ok(map)
 }
@@ -325,8 +336,15 @@ pub fn throttle_wait(retry_after_s: Option<u64>, attempt: u32) -> Option<Duratio
     }
 }
 
-fn page_query(cursor: &Cursor, filter: Option<&str>) -> Vec<(&'static str, String)> {
+fn page_query(
+    cursor: &Cursor,
+    filter: Option<&str>,
+    select: Option<&str>,
+) -> Vec<(&'static str, String)> {
     let mut query = vec![("$top", PAGE_SIZE.to_string())];
+    if let Some(select) = select {
+        query.push(("$select", select.to_string()));
+    }
     let mut after = None;
     match cursor {
         Cursor::Keyset { after: last } => {
@@ -354,6 +372,10 @@ fn page_query(cursor: &Cursor, filter: Option<&str>) -> Vec<(&'static str, Strin
 /// Pages through one collection (by ascending id where V2 allows), handing each record to
 /// `visit`; returns the number of requests made.
 ///
+/// With `select`, pages carry only those fields. A first page refused with it is asked for
+/// again without it before paging falls back: `$select` is published, but a tenant may lack a
+/// field the selection names (a schema change), and whole records still build the index.
+///
 /// The next page is asked for before the current one is visited, so V2 prepares and sends it
 /// while this process normalizes the numbers of the one before: the crawl takes about the
 /// longer of the two instead of their sum.
@@ -361,6 +383,7 @@ pub async fn crawl(
     client: &V2Client,
     collection: Collection,
     filter: Option<String>,
+    mut select: Option<&str>,
     budget: &DailyBudget,
     mut visit: impl FnMut(&Value),
 ) -> Result<usize, BuildError> {
@@ -371,6 +394,7 @@ pub async fn crawl(
     let mut received: Vec<Value> = Vec::new();
     // Said once the fallback worked: a refusal of the crawl's own filter is not about paging.
     let mut refused_keyset: Option<V2Error> = None;
+    let mut refused_select: Option<V2Error> = None;
     loop {
         if let Cursor::Skip { skip, .. } = cursor
             && skip > MAX_SKIP
@@ -380,7 +404,7 @@ pub async fn crawl(
                 reached: skip,
             });
         }
-        let query = page_query(&cursor, filter.as_deref());
+        let query = page_query(&cursor, filter.as_deref(), select);
         let visited = std::mem::take(&mut received);
         let (fetched, ()) = tokio::join!(
             fetch_page(client, collection, &query, budget, &mut requests),
@@ -390,7 +414,16 @@ pub async fn crawl(
         );
         let page = match fetched {
             Ok(page) => page,
+            Err(BuildError::V2(err @ V2Error::Status { status: 400, .. }))
+                if select.is_some() && cursor == (Cursor::Keyset { after: None }) =>
+            {
+                refused_select = Some(err);
+                select = None;
+                continue;
+            }
             Err(BuildError::V2(err @ V2Error::Status { status: 400, .. })) => {
+                // Refused without the selection too: the paging was the problem.
+                refused_select = None;
                 match fallback(&cursor, seen) {
                     Some(next) => {
                         refused_keyset = Some(err);
@@ -402,6 +435,12 @@ pub async fn crawl(
             }
             Err(err) => return Err(err),
         };
+        if let Some(err) = refused_select.take() {
+            tracing::warn!(
+                %err, collection = collection.path(),
+                "V2 refused the crawl's $select; reading whole records"
+            );
+        }
         if let Some(err) = refused_keyset.take() {
             tracing::warn!(
                 %err, collection = collection.path(),
@@ -631,7 +670,7 @@ mod tests {
 
     #[test]
     fn pages_ask_for_the_filter_and_the_cursor_together() {
-        let q = page_query(&keyset("a'b"), Some("x eq 1"));
+        let q = page_query(&keyset("a'b"), Some("x eq 1"), None);
         assert!(q.contains(&("$orderby", "id".into())));
         assert!(
             q.contains(&("$filter", "(x eq 1) and id gt 'a''b'".into())),
@@ -643,11 +682,13 @@ mod tests {
                 ordered: false,
             },
             Some("x eq 1"),
+            Some("id,a"),
         );
         assert_eq!(
             q,
             vec![
                 ("$top", "999".to_string()),
+                ("$select", "id,a".into()),
                 ("$skip", "999".into()),
                 ("$filter", "x eq 1".into())
             ]

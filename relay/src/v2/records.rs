@@ -30,6 +30,36 @@ pub const CALLER_COLLECTIONS: [(Collection, RecordKind); 3] = [
     ),
 ];
 
+/// `$select` of a crawl of `kind`: the fields [`caller_record`], [`phone_fields`] and
+/// [`owner_id`] read, each in the collection's published schema (contacts have no `ownerId` or
+/// `firstLineName`, individual customers no `firstLineName`). A page of these is about a third
+/// of a whole one, for V2 to write and the relay to read. Nested paths (`defaultCommunication/
+/// phoneFormattedNumber`) are not used: whether V2 selects inside an object is not published.
+/// A kind added later reads whole records until its fields are listed here.
+pub fn caller_select(kind: RecordKind) -> Option<&'static str> {
+    Some(match kind {
+        RecordKind::Account => {
+            "id,displayId,formattedName,firstLineName,ownerId,defaultAddress,defaultCommunication,\
+             addresses"
+        }
+        RecordKind::IndividualCustomer => {
+            "id,displayId,formattedName,givenName,familyName,ownerId,defaultAddress,\
+             defaultCommunication,addresses"
+        }
+        RecordKind::Contact => {
+            "id,displayId,formattedName,givenName,familyName,accountId,phoneFormattedNumber,\
+             mobileFormattedNumber,isContactPersonFor"
+        }
+        _ => return None,
+    })
+}
+
+/// `$select` of the open-opportunity crawl: [`opportunity_account`]'s field.
+pub const OPPORTUNITY_ACCOUNT_SELECT: &str = "account";
+
+/// `$select` of the phone-call crawl: [`call_account_and_start`]'s fields.
+pub const CALL_ACCOUNT_AND_START_SELECT: &str = "account,startDateTime";
+
 /// Whether records of `kind` have `...NormalisedNumber` twins next to their formatted numbers:
 /// accounts and individual customers do (CDS-ACC, SAP's mock data), contacts do not (SDK-GEN has
 /// only `...FormattedNumber`, on the contact and in `isContactPersonFor[]`).

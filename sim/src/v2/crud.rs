@@ -92,12 +92,18 @@ fn page_response<'a>(
     struct Page<'a> {
         #[serde(skip_serializing_if = "Option::is_none")]
         count: Option<usize>,
-        value: Vec<std::borrow::Cow<'a, Value>>,
+        value: Vec<Record<'a>>,
+    }
+    #[derive(serde::Serialize)]
+    #[serde(untagged)]
+    enum Record<'a> {
+        Whole(&'a Value),
+        Selected(query::Selected<'a>),
     }
     let value = page
         .map(|r| match &o.select {
-            Some(fields) => std::borrow::Cow::Owned(query::select(r, fields)),
-            None => std::borrow::Cow::Borrowed(r),
+            Some(fields) => Record::Selected(query::Selected::new(r, fields)),
+            None => Record::Whole(r),
         })
         .collect();
     Json(Page { count, value }).into_response()

@@ -367,16 +367,37 @@ pub fn order(keys: &[OrderKey], a: &Value, b: &Value) -> Ordering {
     Ordering::Equal
 }
 
-/// Keeps the selected top-level fields (and `id`).
-pub fn select(record: &Value, fields: &[String]) -> Value {
-    match record {
-        Value::Object(map) => Value::Object(
-            map.iter()
-                .filter(|(k, _)| k.as_str() == "id" || fields.iter().any(|f| f == *k))
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
-        ),
-        other => other.clone(),
+/// A record as `$select` shows it: its selected top-level fields (and `id`). It is written
+/// straight from the stored record, so a page of a large tenant is not copied to be trimmed.
+#[derive(Debug)]
+pub struct Selected<'a> {
+    record: &'a Value,
+    fields: &'a [String],
+}
+
+impl<'a> Selected<'a> {
+    pub fn new(record: &'a Value, fields: &'a [String]) -> Self {
+        Selected { record, fields }
+    }
+
+    fn keeps(&self, key: &str) -> bool {
+        key == "id" || self.fields.iter().any(|f| f == key)
+    }
+}
+
+impl serde::Serialize for Selected<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        match self.record {
+            Value::Object(map) => {
+                let mut out = serializer.serialize_map(None)?;
+                for (key, value) in map.iter().filter(|(k, _)| self.keeps(k)) {
+                    out.serialize_entry(key, value)?;
+                }
+                out.end()
+            }
+            other => other.serialize(serializer),
+        }
     }
 }
 
@@ -435,7 +456,9 @@ mod tests {
         let b = json!({"id":"2","startDateTime":"2026-02-01"});
         assert_eq!(order(&keys, &a, &b), Ordering::Greater);
         assert!(parse_orderby("id sideways").is_err());
-        let s = select(&json!({"id":"1","a":1,"b":2}), &["a".into()]);
+        let record = json!({"id":"1","a":1,"b":2});
+        let fields = ["a".to_string()];
+        let s = serde_json::to_value(Selected::new(&record, &fields)).expect("serializes");
         assert_eq!(s, json!({"id":"1","a":1}));
     }
 }

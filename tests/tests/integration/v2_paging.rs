@@ -1,5 +1,6 @@
 //! Crawling a V2 that behaves as V2 may, beyond what is published: ranking-signal queries
-//! refused, pages capped below 999, a 429 without Retry-After, keyset paging refused.
+//! refused, pages capped below 999, a 429 without Retry-After, keyset paging refused, a field
+//! of the crawl's `$select` gone from the tenant.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -170,9 +171,16 @@ async fn a_429_without_retry_after_resumes_the_page() {
     .await;
     let before = sim.sim.v2.request_count();
     let mut ids = Vec::new();
-    let requests = crawl(&client, Collection::Accounts, None, &unlimited(), |r| {
-        ids.push(r["id"].as_str().unwrap_or_default().to_string());
-    })
+    let requests = crawl(
+        &client,
+        Collection::Accounts,
+        None,
+        None,
+        &unlimited(),
+        |r| {
+            ids.push(r["id"].as_str().unwrap_or_default().to_string());
+        },
+    )
     .await
     .expect("crawled");
     let unique: HashSet<&String> = ids.iter().collect();
@@ -206,4 +214,41 @@ async fn a_v2_refusing_keyset_paging_is_crawled_with_skip() {
         "{} records",
         indexed.len()
     );
+}
+
+#[tokio::test]
+async fn a_tenant_without_a_selected_field_is_crawled_with_whole_records() {
+    let (sim, client) = tenant(SimConfig::default()).await;
+    let (selected, selected_stats) = build_generation(&client, &options(), &unlimited())
+        .await
+        .expect("built");
+
+    // The same seed, on a tenant that lacks a field each caller collection's selection names:
+    // every caller collection is read whole, and must index exactly what the selection did.
+    let (changed, client) = tenant(SimConfig::default()).await;
+    for (collection, field) in [
+        ("accounts", "firstLineName"),
+        ("contactPersons", "accountId"),
+        ("individualCustomers", "givenName"),
+    ] {
+        changed.sim.v2.withdraw_property(collection, field);
+    }
+    let (whole, stats) = build_generation(&client, &options(), &unlimited())
+        .await
+        .expect("built without the selections");
+    assert_eq!(stats.records, callers(&sim));
+    assert_eq!(stats.records, selected_stats.records);
+    assert_eq!(
+        stats.requests,
+        selected_stats.requests + 3,
+        "each caller collection's first page asked for again without $select, and only that"
+    );
+    assert!(stats.refused.is_empty(), "{:?}", stats.refused);
+    let entries = |g: &cti_relay::numbers::generation::Generation| {
+        let mut all: Vec<_> = g.entries().collect();
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        all
+    };
+    assert_eq!(whole.len(), selected.len(), "every number indexed");
+    assert_eq!(entries(&whole), entries(&selected));
 }
