@@ -15,6 +15,10 @@ fn main() -> anyhow::Result<()> {
         "index benchmark, {} cores",
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
+    println!(
+        "relay processes: {}",
+        index_bench::relay_binary()?.display()
+    );
     for records in sizes {
         // One size at a time, each in a fresh tenant: the next size's memory starts from this
         // one's leftovers only as far as the allocator keeps them.

@@ -5,6 +5,10 @@
 //! The simulator runs in this process, so the process's resident memory before the build
 //! already holds the seeded tenant; what the build adds is the index generation (and whatever
 //! the crawl's pages left to the allocator). Redis's figures are the redis-server process's own.
+//!
+//! What a Cloud Foundry memory limit is held against is measured apart: a release relay
+//! process builds the same tenant's index, then rebuilds it (when both generations are alive),
+//! and its peak resident memory (`VmHWM`) is read, in memory mode and in Redis mode.
 
 use std::fmt;
 use std::sync::Arc;
@@ -22,6 +26,7 @@ use cti_sim::SimConfig;
 
 use crate::push_load::{quantile, rss_kib};
 use crate::redis::RedisServer;
+use crate::relay_process::RelayProcess;
 
 /// Lookups timed in memory and through Redis.
 const MEMORY_LOOKUPS: usize = 200_000;
@@ -98,6 +103,32 @@ pub struct RedisFigures {
     pub lookups: Lookups,
 }
 
+/// A relay process that built the index and rebuilt it once.
+#[derive(Debug, Clone)]
+pub struct ProcessFigures {
+    /// `memory` or `redis`.
+    pub mode: &'static str,
+    /// The process's peak resident memory (`VmHWM`) and its resident memory after the rebuild,
+    /// KiB.
+    pub peak_kib: u64,
+    pub after_kib: u64,
+    /// From the process's start to the end of its second build.
+    pub elapsed: Duration,
+}
+
+impl fmt::Display for ProcessFigures {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} mode: peak resident {:.0} MiB over a build and a rebuild, {:.0} MiB after ({:.0} s)",
+            self.mode,
+            self.peak_kib as f64 / 1024.0,
+            self.after_kib as f64 / 1024.0,
+            self.elapsed.as_secs_f64()
+        )
+    }
+}
+
 /// What one size measured.
 #[derive(Debug, Clone)]
 pub struct IndexReport {
@@ -120,6 +151,9 @@ pub struct IndexReport {
     pub memory: Lookups,
     /// None when Redis was skipped; the error when it could not start.
     pub redis: Option<Result<RedisFigures, String>>,
+    /// Release relay processes building the index (memory mode, and Redis mode unless skipped);
+    /// the error when one could not be measured.
+    pub processes: Vec<Result<ProcessFigures, String>>,
 }
 
 impl fmt::Display for IndexReport {
@@ -162,8 +196,8 @@ impl fmt::Display for IndexReport {
         )?;
         writeln!(f, "  lookup (memory): {}", self.memory)?;
         match &self.redis {
-            None => writeln!(f, "  redis: skipped (--no-redis)"),
-            Some(Err(why)) => writeln!(f, "  redis: skipped: {why}"),
+            None => writeln!(f, "  redis: skipped (--no-redis)")?,
+            Some(Err(why)) => writeln!(f, "  redis: skipped: {why}")?,
             Some(Ok(r)) => {
                 writeln!(
                     f,
@@ -173,9 +207,16 @@ impl fmt::Display for IndexReport {
                     mib(r.rss_after_kib),
                     mib(r.rss_after_kib.saturating_sub(r.rss_before_kib)),
                 )?;
-                writeln!(f, "  lookup (redis, loopback): {}", r.lookups)
+                writeln!(f, "  lookup (redis, loopback): {}", r.lookups)?;
             }
         }
+        for process in &self.processes {
+            match process {
+                Ok(p) => writeln!(f, "  relay process, {p}")?,
+                Err(why) => writeln!(f, "  relay process: not measured: {why}")?,
+            }
+        }
+        Ok(())
     }
 }
 
@@ -201,7 +242,7 @@ async fn time_lookups(
 
 /// Builds the index of a simulated tenant of `records` records (split evenly over the three
 /// caller collections) and times lookups in memory and, with `redis`, in Redis.
-pub async fn run(records: usize, redis: bool) -> Result<IndexReport> {
+pub async fn run(records: usize, redis_wanted: bool) -> Result<IndexReport> {
     let per_collection = records.div_ceil(3);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let started = Instant::now();
@@ -243,7 +284,7 @@ pub async fn run(records: usize, redis: bool) -> Result<IndexReport> {
     let rss_indexed_kib = rss_kib(pid)?;
     let memory = time_lookups(&index, &numbers, MEMORY_LOOKUPS).await?;
     drop(index);
-    let redis = match redis {
+    let redis = match redis_wanted {
         false => None,
         true => Some(
             redis_figures(generation, &numbers)
@@ -251,6 +292,23 @@ pub async fn run(records: usize, redis: bool) -> Result<IndexReport> {
                 .map_err(|e| format!("{e:#}")),
         ),
     };
+    // The in-process generation and index are gone; the relay processes read the same tenant.
+    let mut processes = vec![
+        relay_process_figures(&sim.url(), None)
+            .await
+            .map_err(|e| format!("{e:#}")),
+    ];
+    if redis_wanted {
+        let figures = match RedisServer::start().await {
+            Ok(mut server) => {
+                let figures = relay_process_figures(&sim.url(), Some(&server.url())).await;
+                server.stop();
+                figures
+            }
+            Err(err) => Err(err.context("starting redis-server")),
+        };
+        processes.push(figures.map_err(|e| format!("{e:#}")));
+    }
     drop(sim);
     Ok(IndexReport {
         seeded: per_collection * 3,
@@ -265,7 +323,76 @@ pub async fn run(records: usize, redis: bool) -> Result<IndexReport> {
         index_bytes,
         memory,
         redis,
+        processes,
     })
+}
+
+/// Starts a release relay process on the simulated tenant, waits for its first build and one
+/// rebuild to succeed, and reads its memory.
+async fn relay_process_figures(sim_url: &str, redis: Option<&str>) -> Result<ProcessFigures> {
+    /// A build of a million records takes about a minute here; far longer is a failure.
+    const PATIENCE: Duration = Duration::from_secs(20 * 60);
+    let http = reqwest::Client::new();
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+    let config = cti_relay::Config::demo(sim_url);
+    // The shortest refresh period the relay takes: the rebuild follows the first build soon.
+    let extra = [("CTI_INDEX_REFRESH_SECS", "10".to_string())];
+    let started = Instant::now();
+    let relay = RelayProcess::spawn_configured(relay_binary()?, &config, addr, redis, &extra)?;
+    let pid = relay.pid().context("the relay process is not running")?;
+    let deadline = started + PATIENCE;
+    loop {
+        if Instant::now() > deadline {
+            bail!("no rebuild within {PATIENCE:?}");
+        }
+        // Polling a process's metrics: nothing else tells this process when a build ends.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        // Not listening yet while it starts.
+        let Ok(response) = http.get(format!("{}/metrics", relay.url())).send().await else {
+            continue;
+        };
+        let metrics = response.text().await?;
+        let builds = |outcome: &str| {
+            crate::push_load::sample(
+                &metrics,
+                &format!("cti_index_builds_total{{tenant=\"demo\",outcome=\"{outcome}\"}}"),
+            )
+            .unwrap_or(0.0)
+        };
+        if builds("failed") > 0.0 {
+            bail!("the relay's index build failed (run with CTI_TEST_LOG=info for its log)");
+        }
+        if builds("ok") >= 2.0 {
+            break;
+        }
+    }
+    let elapsed = started.elapsed();
+    Ok(ProcessFigures {
+        mode: if redis.is_some() { "redis" } else { "memory" },
+        peak_kib: status_kib(pid, "VmHWM:")?,
+        after_kib: rss_kib(pid)?,
+        elapsed,
+    })
+}
+
+/// The relay binary measured: `CTI_BENCH_RELAY` (`cargo xtask bench index` sets it to the
+/// static musl build `cargo xtask dist` ships, whose allocator is not glibc's), else this
+/// build's own `cti-relay`.
+pub fn relay_binary() -> Result<std::path::PathBuf> {
+    match std::env::var_os("CTI_BENCH_RELAY") {
+        Some(path) => Ok(path.into()),
+        None => crate::relay_process::relay_binary(),
+    }
+}
+
+/// A `/proc/<pid>/status` memory line, KiB.
+fn status_kib(pid: u32, field: &str) -> Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix(field))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .with_context(|| format!("no {field} in /proc/{pid}/status"))
 }
 
 async fn redis_figures(

@@ -88,6 +88,28 @@ impl RelayProcess {
         Ok(relay)
     }
 
+    /// Starts `binary` configured as [`RelayProcess::start_configured`] does, without waiting
+    /// for it to be ready: for a benchmark that watches the process itself (readiness waits
+    /// for a whole index build, which takes longer than a test waits on a large tenant).
+    pub fn spawn_configured(
+        binary: PathBuf,
+        config: &Config,
+        addr: SocketAddr,
+        redis: Option<&str>,
+        extra: &[(&str, String)],
+    ) -> Result<RelayProcess> {
+        let mut env = environment(config, addr, redis)?;
+        env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.clone())));
+        let mut relay = RelayProcess {
+            addr,
+            binary,
+            env,
+            child: None,
+        };
+        relay.spawn()?;
+        Ok(relay)
+    }
+
     /// The process id while it runs (for reading its memory and CPU time under /proc).
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)
@@ -116,6 +138,18 @@ impl RelayProcess {
     }
 
     async fn launch(&mut self, http: &reqwest::Client) -> Result<()> {
+        self.spawn()?;
+        let url = format!("{}/readyz", self.url());
+        eventually("the relay process to become ready", || async {
+            let response = http.get(&url).send().await.ok()?;
+            (response.status() == 200).then_some(())
+        })
+        .await
+    }
+}
+
+impl RelayProcess {
+    fn spawn(&mut self) -> Result<()> {
         self.kill()?;
         let child = Command::new(&self.binary)
             .arg("serve")
@@ -125,12 +159,7 @@ impl RelayProcess {
             .spawn()
             .with_context(|| format!("starting {}", self.binary.display()))?;
         self.child = Some(child);
-        let url = format!("{}/readyz", self.url());
-        eventually("the relay process to become ready", || async {
-            let response = http.get(&url).send().await.ok()?;
-            (response.status() == 200).then_some(())
-        })
-        .await
+        Ok(())
     }
 }
 

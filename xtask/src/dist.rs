@@ -17,33 +17,10 @@ pub(crate) fn dist(args: &[String]) -> Result<PathBuf> {
     if let Some(arg) = args.first() {
         bail!("dist takes no arguments ({arg:?}); run `cargo xtask help`");
     }
-    setup::musl_toolchain()?;
     setup::widget_toolchain()?;
     let root = workspace_root();
     let out = root.join("dist");
-
-    step(&format!(
-        "building the relay: static release binary for {MUSL_TARGET}"
-    ));
-    // ring compiles C: musl-gcc (Debian's musl-tools) is the C compiler that targets musl.
-    run(cargo(&[
-        "build",
-        "--release",
-        "-p",
-        "cti-relay",
-        "--bin",
-        "cti-relay",
-        "--target",
-        MUSL_TARGET,
-    ])
-    .env("CC_x86_64_unknown_linux_musl", "musl-gcc"))?;
-    let built = setup::target_dir().join(format!("{MUSL_TARGET}/release/cti-relay"));
-    if !is_static(&built)? {
-        bail!(
-            "{} asks for a dynamic loader: it would not start on Cloud Foundry's stack",
-            built.display()
-        );
-    }
+    let built = build_static_relay()?;
 
     step("building the widget (trunk build --release)");
     let widget = out.join("widget");
@@ -78,6 +55,34 @@ pub(crate) fn dist(args: &[String]) -> Result<PathBuf> {
         Sizes::of(&binary, &widget)?
     ));
     Ok(out)
+}
+
+/// The relay as `cf push` uploads it: a static release binary for musl; its path.
+pub(crate) fn build_static_relay() -> Result<PathBuf> {
+    setup::musl_toolchain()?;
+    step(&format!(
+        "building the relay: static release binary for {MUSL_TARGET}"
+    ));
+    // ring compiles C: musl-gcc (Debian's musl-tools) is the C compiler that targets musl.
+    run(cargo(&[
+        "build",
+        "--release",
+        "-p",
+        "cti-relay",
+        "--bin",
+        "cti-relay",
+        "--target",
+        MUSL_TARGET,
+    ])
+    .env("CC_x86_64_unknown_linux_musl", "musl-gcc"))?;
+    let built = setup::target_dir().join(format!("{MUSL_TARGET}/release/cti-relay"));
+    if !is_static(&built)? {
+        bail!(
+            "{} asks for a dynamic loader: it would not start on Cloud Foundry's stack",
+            built.display()
+        );
+    }
+    Ok(built)
 }
 
 /// What a deployment ships, in bytes: `dist` prints it, `cargo xtask bench` reports it.

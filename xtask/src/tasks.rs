@@ -517,8 +517,12 @@ pub(crate) fn bench(args: &[String]) -> Result<()> {
             // The load generator starts release relay processes of its own.
             build_release_relay()?;
         }
+        let mut static_relay = None;
         if suite == "index" {
             setup::redis_server()?;
+            // Its relay processes are the binary that ships: musl's allocator, not glibc's,
+            // decides how much of a build's memory stays resident.
+            static_relay = Some(crate::dist::build_static_relay()?);
         }
         if matches!(suite, "pop" | "sizes") && widget.is_none() {
             widget = Some(build_release_widget()?);
@@ -535,6 +539,9 @@ pub(crate) fn bench(args: &[String]) -> Result<()> {
         step(&format!("benchmark: {suite} (release build)"));
         let mut command = cargo(&["bench", "-p", "cti-tests", "--bench", suite, "--"]);
         command.args(passed);
+        if let Some(relay) = &static_relay {
+            command.env("CTI_BENCH_RELAY", relay);
+        }
         if let Some(widget) = &widget {
             // The pop benchmark's relay serves the widget that ships: the release build.
             command.env("CTI_WIDGET_DIST", widget);

@@ -140,11 +140,41 @@ pub(crate) fn best_effort<T>(
 }
 
 /// Per account: who owns it, how many open opportunities it has, when it was last called.
+///
+/// A build holds this for every account of the tenant while its new generation grows beside
+/// the old one, so it is kept small: one entry per account keyed by the id's 16 bytes (V2's
+/// ids are UUIDs), owners (a tenant's few employees) stored once.
 #[derive(Debug, Default, Clone)]
 pub struct AccountSignals {
-    owners: HashMap<String, String>,
-    open_opportunities: HashMap<String, u32>,
-    latest_call: HashMap<String, String>,
+    accounts: HashMap<AccountKey, Known>,
+    owners: Vec<Box<str>>,
+    owner_ids: HashMap<Box<str>, u32>,
+}
+
+/// An account id as [`AccountSignals`] keys it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum AccountKey {
+    Uuid([u8; 16]),
+    /// An id that is not a UUID (never seen from V2; kept so that nothing is lost).
+    Text(Box<str>),
+}
+
+impl AccountKey {
+    fn of(id: &str) -> AccountKey {
+        match uuid::Uuid::try_parse(id) {
+            Ok(uuid) => AccountKey::Uuid(uuid.into_bytes()),
+            Err(_) => AccountKey::Text(id.into()),
+        }
+    }
+}
+
+/// What is known of one account.
+#[derive(Debug, Default, Clone)]
+struct Known {
+    /// Into [`AccountSignals::owners`].
+    owner: Option<u32>,
+    open_opportunities: u32,
+    latest_call: Option<Box<str>>,
 }
 
 impl AccountSignals {
@@ -163,18 +193,47 @@ impl AccountSignals {
 
     /// What is known of `account`.
     pub fn facts(&self, account: &str) -> AccountFacts<'_> {
+        let Some(known) = self.accounts.get(&AccountKey::of(account)) else {
+            return AccountFacts::default();
+        };
         AccountFacts {
-            owner: self.owners.get(account).map(String::as_str),
-            open_opportunities: self.open_opportunities.get(account).copied().unwrap_or(0),
-            last_activity: self.latest_call.get(account).map(String::as_str),
+            owner: known
+                .owner
+                .and_then(|i| self.owners.get(i as usize))
+                .map(|o| &**o),
+            open_opportunities: known.open_opportunities,
+            last_activity: known.latest_call.as_deref(),
         }
+    }
+
+    fn known(&mut self, account: &str) -> &mut Known {
+        self.accounts.entry(AccountKey::of(account)).or_default()
+    }
+
+    fn note_owner(&mut self, account: &str, owner: &str) {
+        let index = match self.owner_ids.get(owner) {
+            Some(&index) => index,
+            None => {
+                let Ok(index) = u32::try_from(self.owners.len()) else {
+                    return;
+                };
+                self.owners.push(owner.into());
+                self.owner_ids.insert(owner.into(), index);
+                index
+            }
+        };
+        self.known(account).owner = Some(index);
+    }
+
+    fn note_open_opportunity(&mut self, account: &str) {
+        self.known(account).open_opportunities += 1;
     }
 
     fn note_call(&mut self, call: &Value) {
         if let Some((account, start)) = records::call_account_and_start(call) {
-            let latest = self.latest_call.entry(account.to_string()).or_default();
-            if start > latest.as_str() {
-                *latest = start.to_string();
+            let latest = &mut self.known(account).latest_call;
+            if latest.as_deref().is_none_or(|l| start > l) {
+                *latest = Some(start.into());
             }
         }
     }
@@ -202,7 +261,7 @@ pub async fn build_generation(
                     records::owner_id(record),
                 )
             {
-                signals.owners.insert(id.to_string(), owner.to_string());
+                signals.note_owner(id, owner);
             }
             let entry = entry_of(kind, record, &options.region);
             stats.unusable_numbers += entry.unusable;
@@ -222,10 +281,7 @@ pub async fn build_generation(
         budget,
         |opportunity| {
             if let Some(account) = records::opportunity_account(opportunity) {
-                *signals
-                    .open_opportunities
-                    .entry(account.to_string())
-                    .or_default() += 1;
+                signals.note_open_opportunity(account);
             }
         },
     )
@@ -547,9 +603,7 @@ pub async fn account_signals(
     if let Some(account) = client.get(Collection::Accounts, account_id).await?
         && let Some(owner) = records::owner_id(&account.record)
     {
-        signals
-            .owners
-            .insert(account_id.to_string(), owner.to_string());
+        signals.note_owner(account_id, owner);
     }
     budget.spend()?;
     let open = client
@@ -564,9 +618,7 @@ pub async fn account_signals(
         .await
         .map_err(BuildError::from);
     if let Some(open) = best_effort(Signal::Opportunities, open, &mut refused)? {
-        signals
-            .open_opportunities
-            .insert(account_id.to_string(), open.len() as u32);
+        signals.known(account_id).open_opportunities = open.len() as u32;
     }
     if let Some(since) = activity_since {
         budget.spend()?;
@@ -707,6 +759,54 @@ mod tests {
         assert_eq!(throttle_wait(None, 2), Some(Duration::from_secs(2)));
         assert_eq!(throttle_wait(None, 6), Some(Duration::from_secs(32)));
         assert_eq!(throttle_wait(None, MAX_PAGE_RETRIES + 1), None);
+    }
+
+    #[test]
+    fn account_signals_keep_owner_count_and_latest_call_per_account() {
+        let a = "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d";
+        let b = "not-a-uuid";
+        let mut signals = AccountSignals::default();
+        signals.note_owner(a, "owner-1");
+        signals.note_owner(b, "owner-1");
+        signals.note_open_opportunity(a);
+        signals.note_open_opportunity(a);
+        for start in [
+            "2026-09-01T10:00:00Z",
+            "2026-09-03T10:00:00Z",
+            "2026-09-02T10:00:00Z",
+        ] {
+            signals.note_call(&serde_json::json!({"account": {"id": a}, "startDateTime": start}));
+        }
+        let facts = signals.facts(a);
+        assert_eq!(facts.owner, Some("owner-1"));
+        assert_eq!(facts.open_opportunities, 2);
+        assert_eq!(facts.last_activity, Some("2026-09-03T10:00:00Z"));
+        assert_eq!(signals.facts(b).owner, Some("owner-1"));
+        assert_eq!(signals.owners.len(), 1, "an owner is kept once");
+        let unknown = signals.facts("1a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d");
+        assert_eq!(unknown.owner, None);
+        assert_eq!(unknown.open_opportunities, 0);
+
+        let mut contact = IndexedRecord {
+            kind: RecordKind::Contact,
+            id: "c".into(),
+            display_id: "1".into(),
+            name: "C".into(),
+            account: Some(cti_protocol::ws::AccountRef {
+                id: a.into(),
+                name: "A".into(),
+            }),
+            owner_id: None,
+            open_opportunities: 0,
+            last_activity: None,
+        };
+        signals.apply(&mut contact);
+        assert_eq!(contact.owner_id.as_deref(), Some("owner-1"));
+        assert_eq!(contact.open_opportunities, 2);
+        assert_eq!(
+            contact.last_activity.as_deref(),
+            Some("2026-09-03T10:00:00Z")
+        );
     }
 
     #[test]
