@@ -1,7 +1,7 @@
 //! One tenant's number index, held compactly.
 //!
-//! The in-memory index of a large tenant must fit the smallest Cloud Foundry instance (128 MB)
-//! beside the rest of the relay: a million records held as `HashMap<String, Vec<IndexedRecord>>`
+//! The in-memory index of a large tenant should fit a small Cloud Foundry instance beside the
+//! rest of the relay (how large a tenant fits 128 MB is measured in the README's Performance): a million records held as `HashMap<String, Vec<IndexedRecord>>`
 //! took well over a kilobyte per record (every string its own allocation, every record copied
 //! under each of its numbers, a reverse map of number strings for updates). Here a record is kept
 //! once, as a fixed-size row of offsets into one text buffer; numbers are integers in one sorted
@@ -292,39 +292,25 @@ impl Generation {
         sorted.chain(self.other.keys().map(|n| n.to_string()))
     }
 
-    /// Each record's id with the numbers it carries.
-    pub fn numbers_by_record(&self) -> Vec<(String, Vec<String>)> {
-        let mut pairs: Vec<(u32, String)> = self
-            .numbers
+    /// Each record's id with the numbers it carries, record by record: writing a large index
+    /// to Redis walks them without holding them all as strings at once.
+    pub fn numbers_by_record(&self) -> NumbersByRecord<'_> {
+        let odd: Vec<(&str, u32)> = self
+            .other
             .iter()
-            .zip(&self.owners)
-            .map(|(key, &row)| (row, format!("+{key}")))
-            .chain(
-                self.other
-                    .iter()
-                    .flat_map(|(n, rows)| rows.iter().map(|&row| (row, n.to_string()))),
-            )
+            .flat_map(|(number, rows)| rows.iter().map(move |&row| (&**number, row)))
             .collect();
-        pairs.sort_by_key(|(row, _)| *row);
-        let mut out: Vec<(String, Vec<String>)> = Vec::new();
-        let mut last_row = None;
-        for (row, number) in pairs {
-            if last_row != Some(row) {
-                let Some(id) = self
-                    .rows
-                    .get(row as usize)
-                    .and_then(|r| self.text.get(r.id))
-                else {
-                    continue;
-                };
-                out.push((id, Vec::new()));
-                last_row = Some(row);
-            }
-            if let Some((_, numbers)) = out.last_mut() {
-                numbers.push(number);
-            }
-        }
-        out
+        let mut by_record = NumbersByRecord {
+            generation: self,
+            odd,
+            order: Vec::new(),
+            at: 0,
+        };
+        let links = self.numbers.len() + by_record.odd.len();
+        let mut order: Vec<u32> = (0..links).filter_map(|l| u32::try_from(l).ok()).collect();
+        order.sort_unstable_by_key(|&link| (by_record.row(link), link));
+        by_record.order = order;
+        by_record
     }
 
     /// Where `id` stands in `by_id`: found, or where it would go.
@@ -400,6 +386,63 @@ impl Generation {
             rows.retain(|&r| !gone(r));
             !rows.is_empty()
         });
+    }
+}
+
+/// What [`Generation::numbers_by_record`] gives: `(record id, its numbers)`, by row.
+#[derive(Debug)]
+pub struct NumbersByRecord<'a> {
+    generation: &'a Generation,
+    /// `(number, row)` of the numbers kept as text.
+    odd: Vec<(&'a str, u32)>,
+    /// Links ordered by row: below `numbers.len()` a sorted link, above it one of `odd`.
+    order: Vec<u32>,
+    at: usize,
+}
+
+impl NumbersByRecord<'_> {
+    fn row(&self, link: u32) -> u32 {
+        let link = link as usize;
+        let sorted = &self.generation.owners;
+        match sorted.get(link) {
+            Some(&row) => row,
+            None => self.odd.get(link - sorted.len()).map_or(u32::MAX, |o| o.1),
+        }
+    }
+
+    fn number(&self, link: u32) -> String {
+        let link = link as usize;
+        let sorted = &self.generation.numbers;
+        match sorted.get(link) {
+            Some(key) => format!("+{key}"),
+            None => self
+                .odd
+                .get(link - sorted.len())
+                .map_or_else(String::new, |o| o.0.to_string()),
+        }
+    }
+}
+
+impl Iterator for NumbersByRecord<'_> {
+    type Item = (String, Vec<String>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            let &first = self.order.get(self.at)?;
+            let row = self.row(first);
+            let to = self.at + self.order[self.at..].partition_point(|&l| self.row(l) == row);
+            let links = self.at..to;
+            self.at = to;
+            let id = self
+                .generation
+                .rows
+                .get(row as usize)
+                .and_then(|r| self.generation.text.get(r.id));
+            if let Some(id) = id {
+                let numbers = self.order[links].iter().map(|&l| self.number(l)).collect();
+                return Some((id, numbers));
+            }
+        }
     }
 }
 
@@ -682,7 +725,7 @@ mod tests {
         let mut numbers: Vec<String> = generation.numbers().collect();
         numbers.sort();
         assert_eq!(numbers, ["+41441111111", "+41442222222", "not a number"]);
-        let mut by_record = generation.numbers_by_record();
+        let mut by_record: Vec<_> = generation.numbers_by_record().collect();
         by_record.sort();
         assert_eq!(
             by_record,
