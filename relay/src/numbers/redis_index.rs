@@ -166,7 +166,6 @@ impl NumberIndex for RedisIndex {
             .map(|(number, records)| (number, to_json(&records)));
         let reverse = generation
             .numbers_by_record()
-            .into_iter()
             .map(|(id, numbers)| (id, to_json(&numbers)));
         store_in_batches(&mut conn, &building_numbers, numbers).await?;
         store_in_batches(&mut conn, &building_records, reverse).await?;

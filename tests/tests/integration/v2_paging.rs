@@ -204,11 +204,7 @@ async fn a_v2_refusing_keyset_paging_is_crawled_with_skip() {
         .await
         .expect("built");
     assert_eq!(stats.records, callers(&sim));
-    let indexed: HashSet<String> = generation
-        .numbers_by_record()
-        .into_iter()
-        .map(|(id, _)| id)
-        .collect();
+    let indexed: HashSet<String> = generation.numbers_by_record().map(|(id, _)| id).collect();
     assert!(
         indexed.len() > callers(&sim) / 2,
         "{} records",
