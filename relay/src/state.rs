@@ -553,7 +553,7 @@ mod tests {
     use super::*;
     use crate::activity::outbox::{Next, tests::log};
     use crate::calls::leg::fixtures::ringing;
-    use crate::numbers::index::IndexedRecord;
+    use crate::numbers::IndexedRecord;
     use crate::secret::Secret;
     use cti_protocol::ws::RecordKind;
 
@@ -585,7 +585,7 @@ mod tests {
             last_activity: None,
         };
         let numbers = &state.numbers;
-        let generation = crate::numbers::index::Generation::from_iter([(
+        let generation = crate::numbers::generation::Generation::from_iter([(
             NUMBER.to_string(),
             vec![record.clone()],
         )]);

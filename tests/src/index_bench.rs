@@ -396,7 +396,7 @@ fn status_kib(pid: u32, field: &str) -> Result<u64> {
 }
 
 async fn redis_figures(
-    generation: cti_relay::numbers::index::Generation,
+    generation: cti_relay::numbers::generation::Generation,
     numbers: &[String],
 ) -> Result<RedisFigures> {
     let mut server = RedisServer::start().await?;

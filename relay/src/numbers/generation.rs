@@ -21,7 +21,7 @@ use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
 
 use cti_protocol::ws::{AccountRef, RecordKind};
 
-use super::index::IndexedRecord;
+use super::record::IndexedRecord;
 
 /// A position in [`TextPool`]; [`NONE`] for an absent value.
 type TextId = u32;

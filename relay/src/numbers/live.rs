@@ -14,7 +14,7 @@ use std::sync::Mutex;
 use crate::v2::client::{Collection, V2Client, V2Error};
 use crate::v2::records::{CALLER_COLLECTIONS, caller_record, phone_filter};
 
-use super::index::IndexedRecord;
+use super::record::IndexedRecord;
 use super::normalize::{DefaultRegion, normalize};
 
 /// How long a collection's refusal is believed before the query is tried again (a tenant's

@@ -20,11 +20,13 @@ pub mod index;
 pub mod live;
 pub mod normalize;
 pub mod rank;
+pub mod record;
 pub mod redis_index;
 pub mod refresh;
 pub mod update;
 
-pub use index::{IndexedRecord, MemoryIndex, NumberIndex};
+pub use index::{MemoryIndex, NumberIndex};
+pub use record::IndexedRecord;
 pub use normalize::{DefaultRegion, InvalidNumber, Normalized, normalize, to_e164};
 pub use refresh::{IndexStatus, RefreshPhase, RefreshStatus};
 

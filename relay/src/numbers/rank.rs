@@ -9,7 +9,7 @@ use std::str::FromStr;
 
 use cti_protocol::ws::RecordKind;
 
-use super::index::IndexedRecord;
+use super::record::IndexedRecord;
 
 /// One criterion of a tenant's match order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -21,7 +21,9 @@ use serde::Serialize;
 
 use super::choices::ChoiceStore;
 use super::coordination::{CHANGES_KEPT_MS, RefreshCoordination};
-use super::index::{Generation, IndexError, IndexedRecord, NumberIndex};
+use super::generation::Generation;
+use super::index::{IndexError, NumberIndex};
+use super::record::IndexedRecord;
 
 /// Fields written per round trip while building.
 const BATCH: usize = 1_000;

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use cti_relay::numbers::choices::ChoiceStore;
 use cti_relay::numbers::coordination::RefreshCoordination;
-use cti_relay::numbers::index::{Generation, IndexedRecord, NumberIndex};
+use cti_relay::numbers::generation::Generation;
+use cti_relay::numbers::{IndexedRecord, NumberIndex};
 use cti_relay::numbers::redis_index::RedisIndex;
 use cti_relay::secret::Secret;
 use cti_tests::redis::RedisServer;

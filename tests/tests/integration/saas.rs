@@ -2,7 +2,8 @@
 //! over HTTP with the simulated registry's client-credentials token, the tokens they refuse, and
 //! an unsubscribed tenant's keys gone from a real redis-server.
 
-use cti_relay::numbers::index::{Generation, IndexedRecord};
+use cti_relay::numbers::IndexedRecord;
+use cti_relay::numbers::generation::Generation;
 use cti_tests::eventually;
 use cti_tests::redis::RedisServer;
 use serde_json::{Value, json};
