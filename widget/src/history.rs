@@ -15,7 +15,8 @@ use cti_protocol::{ActivityStatus, CallState, CallView, Direction, EndReason, Re
 use serde::{Deserialize, Serialize};
 
 use crate::ui::caller::primary_match;
-use crate::ui::format::{ended_as, parse_rfc3339_ms};
+use crate::intl::parse_rfc3339_ms;
+use crate::ui::format::ended_as;
 
 /// How many calls the history keeps.
 pub const CAPACITY: usize = 20;

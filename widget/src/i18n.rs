@@ -278,13 +278,13 @@ impl I18n {
     /// A date (`YYYY-MM-DD…`) the way the language writes it, e.g. `24 Nov 2026`,
     /// `24. Nov. 2026`, `24 nov. 2026`; the text itself if it does not start with a date.
     pub fn date(&self, text: &str) -> String {
-        crate::ui::format::date(text, self.lang.formatting_locale())
+        crate::intl::date(text, self.lang.formatting_locale())
     }
 
     /// An amount with grouped thousands and cents only when there are any, then the currency
     /// code: `12,500 EUR`, `12.500 EUR`, `12 500 EUR`.
     pub fn amount(&self, value: f64, currency: Option<&str>) -> String {
-        crate::ui::format::amount(value, currency, self.lang.formatting_locale())
+        crate::intl::amount(value, currency, self.lang.formatting_locale())
     }
 }
 

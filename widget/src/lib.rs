@@ -23,6 +23,7 @@ pub mod dial;
 pub mod history;
 pub mod host;
 pub mod i18n;
+pub mod intl;
 pub mod model;
 pub mod notes;
 pub mod origin;

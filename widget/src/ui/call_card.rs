@@ -179,13 +179,13 @@ struct CallTimerProps {
 #[component]
 fn CallTimer(props: &CallTimerProps) -> Html {
     let now = use_now(1_000);
-    let Some(answered) = format::parse_rfc3339_ms(&props.answered_at) else {
+    let Some(answered) = crate::intl::parse_rfc3339_ms(&props.answered_at) else {
         return Html::default();
     };
     let elapsed = i64::try_from(now).unwrap_or(i64::MAX) - answered;
     html! {
         <span class="call-timer" data-testid="call-timer" role="timer">
-            { format::duration(elapsed) }
+            { crate::intl::duration(elapsed) }
         </span>
     }
 }

@@ -118,7 +118,7 @@ fn Row(props: &RowProps) -> Html {
             <p class="history-meta">
                 <span class="visually-hidden">{ direction }{ ", " }</span>
                 <time datetime={entry.started_at.clone()} data-testid="history-time">
-                    { format::date_time(&entry.started_at, i18n.lang().formatting_locale(), None) }
+                    { crate::intl::date_time(&entry.started_at, i18n.lang().formatting_locale(), None) }
                 </time>
                 { " · " }
                 <span class="history-outcome" data-testid="history-outcome">
