@@ -9,7 +9,7 @@
 use serde::Serialize;
 use serde_json::Value;
 
-use super::http::GcError;
+use super::error::GcError;
 use super::{State, User, now_iso};
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]

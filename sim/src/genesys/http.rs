@@ -1,10 +1,8 @@
 //! The org's HTTP face: the login host's token endpoint, the Platform API's routes the relay uses,
 //! and the simulator's own controls.
 //!
-//! Errors have the Platform API's body `{"message","code","status","contextId"}` with the codes
-//! Genesys uses (`bad.request`, `not.found`, `conflict`; 401 `authentication.required` without a
-//! token and `bad.credentials` for an unknown or expired one, inferred from the public error
-//! reference); the login host answers OAuth's `{"error","error_description"}`.
+//! Platform API errors are [`GcError`]s; the login host answers OAuth's
+//! `{"error","error_description"}`.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -25,59 +23,9 @@ use super::calls::{
     ConsultTransfer, ConsultTransferUpdate, CreateCallRequest, MediaParticipantRequest,
     TransferRequest,
 };
-use super::{Channel, MAX_TOPICS, Out, mask};
+use super::error::GcError;
+use super::{Channel, MAX_TOPICS, Out, known_topic, mask};
 use crate::Sim;
-
-/// A Platform API error.
-#[derive(Debug, thiserror::Error)]
-pub enum GcError {
-    #[error("No authentication bearer token specified in authorization header.")]
-    NoToken,
-    #[error("Invalid login credentials.")]
-    BadToken,
-    #[error("{0}")]
-    BadRequest(String),
-    #[error("{0}")]
-    NotFound(String),
-    #[error("{0}")]
-    Conflict(String),
-}
-
-impl GcError {
-    fn status(&self) -> StatusCode {
-        match self {
-            GcError::NoToken | GcError::BadToken => StatusCode::UNAUTHORIZED,
-            GcError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            GcError::NotFound(_) => StatusCode::NOT_FOUND,
-            GcError::Conflict(_) => StatusCode::CONFLICT,
-        }
-    }
-
-    fn code(&self) -> &'static str {
-        match self {
-            GcError::NoToken => "authentication.required",
-            GcError::BadToken => "bad.credentials",
-            GcError::BadRequest(_) => "bad.request",
-            GcError::NotFound(_) => "not.found",
-            GcError::Conflict(_) => "conflict",
-        }
-    }
-}
-
-impl IntoResponse for GcError {
-    fn into_response(self) -> Response {
-        let status = self.status();
-        let body = json!({
-            "message": self.to_string(),
-            "code": self.code(),
-            "status": status.as_u16(),
-            "contextId": uuid::Uuid::new_v4().to_string(),
-            "details": [],
-            "errors": [],
-        });
-        (status, Json(body)).into_response()
-    }
-}
 
 type Sh = State<Arc<Sim>>;
 
@@ -448,19 +396,6 @@ async fn post_subscriptions(
 #[derive(Debug, Deserialize)]
 struct TopicRef {
     id: String,
-}
-
-/// Whether a topic is one the org has: the user call topics of known users, and the system topic
-/// (inferred: Genesys refuses topics it does not know with a 400).
-pub(crate) fn known_topic(users: &[super::User], topic: &str) -> bool {
-    if let Some(rest) = topic.strip_prefix("v2.users.")
-        && let Some(user) = rest
-            .strip_suffix(".conversations.calls")
-            .or_else(|| rest.strip_suffix(".conversations"))
-    {
-        return users.iter().any(|u| u.id == user);
-    }
-    false
 }
 
 /// PUT (replace) or POST (add) a channel's topics; re-binds the channel to this token and extends

@@ -32,6 +32,7 @@
 //! duplicates or reorders snapshots and changes lifetimes.
 
 mod calls;
+mod error;
 mod http;
 mod socket;
 
@@ -44,10 +45,24 @@ use tokio::time::Instant;
 
 use crate::SimConfig;
 pub use calls::{CallSummary, Conversation, Participant};
-pub use http::{GcError, routes};
+pub use error::GcError;
+pub use http::routes;
 
 /// Most topics one channel takes (reference 1.1).
 pub const MAX_TOPICS: usize = 1_000;
+
+/// Whether a topic is one the org has: the user call topics of known users, and the system topic
+/// (inferred: Genesys refuses topics it does not know with a 400).
+pub(crate) fn known_topic(users: &[User], topic: &str) -> bool {
+    if let Some(rest) = topic.strip_prefix("v2.users.")
+        && let Some(user) = rest
+            .strip_suffix(".conversations.calls")
+            .or_else(|| rest.strip_suffix(".conversations"))
+    {
+        return users.iter().any(|u| u.id == user);
+    }
+    false
+}
 
 /// The demo reps, in the directory in this order, with fixed ids so logs and tests can name them.
 pub const DEMO_USERS: [(&str, &str, &str); 4] = [

@@ -17,8 +17,8 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until};
 
-use super::http::{GcError, known_topic};
-use super::{MAX_TOPICS, Out};
+use super::error::GcError;
+use super::{MAX_TOPICS, Out, known_topic};
 use crate::Sim;
 
 /// How often a socket checks that its channel still lives.
