@@ -37,6 +37,7 @@ use base64::Engine;
 use serde_json::json;
 
 use crate::Sim;
+use crate::oauth::now_secs;
 
 /// How long the simulated services' tokens live.
 const TOKEN_TTL_SECS: u64 = 3600;
@@ -45,10 +46,6 @@ const TOKEN_TTL_SECS: u64 = 3600;
 #[derive(Debug, Default)]
 pub struct Btp {
     tokens: Mutex<HashMap<String, u64>>,
-}
-
-fn now_secs() -> u64 {
-    time::OffsetDateTime::now_utc().unix_timestamp().max(0) as u64
 }
 
 fn error(status: StatusCode, code: &str, message: &str) -> Response {

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use axum::Router;
 use axum::routing::{get, post};
 
-use super::crud::{create, read, remove, update};
-use super::limits::{clear_fault, get_fault, get_quirks, list, set_fault, set_quirks};
+use super::crud::{create, list, read, remove, update};
+use super::limits::{clear_fault, get_fault, get_quirks, set_fault, set_quirks};
 use crate::Sim;
 
 pub fn routes() -> Router<Arc<Sim>> {

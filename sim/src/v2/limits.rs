@@ -21,7 +21,6 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 
 use super::V2Error;
-use super::crud;
 use crate::Sim;
 
 /// The tenant's notion of now, replaceable in tests.
@@ -332,7 +331,7 @@ const SIGNAL_COLLECTIONS: &[&str] = &["opportunities", "phoneCalls"];
 
 /// What the quirks and a throttle fault make of a collection read before it is served: a
 /// refusal, or the query options to serve it with (`$top` held to the page cap).
-fn shape_list(
+pub(super) fn shape_list(
     sim: &Sim,
     collection: &str,
     mut params: Vec<(String, String)>,
@@ -394,23 +393,6 @@ fn shape_list(
         }
     }
     Ok(params)
-}
-
-/// A collection read as the quirks shape it, then served as usual.
-pub(super) async fn list(
-    State(sim): State<Arc<Sim>>,
-    Path((service, collection)): Path<(String, String)>,
-    Query(params): Query<Vec<(String, String)>>,
-    headers: HeaderMap,
-) -> Result<Response, V2Error> {
-    let params = shape_list(&sim, &collection, params)?;
-    crud::list(
-        State(sim),
-        Path((service, collection)),
-        Query(params),
-        headers,
-    )
-    .await
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ use serde_json::Value;
 use super::limits::{self, Limits};
 use super::{events, schema, seed};
 use crate::SimConfig;
+use crate::oauth::now_secs;
 
 /// Who carries a number, as V2 Agent Desktop's ANI search would find them.
 #[derive(Debug, Clone, Serialize)]
@@ -299,8 +300,4 @@ fn carries_in(value: &Value, e164: &str, country: Option<&str>) -> bool {
         Value::Array(items) => items.iter().any(|v| carries_in(v, e164, country)),
         _ => false,
     }
-}
-
-fn now_secs() -> u64 {
-    time::OffsetDateTime::now_utc().unix_timestamp().max(0) as u64
 }
