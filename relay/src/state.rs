@@ -260,13 +260,13 @@ fn memory_outbox(config: &Config) -> Result<MemoryOutbox, StartupError> {
 /// A read takes the lock only to clone an `Arc`: no lock is held across an await.
 #[derive(Debug, Default)]
 pub struct Tenants {
-    by_id: std::sync::RwLock<HashMap<String, Arc<Tenant>>>,
+    by_id: parking_lot::RwLock<HashMap<String, Arc<Tenant>>>,
 }
 
 impl Tenants {
     pub fn new(tenants: impl IntoIterator<Item = Arc<Tenant>>) -> Self {
         Tenants {
-            by_id: std::sync::RwLock::new(
+            by_id: parking_lot::RwLock::new(
                 tenants
                     .into_iter()
                     .map(|t| (t.config.id.clone(), t))
@@ -275,12 +275,12 @@ impl Tenants {
         }
     }
 
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Arc<Tenant>>> {
-        self.by_id.read().unwrap_or_else(|p| p.into_inner())
+    fn read(&self) -> parking_lot::RwLockReadGuard<'_, HashMap<String, Arc<Tenant>>> {
+        self.by_id.read()
     }
 
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, Arc<Tenant>>> {
-        self.by_id.write().unwrap_or_else(|p| p.into_inner())
+    fn write(&self) -> parking_lot::RwLockWriteGuard<'_, HashMap<String, Arc<Tenant>>> {
+        self.by_id.write()
     }
 
     pub fn get(&self, id: &str) -> Option<Arc<Tenant>> {
@@ -334,7 +334,7 @@ pub struct AppState {
     pub tenant_parts: TenantParts,
     /// The background work of each tenant configured at run time (its index refresher,
     /// provider link and activity writer), stopped when it is removed or replaced.
-    tenant_tasks: std::sync::Mutex<HashMap<String, Vec<tokio::task::AbortHandle>>>,
+    tenant_tasks: parking_lot::Mutex<HashMap<String, Vec<tokio::task::AbortHandle>>>,
     /// With Redis: whether this instance hears the other instances' call messages.
     pub fanout: crate::push::Fanout,
     /// Widget connections still waiting for their `hello`, counted against the limits.
@@ -426,7 +426,7 @@ impl AppState {
             directory: stores.directory,
             reports: stores.reports,
             tenant_parts: parts,
-            tenant_tasks: std::sync::Mutex::default(),
+            tenant_tasks: parking_lot::Mutex::default(),
             metrics,
             stripes: Arc::default(),
             shutdown: tokio::sync::watch::channel(false).0,
@@ -451,7 +451,7 @@ impl AppState {
 
     /// Stops the background work of every tenant configured at run time.
     pub fn stop_tenant_tasks(&self) {
-        let mut tasks = self.tenant_tasks.lock().unwrap_or_else(|p| p.into_inner());
+        let mut tasks = self.tenant_tasks.lock();
         for (_, handles) in tasks.drain() {
             handles.iter().for_each(tokio::task::AbortHandle::abort);
         }
@@ -462,11 +462,7 @@ impl AppState {
     pub(crate) fn run_tenant(&self, tenant: Arc<Tenant>, work: Vec<tokio::task::AbortHandle>) {
         let id = tenant.config.id.clone();
         self.tenants.insert(tenant);
-        let old = self
-            .tenant_tasks
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(id, work);
+        let old = self.tenant_tasks.lock().insert(id, work);
         old.iter()
             .flatten()
             .for_each(tokio::task::AbortHandle::abort);
@@ -478,11 +474,7 @@ impl AppState {
             return;
         }
         self.tenants.remove(tenant);
-        let old = self
-            .tenant_tasks
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(tenant);
+        let old = self.tenant_tasks.lock().remove(tenant);
         old.iter()
             .flatten()
             .for_each(tokio::task::AbortHandle::abort);
@@ -613,15 +605,10 @@ mod tests {
             .put(tenant, "alice", b"sealed")
             .await
             .expect("vault");
-        state
-            .authority
-            .access_tokens
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(
-                (tenant.into(), "alice".into()),
-                (Secret::new("at"), u64::MAX),
-            );
+        state.authority.access_tokens.lock().insert(
+            (tenant.into(), "alice".into()),
+            (Secret::new("at"), u64::MAX),
+        );
         let call_state = &state.tenant_parts.call_state;
         call_state
             .write(tenant, "webex", "c1", &[("held", "yes")])
@@ -656,7 +643,6 @@ mod tests {
             .authority
             .access_tokens
             .lock()
-            .unwrap_or_else(|p| p.into_inner())
             .contains_key(&(tenant.to_string(), "alice".to_string()));
         Held {
             index: numbers.index.len(tenant).await.expect("index") > 0,

@@ -13,8 +13,8 @@
 //! V2: that is left to expire after [`OUTBOX_GRACE`] rather than deleted under an activity on its
 //! way, and is deleted at once when empty.
 
+use parking_lot::RwLock;
 use std::collections::HashMap;
-use std::sync::RwLock;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -123,28 +123,16 @@ impl Directory for MemoryDirectory {
     async fn put(&self, subscription: &Subscription) -> Result<(), DirectoryError> {
         self.subscriptions
             .write()
-            .unwrap_or_else(|p| p.into_inner())
             .insert(subscription.tenant.clone(), subscription.clone());
         Ok(())
     }
 
     async fn get(&self, tenant: &str) -> Result<Option<Subscription>, DirectoryError> {
-        Ok(self
-            .subscriptions
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(tenant)
-            .cloned())
+        Ok(self.subscriptions.read().get(tenant).cloned())
     }
 
     async fn list(&self) -> Result<Vec<Subscription>, DirectoryError> {
-        let mut all: Vec<_> = self
-            .subscriptions
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .values()
-            .cloned()
-            .collect();
+        let mut all: Vec<_> = self.subscriptions.read().values().cloned().collect();
         all.sort_by(|a, b| a.tenant.cmp(&b.tenant));
         Ok(all)
     }
@@ -152,30 +140,17 @@ impl Directory for MemoryDirectory {
     async fn put_settings(&self, tenant: &str, sealed: &[u8]) -> Result<(), DirectoryError> {
         self.settings
             .write()
-            .unwrap_or_else(|p| p.into_inner())
             .insert(tenant.to_string(), sealed.to_vec());
         Ok(())
     }
 
     async fn settings(&self, tenant: &str) -> Result<Option<Vec<u8>>, DirectoryError> {
-        Ok(self
-            .settings
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(tenant)
-            .cloned())
+        Ok(self.settings.read().get(tenant).cloned())
     }
 
     async fn remove(&self, tenant: &str, _backlog: u64) -> Result<Purged, DirectoryError> {
-        self.settings
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(tenant);
-        let removed = self
-            .subscriptions
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(tenant);
+        self.settings.write().remove(tenant);
+        let removed = self.subscriptions.write().remove(tenant);
         Ok(Purged {
             deleted: u64::from(removed.is_some()),
             expiring: 0,

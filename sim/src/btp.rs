@@ -25,8 +25,9 @@
 //! The exchanged token is a V2 bearer token for the user in the JWT: V2 calls made with it are
 //! recorded as that user's (`adminData.createdBy`).
 
+use parking_lot::Mutex;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -92,7 +93,7 @@ async fn token(State(sim): State<Arc<Sim>>, headers: HeaderMap, body: String) ->
         );
     }
     let access = format!("btpcc-{}", uuid::Uuid::new_v4().simple());
-    let mut tokens = sim.btp.tokens.lock().unwrap_or_else(|p| p.into_inner());
+    let mut tokens = sim.btp.tokens.lock();
     let now = now_secs();
     tokens.retain(|_, exp| *exp > now);
     tokens.insert(access.clone(), now + TOKEN_TTL_SECS);
@@ -184,7 +185,6 @@ async fn find_destination(
         sim.btp
             .tokens
             .lock()
-            .unwrap_or_else(|p| p.into_inner())
             .get(t)
             .is_some_and(|exp| *exp > now_secs())
     });

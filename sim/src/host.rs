@@ -30,8 +30,9 @@
 //!   <"refused">}]` in arrival order;
 //!   `DELETE` empties the log (sequence numbers keep counting, so an old `seq` never reappears).
 
+use parking_lot::{Mutex, MutexGuard};
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 
 use axum::Json;
 use axum::Router;
@@ -126,8 +127,7 @@ pub struct HostLog {
 
 impl HostLog {
     fn lock(&self) -> MutexGuard<'_, LogInner> {
-        // Each update leaves the log consistent, so a poisoned lock is still usable.
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+        self.inner.lock()
     }
 
     /// Appends a payload and returns it as stored.

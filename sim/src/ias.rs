@@ -17,9 +17,10 @@
 //!   (`invalid_grant`, ...).
 //! - `GET /sim/ias/oauth2/certs`: the keys of the ID tokens (a JWKS).
 
+use parking_lot::Mutex;
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -72,15 +73,12 @@ impl Ias {
     /// A browser session for `user`: sign-ins from now on are `user`'s, whoever the relay hinted
     /// at (a shared workstation, or a colleague opening someone else's link).
     pub fn sign_in_as(&self, user: &str) {
-        *self.session.lock().unwrap_or_else(|p| p.into_inner()) = Some(user.to_string());
+        *self.session.lock() = Some(user.to_string());
     }
 
     /// Retires every refresh token of `user` (an administrator revoking the rep's sessions).
     pub fn revoke(&self, user: &str) {
-        self.refresh_tokens
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .retain(|_, u| u != user);
+        self.refresh_tokens.lock().retain(|_, u| u != user);
     }
 }
 
@@ -125,12 +123,7 @@ async fn authorize(
             "response_type=code with an S256 code_challenge is required",
         );
     }
-    let session = sim
-        .ias
-        .session
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .clone();
+    let session = sim.ias.session.lock().clone();
     let user = session.unwrap_or_else(|| {
         query
             .get("login_hint")
@@ -139,20 +132,16 @@ async fn authorize(
             .unwrap_or_else(|| sim.config.demo_agent.clone())
     });
     let code = format!("iascode-{}", uuid::Uuid::new_v4().simple());
-    sim.ias
-        .codes
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .insert(
-            code.clone(),
-            Code {
-                user,
-                nonce: query.get("nonce").cloned(),
-                challenge: param("code_challenge").to_string(),
-                redirect_uri: param("redirect_uri").to_string(),
-                expires_at: now_secs() + CODE_TTL_SECS,
-            },
-        );
+    sim.ias.codes.lock().insert(
+        code.clone(),
+        Code {
+            user,
+            nonce: query.get("nonce").cloned(),
+            challenge: param("code_challenge").to_string(),
+            redirect_uri: param("redirect_uri").to_string(),
+            expires_at: now_secs() + CODE_TTL_SECS,
+        },
+    );
     let mut target = redirect;
     target
         .query_pairs_mut()
@@ -194,12 +183,7 @@ async fn token(State(sim): State<Arc<Sim>>, headers: HeaderMap, body: String) ->
     let mut nonce = None;
     let user = match field("grant_type") {
         "authorization_code" => {
-            let code = sim
-                .ias
-                .codes
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(field("code"));
+            let code = sim.ias.codes.lock().remove(field("code"));
             let Some(code) = code.filter(|c| c.expires_at > now_secs()) else {
                 return oauth_error(
                     StatusCode::BAD_REQUEST,
@@ -226,12 +210,7 @@ async fn token(State(sim): State<Arc<Sim>>, headers: HeaderMap, body: String) ->
             code.user
         }
         "refresh_token" => {
-            let user = sim
-                .ias
-                .refresh_tokens
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(field("refresh_token"));
+            let user = sim.ias.refresh_tokens.lock().remove(field("refresh_token"));
             let Some(user) = user else {
                 return oauth_error(
                     StatusCode::BAD_REQUEST,
@@ -259,7 +238,6 @@ async fn token(State(sim): State<Arc<Sim>>, headers: HeaderMap, body: String) ->
     sim.ias
         .refresh_tokens
         .lock()
-        .unwrap_or_else(|p| p.into_inner())
         .insert(refresh.clone(), user.clone());
     let mut answer = json!({"access_token": access, "token_type": "Bearer", "expires_in": ttl,
                             "refresh_token": refresh, "scope": "openid offline_access"});

@@ -26,8 +26,9 @@
 //! allows the relay's callback on any host (as xs-security.json's
 //! `https://*.<domain>/**` does), and the error texts.
 
+use parking_lot::Mutex;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -72,27 +73,22 @@ impl Xsuaa {
     pub fn add_zone(&self, subdomain: &str, zid: &str) {
         self.zones
             .lock()
-            .unwrap_or_else(|p| p.into_inner())
             .insert(subdomain.to_string(), zid.to_string());
     }
 
     /// A browser session: sign-ins from now on are `user`'s (an administrator's with `admin`),
     /// whatever the authorize request hints at, as with single sign-on.
     pub fn sign_in_as(&self, user: &str, admin: bool) {
-        *self.session.lock().unwrap_or_else(|p| p.into_inner()) = Some((user.to_string(), admin));
+        *self.session.lock() = Some((user.to_string(), admin));
     }
 
     /// The next sign-in is refused (`error=access_denied` back at the relay).
     pub fn deny_next(&self) {
-        *self.deny.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        *self.deny.lock() = true;
     }
 
     fn zid(&self, zone: &str) -> Option<String> {
-        self.zones
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(zone)
-            .cloned()
+        self.zones.lock().get(zone).cloned()
     }
 }
 
@@ -155,7 +151,7 @@ async fn authorize(
             "only response_type=code is offered to this client",
         );
     }
-    let denied = std::mem::take(&mut *sim.xsuaa.deny.lock().unwrap_or_else(|p| p.into_inner()));
+    let denied = std::mem::take(&mut *sim.xsuaa.deny.lock());
     if denied {
         target
             .query_pairs_mut()
@@ -164,12 +160,7 @@ async fn authorize(
             .append_pair("state", param("state"));
         return redirect(&target);
     }
-    let session = sim
-        .xsuaa
-        .session
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .clone();
+    let session = sim.xsuaa.session.lock().clone();
     let (user, admin) = session.unwrap_or_else(|| {
         let hinted = query
             .get("login_hint")
@@ -180,7 +171,7 @@ async fn authorize(
     });
     let code = uuid::Uuid::new_v4().simple().to_string();
     let now = now_secs();
-    let mut codes = sim.xsuaa.codes.lock().unwrap_or_else(|p| p.into_inner());
+    let mut codes = sim.xsuaa.codes.lock();
     codes.retain(|_, c| c.expires_at > now);
     codes.insert(
         code.clone(),
@@ -241,12 +232,7 @@ async fn token(
         );
     }
     // Single use: taken out whether or not the rest holds.
-    let code = sim
-        .xsuaa
-        .codes
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .remove(field("code"));
+    let code = sim.xsuaa.codes.lock().remove(field("code"));
     let Some(code) = code.filter(|c| c.expires_at > now_secs() && c.zone == zone) else {
         return oauth_error(
             StatusCode::BAD_REQUEST,

@@ -14,8 +14,8 @@
 use cti_protocol::{ActivityStatus, CallState, CallView, Direction, EndReason, RecordKind};
 use serde::{Deserialize, Serialize};
 
-use crate::ui::caller::primary_match;
 use crate::intl::parse_rfc3339_ms;
+use crate::ui::caller::primary_match;
 use crate::ui::format::ended_as;
 
 /// How many calls the history keeps.

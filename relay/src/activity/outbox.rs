@@ -8,8 +8,8 @@
 //! A give-back from a writer whose lease ran out is discarded: another writer has the entry. An
 //! entry whose wanted version moved on while it was being written is due again at once.
 
+use parking_lot::Mutex;
 use std::collections::HashMap;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
@@ -256,7 +256,7 @@ impl MemoryOutbox {
         tenant: &str,
         f: impl FnOnce(&mut HashMap<String, Slot>) -> (R, Vec<String>),
     ) -> Result<R, OutboxError> {
-        let mut tenants = self.tenants.lock().unwrap_or_else(|p| p.into_inner());
+        let mut tenants = self.tenants.lock();
         let slots = tenants.entry(tenant.to_string()).or_default();
         let Some(journal) = &self.journal else {
             return Ok(f(slots).0);
@@ -271,7 +271,7 @@ impl MemoryOutbox {
                 slot: slots.get(id).cloned(),
             })
             .collect();
-        let mut journal = journal.lock().unwrap_or_else(|p| p.into_inner());
+        let mut journal = journal.lock();
         if let Err(err) = journal.append(&records) {
             *slots = before;
             return Err(OutboxError::Unavailable(err.into()));
@@ -285,7 +285,7 @@ impl MemoryOutbox {
     }
 
     fn read<R>(&self, tenant: &str, f: impl FnOnce(&HashMap<String, Slot>) -> R) -> R {
-        let mut tenants = self.tenants.lock().unwrap_or_else(|p| p.into_inner());
+        let mut tenants = self.tenants.lock();
         f(tenants.entry(tenant.to_string()).or_default())
     }
 
@@ -294,7 +294,7 @@ impl MemoryOutbox {
     /// [`MemoryOutbox::remove`].
     pub fn lease_all(&self, tenant: &str, now_ms: u64, lease_ms: u64) -> Vec<Entry> {
         let claim = self.next_claim();
-        let mut tenants = self.tenants.lock().unwrap_or_else(|p| p.into_inner());
+        let mut tenants = self.tenants.lock();
         let slots = tenants.entry(tenant.to_string()).or_default();
         slots
             .iter_mut()
@@ -384,7 +384,7 @@ impl Outbox for MemoryOutbox {
         limit: usize,
     ) -> Result<Vec<Entry>, OutboxError> {
         let claim = self.next_claim();
-        let mut tenants = self.tenants.lock().unwrap_or_else(|p| p.into_inner());
+        let mut tenants = self.tenants.lock();
         let slots = tenants.entry(tenant.to_string()).or_default();
         let mut due: Vec<(&String, &mut Slot)> = slots
             .iter_mut()
@@ -433,7 +433,7 @@ impl Outbox for MemoryOutbox {
     }
 
     async fn release(&self, tenant: &str, entry: &Entry) -> Result<(), OutboxError> {
-        let mut tenants = self.tenants.lock().unwrap_or_else(|p| p.into_inner());
+        let mut tenants = self.tenants.lock();
         if let Some(slot) = tenants
             .entry(tenant.to_string())
             .or_default()

@@ -15,8 +15,9 @@
 //! Reading is best effort for the adapter: an unreachable store is logged and the adapter goes on
 //! with what it knows itself (one instance's view, as without Redis).
 
+use parking_lot::Mutex;
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use redis::aio::ConnectionManager;
@@ -98,9 +99,8 @@ impl MemoryCallState {
         }
     }
 
-    fn records(&self) -> std::sync::MutexGuard<'_, Records> {
-        // Every change is a plain insert or removal: a poisoned map is still consistent.
-        self.records.lock().unwrap_or_else(|p| p.into_inner())
+    fn records(&self) -> parking_lot::MutexGuard<'_, Records> {
+        self.records.lock()
     }
 }
 

@@ -13,9 +13,10 @@
 //! state to `/readyz` and `/metrics`. It is a channel, so an adapter never needs the relay's state,
 //! and this module knows nothing above the adapters.
 
+use parking_lot::Mutex;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -248,11 +249,11 @@ pub struct LinkStatus {
 
 impl LinkStatus {
     pub fn get(&self) -> LinkState {
-        self.state.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.state.lock().clone()
     }
 
     fn update(&self, change: impl FnOnce(&mut LinkState)) {
-        change(&mut self.state.lock().unwrap_or_else(|p| p.into_inner()));
+        change(&mut self.state.lock());
     }
 }
 
@@ -473,7 +474,7 @@ mod tests {
             let hold = self.hold;
             Some(Box::pin(async move {
                 let run = {
-                    let mut starts = starts.lock().unwrap_or_else(|p| p.into_inner());
+                    let mut starts = starts.lock();
                     starts.push(Instant::now());
                     starts.len()
                 };
@@ -534,7 +535,7 @@ mod tests {
             holder: &str,
             ttl: Duration,
         ) -> Result<bool, LeaseError> {
-            let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+            let mut held = self.held.lock();
             let now = Instant::now();
             let free = held
                 .get(key)
@@ -546,7 +547,7 @@ mod tests {
         }
 
         async fn release(&self, key: &str, holder: &str) -> Result<(), LeaseError> {
-            let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+            let mut held = self.held.lock();
             if held.get(key).is_some_and(|(h, _)| h == holder) {
                 held.remove(key);
             }
@@ -619,7 +620,6 @@ mod tests {
         let starts: Vec<u64> = adapter
             .starts
             .lock()
-            .unwrap_or_else(|p| p.into_inner())
             .iter()
             .map(|at| at.duration_since(t0).as_millis() as u64)
             .collect();
@@ -686,14 +686,7 @@ mod tests {
         let b = tokio::spawn(supervise(b).expect("a connector"));
         // A minute later, a still holds it and b has stood by all along.
         tokio::time::sleep(Duration::from_secs(60)).await;
-        assert_eq!(
-            adapter
-                .starts
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .len(),
-            1
-        );
+        assert_eq!(adapter.starts.lock().len(), 1);
         assert_eq!(status_a.get().role, Role::Holder);
         assert_eq!(status_b.get().role, Role::Standby);
         assert!(!status_b.get().connected);
@@ -705,14 +698,7 @@ mod tests {
         assert!(after <= Duration::from_secs(15 + 10), "{after:?}");
         assert_eq!(status_b.get().role, Role::Holder);
         assert!(status_b.get().connected);
-        assert_eq!(
-            adapter
-                .starts
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .len(),
-            2
-        );
+        assert_eq!(adapter.starts.lock().len(), 2);
         b.abort();
     }
 }

@@ -914,17 +914,14 @@ mod tests {
     #[tokio::test]
     async fn call_controls_are_signed_with_their_own_key_when_one_is_set() {
         const CONTROLS: &str = "the-controls-key-of-this-tenant";
-        type Seen = Arc<std::sync::Mutex<Vec<(HeaderMap, Vec<u8>)>>>;
+        type Seen = Arc<parking_lot::Mutex<Vec<(HeaderMap, Vec<u8>)>>>;
         let seen: Seen = Arc::default();
         let record = seen.clone();
         let app =
             axum::Router::new().fallback(move |headers: HeaderMap, body: axum::body::Bytes| {
                 let record = record.clone();
                 async move {
-                    record
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .push((headers, body.to_vec()));
+                    record.lock().push((headers, body.to_vec()));
                     axum::Json(serde_json::json!({"call_id": "out-1"}))
                 }
             });
@@ -951,7 +948,7 @@ mod tests {
             .expect("taken");
         server.abort();
 
-        let seen = seen.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let seen = seen.lock().clone();
         assert_eq!(seen.len(), 2);
         for (headers, body) in &seen {
             let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
@@ -1033,7 +1030,7 @@ mod tests {
 
     #[tokio::test]
     async fn call_controls_sign_the_call_a_nonce_and_the_time() {
-        use std::sync::Mutex;
+        use parking_lot::Mutex;
 
         type Seen = Arc<Mutex<Vec<(String, HeaderMap, Vec<u8>)>>>;
         let seen: Seen = Arc::default();
@@ -1042,11 +1039,9 @@ mod tests {
             move |uri: axum::http::Uri, headers: HeaderMap, body: axum::body::Bytes| {
                 let record = record.clone();
                 async move {
-                    record.lock().unwrap_or_else(|p| p.into_inner()).push((
-                        uri.path().to_string(),
-                        headers,
-                        body.to_vec(),
-                    ));
+                    record
+                        .lock()
+                        .push((uri.path().to_string(), headers, body.to_vec()));
                     axum::Json(serde_json::json!({"call_id": "out-1"}))
                 }
             },
@@ -1076,7 +1071,7 @@ mod tests {
             .expect("taken");
         server.abort();
 
-        let seen = seen.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let seen = seen.lock().clone();
         assert_eq!(seen.len(), 3);
         let mut nonces = Vec::new();
         for (path, headers, body) in &seen {

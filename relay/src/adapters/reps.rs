@@ -7,8 +7,8 @@
 //! provider's settings, provider user id to rep) wins. Answers from the provider are cached here
 //! for the adapter, which decides when to ask again.
 
+use parking_lot::Mutex;
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
 
 /// A tenant's provider users and reps, both ways.
 #[derive(Debug, Default)]
@@ -31,9 +31,8 @@ impl Reps {
         }
     }
 
-    fn learnt(&self) -> std::sync::MutexGuard<'_, HashMap<String, String>> {
-        // Every update is a plain insert or swap, so a poisoned map is still consistent.
-        self.learnt.lock().unwrap_or_else(|p| p.into_inner())
+    fn learnt(&self) -> parking_lot::MutexGuard<'_, HashMap<String, String>> {
+        self.learnt.lock()
     }
 
     /// The rep behind a provider user: the override, else what the provider's directory said.

@@ -8,8 +8,9 @@
 //! carry the old one; once none can, the previous setting is removed and the old secret is
 //! refused (docs/security.md, "Secrets").
 
+use parking_lot::Mutex;
 use std::collections::HashSet;
-use std::sync::{Mutex, OnceLock};
+use std::sync::OnceLock;
 
 use crate::secret::Secret;
 
@@ -51,7 +52,6 @@ fn first_time(tenant: &str, setting: &'static str) -> bool {
     static SEEN: OnceLock<Mutex<HashSet<(String, &'static str)>>> = OnceLock::new();
     SEEN.get_or_init(Mutex::default)
         .lock()
-        .unwrap_or_else(|p| p.into_inner())
         .insert((tenant.to_string(), setting))
 }
 

@@ -7,9 +7,10 @@
 //! one; the session gives it back as soon as the rep is signed in (or the connection ends),
 //! after which only the rep's own limits apply.
 
+use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 /// The counts of connections waiting for `hello`.
 #[derive(Debug)]
@@ -55,7 +56,7 @@ impl PendingHellos {
     /// A ticket for one more connection from `client` (None: the address is not known, which
     /// only the in-process tests' connections are), or which cap is reached.
     pub fn admit(&self, client: Option<IpAddr>) -> Result<Pending, Full> {
-        let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        let mut counts = self.counts.lock();
         if counts.total >= self.total {
             return Err(Full::Total);
         }
@@ -75,7 +76,7 @@ impl PendingHellos {
 
     /// Connections waiting for `hello` now.
     pub fn waiting(&self) -> usize {
-        self.counts.lock().unwrap_or_else(|p| p.into_inner()).total
+        self.counts.lock().total
     }
 }
 
@@ -101,7 +102,7 @@ impl Drop for Pending {
         let Some(counts) = self.counts.take() else {
             return;
         };
-        let mut counts = counts.lock().unwrap_or_else(|p| p.into_inner());
+        let mut counts = counts.lock();
         counts.total = counts.total.saturating_sub(1);
         if let Some(client) = self.client
             && let Some(n) = counts.by_client.get_mut(&client)

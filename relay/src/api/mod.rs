@@ -96,7 +96,8 @@ fn shown_uri(uri: &axum::http::Uri) -> std::borrow::Cow<'_, str> {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::{Arc, Mutex};
+    use parking_lot::Mutex;
+    use std::sync::Arc;
 
     use tower::ServiceExt as _;
 
@@ -107,10 +108,7 @@ mod tests {
 
     impl std::io::Write for Buffer {
         fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-            self.0
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .extend_from_slice(bytes);
+            self.0.lock().extend_from_slice(bytes);
             Ok(bytes.len())
         }
         fn flush(&mut self) -> std::io::Result<()> {
@@ -143,8 +141,7 @@ mod tests {
                 .expect("a request");
             app.clone().oneshot(request).await.expect("an answer");
         }
-        let logged = String::from_utf8(buffer.0.lock().unwrap_or_else(|p| p.into_inner()).clone())
-            .expect("text");
+        let logged = String::from_utf8(buffer.0.lock().clone()).expect("text");
         assert!(
             logged.contains("/v1/agent/v2-callback?<redacted>"),
             "{logged}"

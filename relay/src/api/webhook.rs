@@ -210,17 +210,14 @@ mod tests {
     /// Review F18: a tenant id with a newline from the URL stays on its log line.
     #[test]
     fn a_tenant_id_from_the_path_cannot_forge_a_log_line() {
+        use parking_lot::Mutex;
         use std::io::Write;
-        use std::sync::Mutex;
 
         #[derive(Clone, Default)]
         struct Buffer(Arc<Mutex<Vec<u8>>>);
         impl Write for Buffer {
             fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-                self.0
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .extend_from_slice(bytes);
+                self.0.lock().extend_from_slice(bytes);
                 Ok(bytes.len())
             }
             fn flush(&mut self) -> std::io::Result<()> {
@@ -250,8 +247,7 @@ mod tests {
                 ApiError::UnknownTenant(forged.to_string()),
             );
         });
-        let logged = String::from_utf8(buffer.0.lock().unwrap_or_else(|p| p.into_inner()).clone())
-            .expect("text");
+        let logged = String::from_utf8(buffer.0.lock().clone()).expect("text");
         assert_eq!(logged.lines().count(), 1, "{logged}");
         assert!(logged.contains(r"x\n2026"), "{logged}");
         assert!(

@@ -26,8 +26,9 @@ pub mod sign_in;
 pub mod user_tokens;
 pub mod vault;
 
+use parking_lot::Mutex;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use crate::clock::SharedClock;
 use crate::config::{Config, OAuthSettings, TenantConfig, XsuaaSignIn};
@@ -145,14 +146,8 @@ impl Authority {
     pub async fn forget_tenant(&self, tenant: &str) {
         self.user_tokens.forget_tenant(tenant).await;
         self.vault.forget_tenant(tenant).await;
-        self.access_tokens
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .retain(|(t, _), _| t != tenant);
-        self.refreshing
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .retain(|(t, _), _| t != tenant);
+        self.access_tokens.lock().retain(|(t, _), _| t != tenant);
+        self.refreshing.lock().retain(|(t, _), _| t != tenant);
     }
 
     /// From the configuration, the vault of refresh tokens and (with Redis) the store where the

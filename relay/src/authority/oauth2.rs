@@ -186,7 +186,6 @@ impl Authority {
         let cached = self
             .access_tokens
             .lock()
-            .unwrap_or_else(|p| p.into_inner())
             .get(&cache_key(tenant, rep))
             .is_some_and(|(_, expires)| *expires > now);
         if cached {
@@ -203,7 +202,7 @@ impl Authority {
         // One refresh per rep at a time: in this process by the rep's turn, across instances by
         // the vault's lease. Whoever waited finds the token the one before them got.
         let turn = {
-            let mut turns = self.refreshing.lock().unwrap_or_else(|p| p.into_inner());
+            let mut turns = self.refreshing.lock();
             // Turns nobody holds go, so reps who stopped working leave nothing behind (a turn
             // somebody holds or waits on is shared, and stays).
             turns.retain(|_, turn| std::sync::Arc::strong_count(turn) > 1);
@@ -226,7 +225,6 @@ impl Authority {
         let now = self.clock.now_ms();
         self.access_tokens
             .lock()
-            .unwrap_or_else(|p| p.into_inner())
             .get(&cache_key(tenant, rep))
             .filter(|(_, expires)| *expires > now + MARGIN_MS)
             .map(|(token, _)| token.clone())
@@ -299,7 +297,7 @@ impl Authority {
         let token = Secret::new(answer.access_token);
         let now = self.clock.now_ms();
         let expires = super::expiry_ms(now, answer.expires_in.unwrap_or(300));
-        let mut cached = self.access_tokens.lock().unwrap_or_else(|p| p.into_inner());
+        let mut cached = self.access_tokens.lock();
         // Expired tokens go as new ones come, so reps who stopped working leave nothing behind.
         cached.retain(|_, (_, until)| *until > now);
         cached.insert(cache_key(tenant, rep), (token.clone(), expires));
@@ -350,8 +348,9 @@ pub(super) async fn refusal(response: reqwest::Response) -> String {
 
 #[cfg(test)]
 mod tests {
+    use parking_lot::Mutex;
     use std::collections::{HashMap, HashSet};
-    use std::sync::{Arc, Mutex};
+    use std::sync::Arc;
 
     use axum::extract::{Form, State};
     use axum::http::StatusCode;
@@ -379,28 +378,24 @@ mod tests {
     ) -> Response {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         let presented = form.get("refresh_token").cloned().unwrap_or_default();
-        if !provider.valid.lock().expect("lock").remove(&presented) {
-            *provider.refused.lock().expect("lock") += 1;
+        if !provider.valid.lock().remove(&presented) {
+            *provider.refused.lock() += 1;
             let body = serde_json::json!({"error": "invalid_grant"});
             return (StatusCode::BAD_REQUEST, axum::Json(body)).into_response();
         }
         let n = {
-            let mut issued = provider.issued.lock().expect("lock");
+            let mut issued = provider.issued.lock();
             *issued += 1;
             *issued
         };
-        if *provider.keeps_refresh_tokens.lock().expect("lock") {
-            provider.valid.lock().expect("lock").insert(presented);
+        if *provider.keeps_refresh_tokens.lock() {
+            provider.valid.lock().insert(presented);
             return axum::Json(serde_json::json!({
                 "access_token": format!("at-{n}"), "expires_in": 3600
             }))
             .into_response();
         }
-        provider
-            .valid
-            .lock()
-            .expect("lock")
-            .insert(format!("rt-{n}"));
+        provider.valid.lock().insert(format!("rt-{n}"));
         axum::Json(serde_json::json!({
             "access_token": format!("at-{n}"), "refresh_token": format!("rt-{n}"),
             "expires_in": 3600
@@ -418,7 +413,7 @@ mod tests {
     /// [`signed_in`], and the configuration the authority was made from.
     async fn signed_in_with(vault: Arc<dyn TokenVault>) -> (Arc<Authority>, Arc<Provider>, Config) {
         let provider = Arc::new(Provider::default());
-        provider.valid.lock().expect("lock").insert("rt-0".into());
+        provider.valid.lock().insert("rt-0".into());
         let app = axum::Router::new()
             .route("/token", axum::routing::post(token))
             .with_state(provider.clone());
@@ -470,7 +465,7 @@ mod tests {
     async fn a_refresh_token_sealed_under_the_previous_key_still_works_and_is_sealed_again() {
         let vault: Arc<dyn TokenVault> = Arc::new(MemoryVault::default());
         let (_, provider, mut config) = signed_in_with(vault.clone()).await;
-        *provider.keeps_refresh_tokens.lock().expect("lock") = true;
+        *provider.keeps_refresh_tokens.lock() = true;
         let old = config.token_key.take();
         let new =
             TokenKey::from_base64("YWJjZGVmMDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODk=").expect("key");
@@ -509,8 +504,8 @@ mod tests {
         );
         let (a, b) = (a.expect("first"), b.expect("second"));
         assert_eq!(a.expose(), b.expose(), "one refresh, shared");
-        assert_eq!(*provider.issued.lock().expect("lock"), 1);
-        assert_eq!(*provider.refused.lock().expect("lock"), 0);
+        assert_eq!(*provider.issued.lock(), 1);
+        assert_eq!(*provider.refused.lock(), 0);
         assert!(
             authority
                 .is_connected("demo", "alice@x")
@@ -526,13 +521,12 @@ mod tests {
         authority
             .access_tokens
             .lock()
-            .expect("lock")
             .insert(cache_key("demo", "bob@x"), (Secret::new("old"), 1));
         authority
             .access_token("demo", "alice@x")
             .await
             .expect("renewed");
-        let cached = authority.access_tokens.lock().expect("lock");
+        let cached = authority.access_tokens.lock();
         assert!(cached.contains_key(&cache_key("demo", "alice@x")));
         assert!(!cached.contains_key(&cache_key("demo", "bob@x")), "expired");
     }
@@ -544,13 +538,12 @@ mod tests {
         authority
             .refreshing
             .lock()
-            .expect("lock")
             .insert(cache_key("demo", "bob@x"), Arc::default());
         authority
             .access_token("demo", "alice@x")
             .await
             .expect("renewed");
-        let turns = authority.refreshing.lock().expect("lock");
+        let turns = authority.refreshing.lock();
         assert!(
             !turns.contains_key(&cache_key("demo", "bob@x")),
             "{turns:?}"

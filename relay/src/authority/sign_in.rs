@@ -193,8 +193,9 @@ impl Authority {
 
 #[cfg(test)]
 mod tests {
+    use parking_lot::Mutex;
     use std::collections::HashMap;
-    use std::sync::{Arc, Mutex};
+    use std::sync::Arc;
 
     use axum::extract::{Form, State};
     use axum::http::{HeaderMap, StatusCode};
@@ -219,7 +220,7 @@ mod tests {
             .unwrap_or_default()
             .to_string();
         let refused = form.get("code").map(String::as_str) == Some("used-code");
-        seen.lock().expect("lock").push((form, auth));
+        seen.lock().push((form, auth));
         if refused {
             let body = serde_json::json!({"error": "invalid_grant",
                 "error_description": "Invalid authorization code"});
@@ -301,7 +302,7 @@ mod tests {
         assert_eq!(signed_in.page, SignInPage::Admin);
         assert_eq!(signed_in.zone, "beta");
         assert_eq!(signed_in.token.expose(), "the-access-token");
-        let seen = seen.lock().expect("lock");
+        let seen = seen.lock();
         let (form, auth) = &seen[0];
         assert_eq!(form["grant_type"], "authorization_code");
         assert_eq!(form["code"], "the-code");
@@ -359,7 +360,7 @@ mod tests {
             .expect_err("expired");
         assert!(matches!(err, SignInError::Expired), "{err}");
         assert!(
-            seen.lock().expect("lock").is_empty(),
+            seen.lock().is_empty(),
             "no code was exchanged for a state that does not hold"
         );
     }

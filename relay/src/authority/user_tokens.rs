@@ -7,8 +7,9 @@
 //! (AES-GCM, expiring with the token) so every instance can act for the rep. Without a key the
 //! tokens stay in the process that saw them: a bearer credential is never stored in the clear.
 
+use parking_lot::Mutex;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use super::vault::{Sealer, TokenVault};
 use crate::secret::Secret;
@@ -33,10 +34,7 @@ impl UserTokens {
 
     /// Forgets the tenant's reps' tokens kept here (it unsubscribed).
     pub async fn forget_tenant(&self, tenant: &str) {
-        self.tokens
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .retain(|(t, _), _| t != tenant);
+        self.tokens.lock().retain(|(t, _), _| t != tenant);
         if let Some((vault, _)) = &self.shared {
             vault.forget_tenant(tenant).await;
         }
@@ -58,7 +56,7 @@ impl UserTokens {
     ) {
         let expires_ms = expires_at.saturating_mul(1000);
         let newer = {
-            let mut tokens = self.tokens.lock().unwrap_or_else(|p| p.into_inner());
+            let mut tokens = self.tokens.lock();
             let key = (tenant.to_string(), rep.to_lowercase());
             let newer = tokens.get(&key).is_none_or(|(_, kept)| *kept < expires_ms);
             if newer {
@@ -88,7 +86,7 @@ impl UserTokens {
         let key = (tenant.to_string(), rep.to_lowercase());
         let usable = |expires: u64| expires > now_ms + MARGIN_MS;
         {
-            let mut tokens = self.tokens.lock().unwrap_or_else(|p| p.into_inner());
+            let mut tokens = self.tokens.lock();
             tokens.retain(|_, (_, expires)| *expires > now_ms);
             if let Some((token, _)) = tokens.get(&key).filter(|(_, e)| usable(*e)) {
                 return Some(token.clone());
@@ -120,10 +118,7 @@ impl UserTokens {
             }
         }
         let token = Secret::new(token);
-        self.tokens
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(key, (token.clone(), expires));
+        self.tokens.lock().insert(key, (token.clone(), expires));
         Some(token)
     }
 }

@@ -6,8 +6,8 @@
 //! nothing usable. Stores: memory (embedded default) and Redis (shared by instances, surviving
 //! restarts).
 
+use parking_lot::Mutex;
 use std::collections::HashMap;
-use std::sync::Mutex;
 
 use aes_gcm::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
 use aes_gcm::{Aes256Gcm, Key, Nonce};
@@ -175,16 +175,12 @@ pub struct MemoryVault {
 #[async_trait]
 impl TokenVault for MemoryVault {
     async fn forget_tenant(&self, tenant: &str) {
-        self.sealed
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .retain(|(t, _), _| t != tenant);
+        self.sealed.lock().retain(|(t, _), _| t != tenant);
     }
 
     async fn put(&self, tenant: &str, rep: &str, sealed: &[u8]) -> Result<(), VaultError> {
         self.sealed
             .lock()
-            .unwrap_or_else(|p| p.into_inner())
             .insert((tenant.to_string(), rep.to_lowercase()), sealed.to_vec());
         Ok(())
     }
@@ -193,7 +189,6 @@ impl TokenVault for MemoryVault {
         Ok(self
             .sealed
             .lock()
-            .unwrap_or_else(|p| p.into_inner())
             .get(&(tenant.to_string(), rep.to_lowercase()))
             .cloned())
     }
@@ -201,13 +196,12 @@ impl TokenVault for MemoryVault {
     async fn remove(&self, tenant: &str, rep: &str) -> Result<(), VaultError> {
         self.sealed
             .lock()
-            .unwrap_or_else(|p| p.into_inner())
             .remove(&(tenant.to_string(), rep.to_lowercase()));
         Ok(())
     }
 
     async fn remove_if(&self, tenant: &str, rep: &str, sealed: &[u8]) -> Result<bool, VaultError> {
-        let mut stored = self.sealed.lock().unwrap_or_else(|p| p.into_inner());
+        let mut stored = self.sealed.lock();
         let key = (tenant.to_string(), rep.to_lowercase());
         let same = stored.get(&key).is_some_and(|s| s == sealed);
         if same {

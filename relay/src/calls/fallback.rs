@@ -18,7 +18,7 @@
 //! costs is what memory always costs: a crash during the outage loses those legs (the provider's
 //! redelivery and the next event rebuild them).
 
-use std::sync::Mutex;
+use parking_lot::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
@@ -181,7 +181,6 @@ impl<S: CallStore> FallbackCallStore<S> {
                     if local.without_history {
                         self.completed
                             .lock()
-                            .unwrap_or_else(|poisoned| poisoned.into_inner())
                             .push((tenant.to_string(), leg.clone()));
                     }
                     tracing::info!(tenant, call = %call_id, "call leg kept in memory during the Redis outage written back to Redis");
@@ -232,10 +231,7 @@ impl<S: CallStore> CallStore for FallbackCallStore<S> {
     async fn forget_tenant(&self, tenant: &str) {
         self.local.forget_tenant(tenant).await;
         self.shared.forget_tenant(tenant).await;
-        self.completed
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .retain(|(t, _)| t != tenant);
+        self.completed.lock().retain(|(t, _)| t != tenant);
     }
 
     async fn seen(&self, tenant: &str, event_id: &str) -> Result<bool, StoreError> {
@@ -344,10 +340,7 @@ impl<S: CallStore> CallStore for FallbackCallStore<S> {
                 }
             }
         }
-        let mut completed = self
-            .completed
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut completed = self.completed.lock();
         let (mine, others): (Vec<_>, Vec<_>) = completed.drain(..).partition(|(t, _)| t == tenant);
         *completed = others;
         mine.into_iter().map(|(_, leg)| leg).collect()

@@ -3,8 +3,9 @@
 //! Behind a trait so a shared store (Redis) can carry calls across relay restarts and instances;
 //! the in-memory store is the embedded default for a single instance.
 
+use parking_lot::Mutex;
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use super::leg::Leg;
 use crate::clock::{SharedClock, SystemClock};
@@ -255,10 +256,7 @@ impl MemoryCallStore {
     }
 
     fn tenant(&self, tenant: &str) -> Arc<Mutex<TenantCalls>> {
-        let mut tenants = self
-            .tenants
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut tenants = self.tenants.lock();
         if let Some(calls) = tenants.get(tenant) {
             return calls.clone();
         }
@@ -269,9 +267,7 @@ impl MemoryCallStore {
 
     fn with<R>(&self, tenant: &str, f: impl FnOnce(&mut TenantCalls) -> R) -> R {
         let calls = self.tenant(tenant);
-        let mut calls = calls
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut calls = calls.lock();
         f(&mut calls)
     }
 }
@@ -315,10 +311,7 @@ impl MemoryCallStore {
 #[async_trait]
 impl CallStore for MemoryCallStore {
     async fn forget_tenant(&self, tenant: &str) {
-        self.tenants
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(tenant);
+        self.tenants.lock().remove(tenant);
     }
 
     async fn seen(&self, tenant: &str, event_id: &str) -> Result<bool, StoreError> {

@@ -20,10 +20,11 @@
 
 mod targets;
 
+use parking_lot::Mutex;
 use std::collections::HashSet;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
 use rand::rngs::StdRng;
@@ -257,11 +258,7 @@ pub fn run(
         if started != u64::MAX {
             let now = start.elapsed().as_micros() as u64;
             if now.saturating_sub(started) > options.hang_after.as_micros() as u64 {
-                let input = shared
-                    .current
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .clone();
+                let input = shared.current.lock().clone();
                 return Err(Finding::Hang {
                     input,
                     limit: options.hang_after,
@@ -296,7 +293,7 @@ fn work(target: &Target, options: &Options, shared: &Shared, start: Instant) -> 
             return Done::Finished(outcomes);
         }
         let input = queue.pop().unwrap_or_else(|| inputs.generate());
-        *shared.current.lock().unwrap_or_else(|p| p.into_inner()) = input.clone();
+        *shared.current.lock() = input.clone();
         shared
             .started_us
             .store(start.elapsed().as_micros() as u64, Ordering::Release);

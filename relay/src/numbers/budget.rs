@@ -6,7 +6,7 @@
 //! starve the calls that matter more (live lookups of callers and activity writes, which never
 //! wait on this budget). Days are UTC days, as V2 counts them.
 
-use std::sync::Mutex;
+use parking_lot::Mutex;
 
 use crate::clock::SharedClock;
 
@@ -43,7 +43,7 @@ impl DailyBudget {
     pub fn spend(&self) -> Result<(), BudgetExhausted> {
         let now = self.clock.now_ms();
         let today = now / DAY_MS;
-        let mut spent = self.spent.lock().unwrap_or_else(|p| p.into_inner());
+        let mut spent = self.spent.lock();
         if spent.0 != today {
             *spent = (today, 0);
         }
@@ -62,7 +62,7 @@ impl DailyBudget {
     /// Requests spent today.
     pub fn spent_today(&self) -> u64 {
         let today = self.clock.now_ms() / DAY_MS;
-        let spent = self.spent.lock().unwrap_or_else(|p| p.into_inner());
+        let spent = self.spent.lock();
         if spent.0 == today { spent.1 } else { 0 }
     }
 

@@ -24,8 +24,8 @@ use serde_json::Value;
 
 use super::budget::{BudgetExhausted, DailyBudget};
 use super::generation::{AccountFacts, Generation, GenerationBuilder};
-use super::record::IndexedRecord;
 use super::normalize::{DefaultRegion, looks_like_e164, to_e164};
+use super::record::IndexedRecord;
 use crate::v2::client::{Collection, V2Client, V2Error, quote};
 use crate::v2::records::{self, CALLER_COLLECTIONS, caller_record, phone_fields};
 

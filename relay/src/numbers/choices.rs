@@ -4,8 +4,8 @@
 //! actually Anna", that should stick for that rep (another rep may know the line as someone
 //! else's). Kept per (tenant, rep, number), in memory or in Redis beside the index.
 
+use parking_lot::Mutex;
 use std::collections::HashMap;
-use std::sync::Mutex;
 
 use async_trait::async_trait;
 
@@ -43,14 +43,11 @@ pub struct MemoryChoices {
 #[async_trait]
 impl ChoiceStore for MemoryChoices {
     async fn forget_tenant(&self, tenant: &str) {
-        self.entries
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .retain(|(t, _, _), _| t != tenant);
+        self.entries.lock().retain(|(t, _, _), _| t != tenant);
     }
 
     async fn get(&self, tenant: &str, rep: &str, e164: &str) -> Result<Option<String>, IndexError> {
-        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        let entries = self.entries.lock();
         Ok(entries
             .get(&(tenant.to_string(), rep.to_lowercase(), e164.to_string()))
             .map(|(id, _)| id.clone()))
@@ -66,7 +63,7 @@ impl ChoiceStore for MemoryChoices {
         let n = self
             .counter
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        let mut entries = self.entries.lock();
         if entries.len() >= CAPACITY {
             let cutoff = n.saturating_sub(CAPACITY as u64 / 2);
             entries.retain(|_, (_, at)| *at >= cutoff);

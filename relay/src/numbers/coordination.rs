@@ -6,8 +6,8 @@
 //! rebuild crawls may be older than what the crawl read or newer; the rebuild re-applies the
 //! changes noted since it started, after its swap, so the newer state always wins.
 
+use parking_lot::Mutex;
 use std::collections::HashMap;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -58,7 +58,7 @@ impl MemoryCoordination {
 
     fn with<T>(&self, tenant: &str, f: impl FnOnce(&mut TenantState, u64) -> T) -> T {
         let now = self.clock.now_ms();
-        let mut tenants = self.tenants.lock().unwrap_or_else(|p| p.into_inner());
+        let mut tenants = self.tenants.lock();
         f(tenants.entry(tenant.to_string()).or_default(), now)
     }
 }

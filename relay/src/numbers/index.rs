@@ -4,8 +4,8 @@
 //! instances) are interchangeable. A rebuild prepares a complete new generation and swaps it in
 //! at once, so a lookup never sees a half-built index.
 
+use parking_lot::RwLock;
 use std::collections::HashMap;
-use std::sync::RwLock;
 
 use async_trait::async_trait;
 
@@ -49,12 +49,12 @@ pub struct MemoryIndex {
 }
 
 impl MemoryIndex {
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Generation>> {
-        self.tenants.read().unwrap_or_else(|p| p.into_inner())
+    fn read(&self) -> parking_lot::RwLockReadGuard<'_, HashMap<String, Generation>> {
+        self.tenants.read()
     }
 
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, Generation>> {
-        self.tenants.write().unwrap_or_else(|p| p.into_inner())
+    fn write(&self) -> parking_lot::RwLockWriteGuard<'_, HashMap<String, Generation>> {
+        self.tenants.write()
     }
 }
 

@@ -8,14 +8,14 @@
 //! is remembered, with V2's reason, so an unknown caller does not repeat the refused request on
 //! every ring.
 
+use parking_lot::Mutex;
 use std::collections::HashMap;
-use std::sync::Mutex;
 
 use crate::v2::client::{Collection, V2Client, V2Error};
 use crate::v2::records::{CALLER_COLLECTIONS, caller_record, phone_filter};
 
-use super::record::IndexedRecord;
 use super::normalize::{DefaultRegion, normalize};
+use super::record::IndexedRecord;
 
 /// How long a collection's refusal is believed before the query is tried again (a tenant's
 /// administrator may fix the arrangement meanwhile).
@@ -142,19 +142,13 @@ const CAPACITY: usize = 50_000;
 impl MissCache {
     /// Forgets the tenant's cached answers and refusals (it unsubscribed).
     pub fn forget_tenant(&self, tenant: &str) {
-        self.entries
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .retain(|(t, _), _| t != tenant);
-        self.refusals
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .retain(|(t, _), _| t != tenant);
+        self.entries.lock().retain(|(t, _), _| t != tenant);
+        self.refusals.lock().retain(|(t, _), _| t != tenant);
     }
 
     /// The caller collections V2 currently refuses to search for `tenant`, with its reasons.
     pub fn refusals(&self, tenant: &str, now_ms: u64) -> Vec<Refusal> {
-        let refusals = self.refusals.lock().unwrap_or_else(|p| p.into_inner());
+        let refusals = self.refusals.lock();
         let mut out: Vec<Refusal> = refusals
             .iter()
             .filter(|((t, _), (expires, _))| t == tenant && *expires > now_ms)
@@ -168,14 +162,14 @@ impl MissCache {
     }
 
     fn refused(&self, tenant: &str, collection: &str, now_ms: u64) -> bool {
-        let refusals = self.refusals.lock().unwrap_or_else(|p| p.into_inner());
+        let refusals = self.refusals.lock();
         refusals
             .get(&(tenant.to_string(), collection.to_string()))
             .is_some_and(|(expires, _)| *expires > now_ms)
     }
 
     fn refuse(&self, tenant: &str, collection: &str, reason: &str, expires_ms: u64) {
-        let mut refusals = self.refusals.lock().unwrap_or_else(|p| p.into_inner());
+        let mut refusals = self.refusals.lock();
         refusals.insert(
             (tenant.to_string(), collection.to_string()),
             (expires_ms, reason.to_string()),
@@ -183,7 +177,7 @@ impl MissCache {
     }
 
     pub fn get(&self, tenant: &str, e164: &str, now_ms: u64) -> Option<Vec<IndexedRecord>> {
-        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        let entries = self.entries.lock();
         entries
             .get(&(tenant.to_string(), e164.to_string()))
             .filter(|(expires, _)| *expires > now_ms)
@@ -191,7 +185,7 @@ impl MissCache {
     }
 
     pub fn put(&self, tenant: &str, e164: &str, records: Vec<IndexedRecord>, expires_ms: u64) {
-        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        let mut entries = self.entries.lock();
         if entries.len() >= CAPACITY {
             entries.clear();
         }

@@ -26,12 +26,13 @@ pub mod refresh;
 pub mod update;
 
 pub use index::{MemoryIndex, NumberIndex};
-pub use record::IndexedRecord;
 pub use normalize::{DefaultRegion, InvalidNumber, Normalized, normalize, to_e164};
+pub use record::IndexedRecord;
 pub use refresh::{IndexStatus, RefreshPhase, RefreshStatus};
 
+use parking_lot::Mutex;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::clock::SharedClock;
@@ -118,7 +119,7 @@ impl TenantNumbers {
     }
 
     pub fn signals_status(&self) -> SignalsStatus {
-        lock(&self.signals).clone()
+        self.signals.lock().clone()
     }
 
     /// The RFC 3339 instant `days` before `now_ms`; None when activity is not read.
@@ -134,31 +135,31 @@ impl TenantNumbers {
 
     /// The rep's V2 employee id, when the last build saw them.
     pub fn employee_id(&self, agent: &str) -> Option<String> {
-        lock(&self.employees).get(&agent.to_lowercase()).cloned()
+        self.employees.lock().get(&agent.to_lowercase()).cloned()
     }
 
     pub fn knows_employees(&self) -> bool {
-        !lock(&self.employees).is_empty()
+        !self.employees.lock().is_empty()
     }
 
     pub fn set_employees(&self, employees: HashMap<String, String>) {
-        *lock(&self.employees) = employees;
+        *self.employees.lock() = employees;
     }
 
     pub fn refresh_status(&self) -> RefreshStatus {
-        lock(&self.refresh).clone()
+        self.refresh.lock().clone()
     }
 
     pub fn update_refresh(&self, f: impl FnOnce(&mut RefreshStatus)) {
-        f(&mut lock(&self.refresh));
+        f(&mut self.refresh.lock());
     }
 
     pub fn index_status(&self) -> IndexStatus {
-        lock(&self.index_status).clone()
+        self.index_status.lock().clone()
     }
 
     pub fn set_index_status(&self, status: IndexStatus) {
-        *lock(&self.index_status) = status;
+        *self.index_status.lock() = status;
     }
 }
 
@@ -197,7 +198,7 @@ impl Numbers {
                 .join("; ");
             SignalsStatus::Unavailable { reason }
         };
-        let previous = std::mem::replace(&mut *lock(&tenant.signals), next.clone());
+        let previous = std::mem::replace(&mut *tenant.signals.lock(), next.clone());
         if previous == next {
             return;
         }
@@ -212,9 +213,4 @@ impl Numbers {
             _ => {}
         }
     }
-}
-
-/// These mutexes guard plain values that stay whole whatever a panicking holder did.
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|p| p.into_inner())
 }

@@ -10,9 +10,10 @@
 //! included), so a call reaches the rep's widget whichever instance took the provider's webhook.
 //! When Redis fails, the hub keeps working alone, in memory, until it returns.
 
+use parking_lot::Mutex;
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use cti_protocol::ws::CallView;
@@ -146,9 +147,8 @@ impl Hub {
         }
     }
 
-    fn local(&self) -> std::sync::MutexGuard<'_, HashMap<RepKey, Vec<Feed>>> {
-        // Every change is one insert or remove, so a poisoned map is still consistent.
-        self.local.lock().unwrap_or_else(|p| p.into_inner())
+    fn local(&self) -> parking_lot::MutexGuard<'_, HashMap<RepKey, Vec<Feed>>> {
+        self.local.lock()
     }
 
     /// A new feed for a session of the rep. Under the lock, so a delivery that found no
@@ -212,7 +212,7 @@ impl Hub {
                 if !self.shared {
                     self.deliver_received(tenant, pushed, received);
                 } else if let Some(received) = received {
-                    let mut awaited = self.awaited.lock().unwrap_or_else(|p| p.into_inner());
+                    let mut awaited = self.awaited.lock();
                     if awaited.len() >= MAX_AWAITED {
                         awaited.clear();
                     }
@@ -238,7 +238,7 @@ impl Hub {
     /// Hands a numbered message to this instance's sessions of its rep.
     pub fn deliver(&self, tenant: &str, pushed: Pushed) {
         let received = {
-            let mut awaited = self.awaited.lock().unwrap_or_else(|p| p.into_inner());
+            let mut awaited = self.awaited.lock();
             if awaited.is_empty() {
                 None
             } else {

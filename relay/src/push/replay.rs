@@ -10,8 +10,8 @@
 //! across restarts and across the two stores (a relay that fell back to memory while Redis was
 //! away, then returned to it), and a widget's "last applied" stays meaningful.
 
+use parking_lot::Mutex;
 use std::collections::{HashMap, VecDeque};
-use std::sync::Mutex;
 
 use async_trait::async_trait;
 use cti_protocol::ws::CallView;
@@ -140,9 +140,8 @@ impl MemoryReplay {
         }
     }
 
-    fn logs(&self) -> std::sync::MutexGuard<'_, Logs> {
-        // Every change leaves a log whole, so a poisoned lock still guards consistent data.
-        self.logs.lock().unwrap_or_else(|p| p.into_inner())
+    fn logs(&self) -> parking_lot::MutexGuard<'_, Logs> {
+        self.logs.lock()
     }
 
     /// How many reps have a log (for tests of its upkeep).
@@ -155,11 +154,7 @@ impl MemoryReplay {
 #[async_trait]
 impl ReplayStore for MemoryReplay {
     async fn forget_tenant(&self, tenant: &str) {
-        self.logs
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .reps
-            .retain(|(t, _), _| t != tenant);
+        self.logs.lock().reps.retain(|(t, _), _| t != tenant);
     }
 
     async fn append(&self, tenant: &str, call: CallView) -> Result<Pushed, ReplayError> {

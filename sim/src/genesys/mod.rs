@@ -36,8 +36,8 @@ mod error;
 mod http;
 mod socket;
 
+use parking_lot::{Mutex, MutexGuard};
 use std::collections::{BTreeSet, HashMap};
-use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
@@ -205,8 +205,7 @@ impl Genesys {
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
-        // Every update is a plain assignment, so a poisoned lock still holds a consistent state.
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        self.state.lock()
     }
 
     /// The directory's users.

@@ -19,9 +19,10 @@ mod call;
 mod delivery;
 mod http;
 
+use parking_lot::{Mutex, MutexGuard};
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use cti_protocol::event::{Direction, EndReason, EventType};
@@ -124,7 +125,7 @@ impl Pbx {
     /// older than the window are forgotten, since their signatures are refused as stale anyway.
     pub(crate) fn first_use(&self, nonce: &str, signed_at: u64, now: u64) -> bool {
         let window = cti_protocol::signature::WINDOW_SECS;
-        let mut nonces = self.nonces.lock().unwrap_or_else(|p| p.into_inner());
+        let mut nonces = self.nonces.lock();
         nonces.retain(|_, at| at.saturating_add(window) >= now);
         if nonces.contains_key(nonce) {
             return false;
@@ -134,9 +135,7 @@ impl Pbx {
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<String, Call>> {
-        // A panic elsewhere while holding the lock leaves the map consistent (every update is a
-        // plain assignment), so a poisoned lock is still usable.
-        self.calls.lock().unwrap_or_else(|p| p.into_inner())
+        self.calls.lock()
     }
 
     /// Every call, oldest first.

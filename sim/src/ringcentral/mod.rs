@@ -23,9 +23,9 @@ mod delivery;
 mod http;
 mod session;
 
+use parking_lot::{Mutex, MutexGuard};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
@@ -185,8 +185,7 @@ impl RingCentral {
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
-        // Every change is a plain assignment under the lock, so a poisoned lock is consistent.
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        self.state.lock()
     }
 
     pub fn token_ttl(&self) -> Duration {
@@ -288,7 +287,7 @@ impl RingCentral {
 
     /// Hands notifications to the delivery task (started on first use).
     pub(crate) fn send(&self, outgoing: Vec<Outgoing>) {
-        if let Some(inbox) = self.inbox.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        if let Some(inbox) = self.inbox.lock().take() {
             tokio::spawn(delivery::run(self.http.clone(), inbox));
         }
         for item in outgoing {

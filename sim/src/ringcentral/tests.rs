@@ -1,7 +1,8 @@
 //! The account's strictness over real HTTP: the simulator on one port, a webhook receiver on
 //! another.
 
-use std::sync::{Arc, Mutex};
+use parking_lot::Mutex;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -42,10 +43,7 @@ async fn receive_hook(
         };
     }
     let value: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    hook.deliveries
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .push((headers, value));
+    hook.deliveries.lock().push((headers, value));
     StatusCode::OK.into_response()
 }
 
@@ -135,11 +133,7 @@ impl Setup {
     }
 
     fn deliveries(&self) -> Vec<(HeaderMap, Value)> {
-        self.hook
-            .deliveries
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.hook.deliveries.lock().clone()
     }
 }
 

@@ -7,11 +7,12 @@
 //! hanging up is the caller's BYE, triggered by a SIP INFO this module sends to its own SIPp
 //! (the scenario waits for it while the call is up).
 
+use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::net::{SocketAddr, UdpSocket};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use axum::Json;
 use axum::Router;
@@ -118,22 +119,14 @@ impl SipCalls {
                     format!("cannot start {SIPP}: {e}"),
                 )
             })?;
-        self.calls
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(call_id.clone(), Caller { port });
+        self.calls.lock().insert(call_id.clone(), Caller { port });
         reap(child, call_id.clone());
         Ok(call_id)
     }
 
     /// The calls placed and not hung up through this module, by id.
     pub fn call_ids(&self) -> Vec<String> {
-        self.calls
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .keys()
-            .cloned()
-            .collect()
+        self.calls.lock().keys().cloned().collect()
     }
 
     /// The caller hangs up: its SIPp gets the INFO its scenario waits for and sends BYE.
@@ -141,7 +134,6 @@ impl SipCalls {
         let port = self
             .calls
             .lock()
-            .unwrap_or_else(|p| p.into_inner())
             .remove(id)
             .map(|caller| caller.port)
             .ok_or_else(|| error(StatusCode::NOT_FOUND, format!("no call {id}")))?;

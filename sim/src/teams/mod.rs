@@ -60,9 +60,10 @@
 
 mod http;
 
+use parking_lot::{Mutex, MutexGuard};
 use std::collections::{HashMap, HashSet};
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use base64::Engine;
@@ -433,10 +434,7 @@ impl Teams {
         let x5t = thumbprint(certificate_pem).ok_or("not a PEM certificate")?;
         let key = jsonwebtoken::DecodingKey::from_rsa_pem(public_key_pem.as_bytes())
             .map_err(|e| e.to_string())?;
-        self.certificates
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push((x5t, key));
+        self.certificates.lock().push((x5t, key));
         Ok(())
     }
 
@@ -444,15 +442,13 @@ impl Teams {
     pub(crate) fn certificate(&self, x5t: &str) -> Option<jsonwebtoken::DecodingKey> {
         self.certificates
             .lock()
-            .unwrap_or_else(|p| p.into_inner())
             .iter()
             .find(|(t, _)| t == x5t)
             .map(|(_, k)| k.clone())
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
-        // Every change is a plain assignment under the lock, so a poisoned lock is consistent.
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        self.state.lock()
     }
 
     pub fn user_by_mail(&self, mail: &str) -> Option<&User> {
@@ -612,7 +608,7 @@ impl Teams {
     pub(crate) fn send(&self, mut outgoing: Outgoing) {
         outgoing.duplicate = self.duplicate.load(Ordering::Relaxed);
         outgoing.reorder = self.reorder.load(Ordering::Relaxed);
-        if let Some(inbox) = self.inbox.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        if let Some(inbox) = self.inbox.lock().take() {
             tokio::spawn(run_deliveries(
                 self.http.clone(),
                 self.bot_app_id.clone(),

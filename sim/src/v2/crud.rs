@@ -30,7 +30,7 @@ pub(super) async fn list(
     let name = collection_name(&service, &collection)?;
     guard(&sim, &headers).await?;
     let o = options(&params, sim.v2.schema(name).as_ref())?;
-    let collections = sim.v2.collections.read().unwrap_or_else(|p| p.into_inner());
+    let collections = sim.v2.collections.read();
     let Some(items) = collections.get(name).map(|c| &c.items) else {
         return Err(V2Error::new(
             StatusCode::NOT_FOUND,
@@ -218,7 +218,7 @@ pub(super) async fn read(
 ) -> Result<Response, V2Error> {
     let name = collection_name(&service, &collection)?;
     guard(&sim, &headers).await?;
-    let collections = sim.v2.collections.read().unwrap_or_else(|p| p.into_inner());
+    let collections = sim.v2.collections.read();
     let Some(c) = collections.get(name) else {
         return Err(V2Error::new(
             StatusCode::NOT_FOUND,
@@ -342,11 +342,7 @@ pub(super) async fn create(
         validate_phone_call(&record)?;
     }
     {
-        let mut collections = sim
-            .v2
-            .collections
-            .write()
-            .unwrap_or_else(|p| p.into_inner());
+        let mut collections = sim.v2.collections.write();
         let c = collections.entry(name).or_default();
         c.by_id.insert(id.clone(), c.items.len());
         c.items.push(record.clone());
@@ -420,11 +416,7 @@ pub(super) async fn update(
             "If-Match",
         ));
     };
-    let mut collections = sim
-        .v2
-        .collections
-        .write()
-        .unwrap_or_else(|p| p.into_inner());
+    let mut collections = sim.v2.collections.write();
     let Some(c) = collections.get_mut(name) else {
         return Err(V2Error::new(
             StatusCode::NOT_FOUND,
@@ -507,11 +499,7 @@ pub(super) async fn remove(
 ) -> Result<Response, V2Error> {
     let name = collection_name(&service, &collection)?;
     guard(&sim, &headers).await?;
-    let mut collections = sim
-        .v2
-        .collections
-        .write()
-        .unwrap_or_else(|p| p.into_inner());
+    let mut collections = sim.v2.collections.write();
     let removed = collections.get_mut(name).and_then(|c| {
         let index = c.by_id.remove(&id)?;
         let record = c.items.remove(index);

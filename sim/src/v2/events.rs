@@ -122,7 +122,7 @@ pub struct Emitter {
     user: String,
     password: String,
     source: String,
-    delivery: std::sync::Mutex<(Shape, Auth)>,
+    delivery: parking_lot::Mutex<(Shape, Auth)>,
     idp: std::sync::Arc<Idp>,
     delivered: std::sync::Arc<AtomicU64>,
 }
@@ -153,7 +153,7 @@ impl Emitter {
 
     /// Sends later events in `shape`, authenticated with `auth`.
     pub fn set_delivery(&self, shape: Shape, auth: Auth) {
-        *self.delivery.lock().unwrap_or_else(|e| e.into_inner()) = (shape, auth);
+        *self.delivery.lock() = (shape, auth);
     }
 
     /// Events the endpoint accepted so far.
@@ -173,11 +173,7 @@ impl Emitter {
         let Some(url) = self.url.clone() else {
             return;
         };
-        let (shape, auth) = self
-            .delivery
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
+        let (shape, auth) = self.delivery.lock().clone();
         let Some(event) = body(shape, op, collection, &self.source, before, after) else {
             return;
         };

@@ -9,12 +9,13 @@
 //! `id gt '...'`) refused. A 429 without Retry-After is a fault (`"retry_after": false`), since V2
 //! does not document that header. All are off by default.
 
-use std::sync::{Arc, Mutex};
+use parking_lot::Mutex;
+use std::sync::Arc;
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::State;
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -110,16 +111,16 @@ impl Limits {
     }
 
     pub fn set_quirks(&self, quirks: Quirks) {
-        *self.quirks.lock().unwrap_or_else(|p| p.into_inner()) = quirks;
+        *self.quirks.lock() = quirks;
     }
 
     pub fn quirks(&self) -> Quirks {
-        *self.quirks.lock().unwrap_or_else(|p| p.into_inner())
+        *self.quirks.lock()
     }
 
     /// For a collection read: whether a throttle fault answers it with a bare 429.
     pub fn throttle(&self) -> bool {
-        let mut fault = self.fault.lock().unwrap_or_else(|p| p.into_inner());
+        let mut fault = self.fault.lock();
         let Some(Fault::Throttle { count, after, .. }) = fault.as_mut() else {
             return false;
         };
@@ -135,16 +136,16 @@ impl Limits {
     }
 
     pub fn set_fault(&self, fault: Option<Fault>) {
-        *self.fault.lock().unwrap_or_else(|p| p.into_inner()) = fault;
+        *self.fault.lock() = fault;
     }
 
     pub fn fault(&self) -> Option<Fault> {
-        *self.fault.lock().unwrap_or_else(|p| p.into_inner())
+        *self.fault.lock()
     }
 
     /// For a write just carried out: the status to answer instead, if an after-write fault is set.
     pub fn lose_answer(&self) -> Option<u16> {
-        let mut fault = self.fault.lock().unwrap_or_else(|p| p.into_inner());
+        let mut fault = self.fault.lock();
         match fault.as_mut() {
             Some(Fault::AfterWrite { status, count, .. }) if *count > 0 => {
                 *count -= 1;
@@ -161,7 +162,7 @@ impl Limits {
     /// Decides one request's fate; faults come before the budget, like a proxy in front of V2.
     pub fn admit(&self) -> Admission {
         {
-            let mut fault = self.fault.lock().unwrap_or_else(|p| p.into_inner());
+            let mut fault = self.fault.lock();
             let verdict = match fault.as_mut() {
                 Some(Fault::Status { status, count }) if *count > 0 => {
                     *count -= 1;
@@ -196,7 +197,7 @@ impl Limits {
         let budget = self.budget?;
         let now = (self.clock)();
         let day = now.unix_timestamp().div_euclid(86_400);
-        let mut used = self.used.lock().unwrap_or_else(|p| p.into_inner());
+        let mut used = self.used.lock();
         if used.0 != day {
             *used = (day, 0);
         }

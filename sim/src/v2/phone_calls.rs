@@ -5,7 +5,7 @@
 //! from the widget's payload with `externalId.displayId` (SAP KBA 3481409), and `transcript` is
 //! writable (a published integration PATCHes it). The limits below are inferred.
 
-use std::sync::Mutex;
+use parking_lot::Mutex;
 use std::sync::atomic::Ordering;
 
 use axum::http::StatusCode;
@@ -73,33 +73,23 @@ pub(super) struct Traffic {
 
 impl Traffic {
     pub(super) fn push(&self, method: &'static str, id: &str, body: &Value, content_type: &str) {
-        self.writes
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(PhoneCallWrite {
-                method,
-                id: id.to_string(),
-                body: body.clone(),
-                content_type: content_type.to_string(),
-            });
+        self.writes.lock().push(PhoneCallWrite {
+            method,
+            id: id.to_string(),
+            body: body.clone(),
+            content_type: content_type.to_string(),
+        });
     }
 
     pub(super) fn all(&self) -> Vec<PhoneCallWrite> {
-        self.writes
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.writes.lock().clone()
     }
 }
 
 /// After a read of phone call `id`: the edit waiting for that read, if any, is made.
 pub(super) fn after_read(tenant: &super::Tenant, id: &str) {
     let edit = {
-        let mut pending = tenant
-            .phone_call_traffic
-            .edit_after_read
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let mut pending = tenant.phone_call_traffic.edit_after_read.lock();
         match pending.take() {
             Some((for_id, text)) if for_id == id => text,
             other => {
@@ -108,10 +98,7 @@ pub(super) fn after_read(tenant: &super::Tenant, id: &str) {
             }
         }
     };
-    let mut collections = tenant
-        .collections
-        .write()
-        .unwrap_or_else(|p| p.into_inner());
+    let mut collections = tenant.collections.write();
     let Some(c) = collections.get_mut("phoneCalls") else {
         return;
     };
@@ -130,7 +117,7 @@ impl super::Tenant {
     /// call with `externalId.displayId` = the payload's `ExternalReferenceID` (SAP KBA 3481409),
     /// or finds the one it made for that reference before (inferred). Its id.
     pub fn agent_desktop_call(&self, reference: &str) -> String {
-        let mut collections = self.collections.write().unwrap_or_else(|p| p.into_inner());
+        let mut collections = self.collections.write();
         let c = collections.entry("phoneCalls").or_default();
         let existing = c.items.iter().find(|r| {
             r.pointer("/externalId/displayId").and_then(Value::as_str) == Some(reference)
@@ -156,10 +143,6 @@ impl super::Tenant {
     /// Someone appends `text` to phone call `id`'s transcript in V2's UI just after the next
     /// client read it, so that client's write meets a 412 (once).
     pub fn edit_phone_call_after_next_read(&self, id: &str, text: &str) {
-        *self
-            .phone_call_traffic
-            .edit_after_read
-            .lock()
-            .unwrap_or_else(|p| p.into_inner()) = Some((id.to_string(), text.to_string()));
+        *self.phone_call_traffic.edit_after_read.lock() = Some((id.to_string(), text.to_string()));
     }
 }

@@ -2,8 +2,8 @@
 //! accepts, and the direct access the simulator's other parts and the tests use (phone lookup,
 //! imports, touching a record) without going through HTTP.
 
+use parking_lot::RwLock;
 use std::collections::{BTreeMap, HashMap};
-use std::sync::RwLock;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use serde::Serialize;
@@ -77,7 +77,7 @@ pub struct Tenant {
     pub events: events::Emitter,
     /// Bearer tokens this tenant accepts (issued by the simulated SAML bearer exchange of the
     /// Destination service or the identity provider), with the user each acts for.
-    bearers: std::sync::Mutex<HashMap<String, Bearer>>,
+    bearers: parking_lot::Mutex<HashMap<String, Bearer>>,
     /// Whether properties outside a collection's schema are refused (V2's behaviour) or, with
     /// `SIM_V2_UNKNOWN_FIELDS=accept`, stored and matched as nothing.
     strict: AtomicBool,
@@ -121,7 +121,7 @@ impl Tenant {
             requests: AtomicU64::new(0),
             next_display_id: AtomicU64::new(900_000),
             events: events::Emitter::new(config),
-            bearers: std::sync::Mutex::new(HashMap::new()),
+            bearers: parking_lot::Mutex::new(HashMap::new()),
             strict: AtomicBool::new(!config.v2_accept_unknown_fields),
             if_match_strict: AtomicBool::new(config.v2_if_match_strict),
             withdrawn: RwLock::new(Vec::new()),
@@ -135,7 +135,7 @@ impl Tenant {
         if !self.strict.load(Ordering::Relaxed) {
             return None;
         }
-        let withdrawn = self.withdrawn.read().unwrap_or_else(|p| p.into_inner());
+        let withdrawn = self.withdrawn.read();
         let own = withdrawn
             .iter()
             .filter(|(c, _)| c == collection)
@@ -163,7 +163,7 @@ impl Tenant {
     /// Takes a property (a `/` path) out of a collection's schema, as a tenant whose schema
     /// differs from the published one: requests naming it are refused from now on.
     pub fn withdraw_property(&self, collection: &str, path: &str) {
-        let mut withdrawn = self.withdrawn.write().unwrap_or_else(|p| p.into_inner());
+        let mut withdrawn = self.withdrawn.write();
         withdrawn.push((collection.to_string(), path.to_string()));
     }
 
@@ -172,7 +172,7 @@ impl Tenant {
     pub fn issue_bearer(&self, user: &str, ttl_secs: u64) -> String {
         let token = format!("v2at-{}", uuid::Uuid::new_v4().simple());
         let expires_at = now_secs().saturating_add(ttl_secs);
-        let mut bearers = self.bearers.lock().unwrap_or_else(|p| p.into_inner());
+        let mut bearers = self.bearers.lock();
         let now = now_secs();
         bearers.retain(|_, b| b.expires_at > now);
         bearers.insert(
@@ -187,7 +187,7 @@ impl Tenant {
 
     /// The user a bearer token acts for, if it is valid now.
     pub(super) fn bearer_user(&self, token: &str) -> Option<String> {
-        let bearers = self.bearers.lock().unwrap_or_else(|p| p.into_inner());
+        let bearers = self.bearers.lock();
         bearers
             .get(token)
             .filter(|b| b.expires_at > now_secs())
@@ -196,7 +196,7 @@ impl Tenant {
 
     /// Every record with a normalised phone equal to `e164`.
     pub fn lookup_phone(&self, e164: &str) -> Vec<PhoneOwner> {
-        let collections = self.collections.read().unwrap_or_else(|p| p.into_inner());
+        let collections = self.collections.read();
         let mut owners = Vec::new();
         for (_, name, kind) in COLLECTIONS {
             let (Some(kind), Some(collection)) = (kind, collections.get(name)) else {
@@ -236,7 +236,7 @@ impl Tenant {
     /// clean-up.
     pub fn import(&self, collection: &'static str, record: Value) {
         let id = record["id"].as_str().unwrap_or_default().to_string();
-        let mut collections = self.collections.write().unwrap_or_else(|p| p.into_inner());
+        let mut collections = self.collections.write();
         let c = collections.entry(collection).or_default();
         match c.by_id.get(&id) {
             Some(i) => c.items[*i] = record,
@@ -249,7 +249,7 @@ impl Tenant {
 
     /// Someone edits the record in V2's UI: its ETag changes, its content does not.
     pub fn touch(&self, collection: &str, id: &str) {
-        let mut collections = self.collections.write().unwrap_or_else(|p| p.into_inner());
+        let mut collections = self.collections.write();
         if let Some(record) = collections
             .get_mut(collection)
             .and_then(|c| c.by_id.get(id).copied().and_then(|i| c.items.get_mut(i)))
@@ -266,7 +266,6 @@ impl Tenant {
     pub fn records(&self, collection: &str) -> Vec<Value> {
         self.collections
             .read()
-            .unwrap_or_else(|p| p.into_inner())
             .get(collection)
             .map(|c| c.items.clone())
             .unwrap_or_default()

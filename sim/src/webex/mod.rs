@@ -27,9 +27,9 @@
 
 mod http;
 
+use parking_lot::{Mutex, MutexGuard};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use base64::Engine;
@@ -218,8 +218,7 @@ impl Webex {
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
-        // Every change is a plain assignment under the lock, so a poisoned lock is consistent.
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        self.state.lock()
     }
 
     pub fn set_token_ttl(&self, secs: u64) {
@@ -401,7 +400,7 @@ impl Webex {
             let _ = ack.send(Err("no webhook covers this event".into()));
             return outcome;
         }
-        if let Some(inbox) = self.inbox.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        if let Some(inbox) = self.inbox.lock().take() {
             tokio::spawn(run(self.http.clone(), inbox));
         }
         // One body per webhook; the envelope differs only in the webhook's own fields.

@@ -26,8 +26,9 @@ pub mod client;
 mod connector;
 pub mod mapping;
 
+use parking_lot::Mutex;
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use cti_protocol::ws::{CallCommand, Control};
@@ -241,13 +242,12 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub(crate) fn tracker(&self) -> std::sync::MutexGuard<'_, Tracker> {
-        // Every update is a plain insert or assignment, so a poisoned tracker is consistent.
-        self.tracker.lock().unwrap_or_else(|p| p.into_inner())
+    pub(crate) fn tracker(&self) -> parking_lot::MutexGuard<'_, Tracker> {
+        self.tracker.lock()
     }
 
-    fn actions(&self) -> std::sync::MutexGuard<'_, Option<mpsc::Sender<Request>>> {
-        self.actions.lock().unwrap_or_else(|p| p.into_inner())
+    fn actions(&self) -> parking_lot::MutexGuard<'_, Option<mpsc::Sender<Request>>> {
+        self.actions.lock()
     }
 
     pub(crate) fn now(&self) -> String {

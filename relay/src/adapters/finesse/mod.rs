@@ -28,8 +28,9 @@ pub mod mapping;
 pub mod xml;
 pub mod xmpp;
 
+use parking_lot::Mutex;
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use cti_protocol::ws::CallCommand;
@@ -520,9 +521,8 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub(crate) fn tracker(&self) -> std::sync::MutexGuard<'_, Tracker> {
-        // Every update is a plain insert or assignment, so a poisoned tracker is consistent.
-        self.tracker.lock().unwrap_or_else(|p| p.into_inner())
+    pub(crate) fn tracker(&self) -> parking_lot::MutexGuard<'_, Tracker> {
+        self.tracker.lock()
     }
 
     pub(crate) fn now(&self) -> String {
@@ -544,12 +544,7 @@ impl Shared {
 
     /// The agent's extension (their device's `mediaAddress`), read once.
     pub(crate) async fn extension_of(&self, user: &str) -> Result<String, RestError> {
-        if let Some(ext) = self
-            .extensions
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(user)
-        {
+        if let Some(ext) = self.extensions.lock().get(user) {
             return Ok(ext.clone());
         }
         let body = self
@@ -568,10 +563,7 @@ impl Shared {
                 status: 200,
                 message: format!("user {user:?} has no extension"),
             })?;
-        self.extensions
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(user.to_string(), ext.clone());
+        self.extensions.lock().insert(user.to_string(), ext.clone());
         Ok(ext)
     }
 
@@ -589,7 +581,6 @@ impl Shared {
         let user = self
             .extensions
             .lock()
-            .unwrap_or_else(|p| p.into_inner())
             .iter()
             .find(|(_, ext)| *ext == extension)
             .map(|(user, _)| user.clone())?;
@@ -778,11 +769,7 @@ impl TelephonyAdapter for FinesseAdapter {
                 let to = self.address_of(target, action).await?;
                 self.act(&user, &dialog, "CONSULT_CALL", Some(&to), action)
                     .await?;
-                self.shared
-                    .consults
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(key, target.clone());
+                self.shared.consults.lock().insert(key, target.clone());
                 call_facts::note(
                     &self.shared,
                     &call.id,
@@ -794,13 +781,7 @@ impl TelephonyAdapter for FinesseAdapter {
                 Ok(())
             }
             CallCommand::CompleteTransfer => {
-                let target = self
-                    .shared
-                    .consults
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .get(&key)
-                    .cloned();
+                let target = self.shared.consults.lock().get(&key).cloned();
                 let target = match target {
                     Some(target) => target,
                     None => call_facts::fact(&self.shared, &call.id, "consult_target", &user)
@@ -812,11 +793,7 @@ impl TelephonyAdapter for FinesseAdapter {
                     .transfer_requested(&call.id, &user, &target);
                 call_facts::note(&self.shared, &call.id, "transfer", &user, Some(&target)).await;
                 self.act(&user, &dialog, "TRANSFER", None, action).await?;
-                self.shared
-                    .consults
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .remove(&key);
+                self.shared.consults.lock().remove(&key);
                 Ok(())
             }
             CallCommand::CancelConsult => {
@@ -827,11 +804,7 @@ impl TelephonyAdapter for FinesseAdapter {
                 }
                 .ok_or_else(|| rejected(action, 409, "no consult under way on this call"))?;
                 self.act(&user, &consult, "DROP", None, action).await?;
-                self.shared
-                    .consults
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .remove(&key);
+                self.shared.consults.lock().remove(&key);
                 self.act(&user, &dialog, "RETRIEVE", None, action).await
             }
             _ => Err(rejected(

@@ -23,8 +23,9 @@ mod connector;
 pub mod esl;
 pub mod mapping;
 
+use parking_lot::Mutex;
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use cti_protocol::ws::{CallCommand, Control};
@@ -177,12 +178,12 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    fn tracker(&self) -> std::sync::MutexGuard<'_, Tracker> {
-        self.tracker.lock().unwrap_or_else(|p| p.into_inner())
+    fn tracker(&self) -> parking_lot::MutexGuard<'_, Tracker> {
+        self.tracker.lock()
     }
 
-    fn requests(&self) -> std::sync::MutexGuard<'_, Option<mpsc::Sender<Request>>> {
-        self.requests.lock().unwrap_or_else(|p| p.into_inner())
+    fn requests(&self) -> parking_lot::MutexGuard<'_, Option<mpsc::Sender<Request>>> {
+        self.requests.lock()
     }
 
     fn now(&self) -> String {

@@ -536,7 +536,7 @@ async fn catch_up(shared: &Shared, link: &Link, users: &[String]) -> Result<(), 
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Mutex;
+    use parking_lot::Mutex;
 
     use super::*;
     use crate::adapters::Context;

@@ -19,8 +19,9 @@ mod api;
 pub(crate) mod connector;
 pub mod mapping;
 
+use parking_lot::Mutex;
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use cti_protocol::ws::CallCommand;
@@ -153,9 +154,8 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub(crate) fn tracker(&self) -> std::sync::MutexGuard<'_, Tracker> {
-        // Every update is a plain insert or assignment, so a poisoned tracker is consistent.
-        self.tracker.lock().unwrap_or_else(|p| p.into_inner())
+    pub(crate) fn tracker(&self) -> parking_lot::MutexGuard<'_, Tracker> {
+        self.tracker.lock()
     }
 
     /// Reads the whole user directory (`GET /api/v2/users`, paged) into the rep map.

@@ -1,7 +1,7 @@
 //! RingCentral's REST API as the adapter uses it: an OAuth token (JWT bearer, else client
 //! credentials) kept and renewed, and JSON requests that name RingCentral's refusal.
 
-use std::sync::Mutex;
+use parking_lot::Mutex;
 use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
@@ -87,7 +87,7 @@ impl Api {
     }
 
     fn cached(&self) -> Option<String> {
-        let token = self.token.lock().unwrap_or_else(|p| p.into_inner());
+        let token = self.token.lock();
         token
             .as_ref()
             .filter(|t| t.expires > Instant::now() + TOKEN_MARGIN)
@@ -95,7 +95,7 @@ impl Api {
     }
 
     fn forget_token(&self) {
-        *self.token.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        *self.token.lock() = None;
     }
 
     /// Asks for a new grant, as the connector does first: the admin page's connection test.
@@ -147,7 +147,7 @@ impl Api {
             .get("expires_in")
             .and_then(Value::as_u64)
             .unwrap_or(3600);
-        *self.token.lock().unwrap_or_else(|p| p.into_inner()) = Some(Token {
+        *self.token.lock() = Some(Token {
             value: Secret::new(access.clone()),
             expires: Instant::now() + Duration::from_secs(ttl),
         });

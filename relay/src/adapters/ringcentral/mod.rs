@@ -22,7 +22,8 @@ mod mapping;
 mod settings;
 mod shared;
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use parking_lot::{Mutex, MutexGuard};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use axum::http::{HeaderValue, Method, StatusCode};
@@ -180,12 +181,11 @@ fn rejected(action: &'static str, err: ApiError) -> CommandError {
 
 impl Inner {
     fn tracker(&self) -> MutexGuard<'_, Tracker> {
-        // Every update is a plain insert or removal, so a poisoned tracker is still consistent.
-        self.tracker.lock().unwrap_or_else(|p| p.into_inner())
+        self.tracker.lock()
     }
 
     fn extensions(&self) -> MutexGuard<'_, Extensions> {
-        self.extensions.lock().unwrap_or_else(|p| p.into_inner())
+        self.extensions.lock()
     }
 
     fn now(&self) -> String {
@@ -228,10 +228,7 @@ impl Inner {
         }
         let now = self.clock.now_ms();
         {
-            let mut last = self
-                .directory_read_ms
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
+            let mut last = self.directory_read_ms.lock();
             if last.is_some_and(|at| now.saturating_sub(at) < DIRECTORY_REREAD_MS) {
                 return;
             }

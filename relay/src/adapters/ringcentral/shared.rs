@@ -17,15 +17,15 @@
 //! - `pending:{extension}`: the consultations under way with this extension as the consulting rep
 //!   or the colleague, `{call}` -> the consultation as JSON.
 
-use std::sync::Mutex;
+use parking_lot::Mutex;
 
 use serde_json::Value;
 
 use super::mapping::{Alias, CallFacts, PendingConsult, Seen, Tracker};
 use crate::adapters::call_state::{AdapterState, decode};
 
-fn tracker(tracker: &Mutex<Tracker>) -> std::sync::MutexGuard<'_, Tracker> {
-    tracker.lock().unwrap_or_else(|p| p.into_inner())
+fn tracker(tracker: &Mutex<Tracker>) -> parking_lot::MutexGuard<'_, Tracker> {
+    tracker.lock()
 }
 
 fn text(value: &Value) -> Option<String> {

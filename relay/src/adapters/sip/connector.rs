@@ -487,8 +487,8 @@ async fn catch_up(shared: &Shared, link: &Link, rep: &str) -> Result<(), LinkErr
 
 #[cfg(test)]
 mod tests {
+    use parking_lot::Mutex;
     use std::net::SocketAddr;
-    use std::sync::Mutex;
 
     use rsip::headers::ToTypedHeader;
     use rsip::prelude::{HasHeaders, HeadersExt};

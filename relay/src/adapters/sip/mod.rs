@@ -19,8 +19,9 @@ pub mod dialog_info;
 pub mod mapping;
 pub mod ua;
 
+use parking_lot::Mutex;
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use cti_protocol::ws::{CallCommand, Control};
@@ -271,9 +272,8 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub(crate) fn tracker(&self) -> std::sync::MutexGuard<'_, Tracker> {
-        // Every update is a plain insert or assignment, so a poisoned tracker is consistent.
-        self.tracker.lock().unwrap_or_else(|p| p.into_inner())
+    pub(crate) fn tracker(&self) -> parking_lot::MutexGuard<'_, Tracker> {
+        self.tracker.lock()
     }
 
     pub(crate) fn now(&self) -> String {

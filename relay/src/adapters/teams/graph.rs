@@ -2,8 +2,8 @@
 //! tenant's Entra ID, kept and renewed; JSON requests that name Graph's refusal), and the check
 //! of the Bot Framework tokens on calls to the bot (reference 3.3).
 
+use parking_lot::Mutex;
 use std::collections::HashMap;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use base64::Engine;
@@ -214,7 +214,7 @@ impl Graph {
 
     /// Presence calls go out with the service account whose refresh token this is.
     pub(crate) fn with_refresh_token(self, refresh: Option<Secret>) -> Self {
-        *self.refresh_token.lock().unwrap_or_else(|p| p.into_inner()) = refresh;
+        *self.refresh_token.lock() = refresh;
         self
     }
 
@@ -226,7 +226,7 @@ impl Graph {
     }
 
     fn cached(&self, who: Who) -> Option<String> {
-        let token = self.slot(who).lock().unwrap_or_else(|p| p.into_inner());
+        let token = self.slot(who).lock();
         token
             .as_ref()
             .filter(|t| t.expires > Instant::now() + TOKEN_MARGIN)
@@ -234,7 +234,7 @@ impl Graph {
     }
 
     fn forget_token(&self, who: Who) {
-        *self.slot(who).lock().unwrap_or_else(|p| p.into_inner()) = None;
+        *self.slot(who).lock() = None;
     }
 
     /// Asks Entra ID for the app's token (client credentials), as the adapter does before its
@@ -252,16 +252,17 @@ impl Graph {
         }
         let refresh = match who {
             Who::App => None,
-            Who::Delegated => Some(
-                self.refresh_token
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .clone()
-                    .ok_or_else(|| ApiError::Refused {
-                        status: 401,
-                        message: "token: no refresh token for presence".into(),
-                    })?,
-            ),
+            Who::Delegated => {
+                Some(
+                    self.refresh_token
+                        .lock()
+                        .clone()
+                        .ok_or_else(|| ApiError::Refused {
+                            status: 401,
+                            message: "token: no refresh token for presence".into(),
+                        })?,
+                )
+            }
         };
         let mut form: Vec<(&str, String)> = vec![("client_id", self.client_id.clone())];
         match &refresh {
@@ -324,9 +325,9 @@ impl Graph {
         if let (Who::Delegated, Some(next)) =
             (who, value.get("refresh_token").and_then(Value::as_str))
         {
-            *self.refresh_token.lock().unwrap_or_else(|p| p.into_inner()) = Some(Secret::new(next));
+            *self.refresh_token.lock() = Some(Secret::new(next));
         }
-        *self.slot(who).lock().unwrap_or_else(|p| p.into_inner()) = Some(Token {
+        *self.slot(who).lock() = Some(Token {
             value: Secret::new(access.clone()),
             expires: Instant::now() + Duration::from_secs(ttl),
         });

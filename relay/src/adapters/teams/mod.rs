@@ -46,8 +46,9 @@ mod mapping;
 mod presence;
 mod shared;
 
+use parking_lot::{Mutex, MutexGuard};
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -545,8 +546,7 @@ impl TeamsAdapter {
 
 impl Inner {
     fn tracker(&self) -> MutexGuard<'_, Tracker> {
-        // Every update is a plain insert or removal, so a poisoned tracker is still consistent.
-        self.tracker.lock().unwrap_or_else(|p| p.into_inner())
+        self.tracker.lock()
     }
 
     fn now(&self) -> String {
@@ -554,15 +554,11 @@ impl Inner {
     }
 
     fn presence_tracker(&self) -> MutexGuard<'_, PresenceTracker> {
-        // Plain inserts and removals: a poisoned tracker is still consistent.
-        self.presence.lock().unwrap_or_else(|p| p.into_inner())
+        self.presence.lock()
     }
 
     fn watched(&self) -> Vec<String> {
-        self.watched
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.watched.lock().clone()
     }
 
     /// The Entra user ids of the reps presence mode watches: `agents`' users, and
@@ -595,7 +591,7 @@ impl Inner {
         for id in &ids {
             self.learn_user(id).await;
         }
-        *self.watched.lock().unwrap_or_else(|p| p.into_inner()) = ids.clone();
+        *self.watched.lock() = ids.clone();
         ids
     }
 
@@ -829,7 +825,6 @@ impl Inner {
                 tracing::info!(tenant = %self.tenant, subscription = %sub, %event, "Teams lifecycle notification");
                 self.lifecycle
                     .lock()
-                    .unwrap_or_else(|p| p.into_inner())
                     .push((sub.to_string(), event.to_string()));
                 self.wake.notify_one();
                 continue;
@@ -1104,8 +1099,7 @@ impl Inner {
                 _ = tokio::time::sleep_until(next) => {}
                 _ = self.wake.notified() => {}
             }
-            let events: Vec<(String, String)> =
-                std::mem::take(&mut *self.lifecycle.lock().unwrap_or_else(|p| p.into_inner()));
+            let events: Vec<(String, String)> = std::mem::take(&mut *self.lifecycle.lock());
             let mut recreate: Vec<Kind> = Vec::new();
             for (sub_id, event) in events {
                 let Some(sub) = subs.iter().find(|s| s.id == sub_id) else {

@@ -15,7 +15,7 @@
 //! - `presence:{user}` (presence mode): per presence call of the user that ended, its rep and
 //!   times; taken by the instance whose call record amends it.
 
-use std::sync::Mutex;
+use parking_lot::Mutex;
 
 use serde_json::Value;
 
@@ -23,8 +23,8 @@ use super::mapping::{self, LegInfo, PendingConsult, Tracker};
 use super::presence::{self, EndedCall, PresenceCall};
 use crate::adapters::call_state::{AdapterState, decode};
 
-fn tracker(tracker: &Mutex<Tracker>) -> std::sync::MutexGuard<'_, Tracker> {
-    tracker.lock().unwrap_or_else(|p| p.into_inner())
+fn tracker(tracker: &Mutex<Tracker>) -> parking_lot::MutexGuard<'_, Tracker> {
+    tracker.lock()
 }
 
 /// Fills the tracker with what the store knows of the relay's call `chain`.

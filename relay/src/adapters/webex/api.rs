@@ -2,7 +2,7 @@
 //! refresh token (Webex may hand out a new one with each refresh; the newest is kept), and JSON
 //! requests that name Webex's refusal.
 
-use std::sync::Mutex;
+use parking_lot::Mutex;
 use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
@@ -100,7 +100,7 @@ impl Api {
     }
 
     fn cached(&self) -> Option<String> {
-        let token = self.token.lock().unwrap_or_else(|p| p.into_inner());
+        let token = self.token.lock();
         token
             .as_ref()
             .filter(|t| t.expires > Instant::now() + TOKEN_MARGIN)
@@ -108,7 +108,7 @@ impl Api {
     }
 
     fn forget_token(&self) {
-        *self.token.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        *self.token.lock() = None;
     }
 
     /// A valid access token: the kept one, or a refresh.
@@ -116,12 +116,7 @@ impl Api {
         if let Some(token) = self.cached() {
             return Ok(token);
         }
-        let refresh = self
-            .refresh_token
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .expose()
-            .to_string();
+        let refresh = self.refresh_token.lock().expose().to_string();
         let form = [
             ("grant_type", "refresh_token"),
             ("client_id", self.client_id.as_str()),
@@ -154,13 +149,13 @@ impl Api {
             })?
             .to_string();
         if let Some(next) = value.get("refresh_token").and_then(Value::as_str) {
-            *self.refresh_token.lock().unwrap_or_else(|p| p.into_inner()) = Secret::new(next);
+            *self.refresh_token.lock() = Secret::new(next);
         }
         let ttl = value
             .get("expires_in")
             .and_then(Value::as_u64)
             .unwrap_or(3600);
-        *self.token.lock().unwrap_or_else(|p| p.into_inner()) = Some(Token {
+        *self.token.lock() = Some(Token {
             value: Secret::new(access.clone()),
             expires: Instant::now() + Duration::from_secs(ttl),
         });

@@ -20,8 +20,9 @@ mod api;
 mod mapping;
 mod shared;
 
+use parking_lot::{Mutex, MutexGuard};
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -340,12 +341,11 @@ fn encode(value: &str) -> String {
 
 impl Inner {
     fn tracker(&self) -> MutexGuard<'_, Tracker> {
-        // Every update is a plain insert or removal, so a poisoned tracker is still consistent.
-        self.tracker.lock().unwrap_or_else(|p| p.into_inner())
+        self.tracker.lock()
     }
 
     fn people(&self) -> MutexGuard<'_, HashMap<String, Person>> {
-        self.people.lock().unwrap_or_else(|p| p.into_inner())
+        self.people.lock()
     }
 
     fn now(&self) -> String {
@@ -425,10 +425,7 @@ impl Inner {
         }
         let now = self.clock.now_ms();
         {
-            let mut last = self
-                .directory_read_ms
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
+            let mut last = self.directory_read_ms.lock();
             if last.is_some_and(|at| now.saturating_sub(at) < DIRECTORY_REREAD_MS) {
                 return;
             }

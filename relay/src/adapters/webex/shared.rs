@@ -18,15 +18,15 @@
 //!   a call they place on the phone meanwhile is known as a consultation of one of them wherever
 //!   it lands (also when it lands before the hold it follows).
 
-use std::sync::Mutex;
+use parking_lot::Mutex;
 
 use serde_json::Value;
 
 use super::mapping::{Alias, PendingConsult, SeenLeg, Source, Tracker};
 use crate::adapters::call_state::{AdapterState, decode};
 
-fn tracker(tracker: &Mutex<Tracker>) -> std::sync::MutexGuard<'_, Tracker> {
-    tracker.lock().unwrap_or_else(|p| p.into_inner())
+fn tracker(tracker: &Mutex<Tracker>) -> parking_lot::MutexGuard<'_, Tracker> {
+    tracker.lock()
 }
 
 fn text<'a>(value: &'a Value, key: &str) -> &'a str {

@@ -148,14 +148,7 @@ async fn with_the_reps_own_sign_in_activities_are_written_as_them_and_tokens_ren
     assert!(!String::from_utf8_lossy(&sealed).contains("iasrt-"));
     stack.sim.sim.ias.set_access_ttl(30);
     let before = stack.sim.sim.ias.refreshes();
-    stack
-        .relay
-        .state
-        .authority
-        .access_tokens
-        .lock()
-        .expect("lock")
-        .clear();
+    stack.relay.state.authority.access_tokens.lock().clear();
     post_all(&stack, &missed_call("oauth-2", "+41 79 555 80 02")).await;
     let activity = stack
         .wait_activity("oauth-2", "written", |_| true)
@@ -169,14 +162,7 @@ async fn with_the_reps_own_sign_in_activities_are_written_as_them_and_tokens_ren
 
     // Revoked at the identity provider: the next activity waits for her to connect again.
     stack.sim.sim.ias.revoke(ALICE);
-    stack
-        .relay
-        .state
-        .authority
-        .access_tokens
-        .lock()
-        .expect("lock")
-        .clear();
+    stack.relay.state.authority.access_tokens.lock().clear();
     post_all(&stack, &missed_call("oauth-3", "+41 79 555 80 03")).await;
     activity_waits(&stack, "oauth-3", ALICE, "has not connected V2").await;
 }
