@@ -13,11 +13,11 @@
 //! V2: that is left to expire after [`OUTBOX_GRACE`] rather than deleted under an activity on its
 //! way, and is deleted at once when empty.
 
-use parking_lot::RwLock;
 use std::collections::HashMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use parking_lot::RwLock;
 use redis::AsyncCommands;
 use redis::aio::ConnectionManager;
 use serde::{Deserialize, Serialize};

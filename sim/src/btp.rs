@@ -25,7 +25,6 @@
 //! The exchanged token is a V2 bearer token for the user in the JWT: V2 calls made with it are
 //! recorded as that user's (`adminData.createdBy`).
 
-use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -35,6 +34,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use base64::Engine;
+use parking_lot::Mutex;
 use serde_json::json;
 
 use crate::Sim;

@@ -17,7 +17,6 @@
 //!   (`invalid_grant`, ...).
 //! - `GET /sim/ias/oauth2/certs`: the keys of the ID tokens (a JWKS).
 
-use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -29,6 +28,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use parking_lot::Mutex;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 

@@ -26,7 +26,6 @@
 //! allows the relay's callback on any host (as xs-security.json's
 //! `https://*.<domain>/**` does), and the error texts.
 
-use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -36,6 +35,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use base64::Engine;
+use parking_lot::Mutex;
 use serde_json::json;
 
 use crate::Sim;

@@ -8,11 +8,11 @@
 //! A give-back from a writer whose lease ran out is discarded: another writer has the entry. An
 //! entry whose wanted version moved on while it was being written is due again at once.
 
-use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
+use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
 use super::journal::{Journal, Record};

@@ -15,11 +15,11 @@
 //! Reading is best effort for the adapter: an unreachable store is logged and the adapter goes on
 //! with what it knows itself (one instance's view, as without Redis).
 
-use parking_lot::Mutex;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use parking_lot::Mutex;
 use redis::aio::ConnectionManager;
 use serde::Serialize;
 use serde::de::DeserializeOwned;

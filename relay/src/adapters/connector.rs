@@ -13,7 +13,6 @@
 //! state to `/readyz` and `/metrics`. It is a channel, so an adapter never needs the relay's state,
 //! and this module knows nothing above the adapters.
 
-use parking_lot::Mutex;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -22,6 +21,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use cti_protocol::event::TelephonyEvent;
 use futures_util::FutureExt;
+use parking_lot::Mutex;
 use rand::Rng;
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};

@@ -7,8 +7,9 @@
 //! provider's settings, provider user id to rep) wins. Answers from the provider are cached here
 //! for the adapter, which decides when to ask again.
 
-use parking_lot::Mutex;
 use std::collections::{BTreeMap, HashMap};
+
+use parking_lot::Mutex;
 
 /// A tenant's provider users and reps, both ways.
 #[derive(Debug, Default)]

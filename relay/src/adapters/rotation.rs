@@ -8,9 +8,10 @@
 //! carry the old one; once none can, the previous setting is removed and the old secret is
 //! refused (docs/security.md, "Secrets").
 
-use parking_lot::Mutex;
 use std::collections::HashSet;
 use std::sync::OnceLock;
+
+use parking_lot::Mutex;
 
 use crate::secret::Secret;
 

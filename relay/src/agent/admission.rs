@@ -7,10 +7,11 @@
 //! one; the session gives it back as soon as the rep is signed in (or the connection ends),
 //! after which only the rep's own limits apply.
 
-use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
+
+use parking_lot::Mutex;
 
 /// The counts of connections waiting for `hello`.
 #[derive(Debug)]

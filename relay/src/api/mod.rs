@@ -96,9 +96,9 @@ fn shown_uri(uri: &axum::http::Uri) -> std::borrow::Cow<'_, str> {
 
 #[cfg(test)]
 mod tests {
-    use parking_lot::Mutex;
     use std::sync::Arc;
 
+    use parking_lot::Mutex;
     use tower::ServiceExt as _;
 
     use super::*;

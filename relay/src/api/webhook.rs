@@ -210,8 +210,9 @@ mod tests {
     /// Review F18: a tenant id with a newline from the URL stays on its log line.
     #[test]
     fn a_tenant_id_from_the_path_cannot_forge_a_log_line() {
-        use parking_lot::Mutex;
         use std::io::Write;
+
+        use parking_lot::Mutex;
 
         #[derive(Clone, Default)]
         struct Buffer(Arc<Mutex<Vec<u8>>>);

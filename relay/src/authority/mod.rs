@@ -26,9 +26,10 @@ pub mod sign_in;
 pub mod user_tokens;
 pub mod vault;
 
-use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::sync::Arc;
+
+use parking_lot::Mutex;
 
 use crate::clock::SharedClock;
 use crate::config::{Config, OAuthSettings, TenantConfig, XsuaaSignIn};

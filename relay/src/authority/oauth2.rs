@@ -348,13 +348,13 @@ pub(super) async fn refusal(response: reqwest::Response) -> String {
 
 #[cfg(test)]
 mod tests {
-    use parking_lot::Mutex;
     use std::collections::{HashMap, HashSet};
     use std::sync::Arc;
 
     use axum::extract::{Form, State};
     use axum::http::StatusCode;
     use axum::response::{IntoResponse, Response};
+    use parking_lot::Mutex;
 
     use super::*;
     use crate::authority::vault::{MemoryVault, TokenVault};

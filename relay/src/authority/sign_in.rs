@@ -193,13 +193,13 @@ impl Authority {
 
 #[cfg(test)]
 mod tests {
-    use parking_lot::Mutex;
     use std::collections::HashMap;
     use std::sync::Arc;
 
     use axum::extract::{Form, State};
     use axum::http::{HeaderMap, StatusCode};
     use axum::response::{IntoResponse, Response};
+    use parking_lot::Mutex;
 
     use super::*;
     use crate::authority::vault::MemoryVault;

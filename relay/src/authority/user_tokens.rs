@@ -7,9 +7,10 @@
 //! (AES-GCM, expiring with the token) so every instance can act for the rep. Without a key the
 //! tokens stay in the process that saw them: a bearer credential is never stored in the clear.
 
-use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::sync::Arc;
+
+use parking_lot::Mutex;
 
 use super::vault::{Sealer, TokenVault};
 use crate::secret::Secret;

@@ -6,7 +6,6 @@
 //! nothing usable. Stores: memory (embedded default) and Redis (shared by instances, surviving
 //! restarts).
 
-use parking_lot::Mutex;
 use std::collections::HashMap;
 
 use aes_gcm::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
@@ -14,6 +13,7 @@ use aes_gcm::{Aes256Gcm, Key, Nonce};
 use async_trait::async_trait;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use parking_lot::Mutex;
 use redis::AsyncCommands;
 use redis::aio::ConnectionManager;
 

@@ -18,11 +18,11 @@
 //! costs is what memory always costs: a crash during the outage loses those legs (the provider's
 //! redelivery and the next event rebuild them).
 
-use parking_lot::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
 use cti_protocol::event::EndReason;
+use parking_lot::Mutex;
 
 use super::leg::Leg;
 use super::store::{CallStore, MemoryCallStore, StoreError, sort_legs};

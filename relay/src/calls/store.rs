@@ -3,9 +3,10 @@
 //! Behind a trait so a shared store (Redis) can carry calls across relay restarts and instances;
 //! the in-memory store is the embedded default for a single instance.
 
-use parking_lot::Mutex;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
+
+use parking_lot::Mutex;
 
 use super::leg::Leg;
 use crate::clock::{SharedClock, SystemClock};

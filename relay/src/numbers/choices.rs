@@ -4,10 +4,10 @@
 //! actually Anna", that should stick for that rep (another rep may know the line as someone
 //! else's). Kept per (tenant, rep, number), in memory or in Redis beside the index.
 
-use parking_lot::Mutex;
 use std::collections::HashMap;
 
 use async_trait::async_trait;
+use parking_lot::Mutex;
 
 use super::index::IndexError;
 

@@ -6,11 +6,11 @@
 //! rebuild crawls may be older than what the crawl read or newer; the rebuild re-applies the
 //! changes noted since it started, after its swap, so the newer state always wins.
 
-use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use parking_lot::Mutex;
 
 use super::index::IndexError;
 use crate::clock::SharedClock;

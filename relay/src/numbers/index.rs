@@ -4,10 +4,10 @@
 //! instances) are interchangeable. A rebuild prepares a complete new generation and swaps it in
 //! at once, so a lookup never sees a half-built index.
 
-use parking_lot::RwLock;
 use std::collections::HashMap;
 
 use async_trait::async_trait;
+use parking_lot::RwLock;
 
 use super::generation::Generation;
 use super::record::IndexedRecord;

@@ -8,8 +8,9 @@
 //! is remembered, with V2's reason, so an unknown caller does not repeat the refused request on
 //! every ring.
 
-use parking_lot::Mutex;
 use std::collections::HashMap;
+
+use parking_lot::Mutex;
 
 use crate::v2::client::{Collection, V2Client, V2Error};
 use crate::v2::records::{CALLER_COLLECTIONS, caller_record, phone_filter};

@@ -30,10 +30,11 @@ pub use normalize::{DefaultRegion, InvalidNumber, Normalized, normalize, to_e164
 pub use record::IndexedRecord;
 pub use refresh::{IndexStatus, RefreshPhase, RefreshStatus};
 
-use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
+
+use parking_lot::Mutex;
 
 use crate::clock::SharedClock;
 use crate::metrics::{Metrics, SignalLabels};

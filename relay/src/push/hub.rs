@@ -10,13 +10,13 @@
 //! included), so a call reaches the rep's widget whichever instance took the provider's webhook.
 //! When Redis fails, the hub keeps working alone, in memory, until it returns.
 
-use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use cti_protocol::ws::CallView;
+use parking_lot::Mutex;
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, watch};
 

@@ -10,11 +10,11 @@
 //! across restarts and across the two stores (a relay that fell back to memory while Redis was
 //! away, then returned to it), and a widget's "last applied" stays meaningful.
 
-use parking_lot::Mutex;
 use std::collections::{HashMap, VecDeque};
 
 use async_trait::async_trait;
 use cti_protocol::ws::CallView;
+use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
 use crate::clock::SharedClock;

@@ -35,10 +35,10 @@
 
 pub(crate) mod server;
 
-use parking_lot::Mutex;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
+use parking_lot::Mutex;
 use tokio::sync::{broadcast, watch};
 
 use crate::SimConfig;

@@ -37,10 +37,10 @@ mod http;
 pub mod xml;
 pub(crate) mod xmpp;
 
-use parking_lot::Mutex;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use parking_lot::Mutex;
 use tokio::sync::mpsc;
 
 use crate::SimConfig;

@@ -19,13 +19,13 @@ mod call;
 mod delivery;
 mod http;
 
-use parking_lot::{Mutex, MutexGuard};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use cti_protocol::event::{Direction, EndReason, EventType};
+use parking_lot::{Mutex, MutexGuard};
 use tokio::sync::mpsc;
 
 use crate::SimConfig;

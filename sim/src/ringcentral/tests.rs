@@ -1,7 +1,6 @@
 //! The account's strictness over real HTTP: the simulator on one port, a webhook receiver on
 //! another.
 
-use parking_lot::Mutex;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,6 +9,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use base64::Engine;
+use parking_lot::Mutex;
 use serde_json::{Value, json};
 
 use crate::{SimConfig, SimHandle};

@@ -7,7 +7,6 @@
 //! hanging up is the caller's BYE, triggered by a SIP INFO this module sends to its own SIPp
 //! (the scenario waits for it while the call is up).
 
-use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::net::{SocketAddr, UdpSocket};
 use std::path::PathBuf;
@@ -20,6 +19,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use parking_lot::Mutex;
 use serde::Deserialize;
 use serde_json::json;
 

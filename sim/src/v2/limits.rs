@@ -9,7 +9,6 @@
 //! `id gt '...'`) refused. A 429 without Retry-After is a fault (`"retry_after": false`), since V2
 //! does not document that header. All are off by default.
 
-use parking_lot::Mutex;
 use std::sync::Arc;
 
 use axum::Json;
@@ -17,6 +16,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use time::OffsetDateTime;

@@ -5,10 +5,10 @@
 //! from the widget's payload with `externalId.displayId` (SAP KBA 3481409), and `transcript` is
 //! writable (a published integration PATCHes it). The limits below are inferred.
 
-use parking_lot::Mutex;
 use std::sync::atomic::Ordering;
 
 use axum::http::StatusCode;
+use parking_lot::Mutex;
 use serde_json::Value;
 
 use super::V2Error;

@@ -2,10 +2,10 @@
 //! accepts, and the direct access the simulator's other parts and the tests use (phone lookup,
 //! imports, touching a record) without going through HTTP.
 
-use parking_lot::RwLock;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
+use parking_lot::RwLock;
 use serde::Serialize;
 use serde_json::Value;
 

@@ -1,11 +1,11 @@
 //! The org's strictness over real HTTP: the simulator on one port, a webhook receiver on another.
 
-use parking_lot::Mutex;
 use std::sync::Arc;
 
 use axum::Router;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
+use parking_lot::Mutex;
 use serde_json::{Value, json};
 
 use crate::{SimConfig, SimHandle};

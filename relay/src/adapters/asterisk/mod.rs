@@ -26,13 +26,13 @@ pub mod client;
 mod connector;
 pub mod mapping;
 
-use parking_lot::Mutex;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use cti_protocol::ws::{CallCommand, Control};
 use futures_util::future::BoxFuture;
+use parking_lot::Mutex;
 use serde::Deserialize;
 use tokio::sync::{mpsc, oneshot};
 

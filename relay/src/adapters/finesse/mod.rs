@@ -28,13 +28,13 @@ pub mod mapping;
 pub mod xml;
 pub mod xmpp;
 
-use parking_lot::Mutex;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use cti_protocol::ws::CallCommand;
 use futures_util::future::BoxFuture;
+use parking_lot::Mutex;
 use reqwest::Method;
 use serde::Deserialize;
 

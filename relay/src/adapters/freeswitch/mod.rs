@@ -23,13 +23,13 @@ mod connector;
 pub mod esl;
 pub mod mapping;
 
-use parking_lot::Mutex;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use cti_protocol::ws::{CallCommand, Control};
 use futures_util::future::BoxFuture;
+use parking_lot::Mutex;
 use serde::Deserialize;
 use tokio::sync::{mpsc, oneshot};
 

@@ -19,13 +19,13 @@ mod api;
 pub(crate) mod connector;
 pub mod mapping;
 
-use parking_lot::Mutex;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use cti_protocol::ws::CallCommand;
 use futures_util::future::BoxFuture;
+use parking_lot::Mutex;
 use reqwest::Method;
 use serde::Deserialize;
 use serde_json::{Value, json};

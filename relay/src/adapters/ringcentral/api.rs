@@ -1,9 +1,9 @@
 //! RingCentral's REST API as the adapter uses it: an OAuth token (JWT bearer, else client
 //! credentials) kept and renewed, and JSON requests that name RingCentral's refusal.
 
-use parking_lot::Mutex;
 use std::time::Duration;
 
+use parking_lot::Mutex;
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 use tokio::time::Instant;

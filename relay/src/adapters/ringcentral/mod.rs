@@ -22,7 +22,6 @@ mod mapping;
 mod settings;
 mod shared;
 
-use parking_lot::{Mutex, MutexGuard};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -31,6 +30,7 @@ use axum::response::IntoResponse;
 use cti_protocol::event::TelephonyEvent;
 use cti_protocol::ws::CallCommand;
 use futures_util::future::BoxFuture;
+use parking_lot::{Mutex, MutexGuard};
 use serde_json::Value;
 
 use super::reps::Reps;

@@ -487,9 +487,9 @@ async fn catch_up(shared: &Shared, link: &Link, rep: &str) -> Result<(), LinkErr
 
 #[cfg(test)]
 mod tests {
-    use parking_lot::Mutex;
     use std::net::SocketAddr;
 
+    use parking_lot::Mutex;
     use rsip::headers::ToTypedHeader;
     use rsip::prelude::{HasHeaders, HeadersExt};
     use tokio::net::UdpSocket;

@@ -19,13 +19,13 @@ pub mod dialog_info;
 pub mod mapping;
 pub mod ua;
 
-use parking_lot::Mutex;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use cti_protocol::ws::{CallCommand, Control};
 use futures_util::future::BoxFuture;
+use parking_lot::Mutex;
 use serde::Deserialize;
 
 use super::{

@@ -2,13 +2,13 @@
 //! tenant's Entra ID, kept and renewed; JSON requests that name Graph's refusal), and the check
 //! of the Bot Framework tokens on calls to the bot (reference 3.3).
 
-use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use parking_lot::Mutex;
 use reqwest::{Method, StatusCode};
 use serde::Deserialize;
 use serde_json::Value;

@@ -46,7 +46,6 @@ mod mapping;
 mod presence;
 mod shared;
 
-use parking_lot::{Mutex, MutexGuard};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -56,6 +55,7 @@ use axum::http::{Method, StatusCode, header};
 use axum::response::IntoResponse;
 use cti_protocol::ws::{CallCommand, Control};
 use futures_util::future::BoxFuture;
+use parking_lot::{Mutex, MutexGuard};
 use serde::Deserialize;
 use serde_json::{Value, json};
 

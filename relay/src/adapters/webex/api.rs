@@ -2,9 +2,9 @@
 //! refresh token (Webex may hand out a new one with each refresh; the newest is kept), and JSON
 //! requests that name Webex's refusal.
 
-use parking_lot::Mutex;
 use std::time::Duration;
 
+use parking_lot::Mutex;
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 use tokio::time::Instant;

@@ -20,7 +20,6 @@ mod api;
 mod mapping;
 mod shared;
 
-use parking_lot::{Mutex, MutexGuard};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,6 +30,7 @@ use cti_protocol::event::{Direction, EventType, TelephonyEvent};
 use cti_protocol::ws::{CallCommand, CallState};
 use futures_util::future::BoxFuture;
 use hmac::{Hmac, Mac};
+use parking_lot::{Mutex, MutexGuard};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
