@@ -26,11 +26,13 @@
 //!   rules, a consent policy, a provider's settings) from the domains that define them and calls
 //!   nothing.
 //! - the ground: [`identity`] (who may talk to the relay: reps' tokens, V2's event
-//!   credentials), [`metrics`], [`clock`], [`secret`] (secrets, and numbers masked for logs),
-//!   [`shared_store`] (the Redis connection), [`error`] (the HTTP error enum).
+//!   credentials), [`admission`] (widget connections counted until they sign in), [`metrics`],
+//!   [`clock`], [`secret`] (secrets, and numbers masked for logs), [`shared_store`] (the Redis
+//!   connection), [`error`] (the HTTP error enum).
 
 pub mod activity;
 pub mod adapters;
+pub mod admission;
 pub mod agent;
 pub mod api;
 pub mod authority;

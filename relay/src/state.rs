@@ -338,7 +338,7 @@ pub struct AppState {
     /// With Redis: whether this instance hears the other instances' call messages.
     pub fanout: crate::push::Fanout,
     /// Widget connections still waiting for their `hello`, counted against the limits.
-    pub pending_hellos: crate::agent::admission::PendingHellos,
+    pub pending_hellos: crate::admission::PendingHellos,
     /// Flips to true when the relay stops: WebSocket sessions close with 1012 so widgets
     /// reconnect (to this relay once restarted, or to another instance) at once.
     shutdown: tokio::sync::watch::Sender<bool>,
@@ -431,7 +431,7 @@ impl AppState {
             stripes: Arc::default(),
             shutdown: tokio::sync::watch::channel(false).0,
             fanout: crate::push::Fanout::default(),
-            pending_hellos: crate::agent::admission::PendingHellos::new(
+            pending_hellos: crate::admission::PendingHellos::new(
                 config.limits.pending_hellos,
                 config.limits.pending_hellos_per_client,
             ),

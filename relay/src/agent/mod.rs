@@ -8,7 +8,6 @@
 //! This module sits above the domains (calls, activity, numbers, adapters, authority) and
 //! below the HTTP routes: it may call any domain, and no domain calls it.
 
-pub mod admission;
 pub mod commands;
 pub mod error;
 pub mod session;

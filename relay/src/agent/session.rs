@@ -12,10 +12,10 @@ use cti_protocol::ws::{ClientMessage, ServerMessage};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until, timeout};
 
-use super::admission::Pending;
 use super::sign_in_watch::SignInWatch;
 use super::throttle::Throttle;
 use super::{AgentError, commands};
+use crate::admission::Pending;
 use crate::identity::AgentIdentity;
 use crate::push::hub::LiveEnd;
 use crate::state::AppState;

@@ -9,7 +9,7 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
 
 use super::client_addr::ClientAddr;
-use crate::agent::admission::Pending;
+use crate::admission::Pending;
 use crate::agent::session::{self, Inbound, Outbound};
 use crate::error::ApiError;
 use crate::state::AppState;
