@@ -42,6 +42,10 @@ pub enum AuthError {
     /// likely a key just rotated in, so worth another try shortly.
     #[error("token signed with key {0:?}, not fetched yet; try again shortly")]
     KeyNotYetFetched(String),
+    /// A token of an identity zone the relay has not fetched keys for yet, while another new
+    /// zone's keys were fetched too recently: worth another try shortly.
+    #[error("the keys of identity zone {0:?} are not fetched yet; try again shortly")]
+    ZoneNotYetFetched(String),
     #[error("token rejected: {0}")]
     Invalid(#[source] jsonwebtoken::errors::Error),
     #[error("token names no tenant (app_tid or zid) or no user")]
@@ -68,7 +72,9 @@ impl AuthError {
     pub fn is_transient(&self) -> bool {
         matches!(
             self,
-            AuthError::KeysUnavailable(_) | AuthError::KeyNotYetFetched(_)
+            AuthError::KeysUnavailable(_)
+                | AuthError::KeyNotYetFetched(_)
+                | AuthError::ZoneNotYetFetched(_)
         )
     }
 }
@@ -459,7 +465,7 @@ impl JwtVerifier {
         let mut last = last_new.lock().await;
         let now = self.clock.now_ms();
         if last.is_some_and(|at| now.saturating_sub(at) < NEW_ZONE_INTERVAL_MS) {
-            return Err(AuthError::KeyNotYetFetched(zone));
+            return Err(AuthError::ZoneNotYetFetched(zone));
         }
         *last = Some(now);
         if zones.read().await.len() >= MAX_ZONES {
@@ -747,6 +753,10 @@ pub(crate) mod tests {
             .await
             .expect_err("too soon");
         assert!(err.is_transient(), "{err}");
+        assert!(
+            matches!(&err, AuthError::ZoneNotYetFetched(zone) if zone == "globex"),
+            "{err}"
+        );
         next_zone();
         let globex = verifier
             .verify(&token("globex", "globex"))
