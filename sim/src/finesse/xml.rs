@@ -1,13 +1,12 @@
 //! The little XML the simulated Finesse needs: stanzas cut out of its XMPP stream to the
-//! notification service, and request bodies read into small element trees, with quick-xml.
+//! notification service, and request bodies read into small element trees.
 //!
-//! Apart from the relay's reader of the same shape on purpose: the simulator checks what the
-//! relay sends, so the two must not share a mistake in reading XML.
+//! Read with a strict XML 1.0 parser (roxmltree), not the relay's quick-xml reader: the
+//! simulator checks what the relay sends, so it refuses what a real server's parser refuses
+//! (undeclared prefixes, duplicate attributes, unknown entities) and shares no reading mistake
+//! with the relay.
 
-use quick_xml::events::Event;
-use quick_xml::reader::Reader;
-
-/// One element: its local name, attributes (by their name as written), text and children.
+/// One element: its local name, attributes (by their local name), text and children.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Element {
     pub name: String,
@@ -48,90 +47,65 @@ impl Element {
 
 #[derive(Debug, thiserror::Error)]
 #[error("malformed XML: {0}")]
-pub struct XmlError(pub String);
+pub struct XmlError(String);
 
-fn local(name: &[u8]) -> String {
-    let name = String::from_utf8_lossy(name);
-    match name.rsplit_once(':') {
-        Some((_, local)) => local.to_string(),
-        None => name.into_owned(),
-    }
-}
-
-/// Reads one document (or one stanza) into its root element.
+/// Reads one document (a request body) into its root element, refusing whatever is not
+/// well-formed XML 1.0 with its namespaces declared, as Finesse's own XML parser would.
 pub fn parse(text: &str) -> Result<Element, XmlError> {
-    let mut reader = Reader::from_str(text);
-    let mut stack: Vec<Element> = Vec::new();
-    loop {
-        match reader.read_event() {
-            Ok(Event::Start(start)) => stack.push(open(&start)?),
-            Ok(Event::Empty(start)) => {
-                let element = open(&start)?;
-                match stack.last_mut() {
-                    Some(parent) => parent.children.push(element),
-                    None => return Ok(element),
-                }
-            }
-            Ok(Event::End(_)) => {
-                let element = stack
-                    .pop()
-                    .ok_or_else(|| XmlError("unbalanced end".into()))?;
-                match stack.last_mut() {
-                    Some(parent) => parent.children.push(element),
-                    None => return Ok(element),
-                }
-            }
-            Ok(Event::Text(t)) => {
-                if let Some(top) = stack.last_mut() {
-                    let raw = String::from_utf8_lossy(t.as_ref()).into_owned();
-                    let text =
-                        quick_xml::escape::unescape(&raw).map_err(|e| XmlError(e.to_string()))?;
-                    top.text.push_str(&text);
-                }
-            }
-            Ok(Event::GeneralRef(r)) => {
-                if let Some(top) = stack.last_mut() {
-                    let name = String::from_utf8_lossy(r.as_ref()).into_owned();
-                    let reference = format!("&{name};");
-                    let text = quick_xml::escape::unescape(&reference)
-                        .map_err(|e| XmlError(e.to_string()))?;
-                    top.text.push_str(&text);
-                }
-            }
-            Ok(Event::CData(c)) => {
-                if let Some(top) = stack.last_mut() {
-                    top.text.push_str(&String::from_utf8_lossy(c.as_ref()));
-                }
-            }
-            Ok(Event::Eof) => return Err(XmlError("no root element".into())),
-            Ok(_) => {}
-            Err(e) => return Err(XmlError(e.to_string())),
-        }
-    }
+    let document = roxmltree::Document::parse(text).map_err(|e| XmlError(e.to_string()))?;
+    Ok(element(document.root_element()))
 }
 
-fn open(start: &quick_xml::events::BytesStart<'_>) -> Result<Element, XmlError> {
-    let mut element = Element {
-        name: local(start.name().as_ref()),
-        ..Element::default()
-    };
-    for attr in start.attributes() {
-        let attr = attr.map_err(|e| XmlError(e.to_string()))?;
-        let value = attr
-            .unescape_value()
-            .map_err(|e| XmlError(e.to_string()))?
-            .into_owned();
-        element.attrs.push((
-            String::from_utf8_lossy(attr.key.as_ref()).into_owned(),
-            value,
-        ));
+/// Reads one stanza cut out of the XMPP stream. Its `stream:` prefix (on `<stream:features>`,
+/// `<stream:error>`) was declared by the stream's opening tag, so it is declared again around
+/// the stanza for it to be read on its own.
+pub fn parse_stanza(text: &str) -> Result<Element, XmlError> {
+    let wrapped = format!("<stanza xmlns:stream='{STREAMS_NS}'>{text}</stanza>");
+    let document = roxmltree::Document::parse(&wrapped).map_err(|e| XmlError(e.to_string()))?;
+    document
+        .root_element()
+        .children()
+        .find(roxmltree::Node::is_element)
+        .map(element)
+        .ok_or_else(|| XmlError("no stanza".into()))
+}
+
+const STREAMS_NS: &str = "http://etherx.jabber.org/streams";
+
+fn element(node: roxmltree::Node<'_, '_>) -> Element {
+    Element {
+        name: node.tag_name().name().to_string(),
+        attrs: node
+            .attributes()
+            .map(|a| (a.name().to_string(), a.value().to_string()))
+            .collect(),
+        text: node
+            .children()
+            .filter(roxmltree::Node::is_text)
+            .filter_map(|t| t.text())
+            .collect(),
+        children: node
+            .children()
+            .filter(roxmltree::Node::is_element)
+            .map(element)
+            .collect(),
     }
-    Ok(element)
 }
 
 /// Text or an attribute value made safe for XML.
 pub fn escape(text: &str) -> String {
-    quick_xml::escape::escape(text).into_owned()
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// What the front of an XMPP stream's buffer holds.
@@ -200,4 +174,77 @@ fn tag_end(buffer: &[u8], from: usize) -> Option<usize> {
         }
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_request_body_is_read_with_its_entities_and_cdata() {
+        let body = "<?xml version='1.0' encoding='UTF-8'?>\
+            <Dialog><requestedAction>MAKE_CALL</requestedAction>\
+            <toAddress>  +41 44 &amp; 1 </toAddress><note><![CDATA[a <b>]]></note></Dialog>";
+        let dialog = parse(body).expect("well-formed");
+        assert_eq!(dialog.name, "Dialog");
+        assert_eq!(dialog.text_of("requestedAction"), "MAKE_CALL");
+        assert_eq!(dialog.text_of("toAddress"), "+41 44 & 1");
+        assert_eq!(dialog.text_of("note"), "a <b>");
+    }
+
+    #[test]
+    fn what_a_strict_parser_refuses_is_refused() {
+        for body in [
+            "",
+            "<Dialog>",
+            "<a><b></a>",
+            "<Dialog a='1' a='2'/>",
+            "<x:Dialog/>",
+            "<Dialog>&nbsp;</Dialog>",
+            "<Dialog/><Dialog/>",
+        ] {
+            assert!(parse(body).is_err(), "{body:?} taken");
+        }
+    }
+
+    #[test]
+    fn stanzas_are_cut_from_the_stream_and_read_with_the_stream_prefix() {
+        let stream = b"<?xml version='1.0'?><stream:stream xmlns='jabber:client' \
+            xmlns:stream='http://etherx.jabber.org/streams' id='x'>\
+            <stream:features><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></stream:features>\
+            <iq type='result' id='a&apos;1'><query xmlns='jabber:iq:version'/></iq>";
+        let (piece, used) = split(stream).expect("declaration");
+        assert_eq!(piece, Piece::Stanza(String::new()));
+        let rest = &stream[used..];
+        let (piece, used) = split(rest).expect("open");
+        assert_eq!(piece, Piece::StreamOpen);
+        let rest = &rest[used..];
+        let (Piece::Stanza(features), used) = split(rest).expect("features") else {
+            panic!("a stanza")
+        };
+        let features = parse_stanza(&features).expect("the stream prefix is declared");
+        assert_eq!(features.name, "features");
+        assert!(features.child("bind").is_some());
+        let rest = &rest[used..];
+        let (Piece::Stanza(iq), _) = split(rest).expect("iq") else {
+            panic!("a stanza")
+        };
+        let iq = parse_stanza(&iq).expect("an iq");
+        assert_eq!(
+            (iq.attr("type"), iq.attr("id")),
+            (Some("result"), Some("a'1"))
+        );
+        assert!(parse_stanza("<iq><unclosed></iq>").is_err());
+    }
+
+    #[test]
+    fn escaped_text_reads_back_as_written() {
+        let text = "a & b < c > d \"e\" 'f'";
+        let element =
+            parse(&format!("<t v=\"{}\">{}</t>", escape(text), escape(text))).expect("xml");
+        assert_eq!(
+            (element.attr("v"), element.text.as_str()),
+            (Some(text), text)
+        );
+    }
 }

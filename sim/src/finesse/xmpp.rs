@@ -117,7 +117,7 @@ impl Client {
                     Piece::StreamOpen => {}
                     Piece::StreamClose => anyhow::bail!("the stream closed"),
                     Piece::Stanza(text) if text.is_empty() => {}
-                    Piece::Stanza(text) => return Ok(xml::parse(&text)?),
+                    Piece::Stanza(text) => return Ok(xml::parse_stanza(&text)?),
                 }
             }
             let mut chunk = [0u8; 8192];
