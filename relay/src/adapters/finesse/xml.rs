@@ -1,8 +1,8 @@
 //! The little XML the Finesse adapter needs: top-level stanzas cut out of an XMPP stream, and
 //! small element trees (a stanza, a Finesse `<Update>` or `<Dialogs>`) read with quick-xml.
 //!
-//! The simulated Finesse has its own copy of this reader on purpose: it stands for a server the
-//! relay does not control, so a mistake in reading XML must not be shared by both sides of a test.
+//! The simulated Finesse reads with a strict parser of its own, so a mistake in this reader is
+//! not shared by both sides of a test.
 
 use quick_xml::events::Event;
 use quick_xml::reader::Reader;
