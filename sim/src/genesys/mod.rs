@@ -51,8 +51,9 @@ pub use http::routes;
 /// Most topics one channel takes (reference 1.1).
 pub const MAX_TOPICS: usize = 1_000;
 
-/// Whether a topic is one the org has: the user call topics of known users, and the system topic
-/// (inferred: Genesys refuses topics it does not know with a 400).
+/// Whether a topic is one a channel may subscribe to: the conversation topics of known users
+/// (inferred: Genesys refuses topics it does not know with a 400; `v2.system.*` and
+/// `channel.metadata` reach every socket without a subscription).
 pub(crate) fn known_topic(users: &[User], topic: &str) -> bool {
     if let Some(rest) = topic.strip_prefix("v2.users.")
         && let Some(user) = rest
