@@ -107,16 +107,12 @@ pub fn date(text: &str, locale: &str) -> String {
         && (1..=31).contains(&day)
     {
         let millis = days_from_civil(year, month, day) * 86_400_000;
-        let options = js_sys::Object::new();
-        for (name, value) in [
-            ("day", "numeric"),
-            ("month", "short"),
-            ("year", "numeric"),
-            ("timeZone", "UTC"),
-        ] {
-            // Setting a property on a fresh plain object cannot fail.
-            let _ = js_sys::Reflect::set(&options, &name.into(), &value.into());
-        }
+        let options = intl_options([
+            ("day", "numeric".into()),
+            ("month", "short".into()),
+            ("year", "numeric".into()),
+            ("timeZone", "UTC".into()),
+        ]);
         let date = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(millis as f64));
         return String::from(date.to_locale_date_string(locale, &options));
     }
@@ -131,19 +127,16 @@ pub fn date_time(text: &str, locale: &str, zone: Option<&str>) -> String {
     let Some(millis) = parse_rfc3339_ms(text) else {
         return text.to_owned();
     };
-    let options = js_sys::Object::new();
-    for (name, value) in [
-        ("day", "numeric"),
-        ("month", "short"),
-        ("hour", "2-digit"),
-        ("minute", "2-digit"),
-    ] {
-        // Setting a property on a fresh plain object cannot fail.
-        let _ = js_sys::Reflect::set(&options, &name.into(), &value.into());
-    }
+    let mut fields = vec![
+        ("day", "numeric".into()),
+        ("month", "short".into()),
+        ("hour", "2-digit".into()),
+        ("minute", "2-digit".into()),
+    ];
     if let Some(zone) = zone {
-        let _ = js_sys::Reflect::set(&options, &"timeZone".into(), &zone.into());
+        fields.push(("timeZone", zone.into()));
     }
+    let options = intl_options(fields);
     let date = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(millis as f64));
     String::from(date.to_locale_string(locale, &options))
 }
@@ -161,10 +154,9 @@ pub fn amount(value: f64, currency: Option<&str>, locale: &str) -> String {
     } else {
         cents / 100.0
     };
-    let options = js_sys::Object::new();
-    for name in ["minimumFractionDigits", "maximumFractionDigits"] {
-        let _ = js_sys::Reflect::set(&options, &name.into(), &digits.into());
-    }
+    let options = intl_options(
+        ["minimumFractionDigits", "maximumFractionDigits"].map(|name| (name, digits.into())),
+    );
     let locales = js_sys::Array::of1(&locale.into());
     let formatter = js_sys::Intl::NumberFormat::new(&locales, &options);
     let number = formatter
@@ -177,6 +169,18 @@ pub fn amount(value: f64, currency: Option<&str>, locale: &str) -> String {
         Some(currency) => format!("{number} {currency}"),
         None => number,
     }
+}
+
+/// The options object an `Intl` formatter takes, from its fields.
+fn intl_options<'a>(
+    fields: impl IntoIterator<Item = (&'a str, wasm_bindgen::JsValue)>,
+) -> js_sys::Object {
+    let options = js_sys::Object::new();
+    for (name, value) in fields {
+        // Setting a property on a fresh plain object cannot fail.
+        let _ = js_sys::Reflect::set(&options, &name.into(), &value);
+    }
+    options
 }
 
 #[cfg(test)]
